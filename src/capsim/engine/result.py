@@ -1,0 +1,69 @@
+"""RunResult: what one replication measured, as plain picklable data (numpy arrays, counters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from capsim.engine.histogram import Histogram
+
+
+@dataclass
+class ClassRun:
+    """One request class over the measurement window [warmup, warmup + duration).
+
+    `arrivals` counts requests that arrived in the window; `completed` those of them that
+    finished successfully inside the window (their latency is in `latency`); `errors` those that
+    failed (rejected, timed out, pool refused) inside the window.
+    """
+
+    arrivals: int = 0
+    completed: int = 0
+    errors: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+
+@dataclass
+class TierRun:
+    """One tier over the measurement window.
+
+    Time integrals are over the window only: `busy_time` is worker-seconds spent on own work,
+    `occupied_time` worker-seconds a worker was held (own work plus, for a blocking worker, the
+    time it waits for its calls), `queue_time` request-seconds spent waiting for a worker (over
+    all instances). `queue_trace` is the number waiting at `trace_times` (evenly spaced over the
+    window), used to tell a growing queue from a stable one. `age` is a queue tier's message age
+    (enqueue to done); `pool_wait` a database pool's wait for a connection.
+    """
+
+    workers: int = 0
+    arrivals: int = 0
+    completed: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    busy_time: float = 0.0
+    occupied_time: float = 0.0
+    queue_time: float = 0.0
+    queue_max: int = 0
+    wait: Histogram = field(default_factory=Histogram)
+    queue_trace: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    trace_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    age: Histogram | None = None
+    pool_wait: Histogram | None = None
+    pool_rejected: int = 0
+
+
+@dataclass
+class RunResult:
+    """Everything one replication measured; `classes` and `tiers` are indexed like the model."""
+
+    seed: int
+    replication: int
+    duration: float
+    warmup: float
+    classes: list[ClassRun]
+    tiers: list[TierRun]
+    engine_path: str  # "vectorised" | "events"
+    engine_reason: str
+    events: int = 0  # events (or requests, for the vectorised path) processed
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds

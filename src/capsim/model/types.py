@@ -1,0 +1,201 @@
+"""The resolved model: frozen, index-based, numpy-ready data that the engine runs.
+
+Everything here is plain data. The scenario layer's pydantic objects are turned into these by
+`capsim.model.build.build_model`; the engine never sees YAML or pydantic.
+
+Conventions
+-----------
+* Tiers and classes are referred to by their index into `Model.tiers` / `Model.classes`.
+* Every time is float seconds, every rate per second.
+* A tier's behaviour for a request of class ``k`` is ``tier.work[k]``: first the tier's own
+  work (one worker busy for ``service_time``), then its ``calls`` one step after another.
+* Tier-type specifics are lowered into the same shape wherever possible:
+  - load_balancer: ``work[k].calls`` is ``(Call(backend, algorithm=<lb algorithm>),)``;
+  - cache / cdn: ``work[k].calls`` starts with ``Call(on_miss_or_shield, probability=1-hit)``;
+    an origin shield is a synthetic tier named ``<cdn>.origin_shield`` of kind ``cache``;
+  - queue: a call to a queue tier is asynchronous (the caller spends ``publish_time``); the
+    queue's consumers are its workers (``instances=1``, ``concurrency=consumers*concurrency``),
+    and ``max_queue`` holds its ``max_depth``;
+  - database: ``instances`` primaries serve writes, ``replicas`` serve reads (reads go to
+    primaries when there are no replicas); ``work[k].read_ratio`` is the read fraction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from capsim.model.distributions import Distribution
+
+TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
+Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
+BALANCING_ALGORITHMS: tuple[str, ...] = ("round_robin", "random", "least_connections", "power_of_two")
+STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A synchronous (or, to a queue tier, asynchronous) call to another tier.
+
+    Made with `probability`; when made, it is repeated `repeat` times one after another.
+    `algorithm`, when set, overrides the callee's own balancing (a load balancer's choice).
+    """
+
+    tier: int
+    probability: float = 1.0
+    repeat: int = 1
+    algorithm: str | None = None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Exactly one of the options, by probability; the rest of the mass (1 - sum) makes no call."""
+
+    options: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Fan-out: every branch starts at once; the step ends when the slowest branch ends."""
+
+    branches: tuple[Step, ...]
+
+
+Step = Union[Call, OneOf, Parallel]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one tier does for one request class: its own work, then its calls in order."""
+
+    service_time: Distribution
+    calls: tuple[Step, ...] = ()
+    read_ratio: float = 1.0  # database tiers only: share of calls that are reads
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A database connection pool shared by all callers (size in flight, FIFO waiting room)."""
+
+    size: int
+    max_waiting: int | None = None  # None: unbounded waiting room
+    timeout: float | None = None  # seconds a call may wait for a connection
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One resolved tier. `work` is indexed by class index and always has one entry per class."""
+
+    name: str
+    index: int
+    kind: TierKind
+    instances: int
+    concurrency: int
+    blocking: bool
+    balancing: str
+    work: tuple[Work, ...]
+    max_queue: int | None = None  # waiting room per instance; None unbounded, 0 loss system
+    timeout: float | None = None  # a request still waiting after this is dropped (error)
+    hit_ratio: float | None = None  # cache / cdn / origin shield
+    on_miss: int | None = None  # cache / cdn: where misses go (the shield tier when there is one)
+    replicas: int = 0  # database: read replicas (each with `concurrency` workers)
+    pool: Pool | None = None  # database: connection pool
+    publish_time: Distribution | None = None  # queue: what a call to this queue costs the caller
+    synthetic: bool = False  # made by the model builder (an origin shield), not in the YAML
+
+    @property
+    def servers(self) -> int:
+        """Number of separately queued servers (instances, plus replicas for a database)."""
+        return self.instances + self.replicas
+
+    @property
+    def workers(self) -> int:
+        """Total number of workers over all servers."""
+        return self.servers * self.concurrency
+
+    @property
+    def is_async(self) -> bool:
+        """Calls to this tier are asynchronous (queue tiers)."""
+        return self.kind == "queue"
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    at: float
+    rate: float
+
+
+@dataclass(frozen=True)
+class TrafficClass:
+    """A request class: open (Poisson or constant `rate`, optional `profile`) or closed (`users`)."""
+
+    name: str
+    index: int
+    entry: int
+    rate: float | None = None
+    arrivals: Literal["poisson", "constant"] = "poisson"
+    profile: tuple[ProfilePoint, ...] = ()
+    users: int | None = None
+    think_time: Distribution | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.users is not None
+
+    def rate_at(self, t: float) -> float:
+        """Offered rate at simulated time `t` (from the start of warm-up); open classes only."""
+        if not self.profile:
+            return float(self.rate or 0.0)
+        points = self.profile
+        if t <= points[0].at:
+            return points[0].rate
+        for a, b in zip(points, points[1:]):
+            if a.at <= t < b.at:
+                if b.at == a.at:
+                    return b.rate
+                return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
+        return points[-1].rate
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective: `statistic` of a class (latency stat or error_rate) or a tier (utilization)."""
+
+    text: str  # "browse p99 <= 300ms"
+    statistic: str  # mean|p50|p90|p95|p99|p999|max|error_rate|utilization
+    limit: float
+    class_index: int | None = None
+    tier_index: int | None = None
+    line: int = 0  # line in the scenario file, for CI annotations
+
+
+@dataclass(frozen=True)
+class Simulation:
+    duration: float = 60.0
+    warmup: float = 6.0
+    replications: int = 1
+
+
+@dataclass(frozen=True)
+class Model:
+    """A complete, validated scenario ready to run."""
+
+    name: str
+    seed: int
+    simulation: Simulation
+    classes: tuple[TrafficClass, ...]
+    tiers: tuple[Tier, ...]
+    slos: tuple[Slo, ...] = ()
+    description: str = ""
+    source: str = "<scenario>"
+    tier_index: dict[str, int] = field(default_factory=dict, compare=False)
+    class_index: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def tier(self, name: str) -> Tier:
+        return self.tiers[self.tier_index[name]]
+
+    @property
+    def horizon(self) -> float:
+        """Total simulated time: warm-up plus measured duration."""
+        return self.simulation.warmup + self.simulation.duration

@@ -1,0 +1,151 @@
+"""Units of the scenario format: inside capsim every time is float seconds, every rate per second."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_RATE_UNITS = {"s": 1.0, "sec": 1.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
+_MULTIPLIERS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
+_RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*([kKMG]?)\s*(?:/\s*([a-z]+))?\s*$")
+_RATIO_RE = re.compile(rf"^\s*({_NUMBER})\s*(%?)\s*$")
+_SIZE_RE = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z]*)\s*$")
+
+
+class UnitError(ValueError):
+    """A value could not be read in the expected unit; the message says what would be valid."""
+
+
+def _finite(value: float, text: object) -> float:
+    if not math.isfinite(value):
+        raise UnitError(f"{text!r} is not a finite number")
+    return value
+
+
+def _number(value: object, what: str) -> float | None:
+    """A plain number (not bool) as float, or None when `value` is not a number."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a {what}, got the boolean {value!r}")
+    if isinstance(value, (int, float)):
+        return _finite(float(value), value)
+    return None
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number (seconds) or a string such as ``250ms``, ``1.5s``, ``2min``, ``1h``."""
+    number = _number(value, "duration")
+    if number is not None:
+        return number
+    if not isinstance(value, str):
+        raise UnitError(f"expected a duration such as 250ms or 2min, got {value!r}")
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise UnitError(f"{value!r} is not a duration; write a number and a unit, e.g. 250ms, 1.5s, 2min")
+    amount, unit = match.groups()
+    unit = unit or "s"
+    if unit not in _DURATION_UNITS:
+        valid = ", ".join(["us", "ms", "s", "min (or m)", "h", "d"])
+        raise UnitError(f"unknown duration unit {unit!r} in {value!r}; valid units: {valid}")
+    return _finite(float(amount) * _DURATION_UNITS[unit], value)
+
+
+def parse_rate(value: object) -> float:
+    """Per-second rate from a number or ``N/s``, ``N/min``, ``N/h``, ``N/d`` with k/M/G multipliers."""
+    number = _number(value, "rate")
+    if number is not None:
+        return number
+    if not isinstance(value, str):
+        raise UnitError(f"expected a rate such as 800/s or 48k/min, got {value!r}")
+    match = _RATE_RE.match(value)
+    if not match:
+        raise UnitError(f"{value!r} is not a rate; write e.g. 800/s, 48k/min, 1.2M/h")
+    amount, multiplier, unit = match.groups()
+    unit = unit or "s"
+    if unit not in _RATE_UNITS:
+        raise UnitError(f"unknown rate unit '/{unit}' in {value!r}; valid units: /s, /min, /h, /d")
+    return _finite(float(amount) * _MULTIPLIERS[multiplier] * _RATE_UNITS[unit], value)
+
+
+def parse_ratio(value: object) -> float:
+    """A ratio in [0, 1] from a number or a percentage string (``85%``, ``0.1%``)."""
+    number = _number(value, "ratio")
+    if number is None:
+        if not isinstance(value, str):
+            raise UnitError(f"expected a ratio such as 0.85 or 85%, got {value!r}")
+        match = _RATIO_RE.match(value)
+        if not match:
+            raise UnitError(f"{value!r} is not a ratio; write a number in [0, 1] or a percentage like 85%")
+        amount, percent = match.groups()
+        number = _finite(float(amount) / (100.0 if percent else 1.0), value)
+    if not 0.0 <= number <= 1.0:
+        raise UnitError(f"{value!r} is outside [0, 1]; write a number in [0, 1] or a percentage 0%..100%")
+    return number
+
+
+def parse_size(value: object) -> float:
+    """Bytes from a number or a string with B, KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB."""
+    number = _number(value, "size")
+    if number is not None:
+        return number
+    if not isinstance(value, str):
+        raise UnitError(f"expected a size such as 512MiB, got {value!r}")
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise UnitError(f"{value!r} is not a size; write e.g. 512MiB or 2GB")
+    amount, unit = match.groups()
+    unit = unit or "B"
+    if unit not in _SIZE_UNITS:
+        raise UnitError(f"unknown size unit {unit!r} in {value!r}; valid units: {', '.join(_SIZE_UNITS)}")
+    return _finite(float(amount) * _SIZE_UNITS[unit], value)
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form of a duration: ``300ms``, ``1.5s``, ``2min``."""
+    if seconds == 0:
+        return "0s"
+    magnitude = abs(seconds)
+    if magnitude < 1e-3:
+        return f"{seconds * 1e6:.3g}us"
+    if magnitude < 1.0:
+        return f"{seconds * 1e3:.4g}ms"
+    if magnitude < 120.0:
+        return f"{seconds:.4g}s"
+    if magnitude < 7200.0:
+        return f"{seconds / 60.0:.4g}min"
+    return f"{seconds / 3600.0:.4g}h"
+
+
+def format_rate(per_second: float) -> str:
+    """A short human form of a rate: ``800/s``."""
+    return f"{per_second:.4g}/s"
+
+
+def format_ratio(ratio: float) -> str:
+    """A percentage with enough digits for small error-rate limits: ``0.1%``, ``70%``."""
+    return f"{ratio * 100:.4g}%"
