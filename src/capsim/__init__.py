@@ -1,0 +1,90 @@
+"""capsim: a capacity-planning simulator for web architectures.
+
+The library is usable without the command line::
+
+    import capsim
+    report = capsim.run_file("scenarios/web-shop.yaml", overrides=["tiers.app.instances=12"])
+    print(report.data["classes"]["browse"]["latency"]["p99"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from capsim.analysis.report import Report
+    from capsim.model.types import Model
+    from capsim.scenario.schema import Scenario
+
+__all__ = ["__version__", "build_model", "load_scenario", "run_file", "simulate"]
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read and validate a scenario file; raises ScenarioError listing every problem."""
+    from capsim.scenario import load_scenario as _load
+
+    return _load(path, overrides)
+
+
+def build_model(scenario: Scenario) -> Model:
+    """Resolve a validated scenario into the frozen model the engine runs."""
+    from capsim.model.build import build_model as _build
+
+    return _build(scenario)
+
+
+def simulate(
+    model: Model,
+    *,
+    replications: int | None = None,
+    engine: str = "auto",
+    executor: str = "serial",
+    workers: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Report:
+    """Run every replication of `model` and summarise them into a Report (SPEC section 3)."""
+    from capsim.analysis.summary import summarise
+    from capsim.engine.runner import run_replications
+
+    runs = run_replications(
+        model,
+        replications=replications,
+        engine=engine,  # type: ignore[arg-type]
+        executor=executor,  # type: ignore[arg-type]
+        workers=workers,
+        progress=progress,
+    )
+    return summarise(model, runs, capsim_version=__version__)
+
+
+def simulation_overrides(
+    seed: int | None = None, replications: int | None = None, duration: str | float | None = None
+) -> list[str]:
+    """The `--set` overrides equivalent to the --seed/--replications/--duration shortcuts."""
+    extra: list[str] = []
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    if replications is not None:
+        extra.append(f"simulation.replications={replications}")
+    if duration is not None:
+        extra.append(f"simulation.duration={duration}")
+    return extra
+
+
+def run_file(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    seed: int | None = None,
+    replications: int | None = None,
+    duration: str | float | None = None,
+    **options: Any,
+) -> Report:
+    """Load, build and simulate a scenario file in one call (what `capsim run` does)."""
+    all_overrides = [*overrides, *simulation_overrides(seed, replications, duration)]
+    model = build_model(load_scenario(path, all_overrides))
+    return simulate(model, **options)

@@ -1,0 +1,5 @@
+"""`python -m capsim` runs the command line."""
+
+from capsim.cli.app import main
+
+main()

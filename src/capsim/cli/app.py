@@ -1,0 +1,244 @@
+"""capsim's typer application: parse options, call the library, map errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+import capsim
+from capsim.errors import CapsimError, ScenarioError
+
+app = typer.Typer(
+    name="capsim",
+    help="Capacity-planning simulator: from a YAML scenario to latency percentiles, "
+    "utilisation and SLO verdicts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+class Engine(str, Enum):
+    auto = "auto"
+    events = "events"
+    vectorised = "vectorised"
+
+
+class Executor(str, Enum):
+    serial = "serial"
+    process = "process"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """The one place where library errors become messages and exit codes."""
+    try:
+        yield
+    except ScenarioError as error:
+        console = _stderr()
+        count = len(error.problems)
+        for problem in error.problems:
+            console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+        if count > 1:
+            console.print(f"{count} problems found.", markup=False)
+        raise typer.Exit(error.exit_code) from None
+    except CapsimError as error:
+        _stderr().print(f"error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        _stderr().print("interrupted.", markup=False)
+        raise typer.Exit(130) from None
+
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a scenario value before validation: PATH=VALUE, VALUE parsed as YAML "
+        "(e.g. --set tiers.app.instances=12). Repeatable.",
+        metavar="PATH=VALUE",
+    ),
+]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Shortcut for the scenario's `seed`.")]
+ReplicationsOption = Annotated[
+    int | None,
+    typer.Option("--replications", help="Shortcut for `simulation.replications`.", min=1),
+]
+DurationOption = Annotated[
+    str | None,
+    typer.Option("--duration", help="Shortcut for `simulation.duration` (e.g. 10min, 600)."),
+]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
+]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    from capsim.outputs import write_output
+
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    else:
+        write_output(text if text.endswith("\n") else text + "\n", output)
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown only on a terminal and only after a second."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, fraction: float, what: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.monotonic() - self.started < 1.0:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=_stderr(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(what, total=1.0)
+        self.bar.update(self.task, completed=min(max(fraction, 0.0), 1.0), description=what)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: ReplicationsOption = None,
+    duration: DurationOption = None,
+    output_format: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="Engine path: auto picks the vectorised path when the scenario allows it; "
+            "events forces the SimPy event path.",
+        ),
+    ] = Engine.auto,
+    executor: Annotated[
+        Executor,
+        typer.Option("--executor", help="Run replications one after another or on a process pool."),
+    ] = Executor.serial,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes for --executor process.", min=1)
+    ] = None,
+) -> None:
+    """Simulate a scenario and print its results."""
+    from capsim.outputs import render
+
+    with _exit_codes():
+        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        progress = _Progress()
+        try:
+            report = capsim.simulate(
+                model,
+                engine=engine.value,
+                executor=executor.value,
+                workers=workers,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+        console = _stderr()
+        for warning in report.warnings:
+            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        _emit(render(report, output_format.value, color=color), output)
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+    set_: SetOption = None,
+) -> None:
+    """Check scenario files and print every problem found; changes nothing.
+
+    Exit code 0 when every file is valid, 2 when any is not.
+    """
+    from capsim.scenario import validate_file
+
+    with _exit_codes():
+        console = _stderr()
+        failed = 0
+        for path in scenarios:
+            problems = validate_file(path, set_ or [])
+            if problems:
+                failed += 1
+                for problem in problems:
+                    console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+                console.print(f"{path}: {len(problems)} problem(s)", markup=False)
+            else:
+                sys.stdout.write(f"{path}: ok\n")
+        if failed:
+            raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario format (for editors and CI)."""
+    from capsim.scenario import scenario_json_schema
+
+    with _exit_codes():
+        sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print capsim's version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        sys.stdout.write(f"capsim {capsim.__version__}\n")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
