@@ -17,7 +17,14 @@ _DURATION_UNITS = {
     "h": 3600.0,
     "d": 86400.0,
 }
-_RATE_UNITS = {"s": 1.0, "sec": 1.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
+_RATE_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "min": 1 / 60.0,
+    "m": 1 / 60.0,
+    "h": 1 / 3600.0,
+    "d": 1 / 86400.0,
+}
 _MULTIPLIERS = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 _SIZE_UNITS = {
     "B": 1,
@@ -66,7 +73,9 @@ def parse_duration(value: object) -> float:
         raise UnitError(f"expected a duration such as 250ms or 2min, got {value!r}")
     match = _DURATION_RE.match(value)
     if not match:
-        raise UnitError(f"{value!r} is not a duration; write a number and a unit, e.g. 250ms, 1.5s, 2min")
+        raise UnitError(
+            f"{value!r} is not a duration; write a number and a unit, e.g. 250ms, 1.5s, 2min"
+        )
     amount, unit = match.groups()
     unit = unit or "s"
     if unit not in _DURATION_UNITS:
@@ -100,11 +109,15 @@ def parse_ratio(value: object) -> float:
             raise UnitError(f"expected a ratio such as 0.85 or 85%, got {value!r}")
         match = _RATIO_RE.match(value)
         if not match:
-            raise UnitError(f"{value!r} is not a ratio; write a number in [0, 1] or a percentage like 85%")
+            raise UnitError(
+                f"{value!r} is not a ratio; write a number in [0, 1] or a percentage like 85%"
+            )
         amount, percent = match.groups()
         number = _finite(float(amount) / (100.0 if percent else 1.0), value)
     if not 0.0 <= number <= 1.0:
-        raise UnitError(f"{value!r} is outside [0, 1]; write a number in [0, 1] or a percentage 0%..100%")
+        raise UnitError(
+            f"{value!r} is outside [0, 1]; write a number in [0, 1] or a percentage 0%..100%"
+        )
     return number
 
 
@@ -121,7 +134,9 @@ def parse_size(value: object) -> float:
     amount, unit = match.groups()
     unit = unit or "B"
     if unit not in _SIZE_UNITS:
-        raise UnitError(f"unknown size unit {unit!r} in {value!r}; valid units: {', '.join(_SIZE_UNITS)}")
+        raise UnitError(
+            f"unknown size unit {unit!r} in {value!r}; valid units: {', '.join(_SIZE_UNITS)}"
+        )
     return _finite(float(amount) * _SIZE_UNITS[unit], value)
 
 

@@ -81,7 +81,9 @@ SetOption = Annotated[
         metavar="PATH=VALUE",
     ),
 ]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Shortcut for the scenario's `seed`.")]
+SeedOption = Annotated[
+    int | None, typer.Option("--seed", help="Shortcut for the scenario's `seed`.")
+]
 ReplicationsOption = Annotated[
     int | None,
     typer.Option("--replications", help="Shortcut for `simulation.replications`.", min=1),

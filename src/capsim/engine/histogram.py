@@ -14,12 +14,10 @@ TOP = 1e7
 #: sqrt(GROWTH) - 1 = 0.25% of every value in it.
 GROWTH = 1.005
 _LOG_GROWTH = math.log(GROWTH)
-N_BINS = int(math.ceil(math.log(TOP / ZERO_BELOW) / _LOG_GROWTH))
+N_BINS = math.ceil(math.log(TOP / ZERO_BELOW) / _LOG_GROWTH)
 # counts[0] is the zero bin, counts[1..N_BINS] the log bins, counts[N_BINS + 1] the overflow.
 _SIZE = N_BINS + 2
-_MIDPOINTS = np.concatenate(
-    ([0.0], ZERO_BELOW * GROWTH ** (np.arange(N_BINS) + 0.5), [math.inf])
-)
+_MIDPOINTS = np.concatenate(([0.0], ZERO_BELOW * GROWTH ** (np.arange(N_BINS) + 0.5), [math.inf]))
 
 
 class Histogram:
@@ -76,7 +74,7 @@ class Histogram:
         """The q-quantile (0 < q < 1) of the counted values, nearest rank; NaN when empty."""
         if self.n == 0:
             return math.nan
-        rank = max(1, int(math.ceil(q * self.n - 1e-9)))
+        rank = max(1, math.ceil(q * self.n - 1e-9))
         cumulative = np.cumsum(self.counts)
         bin_index = int(np.searchsorted(cumulative, rank))
         value = float(_MIDPOINTS[bin_index])

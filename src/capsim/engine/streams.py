@@ -1,4 +1,4 @@
-"""The RNG tree: one numpy SeedSequence per scenario seed, one stream per replication, tier and role.
+"""The RNG tree: one SeedSequence per scenario seed, one stream per replication, owner and role.
 
 Streams are addressed by spawn keys, not by the order in which they are created, so the same
 (seed, replication, owner, role) gives the same numbers on any executor and in any order.

@@ -22,14 +22,20 @@ Conventions
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from capsim.model.distributions import Distribution
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
-BALANCING_ALGORITHMS: tuple[str, ...] = ("round_robin", "random", "least_connections", "power_of_two")
+BALANCING_ALGORITHMS: tuple[str, ...] = (
+    "round_robin",
+    "random",
+    "least_connections",
+    "power_of_two",
+)
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -62,7 +68,7 @@ class Parallel:
     branches: tuple[Step, ...]
 
 
-Step = Union[Call, OneOf, Parallel]
+Step = Call | OneOf | Parallel
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ class TrafficClass:
         points = self.profile
         if t <= points[0].at:
             return points[0].rate
-        for a, b in zip(points, points[1:]):
+        for a, b in itertools.pairwise(points):
             if a.at <= t < b.at:
                 if b.at == a.at:
                     return b.rate
