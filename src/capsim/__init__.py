@@ -45,10 +45,15 @@ def simulate(
     executor: str = "serial",
     workers: int | None = None,
     progress: Callable[[float, str], None] | None = None,
+    max_requests: float | None = None,
 ) -> Report:
-    """Run every replication of `model` and summarise them into a Report (SPEC section 3)."""
+    """Run every replication of `model` and summarise them into a Report (SPEC section 3).
+
+    Raises ResourceLimitError, before running, when the run would simulate more than
+    `max_requests` requests (default `capsim.engine.runner.DEFAULT_MAX_REQUESTS`).
+    """
     from capsim.analysis.summary import summarise
-    from capsim.engine.runner import run_replications
+    from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 
     runs = run_replications(
         model,
@@ -57,6 +62,7 @@ def simulate(
         executor=executor,  # type: ignore[arg-type]
         workers=workers,
         progress=progress,
+        max_requests=DEFAULT_MAX_REQUESTS if max_requests is None else max_requests,
     )
     return summarise(model, runs, capsim_version=__version__)
 

@@ -169,6 +169,15 @@ def run(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes for --executor process.", min=1)
     ] = None,
+    max_requests: Annotated[
+        float,
+        typer.Option(
+            "--max-requests",
+            help="Refuse (exit 3) a run that would simulate more requests than this, "
+            "over all replications.",
+            min=1,
+        ),
+    ] = 1e8,
 ) -> None:
     """Simulate a scenario and print its results."""
     from capsim.outputs import render
@@ -184,6 +193,7 @@ def run(
                 executor=executor.value,
                 workers=workers,
                 progress=progress,
+                max_requests=max_requests,
             )
         finally:
             progress.close()
