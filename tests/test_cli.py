@@ -53,8 +53,18 @@ def test_run_prints_json_that_parses_and_names_the_scenario(tiny: Path) -> None:
 def test_shortcuts_and_set_change_the_run(tiny: Path) -> None:
     result = runner.invoke(
         app,
-        ["run", str(tiny), "--format", "json", "--seed", "9", "--duration", "10s",
-         "--set", "traffic.web.rate=20/s"],
+        [
+            "run",
+            str(tiny),
+            "--format",
+            "json",
+            "--seed",
+            "9",
+            "--duration",
+            "10s",
+            "--set",
+            "traffic.web.rate=20/s",
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -87,7 +97,9 @@ def test_a_broken_scenario_exits_2_with_its_location_and_no_traceback(tmp_path: 
 
 def test_validate_reports_every_file(tiny: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SMALL.replace("rate: 50/s", "rate: -5/s").replace("concurrency: 2", "concurrency: 0"))
+    bad.write_text(
+        SMALL.replace("rate: 50/s", "rate: -5/s").replace("concurrency: 2", "concurrency: 0")
+    )
     result = runner.invoke(app, ["validate", str(tiny), str(bad)])
     assert result.exit_code == 2
     assert f"{tiny}: ok" in result.stdout

@@ -33,7 +33,8 @@ def _open_requests(traffic: TrafficClass, horizon: float) -> float:
         if b.at > a.at:
             # The rate is linear between profile points, so the trapezoid rule is exact.
             end = min(b.at, horizon)
-            total += 0.5 * (a.rate + traffic.rate_at(end)) * (end - a.at)
+            end_rate = a.rate + (b.rate - a.rate) * (end - a.at) / (b.at - a.at)
+            total += 0.5 * (a.rate + end_rate) * (end - a.at)
     if points[-1].at < horizon:
         total += points[-1].rate * (horizon - points[-1].at)
     return total
