@@ -1,0 +1,25 @@
+"""Report: the one result object every renderer reads (SPEC section 3 as a dict, plus warnings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Report:
+    """A run's result. `data` is the JSON result of SPEC section 3 (strict JSON: no NaN);
+    `warnings` are plain sentences for the user (an overloaded tier, an SLO without data)."""
+
+    data: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every SLO passed (and when there are none)."""
+        return bool(self.data.get("passed", True))
+
+    @property
+    def unstable_tiers(self) -> list[str]:
+        """Names of the tiers whose queue kept growing through the run."""
+        return [name for name, tier in self.data.get("tiers", {}).items() if not tier["stable"]]

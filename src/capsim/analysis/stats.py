@@ -1,0 +1,216 @@
+"""Statistics for summaries: Student t intervals, robust trends, and the queue-growth rule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Below this many points a queue trace says nothing about a trend.
+MIN_TRACE_POINTS = 8
+#: A queue must grow by at least this many requests over the window to count as growing.
+MIN_GROWTH = 5.0
+#: Growth over the window must exceed this many times the scatter around the trend.
+NOISE_FACTOR = 4.0
+#: Growth over the window must exceed this fraction of the trace's median level.
+LEVEL_FACTOR = 0.5
+#: At most this many trace points enter the pairwise-slope (Theil-Sen) estimate.
+_MAX_SLOPE_POINTS = 200
+#: Above this many degrees of freedom the t quantile comes from a Cornish-Fisher expansion.
+_SERIES_LIMIT = 200
+
+
+def _t_two_sided_probability(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer `df` (Abramowitz & Stegun 26.7.3 and 26.7.4)."""
+    theta = math.atan(t / math.sqrt(df))
+    sin, cos = math.sin(theta), math.cos(theta)
+    cos2 = cos * cos
+    if df % 2 == 1:
+        total, term = 0.0, 1.0
+        if df > 1:
+            total = 1.0
+            for k in range(3, df - 1, 2):
+                term *= (k - 1) / k * cos2
+                total += term
+            total *= sin * cos
+        return 2.0 / math.pi * (theta + total)
+    total, term = 1.0, 1.0
+    for k in range(2, df - 1, 2):
+        term *= (k - 1) / k * cos2
+        total += term
+    return sin * total
+
+
+def _normal_quantile(p: float) -> float:
+    """Inverse standard normal CDF (Acklam's rational approximation, refined by one Newton step)."""
+    a = (-39.69683028665376, 220.9460984245205, -275.9285104469687,
+         138.3577518672690, -30.66479806614716, 2.506628277459239)  # fmt: skip
+    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866,
+         66.80131188771972, -13.28068155288572)  # fmt: skip
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838,
+         -2.549732539343734, 4.374664141464968, 2.938163982698783)  # fmt: skip
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996, 3.754408661907416)
+    low = 0.02425
+    if p < low:
+        q = math.sqrt(-2 * math.log(p))
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
+        )
+    elif p > 1 - low:
+        return -_normal_quantile(1 - p)
+    else:
+        q = p - 0.5
+        r = q * q
+        x = (
+            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+            * q
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+        )
+    error = 0.5 * math.erfc(-x / math.sqrt(2)) - p
+    return x - error * math.sqrt(2 * math.pi) * math.exp(x * x / 2)
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The p-quantile (0.5 < p < 1) of Student's t with `df` degrees of freedom.
+
+    Exact (bisection on the closed-form CDF) up to 200 degrees of freedom, a fourth-order
+    Cornish-Fisher expansion beyond, where it agrees to better than 1e-9.
+    """
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    if not 0.5 < p < 1.0:
+        raise ValueError(f"p must be in (0.5, 1), got {p}")
+    if df > _SERIES_LIMIT:
+        z = _normal_quantile(p)
+        z2 = z * z
+        g1 = (z2 + 1) * z / 4
+        g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
+        g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
+        g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160
+        return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    target = 2 * p - 1
+    low, high = 0.0, 1.0
+    while _t_two_sided_probability(high, df) < target:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if _t_two_sided_probability(middle, df) < target:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-12 * high:
+            break
+    return (low + high) / 2
+
+
+def t_interval(estimates: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student t interval for the mean of independent per-replication estimates.
+
+    None when fewer than two estimates exist or any of them is missing (NaN): an interval over
+    the replications that happened to have data would be biased towards them.
+    """
+    values = np.asarray(estimates, dtype=np.float64)
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        return None
+    mean = float(values.mean())
+    half = (
+        student_t_quantile((1 + confidence) / 2, values.size - 1)
+        * float(values.std(ddof=1))
+        / math.sqrt(values.size)
+    )
+    return (mean - half, mean + half)
+
+
+def theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Median of the pairwise slopes: a trend estimate that a few spikes cannot move."""
+    if x.size > _MAX_SLOPE_POINTS:
+        keep = np.linspace(0, x.size - 1, _MAX_SLOPE_POINTS).round().astype(np.int64)
+        x, y = x[keep], y[keep]
+    i, j = np.triu_indices(x.size, k=1)
+    dx = x[j] - x[i]
+    usable = dx > 0
+    if not usable.any():
+        return 0.0
+    return float(np.median((y[j] - y[i])[usable] / dx[usable]))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The trend of one queue trace over the measurement window."""
+
+    slope: float  # requests per second (Theil-Sen)
+    growth: float  # slope x window: requests the queue grew by
+    noise: float  # robust scatter around the trend (1.4826 x MAD of residuals)
+    level: float  # median queue length
+    first: float  # mean of the first quarter
+    last: float  # mean of the last quarter
+
+    @property
+    def growing(self) -> bool:
+        """A clear, sustained rise: large against the scatter and the level, last part above first."""
+        return (
+            self.growth >= MIN_GROWTH
+            and self.growth >= NOISE_FACTOR * self.noise
+            and self.growth >= LEVEL_FACTOR * self.level
+            and self.last - self.first >= 0.5 * self.growth
+        )
+
+
+def queue_trend(times: np.ndarray, trace: np.ndarray) -> Trend | None:
+    """Fit the trend of a queue-length trace sampled at `times`; None when it is too short."""
+    y = np.asarray(trace, dtype=np.float64)
+    x = np.asarray(times, dtype=np.float64)
+    if y.size < MIN_TRACE_POINTS or x.size != y.size or not np.all(np.isfinite(y)):
+        return None
+    span = float(x[-1] - x[0])
+    if span <= 0:
+        return None
+    slope = theil_sen_slope(x, y)
+    intercept = float(np.median(y - slope * x))
+    residuals = y - (intercept + slope * x)
+    noise = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
+    quarter = max(2, y.size // 4)
+    return Trend(
+        slope=slope,
+        growth=slope * span,
+        noise=noise,
+        level=float(np.median(y)),
+        first=float(y[:quarter].mean()),
+        last=float(y[-quarter:].mean()),
+    )
+
+
+def net_growth_is_clear(admitted: int, completed: int) -> bool:
+    """Admitted requests outran completed ones by more than counting noise could explain.
+
+    For a stable queue admissions and completions differ by the change in queue length, a few
+    requests; for an overloaded one by (arrival rate - capacity) x window. The margin is four
+    Poisson standard deviations of the admissions, so slight overloads are left to the trace.
+    """
+    net = admitted - completed
+    return net >= max(MIN_GROWTH, 4.0 * math.sqrt(max(admitted, 0)))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A float for JSON: NaN and infinities become None (null)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def sanitise(value: object) -> object:
+    """Recursively replace NaN/inf floats by None and numpy scalars by Python numbers."""
+    if isinstance(value, dict):
+        return {key: sanitise(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitise(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return finite_or_none(float(value))
+    return value

@@ -1,0 +1,306 @@
+"""summarise: pools replications' measurements into the JSON result of SPEC section 3.
+
+Across replications:
+* counts (`completed`, `errors`, `rejected`, `arrivals`) are totals over all replications: every
+  simulated request is counted once, and the pooled percentiles are over exactly those requests;
+* rates (`offered_rate`, `throughput`) are per second of measured time: total / (replications x
+  duration), i.e. the mean over replications;
+* percentiles, means and maxima of times come from the merged histograms of every replication;
+* time averages (`utilization`, `occupancy`, `queue_length.mean`) are the mean over replications;
+* `ci95` is a Student t interval across replications of each replication's own estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from capsim.analysis.report import Report
+from capsim.analysis.stats import (
+    net_growth_is_clear,
+    queue_trend,
+    sanitise,
+    t_interval,
+)
+from capsim.engine.histogram import Histogram
+from capsim.engine.result import RunResult, TierRun
+from capsim.model.types import PERCENTILES, STATISTICS, Model, Slo, Tier
+
+#: The class estimates that get a confidence interval when there is more than one replication.
+CLASS_CI_KEYS: tuple[str, ...] = (
+    "latency.mean",
+    "latency.p50",
+    "latency.p95",
+    "latency.p99",
+    "throughput",
+    "error_rate",
+)
+#: The tier estimates that get a confidence interval.
+TIER_CI_KEYS: tuple[str, ...] = ("utilization",)
+
+
+def time_statistics(histogram: Histogram) -> dict[str, float | None]:
+    """mean, p50 ... p999 and max of a histogram of times; every value None when it is empty."""
+    if histogram.n == 0:
+        return dict.fromkeys(STATISTICS)
+    stats: dict[str, float | None] = {"mean": histogram.total / histogram.n}
+    for name, q in PERCENTILES.items():
+        stats[name] = histogram.quantile(q)
+    stats["max"] = histogram.max
+    return stats
+
+
+def _statistic(histogram: Histogram, name: str) -> float:
+    """One statistic of a histogram as a float (NaN when empty), for per-replication estimates."""
+    if histogram.n == 0:
+        return math.nan
+    if name == "mean":
+        return histogram.total / histogram.n
+    if name == "max":
+        return histogram.max
+    return histogram.quantile(PERCENTILES[name])
+
+
+def _error_rate(completed: int, errors: int) -> float:
+    """errors / (completed + errors); 0 when nothing finished (no evidence of any error)."""
+    finished = completed + errors
+    return errors / finished if finished else 0.0
+
+
+def _interval(estimates: list[float]) -> list[float] | None:
+    interval = t_interval(estimates)
+    return None if interval is None else [interval[0], interval[1]]
+
+
+def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
+    replications = len(runs)
+    measured = sum(run.duration for run in runs)
+    classes: dict[str, Any] = {}
+    for traffic in model.classes:
+        per_run = [run.classes[traffic.index] for run in runs]
+        arrivals = sum(c.arrivals for c in per_run)
+        completed = sum(c.completed for c in per_run)
+        errors = sum(c.errors for c in per_run)
+        latency = Histogram.merged([c.latency for c in per_run])
+        entry: dict[str, Any] = {
+            "offered_rate": arrivals / measured,
+            "throughput": completed / measured,
+            "completed": completed,
+            "errors": errors,
+            "error_rate": _error_rate(completed, errors),
+            "latency": time_statistics(latency),
+        }
+        if replications > 1:
+            estimates: dict[str, list[float]] = {
+                "throughput": [
+                    c.completed / run.duration for c, run in zip(per_run, runs, strict=True)
+                ],
+                "error_rate": [_error_rate(c.completed, c.errors) for c in per_run],
+            }
+            for stat in ("mean", "p50", "p95", "p99"):
+                estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
+            entry["ci95"] = {key: _interval(estimates[key]) for key in CLASS_CI_KEYS}
+        entry["arrivals"] = arrivals
+        classes[traffic.name] = entry
+    return classes
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Whether a tier's queue kept growing, and how fast (requests per second)."""
+
+    stable: bool
+    growth_rate: float
+
+
+def _trace_times(tier_run: TierRun, run: RunResult) -> np.ndarray:
+    trace = np.asarray(tier_run.queue_trace, dtype=np.float64)
+    times = np.asarray(tier_run.trace_times, dtype=np.float64)
+    if times.size == trace.size:
+        return times
+    # No sample times recorded: the trace is evenly spaced over the window.
+    return np.linspace(run.warmup, run.warmup + run.duration, trace.size)
+
+
+def _refused(tier_run: TierRun) -> int:
+    return tier_run.rejected + tier_run.timed_out + tier_run.pool_rejected
+
+
+def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
+    """The stability rule (docs/how-the-model-works.md, "Stable or overloaded").
+
+    A replication's queue is *growing* when either
+    * its queue trace shows a clear sustained rise: the robust (Theil-Sen) growth over the
+      window is at least 5 requests, at least 4x the scatter around the trend, at least half
+      the trace's median level, and the last quarter of the trace is above the first quarter
+      by at least half of that growth; or
+    * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
+      per request >= workers x duration) and admitted requests outran completed ones by more
+      than 4 Poisson standard deviations.
+    The tier is unstable when at least half of the replications are growing; its growth rate
+    is the median over those replications of the trend slope (or of the net growth per second
+    when the trace is too short for a trend).
+    """
+    rates: list[float] = []
+    for tier_run, run in zip(tier_runs, runs, strict=True):
+        trend = queue_trend(_trace_times(tier_run, run), tier_run.queue_trace)
+        admitted = tier_run.arrivals - _refused(tier_run)
+        net_rate = (admitted - tier_run.completed) / run.duration
+        held = max(tier_run.occupied_time, tier_run.busy_time)
+        capacity = max(tier_run.workers or workers, 1) * run.duration
+        if tier_run.completed:
+            offered_work = admitted * held / tier_run.completed
+            at_capacity = offered_work >= capacity
+        else:
+            at_capacity = admitted > 0
+        if trend is not None and trend.growing:
+            rates.append(trend.slope)
+        elif at_capacity and net_growth_is_clear(admitted, tier_run.completed):
+            rates.append(net_rate)
+    if rates and 2 * len(rates) >= len(runs):
+        return Stability(stable=False, growth_rate=max(float(np.median(rates)), 0.0))
+    return Stability(stable=True, growth_rate=0.0)
+
+
+def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], Stability]:
+    replications = len(runs)
+    measured = sum(run.duration for run in runs)
+    per_run = [run.tiers[tier.index] for run in runs]
+
+    def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
+        return time / (max(tier_run.workers or tier.workers, 1) * run.duration)
+
+    utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]
+    occupancy = [
+        fraction_busy(max(t.occupied_time, t.busy_time), t, run)
+        for t, run in zip(per_run, runs, strict=True)
+    ]
+    queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
+    queue_max = max(t.queue_max for t in per_run)
+    arrivals = sum(t.arrivals for t in per_run)
+    stability = assess_stability(per_run, runs, tier.workers)
+    entry: dict[str, Any] = {
+        "utilization": float(np.mean(utilization)),
+        "throughput": sum(t.completed for t in per_run) / measured,
+        "rejected": sum(_refused(t) for t in per_run),
+        "stable": stability.stable,
+        "queue_length": {"mean": float(np.mean(queue_mean)), "max": queue_max},
+        "wait": time_statistics(Histogram.merged([t.wait for t in per_run])),
+        "occupancy": float(np.mean(occupancy)),
+        "arrivals": arrivals,
+        "offered_rate": arrivals / measured,
+        "growth_rate": stability.growth_rate,
+        "timed_out": sum(t.timed_out for t in per_run),
+        "kind": tier.kind,
+        "workers": tier.workers,
+    }
+    if tier.kind == "queue":
+        ends = [float(t.queue_trace[-1]) for t in per_run if len(t.queue_trace)]
+        entry["backlog"] = {
+            "mean": entry["queue_length"]["mean"],
+            "max": queue_max,
+            "end": float(np.mean(ends)) if ends else None,
+        }
+        ages = [t.age for t in per_run if t.age is not None]
+        entry["age"] = time_statistics(Histogram.merged(ages))
+    if tier.pool is not None:
+        waits = [t.pool_wait for t in per_run if t.pool_wait is not None]
+        entry["pool"] = {
+            "size": tier.pool.size,
+            "rejected": sum(t.pool_rejected for t in per_run),
+            "wait": time_statistics(Histogram.merged(waits)),
+        }
+    if replications > 1:
+        entry["ci95"] = {"utilization": _interval(utilization)}
+    return entry, stability
+
+
+def _format_growth(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
+def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
+    """One SLO verdict: the observed figure against the limit (an SLO without data fails)."""
+    subject: dict[str, Any]
+    if slo.class_index is not None:
+        name = model.classes[slo.class_index].name
+        subject = {"class": name}
+        figures = data["classes"][name]
+        if slo.statistic in STATISTICS:
+            observed = figures["latency"][slo.statistic]
+        elif slo.statistic == "error_rate":
+            observed = figures["error_rate"]
+        else:
+            raise ValueError(f"SLO {slo.text!r}: a class has no statistic {slo.statistic!r}")
+    elif slo.tier_index is not None:
+        name = model.tiers[slo.tier_index].name
+        subject = {"tier": name}
+        figures = data["tiers"][name]
+        if slo.statistic in ("utilization", "occupancy"):
+            observed = figures[slo.statistic]
+        elif slo.statistic in STATISTICS:
+            observed = figures["wait"][slo.statistic]
+        else:
+            raise ValueError(f"SLO {slo.text!r}: a tier has no statistic {slo.statistic!r}")
+    else:
+        raise ValueError(f"SLO {slo.text!r} names neither a class nor a tier")
+    passed = observed is not None and math.isfinite(observed) and observed <= slo.limit
+    return {
+        "slo": slo.text,
+        "passed": bool(passed),
+        "observed": observed,
+        "limit": slo.limit,
+        "line": slo.line,
+        "statistic": slo.statistic,
+        **subject,
+    }
+
+
+def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Report:
+    """Pool every replication of `model` into a Report whose data follows SPEC section 3."""
+    if not runs:
+        raise ValueError("summarise needs at least one replication's results")
+    warnings: list[str] = []
+    tiers: dict[str, Any] = {}
+    for tier in model.tiers:
+        entry, stability = _summarise_tier(tier, runs)
+        tiers[tier.name] = entry
+        if not stability.stable:
+            warnings.append(
+                f"tier '{tier.name}' is overloaded: its queue grew by "
+                f"{_format_growth(stability.growth_rate)} requests/s through the run; "
+                "its figures are not steady-state figures."
+            )
+    data: dict[str, Any] = {
+        "capsim_version": capsim_version,
+        "scenario": model.name,
+        "seed": model.seed,
+        "replications": len(runs),
+        "duration": runs[0].duration,
+        "classes": _summarise_classes(model, runs),
+        "tiers": tiers,
+    }
+    data = dict(sanitise(data))  # type: ignore[call-overload]
+    verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
+    for verdict in verdicts:
+        if verdict["observed"] is None:
+            what = (
+                f"class '{verdict['class']}'" if "class" in verdict else f"tier '{verdict['tier']}'"
+            )
+            warnings.append(
+                f"SLO '{verdict['slo']}' could not be evaluated: {what} has no measurement "
+                "in the window, so it counts as failed."
+            )
+    data["slos"] = verdicts
+    data["passed"] = all(v["passed"] for v in verdicts)
+    data["engine"] = {
+        "path": runs[0].engine_path,
+        "reason": runs[0].engine_reason,
+        "events": sum(run.events for run in runs),
+    }
+    data["warmup"] = runs[0].warmup
+    data["warnings"] = list(warnings)
+    return Report(data=dict(sanitise(data)), warnings=warnings)  # type: ignore[call-overload]
