@@ -1,0 +1,808 @@
+"""The discrete-event path: runs any Model on SimPy's event loop, with callbacks, not processes.
+
+A request never becomes a SimPy process. Each tier keeps its own per-instance FIFO (a deque of
+waiting entries and a free-worker count), and the only SimPy events are timeouts: an arrival, the
+end of a worker's own work, a publish, a think, a queue or pool timeout. A request's path is a
+chain of continuations ``cont(ok)``; an error is simply ``cont(False)`` travelling back up.
+
+Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by a
+generator, so no request makes a numpy call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from capsim.engine import streams
+from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.model.distributions import Distribution
+from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
+
+#: Draws per refill of a buffered random stream.
+BATCH = 8192
+#: Samples of the number waiting per tier over the window (to tell a growing queue).
+TRACE_POINTS = 50
+#: Progress is reported this many times over the simulated time.
+PROGRESS_STEPS = 100
+
+Cont = Callable[[bool], None]
+Pick = Callable[[int], int]
+Draw = Callable[[], float]
+# enter(class, pick, cont) -> admitted. False: refused on the spot, `cont` is never called.
+# True: `cont(ok)` is called exactly once, possibly before enter returns.
+Enter = Callable[[int, Pick, Cont], bool]
+
+_CALL, _ONE_OF, _PARALLEL = 0, 1, 2
+
+
+def _buffered(sample: Callable[[int], np.ndarray]) -> Draw:
+    """One value per call from batches of `sample(BATCH)`."""
+
+    def forever() -> Iterator[float]:
+        while True:
+            yield from sample(BATCH).tolist()
+
+    return forever().__next__
+
+
+def _distribution_draw(dist: Distribution, rng: np.random.Generator) -> Draw:
+    if dist.is_constant:
+        return itertools.repeat(float(dist.params[0])).__next__
+    return _buffered(lambda n: dist.sample(rng, n))
+
+
+def _add_zeros(histogram: Histogram, zeros: int) -> None:
+    """Count `zeros` exact zeros without materialising them."""
+    if zeros:
+        histogram.counts[0] += zeros
+        histogram.n += zeros
+        histogram.min = 0.0
+
+
+# ---- calls: sequences, parallel groups ------------------------------------------------------
+
+
+class _Sequence:
+    """Runs a tier's call steps one after another for one request; stops at the first error."""
+
+    __slots__ = ("done", "k", "left", "position", "steps")
+
+    def __init__(self, steps: tuple[Any, ...], k: int, done: Cont) -> None:
+        self.steps = steps
+        self.k = k
+        self.done = done
+        self.position = 0
+        self.left = 0
+
+    def resume(self, ok: bool) -> None:
+        if not ok:
+            self.done(False)
+            return
+        if self.left:
+            self.left -= 1
+            step = self.steps[self.position]
+            if not step[1](self.k, step[2], self.resume):
+                self.done(False)
+            return
+        self.position += 1
+        self.advance()
+
+    def advance(self) -> None:
+        steps = self.steps
+        j = self.position
+        k = self.k
+        while j < len(steps):
+            step = steps[j]
+            kind = step[0]
+            if kind == _CALL:
+                # (kind, enter, pick, probability, repeat, uniform)
+                if step[3] < 1.0 and step[5]() >= step[3]:
+                    j += 1
+                    continue
+                self.position = j
+                self.left = step[4] - 1
+                if not step[1](k, step[2], self.resume):
+                    self.done(False)
+                return
+            if kind == _ONE_OF:
+                # (kind, cumulative probabilities, ((enter, pick), ...), uniform)
+                x = step[3]()
+                for bound, (enter, pick) in zip(step[1], step[2], strict=True):
+                    if x < bound:
+                        self.position = j
+                        self.left = 0
+                        if not enter(k, pick, self.resume):
+                            self.done(False)
+                        return
+                j += 1
+                continue
+            # (kind, branches): every branch at once, one join.
+            self.position = j
+            self.left = 0
+            branches = step[1]
+            join = _Join(len(branches), self.resume)
+            for branch in branches:
+                _Sequence((branch,), k, join.branch_done).advance()
+            return
+        self.done(True)
+
+
+class _Join:
+    """Waits for every branch of a parallel group; fails if any branch failed."""
+
+    __slots__ = ("done", "left", "ok")
+
+    def __init__(self, count: int, done: Cont) -> None:
+        self.left = count
+        self.ok = True
+        self.done = done
+
+    def branch_done(self, ok: bool) -> None:
+        if not ok:
+            self.ok = False
+        self.left -= 1
+        if self.left == 0:
+            self.done(self.ok)
+
+
+# ---- arrivals with a rate profile -----------------------------------------------------------
+
+
+class _RateProfile:
+    """Inverts the integrated piecewise-linear rate: the time at which Lambda(t) reaches a target.
+
+    Used as a time change: unit-rate arrival epochs (Exp(1) gaps, or 1 for constant arrivals)
+    mapped through Lambda^-1 give a non-homogeneous process with the profile's rate.
+    """
+
+    def __init__(self, traffic: TrafficClass) -> None:
+        points = traffic.profile
+        segments: list[tuple[float, float, float, float]] = []
+        if points[0].at > 0:
+            segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
+        for a, b in itertools.pairwise(points):
+            if b.at > a.at:
+                segments.append((a.at, b.at, a.rate, b.rate))
+        segments.append((max(points[-1].at, 0.0), math.inf, points[-1].rate, points[-1].rate))
+        self.segments = segments
+        self.index = 0
+        self.reached = 0.0  # Lambda at the start of the current segment
+        self.cumulative = 0.0  # the target so far
+
+    def next_time(self, increment: float) -> float:
+        """Advance the target by `increment`; the time Lambda reaches it (inf: never)."""
+        self.cumulative += increment
+        while True:
+            start, end, r0, r1 = self.segments[self.index]
+            need = self.cumulative - self.reached
+            length = end - start
+            if math.isinf(end):
+                return start + need / r0 if r0 > 0 else math.inf
+            total = 0.5 * (r0 + r1) * length
+            if need <= total and total > 0:
+                slope = 0.5 * (r1 - r0) / length
+                # root of slope*x^2 + r0*x = need, written to stay stable for either sign.
+                x = 2.0 * need / (r0 + math.sqrt(max(r0 * r0 + 4.0 * slope * need, 0.0)))
+                return start + min(x, length)
+            self.reached += total
+            self.index += 1
+
+
+# ---- the simulation -------------------------------------------------------------------------
+
+
+class _Window:
+    """The measurement window and the RNG tree address of this replication."""
+
+    def __init__(self, model: Model, replication: int) -> None:
+        self.warmup = model.simulation.warmup
+        self.horizon = model.horizon
+        self.seed = model.seed
+        self.replication = replication
+
+    def tier_rng(self, tier: int, role: int) -> np.random.Generator:
+        return streams.tier_stream(self.seed, self.replication, tier, role)
+
+    def class_rng(self, k: int, role: int) -> np.random.Generator:
+        return streams.class_stream(self.seed, self.replication, k, role)
+
+
+class _TierSim:
+    """One tier's runtime: instances, balancing, pool, and its figures over the window."""
+
+    def __init__(self, env: simpy.Environment, tier: Tier, window: _Window, classes: int) -> None:
+        self.tier = tier
+        self.calls: list[tuple[Any, ...]] = [() for _ in range(classes)]
+        self._pick_cache: dict[str, Pick] = {}
+        self._window = window
+        self._balancing_draw: Draw | None = None
+        self.routing_draw = _buffered(window.tier_rng(tier.index, streams.ROUTING).random)
+        self.record = self._build(env, tier, window)
+
+    # -- balancing ---------------------------------------------------------------------------
+    def pick(self, algorithm: str | None) -> Pick:
+        """The instance chooser for requests balanced by `algorithm` (None: the tier's own)."""
+        name = algorithm or self.tier.balancing
+        cached = self._pick_cache.get(name)
+        if cached is None:
+            cached = self._pick_cache[name] = self._make_pick(name)
+        return cached
+
+    def _uniform(self) -> Draw:
+        if self._balancing_draw is None:
+            rng = self._window.tier_rng(self.tier.index, streams.BALANCING)
+            self._balancing_draw = _buffered(rng.random)
+        return self._balancing_draw
+
+    def _choose(self, algorithm: str, low: int, high: int) -> Callable[[], int]:
+        count = high - low
+        if count == 1:
+            return lambda: low
+        at = self.at
+        if algorithm == "random":
+            u = self._uniform()
+            return lambda: low + int(u() * count)
+        if algorithm == "least_connections":
+            if low == 0 and high == len(at):
+                return lambda: at.index(min(at))
+
+            def least() -> int:
+                part = at[low:high]
+                return low + part.index(min(part))
+
+            return least
+        if algorithm == "power_of_two":
+            u = self._uniform()
+
+            def two() -> int:
+                a = int(u() * count)
+                b = int(u() * (count - 1))
+                if b >= a:
+                    b += 1
+                return low + b if at[low + b] < at[low + a] else low + a
+
+            return two
+        turn = itertools.count()
+        return lambda: low + next(turn) % count
+
+    def _make_pick(self, algorithm: str) -> Pick:
+        tier = self.tier
+        primaries = self._choose(algorithm, 0, tier.instances)
+        if tier.kind != "database" or tier.replicas == 0:
+            return lambda k: primaries()
+        replicas = self._choose(algorithm, tier.instances, tier.servers)
+        read_ratio = [work.read_ratio for work in tier.work]
+        u = self.routing_draw
+
+        def route(k: int) -> int:
+            r = read_ratio[k]
+            if r >= 1.0 or (r > 0.0 and u() < r):
+                return replicas()
+            return primaries()
+
+        return route
+
+    # -- the tier's event logic ------------------------------------------------------------------
+    def _build(self, env: simpy.Environment, tier: Tier, window: _Window) -> Callable[[], TierRun]:
+        warmup, horizon = window.warmup, window.horizon
+        servers = tier.servers
+        free = [tier.concurrency] * servers
+        waiting: list[deque[list[Any]]] = [deque() for _ in range(servers)]
+        live = [0] * servers  # waiting entries not yet dropped, per instance
+        self.at = at = [0] * servers  # requests at the instance: waiting + in service + blocked
+        blocking = tier.blocking
+        max_queue = tier.max_queue
+        queue_timeout = tier.timeout
+        calls = self.calls
+        service_rng = window.tier_rng(tier.index, streams.SERVICE)
+        draws: dict[int, Draw] = {}
+        service: list[Draw] = []
+        for work in tier.work:
+            key = id(work.service_time)
+            if key not in draws:
+                draws[key] = _distribution_draw(work.service_time, service_rng)
+            service.append(draws[key])
+
+        timeout = env.timeout
+        arrivals = completed = rejected = timed_out = 0
+        busy = 0.0
+        zero_waits = 0
+        wait_recorder = Recorder()
+        record_wait = wait_recorder.record
+        # Time integrals of the number waiting and the number of held workers.
+        waiting_now = queue_max = 0
+        queue_area = 0.0
+        queue_since = 0.0
+        held = 0
+        held_area = 0.0
+        held_since = 0.0
+
+        def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
+            nonlocal busy, zero_waits
+            if now >= warmup:
+                if now > arrived:
+                    record_wait(now - arrived)
+                else:
+                    zero_waits += 1
+            s = service[k]()
+            end = now + s
+            if end > warmup:
+                busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
+            timeout(s, (i, k, cont)).callbacks.append(work_done)
+
+        def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+            nonlocal rejected, waiting_now, queue_area, queue_since, queue_max
+            nonlocal held, held_area, held_since
+            if free[i]:
+                free[i] -= 1
+                at[i] += 1
+                held_area += held * (now - held_since)
+                held_since = now
+                held += 1
+                start(i, k, now, now, cont)
+                return True
+            if max_queue is not None and live[i] >= max_queue:
+                if now >= warmup:
+                    rejected += 1
+                return False
+            at[i] += 1
+            entry = [now, k, cont, True, i]
+            waiting[i].append(entry)
+            live[i] += 1
+            queue_area += waiting_now * (now - queue_since)
+            queue_since = now
+            waiting_now += 1
+            if waiting_now > queue_max:
+                queue_max = waiting_now
+            if queue_timeout is not None:
+                timeout(queue_timeout, entry).callbacks.append(drop)
+            return True
+
+        def release(i: int) -> None:
+            nonlocal waiting_now, queue_area, queue_since, held, held_area, held_since
+            at[i] -= 1
+            queue = waiting[i]
+            now = env._now
+            while queue:
+                entry = queue.popleft()
+                if entry[3]:
+                    entry[3] = False
+                    live[i] -= 1
+                    queue_area += waiting_now * (now - queue_since)
+                    queue_since = now
+                    waiting_now -= 1
+                    start(i, entry[1], entry[0], now, entry[2])
+                    return
+            free[i] += 1
+            held_area += held * (now - held_since)
+            held_since = now
+            held -= 1
+
+        def drop(event: simpy.Event) -> None:
+            nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
+            entry = event._value
+            if not entry[3]:
+                return
+            entry[3] = False
+            i = entry[4]
+            live[i] -= 1
+            at[i] -= 1
+            now = env._now
+            queue_area += waiting_now * (now - queue_since)
+            queue_since = now
+            waiting_now -= 1
+            if now >= warmup:
+                rejected += 1
+                timed_out += 1
+            entry[2](False)
+
+        def work_done(event: simpy.Event) -> None:
+            nonlocal completed
+            i, k, cont = event._value
+            if env._now >= warmup:
+                completed += 1
+            steps = calls[k]
+            if not steps:
+                release(i)
+                cont(True)
+            elif blocking:
+
+                def calls_done(ok: bool) -> None:
+                    release(i)
+                    cont(ok)
+
+                _Sequence(steps, k, calls_done).advance()
+            else:
+                release(i)
+                _Sequence(steps, k, cont).advance()
+
+        def enter(k: int, pick: Pick, cont: Cont) -> bool:
+            nonlocal arrivals
+            now = env._now
+            if now >= warmup:
+                arrivals += 1
+            return arrive(pick(k), k, now, cont)
+
+        self.enter: Enter = enter
+        self.arrive = arrive
+        self.pool_open_window: Callable[[], None] = lambda: None
+        self.pool_arrivals: Callable[[], int] = lambda: 0
+        self.pool_rejected: Callable[[], int] = lambda: 0
+        self.pool_wait: Callable[[], Histogram | None] = lambda: None
+        self.message_age: Callable[[], Histogram | None] = lambda: None
+        if tier.pool is not None:
+            self.enter = self._pooled(env, tier, window, arrive)
+        if tier.is_async:
+            self.enter = self._published(env, tier, window, arrive)
+
+        def open_window() -> None:
+            # Counters only count inside the window already; the time integrals restart here.
+            nonlocal queue_area, queue_since, held_area, held_since, queue_max
+            queue_area = held_area = 0.0
+            queue_since = held_since = warmup
+            queue_max = waiting_now
+
+        self.open_window = open_window
+        self.waiting_now = lambda: waiting_now
+        trace: list[int] = []
+        self.sample_queue = lambda: trace.append(waiting_now)
+
+        def record() -> TierRun:
+            end_queue = queue_area + waiting_now * (horizon - queue_since)
+            end_held = held_area + held * (horizon - held_since)
+            wait = wait_recorder.flush()
+            _add_zeros(wait, zero_waits)
+            run = TierRun(
+                workers=tier.workers,
+                arrivals=arrivals + self.pool_arrivals(),
+                completed=completed,
+                rejected=rejected + self.pool_rejected(),
+                timed_out=timed_out,
+                busy_time=busy,
+                occupied_time=end_held if blocking else busy,
+                queue_time=end_queue,
+                queue_max=queue_max,
+                wait=wait,
+                queue_trace=np.asarray(trace, dtype=float),
+            )
+            run.pool_rejected = self.pool_rejected()
+            run.pool_wait = self.pool_wait()
+            run.age = self.message_age()
+            return run
+
+        return record
+
+    def _pooled(
+        self,
+        env: simpy.Environment,
+        tier: Tier,
+        window: _Window,
+        arrive: Callable[[int, int, float, Cont], bool],
+    ) -> Enter:
+        """A database's connection pool in front of its instances: size in flight, FIFO rest."""
+        assert tier.pool is not None
+        size = tier.pool.size
+        max_waiting = tier.pool.max_waiting
+        pool_timeout = tier.pool.timeout
+        warmup = window.warmup
+        timeout = env.timeout
+        waiters: deque[list[Any]] = deque()
+        in_use = waiting = 0
+        arrivals = rejected = zero_waits = 0
+        wait_recorder = Recorder()
+
+        def connected(k: int, pick: Pick, cont: Cont, now: float) -> bool:
+            def query_done(ok: bool) -> None:
+                give_back()
+                cont(ok)
+
+            return arrive(pick(k), k, now, query_done)
+
+        def give_back() -> None:
+            nonlocal in_use, waiting
+            now = env._now
+            while waiters:
+                entry = waiters.popleft()
+                if not entry[4]:
+                    continue
+                entry[4] = False
+                waiting -= 1
+                if now >= warmup:
+                    wait_recorder.record(now - entry[0])
+                if connected(entry[1], entry[2], entry[3], now):
+                    return
+                # refused by the instance: this waiter fails, the connection goes to the next one
+                entry[3](False)
+            in_use -= 1
+
+        def expire(event: simpy.Event) -> None:
+            nonlocal waiting, rejected
+            entry = event._value
+            if not entry[4]:
+                return
+            entry[4] = False
+            waiting -= 1
+            if env._now >= warmup:
+                rejected += 1
+            entry[3](False)
+
+        def enter(k: int, pick: Pick, cont: Cont) -> bool:
+            nonlocal in_use, waiting, arrivals, rejected, zero_waits
+            now = env._now
+            counted = now >= warmup
+            if counted:
+                arrivals += 1
+            if in_use < size:
+                in_use += 1
+                if counted:
+                    zero_waits += 1
+                if connected(k, pick, cont, now):
+                    return True
+                give_back()
+                return False
+            if max_waiting is not None and waiting >= max_waiting:
+                if counted:
+                    rejected += 1
+                return False
+            entry = [now, k, pick, cont, True]
+            waiters.append(entry)
+            waiting += 1
+            if pool_timeout is not None:
+                timeout(pool_timeout, entry).callbacks.append(expire)
+            return True
+
+        def pool_wait() -> Histogram:
+            histogram = wait_recorder.flush()
+            _add_zeros(histogram, zero_waits)
+            return histogram
+
+        self.pool_arrivals = lambda: arrivals
+        self.pool_rejected = lambda: rejected
+        self.pool_wait = pool_wait
+        return enter
+
+    def _published(
+        self,
+        env: simpy.Environment,
+        tier: Tier,
+        window: _Window,
+        arrive: Callable[[int, int, float, Cont], bool],
+    ) -> Enter:
+        """A queue tier: the caller spends publish_time, then the message joins the one FIFO."""
+        warmup = window.warmup
+        timeout = env.timeout
+        publish_time = tier.publish_time
+        publish: Draw | None = None
+        if publish_time is not None and not (publish_time.is_constant and publish_time.mean == 0):
+            publish = _distribution_draw(publish_time, window.tier_rng(tier.index, streams.PUBLISH))
+        age_recorder = Recorder()
+        record_age = age_recorder.record
+        arrivals = 0
+
+        def enqueue(k: int) -> bool:
+            nonlocal arrivals
+            now = env._now
+            if now >= warmup:
+                arrivals += 1
+
+            def consumed(ok: bool) -> None:
+                if env._now >= warmup:
+                    record_age(env._now - now)
+
+            return arrive(0, k, now, consumed)
+
+        def published(event: simpy.Event) -> None:
+            k, cont = event._value
+            cont(enqueue(k))
+
+        def enter(k: int, pick: Pick, cont: Cont) -> bool:
+            if publish is not None:
+                delay = publish()
+                if delay > 0:
+                    timeout(delay, (k, cont)).callbacks.append(published)
+                    return True
+            if not enqueue(k):
+                return False
+            cont(True)
+            return True
+
+        self.pool_arrivals = lambda: arrivals
+        self.message_age = age_recorder.flush
+        return enter
+
+
+def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[Any, ...]:
+    """A model Step as the flat tuple `_Sequence` runs."""
+    if isinstance(step, Call):
+        target = tiers[step.tier]
+        return (
+            _CALL,
+            target.enter,
+            target.pick(step.algorithm),
+            step.probability,
+            max(step.repeat, 1),
+            caller.routing_draw,
+        )
+    if isinstance(step, OneOf):
+        bounds = list(itertools.accumulate(p for _, p in step.options))
+        targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
+        return (_ONE_OF, bounds, targets, caller.routing_draw)
+    assert isinstance(step, Parallel)
+    return (_PARALLEL, tuple(_compile_step(b, caller, tiers) for b in step.branches))
+
+
+class _ClassSim:
+    """One request class: its arrivals (open) or users (closed), and its figures."""
+
+    def __init__(
+        self, env: simpy.Environment, traffic: TrafficClass, entry: _TierSim, window: _Window
+    ) -> None:
+        self.run = ClassRun()
+        self.latency = Recorder(self.run.latency)
+        warmup = window.warmup
+        k = traffic.index
+        enter = entry.enter
+        pick = entry.pick(None)
+        record_latency = self.latency.record
+        run = self.run
+        timeout = env.timeout
+
+        if traffic.is_closed:
+            think_time = traffic.think_time or Distribution.constant(0.0)
+            think = _distribution_draw(think_time, window.class_rng(k, streams.THINK))
+
+            def thought(event: simpy.Event) -> None:
+                now = env._now
+                if now >= warmup:
+                    run.arrivals += 1
+
+                def finish(ok: bool) -> None:
+                    if now >= warmup:
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+                    timeout(think()).callbacks.append(thought)
+
+                if not enter(k, pick, finish):
+                    finish(False)
+
+            for _ in range(traffic.users or 0):
+                timeout(think()).callbacks.append(thought)
+            return
+
+        rng = window.class_rng(k, streams.ARRIVALS)
+        rate = float(traffic.rate or 0.0)
+        if traffic.profile:
+            unit: Draw = (
+                itertools.repeat(1.0).__next__
+                if traffic.arrivals == "constant"
+                else _buffered(rng.standard_exponential)
+            )
+            profile = _RateProfile(traffic)
+
+            def gap() -> float:
+                return profile.next_time(unit()) - env._now
+
+        elif rate <= 0.0:
+            return
+        elif traffic.arrivals == "constant":
+            gap = itertools.repeat(1.0 / rate).__next__
+        else:
+            gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
+
+        def arrival(event: simpy.Event) -> None:
+            now = env._now
+            delay = gap()
+            if delay < math.inf:
+                timeout(delay).callbacks.append(arrival)
+            if now < warmup:
+                enter(k, pick, _ignore)
+                return
+            run.arrivals += 1
+
+            def finish(ok: bool) -> None:
+                if ok:
+                    run.completed += 1
+                    record_latency(env._now - now)
+                else:
+                    run.errors += 1
+
+            if not enter(k, pick, finish):
+                run.errors += 1
+
+        first = gap()
+        if first < math.inf:
+            timeout(first).callbacks.append(arrival)
+
+
+def _ignore(ok: bool) -> None:
+    """The continuation of a request that arrived before the window: nothing to count."""
+
+
+def run_events(
+    model: Model,
+    replication: int,
+    progress: Callable[[float, str], None] | None = None,
+) -> RunResult:
+    """One replication of `model` on the discrete-event path."""
+    started = time.perf_counter()
+    window = _Window(model, replication)
+    env = simpy.Environment()
+    tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
+    for sim in tiers:
+        for k, work in enumerate(sim.tier.work):
+            sim.calls[k] = tuple(_compile_step(step, sim, tiers) for step in work.calls)
+    warmup, horizon = window.warmup, window.horizon
+    duration = horizon - warmup
+    trace_times = warmup + duration * np.arange(TRACE_POINTS) / TRACE_POINTS
+
+    def opened(event: simpy.Event) -> None:
+        for sim in tiers:
+            sim.open_window()
+
+    env.timeout(warmup).callbacks.append(opened)
+
+    def sampled(event: simpy.Event) -> None:
+        for sim in tiers:
+            sim.sample_queue()
+
+    # Events at equal times run in the order they were scheduled: the window opens first.
+    for t in trace_times.tolist():
+        env.timeout(t).callbacks.append(sampled)
+
+    # Created after the window and trace events: at equal times those run first.
+    classes = [_ClassSim(env, c, tiers[c.entry], window) for c in model.classes]
+
+    if progress is not None:
+        report = progress
+        step = horizon / PROGRESS_STEPS
+
+        def tick(event: simpy.Event) -> None:
+            report(env._now / horizon, "simulating")
+            if env._now + step < horizon:
+                env.timeout(step).callbacks.append(tick)
+
+        env.timeout(step).callbacks.append(tick)
+
+    built = time.perf_counter()
+    env.run(until=horizon)
+    simulated = time.perf_counter()
+    if progress is not None:
+        progress(1.0, "simulating")
+
+    # Scheduled events minus those still waiting on the heap: the events SimPy processed.
+    scheduled = next(env._eid) if hasattr(env, "_eid") else 0
+    events = max(scheduled - len(getattr(env, "_queue", ())), 0)
+    tier_runs = [sim.record() for sim in tiers]
+    for run in tier_runs:
+        run.trace_times = trace_times.copy()
+    for c in classes:
+        c.latency.flush()
+    result = RunResult(
+        seed=model.seed,
+        replication=replication,
+        duration=duration,
+        warmup=warmup,
+        classes=[c.run for c in classes],
+        tiers=tier_runs,
+        engine_path="events",
+        engine_reason="",
+        events=events,
+    )
+    result.timings = {
+        "build": built - started,
+        "simulate": simulated - built,
+        "summarise": time.perf_counter() - simulated,
+    }
+    return result
