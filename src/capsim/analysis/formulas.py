@@ -1,0 +1,287 @@
+"""Queueing formulas: exact where theory gives an answer, named approximations elsewhere.
+
+Every time is in the caller's unit (seconds in capsim); `lam` is an arrival rate, `mean_service`
+a mean service time. Functions raise ValueError for an unstable open queue (rho >= 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def erlang_b(servers: int, offered: float) -> float:
+    """Blocking probability of M/G/c/c with offered load a = lam * E[S] (insensitive)."""
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return b
+
+
+def erlang_c(servers: int, offered: float) -> float:
+    """Probability of waiting in M/M/c with offered load a = lam * E[S] < c."""
+    rho = offered / servers
+    if rho >= 1.0:
+        raise ValueError(f"unstable: rho={rho:.3g} >= 1")
+    b = erlang_b(servers, offered)
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def _bisect(survival: Callable[[float], float], q: float, scale: float) -> float:
+    """Smallest t with survival(t) <= 1 - q, by bisection."""
+    target = 1.0 - q
+    if survival(0.0) <= target:
+        return 0.0
+    hi = max(scale, 1e-12)
+    while survival(hi) > target:
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    lo = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if survival(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """Steady-state figures of one station (per instance), with the method that produced them.
+
+    `wait_survival(t)` = P(Wq > t) when a formula for the waiting-time distribution is known.
+    """
+
+    utilization: float
+    p_wait: float
+    mean_wait: float
+    mean_sojourn: float
+    method: str
+    exact: bool
+    p_block: float = 0.0
+    throughput: float = 0.0
+    wait_survival: Callable[[float], float] | None = None
+    sojourn_survival: Callable[[float], float] | None = None
+
+    def wait_quantile(self, q: float) -> float | None:
+        if self.wait_survival is None:
+            return None
+        return _bisect(self.wait_survival, q, max(self.mean_wait, 1e-9))
+
+    def sojourn_quantile(self, q: float) -> float | None:
+        if self.sojourn_survival is None:
+            return None
+        return _bisect(self.sojourn_survival, q, max(self.mean_sojourn, 1e-9))
+
+
+def mmc(servers: int, lam: float, mean_service: float) -> QueueFigures:
+    """M/M/c (Erlang C): exact means and waiting/sojourn distributions."""
+    mu = 1.0 / mean_service
+    offered = lam * mean_service
+    c_prob = erlang_c(servers, offered)
+    theta = servers * mu - lam
+    mean_wait = c_prob / theta
+
+    def wait_sf(t: float) -> float:
+        return c_prob * math.exp(-theta * t)
+
+    def sojourn_sf(t: float) -> float:
+        if abs(theta - mu) < 1e-12 * mu:
+            bracket = (1.0 + mu * t) * math.exp(-mu * t)
+        else:
+            bracket = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+        return (1.0 - c_prob) * math.exp(-mu * t) + c_prob * bracket
+
+    return QueueFigures(
+        utilization=offered / servers,
+        p_wait=c_prob,
+        mean_wait=mean_wait,
+        mean_sojourn=mean_wait + mean_service,
+        method="M/M/c (Erlang C)" if servers > 1 else "M/M/1",
+        exact=True,
+        throughput=lam,
+        wait_survival=wait_sf,
+        sojourn_survival=sojourn_sf,
+    )
+
+
+def mgc_approx(
+    servers: int, lam: float, mean_service: float, scv_service: float, scv_arrival: float = 1.0
+) -> QueueFigures:
+    """G/G/c by Allen–Cunneen (exact P-K mean for M/G/1): Wq = Wq(M/M/c) (ca² + cs²) / 2.
+
+    The waiting time is approximated as an atom at zero (1 - P(wait)) and an exponential tail
+    with the same mean, which is exact for M/M/c and a documented approximation otherwise.
+    """
+    base = mmc(servers, lam, mean_service)
+    factor = (scv_arrival + scv_service) / 2.0
+    mean_wait = base.mean_wait * factor
+    p_wait = base.p_wait
+    exact = servers == 1 and scv_arrival == 1.0
+    if servers == 1 and scv_arrival == 1.0:
+        method = "M/G/1 (Pollaczek–Khinchine)" if scv_service != 1.0 else base.method
+    else:
+        method = "G/G/c (Allen–Cunneen approximation)"
+    if scv_service == 1.0 and scv_arrival == 1.0:
+        return base
+    rate = p_wait / mean_wait if mean_wait > 0 else math.inf
+
+    def wait_sf(t: float) -> float:
+        return p_wait * math.exp(-rate * t) if rate < math.inf else 0.0
+
+    return QueueFigures(
+        utilization=base.utilization,
+        p_wait=p_wait,
+        mean_wait=mean_wait,
+        mean_sojourn=mean_wait + mean_service,
+        method=method,
+        exact=exact,
+        throughput=lam,
+        wait_survival=wait_sf,
+    )
+
+
+def mmck(servers: int, capacity: int, lam: float, mean_service: float) -> QueueFigures:
+    """M/M/c/K with K = servers + waiting room: exact blocking, means and admitted sojourn."""
+    mu = 1.0 / mean_service
+    a = lam / mu
+    log_terms = np.empty(capacity + 1)
+    for n in range(capacity + 1):
+        if n <= servers:
+            log_terms[n] = (
+                n * math.log(a) - math.lgamma(n + 1) if a > 0 else (0.0 if n == 0 else -np.inf)
+            )
+        else:
+            log_terms[n] = (
+                servers * math.log(a)
+                - math.lgamma(servers + 1)
+                + (n - servers) * math.log(a / servers)
+                if a > 0
+                else -np.inf
+            )
+    log_terms -= log_terms.max()
+    pi = np.exp(log_terms)
+    pi /= pi.sum()
+    p_block = float(pi[capacity])
+    throughput = lam * (1.0 - p_block)
+    n = np.arange(capacity + 1)
+    queue = float(np.sum(np.maximum(n - servers, 0) * pi))
+    mean_wait = queue / throughput if throughput > 0 else 0.0
+    admitted = pi[:capacity] / pi[:capacity].sum() if capacity > 0 else np.zeros(0)
+    p_wait = float(admitted[servers:].sum()) if capacity > servers else 0.0
+
+    def wait_sf(t: float) -> float:
+        # An admitted arrival that finds n >= c waits Erlang(n - c + 1, c mu).
+        total = 0.0
+        rate = servers * mu * t
+        for found in range(servers, capacity):
+            k = found - servers + 1
+            # P(Erlang(k, rate) > t) = sum_{j<k} e^{-x} x^j / j!
+            term, tail = math.exp(-rate), 0.0
+            for j in range(k):
+                if j:
+                    term *= rate / j
+                tail += term
+            total += admitted[found] * tail
+        return total
+
+    loss = capacity == servers
+    return QueueFigures(
+        utilization=throughput * mean_service / servers,
+        p_wait=p_wait,
+        mean_wait=mean_wait,
+        mean_sojourn=mean_wait + mean_service,
+        method="Erlang B (M/G/c/c, insensitive)" if loss else "M/M/c/K",
+        exact=True,
+        p_block=p_block,
+        throughput=throughput,
+        wait_survival=wait_sf,
+    )
+
+
+def round_robin_sigma(instances: int, lam_per_instance: float, mean_service: float) -> float:
+    """GI/M/1 root sigma = A*(mu (1 - sigma)) for Erlang-n inter-arrival times (round robin)."""
+    mu = 1.0 / mean_service
+    total = lam_per_instance * instances
+    sigma = lam_per_instance * mean_service
+    for _ in range(10_000):
+        new = (total / (total + mu * (1.0 - sigma))) ** instances
+        if abs(new - sigma) < 1e-15:
+            break
+        sigma = new
+    return sigma
+
+
+def jsq_d_mean_sojourn(lam_per_server: float, d: int, mean_service: float) -> float:
+    """Mean sojourn of JSQ(d) (power of d choices), mean-field limit, single-worker servers."""
+    total, i = 0.0, 1
+    while True:
+        term = lam_per_server ** ((d**i - d) / (d - 1))
+        total += term
+        if term < 1e-15 or i > 200:
+            break
+        i += 1
+    return total * mean_service
+
+
+@dataclass(frozen=True)
+class ClosedFigures:
+    """Exact solution of a single-class closed network with a delay (think) station."""
+
+    throughput: float
+    response_time: float
+    queue: list[float]  # mean number at each station (waiting + in service)
+    utilization: list[float]  # mean fraction of each station's servers busy
+
+
+def closed_network(
+    demands: Sequence[float], servers: Sequence[int], think_time: float, users: int
+) -> ClosedFigures:
+    """Exact product-form solution by Buzen's convolution with load-dependent stations.
+
+    Station i has `servers[i]` servers and service demand D_i (visits x mean service); its
+    factor is f_i(n) = D_i^n / prod_{k<=n} min(k, c_i). The think station is a delay station.
+    Values are scaled per step to stay finite for large populations.
+    """
+    if users == 0:
+        return ClosedFigures(0.0, 0.0, [0.0] * len(demands), [0.0] * len(demands))
+    n = np.arange(users + 1)
+
+    def log_factors(demand: float, count: int | None) -> np.ndarray:
+        divisors = n[1:] if count is None else np.minimum(n[1:], count)
+        with np.errstate(divide="ignore"):
+            steps = math.log(demand) - np.log(divisors) if demand > 0 else np.full(users, -np.inf)
+        return np.concatenate(([0.0], np.cumsum(steps)))
+
+    def log_convolve(parts: list[np.ndarray]) -> np.ndarray:
+        # Convolution in the log domain, so that populations of thousands stay finite.
+        g = np.full(users + 1, -np.inf)
+        g[0] = 0.0
+        for f in parts:
+            out = np.empty(users + 1)
+            for m in range(users + 1):
+                terms = g[: m + 1] + f[m::-1]
+                top = terms.max()
+                out[m] = top + math.log(np.exp(terms - top).sum()) if top > -np.inf else -np.inf
+            g = out
+        return g
+
+    stations = [log_factors(d, c) for d, c in zip(demands, servers, strict=True)]
+    delay = log_factors(think_time, None)
+    everything = log_convolve([*stations, delay])
+    throughput = math.exp(everything[users - 1] - everything[users])
+    queue, utilization = [], []
+    for i, f in enumerate(stations):
+        others = log_convolve([*stations[:i], *stations[i + 1 :], delay])
+        marginal = np.exp(f + others[::-1] - everything[users])  # P(n at station i)
+        queue.append(float(np.sum(n * marginal)))
+        utilization.append(float(np.sum(np.minimum(n, servers[i]) * marginal)) / servers[i])
+    response = users / throughput - think_time
+    return ClosedFigures(throughput, response, queue, utilization)

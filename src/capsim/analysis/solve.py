@@ -1,0 +1,479 @@
+"""`capsim solve`: instant analytic estimates of a model, no simulation.
+
+Each tier is decomposed into independent stations (one per instance, and for a database one
+group for primaries and one for replicas) fed by the traffic equations of the call graph; each
+station gets the best formula its shape allows, and says which and whether it is exact here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capsim.analysis import formulas
+from capsim.errors import CapsimError
+from capsim.model.types import PERCENTILES, Call, Model, OneOf, Parallel, Step, Tier
+from capsim.model.visits import expected_visits
+
+
+class UnstableModelError(CapsimError):
+    """An open station is offered at least its capacity: no steady state exists."""
+
+    exit_code = 2
+
+
+@dataclass
+class StationResult:
+    """One group of identical servers of a tier, solved."""
+
+    arrival_rate: float  # into the whole group (all instances)
+    instances: int
+    figures: formulas.QueueFigures | None
+    holding_time: float  # mean time a worker is held per request
+    work_time: float  # mean own work per request
+    unstable_rho: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _mean_response(
+    model: Model, k: int, tier_response: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per tier: (mean response seen by a caller, mean time spent in calls), for class k.
+
+    `tier_response[i]` is the mean wait + own work at tier i. A parallel group counts its
+    slowest branch by the mean of the slowest mean (a lower bound: flagged approximate).
+    """
+    n = len(model.tiers)
+    calls_time = np.zeros(n)
+    response = tier_response.copy()
+    approximate = False
+
+    def step_time(step: Step) -> float:
+        nonlocal approximate
+        if isinstance(step, Call):
+            callee = model.tiers[step.tier]
+            if callee.is_async:
+                publish = callee.publish_time.mean if callee.publish_time is not None else 0.0
+                return step.probability * step.repeat * publish
+            return step.probability * step.repeat * response[step.tier]
+        if isinstance(step, OneOf):
+            return sum(p * step_time(Call(t, 1.0)) for t, p in step.options)
+        assert isinstance(step, Parallel)
+        approximate = True
+        return max((step_time(b) for b in step.branches), default=0.0)
+
+    for _ in range(10_000):
+        previous = response.copy()
+        for tier in model.tiers:
+            calls_time[tier.index] = sum(step_time(s) for s in tier.work[k].calls)
+            response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
+        if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
+            break
+    return response, calls_time, approximate
+
+
+def _station(
+    tier: Tier,
+    rates: np.ndarray,
+    work_means: np.ndarray,
+    work_second: np.ndarray,
+    holding: np.ndarray,
+    instances: int,
+    capacity_cap: int | None,
+) -> StationResult:
+    """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
+    total = float(rates.sum())
+    servers = tier.concurrency
+    if capacity_cap is not None:
+        servers = max(1, min(servers, capacity_cap // max(instances, 1)))
+    if total <= 0 or instances == 0:
+        return StationResult(0.0, instances, None, 0.0, 0.0)
+    share = rates / total
+    work = float(share @ work_means)
+    hold = float(share @ holding)
+    notes: list[str] = []
+    blocking_holds = hold > work * (1 + 1e-12)
+    if blocking_holds:
+        notes.append("blocking workers: service is the holding time (work + calls), as exponential")
+        scv = 1.0
+    else:
+        second = float(share @ work_second)
+        scv = second / (work * work) - 1.0 if work > 0 else 0.0
+        if abs(scv - 1.0) < 1e-9:
+            scv = 1.0
+    lam = total / instances  # per instance
+    rho = lam * hold / servers
+    balancing = tier.balancing
+    if tier.max_queue is not None:
+        capacity = servers + tier.max_queue
+        if tier.max_queue == 0 or scv == 1.0:
+            figures = formulas.mmck(servers, capacity, lam, hold)
+            if scv != 1.0 and tier.max_queue > 0:
+                notes.append("M/M/c/K assumes exponential service")
+        else:
+            figures = formulas.mmck(servers, capacity, lam, hold)
+            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
+            notes.append("M/M/c/K with non-exponential service (approximate)")
+        if instances > 1 and balancing != "random":
+            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
+            notes.append(f"{balancing} balancing treated as random splitting")
+        return StationResult(total, instances, figures, hold, work, notes=notes)
+    if rho >= 1.0:
+        return StationResult(total, instances, None, hold, work, unstable_rho=rho, notes=notes)
+    if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
+        sigma = formulas.round_robin_sigma(instances, lam, hold)
+        mu = 1.0 / hold
+        rate = mu * (1.0 - sigma)
+        figures = formulas.QueueFigures(
+            utilization=lam * hold,
+            p_wait=sigma,
+            mean_wait=sigma / rate,
+            mean_sojourn=1.0 / rate,
+            method=f"E{instances}/M/1 (round robin, GI/M/1)",
+            exact=not blocking_holds,
+            throughput=lam,
+            wait_survival=lambda t: sigma * math.exp(-rate * t),
+            sojourn_survival=lambda t: math.exp(-rate * t),
+        )
+    elif instances > 1 and balancing == "round_robin":
+        figures = formulas.mgc_approx(servers, lam, hold, scv, scv_arrival=1.0 / instances)
+    elif instances > 1 and balancing == "power_of_two" and servers == 1:
+        mean = formulas.jsq_d_mean_sojourn(lam * hold, 2, hold)
+        figures = formulas.QueueFigures(
+            utilization=lam * hold,
+            p_wait=(lam * hold) ** 2,
+            mean_wait=mean - hold,
+            mean_sojourn=mean,
+            method="JSQ(2) mean-field limit (approximate for few instances)",
+            exact=False,
+            throughput=lam,
+        )
+    elif instances > 1 and balancing in ("least_connections", "power_of_two"):
+        pooled = formulas.mgc_approx(servers * instances, total, hold, scv)
+        figures = formulas.QueueFigures(
+            **{
+                **pooled.__dict__,
+                "method": f"{balancing} as one pooled M/G/{servers * instances} "
+                "queue (an optimistic approximation)",
+                "exact": False,
+            }
+        )
+    else:
+        figures = formulas.mgc_approx(servers, lam, hold, scv)
+    if blocking_holds:
+        figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
+    return StationResult(total, instances, figures, hold, work, notes=notes)
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
+    """Analytic estimates in the shape of `capsim run`'s JSON, with a `method` beside each group.
+
+    Raises UnstableModelError when an open station without a waiting-room limit is offered at
+    least its capacity, naming the station, its load and the rate at which the system saturates.
+    """
+    n_tiers, n_classes = len(model.tiers), len(model.classes)
+    visits = expected_visits(model)
+    open_rate = np.array(
+        [c.rate_at(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
+    )
+    means = np.array([[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers])
+    seconds = np.array(
+        [[t.work[k].service_time.moment(2) for k in range(n_classes)] for t in model.tiers]
+    )
+
+    closed = [c for c in model.classes if c.is_closed]
+    closed_rate = np.zeros(n_classes)
+    closed_solutions: dict[int, formulas.ClosedFigures] = {}
+    per_class_response = means.T.copy()  # first pass: no waiting anywhere
+    stations: dict[int, list[tuple[str, StationResult]]] = {}
+    notes: list[str] = []
+    for _iteration in range(200):
+        rates = (open_rate + closed_rate)[:, None] * visits  # [class, tier]
+        holding = np.zeros((n_tiers, n_classes))
+        calls_time = np.zeros((n_tiers, n_classes))
+        for k in range(n_classes):
+            response, calls, _ = _mean_response(model, k, per_class_response[k])
+            calls_time[:, k] = calls
+            for tier in model.tiers:
+                holding[tier.index, k] = means[tier.index, k] + (
+                    calls[tier.index] if tier.blocking else 0.0
+                )
+        stations = {}
+        for tier in model.tiers:
+            cap = tier.pool.size if tier.pool is not None else None
+            if tier.kind == "database" and tier.replicas > 0:
+                read = np.array([tier.work[k].read_ratio for k in range(n_classes)])
+                groups = [
+                    ("primaries", rates[:, tier.index] * (1 - read), tier.instances),
+                    ("replicas", rates[:, tier.index] * read, tier.replicas),
+                ]
+            else:
+                groups = [("instances", rates[:, tier.index], tier.servers)]
+            stations[tier.index] = [
+                (
+                    label,
+                    _station(
+                        tier,
+                        r,
+                        means[tier.index],
+                        seconds[tier.index],
+                        holding[tier.index],
+                        count,
+                        cap,
+                    ),
+                )
+                for label, r, count in groups
+            ]
+        # Wait + own work per tier and class (a database mixes its groups by read ratio).
+        new_response = np.zeros((n_classes, n_tiers))
+        for tier in model.tiers:
+            groups_solved = stations[tier.index]
+            for k in range(n_classes):
+                if len(groups_solved) == 2:
+                    r = tier.work[k].read_ratio
+                    weights = [1 - r, r]
+                else:
+                    weights = [1.0]
+                wait = 0.0
+                for w, (_, st) in zip(weights, groups_solved, strict=True):
+                    if st.figures is not None:
+                        wait += w * st.figures.mean_wait
+                new_response[k, tier.index] = wait + means[tier.index, k]
+        # Blocking workers hold through their calls, so waits feed back into holding times:
+        # iterate to the fixed point.
+        settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
+        per_class_response = new_response
+        if not closed:
+            if settled:
+                break
+            continue
+        # Closed classes: exact single-class product form over the residual capacity.
+        previous = closed_rate.copy()
+        for traffic in closed:
+            k = traffic.index
+            demands, servers_list = [], []
+            for tier in model.tiers:
+                open_util = (
+                    sum(
+                        st.arrival_rate * st.holding_time / max(st.instances * tier.concurrency, 1)
+                        for _, st in stations[tier.index]
+                    )
+                    - closed_rate[k] * visits[k, tier.index] * holding[tier.index, k] / tier.workers
+                )
+                demand = visits[k, tier.index] * holding[tier.index, k]
+                demands.append(demand / max(1e-9, 1.0 - min(open_util, 0.999)))
+                servers_list.append(tier.workers)
+            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+            solution = formulas.closed_network(
+                demands, servers_list, think, int(traffic.users or 0)
+            )
+            closed_rate[k] = solution.throughput
+            closed_solutions[k] = solution
+        if settled and np.allclose(previous, closed_rate, rtol=1e-10):
+            break
+    if len(closed) > 1 or (closed and open_rate.sum() > 0):
+        notes.append(
+            "several closed classes or mixed open and closed traffic: each closed class is "
+            "solved exactly on the capacity the others leave (an approximation)"
+        )
+
+    unstable = [
+        (tier, st)
+        for tier in model.tiers
+        for _, st in stations[tier.index]
+        if st.unstable_rho is not None
+    ]
+    total_open = float(open_rate.sum())
+    # Throughput bound of each tier, for the traffic mix as written: workers / demand per request.
+    mix = (open_rate + closed_rate) / max(float((open_rate + closed_rate).sum()), 1e-300)
+    max_rate: dict[str, float] = {}
+    for tier in model.tiers:
+        demand = float(np.sum(mix * visits[:, tier.index] * holding[tier.index]))
+        capacity = tier.workers
+        if tier.pool is not None:
+            capacity = min(capacity, tier.pool.size)
+        max_rate[tier.name] = capacity / demand if demand > 0 else math.inf
+    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
+    saturation = max_rate[bottleneck] if bottleneck else math.inf
+    if unstable:
+        tier, st = unstable[0]
+        capacity_rate = tier.workers / st.holding_time if st.holding_time else math.inf
+        raise UnstableModelError(
+            f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
+            f"{capacity_rate:.4g}/s capacity); system saturates at {saturation:.4g} req/s "
+            f"(requests per second over all classes, mix as written). Add capacity to "
+            f"{tier.name} (e.g. --set tiers.{tier.name}.instances=...) or lower the load."
+        )
+
+    tiers_out: dict[str, Any] = {}
+    for tier in model.tiers:
+        groups_solved = stations[tier.index]
+        arrival = sum(st.arrival_rate for _, st in groups_solved)
+        busy = sum(st.arrival_rate * st.work_time for _, st in groups_solved)
+        held = sum(st.arrival_rate * st.holding_time for _, st in groups_solved)
+        workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
+        blocked = sum(
+            st.arrival_rate * st.figures.p_block
+            for _, st in groups_solved
+            if st.figures is not None
+        )
+        methods = sorted({st.figures.method for _, st in groups_solved if st.figures is not None})
+        exact = all(st.figures.exact for _, st in groups_solved if st.figures is not None)
+        wait_mean = (
+            sum(st.arrival_rate * st.figures.mean_wait for _, st in groups_solved if st.figures)
+            / arrival
+            if arrival > 0
+            else 0.0
+        )
+        wait: dict[str, float | None] = {"mean": wait_mean}
+        single = [st for _, st in groups_solved if st.arrival_rate > 0]
+        for key, q in PERCENTILES.items():
+            if len(single) == 1 and single[0].figures is not None:
+                wait[key] = _round(single[0].figures.wait_quantile(q))
+            else:
+                wait[key] = None
+        queue_mean = sum(
+            st.arrival_rate * (1 - st.figures.p_block) * st.figures.mean_wait
+            for _, st in groups_solved
+            if st.figures is not None
+        )
+        tier_notes = sorted({note for _, st in groups_solved for note in st.notes})
+        tiers_out[tier.name] = {
+            "offered_rate": arrival,
+            "utilization": busy * (1 - (blocked / arrival if arrival else 0)) / workers
+            if workers
+            else 0.0,
+            "occupancy": held * (1 - (blocked / arrival if arrival else 0)) / workers
+            if workers
+            else 0.0,
+            "throughput": arrival - blocked,
+            "rejected_rate": blocked,
+            "stable": True,
+            "queue_length": {"mean": queue_mean},
+            "wait": wait,
+            "max_rate": _round(max_rate[tier.name]),
+            "method": {
+                "formula": ", ".join(methods) or "no traffic",
+                "exact": exact and not tier_notes,
+                "notes": tier_notes,
+            },
+        }
+
+    classes_out: dict[str, Any] = {}
+    for traffic in model.classes:
+        k = traffic.index
+        response, _, parallel_approx = _mean_response(model, k, per_class_response[k])
+        entry = model.tiers[traffic.entry]
+        path_exact = all(
+            tiers_out[t.name]["method"]["exact"] for t in model.tiers if visits[k, t.index] > 0
+        )
+        latency: dict[str, float | None] = {"mean": float(response[traffic.entry])}
+        only_entry = all(visits[k, t.index] == 0 for t in model.tiers if t.index != traffic.entry)
+        entry_groups = [st for _, st in stations[entry.index] if st.arrival_rate > 0]
+        for key, q in PERCENTILES.items():
+            value = None
+            if only_entry and len(entry_groups) == 1 and entry_groups[0].figures is not None:
+                value = _round(entry_groups[0].figures.sojourn_quantile(q))
+            latency[key] = value
+        rate = float(open_rate[k] + closed_rate[k])
+        method = "sum over the call graph of mean waits and work (Jackson-style decomposition)"
+        if traffic.is_closed:
+            method = "exact product-form solution of the closed network (convolution / MVA)"
+        entry_figures = entry_groups[0].figures if entry_groups else None
+        if only_entry and entry_figures is not None:
+            method = entry_figures.method
+        classes_out[traffic.name] = {
+            "offered_rate": rate,
+            "throughput": rate,
+            "latency": latency,
+            "method": {
+                "formula": method,
+                "exact": path_exact
+                and not parallel_approx
+                and len(closed) <= 1
+                and not (closed and total_open > 0),
+            },
+        }
+        if traffic.is_closed:
+            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+            demand_total = float(np.sum(visits[k] * holding[:, k]))
+            per_worker = [visits[k, t.index] * holding[t.index, k] / t.workers for t in model.tiers]
+            d_max = max(per_worker, default=0.0)
+            users = int(traffic.users or 0)
+            classes_out[traffic.name]["bounds"] = {
+                "throughput_max": _round(
+                    min(users / (demand_total + think), 1 / d_max if d_max else math.inf)
+                ),
+                "response_min": float(max(demand_total, users * d_max - think)),
+                "n_star": _round((demand_total + think) / d_max) if d_max else None,
+            }
+
+    if len(closed) == 1 and total_open == 0:
+        # One closed class alone is a product-form network: its exact solution replaces the
+        # open-station decomposition for the waits, queues and response time.
+        k = closed[0].index
+        solution = closed_solutions[k]
+        classes_out[closed[0].name]["latency"]["mean"] = solution.response_time
+        for tier in model.tiers:
+            visit = visits[k, tier.index]
+            if visit <= 0 or solution.throughput <= 0:
+                continue
+            i = tier.index
+            in_service = solution.utilization[i] * tier.workers
+            waiting = solution.queue[i] - in_service
+            tiers_out[tier.name]["utilization"] = (
+                solution.utilization[i] * means[i, k] / holding[i, k]
+            )
+            tiers_out[tier.name]["occupancy"] = solution.utilization[i]
+            tiers_out[tier.name]["queue_length"]["mean"] = waiting
+            tiers_out[tier.name]["wait"] = {
+                "mean": waiting / (solution.throughput * visit),
+                **{key: None for key in PERCENTILES},
+            }
+            tiers_out[tier.name]["method"]["formula"] = "exact product-form closed network"
+
+    slos = []
+    for slo in model.slos:
+        observed: float | None = None
+        if slo.class_index is not None:
+            cls = classes_out[model.classes[slo.class_index].name]
+            if slo.statistic in cls["latency"]:
+                observed = cls["latency"][slo.statistic]
+            elif slo.statistic == "error_rate":
+                observed = 0.0
+        elif slo.tier_index is not None and slo.statistic == "utilization":
+            observed = tiers_out[model.tiers[slo.tier_index].name]["utilization"]
+        slos.append(
+            {
+                "slo": slo.text,
+                "passed": None if observed is None else observed <= slo.limit,
+                "observed": observed,
+                "limit": slo.limit,
+                "line": slo.line,
+            }
+        )
+
+    return {
+        "capsim_version": capsim_version,
+        "scenario": model.name,
+        "command": "solve",
+        "classes": classes_out,
+        "tiers": tiers_out,
+        "bottleneck": {
+            "tier": bottleneck,
+            "saturation_rate": _round(saturation),
+            "offered_rate": total_open + float(closed_rate.sum()),
+        },
+        "slos": slos,
+        "passed": all(s["passed"] is not False for s in slos),
+        "notes": notes,
+    }
