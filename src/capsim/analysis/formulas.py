@@ -171,8 +171,8 @@ def mmck(servers: int, capacity: int, lam: float, mean_service: float) -> QueueF
     pi /= pi.sum()
     p_block = float(pi[capacity])
     throughput = lam * (1.0 - p_block)
-    n = np.arange(capacity + 1)
-    queue = float(np.sum(np.maximum(n - servers, 0) * pi))
+    population = np.arange(capacity + 1)
+    queue = float(np.sum(np.maximum(population - servers, 0) * pi))
     mean_wait = queue / throughput if throughput > 0 else 0.0
     admitted = pi[:capacity] / pi[:capacity].sum() if capacity > 0 else np.zeros(0)
     p_wait = float(admitted[servers:].sum()) if capacity > servers else 0.0

@@ -334,13 +334,13 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             if arrival > 0
             else 0.0
         )
-        wait: dict[str, float | None] = {"mean": wait_mean}
+        wait_figures: dict[str, float | None] = {"mean": wait_mean}
         single = [st for _, st in groups_solved if st.arrival_rate > 0]
         for key, q in PERCENTILES.items():
             if len(single) == 1 and single[0].figures is not None:
-                wait[key] = _round(single[0].figures.wait_quantile(q))
+                wait_figures[key] = _round(single[0].figures.wait_quantile(q))
             else:
-                wait[key] = None
+                wait_figures[key] = None
         queue_mean = sum(
             st.arrival_rate * (1 - st.figures.p_block) * st.figures.mean_wait
             for _, st in groups_solved
@@ -359,7 +359,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             "rejected_rate": blocked,
             "stable": True,
             "queue_length": {"mean": queue_mean},
-            "wait": wait,
+            "wait": wait_figures,
             "max_rate": _round(max_rate[tier.name]),
             "method": {
                 "formula": ", ".join(methods) or "no traffic",
