@@ -1,0 +1,106 @@
+"""The terminal view of a Report: rich tables rendered to a string."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from capsim.analysis.report import Report
+from capsim.outputs import cells
+
+#: Width of the rendered table: wide enough for every column, narrow enough for a laptop.
+WIDTH = 120
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", padding=(0, 1))
+
+
+def _classes_table(data: dict[str, Any]) -> Table:
+    table = _table("Request classes")
+    table.add_column("class")
+    for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999"):
+        table.add_column(name, justify="right")
+    for name, entry in data["classes"].items():
+        latency = entry["latency"]
+        table.add_row(
+            name,
+            cells.rate(entry["offered_rate"]),
+            cells.rate(entry["throughput"]),
+            cells.errors(entry),
+            cells.time(latency["p50"]),
+            cells.time(latency["p95"]),
+            cells.time(latency["p99"]),
+            cells.time(latency["p999"]),
+        )
+    return table
+
+
+def _tiers_table(data: dict[str, Any]) -> Table:
+    table = _table("Tiers")
+    table.add_column("tier")
+    for name in ("utilisation", "occupancy", "throughput", "queue mean", "wait p99", "rejected"):
+        table.add_column(name, justify="right")
+    table.add_column("status", no_wrap=True)
+    for name, entry in data["tiers"].items():
+        status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
+        table.add_row(
+            name,
+            cells.percent(entry["utilization"]),
+            cells.percent(entry.get("occupancy")),
+            cells.rate(entry["throughput"]),
+            cells.number(entry["queue_length"]["mean"]),
+            cells.time(entry["wait"]["p99"]),
+            cells.count(entry["rejected"]),
+            status,
+        )
+    return table
+
+
+def _slos_table(data: dict[str, Any]) -> Table:
+    table = _table("SLOs")
+    table.add_column("verdict")
+    table.add_column("objective")
+    table.add_column("observed", justify="right")
+    table.add_column("limit", justify="right")
+    for verdict in data["slos"]:
+        mark = (
+            Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
+        )
+        table.add_row(mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict))
+    return table
+
+
+def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
+    """The result as terminal tables; with `color=False` plain text without escape codes."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    data = report.data
+    console.print(Text(cells.run_line(data), style="bold"))
+    console.print(_classes_table(data))
+    console.print(_tiers_table(data))
+    if data.get("slos"):
+        console.print(_slos_table(data))
+    verdict = cells.verdict_line(data)
+    console.print(Text(verdict, style="green" if report.passed else "bold red"))
+    engine = cells.engine_line(data)
+    if engine:
+        console.print(Text(engine, style="dim"))
+    for warning in report.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    # Rich pads every line to the console width; trailing blanks only get in a reader's way.
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

@@ -1,0 +1,144 @@
+"""Plain-text renderers of a Report: JSON, GitHub-flavoured Markdown, long-format CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from capsim.analysis.report import Report
+from capsim.outputs import cells
+
+
+def render_json(report: Report) -> str:
+    """Strict JSON (no NaN or infinity), indented by 2, keys in SPEC section 3 order."""
+    return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]], right: range) -> list[str]:
+    """A GFM table; the columns in `right` (numbers) are right-aligned."""
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    lines = ["| " + " | ".join(_markdown_cell(h) for h in header) + " |"]
+    lines.append("| " + " | ".join(align) + " |")
+    lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """The result as GitHub-flavoured Markdown: a heading, tables, verdicts, warnings."""
+    data = report.data
+    lines = [f"# capsim result: {data['scenario']}", "", cells.run_line(data), ""]
+    lines += ["## Request classes", ""]
+    lines += _markdown_table(
+        ["class", "offered", "throughput", "errors", "p50", "p95", "p99", "p999"],
+        [
+            [
+                name,
+                cells.rate(entry["offered_rate"]),
+                cells.rate(entry["throughput"]),
+                cells.errors(entry),
+                *(cells.time(entry["latency"][p]) for p in ("p50", "p95", "p99", "p999")),
+            ]
+            for name, entry in data["classes"].items()
+        ],
+        right=range(1, 8),
+    )
+    lines += ["", "## Tiers", ""]
+    lines += _markdown_table(
+        [
+            "tier",
+            "utilisation",
+            "occupancy",
+            "throughput",
+            "queue mean",
+            "wait p99",
+            "rejected",
+            "status",
+        ],
+        [
+            [
+                name,
+                cells.percent(entry["utilization"]),
+                cells.percent(entry.get("occupancy")),
+                cells.rate(entry["throughput"]),
+                cells.number(entry["queue_length"]["mean"]),
+                cells.time(entry["wait"]["p99"]),
+                cells.count(entry["rejected"]),
+                cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
+            ]
+            for name, entry in data["tiers"].items()
+        ],
+        right=range(1, 7),
+    )
+    if data.get("slos"):
+        lines += ["", "## SLOs", ""]
+        lines += _markdown_table(
+            ["verdict", "objective", "observed", "limit"],
+            [
+                [
+                    "✓ PASS" if v["passed"] else "✗ FAIL",
+                    v["slo"],
+                    cells.slo_observed(v),
+                    cells.slo_limit(v),
+                ]
+                for v in data["slos"]
+            ],
+            right=range(2, 4),
+        )
+    lines += ["", f"**{cells.verdict_line(data)}**"]
+    engine = cells.engine_line(data)
+    if engine:
+        lines += ["", engine]
+    if report.warnings:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {warning}" for warning in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """(dotted metric, value) pairs; a [low, high] interval becomes `.low` and `.high`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(f"{prefix}.{key}" if prefix else key, item)
+    elif isinstance(value, list) and len(value) == 2 and prefix.startswith("ci95."):
+        yield f"{prefix}.low", value[0]
+        yield f"{prefix}.high", value[1]
+    else:
+        yield prefix, value
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def render_csv(report: Report) -> str:
+    """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo).
+
+    Nested figures get dotted metric names (`latency.p99`, `ci95.latency.mean.low`); a missing
+    figure is an empty cell. Easy to pivot in a spreadsheet.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "name", "metric", "value"])
+    data = report.data
+    for section, key in (("class", "classes"), ("tier", "tiers")):
+        for name, entry in data[key].items():
+            for metric, value in _flatten("", entry):
+                writer.writerow([section, name, metric, _csv_value(value)])
+    for verdict in data.get("slos", []):
+        for metric, value in verdict.items():
+            if metric != "slo":
+                writer.writerow(["slo", verdict["slo"], metric, _csv_value(value)])
+    return buffer.getvalue()
