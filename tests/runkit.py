@@ -137,6 +137,7 @@ def shop_run(
                 completed=10_000,
                 trace=db_trace,
                 arrivals=db_arrivals,
+                rejected=2,
                 pool_wait=histogram(rng.exponential(0.001, 10_000)),
                 pool_rejected=2,
             ),

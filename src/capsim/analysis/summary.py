@@ -126,7 +126,9 @@ def _trace_times(tier_run: TierRun, run: RunResult) -> np.ndarray:
 
 
 def _refused(tier_run: TierRun) -> int:
-    return tier_run.rejected + tier_run.timed_out + tier_run.pool_rejected
+    """Requests the tier refused in the window. The engine's `rejected` is already the total:
+    `timed_out` and `pool_rejected` are parts of it, reported separately as a breakdown."""
+    return tier_run.rejected
 
 
 def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
