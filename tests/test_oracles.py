@@ -286,23 +286,23 @@ class SingleQueue:
 
 
 SINGLE_QUEUES = [
-    SingleQueue("mm1-rho050", "mm1", 0, 1, 2e5),
-    SingleQueue("mm1-rho080", "mm1", 1, 1, 4e5),
-    SingleQueue("mmc4-rho050", "mmc", 0, 4, 2e5),
-    SingleQueue("mmc4-rho080", "mmc", 1, 4, 4e5),
-    SingleQueue("mmc2-rho075", "mmc", 4, 2, 3e5),
-    SingleQueue("md1-rho050", "md1", 0, 1, 2e5, scv_s=0.0),
-    SingleQueue("mg1-lognormal-cv05-rho050", "mg1_lognormal", 0, 1, 2e5, scv_s=0.25),
-    SingleQueue("mg1-lognormal-cv1-rho050", "mg1_lognormal", 3, 1, 2e5, scv_s=1.0),
-    SingleQueue("mg1-lognormal-cv2-rho050", "mg1_lognormal", 6, 1, 3e5, scv_s=4.0, heavy_tail=True),
+    SingleQueue("mm1-rho050", "mm1", 0, 1, 5e5),
+    SingleQueue("mm1-rho080", "mm1", 1, 1, 1e6),
+    SingleQueue("mmc4-rho050", "mmc", 0, 4, 5e5),
+    SingleQueue("mmc4-rho080", "mmc", 1, 4, 1e6),
+    SingleQueue("mmc2-rho075", "mmc", 4, 2, 1e6),
+    SingleQueue("md1-rho050", "md1", 0, 1, 5e5, scv_s=0.0),
+    SingleQueue("mg1-lognormal-cv05-rho050", "mg1_lognormal", 0, 1, 5e5, scv_s=0.25),
+    SingleQueue("mg1-lognormal-cv1-rho050", "mg1_lognormal", 3, 1, 5e5, scv_s=1.0),
+    SingleQueue("mg1-lognormal-cv2-rho050", "mg1_lognormal", 6, 1, 1e6, scv_s=4.0, heavy_tail=True),
 ]
 SLOW_SINGLE_QUEUES = [
-    SingleQueue("mm1-rho080", "mm1", 1, 1, 3e6),
-    SingleQueue("mm1-rho090", "mm1", 2, 1, 2e6),
-    SingleQueue("mmc4-rho080", "mmc", 1, 4, 3e6),
-    SingleQueue("mmc16-rho090", "mmc", 3, 16, 2e6),
-    SingleQueue("md1-rho080", "md1", 1, 1, 2e6, scv_s=0.0),
-    SingleQueue("mg1-lognormal-cv2-rho080", "mg1_lognormal", 7, 1, 3e6, scv_s=4.0, heavy_tail=True),
+    SingleQueue("mm1-rho080", "mm1", 1, 1, 1e7),
+    SingleQueue("mm1-rho090", "mm1", 2, 1, 5e6),
+    SingleQueue("mmc4-rho080", "mmc", 1, 4, 1e7),
+    SingleQueue("mmc16-rho090", "mmc", 3, 16, 5e6),
+    SingleQueue("md1-rho080", "md1", 1, 1, 5e6, scv_s=0.0),
+    SingleQueue("mg1-lognormal-cv2-rho080", "mg1_lognormal", 7, 1, 1e7, scv_s=4.0, heavy_tail=True),
 ]
 
 
@@ -372,11 +372,11 @@ class LossCase:
 
 
 FINITE_QUEUES = [
-    LossCase("mm1k-rho080", "mm1k", 1, 1, 9, 2e5),
-    LossCase("mm1k-rho150", "mm1k", 4, 1, 9, 2e5),
-    LossCase("mmck-pool-rho095", "mmck_conn_pool", 2, 10, 20, 3e5),
-    LossCase("mmck-pool-rho120", "mmck_conn_pool", 3, 10, 20, 2e5),
-    LossCase("db-pool-rho095", "mmck_conn_pool", 2, 10, 20, 3e5, tier="db"),
+    LossCase("mm1k-rho080", "mm1k", 1, 1, 9, 5e5),
+    LossCase("mm1k-rho150", "mm1k", 4, 1, 9, 5e5),
+    LossCase("mmck-pool-rho095", "mmck_conn_pool", 2, 10, 20, 5e5),
+    LossCase("mmck-pool-rho120", "mmck_conn_pool", 3, 10, 20, 5e5),
+    LossCase("db-pool-rho095", "mmck_conn_pool", 2, 10, 20, 5e5, tier="db"),
 ]
 
 
@@ -425,8 +425,8 @@ def test_a_full_queue_turns_arrivals_away_as_mmck_says(case: LossCase, engine: s
 
 
 ERLANG_B = [
-    LossCase("erlang-b-exponential", "erlang_b", 1, 10, 0, 2e5),
-    LossCase("erlang-b-lognormal-cv2", "erlang_b", 1, 10, 0, 2e5, scv_s=4.0),
+    LossCase("erlang-b-exponential", "erlang_b", 1, 10, 0, 5e5),
+    LossCase("erlang-b-lognormal-cv2", "erlang_b", 1, 10, 0, 5e5, scv_s=4.0),
 ]
 
 
@@ -478,13 +478,13 @@ class JacksonCase:
 
 
 JACKSON = [
-    JacksonCase("jackson-feed-forward-240", "feed-forward lam0=240.0", 2e5),
-    JacksonCase("jackson-feed-forward-384", "feed-forward lam0=384.0", 3e5),
-    JacksonCase("jackson-loop-240", "app<->db loop lam0=240.0", 2e5),
+    JacksonCase("jackson-feed-forward-240", "feed-forward lam0=240.0", 5e5),
+    JacksonCase("jackson-feed-forward-384", "feed-forward lam0=384.0", 5e5),
+    JacksonCase("jackson-loop-240", "app<->db loop lam0=240.0", 5e5),
 ]
 SLOW_JACKSON = [
-    JacksonCase("jackson-feed-forward-456", "feed-forward lam0=456.0", 2e6),
-    JacksonCase("jackson-loop-360", "app<->db loop lam0=360.0", 2e6),
+    JacksonCase("jackson-feed-forward-456", "feed-forward lam0=456.0", 5e6),
+    JacksonCase("jackson-loop-360", "app<->db loop lam0=360.0", 5e6),
 ]
 
 
@@ -602,10 +602,10 @@ def round_robin_oracle(rate: float, servers: int) -> dict:
 
 
 BALANCING = [
-    ("balancing-random-rho080", 0.8, "random", 3e5),
-    ("balancing-round-robin-rho080", 0.8, "round_robin", 3e5),
+    ("balancing-random-rho080", 0.8, "random", 1e6),
+    ("balancing-round-robin-rho080", 0.8, "round_robin", 1e6),
 ]
-SLOW_BALANCING = [("balancing-round-robin-rho090", 0.9, "round_robin", 2e6)]
+SLOW_BALANCING = [("balancing-round-robin-rho090", 0.9, "round_robin", 5e6)]
 
 
 def check_balancing(
@@ -690,7 +690,7 @@ def test_an_lru_cache_misses_as_ches_approximation_says(engine: str) -> None:
     SDs inflated 3x, since an honest LRU simulation's hits are autocorrelated (the measured noise
     of 1.8e6 requests was 0.1-0.2%, about 3x the binomial figure).
     """
-    customers = 3e5
+    customers = 5e5
     oracle = next(
         row for row in ORACLES["cache_lru_che"] if row["alpha"] == 1.0 and row["C"] == 1000
     )
@@ -716,9 +716,9 @@ def test_an_lru_cache_misses_as_ches_approximation_says(engine: str) -> None:
 @pytest.mark.parametrize(
     ("scenario", "rate", "customers", "capacity"),
     [
-        ("mmck-pool-rho120", 1200.0, 2e5, 30),
-        ("mm1k-rho150", 150.0, 2e5, 10),
-        ("jackson-feed-forward-384", 384.0, 3e5, None),
+        ("mmck-pool-rho120", 1200.0, 5e5, 30),
+        ("mm1k-rho150", 150.0, 5e5, 10),
+        ("jackson-feed-forward-384", 384.0, 5e5, None),
     ],
 )
 def test_every_request_that_arrives_is_completed_failed_or_still_in_flight(
@@ -745,8 +745,8 @@ def test_every_request_that_arrives_is_completed_failed_or_still_in_flight(
 @pytest.mark.parametrize(
     ("scenario", "rate", "customers", "workers"),
     [
-        ("jackson-feed-forward-384", 384.0, 3e5, {"lb": 1, "app": 8, "db": 4}),
-        ("mmck-pool-rho095", 950.0, 3e5, {"server": 10}),
+        ("jackson-feed-forward-384", 384.0, 5e5, {"lb": 1, "app": 8, "db": 4}),
+        ("mmck-pool-rho095", 950.0, 5e5, {"server": 10}),
     ],
 )
 def test_littles_law_holds_for_the_queue_of_every_tier(
@@ -781,7 +781,7 @@ def test_the_utilisation_law_holds_for_every_tier(engine: str) -> None:
     (rel SD sqrt(cs2 / n), cs2 = 1 for exponential) and by at most `workers` services cut by the
     window's edges.
     """
-    data = simulate("jackson-feed-forward-384", engine, customers=3e5, rate=384.0)
+    data = simulate("jackson-feed-forward-384", engine, customers=5e5, rate=384.0)
     duration = data["duration"]
     for name, mean_service, workers in (("lb", 0.001, 1), ("app", 1 / 60, 8), ("db", 1 / 30, 4)):
         tier = data["tiers"][name]
