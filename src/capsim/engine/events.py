@@ -16,6 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,38 @@ Draw = Callable[[], float]
 # enter(class, pick, cont) -> admitted. False: refused on the spot, `cont` is never called.
 # True: `cont(ok)` is called exactly once, possibly before enter returns.
 Enter = Callable[[int, Pick, Cont], bool]
+# run(class, done): a tier's calls for one request, then done(ok).
+Runner = Callable[[int, Cont], None]
 
 _CALL, _ONE_OF, _PARALLEL = 0, 1, 2
+_NORMAL = 1  # simpy.events.NORMAL: the priority of an ordinary timeout
+
+
+class _Timer:
+    """The least a SimPy event needs to be stepped by Environment.step: callbacks, _ok, _value.
+
+    A Timeout would do, but builds a full Event and makes two more Python calls; the engine
+    schedules millions of these, so they go straight onto the environment's heap instead.
+    """
+
+    __slots__ = ("_value", "callbacks")
+    _ok = True
+
+
+def _scheduler(
+    env: simpy.Environment,
+) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
+    """later(delay, callbacks, value): run each callback with the timer after `delay`."""
+    heap = env._queue
+    eid = env._eid
+
+    def later(delay: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
+        timer = _Timer()
+        timer.callbacks = callbacks  # type: ignore[assignment]
+        timer._value = value
+        heappush(heap, (env._now + delay, _NORMAL, next(eid), timer))
+
+    return later
 
 
 def _buffered(sample: Callable[[int], np.ndarray]) -> Draw:
@@ -221,7 +252,7 @@ class _TierSim:
 
     def __init__(self, env: simpy.Environment, tier: Tier, window: _Window, classes: int) -> None:
         self.tier = tier
-        self.calls: list[tuple[Any, ...]] = [() for _ in range(classes)]
+        self.runners: list[Runner | None] = [None] * classes
         self._pick_cache: dict[str, Pick] = {}
         self._window = window
         self._balancing_draw: Draw | None = None
@@ -243,19 +274,20 @@ class _TierSim:
             self._balancing_draw = _buffered(rng.random)
         return self._balancing_draw
 
-    def _choose(self, algorithm: str, low: int, high: int) -> Callable[[], int]:
+    def _choose(self, algorithm: str, low: int, high: int) -> Pick:
+        """A chooser among instances low..high-1; it takes (and ignores) the class index."""
         count = high - low
         if count == 1:
-            return lambda: low
+            return lambda k: low
         at = self.at
         if algorithm == "random":
             u = self._uniform()
-            return lambda: low + int(u() * count)
+            return lambda k: low + int(u() * count)
         if algorithm == "least_connections":
             if low == 0 and high == len(at):
-                return lambda: at.index(min(at))
+                return lambda k: at.index(min(at))
 
-            def least() -> int:
+            def least(k: int) -> int:
                 part = at[low:high]
                 return low + part.index(min(part))
 
@@ -263,7 +295,7 @@ class _TierSim:
         if algorithm == "power_of_two":
             u = self._uniform()
 
-            def two() -> int:
+            def two(k: int) -> int:
                 a = int(u() * count)
                 b = int(u() * (count - 1))
                 if b >= a:
@@ -272,13 +304,13 @@ class _TierSim:
 
             return two
         turn = itertools.count()
-        return lambda: low + next(turn) % count
+        return lambda k: low + next(turn) % count
 
     def _make_pick(self, algorithm: str) -> Pick:
         tier = self.tier
         primaries = self._choose(algorithm, 0, tier.instances)
         if tier.kind != "database" or tier.replicas == 0:
-            return lambda k: primaries()
+            return primaries
         replicas = self._choose(algorithm, tier.instances, tier.servers)
         read_ratio = [work.read_ratio for work in tier.work]
         u = self.routing_draw
@@ -286,8 +318,8 @@ class _TierSim:
         def route(k: int) -> int:
             r = read_ratio[k]
             if r >= 1.0 or (r > 0.0 and u() < r):
-                return replicas()
-            return primaries()
+                return replicas(k)
+            return primaries(k)
 
         return route
 
@@ -302,7 +334,6 @@ class _TierSim:
         blocking = tier.blocking
         max_queue = tier.max_queue
         queue_timeout = tier.timeout
-        calls = self.calls
         service_rng = window.tier_rng(tier.index, streams.SERVICE)
         draws: dict[int, Draw] = {}
         service: list[Draw] = []
@@ -312,7 +343,10 @@ class _TierSim:
                 draws[key] = _distribution_draw(work.service_time, service_rng)
             service.append(draws[key])
 
-        timeout = env.timeout
+        later = _scheduler(env)
+        heap = env._queue
+        eid = env._eid
+        runners = self.runners
         arrivals = completed = rejected = timed_out = 0
         busy = 0.0
         zero_waits = 0
@@ -327,6 +361,7 @@ class _TierSim:
         held_since = 0.0
 
         def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
+            # A worker of instance i starts on a request that waited since `arrived`.
             nonlocal busy, zero_waits
             if now >= warmup:
                 if now > arrived:
@@ -337,18 +372,31 @@ class _TierSim:
             end = now + s
             if end > warmup:
                 busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-            timeout(s, (i, k, cont)).callbacks.append(work_done)
+            timer = _Timer()
+            timer.callbacks = on_work_done  # type: ignore[assignment]
+            timer._value = (i, k, cont)
+            heappush(heap, (end, _NORMAL, next(eid), timer))
 
         def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
             nonlocal rejected, waiting_now, queue_area, queue_since, queue_max
-            nonlocal held, held_area, held_since
+            nonlocal held, held_area, held_since, busy, zero_waits
             if free[i]:
                 free[i] -= 1
                 at[i] += 1
                 held_area += held * (now - held_since)
                 held_since = now
                 held += 1
-                start(i, k, now, now, cont)
+                # start(), inlined: this is the path most requests take.
+                s = service[k]()
+                end = now + s
+                if now >= warmup:
+                    zero_waits += 1
+                if end > warmup:
+                    busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
+                timer = _Timer()
+                timer.callbacks = on_work_done  # type: ignore[assignment]
+                timer._value = (i, k, cont)
+                heappush(heap, (end, _NORMAL, next(eid), timer))
                 return True
             if max_queue is not None and live[i] >= max_queue:
                 if now >= warmup:
@@ -364,7 +412,7 @@ class _TierSim:
             if waiting_now > queue_max:
                 queue_max = waiting_now
             if queue_timeout is not None:
-                timeout(queue_timeout, entry).callbacks.append(drop)
+                later(queue_timeout, on_drop, entry)
             return True
 
         def release(i: int) -> None:
@@ -387,7 +435,7 @@ class _TierSim:
             held_since = now
             held -= 1
 
-        def drop(event: simpy.Event) -> None:
+        def drop(event: _Timer) -> None:
             nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
             entry = event._value
             if not entry[3]:
@@ -405,13 +453,13 @@ class _TierSim:
                 timed_out += 1
             entry[2](False)
 
-        def work_done(event: simpy.Event) -> None:
+        def work_done(event: _Timer) -> None:
             nonlocal completed
             i, k, cont = event._value
             if env._now >= warmup:
                 completed += 1
-            steps = calls[k]
-            if not steps:
+            run_calls = runners[k]
+            if run_calls is None:
                 release(i)
                 cont(True)
             elif blocking:
@@ -420,10 +468,13 @@ class _TierSim:
                     release(i)
                     cont(ok)
 
-                _Sequence(steps, k, calls_done).advance()
+                run_calls(k, calls_done)
             else:
                 release(i)
-                _Sequence(steps, k, cont).advance()
+                run_calls(k, cont)
+
+        on_work_done = (work_done,)
+        on_drop = (drop,)
 
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal arrivals
@@ -494,7 +545,7 @@ class _TierSim:
         max_waiting = tier.pool.max_waiting
         pool_timeout = tier.pool.timeout
         warmup = window.warmup
-        timeout = env.timeout
+        later = _scheduler(env)
         waiters: deque[list[Any]] = deque()
         in_use = waiting = 0
         arrivals = rejected = zero_waits = 0
@@ -524,7 +575,7 @@ class _TierSim:
                 entry[3](False)
             in_use -= 1
 
-        def expire(event: simpy.Event) -> None:
+        def expire(event: _Timer) -> None:
             nonlocal waiting, rejected
             entry = event._value
             if not entry[4]:
@@ -534,6 +585,8 @@ class _TierSim:
             if env._now >= warmup:
                 rejected += 1
             entry[3](False)
+
+        on_expire = (expire,)
 
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal in_use, waiting, arrivals, rejected, zero_waits
@@ -557,7 +610,7 @@ class _TierSim:
             waiters.append(entry)
             waiting += 1
             if pool_timeout is not None:
-                timeout(pool_timeout, entry).callbacks.append(expire)
+                later(pool_timeout, on_expire, entry)
             return True
 
         def pool_wait() -> Histogram:
@@ -579,7 +632,7 @@ class _TierSim:
     ) -> Enter:
         """A queue tier: the caller spends publish_time, then the message joins the one FIFO."""
         warmup = window.warmup
-        timeout = env.timeout
+        later = _scheduler(env)
         publish_time = tier.publish_time
         publish: Draw | None = None
         if publish_time is not None and not (publish_time.is_constant and publish_time.mean == 0):
@@ -600,15 +653,17 @@ class _TierSim:
 
             return arrive(0, k, now, consumed)
 
-        def published(event: simpy.Event) -> None:
+        def published(event: _Timer) -> None:
             k, cont = event._value
             cont(enqueue(k))
+
+        on_published = (published,)
 
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             if publish is not None:
                 delay = publish()
                 if delay > 0:
-                    timeout(delay, (k, cont)).callbacks.append(published)
+                    later(delay, on_published, (k, cont))
                     return True
             if not enqueue(k):
                 return False
@@ -640,6 +695,39 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[
     return (_PARALLEL, tuple(_compile_step(b, caller, tiers) for b in step.branches))
 
 
+def _runner(steps: tuple[tuple[Any, ...], ...]) -> Runner | None:
+    """The cheapest way to run these steps: none, one plain call, one one_of, or a _Sequence."""
+    if not steps:
+        return None
+    if len(steps) == 1 and steps[0][0] == _CALL and steps[0][3] >= 1.0 and steps[0][4] == 1:
+        _, enter, pick, _, _, _ = steps[0]
+
+        def call(k: int, done: Cont) -> None:
+            if not enter(k, pick, done):
+                done(False)
+
+        return call
+    if len(steps) == 1 and steps[0][0] == _ONE_OF:
+        _, bounds, targets, uniform = steps[0]
+        options = list(zip(bounds, targets, strict=True))
+
+        def one_of(k: int, done: Cont) -> None:
+            x = uniform()
+            for bound, (enter, pick) in options:
+                if x < bound:
+                    if not enter(k, pick, done):
+                        done(False)
+                    return
+            done(True)
+
+        return one_of
+
+    def sequence(k: int, done: Cont) -> None:
+        _Sequence(steps, k, done).advance()
+
+    return sequence
+
+
 class _ClassSim:
     """One request class: its arrivals (open) or users (closed), and its figures."""
 
@@ -654,13 +742,13 @@ class _ClassSim:
         pick = entry.pick(None)
         record_latency = self.latency.record
         run = self.run
-        timeout = env.timeout
+        later = _scheduler(env)
 
         if traffic.is_closed:
             think_time = traffic.think_time or Distribution.constant(0.0)
             think = _distribution_draw(think_time, window.class_rng(k, streams.THINK))
 
-            def thought(event: simpy.Event) -> None:
+            def thought(event: _Timer) -> None:
                 now = env._now
                 if now >= warmup:
                     run.arrivals += 1
@@ -672,13 +760,14 @@ class _ClassSim:
                             record_latency(env._now - now)
                         else:
                             run.errors += 1
-                    timeout(think()).callbacks.append(thought)
+                    later(think(), on_thought, None)
 
                 if not enter(k, pick, finish):
                     finish(False)
 
+            on_thought = (thought,)
             for _ in range(traffic.users or 0):
-                timeout(think()).callbacks.append(thought)
+                later(think(), on_thought, None)
             return
 
         rng = window.class_rng(k, streams.ARRIVALS)
@@ -701,11 +790,11 @@ class _ClassSim:
         else:
             gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
 
-        def arrival(event: simpy.Event) -> None:
+        def arrival(event: _Timer) -> None:
             now = env._now
             delay = gap()
             if delay < math.inf:
-                timeout(delay).callbacks.append(arrival)
+                later(delay, on_arrival, None)
             if now < warmup:
                 enter(k, pick, _ignore)
                 return
@@ -721,9 +810,10 @@ class _ClassSim:
             if not enter(k, pick, finish):
                 run.errors += 1
 
+        on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
-            timeout(first).callbacks.append(arrival)
+            later(first, on_arrival, None)
 
 
 def _ignore(ok: bool) -> None:
@@ -742,7 +832,8 @@ def run_events(
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
     for sim in tiers:
         for k, work in enumerate(sim.tier.work):
-            sim.calls[k] = tuple(_compile_step(step, sim, tiers) for step in work.calls)
+            steps = tuple(_compile_step(step, sim, tiers) for step in work.calls)
+            sim.runners[k] = _runner(steps)
     warmup, horizon = window.warmup, window.horizon
     duration = horizon - warmup
     trace_times = warmup + duration * np.arange(TRACE_POINTS) / TRACE_POINTS
