@@ -132,7 +132,7 @@ def _refused(tier_run: TierRun) -> int:
 
 
 def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
-    """The stability rule (docs/how-the-model-works.md, "Stable or overloaded").
+    """The stability rule (docs/results.md, "Stable or overloaded").
 
     A replication's queue is *growing* when either
     * its queue trace shows a clear sustained rise: the robust (Theil-Sen) growth over the
