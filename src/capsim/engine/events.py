@@ -57,18 +57,20 @@ class _Timer:
 
     __slots__ = ("_value", "callbacks")
     _ok = True
+    _value: Any
+    callbacks: tuple[Callable[[Any], None], ...] | None
 
 
 def _scheduler(
     env: simpy.Environment,
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """later(delay, callbacks, value): run each callback with the timer after `delay`."""
-    heap = env._queue
+    heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
     eid = env._eid
 
     def later(delay: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
         timer = _Timer()
-        timer.callbacks = callbacks  # type: ignore[assignment]
+        timer.callbacks = callbacks
         timer._value = value
         heappush(heap, (env._now + delay, _NORMAL, next(eid), timer))
 
@@ -344,7 +346,7 @@ class _TierSim:
             service.append(draws[key])
 
         later = _scheduler(env)
-        heap = env._queue
+        heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
         eid = env._eid
         runners = self.runners
         arrivals = completed = rejected = timed_out = 0
@@ -373,7 +375,7 @@ class _TierSim:
             if end > warmup:
                 busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
             timer = _Timer()
-            timer.callbacks = on_work_done  # type: ignore[assignment]
+            timer.callbacks = on_work_done
             timer._value = (i, k, cont)
             heappush(heap, (end, _NORMAL, next(eid), timer))
 
@@ -394,7 +396,7 @@ class _TierSim:
                 if end > warmup:
                     busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
                 timer = _Timer()
-                timer.callbacks = on_work_done  # type: ignore[assignment]
+                timer.callbacks = on_work_done
                 timer._value = (i, k, cont)
                 heappush(heap, (end, _NORMAL, next(eid), timer))
                 return True
