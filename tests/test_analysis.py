@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capsim.analysis import Report, summarise
 from capsim.analysis.stats import (
@@ -16,7 +18,8 @@ from capsim.analysis.stats import (
     student_t_quantile,
     t_interval,
 )
-from capsim.engine.histogram import Histogram
+from capsim.analysis.summary import time_statistics
+from capsim.engine.histogram import ZERO_BELOW, Histogram
 from capsim.model.types import PERCENTILES, Slo
 from runkit import (
     DURATION,
@@ -294,3 +297,33 @@ def test_replications_with_no_histogram_for_age_still_summarise() -> None:
     events = summary([run]).data["tiers"]["events"]
     assert events["age"] == dict.fromkeys(SPEC_STATS)
     assert isinstance(Histogram.merged([]), Histogram)
+
+
+# --- invariants ----------------------------------------------------------------------------
+
+times = st.lists(st.floats(min_value=0.0, max_value=1e4, allow_nan=False), max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(times)
+def test_pooled_statistics_are_ordered_and_bounded(values: list[float]) -> None:
+    h = Histogram()
+    h.add(values)
+    stats = time_statistics(h)
+    if not values:
+        assert stats == dict.fromkeys(stats)
+        return
+    ordered = [stats[k] for k in ("p50", "p90", "p95", "p99", "p999", "max")]
+    assert ordered == sorted(ordered)  # type: ignore[type-var]
+    # Values below ZERO_BELOW are counted as exactly zero.
+    assert min(values) - ZERO_BELOW <= stats["p50"] <= max(values)  # type: ignore[operator]
+    assert stats["max"] == max(values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=2, max_size=20))
+def test_intervals_are_none_or_finite_and_ordered(values: list[float]) -> None:
+    interval = t_interval(values)
+    if interval is not None:
+        low, high = interval
+        assert low <= high or not all(map(math.isfinite, (low, high)))
