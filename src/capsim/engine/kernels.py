@@ -1,0 +1,208 @@
+"""FIFO queue kernels for the vectorised path: exact start times of requests at one server.
+
+Both kernels take the arrivals at one server in arrival order and their service times, plus the
+server's state carried from the previous chunk, and return the start times and the new state.
+They are exact: chunking a stream of arrivals and carrying the state gives the same start times
+as one call on the whole stream (up to floating-point rounding of the running sums in
+`fifo_single`).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+#: A window of this many earlier requests per worker is searched first when rebuilding the set
+#: of busy workers at the start of a congested stretch (it doubles until it is enough).
+_LOOKBACK_PER_WORKER = 4
+#: Above this share of cheaply flagged requests, count exactly (one sort) before looping.
+_CHEAP_FLAG_SHARE = 0.05
+#: Above this share of congested requests, the plain heap loop beats the stretch-wise one.
+_LOOP_ALL_SHARE = 0.3
+#: Above this share of cheaply flagged requests, go straight to the plain loop.
+_LOOP_ALL_CHEAP_SHARE = 0.6
+
+
+def fifo_single(
+    arrivals: np.ndarray, service: np.ndarray, free_at: float
+) -> tuple[np.ndarray, float]:
+    """One worker: start times by the max-plus (Lindley) closed form, and the new free time.
+
+    D_n = cumS_n + max(free_at, max_{k<=n}(A_k - cumS_{k-1})): one cumsum and one running max.
+    """
+    if arrivals.size == 0:
+        return np.zeros(0), free_at
+    cumulative = np.cumsum(service)
+    x = np.empty_like(arrivals)
+    x[0] = arrivals[0]
+    np.subtract(arrivals[1:], cumulative[:-1], out=x[1:])
+    x[0] = max(x[0], free_at)
+    np.maximum.accumulate(x, out=x)
+    done = cumulative + x
+    start = done - service
+    # Rounding of the running sums must never start a request before it arrived.
+    np.maximum(start, arrivals, out=start)
+    return start, float(done[-1])
+
+
+def fifo_multi(
+    arrivals: np.ndarray, service: np.ndarray, free_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`c` workers, one FIFO queue: start times and the new free times of the workers.
+
+    The Kiefer–Wolfowitz recursion kept as a heap of the workers' free times, run only where it
+    matters. Every request first gets its infinite-server departure d = A + S; a request whose
+    arrival finds fewer than c earlier requests still in service (by those departures) starts at
+    once, exactly, as long as no earlier request has waited. Only the congested stretches go
+    through the heap loop, which hands back to the vectorised part as soon as every request that
+    waited in the stretch has left (from then on the system is again what the infinite-server
+    departures say). `free_at` holds the c free times carried from the previous chunk.
+    """
+    n = arrivals.size
+    c = free_at.size
+    start = arrivals.copy()
+    if n == 0:
+        return start, free_at.copy()
+    departures = arrivals + service
+    carried = np.sort(free_at)
+    if not bool((service > 0.0).all()):
+        # Zero service times break the counting below (ties with later arrivals): plain loop.
+        start[:] = _plain_loop(arrivals, service, carried.tolist())
+        return start, _top(carried, start + service, c)
+    # Cheap, conservative flag first: some request at least c places back (or a carried free
+    # time) is still in service. A flag only sends a stretch through the exact loop.
+    running = np.maximum.accumulate(np.concatenate((carried, departures)))
+    congested = running[:n] > arrivals
+    share = np.count_nonzero(congested) / n
+    if _CHEAP_FLAG_SHARE < share <= _LOOP_ALL_CHEAP_SHARE:
+        # Exact count of requests still in service at each arrival.
+        ordered = np.sort(departures)
+        in_service = np.arange(n) - np.searchsorted(ordered, arrivals, side="right")
+        in_service += c - np.searchsorted(carried, arrivals, side="right")
+        congested = in_service >= c
+        share = np.count_nonzero(congested) / n
+    first = np.flatnonzero(congested)
+    if first.size == 0:
+        return start, _top(carried, departures, c)
+    if share > _LOOP_ALL_SHARE:
+        # Mostly congested: the plain loop from the first congested request is faster.
+        position = int(first[0])
+        heap = _busy_at(position, arrivals, departures, carried, c)
+        start[position:] = _plain_loop(arrivals[position:], service[position:], heap)
+        return start, _top(carried, start + service, c)
+    arrival_list = arrivals.tolist()
+    service_list = service.tolist()
+    congested_list = congested.tolist()
+    position = int(first[0])
+    while position < n:
+        heap = _busy_at(position, arrivals, departures, carried, c)
+        position = _heap_loop(arrival_list, service_list, start, heap, position, n, congested_list)
+        if position >= n:
+            break
+        later = np.searchsorted(first, position)
+        if later >= first.size:
+            break
+        position = int(first[later])
+    return start, _top(carried, start + service, c)
+
+
+def _top(carried: np.ndarray, departures: np.ndarray, c: int) -> np.ndarray:
+    """The c largest free times: after FIFO service they are the workers' free times."""
+    values = np.concatenate((carried, departures))
+    if values.size > c:
+        values = np.partition(values, values.size - c)[values.size - c :]
+    return np.sort(values)
+
+
+def _busy_at(
+    position: int,
+    arrivals: np.ndarray,
+    departures: np.ndarray,
+    carried: np.ndarray,
+    c: int,
+) -> list[float]:
+    """Free times of the c workers when request `position` arrives, from infinite-server departures.
+
+    Valid where no earlier request is still delayed by waiting: then the workers busy at that
+    instant are exactly the earlier requests (and carried free times) not yet departed.
+    """
+    at = arrivals[position]
+    busy_carried = carried[carried > at]
+    window = _LOOKBACK_PER_WORKER * c
+    while True:
+        low = max(0, position - window)
+        recent = departures[low:position]
+        busy = recent[recent > at]
+        if busy.size + busy_carried.size >= c or low == 0:
+            break
+        window *= 2
+    values = np.concatenate((busy_carried, busy))
+    if values.size > c:
+        values = np.sort(values)[-c:]
+    heap = values.tolist()
+    heap.extend([at] * (c - len(heap)))
+    heapq.heapify(heap)
+    return heap
+
+
+def _plain_loop(arrivals: np.ndarray, service: np.ndarray, heap: list[float]) -> list[float]:
+    """Kiefer–Wolfowitz over every request: start = max(arrival, earliest free worker)."""
+    replace = heapq.heapreplace
+    starts: list[float] = []
+    record = starts.append
+    for a, s in zip(arrivals.tolist(), service.tolist(), strict=True):
+        free = heap[0]
+        if a > free:
+            free = a
+        record(free)
+        replace(heap, free + s)
+    return starts
+
+
+def _heap_loop(
+    arrival_list: list[float],
+    service_list: list[float],
+    start: np.ndarray,
+    heap: list[float],
+    position: int,
+    n: int,
+    congested: list[bool],
+) -> int:
+    """Kiefer–Wolfowitz over requests from `position`; returns where the system regenerated.
+
+    It stops at the first request that finds every request that waited gone and that is not
+    flagged `congested`: from there the vectorised answer (start = arrival) is exact again.
+    """
+    replace = heapq.heapreplace
+    waited_index: list[int] = []
+    waited_start: list[float] = []
+    last_delayed_departure = -np.inf
+    i = position
+    while i < n:
+        a = arrival_list[i]
+        if a >= last_delayed_departure and not congested[i]:
+            break
+        free = heap[0]
+        if free > a:
+            done = free + service_list[i]
+            replace(heap, done)
+            waited_index.append(i)
+            waited_start.append(free)
+            if done > last_delayed_departure:
+                last_delayed_departure = done
+        else:
+            replace(heap, a + service_list[i])
+        i += 1
+    if waited_index:
+        start[np.asarray(waited_index, dtype=np.intp)] = waited_start
+    return i
+
+
+def fifo_reference(
+    arrivals: np.ndarray, service: np.ndarray, free_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The plain heap recursion over every request: the reference the fast kernels must match."""
+    heap = np.sort(free_at).tolist()
+    start = np.asarray(_plain_loop(arrivals, service, heap), dtype=np.float64)
+    return start, np.sort(np.asarray(heap, dtype=np.float64))

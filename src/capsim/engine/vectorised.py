@@ -1,0 +1,1048 @@
+"""The vectorised engine path: requests computed in bulk with numpy, exactly, in flat memory.
+
+How it works
+------------
+Time is cut into chunks of entry arrivals. In each chunk every tier is processed once, in an
+order where all of a tier's arrivals before the chunk's end are known when it is processed:
+the tier takes every visit that arrived before the chunk's end (later ones wait for the next
+chunk, so each tier sees its visits in arrival order across chunks), assigns instances, draws
+service times and runs the FIFO kernel of each instance (`capsim.engine.kernels`) with the
+workers' free times carried from the previous chunk.
+
+After its own work a visit runs its tier's calls as a small program of *rounds* (a sequential
+call is one round, a parallel group runs its branches' rounds side by side and joins with a
+max). Visits advance through rounds in vectorised groups (`_Task`); a group splits when only
+some of its visits have their calls answered, so a visit never waits for an unrelated one.
+Every random draw is made per tier in the tier's arrival order (service, routing, balancing,
+publish), so chunking never changes the answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from capsim.engine import streams
+from capsim.engine.histogram import Histogram
+from capsim.engine.kernels import fifo_multi, fifo_single
+from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.errors import SimulationError
+from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
+
+ProgressCallback = Callable[[float, str], None]
+
+#: Entry arrivals per chunk: memory is proportional to this, not to the run's length.
+CHUNK_REQUESTS = 1 << 18
+#: Exponential gaps are drawn in blocks of this size whatever the chunk size, so that chunking
+#: never changes which draws make which arrivals.
+_ARRIVAL_BLOCK = 1 << 16
+#: Points of the queue-length trace, evenly spaced over the measurement window.
+TRACE_POINTS = 50
+
+_ROUND_ROBIN, _RANDOM = 0, 1
+_ALGORITHM_CODES = {"round_robin": _ROUND_ROBIN, "random": _RANDOM}
+
+
+# ---------------------------------------------------------------------------------------------
+# Eligibility
+# ---------------------------------------------------------------------------------------------
+
+
+def can_vectorise(model: Model) -> tuple[bool, str]:
+    """Whether the vectorised path can run `model` exactly, and why (or why not), in plain words."""
+    for traffic in model.classes:
+        if traffic.is_closed:
+            return False, (
+                f"class '{traffic.name}' is a closed workload (users with think time), "
+                "whose arrivals depend on responses"
+            )
+        if traffic.arrivals not in ("poisson", "constant"):
+            return False, f"class '{traffic.name}' has arrivals '{traffic.arrivals}'"
+    for tier in model.tiers:
+        reason = _tier_obstacle(model, tier)
+        if reason:
+            return False, reason
+    cycle = _call_cycle(model)
+    if cycle:
+        return False, (
+            "the call graph has a cycle (" + " -> ".join(cycle) + "); requests that revisit a "
+            "tier need the event path"
+        )
+    if _processing_order(model, _compile_programs(model)) is None:
+        return False, (
+            "a tier is called again after a call whose answer itself depends on that tier "
+            "(sequential calls that share a downstream tier), so its arrivals cannot be "
+            "computed before it is processed"
+        )
+    return True, (
+        "every class is open and every tier is FIFO with fixed capacity, state-independent "
+        "routing and non-blocking (or call-free) workers"
+    )
+
+
+def _tier_obstacle(model: Model, tier: Tier) -> str:
+    name = tier.name
+    if tier.balancing not in _ALGORITHM_CODES:
+        return f"tier '{name}' uses {tier.balancing} balancing, which depends on the system's state"
+    if tier.pool is not None:
+        return f"tier '{name}' has a connection pool, which needs the event path"
+    if tier.max_queue is not None:
+        what = "max_depth" if tier.is_async else "max_queue"
+        return f"tier '{name}' has a {what}, whose rejections depend on the queue's state"
+    if tier.timeout is not None:
+        return f"tier '{name}' has a timeout, whose drops depend on the queue's state"
+    has_calls = any(work.calls for work in tier.work)
+    if tier.blocking and has_calls:
+        return (
+            f"tier '{name}' has blocking workers that make calls (a worker is held until its "
+            "calls return), which needs the event path"
+        )
+    for work in tier.work:
+        for call in _calls_in(work.calls):
+            if call.algorithm is not None and call.algorithm not in _ALGORITHM_CODES:
+                return (
+                    f"tier '{name}' sends calls to '{model.tiers[call.tier].name}' with "
+                    f"{call.algorithm} balancing, which depends on the system's state"
+                )
+    return ""
+
+
+def _calls_in(steps: tuple[Step, ...]) -> list[Call]:
+    calls: list[Call] = []
+    for step in steps:
+        if isinstance(step, Call):
+            calls.append(step)
+        elif isinstance(step, OneOf):
+            calls.extend(Call(tier, probability) for tier, probability in step.options)
+        elif isinstance(step, Parallel):
+            calls.extend(_calls_in(step.branches))
+    return calls
+
+
+def _callees(model: Model, tier: Tier) -> set[int]:
+    return {call.tier for work in tier.work for call in _calls_in(work.calls)}
+
+
+def _call_cycle(model: Model) -> list[str]:
+    """Tier names along a cycle of the call graph, or [] when it is feed-forward."""
+    state = [0] * len(model.tiers)  # 0 unseen, 1 on the stack, 2 done
+    stack: list[int] = []
+
+    def visit(index: int) -> list[str]:
+        state[index] = 1
+        stack.append(index)
+        for callee in sorted(_callees(model, model.tiers[index])):
+            if state[callee] == 1:
+                loop = [*stack[stack.index(callee) :], callee]
+                return [model.tiers[i].name for i in loop]
+            if state[callee] == 0:
+                found = visit(callee)
+                if found:
+                    return found
+        stack.pop()
+        state[index] = 2
+        return []
+
+    for index in range(len(model.tiers)):
+        if state[index] == 0:
+            found = visit(index)
+            if found:
+                return found
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Programs: a tier's calls for one class, compiled into rounds
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CallOp:
+    """One call made in a round from register `reg`; made when low <= u[column] < high."""
+
+    tier: int
+    reg: int
+    column: int  # routing column deciding the call, -1: always made
+    low: float
+    high: float
+    waited: bool  # False: asynchronous publish to a queue tier
+    publish: int  # publish column (asynchronous calls), -1 otherwise
+    algorithm: int  # balancing code at the callee for this call, -1: the callee's own
+
+
+@dataclass
+class _Round:
+    copies: list[tuple[int, int]] = field(default_factory=list)  # (to, from) at the round's start
+    joins: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # to = max(from...)
+    calls: list[_CallOp] = field(default_factory=list)
+
+
+@dataclass
+class _Program:
+    """A tier's calls for one class: rounds, registers, and the draws they need per visit."""
+
+    rounds: list[_Round]
+    registers: int
+    columns: int  # routing uniforms per visit
+    publishes: list[int]  # callee queue tier of each publish column
+
+
+def _compile_programs(model: Model) -> list[list[_Program]]:
+    """programs[tier][class]."""
+    return [[_compile(model, work.calls) for work in tier.work] for tier in model.tiers]
+
+
+def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
+    rounds: list[_Round] = []
+    counters = {"registers": 1, "columns": 0}
+    publishes: list[int] = []
+
+    def round_at(index: int) -> _Round:
+        while len(rounds) <= index:
+            rounds.append(_Round())
+        return rounds[index]
+
+    def call_op(
+        call_tier: int, reg: int, column: int, low: float, high: float, alg: str | None
+    ) -> tuple[_CallOp, bool]:
+        callee = model.tiers[call_tier]
+        publish = -1
+        if callee.is_async:
+            publish = len(publishes)
+            publishes.append(call_tier)
+        code = _ALGORITHM_CODES[alg] if alg is not None else -1
+        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code)
+        return op, not callee.is_async
+
+    def sequence(items: tuple[Step, ...], reg: int, at: int) -> int:
+        for step in items:
+            at = single(step, reg, at)
+        return at
+
+    def single(step: Step, reg: int, at: int) -> int:
+        if isinstance(step, Call):
+            column = -1
+            if step.probability < 1.0:
+                column = counters["columns"]
+                counters["columns"] += 1
+            for _ in range(step.repeat):
+                op, _ = call_op(step.tier, reg, column, 0.0, step.probability, step.algorithm)
+                round_at(at).calls.append(op)
+                at += 1
+            return at
+        if isinstance(step, OneOf):
+            column = counters["columns"]
+            counters["columns"] += 1
+            low = 0.0
+            for tier_index, probability in step.options:
+                op, _ = call_op(tier_index, reg, column, low, low + probability, None)
+                round_at(at).calls.append(op)
+                low += probability
+            return at + 1
+        branch_regs = []
+        end = at
+        for branch in step.branches:
+            branch_reg = counters["registers"]
+            counters["registers"] += 1
+            branch_regs.append(branch_reg)
+            round_at(at).copies.append((branch_reg, reg))
+            end = max(end, single(branch, branch_reg, at))
+        round_at(end).joins.append((reg, tuple(branch_regs)))
+        return end
+
+    end = sequence(steps, 0, 0)
+    round_at(end)  # the final round only joins; the visit is done at its start
+    return _Program(rounds, counters["registers"], counters["columns"], publishes)
+
+
+def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
+    """Tiers that must be processed before a visit to each tier can complete (itself included)."""
+    deps: list[set[int] | None] = [None] * len(model.tiers)
+
+    def of(index: int) -> set[int]:
+        known = deps[index]
+        if known is not None:
+            return known
+        result = {index}
+        for program in programs[index]:
+            for rnd in program.rounds:
+                for op in rnd.calls:
+                    if op.waited:
+                        result |= of(op.tier)
+        deps[index] = result
+        return result
+
+    return [of(i) for i in range(len(model.tiers))]
+
+
+def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int] | None:
+    """An order of tiers in which each tier's arrivals are known before it is processed.
+
+    A call made in round r of a tier's program depends on the tier and on every tier the
+    answers of its earlier rounds depend on. None when these dependencies form a cycle.
+    """
+    deps = _completion_deps(model, programs)
+    count = len(model.tiers)
+    edges: list[set[int]] = [set() for _ in range(count)]
+    for tier_index, tier_programs in enumerate(programs):
+        for program in tier_programs:
+            earlier: set[int] = {tier_index}
+            for rnd in program.rounds:
+                for op in rnd.calls:
+                    for before in earlier:
+                        edges[before].add(op.tier)
+                for op in rnd.calls:
+                    if op.waited:
+                        earlier = earlier | deps[op.tier]
+    indegree = [0] * count
+    for targets in edges:
+        for target in targets:
+            indegree[target] += 1
+    ready = [i for i in range(count) if indegree[i] == 0]
+    order: list[int] = []
+    while ready:
+        ready.sort()
+        current = ready.pop(0)
+        order.append(current)
+        for target in sorted(edges[current]):
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    return order if len(order) == count else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime: batches of visits, tasks that run programs, return addresses
+# ---------------------------------------------------------------------------------------------
+
+
+class _Root:
+    """Where a class's entry visits report: latency of each request."""
+
+    __slots__ = ("arrivals", "engine")
+
+    def __init__(self, engine: _Run, arrivals: np.ndarray) -> None:
+        self.engine = engine
+        self.arrivals = arrivals
+
+    def complete(
+        self, reg: int, positions: np.ndarray, done: np.ndarray, class_index: int
+    ) -> _Task | None:
+        self.engine.record_latency(class_index, self.arrivals[positions], done)
+        return None
+
+
+@dataclass
+class _Batch:
+    """Visits pushed to a tier: arrival times, and where each visit's completion goes."""
+
+    times: np.ndarray
+    class_index: int
+    algorithm: int
+    parent: _Task | _Root | None
+    reg: int
+    positions: np.ndarray  # position of each visit in the parent task
+
+
+class _Task:
+    """Visits of one class at one tier running their program together, at round `round`."""
+
+    __slots__ = (
+        "arrived",
+        "class_index",
+        "parent",
+        "parent_positions",
+        "parent_reg",
+        "pending",
+        "program",
+        "publish",
+        "registers",
+        "round",
+        "tier",
+        "uniforms",
+    )
+
+    def __init__(
+        self,
+        tier: int,
+        class_index: int,
+        program: _Program,
+        registers: np.ndarray,
+        uniforms: np.ndarray,
+        publish: np.ndarray,
+        parent: _Task | _Root | None,
+        parent_reg: int,
+        parent_positions: np.ndarray,
+        round_index: int = 0,
+        arrived: np.ndarray | None = None,
+    ) -> None:
+        self.arrived = arrived  # arrival times, kept for queue tiers (message age)
+        self.tier = tier
+        self.class_index = class_index
+        self.program = program
+        self.registers = registers
+        self.uniforms = uniforms
+        self.publish = publish
+        self.parent = parent
+        self.parent_reg = parent_reg
+        self.parent_positions = parent_positions
+        self.round = round_index
+        self.pending = np.zeros(registers.shape[1], dtype=np.int32)
+
+    def subset(self, rows: np.ndarray) -> _Task:
+        return _Task(
+            self.tier,
+            self.class_index,
+            self.program,
+            self.registers[:, rows],
+            self.uniforms[rows],
+            self.publish[rows],
+            self.parent,
+            self.parent_reg,
+            self.parent_positions[rows],
+            self.round + 1,
+            None if self.arrived is None else self.arrived[rows],
+        )
+
+    def complete(
+        self, reg: int, positions: np.ndarray, done: np.ndarray, class_index: int
+    ) -> _Task | None:
+        """Answers to calls arrived for `positions`: the visits now ready, as a task to run."""
+        self.registers[reg, positions] = done
+        self.pending[positions] -= 1
+        ready = positions[self.pending[positions] == 0]
+        if ready.size == 0:
+            return None
+        self.pending[ready] = -1  # advanced: no longer this task's
+        return self.subset(ready)
+
+
+def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
+    return _Batch(
+        batch.times[mask],
+        batch.class_index,
+        batch.algorithm,
+        batch.parent,
+        batch.reg,
+        batch.positions[mask],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-tier state and measurement
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _TierState:
+    tier: Tier
+    servers: int
+    groups: list[np.ndarray]  # server indices of each balancing group (primaries, replicas)
+    free_single: np.ndarray  # free time of each server (concurrency 1)
+    free_multi: list[np.ndarray]  # free times of each server's workers (concurrency > 1)
+    round_robin: list[int]  # next server of each group
+    inbox: list[_Batch] = field(default_factory=list)
+    service_streams: list[np.random.Generator] = field(default_factory=list)
+    routing: np.random.Generator | None = None
+    balancing: np.random.Generator | None = None
+    publish_streams: list[list[np.random.Generator]] = field(default_factory=list)
+    route_columns: int = 0
+    read_column: int = -1
+    # queue-length bookkeeping across chunks
+    arrivals_seen: int = 0
+    pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    processed_until: float = -math.inf
+
+
+class _Run:
+    """One replication in progress."""
+
+    def __init__(self, model: Model, replication: int, chunk_requests: int) -> None:
+        self.model = model
+        self.replication = replication
+        self.chunk_requests = chunk_requests
+        self.window_start = model.simulation.warmup
+        self.window_end = model.horizon
+        self.programs = _compile_programs(model)
+        order = _processing_order(model, self.programs)
+        if order is None:
+            raise SimulationError("the vectorised path cannot order this model's tiers")
+        self.order = order
+        self.timings = dict.fromkeys(("draw", "recurse", "route", "summarise"), 0.0)
+        self.queue: deque[_Task] = deque()
+        self.classes = [ClassRun() for _ in model.classes]
+        self.tiers = [TierRun(workers=t.workers) for t in model.tiers]
+        self.trace_times = np.linspace(
+            self.window_start, self.window_end, TRACE_POINTS, endpoint=False
+        )
+        for run in self.tiers:
+            run.trace_times = self.trace_times.copy()
+            run.queue_trace = np.zeros(TRACE_POINTS)
+        for tier, run in zip(model.tiers, self.tiers, strict=True):
+            if tier.is_async:
+                run.age = Histogram()
+        self.states = [self._tier_state(t) for t in model.tiers]
+        self.requests = 0
+
+    # ---- setup --------------------------------------------------------------------------
+    def _tier_state(self, tier: Tier) -> _TierState:
+        seed, rep, index = self.model.seed, self.replication, tier.index
+        servers = tier.servers
+        if tier.kind == "database" and tier.replicas > 0:
+            groups = [np.arange(tier.instances), np.arange(tier.instances, servers)]
+        else:
+            groups = [np.arange(servers)]
+        state = _TierState(
+            tier=tier,
+            servers=servers,
+            groups=groups,
+            free_single=np.full(servers, -math.inf),
+            free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
+            round_robin=[0] * len(groups),
+        )
+        service_root = streams.tier_stream(seed, rep, index, streams.SERVICE)
+        state.service_streams = list(service_root.spawn(len(self.model.classes)))
+        programs = self.programs[index]
+        state.route_columns = max((p.columns for p in programs), default=0)
+        if tier.kind == "database":
+            state.read_column = state.route_columns
+            state.route_columns += 1
+        if state.route_columns:
+            state.routing = streams.tier_stream(seed, rep, index, streams.ROUTING)
+        if self._may_balance_randomly(tier):
+            state.balancing = streams.tier_stream(seed, rep, index, streams.BALANCING)
+        publish_root = streams.tier_stream(seed, rep, index, streams.PUBLISH)
+        counts = [len(p.publishes) for p in programs]
+        children = list(publish_root.spawn(sum(counts))) if sum(counts) else []
+        offset = 0
+        for count in counts:
+            state.publish_streams.append(children[offset : offset + count])
+            offset += count
+        return state
+
+    def _may_balance_randomly(self, tier: Tier) -> bool:
+        if tier.servers <= 1:
+            return False
+        if tier.balancing == "random":
+            return True
+        return any(
+            op.tier == tier.index and op.algorithm == _RANDOM
+            for programs in self.programs
+            for program in programs
+            for rnd in program.rounds
+            for op in rnd.calls
+        )
+
+    # ---- the run ------------------------------------------------------------------------
+    def run(self, progress: ProgressCallback | None) -> None:
+        horizon = self.window_end
+        peak_rate = sum(_peak_rate(c) for c in self.model.classes)
+        span = self.chunk_requests / peak_rate if peak_rate > 0 else horizon
+        chunks = max(1, math.ceil(horizon / span))
+        sources = [_ArrivalSource(self.model, c, self.replication) for c in self.model.classes]
+        for chunk in range(chunks):
+            low = chunk * span
+            last = chunk == chunks - 1
+            high = horizon if last else (chunk + 1) * span
+            began = time.perf_counter()
+            for source in sources:
+                arrivals = source.take(low, high)
+                self._enter(source.traffic, arrivals)
+            self.timings["draw"] += time.perf_counter() - began
+            bound = math.inf if last else high
+            for tier_index in self.order:
+                self._process(tier_index, bound)
+            if progress:
+                progress((chunk + 1) / chunks, f"chunk {chunk + 1}/{chunks}")
+        for run in self.tiers:
+            # The queue at the window's opening counts too (the first trace point).
+            run.queue_max = max(run.queue_max, int(run.queue_trace.max(initial=0)))
+        leftover = sum(len(s.inbox) for s in self.states)
+        if leftover:
+            raise SimulationError("the vectorised path left visits unprocessed")
+
+    def _enter(self, traffic: TrafficClass, arrivals: np.ndarray) -> None:
+        count = arrivals.size
+        self.requests += count
+        if count == 0:
+            return
+        in_window = (arrivals >= self.window_start) & (arrivals < self.window_end)
+        self.classes[traffic.index].arrivals += int(np.count_nonzero(in_window))
+        root = _Root(self, arrivals)
+        self.states[traffic.entry].inbox.append(
+            _Batch(arrivals, traffic.index, -1, root, 0, np.arange(count))
+        )
+
+    def record_latency(self, class_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
+        began = time.perf_counter()
+        keep = (arrived >= self.window_start) & (done < self.window_end)
+        run = self.classes[class_index]
+        latency = (done - arrived)[keep]
+        run.completed += int(latency.size)
+        run.latency.add(latency)
+        self.timings["summarise"] += time.perf_counter() - began
+
+    # ---- one tier, one chunk ------------------------------------------------------------
+    def _process(self, tier_index: int, bound: float) -> None:
+        state = self.states[tier_index]
+        tier = state.tier
+        began = time.perf_counter()
+        taken: list[_Batch] = []
+        kept: list[_Batch] = []
+        for batch in state.inbox:
+            if batch.times.size == 0:
+                continue
+            if batch.times[-1] < bound:
+                taken.append(batch)
+                continue
+            early = batch.times < bound
+            if early.any():
+                taken.append(_subset_batch(batch, early))
+            if not early.all():
+                kept.append(_subset_batch(batch, ~early))
+        state.inbox = kept
+        previous = state.processed_until
+        state.processed_until = bound
+        if not taken:
+            self.timings["route"] += time.perf_counter() - began
+            return
+        if len(taken) == 1:
+            times = taken[0].times
+            classes = np.full(times.size, taken[0].class_index, dtype=np.int32)
+            algorithms = np.full(times.size, taken[0].algorithm, dtype=np.int8)
+        else:
+            times = np.concatenate([b.times for b in taken])
+            classes = np.concatenate(
+                [np.full(b.times.size, b.class_index, dtype=np.int32) for b in taken]
+            )
+            algorithms = np.concatenate(
+                [np.full(b.times.size, b.algorithm, dtype=np.int8) for b in taken]
+            )
+        n = times.size
+        if n > 1 and not bool((times[1:] >= times[:-1]).all()):
+            order = np.argsort(times, kind="stable")
+        else:
+            order = None
+        arrivals = times if order is None else times[order]
+        sorted_classes = classes if order is None else classes[order]
+        sorted_algorithms = algorithms if order is None else algorithms[order]
+        self.timings["route"] += time.perf_counter() - began
+
+        # Draws, in the tier's arrival order.
+        began = time.perf_counter()
+        service = np.empty(n)
+        present = np.unique(sorted_classes) if len(self.model.classes) > 1 else np.zeros(1, int)
+        for class_index in present.tolist():
+            dist = tier.work[class_index].service_time
+            if present.size == 1:
+                service[:] = dist.sample(state.service_streams[class_index], n)
+            else:
+                mask = sorted_classes == class_index
+                service[mask] = dist.sample(
+                    state.service_streams[class_index], int(np.count_nonzero(mask))
+                )
+        uniforms = (
+            state.routing.random((n, state.route_columns))
+            if state.routing is not None
+            else np.zeros((n, 0))
+        )
+        balance = state.balancing.random(n) if state.balancing is not None else None
+        publish_columns = max((len(p.publishes) for p in self.programs[tier_index]), default=0)
+        publish = np.zeros((n, publish_columns))
+        for class_index in present.tolist():
+            children = state.publish_streams[class_index]
+            if not children:
+                continue
+            mask = sorted_classes == class_index
+            count = int(np.count_nonzero(mask))
+            program = self.programs[tier_index][class_index]
+            for column, (child, callee) in enumerate(zip(children, program.publishes, strict=True)):
+                dist = self.model.tiers[callee].publish_time
+                if dist is not None:
+                    publish[mask, column] = dist.sample(child, count)
+        self.timings["draw"] += time.perf_counter() - began
+
+        # Instances and FIFO recursion.
+        began = time.perf_counter()
+        server = self._assign_servers(state, uniforms, balance, sorted_algorithms, sorted_classes)
+        self.timings["route"] += time.perf_counter() - began
+        began = time.perf_counter()
+        start = self._recurse(state, arrivals, service, server)
+        done = start + service
+        self.timings["recurse"] += time.perf_counter() - began
+
+        began = time.perf_counter()
+        self._measure(state, self.tiers[tier_index], arrivals, start, done, previous, bound)
+        self.timings["summarise"] += time.perf_counter() - began
+
+        # Hand each batch its visits' own-work end, and run their programs.
+        began = time.perf_counter()
+        if order is not None:
+            unsorted_done = np.empty(n)
+            unsorted_done[order] = done
+            unsorted_uniforms = np.empty_like(uniforms)
+            unsorted_uniforms[order] = uniforms
+            unsorted_publish = np.empty_like(publish)
+            unsorted_publish[order] = publish
+        else:
+            unsorted_done, unsorted_uniforms, unsorted_publish = done, uniforms, publish
+        offset = 0
+        for batch in taken:
+            size = batch.times.size
+            part = slice(offset, offset + size)
+            offset += size
+            program = self.programs[tier_index][batch.class_index]
+            registers = np.empty((program.registers, size))
+            registers[0] = unsorted_done[part]
+            self.queue.append(
+                _Task(
+                    tier_index,
+                    batch.class_index,
+                    program,
+                    registers,
+                    unsorted_uniforms[part],
+                    unsorted_publish[part],
+                    batch.parent,
+                    batch.reg,
+                    batch.positions,
+                    0,
+                    batch.times if tier.is_async else None,
+                )
+            )
+        self._drain()
+        self.timings["route"] += time.perf_counter() - began
+
+    def _assign_servers(
+        self,
+        state: _TierState,
+        uniforms: np.ndarray,
+        balance: np.ndarray | None,
+        algorithms: np.ndarray,
+        classes: np.ndarray,
+    ) -> np.ndarray:
+        tier = state.tier
+        n = classes.size
+        if state.servers == 1:
+            return np.zeros(n, dtype=np.int64)
+        own = _ALGORITHM_CODES[tier.balancing]
+        codes = np.where(algorithms < 0, own, algorithms)
+        if len(state.groups) == 1:
+            group_of = np.zeros(n, dtype=np.int64)
+        else:
+            reads = np.array([tier.work[k].read_ratio for k in range(len(self.model.classes))])
+            # Reads go to the replicas (group 1), writes to the primaries (group 0).
+            is_read = uniforms[:, state.read_column] < reads[classes]
+            group_of = is_read.astype(np.int64)
+        server = np.empty(n, dtype=np.int64)
+        for group_index, members in enumerate(state.groups):
+            in_group = group_of == group_index
+            size = members.size
+            for code in (_ROUND_ROBIN, _RANDOM):
+                mask = in_group & (codes == code)
+                count = int(np.count_nonzero(mask))
+                if count == 0:
+                    continue
+                if code == _ROUND_ROBIN:
+                    turn = (state.round_robin[group_index] + np.arange(count)) % size
+                    state.round_robin[group_index] = int(
+                        (state.round_robin[group_index] + count) % size
+                    )
+                else:
+                    assert balance is not None
+                    turn = np.minimum((balance[mask] * size).astype(np.int64), size - 1)
+                server[mask] = members[turn]
+        return server
+
+    def _recurse(
+        self, state: _TierState, arrivals: np.ndarray, service: np.ndarray, server: np.ndarray
+    ) -> np.ndarray:
+        concurrency = state.tier.concurrency
+        if state.servers == 1:
+            return self._recurse_server(state, 0, arrivals, service, concurrency)
+        start = np.empty_like(arrivals)
+        by_server = np.argsort(server, kind="stable")
+        bounds = np.searchsorted(server[by_server], np.arange(state.servers + 1))
+        for index in range(state.servers):
+            rows = by_server[bounds[index] : bounds[index + 1]]
+            if rows.size:
+                start[rows] = self._recurse_server(
+                    state, index, arrivals[rows], service[rows], concurrency
+                )
+        return start
+
+    @staticmethod
+    def _recurse_server(
+        state: _TierState, index: int, arrivals: np.ndarray, service: np.ndarray, workers: int
+    ) -> np.ndarray:
+        if workers == 1:
+            start, free = fifo_single(arrivals, service, float(state.free_single[index]))
+            state.free_single[index] = free
+            return start
+        start, free_times = fifo_multi(arrivals, service, state.free_multi[index])
+        state.free_multi[index] = free_times
+        return start
+
+    def _measure(
+        self,
+        state: _TierState,
+        run: TierRun,
+        arrivals: np.ndarray,
+        start: np.ndarray,
+        done: np.ndarray,
+        previous: float,
+        bound: float,
+    ) -> None:
+        low, high = self.window_start, self.window_end
+        run.arrivals += int(np.count_nonzero((arrivals >= low) & (arrivals < high)))
+        run.completed += int(np.count_nonzero((done >= low) & (done < high)))
+        clipped_start = np.clip(start, low, high)
+        busy = float(np.sum(np.clip(done, low, high) - clipped_start))
+        run.busy_time += busy
+        run.occupied_time += busy
+        waited = start > arrivals
+        waiting_arrivals = arrivals[waited]
+        waiting_starts = start[waited]
+        run.queue_time += float(
+            np.sum(clipped_start[waited] - np.clip(waiting_arrivals, low, high))
+        )
+        started = (start >= low) & (start < high)
+        run.wait.add((start - arrivals)[started])
+        # Queue length: waiting requests of earlier chunks still waiting, plus this chunk's.
+        pending = state.pending_starts
+        if waiting_arrivals.size or pending.size:
+            ordered_starts = np.sort(waiting_starts)
+            # Just after each waiting arrival (the queue's maxima are there).
+            at = waiting_arrivals
+            length = (
+                pending.size
+                - np.searchsorted(pending, at, side="right")
+                + np.arange(1, at.size + 1)
+                - np.searchsorted(ordered_starts, at, side="right")
+            )
+            in_window = (at >= low) & (at < high)
+            if in_window.any():
+                run.queue_max = max(run.queue_max, int(length[in_window].max()))
+            points = (self.trace_times >= previous) & (self.trace_times < bound)
+            if points.any():
+                when = self.trace_times[points]
+                run.queue_trace[points] = (
+                    pending.size
+                    - np.searchsorted(pending, when, side="right")
+                    + np.searchsorted(waiting_arrivals, when, side="right")
+                    - np.searchsorted(ordered_starts, when, side="right")
+                )
+            merged = np.concatenate((pending, ordered_starts))
+            merged.sort()
+            state.pending_starts = merged[merged > bound] if bound != math.inf else merged[:0]
+
+    # ---- programs -----------------------------------------------------------------------
+    def _drain(self) -> None:
+        queue = self.queue
+        while queue:
+            self._advance(queue.popleft())
+
+    def _advance(self, task: _Task) -> None:
+        """Run `task`'s rounds until its visits wait for answers or finish."""
+        program = task.program
+        last = len(program.rounds) - 1
+        while True:
+            rnd = program.rounds[task.round]
+            registers = task.registers
+            for to, source in rnd.copies:
+                registers[to] = registers[source]
+            for to, sources in rnd.joins:
+                registers[to] = np.max(registers[list(sources)], axis=0)
+            if task.round == last:
+                if task.arrived is not None:
+                    self._record_age(task.tier, task.arrived, registers[0])
+                if task.parent is not None:
+                    follow = task.parent.complete(
+                        task.parent_reg, task.parent_positions, registers[0], task.class_index
+                    )
+                    if follow is not None:
+                        self.queue.append(follow)
+                return
+            waiting = task.pending
+            waiting[:] = 0
+            for op in rnd.calls:
+                if op.column >= 0:
+                    u = task.uniforms[:, op.column]
+                    rows = np.flatnonzero((u >= op.low) & (u < op.high))
+                else:
+                    rows = np.arange(registers.shape[1])
+                if rows.size == 0:
+                    continue
+                times = registers[op.reg, rows]
+                if not op.waited:
+                    times = times + task.publish[rows, op.publish]
+                    registers[op.reg, rows] = times
+                    self._push(op.tier, times, task.class_index, op.algorithm, None, 0, rows)
+                    continue
+                waiting[rows] += 1
+                self._push(op.tier, times, task.class_index, op.algorithm, task, op.reg, rows)
+            if not waiting.any():
+                task.round += 1
+                continue
+            idle = np.flatnonzero(waiting == 0)
+            if idle.size:
+                waiting[idle] = -1
+                self.queue.append(task.subset(idle))
+            return
+
+    def _record_age(self, tier_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
+        """A queue tier's message age, enqueue to done (its work and calls), if done in the window."""
+        age = self.tiers[tier_index].age
+        assert age is not None
+        keep = (done >= self.window_start) & (done < self.window_end)
+        age.add((done - arrived)[keep])
+
+    def _push(
+        self,
+        tier_index: int,
+        times: np.ndarray,
+        class_index: int,
+        algorithm: int,
+        parent: _Task | None,
+        reg: int,
+        rows: np.ndarray,
+    ) -> None:
+        state = self.states[tier_index]
+        if times.size and float(times.min()) < state.processed_until:
+            raise SimulationError(
+                f"the vectorised path received a visit to tier '{state.tier.name}' after "
+                "processing it; this model needs the event path"
+            )
+        order = None
+        if times.size > 1 and not bool((times[1:] >= times[:-1]).all()):
+            order = np.argsort(times, kind="stable")
+        if order is not None:
+            times, rows = times[order], rows[order]
+        state.inbox.append(_Batch(times, class_index, algorithm, parent, reg, rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrivals
+# ---------------------------------------------------------------------------------------------
+
+
+def _peak_rate(traffic: TrafficClass) -> float:
+    rates = [float(traffic.rate or 0.0)] + [p.rate for p in traffic.profile]
+    return max(rates)
+
+
+class _ArrivalSource:
+    """Arrival times of one open class, handed out chunk by chunk.
+
+    Arrivals are points of a unit-rate process (exponential gaps, or a gap of exactly 1 for
+    constant arrivals) mapped through the inverse of the cumulative rate, which gives a
+    non-homogeneous Poisson process for a profile and plain Poisson otherwise.
+    """
+
+    def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
+        self.traffic = traffic
+        self.rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        self.constant = traffic.arrivals == "constant"
+        self.level = 0.0  # cumulative intensity of the last point drawn
+        self.count = 0
+        self.buffer = np.zeros(0)
+        segments = _rate_segments(traffic)
+        self.seg_start = np.array([s[0] for s in segments])
+        self.seg_rate = np.array([s[2] for s in segments])
+        self.seg_slope = np.array(
+            [(s[3] - s[2]) / (s[1] - s[0]) if math.isfinite(s[1]) else 0.0 for s in segments]
+        )
+        lengths = [
+            (s[1] - s[0]) * (s[2] + s[3]) / 2.0 if math.isfinite(s[1]) else math.inf
+            for s in segments
+        ]
+        self.seg_level = np.concatenate(([0.0], np.cumsum(lengths[:-1])))
+
+    def take(self, low: float, high: float) -> np.ndarray:
+        """Arrival times in [low, high): every call continues where the last one stopped."""
+        while self.buffer.size == 0 or self.buffer[-1] < high:
+            block = self._block()
+            if block.size == 0:
+                break
+            self.buffer = np.concatenate((self.buffer, block))
+            if not math.isfinite(float(block[-1])):
+                break
+        cut = int(np.searchsorted(self.buffer, high, side="left"))
+        taken, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return taken
+
+    def _block(self) -> np.ndarray:
+        if self.seg_rate.size == 1 and self.seg_rate[0] <= 0.0:
+            return np.zeros(0)
+        if self.constant:
+            levels = self.level + np.arange(1, _ARRIVAL_BLOCK + 1, dtype=np.float64)
+        else:
+            levels = self.level + np.cumsum(self.rng.exponential(1.0, _ARRIVAL_BLOCK))
+        self.level = float(levels[-1])
+        return self._invert(levels)
+
+    def _invert(self, levels: np.ndarray) -> np.ndarray:
+        if self.seg_rate.size == 1:
+            return levels / self.seg_rate[0]
+        seg = np.searchsorted(self.seg_level, levels, side="right") - 1
+        excess = levels - self.seg_level[seg]
+        rate = self.seg_rate[seg]
+        slope = self.seg_slope[seg]
+        root = np.sqrt(np.maximum(rate * rate + 2.0 * slope * excess, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            offset = 2.0 * excess / (rate + root)
+        times = self.seg_start[seg] + offset
+        times[~np.isfinite(times)] = math.inf
+        return times
+
+
+def _rate_segments(traffic: TrafficClass) -> list[tuple[float, float, float, float]]:
+    """(start, end, rate at start, rate at end) of the piecewise-linear rate over [0, inf)."""
+    if not traffic.profile:
+        rate = float(traffic.rate or 0.0)
+        return [(0.0, math.inf, rate, rate)]
+    points = traffic.profile
+    segments: list[tuple[float, float, float, float]] = []
+    if points[0].at > 0.0:
+        segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
+    for a, b in itertools.pairwise(points):
+        if b.at > a.at:
+            segments.append((a.at, b.at, a.rate, b.rate))
+    segments.append((points[-1].at, math.inf, points[-1].rate, points[-1].rate))
+    return segments
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def run_vectorised(
+    model: Model,
+    replication: int,
+    progress: ProgressCallback | None = None,
+    chunk_requests: int = CHUNK_REQUESTS,
+) -> RunResult:
+    """One replication on the vectorised path (the model must pass `can_vectorise`)."""
+    possible, reason = can_vectorise(model)
+    if not possible:
+        raise SimulationError(f"the vectorised path cannot run this scenario: {reason}")
+    run = _Run(model, replication, chunk_requests)
+    run.run(progress)
+    return RunResult(
+        seed=model.seed,
+        replication=replication,
+        duration=model.simulation.duration,
+        warmup=model.simulation.warmup,
+        classes=run.classes,
+        tiers=run.tiers,
+        engine_path="vectorised",
+        engine_reason=reason,
+        events=run.requests,
+        timings=dict(run.timings),
+    )
