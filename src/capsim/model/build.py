@@ -1,0 +1,355 @@
+"""Turn a validated `Scenario` into the frozen, index-based `Model` the engine runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from capsim.errors import ScenarioError
+from capsim.model.distributions import Distribution
+from capsim.model.types import (
+    Call,
+    Model,
+    OneOf,
+    Parallel,
+    Pool,
+    ProfilePoint,
+    Simulation,
+    Slo,
+    Step,
+    Tier,
+    TrafficClass,
+    Work,
+)
+from capsim.scenario import Scenario, check_scenario
+from capsim.scenario.schema import (
+    AnyTier,
+    CacheTier,
+    CallSpec,
+    CdnTier,
+    ConstantDist,
+    DatabaseTier,
+    EmpiricalDist,
+    ExponentialDist,
+    GammaDist,
+    LoadBalancerTier,
+    LognormalDist,
+    LruModel,
+    OneOfCall,
+    ParallelCall,
+    QueueTier,
+    TierCall,
+    UniformDist,
+)
+from capsim.units import format_duration, format_ratio
+
+EXACT_KEYS = (
+    1_000_000  # beyond this many keys Che's sum is split into an exact head and an integral
+)
+
+
+# ---- cache hit ratio: Che's approximation ------------------------------------------------------
+def _tail_nodes(
+    start: float, stop: float, panels: int = 64, order: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights for integrating over x in [start, stop], on a log scale."""
+    base_x, base_w = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(math.log(start), math.log(stop), panels + 1)
+    half = (edges[1:] - edges[:-1])[:, None] / 2.0
+    middle = (edges[1:] + edges[:-1])[:, None] / 2.0
+    u = (middle + half * base_x[None, :]).ravel()
+    w = (half * base_w[None, :]).ravel()
+    x = np.exp(u)
+    return x, w * x  # dx = x du
+
+
+def che_hit_ratio(capacity: float, keys: float, zipf: float, exact_keys: int = EXACT_KEYS) -> float:
+    """Hit ratio of an LRU cache of `capacity` items under IRM with Zipf(`zipf`) popularity.
+
+    Che's approximation: t solves sum_i (1 - exp(-p_i t)) = capacity, and the hit ratio is
+    sum_i p_i (1 - exp(-p_i t)). The first `exact_keys` keys are summed exactly; the rest of a
+    larger catalogue is an integral over x in [exact_keys + 1/2, keys + 1/2] (midpoint rule),
+    so no per-key array larger than `exact_keys` is ever made.
+    """
+    keys = math.floor(keys)
+    if capacity >= keys:
+        return 1.0
+    head = np.arange(1, min(keys, exact_keys) + 1, dtype=float) ** -zipf
+    if keys > exact_keys:
+        x, w = _tail_nodes(exact_keys + 0.5, keys + 0.5)
+        tail, tail_w = x**-zipf, w
+    else:
+        tail, tail_w = np.zeros(0), np.zeros(0)
+    total = head.sum() + float(np.dot(tail, tail_w))
+    p_head, p_tail = head / total, tail / total
+
+    def occupancy(t: float) -> tuple[float, float]:
+        e_head, e_tail = np.exp(-p_head * t), np.exp(-p_tail * t)
+        value = float(np.sum(1.0 - e_head) + np.dot(1.0 - e_tail, tail_w))
+        slope = float(np.dot(p_head, e_head) + np.dot(p_tail * e_tail, tail_w))
+        return value - capacity, slope
+
+    # The occupancy is increasing and concave in t and at most t, so Newton's method started at
+    # t = capacity (left of the root) climbs monotonically to the root without overshooting.
+    t = float(capacity)
+    for _ in range(1000):
+        value, slope = occupancy(t)
+        if slope <= 0.0:
+            break
+        step = -value / slope
+        t += step
+        if abs(step) <= 1e-13 * t:
+            break
+    hit = float(
+        np.dot(p_head, 1.0 - np.exp(-p_head * t))
+        + np.dot(p_tail * (1.0 - np.exp(-p_tail * t)), tail_w)
+    )
+    return min(max(hit, 0.0), 1.0)
+
+
+def hit_ratio_of(setting: float | LruModel) -> float:
+    """A hit-ratio setting as a number: the ratio itself, or Che's value for an LRU model."""
+    if isinstance(setting, LruModel):
+        return che_hit_ratio(setting.capacity, setting.keys, setting.zipf)
+    return float(setting)
+
+
+# ---- distributions and calls -------------------------------------------------------------------
+DistSpec = (
+    float | ConstantDist | ExponentialDist | LognormalDist | GammaDist | UniformDist | EmpiricalDist
+)
+
+
+def build_distribution(spec: DistSpec) -> Distribution:
+    """The model distribution of a scenario distribution (a bare duration is a constant)."""
+    if isinstance(spec, ConstantDist):
+        return Distribution.constant(spec.value)
+    if isinstance(spec, ExponentialDist):
+        return Distribution.exponential(spec.mean)
+    if isinstance(spec, LognormalDist):
+        if spec.p50 is not None and spec.p99 is not None:
+            return Distribution.lognormal_from_percentiles(spec.p50, spec.p99)
+        assert spec.mean is not None and spec.cv is not None
+        return Distribution.lognormal(spec.mean, spec.cv)
+    if isinstance(spec, GammaDist):
+        return Distribution.gamma(spec.mean, spec.cv)
+    if isinstance(spec, UniformDist):
+        return Distribution.uniform(spec.min, spec.max)
+    if isinstance(spec, EmpiricalDist):
+        return Distribution.empirical(np.asarray(spec.values, dtype=float))
+    return Distribution.constant(float(spec))
+
+
+def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
+    if isinstance(call, str):
+        return Call(tier_index[call])
+    if isinstance(call, TierCall):
+        return Call(tier_index[call.tier], probability=call.probability, repeat=call.repeat)
+    if isinstance(call, OneOfCall):
+        return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
+    assert isinstance(call, ParallelCall)
+    return Parallel(tuple(_build_step(branch, tier_index) for branch in call.parallel))
+
+
+# ---- tiers -------------------------------------------------------------------------------------
+def _works(
+    tier: AnyTier,
+    classes: list[str],
+    tier_index: dict[str, int],
+    prefix: tuple[Step, ...] = (),
+) -> tuple[Work, ...]:
+    """One Work per class: the tier's defaults with that class's overrides applied."""
+    works = []
+    for class_name in classes:
+        override = tier.classes.get(class_name)
+        service = getattr(override, "service_time", None)
+        service = tier.service_time if service is None else service
+        calls = getattr(override, "calls", None)
+        calls = getattr(tier, "calls", []) if calls is None else calls
+        read_ratio = 1.0
+        if isinstance(tier, DatabaseTier):
+            override_ratio = getattr(override, "read_ratio", None)
+            read_ratio = tier.read_ratio if override_ratio is None else override_ratio
+        steps = prefix + tuple(_build_step(call, tier_index) for call in calls)
+        works.append(Work(build_distribution(service), steps, read_ratio))
+    return tuple(works)
+
+
+def _tier_names(scenario: Scenario) -> list[str]:
+    """Tier names in index order: each cdn's origin shield right after the cdn."""
+    names: list[str] = []
+    for name, tier in scenario.tiers.items():
+        names.append(name)
+        if isinstance(tier, CdnTier) and tier.origin_shield is not None:
+            names.append(f"{name}.origin_shield")
+    return names
+
+
+def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[str]) -> list[Tier]:
+    tiers: list[Tier] = []
+    for name, spec in scenario.tiers.items():
+        index = tier_index[name]
+        blocking = spec.blocking if spec.blocking is not None else spec.type == "service"
+        if isinstance(spec, QueueTier):
+            tiers.append(
+                Tier(
+                    name=name,
+                    index=index,
+                    kind=spec.type,
+                    instances=1,
+                    concurrency=spec.consumers * spec.concurrency,
+                    blocking=blocking,
+                    balancing="round_robin",
+                    work=_works(spec, classes, tier_index),
+                    max_queue=spec.max_depth,
+                    timeout=spec.timeout,
+                    publish_time=build_distribution(spec.publish_time),
+                )
+            )
+            continue
+        base = Tier(
+            name=name,
+            index=index,
+            kind=spec.type,
+            instances=spec.instances,
+            concurrency=spec.concurrency,
+            blocking=blocking,
+            balancing=spec.balancing,
+            work=(),
+            max_queue=spec.max_queue,
+            timeout=spec.timeout,
+        )
+        if isinstance(spec, LoadBalancerTier):
+            forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
+            tiers.append(replace(base, work=_works(spec, classes, tier_index, forward)))
+        elif isinstance(spec, (CacheTier, CdnTier)):
+            tiers.extend(_cache_tiers(base, spec, classes, tier_index))
+        elif isinstance(spec, DatabaseTier):
+            pool = None
+            if spec.pool is not None:
+                pool = Pool(spec.pool.size, spec.pool.max_waiting, spec.pool.timeout)
+            work = _works(spec, classes, tier_index)
+            tiers.append(replace(base, work=work, replicas=spec.replicas, pool=pool))
+        else:
+            tiers.append(replace(base, work=_works(spec, classes, tier_index)))
+    return tiers
+
+
+def _cache_tiers(
+    base: Tier, spec: CacheTier | CdnTier, classes: list[str], tier_index: dict[str, int]
+) -> list[Tier]:
+    """A cache or cdn tier, and the cdn's origin shield right after it when it has one."""
+    hit = hit_ratio_of(spec.hit_ratio)
+    shield = spec.origin_shield if isinstance(spec, CdnTier) else None
+    origin = tier_index[spec.on_miss] if spec.on_miss is not None else None
+    miss_target = base.index + 1 if shield is not None else origin
+    prefix: tuple[Step, ...] = ()
+    if hit < 1.0 and miss_target is not None:
+        prefix = (Call(miss_target, probability=1.0 - hit),)
+    work = _works(spec, classes, tier_index, prefix)
+    tiers = [replace(base, work=work, hit_ratio=hit, on_miss=miss_target)]
+    if shield is not None:
+        shield_hit = hit_ratio_of(shield.hit_ratio)
+        # An origin shield runs the same CDN software: its lookup costs the cdn's by default.
+        service = shield.service_time if shield.service_time is not None else spec.service_time
+        calls: tuple[Step, ...] = ()
+        if shield_hit < 1.0 and origin is not None:
+            calls = (Call(origin, probability=1.0 - shield_hit),)
+        tiers.append(
+            replace(
+                base,
+                name=f"{base.name}.origin_shield",
+                index=base.index + 1,
+                kind="cache",
+                work=tuple(Work(build_distribution(service), calls) for _ in classes),
+                max_queue=None,
+                timeout=None,
+                hit_ratio=shield_hit,
+                on_miss=origin,
+                synthetic=True,
+            )
+        )
+    return tiers
+
+
+# ---- traffic and SLOs --------------------------------------------------------------------------
+def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[TrafficClass]:
+    classes = []
+    for index, (name, spec) in enumerate(scenario.traffic.items()):
+        profile = tuple(ProfilePoint(p.at, p.rate) for p in spec.profile or ())
+        rate = spec.rate if spec.rate is not None else (profile[0].rate if profile else None)
+        classes.append(
+            TrafficClass(
+                name=name,
+                index=index,
+                entry=tier_index[spec.entry],
+                rate=None if spec.users is not None else rate,
+                arrivals=spec.arrivals,
+                profile=profile,
+                users=spec.users,
+                think_time=build_distribution(spec.think_time)
+                if spec.think_time is not None
+                else None,
+            )
+        )
+    return classes
+
+
+def _build_slos(
+    scenario: Scenario, tier_index: dict[str, int], class_index: dict[str, int]
+) -> list[Slo]:
+    slos = []
+    for i, spec in enumerate(scenario.slos):
+        line = scenario.problem("", ("slos", i)).line
+        subject = spec.class_ if spec.class_ is not None else spec.tier
+        for statistic, limit in spec.objectives():
+            shown = (
+                format_ratio(limit)
+                if statistic in ("error_rate", "utilization")
+                else format_duration(limit)
+            )
+            slos.append(
+                Slo(
+                    text=f"{subject} {statistic} <= {shown}",
+                    statistic=statistic,
+                    limit=limit,
+                    class_index=class_index[spec.class_] if spec.class_ is not None else None,
+                    tier_index=tier_index[spec.tier] if spec.tier is not None else None,
+                    line=line,
+                )
+            )
+    return slos
+
+
+def _exact_miss_ratio(setting: float | LruModel) -> float:
+    return 1.0 - hit_ratio_of(setting)
+
+
+def build_model(scenario: Scenario) -> Model:
+    """The runnable model of a scenario; raises ScenarioError for problems of meaning."""
+    problems = check_scenario(scenario, _exact_miss_ratio)
+    if problems:
+        raise ScenarioError(problems)
+    names = _tier_names(scenario)
+    tier_index = {name: i for i, name in enumerate(names)}
+    class_names = list(scenario.traffic)
+    class_index = {name: i for i, name in enumerate(class_names)}
+    simulation = scenario.simulation
+    return Model(
+        name=scenario.name,
+        seed=scenario.seed,
+        simulation=Simulation(
+            duration=simulation.duration,
+            warmup=simulation.warmup_or_default,
+            replications=simulation.replications,
+        ),
+        classes=tuple(_build_classes(scenario, tier_index)),
+        tiers=tuple(_build_tiers(scenario, tier_index, class_names)),
+        slos=tuple(_build_slos(scenario, tier_index, class_index)),
+        description=scenario.description,
+        source=scenario.source,
+        tier_index=tier_index,
+        class_index=class_index,
+    )

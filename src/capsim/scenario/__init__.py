@@ -1,0 +1,80 @@
+"""The scenario layer: YAML scenario files in, a validated `Scenario` out, every problem located."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from capsim.errors import Problem, ScenarioError
+from capsim.scenario.loader import Document, format_path, read_yaml_file
+from capsim.scenario.overrides import apply_overrides
+from capsim.scenario.schema import (
+    Scenario,
+    locate,
+    problems_from_validation_error,
+    scenario_json_schema,
+)
+from capsim.scenario.semantics import check_scenario
+
+__all__ = [
+    "Scenario",
+    "check_scenario",
+    "format_path",
+    "load_scenario",
+    "scenario_from_document",
+    "scenario_json_schema",
+    "validate_file",
+]
+
+
+def scenario_from_document(
+    document: Document, base_dir: Path, origins: dict[tuple[str | int, ...], str] | None = None
+) -> Scenario:
+    """Validate parsed data; raises ScenarioError with every schema problem, located."""
+    origins = origins or {}
+    if not isinstance(document.data, dict):
+        what = "a list" if isinstance(document.data, list) else "a single value"
+        problem = locate(
+            f"the top level of a scenario must be a mapping (name:, traffic:, tiers:), not {what}",
+            (),
+            document.file,
+            document.positions,
+            document.key_positions,
+            origins,
+        )
+        raise ScenarioError([problem])
+    try:
+        scenario = Scenario.model_validate(document.data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise ScenarioError(
+            problems_from_validation_error(
+                error, document.file, document.positions, document.key_positions, origins
+            )
+        ) from None
+    scenario.attach_source(
+        document.file, base_dir, document.positions, document.key_positions, origins
+    )
+    return scenario
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override (``--set PATH=VALUE``) and validate a scenario file.
+
+    Raises ScenarioError listing every problem found, each with file:line:col.
+    """
+    document = read_yaml_file(path)
+    origins, problems = apply_overrides(document, overrides)
+    if problems:
+        raise ScenarioError(problems)
+    return scenario_from_document(document, Path(path).resolve().parent, origins)
+
+
+def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[Problem]:
+    """Every problem of a scenario file (syntax, schema and meaning); empty when it is valid."""
+    try:
+        scenario = load_scenario(path, overrides)
+    except ScenarioError as error:
+        return list(error.problems)
+    return check_scenario(scenario)

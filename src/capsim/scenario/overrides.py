@@ -1,0 +1,89 @@
+"""`--set PATH=VALUE` overrides: change the parsed scenario before it is validated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from capsim.errors import Problem, ScenarioError
+from capsim.scenario.loader import Document, PathKey, format_path, parse_yaml_text
+
+
+def _split(override: str) -> tuple[list[str], str]:
+    if "=" not in override:
+        raise ValueError("an override is PATH=VALUE, e.g. tiers.app.instances=12")
+    path_text, value_text = override.split("=", 1)
+    parts = [p.strip() for p in path_text.strip().split(".")]
+    if not path_text.strip() or any(not p for p in parts):
+        raise ValueError("the PATH before '=' is a dotted key path such as tiers.app.instances")
+    return parts, value_text
+
+
+def _parse_value(text: str) -> Any:
+    if not text.strip():
+        return ""
+    try:
+        return parse_yaml_text(text, "<value>").data
+    except ScenarioError as error:
+        reason = "; ".join(p.message for p in error.problems)
+        raise ValueError(f"the VALUE is not valid YAML: {reason}") from None
+
+
+def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
+    """`data` with one PATH=VALUE override applied; the path it set. Raises ValueError."""
+    parts, value_text = _split(override)
+    value = _parse_value(value_text)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError("the scenario's top level is not a mapping")
+    node: Any = data
+    path: list[str | int] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ValueError(
+                    f"{format_path(tuple(path))} is a list of {len(node)}; "
+                    f"use an index 0..{len(node) - 1} after it, not {part!r}"
+                )
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+        else:
+            raise ValueError(
+                f"{format_path(tuple(path))} is not a mapping, so it has no key {part!r}"
+            )
+        path.append(key)
+        if last:
+            node[key] = value
+        else:
+            child = node[key] if (isinstance(node, list) or key in node) else None
+            if child is None:
+                child = {}
+                node[key] = child
+            node = child
+    return data, tuple(path)
+
+
+def apply_overrides(
+    document: Document, overrides: Sequence[str]
+) -> tuple[dict[PathKey, str], list[Problem]]:
+    """Apply every override to `document` in place.
+
+    Returns the override text that set each path (so later problems can name the override) and
+    a Problem for each override that could not be applied.
+    """
+    origins: dict[PathKey, str] = {}
+    problems: list[Problem] = []
+    for override in overrides:
+        try:
+            document.data, path = apply_override(document.data, override)
+        except ValueError as error:
+            problems.append(Problem(str(error), f"--set {override}"))
+            continue
+        for table in (document.positions, document.key_positions, origins):
+            for stale in [p for p in table if p[: len(path)] == path]:
+                del table[stale]
+        origins[path] = override
+    return origins, problems

@@ -1,0 +1,1041 @@
+"""The scenario format as pydantic models: every key a scenario file may hold, with its units.
+
+Run ``python -m capsim.scenario > src/capsim/schema/scenario.schema.json`` to regenerate
+the committed JSON Schema after changing these models.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from capsim.errors import Problem
+from capsim.scenario.loader import PathKey, Position, format_path
+from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio
+
+TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
+BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
+DISTRIBUTIONS = ("constant", "exponential", "lognormal", "gamma", "uniform", "empirical")
+LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+MAX_SAMPLES_FILE_BYTES = 10 * 1024 * 1024
+FIELD = "{field}"  # replaced by the key's name when a problem is reported
+
+_NAME_RE = re.compile(r"^[\w][\w\-]*$")
+
+
+# ---- helpers for plain-worded errors ---------------------------------------------------------
+def show(value: Any, limit: int = 80) -> str:
+    """A value as the user wrote it, shortened to about `limit` characters."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, float) and math.isnan(value):
+        text = ".nan"
+    elif isinstance(value, float) and math.isinf(value):
+        text = ".inf" if value > 0 else "-.inf"
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def kind_of(value: Any) -> str:
+    """The YAML kind of a value, in the user's words."""
+    if isinstance(value, bool):
+        return f"the boolean {show(value)}"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, (int, float)):
+        return f"the number {show(value)}"
+    if isinstance(value, str):
+        return f"the text {show(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def suggest(word: str, valid: Sequence[str]) -> str:
+    """`; did you mean 'x'?` when one valid word is close, else an empty string."""
+    close = difflib.get_close_matches(str(word), list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def invalid(message: str, at: str | None = None) -> PydanticCustomError:
+    """A validation error whose message is shown as is; `at` names a key below the model."""
+    context: dict[str, Any] = {"message": message}
+    if at is not None:
+        context["at"] = at
+    return PydanticCustomError("capsim", "{message}", context)
+
+
+def _number(value: Any, expected: str) -> float:
+    if isinstance(value, bool):
+        raise invalid(f"{show(value)} is a boolean, not a number; {FIELD} must be {expected}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise invalid(f"{show(value)} is not a finite number; {FIELD} must be {expected}")
+        return float(value)
+    raise invalid(f"expected a number, got {kind_of(value)}; {FIELD} must be {expected}")
+
+
+def _unit(
+    parse: Callable[[object], float], expected: str, positive: bool
+) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if value is None or isinstance(value, (list, dict, bool)):
+            raise invalid(f"expected {expected}, got {kind_of(value)}")
+        try:
+            number = parse(value)
+        except UnitError as error:
+            remedy = "" if ";" in str(error) else f"; {FIELD} must be {expected}"
+            raise invalid(f"{error}{remedy}") from None
+        if positive and number <= 0:
+            raise invalid(f"{show(value)} is not greater than 0; {FIELD} must be {expected}")
+        if number < 0:
+            raise invalid(f"{show(value)} is negative; {FIELD} must be {expected}")
+        return number
+
+    return check
+
+
+def _whole(minimum: int, expected: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        number = _number(value, expected)
+        if not number.is_integer():
+            raise invalid(f"{show(value)} is not a whole number; {FIELD} must be {expected}")
+        if number < minimum:
+            raise invalid(f"{show(value)} is too small; {FIELD} must be {expected}")
+        return int(number)
+
+    return check
+
+
+def _plain(minimum: float, strict: bool, expected: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        number = _number(value, expected)
+        if number < minimum or (strict and number == minimum):
+            raise invalid(f"{show(value)} is out of range; {FIELD} must be {expected}")
+        return number
+
+    return check
+
+
+def _choice(valid: Sequence[str], what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in valid:
+            hint = suggest(value, valid) if isinstance(value, str) else ""
+            raise invalid(f"unknown {what} {show(value)}{hint} (valid: {', '.join(valid)})")
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"expected text, got {kind_of(value)}")
+    return value
+
+
+def _name(value: Any) -> str:
+    name = _text(value)
+    if not _NAME_RE.match(name):
+        raise invalid(
+            f"{show(name)} is not a valid name; use letters, digits, '_' and '-' (no dots or spaces)"
+        )
+    return name
+
+
+def _number_schema(description: str, pattern: str, examples: list[Any]) -> dict[str, Any]:
+    return {
+        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": pattern}],
+        "description": description,
+        "examples": examples,
+    }
+
+
+_DURATION_PATTERN = (
+    r"^\s*[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*(ns|us|µs|ms|s|sec|m|min|h|d)?\s*$"
+)
+_RATE_PATTERN = (
+    r"^\s*[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*[kKMG]?\s*(/\s*(s|sec|min|m|h|d))?\s*$"
+)
+_RATIO_PATTERN = r"^\s*[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*%?\s*$"
+_DURATION_SCHEMA = _number_schema(
+    "duration: a number of seconds, or a number with a unit us, ms, s, min (or m), h, d",
+    _DURATION_PATTERN,
+    ["250ms", "1.5s", "2min", 0.02],
+)
+_RATE_SCHEMA = _number_schema(
+    "rate: a number per second, or N/s, N/min, N/h, N/d with optional k, M, G multipliers",
+    _RATE_PATTERN,
+    ["800/s", "48k/min", "1.2M/h", 100],
+)
+_RATIO_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"type": "string", "pattern": _RATIO_PATTERN},
+    ],
+    "description": "ratio: a number in [0, 1] or a percentage such as 85% or 0.1%",
+    "examples": [0.85, "85%", "0.1%"],
+}
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_unit(parse_duration, "a duration of 0 or more such as 250ms", False)),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+PositiveDuration = Annotated[
+    float,
+    BeforeValidator(_unit(parse_duration, "a duration greater than 0 such as 250ms", True)),
+    WithJsonSchema(
+        {**_DURATION_SCHEMA, "description": "positive " + _DURATION_SCHEMA["description"]}
+    ),
+]
+Rate = Annotated[
+    float,
+    BeforeValidator(_unit(parse_rate, "a rate of 0 or more such as 800/s", False)),
+    WithJsonSchema(_RATE_SCHEMA),
+]
+PositiveRate = Annotated[
+    float,
+    BeforeValidator(_unit(parse_rate, "a rate greater than 0 such as 800/s", True)),
+    WithJsonSchema({**_RATE_SCHEMA, "description": "positive " + _RATE_SCHEMA["description"]}),
+]
+Ratio = Annotated[
+    float,
+    BeforeValidator(_unit(parse_ratio, "a ratio in [0, 1] such as 0.85 or 85%", False)),
+    WithJsonSchema(_RATIO_SCHEMA),
+]
+Count = Annotated[
+    int,
+    BeforeValidator(_whole(1, "a positive integer such as 4")),
+    WithJsonSchema({"type": "integer", "minimum": 1}),
+]
+NonNegativeInt = Annotated[
+    int,
+    BeforeValidator(_whole(0, "a whole number of 0 or more such as 100")),
+    WithJsonSchema({"type": "integer", "minimum": 0}),
+]
+PositiveNumber = Annotated[
+    float,
+    BeforeValidator(_plain(0.0, True, "a number greater than 0 such as 1.5")),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
+]
+NonNegativeNumber = Annotated[
+    float,
+    BeforeValidator(_plain(0.0, False, "a number of 0 or more such as 0.9")),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+Name = Annotated[
+    str,
+    BeforeValidator(_name),
+    WithJsonSchema({"type": "string", "pattern": r"^[\w][\w\-]*$"}),
+]
+Text = Annotated[str, BeforeValidator(_text)]
+Balancing = Annotated[
+    Literal["round_robin", "random", "least_connections", "power_of_two"],
+    BeforeValidator(_choice(BALANCING, "balancing")),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+# ---- distributions -----------------------------------------------------------------------------
+class SamplesFile(BaseModel):
+    """Samples read from a file next to the scenario (one number or duration per field)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    samples: tuple[float, ...]
+
+
+def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, SamplesFile):
+        return value
+    name = _text(value)
+    context = info.context or {}
+    base = Path(context.get("base_dir", ".")).resolve()
+    target = (base / name).resolve()
+    if not target.is_relative_to(base):
+        raise invalid(
+            f"{show(name)} is outside the scenario's folder; put the samples file in the same "
+            "folder as the scenario (or below it) and give its relative path"
+        )
+    if not target.is_file():
+        raise invalid(
+            f"no samples file {show(name)} in {base}; check the path (relative to the scenario)"
+        )
+    if target.stat().st_size > MAX_SAMPLES_FILE_BYTES:
+        raise invalid(f"the samples file {show(name)} is larger than 10 MiB")
+    try:
+        text = target.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise invalid(f"cannot read the samples file {show(name)}: {error}") from None
+    samples: list[float] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        tokens = [t for t in re.split(r"[,;\s]+", line) if t]
+        values = []
+        for token in tokens:
+            try:
+                values.append(parse_duration(token))
+            except UnitError as error:
+                if not samples and not values and all(not c.isdigit() for c in line):
+                    break  # a header line such as "latency_ms"
+                raise invalid(f"{name} line {number}: {error}") from None
+        if any(v < 0 or not math.isfinite(v) for v in values):
+            raise invalid(f"{name} line {number}: samples must be durations of 0 or more")
+        samples.extend(values)
+    if not samples:
+        raise invalid(f"the samples file {show(name)} holds no numbers")
+    return SamplesFile(path=name, samples=tuple(samples))
+
+
+SamplesPath = Annotated[
+    SamplesFile,
+    BeforeValidator(_read_samples_file),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "path, relative to the scenario's folder, of a file of samples "
+            "(numbers in seconds or durations with units, separated by commas or whitespace)",
+        }
+    ),
+]
+
+
+class ConstantDist(_Strict):
+    dist: Literal["constant"]
+    value: Duration
+
+
+class ExponentialDist(_Strict):
+    dist: Literal["exponential"]
+    mean: PositiveDuration
+
+
+class LognormalDist(_Strict):
+    """Lognormal from its mean and cv, or fitted to two percentiles p50 and p99."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveDuration | None = None
+    cv: PositiveNumber | None = None
+    p50: PositiveDuration | None = None
+    p99: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LognormalDist:
+        by_moments = self.mean is not None or self.cv is not None
+        by_percentiles = self.p50 is not None or self.p99 is not None
+        if by_moments and by_percentiles:
+            raise invalid("give either mean and cv, or p50 and p99, not both")
+        if by_percentiles:
+            if self.p50 is None or self.p99 is None:
+                raise invalid("a lognormal fitted from percentiles needs both p50 and p99")
+            if self.p99 <= self.p50:
+                raise invalid("p99 must be greater than p50", at="p99")
+        elif self.mean is None or self.cv is None:
+            raise invalid(
+                "a lognormal needs mean and cv (e.g. mean: 20ms, cv: 1.5), or p50 and p99"
+            )
+        return self
+
+
+class GammaDist(_Strict):
+    dist: Literal["gamma"]
+    mean: PositiveDuration
+    cv: PositiveNumber
+
+
+class UniformDist(_Strict):
+    dist: Literal["uniform"]
+    min: Duration
+    max: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDist:
+        if self.min > self.max:
+            raise invalid("min is greater than max; write min <= max", at="max")
+        return self
+
+
+class EmpiricalDist(_Strict):
+    dist: Literal["empirical"]
+    samples: list[Duration] | None = Field(default=None, min_length=1)
+    file: SamplesPath | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmpiricalDist:
+        if (self.samples is None) == (self.file is None):
+            raise invalid(
+                "an empirical distribution needs exactly one of samples: [...] or file: path"
+            )
+        return self
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(self.samples) if self.samples is not None else self.file.samples  # type: ignore[union-attr]
+
+
+def _dist_tag(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "<value>"
+    kind = value.get("dist")
+    return f"<{kind}>" if isinstance(kind, str) and kind in DISTRIBUTIONS else None
+
+
+DistributionSpec = Annotated[
+    Annotated[Duration, Tag("<value>")]
+    | Annotated[ConstantDist, Tag("<constant>")]
+    | Annotated[ExponentialDist, Tag("<exponential>")]
+    | Annotated[LognormalDist, Tag("<lognormal>")]
+    | Annotated[GammaDist, Tag("<gamma>")]
+    | Annotated[UniformDist, Tag("<uniform>")]
+    | Annotated[EmpiricalDist, Tag("<empirical>")],
+    Discriminator(
+        _dist_tag, custom_error_type="capsim_tag_dist", custom_error_message="not a valid dist"
+    ),
+]
+"""A duration (a constant) or a mapping with `dist:` naming the distribution."""
+
+
+# ---- cache hit ratio ---------------------------------------------------------------------------
+class LruModel(_Strict):
+    """Hit ratio of an LRU cache under Zipf popularity, by Che's approximation."""
+
+    model: Annotated[Literal["lru"], BeforeValidator(_choice(("lru",), "hit-ratio model"))]
+    capacity: Count
+    keys: Count
+    zipf: NonNegativeNumber
+
+
+HitRatioSpec = Annotated[
+    Annotated[Ratio, Tag("<ratio>")] | Annotated[LruModel, Tag("<lru>")],
+    Discriminator(lambda v: "<lru>" if isinstance(v, dict) else "<ratio>"),
+]
+
+
+# ---- calls ---------------------------------------------------------------------------------------
+class TierCall(_Strict):
+    tier: Name
+    probability: Ratio = 1.0
+    repeat: Count = 1
+
+
+class OneOfCall(_Strict):
+    one_of: dict[str, Ratio] = Field(min_length=1)
+
+    @field_validator("one_of")
+    @classmethod
+    def _sums_to_one_at_most(cls, weights: dict[str, float]) -> dict[str, float]:
+        total = sum(weights.values())
+        if total > 1.0 + 1e-9:
+            raise invalid(
+                f"the probabilities sum to {total:.6g}; they must sum to at most 1 "
+                "(the rest of the requests make no call)"
+            )
+        return weights
+
+
+class ParallelCall(_Strict):
+    parallel: list[CallSpec] = Field(min_length=1)
+
+
+def _call_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<name>"
+    if isinstance(value, dict):
+        for key in ("one_of", "parallel", "tier"):
+            if key in value:
+                return f"<{key}>"
+    return None
+
+
+CallSpec = Annotated[
+    Annotated[Name, Tag("<name>")]
+    | Annotated[TierCall, Tag("<tier>")]
+    | Annotated[OneOfCall, Tag("<one_of>")]
+    | Annotated[ParallelCall, Tag("<parallel>")],
+    Discriminator(
+        _call_tag, custom_error_type="capsim_tag_call", custom_error_message="not a valid call"
+    ),
+]
+"""A call: a tier name, {tier, probability, repeat}, {one_of: {...}} or {parallel: [...]}."""
+
+ParallelCall.model_rebuild()
+
+
+# ---- tiers -------------------------------------------------------------------------------------
+class ClassWork(_Strict):
+    """Per-class overrides of a tier's work."""
+
+    service_time: DistributionSpec | None = None
+    calls: list[CallSpec] | None = None
+
+
+class DatabaseClassWork(ClassWork):
+    read_ratio: Ratio | None = None
+
+
+class LoadBalancerClassWork(_Strict):
+    service_time: DistributionSpec | None = None
+
+
+class _TierBase(_Strict):
+    instances: Count = 1
+    concurrency: Count = 1
+    blocking: bool | None = None
+    balancing: Balancing = "round_robin"
+    max_queue: NonNegativeInt | None = None
+    timeout: PositiveDuration | None = None
+
+
+class ServiceTier(_TierBase):
+    type: Literal["service"] = "service"
+    service_time: DistributionSpec
+    calls: list[CallSpec] = Field(default_factory=list)
+    classes: dict[str, ClassWork] = Field(default_factory=dict)
+
+
+class LoadBalancerTier(_TierBase):
+    type: Literal["load_balancer"]
+    service_time: DistributionSpec = 0.0
+    backends: Name
+    algorithm: Balancing = "round_robin"
+    classes: dict[str, LoadBalancerClassWork] = Field(default_factory=dict)
+
+
+class OriginShield(_Strict):
+    """A second cache layer between a CDN's edge and its origin (`on_miss`)."""
+
+    hit_ratio: HitRatioSpec
+    service_time: DistributionSpec | None = None
+
+
+class CacheTier(_TierBase):
+    type: Literal["cache"]
+    service_time: DistributionSpec = 0.001
+    hit_ratio: HitRatioSpec
+    on_miss: Name | None = None
+    calls: list[CallSpec] = Field(default_factory=list)
+    classes: dict[str, ClassWork] = Field(default_factory=dict)
+
+
+class CdnTier(_TierBase):
+    type: Literal["cdn"]
+    service_time: DistributionSpec = 0.005
+    hit_ratio: HitRatioSpec
+    on_miss: Name | None = None
+    origin_shield: OriginShield | None = None
+    calls: list[CallSpec] = Field(default_factory=list)
+    classes: dict[str, ClassWork] = Field(default_factory=dict)
+
+
+class PoolSpec(_Strict):
+    size: Count
+    max_waiting: NonNegativeInt | None = None
+    timeout: PositiveDuration | None = None
+
+
+class DatabaseTier(_TierBase):
+    type: Literal["database"]
+    service_time: DistributionSpec
+    replicas: NonNegativeInt = 0
+    read_ratio: Ratio = 1.0
+    pool: PoolSpec | None = None
+    calls: list[CallSpec] = Field(default_factory=list)
+    classes: dict[str, DatabaseClassWork] = Field(default_factory=dict)
+
+
+class QueueTier(_Strict):
+    """An asynchronous queue: one FIFO of messages served by `consumers` x `concurrency` workers."""
+
+    type: Literal["queue"]
+    service_time: DistributionSpec
+    consumers: Count = 1
+    concurrency: Count = 1
+    publish_time: DistributionSpec = 0.0
+    max_depth: NonNegativeInt | None = None
+    timeout: PositiveDuration | None = None
+    blocking: bool | None = None
+    calls: list[CallSpec] = Field(default_factory=list)
+    classes: dict[str, ClassWork] = Field(default_factory=dict)
+
+
+def _tier_tag(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type", "service")
+    return f"<{kind}>" if isinstance(kind, str) and kind in TIER_TYPES else None
+
+
+TierSpec = Annotated[
+    Annotated[ServiceTier, Tag("<service>")]
+    | Annotated[LoadBalancerTier, Tag("<load_balancer>")]
+    | Annotated[CacheTier, Tag("<cache>")]
+    | Annotated[CdnTier, Tag("<cdn>")]
+    | Annotated[DatabaseTier, Tag("<database>")]
+    | Annotated[QueueTier, Tag("<queue>")],
+    Discriminator(
+        _tier_tag, custom_error_type="capsim_tag_tier", custom_error_message="not a valid tier"
+    ),
+]
+AnyTier = ServiceTier | LoadBalancerTier | CacheTier | CdnTier | DatabaseTier | QueueTier
+
+
+# ---- traffic -----------------------------------------------------------------------------------
+class ProfilePointSpec(_Strict):
+    at: Duration
+    rate: Rate
+
+
+class TrafficSpec(_Strict):
+    """A request class: open (`rate`, optional `profile`) or closed (`users` with `think_time`)."""
+
+    entry: Name
+    rate: PositiveRate | None = None
+    arrivals: Annotated[
+        Literal["poisson", "constant"],
+        BeforeValidator(_choice(("poisson", "constant"), "arrivals")),
+    ] = "poisson"
+    profile: list[ProfilePointSpec] | None = Field(default=None, min_length=1)
+    users: Count | None = None
+    think_time: DistributionSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_workload(self) -> TrafficSpec:
+        is_open = self.rate is not None or self.profile is not None
+        is_closed = self.users is not None
+        if is_open and is_closed:
+            raise invalid(
+                "a class has either rate (open workload) or users (closed workload), not both; "
+                "remove one of them",
+                at="users",
+            )
+        if not is_open and not is_closed:
+            raise invalid("a class needs rate: (e.g. rate: 800/s) or users: with think_time:")
+        if is_closed and self.think_time is None:
+            raise invalid("users needs think_time: (e.g. think_time: 2s)", at="users")
+        if not is_closed and self.think_time is not None:
+            raise invalid(
+                "think_time is for closed classes (with users:); remove it", at="think_time"
+            )
+        if is_closed and "arrivals" in self.model_fields_set:
+            raise invalid("arrivals is for open classes (with rate:); remove it", at="arrivals")
+        if self.profile:
+            for i, (a, b) in enumerate(zip(self.profile, self.profile[1:], strict=False)):
+                if b.at < a.at:
+                    raise invalid(
+                        f"profile points must be in order of `at`: {b.at:g}s comes after {a.at:g}s",
+                        at=f"profile.{i + 1}.at",
+                    )
+        return self
+
+
+# ---- SLOs --------------------------------------------------------------------------------------
+class SloSpec(_Strict):
+    """One objective: latency statistics or error_rate of a class, or utilization of a tier."""
+
+    class_: Name | None = Field(default=None, alias="class")
+    tier: Text | None = None  # may name a synthetic tier such as ``cdn.origin_shield``
+    mean: PositiveDuration | None = None
+    p50: PositiveDuration | None = None
+    p90: PositiveDuration | None = None
+    p95: PositiveDuration | None = None
+    p99: PositiveDuration | None = None
+    p999: PositiveDuration | None = None
+    max: PositiveDuration | None = None
+    error_rate: Ratio | None = None
+    utilization: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> SloSpec:
+        if (self.class_ is None) == (self.tier is None):
+            raise invalid("an SLO names exactly one of class: or tier:")
+        latency = [s for s in (*LATENCY_STATISTICS, "error_rate") if getattr(self, s) is not None]
+        if self.tier is not None and latency:
+            raise invalid(
+                f"{latency[0]} is a class statistic; a tier SLO takes utilization", at=latency[0]
+            )
+        if self.class_ is not None and self.utilization is not None:
+            raise invalid(
+                "utilization is a tier statistic; use tier: instead of class:", at="utilization"
+            )
+        if not latency and self.utilization is None:
+            valid = ", ".join((*LATENCY_STATISTICS, "error_rate", "utilization"))
+            raise invalid(f"an SLO needs at least one statistic ({valid})")
+        return self
+
+    def objectives(self) -> list[tuple[str, float]]:
+        """(statistic, limit) pairs in a fixed order."""
+        names = (*LATENCY_STATISTICS, "error_rate", "utilization")
+        return [(s, getattr(self, s)) for s in names if getattr(self, s) is not None]
+
+
+# ---- the whole scenario ------------------------------------------------------------------------
+class SimulationSpec(_Strict):
+    duration: PositiveDuration = 60.0
+    warmup: Duration | None = None
+    replications: Count = 1
+
+    @property
+    def warmup_or_default(self) -> float:
+        """The warm-up, 10% of the duration when not given."""
+        return self.warmup if self.warmup is not None else 0.1 * self.duration
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or value != 1:
+        raise invalid(f"unsupported version {show(value)}; version must be 1 (or left out)")
+    return 1
+
+
+class Scenario(_Strict):
+    """A scenario file, validated: the input of `capsim.model.build.build_model`."""
+
+    version: Annotated[Literal[1], BeforeValidator(_version)] = 1
+    name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
+    description: Text = ""
+    seed: Annotated[
+        int,
+        BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
+        WithJsonSchema({"type": "integer", "minimum": 0}),
+    ] = 0
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    traffic: dict[str, TrafficSpec] = Field(min_length=1)
+    tiers: dict[str, TierSpec] = Field(min_length=1)
+    slos: list[SloSpec] = Field(default_factory=list)
+
+    _source: str = PrivateAttr(default="<scenario>")
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _positions: dict[PathKey, Position] = PrivateAttr(default_factory=dict)
+    _key_positions: dict[PathKey, Position] = PrivateAttr(default_factory=dict)
+    _origins: dict[PathKey, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("traffic", "tiers", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key in value:
+                if not _NAME_RE.match(str(key)):
+                    raise invalid(
+                        f"{show(key)} is not a valid name; use letters, digits, '_' and '-' "
+                        "(no dots or spaces)",
+                        at=str(key),
+                    )
+        return value
+
+    # ---- where things are in the file ----------------------------------------------------------
+    def attach_source(
+        self,
+        source: str,
+        base_dir: Path,
+        positions: dict[PathKey, Position],
+        key_positions: dict[PathKey, Position],
+        origins: dict[PathKey, str],
+    ) -> None:
+        """Remember the file and node positions (called by the loader)."""
+        self._source = source
+        self._base_dir = base_dir
+        self._positions = positions
+        self._key_positions = key_positions
+        self._origins = origins
+
+    @property
+    def source(self) -> str:
+        """The scenario file as the user named it (``<scenario>`` when built in code)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def positions(self) -> dict[PathKey, Position]:
+        """(line, column) of each value, by key path such as ``('tiers', 'app', 'instances')``."""
+        return self._positions
+
+    def problem(self, message: str, path: PathKey, at_key: bool = False) -> Problem:
+        """A Problem located at `path` (or at the nearest enclosing node that has a position)."""
+        return locate(
+            message, path, self._source, self._positions, self._key_positions, self._origins, at_key
+        )
+
+    def tier_specs(self) -> dict[str, AnyTier]:
+        return dict(self.tiers)
+
+
+def locate(
+    message: str,
+    path: PathKey,
+    source: str,
+    positions: dict[PathKey, Position],
+    key_positions: dict[PathKey, Position],
+    origins: dict[PathKey, str],
+    at_key: bool = False,
+) -> Problem:
+    """A Problem for `path`: a --set override that made it, or the nearest positioned node."""
+    dotted = format_path(path)
+    for end in range(len(path), -1, -1):
+        prefix = path[:end]
+        if prefix in origins:
+            return Problem(message, f"--set {origins[prefix]}", 0, 0, dotted)
+        where = key_positions.get(prefix) if at_key else None
+        where = where or positions.get(prefix)
+        if where is not None:
+            return Problem(message, source, where[0], where[1], dotted)
+    return Problem(message, source, 0, 0, dotted)
+
+
+# ---- pydantic errors in plain words ------------------------------------------------------------
+_EXAMPLES = {
+    "name": "name: web-shop",
+    "traffic": "traffic: {browse: {entry: app, rate: 100/s}}",
+    "tiers": "tiers: {app: {service_time: 20ms}}",
+    "service_time": "service_time: 25ms",
+    "entry": "entry: app",
+    "backends": "backends: app",
+    "hit_ratio": "hit_ratio: 85%",
+    "tier": "tier: db",
+    "size": "size: 20",
+    "mean": "mean: 20ms",
+    "cv": "cv: 1.5",
+    "value": "value: 20ms",
+    "min": "min: 5ms",
+    "max": "max: 15ms",
+    "capacity": "capacity: 100000",
+    "keys": "keys: 1000000",
+    "zipf": "zipf: 0.9",
+    "model": "model: lru",
+    "at": "at: 5min",
+    "rate": "rate: 800/s",
+}
+_TAG_HELP = {
+    "tier": ("tier type", "type", TIER_TYPES),
+    "dist": ("distribution", "dist", DISTRIBUTIONS),
+}
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+_TAGGED: dict[str, type[BaseModel]] = {}
+
+
+def _register_tags(annotation: Any) -> None:
+    for arg in get_args(annotation):
+        if get_origin(arg) is Annotated:
+            inner, *meta = get_args(arg)
+            for item in meta:
+                if (
+                    isinstance(item, Tag)
+                    and isinstance(inner, type)
+                    and issubclass(inner, BaseModel)
+                ):
+                    _TAGGED[item.tag] = inner
+        elif get_args(arg):
+            _register_tags(arg)
+
+
+for _union in (DistributionSpec, CallSpec, TierSpec, HitRatioSpec):
+    _register_tags(_unwrap(_union))
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that validated the mapping at raw pydantic location `loc`."""
+    current: Any = Scenario
+    for part in loc:
+        if isinstance(part, str) and part.startswith("<") and part in _TAGGED:
+            current = _TAGGED[part]
+            continue
+        model = current if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if model is not None:
+            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        annotation = _unwrap(current)
+        origin = get_origin(annotation)
+        if origin in (dict, list):
+            current = get_args(annotation)[-1]
+            continue
+        if origin is Union or get_args(annotation):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) == 1:
+                current = args[0]
+                inner = get_origin(_unwrap(current))
+                if inner in (dict, list):
+                    current = get_args(_unwrap(current))[-1]
+                    continue
+            return None
+        return None
+    models = _models_in(current)
+    return models[0] if len(models) == 1 else None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def problems_from_validation_error(
+    error: ValidationError,
+    source: str,
+    positions: dict[PathKey, Position],
+    key_positions: dict[PathKey, Position],
+    origins: dict[PathKey, str],
+) -> list[Problem]:
+    """Every pydantic error as a located Problem in plain words."""
+    problems: list[Problem] = []
+    for item in error.errors():
+        raw_loc = tuple(item["loc"])
+        path: PathKey = tuple(
+            p for p in raw_loc if not (isinstance(p, str) and p.startswith("<") and p.endswith(">"))
+        )
+        path = tuple(p for p in path if p != "[key]")
+        kind = item["type"]
+        value = item.get("input")
+        context = item.get("ctx") or {}
+        field = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+        at_key = False
+        if kind == "capsim":
+            message = str(context["message"]).replace(FIELD, field)
+            if "at" in context:
+                extra = tuple(int(p) if p.isdigit() else p for p in str(context["at"]).split("."))
+                path = (*path, *extra)
+                at_key = isinstance(path[-1], str)
+        elif kind.startswith("capsim_tag_"):
+            message = _tag_message(kind.removeprefix("capsim_tag_"), value, field)
+        elif kind == "extra_forbidden":
+            at_key = True
+            model = _model_at(raw_loc[:-1])
+            valid = _keys_of(model) if model else []
+            message = f"unknown key {show(field)}"
+            hint = suggest(field, valid)
+            if model is SloSpec:
+                stats = (*LATENCY_STATISTICS, "error_rate", "utilization")
+                message = (
+                    f"unknown key or statistic {show(field)}{hint} (statistics: {', '.join(stats)})"
+                )
+            elif hint:
+                message += hint
+            elif valid:
+                message += f" (valid keys: {', '.join(valid)})"
+        elif kind == "missing":
+            at_key = True
+            example = _EXAMPLES.get(field)
+            message = f"missing required key {show(field)}" + (
+                f", e.g. {example}" if example else ""
+            )
+            path_parent = path[:-1]
+            problems.append(
+                _located(message, path, path_parent, source, positions, key_positions, origins)
+            )
+            continue
+        elif kind in ("dict_type", "model_type", "model_attributes_type"):
+            message = f"expected a mapping (key: value pairs), got {kind_of(value)}"
+        elif kind == "list_type":
+            message = f"expected a list, got {kind_of(value)}"
+        elif kind in ("string_type", "str_type"):
+            message = f"expected text, got {kind_of(value)}"
+        elif kind == "bool_type":
+            message = f"expected true or false, got {kind_of(value)}"
+        elif kind == "too_short" or kind == "string_too_short":
+            message = f"{field} must not be empty"
+        else:
+            message = f"{item['msg']} (got {show(value)})"  # pydantic's own wording
+        problems.append(locate(message, path, source, positions, key_positions, origins, at_key))
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column))
+
+
+def _located(
+    message: str,
+    path: PathKey,
+    parent: PathKey,
+    source: str,
+    positions: dict[PathKey, Position],
+    key_positions: dict[PathKey, Position],
+    origins: dict[PathKey, str],
+) -> Problem:
+    """A missing key is reported at the key of the mapping that lacks it."""
+    located = locate(message, parent, source, positions, key_positions, origins, at_key=True)
+    return Problem(located.message, located.file, located.line, located.column, format_path(path))
+
+
+def _tag_message(what: str, value: Any, field: str) -> str:
+    if what == "call":
+        form = "a tier name, {tier: db, probability: 0.2}, {one_of: {a: 0.8}} or {parallel: [a, b]}"
+        if isinstance(value, dict):
+            return f"this mapping is not a call; write a call as {form}"
+        return f"expected a call, got {kind_of(value)}; write a call as {form}"
+    label, key, valid = _TAG_HELP.get(what, (what, what, ()))
+    if not isinstance(value, dict):
+        return f"expected a mapping (key: value pairs), got {kind_of(value)}"
+    if key not in value:
+        return f"missing key {key!r}; it names the {label}, one of: {', '.join(valid)}"
+    given = value[key]
+    hint = suggest(given, valid) if isinstance(given, str) else ""
+    return f"unknown {label} {show(given)}{hint} (valid: {', '.join(valid)})"
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the scenario format (for editors and CI)."""
+    schema = Scenario.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://capsim.dev/schema/scenario.schema.json",
+        **schema,
+        "title": "capsim scenario",
+        "description": "A capsim scenario file: traffic, tiers and SLOs (format version 1).",
+    }
+
+
+def render_json_schema() -> str:
+    """The JSON Schema as committed in src/capsim/schema/scenario.schema.json."""
+    return json.dumps(scenario_json_schema(), indent=2, ensure_ascii=False) + "\n"

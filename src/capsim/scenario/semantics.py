@@ -1,0 +1,265 @@
+"""Checks of meaning: references resolve, every request finishes, SLOs name real things."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from capsim.errors import Problem
+from capsim.scenario.loader import PathKey
+from capsim.scenario.schema import (
+    AnyTier,
+    CacheTier,
+    CallSpec,
+    CdnTier,
+    ClassWork,
+    DatabaseClassWork,
+    LoadBalancerTier,
+    LruModel,
+    OneOfCall,
+    ParallelCall,
+    Scenario,
+    TierCall,
+    suggest,
+)
+
+MissRatio = Callable[[float | LruModel], float]
+
+
+def bounded_miss_ratio(hit_ratio: float | LruModel) -> float:
+    """Miss ratio of a hit-ratio setting; for an LRU model an upper bound, 1 - capacity/keys.
+
+    Under Zipf popularity an LRU cache hits at least as often as its share of the catalogue, so
+    the bound is safe for checks that need the miss ratio to be small enough.
+    """
+    if isinstance(hit_ratio, LruModel):
+        return max(0.0, 1.0 - hit_ratio.capacity / hit_ratio.keys)
+    return 1.0 - hit_ratio
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Calls from one visit of a tier to `target`: `expected` calls on average."""
+
+    target: str
+    expected: float
+    certain: bool
+    path: PathKey
+
+
+def call_edges(calls: list[CallSpec], base: PathKey) -> Iterator[Edge]:
+    """The edges of a list of calls, each with the key path that makes it."""
+    for i, call in enumerate(calls):
+        here = (*base, i)
+        if isinstance(call, str):
+            yield Edge(call, 1.0, True, here)
+        elif isinstance(call, TierCall):
+            yield Edge(
+                call.tier, call.probability * call.repeat, call.probability == 1.0, (*here, "tier")
+            )
+        elif isinstance(call, OneOfCall):
+            for name, weight in call.one_of.items():
+                yield Edge(name, weight, weight == 1.0, (*here, "one_of", name))
+        elif isinstance(call, ParallelCall):
+            yield from call_edges(call.parallel, (*here, "parallel"))
+
+
+def miss_to_origin(tier: CacheTier | CdnTier, miss_ratio: MissRatio) -> float:
+    """Share of requests to a cache or cdn that go on to `on_miss` (through any origin shield)."""
+    miss = miss_ratio(tier.hit_ratio)
+    if isinstance(tier, CdnTier) and tier.origin_shield is not None:
+        miss *= miss_ratio(tier.origin_shield.hit_ratio)
+    return miss
+
+
+def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio) -> list[Edge]:
+    """What one visit of `tier` by a request of `class_name` calls."""
+    edges: list[Edge] = []
+    if isinstance(tier, LoadBalancerTier):
+        return [Edge(tier.backends, 1.0, True, ("tiers", name, "backends"))]
+    if isinstance(tier, (CacheTier, CdnTier)) and tier.on_miss is not None:
+        miss = miss_to_origin(tier, miss_ratio)
+        if miss > 0:
+            edges.append(Edge(tier.on_miss, miss, miss >= 1.0, ("tiers", name, "on_miss")))
+    override = tier.classes.get(class_name)
+    if isinstance(override, (ClassWork, DatabaseClassWork)) and override.calls is not None:
+        edges.extend(call_edges(override.calls, ("tiers", name, "classes", class_name, "calls")))
+    else:
+        edges.extend(call_edges(getattr(tier, "calls", []), ("tiers", name, "calls")))
+    return edges
+
+
+def _names_list(names: list[str]) -> str:
+    return ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+
+
+def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_ratio) -> list[Problem]:
+    """Every problem of meaning in a schema-valid scenario, located in its file."""
+    problems: list[Problem] = []
+    tiers = scenario.tier_specs()
+    tier_names = list(tiers)
+    class_names = list(scenario.traffic)
+
+    def reference(name: str, path: PathKey, what: str = "tier", at_key: bool = False) -> bool:
+        valid = tier_names if what == "tier" else class_names
+        if name in valid:
+            return True
+        problems.append(
+            scenario.problem(
+                f"unknown {what} {name!r}{suggest(name, valid)} ({what}s: {_names_list(valid)})",
+                path,
+                at_key,
+            )
+        )
+        return False
+
+    for class_name, traffic in scenario.traffic.items():
+        reference(traffic.entry, ("traffic", class_name, "entry"))
+
+    for name, tier in tiers.items():
+        for class_name in tier.classes:
+            reference(class_name, ("tiers", name, "classes", class_name), "class", at_key=True)
+        for class_name in ["", *tier.classes]:
+            for edge in tier_edges(name, tier, class_name, miss_ratio):
+                if class_name and edge.path[:4] != ("tiers", name, "classes", class_name):
+                    continue  # already checked with the tier's own calls
+                reference(edge.target, edge.path, at_key=edge.path[-2] == "one_of")
+        if isinstance(tier, (CacheTier, CdnTier)):
+            if tier.on_miss is None and miss_to_origin(tier, miss_ratio) > 0:
+                problems.append(
+                    scenario.problem(
+                        f"{name} misses (hit_ratio below 1) but has no on_miss; "
+                        "add on_miss: TIER, the tier that answers misses",
+                        ("tiers", name),
+                        at_key=True,
+                    )
+                )
+            elif tier.on_miss is not None and not tier.calls and not tier.classes:
+                reference(tier.on_miss, ("tiers", name, "on_miss"))
+
+    synthetic = [
+        f"{n}.origin_shield" for n, t in tiers.items() if isinstance(t, CdnTier) and t.origin_shield
+    ]
+    for i, slo in enumerate(scenario.slos):
+        if slo.class_ is not None:
+            reference(slo.class_, ("slos", i, "class"), "class")
+        elif slo.tier is not None and slo.tier not in synthetic:
+            reference(slo.tier, ("slos", i, "tier"))
+
+    if not problems:
+        problems.extend(_check_termination(scenario, tiers, miss_ratio))
+    return problems
+
+
+def _check_termination(
+    scenario: Scenario, tiers: dict[str, AnyTier], miss_ratio: MissRatio
+) -> list[Problem]:
+    """Per class: no loop of calls that are all certain, and a finite expected number of visits."""
+    problems: list[Problem] = []
+    reported: set[frozenset[str]] = set()
+    for class_name, traffic in scenario.traffic.items():
+        graph = {
+            name: tier_edges(name, tier, class_name, miss_ratio) for name, tier in tiers.items()
+        }
+        reachable = _reachable(graph, traffic.entry)
+        certain = {n: [e for e in graph[n] if e.certain] for n in reachable}
+        cycle = _find_cycle(certain, traffic.entry)
+        if cycle is not None:
+            names, edge = cycle
+            if frozenset(names) not in reported:
+                reported.add(frozenset(names))
+                problems.append(
+                    scenario.problem(
+                        f"call cycle {' -> '.join(names)}: every call in it has probability 1, "
+                        "so a request would never finish; make one call conditional "
+                        "(probability < 1) or remove it",
+                        edge.path,
+                    )
+                )
+            continue
+        if not _visits_finite(graph, reachable):
+            positive = {n: [e for e in graph[n] if e.expected > 0] for n in reachable}
+            found = _find_cycle(positive, traffic.entry)
+            where: PathKey = ("traffic", class_name, "entry")
+            text = ""
+            if found is not None:
+                names, edge = found
+                where, text = edge.path, f" ({' -> '.join(names)})"
+                if frozenset(names) in reported:
+                    continue
+                reported.add(frozenset(names))
+            problems.append(
+                scenario.problem(
+                    f"the calls of class {class_name!r} loop back{text} so often that the expected "
+                    "number of visits is infinite (spectral radius of the visit matrix >= 1); "
+                    "lower a probability or repeat in the loop",
+                    where,
+                )
+            )
+    return problems
+
+
+def _reachable(graph: dict[str, list[Edge]], start: str) -> list[str]:
+    seen = [start]
+    stack = [start]
+    while stack:
+        for edge in graph.get(stack.pop(), []):
+            if edge.expected > 0 and edge.target not in seen and edge.target in graph:
+                seen.append(edge.target)
+                stack.append(edge.target)
+    return seen
+
+
+def _find_cycle(graph: dict[str, list[Edge]], start: str) -> tuple[list[str], Edge] | None:
+    """A cycle reachable from `start`, as names (first repeated at the end) and its first edge."""
+    state: dict[str, int] = {}
+    trail: list[tuple[str, Edge | None]] = []
+
+    def visit(node: str, via: Edge | None) -> tuple[list[str], Edge] | None:
+        state[node] = 1
+        trail.append((node, via))
+        for edge in graph.get(node, []):
+            if edge.target not in graph:
+                continue
+            if state.get(edge.target) == 1:
+                index = next(i for i, (n, _) in enumerate(trail) if n == edge.target)
+                names = [n for n, _ in trail[index:]] + [edge.target]
+                first = trail[index + 1][1] if index + 1 < len(trail) else edge
+                return names, first or edge
+            if edge.target not in state:
+                found = visit(edge.target, edge)
+                if found is not None:
+                    return found
+        state[node] = 2
+        trail.pop()
+        return None
+
+    return visit(start, None)
+
+
+def _visits_finite(graph: dict[str, list[Edge]], nodes: list[str]) -> bool:
+    """True when the spectral radius of the expected-calls matrix P is below 1.
+
+    For a non-negative P that holds exactly when (I - P) x = 1 has a solution with every x > 0
+    (then P x < x, so the Collatz-Wielandt bound gives rho(P) < 1; conversely the Neumann series
+    converges). Solved by Gaussian elimination: the matrices are small and numpy belongs below.
+    """
+    index = {n: i for i, n in enumerate(nodes)}
+    size = len(nodes)
+    matrix = [[1.0 if i == j else 0.0 for j in range(size)] + [1.0] for i in range(size)]
+    for node in nodes:
+        for edge in graph[node]:
+            if edge.target in index:
+                matrix[index[node]][index[edge.target]] -= edge.expected
+    for col in range(size):
+        pivot = max(range(col, size), key=lambda r: abs(matrix[r][col]))
+        if abs(matrix[pivot][col]) < 1e-12:
+            return False
+        matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
+        for row in range(size):
+            if row != col and matrix[row][col] != 0.0:
+                factor = matrix[row][col] / matrix[col][col]
+                for k in range(col, size + 1):
+                    matrix[row][k] -= factor * matrix[col][k]
+    solution = [matrix[i][size] / matrix[i][i] for i in range(size)]
+    return all(x > 0 and x < 1e12 for x in solution)
