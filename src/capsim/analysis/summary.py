@@ -1,8 +1,9 @@
 """summarise: pools replications' measurements into the JSON result of SPEC section 3.
 
 Across replications:
-* counts (`completed`, `errors`, `rejected`, `arrivals`) are totals over all replications: every
-  simulated request is counted once, and the pooled percentiles are over exactly those requests;
+* counts (`completed`, `errors`, `rejected`, `arrivals`, `timed_out`) are per replication: the
+  total over all replications divided by their number, rounded (so that `completed` =
+  `throughput` x `duration`, as in SPEC section 3's example); `error_rate` is from the totals;
 * rates (`offered_rate`, `throughput`) are per second of measured time: total / (replications x
   duration), i.e. the mean over replications;
 * percentiles, means and maxima of times come from the merged histograms of every replication;
@@ -88,8 +89,8 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "offered_rate": arrivals / measured,
             "throughput": completed / measured,
-            "completed": completed,
-            "errors": errors,
+            "completed": round(completed / replications),
+            "errors": round(errors / replications),
             "error_rate": _error_rate(completed, errors),
             "latency": time_statistics(latency),
         }
@@ -103,7 +104,7 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
             for stat in ("mean", "p50", "p95", "p99"):
                 estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
             entry["ci95"] = {key: _interval(estimates[key]) for key in CLASS_CI_KEYS}
-        entry["arrivals"] = arrivals
+        entry["arrivals"] = round(arrivals / replications)
         classes[traffic.name] = entry
     return classes
 
@@ -187,15 +188,15 @@ def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], 
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
         "throughput": sum(t.completed for t in per_run) / measured,
-        "rejected": sum(_refused(t) for t in per_run),
+        "rejected": round(sum(_refused(t) for t in per_run) / replications),
         "stable": stability.stable,
         "queue_length": {"mean": float(np.mean(queue_mean)), "max": queue_max},
         "wait": time_statistics(Histogram.merged([t.wait for t in per_run])),
         "occupancy": float(np.mean(occupancy)),
-        "arrivals": arrivals,
+        "arrivals": round(arrivals / replications),
         "offered_rate": arrivals / measured,
         "growth_rate": stability.growth_rate,
-        "timed_out": sum(t.timed_out for t in per_run),
+        "timed_out": round(sum(t.timed_out for t in per_run) / replications),
         "kind": tier.kind,
         "workers": tier.workers,
     }
@@ -212,7 +213,7 @@ def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], 
         waits = [t.pool_wait for t in per_run if t.pool_wait is not None]
         entry["pool"] = {
             "size": tier.pool.size,
-            "rejected": sum(t.pool_rejected for t in per_run),
+            "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(waits)),
         }
     if replications > 1:
