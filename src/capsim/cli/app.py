@@ -205,6 +205,33 @@ def run(
 
 
 @app.command()
+def solve(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: SetOption = None,
+    output_format: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """Instant analytic estimates (queueing formulas), no simulation.
+
+    Per tier: offered load, utilisation, mean wait and, where a formula exists, wait
+    percentiles; per class: end-to-end mean latency; the bottleneck and the rate at which the
+    system saturates. Every figure says which formula produced it and whether it is exact.
+    """
+    from capsim.analysis.report import Report
+    from capsim.analysis.solve import solve as solve_model
+    from capsim.analysis.stats import sanitise
+    from capsim.outputs.analytic import render_solve
+
+    with _exit_codes():
+        model = capsim.build_model(capsim.load_scenario(scenario, set_ or []))
+        data = solve_model(model, capsim_version=capsim.__version__)
+        notes = data.get("notes", [])
+        report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
+        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        _emit(render_solve(report, output_format.value, color=color), output)
+
+
+@app.command()
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     set_: SetOption = None,

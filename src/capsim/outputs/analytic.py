@@ -1,0 +1,144 @@
+"""Renderers of `capsim solve`'s analytic estimates (table, JSON, Markdown)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from capsim.analysis.report import Report
+from capsim.errors import UsageError
+from capsim.outputs import cells
+from capsim.outputs.text import render_json
+
+
+def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    classes = []
+    for name, entry in data["classes"].items():
+        latency = entry["latency"]
+        classes.append(
+            [
+                name,
+                cells.rate(entry["throughput"]),
+                cells.time(latency["mean"]),
+                cells.time(latency.get("p99")),
+                "exact" if entry["method"]["exact"] else "approx.",
+                entry["method"]["formula"],
+            ]
+        )
+    tiers = []
+    for name, entry in data["tiers"].items():
+        tiers.append(
+            [
+                name,
+                cells.rate(entry["offered_rate"]),
+                cells.percent(entry["utilization"]),
+                cells.percent(entry["occupancy"]),
+                cells.time(entry["wait"]["mean"]),
+                cells.time(entry["wait"].get("p99")),
+                cells.rate(entry["max_rate"]),
+                "exact" if entry["method"]["exact"] else "approx.",
+                entry["method"]["formula"],
+            ]
+        )
+    return classes, tiers
+
+
+CLASS_HEADER = ["class", "throughput", "mean latency", "p99", "", "formula"]
+TIER_HEADER = [
+    "tier",
+    "offered",
+    "utilisation",
+    "occupancy",
+    "wait mean",
+    "wait p99",
+    "max rate",
+    "",
+    "formula",
+]
+
+
+def _summary_line(data: dict[str, Any]) -> str:
+    bottleneck = data["bottleneck"]
+    if bottleneck["tier"] is None:
+        return "no tier receives traffic"
+    headroom = (
+        bottleneck["saturation_rate"] / bottleneck["offered_rate"]
+        if bottleneck["offered_rate"]
+        else None
+    )
+    text = (
+        f"bottleneck: {bottleneck['tier']}, saturates at {cells.rate(bottleneck['saturation_rate'])} "
+        f"(offered {cells.rate(bottleneck['offered_rate'])}"
+    )
+    return text + (f", {headroom:.2f}x headroom)" if headroom else ")")
+
+
+def render_solve_table(report: Report, *, color: bool = False, width: int = 120) -> str:
+    data = report.data
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+    )
+    console.print(f"scenario {data['scenario']} · analytic estimates (no simulation)", markup=False)
+    class_rows, tier_rows = _rows(data)
+    for title, header, rows in (
+        ("Request classes", CLASS_HEADER, class_rows),
+        ("Tiers", TIER_HEADER, tier_rows),
+    ):
+        table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="right" if 0 < i < len(header) - 2 else "left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(_summary_line(data), markup=False)
+    for verdict in data["slos"]:
+        mark = {True: "✓ PASS", False: "✗ FAIL", None: "? no formula"}[verdict["passed"]]
+        console.print(
+            f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})", markup=False
+        )
+    for note in report.warnings:
+        console.print(f"note: {note}", markup=False)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def render_solve_markdown(report: Report) -> str:
+    data = report.data
+    lines = [f"# {data['scenario']}: analytic estimates", ""]
+    class_rows, tier_rows = _rows(data)
+    for title, header, rows in (
+        ("Request classes", CLASS_HEADER, class_rows),
+        ("Tiers", TIER_HEADER, tier_rows),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| " + " | ".join(h or "exact?" for h in header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
+        ]
+        lines.append("")
+    lines.append(_summary_line(data))
+    return "\n".join(lines) + "\n"
+
+
+def render_solve(report: Report, fmt: str, *, color: bool = False) -> str:
+    name = fmt.lower()
+    if name == "table":
+        return render_solve_table(report, color=color)
+    if name == "json":
+        return render_json(report)
+    if name in ("markdown", "md"):
+        return render_solve_markdown(report)
+    raise UsageError(f"capsim solve prints table, json or markdown, not {fmt!r}")
