@@ -596,6 +596,91 @@ def test_jackson_feed_forward_network() -> None:
     assert close(r.tiers[2].arrivals / r.duration, 48.0, 0.03)
 
 
+def test_jackson_loop_revisits_the_app() -> None:
+    # the same stack with db -> app (1.0): visits v_app = 1.25, v_db = 0.25; E2E 0.0323687 s (§5)
+    m = model(
+        [
+            tier("lb", exp(0.001), kind="load_balancer", blocking=False, calls=(Call(1),)),
+            tier(
+                "app", exp(1 / 60), concurrency=8, blocking=False, calls=(Call(2, probability=0.2),)
+            ),
+            tier("db", exp(1 / 30), concurrency=4, blocking=False, calls=(Call(1),)),
+        ],
+        [open_class("web", 0, 240.0)],
+        duration=800.0,
+        warmup=10.0,
+    )
+    r = run_events(m, 0)
+    tol = tolerance(0.625, 240 * 800)
+    assert close(r.classes[0].latency.mean, 0.0323686667844, tol), r.classes[0].latency.mean
+    assert close(r.tiers[1].arrivals / r.classes[0].arrivals, 1.25, 0.01)
+    for index, u in ((0, 0.24), (1, 0.625), (2, 0.5)):
+        assert close(utilization(r, index), u, 0.025)
+
+
+def test_closed_network_with_a_multi_server_station_matches_convolution() -> None:
+    # Case B (§6): app c = 4, D = 0.16 s; db D = 0.03 s; Z = 1 s; N = 10: X = 8.33632, R = 0.19957
+    m = model(
+        [
+            tier("app", exp(0.16), concurrency=4, blocking=False, calls=(Call(1),)),
+            tier("db", exp(0.03)),
+        ],
+        [closed_class("users", 0, 10, exp(1.0))],
+        duration=4000.0,
+        warmup=50.0,
+    )
+    r = run_events(m, 0)
+    users = r.classes[0]
+    assert close(users.completed / r.duration, 8.3363219992, 0.015)
+    assert close(users.latency.mean, 0.199569786407, 0.02), users.latency.mean
+    assert close(utilization(r, 0), 0.333452879968, 0.02)
+
+
+def test_md1_deterministic_service() -> None:
+    # M/D/1 at rho 0.8: W = 3, T p99 = 11.3559 (§3); (ca2 + cs2) / 2 = 0.5
+    customers = 4e5
+    m = model(
+        [tier("server", const(1.0))],
+        [open_class("c", 0, 0.8)],
+        duration=customers / 0.8,
+        warmup=1000.0,
+    )
+    latency = run_events(m, 0).classes[0].latency
+    tol = tolerance(0.8, customers, scv=0.5)
+    assert close(latency.mean, 3.0, tol), latency.mean
+    assert close(latency.quantile(0.99), 11.355886792, 2.2 * tol), latency.quantile(0.99)
+
+
+@pytest.mark.slow
+def test_mg1_lognormal_heavy_tail() -> None:
+    # lognormal cv = 2 at rho 0.8: W = 11, T p99 = 75.2875 (§3); x1.5 for the heavy tail (§12.1)
+    customers = 2e6
+    m = model(
+        [tier("server", Distribution.lognormal(1.0, 2.0))],
+        [open_class("c", 0, 0.8)],
+        duration=customers / 0.8,
+        warmup=2000.0,
+    )
+    latency = run_events(m, 0).classes[0].latency
+    tol = 1.5 * tolerance(0.8, customers, scv=2.5)
+    assert close(latency.mean, 11.0, tol), latency.mean
+    assert close(latency.quantile(0.99), 75.2875, 2.2 * tol), latency.quantile(0.99)
+
+
+@pytest.mark.slow
+def test_power_of_two_choices_near_the_mean_field_limit() -> None:
+    # JSQ(2), n = 100, lambda 0.9: mean-field T = 2.61406, finite n about 1.5% above (§8)
+    customers = 1e6
+    m = model(
+        [tier("app", exp(1.0), instances=100, balancing="power_of_two")],
+        [open_class("c", 0, 90.0)],
+        duration=customers / 90.0,
+        warmup=500.0,
+    )
+    latency = run_events(m, 0).classes[0].latency
+    assert close(latency.mean, 2.61405737732 * 1.015, 0.03), latency.mean
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("rho", "w", "p99"), [(0.5, 2.0, 9.21034037198), (0.8, 5.0, 23.0258509299)]
