@@ -707,3 +707,17 @@ def test_mmck_blocking_near_saturation() -> None:
     assert close(c.errors / (c.completed + c.errors), 0.0205860794326, 0.06)
     assert close(c.latency.mean, 1.66378112359, 0.015)
     assert close(c.latency.quantile(0.99), 5.53449219863, 0.02)
+
+
+def test_many_free_publishes_in_a_row_do_not_nest() -> None:
+    m = model(
+        [
+            tier("api", const(0.0), calls=(Call(1, repeat=5000),)),
+            tier("events", const(0.0), kind="queue", concurrency=8, blocking=False),
+        ],
+        [open_class("web", 0, 1.0, arrivals="constant")],
+        duration=2.5,
+    )
+    r = run_events(m, 0)
+    assert r.classes[0].completed == 2
+    assert r.tiers[1].arrivals == 10000

@@ -1,9 +1,10 @@
 """The discrete-event path: runs any Model on SimPy's event loop, with callbacks, not processes.
 
 A request never becomes a SimPy process. Each tier keeps its own per-instance FIFO (a deque of
-waiting entries and a free-worker count), and the only SimPy events are timeouts: an arrival, the
-end of a worker's own work, a publish, a think, a queue or pool timeout. A request's path is a
-chain of continuations ``cont(ok)``; an error is simply ``cont(False)`` travelling back up.
+waiting entries and a free-worker count), and the only events are timers on SimPy's schedule,
+stepped by ``Environment.run``: an arrival, the end of a worker's own work, a publish, a think, a
+queue or pool timeout. A request's path is a chain of continuations ``cont(ok)``; an error is
+simply ``cont(False)`` travelling back up.
 
 Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by a
 generator, so no request makes a numpy call.
@@ -661,15 +662,21 @@ class _TierSim:
 
         on_published = (published,)
 
+        def answered(event: _Timer) -> None:
+            event._value(True)
+
+        on_answered = (answered,)
+
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
-            if publish is not None:
-                delay = publish()
-                if delay > 0:
-                    later(delay, on_published, (k, cont))
-                    return True
+            delay = publish() if publish is not None else 0.0
+            if delay > 0.0:
+                later(delay, on_published, (k, cont))
+                return True
             if not enqueue(k):
                 return False
-            cont(True)
+            # Answer through the schedule, not at once: a long run of free publishes (a repeat)
+            # would otherwise nest one Python frame per publish.
+            later(0.0, on_answered, cont)
             return True
 
         self.pool_arrivals = lambda: arrivals
