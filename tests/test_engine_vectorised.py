@@ -12,6 +12,11 @@ import math
 
 import numpy as np
 import pytest
+
+from capsim.engine.kernels import fifo_multi, fifo_reference, fifo_single
+from capsim.engine.result import RunResult
+from capsim.engine.vectorised import can_vectorise, run_vectorised
+from capsim.model.types import Model
 from modelkit import (
     Call,
     Distribution,
@@ -25,11 +30,6 @@ from modelkit import (
     open_class,
     tier,
 )
-
-from capsim.engine.kernels import fifo_multi, fifo_reference, fifo_single
-from capsim.engine.result import RunResult
-from capsim.engine.vectorised import can_vectorise, run_vectorised
-from capsim.model.types import Model
 
 K_SIGMA = 4.0
 
@@ -150,7 +150,9 @@ def constant_arrivals_model(tiers: list[dict[str, object]], rate: float = 1.0) -
 def test_parallel_fan_out_waits_for_the_slowest_branch_then_calls_in_sequence():
     m = constant_arrivals_model(
         [
-            tier("api", const(0.010), blocking=False, calls=(Parallel((Call(1), Call(2))), Call(3))),
+            tier(
+                "api", const(0.010), blocking=False, calls=(Parallel((Call(1), Call(2))), Call(3))
+            ),
             tier("a", const(0.020)),
             tier("b", const(0.030)),
             tier("c", const(0.005)),
