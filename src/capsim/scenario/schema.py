@@ -951,7 +951,11 @@ def problems_from_validation_error(
                 path = (*path, *extra)
                 at_key = isinstance(path[-1], str)
         elif kind.startswith("capsim_tag_"):
-            message = _tag_message(kind.removeprefix("capsim_tag_"), value, field)
+            what = kind.removeprefix("capsim_tag_")
+            message = _tag_message(what, value, field)
+            key = _TAG_HELP[what][1] if what in _TAG_HELP else None
+            if isinstance(value, dict) and key in value:
+                path = (*path, key)
         elif kind == "extra_forbidden":
             at_key = True
             model = _model_at(raw_loc[:-1])

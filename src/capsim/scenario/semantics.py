@@ -106,7 +106,8 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
             return True
         problems.append(
             scenario.problem(
-                f"unknown {what} {name!r}{suggest(name, valid)} ({what}s: {_names_list(valid)})",
+                f"unknown {what} {name!r}{suggest(name, valid)} "
+                f"({'tiers' if what == 'tier' else 'classes'}: {_names_list(valid)})",
                 path,
                 at_key,
             )
@@ -123,6 +124,8 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
             for edge in tier_edges(name, tier, class_name, miss_ratio):
                 if class_name and edge.path[:4] != ("tiers", name, "classes", class_name):
                     continue  # already checked with the tier's own calls
+                if edge.path[-1] == "on_miss":
+                    continue  # checked below, whatever the hit ratio
                 reference(edge.target, edge.path, at_key=edge.path[-2] == "one_of")
         if isinstance(tier, (CacheTier, CdnTier)):
             if tier.on_miss is None and miss_to_origin(tier, miss_ratio) > 0:
@@ -134,7 +137,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
                         at_key=True,
                     )
                 )
-            elif tier.on_miss is not None and not tier.calls and not tier.classes:
+            elif tier.on_miss is not None:
                 reference(tier.on_miss, ("tiers", name, "on_miss"))
 
     synthetic = [
@@ -148,7 +151,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
 
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
-    return problems
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column))
 
 
 def _check_termination(
