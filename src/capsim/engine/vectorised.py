@@ -816,7 +816,8 @@ class _Run:
         # Queue length: waiting requests of earlier chunks still waiting, plus this chunk's.
         pending = state.pending_starts
         if waiting_arrivals.size or pending.size:
-            ordered_starts = np.sort(waiting_starts)
+            # One server serves FIFO, so its starts are already in order.
+            ordered_starts = waiting_starts if state.servers == 1 else np.sort(waiting_starts)
             # Just after each waiting arrival (the queue's maxima are there).
             at = waiting_arrivals
             length = (
