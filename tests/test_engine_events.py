@@ -13,6 +13,7 @@ import pytest
 
 from capsim.engine.events import run_events
 from capsim.engine.result import RunResult
+from capsim.errors import SimulationError
 from capsim.model.types import Work
 from modelkit import (
     Call,
@@ -721,3 +722,13 @@ def test_many_free_publishes_in_a_row_do_not_nest() -> None:
     r = run_events(m, 0)
     assert r.classes[0].completed == 2
     assert r.tiers[1].arrivals == 10000
+
+
+def test_users_refused_at_once_with_no_think_time_stop_with_a_clear_error() -> None:
+    m = model(
+        [tier("app", const(5.0), max_queue=0)],
+        [closed_class("ops", 0, 2, const(0.0))],
+        duration=10.0,
+    )
+    with pytest.raises(SimulationError, match="think_time > 0"):
+        run_events(m, 0)

@@ -26,6 +26,7 @@ import simpy
 from capsim.engine import streams
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
 from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
 
@@ -772,7 +773,23 @@ class _ClassSim:
                     later(think(), on_thought, None)
 
                 if not enter(k, pick, finish):
+                    refused_at_once(now)
                     finish(False)
+
+            # Users refused on the spot who think for 0 s would retry forever at one instant.
+            spins = [0, -1.0]
+            spin_limit = 1000 * (traffic.users or 0) + 1000
+
+            def refused_at_once(now: float) -> None:
+                if now != spins[1]:
+                    spins[0], spins[1] = 0, now
+                spins[0] += 1
+                if spins[0] > spin_limit:
+                    raise SimulationError(
+                        f"class {traffic.name!r}: its users are refused at once by tier "
+                        f"{entry.tier.name!r} and think for 0s, so simulated time cannot advance "
+                        f"(t={now:g}s); give the class a think_time > 0 or the tier a waiting room"
+                    )
 
             on_thought = (thought,)
             for _ in range(traffic.users or 0):
