@@ -14,7 +14,7 @@ customers the run measures, never fitted to one seed's output:
 * mean sojourn (rule of thumb, section 12.1): for n customers at single-server load rho,
   rel SD(mean W) = sqrt((ca2 + cs2) / 2) * sqrt(2 (1 + rho) / n) / (1 - rho); for M/M/c the
   same formula at the per-server rho is conservative. Heavy-tailed lognormal service (cv = 2)
-  gets the 1.5x factor section 12.1 measured.
+  is calibrated empirically, as section 12.1 advises (`SingleQueue.heavy_tail_factor`).
 * p99: rel SD(p99) = 2.2 x rel SD(mean W), plus the 1% that SPEC section 3 allows a reported
   percentile to differ from the exact percentile of the samples, plus the oracle's own bracket
   where it has one (lognormal M/G/1).
@@ -270,7 +270,12 @@ class SingleQueue:
     workers: int
     customers: float
     scv_s: float = 1.0  # squared coefficient of variation of the service time
-    heavy_tail: bool = False
+    # Heavy-tailed service makes the rule of thumb optimistic (section 12.1: "calibrate such
+    # cases empirically"): the factor multiplies its SD. Lognormal cv = 2 at rho = 0.8: 1.5
+    # (ORACLES measured 1.9% against the rule's 1.5% at 1e6 customers, before the cs2 scaling
+    # about 1.27x). At rho = 0.5: 4.0 (30 independent runs of 1e6 customers on the vectorised
+    # path, whose mean was unbiased at 1.0047 +- 0.004, spread 2.1% against the rule's 0.55%).
+    heavy_tail_factor: float = 1.0
 
     @property
     def oracle(self) -> dict:
@@ -294,7 +299,7 @@ SINGLE_QUEUES = [
     SingleQueue("md1-rho050", "md1", 0, 1, 5e5, scv_s=0.0),
     SingleQueue("mg1-lognormal-cv05-rho050", "mg1_lognormal", 0, 1, 5e5, scv_s=0.25),
     SingleQueue("mg1-lognormal-cv1-rho050", "mg1_lognormal", 3, 1, 5e5, scv_s=1.0),
-    SingleQueue("mg1-lognormal-cv2-rho050", "mg1_lognormal", 6, 1, 1e6, scv_s=4.0, heavy_tail=True),
+    SingleQueue("mg1-lognormal-cv2-rho050", "mg1_lognormal", 6, 1, 1e6, 4.0, heavy_tail_factor=4.0),
 ]
 SLOW_SINGLE_QUEUES = [
     SingleQueue("mm1-rho080", "mm1", 1, 1, 1e7),
@@ -302,14 +307,14 @@ SLOW_SINGLE_QUEUES = [
     SingleQueue("mmc4-rho080", "mmc", 1, 4, 1e7),
     SingleQueue("mmc16-rho090", "mmc", 3, 16, 5e6),
     SingleQueue("md1-rho080", "md1", 1, 1, 5e6, scv_s=0.0),
-    SingleQueue("mg1-lognormal-cv2-rho080", "mg1_lognormal", 7, 1, 1e7, scv_s=4.0, heavy_tail=True),
+    SingleQueue("mg1-lognormal-cv2-rho080", "mg1_lognormal", 7, 1, 1e7, 4.0, heavy_tail_factor=1.5),
 ]
 
 
 def check_single_queue(case: SingleQueue, engine: str) -> None:
     data = simulate(case.scenario, engine, customers=case.customers, rate=case.rate)
     oracle = case.oracle
-    factor = HEAVY_TAIL_FACTOR if case.heavy_tail else 1.0
+    factor = case.heavy_tail_factor
     mean_tol = factor * mean_tolerance(case.rho, case.customers, scv_s=case.scv_s)
     p99_tol = factor * p99_tolerance(case.rho, case.customers, scv_s=case.scv_s)
     # The lognormal percentiles are an FFT bracket: its half-width widens the tolerance.
@@ -570,10 +575,13 @@ def test_n_thinking_users_get_the_throughput_and_response_time_mva_gives(
         overrides=(f"traffic.users.users={users}",),
     )
     # A closed network is less variable than an open one at the same bottleneck load, so the
-    # open rule of thumb at the bottleneck's utilisation is a conservative spread for R; the
-    # interactive response-time law N = X (R + Z) turns it into the spread of X.
+    # open rule of thumb at the bottleneck's utilisation is a conservative spread for R. The
+    # interactive response-time law N = X (R + Z) holds for the realised means, so the spread
+    # of X comes from R and from the sampled think times (cv 1: rel SD 1/sqrt(n) of the mean
+    # think); Minkowski's inequality adds the two SDs.
     rel_sd_r = rel_sd_mean(max(row["U"]), cycles)
-    rel_sd_x = rel_sd_r * row["R"] / (row["R"] + oracle["think_time_s"])
+    think = oracle["think_time_s"]
+    rel_sd_x = (rel_sd_r * row["R"] + think / math.sqrt(cycles)) / (row["R"] + think)
     figures = data["classes"]["users"]
     check = Comparison(f"{scenario} N={users}", engine, data)
     check.relative("throughput X", figures["throughput"], row["X"], K_SIGMA * rel_sd_x)
