@@ -954,7 +954,7 @@ def problems_from_validation_error(
             what = kind.removeprefix("capsim_tag_")
             message = _tag_message(what, value, field)
             key = _TAG_HELP[what][1] if what in _TAG_HELP else None
-            if isinstance(value, dict) and key in value:
+            if key is not None and isinstance(value, dict) and key in value:
                 path = (*path, key)
         elif kind == "extra_forbidden":
             at_key = True
