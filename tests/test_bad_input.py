@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from capsim.errors import Problem, ScenarioError
 from capsim.scenario import load_scenario, loader, validate_file
@@ -67,6 +69,12 @@ def test_a_file_that_is_not_utf8_is_located(tmp_path: Path) -> None:
     (problem,) = validate_file(path)
     assert "not UTF-8" in problem.message and "save it as UTF-8" in problem.message
     assert (problem.line, problem.column) == (1, 10)
+
+
+def test_a_control_character_is_located(tmp_path: Path) -> None:
+    problem = only(tmp_path, "name: shop\ndescription: a\x07b\n")
+    assert (problem.line, problem.column) == (2, 15)
+    assert "control character U+0007" in problem.message
 
 
 def test_the_top_level_must_be_a_mapping(tmp_path: Path) -> None:
@@ -166,8 +174,8 @@ def test_a_fractional_count_names_the_key_and_an_example(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        ("0", "0 is too small; concurrency must be a positive integer"),
-        ("-3", "-3 is too small"),
+        ("0", "0 is not positive; concurrency must be a positive integer"),
+        ("-3", "-3 is negative"),
         ("four", "expected a number, got the text 'four'"),
         ("'4'", "expected a number, got the text '4'"),
         ("true", "true is a boolean, not a number"),
@@ -226,7 +234,7 @@ def test_bad_rates(tmp_path: Path, rate: str, fragment: str) -> None:
         ),
         ("{tier: app2, probability: -0.1}", "tiers.app.calls[0].probability", "outside [0, 1]"),
         ("{one_of: {app2: 0.5, app3: 0.6}}", "tiers.app.calls[0].one_of", "sum to 1.1"),
-        ("{tier: app2, repeat: 0}", "tiers.app.calls[0].repeat", "0 is too small"),
+        ("{tier: app2, repeat: 0}", "tiers.app.calls[0].repeat", "0 is not positive"),
         ("{tyer: app2}", "tiers.app.calls[0]", "this mapping is not a call"),
         ("7", "tiers.app.calls[0]", "expected a call, got the number 7"),
         ("{parallel: [app2, 3]}", "tiers.app.calls[0].parallel[1]", "expected a call"),
@@ -496,3 +504,57 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "tiers.app.instancs",
     ]
     assert str(caught.value).count("\n") == 2
+
+
+# ---- no input gives a traceback ----------------------------------------------------------------
+_PATHS = [
+    "name",
+    "seed",
+    "simulation",
+    "simulation.duration",
+    "traffic",
+    "traffic.browse",
+    "traffic.browse.rate",
+    "traffic.browse.profile",
+    "tiers",
+    "tiers.app",
+    "tiers.app.type",
+    "tiers.app.service_time",
+    "tiers.app.calls",
+    "tiers.app.classes",
+    "tiers.db.hit_ratio",
+    "slos",
+]
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["20ms", "-1s", "1e3", "800/s", "85%", "app", "db", "cache", "lognormal", ""]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["dist", "mean", "tier", "one_of", "parallel", "type", "rate", "x"]),
+            inner,
+            max_size=3,
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=st.sampled_from(_PATHS), value=_VALUES)
+def test_any_mutated_scenario_gives_problems_never_a_traceback(
+    tmp_path: Path, path: str, value: object
+) -> None:
+    import json
+
+    scenario = write(tmp_path, VALID)
+    found = validate_file(scenario, [f"{path}={json.dumps(value)}"])
+    assert all(isinstance(p, Problem) and p.message for p in found)

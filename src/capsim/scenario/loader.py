@@ -245,7 +245,16 @@ def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:
 
 def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
     """Plain data from YAML text, with positions; raises ScenarioError with file:line:col."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+        message = (
+            f"the file holds the control character U+{error.character:04X}, which YAML does not "
+            "allow; remove it"
+        )
+        raise ScenarioError([Problem(message, file, line, column)]) from None
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as error:

@@ -134,7 +134,8 @@ def _whole(minimum: int, expected: str) -> Callable[[Any], int]:
         if not number.is_integer():
             raise invalid(f"{show(value)} is not a whole number; {FIELD} must be {expected}")
         if number < minimum:
-            raise invalid(f"{show(value)} is too small; {FIELD} must be {expected}")
+            problem = "is negative" if number < 0 else "is not positive"
+            raise invalid(f"{show(value)} {problem}; {FIELD} must be {expected}")
         return int(number)
 
     return check
