@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -261,10 +260,10 @@ def validate(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format (for editors and CI)."""
-    from capsim.scenario import scenario_json_schema
+    from capsim.scenario.schema import render_json_schema
 
     with _exit_codes():
-        sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
+        sys.stdout.write(render_json_schema())
 
 
 @app.callback()
