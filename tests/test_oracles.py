@@ -220,6 +220,7 @@ class Comparison:
     def _record(
         self, what: str, observed: float, expected: float, error: float, tol: float, kind: str
     ) -> None:
+        observed, expected, error, tol = map(float, (observed, expected, error, tol))
         ok = math.isfinite(observed) and abs(error) <= tol
         line = (
             f"{self.case} [{self.engine}] {what}: observed {observed:.6g}, expected {expected:.6g},"
