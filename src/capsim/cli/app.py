@@ -280,3 +280,4 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
+from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)

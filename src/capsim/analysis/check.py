@@ -1,0 +1,392 @@
+"""The CI gate's verdicts: SLOs of a run, and regression of its figures against a baseline result.
+
+Pure functions over result dicts (SPEC section 3); the rule is documented in docs/ci.md.
+
+A figure *regressed* when it is worse than the baseline's by more than the tolerance and that is
+more than noise. With a 95% interval (`ci95`) on both sides, "more than noise" means the two
+intervals are apart by more than the tolerance too: for a figure where higher is worse,
+
+    new.low > base.high x (1 + tolerance)          (and, lower is worse: new.high < base.low x (1 - tolerance))
+
+When the point estimates are worse by more than the tolerance but the intervals are not that far
+apart, the comparison is *inconclusive*. When either side has no interval (one replication),
+there is no noise information: the point estimates decide, and the check says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from capsim.errors import UsageError
+
+Status = Literal["pass", "regressed", "inconclusive"]
+InconclusivePolicy = Literal["fail", "pass"]
+
+#: Class figures compared against the baseline: (dotted key, higher is worse).
+CLASS_FIGURES: tuple[tuple[str, bool], ...] = (
+    ("latency.mean", True),
+    ("latency.p50", True),
+    ("latency.p95", True),
+    ("latency.p99", True),
+    ("error_rate", True),
+    ("throughput", False),
+)
+#: Tier figures compared against the baseline.
+TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True),)
+#: An error rate that rises by less than this (absolute; 0.01 percentage points) is never a
+#: regression: from 0 errors, any error at all would otherwise exceed every relative tolerance.
+ERROR_RATE_FLOOR = 1e-4
+#: The default relative tolerance of `capsim check --tolerance`.
+DEFAULT_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class RegressionCheck:
+    """One figure of one class or tier, compared against the baseline."""
+
+    section: Literal["class", "tier"]
+    name: str
+    figure: str
+    higher_is_worse: bool
+    baseline: float
+    current: float
+    baseline_ci: tuple[float, float] | None
+    current_ci: tuple[float, float] | None
+    tolerance: float
+    status: Status
+    reason: str
+    limit: float
+    noise_limit: float | None = None
+
+    @property
+    def label(self) -> str:
+        """`class browse latency.p99`: what the check is about, in one line."""
+        return f"{self.section} {self.name} {self.figure}"
+
+    @property
+    def change(self) -> float | None:
+        """Relative change from the baseline (+0.25 = 25% higher); None from a zero baseline."""
+        if self.baseline == 0:
+            return None
+        return (self.current - self.baseline) / abs(self.baseline)
+
+    @property
+    def noise_known(self) -> bool:
+        return self.baseline_ci is not None and self.current_ci is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.label,
+            "section": self.section,
+            "name": self.name,
+            "figure": self.figure,
+            "status": self.status,
+            "baseline": self.baseline,
+            "current": self.current,
+            "change": self.change,
+            "baseline_ci95": list(self.baseline_ci) if self.baseline_ci else None,
+            "current_ci95": list(self.current_ci) if self.current_ci else None,
+            "tolerance": self.tolerance,
+            "limit": self.limit,
+            "noise_limit": self.noise_limit,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """Everything `capsim check` decides: SLO verdicts, regression checks, notes, exit code."""
+
+    scenario: str
+    slos: list[dict[str, Any]]
+    regressions: list[RegressionCheck] = field(default_factory=list)
+    baseline: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    inconclusive_policy: InconclusivePolicy = "fail"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_slos(self) -> list[dict[str, Any]]:
+        return [slo for slo in self.slos if not slo["passed"]]
+
+    @property
+    def regressed(self) -> list[RegressionCheck]:
+        return [check for check in self.regressions if check.status == "regressed"]
+
+    @property
+    def inconclusive(self) -> list[RegressionCheck]:
+        return [check for check in self.regressions if check.status == "inconclusive"]
+
+    @property
+    def passed(self) -> bool:
+        if self.failed_slos or self.regressed:
+            return False
+        return not (self.inconclusive and self.inconclusive_policy == "fail")
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def check_fails(self, check: RegressionCheck) -> bool:
+        """Whether this regression check counts as a failure under the inconclusive policy."""
+        return check.status == "regressed" or (
+            check.status == "inconclusive" and self.inconclusive_policy == "fail"
+        )
+
+    def headline(self) -> str:
+        """One sentence: the verdict and why."""
+        parts = []
+        if self.slos:
+            failed, total = len(self.failed_slos), len(self.slos)
+            if total == 1:
+                parts.append("the SLO failed" if failed else "the SLO is met")
+            else:
+                parts.append(
+                    f"{failed} of {total} SLOs failed" if failed else f"all {total} SLOs met"
+                )
+        else:
+            parts.append("no SLOs defined")
+        if self.baseline is not None:
+            parts.append(
+                f"{len(self.regressed)} regressed, {len(self.inconclusive)} inconclusive "
+                f"(counted as {'failures' if self.inconclusive_policy == 'fail' else 'passes'}) "
+                f"of {len(self.regressions)} figures against the baseline "
+                f"(tolerance {self.tolerance * 100:g}%)"
+            )
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"{verdict}: " + "; ".join(parts) + "."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "headline": self.headline(),
+            "slos": self.slos,
+            "baseline": self.baseline,
+            "tolerance": self.tolerance,
+            "inconclusive": self.inconclusive_policy,
+            "regressions": [check.as_dict() for check in self.regressions],
+            "notes": list(self.notes),
+        }
+
+
+def _lookup(entry: dict[str, Any], dotted: str) -> Any:
+    value: Any = entry
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _interval(entry: dict[str, Any], figure: str) -> tuple[float, float] | None:
+    interval = (entry.get("ci95") or {}).get(figure)
+    if not isinstance(interval, list | tuple) or len(interval) != 2:
+        return None
+    low, high = _number(interval[0]), _number(interval[1])
+    if low is None or high is None:
+        return None
+    return (min(low, high), max(low, high))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The regression rule's answer for one figure.
+
+    `limit`: the worst value within tolerance of the baseline. `noise_limit`: the same bound
+    taken from the baseline interval's worse end, which the current interval's better end must
+    pass for a regression (None without intervals on both sides).
+    """
+
+    status: Status
+    reason: str
+    limit: float
+    noise_limit: float | None
+
+
+def compare_figure(
+    baseline: float,
+    current: float,
+    *,
+    higher_is_worse: bool,
+    tolerance: float,
+    baseline_ci: tuple[float, float] | None = None,
+    current_ci: tuple[float, float] | None = None,
+    floor: float = 0.0,
+) -> Comparison:
+    """The regression rule for one figure.
+
+    Worse beyond tolerance: current > baseline x (1 + tolerance) + floor when higher is worse,
+    current < baseline x (1 - tolerance) - floor when lower is worse. Beyond noise: the same
+    comparison holds between the far ends of the two 95% intervals (current's best-case end
+    against baseline's worst-case end). Without an interval on both sides only the point
+    estimates are compared, and the reason says so.
+    """
+    if higher_is_worse:
+        limit = baseline * (1 + tolerance) + floor
+        worse = current > limit
+    else:
+        limit = baseline * (1 - tolerance) - floor
+        worse = current < limit
+    noise_limit: float | None = None
+    if baseline_ci is not None and current_ci is not None:
+        noise_limit = (
+            baseline_ci[1] * (1 + tolerance) + floor
+            if higher_is_worse
+            else baseline_ci[0] * (1 - tolerance) - floor
+        )
+    if not worse:
+        return Comparison("pass", "within tolerance", limit, noise_limit)
+    if noise_limit is None or baseline_ci is None or current_ci is None:
+        if baseline_ci is None and current_ci is None:
+            missing = "either run"
+        else:
+            missing = "the baseline" if baseline_ci is None else "the current run"
+        return Comparison(
+            "regressed",
+            f"worse beyond tolerance; no confidence interval in {missing} (one replication), "
+            "so there is no noise information and the point estimates decide",
+            limit,
+            None,
+        )
+    end = "low" if higher_is_worse else "high"
+    other = "high" if higher_is_worse else "low"
+    if (current_ci[0] > noise_limit) if higher_is_worse else (current_ci[1] < noise_limit):
+        return Comparison(
+            "regressed",
+            f"worse beyond tolerance and beyond noise: even the current interval's {end} end is "
+            f"worse than the baseline interval's {other} end by more than the tolerance",
+            limit,
+            noise_limit,
+        )
+    return Comparison(
+        "inconclusive",
+        f"worse beyond tolerance but within the noise: the current interval's {end} end is not "
+        f"worse than the baseline interval's {other} end by more than the tolerance",
+        limit,
+        noise_limit,
+    )
+
+
+def compare_results(
+    current: dict[str, Any], baseline: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[list[RegressionCheck], list[str]]:
+    """Compare every figure present in both results; return the checks and notes to show."""
+    if tolerance < 0:
+        raise UsageError(f"--tolerance must be at least 0, got {tolerance:g}")
+    checks: list[RegressionCheck] = []
+    notes: list[str] = []
+    sections: Sequence[tuple[Literal["class", "tier"], str, tuple[tuple[str, bool], ...]]] = (
+        ("class", "classes", CLASS_FIGURES),
+        ("tier", "tiers", TIER_FIGURES),
+    )
+    for section, key, figures in sections:
+        ours: dict[str, Any] = current.get(key) or {}
+        theirs: dict[str, Any] = baseline.get(key) or {}
+        for name in ours:
+            if name not in theirs:
+                notes.append(f"{section} '{name}' is not in the baseline; nothing to compare.")
+        for name in theirs:
+            if name not in ours:
+                notes.append(f"{section} '{name}' of the baseline is gone from the current run.")
+        for name, entry in ours.items():
+            if name not in theirs:
+                continue
+            for figure, higher_is_worse in figures:
+                base_value = _number(_lookup(theirs[name], figure))
+                value = _number(_lookup(entry, figure))
+                if base_value is None or value is None:
+                    continue
+                base_ci = _interval(theirs[name], figure)
+                ci = _interval(entry, figure)
+                comparison = compare_figure(
+                    base_value,
+                    value,
+                    higher_is_worse=higher_is_worse,
+                    tolerance=tolerance,
+                    baseline_ci=base_ci,
+                    current_ci=ci,
+                    floor=ERROR_RATE_FLOOR if figure == "error_rate" else 0.0,
+                )
+                checks.append(
+                    RegressionCheck(
+                        section=section,
+                        name=name,
+                        figure=figure,
+                        higher_is_worse=higher_is_worse,
+                        baseline=base_value,
+                        current=value,
+                        baseline_ci=base_ci,
+                        current_ci=ci,
+                        tolerance=tolerance,
+                        status=comparison.status,
+                        reason=comparison.reason,
+                        limit=comparison.limit,
+                        noise_limit=comparison.noise_limit,
+                    )
+                )
+    without = [
+        side
+        for side, data in (("baseline", baseline), ("current run", current))
+        if int(data.get("replications") or 1) < 2
+    ]
+    if without:
+        notes.append(
+            f"The {' and the '.join(without)} had one replication, so there are no confidence "
+            "intervals: regressions are judged on point estimates alone, without noise "
+            "information. Set simulation.replications (or --replications) to 3 or more."
+        )
+    return checks, notes
+
+
+def validate_baseline(data: Any, source: str) -> dict[str, Any]:
+    """The baseline result, or a UsageError saying why the file is not a capsim result."""
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
+        raise UsageError(
+            f"{source} is not a capsim result: expected the JSON written by "
+            "`capsim run SCENARIO --format json --output FILE`, with a `classes` mapping"
+        )
+    if not isinstance(data.get("tiers", {}), dict):
+        raise UsageError(f"{source}: `tiers` must be a mapping of tier results")
+    return data
+
+
+def check_result(
+    current: dict[str, Any],
+    *,
+    baseline: dict[str, Any] | None = None,
+    baseline_name: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    inconclusive: InconclusivePolicy = "fail",
+) -> CheckOutcome:
+    """The gate's verdict on a run's result, against a baseline result when one is given."""
+    if inconclusive not in ("fail", "pass"):
+        raise UsageError(f"--inconclusive must be fail or pass, got {inconclusive!r}")
+    regressions: list[RegressionCheck] = []
+    notes: list[str] = []
+    if baseline is not None:
+        regressions, notes = compare_results(current, baseline, tolerance)
+        if baseline.get("scenario") != current.get("scenario"):
+            notes.append(
+                f"The baseline is of scenario '{baseline.get('scenario')}', the current run of "
+                f"'{current.get('scenario')}'."
+            )
+    return CheckOutcome(
+        scenario=str(current.get("scenario", "")),
+        slos=list(current.get("slos", [])),
+        regressions=regressions,
+        baseline=baseline_name if baseline is not None else None,
+        tolerance=tolerance,
+        inconclusive_policy=inconclusive,
+        notes=notes,
+    )

@@ -1,0 +1,305 @@
+"""`capsim check` (the CI gate) and `capsim report` (the sizing report), registered on the app."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import capsim
+from capsim.cli.app import (
+    DurationOption,
+    Engine,
+    ReplicationsOption,
+    SeedOption,
+    SetOption,
+    _emit,
+    _exit_codes,
+    _Progress,
+    _stderr,
+    app,
+)
+from capsim.errors import UsageError
+
+
+class Inconclusive(str, Enum):
+    fail = "fail"
+    passes = "pass"
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class ReportFormat(str, Enum):
+    html = "html"
+    markdown = "markdown"
+
+
+EngineOption = Annotated[
+    Engine,
+    typer.Option("--engine", help="Engine path: auto, events or vectorised (as for `run`)."),
+]
+MaxRequestsOption = Annotated[
+    float,
+    typer.Option(
+        "--max-requests",
+        help="Refuse (exit 3) a run that would simulate more requests than this.",
+        min=1,
+    ),
+]
+
+
+def parse_tolerance(text: str) -> float:
+    """`10%` or `0.1` -> 0.1."""
+    value = text.strip()
+    try:
+        number = float(value[:-1]) / 100.0 if value.endswith("%") else float(value)
+    except ValueError:
+        raise UsageError(
+            f"--tolerance {text!r} is not a number; write a fraction (0.1) or a percentage (10%)"
+        ) from None
+    if not 0.0 <= number < 100.0 or number != number:
+        raise UsageError(f"--tolerance {text!r} must be a fraction of at least 0 (e.g. 10%)")
+    return number
+
+
+def _load_baseline(path: Path) -> dict[str, Any]:
+    from capsim.analysis.check import validate_baseline
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(
+            f"cannot read the baseline {path}: {error.strerror or error}. Make one with "
+            f"`capsim run SCENARIO --format json --output {path}`"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{path}:{error.lineno}:{error.colno}: the baseline is not valid JSON ({error.msg}); "
+            "it must be the output of `capsim run SCENARIO --format json`"
+        ) from None
+    return validate_baseline(data, str(path))
+
+
+def _check_text(outcome: Any) -> str:
+    """The plain-text view of a check, for the CI log."""
+    from capsim.outputs.junit import regression_message, slo_message
+
+    lines = [outcome.headline()]
+    for verdict in outcome.slos:
+        lines.append(f"  {'PASS' if verdict['passed'] else 'FAIL'}  SLO {slo_message(verdict)}")
+    if outcome.baseline is not None:
+        lines.append(
+            f"against baseline {outcome.baseline} (tolerance {outcome.tolerance * 100:g}%; "
+            f"inconclusive counts as {outcome.inconclusive_policy}):"
+        )
+        flagged = [c for c in outcome.regressions if c.status != "pass"]
+        for check in flagged:
+            word = check.status.upper() if outcome.check_fails(check) else check.status
+            lines.append(f"  {word}  {regression_message(check)}")
+        within = len(outcome.regressions) - len(flagged)
+        lines.append(f"  {within} of {len(outcome.regressions)} figures within tolerance")
+    lines += [f"note: {note}" for note in outcome.notes]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def check(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="A saved `capsim run --format json` result: also fail when a figure regressed "
+            "beyond --tolerance and beyond the noise of the confidence intervals.",
+        ),
+    ] = None,
+    tolerance: Annotated[
+        str,
+        typer.Option(
+            "--tolerance", help="Relative change allowed against the baseline (10% or 0.1)."
+        ),
+    ] = "10%",
+    inconclusive: Annotated[
+        Inconclusive,
+        typer.Option(
+            "--inconclusive",
+            help="What a change beyond tolerance but within noise counts as.",
+            case_sensitive=False,
+        ),
+    ] = Inconclusive.fail,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit", help="Write JUnit XML: one test case per SLO and regression check."
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Write a Markdown summary table.")
+    ] = None,
+    output_format: Annotated[
+        CheckFormat,
+        typer.Option("--format", "-f", help="What to print on stdout.", case_sensitive=False),
+    ] = CheckFormat.text,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: ReplicationsOption = None,
+    duration: DurationOption = None,
+    engine: EngineOption = Engine.auto,
+    max_requests: MaxRequestsOption = 1e8,
+) -> None:
+    """CI gate: simulate, then exit 0 when every SLO holds and nothing regressed, 1 otherwise.
+
+    Exit 2 for invalid input (scenario, baseline, options), 3 when the run cannot complete.
+    Under GitHub Actions (GITHUB_ACTIONS=true) it prints `::error` annotations at the SLOs'
+    lines; when GITHUB_STEP_SUMMARY is set it appends the Markdown summary to that file.
+    """
+    from capsim.analysis.check import check_result
+    from capsim.outputs.github import render_summary, workflow_annotations
+    from capsim.outputs.junit import render_junit
+
+    with _exit_codes():
+        relative = parse_tolerance(tolerance)
+        base = _load_baseline(baseline) if baseline is not None else None
+        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        progress = _Progress()
+        try:
+            report = capsim.simulate(
+                model, engine=engine.value, progress=progress, max_requests=max_requests
+            )
+        finally:
+            progress.close()
+        console = _stderr()
+        for warning in report.warnings:
+            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        outcome = check_result(
+            report.data,
+            baseline=base,
+            baseline_name=str(baseline) if baseline is not None else None,
+            tolerance=relative,
+            inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
+        )
+        summary = render_summary(outcome)
+        if junit is not None:
+            _emit(render_junit(outcome, scenario_path=str(scenario)), junit)
+        if markdown is not None:
+            _emit(summary, markdown)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            try:
+                with open(step_summary, "a", encoding="utf-8") as stream:
+                    stream.write(summary + "\n")
+            except OSError as error:
+                raise UsageError(
+                    f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): "
+                    f"{error.strerror or error}"
+                ) from None
+        if output_format is CheckFormat.json:
+            text = json.dumps(outcome.as_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+        elif output_format is CheckFormat.markdown:
+            text = summary
+        else:
+            text = _check_text(outcome)
+        _emit(text, None)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            sys.stdout.write(
+                "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
+            )
+            sys.stdout.flush()
+        if outcome.exit_code:
+            raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def report(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Report file: .html (self-contained) or .md."),
+    ],
+    output_format: Annotated[
+        ReportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="html or markdown; by default from the file's extension (.md: markdown).",
+            case_sensitive=False,
+        ),
+    ] = None,
+    load_points: Annotated[
+        int,
+        typer.Option(
+            "--load-points",
+            help="Loads at which to simulate the p99-against-load curve (0: no curve).",
+            min=0,
+        ),
+    ] = 8,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: ReplicationsOption = None,
+    duration: DurationOption = None,
+    engine: EngineOption = Engine.auto,
+    max_requests: MaxRequestsOption = 1e8,
+) -> None:
+    """Sizing report: verdicts, bottleneck, per-tier tables and plots, in one file.
+
+    HTML is one self-contained file (plots inline as SVG, no scripts, no network). Markdown
+    embeds its plots as image files written next to it (PNG with matplotlib installed, else SVG).
+    """
+    from capsim.analysis.sizing_report import build_sizing_report
+    from capsim.engine.runner import run_replications
+
+    with _exit_codes():
+        fmt = output_format
+        if fmt is None:
+            fmt = (
+                ReportFormat.markdown
+                if output.suffix.lower() in (".md", ".markdown")
+                else ReportFormat.html
+            )
+        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        progress = _Progress()
+        try:
+            runs = run_replications(
+                model,
+                engine=engine.value,
+                progress=progress,
+                max_requests=max_requests,
+            )
+            sizing = build_sizing_report(
+                model,
+                runs,
+                capsim_version=capsim.__version__,
+                load_points=load_points,
+                engine=engine.value,
+                progress=progress,
+                max_requests=max_requests,
+            )
+        finally:
+            progress.close()
+        console = _stderr()
+        for warning in sizing.warnings:
+            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        if fmt is ReportFormat.html:
+            from capsim.outputs.report_html import render_report_html
+
+            _emit(render_report_html(sizing), output)
+        else:
+            from capsim.outputs.report_markdown import render_report_markdown, write_files
+
+            text, files = render_report_markdown(sizing, output.stem)
+            write_files(files, output.parent)
+            _emit(text, output)
+        console.print(f"wrote {output}", markup=False)

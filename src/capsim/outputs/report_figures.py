@@ -1,0 +1,280 @@
+"""The figures of a sizing report, as plot specifications shared by the HTML and Markdown forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from capsim.outputs import cells
+from capsim.outputs.svg import Bars, Chart, Marker, Series
+from capsim.units import format_duration
+
+if TYPE_CHECKING:
+    from capsim.analysis.sizing_report import SizingReport
+
+#: What the report says where the over-time plots would be, for a result without `timeseries`.
+NO_TIMESERIES = (
+    "Time series are not available for this run: the result has no `timeseries`, so "
+    "utilisation, queue length and in-flight requests over time cannot be plotted."
+)
+_LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One plot of the report: `key` names its file and its `data-chart`; `caption` explains it."""
+
+    key: str
+    caption: str
+    spec: Chart | Bars
+
+
+def _duration(value: float) -> str:
+    return format_duration(value)
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.4g}/s"
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}/month"
+
+
+def _count(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[dict[str, Any]]:
+    """The class latency SLO verdicts (of one statistic when given)."""
+    return [
+        slo
+        for slo in result.get("slos", [])
+        if "class" in slo
+        and slo.get("statistic") in _LATENCY_STATISTICS
+        and (statistic is None or slo["statistic"] == statistic)
+    ]
+
+
+def cdf_figure(report: SizingReport) -> Figure:
+    series = [
+        Series(name, cdf["latency"], cdf["fraction"])
+        for name, cdf in report.cdf.items()
+        if cdf["latency"]
+    ]
+    markers = [
+        Marker("x", slo["limit"], f"{slo['class']} {slo['statistic']} ≤ {_duration(slo['limit'])}")
+        for slo in latency_slos(report.result)
+    ]
+    return Figure(
+        "latency-cdf",
+        "End-to-end latency distribution per class (log scale): the fraction of requests that "
+        "finished within each latency. Dashed lines are the latency SLOs' limits.",
+        Chart(
+            key="latency-cdf",
+            title="End-to-end latency CDF per class",
+            x_label="latency",
+            y_label="fraction of requests",
+            series=series,
+            markers=markers,
+            x_log=True,
+            x_format=_duration,
+            y_format=_percent,
+            y_min=0.0,
+            y_max=1.0,
+        ),
+    )
+
+
+def load_figure(report: SizingReport) -> Figure | None:
+    curve = report.curve
+    if curve is None:
+        return None
+    series = [
+        Series(name, curve["rate"], entry["p99"], points=True)
+        for name, entry in curve["classes"].items()
+    ]
+    markers: list[Marker] = []
+    if curve.get("knee") is not None:
+        markers.append(
+            Marker("x", curve["knee"], f"knee ≈ {_rate(curve['knee'])}", color="#D55E00")
+        )
+    if curve.get("current_rate"):
+        markers.append(
+            Marker("x", curve["current_rate"], "scenario's load", color="#777777", dashed=False)
+        )
+    for slo in latency_slos(report.result, "p99"):
+        markers.append(
+            Marker(
+                "y",
+                slo["limit"],
+                f"SLO {slo['class']} p99 ≤ {_duration(slo['limit'])}",
+                color="#CC0000",
+            )
+        )
+    unstable = [
+        _rate(rate)
+        for rate, stable in zip(curve["rate"], curve["stable"], strict=True)
+        if not stable
+    ]
+    caption = (
+        "p99 latency per class against the offered load (open classes scaled together, mix as "
+        "written; one replication per point). The knee is where the curve bends away from its "
+        "chord; the red dashed line is the p99 SLO."
+    )
+    if unstable:
+        caption += (
+            f" At {', '.join(unstable)} a tier was overloaded: those points are not steady state."
+        )
+    return Figure(
+        "p99-vs-load",
+        caption,
+        Chart(
+            key="p99-vs-load",
+            title="p99 latency against load",
+            x_label="offered load (requests/s)",
+            y_label="p99 latency",
+            series=series,
+            markers=markers,
+            x_format=_rate,
+            y_format=_duration,
+            y_min=0.0,
+        ),
+    )
+
+
+def _over_time(
+    timeseries: dict[str, Any], field: str, key: str, title: str, label: str, fmt: Any
+) -> Figure | None:
+    t = timeseries.get("t") or []
+    series = [
+        Series(name, t, entry[field])
+        for name, entry in (timeseries.get("tiers") or {}).items()
+        if isinstance(entry.get(field), list) and len(entry[field]) == len(t)
+    ]
+    if not series:
+        return None
+    return Figure(
+        key,
+        f"{title} per tier, per time bucket of {_duration(float(timeseries.get('bucket') or 0))}, "
+        "from the start of the warm-up.",
+        Chart(
+            key=key,
+            title=title,
+            x_label="simulated time",
+            y_label=label,
+            series=series,
+            x_format=_duration,
+            y_format=fmt,
+            y_min=0.0,
+        ),
+    )
+
+
+def timeseries_figures(report: SizingReport) -> list[Figure]:
+    """Utilisation, queue length, in-flight requests and (when they change) instances over time."""
+    timeseries = report.result.get("timeseries")
+    if not isinstance(timeseries, dict):
+        return []
+    figures = [
+        _over_time(
+            timeseries,
+            "utilization",
+            "utilization-over-time",
+            "Utilisation over time",
+            "utilisation",
+            _percent,
+        ),
+        _over_time(
+            timeseries,
+            "queue_length",
+            "queue-over-time",
+            "Queue length over time",
+            "requests waiting",
+            _count,
+        ),
+        _over_time(
+            timeseries,
+            "in_flight",
+            "in-flight-over-time",
+            "Requests in flight over time",
+            "requests in flight",
+            _count,
+        ),
+    ]
+    tiers = timeseries.get("tiers") or {}
+    if any(len(set(entry.get("instances") or [])) > 1 for entry in tiers.values()):
+        figures.append(
+            _over_time(
+                timeseries,
+                "instances",
+                "instances-over-time",
+                "Instances over time",
+                "instances",
+                _count,
+            )
+        )
+    return [figure for figure in figures if figure is not None]
+
+
+def cost_figure(report: SizingReport) -> Figure | None:
+    if not report.costs:
+        return None
+    names = list(report.costs)
+    return Figure(
+        "cost-per-tier",
+        "Cost per tier per month (priced units × price per unit-hour × 730.5 hours).",
+        Bars(
+            key="cost-per-tier",
+            title="Cost per tier",
+            labels=names,
+            values=[report.costs[name]["per_month"] for name in names],
+            value_format=_money,
+        ),
+    )
+
+
+def report_figures(report: SizingReport) -> list[Figure]:
+    """Every figure the report shows, in reading order."""
+    figures: list[Figure | None] = [cdf_figure(report), load_figure(report)]
+    figures += timeseries_figures(report)
+    figures.append(cost_figure(report))
+    return [figure for figure in figures if figure is not None]
+
+
+def summary_sentences(report: SizingReport) -> list[str]:
+    """The verdict, the bottleneck and the knee in plain sentences."""
+    result = report.result
+    sentences = [cells.verdict_line(result)]
+    failed = [slo for slo in result.get("slos", []) if not slo["passed"]]
+    for slo in failed:
+        sentences.append(
+            f"Failed: {slo['slo']} (observed {cells.slo_observed(slo)}, limit {cells.slo_limit(slo)})."
+        )
+    bottleneck = report.bottleneck
+    if bottleneck:
+        text = (
+            f"Bottleneck: {bottleneck['tier']}, its workers held {_percent(bottleneck['occupancy'])} "
+            "of the time"
+        )
+        if bottleneck.get("saturation_rate"):
+            text += (
+                f"; at the same mix it would saturate near {_rate(bottleneck['saturation_rate'])} "
+                f"of open traffic (now {_rate(bottleneck['offered_rate'])})"
+            )
+        if not bottleneck.get("stable", True):
+            text += f"; it is {cells.OVERLOADED}"
+        sentences.append(text + ".")
+    curve = report.curve
+    if curve and curve.get("knee") is not None:
+        sentences.append(
+            f"Latency knee: p99 of {curve['knee_class']} bends upwards near {_rate(curve['knee'])}."
+        )
+    if report.costs:
+        total = sum(cost["per_month"] for cost in report.costs.values())
+        sentences.append(f"Cost of the priced tiers: {_money(total)}.")
+    return sentences

@@ -1,0 +1,240 @@
+"""The sizing report as Markdown with its plots as image files written next to it.
+
+Plots are PNG when matplotlib is installed (it is not a capsim dependency) and SVG otherwise:
+GitHub, GitLab and most Markdown viewers show SVG images as well as PNG ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from capsim.errors import UsageError
+from capsim.outputs import cells
+from capsim.outputs.report_figures import (
+    NO_TIMESERIES,
+    Figure,
+    report_figures,
+    summary_sentences,
+)
+from capsim.outputs.svg import PALETTE, Bars, Chart, render
+from capsim.outputs.text import _markdown_table
+
+if TYPE_CHECKING:
+    from capsim.analysis.sizing_report import SizingReport
+
+
+def png_available() -> bool:
+    """Whether PNG plots can be drawn (matplotlib is importable)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _png(spec: Chart | Bars) -> bytes:
+    """Draw a figure with matplotlib (imported here only: it is optional)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    figure, axes = plt.subplots(figsize=(spec.width / 100, 3.2), dpi=100)
+    try:
+        if isinstance(spec, Bars):
+            axes.barh(list(spec.labels), list(spec.values), color=PALETTE[: len(spec.labels)])
+            axes.invert_yaxis()
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: spec.value_format(v)))
+        else:
+            for index, series in enumerate(spec.series):
+                xs = [x if x is not None else math.nan for x in series.xs]
+                ys = [y if y is not None else math.nan for y in series.ys]
+                axes.plot(
+                    xs,
+                    ys,
+                    label=series.name,
+                    color=series.color or PALETTE[index % 8],
+                    linestyle="--" if series.dashed else "-",
+                    marker="o" if series.points else None,
+                )
+            for marker in spec.markers:
+                draw = axes.axvline if marker.axis == "x" else axes.axhline
+                draw(
+                    marker.value,
+                    color=marker.color,
+                    linestyle="--" if marker.dashed else "-",
+                    label=marker.label,
+                )
+            if spec.x_log:
+                axes.set_xscale("log")
+            if spec.y_log:
+                axes.set_yscale("log")
+            if spec.y_min is not None:
+                axes.set_ylim(bottom=spec.y_min)
+            if spec.y_max is not None:
+                axes.set_ylim(top=spec.y_max)
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: spec.x_format(v)))
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: spec.y_format(v)))
+            axes.set_xlabel(spec.x_label)
+            axes.set_ylabel(spec.y_label)
+            axes.legend(fontsize="small", loc="best")
+            axes.grid(True, color="#e5e5e5")
+        axes.set_title(spec.title)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def figure_files(figures: list[Figure], stem: str, png: bool | None = None) -> dict[str, bytes]:
+    """File name -> content of every plot: `{stem}-{key}.png` (or `.svg` without matplotlib)."""
+    use_png = png_available() if png is None else png
+    files: dict[str, bytes] = {}
+    for figure in figures:
+        if use_png:
+            files[f"{stem}-{figure.key}.png"] = _png(figure.spec)
+        else:
+            files[f"{stem}-{figure.key}.svg"] = render(figure.spec).encode("utf-8")
+    return files
+
+
+def write_files(files: dict[str, bytes], folder: Path) -> None:
+    """Write each image through a temporary file renamed into place (as `write_output` does)."""
+    for name, content in files.items():
+        target = folder / name
+        try:
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        except OSError as error:
+            raise UsageError(f"cannot write {target}: {error.strerror or error}") from None
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+
+def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    classes = [
+        [
+            name,
+            cells.rate(entry["offered_rate"]),
+            cells.rate(entry["throughput"]),
+            cells.errors(entry),
+            *(cells.time(entry["latency"][p]) for p in ("mean", "p50", "p95", "p99", "p999")),
+        ]
+        for name, entry in result.get("classes", {}).items()
+    ]
+    tiers = [
+        [
+            name,
+            str(entry.get("kind", "")),
+            cells.count(entry.get("workers")),
+            cells.percent(entry["utilization"]),
+            cells.percent(entry.get("occupancy")),
+            cells.rate(entry["throughput"]),
+            cells.number(entry["queue_length"]["mean"]),
+            cells.time(entry["wait"]["p99"]),
+            cells.count(entry["rejected"]),
+            cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
+        ]
+        for name, entry in result.get("tiers", {}).items()
+    ]
+    return classes, tiers
+
+
+def render_report_markdown(
+    report: SizingReport, stem: str, png: bool | None = None
+) -> tuple[str, dict[str, bytes]]:
+    """The report's Markdown text and its image files (names relative to the Markdown file)."""
+    result = report.result
+    figures = report_figures(report)
+    files = figure_files(figures, stem, png)
+    names = list(files)
+    sentences = summary_sentences(report)
+    lines = [f"# capsim sizing report: {result['scenario']}", "", cells.run_line(result), ""]
+    lines += [f"**{'✅' if result.get('passed', True) else '❌'} {sentences[0]}**", ""]
+    lines += ["## Summary", ""] + [f"- {sentence}" for sentence in sentences[1:]] + [""]
+    if result.get("slos"):
+        lines += _markdown_table(
+            ["verdict", "objective", "observed", "limit"],
+            [
+                [
+                    "✓ pass" if v["passed"] else "✗ FAIL",
+                    str(v["slo"]),
+                    cells.slo_observed(v),
+                    cells.slo_limit(v),
+                ]
+                for v in result["slos"]
+            ],
+            right=range(2, 4),
+        )
+        lines.append("")
+    lines += ["## Plots", ""]
+    for figure, name in zip(figures, names, strict=True):
+        alt = figure.spec.title
+        lines += [f"![{alt}]({name})", "", f"*{figure.caption}*", ""]
+    if report.curve is None and report.curve_note:
+        lines += [f"> {report.curve_note}", ""]
+    if not isinstance(result.get("timeseries"), dict):
+        lines += [f"> {NO_TIMESERIES}", ""]
+    if not report.costs:
+        lines += [
+            "> No tier has a price (`cost: {per_instance_hour: ...}`), so there is no cost plot.",
+            "",
+        ]
+    classes, tiers = _cell_rows(result)
+    lines += ["## Request classes", ""]
+    lines += _markdown_table(
+        ["class", "offered", "throughput", "errors", "mean", "p50", "p95", "p99", "p999"],
+        classes,
+        right=range(1, 9),
+    )
+    lines += ["", "## Tiers", ""]
+    lines += _markdown_table(
+        [
+            "tier",
+            "type",
+            "workers",
+            "utilisation",
+            "occupancy",
+            "throughput",
+            "queue mean",
+            "wait p99",
+            "rejected",
+            "status",
+        ],
+        tiers,
+        right=range(2, 9),
+    )
+    if report.costs:
+        lines += ["", "## Cost per tier", ""]
+        lines += _markdown_table(
+            ["tier", "units", "price/unit-hour", "per hour", "per month"],
+            [
+                [
+                    name,
+                    cells.count(cost["units"]),
+                    f"{cost['per_instance_hour']:,.4g}",
+                    f"{cost['per_hour']:,.2f}",
+                    f"{cost['per_month']:,.2f}",
+                ]
+                for name, cost in report.costs.items()
+            ],
+            right=range(1, 5),
+        )
+    if report.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
+    engine = cells.engine_line(result)
+    if engine:
+        lines += ["", engine]
+    return "\n".join(lines) + "\n", files

@@ -1,0 +1,350 @@
+"""A small SVG plotting kit for reports: line charts (linear or log axes) and bar charts.
+
+No dependencies: the charts are plain SVG text, inline in an HTML report or written next to a
+Markdown one. Each chart carries `data-chart` and each series `data-series`, so tests (and
+users' scripts) can find them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+#: Colour-blind-safe palette (Okabe & Ito), in the order series get it.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+)
+Formatter = Callable[[float], str]
+
+
+def plain(value: float) -> str:
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: points (x, y); points with a non-finite coordinate break the line."""
+
+    name: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str | None = None
+    dashed: bool = False
+    points: bool = False  # draw a dot at each point as well
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A reference line across the plot: `axis="x"` is vertical at x=value, `"y"` horizontal."""
+
+    axis: str
+    value: float
+    label: str
+    color: str = "#444444"
+    dashed: bool = True
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A line chart's content and axes; `key` names it in `data-chart`."""
+
+    key: str
+    title: str
+    x_label: str
+    y_label: str
+    series: Sequence[Series]
+    markers: Sequence[Marker] = ()
+    x_log: bool = False
+    y_log: bool = False
+    x_format: Formatter = plain
+    y_format: Formatter = plain
+    y_min: float | None = None
+    y_max: float | None = None
+    width: int = 640
+    height: int = 300
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten) covering [low, high]."""
+    if not (_finite(low) and _finite(high)) or high <= low:
+        return [low]
+    raw = (high - low) / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-9:
+        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
+        value += step
+    return ticks
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Decades within [low, high]; with fewer than three decades, 2x and 5x of each as well."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    multiples = (1, 2, 5) if last - first < 3 else (1,)
+    ticks = [
+        m * 10.0**exponent
+        for exponent in range(first, last + 1)
+        for m in multiples
+        if low * (1 - 1e-9) <= m * 10.0**exponent <= high * (1 + 1e-9)
+    ]
+    return ticks or [low, high]
+
+
+class _Axis:
+    """Maps data values to pixels along one axis."""
+
+    def __init__(self, low: float, high: float, start: float, end: float, log: bool) -> None:
+        self.log = log
+        if log:
+            low, high = math.log10(low), math.log10(high)
+        if high <= low:
+            high = low + 1.0
+        self.low, self.high, self.start, self.end = low, high, start, end
+
+    def __call__(self, value: float) -> float:
+        v = math.log10(value) if self.log else value
+        return self.start + (v - self.low) / (self.high - self.low) * (self.end - self.start)
+
+
+def _range(
+    values: list[float], log: bool, floor: float | None, ceiling: float | None
+) -> tuple[float, float]:
+    usable = [v for v in values if _finite(v) and (v > 0 or not log)]
+    if floor is not None and not (log and floor <= 0):
+        usable.append(floor)
+    if ceiling is not None:
+        usable.append(ceiling)
+    if not usable:
+        return (1.0, 10.0) if log else (0.0, 1.0)
+    low, high = min(usable), max(usable)
+    if log:
+        low, high = 10 ** math.floor(math.log10(low)), 10 ** math.ceil(math.log10(high))
+        return (low, high if high > low else low * 10)
+    if floor is None and low > 0 and low < high * 0.5:
+        low = 0.0  # quantities that start near zero read better from zero
+    if high == low:
+        high = low + (abs(low) or 1.0)
+    if ceiling is None:
+        ticks = nice_ticks(low, high)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 0.0
+        if ticks and ticks[-1] < high:
+            high = ticks[-1] + step
+    return low, high
+
+
+def _text(
+    x: float, y: float, text: str, anchor: str = "middle", size: int = 11, **extra: str
+) -> str:
+    attributes = "".join(
+        f' {key.replace("_", "-")}="{escape(value)}"' for key, value in extra.items()
+    )
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{attributes}>'
+        f"{escape(text)}</text>"
+    )
+
+
+def _open(chart_key: str, title: str, width: int, height: int, standalone: bool) -> list[str]:
+    # Inline in HTML an <svg> needs no namespace; a standalone .svg file does.
+    namespace = 'xmlns="http://www.w3.org/2000/svg" ' if standalone else ""
+    return [
+        f'<svg {namespace}class="chart" data-chart="{escape(chart_key)}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        _text(width / 2, 18, title, size=13, font_weight="bold"),
+    ]
+
+
+def render_chart(chart: Chart, *, standalone: bool = True) -> str:
+    """The chart as one `<svg>` element."""
+    legend_width = 150 if chart.series else 0
+    left, right = 64, chart.width - legend_width - 16
+    top, bottom = 32, chart.height - 44
+    xs = [x for s in chart.series for x in s.xs]
+    ys = [y for s in chart.series for y in s.ys]
+    xs += [m.value for m in chart.markers if m.axis == "x"]
+    ys += [m.value for m in chart.markers if m.axis == "y"]
+    x_low, x_high = _range(xs, chart.x_log, None, None)
+    y_low, y_high = _range(ys, chart.y_log, chart.y_min, chart.y_max)
+    x_axis = _Axis(x_low, x_high, left, right, chart.x_log)
+    y_axis = _Axis(y_low, y_high, bottom, top, chart.y_log)
+    parts = _open(chart.key, chart.title, chart.width, chart.height, standalone)
+
+    parts.append('<g class="grid" stroke="#e5e5e5" stroke-width="1">')
+    x_ticks = log_ticks(x_low, x_high) if chart.x_log else nice_ticks(x_low, x_high)
+    y_ticks = log_ticks(y_low, y_high) if chart.y_log else nice_ticks(y_low, y_high)
+    x_ticks = [t for t in x_ticks if x_low <= t <= x_high]
+    y_ticks = [t for t in y_ticks if y_low <= t <= y_high]
+    for t in x_ticks:
+        parts.append(f'<line x1="{x_axis(t):.1f}" y1="{top}" x2="{x_axis(t):.1f}" y2="{bottom}"/>')
+    for t in y_ticks:
+        parts.append(f'<line x1="{left}" y1="{y_axis(t):.1f}" x2="{right}" y2="{y_axis(t):.1f}"/>')
+    parts.append("</g>")
+    parts.append(
+        f'<g class="axes" stroke="#333333" stroke-width="1"><line x1="{left}" y1="{bottom}" '
+        f'x2="{right}" y2="{bottom}"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/></g>'
+    )
+    parts.append('<g class="ticks" fill="#333333">')
+    for t in x_ticks:
+        parts.append(_text(x_axis(t), bottom + 15, chart.x_format(t), size=10))
+    for t in y_ticks:
+        parts.append(_text(left - 6, y_axis(t) + 3.5, chart.y_format(t), anchor="end", size=10))
+    parts.append("</g>")
+    parts.append(_text((left + right) / 2, chart.height - 10, chart.x_label, fill="#333333"))
+    parts.append(
+        f'<text x="14" y="{(top + bottom) / 2:.1f}" font-size="11" text-anchor="middle" '
+        f'fill="#333333" transform="rotate(-90 14 {(top + bottom) / 2:.1f})">'
+        f"{escape(chart.y_label)}</text>"
+    )
+
+    parts.append(
+        f'<clipPath id="clip-{escape(chart.key)}"><rect x="{left}" y="{top}" '
+        f'width="{right - left}" height="{bottom - top}"/></clipPath>'
+    )
+    for index, series in enumerate(chart.series):
+        color = series.color or PALETTE[index % len(PALETTE)]
+        segments: list[list[tuple[float, float]]] = [[]]
+        for x, y in zip(series.xs, series.ys, strict=True):
+            usable = _finite(x) and _finite(y)
+            usable = usable and (x > 0 or not chart.x_log) and (y > 0 or not chart.y_log)
+            if usable:
+                segments[-1].append((x_axis(x), y_axis(y)))
+            elif segments[-1]:
+                segments.append([])
+        path = " ".join(
+            "M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in segment)
+            for segment in segments
+            if segment
+        )
+        dash = ' stroke-dasharray="6 4"' if series.dashed else ""
+        parts.append(
+            f'<g class="series" data-series="{escape(series.name)}" '
+            f'clip-path="url(#clip-{escape(chart.key)})">'
+        )
+        if path:
+            parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        if series.points:
+            for segment in segments:
+                for px, py in segment:
+                    parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
+        parts.append("</g>")
+
+    x_markers = 0
+    for marker in chart.markers:
+        usable = _finite(marker.value) and (
+            marker.value > 0 or not (chart.x_log if marker.axis == "x" else chart.y_log)
+        )
+        if not usable:
+            continue
+        dash = ' stroke-dasharray="4 3"' if marker.dashed else ""
+        parts.append(f'<g class="marker" data-marker="{escape(marker.label)}">')
+        if marker.axis == "x":
+            px = x_axis(marker.value)
+            parts.append(
+                f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}" '
+                f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
+            )
+            # Labels step down one line per vertical marker, and sit left of a line in the
+            # right half, so that neighbouring labels and the legend do not overlap.
+            label_y = float(top + 12 + 12 * x_markers)
+            x_markers += 1
+            if px > (left + right) / 2:
+                parts.append(
+                    _text(px - 4, label_y, marker.label, anchor="end", size=10, fill=marker.color)
+                )
+            else:
+                parts.append(
+                    _text(px + 4, label_y, marker.label, anchor="start", size=10, fill=marker.color)
+                )
+        else:
+            py = y_axis(marker.value)
+            parts.append(
+                f'<line x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" '
+                f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
+            )
+            label_y = py - 4 if py - 14 > top else py + 12
+            parts.append(
+                _text(left + 4, label_y, marker.label, anchor="start", size=10, fill=marker.color)
+            )
+        parts.append("</g>")
+
+    if chart.series:
+        parts.append('<g class="legend">')
+        for index, series in enumerate(chart.series):
+            color = series.color or PALETTE[index % len(PALETTE)]
+            y = top + 8 + index * 16
+            dash = ' stroke-dasharray="6 4"' if series.dashed else ""
+            parts.append(
+                f'<line x1="{right + 12}" y1="{y}" x2="{right + 32}" y2="{y}" stroke="{color}" '
+                f'stroke-width="2"{dash}/>'
+            )
+            name = series.name if len(series.name) <= 18 else series.name[:17] + "…"
+            parts.append(_text(right + 36, y + 4, name, anchor="start", size=10))
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Bars:
+    """A horizontal bar chart's content: one bar per label (cost per tier)."""
+
+    key: str
+    title: str
+    labels: Sequence[str]
+    values: Sequence[float]
+    value_format: Formatter = plain
+    x_label: str = ""
+    width: int = 640
+
+
+def render(figure: Chart | Bars, *, standalone: bool = True) -> str:
+    """Either kind of figure as one `<svg>` element (`standalone`: with its XML namespace, for an
+    .svg file; without, for inlining in HTML)."""
+    if isinstance(figure, Chart):
+        return render_chart(figure, standalone=standalone)
+    return render_bars(figure, standalone=standalone)
+
+
+def render_bars(bars: Bars, *, standalone: bool = True) -> str:
+    """A horizontal bar chart, one bar per label, each with its value written beside it."""
+    key, title, labels, values = bars.key, bars.title, bars.labels, bars.values
+    value_format, width = bars.value_format, bars.width
+    row = 22
+    left, right = 150, width - 90
+    height = 44 + row * len(labels)
+    top = 32
+    highest = max([v for v in values if _finite(v)] + [0.0]) or 1.0
+    parts = _open(key, title, width, height, standalone)
+    for index, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = top + index * row
+        length = 0.0 if not _finite(value) else max(value, 0.0) / highest * (right - left)
+        color = PALETTE[index % len(PALETTE)]
+        parts.append(f'<g class="series" data-series="{escape(label)}">')
+        parts.append(_text(left - 8, y + 14, label, anchor="end", size=11))
+        parts.append(
+            f'<rect x="{left}" y="{y + 3}" width="{length:.1f}" height="{row - 6}" fill="{color}"/>'
+        )
+        parts.append(_text(left + length + 6, y + 14, value_format(value), anchor="start", size=10))
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
