@@ -1,0 +1,357 @@
+"""`capsim report`: a sizing report a person can open anywhere, with the plots that matter."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import capsim
+from capsim.analysis.sizing_report import (
+    SizingReport,
+    build_sizing_report,
+    find_knee,
+    tier_costs,
+)
+from capsim.cli.app import app
+from capsim.engine.runner import run_replications
+from capsim.outputs.report_html import render_report_html
+from capsim.outputs.report_markdown import render_report_markdown
+
+runner = CliRunner()
+
+SHOP = """\
+name: small-shop
+seed: 7
+simulation: {duration: 10s, warmup: 1s, replications: 2}
+traffic:
+  browse: {entry: app, rate: 60/s}
+  buy: {entry: app, rate: 10/s}
+tiers:
+  app:
+    type: service
+    concurrency: 2
+    service_time: {dist: exponential, mean: 8ms}
+    calls: [db]
+  db: {type: database, concurrency: 2, service_time: {dist: exponential, mean: 4ms}}
+slos:
+  - {class: browse, p99: 400ms}
+  - {class: buy, p95: 300ms}
+  - {tier: app, utilization: 80%}
+"""
+CLASSES = {"browse", "buy"}
+TIERS = {"app", "db"}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "shop.yaml"
+    path.write_text(SHOP)
+    return path
+
+
+def _timeseries(tiers: set[str]) -> dict[str, Any]:
+    """A result's `timeseries` (SPEC section 3 shape), as the engine will record it."""
+    t = [2.0 * i for i in range(12)]
+    return {
+        "bucket": 2.0,
+        "t": t,
+        "classes": {},
+        "tiers": {
+            name: {
+                "instances": [1] * 6 + [2] * 6,
+                "utilization": [0.3 + 0.2 * math.sin(x / 3 + k) for x in t],
+                "occupancy": [0.5] * 12,
+                "queue_length": [abs(2 * math.sin(x + k)) for x in t],
+                "in_flight": [2 + k + math.cos(x) for x in t],
+            }
+            for k, name in enumerate(sorted(tiers))
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def sizing(scenario: Path) -> SizingReport:
+    model = capsim.build_model(capsim.load_scenario(scenario))
+    return build_sizing_report(
+        model, run_replications(model), capsim_version=capsim.__version__, load_points=5
+    )
+
+
+@pytest.fixture(scope="module")
+def full(sizing: SizingReport) -> SizingReport:
+    """The report with every plot: time series as the engine will add them, and prices."""
+    result = {**sizing.result, "timeseries": _timeseries(TIERS)}
+    costs = {
+        "app": {"units": 1.0, "per_instance_hour": 0.2, "per_hour": 0.2, "per_month": 146.1},
+        "db": {"units": 1.0, "per_instance_hour": 0.5, "per_hour": 0.5, "per_month": 365.25},
+    }
+    return SizingReport(**{**sizing.__dict__, "result": result, "costs": costs})
+
+
+def charts(html: str) -> dict[str, set[str]]:
+    """chart key -> the names of its series, from the report's inline SVG."""
+    found: dict[str, set[str]] = {}
+    for match in re.finditer(r'<svg [^>]*data-chart="([^"]+)"(.*?)</svg>', html, re.S):
+        found[match.group(1)] = set(re.findall(r'data-series="([^"]+)"', match.group(2)))
+    return found
+
+
+# --- The HTML file ---------------------------------------------------------------------------
+
+
+def test_the_html_report_stands_alone(full: SizingReport) -> None:
+    html = render_report_html(full)
+    assert html.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?://", html), "the report must need no network"
+    assert "<script" not in html and "<link" not in html and "<img" not in html
+    assert not re.search(r"\burl\((?!#)", html), "only in-document references"
+    assert len(html.encode()) < 300_000
+
+
+def test_the_report_opens_with_verdicts_and_the_bottleneck(sizing: SizingReport) -> None:
+    html = render_report_html(sizing)
+    assert 'class="verdict' in html
+    assert "Bottleneck: app" in html
+    assert "browse p99 &lt;= 400ms" in html and "buy p95 &lt;= 300ms" in html
+    for section in ('id="classes"', 'id="tiers"'):
+        assert section in html
+    assert all(f"<td>{tier}</td>" in html for tier in TIERS)
+
+
+def test_latency_cdf_and_p99_against_load_carry_every_class(sizing: SizingReport) -> None:
+    html = render_report_html(sizing)
+    found = charts(html)
+    assert found["latency-cdf"] == CLASSES
+    assert found["p99-vs-load"] == CLASSES
+    load_chart = re.search(r'data-chart="p99-vs-load".*?</svg>', html, re.S)
+    assert load_chart is not None
+    markers = re.findall(r'data-marker="([^"]+)"', load_chart.group(0))
+    assert any(m.startswith("knee ≈ ") for m in markers)
+    assert "SLO browse p99 ≤ 400ms" in markers  # the p99 SLO as a horizontal line
+    curve = sizing.curve
+    assert curve is not None and len(curve["rate"]) == 5
+    assert curve["rate"] == sorted(curve["rate"])
+    assert curve["knee"] is not None and curve["rate"][0] < curve["knee"] < curve["rate"][-1]
+
+
+def test_without_time_series_the_report_says_so_plainly(sizing: SizingReport) -> None:
+    html = render_report_html(sizing)
+    assert "Time series are not available for this run" in html
+    assert not {"utilization-over-time", "queue-over-time"} & set(charts(html))
+
+
+def test_time_series_and_prices_become_plots_per_tier(full: SizingReport) -> None:
+    found = charts(render_report_html(full))
+    for key in ("utilization-over-time", "queue-over-time", "in-flight-over-time"):
+        assert found[key] == TIERS, key
+    assert found["instances-over-time"] == TIERS  # the instances changed during the run
+    assert found["cost-per-tier"] == TIERS
+    assert "Time series are not available" not in render_report_html(full)
+
+
+def test_costs_come_from_each_tiers_price_per_unit() -> None:
+    model = SimpleNamespace(
+        tiers=[
+            SimpleNamespace(
+                name="app", kind="service", servers=4, workers=16, cost_per_instance_hour=0.25
+            ),
+            SimpleNamespace(
+                name="free", kind="service", servers=2, workers=2, cost_per_instance_hour=None
+            ),
+        ]
+    )
+    costs = tier_costs(model)  # type: ignore[arg-type]
+    assert list(costs) == ["app"]
+    assert costs["app"]["per_hour"] == pytest.approx(1.0)
+    assert costs["app"]["per_month"] == pytest.approx(730.5)
+
+
+def test_the_knee_is_where_the_curve_leaves_its_chord() -> None:
+    rates = [10, 20, 30, 40, 50, 60]
+    hockey_stick = [1.0, 1.1, 1.2, 1.4, 3.0, 9.0]
+    assert find_knee(rates, hockey_stick) == 40
+    assert find_knee(rates, [1, 2, 3, 4, 5, 6]) is None  # a straight line has no knee
+    assert find_knee(rates[:2], hockey_stick[:2]) is None
+
+
+# --- Headless Chromium ----------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail(
+        "headless Chromium is needed to check that the report renders: install it with "
+        "`apt-get install -y chromium` (.ci/run does this)"
+    )
+
+
+def _paeth_row(line: bytearray, previous: bytes, bpp: int) -> None:
+    """Undo PNG's Paeth filter on one row, in place (left to right: each byte needs its left)."""
+    for i in range(len(line)):
+        left = line[i - bpp] if i >= bpp else 0
+        up = previous[i]
+        corner = previous[i - bpp] if i >= bpp else 0
+        p = left + up - corner
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+        best = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+        line[i] = (line[i] + best) & 255
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    """The pixels (height x width x channels, uint8) of an 8-bit non-interlaced RGB(A) PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks, header = 8, [], b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if kind == b"IHDR":
+            header = data[position + 8 : position + 8 + length]
+        elif kind == b"IDAT":
+            chunks.append(data[position + 8 : position + 8 + length])
+        position += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", header[:10])
+    assert depth == 8 and color in (2, 6), "an 8-bit RGB or RGBA screenshot"
+    bpp = 3 if color == 2 else 4
+    stride = width * bpp
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), dtype=np.uint8).reshape(
+        height, stride + 1
+    )
+    pixels = np.zeros((height, stride), dtype=np.uint8)
+    previous = np.zeros(stride, dtype=np.uint8)
+    for y in range(height):
+        kind, line = raw[y, 0], raw[y, 1:]
+        if kind == 0:
+            row = line.copy()
+        elif kind == 1:  # Sub: a running sum along each channel
+            row = (
+                (np.cumsum(line.reshape(width, bpp), axis=0, dtype=np.uint64) % 256)
+                .astype(np.uint8)
+                .reshape(stride)
+            )
+        elif kind == 2:  # Up
+            row = line + previous
+        else:
+            work = bytearray(line.tobytes())
+            if kind == 3:  # Average
+                for i in range(stride):
+                    left = work[i - bpp] if i >= bpp else 0
+                    work[i] = (work[i] + (left + int(previous[i])) // 2) & 255
+            else:
+                _paeth_row(work, previous.tobytes(), bpp)
+            row = np.frombuffer(bytes(work), dtype=np.uint8)
+        pixels[y] = row
+        previous = row
+    return pixels.reshape(height, width, bpp)
+
+
+def test_every_plot_shows_in_headless_chromium_without_network(
+    full: SizingReport, tmp_path: Path
+) -> None:
+    html = render_report_html(full)
+    page = tmp_path / "report.html"
+    page.write_text(html)
+    screenshot = tmp_path / "report.png"
+    plots = len(charts(html))
+    height = 700 + plots * 380 + 600
+    completed = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size=1000,{height}",
+            f"--screenshot={screenshot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert screenshot.exists(), completed.stderr.decode(errors="replace")[-2000:]
+    pixels = _png_pixels(screenshot.read_bytes())
+    assert pixels.shape[:2] == (height, 1000)
+    # Each plot draws its first series in the palette's blue (#0072B2): count the separate
+    # horizontal bands of the page where that blue appears. One band per plot.
+    has_blue = np.all(pixels[:, :, :3] == (0x00, 0x72, 0xB2), axis=2).any(axis=1)
+    bands, inside, gap = 0, False, 0
+    for blue in has_blue:
+        if blue and not inside:
+            bands, inside = bands + 1, True
+        gap = 0 if blue else gap + 1
+        if inside and gap > 60:
+            inside = False
+    assert bands == plots == 7
+    # And the page is not blank: plenty of dark pixels (text, axes).
+    assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
+
+
+# --- Markdown and the command line ----------------------------------------------------------
+
+
+def test_markdown_embeds_images_written_next_to_it(full: SizingReport, tmp_path: Path) -> None:
+    text, files = render_report_markdown(full, "sizing", png=False)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images == list(files) and len(images) == 7
+    for name in images:
+        svg = ET.fromstring(files[name])
+        assert svg.get("data-chart") and name == f"sizing-{svg.get('data-chart')}.svg"
+    cdf = ET.fromstring(files["sizing-latency-cdf.svg"])
+    series = {g.get("data-series") for g in cdf.iter("{http://www.w3.org/2000/svg}g")}
+    assert series >= CLASSES
+    assert "| app | service |" in text
+
+
+def test_capsim_report_writes_html_or_markdown_by_extension(scenario: Path, tmp_path: Path) -> None:
+    html = tmp_path / "out.html"
+    result = runner.invoke(app, ["report", str(scenario), "-o", str(html), "--load-points", "0"])
+    assert result.exit_code == 0, result.output
+    assert set(charts(html.read_text())) == {"latency-cdf"}
+    assert "not computed (--load-points 0)" in html.read_text()
+
+    markdown = tmp_path / "out.md"
+    result = runner.invoke(
+        app, ["report", str(scenario), "-o", str(markdown), "--load-points", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "](out-latency-cdf." in markdown.read_text()
+    assert any(tmp_path.glob("out-latency-cdf.*"))
+
+
+def test_capsim_report_refuses_bad_input_with_exit_2(scenario: Path, tmp_path: Path) -> None:
+    bad = runner.invoke(
+        app,
+        [
+            "report",
+            str(scenario),
+            "-o",
+            str(tmp_path / "r.html"),
+            "--set",
+            "tiers.app.instances=-1",
+        ],
+    )
+    assert bad.exit_code == 2 and "instances" in bad.output
+    nowhere = runner.invoke(
+        app, ["report", str(scenario), "-o", str(tmp_path / "no" / "r.html"), "--load-points", "0"]
+    )
+    assert nowhere.exit_code == 2 and "cannot write" in nowhere.output
