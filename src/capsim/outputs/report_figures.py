@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from capsim.outputs import cells
-from capsim.outputs.svg import Bars, Chart, Marker, Series
+from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
 from capsim.units import format_duration
 
 if TYPE_CHECKING:
@@ -60,20 +60,38 @@ def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[d
     ]
 
 
+def class_colors(result: dict[str, Any]) -> dict[str, str]:
+    """One colour per class, the same in every plot (and for the class's SLO lines)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(result.get("classes", {}))}
+
+
 def cdf_figure(report: SizingReport) -> Figure:
+    colors = class_colors(report.result)
+    # Each CDF starts from 0 at its smallest latency, so that a mass of equal latencies (cache
+    # hits at a constant lookup time) shows as the vertical step it is.
     series = [
-        Series(name, cdf["latency"], cdf["fraction"])
+        Series(
+            name,
+            [cdf["latency"][0], *cdf["latency"]],
+            [0.0, *cdf["fraction"]],
+            color=colors.get(name),
+        )
         for name, cdf in report.cdf.items()
         if cdf["latency"]
     ]
     markers = [
-        Marker("x", slo["limit"], f"{slo['class']} {slo['statistic']} ≤ {_duration(slo['limit'])}")
+        Marker(
+            "x",
+            slo["limit"],
+            f"SLO {slo['class']} {slo['statistic']} ≤ {_duration(slo['limit'])}",
+            color=colors.get(slo["class"], "#444444"),
+        )
         for slo in latency_slos(report.result)
     ]
     return Figure(
         "latency-cdf",
         "End-to-end latency distribution per class (log scale): the fraction of requests that "
-        "finished within each latency. Dashed lines are the latency SLOs' limits.",
+        "finished within each latency. Dashed lines, in the class's colour, are its latency SLOs.",
         Chart(
             key="latency-cdf",
             title="End-to-end latency CDF per class",
@@ -94,18 +112,19 @@ def load_figure(report: SizingReport) -> Figure | None:
     curve = report.curve
     if curve is None:
         return None
+    colors = class_colors(report.result)
     series = [
-        Series(name, curve["rate"], entry["p99"], points=True)
+        Series(name, curve["rate"], entry["p99"], color=colors.get(name), points=True)
         for name, entry in curve["classes"].items()
     ]
     markers: list[Marker] = []
     if curve.get("knee") is not None:
         markers.append(
-            Marker("x", curve["knee"], f"knee ≈ {_rate(curve['knee'])}", color="#D55E00")
+            Marker("x", curve["knee"], f"knee ≈ {_rate(curve['knee'])}", color="#333333")
         )
     if curve.get("current_rate"):
         markers.append(
-            Marker("x", curve["current_rate"], "scenario's load", color="#777777", dashed=False)
+            Marker("x", curve["current_rate"], "scenario's load", color="#AAAAAA", dashed=False)
         )
     for slo in latency_slos(report.result, "p99"):
         markers.append(
@@ -113,7 +132,7 @@ def load_figure(report: SizingReport) -> Figure | None:
                 "y",
                 slo["limit"],
                 f"SLO {slo['class']} p99 ≤ {_duration(slo['limit'])}",
-                color="#CC0000",
+                color=colors.get(slo["class"], "#CC0000"),
             )
         )
     unstable = [
@@ -124,7 +143,7 @@ def load_figure(report: SizingReport) -> Figure | None:
     caption = (
         "p99 latency per class against the offered load (open classes scaled together, mix as "
         "written; one replication per point). The knee is where the curve bends away from its "
-        "chord; the red dashed line is the p99 SLO."
+        "chord (dark dashed line); dashed horizontal lines in a class's colour are its p99 SLO."
     )
     if unstable:
         caption += (

@@ -24,6 +24,8 @@ PALETTE: tuple[str, ...] = (
     "#000000",
 )
 Formatter = Callable[[float], str]
+#: Longest legend entry, in characters, before it is cut short with an ellipsis.
+_LEGEND_CHARS = 26
 
 
 def plain(value: float) -> str:
@@ -176,7 +178,7 @@ def _open(chart_key: str, title: str, width: int, height: int, standalone: bool)
 
 def render_chart(chart: Chart, *, standalone: bool = True) -> str:
     """The chart as one `<svg>` element."""
-    legend_width = 150 if chart.series else 0
+    legend_width = 180 if chart.series or chart.markers else 0
     left, right = 64, chart.width - legend_width - 16
     top, bottom = 32, chart.height - 44
     xs = [x for s in chart.series for x in s.xs]
@@ -248,7 +250,8 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
                     parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
         parts.append("</g>")
 
-    x_markers = 0
+    # Reference lines are named in the legend, not on the plot, where labels of nearby lines
+    # would overlap each other and the data.
     for marker in chart.markers:
         usable = _finite(marker.value) and (
             marker.value > 0 or not (chart.x_log if marker.axis == "x" else chart.y_log)
@@ -263,42 +266,30 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
                 f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}" '
                 f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
             )
-            # Labels step down one line per vertical marker, and sit left of a line in the
-            # right half, so that neighbouring labels and the legend do not overlap.
-            label_y = float(top + 12 + 12 * x_markers)
-            x_markers += 1
-            if px > (left + right) / 2:
-                parts.append(
-                    _text(px - 4, label_y, marker.label, anchor="end", size=10, fill=marker.color)
-                )
-            else:
-                parts.append(
-                    _text(px + 4, label_y, marker.label, anchor="start", size=10, fill=marker.color)
-                )
         else:
             py = y_axis(marker.value)
             parts.append(
                 f'<line x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" '
                 f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
             )
-            label_y = py - 4 if py - 14 > top else py + 12
-            parts.append(
-                _text(left + 4, label_y, marker.label, anchor="start", size=10, fill=marker.color)
-            )
         parts.append("</g>")
 
-    if chart.series:
+    entries = [
+        (series.name, series.color or PALETTE[index % len(PALETTE)], series.dashed, "2")
+        for index, series in enumerate(chart.series)
+    ]
+    entries += [(marker.label, marker.color, marker.dashed, "1.5") for marker in chart.markers]
+    if entries:
         parts.append('<g class="legend">')
-        for index, series in enumerate(chart.series):
-            color = series.color or PALETTE[index % len(PALETTE)]
+        for index, (label, color, dashed, stroke) in enumerate(entries):
             y = top + 8 + index * 16
-            dash = ' stroke-dasharray="6 4"' if series.dashed else ""
+            dash = ' stroke-dasharray="4 3"' if dashed else ""
             parts.append(
-                f'<line x1="{right + 12}" y1="{y}" x2="{right + 32}" y2="{y}" stroke="{color}" '
-                f'stroke-width="2"{dash}/>'
+                f'<line x1="{right + 10}" y1="{y}" x2="{right + 30}" y2="{y}" stroke="{color}" '
+                f'stroke-width="{stroke}"{dash}/>'
             )
-            name = series.name if len(series.name) <= 18 else series.name[:17] + "…"
-            parts.append(_text(right + 36, y + 4, name, anchor="start", size=10))
+            name = label if len(label) <= _LEGEND_CHARS else label[: _LEGEND_CHARS - 1] + "…"
+            parts.append(_text(right + 34, y + 4, name, anchor="start", size=10))
         parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
