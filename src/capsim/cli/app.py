@@ -280,4 +280,5 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
+from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)

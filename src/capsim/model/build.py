@@ -17,6 +17,7 @@ from capsim.model.types import (
     Pool,
     ProfilePoint,
     Simulation,
+    Sizing,
     Slo,
     Step,
     Tier,
@@ -187,11 +188,25 @@ def _tier_names(scenario: Scenario) -> list[str]:
     return names
 
 
+def _sizing(spec: AnyTier) -> Sizing | None:
+    """The model form of a tier's `sizing` key (None when the tier has none)."""
+    if spec.sizing is None:
+        return None
+    queue = isinstance(spec, QueueTier)
+    default_of = "consumers" if queue else "instances"
+    if spec.sizing == "fixed":
+        return Sizing(of=default_of, fixed=True)
+    of = spec.sizing.of or default_of
+    return Sizing(of=of, min=spec.sizing.min, max=spec.sizing.max)
+
+
 def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[str]) -> list[Tier]:
     tiers: list[Tier] = []
     for name, spec in scenario.tiers.items():
         index = tier_index[name]
         blocking = spec.blocking if spec.blocking is not None else spec.type == "service"
+        cost = spec.cost.per_instance_hour if spec.cost is not None else None
+        sizing = _sizing(spec)
         if isinstance(spec, QueueTier):
             tiers.append(
                 Tier(
@@ -206,6 +221,9 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
                     max_queue=spec.max_depth,
                     timeout=spec.timeout,
                     publish_time=build_distribution(spec.publish_time),
+                    consumers=spec.consumers,
+                    cost_per_instance_hour=cost,
+                    sizing=sizing,
                 )
             )
             continue
@@ -220,6 +238,8 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             work=(),
             max_queue=spec.max_queue,
             timeout=spec.timeout,
+            cost_per_instance_hour=cost,
+            sizing=sizing,
         )
         if isinstance(spec, LoadBalancerTier):
             forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
@@ -269,6 +289,8 @@ def _cache_tiers(
                 hit_ratio=shield_hit,
                 on_miss=origin,
                 synthetic=True,
+                cost_per_instance_hour=None,  # priced and sized with its cdn
+                sizing=None,
             )
         )
     return tiers

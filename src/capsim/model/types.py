@@ -90,6 +90,20 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """What `capsim size` may change on a tier: `of` between `min` and `max`, or nothing (`fixed`).
+
+    `of` is instances | concurrency (a database with a pool: its pool size) | replicas |
+    consumers (a queue's consumers, each with concurrency / consumers workers).
+    """
+
+    of: str = "instances"
+    min: int = 1
+    max: int = 1000
+    fixed: bool = False
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -109,6 +123,9 @@ class Tier:
     pool: Pool | None = None  # database: connection pool
     publish_time: Distribution | None = None  # queue: what a call to this queue costs the caller
     synthetic: bool = False  # made by the model builder (an origin shield), not in the YAML
+    consumers: int = 1  # queue: consumers (`concurrency` is consumers x their concurrency)
+    cost_per_instance_hour: float | None = None  # `cost.per_instance_hour`, None when not given
+    sizing: Sizing | None = None  # `sizing`, None when not given (capsim size's default applies)
 
     @property
     def servers(self) -> int:

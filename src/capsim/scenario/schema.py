@@ -515,6 +515,76 @@ class LoadBalancerClassWork(_Strict):
     service_time: DistributionSpec | None = None
 
 
+SIZED_QUANTITIES = ("instances", "concurrency", "replicas", "consumers")
+
+
+class CostSpec(_Strict):
+    """What one instance of a tier costs (database: each primary and replica; queue: each consumer)."""
+
+    per_instance_hour: NonNegativeNumber
+
+
+class SizingSpec(_Strict):
+    """What `capsim size` may change on a tier, and within which bounds."""
+
+    of: (
+        Annotated[
+            Literal["instances", "concurrency", "replicas", "consumers"],
+            BeforeValidator(_choice(SIZED_QUANTITIES, "sized quantity")),
+        ]
+        | None
+    ) = None
+    min: Count = 1
+    max: Count = 1000
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizingSpec:
+        if self.min > self.max:
+            raise invalid(f"min ({self.min}) is greater than max ({self.max})", at="max")
+        return self
+
+
+def _fixed(value: Any) -> str:
+    if value != "fixed":
+        hint = suggest(value, ["fixed"]) if isinstance(value, str) else ""
+        raise invalid(
+            f"expected fixed or a mapping such as {{min: 2, max: 200}}, got {kind_of(value)}{hint}"
+        )
+    return "fixed"
+
+
+SizingSetting = Annotated[
+    Annotated[
+        Annotated[Literal["fixed"], BeforeValidator(_fixed)],
+        Tag("<fixed>"),
+    ]
+    | Annotated[SizingSpec, Tag("<range>")],
+    Discriminator(lambda v: "<range>" if isinstance(v, dict) else "<fixed>"),
+]
+"""`fixed` (capsim size leaves the tier alone) or {of, min, max}."""
+
+_SIZABLE = {
+    "service": ("instances", "concurrency"),
+    "load_balancer": ("instances", "concurrency"),
+    "cache": ("instances", "concurrency"),
+    "cdn": ("instances", "concurrency"),
+    "database": ("instances", "concurrency", "replicas"),
+    "queue": ("consumers", "concurrency"),
+}
+
+
+def _check_sizing(kind: str, sizing: SizingSpec | str | None) -> None:
+    if not isinstance(sizing, SizingSpec) or sizing.of is None:
+        return
+    valid = _SIZABLE[kind]
+    if sizing.of not in valid:
+        raise invalid(
+            f"a {kind} tier cannot be sized by {sizing.of}; "
+            f"sizing.of is one of: {', '.join(valid)}",
+            at="sizing.of",
+        )
+
+
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
@@ -522,6 +592,13 @@ class _TierBase(_Strict):
     balancing: Balancing = "round_robin"
     max_queue: NonNegativeInt | None = None
     timeout: PositiveDuration | None = None
+    cost: CostSpec | None = None
+    sizing: SizingSetting | None = None
+
+    @model_validator(mode="after")
+    def _sizable(self) -> _TierBase:
+        _check_sizing(str(getattr(self, "type", "service")), self.sizing)
+        return self
 
 
 class ServiceTier(_TierBase):
@@ -594,6 +671,13 @@ class QueueTier(_Strict):
     blocking: bool | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
+    cost: CostSpec | None = None
+    sizing: SizingSetting | None = None
+
+    @model_validator(mode="after")
+    def _sizable(self) -> QueueTier:
+        _check_sizing("queue", self.sizing)
+        return self
 
 
 def _tier_tag(value: Any) -> str | None:
@@ -843,6 +927,7 @@ _EXAMPLES = {
     "model": "model: lru",
     "at": "at: 5min",
     "rate": "rate: 800/s",
+    "per_instance_hour": "per_instance_hour: 0.192",
 }
 _TAG_HELP = {
     "tier": ("tier type", "type", TIER_TYPES),
@@ -884,7 +969,7 @@ def _register_tags(annotation: Any) -> None:
             _register_tags(arg)
 
 
-for _union in (DistributionSpec, CallSpec, TierSpec, HitRatioSpec):
+for _union in (DistributionSpec, CallSpec, TierSpec, HitRatioSpec, SizingSetting):
     _register_tags(_unwrap(_union))
 
 

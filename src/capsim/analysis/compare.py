@@ -1,0 +1,259 @@
+"""`capsim compare A B`: two scenarios (or saved results) side by side, with their differences.
+
+Scenarios are simulated with their own seeds; when both have the same seed and the same number
+of replications the runs share their random numbers, and a difference is judged by a paired t
+interval over replications. Saved results carry only their ci95 intervals: a difference is then
+judged by an unpaired (Welch-style) interval built from them. docs/capacity.md has the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from capsim.analysis.points import Progress
+from capsim.analysis.stats import student_t_quantile, t_interval
+from capsim.analysis.summary import summarise, time_statistics
+from capsim.engine.result import RunResult
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.errors import UsageError
+from capsim.model.build import build_model
+from capsim.model.types import Model
+from capsim.scenario import load_scenario
+
+#: Class figures compared, as dotted keys of a class entry of `capsim run`'s JSON.
+CLASS_METRICS: tuple[str, ...] = (
+    "latency.mean",
+    "latency.p50",
+    "latency.p95",
+    "latency.p99",
+    "throughput",
+    "error_rate",
+)
+TIER_METRICS: tuple[str, ...] = ("utilization",)
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A saved `capsim run --format json` result, or None when the file is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if (
+        isinstance(data, dict)
+        and "classes" in data
+        and "tiers" in data
+        and "capsim_version" in data
+    ):
+        return data
+    if isinstance(data, dict) and "command" in data:
+        raise UsageError(
+            f"{path} is a `capsim {data['command']}` result; compare takes scenarios or "
+            "`capsim run --format json` results"
+        )
+    return None
+
+
+def _get(entry: dict[str, Any], dotted: str) -> float | None:
+    node: Any = entry
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
+    """Per class and metric, one estimate per replication (for paired intervals)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for traffic in model.classes:
+        per_metric: dict[str, list[float]] = {m: [] for m in CLASS_METRICS}
+        for run in runs:
+            measured = run.classes[traffic.index]
+            stats = time_statistics(measured.latency)
+            for stat in ("mean", "p50", "p95", "p99"):
+                value = stats[stat]
+                per_metric[f"latency.{stat}"].append(math.nan if value is None else float(value))
+            per_metric["throughput"].append(measured.completed / run.duration)
+            finished = measured.completed + measured.errors
+            per_metric["error_rate"].append(measured.errors / finished if finished else 0.0)
+        out[traffic.name] = per_metric
+    return out
+
+
+def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for tier in model.tiers:
+        values = []
+        for run in runs:
+            tier_run = run.tiers[tier.index]
+            workers = max(tier_run.workers or tier.workers, 1)
+            values.append(tier_run.busy_time / (workers * run.duration))
+        out[tier.name] = {"utilization": values}
+    return out
+
+
+class _Side:
+    """One side of the comparison: its result data and, when simulated here, its replications."""
+
+    def __init__(self, label: str, data: dict[str, Any], kind: str) -> None:
+        self.label = label
+        self.data = data
+        self.kind = kind
+        self.classes: dict[str, dict[str, list[float]]] = {}
+        self.tiers: dict[str, dict[str, list[float]]] = {}
+
+
+def _load_side(
+    path: Path,
+    overrides: Sequence[str],
+    capsim_version: str,
+    progress: Progress | None,
+    max_requests: float,
+) -> _Side:
+    saved = read_result(path)
+    if saved is not None:
+        if overrides:
+            raise UsageError(f"--set changes scenarios, but {path} is a saved result")
+        return _Side(str(path), saved, "result")
+    model = build_model(load_scenario(path, overrides))
+    runs = run_replications(model, progress=progress, max_requests=max_requests)
+    side = _Side(str(path), summarise(model, runs, capsim_version=capsim_version).data, "scenario")
+    side.classes = _class_estimates(model, runs)
+    side.tiers = _tier_estimates(model, runs)
+    return side
+
+
+def _half_width_se(entry: dict[str, Any], metric: str, replications: int) -> float | None:
+    interval = (entry.get("ci95") or {}).get(metric)
+    if not interval or replications < 2 or None in interval:
+        return None
+    t = student_t_quantile(0.975, replications - 1)
+    return (interval[1] - interval[0]) / 2.0 / t
+
+
+def _difference(
+    a: _Side,
+    b: _Side,
+    section: str,
+    name: str,
+    metric: str,
+    paired: bool,
+) -> dict[str, Any]:
+    entry_a = a.data[section].get(name)
+    entry_b = b.data[section].get(name)
+    value_a = _get(entry_a, metric) if entry_a else None
+    value_b = _get(entry_b, metric) if entry_b else None
+    out: dict[str, Any] = {"a": value_a, "b": value_b, "diff": None, "rel_diff": None}
+    out["ci95_diff"] = None
+    out["significant"] = None
+    if value_a is None or value_b is None:
+        return out
+    out["diff"] = value_b - value_a
+    out["rel_diff"] = (value_b - value_a) / value_a if value_a else None
+    interval: tuple[float, float] | None = None
+    method = None
+    estimates = a.classes if section == "classes" else a.tiers
+    estimates_b = b.classes if section == "classes" else b.tiers
+    if paired and name in estimates and name in estimates_b:
+        pairs = [
+            y - x
+            for x, y in zip(estimates[name][metric], estimates_b[name][metric], strict=True)
+            if math.isfinite(x) and math.isfinite(y)
+        ]
+        interval = t_interval(pairs) if len(pairs) >= 2 else None
+        method = "paired t over replications (common random numbers)"
+    else:
+        se_a = _half_width_se(entry_a or {}, metric, int(a.data.get("replications", 1)))
+        se_b = _half_width_se(entry_b or {}, metric, int(b.data.get("replications", 1)))
+        if se_a is not None and se_b is not None:
+            df = min(int(a.data["replications"]), int(b.data["replications"])) - 1
+            half = student_t_quantile(0.975, df) * math.hypot(se_a, se_b)
+            interval = (out["diff"] - half, out["diff"] + half)
+            method = "unpaired t from the two ci95 intervals"
+    if interval is not None:
+        out["ci95_diff"] = [interval[0], interval[1]]
+        out["significant"] = not (interval[0] <= 0.0 <= interval[1])
+        out["method"] = method
+    return out
+
+
+def compare(
+    first: str | Path,
+    second: str | Path,
+    *,
+    capsim_version: str,
+    overrides: Sequence[str] = (),
+    progress: Progress | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+) -> dict[str, Any]:
+    """Both sides' key figures and B - A per class and tier, with noise judged where possible."""
+
+    def half(offset: float) -> Progress:
+        def report(fraction: float, what: str) -> None:
+            if progress:
+                progress(offset + fraction / 2, what)
+
+        return report
+
+    a = _load_side(Path(first), overrides, capsim_version, half(0.0), max_requests)
+    b = _load_side(Path(second), overrides, capsim_version, half(0.5), max_requests)
+    paired = (
+        a.kind == b.kind == "scenario"
+        and a.data.get("seed") == b.data.get("seed")
+        and a.data.get("replications") == b.data.get("replications")
+        and int(a.data.get("replications", 1)) >= 2
+    )
+    classes = {
+        name: {m: _difference(a, b, "classes", name, m, paired) for m in CLASS_METRICS}
+        for name in dict.fromkeys([*a.data["classes"], *b.data["classes"]])
+    }
+    tiers = {
+        name: {m: _difference(a, b, "tiers", name, m, paired) for m in TIER_METRICS}
+        for name in dict.fromkeys([*a.data["tiers"], *b.data["tiers"]])
+    }
+    notes = []
+    if not paired and a.kind == b.kind == "scenario":
+        notes.append(
+            "the two runs do not share seed and replications (>= 2), so differences are judged "
+            "without pairing"
+        )
+    if int(a.data.get("replications", 1)) < 2 or int(b.data.get("replications", 1)) < 2:
+        notes.append(
+            "a side has a single replication: no confidence intervals, so no difference is "
+            "judged against noise (use --replications 5)"
+        )
+    if progress:
+        progress(1.0, "done")
+    return {
+        "capsim_version": capsim_version,
+        "command": "compare",
+        "a": _side_summary(a),
+        "b": _side_summary(b),
+        "paired": paired,
+        "classes": classes,
+        "tiers": tiers,
+        "slos": {"a": a.data.get("slos", []), "b": b.data.get("slos", [])},
+        "notes": notes,
+    }
+
+
+def _side_summary(side: _Side) -> dict[str, Any]:
+    return {
+        "source": side.label,
+        "kind": side.kind,
+        "scenario": side.data.get("scenario"),
+        "seed": side.data.get("seed"),
+        "replications": side.data.get("replications"),
+        "duration": side.data.get("duration"),
+        "passed": side.data.get("passed"),
+    }

@@ -1,0 +1,210 @@
+"""Measured points for the capacity searches: a model run with replications, judged against SLOs.
+
+Every search (saturate, size, sweep, compare) runs variants of one model that differ only in
+rates or capacity. The engine keys each random stream by (seed, replication, tier or class,
+role), so variants run with the same seed share their random numbers (common random numbers):
+the differences between two points are differences of the models, not of the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from capsim.analysis.report import Report
+from capsim.analysis.solve import UnstableModelError, solve
+from capsim.analysis.stats import t_interval
+from capsim.analysis.summary import evaluate_slo, summarise, time_statistics
+from capsim.engine.result import RunResult
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.model.types import Model, Simulation, Slo
+
+Progress = Callable[[float, str], None]
+
+
+def open_rate(model: Model) -> float:
+    """Total offered rate of the open classes, as `solve` counts it (the profile's final rate)."""
+    return float(sum(c.rate_at(model.horizon) for c in model.classes if not c.is_closed))
+
+
+def scale_open_traffic(model: Model, factor: float) -> Model:
+    """`model` with every open class's rate (and profile) multiplied by `factor`; mix unchanged."""
+    classes = tuple(
+        c
+        if c.is_closed
+        else replace(
+            c,
+            rate=None if c.rate is None else c.rate * factor,
+            profile=tuple(replace(p, rate=p.rate * factor) for p in c.profile),
+        )
+        for c in model.classes
+    )
+    return replace(model, classes=classes)
+
+
+def with_run_length(model: Model, duration: float | None, replications: int | None) -> Model:
+    """`model` measured for `duration` seconds; the warm-up keeps its share of the duration."""
+    simulation = model.simulation
+    if duration is not None and duration != simulation.duration:
+        warmup = simulation.warmup * duration / simulation.duration
+        simulation = Simulation(duration, warmup, simulation.replications)
+    if replications is not None:
+        simulation = Simulation(simulation.duration, simulation.warmup, replications)
+    return replace(model, simulation=simulation)
+
+
+def light_load_solution(model: Model, capsim_version: str) -> dict[str, Any]:
+    """`solve` of the model, scaled down (open classes only) until it has a steady state.
+
+    Tier throughput bounds (`max_rate`) for the mix as written barely depend on the load for
+    non-blocking tiers; for blocking tiers they are the light-load (optimistic) bounds.
+    """
+    factor = 1.0
+    for _ in range(64):
+        try:
+            return solve(scale_open_traffic(model, factor), capsim_version=capsim_version)
+        except UnstableModelError:
+            factor /= 4.0
+    raise UnstableModelError("no steady state even at a tiny fraction of the load")
+
+
+@dataclass(frozen=True)
+class SloCheck:
+    """One objective at one point: the pooled figure, its upper 95% bound, and the verdict."""
+
+    slo: str
+    statistic: str
+    limit: float
+    observed: float | None
+    upper: float | None
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slo": self.slo,
+            "statistic": self.statistic,
+            "observed": self.observed,
+            "upper": self.upper,
+            "limit": self.limit,
+            "passed": self.passed,
+        }
+
+    def describe(self) -> str:
+        seen = "no data" if self.observed is None else f"{self.observed:.4g}"
+        bound = (
+            "" if self.upper is None or self.upper == self.observed else f", upper {self.upper:.4g}"
+        )
+        return f"{self.slo} (observed {seen}{bound})"
+
+
+@dataclass
+class Point:
+    """One measured model: its report, every tier's stability, and the SLO verdicts."""
+
+    model: Model
+    report: Report
+    checks: list[SloCheck]
+    replication_estimates: dict[str, list[float]]
+
+    @property
+    def stable(self) -> bool:
+        return not self.report.unstable_tiers
+
+    @property
+    def meets(self) -> bool:
+        """Every objective met by its upper 95% bound, and every tier in steady state."""
+        return self.stable and all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> list[str]:
+        failed = [check.describe() for check in self.checks if not check.passed]
+        failed += [f"tier {name} overloaded" for name in self.report.unstable_tiers]
+        return failed
+
+
+def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
+    """The SLO's statistic as measured by one replication alone (NaN when it has no data)."""
+    if slo.class_index is not None:
+        measured = run.classes[slo.class_index]
+        if slo.statistic == "error_rate":
+            finished = measured.completed + measured.errors
+            return measured.errors / finished if finished else 0.0
+        value = time_statistics(measured.latency).get(slo.statistic)
+        return math.nan if value is None else float(value)
+    assert slo.tier_index is not None
+    tier_run = run.tiers[slo.tier_index]
+    workers = max(tier_run.workers or model.tiers[slo.tier_index].workers, 1)
+    if slo.statistic == "utilization":
+        return tier_run.busy_time / (workers * run.duration)
+    if slo.statistic == "occupancy":
+        return max(tier_run.occupied_time, tier_run.busy_time) / (workers * run.duration)
+    value = time_statistics(tier_run.wait).get(slo.statistic)
+    return math.nan if value is None else float(value)
+
+
+def check_slos(
+    model: Model, runs: list[RunResult], data: dict[str, Any], slos: Sequence[Slo]
+) -> tuple[list[SloCheck], dict[str, list[float]]]:
+    """Each objective judged by the upper end of its 95% interval across replications.
+
+    With one replication there is no interval and the point estimate decides.
+    """
+    checks: list[SloCheck] = []
+    estimates: dict[str, list[float]] = {}
+    for slo in slos:
+        verdict = evaluate_slo(slo, model, data)
+        observed = verdict["observed"]
+        per_run = [_per_replication(slo, model, run) for run in runs]
+        estimates[slo.text] = per_run
+        upper = observed
+        if observed is not None and len(runs) > 1 and all(math.isfinite(v) for v in per_run):
+            interval = t_interval(per_run)
+            if interval is not None:
+                upper = max(float(observed), interval[1])
+        passed = upper is not None and math.isfinite(upper) and upper <= slo.limit
+        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed))
+    return checks, estimates
+
+
+def measure(
+    model: Model,
+    *,
+    capsim_version: str,
+    extra_slos: Sequence[Slo] = (),
+    progress: Progress | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+) -> Point:
+    """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`)."""
+    runs = run_replications(model, progress=progress, max_requests=max_requests)
+    report = summarise(model, runs, capsim_version=capsim_version)
+    checks, estimates = check_slos(model, runs, report.data, [*model.slos, *extra_slos])
+    return Point(model, report, checks, estimates)
+
+
+def headline(data: dict[str, Any]) -> dict[str, float | None]:
+    """p50 and p99 of the worst class (the highest of each over classes), overall error rate."""
+    p50 = [c["latency"]["p50"] for c in data["classes"].values() if c["latency"]["p50"] is not None]
+    p99 = [c["latency"]["p99"] for c in data["classes"].values() if c["latency"]["p99"] is not None]
+    errors = sum(c["errors"] for c in data["classes"].values())
+    finished = errors + sum(c["completed"] for c in data["classes"].values())
+    return {
+        "p50": max(p50) if p50 else None,
+        "p99": max(p99) if p99 else None,
+        "error_rate": errors / finished if finished else 0.0,
+    }
+
+
+__all__ = [
+    "Point",
+    "Progress",
+    "SloCheck",
+    "check_slos",
+    "headline",
+    "light_load_solution",
+    "measure",
+    "open_rate",
+    "scale_open_traffic",
+    "with_run_length",
+]

@@ -1,0 +1,523 @@
+"""`capsim size`: the cheapest instance counts (or pool sizes) per tier that meet every SLO.
+
+The search runs on the model (copies with other capacities, common random numbers throughout):
+analytic lower bounds, then greedy growth by SLO improvement per unit of cost until every
+objective holds, then shrinking until one unit fewer in any sized tier breaks an objective,
+then a verification at the scenario's own run length. docs/capacity.md states the rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from capsim.analysis.points import (
+    Point,
+    Progress,
+    light_load_solution,
+    measure,
+    open_rate,
+    scale_open_traffic,
+    with_run_length,
+)
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS
+from capsim.errors import CapsimError, UsageError
+from capsim.model.types import Model, Pool, Sizing, Slo, Tier
+from capsim.units import UnitError, format_ratio, parse_rate, parse_ratio
+
+#: Requests per replication a search point aims at.
+REQUESTS_PER_POINT = 30_000
+MIN_SEARCH_DURATION = 5.0
+#: Upper bound on measured configurations before the search gives up.
+MAX_EVALUATIONS = 400
+
+
+class SizingError(CapsimError):
+    """No capacity within the tiers' sizing limits meets every SLO."""
+
+    exit_code = 1
+
+
+# ---- option values ---------------------------------------------------------------------------
+_FACTOR_RE = re.compile(r"^\s*([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*[xX×]\s*$")
+
+
+def parse_load(text: str, base_rate: float | None = None) -> float:
+    """A load factor from `2x`, `1.5`, `150%` or a total open rate such as `3000/s`.
+
+    A rate needs `base_rate` (the scenario's total open rate) to become a factor.
+    """
+    value = text.strip()
+    match = _FACTOR_RE.match(value)
+    try:
+        if match:
+            factor = float(match.group(1))
+        elif value.endswith("%"):
+            factor = float(value[:-1]) / 100.0
+        elif "/" in value:
+            if not base_rate:
+                raise UsageError(
+                    f"--load {text}: a rate needs open traffic to scale; use a factor such as 2x"
+                )
+            factor = parse_rate(value) / base_rate
+        else:
+            factor = float(value)
+    except (ValueError, UnitError):
+        raise UsageError(
+            f"--load {text!r} is not a load; write a factor (2x, 1.5, 150%) or a total open "
+            "rate (3000/s)"
+        ) from None
+    if not math.isfinite(factor) or factor <= 0:
+        raise UsageError(f"--load {text!r} must be greater than 0")
+    return factor
+
+
+def parse_headroom(text: str) -> float:
+    """A headroom ratio in [0, 1) from `30%` or `0.3`."""
+    try:
+        value = parse_ratio(text.strip() if isinstance(text, str) else text)
+    except UnitError as error:
+        raise UsageError(f"--headroom: {error}") from None
+    if value >= 1.0:
+        raise UsageError(f"--headroom {text!r} leaves no capacity to use; write e.g. 30%")
+    return value
+
+
+def parse_redundancy(text: str) -> int:
+    """`n` (none) or `n+1`: how many instances of each instance-sized tier may be lost."""
+    value = text.strip().lower().replace(" ", "")
+    if value in ("n", "n+0", "none", "0"):
+        return 0
+    if value in ("n+1", "1"):
+        return 1
+    raise UsageError(f"--redundancy {text!r} is not supported; write n+1 (or n for none)")
+
+
+# ---- capacity on the model -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dimension:
+    """One sized quantity: tier `tier` (an index), `of` between `low` and `high`."""
+
+    tier: int
+    name: str
+    of: str
+    low: int
+    high: int
+    unit_cost: float  # per hour, of one more unit
+
+    @property
+    def loses_instances(self) -> bool:
+        """n+1 applies to instance counts (instances, replicas, consumers), not to workers."""
+        return self.of != "concurrency"
+
+
+def capacity_of(tier: Tier, of: str) -> int:
+    """The current value of a sized quantity."""
+    if of == "instances":
+        return tier.instances
+    if of == "replicas":
+        return tier.replicas
+    if of == "consumers":
+        return tier.consumers
+    if tier.pool is not None:
+        return tier.pool.size
+    return tier.concurrency // tier.consumers if tier.kind == "queue" else tier.concurrency
+
+
+def _with_capacity(tier: Tier, of: str, value: int) -> Tier:
+    if of == "instances":
+        return replace(tier, instances=value)
+    if of == "replicas":
+        return replace(tier, replicas=value)
+    if of == "consumers":
+        per_consumer = tier.concurrency // tier.consumers
+        return replace(tier, consumers=value, concurrency=value * per_consumer)
+    if tier.pool is not None:
+        pool: Pool = replace(tier.pool, size=value)
+        return replace(tier, pool=pool)
+    if tier.kind == "queue":
+        return replace(tier, concurrency=value * tier.consumers)
+    return replace(tier, concurrency=value)
+
+
+def apply_capacity(model: Model, values: dict[str, int], dims: list[Dimension]) -> Model:
+    """`model` with each dimension set to `values[name]` (a cdn's origin shield follows it)."""
+    tiers = list(model.tiers)
+    for dim in dims:
+        value = values[dim.name]
+        tiers[dim.tier] = _with_capacity(tiers[dim.tier], dim.of, value)
+        shield = model.tier_index.get(f"{dim.name}.origin_shield")
+        if shield is not None and dim.of in ("instances", "concurrency"):
+            tiers[shield] = _with_capacity(tiers[shield], dim.of, value)
+    return replace(model, tiers=tuple(tiers))
+
+
+def billed_units(tier: Tier) -> int:
+    """Instances the tier pays for: a database's primaries and replicas, a queue's consumers."""
+    if tier.kind == "queue":
+        return tier.consumers
+    return tier.instances + tier.replicas
+
+
+def scenario_path(tier: Tier, of: str) -> str:
+    """The scenario key that holds a sized quantity (for --write)."""
+    if of == "concurrency" and tier.pool is not None:
+        return f"tiers.{tier.name}.pool.size"
+    return f"tiers.{tier.name}.{of}"
+
+
+def dimensions(model: Model, redundancy: int) -> list[Dimension]:
+    """Every sized quantity; a tier without a `sizing` key is sized by instances (1..1000)."""
+    dims = []
+    for tier in model.tiers:
+        if tier.synthetic:
+            continue
+        sizing = tier.sizing or Sizing(of="consumers" if tier.kind == "queue" else "instances")
+        if sizing.fixed:
+            continue
+        unit_cost = tier.cost_per_instance_hour or 0.0
+        if sizing.of == "concurrency":
+            unit_cost = 0.0  # workers of an instance are not priced separately
+        low, high = sizing.min, sizing.max
+        if sizing.of != "concurrency" and redundancy:
+            # The search runs on what is left after the loss; the answer adds it back.
+            low, high = (
+                max(low - redundancy, 0 if sizing.of == "replicas" else 1),
+                high - redundancy,
+            )
+            if high < low:
+                raise UsageError(
+                    f"tier {tier.name}: sizing.max {sizing.max} leaves no room for "
+                    f"--redundancy n+{redundancy}; raise sizing.max"
+                )
+        dims.append(Dimension(tier.index, tier.name, sizing.of, low, high, unit_cost))
+    return dims
+
+
+# ---- the search ------------------------------------------------------------------------------
+def _deficit(point: Point) -> float:
+    """How far a point is from meeting its objectives (0 when it meets them)."""
+    total = 10.0 * len(point.report.unstable_tiers)
+    for check in point.checks:
+        if check.upper is None or not math.isfinite(check.upper):
+            total += 10.0
+        elif check.upper > check.limit:
+            total += math.log(check.upper / check.limit) if check.limit > 0 else 10.0
+    return total
+
+
+def _lower_bounds(
+    model: Model, dims: list[Dimension], limit: dict[str, float], version: str
+) -> dict[str, int]:
+    """Per dimension, the least value at which the tier's mean load fits under its limit.
+
+    From the light-load throughput bound: demand per request is workers / max_rate, so the
+    work offered at the target load is rate x demand; it must stay below limit x workers.
+    Only for quantities that scale a tier's workers plainly (not pools or database replicas).
+    """
+    bounds = {dim.name: dim.low for dim in dims}
+    try:
+        solution = light_load_solution(model, version)
+    except CapsimError:
+        return bounds
+    rate = open_rate(model) + sum(
+        c["throughput"] for name, c in solution["classes"].items()
+        if model.classes[model.class_index[name]].is_closed
+    )  # fmt: skip
+    for dim in dims:
+        tier = model.tiers[dim.tier]
+        max_rate = solution["tiers"][tier.name]["max_rate"]
+        if not max_rate or tier.pool is not None or tier.kind == "database":
+            continue
+        offered = rate * tier.workers / max_rate  # busy workers at the target load
+        per_unit = tier.workers / max(capacity_of(tier, dim.of), 1)
+        cap = min(limit.get(tier.name, 1.0), 1.0)
+        needed = offered / (per_unit * cap)
+        least = math.floor(needed) + 1 if cap >= 1.0 else math.ceil(needed - 1e-9)
+        bounds[dim.name] = min(max(dim.low, least), dim.high)
+    return bounds
+
+
+class _Search:
+    def __init__(
+        self,
+        target: Model,
+        dims: list[Dimension],
+        extra: list[Slo],
+        version: str,
+        progress: Progress | None,
+        max_requests: float,
+    ) -> None:
+        self.target = target
+        self.dims = dims
+        self.extra = extra
+        self.version = version
+        self.progress = progress
+        self.max_requests = max_requests
+        self.cache: dict[tuple[float, tuple[int, ...]], Point] = {}
+        self.evaluations = 0
+
+    def key(self, values: dict[str, int]) -> tuple[int, ...]:
+        return tuple(values[d.name] for d in self.dims)
+
+    def measure(self, values: dict[str, int], model: Model, what: str) -> Point:
+        key = (model.simulation.duration, self.key(values))
+        if key not in self.cache:
+            if self.evaluations >= MAX_EVALUATIONS:
+                raise SizingError(
+                    f"the sizing search measured {MAX_EVALUATIONS} configurations without "
+                    "settling; narrow the tiers' sizing ranges or raise --replications"
+                )
+            if self.progress:
+                # The number of points is not known in advance: the bar creeps towards the end.
+                fraction = 1.0 - 1.0 / (1.0 + self.evaluations / 12.0)
+                shown = ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
+                self.progress(fraction, f"{what}: {shown}")
+            self.cache[key] = measure(
+                apply_capacity(model, values, self.dims),
+                capsim_version=self.version,
+                extra_slos=self.extra,
+                max_requests=self.max_requests,
+            )
+            self.evaluations += 1
+        return self.cache[key]
+
+    def cost(self, values: dict[str, int]) -> float:
+        return sum(d.unit_cost * values[d.name] for d in self.dims)
+
+    def grow(self, values: dict[str, int], model: Model) -> dict[str, int]:
+        """Add capacity where it helps most per unit of cost until every objective holds."""
+        point = self.measure(values, model, "growing")
+        while not point.meets:
+            open_dims = [d for d in self.dims if values[d.name] < d.high]
+            if not open_dims:
+                raise SizingError(
+                    "no capacity within the sizing limits meets every SLO: at "
+                    + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
+                    + " still "
+                    + "; ".join(point.failures)
+                    + ". Raise sizing.max of the tiers, or check the objectives."
+                )
+            unstable = set(point.report.unstable_tiers)
+            overloaded = [d for d in open_dims if d.name in unstable]
+            if overloaded:
+                # An overloaded tier must grow whatever else happens: no comparison needed.
+                for d in overloaded:
+                    values = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
+                point = self.measure(values, model, "growing")
+                continue
+            base = _deficit(point)
+            best: tuple[float, float, dict[str, int], Point] | None = None
+            for d in open_dims:
+                trial = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
+                measured = self.measure(trial, model, "growing")
+                gain = base - _deficit(measured)
+                if gain <= 1e-12:
+                    continue
+                extra_cost = self.cost(trial) - self.cost(values)
+                score = (gain / extra_cost if extra_cost > 0 else math.inf, gain)
+                if best is None or score > (best[0], best[1]):
+                    best = (score[0], score[1], trial, measured)
+            if best is None:
+                values = {
+                    **values,
+                    **{
+                        d.name: min(d.high, values[d.name] + _step(values[d.name]))
+                        for d in open_dims
+                    },
+                }
+                point = self.measure(values, model, "growing")
+            else:
+                values, point = best[2], best[3]
+        return values
+
+    def shrink(self, values: dict[str, int], model: Model) -> dict[str, int]:
+        """Remove units (dearest first) and trade dear units for cheap ones while SLOs hold."""
+        changed = True
+        while changed:
+            changed = False
+            for d in sorted(self.dims, key=lambda d: -d.unit_cost):
+                if values[d.name] <= d.low:
+                    continue
+                trial = {**values, d.name: values[d.name] - 1}
+                if self.measure(trial, model, "shrinking").meets:
+                    values, changed = trial, True
+                    break
+            if changed:
+                continue
+            for dear in sorted(self.dims, key=lambda d: -d.unit_cost):
+                for cheap in self.dims:
+                    if (
+                        cheap.unit_cost >= dear.unit_cost
+                        or values[dear.name] <= dear.low
+                        or values[cheap.name] >= cheap.high
+                    ):
+                        continue
+                    trial = {
+                        **values,
+                        dear.name: values[dear.name] - 1,
+                        cheap.name: values[cheap.name] + 1,
+                    }
+                    if self.measure(trial, model, "trading").meets:
+                        values, changed = trial, True
+                        break
+                if changed:
+                    break
+        return values
+
+
+def _step(value: int) -> int:
+    """Growth step: one unit for small tiers, about an eighth for large ones."""
+    return max(1, value // 8)
+
+
+def size_tiers(
+    model: Model,
+    *,
+    capsim_version: str,
+    load: float = 1.0,
+    headroom: float | None = None,
+    redundancy: int = 0,
+    replications: int = 3,
+    duration: float | None = None,
+    progress: Progress | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+) -> dict[str, Any]:
+    """The cheapest capacity meeting every SLO at `load` x the scenario's open traffic.
+
+    Raises SizingError (exit 1) when no capacity within the sizing limits meets the SLOs.
+    """
+    target = scale_open_traffic(model, load)
+    dims = dimensions(target, redundancy)
+    if not dims:
+        raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
+    extra: list[Slo] = []
+    limit: dict[str, float] = {}
+    for slo in model.slos:
+        # A utilisation limit bounds the work; the light-load bound counts held workers, which
+        # is the same thing only where workers are not held through their calls.
+        tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
+        if tier is not None and slo.statistic == "utilization" and not tier.blocking:
+            limit[tier.name] = min(limit.get(tier.name, 1.0), slo.limit)
+    if headroom:
+        for dim in dims:
+            extra.append(
+                Slo(
+                    text=f"{dim.name} occupancy <= {format_ratio(1 - headroom)} "
+                    f"(headroom {format_ratio(headroom)})",
+                    statistic="occupancy",
+                    limit=1.0 - headroom,
+                    tier_index=dim.tier,
+                )
+            )
+            limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
+    start = _lower_bounds(target, dims, limit, capsim_version)
+    total_rate = open_rate(target)
+    if duration is None:
+        duration = min(
+            model.simulation.duration,
+            max(REQUESTS_PER_POINT / total_rate if total_rate else 0.0, MIN_SEARCH_DURATION),
+        )
+    search_model = with_run_length(target, duration, replications)
+    full_model = with_run_length(target, None, max(model.simulation.replications, replications))
+    search = _Search(target, dims, extra, capsim_version, progress, max_requests)
+    values = search.shrink(search.grow(start, search_model), search_model)
+    final = search.measure(values, full_model, "verifying")
+    fidelity = "search"
+    if not final.meets:
+        # The short search runs were too optimistic: search again at the full run length.
+        values = search.shrink(search.grow(values, full_model), full_model)
+        final = search.measure(values, full_model, "verifying")
+        fidelity = "full"
+    deciding = full_model if fidelity == "full" else search_model
+    answer = {d.name: values[d.name] + (redundancy if d.loses_instances else 0) for d in dims}
+    sized = apply_capacity(target, answer, dims)
+    intact = final
+    if redundancy:
+        intact = search.measure(answer, full_model, "verifying without the loss")
+
+    tiers_out: dict[str, Any] = {}
+    total_cost = 0.0
+    priced = False
+    by_name = {d.name: d for d in dims}
+    for tier in sized.tiers:
+        if tier.synthetic:
+            continue
+        entry: dict[str, Any] = {
+            "instances": tier.instances if tier.kind != "queue" else tier.consumers,
+            "sized": None,
+        }
+        if tier.kind == "database":
+            entry["replicas"] = tier.replicas
+        original = model.tiers[tier.index]
+        sized_dim = by_name.get(tier.name)
+        if sized_dim is not None:
+            of = sized_dim.of
+            entry["sized"] = of
+            entry["was"] = capacity_of(original, of)
+            entry[of] = capacity_of(tier, of)
+            entry["path"] = scenario_path(tier, of)
+            entry["one_fewer"] = _one_fewer(search, values, sized_dim, deciding, redundancy)
+        if tier.cost_per_instance_hour is not None:
+            priced = True
+            entry["cost_per_hour"] = billed_units(tier) * tier.cost_per_instance_hour
+            total_cost += entry["cost_per_hour"]
+        else:
+            entry["cost_per_hour"] = None
+        tiers_out[tier.name] = entry
+
+    requests_per_second = sum(c["offered_rate"] for c in intact.report.data["classes"].values())
+    per_million = (
+        total_cost / (requests_per_second * 3600.0 / 1e6)
+        if priced and requests_per_second > 0
+        else None
+    )
+    if progress:
+        progress(1.0, "done")
+    return {
+        "capsim_version": capsim_version,
+        "scenario": model.name,
+        "command": "size",
+        "seed": model.seed,
+        "load": load,
+        "offered_rate": total_rate,
+        "headroom": headroom,
+        "redundancy": f"n+{redundancy}" if redundancy else "n",
+        "tiers": tiers_out,
+        "total_cost_per_hour": total_cost if priced else None,
+        "cost_per_million_requests": per_million,
+        "slos": [c.as_dict() for c in intact.checks],
+        "slos_after_loss": [c.as_dict() for c in final.checks] if redundancy else None,
+        "passed": intact.meets and final.meets,
+        "verified": intact.meets and final.meets,
+        "verification": {
+            "duration": model.simulation.duration,
+            "replications": model.simulation.replications,
+            "failures": intact.failures + (final.failures if redundancy else []),
+        },
+        "search": {
+            "duration": duration,
+            "replications": replications,
+            "evaluations": search.evaluations,
+            "minimality_checked_at": fidelity,
+        },
+        "overrides": {
+            tiers_out[name]["path"]: tiers_out[name][tiers_out[name]["sized"]]
+            for name in tiers_out
+            if tiers_out[name]["sized"]
+        },
+    }
+
+
+def _one_fewer(
+    search: _Search, values: dict[str, int], dim: Dimension, model: Model, redundancy: int
+) -> dict[str, Any]:
+    """What one unit fewer in this dimension does (the evidence that the answer is minimal)."""
+    shown = values[dim.name] - 1 + (redundancy if dim.loses_instances else 0)
+    if values[dim.name] <= dim.low:
+        return {"value": shown, "meets_slos": None, "reason": "at sizing.min"}
+    point = search.measure({**values, dim.name: values[dim.name] - 1}, model, "checking")
+    reason = "; ".join(point.failures) if not point.meets else "meets the SLOs"
+    return {"value": shown, "meets_slos": point.meets, "reason": reason}

@@ -1,0 +1,312 @@
+"""The capacity commands: saturate, size, sweep and compare (registered on capsim's app)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import capsim
+from capsim.cli.app import (
+    SeedOption,
+    SetOption,
+    _emit,
+    _exit_codes,
+    _Progress,
+    _stderr,
+    app,
+)
+
+
+class CapacityFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+FormatOption = Annotated[
+    CapacityFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
+]
+SearchReplications = Annotated[
+    int,
+    typer.Option(
+        "--replications",
+        help="Replications per search point (common random numbers across points).",
+        min=1,
+    ),
+]
+SearchDuration = Annotated[
+    str | None,
+    typer.Option(
+        "--duration",
+        help="Simulated duration of each search point (default: about 30,000 requests, at "
+        "most the scenario's duration). The verification run uses the scenario's own.",
+    ),
+]
+MaxRequests = Annotated[
+    float,
+    typer.Option(
+        "--max-requests",
+        help="Refuse (exit 3) any one run that would simulate more requests than this.",
+        min=1,
+    ),
+]
+
+
+def _duration(text: str | None) -> float | None:
+    from capsim.errors import UsageError
+    from capsim.units import UnitError, parse_duration
+
+    if text is None:
+        return None
+    try:
+        value = parse_duration(text)
+    except UnitError as error:
+        raise UsageError(f"--duration: {error}") from None
+    if value <= 0:
+        raise UsageError(f"--duration {text!r} must be greater than 0")
+    return value
+
+
+def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
+    from capsim.analysis.stats import sanitise
+    from capsim.outputs.capacity import render_capacity
+
+    clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
+    color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    console = _stderr()
+    for note in clean.get("warnings", []):
+        console.print(f"warning: {note}", markup=False, soft_wrap=True)
+    _emit(render_capacity(clean, fmt.value, color=color), output)
+
+
+def _model(scenario: Path, set_: list[str] | None, seed: int | None) -> Any:
+    overrides = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+    return capsim.build_model(capsim.load_scenario(scenario, overrides))
+
+
+@app.command()
+def saturate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: SearchReplications = 3,
+    duration: SearchDuration = None,
+    precision: Annotated[
+        float, typer.Option("--precision", help="Relative precision of the searched rates.")
+    ] = 0.02,
+    knee_factor: Annotated[
+        float,
+        typer.Option(
+            "--knee-factor", help="The knee is where p99 reaches this x its low-load value."
+        ),
+    ] = 2.0,
+    output_format: FormatOption = CapacityFormat.table,
+    output: OutputOption = None,
+    max_requests: MaxRequests = 1e8,
+) -> None:
+    """Find the bottleneck and the load at which the system saturates.
+
+    Scales every open class's rate together (the mix stays as written), starts from the analytic
+    bounds and confirms by simulation: the saturation rate, the knee of p99 and the highest rate
+    at which every SLO holds (by the upper end of its 95% interval).
+    """
+    from capsim.analysis.saturate import find_saturation
+
+    with _exit_codes():
+        model = _model(scenario, set_, seed)
+        progress = _Progress()
+        try:
+            data = find_saturation(
+                model,
+                capsim_version=capsim.__version__,
+                replications=replications,
+                duration=_duration(duration),
+                precision=precision,
+                knee_factor=knee_factor,
+                progress=progress,
+                max_requests=max_requests,
+            )
+        finally:
+            progress.close()
+        _show(data, output_format, output)
+
+
+@app.command()
+def size(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    load: Annotated[
+        str,
+        typer.Option(
+            "--load", help="Size for this load: a factor (2x, 150%) or a total open rate (3000/s)."
+        ),
+    ] = "1x",
+    headroom: Annotated[
+        str | None,
+        typer.Option(
+            "--headroom",
+            help="Keep this share of every sized tier's workers spare (e.g. 30%: occupancy <= 70%).",
+        ),
+    ] = None,
+    redundancy: Annotated[
+        str,
+        typer.Option(
+            "--redundancy", help="n+1: SLOs must hold with one instance of each sized tier lost."
+        ),
+    ] = "n",
+    replications: SearchReplications = 3,
+    duration: SearchDuration = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="Write the sized scenario to this file.")
+    ] = None,
+    output_format: FormatOption = CapacityFormat.table,
+    output: OutputOption = None,
+    max_requests: MaxRequests = 1e8,
+) -> None:
+    """Find the cheapest capacity per tier that meets every SLO.
+
+    Tiers are sized by instances unless their `sizing` says otherwise (`fixed`, or
+    {of: concurrency} for a thread or connection pool). The answer is verified by simulation and
+    is minimal: one unit fewer in any sized tier breaks an SLO, shown in the output.
+    """
+    from capsim.analysis.points import open_rate
+    from capsim.analysis.sizing import (
+        parse_headroom,
+        parse_load,
+        parse_redundancy,
+        size_tiers,
+    )
+    from capsim.outputs import write_output
+    from capsim.scenario.edit import set_values
+
+    with _exit_codes():
+        model = _model(scenario, set_, seed)
+        factor = parse_load(load, open_rate(model))
+        spare = parse_headroom(headroom) if headroom is not None else None
+        lost = parse_redundancy(redundancy)
+        progress = _Progress()
+        try:
+            data = size_tiers(
+                model,
+                capsim_version=capsim.__version__,
+                load=factor,
+                headroom=spare,
+                redundancy=lost,
+                replications=replications,
+                duration=_duration(duration),
+                progress=progress,
+                max_requests=max_requests,
+            )
+        finally:
+            progress.close()
+        if write is not None:
+            text = scenario.read_text(encoding="utf-8")
+            write_output(set_values(text, data["overrides"]), write)
+            data["written"] = str(write)
+        _show(data, output_format, output)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    vary: Annotated[
+        list[str],
+        typer.Option(
+            "--vary",
+            help="PATH=FROM..TO[:STEPS] or PATH=a,b,c (values YAML, as --set). Repeat for a grid.",
+            metavar="PATH=FROM..TO[:STEPS]",
+        ),
+    ],
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: Annotated[
+        int | None,
+        typer.Option("--replications", help="Shortcut for `simulation.replications`.", min=1),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Shortcut for `simulation.duration`.")
+    ] = None,
+    output_format: FormatOption = CapacityFormat.table,
+    output: OutputOption = None,
+    max_requests: MaxRequests = 1e8,
+) -> None:
+    """A what-if table of the key figures over the values of one or more scenario keys.
+
+    Every point runs with the scenario's seed (common random numbers), so differences between
+    points are differences of the values, not of the noise.
+    """
+    from capsim.analysis.sweep import parse_vary, run_sweep
+
+    with _exit_codes():
+        varies = [parse_vary(text) for text in vary]
+        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        progress = _Progress()
+        try:
+            data = run_sweep(
+                scenario,
+                varies,
+                capsim_version=capsim.__version__,
+                overrides=overrides,
+                progress=progress,
+                max_requests=max_requests,
+            )
+        finally:
+            progress.close()
+        _show(data, output_format, output)
+
+
+@app.command()
+def compare(
+    first: Annotated[
+        Path, typer.Argument(help="Scenario A, or a saved `capsim run --format json` result.")
+    ],
+    second: Annotated[Path, typer.Argument(help="Scenario B, or a saved result.")],
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: Annotated[
+        int | None,
+        typer.Option(
+            "--replications", help="Shortcut for `simulation.replications` (both sides).", min=1
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", help="Shortcut for `simulation.duration` (both sides)."),
+    ] = None,
+    output_format: FormatOption = CapacityFormat.table,
+    output: OutputOption = None,
+    max_requests: MaxRequests = 1e8,
+) -> None:
+    """Two scenarios (or two saved results) side by side, with their differences.
+
+    Per class latency percentiles, throughput and error rate, per tier utilisation; a difference
+    is flagged as beyond noise when its 95% interval excludes zero (paired over replications when
+    both scenarios share seed and replications).
+    """
+    from capsim.analysis.compare import compare as compare_sides
+
+    with _exit_codes():
+        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        progress = _Progress()
+        try:
+            data = compare_sides(
+                first,
+                second,
+                capsim_version=capsim.__version__,
+                overrides=overrides,
+                progress=progress,
+                max_requests=max_requests,
+            )
+        finally:
+            progress.close()
+        _show(data, output_format, output)

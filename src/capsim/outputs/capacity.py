@@ -1,0 +1,297 @@
+"""Renderers of the capacity answers: saturate, size, sweep and compare (table, JSON, Markdown)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from capsim.errors import UsageError
+from capsim.outputs import cells
+from capsim.outputs.text import _markdown_table
+
+Block = tuple[str, list[str], list[list[str]]]  # title, header, rows
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "✓ PASS", False: "✗ FAIL", None: cells.MISSING}[passed]
+
+
+def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            _verdict(v["passed"]),
+            v["slo"],
+            cells.slo_observed(v),
+            cells.slo_observed({**v, "observed": v.get("upper")}),
+            cells.slo_limit(v),
+        ]
+        for v in slos
+    ]
+
+
+SLO_HEADER = ["verdict", "objective", "observed", "upper 95%", "limit"]
+
+
+def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
+    lines = [
+        f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
+        f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
+        f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)",
+        f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])} "
+        f"(analytic {cells.rate(data['analytic']['saturation_rate'])})",
+        f"knee of p99 ({data['knee_factor']:g}x its low-load value): {cells.rate(data['knee_rate'])}",
+        f"highest rate meeting every SLO: {cells.rate(data['max_rate_meeting_slos'])}",
+    ]
+    verification = data.get("verification")
+    if verification:
+        lines.append(
+            "verified at the scenario's run length: "
+            + (
+                "meets the SLOs"
+                if verification["meets_slos"]
+                else "FAILS: " + "; ".join(verification["failures"])
+            )
+        )
+    tier_rows = [
+        [name, cells.rate(t["max_rate"]), cells.rate(t["max_rate_analytic"])]
+        for name, t in data["tiers"].items()
+    ]
+    tier_names = list(data["tiers"])
+    curve_rows = [
+        [
+            cells.rate(p["rate"]),
+            cells.time(p["p50"]),
+            cells.time(p["p99"]),
+            cells.percent(p["error_rate"]),
+            *(cells.percent(p["utilization"][n]) for n in tier_names),
+            "stable" if p["stable"] else "OVERLOADED",
+            {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
+        ]
+        for p in data["curve"]
+    ]
+    blocks: list[Block] = [
+        ("Tiers", ["tier", "max rate (simulated)", "max rate (analytic)"], tier_rows),
+        (
+            "Measured curve",
+            [
+                "rate",
+                "p50",
+                "p99",
+                "errors",
+                *(f"util {n}" for n in tier_names),
+                "status",
+                "SLOs met",
+            ],
+            curve_rows,
+        ),
+    ]
+    if data["slos"]:
+        blocks.append(
+            ("SLOs at the highest rate meeting them", SLO_HEADER, _slo_rows(data["slos"]))
+        )
+    return lines, blocks
+
+
+def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
+    cost = data["total_cost_per_hour"]
+    per_million = data["cost_per_million_requests"]
+    lines = [
+        f"scenario {data['scenario']} · sizing at {data['load']:g}x load "
+        f"({cells.rate(data['offered_rate'])} open traffic)"
+        + (f" · headroom {cells.percent(data['headroom'])}" if data["headroom"] else "")
+        + f" · redundancy {data['redundancy']}",
+        "total cost: "
+        + (f"{cost:,.4g} per hour" if cost is not None else "no tier has a cost")
+        + (f", {per_million:,.4g} per million requests" if per_million is not None else ""),
+        "verified by simulation at the scenario's run length: "
+        + ("yes" if data["verified"] else "NO — " + "; ".join(data["verification"]["failures"])),
+    ]
+    rows = []
+    for name, t in data["tiers"].items():
+        sized = t["sized"]
+        fewer = t.get("one_fewer") or {}
+        if fewer.get("meets_slos") is False:
+            evidence = f"{fewer['value']}: {fewer['reason']}"
+        elif fewer:
+            evidence = f"{fewer['value']}: {fewer.get('reason', '')}"
+        else:
+            evidence = cells.MISSING
+        rows.append(
+            [
+                name,
+                sized or "fixed",
+                str(t[sized]) if sized else str(t["instances"]),
+                str(t["was"]) if sized else cells.MISSING,
+                cells.MISSING if t["cost_per_hour"] is None else f"{t['cost_per_hour']:,.4g}",
+                evidence,
+            ]
+        )
+    blocks: list[Block] = [
+        ("Tiers", ["tier", "sized", "answer", "was", "cost/hour", "one fewer"], rows),
+        ("SLOs at the answer", SLO_HEADER, _slo_rows(data["slos"])),
+    ]
+    if data.get("slos_after_loss"):
+        blocks.append(
+            (
+                "SLOs with one instance of each tier lost",
+                SLO_HEADER,
+                _slo_rows(data["slos_after_loss"]),
+            )
+        )
+    return lines, blocks
+
+
+def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
+    paths = [v["path"] for v in data["vary"]]
+    lines = [
+        f"scenario {data['scenario']} · sweep of {len(data['points'])} points · seed {data['seed']} "
+        f"(common random numbers) · {data['replications']} replication(s) × {cells.time(data['duration'])}"
+    ]
+    if not data["points"]:
+        return lines, []
+    classes = list(data["points"][0]["classes"])
+    tiers = list(data["points"][0]["tiers"])
+    header = [*paths]
+    for name in classes:
+        header += [f"{name} thru", f"{name} p50", f"{name} p99", f"{name} err"]
+    header += [f"util {n}" for n in tiers] + ["SLOs"]
+    rows = []
+    for point in data["points"]:
+        row = [str(point["values"][p]) for p in paths]
+        for name in classes:
+            c = point["classes"][name]
+            row += [
+                cells.rate(c["throughput"]),
+                cells.time(c["latency"]["p50"]),
+                cells.time(c["latency"]["p99"]),
+                cells.percent(c["error_rate"]),
+            ]
+        row += [
+            cells.percent(point["tiers"][n]["utilization"])
+            + ("" if point["tiers"][n]["stable"] else " !")
+            for n in tiers
+        ]
+        row.append("pass" if point["passed"] else "fail")
+        rows.append(row)
+    return lines, [("What-if", header, rows)]
+
+
+def _figure(metric: str, value: float | None) -> str:
+    if metric.startswith("latency."):
+        return cells.time(value)
+    if metric == "throughput":
+        return cells.rate(value)
+    return cells.percent(value)
+
+
+def _difference(metric: str, d: dict[str, Any]) -> list[str]:
+    diff = d["diff"]
+    if diff is None:
+        shown = cells.MISSING
+    elif metric.startswith("latency."):
+        shown = ("+" if diff >= 0 else "-") + cells.time(abs(diff))
+    elif metric == "throughput":
+        shown = f"{diff:+,.1f}/s"
+    else:
+        shown = f"{diff * 100:+.2f} pt"
+    rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
+    verdict = {True: "beyond noise", False: "within noise", None: "no CI"}[d["significant"]]
+    return [_figure(metric, d["a"]), _figure(metric, d["b"]), shown + rel, verdict]
+
+
+def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
+    a, b = data["a"], data["b"]
+    lines = [
+        f"A: {a['source']} ({a['kind']}, scenario {a['scenario']}, seed {a['seed']}, "
+        f"{a['replications']} replication(s))",
+        f"B: {b['source']} ({b['kind']}, scenario {b['scenario']}, seed {b['seed']}, "
+        f"{b['replications']} replication(s))",
+        "differences are B − A; "
+        + (
+            "judged by paired t over replications (common random numbers)"
+            if data["paired"]
+            else "judged by unpaired intervals where both sides have ci95"
+        ),
+    ]
+    header = ["", "figure", "A", "B", "B − A", "noise"]
+    class_rows = [
+        [name, metric, *_difference(metric, d)]
+        for name, metrics in data["classes"].items()
+        for metric, d in metrics.items()
+    ]
+    tier_rows = [
+        [name, metric, *_difference(metric, d)]
+        for name, metrics in data["tiers"].items()
+        for metric, d in metrics.items()
+    ]
+    slo_rows = []
+    for label in ("a", "b"):
+        for v in data["slos"][label]:
+            slo_rows.append([label.upper(), _verdict(v["passed"]), v["slo"], cells.slo_observed(v)])
+    blocks: list[Block] = [
+        ("Request classes", ["class", *header[1:]], class_rows),
+        ("Tiers", ["tier", *header[1:]], tier_rows),
+    ]
+    if slo_rows:
+        blocks.append(("SLOs", ["side", "verdict", "objective", "observed"], slo_rows))
+    return lines, blocks
+
+
+_VIEWS = {"saturate": _saturate, "size": _size, "sweep": _sweep, "compare": _compare}
+
+
+def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool) -> str:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=160,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+    )
+    for line in lines:
+        console.print(line, markup=False)
+    for title, header, rows in blocks:
+        table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def _markdown(
+    command: str, data: dict[str, Any], lines: list[str], blocks: list[Block], notes: list[str]
+) -> str:
+    out = [f"# capsim {command}: {data.get('scenario') or data.get('a', {}).get('scenario')}", ""]
+    out += [f"{line}  " for line in lines]
+    for title, header, rows in blocks:
+        out += ["", f"## {title}", ""]
+        out += _markdown_table(header, rows, right=range(1, len(header)))
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    return "\n".join(out) + "\n"
+
+
+def render_capacity(data: dict[str, Any], fmt: str, *, color: bool = False) -> str:
+    """A saturate / size / sweep / compare result in format `fmt` (table, json or markdown)."""
+    name = fmt.lower()
+    if name == "json":
+        return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    command = data["command"]
+    lines, blocks = _VIEWS[command](data)
+    notes = list(data.get("notes", []))
+    if name == "table":
+        return _table(lines, blocks, notes, color)
+    if name in ("markdown", "md"):
+        return _markdown(command, data, lines, blocks, notes)
+    raise UsageError(f"capsim {command} prints table, json or markdown, not {fmt!r}")
