@@ -28,6 +28,7 @@ from capsim.analysis.stats import (
 )
 from capsim.engine.histogram import Histogram
 from capsim.engine.result import RunResult, TierRun
+from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.model.types import PERCENTILES, STATISTICS, Model, Slo, Tier
 
 #: The class estimates that get a confidence interval when there is more than one replication.
@@ -221,6 +222,71 @@ def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], 
     return entry, stability
 
 
+def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] | None:
+    """The `timeseries` of SPEC section 3, pooled over replications (None: none recorded).
+
+    Per bucket, counts and time integrals are summed over replications and divided by
+    replications x the bucket's length (so rates and time averages are replication means);
+    `error_rate` is errors / (completed + errors) from those sums; `p99` comes from the
+    pooled per-bucket latency histograms; utilisation and occupancy are over live instances.
+    """
+    series = [run.series for run in runs if run.series is not None]
+    if len(series) != len(runs) or not series:
+        return None
+    first = series[0]
+    exposure = len(series) * first.spans
+    classes: dict[str, Any] = {}
+    for traffic in model.classes:
+        per_run = [s.classes[traffic.index] for s in series]
+        arrivals = np.sum([c.arrivals for c in per_run], axis=0)
+        completed = np.sum([c.completed for c in per_run], axis=0)
+        errors = np.sum([c.errors for c in per_run], axis=0)
+        finished = completed + errors
+        latency = np.sum([c.latency for c in per_run], axis=0)
+        error_rate = np.divide(errors, finished, out=np.zeros(finished.size), where=finished > 0)
+        p99 = quantile_per_bucket(latency, 0.99)
+        classes[traffic.name] = {
+            "offered_rate": (arrivals / exposure).tolist(),
+            "throughput": (completed / exposure).tolist(),
+            "error_rate": error_rate.tolist(),
+            "p99": p99.tolist(),
+        }
+    tiers: dict[str, Any] = {}
+    for tier in model.tiers:
+        tier_runs = [s.tiers[tier.index] for s in series]
+
+        def total(name: str, tier_runs: list[TierSeries] = tier_runs) -> np.ndarray:
+            return np.sum([getattr(t, name) for t in tier_runs], axis=0)
+
+        worker_time = total("instance_time") * max(tier.concurrency, 1)
+
+        def over_workers(values: np.ndarray, worker_time: np.ndarray = worker_time) -> list[float]:
+            share = np.divide(values, worker_time, out=np.zeros(values.size), where=worker_time > 0)
+            return share.tolist()
+
+        tiers[tier.name] = {
+            "instances": (total("instance_time") / exposure).tolist(),
+            "utilization": over_workers(total("busy_time")),
+            "occupancy": over_workers(total("occupied_time")),
+            "queue_length": (total("queue_time") / exposure).tolist(),
+            "in_flight": (total("present_time") / exposure).tolist(),
+        }
+    worst: dict[str, Any] = {}
+    starts = first.edges[:-1]
+    for name, entry in classes.items():
+        p99 = np.asarray(entry["p99"], dtype=float)
+        if np.isfinite(p99).any():
+            index = int(np.nanargmax(p99))
+            worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
+    return {
+        "bucket": first.bucket,
+        "t": starts.tolist(),
+        "classes": classes,
+        "tiers": tiers,
+        "worst": worst,
+    }
+
+
 def _format_growth(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
 
@@ -286,6 +352,9 @@ def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Re
         "classes": _summarise_classes(model, runs),
         "tiers": tiers,
     }
+    timeseries = summarise_timeseries(model, runs)
+    if timeseries is not None:
+        data["timeseries"] = timeseries
     data = dict(sanitise(data))  # type: ignore[call-overload]
     verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
     for verdict in verdicts:

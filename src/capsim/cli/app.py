@@ -177,13 +177,25 @@ def run(
             min=1,
         ),
     ] = 1e8,
+    timeseries: Annotated[
+        bool,
+        typer.Option(
+            "--timeseries",
+            help="Add figures per time bucket (JSON `timeseries`) even without a profile; "
+            "choose the bucket with --set simulation.timeseries=10s.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a scenario and print its results."""
+    from dataclasses import replace
+
     from capsim.outputs import render
 
     with _exit_codes():
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        if timeseries:
+            model = replace(model, timeseries=True)
         progress = _Progress()
         try:
             report = capsim.simulate(

@@ -26,6 +26,11 @@ import simpy
 from capsim.engine import streams
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.engine.timeseries import (
+    CompletionLog,
+    IntervalLog,
+    new_series,
+)
 from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
 from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
@@ -236,13 +241,14 @@ class _RateProfile:
 
 
 class _Window:
-    """The measurement window and the RNG tree address of this replication."""
+    """The measurement window, the time buckets (if any) and the RNG tree address of a run."""
 
     def __init__(self, model: Model, replication: int) -> None:
         self.warmup = model.simulation.warmup
         self.horizon = model.horizon
         self.seed = model.seed
         self.replication = replication
+        self.series = new_series(model)
 
     def tier_rng(self, tier: int, role: int) -> np.random.Generator:
         return streams.tier_stream(self.seed, self.replication, tier, role)
@@ -346,6 +352,13 @@ class _TierSim:
             if key not in draws:
                 draws[key] = _distribution_draw(work.service_time, service_rng)
             service.append(draws[key])
+        series = window.series.tiers[tier.index] if window.series is not None else None
+        busy_log: IntervalLog | None = None
+        if series is not None and window.series is not None:
+            # Every service time is drawn at the moment its work starts: log it there, so the
+            # fast path stays free of bookkeeping when no time series is asked for.
+            busy_log = IntervalLog(series.busy_time, window.series.edges)
+            service = [_logged_draw(draw, env, busy_log) for draw in service]
 
         later = _scheduler(env)
         heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
@@ -499,15 +512,47 @@ class _TierSim:
         if tier.is_async:
             self.enter = self._published(env, tier, window, arrive)
 
+        # Integrals before the window opened, for the time series (which starts at t = 0).
+        before_window = [0.0, 0.0]
+
         def open_window() -> None:
             # Counters only count inside the window already; the time integrals restart here.
             nonlocal queue_area, queue_since, held_area, held_since, queue_max
+            before_window[0] += queue_area + waiting_now * (warmup - queue_since)
+            before_window[1] += held_area + held * (warmup - held_since)
             queue_area = held_area = 0.0
             queue_since = held_since = warmup
             queue_max = waiting_now
 
         self.open_window = open_window
         self.waiting_now = lambda: waiting_now
+        snapshots: list[tuple[float, float]] = []
+
+        def snapshot() -> None:
+            # (waiting, held) request-seconds from t = 0 to now.
+            now = env._now
+            snapshots.append(
+                (
+                    before_window[0] + queue_area + waiting_now * (now - queue_since),
+                    before_window[1] + held_area + held * (now - held_since),
+                )
+            )
+
+        self.snapshot = snapshot
+
+        def record_series() -> None:
+            if series is None or window.series is None:
+                return
+            assert busy_log is not None
+            busy_log.flush()
+            cumulative = np.asarray([(0.0, 0.0), *snapshots])
+            per_bucket = np.diff(cumulative, axis=0)
+            series.queue_time[:] = per_bucket[:, 0]
+            series.occupied_time[:] = per_bucket[:, 1]
+            series.present_time[:] = per_bucket[:, 0] + per_bucket[:, 1]
+            series.instance_time[:] = servers * window.series.spans
+
+        self.record_series = record_series
         trace: list[int] = []
         self.sample_queue = lambda: trace.append(waiting_now)
 
@@ -685,6 +730,18 @@ class _TierSim:
         return enter
 
 
+def _logged_draw(draw: Draw, env: simpy.Environment, log: IntervalLog) -> Draw:
+    """`draw`, logging each value as busy time starting now."""
+    record = log.record
+
+    def logged() -> float:
+        value = draw()
+        record(env._now, value)
+        return value
+
+    return logged
+
+
 def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[Any, ...]:
     """A model Step as the flat tuple `_Sequence` runs."""
     if isinstance(step, Call):
@@ -753,6 +810,10 @@ class _ClassSim:
         record_latency = self.latency.record
         run = self.run
         later = _scheduler(env)
+        self.flush_series: Callable[[], None] = lambda: None
+        tracker = _ClassTracker(env, window, k) if window.series is not None else None
+        if tracker is not None:
+            self.flush_series = tracker.flush
 
         if traffic.is_closed:
             think_time = traffic.think_time or Distribution.constant(0.0)
@@ -762,6 +823,8 @@ class _ClassSim:
                 now = env._now
                 if now >= warmup:
                     run.arrivals += 1
+                if tracker is not None:
+                    tracker.arrived(now)
 
                 def finish(ok: bool) -> None:
                     if now >= warmup:
@@ -770,6 +833,8 @@ class _ClassSim:
                             record_latency(env._now - now)
                         else:
                             run.errors += 1
+                    if tracker is not None:
+                        tracker.finished(now, ok)
                     later(think(), on_thought, None)
 
                 if not enter(k, pick, finish):
@@ -836,10 +901,65 @@ class _ClassSim:
             if not enter(k, pick, finish):
                 run.errors += 1
 
+        if tracker is not None:
+            # The same arrivals, also counted per time bucket (warm-up included).
+            arrived, finished = tracker.arrived, tracker.finished
+
+            def arrival(event: _Timer) -> None:
+                now = env._now
+                delay = gap()
+                if delay < math.inf:
+                    later(delay, on_arrival, None)
+                arrived(now)
+                counted = now >= warmup
+                if counted:
+                    run.arrivals += 1
+
+                def finish(ok: bool) -> None:
+                    if counted:
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+                    finished(now, ok)
+
+                if not enter(k, pick, finish):
+                    finish(False)
+
         on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
             later(first, on_arrival, None)
+
+
+class _ClassTracker:
+    """Counts one class's arrivals, completions, errors and latencies per time bucket."""
+
+    def __init__(self, env: simpy.Environment, window: _Window, k: int) -> None:
+        assert window.series is not None
+        self.env = env
+        self.series = window.series.classes[k]
+        self.inverse = 1.0 / window.series.bucket
+        self.last = self.series.arrivals.size - 1
+        self.arrivals = [0] * (self.last + 1)
+        self.errors = [0] * (self.last + 1)
+        self.log = CompletionLog(self.series, window.series.bucket)
+
+    def arrived(self, now: float) -> None:
+        self.arrivals[min(int(now * self.inverse), self.last)] += 1
+
+    def finished(self, arrived: float, ok: bool) -> None:
+        now = self.env._now
+        if ok:
+            self.log.record(now, now - arrived)
+        else:
+            self.errors[min(int(now * self.inverse), self.last)] += 1
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.series.arrivals[:] = self.arrivals
+        self.series.errors[:] = self.errors
 
 
 def _ignore(ok: bool) -> None:
@@ -874,6 +994,15 @@ def run_events(
         for sim in tiers:
             sim.sample_queue()
 
+    def bucket_ended(event: simpy.Event) -> None:
+        for sim in tiers:
+            sim.snapshot()
+
+    if window.series is not None:
+        # The last edge is the horizon: its snapshot is taken after the run.
+        for t in window.series.edges[1:-1].tolist():
+            env.timeout(t).callbacks.append(bucket_ended)
+
     # Events at equal times run in the order they were scheduled: the window opens first.
     for t in trace_times.tolist():
         env.timeout(t).callbacks.append(sampled)
@@ -906,6 +1035,11 @@ def run_events(
         run.trace_times = trace_times.copy()
     for c in classes:
         c.latency.flush()
+        c.flush_series()
+    if window.series is not None:
+        for sim in tiers:
+            sim.snapshot()
+            sim.record_series()
     result = RunResult(
         seed=model.seed,
         replication=replication,
@@ -916,6 +1050,7 @@ def run_events(
         engine_path="events",
         engine_reason="",
         events=events,
+        series=window.series,
     )
     result.timings = {
         "build": built - started,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from capsim.engine.histogram import Histogram
+from capsim.engine.timeseries import Series
 
 
 @dataclass
@@ -67,3 +68,4 @@ class RunResult:
     engine_reason: str
     events: int = 0  # events (or requests, for the vectorised path) processed
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    series: Series | None = None  # figures per time bucket, when the model asks for them

@@ -32,6 +32,7 @@ from capsim.engine import streams
 from capsim.engine.histogram import Histogram
 from capsim.engine.kernels import fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
 from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
 
@@ -489,6 +490,10 @@ class _Run:
                 run.age = Histogram()
         self.states = [self._tier_state(t) for t in model.tiers]
         self.requests = 0
+        self.series = new_series(model)
+        if self.series is not None:
+            for tier, series in zip(model.tiers, self.series.tiers, strict=True):
+                series.instance_time[:] = tier.servers * self.series.spans
 
     # ---- setup --------------------------------------------------------------------------
     def _tier_state(self, tier: Tier) -> _TierState:
@@ -574,6 +579,11 @@ class _Run:
             return
         in_window = (arrivals >= self.window_start) & (arrivals < self.window_end)
         self.classes[traffic.index].arrivals += int(np.count_nonzero(in_window))
+        if self.series is not None:
+            counts = self.series.classes[traffic.index].arrivals
+            counts += np.bincount(
+                bucket_of(arrivals, self.series.bucket, counts.size), minlength=counts.size
+            )
         root = _Root(self, arrivals)
         self.states[traffic.entry].inbox.append(
             _Batch(arrivals, traffic.index, -1, root, 0, np.arange(count))
@@ -586,6 +596,11 @@ class _Run:
         latency = (done - arrived)[keep]
         run.completed += int(latency.size)
         run.latency.add(latency)
+        if self.series is not None:
+            finished = done < self.window_end
+            self.series.classes[class_index].add_completions(
+                done[finished], (done - arrived)[finished], self.series.bucket
+            )
         self.timings["summarise"] += time.perf_counter() - began
 
     # ---- one tier, one chunk ------------------------------------------------------------
@@ -826,6 +841,15 @@ class _Run:
             run.wait.add((start - arrivals)[started])
         run.busy_time += busy
         run.occupied_time += busy
+        if self.series is not None:
+            # Every tier here is non-blocking or call-free: held = busy, present = arrival..done.
+            edges = self.series.edges
+            series = self.series.tiers[state.tier.index]
+            busy_mass = interval_mass(start, done, edges)
+            series.busy_time += busy_mass
+            series.occupied_time += busy_mass
+            series.queue_time += interval_mass(waiting_arrivals, waiting_starts, edges)
+            series.present_time += interval_mass(arrivals, done, edges)
         # Queue length: waiting requests of earlier chunks still waiting, plus this chunk's.
         pending = state.pending_starts
         if waiting_arrivals.size or pending.size:
@@ -1070,4 +1094,5 @@ def run_vectorised(
         engine_reason=reason,
         events=run.requests,
         timings=dict(run.timings),
+        series=run.series,
     )

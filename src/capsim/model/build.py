@@ -374,4 +374,19 @@ def build_model(scenario: Scenario) -> Model:
         source=scenario.source,
         tier_index=tier_index,
         class_index=class_index,
+        timeseries=_wants_timeseries(scenario),
+        timeseries_bucket=_timeseries_bucket(scenario),
     )
+
+
+def _wants_timeseries(scenario: Scenario) -> bool:
+    """Asked for (`simulation.timeseries`), or implied by what changes over time."""
+    setting = scenario.simulation.timeseries
+    if setting is not None:
+        return setting is not False
+    return any(spec.profile for spec in scenario.traffic.values())
+
+
+def _timeseries_bucket(scenario: Scenario) -> float | None:
+    setting = scenario.simulation.timeseries
+    return None if isinstance(setting, bool) or setting is None else float(setting)

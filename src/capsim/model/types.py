@@ -214,6 +214,10 @@ class Model:
     source: str = "<scenario>"
     tier_index: dict[str, int] = field(default_factory=dict, compare=False)
     class_index: dict[str, int] = field(default_factory=dict, compare=False)
+    # Record figures per time bucket (the result's `timeseries`): asked for, or implied by a
+    # profile; `timeseries_bucket` None picks duration / 120 rounded to 1, 2 or 5 x 10^k s.
+    timeseries: bool = False
+    timeseries_bucket: float | None = None
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

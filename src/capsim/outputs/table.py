@@ -76,6 +76,22 @@ def _slos_table(data: dict[str, Any]) -> Table:
     return table
 
 
+def _worst_windows(data: dict[str, Any]) -> list[str]:
+    """One line per class with a time series: its peak bucket p99, and when it happened."""
+    series = data.get("timeseries")
+    if not series:
+        return []
+    bucket = series["bucket"]
+    lines = []
+    for name, worst in series.get("worst", {}).items():
+        start = worst["t"]
+        lines.append(
+            f"worst window for {name}: p99 {cells.time(worst['p99'])} in the "
+            f"{cells.time(bucket)} from t = {cells.time(start)} (time series: --format json)"
+        )
+    return lines
+
+
 def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     """The result as terminal tables; with `color=False` plain text without escape codes."""
     buffer = io.StringIO()
@@ -95,6 +111,8 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     console.print(_tiers_table(data))
     if data.get("slos"):
         console.print(_slos_table(data))
+    for line in _worst_windows(data):
+        console.print(Text(line))
     verdict = cells.verdict_line(data)
     console.print(Text(verdict, style="green" if report.passed else "bold red"))
     engine = cells.engine_line(data)

@@ -791,10 +791,50 @@ class SloSpec(_Strict):
 
 
 # ---- the whole scenario ------------------------------------------------------------------------
+#: At most this many time buckets in a run (memory per replication grows with them).
+MAX_TIMESERIES_BUCKETS = 2000
+_POSITIVE_DURATION = _unit(parse_duration, "true, false or a bucket duration such as 10s", True)
+
+
+def _timeseries_setting(value: Any) -> bool | float:
+    if isinstance(value, bool):
+        return value
+    return _POSITIVE_DURATION(value)
+
+
+TimeseriesSetting = Annotated[
+    bool | float,
+    BeforeValidator(_timeseries_setting),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "boolean"}, _DURATION_SCHEMA],
+            "description": "figures per time bucket in the result: true (bucket: duration / 120 "
+            "rounded to 1, 2 or 5 x 10^k s), false (none, even with a profile), or the bucket",
+        }
+    ),
+]
+
+
 class SimulationSpec(_Strict):
     duration: PositiveDuration = 60.0
     warmup: Duration | None = None
     replications: Count = 1
+    timeseries: TimeseriesSetting | None = None
+
+    @model_validator(mode="after")
+    def _bounded_buckets(self) -> SimulationSpec:
+        bucket = self.timeseries
+        if isinstance(bucket, bool) or bucket is None:
+            return self
+        horizon = self.duration + self.warmup_or_default
+        if horizon / bucket > MAX_TIMESERIES_BUCKETS:
+            raise invalid(
+                f"a bucket of {bucket:g}s makes {math.ceil(horizon / bucket)} buckets over the "
+                f"{horizon:g}s run (warm-up included); at most {MAX_TIMESERIES_BUCKETS}: use a "
+                f"bucket of at least {horizon / MAX_TIMESERIES_BUCKETS:.3g}s",
+                at="timeseries",
+            )
+        return self
 
     @property
     def warmup_or_default(self) -> float:
