@@ -67,7 +67,15 @@ def _timeseries(tiers: set[str]) -> dict[str, Any]:
     return {
         "bucket": 2.0,
         "t": t,
-        "classes": {},
+        "classes": {
+            name: {
+                "offered_rate": [50.0] * 12,
+                "throughput": [50.0] * 12,
+                "error_rate": [0.0] * 12,
+                "p99": [None] + [0.05 + 0.01 * k + 0.02 * math.sin(x) for x in t[1:]],
+            }
+            for k, name in enumerate(sorted(CLASSES))
+        },
         "tiers": {
             name: {
                 "instances": [1] * 6 + [2] * 6,
@@ -157,6 +165,7 @@ def test_time_series_and_prices_become_plots_per_tier(full: SizingReport) -> Non
     for key in ("utilization-over-time", "queue-over-time", "in-flight-over-time"):
         assert found[key] == TIERS, key
     assert found["instances-over-time"] == TIERS  # the instances changed during the run
+    assert found["p99-over-time"] == CLASSES
     assert found["cost-per-tier"] == TIERS
     assert "Time series are not available" not in render_report_html(full)
 
@@ -301,7 +310,7 @@ def test_every_plot_shows_in_headless_chromium_without_network(
         gap = 0 if blue else gap + 1
         if inside and gap > 60:
             inside = False
-    assert bands == plots == 7
+    assert bands == plots == 8
     # And the page is not blank: plenty of dark pixels (text, axes).
     assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
 
@@ -312,7 +321,7 @@ def test_every_plot_shows_in_headless_chromium_without_network(
 def test_markdown_embeds_images_written_next_to_it(full: SizingReport, tmp_path: Path) -> None:
     text, files = render_report_markdown(full, "sizing", png=False)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert images == list(files) and len(images) == 7
+    assert images == list(files) and len(images) == 8
     for name in images:
         svg = ET.fromstring(files[name])
         assert svg.get("data-chart") and name == f"sizing-{svg.get('data-chart')}.svg"

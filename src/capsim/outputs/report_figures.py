@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,20 +168,27 @@ def load_figure(report: SizingReport) -> Figure | None:
 
 
 def _over_time(
-    timeseries: dict[str, Any], field: str, key: str, title: str, label: str, fmt: Any
+    timeseries: dict[str, Any],
+    field: str,
+    key: str,
+    title: str,
+    label: str,
+    fmt: Any,
+    section: str = "tiers",
 ) -> Figure | None:
     t = timeseries.get("t") or []
     series = [
-        Series(name, t, entry[field])
-        for name, entry in (timeseries.get("tiers") or {}).items()
+        Series(name, t, [math.nan if v is None else v for v in entry[field]])
+        for name, entry in (timeseries.get(section) or {}).items()
         if isinstance(entry.get(field), list) and len(entry[field]) == len(t)
     ]
     if not series:
         return None
+    what = "tier" if section == "tiers" else "class"
     return Figure(
         key,
-        f"{title} per tier, per time bucket of {_duration(float(timeseries.get('bucket') or 0))}, "
-        "from the start of the warm-up.",
+        f"{title} per {what}, per time bucket of {_duration(float(timeseries.get('bucket') or 0))}, "
+        "counted from the start of the warm-up.",
         Chart(
             key=key,
             title=title,
@@ -194,8 +202,14 @@ def _over_time(
     )
 
 
+def _changes(values: Any) -> bool:
+    numbers = [v for v in values or [] if isinstance(v, int | float)]
+    return bool(numbers) and max(numbers) - min(numbers) > 1e-6 * max(abs(max(numbers)), 1.0)
+
+
 def timeseries_figures(report: SizingReport) -> list[Figure]:
-    """Utilisation, queue length, in-flight requests and (when they change) instances over time."""
+    """Utilisation, queue length, in-flight requests, (when they change) instances per tier and
+    p99 per class over time, from the result's `timeseries`."""
     timeseries = report.result.get("timeseries")
     if not isinstance(timeseries, dict):
         return []
@@ -226,7 +240,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
         ),
     ]
     tiers = timeseries.get("tiers") or {}
-    if any(len(set(entry.get("instances") or [])) > 1 for entry in tiers.values()):
+    if any(_changes(entry.get("instances")) for entry in tiers.values()):
         figures.append(
             _over_time(
                 timeseries,
@@ -237,6 +251,17 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
                 _count,
             )
         )
+    figures.append(
+        _over_time(
+            timeseries,
+            "p99",
+            "p99-over-time",
+            "p99 latency over time",
+            "p99 latency",
+            _duration,
+            section="classes",
+        )
+    )
     return [figure for figure in figures if figure is not None]
 
 
