@@ -29,7 +29,7 @@ from capsim.analysis.stats import (
 from capsim.engine.histogram import Histogram
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
-from capsim.model.types import PERCENTILES, STATISTICS, Model, Slo, Tier
+from capsim.model.types import PERCENTILES, STATISTICS, Call, Model, Parallel, Slo, Step, Tier
 
 #: The class estimates that get a confidence interval when there is more than one replication.
 CLASS_CI_KEYS: tuple[str, ...] = (
@@ -169,7 +169,26 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
     return Stability(stable=True, growth_rate=0.0)
 
 
-def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], Stability]:
+def _retried_tiers(model: Model) -> set[int]:
+    """Tiers called with a timeout or retries somewhere (their entries count both)."""
+    found: set[int] = set()
+
+    def visit(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Call) and (step.timeout is not None or step.retry is not None):
+                found.add(step.tier)
+            elif isinstance(step, Parallel):
+                visit(step.branches)
+
+    for tier in model.tiers:
+        for work in tier.work:
+            visit(work.calls)
+    return found
+
+
+def _summarise_tier(
+    model: Model, tier: Tier, runs: list[RunResult]
+) -> tuple[dict[str, Any], Stability]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
     per_run = [run.tiers[tier.index] for run in runs]
@@ -217,6 +236,9 @@ def _summarise_tier(tier: Tier, runs: list[RunResult]) -> tuple[dict[str, Any], 
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(waits)),
         }
+    if tier.index in _retried_tiers(model):
+        entry["retries"] = round(sum(t.retries for t in per_run) / replications)
+        entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization)}
     return entry, stability
@@ -335,7 +357,7 @@ def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Re
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
     for tier in model.tiers:
-        entry, stability = _summarise_tier(tier, runs)
+        entry, stability = _summarise_tier(model, tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
             warnings.append(

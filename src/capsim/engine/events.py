@@ -33,7 +33,7 @@ from capsim.engine.timeseries import (
 )
 from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
-from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
+from capsim.model.types import Call, Model, OneOf, Parallel, Retry, Step, Tier, TrafficClass
 
 #: Draws per refill of a buffered random stream.
 BATCH = 8192
@@ -262,7 +262,11 @@ class _TierSim:
 
     def __init__(self, env: simpy.Environment, tier: Tier, window: _Window, classes: int) -> None:
         self.tier = tier
+        self.env = env
         self.runners: list[Runner | None] = [None] * classes
+        self.retries = 0  # retry attempts that reached this tier in the window
+        self.call_timeouts = 0  # attempts to this tier that their callers gave up on
+        self._retry_draw: Draw | None = None
         self._pick_cache: dict[str, Pick] = {}
         self._window = window
         self._balancing_draw: Draw | None = None
@@ -277,6 +281,13 @@ class _TierSim:
         if cached is None:
             cached = self._pick_cache[name] = self._make_pick(name)
         return cached
+
+    def retry_uniform(self) -> Draw:
+        """Uniforms for the jitter of this tier's retries (its own stream)."""
+        if self._retry_draw is None:
+            rng = self._window.tier_rng(self.tier.index, streams.RETRY)
+            self._retry_draw = _buffered(rng.random)
+        return self._retry_draw
 
     def _uniform(self) -> Draw:
         if self._balancing_draw is None:
@@ -575,6 +586,8 @@ class _TierSim:
                 queue_trace=np.asarray(trace, dtype=float),
             )
             run.pool_rejected = self.pool_rejected()
+            run.retries = self.retries
+            run.call_timeouts = self.call_timeouts
             run.pool_wait = self.pool_wait()
             run.age = self.message_age()
             return run
@@ -742,13 +755,128 @@ def _logged_draw(draw: Draw, env: simpy.Environment, log: IntervalLog) -> Draw:
     return logged
 
 
+#: A retry budget banks at most this many retries (and starts with them).
+RETRY_TOKENS = 10.0
+
+
+class _CallSite:
+    """One call with a timeout and/or retries: each call made there runs an `_Attempts`."""
+
+    def __init__(self, caller: _TierSim, target: _TierSim, call: Call) -> None:
+        self.env = caller.env
+        self.warmup = caller._window.warmup
+        self.target = target
+        self.target_enter = target.enter
+        self.timeout = call.timeout
+        self.retry = call.retry or Retry(max=0)
+        self.later = _scheduler(caller.env)
+        self.jitter = caller.retry_uniform() if self.retry.jitter == "full" else None
+        self.tokens = RETRY_TOKENS
+
+    def enter(self, k: int, pick: Pick, cont: Cont) -> bool:
+        budget = self.retry.budget
+        if budget is not None:
+            self.tokens = min(self.tokens + budget, RETRY_TOKENS)
+        _Attempts(self, k, pick, cont).launch()
+        return True
+
+    def may_retry(self) -> bool:
+        """Take a token from the budget when there is one (always yes without a budget)."""
+        if self.retry.budget is None:
+            return True
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def backoff(self, n: int) -> float:
+        """The wait before retry n (1, 2, ...)."""
+        retry = self.retry
+        if retry.backoff == "none":
+            return 0.0
+        if retry.backoff == "constant":
+            delay = retry.base
+        else:
+            delay = min(retry.cap, retry.base * 2.0 ** (n - 1))
+        return delay * self.jitter() if self.jitter is not None else delay
+
+
+def _timed_out(event: _Timer) -> None:
+    attempts, flag = event._value
+    if flag[0]:
+        flag[0] = False
+        site = attempts.site
+        if site.env._now >= site.warmup:
+            site.target.call_timeouts += 1
+        attempts.failed()
+
+
+def _retry_due(event: _Timer) -> None:
+    event._value.launch()
+
+
+_ON_TIMEOUT = (_timed_out,)
+_ON_RETRY = (_retry_due,)
+
+
+class _Attempts:
+    """One call's attempts: launched until one succeeds, retries run out, or the budget says no.
+
+    An attempt given up on (timed out) is not cancelled: the callee works on, and its late
+    answer is ignored.
+    """
+
+    __slots__ = ("cont", "k", "pick", "retried", "site")
+
+    def __init__(self, site: _CallSite, k: int, pick: Pick, cont: Cont) -> None:
+        self.site = site
+        self.k = k
+        self.pick = pick
+        self.cont = cont
+        self.retried = 0
+
+    def launch(self) -> None:
+        site = self.site
+        flag = [True]  # this attempt still counts: not answered, not timed out
+        if self.retried and site.env._now >= site.warmup:
+            site.target.retries += 1
+
+        def answered(ok: bool) -> None:
+            if flag[0]:
+                flag[0] = False
+                if ok:
+                    self.cont(True)
+                else:
+                    self.failed()
+
+        if site.timeout is not None:
+            site.later(site.timeout, _ON_TIMEOUT, (self, flag))
+        if not site.target_enter(self.k, self.pick, answered):
+            answered(False)
+
+    def failed(self) -> None:
+        site = self.site
+        if self.retried >= site.retry.max or not site.may_retry():
+            self.cont(False)
+            return
+        self.retried += 1
+        delay = site.backoff(self.retried)
+        if delay > 0.0:
+            site.later(delay, _ON_RETRY, self)
+        else:
+            self.launch()
+
+
 def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[Any, ...]:
     """A model Step as the flat tuple `_Sequence` runs."""
     if isinstance(step, Call):
         target = tiers[step.tier]
+        enter = target.enter
+        if step.timeout is not None or step.retry is not None:
+            enter = _CallSite(caller, target, step).enter
         return (
             _CALL,
-            target.enter,
+            enter,
             target.pick(step.algorithm),
             step.probability,
             max(step.repeat, 1),

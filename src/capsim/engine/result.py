@@ -52,6 +52,8 @@ class TierRun:
     age: Histogram | None = None
     pool_wait: Histogram | None = None
     pool_rejected: int = 0
+    retries: int = 0  # attempts to this tier that were retries (part of `arrivals`)
+    call_timeouts: int = 0  # attempts to this tier its callers gave up on (the work went on)
 
 
 @dataclass

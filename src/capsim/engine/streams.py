@@ -11,6 +11,8 @@ import numpy as np
 # Roles of a stream. A tier's streams are keyed (replication, TIER_BASE + tier, role); a class's
 # (replication, CLASS_BASE + class, role).
 SERVICE, ROUTING, BALANCING, PUBLISH, ARRIVALS, THINK, HIT = range(7)
+RETRY = 7  # a caller tier's retry jitter
+FAULT = 8  # a tier's fault draws (error_rate)
 TIER_BASE = 0
 CLASS_BASE = 1_000_000
 

@@ -106,6 +106,11 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         )
     for work in tier.work:
         for call in _calls_in(work.calls):
+            if call.timeout is not None or call.retry is not None:
+                return (
+                    f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
+                    "retries, whose outcome depends on how long the callee takes"
+                )
             if call.algorithm is not None and call.algorithm not in _ALGORITHM_CODES:
                 return (
                     f"tier '{name}' sends calls to '{model.tiers[call.tier].name}' with "

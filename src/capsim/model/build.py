@@ -16,6 +16,7 @@ from capsim.model.types import (
     Parallel,
     Pool,
     ProfilePoint,
+    Retry,
     Simulation,
     Sizing,
     Slo,
@@ -147,7 +148,17 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
     if isinstance(call, TierCall):
-        return Call(tier_index[call.tier], probability=call.probability, repeat=call.repeat)
+        retry = None
+        if call.retries is not None:
+            spec = call.retries
+            retry = Retry(spec.max, spec.backoff, spec.base, spec.cap, spec.jitter, spec.budget)
+        return Call(
+            tier_index[call.tier],
+            probability=call.probability,
+            repeat=call.repeat,
+            timeout=call.timeout,
+            retry=retry,
+        )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
     assert isinstance(call, ParallelCall)

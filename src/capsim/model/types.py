@@ -41,17 +41,38 @@ PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0
 
 
 @dataclass(frozen=True)
+class Retry:
+    """How a caller retries a call that failed or timed out (docs/dynamic.md).
+
+    Retry n (1..`max`) waits `base` (constant), min(`cap`, `base` x 2^(n-1)) (exponential) or
+    nothing (none); with `jitter` "full" the wait is uniform in [0, that]. `budget`, when set,
+    caps retries at that share of first attempts (a token bucket per call site).
+    """
+
+    max: int = 3
+    backoff: str = "exponential"  # exponential | constant | none
+    base: float = 0.05
+    cap: float = 2.0
+    jitter: str = "full"  # full | none
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
 class Call:
     """A synchronous (or, to a queue tier, asynchronous) call to another tier.
 
     Made with `probability`; when made, it is repeated `repeat` times one after another.
     `algorithm`, when set, overrides the callee's own balancing (a load balancer's choice).
+    `timeout`: the caller gives up on an attempt after this long (the callee works on);
+    `retry`: how failed and timed-out attempts are retried.
     """
 
     tier: int
     probability: float = 1.0
     repeat: int = 1
     algorithm: str | None = None
+    timeout: float | None = None
+    retry: Retry | None = None
 
 
 @dataclass(frozen=True)

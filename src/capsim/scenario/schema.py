@@ -450,10 +450,29 @@ HitRatioSpec = Annotated[
 
 
 # ---- calls ---------------------------------------------------------------------------------------
+BACKOFFS = ("exponential", "constant", "none")
+JITTERS = ("full", "none")
+
+
+class RetrySpec(_Strict):
+    """How a caller retries a failed or timed-out call (docs/dynamic.md#timeouts-and-retries)."""
+
+    max: NonNegativeInt = 3
+    backoff: Annotated[
+        Literal["exponential", "constant", "none"], BeforeValidator(_choice(BACKOFFS, "backoff"))
+    ] = "exponential"
+    base: Duration = 0.05
+    cap: PositiveDuration = 2.0
+    jitter: Annotated[Literal["full", "none"], BeforeValidator(_choice(JITTERS, "jitter"))] = "full"
+    budget: Ratio | None = None
+
+
 class TierCall(_Strict):
     tier: Name
     probability: Ratio = 1.0
     repeat: Count = 1
+    timeout: PositiveDuration | None = None
+    retries: RetrySpec | None = None
 
 
 class OneOfCall(_Strict):
