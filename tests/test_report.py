@@ -10,7 +10,6 @@ import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ import capsim
 from capsim.analysis.sizing_report import (
     SizingReport,
     build_sizing_report,
-    find_knee,
     tier_costs,
 )
 from capsim.cli.app import app
@@ -92,9 +90,7 @@ def _timeseries(tiers: set[str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sizing(scenario: Path) -> SizingReport:
     model = capsim.build_model(capsim.load_scenario(scenario))
-    return build_sizing_report(
-        model, run_replications(model), capsim_version=capsim.__version__, load_points=5
-    )
+    return build_sizing_report(model, run_replications(model), capsim_version=capsim.__version__)
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +145,14 @@ def test_latency_cdf_and_p99_against_load_carry_every_class(sizing: SizingReport
     assert any(m.startswith("knee ≈ ") for m in markers)
     assert "SLO browse p99 ≤ 400ms" in markers  # the p99 SLO as a horizontal line
     curve = sizing.curve
-    assert curve is not None and len(curve["rate"]) == 5
+    assert curve is not None and len(curve["rate"]) >= 5
     assert curve["rate"] == sorted(curve["rate"])
     assert curve["knee"] is not None and curve["rate"][0] < curve["knee"] < curve["rate"][-1]
+    assert curve["bottleneck"] == "app" and sizing.bottleneck is not None
+    assert sizing.bottleneck["saturation_rate"] == curve["saturation_rate"]
+    # Beyond saturation there is no steady state: no p99 is drawn there.
+    overloaded = [i for i, stable in enumerate(curve["stable"]) if not stable]
+    assert overloaded and all(curve["classes"]["browse"]["p99"][i] is None for i in overloaded)
 
 
 def test_without_time_series_the_report_says_so_plainly(sizing: SizingReport) -> None:
@@ -170,29 +171,21 @@ def test_time_series_and_prices_become_plots_per_tier(full: SizingReport) -> Non
     assert "Time series are not available" not in render_report_html(full)
 
 
-def test_costs_come_from_each_tiers_price_per_unit() -> None:
-    model = SimpleNamespace(
-        tiers=[
-            SimpleNamespace(
-                name="app", kind="service", servers=4, workers=16, cost_per_instance_hour=0.25
-            ),
-            SimpleNamespace(
-                name="free", kind="service", servers=2, workers=2, cost_per_instance_hour=None
-            ),
-        ]
+def test_costs_come_from_each_tiers_price_per_billed_unit(tmp_path: Path) -> None:
+    priced = SHOP.replace(
+        "    calls: [db]\n",
+        "    calls: [db]\n    instances: 2\n    cost: {per_instance_hour: 0.25}\n",
+    ).replace(
+        "service_time: {dist: exponential, mean: 4ms}}",
+        "service_time: {dist: exponential, mean: 4ms}, replicas: 1,\n"
+        "       cost: {per_instance_hour: 0.5}}",
     )
-    costs = tier_costs(model)  # type: ignore[arg-type]
-    assert list(costs) == ["app"]
-    assert costs["app"]["per_hour"] == pytest.approx(1.0)
-    assert costs["app"]["per_month"] == pytest.approx(730.5)
-
-
-def test_the_knee_is_where_the_curve_leaves_its_chord() -> None:
-    rates = [10, 20, 30, 40, 50, 60]
-    hockey_stick = [1.0, 1.1, 1.2, 1.4, 3.0, 9.0]
-    assert find_knee(rates, hockey_stick) == 40
-    assert find_knee(rates, [1, 2, 3, 4, 5, 6]) is None  # a straight line has no knee
-    assert find_knee(rates[:2], hockey_stick[:2]) is None
+    path = tmp_path / "priced.yaml"
+    path.write_text(priced)
+    costs = tier_costs(capsim.build_model(capsim.load_scenario(path)))
+    assert costs["app"]["units"] == 2 and costs["app"]["per_hour"] == pytest.approx(0.5)
+    assert costs["db"]["units"] == 2  # the primary and its replica
+    assert costs["db"]["per_month"] == pytest.approx(730.5)
 
 
 # --- Headless Chromium ----------------------------------------------------------------------
@@ -333,15 +326,17 @@ def test_markdown_embeds_images_written_next_to_it(full: SizingReport, tmp_path:
 
 def test_capsim_report_writes_html_or_markdown_by_extension(scenario: Path, tmp_path: Path) -> None:
     html = tmp_path / "out.html"
-    result = runner.invoke(app, ["report", str(scenario), "-o", str(html), "--load-points", "0"])
+    result = runner.invoke(app, ["report", str(scenario), "-o", str(html), "--no-curve"])
     assert result.exit_code == 0, result.output
-    assert set(charts(html.read_text())) == {"latency-cdf"}
-    assert "not computed (--load-points 0)" in html.read_text()
+    found = charts(html.read_text())
+    # No load curve was asked for; the engine's time series come with every report.
+    assert found["latency-cdf"] == CLASSES and "p99-vs-load" not in found
+    assert found["utilization-over-time"] == found["queue-over-time"] == TIERS
+    assert found["p99-over-time"] == CLASSES
+    assert "not computed (--no-curve)" in html.read_text()
 
     markdown = tmp_path / "out.md"
-    result = runner.invoke(
-        app, ["report", str(scenario), "-o", str(markdown), "--load-points", "0"]
-    )
+    result = runner.invoke(app, ["report", str(scenario), "-o", str(markdown), "--no-curve"])
     assert result.exit_code == 0, result.output
     assert "](out-latency-cdf." in markdown.read_text()
     assert any(tmp_path.glob("out-latency-cdf.*"))
@@ -361,6 +356,6 @@ def test_capsim_report_refuses_bad_input_with_exit_2(scenario: Path, tmp_path: P
     )
     assert bad.exit_code == 2 and "instances" in bad.output
     nowhere = runner.invoke(
-        app, ["report", str(scenario), "-o", str(tmp_path / "no" / "r.html"), "--load-points", "0"]
+        app, ["report", str(scenario), "-o", str(tmp_path / "no" / "r.html"), "--no-curve"]
     )
     assert nowhere.exit_code == 2 and "cannot write" in nowhere.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -237,14 +238,14 @@ def report(
             case_sensitive=False,
         ),
     ] = None,
-    load_points: Annotated[
-        int,
+    curve: Annotated[
+        bool,
         typer.Option(
-            "--load-points",
-            help="Loads at which to simulate the p99-against-load curve (0: no curve).",
-            min=0,
+            "--curve/--no-curve",
+            help="Run `capsim saturate`'s search for the p99-against-load curve, its knee and "
+            "the saturation rate (simulates the scenario at a dozen or so loads).",
         ),
-    ] = 8,
+    ] = True,
     set_: SetOption = None,
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
@@ -269,7 +270,11 @@ def report(
                 else ReportFormat.html
             )
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        loaded = capsim.load_scenario(scenario, overrides)
+        model = capsim.build_model(loaded)
+        if loaded.simulation.timeseries is not False:
+            # The over-time plots need the per-bucket figures; a scenario can still refuse them.
+            model = replace(model, timeseries=True)
         progress = _Progress()
         try:
             runs = run_replications(
@@ -282,8 +287,7 @@ def report(
                 model,
                 runs,
                 capsim_version=capsim.__version__,
-                load_points=load_points,
-                engine=engine.value,
+                curve=curve,
                 progress=progress,
                 max_requests=max_requests,
             )

@@ -141,14 +141,17 @@ def load_figure(report: SizingReport) -> Figure | None:
         for rate, stable in zip(curve["rate"], curve["stable"], strict=True)
         if not stable
     ]
+    factor = curve.get("knee_factor") or 2
     caption = (
-        "p99 latency per class against the offered load (open classes scaled together, mix as "
-        "written; one replication per point). The knee is where the curve bends away from its "
-        "chord (dark dashed line); dashed horizontal lines in a class's colour are its p99 SLO."
+        "p99 latency per class against the total offered rate of the open classes, scaled "
+        "together with the mix as written, from capsim saturate's search. The knee (dark dashed "
+        f"line) is the lowest load at which some class's p99 reaches {factor:g}x its value at "
+        "the lightest load; dashed horizontal lines in a class's colour are its p99 SLO."
     )
     if unstable:
         caption += (
-            f" At {', '.join(unstable)} a tier was overloaded: those points are not steady state."
+            f" At {', '.join(unstable)} a tier was overloaded: no steady state, so no p99 is "
+            "drawn there."
         )
     return Figure(
         "p99-vs-load",
@@ -175,6 +178,7 @@ def _over_time(
     label: str,
     fmt: Any,
     section: str = "tiers",
+    warmup: float | None = None,
 ) -> Figure | None:
     t = timeseries.get("t") or []
     series = [
@@ -195,6 +199,7 @@ def _over_time(
             x_label="simulated time",
             y_label=label,
             series=series,
+            markers=[Marker("x", warmup, "end of warm-up", color="#AAAAAA")] if warmup else [],
             x_format=_duration,
             y_format=fmt,
             y_min=0.0,
@@ -213,6 +218,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
     timeseries = report.result.get("timeseries")
     if not isinstance(timeseries, dict):
         return []
+    warmup = report.result.get("warmup")
     figures = [
         _over_time(
             timeseries,
@@ -221,6 +227,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             "Utilisation over time",
             "utilisation",
             _percent,
+            warmup=warmup,
         ),
         _over_time(
             timeseries,
@@ -229,6 +236,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             "Queue length over time",
             "requests waiting",
             _count,
+            warmup=warmup,
         ),
         _over_time(
             timeseries,
@@ -237,6 +245,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             "Requests in flight over time",
             "requests in flight",
             _count,
+            warmup=warmup,
         ),
     ]
     tiers = timeseries.get("tiers") or {}
@@ -249,6 +258,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
                 "Instances over time",
                 "instances",
                 _count,
+                warmup=warmup,
             )
         )
     figures.append(
@@ -260,6 +270,7 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             "p99 latency",
             _duration,
             section="classes",
+            warmup=warmup,
         )
     )
     return [figure for figure in figures if figure is not None]
@@ -315,8 +326,15 @@ def summary_sentences(report: SizingReport) -> list[str]:
         sentences.append(text + ".")
     curve = report.curve
     if curve and curve.get("knee") is not None:
+        who = f"p99 of {curve['knee_class']}" if curve.get("knee_class") else "p99"
+        factor = curve.get("knee_factor") or 2
         sentences.append(
-            f"Latency knee: p99 of {curve['knee_class']} bends upwards near {_rate(curve['knee'])}."
+            f"Latency knee: {who} reaches {factor:g}x its light-load value near "
+            f"{_rate(curve['knee'])}."
+        )
+    if curve and curve.get("max_rate_meeting_slos") is not None:
+        sentences.append(
+            f"Every SLO holds up to about {_rate(curve['max_rate_meeting_slos'])} of open traffic."
         )
     if report.costs:
         total = sum(cost["per_month"] for cost in report.costs.values())
