@@ -84,6 +84,7 @@ def test_a_failing_slo_exits_1_and_names_it(tmp_path: Path) -> None:
         (["check", "{steady}", "--baseline", "{list}"], "is not a capsim result"),
         (["check", "{steady}", "--tolerance", "lots"], "--tolerance"),
         (["check", "{steady}", "--inconclusive", "maybe"], "maybe"),
+        (["check", "{steady}", "--junit", "no-such-folder/junit.xml"], "does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(

@@ -72,6 +72,18 @@ def parse_tolerance(text: str) -> float:
     return number
 
 
+def _check_folder(path: Path | None, option: str) -> None:
+    """Refuse, before simulating, an output file whose folder does not exist."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(
+            f"cannot write {path} ({option}): the folder {folder} does not exist; create it "
+            "or choose another path"
+        )
+
+
 def _load_baseline(path: Path) -> dict[str, Any]:
     from capsim.analysis.check import validate_baseline
 
@@ -171,6 +183,8 @@ def check(
 
     with _exit_codes():
         relative = parse_tolerance(tolerance)
+        _check_folder(junit, "--junit")
+        _check_folder(markdown, "--markdown")
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
@@ -262,6 +276,7 @@ def report(
     from capsim.engine.runner import run_replications
 
     with _exit_codes():
+        _check_folder(output, "--output")
         fmt = output_format
         if fmt is None:
             fmt = (
