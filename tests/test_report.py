@@ -186,6 +186,11 @@ def test_costs_come_from_each_tiers_price_per_billed_unit(tmp_path: Path) -> Non
     assert costs["app"]["units"] == 2 and costs["app"]["per_hour"] == pytest.approx(0.5)
     assert costs["db"]["units"] == 2  # the primary and its replica
     assert costs["db"]["per_month"] == pytest.approx(730.5)
+    html = tmp_path / "priced.html"
+    result = runner.invoke(app, ["report", str(path), "-o", str(html), "--no-curve"])
+    assert result.exit_code == 0, result.output
+    assert charts(html.read_text())["cost-per-tier"] == TIERS
+    assert 'id="costs"' in html.read_text()
 
 
 # --- Headless Chromium ----------------------------------------------------------------------
