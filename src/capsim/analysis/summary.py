@@ -194,6 +194,8 @@ def _summarise_tier(
     per_run = [run.tiers[tier.index] for run in runs]
 
     def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
+        if tier_run.live_worker_time is not None:  # instances died: over the live ones
+            return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
         return time / (max(tier_run.workers or tier.workers, 1) * run.duration)
 
     utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]

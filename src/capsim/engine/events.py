@@ -33,7 +33,18 @@ from capsim.engine.timeseries import (
 )
 from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
-from capsim.model.types import Call, Model, OneOf, Parallel, Retry, Step, Tier, TrafficClass
+from capsim.model.types import (
+    Call,
+    Fault,
+    HealthCheck,
+    Model,
+    OneOf,
+    Parallel,
+    Retry,
+    Step,
+    Tier,
+    TrafficClass,
+)
 
 #: Draws per refill of a buffered random stream.
 BATCH = 8192
@@ -249,6 +260,7 @@ class _Window:
         self.seed = model.seed
         self.replication = replication
         self.series = new_series(model)
+        self.faults = model.faults
 
     def tier_rng(self, tier: int, role: int) -> np.random.Generator:
         return streams.tier_stream(self.seed, self.replication, tier, role)
@@ -282,6 +294,31 @@ class _TierSim:
             cached = self._pick_cache[name] = self._make_pick(name)
         return cached
 
+    def _health_checks(self, env: simpy.Environment, check: HealthCheck, horizon: float) -> None:
+        """Every `interval`, each instance passes (alive) or fails; balancing follows the counts."""
+        routable = self.routable
+        alive = self.alive
+        assert routable is not None
+        failures = [0] * len(alive)
+        passes = [0] * len(alive)
+
+        def probe(event: simpy.Event) -> None:
+            for i, up in enumerate(alive):
+                if up:
+                    failures[i] = 0
+                    passes[i] += 1
+                    if not routable[i] and passes[i] >= check.healthy_after:
+                        routable[i] = True
+                else:
+                    passes[i] = 0
+                    failures[i] += 1
+                    if routable[i] and failures[i] >= check.unhealthy_after:
+                        routable[i] = False
+            if env._now + check.interval < horizon:
+                env.timeout(check.interval).callbacks.append(probe)
+
+        env.timeout(check.interval).callbacks.append(probe)
+
     def retry_uniform(self) -> Draw:
         """Uniforms for the jitter of this tier's retries (its own stream)."""
         if self._retry_draw is None:
@@ -297,6 +334,8 @@ class _TierSim:
 
     def _choose(self, algorithm: str, low: int, high: int) -> Pick:
         """A chooser among instances low..high-1; it takes (and ignores) the class index."""
+        if self.routable is not None:
+            return self._choose_routable(algorithm, low, high)
         count = high - low
         if count == 1:
             return lambda k: low
@@ -326,6 +365,53 @@ class _TierSim:
             return two
         turn = itertools.count()
         return lambda k: low + next(turn) % count
+
+    def _choose_routable(self, algorithm: str, low: int, high: int) -> Pick:
+        """`_choose` for a tier whose instances can die: only instances balancing sees as healthy
+        (all of them, dead ones included, when none is)."""
+        routable = self.routable
+        assert routable is not None
+        at = self.at
+        members = range(low, high)
+        turn = itertools.count()
+        u = self._uniform() if algorithm in ("random", "power_of_two") else None
+
+        def healthy() -> list[int]:
+            chosen = [i for i in members if routable[i]]
+            return chosen or list(members)
+
+        if algorithm == "round_robin":
+
+            def next_healthy(k: int) -> int:
+                for _ in members:
+                    i = low + next(turn) % len(members)
+                    if routable[i]:
+                        return i
+                return low + next(turn) % len(members)
+
+            return next_healthy
+        if algorithm == "least_connections":
+            return lambda k: min(healthy(), key=at.__getitem__)
+        assert u is not None
+        if algorithm == "random":
+
+            def any_healthy(k: int) -> int:
+                chosen = healthy()
+                return chosen[int(u() * len(chosen))]
+
+            return any_healthy
+
+        def two_healthy(k: int) -> int:
+            chosen = healthy()
+            if len(chosen) == 1:
+                return chosen[0]
+            a = int(u() * len(chosen))
+            b = int(u() * (len(chosen) - 1))
+            if b >= a:
+                b += 1
+            return chosen[b] if at[chosen[b]] < at[chosen[a]] else chosen[a]
+
+        return two_healthy
 
     def _make_pick(self, algorithm: str) -> Pick:
         tier = self.tier
@@ -363,6 +449,10 @@ class _TierSim:
             if key not in draws:
                 draws[key] = _distribution_draw(work.service_time, service_rng)
             service.append(draws[key])
+        faults = [f for f in window.faults if f.tier == tier.index]
+        slow = [1.0]  # the product of the active slowdowns
+        if any(f.slowdown != 1.0 for f in faults):
+            service = [_slowed_draw(draw, slow) for draw in service]
         series = window.series.tiers[tier.index] if window.series is not None else None
         busy_log: IntervalLog | None = None
         if series is not None and window.series is not None:
@@ -504,6 +594,153 @@ class _TierSim:
         on_work_done = (work_done,)
         on_drop = (drop,)
 
+        # ---- faults: instances that die and come back, error answers, slowdowns ----
+        alive = [True] * servers
+        down = [0] * servers  # active faults that hold each server down
+        epoch = [0] * servers  # bumped at each death: work started before it is void
+        live_servers = [servers, 0.0, 0.0]  # count, its integral from t = 0, since
+        cancelled = IntervalLog(np.zeros(0), np.zeros(1))
+        if series is not None and window.series is not None:
+            cancelled = IntervalLog(np.zeros(series.busy_time.size), window.series.edges)
+        self.alive = alive
+        self.routable: list[bool] | None = None  # balancing's view, when instances can die
+        error_now = [0.0]
+
+        def count_live(change: int) -> None:
+            now = env._now
+            live_servers[1] += live_servers[0] * (now - live_servers[2])
+            live_servers[2] = now
+            live_servers[0] += change
+
+        def kill(i: int) -> None:
+            # The instance dies with everything in it: its queue and its work in progress fail now.
+            nonlocal waiting_now, queue_area, queue_since, held, held_area, held_since
+            nonlocal busy, rejected
+            now = env._now
+            alive[i] = False
+            epoch[i] += 1
+            count_live(-1)
+            failed: list[Cont] = []
+            queue = waiting[i]
+            while queue:
+                entry = queue.popleft()
+                if entry[3]:
+                    entry[3] = False
+                    live[i] -= 1
+                    queue_area += waiting_now * (now - queue_since)
+                    queue_since = now
+                    waiting_now -= 1
+                    failed.append(entry[2])
+            for item in heap:
+                timer = item[3]
+                if type(timer) is _Timer and timer.callbacks is on_work_done:
+                    if timer._value[0] != i:
+                        continue
+                    timer.callbacks = ()
+                    end = item[0]
+                    unworked = min(end, horizon) - max(now, warmup)
+                    if unworked > 0:
+                        busy -= unworked
+                    if end > now:
+                        cancelled.record(now, end - now)
+                    failed.append(timer._value[2])
+            held_area += held * (now - held_since)
+            held_since = now
+            held -= tier.concurrency - free[i]
+            free[i] = 0
+            at[i] = 0
+            if self.routable is not None and tier.health_check is None:
+                self.routable[i] = False
+            if now >= warmup:
+                rejected += len(failed)
+            for cont in failed:
+                cont(False)
+
+        def revive(i: int) -> None:
+            alive[i] = True
+            free[i] = tier.concurrency
+            count_live(+1)
+            if self.routable is not None and tier.health_check is None:
+                self.routable[i] = True
+
+        if faults:
+            self.routable = [True] * servers
+            fault_draw = _buffered(window.tier_rng(tier.index, streams.FAULT).random)
+            active: list[Fault] = []
+            checked = arrive
+
+            def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+                # A dead instance refuses at once (connection refused).
+                nonlocal rejected
+                if alive[i]:
+                    return checked(i, k, now, cont)
+                if now >= warmup:
+                    rejected += 1
+                return False
+
+            def faulty_work_done(event: _Timer) -> None:
+                nonlocal rejected, completed
+                i, k, cont = event._value
+                p = error_now[0]
+                if p > 0.0 and fault_draw() < p:
+                    if env._now >= warmup:
+                        rejected += 1
+                    release(i)
+                    cont(False)
+                    return
+                run_calls = runners[k]
+                if not blocking or run_calls is None:
+                    work_done(event)
+                    return
+                if env._now >= warmup:
+                    completed += 1
+                started = epoch[i]
+
+                def calls_done(ok: bool) -> None:
+                    if epoch[i] == started:
+                        release(i)
+                        cont(ok)
+                    else:
+                        cont(False)  # the instance died while its calls were out
+
+                run_calls(k, calls_done)
+
+            on_work_done = (faulty_work_done,)
+
+            def recompute() -> None:
+                error_now[0] = 1.0 - math.prod(1.0 - f.error_rate for f in active)
+                slow[0] = math.prod(f.slowdown for f in active)
+
+            def begin(fault: Fault) -> None:
+                active.append(fault)
+                recompute()
+                for i in fault.lose:
+                    down[i] += 1
+                    if down[i] == 1:
+                        kill(i)
+
+            def end(fault: Fault) -> None:
+                active.remove(fault)
+                recompute()
+                for i in fault.lose:
+                    down[i] -= 1
+                    if down[i] == 0:
+                        revive(i)
+
+            for fault in faults:
+
+                def on_begin(_: simpy.Event, fault: Fault = fault) -> None:
+                    begin(fault)
+
+                def on_end(_: simpy.Event, fault: Fault = fault) -> None:
+                    end(fault)
+
+                env.timeout(fault.at).callbacks.append(on_begin)
+                if fault.until is not None and fault.until < horizon:
+                    env.timeout(fault.until).callbacks.append(on_end)
+            if tier.health_check is not None:
+                self._health_checks(env, tier.health_check, horizon)
+
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal arrivals
             now = env._now
@@ -524,28 +761,33 @@ class _TierSim:
             self.enter = self._published(env, tier, window, arrive)
 
         # Integrals before the window opened, for the time series (which starts at t = 0).
-        before_window = [0.0, 0.0]
+        before_window = [0.0, 0.0, 0.0]
 
         def open_window() -> None:
             # Counters only count inside the window already; the time integrals restart here.
             nonlocal queue_area, queue_since, held_area, held_since, queue_max
             before_window[0] += queue_area + waiting_now * (warmup - queue_since)
             before_window[1] += held_area + held * (warmup - held_since)
+            before_window[2] = live_servers[1] + live_servers[0] * (warmup - live_servers[2])
             queue_area = held_area = 0.0
             queue_since = held_since = warmup
             queue_max = waiting_now
 
         self.open_window = open_window
         self.waiting_now = lambda: waiting_now
-        snapshots: list[tuple[float, float]] = []
+        snapshots: list[tuple[float, float, float]] = []
+
+        def live_integral(now: float) -> float:
+            return live_servers[1] + live_servers[0] * (now - live_servers[2])
 
         def snapshot() -> None:
-            # (waiting, held) request-seconds from t = 0 to now.
+            # (waiting, held, live servers) integrals from t = 0 to now.
             now = env._now
             snapshots.append(
                 (
                     before_window[0] + queue_area + waiting_now * (now - queue_since),
                     before_window[1] + held_area + held * (now - held_since),
+                    live_integral(now),
                 )
             )
 
@@ -556,12 +798,14 @@ class _TierSim:
                 return
             assert busy_log is not None
             busy_log.flush()
-            cumulative = np.asarray([(0.0, 0.0), *snapshots])
+            cancelled.flush()
+            series.busy_time -= cancelled.into
+            cumulative = np.asarray([(0.0, 0.0, 0.0), *snapshots])
             per_bucket = np.diff(cumulative, axis=0)
             series.queue_time[:] = per_bucket[:, 0]
             series.occupied_time[:] = per_bucket[:, 1]
             series.present_time[:] = per_bucket[:, 0] + per_bucket[:, 1]
-            series.instance_time[:] = servers * window.series.spans
+            series.instance_time[:] = per_bucket[:, 2]
 
         self.record_series = record_series
         trace: list[int] = []
@@ -588,6 +832,9 @@ class _TierSim:
             run.pool_rejected = self.pool_rejected()
             run.retries = self.retries
             run.call_timeouts = self.call_timeouts
+            if faults:
+                live = live_integral(horizon) - before_window[2]
+                run.live_worker_time = live * tier.concurrency
             run.pool_wait = self.pool_wait()
             run.age = self.message_age()
             return run
@@ -741,6 +988,15 @@ class _TierSim:
         self.pool_arrivals = lambda: arrivals
         self.message_age = age_recorder.flush
         return enter
+
+
+def _slowed_draw(draw: Draw, factor: list[float]) -> Draw:
+    """`draw` times the current `factor[0]` (a slowdown fault)."""
+
+    def slowed() -> float:
+        return draw() * factor[0]
+
+    return slowed
 
 
 def _logged_draw(draw: Draw, env: simpy.Environment, log: IntervalLog) -> Draw:

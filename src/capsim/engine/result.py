@@ -54,6 +54,7 @@ class TierRun:
     pool_rejected: int = 0
     retries: int = 0  # attempts to this tier that were retries (part of `arrivals`)
     call_timeouts: int = 0  # attempts to this tier its callers gave up on (the work went on)
+    live_worker_time: float | None = None  # worker-seconds of live instances (None: all, always)
 
 
 @dataclass

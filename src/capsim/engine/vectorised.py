@@ -65,6 +65,11 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
             )
         if traffic.arrivals not in ("poisson", "constant"):
             return False, f"class '{traffic.name}' has arrivals '{traffic.arrivals}'"
+    if model.faults:
+        return (
+            False,
+            f"the scenario has faults ({model.faults[0].text}), which change tiers mid-run",
+        )
     for tier in model.tiers:
         reason = _tier_obstacle(model, tier)
         if reason:

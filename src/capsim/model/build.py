@@ -11,6 +11,8 @@ from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
     Call,
+    Fault,
+    HealthCheck,
     Model,
     OneOf,
     Parallel,
@@ -36,6 +38,7 @@ from capsim.scenario.schema import (
     EmpiricalDist,
     ExponentialDist,
     GammaDist,
+    HealthCheckSpec,
     LoadBalancerTier,
     LognormalDist,
     LruModel,
@@ -189,6 +192,48 @@ def _works(
     return tuple(works)
 
 
+def _health_check(spec: HealthCheckSpec | None) -> HealthCheck | None:
+    if spec is None:
+        return None
+    return HealthCheck(spec.interval, spec.unhealthy_after, spec.healthy_after)
+
+
+def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
+    """Each fault on each tier it touches; a zone fault touches every tier with that zone."""
+    by_name = {tier.name: tier for tier in tiers}
+    faults: list[Fault] = []
+    for spec in scenario.faults:
+        until = spec.at + spec.for_ if spec.for_ is not None else None
+        span = f" for {format_duration(spec.for_)}" if spec.for_ is not None else ""
+        when = f"at {format_duration(spec.at)}{span}"
+        if spec.zone is not None:
+            for tier in tiers:
+                lost = tuple(
+                    i
+                    for i in range(tier.servers)
+                    if tier.zones and tier.zones[i % len(tier.zones)] == spec.zone
+                )
+                if lost:
+                    text = f"zone {spec.zone} lost {when}"
+                    faults.append(Fault(spec.at, until, tier.index, lose=lost, text=text))
+            continue
+        assert spec.tier is not None
+        tier = by_name[spec.tier]
+        if spec.lose is not None:
+            count = spec.lose if isinstance(spec.lose, int) else round(spec.lose * tier.servers)
+            lost = tuple(range(tier.servers - count, tier.servers))
+            text = f"{tier.name} loses {count} of {tier.servers} instances {when}"
+            faults.append(Fault(spec.at, until, tier.index, lose=lost, text=text))
+        elif spec.error_rate is not None:
+            text = f"{tier.name} answers {format_ratio(spec.error_rate)} errors {when}"
+            faults.append(Fault(spec.at, until, tier.index, error_rate=spec.error_rate, text=text))
+        else:
+            assert spec.slowdown is not None
+            text = f"{tier.name} slows down {spec.slowdown:g}x {when}"
+            faults.append(Fault(spec.at, until, tier.index, slowdown=spec.slowdown, text=text))
+    return faults
+
+
 def _tier_names(scenario: Scenario) -> list[str]:
     """Tier names in index order: each cdn's origin shield right after the cdn."""
     names: list[str] = []
@@ -251,6 +296,8 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             timeout=spec.timeout,
             cost_per_instance_hour=cost,
             sizing=sizing,
+            zones=tuple(spec.zones or ()),
+            health_check=_health_check(spec.health_check),
         )
         if isinstance(spec, LoadBalancerTier):
             forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
@@ -302,6 +349,8 @@ def _cache_tiers(
                 synthetic=True,
                 cost_per_instance_hour=None,  # priced and sized with its cdn
                 sizing=None,
+                zones=(),
+                health_check=None,
             )
         )
     return tiers
@@ -370,6 +419,7 @@ def build_model(scenario: Scenario) -> Model:
     class_names = list(scenario.traffic)
     class_index = {name: i for i, name in enumerate(class_names)}
     simulation = scenario.simulation
+    tiers = _build_tiers(scenario, tier_index, class_names)
     return Model(
         name=scenario.name,
         seed=scenario.seed,
@@ -379,7 +429,7 @@ def build_model(scenario: Scenario) -> Model:
             replications=simulation.replications,
         ),
         classes=tuple(_build_classes(scenario, tier_index)),
-        tiers=tuple(_build_tiers(scenario, tier_index, class_names)),
+        tiers=tuple(tiers),
         slos=tuple(_build_slos(scenario, tier_index, class_index)),
         description=scenario.description,
         source=scenario.source,
@@ -387,6 +437,7 @@ def build_model(scenario: Scenario) -> Model:
         class_index=class_index,
         timeseries=_wants_timeseries(scenario),
         timeseries_bucket=_timeseries_bucket(scenario),
+        faults=tuple(_build_faults(scenario, tiers)),
     )
 
 
@@ -395,7 +446,7 @@ def _wants_timeseries(scenario: Scenario) -> bool:
     setting = scenario.simulation.timeseries
     if setting is not None:
         return setting is not False
-    return any(spec.profile for spec in scenario.traffic.values())
+    return bool(scenario.faults) or any(spec.profile for spec in scenario.traffic.values())
 
 
 def _timeseries_bucket(scenario: Scenario) -> float | None:

@@ -125,6 +125,34 @@ class Sizing:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """Balancing stops sending to an instance after `unhealthy_after` failed checks in a row, and
+    starts again after `healthy_after` passed ones; checks run every `interval` from t = 0."""
+
+    interval: float = 5.0
+    unhealthy_after: int = 3
+    healthy_after: int = 1
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault on one tier from `at` until `until` (None: to the end), times from t = 0.
+
+    `lose`: the servers (indices) that die; `error_rate`: the share of requests the tier answers
+    with an error; `slowdown`: the factor on service times of work that starts meanwhile.
+    `text` says it in the user's words (for messages).
+    """
+
+    at: float
+    until: float | None
+    tier: int
+    lose: tuple[int, ...] = ()
+    error_rate: float = 0.0
+    slowdown: float = 1.0
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -147,6 +175,8 @@ class Tier:
     consumers: int = 1  # queue: consumers (`concurrency` is consumers x their concurrency)
     cost_per_instance_hour: float | None = None  # `cost.per_instance_hour`, None when not given
     sizing: Sizing | None = None  # `sizing`, None when not given (capsim size's default applies)
+    zones: tuple[str, ...] = ()  # servers spread over these, round robin: server i in zones[i % n]
+    health_check: HealthCheck | None = None  # None: balancing sees a death at once
 
     @property
     def servers(self) -> int:
@@ -239,6 +269,7 @@ class Model:
     # profile; `timeseries_bucket` None picks duration / 120 rounded to 1, 2 or 5 x 10^k s.
     timeseries: bool = False
     timeseries_bucket: float | None = None
+    faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

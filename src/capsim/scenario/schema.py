@@ -604,6 +604,24 @@ def _check_sizing(kind: str, sizing: SizingSpec | str | None) -> None:
         )
 
 
+class HealthCheckSpec(_Strict):
+    """How balancing finds out that an instance died, or came back (docs/dynamic.md#faults)."""
+
+    interval: PositiveDuration = 5.0
+    unhealthy_after: Count = 3
+    healthy_after: Count = 1
+
+
+def _zones(value: Any) -> Any:
+    if isinstance(value, list):
+        seen: set[Any] = set()
+        for i, zone in enumerate(value):
+            if zone in seen:
+                raise invalid(f"zone {show(zone)} is listed twice; list each zone once", at=str(i))
+            seen.add(zone)
+    return value
+
+
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
@@ -613,6 +631,8 @@ class _TierBase(_Strict):
     timeout: PositiveDuration | None = None
     cost: CostSpec | None = None
     sizing: SizingSetting | None = None
+    zones: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = None
+    health_check: HealthCheckSpec | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
@@ -809,6 +829,101 @@ class SloSpec(_Strict):
         return [(s, getattr(self, s)) for s in names if getattr(self, s) is not None]
 
 
+# ---- faults -------------------------------------------------------------------------------------
+def _lose(value: Any) -> int | float | bool:
+    """`lose:` N instances, N% of them, or true (a whole zone)."""
+    expected = "a number of instances such as 1, a percentage such as 25%, or true (a zone)"
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().endswith("%"):
+        share = _unit(parse_ratio, "a percentage such as 25%", True)(value)
+        if share > 1:
+            raise invalid(f"{show(value)} is more than 100%; {FIELD} must be {expected}")
+        return share
+    return _whole(1, expected)(value)
+
+
+def _factor(value: Any) -> float:
+    """`slowdown: 3x` (or a plain number): service times multiplied by it."""
+    expected = "a factor greater than 0 such as 3x or 1.5"
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("x").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise invalid(f"{show(value)} is not a factor; {FIELD} must be {expected}") from None
+        value = number
+    number = _number(value, expected)
+    if number <= 0:
+        raise invalid(f"{show(value)} is not greater than 0; {FIELD} must be {expected}")
+    return number
+
+
+FAULT_EFFECTS = ("lose", "error_rate", "slowdown")
+
+
+class FaultSpec(_Strict):
+    """One fault: from `at` (from the start of warm-up) for `for` (default: to the end)."""
+
+    at: Duration
+    for_: PositiveDuration | None = Field(default=None, alias="for")
+    tier: Text | None = None
+    zone: Name | None = None
+    lose: (
+        Annotated[
+            int | float | bool,
+            BeforeValidator(_lose),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*%\s*$"},
+                        {"type": "boolean"},
+                    ],
+                    "description": "instances lost: a count, a percentage, or true for a zone",
+                }
+            ),
+        ]
+        | None
+    ) = None
+    error_rate: Ratio | None = None
+    slowdown: (
+        Annotated[
+            float,
+            BeforeValidator(_factor),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0},
+                        {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*[xX]\s*$"},
+                    ],
+                    "description": "service times multiplied by this factor, such as 3x",
+                }
+            ),
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _one_target_one_effect(self) -> FaultSpec:
+        if (self.tier is None) == (self.zone is None):
+            raise invalid("a fault names exactly one of tier: or zone:")
+        effects = [e for e in FAULT_EFFECTS if getattr(self, e) is not None]
+        if len(effects) != 1:
+            raise invalid(
+                "a fault has exactly one effect: lose, error_rate or slowdown"
+                + (f" (this one has {' and '.join(effects)})" if effects else "")
+            )
+        if self.zone is not None and self.lose is not True:
+            raise invalid("a zone fault loses the whole zone: write lose: true", at="lose")
+        if self.tier is not None and self.lose is True:
+            raise invalid(
+                "lose: true loses a zone; for a tier give a count such as 1 or a share such as 25%",
+                at="lose",
+            )
+        return self
+
+
 # ---- the whole scenario ------------------------------------------------------------------------
 #: At most this many time buckets in a run (memory per replication grows with them).
 MAX_TIMESERIES_BUCKETS = 2000
@@ -882,6 +997,7 @@ class Scenario(_Strict):
     traffic: dict[str, TrafficSpec] = Field(min_length=1)
     tiers: dict[str, TierSpec] = Field(min_length=1)
     slos: list[SloSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
 
     _source: str = PrivateAttr(default="<scenario>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -18,6 +18,7 @@ from capsim.scenario.schema import (
     LruModel,
     OneOfCall,
     ParallelCall,
+    QueueTier,
     Scenario,
     TierCall,
     suggest,
@@ -149,9 +150,64 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         elif slo.tier is not None and slo.tier not in synthetic:
             reference(slo.tier, ("slos", i, "tier"))
 
+    problems.extend(_check_faults(scenario, tiers))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
+
+
+def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
+    """Faults name real tiers and zones, and lose no more instances than a tier has."""
+    problems: list[Problem] = []
+    zones = sorted({z for t in tiers.values() for z in (getattr(t, "zones", None) or [])})
+    for i, fault in enumerate(scenario.faults):
+        here: PathKey = ("faults", i)
+        if fault.zone is not None and fault.zone not in zones:
+            known = f"zones: {_names_list(zones)}" if zones else "no tier lists zones: yet"
+            problems.append(
+                scenario.problem(
+                    f"unknown zone {fault.zone!r}{suggest(fault.zone, zones)} ({known}); "
+                    "spread a tier over zones with zones: [a, b, c]",
+                    (*here, "zone"),
+                )
+            )
+        if fault.tier is None:
+            continue
+        tier = tiers.get(fault.tier)
+        if tier is None:
+            valid = list(tiers)
+            problems.append(
+                scenario.problem(
+                    f"unknown tier {fault.tier!r}{suggest(fault.tier, valid)} "
+                    f"(tiers: {_names_list(valid)})",
+                    (*here, "tier"),
+                )
+            )
+            continue
+        if fault.lose is None:
+            continue
+        if isinstance(tier, QueueTier):
+            problems.append(
+                scenario.problem(
+                    f"{fault.tier} is a queue: it has no instances to lose; slow it down "
+                    "(slowdown: 3x) or make it fail (error_rate: 30%) instead",
+                    (*here, "lose"),
+                )
+            )
+            continue
+        servers = tier.instances + getattr(tier, "replicas", 0)
+        if (
+            isinstance(fault.lose, int)
+            and not isinstance(fault.lose, bool)
+            and fault.lose > servers
+        ):
+            problems.append(
+                scenario.problem(
+                    f"{fault.tier} has {servers} instance(s); lose at most {servers}",
+                    (*here, "lose"),
+                )
+            )
+    return problems
 
 
 def _check_termination(
