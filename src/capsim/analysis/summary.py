@@ -241,6 +241,13 @@ def _summarise_tier(
     if tier.index in _retried_tiers(model):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
+    if tier.autoscale is not None:
+        # The first replication's changes, as an example of the autoscaler at work.
+        entry["autoscale"] = {
+            "min": tier.autoscale.min,
+            "max": tier.autoscale.max,
+            "scaling": [{"t": t, "from": a, "to": b} for t, a, b in per_run[0].scaling],
+        }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization)}
     return entry, stability

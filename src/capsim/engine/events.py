@@ -34,6 +34,7 @@ from capsim.engine.timeseries import (
 from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
+    Autoscale,
     Call,
     Fault,
     HealthCheck,
@@ -415,7 +416,7 @@ class _TierSim:
 
     def _make_pick(self, algorithm: str) -> Pick:
         tier = self.tier
-        primaries = self._choose(algorithm, 0, tier.instances)
+        primaries = self._choose(algorithm, 0, self.primary_slots)
         if tier.kind != "database" or tier.replicas == 0:
             return primaries
         replicas = self._choose(algorithm, tier.instances, tier.servers)
@@ -434,6 +435,9 @@ class _TierSim:
     def _build(self, env: simpy.Environment, tier: Tier, window: _Window) -> Callable[[], TierRun]:
         warmup, horizon = window.warmup, window.horizon
         servers = tier.servers
+        if tier.autoscale is not None:  # a slot for every instance it may grow to
+            servers = max(servers, tier.autoscale.max)
+        self.primary_slots = servers - tier.replicas
         free = [tier.concurrency] * servers
         waiting: list[deque[list[Any]]] = [deque() for _ in range(servers)]
         live = [0] * servers  # waiting entries not yet dropped, per instance
@@ -741,6 +745,146 @@ class _TierSim:
             if tier.health_check is not None:
                 self._health_checks(env, tier.health_check, horizon)
 
+        # ---- autoscaling: the Kubernetes HPA's rule, every sync period ----
+        self.scaling: list[tuple[float, int, int]] = []  # (time, from, to) of each change
+        scaler = tier.autoscale
+        if scaler is not None:
+            if self.routable is None:
+                self.routable = [True] * servers
+            routable = self.routable
+            initial = min(max(tier.instances, scaler.min), scaler.max)
+            state = [_READY if i < initial else _OFF for i in range(servers)]
+            for i in range(initial, servers):
+                alive[i] = False
+                free[i] = 0
+                routable[i] = False
+            live_servers[0] = initial
+            drawn = [0.0]  # service time drawn so far: work started, finished or not
+            service = [_counted_draw(draw, drawn) for draw in service]
+            offered = [0]
+            admit = arrive
+
+            def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+                nonlocal rejected
+                offered[0] += 1
+                if alive[i]:
+                    return admit(i, k, now, cont)
+                if now >= warmup:
+                    rejected += 1
+                return False
+
+            free_worker = release
+
+            def release(i: int) -> None:
+                free_worker(i)
+                if state[i] == _DRAINING and at[i] == 0:
+                    switch_off(i)
+
+            def switch_off(i: int) -> None:
+                state[i] = _OFF
+                alive[i] = False
+                routable[i] = False
+                free[i] = 0
+                count_live(-1)
+
+            def ready(event: simpy.Event) -> None:
+                i, started = event.value  # type: ignore[misc]
+                if state[i] == _STARTING and epoch[i] == started:
+                    state[i] = _READY
+                    routable[i] = True
+
+            def add(count: int) -> None:
+                for i in range(servers):
+                    if count == 0:
+                        return
+                    if state[i] == _OFF:
+                        count -= 1
+                        state[i] = _STARTING
+                        alive[i] = True
+                        free[i] = tier.concurrency
+                        epoch[i] += 1
+                        count_live(+1)
+                        env.timeout(scaler.startup_time, (i, epoch[i])).callbacks.append(ready)
+
+            def remove(count: int) -> None:
+                # Instances still starting go first (newest first), then ready ones (last first).
+                for wanted in (_STARTING, _READY):
+                    for i in reversed(range(servers)):
+                        if count and state[i] == wanted:
+                            count -= 1
+                            routable[i] = False
+                            if wanted == _STARTING or at[i] == 0:
+                                switch_off(i)
+                            else:
+                                state[i] = _DRAINING
+
+            def busy_until(now: float) -> float:
+                # Work drawn so far, less what is still ahead of the work in progress.
+                ahead = sum(
+                    item[0] - now
+                    for item in heap
+                    if type(item[3]) is _Timer
+                    and item[3].callbacks is on_work_done
+                    and item[0] > now
+                )
+                return drawn[0] - ahead
+
+            def measure(now: float) -> float:
+                # The metric's total over ready instances for the period ending now.
+                queue, held_total, _ = integrals(now)
+                figures = (busy_until(now), held_total, queue, float(offered[0]))
+                previous, last[0] = last[0], figures
+                period = scaler.sync_period
+                busy_delta, held_delta, queue_delta, offered_delta = (
+                    a - b for a, b in zip(figures, previous, strict=True)
+                )
+                if scaler.metric == "utilization":
+                    return busy_delta / (tier.concurrency * period)
+                if scaler.metric == "occupancy":
+                    return held_delta / (tier.concurrency * period)
+                if scaler.metric == "queue_length":
+                    return queue_delta / period
+                return offered_delta / period
+
+            last = [(0.0, 0.0, 0.0, 0.0)]
+            history: list[tuple[float, int]] = []
+
+            def sync(event: simpy.Event) -> None:
+                now = env._now
+                total = measure(now)
+                ready_count = sum(1 for i in range(servers) if state[i] == _READY and alive[i])
+                starting = sum(1 for s in state if s == _STARTING)
+                current = ready_count + starting
+                wanted = _hpa_recommendation(scaler, total, ready_count, starting, current)
+                wanted = min(max(wanted, scaler.min), scaler.max)
+                history.append((now, wanted))
+                window_start = now - max(
+                    scaler.scale_up_stabilization, scaler.scale_down_stabilization
+                )
+                while history and history[0][0] < window_start:
+                    history.pop(0)
+                up = min(r for t, r in history if t >= now - scaler.scale_up_stabilization)
+                down = max(r for t, r in history if t >= now - scaler.scale_down_stabilization)
+                result = current
+                if up > current:
+                    limit = max(
+                        math.ceil(current * (1.0 + scaler.max_scale_up)),
+                        current + scaler.max_scale_up_instances,
+                    )
+                    result = min(up, limit)
+                elif down < current:
+                    result = down
+                if result > current:
+                    add(result - current)
+                elif result < current:
+                    remove(current - result)
+                if result != current:
+                    self.scaling.append((now, current, result))
+                if now + scaler.sync_period < horizon:
+                    env.timeout(scaler.sync_period).callbacks.append(sync)
+
+            env.timeout(scaler.sync_period).callbacks.append(sync)
+
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal arrivals
             now = env._now
@@ -780,16 +924,16 @@ class _TierSim:
         def live_integral(now: float) -> float:
             return live_servers[1] + live_servers[0] * (now - live_servers[2])
 
-        def snapshot() -> None:
+        def integrals(now: float) -> tuple[float, float, float]:
             # (waiting, held, live servers) integrals from t = 0 to now.
-            now = env._now
-            snapshots.append(
-                (
-                    before_window[0] + queue_area + waiting_now * (now - queue_since),
-                    before_window[1] + held_area + held * (now - held_since),
-                    live_integral(now),
-                )
+            return (
+                before_window[0] + queue_area + waiting_now * (now - queue_since),
+                before_window[1] + held_area + held * (now - held_since),
+                live_integral(now),
             )
+
+        def snapshot() -> None:
+            snapshots.append(integrals(env._now))
 
         self.snapshot = snapshot
 
@@ -832,7 +976,8 @@ class _TierSim:
             run.pool_rejected = self.pool_rejected()
             run.retries = self.retries
             run.call_timeouts = self.call_timeouts
-            if faults:
+            run.scaling = list(self.scaling)
+            if faults or tier.autoscale is not None:
                 live = live_integral(horizon) - before_window[2]
                 run.live_worker_time = live * tier.concurrency
             run.pool_wait = self.pool_wait()
@@ -988,6 +1133,42 @@ class _TierSim:
         self.pool_arrivals = lambda: arrivals
         self.message_age = age_recorder.flush
         return enter
+
+
+_OFF, _STARTING, _READY, _DRAINING = range(4)  # an autoscaled instance's states
+
+
+def _hpa_recommendation(
+    scaler: Autoscale, total: float, ready: int, starting: int, current: int
+) -> int:
+    """The HPA's desired count from the metric's total over ready instances (replica_calculator).
+
+    desired = ceil(ready x average / target), unless the ratio is within the tolerance of 1.
+    When scaling up with instances still starting, those count as using nothing, which damps
+    the step; if that reverses the direction or lands within the tolerance, nothing changes.
+    """
+    if ready == 0:
+        return current  # no metrics yet: the HPA leaves the count alone
+    ratio = total / (ready * scaler.target)
+    if starting and ratio > 1.0:
+        damped = total / ((ready + starting) * scaler.target)
+        if damped < 1.0 or abs(damped - 1.0) <= scaler.tolerance:
+            return current
+        return max(math.ceil(damped * (ready + starting) - 1e-9), current)
+    if abs(ratio - 1.0) <= scaler.tolerance:
+        return current
+    return math.ceil(ratio * ready - 1e-9)
+
+
+def _counted_draw(draw: Draw, total: list[float]) -> Draw:
+    """`draw`, adding each value to `total[0]`."""
+
+    def counted() -> float:
+        value = draw()
+        total[0] += value
+        return value
+
+    return counted
 
 
 def _slowed_draw(draw: Draw, factor: list[float]) -> Draw:

@@ -55,6 +55,7 @@ class TierRun:
     retries: int = 0  # attempts to this tier that were retries (part of `arrivals`)
     call_timeouts: int = 0  # attempts to this tier its callers gave up on (the work went on)
     live_worker_time: float | None = None  # worker-seconds of live instances (None: all, always)
+    scaling: list[tuple[float, int, int]] = field(default_factory=list)  # (time, from, to)
 
 
 @dataclass

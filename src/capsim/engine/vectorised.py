@@ -94,6 +94,8 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
 
 def _tier_obstacle(model: Model, tier: Tier) -> str:
     name = tier.name
+    if tier.autoscale is not None:
+        return f"tier '{name}' autoscales, so its instances change with its load"
     if tier.balancing not in _ALGORITHM_CODES:
         return f"tier '{name}' uses {tier.balancing} balancing, which depends on the system's state"
     if tier.pool is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
+    Autoscale,
     Call,
     Fault,
     HealthCheck,
@@ -30,6 +31,7 @@ from capsim.model.types import (
 from capsim.scenario import Scenario, check_scenario
 from capsim.scenario.schema import (
     AnyTier,
+    AutoscaleSpec,
     CacheTier,
     CallSpec,
     CdnTier,
@@ -198,6 +200,34 @@ def _health_check(spec: HealthCheckSpec | None) -> HealthCheck | None:
     return HealthCheck(spec.interval, spec.unhealthy_after, spec.healthy_after)
 
 
+def _initial_instances(spec: AnyTier) -> int:
+    """`instances`, or an autoscaled tier's `min` when `instances` is not given."""
+    if isinstance(spec, QueueTier):
+        return 1
+    scaler = spec.autoscale
+    if scaler is not None and "instances" not in spec.model_fields_set:
+        return int(scaler.min)
+    return int(spec.instances)
+
+
+def _autoscale(spec: AutoscaleSpec | None) -> Autoscale | None:
+    if spec is None:
+        return None
+    return Autoscale(
+        max=spec.max,
+        metric=spec.metric,
+        target=spec.target,
+        min=spec.min,
+        sync_period=spec.sync_period,
+        scale_up_stabilization=spec.scale_up_stabilization,
+        scale_down_stabilization=spec.scale_down_stabilization,
+        tolerance=spec.tolerance,
+        max_scale_up=spec.max_scale_up,
+        max_scale_up_instances=spec.max_scale_up_instances,
+        startup_time=spec.startup_time,
+    )
+
+
 def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
     """Each fault on each tier it touches; a zone fault touches every tier with that zone."""
     by_name = {tier.name: tier for tier in tiers}
@@ -287,7 +317,7 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             name=name,
             index=index,
             kind=spec.type,
-            instances=spec.instances,
+            instances=_initial_instances(spec),
             concurrency=spec.concurrency,
             blocking=blocking,
             balancing=spec.balancing,
@@ -298,6 +328,7 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             sizing=sizing,
             zones=tuple(spec.zones or ()),
             health_check=_health_check(spec.health_check),
+            autoscale=_autoscale(spec.autoscale),
         )
         if isinstance(spec, LoadBalancerTier):
             forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
@@ -351,6 +382,7 @@ def _cache_tiers(
                 sizing=None,
                 zones=(),
                 health_check=None,
+                autoscale=None,
             )
         )
     return tiers
@@ -446,7 +478,12 @@ def _wants_timeseries(scenario: Scenario) -> bool:
     setting = scenario.simulation.timeseries
     if setting is not None:
         return setting is not False
-    return bool(scenario.faults) or any(spec.profile for spec in scenario.traffic.values())
+    autoscaled = any(getattr(t, "autoscale", None) is not None for t in scenario.tiers.values())
+    return (
+        autoscaled
+        or bool(scenario.faults)
+        or any(spec.profile for spec in scenario.traffic.values())
+    )
 
 
 def _timeseries_bucket(scenario: Scenario) -> float | None:

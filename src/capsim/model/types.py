@@ -153,6 +153,27 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """The Kubernetes HPA's rule on one tier (docs/dynamic.md#autoscaling); times in seconds.
+
+    `target` is per ready instance: a ratio (utilization, occupancy), waiting requests
+    (queue_length) or requests per second (rate).
+    """
+
+    max: int
+    metric: str = "utilization"
+    target: float = 0.6
+    min: int = 1
+    sync_period: float = 15.0
+    scale_up_stabilization: float = 0.0
+    scale_down_stabilization: float = 300.0
+    tolerance: float = 0.1
+    max_scale_up: float = 1.0
+    max_scale_up_instances: int = 4
+    startup_time: float = 90.0
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -177,6 +198,7 @@ class Tier:
     sizing: Sizing | None = None  # `sizing`, None when not given (capsim size's default applies)
     zones: tuple[str, ...] = ()  # servers spread over these, round robin: server i in zones[i % n]
     health_check: HealthCheck | None = None  # None: balancing sees a death at once
+    autoscale: Autoscale | None = None  # instances change between min and max during the run
 
     @property
     def servers(self) -> int:

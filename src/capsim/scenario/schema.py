@@ -622,6 +622,95 @@ def _zones(value: Any) -> Any:
     return value
 
 
+AUTOSCALE_METRICS = ("utilization", "occupancy", "queue_length", "rate")
+
+
+def _share(value: Any) -> float:
+    """A positive share with no upper bound: 1.5 or 150%."""
+    expected = "a share greater than 0 such as 100% or 2"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            value = float(value.strip()[:-1]) / 100.0
+        except ValueError:
+            raise invalid(
+                f"{show(value)} is not a percentage; {FIELD} must be {expected}"
+            ) from None
+    return _plain(0.0, True, expected)(value)
+
+
+class AutoscaleSpec(_Strict):
+    """Horizontal autoscaling modelled on the Kubernetes HPA (docs/dynamic.md#autoscaling)."""
+
+    metric: Annotated[
+        Literal["utilization", "occupancy", "queue_length", "rate"],
+        BeforeValidator(_choice(AUTOSCALE_METRICS, "metric")),
+    ] = "utilization"
+    target: Annotated[
+        float,
+        BeforeValidator(lambda value: value),
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
+                "description": "the metric's target per ready instance: a ratio such as 60% "
+                "(utilization, occupancy), a number of waiting requests (queue_length), or a "
+                "rate such as 100/s (rate)",
+            }
+        ),
+    ] = 0.6
+    min: Count = 1
+    max: Count
+    sync_period: PositiveDuration = 15.0
+    scale_up_stabilization: Duration = 0.0
+    scale_down_stabilization: Duration = 300.0
+    tolerance: Ratio = 0.1
+    max_scale_up: Annotated[
+        float,
+        BeforeValidator(_share),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*%\s*$"},
+                ],
+                "description": "instances added per sync at most, as a share of the current "
+                "count such as 100% (or max_scale_up_instances, whichever is more)",
+            }
+        ),
+    ] = 1.0
+    max_scale_up_instances: Count = 4
+    startup_time: Duration = 90.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_in_its_unit(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "target" not in data:
+            return data
+        metric = data.get("metric", "utilization")
+        value = data["target"]
+        if metric in ("utilization", "occupancy"):
+            parse = _unit(parse_ratio, "a ratio greater than 0 such as 60%", True)
+        elif metric == "rate":
+            parse = _unit(parse_rate, "a rate greater than 0 such as 100/s", True)
+        elif metric == "queue_length":
+            parse = _plain(0.0, True, "a number of waiting requests greater than 0 such as 5")
+        else:
+            return data
+        try:
+            target = parse(value)
+        except PydanticCustomError as error:
+            message = str(error.context["message"] if error.context else error).replace(
+                FIELD, "target"
+            )
+            raise invalid(message, at="target") from None
+        return {**data, "target": target}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscaleSpec:
+        if self.min > self.max:
+            raise invalid(f"min ({self.min}) is greater than max ({self.max})", at="max")
+        return self
+
+
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
@@ -633,6 +722,7 @@ class _TierBase(_Strict):
     sizing: SizingSetting | None = None
     zones: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = None
     health_check: HealthCheckSpec | None = None
+    autoscale: AutoscaleSpec | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:

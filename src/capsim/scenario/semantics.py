@@ -151,6 +151,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
             reference(slo.tier, ("slos", i, "tier"))
 
     problems.extend(_check_faults(scenario, tiers))
+    problems.extend(_check_autoscale(scenario, tiers))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
@@ -205,6 +206,35 @@ def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                 scenario.problem(
                     f"{fault.tier} has {servers} instance(s); lose at most {servers}",
                     (*here, "lose"),
+                )
+            )
+    return problems
+
+
+def _check_autoscale(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
+    """An autoscaled tier starts inside its range, and has no replicas to keep in step."""
+    problems: list[Problem] = []
+    for name, tier in tiers.items():
+        scaler = getattr(tier, "autoscale", None)
+        if scaler is None or isinstance(tier, QueueTier):
+            continue
+        here: PathKey = ("tiers", name, "autoscale")
+        given = "instances" in tier.model_fields_set
+        if given and not scaler.min <= tier.instances <= scaler.max:
+            problems.append(
+                scenario.problem(
+                    f"instances ({tier.instances}) is outside autoscale's range "
+                    f"{scaler.min}..{scaler.max}; start inside it (instances: {scaler.min})",
+                    ("tiers", name, "instances"),
+                )
+            )
+        if getattr(tier, "replicas", 0):
+            problems.append(
+                scenario.problem(
+                    f"{name} has replicas; autoscaling scales primaries only, so give a "
+                    "database with replicas a fixed size",
+                    here,
+                    at_key=True,
                 )
             )
     return problems
