@@ -46,24 +46,37 @@ def simulate(
     workers: int | None = None,
     progress: Callable[[float, str], None] | None = None,
     max_requests: float | None = None,
+    max_memory: float | None = None,
 ) -> Report:
     """Run every replication of `model` and summarise them into a Report (SPEC section 3).
 
-    Raises ResourceLimitError, before running, when the run would simulate more than
-    `max_requests` requests (default `capsim.engine.runner.DEFAULT_MAX_REQUESTS`).
+    Raises Interrupted on Ctrl-C, carrying the partial Report of the replications completed
+    (`.report`, None when none was). Raises ResourceLimitError, before running, when the run would simulate more than
+    `max_requests` requests (default `capsim.engine.runner.DEFAULT_MAX_REQUESTS`) or need more
+    than `max_memory` bytes per replication (default `capsim.engine.limits.DEFAULT_MAX_MEMORY`).
     """
     from capsim.analysis.summary import summarise
+    from capsim.engine.limits import DEFAULT_MAX_MEMORY
     from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+    from capsim.errors import Interrupted
 
-    runs = run_replications(
-        model,
-        replications=replications,
-        engine=engine,  # type: ignore[arg-type]
-        executor=executor,  # type: ignore[arg-type]
-        workers=workers,
-        progress=progress,
-        max_requests=DEFAULT_MAX_REQUESTS if max_requests is None else max_requests,
-    )
+    try:
+        runs = run_replications(
+            model,
+            replications=replications,
+            engine=engine,  # type: ignore[arg-type]
+            executor=executor,  # type: ignore[arg-type]
+            workers=workers,
+            progress=progress,
+            max_requests=DEFAULT_MAX_REQUESTS if max_requests is None else max_requests,
+            max_memory=DEFAULT_MAX_MEMORY if max_memory is None else max_memory,
+        )
+    except Interrupted as stop:
+        if stop.runs:
+            stop.report = summarise(
+                model, stop.runs, capsim_version=__version__, requested=stop.requested
+            )
+        raise
     return summarise(model, runs, capsim_version=__version__)
 
 

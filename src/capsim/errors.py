@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+#: The most characters of one message, or of one key path, shown to the user: a scenario may hold
+#: megabytes in one value, and an error message never echoes all of it back.
+MAX_SHOWN = 1000
+
+
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` with its middle cut out when it is longer than `limit` (the remedy at the end stays)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]}[... {len(text) - head - tail:,} characters not shown ...]{text[-tail:]}"
 
 
 class CapsimError(Exception):
@@ -29,8 +42,8 @@ class Problem:
         where = self.file
         if self.line:
             where += f":{self.line}:{self.column or 1}"
-        key = f" {self.path}:" if self.path else ""
-        return f"{where}:{key} {self.message}"
+        key = f" {clip(self.path, 200)}:" if self.path else ""
+        return f"{clip(where, 300)}:{key} {clip(self.message)}"
 
 
 @dataclass
@@ -58,6 +71,20 @@ class SimulationError(CapsimError):
     """The run could not complete (for example a resource limit was hit)."""
 
     exit_code = 3
+
+
+class Interrupted(CapsimError):
+    """The user stopped the run (Ctrl-C or SIGTERM). `runs` holds the replications completed
+    before it stopped (possibly none), `requested` how many were asked for; `report`, when the
+    library could summarise them, their partial summary."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, runs: list[Any] | None = None, requested: int = 0) -> None:
+        super().__init__(message)
+        self.runs: list[Any] = list(runs or [])
+        self.requested = requested
+        self.report: Any = None
 
 
 class ResourceLimitError(SimulationError):

@@ -14,6 +14,7 @@ Across replications:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,10 @@ from capsim.analysis.stats import (
     t_interval,
 )
 from capsim.engine.histogram import Histogram
+from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
+from capsim.errors import CapsimError
 from capsim.model.types import PERCENTILES, STATISTICS, Call, Model, Parallel, Slo, Step, Tier
 
 #: The class estimates that get a confidence interval when there is more than one replication.
@@ -160,7 +163,10 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             at_capacity = offered_work >= capacity
         else:
             at_capacity = admitted > 0
-        if trend is not None and trend.growing:
+        if tier_run.overflow:
+            # The backlog hit the engine's bound: count what it would have grown by.
+            rates.append((admitted + tier_run.overflow - tier_run.completed) / run.duration)
+        elif trend is not None and trend.growing:
             rates.append(trend.slope)
         elif at_capacity and net_growth_is_clear(admitted, tier_run.completed):
             rates.append(net_rate)
@@ -222,6 +228,9 @@ def _summarise_tier(
         "kind": tier.kind,
         "workers": tier.workers,
     }
+    overflow = round(sum(t.overflow for t in per_run) / replications)
+    if overflow:
+        entry["overflow"] = overflow  # only when the engine's bound on waiting was reached
     if tier.kind == "queue":
         ends = [float(t.queue_trace[-1]) for t in per_run if len(t.queue_trace)]
         entry["backlog"] = {
@@ -359,8 +368,39 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Report:
-    """Pool every replication of `model` into a Report whose data follows SPEC section 3."""
+def _saturation_hint(model: Model, capsim_version: str) -> str | None:
+    """The analytic saturation point (`capsim solve`), as a warning, when the formulas agree
+    that an open station is overloaded."""
+    from capsim.analysis.solve import UnstableModelError, solve
+
+    try:
+        solve(model, capsim_version=capsim_version)
+    except UnstableModelError as error:
+        found = re.search(r"system saturates at ([0-9.eE+\-]+) req/s", str(error))
+        if found is None:
+            return None
+        return (
+            f"saturation: the system saturates at about {found.group(1)} req/s "
+            "(analytic estimate, see capsim solve)."
+        )
+    except (CapsimError, ArithmeticError, ValueError):
+        return None
+    # The formulas find a steady state (the overload comes from a profile peak, a closed
+    # class, a finite queue ...): no single saturation rate to quote.
+    return None
+
+
+def summarise(
+    model: Model,
+    runs: list[RunResult],
+    *,
+    capsim_version: str,
+    requested: int | None = None,
+) -> Report:
+    """Pool every replication of `model` into a Report whose data follows SPEC section 3.
+
+    With `requested` replications of which fewer ran (an interrupted run), the result is marked
+    `partial`."""
     if not runs:
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
@@ -373,6 +413,12 @@ def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Re
                 f"tier '{tier.name}' is overloaded: its queue grew by "
                 f"{_format_growth(stability.growth_rate)} requests/s through the run; "
                 "its figures are not steady-state figures."
+            )
+        if entry.get("overflow"):
+            warnings.append(
+                f"tier '{tier.name}' held the most requests capsim lets a tier hold waiting "
+                f"({waiting_limit(tier):,}); {entry['overflow']:,} more per replication were "
+                "turned away (counted as errors and as `overflow`): the tier is overloaded."
             )
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
@@ -405,5 +451,16 @@ def summarise(model: Model, runs: list[RunResult], *, capsim_version: str) -> Re
         "events": sum(run.events for run in runs),
     }
     data["warmup"] = runs[0].warmup
+    if any(not entry["stable"] for entry in tiers.values()):
+        hint = _saturation_hint(model, capsim_version)
+        if hint:
+            warnings.append(hint)
+    if requested is not None and len(runs) < requested:
+        data["partial"] = True
+        data["replications_requested"] = requested
+        warnings.append(
+            f"interrupted: these are the results of the {len(runs)} replication(s) completed "
+            f"out of {requested} requested (partial results)."
+        )
     data["warnings"] = list(warnings)
     return Report(data=dict(sanitise(data)), warnings=warnings)  # type: ignore[call-overload]

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 import capsim
-from capsim.errors import CapsimError, ScenarioError
+from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
 
 app = typer.Typer(
     name="capsim",
@@ -63,12 +63,35 @@ def _exit_codes() -> Iterator[None]:
         if count > 1:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
+    except Interrupted as error:
+        _stderr().print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
     except CapsimError as error:
-        _stderr().print(f"error: {error}", markup=False, soft_wrap=True)
+        _stderr().print(f"error: {clip(str(error))}", markup=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("interrupted.", markup=False)
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does (partial results, exit 130), in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 SetOption = Annotated[
@@ -108,6 +131,19 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.flush()
     else:
         write_output(text if text.endswith("\n") else text + "\n", output)
+
+
+def _size_option(text: str, option: str) -> float:
+    from capsim.errors import UsageError
+    from capsim.units import UnitError, parse_size
+
+    try:
+        size = parse_size(text)
+    except UnitError as error:
+        raise UsageError(f"{option} {text!r}: {error}; give a size such as 4GiB") from None
+    if not size > 0:
+        raise UsageError(f"{option} {text!r}: the size must be greater than 0, e.g. 4GiB")
+    return size
 
 
 class _Progress:
@@ -177,6 +213,14 @@ def run(
             min=1,
         ),
     ] = 1e8,
+    max_memory: Annotated[
+        str,
+        typer.Option(
+            "--max-memory",
+            help="Refuse (exit 3) a run whose engine state would need more memory than this "
+            "per replication (a size: 4GiB, 500MB).",
+        ),
+    ] = "4GiB",
     timeseries: Annotated[
         bool,
         typer.Option(
@@ -196,23 +240,39 @@ def run(
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         if timeseries:
             model = replace(model, timeseries=True)
+        memory_limit = _size_option(max_memory, "--max-memory")
         progress = _Progress()
+        interrupted = None
         try:
-            report = capsim.simulate(
-                model,
-                engine=engine.value,
-                executor=executor.value,
-                workers=workers,
-                progress=progress,
-                max_requests=max_requests,
-            )
+            with _sigterm_interrupts():
+                report = capsim.simulate(
+                    model,
+                    engine=engine.value,
+                    executor=executor.value,
+                    workers=workers,
+                    progress=progress,
+                    max_requests=max_requests,
+                    max_memory=memory_limit,
+                )
+        except Interrupted as stop:
+            if stop.report is None:
+                raise
+            interrupted, report = stop, stop.report
         finally:
             progress.close()
         console = _stderr()
         for warning in report.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        if interrupted is not None and output is not None:
+            # The file is for complete results only: the partial ones go to the terminal.
+            console.print(render(report, "table", color=False), markup=False, soft_wrap=True)
+            console.print(f"interrupted: {output} was not written.", markup=False, soft_wrap=True)
+            raise typer.Exit(interrupted.exit_code)
         color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         _emit(render(report, output_format.value, color=color), output)
+        if interrupted is not None:
+            console.print(f"{interrupted}.", markup=False, soft_wrap=True)
+            raise typer.Exit(interrupted.exit_code)
 
 
 @app.command()
@@ -292,5 +352,7 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
 from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)

@@ -25,6 +25,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.limits import waiting_limit
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import (
     CompletionLog,
@@ -470,6 +471,8 @@ class _TierSim:
         eid = env._eid
         runners = self.runners
         arrivals = completed = rejected = timed_out = 0
+        overflow = 0  # turned away at the internal bound on waiting requests
+        overflow_limit = waiting_limit(tier)
         busy = 0.0
         zero_waits = 0
         wait_recorder = Recorder()
@@ -500,7 +503,7 @@ class _TierSim:
             heappush(heap, (end, _NORMAL, next(eid), timer))
 
         def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
-            nonlocal rejected, waiting_now, queue_area, queue_since, queue_max
+            nonlocal rejected, waiting_now, queue_area, queue_since, queue_max, overflow
             nonlocal held, held_area, held_since, busy, zero_waits
             if free[i]:
                 free[i] -= 1
@@ -523,6 +526,12 @@ class _TierSim:
             if max_queue is not None and live[i] >= max_queue:
                 if now >= warmup:
                     rejected += 1
+                return False
+            if waiting_now >= overflow_limit:
+                # Hopelessly overloaded: bound the backlog (and the memory) instead of the RAM.
+                if now >= warmup:
+                    rejected += 1
+                    overflow += 1
                 return False
             at[i] += 1
             entry = [now, k, cont, True, i]
@@ -897,6 +906,7 @@ class _TierSim:
         self.pool_open_window: Callable[[], None] = lambda: None
         self.pool_arrivals: Callable[[], int] = lambda: 0
         self.pool_rejected: Callable[[], int] = lambda: 0
+        self.pool_overflow: Callable[[], int] = lambda: 0
         self.pool_wait: Callable[[], Histogram | None] = lambda: None
         self.message_age: Callable[[], Histogram | None] = lambda: None
         if tier.pool is not None:
@@ -974,6 +984,7 @@ class _TierSim:
                 queue_trace=np.asarray(trace, dtype=float),
             )
             run.pool_rejected = self.pool_rejected()
+            run.overflow = overflow + self.pool_overflow()
             run.retries = self.retries
             run.call_timeouts = self.call_timeouts
             run.scaling = list(self.scaling)
@@ -1001,7 +1012,8 @@ class _TierSim:
         warmup = window.warmup
         later = _scheduler(env)
         waiters: deque[list[Any]] = deque()
-        in_use = waiting = 0
+        in_use = waiting = overflow = 0
+        overflow_limit = waiting_limit(tier)
         arrivals = rejected = zero_waits = 0
         wait_recorder = Recorder()
 
@@ -1043,7 +1055,7 @@ class _TierSim:
         on_expire = (expire,)
 
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
-            nonlocal in_use, waiting, arrivals, rejected, zero_waits
+            nonlocal in_use, waiting, arrivals, rejected, zero_waits, overflow
             now = env._now
             counted = now >= warmup
             if counted:
@@ -1060,6 +1072,11 @@ class _TierSim:
                 if counted:
                     rejected += 1
                 return False
+            if waiting >= overflow_limit:
+                if counted:
+                    rejected += 1
+                    overflow += 1
+                return False
             entry = [now, k, pick, cont, True]
             waiters.append(entry)
             waiting += 1
@@ -1074,6 +1091,7 @@ class _TierSim:
 
         self.pool_arrivals = lambda: arrivals
         self.pool_rejected = lambda: rejected
+        self.pool_overflow = lambda: overflow
         self.pool_wait = pool_wait
         return enter
 
@@ -1575,11 +1593,14 @@ def run_events(
     # Created after the window and trace events: at equal times those run first.
     classes = [_ClassSim(env, c, tiers[c.entry], window) for c in model.classes]
 
+    ticks = 0  # progress reports: events on the schedule that are not the model's
     if progress is not None:
         report = progress
         step = horizon / PROGRESS_STEPS
 
         def tick(event: simpy.Event) -> None:
+            nonlocal ticks
+            ticks += 1
             report(env._now / horizon, "simulating")
             if env._now + step < horizon:
                 env.timeout(step).callbacks.append(tick)
@@ -1594,7 +1615,7 @@ def run_events(
 
     # Scheduled events minus those still waiting on the heap: the events SimPy processed.
     scheduled = next(env._eid) if hasattr(env, "_eid") else 0
-    events = max(scheduled - len(getattr(env, "_queue", ())), 0)
+    events = max(scheduled - len(getattr(env, "_queue", ())) - ticks, 0)
     tier_runs = [sim.record() for sim in tiers]
     for run in tier_runs:
         run.trace_times = trace_times.copy()

@@ -52,6 +52,7 @@ class TierRun:
     age: Histogram | None = None
     pool_wait: Histogram | None = None
     pool_rejected: int = 0
+    overflow: int = 0  # turned away at the engine's bound on waiting requests (in `rejected`)
     retries: int = 0  # attempts to this tier that were retries (part of `arrivals`)
     call_timeouts: int = 0  # attempts to this tier its callers gave up on (the work went on)
     live_worker_time: float | None = None  # worker-seconds of live instances (None: all, always)

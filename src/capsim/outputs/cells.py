@@ -67,6 +67,8 @@ def run_line(data: dict[str, Any]) -> str:
     """One line naming the run: scenario, seed, replications and measured time."""
     replications = data["replications"]
     runs = "1 replication" if replications == 1 else f"{replications} replications"
+    if data.get("partial"):
+        runs = f"PARTIAL (interrupted): {replications} of {data['replications_requested']} replications"
     return (
         f"scenario {data['scenario']} · seed {data['seed']} · {runs} × "
         f"{time(data['duration'])} measured · capsim {data['capsim_version']}"

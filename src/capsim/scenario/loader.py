@@ -15,7 +15,9 @@ so that every node's position is known and the YAML 1.1 surprises are decided in
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ PathKey = tuple[str | int, ...]
 Position = tuple[int, int]
 
 _TAG = "tag:yaml.org,2002:"
+_FLOAT_MAX = int(sys.float_info.max)
 _NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "false": False}
 _INT_RE = re.compile(r"^[-+]?[0-9][0-9_]*$")
@@ -213,11 +216,13 @@ class _Builder:
         if lowered in _BOOL:
             return _BOOL[lowered]
         if _INT_RE.match(text):
-            return int(text.replace("_", ""), 10)
+            digits = text.replace("_", "")
+            # Beyond Python's int-from-text limit a number is far beyond any float: infinite.
+            return _finite_int(int(digits, 10)) if len(digits) < 400 else float(digits)
         if _HEX_RE.match(text):
-            return int(text.replace("_", ""), 16)
+            return _finite_int(int(text.replace("_", ""), 16))
         if _BIN_RE.match(text):
-            return int(text.replace("_", ""), 2)
+            return _finite_int(int(text.replace("_", ""), 2))
         if _FLOAT_RE.match(text) and any(ch.isdigit() for ch in text):
             return float(text.replace("_", ""))
         match = _INF_RE.match(text)
@@ -226,6 +231,13 @@ class _Builder:
         if _NAN_RE.match(text):
             return float("nan")
         return text
+
+
+def _finite_int(value: int) -> int | float:
+    """An integer beyond the range of a float is infinite, so validation says it is not finite."""
+    if abs(value) > _FLOAT_MAX:
+        return math.inf if value > 0 else -math.inf
+    return value
 
 
 def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:

@@ -76,6 +76,9 @@ def apply_overrides(
     """
     origins: dict[PathKey, str] = {}
     problems: list[Problem] = []
+    if document.data is not None and not isinstance(document.data, dict):
+        # The file itself is wrong: let validation say so, located in the file.
+        return origins, problems
     for override in overrides:
         try:
             document.data, path = apply_override(document.data, override)

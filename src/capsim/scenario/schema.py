@@ -616,6 +616,8 @@ def _zones(value: Any) -> Any:
     if isinstance(value, list):
         seen: set[Any] = set()
         for i, zone in enumerate(value):
+            if not isinstance(zone, (str, int, float, bool)):
+                continue  # not a zone name: the type check says so
             if zone in seen:
                 raise invalid(f"zone {show(zone)} is listed twice; list each zone once", at=str(i))
             seen.add(zone)
