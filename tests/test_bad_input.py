@@ -558,3 +558,27 @@ def test_any_mutated_scenario_gives_problems_never_a_traceback(
     scenario = write(tmp_path, VALID)
     found = validate_file(scenario, [f"{path}={json.dumps(value)}"])
     assert all(isinstance(p, Problem) and p.message for p in found)
+
+
+def test_validate_still_names_unknown_tiers_and_classes_when_the_schema_fails(tmp_path):
+    # One run of `capsim validate` shows schema problems and broken references together.
+    from capsim.scenario import validate_file
+
+    path = tmp_path / "mixed.yaml"
+    path.write_text(
+        "name: mixed\n"
+        "traffic:\n"
+        "  browse: {entry: ap, rate: 800/s, users: 3}\n"
+        "tiers:\n"
+        "  app:\n"
+        "    type: servce\n"
+        "    calls: [{one_of: {cach: 0.5}}]\n"
+        "slos:\n"
+        "  - {class: brwse, p99: 300ms}\n"
+    )
+    problems = {(p.line, p.path): p.message for p in validate_file(path)}
+    assert "did you mean 'app'" in problems[(3, "traffic.browse.entry")]
+    assert "not both" in problems[(3, "traffic.browse.users")]
+    assert "did you mean 'service'" in problems[(6, "tiers.app.type")]
+    assert "unknown tier 'cach'" in problems[(7, "tiers.app.calls[0].one_of.cach")]
+    assert "did you mean 'browse'" in problems[(9, "slos[0].class")]

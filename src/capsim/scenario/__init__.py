@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from capsim.errors import Problem, ScenarioError
 from capsim.scenario.loader import Document, format_path, read_yaml_file
 from capsim.scenario.overrides import apply_overrides
+from capsim.scenario.references import reference_problems
 from capsim.scenario.schema import (
     Scenario,
     locate,
@@ -72,9 +73,25 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 
 def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[Problem]:
-    """Every problem of a scenario file (syntax, schema and meaning); empty when it is valid."""
+    """Every problem of a scenario file (syntax, schema and meaning); empty when it is valid.
+
+    When the schema fails, unknown tier and class names are still reported from the raw data,
+    so one run of `capsim validate` shows as much as it can.
+    """
     try:
-        scenario = load_scenario(path, overrides)
+        document = read_yaml_file(path)
     except ScenarioError as error:
         return list(error.problems)
+    origins, problems = apply_overrides(document, overrides)
+    if problems:
+        return problems
+    try:
+        scenario = scenario_from_document(document, Path(path).resolve().parent, origins)
+    except ScenarioError as error:
+        found = list(error.problems)
+        seen = {(p.line, p.column, p.path) for p in found}
+        for extra in reference_problems(document, origins):
+            if (extra.line, extra.column, extra.path) not in seen:
+                found.append(extra)
+        return sorted(found, key=lambda p: (p.file, p.line, p.column))
     return check_scenario(scenario)
