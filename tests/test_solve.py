@@ -109,7 +109,9 @@ def test_a_jackson_network_has_the_product_form_end_to_end_mean(scenario, case):
             station["utilisation"], rel=1e-6
         )
     assert result["bottleneck"]["tier"] == "app"
-    assert result["bottleneck"]["saturation_rate"] == pytest.approx(row["bottleneck_saturation_rate"])
+    assert result["bottleneck"]["saturation_rate"] == pytest.approx(
+        row["bottleneck_saturation_rate"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,3 +181,35 @@ def test_the_command_exits_2_on_an_unstable_scenario():
     assert result.returncode == 2
     assert "server: rho=1.2 >= 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_tiers_with_zero_service_time_never_queue_and_limit_nothing(tmp_path):
+    scenario = tmp_path / "zero.yaml"
+    scenario.write_text(
+        "name: zero\n"
+        "traffic:\n  web: {entry: app, rate: 10/s}\n"
+        "tiers:\n"
+        "  app: {type: service, service_time: 0s, calls: [db]}\n"
+        "  db: {type: database, service_time: 0ms}\n"
+    )
+    result = solve(capsim.build_model(capsim.load_scenario(scenario)), capsim_version="test")
+    assert result["classes"]["web"]["latency"]["mean"] == 0.0
+    assert result["tiers"]["db"]["wait"]["mean"] == 0.0
+    assert result["bottleneck"]["saturation_rate"] is None
+    table = subprocess.run(
+        [sys.executable, "-m", "capsim", "solve", str(scenario)], capture_output=True, text=True
+    )
+    assert table.returncode == 0, table.stderr
+    assert "no tier limits throughput" in table.stdout
+
+
+def test_utilisation_objectives_show_as_percentages():
+    model = capsim.build_model(
+        capsim.load_scenario(
+            SCENARIOS / "mmc4-rho080.yaml", ["slos=[{tier: server, utilization: 90%}]"]
+        )
+    )
+    result = solve(model, capsim_version="test")
+    assert result["slos"][0]["statistic"] == "utilization"
+    assert result["slos"][0]["observed"] == pytest.approx(0.8)
+    assert result["slos"][0]["passed"] is True

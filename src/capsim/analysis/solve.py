@@ -105,6 +105,20 @@ def _station(
         if abs(scv - 1.0) < 1e-9:
             scv = 1.0
     lam = total / instances  # per instance
+    if hold <= 0.0:
+        # A worker held for no time never makes anyone wait: a pure delay of zero.
+        figures = formulas.QueueFigures(
+            utilization=0.0,
+            p_wait=0.0,
+            mean_wait=0.0,
+            mean_sojourn=0.0,
+            method="zero service time (no queueing)",
+            exact=True,
+            throughput=lam,
+            wait_survival=lambda t: 0.0,
+            sojourn_survival=lambda t: 0.0,
+        )
+        return StationResult(total, instances, figures, hold, work, notes=notes)
     rho = lam * hold / servers
     balancing = tier.balancing
     if tier.max_queue is not None:
@@ -455,6 +469,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
         slos.append(
             {
                 "slo": slo.text,
+                "statistic": slo.statistic,
                 "passed": None if observed is None else observed <= slo.limit,
                 "observed": observed,
                 "limit": slo.limit,

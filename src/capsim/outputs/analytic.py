@@ -65,6 +65,8 @@ def _summary_line(data: dict[str, Any]) -> str:
     bottleneck = data["bottleneck"]
     if bottleneck["tier"] is None:
         return "no tier receives traffic"
+    if bottleneck["saturation_rate"] is None:
+        return "no tier limits throughput: every tier's work per request is zero"
     headroom = (
         bottleneck["saturation_rate"] / bottleneck["offered_rate"]
         if bottleneck["offered_rate"]
