@@ -34,11 +34,32 @@ def tiny(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "schema"])
-def test_every_command_explains_itself(command: str) -> None:
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands if c.callback)
+CLI_DOCS = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+
+
+def test_the_spec_commands_are_all_there() -> None:
+    spec = {
+        "run",
+        "validate",
+        "schema",
+        "solve",
+        "saturate",
+        "size",
+        "sweep",
+        "compare",
+        "check",
+        "report",
+    }
+    assert spec <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself_and_has_a_section_in_the_cli_docs(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+    assert f"`capsim {command}" in CLI_DOCS
 
 
 def test_run_prints_json_that_parses_and_names_the_scenario(tiny: Path) -> None:
