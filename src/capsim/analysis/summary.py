@@ -176,12 +176,18 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
 
 
 def _retried_tiers(model: Model) -> set[int]:
-    """Tiers called with a timeout or retries somewhere (their entries count both)."""
+    """Tiers called with a timeout, retries, a breaker or a bulkhead somewhere (their entries
+    count retries, timeouts, short-circuited and bulkhead-refused calls)."""
     found: set[int] = set()
 
     def visit(steps: tuple[Step, ...]) -> None:
         for step in steps:
-            if isinstance(step, Call) and (step.timeout is not None or step.retry is not None):
+            if isinstance(step, Call) and (
+                step.timeout is not None
+                or step.retry is not None
+                or step.circuit_breaker is not None
+                or step.bulkhead is not None
+            ):
                 found.add(step.tier)
             elif isinstance(step, Parallel):
                 visit(step.branches)
@@ -250,6 +256,12 @@ def _summarise_tier(
     if tier.index in _retried_tiers(model):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
+        entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
+        entry["bulkhead_rejected"] = round(sum(t.bulkhead_rejected for t in per_run) / replications)
+    if tier.rate_limit is not None:
+        entry["rate_limited"] = round(sum(t.rate_limited for t in per_run) / replications)
+    if tier.drop_abandoned:
+        entry["dropped"] = round(sum(t.dropped for t in per_run) / replications)
     if tier.autoscale is not None:
         # The first replication's changes, as an example of the autoscaler at work.
         entry["autoscale"] = {

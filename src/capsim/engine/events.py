@@ -37,11 +37,13 @@ from capsim.model.distributions import Distribution
 from capsim.model.types import (
     Autoscale,
     Call,
+    CircuitBreaker,
     Fault,
     HealthCheck,
     Model,
     OneOf,
     Parallel,
+    RateLimit,
     Retry,
     Step,
     Tier,
@@ -280,7 +282,12 @@ class _TierSim:
         self.runners: list[Runner | None] = [None] * classes
         self.retries = 0  # retry attempts that reached this tier in the window
         self.call_timeouts = 0  # attempts to this tier that their callers gave up on
+        self.rate_limited = 0  # refused by the tier's rate limit
+        self.dropped = 0  # dropped from the queue because the caller had given up
+        self.short_circuited = 0  # calls to this tier an open circuit breaker failed at once
+        self.bulkhead_rejected = 0  # calls to this tier refused by a caller's bulkhead
         self._retry_draw: Draw | None = None
+        self.bulkheads: dict[int, list[int]] = {}  # callee -> calls in flight to it
         self._pick_cache: dict[str, Pick] = {}
         self._window = window
         self._balancing_draw: Draw | None = None
@@ -320,6 +327,25 @@ class _TierSim:
                 env.timeout(check.interval).callbacks.append(probe)
 
         env.timeout(check.interval).callbacks.append(probe)
+
+    def _rate_limited(self, enter: Enter, limit: RateLimit, warmup: float) -> Enter:
+        """A token bucket in front of the tier: `rate` tokens a second, at most `burst` banked."""
+        env = self.env
+        bucket = [float(limit.burst), 0.0]  # tokens, when last filled
+
+        def limited(k: int, pick: Pick, cont: Cont) -> bool:
+            now = env._now
+            tokens = min(float(limit.burst), bucket[0] + limit.rate * (now - bucket[1]))
+            bucket[1] = now
+            if tokens >= 1.0 - 1e-9:  # a whole token, give or take the clock's rounding
+                bucket[0] = max(tokens - 1.0, 0.0)
+                return enter(k, pick, cont)
+            bucket[0] = tokens
+            if now >= warmup:
+                self.rate_limited += 1
+            return False
+
+        return limited
 
     def retry_uniform(self) -> Draw:
         """Uniforms for the jitter of this tier's retries (its own stream)."""
@@ -552,19 +578,32 @@ class _TierSim:
             queue = waiting[i]
             now = env._now
             while queue:
-                entry = queue.popleft()
+                entry = queue.popleft() if fifo else queue.pop()
                 if entry[3]:
                     entry[3] = False
                     live[i] -= 1
                     queue_area += waiting_now * (now - queue_since)
                     queue_since = now
                     waiting_now -= 1
+                    if drop_abandoned and type(entry[2]) is _Answer and not entry[2].live:
+                        drop_given_up(i, now)  # its caller gave up while it waited
+                        continue
                     start(i, entry[1], entry[0], now, entry[2])
                     return
             free[i] += 1
             held_area += held * (now - held_since)
             held_since = now
             held -= 1
+
+        fifo = tier.queue_discipline == "fifo"
+        drop_abandoned = tier.drop_abandoned
+
+        def drop_given_up(i: int, now: float) -> None:
+            nonlocal rejected
+            at[i] -= 1
+            if now >= warmup:
+                rejected += 1
+                self.dropped += 1
 
         def drop(event: _Timer) -> None:
             nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
@@ -913,6 +952,8 @@ class _TierSim:
             self.enter = self._pooled(env, tier, window, arrive)
         if tier.is_async:
             self.enter = self._published(env, tier, window, arrive)
+        if tier.rate_limit is not None:
+            self.enter = self._rate_limited(self.enter, tier.rate_limit, warmup)
 
         # Integrals before the window opened, for the time series (which starts at t = 0).
         before_window = [0.0, 0.0, 0.0]
@@ -972,9 +1013,9 @@ class _TierSim:
             _add_zeros(wait, zero_waits)
             run = TierRun(
                 workers=tier.workers,
-                arrivals=arrivals + self.pool_arrivals(),
+                arrivals=arrivals + self.pool_arrivals() + self.rate_limited,
                 completed=completed,
-                rejected=rejected + self.pool_rejected(),
+                rejected=rejected + self.pool_rejected() + self.rate_limited,
                 timed_out=timed_out,
                 busy_time=busy,
                 occupied_time=end_held if blocking else busy,
@@ -988,6 +1029,10 @@ class _TierSim:
             run.retries = self.retries
             run.call_timeouts = self.call_timeouts
             run.scaling = list(self.scaling)
+            run.rate_limited = self.rate_limited
+            run.dropped = self.dropped
+            run.short_circuited = self.short_circuited
+            run.bulkhead_rejected = self.bulkhead_rejected
             if faults or tier.autoscale is not None:
                 live = live_integral(horizon) - before_window[2]
                 run.live_worker_time = live * tier.concurrency
@@ -1214,8 +1259,76 @@ def _logged_draw(draw: Draw, env: simpy.Environment, log: IntervalLog) -> Draw:
 RETRY_TOKENS = 10.0
 
 
+class _Breaker:
+    """A circuit breaker on one call site: closed, open, or half-open with a few probes.
+
+    Closed: outcomes over the last `window` seconds are kept; once there are `min_calls` of
+    them and the failed share reaches `error_rate`, it opens. Open: calls fail at once for
+    `open_for`. Half-open: the next `probes` calls go through; if they all succeed it closes
+    (forgetting the past), if one fails it opens again; calls beyond the probes fail at once.
+    """
+
+    CLOSED, OPEN, HALF_OPEN = range(3)
+
+    def __init__(self, env: simpy.Environment, setting: CircuitBreaker) -> None:
+        self.env = env
+        self.setting = setting
+        self.state = self.CLOSED
+        self.outcomes: deque[tuple[float, bool]] = deque()
+        self.failures = 0
+        self.until = 0.0
+        self.probing = 0  # probes sent in this half-open spell
+        self.passed = 0  # probes that succeeded
+
+    def allow(self) -> bool:
+        """Whether a call may go through now (a half-open probe is counted as sent)."""
+        if self.state == self.OPEN:
+            if self.env._now < self.until:
+                return False
+            self.state, self.probing, self.passed = self.HALF_OPEN, 0, 0
+        if self.state == self.HALF_OPEN:
+            if self.probing >= self.setting.probes:
+                return False
+            self.probing += 1
+        return True
+
+    def record(self, ok: bool) -> None:
+        setting = self.setting
+        now = self.env._now
+        if self.state == self.HALF_OPEN:
+            if not ok:
+                self._open(now)
+            else:
+                self.passed += 1
+                if self.passed >= setting.probes:
+                    self.state = self.CLOSED
+                    self.outcomes.clear()
+                    self.failures = 0
+            return
+        if self.state == self.OPEN:
+            return  # an answer to a call made before it opened
+        outcomes = self.outcomes
+        outcomes.append((now, ok))
+        if not ok:
+            self.failures += 1
+        while outcomes and outcomes[0][0] <= now - setting.window:
+            if not outcomes.popleft()[1]:
+                self.failures -= 1
+        if len(outcomes) >= setting.min_calls and self.failures >= setting.error_rate * len(
+            outcomes
+        ):
+            self._open(now)
+
+    def _open(self, now: float) -> None:
+        self.state = self.OPEN
+        self.until = now + self.setting.open_for
+        self.outcomes.clear()
+        self.failures = 0
+
+
 class _CallSite:
-    """One call with a timeout and/or retries: each call made there runs an `_Attempts`."""
+    """One call with a timeout, retries, a circuit breaker or a bulkhead: each call made there
+    runs an `_Attempts`."""
 
     def __init__(self, caller: _TierSim, target: _TierSim, call: Call) -> None:
         self.env = caller.env
@@ -1227,6 +1340,12 @@ class _CallSite:
         self.later = _scheduler(caller.env)
         self.jitter = caller.retry_uniform() if self.retry.jitter == "full" else None
         self.tokens = RETRY_TOKENS
+        self.breaker = (
+            _Breaker(caller.env, call.circuit_breaker) if call.circuit_breaker is not None else None
+        )
+        self.bulkhead = call.bulkhead
+        # Shared by every call site from this caller to this callee.
+        self.in_flight = caller.bulkheads.setdefault(target.tier.index, [0])
 
     def enter(self, k: int, pick: Pick, cont: Cont) -> bool:
         budget = self.retry.budget
@@ -1256,14 +1375,33 @@ class _CallSite:
         return delay * self.jitter() if self.jitter is not None else delay
 
 
+class _Answer:
+    """The continuation of one attempt; `live` until it is answered or given up on.
+
+    A callee that drops abandoned requests (`drop_abandoned`) reads `live` before it starts
+    on one.
+    """
+
+    __slots__ = ("attempts", "live")
+
+    def __init__(self, attempts: _Attempts) -> None:
+        self.attempts = attempts
+        self.live = True
+
+    def __call__(self, ok: bool) -> None:
+        if self.live:
+            self.live = False
+            self.attempts.settled(ok)
+
+
 def _timed_out(event: _Timer) -> None:
-    attempts, flag = event._value
-    if flag[0]:
-        flag[0] = False
-        site = attempts.site
+    answer = event._value
+    if answer.live:
+        answer.live = False
+        site = answer.attempts.site
         if site.env._now >= site.warmup:
             site.target.call_timeouts += 1
-        attempts.failed()
+        answer.attempts.settled(False)
 
 
 def _retry_due(event: _Timer) -> None:
@@ -1292,22 +1430,38 @@ class _Attempts:
 
     def launch(self) -> None:
         site = self.site
-        flag = [True]  # this attempt still counts: not answered, not timed out
-        if self.retried and site.env._now >= site.warmup:
+        counted = site.env._now >= site.warmup
+        if site.breaker is not None and not site.breaker.allow():
+            if counted:
+                site.target.short_circuited += 1
+            self.failed()
+            return
+        if site.bulkhead is not None:
+            if site.in_flight[0] >= site.bulkhead:
+                if counted:
+                    site.target.bulkhead_rejected += 1
+                self.failed()
+                return
+            site.in_flight[0] += 1
+        if self.retried and counted:
             site.target.retries += 1
-
-        def answered(ok: bool) -> None:
-            if flag[0]:
-                flag[0] = False
-                if ok:
-                    self.cont(True)
-                else:
-                    self.failed()
-
+        answer = _Answer(self)
         if site.timeout is not None:
-            site.later(site.timeout, _ON_TIMEOUT, (self, flag))
-        if not site.target_enter(self.k, self.pick, answered):
-            answered(False)
+            site.later(site.timeout, _ON_TIMEOUT, answer)
+        if not site.target_enter(self.k, self.pick, answer):
+            answer(False)
+
+    def settled(self, ok: bool) -> None:
+        """The current attempt is over: answered (ok or not) or given up on."""
+        site = self.site
+        if site.bulkhead is not None:
+            site.in_flight[0] -= 1
+        if site.breaker is not None:
+            site.breaker.record(ok)
+        if ok:
+            self.cont(True)
+        else:
+            self.failed()
 
     def failed(self) -> None:
         site = self.site
@@ -1322,12 +1476,22 @@ class _Attempts:
             self.launch()
 
 
+def _guarded(call: Call) -> bool:
+    """A call with a timeout, retries, a circuit breaker or a bulkhead (an `_CallSite`)."""
+    return (
+        call.timeout is not None
+        or call.retry is not None
+        or call.circuit_breaker is not None
+        or call.bulkhead is not None
+    )
+
+
 def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[Any, ...]:
     """A model Step as the flat tuple `_Sequence` runs."""
     if isinstance(step, Call):
         target = tiers[step.tier]
         enter = target.enter
-        if step.timeout is not None or step.retry is not None:
+        if _guarded(step):
             enter = _CallSite(caller, target, step).enter
         return (
             _CALL,

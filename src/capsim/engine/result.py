@@ -57,6 +57,10 @@ class TierRun:
     call_timeouts: int = 0  # attempts to this tier its callers gave up on (the work went on)
     live_worker_time: float | None = None  # worker-seconds of live instances (None: all, always)
     scaling: list[tuple[float, int, int]] = field(default_factory=list)  # (time, from, to)
+    rate_limited: int = 0  # refused by the tier's rate limit (part of `rejected`)
+    dropped: int = 0  # dropped unstarted because the caller had given up (part of `rejected`)
+    short_circuited: int = 0  # calls to this tier failed at once by an open circuit breaker
+    bulkhead_rejected: int = 0  # calls to this tier refused by a caller's bulkhead
 
 
 @dataclass

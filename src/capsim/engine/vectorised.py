@@ -96,6 +96,10 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
     name = tier.name
     if tier.autoscale is not None:
         return f"tier '{name}' autoscales, so its instances change with its load"
+    if tier.rate_limit is not None:
+        return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
+    if tier.queue_discipline != "fifo":
+        return f"tier '{name}' serves its queue {tier.queue_discipline.upper()}"
     if tier.balancing not in _ALGORITHM_CODES:
         return f"tier '{name}' uses {tier.balancing} balancing, which depends on the system's state"
     if tier.pool is not None:
@@ -117,6 +121,11 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
                 return (
                     f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
                     "retries, whose outcome depends on how long the callee takes"
+                )
+            if call.circuit_breaker is not None or call.bulkhead is not None:
+                return (
+                    f"tier '{name}' calls '{model.tiers[call.tier].name}' through a circuit "
+                    "breaker or a bulkhead, which depend on the calls' outcomes"
                 )
             if call.algorithm is not None and call.algorithm not in _ALGORITHM_CODES:
                 return (

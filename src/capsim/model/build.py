@@ -12,6 +12,7 @@ from capsim.model.distributions import Distribution
 from capsim.model.types import (
     Autoscale,
     Call,
+    CircuitBreaker,
     Fault,
     HealthCheck,
     Model,
@@ -19,6 +20,7 @@ from capsim.model.types import (
     Parallel,
     Pool,
     ProfilePoint,
+    RateLimit,
     Retry,
     Simulation,
     Sizing,
@@ -47,6 +49,7 @@ from capsim.scenario.schema import (
     OneOfCall,
     ParallelCall,
     QueueTier,
+    RateLimitSpec,
     TierCall,
     UniformDist,
 )
@@ -157,12 +160,18 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
         if call.retries is not None:
             spec = call.retries
             retry = Retry(spec.max, spec.backoff, spec.base, spec.cap, spec.jitter, spec.budget)
+        breaker = None
+        if call.circuit_breaker is not None:
+            b = call.circuit_breaker
+            breaker = CircuitBreaker(b.error_rate, b.window, b.min_calls, b.open_for, b.probes)
         return Call(
             tier_index[call.tier],
             probability=call.probability,
             repeat=call.repeat,
             timeout=call.timeout,
             retry=retry,
+            circuit_breaker=breaker,
+            bulkhead=call.bulkhead,
         )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
@@ -208,6 +217,10 @@ def _initial_instances(spec: AnyTier) -> int:
     if scaler is not None and "instances" not in spec.model_fields_set:
         return int(scaler.min)
     return int(spec.instances)
+
+
+def _rate_limit(spec: RateLimitSpec | None) -> RateLimit | None:
+    return None if spec is None else RateLimit(spec.rate, spec.burst)
 
 
 def _autoscale(spec: AutoscaleSpec | None) -> Autoscale | None:
@@ -308,6 +321,8 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
                     timeout=spec.timeout,
                     publish_time=build_distribution(spec.publish_time),
                     consumers=spec.consumers,
+                    rate_limit=_rate_limit(spec.rate_limit),
+                    queue_discipline=spec.queue_discipline,
                     cost_per_instance_hour=cost,
                     sizing=sizing,
                 )
@@ -329,6 +344,9 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             zones=tuple(spec.zones or ()),
             health_check=_health_check(spec.health_check),
             autoscale=_autoscale(spec.autoscale),
+            rate_limit=_rate_limit(spec.rate_limit),
+            queue_discipline=spec.queue_discipline,
+            drop_abandoned=spec.drop_abandoned,
         )
         if isinstance(spec, LoadBalancerTier):
             forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
@@ -383,6 +401,9 @@ def _cache_tiers(
                 zones=(),
                 health_check=None,
                 autoscale=None,
+                rate_limit=None,
+                queue_discipline="fifo",
+                drop_abandoned=False,
             )
         )
     return tiers

@@ -58,6 +58,26 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class CircuitBreaker:
+    """Opens when `error_rate` of at least `min_calls` calls in the last `window` s failed;
+    stays open `open_for` s, then lets `probes` calls through (half-open)."""
+
+    error_rate: float = 0.5
+    window: float = 10.0
+    min_calls: int = 20
+    open_for: float = 30.0
+    probes: int = 5
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket in front of a tier: `rate` requests a second, bursts up to `burst`."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Call:
     """A synchronous (or, to a queue tier, asynchronous) call to another tier.
 
@@ -73,6 +93,8 @@ class Call:
     algorithm: str | None = None
     timeout: float | None = None
     retry: Retry | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    bulkhead: int | None = None  # at most this many calls in flight from caller to callee
 
 
 @dataclass(frozen=True)
@@ -199,6 +221,9 @@ class Tier:
     zones: tuple[str, ...] = ()  # servers spread over these, round robin: server i in zones[i % n]
     health_check: HealthCheck | None = None  # None: balancing sees a death at once
     autoscale: Autoscale | None = None  # instances change between min and max during the run
+    rate_limit: RateLimit | None = None  # refuses requests beyond a token bucket
+    queue_discipline: str = "fifo"  # fifo | lifo: which waiting request a free worker takes
+    drop_abandoned: bool = False  # skip waiting requests whose caller has given up
 
     @property
     def servers(self) -> int:

@@ -467,12 +467,24 @@ class RetrySpec(_Strict):
     budget: Ratio | None = None
 
 
+class CircuitBreakerSpec(_Strict):
+    """Closed, open, half-open on the error rate of recent calls (docs/dynamic.md)."""
+
+    error_rate: Ratio = 0.5
+    window: PositiveDuration = 10.0
+    min_calls: Count = 20
+    open_for: PositiveDuration = 30.0
+    probes: Count = 5
+
+
 class TierCall(_Strict):
     tier: Name
     probability: Ratio = 1.0
     repeat: Count = 1
     timeout: PositiveDuration | None = None
     retries: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    bulkhead: Count | None = None
 
 
 class OneOfCall(_Strict):
@@ -713,6 +725,18 @@ class AutoscaleSpec(_Strict):
         return self
 
 
+class RateLimitSpec(_Strict):
+    """A token bucket: `rate` requests a second on average, bursts of up to `burst`."""
+
+    rate: PositiveRate
+    burst: Count = 1
+
+
+QueueDiscipline = Annotated[
+    Literal["fifo", "lifo"], BeforeValidator(_choice(("fifo", "lifo"), "queue_discipline"))
+]
+
+
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
@@ -725,6 +749,9 @@ class _TierBase(_Strict):
     zones: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = None
     health_check: HealthCheckSpec | None = None
     autoscale: AutoscaleSpec | None = None
+    rate_limit: RateLimitSpec | None = None
+    queue_discipline: QueueDiscipline = "fifo"
+    drop_abandoned: bool = False
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
@@ -804,6 +831,8 @@ class QueueTier(_Strict):
     classes: dict[str, ClassWork] = Field(default_factory=dict)
     cost: CostSpec | None = None
     sizing: SizingSetting | None = None
+    rate_limit: RateLimitSpec | None = None
+    queue_discipline: QueueDiscipline = "fifo"
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
