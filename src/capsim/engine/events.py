@@ -466,7 +466,9 @@ class _TierSim:
             servers = max(servers, tier.autoscale.max)
         self.primary_slots = servers - tier.replicas
         free = [tier.concurrency] * servers
-        waiting: list[deque[list[Any]]] = [deque() for _ in range(servers)]
+        waiting: list[Any] = [deque() for _ in range(servers)]
+        if tier.priorities:
+            waiting = [_PriorityQueue(tier.priorities) for _ in range(servers)]
         live = [0] * servers  # waiting entries not yet dropped, per instance
         self.at = at = [0] * servers  # requests at the instance: waiting + in service + blocked
         blocking = tier.blocking
@@ -1196,6 +1198,43 @@ class _TierSim:
         self.pool_arrivals = lambda: arrivals
         self.message_age = age_recorder.flush
         return enter
+
+
+class _PriorityQueue:
+    """An instance's waiting room with priorities between classes: one FIFO per level.
+
+    `popleft` takes the oldest request of the highest level that has any (non-preemptive
+    priority); `pop` the newest of that level (LIFO within priorities). Entries are the
+    engine's `[arrived, class, cont, live, instance]` lists.
+    """
+
+    __slots__ = ("level", "levels", "size")
+
+    def __init__(self, priorities: tuple[int, ...]) -> None:
+        self.level = priorities  # level of each class: 0 is served first
+        self.levels: list[deque[list[Any]]] = [deque() for _ in range(max(priorities) + 1)]
+        self.size = 0
+
+    def append(self, entry: list[Any]) -> None:
+        self.levels[self.level[entry[1]]].append(entry)
+        self.size += 1
+
+    def _first(self) -> deque[list[Any]]:
+        return next(level for level in self.levels if level)
+
+    def popleft(self) -> list[Any]:
+        self.size -= 1
+        return self._first().popleft()
+
+    def pop(self) -> list[Any]:
+        self.size -= 1
+        return self._first().pop()
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __len__(self) -> int:
+        return self.size
 
 
 _OFF, _STARTING, _READY, _DRAINING = range(4)  # an autoscaled instance's states

@@ -98,6 +98,8 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         return f"tier '{name}' autoscales, so its instances change with its load"
     if tier.rate_limit is not None:
         return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
+    if tier.priorities:
+        return f"tier '{name}' serves its classes by priority"
     if tier.queue_discipline != "fifo":
         return f"tier '{name}' serves its queue {tier.queue_discipline.upper()}"
     if tier.balancing not in _ALGORITHM_CODES:

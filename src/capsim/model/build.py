@@ -30,6 +30,7 @@ from capsim.model.types import (
     TrafficClass,
     Work,
 )
+from capsim.model.visits import expected_visits
 from capsim.scenario import Scenario, check_scenario
 from capsim.scenario.schema import (
     AnyTier,
@@ -51,6 +52,7 @@ from capsim.scenario.schema import (
     QueueTier,
     RateLimitSpec,
     TierCall,
+    TtlModel,
     UniformDist,
 )
 from capsim.units import format_duration, format_ratio
@@ -119,8 +121,44 @@ def che_hit_ratio(capacity: float, keys: float, zipf: float, exact_keys: int = E
     return min(max(hit, 0.0), 1.0)
 
 
-def hit_ratio_of(setting: float | LruModel) -> float:
-    """A hit-ratio setting as a number: the ratio itself, or Che's value for an LRU model."""
+def ttl_hit_ratio(
+    rate: float, ttl: float, keys: float, zipf: float, reset_on_hit: bool = False
+) -> float:
+    """Hit ratio of a TTL cache: Poisson requests at `rate` over Zipf(`zipf`) keys.
+
+    Key i gets rate * p_i. A timer set on a miss and not refreshed by hits (`reset_on_hit`
+    false: cache-aside SET EX, HTTP max-age) hits with probability x / (1 + x), x = rate_i * ttl
+    (Jung, Berger & Balakrishnan 2003); a timer restarted by every request with 1 - exp(-x)
+    (Fofack et al. 2014). The overall hit ratio weights each key by p_i.
+    """
+    keys = math.floor(keys)
+    head = np.arange(1, min(keys, EXACT_KEYS) + 1, dtype=float) ** -zipf
+    if keys > EXACT_KEYS:
+        x, w = _tail_nodes(EXACT_KEYS + 0.5, keys + 0.5)
+        tail, tail_w = x**-zipf, w
+    else:
+        tail, tail_w = np.zeros(0), np.zeros(0)
+    total = head.sum() + float(np.dot(tail, tail_w))
+    p_head, p_tail = head / total, tail / total
+
+    def hit(p: np.ndarray) -> np.ndarray:
+        x = rate * p * ttl
+        return -np.expm1(-x) if reset_on_hit else x / (1.0 + x)
+
+    value = float(np.dot(p_head, hit(p_head)) + np.dot(p_tail * hit(p_tail), tail_w))
+    return min(max(value, 0.0), 1.0)
+
+
+def hit_ratio_of(setting: float | LruModel | TtlModel, rate: float | None = None) -> float:
+    """A hit-ratio setting as a number: the ratio itself, Che's value for an LRU model, or the
+    TTL formula at `setting.rate` or else `rate` (the requests reaching the cache; none: 0)."""
+    if isinstance(setting, TtlModel):
+        requests = setting.rate if setting.rate is not None else rate
+        if not requests:
+            return 0.0
+        return ttl_hit_ratio(
+            requests, setting.ttl, setting.keys, setting.zipf, setting.reset_on_hit
+        )
     if isinstance(setting, LruModel):
         return che_hit_ratio(setting.capacity, setting.keys, setting.zipf)
     return float(setting)
@@ -219,6 +257,13 @@ def _initial_instances(spec: AnyTier) -> int:
     return int(spec.instances)
 
 
+def _priorities(order: list[str] | None, classes: list[str]) -> tuple[int, ...]:
+    """Each class's level: its place in `priorities`; classes left out come last, together."""
+    if not order:
+        return ()
+    return tuple(order.index(name) if name in order else len(order) for name in classes)
+
+
 def _rate_limit(spec: RateLimitSpec | None) -> RateLimit | None:
     return None if spec is None else RateLimit(spec.rate, spec.burst)
 
@@ -277,6 +322,43 @@ def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
     return faults
 
 
+def _needs_rates(scenario: Scenario) -> bool:
+    """A TTL hit-ratio model without its own `rate` somewhere."""
+    for spec in scenario.tiers.values():
+        settings = [getattr(spec, "hit_ratio", None)]
+        shield = getattr(spec, "origin_shield", None)
+        if shield is not None:
+            settings.append(shield.hit_ratio)
+        if any(isinstance(s, TtlModel) and s.rate is None for s in settings):
+            return True
+    return False
+
+
+def _request_rates(
+    tiers: list[Tier], classes: list[TrafficClass], horizon: float
+) -> dict[str, float]:
+    """Requests per second reaching each tier (forced flow: class rates x expected visits).
+
+    A profile counts at its mean over the run; a closed class at users / think time (its most).
+    """
+    provisional = Model(
+        name="rates", seed=0, simulation=Simulation(), classes=tuple(classes), tiers=tuple(tiers)
+    )
+    visits = expected_visits(provisional)
+    rates = np.zeros(len(tiers))
+    for traffic in classes:
+        if traffic.is_closed:
+            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+            rate = (traffic.users or 0) / think if think > 0 else 0.0
+        elif traffic.profile:
+            times = np.linspace(0.0, horizon, 2001)
+            rate = float(np.mean([traffic.rate_at(t) for t in times]))
+        else:
+            rate = float(traffic.rate or 0.0)
+        rates += rate * visits[traffic.index]
+    return {tier.name: float(rates[tier.index]) for tier in tiers}
+
+
 def _tier_names(scenario: Scenario) -> list[str]:
     """Tier names in index order: each cdn's origin shield right after the cdn."""
     names: list[str] = []
@@ -299,7 +381,13 @@ def _sizing(spec: AnyTier) -> Sizing | None:
     return Sizing(of=of, min=spec.sizing.min, max=spec.sizing.max)
 
 
-def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[str]) -> list[Tier]:
+def _build_tiers(
+    scenario: Scenario,
+    tier_index: dict[str, int],
+    classes: list[str],
+    rates: dict[str, float] | None = None,
+) -> list[Tier]:
+    """The model's tiers; `rates` gives TTL caches their request rate (by tier name)."""
     tiers: list[Tier] = []
     for name, spec in scenario.tiers.items():
         index = tier_index[name]
@@ -323,6 +411,7 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
                     consumers=spec.consumers,
                     rate_limit=_rate_limit(spec.rate_limit),
                     queue_discipline=spec.queue_discipline,
+                    priorities=_priorities(spec.priorities, classes),
                     cost_per_instance_hour=cost,
                     sizing=sizing,
                 )
@@ -347,12 +436,13 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
             rate_limit=_rate_limit(spec.rate_limit),
             queue_discipline=spec.queue_discipline,
             drop_abandoned=spec.drop_abandoned,
+            priorities=_priorities(spec.priorities, classes),
         )
         if isinstance(spec, LoadBalancerTier):
             forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
             tiers.append(replace(base, work=_works(spec, classes, tier_index, forward)))
         elif isinstance(spec, (CacheTier, CdnTier)):
-            tiers.extend(_cache_tiers(base, spec, classes, tier_index))
+            tiers.extend(_cache_tiers(base, spec, classes, tier_index, rates or {}))
         elif isinstance(spec, DatabaseTier):
             pool = None
             if spec.pool is not None:
@@ -365,10 +455,14 @@ def _build_tiers(scenario: Scenario, tier_index: dict[str, int], classes: list[s
 
 
 def _cache_tiers(
-    base: Tier, spec: CacheTier | CdnTier, classes: list[str], tier_index: dict[str, int]
+    base: Tier,
+    spec: CacheTier | CdnTier,
+    classes: list[str],
+    tier_index: dict[str, int],
+    rates: dict[str, float],
 ) -> list[Tier]:
     """A cache or cdn tier, and the cdn's origin shield right after it when it has one."""
-    hit = hit_ratio_of(spec.hit_ratio)
+    hit = hit_ratio_of(spec.hit_ratio, rates.get(base.name))
     shield = spec.origin_shield if isinstance(spec, CdnTier) else None
     origin = tier_index[spec.on_miss] if spec.on_miss is not None else None
     miss_target = base.index + 1 if shield is not None else origin
@@ -378,7 +472,7 @@ def _cache_tiers(
     work = _works(spec, classes, tier_index, prefix)
     tiers = [replace(base, work=work, hit_ratio=hit, on_miss=miss_target)]
     if shield is not None:
-        shield_hit = hit_ratio_of(shield.hit_ratio)
+        shield_hit = hit_ratio_of(shield.hit_ratio, rates.get(f"{base.name}.origin_shield"))
         # An origin shield runs the same CDN software: its lookup costs the cdn's by default.
         service = shield.service_time if shield.service_time is not None else spec.service_time
         calls: tuple[Step, ...] = ()
@@ -404,6 +498,7 @@ def _cache_tiers(
                 rate_limit=None,
                 queue_discipline="fifo",
                 drop_abandoned=False,
+                priorities=(),
             )
         )
     return tiers
@@ -458,7 +553,7 @@ def _build_slos(
     return slos
 
 
-def _exact_miss_ratio(setting: float | LruModel) -> float:
+def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:
     return 1.0 - hit_ratio_of(setting)
 
 
@@ -473,6 +568,14 @@ def build_model(scenario: Scenario) -> Model:
     class_index = {name: i for i, name in enumerate(class_names)}
     simulation = scenario.simulation
     tiers = _build_tiers(scenario, tier_index, class_names)
+    if _needs_rates(scenario):
+        # A TTL cache's hit ratio depends on the requests that reach it, which depend on the
+        # hit ratios upstream (a cdn before its shield): settle them by repeated passes.
+        classes = _build_classes(scenario, tier_index)
+        horizon = simulation.duration + simulation.warmup_or_default
+        for _ in range(len(tiers)):
+            rates = _request_rates(tiers, classes, horizon)
+            tiers = _build_tiers(scenario, tier_index, class_names, rates)
     return Model(
         name=scenario.name,
         seed=scenario.seed,

@@ -224,6 +224,7 @@ class Tier:
     rate_limit: RateLimit | None = None  # refuses requests beyond a token bucket
     queue_discipline: str = "fifo"  # fifo | lifo: which waiting request a free worker takes
     drop_abandoned: bool = False  # skip waiting requests whose caller has given up
+    priorities: tuple[int, ...] = ()  # priority level per class (0 first); () all equal, FIFO
 
     @property
     def servers(self) -> int:

@@ -437,15 +437,34 @@ DistributionSpec = Annotated[
 class LruModel(_Strict):
     """Hit ratio of an LRU cache under Zipf popularity, by Che's approximation."""
 
-    model: Annotated[Literal["lru"], BeforeValidator(_choice(("lru",), "hit-ratio model"))]
+    model: Annotated[Literal["lru"], BeforeValidator(_choice(("lru", "ttl"), "hit-ratio model"))]
     capacity: Count
     keys: Count
     zipf: NonNegativeNumber
 
 
+class TtlModel(_Strict):
+    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (ORACLES section 7)."""
+
+    model: Annotated[Literal["ttl"], BeforeValidator(_choice(("ttl",), "hit-ratio model"))]
+    ttl: PositiveDuration
+    keys: Count
+    zipf: NonNegativeNumber
+    reset_on_hit: bool = False
+    rate: PositiveRate | None = None  # requests reaching the cache; default: from the traffic
+
+
+def _hit_model_tag(value: Any) -> str:
+    if not isinstance(value, dict):
+        return "<ratio>"
+    return "<ttl>" if value.get("model") == "ttl" else "<lru>"
+
+
 HitRatioSpec = Annotated[
-    Annotated[Ratio, Tag("<ratio>")] | Annotated[LruModel, Tag("<lru>")],
-    Discriminator(lambda v: "<lru>" if isinstance(v, dict) else "<ratio>"),
+    Annotated[Ratio, Tag("<ratio>")]
+    | Annotated[LruModel, Tag("<lru>")]
+    | Annotated[TtlModel, Tag("<ttl>")],
+    Discriminator(_hit_model_tag),
 ]
 
 
@@ -752,6 +771,7 @@ class _TierBase(_Strict):
     rate_limit: RateLimitSpec | None = None
     queue_discipline: QueueDiscipline = "fifo"
     drop_abandoned: bool = False
+    priorities: list[Name] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
@@ -833,6 +853,7 @@ class QueueTier(_Strict):
     sizing: SizingSetting | None = None
     rate_limit: RateLimitSpec | None = None
     queue_discipline: QueueDiscipline = "fifo"
+    priorities: list[Name] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:

@@ -21,18 +21,21 @@ from capsim.scenario.schema import (
     QueueTier,
     Scenario,
     TierCall,
+    TtlModel,
     suggest,
 )
 
-MissRatio = Callable[[float | LruModel], float]
+MissRatio = Callable[[float | LruModel | TtlModel], float]
 
 
-def bounded_miss_ratio(hit_ratio: float | LruModel) -> float:
+def bounded_miss_ratio(hit_ratio: float | LruModel | TtlModel) -> float:
     """Miss ratio of a hit-ratio setting; for an LRU model an upper bound, 1 - capacity/keys.
 
     Under Zipf popularity an LRU cache hits at least as often as its share of the catalogue, so
     the bound is safe for checks that need the miss ratio to be small enough.
     """
+    if isinstance(hit_ratio, TtlModel):
+        return 1.0  # depends on the request rate: assume every request may miss
     if isinstance(hit_ratio, LruModel):
         return max(0.0, 1.0 - hit_ratio.capacity / hit_ratio.keys)
     return 1.0 - hit_ratio
@@ -121,6 +124,8 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
     for name, tier in tiers.items():
         for class_name in tier.classes:
             reference(class_name, ("tiers", name, "classes", class_name), "class", at_key=True)
+        for i, class_name in enumerate(getattr(tier, "priorities", None) or []):
+            reference(class_name, ("tiers", name, "priorities", i), "class")
         for class_name in ["", *tier.classes]:
             for edge in tier_edges(name, tier, class_name, miss_ratio):
                 if class_name and edge.path[:4] != ("tiers", name, "classes", class_name):
