@@ -10,8 +10,9 @@ import pytest
 import capsim
 from capsim.engine.events import run_events
 from capsim.model.build import ttl_hit_ratio
+from capsim.model.types import Fault
 from capsim.scenario import validate_file
-from modelkit import ProfilePoint, const, exp, model, open_class, tier
+from modelkit import Call, ProfilePoint, const, exp, model, open_class, tier
 
 
 def test_a_higher_priority_request_overtakes_the_waiting_ones() -> None:
@@ -114,3 +115,48 @@ def test_priorities_name_real_classes(tmp_path: Path) -> None:
     [problem] = validate_file(path, [])
     assert problem.path == "tiers.db.priorities[1]"
     assert "unknown class 'bots'" in problem.message
+
+
+def test_a_failed_message_is_redelivered_then_dead_lettered() -> None:
+    # The consumer's call fails half the time (an error_rate fault on the db); with 3 retries a
+    # message is tried (1 - 0.5^4) / 0.5 = 1.875 times on average and dead-lettered with
+    # probability 0.5^4 = 1/16 (ORACLES section 9's amplification, for messages).
+    m = model(
+        [
+            tier("api", const(0.0), concurrency=100, calls=(Call(1),)),
+            tier("jobs", exp(0.001), kind="queue", concurrency=50, calls=(Call(2),)),
+            tier("db", exp(0.001), concurrency=50),
+        ],
+        [open_class("web", 0, 200.0)],
+        duration=100.0,
+    )
+    jobs = replace(m.tiers[1], max_retries=3)
+    m = replace(
+        m, tiers=(m.tiers[0], jobs, m.tiers[2]), faults=(Fault(0.0, None, 2, error_rate=0.5),)
+    )
+    result = run_events(m, 0)
+    messages = result.classes[0].arrivals
+    queue = result.tiers[1]
+    assert queue.arrivals == pytest.approx(messages, abs=2)  # publishes, not redeliveries
+    assert (queue.redeliveries + messages) / messages == pytest.approx(1.875, rel=0.02)
+    assert queue.dead_letters / messages == pytest.approx(1 / 16, abs=0.008)
+
+
+def test_the_drain_time_after_a_spike_is_reported(tmp_path: Path) -> None:
+    # 50/s into a queue that does 100/s; 150/s for 10 s leaves a backlog of 500 at 20 s,
+    # which drains at 50/s: 10 s.
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        "name: q\nsimulation: {duration: 60s, warmup: 0s, timeseries: 1s}\n"
+        "traffic:\n  web:\n    entry: api\n    arrivals: constant\n"
+        "    profile: [{at: 0s, rate: 50/s}, {at: 10s, rate: 50/s}, {at: 10s, rate: 150/s},"
+        " {at: 20s, rate: 150/s}, {at: 20s, rate: 50/s}]\n"
+        "tiers:\n  api: {service_time: 0s, concurrency: 100, calls: [jobs]}\n"
+        "  jobs: {type: queue, service_time: 10ms, max_retries: 2}\n"
+    )
+    data = capsim.run_file(path).data
+    drain = data["timeseries"]["drain"]["jobs"]
+    assert drain["peak_at"] == 20.0 and drain["peak"] == pytest.approx(475.0, rel=0.01)
+    assert drain["drain_time"] == 10.0
+    assert "api" not in data["timeseries"]["drain"]
+    assert data["tiers"]["jobs"]["dead_letters"] == 0

@@ -246,6 +246,9 @@ def _summarise_tier(
         }
         ages = [t.age for t in per_run if t.age is not None]
         entry["age"] = time_statistics(Histogram.merged(ages))
+        if tier.max_retries:
+            entry["redeliveries"] = round(sum(t.redeliveries for t in per_run) / replications)
+            entry["dead_letters"] = round(sum(t.dead_letters for t in per_run) / replications)
     if tier.pool is not None:
         waits = [t.pool_wait for t in per_run if t.pool_wait is not None]
         entry["pool"] = {
@@ -330,12 +333,42 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         if np.isfinite(p99).any():
             index = int(np.nanargmax(p99))
             worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
+    drain: dict[str, Any] = {}
+    for name, entry in tiers.items():
+        figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts)
+        if figures is not None:
+            drain[name] = figures
     return {
         "bucket": first.bucket,
         "t": starts.tolist(),
         "classes": classes,
         "tiers": tiers,
         "worst": worst,
+        "drain": drain,
+    }
+
+
+def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, float | None] | None:
+    """How long the largest backlog took to clear (docs/dynamic.md#drain-time), or None when
+    the tier never held a backlog of at least one request on average over a bucket.
+
+    The peak is the bucket with the largest time-average backlog; the backlog has drained at the
+    first later bucket whose average is back to at most the level before the peak (its median)
+    plus one request. Precision: one bucket.
+    """
+    if backlog.size == 0 or not np.isfinite(backlog).all():
+        return None
+    peak = int(np.argmax(backlog))
+    if backlog[peak] < 1.0:
+        return None
+    baseline = float(np.median(backlog[:peak])) if peak else 0.0
+    after = np.flatnonzero(backlog[peak + 1 :] <= baseline + 1.0)
+    drained = float(starts[peak + 1 + after[0]]) if after.size else None
+    return {
+        "peak": float(backlog[peak]),
+        "peak_at": float(starts[peak]),
+        "drained_at": drained,
+        "drain_time": drained - float(starts[peak]) if drained is not None else None,
     }
 
 

@@ -286,6 +286,8 @@ class _TierSim:
         self.dropped = 0  # dropped from the queue because the caller had given up
         self.short_circuited = 0  # calls to this tier an open circuit breaker failed at once
         self.bulkhead_rejected = 0  # calls to this tier refused by a caller's bulkhead
+        self.redeliveries = 0  # queue: failed messages put back for another try
+        self.dead_letters = 0  # queue: messages that failed their last try
         self._retry_draw: Draw | None = None
         self.bulkheads: dict[int, list[int]] = {}  # callee -> calls in flight to it
         self._pick_cache: dict[str, Pick] = {}
@@ -1035,6 +1037,8 @@ class _TierSim:
             run.dropped = self.dropped
             run.short_circuited = self.short_circuited
             run.bulkhead_rejected = self.bulkhead_rejected
+            run.redeliveries = self.redeliveries
+            run.dead_letters = self.dead_letters
             if faults or tier.autoscale is not None:
                 live = live_integral(horizon) - before_window[2]
                 run.live_worker_time = live * tier.concurrency
@@ -1159,12 +1163,16 @@ class _TierSim:
         age_recorder = Recorder()
         record_age = age_recorder.record
         arrivals = 0
+        max_retries = tier.max_retries
 
         def enqueue(k: int) -> bool:
             nonlocal arrivals
             now = env._now
             if now >= warmup:
                 arrivals += 1
+
+            if max_retries:
+                return arrive(0, k, now, _Delivery(self, k, now, max_retries, arrive, record_age))
 
             def consumed(ok: bool) -> None:
                 if env._now >= warmup:
@@ -1198,6 +1206,46 @@ class _TierSim:
         self.pool_arrivals = lambda: arrivals
         self.message_age = age_recorder.flush
         return enter
+
+
+class _Delivery:
+    """One message of a queue tier with `max_retries`: a failed consumption is redelivered (to
+    the back of the queue) up to `max_retries` times, then the message is dead-lettered."""
+
+    __slots__ = ("arrive", "enqueued", "k", "left", "record_age", "sim")
+
+    def __init__(
+        self,
+        sim: _TierSim,
+        k: int,
+        enqueued: float,
+        max_retries: int,
+        arrive: Callable[[int, int, float, Cont], bool],
+        record_age: Callable[[float], None],
+    ) -> None:
+        self.sim = sim
+        self.k = k
+        self.enqueued = enqueued
+        self.left = max_retries
+        self.arrive = arrive
+        self.record_age = record_age
+
+    def __call__(self, ok: bool) -> None:
+        sim = self.sim
+        now = sim.env._now
+        counted = now >= sim._window.warmup
+        if not ok and self.left > 0:
+            self.left -= 1
+            if counted:
+                sim.redeliveries += 1
+            if self.arrive(0, self.k, now, self):
+                return
+        if not ok:
+            if counted:
+                sim.dead_letters += 1
+            return
+        if counted:
+            self.record_age(now - self.enqueued)
 
 
 class _PriorityQueue:

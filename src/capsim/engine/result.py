@@ -61,6 +61,8 @@ class TierRun:
     dropped: int = 0  # dropped unstarted because the caller had given up (part of `rejected`)
     short_circuited: int = 0  # calls to this tier failed at once by an open circuit breaker
     bulkhead_rejected: int = 0  # calls to this tier refused by a caller's bulkhead
+    redeliveries: int = 0  # queue with max_retries: failed messages tried again
+    dead_letters: int = 0  # queue with max_retries: messages that failed every try
 
 
 @dataclass

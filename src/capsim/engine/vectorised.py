@@ -98,6 +98,8 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         return f"tier '{name}' autoscales, so its instances change with its load"
     if tier.rate_limit is not None:
         return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
+    if tier.max_retries:
+        return f"tier '{name}' redelivers failed messages (max_retries)"
     if tier.priorities:
         return f"tier '{name}' serves its classes by priority"
     if tier.queue_discipline != "fifo":

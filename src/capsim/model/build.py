@@ -412,6 +412,7 @@ def _build_tiers(
                     rate_limit=_rate_limit(spec.rate_limit),
                     queue_discipline=spec.queue_discipline,
                     priorities=_priorities(spec.priorities, classes),
+                    max_retries=spec.max_retries,
                     cost_per_instance_hour=cost,
                     sizing=sizing,
                 )

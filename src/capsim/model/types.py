@@ -225,6 +225,7 @@ class Tier:
     queue_discipline: str = "fifo"  # fifo | lifo: which waiting request a free worker takes
     drop_abandoned: bool = False  # skip waiting requests whose caller has given up
     priorities: tuple[int, ...] = ()  # priority level per class (0 first); () all equal, FIFO
+    max_retries: int = 0  # queue: redeliveries of a failed message before it is dead-lettered
 
     @property
     def servers(self) -> int:

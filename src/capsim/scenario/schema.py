@@ -854,6 +854,7 @@ class QueueTier(_Strict):
     rate_limit: RateLimitSpec | None = None
     queue_discipline: QueueDiscipline = "fifo"
     priorities: list[Name] | None = Field(default=None, min_length=1)
+    max_retries: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
