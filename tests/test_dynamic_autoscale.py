@@ -152,7 +152,7 @@ def test_an_autoscaled_scenario_starts_at_min_runs_on_events_and_reports_its_sca
         ("max: 4, metric: rate, target: 50%", "", "tiers.app.autoscale.target", "rate"),
         ("max: 4, metric: cpu", "", "tiers.app.autoscale.metric", "unknown metric 'cpu'"),
         ("min: 5, max: 4", "", "tiers.app.autoscale.max", "min (5) is greater than max (4)"),
-        ("target: 50%", "", "tiers.app.autoscale.max", "missing required key 'max'"),
+        ("target: 50%", "", "tiers.app.autoscale.max", "autoscale needs max:"),
         ("max: 4", "instances: 9\n    ", "tiers.app.instances", "outside autoscale's range 1..4"),
         ("max: 4, max_scale_up: lots", "", "tiers.app.autoscale.max_scale_up", "lots"),
     ],

@@ -272,6 +272,10 @@ def _summarise_tier(
             "max": tier.autoscale.max,
             "scaling": [{"t": t, "from": a, "to": b} for t, a, b in per_run[0].scaling],
         }
+        if tier.autoscale.scale_to_zero:
+            entry["autoscale"]["cold_starts"] = round(
+                sum(t.cold_starts for t in per_run) / replications
+            )
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization)}
     return entry, stability

@@ -294,6 +294,7 @@ class _TierSim:
         self._window = window
         self._balancing_draw: Draw | None = None
         self.routing_draw = _buffered(window.tier_rng(tier.index, streams.ROUTING).random)
+        self.cold_starts = [0]  # serverless: instances started for a request, in the window
         self.record = self._build(env, tier, window)
 
     # -- balancing ---------------------------------------------------------------------------
@@ -800,7 +801,7 @@ class _TierSim:
         # ---- autoscaling: the Kubernetes HPA's rule, every sync period ----
         self.scaling: list[tuple[float, int, int]] = []  # (time, from, to) of each change
         scaler = tier.autoscale
-        if scaler is not None:
+        if scaler is not None and not scaler.scale_to_zero:
             if self.routable is None:
                 self.routable = [True] * servers
             routable = self.routable
@@ -918,7 +919,9 @@ class _TierSim:
                 up = min(r for t, r in history if t >= now - scaler.scale_up_stabilization)
                 down = max(r for t, r in history if t >= now - scaler.scale_down_stabilization)
                 result = current
-                if up > current:
+                if self.scaling and now - self.scaling[-1][0] < scaler.cooldown:
+                    pass  # still cooling down from the last change
+                elif up > current:
                     limit = max(
                         math.ceil(current * (1.0 + scaler.max_scale_up)),
                         current + scaler.max_scale_up_instances,
@@ -936,6 +939,167 @@ class _TierSim:
                     env.timeout(scaler.sync_period).callbacks.append(sync)
 
             env.timeout(scaler.sync_period).callbacks.append(sync)
+
+        # ---- serverless: an instance starts per request that finds no free worker ----
+        if scaler is not None and scaler.scale_to_zero:
+            concurrency = tier.concurrency
+            initial = scaler.initial if scaler.initial is not None else tier.instances
+            state = [_READY if i < initial else _OFF for i in range(servers)]
+            for i in range(initial, servers):
+                alive[i] = False
+                free[i] = 0
+            live_servers[0] = initial
+            running = [initial]  # instances starting or ready
+            claimed = [0] * servers  # slots of a starting instance promised to waiting requests
+            pending: list[list[list[Any]]] = [[] for _ in range(servers)]
+            idle_mark = [0] * servers  # bumped whenever an instance becomes idle or busy
+            buffer: deque[list[Any]] = deque()  # the activator's: requests no slot could take
+            cold_start, keep_warm = scaler.cold_start, scaler.keep_warm
+            cold_starts = [0]
+            self.cold_starts = cold_starts
+
+            def take(i: int, entry: list[Any], now: float) -> None:
+                # A waiting request [arrived, class, cont, live] takes a worker of instance i.
+                nonlocal waiting_now, queue_area, queue_since, held, held_area, held_since
+                entry[3] = False
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now -= 1
+                free[i] -= 1
+                at[i] += 1
+                idle_mark[i] += 1
+                held_area += held * (now - held_since)
+                held_since = now
+                held += 1
+                start(i, entry[1], entry[0], now, entry[2])
+
+            def warmed(event: _Timer) -> None:
+                i = event._value
+                state[i] = _READY
+                claimed[i] = 0
+                now = env._now
+                for entry in pending[i]:
+                    if entry[3]:  # not given up on while the instance started
+                        take(i, entry, now)
+                pending[i] = []
+                while free[i] and buffer:
+                    entry = buffer.popleft()
+                    if entry[3]:
+                        take(i, entry, now)
+                settle(i, now)
+
+            on_warmed = (warmed,)
+
+            def serverless_arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+                nonlocal waiting_now, queue_area, queue_since, queue_max, rejected, overflow
+                nonlocal held, held_area, held_since
+                for j in range(servers):
+                    if state[j] == _READY and free[j]:
+                        # A warm worker: start at once (the common path of start()).
+                        free[j] -= 1
+                        at[j] += 1
+                        idle_mark[j] += 1
+                        held_area += held * (now - held_since)
+                        held_since = now
+                        held += 1
+                        start(j, k, now, now, cont)
+                        return True
+                entry = [now, k, cont, True]
+                target = -1
+                for j in range(servers):
+                    if state[j] == _STARTING and claimed[j] < concurrency:
+                        target = j
+                        break
+                if target < 0 and running[0] < servers:
+                    target = state.index(_OFF)
+                    state[target] = _STARTING
+                    alive[target] = True
+                    free[target] = concurrency
+                    running[0] += 1
+                    count_live(+1)
+                    if now >= warmup:
+                        cold_starts[0] += 1
+                    later(cold_start, on_warmed, target)
+                if target < 0:
+                    if max_queue is not None and len(buffer) >= max_queue:
+                        if now >= warmup:
+                            rejected += 1
+                        return False
+                    if waiting_now >= overflow_limit:
+                        if now >= warmup:
+                            rejected += 1
+                            overflow += 1
+                        return False
+                    buffer.append(entry)
+                else:
+                    claimed[target] += 1
+                    pending[target].append(entry)
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now += 1
+                if waiting_now > queue_max:
+                    queue_max = waiting_now
+                if queue_timeout is not None:
+                    later(queue_timeout, on_give_up, entry)
+                return True
+
+            def give_up(event: _Timer) -> None:
+                nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
+                entry = event._value
+                if not entry[3]:
+                    return
+                entry[3] = False
+                now = env._now
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now -= 1
+                if now >= warmup:
+                    rejected += 1
+                    timed_out += 1
+                entry[2](False)
+
+            on_give_up = (give_up,)
+
+            def serverless_release(i: int) -> None:
+                nonlocal held, held_area, held_since
+                now = env._now
+                at[i] -= 1
+                while buffer:
+                    entry = buffer.popleft()
+                    if entry[3]:
+                        # The freed worker goes straight to the longest-buffered request.
+                        held_area += held * (now - held_since)
+                        held_since = now
+                        held -= 1
+                        free[i] += 1
+                        take(i, entry, now)
+                        return
+                free[i] += 1
+                held_area += held * (now - held_since)
+                held_since = now
+                held -= 1
+                settle(i, now)
+
+            def settle(i: int, now: float) -> None:
+                # An instance with every worker free starts its keep-warm clock.
+                if free[i] == concurrency and state[i] == _READY:
+                    idle_mark[i] += 1
+                    later(keep_warm, on_idle_long, (i, idle_mark[i]))
+
+            def idle_long(event: _Timer) -> None:
+                i, mark = event._value
+                if state[i] == _READY and idle_mark[i] == mark and running[0] > scaler.min:
+                    state[i] = _OFF
+                    alive[i] = False
+                    free[i] = 0
+                    running[0] -= 1
+                    count_live(-1)
+
+            on_idle_long = (idle_long,)
+            for i in range(initial):
+                settle(i, 0.0)
+            arrive = serverless_arrive
+            release = serverless_release
 
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal arrivals
@@ -1039,6 +1203,7 @@ class _TierSim:
             run.bulkhead_rejected = self.bulkhead_rejected
             run.redeliveries = self.redeliveries
             run.dead_letters = self.dead_letters
+            run.cold_starts = self.cold_starts[0]
             if faults or tier.autoscale is not None:
                 live = live_integral(horizon) - before_window[2]
                 run.live_worker_time = live * tier.concurrency

@@ -63,6 +63,7 @@ class TierRun:
     bulkhead_rejected: int = 0  # calls to this tier refused by a caller's bulkhead
     redeliveries: int = 0  # queue with max_retries: failed messages tried again
     dead_letters: int = 0  # queue with max_retries: messages that failed every try
+    cold_starts: int = 0  # serverless tier: instances started for a request
 
 
 @dataclass

@@ -94,6 +94,8 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
 
 def _tier_obstacle(model: Model, tier: Tier) -> str:
     name = tier.name
+    if tier.autoscale is not None and tier.autoscale.scale_to_zero:
+        return f"tier '{name}' is serverless, so its instances start and stop with its requests"
     if tier.autoscale is not None:
         return f"tier '{name}' autoscales, so its instances change with its load"
     if tier.rate_limit is not None:

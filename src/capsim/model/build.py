@@ -268,9 +268,10 @@ def _rate_limit(spec: RateLimitSpec | None) -> RateLimit | None:
     return None if spec is None else RateLimit(spec.rate, spec.burst)
 
 
-def _autoscale(spec: AutoscaleSpec | None) -> Autoscale | None:
+def _autoscale(spec: AutoscaleSpec | None, initial: int) -> Autoscale | None:
     if spec is None:
         return None
+    assert spec.max is not None  # the schema sets it from max_instances when that is given
     return Autoscale(
         max=spec.max,
         metric=spec.metric,
@@ -283,6 +284,11 @@ def _autoscale(spec: AutoscaleSpec | None) -> Autoscale | None:
         max_scale_up=spec.max_scale_up,
         max_scale_up_instances=spec.max_scale_up_instances,
         startup_time=spec.startup_time,
+        cooldown=spec.cooldown,
+        scale_to_zero=spec.scale_to_zero,
+        cold_start=spec.cold_start,
+        keep_warm=spec.keep_warm,
+        initial=initial if spec.scale_to_zero else None,
     )
 
 
@@ -422,7 +428,7 @@ def _build_tiers(
             name=name,
             index=index,
             kind=spec.type,
-            instances=_initial_instances(spec),
+            instances=max(_initial_instances(spec), 1),  # a serverless tier may start at 0
             concurrency=spec.concurrency,
             blocking=blocking,
             balancing=spec.balancing,
@@ -433,7 +439,7 @@ def _build_tiers(
             sizing=sizing,
             zones=tuple(spec.zones or ()),
             health_check=_health_check(spec.health_check),
-            autoscale=_autoscale(spec.autoscale),
+            autoscale=_autoscale(spec.autoscale, _initial_instances(spec)),
             rate_limit=_rate_limit(spec.rate_limit),
             queue_discipline=spec.queue_discipline,
             drop_abandoned=spec.drop_abandoned,

@@ -193,6 +193,12 @@ class Autoscale:
     max_scale_up: float = 1.0
     max_scale_up_instances: int = 4
     startup_time: float = 90.0
+    cooldown: float = 0.0  # no scaling change within this long after the last one
+    # Serverless (docs/dynamic.md#serverless-tiers): instances start per request, up to `max`.
+    scale_to_zero: bool = False
+    cold_start: float = 0.0  # an instance's start, paid by the first request it serves
+    keep_warm: float = 300.0  # an instance idle this long goes away (not below `min`)
+    initial: int | None = None  # serverless: warm instances at t = 0 (None: the tier's instances)
 
 
 @dataclass(frozen=True)

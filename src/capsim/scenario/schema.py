@@ -690,8 +690,8 @@ class AutoscaleSpec(_Strict):
             }
         ),
     ] = 0.6
-    min: Count = 1
-    max: Count
+    min: NonNegativeInt = 1
+    max: Count | None = None
     sync_period: PositiveDuration = 15.0
     scale_up_stabilization: Duration = 0.0
     scale_down_stabilization: Duration = 300.0
@@ -712,6 +712,12 @@ class AutoscaleSpec(_Strict):
     ] = 1.0
     max_scale_up_instances: Count = 4
     startup_time: Duration = 90.0
+    cooldown: Duration = 0.0
+    # Serverless tiers (docs/dynamic.md#serverless-tiers): instances follow the requests.
+    scale_to_zero: bool = False
+    cold_start: Duration = 0.0
+    keep_warm: Duration = 300.0
+    max_instances: Count | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -739,9 +745,60 @@ class AutoscaleSpec(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> AutoscaleSpec:
-        if self.min > self.max:
-            raise invalid(f"min ({self.min}) is greater than max ({self.max})", at="max")
+        given = self.model_fields_set
+        if self.max is not None and self.max_instances is not None:
+            raise invalid(
+                "max and max_instances say the same thing; give one of them", at="max_instances"
+            )
+        top = self.max if self.max is not None else self.max_instances
+        if top is None:
+            raise invalid(
+                "autoscale needs max: (the most instances it may run, e.g. max: 20)"
+                + (" or max_instances:" if self.scale_to_zero else ""),
+                at="max",
+            )
+        self.max = top
+        if self.min > top:
+            at = "max" if "max" in given else "max_instances"
+            raise invalid(f"min ({self.min}) is greater than {at} ({top})", at=at)
+        if not self.scale_to_zero:
+            if self.min == 0:
+                raise invalid(
+                    "min: 0 needs scale_to_zero: true (a serverless tier); "
+                    "an HPA keeps at least 1 instance",
+                    at="min",
+                )
+            for key in ("cold_start", "keep_warm", "max_instances"):
+                if key in given:
+                    raise invalid(
+                        f"{key} is a serverless key; add scale_to_zero: true "
+                        "(docs/dynamic.md#serverless-tiers)",
+                        at=key,
+                    )
+            return self
+        for key in SERVERLESS_IGNORES:
+            if key in given:
+                raise invalid(
+                    f"{key} is an HPA key, and a tier with scale_to_zero: true scales per "
+                    "request, not by a metric; remove it (docs/dynamic.md#serverless-tiers)",
+                    at=key,
+                )
         return self
+
+
+#: HPA keys that mean nothing to a serverless tier, which scales per request.
+SERVERLESS_IGNORES = (
+    "metric",
+    "target",
+    "sync_period",
+    "scale_up_stabilization",
+    "scale_down_stabilization",
+    "tolerance",
+    "max_scale_up",
+    "max_scale_up_instances",
+    "startup_time",
+    "cooldown",
+)
 
 
 class RateLimitSpec(_Strict):
