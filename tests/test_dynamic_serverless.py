@@ -186,3 +186,13 @@ def test_the_hpa_cooldown_holds_the_count_after_a_change():
     app_tier = replace(m.tiers[0], autoscale=replace(scaler, cooldown=100.0))
     result = run_events(replace(m, tiers=(app_tier,)), 0)
     assert result.tiers[0].scaling == [(15.0, 2, 4), (120.0, 4, 1)]
+
+
+def test_losing_instances_of_a_serverless_tier_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "scale_to_zero: true, min: 0, max: 4")
+    path.write_text(path.read_text() + "faults:\n  - {at: 5s, tier: fn, lose: 1}\n")
+    problems = validate_file(path, [])
+    assert [p.path for p in problems] == ["faults[0].lose"]
+    assert "serverless" in problems[0].message
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output

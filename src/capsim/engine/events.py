@@ -1101,6 +1101,162 @@ class _TierSim:
             arrive = serverless_arrive
             release = serverless_release
 
+        # ---- a queue's consumers: in batches, and at most one per partition at a time ----
+        if tier.is_async and (tier.batch_size > 1 or tier.partitions is not None):
+            size, linger = tier.batch_size, tier.batch_linger
+            exclusive = tier.partitions is not None
+            parts: list[deque[list[Any]]] = [deque() for _ in range(tier.partitions or 1)]
+            part_live = [0] * len(parts)  # messages still waiting per partition
+            consuming = [False] * len(parts)  # a consumer holds the partition (exclusive only)
+            idle = [tier.concurrency]  # free consumers
+            turn = itertools.count()
+            error_draw = (
+                _buffered(window.tier_rng(tier.index, streams.FAULT).random) if faults else None
+            )
+
+            def head(p: int) -> list[Any] | None:
+                queue = parts[p]
+                while queue and not queue[0][3]:
+                    queue.popleft()  # given up on (timeout) while it waited
+                return queue[0] if queue else None
+
+            def dispatch(event: Any = None) -> None:
+                # Free consumers take the ready batch whose first message is oldest, until none.
+                now = env._now
+                while idle[0]:
+                    best = -1
+                    oldest = math.inf
+                    for p in range(len(parts)):
+                        if consuming[p]:
+                            continue
+                        first = head(p)
+                        if first is None or first[0] >= oldest:
+                            continue
+                        if part_live[p] >= size or now >= first[0] + linger - 1e-12:
+                            best, oldest = p, first[0]
+                    if best < 0:
+                        return
+                    consume(best, now)
+
+            on_linger = (dispatch,)
+
+            def consume(p: int, now: float) -> None:
+                nonlocal waiting_now, queue_area, queue_since, held, held_area, held_since
+                nonlocal busy, zero_waits
+                queue = parts[p]
+                batch: list[list[Any]] = []
+                while queue and len(batch) < size:
+                    entry = queue.popleft()
+                    if entry[3]:
+                        entry[3] = False
+                        batch.append(entry)
+                taken = len(batch)
+                part_live[p] -= taken
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now -= taken
+                held_area += held * (now - held_since)
+                held_since = now
+                held += 1
+                idle[0] -= 1
+                if exclusive:
+                    consuming[p] = True
+                if now >= warmup:
+                    for entry in batch:
+                        if now > entry[0]:
+                            record_wait(now - entry[0])
+                        else:
+                            zero_waits += 1
+                k = batch[0][1]
+                s = service[k]()  # per batch
+                end = now + s
+                if end > warmup:
+                    busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
+                later(s, on_batch_done, (p, batch))
+                first = head(p)
+                if first is not None and first[0] + linger > now:
+                    later(first[0] + linger - now, on_linger, None)
+
+            def batch_done(event: _Timer) -> None:
+                nonlocal completed, rejected
+                p, batch = event._value
+                now = env._now
+                k = batch[0][1]
+                if error_draw is not None and error_now[0] > 0.0 and error_draw() < error_now[0]:
+                    if now >= warmup:
+                        rejected += len(batch)
+                    finish(p, batch, False)
+                    return
+                if now >= warmup:
+                    completed += len(batch)
+                run_calls = runners[k]
+                if run_calls is None:
+                    finish(p, batch, True)
+                elif blocking:
+                    run_calls(k, lambda ok: finish(p, batch, ok))
+                else:
+                    finish(p, batch, True)  # the consumer's calls go on without it
+                    run_calls(k, _ignore)
+
+            on_batch_done = (batch_done,)
+
+            def finish(p: int, batch: list[list[Any]], ok: bool) -> None:
+                nonlocal held, held_area, held_since
+                now = env._now
+                held_area += held * (now - held_since)
+                held_since = now
+                held -= 1
+                idle[0] += 1
+                consuming[p] = False
+                for entry in batch:
+                    entry[2](ok)
+                dispatch()
+
+            def give_up(event: _Timer) -> None:
+                nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
+                entry = event._value
+                if not entry[3]:
+                    return
+                entry[3] = False
+                part_live[entry[4]] -= 1
+                now = env._now
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now -= 1
+                if now >= warmup:
+                    rejected += 1
+                    timed_out += 1
+                entry[2](False)
+
+            on_give_up = (give_up,)
+
+            def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+                nonlocal waiting_now, queue_area, queue_since, queue_max, rejected, overflow
+                if max_queue is not None and waiting_now >= max_queue:
+                    if now >= warmup:
+                        rejected += 1
+                    return False
+                if waiting_now >= overflow_limit:
+                    if now >= warmup:
+                        rejected += 1
+                        overflow += 1
+                    return False
+                p = next(turn) % len(parts)  # round robin, as a producer without keys
+                entry = [now, k, cont, True, p]
+                parts[p].append(entry)
+                part_live[p] += 1
+                queue_area += waiting_now * (now - queue_since)
+                queue_since = now
+                waiting_now += 1
+                if waiting_now > queue_max:
+                    queue_max = waiting_now
+                if queue_timeout is not None:
+                    later(queue_timeout, on_give_up, entry)
+                if part_live[p] == 1 and linger > 0.0:
+                    later(linger, on_linger, None)  # the new batch is due then at the latest
+                dispatch()
+                return True
+
         def enter(k: int, pick: Pick, cont: Cont) -> bool:
             nonlocal arrivals
             now = env._now

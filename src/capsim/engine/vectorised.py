@@ -102,6 +102,10 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
     if tier.max_retries:
         return f"tier '{name}' redelivers failed messages (max_retries)"
+    if tier.batch_size > 1:
+        return f"tier '{name}' consumes its messages in batches"
+    if tier.partitions is not None:
+        return f"tier '{name}' has partitions, which cap its consumers' parallelism"
     if tier.priorities:
         return f"tier '{name}' serves its classes by priority"
     if tier.queue_discipline != "fifo":

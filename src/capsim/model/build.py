@@ -419,6 +419,9 @@ def _build_tiers(
                     queue_discipline=spec.queue_discipline,
                     priorities=_priorities(spec.priorities, classes),
                     max_retries=spec.max_retries,
+                    batch_size=spec.batch.size if spec.batch is not None else 1,
+                    batch_linger=spec.batch.linger if spec.batch is not None else 0.0,
+                    partitions=spec.partitions,
                     cost_per_instance_hour=cost,
                     sizing=sizing,
                 )

@@ -232,6 +232,9 @@ class Tier:
     drop_abandoned: bool = False  # skip waiting requests whose caller has given up
     priorities: tuple[int, ...] = ()  # priority level per class (0 first); () all equal, FIFO
     max_retries: int = 0  # queue: redeliveries of a failed message before it is dead-lettered
+    batch_size: int = 1  # queue: messages a consumer takes at once (service_time per batch)
+    batch_linger: float = 0.0  # queue: how long a batch's first message waits for it to fill
+    partitions: int | None = None  # queue: at most one consumer per partition at a time
 
     @property
     def servers(self) -> int:

@@ -893,6 +893,14 @@ class DatabaseTier(_TierBase):
     classes: dict[str, DatabaseClassWork] = Field(default_factory=dict)
 
 
+class BatchSpec(_Strict):
+    """A consumer takes up to `size` messages at once, a batch's first message waiting at most
+    `linger` for it to fill (docs/dynamic.md#batching-consumers-and-partitions)."""
+
+    size: Count
+    linger: Duration = 0.0
+
+
 class QueueTier(_Strict):
     """An asynchronous queue: one FIFO of messages served by `consumers` x `concurrency` workers."""
 
@@ -912,10 +920,26 @@ class QueueTier(_Strict):
     queue_discipline: QueueDiscipline = "fifo"
     priorities: list[Name] | None = Field(default=None, min_length=1)
     max_retries: NonNegativeInt = 0
+    batch: BatchSpec | None = None
+    partitions: Count | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
         _check_sizing("queue", self.sizing)
+        if self.batch is not None or self.partitions is not None:
+            key = "batch" if self.batch is not None else "partitions"
+            if self.priorities:
+                raise invalid(
+                    f"{key} and priorities do not go together: a batch or a partition is "
+                    "consumed in publish order; remove priorities",
+                    at="priorities",
+                )
+            if self.queue_discipline != "fifo":
+                raise invalid(
+                    f"{key} needs queue_discipline: fifo: a batch or a partition is consumed "
+                    "in publish order",
+                    at="queue_discipline",
+                )
         return self
 
 

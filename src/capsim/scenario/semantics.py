@@ -201,6 +201,17 @@ def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                 )
             )
             continue
+        scaler = getattr(tier, "autoscale", None)
+        if scaler is not None and scaler.scale_to_zero:
+            problems.append(
+                scenario.problem(
+                    f"{fault.tier} is serverless: its instances come and go with its requests, "
+                    "so there is no fixed instance to lose; make it fail (error_rate: 30%) "
+                    "or give the tier a fixed size",
+                    (*here, "lose"),
+                )
+            )
+            continue
         servers = tier.instances + getattr(tier, "replicas", 0)
         if (
             isinstance(fault.lose, int)
