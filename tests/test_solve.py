@@ -213,3 +213,31 @@ def test_utilisation_objectives_show_as_percentages():
     assert result["slos"][0]["statistic"] == "utilization"
     assert result["slos"][0]["observed"] == pytest.approx(0.8)
     assert result["slos"][0]["passed"] is True
+
+
+@pytest.mark.parametrize(
+    ("family", "servers", "capacity"), [("mm1k", 1, 10), ("mmck_conn_pool", 10, 30)]
+)
+def test_finite_waiting_rooms_get_the_exact_admitted_sojourn_percentiles(family, servers, capacity):
+    # Every row, overloaded ones included (offered rho 1.2 and 1.5 are stable with a limit).
+    from capsim.analysis.formulas import mmck
+
+    for row in ORACLES[family]:
+        figures = mmck(servers, capacity, row["lam"], 1.0)
+        for key, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            expected = row["sojourn_pct_admitted"][key]
+            assert figures.sojourn_quantile(q) == pytest.approx(expected, rel=1e-6), (
+                row["lam"],
+                key,
+            )
+
+
+def test_wait_percentiles_of_a_pool_with_a_large_waiting_room_are_ordered_and_bounded():
+    from capsim.analysis.formulas import mmck
+
+    figures = mmck(20, 520, 19.0, 1.0)
+    quantiles = [figures.wait_quantile(q) for q in (0.5, 0.9, 0.95, 0.99, 0.999)]
+    assert quantiles == sorted(quantiles)
+    # No admitted request waits longer than the whole waiting room takes to drain, on average
+    # 500 / (20 mu) = 25 mean service times, by more than a few standard deviations.
+    assert quantiles[-1] < 40.0

@@ -177,20 +177,55 @@ def mmck(servers: int, capacity: int, lam: float, mean_service: float) -> QueueF
     admitted = pi[:capacity] / pi[:capacity].sum() if capacity > 0 else np.zeros(0)
     p_wait = float(admitted[servers:].sum()) if capacity > servers else 0.0
 
+    # An admitted arrival that finds n >= c waits Erlang(n - c + 1, c mu), whose survival at t is
+    # the Poisson(c mu t) CDF at n - c: one cumulative sum gives every term at once.
+    waiting_weights = admitted[servers:capacity] if capacity > servers else np.zeros(0)
+    stages = np.arange(waiting_weights.size)
+    log_factorials = np.array([math.lgamma(j + 1) for j in range(waiting_weights.size)])
+
     def wait_sf(t: float) -> float:
-        # An admitted arrival that finds n >= c waits Erlang(n - c + 1, c mu).
-        total = 0.0
-        rate = servers * mu * t
-        for found in range(servers, capacity):
-            k = found - servers + 1
-            # P(Erlang(k, rate) > t) = sum_{j<k} e^{-x} x^j / j!
-            term, tail = math.exp(-rate), 0.0
-            for j in range(k):
-                if j:
-                    term *= rate / j
-                tail += term
-            total += admitted[found] * tail
-        return total
+        if waiting_weights.size == 0:
+            return 0.0
+        x = servers * mu * t
+        if x <= 0.0:
+            return float(waiting_weights.sum())
+        pmf = np.exp(stages * math.log(x) - x - log_factorials)
+        return float(np.sum(waiting_weights * np.cumsum(pmf)))
+
+    immediate = float(admitted[:servers].sum()) if capacity > 0 else 0.0
+    theta = servers * mu
+
+    def sojourn_sf(t: float) -> float:
+        # T = Wq + S with S ~ Exp(mu) independent: P(T > t) = sum over what an arrival finds of
+        # P(Wq > t) + E[exp(-mu (t - Wq)); Wq <= t], closed-form for an Erlang(k, c mu) wait.
+        survival = immediate * math.exp(-mu * t)
+        if waiting_weights.size == 0:
+            return survival
+        k = stages + 1
+        if servers == 1:
+            # c mu = mu: exp(-mu t) E[exp(mu W); W <= t] is the Poisson(mu t) pmf at k.
+            x = mu * t
+            if x > 0:
+                below = np.exp(k * math.log(x) - x - (log_factorials + np.log(k)))
+            else:
+                below = np.zeros(k.size)
+        else:
+            y = (theta - mu) * t
+            if y > 0:
+                pmf = np.exp(stages * math.log(y) - y - log_factorials)
+                reached = np.clip(1.0 - np.cumsum(pmf), 0.0, 1.0)  # P(Erlang(k, theta - mu) <= t)
+            else:
+                reached = np.zeros(k.size)
+            with np.errstate(divide="ignore"):
+                log_terms = k * math.log(theta / (theta - mu)) - mu * t + np.log(reached)
+            below = np.exp(log_terms)
+        return survival + float(np.sum(waiting_weights * (wait_tail(t) + below)))
+
+    def wait_tail(t: float) -> np.ndarray:
+        x = theta * t
+        if x <= 0.0:
+            return np.ones(waiting_weights.size)
+        return np.cumsum(np.exp(stages * math.log(x) - x - log_factorials))
 
     loss = capacity == servers
     return QueueFigures(
@@ -203,6 +238,7 @@ def mmck(servers: int, capacity: int, lam: float, mean_service: float) -> QueueF
         p_block=p_block,
         throughput=throughput,
         wait_survival=wait_sf,
+        sojourn_survival=sojourn_sf,
     )
 
 
