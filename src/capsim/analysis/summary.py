@@ -265,6 +265,14 @@ def _summarise_tier(
         entry["rate_limited"] = round(sum(t.rate_limited for t in per_run) / replications)
     if tier.drop_abandoned:
         entry["dropped"] = round(sum(t.dropped for t in per_run) / replications)
+    if tier.cold_lru is not None:
+        lookups = sum(t.cache_lookups for t in per_run)
+        hits = sum(t.cache_hits for t in per_run)
+        entry["cold_cache"] = {
+            "lookups": round(lookups / replications),
+            "hit_ratio": hits / lookups if lookups else None,
+            "steady_state": tier.hit_ratio,
+        }
     if tier.autoscale is not None:
         # The first replication's changes, as an example of the autoscaler at work.
         entry["autoscale"] = {
@@ -330,6 +338,14 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
             "queue_length": (total("queue_time") / exposure).tolist(),
             "in_flight": (total("present_time") / exposure).tolist(),
         }
+        counted = [(t.lookups, t.hits) for t in tier_runs]
+        if tier.cold_lru is not None and all(a is not None and b is not None for a, b in counted):
+            lookups = np.sum(np.asarray([a for a, _ in counted], dtype=float), axis=0)
+            hits = np.sum(np.asarray([b for _, b in counted], dtype=float), axis=0)
+            ratio = np.divide(hits, lookups, out=np.zeros(lookups.size), where=lookups > 0)
+            tiers[tier.name]["hit_ratio"] = [
+                float(r) if n else None for r, n in zip(ratio, lookups, strict=True)
+            ]
     worst: dict[str, Any] = {}
     starts = first.edges[:-1]
     for name, entry in classes.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from heapq import heappush
 from typing import Any
@@ -295,6 +295,8 @@ class _TierSim:
         self._balancing_draw: Draw | None = None
         self.routing_draw = _buffered(window.tier_rng(tier.index, streams.ROUTING).random)
         self.cold_starts = [0]  # serverless: instances started for a request, in the window
+        self.cache_lookups = self.cache_hits = 0  # cold cache, in the window
+        self.cache_series: tuple[list[int], list[int]] | None = None  # lookups, hits per bucket
         self.record = self._build(env, tier, window)
 
     # -- balancing ---------------------------------------------------------------------------
@@ -349,6 +351,52 @@ class _TierSim:
             return False
 
         return limited
+
+    def cold_cache(self) -> Draw:
+        """A cold LRU's lookup per request: 1.0 on a hit, 0.0 on a miss (then the key is stored).
+
+        Keys are Zipf ranks drawn by inverting a table of the cumulative popularity.
+        """
+        cache = self.tier.cold_lru
+        assert cache is not None
+        weights = np.arange(1, cache.keys + 1, dtype=float) ** -cache.zipf
+        cdf = np.cumsum(weights)
+        cdf /= cdf[-1]
+        rng = self._window.tier_rng(self.tier.index, streams.CACHE_KEYS)
+        key = _buffered(lambda n: np.searchsorted(cdf, rng.random(n), side="right"))
+        lru: OrderedDict[float, None] = OrderedDict()
+        capacity = cache.capacity
+        env = self.env
+        window = self._window
+        warmup = window.warmup
+        series = window.series
+        inverse = 1.0 / series.bucket if series is not None else 0.0
+        last = series.edges.size - 2 if series is not None else 0
+        per_bucket = ([0] * (last + 1), [0] * (last + 1))
+        if series is not None:
+            self.cache_series = per_bucket
+        lookups, hits = per_bucket
+
+        def lookup() -> float:
+            k = key()
+            now = env._now
+            hit = k in lru
+            if hit:
+                lru.move_to_end(k)
+            else:
+                lru[k] = None
+                if len(lru) > capacity:
+                    lru.popitem(last=False)
+            if now >= warmup:
+                self.cache_lookups += 1
+                self.cache_hits += hit
+            if series is not None:
+                b = min(int(now * inverse), last)
+                lookups[b] += 1
+                hits[b] += hit
+            return 1.0 if hit else 0.0
+
+        return lookup
 
     def retry_uniform(self) -> Draw:
         """Uniforms for the jitter of this tier's retries (its own stream)."""
@@ -1325,6 +1373,9 @@ class _TierSim:
             series.occupied_time[:] = per_bucket[:, 1]
             series.present_time[:] = per_bucket[:, 0] + per_bucket[:, 1]
             series.instance_time[:] = per_bucket[:, 2]
+            if self.cache_series is not None:
+                series.lookups = np.asarray(self.cache_series[0], dtype=float)
+                series.hits = np.asarray(self.cache_series[1], dtype=float)
 
         self.record_series = record_series
         trace: list[int] = []
@@ -1360,6 +1411,8 @@ class _TierSim:
             run.redeliveries = self.redeliveries
             run.dead_letters = self.dead_letters
             run.cold_starts = self.cold_starts[0]
+            run.cache_lookups = self.cache_lookups
+            run.cache_hits = self.cache_hits
             if faults or tier.autoscale is not None:
                 live = live_integral(horizon) - before_window[2]
                 run.live_worker_time = live * tier.concurrency
@@ -2132,8 +2185,13 @@ def run_events(
     env = simpy.Environment()
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
     for sim in tiers:
+        lookup = sim.cold_cache() if sim.tier.cold_lru is not None else None
         for k, work in enumerate(sim.tier.work):
             steps = tuple(_compile_step(step, sim, tiers) for step in work.calls)
+            if lookup is not None and steps and steps[0][0] == _CALL:
+                # The miss call is made when the lookup (1.0 hit, 0.0 miss) is below 0.5.
+                _, enter, pick, _, repeat, _ = steps[0]
+                steps = ((_CALL, enter, pick, 0.5, repeat, lookup), *steps[1:])
             sim.runners[k] = _runner(steps)
     warmup, horizon = window.warmup, window.horizon
     duration = horizon - warmup

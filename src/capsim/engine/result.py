@@ -64,6 +64,8 @@ class TierRun:
     redeliveries: int = 0  # queue with max_retries: failed messages tried again
     dead_letters: int = 0  # queue with max_retries: messages that failed every try
     cold_starts: int = 0  # serverless tier: instances started for a request
+    cache_lookups: int = 0  # cold cache: lookups in the window
+    cache_hits: int = 0  # cold cache: hits in the window
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 SERVICE, ROUTING, BALANCING, PUBLISH, ARRIVALS, THINK, HIT = range(7)
 RETRY = 7  # a caller tier's retry jitter
 FAULT = 8  # a tier's fault draws (error_rate)
+CACHE_KEYS = 9  # a cold cache's requested keys
 TIER_BASE = 0
 CLASS_BASE = 1_000_000
 

@@ -145,6 +145,9 @@ class TierSeries:
     occupied_time: np.ndarray
     queue_time: np.ndarray
     present_time: np.ndarray
+    # A cold cache's lookups and hits per bucket (None for other tiers).
+    lookups: np.ndarray | None = None
+    hits: np.ndarray | None = None
 
     @staticmethod
     def empty(count: int, concurrency: int) -> TierSeries:

@@ -102,6 +102,8 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
     if tier.max_retries:
         return f"tier '{name}' redelivers failed messages (max_retries)"
+    if tier.cold_lru is not None:
+        return f"tier '{name}' is a cold cache, whose hit ratio rises as it fills"
     if tier.batch_size > 1:
         return f"tier '{name}' consumes its messages in batches"
     if tier.partitions is not None:

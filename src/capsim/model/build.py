@@ -13,6 +13,7 @@ from capsim.model.types import (
     Autoscale,
     Call,
     CircuitBreaker,
+    ColdLru,
     Fault,
     HealthCheck,
     Model,
@@ -464,6 +465,12 @@ def _build_tiers(
     return tiers
 
 
+def _cold_lru(setting: float | LruModel | TtlModel) -> ColdLru | None:
+    if isinstance(setting, LruModel) and setting.cold:
+        return ColdLru(setting.capacity, setting.keys, setting.zipf)
+    return None
+
+
 def _cache_tiers(
     base: Tier,
     spec: CacheTier | CdnTier,
@@ -476,17 +483,20 @@ def _cache_tiers(
     shield = spec.origin_shield if isinstance(spec, CdnTier) else None
     origin = tier_index[spec.on_miss] if spec.on_miss is not None else None
     miss_target = base.index + 1 if shield is not None else origin
+    cold = _cold_lru(spec.hit_ratio)
     prefix: tuple[Step, ...] = ()
-    if hit < 1.0 and miss_target is not None:
+    if (hit < 1.0 or cold is not None) and miss_target is not None:
+        # A cold cache's engine decides each miss itself; the probability is its steady state.
         prefix = (Call(miss_target, probability=1.0 - hit),)
     work = _works(spec, classes, tier_index, prefix)
-    tiers = [replace(base, work=work, hit_ratio=hit, on_miss=miss_target)]
+    tiers = [replace(base, work=work, hit_ratio=hit, on_miss=miss_target, cold_lru=cold)]
     if shield is not None:
         shield_hit = hit_ratio_of(shield.hit_ratio, rates.get(f"{base.name}.origin_shield"))
         # An origin shield runs the same CDN software: its lookup costs the cdn's by default.
         service = shield.service_time if shield.service_time is not None else spec.service_time
+        shield_cold = _cold_lru(shield.hit_ratio)
         calls: tuple[Step, ...] = ()
-        if shield_hit < 1.0 and origin is not None:
+        if (shield_hit < 1.0 or shield_cold is not None) and origin is not None:
             calls = (Call(origin, probability=1.0 - shield_hit),)
         tiers.append(
             replace(
@@ -499,6 +509,7 @@ def _cache_tiers(
                 timeout=None,
                 hit_ratio=shield_hit,
                 on_miss=origin,
+                cold_lru=shield_cold,
                 synthetic=True,
                 cost_per_instance_hour=None,  # priced and sized with its cdn
                 sizing=None,
@@ -613,8 +624,17 @@ def _wants_timeseries(scenario: Scenario) -> bool:
     if setting is not None:
         return setting is not False
     autoscaled = any(getattr(t, "autoscale", None) is not None for t in scenario.tiers.values())
+    cold = any(
+        isinstance(setting, LruModel) and setting.cold
+        for spec in scenario.tiers.values()
+        for setting in (
+            getattr(spec, "hit_ratio", None),
+            getattr(getattr(spec, "origin_shield", None), "hit_ratio", None),
+        )
+    )
     return (
         autoscaled
+        or cold
         or bool(scenario.faults)
         or any(spec.profile for spec in scenario.traffic.values())
     )

@@ -202,6 +202,16 @@ class Autoscale:
 
 
 @dataclass(frozen=True)
+class ColdLru:
+    """An LRU cache of `capacity` entries that starts empty, over `keys` keys of Zipf(`zipf`)
+    popularity, simulated request by request (docs/dynamic.md#cold-caches)."""
+
+    capacity: int
+    keys: int
+    zipf: float
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -235,6 +245,7 @@ class Tier:
     batch_size: int = 1  # queue: messages a consumer takes at once (service_time per batch)
     batch_linger: float = 0.0  # queue: how long a batch's first message waits for it to fill
     partitions: int | None = None  # queue: at most one consumer per partition at a time
+    cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
 
     @property
     def servers(self) -> int:

@@ -441,6 +441,21 @@ class LruModel(_Strict):
     capacity: Count
     keys: Count
     zipf: NonNegativeNumber
+    cold: bool = False  # simulated key by key from an empty cache (docs/dynamic.md#cold-caches)
+
+    @model_validator(mode="after")
+    def _small_enough_to_simulate(self) -> LruModel:
+        if self.cold and self.keys > COLD_KEYS:
+            raise invalid(
+                f"a cold cache is simulated key by key, so keys must be at most {COLD_KEYS} "
+                f"(got {self.keys}); leave out cold: true to use Che's steady-state hit ratio",
+                at="keys",
+            )
+        return self
+
+
+#: The most keys a cold cache may have: its popularity table takes 8 bytes a key.
+COLD_KEYS = 2_000_000
 
 
 class TtlModel(_Strict):
