@@ -85,6 +85,8 @@ class Interrupted(CapsimError):
         self.runs: list[Any] = list(runs or [])
         self.requested = requested
         self.report: Any = None
+        #: For a search (saturate, sweep): plain lines describing the points it completed.
+        self.completed_points: list[str] = []
 
 
 class ResourceLimitError(SimulationError):

@@ -24,7 +24,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
-from capsim.errors import UsageError
+from capsim.errors import Interrupted, UsageError
 from capsim.model.types import Model
 
 #: Fractions of the analytic saturation rate measured first.
@@ -128,12 +128,16 @@ class _Searcher:
             if self.progress:
                 self.progress(min((done + fraction) / budget, 0.999), f"{what} at {rate:.4g}/s")
 
-        point = measure(
-            scale_open_traffic(self.model, factor),
-            capsim_version=self.capsim_version,
-            progress=part,
-            max_requests=self.max_requests,
-        )
+        try:
+            point = measure(
+                scale_open_traffic(self.model, factor),
+                capsim_version=self.capsim_version,
+                progress=part,
+                max_requests=self.max_requests,
+            )
+        except Interrupted as stop:
+            stop.completed_points = [_describe(p) for p in self.curve()]
+            raise
         self.done += 1
         result = CurvePoint(rate, factor, point)
         self.cache[key] = result
@@ -141,6 +145,14 @@ class _Searcher:
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
+
+
+def _describe(point: CurvePoint) -> str:
+    """One measured point in words, for what an interrupted search completed."""
+    figures = headline(point.point.report.data)
+    p99 = "—" if figures["p99"] is None else f"{figures['p99'] * 1e3:.4g}ms"
+    state = "stable" if point.point.stable else "overloaded"
+    return f"rate {point.rate:.4g}/s: p99 {p99}, errors {figures['error_rate']:.3%}, {state}"
 
 
 def _knee_ratio(point: CurvePoint, low: CurvePoint) -> float:

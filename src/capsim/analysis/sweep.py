@@ -18,7 +18,7 @@ from typing import Any
 from capsim.analysis.points import Progress, headline
 from capsim.analysis.summary import summarise
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
-from capsim.errors import UsageError
+from capsim.errors import Interrupted, UsageError
 from capsim.model.build import build_model
 from capsim.scenario import load_scenario
 from capsim.scenario.overrides import apply_override
@@ -164,7 +164,11 @@ def run_sweep(
             if progress:
                 progress((i + fraction) / len(grid), f"point {i + 1}/{len(grid)}: {what}")
 
-        runs = run_replications(model, progress=part, max_requests=max_requests)
+        try:
+            runs = run_replications(model, progress=part, max_requests=max_requests)
+        except Interrupted as stop:
+            stop.completed_points = [_describe(point) for point in points]
+            raise
         report = summarise(model, runs, capsim_version=capsim_version)
         data = report.data
         seed, replications, duration = data["seed"], data["replications"], data["duration"]
@@ -215,3 +219,10 @@ def run_sweep(
         "points": points,
         "common_random_numbers": True,
     }
+
+
+def _describe(point: dict[str, Any]) -> str:
+    """One measured point in words, for what an interrupted sweep completed."""
+    values = ", ".join(f"{path}={value}" for path, value in point["values"].items())
+    p99 = "—" if point["p99"] is None else f"{point['p99'] * 1e3:.4g}ms"
+    return f"{values}: p99 {p99}, errors {point['error_rate']:.3%}, SLOs {'met' if point['passed'] else 'missed'}"

@@ -52,9 +52,13 @@ def _stderr() -> Console:
 
 @contextmanager
 def _exit_codes() -> Iterator[None]:
-    """The one place where library errors become messages and exit codes."""
+    """The one place where library errors become messages and exit codes.
+
+    SIGTERM is turned into the same clean stop as Ctrl-C for every command.
+    """
     try:
-        yield
+        with _sigterm_interrupts():
+            yield
     except ScenarioError as error:
         console = _stderr()
         count = len(error.problems)
@@ -64,7 +68,14 @@ def _exit_codes() -> Iterator[None]:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
     except Interrupted as error:
-        _stderr().print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
+        console = _stderr()
+        if error.completed_points:
+            console.print(f"{error}. Completed before the interruption:", markup=False)
+            for line in error.completed_points:
+                console.print(f"  {line}", markup=False, soft_wrap=True)
+            console.print("partial: the search did not finish; nothing was written.", markup=False)
+        else:
+            console.print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
     except CapsimError as error:
         _stderr().print(f"error: {clip(str(error))}", markup=False, soft_wrap=True)
