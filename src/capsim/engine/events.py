@@ -364,7 +364,9 @@ class _TierSim:
         cdf /= cdf[-1]
         rng = self._window.tier_rng(self.tier.index, streams.CACHE_KEYS)
         key = _buffered(lambda n: np.searchsorted(cdf, rng.random(n), side="right"))
-        lru: OrderedDict[float, None] = OrderedDict()
+        # One LRU per edge location (a cdn's `edges`); requests reach them in turn.
+        caches: list[OrderedDict[float, None]] = [OrderedDict() for _ in range(self.tier.edges)]
+        turn = itertools.cycle(caches).__next__
         capacity = cache.capacity
         env = self.env
         window = self._window
@@ -380,6 +382,7 @@ class _TierSim:
         def lookup() -> float:
             k = key()
             now = env._now
+            lru = turn()
             hit = k in lru
             if hit:
                 lru.move_to_end(k)

@@ -465,6 +465,15 @@ def _build_tiers(
     return tiers
 
 
+def _edge_hit_ratio(setting: float | LruModel | TtlModel, rate: float | None, edges: int) -> float:
+    """The hit ratio of each of `edges` equal caches sharing the requests evenly: a TTL cache at
+    1/edges of the rate; an LRU's (Che's) does not depend on the rate; a number is as given."""
+    if edges > 1 and isinstance(setting, TtlModel):
+        total = setting.rate if setting.rate is not None else rate
+        return hit_ratio_of(setting.model_copy(update={"rate": (total or 0.0) / edges}))
+    return hit_ratio_of(setting, rate)
+
+
 def _cold_lru(setting: float | LruModel | TtlModel) -> ColdLru | None:
     if isinstance(setting, LruModel) and setting.cold:
         return ColdLru(setting.capacity, setting.keys, setting.zipf)
@@ -479,7 +488,8 @@ def _cache_tiers(
     rates: dict[str, float],
 ) -> list[Tier]:
     """A cache or cdn tier, and the cdn's origin shield right after it when it has one."""
-    hit = hit_ratio_of(spec.hit_ratio, rates.get(base.name))
+    edges = spec.edges if isinstance(spec, CdnTier) else 1
+    hit = _edge_hit_ratio(spec.hit_ratio, rates.get(base.name), edges)
     shield = spec.origin_shield if isinstance(spec, CdnTier) else None
     origin = tier_index[spec.on_miss] if spec.on_miss is not None else None
     miss_target = base.index + 1 if shield is not None else origin
@@ -489,7 +499,9 @@ def _cache_tiers(
         # A cold cache's engine decides each miss itself; the probability is its steady state.
         prefix = (Call(miss_target, probability=1.0 - hit),)
     work = _works(spec, classes, tier_index, prefix)
-    tiers = [replace(base, work=work, hit_ratio=hit, on_miss=miss_target, cold_lru=cold)]
+    tiers = [
+        replace(base, work=work, hit_ratio=hit, on_miss=miss_target, cold_lru=cold, edges=edges)
+    ]
     if shield is not None:
         shield_hit = hit_ratio_of(shield.hit_ratio, rates.get(f"{base.name}.origin_shield"))
         # An origin shield runs the same CDN software: its lookup costs the cdn's by default.

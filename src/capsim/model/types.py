@@ -246,6 +246,7 @@ class Tier:
     batch_linger: float = 0.0  # queue: how long a batch's first message waits for it to fill
     partitions: int | None = None  # queue: at most one consumer per partition at a time
     cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
+    edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
 
     @property
     def servers(self) -> int:

@@ -888,6 +888,7 @@ class CdnTier(_TierBase):
     hit_ratio: HitRatioSpec
     on_miss: Name | None = None
     origin_shield: OriginShield | None = None
+    edges: Count = 1  # edge locations, each with its own cache (docs/dynamic.md#cdn-edge-locations)
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
 
