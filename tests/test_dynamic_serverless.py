@@ -196,3 +196,17 @@ def test_losing_instances_of_a_serverless_tier_is_refused(tmp_path: Path) -> Non
     assert "serverless" in problems[0].message
     result = runner.invoke(app, ["run", str(path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_the_buffer_at_the_cap_has_a_bound_and_a_timeout():
+    # One instance (max 1) of one worker: 5 requests/s of 100 ms work with an 800 ms start.
+    # With max_queue 1 the buffer holds one request; more are refused at once.
+    bounded = serverless(5.0, max=1, cold_start=0.8, keep_warm=60.0)
+    fn = replace(bounded.tiers[0], max_queue=1)
+    refused = run_events(replace(bounded, tiers=(fn,)), 0)
+    assert refused.tiers[0].rejected > 0 and refused.classes[0].errors == refused.tiers[0].rejected
+    # With a 300 ms timeout a request that waited that long for the start or in the buffer fails.
+    timed = replace(bounded.tiers[0], timeout=0.3)
+    result = run_events(replace(bounded, tiers=(timed,)), 0)
+    assert result.tiers[0].timed_out >= 1  # the request at 0.2 s waited for the start until 0.5 s
+    assert result.classes[0].latency.max <= 0.3 + 0.1 + 1e-9
