@@ -970,8 +970,10 @@ class _TierSim:
                 up = min(r for t, r in history if t >= now - scaler.scale_up_stabilization)
                 down = max(r for t, r in history if t >= now - scaler.scale_down_stabilization)
                 result = current
-                if self.scaling and now - self.scaling[-1][0] < scaler.cooldown:
-                    pass  # still cooling down from the last change
+                # No change at all while cooling down from the last one.
+                cooling = bool(self.scaling) and now - self.scaling[-1][0] < scaler.cooldown
+                if cooling:
+                    result = current
                 elif up > current:
                     limit = max(
                         math.ceil(current * (1.0 + scaler.max_scale_up)),
