@@ -190,6 +190,12 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @app.command()
 def run(
@@ -252,10 +258,9 @@ def run(
         if timeseries:
             model = replace(model, timeseries=True)
         memory_limit = _size_option(max_memory, "--max-memory")
-        progress = _Progress()
         interrupted = None
         try:
-            with _sigterm_interrupts():
+            with _Progress() as progress:
                 report = capsim.simulate(
                     model,
                     engine=engine.value,
@@ -269,8 +274,6 @@ def run(
             if stop.report is None:
                 raise
             interrupted, report = stop, stop.report
-        finally:
-            progress.close()
         console = _stderr()
         for warning in report.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)

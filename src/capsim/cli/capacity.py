@@ -123,8 +123,7 @@ def saturate(
 
     with _exit_codes():
         model = _model(scenario, set_, seed)
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             data = find_saturation(
                 model,
                 capsim_version=capsim.__version__,
@@ -135,8 +134,6 @@ def saturate(
                 progress=progress,
                 max_requests=max_requests,
             )
-        finally:
-            progress.close()
         _show(data, output_format, output)
 
 
@@ -194,8 +191,7 @@ def size(
         factor = parse_load(load, open_rate(model))
         spare = parse_headroom(headroom) if headroom is not None else None
         lost = parse_redundancy(redundancy)
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             data = size_tiers(
                 model,
                 capsim_version=capsim.__version__,
@@ -207,8 +203,6 @@ def size(
                 progress=progress,
                 max_requests=max_requests,
             )
-        finally:
-            progress.close()
         if write is not None:
             text = scenario.read_text(encoding="utf-8")
             write_output(set_values(text, data["overrides"]), write)
@@ -250,8 +244,7 @@ def sweep(
     with _exit_codes():
         varies = [parse_vary(text) for text in vary]
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             data = run_sweep(
                 scenario,
                 varies,
@@ -260,8 +253,6 @@ def sweep(
                 progress=progress,
                 max_requests=max_requests,
             )
-        finally:
-            progress.close()
         _show(data, output_format, output)
 
 
@@ -297,8 +288,7 @@ def compare(
 
     with _exit_codes():
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             data = compare_sides(
                 first,
                 second,
@@ -307,6 +297,4 @@ def compare(
                 progress=progress,
                 max_requests=max_requests,
             )
-        finally:
-            progress.close()
         _show(data, output_format, output)

@@ -188,13 +188,10 @@ def check(
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             report = capsim.simulate(
                 model, engine=engine.value, progress=progress, max_requests=max_requests
             )
-        finally:
-            progress.close()
         console = _stderr()
         for warning in report.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -290,8 +287,7 @@ def report(
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
-        progress = _Progress()
-        try:
+        with _Progress() as progress:
             runs = run_replications(
                 model,
                 engine=engine.value,
@@ -306,8 +302,6 @@ def report(
                 progress=progress,
                 max_requests=max_requests,
             )
-        finally:
-            progress.close()
         console = _stderr()
         for warning in sizing.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
