@@ -120,3 +120,26 @@ def model(
         tier_index={t.name: t.index for t in built_tiers},
         class_index={c.name: c.index for c in built_classes},
     )
+
+
+def w3(duration: float, *, warmup: float = 0.0, seed: int = 1) -> Model:
+    """W3 of ../shared/bench: edge -> lb -> app -> cache 80% | db 20%, Poisson 600/s."""
+    return model(
+        [
+            tier("edge", exp(0.002), concurrency=32, blocking=False, calls=(Call(1),)),
+            tier("lb", exp(0.0005), concurrency=4, blocking=False, calls=(Call(2),)),
+            tier(
+                "app",
+                exp(0.020),
+                concurrency=16,
+                blocking=False,
+                calls=(OneOf(((3, 0.8), (4, 0.2))),),
+            ),
+            tier("cache", exp(0.001), concurrency=8),
+            tier("db", exp(0.010), concurrency=4),
+        ],
+        [open_class("web", 0, 600.0)],
+        duration=duration,
+        warmup=warmup,
+        seed=seed,
+    )

@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import pytest
 
+import modelkit
 from capsim.engine.events import run_events
 from capsim.engine.result import RunResult
 from capsim.engine.vectorised import can_vectorise, run_vectorised
 from capsim.model.types import Model
-from modelkit import Call, Distribution, OneOf, Parallel, exp, model, open_class, tier
+from modelkit import Call, Distribution, Parallel, exp, model, open_class, tier
 
 K_SIGMA = 4.0
 
@@ -28,24 +29,7 @@ def rel_sd_mean(rho: float, n: float, cs2: float = 1.0) -> float:
 
 
 def w3(duration: float) -> Model:
-    return model(
-        [
-            tier("edge", exp(0.002), concurrency=32, blocking=False, calls=(Call(1),)),
-            tier("lb", exp(0.0005), concurrency=4, blocking=False, calls=(Call(2),)),
-            tier(
-                "app",
-                exp(0.020),
-                concurrency=16,
-                blocking=False,
-                calls=(OneOf(((3, 0.8), (4, 0.2))),),
-            ),
-            tier("cache", exp(0.001), concurrency=8),
-            tier("db", exp(0.010), concurrency=4),
-        ],
-        [open_class("web", 0, 600.0)],
-        duration=duration,
-        warmup=5.0,
-    )
+    return modelkit.w3(duration, warmup=5.0)
 
 
 def balanced_instances(duration: float) -> Model:

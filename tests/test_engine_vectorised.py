@@ -29,6 +29,7 @@ from modelkit import (
     model,
     open_class,
     tier,
+    w3,
 )
 
 K_SIGMA = 4.0
@@ -420,25 +421,8 @@ def test_mg1_lognormal_pollaczek_khinchine_mean():
 
 
 def w3_model(requests: float, seed: int = 1) -> Model:
-    """W3 of ../shared/bench: edge -> lb -> app -> cache 80% | db 20%, Poisson 600/s."""
-    return model(
-        [
-            tier("edge", exp(0.002), concurrency=32, blocking=False, calls=(Call(1),)),
-            tier("lb", exp(0.0005), concurrency=4, blocking=False, calls=(Call(2),)),
-            tier(
-                "app",
-                exp(0.020),
-                concurrency=16,
-                blocking=False,
-                calls=(OneOf(((3, 0.8), (4, 0.2))),),
-            ),
-            tier("cache", exp(0.001), concurrency=8),
-            tier("db", exp(0.010), concurrency=4),
-        ],
-        [open_class("web", 0, 600.0)],
-        duration=requests / 600.0,
-        seed=seed,
-    )
+    """W3 with about `requests` requests (600/s)."""
+    return w3(requests / 600.0, seed=seed)
 
 
 def test_w3_jackson_mean_sojourn():
