@@ -58,6 +58,10 @@ from capsim.scenario.schema import (
 )
 from capsim.units import format_duration, format_ratio
 
+#: Tier types whose workers are held while their calls are outstanding unless `blocking: false`:
+#: a thread-per-request service, and a queue consumer that handles one message at a time.
+BLOCKING_BY_DEFAULT = ("service", "queue")
+
 EXACT_KEYS = (
     1_000_000  # beyond this many keys Che's sum is split into an exact head and an integral
 )
@@ -398,7 +402,7 @@ def _build_tiers(
     tiers: list[Tier] = []
     for name, spec in scenario.tiers.items():
         index = tier_index[name]
-        blocking = spec.blocking if spec.blocking is not None else spec.type == "service"
+        blocking = spec.blocking if spec.blocking is not None else spec.type in BLOCKING_BY_DEFAULT
         cost = spec.cost.per_instance_hour if spec.cost is not None else None
         sizing = _sizing(spec)
         if isinstance(spec, QueueTier):

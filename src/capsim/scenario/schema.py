@@ -831,7 +831,11 @@ QueueDiscipline = Annotated[
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
-    blocking: bool | None = None
+    blocking: bool | None = Field(
+        default=None,
+        description="a worker stays held while its calls are outstanding (thread-per-request); "
+        "default true for a service, false for every other tier type",
+    )
     balancing: Balancing = "round_robin"
     max_queue: NonNegativeInt | None = None
     timeout: PositiveDuration | None = None
@@ -927,7 +931,11 @@ class QueueTier(_Strict):
     publish_time: DistributionSpec = 0.0
     max_depth: NonNegativeInt | None = None
     timeout: PositiveDuration | None = None
-    blocking: bool | None = None
+    blocking: bool | None = Field(
+        default=None,
+        description="a consumer stays held until its message's calls answer (default true); "
+        "false: it is freed after its own work (an async consumer)",
+    )
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
     cost: CostSpec | None = None
