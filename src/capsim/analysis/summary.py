@@ -198,6 +198,40 @@ def _retried_tiers(model: Model) -> set[int]:
     return found
 
 
+def _hedged_tiers(model: Model) -> set[int]:
+    """Tiers some caller calls with a hedge (their entries count the hedges)."""
+    found: set[int] = set()
+
+    def visit(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Call) and step.hedge is not None:
+                found.add(step.tier)
+            elif isinstance(step, Parallel):
+                visit(step.branches)
+
+    for tier in model.tiers:
+        for work in tier.work:
+            visit(work.calls)
+    return found
+
+
+def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
+    """`tiers.<t>.hedges` (docs/results.md#hedged-calls): per replication, and the extra load."""
+    replications = len(per_run)
+    calls = sum(t.hedged_calls for t in per_run)
+    sent = sum(t.hedges for t in per_run)
+    cancelled = sum(t.hedges_cancelled for t in per_run)
+    return {
+        "calls": round(calls / replications),
+        "sent": round(sent / replications),
+        "won": round(sum(t.hedge_wins for t in per_run) / replications),
+        "cancelled": round(cancelled / replications),
+        "abandoned": round(sum(t.hedges_abandoned for t in per_run) / replications),
+        "share": sent / calls if calls else 0.0,
+        "extra_load": (sent - cancelled) / calls if calls else 0.0,
+    }
+
+
 def _summarise_tier(
     model: Model, tier: Tier, runs: list[RunResult]
 ) -> tuple[dict[str, Any], Stability]:
@@ -261,6 +295,8 @@ def _summarise_tier(
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
         entry["bulkhead_rejected"] = round(sum(t.bulkhead_rejected for t in per_run) / replications)
+    if tier.index in _hedged_tiers(model):
+        entry["hedges"] = _hedge_figures(per_run)
     if tier.rate_limit is not None:
         entry["rate_limited"] = round(sum(t.rate_limited for t in per_run) / replications)
     if tier.drop_abandoned:

@@ -129,6 +129,12 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         )
     for work in tier.work:
         for call in _calls_in(work.calls):
+            if call.hedge is not None:
+                return (
+                    f"tier '{name}' hedges its calls to '{model.tiers[call.tier].name}' "
+                    f"({call.hedge.text}): a copy is sent only when the first has not answered "
+                    "in time, which depends on how long the callee takes"
+                )
             if call.timeout is not None or call.retry is not None:
                 return (
                     f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "

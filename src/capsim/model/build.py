@@ -16,6 +16,7 @@ from capsim.model.types import (
     ColdLru,
     Fault,
     HealthCheck,
+    Hedge,
     Model,
     OneOf,
     Parallel,
@@ -195,6 +196,16 @@ def build_distribution(spec: DistSpec) -> Distribution:
     return Distribution.constant(float(spec))
 
 
+def _hedge(call: TierCall) -> Hedge | None:
+    spec = call.hedge
+    if spec is None:
+        return None
+    if spec.quantile is not None:
+        return Hedge(max=spec.max, quantile=spec.quantile)
+    assert isinstance(spec.after, float)
+    return Hedge(max=spec.max, after=spec.after)
+
+
 def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
@@ -215,6 +226,7 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
             retry=retry,
             circuit_breaker=breaker,
             bulkhead=call.bulkhead,
+            hedge=_hedge(call),
         )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))

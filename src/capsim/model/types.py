@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from capsim.model.distributions import Distribution
+from capsim.units import format_duration
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
@@ -78,13 +79,36 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Hedge:
+    """Hedged requests (docs/dynamic.md#hedged-requests): while no copy of a call has answered,
+    copy j (1..`max`) goes to another instance j x `after` seconds after the first, or, with
+    `quantile` q, j x the q-quantile of the callee's response times as the caller has seen them.
+    The first successful answer is taken; the other copies are withdrawn from the queue they
+    wait in, or abandoned (their work goes on) when a worker has them.
+    """
+
+    max: int = 1
+    after: float | None = None  # seconds; None when `quantile` is set
+    quantile: float | None = None  # 0 < q < 1
+
+    @property
+    def text(self) -> str:
+        """The hedge as the scenario wrote it, for messages."""
+        if self.quantile is not None:
+            return f"after p{self.quantile * 100:g}"
+        assert self.after is not None
+        return f"after {format_duration(self.after)}"
+
+
+@dataclass(frozen=True)
 class Call:
     """A synchronous (or, to a queue tier, asynchronous) call to another tier.
 
     Made with `probability`; when made, it is repeated `repeat` times one after another.
     `algorithm`, when set, overrides the callee's own balancing (a load balancer's choice).
     `timeout`: the caller gives up on an attempt after this long (the callee works on);
-    `retry`: how failed and timed-out attempts are retried.
+    `retry`: how failed and timed-out attempts are retried; `hedge`: copies of an attempt
+    that has not answered in time.
     """
 
     tier: int
@@ -95,6 +119,7 @@ class Call:
     retry: Retry | None = None
     circuit_breaker: CircuitBreaker | None = None
     bulkhead: int | None = None  # at most this many calls in flight from caller to callee
+    hedge: Hedge | None = None  # more copies of a slow call to other instances
 
 
 @dataclass(frozen=True)

@@ -511,6 +511,62 @@ class CircuitBreakerSpec(_Strict):
     probes: Count = 5
 
 
+#: Named percentiles a hedge may wait for (p999 is the 99.9th); others are written p<number>.
+HEDGE_PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+_HEDGE_AFTER = (
+    "a duration greater than 0 such as 20ms, or a percentile of the callee's response time: "
+    "p50, p90, p95, p99, p999 or p<number> with 0 < number < 100 (such as p97.5)"
+)
+_PERCENTILE_RE = re.compile(r"^p(\d+(\.\d*)?|\.\d+)$")
+
+
+def hedge_percentile(text: str) -> float | None:
+    """The quantile (0 < q < 1) that `p95`, `p999` or `p97.5` names; None if it names none."""
+    text = text.strip()
+    if text in HEDGE_PERCENTILES:
+        return HEDGE_PERCENTILES[text]
+    match = _PERCENTILE_RE.match(text)
+    if match is None:
+        return None
+    number = float(match.group(1))
+    return number / 100.0 if 0.0 < number < 100.0 else None
+
+
+def _hedge_after(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip().lower().startswith("p"):
+        if hedge_percentile(value.strip().lower()) is None:
+            raise invalid(f"{show(value)} is not a percentile; {FIELD} must be {_HEDGE_AFTER}")
+        return value.strip().lower()
+    return _unit(parse_duration, _HEDGE_AFTER, True)(value)
+
+
+class HedgeSpec(_Strict):
+    """Hedged requests: another copy of a call that has not answered in time
+    (docs/dynamic.md#hedged-requests)."""
+
+    after: Annotated[
+        float | str,
+        BeforeValidator(_hedge_after),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    _DURATION_SCHEMA["anyOf"][0] | {"exclusiveMinimum": 0},
+                    _DURATION_SCHEMA["anyOf"][1],
+                    {"type": "string", "pattern": r"^[pP](\d+(\.\d*)?|\.\d+)$"},
+                ],
+                "description": "when to send the next copy: " + _HEDGE_AFTER,
+                "examples": ["20ms", "p95"],
+            }
+        ),
+    ]
+    max: Count = 1
+
+    @property
+    def quantile(self) -> float | None:
+        """The percentile `after` names, as a quantile (None: `after` is a duration)."""
+        return hedge_percentile(self.after) if isinstance(self.after, str) else None
+
+
 class TierCall(_Strict):
     tier: Name
     probability: Ratio = 1.0
@@ -519,6 +575,7 @@ class TierCall(_Strict):
     retries: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     bulkhead: Count | None = None
+    hedge: HedgeSpec | None = None
 
 
 class OneOfCall(_Strict):

@@ -155,11 +155,44 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         elif slo.tier is not None and slo.tier not in synthetic:
             reference(slo.tier, ("slos", i, "tier"))
 
+    problems.extend(_check_hedges(scenario, tiers))
     problems.extend(_check_faults(scenario, tiers))
     problems.extend(_check_autoscale(scenario, tiers))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
+
+
+def _tier_calls(calls: list[CallSpec], base: PathKey) -> Iterator[tuple[TierCall, PathKey]]:
+    """Every `{tier: ...}` call of a list (inside parallel groups too), with its key path."""
+    for i, call in enumerate(calls):
+        if isinstance(call, TierCall):
+            yield call, (*base, i)
+        elif isinstance(call, ParallelCall):
+            yield from _tier_calls(call.parallel, (*base, i, "parallel"))
+
+
+def _check_hedges(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
+    """A hedge needs a callee that answers: a queue answers a publish at once."""
+    problems: list[Problem] = []
+    for name, tier in tiers.items():
+        lists = [(getattr(tier, "calls", []), ("tiers", name, "calls"))]
+        for class_name, override in tier.classes.items():
+            calls = getattr(override, "calls", None)
+            if calls is not None:
+                lists.append((calls, ("tiers", name, "classes", class_name, "calls")))
+        for calls, base in lists:
+            for call, path in _tier_calls(calls, base):
+                if call.hedge is not None and isinstance(tiers.get(call.tier), QueueTier):
+                    problems.append(
+                        scenario.problem(
+                            f"{call.tier} is a queue: a publish is answered at once, so there "
+                            "is nothing to hedge; remove hedge (or hedge the consumer's calls)",
+                            (*path, "hedge"),
+                            at_key=True,
+                        )
+                    )
+    return problems
 
 
 def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
