@@ -1993,6 +1993,8 @@ class _Attempts:
 HEDGE_MIN_ANSWERS = 100
 #: A percentile hedge's delay is recomputed after every this many new answers.
 HEDGE_REFRESH = 100
+#: A histogram bin's top over the value that stands for it: sqrt(1 + 1/128), rounded up.
+HEDGE_BIN_TOP = 1.004
 #: Added to the connection count of instances that already have a copy while a hedge picks.
 _AVOID = 1 << 40
 
@@ -2022,8 +2024,9 @@ class _ResponseTimes:
         self.histogram.add(pending)
         self.pending = []
         if self.histogram.n >= self.needed:
-            # A callee that answers at once would be hedged at once: wait a nanosecond at least.
-            self.threshold = max(self.histogram.quantile(self.q), 1e-9)
+            # Up to the top of the quantile's bin, so that an answer as slow as the quantile
+            # itself (a constant callee) comes before the copy; a nanosecond at least.
+            self.threshold = max(self.histogram.quantile(self.q) * HEDGE_BIN_TOP, 1e-9)
 
 
 class _HedgeCopy:
@@ -2123,7 +2126,8 @@ class _Hedged:
     def _pick(self, k: int) -> int:
         """The callee's balancing, steered away from instances that already have a copy: they
         look fully loaded to least_connections and power_of_two, and round_robin or random
-        choose again (a tier with one instance gets every copy)."""
+        choose again, up to 2 x instances + 16 times (a tier with one instance gets every
+        copy)."""
         used = self.used
         pick = self.pick
         if not used:
@@ -2134,7 +2138,7 @@ class _Hedged:
         for j in used:
             at[j] += _AVOID
         i = pick(k)
-        tries = len(at)
+        tries = 2 * len(at) + 16  # random balancing may draw a used instance again
         while i in used and tries:
             i = pick(k)
             tries -= 1

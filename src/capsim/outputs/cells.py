@@ -91,3 +91,28 @@ def verdict_line(data: dict[str, Any]) -> str:
     if not failed:
         return f"All {len(slos)} SLOs met." if len(slos) > 1 else "The SLO is met."
     return f"{failed} of {len(slos)} SLOs failed."
+
+
+#: Columns of the hedged-calls table (docs/results.md#hedged-calls).
+HEDGE_COLUMNS = ("calls", "hedges sent", "won", "cancelled", "abandoned", "extra load")
+
+
+def hedge_rows(data: dict[str, Any]) -> list[list[str]]:
+    """One row per tier called with a hedge: [tier, *HEDGE_COLUMNS]; [] when none is."""
+    rows = []
+    for name, entry in data["tiers"].items():
+        hedges = entry.get("hedges")
+        if hedges is None:
+            continue
+        rows.append(
+            [
+                name,
+                count(hedges["calls"]),
+                f"{count(hedges['sent'])} ({percent(hedges['share'])})",
+                count(hedges["won"]),
+                count(hedges["cancelled"]),
+                count(hedges["abandoned"]),
+                percent(hedges["extra_load"]),
+            ]
+        )
+    return rows

@@ -62,6 +62,16 @@ def _tiers_table(data: dict[str, Any]) -> Table:
     return table
 
 
+def _hedges_table(rows: list[list[str]]) -> Table:
+    table = _table("Hedged calls (by callee)")
+    table.add_column("tier")
+    for name in cells.HEDGE_COLUMNS:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _slos_table(data: dict[str, Any]) -> Table:
     table = _table("SLOs")
     table.add_column("verdict")
@@ -109,6 +119,9 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     console.print(Text(cells.run_line(data), style="bold"))
     console.print(_classes_table(data))
     console.print(_tiers_table(data))
+    hedges = cells.hedge_rows(data)
+    if hedges:
+        console.print(_hedges_table(hedges))
     if data.get("slos"):
         console.print(_slos_table(data))
     for line in _worst_windows(data):

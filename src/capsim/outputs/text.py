@@ -76,6 +76,10 @@ def render_markdown(report: Report) -> str:
         ],
         right=range(1, 7),
     )
+    hedges = cells.hedge_rows(data)
+    if hedges:
+        lines += ["", "## Hedged calls (by callee)", ""]
+        lines += _markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
     if data.get("slos"):
         lines += ["", "## SLOs", ""]
         lines += _markdown_table(

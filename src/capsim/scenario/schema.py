@@ -533,10 +533,19 @@ def hedge_percentile(text: str) -> float | None:
 
 
 def _hedge_after(value: Any) -> float | str:
-    if isinstance(value, str) and value.strip().lower().startswith("p"):
-        if hedge_percentile(value.strip().lower()) is None:
-            raise invalid(f"{show(value)} is not a percentile; {FIELD} must be {_HEDGE_AFTER}")
-        return value.strip().lower()
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("p"):
+            if hedge_percentile(text) is None:
+                raise invalid(f"{show(value)} is not a percentile; {FIELD} must be {_HEDGE_AFTER}")
+            return text
+        try:
+            parse_duration(value)
+        except UnitError:
+            raise invalid(
+                f"{show(value)} is neither a duration nor a percentile; {FIELD} must be "
+                f"{_HEDGE_AFTER}"
+            ) from None
     return _unit(parse_duration, _HEDGE_AFTER, True)(value)
 
 

@@ -176,7 +176,9 @@ def _check_hedges(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
     """A hedge needs a callee that answers: a queue answers a publish at once."""
     problems: list[Problem] = []
     for name, tier in tiers.items():
-        lists = [(getattr(tier, "calls", []), ("tiers", name, "calls"))]
+        lists: list[tuple[list[CallSpec], PathKey]] = [
+            (getattr(tier, "calls", []), ("tiers", name, "calls"))
+        ]
         for class_name, override in tier.classes.items():
             calls = getattr(override, "calls", None)
             if calls is not None:
