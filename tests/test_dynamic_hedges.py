@@ -4,6 +4,7 @@ answer is taken, and the loser is withdrawn from its queue or abandoned."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,15 @@ def test_max_copies_are_sent_one_delay_apart() -> None:
     assert leaf.busy_time == pytest.approx(100 * 0.05 + 100 * 0.05 + 100 * 0.05)
 
 
+def test_a_refused_copy_does_not_fail_the_call_while_the_first_is_out() -> None:
+    # One worker and no waiting room: every copy is refused on the spot; the first answers.
+    m = caller_and_leaf(Hedge(after=0.02), instances=1)
+    leaf = replace(m.tiers[1], max_queue=0)
+    result = run_events(replace(m, tiers=(m.tiers[0], leaf)), 0)
+    assert result.classes[0].completed == 100 and result.classes[0].errors == 0
+    assert result.tiers[1].hedges == 100 and result.tiers[1].rejected == 100
+
+
 def test_a_call_given_up_on_before_the_delay_sends_no_copy() -> None:
     m = caller_and_leaf(Hedge(after=0.02), instances=2, timeout=0.01)
     result = run_events(m, 0)
@@ -187,6 +197,15 @@ def test_a_percentile_hedge_waits_for_enough_answers_before_sending_any_copy() -
     # p99 needs 1,000 answers first: with ~500 calls in the run no copy is ever sent.
     leaf = run_events(percentile_model(0.99, rate=10.0, duration=50.0), 0).tiers[1]
     assert 400 < leaf.hedged_calls < 600 and leaf.hedges == 0
+
+
+def test_a_percentile_hedge_leaves_a_callee_that_always_takes_the_same_time_alone() -> None:
+    # p50 of a constant 50 ms callee is 50 ms; the delay is rounded up to the top of its
+    # histogram bin, so the first copy always answers before a second is due.
+    m = caller_and_leaf(Hedge(quantile=0.5), instances=2)
+    m = replace(m, classes=(replace(m.classes[0], rate=20.0),))  # 2,000 calls
+    leaf = run_events(m, 0).tiers[1]
+    assert leaf.hedged_calls == 2000 and leaf.hedges == 0
 
 
 def test_the_vectorised_path_refuses_a_hedge_and_says_why() -> None:
