@@ -211,3 +211,16 @@ def test_blocking_consumers_with_calls_run_on_the_event_path(tmp_path: Path) -> 
     ok, reason = vectorisable("")
     assert not ok and "'orders' has blocking workers that make calls" in reason
     assert vectorisable(", blocking: false")[0]
+
+
+def test_enough_blocking_consumers_are_occupied_by_work_and_call_time(tmp_path: Path) -> None:
+    # 8 consumers: occupancy = throughput x (10 ms + 200 ms) / 8, about 30/s x 0.21 s / 8 =
+    # 79% (the utilisation law on the holding time; payment never queues), utilisation =
+    # throughput x 10 ms / 8, about 3.75%; the backlog stays bounded.
+    path = tmp_path / "orders.yaml"
+    path.write_text(ORDERS.format(extra="").replace("consumers: 4", "consumers: 8"))
+    orders = capsim.run_file(path).data["tiers"]["orders"]
+    assert orders["stable"] is True
+    assert orders["occupancy"] == pytest.approx(orders["throughput"] * 0.210 / 8, rel=0.01)
+    assert orders["utilization"] == pytest.approx(orders["throughput"] * 0.010 / 8, rel=0.01)
+    assert orders["occupancy"] == pytest.approx(0.79, abs=0.04)
