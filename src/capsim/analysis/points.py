@@ -16,7 +16,13 @@ from typing import Any
 from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
-from capsim.analysis.summary import evaluate_slo, summarise, time_statistics
+from capsim.analysis.summary import (
+    evaluate_slo,
+    percentile_table,
+    slo_figure,
+    summarise,
+    time_statistics,
+)
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 from capsim.model.types import Model, Simulation, Slo
@@ -126,12 +132,17 @@ class Point:
 
 def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     """The SLO's statistic as measured by one replication alone (NaN when it has no data)."""
+    percentiles = percentile_table(model)
+    figure, statistic = slo_figure(slo)[0], slo_figure(slo)[-1]
     if slo.class_index is not None:
         measured = run.classes[slo.class_index]
         if slo.statistic == "error_rate":
             finished = measured.completed + measured.errors
             return measured.errors / finished if finished else 0.0
-        value = time_statistics(measured.latency).get(slo.statistic)
+        if slo.statistic == "share_over":
+            assert slo.threshold is not None
+            return measured.latency.share_over(slo.threshold)
+        value = time_statistics(measured.latency, percentiles).get(statistic)
         return math.nan if value is None else float(value)
     assert slo.tier_index is not None
     tier_run = run.tiers[slo.tier_index]
@@ -140,7 +151,12 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
         return tier_run.busy_time / (workers * run.duration)
     if slo.statistic == "occupancy":
         return max(tier_run.occupied_time, tier_run.busy_time) / (workers * run.duration)
-    value = time_statistics(tier_run.wait).get(slo.statistic)
+    if slo.statistic == "backlog":
+        return float(tier_run.queue_max)
+    histogram = tier_run.age if figure == "age" else tier_run.wait
+    if histogram is None:
+        return math.nan
+    value = time_statistics(histogram, percentiles).get(statistic)
     return math.nan if value is None else float(value)
 
 
