@@ -415,28 +415,66 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
     }
 
 
-def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, float | None] | None:
+#: A drain that did not finish is warned about when its peak was at least this many times the
+#: drained threshold (a real disturbance, not the noise of a steady queue).
+UNDRAINED_WARNING_FACTOR = 10.0
+
+
+def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, Any] | None:
     """How long the largest backlog took to clear (docs/dynamic.md#drain-time), or None when
     the tier never held a backlog of at least one request on average over a bucket.
 
-    The peak is the bucket with the largest time-average backlog; the backlog has drained at the
-    first later bucket whose average is back to at most the level before the peak (its median)
-    plus one request. Precision: one bucket.
+    The peak is the bucket with the largest time-average backlog. The disturbance began where
+    the backlog last left its quiet level before the peak: after the last earlier bucket within
+    one request of the lowest earlier average. The level before the disturbance is the median
+    of the buckets up to that one (0 when the peak is the first bucket). The backlog has drained
+    at the first bucket after the peak whose average is at most that level plus the larger of
+    one request and the level's own spread (90th percentile minus median); with none before the
+    end of the run, `drained` is false and `drained_at` null. Precision: one bucket.
     """
     if backlog.size == 0 or not np.isfinite(backlog).all():
         return None
     peak = int(np.argmax(backlog))
     if backlog[peak] < 1.0:
         return None
-    baseline = float(np.median(backlog[:peak])) if peak else 0.0
-    after = np.flatnonzero(backlog[peak + 1 :] <= baseline + 1.0)
+    before = backlog[:peak]
+    if before.size:
+        quiet = np.flatnonzero(before <= before.min() + 1.0)[-1]
+        calm = before[: quiet + 1]
+        level = float(np.median(calm))
+        spread = float(np.quantile(calm, 0.9)) - level
+        disturbed_at = float(starts[quiet + 1])
+    else:
+        level, spread, disturbed_at = 0.0, 0.0, float(starts[0])
+    threshold = level + max(1.0, spread)
+    after = np.flatnonzero(backlog[peak + 1 :] <= threshold)
     drained = float(starts[peak + 1 + after[0]]) if after.size else None
     return {
         "peak": float(backlog[peak]),
         "peak_at": float(starts[peak]),
+        "drained": drained is not None,
         "drained_at": drained,
         "drain_time": drained - float(starts[peak]) if drained is not None else None,
+        "disturbed_at": disturbed_at,
+        "level_before": level,
+        "threshold": threshold,
+        "end": float(backlog[-1]),
     }
+
+
+def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
+    """A plain statement for every tier whose disturbance had not drained by the end."""
+    warnings = []
+    for name, drain in timeseries.get("drain", {}).items():
+        if drain["drained"] or drain["peak"] < UNDRAINED_WARNING_FACTOR * drain["threshold"]:
+            continue
+        warnings.append(
+            f"tier '{name}' had not drained by the end of the run: its backlog peaked at "
+            f"{drain['peak']:,.0f} (bucket from t = {drain['peak_at']:g}s) and was still "
+            f"{drain['end']:,.0f} in the last bucket, against {drain['level_before']:,.3g} before "
+            f"the disturbance (from t = {drain['disturbed_at']:g}s); run longer to see it drain."
+        )
+    return warnings
 
 
 def _format_growth(rate: float) -> str:
@@ -570,6 +608,7 @@ def summarise(
     timeseries = summarise_timeseries(model, runs)
     if timeseries is not None:
         data["timeseries"] = timeseries
+        warnings.extend(_undrained_warnings(timeseries))
     data = dict(sanitise(data))  # type: ignore[call-overload]
     verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
     for slo, verdict in zip(model.slos, verdicts, strict=True):
