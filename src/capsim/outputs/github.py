@@ -56,6 +56,8 @@ def render_summary(outcome: CheckOutcome) -> str:
                 f"| {_cell(str(verdict['slo']))} | {'✓ pass' if verdict['passed'] else '✗ FAIL'} "
                 f"| {cells.slo_observed(verdict)} | {cells.slo_limit(verdict)} |"
             )
+        if any(verdict.get("low_sample") for verdict in outcome.slos):
+            lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
         lines.append("")
     if outcome.baseline is not None:
         policy = "fail" if outcome.inconclusive_policy == "fail" else "pass"
