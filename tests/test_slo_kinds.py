@@ -81,6 +81,46 @@ def test_a_queue_is_judged_on_its_backlog_its_message_age_and_its_consumers(tmp_
     assert data["passed"] is False
 
 
+SPEC_SLOS = """\
+name: spec-slos
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  browse: {entry: app, rate: 40/s}
+  checkout: {entry: app, rate: 10/s}
+  search: {entry: app, rate: 20/s}
+tiers:
+  app: {concurrency: 8, service_time: {dist: exponential, mean: 10ms}, calls: [db, orders]}
+  db: {type: database, concurrency: 4, service_time: {dist: exponential, mean: 5ms}}
+  orders: {type: queue, consumers: 2, service_time: {dist: exponential, mean: 10ms}}
+slos:
+  - {class: browse, p99: 300ms}            # latency percentile at most this
+  - {class: checkout, p95: 500ms, error_rate: 0.1%}
+  - {tier: db, utilization: 70%}           # utilisation at most this (headroom)
+  - {tier: app, occupancy: 80%}            # workers held
+  - {tier: app, wait_p99: 200ms}           # time waiting for a worker
+  - {tier: orders, age_p99: 5s, backlog: 1000}   # queues: message age, highest backlog
+  - {class: search, share_over: {limit: 1s, max: 1%}}   # at most 1% slower than 1s
+"""
+
+
+def test_every_slo_form_of_the_spec_validates_and_is_judged(tmp_path: Path) -> None:
+    data = capsim.run_file(write(tmp_path, SPEC_SLOS)).data
+    judged = {(v.get("class") or v.get("tier"), v["statistic"]): v for v in data["slos"]}
+    assert set(judged) == {
+        ("browse", "p99"), ("checkout", "p95"), ("checkout", "error_rate"),
+        ("db", "utilization"), ("app", "occupancy"), ("app", "wait_p99"),
+        ("orders", "age_p99"), ("orders", "backlog"), ("search", "share_over"),
+    }  # fmt: skip
+    tiers, classes = data["tiers"], data["classes"]
+    assert judged["app", "occupancy"]["observed"] == tiers["app"]["occupancy"]
+    assert judged["app", "wait_p99"]["observed"] == tiers["app"]["wait"]["p99"]
+    assert judged["orders", "age_p99"]["observed"] == tiers["orders"]["age"]["p99"]
+    assert judged["orders", "backlog"]["observed"] == tiers["orders"]["backlog"]["max"]
+    assert judged["search", "share_over"]["observed"] == classes["search"]["share_over"]["1.0"]
+    assert judged["search", "share_over"]["slo"] == "search share over 1s <= 1%"
+    assert data["passed"] is True  # a lightly loaded system meets all of them
+
+
 def test_a_tier_slo_with_a_class_statistic_is_refused_with_the_tier_form(tmp_path: Path) -> None:
     text = OUTAGE + (
         "slos:\n"
