@@ -133,7 +133,8 @@ class Point:
 def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     """The SLO's statistic as measured by one replication alone (NaN when it has no data)."""
     percentiles = percentile_table(model)
-    figure, statistic = slo_figure(slo)[0], slo_figure(slo)[-1]
+    path = slo_figure(slo)
+    figure, statistic = path[0], path[-1]
     if slo.class_index is not None:
         measured = run.classes[slo.class_index]
         if slo.statistic == "error_rate":
