@@ -267,6 +267,18 @@ def test_percentiles_option_adds_p9999_to_json_and_tables(tmp_path: Path) -> Non
     assert "| p9999 |" in markdown.stdout
 
 
+def test_saturate_curve_points_carry_the_asked_percentiles_and_shares(tmp_path: Path) -> None:
+    path = mmc_scenario(tmp_path, slos="", duration="10s")
+    options = ["--percentiles", "99.99", "--share-over", "50ms", "-f", "json"]
+    result = runner.invoke(app, ["saturate", str(path), *options])
+    assert result.exit_code == 0, result.output
+    for point in json.loads(result.stdout)["curve"]:
+        figures = point["classes"]["requests"]
+        assert set(figures["share_over"]) == {"0.05"}
+        if figures["p99"] is not None and figures["p9999"] is not None:
+            assert figures["p9999"] >= figures["p99"]
+
+
 def test_a_bad_percentile_is_refused_naming_the_option_or_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, OUTAGE)
     result = runner.invoke(app, ["run", str(path), "--percentiles", "50,100"])

@@ -25,7 +25,7 @@ from capsim.analysis.summary import (
 )
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
-from capsim.model.types import Model, Simulation, Slo
+from capsim.model.types import STATISTICS, Model, Simulation, Slo
 
 Progress = Callable[[float, str], None]
 
@@ -200,6 +200,17 @@ def measure(
     return Point(model, report, checks, estimates)
 
 
+def asked_figures(entry: dict[str, Any]) -> dict[str, Any]:
+    """A class's figures asked for beyond the usual ones: extra percentiles (`--percentiles`)
+    and `share_over`, for the per-class entries of a search's points."""
+    extra: dict[str, Any] = {
+        name: value for name, value in entry["latency"].items() if name not in STATISTICS
+    }
+    if "share_over" in entry:
+        extra["share_over"] = entry["share_over"]
+    return extra
+
+
 def headline(data: dict[str, Any]) -> dict[str, float | None]:
     """p50 and p99 of the worst class (the highest of each over classes), overall error rate."""
     p50 = [c["latency"]["p50"] for c in data["classes"].values() if c["latency"]["p50"] is not None]
@@ -217,6 +228,7 @@ __all__ = [
     "Point",
     "Progress",
     "SloCheck",
+    "asked_figures",
     "check_slos",
     "headline",
     "light_load_solution",
