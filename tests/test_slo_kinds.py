@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import capsim
@@ -190,14 +193,23 @@ def test_every_new_kind_has_a_per_replication_estimate_for_the_searches(tmp_path
     assert all(check.upper is not None for check in point.checks)
 
 
+def test_the_report_shows_the_new_kinds_with_their_units(tmp_path: Path) -> None:
+    path = write(tmp_path, OUTAGE + "slos:\n  - {tier: jobs, backlog: 100, occupancy: 90%}\n")
+    report = tmp_path / "report.md"
+    result = runner.invoke(app, ["report", str(path), "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert "| ✗ FAIL | jobs backlog <= 100 | 501 | 100 |" in text
+    assert "jobs occupancy <= 90% | 80" in text
+
+
 def test_check_fails_on_a_backlog_slo_and_names_it_in_junit(tmp_path: Path) -> None:
     path = write(tmp_path, OUTAGE + "slos:\n  - {tier: jobs, backlog: 100}\n")
     junit = tmp_path / "junit.xml"
     result = runner.invoke(app, ["check", str(path), "--junit", str(junit)])
     assert result.exit_code == 1, result.output
-    assert "jobs backlog &lt;= 100: observed 50" in junit.read_text() or (
-        "jobs backlog <= 100: observed 50" in junit.read_text()
-    )
+    (failure,) = ElementTree.parse(junit).getroot().iter("failure")
+    assert failure.get("message") == "jobs backlog <= 100: observed 501, limit 100"
 
 
 # ---- share over a limit ------------------------------------------------------------------------
@@ -211,6 +223,26 @@ def test_the_share_over_a_limit_is_counted_exactly_not_from_histogram_bins() -> 
     other.add([0.3, 0.3, 0.3, 0.3])
     merged = Histogram.merged([counted, other])
     assert merged.share_over(0.1) == 6 / 8
+
+
+times = st.lists(st.floats(min_value=0.0, max_value=1e4, allow_nan=False), max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(times, times, st.lists(st.floats(min_value=1e-6, max_value=1e4), min_size=1, max_size=4))
+def test_shares_over_limits_are_counts_of_the_values_above_them(
+    first: list[float], second: list[float], limits: list[float]
+) -> None:
+    a, b = Histogram(limits=limits), Histogram(limits=limits)
+    a.add(first)
+    b.add(second)
+    merged = Histogram.merged([a, b])
+    values = np.asarray(first + second)
+    for limit in limits:
+        if values.size:
+            assert merged.share_over(limit) == np.count_nonzero(values > limit) / values.size
+        else:
+            assert np.isnan(merged.share_over(limit))
 
 
 def test_a_share_over_slo_reads_99_percent_under_300ms(tmp_path: Path) -> None:
