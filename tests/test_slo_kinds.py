@@ -311,6 +311,19 @@ def test_saturate_curve_points_carry_the_asked_percentiles_and_shares(tmp_path: 
             assert figures["p9999"] >= figures["p99"]
 
 
+def test_compare_judges_the_asked_percentiles_and_shares_too(tmp_path: Path) -> None:
+    a = mmc_scenario(tmp_path, name="a", slos="", duration="10s", rate=200)
+    b = mmc_scenario(tmp_path, name="b", slos="", duration="10s", rate=350)
+    options = ["--percentiles", "99.99", "--share-over", "50ms", "-f", "json"]
+    result = runner.invoke(app, ["compare", str(a), str(b), *options])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["classes"]["requests"]
+    share = figures["share_over.0.05"]
+    assert 0.0 <= share["a"] < share["b"]  # rho 0.5 against 0.875: more requests over 50 ms
+    assert share["ci95_diff"] is not None and share["significant"] is not None  # judged
+    assert figures["latency.p9999"]["diff"] > 0
+
+
 def test_a_bad_percentile_is_refused_naming_the_option_or_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, OUTAGE)
     result = runner.invoke(app, ["run", str(path), "--percentiles", "50,100"])
