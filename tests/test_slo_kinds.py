@@ -152,6 +152,20 @@ def test_queue_statistics_are_refused_on_other_tiers(tmp_path: Path) -> None:
     assert "backlog is a queue statistic" in found["slos[1].backlog"].message
 
 
+def test_a_share_over_slo_without_its_two_keys_is_explained(tmp_path: Path) -> None:
+    text = OUTAGE + (
+        "slos:\n"
+        "  - {class: web, share_over: {limit: 1s}}\n"
+        "  - {class: web, share_over: 1%}\n"
+        "  - {tier: jobs, backlog: lots}\n"
+    )
+    found = {p.path: p.message for p in validate_file(write(tmp_path, text))}
+    form = "write share_over: {limit: 300ms, max: 1%}"
+    assert found["slos[0].share_over"].startswith("missing max; " + form)
+    assert found["slos[1].share_over"].startswith("expected a mapping, got the text '1%'; " + form)
+    assert "a number of messages of 0 or more such as 1000" in found["slos[2].backlog"]
+
+
 def test_size_keeps_the_occupancy_an_slo_asks_for(tmp_path: Path) -> None:
     # 320/s x 10 ms = 3.2 busy workers; at most 70% held needs ceil(3.2 / 0.7) = 5 workers.
     path = mmc_scenario(tmp_path, slos="  - {tier: server, occupancy: 70%}")

@@ -1048,6 +1048,24 @@ class ShareOverSpec(_Strict):
     limit: PositiveDuration
     max: Ratio
 
+    @model_validator(mode="before")
+    @classmethod
+    def _both_keys(cls, value: Any) -> Any:
+        form = "share_over: {limit: 300ms, max: 1%} (at most 1% of requests slower than 300ms)"
+        if not isinstance(value, dict):
+            raise invalid(f"expected a mapping, got {kind_of(value)}; write {form}")
+        missing = [key for key in ("limit", "max") if key not in value]
+        if missing and not set(value) - {"limit", "max"}:
+            raise invalid(f"missing {' and '.join(missing)}; write {form}")
+        return value
+
+
+Backlog = Annotated[
+    float,
+    BeforeValidator(_plain(0.0, False, "a number of messages of 0 or more such as 1000")),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+
 
 class SloSpec(_Strict):
     """One objective: statistics of a class (latency, error_rate, share_over) or of a tier
@@ -1080,7 +1098,7 @@ class SloSpec(_Strict):
     age_p99: PositiveDuration | None = None
     age_p999: PositiveDuration | None = None
     age_max: PositiveDuration | None = None
-    backlog: NonNegativeNumber | None = None
+    backlog: Backlog | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> SloSpec:
