@@ -20,7 +20,7 @@ from capsim.analysis.formulas import mmc
 from capsim.analysis.points import measure
 from capsim.analysis.saturate import find_saturation
 from capsim.analysis.sizing import size_tiers
-from capsim.analysis.summary import fewest_samples, low_sample
+from capsim.analysis.summary import _drain, fewest_samples, low_sample
 from capsim.cli.app import app
 from capsim.engine.histogram import Histogram
 from capsim.scenario import validate_file
@@ -400,3 +400,17 @@ def test_a_run_that_ends_before_the_backlog_is_back_says_it_has_not_drained(
     assert drain["end"] == pytest.approx(125, abs=2)  # 500 - 50/s x 7.5 s, mid last bucket
     (warning,) = [w for w in report.warnings if "had not drained" in w]
     assert "tier 'jobs' had not drained by the end of the run" in warning
+
+
+def test_the_empty_start_of_the_warm_up_is_not_the_level_before_a_disturbance() -> None:
+    # Per 1 s bucket: the warm-up (0 - 10 s) fills the queue from empty to its steady 50; a
+    # disturbance from 30 s lifts it to 500 at 39 s; from 50 s it is back at 50.
+    starts = np.arange(60.0)
+    backlog = np.full(60, 50.0)
+    backlog[:10] = np.linspace(0.0, 45.0, 10)
+    backlog[30:40] = np.linspace(95.0, 500.0, 10)
+    backlog[40:50] = np.linspace(450.0, 90.0, 10)
+    drain = _drain(backlog, starts, warmup=10.0)
+    assert drain is not None
+    assert drain["level_before"] == 50.0 and drain["disturbed_at"] == 30.0
+    assert drain["peak_at"] == 39.0 and drain["drained_at"] == 50.0

@@ -402,7 +402,7 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
             worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
     drain: dict[str, Any] = {}
     for name, entry in tiers.items():
-        figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts)
+        figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts, runs[0].warmup)
         if figures is not None:
             drain[name] = figures
     return {
@@ -420,13 +420,14 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
 UNDRAINED_WARNING_FACTOR = 10.0
 
 
-def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, Any] | None:
+def _drain(backlog: np.ndarray, starts: np.ndarray, warmup: float = 0.0) -> dict[str, Any] | None:
     """How long the largest backlog took to clear (docs/dynamic.md#drain-time), or None when
     the tier never held a backlog of at least one request on average over a bucket.
 
     The peak is the bucket with the largest time-average backlog. The disturbance began where
     the backlog last left its quiet level before the peak: after the last earlier bucket within
-    one request of the lowest earlier average. The level before the disturbance is the median
+    one request of the lowest earlier average (buckets of the warm-up, where queues are still
+    filling from empty, count only when no measured bucket comes before the peak). The level before the disturbance is the median
     of the buckets up to that one (0 when the peak is the first bucket). The backlog has drained
     at the first bucket after the peak whose average is at most that level plus the larger of
     one request and the level's own spread (90th percentile minus median); with none before the
@@ -438,9 +439,11 @@ def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, Any] | None:
     if backlog[peak] < 1.0:
         return None
     before = backlog[:peak]
+    measured = int(np.searchsorted(starts, warmup - 1e-9))  # first bucket after the warm-up
+    first = measured if measured < peak else 0
     if before.size:
-        quiet = np.flatnonzero(before <= before.min() + 1.0)[-1]
-        calm = before[: quiet + 1]
+        quiet = first + np.flatnonzero(before[first:] <= before[first:].min() + 1.0)[-1]
+        calm = before[first : quiet + 1]
         level = float(np.median(calm))
         spread = float(np.quantile(calm, 0.9)) - level
         disturbed_at = float(starts[quiet + 1])
