@@ -280,6 +280,7 @@ def test_a_share_over_slo_reads_99_percent_under_300ms(tmp_path: Path) -> None:
         (verdict,) = data["slos"]
         assert verdict["slo"] == "web share over 30ms <= 1%" and not verdict["passed"]
         assert verdict["observed"] == shares[engine]["0.03"]
+        assert (verdict["threshold"], verdict["limit"]) == (0.03, 0.01)
     # 20,000 requests: the standard error of a share near 0.7 is 0.0032; 4 of them.
     for engine, share in shares.items():
         assert set(share) == {"0.03", "0.05"}, engine

@@ -532,6 +532,7 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         "statistic": slo.statistic,
         "low_sample": ".".join(path) in figures.get("low_sample", ()),
         **subject,
+        **({"threshold": slo.threshold} if slo.threshold is not None else {}),
     }
 
 
