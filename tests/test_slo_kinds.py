@@ -375,6 +375,13 @@ def test_an_slo_judged_on_a_low_sample_says_so(tmp_path: Path) -> None:
                for w in report.warnings)  # fmt: skip
     table = runner.invoke(app, ["run", str(write(tmp_path, text))]).stdout
     assert "* low sample" in table
+    checked = runner.invoke(
+        app, ["check", str(write(tmp_path, text))], env={"GITHUB_ACTIONS": "true"}
+    )
+    assert checked.exit_code == 0, checked.output  # it passes, and says on what
+    (annotation,) = [line for line in checked.stdout.splitlines() if line.startswith("::warning")]
+    assert "title=SLO judged on a low sample%3A web p999 <= 1s" in annotation
+    assert "(low sample: a percentile from too few requests)" in annotation
 
 
 # ---- drain -------------------------------------------------------------------------------------
