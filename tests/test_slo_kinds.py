@@ -210,9 +210,11 @@ def test_every_new_kind_has_a_per_replication_estimate_for_the_searches(tmp_path
 def test_the_report_shows_the_new_kinds_with_their_units(tmp_path: Path) -> None:
     path = write(tmp_path, OUTAGE + "slos:\n  - {tier: jobs, backlog: 100, occupancy: 90%}\n")
     report = tmp_path / "report.md"
-    result = runner.invoke(app, ["report", str(path), "-o", str(report)])
+    options = ["--percentiles", "99.99", "--share-over", "2s"]
+    result = runner.invoke(app, ["report", str(path), "-o", str(report), *options])
     assert result.exit_code == 0, result.output
     text = report.read_text()
+    assert "| p999 | p9999 | > 2s |" in text  # the class table's last columns
     assert "| ✗ FAIL | jobs backlog <= 100 | 501 | 100 |" in text
     assert "jobs occupancy <= 90% | 80" in text
 
