@@ -16,12 +16,12 @@ from typing import Any
 
 from capsim.analysis.points import Progress
 from capsim.analysis.stats import student_t_quantile, t_interval
-from capsim.analysis.summary import summarise, time_statistics
+from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 from capsim.errors import UsageError
 from capsim.model.build import build_model
-from capsim.model.types import Model
+from capsim.model.types import STATISTICS, Model
 from capsim.scenario import load_scenario
 
 #: Class figures compared, as dotted keys of a class entry of `capsim run`'s JSON.
@@ -63,9 +63,22 @@ def read_result(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _asked_metrics(*results: dict[str, Any]) -> list[str]:
+    """Class figures compared beyond CLASS_METRICS: the percentiles asked for with
+    `--percentiles` and the shares over limits (`share_over.<limit>`) either side reports."""
+    found: dict[str, None] = {}
+    for data in results:
+        for entry in data["classes"].values():
+            found.update((f"latency.{k}", None) for k in entry["latency"] if k not in STATISTICS)
+            found.update((f"share_over.{k}", None) for k in entry.get("share_over", {}))
+    return list(found)
+
+
 def _get(entry: dict[str, Any], dotted: str) -> float | None:
     node: Any = entry
-    for part in dotted.split("."):
+    # A share's key is a number of seconds with a point in it (`share_over.0.3`).
+    parts = ["share_over", dotted[11:]] if dotted.startswith("share_over.") else dotted.split(".")
+    for part in parts:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
@@ -75,14 +88,20 @@ def _get(entry: dict[str, Any], dotted: str) -> float | None:
 def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
     """Per class and metric, one estimate per replication (for paired intervals)."""
     out: dict[str, dict[str, list[float]]] = {}
+    percentiles = percentile_table(model)
     for traffic in model.classes:
         per_metric: dict[str, list[float]] = {m: [] for m in CLASS_METRICS}
         for run in runs:
             measured = run.classes[traffic.index]
-            stats = time_statistics(measured.latency)
-            for stat in ("mean", "p50", "p95", "p99"):
-                value = stats[stat]
-                per_metric[f"latency.{stat}"].append(math.nan if value is None else float(value))
+            stats = time_statistics(measured.latency, percentiles)
+            for stat, value in stats.items():
+                per_metric.setdefault(f"latency.{stat}", []).append(
+                    math.nan if value is None else float(value)
+                )
+            for limit in model.share_over:
+                per_metric.setdefault(f"share_over.{share_key(limit)}", []).append(
+                    measured.latency.share_over(limit)
+                )
             per_metric["throughput"].append(measured.completed / run.duration)
             finished = measured.completed + measured.errors
             per_metric["error_rate"].append(measured.errors / finished if finished else 0.0)
@@ -164,7 +183,7 @@ def _difference(
     method = None
     estimates = a.classes if section == "classes" else a.tiers
     estimates_b = b.classes if section == "classes" else b.tiers
-    if paired and name in estimates and name in estimates_b:
+    if paired and metric in estimates.get(name, {}) and metric in estimates_b.get(name, {}):
         pairs = [
             y - x
             for x, y in zip(estimates[name][metric], estimates_b[name][metric], strict=True)
@@ -213,8 +232,9 @@ def compare(
         and a.data.get("replications") == b.data.get("replications")
         and int(a.data.get("replications", 1)) >= 2
     )
+    class_metrics = [*CLASS_METRICS, *_asked_metrics(a.data, b.data)]
     classes = {
-        name: {m: _difference(a, b, "classes", name, m, paired) for m in CLASS_METRICS}
+        name: {m: _difference(a, b, "classes", name, m, paired) for m in class_metrics}
         for name in dict.fromkeys([*a.data["classes"], *b.data["classes"]])
     }
     tiers = {

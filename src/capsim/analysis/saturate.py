@@ -16,6 +16,7 @@ from typing import Any
 from capsim.analysis.points import (
     Point,
     Progress,
+    asked_figures,
     headline,
     light_load_solution,
     measure,
@@ -70,6 +71,7 @@ class CurvePoint:
                     "p99": c["latency"]["p99"],
                     "p99_ci95": (c.get("ci95") or {}).get("latency.p99"),
                     "error_rate": c["error_rate"],
+                    **asked_figures(c),
                 }
                 for name, c in data["classes"].items()
             },

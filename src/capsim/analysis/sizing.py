@@ -396,10 +396,12 @@ def size_tiers(
     extra: list[Slo] = []
     limit: dict[str, float] = {}
     for slo in model.slos:
-        # A utilisation limit bounds the work; the light-load bound counts held workers, which
-        # is the same thing only where workers are not held through their calls.
+        # The light-load bound counts held workers: an occupancy limit bounds exactly that, a
+        # utilisation limit (the work alone) only where workers are not held through calls.
         tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
-        if tier is not None and slo.statistic == "utilization" and not tier.blocking:
+        if tier is not None and (
+            slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
+        ):
             limit[tier.name] = min(limit.get(tier.name, 1.0), slo.limit)
     if headroom:
         for dim in dims:

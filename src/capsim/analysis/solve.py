@@ -464,8 +464,11 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
                 observed = cls["latency"][slo.statistic]
             elif slo.statistic == "error_rate":
                 observed = 0.0
-        elif slo.tier_index is not None and slo.statistic == "utilization":
-            observed = tiers_out[model.tiers[slo.tier_index].name]["utilization"]
+        elif slo.tier_index is not None and slo.statistic in ("utilization", "occupancy"):
+            observed = tiers_out[model.tiers[slo.tier_index].name][slo.statistic]
+        elif slo.tier_index is not None and slo.statistic.startswith("wait_"):
+            wait = tiers_out[model.tiers[slo.tier_index].name]["wait"]
+            observed = wait.get(slo.statistic.removeprefix("wait_"))
         slos.append(
             {
                 "slo": slo.text,

@@ -189,6 +189,7 @@ def run_sweep(
                         "throughput": c["throughput"],
                         "error_rate": c["error_rate"],
                         "latency": c["latency"],
+                        **({"share_over": c["share_over"]} if "share_over" in c else {}),
                         **({"ci95": c["ci95"]} if "ci95" in c else {}),
                     }
                     for name, c in data["classes"].items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -125,6 +126,24 @@ DurationOption = Annotated[
     str | None,
     typer.Option("--duration", help="Shortcut for `simulation.duration` (e.g. 10min, 600)."),
 ]
+PercentilesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--percentiles",
+        help="Latency percentiles to report beside p50 ... p999, comma-separated "
+        "(e.g. 50,99,99.99; 99.99 is reported as p9999). Shortcut for `simulation.percentiles`.",
+        metavar="LIST",
+    ),
+]
+ShareOverOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--share-over",
+        help="Report each class's share of requests slower than this latency (e.g. 300ms) as "
+        "`share_over`. Repeatable. Shortcut for `simulation.share_over`.",
+        metavar="DURATION",
+    ),
+]
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
 ]
@@ -132,6 +151,43 @@ OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
 ]
+
+
+def statistics_overrides(percentiles: str | None, share_over: list[str] | None) -> list[str]:
+    """The `--set` overrides equivalent to --percentiles and --share-over, checked first so a
+    mistake is reported against the option the user typed."""
+    from capsim.errors import UsageError
+    from capsim.units import UnitError, parse_duration
+
+    extra: list[str] = []
+    if percentiles is not None:
+        values: list[float] = []
+        for part in percentiles.split(","):
+            try:
+                value = float(part.strip().removesuffix("%"))
+            except ValueError:
+                value = math.nan
+            if not 0.0 < value < 100.0:
+                raise UsageError(
+                    f"--percentiles {percentiles!r}: {part.strip()!r} is not a percentile; give "
+                    "numbers strictly between 0 and 100 separated by commas, e.g. 50,99,99.99"
+                )
+            values.append(value)
+        extra.append(f"simulation.percentiles=[{', '.join(repr(v) for v in values)}]")
+    if share_over:
+        limits: list[float] = []
+        for text in share_over:
+            try:
+                limit = parse_duration(text)
+            except UnitError as error:
+                raise UsageError(
+                    f"--share-over {text!r}: {error}; give a latency such as 300ms"
+                ) from None
+            if not limit > 0:
+                raise UsageError(f"--share-over {text!r}: the latency must be above 0, e.g. 300ms")
+            limits.append(limit)
+        extra.append(f"simulation.share_over=[{', '.join(repr(v) for v in limits)}]")
+    return extra
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -204,6 +260,8 @@ def run(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
     engine: Annotated[
@@ -253,7 +311,11 @@ def run(
     from capsim.outputs import render
 
     with _exit_codes():
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         if timeseries:
             model = replace(model, timeseries=True)

@@ -12,13 +12,16 @@ import typer
 
 import capsim
 from capsim.cli.app import (
+    PercentilesOption,
     SeedOption,
     SetOption,
+    ShareOverOption,
     _emit,
     _exit_codes,
     _Progress,
     _stderr,
     app,
+    statistics_overrides,
 )
 
 
@@ -88,8 +91,18 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     _emit(render_capacity(clean, fmt.value, color=color), output)
 
 
-def _model(scenario: Path, set_: list[str] | None, seed: int | None) -> Any:
-    overrides = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+def _model(
+    scenario: Path,
+    set_: list[str] | None,
+    seed: int | None,
+    percentiles: str | None = None,
+    share_over: list[str] | None = None,
+) -> Any:
+    overrides = [
+        *(set_ or []),
+        *capsim.simulation_overrides(seed=seed),
+        *statistics_overrides(percentiles, share_over),
+    ]
     return capsim.build_model(capsim.load_scenario(scenario, overrides))
 
 
@@ -98,6 +111,8 @@ def saturate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: SearchReplications = 3,
     duration: SearchDuration = None,
     precision: Annotated[
@@ -122,7 +137,7 @@ def saturate(
     from capsim.analysis.saturate import find_saturation
 
     with _exit_codes():
-        model = _model(scenario, set_, seed)
+        model = _model(scenario, set_, seed, percentiles, share_over)
         with _Progress() as progress:
             data = find_saturation(
                 model,
@@ -142,6 +157,8 @@ def size(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     load: Annotated[
         str,
         typer.Option(
@@ -187,7 +204,7 @@ def size(
     from capsim.scenario.edit import set_values
 
     with _exit_codes():
-        model = _model(scenario, set_, seed)
+        model = _model(scenario, set_, seed, percentiles, share_over)
         factor = parse_load(load, open_rate(model))
         spare = parse_headroom(headroom) if headroom is not None else None
         lost = parse_redundancy(redundancy)
@@ -223,6 +240,8 @@ def sweep(
     ],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: Annotated[
         int | None,
         typer.Option("--replications", help="Shortcut for `simulation.replications`.", min=1),
@@ -243,7 +262,11 @@ def sweep(
 
     with _exit_codes():
         varies = [parse_vary(text) for text in vary]
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         with _Progress() as progress:
             data = run_sweep(
                 scenario,
@@ -264,6 +287,8 @@ def compare(
     second: Annotated[Path, typer.Argument(help="Scenario B, or a saved result.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: Annotated[
         int | None,
         typer.Option(
@@ -287,7 +312,11 @@ def compare(
     from capsim.analysis.compare import compare as compare_sides
 
     with _exit_codes():
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         with _Progress() as progress:
             data = compare_sides(
                 first,

@@ -16,14 +16,17 @@ import capsim
 from capsim.cli.app import (
     DurationOption,
     Engine,
+    PercentilesOption,
     ReplicationsOption,
     SeedOption,
     SetOption,
+    ShareOverOption,
     _emit,
     _exit_codes,
     _Progress,
     _stderr,
     app,
+    statistics_overrides,
 )
 from capsim.errors import UsageError
 
@@ -168,6 +171,8 @@ def check(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -186,7 +191,11 @@ def check(
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
         base = _load_baseline(baseline) if baseline is not None else None
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         with _Progress() as progress:
             report = capsim.simulate(
@@ -261,6 +270,8 @@ def report(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -281,7 +292,11 @@ def report(
                 if output.suffix.lower() in (".md", ".markdown")
                 else ReportFormat.html
             )
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         loaded = capsim.load_scenario(scenario, overrides)
         model = capsim.build_model(loaded)
         if loaded.simulation.timeseries is not False:

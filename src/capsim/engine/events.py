@@ -2267,9 +2267,14 @@ class _ClassSim:
     """One request class: its arrivals (open) or users (closed), and its figures."""
 
     def __init__(
-        self, env: simpy.Environment, traffic: TrafficClass, entry: _TierSim, window: _Window
+        self,
+        env: simpy.Environment,
+        traffic: TrafficClass,
+        entry: _TierSim,
+        window: _Window,
+        share_limits: tuple[float, ...] = (),
     ) -> None:
-        self.run = ClassRun()
+        self.run = ClassRun(latency=Histogram(share_limits))
         self.latency = Recorder(self.run.latency)
         warmup = window.warmup
         k = traffic.index
@@ -2481,7 +2486,7 @@ def run_events(
         env.timeout(t).callbacks.append(sampled)
 
     # Created after the window and trace events: at equal times those run first.
-    classes = [_ClassSim(env, c, tiers[c.entry], window) for c in model.classes]
+    classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
 
     ticks = 0  # progress reports: events on the schedule that are not the model's
     if progress is not None:

@@ -516,7 +516,7 @@ class _Run:
         self.order = order
         self.timings = dict.fromkeys(("draw", "recurse", "route", "summarise"), 0.0)
         self.queue: deque[_Task] = deque()
-        self.classes = [ClassRun() for _ in model.classes]
+        self.classes = [ClassRun(latency=Histogram(model.share_over)) for _ in model.classes]
         self.tiers = [TierRun(workers=t.workers) for t in model.tiers]
         self.trace_times = np.linspace(
             self.window_start, self.window_end, TRACE_POINTS, endpoint=False

@@ -10,6 +10,8 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
+    COUNT_STATISTICS,
+    RATIO_STATISTICS,
     Autoscale,
     Call,
     CircuitBreaker,
@@ -53,6 +55,7 @@ from capsim.scenario.schema import (
     ParallelCall,
     QueueTier,
     RateLimitSpec,
+    ShareOverSpec,
     TierCall,
     TtlModel,
     UniformDist,
@@ -584,22 +587,32 @@ def _build_slos(
         line = scenario.problem("", ("slos", i)).line
         subject = spec.class_ if spec.class_ is not None else spec.tier
         for statistic, limit in spec.objectives():
-            shown = (
-                format_ratio(limit)
-                if statistic in ("error_rate", "utilization")
-                else format_duration(limit)
-            )
+            threshold = None
+            if isinstance(limit, ShareOverSpec):
+                threshold, limit = limit.limit, limit.max
+                text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
+            else:
+                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
             slos.append(
                 Slo(
-                    text=f"{subject} {statistic} <= {shown}",
+                    text=text,
                     statistic=statistic,
                     limit=limit,
                     class_index=class_index[spec.class_] if spec.class_ is not None else None,
                     tier_index=tier_index[spec.tier] if spec.tier is not None else None,
                     line=line,
+                    threshold=threshold,
                 )
             )
     return slos
+
+
+def _slo_limit_text(statistic: str, limit: float) -> str:
+    if statistic in RATIO_STATISTICS:
+        return format_ratio(limit)
+    if statistic in COUNT_STATISTICS:
+        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
+    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:
@@ -643,7 +656,16 @@ def build_model(scenario: Scenario) -> Model:
         timeseries=_wants_timeseries(scenario),
         timeseries_bucket=_timeseries_bucket(scenario),
         faults=tuple(_build_faults(scenario, tiers)),
+        percentiles=tuple(sorted(set(simulation.percentiles))),
+        share_over=_share_limits(scenario),
     )
+
+
+def _share_limits(scenario: Scenario) -> tuple[float, ...]:
+    """Every latency limit whose share is reported: asked for, or named by an SLO."""
+    limits = set(scenario.simulation.share_over)
+    limits.update(slo.share_over.limit for slo in scenario.slos if slo.share_over is not None)
+    return tuple(sorted(limits))
 
 
 def _wants_timeseries(scenario: Scenario) -> bool:

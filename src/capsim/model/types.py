@@ -39,6 +39,10 @@ BALANCING_ALGORITHMS: tuple[str, ...] = (
 )
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+#: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
+#: every other SLO statistic is a time.
+RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
+COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
 
 
 @dataclass(frozen=True)
@@ -329,14 +333,21 @@ class TrafficClass:
 
 @dataclass(frozen=True)
 class Slo:
-    """One objective: `statistic` of a class (latency stat or error_rate) or a tier (utilization)."""
+    """One objective: `statistic` of a class or of a tier at most `limit`.
+
+    Class statistics: mean, p50 ... p999, max (latency), error_rate, share_over (the share of
+    requests slower than `threshold` seconds). Tier statistics: utilization, occupancy,
+    wait_mean ... wait_max (time waiting for a worker), and on queues age_mean ... age_max
+    (message age, enqueue to done) and backlog (the highest number of messages waiting).
+    """
 
     text: str  # "browse p99 <= 300ms"
-    statistic: str  # mean|p50|p90|p95|p99|p999|max|error_rate|utilization
+    statistic: str
     limit: float
     class_index: int | None = None
     tier_index: int | None = None
     line: int = 0  # line in the scenario file, for CI annotations
+    threshold: float | None = None  # share_over: the latency limit whose share is bounded
 
 
 @dataclass(frozen=True)
@@ -365,6 +376,12 @@ class Model:
     timeseries: bool = False
     timeseries_bucket: float | None = None
     faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
+    # Latency percentiles asked for beyond the standard ones (`simulation.percentiles`, SPEC's
+    # p50 ... p999 are always there), as quantiles in (0, 1).
+    percentiles: tuple[float, ...] = ()
+    # Latency limits (seconds) whose share of slower requests the engine counts exactly:
+    # `simulation.share_over` and the limit of every share_over SLO.
+    share_over: tuple[float, ...] = ()
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

@@ -186,6 +186,8 @@ def _figure(metric: str, value: float | None) -> str:
         return cells.time(value)
     if metric == "throughput":
         return cells.rate(value)
+    if metric.startswith("share_over."):
+        return cells.share(value)
     return cells.percent(value)
 
 

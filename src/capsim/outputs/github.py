@@ -20,7 +20,8 @@ def _escape_property(text: str) -> str:
 def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]:
     """One `::error` line per failed SLO (at its line in the scenario) and failed regression check.
 
-    An inconclusive check counted as a pass gets a `::warning` instead.
+    An inconclusive check counted as a pass gets a `::warning` instead, and so does an SLO that
+    passed on a percentile estimated from too few requests (`low_sample`).
     """
     file = _escape_property(scenario_path)
     lines = []
@@ -30,6 +31,13 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
             where += f",line={int(verdict['line'])}"
         title = _escape_property(f"SLO failed: {verdict['slo']}")
         lines.append(f"::error {where},title={title}::{_escape_data(slo_message(verdict))}")
+    for verdict in outcome.slos:
+        if verdict["passed"] and verdict.get("low_sample"):
+            where = f"file={file}" + (
+                f",line={int(verdict['line'])}" if verdict.get("line") else ""
+            )
+            title = _escape_property(f"SLO judged on a low sample: {verdict['slo']}")
+            lines.append(f"::warning {where},title={title}::{_escape_data(slo_message(verdict))}")
     for check in outcome.regressions:
         if check.status == "pass":
             continue
@@ -56,6 +64,8 @@ def render_summary(outcome: CheckOutcome) -> str:
                 f"| {_cell(str(verdict['slo']))} | {'✓ pass' if verdict['passed'] else '✗ FAIL'} "
                 f"| {cells.slo_observed(verdict)} | {cells.slo_limit(verdict)} |"
             )
+        if any(verdict.get("low_sample") for verdict in outcome.slos):
+            lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
         lines.append("")
     if outcome.baseline is not None:
         policy = "fail" if outcome.inconclusive_policy == "fail" else "pass"

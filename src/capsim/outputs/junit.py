@@ -30,10 +30,9 @@ def _figure(value: float | None, figure: str) -> str:
 
 def slo_message(verdict: dict[str, Any]) -> str:
     """`browse p99 <= 300ms: observed 412ms, limit 300ms`."""
-    return (
-        f"{verdict['slo']}: observed {cells.slo_observed(verdict)}, "
-        f"limit {cells.slo_limit(verdict)}"
-    )
+    observed = cells.statistic_figure(verdict.get("statistic"), verdict["observed"])
+    low = " (low sample: a percentile from too few requests)" if verdict.get("low_sample") else ""
+    return f"{verdict['slo']}: observed {observed}{low}, limit {cells.slo_limit(verdict)}"
 
 
 def regression_message(check: RegressionCheck) -> str:

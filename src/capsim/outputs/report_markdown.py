@@ -124,13 +124,15 @@ def write_files(files: dict[str, bytes], folder: Path) -> None:
 
 
 def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    percentiles = cells.percentile_columns(result, ("mean", *cells.SHOWN_PERCENTILES))
+    shares = cells.share_columns(result)
     classes = [
         [
             name,
             cells.rate(entry["offered_rate"]),
             cells.rate(entry["throughput"]),
             cells.errors(entry),
-            *(cells.time(entry["latency"][p]) for p in ("mean", "p50", "p95", "p99", "p999")),
+            *cells.class_figures(entry, percentiles, shares),
         ]
         for name, entry in result.get("classes", {}).items()
     ]
@@ -143,7 +145,7 @@ def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
             cells.percent(entry.get("occupancy")),
             cells.rate(entry["throughput"]),
             cells.number(entry["queue_length"]["mean"]),
-            cells.time(entry["wait"]["p99"]),
+            cells.percentile(entry, "wait", "p99"),
             cells.count(entry["rejected"]),
             cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
         ]
@@ -194,11 +196,10 @@ def render_report_markdown(
         ]
     classes, tiers = _cell_rows(result)
     lines += ["## Request classes", ""]
-    lines += _markdown_table(
-        ["class", "offered", "throughput", "errors", "mean", "p50", "p95", "p99", "p999"],
-        classes,
-        right=range(1, 9),
-    )
+    header = cells.report_class_header(result)
+    lines += _markdown_table(header, classes, right=range(1, len(header)))
+    if cells.any_low_sample(result):
+        lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
     lines += ["", "## Tiers", ""]
     lines += _markdown_table(
         [

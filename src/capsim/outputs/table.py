@@ -24,19 +24,16 @@ def _table(title: str) -> Table:
 def _classes_table(data: dict[str, Any]) -> Table:
     table = _table("Request classes")
     table.add_column("class")
-    for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999"):
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
+    for name in ("offered", "throughput", "errors", *percentiles, *(h for _, h in shares)):
         table.add_column(name, justify="right")
     for name, entry in data["classes"].items():
-        latency = entry["latency"]
         table.add_row(
             name,
             cells.rate(entry["offered_rate"]),
             cells.rate(entry["throughput"]),
             cells.errors(entry),
-            cells.time(latency["p50"]),
-            cells.time(latency["p95"]),
-            cells.time(latency["p99"]),
-            cells.time(latency["p999"]),
+            *cells.class_figures(entry, percentiles, shares),
         )
     return table
 
@@ -55,7 +52,7 @@ def _tiers_table(data: dict[str, Any]) -> Table:
             cells.percent(entry.get("occupancy")),
             cells.rate(entry["throughput"]),
             cells.number(entry["queue_length"]["mean"]),
-            cells.time(entry["wait"]["p99"]),
+            cells.percentile(entry, "wait", "p99"),
             cells.count(entry["rejected"]),
             status,
         )
@@ -104,6 +101,10 @@ def _worst_windows(data: dict[str, Any]) -> list[str]:
 
 def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     """The result as terminal tables; with `color=False` plain text without escape codes."""
+    data = report.data
+    # Each percentile or share column beyond the usual ones needs about 11 more characters.
+    extra = len(cells.percentile_columns(data)) - len(cells.SHOWN_PERCENTILES)
+    width += 11 * (extra + len(cells.share_columns(data)))
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -115,7 +116,6 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
         emoji=False,
         legacy_windows=False,
     )
-    data = report.data
     console.print(Text(cells.run_line(data), style="bold"))
     console.print(_classes_table(data))
     console.print(_tiers_table(data))
@@ -124,6 +124,8 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
         console.print(_hedges_table(hedges))
     if data.get("slos"):
         console.print(_slos_table(data))
+    if cells.any_low_sample(data):
+        console.print(Text(cells.LOW_SAMPLE_NOTE, style="dim"))
     for line in _worst_windows(data):
         console.print(Text(line))
     verdict = cells.verdict_line(data)

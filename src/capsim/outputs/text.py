@@ -35,19 +35,21 @@ def render_markdown(report: Report) -> str:
     data = report.data
     lines = [f"# capsim result: {data['scenario']}", "", cells.run_line(data), ""]
     lines += ["## Request classes", ""]
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
+    header = ["class", "offered", "throughput", "errors", *percentiles, *(h for _, h in shares)]
     lines += _markdown_table(
-        ["class", "offered", "throughput", "errors", "p50", "p95", "p99", "p999"],
+        header,
         [
             [
                 name,
                 cells.rate(entry["offered_rate"]),
                 cells.rate(entry["throughput"]),
                 cells.errors(entry),
-                *(cells.time(entry["latency"][p]) for p in ("p50", "p95", "p99", "p999")),
+                *cells.class_figures(entry, percentiles, shares),
             ]
             for name, entry in data["classes"].items()
         ],
-        right=range(1, 8),
+        right=range(1, len(header)),
     )
     lines += ["", "## Tiers", ""]
     lines += _markdown_table(
@@ -68,7 +70,7 @@ def render_markdown(report: Report) -> str:
                 cells.percent(entry.get("occupancy")),
                 cells.rate(entry["throughput"]),
                 cells.number(entry["queue_length"]["mean"]),
-                cells.time(entry["wait"]["p99"]),
+                cells.percentile(entry, "wait", "p99"),
                 cells.count(entry["rejected"]),
                 cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
             ]
@@ -95,6 +97,8 @@ def render_markdown(report: Report) -> str:
             ],
             right=range(2, 4),
         )
+    if cells.any_low_sample(data):
+        lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
     lines += ["", f"**{cells.verdict_line(data)}**"]
     engine = cells.engine_line(data)
     if engine:
@@ -124,6 +128,8 @@ def _csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)  # low_sample: figure names
     return str(value)
 
 

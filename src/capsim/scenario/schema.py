@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey, Position, format_path
-from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio
+from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio, percentile_key
 
 TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
@@ -1104,8 +1104,46 @@ class TrafficSpec(_Strict):
 
 
 # ---- SLOs --------------------------------------------------------------------------------------
+#: Statistics of a tier's time waiting for a worker, as SLO keys (`wait_p99: 2s`).
+WAIT_STATISTICS = tuple(f"wait_{s}" for s in LATENCY_STATISTICS)
+#: Statistics of a queue's message age (enqueue to done), as SLO keys (`age_p99: 5s`).
+AGE_STATISTICS = tuple(f"age_{s}" for s in LATENCY_STATISTICS)
+#: What an SLO on a class may bound.
+CLASS_SLO_STATISTICS = (*LATENCY_STATISTICS, "error_rate", "share_over")
+#: What an SLO on a tier may bound; the queue-only ones are in QUEUE_SLO_STATISTICS.
+TIER_SLO_STATISTICS = ("utilization", "occupancy", *WAIT_STATISTICS, *AGE_STATISTICS, "backlog")
+QUEUE_SLO_STATISTICS = (*AGE_STATISTICS, "backlog")
+SLO_STATISTICS = (*CLASS_SLO_STATISTICS, *TIER_SLO_STATISTICS)
+
+
+class ShareOverSpec(_Strict):
+    """`share_over: {limit: 1s, max: 1%}`: at most `max` of the requests slower than `limit`."""
+
+    limit: PositiveDuration
+    max: Ratio
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_keys(cls, value: Any) -> Any:
+        form = "share_over: {limit: 300ms, max: 1%} (at most 1% of requests slower than 300ms)"
+        if not isinstance(value, dict):
+            raise invalid(f"expected a mapping, got {kind_of(value)}; write {form}")
+        missing = [key for key in ("limit", "max") if key not in value]
+        if missing and not set(value) - {"limit", "max"}:
+            raise invalid(f"missing {' and '.join(missing)}; write {form}")
+        return value
+
+
+Backlog = Annotated[
+    float,
+    BeforeValidator(_plain(0.0, False, "a number of messages of 0 or more such as 1000")),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+
+
 class SloSpec(_Strict):
-    """One objective: latency statistics or error_rate of a class, or utilization of a tier."""
+    """One objective: statistics of a class (latency, error_rate, share_over) or of a tier
+    (utilization, occupancy, wait, and for queues message age and backlog)."""
 
     class_: Name | None = Field(default=None, alias="class")
     tier: Text | None = None  # may name a synthetic tier such as ``cdn.origin_shield``
@@ -1117,30 +1155,64 @@ class SloSpec(_Strict):
     p999: PositiveDuration | None = None
     max: PositiveDuration | None = None
     error_rate: Ratio | None = None
+    share_over: ShareOverSpec | None = None
     utilization: Ratio | None = None
+    occupancy: Ratio | None = None
+    wait_mean: PositiveDuration | None = None
+    wait_p50: PositiveDuration | None = None
+    wait_p90: PositiveDuration | None = None
+    wait_p95: PositiveDuration | None = None
+    wait_p99: PositiveDuration | None = None
+    wait_p999: PositiveDuration | None = None
+    wait_max: PositiveDuration | None = None
+    age_mean: PositiveDuration | None = None
+    age_p50: PositiveDuration | None = None
+    age_p90: PositiveDuration | None = None
+    age_p95: PositiveDuration | None = None
+    age_p99: PositiveDuration | None = None
+    age_p999: PositiveDuration | None = None
+    age_max: PositiveDuration | None = None
+    backlog: Backlog | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> SloSpec:
         if (self.class_ is None) == (self.tier is None):
             raise invalid("an SLO names exactly one of class: or tier:")
-        latency = [s for s in (*LATENCY_STATISTICS, "error_rate") if getattr(self, s) is not None]
-        if self.tier is not None and latency:
-            raise invalid(
-                f"{latency[0]} is a class statistic; a tier SLO takes utilization", at=latency[0]
-            )
-        if self.class_ is not None and self.utilization is not None:
-            raise invalid(
-                "utilization is a tier statistic; use tier: instead of class:", at="utilization"
-            )
-        if not latency and self.utilization is None:
-            valid = ", ".join((*LATENCY_STATISTICS, "error_rate", "utilization"))
-            raise invalid(f"an SLO needs at least one statistic ({valid})")
+        named = [s for s in SLO_STATISTICS if getattr(self, s) is not None]
+        if not named:
+            raise invalid(f"an SLO needs at least one statistic ({', '.join(SLO_STATISTICS)})")
+        if self.tier is not None:
+            for statistic in named:
+                if statistic in CLASS_SLO_STATISTICS:
+                    raise invalid(_class_statistic_on_tier(statistic), at=statistic)
+        else:
+            for statistic in named:
+                if statistic in TIER_SLO_STATISTICS:
+                    raise invalid(
+                        f"{statistic} is a tier statistic; use tier: instead of class: "
+                        f"(a class SLO takes {', '.join(CLASS_SLO_STATISTICS)})",
+                        at=statistic,
+                    )
         return self
 
-    def objectives(self) -> list[tuple[str, float]]:
+    def objectives(self) -> list[tuple[str, float | ShareOverSpec]]:
         """(statistic, limit) pairs in a fixed order."""
-        names = (*LATENCY_STATISTICS, "error_rate", "utilization")
-        return [(s, getattr(self, s)) for s in names if getattr(self, s) is not None]
+        return [(s, getattr(self, s)) for s in SLO_STATISTICS if getattr(self, s) is not None]
+
+
+def _class_statistic_on_tier(statistic: str) -> str:
+    """Why a class statistic cannot bound a tier, and the tier statistic meant, if any."""
+    tier_form = f"wait_{statistic}" if statistic in LATENCY_STATISTICS else None
+    remedy = (
+        f"; for the time requests wait for a worker at this tier write {tier_form}, "
+        "for request latency use class:"
+        if tier_form
+        else "; use class: for it"
+    )
+    return (
+        f"{statistic} is a class statistic; a tier SLO takes utilization, occupancy, "
+        f"wait_mean ... wait_max, and for queues age_mean ... age_max and backlog{remedy}"
+    )
 
 
 # ---- faults -------------------------------------------------------------------------------------
@@ -1263,11 +1335,55 @@ TimeseriesSetting = Annotated[
 ]
 
 
+def _percent(value: Any) -> float:
+    expected = "a percentile strictly between 0 and 100 such as 99.99"
+    number = _number(value, expected)
+    if not 0.0 < number < 100.0:
+        raise invalid(f"{show(value)} is out of range; {FIELD} must be {expected}")
+    return number
+
+
+Percentile = Annotated[
+    float,
+    BeforeValidator(_percent),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100}),
+]
+
+
 class SimulationSpec(_Strict):
     duration: PositiveDuration = 60.0
     warmup: Duration | None = None
     replications: Count = 1
     timeseries: TimeseriesSetting | None = None
+    percentiles: Annotated[
+        list[Percentile],
+        Field(
+            description="latency percentiles reported beside p50 ... p999, e.g. [75, 99.99] "
+            "(reported as p75, p9999)"
+        ),
+    ] = Field(default_factory=list)
+    share_over: Annotated[
+        list[PositiveDuration],
+        Field(
+            description="latency limits whose share of slower requests is reported per class "
+            "(classes.<c>.share_over), e.g. [300ms, 1s]"
+        ),
+    ] = Field(default_factory=list)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _distinct_names(cls, value: list[float]) -> list[float]:
+        seen: dict[str, float] = {}
+        for i, percent in enumerate(value):
+            key = percentile_key(percent)
+            if key in seen and seen[key] != percent:
+                raise invalid(
+                    f"{percent:g} and {seen[key]:g} would both be reported as {key}; "
+                    "keep one of them",
+                    at=str(i),
+                )
+            seen[key] = percent
+        return value
 
     @model_validator(mode="after")
     def _bounded_buckets(self) -> SimulationSpec:
@@ -1538,9 +1654,9 @@ def problems_from_validation_error(
             message = f"unknown key {show(field)}"
             hint = suggest(field, valid)
             if model is SloSpec:
-                stats = (*LATENCY_STATISTICS, "error_rate", "utilization")
                 message = (
-                    f"unknown key or statistic {show(field)}{hint} (statistics: {', '.join(stats)})"
+                    f"unknown key or statistic {show(field)}{hint} "
+                    f"(statistics: {', '.join(SLO_STATISTICS)})"
                 )
             elif hint:
                 message += hint

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
 from capsim.scenario.schema import (
+    QUEUE_SLO_STATISTICS,
     AnyTier,
     CacheTier,
     CallSpec,
@@ -153,7 +154,10 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         if slo.class_ is not None:
             reference(slo.class_, ("slos", i, "class"), "class")
         elif slo.tier is not None and slo.tier not in synthetic:
-            reference(slo.tier, ("slos", i, "tier"))
+            if reference(slo.tier, ("slos", i, "tier")):
+                problems.extend(_queue_statistics_on_queues(scenario, i, tiers[slo.tier]))
+        elif slo.tier is not None:
+            problems.extend(_queue_statistics_on_queues(scenario, i, None))
 
     problems.extend(_check_hedges(scenario, tiers))
     problems.extend(_check_faults(scenario, tiers))
@@ -194,6 +198,33 @@ def _check_hedges(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                             at_key=True,
                         )
                     )
+    return problems
+
+
+def _queue_statistics_on_queues(
+    scenario: Scenario, index: int, tier: AnyTier | None
+) -> list[Problem]:
+    """Message age and backlog SLOs only on queue tiers (`tier` None: a synthetic cache tier)."""
+    if isinstance(tier, QueueTier):
+        return []
+    slo = scenario.slos[index]
+    kind = "a cache" if tier is None else f"a {tier.type}"
+    problems = []
+    for statistic in QUEUE_SLO_STATISTICS:
+        if getattr(slo, statistic) is None:
+            continue
+        remedy = (
+            f"for the time requests wait for a worker write wait_{statistic.removeprefix('age_')}"
+            if statistic.startswith("age_")
+            else "for requests waiting for a worker use wait_p99 or occupancy"
+        )
+        problems.append(
+            scenario.problem(
+                f"{statistic} is a queue statistic, but {slo.tier} is {kind} tier; {remedy}",
+                ("slos", index, statistic),
+                True,
+            )
+        )
     return problems
 
 
