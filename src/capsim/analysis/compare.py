@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from capsim.analysis.points import Progress
+from capsim.analysis.report import overload_failures
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import summarise, time_statistics
 from capsim.engine.result import RunResult
@@ -255,5 +256,15 @@ def _side_summary(side: _Side) -> dict[str, Any]:
         "seed": side.data.get("seed"),
         "replications": side.data.get("replications"),
         "duration": side.data.get("duration"),
-        "passed": side.data.get("passed"),
+        "passed": _passed(side.data),
+        "overloaded": overload_failures(side.data),
     }
+
+
+def _passed(data: dict[str, Any]) -> bool | None:
+    """The side's verdict; an overloaded tier fails it even in a result file that predates the
+    rule (docs/results.md, "Overload fails the run")."""
+    passed = data.get("passed")
+    if overload_failures(data):
+        return False
+    return passed if isinstance(passed, bool) else None

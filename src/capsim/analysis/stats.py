@@ -182,6 +182,23 @@ def queue_trend(times: np.ndarray, trace: np.ndarray) -> Trend | None:
     )
 
 
+def falling_at_end(times: np.ndarray, trace: np.ndarray) -> bool:
+    """The backlog is clearly falling over the final quarter of the window (it drains).
+
+    The final quarter of the trace (at least MIN_TRACE_POINTS samples) has a Theil-Sen trend
+    that falls by at least MIN_GROWTH requests and by at least NOISE_FACTOR x the scatter
+    around that trend. A queue that grows, or hovers, is never falling by this rule.
+    """
+    y = np.asarray(trace, dtype=np.float64)
+    if y.size < 2 * MIN_TRACE_POINTS:
+        return False
+    final = max(MIN_TRACE_POINTS, y.size // 4)
+    trend = queue_trend(np.asarray(times, dtype=np.float64)[-final:], y[-final:])
+    if trend is None:
+        return False
+    return -trend.growth >= max(MIN_GROWTH, NOISE_FACTOR * trend.noise)
+
+
 def net_growth_is_clear(admitted: int, completed: int) -> bool:
     """Admitted requests outran completed ones by more than counting noise could explain.
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
+    falling_at_end,
     net_growth_is_clear,
     queue_trend,
     sanitise,
@@ -147,13 +148,20 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
       per request >= workers x duration) and admitted requests outran completed ones by more
       than 4 Poisson standard deviations.
+    A replication whose backlog is clearly falling over the final quarter of the window
+    (`falling_at_end`: a spike that is draining) is not growing, whatever the whole window
+    shows: stability is judged at the end of the measured window.
     The tier is unstable when at least half of the replications are growing; its growth rate
     is the median over those replications of the trend slope (or of the net growth per second
     when the trace is too short for a trend).
     """
     rates: list[float] = []
     for tier_run, run in zip(tier_runs, runs, strict=True):
-        trend = queue_trend(_trace_times(tier_run, run), tier_run.queue_trace)
+        times = _trace_times(tier_run, run)
+        if falling_at_end(times, tier_run.queue_trace):
+            # Draining after a spike: judged on the end of the window, where it recovers.
+            continue
+        trend = queue_trend(times, tier_run.queue_trace)
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
         held = max(tier_run.occupied_time, tier_run.busy_time)
@@ -396,6 +404,52 @@ def _format_growth(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
+def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+    """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
+
+    `capacity`: what the tier completed per second (at overload, its capacity at this mix).
+    `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
+    the measured mix kept (open offered rate x capacity / the tier's offered rate); None
+    without open traffic or arrivals.
+    """
+    capacity = float(tier.get("throughput") or 0.0)
+    offered = float(tier.get("offered_rate") or 0.0)
+    saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
+    return {
+        "tier": name,
+        "growth_rate": float(tier.get("growth_rate") or 0.0),
+        "capacity": capacity,
+        "offered_rate": offered,
+        "saturation_rate": saturation,
+    }
+
+
+def overload_sentence(failure: dict[str, Any]) -> str:
+    """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
+    text = (
+        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: its backlog grew by "
+        f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
+        f"(offered {failure['offered_rate']:,.1f}/s, completed {failure['capacity']:,.1f}/s)"
+    )
+    if failure.get("saturation_rate"):
+        text += f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+    return text + "; its figures are not steady-state figures."
+
+
+def _overflow_sentence(tier: Tier, overflow: int) -> str:
+    """Requests turned away at the engine's internal bound on waiting (not a modelled limit)."""
+    limit = waiting_limit(tier)
+    remedy = (
+        "`max_depth` on the queue" if tier.kind == "queue" else "`max_queue` on the tier"
+    )
+    return (
+        f"tier '{tier.name}' reached capsim's internal cap of {limit:,} waiting requests "
+        f"(not part of your scenario); {overflow:,} more per replication were turned away at it "
+        "(counted as errors and as `overflow`). The tier is overloaded. To model a real limit, "
+        f"set {remedy}, a `timeout`, or a `rate_limit` in front of it."
+    )
+
+
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
     """One SLO verdict: the observed figure against the limit (an SLO without data fails)."""
     subject: dict[str, Any]
@@ -470,28 +524,27 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    classes = _summarise_classes(model, runs)
+    open_offered = sum(
+        classes[traffic.name]["offered_rate"] for traffic in model.classes if not traffic.is_closed
+    )
+    overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
         entry, stability = _summarise_tier(model, tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
-            warnings.append(
-                f"tier '{tier.name}' is overloaded: its queue grew by "
-                f"{_format_growth(stability.growth_rate)} requests/s through the run; "
-                "its figures are not steady-state figures."
-            )
+            failure = overload_entry(tier.name, entry, open_offered)
+            overloaded.append(failure)
+            warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
-            warnings.append(
-                f"tier '{tier.name}' held the most requests capsim lets a tier hold waiting "
-                f"({waiting_limit(tier):,}); {entry['overflow']:,} more per replication were "
-                "turned away (counted as errors and as `overflow`): the tier is overloaded."
-            )
+            warnings.append(_overflow_sentence(tier, entry["overflow"]))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,
         "seed": model.seed,
         "replications": len(runs),
         "duration": runs[0].duration,
-        "classes": _summarise_classes(model, runs),
+        "classes": classes,
         "tiers": tiers,
     }
     timeseries = summarise_timeseries(model, runs)
@@ -509,7 +562,8 @@ def summarise(
                 "in the window, so it counts as failed."
             )
     data["slos"] = verdicts
-    data["passed"] = all(v["passed"] for v in verdicts)
+    data["overloaded"] = overloaded
+    data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["engine"] = {
         "path": runs[0].engine_path,
         "reason": runs[0].engine_reason,

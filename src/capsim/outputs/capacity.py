@@ -231,6 +231,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     ]
     slo_rows = []
     for label in ("a", "b"):
+        for failure in data[label].get("overloaded") or []:
+            slo_rows.append(
+                [label.upper(), "✗ FAIL", f"tier {failure['tier']} in steady state",
+                 "OVERLOADED: " + cells.overload_text(failure)]
+            )  # fmt: skip
         for v in data["slos"][label]:
             slo_rows.append([label.upper(), _verdict(v["passed"]), v["slo"], cells.slo_observed(v)])
     blocks: list[Block] = [
