@@ -119,7 +119,8 @@ def test_the_table_flags_an_overloaded_tier_plainly(report: Report) -> None:
     assert "OVERLOADED — not steady state" in db_row
     app_row = next(line for line in text.splitlines() if line.strip().startswith("app "))
     assert "stable" in app_row
-    assert "warning: tier 'db' is overloaded" in text
+    assert "warning: tier 'db' is OVERLOADED, which fails the run" in text
+    assert "FAIL: tier OVERLOADED — db (backlog +" in text
 
 
 def test_the_table_shows_verdicts_engine_and_percentiles(report: Report) -> None:
@@ -127,7 +128,7 @@ def test_the_table_shows_verdicts_engine_and_percentiles(report: Report) -> None
     assert "✓ PASS" in text and "✗ FAIL" in text
     assert "browse p99 <= 500ms" in text
     assert "engine: vectorised (every tier is a plain FIFO queue)" in text
-    assert "2 of 3 SLOs failed." in text
+    assert "2 of 3 SLOs failed besides." in text
     for header in ("throughput", "p50", "p95", "p99", "p999", "utilisation", "wait p99"):
         assert header in text
     assert max(len(line) for line in text.splitlines()) <= 120

@@ -25,6 +25,7 @@ from capsim.analysis.stats import (
     falling_at_end,
     net_growth_is_clear,
     queue_trend,
+    rising_at_end,
     sanitise,
     t_interval,
 )
@@ -145,6 +146,8 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
       window is at least 5 requests, at least 4x the scatter around the trend, at least half
       the trace's median level, and the last quarter of the trace is above the first quarter
       by at least half of that growth; or
+    * the final quarter of its trace rises clearly (`rising_at_end`: an overload that began
+      late in the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
       per request >= workers x duration) and admitted requests outran completed ones by more
       than 4 Poisson standard deviations.
@@ -162,6 +165,7 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
         trend = queue_trend(times, tier_run.queue_trace)
+        late = None if trend is not None and trend.growing else rising_at_end(times, tier_run.queue_trace)
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
         held = max(tier_run.occupied_time, tier_run.busy_time)
@@ -176,6 +180,9 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             rates.append((admitted + tier_run.overflow - tier_run.completed) / run.duration)
         elif trend is not None and trend.growing:
             rates.append(trend.slope)
+        elif late is not None:
+            # Overloaded late in the window (a peak at its end): the final quarter's slope.
+            rates.append(late.slope)
         elif at_capacity and net_growth_is_clear(admitted, tier_run.completed):
             rates.append(net_rate)
     if rates and 2 * len(rates) >= len(runs):
@@ -407,12 +414,17 @@ def _format_growth(rate: float) -> str:
 def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
     """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
 
-    `capacity`: what the tier completed per second (at overload, its capacity at this mix).
+    `capacity`: the completions per second the tier would reach with every worker held, by
+    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    where that is higher). With a constant overload this is its throughput; with a peak late in
+    the window it is not diluted by the quiet part before it.
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
     the measured mix kept (open offered rate x capacity / the tier's offered rate); None
     without open traffic or arrivals.
     """
-    capacity = float(tier.get("throughput") or 0.0)
+    throughput = float(tier.get("throughput") or 0.0)
+    held = max(float(tier.get("occupancy") or 0.0), float(tier.get("utilization") or 0.0))
+    capacity = throughput / held if held > 0 else throughput
     offered = float(tier.get("offered_rate") or 0.0)
     saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
     return {
@@ -429,7 +441,7 @@ def overload_sentence(failure: dict[str, Any]) -> str:
     text = (
         f"tier '{failure['tier']}' is OVERLOADED, which fails the run: its backlog grew by "
         f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
-        f"(offered {failure['offered_rate']:,.1f}/s, completed {failure['capacity']:,.1f}/s)"
+        f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
     )
     if failure.get("saturation_rate"):
         text += f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
@@ -562,8 +574,8 @@ def summarise(
                 "in the window, so it counts as failed."
             )
     data["slos"] = verdicts
-    data["overloaded"] = overloaded
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
+    data["overloaded"] = overloaded
     data["engine"] = {
         "path": runs[0].engine_path,
         "reason": runs[0].engine_reason,

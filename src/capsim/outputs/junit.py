@@ -44,7 +44,7 @@ def overload_message(failure: dict[str, Any]) -> str:
     )
     capacity = failure.get("capacity")
     if isinstance(capacity, int | float):
-        text += f"; it completed {cells.rate(capacity)}"
+        text += f"; its capacity is about {cells.rate(capacity)}"
     return text + "; an overloaded tier fails the run whatever the SLOs say"
 
 
