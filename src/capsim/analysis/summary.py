@@ -46,7 +46,7 @@ CLASS_CI_KEYS: tuple[str, ...] = (
     "error_rate",
 )
 #: The tier estimates that get a confidence interval.
-TIER_CI_KEYS: tuple[str, ...] = ("utilization",)
+TIER_CI_KEYS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 def time_statistics(histogram: Histogram) -> dict[str, float | None]:
@@ -300,7 +300,7 @@ def _summarise_tier(
                 sum(t.cold_starts for t in per_run) / replications
             )
     if replications > 1:
-        entry["ci95"] = {"utilization": _interval(utilization)}
+        entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
     return entry, stability
 
 

@@ -42,15 +42,20 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
         f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
         f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)",
-        f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])} "
-        f"(analytic {cells.rate(data['analytic']['saturation_rate'])})",
+        f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])}"
+        + (
+            f" (at least {cells.rate(data['saturation_rate_low'])})"
+            if data.get("saturation_rate_low") is not None
+            else ""
+        )
+        + f" (analytic {cells.rate(data['analytic']['saturation_rate'])})",
         f"knee of p99 ({data['knee_factor']:g}x its low-load value): {cells.rate(data['knee_rate'])}",
         f"highest rate meeting every SLO: {cells.rate(data['max_rate_meeting_slos'])}",
     ]
     verification = data.get("verification")
     if verification:
         lines.append(
-            "verified at the scenario's run length: "
+            f"verified at the scenario's run length ({cells.rate(verification['rate'])}): "
             + (
                 "meets the SLOs"
                 if verification["meets_slos"]
@@ -58,24 +63,40 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             )
         )
     tier_rows = [
-        [name, cells.rate(t["max_rate"]), cells.rate(t["max_rate_analytic"])]
+        [
+            name,
+            t.get("held_by", "utilization"),
+            cells.rate(t["max_rate"]),
+            cells.rate(t.get("max_rate_low")),
+            cells.rate(t["max_rate_analytic"]),
+        ]
         for name, t in data["tiers"].items()
     ]
     tier_names = list(data["tiers"])
+    # Blocking tiers and queues saturate by the workers they hold: occupancy beside utilisation.
+    held = [n for n in tier_names if data["tiers"][n].get("held_by") == "occupancy"]
+    columns = [(f"util {n}", "utilization", n) for n in tier_names]
+    for name in held:
+        at = next(i for i, c in enumerate(columns) if c[2] == name)
+        columns.insert(at + 1, (f"occ {name}", "occupancy", name))
     curve_rows = [
         [
             cells.rate(p["rate"]),
             cells.time(p["p50"]),
             cells.time(p["p99"]),
             cells.percent(p["error_rate"]),
-            *(cells.percent(p["utilization"][n]) for n in tier_names),
+            *(cells.percent((p.get(figure) or {}).get(name)) for _, figure, name in columns),
             "stable" if p["stable"] else "OVERLOADED",
             {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
         ]
         for p in data["curve"]
     ]
     blocks: list[Block] = [
-        ("Tiers", ["tier", "max rate (simulated)", "max rate (analytic)"], tier_rows),
+        (
+            "Tiers",
+            ["tier", "saturates by", "max rate (simulated)", "at least", "max rate (analytic)"],
+            tier_rows,
+        ),
         (
             "Measured curve",
             [
@@ -83,7 +104,7 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 "p50",
                 "p99",
                 "errors",
-                *(f"util {n}" for n in tier_names),
+                *(header for header, _, _ in columns),
                 "status",
                 "SLOs met",
             ],
