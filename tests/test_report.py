@@ -317,15 +317,21 @@ def test_every_plot_shows_in_headless_chromium_without_network(
     assert pixels.shape[:2] == (height, 1000)
     # Each plot draws its first series in the palette's blue (#0072B2): count the separate
     # horizontal bands of the page where that blue appears. One band per plot.
+    # A legend swatch (a blue run of at most 4 rows) belongs with the plot lines below it,
+    # within the same chart (less than 200 rows further down).
     has_blue = np.all(pixels[:, :, :3] == (0x00, 0x72, 0xB2), axis=2).any(axis=1)
-    bands, inside, gap = 0, False, 0
-    for blue in has_blue:
-        if blue and not inside:
-            bands, inside = bands + 1, True
-        gap = 0 if blue else gap + 1
-        if inside and gap > 60:
-            inside = False
-    assert bands == plots == 8
+    runs: list[list[int]] = []  # [first row, last row] of each run of blue rows
+    for row in np.flatnonzero(has_blue):
+        if runs and row - runs[-1][1] <= 60:
+            runs[-1][1] = int(row)
+        else:
+            runs.append([int(row), int(row)])
+    bands = [
+        run
+        for run, after in zip(runs, [*runs[1:], None], strict=True)
+        if not (run[1] - run[0] < 4 and after is not None and after[0] - run[1] < 200)
+    ]
+    assert len(bands) == plots == 8
     # And the page is not blank: plenty of dark pixels (text, axes).
     assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
 
