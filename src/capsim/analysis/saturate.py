@@ -24,6 +24,7 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
+from capsim.analysis.stats import NOISE_FACTOR
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
 from capsim.model.types import Model, Tier
@@ -150,6 +151,18 @@ def near_saturation_duration(
         return base
     wanted = RELAXATION_TIMES * relaxation_time(rate, saturation_rate, bottleneck_rate)
     return max(base, min(wanted, MAX_STRETCH * base, cap))
+
+
+def stability_resolution(point: CurvePoint, share: float) -> float:
+    """The slowest overload (in open requests per second) the stability rule tells apart from
+    a steady state at this point: growth must stand NOISE_FACTOR standard deviations above the
+    counting noise of arrivals and departures, sqrt(2 lambda T) over a window T, so
+    NOISE_FACTOR x sqrt(2 lambda / T) per second at the bottleneck, lambda its arrival rate."""
+    window = point.point.model.simulation.duration
+    arrivals = point.rate * max(share, 1e-12)
+    if window <= 0 or arrivals <= 0:
+        return 0.0
+    return NOISE_FACTOR * math.sqrt(2.0 * arrivals / window) / max(share, 1e-12)
 
 
 class _Searcher:
@@ -360,32 +373,37 @@ def find_saturation(
             )
             saturation_rate = saturation_low = None
             break
-        lo, hi = _bisect(
-            searcher,
-            stable_below[-1].rate,
-            below.rate,
-            lambda p: p.point.stable,
-            precision,
-            "moving the saturation estimate",
-        )
+        lo, hi = stable_below[-1].rate, below.rate
+        while (hi - lo) / hi > precision:
+            # Saturation lies below `hi`: points near it run long enough to tell (step 3).
+            searcher.saturation_rate = hi
+            middle = 0.5 * (lo + hi)
+            if searcher.at(middle, "moving the saturation estimate").point.stable:
+                lo = middle
+            else:
+                hi = middle
         unstable = (
             searcher.at(hi, "").point.report.unstable_tiers or below.point.report.unstable_tiers
         )
         moved_to = 0.5 * (lo + hi)
+        if unstable and unstable[0] in tiers_out:
+            bottleneck = unstable[0]
+        low = lo - stability_resolution(searcher.at(lo, ""), shares.get(bottleneck, 1.0))
         moves.append(
             {"from": saturation_rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
         )
         notes.append(
             f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {saturation_rate:.4g}/s) "
             f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
-            f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s"
+            f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
+            f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
+            "run length cannot be ruled out)"
         )
-        if unstable and unstable[0] in tiers_out:
-            bottleneck = unstable[0]
+        if bottleneck in tiers_out:
             tiers_out[bottleneck]["max_rate"] = moved_to
-            tiers_out[bottleneck]["max_rate_low"] = lo
+            tiers_out[bottleneck]["max_rate_low"] = low
             tiers_out[bottleneck]["max_rate_source"] = "stability bisection"
-        saturation_rate, saturation_low = moved_to, lo
+        saturation_rate, saturation_low = moved_to, low
         searcher.saturation_rate = saturation_rate
         searcher.bottleneck_share = shares.get(bottleneck, 1.0)
     if saturation_rate is not None:
