@@ -124,7 +124,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · sizing at {data['load']:g}x load "
         f"({cells.rate(data['offered_rate'])} open traffic)"
-        + (f" · headroom {cells.percent(data['headroom'])}" if data["headroom"] else "")
+        + f" · headroom {cells.percent(data['headroom'] or 0.0)}"
         + f" · redundancy {data['redundancy']}",
         "total cost: "
         + (f"{cost:,.4g} per hour" if cost is not None else "no tier has a cost")
@@ -148,12 +148,27 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 sized or "fixed",
                 str(t[sized]) if sized else str(t["instances"]),
                 str(t["was"]) if sized else cells.MISSING,
+                cells.percent(t.get("utilization")),
+                cells.percent(t.get("occupancy")),
                 cells.MISSING if t["cost_per_hour"] is None else f"{t['cost_per_hour']:,.4g}",
                 evidence,
             ]
         )
     blocks: list[Block] = [
-        ("Tiers", ["tier", "sized", "answer", "was", "cost/hour", "one fewer"], rows),
+        (
+            "Tiers",
+            [
+                "tier",
+                "sized",
+                "answer",
+                "was",
+                "utilisation",
+                "occupancy",
+                "cost/hour",
+                "one fewer",
+            ],
+            rows,
+        ),
         ("SLOs at the answer", SLO_HEADER, _slo_rows(data["slos"])),
     ]
     if data.get("slos_after_loss"):
