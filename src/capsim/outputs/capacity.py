@@ -195,7 +195,18 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     header = [*paths]
     for name in classes:
         header += [f"{name} thru", f"{name} p50", f"{name} p99", f"{name} err"]
-    header += [f"util {n}" for n in tiers] + ["SLOs"]
+    # Tiers whose workers are held longer than they work get occupancy beside utilisation.
+    held = {
+        n
+        for n in tiers
+        if any(
+            (p["tiers"][n].get("occupancy") or 0.0) - (p["tiers"][n]["utilization"] or 0.0) > 0.01
+            for p in data["points"]
+        )
+    }
+    for n in tiers:
+        header += [f"util {n}", f"occ {n}"] if n in held else [f"util {n}"]
+    header += ["SLOs"]
     rows = []
     for point in data["points"]:
         row = [str(point["values"][p]) for p in paths]
@@ -207,12 +218,14 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.time(c["latency"]["p99"]),
                 cells.percent(c["error_rate"]),
             ]
-        row += [
-            cells.percent(point["tiers"][n]["utilization"])
-            + ("" if point["tiers"][n]["stable"] else " !")
-            for n in tiers
-        ]
-        row.append("pass" if point["passed"] else "fail")
+        for n in tiers:
+            mark = "" if point["tiers"][n]["stable"] else " !"
+            row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
+            if n in held:
+                row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
+        row.append(
+            "pass" if point["passed"] else "fail (overloaded)" if point.get("overloaded") else "fail"
+        )
         rows.append(row)
     return lines, [("What-if", header, rows)]
 
