@@ -105,7 +105,9 @@ def test_the_order_queue_held_at_100_percent_with_a_growing_backlog_fails_the_ru
     assert failure["growth_rate"] == pytest.approx(50, rel=0.2)
     assert failure["capacity"] == pytest.approx(250, rel=0.05)
     assert failure["saturation_rate"] == pytest.approx(250, rel=0.05)
-    assert any("'orders' is OVERLOADED, which fails the run" in w for w in overloaded_result["warnings"])
+    assert any(
+        "'orders' is OVERLOADED, which fails the run" in w for w in overloaded_result["warnings"]
+    )
 
 
 def test_the_run_table_names_the_overloaded_tier_instead_of_all_slos_met(tmp_path: Path) -> None:

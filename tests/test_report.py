@@ -363,7 +363,7 @@ def test_capsim_report_writes_html_or_markdown_by_extension(scenario: Path, tmp_
     # No load curve was asked for; the engine's time series come with every report.
     assert found["latency-cdf"] == CLASSES and "p99-vs-load" not in found
     assert found["queue-over-time"] == TIERS
-    assert TIERS <= found["occupancy-over-time"]
+    assert found["occupancy-over-time"] >= TIERS
     assert found["p99-over-time"] == CLASSES
     assert "not computed (--no-curve)" in html.read_text()
 

@@ -221,9 +221,9 @@ def headline(data: dict[str, Any]) -> dict[str, float | None]:
 
 __all__ = [
     "Point",
-    "at_max_replicas",
     "Progress",
     "SloCheck",
+    "at_max_replicas",
     "check_slos",
     "headline",
     "light_load_solution",

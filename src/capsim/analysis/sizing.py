@@ -557,7 +557,7 @@ def _occupancy_warnings(
         warnings.append(
             f"tier {name} is {held:.1%} occupied at the answer ({why}): near full occupancy "
             "a little more traffic, or variance the model does not have, makes waits explode "
-            "(docs/capacity.md, \"Headroom\")"
+            '(docs/capacity.md, "Headroom")'
         )
     return warnings
 

@@ -389,7 +389,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
             f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load."
         )
-    overloaded_tiers = {entry["tier"] for entry in overloaded}
+    overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
         notes.append(
             "overloaded: " + ", ".join(sorted(overloaded_tiers)) + " has no steady state; it is "

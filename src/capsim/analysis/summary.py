@@ -165,7 +165,11 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
         trend = queue_trend(times, tier_run.queue_trace)
-        late = None if trend is not None and trend.growing else rising_at_end(times, tier_run.queue_trace)
+        late = (
+            None
+            if trend is not None and trend.growing
+            else rising_at_end(times, tier_run.queue_trace)
+        )
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
         held = max(tier_run.occupied_time, tier_run.busy_time)
@@ -444,16 +448,16 @@ def overload_sentence(failure: dict[str, Any]) -> str:
         f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
     )
     if failure.get("saturation_rate"):
-        text += f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+        text += (
+            f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+        )
     return text + "; its figures are not steady-state figures."
 
 
 def _overflow_sentence(tier: Tier, overflow: int) -> str:
     """Requests turned away at the engine's internal bound on waiting (not a modelled limit)."""
     limit = waiting_limit(tier)
-    remedy = (
-        "`max_depth` on the queue" if tier.kind == "queue" else "`max_queue` on the tier"
-    )
+    remedy = "`max_depth` on the queue" if tier.kind == "queue" else "`max_queue` on the tier"
     return (
         f"tier '{tier.name}' reached capsim's internal cap of {limit:,} waiting requests "
         f"(not part of your scenario); {overflow:,} more per replication were turned away at it "

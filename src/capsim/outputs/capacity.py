@@ -224,7 +224,11 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             if n in held:
                 row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
         row.append(
-            "pass" if point["passed"] else "fail (overloaded)" if point.get("overloaded") else "fail"
+            "pass"
+            if point["passed"]
+            else "fail (overloaded)"
+            if point.get("overloaded")
+            else "fail"
         )
         rows.append(row)
     return lines, [("What-if", header, rows)]
