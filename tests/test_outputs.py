@@ -152,13 +152,18 @@ def test_markdown_has_github_tables(report: Report) -> None:
 def test_csv_is_long_format_with_a_row_per_figure(report: Report) -> None:
     rows = list(csv.reader(io.StringIO(render_csv(report))))
     assert rows[0] == ["section", "name", "metric", "value"]
-    assert {row[0] for row in rows[1:]} == {"class", "tier", "slo"}
+    assert {row[0] for row in rows[1:]} == {"class", "tier", "slo", "overloaded", "run"}
     figures = {(s, n, m): v for s, n, m, v in rows[1:]}
     assert float(figures["class", "browse", "latency.p99"]) == pytest.approx(
         report.data["classes"]["browse"]["latency"]["p99"]
     )
     assert figures["tier", "db", "stable"] == "false"
     assert figures["slo", "db utilization <= 70%", "passed"] == "false"
+    assert (
+        float(figures["overloaded", "db", "growth_rate"])
+        == report.data["tiers"]["db"]["growth_rate"]
+    )
+    assert rows[-1] == ["run", "test", "passed", "false"]
     low = float(figures["class", "browse", "ci95.latency.mean.low"])
     assert low == report.data["classes"]["browse"]["ci95"]["latency.mean"][0]
     check_golden("report.csv", render_csv(report))

@@ -34,7 +34,7 @@ CLASS_METRICS: tuple[str, ...] = (
     "throughput",
     "error_rate",
 )
-TIER_METRICS: tuple[str, ...] = ("utilization",)
+TIER_METRICS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
@@ -94,12 +94,13 @@ def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str,
 def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for tier in model.tiers:
-        values = []
+        busy, held = [], []
         for run in runs:
             tier_run = run.tiers[tier.index]
-            workers = max(tier_run.workers or tier.workers, 1)
-            values.append(tier_run.busy_time / (workers * run.duration))
-        out[tier.name] = {"utilization": values}
+            capacity = max(tier_run.workers or tier.workers, 1) * run.duration
+            busy.append(tier_run.busy_time / capacity)
+            held.append(max(tier_run.occupied_time, tier_run.busy_time) / capacity)
+        out[tier.name] = {"utilization": busy, "occupancy": held}
     return out
 
 
