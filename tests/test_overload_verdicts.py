@@ -12,10 +12,13 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+from capsim.analysis.summary import assess_stability
 from capsim.cli.app import app
+from runkit import shop_run
 
 runner = CliRunner()
 PLAIN_ENV: dict[str, str | None] = {"GITHUB_ACTIONS": None, "GITHUB_STEP_SUMMARY": None}
@@ -242,3 +245,17 @@ def test_requests_turned_away_at_the_internal_waiting_cap_name_it_and_the_real_l
     assert "`max_queue`" in line and "`rate_limit`" in line
     table = invoke(["run", str(path)]).stdout
     assert "internal cap of 100,000 waiting requests" in table.replace("\n", " ")
+
+
+def test_a_late_rise_counts_only_where_load_or_capacity_changes_during_the_run() -> None:
+    # A db queue flat at about 5 for three quarters of the window, then climbing to 65.
+    rng = np.random.default_rng(3)
+    trace = np.concatenate([rng.poisson(5.0, 90), np.linspace(5, 65, 30)]).astype(float)
+    runs = [shop_run(i, db_trace=trace) for i in range(2)]
+    db_runs = [run.tiers[1] for run in runs]
+    with_profile = assess_stability(db_runs, runs, 1, late_onset=True)
+    constant_load = assess_stability(db_runs, runs, 1, late_onset=False)
+    assert with_profile.stable is False
+    # 60 requests over the final 25 s of a 100 s window: about 2.4 per second.
+    assert with_profile.growth_rate == pytest.approx(60 / 25, rel=0.15)
+    assert constant_load.stable is True

@@ -138,7 +138,19 @@ def _refused(tier_run: TierRun) -> int:
     return tier_run.rejected
 
 
-def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
+def conditions_change(model: Model) -> bool:
+    """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
+    warming up): only then can an overload begin late in the window."""
+    return (
+        any(traffic.profile for traffic in model.classes)
+        or bool(model.faults)
+        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
+    )
+
+
+def assess_stability(
+    tier_runs: list[TierRun], runs: list[RunResult], workers: int, *, late_onset: bool = True
+) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
     A replication's queue is *growing* when either
@@ -146,14 +158,15 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
       window is at least 5 requests, at least 4x the scatter around the trend, at least half
       the trace's median level, and the last quarter of the trace is above the first quarter
       by at least half of that growth; or
-    * the final quarter of its trace rises clearly (`rising_at_end`: an overload that began
-      late in the window, such as a peak at its end); or
+    * with `late_onset` (load or capacity changes during the run, `conditions_change`), the
+      final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
+      the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
       per request >= workers x duration) and admitted requests outran completed ones by more
       than 4 Poisson standard deviations.
-    A replication whose backlog is clearly falling over the final quarter of the window
-    (`falling_at_end`: a spike that is draining) is not growing, whatever the whole window
-    shows: stability is judged at the end of the measured window.
+    With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
+    the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
+    window shows: stability is judged at the end of the measured window.
     The tier is unstable when at least half of the replications are growing; its growth rate
     is the median over those replications of the trend slope (or of the net growth per second
     when the trace is too short for a trend).
@@ -161,14 +174,14 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
     rates: list[float] = []
     for tier_run, run in zip(tier_runs, runs, strict=True):
         times = _trace_times(tier_run, run)
-        if falling_at_end(times, tier_run.queue_trace):
+        if late_onset and falling_at_end(times, tier_run.queue_trace):
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
         trend = queue_trend(times, tier_run.queue_trace)
         late = (
-            None
-            if trend is not None and trend.growing
-            else rising_at_end(times, tier_run.queue_trace)
+            rising_at_end(times, tier_run.queue_trace)
+            if late_onset and not (trend is not None and trend.growing)
+            else None
         )
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
@@ -237,7 +250,7 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    stability = assess_stability(per_run, runs, tier.workers)
+    stability = assess_stability(per_run, runs, tier.workers, late_onset=conditions_change(model))
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
         "throughput": sum(t.completed for t in per_run) / measured,
