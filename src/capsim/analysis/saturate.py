@@ -485,7 +485,8 @@ def find_saturation(
 def _held_by(tier: Tier) -> str:
     """The figure that saturates a tier: workers held (occupancy) where they block on their
     calls or consume a queue, the work itself (utilisation) elsewhere."""
-    return "occupancy" if tier.blocking or tier.kind == "queue" else "utilization"
+    makes_calls = any(work.calls for work in tier.work)
+    return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
 
 
 def _tier_saturation(
