@@ -3,8 +3,11 @@
 Every open class's rate is scaled by one factor (the mix stays as written; closed classes stay
 as written). The analytic light-load bounds give the starting bracket; simulation with
 replications and common random numbers measures the curve and refines three rates:
-the saturation rate (utilisation law on the bottleneck), the knee of p99 and the highest rate
-at which every SLO holds. docs/capacity.md states each decision rule.
+the saturation rate (utilisation law on the bottleneck, moved when its confirmation fails), the
+knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
+lower bound, and only a rate verified at the scenario's run length). Points near saturation run
+longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
+decision rule.
 """
 
 from __future__ import annotations
