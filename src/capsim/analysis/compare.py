@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from capsim.analysis.points import Progress
+from capsim.analysis.report import overload_failures
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.result import RunResult
@@ -33,7 +34,7 @@ CLASS_METRICS: tuple[str, ...] = (
     "throughput",
     "error_rate",
 )
-TIER_METRICS: tuple[str, ...] = ("utilization",)
+TIER_METRICS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
@@ -112,12 +113,13 @@ def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str,
 def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for tier in model.tiers:
-        values = []
+        busy, held = [], []
         for run in runs:
             tier_run = run.tiers[tier.index]
-            workers = max(tier_run.workers or tier.workers, 1)
-            values.append(tier_run.busy_time / (workers * run.duration))
-        out[tier.name] = {"utilization": values}
+            capacity = max(tier_run.workers or tier.workers, 1) * run.duration
+            busy.append(tier_run.busy_time / capacity)
+            held.append(max(tier_run.occupied_time, tier_run.busy_time) / capacity)
+        out[tier.name] = {"utilization": busy, "occupancy": held}
     return out
 
 
@@ -275,5 +277,15 @@ def _side_summary(side: _Side) -> dict[str, Any]:
         "seed": side.data.get("seed"),
         "replications": side.data.get("replications"),
         "duration": side.data.get("duration"),
-        "passed": side.data.get("passed"),
+        "passed": _passed(side.data),
+        "overloaded": overload_failures(side.data),
     }
+
+
+def _passed(data: dict[str, Any]) -> bool | None:
+    """The side's verdict; an overloaded tier fails it even in a result file that predates the
+    rule (docs/results.md, "Overload fails the run")."""
+    passed = data.get("passed")
+    if overload_failures(data):
+        return False
+    return passed if isinstance(passed, bool) else None

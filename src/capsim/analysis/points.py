@@ -61,6 +61,29 @@ def with_run_length(model: Model, duration: float | None, replications: int | No
     return replace(model, simulation=simulation)
 
 
+def at_max_replicas(model: Model) -> tuple[Model, list[str]]:
+    """`model` with every autoscaled tier fixed at its `autoscale.max` instances (docs/capacity.md,
+    "Autoscaled tiers"), and one sentence per such tier saying so.
+
+    Capacity questions (how much load, how many instances) are about the capacity the tier can
+    reach; the autoscaler's lag is a question of dynamics, for `capsim run` with a profile.
+    """
+    tiers = []
+    notes = []
+    for tier in model.tiers:
+        scaler = tier.autoscale
+        if scaler is None:
+            tiers.append(tier)
+            continue
+        tiers.append(replace(tier, instances=scaler.max, autoscale=None))
+        notes.append(
+            f"tier {tier.name} autoscales ({scaler.min}..{scaler.max} instances): evaluated at "
+            f"its max of {scaler.max} instances, all ready (the autoscaler's lag is not counted; "
+            "see capsim run with a profile)"
+        )
+    return replace(model, tiers=tuple(tiers)), notes
+
+
 def light_load_solution(model: Model, capsim_version: str) -> dict[str, Any]:
     """`solve` of the model, scaled down (open classes only) until it has a steady state.
 
@@ -229,6 +252,7 @@ __all__ = [
     "Progress",
     "SloCheck",
     "asked_figures",
+    "at_max_replicas",
     "check_slos",
     "headline",
     "light_load_solution",

@@ -97,7 +97,10 @@ def curve_from_saturation(saturation: dict[str, Any], model: Model) -> dict[str,
         "stable": [bool(point["stable"]) for point in points],
         "classes": {},
         "tiers": {
-            tier.name: {"utilization": [point["utilization"].get(tier.name) for point in points]}
+            tier.name: {
+                "utilization": [point["utilization"].get(tier.name) for point in points],
+                "occupancy": [(point.get("occupancy") or {}).get(tier.name) for point in points],
+            }
             for tier in model.tiers
         },
     }

@@ -22,8 +22,10 @@ import numpy as np
 
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
+    falling_at_end,
     net_growth_is_clear,
     queue_trend,
+    rising_at_end,
     sanitise,
     t_interval,
 )
@@ -45,7 +47,7 @@ CLASS_CI_KEYS: tuple[str, ...] = (
     "error_rate",
 )
 #: The tier estimates that get a confidence interval.
-TIER_CI_KEYS: tuple[str, ...] = ("utilization",)
+TIER_CI_KEYS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 #: A q-quantile estimated from fewer than LOW_SAMPLE_FACTOR / (1 - q) values is flagged
@@ -179,7 +181,19 @@ def _refused(tier_run: TierRun) -> int:
     return tier_run.rejected
 
 
-def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
+def conditions_change(model: Model) -> bool:
+    """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
+    warming up): only then can an overload begin late in the window."""
+    return (
+        any(traffic.profile for traffic in model.classes)
+        or bool(model.faults)
+        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
+    )
+
+
+def assess_stability(
+    tier_runs: list[TierRun], runs: list[RunResult], workers: int, *, late_onset: bool = True
+) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
     A replication's queue is *growing* when either
@@ -187,16 +201,31 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
       window is at least 5 requests, at least 4x the scatter around the trend, at least half
       the trace's median level, and the last quarter of the trace is above the first quarter
       by at least half of that growth; or
+    * with `late_onset` (load or capacity changes during the run, `conditions_change`), the
+      final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
+      the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
       per request >= workers x duration) and admitted requests outran completed ones by more
       than 4 Poisson standard deviations.
+    With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
+    the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
+    window shows: stability is judged at the end of the measured window.
     The tier is unstable when at least half of the replications are growing; its growth rate
     is the median over those replications of the trend slope (or of the net growth per second
     when the trace is too short for a trend).
     """
     rates: list[float] = []
     for tier_run, run in zip(tier_runs, runs, strict=True):
-        trend = queue_trend(_trace_times(tier_run, run), tier_run.queue_trace)
+        times = _trace_times(tier_run, run)
+        if late_onset and falling_at_end(times, tier_run.queue_trace):
+            # Draining after a spike: judged on the end of the window, where it recovers.
+            continue
+        trend = queue_trend(times, tier_run.queue_trace)
+        late = (
+            rising_at_end(times, tier_run.queue_trace)
+            if late_onset and not (trend is not None and trend.growing)
+            else None
+        )
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
         held = max(tier_run.occupied_time, tier_run.busy_time)
@@ -211,6 +240,9 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             rates.append((admitted + tier_run.overflow - tier_run.completed) / run.duration)
         elif trend is not None and trend.growing:
             rates.append(trend.slope)
+        elif late is not None:
+            # Overloaded late in the window (a peak at its end): the final quarter's slope.
+            rates.append(late.slope)
         elif at_capacity and net_growth_is_clear(admitted, tier_run.completed):
             rates.append(net_rate)
     if rates and 2 * len(rates) >= len(runs):
@@ -297,7 +329,7 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    stability = assess_stability(per_run, runs, tier.workers)
+    stability = assess_stability(per_run, runs, tier.workers, late_onset=conditions_change(model))
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
         "throughput": sum(t.completed for t in per_run) / measured,
@@ -368,7 +400,7 @@ def _summarise_tier(
                 sum(t.cold_starts for t in per_run) / replications
             )
     if replications > 1:
-        entry["ci95"] = {"utilization": _interval(utilization)}
+        entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
     return entry, stability
 
 
@@ -536,6 +568,57 @@ def slo_figure(slo: Slo) -> tuple[str, ...]:
     return (statistic,)
 
 
+def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+    """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
+
+    `capacity`: the completions per second the tier would reach with every worker held, by
+    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    where that is higher). With a constant overload this is its throughput; with a peak late in
+    the window it is not diluted by the quiet part before it.
+    `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
+    the measured mix kept (open offered rate x capacity / the tier's offered rate); None
+    without open traffic or arrivals.
+    """
+    throughput = float(tier.get("throughput") or 0.0)
+    held = max(float(tier.get("occupancy") or 0.0), float(tier.get("utilization") or 0.0))
+    capacity = throughput / held if held > 0 else throughput
+    offered = float(tier.get("offered_rate") or 0.0)
+    saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
+    return {
+        "tier": name,
+        "growth_rate": float(tier.get("growth_rate") or 0.0),
+        "capacity": capacity,
+        "offered_rate": offered,
+        "saturation_rate": saturation,
+    }
+
+
+def overload_sentence(failure: dict[str, Any]) -> str:
+    """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
+    text = (
+        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: its backlog grew by "
+        f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
+        f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
+    )
+    if failure.get("saturation_rate"):
+        text += (
+            f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+        )
+    return text + "; its figures are not steady-state figures."
+
+
+def _overflow_sentence(tier: Tier, overflow: int) -> str:
+    """Requests turned away at the engine's internal bound on waiting (not a modelled limit)."""
+    limit = waiting_limit(tier)
+    remedy = "`max_depth` on the queue" if tier.kind == "queue" else "`max_queue` on the tier"
+    return (
+        f"tier '{tier.name}' reached capsim's internal cap of {limit:,} waiting requests "
+        f"(not part of your scenario); {overflow:,} more per replication were turned away at it "
+        "(counted as errors and as `overflow`). The tier is overloaded. To model a real limit, "
+        f"set {remedy}, a `timeout`, or a `rate_limit` in front of it."
+    )
+
+
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
     """One SLO verdict: the observed figure against the limit (an SLO without data fails).
 
@@ -621,28 +704,27 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    classes = _summarise_classes(model, runs)
+    open_offered = sum(
+        classes[traffic.name]["offered_rate"] for traffic in model.classes if not traffic.is_closed
+    )
+    overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
         entry, stability = _summarise_tier(model, tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
-            warnings.append(
-                f"tier '{tier.name}' is overloaded: its queue grew by "
-                f"{_format_growth(stability.growth_rate)} requests/s through the run; "
-                "its figures are not steady-state figures."
-            )
+            failure = overload_entry(tier.name, entry, open_offered)
+            overloaded.append(failure)
+            warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
-            warnings.append(
-                f"tier '{tier.name}' held the most requests capsim lets a tier hold waiting "
-                f"({waiting_limit(tier):,}); {entry['overflow']:,} more per replication were "
-                "turned away (counted as errors and as `overflow`): the tier is overloaded."
-            )
+            warnings.append(_overflow_sentence(tier, entry["overflow"]))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,
         "seed": model.seed,
         "replications": len(runs),
         "duration": runs[0].duration,
-        "classes": _summarise_classes(model, runs),
+        "classes": classes,
         "tiers": tiers,
     }
     timeseries = summarise_timeseries(model, runs)
@@ -663,7 +745,8 @@ def summarise(
         elif verdict["low_sample"]:
             warnings.append(_low_sample_warning(slo, verdict, model))
     data["slos"] = verdicts
-    data["passed"] = all(v["passed"] for v in verdicts)
+    data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
+    data["overloaded"] = overloaded
     data["engine"] = {
         "path": runs[0].engine_path,
         "reason": runs[0].engine_reason,

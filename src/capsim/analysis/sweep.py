@@ -183,6 +183,7 @@ def run_sweep(
                 "error_rate": figures["error_rate"],
                 "passed": data["passed"],
                 "stable": not report.unstable_tiers,
+                "overloaded": data["overloaded"],
                 "classes": {
                     name: {
                         "offered_rate": c["offered_rate"],

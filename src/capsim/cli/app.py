@@ -363,6 +363,7 @@ def solve(
     Per tier: offered load, utilisation, mean wait and, where a formula exists, wait
     percentiles; per class: end-to-end mean latency; the bottleneck and the rate at which the
     system saturates. Every figure says which formula produced it and whether it is exact.
+    Exit code 1 when a tier is overloaded (the table marks it).
     """
     from capsim.analysis.report import Report
     from capsim.analysis.solve import solve as solve_model
@@ -371,11 +372,14 @@ def solve(
 
     with _exit_codes():
         model = capsim.build_model(capsim.load_scenario(scenario, set_ or []))
-        data = solve_model(model, capsim_version=capsim.__version__)
+        data = solve_model(model, capsim_version=capsim.__version__, mark_overload=True)
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
         color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         _emit(render_solve(report, output_format.value, color=color), output)
+        if data["overloaded"]:
+            # The estimates are printed; the exit code says a tier has no steady state.
+            raise typer.Exit(1)
 
 
 @app.command()

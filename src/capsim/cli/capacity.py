@@ -169,7 +169,9 @@ def size(
         str | None,
         typer.Option(
             "--headroom",
-            help="Keep this share of every sized tier's workers spare (e.g. 30%: occupancy <= 70%).",
+            help="Keep this share of every sized tier's workers spare (e.g. 30%: occupancy "
+            "<= 70%). Default 10% (occupancy <= 90%); 0% allows the edge and warns about any "
+            "tier above 90%.",
         ),
     ] = None,
     redundancy: Annotated[
@@ -195,6 +197,7 @@ def size(
     """
     from capsim.analysis.points import open_rate
     from capsim.analysis.sizing import (
+        DEFAULT_HEADROOM,
         parse_headroom,
         parse_load,
         parse_redundancy,
@@ -206,7 +209,7 @@ def size(
     with _exit_codes():
         model = _model(scenario, set_, seed, percentiles, share_over)
         factor = parse_load(load, open_rate(model))
-        spare = parse_headroom(headroom) if headroom is not None else None
+        spare = parse_headroom(headroom) if headroom is not None else DEFAULT_HEADROOM
         lost = parse_redundancy(redundancy)
         with _Progress() as progress:
             data = size_tiers(

@@ -109,9 +109,11 @@ def _load_baseline(path: Path) -> dict[str, Any]:
 
 def _check_text(outcome: Any) -> str:
     """The plain-text view of a check, for the CI log."""
-    from capsim.outputs.junit import regression_message, slo_message
+    from capsim.outputs.junit import overload_message, regression_message, slo_message
 
     lines = [outcome.headline()]
+    for entry in outcome.overloaded:
+        lines.append(f"  FAIL  {overload_message(entry)}")
     for verdict in outcome.slos:
         lines.append(f"  {'PASS' if verdict['passed'] else 'FAIL'}  SLO {slo_message(verdict)}")
     if outcome.baseline is not None:

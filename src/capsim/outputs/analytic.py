@@ -23,6 +23,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
             [
                 name,
                 cells.rate(entry["throughput"]),
+                cells.percent(entry.get("error_rate")),
                 cells.time(latency["mean"]),
                 cells.time(latency.get("p99")),
                 "exact" if entry["method"]["exact"] else "approx.",
@@ -40,6 +41,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                 cells.time(entry["wait"]["mean"]),
                 cells.time(entry["wait"].get("p99")),
                 cells.rate(entry["max_rate"]),
+                "stable" if entry.get("stable", True) else "OVERLOADED",
                 "exact" if entry["method"]["exact"] else "approx.",
                 entry["method"]["formula"],
             ]
@@ -47,7 +49,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     return classes, tiers
 
 
-CLASS_HEADER = ["class", "throughput", "mean latency", "p99", "", "formula"]
+CLASS_HEADER = ["class", "throughput", "errors", "mean latency", "p99", "", "formula"]
 TIER_HEADER = [
     "tier",
     "offered",
@@ -56,9 +58,20 @@ TIER_HEADER = [
     "wait mean",
     "wait p99",
     "max rate",
+    "status",
     "",
     "formula",
 ]
+
+
+def _overload_lines(data: dict[str, Any]) -> list[str]:
+    """One line per overloaded tier: its load, its capacity and the key that adds capacity."""
+    return [
+        f"OVERLOADED: {entry['tier']} (rho {entry['rho']:.3g}: {cells.rate(entry['offered_rate'])} "
+        f"offered, {cells.rate(entry['capacity'])} capacity); add capacity with "
+        f"--set tiers.{entry['tier']}.{entry['add']}=... or lower the load"
+        for entry in data.get("overloaded") or []
+    ]
 
 
 def _summary_line(data: dict[str, Any]) -> str:
@@ -103,6 +116,8 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = 120)
             table.add_row(*row)
         console.print(table)
     console.print(_summary_line(data), markup=False)
+    for line in _overload_lines(data):
+        console.print(line, markup=False)
     for verdict in data["slos"]:
         mark = {True: "✓ PASS", False: "✗ FAIL", None: "? no formula"}[verdict["passed"]]
         console.print(
@@ -132,6 +147,9 @@ def render_solve_markdown(report: Report) -> str:
         ]
         lines.append("")
     lines.append(_summary_line(data))
+    lines += (
+        ["", *(f"**{line}**" for line in _overload_lines(data))] if data.get("overloaded") else []
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from capsim.analysis.report import overload_failures
 from capsim.model.types import COUNT_STATISTICS, RATIO_STATISTICS
 from capsim.units import format_duration
 
@@ -110,11 +111,42 @@ def engine_line(data: dict[str, Any]) -> str | None:
     return f"engine: {engine['path']}{reason}"
 
 
+def overload_text(failure: dict[str, Any]) -> str:
+    """`orders (backlog +23/s, saturates near 3,450.0/s)`."""
+    details = overload_details(failure)
+    return f"{failure['tier']} ({details})" if details else str(failure["tier"])
+
+
+def overload_details(failure: dict[str, Any]) -> str:
+    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates."""
+    details = []
+    growth = failure.get("growth_rate")
+    if isinstance(growth, int | float):
+        details.append(f"backlog +{growth:,.3g}/s" if growth < 10 else f"backlog +{growth:,.0f}/s")
+    saturation = failure.get("saturation_rate")
+    if isinstance(saturation, int | float):
+        details.append(f"saturates near {rate(saturation)}")
+    return ", ".join(details)
+
+
 def verdict_line(data: dict[str, Any]) -> str:
+    """The run's verdict in one sentence; an overloaded tier is named first and fails it."""
     slos = data.get("slos", [])
+    failed = sum(1 for v in slos if not v["passed"])
+    overloaded = overload_failures(data)
+    if overloaded:
+        tiers = "; ".join(overload_text(f) for f in overloaded)
+        word = "tier" if len(overloaded) == 1 else "tiers"
+        slo_part = (
+            "no SLOs defined"
+            if not slos
+            else f"{failed} of {len(slos)} SLOs failed besides"
+            if failed
+            else f"the {len(slos)} SLO figure(s) are within limits but not steady-state figures"
+        )
+        return f"FAIL: {word} OVERLOADED — {tiers}; {slo_part}."
     if not slos:
         return "No SLOs defined."
-    failed = sum(1 for v in slos if not v["passed"])
     if not failed:
         return f"All {len(slos)} SLOs met." if len(slos) > 1 else "The SLO is met."
     return f"{failed} of {len(slos)} SLOs failed."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from capsim.analysis.check import CheckOutcome
 from capsim.outputs import cells
-from capsim.outputs.junit import regression_message, slo_message
+from capsim.outputs.junit import overload_message, regression_message, slo_message
 
 
 def _escape_data(text: str) -> str:
@@ -18,13 +18,17 @@ def _escape_property(text: str) -> str:
 
 
 def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]:
-    """One `::error` line per failed SLO (at its line in the scenario) and failed regression check.
+    """One `::error` line per overloaded tier, per failed SLO (at its line in the scenario) and
+    per failed regression check.
 
     An inconclusive check counted as a pass gets a `::warning` instead, and so does an SLO that
     passed on a percentile estimated from too few requests (`low_sample`).
     """
     file = _escape_property(scenario_path)
     lines = []
+    for entry in outcome.overloaded:
+        title = _escape_property(f"tier {entry['tier']} OVERLOADED")
+        lines.append(f"::error file={file},title={title}::{_escape_data(overload_message(entry))}")
     for verdict in outcome.failed_slos:
         where = f"file={file}"
         if verdict.get("line"):
@@ -57,6 +61,10 @@ def render_summary(outcome: CheckOutcome) -> str:
     """The check as GitHub-flavoured Markdown: the verdict, SLOs and the regression table."""
     icon = "✅" if outcome.passed else "❌"
     lines = [f"## {icon} capsim check: {outcome.scenario}", "", f"**{outcome.headline()}**", ""]
+    for entry in outcome.overloaded:
+        lines.append(f"- ❌ {_cell(overload_message(entry))}")
+    if outcome.overloaded:
+        lines.append("")
     if outcome.slos:
         lines += ["| SLO | verdict | observed | limit |", "| --- | --- | ---: | ---: |"]
         for verdict in outcome.slos:

@@ -35,6 +35,18 @@ def slo_message(verdict: dict[str, Any]) -> str:
     return f"{verdict['slo']}: observed {observed}{low}, limit {cells.slo_limit(verdict)}"
 
 
+def overload_message(failure: dict[str, Any]) -> str:
+    """`tier orders OVERLOADED: ...`: the overload failure of a run, with its figures."""
+    text = (
+        f"tier {failure['tier']} OVERLOADED: not in steady state at the end of the measured "
+        f"window ({cells.overload_details(failure)})"
+    )
+    capacity = failure.get("capacity")
+    if isinstance(capacity, int | float):
+        text += f"; its capacity is about {cells.rate(capacity)}"
+    return text + "; an overloaded tier fails the run whatever the SLOs say"
+
+
 def regression_message(check: RegressionCheck) -> str:
     """What changed, against what, with both intervals and the rule's reason."""
     change = check.change
@@ -54,7 +66,8 @@ def regression_message(check: RegressionCheck) -> str:
 
 
 def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
-    """JUnit XML: suite `slos` and, with a baseline, suite `regression`.
+    """JUnit XML: suite `slos`, suite `steady_state` (a failed case per overloaded tier) when a
+    tier is overloaded and, with a baseline, suite `regression`.
 
     An inconclusive check is a failure under `--inconclusive fail` and a skipped case (with the
     reason) under `--inconclusive pass`, so CI reports show it either way.
@@ -88,6 +101,28 @@ def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
     slo_suite.set("skipped", "0")
     totals["tests"] += len(outcome.slos)
     totals["failures"] += slo_failures
+
+    if outcome.overloaded:
+        suite = ET.SubElement(root, "testsuite", name="steady_state")
+        for entry in outcome.overloaded:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"capsim.{outcome.scenario}.steady_state",
+                name=f"tier {entry['tier']} in steady state",
+            )
+            if scenario_path:
+                case.set("file", scenario_path)
+            message = overload_message(entry)
+            failure = ET.SubElement(case, "failure", message=message, type="overloaded")
+            failure.text = message
+        count = str(len(outcome.overloaded))
+        suite.set("tests", count)
+        suite.set("failures", count)
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        totals["tests"] += len(outcome.overloaded)
+        totals["failures"] += len(outcome.overloaded)
 
     if outcome.baseline is not None:
         suite = ET.SubElement(root, "testsuite", name="regression")

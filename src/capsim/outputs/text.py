@@ -134,7 +134,8 @@ def _csv_value(value: Any) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo).
+    """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo,
+    overloaded, and a final `run` row with `passed`).
 
     Nested figures get dotted metric names (`latency.p99`, `ci95.latency.mean.low`); a missing
     figure is an empty cell. Easy to pivot in a spreadsheet.
@@ -151,4 +152,10 @@ def render_csv(report: Report) -> str:
         for metric, value in verdict.items():
             if metric != "slo":
                 writer.writerow(["slo", verdict["slo"], metric, _csv_value(value)])
+    for failure in data.get("overloaded") or []:
+        for metric, value in failure.items():
+            if metric != "tier":
+                writer.writerow(["overloaded", failure["tier"], metric, _csv_value(value)])
+    if "passed" in data:
+        writer.writerow(["run", data["scenario"], "passed", _csv_value(data["passed"])])
     return buffer.getvalue()
