@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from capsim.errors import Problem, ScenarioError
+from capsim.safeio import InputError, read_capped
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NODES = 100_000
@@ -292,30 +293,16 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
 
 
 def read_yaml_file(path: str | Path) -> Document:
-    """Read and parse a scenario file; every failure is a ScenarioError naming the file."""
+    """Read and parse a scenario file; every failure is a ScenarioError naming the file.
+
+    At most `MAX_FILE_BYTES` + 1 bytes are read, whatever size the file reports (a device, a
+    FIFO or standard input as `-` never end): see `capsim.safeio`.
+    """
     file = str(path)
-    source = Path(path)
-    if not source.exists():
-        raise ScenarioError([Problem("no such file; check the path of the scenario", file)])
-    if source.is_dir():
-        raise ScenarioError(
-            [Problem("this is a directory; give the path of a scenario .yaml file", file)]
-        )
     try:
-        size = source.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(
-                [
-                    Problem(
-                        f"the file is {size / 1024 / 1024:.1f} MiB; a scenario may be at most "
-                        f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                        file,
-                    )
-                ]
-            )
-        raw = source.read_bytes()
-    except OSError as error:
-        raise ScenarioError([Problem(f"cannot read the file: {error.strerror}", file)]) from None
+        raw = read_capped(file, MAX_FILE_BYTES, "a scenario")
+    except InputError as error:
+        raise ScenarioError([Problem(f"cannot read the file: {error.reason}", file)]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
