@@ -85,23 +85,17 @@ def _check_folder(path: Path | None, option: str) -> None:
 
 
 def _load_baseline(path: Path) -> dict[str, Any]:
-    from capsim.analysis.check import validate_baseline
+    from capsim.analysis.results import load_result
+    from capsim.safeio import InputError
+    from capsim.textsafe import visible
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
+        return load_result(path)
+    except InputError as error:
         raise UsageError(
-            f"cannot read the baseline {path}: {error.strerror or error}. Make one with "
-            f"`capsim run SCENARIO --format json --output {path}`"
+            f"cannot read the baseline {visible(error.path)}: {error.reason}. Make one with "
+            "`capsim run SCENARIO --format json --output FILE`"
         ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UsageError(
-            f"{path}:{error.lineno}:{error.colno}: the baseline is not valid JSON ({error.msg}); "
-            "it must be the output of `capsim run SCENARIO --format json`"
-        ) from None
-    return validate_baseline(data, str(path))
 
 
 def _check_text(outcome: Any) -> str:
@@ -178,6 +172,7 @@ def check(
     lines; when GITHUB_STEP_SUMMARY is set it appends the Markdown summary to that file.
     """
     from capsim.analysis.check import check_result
+    from capsim.analysis.stats import sanitise
     from capsim.outputs.github import render_summary, workflow_annotations
     from capsim.outputs.junit import render_junit
 
@@ -218,7 +213,11 @@ def check(
                     f"{error.strerror or error}"
                 ) from None
         if output_format is CheckFormat.json:
-            text = json.dumps(outcome.as_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+            # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
+            # need not be: the JSON holds null where a figure is not finite.
+            text = json.dumps(
+                sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
+            )
         elif output_format is CheckFormat.markdown:
             text = summary
         else:

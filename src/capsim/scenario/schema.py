@@ -32,8 +32,8 @@ from pydantic_core import PydanticCustomError
 
 from capsim.errors import Problem
 from capsim.safeio import InputError, read_capped
-from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.scenario.loader import PathKey, Position, format_path
+from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio
 
 TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
