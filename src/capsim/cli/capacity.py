@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,9 +12,11 @@ import capsim
 from capsim.cli.app import (
     SeedOption,
     SetOption,
+    _color_for,
     _emit,
     _exit_codes,
     _Progress,
+    _say,
     _stderr,
     app,
 )
@@ -81,10 +81,10 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     from capsim.outputs.capacity import render_capacity
 
     clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = _color_for(output)
     console = _stderr()
     for note in clean.get("warnings", []):
-        console.print(f"warning: {note}", markup=False, soft_wrap=True)
+        _say(console, f"warning: {note}")
     _emit(render_capacity(clean, fmt.value, color=color), output)
 
 

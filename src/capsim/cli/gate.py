@@ -22,6 +22,7 @@ from capsim.cli.app import (
     _emit,
     _exit_codes,
     _Progress,
+    _say,
     _stderr,
     app,
 )
@@ -76,11 +77,18 @@ def _check_folder(path: Path | None, option: str) -> None:
     """Refuse, before simulating, an output file whose folder does not exist."""
     if path is None:
         return
+    from capsim.safeio import os_reason
+    from capsim.textsafe import visible
+
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    try:
+        exists = folder.is_dir()
+    except OSError as error:  # a name too long: is_dir() does not swallow that one
+        raise UsageError(f"cannot write {visible(str(path))} ({option}): {os_reason(error)}") from None
+    if not exists:
         raise UsageError(
-            f"cannot write {path} ({option}): the folder {folder} does not exist; create it "
-            "or choose another path"
+            f"cannot write {visible(str(path))} ({option}): the folder {visible(str(folder))} "
+            "does not exist; create it or choose another path"
         )
 
 
@@ -99,8 +107,9 @@ def _load_baseline(path: Path) -> dict[str, Any]:
 
 
 def _check_text(outcome: Any) -> str:
-    """The plain-text view of a check, for the CI log."""
+    """The plain-text view of a check, for the CI log (no control character from data)."""
     from capsim.outputs.junit import regression_message, slo_message
+    from capsim.textsafe import visible
 
     lines = [outcome.headline()]
     for verdict in outcome.slos:
@@ -117,7 +126,7 @@ def _check_text(outcome: Any) -> str:
         within = len(outcome.regressions) - len(flagged)
         lines.append(f"  {within} of {len(outcome.regressions)} figures within tolerance")
     lines += [f"note: {note}" for note in outcome.notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(visible(line) for line in lines) + "\n"
 
 
 @app.command()
@@ -189,7 +198,7 @@ def check(
             )
         console = _stderr()
         for warning in report.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         outcome = check_result(
             report.data,
             baseline=base,
@@ -270,6 +279,9 @@ def report(
     """
     from capsim.analysis.sizing_report import build_sizing_report
     from capsim.engine.runner import run_replications
+    from capsim.outputs.files import is_regular_destination, is_stdout
+    from capsim.outputs.report_markdown import write_report_markdown
+    from capsim.textsafe import visible
 
     with _exit_codes():
         _check_folder(output, "--output")
@@ -280,6 +292,8 @@ def report(
                 if output.suffix.lower() in (".md", ".markdown")
                 else ReportFormat.html
             )
+        if fmt is ReportFormat.markdown and not is_regular_destination(output):
+            write_report_markdown("", {}, output)  # refuses, before anything is simulated
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         loaded = capsim.load_scenario(scenario, overrides)
         model = capsim.build_model(loaded)
@@ -303,15 +317,15 @@ def report(
             )
         console = _stderr()
         for warning in sizing.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         if fmt is ReportFormat.html:
             from capsim.outputs.report_html import render_report_html
 
             _emit(render_report_html(sizing), output)
         else:
-            from capsim.outputs.report_markdown import render_report_markdown, write_files
+            from capsim.outputs.report_markdown import render_report_markdown
 
             text, files = render_report_markdown(sizing, output.stem)
-            write_files(files, output.parent)
-            _emit(text, output)
-        console.print(f"wrote {output}", markup=False)
+            write_report_markdown(text if text.endswith("\n") else text + "\n", files, output)
+        if not is_stdout(output):
+            console.print(f"wrote {visible(str(output))}", markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from capsim.analysis.check import CheckOutcome
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_code, markdown_text
 from capsim.outputs.junit import regression_message, slo_message
 
 
@@ -42,13 +43,13 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def render_summary(outcome: CheckOutcome) -> str:
     """The check as GitHub-flavoured Markdown: the verdict, SLOs and the regression table."""
     icon = "✅" if outcome.passed else "❌"
-    lines = [f"## {icon} capsim check: {outcome.scenario}", "", f"**{outcome.headline()}**", ""]
+    lines = [f"## {icon} capsim check: {markdown_text(outcome.scenario)}", "", f"**{markdown_text(outcome.headline())}**", ""]
     if outcome.slos:
         lines += ["| SLO | verdict | observed | limit |", "| --- | --- | ---: | ---: |"]
         for verdict in outcome.slos:
@@ -60,7 +61,7 @@ def render_summary(outcome: CheckOutcome) -> str:
     if outcome.baseline is not None:
         policy = "fail" if outcome.inconclusive_policy == "fail" else "pass"
         lines += [
-            f"Against baseline `{outcome.baseline}`, tolerance {outcome.tolerance * 100:g}%; "
+            f"Against baseline {markdown_code(outcome.baseline)}, tolerance {outcome.tolerance * 100:g}%; "
             f"inconclusive checks count as a **{policy}**.",
             "",
         ]
@@ -76,5 +77,5 @@ def render_summary(outcome: CheckOutcome) -> str:
             lines.append(f"All {len(outcome.regressions)} figures are within tolerance.")
         lines.append("")
     for note in outcome.notes:
-        lines.append(f"> {note}")
+        lines.append(f"> {markdown_text(note)}")
     return "\n".join(lines).rstrip() + "\n"
