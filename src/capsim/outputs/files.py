@@ -117,9 +117,7 @@ def _temporary_in(folder: Path, target: Path) -> tuple[int, str]:
         return tempfile.mkstemp(dir=folder, prefix=".capsim-", suffix=".tmp")
     except OSError as error:
         raise _cannot(
-            target,
-            f"{os_reason(error)}; check that the folder {visible(str(folder))} exists and is "
-            "writable",
+            target, f"{os_reason(error)} (writing into the folder {visible(str(folder))})"
         ) from None
 
 
