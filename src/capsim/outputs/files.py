@@ -192,7 +192,7 @@ def write_file_group(files: Mapping[str, bytes], folder: Path) -> None:
     except OSError as error:
         raise _cannot(folder / next(iter(files), ""), os_reason(error)) from None
     try:
-        staged = {}
+        staged: dict[str, Path] = {}
         for name, data in files.items():
             temporary = staging / f"{len(staged)}.tmp"
             with open(temporary, "wb") as stream:
