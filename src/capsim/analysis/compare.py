@@ -30,6 +30,7 @@ from capsim.model.build import build_model
 from capsim.model.types import Model
 from capsim.safeio import read_capped
 from capsim.scenario import load_scenario
+from capsim.textsafe import visible
 
 #: Class figures compared, as dotted keys of a class entry of `capsim run`'s JSON.
 CLASS_METRICS: tuple[str, ...] = (
@@ -131,10 +132,13 @@ def _load_side(
     if saved is not None:
         if overrides:
             raise UsageError(f"--set changes scenarios, but {path} is a saved result")
-        return _Side(str(path), saved, "result")
+        return _Side(visible(str(path)), saved, "result")
     model = build_model(load_scenario(path, overrides))
     runs = run_replications(model, progress=progress, max_requests=max_requests)
-    side = _Side(str(path), summarise(model, runs, capsim_version=capsim_version).data, "scenario")
+    # A file name may hold any byte but "/" and NUL: the label is text any output can hold.
+    side = _Side(
+        visible(str(path)), summarise(model, runs, capsim_version=capsim_version).data, "scenario"
+    )
     side.classes = _class_estimates(model, runs)
     side.tiers = _tier_estimates(model, runs)
     return side

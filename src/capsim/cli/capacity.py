@@ -184,7 +184,9 @@ def size(
         size_tiers,
     )
     from capsim.outputs import write_output
+    from capsim.safeio import read_capped
     from capsim.scenario.edit import set_values
+    from capsim.scenario.loader import MAX_FILE_BYTES
 
     with _exit_codes():
         model = _model(scenario, set_, seed)
@@ -204,7 +206,8 @@ def size(
                 max_requests=max_requests,
             )
         if write is not None:
-            text = scenario.read_text(encoding="utf-8")
+            # Read again, capped like every input (capsim.safeio).
+            text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
             write_output(set_values(text, data["overrides"]), write)
             data["written"] = str(write)
         _show(data, output_format, output)

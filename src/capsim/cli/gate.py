@@ -84,7 +84,9 @@ def _check_folder(path: Path | None, option: str) -> None:
     try:
         exists = folder.is_dir()
     except OSError as error:  # a name too long: is_dir() does not swallow that one
-        raise UsageError(f"cannot write {visible(str(path))} ({option}): {os_reason(error)}") from None
+        raise UsageError(
+            f"cannot write {visible(str(path))} ({option}): {os_reason(error)}"
+        ) from None
     if not exists:
         raise UsageError(
             f"cannot write {visible(str(path))} ({option}): the folder {visible(str(folder))} "
@@ -184,6 +186,7 @@ def check(
     from capsim.analysis.stats import sanitise
     from capsim.outputs.github import render_summary, workflow_annotations
     from capsim.outputs.junit import render_junit
+    from capsim.textsafe import visible
 
     with _exit_codes():
         relative = parse_tolerance(tolerance)
@@ -202,7 +205,7 @@ def check(
         outcome = check_result(
             report.data,
             baseline=base,
-            baseline_name=str(baseline) if baseline is not None else None,
+            baseline_name=visible(str(baseline)) if baseline is not None else None,
             tolerance=relative,
             inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
         )

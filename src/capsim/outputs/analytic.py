@@ -129,9 +129,7 @@ def render_solve_markdown(report: Report) -> str:
             "| " + " | ".join(h or "exact?" for h in header) + " |",
             "|" + "---|" * len(header),
         ]
-        lines += [
-            "| " + " | ".join(markdown_text(cell) for cell in row) + " |" for row in rows
-        ]
+        lines += ["| " + " | ".join(markdown_text(cell) for cell in row) + " |" for row in rows]
         lines.append("")
     lines.append(markdown_text(_summary_line(data)))
     return "\n".join(lines) + "\n"

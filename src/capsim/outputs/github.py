@@ -6,6 +6,7 @@ from capsim.analysis.check import CheckOutcome
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_code, markdown_text
 from capsim.outputs.junit import regression_message, slo_message
+from capsim.textsafe import visible
 
 
 def _escape_data(text: str) -> str:
@@ -23,7 +24,7 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
 
     An inconclusive check counted as a pass gets a `::warning` instead.
     """
-    file = _escape_property(scenario_path)
+    file = _escape_property(visible(scenario_path))
     lines = []
     for verdict in outcome.failed_slos:
         where = f"file={file}"
@@ -49,7 +50,12 @@ def _cell(text: str) -> str:
 def render_summary(outcome: CheckOutcome) -> str:
     """The check as GitHub-flavoured Markdown: the verdict, SLOs and the regression table."""
     icon = "✅" if outcome.passed else "❌"
-    lines = [f"## {icon} capsim check: {markdown_text(outcome.scenario)}", "", f"**{markdown_text(outcome.headline())}**", ""]
+    lines = [
+        f"## {icon} capsim check: {markdown_text(outcome.scenario)}",
+        "",
+        f"**{markdown_text(outcome.headline())}**",
+        "",
+    ]
     if outcome.slos:
         lines += ["| SLO | verdict | observed | limit |", "| --- | --- | ---: | ---: |"]
         for verdict in outcome.slos:
