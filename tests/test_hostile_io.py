@@ -8,6 +8,7 @@ errors; terminals that are not UTF-8. docs/robustness.md says what is guaranteed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -235,7 +236,9 @@ def _endless_fifo(folder: Path, name: str) -> tuple[Path, threading.Event]:
     return fifo, stop
 
 
+@contextlib.contextmanager
 def _endless_input(kind: str, folder: Path, name: str) -> Iterator[str]:
+    """The path of an input that never ends (or claims 3 GB), made in `folder` as `name`."""
     if kind == "/dev/zero":
         yield "/dev/zero"
     elif kind == "symlink to /dev/zero":
@@ -282,7 +285,7 @@ QUICK_ENDLESS = {"scenario": ENDLESS, "baseline": ENDLESS[::3], "compare input":
 def test_an_endless_input_stops_at_its_cap(
     shop: Path, command: list[str], cap: str, name: str, kind: str
 ) -> None:
-    for path in _endless_input(kind, shop.parent, name):
+    with _endless_input(kind, shop.parent, name) as path:
         started = time.monotonic()
         done = capsim(
             *[arg.format(shop=shop, input=path) for arg in command], cwd=shop.parent, timeout=60
@@ -313,7 +316,7 @@ def test_standard_input_fed_endlessly_stops_at_the_cap(shop: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["sparse 3 GB file", "FIFO fed endlessly", "symlink to /dev/zero"])
 def test_an_endless_samples_file_is_refused(shop: Path, kind: str) -> None:
-    for path in _endless_input(kind, shop.parent, "samples.csv"):
+    with _endless_input(kind, shop.parent, "samples.csv") as path:
         scenario = shop.parent / "empirical.yaml"
         scenario.write_text(
             SCENARIO.replace(

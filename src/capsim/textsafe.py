@@ -29,13 +29,8 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def visible(text: str, *, keep_newlines: bool = False) -> str:
-    """`text` with every control character and surrogate written as an escape (`\\x1b`, `\\n`).
-
-    With `keep_newlines`, line breaks stay (a message of several lines for a terminal).
-    """
-    if keep_newlines:
-        return "\n".join(_UNSAFE.sub(_escape, line) for line in text.split("\n"))
+def visible(text: str) -> str:
+    """`text` with every control character and surrogate written as an escape (`\\x1b`, `\\n`)."""
     return _UNSAFE.sub(_escape, text)
 
 

@@ -59,8 +59,9 @@ def _stderr() -> Console:
 
 
 def _say(console: Console, text: str) -> None:
-    """A message on stderr; text from data in it cannot send a terminal escape sequence."""
-    console.print(visible(text, keep_newlines=True), markup=False, soft_wrap=True)
+    """One message line on stderr: text from data in it can send neither a terminal escape
+    sequence nor a line break (after which a CI log would read `::error ...` as a command)."""
+    console.print(visible(text), markup=False, soft_wrap=True)
 
 
 class _EncodableStream:
