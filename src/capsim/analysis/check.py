@@ -358,18 +358,6 @@ def compare_results(
     return checks, notes
 
 
-def validate_baseline(data: Any, source: str) -> dict[str, Any]:
-    """The baseline result, or a UsageError saying why the file is not a capsim result."""
-    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
-        raise UsageError(
-            f"{source} is not a capsim result: expected the JSON written by "
-            "`capsim run SCENARIO --format json --output FILE`, with a `classes` mapping"
-        )
-    if not isinstance(data.get("tiers", {}), dict):
-        raise UsageError(f"{source}: `tiers` must be a mapping of tier results")
-    return data
-
-
 def check_result(
     current: dict[str, Any],
     *,

@@ -8,7 +8,6 @@ judged by an unpaired (Welch-style) interval built from them. docs/capacity.md h
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,13 @@ from typing import Any
 
 from capsim.analysis.points import Progress
 from capsim.analysis.report import overload_failures
+from capsim.analysis.results import (
+    MAX_RESULT_BYTES,
+    NotAResult,
+    decode_result,
+    parse_result_json,
+    validate_result,
+)
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.result import RunResult
@@ -23,7 +29,9 @@ from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 from capsim.errors import UsageError
 from capsim.model.build import build_model
 from capsim.model.types import STATISTICS, Model
+from capsim.safeio import read_capped
 from capsim.scenario import load_scenario
+from capsim.textsafe import visible
 
 #: Class figures compared, as dotted keys of a class entry of `capsim run`'s JSON.
 CLASS_METRICS: tuple[str, ...] = (
@@ -38,29 +46,26 @@ TIER_METRICS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
-    """A saved `capsim run --format json` result, or None when the file is not one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    if not text.lstrip().startswith("{"):
+    """A saved `capsim run --format json` result, or None when the file is a scenario.
+
+    A file named `.json`, or whose JSON object has `capsim_version`, `classes`, `tiers` or
+    `command`, is a result and must be a well-formed one (`capsim.analysis.results`); other
+    text is a scenario, read again by the scenario loader.
+    """
+    source = str(path)
+    raw = read_capped(source, MAX_RESULT_BYTES, "a scenario or a capsim result")
+    named_json = path.suffix.lower() == ".json"
+    if not named_json and not raw.lstrip().startswith(b"{"):
         return None
+    text = decode_result(raw, source)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if (
-        isinstance(data, dict)
-        and "classes" in data
-        and "tiers" in data
-        and "capsim_version" in data
-    ):
-        return data
-    if isinstance(data, dict) and "command" in data:
-        raise UsageError(
-            f"{path} is a `capsim {data['command']}` result; compare takes scenarios or "
-            "`capsim run --format json` results"
-        )
+        data = parse_result_json(text, source)
+    except NotAResult:
+        if named_json or any(f'"{key}"'.encode() in raw for key in _RESULT_KEYS):
+            raise
+        return None  # a scenario in YAML's flow style: the scenario loader says what is wrong
+    if named_json or (isinstance(data, dict) and _RESULT_KEYS & data.keys()):
+        return validate_result(data, source)
     return None
 
 
@@ -73,6 +78,9 @@ def _asked_metrics(*results: dict[str, Any]) -> list[str]:
             found.update((f"latency.{k}", None) for k in entry["latency"] if k not in STATISTICS)
             found.update((f"share_over.{k}", None) for k in entry.get("share_over", {}))
     return list(found)
+
+
+_RESULT_KEYS = {"capsim_version", "classes", "tiers", "command"}
 
 
 def _get(entry: dict[str, Any], dotted: str) -> float | None:
@@ -145,10 +153,13 @@ def _load_side(
     if saved is not None:
         if overrides:
             raise UsageError(f"--set changes scenarios, but {path} is a saved result")
-        return _Side(str(path), saved, "result")
+        return _Side(visible(str(path)), saved, "result")
     model = build_model(load_scenario(path, overrides))
     runs = run_replications(model, progress=progress, max_requests=max_requests)
-    side = _Side(str(path), summarise(model, runs, capsim_version=capsim_version).data, "scenario")
+    # A file name may hold any byte but "/" and NUL: the label is text any output can hold.
+    side = _Side(
+        visible(str(path)), summarise(model, runs, capsim_version=capsim_version).data, "scenario"
+    )
     side.classes = _class_estimates(model, runs)
     side.tiers = _tier_estimates(model, runs)
     return side

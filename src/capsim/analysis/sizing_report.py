@@ -41,6 +41,8 @@ class SizingReport:
     bottleneck: dict[str, Any] | None = None
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     scenario_path: str = ""
+    #: The scenario's `description` (free text, may span lines; shown under the title).
+    description: str = ""
 
 
 def latency_cdfs(model: Model, runs: Sequence[RunResult], max_points: int = 200) -> dict[str, Any]:
@@ -175,6 +177,7 @@ def build_sizing_report(
         bottleneck=find_bottleneck(model, summary.data),
         costs=tier_costs(model),
         scenario_path=model.source,
+        description=model.description,
     )
     if not curve:
         report.curve_note = "The load curve was not computed (--no-curve)."

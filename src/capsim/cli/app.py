@@ -17,6 +17,7 @@ from rich.console import Console
 
 import capsim
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
+from capsim.textsafe import visible
 
 app = typer.Typer(
     name="capsim",
@@ -47,8 +48,49 @@ class Executor(str, Enum):
     process = "process"
 
 
+def color_allowed(stream: Any) -> bool:
+    """Colour only on a terminal that can show it: not with NO_COLOR set, nor TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
 def _stderr() -> Console:
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
+
+
+def _say(console: Console, text: str) -> None:
+    """One message line on stderr: text from data in it can send neither a terminal escape
+    sequence nor a line break (after which a CI log would read `::error ...` as a command)."""
+    console.print(visible(text), markup=False, soft_wrap=True)
+
+
+class _EncodableStream:
+    """A text stream that first makes what it is given writable in its encoding (`for_encoding`):
+    on an ASCII or Latin-1 terminal capsim's `·`, `—` and `✓` become `-`, `--` and `+` instead of
+    a UnicodeEncodeError."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from capsim.outputs.escape import for_encoding
+
+        return int(self._stream.write(for_encoding(text, self._stream.encoding)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _ensure_encodable_streams() -> None:
+    """Wrap stdout and stderr when their encoding cannot hold every character (not UTF-8)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if isinstance(stream, _EncodableStream) or encoding in ("utf-8", "utf8", "utf-16"):
+            continue
+        if encoding:
+            setattr(sys, name, _EncodableStream(stream))
 
 
 @contextmanager
@@ -64,22 +106,22 @@ def _exit_codes() -> Iterator[None]:
         console = _stderr()
         count = len(error.problems)
         for problem in error.problems:
-            console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+            _say(console, f"error: {problem.format()}")
         if count > 1:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
     except Interrupted as error:
         console = _stderr()
         if error.completed_points:
-            console.print(f"{error}. Completed before the interruption:", markup=False)
+            _say(console, f"{error}. Completed before the interruption:")
             for line in error.completed_points:
-                console.print(f"  {line}", markup=False, soft_wrap=True)
+                _say(console, f"  {line}")
             console.print("partial: the search did not finish; nothing was written.", markup=False)
         else:
-            console.print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
+            _say(console, f"{error}; nothing completed to report.")
         raise typer.Exit(error.exit_code) from None
     except CapsimError as error:
-        _stderr().print(f"error: {clip(str(error))}", markup=False, soft_wrap=True)
+        _say(_stderr(), f"error: {clip(str(error))}")
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("interrupted.", markup=False)
@@ -191,13 +233,23 @@ def statistics_overrides(percentiles: str | None, share_over: list[str] | None) 
 
 
 def _emit(text: str, output: Path | None) -> None:
+    """Print `text` on stdout (`output` None, `-` or /dev/stdout) or write it to `output`."""
     from capsim.outputs import write_output
+    from capsim.outputs.files import is_stdout
 
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None or is_stdout(output):
+        sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_output(text if text.endswith("\n") else text + "\n", output)
+        write_output(text, output)
+
+
+def _color_for(output: Path | None) -> bool:
+    """Colour codes in a table: only on stdout, only on a terminal that shows colour."""
+    from capsim.outputs.files import is_stdout
+
+    return (output is None or is_stdout(output)) and color_allowed(sys.stdout)
 
 
 def _size_option(text: str, option: str) -> float:
@@ -217,7 +269,8 @@ class _Progress:
     """A rich progress bar on stderr, shown only on a terminal and only after a second."""
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        # No bar on a dumb terminal: it redraws with cursor movements.
+        self.enabled = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.started = time.monotonic()
         self.bar: Any = None
         self.task: Any = None
@@ -338,16 +391,16 @@ def run(
             interrupted, report = stop, stop.report
         console = _stderr()
         for warning in report.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         if interrupted is not None and output is not None:
             # The file is for complete results only: the partial ones go to the terminal.
             console.print(render(report, "table", color=False), markup=False, soft_wrap=True)
-            console.print(f"interrupted: {output} was not written.", markup=False, soft_wrap=True)
+            _say(console, f"interrupted: {output} was not written.")
             raise typer.Exit(interrupted.exit_code)
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         _emit(render(report, output_format.value, color=color), output)
         if interrupted is not None:
-            console.print(f"{interrupted}.", markup=False, soft_wrap=True)
+            _say(console, f"{interrupted}.")
             raise typer.Exit(interrupted.exit_code)
 
 
@@ -375,7 +428,7 @@ def solve(
         data = solve_model(model, capsim_version=capsim.__version__, mark_overload=True)
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         _emit(render_solve(report, output_format.value, color=color), output)
         if data["overloaded"]:
             # The estimates are printed; the exit code says a tier has no steady state.
@@ -401,10 +454,10 @@ def validate(
             if problems:
                 failed += 1
                 for problem in problems:
-                    console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
-                console.print(f"{path}: {len(problems)} problem(s)", markup=False)
+                    _say(console, f"error: {problem.format()}")
+                _say(console, f"{path}: {len(problems)} problem(s)")
             else:
-                sys.stdout.write(f"{path}: ok\n")
+                sys.stdout.write(f"{visible(str(path))}: ok\n")
         if failed:
             raise typer.Exit(2)
 
@@ -424,6 +477,7 @@ def _root(
         bool, typer.Option("--version", help="Print capsim's version and exit.", is_eager=True)
     ] = False,
 ) -> None:
+    _ensure_encodable_streams()
     if version:
         sys.stdout.write(f"capsim {capsim.__version__}\n")
         raise typer.Exit(0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +14,11 @@ from capsim.cli.app import (
     SeedOption,
     SetOption,
     ShareOverOption,
+    _color_for,
     _emit,
     _exit_codes,
     _Progress,
+    _say,
     _stderr,
     app,
     statistics_overrides,
@@ -84,10 +84,10 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     from capsim.outputs.capacity import render_capacity
 
     clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = _color_for(output)
     console = _stderr()
     for note in clean.get("warnings", []):
-        console.print(f"warning: {note}", markup=False, soft_wrap=True)
+        _say(console, f"warning: {note}")
     _emit(render_capacity(clean, fmt.value, color=color), output)
 
 
@@ -204,7 +204,9 @@ def size(
         size_tiers,
     )
     from capsim.outputs import write_output
+    from capsim.safeio import read_capped
     from capsim.scenario.edit import set_values
+    from capsim.scenario.loader import MAX_FILE_BYTES
 
     with _exit_codes():
         model = _model(scenario, set_, seed, percentiles, share_over)
@@ -224,7 +226,8 @@ def size(
                 max_requests=max_requests,
             )
         if write is not None:
-            text = scenario.read_text(encoding="utf-8")
+            # Read again, capped like every input (capsim.safeio).
+            text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
             write_output(set_values(text, data["overrides"]), write)
             data["written"] = str(write)
         _show(data, output_format, output)

@@ -12,6 +12,8 @@ from rich.table import Table
 from capsim.analysis.report import Report
 from capsim.errors import UsageError
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_text, terminal_data
+from capsim.outputs.table import plain_cells
 from capsim.outputs.text import render_json
 
 
@@ -93,7 +95,7 @@ def _summary_line(data: dict[str, Any]) -> str:
 
 
 def render_solve_table(report: Report, *, color: bool = False, width: int = 120) -> str:
-    data = report.data
+    data = terminal_data(report.data)
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -113,7 +115,7 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = 120)
         for i, name in enumerate(header):
             table.add_column(name, justify="right" if 0 < i < len(header) - 2 else "left")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*plain_cells(row))
         console.print(table)
     console.print(_summary_line(data), markup=False)
     for line in _overload_lines(data):
@@ -123,14 +125,14 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = 120)
         console.print(
             f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})", markup=False
         )
-    for note in report.warnings:
+    for note in terminal_data(report.warnings):
         console.print(f"note: {note}", markup=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def render_solve_markdown(report: Report) -> str:
     data = report.data
-    lines = [f"# {data['scenario']}: analytic estimates", ""]
+    lines = [f"# {markdown_text(data['scenario'])}: analytic estimates", ""]
     class_rows, tier_rows = _rows(data)
     for title, header, rows in (
         ("Request classes", CLASS_HEADER, class_rows),
@@ -142,13 +144,13 @@ def render_solve_markdown(report: Report) -> str:
             "| " + " | ".join(h or "exact?" for h in header) + " |",
             "|" + "---|" * len(header),
         ]
-        lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
-        ]
+        lines += ["| " + " | ".join(markdown_text(cell) for cell in row) + " |" for row in rows]
         lines.append("")
-    lines.append(_summary_line(data))
+    lines.append(markdown_text(_summary_line(data)))
     lines += (
-        ["", *(f"**{line}**" for line in _overload_lines(data))] if data.get("overloaded") else []
+        ["", *(f"**{markdown_text(line)}**" for line in _overload_lines(data))]
+        if data.get("overloaded")
+        else []
     )
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from capsim.errors import UsageError
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_text, terminal_data
+from capsim.outputs.table import plain_cells
 from capsim.outputs.text import _markdown_table
 
 Block = tuple[str, list[str], list[list[str]]]  # title, header, rows
@@ -322,7 +324,7 @@ def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool)
         for i, name in enumerate(header):
             table.add_column(name, justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*plain_cells(row))
         console.print(table)
     for note in notes:
         console.print(f"note: {note}", markup=False)
@@ -332,13 +334,14 @@ def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool)
 def _markdown(
     command: str, data: dict[str, Any], lines: list[str], blocks: list[Block], notes: list[str]
 ) -> str:
-    out = [f"# capsim {command}: {data.get('scenario') or data.get('a', {}).get('scenario')}", ""]
-    out += [f"{line}  " for line in lines]
+    scenario = data.get("scenario") or data.get("a", {}).get("scenario")
+    out = [f"# capsim {command}: {markdown_text(str(scenario))}", ""]
+    out += [f"{markdown_text(line)}  " for line in lines]
     for title, header, rows in blocks:
         out += ["", f"## {title}", ""]
         out += _markdown_table(header, rows, right=range(1, len(header)))
     if notes:
-        out += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+        out += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in notes]
     return "\n".join(out) + "\n"
 
 
@@ -347,6 +350,8 @@ def render_capacity(data: dict[str, Any], fmt: str, *, color: bool = False) -> s
     name = fmt.lower()
     if name == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    if name == "table":
+        data = terminal_data(data)
     command = data["command"]
     lines, blocks = _VIEWS[command](data)
     notes = list(data.get("notes", []))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from capsim.analysis.check import CheckOutcome
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_code, markdown_text
 from capsim.outputs.junit import overload_message, regression_message, slo_message
+from capsim.textsafe import visible
 
 
 def _escape_data(text: str) -> str:
@@ -24,7 +26,7 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
     An inconclusive check counted as a pass gets a `::warning` instead, and so does an SLO that
     passed on a percentile estimated from too few requests (`low_sample`).
     """
-    file = _escape_property(scenario_path)
+    file = _escape_property(visible(scenario_path))
     lines = []
     for entry in outcome.overloaded:
         title = _escape_property(f"tier {entry['tier']} OVERLOADED")
@@ -54,13 +56,18 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def render_summary(outcome: CheckOutcome) -> str:
     """The check as GitHub-flavoured Markdown: the verdict, SLOs and the regression table."""
     icon = "✅" if outcome.passed else "❌"
-    lines = [f"## {icon} capsim check: {outcome.scenario}", "", f"**{outcome.headline()}**", ""]
+    lines = [
+        f"## {icon} capsim check: {markdown_text(outcome.scenario)}",
+        "",
+        f"**{markdown_text(outcome.headline())}**",
+        "",
+    ]
     for entry in outcome.overloaded:
         lines.append(f"- ❌ {_cell(overload_message(entry))}")
     if outcome.overloaded:
@@ -78,7 +85,7 @@ def render_summary(outcome: CheckOutcome) -> str:
     if outcome.baseline is not None:
         policy = "fail" if outcome.inconclusive_policy == "fail" else "pass"
         lines += [
-            f"Against baseline `{outcome.baseline}`, tolerance {outcome.tolerance * 100:g}%; "
+            f"Against baseline {markdown_code(outcome.baseline)}, tolerance {outcome.tolerance * 100:g}%; "
             f"inconclusive checks count as a **{policy}**.",
             "",
         ]
@@ -94,5 +101,5 @@ def render_summary(outcome: CheckOutcome) -> str:
             lines.append(f"All {len(outcome.regressions)} figures are within tolerance.")
         lines.append("")
     for note in outcome.notes:
-        lines.append(f"> {note}")
+        lines.append(f"> {markdown_text(note)}")
     return "\n".join(lines).rstrip() + "\n"

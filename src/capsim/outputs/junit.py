@@ -7,6 +7,7 @@ from typing import Any
 
 from capsim.analysis.check import CheckOutcome, RegressionCheck
 from capsim.outputs import cells
+from capsim.outputs.escape import xml_text
 
 
 def _interval(interval: tuple[float, float] | None, figure: str) -> str:
@@ -63,6 +64,15 @@ def regression_message(check: RegressionCheck) -> str:
         f"95% interval now {_interval(check.current_ci, check.figure)}{noise}, baseline "
         f"{_interval(check.baseline_ci, check.figure)}; {check.reason}"
     )
+
+
+def _make_well_formed(root: ET.Element) -> None:
+    """Replace, in every attribute and text, the characters XML 1.0 cannot hold (see xml_text)."""
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, xml_text(value))
+        if element.text:
+            element.text = xml_text(element.text)
 
 
 def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
@@ -155,5 +165,6 @@ def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("errors", "0")
+    _make_well_formed(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from capsim.outputs import cells
 from capsim.outputs.report_figures import NO_TIMESERIES, report_figures, summary_sentences
 from capsim.outputs.svg import render
+from capsim.textsafe import visible
 
 if TYPE_CHECKING:
     from capsim.analysis.sizing_report import SizingReport
@@ -114,6 +115,9 @@ def render_report_html(report: SizingReport) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{escape(cells.run_line(result))}</p>',
     ]
+    if report.description.strip():
+        lines = [escape(visible(line.strip())) for line in report.description.strip().splitlines()]
+        parts.append(f'<p class="description">{"<br>".join(line for line in lines if line)}</p>')
     sentences = summary_sentences(report)
     parts.append(
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict">'

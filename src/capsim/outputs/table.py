@@ -12,9 +12,16 @@ from rich.text import Text
 
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.escape import terminal_data
 
 #: Width of the rendered table: wide enough for every column, narrow enough for a laptop.
 WIDTH = 120
+
+
+def plain_cells(row: list[Any]) -> list[Any]:
+    """Table cells as rich `Text`: a string from data is shown as it is, never read as markup
+    (`[red]`, `[link=...]`)."""
+    return [Text(cell) if isinstance(cell, str) else cell for cell in row]
 
 
 def _table(title: str) -> Table:
@@ -29,7 +36,7 @@ def _classes_table(data: dict[str, Any]) -> Table:
         table.add_column(name, justify="right")
     for name, entry in data["classes"].items():
         table.add_row(
-            name,
+            Text(name),
             cells.rate(entry["offered_rate"]),
             cells.rate(entry["throughput"]),
             cells.errors(entry),
@@ -47,7 +54,7 @@ def _tiers_table(data: dict[str, Any]) -> Table:
     for name, entry in data["tiers"].items():
         status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
         table.add_row(
-            name,
+            Text(name),
             cells.percent(entry["utilization"]),
             cells.percent(entry.get("occupancy")),
             cells.rate(entry["throughput"]),
@@ -79,7 +86,9 @@ def _slos_table(data: dict[str, Any]) -> Table:
         mark = (
             Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
         )
-        table.add_row(mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict))
+        table.add_row(
+            mark, Text(verdict["slo"]), cells.slo_observed(verdict), cells.slo_limit(verdict)
+        )
     return table
 
 
@@ -116,6 +125,7 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
         emoji=False,
         legacy_windows=False,
     )
+    data = terminal_data(data)
     console.print(Text(cells.run_line(data), style="bold"))
     console.print(_classes_table(data))
     console.print(_tiers_table(data))
@@ -133,7 +143,7 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     engine = cells.engine_line(data)
     if engine:
         console.print(Text(engine, style="dim"))
-    for warning in report.warnings:
+    for warning in terminal_data(report.warnings):
         console.print(Text(f"warning: {warning}", style="yellow"))
     # Rich pads every line to the console width; trailing blanks only get in a reader's way.
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

@@ -10,6 +10,7 @@ from typing import Any
 
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.escape import Markdown, markdown_cell, markdown_text
 
 
 def render_json(report: Report) -> str:
@@ -17,23 +18,24 @@ def render_json(report: Report) -> str:
     return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _markdown_table(header: list[str], rows: list[list[str]], right: range) -> list[str]:
     """A GFM table; the columns in `right` (numbers) are right-aligned."""
     align = ["---:" if i in right else "---" for i in range(len(header))]
-    lines = ["| " + " | ".join(_markdown_cell(h) for h in header) + " |"]
+    lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |"]
     lines.append("| " + " | ".join(align) + " |")
-    lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
 def render_markdown(report: Report) -> str:
     """The result as GitHub-flavoured Markdown: a heading, tables, verdicts, warnings."""
     data = report.data
-    lines = [f"# capsim result: {data['scenario']}", "", cells.run_line(data), ""]
+    lines = [
+        f"# capsim result: {markdown_text(data['scenario'])}",
+        "",
+        markdown_text(cells.run_line(data)),
+        "",
+    ]
     lines += ["## Request classes", ""]
     percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
     header = ["class", "offered", "throughput", "errors", *percentiles, *(h for _, h in shares)]
@@ -72,7 +74,9 @@ def render_markdown(report: Report) -> str:
                 cells.number(entry["queue_length"]["mean"]),
                 cells.percentile(entry, "wait", "p99"),
                 cells.count(entry["rejected"]),
-                cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
+                cells.tier_status(entry)
+                if entry["stable"]
+                else Markdown(f"**{cells.OVERLOADED}**"),
             ]
             for name, entry in data["tiers"].items()
         ],
@@ -99,13 +103,13 @@ def render_markdown(report: Report) -> str:
         )
     if cells.any_low_sample(data):
         lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
-    lines += ["", f"**{cells.verdict_line(data)}**"]
+    lines += ["", f"**{markdown_text(cells.verdict_line(data))}**"]
     engine = cells.engine_line(data)
     if engine:
-        lines += ["", engine]
+        lines += ["", markdown_text(engine)]
     if report.warnings:
         lines += ["", "## Warnings", ""]
-        lines += [f"- {warning}" for warning in report.warnings]
+        lines += [f"- {markdown_text(warning)}" for warning in report.warnings]
     return "\n".join(lines) + "\n"
 
 

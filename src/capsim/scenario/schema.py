@@ -31,7 +31,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from capsim.errors import Problem
+from capsim.safeio import InputError, read_capped
 from capsim.scenario.loader import PathKey, Position, format_path
+from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio, percentile_key
 
 TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
@@ -41,7 +43,9 @@ LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 MAX_SAMPLES_FILE_BYTES = 10 * 1024 * 1024
 FIELD = "{field}"  # replaced by the key's name when a problem is reported
 
-_NAME_RE = re.compile(r"^[\w][\w\-]*$")
+#: A name: a letter, digit or "_" then letters, digits, "_" and "-"; matched in full (`fullmatch`:
+#: with `match` and `$`, a trailing newline would pass).
+_NAME_RE = re.compile(r"[\w][\w\-]*")
 
 
 # ---- helpers for plain-worded errors ---------------------------------------------------------
@@ -162,14 +166,36 @@ def _choice(valid: Sequence[str], what: str) -> Callable[[Any], str]:
 
 
 def _text(value: Any) -> str:
+    """One line of text: no control characters (newline and tab included), no lone surrogates."""
+    return _checked_text(value, prose=False)
+
+
+def _prose(value: Any) -> str:
+    """Free text that may span lines (a description): newline and tab allowed."""
+    return _checked_text(value, prose=True)
+
+
+def _checked_text(value: Any, *, prose: bool) -> str:
     if not isinstance(value, str):
         raise invalid(f"expected text, got {kind_of(value)}")
+    index = first_unsafe(value, prose=prose)
+    if index is not None:
+        allowed = "line breaks and tabs are allowed, " if prose else ""
+        raise invalid(
+            f"{show(value)} holds {describe_unsafe(value, index)}; {allowed}control characters "
+            "and unpaired surrogates are not (they would reach terminals, logs and reports)"
+        )
     return value
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` is a valid tier, class or zone name (the whole of it)."""
+    return _NAME_RE.fullmatch(text) is not None
 
 
 def _name(value: Any) -> str:
     name = _text(value)
-    if not _NAME_RE.match(name):
+    if not is_name(name):
         raise invalid(
             f"{show(name)} is not a valid name; use letters, digits, '_' and '-' (no dots or spaces)"
         )
@@ -263,6 +289,7 @@ Name = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^[\w][\w\-]*$"}),
 ]
 Text = Annotated[str, BeforeValidator(_text)]
+Prose = Annotated[str, BeforeValidator(_prose)]
 Balancing = Annotated[
     Literal["round_robin", "random", "least_connections", "power_of_two"],
     BeforeValidator(_choice(BALANCING, "balancing")),
@@ -289,22 +316,37 @@ def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
     name = _text(value)
     context = info.context or {}
     base = Path(context.get("base_dir", ".")).resolve()
-    target = (base / name).resolve()
+    try:
+        target = (base / name).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise invalid(
+            f"cannot read the samples file {show(name)}: "
+            f"{getattr(error, 'strerror', None) or error}"
+        ) from None
     if not target.is_relative_to(base):
         raise invalid(
             f"{show(name)} is outside the scenario's folder; put the samples file in the same "
             "folder as the scenario (or below it) and give its relative path"
         )
-    if not target.is_file():
-        raise invalid(
-            f"no samples file {show(name)} in {base}; check the path (relative to the scenario)"
-        )
-    if target.stat().st_size > MAX_SAMPLES_FILE_BYTES:
-        raise invalid(f"the samples file {show(name)} is larger than 10 MiB")
     try:
-        text = target.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise invalid(f"cannot read the samples file {show(name)}: {error}") from None
+        missing = not target.exists()
+    except OSError:
+        missing = False  # a name too long, say: reading says why
+    if missing:
+        raise invalid(
+            f"no samples file {show(name)} in {show(str(base))}; check the path (relative to "
+            "the scenario)"
+        )
+    try:
+        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, "a samples file")
+        text = raw.decode("utf-8-sig")
+    except InputError as error:
+        raise invalid(f"cannot read the samples file {show(name)}: {error.reason}") from None
+    except UnicodeDecodeError as error:
+        raise invalid(
+            f"the samples file {show(name)} is not UTF-8 text (byte {error.start + 1}); save it "
+            "as UTF-8"
+        ) from None
     samples: list[float] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
@@ -1417,7 +1459,7 @@ class Scenario(_Strict):
 
     version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
-    description: Text = ""
+    description: Prose = ""
     seed: Annotated[
         int,
         BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
@@ -1440,7 +1482,7 @@ class Scenario(_Strict):
     def _names(cls, value: Any) -> Any:
         if isinstance(value, dict):
             for key in value:
-                if not _NAME_RE.match(str(key)):
+                if not is_name(str(key)):
                     raise invalid(
                         f"{show(key)} is not a valid name; use letters, digits, '_' and '-' "
                         "(no dots or spaces)",
