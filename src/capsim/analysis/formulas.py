@@ -321,3 +321,39 @@ def closed_network(
         utilization.append(float(np.sum(np.minimum(n, servers[i]) * marginal)) / servers[i])
     response = users / throughput - think_time
     return ClosedFigures(throughput, response, queue, utilization)
+
+
+def batch_poisson_mg1(
+    batch_rate: float,
+    size_mean: float,
+    size_second: float,
+    mean_service: float,
+    second_service: float,
+) -> QueueFigures:
+    """M^X/G/1: batches at Poisson rate `batch_rate`, batch size X (E[X], E[X^2]), one FIFO
+    server, service S (E[S], E[S^2]) per request. Exact mean wait of a request:
+
+        Wq = lam E[B^2] / (2 (1 - rho)) + E[S] (E[X^2] - E[X]) / (2 E[X])
+
+    with B the work of a batch (E[B^2] = E[X] Var S + E[X^2] E[S]^2) and rho = lam E[X] E[S]:
+    the first term is the batch's own P-K wait, the second the requests ahead of it in its
+    batch (the size-biased count). Gross, Shortle, Thompson & Harris, Fundamentals of Queueing
+    Theory (4th ed.), section 3.2 (M^[X]/M/1) and section 5.1 (M^[X]/G/1); for exponential
+    service it reduces to L = rho (E[X^2] + E[X]) / (2 E[X] (1 - rho))."""
+    rho = batch_rate * size_mean * mean_service
+    if rho >= 1.0:
+        raise ValueError(f"unstable: rho={rho:.3g} >= 1")
+    variance = second_service - mean_service * mean_service
+    batch_work_second = size_mean * variance + size_second * mean_service * mean_service
+    mean_wait = batch_rate * batch_work_second / (2.0 * (1.0 - rho)) + mean_service * (
+        size_second - size_mean
+    ) / (2.0 * size_mean)
+    return QueueFigures(
+        utilization=rho,
+        p_wait=1.0 - (1.0 - rho) / size_mean,
+        mean_wait=mean_wait,
+        mean_sojourn=mean_wait + mean_service,
+        method="M^X/G/1 (batch Poisson arrivals)",
+        exact=True,
+        throughput=batch_rate * size_mean,
+    )

@@ -15,7 +15,17 @@ import numpy as np
 
 from capsim.analysis import formulas
 from capsim.errors import CapsimError
-from capsim.model.types import PERCENTILES, Call, Model, OneOf, Parallel, Step, Tier
+from capsim.model.types import (
+    PERCENTILES,
+    BatchArrivals,
+    Call,
+    Model,
+    OneOf,
+    Parallel,
+    Step,
+    Tier,
+    TrafficClass,
+)
 from capsim.model.visits import expected_visits
 
 
@@ -182,6 +192,89 @@ def _station(
     return StationResult(total, instances, figures, hold, work, notes=notes)
 
 
+def _batch_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
+    """The batch class whose batches reach `tier` intact at a single FIFO server, if the
+    tier's only traffic is that class's first visit (where M^X/G/1 is exact)."""
+    visitors = [c for c in model.classes if visits[c.index, tier.index] > 0]
+    if len(visitors) != 1 or not isinstance(visitors[0].process, BatchArrivals):
+        return None
+    traffic = visitors[0]
+    single = tier.servers == 1 and tier.concurrency == 1 and tier.max_queue is None
+    if traffic.entry != tier.index or visits[traffic.index, tier.index] != 1.0 or not single:
+        return None
+    return traffic
+
+
+def _account_for_arrival_processes(
+    model: Model,
+    visits: np.ndarray,
+    means: np.ndarray,
+    seconds: np.ndarray,
+    holding: np.ndarray,
+    stations: dict[int, list[tuple[str, StationResult]]],
+) -> None:
+    """Batch arrivals at a lone single server get the exact M^X/G/1 figures; anywhere else a
+    trace, an MMPP or batches are Poisson at their mean rate, which solve says in a note."""
+    for tier in model.tiers:
+        groups = stations[tier.index]
+        batch = _batch_station(model, tier, visits)
+        k = batch.index if batch is not None else -1
+        if (
+            batch is not None
+            and len(groups) == 1
+            and holding[tier.index, k] == means[tier.index, k]
+        ):
+            process = batch.process
+            assert isinstance(process, BatchArrivals)
+            station = groups[0][1]
+            if station.figures is None and station.unstable_rho is None:
+                continue
+            try:
+                station.figures = formulas.batch_poisson_mg1(
+                    process.batch_rate,
+                    process.size_mean,
+                    process.size_second_moment,
+                    float(means[tier.index, k]),
+                    float(seconds[tier.index, k]),
+                )
+                station.unstable_rho = None
+            except ValueError:
+                station.figures = None
+            continue
+        for traffic in model.classes:
+            if traffic.process is None or visits[traffic.index, tier.index] <= 0:
+                continue
+            note = (
+                f"{traffic.arrivals} arrivals of class '{traffic.name}' counted as Poisson at "
+                "their mean rate (no formula for them here)"
+            )
+            for _, station in groups:
+                if note not in station.notes:
+                    station.notes.append(note)
+
+
+def _arrival_process_notes(
+    model: Model, stations: dict[int, list[tuple[str, StationResult]]]
+) -> list[str]:
+    """One sentence per class whose arrivals solve cannot model exactly."""
+    notes = []
+    for traffic in model.classes:
+        if traffic.process is None:
+            continue
+        approximated = any(
+            any(traffic.name in note for _, st in stations[t.index] for note in st.notes)
+            for t in model.tiers
+        )
+        if approximated:
+            notes.append(
+                f"class '{traffic.name}' has {traffic.arrivals} arrivals: solve has no formula for "
+                f"them here and treats them as Poisson at their mean rate "
+                f"({traffic.rate or 0.0:.4g}/s), which can be far off for bursty traffic; "
+                "`capsim run` simulates them"
+            )
+    return notes
+
+
 def _round(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -247,6 +340,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
                 )
                 for label, r, count in groups
             ]
+        _account_for_arrival_processes(model, visits, means, seconds, holding, stations)
         # Wait + own work per tier and class (a database mixes its groups by read ratio).
         new_response = np.zeros((n_classes, n_tiers))
         for tier in model.tiers:
@@ -294,6 +388,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             closed_solutions[k] = solution
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
+    notes.extend(_arrival_process_notes(model, stations))
     if len(closed) > 1 or (closed and open_rate.sum() > 0):
         notes.append(
             "several closed classes or mixed open and closed traffic: each closed class is "
