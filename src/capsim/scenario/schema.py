@@ -1300,8 +1300,7 @@ class TrafficSpec(_Strict):
     @model_validator(mode="after")
     def _one_workload(self) -> TrafficSpec:
         kind = self.arrival_kind
-        own_rate = kind in ("trace", "mmpp")
-        is_open = self.rate is not None or self.profile is not None or own_rate
+        is_open = self.rate is not None or self.profile is not None or kind in ARRIVAL_PROCESSES
         is_closed = self.users is not None
         if is_open and is_closed:
             raise invalid(
