@@ -27,7 +27,7 @@ import capsim
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.runner import run_replications
-from capsim.errors import Problem
+from capsim.errors import Problem, ResourceLimitError
 from capsim.scenario import traffic_files, validate_file
 from capsim.scenario.traffic_files import read_rate_series, read_timestamps
 
@@ -228,7 +228,7 @@ def test_a_trace_beyond_the_cap_names_the_cap(
         (
             "rate: 5/s, arrivals: {batch: {size: {dist: geometric, mean: 0.5}}}",
             "traffic.web.arrivals.batch.size.mean",
-            "a mean batch size of 1 or more",
+            "a mean batch size from 1 to 100,000",
         ),
         (
             "rate: 5/s, arrivals: {batch: {size: {dist: zipf}}}",
@@ -241,6 +241,16 @@ def test_a_trace_beyond_the_cap_names_the_cap(
             "profile: shapes poisson or constant arrivals only",
         ),
         (
+            "rate: 5/s, arrivals: {batch: {size: 1000000}}",
+            "traffic.web.arrivals.batch.size",
+            "more than capsim holds at one instant (100,000)",
+        ),
+        (
+            "arrivals: {trace: t.txt, speedup: 1e9}",
+            "traffic.web.arrivals.speedup",
+            "expected a speedup from 0.000001 to 1000000",
+        ),
+        (
             "rate: 5/s, arrivals: {burst: 3}",
             "traffic.web.arrivals",
             "expected arrivals as poisson, constant, {trace: file}",
@@ -250,6 +260,7 @@ def test_a_trace_beyond_the_cap_names_the_cap(
 def test_arrival_settings_are_checked_where_they_are_written(
     tmp_path: Path, traffic: str, path: str, words: str
 ) -> None:
+    (tmp_path / "t.txt").write_text("0\n1\n")
     text = f"name: shop\ntraffic:\n  web: {{entry: app, {traffic}}}\ntiers:\n  app: {{service_time: 1ms}}\n"
     problems = validate_file(write(tmp_path, text))
     assert len(problems) == 1, [p.format() for p in problems]
@@ -468,3 +479,11 @@ def test_the_same_seed_gives_the_same_bursty_run(tmp_path: Path) -> None:
     path = write(tmp_path, MMPP_SCENARIO.replace("100s", "20s"))
     first, second = report(path, "events"), report(path, "events")
     assert (first["classes"], first["tiers"]) == (second["classes"], second["tiers"])
+
+
+def test_an_mmpp_switching_too_often_is_refused_before_running(tmp_path: Path) -> None:
+    path = write(tmp_path, MMPP_SCENARIO.replace("[400ms, 100ms]", "[1ns, 1ns]"))
+    model = capsim.build_model(capsim.load_scenario(path))
+    # 2 x 110 s of warm-up and run / 2 ns of mean cycle: 1.1e11 changes of state.
+    with pytest.raises(ResourceLimitError, match=r"its MMPP would change state about 1.1e\+11"):
+        capsim.simulate(model)

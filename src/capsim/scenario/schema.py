@@ -1118,12 +1118,26 @@ ProfileSpec = Annotated[
 """A rate profile: a list of {at, rate} points, or {file: rates.csv}."""
 
 
+def _speedup(value: Any) -> float:
+    number = _plain(0.0, True, "a speedup such as 2 (twice as fast)")(value)
+    if not 1e-6 <= number <= 1e6:
+        raise invalid(f"expected a speedup from 0.000001 to 1000000 such as 2, got {show(value)}")
+    return number
+
+
+Speedup = Annotated[
+    float,
+    BeforeValidator(_speedup),
+    WithJsonSchema({"type": "number", "minimum": 1e-6, "maximum": 1e6}),
+]
+
+
 class TraceArrivalsSpec(_Strict):
     """Request timestamps replayed from a file next to the scenario."""
 
     trace: Text
     column: Text | None = None
-    speedup: PositiveNumber = 1.0
+    speedup: Speedup = 1.0
     loop: bool = False
     _times: tuple[float, ...] = PrivateAttr(default=())
 
@@ -1133,10 +1147,10 @@ class TraceArrivalsSpec(_Strict):
             return read_timestamps(text, name, self.column)
 
         times = _traffic_file(read, self.trace, info, "trace file", "trace")
-        if self.loop and (len(times) < 2 or times[-1] <= 0.0):
+        if self.loop and (len(times) < 2 or times[-1] / self.speedup <= 0.0):
             raise invalid(
                 f"loop: true needs a trace that spans some time; {show(self.trace)} holds "
-                f"{len(times)} timestamp(s) all at one instant",
+                f"{len(times)} timestamp(s) all at one instant (after speedup)",
                 at="loop",
             )
         self._times = tuple(times)
@@ -1173,11 +1187,34 @@ class MmppArrivalsSpec(_Strict):
     mmpp: MmppSpec
 
 
+#: The largest batch size (or mean batch size) a scenario may ask for: a batch is held at once.
+MAX_BATCH_SIZE = 100_000
+
+
 def _at_least_one(value: Any) -> float:
     number = _plain(0.0, True, "a mean batch size of 1 or more such as 4")(value)
-    if number < 1.0:
-        raise invalid(f"expected a mean batch size of 1 or more such as 4, got {show(value)}")
+    if not 1.0 <= number <= MAX_BATCH_SIZE:
+        raise invalid(
+            f"expected a mean batch size from 1 to {MAX_BATCH_SIZE:,} such as 4, got {show(value)}"
+        )
     return number
+
+
+def _batch_size(value: Any) -> int:
+    number = _whole(1, "a batch size: a positive integer such as 4")(value)
+    if number > MAX_BATCH_SIZE:
+        raise invalid(
+            f"a batch of {number:,} requests is more than capsim holds at one instant "
+            f"({MAX_BATCH_SIZE:,}); split it into smaller batches at a higher rate"
+        )
+    return number
+
+
+BatchSize = Annotated[
+    int,
+    BeforeValidator(_batch_size),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
+]
 
 
 class GeometricSize(_Strict):
@@ -1187,20 +1224,20 @@ class GeometricSize(_Strict):
     mean: Annotated[
         float,
         BeforeValidator(_at_least_one),
-        WithJsonSchema({"type": "number", "minimum": 1}),
+        WithJsonSchema({"type": "number", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
     ]
 
 
 class ConstantSize(_Strict):
     dist: Literal["constant"]
-    value: Count
+    value: BatchSize
 
 
 class EmpiricalSize(_Strict):
     """Each batch's size drawn from these sizes, equally likely (repeat one to weight it)."""
 
     dist: Literal["empirical"]
-    samples: list[Count] = Field(min_length=1)
+    samples: list[BatchSize] = Field(min_length=1)
 
 
 BATCH_SIZES = ("constant", "geometric", "empirical")
@@ -1214,7 +1251,7 @@ def _size_tag(value: Any) -> str | None:
 
 
 BatchSizeSpec = Annotated[
-    Annotated[Count, Tag("<value>")]
+    Annotated[BatchSize, Tag("<value>")]
     | Annotated[ConstantSize, Tag("<constant>")]
     | Annotated[GeometricSize, Tag("<geometric>")]
     | Annotated[EmpiricalSize, Tag("<empirical>")],
