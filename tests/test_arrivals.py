@@ -379,13 +379,31 @@ def test_an_mmpp_offers_its_stationary_mean_rate(tmp_path: Path) -> None:
     assert data["classes"]["api"]["offered_rate"] == pytest.approx(80.0, rel=0.06)
 
 
-def test_solve_says_it_has_no_formula_for_an_mmpp(tmp_path: Path) -> None:
+def test_solve_uses_the_matrix_geometric_solution_for_a_lone_mmpp(tmp_path: Path) -> None:
     from capsim.analysis.solve import solve
 
     model = capsim.build_model(capsim.load_scenario(write(tmp_path, MMPP_SCENARIO)))
+    api = solve(model, capsim_version="test")["classes"]["api"]
+    assert api["method"] == {"formula": "MMPP(2)/M/1 (matrix-geometric)", "exact": True}
+    exact = mmpp_m1_mean_sojourn([50.0, 200.0], [0.4, 0.1], 200.0)
+    assert api["latency"]["mean"] == pytest.approx(exact, rel=1e-9)
+
+
+def test_solve_says_it_has_no_formula_where_there_is_none(tmp_path: Path) -> None:
+    from capsim.analysis.solve import solve
+
+    text = MMPP_SCENARIO.replace(
+        "{dist: exponential, mean: 5ms}", "{dist: gamma, mean: 5ms, cv: 0.5}"
+    )
+    model = capsim.build_model(capsim.load_scenario(write(tmp_path, text)))
     solution = solve(model, capsim_version="test")
     assert solution["classes"]["api"]["method"]["exact"] is False
-    assert any("mmpp arrivals: solve has no formula" in note for note in solution["notes"])
+    assert solution["tiers"]["app"]["method"]["exact"] is False
+    assert any(
+        "class 'api' has mmpp arrivals: solve has no formula for them here and treats them as "
+        "Poisson at their mean rate (80/s)" in note
+        for note in solution["notes"]
+    ), solution["notes"]
 
 
 # ---- M^X/M/1 against its exact formula ---------------------------------------------------------

@@ -357,3 +357,49 @@ def batch_poisson_mg1(
         exact=True,
         throughput=batch_rate * size_mean,
     )
+
+
+def mmpp2_m1(
+    rates: tuple[float, float], mean_sojourn: tuple[float, float], mean_service: float
+) -> QueueFigures:
+    """MMPP(2)/M/1: a two-state MMPP into one FIFO server with exponential service, exactly.
+
+    (requests present, MMPP state) is a quasi-birth-death process; its stationary law is
+    matrix-geometric (Neuts 1981): pi_n = pi_0 R^n, R the minimal solution of
+    A0 + R A1 + R^2 A2 = 0 with A0 = Lambda, A1 = Q - Lambda - mu I, A2 = mu I, found by
+    iterating R <- -(A0 + R^2 A2) A1^-1; pi_0 (Q - Lambda + R A2) = 0, pi_0 (I - R)^-1 1 = 1.
+    The mean number present L = pi_0 R (I - R)^-2 1, and W = L / lambda (Little)."""
+    a, b = 1.0 / mean_sojourn[0], 1.0 / mean_sojourn[1]
+    mu = 1.0 / mean_service
+    lam = (rates[0] * mean_sojourn[0] + rates[1] * mean_sojourn[1]) / sum(mean_sojourn)
+    rho = lam * mean_service
+    if rho >= 1.0:
+        raise ValueError(f"unstable: rho={rho:.3g} >= 1")
+    phases = np.array([[-a, a], [b, -b]])
+    arrivals = np.diag(rates)
+    eye = np.eye(2)
+    local_inverse = np.linalg.inv(phases - arrivals - mu * eye)
+    r = np.zeros((2, 2))
+    for _ in range(1_000_000):
+        following = -(arrivals + mu * (r @ r)) @ local_inverse
+        if np.abs(following - r).max() < 1e-14:
+            r = following
+            break
+        r = following
+    else:
+        raise ValueError("the matrix-geometric iteration did not converge")
+    inverse = np.linalg.inv(eye - r)
+    system = np.column_stack([phases - arrivals + mu * r, inverse @ np.ones(2)])
+    pi0 = np.linalg.lstsq(system.T, np.array([0.0, 0.0, 1.0]), rcond=None)[0]
+    present = float(pi0 @ r @ inverse @ inverse @ np.ones(2))
+    sojourn = present / lam
+    return QueueFigures(
+        utilization=rho,
+        # Arrivals see the system as the rates weight it (not PASTA): empty with pi_0 Lambda 1 / lam.
+        p_wait=1.0 - float(pi0 @ arrivals @ np.ones(2)) / lam,
+        mean_wait=sojourn - mean_service,
+        mean_sojourn=sojourn,
+        method="MMPP(2)/M/1 (matrix-geometric)",
+        exact=True,
+        throughput=lam,
+    )

@@ -19,6 +19,7 @@ from capsim.model.types import (
     PERCENTILES,
     BatchArrivals,
     Call,
+    MmppArrivals,
     Model,
     OneOf,
     Parallel,
@@ -192,17 +193,37 @@ def _station(
     return StationResult(total, instances, figures, hold, work, notes=notes)
 
 
-def _batch_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
-    """The batch class whose batches reach `tier` intact at a single FIFO server, if the
-    tier's only traffic is that class's first visit (where M^X/G/1 is exact)."""
+def _lone_process_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
+    """The batch or MMPP class whose arrivals reach `tier` intact at a single FIFO server, if
+    the tier's only traffic is that class's first visit (where M^X/G/1 or MMPP/M/1 is exact)."""
     visitors = [c for c in model.classes if visits[c.index, tier.index] > 0]
-    if len(visitors) != 1 or not isinstance(visitors[0].process, BatchArrivals):
+    if len(visitors) != 1 or not isinstance(visitors[0].process, BatchArrivals | MmppArrivals):
         return None
     traffic = visitors[0]
     single = tier.servers == 1 and tier.concurrency == 1 and tier.max_queue is None
     if traffic.entry != tier.index or visits[traffic.index, tier.index] != 1.0 or not single:
         return None
+    if isinstance(traffic.process, MmppArrivals):
+        service = tier.work[traffic.index].service_time
+        if service.kind != "exponential":
+            return None
     return traffic
+
+
+def _exact_process_figures(
+    traffic: TrafficClass, mean_service: float, second_service: float
+) -> formulas.QueueFigures:
+    process = traffic.process
+    if isinstance(process, MmppArrivals):
+        return formulas.mmpp2_m1(process.rates, process.mean_sojourn, mean_service)
+    assert isinstance(process, BatchArrivals)
+    return formulas.batch_poisson_mg1(
+        process.batch_rate,
+        process.size_mean,
+        process.size_second_moment,
+        mean_service,
+        second_service,
+    )
 
 
 def _account_for_arrival_processes(
@@ -213,29 +234,20 @@ def _account_for_arrival_processes(
     holding: np.ndarray,
     stations: dict[int, list[tuple[str, StationResult]]],
 ) -> None:
-    """Batch arrivals at a lone single server get the exact M^X/G/1 figures; anywhere else a
-    trace, an MMPP or batches are Poisson at their mean rate, which solve says in a note."""
+    """Batches or an MMPP alone at a single server get exact figures (M^X/G/1, MMPP/M/1);
+    anywhere else a trace, an MMPP or batches are Poisson at their mean rate, said in a note."""
     for tier in model.tiers:
         groups = stations[tier.index]
-        batch = _batch_station(model, tier, visits)
-        k = batch.index if batch is not None else -1
-        if (
-            batch is not None
-            and len(groups) == 1
-            and holding[tier.index, k] == means[tier.index, k]
-        ):
-            process = batch.process
-            assert isinstance(process, BatchArrivals)
+        lone = _lone_process_station(model, tier, visits)
+        k = lone.index if lone is not None else -1
+        i = tier.index
+        if lone is not None and len(groups) == 1 and holding[i, k] == means[i, k]:
             station = groups[0][1]
             if station.figures is None and station.unstable_rho is None:
                 continue
             try:
-                station.figures = formulas.batch_poisson_mg1(
-                    process.batch_rate,
-                    process.size_mean,
-                    process.size_second_moment,
-                    float(means[tier.index, k]),
-                    float(seconds[tier.index, k]),
+                station.figures = _exact_process_figures(
+                    lone, float(means[i, k]), float(seconds[i, k])
                 )
                 station.unstable_rho = None
             except ValueError:
