@@ -35,7 +35,16 @@ from capsim.engine.kernels import fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
-from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
+from capsim.model.types import (
+    Call,
+    MmppArrivals,
+    Model,
+    OneOf,
+    Parallel,
+    Step,
+    Tier,
+    TrafficClass,
+)
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -1017,6 +1026,8 @@ class _Run:
 
 def _peak_rate(traffic: TrafficClass) -> float:
     rates = [float(traffic.rate or 0.0)] + [p.rate for p in traffic.profile]
+    if isinstance(traffic.process, MmppArrivals):
+        rates += traffic.process.rates  # a burst must not overfill a chunk
     return max(rates)
 
 
