@@ -42,6 +42,8 @@ def beside_example_data(folder: Path) -> Path:
     if not (folder / EXAMPLE_DATA.name).exists():
         shutil.copytree(EXAMPLE_DATA, folder / EXAMPLE_DATA.name)
     return folder
+
+
 EXAMPLES = int(os.environ.get("CAPSIM_FUZZ_EXAMPLES", "120"))
 #: Seconds one mutant may take, start to finish, through the CLI.
 TIME_LIMIT = 20.0
