@@ -136,6 +136,13 @@ def test_a_trace_that_ends_early_says_so(tmp_path: Path) -> None:
     assert any("ends at 7.5s" in w and "loop: true" in w for w in warnings), warnings
 
 
+def test_a_trace_turns_the_time_series_on(tmp_path: Path) -> None:
+    path = trace_scenario(tmp_path, "{trace: requests.txt}")
+    path.write_text(path.read_text().replace(", timeseries: 1s", ""))
+    model = capsim.build_model(capsim.load_scenario(path))
+    assert model.timeseries and "timeseries" in capsim.simulate(model).data
+
+
 def test_timestamps_come_from_lines_csv_columns_and_access_logs() -> None:
     expected = [0.0, 0.5, 2.0]
     assert read_timestamps("10\n10.5\n12\n", "a") == expected
@@ -300,6 +307,13 @@ def test_a_profile_file_is_the_written_profile(tmp_path: Path) -> None:
         ]
         runs.append(capsim.simulate(model, engine="events").data["classes"]["web"])
     assert runs[0] == runs[1]
+
+
+def test_a_bad_rate_series_is_reported_at_its_file_key(tmp_path: Path) -> None:
+    (tmp_path / "rates.csv").write_text("at,rate\n0s,5/s\n10s,lots\n")
+    problem = only(tmp_path, "profile: {file: rates.csv}")
+    assert problem.path == "traffic.web.profile.file" and problem.line == 5
+    assert problem.message.startswith("rates.csv line 3: rate:"), problem.message
 
 
 def test_a_rate_series_out_of_order_names_its_line() -> None:

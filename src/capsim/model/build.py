@@ -727,6 +727,7 @@ def _wants_timeseries(scenario: Scenario) -> bool:
         or cold
         or bool(scenario.faults)
         or any(spec.profile for spec in scenario.traffic.values())
+        or any(spec.arrival_kind == "trace" for spec in scenario.traffic.values())
     )
 
 
