@@ -17,6 +17,8 @@ enough to tell the exact answer from the Poisson one (relative standard error un
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -207,6 +209,16 @@ def test_a_trace_beyond_the_cap_names_the_cap(
     (tmp_path / "t.txt").write_text("".join(f"{i}\n" for i in range(6)))
     problem = only(tmp_path, "arrivals: {trace: t.txt}")
     assert "more than 5 timestamps, the most capsim reads from one trace" in problem.message
+
+
+def test_the_command_line_refuses_a_trace_beyond_the_cap_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("0\n" * (traffic_files.MAX_TRACE_TIMESTAMPS + 1))
+    path = write(tmp_path, BASE.format(traffic="arrivals: {trace: t.txt}"))
+    done = subprocess.run(
+        [sys.executable, "-m", "capsim", "validate", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "more than 1,000,000 timestamps, the most capsim reads" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,15 @@ MAX_PROFILE_POINTS = 100_000
 
 # Common and Combined Log Format (Apache, nginx's default): [10/Oct/2000:13:55:36 -0700]
 _ACCESS_LOG_TIME = re.compile(
-    r"\[(\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*([+-]\d{4})?\]"
+    r"\[(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*([+-])?(\d{2})?(\d{2})?\]"
 )
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
 TIMESTAMP_FORMS = (
     "seconds (a number, or a duration such as 1.5s), epoch seconds, an ISO-8601 timestamp "
     "(2024-05-01T12:00:00.250Z), or an access-log line with [10/Oct/2024:13:55:36 +0000] or an "
@@ -38,6 +45,10 @@ def parse_timestamp(text: str) -> float | None:
     text = text.strip().strip('"')
     if not text:
         return None
+    try:
+        return float(text)  # the common case, fast: seconds or epoch seconds
+    except ValueError:
+        pass
     try:
         return parse_duration(text)
     except UnitError:
@@ -60,12 +71,25 @@ def _iso_seconds(text: str) -> float | None:
 def _access_log_seconds(line: str) -> float | None:
     found = _ACCESS_LOG_TIME.search(line)
     if found is not None:
-        stamp, zone = found.group(1), found.group(2) or "+0000"
-        form = "%d/%b/%Y:%H:%M:%S.%f %z" if "." in stamp else "%d/%b/%Y:%H:%M:%S %z"
+        day, month, year, hour, minute, second, fraction, sign, zone_h, zone_m = found.groups()
+        if month.lower() not in _MONTHS:
+            return None
         try:
-            return datetime.strptime(f"{stamp} {zone}", form).timestamp()
+            moment = datetime(
+                int(year),
+                _MONTHS[month.lower()],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=UTC,
+            )
         except ValueError:
             return None
+        offset = 0.0
+        if sign is not None and zone_h is not None:
+            offset = (int(zone_h) * 3600 + int(zone_m or 0) * 60) * (1 if sign == "+" else -1)
+        return moment.timestamp() + float(fraction or 0.0) - offset
     for field in line.split():
         seconds = _iso_seconds(field.strip("[]\"'"))
         if seconds is not None:
