@@ -98,8 +98,9 @@ class _MmppDraws:
         self.means = np.asarray(mmpp.mean_sojourn, dtype=np.float64)
         self.state = int(rng.random() < mmpp.stationary[1])
         self.clock = 0.0
-        per_cycle = float(np.dot(self.rates, self.means))
-        self.sojourns = 2 * int(min(max(math.ceil(BLOCK / per_cycle), 1), 2048))
+        per_cycle = float(np.dot(self.rates, self.means))  # expected arrivals per two sojourns
+        self.silent = per_cycle <= 0.0
+        self.sojourns = 2 * int(min(max(math.ceil(BLOCK / max(per_cycle, 1e-300)), 1), 2048))
         self.starts = self.lengths = self.levels = np.zeros(0)
 
     def _draw_sojourns(self) -> None:
@@ -133,6 +134,8 @@ class _MmppDraws:
         return starts, lengths, levels
 
     def next_block(self) -> np.ndarray:
+        if self.silent:
+            return np.zeros(0)
         while True:
             if self.starts.size == 0:
                 self._draw_sojourns()
