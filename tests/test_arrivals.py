@@ -531,3 +531,35 @@ def test_an_mmpp_switching_too_often_is_refused_before_running(tmp_path: Path) -
     # 2 x 110 s of warm-up and run / 2 ns of mean cycle: 1.1e11 changes of state.
     with pytest.raises(ResourceLimitError, match=r"its MMPP would change state about 1.1e\+11"):
         capsim.simulate(model)
+
+
+@pytest.mark.slow
+def test_mmpp_m1_at_rho_070_matches_the_matrix_geometric_solution(tmp_path: Path) -> None:
+    exact = mmpp_m1_mean_sojourn([100.0, 300.0], [0.4, 0.1], 200.0)  # 58.0 ms (M/M/1: 16.7)
+    text = (
+        MMPP_SCENARIO.replace("[50/s, 200/s]", "[100/s, 300/s]")
+        .replace("duration: 100s, warmup: 10s", "duration: 400s, warmup: 20s")
+        .replace("seed: 11", "seed: 3")
+    )
+    path = write(tmp_path, text)
+    results = {engine: replication_means(path, engine) for engine in ENGINES}
+    for engine in ENGINES:
+        assert_matches(results[engine][0], exact)
+    assert results["events"][1] == results["vectorised"][1]
+
+
+@pytest.mark.slow
+def test_batches_of_empirical_sizes_at_rho_080_match_mx_m1(tmp_path: Path) -> None:
+    # Sizes 1, 2 or 8, equally likely: E[X] = 11/3, E[X^2] = 23; 10 ms of work: rho = 0.8.
+    batch_rate = 0.8 / (11 / 3 * 0.010)
+    exact = batch_m1_mean_sojourn(batch_rate, 11 / 3, 23.0, 0.010)
+    text = (
+        BATCH_SCENARIO.replace("rate: 20/s", f"rate: {batch_rate!r}/s")
+        .replace("{dist: geometric, mean: 3}", "{dist: empirical, samples: [1, 2, 8]}")
+        .replace("duration: 100s, warmup: 10s", "duration: 400s, warmup: 20s")
+    )
+    path = write(tmp_path, text)
+    results = {engine: replication_means(path, engine) for engine in ENGINES}
+    for engine in ENGINES:
+        assert_matches(results[engine][0], exact)
+    assert results["events"][1] == results["vectorised"][1]
