@@ -15,7 +15,18 @@ import numpy as np
 
 from capsim.analysis import formulas
 from capsim.errors import CapsimError
-from capsim.model.types import PERCENTILES, Call, Model, OneOf, Parallel, Step, Tier
+from capsim.model.types import (
+    PERCENTILES,
+    BatchArrivals,
+    Call,
+    MmppArrivals,
+    Model,
+    OneOf,
+    Parallel,
+    Step,
+    Tier,
+    TrafficClass,
+)
 from capsim.model.visits import call_matrix, expected_visits
 
 
@@ -232,6 +243,100 @@ def synchronous_visits(model: Model) -> np.ndarray:
     return visits
 
 
+def _lone_process_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
+    """The batch or MMPP class whose arrivals reach `tier` intact at a single FIFO server, if
+    the tier's only traffic is that class's first visit (where M^X/G/1 or MMPP/M/1 is exact)."""
+    visitors = [c for c in model.classes if visits[c.index, tier.index] > 0]
+    if len(visitors) != 1 or not isinstance(visitors[0].process, BatchArrivals | MmppArrivals):
+        return None
+    traffic = visitors[0]
+    single = tier.servers == 1 and tier.concurrency == 1 and tier.max_queue is None
+    if traffic.entry != tier.index or visits[traffic.index, tier.index] != 1.0 or not single:
+        return None
+    if isinstance(traffic.process, MmppArrivals):
+        service = tier.work[traffic.index].service_time
+        if service.kind != "exponential":
+            return None
+    return traffic
+
+
+def _exact_process_figures(
+    traffic: TrafficClass, mean_service: float, second_service: float
+) -> formulas.QueueFigures:
+    process = traffic.process
+    if isinstance(process, MmppArrivals):
+        return formulas.mmpp2_m1(process.rates, process.mean_sojourn, mean_service)
+    assert isinstance(process, BatchArrivals)
+    return formulas.batch_poisson_mg1(
+        process.batch_rate,
+        process.size_mean,
+        process.size_second_moment,
+        mean_service,
+        second_service,
+    )
+
+
+def _account_for_arrival_processes(
+    model: Model,
+    visits: np.ndarray,
+    means: np.ndarray,
+    seconds: np.ndarray,
+    holding: np.ndarray,
+    stations: dict[int, list[tuple[str, StationResult]]],
+) -> None:
+    """Batches or an MMPP alone at a single server get exact figures (M^X/G/1, MMPP/M/1);
+    anywhere else a trace, an MMPP or batches are Poisson at their mean rate, said in a note."""
+    for tier in model.tiers:
+        groups = stations[tier.index]
+        lone = _lone_process_station(model, tier, visits)
+        k = lone.index if lone is not None else -1
+        i = tier.index
+        if lone is not None and len(groups) == 1 and holding[i, k] == means[i, k]:
+            station = groups[0][1]
+            if station.figures is None and station.unstable_rho is None:
+                continue
+            try:
+                station.figures = _exact_process_figures(
+                    lone, float(means[i, k]), float(seconds[i, k])
+                )
+                station.unstable_rho = None
+            except ValueError:
+                station.figures = None
+            continue
+        for traffic in model.classes:
+            if traffic.process is None or visits[traffic.index, tier.index] <= 0:
+                continue
+            note = (
+                f"{traffic.arrivals} arrivals of class '{traffic.name}' counted as Poisson at "
+                "their mean rate (no formula for them here)"
+            )
+            for _, station in groups:
+                if note not in station.notes:
+                    station.notes.append(note)
+
+
+def _arrival_process_notes(
+    model: Model, stations: dict[int, list[tuple[str, StationResult]]]
+) -> list[str]:
+    """One sentence per class whose arrivals solve cannot model exactly."""
+    notes = []
+    for traffic in model.classes:
+        if traffic.process is None:
+            continue
+        approximated = any(
+            any(traffic.name in note for _, st in stations[t.index] for note in st.notes)
+            for t in model.tiers
+        )
+        if approximated:
+            notes.append(
+                f"class '{traffic.name}' has {traffic.arrivals} arrivals: solve has no formula for "
+                f"them here and treats them as Poisson at their mean rate "
+                f"({traffic.rate or 0.0:.4g}/s), which can be far off for bursty traffic; "
+                "`capsim run` simulates them"
+            )
+    return notes
+
+
 def _round(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -300,6 +405,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
                 )
                 for label, r, count in groups
             ]
+        _account_for_arrival_processes(model, visits, means, seconds, holding, stations)
         # Wait + own work per tier and class (a database mixes its groups by read ratio).
         new_response = np.zeros((n_classes, n_tiers))
         for tier in model.tiers:
@@ -347,6 +453,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             closed_solutions[k] = solution
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
+    notes.extend(_arrival_process_notes(model, stations))
     if len(closed) > 1 or (closed and open_rate.sum() > 0):
         notes.append(
             "several closed classes or mixed open and closed traffic: each closed class is "

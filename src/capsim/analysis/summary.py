@@ -34,7 +34,17 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
-from capsim.model.types import PERCENTILES, STATISTICS, Call, Model, Parallel, Slo, Step, Tier
+from capsim.model.types import (
+    PERCENTILES,
+    STATISTICS,
+    Call,
+    Model,
+    Parallel,
+    Slo,
+    Step,
+    Tier,
+    TraceArrivals,
+)
 from capsim.units import percentile_key
 
 #: The class estimates that get a confidence interval when there is more than one replication.
@@ -533,6 +543,23 @@ def _drain(backlog: np.ndarray, starts: np.ndarray, warmup: float = 0.0) -> dict
     }
 
 
+def _ended_trace_warnings(model: Model) -> list[str]:
+    """A class whose trace (without loop) ends before the run does stops arriving: say so."""
+    warnings = []
+    for traffic in model.classes:
+        trace = traffic.process
+        if not isinstance(trace, TraceArrivals) or trace.loop or not trace.times.size:
+            continue
+        end = float(trace.times[-1])
+        if end < model.horizon:
+            warnings.append(
+                f"class '{traffic.name}': its trace {trace.source!r} ends at {end:.6g}s of "
+                f"simulated time, before the run ends at {model.horizon:.6g}s; the class sends "
+                "no requests after that (add loop: true to repeat the trace)."
+            )
+    return warnings
+
+
 def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
     """A plain statement for every tier whose disturbance had not drained by the end."""
     warnings = []
@@ -718,6 +745,7 @@ def summarise(
             warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    warnings.extend(_ended_trace_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,

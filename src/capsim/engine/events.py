@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 
 from capsim.engine import streams
+from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import ClassRun, RunResult, TierRun
@@ -97,6 +98,36 @@ def _scheduler(
         heappush(heap, (env._now + delay, _NORMAL, next(eid), timer))
 
     return later
+
+
+def _scheduler_at(
+    env: simpy.Environment,
+) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
+    """at(when, callbacks, value): like `_scheduler`'s later, at the absolute time `when`."""
+    heap: list[Any] = env._queue
+    eid = env._eid
+
+    def at(when: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
+        timer = _Timer()
+        timer.callbacks = callbacks
+        timer._value = value
+        heappush(heap, (when, _NORMAL, next(eid), timer))
+
+    return at
+
+
+def _epoch_times(epochs: ArrivalEpochs) -> Draw:
+    """The next arrival time per call, inf once the arrivals have ended."""
+
+    def times() -> Iterator[float]:
+        while True:
+            block = epochs.next_block()
+            if block.size == 0:
+                return
+            yield from block.tolist()
+
+    following = times()
+    return lambda: next(following, math.inf)
 
 
 def _buffered(sample: Callable[[int], np.ndarray]) -> Draw:
@@ -2336,7 +2367,13 @@ class _ClassSim:
 
         rng = window.class_rng(k, streams.ARRIVALS)
         rate = float(traffic.rate or 0.0)
-        if traffic.profile:
+        # `gap()` gives the delay to the next arrival and `schedule` sets a timer after it; an
+        # arrival process instead gives the next arrival's time and is scheduled at it, exactly.
+        schedule = later
+        if traffic.process is not None:
+            gap = _epoch_times(ArrivalEpochs(traffic.process, rng))
+            schedule = _scheduler_at(env)
+        elif traffic.profile:
             unit: Draw = (
                 itertools.repeat(1.0).__next__
                 if traffic.arrivals == "constant"
@@ -2356,9 +2393,9 @@ class _ClassSim:
 
         def arrival(event: _Timer) -> None:
             now = env._now
-            delay = gap()
-            if delay < math.inf:
-                later(delay, on_arrival, None)
+            step = gap()
+            if step < math.inf:
+                schedule(step, on_arrival, None)
             if now < warmup:
                 enter(k, pick, _ignore)
                 return
@@ -2380,9 +2417,9 @@ class _ClassSim:
 
             def arrival(event: _Timer) -> None:
                 now = env._now
-                delay = gap()
-                if delay < math.inf:
-                    later(delay, on_arrival, None)
+                step = gap()
+                if step < math.inf:
+                    schedule(step, on_arrival, None)
                 arrived(now)
                 counted = now >= warmup
                 if counted:
@@ -2403,7 +2440,7 @@ class _ClassSim:
         on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
-            later(first, on_arrival, None)
+            schedule(first, on_arrival, None)
 
 
 class _ClassTracker:

@@ -12,13 +12,16 @@ from capsim.model.distributions import Distribution
 from capsim.model.types import (
     COUNT_STATISTICS,
     RATIO_STATISTICS,
+    ArrivalProcess,
     Autoscale,
+    BatchArrivals,
     Call,
     CircuitBreaker,
     ColdLru,
     Fault,
     HealthCheck,
     Hedge,
+    MmppArrivals,
     Model,
     OneOf,
     Parallel,
@@ -31,6 +34,7 @@ from capsim.model.types import (
     Slo,
     Step,
     Tier,
+    TraceArrivals,
     TrafficClass,
     Work,
 )
@@ -39,24 +43,31 @@ from capsim.scenario import Scenario, check_scenario
 from capsim.scenario.schema import (
     AnyTier,
     AutoscaleSpec,
+    BatchArrivalsSpec,
     CacheTier,
     CallSpec,
     CdnTier,
     ConstantDist,
+    ConstantSize,
     DatabaseTier,
     EmpiricalDist,
+    EmpiricalSize,
     ExponentialDist,
     GammaDist,
+    GeometricSize,
     HealthCheckSpec,
     LoadBalancerTier,
     LognormalDist,
     LruModel,
+    MmppArrivalsSpec,
     OneOfCall,
     ParallelCall,
     QueueTier,
     RateLimitSpec,
     ShareOverSpec,
     TierCall,
+    TraceArrivalsSpec,
+    TrafficSpec,
     TtlModel,
     UniformDist,
 )
@@ -560,23 +571,52 @@ def _cache_tiers(
 def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[TrafficClass]:
     classes = []
     for index, (name, spec) in enumerate(scenario.traffic.items()):
-        profile = tuple(ProfilePoint(p.at, p.rate) for p in spec.profile or ())
+        profile = tuple(ProfilePoint(at, rate) for at, rate in spec.profile_points)
         rate = spec.rate if spec.rate is not None else (profile[0].rate if profile else None)
+        process = _arrival_process(spec)
+        if process is not None:
+            rate = process.mean_rate
         classes.append(
             TrafficClass(
                 name=name,
                 index=index,
                 entry=tier_index[spec.entry],
                 rate=None if spec.users is not None else rate,
-                arrivals=spec.arrivals,
+                arrivals=spec.arrival_kind,  # type: ignore[arg-type]
                 profile=profile,
                 users=spec.users,
                 think_time=build_distribution(spec.think_time)
                 if spec.think_time is not None
                 else None,
+                process=process,
             )
         )
     return classes
+
+
+def _arrival_process(spec: TrafficSpec) -> ArrivalProcess | None:
+    """The model of a trace, MMPP or batch `arrivals:` (None for poisson and constant)."""
+    arrivals = spec.arrivals
+    if isinstance(arrivals, TraceArrivalsSpec):
+        times = np.asarray(arrivals.times, dtype=np.float64) / arrivals.speedup
+        return TraceArrivals(times=times, loop=arrivals.loop, source=arrivals.trace)
+    if isinstance(arrivals, MmppArrivalsSpec):
+        mmpp = arrivals.mmpp
+        return MmppArrivals(
+            rates=(mmpp.rates[0], mmpp.rates[1]),
+            mean_sojourn=(mmpp.mean_sojourn[0], mmpp.mean_sojourn[1]),
+        )
+    if isinstance(arrivals, BatchArrivalsSpec):
+        size = arrivals.batch.size
+        batch_rate = float(spec.rate or 0.0)
+        if isinstance(size, GeometricSize):
+            return BatchArrivals(batch_rate, "geometric", size.mean)
+        if isinstance(size, EmpiricalSize):
+            samples = tuple(size.samples)
+            return BatchArrivals(batch_rate, "empirical", sum(samples) / len(samples), samples)
+        value = size.value if isinstance(size, ConstantSize) else size
+        return BatchArrivals(batch_rate, "constant", float(value))
+    return None
 
 
 def _build_slos(
@@ -687,6 +727,7 @@ def _wants_timeseries(scenario: Scenario) -> bool:
         or cold
         or bool(scenario.faults)
         or any(spec.profile for spec in scenario.traffic.values())
+        or any(spec.arrival_kind == "trace" for spec in scenario.traffic.values())
     )
 
 

@@ -23,8 +23,10 @@ Conventions
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+import numpy as np
 
 from capsim.model.distributions import Distribution
 from capsim.units import format_duration
@@ -299,25 +301,110 @@ class ProfilePoint:
     rate: float
 
 
+@dataclass(frozen=True, eq=False)
+class TraceArrivals:
+    """Arrivals replayed from a trace: `times` in seconds from its first timestamp, in order,
+    `speedup` applied. With `loop` the trace repeats every `period` seconds."""
+
+    times: np.ndarray = field(repr=False)
+    loop: bool
+    source: str
+
+    @property
+    def period(self) -> float:
+        """The trace's span plus its mean gap, so a loop keeps the trace's mean rate."""
+        count = int(self.times.size)
+        span = float(self.times[-1]) if count else 0.0
+        return span * count / (count - 1) if count > 1 else span
+
+    @property
+    def mean_rate(self) -> float:
+        period = self.period
+        return float(self.times.size) / period if period > 0 else 0.0
+
+    def scaled(self, factor: float) -> TraceArrivals:
+        return replace(self, times=self.times / factor)
+
+
+@dataclass(frozen=True)
+class MmppArrivals:
+    """Two-state Markov-modulated Poisson process: Poisson at `rates[i]` while in state i, whose
+    sojourn is exponential with mean `mean_sojourn[i]`. A run starts in the stationary state."""
+
+    rates: tuple[float, float]
+    mean_sojourn: tuple[float, float]
+
+    @property
+    def stationary(self) -> tuple[float, float]:
+        """Long-run share of time in each state."""
+        total = self.mean_sojourn[0] + self.mean_sojourn[1]
+        return self.mean_sojourn[0] / total, self.mean_sojourn[1] / total
+
+    @property
+    def mean_rate(self) -> float:
+        pi = self.stationary
+        return pi[0] * self.rates[0] + pi[1] * self.rates[1]
+
+    def scaled(self, factor: float) -> MmppArrivals:
+        return replace(self, rates=(self.rates[0] * factor, self.rates[1] * factor))
+
+
+@dataclass(frozen=True)
+class BatchArrivals:
+    """Batches at Poisson epochs of rate `batch_rate`; every request of a batch arrives at once.
+
+    Sizes: `size_kind` constant (`size_mean` is the size), geometric on 1, 2, ... with mean
+    `size_mean`, or empirical (drawn from `size_samples`, equally likely)."""
+
+    batch_rate: float
+    size_kind: Literal["constant", "geometric", "empirical"]
+    size_mean: float
+    size_samples: tuple[int, ...] = ()
+
+    @property
+    def size_second_moment(self) -> float:
+        """E[X^2] of the batch size."""
+        if self.size_kind == "constant":
+            return self.size_mean**2
+        if self.size_kind == "geometric":
+            p = 1.0 / self.size_mean
+            return (2.0 - p) / (p * p)
+        return float(np.mean(np.square(self.size_samples, dtype=np.float64)))
+
+    @property
+    def mean_rate(self) -> float:
+        return self.batch_rate * self.size_mean
+
+    def scaled(self, factor: float) -> BatchArrivals:
+        return replace(self, batch_rate=self.batch_rate * factor)
+
+
+ArrivalProcess = TraceArrivals | MmppArrivals | BatchArrivals
+ArrivalKind = Literal["poisson", "constant", "trace", "mmpp", "batch"]
+
+
 @dataclass(frozen=True)
 class TrafficClass:
-    """A request class: open (Poisson or constant `rate`, optional `profile`) or closed (`users`)."""
+    """A request class: open (`rate`, optional `profile`, or an arrival `process`) or closed
+    (`users`). `rate` is always in requests per second: for a process, its long-run mean."""
 
     name: str
     index: int
     entry: int
     rate: float | None = None
-    arrivals: Literal["poisson", "constant"] = "poisson"
+    arrivals: ArrivalKind = "poisson"
     profile: tuple[ProfilePoint, ...] = ()
     users: int | None = None
     think_time: Distribution | None = None
+    process: ArrivalProcess | None = None  # trace, mmpp and batch arrivals
 
     @property
     def is_closed(self) -> bool:
         return self.users is not None
 
     def rate_at(self, t: float) -> float:
-        """Offered rate at simulated time `t` (from the start of warm-up); open classes only."""
+        """Offered rate at simulated time `t` (from the start of warm-up); open classes only.
+        A trace, an MMPP or batches count at their long-run mean rate."""
         if not self.profile:
             return float(self.rate or 0.0)
         points = self.profile
@@ -329,6 +416,16 @@ class TrafficClass:
                     return b.rate
                 return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
         return points[-1].rate
+
+    def scaled(self, factor: float) -> TrafficClass:
+        """This open class with `factor` times its traffic (a trace replayed `factor` times
+        faster); the mix of requests is unchanged."""
+        return replace(
+            self,
+            rate=None if self.rate is None else self.rate * factor,
+            profile=tuple(replace(p, rate=p.rate * factor) for p in self.profile),
+            process=None if self.process is None else self.process.scaled(factor),
+        )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from capsim.errors import Problem
 from capsim.safeio import InputError, read_capped
 from capsim.scenario.loader import PathKey, Position, format_path
+from capsim.scenario.traffic_files import TrafficFileError, read_rate_series, read_timestamps
 from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio, percentile_key
 
@@ -310,22 +311,20 @@ class SamplesFile(BaseModel):
     samples: tuple[float, ...]
 
 
-def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
-    if isinstance(value, SamplesFile):
-        return value
-    name = _text(value)
+def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples file") -> str:
+    """The text of a data file named in a scenario: relative to the scenario's folder, confined
+    to it, at most MAX_SAMPLES_FILE_BYTES (samples, traces and rate series all go through here)."""
     context = info.context or {}
     base = Path(context.get("base_dir", ".")).resolve()
     try:
         target = (base / name).resolve()
     except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
         raise invalid(
-            f"cannot read the samples file {show(name)}: "
-            f"{getattr(error, 'strerror', None) or error}"
+            f"cannot read the {what} {show(name)}: {getattr(error, 'strerror', None) or error}"
         ) from None
     if not target.is_relative_to(base):
         raise invalid(
-            f"{show(name)} is outside the scenario's folder; put the samples file in the same "
+            f"{show(name)} is outside the scenario's folder; put the {what} in the same "
             "folder as the scenario (or below it) and give its relative path"
         )
     try:
@@ -334,19 +333,25 @@ def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
         missing = False  # a name too long, say: reading says why
     if missing:
         raise invalid(
-            f"no samples file {show(name)} in {show(str(base))}; check the path (relative to "
+            f"no {what} {show(name)} in {show(str(base))}; check the path (relative to "
             "the scenario)"
         )
     try:
-        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, "a samples file")
-        text = raw.decode("utf-8-sig")
+        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}")
+        return raw.decode("utf-8-sig")
     except InputError as error:
-        raise invalid(f"cannot read the samples file {show(name)}: {error.reason}") from None
+        raise invalid(f"cannot read the {what} {show(name)}: {error.reason}") from None
     except UnicodeDecodeError as error:
         raise invalid(
-            f"the samples file {show(name)} is not UTF-8 text (byte {error.start + 1}); save it "
-            "as UTF-8"
+            f"the {what} {show(name)} is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"
         ) from None
+
+
+def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, SamplesFile):
+        return value
+    name = _text(value)
+    text = read_scenario_file(name, info)
     samples: list[float] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
@@ -1102,22 +1107,277 @@ class ProfilePointSpec(_Strict):
     rate: Rate
 
 
+def _traffic_file(
+    read: Callable[[str, str], Any], name: str, info: ValidationInfo, what: str, at: str
+) -> Any:
+    """`read` applied to a traffic file's text; problems are reported at key `at`."""
+    try:
+        text = read_scenario_file(name, info, what)
+    except PydanticCustomError as error:
+        raise invalid(str((error.context or {})["message"]), at=at) from None
+    try:
+        return read(text, name)
+    except TrafficFileError as error:
+        raise invalid(str(error), at=at) from None
+
+
+class ProfileFileSpec(_Strict):
+    """A rate profile read from a file of `at,rate` lines next to the scenario."""
+
+    file: Text
+    _points: tuple[tuple[float, float], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> ProfileFileSpec:
+        points = _traffic_file(read_rate_series, self.file, info, "rate-series file", "file")
+        self._points = tuple(points)
+        return self
+
+    @property
+    def points(self) -> tuple[tuple[float, float], ...]:
+        return self._points
+
+
+def _profile_tag(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "<points>"
+    if isinstance(value, dict) and "file" in value:
+        return "<file>"
+    return None
+
+
+ProfileSpec = Annotated[
+    Annotated[list[ProfilePointSpec], Tag("<points>"), Field(min_length=1)]
+    | Annotated[ProfileFileSpec, Tag("<file>")],
+    Discriminator(
+        _profile_tag,
+        custom_error_type="capsim_tag_profile",
+        custom_error_message="not a valid profile",
+    ),
+]
+"""A rate profile: a list of {at, rate} points, or {file: rates.csv}."""
+
+
+def _speedup(value: Any) -> float:
+    number = _plain(0.0, True, "a speedup such as 2 (twice as fast)")(value)
+    if not 1e-6 <= number <= 1e6:
+        raise invalid(f"expected a speedup from 0.000001 to 1000000 such as 2, got {show(value)}")
+    return number
+
+
+Speedup = Annotated[
+    float,
+    BeforeValidator(_speedup),
+    WithJsonSchema({"type": "number", "minimum": 1e-6, "maximum": 1e6}),
+]
+
+
+class TraceArrivalsSpec(_Strict):
+    """Request timestamps replayed from a file next to the scenario."""
+
+    trace: Text
+    column: Text | None = None
+    speedup: Speedup = 1.0
+    loop: bool = False
+    _times: tuple[float, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> TraceArrivalsSpec:
+        def read(text: str, name: str) -> list[float]:
+            return read_timestamps(text, name, self.column)
+
+        times = _traffic_file(read, self.trace, info, "trace file", "trace")
+        if self.loop and (len(times) < 2 or times[-1] / self.speedup <= 0.0):
+            raise invalid(
+                f"loop: true needs a trace that spans some time; {show(self.trace)} holds "
+                f"{len(times)} timestamp(s) all at one instant (after speedup)",
+                at="loop",
+            )
+        self._times = tuple(times)
+        return self
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        """Seconds from the trace's first timestamp, in order, before `speedup`."""
+        return self._times
+
+
+class MmppSpec(_Strict):
+    """A two-state Markov-modulated Poisson process: Poisson at rates[i] while in state i,
+    which lasts an exponential time of mean mean_sojourn[i]."""
+
+    rates: list[Rate]
+    mean_sojourn: list[PositiveDuration]
+
+    @model_validator(mode="after")
+    def _two_states(self) -> MmppSpec:
+        for key, values in (("rates", self.rates), ("mean_sojourn", self.mean_sojourn)):
+            if len(values) != 2:
+                raise invalid(
+                    f"an MMPP has two states, so {key} needs exactly two values "
+                    f"(e.g. rates: [50/s, 400/s], mean_sojourn: [20s, 5s]); got {len(values)}",
+                    at=key,
+                )
+        if max(self.rates) <= 0.0:
+            raise invalid("at least one of the MMPP's rates must be above 0", at="rates")
+        return self
+
+
+class MmppArrivalsSpec(_Strict):
+    mmpp: MmppSpec
+
+
+#: The largest batch size (or mean batch size) a scenario may ask for: a batch is held at once.
+MAX_BATCH_SIZE = 100_000
+
+
+def _at_least_one(value: Any) -> float:
+    number = _plain(0.0, True, "a mean batch size of 1 or more such as 4")(value)
+    if not 1.0 <= number <= MAX_BATCH_SIZE:
+        raise invalid(
+            f"expected a mean batch size from 1 to {MAX_BATCH_SIZE:,} such as 4, got {show(value)}"
+        )
+    return number
+
+
+def _batch_size(value: Any) -> int:
+    number = _whole(1, "a batch size: a positive integer such as 4")(value)
+    if number > MAX_BATCH_SIZE:
+        raise invalid(
+            f"a batch of {number:,} requests is more than capsim holds at one instant "
+            f"({MAX_BATCH_SIZE:,}); split it into smaller batches at a higher rate"
+        )
+    return number
+
+
+BatchSize = Annotated[
+    int,
+    BeforeValidator(_batch_size),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
+]
+
+
+class GeometricSize(_Strict):
+    """Sizes 1, 2, 3, ... with P(k) = p (1 - p)^(k - 1), p = 1 / mean."""
+
+    dist: Literal["geometric"]
+    mean: Annotated[
+        float,
+        BeforeValidator(_at_least_one),
+        WithJsonSchema({"type": "number", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
+    ]
+
+
+class ConstantSize(_Strict):
+    dist: Literal["constant"]
+    value: BatchSize
+
+
+class EmpiricalSize(_Strict):
+    """Each batch's size drawn from these sizes, equally likely (repeat one to weight it)."""
+
+    dist: Literal["empirical"]
+    samples: list[BatchSize] = Field(min_length=1)
+
+
+BATCH_SIZES = ("constant", "geometric", "empirical")
+
+
+def _size_tag(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "<value>"
+    kind = value.get("dist")
+    return f"<{kind}>" if isinstance(kind, str) and kind in BATCH_SIZES else None
+
+
+BatchSizeSpec = Annotated[
+    Annotated[BatchSize, Tag("<value>")]
+    | Annotated[ConstantSize, Tag("<constant>")]
+    | Annotated[GeometricSize, Tag("<geometric>")]
+    | Annotated[EmpiricalSize, Tag("<empirical>")],
+    Discriminator(
+        _size_tag, custom_error_type="capsim_tag_size", custom_error_message="not a valid size"
+    ),
+]
+"""A batch size: a positive integer (constant) or a mapping with `dist:` over 1, 2, 3, ..."""
+
+
+class ArrivalBatchSpec(_Strict):
+    size: BatchSizeSpec
+
+
+class BatchArrivalsSpec(_Strict):
+    """Batches at Poisson epochs (`rate:` is the rate of batches), all of a batch at one instant."""
+
+    batch: ArrivalBatchSpec
+
+
+ARRIVAL_KINDS = ("poisson", "constant")
+ARRIVAL_PROCESSES = ("trace", "mmpp", "batch")
+
+
+def _arrivals_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<name>"
+    if isinstance(value, dict):
+        for key in ARRIVAL_PROCESSES:
+            if key in value:
+                return f"<{key}>"
+    return None
+
+
+ArrivalsSpec = Annotated[
+    Annotated[
+        Literal["poisson", "constant"],
+        BeforeValidator(_choice(ARRIVAL_KINDS, "arrivals")),
+        Tag("<name>"),
+    ]
+    | Annotated[TraceArrivalsSpec, Tag("<trace>")]
+    | Annotated[MmppArrivalsSpec, Tag("<mmpp>")]
+    | Annotated[BatchArrivalsSpec, Tag("<batch>")],
+    Discriminator(
+        _arrivals_tag,
+        custom_error_type="capsim_tag_arrivals",
+        custom_error_message="not a valid arrival process",
+    ),
+]
+"""How an open class's requests arrive: poisson, constant, {trace: file}, {mmpp: ...}, {batch: ...}."""
+
+
 class TrafficSpec(_Strict):
     """A request class: open (`rate`, optional `profile`) or closed (`users` with `think_time`)."""
 
     entry: Name
     rate: PositiveRate | None = None
-    arrivals: Annotated[
-        Literal["poisson", "constant"],
-        BeforeValidator(_choice(("poisson", "constant"), "arrivals")),
-    ] = "poisson"
-    profile: list[ProfilePointSpec] | None = Field(default=None, min_length=1)
+    arrivals: ArrivalsSpec = "poisson"
+    profile: ProfileSpec | None = None
     users: Count | None = None
     think_time: DistributionSpec | None = None
 
+    @property
+    def arrival_kind(self) -> str:
+        """poisson, constant, trace, mmpp or batch."""
+        if isinstance(self.arrivals, TraceArrivalsSpec):
+            return "trace"
+        if isinstance(self.arrivals, MmppArrivalsSpec):
+            return "mmpp"
+        if isinstance(self.arrivals, BatchArrivalsSpec):
+            return "batch"
+        return self.arrivals
+
+    @property
+    def profile_points(self) -> list[tuple[float, float]]:
+        """The profile as (at, rate) pairs, whether written or read from a file."""
+        if self.profile is None:
+            return []
+        if isinstance(self.profile, ProfileFileSpec):
+            return list(self.profile.points)
+        return [(p.at, p.rate) for p in self.profile]
+
     @model_validator(mode="after")
     def _one_workload(self) -> TrafficSpec:
-        is_open = self.rate is not None or self.profile is not None
+        kind = self.arrival_kind
+        is_open = self.rate is not None or self.profile is not None or kind in ARRIVAL_PROCESSES
         is_closed = self.users is not None
         if is_open and is_closed:
             raise invalid(
@@ -1135,7 +1395,8 @@ class TrafficSpec(_Strict):
             )
         if is_closed and "arrivals" in self.model_fields_set:
             raise invalid("arrivals is for open classes (with rate:); remove it", at="arrivals")
-        if self.profile:
+        self._check_process(kind)
+        if isinstance(self.profile, list):
             for i, (a, b) in enumerate(zip(self.profile, self.profile[1:], strict=False)):
                 if b.at < a.at:
                     raise invalid(
@@ -1143,6 +1404,24 @@ class TrafficSpec(_Strict):
                         at=f"profile.{i + 1}.at",
                     )
         return self
+
+    def _check_process(self, kind: str) -> None:
+        if kind in ("trace", "mmpp") and self.rate is not None:
+            source = "its trace's timestamps" if kind == "trace" else "the MMPP's rates"
+            raise invalid(
+                f"a class with {kind} arrivals takes its rate from {source}; remove rate:",
+                at="rate",
+            )
+        if kind in ARRIVAL_PROCESSES and self.profile is not None:
+            raise invalid(
+                f"profile: shapes poisson or constant arrivals only, not {kind} arrivals; remove "
+                "profile: (a trace or an MMPP carries its own changes of rate)",
+                at="profile",
+            )
+        if kind == "batch" and self.rate is None:
+            raise invalid(
+                "batch arrivals need rate: (the rate of batches, e.g. rate: 50/s)", at="arrivals"
+            )
 
 
 # ---- SLOs --------------------------------------------------------------------------------------
@@ -1579,6 +1858,7 @@ _EXAMPLES = {
 _TAG_HELP = {
     "tier": ("tier type", "type", TIER_TYPES),
     "dist": ("distribution", "dist", DISTRIBUTIONS),
+    "size": ("batch-size distribution", "dist", BATCH_SIZES),
 }
 
 
@@ -1616,7 +1896,16 @@ def _register_tags(annotation: Any) -> None:
             _register_tags(arg)
 
 
-for _union in (DistributionSpec, CallSpec, TierSpec, HitRatioSpec, SizingSetting):
+for _union in (
+    DistributionSpec,
+    CallSpec,
+    TierSpec,
+    HitRatioSpec,
+    SizingSetting,
+    ArrivalsSpec,
+    ProfileSpec,
+    BatchSizeSpec,
+):
     _register_tags(_unwrap(_union))
 
 
@@ -1746,6 +2035,15 @@ def _located(
 
 
 def _tag_message(what: str, value: Any, field: str) -> str:
+    if what == "arrivals":
+        form = (
+            "poisson, constant, {trace: file}, {mmpp: {rates: [..], mean_sojourn: [..]}} or "
+            "{batch: {size: 4}}"
+        )
+        return f"expected arrivals as {form}, got {kind_of(value)} {show(value)}"
+    if what == "profile":
+        form = "a list of {at: 0s, rate: 800/s} points or {file: rates.csv}"
+        return f"expected a profile as {form}, got {kind_of(value)} {show(value)}"
     if what == "call":
         form = "a tier name, {tier: db, probability: 0.2}, {one_of: {a: 0.8}} or {parallel: [a, b]}"
         if isinstance(value, dict):
