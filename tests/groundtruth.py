@@ -2,7 +2,8 @@
 what it measured in the real formats: OTLP JSON traces, Prometheus query_range JSON, k6
 --out json NDJSON and Locust --csv history.
 
-The system: `front` (4 workers, blocking) does its own work, then calls `cache` (always) and
+The system: a `gateway` (root spans: arrival to response) passes requests to `front` (4
+workers, blocking), which does its own work, then calls `cache` (always) and
 `db` (browse: with probability 0.3; checkout: twice), and checkout publishes to the `orders`
 queue, consumed by `worker` (2 consumers). Server spans start when a worker takes the request
 (as real instrumentation does); the truth's latency is from arrival to response.
@@ -25,6 +26,7 @@ EPOCH = 1_780_000_000.0  # seconds since the Unix epoch at simulated time 0
 
 @dataclass(frozen=True)
 class Truth:
+    gateway_time: float = 0.0002  # constant, never waits (an ingress with ample capacity)
     front_workers: int = 4
     cache_workers: int = 2
     db_workers: int = 2
@@ -98,30 +100,40 @@ class System:
                                   "attributes": {"peer.service": service}})
 
     def request(self, cls: str):
+        """A request enters at `gateway` (the root span, arrival to response), which calls
+        `front` (its server span starts when a front worker takes it)."""
         t = self.truth
         arrival = self.env.now
         self.record.arrivals[cls].append(arrival)
         trace = self.ident(32)
         root = self.ident(16)
+        yield from self.work("gateway", t.gateway_time)
+        client = self.ident(16)
+        client_start = self.env.now
         with self.front.request() as slot:
             yield slot
             start = self.env.now
+            front_span = self.ident(16)
             yield from self.work("front", self.gamma(t.front_mean[cls], t.front_cv))
-            yield from self.call(trace, root, self.cache, "cache", float(self.rng.exponential(t.cache_mean)), "GET")
+            yield from self.call(trace, front_span, self.cache, "cache", float(self.rng.exponential(t.cache_mean)), "GET")
             if cls == "browse":
                 if self.rng.random() < t.db_probability:
-                    yield from self.call(trace, root, self.db, "db", self.lognormal(t.db_mean, t.db_cv), "SELECT")
+                    yield from self.call(trace, front_span, self.db, "db", self.lognormal(t.db_mean, t.db_cv), "SELECT")
             else:
                 for _ in range(2):
-                    yield from self.call(trace, root, self.db, "db", self.lognormal(t.db_mean, t.db_cv), "UPDATE")
-                producer = self.span(trace, root, "orders publish", 4, "front", self.env.now, self.env.now,
+                    yield from self.call(trace, front_span, self.db, "db", self.lognormal(t.db_mean, t.db_cv), "UPDATE")
+                producer = self.span(trace, front_span, "orders publish", 4, "front", self.env.now, self.env.now,
                                      {"messaging.destination.name": "orders"})
                 self.orders.put((trace, producer))
             end = self.env.now
         name = "GET /product" if cls == "browse" else "POST /checkout"
+        attributes = {"http.route": name.split()[1], "app.class": cls}
+        self.record.spans.append({"trace": trace, "id": front_span, "parent": client, "name": name, "kind": 2,
+                                  "service": "front", "start": start, "end": end, "attributes": attributes})
+        self.record.spans.append({"trace": trace, "id": client, "parent": root, "name": name, "kind": 3,
+                                  "service": "gateway", "start": client_start, "end": end, "attributes": {}})
         self.record.spans.append({"trace": trace, "id": root, "parent": None, "name": name, "kind": 2,
-                                  "service": "front", "start": start, "end": end,
-                                  "attributes": {"http.route": name.split()[1], "app.class": cls}})
+                                  "service": "gateway", "start": arrival, "end": end, "attributes": attributes})
         self.record.latency[cls].append(end - arrival)
         self.record.completions.append((end, cls, end - arrival))
 

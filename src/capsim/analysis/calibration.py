@@ -60,19 +60,24 @@ class TraceAnalysis:
     orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
 
 
+def scenario_name(text: str) -> str:
+    """`text` as a scenario name: letters, digits, '_' and '-' (runs of anything else become '_')."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "requests"
+
+
 def _uninstrumented_tier(span: Span) -> str:
     attributes = span.attributes
     for key in ("peer.service", "db.system", "db.system.name", "server.address", "net.peer.name"):
         if attributes.get(key):
-            return str(attributes[key])
-    return f"{span.service}-{span.name}".replace(" ", "_")
+            return scenario_name(str(attributes[key]))
+    return scenario_name(f"{span.service}-{span.name}")
 
 
 def _queue_tier(span: Span) -> str:
     for key in ("messaging.destination.name", "messaging.destination", "messaging.destination_name"):
         if span.attributes.get(key):
-            return str(span.attributes[key])
-    return f"{span.service}-queue"
+            return scenario_name(str(span.attributes[key]))
+    return scenario_name(f"{span.service}-queue")
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:
@@ -110,7 +115,7 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     trace_class: dict[str, str] = {}
     for trace_id, root in roots.items():
         name = str(root.attributes.get(class_by, root.name)) if class_by else root.name
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "requests"
+        name = scenario_name(name)
         trace_class[trace_id] = name
         entry = classes.setdefault(name, {"entry": {}, "arrivals": []})
         entry["arrivals"].append(root.start)
@@ -165,7 +170,7 @@ def _visit_tier(span: Span) -> str:
         return _queue_tier(span)
     if span.kind == "client":
         return _uninstrumented_tier(span)
-    return span.service
+    return scenario_name(span.service)
 
 
 def _tier_type(span: Span) -> str:
@@ -461,11 +466,14 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     entry_rates: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    rate_sources: set[str] = set()
     for file in files:
         for series in file.series:
             metric = series.labels.get("__name__") or Path(file.source).stem
             tier = _first_label(series.labels, names.tier_labels)
             cls = _first_label(series.labels, names.class_labels)
+            tier = scenario_name(tier) if tier else None
+            cls = scenario_name(cls) if cls else None
             if "le" in series.labels or re.search(names.latency, metric):
                 le = math.inf if series.labels.get("le") in ("+Inf", "inf") else float(series.labels.get("le", "nan"))
                 for value in series.values:
@@ -480,6 +488,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                 name = cls or "requests"
                 for t, value in zip(series.times, series.values, strict=True):
                     rates[name][t] += value
+                rate_sources.add(file.source)
                 if tier:
                     entry_rates[name][tier] += sum(series.values)
             else:
@@ -488,7 +497,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     "its name should match --rate-metric, --cpu-metric or --latency-metric")
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
     return Aggregates({k: dict(v) for k, v in rates.items()}, entries, {k: dict(v) for k, v in busy.items()},
-                      {k: dict(v) for k, v in histograms.items()}, [f.source for f in files])
+                      {k: dict(v) for k, v in histograms.items()}, sorted(rate_sources))
 
 
 def histogram_quantile(buckets: dict[float, float], q: float) -> float:
@@ -606,12 +615,14 @@ def calibrate_aggregates(files: Sequence[MetricsFile], names: MetricNames | None
         work: dict[str, Any] = {}
         for cls, demand in estimate.demands.items():
             low, high = estimate.intervals[cls]
+            if demand <= 0:
+                continue  # NNLS put it at zero: the class does no work here, so no call either
             work[cls] = {"service_time": {"dist": "exponential", "mean": _seconds(demand)}}
             notes[("tiers", estimate.tier, "classes", cls, "service_time")] = (
                 f"demand {_seconds(demand)} per request (95% CI [{_seconds(low)}, {_seconds(high)}]) by "
                 f"{estimate.method}, {estimate.intervals_used} intervals, R² {estimate.r_squared:.3f}; "
                 "exponential assumed: aggregates give only a mean")
-        mean_demand = float(np.mean(list(estimate.demands.values())))
+        mean_demand = float(np.mean([d for d in estimate.demands.values() if d > 0] or [1e-3]))
         tiers[estimate.tier] = {"type": "service", "concurrency": count,
                                 "service_time": {"dist": "exponential", "mean": _seconds(mean_demand)},
                                 "classes": work}
@@ -643,7 +654,7 @@ def calibrate_aggregates(files: Sequence[MetricsFile], names: MetricNames | None
 def _significant(demands: list[DemandEstimate], tier: str, cls: str) -> bool:
     for estimate in demands:
         if estimate.tier == tier:
-            return estimate.intervals[cls][0] > 0
+            return estimate.demands[cls] > 0 and estimate.intervals[cls][0] > 0
     return False
 
 
