@@ -154,7 +154,7 @@ def _peak(lam: float, sigma: float, kappa: float) -> tuple[float, float]:
 
 
 def fit_usl(concurrency: np.ndarray, throughput: np.ndarray, seed: int = 0, bootstrap: int = 400) -> UslFit:
-    """Least-squares USL fit. Intervals: lambda, sigma, kappa from the fit's covariance (Student
+    """Weighted least-squares USL fit (relative errors). Intervals: lambda, sigma, kappa from the fit's covariance (Student
     t, n - 3 degrees of freedom); N* and X_max from a residual bootstrap (percentile interval)."""
     from scipy import optimize, stats
 
@@ -165,10 +165,15 @@ def fit_usl(concurrency: np.ndarray, throughput: np.ndarray, seed: int = 0, boot
     lowest = int(np.argmin(n))
     lam0 = max(float(x[lowest] / n[lowest]), 1e-9)
     bounds = ([0.0, 0.0, 0.0], [np.inf, 1.0, np.inf])
-    params, covariance = optimize.curve_fit(usl, n, x, p0=[lam0, 0.01, 1e-4], bounds=bounds, maxfev=20000)
+    # Throughput noise grows with throughput, so each step is weighted by 1/X (relative errors):
+    # the low-concurrency steps, which fix lambda, are not drowned by the large ones.
+    weights = np.maximum(np.abs(x), 1e-9)
+    params, covariance = optimize.curve_fit(usl, n, x, p0=[lam0, 0.01, 1e-4], sigma=weights, bounds=bounds,
+                                            maxfev=20000)
     lam, sigma, kappa = map(float, params)
     fitted = usl(n, lam, sigma, kappa)
     residuals = x - fitted
+    relative = residuals / weights
     total = float(((x - x.mean()) ** 2).sum())
     r_squared = 1 - float((residuals**2).sum()) / total if total > 0 else 1.0
     dof = max(n.size - 3, 1)
@@ -182,9 +187,10 @@ def fit_usl(concurrency: np.ndarray, throughput: np.ndarray, seed: int = 0, boot
     rng = np.random.default_rng(seed)
     peaks, maxima = [], []
     for _ in range(bootstrap):
-        sample = fitted + rng.choice(residuals, residuals.size, replace=True)
+        sample = fitted * (1 + rng.choice(relative, relative.size, replace=True))
         try:
-            again, _ = optimize.curve_fit(usl, n, sample, p0=params, bounds=bounds, maxfev=5000)
+            again, _ = optimize.curve_fit(usl, n, sample, p0=params, sigma=np.maximum(np.abs(sample), 1e-9),
+                                          bounds=bounds, maxfev=5000)
         except (RuntimeError, ValueError):
             continue
         p, m = _peak(*map(float, again))
