@@ -120,7 +120,7 @@ def _detect_json(head: str, path: str | Path) -> str:
     ):
         if key in head:
             return name
-    if '"status"' in head and '"data"' in head:
+    if '"status"' in head and ('"data"' in head or '"errorType"' in head):
         return "prometheus"
     if '"metrics"' in head:
         return "k6-summary"
