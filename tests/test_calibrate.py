@@ -28,16 +28,34 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def steady(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two minutes of the truth at a constant 100/s browse and 20/s checkout, as OTLP JSON."""
     folder = tmp_path_factory.mktemp("steady")
-    record = truth_model.run_open(TRUTH, 1, WINDOW, {"browse": [(WINDOW + 5, 100.0)], "checkout": [(WINDOW + 5, 20.0)]})
+    record = truth_model.run_open(
+        TRUTH, 1, WINDOW, {"browse": [(WINDOW + 5, 100.0)], "checkout": [(WINDOW + 5, 20.0)]}
+    )
     traces = folder / "traces.json"
     truth_model.write_otlp(record, traces, WINDOW)
-    code, out, err = invoke("calibrate", str(traces), "--class-by", "app.class", "-o", str(folder / "model.yaml"),
-                            "--format", "json")
+    code, out, err = invoke(
+        "calibrate",
+        str(traces),
+        "--class-by",
+        "app.class",
+        "-o",
+        str(folder / "model.yaml"),
+        "--format",
+        "json",
+    )
     assert code == 0, err
-    latency = {cls: np.array([c[2] for c in record.completions if c[1] == cls and c[0] <= WINDOW])
-               for cls in ("browse", "checkout")}
-    return {"folder": folder, "traces": traces, "record": record, "summary": json.loads(out),
-            "scenario": folder / "model.yaml", "latency": latency}
+    latency = {
+        cls: np.array([c[2] for c in record.completions if c[1] == cls and c[0] <= WINDOW])
+        for cls in ("browse", "checkout")
+    }
+    return {
+        "folder": folder,
+        "traces": traces,
+        "record": record,
+        "summary": json.loads(out),
+        "scenario": folder / "model.yaml",
+        "latency": latency,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +77,18 @@ def tier_class(summary: dict, tier: str, cls: str) -> dict:
 
 @pytest.mark.parametrize(
     ("tier", "cls", "mean"),
-    [("front", "browse", 0.008), ("front", "checkout", 0.015), ("cache", "browse", 0.001),
-     ("db", "browse", 0.012), ("db", "checkout", 0.012), ("orders", "checkout", 0.020)],
+    [
+        ("front", "browse", 0.008),
+        ("front", "checkout", 0.015),
+        ("cache", "browse", 0.001),
+        ("db", "browse", 0.012),
+        ("db", "checkout", 0.012),
+        ("orders", "checkout", 0.020),
+    ],
 )
-def test_self_times_recover_the_true_service_time_means(steady: dict, tier: str, cls: str, mean: float) -> None:
+def test_self_times_recover_the_true_service_time_means(
+    steady: dict, tier: str, cls: str, mean: float
+) -> None:
     fitted = tier_class(steady["summary"], tier, cls)
     assert fitted["mean"] == pytest.approx(mean, rel=0.05)
     low, high = fitted["mean_ci95"]
@@ -90,7 +116,7 @@ def test_call_probabilities_repeats_and_publishes_come_from_the_span_tree(steady
 
 
 def test_the_written_scenario_validates_and_says_where_each_figure_came_from(steady: dict) -> None:
-    code, out, err = invoke("validate", str(steady["scenario"]))
+    code, _, err = invoke("validate", str(steady["scenario"]))
     assert code == 0, err
     text = steady["scenario"].read_text()
     assert "# 12" in text or "root spans in 120s" in text
@@ -102,12 +128,16 @@ def test_the_written_scenario_validates_and_says_where_each_figure_came_from(ste
 
 
 def test_the_calibrated_model_predicts_the_true_entry_percentiles(steady: dict) -> None:
-    code, out, err = invoke("run", str(steady["scenario"]), "--duration", "300s", "--format", "json")
+    code, out, err = invoke(
+        "run", str(steady["scenario"]), "--duration", "300s", "--format", "json"
+    )
     assert code == 0, err
     predicted = json.loads(out)["classes"]
     for cls, measured in steady["latency"].items():
         for name, q in (("p50", 50), ("p99", 99)):
-            assert predicted[cls]["latency"][name] == pytest.approx(float(np.percentile(measured, q)), rel=0.10), (cls, name)
+            assert predicted[cls]["latency"][name] == pytest.approx(
+                float(np.percentile(measured, q)), rel=0.10
+            ), (cls, name)
 
 
 def test_ndjson_otlp_gives_the_same_calibration(short: dict) -> None:
@@ -115,7 +145,9 @@ def test_ndjson_otlp_gives_the_same_calibration(short: dict) -> None:
     truth_model.write_otlp(short["record"], lines, 40, ndjson=True)
     code, out, err = invoke("calibrate", str(lines), "--class-by", "app.class", "--format", "json")
     assert code == 0, err
-    code, first, err = invoke("calibrate", str(short["traces"]), "--class-by", "app.class", "--format", "json")
+    code, first, err = invoke(
+        "calibrate", str(short["traces"]), "--class-by", "app.class", "--format", "json"
+    )
     assert code == 0, err
     assert json.loads(out)["tiers"] == json.loads(first)["tiers"]
 
@@ -126,13 +158,25 @@ def test_root_span_names_are_the_classes_by_default(short: dict) -> None:
     assert set(json.loads(out)["classes"]) == {"GET_product", "POST_checkout"}
 
 
-def test_a_rate_that_changes_becomes_a_profile_and_a_steady_one_does_not(steady: dict, tmp_path: Path) -> None:
+def test_a_rate_that_changes_becomes_a_profile_and_a_steady_one_does_not(
+    steady: dict, tmp_path: Path
+) -> None:
     assert "profile:" not in steady["scenario"].read_text()
-    record = truth_model.run_open(TRUTH, 4, 60, {"browse": [(30, 40.0), (65, 120.0)], "checkout": [(65, 5.0)]})
+    record = truth_model.run_open(
+        TRUTH, 4, 60, {"browse": [(30, 40.0), (65, 120.0)], "checkout": [(65, 5.0)]}
+    )
     traces = tmp_path / "surge.json"
     truth_model.write_otlp(record, traces, 60)
-    code, out, err = invoke("calibrate", str(traces), "--class-by", "app.class", "-o", str(tmp_path / "s.yaml"),
-                            "--format", "json")
+    code, out, err = invoke(
+        "calibrate",
+        str(traces),
+        "--class-by",
+        "app.class",
+        "-o",
+        str(tmp_path / "s.yaml"),
+        "--format",
+        "json",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["classes"]["browse"]["profile"] is True
@@ -145,19 +189,41 @@ def test_a_rate_that_changes_becomes_a_profile_and_a_steady_one_does_not(steady:
 
 
 def test_backtest_passes_the_calibrated_model_against_its_own_measurements(short: dict) -> None:
-    code, out, err = invoke("backtest", str(short["scenario"]), str(short["traces"]), "--class-by", "app.class",
-                            "--duration", "200s", "--format", "json")
+    code, out, err = invoke(
+        "backtest",
+        str(short["scenario"]),
+        str(short["traces"]),
+        "--class-by",
+        "app.class",
+        "--duration",
+        "200s",
+        "--format",
+        "json",
+    )
     assert code == 0, out + err
     data = json.loads(out)
     figures = {(r["name"], r["figure"]) for r in data["comparisons"]}
-    assert {("browse", "p50"), ("browse", "p95"), ("browse", "p99"), ("db", "utilization")} <= figures
+    assert {
+        ("browse", "p50"),
+        ("browse", "p95"),
+        ("browse", "p99"),
+        ("db", "utilization"),
+    } <= figures
     assert data["passed"] is True
 
 
 def test_backtest_catches_a_model_that_has_drifted(short: dict) -> None:
-    code, out, err = invoke("backtest", str(short["scenario"]), str(short["traces"]), "--class-by", "app.class",
-                            "--set", "tiers.db.classes.browse.service_time={dist: exponential, mean: 30ms}",
-                            "--format", "json")
+    code, out, err = invoke(
+        "backtest",
+        str(short["scenario"]),
+        str(short["traces"]),
+        "--class-by",
+        "app.class",
+        "--set",
+        "tiers.db.classes.browse.service_time={dist: exponential, mean: 30ms}",
+        "--format",
+        "json",
+    )
     assert code == 1, out + err
     data = json.loads(out)
     off = {(r["name"], r["figure"]) for r in data["comparisons"] if not r["passed"]}
@@ -165,8 +231,17 @@ def test_backtest_catches_a_model_that_has_drifted(short: dict) -> None:
 
 
 def test_backtest_tolerances_are_options(short: dict) -> None:
-    code, out, _ = invoke("backtest", str(short["scenario"]), str(short["traces"]), "--class-by", "app.class",
-                          "--latency-tolerance", "0.01%", "--format", "json")
+    code, out, _ = invoke(
+        "backtest",
+        str(short["scenario"]),
+        str(short["traces"]),
+        "--class-by",
+        "app.class",
+        "--latency-tolerance",
+        "0.01%",
+        "--format",
+        "json",
+    )
     assert code == 1
     assert json.loads(out)["tolerances"]["latency"] == pytest.approx(0.0001)
 
@@ -179,18 +254,28 @@ def aggregates(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """200 s with rates changing every 20 s (so the class mix varies), as query_range files."""
     folder = tmp_path_factory.mktemp("prometheus")
     rng = np.random.default_rng(5)
-    plan = {cls: [(20.0 * (k + 1), base * rng.uniform(0.4, 1.4)) for k in range(11)]
-            for cls, base in (("browse", 100.0), ("checkout", 20.0))}
+    plan = {
+        cls: [(20.0 * (k + 1), base * rng.uniform(0.4, 1.4)) for k in range(11)]
+        for cls, base in (("browse", 100.0), ("checkout", 20.0))
+    }
     record = truth_model.run_open(TRUTH, 2, 200, plan)
     return truth_model.write_prometheus(record, folder, 200, step=10.0)
 
 
-def test_demands_from_utilisation_and_throughput_are_within_ten_percent(aggregates: list[Path]) -> None:
+def test_demands_from_utilisation_and_throughput_are_within_ten_percent(
+    aggregates: list[Path],
+) -> None:
     code, out, err = invoke("calibrate", *map(str, aggregates), "--format", "json")
     assert code == 0, err
     demands = {d["tier"]: d for d in json.loads(out)["demands"]}
-    expected = {("front", "product"): 0.008, ("front", "checkout"): 0.015, ("cache", "product"): 0.001,
-                ("db", "product"): 0.3 * 0.012, ("db", "checkout"): 2 * 0.012, ("worker", "checkout"): 0.020}
+    expected = {
+        ("front", "product"): 0.008,
+        ("front", "checkout"): 0.015,
+        ("cache", "product"): 0.001,
+        ("db", "product"): 0.3 * 0.012,
+        ("db", "checkout"): 2 * 0.012,
+        ("worker", "checkout"): 0.020,
+    }
     for (tier, cls), demand in expected.items():
         assert demands[tier]["demands"][cls] == pytest.approx(demand, rel=0.10), (tier, cls)
         low, high = demands[tier]["intervals"][cls]
@@ -198,10 +283,20 @@ def test_demands_from_utilisation_and_throughput_are_within_ten_percent(aggregat
     assert demands["worker"]["demands"]["product"] < 0.0005  # browse never reaches the worker
 
 
-def test_a_scenario_from_aggregates_validates_and_runs(aggregates: list[Path], tmp_path: Path) -> None:
+def test_a_scenario_from_aggregates_validates_and_runs(
+    aggregates: list[Path], tmp_path: Path
+) -> None:
     scenario = tmp_path / "aggregates.yaml"
-    code, _, err = invoke("calibrate", *map(str, aggregates), "-o", str(scenario), "--workers", "front=4",
-                          "--workers", "db=2")
+    code, _, err = invoke(
+        "calibrate",
+        *map(str, aggregates),
+        "-o",
+        str(scenario),
+        "--workers",
+        "front=4",
+        "--workers",
+        "db=2",
+    )
     assert code == 0, err
     text = scenario.read_text()
     assert "concurrency: 4" in text and "NNLS" in text
@@ -236,7 +331,9 @@ def test_k6_and_locust_steps_carry_the_offered_load_and_latency(stepped: dict) -
     for k, step in enumerate(k6.steps):  # type: ignore[union-attr]
         inside = (done >= 12.0 * k) & (done < 12.0 * (k + 1))
         assert step.throughput == pytest.approx(inside.sum() / 12.0, rel=0.05)
-        assert step.latency["p50"] == pytest.approx(float(np.percentile(latency[inside], 50)), rel=0.05)
+        assert step.latency["p50"] == pytest.approx(
+            float(np.percentile(latency[inside], 50)), rel=0.05
+        )
     for k6_step, locust_step in zip(k6.steps, locust.steps, strict=True):  # type: ignore[union-attr]
         assert locust_step.throughput == pytest.approx(k6_step.throughput, rel=0.1)
 
@@ -252,19 +349,35 @@ def test_fit_usl_reads_a_stepped_load_test(stepped: dict) -> None:
 def usl_csv(path: Path, lam: float, sigma: float, kappa: float, noise: float, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     n = np.array([1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128], dtype=float)
-    x = lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1)) * (1 + noise * rng.standard_normal(n.size))
-    path.write_text("concurrency,throughput\n" + "".join(f"{a:g},{b:.6g}\n" for a, b in zip(n, x, strict=True)))
+    x = (
+        lam
+        * n
+        / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+        * (1 + noise * rng.standard_normal(n.size))
+    )
+    path.write_text(
+        "concurrency,throughput\n" + "".join(f"{a:g},{b:.6g}\n" for a, b in zip(n, x, strict=True))
+    )
     return path
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_usl_parameters_are_recovered_from_a_noisy_curve(tmp_path: Path, seed: int) -> None:
     lam, sigma, kappa = 50.0, 0.04, 0.0005
-    code, out, err = invoke("fit-usl", str(usl_csv(tmp_path / "usl.csv", lam, sigma, kappa, 0.02, seed)), "--format", "json")
+    code, out, err = invoke(
+        "fit-usl",
+        str(usl_csv(tmp_path / "usl.csv", lam, sigma, kappa, 0.02, seed)),
+        "--format",
+        "json",
+    )
     assert code == 0, err
     data = json.loads(out)
-    for name, value in (("lambda", lam), ("sigma", sigma), ("kappa", kappa),
-                        ("peak_concurrency", math.sqrt((1 - sigma) / kappa))):
+    for name, value in (
+        ("lambda", lam),
+        ("sigma", sigma),
+        ("kappa", kappa),
+        ("peak_concurrency", math.sqrt((1 - sigma) / kappa)),
+    ):
         low, high = data["ci95"][name]
         assert low <= value <= high, (name, value, low, high)
     assert data["lambda"] == pytest.approx(lam, rel=0.05)
@@ -272,8 +385,14 @@ def test_usl_parameters_are_recovered_from_a_noisy_curve(tmp_path: Path, seed: i
 
 def test_fit_usl_draws_its_curve_in_markdown_and_svg(tmp_path: Path) -> None:
     chart = tmp_path / "usl.svg"
-    code, out, err = invoke("fit-usl", str(usl_csv(tmp_path / "usl.csv", 50, 0.04, 0.0005, 0.02, 1)),
-                            "--format", "markdown", "--chart", str(chart))
+    code, out, err = invoke(
+        "fit-usl",
+        str(usl_csv(tmp_path / "usl.csv", 50, 0.04, 0.0005, 0.02, 1)),
+        "--format",
+        "markdown",
+        "--chart",
+        str(chart),
+    )
     assert code == 0, err
     assert 'data-chart="usl"' in out and "N*" in out
     assert chart.read_text().startswith("<svg")
@@ -283,11 +402,26 @@ def test_k6_summary_export_and_locust_stats_are_read(tmp_path: Path) -> None:
     from capsim.measurements import read_measurement
 
     summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"root_group": {"name": "", "path": "", "groups": {}, "checks": {}}, "metrics": {
-        "http_req_duration": {"avg": 21.5, "min": 3.1, "med": 17.0, "max": 410.0, "p(90)": 40.2, "p(95)": 55.0},
-        "http_reqs": {"count": 12000, "rate": 200.0},
-        "http_req_failed": {"passes": 12, "fails": 11988, "value": 0.001},
-        "vus_max": {"value": 20, "min": 20, "max": 20}}}))
+    summary.write_text(
+        json.dumps(
+            {
+                "root_group": {"name": "", "path": "", "groups": {}, "checks": {}},
+                "metrics": {
+                    "http_req_duration": {
+                        "avg": 21.5,
+                        "min": 3.1,
+                        "med": 17.0,
+                        "max": 410.0,
+                        "p(90)": 40.2,
+                        "p(95)": 55.0,
+                    },
+                    "http_reqs": {"count": 12000, "rate": 200.0},
+                    "http_req_failed": {"passes": 12, "fails": 11988, "value": 0.001},
+                    "vus_max": {"value": 20, "min": 20, "max": 20},
+                },
+            }
+        )
+    )
     test = read_measurement(summary)
     step = test.totals[0]  # type: ignore[union-attr]
     assert (step.throughput, step.requests, step.errors, step.users) == (200.0, 12000, 12, 20.0)
@@ -299,7 +433,8 @@ def test_k6_summary_export_and_locust_stats_are_read(tmp_path: Path) -> None:
         '"75%","80%","90%","95%","98%","99%","99.9%","99.99%","100%"\n'
         '"GET","/product",9000,9,16,20.1,2,400,512,150.0,0.15,16,20,24,27,35,48,70,90,200,390,400\n'
         '"POST","/checkout",3000,3,40,45.3,10,600,128,50.0,0.05,40,47,52,56,70,85,110,130,300,590,600\n'
-        '"","Aggregated",12000,12,18,26.4,2,600,416,200.0,0.2,18,24,30,34,48,62,90,110,250,500,600\n')
+        '"","Aggregated",12000,12,18,26.4,2,600,416,200.0,0.2,18,24,30,34,48,62,90,110,250,500,600\n'
+    )
     test = read_measurement(stats)
     assert [t.name for t in test.totals] == ["/product", "/checkout"]  # type: ignore[union-attr]
     assert test.totals[1].latency["p99"] == pytest.approx(0.130)  # type: ignore[union-attr]
@@ -312,16 +447,26 @@ def test_k6_summary_export_and_locust_stats_are_read(tmp_path: Path) -> None:
     ("content", "expected"),
     [
         ("name: not-a-measurement\n", "cannot tell the format"),
-        ('{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [{"traceId": "ab", "spanId"', "truncated"),
-        ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "01", "name": "x"}]}]}]}',
-         "startTimeUnixNano"),
+        (
+            '{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [{"traceId": "ab", "spanId"',
+            "truncated",
+        ),
+        (
+            '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "01", "name": "x"}]}]}]}',
+            "startTimeUnixNano",
+        ),
         ('{"status": "error", "errorType": "bad_data", "error": "parse error"}', "did not succeed"),
         ('{"status": "success", "data": {"resultType": "vector", "result": []}}', "matrix"),
         ('{"type":"Point","metric":"http_req_duration","data":{"value":3}}\n', "data.time"),
-        ('Timestamp,User Count,Name,Total Request Count,50%,95%,99%\n1,2,Aggregated,5\n', "wrong number of fields"),
+        (
+            "Timestamp,User Count,Name,Total Request Count,50%,95%,99%\n1,2,Aggregated,5\n",
+            "wrong number of fields",
+        ),
     ],
 )
-def test_a_bad_measurement_file_is_refused_with_its_path_and_the_problem(tmp_path: Path, content: str, expected: str) -> None:
+def test_a_bad_measurement_file_is_refused_with_its_path_and_the_problem(
+    tmp_path: Path, content: str, expected: str
+) -> None:
     bad = tmp_path / "bad.data"
     bad.write_text(content)
     code, out, err = invoke("calibrate", str(bad))

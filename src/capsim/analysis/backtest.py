@@ -39,8 +39,11 @@ class MeasuredLoad:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-def measured_load(measurements: Sequence[Measurement], class_by: str | None = None,
-                  metric_names: MetricNames | None = None) -> MeasuredLoad:
+def measured_load(
+    measurements: Sequence[Measurement],
+    class_by: str | None = None,
+    metric_names: MetricNames | None = None,
+) -> MeasuredLoad:
     load = MeasuredLoad()
     traces = [m for m in measurements if isinstance(m, Traces)]
     if traces:
@@ -52,7 +55,13 @@ def measured_load(measurements: Sequence[Measurement], class_by: str | None = No
             load.rates[cls] = estimate.rate
             if estimate.profile:
                 load.profiles[cls] = estimate.profile
-            durations = np.array([v.span.duration for v in analysis.visits if v.cls == cls and v.span.parent_id is None])
+            durations = np.array(
+                [
+                    v.span.duration
+                    for v in analysis.visits
+                    if v.cls == cls and v.span.parent_id is None
+                ]
+            )
             load.latency[cls] = latency_figures(durations)
             load.sources[cls] = "traces"
         for v in analysis.visits:
@@ -65,7 +74,9 @@ def measured_load(measurements: Sequence[Measurement], class_by: str | None = No
             load.sources.setdefault(cls, "prometheus")
         for cls, buckets in aggregates.histograms.items():
             if cls not in load.latency or not load.latency[cls]:
-                load.latency[cls] = {p: histogram_quantile(buckets, int(p[1:]) / 100) for p in PERCENTILES}
+                load.latency[cls] = {
+                    p: histogram_quantile(buckets, int(p[1:]) / 100) for p in PERCENTILES
+                }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
     for test in (m for m in measurements if isinstance(m, LoadTest)):
@@ -97,7 +108,9 @@ class Comparison:
         return math.isfinite(self.predicted) and abs(self.error) <= self.tolerance
 
 
-def class_mapping(measured: Sequence[str], scenario_classes: Sequence[str], open_classes: Sequence[str]) -> dict[str, str]:
+def class_mapping(
+    measured: Sequence[str], scenario_classes: Sequence[str], open_classes: Sequence[str]
+) -> dict[str, str]:
     """Measured class -> scenario class: same name; a single unnamed total goes to the single
     open class."""
     mapping = {name: name for name in measured if name in scenario_classes}
@@ -114,22 +127,46 @@ def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -
         profile = load.profiles.get(measured)
         if profile:
             points = [f"{{at: 0s, rate: {profile[0][1]:.6g}/s}}"] + [
-                f"{{at: {warmup + at:.6g}s, rate: {rate:.6g}/s}}" for at, rate in profile]
+                f"{{at: {warmup + at:.6g}s, rate: {rate:.6g}/s}}" for at, rate in profile
+            ]
             overrides.append(f"traffic.{cls}.profile=[{', '.join(points)}]")
     return overrides
 
 
-def compare(load: MeasuredLoad, mapping: dict[str, str], report: dict[str, Any], workers: dict[str, int],
-            latency_tolerance: float, utilization_tolerance: float) -> list[Comparison]:
+def compare(
+    load: MeasuredLoad,
+    mapping: dict[str, str],
+    report: dict[str, Any],
+    workers: dict[str, int],
+    latency_tolerance: float,
+    utilization_tolerance: float,
+) -> list[Comparison]:
     rows = []
     for measured, cls in sorted(mapping.items(), key=lambda item: item[1]):
         predicted = report["classes"].get(cls, {}).get("latency", {})
         for figure in PERCENTILES:
             value = load.latency.get(measured, {}).get(figure)
             if value is not None and math.isfinite(value):
-                rows.append(Comparison("class", cls, figure, value, float(predicted.get(figure, math.nan)), latency_tolerance))
+                rows.append(
+                    Comparison(
+                        "class",
+                        cls,
+                        figure,
+                        value,
+                        float(predicted.get(figure, math.nan)),
+                        latency_tolerance,
+                    )
+                )
     for tier, busy in sorted(load.busy.items()):
         if tier in report["tiers"] and tier in workers:
-            rows.append(Comparison("tier", tier, "utilization", busy / workers[tier],
-                                   float(report["tiers"][tier]["utilization"]), utilization_tolerance))
+            rows.append(
+                Comparison(
+                    "tier",
+                    tier,
+                    "utilization",
+                    busy / workers[tier],
+                    float(report["tiers"][tier]["utilization"]),
+                    utilization_tolerance,
+                )
+            )
     return rows

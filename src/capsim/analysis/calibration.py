@@ -74,7 +74,11 @@ def _uninstrumented_tier(span: Span) -> str:
 
 
 def _queue_tier(span: Span) -> str:
-    for key in ("messaging.destination.name", "messaging.destination", "messaging.destination_name"):
+    for key in (
+        "messaging.destination.name",
+        "messaging.destination",
+        "messaging.destination_name",
+    ):
         if span.attributes.get(key):
             return scenario_name(str(span.attributes[key]))
     return scenario_name(f"{span.service}-queue")
@@ -132,12 +136,20 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         stack = list(children.get((span.trace_id, span.span_id), []))
         while stack:
             child = stack.pop()
-            if child.kind in ("server", "consumer") and child.service != span.service and span.kind != "client":
+            if (
+                child.kind in ("server", "consumer")
+                and child.service != span.service
+                and span.kind != "client"
+            ):
                 record.calls.append((_visit_tier(child), child.start, child.end, False))
                 synchronous.append((child.start, child.end))
                 visit(child, _visit_tier(child))
             elif child.kind == "client" and span.kind != "client":
-                callees = [c for c in children.get((child.trace_id, child.span_id), []) if c.kind == "server"]
+                callees = [
+                    c
+                    for c in children.get((child.trace_id, child.span_id), [])
+                    if c.kind == "server"
+                ]
                 target = _visit_tier(callees[0]) if callees else _uninstrumented_tier(child)
                 record.calls.append((target, child.start, child.end, False))
                 synchronous.append((child.start, child.end))
@@ -155,7 +167,9 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
             else:
                 stack.extend(children.get((child.trace_id, child.span_id), []))
         start, end = span.start, span.end
-        clipped = [(max(a, start), min(b, end)) for a, b in synchronous if min(b, end) > max(a, start)]
+        clipped = [
+            (max(a, start), min(b, end)) for a, b in synchronous if min(b, end) > max(a, start)
+        ]
         record.self_time = max(span.duration - _union_length(clipped), 0.0)
         visits.append(record)
 
@@ -182,7 +196,9 @@ def _tier_type(span: Span) -> str:
 
 
 def peak_concurrency(spans: list[Span]) -> int:
-    events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
+    )
     level = peak = 0
     for _, step in events:
         level += step
@@ -253,9 +269,15 @@ def distribution_spec(fit: DistributionFit) -> dict[str, Any]:
 
 def _fit_note(fit: DistributionFit, what: str) -> str:
     mean = fit.mean
-    interval = f"95% CI [{_seconds(mean.low)}, {_seconds(mean.high)}]" if math.isfinite(mean.low) else "no CI (one sample)"
-    return (f"{what}: n = {mean.count}, mean {_seconds(mean.mean)} ({interval}), cv {fit.cv:.3g}; "
-            f"{fit.family}: {fit.reason}")
+    interval = (
+        f"95% CI [{_seconds(mean.low)}, {_seconds(mean.high)}]"
+        if math.isfinite(mean.low)
+        else "no CI (one sample)"
+    )
+    return (
+        f"{what}: n = {mean.count}, mean {_seconds(mean.mean)} ({interval}), cv {fit.cv:.3g}; "
+        f"{fit.family}: {fit.reason}"
+    )
 
 
 def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
@@ -264,21 +286,21 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * total)
     offsets: dict[str, list[float]] = defaultdict(list)
     asynchronous: dict[str, bool] = {}
-    overlaps: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    overlaps: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
     for k, v in enumerate(visits):
         for target, start, _end, is_async in v.calls:
             counts[target][k] += 1
             offsets[target].append(start - v.span.start)
             asynchronous[target] = is_async
         synchronous = [c for c in v.calls if not c[3]]
-        for i, a in enumerate(synchronous):
-            for b in synchronous[i + 1 :]:
-                if a[0] == b[0]:
+        for i, first in enumerate(synchronous):
+            for second in synchronous[i + 1 :]:
+                if first[0] == second[0]:
                     continue
-                key = tuple(sorted((a[0], b[0])))
-                overlaps[key][1] += 1  # type: ignore[index]
-                if min(a[2], b[2]) > max(a[1], b[1]):
-                    overlaps[key][0] += 1  # type: ignore[index]
+                key = tuple(sorted((first[0], second[0])))
+                overlaps[key][1] += 1
+                if min(first[2], second[2]) > max(first[1], second[1]):
+                    overlaps[key][0] += 1
     order = sorted(counts, key=lambda t: float(np.median(offsets[t])))
     group_of = {t: t for t in order}
 
@@ -287,9 +309,9 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             t = group_of[t]
         return t
 
-    for (a, b), (overlapping, together) in overlaps.items():
+    for pair, (overlapping, together) in overlaps.items():
         if together and overlapping / together > 0.5:
-            group_of[find(b)] = find(a)
+            group_of[find(pair[1])] = find(pair[0])
     items: list[Any] = []
     notes: list[str] = []
     figures: dict[str, Any] = {}
@@ -304,7 +326,7 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             calls = np.array(counts[member])
             made = calls[calls > 0]
             probability = made.size / total
-            repeat = max(int(round(float(made.mean()))), 1) if made.size else 1
+            repeat = max(round(float(made.mean())), 1) if made.size else 1
             spec: dict[str, Any] = {"tier": member}
             if probability < 0.9995:
                 spec["probability"] = float(f"{probability:.4g}")
@@ -316,8 +338,12 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
                 + (f", {made.mean():.3g} times on average when called" if made.size else "")
                 + (" — asynchronous (producer span)" if asynchronous.get(member) else "")
             )
-            figures[member] = {"probability": probability, "probability_ci95": [probability - half, probability + half],
-                               "calls_when_called": float(made.mean()) if made.size else 0.0, "asynchronous": asynchronous.get(member, False)}
+            figures[member] = {
+                "probability": probability,
+                "probability_ci95": [probability - half, probability + half],
+                "calls_when_called": float(made.mean()) if made.size else 0.0,
+                "asynchronous": asynchronous.get(member, False),
+            }
             specs.append(spec if len(spec) > 1 else member)
         if len(specs) > 1:
             items.append({"parallel": specs})
@@ -327,8 +353,12 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     return items, notes, figures
 
 
-def calibrate_traces(traces: Sequence[Traces], class_by: str | None = None,
-                     workers: dict[str, int] | None = None, name: str = "calibrated") -> Calibration:
+def calibrate_traces(
+    traces: Sequence[Traces],
+    class_by: str | None = None,
+    workers: dict[str, int] | None = None,
+    name: str = "calibrated",
+) -> Calibration:
     analysis = analyse_traces(traces, class_by)
     sources = ", ".join(t.source for t in traces)
     workers = workers or {}
@@ -347,17 +377,25 @@ def calibrate_traces(traces: Sequence[Traces], class_by: str | None = None,
         spec: dict[str, Any] = {"entry": entry, "rate": _rate(estimate.rate)}
         notes[("traffic", cls, "rate")] = (
             f"{estimate.count} root spans in {length:.4g}s: {estimate.rate:.4g}/s "
-            f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)")
+            f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
+        )
         if estimate.profile:
             spec["profile"] = [{"at": "0s", "rate": _rate(estimate.profile[0][1])}] + [
-                {"at": _seconds(warmup + at), "rate": _rate(rate)} for at, rate in estimate.profile]
+                {"at": _seconds(warmup + at), "rate": _rate(rate)} for at, rate in estimate.profile
+            ]
             notes[("traffic", cls, "profile")] = (
                 f"the rate changed (chi-square dispersion p = {estimate.dispersion_p:.2g} < {PROFILE_LEVEL}): "
-                f"arrivals per {length / len(estimate.profile):.3g}s bucket, at bucket midpoints after the warm-up")
+                f"arrivals per {length / len(estimate.profile):.3g}s bucket, at bucket midpoints after the warm-up"
+            )
         traffic[cls] = spec
-        summary["classes"][cls] = {"entry": entry, "rate": estimate.rate, "rate_ci95": [estimate.low, estimate.high],
-                                   "requests": estimate.count, "profile": bool(estimate.profile),
-                                   "latency": _root_latency(analysis, cls)}
+        summary["classes"][cls] = {
+            "entry": entry,
+            "rate": estimate.rate,
+            "rate_ci95": [estimate.low, estimate.high],
+            "requests": estimate.count,
+            "profile": bool(estimate.profile),
+            "latency": _root_latency(analysis, cls),
+        }
     scenario["traffic"] = traffic
     tiers: dict[str, Any] = {}
     by_tier: dict[str, list[Visit]] = defaultdict(list)
@@ -376,44 +414,68 @@ def calibrate_traces(traces: Sequence[Traces], class_by: str | None = None,
             spec[count_key] = peak
             notes[("tiers", tier, count_key)] = (
                 f"the most {tier} spans in progress at once ({peak}): a lower bound on its workers; "
-                "give the real figure with --workers TIER=N")
+                "give the real figure with --workers TIER=N"
+            )
         pooled = fit_service_time(np.array([v.self_time for v in tier_visits]))
         spec["service_time"] = distribution_spec(pooled)
-        notes[("tiers", tier, "service_time")] = _fit_note(pooled, f"self time of every {tier} span (all classes)")
+        notes[("tiers", tier, "service_time")] = _fit_note(
+            pooled, f"self time of every {tier} span (all classes)"
+        )
         classes_here = sorted({v.cls for v in tier_visits})
-        tier_summary: dict[str, Any] = {"type": kind, count_key: spec[count_key], "visits": len(tier_visits),
-                                        "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),
-                                        "classes": {}}
+        tier_summary: dict[str, Any] = {
+            "type": kind,
+            count_key: spec[count_key],
+            "visits": len(tier_visits),
+            "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),
+            "classes": {},
+        }
         for cls in classes_here:
             class_visits = [v for v in tier_visits if v.cls == cls]
-            fit = fit_service_time(np.array([v.self_time for v in class_visits])) if len(classes_here) > 1 else pooled
+            fit = (
+                fit_service_time(np.array([v.self_time for v in class_visits]))
+                if len(classes_here) > 1
+                else pooled
+            )
             calls, call_notes, call_figures = _calls(class_visits)
             tier_summary["classes"][cls] = {
-                "visits": len(class_visits), "family": fit.family, "mean": fit.mean.mean,
-                "mean_ci95": [fit.mean.low, fit.mean.high], "cv": fit.cv, "candidates": fit.candidates,
-                "calls": call_figures}
+                "visits": len(class_visits),
+                "family": fit.family,
+                "mean": fit.mean.mean,
+                "mean_ci95": [fit.mean.low, fit.mean.high],
+                "cv": fit.cv,
+                "candidates": fit.candidates,
+                "calls": call_figures,
+            }
             if len(classes_here) > 1:
                 work: dict[str, Any] = {"service_time": distribution_spec(fit)}
-                notes[("tiers", tier, "classes", cls, "service_time")] = _fit_note(fit, f"self time of {tier} spans of class {cls}")
+                notes[("tiers", tier, "classes", cls, "service_time")] = _fit_note(
+                    fit, f"self time of {tier} spans of class {cls}"
+                )
                 if calls:
                     work["calls"] = calls
                     notes[("tiers", tier, "classes", cls, "calls")] = "; ".join(call_notes)
                 spec.setdefault("classes", {})[cls] = work
             elif calls:
                 spec["calls"] = calls
-                notes[("tiers", tier, "calls")] = f"from the span tree of class {cls}: " + "; ".join(call_notes)
+                notes[("tiers", tier, "calls")] = (
+                    f"from the span tree of class {cls}: " + "; ".join(call_notes)
+                )
         tiers[tier] = spec
         summary["tiers"][tier] = tier_summary
     scenario["tiers"] = tiers
     warnings = []
     if analysis.orphans:
-        warnings.append(f"{analysis.orphans} spans whose parent is not in the files were left out "
-                        "(traces cut at the edges of the export, or spans of uninstrumented callers)")
+        warnings.append(
+            f"{analysis.orphans} spans whose parent is not in the files were left out "
+            "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+        )
     return Calibration(scenario, notes, summary, warnings)
 
 
 def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:
-    durations = np.array([v.span.duration for v in analysis.visits if v.cls == cls and v.span.parent_id is None])
+    durations = np.array(
+        [v.span.duration for v in analysis.visits if v.cls == cls and v.span.parent_id is None]
+    )
     if durations.size == 0:
         durations = np.array([v.span.duration for v in analysis.visits if v.cls == cls])
     return latency_figures(durations)
@@ -423,8 +485,13 @@ def latency_figures(durations: np.ndarray) -> dict[str, float]:
     if durations.size == 0:
         return {}
     p50, p95, p99 = np.percentile(durations, [50, 95, 99])
-    return {"mean": float(durations.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "count": int(durations.size)}
+    return {
+        "mean": float(durations.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "count": int(durations.size),
+    }
 
 
 # --- Prometheus aggregates --------------------------------------------------------------------
@@ -439,7 +506,15 @@ class MetricNames:
     cpu: str = r"cpu|busy|utili[sz]ation"
     latency: str = r"_bucket"
     tier_labels: tuple[str, ...] = ("tier", "service", "service_name", "job", "container")
-    class_labels: tuple[str, ...] = ("class", "route", "handler", "endpoint", "name", "uri", "operation")
+    class_labels: tuple[str, ...] = (
+        "class",
+        "route",
+        "handler",
+        "endpoint",
+        "name",
+        "uri",
+        "operation",
+    )
 
 
 @dataclass
@@ -475,13 +550,19 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
             tier = scenario_name(tier) if tier else None
             cls = scenario_name(cls) if cls else None
             if "le" in series.labels or re.search(names.latency, metric):
-                le = math.inf if series.labels.get("le") in ("+Inf", "inf") else float(series.labels.get("le", "nan"))
+                le = (
+                    math.inf
+                    if series.labels.get("le") in ("+Inf", "inf")
+                    else float(series.labels.get("le", "nan"))
+                )
                 for value in series.values:
                     histograms[cls or "requests"][le] += value
             elif re.search(names.cpu, metric):
                 if tier is None:
-                    raise MeasurementError(f"{file.source}: CPU series {series.labels} has none of the tier labels "
-                                           f"{', '.join(names.tier_labels)}; name the label with --tier-label")
+                    raise MeasurementError(
+                        f"{file.source}: CPU series {series.labels} has none of the tier labels "
+                        f"{', '.join(names.tier_labels)}; name the label with --tier-label"
+                    )
                 for t, value in zip(series.times, series.values, strict=True):
                     busy[tier][t] += value
             elif re.search(names.rate, metric):
@@ -494,10 +575,16 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
             else:
                 raise MeasurementError(
                     f"{file.source}: cannot tell what series {metric!r} measures (labels {series.labels}); "
-                    "its name should match --rate-metric, --cpu-metric or --latency-metric")
+                    "its name should match --rate-metric, --cpu-metric or --latency-metric"
+                )
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
-    return Aggregates({k: dict(v) for k, v in rates.items()}, entries, {k: dict(v) for k, v in busy.items()},
-                      {k: dict(v) for k, v in histograms.items()}, sorted(rate_sources))
+    return Aggregates(
+        {k: dict(v) for k, v in rates.items()},
+        entries,
+        {k: dict(v) for k, v in busy.items()},
+        {k: dict(v) for k, v in histograms.items()},
+        sorted(rate_sources),
+    )
 
 
 def histogram_quantile(buckets: dict[float, float], q: float) -> float:
@@ -515,7 +602,9 @@ def histogram_quantile(buckets: dict[float, float], q: float) -> float:
                 return previous_bound
             if count == previous_count:
                 return bound
-            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (count - previous_count)
+            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (
+                count - previous_count
+            )
         previous_bound, previous_count = bound, count
     return bounds[-1]
 
@@ -542,8 +631,10 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
     for tier, busy in sorted(aggregates.busy.items()):
         times = sorted(set(busy).intersection(*(aggregates.rates[c] for c in classes)))
         if not times:
-            raise MeasurementError(f"no interval where both the CPU of {tier} and the request rates were measured; "
-                                   "query them over the same range and step")
+            raise MeasurementError(
+                f"no interval where both the CPU of {tier} and the request rates were measured; "
+                "query them over the same range and step"
+            )
         y = np.array([busy[t] for t in times])
         x = np.array([[aggregates.rates[c][t] for c in classes] for t in times])
         if len(times) >= len(classes) + 3:
@@ -551,7 +642,9 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
             method = "utilisation regression (NNLS over intervals, with a background term)"
         else:
             design = x
-            method = "service demand law (busy time / completions), too few intervals for a regression"
+            method = (
+                "service demand law (busy time / completions), too few intervals for a regression"
+            )
         if design.shape[1] > len(times):
             design = x.sum(axis=1, keepdims=True)
         coefficients, _ = optimize.nnls(design, y)
@@ -565,48 +658,87 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
             errors = np.full(design.shape[1], math.nan)
         t = float(stats.t.ppf(0.975, dof))
         total = float(((y - y.mean()) ** 2).sum())
-        demands = {c: float(coefficients[k]) for k, c in enumerate(classes)} if design.shape[1] >= len(classes) else {
-            c: float(coefficients[0]) for c in classes}
-        intervals = {c: (max(demands[c] - t * float(errors[min(k, errors.size - 1)]), 0.0),
-                         demands[c] + t * float(errors[min(k, errors.size - 1)])) for k, c in enumerate(classes)}
+        demands = (
+            {c: float(coefficients[k]) for k, c in enumerate(classes)}
+            if design.shape[1] >= len(classes)
+            else {c: float(coefficients[0]) for c in classes}
+        )
+        intervals = {
+            c: (
+                max(demands[c] - t * float(errors[min(k, errors.size - 1)]), 0.0),
+                demands[c] + t * float(errors[min(k, errors.size - 1)]),
+            )
+            for k, c in enumerate(classes)
+        }
         background = float(coefficients[-1]) if design.shape[1] == len(classes) + 1 else 0.0
-        estimates.append(DemandEstimate(tier, demands, intervals, background, len(times),
-                                        1 - float(residuals @ residuals) / total if total > 0 else 1.0, method))
+        estimates.append(
+            DemandEstimate(
+                tier,
+                demands,
+                intervals,
+                background,
+                len(times),
+                1 - float(residuals @ residuals) / total if total > 0 else 1.0,
+                method,
+            )
+        )
     return estimates
 
 
-def calibrate_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = None,
-                         workers: dict[str, int] | None = None, name: str = "calibrated") -> Calibration:
+def calibrate_aggregates(
+    files: Sequence[MetricsFile],
+    names: MetricNames | None = None,
+    workers: dict[str, int] | None = None,
+    name: str = "calibrated",
+) -> Calibration:
     """A scenario from aggregates alone: per class its mean rate and entry; per tier the demand
     of each class, as one visit with an exponential service time of that mean (aggregates give
     only means); tiers other than the entry are called once per request when their demand for
     the class is above zero (its interval excludes 0)."""
     aggregates = read_aggregates(files, names)
     if not aggregates.rates:
-        raise MeasurementError("no request-rate series in the Prometheus files; calibrating from aggregates "
-                               "needs request rates per class (see docs/calibration.md#prometheus)")
+        raise MeasurementError(
+            "no request-rate series in the Prometheus files; calibrating from aggregates "
+            "needs request rates per class (see docs/calibration.md#prometheus)"
+        )
     workers = workers or {}
     demands = estimate_demands(aggregates)
     sources = ", ".join(aggregates.sources)
     notes: dict[Path_, str] = {}
     all_times = sorted({t for series in aggregates.rates.values() for t in series})
     length = all_times[-1] - all_times[0] if len(all_times) > 1 else 60.0
-    scenario: dict[str, Any] = {"name": name, "simulation": {"duration": _seconds(max(length, 1.0))}}
+    scenario: dict[str, Any] = {
+        "name": name,
+        "simulation": {"duration": _seconds(max(length, 1.0))},
+    }
     traffic: dict[str, Any] = {}
-    summary: dict[str, Any] = {"sources": aggregates.sources, "classes": {}, "tiers": {}, "demands": []}
+    summary: dict[str, Any] = {
+        "sources": aggregates.sources,
+        "classes": {},
+        "tiers": {},
+        "demands": [],
+    }
     for cls, series in sorted(aggregates.rates.items()):
         values = np.array(list(series.values()))
-        estimate = mean_interval(values)
+        rate = mean_interval(values)
         entry = aggregates.entries.get(cls) or (demands[0].tier if demands else "app")
-        traffic[cls] = {"entry": entry, "rate": _rate(estimate.mean)}
-        notes[("traffic", cls, "rate")] = (f"mean of {estimate.count} rate samples ({sources}): "
-                                           f"95% CI [{estimate.low:.4g}, {estimate.high:.4g}]/s")
+        traffic[cls] = {"entry": entry, "rate": _rate(rate.mean)}
+        notes[("traffic", cls, "rate")] = (
+            f"mean of {rate.count} rate samples ({sources}): "
+            f"95% CI [{rate.low:.4g}, {rate.high:.4g}]/s"
+        )
         latency = {}
         if cls in aggregates.histograms:
-            latency = {p: histogram_quantile(aggregates.histograms[cls], q)
-                       for p, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
-        summary["classes"][cls] = {"entry": entry, "rate": estimate.mean, "rate_ci95": [estimate.low, estimate.high],
-                                   "latency": latency}
+            latency = {
+                p: histogram_quantile(aggregates.histograms[cls], q)
+                for p, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            }
+        summary["classes"][cls] = {
+            "entry": entry,
+            "rate": rate.mean,
+            "rate_ci95": [rate.low, rate.high],
+            "latency": latency,
+        }
     scenario["traffic"] = traffic
     tiers: dict[str, Any] = {}
     for estimate in demands:
@@ -621,32 +753,60 @@ def calibrate_aggregates(files: Sequence[MetricsFile], names: MetricNames | None
             notes[("tiers", estimate.tier, "classes", cls, "service_time")] = (
                 f"demand {_seconds(demand)} per request (95% CI [{_seconds(low)}, {_seconds(high)}]) by "
                 f"{estimate.method}, {estimate.intervals_used} intervals, R² {estimate.r_squared:.3f}; "
-                "exponential assumed: aggregates give only a mean")
+                "exponential assumed: aggregates give only a mean"
+            )
         mean_demand = float(np.mean([d for d in estimate.demands.values() if d > 0] or [1e-3]))
-        tiers[estimate.tier] = {"type": "service", "concurrency": count,
-                                "service_time": {"dist": "exponential", "mean": _seconds(mean_demand)},
-                                "classes": work}
+        tiers[estimate.tier] = {
+            "type": "service",
+            "concurrency": count,
+            "service_time": {"dist": "exponential", "mean": _seconds(mean_demand)},
+            "classes": work,
+        }
         notes[("tiers", estimate.tier, "concurrency")] = (
-            "given with --workers" if estimate.tier in workers else
-            f"not measured: twice the peak busy cores ({peak_busy:.3g}); give it with --workers TIER=N")
-        summary["tiers"][estimate.tier] = {"concurrency": count, "busy_mean": float(np.mean(list(aggregates.busy[estimate.tier].values()))),
-                                           "utilization": float(np.mean(list(aggregates.busy[estimate.tier].values()))) / count}
-        summary["demands"].append({"tier": estimate.tier, "demands": estimate.demands,
-                                   "intervals": {c: list(v) for c, v in estimate.intervals.items()},
-                                   "background": estimate.background, "intervals_used": estimate.intervals_used,
-                                   "r_squared": estimate.r_squared, "method": estimate.method})
+            "given with --workers"
+            if estimate.tier in workers
+            else f"not measured: twice the peak busy cores ({peak_busy:.3g}); give it with --workers TIER=N"
+        )
+        summary["tiers"][estimate.tier] = {
+            "concurrency": count,
+            "busy_mean": float(np.mean(list(aggregates.busy[estimate.tier].values()))),
+            "utilization": float(np.mean(list(aggregates.busy[estimate.tier].values()))) / count,
+        }
+        summary["demands"].append(
+            {
+                "tier": estimate.tier,
+                "demands": estimate.demands,
+                "intervals": {c: list(v) for c, v in estimate.intervals.items()},
+                "background": estimate.background,
+                "intervals_used": estimate.intervals_used,
+                "r_squared": estimate.r_squared,
+                "method": estimate.method,
+            }
+        )
     for cls, spec in traffic.items():
         entry = spec["entry"]
         if entry not in tiers:
-            tiers[entry] = {"type": "service", "concurrency": workers.get(entry, 1), "service_time": "0ms"}
-            notes[("tiers", entry, "service_time")] = "no CPU series for this tier: no work measured"
-        calls = [t for t, s in sorted(tiers.items()) if t != entry and cls in s.get("classes", {})
-                 and _significant(demands, t, cls)]
+            tiers[entry] = {
+                "type": "service",
+                "concurrency": workers.get(entry, 1),
+                "service_time": "0ms",
+            }
+            notes[("tiers", entry, "service_time")] = (
+                "no CPU series for this tier: no work measured"
+            )
+        calls = [
+            t
+            for t, s in sorted(tiers.items())
+            if t != entry and cls in s.get("classes", {}) and _significant(demands, t, cls)
+        ]
         if calls:
-            tiers[entry].setdefault("classes", {}).setdefault(cls, {"service_time": tiers[entry]["service_time"]})["calls"] = calls
+            tiers[entry].setdefault("classes", {}).setdefault(
+                cls, {"service_time": tiers[entry]["service_time"]}
+            )["calls"] = calls
             notes[("tiers", entry, "classes", cls, "calls")] = (
                 "aggregates do not show the call graph: one call per request to each tier with a "
-                "demand for this class above zero (its 95% interval excludes 0)")
+                "demand for this class above zero (its 95% interval excludes 0)"
+            )
     scenario["tiers"] = tiers
     return Calibration(scenario, notes, summary)
 
@@ -661,9 +821,14 @@ def _significant(demands: list[DemandEstimate], tier: str, cls: str) -> bool:
 # --- everything -------------------------------------------------------------------------------
 
 
-def calibrate(measurements: Sequence[Measurement], *, class_by: str | None = None,
-              workers: dict[str, int] | None = None, metric_names: MetricNames | None = None,
-              name: str = "calibrated") -> Calibration:
+def calibrate(
+    measurements: Sequence[Measurement],
+    *,
+    class_by: str | None = None,
+    workers: dict[str, int] | None = None,
+    metric_names: MetricNames | None = None,
+    name: str = "calibrated",
+) -> Calibration:
     """A scenario from traces when there are any (aggregates then cross-check demands), else from
     Prometheus aggregates; load tests alone cannot give a scenario, only their load steps."""
     traces = [m for m in measurements if isinstance(m, Traces)]
@@ -675,17 +840,35 @@ def calibrate(measurements: Sequence[Measurement], *, class_by: str | None = Non
             aggregates = read_aggregates(metrics, metric_names)
             if aggregates.busy and aggregates.rates:
                 result.summary["demands"] = [
-                    {"tier": e.tier, "demands": e.demands, "intervals": {c: list(v) for c, v in e.intervals.items()},
-                     "background": e.background, "intervals_used": e.intervals_used, "r_squared": e.r_squared,
-                     "method": e.method} for e in estimate_demands(aggregates)]
+                    {
+                        "tier": e.tier,
+                        "demands": e.demands,
+                        "intervals": {c: list(v) for c, v in e.intervals.items()},
+                        "background": e.background,
+                        "intervals_used": e.intervals_used,
+                        "r_squared": e.r_squared,
+                        "method": e.method,
+                    }
+                    for e in estimate_demands(aggregates)
+                ]
     elif metrics:
         result = calibrate_aggregates(metrics, metric_names, workers, name)
     else:
         raise MeasurementError(
             "load-test results alone give no tiers or service times: calibrate needs OTLP traces or "
-            "Prometheus aggregates (use load tests with `capsim backtest` and `capsim fit-usl`)")
+            "Prometheus aggregates (use load tests with `capsim backtest` and `capsim fit-usl`)"
+        )
     if loads:
         result.summary["load_steps"] = [
-            {"source": lt.source, "tool": lt.tool, "users": s.users, "throughput": s.throughput,
-             "requests": s.requests, "latency": s.latency} for lt in loads for s in lt.steps]
+            {
+                "source": lt.source,
+                "tool": lt.tool,
+                "users": s.users,
+                "throughput": s.throughput,
+                "requests": s.requests,
+                "latency": s.latency,
+            }
+            for lt in loads
+            for s in lt.steps
+        ]
     return result

@@ -44,32 +44,59 @@ class InputFormat(str, Enum):
     csv = "csv"
 
 
-FilesArgument = Annotated[list[Path], typer.Argument(help="Measurement files (format told from the content).")]
+FilesArgument = Annotated[
+    list[Path], typer.Argument(help="Measurement files (format told from the content).")
+]
 InputFormatOption = Annotated[
-    InputFormat | None, typer.Option("--input-format", help="Read every FILE as this format instead of detecting it.")
+    InputFormat | None,
+    typer.Option("--input-format", help="Read every FILE as this format instead of detecting it."),
 ]
 ClassByOption = Annotated[
     str | None,
-    typer.Option("--class-by", help="Span attribute of the root span naming the request class "
-                 "(default: the root span's name)."),
+    typer.Option(
+        "--class-by",
+        help="Span attribute of the root span naming the request class "
+        "(default: the root span's name).",
+    ),
 ]
 MaxInputOption = Annotated[
-    str, typer.Option("--max-input", help="Refuse (exit 3) a measurement file larger than this (a size: 2GiB).")
+    str,
+    typer.Option(
+        "--max-input", help="Refuse (exit 3) a measurement file larger than this (a size: 2GiB)."
+    ),
 ]
 RateMetricOption = Annotated[
-    str | None, typer.Option("--rate-metric", help="Regular expression: Prometheus series names that are request rates.")
+    str | None,
+    typer.Option(
+        "--rate-metric", help="Regular expression: Prometheus series names that are request rates."
+    ),
 ]
 CpuMetricOption = Annotated[
-    str | None, typer.Option("--cpu-metric", help="Regular expression: series names that are busy CPU seconds per second.")
+    str | None,
+    typer.Option(
+        "--cpu-metric",
+        help="Regular expression: series names that are busy CPU seconds per second.",
+    ),
 ]
 LatencyMetricOption = Annotated[
-    str | None, typer.Option("--latency-metric", help="Regular expression: latency histogram series (with an `le` label).")
+    str | None,
+    typer.Option(
+        "--latency-metric",
+        help="Regular expression: latency histogram series (with an `le` label).",
+    ),
 ]
 TierLabelOption = Annotated[
-    str | None, typer.Option("--tier-label", help="Prometheus label naming the tier (default: tier, service, job, ...).")
+    str | None,
+    typer.Option(
+        "--tier-label", help="Prometheus label naming the tier (default: tier, service, job, ...)."
+    ),
 ]
 ClassLabelOption = Annotated[
-    str | None, typer.Option("--class-label", help="Prometheus label naming the class (default: class, route, handler, ...).")
+    str | None,
+    typer.Option(
+        "--class-label",
+        help="Prometheus label naming the class (default: class, route, handler, ...).",
+    ),
 ]
 
 
@@ -80,15 +107,24 @@ def _read(files: list[Path], input_format: InputFormat | None, max_input: str) -
     return read_measurements(files, input_format.value if input_format else None, cap)
 
 
-def _metric_names(rate: str | None, cpu: str | None, latency: str | None, tier_label: str | None,
-                  class_label: str | None) -> MetricNames:
+def _metric_names(
+    rate: str | None,
+    cpu: str | None,
+    latency: str | None,
+    tier_label: str | None,
+    class_label: str | None,
+) -> MetricNames:
     import re
     from dataclasses import replace
 
     from capsim.analysis.calibration import MetricNames
 
     names = MetricNames()
-    for option, value in (("--rate-metric", rate), ("--cpu-metric", cpu), ("--latency-metric", latency)):
+    for option, value in (
+        ("--rate-metric", rate),
+        ("--cpu-metric", cpu),
+        ("--latency-metric", latency),
+    ):
         if value is not None:
             try:
                 re.compile(value)
@@ -109,7 +145,9 @@ def _workers(items: list[str] | None) -> dict[str, int]:
     for item in items or []:
         tier, _, count = item.partition("=")
         if not tier or not count.isdigit() or int(count) < 1:
-            raise UsageError(f"--workers {item!r}: give TIER=N with N a whole number >= 1, e.g. --workers db=8")
+            raise UsageError(
+                f"--workers {item!r}: give TIER=N with N a whole number >= 1, e.g. --workers db=8"
+            )
         workers[tier.strip()] = int(count)
     return workers
 
@@ -122,15 +160,19 @@ def _color(output: Path | None) -> bool:
 def calibrate(
     files: FilesArgument,
     scenario_output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the calibrated scenario (YAML) to this file.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write the calibrated scenario (YAML) to this file."),
     ] = None,
     output_format: FormatOption = OutputFormat.table,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
     workers: Annotated[
         list[str] | None,
-        typer.Option("--workers", help="TIER=N: workers of a tier (traces show only a lower bound). Repeatable.",
-                     metavar="TIER=N"),
+        typer.Option(
+            "--workers",
+            help="TIER=N: workers of a tier (traces show only a lower bound). Repeatable.",
+            metavar="TIER=N",
+        ),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="The scenario's name.")] = "calibrated",
     rate_metric: RateMetricOption = None,
@@ -155,23 +197,40 @@ def calibrate(
     with _exit_codes():
         measurements = _read(files, input_format, max_input)
         result = calibrate_measurements(
-            measurements, class_by=class_by, workers=_workers(workers), name=name,
-            metric_names=_metric_names(rate_metric, cpu_metric, latency_metric, tier_label, class_label))
+            measurements,
+            class_by=class_by,
+            workers=_workers(workers),
+            name=name,
+            metric_names=_metric_names(
+                rate_metric, cpu_metric, latency_metric, tier_label, class_label
+            ),
+        )
         if output_format.value == "csv":
-            raise UsageError("--format csv is not available for calibrate; use table, json or markdown")
+            raise UsageError(
+                "--format csv is not available for calibrate; use table, json or markdown"
+            )
         if scenario_output is not None:
-            header = [f"Calibrated by capsim {capsim.__version__} from {', '.join(str(f) for f in files)}.",
-                      "Each figure's comment says where it came from, its sample size and its 95% interval;",
-                      "see docs/calibration.md. Check the worker counts: traces only bound them from below.", ""]
-            write_output(render_scenario_yaml(result.scenario, result.notes, header), scenario_output)
+            header = [
+                f"Calibrated by capsim {capsim.__version__} from {', '.join(str(f) for f in files)}.",
+                "Each figure's comment says where it came from, its sample size and its 95% interval;",
+                "see docs/calibration.md. Check the worker counts: traces only bound them from below.",
+                "",
+            ]
+            write_output(
+                render_scenario_yaml(result.scenario, result.notes, header), scenario_output
+            )
             problems = validate_file(scenario_output)
             for problem in problems:
                 _stderr().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
             if problems:
-                raise UsageError(f"{scenario_output}: the calibrated scenario does not validate (a capsim bug; please report it)")
+                raise UsageError(
+                    f"{scenario_output}: the calibrated scenario does not validate (a capsim bug; please report it)"
+                )
         for warning in result.warnings:
             _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
-        document = calibration_document(result.summary, str(scenario_output) if scenario_output else None)
+        document = calibration_document(
+            result.summary, str(scenario_output) if scenario_output else None
+        )
         _emit(render_document(document, output_format.value, color=_color(None)), None)
 
 
@@ -188,10 +247,16 @@ def backtest(
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
     latency_tolerance: Annotated[
-        str, typer.Option("--latency-tolerance", help="Largest relative error of a latency percentile (20%).")
+        str,
+        typer.Option(
+            "--latency-tolerance", help="Largest relative error of a latency percentile (20%)."
+        ),
     ] = "20%",
     utilization_tolerance: Annotated[
-        str, typer.Option("--utilization-tolerance", help="Largest relative error of a utilisation (10%).")
+        str,
+        typer.Option(
+            "--utilization-tolerance", help="Largest relative error of a utilisation (10%)."
+        ),
     ] = "10%",
     rate_metric: RateMetricOption = None,
     cpu_metric: CpuMetricOption = None,
@@ -209,50 +274,94 @@ def backtest(
 
     with _exit_codes():
         tolerances = {}
-        for option, text in (("--latency-tolerance", latency_tolerance), ("--utilization-tolerance", utilization_tolerance)):
+        for option, text in (
+            ("--latency-tolerance", latency_tolerance),
+            ("--utilization-tolerance", utilization_tolerance),
+        ):
             try:
                 tolerances[option] = parse_ratio(text)
             except UnitError as error:
-                raise UsageError(f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2") from None
+                raise UsageError(
+                    f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2"
+                ) from None
         measurements = _read(files, input_format, max_input)
-        load = measured_load(measurements, class_by,
-                             _metric_names(rate_metric, cpu_metric, latency_metric, tier_label, class_label))
+        load = measured_load(
+            measurements,
+            class_by,
+            _metric_names(rate_metric, cpu_metric, latency_metric, tier_label, class_label),
+        )
         base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         base = capsim.load_scenario(scenario, base_overrides)
         classes = list(base.traffic)
-        open_classes = [name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None]
+        open_classes = [
+            name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None
+        ]
         mapping = class_mapping(list(load.rates), classes, open_classes)
         if not mapping:
             raise UsageError(
                 f"no measured class matches a class of {scenario} (measured: {', '.join(sorted(load.rates)) or 'none'}; "
-                f"scenario: {', '.join(classes)}); name them alike (--class-by for traces)")
-        notes = [f"measured class {m!r} has no class in the scenario; not compared" for m in sorted(load.rates) if m not in mapping]
+                f"scenario: {', '.join(classes)}); name them alike (--class-by for traces)"
+            )
+        notes = [
+            f"measured class {m!r} has no class in the scenario; not compared"
+            for m in sorted(load.rates)
+            if m not in mapping
+        ]
         warmup = base.simulation.warmup_or_default if base.simulation else 0.0
         overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         with _Progress() as progress:
             report = capsim.simulate(model, progress=progress)
         workers = {tier.name: tier.workers for tier in model.tiers}
-        rows = compare(load, mapping, report.data, workers, tolerances["--latency-tolerance"],
-                       tolerances["--utilization-tolerance"])
+        rows = compare(
+            load,
+            mapping,
+            report.data,
+            workers,
+            tolerances["--latency-tolerance"],
+            tolerances["--utilization-tolerance"],
+        )
         if not rows:
-            raise UsageError("nothing to compare: the measurements hold no latency percentiles of a scenario class "
-                             "and no utilisation of a scenario tier")
-        notes += [f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
-                  + (", with its measured profile" if m in load.profiles else "") for m, cls in mapping.items()]
+            raise UsageError(
+                "nothing to compare: the measurements hold no latency percentiles of a scenario class "
+                "and no utilisation of a scenario tier"
+            )
+        notes += [
+            f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
+            + (", with its measured profile" if m in load.profiles else "")
+            for m, cls in mapping.items()
+        ]
         data = {
             "scenario": str(scenario),
             "sources": [str(f) for f in files],
-            "tolerances": {"latency": tolerances["--latency-tolerance"], "utilization": tolerances["--utilization-tolerance"]},
-            "comparisons": [{"what": r.what, "name": r.name, "figure": r.figure, "measured": r.measured,
-                             "predicted": r.predicted, "error": r.error, "tolerance": r.tolerance, "passed": r.passed}
-                            for r in rows],
+            "tolerances": {
+                "latency": tolerances["--latency-tolerance"],
+                "utilization": tolerances["--utilization-tolerance"],
+            },
+            "comparisons": [
+                {
+                    "what": r.what,
+                    "name": r.name,
+                    "figure": r.figure,
+                    "measured": r.measured,
+                    "predicted": r.predicted,
+                    "error": r.error,
+                    "tolerance": r.tolerance,
+                    "passed": r.passed,
+                }
+                for r in rows
+            ],
             "passed": all(r.passed for r in rows),
             "notes": notes + list(report.warnings),
         }
         if output_format.value == "csv":
-            raise UsageError("--format csv is not available for backtest; use table, json or markdown")
-        _emit(render_document(backtest_document(data), output_format.value, color=_color(output)), output)
+            raise UsageError(
+                "--format csv is not available for backtest; use table, json or markdown"
+            )
+        _emit(
+            render_document(backtest_document(data), output_format.value, color=_color(output)),
+            output,
+        )
         if not data["passed"]:
             raise typer.Exit(1)
 
@@ -263,7 +372,9 @@ def fit_usl(
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
     input_format: InputFormatOption = None,
-    chart: Annotated[Path | None, typer.Option("--chart", help="Also write the plot as an SVG file.")] = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Also write the plot as an SVG file.")
+    ] = None,
     max_input: MaxInputOption = "512MiB",
 ) -> None:
     """Fit the Universal Scalability Law X(N) = λN / (1 + σ(N-1) + κN(N-1)) to throughput
@@ -280,29 +391,48 @@ def fit_usl(
         measurements = _read(files, input_format, max_input)
         steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
         if not steps:
-            raise UsageError("no load steps with a concurrency in these files: fit-usl reads k6 --out json "
-                             "(vus points), Locust _stats_history.csv or a concurrency,throughput CSV")
+            raise UsageError(
+                "no load steps with a concurrency in these files: fit-usl reads k6 --out json "
+                "(vus points), Locust _stats_history.csv or a concurrency,throughput CSV"
+            )
         concurrency = np.array([s.users for s in steps])
         throughput = np.array([s.throughput for s in steps])
         try:
             result = fit(concurrency, throughput)
         except ValueError as error:
             raise UsageError(f"{error}") from None
-        grid = np.linspace(0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60)[1:]
+        grid = np.linspace(
+            0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60
+        )[1:]
         data = {
             "sources": [str(f) for f in files],
-            "lambda": result.lam, "sigma": result.sigma, "kappa": result.kappa,
-            "peak_concurrency": result.peak_concurrency if np.isfinite(result.peak_concurrency) else None,
-            "peak_throughput": result.peak_throughput if np.isfinite(result.peak_throughput) else None,
+            "lambda": result.lam,
+            "sigma": result.sigma,
+            "kappa": result.kappa,
+            "peak_concurrency": result.peak_concurrency
+            if np.isfinite(result.peak_concurrency)
+            else None,
+            "peak_throughput": result.peak_throughput
+            if np.isfinite(result.peak_throughput)
+            else None,
             "ci95": {k: list(v) for k, v in result.intervals.items()},
-            "r_squared": result.r_squared, "points": result.points,
-            "concurrency": list(result.concurrency), "throughput": list(result.throughput),
+            "r_squared": result.r_squared,
+            "points": result.points,
+            "concurrency": list(result.concurrency),
+            "throughput": list(result.throughput),
             "fitted": [float(v) for v in result.throughput_at(concurrency)],
-            "curve": {"concurrency": [float(v) for v in grid], "throughput": [float(v) for v in result.throughput_at(grid)]},
-            "notes": [] if np.isfinite(result.peak_concurrency) else ["κ = 0: no retrograde region, no finite peak N*"],
+            "curve": {
+                "concurrency": [float(v) for v in grid],
+                "throughput": [float(v) for v in result.throughput_at(grid)],
+            },
+            "notes": []
+            if np.isfinite(result.peak_concurrency)
+            else ["κ = 0: no retrograde region, no finite peak N*"],
         }
         if output_format.value == "csv":
-            raise UsageError("--format csv is not available for fit-usl; use table, json or markdown")
+            raise UsageError(
+                "--format csv is not available for fit-usl; use table, json or markdown"
+            )
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)

@@ -6,7 +6,7 @@ formats; `capsim.analysis.calibration` turns what it reads into figures and scen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from capsim.measurements.reading import (
@@ -43,18 +43,22 @@ __all__ = [
 ]
 
 
-def read_measurement(path: str | Path, input_format: str | None = None, cap: int = DEFAULT_MAX_INPUT) -> Measurement:
+def read_measurement(
+    path: str | Path, input_format: str | None = None, cap: int = DEFAULT_MAX_INPUT
+) -> Measurement:
     """One measurement file, its format told from the content unless `input_format` forces it."""
     from capsim.measurements import loadtests, otlp, prometheus
 
     data = read_capped(path, cap)
     kind = input_format or detect_format(data, path)
     if kind not in FORMATS:
-        raise MeasurementError(f"unknown input format {kind!r}; expected one of {', '.join(FORMATS)}")
+        raise MeasurementError(
+            f"unknown input format {kind!r}; expected one of {', '.join(FORMATS)}"
+        )
     if kind == "otlp-proto":
         return otlp.parse_otlp_proto(data, path)
     text = decode_text(data, path)
-    parsers = {
+    parsers: dict[str, Callable[[str, str | Path], Measurement]] = {
         "otlp-json": otlp.parse_otlp_json,
         "prometheus": prometheus.parse_prometheus,
         "k6-summary": loadtests.parse_k6_summary,
@@ -64,10 +68,12 @@ def read_measurement(path: str | Path, input_format: str | None = None, cap: int
         "csv": loadtests.parse_usl_csv,
     }
     try:
-        return parsers[kind](text, path)  # type: ignore[operator,no-any-return]
+        return parsers[kind](text, path)
     except (KeyError, TypeError, AttributeError, StopIteration) as error:
         # A forced format the content does not follow, or a missing field deep in a document.
-        raise MeasurementError(f"{path}: not a valid {kind} file: missing or wrong field ({error!r:.120})") from None
+        raise MeasurementError(
+            f"{path}: not a valid {kind} file: missing or wrong field ({error!r:.120})"
+        ) from None
 
 
 def read_measurements(

@@ -7,6 +7,7 @@ import csv
 import io
 import math
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ def _percentiles(durations: np.ndarray) -> dict[str, float]:
     if durations.size == 0:
         return {}
     values = np.percentile(durations, list(PERCENTILES.values()))
-    return {"mean": float(durations.mean()), **dict(zip(PERCENTILES, map(float, values), strict=True))}
+    return {
+        "mean": float(durations.mean()),
+        **dict(zip(PERCENTILES, map(float, values), strict=True)),
+    }
 
 
 # --- k6 ---------------------------------------------------------------------------------------
@@ -33,7 +37,9 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     document = parse_json(text, path)
     metrics = document.get("metrics") if isinstance(document, dict) else None
     if not isinstance(metrics, dict) or "http_reqs" not in metrics:
-        raise MeasurementError(f"{path}: a k6 summary needs metrics.http_reqs (and http_req_duration)")
+        raise MeasurementError(
+            f"{path}: a k6 summary needs metrics.http_reqs (and http_req_duration)"
+        )
 
     def stats(name: str) -> dict[str, Any]:
         metric = metrics.get(name) or {}
@@ -44,13 +50,25 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
         raise MeasurementError(f"{path}: metrics.http_reqs needs count and rate")
     count, rate = int(reqs["count"]), float(reqs["rate"])
     latency: dict[str, float] = {}
-    for key, name in (("avg", "mean"), ("med", "p50"), ("p(50)", "p50"), ("p(95)", "p95"), ("p(99)", "p99")):
+    for key, name in (
+        ("avg", "mean"),
+        ("med", "p50"),
+        ("p(50)", "p50"),
+        ("p(95)", "p95"),
+        ("p(99)", "p99"),
+    ):
         if key in duration:
             latency[name] = float(duration[key]) / 1000.0
     failed = stats("http_req_failed")
-    errors = int(failed.get("passes", 0)) if "passes" in failed else int(round(float(failed.get("rate", failed.get("value", 0.0))) * count))
+    errors = (
+        int(failed.get("passes", 0))
+        if "passes" in failed
+        else round(float(failed.get("rate", failed.get("value", 0.0))) * count)
+    )
     vus = stats("vus_max").get("value", stats("vus").get("max", 0))
-    step = LoadStep("", 0.0, count / rate if rate > 0 else 0.0, float(vus or 0), count, errors, rate, latency)
+    step = LoadStep(
+        "", 0.0, count / rate if rate > 0 else 0.0, float(vus or 0), count, errors, rate, latency
+    )
     return LoadTest(source=str(path), tool="k6", steps=[step], totals=[step])
 
 
@@ -60,7 +78,9 @@ def _k6_time(value: Any, where: str) -> float:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise MeasurementError(f"{where}: data.time {value!r:.60} is not an RFC 3339 time") from None
+        raise MeasurementError(
+            f"{where}: data.time {value!r:.60} is not an RFC 3339 time"
+        ) from None
 
 
 def parse_k6_json(text: str, path: str | Path, class_tag: str = "name") -> LoadTest:
@@ -81,18 +101,30 @@ def parse_k6_json(text: str, path: str | Path, class_tag: str = "name") -> LoadT
         tags = data.get("tags") or {}
         if metric == "http_req_duration":
             status = str(tags.get("status", "200"))
-            durations.append((time, float(data["value"]) / 1000.0, str(tags.get(class_tag, "")), not status.startswith(("2", "3"))))
+            durations.append(
+                (
+                    time,
+                    float(data["value"]) / 1000.0,
+                    str(tags.get(class_tag, "")),
+                    not status.startswith(("2", "3")),
+                )
+            )
         elif metric == "vus":
             vus.append((time, float(data["value"])))
         elif metric == "http_req_failed" and float(data["value"]):
             failed[time] = failed.get(time, 0) + 1
     if not durations:
-        raise MeasurementError(f"{path}: no http_req_duration points; was it written by k6 run --out json?")
+        raise MeasurementError(
+            f"{path}: no http_req_duration points; was it written by k6 run --out json?"
+        )
     return _steps_from_requests(str(path), "k6", durations, vus)
 
 
 def _steps_from_requests(
-    source: str, tool: str, requests: list[tuple[float, float, str, bool]], users: list[tuple[float, float]]
+    source: str,
+    tool: str,
+    requests: list[tuple[float, float, str, bool]],
+    users: list[tuple[float, float]],
 ) -> LoadTest:
     requests.sort()
     times = np.array([r[0] for r in requests])
@@ -107,21 +139,41 @@ def _steps_from_requests(
         index = np.searchsorted(user_times, times, side="right") - 1
         level = np.where(index >= 0, user_values[np.clip(index, 0, None)], user_values[0])
     # A step is a run of requests completed at one number of virtual users.
-    edges = [0, *list(np.flatnonzero(np.diff(level) != 0) + 1), times.size]
+    edges: list[int] = [0, *(int(k) for k in np.flatnonzero(np.diff(level) != 0) + 1), int(times.size)]
     steps = []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in pairwise(edges):
         if high - low < 2:
             continue
         start, end = float(times[low]), float(times[high - 1])
         span = max(end - start, 1e-9)
-        steps.append(LoadStep("", start, end, float(level[low]), high - low, int(errors[low:high].sum()),
-                              (high - low - 1) / span, _percentiles(values[low:high])))
+        steps.append(
+            LoadStep(
+                "",
+                start,
+                end,
+                float(level[low]),
+                high - low,
+                int(errors[low:high].sum()),
+                (high - low - 1) / span,
+                _percentiles(values[low:high]),
+            )
+        )
     whole = max(float(times[-1] - times[0]), 1e-9)
     totals = []
     for name in sorted(set(names.tolist())):
         mask = names == name
-        totals.append(LoadStep(name, float(times[0]), float(times[-1]), float(level.max()), int(mask.sum()),
-                               int(errors[mask].sum()), float(mask.sum()) / whole, _percentiles(values[mask])))
+        totals.append(
+            LoadStep(
+                name,
+                float(times[0]),
+                float(times[-1]),
+                float(level.max()),
+                int(mask.sum()),
+                int(errors[mask].sum()),
+                float(mask.sum()) / whole,
+                _percentiles(values[mask]),
+            )
+        )
     return LoadTest(source=source, tool=tool, steps=steps, totals=totals)
 
 
@@ -133,11 +185,15 @@ def _rows(text: str, path: str | Path, required: tuple[str, ...]) -> list[dict[s
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in required if c not in columns]
     if missing:
-        raise MeasurementError(f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(columns)}")
+        raise MeasurementError(
+            f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(columns)}"
+        )
     rows = []
     for row in reader:
         if None in row or any(v is None for v in row.values()):
-            raise MeasurementError(f"{path}:{reader.line_num}: the row has the wrong number of fields (truncated?)")
+            raise MeasurementError(
+                f"{path}:{reader.line_num}: the row has the wrong number of fields (truncated?)"
+            )
         rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
     if not rows:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")
@@ -151,16 +207,24 @@ def _number(row: dict[str, str], column: str, path: str | Path, line: int) -> fl
     try:
         return float(text)
     except ValueError:
-        raise MeasurementError(f"{path}:{line}: column {column!r} holds {text!r}, not a number") from None
+        raise MeasurementError(
+            f"{path}:{line}: column {column!r} holds {text!r}, not a number"
+        ) from None
 
 
-def _locust_latency(row: dict[str, str], path: str | Path, line: int, prefix: str = "") -> dict[str, float]:
+def _locust_latency(
+    row: dict[str, str], path: str | Path, line: int, prefix: str = ""
+) -> dict[str, float]:
     latency = {}
     for name, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
         value = _number(row, column, path, line)
         if math.isfinite(value):
             latency[name] = value / 1000.0
-    average = _number(row, prefix + "Average Response Time", path, line) if (prefix + "Average Response Time") in row else math.nan
+    average = (
+        _number(row, prefix + "Average Response Time", path, line)
+        if (prefix + "Average Response Time") in row
+        else math.nan
+    )
     if math.isfinite(average):
         latency["mean"] = average / 1000.0
     return latency
@@ -168,32 +232,59 @@ def _locust_latency(row: dict[str, str], path: str | Path, line: int, prefix: st
 
 def parse_locust_stats(text: str, path: str | Path) -> LoadTest:
     """Locust `--csv PREFIX` -> PREFIX_stats.csv: one row per request name, then Aggregated."""
-    rows = _rows(text, path, ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%"))
+    rows = _rows(
+        text, path, ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
+    )
     totals = []
     for line, row in enumerate(rows, start=2):
         count = _number(row, "Request Count", path, line)
         rate = _number(row, "Requests/s", path, line)
         name = "" if row["Name"] == "Aggregated" else row["Name"]
-        totals.append(LoadStep(name, 0.0, count / rate if rate > 0 else 0.0, 0.0, int(count),
-                               int(_number(row, "Failure Count", path, line)), rate,
-                               _locust_latency(row, path, line)))
+        totals.append(
+            LoadStep(
+                name,
+                0.0,
+                count / rate if rate > 0 else 0.0,
+                0.0,
+                int(count),
+                int(_number(row, "Failure Count", path, line)),
+                rate,
+                _locust_latency(row, path, line),
+            )
+        )
     aggregated = [t for t in totals if t.name == ""] or totals[-1:]
-    return LoadTest(source=str(path), tool="locust", steps=aggregated, totals=[t for t in totals if t.name] or aggregated)
+    return LoadTest(
+        source=str(path),
+        tool="locust",
+        steps=aggregated,
+        totals=[t for t in totals if t.name] or aggregated,
+    )
 
 
 def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> LoadTest:
     """PREFIX_stats_history.csv: a row a second per name and Aggregated. A step is a run of
     rows at one User Count; its throughput is from Total Request Count, its percentiles the
     median of Locust's rolling-window percentiles after the first `settle` seconds."""
-    rows = _rows(text, path, ("Timestamp", "User Count", "Name", "Total Request Count", "50%", "95%", "99%"))
-    aggregated = [(line, row) for line, row in enumerate(rows, start=2) if row["Name"] == "Aggregated"]
+    rows = _rows(
+        text, path, ("Timestamp", "User Count", "Name", "Total Request Count", "50%", "95%", "99%")
+    )
+    aggregated = [
+        (line, row) for line, row in enumerate(rows, start=2) if row["Name"] == "Aggregated"
+    ]
     if not aggregated:
         raise MeasurementError(f"{path}: no Aggregated rows; is this a Locust _stats_history.csv?")
-    points = [(
-        _number(row, "Timestamp", path, line), _number(row, "User Count", path, line),
-        _number(row, "Total Request Count", path, line), _number(row, "Total Failure Count", path, line) if "Total Failure Count" in row else 0.0,
-        _locust_latency(row, path, line, prefix="Total "),
-    ) for line, row in aggregated]
+    points = [
+        (
+            _number(row, "Timestamp", path, line),
+            _number(row, "User Count", path, line),
+            _number(row, "Total Request Count", path, line),
+            _number(row, "Total Failure Count", path, line)
+            if "Total Failure Count" in row
+            else 0.0,
+            _locust_latency(row, path, line, prefix="Total "),
+        )
+        for line, row in aggregated
+    ]
     steps = []
     start = 0
     for k in range(1, len(points) + 1):
@@ -202,11 +293,24 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
             first, last = group[0], group[-1]
             if len(group) >= 3 and last[0] > first[0] and first[1] > 0:
                 settled = [p for p in group if p[0] - first[0] >= settle] or group
-                latency = {name: float(np.median([p[4][name] for p in settled if name in p[4]]))
-                           for name in PERCENTILES if any(name in p[4] for p in settled)}
+                latency = {
+                    name: float(np.median([p[4][name] for p in settled if name in p[4]]))
+                    for name in PERCENTILES
+                    if any(name in p[4] for p in settled)
+                }
                 requests = last[2] - first[2]
-                steps.append(LoadStep("", first[0], last[0], first[1], int(requests),
-                                      int((last[3] or 0) - (first[3] or 0)), requests / (last[0] - first[0]), latency))
+                steps.append(
+                    LoadStep(
+                        "",
+                        first[0],
+                        last[0],
+                        first[1],
+                        int(requests),
+                        int((last[3] or 0) - (first[3] or 0)),
+                        requests / (last[0] - first[0]),
+                        latency,
+                    )
+                )
             start = k
     if not steps:
         raise MeasurementError(f"{path}: no load step of at least 3 rows at a constant User Count")
@@ -223,11 +327,15 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     steps = []
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
-            raise MeasurementError(f"{path}:{line}: the row has the wrong number of fields (truncated?)")
+            raise MeasurementError(
+                f"{path}:{line}: the row has the wrong number of fields (truncated?)"
+            )
         users, rate = _number(row, users_column, path, line), _number(row, rate_column, path, line)
         if not (math.isfinite(users) and math.isfinite(rate)) or users <= 0 or rate < 0:
             raise MeasurementError(f"{path}:{line}: concurrency must be > 0 and throughput >= 0")
-        latency = {name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns}
+        latency = {
+            name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns
+        }
         steps.append(LoadStep("", 0.0, 0.0, users, 0, 0, rate, latency))
     if not steps:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")

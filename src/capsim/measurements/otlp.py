@@ -44,7 +44,9 @@ def _field(record: dict[str, Any], camel: str) -> Any:
 
 def _require_list(record: Any, key: str, where: str) -> list[Any]:
     if not isinstance(record, dict):
-        raise MeasurementError(f"{where}: expected an object holding {key!r}, found {type(record).__name__}")
+        raise MeasurementError(
+            f"{where}: expected an object holding {key!r}, found {type(record).__name__}"
+        )
     value = _field(record, key)
     if value is None:
         return []
@@ -162,8 +164,8 @@ def _any_value(value: dict[str, Any]) -> Any:
 def parse_otlp_proto(data: bytes, path: str | Path) -> Traces:
     """Spans of a binary OTLP file (TracesData / ExportTraceServiceRequest)."""
     try:
-        from google.protobuf.json_format import MessageToDict  # type: ignore[import-not-found]
-        from opentelemetry.proto.trace.v1.trace_pb2 import TracesData  # type: ignore[import-not-found]
+        from google.protobuf.json_format import MessageToDict
+        from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
     except ImportError:
         raise MeasurementError(
             f"{path}: this looks like binary OTLP protobuf; reading it needs the optional "

@@ -48,7 +48,7 @@ def _series(item: Any, where: str) -> MetricSeries:
     values: list[float] = []
     for k, pair in enumerate(item["values"] or []):
         if not isinstance(pair, list) or len(pair) != 2:
-            raise MeasurementError(f"{where}.values[{k}]: expected [timestamp, \"value\"]")
+            raise MeasurementError(f'{where}.values[{k}]: expected [timestamp, "value"]')
         try:
             time, value = float(pair[0]), float(pair[1])
         except (TypeError, ValueError):

@@ -11,8 +11,16 @@ from capsim.errors import CapsimError, ResourceLimitError
 #: Default cap on one measurement file (`--max-input` raises it).
 DEFAULT_MAX_INPUT = 512 * 1024 * 1024
 
-FORMATS = ("otlp-json", "otlp-proto", "prometheus", "k6-summary", "k6-json", "locust-stats",
-           "locust-history", "csv")
+FORMATS = (
+    "otlp-json",
+    "otlp-proto",
+    "prometheus",
+    "k6-summary",
+    "k6-json",
+    "locust-stats",
+    "locust-history",
+    "csv",
+)
 
 
 class MeasurementError(CapsimError):

@@ -29,7 +29,9 @@ def _comment(text: str, indent: str) -> list[str]:
 
 
 def render_scenario_yaml(
-    scenario: Mapping[str, Any], notes: Mapping[Path_, str] | None = None, header: Sequence[str] = ()
+    scenario: Mapping[str, Any],
+    notes: Mapping[Path_, str] | None = None,
+    header: Sequence[str] = (),
 ) -> str:
     """YAML text of `scenario`; each note becomes a comment above the key at its path."""
     notes = notes or {}
@@ -38,7 +40,9 @@ def render_scenario_yaml(
     return "\n".join(lines) + "\n"
 
 
-def _mapping(data: Mapping[str, Any], path: Path_, depth: int, notes: Mapping[Path_, str], lines: list[str]) -> None:
+def _mapping(
+    data: Mapping[str, Any], path: Path_, depth: int, notes: Mapping[Path_, str], lines: list[str]
+) -> None:
     indent = "  " * depth
     for key, value in data.items():
         here = (*path, key)
