@@ -139,7 +139,11 @@ def _steps_from_requests(
         index = np.searchsorted(user_times, times, side="right") - 1
         level = np.where(index >= 0, user_values[np.clip(index, 0, None)], user_values[0])
     # A step is a run of requests completed at one number of virtual users.
-    edges: list[int] = [0, *(int(k) for k in np.flatnonzero(np.diff(level) != 0) + 1), int(times.size)]
+    edges: list[int] = [
+        0,
+        *(int(k) for k in np.flatnonzero(np.diff(level) != 0) + 1),
+        int(times.size),
+    ]
     steps = []
     for low, high in pairwise(edges):
         if high - low < 2:
