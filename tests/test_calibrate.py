@@ -514,3 +514,118 @@ def test_load_tests_alone_cannot_make_a_scenario(tmp_path: Path) -> None:
     path = usl_csv(tmp_path / "usl.csv", 50, 0.04, 0.0005, 0.0, 1)
     code, _, err = invoke("calibrate", str(path))
     assert code == 2 and "fit-usl" in err
+
+
+def otlp_document(traces: list[list[dict]]) -> dict:
+    """An OTLP JSON document of hand-made spans: (service, id, parent, kind, start ms, end ms, attributes)."""
+    by_service: dict[str, list[dict]] = {}
+    for number, spans in enumerate(traces):
+        for span in spans:
+            by_service.setdefault(span["service"], []).append(
+                {
+                    "traceId": f"{number:032x}",
+                    "spanId": span["id"],
+                    "parentSpanId": span.get("parent", ""),
+                    "name": span.get("name", span["id"]),
+                    "kind": span["kind"],
+                    "startTimeUnixNano": str(
+                        1_700_000_000_000_000_000 + int(span["start"] * 1e6) + number * 10**9
+                    ),
+                    "endTimeUnixNano": str(
+                        1_700_000_000_000_000_000 + int(span["end"] * 1e6) + number * 10**9
+                    ),
+                    "attributes": [
+                        {"key": k, "value": {"stringValue": v}}
+                        for k, v in span.get("attributes", {}).items()
+                    ],
+                }
+            )
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}],
+            }
+            for service, spans in by_service.items()
+        ]
+    }
+
+
+def test_overlapping_calls_become_a_parallel_group_and_untraced_databases_a_tier(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    traces = []
+    for _ in range(60):
+        work = float(rng.uniform(2, 4))
+        a, b, db = float(rng.uniform(5, 9)), float(rng.uniform(5, 9)), float(rng.uniform(1, 2))
+        end = work + max(a, b) + db
+        traces.append(
+            [
+                {
+                    "service": "api",
+                    "id": "01",
+                    "kind": "SPAN_KIND_SERVER",
+                    "start": 0,
+                    "end": end,
+                    "name": "GET /home",
+                },
+                {
+                    "service": "api",
+                    "id": "02",
+                    "parent": "01",
+                    "kind": "SPAN_KIND_CLIENT",
+                    "start": work,
+                    "end": work + a,
+                },
+                {
+                    "service": "profile",
+                    "id": "03",
+                    "parent": "02",
+                    "kind": "SPAN_KIND_SERVER",
+                    "start": work,
+                    "end": work + a,
+                },
+                {
+                    "service": "api",
+                    "id": "04",
+                    "parent": "01",
+                    "kind": "SPAN_KIND_CLIENT",
+                    "start": work,
+                    "end": work + b,
+                },
+                {
+                    "service": "recs",
+                    "id": "05",
+                    "parent": "04",
+                    "kind": "SPAN_KIND_SERVER",
+                    "start": work,
+                    "end": work + b,
+                },
+                {
+                    "service": "api",
+                    "id": "06",
+                    "parent": "01",
+                    "kind": 3,
+                    "start": end - db,
+                    "end": end,
+                    "attributes": {"db.system": "postgresql"},
+                },
+            ]
+        )
+    path = tmp_path / "fanout.json"
+    path.write_text(json.dumps(otlp_document(traces)))
+    scenario = tmp_path / "fanout.yaml"
+    code, out, err = invoke("calibrate", str(path), "-o", str(scenario), "--format", "json")
+    assert code == 0, err
+    text = scenario.read_text()
+    assert "- {parallel: [profile, recs]}" in text
+    assert "postgresql:\n    type: database" in text
+    api = json.loads(out)["tiers"]["api"]["classes"]["GET_home"]
+    assert api["mean"] == pytest.approx(
+        3.0e-3, rel=0.1
+    )  # the self time excludes the overlapping calls once
+    code, _, err = invoke("validate", str(scenario))
+    assert code == 0, err

@@ -301,7 +301,7 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
                 overlaps[key][1] += 1
                 if min(first[2], second[2]) > max(first[1], second[1]):
                     overlaps[key][0] += 1
-    order = sorted(counts, key=lambda t: float(np.median(offsets[t])))
+    order = sorted(counts, key=lambda t: (float(np.median(offsets[t])), t))
     group_of = {t: t for t in order}
 
     def find(t: str) -> str:
