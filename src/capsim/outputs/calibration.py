@@ -249,7 +249,7 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
     ]
     lines = [
         f"R² {data['r_squared']:.4f} over {data['points']} steps",
-        "λ, σ, κ intervals: least-squares covariance (Student t); N* and X_max: residual bootstrap",
+        "λ, σ, κ intervals: weighted least-squares covariance (Student t); N* and X_max: residual bootstrap",
     ]
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return Document(
