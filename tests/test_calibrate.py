@@ -140,20 +140,25 @@ def test_the_calibrated_model_predicts_the_true_entry_percentiles(steady: dict) 
             ), (cls, name)
 
 
-def test_ndjson_otlp_gives_the_same_calibration(short: dict) -> None:
+def test_ndjson_otlp_holds_the_same_spans_as_one_document(short: dict) -> None:
+    from capsim.measurements import read_measurement
+
     lines = short["folder"] / "traces.ndjson"
     truth_model.write_otlp(short["record"], lines, 40, ndjson=True)
-    code, out, err = invoke("calibrate", str(lines), "--class-by", "app.class", "--format", "json")
-    assert code == 0, err
-    code, first, err = invoke(
-        "calibrate", str(short["traces"]), "--class-by", "app.class", "--format", "json"
-    )
-    assert code == 0, err
-    assert json.loads(out)["tiers"] == json.loads(first)["tiers"]
+    one, many = read_measurement(short["traces"]), read_measurement(lines)
+    assert len(lines.read_text().splitlines()) > 1
+    key = lambda span: (span.trace_id, span.span_id)  # noqa: E731
+    assert sorted(one.spans, key=key) == sorted(many.spans, key=key)  # type: ignore[union-attr]
 
 
-def test_root_span_names_are_the_classes_by_default(short: dict) -> None:
-    code, out, err = invoke("calibrate", str(short["traces"]), "--format", "json")
+def test_root_span_names_are_the_classes_by_default(tmp_path: Path) -> None:
+    traces = [
+        [{"service": "web", "id": "01", "kind": 2, "start": 0, "end": 5 + k % 3, "name": name}]
+        for k, name in enumerate(["GET /product", "POST /checkout"] * 20)
+    ]
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(otlp_document(traces)))
+    code, out, err = invoke("calibrate", str(path), "--format", "json")
     assert code == 0, err
     assert set(json.loads(out)["classes"]) == {"GET_product", "POST_checkout"}
 
@@ -629,3 +634,29 @@ def test_overlapping_calls_become_a_parallel_group_and_untraced_databases_a_tier
     )  # the self time excludes the overlapping calls once
     code, _, err = invoke("validate", str(scenario))
     assert code == 0, err
+
+
+def test_backtest_against_prometheus_compares_cpu_utilisation_and_histogram_percentiles(
+    aggregates: list[Path], tmp_path: Path
+) -> None:
+    scenario = tmp_path / "aggregates.yaml"
+    workers = [
+        "--workers",
+        "front=4",
+        "--workers",
+        "db=2",
+        "--workers",
+        "cache=2",
+        "--workers",
+        "worker=2",
+    ]
+    code, _, err = invoke("calibrate", *map(str, aggregates), "-o", str(scenario), *workers)
+    assert code == 0, err
+    code, out, err = invoke(
+        "backtest", str(scenario), *map(str, aggregates), "--duration", "100s", "--format", "json"
+    )
+    assert code in (0, 1), err
+    rows = {(r["name"], r["figure"]): r for r in json.loads(out)["comparisons"]}
+    for tier in ("front", "db", "cache", "worker"):
+        assert rows[(tier, "utilization")]["passed"], rows[(tier, "utilization")]
+    assert rows[("product", "p50")]["passed"], rows[("product", "p50")]

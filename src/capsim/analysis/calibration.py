@@ -8,6 +8,7 @@ The result is plain data: `Calibration.scenario` is the scenario as a dict (time
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import defaultdict
@@ -60,6 +61,7 @@ class TraceAnalysis:
     orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
 
 
+@functools.lru_cache(maxsize=4096)
 def scenario_name(text: str) -> str:
     """`text` as a scenario name: letters, digits, '_' and '-' (runs of anything else become '_')."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "requests"
@@ -130,7 +132,7 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
 
     def visit(span: Span, tier: str) -> None:
         record = Visit(tier, span, trace_class[span.trace_id])
-        if tier not in tier_types or tier_types[tier] == "service":
+        if tier_types.get(tier, "service") == "service":
             tier_types[tier] = _tier_type(span)
         synchronous: list[tuple[float, float]] = []
         stack = list(children.get((span.trace_id, span.span_id), []))
