@@ -660,3 +660,17 @@ def test_backtest_against_prometheus_compares_cpu_utilisation_and_histogram_perc
     for tier in ("front", "db", "cache", "worker"):
         assert rows[(tier, "utilization")]["passed"], rows[(tier, "utilization")]
     assert rows[("product", "p50")]["passed"], rows[("product", "p50")]
+
+
+def test_fit_usl_puts_saturate_on_a_scenario_beside_the_peak(tmp_path: Path) -> None:
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(
+        "name: one\nsimulation: {duration: 20s}\ntraffic:\n  web: {entry: app, rate: 100/s}\n"
+        "tiers:\n  app: {type: service, concurrency: 4, service_time: {dist: exponential, mean: 10ms}}\n"
+    )
+    steps = usl_csv(tmp_path / "usl.csv", 50, 0.04, 0.0005, 0.02, 1)
+    code, out, err = invoke("fit-usl", str(steps), "--scenario", str(scenario), "--format", "json")
+    assert code == 0, err
+    saturate = json.loads(out)["saturate"]
+    assert saturate["bottleneck"] == "app"
+    assert saturate["saturation_rate"] == pytest.approx(400, rel=0.1)  # 4 workers / 10 ms

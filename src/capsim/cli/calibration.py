@@ -375,6 +375,14 @@ def fit_usl(
     chart: Annotated[
         Path | None, typer.Option("--chart", help="Also write the plot as an SVG file.")
     ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario",
+            help="Also run `capsim saturate` on this (calibrated) scenario and compare its "
+            "saturation rate with X_max.",
+        ),
+    ] = None,
     max_input: MaxInputOption = "512MiB",
 ) -> None:
     """Fit the Universal Scalability Law X(N) = λN / (1 + σ(N-1) + κN(N-1)) to throughput
@@ -433,7 +441,26 @@ def fit_usl(
             raise UsageError(
                 "--format csv is not available for fit-usl; use table, json or markdown"
             )
+        if scenario is not None:
+            data["saturate"] = _saturation_beside_usl(scenario, data["peak_throughput"])
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
         _emit(render_document(document, output_format.value, color=_color(output)), output)
+
+
+def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
+    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max."""
+    from capsim.analysis.saturate import find_saturation
+
+    model = capsim.build_model(capsim.load_scenario(scenario))
+    with _Progress() as progress:
+        found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
+    rate = found["saturation_rate"]
+    difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None
+    return {
+        "scenario": str(scenario),
+        "saturation_rate": rate,
+        "bottleneck": found["bottleneck"],
+        "difference_from_peak_throughput": difference,
+    }

@@ -251,6 +251,14 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
         f"R² {data['r_squared']:.4f} over {data['points']} steps",
         "λ, σ, κ intervals: weighted least-squares covariance (Student t); N* and X_max: residual bootstrap",
     ]
+    saturate = data.get("saturate")
+    if saturate:
+        versus = saturate["difference_from_peak_throughput"]
+        lines.append(
+            f"capsim saturate on {saturate['scenario']}: saturates at "
+            f"{cells.rate(saturate['saturation_rate'])} (bottleneck {saturate['bottleneck']})"
+            + (f", {versus * 100:+.1f}% from the USL's X_max" if versus is not None else "")
+        )
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return Document(
         "capsim fit-usl · " + ", ".join(data["sources"]),
