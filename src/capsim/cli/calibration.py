@@ -412,6 +412,7 @@ def fit_usl(
         grid = np.linspace(
             0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60
         )[1:]
+        peak_throughput = result.peak_throughput if np.isfinite(result.peak_throughput) else None
         data = {
             "sources": [str(f) for f in files],
             "lambda": result.lam,
@@ -420,9 +421,7 @@ def fit_usl(
             "peak_concurrency": result.peak_concurrency
             if np.isfinite(result.peak_concurrency)
             else None,
-            "peak_throughput": result.peak_throughput
-            if np.isfinite(result.peak_throughput)
-            else None,
+            "peak_throughput": peak_throughput,
             "ci95": {k: list(v) for k, v in result.intervals.items()},
             "r_squared": result.r_squared,
             "points": result.points,
@@ -442,7 +441,7 @@ def fit_usl(
                 "--format csv is not available for fit-usl; use table, json or markdown"
             )
         if scenario is not None:
-            data["saturate"] = _saturation_beside_usl(scenario, data["peak_throughput"])
+            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput)
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
