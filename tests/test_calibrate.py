@@ -674,3 +674,37 @@ def test_fit_usl_puts_saturate_on_a_scenario_beside_the_peak(tmp_path: Path) -> 
     saturate = json.loads(out)["saturate"]
     assert saturate["bottleneck"] == "app"
     assert saturate["saturation_rate"] == pytest.approx(400, rel=0.1)  # 4 workers / 10 ms
+
+
+def test_a_client_root_span_is_the_users_view_and_its_server_child_the_entry(
+    tmp_path: Path,
+) -> None:
+    traces = [
+        [
+            {
+                "service": "loadgen",
+                "id": "01",
+                "kind": "SPAN_KIND_CLIENT",
+                "start": 0,
+                "end": 9 + k % 2,
+                "name": "GET /",
+            },
+            {
+                "service": "api",
+                "id": "02",
+                "parent": "01",
+                "kind": "SPAN_KIND_SERVER",
+                "start": 1,
+                "end": 8 + k % 2,
+            },
+        ]
+        for k in range(40)
+    ]
+    path = tmp_path / "client-root.json"
+    path.write_text(json.dumps(otlp_document(traces)))
+    code, out, err = invoke("calibrate", str(path), "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["classes"]["GET"]["entry"] == "api"
+    assert summary["classes"]["GET"]["latency"]["p50"] == pytest.approx(0.0095, abs=0.001)
+    assert set(summary["tiers"]) == {"api"}

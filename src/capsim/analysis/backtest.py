@@ -55,14 +55,7 @@ def measured_load(
             load.rates[cls] = estimate.rate
             if estimate.profile:
                 load.profiles[cls] = estimate.profile
-            durations = np.array(
-                [
-                    v.span.duration
-                    for v in analysis.visits
-                    if v.cls == cls and v.span.parent_id is None
-                ]
-            )
-            load.latency[cls] = latency_figures(durations)
+            load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
         for v in analysis.visits:
             load.busy[v.tier] = load.busy.get(v.tier, 0.0) + v.self_time / length
@@ -111,11 +104,13 @@ class Comparison:
 def class_mapping(
     measured: Sequence[str], scenario_classes: Sequence[str], open_classes: Sequence[str]
 ) -> dict[str, str]:
-    """Measured class -> scenario class: same name; a single unnamed total goes to the single
-    open class."""
+    """Measured class -> scenario class: same name; a single unnamed total, or the only measured
+    class when no name matches, goes to the scenario's only open class."""
     mapping = {name: name for name in measured if name in scenario_classes}
     if "*" in measured and len(open_classes) == 1:
         mapping["*"] = open_classes[0]
+    if not mapping and len(measured) == 1 and len(open_classes) == 1:
+        mapping[next(iter(measured))] = open_classes[0]
     return mapping
 
 

@@ -119,13 +119,25 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         raise MeasurementError("the traces hold no root span (a span without a parent)")
     classes: dict[str, dict[str, Any]] = {}
     trace_class: dict[str, str] = {}
+    entries: dict[str, Span] = {}
     for trace_id, root in roots.items():
         name = str(root.attributes.get(class_by, root.name)) if class_by else root.name
         name = scenario_name(name)
         trace_class[trace_id] = name
-        entry = classes.setdefault(name, {"entry": {}, "arrivals": []})
+        entry = classes.setdefault(name, {"entry": {}, "arrivals": [], "latency": []})
         entry["arrivals"].append(root.start)
-        tier = _visit_tier(root)
+        entry["latency"].append(root.duration)
+        # A client root (a load generator's or a browser's span) is the user's view of the
+        # request; the first server span under it is the entry tier's visit.
+        first = root
+        if root.kind == "client":
+            served = [
+                c for c in children.get((root.trace_id, root.span_id), []) if c.kind == "server"
+            ]
+            if served:
+                first = min(served, key=lambda s: s.start)
+        entries[trace_id] = first
+        tier = _visit_tier(first)
         entry["entry"][tier] = entry["entry"].get(tier, 0) + 1
     visits: list[Visit] = []
     tier_types: dict[str, str] = {}
@@ -175,8 +187,8 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         record.self_time = max(span.duration - _union_length(clipped), 0.0)
         visits.append(record)
 
-    for root in roots.values():
-        visit(root, _visit_tier(root))
+    for first in entries.values():
+        visit(first, _visit_tier(first))
     starts = [root.start for root in roots.values()]
     return TraceAnalysis(visits, classes, tier_types, (min(starts), max(starts)), orphans)
 
@@ -475,12 +487,8 @@ def calibrate_traces(
 
 
 def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:
-    durations = np.array(
-        [v.span.duration for v in analysis.visits if v.cls == cls and v.span.parent_id is None]
-    )
-    if durations.size == 0:
-        durations = np.array([v.span.duration for v in analysis.visits if v.cls == cls])
-    return latency_figures(durations)
+    """Latency as the user sees it: the root spans' durations."""
+    return latency_figures(np.array(analysis.classes[cls]["latency"]))
 
 
 def latency_figures(durations: np.ndarray) -> dict[str, float]:

@@ -10,7 +10,9 @@ from typing import Any
 from capsim.measurements.reading import MeasurementError, json_lines, parse_json
 from capsim.measurements.types import SPAN_KINDS, Span, Traces
 
-_KIND_NAMES = {f"SPAN_KIND_{name.upper()}": name for name in SPAN_KINDS}
+_KIND_NAMES = {f"SPAN_KIND_{name.upper()}": name for name in SPAN_KINDS} | {
+    name.upper(): name for name in SPAN_KINDS
+}
 
 
 def parse_otlp_json(text: str, path: str | Path) -> Traces:
