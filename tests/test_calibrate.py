@@ -708,3 +708,15 @@ def test_a_client_root_span_is_the_users_view_and_its_server_child_the_entry(
     assert summary["classes"]["GET"]["entry"] == "api"
     assert summary["classes"]["GET"]["latency"]["p50"] == pytest.approx(0.0095, abs=0.001)
     assert set(summary["tiers"]) == {"api"}
+
+
+def test_a_utilisation_passes_within_ten_percent_or_one_point() -> None:
+    from capsim.analysis.backtest import UTILIZATION_SLACK, Comparison
+
+    def row(measured: float, predicted: float) -> Comparison:
+        return Comparison("tier", "db", "utilization", measured, predicted, 0.10, UTILIZATION_SLACK)
+
+    assert row(0.051, 0.045).passed  # 12% relative, but 0.6 point
+    assert not row(0.50, 0.44).passed  # 12% relative and 6 points
+    assert row(0.50, 0.54).passed
+    assert not row(0.05, math.nan).passed
