@@ -384,6 +384,7 @@ def calibrate_traces(
     warmup = max(min(length * 0.1, 60.0), 1.0)
     scenario["simulation"] = {"duration": _seconds(length), "warmup": _seconds(warmup)}
     notes[("simulation", "duration")] = f"the traces' window: first to last root span ({sources})"
+    notes[("simulation", "warmup")] = "10% of the window (at least 1s, at most 60s)"
     traffic: dict[str, Any] = {}
     for cls, info in sorted(analysis.classes.items()):
         entry = max(info["entry"], key=info["entry"].get)
