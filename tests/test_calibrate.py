@@ -720,3 +720,27 @@ def test_a_utilisation_passes_within_ten_percent_or_one_point() -> None:
     assert not row(0.50, 0.44).passed  # 12% relative and 6 points
     assert row(0.50, 0.54).passed
     assert not row(0.05, math.nan).passed
+
+
+def test_cpu_given_as_utilisation_is_scaled_by_the_workers(
+    aggregates: list[Path], tmp_path: Path
+) -> None:
+    workers = {"front": 4, "db": 2, "cache": 2, "worker": 2, "gateway": 1}
+    cpu = json.loads(aggregates[1].read_text())
+    for series in cpu["data"]["result"]:
+        count = workers[series["metric"]["service"]]
+        series["values"] = [[t, f"{float(v) / count:.6g}"] for t, v in series["values"]]
+    utilisation = tmp_path / "cpu_utilization.json"
+    utilisation.write_text(json.dumps(cpu))
+    options = [f"--workers={tier}={count}" for tier, count in workers.items()]
+    files = [str(aggregates[0]), str(utilisation)]
+    code, out, err = invoke("calibrate", *files, *options, "--cpu-utilization", "--format", "json")
+    assert code == 0, err
+    code, plain, err = invoke(
+        "calibrate", str(aggregates[0]), str(aggregates[1]), "--format", "json"
+    )
+    assert code == 0, err
+    scaled = {d["tier"]: d["demands"] for d in json.loads(out)["demands"]}
+    direct = {d["tier"]: d["demands"] for d in json.loads(plain)["demands"]}
+    assert scaled["db"]["checkout"] == pytest.approx(direct["db"]["checkout"], rel=1e-3)
+    assert scaled["front"]["product"] == pytest.approx(direct["front"]["product"], rel=1e-3)

@@ -526,6 +526,10 @@ class MetricNames:
         "uri",
         "operation",
     )
+    #: The CPU series are utilisations (busy fraction of the tier's workers) rather than busy
+    #: cores; they are multiplied by the tier's workers (`workers`, default 1).
+    cpu_utilization: bool = False
+    workers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -575,7 +579,9 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                         f"{', '.join(names.tier_labels)}; name the label with --tier-label"
                     )
                 for t, value in zip(series.times, series.values, strict=True):
-                    busy[tier][t] += value
+                    busy[tier][t] += value * (
+                        dict(names.workers).get(tier, 1) if names.cpu_utilization else 1
+                    )
             elif re.search(names.rate, metric):
                 name = cls or "requests"
                 for t, value in zip(series.times, series.values, strict=True):

@@ -91,6 +91,15 @@ TierLabelOption = Annotated[
         "--tier-label", help="Prometheus label naming the tier (default: tier, service, job, ...)."
     ),
 ]
+CpuUtilizationOption = Annotated[
+    bool,
+    typer.Option(
+        "--cpu-utilization",
+        help="The CPU series are utilisations (busy fraction of the tier's workers), not busy "
+        "cores: they are multiplied by the tier's workers (--workers for calibrate, the "
+        "scenario's for backtest).",
+    ),
+]
 ClassLabelOption = Annotated[
     str | None,
     typer.Option(
@@ -113,6 +122,8 @@ def _metric_names(
     latency: str | None,
     tier_label: str | None,
     class_label: str | None,
+    cpu_utilization: bool = False,
+    workers: dict[str, int] | None = None,
 ) -> MetricNames:
     import re
     from dataclasses import replace
@@ -137,6 +148,8 @@ def _metric_names(
         latency=latency or names.latency,
         tier_labels=(tier_label,) if tier_label else names.tier_labels,
         class_labels=(class_label,) if class_label else names.class_labels,
+        cpu_utilization=cpu_utilization,
+        workers=tuple(sorted((workers or {}).items())),
     )
 
 
@@ -180,6 +193,7 @@ def calibrate(
     latency_metric: LatencyMetricOption = None,
     tier_label: TierLabelOption = None,
     class_label: ClassLabelOption = None,
+    cpu_utilization: CpuUtilizationOption = False,
     max_input: MaxInputOption = "512MiB",
 ) -> None:
     """Write a scenario from measurements: OTLP JSON traces, Prometheus query_range results
@@ -202,7 +216,13 @@ def calibrate(
             workers=_workers(workers),
             name=name,
             metric_names=_metric_names(
-                rate_metric, cpu_metric, latency_metric, tier_label, class_label
+                rate_metric,
+                cpu_metric,
+                latency_metric,
+                tier_label,
+                class_label,
+                cpu_utilization,
+                _workers(workers),
             ),
         )
         if output_format.value == "csv":
@@ -263,6 +283,7 @@ def backtest(
     latency_metric: LatencyMetricOption = None,
     tier_label: TierLabelOption = None,
     class_label: ClassLabelOption = None,
+    cpu_utilization: CpuUtilizationOption = False,
     max_input: MaxInputOption = "512MiB",
 ) -> None:
     """Simulate at the measured load and compare predicted with measured p50/p95/p99 per class
@@ -285,13 +306,22 @@ def backtest(
                     f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2"
                 ) from None
         measurements = _read(files, input_format, max_input)
+        base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        base = capsim.load_scenario(scenario, base_overrides)
+        scenario_workers = {tier.name: tier.workers for tier in capsim.build_model(base).tiers}
         load = measured_load(
             measurements,
             class_by,
-            _metric_names(rate_metric, cpu_metric, latency_metric, tier_label, class_label),
+            _metric_names(
+                rate_metric,
+                cpu_metric,
+                latency_metric,
+                tier_label,
+                class_label,
+                cpu_utilization,
+                scenario_workers,
+            ),
         )
-        base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        base = capsim.load_scenario(scenario, base_overrides)
         classes = list(base.traffic)
         open_classes = [
             name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None
