@@ -170,9 +170,10 @@ def parse_otlp_proto(data: bytes, path: str | Path) -> Traces:
         from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
     except ImportError:
         raise MeasurementError(
-            f"{path}: this looks like binary OTLP protobuf; reading it needs the optional "
-            "package opentelemetry-proto (pip install opentelemetry-proto), or export OTLP JSON "
-            "with the Collector's file exporter"
+            f"{path}: this is binary, not UTF-8 text: if it is OTLP protobuf, reading it needs "
+            "the optional package opentelemetry-proto (pip install opentelemetry-proto), or "
+            "export OTLP JSON with the Collector's file exporter; other formats must be UTF-8 "
+            "JSON or CSV"
         ) from None
     message = TracesData()
     try:
