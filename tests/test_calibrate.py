@@ -744,3 +744,15 @@ def test_cpu_given_as_utilisation_is_scaled_by_the_workers(
     direct = {d["tier"]: d["demands"] for d in json.loads(plain)["demands"]}
     assert scaled["db"]["checkout"] == pytest.approx(direct["db"]["checkout"], rel=1e-3)
     assert scaled["front"]["product"] == pytest.approx(direct["front"]["product"], rel=1e-3)
+
+
+def test_traces_without_a_time_span_have_no_rate_to_measure(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_text(
+        json.dumps(
+            otlp_document([[{"service": "api", "id": "01", "kind": 2, "start": 0, "end": 5}]])
+        )
+    )
+    code, _, err = invoke("calibrate", str(path))
+    assert code == 2
+    assert str(path) in err and "same instant" in err

@@ -381,6 +381,11 @@ def calibrate_traces(
     summary: dict[str, Any] = {"sources": [t.source for t in traces], "classes": {}, "tiers": {}}
     start, end = analysis.window
     length = end - start
+    if not length > 0:
+        raise MeasurementError(
+            f"{sources}: every root span starts at the same instant, so no arrival rate can be "
+            "measured; export traces collected over a period of time"
+        )
     warmup = max(min(length * 0.1, 60.0), 1.0)
     scenario["simulation"] = {"duration": _seconds(length), "warmup": _seconds(warmup)}
     notes[("simulation", "duration")] = f"the traces' window: first to last root span ({sources})"
