@@ -405,7 +405,9 @@ def calibrate_traces(
             ]
             notes[("traffic", cls, "profile")] = (
                 f"the rate changed (chi-square dispersion p = {estimate.dispersion_p:.2g} < {PROFILE_LEVEL}): "
-                f"arrivals per {length / len(estimate.profile):.3g}s bucket, at bucket midpoints after the warm-up"
+                f"{estimate.count} arrivals in {len(estimate.profile)} buckets of "
+                f"{length / len(estimate.profile):.3g}s, each rate at its bucket's midpoint after "
+                "the warm-up (a bucket of n arrivals: 95% CI about n ± 1.96√n)"
             )
         traffic[cls] = spec
         summary["classes"][cls] = {

@@ -246,6 +246,7 @@ def calibrate(
                 raise UsageError(
                     f"{scenario_output}: the calibrated scenario does not validate (a capsim bug; please report it)"
                 )
+        result.summary["warnings"] = list(result.warnings)
         for warning in result.warnings:
             _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
         document = calibration_document(
