@@ -756,3 +756,52 @@ def test_traces_without_a_time_span_have_no_rate_to_measure(tmp_path: Path) -> N
     code, _, err = invoke("calibrate", str(path))
     assert code == 2
     assert str(path) in err and "same instant" in err
+
+
+@pytest.fixture(scope="module")
+def browse_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scenario calibrated from 30 s of browse-only traces of the truth."""
+    folder = tmp_path_factory.mktemp("browse")
+    record = truth_model.run_open(TRUTH, 12, 30, {"browse": [(35, 100.0)]})
+    truth_model.write_otlp(record, folder / "traces.json", 30)
+    scenario = folder / "browse.yaml"
+    code, _, err = invoke(
+        "calibrate", str(folder / "traces.json"), "--class-by", "app.class", "-o", str(scenario)
+    )
+    assert code == 0, err
+    return scenario
+
+
+def test_a_stepped_load_test_is_backtested_step_by_step_as_closed_loops(
+    stepped: dict, browse_model: Path
+) -> None:
+    code, out, err = invoke(
+        "backtest",
+        str(browse_model),
+        str(stepped["locust"]),
+        "--duration",
+        "20s",
+        "--format",
+        "json",
+    )
+    assert code == 0, out + err
+    rows = json.loads(out)["comparisons"]
+    assert {r["name"] for r in rows} == {f"browse @ {n} users" for n, _ in stepped["steps"]}
+    assert {r["figure"] for r in rows} == {"throughput", "p50", "p95", "p99"}
+
+
+def test_a_wrong_think_time_makes_the_steps_fail(stepped: dict, browse_model: Path) -> None:
+    code, out, _ = invoke(
+        "backtest",
+        str(browse_model),
+        str(stepped["k6"]),
+        "--duration",
+        "20s",
+        "--think-time",
+        "20ms",
+        "--format",
+        "json",
+    )
+    assert code == 1
+    off = [r for r in json.loads(out)["comparisons"] if not r["passed"]]
+    assert ("browse @ 1 users", "throughput") in {(r["name"], r["figure"]) for r in off}

@@ -23,7 +23,7 @@ from capsim.analysis.calibration import (
     latency_figures,
     read_aggregates,
 )
-from capsim.measurements import LoadTest, Measurement, MetricsFile, Traces
+from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
 PERCENTILES = ("p50", "p95", "p99")
 #: A utilisation also passes when predicted and measured differ by at most this (one point):
@@ -76,7 +76,7 @@ def measured_load(
                 }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
-    for test in (m for m in measurements if isinstance(m, LoadTest)):
+    for test in (m for m in measurements if isinstance(m, LoadTest) and not is_stepped(m)):
         for total in test.totals or test.steps:
             cls = total.name or "*"
             load.rates.setdefault(cls, total.throughput)
@@ -170,6 +170,61 @@ def compare(
                     float(report["tiers"][tier]["utilization"]),
                     utilization_tolerance,
                     UTILIZATION_SLACK,
+                )
+            )
+    return rows
+
+
+def is_stepped(test: LoadTest) -> bool:
+    """A load test of two or more steps at known numbers of users: backtested step by step."""
+    return sum(1 for step in test.steps if step.users > 0) >= 2
+
+
+def step_class(
+    test: LoadTest, scenario_classes: Sequence[str], open_classes: Sequence[str]
+) -> str | None:
+    """The scenario class a stepped load test drives: a request name that is a class, else the
+    scenario's only open class."""
+    for total in test.totals:
+        if total.name in scenario_classes:
+            return total.name
+    return open_classes[0] if len(open_classes) == 1 else None
+
+
+def step_override(cls: str, entry: str, users: float, think_time: float) -> str:
+    """The class as a closed loop of the step's users (what a load generator is)."""
+    return f"traffic.{cls}={{entry: {entry}, users: {max(round(users), 1)}, think_time: {think_time:.9g}s}}"
+
+
+def compare_step(
+    step: LoadStep,
+    cls: str,
+    predicted: dict[str, Any],
+    latency_tolerance: float,
+    throughput_tolerance: float,
+) -> list[Comparison]:
+    name = f"{cls} @ {step.users:g} users"
+    rows = [
+        Comparison(
+            "step",
+            name,
+            "throughput",
+            step.throughput,
+            float(predicted.get("throughput", math.nan)),
+            throughput_tolerance,
+        )
+    ]
+    for figure in PERCENTILES:
+        value = step.latency.get(figure)
+        if value is not None and math.isfinite(value):
+            rows.append(
+                Comparison(
+                    "step",
+                    name,
+                    figure,
+                    value,
+                    float(predicted.get("latency", {}).get(figure, math.nan)),
+                    latency_tolerance,
                 )
             )
     return rows

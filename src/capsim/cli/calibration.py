@@ -273,6 +273,14 @@ def backtest(
             "--latency-tolerance", help="Largest relative error of a latency percentile (20%)."
         ),
     ] = "20%",
+    think_time: Annotated[
+        str,
+        typer.Option(
+            "--think-time",
+            help="Think time of a stepped load test's users between requests (default 0s: "
+            "each user sends its next request as soon as the last answers).",
+        ),
+    ] = "0s",
     utilization_tolerance: Annotated[
         str,
         typer.Option(
@@ -290,7 +298,18 @@ def backtest(
     """Simulate at the measured load and compare predicted with measured p50/p95/p99 per class
     and utilisation per tier. Exit 0 when every figure is within tolerance, 1 when the model
     is off."""
-    from capsim.analysis.backtest import class_mapping, compare, load_overrides, measured_load
+    from capsim.analysis.backtest import (
+        Comparison,
+        class_mapping,
+        compare,
+        compare_step,
+        is_stepped,
+        load_overrides,
+        measured_load,
+        step_class,
+        step_override,
+    )
+    from capsim.measurements import LoadTest
     from capsim.outputs.calibration import backtest_document, render_document
     from capsim.units import UnitError, parse_ratio
 
@@ -327,41 +346,75 @@ def backtest(
         open_classes = [
             name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None
         ]
-        mapping = class_mapping(list(load.rates), classes, open_classes)
-        if not mapping:
-            raise UsageError(
-                f"no measured class matches a class of {scenario} (measured: {', '.join(sorted(load.rates)) or 'none'}; "
-                f"scenario: {', '.join(classes)}); name them alike (--class-by for traces)"
+        rows: list[Comparison] = []
+        notes: list[str] = []
+        warnings: list[str] = []
+        stepped = [m for m in measurements if isinstance(m, LoadTest) and is_stepped(m)]
+        if load.rates or not stepped:
+            mapping = class_mapping(list(load.rates), classes, open_classes)
+            if not mapping:
+                raise UsageError(
+                    f"no measured class matches a class of {scenario} (measured: "
+                    f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(classes)}); "
+                    "name them alike (--class-by for traces)"
+                )
+            notes += [
+                f"measured class {m!r} has no class in the scenario; not compared"
+                for m in sorted(load.rates)
+                if m not in mapping
+            ]
+            warmup = base.simulation.warmup_or_default if base.simulation else 0.0
+            overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
+            model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+            with _Progress() as progress:
+                report = capsim.simulate(model, progress=progress)
+            workers = {tier.name: tier.workers for tier in model.tiers}
+            rows += compare(
+                load,
+                mapping,
+                report.data,
+                workers,
+                tolerances["--latency-tolerance"],
+                tolerances["--utilization-tolerance"],
             )
-        notes = [
-            f"measured class {m!r} has no class in the scenario; not compared"
-            for m in sorted(load.rates)
-            if m not in mapping
-        ]
-        warmup = base.simulation.warmup_or_default if base.simulation else 0.0
-        overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-        with _Progress() as progress:
-            report = capsim.simulate(model, progress=progress)
-        workers = {tier.name: tier.workers for tier in model.tiers}
-        rows = compare(
-            load,
-            mapping,
-            report.data,
-            workers,
-            tolerances["--latency-tolerance"],
-            tolerances["--utilization-tolerance"],
-        )
+            notes += [
+                f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
+                + (", with its measured profile" if m in load.profiles else "")
+                for m, cls in mapping.items()
+            ]
+            warnings += report.warnings
+        think = _think_time(think_time)
+        for test in stepped:
+            cls = step_class(test, classes, open_classes)
+            if cls is None:
+                raise UsageError(
+                    f"{test.source}: cannot tell which class of {scenario} this load test drives; "
+                    "name its requests like the class, or backtest a scenario with one open class"
+                )
+            entry = base.traffic[cls].entry
+            for step in (s for s in test.steps if s.users > 0):
+                override = step_override(cls, entry, step.users, think)
+                model = capsim.build_model(
+                    capsim.load_scenario(scenario, [*base_overrides, override])
+                )
+                with _Progress() as progress:
+                    report = capsim.simulate(model, progress=progress)
+                rows += compare_step(
+                    step,
+                    cls,
+                    report.data["classes"][cls],
+                    tolerances["--latency-tolerance"],
+                    tolerances["--utilization-tolerance"],
+                )
+            notes.append(
+                f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
+                f"{cls} as a closed loop of the step's users, think time {think:g}s"
+            )
         if not rows:
             raise UsageError(
                 "nothing to compare: the measurements hold no latency percentiles of a scenario class "
                 "and no utilisation of a scenario tier"
             )
-        notes += [
-            f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
-            + (", with its measured profile" if m in load.profiles else "")
-            for m, cls in mapping.items()
-        ]
         data = {
             "scenario": str(scenario),
             "sources": [str(f) for f in files],
@@ -383,7 +436,7 @@ def backtest(
                 for r in rows
             ],
             "passed": all(r.passed for r in rows),
-            "notes": notes + list(report.warnings),
+            "notes": notes + warnings,
         }
         if output_format.value == "csv":
             raise UsageError(
@@ -494,3 +547,17 @@ def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dic
         "bottleneck": found["bottleneck"],
         "difference_from_peak_throughput": difference,
     }
+
+
+def _think_time(text: str) -> float:
+    from capsim.units import UnitError, parse_duration
+
+    try:
+        value = parse_duration(text)
+    except UnitError as error:
+        raise UsageError(
+            f"--think-time {text!r}: {error}; give a duration such as 0s or 1.5s"
+        ) from None
+    if value < 0:
+        raise UsageError(f"--think-time {text!r}: a think time cannot be negative")
+    return value

@@ -166,17 +166,16 @@ def calibration_document(summary: dict[str, Any], output: str | None) -> Documen
     return Document("capsim calibrate · " + ", ".join(summary["sources"]), summary, sections, lines)
 
 
+_BACKTEST_FORMS = {"utilization": cells.percent, "throughput": cells.rate}
+
+
 def backtest_document(data: dict[str, Any]) -> Document:
     rows = [
         [
             f"{r['what']} {r['name']}",
             r["figure"],
-            cells.percent(r["measured"])
-            if r["figure"] == "utilization"
-            else cells.time(r["measured"]),
-            cells.percent(r["predicted"])
-            if r["figure"] == "utilization"
-            else cells.time(r["predicted"]),
+            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["measured"]),
+            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["predicted"]),
             f"{r['error'] * 100:+.1f}%" if r["error"] is not None else cells.MISSING,
             f"±{r['tolerance'] * 100:.0f}%",
             "ok" if r["passed"] else "OFF",
