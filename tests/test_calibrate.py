@@ -805,3 +805,47 @@ def test_a_wrong_think_time_makes_the_steps_fail(stepped: dict, browse_model: Pa
     assert code == 1
     off = [r for r in json.loads(out)["comparisons"] if not r["passed"]]
     assert ("browse @ 1 users", "throughput") in {(r["name"], r["figure"]) for r in off}
+
+
+def test_calls_that_exclude_each_other_become_one_of(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    traces = []
+    for _ in range(200):
+        route = rng.choice(["eu", "us", "none"], p=[0.5, 0.3, 0.2])
+        spans = [{"service": "api", "id": "01", "kind": 2, "start": 0, "end": 10, "name": "GET"}]
+        if route != "none":
+            spans += [
+                {"service": "api", "id": "02", "parent": "01", "kind": 3, "start": 2, "end": 8},
+                {
+                    "service": str(route),
+                    "id": "03",
+                    "parent": "02",
+                    "kind": 2,
+                    "start": 2,
+                    "end": 8,
+                },
+            ]
+        spans.append(
+            {
+                "service": "api",
+                "id": "04",
+                "parent": "01",
+                "kind": 3,
+                "start": 8,
+                "end": 9,
+                "attributes": {"peer.service": "audit"},
+            }
+        )
+        traces.append(spans)
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(otlp_document(traces)))
+    scenario = tmp_path / "routes.yaml"
+    code, out, err = invoke("calibrate", str(path), "-o", str(scenario), "--format", "json")
+    assert code == 0, err
+    calls = json.loads(out)["tiers"]["api"]["classes"]["GET"]["calls"]
+    assert calls["eu"]["probability"] == pytest.approx(0.5, abs=0.08)
+    text = scenario.read_text()
+    assert "one_of: {eu: " in text and "us: " in text
+    assert "- audit" in text
+    code, _, err = invoke("validate", str(scenario))
+    assert code == 0, err

@@ -260,8 +260,43 @@ def _fit_note(fit: DistributionFit, what: str) -> str:
     )
 
 
+#: Calls are written as `one_of` when no visit makes two of them although, were they
+#: independent, at least this many visits would have made both.
+_EXCLUSIVE_EVIDENCE = 3
+
+
+def _exclusive_groups(
+    order: list[str], counts: dict[str, list[int]], asynchronous: dict[str, bool], find: Any
+) -> list[list[str]]:
+    """Groups of synchronous single calls that never happen in the same visit."""
+    total = len(next(iter(counts.values()))) if counts else 0
+    made = {t: np.array(counts[t]) > 0 for t in order}
+    candidates = [
+        t
+        for t in order
+        if not asynchronous.get(t)
+        and max(counts[t]) == 1
+        and made[t].mean() < 1
+        and sum(1 for u in order if find(u) == find(t)) == 1
+    ]
+    groups: list[list[str]] = []
+    for target in candidates:
+        for group in groups:
+            if all(
+                not (made[target] & made[member]).any()
+                and made[target].mean() * made[member].mean() * total >= _EXCLUSIVE_EVIDENCE
+                for member in group
+            ):
+                group.append(target)
+                break
+        else:
+            groups.append([target])
+    return [group for group in groups if len(group) > 1]
+
+
 def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
-    """The calls of one tier for one class, with probabilities, repeats and parallel groups."""
+    """The calls of one tier for one class, with probabilities, repeats, parallel groups (calls
+    that overlap in time) and one_of groups (calls that exclude each other)."""
     total = len(visits)
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * total)
     offsets: dict[str, list[float]] = defaultdict(list)
@@ -292,12 +327,32 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     for pair, (overlapping, together) in overlaps.items():
         if together and overlapping / together > 0.5:
             group_of[find(pair[1])] = find(pair[0])
+    exclusive = _exclusive_groups(order, counts, asynchronous, find)
     items: list[Any] = []
     notes: list[str] = []
     figures: dict[str, Any] = {}
     placed: set[str] = set()
     for target in order:
         if target in placed:
+            continue
+        group = next((g for g in exclusive if target in g), None)
+        if group is not None:
+            placed.update(group)
+            shares = {member: sum(1 for c in counts[member] if c) / total for member in group}
+            items.append({"one_of": {m: float(f"{p:.4g}") for m, p in shares.items()}})
+            for member, share in shares.items():
+                half = 1.96 * math.sqrt(share * (1 - share) / total)
+                figures[member] = {
+                    "probability": share,
+                    "probability_ci95": [share - half, share + half],
+                    "calls_when_called": 1.0,
+                    "asynchronous": False,
+                }
+            notes.append(
+                f"one_of: {', '.join(f'{m} in {round(p * total)} of {total} visits' for m, p in shares.items())}, "
+                "never two in one visit (independent calls would have met in at least "
+                f"{_EXCLUSIVE_EVIDENCE} visits)"
+            )
             continue
         members = [t for t in order if find(t) == find(target)]
         placed.update(members)
