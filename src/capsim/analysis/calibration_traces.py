@@ -504,6 +504,16 @@ def calibrate_traces(
                 notes[("tiers", tier, "calls")] = (
                     f"from the span tree of class {cls}: " + "; ".join(call_notes)
                 )
+        if len(classes_here) > 1:
+            pooled_calls, pooled_notes, _ = _calls(tier_visits)
+            if pooled_calls:
+                classes_spec = spec.pop("classes", None)
+                spec["calls"] = pooled_calls
+                if classes_spec is not None:
+                    spec["classes"] = classes_spec
+                notes[("tiers", tier, "calls")] = (
+                    "every class pooled (each class below has its own): " + "; ".join(pooled_notes)
+                )
         tiers[tier] = spec
         summary["tiers"][tier] = tier_summary
     scenario["tiers"] = tiers
