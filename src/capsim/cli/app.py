@@ -488,5 +488,6 @@ def main() -> None:
     app()
 
 
+from capsim.cli import calibration as _calibration  # noqa: E402,F401  (registers commands)
 from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)
