@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from capsim.errors import CapsimError, ResourceLimitError
+from capsim.safeio import InputError, too_large
+from capsim.safeio import read_capped as safe_read
+from capsim.textsafe import visible
 
 #: Default cap on one measurement file (`--max-input` raises it).
 DEFAULT_MAX_INPUT = 512 * 1024 * 1024
@@ -30,23 +33,21 @@ class MeasurementError(CapsimError):
 
 
 def read_capped(path: str | Path, cap: int = DEFAULT_MAX_INPUT) -> bytes:
-    """The bytes of `path`, reading at most `cap` + 1 of them: a larger file is refused."""
-    source = Path(path)
-    if not source.exists():
-        raise MeasurementError(f"{path}: no such file; check the path")
-    if source.is_dir():
-        raise MeasurementError(f"{path}: this is a directory; give a measurement file")
+    """The bytes of `path`, reading at most `cap` + 1 of them (capsim.safeio, as every input):
+    a larger file is refused with exit 3 and how to raise the cap, anything unreadable with
+    exit 2, the path and the system's reason."""
+    what = "a measurement file"
     try:
-        with source.open("rb") as handle:
-            data = handle.read(cap + 1)
-    except OSError as error:
-        raise MeasurementError(f"{path}: cannot read the file: {error.strerror}") from None
-    if len(data) > cap:
-        raise ResourceLimitError(
-            f"{path}: the file is larger than {cap:,} bytes; raise the limit with --max-input "
-            "(a size such as 2GiB) or split the file"
-        )
-    return data
+        return safe_read(path, cap, what)
+    except InputError as error:
+        if error.reason == too_large(cap, what):
+            raise ResourceLimitError(
+                f"{visible(str(path))}: the file is larger than {cap:,} bytes; raise the limit "
+                "with --max-input (a size such as 2GiB) or split the file"
+            ) from None
+        raise MeasurementError(
+            f"{visible(str(path))}: cannot read the file: {error.reason}"
+        ) from None
 
 
 def decode_text(data: bytes, path: str | Path) -> str:
