@@ -10,8 +10,6 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
-    COUNT_STATISTICS,
-    RATIO_STATISTICS,
     Autoscale,
     Call,
     CircuitBreaker,
@@ -33,6 +31,7 @@ from capsim.model.types import (
     Tier,
     TrafficClass,
     Work,
+    slo_value_text,
 )
 from capsim.model.visits import expected_visits
 from capsim.scenario import Scenario, check_scenario
@@ -592,7 +591,7 @@ def _build_slos(
                 threshold, limit = limit.limit, limit.max
                 text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
             else:
-                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
+                text = f"{subject} {statistic} <= {slo_value_text(statistic, limit)}"
             slos.append(
                 Slo(
                     text=text,
@@ -605,14 +604,6 @@ def _build_slos(
                 )
             )
     return slos
-
-
-def _slo_limit_text(statistic: str, limit: float) -> str:
-    if statistic in RATIO_STATISTICS:
-        return format_ratio(limit)
-    if statistic in COUNT_STATISTICS:
-        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
-    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:

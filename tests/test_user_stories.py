@@ -1,0 +1,24 @@
+"""Stories of a capacity planner new to capsim, found by trying it on realistic scenarios.
+
+Each test is one thing such a planner met, as they would meet it.
+"""
+
+from __future__ import annotations
+
+from capsim.analysis.points import SloCheck
+
+
+def test_the_one_fewer_evidence_of_size_speaks_in_the_units_of_each_objective() -> None:
+    # `capsim size` on a B2B API at 3x load: one API pod fewer breaks every objective, and the
+    # table said "read p99 <= 150ms (observed 7.641, upper 7.91)" and "api occupancy <= 80%
+    # (observed 1)": seconds and shares with no unit, beside limits written in ms and %.
+    latency = SloCheck("read p99 <= 150ms", "p99", 0.150, 7.641, 7.91, passed=False)
+    held = SloCheck("api occupancy <= 80%", "occupancy", 0.80, 1.0, 1.0, passed=False)
+    share = SloCheck("read share over 100ms <= 0.5%", "share_over", 0.005, 0.25, 0.3, False)
+    backlog = SloCheck("jobs backlog <= 500", "backlog", 500, 731, 802.5, passed=False)
+    age = SloCheck("jobs age_p99 <= 2s", "age_p99", 2.0, None, None, passed=False)
+    assert latency.describe() == "read p99 <= 150ms (observed 7.641s, upper 7.91s)"
+    assert held.describe() == "api occupancy <= 80% (observed 100%)"
+    assert share.describe() == "read share over 100ms <= 0.5% (observed 25%, upper 30%)"
+    assert backlog.describe() == "jobs backlog <= 500 (observed 731, upper 802.5)"
+    assert age.describe() == "jobs age_p99 <= 2s (observed no data)"
