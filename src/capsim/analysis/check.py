@@ -16,7 +16,7 @@ there is no noise information: the point estimates decide, and the check says so
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -370,6 +370,16 @@ def validate_baseline(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
+def _at_tier_lines(
+    overloaded: list[dict[str, Any]], tier_lines: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """Each overload failure with `line`: where its tier is defined (when known)."""
+    return [
+        {**entry, "line": tier_lines[entry["tier"]]} if tier_lines.get(entry["tier"]) else entry
+        for entry in overloaded
+    ]
+
+
 def check_result(
     current: dict[str, Any],
     *,
@@ -377,8 +387,13 @@ def check_result(
     baseline_name: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     inconclusive: InconclusivePolicy = "fail",
+    tier_lines: Mapping[str, int] | None = None,
 ) -> CheckOutcome:
-    """The gate's verdict on a run's result, against a baseline result when one is given."""
+    """The gate's verdict on a run's result, against a baseline result when one is given.
+
+    `tier_lines` (tier name -> its line in the scenario file) puts each overloaded tier's
+    failure at the tier's definition, as a failed SLO is put at the SLO's line.
+    """
     if inconclusive not in ("fail", "pass"):
         raise UsageError(f"--inconclusive must be fail or pass, got {inconclusive!r}")
     regressions: list[RegressionCheck] = []
@@ -393,7 +408,7 @@ def check_result(
     return CheckOutcome(
         scenario=str(current.get("scenario", "")),
         slos=list(current.get("slos", [])),
-        overloaded=overload_failures(current),
+        overloaded=_at_tier_lines(overload_failures(current), tier_lines or {}),
         regressions=regressions,
         baseline=baseline_name if baseline is not None else None,
         tolerance=tolerance,
