@@ -50,7 +50,9 @@ def test_a_pool_is_sized_to_the_least_workers_erlang_c_allows(tmp_path):
     assert server["one_fewer"]["meets_slos"] is False
     assert "p99" in server["one_fewer"]["reason"]
     # The evidence is in the objective's unit (Erlang C gives 68.9 ms at c = 4), not in bare seconds.
-    assert re.search(r"requests p99 <= 60ms \(observed \d+(\.\d+)?ms", server["one_fewer"]["reason"])
+    assert re.search(
+        r"requests p99 <= 60ms \(observed \d+(\.\d+)?ms", server["one_fewer"]["reason"]
+    )
     assert result["verified"] is True
     assert result["total_cost_per_hour"] == pytest.approx(0.5)
     # 0.5 per hour for 320 x 3600 requests per hour.

@@ -213,7 +213,9 @@ def check(
             baseline_name=str(baseline) if baseline is not None else None,
             tolerance=relative,
             inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
-            tier_lines={n: loaded.problem("", ("tiers", n), at_key=True).line for n in loaded.tiers},
+            tier_lines={
+                n: loaded.problem("", ("tiers", n), at_key=True).line for n in loaded.tiers
+            },
         )
         summary = render_summary(outcome)
         if junit is not None:
