@@ -6,6 +6,7 @@ Each test is one thing such a planner met, as they would meet it.
 from __future__ import annotations
 
 from capsim.analysis.points import SloCheck
+from capsim.outputs.capacity import render_capacity
 
 
 def test_the_one_fewer_evidence_of_size_speaks_in_the_units_of_each_objective() -> None:
@@ -22,3 +23,39 @@ def test_the_one_fewer_evidence_of_size_speaks_in_the_units_of_each_objective() 
     assert share.describe() == "read share over 100ms <= 0.5% (observed 25%, upper 30%)"
     assert backlog.describe() == "jobs backlog <= 500 (observed 731, upper 802.5)"
     assert age.describe() == "jobs age_p99 <= 2s (observed no data)"
+
+
+def _sweep_point(consumers: int, held: float, stable: bool) -> dict[str, object]:
+    return {
+        "values": {"tiers.jobs.consumers": consumers},
+        "classes": {
+            "write": {
+                "throughput": 80.0,
+                "latency": {"p50": 0.019, "p99": 0.035},
+                "error_rate": 0.0,
+            }
+        },
+        "tiers": {"jobs": {"utilization": 0.09, "occupancy": held, "stable": stable}},
+        "passed": stable,
+        "overloaded": [] if stable else [{"tier": "jobs"}],
+    }
+
+
+def test_a_sweep_table_says_what_its_exclamation_mark_means() -> None:
+    # Sweeping a job queue's consumers from 4 to 5: at 4 the queue is overloaded, and the table
+    # showed "9.2% !" under "util jobs" with no word on what "!" meant.
+    data = {
+        "command": "sweep",
+        "scenario": "saas-api",
+        "seed": 11,
+        "replications": 3,
+        "duration": 20.0,
+        "vary": [{"path": "tiers.jobs.consumers"}],
+        "points": [_sweep_point(4, 1.0, stable=False), _sweep_point(5, 0.857, stable=True)],
+        "notes": [],
+    }
+    table = render_capacity(data, "table")
+    assert "100.0% !" in table
+    assert "! after a tier's figure: the tier is OVERLOADED at that point" in table
+    calm = {**data, "points": [_sweep_point(5, 0.857, stable=True)]}
+    assert "OVERLOADED" not in render_capacity(calm, "table")

@@ -182,6 +182,11 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
+#: After a tier's figure in the sweep table: the tier is overloaded at that point.
+OVERLOAD_MARK = " !"
+OVERLOAD_MEANING = "the tier is OVERLOADED at that point (not in steady state, docs/results.md)"
+
+
 def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     paths = [v["path"] for v in data["vary"]]
     lines = [
@@ -219,7 +224,7 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(c["error_rate"]),
             ]
         for n in tiers:
-            mark = "" if point["tiers"][n]["stable"] else " !"
+            mark = "" if point["tiers"][n]["stable"] else OVERLOAD_MARK
             row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
             if n in held:
                 row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
@@ -231,6 +236,8 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             else "fail"
         )
         rows.append(row)
+    if any(not t["stable"] for point in data["points"] for t in point["tiers"].values()):
+        lines.append(f"{OVERLOAD_MARK.strip()} after a tier's figure: {OVERLOAD_MEANING}")
     return lines, [("What-if", header, rows)]
 
 
