@@ -6,7 +6,9 @@ Each test is one thing such a planner met, as they would meet it.
 from __future__ import annotations
 
 from capsim.analysis.points import SloCheck
+from capsim.analysis.sizing_report import SizingReport
 from capsim.outputs.capacity import render_capacity
+from capsim.outputs.report_figures import summary_sentences
 
 
 def test_the_one_fewer_evidence_of_size_speaks_in_the_units_of_each_objective() -> None:
@@ -59,3 +61,21 @@ def test_a_sweep_table_says_what_its_exclamation_mark_means() -> None:
     assert "! after a tier's figure: the tier is OVERLOADED at that point" in table
     calm = {**data, "points": [_sweep_point(5, 0.857, stable=True)]}
     assert "OVERLOADED" not in render_capacity(calm, "table")
+
+
+def test_a_report_whose_load_curve_found_no_safe_rate_says_so_and_why() -> None:
+    # The report of a B2B API (all 8 SLOs met at today's load) said nothing about the highest
+    # load meeting the SLOs: the search had found none (a queue's age p99 from a few hundred
+    # messages per replication at 10% load had a wide interval), and only its notes said so.
+    met = {"slo": "jobs age_p99 <= 2s", "passed": True, "observed": 0.96, "limit": 2.0}
+    why = (
+        "the SLOs fail even at 65.45/s (10% of the analytic saturation rate): "
+        "jobs age_p99 <= 2s (observed 1.152s, upper 2.504s)"
+    )
+    curve = {"max_rate_meeting_slos": None, "knee": None, "notes": ["p99 never reached", why]}
+    report = SizingReport(result={"slos": [met], "tiers": {}}, curve=curve)
+    sentences = summary_sentences(report)
+    assert sentences[0] == "The SLO is met."
+    assert f"No load on the curve was found at which every SLO holds: {why}." in sentences
+    without_slos = SizingReport(result={"slos": [], "tiers": {}}, curve=curve)
+    assert not any("No load" in s for s in summary_sentences(without_slos))
