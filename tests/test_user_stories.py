@@ -79,3 +79,76 @@ def test_a_report_whose_load_curve_found_no_safe_rate_says_so_and_why() -> None:
     assert f"No load on the curve was found at which every SLO holds: {why}." in sentences
     without_slos = SizingReport(result={"slos": [], "tiers": {}}, curve=curve)
     assert not any("No load" in s for s in summary_sentences(without_slos))
+
+
+def _curve_point(rate: float, held: float, stable: bool = True) -> dict[str, object]:
+    return {
+        "rate": rate,
+        "p50": 0.027,
+        "p99": 0.070,
+        "error_rate": 0.0,
+        "utilization": {"orders": held / 7},
+        "occupancy": {"orders": held},
+        "stable": stable,
+        "meets_slos": stable,
+    }
+
+
+def test_a_saturate_curve_row_above_the_safe_ceiling_is_not_shown_as_a_plain_yes() -> None:
+    # The ticketing on-sale saturates near 3,521/s (orders' 4 consumers; 3,543/s by hand) and
+    # the answer is 3,422/s, the estimate's lower bound. The curve row at 3,543/s met the SLOs
+    # in its short run and said "yes", above the saturation rate printed at the top; so did a
+    # rate whose full-length verification failed. Neither may look like an answer.
+    data = {
+        "command": "saturate",
+        "scenario": "ticketing-onsale",
+        "replications": 3,
+        "duration": 8.5,
+        "evaluations": 4,
+        "offered_rate": 3720.0,
+        "bottleneck": "orders",
+        "saturation_rate": 3521.0,
+        "saturation_rate_low": 3422.4,
+        "slo_ceiling": 3422.4,
+        "analytic": {"saturation_rate": 3542.9},
+        "knee_factor": 2,
+        "knee_rate": None,
+        "max_rate_meeting_slos": 3300.0,
+        "verification": {
+            "rate": 3300.0,
+            "meets_slos": True,
+            "failures": [],
+            "attempts": [
+                {"rate": 3300.0, "meets_slos": True, "failures": []},
+                {"rate": 3365.7, "meets_slos": False, "failures": ["checkout p95 <= 500ms"]},
+            ],
+        },
+        "tiers": {
+            "orders": {
+                "held_by": "occupancy",
+                "max_rate": 3521.0,
+                "max_rate_low": 3422.4,
+                "max_rate_analytic": 3542.9,
+            }
+        },
+        "curve": [
+            _curve_point(3300.0, 0.93),
+            _curve_point(3365.7, 0.955),
+            _curve_point(3542.9, 0.993),
+            _curve_point(3873.1, 1.0, stable=False),
+        ],
+        "slos": [],
+        "notes": [],
+    }
+    rows = {
+        line.split()[0]: line.split()[-1]
+        for line in render_capacity(data, "table").splitlines()
+        if line.strip().startswith("3,")
+    }
+    assert rows == {
+        "3,300.0/s": "yes",
+        "3,365.7/s": "unsafe",
+        "3,542.9/s": "unsafe",
+        "3,873.1/s": "no",
+    }
+    assert "unsafe: in the SLOs met column" in render_capacity(data, "table")

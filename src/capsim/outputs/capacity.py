@@ -37,6 +37,34 @@ def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
 SLO_HEADER = ["verdict", "objective", "observed", "upper 95%", "limit"]
 
 
+#: A curve point that met the SLOs in its search run but is not a safe answer.
+NOT_SAFE = "unsafe"
+NOT_SAFE_MEANING = (
+    "in the SLOs met column, the SLOs held in that point's search run, but the rate is above the ceiling "
+    "(slo_ceiling, the lower bound of the saturation rate) or failed its verification at "
+    "the scenario's run length"
+)
+
+
+def _unsafe_rates(data: dict[str, Any]) -> set[float]:
+    """Curve rates that cannot be the answer: above the SLO ceiling, or failed verification."""
+    ceiling = data.get("slo_ceiling")
+    attempts = (data.get("verification") or {}).get("attempts") or []
+    failed = {a["rate"] for a in attempts if not a["meets_slos"]}
+    above = {
+        p["rate"] for p in data["curve"] if ceiling is not None and p["rate"] > ceiling * (1 + 1e-9)
+    }
+    return failed | above
+
+
+def _slos_met_cell(point: dict[str, Any], unsafe: set[float]) -> str:
+    if point["meets_slos"] is None:
+        return cells.MISSING
+    if not point["meets_slos"]:
+        return "no"
+    return NOT_SAFE if point["rate"] in unsafe else "yes"
+
+
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
@@ -79,6 +107,7 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     for name in held:
         at = next(i for i, c in enumerate(columns) if c[2] == name)
         columns.insert(at + 1, (f"occ {name}", "occupancy", name))
+    unsafe = _unsafe_rates(data)
     curve_rows = [
         [
             cells.rate(p["rate"]),
@@ -87,10 +116,12 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             cells.percent(p["error_rate"]),
             *(cells.percent((p.get(figure) or {}).get(name)) for _, figure, name in columns),
             "stable" if p["stable"] else "OVERLOADED",
-            {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
+            _slos_met_cell(p, unsafe),
         ]
         for p in data["curve"]
     ]
+    if any(p["meets_slos"] and p["rate"] in unsafe for p in data["curve"]):
+        lines.append(f"{NOT_SAFE}: {NOT_SAFE_MEANING}")
     blocks: list[Block] = [
         (
             "Tiers",
