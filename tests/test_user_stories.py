@@ -5,10 +5,18 @@ Each test is one thing such a planner met, as they would meet it.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
 from capsim.analysis.points import SloCheck
 from capsim.analysis.sizing_report import SizingReport
+from capsim.cli.app import app
 from capsim.outputs.capacity import render_capacity
 from capsim.outputs.report_figures import summary_sentences
+
+runner = CliRunner()
 
 
 def test_the_one_fewer_evidence_of_size_speaks_in_the_units_of_each_objective() -> None:
@@ -152,3 +160,38 @@ def test_a_saturate_curve_row_above_the_safe_ceiling_is_not_shown_as_a_plain_yes
         "3,873.1/s": "no",
     }
     assert "unsafe: in the SLOs met column" in render_capacity(data, "table")
+
+
+def test_check_against_a_baseline_catches_workers_held_longer_when_their_work_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    # A job queue whose 2 consumers (blocking) call a webhook: 20 messages/s x (5 ms + 20 ms)
+    # holds 0.5 of 2 workers = 25%. The customer's endpoint slows to 60 ms: 20 x 65 ms = 1.3,
+    # 65% held, while the consumers' own work (5 ms, 5%) is unchanged. Comparing utilisation
+    # alone called that "within tolerance".
+    scenario = tmp_path / "jobs.yaml"
+    scenario.write_text(
+        "name: jobs\nseed: 5\nsimulation: {duration: 30s, warmup: 3s, replications: 3}\n"
+        "traffic:\n  web: {entry: api, rate: 20/s}\n"
+        "tiers:\n"
+        "  api: {blocking: false, concurrency: 100, service_time: 0s, calls: [jobs]}\n"
+        "  jobs: {type: queue, consumers: 2, service_time: 5ms, calls: [hook]}\n"
+        "  hook: {concurrency: 100, service_time: {dist: exponential, mean: 20ms}}\n"
+    )
+    baseline = tmp_path / "baseline.json"
+    made = runner.invoke(app, ["run", str(scenario), "--format", "json", "-o", str(baseline)])
+    assert made.exit_code == 0, made.output
+    slower = ["--set", "tiers.hook.service_time={dist: exponential, mean: 60ms}"]
+    result = runner.invoke(
+        app,
+        ["check", str(scenario), "--baseline", str(baseline), "--format", "json", *slower],
+        env={"GITHUB_ACTIONS": None, "GITHUB_STEP_SUMMARY": None},
+    )
+    assert result.exit_code == 1, result.output
+    checks = {(c["name"], c["figure"]): c for c in json.loads(result.stdout)["regressions"]}
+    held = checks["jobs", "occupancy"]
+    assert held["status"] == "regressed"
+    assert 0.22 < held["baseline"] < 0.28 and 0.60 < held["current"] < 0.70
+    assert checks["jobs", "utilization"]["status"] == "pass"  # 5% both times
+    # A tier that never holds a worker longer than it works is compared once, by utilisation.
+    assert ("api", "occupancy") not in checks and ("api", "utilization") in checks

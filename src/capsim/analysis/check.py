@@ -36,10 +36,13 @@ CLASS_FIGURES: tuple[tuple[str, bool], ...] = (
     ("throughput", False),
 )
 #: Tier figures compared against the baseline.
-TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True),)
+TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True), ("occupancy", True))
 #: An error rate that rises by less than this (absolute; 0.01 percentage points) is never a
 #: regression: from 0 errors, any error at all would otherwise exceed every relative tolerance.
 ERROR_RATE_FLOOR = 1e-4
+#: Occupancy above utilisation by more than this (a share of the workers) makes occupancy a
+#: figure of its own in the regression check.
+OCCUPANCY_MARGIN = 1e-3
 #: The default relative tolerance of `capsim check --tolerance`.
 DEFAULT_TOLERANCE = 0.10
 
@@ -312,6 +315,8 @@ def compare_results(
             if name not in theirs:
                 continue
             for figure, higher_is_worse in figures:
+                if figure == "occupancy" and not _held_longer(entry, theirs[name]):
+                    continue  # the same figure as utilisation: compared once
                 base_value = _number(_lookup(theirs[name], figure))
                 value = _number(_lookup(entry, figure))
                 if base_value is None or value is None:
@@ -368,6 +373,16 @@ def validate_baseline(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data.get("tiers", {}), dict):
         raise UsageError(f"{source}: `tiers` must be a mapping of tier results")
     return data
+
+
+def _held_longer(*tiers: dict[str, Any]) -> bool:
+    """Whether a tier's workers are held longer than they work (blocking calls, a queue's
+    consumers) in either result: then occupancy, what saturates it, is a figure of its own."""
+    for tier in tiers:
+        held, work = _number(tier.get("occupancy")), _number(tier.get("utilization"))
+        if held is not None and work is not None and held - work > OCCUPANCY_MARGIN:
+            return True
+    return False
 
 
 def _at_tier_lines(
