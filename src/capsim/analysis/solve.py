@@ -75,6 +75,16 @@ def _mean_response(
     return response, calls_time, approximate
 
 
+def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
+    """The waiting room of a database's connection pool where the pool, not the servers,
+    limits the queries in flight and `max_waiting` bounds the calls waiting for a connection
+    (per instance: the pool's room shared evenly); None where the pool does not bind."""
+    pool = tier.pool
+    if pool is None or pool.max_waiting is None or servers >= tier.concurrency:
+        return None
+    return pool.max_waiting // max(instances, 1)
+
+
 def _station(
     tier: Tier,
     rates: np.ndarray,
@@ -121,16 +131,25 @@ def _station(
         return StationResult(total, instances, figures, hold, work, notes=notes)
     rho = lam * hold / servers
     balancing = tier.balancing
-    if tier.max_queue is not None:
-        capacity = servers + tier.max_queue
-        if tier.max_queue == 0 or scv == 1.0:
+    waiting_room = _pool_waiting_room(tier, servers, instances)
+    if waiting_room is not None:
+        notes.append(
+            "the connection pool binds: M/M/c/K with c = pool.size, K = pool.size + max_waiting"
+        )
+    else:
+        waiting_room = tier.max_queue
+    if waiting_room is not None:
+        capacity = servers + waiting_room
+        if waiting_room == 0 or scv == 1.0:
             figures = formulas.mmck(servers, capacity, lam, hold)
-            if scv != 1.0 and tier.max_queue > 0:
+            if scv != 1.0 and waiting_room > 0:
                 notes.append("M/M/c/K assumes exponential service")
         else:
             figures = formulas.mmck(servers, capacity, lam, hold)
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append("M/M/c/K with non-exponential service (approximate)")
+        if blocking_holds or (instances > 1 and waiting_room != tier.max_queue):
+            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
         if instances > 1 and balancing != "random":
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append(f"{balancing} balancing treated as random splitting")
