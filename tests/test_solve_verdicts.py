@@ -248,3 +248,19 @@ def test_a_pool_with_a_bounded_waiting_room_loses_what_mmck_says_and_is_never_ov
     assert q["throughput"] == pytest.approx(rate * (1 - blocking), rel=1e-9)
     assert db["rejected_rate"] == pytest.approx(rate * blocking, rel=1e-9)
     assert "K = pool.size + max_waiting" in db["method"]["notes"][0]
+
+
+def test_a_pool_as_large_as_the_workers_is_the_mmck_connection_pool_oracle(tmp_path: Path) -> None:
+    # ORACLES section 4: 10 connections to 10 workers, 20 calls may wait, 950/s of 10 ms queries
+    # (rho 0.95): M/M/10/30 turns away 2.06% of calls.
+    text = (
+        "name: db-pool\ntraffic:\n  q: {entry: db, rate: 950/s}\ntiers:\n  db:\n"
+        "    type: database\n    concurrency: 10\n"
+        "    service_time: {dist: exponential, mean: 10ms}\n"
+        "    pool: {size: 10, max_waiting: 20}\n"
+    )
+    data = solved(tmp_path, text)
+    blocking = mmck_blocking(9.5, 10, 30)
+    assert blocking == pytest.approx(0.020586, rel=1e-4)
+    assert data["classes"]["q"]["error_rate"] == pytest.approx(blocking, rel=1e-9)
+    assert data["classes"]["q"]["throughput"] == pytest.approx(950 * (1 - blocking), rel=1e-9)

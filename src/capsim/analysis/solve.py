@@ -76,13 +76,14 @@ def _mean_response(
 
 
 def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
-    """The waiting room of a database's connection pool where the pool, not the servers,
-    limits the queries in flight and `max_waiting` bounds the calls waiting for a connection
-    (per instance: the pool's room shared evenly); None where the pool does not bind."""
+    """The waiting room of a database whose connection pool bounds the calls in the system:
+    at most `pool.size + max_waiting` (per instance: shared evenly), `servers` of them served,
+    so the rest wait (for a connection, or for a worker when the pool is larger than the
+    workers); None without a pool or without `max_waiting`."""
     pool = tier.pool
-    if pool is None or pool.max_waiting is None or servers >= tier.concurrency:
+    if pool is None or pool.max_waiting is None:
         return None
-    return pool.max_waiting // max(instances, 1)
+    return max(0, (pool.size + pool.max_waiting) // max(instances, 1) - servers)
 
 
 def _station(
@@ -134,7 +135,8 @@ def _station(
     waiting_room = _pool_waiting_room(tier, servers, instances)
     if waiting_room is not None:
         notes.append(
-            "the connection pool binds: M/M/c/K with c = pool.size, K = pool.size + max_waiting"
+            "the connection pool bounds the calls: M/M/c/K with c = min(workers, pool.size), "
+            "K = pool.size + max_waiting"
         )
     else:
         waiting_room = tier.max_queue
