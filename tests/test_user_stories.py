@@ -213,3 +213,30 @@ def test_slos_failing_at_light_load_only_by_their_interval_are_said_to_be_noise(
     beyond = SloCheck("jobs age_p99 <= 2s", "age_p99", 2.0, 2.2, 2.5, passed=False)
     real = SimpleNamespace(point=SimpleNamespace(stable=True, checks=[noisy, beyond]))
     assert _only_by_noise(real) == ""  # type: ignore[arg-type]
+
+
+def test_compare_marks_the_percentiles_either_side_estimated_from_too_few_requests(
+    tmp_path: Path,
+) -> None:
+    # Comparing 4 and 8 order consumers with --percentiles 50,99,99.99: seatmap's p9999 rested
+    # on 24,000 requests (100,000 needed); `run` marked it with *, compare showed it plain.
+    text = (
+        "name: {name}\nseed: 3\nsimulation: {{duration: 5s, warmup: 1s, replications: 2}}\n"
+        "traffic:\n  q: {{entry: app, rate: 200/s}}\n"
+        "tiers:\n  app: {{concurrency: {workers}, service_time: {{dist: exponential, mean: 10ms}}}}\n"
+    )
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(text.format(name="a", workers=4))
+    b.write_text(text.format(name="b", workers=8))
+    options = ["--percentiles", "50,99,99.99"]
+    shown = runner.invoke(app, ["compare", str(a), str(b), *options])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(
+        runner.invoke(app, ["compare", str(a), str(b), *options, "-f", "json"]).stdout
+    )
+    q = data["classes"]["q"]
+    assert q["latency.p9999"]["low_sample"] == ["a", "b"]  # 2,000 requests a side
+    assert q["latency.p50"]["low_sample"] == []
+    row = next(line for line in shown.stdout.splitlines() if "latency.p9999" in line)
+    assert row.count("*") == 2
+    assert "* low sample: a q-percentile estimated from fewer than 10/(1-q) values" in shown.stdout

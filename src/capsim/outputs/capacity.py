@@ -294,7 +294,13 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
         shown = f"{diff * 100:+.2f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
     verdict = {True: "beyond noise", False: "within noise", None: "no CI"}[d["significant"]]
-    return [_figure(metric, d["a"]), _figure(metric, d["b"]), shown + rel, verdict]
+    low = d.get("low_sample") or ()
+    return [
+        _figure(metric, d["a"]) + (cells.LOW_SAMPLE_MARK if "a" in low else ""),
+        _figure(metric, d["b"]) + (cells.LOW_SAMPLE_MARK if "b" in low else ""),
+        shown + rel,
+        verdict,
+    ]
 
 
 def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
@@ -322,6 +328,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         for name, metrics in data["tiers"].items()
         for metric, d in metrics.items()
     ]
+    flagged = [
+        d for section in ("classes", "tiers") for m in data[section].values() for d in m.values()
+    ]
+    if any(d.get("low_sample") for d in flagged):
+        lines.append(cells.LOW_SAMPLE_NOTE)
     slo_rows = []
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:
