@@ -132,11 +132,14 @@ def test_check_exits_1_with_the_overload_in_junit_annotations_and_the_step_summa
     assert result.exit_code == 1
     assert result.stdout.startswith("FAIL: tier orders OVERLOADED (not in steady state)")
     assert "all 2 SLOs met" not in result.stdout
-    assert "::error file=" in result.stdout and "title=tier orders OVERLOADED::" in result.stdout
+    # The annotation and the JUnit case sit at the line where `orders:` is defined (line 12),
+    # so the pull request shows the failure on the tier that needs more consumers.
+    assert ",line=12,title=tier orders OVERLOADED::" in result.stdout
     root = ET.parse(junit).getroot()
     suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
     case = suites["steady_state"].find("testcase")
     assert case is not None and case.get("name") == "tier orders in steady state"
+    assert case.get("line") == "12"
     failure = case.find("failure")
     assert failure is not None and "saturates near" in failure.get("message", "")
     assert root.get("failures") == "1"

@@ -141,6 +141,19 @@ def test_a_tier_slo_with_a_class_statistic_is_refused_with_the_tier_form(tmp_pat
     assert "occupancy is a tier statistic; use tier:" in found["slos[2].occupancy"].message
 
 
+def test_a_deep_percentile_slo_points_to_share_over_not_to_p999(tmp_path: Path) -> None:
+    # A planner writes "p99.99 at most 2s" as p9999; suggesting p999 would bound another figure.
+    text = OUTAGE + "slos:\n  - {class: web, p9999: 2s}\n  - {tier: jobs, age_p9999: 5s}\n"
+    found = {p.path: p for p in validate_file(write(tmp_path, text))}
+    deep = found["slos[0].p9999"]
+    assert (deep.line, deep.column) == (11, 18)
+    assert "p9999 is not an SLO statistic (percentiles in SLOs: p50, p90" in deep.message
+    assert "did you mean" not in deep.message
+    assert "share_over: {limit: 2s, max: 0.01%}" in deep.message
+    age = found["slos[1].age_p9999"].message
+    assert "age_p9999 is not an SLO statistic" in age and "age_p999)" in age
+
+
 def test_queue_statistics_are_refused_on_other_tiers(tmp_path: Path) -> None:
     text = OUTAGE + "slos:\n  - {tier: api, age_p99: 1s}\n  - {tier: api, backlog: 10}\n"
     found = {p.path: p for p in validate_file(write(tmp_path, text))}

@@ -186,6 +186,11 @@ def _difference(
     value_a = _get(entry_a, metric) if entry_a else None
     value_b = _get(entry_b, metric) if entry_b else None
     out: dict[str, Any] = {"a": value_a, "b": value_b, "diff": None, "rel_diff": None}
+    out["low_sample"] = [
+        side
+        for side, entry in (("a", entry_a), ("b", entry_b))
+        if entry and metric in entry.get("low_sample", ())
+    ]
     out["ci95_diff"] = None
     out["significant"] = None
     if value_a is None or value_b is None:

@@ -25,7 +25,7 @@ from capsim.analysis.summary import (
 )
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
-from capsim.model.types import STATISTICS, Model, Simulation, Slo
+from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
 
 Progress = Callable[[float, str], None]
 
@@ -113,11 +113,16 @@ class SloCheck:
         }
 
     def describe(self) -> str:
-        seen = "no data" if self.observed is None else f"{self.observed:.4g}"
+        seen = "no data" if self.observed is None else self._text(self.observed)
         bound = (
-            "" if self.upper is None or self.upper == self.observed else f", upper {self.upper:.4g}"
+            ""
+            if self.upper is None or self.upper == self.observed
+            else f", upper {self._text(self.upper)}"
         )
         return f"{self.slo} (observed {seen}{bound})"
+
+    def _text(self, value: float) -> str:
+        return slo_value_text(self.statistic, value) if math.isfinite(value) else f"{value}"
 
 
 @dataclass

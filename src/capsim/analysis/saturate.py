@@ -553,6 +553,22 @@ def _find_knee(
     return None
 
 
+def _only_by_noise(point: CurvePoint) -> str:
+    """A hint when every failed objective is within its limit and fails only by the upper end
+    of its 95% interval: the interval, not the system, decides; it narrows with more data."""
+    point_ = point.point
+    failed = [check for check in point_.checks if not check.passed]
+    if not point_.stable or not failed:
+        return ""
+    if any(check.observed is None or check.observed > check.limit for check in failed):
+        return ""
+    return (
+        " (within the limit, failing only by the upper end of its 95% interval across "
+        "replications: a noisy estimate at this light load; more replications "
+        "(--replications) or longer points (--duration) narrow it)"
+    )
+
+
 def _slo_limit(
     searcher: _Searcher, ceiling: float | None, precision: float, notes: list[str]
 ) -> float | None:
@@ -567,6 +583,7 @@ def _slo_limit(
             f"the SLOs fail even at {curve[0].rate:.4g}/s "
             f"({GRID[0]:.0%} of the analytic saturation rate): "
             + "; ".join(curve[0].point.failures)
+            + _only_by_noise(curve[0])
         )
         return None
     passing = curve[0]

@@ -86,6 +86,17 @@ def _mean_response(
     return response, calls_time, approximate
 
 
+def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
+    """The waiting room of a database whose connection pool bounds the calls in the system:
+    at most `pool.size + max_waiting` (per instance: shared evenly), `servers` of them served,
+    so the rest wait (for a connection, or for a worker when the pool is larger than the
+    workers); None without a pool or without `max_waiting`."""
+    pool = tier.pool
+    if pool is None or pool.max_waiting is None:
+        return None
+    return max(0, (pool.size + pool.max_waiting) // max(instances, 1) - servers)
+
+
 def _station(
     tier: Tier,
     rates: np.ndarray,
@@ -132,16 +143,26 @@ def _station(
         return StationResult(total, instances, figures, hold, work, notes=notes)
     rho = lam * hold / servers
     balancing = tier.balancing
-    if tier.max_queue is not None:
-        capacity = servers + tier.max_queue
-        if tier.max_queue == 0 or scv == 1.0:
+    waiting_room = _pool_waiting_room(tier, servers, instances)
+    if waiting_room is not None:
+        notes.append(
+            "the connection pool bounds the calls: M/M/c/K with c = min(workers, pool.size), "
+            "K = pool.size + max_waiting"
+        )
+    else:
+        waiting_room = tier.max_queue
+    if waiting_room is not None:
+        capacity = servers + waiting_room
+        if waiting_room == 0 or scv == 1.0:
             figures = formulas.mmck(servers, capacity, lam, hold)
-            if scv != 1.0 and tier.max_queue > 0:
+            if scv != 1.0 and waiting_room > 0:
                 notes.append("M/M/c/K assumes exponential service")
         else:
             figures = formulas.mmck(servers, capacity, lam, hold)
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append("M/M/c/K with non-exponential service (approximate)")
+        if blocking_holds or (instances > 1 and waiting_room != tier.max_queue):
+            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
         if instances > 1 and balancing != "random":
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append(f"{balancing} balancing treated as random splitting")

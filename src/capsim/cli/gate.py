@@ -205,7 +205,8 @@ def check(
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        loaded = capsim.load_scenario(scenario, overrides)
+        model = capsim.build_model(loaded)
         with _Progress() as progress:
             report = capsim.simulate(
                 model, engine=engine.value, progress=progress, max_requests=max_requests
@@ -219,6 +220,9 @@ def check(
             baseline_name=visible(str(baseline)) if baseline is not None else None,
             tolerance=relative,
             inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
+            tier_lines={
+                n: loaded.problem("", ("tiers", n), at_key=True).line for n in loaded.tiers
+            },
         )
         summary = render_summary(outcome)
         if junit is not None:

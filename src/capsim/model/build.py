@@ -10,8 +10,6 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
-    COUNT_STATISTICS,
-    RATIO_STATISTICS,
     ArrivalProcess,
     Autoscale,
     BatchArrivals,
@@ -37,6 +35,7 @@ from capsim.model.types import (
     TraceArrivals,
     TrafficClass,
     Work,
+    slo_value_text,
 )
 from capsim.model.visits import expected_visits
 from capsim.scenario import Scenario, check_scenario
@@ -632,7 +631,7 @@ def _build_slos(
                 threshold, limit = limit.limit, limit.max
                 text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
             else:
-                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
+                text = f"{subject} {statistic} <= {slo_value_text(statistic, limit)}"
             slos.append(
                 Slo(
                     text=text,
@@ -645,14 +644,6 @@ def _build_slos(
                 )
             )
     return slos
-
-
-def _slo_limit_text(statistic: str, limit: float) -> str:
-    if statistic in RATIO_STATISTICS:
-        return format_ratio(limit)
-    if statistic in COUNT_STATISTICS:
-        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
-    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:

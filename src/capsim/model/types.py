@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from capsim.model.distributions import Distribution
-from capsim.units import format_duration
+from capsim.units import format_duration, format_ratio
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
@@ -45,6 +45,15 @@ PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0
 #: every other SLO statistic is a time.
 RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
 COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
+
+
+def slo_value_text(statistic: str, value: float) -> str:
+    """A limit or an observed figure of an SLO in its own unit: `1.2s`, `75%`, `1,000`."""
+    if statistic in RATIO_STATISTICS:
+        return format_ratio(value)
+    if statistic in COUNT_STATISTICS:
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    return format_duration(value)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,34 @@ def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
 SLO_HEADER = ["verdict", "objective", "observed", "upper 95%", "limit"]
 
 
+#: A curve point that met the SLOs in its search run but is not a safe answer.
+NOT_SAFE = "unsafe"
+NOT_SAFE_MEANING = (
+    "in the SLOs met column, the SLOs held in that point's search run, but the rate is above the ceiling "
+    "(slo_ceiling, the lower bound of the saturation rate) or failed its verification at "
+    "the scenario's run length"
+)
+
+
+def _unsafe_rates(data: dict[str, Any]) -> set[float]:
+    """Curve rates that cannot be the answer: above the SLO ceiling, or failed verification."""
+    ceiling = data.get("slo_ceiling")
+    attempts = (data.get("verification") or {}).get("attempts") or []
+    failed = {a["rate"] for a in attempts if not a["meets_slos"]}
+    above = {
+        p["rate"] for p in data["curve"] if ceiling is not None and p["rate"] > ceiling * (1 + 1e-9)
+    }
+    return failed | above
+
+
+def _slos_met_cell(point: dict[str, Any], unsafe: set[float]) -> str:
+    if point["meets_slos"] is None:
+        return cells.MISSING
+    if not point["meets_slos"]:
+        return "no"
+    return NOT_SAFE if point["rate"] in unsafe else "yes"
+
+
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
@@ -81,6 +109,7 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     for name in held:
         at = next(i for i, c in enumerate(columns) if c[2] == name)
         columns.insert(at + 1, (f"occ {name}", "occupancy", name))
+    unsafe = _unsafe_rates(data)
     curve_rows = [
         [
             cells.rate(p["rate"]),
@@ -89,10 +118,12 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             cells.percent(p["error_rate"]),
             *(cells.percent((p.get(figure) or {}).get(name)) for _, figure, name in columns),
             "stable" if p["stable"] else "OVERLOADED",
-            {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
+            _slos_met_cell(p, unsafe),
         ]
         for p in data["curve"]
     ]
+    if any(p["meets_slos"] and p["rate"] in unsafe for p in data["curve"]):
+        lines.append(f"{NOT_SAFE}: {NOT_SAFE_MEANING}")
     blocks: list[Block] = [
         (
             "Tiers",
@@ -184,6 +215,11 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
+#: After a tier's figure in the sweep table: the tier is overloaded at that point.
+OVERLOAD_MARK = " !"
+OVERLOAD_MEANING = "the tier is OVERLOADED at that point (not in steady state, docs/results.md)"
+
+
 def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     paths = [v["path"] for v in data["vary"]]
     lines = [
@@ -221,7 +257,7 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(c["error_rate"]),
             ]
         for n in tiers:
-            mark = "" if point["tiers"][n]["stable"] else " !"
+            mark = "" if point["tiers"][n]["stable"] else OVERLOAD_MARK
             row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
             if n in held:
                 row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
@@ -233,6 +269,8 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             else "fail"
         )
         rows.append(row)
+    if any(not t["stable"] for point in data["points"] for t in point["tiers"].values()):
+        lines.append(f"{OVERLOAD_MARK.strip()} after a tier's figure: {OVERLOAD_MEANING}")
     return lines, [("What-if", header, rows)]
 
 
@@ -258,7 +296,13 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
         shown = f"{diff * 100:+.2f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
     verdict = {True: "beyond noise", False: "within noise", None: "no CI"}[d["significant"]]
-    return [_figure(metric, d["a"]), _figure(metric, d["b"]), shown + rel, verdict]
+    low = d.get("low_sample") or ()
+    return [
+        _figure(metric, d["a"]) + (cells.LOW_SAMPLE_MARK if "a" in low else ""),
+        _figure(metric, d["b"]) + (cells.LOW_SAMPLE_MARK if "b" in low else ""),
+        shown + rel,
+        verdict,
+    ]
 
 
 def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
@@ -286,6 +330,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         for name, metrics in data["tiers"].items()
         for metric, d in metrics.items()
     ]
+    flagged = [
+        d for section in ("classes", "tiers") for m in data[section].values() for d in m.values()
+    ]
+    if any(d.get("low_sample") for d in flagged):
+        lines.append(cells.LOW_SAMPLE_NOTE)
     slo_rows = []
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:

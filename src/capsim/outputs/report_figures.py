@@ -352,6 +352,17 @@ def report_figures(report: SizingReport) -> list[Figure]:
     return [figure for figure in figures if figure is not None]
 
 
+#: Notes of `capsim saturate` that say why no rate meets every SLO.
+_NO_RATE_NOTES = ("the SLOs fail even at", "max_rate_meeting_slos is unknown")
+
+
+def _no_rate_meeting_slos(curve: dict[str, Any]) -> str:
+    """Why the load curve found no rate at which every SLO holds, from the search's notes."""
+    why = [n for n in curve.get("notes", []) if any(cue in n for cue in _NO_RATE_NOTES)]
+    sentence = "No load on the curve was found at which every SLO holds"
+    return sentence + (f": {why[0]}." if why else ".")
+
+
 def summary_sentences(report: SizingReport) -> list[str]:
     """The verdict, the bottleneck and the knee in plain sentences."""
     result = report.result
@@ -387,6 +398,8 @@ def summary_sentences(report: SizingReport) -> list[str]:
         sentences.append(
             f"Every SLO holds up to about {_rate(curve['max_rate_meeting_slos'])} of open traffic."
         )
+    elif curve and result.get("slos"):
+        sentences.append(_no_rate_meeting_slos(curve))
     if report.costs:
         total = sum(cost["per_month"] for cost in report.costs.values())
         sentences.append(f"Cost of the priced tiers: {_money(total)}.")

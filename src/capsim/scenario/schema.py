@@ -1942,6 +1942,29 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return models[0] if len(models) == 1 else None
 
 
+#: A percentile written as an SLO key that is not one of p50, p90, p95, p99, p999 (`p9999`,
+#: `wait_p75`): reportable with `simulation.percentiles`, but not an SLO statistic.
+_UNLISTED_PERCENTILE = re.compile(r"(?:wait_|age_)?p\d+")
+
+
+def _unlisted_percentile_message(field: str, hint: str) -> str:
+    """Why `p9999` is refused as an SLO key, and the form that bounds the same tail.
+
+    A deeper percentile than p999 keeps no "did you mean" (p999 is another objective); a typo
+    such as `wait_p9` keeps it.
+    """
+    prefix, digits = field.rsplit("p", 1)
+    listed = ", ".join(f"{prefix}{s}" for s in LATENCY_STATISTICS if s.startswith("p"))
+    hint = "" if len(digits) > len("999") else hint
+    message = f"{field} is not an SLO statistic{hint} (percentiles in SLOs: {listed})"
+    if prefix:
+        return message
+    return (
+        f"{message}; to bound another percentile of a class, bound the share of requests "
+        "slower than its limit: share_over: {limit: 2s, max: 0.01%} is p99.99 <= 2s"
+    )
+
+
 def _keys_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
@@ -1984,7 +2007,9 @@ def problems_from_validation_error(
             valid = _keys_of(model) if model else []
             message = f"unknown key {show(field)}"
             hint = suggest(field, valid)
-            if model is SloSpec:
+            if model is SloSpec and _UNLISTED_PERCENTILE.fullmatch(field):
+                message = _unlisted_percentile_message(field, hint)
+            elif model is SloSpec:
                 message = (
                     f"unknown key or statistic {show(field)}{hint} "
                     f"(statistics: {', '.join(SLO_STATISTICS)})"
