@@ -12,8 +12,10 @@ generator, so no request makes a numpy call.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -1885,7 +1887,7 @@ class _Attempts:
     answer is ignored.
     """
 
-    __slots__ = ("cont", "k", "pick", "retried", "site")
+    __slots__ = ("again", "cont", "k", "launching", "pick", "retried", "site")
 
     def __init__(self, site: _CallSite, k: int, pick: Pick, cont: Cont) -> None:
         self.site = site
@@ -1893,8 +1895,24 @@ class _Attempts:
         self.pick = pick
         self.cont = cont
         self.retried = 0
+        self.launching = False
+        self.again = False
 
     def launch(self) -> None:
+        """Attempts until one is not refused at once. A refused attempt whose retry is due at once
+        asks for another through `again` instead of recursing, so any number of retries with no
+        backoff needs no deeper stack; every retry was the last thing its refusal did, so the
+        order of events is that of the recursion."""
+        self.launching = True
+        try:
+            self._attempt()
+            while self.again:
+                self.again = False
+                self._attempt()
+        finally:
+            self.launching = False
+
+    def _attempt(self) -> None:
         site = self.site
         counted = site.env._now >= site.warmup
         if site.breaker is not None and not site.breaker.allow():
@@ -1938,6 +1956,8 @@ class _Attempts:
         delay = site.backoff(self.retried)
         if delay > 0.0:
             site.later(delay, _ON_RETRY, self)
+        elif self.launching:
+            self.again = True
         else:
             self.launch()
 
@@ -2175,6 +2195,36 @@ class _ClassTracker:
         self.series.errors[:] = self.errors
 
 
+#: Interpreter frames one level of nested calls takes when its answer travels back up the
+#: chain of continuations (measured: 3 to 4), with room to spare.
+FRAMES_PER_CALL_LEVEL = 8
+#: Frames beyond the model's nesting: SimPy's loop, the callbacks, numpy.
+BASE_FRAMES = 2000
+#: The recursion limit is never raised beyond this (about 12,000 nested tiers).
+MAX_FRAMES = 100_000
+
+
+@contextlib.contextmanager
+def _stack_for(model: Model) -> Iterator[None]:
+    """Room on the interpreter's stack for answers that travel up a chain of calls as deep as the
+    model has tiers (each answer calls its caller's continuation). Since Python 3.11 such calls
+    between Python functions take no C stack, so a higher recursion limit is safe. A chain that
+    still runs out (a loop followed thousands of times) is a SimulationError, not a traceback."""
+    previous = sys.getrecursionlimit()
+    needed = min(BASE_FRAMES + FRAMES_PER_CALL_LEVEL * max(len(model.tiers), 1), MAX_FRAMES)
+    sys.setrecursionlimit(max(previous, needed))
+    try:
+        yield
+    except RecursionError:
+        raise SimulationError(
+            f"a request's calls nested deeper than the event path can follow ({needed:,} "
+            "interpreter frames); shorten the chain of calls or lower the probability of the "
+            "loop that nests them"
+        ) from None
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def _ignore(ok: bool) -> None:
     """The continuation of a request that arrived before the window: nothing to count."""
 
@@ -2243,7 +2293,8 @@ def run_events(
         env.timeout(step).callbacks.append(tick)
 
     built = time.perf_counter()
-    env.run(until=horizon)
+    with _stack_for(model):
+        env.run(until=horizon)
     simulated = time.perf_counter()
     if progress is not None:
         progress(1.0, "simulating")
