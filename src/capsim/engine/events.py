@@ -1160,9 +1160,12 @@ class _TierSim:
         if tier.is_async and (tier.batch_size > 1 or tier.partitions is not None):
             size, linger = tier.batch_size, tier.batch_linger
             exclusive = tier.partitions is not None
-            parts: list[deque[list[Any]]] = [deque() for _ in range(tier.partitions or 1)]
-            part_live = [0] * len(parts)  # messages still waiting per partition
-            consuming = [False] * len(parts)  # a consumer holds the partition (exclusive only)
+            # Partitions are made when a message first lands in one and forgotten when empty, so
+            # `partitions: 10000000` costs what its messages cost, not ten million queues.
+            partition_count = tier.partitions or 1
+            parts: dict[int, deque[list[Any]]] = {}
+            part_live: dict[int, int] = {}  # messages still waiting per partition
+            consuming: set[int] = set()  # partitions a consumer holds (exclusive only)
             idle = [tier.concurrency]  # free consumers
             turn = itertools.count()
             error_draw = (
@@ -1170,10 +1173,17 @@ class _TierSim:
             )
 
             def head(p: int) -> list[Any] | None:
-                queue = parts[p]
+                queue = parts.get(p)
+                if queue is None:
+                    return None
                 while queue and not queue[0][3]:
                     queue.popleft()  # given up on (timeout) while it waited
-                return queue[0] if queue else None
+                if queue:
+                    return queue[0]
+                if p not in consuming:
+                    del parts[p]
+                    part_live.pop(p, None)
+                return None
 
             def dispatch(event: Any = None) -> None:
                 # Free consumers take the ready batch whose first message is oldest, until none.
@@ -1181,11 +1191,12 @@ class _TierSim:
                 while idle[0]:
                     best = -1
                     oldest = math.inf
-                    for p in range(len(parts)):
-                        if consuming[p]:
+                    # Ties between equally old batches go to the lowest partition.
+                    for p in list(parts):
+                        if p in consuming:
                             continue
                         first = head(p)
-                        if first is None or first[0] >= oldest:
+                        if first is None or first[0] > oldest or (first[0] == oldest and p > best):
                             continue
                         if part_live[p] >= size or now >= first[0] + linger - 1e-12:
                             best, oldest = p, first[0]
@@ -1215,7 +1226,7 @@ class _TierSim:
                 held += 1
                 idle[0] -= 1
                 if exclusive:
-                    consuming[p] = True
+                    consuming.add(p)
                 if now >= warmup:
                     for entry in batch:
                         if now > entry[0]:
@@ -1262,7 +1273,7 @@ class _TierSim:
                 held_since = now
                 held -= 1
                 idle[0] += 1
-                consuming[p] = False
+                consuming.discard(p)
                 for entry in batch:
                     entry[2](ok)
                 dispatch()
@@ -1296,8 +1307,11 @@ class _TierSim:
                         rejected += 1
                         overflow += 1
                     return False
-                p = next(turn) % len(parts)  # round robin, as a producer without keys
+                p = next(turn) % partition_count  # round robin, as a producer without keys
                 entry = [now, k, cont, True, p]
+                if p not in parts:
+                    parts[p] = deque()
+                    part_live[p] = 0
                 parts[p].append(entry)
                 part_live[p] += 1
                 queue_area += waiting_now * (now - queue_since)
