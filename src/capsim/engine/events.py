@@ -953,7 +953,12 @@ class _TierSim:
                 return offered_delta / period
 
             last = [(0.0, 0.0, 0.0, 0.0)]
-            history: list[tuple[float, int]] = []
+            # The recommendations of the stabilization windows, as monotone queues: the lowest
+            # of the scale-up window and the highest of the scale-down window are at the front,
+            # so a sync costs the same whatever the window holds (a sync every millisecond
+            # over a 300 s window would otherwise scan 300,000 recommendations).
+            lowest: deque[tuple[float, int]] = deque()
+            highest: deque[tuple[float, int]] = deque()
 
             def sync(event: simpy.Event) -> None:
                 now = env._now
@@ -963,14 +968,17 @@ class _TierSim:
                 current = ready_count + starting
                 wanted = _hpa_recommendation(scaler, total, ready_count, starting, current)
                 wanted = min(max(wanted, scaler.min), scaler.max)
-                history.append((now, wanted))
-                window_start = now - max(
-                    scaler.scale_up_stabilization, scaler.scale_down_stabilization
-                )
-                while history and history[0][0] < window_start:
-                    history.pop(0)
-                up = min(r for t, r in history if t >= now - scaler.scale_up_stabilization)
-                down = max(r for t, r in history if t >= now - scaler.scale_down_stabilization)
+                while lowest and lowest[-1][1] >= wanted:
+                    lowest.pop()
+                lowest.append((now, wanted))
+                while lowest[0][0] < now - scaler.scale_up_stabilization:
+                    lowest.popleft()
+                while highest and highest[-1][1] <= wanted:
+                    highest.pop()
+                highest.append((now, wanted))
+                while highest[0][0] < now - scaler.scale_down_stabilization:
+                    highest.popleft()
+                up, down = lowest[0][1], highest[0][1]
                 result = current
                 # No change at all while cooling down from the last one.
                 cooling = bool(self.scaling) and now - self.scaling[-1][0] < scaler.cooldown
