@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from capsim.engine.limits import (
     DEFAULT_MAX_MEMORY,
@@ -18,7 +19,7 @@ from capsim.engine.limits import (
 )
 from capsim.engine.result import RunResult
 from capsim.engine.timeseries import bucket_count, series_bucket
-from capsim.errors import Interrupted, ResourceLimitError
+from capsim.errors import Interrupted, ResourceLimitError, SimulationError
 from capsim.model.types import Model, TrafficClass
 from capsim.model.visits import expected_visits, mean_work
 
@@ -241,8 +242,17 @@ def run_replication(
     return run_events(model, replication, progress=progress)
 
 
+#: Tests only: a pool worker given this replication index kills itself with SIGKILL, as the
+#: kernel's out-of-memory killer would (tests/test_limits_hostile.py).
+KILL_WORKER_ENV = "CAPSIM_TEST_KILL_REPLICATION"
+#: How often, in seconds, the parent looks for dead workers while it waits for a result.
+POOL_POLL_S = 0.2
+
+
 def _run_one(args: tuple[Model, int, str]) -> RunResult:
     model, replication, path = args
+    if os.environ.get(KILL_WORKER_ENV) == str(replication):
+        os.kill(os.getpid(), signal.SIGKILL)
     return run_replication(model, replication, path)
 
 
@@ -312,11 +322,13 @@ def _run_on_pool(
     terminated at once (multiprocessing's Pool is made for that; a ProcessPoolExecutor whose
     workers are killed can hang the interpreter's exit).
     """
-    jobs = [(model, i, path) for i in range(count)]
+    jobs = ((model, i, path) for i in range(count))
     pool = multiprocessing.Pool(processes=workers, initializer=_leave_signals_to_the_parent)
+    watch = _WorkerWatch(pool)
     try:
-        for done, result in enumerate(pool.imap(_run_one, jobs, chunksize=1)):
-            results.append(result)
+        answers = pool.imap(_run_one, jobs, chunksize=1)
+        for done in range(count):
+            results.append(_next_result(answers, watch, done, count))
             if progress:
                 progress((done + 1) / count, f"replication {done + 1}/{count}")
     except BaseException:
@@ -325,3 +337,63 @@ def _run_on_pool(
         raise
     pool.close()
     pool.join()
+
+
+class _WorkerWatch:
+    """Notices a pool worker that died. multiprocessing's Pool replaces a dead worker but loses
+    the task it held, so the parent would wait for that result forever. Its workers only ever
+    exit when the pool is closed, so a worker that exited before, or a replacement appearing,
+    is a death (the kernel's out-of-memory killer, a signal, a crash). Pool keeps its workers in
+    `_pool` (not public API): the first ones are remembered at once, and every later one when
+    seen, with the exit codes of the dead ones."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.first = len(getattr(pool, "_pool", ()))
+        self.seen: dict[int, Any] = {}
+        self.look()
+
+    def look(self) -> None:
+        for process in list(getattr(self.pool, "_pool", ())):
+            self.seen.setdefault(id(process), process)
+
+    def dead(self) -> tuple[bool, int | None]:
+        """(a worker died, its exit code when known)."""
+        self.look()
+        for process in self.seen.values():
+            if process.exitcode is not None:
+                return True, process.exitcode
+        return len(self.seen) > self.first, None
+
+
+def _next_result(answers: Any, watch: _WorkerWatch, done: int, count: int) -> RunResult:
+    """The next replication's result, or SimulationError as soon as a worker is found dead."""
+    while True:
+        try:
+            result: RunResult = answers.next(timeout=POOL_POLL_S)
+            return result
+        except multiprocessing.TimeoutError:
+            died, exitcode = watch.dead()
+            if died:
+                raise SimulationError(_death_message(exitcode, done, count)) from None
+
+
+def _death_message(exitcode: int | None, done: int, count: int) -> str:
+    if exitcode is None:
+        how = "died"
+    elif exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in _SIGNALS else str(-exitcode)
+        how = f"was killed by signal {-exitcode} ({name})"
+        if -exitcode == signal.SIGKILL:
+            how += ", as the kernel's out-of-memory killer does"
+    else:
+        how = f"exited with code {exitcode}"
+    return (
+        f"a worker process of the pool {how} while running a replication; {done} of {count} "
+        "replication(s) had completed and nothing is reported. Give each worker more memory: "
+        "run fewer at once (--workers 1) or --executor serial, or lower --max-memory so that "
+        "capsim refuses runs this large before they start."
+    )
+
+
+_SIGNALS = {int(s) for s in signal.Signals}
