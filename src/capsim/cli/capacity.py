@@ -76,6 +76,10 @@ def _duration(text: str | None) -> float | None:
     return value
 
 
+def _announce(note: str) -> None:
+    _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
+
+
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
     from capsim.analysis.stats import sanitise
     from capsim.outputs.capacity import render_capacity
@@ -184,7 +188,7 @@ def size(
         size_tiers,
     )
     from capsim.outputs import write_output
-    from capsim.scenario.edit import set_values
+    from capsim.scenario.edit import apply_set_overrides, set_values
 
     with _exit_codes():
         model = _model(scenario, set_, seed)
@@ -202,9 +206,12 @@ def size(
                 duration=_duration(duration),
                 progress=progress,
                 max_requests=max_requests,
+                announce=_announce,
             )
         if write is not None:
-            text = scenario.read_text(encoding="utf-8")
+            # The scenario as sized: the file, the --set overrides and --seed, then the sizes.
+            used = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+            text = apply_set_overrides(scenario.read_text(encoding="utf-8"), used)
             write_output(set_values(text, data["overrides"]), write)
             data["written"] = str(write)
         _show(data, output_format, output)
