@@ -97,12 +97,9 @@ def test_automatic_time_series_buckets_stay_within_2000_over_the_whole_run(
     tmp_path: Path, duration: str, warmup: str
 ) -> None:
     path = scenario(tmp_path, {"a": service()})
-    data = ran(
-        capsim(
-            ["run", str(path), "--timeseries", "--format", "json", "--duration", duration]
-            + ["--set", f"simulation.warmup={warmup}", "--set", "traffic.api.rate=1/s"]
-        )
-    )
+    args = ["run", str(path), "--timeseries", "--format", "json", "--duration", duration]
+    args += ["--set", f"simulation.warmup={warmup}", "--set", "traffic.api.rate=1/s"]
+    data = ran(capsim(args))
     assert 1 <= len(data["timeseries"]["t"]) <= 2000
 
 
