@@ -199,8 +199,10 @@ def _retried_tiers(model: Model) -> set[int]:
 
 
 def _summarise_tier(
-    model: Model, tier: Tier, runs: list[RunResult]
+    model: Model, tier: Tier, runs: list[RunResult], retried: set[int] | None = None
 ) -> tuple[dict[str, Any], Stability]:
+    """One tier's figures; `retried` is `_retried_tiers(model)` (found once per summary: per
+    tier it would cost tiers x tiers)."""
     replications = len(runs)
     measured = sum(run.duration for run in runs)
     per_run = [run.tiers[tier.index] for run in runs]
@@ -256,7 +258,7 @@ def _summarise_tier(
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(waits)),
         }
-    if tier.index in _retried_tiers(model):
+    if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
@@ -470,8 +472,9 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    retried = _retried_tiers(model)
     for tier in model.tiers:
-        entry, stability = _summarise_tier(model, tier, runs)
+        entry, stability = _summarise_tier(model, tier, runs, retried)
         tiers[tier.name] = entry
         if not stability.stable:
             warnings.append(
