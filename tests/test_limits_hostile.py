@@ -218,6 +218,25 @@ def test_a_loop_of_200_tiers_is_solved_and_loops_that_never_end_are_still_found(
     refused(capsim(["validate", str(scenario(tmp_path, tiers))]), 2, "call cycle")
 
 
+@pytest.mark.parametrize(
+    "tiers, classes, fragment",
+    [(2000, 2000, "4,000,000 pairs"), (500, 401, "200,500 pairs"), (10_001, 1, "10,001 tiers")],
+    ids=["square", "just-over", "too-many-tiers"],
+)
+def test_tiers_times_classes_is_bounded_by_validation(
+    tmp_path: Path, tiers: int, classes: int, fragment: str
+) -> None:
+    # Every tier describes its work for every class: the model grows with the product.
+    data = {
+        "name": "wide",
+        "traffic": {f"c{k}": {"entry": f"t{k % tiers}", "rate": "1/s"} for k in range(classes)},
+        "tiers": {f"t{i}": {"service_time": "1ms"} for i in range(tiers)},
+    }
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    refused(capsim(["run", str(path)]), 2, fragment)
+
+
 def test_the_visits_of_45000_tiers_are_sparse_and_quick() -> None:
     size = 45_000
     tiers = [

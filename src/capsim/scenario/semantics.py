@@ -98,20 +98,58 @@ def _names_list(names: list[str]) -> str:
     return ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
 
 
+#: Problems after which unknown names get no "did you mean" (each costs a pass over every name).
+MAX_SUGGESTIONS = 50
+#: The most tiers a scenario may have, and the most (tier, class) pairs: every tier describes
+#: its work for every class, so the model, its validation and the engine's set-up grow with
+#: tiers x classes (2,000 x 2,000 took minutes before the first event).
+MAX_TIERS = 10_000
+MAX_TIER_CLASS_PAIRS = 200_000
+
+
+def _too_large(scenario: Scenario, tiers: int, classes: int) -> list[Problem]:
+    if tiers > MAX_TIERS:
+        return [
+            scenario.problem(
+                f"the scenario has {tiers:,} tiers; capsim models at most {MAX_TIERS:,}",
+                ("tiers",),
+                True,
+            )
+        ]
+    if tiers * classes > MAX_TIER_CLASS_PAIRS:
+        return [
+            scenario.problem(
+                f"the scenario has {tiers:,} tiers and {classes:,} classes: every tier's work is "
+                f"described per class, {tiers * classes:,} pairs; capsim models at most "
+                f"{MAX_TIER_CLASS_PAIRS:,}. Merge classes that behave alike",
+                ("traffic",),
+                True,
+            )
+        ]
+    return []
+
+
 def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_ratio) -> list[Problem]:
     """Every problem of meaning in a schema-valid scenario, located in its file."""
     problems: list[Problem] = []
     tiers = scenario.tier_specs()
     tier_names = list(tiers)
     class_names = list(scenario.traffic)
+    known = {"tier": set(tier_names), "class": set(class_names)}
+    too_large = _too_large(scenario, len(tier_names), len(class_names))
+    if too_large:
+        return too_large
 
     def reference(name: str, path: PathKey, what: str = "tier", at_key: bool = False) -> bool:
-        valid = tier_names if what == "tier" else class_names
-        if name in valid:
+        if name in known["tier" if what == "tier" else "class"]:
             return True
+        valid = tier_names if what == "tier" else class_names
+        # A suggestion compares the name with every valid one: only for the first problems,
+        # so that thousands of unknown names among thousands of tiers stay quick.
+        hint = suggest(name, valid) if len(problems) < MAX_SUGGESTIONS else ""
         problems.append(
             scenario.problem(
-                f"unknown {what} {name!r}{suggest(name, valid)} "
+                f"unknown {what} {name!r}{hint} "
                 f"({'tiers' if what == 'tier' else 'classes'}: {_names_list(valid)})",
                 path,
                 at_key,
