@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from capsim.errors import ResourceLimitError
 from capsim.model.types import Model
 
 #: The automatic bucket aims at this many buckets over the measured duration.
@@ -268,9 +269,9 @@ def new_series(model: Model) -> Series | None:
         return None
     bucket = series_bucket(model)
     if bucket_count(bucket, model.horizon) > MAX_BUCKETS:
-        raise ValueError(
+        raise ResourceLimitError(
             f"a time-series bucket of {bucket:g}s makes more than {MAX_BUCKETS} buckets over the "
-            f"{model.horizon:g}s run"
+            f"{model.horizon:g}s run; choose a bucket of at least {model.horizon / MAX_BUCKETS:.3g}s"
         )
     edges = bucket_edges(bucket, model.horizon)
     count = edges.size - 1
