@@ -141,3 +141,16 @@ def test_autoscaler_syncs_and_health_checks_count_as_work():
     assert work.health_checks == pytest.approx(2 * 100.0 / 0.5 * 3)
     assert work.fastest_timer.startswith("tiers.app.autoscale.sync_period")
     assert work.visits == pytest.approx(5000.0 * expected_visits(faulty)[0].sum())
+
+
+def test_replications_running_at_once_on_a_pool_each_need_their_engine_state():
+    from dataclasses import replace
+
+    from capsim.errors import ResourceLimitError
+
+    base = _web_stack(TrafficClass("web", 0, 0, rate=50.0), replications=4)
+    model = replace(base, tiers=(replace(base.tiers[0], instances=300_000), *base.tiers[1:]))
+    check_run_size(model, 4, max_memory=1024**3)  # one at a time: about 440 MiB
+    with pytest.raises(ResourceLimitError, match="4 replications run at once on the process pool"):
+        check_run_size(model, 4, max_memory=1024**3, processes=4)
+    check_run_size(model, 1, max_memory=1024**3, processes=4)  # one replication: one process

@@ -68,20 +68,24 @@ class MemoryEstimate:
     series: float  # one replication's time series while it runs
     results: float  # every finished replication's result, kept until they are summarised
     replications: int
+    running: int = 1  # replications running at once (a process pool's workers)
 
     @property
     def total(self) -> float:
-        return self.engine + self.series + self.results
+        return self.running * (self.engine + self.series) + self.results
 
 
-def estimate_run_memory(model: Model, requests: float, replications: int) -> MemoryEstimate:
-    """The memory of a whole run: one replication running (`requests` is its requests) and the
-    results of all `replications` held until the summary."""
+def estimate_run_memory(
+    model: Model, requests: float, replications: int, running: int = 1
+) -> MemoryEstimate:
+    """The memory of a whole run: `running` replications running at once (`requests` is the
+    requests of one) and the results of all `replications` held until the summary."""
     return MemoryEstimate(
         engine=estimate_memory(model, requests),
         series=series_bytes(model),
         results=float(replications) * result_bytes(model),
         replications=replications,
+        running=max(1, running),
     )
 
 

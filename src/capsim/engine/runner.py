@@ -81,14 +81,16 @@ def check_run_size(
     replications: int | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     max_memory: float = DEFAULT_MAX_MEMORY,
+    processes: int = 1,
 ) -> float:
     """Raise ResourceLimitError before a run beyond `max_requests` requests, tier visits or timer
-    events, beyond `max_memory` bytes, or with requests that each make more than
-    MAX_VISITS_PER_REQUEST tier visits; return the requests estimate."""
+    events, beyond `max_memory` bytes (with `processes` replications running at once), or with
+    requests that each make more than MAX_VISITS_PER_REQUEST tier visits; return the requests
+    estimate."""
     count = replications if replications is not None else model.simulation.replications
     per_class = _class_requests(model, count)
     requests = sum(per_class)
-    _check_memory(model, requests / max(count, 1), count, max_memory)
+    _check_memory(model, requests / max(count, 1), count, max_memory, max(1, processes))
     if requests > max_requests:
         raise ResourceLimitError(
             f"this run would simulate about {requests:.3g} requests over {count} "
@@ -100,12 +102,15 @@ def check_run_size(
     return requests
 
 
-def _check_memory(model: Model, requests: float, replications: int, max_memory: float) -> None:
-    memory = estimate_run_memory(model, requests, replications)
+def _check_memory(
+    model: Model, requests: float, replications: int, max_memory: float, processes: int
+) -> None:
+    memory = estimate_run_memory(model, requests, replications, min(processes, replications))
     if memory.total <= max_memory:
         return
     total, allow = _bytes(memory.total), _bytes(memory.total * 1.1).replace(" ", "")
-    largest_part = max(memory.engine, memory.series, memory.results)
+    engine, series = memory.running * memory.engine, memory.running * memory.series
+    largest_part = max(engine, series, memory.results)
     if largest_part == memory.results:
         total += " of memory"
         reason = (
@@ -113,8 +118,8 @@ def _check_memory(model: Model, requests: float, replications: int, max_memory: 
             f"{_bytes(memory.results / replications)} each, are kept until they are summarised"
         )
         remedy = "Lower the replications (or make each one longer)"
-    elif largest_part == memory.series:
-        total += " of memory per replication"
+    elif largest_part == series:
+        total += " of memory" if memory.running > 1 else " of memory per replication"
         bucket = series_bucket(model)
         reason = (
             f"its time series has {bucket_count(bucket, model.horizon):.3g} buckets of "
@@ -122,13 +127,16 @@ def _check_memory(model: Model, requests: float, replications: int, max_memory: 
         )
         remedy = "Choose a wider bucket (simulation.timeseries: 10s) or turn it off"
     else:
-        total += " of memory per replication"
+        total += " of memory" if memory.running > 1 else " of memory per replication"
         largest = max(model.tiers, key=lambda tier: float(tier.servers) * float(tier.concurrency))
         reason = (
             f"tier '{largest.name}' alone has {float(largest.servers):.3g} instance(s) x "
             f"{float(largest.concurrency):.3g} worker(s)"
         )
         remedy = "Lower the instances or concurrency"
+        if memory.running > 1:
+            reason += f"; {memory.running} replications run at once on the process pool"
+            remedy += " or the --workers"
     raise ResourceLimitError(
         f"this run would need about {total} ({reason}), more than the limit of "
         f"{_bytes(max_memory)}. {remedy}, or allow it with --max-memory {allow}."
@@ -272,7 +280,8 @@ def run_replications(
     Raises ResourceLimitError before starting when the run would exceed `max_requests`.
     """
     count = replications if replications is not None else model.simulation.replications
-    check_run_size(model, count, max_requests, max_memory)
+    processes = (workers or os.cpu_count() or 1) if executor == "process" and count > 1 else 1
+    check_run_size(model, count, max_requests, max_memory, processes)
     path, reason = choose_path(model, engine)
     results: list[RunResult] = []
     try:
