@@ -308,6 +308,21 @@ def test_a_request_that_fans_out_beyond_10000_visits_is_refused(
 
 
 @pytest.mark.parametrize(
+    "call",
+    [
+        {"tier": "b", "retries": {"max": 100_000, "backoff": "none"}},
+        {"tier": "b", "repeat": 100, "retries": {"max": 200, "backoff": "constant", "base": "1ns"}},
+    ],
+    ids=["retries", "retried-repeats"],
+)
+def test_a_call_that_may_be_attempted_beyond_10000_times_per_visit_is_refused(
+    tmp_path: Path, call: dict[str, Any]
+) -> None:
+    path = scenario(tmp_path, {"a": service(calls=[call]), "b": service(max_queue=0)})
+    refused(capsim(["run", str(path)]), 3, "every retry allowed", "retries.max")
+
+
+@pytest.mark.parametrize(
     "tiers, extra, fragment",
     [
         ({"a": service(autoscale={"max": 10, "sync_period": "1us"})}, {}, "sync_period"),

@@ -121,13 +121,15 @@ MAX_TIMER_FIRINGS = 100_000
 
 
 def step_fan_out(step: Step) -> float:
-    """Calls one step makes at most (a repeat counts each time, a parallel step each branch)."""
+    """Attempts one step makes at most (a repeat counts each time, every retry allowed, a
+    parallel step each branch)."""
     total = 0.0
     pending = [step]
     while pending:
         current = pending.pop()
         if isinstance(current, Call):
-            total += float(current.repeat)
+            retries = current.retry.max if current.retry is not None else 0
+            total += float(current.repeat) * (1.0 + float(retries))
         elif isinstance(current, OneOf):
             total += 1.0
         elif isinstance(current, Parallel):

@@ -157,6 +157,14 @@ def _check_work(model: Model, per_class: list[float], replications: int, limit: 
                     f"most {MAX_VISITS_PER_REQUEST:,} per request. Model repeated or fanned-out "
                     "calls as fewer calls with a longer service time."
                 )
+    fan_out, where = _busiest_tier(model)
+    if fan_out > MAX_VISITS_PER_REQUEST:
+        raise ResourceLimitError(
+            f"one visit of tier '{where}' may make up to {fan_out:.3g} calls (repeats, parallel "
+            f"branches and every retry allowed); capsim simulates at most "
+            f"{MAX_VISITS_PER_REQUEST:,} tier visits per request. Lower the repeats, the "
+            "branches or retries.max."
+        )
     if work.fastest_firings > MAX_TIMER_FIRINGS:
         raise ResourceLimitError(
             f"{work.fastest_timer} fires about {work.fastest_firings:.3g} times in the "
@@ -173,17 +181,24 @@ def _check_work(model: Model, per_class: list[float], replications: int, limit: 
         )
 
 
-def _busiest_step(model: Model, class_index: int) -> str:
-    """The tier's calls that fan out most for one class, in words."""
+def _busiest_tier(model: Model, class_index: int | None = None) -> tuple[float, str]:
+    """The most attempts one visit of a tier may make (for one class, or any), and that tier."""
     best, where = 0.0, ""
     for tier in model.tiers:
-        steps = tier.work[class_index].calls
-        fanned = float(sum(step_fan_out(step) for step in steps))
-        if fanned > best:
-            best, where = fanned, tier.name
+        works = tier.work if class_index is None else (tier.work[class_index],)
+        for work in works:
+            fanned = float(sum(step_fan_out(step) for step in work.calls))
+            if fanned > best:
+                best, where = fanned, tier.name
+    return best, where
+
+
+def _busiest_step(model: Model, class_index: int) -> str:
+    """The tier's calls that fan out most for one class, in words."""
+    best, where = _busiest_tier(model, class_index)
     if not where:
         return "through loops of calls"
-    return f"tier '{where}' makes {best:.3g} calls per visit"
+    return f"tier '{where}' makes up to {best:.3g} calls per visit"
 
 
 def _bytes(count: float) -> str:
