@@ -27,7 +27,7 @@ from capsim.model.types import (
     Tier,
     TrafficClass,
 )
-from capsim.model.visits import call_matrix, expected_visits
+from capsim.model.visits import expected_visits
 
 
 class UnstableModelError(CapsimError):
@@ -246,22 +246,6 @@ def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
         read = tier.work[k].read_ratio
         return (1 - read) * blocked[0] + read * blocked[1]
     return blocked[0] if blocked else 0.0
-
-
-def synchronous_visits(model: Model) -> np.ndarray:
-    """V[k, i]: expected visits to tier i within one request of class k's own response: a
-    queue is visited (its publish), the work of its consumers is not."""
-    n = len(model.tiers)
-    visits = np.zeros((len(model.classes), n))
-    for traffic in model.classes:
-        matrix = call_matrix(model, traffic.index)
-        for tier in model.tiers:
-            if tier.is_async:
-                matrix[tier.index, :] = 0.0
-        entry = np.zeros(n)
-        entry[traffic.entry] = 1.0
-        visits[traffic.index] = np.linalg.solve((np.eye(n) - matrix).T, entry)
-    return visits
 
 
 def _lone_process_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
@@ -592,7 +576,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         }
 
     classes_out: dict[str, Any] = {}
-    sync_visits = synchronous_visits(model)
+    sync_visits = expected_visits(model, synchronous=True)
     for traffic in model.classes:
         k = traffic.index
         response, _, parallel_approx = _mean_response(model, k, per_class_response[k])

@@ -318,8 +318,10 @@ def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
 
 
 def _summarise_tier(
-    model: Model, tier: Tier, runs: list[RunResult]
+    model: Model, tier: Tier, runs: list[RunResult], retried: set[int] | None = None
 ) -> tuple[dict[str, Any], Stability]:
+    """One tier's figures; `retried` is `_retried_tiers(model)` (found once per summary: per
+    tier it would cost tiers x tiers)."""
     replications = len(runs)
     measured = sum(run.duration for run in runs)
     per_run = [run.tiers[tier.index] for run in runs]
@@ -379,7 +381,7 @@ def _summarise_tier(
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
         }
-    if tier.index in _retried_tiers(model):
+    if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
@@ -731,13 +733,14 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    retried = _retried_tiers(model)
     classes = _summarise_classes(model, runs)
     open_offered = sum(
         classes[traffic.name]["offered_rate"] for traffic in model.classes if not traffic.is_closed
     )
     overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
-        entry, stability = _summarise_tier(model, tier, runs)
+        entry, stability = _summarise_tier(model, tier, runs, retried)
         tiers[tier.name] = entry
         if not stability.stable:
             failure = overload_entry(tier.name, entry, open_offered)

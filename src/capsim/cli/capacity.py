@@ -79,6 +79,10 @@ def _duration(text: str | None) -> float | None:
     return value
 
 
+def _announce(note: str) -> None:
+    _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
+
+
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
     from capsim.analysis.stats import sanitise
     from capsim.outputs.capacity import render_capacity
@@ -205,7 +209,7 @@ def size(
     )
     from capsim.outputs import write_output
     from capsim.safeio import read_capped
-    from capsim.scenario.edit import set_values
+    from capsim.scenario.edit import apply_set_overrides, set_values
     from capsim.scenario.loader import MAX_FILE_BYTES
 
     with _exit_codes():
@@ -224,10 +228,14 @@ def size(
                 duration=_duration(duration),
                 progress=progress,
                 max_requests=max_requests,
+                announce=_announce,
             )
         if write is not None:
-            # Read again, capped like every input (capsim.safeio).
+            # The scenario as sized, read again capped like every input (capsim.safeio): the
+            # file, the --set overrides and --seed, then the sizes.
             text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
+            used = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+            text = apply_set_overrides(text, used)
             write_output(set_values(text, data["overrides"]), write)
             data["written"] = str(write)
         _show(data, output_format, output)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from capsim.scenario.loader import parse_yaml_text
-from capsim.scenario.overrides import apply_override
+from capsim.scenario.overrides import apply_override, override_value
 
 _PLAIN_SCALAR = re.compile(r"[^\s,{}\[\]#]+")
 
@@ -79,3 +79,23 @@ def _lookup(data: Any, dotted: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+def apply_set_overrides(text: str, overrides: Sequence[str]) -> str:
+    """The scenario `text` with `--set PATH=VALUE` overrides written into it, as the loader
+    applies them: a plain value is changed where it is written (comments and layout survive);
+    anything else (a list, a mapping, a list index in the path) writes the document out again."""
+    if not overrides:
+        return text
+    expected = parse_yaml_text(text).data
+    edited: str | None = text
+    for override in overrides:
+        expected, _ = apply_override(expected, override)
+        dotted, value = override_value(override)
+        if edited is not None and isinstance(value, (str, int, float, bool)):
+            edited = _edit(edited, dotted, value)
+        else:
+            edited = None
+    if edited is not None and parse_yaml_text(edited).data == expected:
+        return edited
+    return yaml.safe_dump(expected, sort_keys=False, allow_unicode=True)
