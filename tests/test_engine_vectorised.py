@@ -166,6 +166,49 @@ def test_parallel_fan_out_waits_for_the_slowest_branch_then_calls_in_sequence():
     assert latency.max == pytest.approx(0.045)
 
 
+@pytest.mark.parametrize(("steps", "latency"), [(2, 0.021), (3, 0.031)])
+def test_consecutive_parallel_steps_each_start_when_the_previous_one_has_joined(
+    steps: int, latency: float
+):
+    # Issue 11.1: 1 ms at front, then 10 ms at a, then 10 ms at b (then 10 ms at c), nothing
+    # queues: every request takes exactly the sum. The second step once started from the clock
+    # before the first step's join and lost its 10 ms.
+    leaves = [tier(name, const(0.010), concurrency=100) for name in ("a", "b", "c")[:steps]]
+    calls = tuple(Parallel((Call(index + 1),)) for index in range(steps))
+    m = model(
+        [tier("front", const(0.001), concurrency=100, blocking=False, calls=calls), *leaves],
+        [open_class("q", 0, 50.0)],
+        duration=100.0,
+        warmup=5.0,
+    )
+    run = run_vectorised(m, 0)
+    assert run.classes[0].completed > 4000
+    assert run.classes[0].latency.min == pytest.approx(latency, abs=1e-12)
+    assert run.classes[0].latency.max == pytest.approx(latency, abs=1e-12)
+
+
+def test_a_parallel_step_inside_a_branch_joins_before_the_outer_step():
+    # front: parallel [parallel [a, b], d], where b (30 ms) calls c (5 ms): the inner step
+    # joins at max(10, 35) before the outer one joins with d (20): every request takes 36 ms.
+    m = constant_arrivals_model(
+        [
+            tier(
+                "front",
+                const(0.001),
+                blocking=False,
+                calls=(Parallel((Parallel((Call(1), Call(2))), Call(4))),),
+            ),
+            tier("a", const(0.010)),
+            tier("b", const(0.030), blocking=False, calls=(Call(3),)),
+            tier("c", const(0.005)),
+            tier("d", const(0.020)),
+        ]
+    )
+    run = run_vectorised(m, 0)
+    assert run.classes[0].latency.min == pytest.approx(0.036, abs=1e-12)
+    assert run.classes[0].latency.max == pytest.approx(0.036, abs=1e-12)
+
+
 def test_sequential_calls_run_one_after_another():
     m = constant_arrivals_model(
         [

@@ -212,8 +212,14 @@ class _CallOp:
 
 @dataclass
 class _Round:
-    copies: list[tuple[int, int]] = field(default_factory=list)  # (to, from) at the round's start
-    joins: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # to = max(from...)
+    """What happens at one round's start, then the calls it makes.
+
+    `moves` are register moves, `to = max(from...)` (a copy has one source), in program order:
+    a parallel step that ends at this round joins before the next step copies the joined clock
+    into its branches, and an outer branch's copy comes before the copies of a step inside it.
+    """
+
+    moves: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
     calls: list[_CallOp] = field(default_factory=list)
 
 
@@ -285,9 +291,9 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             branch_reg = counters["registers"]
             counters["registers"] += 1
             branch_regs.append(branch_reg)
-            round_at(at).copies.append((branch_reg, reg))
+            round_at(at).moves.append((branch_reg, (reg,)))
             end = max(end, single(branch, branch_reg, at))
-        round_at(end).joins.append((reg, tuple(branch_regs)))
+        round_at(end).moves.append((reg, tuple(branch_regs)))
         return end
 
     end = sequence(steps, 0, 0)
@@ -931,10 +937,11 @@ class _Run:
         while True:
             rnd = program.rounds[task.round]
             registers = task.registers
-            for to, source in rnd.copies:
-                registers[to] = registers[source]
-            for to, sources in rnd.joins:
-                registers[to] = np.max(registers[list(sources)], axis=0)
+            for to, sources in rnd.moves:
+                if len(sources) == 1:
+                    registers[to] = registers[sources[0]]
+                else:
+                    registers[to] = np.max(registers[list(sources)], axis=0)
             if task.round == last:
                 if task.arrived is not None:
                     self._record_age(task.tier, task.arrived, registers[0])
