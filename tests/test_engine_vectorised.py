@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from capsim.engine.kernels import fifo_multi, fifo_reference, fifo_single
+from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_reference, fifo_single
 from capsim.engine.result import RunResult
-from capsim.engine.vectorised import can_vectorise, run_vectorised
+from capsim.engine.vectorised import CHUNK_REQUESTS, can_vectorise, run_vectorised
 from capsim.model.types import Model
 from modelkit import (
     Call,
@@ -69,15 +69,17 @@ def erlang_c(c: int, a: float) -> float:
 def test_single_worker_deterministic_queue_starts_each_request_when_the_previous_leaves():
     arrivals = np.array([0.0, 1.0, 2.0, 10.0])
     service = np.array([1.5, 1.5, 1.5, 1.5])
-    start, free = fifo_single(arrivals, service, -math.inf)
+    start, carried = fifo_single(arrivals, service, SingleWorker.free_from(-math.inf))
     assert start.tolist() == [0.0, 1.5, 3.0, 10.0]
-    assert free == 11.5
+    assert carried.free_at == 11.5
 
 
 def test_single_worker_carries_its_free_time_into_the_next_chunk():
-    start, free = fifo_single(np.array([1.0, 2.0]), np.array([1.0, 1.0]), 5.0)
+    start, carried = fifo_single(
+        np.array([1.0, 2.0]), np.array([1.0, 1.0]), SingleWorker.free_from(5.0)
+    )
     assert start.tolist() == [5.0, 6.0]
-    assert free == 7.0
+    assert carried.free_at == 7.0
 
 
 def test_two_workers_kiefer_wolfowitz_example():
@@ -93,7 +95,8 @@ def test_two_workers_kiefer_wolfowitz_example():
 def test_a_worker_freed_exactly_at_an_arrival_serves_it_without_wait():
     arrivals = np.array([0.0, 1.0, 2.0])
     service = np.array([1.0, 1.0, 1.0])
-    assert fifo_single(arrivals, service, -math.inf)[0].tolist() == [0.0, 1.0, 2.0]
+    idle = SingleWorker.free_from(-math.inf)
+    assert fifo_single(arrivals, service, idle)[0].tolist() == [0.0, 1.0, 2.0]
     assert fifo_multi(arrivals, service, np.full(3, -math.inf))[0].tolist() == [0.0, 1.0, 2.0]
 
 
@@ -119,7 +122,7 @@ def test_kernels_match_brute_force_on_random_inputs(workers: int, load: float):
         start, _ = fifo_multi(arrivals, service, np.zeros(workers))
         assert start.tolist() == expected
         if workers == 1:
-            single, _ = fifo_single(arrivals, service, 0.0)
+            single, _ = fifo_single(arrivals, service, SingleWorker.free_from(0.0))
             np.testing.assert_allclose(single, expected, rtol=0, atol=1e-9)
 
 
@@ -139,6 +142,31 @@ def test_kernel_chunked_equals_unchunked(workers: int):
         start, free = fifo_multi(piece_a, piece_s, free)
         parts.append(start)
     assert np.concatenate(parts).tolist() == whole.tolist()
+
+
+def test_single_worker_chunked_equals_unchunked_bit_for_bit():
+    rng = np.random.default_rng(11)
+    n = 20_000
+    arrivals = np.cumsum(rng.exponential(1.0 / 0.9, n))
+    service = rng.exponential(1.0, n)
+    whole, carried_whole = fifo_single(arrivals, service, SingleWorker.free_from(-math.inf))
+    carried = SingleWorker.free_from(-math.inf)
+    parts = []
+    cuts = np.sort(rng.choice(np.arange(1, n), 30, replace=False))
+    for piece_a, piece_s in zip(np.split(arrivals, cuts), np.split(service, cuts), strict=True):
+        start, carried = fifo_single(piece_a, piece_s, carried)
+        parts.append(start)
+    assert np.concatenate(parts).tolist() == whole.tolist()
+    assert carried == carried_whole
+
+
+def test_a_single_worker_never_makes_an_idle_request_wait_a_rounding_error():
+    # Issue 11.3: arrivals every 10 ms, 3 ms of work: nobody can wait. Start times rebuilt from
+    # the running sums used to land 1e-14 s after the arrival.
+    arrivals = np.arange(1, 100_001) / 100.0
+    service = np.full(arrivals.size, 0.003)
+    start, _ = fifo_single(arrivals, service, SingleWorker.free_from(-math.inf))
+    assert (start == arrivals).all()
 
 
 # ---- the engine: exact behaviour on deterministic models ----------------------------------
@@ -207,6 +235,25 @@ def test_a_parallel_step_inside_a_branch_joins_before_the_outer_step():
     run = run_vectorised(m, 0)
     assert run.classes[0].latency.min == pytest.approx(0.036, abs=1e-12)
     assert run.classes[0].latency.max == pytest.approx(0.036, abs=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [CHUNK_REQUESTS, 1000, 7])
+def test_evenly_spaced_arrivals_at_a_single_worker_never_wait(chunk: int):
+    # Issue 11.3: one worker, an arrival every 10 ms, 3 ms of work: no request can wait, so the
+    # queue never holds anyone (the event path says 0 and 0), whatever the chunk size.
+    m = model(
+        [tier("one", const(0.003))],
+        [open_class("q", 0, 100.0, arrivals="constant")],
+        duration=100.0,
+        warmup=5.0,
+    )
+    run = run_vectorised(m, 0, chunk_requests=chunk)
+    one = run.tiers[0]
+    assert one.completed > 9000
+    assert one.queue_max == 0
+    assert one.wait.max == 0.0
+    assert one.queue_time == 0.0
+    assert run.classes[0].latency.max == pytest.approx(0.003, abs=1e-12)
 
 
 def test_sequential_calls_run_one_after_another():

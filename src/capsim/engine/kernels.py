@@ -2,9 +2,9 @@
 
 Both kernels take the arrivals at one server in arrival order and their service times, plus the
 server's state carried from the previous chunk, and return the start times and the new state.
-They are exact: chunking a stream of arrivals and carrying the state gives the same start times
-as one call on the whole stream (up to floating-point rounding of the running sums in
-`fifo_single`).
+They are exact: chunking a stream of arrivals and carrying the state gives bit for bit the same
+start times as one call on the whole stream, and a request that finds a worker free starts at
+its arrival exactly (it never waits a rounding error).
 
 The multi-worker recursion has an optional compiled form: when numba is installed (the `fast`
 extra), `fifo_multi` switches to a jitted heap loop once the Python loop has done enough work in
@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,26 +48,50 @@ class _Accelerator:
     loop: CompiledLoop | None = None
 
 
-def fifo_single(
-    arrivals: np.ndarray, service: np.ndarray, free_at: float
-) -> tuple[np.ndarray, float]:
-    """One worker: start times by the max-plus (Lindley) closed form, and the new free time.
+class SingleWorker(NamedTuple):
+    """What one worker's closed form carries from chunk to chunk.
 
-    D_n = cumS_n + max(free_at, max_{k<=n}(A_k - cumS_{k-1})): one cumsum and one running max.
+    `served` is the running sum of every service time so far, `anchor` the running maximum of
+    A_k - served_{k-1}; the worker is free at `served + anchor`. Carrying the sums themselves
+    (not just the free time) makes a chunked stream compute exactly the same floating-point
+    numbers as one call on the whole stream.
+    """
+
+    served: float
+    anchor: float
+
+    @staticmethod
+    def free_from(free_at: float) -> SingleWorker:
+        """A worker with nothing served yet, free from `free_at` (-inf: free from the start)."""
+        return SingleWorker(0.0, free_at)
+
+    @property
+    def free_at(self) -> float:
+        return self.served + self.anchor
+
+
+def fifo_single(
+    arrivals: np.ndarray, service: np.ndarray, carried: SingleWorker
+) -> tuple[np.ndarray, SingleWorker]:
+    """One worker: start times by the max-plus (Lindley) closed form, and the carried state.
+
+    D_n = cumS_n + max_{k<=n}(A_k - cumS_{k-1}): one cumsum and one running max. A request
+    whose own term A_n - cumS_{n-1} is the running maximum finds the worker free: it starts at
+    its arrival, exactly, never at a time rebuilt from the sums (which would land a rounding
+    error after the arrival and count as a wait). The others start when the previous request
+    leaves, cumS_{n-1} + max_{k<n}(...).
     """
     if arrivals.size == 0:
-        return np.zeros(0), free_at
-    cumulative = np.cumsum(service)
-    x = np.empty_like(arrivals)
-    x[0] = arrivals[0]
-    np.subtract(arrivals[1:], cumulative[:-1], out=x[1:])
-    x[0] = max(x[0], free_at)
-    np.maximum.accumulate(x, out=x)
-    done = cumulative + x
-    start = done - service
+        return np.zeros(0), carried
+    cumulative = np.cumsum(np.concatenate(([carried.served], service)))
+    before = cumulative[:-1]  # cumS_{n-1}: service of every earlier request
+    term = arrivals - before
+    anchor = np.maximum.accumulate(np.concatenate(([carried.anchor], term)))
+    idle = term >= anchor[:-1]
+    start = np.where(idle, arrivals, before + anchor[1:])
     # Rounding of the running sums must never start a request before it arrived.
     np.maximum(start, arrivals, out=start)
-    return start, float(done[-1])
+    return start, SingleWorker(float(cumulative[-1]), float(anchor[-1]))
 
 
 def fifo_multi(

@@ -30,7 +30,7 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.histogram import Histogram
-from capsim.engine.kernels import fifo_multi, fifo_single
+from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
@@ -484,7 +484,7 @@ class _TierState:
     tier: Tier
     servers: int
     groups: list[np.ndarray]  # server indices of each balancing group (primaries, replicas)
-    free_single: np.ndarray  # free time of each server (concurrency 1)
+    single: list[SingleWorker]  # closed-form state of each server (concurrency 1)
     free_multi: list[np.ndarray]  # free times of each server's workers (concurrency > 1)
     round_robin: list[int]  # next server of each group
     inbox: list[_Batch] = field(default_factory=list)
@@ -546,7 +546,7 @@ class _Run:
             tier=tier,
             servers=servers,
             groups=groups,
-            free_single=np.full(servers, -math.inf),
+            single=[SingleWorker.free_from(-math.inf)] * servers,
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
         )
@@ -839,8 +839,7 @@ class _Run:
         state: _TierState, index: int, arrivals: np.ndarray, service: np.ndarray, workers: int
     ) -> np.ndarray:
         if workers == 1:
-            start, free = fifo_single(arrivals, service, float(state.free_single[index]))
-            state.free_single[index] = free
+            start, state.single[index] = fifo_single(arrivals, service, state.single[index])
             return start
         start, free_times = fifo_multi(arrivals, service, state.free_multi[index])
         state.free_multi[index] = free_times
