@@ -51,47 +51,64 @@ class _Accelerator:
 class SingleWorker(NamedTuple):
     """What one worker's closed form carries from chunk to chunk.
 
-    `served` is the running sum of every service time so far, `anchor` the running maximum of
-    A_k - served_{k-1}; the worker is free at `served + anchor`. Carrying the sums themselves
-    (not just the free time) makes a chunked stream compute exactly the same floating-point
-    numbers as one call on the whole stream.
+    `served` is the running sum of every service time so far; the current busy period was
+    opened by a request that arrived at `opened` when `opened_after` had been served; the
+    worker is free at `free_at`. Carrying the sums themselves (not just the free time) makes a
+    chunked stream compute exactly the same floating-point numbers as one call on the whole.
     """
 
     served: float
-    anchor: float
+    opened: float
+    opened_after: float
+    free_at: float
 
     @staticmethod
     def free_from(free_at: float) -> SingleWorker:
         """A worker with nothing served yet, free from `free_at` (-inf: free from the start)."""
-        return SingleWorker(0.0, free_at)
-
-    @property
-    def free_at(self) -> float:
-        return self.served + self.anchor
+        return SingleWorker(0.0, free_at, 0.0, free_at)
 
 
 def fifo_single(
     arrivals: np.ndarray, service: np.ndarray, carried: SingleWorker
-) -> tuple[np.ndarray, SingleWorker]:
-    """One worker: start times by the max-plus (Lindley) closed form, and the carried state.
+) -> tuple[np.ndarray, np.ndarray, SingleWorker]:
+    """One worker: start and done times by the max-plus (Lindley) closed form, and the state.
 
-    D_n = cumS_n + max_{k<=n}(A_k - cumS_{k-1}): one cumsum and one running max. A request
-    whose own term A_n - cumS_{n-1} is the running maximum finds the worker free: it starts at
-    its arrival, exactly, never at a time rebuilt from the sums (which would land a rounding
-    error after the arrival and count as a wait). The others start when the previous request
-    leaves, cumS_{n-1} + max_{k<n}(...).
+    Request n finds the worker free when its term A_n - cumS_{n-1} reaches the running maximum
+    of the terms (cumS: running sum of service times); it then opens a busy period and starts
+    at its arrival, exactly (never at a time rebuilt from the sums, which would land a rounding
+    error after the arrival and count as a wait). A request of a busy period opened by request
+    j is done at A_j + (cumS_n - cumS_{j-1}), and the next one starts at exactly that time, as
+    on the event path: a zero service time ends exactly when it starts, so requests released
+    together stay simultaneous.
     """
-    if arrivals.size == 0:
-        return np.zeros(0), carried
+    n = arrivals.size
+    if n == 0:
+        return np.zeros(0), np.zeros(0), carried
     cumulative = np.cumsum(np.concatenate(([carried.served], service)))
     before = cumulative[:-1]  # cumS_{n-1}: service of every earlier request
     term = arrivals - before
-    anchor = np.maximum.accumulate(np.concatenate(([carried.anchor], term)))
-    idle = term >= anchor[:-1]
-    start = np.where(idle, arrivals, before + anchor[1:])
+    running = np.maximum.accumulate(np.concatenate(([carried.opened - carried.opened_after], term)))
+    idle = term >= running[:-1]
+    # Each request's busy period: opened by the last idle request at or before it.
+    opener = np.where(idle, np.arange(n), -1)
+    np.maximum.accumulate(opener, out=opener)
+    carried_on = opener < 0
+    opened = arrivals[opener]
+    opened_after = before[opener]
+    opened[carried_on] = carried.opened
+    opened_after[carried_on] = carried.opened_after
+    done = opened + (cumulative[1:] - opened_after)
+    start = np.empty(n)
+    start[0] = carried.free_at
+    start[1:] = done[:-1]
+    start[idle] = arrivals[idle]
     # Rounding of the running sums must never start a request before it arrived.
     np.maximum(start, arrivals, out=start)
-    return start, SingleWorker(float(cumulative[-1]), float(anchor[-1]))
+    np.maximum(done, start, out=done)
+    state = SingleWorker(
+        float(cumulative[-1]), float(opened[-1]), float(opened_after[-1]), float(done[-1])
+    )
+    return start, done, state
 
 
 def fifo_multi(
