@@ -387,9 +387,13 @@ class _Batch:
 
     Visits that arrive at the same instant are served in the order in which they left their
     sender, as on the event path: by the time the sender started the work that sent them
-    (`sent_start`), then the sender's own arrival order (`sent_seq`), then which sender
-    (`source`: a tier index, or -1 - k for class k's arrivals) and which call (`slot`). The
-    order is total, so neither the class declaration order nor the chunking can change it.
+    (`sent_start`), then the round of the sender's program that sent them (`sent_round`: the
+    event path runs the zero-time steps of simultaneous visits breadth first, each step one
+    pass through its schedule), then the sender's own arrival order (`sent_seq`), then which
+    sender (`source`: k for class k's own arrivals, then the tiers, n_classes + tier index) and
+    which call of the sender's program (`slot`). The order is total, so the chunking cannot
+    change it; only arrivals of different classes at the same instant, with no sender, go in
+    the classes' declaration order (as on the event path).
     """
 
     times: np.ndarray
@@ -400,6 +404,7 @@ class _Batch:
     positions: np.ndarray  # position of each visit in the parent task
     sent_start: np.ndarray
     sent_seq: np.ndarray
+    sent_round: int
     source: int
     slot: int
 
@@ -495,6 +500,7 @@ def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
         batch.positions[mask],
         batch.sent_start[mask],
         batch.sent_seq[mask],
+        batch.sent_round,
         batch.source,
         batch.slot,
     )
@@ -516,9 +522,10 @@ def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
     # Ties: the full key (see _Batch).
     sent_start = np.concatenate([b.sent_start for b in taken])
     sent_seq = np.concatenate([b.sent_seq for b in taken])
+    sent_round = np.concatenate([np.full(b.times.size, b.sent_round) for b in taken])
     source = np.concatenate([np.full(b.times.size, b.source, dtype=np.int64) for b in taken])
     slot = np.concatenate([np.full(b.times.size, b.slot, dtype=np.int64) for b in taken])
-    return np.lexsort((slot, source, sent_seq, sent_start, times))
+    return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,7 +691,8 @@ class _Run:
                 np.arange(count),
                 arrivals,
                 np.arange(seen, seen + count),
-                -1 - traffic.index,
+                0,
+                traffic.index,
                 0,
             )
         )
@@ -1077,7 +1085,8 @@ class _Run:
                 rows,
                 sender.own_start[rows],
                 sender.own_seq[rows],
-                sender.tier,
+                sender.round,
+                len(self.model.classes) + sender.tier,
                 op.slot,
             )
         )
