@@ -22,6 +22,7 @@ run length so that a replication simulates about `requests` requests.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,9 @@ def _call(rnd: random.Random, callees: list[str], kinds: dict[str, str], depth: 
         options = rnd.sample(callees, rnd.randint(2, min(3, len(callees))))
         weights = [rnd.uniform(0.1, 1.0) for _ in options]
         total = sum(weights) / rnd.choice([1.0, 0.9, 0.7])
-        return {
-            "one_of": {name: round(w / total, 3) for name, w in zip(options, weights, strict=True)}
-        }
+        # Rounded down, so that the probabilities never sum to more than 1.
+        shares = [math.floor(1000 * w / total) / 1000 for w in weights]
+        return {"one_of": dict(zip(options, shares, strict=True))}
     if depth < 2:
         width = rnd.randint(1, min(3, len(callees)))
         return {"parallel": [_call(rnd, callees, kinds, depth + 1) for _ in range(width)]}

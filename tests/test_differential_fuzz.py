@@ -24,9 +24,9 @@ its replications a second time with a small chunk size. Then:
 * **chunk-size invariance**: the vectorised path with two chunk sizes gives identical counts,
   histograms and maxima (sums of times: to 1e-12, being added chunk by chunk).
 
-False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 1,200 comparisons, so a
-correct engine fails it with probability below 1.2% (Bonferroni), the slow set's about 4,000
-below 4%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
+False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 700 comparisons, so a
+correct engine fails it with probability below 0.7% (Bonferroni), the slow set's about 1,750
+below 1.8%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
 and `random_scenario(seed)` gives its YAML.
 """
 

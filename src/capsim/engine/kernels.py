@@ -51,21 +51,22 @@ class _Accelerator:
 class SingleWorker(NamedTuple):
     """What one worker's closed form carries from chunk to chunk.
 
-    `served` is the running sum of every service time so far; the current busy period was
-    opened by a request that arrived at `opened` when `opened_after` had been served; the
-    worker is free at `free_at`. Carrying the sums themselves (not just the free time) makes a
-    chunked stream compute exactly the same floating-point numbers as one call on the whole.
+    `served` is the running sum of every service time so far, `anchor` the running maximum of
+    A_k - served_{k-1}, `free_at` the last request's done time and `correction` what the closed
+    form of the current busy period is corrected by (see `fifo_single`). Carrying the sums
+    themselves (not just the free time) makes a chunked stream compute exactly the same
+    floating-point numbers as one call on the whole stream.
     """
 
     served: float
-    opened: float
-    opened_after: float
+    anchor: float
     free_at: float
+    correction: float
 
     @staticmethod
     def free_from(free_at: float) -> SingleWorker:
         """A worker with nothing served yet, free from `free_at` (-inf: free from the start)."""
-        return SingleWorker(0.0, free_at, 0.0, free_at)
+        return SingleWorker(0.0, free_at, free_at, 0.0)
 
 
 def fifo_single(
@@ -73,40 +74,44 @@ def fifo_single(
 ) -> tuple[np.ndarray, np.ndarray, SingleWorker]:
     """One worker: start and done times by the max-plus (Lindley) closed form, and the state.
 
-    Request n finds the worker free when its term A_n - cumS_{n-1} reaches the running maximum
-    of the terms (cumS: running sum of service times); it then opens a busy period and starts
-    at its arrival, exactly (never at a time rebuilt from the sums, which would land a rounding
-    error after the arrival and count as a wait). A request of a busy period opened by request
-    j is done at A_j + (cumS_n - cumS_{j-1}), and the next one starts at exactly that time, as
-    on the event path: a zero service time ends exactly when it starts, so requests released
-    together stay simultaneous.
+    D_n = cumS_n + max_{k<=n}(A_k - cumS_{k-1}): one cumsum and one running max. A request
+    whose own term A_n - cumS_{n-1} reaches the running maximum finds the worker free: it starts
+    at its arrival and is done at A_n + S_n, exactly as on the event path (a start rebuilt from
+    the sums would land a rounding error after the arrival and count as a wait). The closed
+    form of the rest of its busy period is shifted by the same rounding correction, and each
+    waiting request starts at exactly the previous one's done time: a zero service time ends
+    when it starts, so requests released together stay simultaneous.
     """
     n = arrivals.size
     if n == 0:
         return np.zeros(0), np.zeros(0), carried
-    cumulative = np.cumsum(np.concatenate(([carried.served], service)))
-    before = cumulative[:-1]  # cumS_{n-1}: service of every earlier request
-    term = arrivals - before
-    running = np.maximum.accumulate(np.concatenate(([carried.opened - carried.opened_after], term)))
-    idle = term >= running[:-1]
-    # Each request's busy period: opened by the last idle request at or before it.
-    opener = np.where(idle, np.arange(n), -1)
-    np.maximum.accumulate(opener, out=opener)
-    carried_on = opener < 0
-    opened = arrivals[opener]
-    opened_after = before[opener]
-    opened[carried_on] = carried.opened
-    opened_after[carried_on] = carried.opened_after
-    done = opened + (cumulative[1:] - opened_after)
+    # cumS, continuing the carried sum one addition at a time (as one pass over the whole would).
+    cumulative = service.copy()
+    cumulative[0] += carried.served
+    np.cumsum(cumulative, out=cumulative)
+    term = arrivals.copy()  # A_n - cumS_{n-1}
+    term[0] -= carried.served
+    term[1:] -= cumulative[:-1]
+    running = term.copy()
+    running[0] = max(running[0], carried.anchor)
+    np.maximum.accumulate(running, out=running)
+    idle = running == term  # the own term is the running maximum: the worker is free
+    closed = cumulative + running
+    # Each busy period's correction: its opener's exact done minus its closed form.
+    period = np.cumsum(idle)
+    corrections = np.concatenate(([carried.correction], (arrivals + service - closed)[idle]))
+    done = closed + corrections[period]
+    done[0] = max(done[0], carried.free_at)
+    if bool((done[1:] < done[:-1]).any()):
+        np.maximum.accumulate(done, out=done)  # rounding: never done before the previous one
     start = np.empty(n)
     start[0] = carried.free_at
     start[1:] = done[:-1]
-    start[idle] = arrivals[idle]
+    np.copyto(start, arrivals, where=idle)
     # Rounding of the running sums must never start a request before it arrived.
     np.maximum(start, arrivals, out=start)
-    np.maximum(done, start, out=done)
     state = SingleWorker(
-        float(cumulative[-1]), float(opened[-1]), float(opened_after[-1]), float(done[-1])
+        float(cumulative[-1]), float(running[-1]), float(done[-1]), float(corrections[-1])
     )
     return start, done, state
 
