@@ -387,7 +387,7 @@ class _Batch:
 
     Visits that arrive at the same instant are served in the order in which they left their
     sender, as on the event path: by the time the sender started the work that sent them
-    (`sent_start`), then the round of the sender's program that sent them (`sent_round`: the
+    (`sent_start`; for a class's own arrivals, the class's previous arrival), then the round of the sender's program that sent them (`sent_round`: the
     event path runs the zero-time steps of simultaneous visits breadth first, each step one
     pass through its schedule), then the sender's own arrival order (`sent_seq`), then which
     sender (`source`: k for class k's own arrivals, then the tiers, n_classes + tier index) and
@@ -584,6 +584,7 @@ class _Run:
         self.states = [self._tier_state(t) for t in model.tiers]
         self.requests = 0
         self.entered = [0] * len(model.classes)  # arrivals of each class so far
+        self.last_arrival = [0.0] * len(model.classes)  # the latest of them
         self.series = new_series(model)
         if self.series is not None:
             for tier, series in zip(model.tiers, self.series.tiers, strict=True):
@@ -681,6 +682,10 @@ class _Run:
         root = _Root(self, arrivals)
         seen = self.entered[traffic.index]
         self.entered[traffic.index] += count
+        # As on the event path, each arrival is scheduled when the class's previous one arrives
+        # (the first at the start): that is when it "left" for tie-breaking.
+        scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
+        self.last_arrival[traffic.index] = float(arrivals[-1])
         self.states[traffic.entry].inbox.append(
             _Batch(
                 arrivals,
@@ -689,7 +694,7 @@ class _Run:
                 root,
                 0,
                 np.arange(count),
-                arrivals,
+                scheduled,
                 np.arange(seen, seen + count),
                 0,
                 traffic.index,
