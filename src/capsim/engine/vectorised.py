@@ -14,7 +14,8 @@ call is one round, a parallel group runs its branches' rounds side by side and j
 max). Visits advance through rounds in vectorised groups (`_Task`); a group splits when only
 some of its visits have their calls answered, so a visit never waits for an unrelated one.
 Every random draw is made per tier in the tier's arrival order (service, routing, balancing,
-publish), so chunking never changes the answer.
+publish), and simultaneous arrivals are ordered by a total key (see `_Batch`), so chunking never
+changes the answer.
 """
 
 from __future__ import annotations
@@ -387,13 +388,14 @@ class _Batch:
 
     Visits that arrive at the same instant are served in the order in which they left their
     sender, as on the event path: by the time the sender started the work that sent them
-    (`sent_start`; for a class's own arrivals, the class's previous arrival), then the round of the sender's program that sent them (`sent_round`: the
-    event path runs the zero-time steps of simultaneous visits breadth first, each step one
-    pass through its schedule), then the sender's own arrival order (`sent_seq`), then which
-    sender (`source`: k for class k's own arrivals, then the tiers, n_classes + tier index) and
-    which call of the sender's program (`slot`). The order is total, so the chunking cannot
-    change it; only arrivals of different classes at the same instant, with no sender, go in
-    the classes' declaration order (as on the event path).
+    (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
+    round of the sender's program that sent them (`sent_round`: the event path runs the
+    zero-time steps of simultaneous visits breadth first, each step one pass through its
+    schedule), then the sender's own arrival order (`sent_seq`), then which sender (`source`:
+    k for class k's own arrivals, then the tiers, n_classes + tier index) and which call of the
+    sender's program (`slot`). The order is total, so the chunking cannot change it; only
+    arrivals of different classes scheduled at the same instant go in the classes' declaration
+    order (as on the event path).
     """
 
     times: np.ndarray
