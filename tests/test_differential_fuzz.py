@@ -403,6 +403,54 @@ def test_student_t_critical_values_match_the_tables():
     assert t_critical(0.001, 9) == pytest.approx(4.781, abs=1e-3)
 
 
+def features(data: object, found: set[str] | None = None) -> set[str]:
+    """What a scenario's data uses, by the keys and shapes the generator writes."""
+    found = set() if found is None else found
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in ("one_of", "repeat", "probability", "profile", "on_miss", "classes"):
+                found.add(key)
+            if key == "replicas" and value:
+                found.add("replicas")
+            if key == "type":
+                found.add(str(value))
+            if key == "arrivals" and value == "constant":
+                found.add("constant arrivals")
+            if key == "service_time" and value == "0.0000ms":
+                found.add("zero service")
+            features(value, found)
+    elif isinstance(data, list):
+        for a, b in itertools.pairwise(data):
+            if isinstance(a, dict) and isinstance(b, dict) and "parallel" in a and "parallel" in b:
+                found.add("consecutive parallel")
+        for item in data:
+            features(item, found)
+    return found
+
+
+def test_the_quick_set_covers_every_feature_the_fuzzer_promises():
+    covered: set[str] = set()
+    for seed in QUICK_SEEDS:
+        features(scenariogen.random_scenario(seed, 3000), covered)
+    promised = {
+        "one_of",
+        "repeat",
+        "probability",
+        "profile",
+        "on_miss",
+        "classes",
+        "replicas",
+        "cache",
+        "database",
+        "queue",
+        "load_balancer",
+        "constant arrivals",
+        "zero service",
+        "consecutive parallel",
+    }
+    assert promised <= covered, promised - covered
+
+
 @pytest.mark.parametrize("seed", QUICK_SEEDS)
 def test_both_paths_agree_and_keep_the_laws(seed: int):
     problems = fuzz(seed, requests=3000)
