@@ -230,26 +230,25 @@ def _finish(data: Data, scale: float, requests: int) -> Data:
     for spec in data["traffic"].values():
         spec["rate"] = float(spec["rate"]) * scale
         total += float(spec["rate"])
-    duration = max(2.0, requests / max(total, 1e-9))
-    duration_guess = round(duration, 1)
-    warmup = round(max(0.5, 0.1 * duration_guess), 1)
+    duration = round(max(2.0, requests / max(total, 1e-9)), 1)
+    warmup = round(max(0.5, 0.1 * duration), 1)
     for spec in data["traffic"].values():
         rate = float(spec["rate"])
         shape = spec.pop("profile", None)
         if shape == "ramp":
             spec["profile"] = [
                 {"at": f"{warmup:.1f}s", "rate": per_second(rate)},
-                {"at": f"{warmup + duration_guess / 2:.1f}s", "rate": per_second(2 * rate)},
+                {"at": f"{warmup + duration / 2:.1f}s", "rate": per_second(2 * rate)},
             ]
         elif shape == "step":
-            middle = f"{warmup + duration_guess / 3:.1f}s"
+            middle = f"{warmup + duration / 3:.1f}s"
             spec["profile"] = [
                 {"at": "0s", "rate": per_second(2 * rate)},
                 {"at": middle, "rate": per_second(2 * rate)},
                 {"at": middle, "rate": per_second(rate)},
             ]
         spec["rate"] = per_second(rate)
-    data["simulation"] = {"duration": f"{duration_guess:.1f}s", "warmup": f"{warmup:.1f}s"}
+    data["simulation"] = {"duration": f"{duration:.1f}s", "warmup": f"{warmup:.1f}s"}
     return data
 
 
