@@ -193,6 +193,21 @@ def test_a_single_worker_never_makes_an_idle_request_wait_a_rounding_error():
     assert (start == arrivals).all()
 
 
+def test_a_service_too_small_to_move_the_clock_counts_as_zero_work():
+    # Three workers; five requests arrive together at 22.5 s, then ten more a second apart. The
+    # fourth must wait for the third's 0.1 ms. The fifth's 1e-16 s of work (a + s == a, as a
+    # gamma with cv 1.5 draws now and then) once counted as a departure at 22.5 s, so the
+    # fourth found "two busy workers" and started at once (slow-fuzz seed 2029).
+    arrivals = np.concatenate((np.full(5, 22.5), 23.5 + np.arange(10.0)))
+    service = np.concatenate(([0.002, 0.002, 0.0001, 0.0005, 1e-16], np.full(10, 0.001)))
+    assert arrivals[4] + service[4] == arrivals[4]
+    carried = np.full(3, 22.0)
+    start, _ = fifo_multi(arrivals, service, carried)
+    expected, _ = fifo_reference(arrivals, service, carried)
+    assert start[3] == expected[3] == 22.5001
+    assert start.tolist() == expected.tolist()
+
+
 # ---- the engine: exact behaviour on deterministic models ----------------------------------
 
 

@@ -168,8 +168,9 @@ def fifo_multi_python(
         return start, free_at.copy()
     departures = arrivals + service
     carried = np.sort(free_at)
-    if not bool((service > 0.0).all()):
+    if not bool((departures > arrivals).all()):
         # Zero service times break the counting below (ties with later arrivals): plain loop.
+        # So do service times too small to move the clock (a + s == a: 1e-16 s at 22 s).
         start[:] = _plain_loop(arrivals, service, carried.tolist())
         return start, _top(carried, start + service, c)
     # Cheap, conservative flag first: some request at least c places back (or a carried free
