@@ -85,34 +85,38 @@ def fifo_single(
     n = arrivals.size
     if n == 0:
         return np.zeros(0), np.zeros(0), carried
+    # Three float buffers, reused in place (allocating is what costs most at this size).
     # cumS, continuing the carried sum one addition at a time (as one pass over the whole would).
-    cumulative = service.copy()
-    cumulative[0] += carried.served
-    np.cumsum(cumulative, out=cumulative)
+    done = service.copy()
+    done[0] += carried.served
+    np.cumsum(done, out=done)
+    served = float(done[-1])
     term = arrivals.copy()  # A_n - cumS_{n-1}
     term[0] -= carried.served
-    term[1:] -= cumulative[:-1]
+    term[1:] -= done[:-1]
     running = term.copy()
     running[0] = max(running[0], carried.anchor)
     np.maximum.accumulate(running, out=running)
+    anchor = float(running[-1])
     idle = running == term  # the own term is the running maximum: the worker is free
-    closed = cumulative + running
+    done += running  # the closed form
     # Each busy period's correction: its opener's exact done minus its closed form.
-    period = np.cumsum(idle)
-    corrections = np.concatenate(([carried.correction], (arrivals + service - closed)[idle]))
-    done = closed + corrections[period]
+    openers = np.flatnonzero(idle)
+    corrections = np.empty(openers.size + 1)
+    corrections[0] = carried.correction
+    np.subtract(arrivals[openers] + service[openers], done[openers], out=corrections[1:])
+    period = np.cumsum(idle, dtype=np.int32)
+    done += np.take(corrections, period, out=running)
     done[0] = max(done[0], carried.free_at)
     if bool((done[1:] < done[:-1]).any()):
         np.maximum.accumulate(done, out=done)  # rounding: never done before the previous one
-    start = np.empty(n)
+    start = term
     start[0] = carried.free_at
     start[1:] = done[:-1]
-    np.copyto(start, arrivals, where=idle)
+    start[openers] = arrivals[openers]
     # Rounding of the running sums must never start a request before it arrived.
     np.maximum(start, arrivals, out=start)
-    state = SingleWorker(
-        float(cumulative[-1]), float(running[-1]), float(done[-1]), float(corrections[-1])
-    )
+    state = SingleWorker(served, anchor, float(done[-1]), float(corrections[-1]))
     return start, done, state
 
 
