@@ -2429,7 +2429,13 @@ class _ClassSim:
         elif rate <= 0.0:
             return
         elif traffic.arrivals == "constant":
-            gap = itertools.repeat(1.0 / rate).__next__
+            # Arrival n at exactly n / rate (as on the vectorised path), not at a running sum of
+            # 1 / rate, which drifts and moves arrivals across the window's edges.
+            epochs = itertools.count(1)
+
+            def gap() -> float:
+                return next(epochs) / rate - env._now
+
         else:
             gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
 

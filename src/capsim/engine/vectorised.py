@@ -14,7 +14,8 @@ call is one round, a parallel group runs its branches' rounds side by side and j
 max). Visits advance through rounds in vectorised groups (`_Task`); a group splits when only
 some of its visits have their calls answered, so a visit never waits for an unrelated one.
 Every random draw is made per tier in the tier's arrival order (service, routing, balancing,
-publish), so chunking never changes the answer.
+publish), and simultaneous arrivals are ordered by a total key (see `_Batch`), so chunking never
+changes the answer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram
-from capsim.engine.kernels import fifo_multi, fifo_single
+from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
@@ -224,12 +225,19 @@ class _CallOp:
     waited: bool  # False: asynchronous publish to a queue tier
     publish: int  # publish column (asynchronous calls), -1 otherwise
     algorithm: int  # balancing code at the callee for this call, -1: the callee's own
+    slot: int  # this call's place in the program: orders a visit's simultaneous calls
 
 
 @dataclass
 class _Round:
-    copies: list[tuple[int, int]] = field(default_factory=list)  # (to, from) at the round's start
-    joins: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # to = max(from...)
+    """What happens at one round's start, then the calls it makes.
+
+    `moves` are register moves, `to = max(from...)` (a copy has one source), in program order:
+    a parallel step that ends at this round joins before the next step copies the joined clock
+    into its branches, and an outer branch's copy comes before the copies of a step inside it.
+    """
+
+    moves: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
     calls: list[_CallOp] = field(default_factory=list)
 
 
@@ -250,7 +258,7 @@ def _compile_programs(model: Model) -> list[list[_Program]]:
 
 def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
     rounds: list[_Round] = []
-    counters = {"registers": 1, "columns": 0}
+    counters = {"registers": 1, "columns": 0, "slots": 0}
     publishes: list[int] = []
 
     def round_at(index: int) -> _Round:
@@ -267,7 +275,9 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             publish = len(publishes)
             publishes.append(call_tier)
         code = _ALGORITHM_CODES[alg] if alg is not None else -1
-        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code)
+        slot = counters["slots"]
+        counters["slots"] += 1
+        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code, slot)
         return op, not callee.is_async
 
     def sequence(items: tuple[Step, ...], reg: int, at: int) -> int:
@@ -301,9 +311,9 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             branch_reg = counters["registers"]
             counters["registers"] += 1
             branch_regs.append(branch_reg)
-            round_at(at).copies.append((branch_reg, reg))
+            round_at(at).moves.append((branch_reg, (reg,)))
             end = max(end, single(branch, branch_reg, at))
-        round_at(end).joins.append((reg, tuple(branch_regs)))
+        round_at(end).moves.append((reg, tuple(branch_regs)))
         return end
 
     end = sequence(steps, 0, 0)
@@ -390,7 +400,19 @@ class _Root:
 
 @dataclass
 class _Batch:
-    """Visits pushed to a tier: arrival times, and where each visit's completion goes."""
+    """Visits pushed to a tier: arrival times, and where each visit's completion goes.
+
+    Visits that arrive at the same instant are served in the order in which they left their
+    sender, as on the event path: by the time the sender started the work that sent them
+    (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
+    round of the sender's program that sent them (`sent_round`: the event path runs the
+    zero-time steps of simultaneous visits breadth first, each step one pass through its
+    schedule), then the sender's own arrival order (`sent_seq`), then which sender (`source`:
+    k for class k's own arrivals, then the tiers, n_classes + tier index) and which call of the
+    sender's program (`slot`). The order is total, so the chunking cannot change it; only
+    arrivals of different classes scheduled at the same instant go in the classes' declaration
+    order (as on the event path).
+    """
 
     times: np.ndarray
     class_index: int
@@ -398,6 +420,11 @@ class _Batch:
     parent: _Task | _Root | None
     reg: int
     positions: np.ndarray  # position of each visit in the parent task
+    sent_start: np.ndarray
+    sent_seq: np.ndarray
+    sent_round: int
+    source: int
+    slot: int
 
 
 class _Task:
@@ -406,6 +433,8 @@ class _Task:
     __slots__ = (
         "arrived",
         "class_index",
+        "own_seq",
+        "own_start",
         "parent",
         "parent_positions",
         "parent_reg",
@@ -429,10 +458,14 @@ class _Task:
         parent: _Task | _Root | None,
         parent_reg: int,
         parent_positions: np.ndarray,
+        own_start: np.ndarray,
+        own_seq: np.ndarray,
         round_index: int = 0,
         arrived: np.ndarray | None = None,
     ) -> None:
         self.arrived = arrived  # arrival times, kept for queue tiers (message age)
+        self.own_start = own_start  # when each visit's own work started at this tier
+        self.own_seq = own_seq  # each visit's place in this tier's arrival order
         self.tier = tier
         self.class_index = class_index
         self.program = program
@@ -456,6 +489,8 @@ class _Task:
             self.parent,
             self.parent_reg,
             self.parent_positions[rows],
+            self.own_start[rows],
+            self.own_seq[rows],
             self.round + 1,
             None if self.arrived is None else self.arrived[rows],
         )
@@ -481,7 +516,34 @@ def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
         batch.parent,
         batch.reg,
         batch.positions[mask],
+        batch.sent_start[mask],
+        batch.sent_seq[mask],
+        batch.sent_round,
+        batch.source,
+        batch.slot,
     )
+
+
+def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
+    """The order in which a tier takes the visits of `taken` (concatenated times `times`):
+    by arrival time, simultaneous ones in the order they left their senders; None when the
+    concatenation is already in that order."""
+    n = times.size
+    if n < 2:
+        return None
+    if bool((times[1:] > times[:-1]).all()):
+        return None
+    order = np.argsort(times, kind="stable")
+    ordered = times[order]
+    if bool((ordered[1:] > ordered[:-1]).all()):
+        return order
+    # Ties: the full key (see _Batch).
+    sent_start = np.concatenate([b.sent_start for b in taken])
+    sent_seq = np.concatenate([b.sent_seq for b in taken])
+    sent_round = np.concatenate([np.full(b.times.size, b.sent_round) for b in taken])
+    source = np.concatenate([np.full(b.times.size, b.source, dtype=np.int64) for b in taken])
+    slot = np.concatenate([np.full(b.times.size, b.slot, dtype=np.int64) for b in taken])
+    return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +556,7 @@ class _TierState:
     tier: Tier
     servers: int
     groups: list[np.ndarray]  # server indices of each balancing group (primaries, replicas)
-    free_single: np.ndarray  # free time of each server (concurrency 1)
+    single: list[SingleWorker]  # closed-form state of each server (concurrency 1)
     free_multi: list[np.ndarray]  # free times of each server's workers (concurrency > 1)
     round_robin: list[int]  # next server of each group
     inbox: list[_Batch] = field(default_factory=list)
@@ -505,7 +567,7 @@ class _TierState:
     route_columns: int = 0
     read_column: int = -1
     # queue-length bookkeeping across chunks
-    arrivals_seen: int = 0
+    arrivals_seen: int = 0  # visits taken so far: the next one's place in the arrival order
     pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     processed_until: float = -math.inf
 
@@ -539,6 +601,8 @@ class _Run:
                 run.age = Histogram()
         self.states = [self._tier_state(t) for t in model.tiers]
         self.requests = 0
+        self.entered = [0] * len(model.classes)  # arrivals of each class so far
+        self.last_arrival = [0.0] * len(model.classes)  # the latest of them
         self.series = new_series(model)
         if self.series is not None:
             for tier, series in zip(model.tiers, self.series.tiers, strict=True):
@@ -556,7 +620,7 @@ class _Run:
             tier=tier,
             servers=servers,
             groups=groups,
-            free_single=np.full(servers, -math.inf),
+            single=[SingleWorker.free_from(-math.inf)] * servers,
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
         )
@@ -634,8 +698,26 @@ class _Run:
                 bucket_of(arrivals, self.series.bucket, counts.size), minlength=counts.size
             )
         root = _Root(self, arrivals)
+        seen = self.entered[traffic.index]
+        self.entered[traffic.index] += count
+        # As on the event path, each arrival is scheduled when the class's previous one arrives
+        # (the first at the start): that is when it "left" for tie-breaking.
+        scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
+        self.last_arrival[traffic.index] = float(arrivals[-1])
         self.states[traffic.entry].inbox.append(
-            _Batch(arrivals, traffic.index, -1, root, 0, np.arange(count))
+            _Batch(
+                arrivals,
+                traffic.index,
+                -1,
+                root,
+                0,
+                np.arange(count),
+                scheduled,
+                np.arange(seen, seen + count),
+                0,
+                traffic.index,
+                0,
+            )
         )
 
     def record_latency(self, class_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
@@ -689,11 +771,10 @@ class _Run:
                 [np.full(b.times.size, b.algorithm, dtype=np.int8) for b in taken]
             )
         n = times.size
-        if n > 1 and not bool((times[1:] >= times[:-1]).all()):
-            order = np.argsort(times, kind="stable")
-        else:
-            order = None
+        order = _arrival_order(taken, times)
         arrivals = times if order is None else times[order]
+        first_seq = state.arrivals_seen
+        state.arrivals_seen += n
         sorted_classes = classes if order is None else classes[order]
         sorted_algorithms = algorithms if order is None else algorithms[order]
         self.timings["route"] += time.perf_counter() - began
@@ -737,8 +818,7 @@ class _Run:
         server = self._assign_servers(state, uniforms, balance, sorted_algorithms, sorted_classes)
         self.timings["route"] += time.perf_counter() - began
         began = time.perf_counter()
-        start = self._recurse(state, arrivals, service, server)
-        done = start + service
+        start, done = self._recurse(state, arrivals, service, server)
         self.timings["recurse"] += time.perf_counter() - began
 
         began = time.perf_counter()
@@ -747,15 +827,21 @@ class _Run:
 
         # Hand each batch its visits' own-work end, and run their programs.
         began = time.perf_counter()
+        seq = np.arange(first_seq, first_seq + n)
         if order is not None:
             unsorted_done = np.empty(n)
             unsorted_done[order] = done
+            unsorted_start = np.empty(n)
+            unsorted_start[order] = start
+            unsorted_seq = np.empty(n, dtype=np.int64)
+            unsorted_seq[order] = seq
             unsorted_uniforms = np.empty_like(uniforms)
             unsorted_uniforms[order] = uniforms
             unsorted_publish = np.empty_like(publish)
             unsorted_publish[order] = publish
         else:
             unsorted_done, unsorted_uniforms, unsorted_publish = done, uniforms, publish
+            unsorted_start, unsorted_seq = start, seq
         offset = 0
         for batch in taken:
             size = batch.times.size
@@ -775,6 +861,8 @@ class _Run:
                     batch.parent,
                     batch.reg,
                     batch.positions,
+                    unsorted_start[part],
+                    unsorted_seq[part],
                     0,
                     batch.times if tier.is_async else None,
                 )
@@ -829,32 +917,33 @@ class _Run:
 
     def _recurse(
         self, state: _TierState, arrivals: np.ndarray, service: np.ndarray, server: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Start and done times of the visits at their servers."""
         concurrency = state.tier.concurrency
         if state.servers == 1:
             return self._recurse_server(state, 0, arrivals, service, concurrency)
         start = np.empty_like(arrivals)
+        done = np.empty_like(arrivals)
         by_server = np.argsort(server, kind="stable")
         bounds = np.searchsorted(server[by_server], np.arange(state.servers + 1))
         for index in range(state.servers):
             rows = by_server[bounds[index] : bounds[index + 1]]
             if rows.size:
-                start[rows] = self._recurse_server(
+                start[rows], done[rows] = self._recurse_server(
                     state, index, arrivals[rows], service[rows], concurrency
                 )
-        return start
+        return start, done
 
     @staticmethod
     def _recurse_server(
         state: _TierState, index: int, arrivals: np.ndarray, service: np.ndarray, workers: int
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         if workers == 1:
-            start, free = fifo_single(arrivals, service, float(state.free_single[index]))
-            state.free_single[index] = free
-            return start
+            start, done, state.single[index] = fifo_single(arrivals, service, state.single[index])
+            return start, done
         start, free_times = fifo_multi(arrivals, service, state.free_multi[index])
         state.free_multi[index] = free_times
-        return start
+        return start, start + service
 
     def _measure(
         self,
@@ -947,10 +1036,11 @@ class _Run:
         while True:
             rnd = program.rounds[task.round]
             registers = task.registers
-            for to, source in rnd.copies:
-                registers[to] = registers[source]
-            for to, sources in rnd.joins:
-                registers[to] = np.max(registers[list(sources)], axis=0)
+            for to, sources in rnd.moves:
+                if len(sources) == 1:
+                    registers[to] = registers[sources[0]]
+                else:
+                    registers[to] = np.max(registers[list(sources)], axis=0)
             if task.round == last:
                 if task.arrived is not None:
                     self._record_age(task.tier, task.arrived, registers[0])
@@ -975,10 +1065,10 @@ class _Run:
                 if not op.waited:
                     times = times + task.publish[rows, op.publish]
                     registers[op.reg, rows] = times
-                    self._push(op.tier, times, task.class_index, op.algorithm, None, 0, rows)
+                    self._push(task, op, times, None, rows)
                     continue
                 waiting[rows] += 1
-                self._push(op.tier, times, task.class_index, op.algorithm, task, op.reg, rows)
+                self._push(task, op, times, task, rows)
             if not waiting.any():
                 task.round += 1
                 continue
@@ -996,27 +1086,33 @@ class _Run:
         age.add((done - arrived)[keep])
 
     def _push(
-        self,
-        tier_index: int,
-        times: np.ndarray,
-        class_index: int,
-        algorithm: int,
-        parent: _Task | None,
-        reg: int,
-        rows: np.ndarray,
+        self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray
     ) -> None:
-        state = self.states[tier_index]
+        """Visits of `sender`'s rows `rows` call `op.tier` at `times` (answers go to `parent`)."""
+        state = self.states[op.tier]
         if times.size and float(times.min()) < state.processed_until:
             raise SimulationError(
                 f"the vectorised path received a visit to tier '{state.tier.name}' after "
                 "processing it; this model needs the event path"
             )
-        order = None
         if times.size > 1 and not bool((times[1:] >= times[:-1]).all()):
             order = np.argsort(times, kind="stable")
-        if order is not None:
             times, rows = times[order], rows[order]
-        state.inbox.append(_Batch(times, class_index, algorithm, parent, reg, rows))
+        state.inbox.append(
+            _Batch(
+                times,
+                sender.class_index,
+                op.algorithm,
+                parent,
+                op.reg,
+                rows,
+                sender.own_start[rows],
+                sender.own_seq[rows],
+                sender.round,
+                len(self.model.classes) + sender.tier,
+                op.slot,
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------------------
