@@ -61,7 +61,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _timeseries(tiers: set[str]) -> dict[str, Any]:
-    """A result's `timeseries` (SPEC section 3 shape), as the engine will record it."""
+    """A result's `timeseries` (the JSON result (docs/results.md) shape), as the engine will record it."""
     t = [2.0 * i for i in range(12)]
     return {
         "bucket": 2.0,

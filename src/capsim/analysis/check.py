@@ -1,6 +1,6 @@
 """The CI gate's verdicts: SLOs of a run, and regression of its figures against a baseline result.
 
-Pure functions over result dicts (SPEC section 3); the rule is documented in docs/ci.md.
+Pure functions over result dicts (docs/results.md); the rule is documented in docs/ci.md.
 
 A figure *regressed* when it is worse than the baseline's by more than the tolerance and that is
 more than noise. With a 95% interval (`ci95`) on both sides, "more than noise" means the two

@@ -1,9 +1,9 @@
-"""summarise: pools replications' measurements into the JSON result of SPEC section 3.
+"""summarise: pools replications' measurements into the JSON result of docs/results.md.
 
 Across replications:
 * counts (`completed`, `errors`, `rejected`, `arrivals`, `timed_out`) are per replication: the
   total over all replications divided by their number, rounded (so that `completed` =
-  `throughput` x `duration`, as in SPEC section 3's example); `error_rate` is from the totals;
+  `throughput` x `duration`, as in docs/results.md's example); `error_rate` is from the totals;
 * rates (`offered_rate`, `throughput`) are per second of measured time: total / (replications x
   duration), i.e. the mean over replications;
 * percentiles, means and maxima of times come from the merged histograms of every replication;
@@ -290,7 +290,7 @@ def _summarise_tier(
 
 
 def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] | None:
-    """The `timeseries` of SPEC section 3, pooled over replications (None: none recorded).
+    """The result's `timeseries` (docs/results.md), pooled over replications (None: none recorded).
 
     Per bucket, counts and time integrals are summed over replications and divided by
     replications x the bucket's length (so rates and time averages are replication means);
@@ -462,7 +462,7 @@ def summarise(
     capsim_version: str,
     requested: int | None = None,
 ) -> Report:
-    """Pool every replication of `model` into a Report whose data follows SPEC section 3.
+    """Pool every replication of `model` into a Report whose data follows docs/results.md.
 
     With `requested` replications of which fewer ran (an interrupted run), the result is marked
     `partial`."""

@@ -13,7 +13,7 @@ from capsim.outputs import cells
 
 
 def render_json(report: Report) -> str:
-    """Strict JSON (no NaN or infinity), indented by 2, keys in SPEC section 3 order."""
+    """Strict JSON (no NaN or infinity), indented by 2, keys in the order of docs/results.md."""
     return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 

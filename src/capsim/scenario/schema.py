@@ -459,7 +459,7 @@ COLD_KEYS = 2_000_000
 
 
 class TtlModel(_Strict):
-    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (ORACLES section 7)."""
+    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (tests/oracles/ORACLES.md section 7)."""
 
     model: Annotated[Literal["ttl"], BeforeValidator(_choice(("ttl",), "hit-ratio model"))]
     ttl: PositiveDuration
