@@ -20,6 +20,7 @@ from capsim.analysis.summary import evaluate_slo, summarise, time_statistics
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 from capsim.model.types import Model, Simulation, Slo
+from capsim.units import format_slo_figure
 
 Progress = Callable[[float, str], None]
 
@@ -92,9 +93,13 @@ class SloCheck:
         }
 
     def describe(self) -> str:
-        seen = "no data" if self.observed is None else f"{self.observed:.4g}"
+        seen = (
+            "no data" if self.observed is None else format_slo_figure(self.statistic, self.observed)
+        )
         bound = (
-            "" if self.upper is None or self.upper == self.observed else f", upper {self.upper:.4g}"
+            ""
+            if self.upper is None or self.upper == self.observed
+            else f", upper {format_slo_figure(self.statistic, self.upper)}"
         )
         return f"{self.slo} (observed {seen}{bound})"
 

@@ -3,7 +3,7 @@
 Every open class's rate is scaled by one factor (the mix stays as written; closed classes stay
 as written). The analytic light-load bounds give the starting bracket; simulation with
 replications and common random numbers measures the curve and refines three rates:
-the saturation rate (utilisation law on the bottleneck), the knee of p99 and the highest rate
+the saturation rate (utilization law on the bottleneck), the knee of p99 and the highest rate
 at which every SLO holds. docs/capacity.md states each decision rule.
 """
 

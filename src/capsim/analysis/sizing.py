@@ -396,7 +396,7 @@ def size_tiers(
     extra: list[Slo] = []
     limit: dict[str, float] = {}
     for slo in model.slos:
-        # A utilisation limit bounds the work; the light-load bound counts held workers, which
+        # A utilization limit bounds the work; the light-load bound counts held workers, which
         # is the same thing only where workers are not held through their calls.
         tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
         if tier is not None and slo.statistic == "utilization" and not tier.blocking:
@@ -486,6 +486,7 @@ def size_tiers(
         "headroom": headroom,
         "redundancy": f"n+{redundancy}" if redundancy else "n",
         "tiers": tiers_out,
+        "currency": model.currency,
         "total_cost_per_hour": total_cost if priced else None,
         "cost_per_million_requests": per_million,
         "slos": [c.as_dict() for c in intact.checks],

@@ -295,7 +295,7 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
     Per bucket, counts and time integrals are summed over replications and divided by
     replications x the bucket's length (so rates and time averages are replication means);
     `error_rate` is errors / (completed + errors) from those sums; `p99` comes from the
-    pooled per-bucket latency histograms; utilisation and occupancy are over live instances.
+    pooled per-bucket latency histograms; utilization and occupancy are over live instances.
     """
     series = [run.series for run in runs if run.series is not None]
     if len(series) != len(runs) or not series:

@@ -12,12 +12,15 @@ import typer
 
 import capsim
 from capsim.cli.app import (
+    LoadOption,
     SeedOption,
     SetOption,
     _emit,
     _exit_codes,
     _Progress,
     _stderr,
+    _table_width,
+    _with_load,
     app,
 )
 
@@ -85,7 +88,7 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     console = _stderr()
     for note in clean.get("warnings", []):
         console.print(f"warning: {note}", markup=False, soft_wrap=True)
-    _emit(render_capacity(clean, fmt.value, color=color), output)
+    _emit(render_capacity(clean, fmt.value, color=color, width=_table_width(output)), output)
 
 
 def _model(scenario: Path, set_: list[str] | None, seed: int | None) -> Any:
@@ -232,18 +235,22 @@ def sweep(
     ] = None,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
 ) -> None:
     """A what-if table of the key figures over the values of one or more scenario keys.
 
     Every point runs with the scenario's seed (common random numbers), so differences between
-    points are differences of the values, not of the noise.
+    points are differences of the values, not of the noise. With --load, every point's open
+    traffic is scaled by the same factor (a total rate is turned into a factor on the scenario
+    with its --set values).
     """
     from capsim.analysis.sweep import parse_vary, run_sweep
 
     with _exit_codes():
         varies = [parse_vary(text) for text in vary]
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        _, factor = _with_load(capsim.build_model(capsim.load_scenario(scenario, overrides)), load)
         with _Progress() as progress:
             data = run_sweep(
                 scenario,
@@ -252,6 +259,7 @@ def sweep(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                load=factor,
             )
         _show(data, output_format, output)
 
@@ -280,7 +288,7 @@ def compare(
 ) -> None:
     """Two scenarios (or two saved results) side by side, with their differences.
 
-    Per class latency percentiles, throughput and error rate, per tier utilisation; a difference
+    Per class latency percentiles, throughput and error rate, per tier utilization; a difference
     is flagged as beyond noise when its 95% interval excludes zero (paired over replications when
     both scenarios share seed and replications).
     """

@@ -340,6 +340,7 @@ class Model:
     timeseries: bool = False
     timeseries_bucket: float | None = None
     faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
+    currency: str | None = None  # ISO 4217 code of the prices in `cost`, when the scenario says
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

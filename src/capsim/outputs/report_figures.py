@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 #: What the report says where the over-time plots would be, for a result without `timeseries`.
 NO_TIMESERIES = (
     "Time series are not available for this run: the result has no `timeseries`, so "
-    "utilisation, queue length and in-flight requests over time cannot be plotted."
+    "utilization, queue length and in-flight requests over time cannot be plotted."
 )
 _LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 
@@ -39,15 +39,23 @@ def _percent(value: float) -> str:
 
 
 def _rate(value: float) -> str:
-    return f"{value:,.4g}/s"
-
-
-def _money(value: float) -> str:
-    return f"{value:,.2f}/month"
+    return f"{cells.significant(value)}/s"
 
 
 def _count(value: float) -> str:
-    return f"{value:.4g}"
+    return cells.significant(value)
+
+
+def cost_header(code: str | None) -> list[str]:
+    """The header of the cost table, every money column labelled with its currency."""
+    label = cells.currency(code)
+    return [
+        "tier",
+        "units",
+        f"price/unit-hour ({label})",
+        f"per hour ({label})",
+        f"per month ({label})",
+    ]
 
 
 def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[dict[str, Any]]:
@@ -213,7 +221,7 @@ def _changes(values: Any) -> bool:
 
 
 def timeseries_figures(report: SizingReport) -> list[Figure]:
-    """Utilisation, queue length, in-flight requests, (when they change) instances per tier and
+    """Utilization, queue length, in-flight requests, (when they change) instances per tier and
     p99 per class over time, from the result's `timeseries`."""
     timeseries = report.result.get("timeseries")
     if not isinstance(timeseries, dict):
@@ -224,8 +232,8 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             timeseries,
             "utilization",
             "utilization-over-time",
-            "Utilisation over time",
-            "utilisation",
+            "Utilization over time",
+            "utilization",
             _percent,
             warmup=warmup,
         ),
@@ -282,13 +290,14 @@ def cost_figure(report: SizingReport) -> Figure | None:
     names = list(report.costs)
     return Figure(
         "cost-per-tier",
-        "Cost per tier per month (priced units × price per unit-hour × 730.5 hours).",
+        f"Cost per tier per month in {cells.currency(report.currency)} (priced units × price "
+        "per unit-hour × 730.5 hours)." + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
         Bars(
             key="cost-per-tier",
             title="Cost per tier",
             labels=names,
             values=[report.costs[name]["per_month"] for name in names],
-            value_format=_money,
+            value_format=lambda value: f"{cells.money(value, report.currency)}/month",
         ),
     )
 
@@ -338,5 +347,7 @@ def summary_sentences(report: SizingReport) -> list[str]:
         )
     if report.costs:
         total = sum(cost["per_month"] for cost in report.costs.values())
-        sentences.append(f"Cost of the priced tiers: {_money(total)}.")
+        sentences.append(
+            f"Cost of the priced tiers: {cells.money(total, report.currency)} per month."
+        )
     return sentences

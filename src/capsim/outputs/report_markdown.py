@@ -20,6 +20,7 @@ from capsim.outputs import cells
 from capsim.outputs.report_figures import (
     NO_TIMESERIES,
     Figure,
+    cost_header,
     report_figures,
     summary_sentences,
 )
@@ -205,7 +206,7 @@ def render_report_markdown(
             "tier",
             "type",
             "workers",
-            "utilisation",
+            "utilization",
             "occupancy",
             "throughput",
             "queue mean",
@@ -219,12 +220,12 @@ def render_report_markdown(
     if report.costs:
         lines += ["", "## Cost per tier", ""]
         lines += _markdown_table(
-            ["tier", "units", "price/unit-hour", "per hour", "per month"],
+            cost_header(report.currency),
             [
                 [
                     name,
                     cells.count(cost["units"]),
-                    f"{cost['per_instance_hour']:,.4g}",
+                    cells.significant(cost["per_instance_hour"]),
                     f"{cost['per_hour']:,.2f}",
                     f"{cost['per_month']:,.2f}",
                 ]
@@ -232,6 +233,8 @@ def render_report_markdown(
             ],
             right=range(1, 5),
         )
+        if not report.currency:
+            lines += ["", cells.NO_CURRENCY_NOTE]
     if report.warnings:
         lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
     engine = cells.engine_line(result)

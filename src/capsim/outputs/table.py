@@ -3,77 +3,86 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from capsim.analysis.headroom import Headroom
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.fit import DEFAULT_WIDTH, Cell, Column, fitted_tables
 
-#: Width of the rendered table: wide enough for every column, narrow enough for a laptop.
-WIDTH = 120
+#: Width of the rendered table when the caller does not say (files, pipes, tests).
+WIDTH = DEFAULT_WIDTH
+
+CLASS_COLUMNS = [
+    Column("class", justify="left"),
+    *(Column(name) for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999")),
+]
+TIER_COLUMNS = [
+    Column("tier", justify="left"),
+    *(
+        Column(name)
+        for name in ("utilization", "occupancy", "throughput", "queue mean", "wait p99", "rejected")
+    ),
+    Column("status", justify="left"),
+]
+SLO_COLUMNS = [
+    Column("verdict", justify="left"),
+    Column("objective", justify="left", prose=True),
+    Column("observed"),
+    Column("limit"),
+]
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", padding=(0, 1))
-
-
-def _classes_table(data: dict[str, Any]) -> Table:
-    table = _table("Request classes")
-    table.add_column("class")
-    for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999"):
-        table.add_column(name, justify="right")
+def _class_rows(data: dict[str, Any]) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
     for name, entry in data["classes"].items():
         latency = entry["latency"]
-        table.add_row(
-            name,
-            cells.rate(entry["offered_rate"]),
-            cells.rate(entry["throughput"]),
-            cells.errors(entry),
-            cells.time(latency["p50"]),
-            cells.time(latency["p95"]),
-            cells.time(latency["p99"]),
-            cells.time(latency["p999"]),
+        rows.append(
+            [
+                name,
+                cells.rate(entry["offered_rate"]),
+                cells.rate(entry["throughput"]),
+                cells.errors(entry),
+                cells.time(latency["p50"]),
+                cells.time(latency["p95"]),
+                cells.time(latency["p99"]),
+                cells.time(latency["p999"]),
+            ]
         )
-    return table
+    return rows
 
 
-def _tiers_table(data: dict[str, Any]) -> Table:
-    table = _table("Tiers")
-    table.add_column("tier")
-    for name in ("utilisation", "occupancy", "throughput", "queue mean", "wait p99", "rejected"):
-        table.add_column(name, justify="right")
-    table.add_column("status", no_wrap=True)
+def _tier_rows(data: dict[str, Any]) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
     for name, entry in data["tiers"].items():
         status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
-        table.add_row(
-            name,
-            cells.percent(entry["utilization"]),
-            cells.percent(entry.get("occupancy")),
-            cells.rate(entry["throughput"]),
-            cells.number(entry["queue_length"]["mean"]),
-            cells.time(entry["wait"]["p99"]),
-            cells.count(entry["rejected"]),
-            status,
+        rows.append(
+            [
+                name,
+                cells.percent(entry["utilization"]),
+                cells.percent(entry.get("occupancy")),
+                cells.rate(entry["throughput"]),
+                cells.number(entry["queue_length"]["mean"]),
+                cells.time(entry["wait"]["p99"]),
+                cells.count(entry["rejected"]),
+                status,
+            ]
         )
-    return table
+    return rows
 
 
-def _slos_table(data: dict[str, Any]) -> Table:
-    table = _table("SLOs")
-    table.add_column("verdict")
-    table.add_column("objective")
-    table.add_column("observed", justify="right")
-    table.add_column("limit", justify="right")
+def _slo_rows(data: dict[str, Any]) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
     for verdict in data["slos"]:
         mark = (
             Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
         )
-        table.add_row(mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict))
-    return table
+        rows.append([mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict)])
+    return rows
 
 
 def _worst_windows(data: dict[str, Any]) -> list[str]:
@@ -92,8 +101,19 @@ def _worst_windows(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
-    """The result as terminal tables; with `color=False` plain text without escape codes."""
+def render_table(
+    report: Report,
+    color: bool = True,
+    width: int = WIDTH,
+    *,
+    verbose: bool = False,
+    footer: Sequence[str] = (),
+) -> str:
+    """The result as terminal tables; with `color=False` plain text without escape codes.
+
+    Warnings are not repeated here: the command line prints them once, on stderr. The engine
+    line (which path ran, and why) is shown with `verbose`; `footer` lines close the view.
+    """
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -107,18 +127,56 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     )
     data = report.data
     console.print(Text(cells.run_line(data), style="bold"))
-    console.print(_classes_table(data))
-    console.print(_tiers_table(data))
+    blocks = [
+        ("Request classes", CLASS_COLUMNS, _class_rows(data)),
+        ("Tiers", TIER_COLUMNS, _tier_rows(data)),
+    ]
     if data.get("slos"):
-        console.print(_slos_table(data))
+        blocks.append(("SLOs", SLO_COLUMNS, _slo_rows(data)))
+    for title, columns, rows in blocks:
+        for table in fitted_tables(title, columns, rows, width):
+            console.print(table)
     for line in _worst_windows(data):
         console.print(Text(line))
     verdict = cells.verdict_line(data)
     console.print(Text(verdict, style="green" if report.passed else "bold red"))
     engine = cells.engine_line(data)
-    if engine:
+    if engine and verbose:
         console.print(Text(engine, style="dim"))
-    for warning in report.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
+    if footer:
+        console.print()
+    for line in footer:
+        console.print(Text(line))
     # Rich pads every line to the console width; trailing blanks only get in a reader's way.
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def next_steps(headroom: Headroom | None, scenario: str, options: str = "") -> list[str]:
+    """The footer of `run`'s table: the bottleneck, its headroom, and the commands to dig further.
+
+    `scenario` is the path as the user should type it, `options` the what-if options (--set,
+    --load) the commands should carry so that they look at the same system.
+    """
+    lines = ["Next steps:"]
+    if headroom is not None:
+        text = (
+            f"  {headroom.tier} is the bottleneck: by the analytic bound it saturates near "
+            f"{cells.rate(headroom.saturation_rate)} (offered now {cells.rate(headroom.offered_rate)}"
+        )
+        factor = headroom.factor
+        if factor is None:
+            text += ")."
+        elif factor >= 1:
+            text += f": {factor:.2f}x headroom)."
+        else:
+            text += f": overloaded, {1 / factor:.2f}x what it can carry)."
+        lines.append(text)
+    target = f"{scenario}{options}"
+    commands = [
+        ("find the saturation load and the p99 knee by simulation", f"capsim saturate {target}"),
+        ("find the cheapest capacity that meets every SLO", f"capsim size {target}"),
+        ("write a sizing report with plots", f"capsim report {target} -o report.html"),
+    ]
+    for why, command in commands:
+        lines += [f"  {why}:", f"    {command}"]
+    return lines

@@ -53,7 +53,7 @@ def render_markdown(report: Report) -> str:
     lines += _markdown_table(
         [
             "tier",
-            "utilisation",
+            "utilization",
             "occupancy",
             "throughput",
             "queue mean",

@@ -167,6 +167,19 @@ def _text(value: Any) -> str:
     return value
 
 
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+def _currency(value: Any) -> str:
+    code = _text(value)
+    if not _CURRENCY_RE.match(code):
+        raise invalid(
+            f"{show(code)} is not a currency code; write the 3 capital letters of ISO 4217, "
+            "such as USD, EUR or GBP"
+        )
+    return code
+
+
 def _name(value: Any) -> str:
     name = _text(value)
     if not _NAME_RE.match(name):
@@ -1228,6 +1241,14 @@ class Scenario(_Strict):
     version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
     description: Text = ""
+    currency: Annotated[
+        str | None,
+        BeforeValidator(_currency),
+        Field(
+            description="ISO 4217 code of the prices in `cost` (USD, EUR, ...): shown beside costs."
+        ),
+        WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"}),
+    ] = None
     seed: Annotated[
         int,
         BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
