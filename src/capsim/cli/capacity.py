@@ -140,6 +140,43 @@ def saturate(
         _show(data, output_format, output)
 
 
+def _rate_text(rate: float) -> str:
+    text = f"{rate:.6g}"
+    return f"{rate:.0f}/s" if "e" in text else f"{text}/s"
+
+
+def _sized_scenario_edits(
+    scenario: Path, set_: list[str] | None, data: dict[str, Any], factor: float
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """What `size --write` changes: the sized capacities and, at a load other than 1x, every
+    open class's rate (and profile) at that load, each with a comment saying so; and a header."""
+    was = {t["path"]: t["was"] for t in data["tiers"].values() if t.get("sized")}
+    # Only what changed: an unchanged value keeps its line and its comment.
+    values: dict[str, Any] = {
+        path: value for path, value in data["overrides"].items() if was.get(path) != value
+    }
+    scaled = "" if factor == 1 else f" at {factor:.3g}x load"
+    comments = {path: f"capsim size{scaled} (was {was.get(path, '?')})" for path in values}
+    if factor != 1:
+        written = capsim.load_scenario(scenario, set_ or [])
+        for name, spec in written.traffic.items():
+            if spec.rate is not None:
+                path = f"traffic.{name}.rate"
+                values[path] = _rate_text(spec.rate * factor)
+                comments[path] = f"{factor:.3g}x the original {_rate_text(spec.rate)} (--load)"
+            for index, point in enumerate(spec.profile or []):
+                path = f"traffic.{name}.profile.{index}.rate"
+                values[path] = _rate_text(point.rate * factor)
+                comments[path] = f"{factor:.3g}x the original (--load)"
+    header = (
+        f"Sized by `capsim size --load {factor:.3g}x`: the open traffic below is {factor:.3g}x\n"
+        "the original, and the capacities meet every SLO at it."
+        if factor != 1
+        else "Sized by `capsim size`: the capacities below meet every SLO at this traffic."
+    )
+    return values, comments, header
+
+
 @app.command()
 def size(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -207,8 +244,9 @@ def size(
                 max_requests=max_requests,
             )
         if write is not None:
+            values, comments, header = _sized_scenario_edits(scenario, set_, data, factor)
             text = scenario.read_text(encoding="utf-8")
-            write_output(set_values(text, data["overrides"]), write)
+            write_output(set_values(text, values, comments, header), write)
             data["written"] = str(write)
         _show(data, output_format, output)
 

@@ -16,6 +16,7 @@ import capsim
 from capsim.cli.app import (
     DurationOption,
     Engine,
+    LoadOption,
     ReplicationsOption,
     SeedOption,
     SetOption,
@@ -23,6 +24,7 @@ from capsim.cli.app import (
     _exit_codes,
     _Progress,
     _stderr,
+    _with_load,
     app,
 )
 from capsim.errors import UsageError
@@ -104,11 +106,13 @@ def _load_baseline(path: Path) -> dict[str, Any]:
     return validate_baseline(data, str(path))
 
 
-def _check_text(outcome: Any) -> str:
-    """The plain-text view of a check, for the CI log."""
+def _check_text(outcome: Any, load: float | None = None) -> str:
+    """The plain-text view of a check, for the CI log (`load`: the --load factor, if any)."""
     from capsim.outputs.junit import regression_message, slo_message
 
     lines = [outcome.headline()]
+    if load is not None:
+        lines.append(f"open traffic at {load:.3g}x the scenario's (--load)")
     for verdict in outcome.slos:
         lines.append(f"  {'PASS' if verdict['passed'] else 'FAIL'}  SLO {slo_message(verdict)}")
     if outcome.baseline is not None:
@@ -168,6 +172,7 @@ def check(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -187,11 +192,15 @@ def check(
         _check_folder(markdown, "--markdown")
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        model, factor = _with_load(
+            capsim.build_model(capsim.load_scenario(scenario, overrides)), load
+        )
         with _Progress() as progress:
             report = capsim.simulate(
                 model, engine=engine.value, progress=progress, max_requests=max_requests
             )
+        if load is not None:
+            report.data["load"] = factor
         console = _stderr()
         for warning in report.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -222,7 +231,7 @@ def check(
         elif output_format is CheckFormat.markdown:
             text = summary
         else:
-            text = _check_text(outcome)
+            text = _check_text(outcome, factor if load is not None else None)
         _emit(text, None)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
@@ -261,6 +270,7 @@ def report(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -283,7 +293,7 @@ def report(
             )
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         loaded = capsim.load_scenario(scenario, overrides)
-        model = capsim.build_model(loaded)
+        model, factor = _with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
@@ -302,6 +312,8 @@ def report(
                 progress=progress,
                 max_requests=max_requests,
             )
+        if load is not None:
+            sizing.result["load"] = factor
         console = _stderr()
         for warning in sizing.warnings:
             console.print(f"warning: {warning}", markup=False, soft_wrap=True)

@@ -159,7 +159,7 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         f"scenario {data['scenario']} · sweep of {len(data['points'])} points · seed {data['seed']} "
         f"(common random numbers) · {data['replications']} replication(s) × {cells.time(data['duration'])}"
         + (
-            f" · open traffic at {data['load']:g}x (--load)"
+            f" · open traffic at {data['load']:.3g}x (--load)"
             if data.get("load") not in (None, 1, 1.0)
             else ""
         )
@@ -265,7 +265,8 @@ _VIEWS = {"saturate": _saturate, "size": _size, "sweep": _sweep, "compare": _com
 def _column(index: int, header: Any) -> Column:
     if isinstance(header, Column):
         return header
-    return Column(header, justify="left" if index == 0 else "right", prose=header in PROSE_HEADERS)
+    prose = header in PROSE_HEADERS
+    return Column(header, justify="left" if index == 0 or prose else "right", prose=prose)
 
 
 def _key_count(columns: list[Column]) -> int:

@@ -104,7 +104,7 @@ def run_line(data: dict[str, Any]) -> str:
     if data.get("partial"):
         runs = f"PARTIAL (interrupted): {replications} of {data['replications_requested']} replications"
     load = data.get("load")
-    scaled = "" if load is None or load == 1 else f" · open traffic at {load:g}x (--load)"
+    scaled = "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
     return (
         f"scenario {data['scenario']}{scaled} · seed {data['seed']} · {runs} × "
         f"{time(data['duration'])} measured · capsim {data['capsim_version']}"

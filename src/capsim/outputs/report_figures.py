@@ -58,6 +58,17 @@ def cost_header(code: str | None) -> list[str]:
     ]
 
 
+#: Values whose largest is at least this many times their smallest get a log axis: on a linear
+#: one the small values would sit squashed against the bottom.
+LOG_SPAN = 10.0
+
+
+def spans_decades(values: Any) -> bool:
+    """Whether the positive finite `values` span at least LOG_SPAN (a decade) from low to high."""
+    usable = [v for v in values if isinstance(v, int | float) and math.isfinite(v) and v > 0]
+    return bool(usable) and max(usable) >= LOG_SPAN * min(usable)
+
+
 def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[dict[str, Any]]:
     """The class latency SLO verdicts (of one statistic when given)."""
     return [
@@ -161,6 +172,9 @@ def load_figure(report: SizingReport) -> Figure | None:
             f" At {', '.join(unstable)} a tier was overloaded: no steady state, so no p99 is "
             "drawn there."
         )
+    log = spans_decades(y for s in series for y in s.ys)
+    if log:
+        caption += " The latency axis is logarithmic: p99 spans more than a decade."
     return Figure(
         "p99-vs-load",
         caption,
@@ -168,12 +182,13 @@ def load_figure(report: SizingReport) -> Figure | None:
             key="p99-vs-load",
             title="p99 latency against load",
             x_label="offered load (requests/s)",
-            y_label="p99 latency",
+            y_label="p99 latency" + (" (log scale)" if log else ""),
             series=series,
             markers=markers,
             x_format=_rate,
             y_format=_duration,
-            y_min=0.0,
+            y_min=None if log else 0.0,
+            y_log=log,
         ),
     )
 
@@ -197,20 +212,28 @@ def _over_time(
     if not series:
         return None
     what = "tier" if section == "tiers" else "class"
+    bucket = float(timeseries.get("bucket") or 0)
+    log = field == "p99" and spans_decades(y for s in series for y in s.ys)
     return Figure(
         key,
-        f"{title} per {what}, per time bucket of {_duration(float(timeseries.get('bucket') or 0))}, "
-        "counted from the start of the warm-up.",
+        f"{title} per {what}, per time bucket of {_duration(bucket)}, "
+        "counted from the start of the warm-up."
+        + (" The axis is logarithmic: the values span more than a decade." if log else ""),
         Chart(
             key=key,
             title=title,
             x_label="simulated time",
-            y_label=label,
+            y_label=label + (" (log scale)" if log else ""),
             series=series,
             markers=[Marker("x", warmup, "end of warm-up", color="#AAAAAA")] if warmup else [],
             x_format=_duration,
             y_format=fmt,
-            y_min=0.0,
+            y_min=None if log else 0.0,
+            y_log=log,
+            # The axis ends where the data ends: the last bucket's end.
+            x_min=float(t[0]),
+            x_max=float(t[-1]) + bucket,
+            x_time=True,
         ),
     )
 
