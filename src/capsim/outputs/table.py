@@ -146,7 +146,8 @@ def render_table(
     if footer:
         console.print()
     for line in footer:
-        console.print(Text(line))
+        # A command cut over two lines cannot be pasted: the terminal wraps them, not rich.
+        console.print(Text(line), soft_wrap=True)
     # Rich pads every line to the console width; trailing blanks only get in a reader's way.
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
