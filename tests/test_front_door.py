@@ -298,7 +298,9 @@ def test_sweep_and_report_scale_the_traffic_too(tiny: Path, tmp_path: Path) -> N
     assert data["load"] == 3.0
     assert data["points"][0]["classes"]["web"]["throughput"] == pytest.approx(150, rel=0.15)
     target = tmp_path / "report.md"
-    done = runner.invoke(app, ["report", str(tiny), "-o", str(target), "--no-curve", "--load", "2x"])
+    done = runner.invoke(
+        app, ["report", str(tiny), "-o", str(target), "--no-curve", "--load", "2x"]
+    )
     assert done.exit_code == 0, done.output
     assert "open traffic at 2x (--load)" in target.read_text()
 
@@ -328,8 +330,8 @@ def test_run_ends_with_the_bottleneck_its_headroom_and_what_to_try_next(tiny: Pa
     text = runner.invoke(app, ["run", str(tiny), "--set", "tiers.app.concurrency=3"]).stdout
     footer = text[text.index("Next steps:") :]
     # M/M/3 at 10 ms saturates at 300/s; 50/s is offered.
-    assert "app is the bottleneck: by the analytic bound it saturates near 300.0/s" in footer
-    assert "(offered now 50.0/s: 6.00x headroom)" in footer
+    assert "app is the bottleneck: the analytic bound puts its saturation near 300.0/s" in footer
+    assert "6.00x the 50.0/s offered now" in footer
     for command in ("saturate", "size", "report"):
         assert f"capsim {command} {tiny} --set tiers.app.concurrency=3" in footer
     assert "engine:" not in text

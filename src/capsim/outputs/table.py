@@ -161,16 +161,22 @@ def next_steps(headroom: Headroom | None, scenario: str, options: str = "") -> l
     lines = ["Next steps:"]
     if headroom is not None:
         text = (
-            f"  {headroom.tier} is the bottleneck: by the analytic bound it saturates near "
-            f"{cells.rate(headroom.saturation_rate)} (offered now {cells.rate(headroom.offered_rate)}"
+            f"  {headroom.tier} is the bottleneck: the analytic bound puts its saturation near "
+            f"{cells.rate(headroom.saturation_rate)}"
         )
         factor = headroom.factor
-        if factor is None:
-            text += ")."
-        elif factor >= 1:
-            text += f": {factor:.2f}x headroom)."
+        if factor is not None and factor >= 1:
+            text += (
+                f", {factor:.2f}x the {cells.rate(headroom.offered_rate)} offered now "
+                "(an upper bound: waits grow with load)."
+            )
+        elif factor is not None:
+            text += (
+                f": overloaded, {cells.rate(headroom.offered_rate)} is offered now, "
+                f"{1 / factor:.2f}x what it can carry."
+            )
         else:
-            text += f": overloaded, {1 / factor:.2f}x what it can carry)."
+            text += "."
         lines.append(text)
     target = f"{scenario}{options}"
     commands = [
