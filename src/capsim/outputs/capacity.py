@@ -250,9 +250,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     for label in ("a", "b"):
         for v in data["slos"][label]:
             slo_rows.append([label.upper(), _verdict(v["passed"]), v["slo"], cells.slo_observed(v)])
+    # The class (or tier) and the figure name both label a row.
+    figure = Column("figure", justify="left")
     blocks: list[Block] = [
-        ("Request classes", ["class", *header[1:]], class_rows),
-        ("Tiers", ["tier", *header[1:]], tier_rows),
+        ("Request classes", [Column("class", justify="left"), figure, *header[2:]], class_rows),
+        ("Tiers", [Column("tier", justify="left"), figure, *header[2:]], tier_rows),
     ]
     if slo_rows:
         blocks.append(("SLOs", ["side", "verdict", "objective", "observed"], slo_rows))
