@@ -165,3 +165,12 @@ def test_every_command_of_the_getting_started_guide_runs_as_written(tmp_path: Pa
         assert "Traceback" not in done.stderr
     assert (tmp_path / "report.html").stat().st_size > 10_000
     assert (tmp_path / "baseline.json").exists()
+
+
+def test_ci_docs_install_capsim_as_the_readme_does_pinned_to_a_version() -> None:
+    pinned = re.compile(r'pip install "capsim @ git\+https://[^"@]+@[^"]+"')
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    ci = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    assert pinned.search(readme) and pinned.search(ci)
+    assert not re.search(r"pip install capsim\b", ci)  # not from a package index
+    assert "tag" in ci and "commit" in ci
