@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.cells import cell_len
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -32,7 +33,7 @@ class Column:
     """One column: its header, alignment, and whether its cells are prose that may wrap."""
 
     header: str
-    justify: str = "right"
+    justify: JustifyMethod = "right"
     prose: bool = False  # free text (an SLO objective): wraps at spaces instead of splitting
     group: str | None = None  # columns of one group stay in one table (a class's figures)
 
@@ -125,7 +126,7 @@ def fitted_tables(
             column = columns[index]
             table.add_column(
                 column.header,
-                justify=column.justify,  # type: ignore[arg-type]
+                justify=column.justify,
                 no_wrap=not column.prose,
                 overflow="fold",
             )
