@@ -29,7 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PEERS = HERE / "peers"  # copies of the peer scripts and their workloads: peers/README.md
+PEER_SCRIPTS = HERE / "peers"  # copies of the peer scripts and their workloads: peers/README.md
 PEER_VENV = REPO / ".peer-venv" / "bin" / "python"
 SCENARIOS = {
     "W1": (HERE / "scenarios" / "w1-mm1.yaml", 0.9),
@@ -47,7 +47,7 @@ SHARED_PEERS = {
 }
 PEERS: dict[str, dict[str, tuple[Path, tuple[str, ...]]]] = {
     workload: {
-        tool: (PEERS / f"bench_{tool}.py", sizes) for tool, sizes in SHARED_PEERS.items()
+        tool: (PEER_SCRIPTS / f"bench_{tool}.py", sizes) for tool, sizes in SHARED_PEERS.items()
     }
     for workload in ("W1", "W2", "W3")
 }
