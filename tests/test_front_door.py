@@ -424,3 +424,13 @@ def test_a_p99_axis_runs_from_zero_to_a_little_above_the_highest_value() -> None
 def test_a_p99_axis_goes_logarithmic_when_values_span_decades() -> None:
     chart = _chart(_series_report([0.01, 0.02, 2.5, None]), "p99-over-time")
     assert chart.y_log and "log scale" in chart.y_label
+
+
+def test_a_cost_bar_leaves_room_for_its_value_and_currency() -> None:
+    from capsim.outputs.svg import Bars, render_bars
+
+    bars = Bars("cost", "Cost per tier", ["app", "db"], [420.77, 12.5],
+                value_format=lambda v: f"{cells.money(v, 'EUR')}/month")  # fmt: skip
+    svg = render_bars(bars)
+    for x, text in re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="start">([^<]+)<', svg):
+        assert float(x) + 6.5 * len(text) <= bars.width, text

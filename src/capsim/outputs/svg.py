@@ -351,7 +351,9 @@ def render_bars(bars: Bars, *, standalone: bool = True) -> str:
     key, title, labels, values = bars.key, bars.title, bars.labels, bars.values
     value_format, width = bars.value_format, bars.width
     row = 22
-    left, right = 150, width - 90
+    # Room right of the longest bar for its value, written at 10 px (about 6.5 px a character).
+    label_room = max([len(value_format(v)) for v in values if _finite(v)] + [8]) * 6.5 + 12
+    left, right = 150, width - max(90.0, label_room)
     height = 44 + row * len(labels)
     top = 32
     highest = max([v for v in values if _finite(v)] + [0.0]) or 1.0
