@@ -434,3 +434,16 @@ def test_a_cost_bar_leaves_room_for_its_value_and_currency() -> None:
     svg = render_bars(bars)
     for x, text in re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="start">([^<]+)<', svg):
         assert float(x) + 6.5 * len(text) <= bars.width, text
+
+
+def test_the_footer_says_when_the_bottleneck_is_overloaded_or_autoscales() -> None:
+    from capsim.analysis.headroom import Headroom
+    from capsim.outputs.table import next_steps
+
+    over = next_steps(Headroom("db", 100.0, 150.0), "s.yaml")
+    assert "overloaded, 150.0/s is offered now, 1.50x what it can carry." in over[1]
+    scaling = next_steps(Headroom("app", 400.0, 200.0, instances=2, autoscale_max=12), "s.yaml")
+    assert "with the 2 instance(s) it starts with: it autoscales up to 12." in scaling[1]
+    assert next_steps(None, "s.yaml --load 2x")[1] == (
+        "  find the saturation load and the p99 knee by simulation:"
+    )

@@ -20,6 +20,8 @@ class Headroom:
     tier: str
     saturation_rate: float
     offered_rate: float
+    instances: int = 1  # the tier's instances as written (the bound is for these)
+    autoscale_max: int | None = None  # the most instances autoscaling may give it, if it scales
 
     @property
     def factor(self) -> float | None:
@@ -43,4 +45,11 @@ def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
         offered = open_rate(model)
     if bottleneck.get("tier") is None or not bottleneck.get("saturation_rate"):
         return None
-    return Headroom(bottleneck["tier"], float(bottleneck["saturation_rate"]), float(offered or 0.0))
+    tier = model.tier(bottleneck["tier"]) if bottleneck["tier"] in model.tier_index else None
+    return Headroom(
+        bottleneck["tier"],
+        float(bottleneck["saturation_rate"]),
+        float(offered or 0.0),
+        instances=tier.instances if tier is not None else 1,
+        autoscale_max=tier.autoscale.max if tier is not None and tier.autoscale else None,
+    )

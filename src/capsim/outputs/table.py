@@ -177,6 +177,11 @@ def next_steps(headroom: Headroom | None, scenario: str, options: str = "") -> l
             )
         else:
             text += "."
+        if headroom.autoscale_max is not None and headroom.autoscale_max != headroom.instances:
+            text += (
+                f" That is with the {headroom.instances} instance(s) it starts with: it "
+                f"autoscales up to {headroom.autoscale_max}."
+            )
         lines.append(text)
     target = f"{scenario}{options}"
     commands = [
