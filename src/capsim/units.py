@@ -167,14 +167,25 @@ def format_duration(seconds: float) -> str:
     return f"{hours:.4g}h" if abs(hours) < 1e4 else f"{hours:.0f}h"
 
 
+def _significant(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits, in plain decimals (never exponent notation)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= digits - 1:
+        return f"{round(value)}"
+    text = f"{value:.{digits - 1 - magnitude}f}"
+    return text.rstrip("0").rstrip(".")
+
+
 def format_rate(per_second: float) -> str:
-    """A short human form of a rate: ``800/s``."""
-    return f"{per_second:.4g}/s"
+    """A short human form of a rate, to 4 significant digits: ``800/s``, ``14110/s``."""
+    return f"{_significant(per_second)}/s"
 
 
 def format_ratio(ratio: float) -> str:
     """A percentage with enough digits for small error-rate limits: ``0.1%``, ``70%``."""
-    return f"{ratio * 100:.4g}%"
+    return f"{_significant(ratio * 100)}%"
 
 
 #: SLO statistics that are ratios (shown as percentages); `backlog` is a count; the rest are times.
