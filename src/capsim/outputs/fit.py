@@ -68,15 +68,24 @@ def _table_width(widths: Sequence[int]) -> int:
     return sum(width + 2 for width in widths) + len(widths) + 1
 
 
-def _groups(columns: Sequence[Column], keys: int) -> list[list[int]]:
-    groups: list[list[int]] = []
+def _groups(
+    columns: Sequence[Column], widths: Sequence[int], keys: int, width: int
+) -> list[list[int]]:
+    """The non-key columns in runs of the same `group`; a run too wide to share one table with
+    the key columns is split into single columns after all."""
+    runs: list[list[int]] = []
     for index in range(keys, len(columns)):
         group = columns[index].group
-        if groups and group is not None and columns[groups[-1][0]].group == group:
-            groups[-1].append(index)
+        if runs and group is not None and columns[runs[-1][0]].group == group:
+            runs[-1].append(index)
         else:
-            groups.append([index])
-    return groups
+            runs.append([index])
+    keyed = list(range(keys))
+    fitting: list[list[int]] = []
+    for run in runs:
+        too_wide = _table_width([widths[i] for i in keyed + run]) > width
+        fitting += [[i] for i in run] if too_wide else [run]
+    return fitting
 
 
 def split_columns(
@@ -87,12 +96,7 @@ def split_columns(
     key_part = list(range(keys))
     parts: list[list[int]] = []
     current: list[int] = []
-    groups: list[list[int]] = []
-    for group in _groups(columns, keys):
-        alone = _table_width([widths[i] for i in key_part + group])
-        # A group too wide for one table is split into its columns after all.
-        groups += [[i] for i in group] if alone > width else [group]
-    for group in groups:
+    for group in _groups(columns, widths, keys, width):
         candidate = key_part + current + group
         if current and _table_width([widths[i] for i in candidate]) > width:
             parts.append(key_part + current)
