@@ -455,3 +455,20 @@ def test_rates_and_ratios_never_print_in_exponent_notation(value: float) -> None
 
     for text in (format_rate(value), format_ratio(min(value, 1.0))):
         assert not re.search(r"\de[+-]?\d", text), text
+
+
+def test_compare_scales_both_scenarios_and_refuses_to_scale_a_saved_result(
+    tiny: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.replace("concurrency: 2", "concurrency: 3"))
+    result = runner.invoke(app, ["compare", str(tiny), str(other), "--load", "2x", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    throughput = json.loads(result.stdout)["classes"]["web"]["throughput"]
+    assert throughput["a"] == pytest.approx(100, rel=0.15)
+    assert throughput["b"] == pytest.approx(100, rel=0.15)
+    saved = tmp_path / "saved.json"
+    runner.invoke(app, ["run", str(tiny), "-f", "json", "-o", str(saved)])
+    refused = runner.invoke(app, ["compare", str(saved), str(other), "--load", "2x"])
+    assert refused.exit_code == 2
+    assert "--load changes scenarios, but" in refused.stderr

@@ -322,6 +322,7 @@ def compare(
     ] = None,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
 ) -> None:
     """Two scenarios (or two saved results) side by side, with their differences.
@@ -342,5 +343,6 @@ def compare(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                load=load,
             )
         _show(data, output_format, output)
