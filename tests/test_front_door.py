@@ -472,3 +472,15 @@ def test_compare_scales_both_scenarios_and_refuses_to_scale_a_saved_result(
     refused = runner.invoke(app, ["compare", str(saved), str(other), "--load", "2x"])
     assert refused.exit_code == 2
     assert "--load changes scenarios, but" in refused.stderr
+
+
+def test_saturate_starts_from_the_load_it_is_given(tiny: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["saturate", str(tiny), "--load", "2x", "--replications", "1", "--duration", "5s",
+         "-f", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["offered_rate"] == pytest.approx(100.0)
+    assert data["analytic"]["saturation_rate"] == pytest.approx(200.0, rel=0.01)  # M/M/2, 10 ms

@@ -114,6 +114,7 @@ def saturate(
     ] = 2.0,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
 ) -> None:
     """Find the bottleneck and the load at which the system saturates.
@@ -125,7 +126,8 @@ def saturate(
     from capsim.analysis.saturate import find_saturation
 
     with _exit_codes():
-        model = _model(scenario, set_, seed)
+        # --load moves the starting point ("offered now"); the search scans the load from there.
+        model, _ = _with_load(_model(scenario, set_, seed), load)
         with _Progress() as progress:
             data = find_saturation(
                 model,
