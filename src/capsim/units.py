@@ -200,3 +200,9 @@ def format_slo_figure(statistic: str, value: float) -> str:
     if statistic in COUNT_STATISTICS:
         return f"{value:,.0f}"
     return format_duration(value)
+
+
+def percentile_key(percent: float) -> str:
+    """The result key of a percentile: ``p`` and its digits without the point (p50, p999, p9999)."""
+    digits = f"{percent:.10f}".rstrip("0").rstrip(".").replace(".", "")
+    return f"p{digits}"

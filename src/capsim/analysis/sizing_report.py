@@ -43,6 +43,8 @@ class SizingReport:
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     scenario_path: str = ""
     currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
+    #: The scenario's `description` (free text, may span lines; shown under the title).
+    description: str = ""
 
 
 def latency_cdfs(model: Model, runs: Sequence[RunResult], max_points: int = 200) -> dict[str, Any]:
@@ -99,7 +101,10 @@ def curve_from_saturation(saturation: dict[str, Any], model: Model) -> dict[str,
         "stable": [bool(point["stable"]) for point in points],
         "classes": {},
         "tiers": {
-            tier.name: {"utilization": [point["utilization"].get(tier.name) for point in points]}
+            tier.name: {
+                "utilization": [point["utilization"].get(tier.name) for point in points],
+                "occupancy": [(point.get("occupancy") or {}).get(tier.name) for point in points],
+            }
             for tier in model.tiers
         },
     }
@@ -175,6 +180,7 @@ def build_sizing_report(
         costs=tier_costs(model),
         scenario_path=model.source,
         currency=model.currency,
+        description=model.description,
     )
     if not curve:
         report.curve_note = "The load curve was not computed (--no-curve)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from rich.console import Console
 
 import capsim
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
+from capsim.textsafe import visible
 
 app = typer.Typer(
     name="capsim",
@@ -46,8 +48,49 @@ class Executor(str, Enum):
     process = "process"
 
 
+def color_allowed(stream: Any) -> bool:
+    """Colour only on a terminal that can show it: not with NO_COLOR set, nor TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
 def _stderr() -> Console:
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
+
+
+def _say(console: Console, text: str) -> None:
+    """One message line on stderr: text from data in it can send neither a terminal escape
+    sequence nor a line break (after which a CI log would read `::error ...` as a command)."""
+    console.print(visible(text), markup=False, soft_wrap=True)
+
+
+class _EncodableStream:
+    """A text stream that first makes what it is given writable in its encoding (`for_encoding`):
+    on an ASCII or Latin-1 terminal capsim's `·`, `—` and `✓` become `-`, `--` and `+` instead of
+    a UnicodeEncodeError."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from capsim.outputs.escape import for_encoding
+
+        return int(self._stream.write(for_encoding(text, self._stream.encoding)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _ensure_encodable_streams() -> None:
+    """Wrap stdout and stderr when their encoding cannot hold every character (not UTF-8)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if isinstance(stream, _EncodableStream) or encoding in ("utf-8", "utf8", "utf-16"):
+            continue
+        if encoding:
+            setattr(sys, name, _EncodableStream(stream))
 
 
 @contextmanager
@@ -63,22 +106,22 @@ def _exit_codes() -> Iterator[None]:
         console = _stderr()
         count = len(error.problems)
         for problem in error.problems:
-            console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+            _say(console, f"error: {problem.format()}")
         if count > 1:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
     except Interrupted as error:
         console = _stderr()
         if error.completed_points:
-            console.print(f"{error}. Completed before the interruption:", markup=False)
+            _say(console, f"{error}. Completed before the interruption:")
             for line in error.completed_points:
-                console.print(f"  {line}", markup=False, soft_wrap=True)
+                _say(console, f"  {line}")
             console.print("partial: the search did not finish; nothing was written.", markup=False)
         else:
-            console.print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
+            _say(console, f"{error}; nothing completed to report.")
         raise typer.Exit(error.exit_code) from None
     except CapsimError as error:
-        _stderr().print(f"error: {clip(str(error))}", markup=False, soft_wrap=True)
+        _say(_stderr(), f"error: {clip(str(error))}")
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("interrupted.", markup=False)
@@ -125,6 +168,24 @@ DurationOption = Annotated[
     str | None,
     typer.Option("--duration", help="Shortcut for `simulation.duration` (e.g. 10min, 600)."),
 ]
+PercentilesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--percentiles",
+        help="Latency percentiles to report beside p50 ... p999, comma-separated "
+        "(e.g. 50,99,99.99; 99.99 is reported as p9999). Shortcut for `simulation.percentiles`.",
+        metavar="LIST",
+    ),
+]
+ShareOverOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--share-over",
+        help="Report each class's share of requests slower than this latency (e.g. 300ms) as "
+        "`share_over`. Repeatable. Shortcut for `simulation.share_over`.",
+        metavar="DURATION",
+    ),
+]
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
 ]
@@ -170,14 +231,61 @@ def _table_width(output: Path | None) -> int:
     return terminal_width() if output is None else DEFAULT_WIDTH
 
 
-def _emit(text: str, output: Path | None) -> None:
-    from capsim.outputs import write_output
+def statistics_overrides(percentiles: str | None, share_over: list[str] | None) -> list[str]:
+    """The `--set` overrides equivalent to --percentiles and --share-over, checked first so a
+    mistake is reported against the option the user typed."""
+    from capsim.errors import UsageError
+    from capsim.units import UnitError, parse_duration
 
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    extra: list[str] = []
+    if percentiles is not None:
+        values: list[float] = []
+        for part in percentiles.split(","):
+            try:
+                value = float(part.strip().removesuffix("%"))
+            except ValueError:
+                value = math.nan
+            if not 0.0 < value < 100.0:
+                raise UsageError(
+                    f"--percentiles {percentiles!r}: {part.strip()!r} is not a percentile; give "
+                    "numbers strictly between 0 and 100 separated by commas, e.g. 50,99,99.99"
+                )
+            values.append(value)
+        extra.append(f"simulation.percentiles=[{', '.join(repr(v) for v in values)}]")
+    if share_over:
+        limits: list[float] = []
+        for text in share_over:
+            try:
+                limit = parse_duration(text)
+            except UnitError as error:
+                raise UsageError(
+                    f"--share-over {text!r}: {error}; give a latency such as 300ms"
+                ) from None
+            if not limit > 0:
+                raise UsageError(f"--share-over {text!r}: the latency must be above 0, e.g. 300ms")
+            limits.append(limit)
+        extra.append(f"simulation.share_over=[{', '.join(repr(v) for v in limits)}]")
+    return extra
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """Print `text` on stdout (`output` None, `-` or /dev/stdout) or write it to `output`."""
+    from capsim.outputs import write_output
+    from capsim.outputs.files import is_stdout
+
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None or is_stdout(output):
+        sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_output(text if text.endswith("\n") else text + "\n", output)
+        write_output(text, output)
+
+
+def _color_for(output: Path | None) -> bool:
+    """Colour codes in a table: only on stdout, only on a terminal that shows colour."""
+    from capsim.outputs.files import is_stdout
+
+    return (output is None or is_stdout(output)) and color_allowed(sys.stdout)
 
 
 def _shell_path(path: Path) -> str:
@@ -203,7 +311,8 @@ class _Progress:
     """A rich progress bar on stderr, shown only on a terminal and only after a second."""
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        # No bar on a dumb terminal: it redraws with cursor movements.
+        self.enabled = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.started = time.monotonic()
         self.bar: Any = None
         self.task: Any = None
@@ -246,6 +355,8 @@ def run(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
     load: LoadOption = None,
@@ -310,7 +421,11 @@ def run(
     from capsim.outputs import render
 
     with _exit_codes():
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         model, factor = _with_load(
             capsim.build_model(capsim.load_scenario(scenario, overrides)), load
         )
@@ -337,13 +452,13 @@ def run(
             report.data["load"] = factor
         console = _stderr()
         for warning in report.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         if interrupted is not None and output is not None:
             # The file is for complete results only: the partial ones go to the terminal.
             console.print(render(report, "table", color=False), markup=False, soft_wrap=True)
-            console.print(f"interrupted: {output} was not written.", markup=False, soft_wrap=True)
+            _say(console, f"interrupted: {output} was not written.")
             raise typer.Exit(interrupted.exit_code)
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         footer: list[str] = []
         if output_format is OutputFormat.table and not quiet and interrupted is None:
             from capsim.analysis.headroom import analytic_headroom
@@ -364,7 +479,7 @@ def run(
         )
         _emit(text, output)
         if interrupted is not None:
-            console.print(f"{interrupted}.", markup=False, soft_wrap=True)
+            _say(console, f"{interrupted}.")
             raise typer.Exit(interrupted.exit_code)
 
 
@@ -380,6 +495,7 @@ def solve(
     Per tier: offered load, utilization, mean wait and, where a formula exists, wait
     percentiles; per class: end-to-end mean latency; the bottleneck and the rate at which the
     system saturates. Every figure says which formula produced it and whether it is exact.
+    Exit code 1 when a tier is overloaded (the table marks it).
     """
     from capsim.analysis.report import Report
     from capsim.analysis.solve import solve as solve_model
@@ -388,14 +504,17 @@ def solve(
 
     with _exit_codes():
         model = capsim.build_model(capsim.load_scenario(scenario, set_ or []))
-        data = solve_model(model, capsim_version=capsim.__version__)
+        data = solve_model(model, capsim_version=capsim.__version__, mark_overload=True)
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         _emit(
             render_solve(report, output_format.value, color=color, width=_table_width(output)),
             output,
         )
+        if data["overloaded"]:
+            # The estimates are printed; the exit code says a tier has no steady state.
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -417,10 +536,10 @@ def validate(
             if problems:
                 failed += 1
                 for problem in problems:
-                    console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
-                console.print(f"{path}: {len(problems)} problem(s)", markup=False)
+                    _say(console, f"error: {problem.format()}")
+                _say(console, f"{path}: {len(problems)} problem(s)")
             else:
-                sys.stdout.write(f"{path}: ok\n")
+                sys.stdout.write(f"{visible(str(path))}: ok\n")
         if failed:
             raise typer.Exit(2)
 
@@ -455,6 +574,7 @@ def _root(
     ] = False,
 ) -> None:
     """Global options (--version)."""
+    _ensure_encodable_streams()
 
 
 def main() -> None:

@@ -129,6 +129,12 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         )
     for work in tier.work:
         for call in _calls_in(work.calls):
+            if call.hedge is not None:
+                return (
+                    f"tier '{name}' hedges its calls to '{model.tiers[call.tier].name}' "
+                    f"({call.hedge.text}): a copy is sent only when the first has not answered "
+                    "in time, which depends on how long the callee takes"
+                )
             if call.timeout is not None or call.retry is not None:
                 return (
                     f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
@@ -510,7 +516,7 @@ class _Run:
         self.order = order
         self.timings = dict.fromkeys(("draw", "recurse", "route", "summarise"), 0.0)
         self.queue: deque[_Task] = deque()
-        self.classes = [ClassRun() for _ in model.classes]
+        self.classes = [ClassRun(latency=Histogram(model.share_over)) for _ in model.classes]
         self.tiers = [TierRun(workers=t.workers) for t in model.tiers]
         self.trace_times = np.linspace(
             self.window_start, self.window_end, TRACE_POINTS, endpoint=False

@@ -10,12 +10,15 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
+    COUNT_STATISTICS,
+    RATIO_STATISTICS,
     Autoscale,
     Call,
     CircuitBreaker,
     ColdLru,
     Fault,
     HealthCheck,
+    Hedge,
     Model,
     OneOf,
     Parallel,
@@ -52,11 +55,16 @@ from capsim.scenario.schema import (
     ParallelCall,
     QueueTier,
     RateLimitSpec,
+    ShareOverSpec,
     TierCall,
     TtlModel,
     UniformDist,
 )
 from capsim.units import format_duration, format_ratio
+
+#: Tier types whose workers are held while their calls are outstanding unless `blocking: false`:
+#: a thread-per-request service, and a queue consumer that handles one message at a time.
+BLOCKING_BY_DEFAULT = ("service", "queue")
 
 EXACT_KEYS = (
     1_000_000  # beyond this many keys Che's sum is split into an exact head and an integral
@@ -191,6 +199,16 @@ def build_distribution(spec: DistSpec) -> Distribution:
     return Distribution.constant(float(spec))
 
 
+def _hedge(call: TierCall) -> Hedge | None:
+    spec = call.hedge
+    if spec is None:
+        return None
+    if spec.quantile is not None:
+        return Hedge(max=spec.max, quantile=spec.quantile)
+    assert isinstance(spec.after, float)
+    return Hedge(max=spec.max, after=spec.after)
+
+
 def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
@@ -211,6 +229,7 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
             retry=retry,
             circuit_breaker=breaker,
             bulkhead=call.bulkhead,
+            hedge=_hedge(call),
         )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
@@ -398,7 +417,7 @@ def _build_tiers(
     tiers: list[Tier] = []
     for name, spec in scenario.tiers.items():
         index = tier_index[name]
-        blocking = spec.blocking if spec.blocking is not None else spec.type == "service"
+        blocking = spec.blocking if spec.blocking is not None else spec.type in BLOCKING_BY_DEFAULT
         cost = spec.cost.per_instance_hour if spec.cost is not None else None
         sizing = _sizing(spec)
         if isinstance(spec, QueueTier):
@@ -568,22 +587,32 @@ def _build_slos(
         line = scenario.problem("", ("slos", i)).line
         subject = spec.class_ if spec.class_ is not None else spec.tier
         for statistic, limit in spec.objectives():
-            shown = (
-                format_ratio(limit)
-                if statistic in ("error_rate", "utilization")
-                else format_duration(limit)
-            )
+            threshold = None
+            if isinstance(limit, ShareOverSpec):
+                threshold, limit = limit.limit, limit.max
+                text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
+            else:
+                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
             slos.append(
                 Slo(
-                    text=f"{subject} {statistic} <= {shown}",
+                    text=text,
                     statistic=statistic,
                     limit=limit,
                     class_index=class_index[spec.class_] if spec.class_ is not None else None,
                     tier_index=tier_index[spec.tier] if spec.tier is not None else None,
                     line=line,
+                    threshold=threshold,
                 )
             )
     return slos
+
+
+def _slo_limit_text(statistic: str, limit: float) -> str:
+    if statistic in RATIO_STATISTICS:
+        return format_ratio(limit)
+    if statistic in COUNT_STATISTICS:
+        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
+    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:
@@ -628,7 +657,16 @@ def build_model(scenario: Scenario) -> Model:
         timeseries=_wants_timeseries(scenario),
         timeseries_bucket=_timeseries_bucket(scenario),
         faults=tuple(_build_faults(scenario, tiers)),
+        percentiles=tuple(sorted(set(simulation.percentiles))),
+        share_over=_share_limits(scenario),
     )
+
+
+def _share_limits(scenario: Scenario) -> tuple[float, ...]:
+    """Every latency limit whose share is reported: asked for, or named by an SLO."""
+    limits = set(scenario.simulation.share_over)
+    limits.update(slo.share_over.limit for slo in scenario.slos if slo.share_over is not None)
+    return tuple(sorted(limits))
 
 
 def _wants_timeseries(scenario: Scenario) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from capsim.model.distributions import Distribution
+from capsim.units import format_duration
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
@@ -38,6 +39,10 @@ BALANCING_ALGORITHMS: tuple[str, ...] = (
 )
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+#: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
+#: every other SLO statistic is a time.
+RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
+COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
 
 
 @dataclass(frozen=True)
@@ -78,13 +83,36 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Hedge:
+    """Hedged requests (docs/dynamic.md#hedged-requests): while no copy of a call has answered,
+    copy j (1..`max`) goes to another instance j x `after` seconds after the first, or, with
+    `quantile` q, j x the q-quantile of the callee's response times as the caller has seen them.
+    The first successful answer is taken; the other copies are withdrawn from the queue they
+    wait in, or abandoned (their work goes on) when a worker has them.
+    """
+
+    max: int = 1
+    after: float | None = None  # seconds; None when `quantile` is set
+    quantile: float | None = None  # 0 < q < 1
+
+    @property
+    def text(self) -> str:
+        """The hedge as the scenario wrote it, for messages."""
+        if self.quantile is not None:
+            return f"after p{self.quantile * 100:g}"
+        assert self.after is not None
+        return f"after {format_duration(self.after)}"
+
+
+@dataclass(frozen=True)
 class Call:
     """A synchronous (or, to a queue tier, asynchronous) call to another tier.
 
     Made with `probability`; when made, it is repeated `repeat` times one after another.
     `algorithm`, when set, overrides the callee's own balancing (a load balancer's choice).
     `timeout`: the caller gives up on an attempt after this long (the callee works on);
-    `retry`: how failed and timed-out attempts are retried.
+    `retry`: how failed and timed-out attempts are retried; `hedge`: copies of an attempt
+    that has not answered in time.
     """
 
     tier: int
@@ -95,6 +123,7 @@ class Call:
     retry: Retry | None = None
     circuit_breaker: CircuitBreaker | None = None
     bulkhead: int | None = None  # at most this many calls in flight from caller to callee
+    hedge: Hedge | None = None  # more copies of a slow call to other instances
 
 
 @dataclass(frozen=True)
@@ -304,14 +333,21 @@ class TrafficClass:
 
 @dataclass(frozen=True)
 class Slo:
-    """One objective: `statistic` of a class (latency stat or error_rate) or a tier (utilization)."""
+    """One objective: `statistic` of a class or of a tier at most `limit`.
+
+    Class statistics: mean, p50 ... p999, max (latency), error_rate, share_over (the share of
+    requests slower than `threshold` seconds). Tier statistics: utilization, occupancy,
+    wait_mean ... wait_max (time waiting for a worker), and on queues age_mean ... age_max
+    (message age, enqueue to done) and backlog (the highest number of messages waiting).
+    """
 
     text: str  # "browse p99 <= 300ms"
-    statistic: str  # mean|p50|p90|p95|p99|p999|max|error_rate|utilization
+    statistic: str
     limit: float
     class_index: int | None = None
     tier_index: int | None = None
     line: int = 0  # line in the scenario file, for CI annotations
+    threshold: float | None = None  # share_over: the latency limit whose share is bounded
 
 
 @dataclass(frozen=True)
@@ -341,6 +377,12 @@ class Model:
     timeseries_bucket: float | None = None
     faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
     currency: str | None = None  # ISO 4217 code of the prices in `cost`, when the scenario says
+    # Latency percentiles asked for beyond the standard ones (`simulation.percentiles`, SPEC's
+    # p50 ... p999 are always there), as quantiles in (0, 1).
+    percentiles: tuple[float, ...] = ()
+    # Latency limits (seconds) whose share of slower requests the engine counts exactly:
+    # `simulation.share_over` and the limit of every share_over SLO.
+    share_over: tuple[float, ...] = ()
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

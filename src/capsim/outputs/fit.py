@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.cells import cell_len
 from rich.console import JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -108,6 +109,10 @@ def split_columns(
     return parts
 
 
+def _plain(cell: Cell) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
+
+
 def fitted_tables(
     title: str,
     columns: Sequence[Column],
@@ -115,12 +120,15 @@ def fitted_tables(
     width: int,
     keys: int = 1,
 ) -> list[Table]:
-    """Tables showing every column of `rows`, none wider than `width` unless one column is."""
+    """Tables showing every column of `rows`, none wider than `width` unless one column is.
+
+    Titles, headers and cells are plain text: data in them is never read as rich markup.
+    """
     tables = []
     for number, part in enumerate(split_columns(columns, rows, width, keys)):
         heading = title if number == 0 else f"{title} (continued)"
         table = Table(
-            title=heading,
+            title=escape(heading),
             box=box.SIMPLE_HEAVY,
             title_justify="left",
             padding=(0, 1),
@@ -129,12 +137,13 @@ def fitted_tables(
         for index in part:
             column = columns[index]
             table.add_column(
-                column.header,
+                escape(column.header),
                 justify=column.justify,
                 no_wrap=not column.prose,
                 overflow="fold",
             )
         for row in rows:
-            table.add_row(*(row[index] for index in part))
+            # A string is shown as it is, never read as markup (`[red]`, `[link=...]`).
+            table.add_row(*(_plain(row[index]) for index in part))
         tables.append(table)
     return tables

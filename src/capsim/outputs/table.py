@@ -12,6 +12,7 @@ from rich.text import Text
 from capsim.analysis.headroom import Headroom
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.escape import terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Cell, Column, fitted_tables
 
 #: Width of the rendered table when the caller does not say (files, pipes, tests).
@@ -19,7 +20,7 @@ WIDTH = DEFAULT_WIDTH
 
 CLASS_COLUMNS = [
     Column("class", justify="left"),
-    *(Column(name) for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999")),
+    *(Column(name) for name in ("offered", "throughput", "errors")),
 ]
 TIER_COLUMNS = [
     Column("tier", justify="left"),
@@ -29,6 +30,7 @@ TIER_COLUMNS = [
     ),
     Column("status", justify="left"),
 ]
+HEDGE_COLUMNS = [Column("tier", justify="left"), *(Column(name) for name in cells.HEDGE_COLUMNS)]
 SLO_COLUMNS = [
     Column("verdict", justify="left"),
     Column("objective", justify="left", prose=True),
@@ -37,20 +39,30 @@ SLO_COLUMNS = [
 ]
 
 
+def plain_cells(row: list[Any]) -> list[Any]:
+    """Table cells as rich `Text`: a string from data is shown as it is, never read as markup
+    (`[red]`, `[link=...]`)."""
+    return [Text(cell) if isinstance(cell, str) else cell for cell in row]
+
+
+def _class_columns(data: dict[str, Any]) -> list[Column]:
+    """The class table's columns: the usual percentiles, every one asked for beside them
+    (--percentiles) and a share column per latency limit counted (--share-over)."""
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
+    return [*CLASS_COLUMNS, *(Column(name) for name in (*percentiles, *(h for _, h in shares)))]
+
+
 def _class_rows(data: dict[str, Any]) -> list[list[Cell]]:
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
     rows: list[list[Cell]] = []
     for name, entry in data["classes"].items():
-        latency = entry["latency"]
         rows.append(
             [
-                name,
+                Text(name),
                 cells.rate(entry["offered_rate"]),
                 cells.rate(entry["throughput"]),
                 cells.errors(entry),
-                cells.time(latency["p50"]),
-                cells.time(latency["p95"]),
-                cells.time(latency["p99"]),
-                cells.time(latency["p999"]),
+                *cells.class_figures(entry, percentiles, shares),
             ]
         )
     return rows
@@ -62,12 +74,12 @@ def _tier_rows(data: dict[str, Any]) -> list[list[Cell]]:
         status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
         rows.append(
             [
-                name,
+                Text(name),
                 cells.percent(entry["utilization"]),
                 cells.percent(entry.get("occupancy")),
                 cells.rate(entry["throughput"]),
                 cells.number(entry["queue_length"]["mean"]),
-                cells.time(entry["wait"]["p99"]),
+                cells.percentile(entry, "wait", "p99"),
                 cells.count(entry["rejected"]),
                 status,
             ]
@@ -81,7 +93,9 @@ def _slo_rows(data: dict[str, Any]) -> list[list[Cell]]:
         mark = (
             Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
         )
-        rows.append([mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict)])
+        rows.append(
+            [mark, Text(verdict["slo"]), cells.slo_observed(verdict), cells.slo_limit(verdict)]
+        )
     return rows
 
 
@@ -125,17 +139,22 @@ def render_table(
         emoji=False,
         legacy_windows=False,
     )
-    data = report.data
+    data = terminal_data(report.data)
     console.print(Text(cells.run_line(data), style="bold"))
     blocks = [
-        ("Request classes", CLASS_COLUMNS, _class_rows(data)),
+        ("Request classes", _class_columns(data), _class_rows(data)),
         ("Tiers", TIER_COLUMNS, _tier_rows(data)),
     ]
+    hedges: list[list[Cell]] = [plain_cells(row) for row in cells.hedge_rows(data)]
+    if hedges:
+        blocks.append(("Hedged calls (by callee)", HEDGE_COLUMNS, hedges))
     if data.get("slos"):
         blocks.append(("SLOs", SLO_COLUMNS, _slo_rows(data)))
     for title, columns, rows in blocks:
         for table in fitted_tables(title, columns, rows, width):
             console.print(table)
+    if cells.any_low_sample(data):
+        console.print(Text(cells.LOW_SAMPLE_NOTE, style="dim"))
     for line in _worst_windows(data):
         console.print(Text(line))
     verdict = cells.verdict_line(data)
@@ -145,7 +164,7 @@ def render_table(
         console.print(Text(engine, style="dim"))
     if footer:
         console.print()
-    for line in footer:
+    for line in terminal_data(list(footer)):
         # A command cut over two lines cannot be pasted: the terminal wraps them, not rich.
         console.print(Text(line), soft_wrap=True)
     # Rich pads every line to the console width; trailing blanks only get in a reader's way.
