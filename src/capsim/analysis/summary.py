@@ -572,7 +572,7 @@ def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict
     """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
 
     `capacity`: the completions per second the tier would reach with every worker held, by
-    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    the utilization law: throughput / the share of its workers held (occupancy, or utilization
     where that is higher). With a constant overload this is its throughput; with a peak late in
     the window it is not diluted by the quiet part before it.
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
