@@ -249,9 +249,9 @@ def test_a_warning_is_printed_once_on_stderr_and_kept_in_the_json(tmp_path: Path
     overloaded.write_text(TINY.replace("rate: 50/s", "rate: 400/s"))
     result = runner.invoke(app, ["run", str(overloaded)])
     assert "warning:" not in result.stdout
-    assert result.stderr.count("is overloaded") == 1, result.stderr
+    assert result.stderr.count("is OVERLOADED") == 1, result.stderr
     data = json.loads(runner.invoke(app, ["run", str(overloaded), "-f", "json"]).stdout)
-    assert any("is overloaded" in warning for warning in data["warnings"])
+    assert any("is OVERLOADED" in warning for warning in data["warnings"])
 
 
 def test_what_users_read_spells_utilization_one_way(wide: Path) -> None:
@@ -402,7 +402,7 @@ def _chart(report: SizingReport, key: str) -> Any:
 
 def test_time_plots_end_where_the_data_ends() -> None:
     report = _series_report([0.05] * 13)  # buckets from 0 s to 60 s: the data ends at 65 s
-    chart = _chart(report, "utilization-over-time")
+    chart = _chart(report, "occupancy-over-time")
     assert (chart.x_min, chart.x_max) == (0.0, 65.0)
     svg = render_chart(chart)
     ticks = [float(x) for x in re.findall(r'<line x1="([\d.]+)" y1="32"', svg)]
