@@ -60,7 +60,7 @@ SCENARIOS = Path(__file__).parent / "oracles"
 
 K_SIGMA = 4.0
 P99_OVER_MEAN_SD = ORACLES["tolerance_rules"]["p99_rel_sd_over_mean_rel_sd"]  # 2.2
-PERCENTILE_ALLOWANCE = 0.01  # the JSON result (docs/results.md): a reported percentile is within 1% of the sample's
+PERCENTILE_ALLOWANCE = 0.01  # docs/results.md: a reported percentile is within 1% of the sample's
 HEAVY_TAIL_FACTOR = 1.5  # section 12.1: the rule of thumb is not conservative for lognormal cv=2
 E_S = 0.010  # seconds: the mean service time of every single-queue scenario
 ENGINES = ["auto", "events"]
