@@ -451,9 +451,10 @@ def test_the_footer_says_when_the_bottleneck_is_overloaded_or_autoscales() -> No
 
 @given(st.floats(min_value=1e-9, max_value=1e12, allow_nan=False, allow_infinity=False))
 def test_rates_and_ratios_never_print_in_exponent_notation(value: float) -> None:
+    from capsim.outputs.cells import share
     from capsim.units import format_rate, format_ratio
 
-    for text in (format_rate(value), format_ratio(min(value, 1.0))):
+    for text in (format_rate(value), format_ratio(min(value, 1.0)), share(min(value, 1.0))):
         assert not re.search(r"\de[+-]?\d", text), text
 
 

@@ -246,8 +246,9 @@ def class_figures(
 
 
 def share(value: float | None) -> str:
-    """A share of requests, with digits enough for tails: `0.83%`, `0.0012%`."""
-    return MISSING if value is None else f"{value * 100:.3g}%"
+    """A share of requests, with digits enough for tails: `0.83%`, `0.0012%` (to 3 significant
+    digits, never in exponent notation)."""
+    return MISSING if value is None else f"{significant(value * 100, 3)}%"
 
 
 def report_class_header(result: dict[str, Any]) -> list[str]:
