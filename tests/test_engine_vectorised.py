@@ -1,6 +1,6 @@
 """The vectorised path: its FIFO kernels, its exactness under chunking, and queueing theory.
 
-Oracle tolerances follow ../shared/oracles/ORACLES.md section 12: 4 standard deviations of the
+Oracle tolerances follow tests/oracles/ORACLES.md section 12: 4 standard deviations of the
 estimator, rel SD(mean W) = sqrt((ca2 + cs2) / 2) * sqrt(2 (1 + rho) / n) / (1 - rho) and
 rel SD(p99) = 2.2 x that, plus the 1% a reported percentile may differ from the samples' own.
 """

@@ -18,7 +18,7 @@ import capsim
 from capsim.analysis.solve import UnstableModelError, solve
 
 ORACLES: dict[str, Any] = json.loads(
-    (Path(__file__).parents[2] / "shared" / "oracles" / "oracles.json").read_text()
+    (Path(__file__).parent / "oracles" / "oracles.json").read_text()
 )
 SCENARIOS = Path(__file__).parent / "oracles"
 E_S = 0.010  # mean service time of the single-queue oracle scenarios

@@ -48,7 +48,7 @@ def simulate(
     max_requests: float | None = None,
     max_memory: float | None = None,
 ) -> Report:
-    """Run every replication of `model` and summarise them into a Report (SPEC section 3).
+    """Run every replication of `model` and summarise them into a Report (docs/results.md).
 
     Raises Interrupted on Ctrl-C, carrying the partial Report of the replications completed
     (`.report`, None when none was). Raises ResourceLimitError, before running, when the run would simulate more than

@@ -1,8 +1,8 @@
 """Backtest: the model's predictions at the measured load against the measurements.
 
-Acceptance rule (docs/calibration.md#backtest): every compared utilisation within
+Acceptance rule (docs/calibration.md#backtest): every compared utilization within
 `utilization_tolerance` and every latency percentile within `latency_tolerance`, both as
-relative errors (predicted - measured) / measured; a utilisation also passes within
+relative errors (predicted - measured) / measured; a utilization also passes within
 `UTILIZATION_SLACK` (one point) of the measured one.
 """
 
@@ -26,7 +26,7 @@ from capsim.analysis.calibration import (
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
 PERCENTILES = ("p50", "p95", "p99")
-#: A utilisation also passes when predicted and measured differ by at most this (one point):
+#: A utilization also passes when predicted and measured differ by at most this (one point):
 #: at 5% busy, a 10% relative tolerance is half a point, less than the noise of either figure.
 UTILIZATION_SLACK = 0.01
 

@@ -41,7 +41,7 @@ class MetricNames:
         "uri",
         "operation",
     )
-    #: The CPU series are utilisations (busy fraction of the tier's workers) rather than busy
+    #: The CPU series are utilizations (busy fraction of the tier's workers) rather than busy
     #: cores; they are multiplied by the tier's workers (`workers`, default 1).
     cpu_utilization: bool = False
     workers: tuple[tuple[str, int], ...] = ()
@@ -171,7 +171,7 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
         x = np.array([[aggregates.rates[c][t] for c in classes] for t in times])
         if len(times) >= len(classes) + 3:
             design = np.column_stack([x, np.ones(len(times))])
-            method = "utilisation regression (NNLS over intervals, with a background term)"
+            method = "utilization regression (NNLS over intervals, with a background term)"
         else:
             design = x
             method = (

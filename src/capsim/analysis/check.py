@@ -1,6 +1,6 @@
 """The CI gate's verdicts: SLOs of a run, and regression of its figures against a baseline result.
 
-Pure functions over result dicts (SPEC section 3); the rule is documented in docs/ci.md.
+Pure functions over result dicts (docs/results.md); the rule is documented in docs/ci.md.
 
 A figure *regressed* when it is worse than the baseline's by more than the tolerance and that is
 more than noise. With a 95% interval (`ci95`) on both sides, "more than noise" means the two
@@ -40,7 +40,7 @@ TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True), ("occupancy
 #: An error rate that rises by less than this (absolute; 0.01 percentage points) is never a
 #: regression: from 0 errors, any error at all would otherwise exceed every relative tolerance.
 ERROR_RATE_FLOOR = 1e-4
-#: Occupancy above utilisation by more than this (a share of the workers) makes occupancy a
+#: Occupancy above utilization by more than this (a share of the workers) makes occupancy a
 #: figure of its own in the regression check.
 OCCUPANCY_MARGIN = 1e-3
 #: The default relative tolerance of `capsim check --tolerance`.
@@ -316,7 +316,7 @@ def compare_results(
                 continue
             for figure, higher_is_worse in figures:
                 if figure == "occupancy" and not _held_longer(entry, theirs[name]):
-                    continue  # the same figure as utilisation: compared once
+                    continue  # the same figure as utilization: compared once
                 base_value = _number(_lookup(theirs[name], figure))
                 value = _number(_lookup(entry, figure))
                 if base_value is None or value is None:

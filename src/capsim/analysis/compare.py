@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.points import Progress
+from capsim.analysis.points import Progress, open_rate, scale_open_traffic
 from capsim.analysis.report import overload_failures
 from capsim.analysis.results import (
     MAX_RESULT_BYTES,
@@ -22,6 +22,7 @@ from capsim.analysis.results import (
     parse_result_json,
     validate_result,
 )
+from capsim.analysis.sizing import parse_load
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.result import RunResult
@@ -148,13 +149,19 @@ def _load_side(
     capsim_version: str,
     progress: Progress | None,
     max_requests: float,
+    load: str | None = None,
 ) -> _Side:
     saved = read_result(path)
     if saved is not None:
-        if overrides:
-            raise UsageError(f"--set changes scenarios, but {path} is a saved result")
+        if overrides or load is not None:
+            option = "--set" if overrides else "--load"
+            raise UsageError(
+                f"{option} changes scenarios, but {visible(str(path))} is a saved result"
+            )
         return _Side(visible(str(path)), saved, "result")
     model = build_model(load_scenario(path, overrides))
+    if load is not None:
+        model = scale_open_traffic(model, parse_load(load, open_rate(model)))
     runs = run_replications(model, progress=progress, max_requests=max_requests)
     # A file name may hold any byte but "/" and NUL: the label is text any output can hold.
     side = _Side(
@@ -232,8 +239,12 @@ def compare(
     overrides: Sequence[str] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    load: str | None = None,
 ) -> dict[str, Any]:
-    """Both sides' key figures and B - A per class and tier, with noise judged where possible."""
+    """Both sides' key figures and B - A per class and tier, with noise judged where possible.
+
+    `load` (`--load`) scales each scenario side's open traffic: a factor, or a total open rate
+    that each side reaches with its own mix."""
 
     def half(offset: float) -> Progress:
         def report(fraction: float, what: str) -> None:
@@ -242,8 +253,8 @@ def compare(
 
         return report
 
-    a = _load_side(Path(first), overrides, capsim_version, half(0.0), max_requests)
-    b = _load_side(Path(second), overrides, capsim_version, half(0.5), max_requests)
+    a = _load_side(Path(first), overrides, capsim_version, half(0.0), max_requests, load)
+    b = _load_side(Path(second), overrides, capsim_version, half(0.5), max_requests, load)
     paired = (
         a.kind == b.kind == "scenario"
         and a.data.get("seed") == b.data.get("seed")

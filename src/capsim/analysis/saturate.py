@@ -3,7 +3,7 @@
 Every open class's rate is scaled by one factor (the mix stays as written; closed classes stay
 as written). The analytic light-load bounds give the starting bracket; simulation with
 replications and common random numbers measures the curve and refines three rates:
-the saturation rate (utilisation law on the bottleneck, moved when its confirmation fails), the
+the saturation rate (utilization law on the bottleneck, moved when its confirmation fails), the
 knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
 lower bound, and only a rate verified at the scenario's run length). Points near saturation run
 longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
@@ -489,7 +489,7 @@ def find_saturation(
 
 def _held_by(tier: Tier) -> str:
     """The figure that saturates a tier: workers held (occupancy) where they block on their
-    calls or consume a queue, the work itself (utilisation) elsewhere."""
+    calls or consume a queue, the work itself (utilization) elsewhere."""
     makes_calls = any(work.calls for work in tier.work)
     return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
 

@@ -450,7 +450,7 @@ def size_tiers(
     limit: dict[str, float] = {}
     for slo in model.slos:
         # The light-load bound counts held workers: an occupancy limit bounds exactly that, a
-        # utilisation limit (the work alone) only where workers are not held through calls.
+        # utilization limit (the work alone) only where workers are not held through calls.
         tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
         if tier is not None and (
             slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
@@ -565,6 +565,7 @@ def size_tiers(
         "headroom": headroom,
         "redundancy": f"n+{redundancy}" if redundancy else "n",
         "tiers": tiers_out,
+        "currency": model.currency,
         "total_cost_per_hour": total_cost if priced else None,
         "cost_per_million_requests": per_million,
         "slos": [c.as_dict() for c in intact.checks],

@@ -30,7 +30,8 @@ class SizingReport:
     `cdf`: per class, `latency` (seconds) and `fraction` (cumulative, in (0, 1]).
     `curve`: the p99-against-load curve (see `load_curve`), or None with `curve_note` saying why.
     `bottleneck`: the busiest tier, its occupancy and the estimated saturation rate.
-    `costs`: per priced tier, units, price per unit-hour, cost per hour and per month.
+    `costs`: per priced tier, units, price per unit-hour, cost per hour and per month, in
+    `currency` (None: the scenario names none).
     """
 
     result: dict[str, Any]
@@ -41,6 +42,7 @@ class SizingReport:
     bottleneck: dict[str, Any] | None = None
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     scenario_path: str = ""
+    currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
     #: The scenario's `description` (free text, may span lines; shown under the title).
     description: str = ""
 
@@ -177,6 +179,7 @@ def build_sizing_report(
         bottleneck=find_bottleneck(model, summary.data),
         costs=tier_costs(model),
         scenario_path=model.source,
+        currency=model.currency,
         description=model.description,
     )
     if not curve:

@@ -1,9 +1,9 @@
-"""summarise: pools replications' measurements into the JSON result of SPEC section 3.
+"""summarise: pools replications' measurements into the JSON result of docs/results.md.
 
 Across replications:
 * counts (`completed`, `errors`, `rejected`, `arrivals`, `timed_out`) are per replication: the
   total over all replications divided by their number, rounded (so that `completed` =
-  `throughput` x `duration`, as in SPEC section 3's example); `error_rate` is from the totals;
+  `throughput` x `duration`, as in docs/results.md's example); `error_rate` is from the totals;
 * rates (`offered_rate`, `throughput`) are per second of measured time: total / (replications x
   duration), i.e. the mean over replications;
 * percentiles, means and maxima of times come from the merged histograms of every replication;
@@ -417,12 +417,12 @@ def _summarise_tier(
 
 
 def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] | None:
-    """The `timeseries` of SPEC section 3, pooled over replications (None: none recorded).
+    """The result's `timeseries` (docs/results.md), pooled over replications (None: none recorded).
 
     Per bucket, counts and time integrals are summed over replications and divided by
     replications x the bucket's length (so rates and time averages are replication means);
     `error_rate` is errors / (completed + errors) from those sums; `p99` comes from the
-    pooled per-bucket latency histograms; utilisation and occupancy are over live instances.
+    pooled per-bucket latency histograms; utilization and occupancy are over live instances.
     """
     series = [run.series for run in runs if run.series is not None]
     if len(series) != len(runs) or not series:
@@ -601,7 +601,7 @@ def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict
     """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
 
     `capacity`: the completions per second the tier would reach with every worker held, by
-    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    the utilization law: throughput / the share of its workers held (occupancy, or utilization
     where that is higher). With a constant overload this is its throughput; with a peak late in
     the window it is not diluted by the quiet part before it.
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
@@ -725,7 +725,7 @@ def summarise(
     capsim_version: str,
     requested: int | None = None,
 ) -> Report:
-    """Pool every replication of `model` into a Report whose data follows SPEC section 3.
+    """Pool every replication of `model` into a Report whose data follows docs/results.md.
 
     With `requested` replications of which fewer ran (an interrupted run), the result is marked
     `partial`."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.points import Progress, headline
+from capsim.analysis.points import Progress, headline, scale_open_traffic
 from capsim.analysis.summary import summarise
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
 from capsim.errors import Interrupted, UsageError, clip
@@ -164,8 +164,10 @@ def run_sweep(
     overrides: Sequence[str] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    load: float = 1.0,
 ) -> dict[str, Any]:
-    """Run the scenario at every combination of the varied values (a grid when several)."""
+    """Run the scenario at every combination of the varied values (a grid when several), with
+    every open class's rate multiplied by `load`."""
     if not varies:
         raise UsageError("capsim sweep needs at least one --vary PATH=FROM..TO[:STEPS]")
     size = math.prod(len(v.values) for v in varies)
@@ -178,7 +180,9 @@ def run_sweep(
     for i, combination in enumerate(grid):
         assigned = [f"{v.path}={value}" for v, value in zip(varies, combination, strict=True)]
         # An invalid point raises ScenarioError naming the --set that made it.
-        model = build_model(load_scenario(scenario, [*overrides, *assigned]))
+        model = scale_open_traffic(
+            build_model(load_scenario(scenario, [*overrides, *assigned])), load
+        )
         name = model.name
 
         def part(fraction: float, what: str, i: int = i) -> None:
@@ -238,6 +242,7 @@ def run_sweep(
         "seed": seed,
         "replications": replications,
         "duration": duration,
+        "load": load,
         "vary": [{"path": v.path, "values": [_display(x) for x in v.values]} for v in varies],
         "points": points,
         "common_random_numbers": True,

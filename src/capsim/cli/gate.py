@@ -16,6 +16,7 @@ import capsim
 from capsim.cli.app import (
     DurationOption,
     Engine,
+    LoadOption,
     PercentilesOption,
     ReplicationsOption,
     SeedOption,
@@ -26,6 +27,7 @@ from capsim.cli.app import (
     _Progress,
     _say,
     _stderr,
+    _with_load,
     app,
     statistics_overrides,
 )
@@ -111,12 +113,15 @@ def _load_baseline(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _check_text(outcome: Any) -> str:
-    """The plain-text view of a check, for the CI log (no control character from data)."""
+def _check_text(outcome: Any, load: float | None = None) -> str:
+    """The plain-text view of a check, for the CI log (`load`: the --load factor, if any; no
+    control character from data)."""
     from capsim.outputs.junit import overload_message, regression_message, slo_message
     from capsim.textsafe import visible
 
     lines = [outcome.headline()]
+    if load is not None:
+        lines.append(f"open traffic at {load:.3g}x the scenario's (--load)")
     for entry in outcome.overloaded:
         lines.append(f"  FAIL  {overload_message(entry)}")
     for verdict in outcome.slos:
@@ -180,6 +185,7 @@ def check(
     duration: DurationOption = None,
     percentiles: PercentilesOption = None,
     share_over: ShareOverOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -206,11 +212,13 @@ def check(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model = capsim.build_model(loaded)
+        model, factor = _with_load(capsim.build_model(loaded), load)
         with _Progress() as progress:
             report = capsim.simulate(
                 model, engine=engine.value, progress=progress, max_requests=max_requests
             )
+        if load is not None:
+            report.data["load"] = factor
         console = _stderr()
         for warning in report.warnings:
             _say(console, f"warning: {warning}")
@@ -248,7 +256,7 @@ def check(
         elif output_format is CheckFormat.markdown:
             text = summary
         else:
-            text = _check_text(outcome)
+            text = _check_text(outcome, factor if load is not None else None)
         _emit(text, None)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
@@ -289,6 +297,7 @@ def report(
     duration: DurationOption = None,
     percentiles: PercentilesOption = None,
     share_over: ShareOverOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
 ) -> None:
@@ -320,7 +329,7 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model = capsim.build_model(loaded)
+        model, factor = _with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
@@ -339,6 +348,8 @@ def report(
                 progress=progress,
                 max_requests=max_requests,
             )
+        if load is not None:
+            sizing.result["load"] = factor
         console = _stderr()
         for warning in sizing.warnings:
             _say(console, f"warning: {warning}")

@@ -224,7 +224,7 @@ def _busiest_step(model: Model, class_index: int) -> str:
 
 
 def _bytes(count: float) -> str:
-    """A byte count in the units of SPEC's sizes (powers of 1024 spelled KiB, MiB, GiB, TiB)."""
+    """A byte count in the size units of docs/scenario-reference.md (powers of 1024 spelled KiB, MiB, GiB, TiB)."""
     for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
         if count >= scale:
             return f"{count / scale:.3g} {unit}"

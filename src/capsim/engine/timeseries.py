@@ -1,4 +1,4 @@
-"""Figures per time bucket (the `timeseries` of SPEC section 3), in memory fixed by the bucket count.
+"""Figures per time bucket (the result's `timeseries`, docs/results.md), in memory fixed by the bucket count.
 
 Buckets are counted from the start of warm-up (t = 0) and cover the whole run, warm-up included;
 the last bucket may be shorter than the others when the bucket does not divide the run. Nothing

@@ -681,6 +681,7 @@ def build_model(scenario: Scenario) -> Model:
         tiers=tuple(tiers),
         slos=tuple(_build_slos(scenario, tier_index, class_index)),
         description=scenario.description,
+        currency=scenario.currency,
         source=scenario.source,
         tier_index=tier_index,
         class_index=class_index,

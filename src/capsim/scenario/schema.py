@@ -189,6 +189,19 @@ def _checked_text(value: Any, *, prose: bool) -> str:
     return value
 
 
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+def _currency(value: Any) -> str:
+    code = _text(value)
+    if not _CURRENCY_RE.match(code):
+        raise invalid(
+            f"{show(code)} is not a currency code; write the 3 capital letters of ISO 4217, "
+            "such as USD, EUR or GBP"
+        )
+    return code
+
+
 def is_name(text: str) -> bool:
     """Whether `text` is a valid tier, class or zone name (the whole of it)."""
     return _NAME_RE.fullmatch(text) is not None
@@ -506,7 +519,7 @@ COLD_KEYS = 2_000_000
 
 
 class TtlModel(_Strict):
-    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (ORACLES section 7)."""
+    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (tests/oracles/ORACLES.md section 7)."""
 
     model: Annotated[Literal["ttl"], BeforeValidator(_choice(("ttl",), "hit-ratio model"))]
     ttl: PositiveDuration
@@ -1739,6 +1752,14 @@ class Scenario(_Strict):
     version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
     description: Prose = ""
+    currency: Annotated[
+        str | None,
+        BeforeValidator(_currency),
+        Field(
+            description="ISO 4217 code of the prices in `cost` (USD, EUR, ...): shown beside costs."
+        ),
+        WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"}),
+    ] = None
     seed: Annotated[
         int,
         BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
