@@ -165,6 +165,17 @@ def test_queue_statistics_are_refused_on_other_tiers(tmp_path: Path) -> None:
     assert "backlog is a queue statistic" in found["slos[1].backlog"].message
 
 
+def test_a_backlog_limit_is_a_whole_number_of_messages(tmp_path: Path) -> None:
+    # Messages are counted whole: a planner who writes 1.5 meant 1 or 2, and is told where.
+    text = OUTAGE + "slos:\n  - {tier: jobs, backlog: 1.5}\n  - {tier: jobs, backlog: 1000}\n"
+    found = {p.path: p for p in validate_file(write(tmp_path, text))}
+    assert set(found) == {"slos[0].backlog"}
+    fraction = found["slos[0].backlog"]
+    assert (fraction.line, fraction.column) == (11, 27)  # at the value
+    assert "1.5 is not a whole number" in fraction.message
+    assert "a whole number of messages of 0 or more such as 1000" in fraction.message
+
+
 def test_a_share_over_slo_without_its_two_keys_is_explained(tmp_path: Path) -> None:
     text = OUTAGE + (
         "slos:\n"
@@ -176,7 +187,7 @@ def test_a_share_over_slo_without_its_two_keys_is_explained(tmp_path: Path) -> N
     form = "write share_over: {limit: 300ms, max: 1%}"
     assert found["slos[0].share_over"].startswith("missing max; " + form)
     assert found["slos[1].share_over"].startswith("expected a mapping, got the text '1%'; " + form)
-    assert "a number of messages of 0 or more such as 1000" in found["slos[2].backlog"]
+    assert "a whole number of messages of 0 or more such as 1000" in found["slos[2].backlog"]
 
 
 def test_size_keeps_the_occupancy_an_slo_asks_for(tmp_path: Path) -> None:
