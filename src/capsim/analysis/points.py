@@ -234,11 +234,10 @@ def _replication_short(slo: Slo, model: Model, run: RunResult) -> bool:
     if q is None or path[0] not in ("latency", "wait", "age"):
         return False
     if slo.class_index is not None:
-        histogram = run.classes[slo.class_index].latency
-    else:
-        assert slo.tier_index is not None
-        tier_run = run.tiers[slo.tier_index]
-        histogram = tier_run.age if path[0] == "age" else tier_run.wait
+        return run.classes[slo.class_index].latency.n < fewest_samples(q)
+    assert slo.tier_index is not None
+    tier_run = run.tiers[slo.tier_index]
+    histogram = tier_run.age if path[0] == "age" else tier_run.wait
     return histogram is not None and histogram.n < fewest_samples(q)
 
 
@@ -296,9 +295,7 @@ def check_slos(
         short = bool(verdict.get("low_sample")) or any(
             _replication_short(slo, model, run) for run in runs
         )
-        checks.append(
-            SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short)
-        )
+        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short))
     return checks, estimates
 
 

@@ -387,9 +387,7 @@ def saturation_figures(
             figures.append((f"{RUN_ESTIMATE} for {failure['tier']}", float(value)))
     searched = bottleneck.get("saturation_rate")
     if isinstance(searched, int | float):
-        label = (
-            VERIFIED_SEARCH if bottleneck.get("source") == "capsim saturate" else RUN_ESTIMATE
-        )
+        label = VERIFIED_SEARCH if bottleneck.get("source") == "capsim saturate" else RUN_ESTIMATE
         if label != RUN_ESTIMATE or not figures:
             figures.append((label, float(searched)))
     analytic = bottleneck.get("analytic_rate")
