@@ -9,6 +9,7 @@ asynchronous). capsim must not call that a pass, anywhere.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -163,6 +164,35 @@ def test_the_report_banner_states_the_overload(tmp_path: Path) -> None:
     banner = next(line for line in text.splitlines() if line.startswith("**"))
     assert banner.startswith("**❌ FAIL: tier OVERLOADED — orders")
     assert "SLOs met" not in banner
+
+
+def test_the_report_labels_each_saturation_figure_so_they_do_not_read_as_a_contradiction(
+    tmp_path: Path,
+) -> None:
+    # The overloaded run's own estimate (banner), the verified search and the analytic bound
+    # (4 consumers / 16 ms = 250/s) differ by a few percent: each is named for what it is.
+    out = tmp_path / "report.md"
+    result = invoke(["report", str(onsale(tmp_path)), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    bottleneck = next(line for line in lines if line.startswith("- Bottleneck: orders"))
+    assert "(verified search; now 300/s)" in bottleneck
+    figures = next(line for line in lines if "Saturation figures, each by its own method" in line)
+    found = re.findall(
+        r"([\d,.]+)/s (the run's utilization-law estimate|capsim saturate's "
+        r"verified search|the analytic bound)",
+        figures,
+    )
+    assert [label for _, label in found] == [
+        "the run's utilization-law estimate",
+        "capsim saturate's verified search",
+        "the analytic bound",
+    ]
+    banner = next(line for line in lines if line.startswith("**"))
+    assert f"saturates near {found[0][0]}/s" in banner  # the banner's is the run's estimate
+    assert float(found[2][0]) == pytest.approx(250.0, rel=1e-3)
+    assert "(this run's utilization-law estimate" in result.output
+    assert "(analytic bound from the queueing formulas, see capsim solve)" in result.output
 
 
 def test_a_spike_that_has_drained_before_the_end_of_the_window_passes(tmp_path: Path) -> None:

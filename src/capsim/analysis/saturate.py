@@ -25,6 +25,8 @@ from capsim.analysis.points import (
     light_load_solution,
     measure,
     open_rate,
+    percentile_needs,
+    sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
@@ -90,6 +92,7 @@ class CurvePoint:
             "utilization": {name: t["utilization"] for name, t in data["tiers"].items()},
             "occupancy": {name: t.get("occupancy") for name, t in data["tiers"].items()},
             "duration": self.point.model.simulation.duration,
+            "replications": self.point.model.simulation.replications,
             "stable": self.point.stable,
             "meets_slos": self.point.meets if model.slos else None,
             "classes": {
@@ -196,19 +199,22 @@ class _Searcher:
         self.cache: dict[float, CurvePoint] = {}
         self.saturation_rate: float | None = None
         self.bottleneck_share = 1.0
+        self.needs: list[tuple[float, int]] = []
 
     def duration_at(self, rate: float, model: Model) -> float:
-        """`model`'s run length, stretched near the saturation estimate."""
+        """`model`'s run length, stretched near the saturation estimate and until every
+        percentile objective expects enough values per replication (docs/capacity.md)."""
         simulation = model.simulation
         per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
         cap = 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
-        return near_saturation_duration(
+        near = near_saturation_duration(
             simulation.duration,
             rate,
             self.saturation_rate,
             (self.saturation_rate or 0.0) * self.bottleneck_share,
             cap,
         )
+        return sampled_duration(near, rate, self.needs, cap)
 
     def at(self, rate: float, what: str) -> CurvePoint:
         key = round(rate, 9)
@@ -326,6 +332,7 @@ def find_saturation(
     )
     searcher.saturation_rate = analytic_saturation
     searcher.bottleneck_share = shares.get(analytic_bottleneck, 1.0)
+    searcher.needs = percentile_needs(model, analytic)
     usable = usable_share(model)
 
     def saturated(point: CurvePoint) -> bool:
@@ -671,6 +678,7 @@ def _verify(
         {
             "rate": p.rate,
             "duration": p.point.model.simulation.duration,
+            "replications": p.point.model.simulation.replications,
             "meets_slos": p.point.meets,
             "failures": p.point.failures,
         }
@@ -699,7 +707,7 @@ def _verify(
     return passed, {
         "rate": passed.rate,
         "duration": passed.point.model.simulation.duration,
-        "replications": model.simulation.replications,
+        "replications": passed.point.model.simulation.replications,
         "meets_slos": True,
         "failures": [],
         "attempts": attempts,

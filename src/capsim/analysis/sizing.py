@@ -21,6 +21,8 @@ from capsim.analysis.points import (
     light_load_solution,
     measure,
     open_rate,
+    percentile_needs,
+    sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
@@ -475,8 +477,14 @@ def size_tiers(
             model.simulation.duration,
             max(REQUESTS_PER_POINT / total_rate if total_rate else 0.0, MIN_SEARCH_DURATION),
         )
-    search_model = with_run_length(target, duration, replications)
-    full_model = with_run_length(target, None, max(model.simulation.replications, replications))
+    # Every point runs long enough for each percentile objective's samples (docs/capacity.md).
+    needs = percentile_needs(target, light_load_solution(target, capsim_version))
+    search_model = _sampled(with_run_length(target, duration, replications), needs, max_requests)
+    full_model = _sampled(
+        with_run_length(target, None, max(model.simulation.replications, replications)),
+        needs,
+        max_requests,
+    )
     search = _Search(target, dims, extra, capsim_version, progress, max_requests)
     plan = plan_search(start, dims, search_model, full_model)
     if plan.likely > max_requests:
@@ -573,12 +581,12 @@ def size_tiers(
         "passed": intact.meets and final.meets,
         "verified": intact.meets and final.meets,
         "verification": {
-            "duration": model.simulation.duration,
-            "replications": model.simulation.replications,
+            "duration": intact.model.simulation.duration,
+            "replications": intact.model.simulation.replications,
             "failures": intact.failures + (final.failures if redundancy else []),
         },
         "search": {
-            "duration": duration,
+            "duration": search_model.simulation.duration,
             "replications": replications,
             "evaluations": search.evaluations,
             "minimality_checked_at": fidelity,
@@ -591,6 +599,16 @@ def size_tiers(
         "notes": notes,
         "warnings": warnings,
     }
+
+
+def _sampled(model: Model, needs: list[tuple[float, int]], max_requests: float) -> Model:
+    """`model` run long enough for every percentile objective's samples per replication, within
+    half of `max_requests` for all its replications."""
+    simulation = model.simulation
+    rate = open_rate(model)
+    per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
+    cap = 0.5 * max_requests / per_second if per_second > 0 else math.inf
+    return with_run_length(model, sampled_duration(simulation.duration, rate, needs, cap), None)
 
 
 def _occupancy_warnings(

@@ -79,6 +79,10 @@ def find_bottleneck(model: Model, result: dict[str, Any]) -> dict[str, Any] | No
         if not traffic.is_closed
     )
     saturation = open_rate / held if held > 0 and open_rate > 0 else None
+    for failure in result.get("overloaded") or []:
+        # Fully held, open / held is today's load: the overload entry's capacity tells more.
+        if failure.get("tier") == name and failure.get("saturation_rate"):
+            saturation = failure["saturation_rate"]
     return {
         "tier": name,
         "occupancy": held,
@@ -213,5 +217,6 @@ def build_sizing_report(
             "offered_rate": saturation.get("offered_rate"),
             "saturation_rate": saturation["saturation_rate"],
             "source": "capsim saturate",
+            "analytic_rate": (saturation.get("analytic") or {}).get("saturation_rate"),
         }
     return report

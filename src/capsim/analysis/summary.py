@@ -632,6 +632,8 @@ def overload_sentence(failure: dict[str, Any]) -> str:
     if failure.get("saturation_rate"):
         text += (
             f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+            " (this run's utilization-law estimate: the tier's capacity over its arrivals per "
+            "open request)"
         )
     return text + "; its figures are not steady-state figures."
 
@@ -709,7 +711,7 @@ def _saturation_hint(model: Model, capsim_version: str) -> str | None:
             return None
         return (
             f"saturation: the system saturates at about {found.group(1)} req/s "
-            "(analytic estimate, see capsim solve)."
+            "(analytic bound from the queueing formulas, see capsim solve)."
         )
     except (CapsimError, ArithmeticError, ValueError):
         return None

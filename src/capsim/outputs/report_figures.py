@@ -400,6 +400,39 @@ def _no_rate_meeting_slos(curve: dict[str, Any]) -> str:
     return sentence + (f": {why[0]}." if why else ".")
 
 
+#: What each saturation figure is, as the report's summary labels it (docs/report.md).
+RUN_ESTIMATE = "the run's utilization-law estimate (this one load: throughput over the share held)"
+VERIFIED_SEARCH = "capsim saturate's verified search (stable below it, saturated above)"
+ANALYTIC_BOUND = "the analytic bound (capsim solve's queueing formulas, light-load demands)"
+
+
+def _saturation_source(bottleneck: dict[str, Any]) -> str:
+    if bottleneck.get("source") == "capsim saturate":
+        return "verified search"
+    return "this run's utilization-law estimate"
+
+
+def saturation_figures(
+    result: dict[str, Any], bottleneck: dict[str, Any]
+) -> list[tuple[str, float]]:
+    """Every saturation rate the report shows, each with what it is: the run's overload
+    entries (utilization law), the search's, the analytic bound; the first two only once."""
+    figures: list[tuple[str, float]] = []
+    for failure in result.get("overloaded") or []:
+        value = failure.get("saturation_rate")
+        if isinstance(value, int | float):
+            figures.append((f"{RUN_ESTIMATE} for {failure['tier']}", float(value)))
+    searched = bottleneck.get("saturation_rate")
+    if isinstance(searched, int | float):
+        label = VERIFIED_SEARCH if bottleneck.get("source") == "capsim saturate" else RUN_ESTIMATE
+        if label != RUN_ESTIMATE or not figures:
+            figures.append((label, float(searched)))
+    analytic = bottleneck.get("analytic_rate")
+    if isinstance(analytic, int | float):
+        figures.append((ANALYTIC_BOUND, float(analytic)))
+    return figures
+
+
 def summary_sentences(report: SizingReport) -> list[str]:
     """The verdict, the bottleneck and the knee in plain sentences."""
     result = report.result
@@ -418,11 +451,20 @@ def summary_sentences(report: SizingReport) -> list[str]:
         if bottleneck.get("saturation_rate"):
             text += (
                 f"; at the same mix it would saturate near {_rate(bottleneck['saturation_rate'])} "
-                f"of open traffic (now {_rate(bottleneck['offered_rate'])})"
+                f"of open traffic ({_saturation_source(bottleneck)}; now "
+                f"{_rate(bottleneck['offered_rate'])})"
             )
         if not bottleneck.get("stable", True):
             text += f"; it is {cells.OVERLOADED}"
         sentences.append(text + ".")
+        figures = saturation_figures(result, bottleneck)
+        if len(figures) > 1:
+            sentences.append(
+                "Saturation figures, each by its own method (docs/report.md): "
+                + "; ".join(f"{_rate(value)} {label}" for label, value in figures)
+                + ". They differ by the noise and the assumptions of each method; the verified "
+                "search is the one to plan with."
+            )
     curve = report.curve
     if curve and curve.get("knee") is not None:
         who = f"p99 of {curve['knee_class']}" if curve.get("knee_class") else "p99"

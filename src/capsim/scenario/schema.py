@@ -1468,10 +1468,11 @@ class ShareOverSpec(_Strict):
         return value
 
 
+#: A backlog limit counts messages, so it is a whole number (1.5 messages cannot be queued).
 Backlog = Annotated[
-    float,
-    BeforeValidator(_plain(0.0, False, "a number of messages of 0 or more such as 1000")),
-    WithJsonSchema({"type": "number", "minimum": 0}),
+    int,
+    BeforeValidator(_whole(0, "a whole number of messages of 0 or more such as 1000")),
+    WithJsonSchema({"type": "integer", "minimum": 0}),
 ]
 
 
