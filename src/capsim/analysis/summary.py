@@ -34,14 +34,12 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
+from capsim.model import features
 from capsim.model.types import (
     PERCENTILES,
     STATISTICS,
-    Call,
     Model,
-    Parallel,
     Slo,
-    Step,
     Tier,
     TraceArrivals,
 )
@@ -263,41 +261,12 @@ def assess_stability(
 def _retried_tiers(model: Model) -> set[int]:
     """Tiers called with a timeout, retries, a breaker or a bulkhead somewhere (their entries
     count retries, timeouts, short-circuited and bulkhead-refused calls)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and (
-                step.timeout is not None
-                or step.retry is not None
-                or step.circuit_breaker is not None
-                or step.bulkhead is not None
-            ):
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "retries")
 
 
 def _hedged_tiers(model: Model) -> set[int]:
     """Tiers some caller calls with a hedge (their entries count the hedges)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and step.hedge is not None:
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "hedges")
 
 
 def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
