@@ -31,9 +31,31 @@ from capsim.model.visits import expected_visits
 
 
 class UnstableModelError(CapsimError):
-    """An open station is offered at least its capacity: no steady state exists."""
+    """An open station is offered at least its capacity: no steady state exists.
+
+    Carries its figures (None when the raiser does not know them): `tier`, the first overloaded
+    tier's name; `rho`, its load; `offered_rate` and `capacity` in requests per second at that
+    station; `saturation_rate`, the total rate (all classes, mix as written) at which the system
+    saturates."""
 
     exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tier: str | None = None,
+        rho: float | None = None,
+        offered_rate: float | None = None,
+        capacity: float | None = None,
+        saturation_rate: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.tier = tier
+        self.rho = rho
+        self.offered_rate = offered_rate
+        self.capacity = capacity
+        self.saturation_rate = saturation_rate
 
 
 @dataclass
@@ -495,11 +517,17 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     ]
     if unstable and not mark_overload:
         tier, label, st = unstable[0]
+        capacity_rate = _station_capacity(tier, st)
         raise UnstableModelError(
             f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
-            f"{_station_capacity(tier, st):.4g}/s capacity); system saturates at "
+            f"{capacity_rate:.4g}/s capacity); system saturates at "
             f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
-            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load."
+            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
+            tier=tier.name,
+            rho=st.unstable_rho,
+            offered_rate=st.arrival_rate,
+            capacity=capacity_rate,
+            saturation_rate=saturation,
         )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:

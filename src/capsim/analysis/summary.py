@@ -14,7 +14,6 @@ Across replications:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -673,11 +672,11 @@ def _saturation_hint(model: Model, capsim_version: str) -> str | None:
     try:
         solve(model, capsim_version=capsim_version)
     except UnstableModelError as error:
-        found = re.search(r"system saturates at ([0-9.eE+\-]+) req/s", str(error))
-        if found is None:
+        rate = error.saturation_rate
+        if rate is None or not math.isfinite(rate):
             return None
         return (
-            f"saturation: the system saturates at about {found.group(1)} req/s "
+            f"saturation: the system saturates at about {rate:.4g} req/s "
             "(analytic estimate, see capsim solve)."
         )
     except (CapsimError, ArithmeticError, ValueError):

@@ -122,7 +122,7 @@ def _unit(
         try:
             number = parse(value)
         except UnitError as error:
-            remedy = "" if ";" in str(error) else f"; {FIELD} must be {expected}"
+            remedy = "" if error.remedy else f"; {FIELD} must be {expected}"
             raise invalid(f"{error}{remedy}") from None
         if positive and number <= 0:
             raise invalid(f"{show(value)} is not greater than 0; {FIELD} must be {expected}")
