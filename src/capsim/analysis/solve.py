@@ -134,7 +134,9 @@ def _station(
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
-        return StationResult(0.0, instances, None, 0.0, 0.0)
+        return StationResult(
+            arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
+        )
     share = rates / total
     work = float(share @ work_means)
     hold = float(share @ holding)
@@ -162,7 +164,14 @@ def _station(
             wait_survival=lambda t: 0.0,
             sojourn_survival=lambda t: 0.0,
         )
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     rho = lam * hold / servers
     balancing = tier.balancing
     waiting_room = _pool_waiting_room(tier, servers, instances)
@@ -188,9 +197,24 @@ def _station(
         if instances > 1 and balancing != "random":
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append(f"{balancing} balancing treated as random splitting")
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     if rho >= 1.0:
-        return StationResult(total, instances, None, hold, work, unstable_rho=rho, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=None,
+            holding_time=hold,
+            work_time=work,
+            unstable_rho=rho,
+            notes=notes,
+        )
     if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
         sigma = formulas.round_robin_sigma(instances, lam, hold)
         mu = 1.0 / hold
@@ -233,7 +257,14 @@ def _station(
         figures = formulas.mgc_approx(servers, lam, hold, scv)
     if blocking_holds:
         figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-    return StationResult(total, instances, figures, hold, work, notes=notes)
+    return StationResult(
+        arrival_rate=total,
+        instances=instances,
+        figures=figures,
+        holding_time=hold,
+        work_time=work,
+        notes=notes,
+    )
 
 
 def capacity_key(tier: Tier, group: str = "instances") -> str:

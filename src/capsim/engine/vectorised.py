@@ -226,7 +226,17 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
         code = _ALGORITHM_CODES[alg] if alg is not None else -1
         slot = counters["slots"]
         counters["slots"] += 1
-        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code, slot)
+        op = _CallOp(
+            tier=call_tier,
+            reg=reg,
+            column=column,
+            low=low,
+            high=high,
+            waited=not callee.is_async,
+            publish=publish,
+            algorithm=code,
+            slot=slot,
+        )
         return op, not callee.is_async
 
     def sequence(items: tuple[Step, ...], reg: int, at: int) -> int:
@@ -267,7 +277,12 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
 
     end = sequence(steps, 0, 0)
     round_at(end)  # the final round only joins; the visit is done at its start
-    return _Program(rounds, counters["registers"], counters["columns"], publishes)
+    return _Program(
+        rounds=rounds,
+        registers=counters["registers"],
+        columns=counters["columns"],
+        publishes=publishes,
+    )
 
 
 def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
@@ -459,17 +474,17 @@ class _Task:
 
 def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
     return _Batch(
-        batch.times[mask],
-        batch.class_index,
-        batch.algorithm,
-        batch.parent,
-        batch.reg,
-        batch.positions[mask],
-        batch.sent_start[mask],
-        batch.sent_seq[mask],
-        batch.sent_round,
-        batch.source,
-        batch.slot,
+        times=batch.times[mask],
+        class_index=batch.class_index,
+        algorithm=batch.algorithm,
+        parent=batch.parent,
+        reg=batch.reg,
+        positions=batch.positions[mask],
+        sent_start=batch.sent_start[mask],
+        sent_seq=batch.sent_seq[mask],
+        sent_round=batch.sent_round,
+        source=batch.source,
+        slot=batch.slot,
     )
 
 
@@ -655,17 +670,17 @@ class _Run:
         self.last_arrival[traffic.index] = float(arrivals[-1])
         self.states[traffic.entry].inbox.append(
             _Batch(
-                arrivals,
-                traffic.index,
-                -1,
-                root,
-                0,
-                np.arange(count),
-                scheduled,
-                np.arange(seen, seen + count),
-                0,
-                traffic.index,
-                0,
+                times=arrivals,
+                class_index=traffic.index,
+                algorithm=-1,
+                parent=root,
+                reg=0,
+                positions=np.arange(count),
+                sent_start=scheduled,
+                sent_seq=np.arange(seen, seen + count),
+                sent_round=0,
+                source=traffic.index,
+                slot=0,
             )
         )
 
@@ -1049,17 +1064,17 @@ class _Run:
             times, rows = times[order], rows[order]
         state.inbox.append(
             _Batch(
-                times,
-                sender.class_index,
-                op.algorithm,
-                parent,
-                op.reg,
-                rows,
-                sender.own_start[rows],
-                sender.own_seq[rows],
-                sender.round,
-                len(self.model.classes) + sender.tier,
-                op.slot,
+                times=times,
+                class_index=sender.class_index,
+                algorithm=op.algorithm,
+                parent=parent,
+                reg=op.reg,
+                positions=rows,
+                sent_start=sender.own_start[rows],
+                sent_seq=sender.own_seq[rows],
+                sent_round=sender.round,
+                source=len(self.model.classes) + sender.tier,
+                slot=op.slot,
             )
         )
 

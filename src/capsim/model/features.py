@@ -65,16 +65,19 @@ class Feature:
 
 
 def _data(owner: str, field: str, what: str, reports: tuple[str, ...] = ()) -> Feature:
-    return Feature(owner, field, "data", what, reports=reports)
+    return Feature(owner=owner, field=field, role="data", what=what, reports=reports)
 
 
 def _both(owner: str, field: str, what: str, reports: tuple[str, ...] = ()) -> Feature:
-    return Feature(owner, field, "both", what, reports=reports)
+    return Feature(owner=owner, field=field, role="both", what=what, reports=reports)
 
 
 def _parts(owner: str, via: str, fields: tuple[str, ...]) -> tuple[Feature, ...]:
     """The fields of a setting that is event-only as a whole (`via` refuses it)."""
-    return tuple(Feature(owner, f, "event_only", f"part of {via}", via=via) for f in fields)
+    return tuple(
+        Feature(owner=owner, field=f, role="event_only", what=f"part of {via}", via=via)
+        for f in fields
+    )
 
 
 def _same_paths(owner: str, fields: tuple[str, ...], what: str) -> tuple[Feature, ...]:
@@ -156,132 +159,140 @@ def _refuse_pool(model: Model, tier: Tier) -> str:
 _T = "Tier"
 TIER_FEATURES: tuple[Feature, ...] = (
     Feature(
-        _T,
-        "autoscale",
-        "event_only",
-        "instances change with the load (or per request: serverless)",
+        owner=_T,
+        field="autoscale",
+        role="event_only",
+        what="instances change with the load (or per request: serverless)",
         refuse=_refuse_autoscale,
         reports=("autoscale",),
     ),
     Feature(
-        _T,
-        "rate_limit",
-        "event_only",
-        "a token bucket refuses requests",
+        owner=_T,
+        field="rate_limit",
+        role="event_only",
+        what="a token bucket refuses requests",
         refuse=_refuse_when_set(
             "rate_limit", "tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
         ),
         reports=("rate_limited",),
     ),
     Feature(
-        _T,
-        "max_retries",
-        "event_only",
-        "a queue redelivers failed messages",
+        owner=_T,
+        field="max_retries",
+        role="event_only",
+        what="a queue redelivers failed messages",
         refuse=_refuse_when_set(
             "max_retries", "tier '{name}' redelivers failed messages (max_retries)", off=0
         ),
         reports=("redeliveries", "dead_letters"),
     ),
     Feature(
-        _T,
-        "cold_lru",
-        "event_only",
-        "hits decided by a simulated LRU that starts empty",
+        owner=_T,
+        field="cold_lru",
+        role="event_only",
+        what="hits decided by a simulated LRU that starts empty",
         refuse=_refuse_when_set(
             "cold_lru", "tier '{name}' is a cold cache, whose hit ratio rises as it fills"
         ),
         reports=("cold_cache",),
     ),
     Feature(
-        _T,
-        "batch_size",
-        "event_only",
-        "queue consumers take messages in batches",
+        owner=_T,
+        field="batch_size",
+        role="event_only",
+        what="queue consumers take messages in batches",
         refuse=_refuse_batches,
     ),
     Feature(
-        _T,
-        "partitions",
-        "event_only",
-        "at most one consumer per partition at a time",
+        owner=_T,
+        field="partitions",
+        role="event_only",
+        what="at most one consumer per partition at a time",
         refuse=_refuse_when_set(
             "partitions", "tier '{name}' has partitions, which cap its consumers' parallelism"
         ),
     ),
     Feature(
-        _T,
-        "priorities",
-        "event_only",
-        "waiting requests served by class priority",
+        owner=_T,
+        field="priorities",
+        role="event_only",
+        what="waiting requests served by class priority",
         refuse=_refuse_when_set(
             "priorities", "tier '{name}' serves its classes by priority", off=()
         ),
     ),
     Feature(
-        _T, "queue_discipline", "event_only", "FIFO or LIFO waiting line", refuse=_refuse_discipline
+        owner=_T,
+        field="queue_discipline",
+        role="event_only",
+        what="FIFO or LIFO waiting line",
+        refuse=_refuse_discipline,
     ),
     Feature(
-        _T,
-        "balancing",
-        "event_only",
-        "how an instance is picked (least_connections and power_of_two read the state)",
+        owner=_T,
+        field="balancing",
+        role="event_only",
+        what="how an instance is picked (least_connections and power_of_two read the state)",
         refuse=_refuse_balancing,
     ),
     Feature(
-        _T,
-        "pool",
-        "event_only",
-        "a database connection pool in front of the workers",
+        owner=_T,
+        field="pool",
+        role="event_only",
+        what="a database connection pool in front of the workers",
         refuse=_refuse_pool,
         reports=("pool",),
     ),
     Feature(
-        _T,
-        "max_queue",
-        "event_only",
-        "a bounded waiting room (a queue's max_depth)",
+        owner=_T,
+        field="max_queue",
+        role="event_only",
+        what="a bounded waiting room (a queue's max_depth)",
         refuse=_refuse_max_queue,
         reports=("rejected",),
     ),
     Feature(
-        _T,
-        "timeout",
-        "event_only",
-        "a waiting request is dropped after this long",
+        owner=_T,
+        field="timeout",
+        role="event_only",
+        what="a waiting request is dropped after this long",
         refuse=_refuse_tier_timeout,
         reports=("timed_out",),
     ),
     Feature(
-        _T,
-        "blocking",
-        "event_only",
-        "a worker is held while its calls run",
+        owner=_T,
+        field="blocking",
+        role="event_only",
+        what="a worker is held while its calls run",
         refuse=_refuse_blocking,
     ),
     Feature(
-        _T, "batch_linger", "event_only", "how long a batch waits to fill", via="Tier.batch_size"
+        owner=_T,
+        field="batch_linger",
+        role="event_only",
+        what="how long a batch waits to fill",
+        via="Tier.batch_size",
     ),
     Feature(
-        _T,
-        "health_check",
-        "event_only",
-        "balancing learns of dead instances late",
+        owner=_T,
+        field="health_check",
+        role="event_only",
+        what="balancing learns of dead instances late",
         via="Model.faults",
     ),
     Feature(
-        _T,
-        "drop_abandoned",
-        "event_only",
-        "skip waiting requests whose caller gave up",
+        owner=_T,
+        field="drop_abandoned",
+        role="event_only",
+        what="skip waiting requests whose caller gave up",
         via="Call.timeout",
         reports=("dropped",),
     ),
     Feature(
-        _T,
-        "edges",
-        "event_only",
-        "a cdn's edges each have their own cold cache (a warm "
+        owner=_T,
+        field="edges",
+        role="event_only",
+        what="a cdn's edges each have their own cold cache (a warm "
         "cdn's hit ratio is lowered into its calls)",
         via="Tier.cold_lru",
     ),
@@ -347,55 +358,55 @@ def _refuse_call_algorithm(model: Model, caller: Tier, call: Call) -> str:
 _C = "Call"
 CALL_FEATURES: tuple[Feature, ...] = (
     Feature(
-        _C,
-        "hedge",
-        "event_only",
-        "copies of a slow call to other instances",
+        owner=_C,
+        field="hedge",
+        role="event_only",
+        what="copies of a slow call to other instances",
         refuse=_refuse_hedge,
         guarded=True,
         reports=("hedges",),
     ),
     Feature(
-        _C,
-        "timeout",
-        "event_only",
-        "the caller gives up on an attempt",
+        owner=_C,
+        field="timeout",
+        role="event_only",
+        what="the caller gives up on an attempt",
         refuse=_refuse_timing,
         guarded=True,
         reports=RESILIENCE_KEYS,
     ),
     Feature(
-        _C,
-        "retry",
-        "event_only",
-        "failed and timed-out attempts are retried",
+        owner=_C,
+        field="retry",
+        role="event_only",
+        what="failed and timed-out attempts are retried",
         refuse=_refuse_timing,
         guarded=True,
         reports=RESILIENCE_KEYS,
     ),
     Feature(
-        _C,
-        "circuit_breaker",
-        "event_only",
-        "calls short-circuited while open",
+        owner=_C,
+        field="circuit_breaker",
+        role="event_only",
+        what="calls short-circuited while open",
         refuse=_refuse_protection,
         guarded=True,
         reports=RESILIENCE_KEYS,
     ),
     Feature(
-        _C,
-        "bulkhead",
-        "event_only",
-        "at most this many calls in flight",
+        owner=_C,
+        field="bulkhead",
+        role="event_only",
+        what="at most this many calls in flight",
         refuse=_refuse_protection,
         guarded=True,
         reports=RESILIENCE_KEYS,
     ),
     Feature(
-        _C,
-        "algorithm",
-        "event_only",
-        "a load balancer's choice of instance",
+        owner=_C,
+        field="algorithm",
+        role="event_only",
+        what="a load balancer's choice of instance",
         refuse=_refuse_call_algorithm,
     ),
     *_same_paths(_C, ("tier", "probability", "repeat"), "which tier, how often"),
@@ -431,18 +442,24 @@ def _refuse_faults(model: Model, owner: Model) -> str:
 _K = "TrafficClass"
 CLASS_FEATURES: tuple[Feature, ...] = (
     Feature(
-        _K,
-        "users",
-        "event_only",
-        "a closed workload: users wait for their answer",
+        owner=_K,
+        field="users",
+        role="event_only",
+        what="a closed workload: users wait for their answer",
         refuse=_refuse_closed,
     ),
-    Feature(_K, "arrivals", "event_only", "the arrival process's kind", refuse=_refuse_arrivals),
     Feature(
-        _K,
-        "think_time",
-        "event_only",
-        "a closed class's pause between requests",
+        owner=_K,
+        field="arrivals",
+        role="event_only",
+        what="the arrival process's kind",
+        refuse=_refuse_arrivals,
+    ),
+    Feature(
+        owner=_K,
+        field="think_time",
+        role="event_only",
+        what="a closed class's pause between requests",
         via="TrafficClass.users",
     ),
     *_same_paths(_K, ("entry", "rate", "profile", "process"), "open arrivals (engine/arrivals.py)"),
@@ -453,10 +470,10 @@ CLASS_FEATURES: tuple[Feature, ...] = (
 _M = "Model"
 MODEL_FEATURES: tuple[Feature, ...] = (
     Feature(
-        _M,
-        "faults",
-        "event_only",
-        "instances die, slow down or fail mid-run",
+        owner=_M,
+        field="faults",
+        role="event_only",
+        what="instances die, slow down or fail mid-run",
         refuse=_refuse_faults,
     ),
     *_same_paths(
