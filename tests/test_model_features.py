@@ -206,3 +206,22 @@ def test_every_reported_key_is_defined_in_the_docs() -> None:
             assert defined, (
                 f"{feature.name} reports `{key}`, undefined in docs/results.md or dynamic.md"
             )
+
+
+def test_a_profile_faults_autoscaling_or_a_cold_cache_change_conditions_during_the_run() -> None:
+    from capsim.model.types import ProfilePoint
+
+    profiled = TrafficClass(
+        "browse", 0, entry=0, rate=10.0, profile=(ProfilePoint(0.0, 5.0), ProfilePoint(5.0, 20.0))
+    )
+    changing = {
+        "profile": _model(traffic=profiled),
+        "faults": _model(**REFUSED_EXAMPLES["Model.faults"]),
+        "autoscale": _model(**REFUSED_EXAMPLES["Tier.autoscale"]),
+        "cold_lru": _model(**REFUSED_EXAMPLES["Tier.cold_lru"]),
+    }
+    assert not features.conditions_change(_model())
+    for name, model in changing.items():
+        assert features.conditions_change(model), name
+    marked = {f.field for f in FEATURES if f.changes_conditions}
+    assert marked == set(changing)

@@ -191,11 +191,7 @@ def _refused(tier_run: TierRun) -> int:
 def conditions_change(model: Model) -> bool:
     """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
     warming up): only then can an overload begin late in the window."""
-    return (
-        any(traffic.profile for traffic in model.classes)
-        or bool(model.faults)
-        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
-    )
+    return features.conditions_change(model)
 
 
 def assess_stability(

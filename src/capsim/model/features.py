@@ -58,6 +58,9 @@ class Feature:
     via: str = ""  # event_only without `refuse`: "Owner.field" whose refusal covers this one
     guarded: bool = False  # Call only: the event path runs the call through a call site
     reports: tuple[str, ...] = ()  # result keys it adds (a call's: on the callee's entry)
+    # Load or capacity changes during the run when it is set: an overload can begin late in the
+    # window (the summary's stability test looks for a late onset only then).
+    changes_conditions: bool = False
 
     @property
     def name(self) -> str:
@@ -161,6 +164,7 @@ TIER_FEATURES: tuple[Feature, ...] = (
     Feature(
         owner=_T,
         field="autoscale",
+        changes_conditions=True,
         role="event_only",
         what="instances change with the load (or per request: serverless)",
         refuse=_refuse_autoscale,
@@ -189,6 +193,7 @@ TIER_FEATURES: tuple[Feature, ...] = (
     Feature(
         owner=_T,
         field="cold_lru",
+        changes_conditions=True,
         role="event_only",
         what="hits decided by a simulated LRU that starts empty",
         refuse=_refuse_when_set(
@@ -462,7 +467,14 @@ CLASS_FEATURES: tuple[Feature, ...] = (
         what="a closed class's pause between requests",
         via="TrafficClass.users",
     ),
-    *_same_paths(_K, ("entry", "rate", "profile", "process"), "open arrivals (engine/arrivals.py)"),
+    *_same_paths(_K, ("entry", "rate", "process"), "open arrivals (engine/arrivals.py)"),
+    Feature(
+        owner=_K,
+        field="profile",
+        role="both",
+        what="the offered rate changes over the run",
+        changes_conditions=True,
+    ),
     _data(_K, "name", "identifies the class"),
     _data(_K, "index", "identifies the class"),
 )
@@ -472,6 +484,7 @@ MODEL_FEATURES: tuple[Feature, ...] = (
     Feature(
         owner=_M,
         field="faults",
+        changes_conditions=True,
         role="event_only",
         what="instances die, slow down or fail mid-run",
         refuse=_refuse_faults,
@@ -602,6 +615,26 @@ def is_guarded(call: Call) -> bool:
     """Whether the call has a feature the event path runs through a call site (a timeout,
     retries, a breaker, a bulkhead or hedges)."""
     return any(getattr(call, name) is not None for name in GUARDED_CALL_FIELDS)
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value is not False and value != 0 and value != ()
+
+
+def conditions_change(model: Model) -> bool:
+    """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
+    warming up: the features marked `changes_conditions`)."""
+    owners: dict[str, tuple[object, ...]] = {
+        "Model": (model,),
+        "TrafficClass": model.classes,
+        "Tier": model.tiers,
+    }
+    return any(
+        _is_set(getattr(owner, feature.field))
+        for feature in FEATURES
+        if feature.changes_conditions
+        for owner in owners[feature.owner]
+    )
 
 
 def _calls(steps: tuple[Step, ...]) -> Iterator[Call]:
