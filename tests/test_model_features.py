@@ -62,6 +62,19 @@ CLASSIFIED = (
 )
 
 
+def _tier(*, name: str, index: int, kind: Any, instances: int, work: tuple[Work, ...]) -> Tier:
+    return Tier(
+        name=name,
+        index=index,
+        kind=kind,
+        instances=instances,
+        concurrency=4,
+        blocking=False,
+        balancing="round_robin",
+        work=work,
+    )
+
+
 def _model(**changes: Any) -> Model:
     """app (round robin, 2 instances) calls db; `changes` are `Tier` fields for app, or
     `call=`/`traffic=`/`faults=` replacements."""
@@ -69,9 +82,9 @@ def _model(**changes: Any) -> Model:
     traffic = changes.pop("traffic", TrafficClass("browse", 0, entry=0, rate=10.0))
     faults = changes.pop("faults", ())
     work = Work(Distribution.exponential(0.01), calls=(call,))
-    app = Tier("app", 0, "service", 2, 4, False, "round_robin", (work,))
-    db = Tier(
-        "db", 1, "database", 1, 4, False, "round_robin", (Work(Distribution.constant(0.002)),)
+    app = _tier(name="app", index=0, kind="service", instances=2, work=(work,))
+    db = _tier(
+        name="db", index=1, kind="database", instances=1, work=(Work(Distribution.constant(0.002)),)
     )
     return Model(
         name="features",
