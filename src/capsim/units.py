@@ -46,7 +46,14 @@ _SIZE_RE = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z]*)\s*$")
 
 
 class UnitError(ValueError):
-    """A value could not be read in the expected unit; the message says what would be valid."""
+    """A value could not be read in the expected unit: `problem` says what is wrong and
+    `remedy`, when the unit's parser knows it, what would be valid (the message joins them
+    with "; ")."""
+
+    def __init__(self, problem: str, remedy: str = "") -> None:
+        super().__init__(f"{problem}; {remedy}" if remedy else problem)
+        self.problem = problem
+        self.remedy = remedy
 
 
 def _finite(value: float, text: object) -> float:
@@ -74,13 +81,13 @@ def parse_duration(value: object) -> float:
     match = _DURATION_RE.match(value)
     if not match:
         raise UnitError(
-            f"{value!r} is not a duration; write a number and a unit, e.g. 250ms, 1.5s, 2min"
+            f"{value!r} is not a duration", "write a number and a unit, e.g. 250ms, 1.5s, 2min"
         )
     amount, unit = match.groups()
     unit = unit or "s"
     if unit not in _DURATION_UNITS:
         valid = ", ".join(["us", "ms", "s", "min (or m)", "h", "d"])
-        raise UnitError(f"unknown duration unit {unit!r} in {value!r}; valid units: {valid}")
+        raise UnitError(f"unknown duration unit {unit!r} in {value!r}", f"valid units: {valid}")
     return _finite(float(amount) * _DURATION_UNITS[unit], value)
 
 
@@ -93,11 +100,13 @@ def parse_rate(value: object) -> float:
         raise UnitError(f"expected a rate such as 800/s or 48k/min, got {value!r}")
     match = _RATE_RE.match(value)
     if not match:
-        raise UnitError(f"{value!r} is not a rate; write e.g. 800/s, 48k/min, 1.2M/h")
+        raise UnitError(f"{value!r} is not a rate", "write e.g. 800/s, 48k/min, 1.2M/h")
     amount, multiplier, unit = match.groups()
     unit = unit or "s"
     if unit not in _RATE_UNITS:
-        raise UnitError(f"unknown rate unit '/{unit}' in {value!r}; valid units: /s, /min, /h, /d")
+        raise UnitError(
+            f"unknown rate unit '/{unit}' in {value!r}", "valid units: /s, /min, /h, /d"
+        )
     return _finite(float(amount) * _MULTIPLIERS[multiplier] * _RATE_UNITS[unit], value)
 
 
@@ -110,13 +119,13 @@ def parse_ratio(value: object) -> float:
         match = _RATIO_RE.match(value)
         if not match:
             raise UnitError(
-                f"{value!r} is not a ratio; write a number in [0, 1] or a percentage like 85%"
+                f"{value!r} is not a ratio", "write a number in [0, 1] or a percentage like 85%"
             )
         amount, percent = match.groups()
         number = _finite(float(amount) / (100.0 if percent else 1.0), value)
     if not 0.0 <= number <= 1.0:
         raise UnitError(
-            f"{value!r} is outside [0, 1]; write a number in [0, 1] or a percentage 0%..100%"
+            f"{value!r} is outside [0, 1]", "write a number in [0, 1] or a percentage 0%..100%"
         )
     return number
 
@@ -130,12 +139,12 @@ def parse_size(value: object) -> float:
         raise UnitError(f"expected a size such as 512MiB, got {value!r}")
     match = _SIZE_RE.match(value)
     if not match:
-        raise UnitError(f"{value!r} is not a size; write e.g. 512MiB or 2GB")
+        raise UnitError(f"{value!r} is not a size", "write e.g. 512MiB or 2GB")
     amount, unit = match.groups()
     unit = unit or "B"
     if unit not in _SIZE_UNITS:
         raise UnitError(
-            f"unknown size unit {unit!r} in {value!r}; valid units: {', '.join(_SIZE_UNITS)}"
+            f"unknown size unit {unit!r} in {value!r}", f"valid units: {', '.join(_SIZE_UNITS)}"
         )
     return _finite(float(amount) * _SIZE_UNITS[unit], value)
 

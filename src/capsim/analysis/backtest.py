@@ -151,25 +151,25 @@ def compare(
             if value is not None and math.isfinite(value):
                 rows.append(
                     Comparison(
-                        "class",
-                        cls,
-                        figure,
-                        value,
-                        float(predicted.get(figure, math.nan)),
-                        latency_tolerance,
+                        what="class",
+                        name=cls,
+                        figure=figure,
+                        measured=value,
+                        predicted=float(predicted.get(figure, math.nan)),
+                        tolerance=latency_tolerance,
                     )
                 )
     for tier, busy in sorted(load.busy.items()):
         if tier in report["tiers"] and tier in workers:
             rows.append(
                 Comparison(
-                    "tier",
-                    tier,
-                    "utilization",
-                    busy / workers[tier],
-                    float(report["tiers"][tier]["utilization"]),
-                    utilization_tolerance,
-                    UTILIZATION_SLACK,
+                    what="tier",
+                    name=tier,
+                    figure="utilization",
+                    measured=busy / workers[tier],
+                    predicted=float(report["tiers"][tier]["utilization"]),
+                    tolerance=utilization_tolerance,
+                    slack=UTILIZATION_SLACK,
                 )
             )
     return rows
@@ -206,12 +206,12 @@ def compare_step(
     name = f"{cls} @ {step.users:g} users"
     rows = [
         Comparison(
-            "step",
-            name,
-            "throughput",
-            step.throughput,
-            float(predicted.get("throughput", math.nan)),
-            throughput_tolerance,
+            what="step",
+            name=name,
+            figure="throughput",
+            measured=step.throughput,
+            predicted=float(predicted.get("throughput", math.nan)),
+            tolerance=throughput_tolerance,
         )
     ]
     for figure in PERCENTILES:
@@ -219,12 +219,12 @@ def compare_step(
         if value is not None and math.isfinite(value):
             rows.append(
                 Comparison(
-                    "step",
-                    name,
-                    figure,
-                    value,
-                    float(predicted.get("latency", {}).get(figure, math.nan)),
-                    latency_tolerance,
+                    what="step",
+                    name=name,
+                    figure=figure,
+                    measured=value,
+                    predicted=float(predicted.get("latency", {}).get(figure, math.nan)),
+                    tolerance=latency_tolerance,
                 )
             )
     return rows

@@ -31,9 +31,31 @@ from capsim.model.visits import expected_visits
 
 
 class UnstableModelError(CapsimError):
-    """An open station is offered at least its capacity: no steady state exists."""
+    """An open station is offered at least its capacity: no steady state exists.
+
+    Carries its figures (None when the raiser does not know them): `tier`, the first overloaded
+    tier's name; `rho`, its load; `offered_rate` and `capacity` in requests per second at that
+    station; `saturation_rate`, the total rate (all classes, mix as written) at which the system
+    saturates."""
 
     exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tier: str | None = None,
+        rho: float | None = None,
+        offered_rate: float | None = None,
+        capacity: float | None = None,
+        saturation_rate: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.tier = tier
+        self.rho = rho
+        self.offered_rate = offered_rate
+        self.capacity = capacity
+        self.saturation_rate = saturation_rate
 
 
 @dataclass
@@ -112,7 +134,9 @@ def _station(
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
-        return StationResult(0.0, instances, None, 0.0, 0.0)
+        return StationResult(
+            arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
+        )
     share = rates / total
     work = float(share @ work_means)
     hold = float(share @ holding)
@@ -140,7 +164,14 @@ def _station(
             wait_survival=lambda t: 0.0,
             sojourn_survival=lambda t: 0.0,
         )
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     rho = lam * hold / servers
     balancing = tier.balancing
     waiting_room = _pool_waiting_room(tier, servers, instances)
@@ -166,9 +197,24 @@ def _station(
         if instances > 1 and balancing != "random":
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append(f"{balancing} balancing treated as random splitting")
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     if rho >= 1.0:
-        return StationResult(total, instances, None, hold, work, unstable_rho=rho, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=None,
+            holding_time=hold,
+            work_time=work,
+            unstable_rho=rho,
+            notes=notes,
+        )
     if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
         sigma = formulas.round_robin_sigma(instances, lam, hold)
         mu = 1.0 / hold
@@ -211,7 +257,14 @@ def _station(
         figures = formulas.mgc_approx(servers, lam, hold, scv)
     if blocking_holds:
         figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-    return StationResult(total, instances, figures, hold, work, notes=notes)
+    return StationResult(
+        arrival_rate=total,
+        instances=instances,
+        figures=figures,
+        holding_time=hold,
+        work_time=work,
+        notes=notes,
+    )
 
 
 def capacity_key(tier: Tier, group: str = "instances") -> str:
@@ -495,11 +548,17 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     ]
     if unstable and not mark_overload:
         tier, label, st = unstable[0]
+        capacity_rate = _station_capacity(tier, st)
         raise UnstableModelError(
             f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
-            f"{_station_capacity(tier, st):.4g}/s capacity); system saturates at "
+            f"{capacity_rate:.4g}/s capacity); system saturates at "
             f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
-            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load."
+            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
+            tier=tier.name,
+            rho=st.unstable_rho,
+            offered_rate=st.arrival_rate,
+            capacity=capacity_rate,
+            saturation_rate=saturation,
         )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:

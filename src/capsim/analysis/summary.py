@@ -14,7 +14,6 @@ Across replications:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +33,12 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
+from capsim.model import features
 from capsim.model.types import (
     PERCENTILES,
     STATISTICS,
-    Call,
     Model,
-    Parallel,
     Slo,
-    Step,
     Tier,
     TraceArrivals,
 )
@@ -194,11 +191,7 @@ def _refused(tier_run: TierRun) -> int:
 def conditions_change(model: Model) -> bool:
     """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
     warming up): only then can an overload begin late in the window."""
-    return (
-        any(traffic.profile for traffic in model.classes)
-        or bool(model.faults)
-        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
-    )
+    return features.conditions_change(model)
 
 
 def assess_stability(
@@ -263,41 +256,12 @@ def assess_stability(
 def _retried_tiers(model: Model) -> set[int]:
     """Tiers called with a timeout, retries, a breaker or a bulkhead somewhere (their entries
     count retries, timeouts, short-circuited and bulkhead-refused calls)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and (
-                step.timeout is not None
-                or step.retry is not None
-                or step.circuit_breaker is not None
-                or step.bulkhead is not None
-            ):
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "retries")
 
 
 def _hedged_tiers(model: Model) -> set[int]:
     """Tiers some caller calls with a hedge (their entries count the hedges)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and step.hedge is not None:
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "hedges")
 
 
 def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
@@ -706,11 +670,11 @@ def _saturation_hint(model: Model, capsim_version: str) -> str | None:
     try:
         solve(model, capsim_version=capsim_version)
     except UnstableModelError as error:
-        found = re.search(r"system saturates at ([0-9.eE+\-]+) req/s", str(error))
-        if found is None:
+        rate = error.saturation_rate
+        if rate is None or not math.isfinite(rate):
             return None
         return (
-            f"saturation: the system saturates at about {found.group(1)} req/s "
+            f"saturation: the system saturates at about {rate:.4g} req/s "
             "(analytic bound from the queueing formulas, see capsim solve)."
         )
     except (CapsimError, ArithmeticError, ValueError):

@@ -194,7 +194,13 @@ def estimate_work(
                 fastest = f"tiers.{tier.name}.health_check.interval ({period:g}s)"
                 fastest_period = period
     firings = _ticks(horizon, fastest_period) if fastest else 0.0
-    return WorkEstimate(visit_total, syncs, checks, fastest, firings)
+    return WorkEstimate(
+        visits=visit_total,
+        autoscaler_syncs=syncs,
+        health_checks=checks,
+        fastest_timer=fastest,
+        fastest_firings=firings,
+    )
 
 
 def _ticks(horizon: float, period: float) -> float:

@@ -36,6 +36,7 @@ from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
+from capsim.model import features
 from capsim.model.types import (
     Call,
     MmppArrivals,
@@ -67,20 +68,16 @@ _ALGORITHM_CODES = {"round_robin": _ROUND_ROBIN, "random": _RANDOM}
 
 
 def can_vectorise(model: Model) -> tuple[bool, str]:
-    """Whether the vectorised path can run `model` exactly, and why (or why not), in plain words."""
+    """Whether the vectorised path can run `model` exactly, and why (or why not), in plain words.
+
+    The state-dependent features it refuses are classified in `capsim.model.features`."""
     for traffic in model.classes:
-        if traffic.is_closed:
-            return False, (
-                f"class '{traffic.name}' is a closed workload (users with think time), "
-                "whose arrivals depend on responses"
-            )
-        if traffic.arrivals not in ("poisson", "constant", "trace", "mmpp", "batch"):
-            return False, f"class '{traffic.name}' has arrivals '{traffic.arrivals}'"
-    if model.faults:
-        return (
-            False,
-            f"the scenario has faults ({model.faults[0].text}), which change tiers mid-run",
-        )
+        reason = features.class_refusal(model, traffic)
+        if reason:
+            return False, reason
+    reason = features.model_refusal(model)
+    if reason:
+        return False, reason
     for tier in model.tiers:
         reason = _tier_obstacle(model, tier)
         if reason:
@@ -104,63 +101,15 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
 
 
 def _tier_obstacle(model: Model, tier: Tier) -> str:
-    name = tier.name
-    if tier.autoscale is not None and tier.autoscale.scale_to_zero:
-        return f"tier '{name}' is serverless, so its instances start and stop with its requests"
-    if tier.autoscale is not None:
-        return f"tier '{name}' autoscales, so its instances change with its load"
-    if tier.rate_limit is not None:
-        return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
-    if tier.max_retries:
-        return f"tier '{name}' redelivers failed messages (max_retries)"
-    if tier.cold_lru is not None:
-        return f"tier '{name}' is a cold cache, whose hit ratio rises as it fills"
-    if tier.batch_size > 1:
-        return f"tier '{name}' consumes its messages in batches"
-    if tier.partitions is not None:
-        return f"tier '{name}' has partitions, which cap its consumers' parallelism"
-    if tier.priorities:
-        return f"tier '{name}' serves its classes by priority"
-    if tier.queue_discipline != "fifo":
-        return f"tier '{name}' serves its queue {tier.queue_discipline.upper()}"
-    if tier.balancing not in _ALGORITHM_CODES:
-        return f"tier '{name}' uses {tier.balancing} balancing, which depends on the system's state"
-    if tier.pool is not None:
-        return f"tier '{name}' has a connection pool, which needs the event path"
-    if tier.max_queue is not None:
-        what = "max_depth" if tier.is_async else "max_queue"
-        return f"tier '{name}' has a {what}, whose rejections depend on the queue's state"
-    if tier.timeout is not None:
-        return f"tier '{name}' has a timeout, whose drops depend on the queue's state"
-    has_calls = any(work.calls for work in tier.work)
-    if tier.blocking and has_calls:
-        return (
-            f"tier '{name}' has blocking workers that make calls (a worker is held until its "
-            "calls return), which needs the event path"
-        )
+    """The first event-only feature of the tier or of one of its calls ("" when none)."""
+    reason = features.tier_refusal(model, tier)
+    if reason:
+        return reason
     for work in tier.work:
         for call in _calls_in(work.calls):
-            if call.hedge is not None:
-                return (
-                    f"tier '{name}' hedges its calls to '{model.tiers[call.tier].name}' "
-                    f"({call.hedge.text}): a copy is sent only when the first has not answered "
-                    "in time, which depends on how long the callee takes"
-                )
-            if call.timeout is not None or call.retry is not None:
-                return (
-                    f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
-                    "retries, whose outcome depends on how long the callee takes"
-                )
-            if call.circuit_breaker is not None or call.bulkhead is not None:
-                return (
-                    f"tier '{name}' calls '{model.tiers[call.tier].name}' through a circuit "
-                    "breaker or a bulkhead, which depend on the calls' outcomes"
-                )
-            if call.algorithm is not None and call.algorithm not in _ALGORITHM_CODES:
-                return (
-                    f"tier '{name}' sends calls to '{model.tiers[call.tier].name}' with "
-                    f"{call.algorithm} balancing, which depends on the system's state"
-                )
+            reason = features.call_refusal(model, tier, call)
+            if reason:
+                return reason
     return ""
 
 
@@ -277,7 +226,17 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
         code = _ALGORITHM_CODES[alg] if alg is not None else -1
         slot = counters["slots"]
         counters["slots"] += 1
-        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code, slot)
+        op = _CallOp(
+            tier=call_tier,
+            reg=reg,
+            column=column,
+            low=low,
+            high=high,
+            waited=not callee.is_async,
+            publish=publish,
+            algorithm=code,
+            slot=slot,
+        )
         return op, not callee.is_async
 
     def sequence(items: tuple[Step, ...], reg: int, at: int) -> int:
@@ -318,7 +277,12 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
 
     end = sequence(steps, 0, 0)
     round_at(end)  # the final round only joins; the visit is done at its start
-    return _Program(rounds, counters["registers"], counters["columns"], publishes)
+    return _Program(
+        rounds=rounds,
+        registers=counters["registers"],
+        columns=counters["columns"],
+        publishes=publishes,
+    )
 
 
 def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
@@ -510,17 +474,17 @@ class _Task:
 
 def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
     return _Batch(
-        batch.times[mask],
-        batch.class_index,
-        batch.algorithm,
-        batch.parent,
-        batch.reg,
-        batch.positions[mask],
-        batch.sent_start[mask],
-        batch.sent_seq[mask],
-        batch.sent_round,
-        batch.source,
-        batch.slot,
+        times=batch.times[mask],
+        class_index=batch.class_index,
+        algorithm=batch.algorithm,
+        parent=batch.parent,
+        reg=batch.reg,
+        positions=batch.positions[mask],
+        sent_start=batch.sent_start[mask],
+        sent_seq=batch.sent_seq[mask],
+        sent_round=batch.sent_round,
+        source=batch.source,
+        slot=batch.slot,
     )
 
 
@@ -706,17 +670,17 @@ class _Run:
         self.last_arrival[traffic.index] = float(arrivals[-1])
         self.states[traffic.entry].inbox.append(
             _Batch(
-                arrivals,
-                traffic.index,
-                -1,
-                root,
-                0,
-                np.arange(count),
-                scheduled,
-                np.arange(seen, seen + count),
-                0,
-                traffic.index,
-                0,
+                times=arrivals,
+                class_index=traffic.index,
+                algorithm=-1,
+                parent=root,
+                reg=0,
+                positions=np.arange(count),
+                sent_start=scheduled,
+                sent_seq=np.arange(seen, seen + count),
+                sent_round=0,
+                source=traffic.index,
+                slot=0,
             )
         )
 
@@ -1100,17 +1064,17 @@ class _Run:
             times, rows = times[order], rows[order]
         state.inbox.append(
             _Batch(
-                times,
-                sender.class_index,
-                op.algorithm,
-                parent,
-                op.reg,
-                rows,
-                sender.own_start[rows],
-                sender.own_seq[rows],
-                sender.round,
-                len(self.model.classes) + sender.tier,
-                op.slot,
+                times=times,
+                class_index=sender.class_index,
+                algorithm=op.algorithm,
+                parent=parent,
+                reg=op.reg,
+                positions=rows,
+                sent_start=sender.own_start[rows],
+                sent_seq=sender.own_seq[rows],
+                sent_round=sender.round,
+                source=len(self.model.classes) + sender.tier,
+                slot=op.slot,
             )
         )
 

@@ -226,11 +226,24 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
         retry = None
         if call.retries is not None:
             spec = call.retries
-            retry = Retry(spec.max, spec.backoff, spec.base, spec.cap, spec.jitter, spec.budget)
+            retry = Retry(
+                max=spec.max,
+                backoff=spec.backoff,
+                base=spec.base,
+                cap=spec.cap,
+                jitter=spec.jitter,
+                budget=spec.budget,
+            )
         breaker = None
         if call.circuit_breaker is not None:
             b = call.circuit_breaker
-            breaker = CircuitBreaker(b.error_rate, b.window, b.min_calls, b.open_for, b.probes)
+            breaker = CircuitBreaker(
+                error_rate=b.error_rate,
+                window=b.window,
+                min_calls=b.min_calls,
+                open_for=b.open_for,
+                probes=b.probes,
+            )
         return Call(
             tier_index[call.tier],
             probability=call.probability,
@@ -612,7 +625,12 @@ def _arrival_process(spec: TrafficSpec) -> ArrivalProcess | None:
             return BatchArrivals(batch_rate, "geometric", size.mean)
         if isinstance(size, EmpiricalSize):
             samples = tuple(size.samples)
-            return BatchArrivals(batch_rate, "empirical", sum(samples) / len(samples), samples)
+            return BatchArrivals(
+                batch_rate=batch_rate,
+                size_kind="empirical",
+                size_mean=sum(samples) / len(samples),
+                size_samples=samples,
+            )
         value = size.value if isinstance(size, ConstantSize) else size
         return BatchArrivals(batch_rate, "constant", float(value))
     return None

@@ -122,7 +122,7 @@ def _unit(
         try:
             number = parse(value)
         except UnitError as error:
-            remedy = "" if ";" in str(error) else f"; {FIELD} must be {expected}"
+            remedy = "" if error.remedy else f"; {FIELD} must be {expected}"
             raise invalid(f"{error}{remedy}") from None
         if positive and number <= 0:
             raise invalid(f"{show(value)} is not greater than 0; {FIELD} must be {expected}")
@@ -1845,12 +1845,16 @@ def locate(
     for end in range(len(path), -1, -1):
         prefix = path[:end]
         if prefix in origins:
-            return Problem(message, f"--set {origins[prefix]}", 0, 0, dotted)
+            return Problem(
+                message=message, file=f"--set {origins[prefix]}", line=0, column=0, path=dotted
+            )
         where = key_positions.get(prefix) if at_key else None
         where = where or positions.get(prefix)
         if where is not None:
-            return Problem(message, source, where[0], where[1], dotted)
-    return Problem(message, source, 0, 0, dotted)
+            return Problem(
+                message=message, file=source, line=where[0], column=where[1], path=dotted
+            )
+    return Problem(message=message, file=source, line=0, column=0, path=dotted)
 
 
 # ---- pydantic errors in plain words ------------------------------------------------------------
@@ -2078,7 +2082,13 @@ def _located(
 ) -> Problem:
     """A missing key is reported at the key of the mapping that lacks it."""
     located = locate(message, parent, source, positions, key_positions, origins, at_key=True)
-    return Problem(located.message, located.file, located.line, located.column, format_path(path))
+    return Problem(
+        message=located.message,
+        file=located.file,
+        line=located.line,
+        column=located.column,
+        path=format_path(path),
+    )
 
 
 def _tag_message(what: str, value: Any, field: str) -> str:

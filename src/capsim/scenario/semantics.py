@@ -58,14 +58,22 @@ def call_edges(calls: list[CallSpec], base: PathKey) -> Iterator[Edge]:
     for i, call in enumerate(calls):
         here = (*base, i)
         if isinstance(call, str):
-            yield Edge(call, 1.0, True, here)
+            yield Edge(target=call, expected=1.0, certain=True, path=here)
         elif isinstance(call, TierCall):
             yield Edge(
-                call.tier, call.probability * call.repeat, call.probability == 1.0, (*here, "tier")
+                target=call.tier,
+                expected=call.probability * call.repeat,
+                certain=call.probability == 1.0,
+                path=(*here, "tier"),
             )
         elif isinstance(call, OneOfCall):
             for name, weight in call.one_of.items():
-                yield Edge(name, weight, weight == 1.0, (*here, "one_of", name))
+                yield Edge(
+                    target=name,
+                    expected=weight,
+                    certain=weight == 1.0,
+                    path=(*here, "one_of", name),
+                )
         elif isinstance(call, ParallelCall):
             yield from call_edges(call.parallel, (*here, "parallel"))
 
@@ -82,11 +90,20 @@ def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio)
     """What one visit of `tier` by a request of `class_name` calls."""
     edges: list[Edge] = []
     if isinstance(tier, LoadBalancerTier):
-        return [Edge(tier.backends, 1.0, True, ("tiers", name, "backends"))]
+        return [
+            Edge(target=tier.backends, expected=1.0, certain=True, path=("tiers", name, "backends"))
+        ]
     if isinstance(tier, (CacheTier, CdnTier)) and tier.on_miss is not None:
         miss = miss_to_origin(tier, miss_ratio)
         if miss > 0:
-            edges.append(Edge(tier.on_miss, miss, miss >= 1.0, ("tiers", name, "on_miss")))
+            edges.append(
+                Edge(
+                    target=tier.on_miss,
+                    expected=miss,
+                    certain=miss >= 1.0,
+                    path=("tiers", name, "on_miss"),
+                )
+            )
     override = tier.classes.get(class_name)
     if isinstance(override, (ClassWork, DatabaseClassWork)) and override.calls is not None:
         edges.extend(call_edges(override.calls, ("tiers", name, "classes", class_name, "calls")))
