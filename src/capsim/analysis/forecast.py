@@ -14,6 +14,7 @@ import csv
 import io
 import math
 import re
+from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -86,8 +87,26 @@ def parse_date(text: str, option: str) -> date:
         ) from None
 
 
-def parse_span_days(text: str, option: str) -> float:
-    """A span in days: 24mo, 18 months, 6w, 90d, 2y (a month is 30.436875 days)."""
+@dataclass(frozen=True)
+class Span:
+    """A calendar span: whole months (mo, y) or days (w, d), as the user wrote it."""
+
+    months: int = 0
+    days: float = 0.0
+    text: str = ""
+
+    def after(self, day: date, times: int = 1) -> date:
+        """`day` plus `times` spans: months on the calendar (the day clamped to the month's
+        end: 31 January + 1mo is 28 or 29 February), days rounded to whole days."""
+        if self.months:
+            total = day.year * 12 + day.month - 1 + self.months * times
+            year, month = divmod(total, 12)
+            return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+        return day + timedelta(days=round(self.days * times))
+
+
+def parse_span(text: str, option: str) -> Span:
+    """A span: 24mo, 18 months, 2y (calendar months) or 6w, 90d (days)."""
     match = _SPAN.match(text)
     if not match:
         raise UsageError(
@@ -96,10 +115,16 @@ def parse_span_days(text: str, option: str) -> float:
         )
     value = float(match.group(1))
     unit = match.group(2).lower()
-    per = {"m": DAYS_PER_MONTH, "w": 7.0, "d": 1.0, "y": 365.2425}[unit[0]]
     if value <= 0:
         raise UsageError(f"{option} {text!r} must be longer than 0")
-    return value * per
+    if unit[0] in "my":
+        months = value * (12 if unit[0] == "y" else 1)
+        if months != int(months):
+            raise UsageError(
+                f"{option} {text!r}: months and years must be whole (write days instead, e.g. 45d)"
+            )
+        return Span(months=int(months), text=text.strip())
+    return Span(days=value * (7.0 if unit[0] == "w" else 1.0), text=text.strip())
 
 
 def parse_growth(text: str) -> Growth:
@@ -243,18 +268,15 @@ def _breached_slo(saturation: dict[str, Any]) -> str | None:
     return max(scored)[1] if scored else None
 
 
-def plan_days(horizon: Horizon, step_days: float) -> list[tuple[date, str]]:
-    """Each step from the start (inclusive) to the end, and the day before each event."""
+def plan_days(horizon: Horizon, step: Span) -> list[tuple[date, str]]:
+    """Each step from the start (inclusive) to the end, and each event's day."""
     days: list[tuple[date, str]] = []
     k = 0
-    while True:
-        day = horizon.start + timedelta(days=round(k * step_days))
-        if day > horizon.end:
-            break
+    while (day := step.after(horizon.start, k)) <= horizon.end:
         days.append((day, "step"))
         k += 1
     for event in horizon.events:
-        days.append((event.day, f"event {event.text}"))
+        days.append((event.day, f"before event {event.text}"))
     return sorted(days)
 
 
@@ -264,7 +286,7 @@ def forecast(
     capsim_version: str,
     growth: Growth,
     horizon: Horizon,
-    step_days: float,
+    step: Span,
     find_saturation: Callable[[Any], dict[str, Any]],
     size_at: Callable[[Any, float], dict[str, Any]] | None,
     open_rate: float,
@@ -287,7 +309,7 @@ def forecast(
         notes.append("no rate met every SLO, so no breach date can be given")
     plan: list[dict[str, Any]] = []
     if size_at is not None:
-        for day, why in plan_days(horizon, step_days):
+        for day, why in plan_days(horizon, step):
             load = growth.factor(horizon.months(day))
             multiplier = next((e.multiplier for e in horizon.events if e.day == day), 1.0)
             load *= multiplier

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,9 +113,9 @@ def forecast(
         if (growth is None) == (history is None):
             raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
         day0 = fc.parse_date(start, "--from") if start is not None else date.today()
-        span = fc.parse_span_days(horizon, "--horizon")
-        step_days = fc.parse_span_days(step, "--step")
-        window = fc.Horizon(day0, day0 + timedelta(days=round(span)))
+        span = fc.parse_span(horizon, "--horizon")
+        every = fc.parse_span(step, "--step")
+        window = fc.Horizon(day0, span.after(day0))
         events = [fc.parse_event(text, window) for text in event or []]
         window = fc.Horizon(day0, window.end, events)
         if growth is not None:
@@ -159,7 +159,7 @@ def forecast(
                 capsim_version=capsim.__version__,
                 growth=trend,
                 horizon=window,
-                step_days=step_days,
+                step=every,
                 find_saturation=saturation,
                 size_at=size_at if plan else None,
                 open_rate=rate_now,
