@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from capsim.analysis.sizing import SizingError
 from capsim.errors import UsageError
 
 DAYS_PER_MONTH = 365.2425 / 12
@@ -280,6 +281,28 @@ def plan_days(horizon: Horizon, step: Span) -> list[tuple[date, str]]:
     return sorted(days)
 
 
+def _capacity(tier: dict[str, Any]) -> dict[str, Any]:
+    """What `size` chose for one tier: what it sized and the count of each unit."""
+    keys = ["sized", "instances", "replicas"]
+    if tier.get("sized"):
+        keys.append(tier["sized"])
+    return {key: tier[key] for key in keys if tier.get(key) is not None}
+
+
+def _unsized_step(day: date, why: str, load: float, rate: float, error: str) -> dict[str, Any]:
+    return {
+        "date": day.isoformat(),
+        "why": why,
+        "load": load,
+        "rate": rate * load,
+        "tiers": None,
+        "cost_per_hour": None,
+        "cost_per_month": None,
+        "verified": False,
+        "error": error,
+    }
+
+
 def forecast(
     model: Any,
     *,
@@ -313,7 +336,12 @@ def forecast(
             load = growth.factor(horizon.months(day))
             multiplier = next((e.multiplier for e in horizon.events if e.day == day), 1.0)
             load *= multiplier
-            sized = size_at(model, load)
+            try:
+                sized = size_at(model, load)
+            except SizingError as error:
+                plan.append(_unsized_step(day, why, load, open_rate, str(error)))
+                notes.append(f"{day.isoformat()}: no sized configuration: {error}")
+                continue
             hourly = sized.get("total_cost_per_hour")
             plan.append(
                 {
@@ -321,17 +349,11 @@ def forecast(
                     "why": why,
                     "load": load,
                     "rate": open_rate * load,
-                    "tiers": {
-                        name: {
-                            k: t.get(k)
-                            for k in ("sized", "instances", "concurrency")
-                            if t.get(k) is not None
-                        }
-                        for name, t in sized["tiers"].items()
-                    },
+                    "tiers": {name: _capacity(t) for name, t in sized["tiers"].items()},
                     "cost_per_hour": hourly,
                     "cost_per_month": hourly * HOURS_PER_MONTH if hourly is not None else None,
                     "verified": sized.get("verified"),
+                    "error": None,
                 }
             )
     return {

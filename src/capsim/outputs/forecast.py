@@ -66,7 +66,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 step["why"],
                 f"{step['load']:.3g}x",
                 cells.rate(step["rate"]),
-                _capacity_text(step["tiers"]),
+                _capacity_text(step["tiers"]) if step["tiers"] else f"none: {step['error']}",
                 cells.money(step["cost_per_month"], code),
                 "yes" if step["verified"] else "NO",
             ]
