@@ -371,6 +371,7 @@ def forecast(
             "slo": _breached_slo(saturation) if breach_day else None,
             "rate": slo_rate,
             "by_event": breach_event,
+            "determined": slo_rate is not None,
         },
         "plan": plan,
         "currency": getattr(model, "currency", None),

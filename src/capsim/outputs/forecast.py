@@ -45,6 +45,8 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             f"{breach['date']} ({breach['slo']}, above {cells.rate(breach['rate'])})"
             + (f" on event {breach['by_event']}" if breach.get("by_event") else "")
             if breach["date"]
+            else "not determined: no rate met every SLO (see the notes)"
+            if not breach.get("determined", True)
             else "none inside the horizon"
             + (f" (SLOs hold up to {cells.rate(breach['rate'])})" if breach["rate"] else "")
         ),
