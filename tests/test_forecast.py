@@ -150,3 +150,25 @@ def test_bad_input_is_refused_with_a_located_message(tmp_path, options, history,
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_shrinking_load_never_saturates_inside_the_horizon(tmp_path):
+    path = mmc_scenario(tmp_path, rate=200, duration="20s")
+    data = forecast_json(path, "--growth", "-5%/month", "--horizon", "2y", "--no-plan")
+    assert data["until"] == "2029-01-01"
+    assert data["tiers"]["server"]["saturates_on"] is None
+    assert data["first_slo_breach"]["date"] is None
+    assert data["first_slo_breach"]["determined"] is True
+
+
+def test_the_table_and_markdown_show_the_dates_and_the_plan(tmp_path):
+    path = mmc_scenario(tmp_path, rate=200, duration="20s")
+    options = ["--from", "2027-01-01", "--growth", "10%/month", "--horizon", "6mo", "--step", "6mo"]
+    table = runner.invoke(app, ["forecast", str(path), *options])
+    assert table.exit_code == 0, table.output
+    assert "first SLO breach: 2027-0" in table.stdout
+    assert "Capacity plan" in table.stdout
+    markdown = runner.invoke(app, ["forecast", str(path), *options, "-f", "markdown"])
+    assert markdown.exit_code == 0, markdown.output
+    assert markdown.stdout.startswith("# capsim forecast: mmc")
+    assert "| 2027-07-01 | step | 1.76x |" in markdown.stdout  # 1.1 ** (181 days / 30.44)
