@@ -584,4 +584,5 @@ def main() -> None:
 
 from capsim.cli import calibration as _calibration  # noqa: E402,F401  (registers commands)
 from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
+from capsim.cli import forecast as _forecast  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)
