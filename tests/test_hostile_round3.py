@@ -1,0 +1,163 @@
+"""Hostile inputs, round three (issue 13's independent attack): shapes of input the first fixes
+were not tested with. docs/robustness.md says what is guaranteed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from capsim.cli.app import app
+from capsim.scenario import validate_file
+from capsim.scenario.edit import apply_set_overrides
+from capsim.scenario.loader import parse_yaml_text
+from capsim.scenario.writer import dump_yaml, render_scenario_yaml
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def otlp_traces(root_service: str, child_service: str, root_name: str, count: int = 30) -> dict:
+    """OTLP JSON of `count` traces: a server span of `root_service` calling `child_service`."""
+
+    def span(service: str, span_id: str, parent: str, kind: str, start: int, end: int, name: str):
+        return service, {
+            "spanId": span_id,
+            "parentSpanId": parent,
+            "name": name,
+            "kind": kind,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+        }
+
+    by_service: dict[str, list[dict]] = {}
+    for number in range(count):
+        base = 1_700_000_000_000_000_000 + number * 10**9
+        ms = 10**6
+        for service, record in (
+            span(
+                root_service,
+                "01",
+                "",
+                "SPAN_KIND_SERVER",
+                base,
+                base + (10 + number % 3) * ms,
+                root_name,
+            ),
+            span(
+                root_service, "02", "01", "SPAN_KIND_CLIENT", base + 2 * ms, base + 6 * ms, "call"
+            ),
+            span(
+                child_service,
+                "03",
+                "02",
+                "SPAN_KIND_SERVER",
+                base + 2 * ms,
+                base + 6 * ms,
+                root_name,
+            ),
+        ):
+            record["traceId"] = f"{number:032x}"
+            by_service.setdefault(service, []).append(record)
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": s}}]},
+                "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}],
+            }
+            for s, spans in by_service.items()
+        ]
+    }
+
+
+#: Service and span names that are YAML syntax, YAML 1.2 numbers, or longer than a YAML key may be.
+YAML_HOSTILE_NAMES = [
+    ("&anchor", "*anchor", "!!python/object/apply:os.system ['id']"),
+    ("1e3", "010", "0x10"),
+    ("null", "true", "- x: {a: [b]}"),
+    ("a" * 5000, "b" * 300, "c" * 100_000),
+    ("api\nevil: 1", "db\r\n#x", "GET /\n- injected"),
+    ("\x1b]52;c;aGk=\x07", "\ud800", ":: ::error ::x"),
+    ("-leading", "--", "'\""),
+]
+
+
+@pytest.mark.parametrize("names", YAML_HOSTILE_NAMES, ids=lambda n: repr(n[2][:12]))
+def test_calibrate_writes_hostile_span_names_as_plain_valid_names(
+    tmp_path: Path, names: tuple[str, str, str]
+) -> None:
+    traces = tmp_path / "traces.json"
+    traces.write_text(json.dumps(otlp_traces(*names)))
+    scenario = tmp_path / "model.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    assert validate_file(scenario) == []
+    document = parse_yaml_text(scenario.read_text()).data
+    for name in [*document["tiers"], *document["traffic"]]:
+        assert isinstance(name, str) and len(name) <= 64
+    for klass in document["traffic"].values():
+        assert isinstance(klass["entry"], str) and klass["entry"] in document["tiers"]
+
+
+@pytest.mark.parametrize("name", ["a\n::error ::x", "", "   ", "\x1b[2J", "x\ud800"])
+def test_calibrate_refuses_a_name_validation_would_refuse_before_writing(
+    tmp_path: Path, name: str
+) -> None:
+    traces = tmp_path / "traces.json"
+    traces.write_text(json.dumps(otlp_traces("api", "db", "GET")))
+    scenario = tmp_path / "model.yaml"
+    scenario.write_text("kept: 1\n")
+    code, _, err = invoke("calibrate", str(traces), "--name", name, "-o", str(scenario))
+    assert code == 2 and "--name" in err and "\n" not in err.strip()
+    assert scenario.read_text() == "kept: 1\n"
+
+
+def test_a_measurement_file_name_cannot_break_out_of_the_header_comment(tmp_path: Path) -> None:
+    traces = tmp_path / "x\n- evil: 1\nname: [.json"
+    traces.write_text(json.dumps(otlp_traces("api", "db", "GET")))
+    scenario = tmp_path / "model.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    assert validate_file(scenario) == []
+    assert parse_yaml_text(scenario.read_text()).data["name"] == "calibrated"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1e3",
+        "1.5e-3",
+        ".5",
+        "010",
+        "0x1f",
+        "0b1",
+        "1_000",
+        "no",
+        "on",
+        "True",
+        "null",
+        "~",
+        "",
+        ".inf",
+        ".NaN",
+        "12:30",
+        "-1",
+        "+2",
+    ],
+)
+def test_written_yaml_reads_back_every_text_as_text(text: str) -> None:
+    data = {"name": text, "tiers": {text or "x": {"zone": text}}, "tags": [text]}
+    assert parse_yaml_text(dump_yaml(data)).data == data
+    assert parse_yaml_text(render_scenario_yaml(data)).data == data
+
+
+def test_set_overrides_rewritten_in_full_keep_numeric_looking_names_as_text() -> None:
+    text = 'name: "1e3"\ntags: [a]\n'
+    written = apply_set_overrides(text, ["tags=[b, c]"])
+    assert parse_yaml_text(written).data == {"name": "1e3", "tags": ["b", "c"]}
