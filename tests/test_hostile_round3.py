@@ -205,3 +205,75 @@ def test_a_traffic_file_that_is_a_folder_is_named_once(tmp_path: Path, key: str)
     )
     code, _, err = invoke("validate", str(scenario))
     assert code == 2 and "it is a folder" in err and "file file" not in err
+
+
+def _shop(folder: Path) -> Path:
+    scenario = folder / "shop.yaml"
+    scenario.write_text(SCENARIO.format(name="shop"))
+    return scenario
+
+
+def _same_file(folder: Path, scenario: Path, how: str) -> str:
+    """A path to `scenario` itself: as given, through a symlink, or a hard link."""
+    if how == "itself":
+        return str(scenario)
+    other = folder / f"{how}.yaml"
+    if how == "symlink":
+        other.symlink_to(scenario.name)
+    else:
+        other.hardlink_to(scenario)
+    return str(other)
+
+
+@pytest.mark.parametrize("how", ["itself", "symlink", "hard link"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "{s}", "-o", "{out}"],
+        ["solve", "{s}", "-o", "{out}"],
+        ["check", "{s}", "--junit", "{out}"],
+        ["check", "{s}", "--markdown", "{out}"],
+        ["report", "{s}", "-o", "{out}"],
+        ["compare", "{s}", "{s}", "-o", "{out}"],
+    ],
+    ids=lambda c: " ".join(c[:1] + c[-2:-1]),
+)
+def test_an_output_path_that_is_the_scenario_never_replaces_it(
+    tmp_path: Path, command: list[str], how: str
+) -> None:
+    scenario = _shop(tmp_path)
+    before = scenario.read_bytes()
+    out = _same_file(tmp_path, scenario, how)
+    code, _, err = invoke(*(arg.format(s=scenario, out=out) for arg in command))
+    assert code == 2 and "this command reads" in err, err
+    assert scenario.read_bytes() == before and not scenario.is_symlink()
+
+
+def test_calibrate_never_writes_over_a_measurement_file(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (first, second):
+        path.write_text(json.dumps(otlp_traces("api", "db", "GET")))
+    before = second.read_bytes()
+    code, _, err = invoke("calibrate", str(first), str(second), "-o", str(second))
+    assert code == 2 and "measurement file this command reads" in err
+    assert second.read_bytes() == before
+
+
+def test_a_baseline_is_not_replaced_by_the_junit_report(tmp_path: Path) -> None:
+    scenario = _shop(tmp_path)
+    baseline = tmp_path / "base.json"
+    code, _, err = invoke("run", str(scenario), "--format", "json", "-o", str(baseline))
+    assert code == 0, err
+    before = baseline.read_bytes()
+    code, _, err = invoke(
+        "check", str(scenario), "--baseline", str(baseline), "--junit", str(baseline)
+    )
+    assert code == 2 and "a capsim result this command reads" in err, err
+    assert baseline.read_bytes() == before
+
+
+def test_size_write_may_rewrite_its_own_scenario(tmp_path: Path) -> None:
+    scenario = _shop(tmp_path)
+    code, _, err = invoke("size", str(scenario), "--write", str(scenario))
+    assert code == 0, err
+    assert validate_file(scenario) == []

@@ -574,6 +574,9 @@ def _root(
     ] = False,
 ) -> None:
     """Global options (--version)."""
+    from capsim.safeio import forget_inputs
+
+    forget_inputs()
     _ensure_encodable_streams()
 
 
