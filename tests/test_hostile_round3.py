@@ -277,3 +277,53 @@ def test_size_write_may_rewrite_its_own_scenario(tmp_path: Path) -> None:
     code, _, err = invoke("size", str(scenario), "--write", str(scenario))
     assert code == 0, err
     assert validate_file(scenario) == []
+
+
+@pytest.fixture
+def self_calling(tmp_path: Path) -> tuple[Path, Path]:
+    """Traces of a service that calls itself, and the scenario calibrated from them: one worker
+    held while it waits for itself, so the simulation completes no request."""
+    traces = tmp_path / "traces.json"
+    traces.write_text(json.dumps(otlp_traces("api", "api", "GET")))
+    scenario = tmp_path / "model.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    return scenario, traces
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_backtest_of_a_model_that_completes_nothing_fails_its_rows_without_a_crash(
+    self_calling: tuple[Path, Path], fmt: str
+) -> None:
+    scenario, traces = self_calling
+    code, out, err = invoke("backtest", str(scenario), str(traces), "--format", fmt)
+    assert code == 1, err
+    assert "Traceback" not in out + err and "nan" not in out
+    if fmt == "json":
+        rows = json.loads(out)["comparisons"]
+        assert any(row["predicted"] is None and not row["passed"] for row in rows)
+
+
+HOSTILE_FILE_NAMES = [
+    "<img src=x onerror=alert(1)> [a](b)",
+    "# All good",
+    "m\x1b]0;t\x07",
+    "[bold red]x",
+]
+
+
+@pytest.mark.parametrize("stem", HOSTILE_FILE_NAMES)
+def test_backtest_shows_a_hostile_scenario_file_name_as_text(
+    self_calling: tuple[Path, Path], stem: str
+) -> None:
+    scenario, traces = self_calling
+    hostile = scenario.with_name(f"{stem}.yaml")
+    hostile.write_bytes(scenario.read_bytes())
+    code, markdown, _ = invoke("backtest", str(hostile), str(traces), "--format", "markdown")
+    assert code == 1
+    assert "<img" not in markdown and "[a](b)" not in markdown and "\x1b" not in markdown
+    assert not any(line.startswith("# All") for line in markdown.splitlines())
+    code, table, _ = invoke("backtest", str(hostile), str(traces))
+    assert "\x1b" not in table and "\x07" not in table
+    if stem.startswith("[bold"):
+        assert "[bold red]x" in table
