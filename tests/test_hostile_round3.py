@@ -327,3 +327,19 @@ def test_backtest_shows_a_hostile_scenario_file_name_as_text(
     assert "\x1b" not in table and "\x07" not in table
     if stem.startswith("[bold"):
         assert "[bold red]x" in table
+
+
+@pytest.mark.parametrize("p99", ["nan", "inf", "1e400", "-1"])
+def test_fit_usl_refuses_a_percentile_that_is_not_finite_seconds(tmp_path: Path, p99: str) -> None:
+    curve = tmp_path / "curve.csv"
+    curve.write_text(f"users,throughput,p99\n1,10,0.1\n2,19,{p99}\n4,30,0.2\n8,35,0.3\n")
+    code, _, err = invoke("fit-usl", str(curve))
+    assert code == 2 and "curve.csv:3: the percentiles must be finite" in err, err
+
+
+def test_fit_usl_refuses_more_load_steps_than_it_fits_at_once(tmp_path: Path) -> None:
+    curve = tmp_path / "curve.csv"
+    rows = "".join(f"{n},{10 * n / (1 + 0.01 * n)}\n" for n in range(1, 10_002))
+    curve.write_text("users,throughput\n" + rows)
+    code, _, err = invoke("fit-usl", str(curve))
+    assert code == 3 and "more than 10,000 load steps" in err, err

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from capsim.errors import ResourceLimitError
 from capsim.measurements.reading import MeasurementError, json_lines, parse_json
 from capsim.measurements.types import LoadStep, LoadTest
 
@@ -321,6 +322,10 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
     return LoadTest(source=str(path), tool="locust", steps=steps, totals=[])
 
 
+#: The most rows (load steps) of a plain USL CSV: 10,000 fit in about 8 s.
+MAX_USL_STEPS = 10_000
+
+
 def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     """A plain CSV: a concurrency column (concurrency, users, vus or N) and a throughput column
     (throughput, rps or X); optional p50, p95, p99 columns in seconds."""
@@ -340,6 +345,16 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
         latency = {
             name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns
         }
+        if not all(math.isfinite(value) and value >= 0 for value in latency.values()):
+            raise MeasurementError(
+                f"{path}:{line}: the percentiles must be finite seconds, 0 or more"
+            )
+        if len(steps) >= MAX_USL_STEPS:
+            raise ResourceLimitError(
+                f"{path}: the CSV has more than {MAX_USL_STEPS:,} load steps, the most capsim "
+                "fits (the fit and its bootstrap grow with the steps); a USL curve needs tens: "
+                "average the rows of each concurrency into one"
+            )
         steps.append(LoadStep("", 0.0, 0.0, users, 0, 0, rate, latency))
     if not steps:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")
