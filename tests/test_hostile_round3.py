@@ -343,3 +343,28 @@ def test_fit_usl_refuses_more_load_steps_than_it_fits_at_once(tmp_path: Path) ->
     curve.write_text("users,throughput\n" + rows)
     code, _, err = invoke("fit-usl", str(curve))
     assert code == 3 and "more than 10,000 load steps" in err, err
+
+
+def _out_of_memory(*args: object, **kwargs: object) -> None:
+    raise MemoryError
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        ("capsim.analysis.calibration.calibrate", ["calibrate", "{traces}"]),
+        ("capsim.scenario.loader.parse_yaml_text", ["run", "{scenario}"]),
+    ],
+)
+def test_running_out_of_memory_is_a_resource_limit_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, command: list[str]
+) -> None:
+    """A MemoryError past every estimate (a 200 MB OTLP file under a 900 MB ulimit -v) gave a
+    traceback and exit 1, the code of a failed check."""
+    traces = tmp_path / "traces.json"
+    traces.write_text(json.dumps(otlp_traces("api", "db", "GET")))
+    scenario = _shop(tmp_path)
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(module + "." + name, _out_of_memory)
+    code, _, err = invoke(*(arg.format(traces=traces, scenario=scenario) for arg in command))
+    assert code == 3 and "ran out of memory" in err, err
