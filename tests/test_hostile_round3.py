@@ -368,3 +368,34 @@ def test_running_out_of_memory_is_a_resource_limit_not_a_traceback(
     monkeypatch.setattr(module + "." + name, _out_of_memory)
     code, _, err = invoke(*(arg.format(traces=traces, scenario=scenario) for arg in command))
     assert code == 3 and "ran out of memory" in err, err
+
+
+LOCUST_HEADER = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Requests/s,50%,95%,99%\n"
+MALFORMED_LOAD_TESTS = {
+    "k6 count infinite": ("k6.json", '{"metrics":{"http_reqs":{"count":1e400,"rate":5}}}'),
+    "k6 rate text": ("k6.json", '{"metrics":{"http_reqs":{"count":10,"rate":"x"}}}'),
+    "k6 rate object": ("k6.json", '{"metrics":{"http_reqs":{"count":10,"rate":{}}}}'),
+    "k6 latency negative": (
+        "k6.json",
+        '{"metrics":{"http_reqs":{"count":10,"rate":5},"http_req_duration":{"p(99)":-1}}}',
+    ),
+    "locust count 1e400": ("l_stats.csv", LOCUST_HEADER + ",Aggregated,1e400,0,1,1,1,1,2,3\n"),
+    "locust rate inf": ("l_stats.csv", LOCUST_HEADER + ",Aggregated,10,0,1,1,inf,1,2,3\n"),
+    "prometheus time 1e400": (
+        "prom.json",
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":'
+        '{"__name__":"http_requests_total","tier":"a"},"values":[[1e400,"1"],[2,"3"]]}]}}',
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["calibrate", "fit-usl"])
+@pytest.mark.parametrize("case", list(MALFORMED_LOAD_TESTS))
+def test_malformed_figures_in_measurement_files_are_refused_with_the_file(
+    tmp_path: Path, case: str, command: str
+) -> None:
+    name, text = MALFORMED_LOAD_TESTS[case]
+    path = tmp_path / name
+    path.write_text(text)
+    code, _, err = invoke(command, str(path))
+    assert code == 2 and name in err, err

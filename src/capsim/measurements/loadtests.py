@@ -33,6 +33,18 @@ def _percentiles(durations: np.ndarray) -> dict[str, float]:
 # --- k6 ---------------------------------------------------------------------------------------
 
 
+def _k6_figure(stats: dict[str, Any], key: str, path: str | Path) -> float:
+    """A figure of a k6 summary: a finite number, 0 or more (a count, a rate, milliseconds)."""
+    value = stats.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MeasurementError(f"{path}: the k6 figure {key!r} is {value!r:.40}, not a number")
+    if not math.isfinite(value) or value < 0 or value > 1e15:
+        raise MeasurementError(
+            f"{path}: the k6 figure {key!r} is {value!r:.40}; expected a finite number, 0 or more"
+        )
+    return float(value)
+
+
 def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     """`k6 run --summary-export` (flat trend stats) or a handleSummary `data` (under `values`)."""
     document = parse_json(text, path)
@@ -49,7 +61,7 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     reqs, duration = stats("http_reqs"), stats("http_req_duration")
     if "count" not in reqs or "rate" not in reqs:
         raise MeasurementError(f"{path}: metrics.http_reqs needs count and rate")
-    count, rate = int(reqs["count"]), float(reqs["rate"])
+    count, rate = int(_k6_figure(reqs, "count", path)), _k6_figure(reqs, "rate", path)
     latency: dict[str, float] = {}
     for key, name in (
         ("avg", "mean"),
@@ -59,14 +71,18 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
         ("p(99)", "p99"),
     ):
         if key in duration:
-            latency[name] = float(duration[key]) / 1000.0
+            latency[name] = _k6_figure(duration, key, path) / 1000.0
     failed = stats("http_req_failed")
     errors = (
-        int(failed.get("passes", 0))
+        int(_k6_figure(failed, "passes", path))
         if "passes" in failed
-        else round(float(failed.get("rate", failed.get("value", 0.0))) * count)
+        else round(
+            _k6_figure({"rate": failed.get("rate", failed.get("value", 0.0))}, "rate", path) * count
+        )
     )
-    vus = stats("vus_max").get("value", stats("vus").get("max", 0))
+    vus = _k6_figure(
+        {"vus": stats("vus_max").get("value", stats("vus").get("max", 0)) or 0}, "vus", path
+    )
     step = LoadStep(
         "", 0.0, count / rate if rate > 0 else 0.0, float(vus or 0), count, errors, rate, latency
     )
@@ -210,11 +226,17 @@ def _number(row: dict[str, str], column: str, path: str | Path, line: int) -> fl
     if text in ("", "N/A"):
         return math.nan
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise MeasurementError(
-            f"{path}:{line}: column {column!r} holds {text!r}, not a number"
+            f"{path}:{line}: column {column!r} holds {text!r:.40}, not a number"
         ) from None
+    if math.isinf(value) or value < 0 or value > 1e15:
+        raise MeasurementError(
+            f"{path}:{line}: column {column!r} holds {text!r:.40}; expected a finite number, "
+            "0 or more"
+        )
+    return value
 
 
 def _locust_latency(
