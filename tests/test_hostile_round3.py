@@ -399,3 +399,16 @@ def test_malformed_figures_in_measurement_files_are_refused_with_the_file(
     path.write_text(text)
     code, _, err = invoke(command, str(path))
     assert code == 2 and name in err, err
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f", "\u061c", "\u2028", "\u2029"])
+def test_bidirectional_controls_and_line_separators_are_refused_in_names(
+    tmp_path: Path, char: str
+) -> None:
+    """'Trojan Source': a name that shows in another order than it is (`shop\\u202egnp.exe`
+    shows as `shopexe.png`) passed validation and reached terminals and reports as it was."""
+    scenario = tmp_path / "shop.yaml"
+    scenario.write_text(SCENARIO.format(name=json.dumps(f"shop{char}gnp.exe")))
+    code, _, err = invoke("validate", str(scenario))
+    assert code == 2 and f"U+{ord(char):04X} at character 5" in err, err
+    assert char not in err and f"\\u{ord(char):04x}" in err
