@@ -334,7 +334,7 @@ def test_fit_usl_refuses_a_percentile_that_is_not_finite_seconds(tmp_path: Path,
     curve = tmp_path / "curve.csv"
     curve.write_text(f"users,throughput,p99\n1,10,0.1\n2,19,{p99}\n4,30,0.2\n8,35,0.3\n")
     code, _, err = invoke("fit-usl", str(curve))
-    assert code == 2 and "curve.csv:3: the percentiles must be finite" in err, err
+    assert code == 2 and "curve.csv:3: " in err and "finite" in err, err
 
 
 def test_fit_usl_refuses_more_load_steps_than_it_fits_at_once(tmp_path: Path) -> None:

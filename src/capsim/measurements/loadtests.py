@@ -355,7 +355,7 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     users_column = next(columns[c] for c in ("concurrency", "users", "vus", "n") if c in columns)
     rate_column = next(columns[c] for c in ("throughput", "rps", "x") if c in columns)
-    steps = []
+    steps: list[LoadStep] = []
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
             raise MeasurementError(

@@ -171,7 +171,9 @@ def render_csv(report: Report) -> str:
     for failure in data.get("overloaded") or []:
         for metric, value in failure.items():
             if metric != "tier":
-                writer.writerow(["overloaded", _csv_text(failure["tier"]), metric, _csv_value(value)])
+                writer.writerow(
+                    ["overloaded", _csv_text(failure["tier"]), metric, _csv_value(value)]
+                )
     if "passed" in data:
         writer.writerow(["run", _csv_text(data["scenario"]), "passed", _csv_value(data["passed"])])
     return buffer.getvalue()
