@@ -77,6 +77,26 @@ def _read_stream(fd: int, cap: int) -> bytes | None:
             return None
 
 
+#: (device, inode) -> what it was read as, for every regular file this command has read: an
+#: output path naming one of them would destroy an input (`capsim run s.yaml -o s.yaml`).
+_FILES_READ: dict[tuple[int, int], str] = {}
+
+
+def forget_inputs() -> None:
+    """Start a new command: no file has been read yet."""
+    _FILES_READ.clear()
+
+
+def input_read_as(path: str | Path) -> str | None:
+    """What this command read the file at `path` (symlinks followed) as (`a scenario`), if it
+    read it; None for a file it did not read, a path that does not exist, or a non-file."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return _FILES_READ.get((info.st_dev, info.st_ino)) if stat.S_ISREG(info.st_mode) else None
+
+
 def read_capped(path: str | Path, cap: int, what: str) -> bytes:
     """The bytes of `path` (or standard input for `-`), refusing more than `cap` of them.
 
@@ -95,8 +115,12 @@ def read_capped(path: str | Path, cap: int, what: str) -> bytes:
     except OSError as error:
         raise InputError(name, os_reason(error)) from None
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise InputError(name, f"it is a folder; give the path of {what} file")
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            _FILES_READ[(info.st_dev, info.st_ino)] = what
+        if stat.S_ISDIR(info.st_mode):
+            noun = what if what.endswith(" file") else f"{what} file"
+            raise InputError(name, f"it is a folder; give the path of {noun}")
         data = _read_stream(fd, cap)
     except OSError as error:
         raise InputError(name, os_reason(error)) from None

@@ -12,9 +12,13 @@ import re
 #: C0 controls (newline and tab included), DEL, C1 controls and UTF-16 surrogates: characters
 #: that can move a terminal's cursor, start an escape sequence, break a line of a log or a
 #: workflow command, make XML ill-formed, or fail to encode as UTF-8.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Also the bidirectional controls (U+061C, U+200E/F, U+202A-E, U+2066-9), which make text show
+#: in another order than it is ("Trojan Source": a name shown as `shop.exe` that is not), and the
+#: line and paragraph separators U+2028/U+2029, which some viewers break lines at.
+_INVISIBLE = "\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_INVISIBLE}]")
 #: The same, but newline and tab allowed (multi-line free text such as a description).
-_UNSAFE_IN_PROSE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_IN_PROSE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_INVISIBLE}]")
 
 
 def _escape(match: re.Match[str]) -> str:

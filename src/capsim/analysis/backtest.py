@@ -135,6 +135,12 @@ def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -
     return overrides
 
 
+def _figure(value: Any) -> float:
+    """A predicted figure, NaN where the simulation has none (no request completed): the row
+    then fails as 'no prediction' instead of crashing."""
+    return math.nan if value is None else float(value)
+
+
 def compare(
     load: MeasuredLoad,
     mapping: dict[str, str],
@@ -155,7 +161,7 @@ def compare(
                         name=cls,
                         figure=figure,
                         measured=value,
-                        predicted=float(predicted.get(figure, math.nan)),
+                        predicted=_figure(predicted.get(figure)),
                         tolerance=latency_tolerance,
                     )
                 )
@@ -167,7 +173,7 @@ def compare(
                     name=tier,
                     figure="utilization",
                     measured=busy / workers[tier],
-                    predicted=float(report["tiers"][tier]["utilization"]),
+                    predicted=_figure(report["tiers"][tier].get("utilization")),
                     tolerance=utilization_tolerance,
                     slack=UTILIZATION_SLACK,
                 )

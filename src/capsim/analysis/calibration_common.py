@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +24,21 @@ class Calibration:
     warnings: list[str] = field(default_factory=list)
 
 
+#: The longest name calibration writes; a longer span, service or series name is cut and given
+#: a hash of the whole so that names differing only past the cut stay apart (a YAML key may not
+#: be longer than 1,024 characters, and people read these names in tables).
+MAX_NAME = 64
+
+
 @functools.lru_cache(maxsize=4096)
 def scenario_name(text: str) -> str:
-    """`text` as a scenario name: letters, digits, '_' and '-' (runs of anything else become '_')."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "requests"
+    """`text` as a scenario name: letters, digits, '_' and '-' (runs of anything else become '_'),
+    starting with a letter, digit or '_' (a name may not start with '-'), at most MAX_NAME long."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_-") or "requests"
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = f"{name[: MAX_NAME - 9].rstrip('_-')}-{digest}"
+    return name
 
 
 def duration_text(value: float) -> str:

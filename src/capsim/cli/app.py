@@ -126,6 +126,18 @@ def _exit_codes() -> Iterator[None]:
     except KeyboardInterrupt:
         _stderr().print("interrupted.", markup=False)
         raise typer.Exit(130) from None
+    except MemoryError:
+        # Past every estimate (a measurement file's JSON, a run under a tight `ulimit -v`): the
+        # process could not allocate; a resource limit (exit 3), never a traceback.
+        _stderr().print(
+            "error: capsim ran out of memory (the machine's, or a limit set with ulimit or a "
+            "container's). Give it more memory, or make the work smaller: a shorter run "
+            "(--duration, --replications), smaller measurement files (--max-input refuses "
+            "large ones before they are read), fewer tiers or classes.",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(3) from None
 
 
 @contextmanager
@@ -574,6 +586,9 @@ def _root(
     ] = False,
 ) -> None:
     """Global options (--version)."""
+    from capsim.safeio import forget_inputs
+
+    forget_inputs()
     _ensure_encodable_streams()
 
 

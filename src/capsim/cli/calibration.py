@@ -27,6 +27,7 @@ from capsim.cli.app import (
     app,
 )
 from capsim.errors import UsageError
+from capsim.textsafe import describe_unsafe, first_unsafe, visible
 
 if TYPE_CHECKING:
     from capsim.analysis.calibration import MetricNames
@@ -205,10 +206,11 @@ def calibrate(
     from capsim.analysis.calibration import calibrate as calibrate_measurements
     from capsim.outputs import write_output
     from capsim.outputs.calibration import calibration_document, render_document
-    from capsim.scenario import validate_file
+    from capsim.scenario import validate_text
     from capsim.scenario.writer import render_scenario_yaml
 
     with _exit_codes():
+        _check_scenario_name(name)
         measurements = _read(files, input_format, max_input)
         result = calibrate_measurements(
             measurements,
@@ -231,21 +233,21 @@ def calibrate(
             )
         if scenario_output is not None:
             header = [
-                f"Calibrated by capsim {capsim.__version__} from {', '.join(str(f) for f in files)}.",
+                f"Calibrated by capsim {capsim.__version__} from {', '.join(visible(str(f)) for f in files)}.",
                 "Each figure's comment says where it came from, its sample size and its 95% interval;",
                 "see docs/calibration.md. Check the worker counts: traces only bound them from below.",
                 "",
             ]
-            write_output(
-                render_scenario_yaml(result.scenario, result.notes, header), scenario_output
-            )
-            problems = validate_file(scenario_output)
+            text = render_scenario_yaml(result.scenario, result.notes, header)
+            problems = validate_text(text, scenario_output)
             for problem in problems:
                 _stderr().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
             if problems:
                 raise UsageError(
-                    f"{scenario_output}: the calibrated scenario does not validate (a capsim bug; please report it)"
+                    f"{visible(str(scenario_output))}: the calibrated scenario does not validate, "
+                    "so it was not written (a capsim bug; please report it)"
                 )
+            write_output(text, scenario_output)
         result.summary["warnings"] = list(result.warnings)
         for warning in result.warnings:
             _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -253,6 +255,19 @@ def calibrate(
             result.summary, str(scenario_output) if scenario_output else None
         )
         _emit(render_document(document, output_format.value, color=_color(None)), None)
+
+
+def _check_scenario_name(name: str) -> None:
+    """--name becomes the scenario's `name`: refused before anything is read if validation would
+    refuse it in the written scenario."""
+    unsafe = first_unsafe(name)
+    if unsafe is not None:
+        raise UsageError(
+            f"--name '{visible(name)}' holds {describe_unsafe(name, unsafe)}; give a name "
+            "without control characters"
+        )
+    if not name.strip():
+        raise UsageError("--name must not be empty")
 
 
 @app.command()

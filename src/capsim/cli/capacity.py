@@ -288,7 +288,7 @@ def size(
             text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
             used = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
             text = apply_set_overrides(text, used)
-            write_output(set_values(text, values, comments, header), write)
+            write_output(set_values(text, values, comments, header), write, may_replace_input=True)
             data["written"] = str(write)
         _show(data, output_format, output)
 

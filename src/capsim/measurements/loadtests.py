@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from capsim.errors import ResourceLimitError
 from capsim.measurements.reading import MeasurementError, json_lines, parse_json
 from capsim.measurements.types import LoadStep, LoadTest
 
@@ -32,6 +33,18 @@ def _percentiles(durations: np.ndarray) -> dict[str, float]:
 # --- k6 ---------------------------------------------------------------------------------------
 
 
+def _k6_figure(stats: dict[str, Any], key: str, path: str | Path) -> float:
+    """A figure of a k6 summary: a finite number, 0 or more (a count, a rate, milliseconds)."""
+    value = stats.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MeasurementError(f"{path}: the k6 figure {key!r} is {value!r:.40}, not a number")
+    if not math.isfinite(value) or value < 0 or value > 1e15:
+        raise MeasurementError(
+            f"{path}: the k6 figure {key!r} is {value!r:.40}; expected a finite number, 0 or more"
+        )
+    return float(value)
+
+
 def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     """`k6 run --summary-export` (flat trend stats) or a handleSummary `data` (under `values`)."""
     document = parse_json(text, path)
@@ -48,7 +61,7 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     reqs, duration = stats("http_reqs"), stats("http_req_duration")
     if "count" not in reqs or "rate" not in reqs:
         raise MeasurementError(f"{path}: metrics.http_reqs needs count and rate")
-    count, rate = int(reqs["count"]), float(reqs["rate"])
+    count, rate = int(_k6_figure(reqs, "count", path)), _k6_figure(reqs, "rate", path)
     latency: dict[str, float] = {}
     for key, name in (
         ("avg", "mean"),
@@ -58,14 +71,18 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
         ("p(99)", "p99"),
     ):
         if key in duration:
-            latency[name] = float(duration[key]) / 1000.0
+            latency[name] = _k6_figure(duration, key, path) / 1000.0
     failed = stats("http_req_failed")
     errors = (
-        int(failed.get("passes", 0))
+        int(_k6_figure(failed, "passes", path))
         if "passes" in failed
-        else round(float(failed.get("rate", failed.get("value", 0.0))) * count)
+        else round(
+            _k6_figure({"rate": failed.get("rate", failed.get("value", 0.0))}, "rate", path) * count
+        )
     )
-    vus = stats("vus_max").get("value", stats("vus").get("max", 0))
+    vus = _k6_figure(
+        {"vus": stats("vus_max").get("value", stats("vus").get("max", 0)) or 0}, "vus", path
+    )
     step = LoadStep(
         name="",
         start=0.0,
@@ -216,11 +233,17 @@ def _number(row: dict[str, str], column: str, path: str | Path, line: int) -> fl
     if text in ("", "N/A"):
         return math.nan
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise MeasurementError(
-            f"{path}:{line}: column {column!r} holds {text!r}, not a number"
+            f"{path}:{line}: column {column!r} holds {text!r:.40}, not a number"
         ) from None
+    if math.isinf(value) or value < 0 or value > 1e15:
+        raise MeasurementError(
+            f"{path}:{line}: column {column!r} holds {text!r:.40}; expected a finite number, "
+            "0 or more"
+        )
+    return value
 
 
 def _locust_latency(
@@ -328,6 +351,10 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
     return LoadTest(source=str(path), tool="locust", steps=steps, totals=[])
 
 
+#: The most rows (load steps) of a plain USL CSV: 10,000 fit in about 8 s.
+MAX_USL_STEPS = 10_000
+
+
 def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     """A plain CSV: a concurrency column (concurrency, users, vus or N) and a throughput column
     (throughput, rps or X); optional p50, p95, p99 columns in seconds."""
@@ -335,7 +362,7 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     users_column = next(columns[c] for c in ("concurrency", "users", "vus", "n") if c in columns)
     rate_column = next(columns[c] for c in ("throughput", "rps", "x") if c in columns)
-    steps = []
+    steps: list[LoadStep] = []
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
             raise MeasurementError(
@@ -347,6 +374,16 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
         latency = {
             name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns
         }
+        if not all(math.isfinite(value) and value >= 0 for value in latency.values()):
+            raise MeasurementError(
+                f"{path}:{line}: the percentiles must be finite seconds, 0 or more"
+            )
+        if len(steps) >= MAX_USL_STEPS:
+            raise ResourceLimitError(
+                f"{path}: the CSV has more than {MAX_USL_STEPS:,} load steps, the most capsim "
+                "fits (the fit and its bootstrap grow with the steps); a USL curve needs tens: "
+                "average the rows of each concurrency into one"
+            )
         steps.append(
             LoadStep(
                 name="",

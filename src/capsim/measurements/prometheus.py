@@ -56,6 +56,11 @@ def _series(item: Any, where: str) -> MetricSeries:
                 f"{where}.values[{k}]: expected a number timestamp and a numeric string, "
                 f"found {pair!r:.80}"
             ) from None
+        if not math.isfinite(time):
+            raise MeasurementError(
+                f"{where}.values[{k}]: the timestamp {pair[0]!r:.40} is not a finite number of "
+                "seconds since the epoch"
+            )
         if math.isfinite(value):
             times.append(time)
             values.append(value)

@@ -12,10 +12,13 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from capsim.analysis.stats import sanitise
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_text
 from capsim.outputs.text import _markdown_table
+from capsim.textsafe import visible
 
 
 @dataclass
@@ -43,12 +46,12 @@ def render_document(document: Document, fmt: str, *, color: bool = False, width:
             + "\n"
         )
     if fmt == "markdown":
-        out = [f"# {document.title}", ""]
+        out = [f"# {markdown_text(document.title)}", ""]
         for section in document.sections:
-            out += [f"## {section.title}", ""]
+            out += [f"## {markdown_text(section.title)}", ""]
             out += _markdown_table(section.header, section.rows, range(1, len(section.header)))
             out.append("")
-        out += [f"- {line}" for line in document.lines]
+        out += [f"- {markdown_text(line)}" for line in document.lines]
         for figure in document.figures:
             out += ["", figure]
         return "\n".join(out).rstrip() + "\n"
@@ -61,16 +64,20 @@ def render_document(document: Document, fmt: str, *, color: bool = False, width:
         no_color=not color,
         highlight=False,
     )
-    console.print(document.title, markup=False)
+    # Text from data (file names, scenario names, notes) is shown as it is: no rich markup and
+    # no control character (docs/robustness.md, "Text from data").
+    console.print(visible(document.title), markup=False)
     for section in document.sections:
-        table = Table(title=section.title, box=box.SIMPLE_HEAVY, title_justify="left")
+        table = Table(
+            title=Text(visible(section.title)), box=box.SIMPLE_HEAVY, title_justify="left"
+        )
         for i, name in enumerate(section.header):
-            table.add_column(name, justify="left" if i == 0 else "right")
+            table.add_column(Text(visible(name)), justify="left" if i == 0 else "right")
         for row in section.rows:
-            table.add_row(*row)
+            table.add_row(*(Text(visible(cell)) for cell in row))
         console.print(table)
     for line in document.lines:
-        console.print(line, markup=False, soft_wrap=True)
+        console.print(visible(line), markup=False, soft_wrap=True)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
@@ -174,14 +181,24 @@ def calibration_document(summary: dict[str, Any], output: str | None) -> Documen
 _BACKTEST_FORMS = {"utilization": cells.percent, "throughput": cells.rate}
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _predicted_cell(figure: str, value: Any) -> str:
+    """A predicted figure, or the missing mark where the simulation had none (no request of the
+    class completed)."""
+    return _BACKTEST_FORMS.get(figure, cells.time)(value) if _finite(value) else cells.MISSING
+
+
 def backtest_document(data: dict[str, Any]) -> Document:
     rows = [
         [
             f"{r['what']} {r['name']}",
             r["figure"],
             _BACKTEST_FORMS.get(r["figure"], cells.time)(r["measured"]),
-            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["predicted"]),
-            f"{r['error'] * 100:+.1f}%" if r["error"] is not None else cells.MISSING,
+            _predicted_cell(r["figure"], r["predicted"]),
+            f"{r['error'] * 100:+.1f}%" if _finite(r["error"]) else cells.MISSING,
             f"±{r['tolerance'] * 100:.0f}%",
             "ok" if r["passed"] else "OFF",
         ]

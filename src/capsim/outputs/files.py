@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from capsim.errors import UsageError
-from capsim.safeio import os_reason
+from capsim.safeio import input_read_as, os_reason
 from capsim.textsafe import visible
 
 #: Paths that name standard output (written to `sys.stdout`, never opened or replaced).
@@ -97,8 +97,22 @@ def _write_stdout(data: bytes) -> None:
         buffer.flush()
 
 
-def _check_replaceable(target: Path) -> None:
-    """Refuse what a plain open() would refuse: a folder, or a file we may not write."""
+def _check_not_an_input(target: Path) -> None:
+    """Refuse to replace a file this command read (its scenario, a baseline, a measurement file,
+    a samples file): `run shop.yaml -o shop.yaml` would lose the scenario for its results."""
+    what = input_read_as(target)
+    if what is not None:
+        raise _cannot(
+            target,
+            f"it is {what} this command reads; writing there would replace it. Give another path",
+        )
+
+
+def _check_replaceable(target: Path, may_replace_input: bool = False) -> None:
+    """Refuse what a plain open() would refuse: a folder, or a file we may not write; and a
+    file this command read, unless `may_replace_input` (`size --write` rewriting its scenario)."""
+    if not may_replace_input:
+        _check_not_an_input(target)
     try:
         info = os.stat(target)
     except FileNotFoundError:
@@ -121,9 +135,9 @@ def _temporary_in(folder: Path, target: Path) -> tuple[int, str]:
         ) from None
 
 
-def _replace_atomically(data: bytes, target: Path) -> None:
+def _replace_atomically(data: bytes, target: Path, may_replace_input: bool = False) -> None:
     """Write `data` to a temporary file next to `target`, then rename it onto `target`."""
-    _check_replaceable(target)
+    _check_replaceable(target, may_replace_input)
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = _temporary_in(folder, target)
     try:
@@ -141,8 +155,11 @@ def _replace_atomically(data: bytes, target: Path) -> None:
         raise
 
 
-def write_bytes(data: bytes, path: str | Path) -> None:
-    """Write `data` to `path`: atomically for a regular file, directly for anything else."""
+def write_bytes(data: bytes, path: str | Path, may_replace_input: bool = False) -> None:
+    """Write `data` to `path`: atomically for a regular file, directly for anything else.
+
+    A file the command read is not replaced unless `may_replace_input` (see `_check_replaceable`).
+    """
     name = str(path)
     if is_stdout(name):
         _write_stdout(data)
@@ -154,12 +171,12 @@ def write_bytes(data: bytes, path: str | Path) -> None:
             raise _cannot(name, os_reason(error)) from None
         _write_directly(data, name)
     else:
-        _replace_atomically(data, _final_target(Path(name)))
+        _replace_atomically(data, _final_target(Path(name)), may_replace_input)
 
 
-def write_output(text: str, path: str | Path) -> None:
+def write_output(text: str, path: str | Path, may_replace_input: bool = False) -> None:
     """Write `text` (UTF-8) to `path` (see `write_bytes`; `-` is standard output)."""
-    write_bytes(text.encode("utf-8", errors="backslashreplace"), path)
+    write_bytes(text.encode("utf-8", errors="backslashreplace"), path, may_replace_input)
 
 
 @contextlib.contextmanager

@@ -125,7 +125,19 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+#: A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """Text from data as a cell a spreadsheet shows as text, never runs as a formula (OWASP's
+    advice): a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` before it."""
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
 def _csv_value(value: Any) -> str:
+    if isinstance(value, str):
+        return _csv_text(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -151,15 +163,17 @@ def render_csv(report: Report) -> str:
     for section, key in (("class", "classes"), ("tier", "tiers")):
         for name, entry in data[key].items():
             for metric, value in _flatten("", entry):
-                writer.writerow([section, name, metric, _csv_value(value)])
+                writer.writerow([section, _csv_text(name), metric, _csv_value(value)])
     for verdict in data.get("slos", []):
         for metric, value in verdict.items():
             if metric != "slo":
-                writer.writerow(["slo", verdict["slo"], metric, _csv_value(value)])
+                writer.writerow(["slo", _csv_text(verdict["slo"]), metric, _csv_value(value)])
     for failure in data.get("overloaded") or []:
         for metric, value in failure.items():
             if metric != "tier":
-                writer.writerow(["overloaded", failure["tier"], metric, _csv_value(value)])
+                writer.writerow(
+                    ["overloaded", _csv_text(failure["tier"]), metric, _csv_value(value)]
+                )
     if "passed" in data:
-        writer.writerow(["run", data["scenario"], "passed", _csv_value(data["passed"])])
+        writer.writerow(["run", _csv_text(data["scenario"]), "passed", _csv_value(data["passed"])])
     return buffer.getvalue()

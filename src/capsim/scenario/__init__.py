@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from capsim.errors import Problem, ScenarioError
-from capsim.scenario.loader import Document, format_path, read_yaml_file
+from capsim.scenario.loader import Document, format_path, parse_yaml_text, read_yaml_file
 from capsim.scenario.overrides import apply_overrides
 from capsim.scenario.references import reference_problems
 from capsim.scenario.schema import (
@@ -27,6 +27,7 @@ __all__ = [
     "scenario_from_document",
     "scenario_json_schema",
     "validate_file",
+    "validate_text",
 ]
 
 
@@ -82,6 +83,22 @@ def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[Probl
         document = read_yaml_file(path)
     except ScenarioError as error:
         return list(error.problems)
+    return _document_problems(document, path, overrides)
+
+
+def validate_text(text: str, path: str | Path) -> list[Problem]:
+    """Every problem of a scenario's `text`, as if it were the file at `path` (samples files are
+    looked up beside it): a scenario capsim writes is checked before anything is written."""
+    try:
+        document = parse_yaml_text(text, str(path))
+    except ScenarioError as error:
+        return list(error.problems)
+    return _document_problems(document, path, ())
+
+
+def _document_problems(
+    document: Document, path: str | Path, overrides: Sequence[str]
+) -> list[Problem]:
     origins, problems = apply_overrides(document, overrides)
     if problems:
         return problems

@@ -6,10 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from capsim.scenario.loader import parse_yaml_text
 from capsim.scenario.overrides import apply_override, override_value
+from capsim.scenario.writer import dump_yaml
 
 _PLAIN_SCALAR = re.compile(r"[^\s,{}\[\]#]+")
 _COMMENT = re.compile(r"(^|\s)#")  # a YAML comment starts with # at the start or after a blank
@@ -97,7 +96,7 @@ def set_values(
     data = parse_yaml_text(text).data
     for dotted, value in values.items():
         data, _ = apply_override(data, f"{dotted}={_scalar_text(value)}")
-    return _with_header(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), top)
+    return _with_header(dump_yaml(data), top)
 
 
 def _with_header(text: str, header: str) -> str:
@@ -137,4 +136,4 @@ def apply_set_overrides(text: str, overrides: Sequence[str]) -> str:
             edited = None
     if edited is not None and parse_yaml_text(edited).data == expected:
         return edited
-    return yaml.safe_dump(expected, sort_keys=False, allow_unicode=True)
+    return dump_yaml(expected)

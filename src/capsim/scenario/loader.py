@@ -264,6 +264,12 @@ class _Builder:
         return text
 
 
+def implicit_value(text: str) -> Any:
+    """What capsim's loader reads a plain (unquoted) scalar `text` as: a number, a boolean,
+    None, or the text itself."""
+    return _Builder.implicit(text)
+
+
 def _finite_int(value: int) -> int | float:
     """An integer beyond the range of a float is infinite, so validation says it is not finite."""
     if abs(value) > _FLOAT_MAX:

@@ -7,14 +7,40 @@ from typing import Any
 
 import yaml
 
+from capsim.scenario.loader import implicit_value
+
 Path_ = tuple[str | int, ...]
 
 #: Keys whose values are written inline (`{dist: gamma, mean: 8ms, cv: 0.5}`), as people write them.
 _INLINE_KEYS = ("service_time", "think_time", "publish_time")
 
 
+class ScenarioDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that quotes every text capsim's loader would read as something else.
+
+    PyYAML quotes by YAML 1.1's rules, but capsim reads plain scalars YAML 1.2 style: `1e3` is a
+    number to capsim and left plain by PyYAML, so a name `1e3` came back as 1000.0.
+    """
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if not isinstance(implicit_value(value), str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+ScenarioDumper.add_representer(str, _represent_text)
+
+
+def dump_yaml(data: Any) -> str:
+    """`data` as block YAML that capsim's loader reads back as the same values."""
+    return yaml.dump(data, Dumper=ScenarioDumper, sort_keys=False, allow_unicode=True)
+
+
 def _flow(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000, sort_keys=False)
+    text = yaml.dump(
+        value, Dumper=ScenarioDumper, default_flow_style=True, width=1_000_000, sort_keys=False
+    )
     text = text.strip()
     if text.endswith("\n..."):
         text = text[: -len("\n...")]
