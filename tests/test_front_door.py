@@ -485,3 +485,22 @@ def test_saturate_starts_from_the_load_it_is_given(tiny: Path) -> None:
     data = json.loads(result.stdout)
     assert data["offered_rate"] == pytest.approx(100.0)
     assert data["analytic"]["saturation_rate"] == pytest.approx(200.0, rel=0.01)  # M/M/2, 10 ms
+
+
+# ---- help texts -------------------------------------------------------------------------------
+
+COMMANDS = [
+    "run", "validate", "solve", "saturate", "size", "sweep", "compare", "check", "report",
+    "schema", "calibrate", "backtest", "fit-usl",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_shows_its_defaults_as_a_person_writes_them(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    defaults = re.findall(r"\[default:\s+([^\]]*)\]", result.output)
+    for shown in defaults:
+        assert not re.search(r"\d\.0\b|\de[+-]?\d", shown), f"{command}: [default: {shown}]"
+    if command in {"run", "check", "saturate", "size", "sweep", "compare", "report"}:
+        assert "100,000,000" in result.output.replace("\n", " ")
