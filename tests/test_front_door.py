@@ -26,7 +26,7 @@ from capsim.cli.app import app
 from capsim.errors import ScenarioError
 from capsim.outputs import cells, render
 from capsim.outputs.analytic import render_solve
-from capsim.outputs.capacity import render_capacity
+from capsim.outputs.capacity import _difference, render_capacity
 from capsim.outputs.fit import Column, fitted_tables, split_columns
 from capsim.outputs.report_figures import summary_sentences, timeseries_figures
 from capsim.outputs.report_html import render_report_html
@@ -504,3 +504,17 @@ def test_every_help_shows_its_defaults_as_a_person_writes_them(command: str) -> 
         assert not re.search(r"\d\.0\b|\de[+-]?\d", shown), f"{command}: [default: {shown}]"
     if command in {"run", "check", "saturate", "size", "sweep", "compare", "report"}:
         assert "100,000,000" in result.output.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0, "0.0/s"), (0.04, "0.04/s"), (0.0123, "0.012/s"), (0.3, "0.3/s"), (2008.4, "2,008.4/s")],
+)
+def test_a_small_rate_keeps_its_figure_instead_of_rounding_to_zero(value: float, text: str) -> None:
+    assert cells.rate(value) == text
+
+
+def test_compare_shows_a_small_throughput_difference_rather_than_zero() -> None:
+    diff = {"a": 0.2, "b": 0.25, "diff": 0.05, "rel_diff": 0.25, "significant": None}
+    assert cells.rate_difference(-0.05) == "-0.05/s"
+    assert _difference("throughput", diff)[2] == "+0.05/s (+25.0%)"

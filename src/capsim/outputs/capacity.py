@@ -311,7 +311,7 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
     elif metric.startswith("latency."):
         shown = ("+" if diff >= 0 else "-") + cells.time(abs(diff))
     elif metric == "throughput":
-        shown = f"{diff:+,.1f}/s"
+        shown = cells.rate_difference(diff)
     else:
         shown = f"{diff * 100:+.2f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"

@@ -30,9 +30,17 @@ def percent(value: float | None) -> str:
 
 
 def rate(value: float | None) -> str:
+    """`1,234.5/s`; a rate under 0.1/s keeps two significant digits (`0.04/s`, not `0.0/s`)."""
     if value is None:
         return MISSING
-    return f"{value:,.1f}/s" if value < 1e5 else f"{value:,.0f}/s"
+    if 0 < abs(value) < 0.1:
+        return f"{significant(value, 2)}/s"
+    return f"{value:,.1f}/s" if abs(value) < 1e5 else f"{value:,.0f}/s"
+
+
+def rate_difference(value: float) -> str:
+    """A signed rate: `+29.5/s`, `-0.05/s`."""
+    return ("+" if value >= 0 else "-") + rate(abs(value))
 
 
 def significant(value: float, digits: int = 4) -> str:
