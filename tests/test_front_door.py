@@ -518,3 +518,20 @@ def test_compare_shows_a_small_throughput_difference_rather_than_zero() -> None:
     diff = {"a": 0.2, "b": 0.25, "diff": 0.05, "rel_diff": 0.25, "significant": None}
     assert cells.rate_difference(-0.05) == "-0.05/s"
     assert _difference("throughput", diff)[2] == "+0.05/s (+25.0%)"
+
+
+def test_past_saturation_the_footer_bound_is_where_the_bound_meets_the_load() -> None:
+    """The web shop's app blocks on Postgres, so its bound falls as the load grows: past it, the
+    footer names the load where bound and load meet, however far past it the run is."""
+    from capsim.analysis.headroom import analytic_headroom
+    from capsim.analysis.points import scale_open_traffic
+
+    model = capsim.build_model(capsim.load_scenario(REPO / "scenarios" / "web-shop.yaml"))
+    light = analytic_headroom(scale_open_traffic(model, 1.5), capsim.__version__)
+    past = analytic_headroom(scale_open_traffic(model, 3.0), capsim.__version__)
+    far_past = analytic_headroom(scale_open_traffic(model, 10.0), capsim.__version__)
+    assert light is not None and past is not None and far_past is not None
+    assert light.factor is not None and light.factor > 1  # 1.5x is still within the bound
+    assert light.offered_rate < past.saturation_rate < light.saturation_rate
+    assert far_past.saturation_rate == pytest.approx(past.saturation_rate, rel=0.02)
+    assert past.factor is not None and 0.5 < past.factor < 1  # overloaded by 1.6x, not 13x
