@@ -535,3 +535,14 @@ def test_past_saturation_the_footer_bound_is_where_the_bound_meets_the_load() ->
     assert light.offered_rate < past.saturation_rate < light.saturation_rate
     assert far_past.saturation_rate == pytest.approx(past.saturation_rate, rel=0.02)
     assert past.factor is not None and 0.5 < past.factor < 1  # overloaded by 1.6x, not 13x
+
+
+def test_a_p99_over_time_value_between_empty_buckets_is_drawn_as_a_dot() -> None:
+    """A rare class (a report a minute) has a p99 in few buckets: each stands alone and must
+    still be seen, not only named in the legend."""
+    chart = _chart(_series_report([None, 0.4, None, None, 0.5, 0.45, None]), "p99-over-time")
+    svg = render_chart(chart)
+    series = re.search(r'data-series="web".*?</g>', svg, re.S)
+    assert series is not None
+    assert series.group(0).count("<circle") == 1  # the lone 0.4; 0.5 and 0.45 make a line
+    assert re.search(r'M[\d.]+,[\d.]+ L[\d.]+,[\d.]+"', series.group(0))  # the pair's line
