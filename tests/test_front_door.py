@@ -546,3 +546,24 @@ def test_a_p99_over_time_value_between_empty_buckets_is_drawn_as_a_dot() -> None
     assert series is not None
     assert series.group(0).count("<circle") == 1  # the lone 0.4; 0.5 and 0.45 make a line
     assert re.search(r'M[\d.]+,[\d.]+ L[\d.]+,[\d.]+"', series.group(0))  # the pair's line
+
+
+def test_a_report_without_the_curve_does_not_extrapolate_from_a_tier_held_all_the_time() -> None:
+    """At 3x the web shop's app is held 100% of the time: 'it would saturate near 6,411/s (now
+    6,411/s)' was the load offered now read back; the summary says the tier is saturated."""
+    from capsim.analysis.sizing_report import find_bottleneck
+
+    model = capsim.build_model(capsim.load_scenario(REPO / "scenarios" / "web-shop.yaml"))
+    result = {
+        "classes": {"browse": {"offered_rate": 6000.0}, "search": {"offered_rate": 400.0}},
+        "tiers": {"app": {"occupancy": 1.0, "utilization": 0.68, "stable": True},
+                  "postgres": {"occupancy": 0.55, "utilization": 0.55, "stable": True}},
+    }  # fmt: skip
+    full = find_bottleneck(model, result)
+    assert full is not None and full["tier"] == "app" and full["saturation_rate"] is None
+    text = " ".join(summary_sentences(SizingReport(result={"slos": []}, bottleneck=full)))
+    assert "it is saturated at the 6,400/s of open traffic offered now" in text
+    assert "would saturate near" not in text
+    result["tiers"]["app"].update(occupancy=0.8, utilization=0.4)
+    half = find_bottleneck(model, result)
+    assert half is not None and half["saturation_rate"] == pytest.approx(8_000.0)
