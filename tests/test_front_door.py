@@ -567,3 +567,19 @@ def test_a_report_without_the_curve_does_not_extrapolate_from_a_tier_held_all_th
     result["tiers"]["app"].update(occupancy=0.8, utilization=0.4)
     half = find_bottleneck(model, result)
     assert half is not None and half["saturation_rate"] == pytest.approx(8_000.0)
+
+
+def test_the_low_sample_footnote_only_comes_with_a_marked_figure() -> None:
+    """A rarely called tier's wait p999 (not in any table) is a low sample in the JSON only: the
+    table must not explain a '*' it does not show."""
+    data: dict[str, Any] = {
+        "classes": {"api": {"low_sample": []}},
+        "tiers": {"audit": {"low_sample": ["wait.p999"]}},
+        "slos": [{"low_sample": False}],
+    }
+    assert not cells.any_low_sample(data)
+    data["tiers"]["audit"]["low_sample"] = ["wait.p99"]
+    assert cells.any_low_sample(data)
+    data["tiers"]["audit"]["low_sample"] = []
+    data["classes"]["api"]["low_sample"] = ["latency.p999"]
+    assert cells.any_low_sample(data)
