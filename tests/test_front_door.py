@@ -583,3 +583,19 @@ def test_the_low_sample_footnote_only_comes_with_a_marked_figure() -> None:
     data["tiers"]["audit"]["low_sample"] = []
     data["classes"]["api"]["low_sample"] = ["latency.p999"]
     assert cells.any_low_sample(data)
+
+
+def test_compare_of_single_replications_has_no_column_of_no_ci(tiny: Path, tmp_path: Path) -> None:
+    """One replication a side has no intervals: the note says it once, and at 80 columns the
+    table has no 'noise' column (it made a second table of nothing but 'no CI')."""
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.replace("concurrency: 2", "concurrency: 3"))
+    result = runner.invoke(app, ["compare", str(tiny), str(other)], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "no CI" not in result.stdout and not re.search(r"B − A\s+noise", result.stdout)
+    assert "no confidence intervals" in result.stdout
+    assert "(continued)" not in result.stdout
+    paired = runner.invoke(app, ["compare", str(tiny), str(other), "--set",
+                                 "simulation.replications=3"], terminal_width=120)  # fmt: skip
+    assert paired.exit_code == 0, paired.output
+    assert re.search(r"B − A\s+noise", paired.stdout)

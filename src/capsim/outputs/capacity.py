@@ -355,6 +355,12 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     ]
     if any(d.get("low_sample") for d in flagged):
         lines.append(cells.LOW_SAMPLE_NOTE)
+    if all(d["significant"] is None for d in flagged):
+        # No figure has an interval (a single replication): a column of "no CI" says nothing
+        # the notes do not say once.
+        header = header[:-1]
+        class_rows = [row[:-1] for row in class_rows]
+        tier_rows = [row[:-1] for row in tier_rows]
     slo_rows = []
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:
