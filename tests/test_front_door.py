@@ -599,3 +599,12 @@ def test_compare_of_single_replications_has_no_column_of_no_ci(tiny: Path, tmp_p
                                  "simulation.replications=3"], terminal_width=120)  # fmt: skip
     assert paired.exit_code == 0, paired.output
     assert re.search(r"B − A\s+noise", paired.stdout)
+
+
+@given(st.floats(min_value=1e-3, max_value=1e15, allow_nan=False, allow_infinity=False))
+def test_a_count_in_a_refusal_reads_without_exponents_and_its_remedy_parses(count: float) -> None:
+    from capsim.units import format_count, option_count
+
+    assert not re.search(r"\de[+-]?\d", format_count(count)), format_count(count)
+    typed = option_count(count)
+    assert re.fullmatch(r"\d+", typed) and float(typed) == pytest.approx(count, rel=0.06, abs=1)
