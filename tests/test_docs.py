@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import capsim
+from capsim.analysis.headroom import analytic_headroom
+from capsim.outputs.table import next_steps
+
 REPO = Path(__file__).parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 GETTING_STARTED = REPO / "docs" / "getting-started.md"
@@ -174,3 +178,15 @@ def test_ci_docs_install_capsim_as_the_readme_does_pinned_to_a_version() -> None
     assert pinned.search(readme) and pinned.search(ci)
     assert not re.search(r"pip install capsim\b", ci)  # not from a package index
     assert "tag" in ci and "commit" in ci
+
+
+def test_the_guide_quotes_the_analytic_headroom_capsim_prints() -> None:
+    """The footer's bound comes from the queueing formulas (no simulation): the guide's quote of it
+    must be the figures `capsim run` prints for the bundled scenario today."""
+    text = GETTING_STARTED.read_text(encoding="utf-8")
+    model = capsim.build_model(capsim.load_scenario(REPO / "scenarios" / "web-shop.yaml"))
+    headroom = analytic_headroom(model, capsim.__version__)
+    printed = next_steps(headroom, "scenarios/web-shop.yaml")[1]
+    assert printed in text, printed
+    factor = f"{headroom.factor:.2f}x" if headroom and headroom.factor else "?"
+    assert f"The analytic {factor} was indeed" in text

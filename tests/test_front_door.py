@@ -26,7 +26,7 @@ from capsim.cli.app import app
 from capsim.errors import ScenarioError
 from capsim.outputs import cells, render
 from capsim.outputs.analytic import render_solve
-from capsim.outputs.capacity import render_capacity
+from capsim.outputs.capacity import _difference, render_capacity
 from capsim.outputs.fit import Column, fitted_tables, split_columns
 from capsim.outputs.report_figures import summary_sentences, timeseries_figures
 from capsim.outputs.report_html import render_report_html
@@ -485,3 +485,126 @@ def test_saturate_starts_from_the_load_it_is_given(tiny: Path) -> None:
     data = json.loads(result.stdout)
     assert data["offered_rate"] == pytest.approx(100.0)
     assert data["analytic"]["saturation_rate"] == pytest.approx(200.0, rel=0.01)  # M/M/2, 10 ms
+
+
+# ---- help texts -------------------------------------------------------------------------------
+
+COMMANDS = [
+    "run", "validate", "solve", "saturate", "size", "sweep", "compare", "check", "report",
+    "schema", "calibrate", "backtest", "fit-usl",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_shows_its_defaults_as_a_person_writes_them(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    defaults = re.findall(r"\[default:\s+([^\]]*)\]", result.output)
+    for shown in defaults:
+        assert not re.search(r"\d\.0\b|\de[+-]?\d", shown), f"{command}: [default: {shown}]"
+    if command in {"run", "check", "saturate", "size", "sweep", "compare", "report"}:
+        assert "100,000,000" in result.output.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0, "0.0/s"), (0.04, "0.04/s"), (0.0123, "0.012/s"), (0.3, "0.3/s"), (2008.4, "2,008.4/s")],
+)
+def test_a_small_rate_keeps_its_figure_instead_of_rounding_to_zero(value: float, text: str) -> None:
+    assert cells.rate(value) == text
+
+
+def test_compare_shows_a_small_throughput_difference_rather_than_zero() -> None:
+    diff = {"a": 0.2, "b": 0.25, "diff": 0.05, "rel_diff": 0.25, "significant": None}
+    assert cells.rate_difference(-0.05) == "-0.05/s"
+    assert _difference("throughput", diff)[2] == "+0.05/s (+25.0%)"
+
+
+def test_past_saturation_the_footer_bound_is_where_the_bound_meets_the_load() -> None:
+    """The web shop's app blocks on Postgres, so its bound falls as the load grows: past it, the
+    footer names the load where bound and load meet, however far past it the run is."""
+    from capsim.analysis.headroom import analytic_headroom
+    from capsim.analysis.points import scale_open_traffic
+
+    model = capsim.build_model(capsim.load_scenario(REPO / "scenarios" / "web-shop.yaml"))
+    light = analytic_headroom(scale_open_traffic(model, 1.5), capsim.__version__)
+    past = analytic_headroom(scale_open_traffic(model, 3.0), capsim.__version__)
+    far_past = analytic_headroom(scale_open_traffic(model, 10.0), capsim.__version__)
+    assert light is not None and past is not None and far_past is not None
+    assert light.factor is not None and light.factor > 1  # 1.5x is still within the bound
+    assert light.offered_rate < past.saturation_rate < light.saturation_rate
+    assert far_past.saturation_rate == pytest.approx(past.saturation_rate, rel=0.02)
+    assert past.factor is not None and 0.5 < past.factor < 1  # overloaded by 1.6x, not 13x
+
+
+def test_a_p99_over_time_value_between_empty_buckets_is_drawn_as_a_dot() -> None:
+    """A rare class (a report a minute) has a p99 in few buckets: each stands alone and must
+    still be seen, not only named in the legend."""
+    chart = _chart(_series_report([None, 0.4, None, None, 0.5, 0.45, None]), "p99-over-time")
+    svg = render_chart(chart)
+    series = re.search(r'data-series="web".*?</g>', svg, re.S)
+    assert series is not None
+    assert series.group(0).count("<circle") == 1  # the lone 0.4; 0.5 and 0.45 make a line
+    assert re.search(r'M[\d.]+,[\d.]+ L[\d.]+,[\d.]+"', series.group(0))  # the pair's line
+
+
+def test_a_report_without_the_curve_does_not_extrapolate_from_a_tier_held_all_the_time() -> None:
+    """At 3x the web shop's app is held 100% of the time: 'it would saturate near 6,411/s (now
+    6,411/s)' was the load offered now read back; the summary says the tier is saturated."""
+    from capsim.analysis.sizing_report import find_bottleneck
+
+    model = capsim.build_model(capsim.load_scenario(REPO / "scenarios" / "web-shop.yaml"))
+    result = {
+        "classes": {"browse": {"offered_rate": 6000.0}, "search": {"offered_rate": 400.0}},
+        "tiers": {"app": {"occupancy": 1.0, "utilization": 0.68, "stable": True},
+                  "postgres": {"occupancy": 0.55, "utilization": 0.55, "stable": True}},
+    }  # fmt: skip
+    full = find_bottleneck(model, result)
+    assert full is not None and full["tier"] == "app" and full["saturation_rate"] is None
+    text = " ".join(summary_sentences(SizingReport(result={"slos": []}, bottleneck=full)))
+    assert "it is saturated at the 6,400/s of open traffic offered now" in text
+    assert "would saturate near" not in text
+    result["tiers"]["app"].update(occupancy=0.8, utilization=0.4)
+    half = find_bottleneck(model, result)
+    assert half is not None and half["saturation_rate"] == pytest.approx(8_000.0)
+
+
+def test_the_low_sample_footnote_only_comes_with_a_marked_figure() -> None:
+    """A rarely called tier's wait p999 (not in any table) is a low sample in the JSON only: the
+    table must not explain a '*' it does not show."""
+    data: dict[str, Any] = {
+        "classes": {"api": {"low_sample": []}},
+        "tiers": {"audit": {"low_sample": ["wait.p999"]}},
+        "slos": [{"low_sample": False}],
+    }
+    assert not cells.any_low_sample(data)
+    data["tiers"]["audit"]["low_sample"] = ["wait.p99"]
+    assert cells.any_low_sample(data)
+    data["tiers"]["audit"]["low_sample"] = []
+    data["classes"]["api"]["low_sample"] = ["latency.p999"]
+    assert cells.any_low_sample(data)
+
+
+def test_compare_of_single_replications_has_no_column_of_no_ci(tiny: Path, tmp_path: Path) -> None:
+    """One replication a side has no intervals: the note says it once, and at 80 columns the
+    table has no 'noise' column (it made a second table of nothing but 'no CI')."""
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.replace("concurrency: 2", "concurrency: 3"))
+    result = runner.invoke(app, ["compare", str(tiny), str(other)], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "no CI" not in result.stdout and not re.search(r"B − A\s+noise", result.stdout)
+    assert "no confidence intervals" in result.stdout
+    assert "(continued)" not in result.stdout
+    paired = runner.invoke(app, ["compare", str(tiny), str(other), "--set",
+                                 "simulation.replications=3"], terminal_width=120)  # fmt: skip
+    assert paired.exit_code == 0, paired.output
+    assert re.search(r"B − A\s+noise", paired.stdout)
+
+
+@given(st.floats(min_value=1e-3, max_value=1e15, allow_nan=False, allow_infinity=False))
+def test_a_count_in_a_refusal_reads_without_exponents_and_its_remedy_parses(count: float) -> None:
+    from capsim.units import format_count, option_count
+
+    assert not re.search(r"\de[+-]?\d", format_count(count)), format_count(count)
+    typed = option_count(count)
+    assert re.fullmatch(r"\d+", typed) and float(typed) == pytest.approx(count, rel=0.06, abs=1)

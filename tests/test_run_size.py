@@ -84,8 +84,8 @@ def test_a_run_beyond_the_limit_stops_before_it_starts_and_says_how_to_allow_it(
     with pytest.raises(ResourceLimitError) as error:
         check_run_size(model, max_requests=1e8)
     message = str(error.value)
-    assert "3.6e+09 requests" in message
-    assert "--max-requests" in message
+    assert "3,600,000,000 requests" in message  # a count for people, never 3.6e+09
+    assert "--max-requests 4000000000" in message  # and one the option parses
     assert error.value.exit_code == 3
 
 

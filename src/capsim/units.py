@@ -187,6 +187,21 @@ def _significant(value: float, digits: int = 4) -> str:
     return text.rstrip("0").rstrip(".")
 
 
+def format_count(count: float) -> str:
+    """A count for people, to 3 significant digits with thousands separators and never in
+    exponent notation: 21987.4 -> ``22,000``, 3.6e9 -> ``3,600,000,000``, 2.5 -> ``2.5``."""
+    if count == 0 or not math.isfinite(count):
+        return f"{count:g}"
+    rounded = float(f"{count:.3g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 100 else _significant(rounded, 3)
+
+
+def option_count(count: float) -> str:
+    """A count to type on the command line (an option's value): 2 significant digits, plain
+    digits that parse as a number: 24190 -> ``24000``."""
+    return f"{float(f'{count:.2g}'):.0f}"
+
+
 def format_rate(per_second: float) -> str:
     """A short human form of a rate, to 4 significant digits: ``800/s``, ``14110/s``."""
     return f"{_significant(per_second)}/s"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
-from capsim.analysis.points import light_load_solution, open_rate
+from capsim.analysis.points import open_rate, scale_open_traffic
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.model.types import Model
 
@@ -31,16 +33,19 @@ class Headroom:
 def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
     """The analytic bottleneck of `model` (None when no tier limits throughput).
 
-    An overloaded model has no steady state to solve: its bottleneck and saturation rate then
-    come from the same mix at a lighter load, against the open rate offered now (factor < 1).
+    A tier that blocks on its callees holds its workers longer as the load grows, so its bound
+    falls with the load. When the offered load is past the bound (no steady state, or a bound
+    below the load offered), the saturation rate is where the bound meets the load, found along
+    the same mix at lighter loads, against the open rate offered now (factor < 1).
     """
     try:
         bottleneck = solve(model, capsim_version=capsim_version)["bottleneck"]
         offered = bottleneck.get("offered_rate")
     except UnstableModelError:
-        try:
-            bottleneck = light_load_solution(model, capsim_version)["bottleneck"]
-        except UnstableModelError:
+        bottleneck, offered = None, None
+    if bottleneck is None or _past_its_bound(bottleneck):
+        bottleneck = _bound_where_it_meets_the_load(model, capsim_version)
+        if bottleneck is None:
             return None
         offered = open_rate(model)
     if bottleneck.get("tier") is None or not bottleneck.get("saturation_rate"):
@@ -53,3 +58,45 @@ def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
         instances=tier.instances if tier is not None else 1,
         autoscale_max=tier.autoscale.max if tier is not None and tier.autoscale else None,
     )
+
+
+def _past_its_bound(bottleneck: dict[str, Any]) -> bool:
+    saturation, offered = bottleneck.get("saturation_rate"), bottleneck.get("offered_rate")
+    return bool(saturation and offered and saturation < offered)
+
+
+def _bottleneck_at(model: Model, factor: float, capsim_version: str) -> dict[str, Any] | None:
+    """`solve`'s bottleneck at `factor` times the open traffic; None when past its bound."""
+    try:
+        bottleneck = solve(scale_open_traffic(model, factor), capsim_version=capsim_version)
+    except UnstableModelError:
+        return None
+    found: dict[str, Any] = bottleneck["bottleneck"]
+    return None if _past_its_bound(found) else found
+
+
+def _bound_where_it_meets_the_load(model: Model, capsim_version: str) -> dict[str, Any] | None:
+    """The bottleneck at the heaviest load of the mix that is within its own bound: a lighter
+    load found by quartering, then bisection (in log scale) towards the load offered now."""
+    light, heavy = 1.0, 1.0
+    below: dict[str, Any] | None = None
+    for _ in range(64):
+        light /= 4.0
+        below = _bottleneck_at(model, light, capsim_version)
+        if below is not None:
+            break
+        heavy = light
+    if below is None:
+        return None
+    for _ in range(_BISECTIONS):
+        middle = math.sqrt(light * heavy)
+        found = _bottleneck_at(model, middle, capsim_version)
+        if found is None:
+            heavy = middle
+        else:
+            light, below = middle, found
+    return below
+
+
+#: Bisection steps: the load where the bound meets it to about 1% (a factor 4 halved 7 times).
+_BISECTIONS = 7

@@ -29,7 +29,14 @@ from capsim.analysis.points import (
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.types import Model, Pool, Sizing, Slo, Tier
-from capsim.units import UnitError, format_ratio, parse_rate, parse_ratio
+from capsim.units import (
+    UnitError,
+    format_count,
+    format_ratio,
+    option_count,
+    parse_rate,
+    parse_ratio,
+)
 
 #: Requests per replication a search point aims at.
 REQUESTS_PER_POINT = 30_000
@@ -290,10 +297,10 @@ class _Search:
             if self.simulated + cost > self.max_requests:
                 raise ResourceLimitError(
                     f"the sizing search has measured {self.evaluations} configuration(s) and "
-                    f"simulated about {self.simulated:.3g} requests; the next one "
-                    f"({cost:.3g} requests) would pass the limit of {self.max_requests:.3g} for "
+                    f"simulated about {format_count(self.simulated)} requests; the next one "
+                    f"({format_count(cost)} requests) would pass the limit of {format_count(self.max_requests)} for "
                     "the whole search. Shorten the search points (--duration, --replications), "
-                    f"or allow it with --max-requests {(self.simulated + cost) * 2:.2g}."
+                    f"or allow it with --max-requests {option_count((self.simulated + cost) * 2)}."
                 )
             self.simulated += cost
             if self.progress:
@@ -489,14 +496,14 @@ def size_tiers(
     plan = plan_search(start, dims, search_model, full_model)
     if plan.likely > max_requests:
         raise ResourceLimitError(
-            f"this sizing would simulate about {plan.likely:.3g} requests ({plan.describe()}), "
-            f"more than the limit of {max_requests:.3g} for the whole search. Shorten the "
+            f"this sizing would simulate about {format_count(plan.likely)} requests ({plan.describe()}), "
+            f"more than the limit of {format_count(max_requests)} for the whole search. Shorten the "
             "search points (--duration 1s, --replications 1), or allow it with --max-requests "
-            f"{plan.likely * 1.1:.2g}."
+            f"{option_count(plan.likely * 1.1)}."
         )
     if announce is not None and plan.likely > ANNOUNCE_REQUESTS:
         announce(
-            f"this sizing will simulate about {plan.likely:.3g} requests ({plan.describe()}); "
+            f"this sizing will simulate about {format_count(plan.likely)} requests ({plan.describe()}); "
             "it may take a long time. --duration and --replications make each measurement "
             "cheaper; --max-requests caps the whole search."
         )
@@ -654,7 +661,7 @@ class SearchPlan:
     def describe(self) -> str:
         return (
             f"{self.least_points} to about {self.likely_points} search measurements of "
-            f"{self.per_point:.3g} requests and a verification of {self.per_verification:.3g}"
+            f"{format_count(self.per_point)} requests and a verification of {format_count(self.per_verification)}"
         )
 
 

@@ -60,6 +60,10 @@ def latency_cdfs(model: Model, runs: Sequence[RunResult], max_points: int = 200)
     return cdfs
 
 
+#: Occupancy at which a tier counts as fully held: the load offered is at or past its saturation.
+FULLY_HELD = 0.99
+
+
 def find_bottleneck(model: Model, result: dict[str, Any]) -> dict[str, Any] | None:
     """The tier whose workers are held the largest share of the time, and the open load at
     which it would be fully held if occupancy grows in proportion to the load."""
@@ -78,9 +82,11 @@ def find_bottleneck(model: Model, result: dict[str, Any]) -> dict[str, Any] | No
         for traffic in model.classes
         if not traffic.is_closed
     )
-    saturation = open_rate / held if held > 0 and open_rate > 0 else None
+    # A tier held all the time is past saturation: how far past, one run cannot say, unless the
+    # run found it overloaded, whose entry's capacity (the utilization law) tells more.
+    extrapolates = 0 < held < FULLY_HELD and open_rate > 0
+    saturation = open_rate / held if extrapolates else None
     for failure in result.get("overloaded") or []:
-        # Fully held, open / held is today's load: the overload entry's capacity tells more.
         if failure.get("tier") == name and failure.get("saturation_rate"):
             saturation = failure["saturation_rate"]
     return {

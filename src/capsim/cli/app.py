@@ -394,6 +394,7 @@ def run(
             help="Refuse (exit 3) a run that would simulate more requests than this, "
             "over all replications.",
             min=1,
+            show_default="100,000,000",
         ),
     ] = 1e8,
     max_memory: Annotated[

@@ -63,6 +63,7 @@ MaxRequests = Annotated[
         "--max-requests",
         help="Refuse (exit 3) any one run that would simulate more requests than this.",
         min=1,
+        show_default="100,000,000",
     ),
 ]
 
@@ -123,12 +124,19 @@ def saturate(
     replications: SearchReplications = 3,
     duration: SearchDuration = None,
     precision: Annotated[
-        float, typer.Option("--precision", help="Relative precision of the searched rates.")
+        float,
+        typer.Option(
+            "--precision",
+            help="Relative precision of the searched rates (0.02: within 2%).",
+            show_default="0.02",
+        ),
     ] = 0.02,
     knee_factor: Annotated[
         float,
         typer.Option(
-            "--knee-factor", help="The knee is where p99 reaches this x its low-load value."
+            "--knee-factor",
+            help="The knee is where p99 reaches this x its low-load value.",
+            show_default="2",
         ),
     ] = 2.0,
     output_format: FormatOption = CapacityFormat.table,

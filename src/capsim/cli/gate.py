@@ -60,6 +60,7 @@ MaxRequestsOption = Annotated[
         "--max-requests",
         help="Refuse (exit 3) a run that would simulate more requests than this.",
         min=1,
+        show_default="100,000,000",
     ),
 ]
 

@@ -14,6 +14,7 @@ import numpy as np
 from capsim.engine.histogram import N_BINS as HISTOGRAM_BINS
 from capsim.engine.timeseries import series_bytes
 from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier
+from capsim.units import format_count
 
 #: Requests a tier may hold waiting (over all its instances and its pool) before the engine turns
 #: new ones away as `overflow`: far above any queue with a steady state, so only a tier that is
@@ -152,11 +153,11 @@ class WorkEstimate:
         return self.visits + self.autoscaler_syncs + self.health_checks
 
     def describe(self) -> str:
-        parts = [f"{self.visits:.3g} tier visits"]
+        parts = [f"{format_count(self.visits)} tier visits"]
         if self.autoscaler_syncs:
-            parts.append(f"autoscaler syncs worth {self.autoscaler_syncs:.3g}")
+            parts.append(f"autoscaler syncs worth {format_count(self.autoscaler_syncs)}")
         if self.health_checks:
-            parts.append(f"health checks worth {self.health_checks:.3g}")
+            parts.append(f"health checks worth {format_count(self.health_checks)}")
         return ", ".join(parts)
 
     def remedy(self) -> str:

@@ -24,6 +24,7 @@ from capsim.engine.timeseries import bucket_count, series_bucket
 from capsim.errors import Interrupted, ResourceLimitError, SimulationError
 from capsim.model.types import MmppArrivals, Model, TraceArrivals, TrafficClass
 from capsim.model.visits import expected_visits, mean_work
+from capsim.units import format_count, format_duration, option_count
 
 EnginePath = Literal["auto", "vectorised", "events"]
 ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is running)
@@ -99,10 +100,10 @@ def check_run_size(
     _check_memory(model, requests / max(count, 1), count, max_memory, max(1, processes))
     if requests > max_requests:
         raise ResourceLimitError(
-            f"this run would simulate about {requests:.3g} requests over {count} "
-            f"replication(s), more than the limit of {max_requests:.3g}. Shorten "
+            f"this run would simulate about {format_count(requests)} requests over {count} "
+            f"replication(s), more than the limit of {format_count(max_requests)}. Shorten "
             "simulation.duration, lower the replications, or allow it with "
-            f"--max-requests {requests * 1.1:.2g}."
+            f"--max-requests {option_count(requests * 1.1)}."
         )
     _check_work(model, per_class, count, max_requests)
     return requests
@@ -117,10 +118,10 @@ def _check_state_changes(model: Model, replications: int, max_requests: float) -
         changes = 2.0 * model.horizon / sum(mmpp.mean_sojourn) * replications
         if changes > max_requests:
             raise ResourceLimitError(
-                f"class '{traffic.name}': its MMPP would change state about {changes:.3g} times "
-                f"over {replications} replication(s), more than the limit of {max_requests:.3g}; "
+                f"class '{traffic.name}': its MMPP would change state about {format_count(changes)} times "
+                f"over {replications} replication(s), more than the limit of {format_count(max_requests)}; "
                 "lengthen its mean_sojourn, shorten simulation.duration, or allow it with "
-                f"--max-requests {changes * 1.1:.2g}."
+                f"--max-requests {option_count(changes * 1.1)}."
             )
 
 
@@ -144,7 +145,7 @@ def _check_memory(
         total += " of memory" if memory.running > 1 else " of memory per replication"
         bucket = series_bucket(model)
         reason = (
-            f"its time series has {bucket_count(bucket, model.horizon):.3g} buckets of "
+            f"its time series has {format_count(bucket_count(bucket, model.horizon))} buckets of "
             f"{bucket:g}s for {len(model.classes)} class(es) and {len(model.tiers)} tier(s)"
         )
         remedy = "Choose a wider bucket (simulation.timeseries: 10s) or turn it off"
@@ -152,8 +153,8 @@ def _check_memory(
         total += " of memory" if memory.running > 1 else " of memory per replication"
         largest = max(model.tiers, key=lambda tier: float(tier.servers) * float(tier.concurrency))
         reason = (
-            f"tier '{largest.name}' alone has {float(largest.servers):.3g} instance(s) x "
-            f"{float(largest.concurrency):.3g} worker(s)"
+            f"tier '{largest.name}' alone has {format_count(float(largest.servers))} instance(s) x "
+            f"{format_count(float(largest.concurrency))} worker(s)"
         )
         remedy = "Lower the instances or concurrency"
         if memory.running > 1:
@@ -174,7 +175,7 @@ def _check_work(model: Model, per_class: list[float], replications: int, limit: 
             per_request = float(visits[traffic.index].sum())
             if per_request > MAX_VISITS_PER_REQUEST:
                 raise ResourceLimitError(
-                    f"one request of class '{traffic.name}' would make about {per_request:.3g} "
+                    f"one request of class '{traffic.name}' would make about {format_count(per_request)} "
                     f"tier visits ({_busiest_step(model, traffic.index)}); capsim simulates at "
                     f"most {MAX_VISITS_PER_REQUEST:,} per request. Model repeated or fanned-out "
                     "calls as fewer calls with a longer service time."
@@ -182,24 +183,24 @@ def _check_work(model: Model, per_class: list[float], replications: int, limit: 
     fan_out, where = _busiest_tier(model)
     if fan_out > MAX_VISITS_PER_REQUEST:
         raise ResourceLimitError(
-            f"one visit of tier '{where}' may make up to {fan_out:.3g} calls (repeats, parallel "
+            f"one visit of tier '{where}' may make up to {format_count(fan_out)} calls (repeats, parallel "
             f"branches and every retry allowed); capsim simulates at most "
             f"{MAX_VISITS_PER_REQUEST:,} tier visits per request. Lower the repeats, the "
             "branches or retries.max."
         )
     if work.fastest_firings > MAX_TIMER_FIRINGS:
         raise ResourceLimitError(
-            f"{work.fastest_timer} fires about {work.fastest_firings:.3g} times in the "
+            f"{work.fastest_timer} fires about {format_count(work.fastest_firings)} times in the "
             f"{model.horizon:g}s of a replication; capsim lets a periodic timer fire at most "
             f"{MAX_TIMER_FIRINGS:,} times. Lengthen it to at least "
-            f"{model.horizon / MAX_TIMER_FIRINGS:.3g}s."
+            f"{format_duration(model.horizon / MAX_TIMER_FIRINGS)}."
         )
     if work.total > limit:
         raise ResourceLimitError(
-            f"this run would simulate about {work.total:.3g} tier visits and timer events "
+            f"this run would simulate about {format_count(work.total)} tier visits and timer events "
             f"({work.describe()}) over {replications} replication(s), more than the limit of "
-            f"{limit:.3g}. {work.remedy()}, or allow it with --max-requests "
-            f"{work.total * 1.1:.2g}."
+            f"{format_count(limit)}. {work.remedy()}, or allow it with --max-requests "
+            f"{option_count(work.total * 1.1)}."
         )
 
 
@@ -220,7 +221,7 @@ def _busiest_step(model: Model, class_index: int) -> str:
     best, where = _busiest_tier(model, class_index)
     if not where:
         return "through loops of calls"
-    return f"tier '{where}' makes up to {best:.3g} calls per visit"
+    return f"tier '{where}' makes up to {format_count(best)} calls per visit"
 
 
 def _bytes(count: float) -> str:

@@ -311,7 +311,7 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
     elif metric.startswith("latency."):
         shown = ("+" if diff >= 0 else "-") + cells.time(abs(diff))
     elif metric == "throughput":
-        shown = f"{diff:+,.1f}/s"
+        shown = cells.rate_difference(diff)
     else:
         shown = f"{diff * 100:+.2f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
@@ -355,6 +355,12 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     ]
     if any(d.get("low_sample") for d in flagged):
         lines.append(cells.LOW_SAMPLE_NOTE)
+    if all(d["significant"] is None for d in flagged):
+        # No figure has an interval (a single replication): a column of "no CI" says nothing
+        # the notes do not say once.
+        header = header[:-1]
+        class_rows = [row[:-1] for row in class_rows]
+        tier_rows = [row[:-1] for row in tier_rows]
     slo_rows = []
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:

@@ -30,9 +30,17 @@ def percent(value: float | None) -> str:
 
 
 def rate(value: float | None) -> str:
+    """`1,234.5/s`; a rate under 0.1/s keeps two significant digits (`0.04/s`, not `0.0/s`)."""
     if value is None:
         return MISSING
-    return f"{value:,.1f}/s" if value < 1e5 else f"{value:,.0f}/s"
+    if 0 < abs(value) < 0.1:
+        return f"{significant(value, 2)}/s"
+    return f"{value:,.1f}/s" if abs(value) < 1e5 else f"{value:,.0f}/s"
+
+
+def rate_difference(value: float) -> str:
+    """A signed rate: `+29.5/s`, `-0.05/s`."""
+    return ("+" if value >= 0 else "-") + rate(abs(value))
 
 
 def significant(value: float, digits: int = 4) -> str:
@@ -112,11 +120,20 @@ def percentile(entry: dict[str, Any], figure: str, name: str) -> str:
     return time(value) + (LOW_SAMPLE_MARK if low and value is not None else "")
 
 
+#: The tier figures the human views show (and mark): a low sample elsewhere is in the JSON only.
+SHOWN_TIER_PERCENTILES = frozenset({"wait.p99"})
+
+
 def any_low_sample(data: dict[str, Any]) -> bool:
-    """Whether any class or tier figure, or any SLO verdict, rests on a low sample."""
-    entries = [*data.get("classes", {}).values(), *data.get("tiers", {}).values()]
-    return any(e.get("low_sample") for e in entries) or any(
-        v.get("low_sample") for v in data.get("slos", [])
+    """Whether a figure the human views mark rests on a low sample: a class latency percentile,
+    a tier's wait p99 or an SLO verdict (so the footnote never explains a mark that is not there).
+    """
+    classes = data.get("classes", {}).values()
+    tiers = data.get("tiers", {}).values()
+    return (
+        any(key.startswith("latency.") for c in classes for key in c.get("low_sample") or ())
+        or any(key in SHOWN_TIER_PERCENTILES for t in tiers for key in t.get("low_sample") or ())
+        or any(v.get("low_sample") for v in data.get("slos", []))
     )
 
 

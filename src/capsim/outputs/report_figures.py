@@ -454,6 +454,12 @@ def summary_sentences(report: SizingReport) -> list[str]:
                 f"of open traffic ({_saturation_source(bottleneck)}; now "
                 f"{_rate(bottleneck['offered_rate'])})"
             )
+        elif bottleneck.get("offered_rate"):
+            text += (
+                f"; it is saturated at the {_rate(bottleneck['offered_rate'])} of open traffic "
+                "offered now (the report's load curve, without --no-curve, finds where it "
+                "saturates)"
+            )
         if not bottleneck.get("stable", True):
             text += f"; it is {cells.OVERLOADED}"
         sentences.append(text + ".")

@@ -274,8 +274,9 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
         )
         if path:
             parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
-        if series.points:
-            for segment in segments:
+        for segment in segments:
+            # A value with no neighbour draws no line: it is a dot, or it would not be seen.
+            if series.points or len(segment) == 1:
                 for px, py in segment:
                     parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
         parts.append("</g>")
