@@ -1,0 +1,43 @@
+"""Waiting-line disciplines: priorities between classes (FIFO and LIFO are deques)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+
+class _PriorityQueue:
+    """An instance's waiting room with priorities between classes: one FIFO per level.
+
+    `popleft` takes the oldest request of the highest level that has any (non-preemptive
+    priority); `pop` the newest of that level (LIFO within priorities). Entries are the
+    engine's `[arrived, class, cont, live, instance]` lists.
+    """
+
+    __slots__ = ("level", "levels", "size")
+
+    def __init__(self, priorities: tuple[int, ...]) -> None:
+        self.level = priorities  # level of each class: 0 is served first
+        self.levels: list[deque[list[Any]]] = [deque() for _ in range(max(priorities) + 1)]
+        self.size = 0
+
+    def append(self, entry: list[Any]) -> None:
+        self.levels[self.level[entry[1]]].append(entry)
+        self.size += 1
+
+    def _first(self) -> deque[list[Any]]:
+        return next(level for level in self.levels if level)
+
+    def popleft(self) -> list[Any]:
+        self.size -= 1
+        return self._first().popleft()
+
+    def pop(self) -> list[Any]:
+        self.size -= 1
+        return self._first().pop()
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __len__(self) -> int:
+        return self.size
