@@ -12,8 +12,15 @@ generator, so no request makes a numpy call.
 The package, module by module (issue 14 moves the engine here one feature at a time):
 
 - `run`: `run_events`, one replication: builds tiers and classes, runs SimPy, gathers results.
-- `tier`: `_TierSim`, one tier's runtime (instances, waiting lines and the tier features not yet
-  moved to modules of their own).
+- `station`: `Station`, one tier's instances as named state (workers, waiting lines, live
+  instances, counters, integrals) and the hooks features wrap; its docstring is the extension
+  contract. `Waiting` is a request in a waiting line.
+- Tier features, each with `install(station)`, installed in this order: `instances` (workers
+  and a waiting line per instance), `faults`, `autoscaling`, `serverless`, `consumers`
+  (batches, partitions).
+- `tier`: `_TierSim`, a tier as callers see it: builds its Station, balancing between
+  instances, cold caches, and what stands in front of `arrive` (pool, publishing, rate limit),
+  which still live here as methods.
 - `clock`: timers put straight onto SimPy's schedule (`_Timer`, `_scheduler`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
@@ -21,7 +28,6 @@ The package, module by module (issue 14 moves the engine here one feature at a t
 - `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites).
 - `admission`: a queue tier's redelivered messages (`max_retries`).
 - `disciplines`: waiting lines with priorities between classes.
-- `autoscaling`: the HPA rule and an autoscaled instance's states.
 - `classes`: request classes, open and closed, and their per-bucket tracking.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).
 """

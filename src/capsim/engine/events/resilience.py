@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -19,6 +19,7 @@ from capsim.model.types import (
 )
 
 if TYPE_CHECKING:
+    from capsim.engine.events.station import Waiting
     from capsim.engine.events.tier import _TierSim
 
 
@@ -332,10 +333,10 @@ class _HedgeCopy:
         self.group = group
         self.sent = sent
         self.live = True
-        self.entry: list[Any] | None = None
-        self.withdraw: Callable[[list[Any]], bool] | None = None
+        self.entry: Waiting | None = None
+        self.withdraw: Callable[[Waiting], bool] | None = None
 
-    def queued(self, entry: list[Any], withdraw: Callable[[list[Any]], bool]) -> None:
+    def queued(self, entry: Waiting, withdraw: Callable[[Waiting], bool]) -> None:
         self.entry = entry
         self.withdraw = withdraw
 

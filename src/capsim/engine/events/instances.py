@@ -1,0 +1,161 @@
+"""The plain tier: each instance's workers and waiting line (FIFO, LIFO or by priority).
+
+`install` gives a Station its first hooks: `arrive` takes a free worker or joins the instance's
+line, `start` draws the service time and sets the timer that ends the work, `on_work_done`
+runs the request's calls (holding the worker while they are out if the tier is blocking) and
+`release` hands the worker to the next live entry of the line.
+
+Speed: `arrive`'s free-worker branch and `start` are the path most requests take. They keep the
+held-workers integral update and the timer push inline (not `Station.held_moved` or the clock's
+`later`), and hold the station's lists and the SimPy heap as closure variables: measured on the
+W3 variant, each method call there costs about 3% of the run.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import Any
+
+from capsim.engine.events.clock import _NORMAL, _Timer
+from capsim.engine.events.resilience import _given_up, _HedgeCopy
+from capsim.engine.events.signatures import Cont
+from capsim.engine.events.station import Station, Waiting
+
+
+def install(st: Station) -> None:
+    """The base hooks: arrive, start, on_work_done, release; and withdraw for hedges."""
+    env = st.env
+    warmup, horizon = st.warmup, st.horizon
+    free, at, live, waiting = st.free, st.at, st.live, st.waiting
+    service = st.service
+    max_queue, queue_timeout = st.max_queue, st.queue_timeout
+    overflow_limit = st.overflow_limit
+    record_wait = st.wait_recorder.record
+    heap: list[Any] = st.heap
+    eid = env._eid
+    later = st.later
+
+    def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
+        # A worker of instance i starts on a request that waited since `arrived`.
+        if now >= warmup:
+            if now > arrived:
+                record_wait(now - arrived)
+            else:
+                st.zero_waits += 1
+        end = now + service[k]()
+        if end > warmup:
+            st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
+        timer = _Timer()
+        timer.callbacks = st.on_work_done
+        timer._value = (i, k, cont)
+        heappush(heap, (end, _NORMAL, next(eid), timer))
+
+    def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
+        if free[i]:
+            free[i] -= 1
+            at[i] += 1
+            st.held_area += st.held * (now - st.held_since)  # held_moved(now, +1), inlined
+            st.held_since = now
+            st.held += 1
+            # start(), inlined: this is the path most requests take.
+            end = now + service[k]()
+            if now >= warmup:
+                st.zero_waits += 1
+            if end > warmup:
+                st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
+            timer = _Timer()
+            timer.callbacks = st.on_work_done
+            timer._value = (i, k, cont)
+            heappush(heap, (end, _NORMAL, next(eid), timer))
+            return True
+        if max_queue is not None and live[i] >= max_queue:
+            return st.refuse(now)
+        if st.waiting_now >= overflow_limit:
+            # Hopelessly overloaded: bound the backlog (and the memory) instead of the RAM.
+            if now >= warmup:
+                st.overflow += 1
+            return st.refuse(now)
+        at[i] += 1
+        entry = Waiting(now, k, cont, i)
+        waiting[i].append(entry)
+        live[i] += 1
+        if type(cont) is _HedgeCopy:
+            cont.queued(entry, withdraw)  # so that a faster copy can withdraw it
+        st.queue_moved(now, +1)
+        if queue_timeout is not None:
+            later(queue_timeout, on_drop, entry)
+        return True
+
+    fifo = st.fifo
+    drop_abandoned = st.drop_abandoned
+
+    def release(i: int) -> None:
+        at[i] -= 1
+        queue = waiting[i]
+        now = env._now
+        while queue:
+            entry = queue.popleft() if fifo else queue.pop()
+            if entry.live:
+                entry.live = False
+                live[i] -= 1
+                st.queue_moved(now, -1)
+                if drop_abandoned and _given_up(entry.cont):
+                    drop_given_up(i, now)  # its caller gave up while it waited
+                    continue
+                start(i, entry.k, entry.arrived, now, entry.cont)
+                return
+        free[i] += 1
+        st.held_moved(now, -1)
+
+    def drop_given_up(i: int, now: float) -> None:
+        at[i] -= 1
+        if now >= warmup:
+            st.rejected += 1
+            st.sim.dropped += 1
+
+    def withdraw(entry: Waiting) -> bool:
+        # A hedge's losing copy leaves the queue unserved (not an error); False if it started.
+        if not entry.live:
+            return False
+        entry.live = False
+        i = entry.place
+        live[i] -= 1
+        at[i] -= 1
+        st.queue_moved(env._now, -1)
+        return True
+
+    def drop(event: _Timer) -> None:
+        entry = event._value
+        if not entry.live:
+            return
+        entry.live = False
+        i = entry.place
+        live[i] -= 1
+        at[i] -= 1
+        st.time_out(entry)
+
+    def work_done(event: _Timer) -> None:
+        i, k, cont = event._value
+        if env._now >= warmup:
+            st.completed += 1
+        run_calls = st.runners[k]
+        if run_calls is None:
+            st.release(i)
+            cont(True)
+        elif st.blocking:
+
+            def calls_done(ok: bool) -> None:
+                st.release(i)
+                cont(ok)
+
+            run_calls(k, calls_done)
+        else:
+            st.release(i)
+            run_calls(k, cont)
+
+    on_drop = (drop,)
+    st.start = start
+    st.arrive = arrive
+    st.release = release
+    st.withdraw = withdraw
+    st.on_work_done = (work_done,)
