@@ -18,15 +18,18 @@ The package, module by module (issue 14 moves the engine here one feature at a t
 - Tier features, each with `install(station)`, installed in this order: `instances` (workers
   and a waiting line per instance), `faults`, `autoscaling`, `serverless`, `consumers`
   (batches, partitions).
-- `tier`: `_TierSim`, a tier as callers see it: builds its Station, balancing between
-  instances, cold caches, and what stands in front of `arrive` (pool, publishing, rate limit),
-  which still live here as methods.
+- `tier`: `_TierSim`, a tier as callers see it: builds its Station and the `enter` callers
+  use; its counters of call-level events (retries, hedges, breakers...).
+- `balancing`: choosing an instance (round robin, random, least connections, power of two,
+  read replicas), health checks.
+- `admission`: what stands in front of `arrive`: a rate limit, a database's connection pool,
+  a queue tier's publishing and redelivered messages (`max_retries`).
+- `caches`: cold LRU caches simulated key by key.
 - `clock`: timers put straight onto SimPy's schedule (`_Timer`, `_scheduler`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.
 - `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites).
-- `admission`: a queue tier's redelivered messages (`max_retries`).
 - `disciplines`: waiting lines with priorities between classes.
 - `classes`: request classes, open and closed, and their per-bucket tracking.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).

@@ -13,6 +13,7 @@ import math
 import simpy
 
 from capsim.engine import streams
+from capsim.engine.events import balancing
 from capsim.engine.events.clock import _Timer
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Cont
@@ -119,7 +120,7 @@ def install(st: Station) -> None:
     st.on_work_done = (faulty_work_done,)
     _schedule(st, st.faults)
     if st.tier.health_check is not None:
-        st.sim._health_checks(env, st.tier.health_check, st.horizon)
+        balancing.health_checks(st.sim, env, st.tier.health_check, st.horizon)
 
 
 def _schedule(st: Station, faults: list[Fault]) -> None:
