@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 
 from collections import deque
-from typing import Any
 
 import simpy
 
@@ -66,7 +65,7 @@ def pooled(
     pool_timeout = tier.pool.timeout
     warmup = window.warmup
     later = _scheduler(env)
-    waiters: deque[list[Any]] = deque()
+    waiters: deque[_PoolWaiter] = deque()
     in_use = waiting = overflow = 0
     overflow_limit = waiting_limit(tier)
     arrivals = rejected = zero_waits = 0
@@ -84,28 +83,28 @@ def pooled(
         now = env._now
         while waiters:
             entry = waiters.popleft()
-            if not entry[4]:
+            if not entry.live:
                 continue
-            entry[4] = False
+            entry.live = False
             waiting -= 1
             if now >= warmup:
-                wait_recorder.record(now - entry[0])
-            if connected(entry[1], entry[2], entry[3], now):
+                wait_recorder.record(now - entry.arrived)
+            if connected(entry.k, entry.pick, entry.cont, now):
                 return
             # refused by the instance: this waiter fails, the connection goes to the next one
-            entry[3](False)
+            entry.cont(False)
         in_use -= 1
 
     def expire(event: _Timer) -> None:
         nonlocal waiting, rejected
         entry = event._value
-        if not entry[4]:
+        if not entry.live:
             return
-        entry[4] = False
+        entry.live = False
         waiting -= 1
         if env._now >= warmup:
             rejected += 1
-        entry[3](False)
+        entry.cont(False)
 
     on_expire = (expire,)
 
@@ -132,7 +131,7 @@ def pooled(
                 rejected += 1
                 overflow += 1
             return False
-        entry = [now, k, pick, cont, True]
+        entry = _PoolWaiter(now, k, pick, cont)
         waiters.append(entry)
         waiting += 1
         if pool_timeout is not None:
@@ -211,6 +210,20 @@ def published(
     sim.pool_arrivals = lambda: arrivals
     sim.message_age = age_recorder.flush
     return enter
+
+
+class _PoolWaiter:
+    """A request waiting for a pool connection: when, its class, the instance chooser, its
+    continuation; `live` until it gets a connection or times out."""
+
+    __slots__ = ("arrived", "cont", "k", "live", "pick")
+
+    def __init__(self, arrived: float, k: int, pick: Pick, cont: Cont) -> None:
+        self.arrived = arrived
+        self.k = k
+        self.pick = pick
+        self.cont = cont
+        self.live = True
 
 
 class _Delivery:

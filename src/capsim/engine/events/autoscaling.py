@@ -10,7 +10,7 @@ from collections import deque
 
 import simpy
 
-from capsim.engine.events.clock import _Timer
+from capsim.engine.events.clock import pending_timers
 from capsim.engine.events.draws import _counted_draw
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station
@@ -152,12 +152,8 @@ class _Scaler:
 
     def busy_until(self, now: float) -> float:
         # Work drawn so far, less what is still ahead of the work in progress.
-        on_work_done = self.st.on_work_done
-        ahead = sum(
-            item[0] - now
-            for item in self.st.heap
-            if type(item[3]) is _Timer and item[3].callbacks is on_work_done and item[0] > now
-        )
+        timers = pending_timers(self.st.env, self.st.on_work_done)
+        ahead = sum(when - now for when, _ in timers if when > now)
         return self.drawn[0] - ahead
 
     def measure(self, now: float) -> float:

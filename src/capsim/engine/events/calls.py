@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from capsim.engine.events.resilience import _CallSite, _guarded
-from capsim.engine.events.signatures import Cont, Runner
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.model.types import (
     Call,
     OneOf,
@@ -18,7 +18,32 @@ if TYPE_CHECKING:
     from capsim.engine.events.tier import _TierSim
 
 
-_CALL, _ONE_OF, _PARALLEL = 0, 1, 2
+class CallStep(NamedTuple):
+    """A compiled call: made when `uniform() < probability`, `repeat` times one after another."""
+
+    enter: Enter
+    pick: Pick
+    probability: float
+    repeat: int
+    uniform: Draw
+
+
+class OneOfStep(NamedTuple):
+    """Exactly one of `targets`, the first whose cumulative bound exceeds `uniform()`."""
+
+    bounds: list[float]
+    targets: tuple[tuple[Enter, Pick], ...]
+    uniform: Draw
+
+
+class ParallelStep(NamedTuple):
+    """Every branch at once; done when the slowest is."""
+
+    branches: tuple[Any, ...]  # of CallStep | OneOfStep | ParallelStep
+
+
+#: A compiled step; `_Sequence` tells them apart by type.
+Step_ = CallStep | OneOfStep | ParallelStep
 
 
 # ---- calls: sequences, parallel groups ------------------------------------------------------
@@ -43,7 +68,7 @@ class _Sequence:
         if self.left:
             self.left -= 1
             step = self.steps[self.position]
-            if not step[1](self.k, step[2], self.resume):
+            if not step.enter(self.k, step.pick, self.resume):
                 self.done(False)
             return
         self.position += 1
@@ -55,21 +80,19 @@ class _Sequence:
         k = self.k
         while j < len(steps):
             step = steps[j]
-            kind = step[0]
-            if kind == _CALL:
-                # (kind, enter, pick, probability, repeat, uniform)
-                if step[3] < 1.0 and step[5]() >= step[3]:
+            kind = type(step)
+            if kind is CallStep:
+                if step.probability < 1.0 and step.uniform() >= step.probability:
                     j += 1
                     continue
                 self.position = j
-                self.left = step[4] - 1
-                if not step[1](k, step[2], self.resume):
+                self.left = step.repeat - 1
+                if not step.enter(k, step.pick, self.resume):
                     self.done(False)
                 return
-            if kind == _ONE_OF:
-                # (kind, cumulative probabilities, ((enter, pick), ...), uniform)
-                x = step[3]()
-                for bound, (enter, pick) in zip(step[1], step[2], strict=True):
+            if kind is OneOfStep:
+                x = step.uniform()
+                for bound, (enter, pick) in zip(step.bounds, step.targets, strict=True):
                     if x < bound:
                         self.position = j
                         self.left = 0
@@ -78,10 +101,10 @@ class _Sequence:
                         return
                 j += 1
                 continue
-            # (kind, branches): every branch at once, one join.
+            # Every branch at once, one join.
             self.position = j
             self.left = 0
-            branches = step[1]
+            branches = step.branches
             join = _Join(len(branches), self.resume)
             for branch in branches:
                 _Sequence((branch,), k, join.branch_done).advance()
@@ -107,15 +130,14 @@ class _Join:
             self.done(self.ok)
 
 
-def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[Any, ...]:
-    """A model Step as the flat tuple `_Sequence` runs."""
+def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
+    """A model Step as the named tuple `_Sequence` runs."""
     if isinstance(step, Call):
         target = tiers[step.tier]
         enter = target.enter
         if _guarded(step):
             enter = _CallSite(caller, target, step).enter
-        return (
-            _CALL,
+        return CallStep(
             enter,
             target.pick(step.algorithm),
             step.probability,
@@ -125,25 +147,31 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> tuple[
     if isinstance(step, OneOf):
         bounds = list(itertools.accumulate(p for _, p in step.options))
         targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
-        return (_ONE_OF, bounds, targets, caller.routing_draw)
+        return OneOfStep(bounds, targets, caller.routing_draw)
     assert isinstance(step, Parallel)
-    return (_PARALLEL, tuple(_compile_step(b, caller, tiers) for b in step.branches))
+    return ParallelStep(tuple(_compile_step(b, caller, tiers) for b in step.branches))
 
 
-def _runner(steps: tuple[tuple[Any, ...], ...]) -> Runner | None:
+def _runner(steps: tuple[Step_, ...]) -> Runner | None:
     """The cheapest way to run these steps: none, one plain call, one one_of, or a _Sequence."""
     if not steps:
         return None
-    if len(steps) == 1 and steps[0][0] == _CALL and steps[0][3] >= 1.0 and steps[0][4] == 1:
-        _, enter, pick, _, _, _ = steps[0]
+    first = steps[0]
+    if (
+        len(steps) == 1
+        and type(first) is CallStep
+        and first.probability >= 1.0
+        and first.repeat == 1
+    ):
+        enter, pick = first.enter, first.pick
 
         def call(k: int, done: Cont) -> None:
             if not enter(k, pick, done):
                 done(False)
 
         return call
-    if len(steps) == 1 and steps[0][0] == _ONE_OF:
-        _, bounds, targets, uniform = steps[0]
+    if len(steps) == 1 and type(first) is OneOfStep:
+        bounds, targets, uniform = first.bounds, first.targets, first.uniform
         options = list(zip(bounds, targets, strict=True))
 
         def one_of(k: int, done: Cont) -> None:

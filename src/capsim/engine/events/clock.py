@@ -1,12 +1,15 @@
-"""The clock: the only code that puts timers straight onto SimPy's private schedule.
+"""The clock: the only code that reads SimPy's private schedule (`Environment._queue`, `_eid`).
 
 A `_Timer` is the least a SimPy event needs to be stepped by `Environment.step`; the engine
 schedules millions of them, so they go onto the environment's heap without building a full
-Event."""
+Event. `_scheduler` and `_scheduler_at` push them; `schedule_of` hands the heap and its id
+counter to the one hot path that pushes inline (`instances.start`, measured); `pending_timers`
+and `events_processed` read the heap for faults, the autoscaler and the run's event count.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from heapq import heappush
 from typing import Any
 
@@ -58,3 +61,23 @@ def _scheduler_at(
         heappush(heap, (when, _NORMAL, next(eid), timer))
 
     return at
+
+
+def schedule_of(env: simpy.Environment) -> tuple[list[Any], Iterator[int]]:
+    """(heap, ids): SimPy's schedule, for a hot path that pushes `(when, _NORMAL, next(ids),
+    timer)` itself rather than call `later`."""
+    return env._queue, env._eid
+
+
+def pending_timers(env: simpy.Environment, callbacks: object) -> Iterator[tuple[float, _Timer]]:
+    """(when, timer) of every timer on the schedule that will run `callbacks` (the same tuple)."""
+    for item in env._queue:
+        timer = item[3]
+        if type(timer) is _Timer and timer.callbacks is callbacks:
+            yield item[0], timer
+
+
+def events_processed(env: simpy.Environment, besides: int = 0) -> int:
+    """Events SimPy processed so far: scheduled minus still waiting, less `besides` of ours."""
+    scheduled = next(env._eid) if hasattr(env, "_eid") else 0
+    return max(scheduled - len(getattr(env, "_queue", ())) - besides, 0)

@@ -14,7 +14,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.events import balancing
-from capsim.engine.events.clock import _Timer
+from capsim.engine.events.clock import _Timer, pending_timers
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station
@@ -38,19 +38,16 @@ def kill(st: Station, i: int) -> None:
             failed.append(entry.cont)
     on_work_done = st.on_work_done
     warmup, horizon = st.warmup, st.horizon
-    for item in st.heap:
-        timer = item[3]
-        if type(timer) is _Timer and timer.callbacks is on_work_done:
-            if timer._value[0] != i:
-                continue
-            timer.callbacks = ()
-            end = item[0]
-            unworked = min(end, horizon) - max(now, warmup)
-            if unworked > 0:
-                st.busy -= unworked
-            if end > now:
-                st.cancelled.record(now, end - now)
-            failed.append(timer._value[2])
+    for end, timer in pending_timers(st.env, on_work_done):
+        if timer._value[0] != i:
+            continue
+        timer.callbacks = ()
+        unworked = min(end, horizon) - max(now, warmup)
+        if unworked > 0:
+            st.busy -= unworked
+        if end > now:
+            st.cancelled.record(now, end - now)
+        failed.append(timer._value[2])
     st.held_moved(now, -(st.concurrency - st.free[i]))
     st.free[i] = 0
     st.at[i] = 0

@@ -14,9 +14,8 @@ measured on the W3 variant, the method calls there made the run 6-9% slower.
 from __future__ import annotations
 
 from heapq import heappush
-from typing import Any
 
-from capsim.engine.events.clock import _NORMAL, _Timer
+from capsim.engine.events.clock import _NORMAL, _Timer, schedule_of
 from capsim.engine.events.resilience import _given_up, _HedgeCopy
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
@@ -31,8 +30,7 @@ def install(st: Station) -> None:
     max_queue, queue_timeout = st.max_queue, st.queue_timeout
     overflow_limit = st.overflow_limit
     record_wait = st.wait_recorder.record
-    heap: list[Any] = st.heap
-    eid = env._eid
+    heap, eid = schedule_of(env)  # pushed inline below: see the module's note
     later = st.later
 
     def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
@@ -92,7 +90,6 @@ def install(st: Station) -> None:
             later(queue_timeout, on_drop, entry)
         return True
 
-    fifo = st.fifo
     drop_abandoned = st.drop_abandoned
 
     def release(i: int) -> None:
@@ -100,7 +97,7 @@ def install(st: Station) -> None:
         queue = waiting[i]
         now = env._now
         while queue:
-            entry = queue.popleft() if fifo else queue.pop()
+            entry = queue.take()  # by the line's discipline (`disciplines`)
             if entry.live:
                 entry.live = False
                 live[i] -= 1

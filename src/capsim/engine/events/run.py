@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import simpy
 
-from capsim.engine.events.calls import _CALL, _compile_step, _runner
+from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
+from capsim.engine.events.clock import events_processed
 from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
@@ -68,10 +69,10 @@ def run_events(
         lookup = sim.cold_cache() if sim.tier.cold_lru is not None else None
         for k, work in enumerate(sim.tier.work):
             steps = tuple(_compile_step(step, sim, tiers) for step in work.calls)
-            if lookup is not None and steps and steps[0][0] == _CALL:
+            if lookup is not None and steps and type(steps[0]) is CallStep:
                 # The miss call is made when the lookup (1.0 hit, 0.0 miss) is below 0.5.
-                _, enter, pick, _, repeat, _ = steps[0]
-                steps = ((_CALL, enter, pick, 0.5, repeat, lookup), *steps[1:])
+                miss = steps[0]._replace(probability=0.5, uniform=lookup)
+                steps = (miss, *steps[1:])
             sim.runners[k] = _runner(steps)
     warmup, horizon = window.warmup, window.horizon
     duration = horizon - warmup
@@ -125,8 +126,7 @@ def run_events(
         progress(1.0, "simulating")
 
     # Scheduled events minus those still waiting on the heap: the events SimPy processed.
-    scheduled = next(env._eid) if hasattr(env, "_eid") else 0
-    events = max(scheduled - len(getattr(env, "_queue", ())) - ticks, 0)
+    events = events_processed(env, ticks)
     tier_runs = [sim.record() for sim in tiers]
     for run in tier_runs:
         run.trace_times = trace_times.copy()

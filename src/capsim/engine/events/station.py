@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.events.clock import _scheduler
-from capsim.engine.events.disciplines import _PriorityQueue
+from capsim.engine.events.disciplines import waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
 from capsim.engine.events.signatures import Cont, Draw, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
@@ -82,9 +81,7 @@ class Station:
         "epoch",
         "error_now",
         "faults",
-        "fifo",
         "free",
-        "heap",
         "held",
         "held_area",
         "held_since",
@@ -144,17 +141,13 @@ class Station:
         self.max_queue = tier.max_queue
         self.queue_timeout = tier.timeout
         self.overflow_limit = waiting_limit(tier)
-        self.fifo = tier.queue_discipline == "fifo"
         self.drop_abandoned = tier.drop_abandoned
         self.runners = runners
-        self.heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
         self.later = _scheduler(env)
         # Per instance: free workers, the waiting line, entries still waiting in it, requests at
         # it (waiting + in service + blocked), alive, faults holding it down, deaths so far.
         self.free = [tier.concurrency] * servers
-        self.waiting: list[Any] = [deque() for _ in range(servers)]
-        if tier.priorities:
-            self.waiting = [_PriorityQueue(tier.priorities) for _ in range(servers)]
+        self.waiting: list[Any] = [waiting_line(tier) for _ in range(servers)]
         self.live = [0] * servers
         self.at = [0] * servers
         self.alive = [True] * servers
