@@ -55,12 +55,19 @@ class Station:
     - `on_work_done`: the callbacks of the timer that ends a worker's own work.
     - `start(i, k, arrived, now, cont)`: a worker of instance i starts on a request.
 
-    Hooks are always called through the station (`station.release(i)`), so a wrapper installed
-    later is seen by every caller. The tier's `enter` (pool, publishing, rate limit in front of
+    Hooks are called through the station (`station.release(i)`), so a wrapper installed later
+    is seen by every caller; the hooks are final once every feature is installed, and the hot
+    path of `instances` then holds them in its own variables (`bind`, measured). The tier's `enter` (pool, publishing, rate limit in front of
     `arrive`) is built after every feature is installed. A feature counts only inside the
     measurement window (`now >= warmup`), changes the integrals only through `queue_moved`,
     `held_moved` and `count_live` (or the same update written inline on a hot path, with a
     note), and draws only from its own stream of `window.tier_rng(tier, role)`.
+
+    Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
+    FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
+    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path). What stands in front
+    of `arrive` (rate limit, pool, publishing: `admission`) is not a Station feature: it wraps
+    the tier's `enter`, which callers see.
     """
 
     __slots__ = (

@@ -90,11 +90,12 @@ class _TierSim:
         self.alive = st.alive
         self.at = st.at
         self.primary_slots = st.servers - tier.replicas
-        instances.install(st)
+        bind_hooks = instances.install(st)
         faults.install(st)
         autoscaling.install(st)
         serverless.install(st)
         consumers.install(st)
+        bind_hooks()  # the hooks are final: the hot path holds them from here (`instances`)
         warmup = window.warmup
         arrive = st.arrive
 
