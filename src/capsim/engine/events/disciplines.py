@@ -1,34 +1,22 @@
-"""Waiting-line disciplines, as swappable types: FIFO, LIFO, and priorities between classes
-(FIFO or LIFO within a level).
+"""Waiting-line disciplines: FIFO, LIFO, and priorities between classes (FIFO or LIFO within a
+level).
 
-Every waiting line has `append(entry)`, `take()` (the entry a freed worker serves next under the
-discipline), `popleft()` (the oldest entry of the highest level: the order in which a dying
-instance fails its line), truth and `len`. `waiting_line(tier)` makes the tier's kind.
+A waiting line (`waiting_line(tier)`: a deque, or `_PriorityQueue`) has `append(entry)`,
+`popleft()` (the oldest entry of the highest level: the order in which a dying instance fails
+its line), `pop()`, truth and `len`; `taker(tier, line)` is the discipline, the line's `take()`.
+A new discipline is a new `taker` (and, if it needs one, a new line type).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from capsim.model.types import Tier
 
 if TYPE_CHECKING:
     from capsim.engine.events.station import Waiting
-
-
-class Fifo(deque[Any]):
-    """First come, first served."""
-
-    __slots__ = ()
-    take = deque.popleft
-
-
-class Lifo(deque[Any]):
-    """Last come, first served (`queue_discipline: lifo`): the newest request goes first."""
-
-    __slots__ = ()
-    take = deque.pop
 
 
 class _PriorityQueue:
@@ -61,8 +49,6 @@ class _PriorityQueue:
         self.size -= 1
         return self._first().pop()
 
-    take = popleft
-
     def __bool__(self) -> bool:
         return self.size > 0
 
@@ -70,16 +56,15 @@ class _PriorityQueue:
         return self.size
 
 
-class _PriorityLifo(_PriorityQueue):
-    """Priorities between classes, newest first within a level."""
-
-    __slots__ = ()
-    take = _PriorityQueue.pop
-
-
 def waiting_line(tier: Tier) -> Any:
-    """A new, empty waiting line of the tier's discipline."""
-    lifo = tier.queue_discipline != "fifo"
-    if tier.priorities:
-        return _PriorityLifo(tier.priorities) if lifo else _PriorityQueue(tier.priorities)
-    return Lifo() if lifo else Fifo()
+    """A new, empty waiting line for one instance: a deque, or one deque per priority level."""
+    return _PriorityQueue(tier.priorities) if tier.priorities else deque()
+
+
+def taker(tier: Tier, line: Any) -> Callable[[], Waiting]:
+    """The line's `take`: the entry a freed worker serves next under the tier's discipline.
+
+    FIFO takes the oldest entry (of the highest priority level), LIFO the newest. The bound
+    method is chosen once per line: a deque subclass with its own `take` measured ~40 ns slower
+    per queued request than the plain deque's `popleft`."""
+    return line.popleft if tier.queue_discipline == "fifo" else line.pop

@@ -33,7 +33,7 @@ def install(st: Station) -> Callable[[], None]:
     final `release` and sets the final `on_work_done` from its own variables (see the note)."""
     env = st.env
     warmup, horizon = st.warmup, st.horizon
-    free, at, live, waiting = st.free, st.at, st.live, st.waiting
+    free, at, live, waiting, takes = st.free, st.at, st.live, st.waiting, st.takes
     service = st.service
     max_queue, queue_timeout = st.max_queue, st.queue_timeout
     overflow_limit = st.overflow_limit
@@ -103,9 +103,10 @@ def install(st: Station) -> Callable[[], None]:
     def release_worker(i: int) -> None:
         at[i] -= 1
         queue = waiting[i]
+        take = takes[i]  # the line's discipline (`disciplines`)
         now = env._now
         while queue:
-            entry = queue.take()  # by the line's discipline (`disciplines`)
+            entry = take()
             if entry.live:
                 entry.live = False
                 live[i] -= 1

@@ -9,7 +9,7 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.events.clock import _scheduler
-from capsim.engine.events.disciplines import waiting_line
+from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
 from capsim.engine.events.signatures import Cont, Draw, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
@@ -116,6 +116,7 @@ class Station:
         "slow",
         "snapshots",
         "start",
+        "takes",
         "tier",
         "timed_out",
         "trace",
@@ -155,6 +156,7 @@ class Station:
         # it (waiting + in service + blocked), alive, faults holding it down, deaths so far.
         self.free = [tier.concurrency] * servers
         self.waiting: list[Any] = [waiting_line(tier) for _ in range(servers)]
+        self.takes = [taker(tier, line) for line in self.waiting]  # the discipline, per line
         self.live = [0] * servers
         self.at = [0] * servers
         self.alive = [True] * servers
