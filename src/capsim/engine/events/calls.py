@@ -1,0 +1,195 @@
+"""A tier's calls for one request: compiled steps, sequences, parallel groups."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from capsim.engine.events.resilience import _CallSite, _guarded
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
+from capsim.model.types import (
+    Call,
+    OneOf,
+    Parallel,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from capsim.engine.events.tier import _TierSim
+
+
+class CallStep(NamedTuple):
+    """A compiled call: made when `uniform() < probability`, `repeat` times one after another."""
+
+    enter: Enter
+    pick: Pick
+    probability: float
+    repeat: int
+    uniform: Draw
+
+
+class OneOfStep(NamedTuple):
+    """Exactly one of `targets`, the first whose cumulative bound exceeds `uniform()`."""
+
+    bounds: list[float]
+    targets: tuple[tuple[Enter, Pick], ...]
+    uniform: Draw
+
+
+class ParallelStep(NamedTuple):
+    """Every branch at once; done when the slowest is."""
+
+    branches: tuple[Any, ...]  # of CallStep | OneOfStep | ParallelStep
+
+
+#: A compiled step; `_Sequence` tells them apart by type.
+Step_ = CallStep | OneOfStep | ParallelStep
+
+
+# ---- calls: sequences, parallel groups ------------------------------------------------------
+
+
+class _Sequence:
+    """Runs a tier's call steps one after another for one request; stops at the first error."""
+
+    __slots__ = ("done", "k", "left", "position", "steps")
+
+    def __init__(self, steps: tuple[Any, ...], k: int, done: Cont) -> None:
+        self.steps = steps
+        self.k = k
+        self.done = done
+        self.position = 0
+        self.left = 0
+
+    def resume(self, ok: bool) -> None:
+        if not ok:
+            self.done(False)
+            return
+        if self.left:
+            self.left -= 1
+            step = self.steps[self.position]
+            if not step.enter(self.k, step.pick, self.resume):
+                self.done(False)
+            return
+        self.position += 1
+        self.advance()
+
+    def advance(self) -> None:
+        steps = self.steps
+        j = self.position
+        k = self.k
+        while j < len(steps):
+            step = steps[j]
+            kind = type(step)
+            if kind is CallStep:
+                if step.probability < 1.0 and step.uniform() >= step.probability:
+                    j += 1
+                    continue
+                self.position = j
+                self.left = step.repeat - 1
+                if not step.enter(k, step.pick, self.resume):
+                    self.done(False)
+                return
+            if kind is OneOfStep:
+                x = step.uniform()
+                for bound, (enter, pick) in zip(step.bounds, step.targets, strict=True):
+                    if x < bound:
+                        self.position = j
+                        self.left = 0
+                        if not enter(k, pick, self.resume):
+                            self.done(False)
+                        return
+                j += 1
+                continue
+            # Every branch at once, one join.
+            self.position = j
+            self.left = 0
+            branches = step.branches
+            join = _Join(len(branches), self.resume)
+            for branch in branches:
+                _Sequence((branch,), k, join.branch_done).advance()
+            return
+        self.done(True)
+
+
+class _Join:
+    """Waits for every branch of a parallel group; fails if any branch failed."""
+
+    __slots__ = ("done", "left", "ok")
+
+    def __init__(self, count: int, done: Cont) -> None:
+        self.left = count
+        self.ok = True
+        self.done = done
+
+    def branch_done(self, ok: bool) -> None:
+        if not ok:
+            self.ok = False
+        self.left -= 1
+        if self.left == 0:
+            self.done(self.ok)
+
+
+def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
+    """A model Step as the named tuple `_Sequence` runs."""
+    if isinstance(step, Call):
+        target = tiers[step.tier]
+        enter = target.enter
+        if _guarded(step):
+            enter = _CallSite(caller, target, step).enter
+        return CallStep(
+            enter,
+            target.pick(step.algorithm),
+            step.probability,
+            max(step.repeat, 1),
+            caller.routing_draw,
+        )
+    if isinstance(step, OneOf):
+        bounds = list(itertools.accumulate(p for _, p in step.options))
+        targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
+        return OneOfStep(bounds, targets, caller.routing_draw)
+    assert isinstance(step, Parallel)
+    return ParallelStep(tuple(_compile_step(b, caller, tiers) for b in step.branches))
+
+
+def _runner(steps: tuple[Step_, ...]) -> Runner | None:
+    """The cheapest way to run these steps: none, one plain call, one one_of, or a _Sequence."""
+    if not steps:
+        return None
+    first = steps[0]
+    if (
+        len(steps) == 1
+        and type(first) is CallStep
+        and first.probability >= 1.0
+        and first.repeat == 1
+    ):
+        enter, pick = first.enter, first.pick
+
+        def call(k: int, done: Cont) -> None:
+            if not enter(k, pick, done):
+                done(False)
+
+        return call
+    if len(steps) == 1 and type(first) is OneOfStep:
+        bounds, targets, uniform = first.bounds, first.targets, first.uniform
+        options = list(zip(bounds, targets, strict=True))
+
+        def one_of(k: int, done: Cont) -> None:
+            x = uniform()
+            for bound, (enter, pick) in options:
+                if x < bound:
+                    if not enter(k, pick, done):
+                        done(False)
+                    return
+            done(True)
+
+        return one_of
+
+    def sequence(k: int, done: Cont) -> None:
+        _Sequence(steps, k, done).advance()
+
+    return sequence
+
+
+def _ignore(ok: bool) -> None:
+    """The continuation of a request that arrived before the window: nothing to count."""

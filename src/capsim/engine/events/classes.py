@@ -1,0 +1,258 @@
+"""Request classes: open arrivals (rate, profile, arrival process) and closed users."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import simpy
+
+from capsim.engine import streams
+from capsim.engine.arrivals import ArrivalEpochs
+from capsim.engine.events.calls import _ignore
+from capsim.engine.events.clock import _scheduler, _scheduler_at, _Timer
+from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
+from capsim.engine.events.signatures import Draw
+from capsim.engine.events.windows import _Window
+from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.result import ClassRun
+from capsim.engine.timeseries import (
+    CompletionLog,
+)
+from capsim.errors import SimulationError
+from capsim.model.distributions import Distribution
+from capsim.model.types import (
+    TrafficClass,
+)
+
+if TYPE_CHECKING:
+    from capsim.engine.events.tier import _TierSim
+
+
+# ---- arrivals with a rate profile -----------------------------------------------------------
+
+
+class _RateProfile:
+    """Inverts the integrated piecewise-linear rate: the time at which Lambda(t) reaches a target.
+
+    Used as a time change: unit-rate arrival epochs (Exp(1) gaps, or 1 for constant arrivals)
+    mapped through Lambda^-1 give a non-homogeneous process with the profile's rate.
+    """
+
+    def __init__(self, traffic: TrafficClass) -> None:
+        points = traffic.profile
+        segments: list[tuple[float, float, float, float]] = []
+        if points[0].at > 0:
+            segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
+        for a, b in itertools.pairwise(points):
+            if b.at > a.at:
+                segments.append((a.at, b.at, a.rate, b.rate))
+        segments.append((max(points[-1].at, 0.0), math.inf, points[-1].rate, points[-1].rate))
+        self.segments = segments
+        self.index = 0
+        self.reached = 0.0  # Lambda at the start of the current segment
+        self.cumulative = 0.0  # the target so far
+
+    def next_time(self, increment: float) -> float:
+        """Advance the target by `increment`; the time Lambda reaches it (inf: never)."""
+        self.cumulative += increment
+        while True:
+            start, end, r0, r1 = self.segments[self.index]
+            need = self.cumulative - self.reached
+            length = end - start
+            if math.isinf(end):
+                return start + need / r0 if r0 > 0 else math.inf
+            total = 0.5 * (r0 + r1) * length
+            if need <= total and total > 0:
+                slope = 0.5 * (r1 - r0) / length
+                # root of slope*x^2 + r0*x = need, written to stay stable for either sign.
+                x = 2.0 * need / (r0 + math.sqrt(max(r0 * r0 + 4.0 * slope * need, 0.0)))
+                return start + min(x, length)
+            self.reached += total
+            self.index += 1
+
+
+class _ClassSim:
+    """One request class: its arrivals (open) or users (closed), and its figures."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        traffic: TrafficClass,
+        entry: _TierSim,
+        window: _Window,
+        share_limits: tuple[float, ...] = (),
+    ) -> None:
+        self.run = ClassRun(latency=Histogram(share_limits))
+        self.latency = Recorder(self.run.latency)
+        warmup = window.warmup
+        k = traffic.index
+        enter = entry.enter
+        pick = entry.pick(None)
+        record_latency = self.latency.record
+        run = self.run
+        later = _scheduler(env)
+        self.flush_series: Callable[[], None] = lambda: None
+        tracker = _ClassTracker(env, window, k) if window.series is not None else None
+        if tracker is not None:
+            self.flush_series = tracker.flush
+
+        if traffic.is_closed:
+            think_time = traffic.think_time or Distribution.constant(0.0)
+            think = _distribution_draw(think_time, window.class_rng(k, streams.THINK))
+
+            def thought(event: _Timer) -> None:
+                now = env._now
+                if now >= warmup:
+                    run.arrivals += 1
+                if tracker is not None:
+                    tracker.arrived(now)
+
+                def finish(ok: bool) -> None:
+                    if now >= warmup:
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+                    if tracker is not None:
+                        tracker.finished(now, ok)
+                    later(think(), on_thought, None)
+
+                if not enter(k, pick, finish):
+                    refused_at_once(now)
+                    finish(False)
+
+            # Users refused on the spot who think for 0 s would retry forever at one instant.
+            spins = [0, -1.0]
+            spin_limit = 1000 * (traffic.users or 0) + 1000
+
+            def refused_at_once(now: float) -> None:
+                if now != spins[1]:
+                    spins[0], spins[1] = 0, now
+                spins[0] += 1
+                if spins[0] > spin_limit:
+                    raise SimulationError(
+                        f"class {traffic.name!r}: its users are refused at once by tier "
+                        f"{entry.tier.name!r} and think for 0s, so simulated time cannot advance "
+                        f"(t={now:g}s); give the class a think_time > 0 or the tier a waiting room"
+                    )
+
+            on_thought = (thought,)
+            for _ in range(traffic.users or 0):
+                later(think(), on_thought, None)
+            return
+
+        rng = window.class_rng(k, streams.ARRIVALS)
+        rate = float(traffic.rate or 0.0)
+        # `gap()` gives the delay to the next arrival and `schedule` sets a timer after it; an
+        # arrival process instead gives the next arrival's time and is scheduled at it, exactly.
+        schedule = later
+        if traffic.process is not None:
+            gap = _epoch_times(ArrivalEpochs(traffic.process, rng))
+            schedule = _scheduler_at(env)
+        elif traffic.profile:
+            unit: Draw = (
+                itertools.repeat(1.0).__next__
+                if traffic.arrivals == "constant"
+                else _buffered(rng.standard_exponential)
+            )
+            profile = _RateProfile(traffic)
+
+            def gap() -> float:
+                return profile.next_time(unit()) - env._now
+
+        elif rate <= 0.0:
+            return
+        elif traffic.arrivals == "constant":
+            # Arrival n at exactly n / rate (as on the vectorised path), not at a running sum of
+            # 1 / rate, which drifts and moves arrivals across the window's edges.
+            epochs = itertools.count(1)
+
+            def gap() -> float:
+                return next(epochs) / rate - env._now
+
+        else:
+            gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
+
+        def arrival(event: _Timer) -> None:
+            now = env._now
+            step = gap()
+            if step < math.inf:
+                schedule(step, on_arrival, None)
+            if now < warmup:
+                enter(k, pick, _ignore)
+                return
+            run.arrivals += 1
+
+            def finish(ok: bool) -> None:
+                if ok:
+                    run.completed += 1
+                    record_latency(env._now - now)
+                else:
+                    run.errors += 1
+
+            if not enter(k, pick, finish):
+                run.errors += 1
+
+        if tracker is not None:
+            # The same arrivals, also counted per time bucket (warm-up included).
+            arrived, finished = tracker.arrived, tracker.finished
+
+            def arrival(event: _Timer) -> None:
+                now = env._now
+                step = gap()
+                if step < math.inf:
+                    schedule(step, on_arrival, None)
+                arrived(now)
+                counted = now >= warmup
+                if counted:
+                    run.arrivals += 1
+
+                def finish(ok: bool) -> None:
+                    if counted:
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+                    finished(now, ok)
+
+                if not enter(k, pick, finish):
+                    finish(False)
+
+        on_arrival = (arrival,)
+        first = gap()
+        if first < math.inf:
+            schedule(first, on_arrival, None)
+
+
+class _ClassTracker:
+    """Counts one class's arrivals, completions, errors and latencies per time bucket."""
+
+    def __init__(self, env: simpy.Environment, window: _Window, k: int) -> None:
+        assert window.series is not None
+        self.env = env
+        self.series = window.series.classes[k]
+        self.inverse = 1.0 / window.series.bucket
+        self.last = self.series.arrivals.size - 1
+        self.arrivals = [0] * (self.last + 1)
+        self.errors = [0] * (self.last + 1)
+        self.log = CompletionLog(self.series, window.series.bucket)
+
+    def arrived(self, now: float) -> None:
+        self.arrivals[min(int(now * self.inverse), self.last)] += 1
+
+    def finished(self, arrived: float, ok: bool) -> None:
+        now = self.env._now
+        if ok:
+            self.log.record(now, now - arrived)
+        else:
+            self.errors[min(int(now * self.inverse), self.last)] += 1
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.series.arrivals[:] = self.arrivals
+        self.series.errors[:] = self.errors

