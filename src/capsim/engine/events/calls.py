@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from capsim.engine.events.resilience import _CallSite, _guarded
+from capsim.engine.events.resilience import _CallSite
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
+from capsim.model.features import is_guarded
 from capsim.model.types import (
     Call,
     OneOf,
@@ -135,7 +136,7 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
     if isinstance(step, Call):
         target = tiers[step.tier]
         enter = target.enter
-        if _guarded(step):
+        if is_guarded(step):  # the features registry says which calls need a call site
             enter = _CallSite(caller, target, step).enter
         return CallStep(
             enter,

@@ -484,15 +484,3 @@ def _given_up(cont: Cont) -> bool:
     if kind is _HedgeCopy:
         return not cont.live or not cont.group.answer.live  # type: ignore[attr-defined]
     return False
-
-
-def _guarded(call: Call) -> bool:
-    """A call with a timeout, retries, a circuit breaker, a bulkhead or a hedge (an
-    `_CallSite`)."""
-    return (
-        call.timeout is not None
-        or call.retry is not None
-        or call.circuit_breaker is not None
-        or call.bulkhead is not None
-        or call.hedge is not None
-    )
