@@ -41,8 +41,12 @@ from capsim.units import (
 #: Requests per replication a search point aims at.
 REQUESTS_PER_POINT = 30_000
 MIN_SEARCH_DURATION = 5.0
-#: Upper bound on measured configurations before the search gives up.
+#: Upper bound on measured configurations before the search gives up (exit 3: a search limit).
 MAX_EVALUATIONS = 400
+#: Growth moves over which some failing objective must improve by STALL_GAIN (observed figure)
+#: for the growth to go on; otherwise no sized quantity moves it (docs/capacity.md, "Stalled").
+STALL_MOVES = 4
+STALL_GAIN = 0.05
 #: Share of every sized tier's workers kept spare unless --headroom says otherwise
 #: (docs/capacity.md, "Headroom"): the answer keeps occupancy at or below 90%.
 DEFAULT_HEADROOM = 0.10
@@ -60,6 +64,11 @@ class SizingError(CapsimError):
     """No capacity within the tiers' sizing limits meets every SLO."""
 
     exit_code = 1
+
+
+class SearchLimitError(ResourceLimitError):
+    """The search reached its budget of measurements without settling (a search limit, not a
+    verdict on the SLOs)."""
 
 
 # ---- option values ---------------------------------------------------------------------------
@@ -289,9 +298,10 @@ class _Search:
         key = (model.simulation.duration, self.key(values))
         if key not in self.cache:
             if self.evaluations >= MAX_EVALUATIONS:
-                raise SizingError(
-                    f"the sizing search measured {MAX_EVALUATIONS} configurations without "
-                    "settling; narrow the tiers' sizing ranges or raise --replications"
+                raise SearchLimitError(
+                    f"the sizing search reached its limit of {MAX_EVALUATIONS} measured "
+                    "configurations without settling (a search limit, not an SLO verdict); "
+                    "narrow the tiers' sizing ranges (sizing.min/max) or raise --replications"
                 )
             cost = estimate_requests(model)
             if self.simulated + cost > self.max_requests:
@@ -323,7 +333,9 @@ class _Search:
     def grow(self, values: dict[str, int], model: Model) -> dict[str, int]:
         """Add capacity where it helps most per unit of cost until every objective holds."""
         point = self.measure(values, model, "growing")
+        moves: list[Point] = [point]
         while not point.meets:
+            _stop_if_stalled(moves, values, self.dims)
             open_dims = [d for d in self.dims if values[d.name] < d.high]
             if not open_dims:
                 raise SizingError(
@@ -340,6 +352,7 @@ class _Search:
                 for d in overloaded:
                     values = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
                 point = self.measure(values, model, "growing")
+                moves.append(point)
                 continue
             base = _deficit(point)
             best: tuple[float, float, dict[str, int], Point] | None = None
@@ -364,6 +377,7 @@ class _Search:
                 point = self.measure(values, model, "growing")
             else:
                 values, point = best[2], best[3]
+            moves.append(point)
         return values
 
     def shrink(self, values: dict[str, int], model: Model) -> dict[str, int]:
@@ -415,6 +429,48 @@ class _Search:
                 return trial
             step //= 2
         return None
+
+
+def _stalled_objectives(moves: list[Point], dims: list[Dimension]) -> list[str]:
+    """The objectives failing now and STALL_MOVES growth moves ago whose observed figure has not
+    improved by STALL_GAIN since (empty unless every objective failing by its observed figure is
+    stalled so; one failing only by the upper end of its interval is left to the data)."""
+    if len(moves) <= STALL_MOVES:
+        return []
+    now, then = moves[-1], moves[-1 - STALL_MOVES]
+    sized = {d.name for d in dims}
+    if any(name in sized for name in now.report.unstable_tiers):
+        return []  # an overloaded sized tier still grows; its figures mean little yet
+    before = {check.slo: check.observed for check in then.checks if not check.passed}
+    stalled = []
+    for check in now.checks:
+        if check.passed or check.fails_only_by_noise:
+            continue  # within its limit: more data decides it, not more capacity
+        earlier = before.get(check.slo)
+        if earlier is None or check.observed is None or not math.isfinite(earlier):
+            return []  # newly failing, or without data: not a stall
+        if check.observed < earlier * (1.0 - STALL_GAIN):
+            return []  # still improving
+        stalled.append(check.describe())
+    return stalled
+
+
+def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dimension]) -> None:
+    """SizingError (exit 1) when STALL_MOVES growth moves left every failing objective where it
+    was: no sized quantity moves it, so more of them cannot meet it."""
+    stalled = _stalled_objectives(moves, dims)
+    if not stalled:
+        return
+    raise SizingError(
+        f"no sized capacity moves these objectives: after {STALL_MOVES} growth steps (now at "
+        + ", ".join(f"{d.name}={values[d.name]}" for d in dims)
+        + ") each still fails with its figure improved by less than "
+        + f"{STALL_GAIN:.0%}: "
+        + "; ".join(stalled)
+        + ". Something that is not sized limits them (a fixed tier, a pool, database replicas, "
+        "a timeout, a service time), or no capacity can meet them: size that quantity "
+        "(`sizing: {of: ...}`) or check the objectives."
+    )
 
 
 def _step(value: int) -> int:
