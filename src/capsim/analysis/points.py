@@ -17,8 +17,10 @@ from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
 from capsim.analysis.summary import evaluate_slo, summarise, time_statistics
+from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
-from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
+from capsim.errors import Interrupted
 from capsim.model.types import Model, Simulation, Slo
 
 Progress = Callable[[float, str], None]
@@ -175,9 +177,53 @@ def measure(
     extra_slos: Sequence[Slo] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
 ) -> Point:
     """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`)."""
-    runs = run_replications(model, progress=progress, max_requests=max_requests)
+    return measure_all(
+        [model],
+        capsim_version=capsim_version,
+        extra_slos=extra_slos,
+        progress=progress,
+        max_requests=max_requests,
+        executor=executor,
+    )[0]
+
+
+def measure_all(
+    models: Sequence[Model],
+    *,
+    capsim_version: str,
+    extra_slos: Sequence[Slo] = (),
+    progress: Progress | None = None,
+    labels: Sequence[str] | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
+) -> list[Point]:
+    """`measure` of independent models, their replications evaluated together on `executor`.
+
+    On Ctrl-C, raises Interrupted whose `completed_models` holds the Points measured in full
+    (by index), in place of their raw runs.
+    """
+    try:
+        batches = run_batch(
+            models, executor=executor, progress=progress, labels=labels, max_requests=max_requests
+        )
+    except Interrupted as stop:
+        stop.completed_models = {
+            i: _judge(models[i], runs, capsim_version, extra_slos)
+            for i, runs in stop.completed_models.items()
+        }
+        raise
+    return [
+        _judge(model, runs, capsim_version, extra_slos)
+        for model, runs in zip(models, batches, strict=True)
+    ]
+
+
+def _judge(
+    model: Model, runs: list[RunResult], capsim_version: str, extra_slos: Sequence[Slo]
+) -> Point:
     report = summarise(model, runs, capsim_version=capsim_version)
     checks, estimates = check_slos(model, runs, report.data, [*model.slos, *extra_slos])
     return Point(model, report, checks, estimates)
@@ -204,6 +250,7 @@ __all__ = [
     "headline",
     "light_load_solution",
     "measure",
+    "measure_all",
     "open_rate",
     "scale_open_traffic",
     "with_run_length",

@@ -17,11 +17,12 @@ from capsim.analysis.points import (
     Point,
     Progress,
     light_load_solution,
-    measure,
+    measure_all,
     open_rate,
     scale_open_traffic,
     with_run_length,
 )
+from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import CapsimError, UsageError
 from capsim.model.types import Model, Pool, Sizing, Slo, Tier
@@ -249,7 +250,9 @@ class _Search:
         version: str,
         progress: Progress | None,
         max_requests: float,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.target = target
         self.dims = dims
         self.extra = extra
@@ -263,26 +266,45 @@ class _Search:
         return tuple(values[d.name] for d in self.dims)
 
     def measure(self, values: dict[str, int], model: Model, what: str) -> Point:
-        key = (model.simulation.duration, self.key(values))
-        if key not in self.cache:
-            if self.evaluations >= MAX_EVALUATIONS:
+        return self.measure_all([values], model, what)[0]
+
+    def measure_all(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
+        """The points of `trials` (independent configurations), the new ones measured together."""
+        keys = [(model.simulation.duration, self.key(values)) for values in trials]
+        new = {
+            key: values for key, values in zip(keys, trials, strict=True) if key not in self.cache
+        }
+        if new:
+            if self.evaluations + len(new) > MAX_EVALUATIONS:
                 raise SizingError(
                     f"the sizing search measured {MAX_EVALUATIONS} configurations without "
                     "settling; narrow the tiers' sizing ranges or raise --replications"
                 )
-            if self.progress:
-                # The number of points is not known in advance: the bar creeps towards the end.
-                fraction = 1.0 - 1.0 / (1.0 + self.evaluations / 12.0)
-                shown = ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
-                self.progress(fraction, f"{what}: {shown}")
-            self.cache[key] = measure(
-                apply_capacity(model, values, self.dims),
+            labels = [
+                f"point {self.evaluations + i + 1}: {what}: "
+                + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
+                for i, values in enumerate(new.values())
+            ]
+            first = self.evaluations
+
+            def part(fraction: float, label: str) -> None:
+                if self.progress:
+                    # The number of points is not known in advance: the bar creeps to the end.
+                    done = first + fraction * len(new)
+                    self.progress(1.0 - 1.0 / (1.0 + done / 12.0), label)
+
+            points = measure_all(
+                [apply_capacity(model, values, self.dims) for values in new.values()],
                 capsim_version=self.version,
                 extra_slos=self.extra,
+                progress=part,
+                labels=labels,
                 max_requests=self.max_requests,
+                executor=self.executor,
             )
-            self.evaluations += 1
-        return self.cache[key]
+            self.cache.update(zip(new, points, strict=True))
+            self.evaluations += len(new)
+        return [self.cache[key] for key in keys]
 
     def cost(self, values: dict[str, int]) -> float:
         return sum(d.unit_cost * values[d.name] for d in self.dims)
@@ -310,9 +332,14 @@ class _Search:
                 continue
             base = _deficit(point)
             best: tuple[float, float, dict[str, int], Point] | None = None
-            for d in open_dims:
-                trial = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
-                measured = self.measure(trial, model, "growing")
+            # The one-step-larger trials are independent: measured together, compared in order.
+            trials = [
+                {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
+                for d in open_dims
+            ]
+            for trial, measured in zip(
+                trials, self.measure_all(trials, model, "growing"), strict=True
+            ):
                 gain = base - _deficit(measured)
                 if gain <= 1e-12:
                     continue
@@ -384,6 +411,7 @@ def size_tiers(
     duration: float | None = None,
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """The cheapest capacity meeting every SLO at `load` x the scenario's open traffic.
 
@@ -422,7 +450,7 @@ def size_tiers(
         )
     search_model = with_run_length(target, duration, replications)
     full_model = with_run_length(target, None, max(model.simulation.replications, replications))
-    search = _Search(target, dims, extra, capsim_version, progress, max_requests)
+    search = _Search(target, dims, extra, capsim_version, progress, max_requests, executor)
     values = search.shrink(search.grow(start, search_model), search_model)
     final = search.measure(values, full_model, "verifying")
     fidelity = "search"
@@ -438,6 +466,12 @@ def size_tiers(
     if redundancy:
         intact = search.measure(answer, full_model, "verifying without the loss")
 
+    # The evidence of minimality, one unit fewer per dimension: independent points, one batch.
+    search.measure_all(
+        [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
+        deciding,
+        "checking",
+    )
     tiers_out: dict[str, Any] = {}
     total_cost = 0.0
     priced = False

@@ -12,9 +12,13 @@ import typer
 
 import capsim
 from capsim.cli.app import (
+    ExecutorOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
+    WorkersOption,
     _emit,
+    _executor,
     _exit_codes,
     _Progress,
     _stderr,
@@ -112,6 +116,9 @@ def saturate(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Find the bottleneck and the load at which the system saturates.
 
@@ -123,7 +130,7 @@ def saturate(
 
     with _exit_codes():
         model = _model(scenario, set_, seed)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("saturate") as progress:
             data = find_saturation(
                 model,
                 capsim_version=capsim.__version__,
@@ -133,6 +140,7 @@ def saturate(
                 knee_factor=knee_factor,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         _show(data, output_format, output)
 
@@ -169,6 +177,9 @@ def size(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Find the cheapest capacity per tier that meets every SLO.
 
@@ -191,7 +202,7 @@ def size(
         factor = parse_load(load, open_rate(model))
         spare = parse_headroom(headroom) if headroom is not None else None
         lost = parse_redundancy(redundancy)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("size") as progress:
             data = size_tiers(
                 model,
                 capsim_version=capsim.__version__,
@@ -202,6 +213,7 @@ def size(
                 duration=_duration(duration),
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         if write is not None:
             text = scenario.read_text(encoding="utf-8")
@@ -233,6 +245,9 @@ def sweep(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """A what-if table of the key figures over the values of one or more scenario keys.
 
@@ -244,7 +259,7 @@ def sweep(
     with _exit_codes():
         varies = [parse_vary(text) for text in vary]
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("sweep") as progress:
             data = run_sweep(
                 scenario,
                 varies,
@@ -252,6 +267,7 @@ def sweep(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         _show(data, output_format, output)
 
@@ -277,6 +293,9 @@ def compare(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Two scenarios (or two saved results) side by side, with their differences.
 
@@ -288,7 +307,7 @@ def compare(
 
     with _exit_codes():
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("compare") as progress:
             data = compare_sides(
                 first,
                 second,
@@ -296,5 +315,6 @@ def compare(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         _show(data, output_format, output)

@@ -16,10 +16,14 @@ import capsim
 from capsim.cli.app import (
     DurationOption,
     Engine,
+    ExecutorOption,
     ReplicationsOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
+    WorkersOption,
     _emit,
+    _executor,
     _exit_codes,
     _Progress,
     _stderr,
@@ -170,6 +174,9 @@ def check(
     duration: DurationOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """CI gate: simulate, then exit 0 when every SLO holds and nothing regressed, 1 otherwise.
 
@@ -188,9 +195,13 @@ def check(
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
             report = capsim.simulate(
-                model, engine=engine.value, progress=progress, max_requests=max_requests
+                model,
+                engine=engine.value,
+                executor=where,
+                progress=progress,
+                max_requests=max_requests,
             )
         console = _stderr()
         for warning in report.warnings:
@@ -263,6 +274,9 @@ def report(
     duration: DurationOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Sizing report: verdicts, bottleneck, per-tier tables and plots, in one file.
 
@@ -287,10 +301,11 @@ def report(
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("report") as progress:
             runs = run_replications(
                 model,
                 engine=engine.value,
+                executor=where,
                 progress=progress,
                 max_requests=max_requests,
             )
@@ -301,6 +316,7 @@ def report(
                 curve=curve,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         console = _stderr()
         for warning in sizing.warnings:

@@ -1,0 +1,401 @@
+"""Where the simulations of one command run: one after another, on a process pool, or on Dask.
+
+An executor evaluates a batch of independent tasks, each one replication of one model
+(`run_replication(model, replication, path)`, a pure function), and hands each result back as it
+completes. Every replication draws from its own streams of the scenario's SeedSequence tree, so a
+result does not depend on where, when or in which order its task ran: the three executors give
+byte-identical answers.
+
+Executors are context managers: a command opens one (a pool or a cluster connection costs
+seconds to start) and runs all its batches on it. Ctrl-C (KeyboardInterrupt) cancels what is still
+pending and stops the workers; the results already handed back stay with the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from capsim.engine.result import RunResult
+from capsim.errors import SimulationError, UsageError
+from capsim.model.types import Model
+
+#: Executor names accepted by `open_executor` (and the CLI's --executor).
+EXECUTORS = ("serial", "process", "dask")
+#: Seconds a Dask run waits for a cluster with no worker before it gives up (exit 3).
+#: `CAPSIM_DASK_WORKER_TIMEOUT` changes it.
+DEFAULT_WORKER_TIMEOUT = 120.0
+#: Seconds between two looks at pending work (and two `tick` calls) while waiting.
+POLL_INTERVAL = 0.1
+
+ResultCallback = Callable[[int, RunResult], None]  # (task index, its result)
+TaskProgress = Callable[[int, float, str], None]  # (task index, fraction of it done, what)
+Tick = Callable[[], None]  # called while waiting for results (keeps progress lines alive)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One replication of one model on one engine path."""
+
+    model: Model
+    replication: int
+    path: str
+
+
+def run_task(task: Task) -> RunResult:
+    """Run one task (what every worker executes; a module-level function, so it pickles)."""
+    from capsim.engine.runner import run_replication
+
+    return run_replication(task.model, task.replication, task.path)
+
+
+class Executor:
+    """Evaluates batches of independent tasks. Subclasses implement `run` and, when they hold
+    processes or connections, `close`; `run` calls `on_result` once per task, in any order, and
+    on KeyboardInterrupt cancels the rest and re-raises."""
+
+    kind = "serial"
+    #: Tasks that can run at the same time.
+    workers = 1
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_result: ResultCallback,
+        progress: TaskProgress | None = None,
+        tick: Tick | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers and connections (idempotent)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Every task in this process, one after another, in order."""
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_result: ResultCallback,
+        progress: TaskProgress | None = None,
+        tick: Tick | None = None,
+    ) -> None:
+        from capsim.engine.runner import run_replication
+
+        for index, task in enumerate(tasks):
+
+            def part(fraction: float, what: str, index: int = index) -> None:
+                if progress:
+                    progress(index, fraction, what)
+
+            on_result(index, run_replication(task.model, task.replication, task.path, part))
+
+
+def _leave_signals_to_the_parent() -> None:
+    """Pool workers ignore Ctrl-C (sent to the whole process group) and die on SIGTERM: the
+    parent stops them and reports what was completed, without a traceback from each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class ProcessExecutor(Executor):
+    """Tasks on a pool of worker processes of this machine, started at the first batch."""
+
+    kind = "process"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: Any = None
+
+    def _started(self) -> Any:
+        if self._pool is None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, initializer=_leave_signals_to_the_parent
+            )
+        return self._pool
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_result: ResultCallback,
+        progress: TaskProgress | None = None,
+        tick: Tick | None = None,
+    ) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._started()
+        try:
+            futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=futures.__getitem__):
+                    on_result(futures[future], future.result())
+                if tick:
+                    tick()
+        except BrokenProcessPool:
+            self._stop()
+            raise SimulationError(
+                "a worker process of --executor process died before finishing its simulation "
+                "(killed from outside, or by the system for lack of memory); the run could not "
+                "complete. Run again, with fewer --workers or --executor serial if memory is short."
+            ) from None
+        except BaseException:
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        """Terminate the workers at once (a ProcessPoolExecutor only waits for them otherwise)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # NOTE: reads the pool's private table of processes; Python 3.14's terminate_workers()
+        # does the same publicly.
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=5)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _worker_timeout() -> float:
+    text = os.environ.get("CAPSIM_DASK_WORKER_TIMEOUT")
+    if text is None:
+        return DEFAULT_WORKER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UsageError(
+            f"CAPSIM_DASK_WORKER_TIMEOUT={text!r} is not a number of seconds greater than 0"
+        )
+    return value
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster: the one at `scheduler` (tcp://HOST:PORT), else a LocalCluster of
+    `workers` processes with one thread each, started here and stopped by `close`.
+
+    Each model travels once per batch (scattered to the cluster), with everything it needs
+    (empirical samples are arrays in the model, not paths): workers need only capsim installed.
+    """
+
+    kind = "dask"
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError(
+                "--executor dask needs Dask's distributed package, which is not installed; "
+                "install it with: pip install 'capsim[dask]'"
+            ) from None
+        self._distributed = distributed
+        self.scheduler = scheduler
+        self.worker_timeout = _worker_timeout()
+        self._cluster: Any = None
+        if scheduler is None:
+            import logging
+
+            self._cluster = distributed.LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            address = self._cluster.scheduler_address
+        else:
+            address = scheduler
+        try:
+            self._client: Any = distributed.Client(address, timeout=30, set_as_default=False)
+        except (OSError, TimeoutError) as error:
+            self._close_cluster()
+            raise SimulationError(
+                f"cannot reach the Dask scheduler at {address}: {error}. Start one with "
+                "`dask scheduler` (and workers with `dask worker ADDRESS`), or check --scheduler "
+                "and DASK_SCHEDULER_ADDRESS."
+            ) from None
+        if scheduler is not None and workers:
+            self._wait_for_workers(workers)
+        self.workers = max(self._worker_count(), 1)
+
+    def _worker_count(self) -> int:
+        info = self._client.scheduler_info()
+        return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
+
+    def _wait_for_workers(self, count: int) -> None:
+        try:
+            self._client.wait_for_workers(count, timeout=self.worker_timeout)
+        except TimeoutError:
+            have = len(self._client.scheduler_info().get("workers", {}))
+            self.close()
+            raise SimulationError(
+                f"the Dask cluster at {self.scheduler} has {have} worker(s), and --workers asked "
+                f"to wait for {count}; none more joined within {self.worker_timeout:g} s "
+                "(CAPSIM_DASK_WORKER_TIMEOUT). Start more with `dask worker ADDRESS`."
+            ) from None
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        on_result: ResultCallback,
+        progress: TaskProgress | None = None,
+        tick: Tick | None = None,
+    ) -> None:
+        from capsim.engine.runner import run_replication
+
+        client = self._client
+        futures: dict[Any, int] = {}
+        try:
+            models: dict[int, Any] = {}
+            for i, task in enumerate(tasks):
+                key = id(task.model)
+                if key not in models:
+                    models[key] = client.scatter(task.model, hash=False)
+                future = client.submit(
+                    run_replication,
+                    models[key],
+                    task.replication,
+                    task.path,
+                    pure=False,
+                    key=f"capsim-replication-{task.replication}-{os.urandom(6).hex()}",
+                )
+                futures[future] = i
+            self._collect(futures, on_result, tick)
+        except BaseException:
+            if futures:
+                # A lost scheduler cannot cancel anything: the stop goes on regardless.
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures), force=True)
+            raise
+
+    def _collect(
+        self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None
+    ) -> None:
+        pending = set(futures)
+        idle_since: float | None = None
+        looked = time.monotonic()
+        while pending:
+            finished = [f for f in pending if f.done()]
+            for future in sorted(finished, key=futures.__getitem__):
+                pending.discard(future)
+                on_result(futures[future], self._result(future))
+            if not finished:
+                if time.monotonic() - looked >= 1.0:
+                    # Asking the scheduler costs a round trip: once a second is enough.
+                    idle_since, looked = self._watch_workers(idle_since), time.monotonic()
+                time.sleep(POLL_INTERVAL)
+            if tick:
+                tick()
+
+    def _result(self, future: Any) -> RunResult:
+        from distributed import KilledWorker
+
+        try:
+            result: RunResult = future.result()
+        except KilledWorker as error:
+            raise SimulationError(
+                f"a simulation was running on Dask workers that died, {self._allowed_failures()} "
+                f"times over ({error}); the run could not complete. A worker that runs out of "
+                "memory is killed: give the workers more memory (dask worker --memory-limit) "
+                "or lower the load of one replication."
+            ) from None
+        except (self._distributed.client.FutureCancelledError, OSError) as error:
+            raise SimulationError(
+                f"lost the Dask cluster while simulating ({type(error).__name__}: {error}); "
+                "the run could not complete. Is the scheduler still running?"
+            ) from None
+        return result
+
+    def _allowed_failures(self) -> int:
+        import dask
+
+        return int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+
+    def _watch_workers(self, idle_since: float | None) -> float | None:
+        """Raise SimulationError when the cluster has had no worker for the worker timeout."""
+        if self._client.status not in ("running", "connecting"):
+            raise SimulationError(
+                f"lost the connection to the Dask scheduler at {self._address()}; the run "
+                "could not complete. Is the scheduler still running?"
+            )
+        if self._client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        if idle_since is None:
+            return now
+        if now - idle_since > self.worker_timeout:
+            raise SimulationError(
+                f"the Dask cluster at {self._address()} has had no worker for "
+                f"{self.worker_timeout:g} s (CAPSIM_DASK_WORKER_TIMEOUT) while simulations were "
+                "waiting: its workers died or never joined. Start workers with "
+                f"`dask worker {self._address()}` and run again."
+            )
+        return idle_since
+
+    def _address(self) -> str:
+        return str(self.scheduler or self._client.scheduler.address)
+
+    def _close_cluster(self) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
+
+    def close(self) -> None:
+        client = getattr(self, "_client", None)
+        self._client = None
+        if client is not None:
+            client.close()
+        self._close_cluster()
+
+
+def open_executor(
+    kind: str = "serial", workers: int | None = None, scheduler: str | None = None
+) -> Executor:
+    """The executor named `kind`; for Dask, `scheduler` defaults to DASK_SCHEDULER_ADDRESS."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: give at least 1")
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers)
+    if kind == "dask":
+        address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        return DaskExecutor(workers, address)
+    raise UsageError(f"--executor {kind!r} is not one of {', '.join(EXECUTORS)}")
+
+
+__all__ = [
+    "EXECUTORS",
+    "DaskExecutor",
+    "Executor",
+    "ProcessExecutor",
+    "SerialExecutor",
+    "Task",
+    "open_executor",
+    "run_task",
+]
