@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -271,14 +272,15 @@ class DaskExecutor(Executor):
         client = self._client
         futures: dict[Any, int] = {}
         try:
-            models: dict[int, Any] = {}
+            # Each model travels once (one round trip for all of them), not once per replication.
+            models = {id(task.model): task.model for task in tasks}
+            scattered = dict(
+                zip(models, client.scatter(list(models.values()), hash=False), strict=True)
+            )
             for i, task in enumerate(tasks):
-                key = id(task.model)
-                if key not in models:
-                    models[key] = client.scatter(task.model, hash=False)
                 future = client.submit(
                     run_replication,
-                    models[key],
+                    scattered[id(task.model)],
                     task.replication,
                     task.path,
                     pure=False,
@@ -293,22 +295,23 @@ class DaskExecutor(Executor):
                     client.cancel(list(futures), force=True)
             raise
 
-    def _collect(
-        self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None
-    ) -> None:
-        pending = set(futures)
+    def _collect(self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None) -> None:
+        # Futures finish on the client's thread; this thread waits on a queue, which Ctrl-C
+        # interrupts, and looks at the cluster's workers while nothing finishes.
+        finished: queue.Queue[Any] = queue.Queue()
+        for future in futures:
+            future.add_done_callback(finished.put)
+        remaining = len(futures)
         idle_since: float | None = None
-        looked = time.monotonic()
-        while pending:
-            finished = [f for f in pending if f.done()]
-            for future in sorted(finished, key=futures.__getitem__):
-                pending.discard(future)
+        while remaining:
+            try:
+                future = finished.get(timeout=1.0)
+            except queue.Empty:
+                idle_since = self._watch_workers(idle_since)
+            else:
+                remaining -= 1
+                idle_since = None
                 on_result(futures[future], self._result(future))
-            if not finished:
-                if time.monotonic() - looked >= 1.0:
-                    # Asking the scheduler costs a round trip: once a second is enough.
-                    idle_since, looked = self._watch_workers(idle_since), time.monotonic()
-                time.sleep(POLL_INTERVAL)
             if tick:
                 tick()
 
