@@ -28,9 +28,9 @@ from capsim.model.types import Model
 
 #: Executor names accepted by `open_executor` (and the CLI's --executor).
 EXECUTORS = ("serial", "process", "dask")
-#: Seconds a Dask run waits for a cluster with no worker before it gives up (exit 3).
-#: `CAPSIM_DASK_WORKER_TIMEOUT` changes it.
-DEFAULT_WORKER_TIMEOUT = 120.0
+#: Seconds a Dask run waits for a cluster with no worker before it gives up (exit 3), and (at
+#: most 30) for the scheduler to answer. `CAPSIM_DASK_WORKER_TIMEOUT` changes it.
+DEFAULT_WORKER_TIMEOUT = 60.0
 #: Seconds between two looks at pending work (and two `tick` calls) while waiting.
 POLL_INTERVAL = 0.1
 
@@ -181,6 +181,15 @@ class ProcessExecutor(Executor):
             pool.shutdown(wait=True)
 
 
+def _model_on_worker(model: Model) -> Model:
+    """The model, as the result of a task (so the cluster can compute it again if it is lost)."""
+    return model
+
+
+def _token() -> str:
+    return os.urandom(6).hex()
+
+
 def _worker_timeout() -> float:
     text = os.environ.get("CAPSIM_DASK_WORKER_TIMEOUT")
     if text is None:
@@ -220,19 +229,25 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         if scheduler is None:
             import logging
+            import warnings
 
-            self._cluster = distributed.LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with warnings.catch_warnings():
+                # "Port 8787 is already in use": another cluster's dashboard, harmless here.
+                warnings.simplefilter("ignore", UserWarning)
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                )
             address = self._cluster.scheduler_address
         else:
             address = scheduler
         try:
-            self._client: Any = distributed.Client(address, timeout=30, set_as_default=False)
+            self._client: Any = distributed.Client(
+                address, timeout=min(self.worker_timeout, 30.0), set_as_default=False
+            )
         except (OSError, TimeoutError) as error:
             self._close_cluster()
             raise SimulationError(
@@ -272,19 +287,24 @@ class DaskExecutor(Executor):
         client = self._client
         futures: dict[Any, int] = {}
         try:
-            # Each model travels once (one round trip for all of them), not once per replication.
-            models = {id(task.model): task.model for task in tasks}
-            scattered = dict(
-                zip(models, client.scatter(list(models.values()), hash=False), strict=True)
-            )
+            # Each model travels once, as a task of its own that its replications depend on:
+            # the scheduler keeps its spec, so a worker that dies with it loses nothing (data
+            # scattered from here would be lost with its only holder, and with it every task).
+            unique = {id(task.model): task.model for task in tasks}
+            models = {
+                key: client.submit(
+                    _model_on_worker, model, pure=False, key=f"capsim-model-{_token()}"
+                )
+                for key, model in unique.items()
+            }
             for i, task in enumerate(tasks):
                 future = client.submit(
                     run_replication,
-                    scattered[id(task.model)],
+                    models[id(task.model)],
                     task.replication,
                     task.path,
                     pure=False,
-                    key=f"capsim-replication-{task.replication}-{os.urandom(6).hex()}",
+                    key=f"capsim-replication-{task.replication}-{_token()}",
                 )
                 futures[future] = i
             self._collect(futures, on_result, tick)
@@ -295,7 +315,9 @@ class DaskExecutor(Executor):
                     client.cancel(list(futures), force=True)
             raise
 
-    def _collect(self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None) -> None:
+    def _collect(
+        self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None
+    ) -> None:
         # Futures finish on the client's thread; this thread waits on a queue, which Ctrl-C
         # interrupts, and looks at the cluster's workers while nothing finishes.
         finished: queue.Queue[Any] = queue.Queue()
