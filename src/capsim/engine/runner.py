@@ -184,6 +184,8 @@ def run_batch(
         for model, (path, _) in zip(models, paths, strict=True)
         for replication in range(model.simulation.replications)
     ]
+    if not tasks:
+        return [[] for _ in models]
     owners = [
         (m, r) for m, model in enumerate(models) for r in range(model.simulation.replications)
     ]
@@ -227,7 +229,9 @@ class _BatchProgress:
         self.progress = progress
         self.labels = labels
         self.finished = 0
-        self.last: tuple[float, str] | None = None
+        # What `tick` repeats while workers elsewhere have not finished anything yet.
+        others = f" (and {len(owners) - 1} more)" if len(owners) > 1 else ""
+        self.last: tuple[float, str] | None = (0.0, f"{self._what(0)}{others} started")
 
     def _what(self, index: int) -> str:
         m, replication = self.owners[index]
