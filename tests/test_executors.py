@@ -13,12 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import pytest
 from typer.testing import CliRunner
 
 from capsim.cli.app import app
-
-distributed = pytest.importorskip("distributed")
 
 runner = CliRunner()
 
