@@ -33,8 +33,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 W3V = HERE / "scenarios" / "w3-variant.yaml"
 WEB_SHOP = REPO / "scenarios" / "web-shop.yaml"
-#: Simulated seconds per sweep point: about two seconds of CPU each on the event path.
-SWEEP_DURATION = "180s"
+#: Simulated seconds per sweep point: two to three seconds of CPU each on the event path.
+SWEEP_DURATION = "600s"
 
 
 def timed(args: list[str]) -> tuple[float, bytes]:

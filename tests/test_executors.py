@@ -286,6 +286,30 @@ def test_a_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path, scheduler: str)
     assert "has had no worker for 2 s" in stderr and f"dask worker {scheduler}" in stderr
 
 
+def test_a_lost_scheduler_is_exit_3_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "samples.csv").write_text(SAMPLES)
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    port = _free_port()
+    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    address = f"tcp://127.0.0.1:{port}"
+    worker = _workers(address)
+    try:
+        sweep = _capsim(
+            "sweep", str(path), "--vary", "tiers.front.instances=4,5", "--scheduler", address,
+            "--workers", "1", CAPSIM_DASK_WORKER_TIMEOUT="5",
+        )  # fmt: skip
+        _wait_until_running(sweep, 5.0)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        _stdout, stderr = sweep.communicate(timeout=120)
+    finally:
+        _stop(worker)
+        _stop(scheduler)
+    assert sweep.returncode == 3, stderr
+    assert "Traceback" not in stderr
+    assert "lost the" in stderr and address in stderr and "scheduler" in stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stopped_dask_sweep_keeps_its_completed_points_and_exits_130(
     tmp_path: Path, sig: signal.Signals

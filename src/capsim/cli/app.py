@@ -268,8 +268,8 @@ class _Progress:
 
     def _line(self, fraction: float, what: str) -> None:
         now = time.monotonic()
-        if now - self.printed < self.interval:
-            return
+        if now - self.printed < self.interval or fraction >= 1.0:
+            return  # the end is said by the closing line
         self.printed = now
         self.lines += 1
         done = min(max(fraction, 0.0), 1.0)

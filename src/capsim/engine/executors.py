@@ -14,6 +14,7 @@ pending and stops the workers; the results already handed back stay with the cal
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import signal
@@ -224,11 +225,18 @@ class DaskExecutor(Executor):
                 "install it with: pip install 'capsim[dask]'"
             ) from None
         self._distributed = distributed
+        # Dask logs a lost connection with a traceback; capsim says what happened itself.
+        # (Dask's own configuration gives some child loggers levels of their own.)
+        self._log_levels = {
+            name: logging.getLogger(name).level
+            for name in ("distributed", "distributed.client", "distributed.core")
+        }
+        for name in self._log_levels:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self.scheduler = scheduler
         self.worker_timeout = _worker_timeout()
         self._cluster: Any = None
         if scheduler is None:
-            import logging
             import warnings
 
             with warnings.catch_warnings():
@@ -249,7 +257,7 @@ class DaskExecutor(Executor):
                 address, timeout=min(self.worker_timeout, 30.0), set_as_default=False
             )
         except (OSError, TimeoutError) as error:
-            self._close_cluster()
+            self.close()
             raise SimulationError(
                 f"cannot reach the Dask scheduler at {address}: {error}. Start one with "
                 "`dask scheduler` (and workers with `dask worker ADDRESS`), or check --scheduler "
@@ -350,9 +358,10 @@ class DaskExecutor(Executor):
                 "or lower the load of one replication."
             ) from None
         except (self._distributed.client.FutureCancelledError, OSError) as error:
+            first = (str(error).splitlines() or [""])[0]
             raise SimulationError(
-                f"lost the Dask cluster while simulating ({type(error).__name__}: {error}); "
-                "the run could not complete. Is the scheduler still running?"
+                f"lost the Dask cluster at {self._address()} while simulating ({first}); the "
+                "run could not complete. Is the scheduler still running?"
             ) from None
         return result
 
@@ -396,6 +405,8 @@ class DaskExecutor(Executor):
         if client is not None:
             client.close()
         self._close_cluster()
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def open_executor(
