@@ -141,6 +141,19 @@ def test_check_and_compare_take_the_executor_too(scenario: Path, cluster: str) -
     assert json.loads(serial.stdout)["classes"]
 
 
+def test_a_report_with_its_load_curve_is_the_same_on_a_pool(scenario: Path) -> None:
+    pages = {}
+    for executor in ("serial", "process"):
+        target = scenario.parent / f"{executor}.md"
+        options = ["--duration", "4s", "--executor", executor, "--workers", "2"]
+        result = runner.invoke(app, ["report", str(scenario), "-o", str(target), *options])
+        assert result.exit_code == 0, result.stderr
+        curve = (scenario.parent / f"{executor}-p99-vs-load.svg").read_text()
+        pages[executor] = (target.read_text().replace(f"]({executor}-", "]("), curve)
+    assert pages["process"] == pages["serial"]
+    assert "p99 latency against load" in pages["serial"][0]
+
+
 def test_a_scheduler_with_another_executor_is_refused(scenario: Path) -> None:
     result = runner.invoke(
         app, ["run", str(scenario), "--executor", "process", "--scheduler", "tcp://127.0.0.1:1"]
