@@ -331,21 +331,38 @@ def test_a_stopped_dask_sweep_keeps_its_completed_points_and_exits_130(
     path = tmp_path / "slow.yaml"
     path.write_text(SLOW)
     target = tmp_path / "result.json"
-    # The first point takes a moment, the second far longer than the test waits.
+    # The first point takes a moment, the second far longer than the test waits: the signal goes
+    # once the progress lines say that both replications of the first point are done.
     sweep = _capsim(
         "sweep", str(path), "--vary", "simulation.duration=1s,2000s", "--executor", "dask",
-        "--workers", "2", "-o", str(target),
+        "--workers", "2", "-o", str(target), CAPSIM_PROGRESS_INTERVAL="0",
     )  # fmt: skip
-    _wait_until_running(sweep, 5.0)
+    before = _read_until(sweep, "done (2/4)", 60.0)
     started = time.monotonic()
     sweep.send_signal(sig)
-    _stdout, stderr = sweep.communicate(timeout=120)
+    _stdout, after = sweep.communicate(timeout=120)
+    stderr = before + after
     assert sweep.returncode == 130, stderr
     assert time.monotonic() - started < 60  # the local cluster is stopped, not waited for
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert "Completed before the interruption" in stderr
     assert "simulation.duration=1s: p99" in stderr and "duration=2000s" not in stderr
     assert not target.exists()
+
+
+def _read_until(process: subprocess.Popen[str], text: str, seconds: float) -> str:
+    """stderr of `process` up to the first line holding `text` (progress lines come often)."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"no line with {text!r} in time:\n{seen}")
 
 
 def test_a_pool_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path) -> None:
