@@ -64,6 +64,8 @@ def compare(name: str, serial: list[str], parallel: list[str], repeat: int) -> d
         "serial_s": statistics.median(serial_times),
         "parallel_s": statistics.median(parallel_times),
         "identical_json": same,
+        "serial_runs": serial_times,
+        "parallel_runs": parallel_times,
     }
     row["ratio"] = row["parallel_s"] / row["serial_s"]  # type: ignore[operator]
     return row
@@ -113,6 +115,10 @@ def main() -> None:
             f"{row['benchmark']:36} {row['serial_s']:9.2f} {row['parallel_s']:11.2f} "
             f"{row['ratio']:6.2f}  {'yes' if row['identical_json'] else 'NO'}"
         )
+    for row in rows:
+        rounds = zip(row["serial_runs"], row["parallel_runs"], strict=True)  # type: ignore[call-overload]
+        shown = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in rounds)
+        print(f"  {row['benchmark']}: every round, serial/parallel s: {shown}")
     print(f"(cores: {os.cpu_count()}, load average before the last run: {os.getloadavg()[0]:.1f})")
     if options.json:
         with open(options.json, "w", encoding="utf-8") as stream:

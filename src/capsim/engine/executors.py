@@ -140,6 +140,10 @@ class ProcessExecutor(Executor):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        if len(tasks) == 1:
+            # One simulation gains nothing from another process, and here it reports progress.
+            SerialExecutor().run(tasks, on_result, progress, tick)
+            return
         pool = self._started()
         try:
             futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
