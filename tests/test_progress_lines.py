@@ -33,7 +33,8 @@ SWEEP = ["sweep", "{path}", "--vary", "tiers.app.instances=2..5:4", "--format", 
 
 
 def _sweep(path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    args = [part.format(path=path) for part in SWEEP]
+    # A few seconds of work, so that several intervals of 0.2 s pass.
+    args = [*(part.format(path=path) for part in SWEEP), "--duration", "200s"]
     started = time.monotonic()
     completed = subprocess.run(
         [sys.executable, "-m", "capsim", *args],
@@ -92,7 +93,8 @@ def test_a_terminal_keeps_the_rich_bar_and_gets_no_plain_lines(scenario: Path) -
     leader, follower = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "capsim", *args],
+            # Long enough (a few seconds) for the bar, which waits a second before it shows.
+            [sys.executable, "-m", "capsim", *args, "--duration", "400s"],
             stdout=subprocess.PIPE,
             stderr=follower,
             env={**os.environ, "CAPSIM_PROGRESS_INTERVAL": "0.2", "COLUMNS": "100"},

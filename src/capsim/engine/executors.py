@@ -192,6 +192,16 @@ class ProcessExecutor(Executor):
 _LOCAL_CLUSTER_CONFIG = {"distributed.worker.multiprocessing-method": "forkserver"}
 
 
+def _preload_the_engine(distributed: Any) -> None:
+    """Have the forkserver import the engine too, so that no worker imports it on its own."""
+    import multiprocessing
+
+    distributed.utils.get_mp_context()  # sets Dask's own preload list (once per process) ...
+    multiprocessing.get_context("forkserver").set_forkserver_preload(  # ... which this extends
+        ["distributed", "capsim.engine.runner", "capsim.engine.events", "capsim.engine.vectorised"]
+    )
+
+
 def _model_on_worker(model: Model) -> Model:
     """The model, as the result of a task (so the cluster can compute it again if it is lost)."""
     return model
@@ -255,6 +265,7 @@ class DaskExecutor(Executor):
             with warnings.catch_warnings(), dask.config.set(_LOCAL_CLUSTER_CONFIG):
                 # "Port 8787 is already in use": another cluster's dashboard, harmless here.
                 warnings.simplefilter("ignore", UserWarning)
+                _preload_the_engine(distributed)
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or os.cpu_count() or 1,
                     threads_per_worker=1,
