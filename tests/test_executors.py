@@ -186,6 +186,16 @@ def test_an_unreachable_scheduler_is_exit_3_with_the_address(
     assert "dask scheduler" in result.stderr
 
 
+@pytest.mark.parametrize("address", ["htp:/x y", "udp://127.0.0.1:5", "tcp://host:port"])
+def test_a_malformed_scheduler_address_is_exit_2_with_the_form_to_write(
+    scenario: Path, address: str
+) -> None:
+    result = runner.invoke(app, ["run", str(scenario), "--scheduler", address])
+    assert result.exit_code == 2
+    assert f"--scheduler {address!r} is not the address of a Dask scheduler" in result.stderr
+    assert "tcp://HOST:PORT" in result.stderr
+
+
 # ---- a scheduler and workers started as separate processes --------------------------------------
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -280,6 +281,12 @@ class DaskExecutor(Executor):
             self._client: Any = distributed.Client(
                 address, timeout=min(self.worker_timeout, 30.0), set_as_default=False
             )
+        except ValueError as error:  # an address Dask cannot parse (a port beyond 65535 ...)
+            self.close()
+            raise UsageError(
+                f"--scheduler {address!r} is not the address of a Dask scheduler ({error}); "
+                "write tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+            ) from None
         except (OSError, TimeoutError) as error:
             self.close()
             raise SimulationError(
@@ -433,6 +440,21 @@ class DaskExecutor(Executor):
             logging.getLogger(name).setLevel(level)
 
 
+#: A scheduler address Dask can connect to: [tcp|tls|ws|wss|ucx://]HOST[:PORT], IPv6 in brackets.
+_SCHEDULER_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$"
+)
+
+
+def _checked_address(address: str) -> str:
+    if not _SCHEDULER_ADDRESS.match(address.strip()):
+        raise UsageError(
+            f"--scheduler {address!r} is not the address of a Dask scheduler; write "
+            "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786 (tls://, ws:// and wss:// work too)"
+        )
+    return address.strip()
+
+
 def open_executor(
     kind: str = "serial", workers: int | None = None, scheduler: str | None = None
 ) -> Executor:
@@ -445,7 +467,7 @@ def open_executor(
         return ProcessExecutor(workers)
     if kind == "dask":
         address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-        return DaskExecutor(workers, address)
+        return DaskExecutor(workers, _checked_address(address) if address else None)
     raise UsageError(f"--executor {kind!r} is not one of {', '.join(EXECUTORS)}")
 
 
