@@ -203,13 +203,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _dask(*args: str) -> subprocess.Popen[bytes]:
+def _dask(*args: str, **env: str) -> subprocess.Popen[bytes]:
     command = Path(sys.executable).with_name("dask")
     return subprocess.Popen(
         [str(command) if command.exists() else "dask", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, **env},
     )
 
 
@@ -333,6 +334,43 @@ def test_a_lost_scheduler_is_exit_3_not_a_hang(tmp_path: Path) -> None:
     assert "lost the" in stderr and address in stderr and "scheduler" in stderr
 
 
+def test_a_simulation_whose_workers_keep_dying_is_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "samples.csv").write_text(SAMPLES)
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    # No retry: the first worker that dies under a simulation gives it up.
+    scheduler = _dask(
+        "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+        DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0",
+    )  # fmt: skip
+    nanny = _workers(address)  # a nanny that starts the worker process again when it dies
+    try:
+        sweep = _capsim("sweep", str(path), "--vary", "seed=1,2", "--scheduler", address)
+        _wait_until_running(sweep, 6.0)
+        worker = _worker_process(nanny.pid)
+        os.kill(worker, signal.SIGKILL)
+        _stdout, stderr = sweep.communicate(timeout=120)
+    finally:
+        _stop(nanny)
+        _stop(scheduler)
+    assert sweep.returncode == 3, stderr
+    assert "Traceback" not in stderr
+    assert "kept dying" in stderr and "--memory-limit" in stderr
+
+
+def _worker_process(parent: int) -> int:
+    """A worker process that `parent` started (a pool's or a nanny's; not a resource tracker)."""
+    # A child is listed under the thread that started it, not always the main one.
+    for thread in Path(f"/proc/{parent}/task").iterdir():
+        for child in (thread / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" not in command:
+                return int(child)
+    raise AssertionError(f"process {parent} has no worker process")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stopped_dask_sweep_keeps_its_completed_points_and_exits_130(
     tmp_path: Path, sig: signal.Signals
@@ -381,9 +419,7 @@ def test_a_pool_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path) -> None:
     path.write_text(SLOW)
     run = _capsim("run", str(path), "--executor", "process", "--workers", "2")
     _wait_until_running(run, 3.0)
-    children = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
-    assert children, "the pool has no worker process"
-    os.kill(int(children[0]), signal.SIGKILL)
+    os.kill(_worker_process(run.pid), signal.SIGKILL)
     _stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 3, stderr
     assert "a worker process of --executor process died" in stderr

@@ -381,12 +381,13 @@ class DaskExecutor(Executor):
 
         try:
             result: RunResult = future.result()
-        except KilledWorker as error:
+        except KilledWorker:
             raise SimulationError(
-                f"a simulation was running on Dask workers that died, {self._allowed_failures()} "
-                f"times over ({error}); the run could not complete. A worker that runs out of "
-                "memory is killed: give the workers more memory (dask worker --memory-limit) "
-                "or lower the load of one replication."
+                "the Dask workers running one of the simulations kept dying (the scheduler "
+                "stopped retrying it after distributed.scheduler.allowed-failures deaths); the "
+                "run could not complete. A worker that runs out of memory is killed: give the "
+                "workers more memory (dask worker --memory-limit) or make one replication "
+                "lighter (a shorter simulation.duration)."
             ) from None
         except (self._distributed.client.FutureCancelledError, OSError) as error:
             first = (str(error).splitlines() or [""])[0]
@@ -395,11 +396,6 @@ class DaskExecutor(Executor):
                 "run could not complete. Is the scheduler still running?"
             ) from None
         return result
-
-    def _allowed_failures(self) -> int:
-        import dask
-
-        return int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
 
     def _watch_workers(self, idle_since: float | None) -> float | None:
         """Raise SimulationError when the cluster has had no worker for the worker timeout."""
