@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from capsim.model.build import BLOCKING_BY_DEFAULT
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
     Call,
@@ -64,7 +65,7 @@ def tier(
         "kind": kind,
         "instances": instances,
         "concurrency": concurrency,
-        "blocking": (kind == "service") if blocking is None else blocking,
+        "blocking": (kind in BLOCKING_BY_DEFAULT) if blocking is None else blocking,
         "balancing": balancing,
         "work": Work(service, calls, read_ratio),
         "max_queue": max_queue,

@@ -158,7 +158,7 @@ def test_a_too_short_trace_gives_no_trend() -> None:
     assert queue_trend(np.arange(3.0), np.array([1.0, 5.0, 9.0])) is None
 
 
-def test_an_overloaded_tier_is_unstable_with_a_plain_warning() -> None:
+def test_an_overloaded_tier_is_unstable_fails_the_run_and_says_so_plainly() -> None:
     runs = [shop_run(i, db_trace=growing_trace(np.random.default_rng(i), 120.0)) for i in range(3)]
     report = summary(runs)
     db = report.data["tiers"]["db"]
@@ -166,10 +166,15 @@ def test_an_overloaded_tier_is_unstable_with_a_plain_warning() -> None:
     assert db["growth_rate"] == pytest.approx(120.0, rel=0.05)
     assert report.data["tiers"]["app"]["stable"] is True
     assert report.unstable_tiers == ["db"]
-    assert report.warnings == [
-        "tier 'db' is overloaded: its queue grew by 120 requests/s through the run; "
-        "its figures are not steady-state figures."
-    ]
+    assert report.data["passed"] is False and not report.passed
+    [failure] = report.data["overloaded"]
+    assert failure["tier"] == "db"
+    assert failure["growth_rate"] == db["growth_rate"]
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith(
+        "tier 'db' is OVERLOADED, which fails the run: its backlog grew by 120 requests/s"
+    )
+    assert "saturates near" in report.warnings[0]
     assert report.data["warnings"] == report.warnings
 
 

@@ -130,10 +130,11 @@ def test_a_missing_file_and_a_directory_are_clear(tmp_path: Path) -> None:
     (missing,) = validate_file(tmp_path / "nope.yaml")
     assert (
         missing.format()
-        == f"{tmp_path / 'nope.yaml'}: no such file; check the path of the scenario"
+        == f"{tmp_path / 'nope.yaml'}: cannot read the file: No such file or directory; check "
+        "the path"
     )
     (folder,) = validate_file(tmp_path)
-    assert "this is a directory" in folder.message
+    assert "it is a folder; give the path of a scenario file" in folder.message
 
 
 def test_a_huge_file_is_refused_before_parsing(
@@ -141,7 +142,7 @@ def test_a_huge_file_is_refused_before_parsing(
 ) -> None:
     monkeypatch.setattr(loader, "MAX_FILE_BYTES", 100)
     problem = only(tmp_path, VALID + "# " + "x" * 200 + "\n")
-    assert "a scenario may be at most" in problem.message
+    assert "it is larger than 100 bytes, the most a scenario may be" in problem.message
 
 
 def test_two_documents_in_one_file_are_refused(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_a_failing_slo_exits_1_and_names_it(tmp_path: Path) -> None:
         (["check", "{steady}", "--baseline", "nothing.json"], "cannot read the baseline"),
         (["check", "{steady}", "--baseline", "{garbage}"], "not valid JSON"),
         (["check", "{steady}", "--baseline", "{steady}"], "not valid JSON"),
-        (["check", "{steady}", "--baseline", "{list}"], "is not a capsim result"),
+        (["check", "{steady}", "--baseline", "{list}"], "not a capsim result: "),
         (["check", "{steady}", "--tolerance", "lots"], "--tolerance"),
         (["check", "{steady}", "--inconclusive", "maybe"], "maybe"),
         (["check", "{steady}", "--junit", "no-such-folder/junit.xml"], "does not exist"),

@@ -9,6 +9,7 @@ import pytest
 
 import capsim
 from capsim.engine.events import run_events
+from capsim.engine.vectorised import can_vectorise
 from capsim.model.build import ttl_hit_ratio
 from capsim.model.types import Fault
 from capsim.scenario import validate_file
@@ -160,3 +161,66 @@ def test_the_drain_time_after_a_spike_is_reported(tmp_path: Path) -> None:
     assert drain["drain_time"] == 10.0
     assert "api" not in data["timeseries"]["drain"]
     assert data["tiers"]["jobs"]["dead_letters"] == 0
+
+
+ORDERS = """\
+name: orders
+seed: 1
+simulation: {{duration: 60s, warmup: 5s}}
+traffic:
+  checkout: {{entry: api, rate: 30/s}}
+tiers:
+  api: {{type: service, concurrency: 50, service_time: 1ms, calls: [orders]}}
+  orders: {{type: queue, consumers: 4, service_time: 10ms, calls: [payment]{extra}}}
+  payment: {{type: service, concurrency: 100, service_time: 200ms}}
+"""
+
+
+def test_a_consumer_is_held_while_it_waits_for_the_payment_provider(tmp_path: Path) -> None:
+    # Blocking by default: each message holds a consumer for 10 ms + 200 ms, so 4 consumers
+    # finish 4 / 0.21 = 19.05 messages/s of the 30/s published; the backlog grows ~11/s.
+    path = tmp_path / "orders.yaml"
+    path.write_text(ORDERS.format(extra=""))
+    orders = capsim.run_file(path).data["tiers"]["orders"]
+    assert orders["occupancy"] > 0.99 and orders["utilization"] < 0.06
+    assert orders["throughput"] == pytest.approx(4 / 0.210, rel=0.02)
+    assert orders["stable"] is False
+    assert orders["growth_rate"] == pytest.approx(30 - 4 / 0.210, rel=0.15)
+
+
+def test_an_async_consumer_is_freed_after_its_own_work(tmp_path: Path) -> None:
+    # blocking: false: a consumer is held only for its 10 ms (30/s x 10 ms / 4 = 7.5%).
+    path = tmp_path / "orders.yaml"
+    path.write_text(ORDERS.format(extra=", blocking: false"))
+    orders = capsim.run_file(path).data["tiers"]["orders"]
+    assert orders["occupancy"] == pytest.approx(0.075, rel=0.1)
+    assert orders["occupancy"] == pytest.approx(orders["utilization"])
+    assert orders["stable"] is True
+    assert orders["queue_length"]["mean"] < 0.1
+
+
+def test_blocking_consumers_with_calls_run_on_the_event_path(tmp_path: Path) -> None:
+    # The api is made async so that only the consumers decide which engine path runs.
+    path = tmp_path / "orders.yaml"
+    async_api = "1ms, blocking: false, calls"
+
+    def vectorisable(extra: str) -> tuple[bool, str]:
+        path.write_text(ORDERS.format(extra=extra).replace("1ms, calls", async_api))
+        return can_vectorise(capsim.build_model(capsim.load_scenario(path)))
+
+    ok, reason = vectorisable("")
+    assert not ok and "'orders' has blocking workers that make calls" in reason
+    assert vectorisable(", blocking: false")[0]
+
+
+def test_enough_blocking_consumers_are_occupied_by_work_and_call_time(tmp_path: Path) -> None:
+    # 8 consumers: occupancy = throughput x (10 ms + 200 ms) / 8, about 30/s x 0.21 s / 8 =
+    # 79% (the utilisation law on the holding time; payment never queues), utilisation =
+    # throughput x 10 ms / 8, about 3.75%; the backlog stays bounded.
+    path = tmp_path / "orders.yaml"
+    path.write_text(ORDERS.format(extra="").replace("consumers: 4", "consumers: 8"))
+    orders = capsim.run_file(path).data["tiers"]["orders"]
+    assert orders["stable"] is True
+    assert orders["occupancy"] == pytest.approx(orders["throughput"] * 0.210 / 8, rel=0.01)
+    assert orders["utilization"] == pytest.approx(orders["throughput"] * 0.010 / 8, rel=0.01)
+    assert orders["occupancy"] == pytest.approx(0.79, abs=0.04)

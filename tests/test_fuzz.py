@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +33,17 @@ from capsim.cli.app import app
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted([*ROOT.glob("scenarios/*.yaml"), *ROOT.glob("tests/oracles/*.yaml")])
 SEED_TEXTS = {path.name: path.read_text(encoding="utf-8") for path in SEEDS}
+#: Data files the examples name (traces, rate series), copied beside every scenario under test.
+EXAMPLE_DATA = ROOT / "scenarios" / "traffic"
+
+
+def beside_example_data(folder: Path) -> Path:
+    """`folder` with the examples' data files in it, as they sit beside the examples."""
+    if not (folder / EXAMPLE_DATA.name).exists():
+        shutil.copytree(EXAMPLE_DATA, folder / EXAMPLE_DATA.name)
+    return folder
+
+
 EXAMPLES = int(os.environ.get("CAPSIM_FUZZ_EXAMPLES", "120"))
 #: Seconds one mutant may take, start to finish, through the CLI.
 TIME_LIMIT = 20.0
@@ -284,7 +296,7 @@ def test_a_mutated_scenario_ends_calmly(
     tmp_path: Path, seed_name: str, seed: int, textual: bool, rounds: int, command: list[str]
 ) -> None:
     text = make_mutant(seed_name, seed, textual, rounds)
-    path = tmp_path / "mutant.yaml"
+    path = beside_example_data(tmp_path) / "mutant.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     result, elapsed = run_cli(path, command)
     assert_calm(result, elapsed, text)
@@ -292,7 +304,7 @@ def test_a_mutated_scenario_ends_calmly(
 
 @pytest.mark.parametrize("name", sorted(SEED_TEXTS))
 def test_every_seed_scenario_runs_short_through_the_cli(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
+    path = beside_example_data(tmp_path) / name
     path.write_text(SEED_TEXTS[name], encoding="utf-8")
     result, elapsed = run_cli(path, COMMANDS[0], max_requests=200_000)
     assert_calm(result, elapsed, SEED_TEXTS[name])

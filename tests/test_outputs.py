@@ -119,7 +119,8 @@ def test_the_table_flags_an_overloaded_tier_plainly(report: Report) -> None:
     assert "OVERLOADED — not steady state" in db_row
     app_row = next(line for line in text.splitlines() if line.strip().startswith("app "))
     assert "stable" in app_row
-    assert "warning: tier 'db' is overloaded" in text
+    assert "warning: tier 'db' is OVERLOADED, which fails the run" in text
+    assert "FAIL: tier OVERLOADED — db (backlog +" in text
 
 
 def test_the_table_shows_verdicts_engine_and_percentiles(report: Report) -> None:
@@ -127,7 +128,7 @@ def test_the_table_shows_verdicts_engine_and_percentiles(report: Report) -> None
     assert "✓ PASS" in text and "✗ FAIL" in text
     assert "browse p99 <= 500ms" in text
     assert "engine: vectorised (every tier is a plain FIFO queue)" in text
-    assert "2 of 3 SLOs failed." in text
+    assert "2 of 3 SLOs failed besides." in text
     for header in ("throughput", "p50", "p95", "p99", "p999", "utilisation", "wait p99"):
         assert header in text
     assert max(len(line) for line in text.splitlines()) <= 120
@@ -151,13 +152,18 @@ def test_markdown_has_github_tables(report: Report) -> None:
 def test_csv_is_long_format_with_a_row_per_figure(report: Report) -> None:
     rows = list(csv.reader(io.StringIO(render_csv(report))))
     assert rows[0] == ["section", "name", "metric", "value"]
-    assert {row[0] for row in rows[1:]} == {"class", "tier", "slo"}
+    assert {row[0] for row in rows[1:]} == {"class", "tier", "slo", "overloaded", "run"}
     figures = {(s, n, m): v for s, n, m, v in rows[1:]}
     assert float(figures["class", "browse", "latency.p99"]) == pytest.approx(
         report.data["classes"]["browse"]["latency"]["p99"]
     )
     assert figures["tier", "db", "stable"] == "false"
     assert figures["slo", "db utilization <= 70%", "passed"] == "false"
+    assert (
+        float(figures["overloaded", "db", "growth_rate"])
+        == report.data["tiers"]["db"]["growth_rate"]
+    )
+    assert rows[-1] == ["run", "test", "passed", "false"]
     low = float(figures["class", "browse", "ci95.latency.mean.low"])
     assert low == report.data["classes"]["browse"]["ci95"]["latency.mean"][0]
     check_golden("report.csv", render_csv(report))

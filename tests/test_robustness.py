@@ -209,7 +209,7 @@ def test_100x_overload_finishes_in_bounded_time_and_memory(tmp_path: Path, engin
     assert app_tier["overflow"] > 0 and app_tier["queue_length"]["max"] <= MAX_WAITING
     assert data["engine"]["path"] == "events"
     warnings = " ".join(data["warnings"])
-    assert "tier 'app' is overloaded" in warnings
+    assert "tier 'app' is OVERLOADED" in warnings
     assert "saturates at about 90.91 req/s" in warnings
 
 

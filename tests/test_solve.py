@@ -164,7 +164,7 @@ def test_the_command_prints_json_with_a_method_beside_each_group(tmp_path):
     assert data["bottleneck"]["tier"] == "server"
 
 
-def test_the_command_exits_2_on_an_unstable_scenario():
+def test_the_command_prints_the_table_and_exits_1_on_an_unstable_scenario():
     result = subprocess.run(
         [
             sys.executable,
@@ -178,8 +178,9 @@ def test_the_command_exits_2_on_an_unstable_scenario():
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2
-    assert "server: rho=1.2 >= 1" in result.stderr
+    assert result.returncode == 1
+    assert "OVERLOADED: server (rho 1.2: 120.0/s offered, 100.0/s capacity)" in result.stdout
+    assert "--set tiers.server.instances=..." in result.stdout
     assert "Traceback" not in result.stderr
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from capsim.textsafe import visible
+
 #: The most characters of one message, or of one key path, shown to the user: a scenario may hold
 #: megabytes in one value, and an error message never echoes all of it back.
 MAX_SHOWN = 1000
@@ -39,11 +41,13 @@ class Problem:
     path: str = ""
 
     def format(self) -> str:
-        where = self.file
+        # The file name, the key path and the message may quote the user's data: control
+        # characters are shown as escapes, so none reaches a terminal or a CI log raw.
+        where = visible(self.file)
         if self.line:
             where += f":{self.line}:{self.column or 1}"
-        key = f" {clip(self.path, 200)}:" if self.path else ""
-        return f"{clip(where, 300)}:{key} {clip(self.message)}"
+        key = f" {clip(visible(self.path), 200)}:" if self.path else ""
+        return f"{clip(where, 300)}:{key} {clip(visible(self.message))}"
 
 
 @dataclass

@@ -164,3 +164,9 @@ def format_rate(per_second: float) -> str:
 def format_ratio(ratio: float) -> str:
     """A percentage with enough digits for small error-rate limits: ``0.1%``, ``70%``."""
     return f"{ratio * 100:.4g}%"
+
+
+def percentile_key(percent: float) -> str:
+    """The result key of a percentile: ``p`` and its digits without the point (p50, p999, p9999)."""
+    digits = f"{percent:.10f}".rstrip("0").rstrip(".").replace(".", "")
+    return f"p{digits}"

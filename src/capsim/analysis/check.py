@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from capsim.analysis.report import overload_failures
 from capsim.errors import UsageError
 
 Status = Literal["pass", "regressed", "inconclusive"]
@@ -107,6 +108,7 @@ class CheckOutcome:
     tolerance: float = DEFAULT_TOLERANCE
     inconclusive_policy: InconclusivePolicy = "fail"
     notes: list[str] = field(default_factory=list)
+    overloaded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed_slos(self) -> list[dict[str, Any]]:
@@ -122,7 +124,7 @@ class CheckOutcome:
 
     @property
     def passed(self) -> bool:
-        if self.failed_slos or self.regressed:
+        if self.overloaded or self.failed_slos or self.regressed:
             return False
         return not (self.inconclusive and self.inconclusive_policy == "fail")
 
@@ -139,9 +141,15 @@ class CheckOutcome:
     def headline(self) -> str:
         """One sentence: the verdict and why."""
         parts = []
+        if self.overloaded:
+            names = ", ".join(str(entry["tier"]) for entry in self.overloaded)
+            word = "tier" if len(self.overloaded) == 1 else "tiers"
+            parts.append(f"{word} {names} OVERLOADED (not in steady state)")
         if self.slos:
             failed, total = len(self.failed_slos), len(self.slos)
-            if total == 1:
+            if self.overloaded and not failed:
+                parts.append(f"0 of {total} SLOs failed on figures that are not steady-state")
+            elif total == 1:
                 parts.append("the SLO failed" if failed else "the SLO is met")
             else:
                 parts.append(
@@ -166,6 +174,7 @@ class CheckOutcome:
             "exit_code": self.exit_code,
             "headline": self.headline(),
             "slos": self.slos,
+            "overloaded": self.overloaded,
             "baseline": self.baseline,
             "tolerance": self.tolerance,
             "inconclusive": self.inconclusive_policy,
@@ -349,18 +358,6 @@ def compare_results(
     return checks, notes
 
 
-def validate_baseline(data: Any, source: str) -> dict[str, Any]:
-    """The baseline result, or a UsageError saying why the file is not a capsim result."""
-    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
-        raise UsageError(
-            f"{source} is not a capsim result: expected the JSON written by "
-            "`capsim run SCENARIO --format json --output FILE`, with a `classes` mapping"
-        )
-    if not isinstance(data.get("tiers", {}), dict):
-        raise UsageError(f"{source}: `tiers` must be a mapping of tier results")
-    return data
-
-
 def check_result(
     current: dict[str, Any],
     *,
@@ -384,6 +381,7 @@ def check_result(
     return CheckOutcome(
         scenario=str(current.get("scenario", "")),
         slos=list(current.get("slos", [])),
+        overloaded=overload_failures(current),
         regressions=regressions,
         baseline=baseline_name if baseline is not None else None,
         tolerance=tolerance,

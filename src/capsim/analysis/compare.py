@@ -8,22 +8,31 @@ judged by an unpaired (Welch-style) interval built from them. docs/capacity.md h
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from capsim.analysis.points import Progress
+from capsim.analysis.report import overload_failures
+from capsim.analysis.results import (
+    MAX_RESULT_BYTES,
+    NotAResult,
+    decode_result,
+    parse_result_json,
+    validate_result,
+)
 from capsim.analysis.stats import student_t_quantile, t_interval
-from capsim.analysis.summary import summarise, time_statistics
+from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import UsageError
 from capsim.model.build import build_model
-from capsim.model.types import Model
+from capsim.model.types import STATISTICS, Model
+from capsim.safeio import read_capped
 from capsim.scenario import load_scenario
+from capsim.textsafe import visible
 
 #: Class figures compared, as dotted keys of a class entry of `capsim run`'s JSON.
 CLASS_METRICS: tuple[str, ...] = (
@@ -34,39 +43,52 @@ CLASS_METRICS: tuple[str, ...] = (
     "throughput",
     "error_rate",
 )
-TIER_METRICS: tuple[str, ...] = ("utilization",)
+TIER_METRICS: tuple[str, ...] = ("utilization", "occupancy")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
-    """A saved `capsim run --format json` result, or None when the file is not one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    if not text.lstrip().startswith("{"):
+    """A saved `capsim run --format json` result, or None when the file is a scenario.
+
+    A file named `.json`, or whose JSON object has `capsim_version`, `classes`, `tiers` or
+    `command`, is a result and must be a well-formed one (`capsim.analysis.results`); other
+    text is a scenario, read again by the scenario loader.
+    """
+    source = str(path)
+    raw = read_capped(source, MAX_RESULT_BYTES, "a scenario or a capsim result")
+    named_json = path.suffix.lower() == ".json"
+    if not named_json and not raw.lstrip().startswith(b"{"):
         return None
+    text = decode_result(raw, source)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if (
-        isinstance(data, dict)
-        and "classes" in data
-        and "tiers" in data
-        and "capsim_version" in data
-    ):
-        return data
-    if isinstance(data, dict) and "command" in data:
-        raise UsageError(
-            f"{path} is a `capsim {data['command']}` result; compare takes scenarios or "
-            "`capsim run --format json` results"
-        )
+        data = parse_result_json(text, source)
+    except NotAResult:
+        if named_json or any(f'"{key}"'.encode() in raw for key in _RESULT_KEYS):
+            raise
+        return None  # a scenario in YAML's flow style: the scenario loader says what is wrong
+    if named_json or (isinstance(data, dict) and _RESULT_KEYS & data.keys()):
+        return validate_result(data, source)
     return None
+
+
+def _asked_metrics(*results: dict[str, Any]) -> list[str]:
+    """Class figures compared beyond CLASS_METRICS: the percentiles asked for with
+    `--percentiles` and the shares over limits (`share_over.<limit>`) either side reports."""
+    found: dict[str, None] = {}
+    for data in results:
+        for entry in data["classes"].values():
+            found.update((f"latency.{k}", None) for k in entry["latency"] if k not in STATISTICS)
+            found.update((f"share_over.{k}", None) for k in entry.get("share_over", {}))
+    return list(found)
+
+
+_RESULT_KEYS = {"capsim_version", "classes", "tiers", "command"}
 
 
 def _get(entry: dict[str, Any], dotted: str) -> float | None:
     node: Any = entry
-    for part in dotted.split("."):
+    # A share's key is a number of seconds with a point in it (`share_over.0.3`).
+    parts = ["share_over", dotted[11:]] if dotted.startswith("share_over.") else dotted.split(".")
+    for part in parts:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
@@ -76,14 +98,20 @@ def _get(entry: dict[str, Any], dotted: str) -> float | None:
 def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
     """Per class and metric, one estimate per replication (for paired intervals)."""
     out: dict[str, dict[str, list[float]]] = {}
+    percentiles = percentile_table(model)
     for traffic in model.classes:
         per_metric: dict[str, list[float]] = {m: [] for m in CLASS_METRICS}
         for run in runs:
             measured = run.classes[traffic.index]
-            stats = time_statistics(measured.latency)
-            for stat in ("mean", "p50", "p95", "p99"):
-                value = stats[stat]
-                per_metric[f"latency.{stat}"].append(math.nan if value is None else float(value))
+            stats = time_statistics(measured.latency, percentiles)
+            for stat, value in stats.items():
+                per_metric.setdefault(f"latency.{stat}", []).append(
+                    math.nan if value is None else float(value)
+                )
+            for limit in model.share_over:
+                per_metric.setdefault(f"share_over.{share_key(limit)}", []).append(
+                    measured.latency.share_over(limit)
+                )
             per_metric["throughput"].append(measured.completed / run.duration)
             finished = measured.completed + measured.errors
             per_metric["error_rate"].append(measured.errors / finished if finished else 0.0)
@@ -94,12 +122,13 @@ def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str,
 def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for tier in model.tiers:
-        values = []
+        busy, held = [], []
         for run in runs:
             tier_run = run.tiers[tier.index]
-            workers = max(tier_run.workers or tier.workers, 1)
-            values.append(tier_run.busy_time / (workers * run.duration))
-        out[tier.name] = {"utilization": values}
+            capacity = max(tier_run.workers or tier.workers, 1) * run.duration
+            busy.append(tier_run.busy_time / capacity)
+            held.append(max(tier_run.occupied_time, tier_run.busy_time) / capacity)
+        out[tier.name] = {"utilization": busy, "occupancy": held}
     return out
 
 
@@ -120,12 +149,15 @@ def _load_side(path: Path, overrides: Sequence[str]) -> _Side | Model:
     if saved is not None:
         if overrides:
             raise UsageError(f"--set changes scenarios, but {path} is a saved result")
-        return _Side(str(path), saved, "result")
+        return _Side(visible(str(path)), saved, "result")
     return build_model(load_scenario(path, overrides))
 
 
 def _simulated_side(path: Path, model: Model, runs: list[RunResult], capsim_version: str) -> _Side:
-    side = _Side(str(path), summarise(model, runs, capsim_version=capsim_version).data, "scenario")
+    # A file name may hold any byte but "/" and NUL: the label is text any output can hold.
+    side = _Side(
+        visible(str(path)), summarise(model, runs, capsim_version=capsim_version).data, "scenario"
+    )
     side.classes = _class_estimates(model, runs)
     side.tiers = _tier_estimates(model, runs)
     return side
@@ -193,7 +225,7 @@ def _difference(
     method = None
     estimates = a.classes if section == "classes" else a.tiers
     estimates_b = b.classes if section == "classes" else b.tiers
-    if paired and name in estimates and name in estimates_b:
+    if paired and metric in estimates.get(name, {}) and metric in estimates_b.get(name, {}):
         pairs = [
             y - x
             for x, y in zip(estimates[name][metric], estimates_b[name][metric], strict=True)
@@ -236,8 +268,9 @@ def compare(
         and a.data.get("replications") == b.data.get("replications")
         and int(a.data.get("replications", 1)) >= 2
     )
+    class_metrics = [*CLASS_METRICS, *_asked_metrics(a.data, b.data)]
     classes = {
-        name: {m: _difference(a, b, "classes", name, m, paired) for m in CLASS_METRICS}
+        name: {m: _difference(a, b, "classes", name, m, paired) for m in class_metrics}
         for name in dict.fromkeys([*a.data["classes"], *b.data["classes"]])
     }
     tiers = {
@@ -278,5 +311,15 @@ def _side_summary(side: _Side) -> dict[str, Any]:
         "seed": side.data.get("seed"),
         "replications": side.data.get("replications"),
         "duration": side.data.get("duration"),
-        "passed": side.data.get("passed"),
+        "passed": _passed(side.data),
+        "overloaded": overload_failures(side.data),
     }
+
+
+def _passed(data: dict[str, Any]) -> bool | None:
+    """The side's verdict; an overloaded tier fails it even in a result file that predates the
+    rule (docs/results.md, "Overload fails the run")."""
+    passed = data.get("passed")
+    if overload_failures(data):
+        return False
+    return passed if isinstance(passed, bool) else None

@@ -321,3 +321,85 @@ def closed_network(
         utilization.append(float(np.sum(np.minimum(n, servers[i]) * marginal)) / servers[i])
     response = users / throughput - think_time
     return ClosedFigures(throughput, response, queue, utilization)
+
+
+def batch_poisson_mg1(
+    batch_rate: float,
+    size_mean: float,
+    size_second: float,
+    mean_service: float,
+    second_service: float,
+) -> QueueFigures:
+    """M^X/G/1: batches at Poisson rate `batch_rate`, batch size X (E[X], E[X^2]), one FIFO
+    server, service S (E[S], E[S^2]) per request. Exact mean wait of a request:
+
+        Wq = lam E[B^2] / (2 (1 - rho)) + E[S] (E[X^2] - E[X]) / (2 E[X])
+
+    with B the work of a batch (E[B^2] = E[X] Var S + E[X^2] E[S]^2) and rho = lam E[X] E[S]:
+    the first term is the batch's own P-K wait, the second the requests ahead of it in its
+    batch (the size-biased count). Gross, Shortle, Thompson & Harris, Fundamentals of Queueing
+    Theory (4th ed.), section 3.2 (M^[X]/M/1) and section 5.1 (M^[X]/G/1); for exponential
+    service it reduces to L = rho (E[X^2] + E[X]) / (2 E[X] (1 - rho))."""
+    rho = batch_rate * size_mean * mean_service
+    if rho >= 1.0:
+        raise ValueError(f"unstable: rho={rho:.3g} >= 1")
+    variance = second_service - mean_service * mean_service
+    batch_work_second = size_mean * variance + size_second * mean_service * mean_service
+    mean_wait = batch_rate * batch_work_second / (2.0 * (1.0 - rho)) + mean_service * (
+        size_second - size_mean
+    ) / (2.0 * size_mean)
+    return QueueFigures(
+        utilization=rho,
+        p_wait=1.0 - (1.0 - rho) / size_mean,
+        mean_wait=mean_wait,
+        mean_sojourn=mean_wait + mean_service,
+        method="M^X/G/1 (batch Poisson arrivals)",
+        exact=True,
+        throughput=batch_rate * size_mean,
+    )
+
+
+def mmpp2_m1(
+    rates: tuple[float, float], mean_sojourn: tuple[float, float], mean_service: float
+) -> QueueFigures:
+    """MMPP(2)/M/1: a two-state MMPP into one FIFO server with exponential service, exactly.
+
+    (requests present, MMPP state) is a quasi-birth-death process; its stationary law is
+    matrix-geometric (Neuts 1981): pi_n = pi_0 R^n, R the minimal solution of
+    A0 + R A1 + R^2 A2 = 0 with A0 = Lambda, A1 = Q - Lambda - mu I, A2 = mu I, found by
+    iterating R <- -(A0 + R^2 A2) A1^-1; pi_0 (Q - Lambda + R A2) = 0, pi_0 (I - R)^-1 1 = 1.
+    The mean number present L = pi_0 R (I - R)^-2 1, and W = L / lambda (Little)."""
+    a, b = 1.0 / mean_sojourn[0], 1.0 / mean_sojourn[1]
+    mu = 1.0 / mean_service
+    lam = (rates[0] * mean_sojourn[0] + rates[1] * mean_sojourn[1]) / sum(mean_sojourn)
+    rho = lam * mean_service
+    if rho >= 1.0:
+        raise ValueError(f"unstable: rho={rho:.3g} >= 1")
+    phases = np.array([[-a, a], [b, -b]])
+    arrivals = np.diag(rates)
+    eye = np.eye(2)
+    local_inverse = np.linalg.inv(phases - arrivals - mu * eye)
+    r = np.zeros((2, 2))
+    for _ in range(1_000_000):
+        following = -(arrivals + mu * (r @ r)) @ local_inverse
+        if np.abs(following - r).max() < 1e-14:
+            r = following
+            break
+        r = following
+    else:
+        raise ValueError("the matrix-geometric iteration did not converge")
+    inverse = np.linalg.inv(eye - r)
+    system = np.column_stack([phases - arrivals + mu * r, inverse @ np.ones(2)])
+    pi0 = np.linalg.lstsq(system.T, np.array([0.0, 0.0, 1.0]), rcond=None)[0]
+    present = float(pi0 @ r @ inverse @ inverse @ np.ones(2))
+    sojourn = present / lam
+    return QueueFigures(
+        utilization=rho,
+        # Arrivals see the system as the rates weight it (not PASTA): empty with pi_0 Lambda 1 / lam.
+        p_wait=1.0 - float(pi0 @ arrivals @ np.ones(2)) / lam,
+        mean_wait=sojourn - mean_service,
+        mean_sojourn=sojourn,
+        method="MMPP(2)/M/1 (matrix-geometric)",
+        exact=True,
+        throughput=lam,
+    )

@@ -16,12 +16,18 @@ from typing import Any
 from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
-from capsim.analysis.summary import evaluate_slo, summarise, time_statistics
+from capsim.analysis.summary import (
+    evaluate_slo,
+    percentile_table,
+    slo_figure,
+    summarise,
+    time_statistics,
+)
 from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import Interrupted
-from capsim.model.types import Model, Simulation, Slo
+from capsim.model.types import STATISTICS, Model, Simulation, Slo
 
 Progress = Callable[[float, str], None]
 
@@ -32,17 +38,9 @@ def open_rate(model: Model) -> float:
 
 
 def scale_open_traffic(model: Model, factor: float) -> Model:
-    """`model` with every open class's rate (and profile) multiplied by `factor`; mix unchanged."""
-    classes = tuple(
-        c
-        if c.is_closed
-        else replace(
-            c,
-            rate=None if c.rate is None else c.rate * factor,
-            profile=tuple(replace(p, rate=p.rate * factor) for p in c.profile),
-        )
-        for c in model.classes
-    )
+    """`model` with every open class's rate (and profile, MMPP rates, batch rate) multiplied by
+    `factor`, a trace replayed `factor` times faster; mix unchanged."""
+    classes = tuple(c if c.is_closed else c.scaled(factor) for c in model.classes)
     return replace(model, classes=classes)
 
 
@@ -55,6 +53,29 @@ def with_run_length(model: Model, duration: float | None, replications: int | No
     if replications is not None:
         simulation = Simulation(simulation.duration, simulation.warmup, replications)
     return replace(model, simulation=simulation)
+
+
+def at_max_replicas(model: Model) -> tuple[Model, list[str]]:
+    """`model` with every autoscaled tier fixed at its `autoscale.max` instances (docs/capacity.md,
+    "Autoscaled tiers"), and one sentence per such tier saying so.
+
+    Capacity questions (how much load, how many instances) are about the capacity the tier can
+    reach; the autoscaler's lag is a question of dynamics, for `capsim run` with a profile.
+    """
+    tiers = []
+    notes = []
+    for tier in model.tiers:
+        scaler = tier.autoscale
+        if scaler is None:
+            tiers.append(tier)
+            continue
+        tiers.append(replace(tier, instances=scaler.max, autoscale=None))
+        notes.append(
+            f"tier {tier.name} autoscales ({scaler.min}..{scaler.max} instances): evaluated at "
+            f"its max of {scaler.max} instances, all ready (the autoscaler's lag is not counted; "
+            "see capsim run with a profile)"
+        )
+    return replace(model, tiers=tuple(tiers)), notes
 
 
 def light_load_solution(model: Model, capsim_version: str) -> dict[str, Any]:
@@ -128,12 +149,18 @@ class Point:
 
 def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     """The SLO's statistic as measured by one replication alone (NaN when it has no data)."""
+    percentiles = percentile_table(model)
+    path = slo_figure(slo)
+    figure, statistic = path[0], path[-1]
     if slo.class_index is not None:
         measured = run.classes[slo.class_index]
         if slo.statistic == "error_rate":
             finished = measured.completed + measured.errors
             return measured.errors / finished if finished else 0.0
-        value = time_statistics(measured.latency).get(slo.statistic)
+        if slo.statistic == "share_over":
+            assert slo.threshold is not None
+            return measured.latency.share_over(slo.threshold)
+        value = time_statistics(measured.latency, percentiles).get(statistic)
         return math.nan if value is None else float(value)
     assert slo.tier_index is not None
     tier_run = run.tiers[slo.tier_index]
@@ -142,7 +169,12 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
         return tier_run.busy_time / (workers * run.duration)
     if slo.statistic == "occupancy":
         return max(tier_run.occupied_time, tier_run.busy_time) / (workers * run.duration)
-    value = time_statistics(tier_run.wait).get(slo.statistic)
+    if slo.statistic == "backlog":
+        return float(tier_run.queue_max)
+    histogram = tier_run.age if figure == "age" else tier_run.wait
+    if histogram is None:
+        return math.nan
+    value = time_statistics(histogram, percentiles).get(statistic)
     return math.nan if value is None else float(value)
 
 
@@ -229,6 +261,17 @@ def _judge(
     return Point(model, report, checks, estimates)
 
 
+def asked_figures(entry: dict[str, Any]) -> dict[str, Any]:
+    """A class's figures asked for beyond the usual ones: extra percentiles (`--percentiles`)
+    and `share_over`, for the per-class entries of a search's points."""
+    extra: dict[str, Any] = {
+        name: value for name, value in entry["latency"].items() if name not in STATISTICS
+    }
+    if "share_over" in entry:
+        extra["share_over"] = entry["share_over"]
+    return extra
+
+
 def headline(data: dict[str, Any]) -> dict[str, float | None]:
     """p50 and p99 of the worst class (the highest of each over classes), overall error rate."""
     p50 = [c["latency"]["p50"] for c in data["classes"].values() if c["latency"]["p50"] is not None]
@@ -246,6 +289,8 @@ __all__ = [
     "Point",
     "Progress",
     "SloCheck",
+    "asked_figures",
+    "at_max_replicas",
     "check_slos",
     "headline",
     "light_load_solution",

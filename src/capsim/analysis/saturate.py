@@ -3,8 +3,11 @@
 Every open class's rate is scaled by one factor (the mix stays as written; closed classes stay
 as written). The analytic light-load bounds give the starting bracket; simulation with
 replications and common random numbers measures the curve and refines three rates:
-the saturation rate (utilisation law on the bottleneck), the knee of p99 and the highest rate
-at which every SLO holds. docs/capacity.md states each decision rule.
+the saturation rate (utilisation law on the bottleneck, moved when its confirmation fails), the
+knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
+lower bound, and only a rate verified at the scenario's run length). Points near saturation run
+longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
+decision rule.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 from capsim.analysis.points import (
     Point,
     Progress,
+    asked_figures,
+    at_max_replicas,
     headline,
     light_load_solution,
     measure,
@@ -24,10 +29,11 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
+from capsim.analysis.stats import NOISE_FACTOR
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
-from capsim.model.types import Model
+from capsim.model.types import Model, Tier
 
 #: Fractions of the analytic saturation rate measured first.
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1)
@@ -37,6 +43,18 @@ SATURATED_OCCUPANCY = 0.97
 REQUESTS_PER_POINT = 30_000
 #: Shortest search-point duration (seconds of simulated time) chosen automatically.
 MIN_SEARCH_DURATION = 5.0
+#: A point within this fraction of the saturation estimate (either side) is "near saturation".
+NEAR_SATURATION = 0.2
+#: Near saturation a point runs for at least this many relaxation times of the bottleneck ...
+RELAXATION_TIMES = 20.0
+#: ... but at most this many times the search duration.
+MAX_STRETCH = 4.0
+#: Each failed verification moves the candidate rate down by this fraction.
+VERIFY_STEP = 0.05
+#: Verifications tried before max_rate_meeting_slos is given up as unknown.
+MAX_VERIFICATIONS = 8
+#: Times a failed confirmation below the estimate may move it.
+MAX_MOVES = 3
 
 
 @dataclass
@@ -52,6 +70,17 @@ class CurvePoint:
         held = max(entry.get("occupancy") or 0.0, entry["utilization"] or 0.0)
         return held * usable
 
+    def occupancy_upper(self, tier: str, usable: float) -> float:
+        """The upper end of the 95% interval of the share held (the estimate without one)."""
+        entry = self.point.report.data["tiers"][tier]
+        intervals = entry.get("ci95") or {}
+        highs = [
+            interval[1]
+            for key in ("occupancy", "utilization")
+            if (interval := intervals.get(key)) is not None and interval[1] is not None
+        ]
+        return max(self.occupancy(tier, usable), max(highs, default=0.0) * usable)
+
     def as_dict(self, model: Model) -> dict[str, Any]:
         data = self.point.report.data
         figures = headline(data)
@@ -62,6 +91,7 @@ class CurvePoint:
             "error_rate": figures["error_rate"],
             "utilization": {name: t["utilization"] for name, t in data["tiers"].items()},
             "occupancy": {name: t.get("occupancy") for name, t in data["tiers"].items()},
+            "duration": self.point.model.simulation.duration,
             "stable": self.point.stable,
             "meets_slos": self.point.meets if model.slos else None,
             "classes": {
@@ -72,6 +102,7 @@ class CurvePoint:
                     "p99": c["latency"]["p99"],
                     "p99_ci95": (c.get("ci95") or {}).get("latency.p99"),
                     "error_rate": c["error_rate"],
+                    **asked_figures(c),
                 }
                 for name, c in data["classes"].items()
             },
@@ -98,8 +129,55 @@ def default_search_duration(model: Model, saturation_rate: float) -> float:
     return min(model.simulation.duration, wanted)
 
 
+def relaxation_time(rate: float, saturation_rate: float, bottleneck_rate: float) -> float:
+    """How long the bottleneck's queue takes to forget where it started, at `rate`.
+
+    Morse's M/M/1 relaxation time 1 / (lambda (1 - sqrt(rho))^2), with lambda the bottleneck's
+    arrival rate at saturation and rho = min(rate / saturation, saturation / rate): the distance
+    from saturation on either side (above it, the growth must stand out from the same noise).
+    """
+    if saturation_rate <= 0 or rate <= 0 or bottleneck_rate <= 0:
+        return 0.0
+    rho = min(rate / saturation_rate, saturation_rate / rate, 0.999)
+    return 1.0 / (bottleneck_rate * (1.0 - math.sqrt(rho)) ** 2)
+
+
+def near_saturation_duration(
+    base: float,
+    rate: float,
+    saturation_rate: float | None,
+    bottleneck_rate: float,
+    cap: float = math.inf,
+) -> float:
+    """The run length of a point (docs/capacity.md, "Near saturation"): `base`, stretched
+    within NEAR_SATURATION of the saturation estimate to RELAXATION_TIMES relaxation times, at
+    most MAX_STRETCH x `base` and at most `cap` (the request limit's share)."""
+    if saturation_rate is None or not math.isfinite(saturation_rate) or saturation_rate <= 0:
+        return base
+    if abs(rate / saturation_rate - 1.0) > NEAR_SATURATION:
+        return base
+    wanted = RELAXATION_TIMES * relaxation_time(rate, saturation_rate, bottleneck_rate)
+    return max(base, min(wanted, MAX_STRETCH * base, cap))
+
+
+def stability_resolution(point: CurvePoint, share: float) -> float:
+    """The slowest overload (in open requests per second) the stability rule tells apart from
+    a steady state at this point: growth must stand NOISE_FACTOR standard deviations above the
+    counting noise of arrivals and departures, sqrt(2 lambda T) over a window T, so
+    NOISE_FACTOR x sqrt(2 lambda / T) per second at the bottleneck, lambda its arrival rate."""
+    window = point.point.model.simulation.duration
+    arrivals = point.rate * max(share, 1e-12)
+    if window <= 0 or arrivals <= 0:
+        return 0.0
+    return NOISE_FACTOR * math.sqrt(2.0 * arrivals / window) / max(share, 1e-12)
+
+
 class _Searcher:
-    """Measures scaled copies of one model, with a running count for the progress bar."""
+    """Measures scaled copies of one model, with a running count for the progress bar.
+
+    `saturation_rate` and `bottleneck_share` (the bottleneck's arrivals per open request) are
+    the current saturation estimate, which decides how long a point near it runs.
+    """
 
     def __init__(
         self,
@@ -120,6 +198,21 @@ class _Searcher:
         self.budget = budget
         self.done = 0
         self.cache: dict[float, CurvePoint] = {}
+        self.saturation_rate: float | None = None
+        self.bottleneck_share = 1.0
+
+    def duration_at(self, rate: float, model: Model) -> float:
+        """`model`'s run length, stretched near the saturation estimate."""
+        simulation = model.simulation
+        per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
+        cap = 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
+        return near_saturation_duration(
+            simulation.duration,
+            rate,
+            self.saturation_rate,
+            (self.saturation_rate or 0.0) * self.bottleneck_share,
+            cap,
+        )
 
     def at(self, rate: float, what: str) -> CurvePoint:
         return self.at_all([rate], what)[0]
@@ -142,7 +235,15 @@ class _Searcher:
                 self.progress(whole, label)
 
         labels = [f"point {done + i + 1}: {what} at {rate:.4g}/s" for i, rate in enumerate(rates)]
-        models = [scale_open_traffic(self.model, rate / self.base_rate) for rate in rates]
+        # Each point's run length is decided now, from the current saturation estimate: a batch
+        # is measured exactly as its points one after another would be.
+        models = [
+            scale_open_traffic(
+                with_run_length(self.model, self.duration_at(rate, self.model), None),
+                rate / self.base_rate,
+            )
+            for rate in rates
+        ]
         try:
             points = measure_all(
                 models,
@@ -235,12 +336,18 @@ def find_saturation(
         raise UsageError(f"--knee-factor must be greater than 1, not {knee_factor:g}")
     if not 0 < precision < 0.5:
         raise UsageError(f"--precision must be between 0 and 0.5, not {precision:g}")
+    model, notes = at_max_replicas(model)
     analytic = light_load_solution(model, capsim_version)
     analytic_rates = {name: t["max_rate"] for name, t in analytic["tiers"].items()}
     analytic_bottleneck = analytic["bottleneck"]["tier"]
     analytic_saturation = analytic["bottleneck"]["saturation_rate"]
     if analytic_saturation is None or not math.isfinite(analytic_saturation):
         raise UsageError("no tier receives traffic, so nothing can saturate")
+    solved_rate = analytic["bottleneck"]["offered_rate"] or 0.0
+    shares = {
+        name: (t["offered_rate"] / solved_rate if solved_rate > 0 else 1.0)
+        for name, t in analytic["tiers"].items()
+    }
     search_duration = duration or default_search_duration(model, analytic_saturation)
     search_model = with_run_length(model, search_duration, replications)
     searcher = _Searcher(
@@ -252,8 +359,9 @@ def find_saturation(
         budget=len(GRID) + 16,
         executor=executor,
     )
+    searcher.saturation_rate = analytic_saturation
+    searcher.bottleneck_share = shares.get(analytic_bottleneck, 1.0)
     usable = usable_share(model)
-    notes: list[str] = []
 
     def saturated(point: CurvePoint) -> bool:
         return not point.point.stable or any(
@@ -273,39 +381,77 @@ def find_saturation(
 
     # (1) Saturation: per tier, occupancy(rate) = 1 solved by a secant through the two highest
     # measured rates at which the system is stable and the tier below SATURATED_OCCUPANCY.
-    tiers_out: dict[str, dict[str, Any]] = {}
-    for tier in model.tiers:
-        name = tier.name
-        usable_points = [
-            p
-            for p in searcher.curve()
-            if p.point.stable and 0.02 < p.occupancy(name, usable[name]) < SATURATED_OCCUPANCY
-        ]
-        estimate: float | None = None
-        if len(usable_points) >= 2:
-            a, b = usable_points[-2], usable_points[-1]
-            occ_a, occ_b = a.occupancy(name, usable[name]), b.occupancy(name, usable[name])
-            slope = (occ_b - occ_a) / (b.rate - a.rate)
-            if slope > 0:
-                estimate = b.rate + (1.0 - occ_b) / slope
-        if estimate is None and usable_points:
-            last = usable_points[-1]
-            estimate = last.rate / last.occupancy(name, usable[name])
-        tiers_out[name] = {
-            "max_rate": estimate,
-            "max_rate_analytic": analytic_rates.get(name),
+    tiers_out: dict[str, dict[str, Any]] = {
+        tier.name: {
+            **_tier_saturation(searcher.curve(), tier.name, usable[tier.name], precision),
+            "max_rate_analytic": analytic_rates.get(tier.name),
+            "held_by": _held_by(tier),
         }
+        for tier in model.tiers
+    }
     measured = {n: t["max_rate"] for n, t in tiers_out.items() if t["max_rate"] is not None}
     bottleneck = min(measured, key=lambda n: measured[n]) if measured else analytic_bottleneck
     saturation_rate = measured.get(bottleneck) if measured else None
+    saturation_low = tiers_out[bottleneck]["max_rate_low"] if measured else None
+    if saturation_rate is not None:
+        searcher.saturation_rate = saturation_rate
+        searcher.bottleneck_share = shares.get(bottleneck, 1.0)
 
+    # A confirmation below the estimate that finds a tier overloaded moves the estimate: the
+    # boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3).
     confirmation: dict[str, Any] = {}
+    moves: list[dict[str, Any]] = []
+    while saturation_rate is not None:
+        below = searcher.at(0.9 * saturation_rate, "confirming saturation")
+        if below.point.stable or len(moves) >= MAX_MOVES:
+            break
+        stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
+        if not stable_below:
+            notes.append(
+                f"every measured rate up to {below.rate:.4g}/s had an overloaded tier: "
+                "no saturation estimate"
+            )
+            saturation_rate = saturation_low = None
+            break
+        lo, hi = stable_below[-1].rate, below.rate
+        while (hi - lo) / hi > precision:
+            # Saturation lies below `hi`: points near it run long enough to tell (step 3).
+            searcher.saturation_rate = hi
+            middle = 0.5 * (lo + hi)
+            if searcher.at(middle, "moving the saturation estimate").point.stable:
+                lo = middle
+            else:
+                hi = middle
+        unstable = (
+            searcher.at(hi, "").point.report.unstable_tiers or below.point.report.unstable_tiers
+        )
+        moved_to = 0.5 * (lo + hi)
+        if unstable and unstable[0] in tiers_out:
+            bottleneck = unstable[0]
+        low = lo - stability_resolution(searcher.at(lo, ""), shares.get(bottleneck, 1.0))
+        moves.append(
+            {"from": saturation_rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
+        )
+        notes.append(
+            f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {saturation_rate:.4g}/s) "
+            f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
+            f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
+            f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
+            "run length cannot be ruled out)"
+        )
+        if bottleneck in tiers_out:
+            tiers_out[bottleneck]["max_rate"] = moved_to
+            tiers_out[bottleneck]["max_rate_low"] = low
+            tiers_out[bottleneck]["max_rate_source"] = "stability bisection"
+        saturation_rate, saturation_low = moved_to, low
+        searcher.saturation_rate = saturation_rate
+        searcher.bottleneck_share = shares.get(bottleneck, 1.0)
     if saturation_rate is not None:
         below, above = searcher.at_all(
             [0.9 * saturation_rate, 1.1 * saturation_rate], "confirming saturation"
         )
         confirmation = {
-            "below": {"rate": below.rate, "stable": below.point.stable},
+            "below": {"rate": below.rate, "stable": below.point.stable, "moves": moves},
             "above": {
                 "rate": above.rate,
                 "saturated": saturated(above),
@@ -313,11 +459,113 @@ def find_saturation(
                 or above.occupancy(bottleneck, usable[bottleneck]) >= SATURATED_OCCUPANCY,
             },
         }
+        if not below.point.stable:
+            notes.append(
+                f"the saturation estimate could not be confirmed: at {below.rate:.4g}/s tier "
+                f"{', '.join(below.point.report.unstable_tiers)} is still overloaded"
+            )
 
-    # (2) Knee: the lowest rate where some class's p99 reaches knee_factor x its low-load p99.
+    knee_rate = _find_knee(searcher, knee_factor, precision, notes)
+
+    # (3) The highest rate at which every SLO holds by its upper 95% bound, never above any
+    # tier's saturation estimate (its lower bound), then verified at the scenario's run length.
+    lows = [t["max_rate_low"] for t in tiers_out.values() if t["max_rate_low"] is not None]
+    if saturation_low is not None:
+        lows.append(saturation_low)
+    ceiling = min(lows) if lows else None
+    max_rate_meeting: float | None = None
+    verification: dict[str, Any] | None = None
+    slos: list[dict[str, Any]] = []
+    if not model.slos:
+        notes.append("the scenario has no SLOs, so max_rate_meeting_slos is not defined")
+    else:
+        candidate = _slo_limit(searcher, ceiling, precision, notes)
+        if candidate is not None:
+            checked, verification = _verify(
+                searcher,
+                model,
+                candidate,
+                precision,
+                verify=verify,
+                progress=progress,
+                max_requests=max_requests,
+                notes=notes,
+            )
+            if checked is not None:
+                max_rate_meeting = checked.rate
+                slos = [check.as_dict() for check in checked.point.checks]
+
+    if progress:
+        progress(1.0, "done")
+    return {
+        "capsim_version": capsim_version,
+        "scenario": model.name,
+        "command": "saturate",
+        "seed": model.seed,
+        "replications": replications,
+        "duration": search_duration,
+        "offered_rate": base_rate,
+        "bottleneck": bottleneck,
+        "saturation_rate": saturation_rate,
+        "saturation_rate_low": saturation_low,
+        "knee_rate": knee_rate,
+        "knee_factor": knee_factor,
+        "max_rate_meeting_slos": max_rate_meeting,
+        "slo_ceiling": ceiling,
+        "analytic": {"bottleneck": analytic_bottleneck, "saturation_rate": analytic_saturation},
+        "confirmation": confirmation,
+        "verification": verification,
+        "tiers": tiers_out,
+        "curve": [p.as_dict(model) for p in searcher.curve()],
+        "slos": slos,
+        "evaluations": searcher.done,
+        "notes": notes,
+    }
+
+
+def _held_by(tier: Tier) -> str:
+    """The figure that saturates a tier: workers held (occupancy) where they block on their
+    calls or consume a queue, the work itself (utilisation) elsewhere."""
+    makes_calls = any(work.calls for work in tier.work)
+    return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
+
+
+def _tier_saturation(
+    curve: list[CurvePoint], name: str, usable: float, precision: float
+) -> dict[str, float | None]:
+    """One tier's simulated saturation rate (`max_rate`) and its lower bound (`max_rate_low`).
+
+    The secant through the two highest stable points below SATURATED_OCCUPANCY (one point:
+    through the origin). The lower bound solves the same line for the upper end of the last
+    point's 95% interval of the share held, and is at least `precision` below the estimate.
+    """
+    points = [
+        p
+        for p in curve
+        if p.point.stable and 0.02 < p.occupancy(name, usable) < SATURATED_OCCUPANCY
+    ]
+    if not points:
+        return {"max_rate": None, "max_rate_low": None}
+    last = points[-1]
+    held, held_high = last.occupancy(name, usable), last.occupancy_upper(name, usable)
+    estimate = last.rate / held
+    low = last.rate / min(held_high, 1.0)
+    if len(points) >= 2:
+        first = points[-2]
+        slope = (held - first.occupancy(name, usable)) / (last.rate - first.rate)
+        if slope > 0:
+            estimate = last.rate + (1.0 - held) / slope
+            low = last.rate + max(1.0 - held_high, 0.0) / slope
+    low = min(low, estimate * (1.0 - precision))
+    return {"max_rate": estimate, "max_rate_low": low}
+
+
+def _find_knee(
+    searcher: _Searcher, knee_factor: float, precision: float, notes: list[str]
+) -> float | None:
+    """(2) The lowest rate where some class's p99 reaches knee_factor x its low-load p99."""
     curve = searcher.curve()
     low = curve[0]
-    knee_rate: float | None = None
     previous = low
     for point in curve[1:]:
         if _knee_ratio(point, low) >= knee_factor:
@@ -334,95 +582,145 @@ def find_saturation(
                 _knee_ratio(searcher.at(hi, ""), low),
             )
             if math.isfinite(r_hi) and r_hi > r_lo:
-                knee_rate = lo + (hi - lo) * (knee_factor - r_lo) / (r_hi - r_lo)
-            else:
-                knee_rate = lo
-            break
+                return lo + (hi - lo) * (knee_factor - r_lo) / (r_hi - r_lo)
+            return lo
         previous = point
-    if knee_rate is None:
-        notes.append(f"p99 never reached {knee_factor:g}x its low-load value on the measured curve")
+    notes.append(f"p99 never reached {knee_factor:g}x its low-load value on the measured curve")
+    return None
 
-    # (3) The highest rate at which every SLO holds by its upper 95% bound.
-    max_rate_meeting: float | None = None
-    slo_point: CurvePoint | None = None
-    if not model.slos:
-        notes.append("the scenario has no SLOs, so max_rate_meeting_slos is not defined")
-    else:
-        curve = searcher.curve()
-        if not curve[0].point.meets:
-            notes.append(
-                f"the SLOs fail even at {curve[0].rate:.4g}/s "
-                f"({GRID[0]:.0%} of the analytic saturation rate): "
-                + "; ".join(curve[0].point.failures)
-            )
+
+def _slo_limit(
+    searcher: _Searcher, ceiling: float | None, precision: float, notes: list[str]
+) -> float | None:
+    """The highest search point meeting every SLO, at most `ceiling` (bisected to `precision`)."""
+
+    def passes(point: CurvePoint) -> bool:
+        return point.point.meets and (ceiling is None or point.rate <= ceiling * (1 + 1e-9))
+
+    curve = searcher.curve()
+    if not curve[0].point.meets:
+        notes.append(
+            f"the SLOs fail even at {curve[0].rate:.4g}/s "
+            f"({GRID[0]:.0%} of the analytic saturation rate): "
+            + "; ".join(curve[0].point.failures)
+        )
+        return None
+    passing = curve[0]
+    failing: float | None = None
+    for point in curve[1:]:
+        if passes(point):
+            passing = point
         else:
-            passing = curve[0]
-            failing: CurvePoint | None = None
-            for point in curve[1:]:
-                if point.point.meets:
-                    passing = point
-                else:
-                    failing = point
-                    break
-            if failing is None:
-                max_rate_meeting = passing.rate
-                notes.append("every measured rate met the SLOs")
-            else:
-                lo, _ = _bisect(
-                    searcher,
-                    passing.rate,
-                    failing.rate,
-                    lambda p: p.point.meets,
-                    precision,
-                    "searching the SLO limit",
-                )
-                max_rate_meeting = lo
-            slo_point = searcher.at(max_rate_meeting, "")
-
-    verification: dict[str, Any] | None = None
-    slos: list[dict[str, Any]] = []
-    if slo_point is not None and max_rate_meeting is not None:
-        checked = slo_point
-        if verify:
-            if progress:
-                progress(0.999, "verifying at the scenario's own run length")
-            full = measure(
-                scale_open_traffic(model, max_rate_meeting / base_rate),
-                capsim_version=capsim_version,
-                max_requests=max_requests,
-                executor=executor,
+            failing = point.rate
+            break
+    if ceiling is not None and passing.rate < ceiling and (failing is None or failing > ceiling):
+        # The SLOs hold up to the ceiling's neighbourhood: try the ceiling itself.
+        at_ceiling = searcher.at(ceiling, "searching the SLO limit")
+        if passes(at_ceiling):
+            notes.append(
+                f"max_rate_meeting_slos is capped at {ceiling:.4g}/s, the lower bound of the "
+                "saturation estimate: no rate at or beyond saturation is a safe answer"
             )
-            checked = CurvePoint(max_rate_meeting, max_rate_meeting / base_rate, full)
-            verification = {
-                "rate": max_rate_meeting,
-                "duration": model.simulation.duration,
-                "replications": model.simulation.replications,
-                "meets_slos": full.meets,
-                "failures": full.failures,
-            }
-        slos = [check.as_dict() for check in checked.point.checks]
+            return ceiling
+        failing = ceiling
+    if failing is None:
+        notes.append("every measured rate met the SLOs")
+        return passing.rate
+    lo, _ = _bisect(searcher, passing.rate, failing, passes, precision, "searching the SLO limit")
+    return lo
 
-    if progress:
-        progress(1.0, "done")
-    return {
-        "capsim_version": capsim_version,
-        "scenario": model.name,
-        "command": "saturate",
-        "seed": model.seed,
-        "replications": replications,
-        "duration": search_duration,
-        "offered_rate": base_rate,
-        "bottleneck": bottleneck,
-        "saturation_rate": saturation_rate,
-        "knee_rate": knee_rate,
-        "knee_factor": knee_factor,
-        "max_rate_meeting_slos": max_rate_meeting,
-        "analytic": {"bottleneck": analytic_bottleneck, "saturation_rate": analytic_saturation},
-        "confirmation": confirmation,
-        "verification": verification,
-        "tiers": tiers_out,
-        "curve": [p.as_dict(model) for p in searcher.curve()],
-        "slos": slos,
-        "evaluations": searcher.done,
-        "notes": notes,
+
+def _verify(
+    searcher: _Searcher,
+    model: Model,
+    candidate: float,
+    precision: float,
+    *,
+    verify: bool,
+    progress: Progress | None,
+    max_requests: float,
+    notes: list[str],
+) -> tuple[CurvePoint | None, dict[str, Any] | None]:
+    """Confirm `candidate` at the scenario's own run length; while it fails, go on below it.
+
+    Each failure moves the candidate down by VERIFY_STEP (up to MAX_VERIFICATIONS tries); once
+    one passes, the bracket between it and the lowest failed rate is bisected at full length to
+    `precision`. A rate whose verification failed is never returned. Without `verify` the
+    search point at `candidate` is the answer.
+    """
+    if not verify:
+        return searcher.at(candidate, ""), None
+    base_rate = searcher.base_rate
+    checked: dict[float, CurvePoint] = {}
+
+    def full(rate: float) -> CurvePoint:
+        key = round(rate, 9)
+        if key not in checked:
+            if progress:
+                progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
+            lengthened = with_run_length(model, searcher.duration_at(rate, model), None)
+            point = measure(
+                scale_open_traffic(lengthened, rate / base_rate),
+                capsim_version=searcher.capsim_version,
+                max_requests=max_requests,
+                executor=searcher.executor,
+            )
+            checked[key] = CurvePoint(rate, rate / base_rate, point)
+        return checked[key]
+
+    rate = candidate
+    passed: CurvePoint | None = None
+    failed: float | None = None
+    for _ in range(MAX_VERIFICATIONS):
+        point = full(rate)
+        if point.point.meets:
+            passed = point
+            break
+        failed = rate
+        rate *= 1.0 - VERIFY_STEP
+    if passed is not None and failed is not None:
+        low, high = passed.rate, failed
+        while (high - low) / high > precision:
+            middle = 0.5 * (low + high)
+            if full(middle).point.meets:
+                low = middle
+            else:
+                high = middle
+        passed = full(low)
+    attempts = [
+        {
+            "rate": p.rate,
+            "duration": p.point.model.simulation.duration,
+            "meets_slos": p.point.meets,
+            "failures": p.point.failures,
+        }
+        for p in sorted(checked.values(), key=lambda p: p.rate)
+    ]
+    if failed is not None:
+        notes.append(
+            f"the verification at {candidate:.4g}/s failed at the scenario's run length, so the "
+            "search went on below it"
+            + (f": verified at {passed.rate:.4g}/s" if passed is not None else "")
+        )
+    if passed is None:
+        notes.append(
+            f"no rate down to {rate / (1 - VERIFY_STEP):.4g}/s passed verification: "
+            "max_rate_meeting_slos is unknown"
+        )
+        last = attempts[0] if attempts else None
+        return None, {
+            "rate": None,
+            "duration": model.simulation.duration,
+            "replications": model.simulation.replications,
+            "meets_slos": False,
+            "failures": last["failures"] if last else [],
+            "attempts": attempts,
+        }
+    return passed, {
+        "rate": passed.rate,
+        "duration": passed.point.model.simulation.duration,
+        "replications": model.simulation.replications,
+        "meets_slos": True,
+        "failures": [],
+        "attempts": attempts,
     }

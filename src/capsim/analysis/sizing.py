@@ -16,6 +16,7 @@ from typing import Any
 from capsim.analysis.points import (
     Point,
     Progress,
+    at_max_replicas,
     light_load_solution,
     measure_all,
     open_rate,
@@ -33,6 +34,11 @@ REQUESTS_PER_POINT = 30_000
 MIN_SEARCH_DURATION = 5.0
 #: Upper bound on measured configurations before the search gives up.
 MAX_EVALUATIONS = 400
+#: Share of every sized tier's workers kept spare unless --headroom says otherwise
+#: (docs/capacity.md, "Headroom"): the answer keeps occupancy at or below 90%.
+DEFAULT_HEADROOM = 0.10
+#: Above this occupancy a tier of the answer gets a warning (with --headroom below 10%).
+WARN_OCCUPANCY = 0.90
 
 
 class SizingError(CapsimError):
@@ -405,7 +411,7 @@ def size_tiers(
     *,
     capsim_version: str,
     load: float = 1.0,
-    headroom: float | None = None,
+    headroom: float | None = DEFAULT_HEADROOM,
     redundancy: int = 0,
     replications: int = 3,
     duration: float | None = None,
@@ -415,19 +421,31 @@ def size_tiers(
 ) -> dict[str, Any]:
     """The cheapest capacity meeting every SLO at `load` x the scenario's open traffic.
 
+    `headroom` (default 10%): every sized tier keeps that share of its workers spare
+    (occupancy <= 1 - headroom); None or 0 allows the edge, and the answer then warns about
+    every tier above WARN_OCCUPANCY. Autoscaled tiers are evaluated at their `autoscale.max`
+    instances and sized by it (docs/capacity.md, "Autoscaled tiers").
     Raises SizingError (exit 1) when no capacity within the sizing limits meets the SLOs.
     """
-    target = scale_open_traffic(model, load)
-    dims = dimensions(target, redundancy)
+    autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
+    target, notes = at_max_replicas(scale_open_traffic(model, load))
+    dims = [
+        replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
+        if dim.name in autoscaled and dim.of == "instances"
+        else dim
+        for dim in dimensions(target, redundancy)
+    ]
     if not dims:
         raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
     extra: list[Slo] = []
     limit: dict[str, float] = {}
     for slo in model.slos:
-        # A utilisation limit bounds the work; the light-load bound counts held workers, which
-        # is the same thing only where workers are not held through their calls.
+        # The light-load bound counts held workers: an occupancy limit bounds exactly that, a
+        # utilisation limit (the work alone) only where workers are not held through calls.
         tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
-        if tier is not None and slo.statistic == "utilization" and not tier.blocking:
+        if tier is not None and (
+            slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
+        ):
             limit[tier.name] = min(limit.get(tier.name, 1.0), slo.limit)
     if headroom:
         for dim in dims:
@@ -493,7 +511,16 @@ def size_tiers(
             entry["was"] = capacity_of(original, of)
             entry[of] = capacity_of(tier, of)
             entry["path"] = scenario_path(tier, of)
+            scaler = autoscaled.get(tier.name)
+            if scaler is not None and of == "instances":
+                entry["was"] = scaler.max
+                entry["path"] = f"tiers.{tier.name}.autoscale.max"
             entry["one_fewer"] = _one_fewer(search, values, sized_dim, deciding, redundancy)
+        if tier.name in autoscaled:
+            entry["autoscale"] = "evaluated at autoscale.max"
+        measured = intact.report.data["tiers"].get(tier.name, {})
+        entry["utilization"] = measured.get("utilization")
+        entry["occupancy"] = measured.get("occupancy")
         if tier.cost_per_instance_hour is not None:
             priced = True
             entry["cost_per_hour"] = billed_units(tier) * tier.cost_per_instance_hour
@@ -508,6 +535,7 @@ def size_tiers(
         if priced and requests_per_second > 0
         else None
     )
+    warnings = _occupancy_warnings(tiers_out, by_name, headroom)
     if progress:
         progress(1.0, "done")
     return {
@@ -542,7 +570,32 @@ def size_tiers(
             for name in tiers_out
             if tiers_out[name]["sized"]
         },
+        "notes": notes,
+        "warnings": warnings,
     }
+
+
+def _occupancy_warnings(
+    tiers: dict[str, Any], sized: dict[str, Dimension], headroom: float | None
+) -> list[str]:
+    """A sentence per tier of the answer above WARN_OCCUPANCY (possible only with a headroom
+    below 10%, or for a tier that is not sized)."""
+    warnings = []
+    for name, entry in tiers.items():
+        held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0)
+        if held <= WARN_OCCUPANCY:
+            continue
+        why = (
+            f"--headroom {format_ratio(headroom or 0.0)} allows it"
+            if name in sized
+            else "it is not sized (sizing: fixed)"
+        )
+        warnings.append(
+            f"tier {name} is {held:.1%} occupied at the answer ({why}): near full occupancy "
+            "a little more traffic, or variance the model does not have, makes waits explode "
+            '(docs/capacity.md, "Headroom")'
+        )
+    return warnings
 
 
 def _one_fewer(

@@ -42,6 +42,8 @@ class SizingReport:
     bottleneck: dict[str, Any] | None = None
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     scenario_path: str = ""
+    #: The scenario's `description` (free text, may span lines; shown under the title).
+    description: str = ""
 
 
 def latency_cdfs(model: Model, runs: Sequence[RunResult], max_points: int = 200) -> dict[str, Any]:
@@ -98,7 +100,10 @@ def curve_from_saturation(saturation: dict[str, Any], model: Model) -> dict[str,
         "stable": [bool(point["stable"]) for point in points],
         "classes": {},
         "tiers": {
-            tier.name: {"utilization": [point["utilization"].get(tier.name) for point in points]}
+            tier.name: {
+                "utilization": [point["utilization"].get(tier.name) for point in points],
+                "occupancy": [(point.get("occupancy") or {}).get(tier.name) for point in points],
+            }
             for tier in model.tiers
         },
     }
@@ -174,6 +179,7 @@ def build_sizing_report(
         bottleneck=find_bottleneck(model, summary.data),
         costs=tier_costs(model),
         scenario_path=model.source,
+        description=model.description,
     )
     if not curve:
         report.curve_note = "The load curve was not computed (--no-curve)."

@@ -15,8 +15,19 @@ import numpy as np
 
 from capsim.analysis import formulas
 from capsim.errors import CapsimError
-from capsim.model.types import PERCENTILES, Call, Model, OneOf, Parallel, Step, Tier
-from capsim.model.visits import expected_visits
+from capsim.model.types import (
+    PERCENTILES,
+    BatchArrivals,
+    Call,
+    MmppArrivals,
+    Model,
+    OneOf,
+    Parallel,
+    Step,
+    Tier,
+    TrafficClass,
+)
+from capsim.model.visits import call_matrix, expected_visits
 
 
 class UnstableModelError(CapsimError):
@@ -182,17 +193,164 @@ def _station(
     return StationResult(total, instances, figures, hold, work, notes=notes)
 
 
+def capacity_key(tier: Tier, group: str = "instances") -> str:
+    """The scenario key that adds capacity to `tier` (to the station group `group` of a
+    database): what a suggestion to add capacity names, valid for that tier type."""
+    if tier.kind == "queue":
+        return "consumers"
+    if tier.kind == "database":
+        if tier.pool is not None and tier.pool.size < tier.workers:
+            return "pool.size"
+        return "replicas" if group == "replicas" else "instances"
+    return "instances"
+
+
+def _suggestion(tier: Tier, group: str) -> str:
+    """`--set tiers.orders.consumers=...`, with the value that would bring rho below 1."""
+    return f"--set tiers.{tier.name}.{capacity_key(tier, group)}=..."
+
+
+def _station_capacity(tier: Tier, station: StationResult) -> float:
+    """Requests per second an overloaded station group completes: offered / rho."""
+    if station.unstable_rho:
+        return station.arrival_rate / station.unstable_rho
+    return tier.workers / station.holding_time if station.holding_time else math.inf
+
+
+def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
+    """The share of class k's visits to `tier` turned away (a full waiting room, Erlang B):
+    the blocking probability of the group it goes to (a database's by the read ratio)."""
+    blocked = [st.figures.p_block if st.figures is not None else 0.0 for _, st in groups]
+    if len(groups) == 2:
+        read = tier.work[k].read_ratio
+        return (1 - read) * blocked[0] + read * blocked[1]
+    return blocked[0] if blocked else 0.0
+
+
+def synchronous_visits(model: Model) -> np.ndarray:
+    """V[k, i]: expected visits to tier i within one request of class k's own response: a
+    queue is visited (its publish), the work of its consumers is not."""
+    n = len(model.tiers)
+    visits = np.zeros((len(model.classes), n))
+    for traffic in model.classes:
+        matrix = call_matrix(model, traffic.index)
+        for tier in model.tiers:
+            if tier.is_async:
+                matrix[tier.index, :] = 0.0
+        entry = np.zeros(n)
+        entry[traffic.entry] = 1.0
+        visits[traffic.index] = np.linalg.solve((np.eye(n) - matrix).T, entry)
+    return visits
+
+
+def _lone_process_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
+    """The batch or MMPP class whose arrivals reach `tier` intact at a single FIFO server, if
+    the tier's only traffic is that class's first visit (where M^X/G/1 or MMPP/M/1 is exact)."""
+    visitors = [c for c in model.classes if visits[c.index, tier.index] > 0]
+    if len(visitors) != 1 or not isinstance(visitors[0].process, BatchArrivals | MmppArrivals):
+        return None
+    traffic = visitors[0]
+    single = tier.servers == 1 and tier.concurrency == 1 and tier.max_queue is None
+    if traffic.entry != tier.index or visits[traffic.index, tier.index] != 1.0 or not single:
+        return None
+    if isinstance(traffic.process, MmppArrivals):
+        service = tier.work[traffic.index].service_time
+        if service.kind != "exponential":
+            return None
+    return traffic
+
+
+def _exact_process_figures(
+    traffic: TrafficClass, mean_service: float, second_service: float
+) -> formulas.QueueFigures:
+    process = traffic.process
+    if isinstance(process, MmppArrivals):
+        return formulas.mmpp2_m1(process.rates, process.mean_sojourn, mean_service)
+    assert isinstance(process, BatchArrivals)
+    return formulas.batch_poisson_mg1(
+        process.batch_rate,
+        process.size_mean,
+        process.size_second_moment,
+        mean_service,
+        second_service,
+    )
+
+
+def _account_for_arrival_processes(
+    model: Model,
+    visits: np.ndarray,
+    means: np.ndarray,
+    seconds: np.ndarray,
+    holding: np.ndarray,
+    stations: dict[int, list[tuple[str, StationResult]]],
+) -> None:
+    """Batches or an MMPP alone at a single server get exact figures (M^X/G/1, MMPP/M/1);
+    anywhere else a trace, an MMPP or batches are Poisson at their mean rate, said in a note."""
+    for tier in model.tiers:
+        groups = stations[tier.index]
+        lone = _lone_process_station(model, tier, visits)
+        k = lone.index if lone is not None else -1
+        i = tier.index
+        if lone is not None and len(groups) == 1 and holding[i, k] == means[i, k]:
+            station = groups[0][1]
+            if station.figures is None and station.unstable_rho is None:
+                continue
+            try:
+                station.figures = _exact_process_figures(
+                    lone, float(means[i, k]), float(seconds[i, k])
+                )
+                station.unstable_rho = None
+            except ValueError:
+                station.figures = None
+            continue
+        for traffic in model.classes:
+            if traffic.process is None or visits[traffic.index, tier.index] <= 0:
+                continue
+            note = (
+                f"{traffic.arrivals} arrivals of class '{traffic.name}' counted as Poisson at "
+                "their mean rate (no formula for them here)"
+            )
+            for _, station in groups:
+                if note not in station.notes:
+                    station.notes.append(note)
+
+
+def _arrival_process_notes(
+    model: Model, stations: dict[int, list[tuple[str, StationResult]]]
+) -> list[str]:
+    """One sentence per class whose arrivals solve cannot model exactly."""
+    notes = []
+    for traffic in model.classes:
+        if traffic.process is None:
+            continue
+        approximated = any(
+            any(traffic.name in note for _, st in stations[t.index] for note in st.notes)
+            for t in model.tiers
+        )
+        if approximated:
+            notes.append(
+                f"class '{traffic.name}' has {traffic.arrivals} arrivals: solve has no formula for "
+                f"them here and treats them as Poisson at their mean rate "
+                f"({traffic.rate or 0.0:.4g}/s), which can be far off for bursty traffic; "
+                "`capsim run` simulates them"
+            )
+    return notes
+
+
 def _round(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
 
 
-def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
+def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> dict[str, Any]:
     """Analytic estimates in the shape of `capsim run`'s JSON, with a `method` beside each group.
 
-    Raises UnstableModelError when an open station without a waiting-room limit is offered at
-    least its capacity, naming the station, its load and the rate at which the system saturates.
+    When an open station without a waiting-room limit is offered at least its capacity, raises
+    UnstableModelError naming the station, its load and the rate at which the system saturates;
+    with `mark_overload`, returns the full estimates instead, with that tier `stable: false`,
+    its figures at saturation, the classes through it without latency, and `overloaded` and
+    `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
     """
     n_tiers, n_classes = len(model.tiers), len(model.classes)
     visits = expected_visits(model)
@@ -247,6 +405,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
                 )
                 for label, r, count in groups
             ]
+        _account_for_arrival_processes(model, visits, means, seconds, holding, stations)
         # Wait + own work per tier and class (a database mixes its groups by read ratio).
         new_response = np.zeros((n_classes, n_tiers))
         for tier in model.tiers:
@@ -294,6 +453,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             closed_solutions[k] = solution
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
+    notes.extend(_arrival_process_notes(model, stations))
     if len(closed) > 1 or (closed and open_rate.sum() > 0):
         notes.append(
             "several closed classes or mixed open and closed traffic: each closed class is "
@@ -301,9 +461,9 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
         )
 
     unstable = [
-        (tier, st)
+        (tier, label, st)
         for tier in model.tiers
-        for _, st in stations[tier.index]
+        for label, st in stations[tier.index]
         if st.unstable_rho is not None
     ]
     total_open = float(open_rate.sum())
@@ -318,28 +478,50 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
         max_rate[tier.name] = capacity / demand if demand > 0 else math.inf
     bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
     saturation = max_rate[bottleneck] if bottleneck else math.inf
-    if unstable:
-        tier, st = unstable[0]
-        capacity_rate = tier.workers / st.holding_time if st.holding_time else math.inf
+    overloaded = [
+        {
+            "tier": tier.name,
+            "rho": st.unstable_rho,
+            "offered_rate": st.arrival_rate,
+            "capacity": _station_capacity(tier, st),
+            "add": capacity_key(tier, label),
+        }
+        for tier, label, st in unstable
+    ]
+    if unstable and not mark_overload:
+        tier, label, st = unstable[0]
         raise UnstableModelError(
             f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
-            f"{capacity_rate:.4g}/s capacity); system saturates at {saturation:.4g} req/s "
-            f"(requests per second over all classes, mix as written). Add capacity to "
-            f"{tier.name} (e.g. --set tiers.{tier.name}.instances=...) or lower the load."
+            f"{_station_capacity(tier, st):.4g}/s capacity); system saturates at "
+            f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
+            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load."
+        )
+    overloaded_tiers = {tier.name for tier, _, _ in unstable}
+    if overloaded:
+        notes.append(
+            "overloaded: " + ", ".join(sorted(overloaded_tiers)) + " has no steady state; it is "
+            "shown serving at its capacity, and the tiers it calls at the full offered rate "
+            "(what they will get once it has the capacity)"
         )
 
     tiers_out: dict[str, Any] = {}
     for tier in model.tiers:
         groups_solved = stations[tier.index]
         arrival = sum(st.arrival_rate for _, st in groups_solved)
-        busy = sum(st.arrival_rate * st.work_time for _, st in groups_solved)
-        held = sum(st.arrival_rate * st.holding_time for _, st in groups_solved)
+        # An overloaded station serves at its capacity: what it completes, not what it is offered.
+        served = [
+            st.arrival_rate if st.unstable_rho is None else _station_capacity(tier, st)
+            for _, st in groups_solved
+        ]
+        busy = sum(r * st.work_time for r, (_, st) in zip(served, groups_solved, strict=True))
+        held = sum(r * st.holding_time for r, (_, st) in zip(served, groups_solved, strict=True))
         workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
         blocked = sum(
             st.arrival_rate * st.figures.p_block
             for _, st in groups_solved
             if st.figures is not None
         )
+        shortfall = sum(st.arrival_rate for _, st in groups_solved) - sum(served)
         methods = sorted({st.figures.method for _, st in groups_solved if st.figures is not None})
         exact = all(st.figures.exact for _, st in groups_solved if st.figures is not None)
         wait_mean = (
@@ -361,6 +543,11 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             if st.figures is not None
         )
         tier_notes = sorted({note for _, st in groups_solved for note in st.notes})
+        stable = tier.name not in overloaded_tiers
+        if not stable:
+            wait_figures = dict.fromkeys(wait_figures)
+            queue_mean = math.inf
+            tier_notes.append("overloaded: offered at least its capacity, no steady state")
         tiers_out[tier.name] = {
             "offered_rate": arrival,
             "utilization": busy * (1 - (blocked / arrival if arrival else 0)) / workers
@@ -369,20 +556,22 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             "occupancy": held * (1 - (blocked / arrival if arrival else 0)) / workers
             if workers
             else 0.0,
-            "throughput": arrival - blocked,
+            "throughput": arrival - blocked - shortfall,
             "rejected_rate": blocked,
-            "stable": True,
+            "stable": stable,
             "queue_length": {"mean": queue_mean},
             "wait": wait_figures,
             "max_rate": _round(max_rate[tier.name]),
             "method": {
-                "formula": ", ".join(methods) or "no traffic",
+                "formula": ", ".join(methods)
+                or ("overloaded: no steady state" if not stable else "no traffic"),
                 "exact": exact and not tier_notes,
                 "notes": tier_notes,
             },
         }
 
     classes_out: dict[str, Any] = {}
+    sync_visits = synchronous_visits(model)
     for traffic in model.classes:
         k = traffic.index
         response, _, parallel_approx = _mean_response(model, k, per_class_response[k])
@@ -399,24 +588,59 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
                 value = _round(entry_groups[0].figures.sojourn_quantile(q))
             latency[key] = value
         rate = float(open_rate[k] + closed_rate[k])
+        # Losses along the path (independent per visit); exact when one tier turns work away.
+        own = sync_visits[k]
+        losses = {t.index: _loss(t, stations[t.index], k) for t in model.tiers if own[t.index] > 0}
+        lossy = [i for i, b in losses.items() if b > 0]
+        success = float(np.prod([(1 - b) ** own[i] for i, b in losses.items()]))
+        # A backlog in a queue does not hold up the publisher; any other overloaded tier on the
+        # request's own path does.
+        through = [
+            t
+            for t in model.tiers
+            if own[t.index] > 0 and t.name in overloaded_tiers and not t.is_async
+        ]
+        share = min(
+            [1.0]
+            + [
+                tiers_out[t.name]["throughput"] / tiers_out[t.name]["offered_rate"]
+                for t in through
+                if tiers_out[t.name]["offered_rate"] > 0
+            ]
+        )
         method = "sum over the call graph of mean waits and work (Jackson-style decomposition)"
         if traffic.is_closed:
             method = "exact product-form solution of the closed network (convolution / MVA)"
         entry_figures = entry_groups[0].figures if entry_groups else None
         if only_entry and entry_figures is not None:
             method = entry_figures.method
+        if through:
+            latency = dict.fromkeys(latency)
+            method = "overloaded: " + ", ".join(t.name for t in through) + " (no steady state)"
         classes_out[traffic.name] = {
             "offered_rate": rate,
-            "throughput": rate,
+            "throughput": rate * success * share,
+            "error_rate": 1.0 - success,
             "latency": latency,
             "method": {
                 "formula": method,
                 "exact": path_exact
                 and not parallel_approx
                 and len(closed) <= 1
-                and not (closed and total_open > 0),
+                and not (closed and total_open > 0)
+                and len(lossy) <= 1
+                and not through,
             },
         }
+        if lossy and len(losses) > 1:
+            notes.append(
+                f"class {traffic.name}: requests turned away at "
+                + ", ".join(model.tiers[i].name for i in lossy)
+                + " are counted as independent losses per visit, and the tiers after them are "
+                "offered the full rate (approximate)"
+            )
+        if through:
+            classes_out[traffic.name]["overloaded"] = [t.name for t in through]
         if traffic.is_closed:
             think = traffic.think_time.mean if traffic.think_time is not None else 0.0
             demand_total = float(np.sum(visits[k] * holding[:, k]))
@@ -458,19 +682,25 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
     slos = []
     for slo in model.slos:
         observed: float | None = None
+        failed_by_overload = False
         if slo.class_index is not None:
             cls = classes_out[model.classes[slo.class_index].name]
+            failed_by_overload = bool(cls.get("overloaded"))
             if slo.statistic in cls["latency"]:
                 observed = cls["latency"][slo.statistic]
             elif slo.statistic == "error_rate":
-                observed = 0.0
-        elif slo.tier_index is not None and slo.statistic == "utilization":
-            observed = tiers_out[model.tiers[slo.tier_index].name]["utilization"]
+                observed = cls["error_rate"]
+        elif slo.tier_index is not None and slo.statistic in ("utilization", "occupancy"):
+            observed = tiers_out[model.tiers[slo.tier_index].name][slo.statistic]
+        elif slo.tier_index is not None and slo.statistic.startswith("wait_"):
+            wait = tiers_out[model.tiers[slo.tier_index].name]["wait"]
+            observed = wait.get(slo.statistic.removeprefix("wait_"))
+        passed = None if observed is None else observed <= slo.limit
         slos.append(
             {
                 "slo": slo.text,
                 "statistic": slo.statistic,
-                "passed": None if observed is None else observed <= slo.limit,
+                "passed": False if failed_by_overload else passed,
                 "observed": observed,
                 "limit": slo.limit,
                 "line": slo.line,
@@ -489,6 +719,7 @@ def solve(model: Model, *, capsim_version: str) -> dict[str, Any]:
             "offered_rate": total_open + float(closed_rate.sum()),
         },
         "slos": slos,
-        "passed": all(s["passed"] is not False for s in slos),
+        "passed": all(s["passed"] is not False for s in slos) and not overloaded,
+        "overloaded": overloaded,
         "notes": notes,
     }

@@ -182,6 +182,49 @@ def queue_trend(times: np.ndarray, trace: np.ndarray) -> Trend | None:
     )
 
 
+def _final_trend(times: np.ndarray, trace: np.ndarray) -> tuple[Trend, np.ndarray] | None:
+    """The trend of the final quarter of a trace (at least MIN_TRACE_POINTS samples), and the
+    samples before it; None when the trace is too short to have both."""
+    y = np.asarray(trace, dtype=np.float64)
+    if y.size < 2 * MIN_TRACE_POINTS:
+        return None
+    final = max(MIN_TRACE_POINTS, y.size // 4)
+    trend = queue_trend(np.asarray(times, dtype=np.float64)[-final:], y[-final:])
+    return None if trend is None else (trend, y[:-final])
+
+
+def rising_at_end(times: np.ndarray, trace: np.ndarray) -> Trend | None:
+    """The backlog clearly rises over the final quarter of the window, beyond what the queue's
+    own scatter before it explains (an overload that began late in the window): that final
+    quarter's trend, or None.
+
+    The final quarter's trend is `growing` (Trend.growing on those samples alone) and its
+    growth is at least NOISE_FACTOR x the standard deviation of the trace before it: a queue in
+    steady state does not climb four of its standard deviations within a quarter.
+    """
+    found = _final_trend(times, trace)
+    if found is None:
+        return None
+    trend, before = found
+    if trend.growing and trend.growth >= NOISE_FACTOR * float(np.std(before)):
+        return trend
+    return None
+
+
+def falling_at_end(times: np.ndarray, trace: np.ndarray) -> bool:
+    """The backlog is clearly falling over the final quarter of the window (it drains).
+
+    The final quarter of the trace (at least MIN_TRACE_POINTS samples) has a Theil-Sen trend
+    that falls by at least MIN_GROWTH requests and by at least NOISE_FACTOR x the scatter
+    around that trend. A queue that grows, or hovers, is never falling by this rule.
+    """
+    found = _final_trend(times, trace)
+    if found is None:
+        return False
+    trend = found[0]
+    return -trend.growth >= max(MIN_GROWTH, NOISE_FACTOR * trend.noise)
+
+
 def net_growth_is_clear(admitted: int, completed: int) -> bool:
     """Admitted requests outran completed ones by more than counting noise could explain.
 

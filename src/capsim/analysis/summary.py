@@ -22,8 +22,10 @@ import numpy as np
 
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
+    falling_at_end,
     net_growth_is_clear,
     queue_trend,
+    rising_at_end,
     sanitise,
     t_interval,
 )
@@ -32,7 +34,18 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
-from capsim.model.types import PERCENTILES, STATISTICS, Call, Model, Parallel, Slo, Step, Tier
+from capsim.model.types import (
+    PERCENTILES,
+    STATISTICS,
+    Call,
+    Model,
+    Parallel,
+    Slo,
+    Step,
+    Tier,
+    TraceArrivals,
+)
+from capsim.units import percentile_key
 
 #: The class estimates that get a confidence interval when there is more than one replication.
 CLASS_CI_KEYS: tuple[str, ...] = (
@@ -44,18 +57,54 @@ CLASS_CI_KEYS: tuple[str, ...] = (
     "error_rate",
 )
 #: The tier estimates that get a confidence interval.
-TIER_CI_KEYS: tuple[str, ...] = ("utilization",)
+TIER_CI_KEYS: tuple[str, ...] = ("utilization", "occupancy")
 
 
-def time_statistics(histogram: Histogram) -> dict[str, float | None]:
-    """mean, p50 ... p999 and max of a histogram of times; every value None when it is empty."""
+#: A q-quantile estimated from fewer than LOW_SAMPLE_FACTOR / (1 - q) values is flagged
+#: `low_sample` (p99 from fewer than 1,000, p999 from fewer than 10,000): below that the
+#: estimate rests on fewer than 10 values beyond it.
+LOW_SAMPLE_FACTOR = 10.0
+
+
+def percentile_table(model: Model) -> dict[str, float]:
+    """Every percentile the result reports, name -> quantile, lowest first: SPEC's p50 ... p999
+    and those asked for with `simulation.percentiles` / `--percentiles` (named by
+    `capsim.units.percentile_key`)."""
+    table = dict(PERCENTILES)
+    for percent in model.percentiles:
+        table.setdefault(percentile_key(percent), percent / 100.0)
+    return dict(sorted(table.items(), key=lambda item: item[1]))
+
+
+def fewest_samples(q: float) -> int:
+    """The fewest values from which a q-quantile is not flagged `low_sample`."""
+    return round(LOW_SAMPLE_FACTOR / (1.0 - q))
+
+
+def low_sample(histogram: Histogram, percentiles: dict[str, float], figure: str) -> list[str]:
+    """`figure.pXX` for every percentile estimated from too few values (none when empty)."""
+    n = histogram.n
+    return [f"{figure}.{name}" for name, q in percentiles.items() if 0 < n < fewest_samples(q)]
+
+
+def time_statistics(
+    histogram: Histogram, percentiles: dict[str, float] = PERCENTILES
+) -> dict[str, float | None]:
+    """mean, the percentiles (p50 ... p999 unless told) and max of a histogram of times; every
+    value None when it is empty."""
     if histogram.n == 0:
-        return dict.fromkeys(STATISTICS)
+        return dict.fromkeys(("mean", *percentiles, "max"))
     stats: dict[str, float | None] = {"mean": histogram.total / histogram.n}
-    for name, q in PERCENTILES.items():
+    for name, q in percentiles.items():
         stats[name] = histogram.quantile(q)
     stats["max"] = histogram.max
     return stats
+
+
+def share_key(limit: float) -> str:
+    """The key of a latency limit in `classes.<c>.share_over`: its seconds, as Python's repr
+    writes them (0.3, 1.0, 0.0005)."""
+    return repr(float(limit))
 
 
 def _statistic(histogram: Histogram, name: str) -> float:
@@ -83,6 +132,7 @@ def _interval(estimates: list[float]) -> list[float] | None:
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
+    percentiles = percentile_table(model)
     classes: dict[str, Any] = {}
     for traffic in model.classes:
         per_run = [run.classes[traffic.index] for run in runs]
@@ -96,8 +146,13 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
             "completed": round(completed / replications),
             "errors": round(errors / replications),
             "error_rate": _error_rate(completed, errors),
-            "latency": time_statistics(latency),
+            "latency": time_statistics(latency, percentiles),
+            "low_sample": low_sample(latency, percentiles, "latency"),
         }
+        if model.share_over:
+            entry["share_over"] = {
+                share_key(limit): latency.share_over(limit) for limit in model.share_over
+            }
         if replications > 1:
             estimates: dict[str, list[float]] = {
                 "throughput": [
@@ -136,7 +191,19 @@ def _refused(tier_run: TierRun) -> int:
     return tier_run.rejected
 
 
-def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> Stability:
+def conditions_change(model: Model) -> bool:
+    """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
+    warming up): only then can an overload begin late in the window."""
+    return (
+        any(traffic.profile for traffic in model.classes)
+        or bool(model.faults)
+        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
+    )
+
+
+def assess_stability(
+    tier_runs: list[TierRun], runs: list[RunResult], workers: int, *, late_onset: bool = True
+) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
     A replication's queue is *growing* when either
@@ -144,16 +211,31 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
       window is at least 5 requests, at least 4x the scatter around the trend, at least half
       the trace's median level, and the last quarter of the trace is above the first quarter
       by at least half of that growth; or
+    * with `late_onset` (load or capacity changes during the run, `conditions_change`), the
+      final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
+      the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
       per request >= workers x duration) and admitted requests outran completed ones by more
       than 4 Poisson standard deviations.
+    With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
+    the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
+    window shows: stability is judged at the end of the measured window.
     The tier is unstable when at least half of the replications are growing; its growth rate
     is the median over those replications of the trend slope (or of the net growth per second
     when the trace is too short for a trend).
     """
     rates: list[float] = []
     for tier_run, run in zip(tier_runs, runs, strict=True):
-        trend = queue_trend(_trace_times(tier_run, run), tier_run.queue_trace)
+        times = _trace_times(tier_run, run)
+        if late_onset and falling_at_end(times, tier_run.queue_trace):
+            # Draining after a spike: judged on the end of the window, where it recovers.
+            continue
+        trend = queue_trend(times, tier_run.queue_trace)
+        late = (
+            rising_at_end(times, tier_run.queue_trace)
+            if late_onset and not (trend is not None and trend.growing)
+            else None
+        )
         admitted = tier_run.arrivals - _refused(tier_run)
         net_rate = (admitted - tier_run.completed) / run.duration
         held = max(tier_run.occupied_time, tier_run.busy_time)
@@ -168,6 +250,9 @@ def assess_stability(tier_runs: list[TierRun], runs: list[RunResult], workers: i
             rates.append((admitted + tier_run.overflow - tier_run.completed) / run.duration)
         elif trend is not None and trend.growing:
             rates.append(trend.slope)
+        elif late is not None:
+            # Overloaded late in the window (a peak at its end): the final quarter's slope.
+            rates.append(late.slope)
         elif at_capacity and net_growth_is_clear(admitted, tier_run.completed):
             rates.append(net_rate)
     if rates and 2 * len(rates) >= len(runs):
@@ -198,12 +283,48 @@ def _retried_tiers(model: Model) -> set[int]:
     return found
 
 
+def _hedged_tiers(model: Model) -> set[int]:
+    """Tiers some caller calls with a hedge (their entries count the hedges)."""
+    found: set[int] = set()
+
+    def visit(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Call) and step.hedge is not None:
+                found.add(step.tier)
+            elif isinstance(step, Parallel):
+                visit(step.branches)
+
+    for tier in model.tiers:
+        for work in tier.work:
+            visit(work.calls)
+    return found
+
+
+def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
+    """`tiers.<t>.hedges` (docs/results.md#hedged-calls): per replication, and the extra load."""
+    replications = len(per_run)
+    calls = sum(t.hedged_calls for t in per_run)
+    sent = sum(t.hedges for t in per_run)
+    cancelled = sum(t.hedges_cancelled for t in per_run)
+    return {
+        "calls": round(calls / replications),
+        "sent": round(sent / replications),
+        "won": round(sum(t.hedge_wins for t in per_run) / replications),
+        "cancelled": round(cancelled / replications),
+        "abandoned": round(sum(t.hedges_abandoned for t in per_run) / replications),
+        "share": sent / calls if calls else 0.0,
+        "extra_load": (sent - cancelled) / calls if calls else 0.0,
+    }
+
+
 def _summarise_tier(
     model: Model, tier: Tier, runs: list[RunResult]
 ) -> tuple[dict[str, Any], Stability]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
     per_run = [run.tiers[tier.index] for run in runs]
+    percentiles = percentile_table(model)
+    waits = Histogram.merged([t.wait for t in per_run])
 
     def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
         if tier_run.live_worker_time is not None:  # instances died: over the live ones
@@ -218,14 +339,15 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    stability = assess_stability(per_run, runs, tier.workers)
+    stability = assess_stability(per_run, runs, tier.workers, late_onset=conditions_change(model))
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
         "throughput": sum(t.completed for t in per_run) / measured,
         "rejected": round(sum(_refused(t) for t in per_run) / replications),
         "stable": stability.stable,
         "queue_length": {"mean": float(np.mean(queue_mean)), "max": queue_max},
-        "wait": time_statistics(Histogram.merged([t.wait for t in per_run])),
+        "wait": time_statistics(waits, percentiles),
+        "low_sample": low_sample(waits, percentiles, "wait"),
         "occupancy": float(np.mean(occupancy)),
         "arrivals": round(arrivals / replications),
         "offered_rate": arrivals / measured,
@@ -244,23 +366,26 @@ def _summarise_tier(
             "max": queue_max,
             "end": float(np.mean(ends)) if ends else None,
         }
-        ages = [t.age for t in per_run if t.age is not None]
-        entry["age"] = time_statistics(Histogram.merged(ages))
+        ages = Histogram.merged([t.age for t in per_run if t.age is not None])
+        entry["age"] = time_statistics(ages, percentiles)
+        entry["low_sample"] += low_sample(ages, percentiles, "age")
         if tier.max_retries:
             entry["redeliveries"] = round(sum(t.redeliveries for t in per_run) / replications)
             entry["dead_letters"] = round(sum(t.dead_letters for t in per_run) / replications)
     if tier.pool is not None:
-        waits = [t.pool_wait for t in per_run if t.pool_wait is not None]
+        pool_waits = [t.pool_wait for t in per_run if t.pool_wait is not None]
         entry["pool"] = {
             "size": tier.pool.size,
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
-            "wait": time_statistics(Histogram.merged(waits)),
+            "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
         }
     if tier.index in _retried_tiers(model):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
         entry["bulkhead_rejected"] = round(sum(t.bulkhead_rejected for t in per_run) / replications)
+    if tier.index in _hedged_tiers(model):
+        entry["hedges"] = _hedge_figures(per_run)
     if tier.rate_limit is not None:
         entry["rate_limited"] = round(sum(t.rate_limited for t in per_run) / replications)
     if tier.drop_abandoned:
@@ -285,7 +410,7 @@ def _summarise_tier(
                 sum(t.cold_starts for t in per_run) / replications
             )
     if replications > 1:
-        entry["ci95"] = {"utilization": _interval(utilization)}
+        entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
     return entry, stability
 
 
@@ -355,7 +480,7 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
             worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
     drain: dict[str, Any] = {}
     for name, entry in tiers.items():
-        figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts)
+        figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts, runs[0].warmup)
         if figures is not None:
             drain[name] = figures
     return {
@@ -368,59 +493,181 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
     }
 
 
-def _drain(backlog: np.ndarray, starts: np.ndarray) -> dict[str, float | None] | None:
+#: A drain that did not finish is warned about when its peak was at least this many times the
+#: drained threshold (a real disturbance, not the noise of a steady queue).
+UNDRAINED_WARNING_FACTOR = 10.0
+
+
+def _drain(backlog: np.ndarray, starts: np.ndarray, warmup: float = 0.0) -> dict[str, Any] | None:
     """How long the largest backlog took to clear (docs/dynamic.md#drain-time), or None when
     the tier never held a backlog of at least one request on average over a bucket.
 
-    The peak is the bucket with the largest time-average backlog; the backlog has drained at the
-    first later bucket whose average is back to at most the level before the peak (its median)
-    plus one request. Precision: one bucket.
+    The peak is the bucket with the largest time-average backlog. The disturbance began where
+    the backlog last left its quiet level before the peak: after the last earlier bucket within
+    one request of the lowest earlier average (buckets of the warm-up, where queues are still
+    filling from empty, count only when no measured bucket comes before the peak). The level before the disturbance is the median
+    of the buckets up to that one (0 when the peak is the first bucket). The backlog has drained
+    at the first bucket after the peak whose average is at most that level plus the larger of
+    one request and the level's own spread (90th percentile minus median); with none before the
+    end of the run, `drained` is false and `drained_at` null. Precision: one bucket.
     """
     if backlog.size == 0 or not np.isfinite(backlog).all():
         return None
     peak = int(np.argmax(backlog))
     if backlog[peak] < 1.0:
         return None
-    baseline = float(np.median(backlog[:peak])) if peak else 0.0
-    after = np.flatnonzero(backlog[peak + 1 :] <= baseline + 1.0)
+    before = backlog[:peak]
+    measured = int(np.searchsorted(starts, warmup - 1e-9))  # first bucket after the warm-up
+    first = measured if measured < peak else 0
+    if before.size:
+        quiet = first + np.flatnonzero(before[first:] <= before[first:].min() + 1.0)[-1]
+        calm = before[first : quiet + 1]
+        level = float(np.median(calm))
+        spread = float(np.quantile(calm, 0.9)) - level
+        disturbed_at = float(starts[quiet + 1])
+    else:
+        level, spread, disturbed_at = 0.0, 0.0, float(starts[0])
+    threshold = level + max(1.0, spread)
+    after = np.flatnonzero(backlog[peak + 1 :] <= threshold)
     drained = float(starts[peak + 1 + after[0]]) if after.size else None
     return {
         "peak": float(backlog[peak]),
         "peak_at": float(starts[peak]),
+        "drained": drained is not None,
         "drained_at": drained,
         "drain_time": drained - float(starts[peak]) if drained is not None else None,
+        "disturbed_at": disturbed_at,
+        "level_before": level,
+        "threshold": threshold,
+        "end": float(backlog[-1]),
     }
+
+
+def _ended_trace_warnings(model: Model) -> list[str]:
+    """A class whose trace (without loop) ends before the run does stops arriving: say so."""
+    warnings = []
+    for traffic in model.classes:
+        trace = traffic.process
+        if not isinstance(trace, TraceArrivals) or trace.loop or not trace.times.size:
+            continue
+        end = float(trace.times[-1])
+        if end < model.horizon:
+            warnings.append(
+                f"class '{traffic.name}': its trace {trace.source!r} ends at {end:.6g}s of "
+                f"simulated time, before the run ends at {model.horizon:.6g}s; the class sends "
+                "no requests after that (add loop: true to repeat the trace)."
+            )
+    return warnings
+
+
+def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
+    """A plain statement for every tier whose disturbance had not drained by the end."""
+    warnings = []
+    for name, drain in timeseries.get("drain", {}).items():
+        if drain["drained"] or drain["peak"] < UNDRAINED_WARNING_FACTOR * drain["threshold"]:
+            continue
+        warnings.append(
+            f"tier '{name}' had not drained by the end of the run: its backlog peaked at "
+            f"{drain['peak']:,.0f} (bucket from t = {drain['peak_at']:g}s) and was still "
+            f"{drain['end']:,.0f} in the last bucket, against {drain['level_before']:,.3g} before "
+            f"the disturbance (from t = {drain['disturbed_at']:g}s); run longer to see it drain."
+        )
+    return warnings
 
 
 def _format_growth(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
+def slo_figure(slo: Slo) -> tuple[str, ...]:
+    """Where an SLO's figure sits in its class's or tier's result entry (a key path)."""
+    statistic = slo.statistic
+    if statistic == "share_over":
+        assert slo.threshold is not None
+        return ("share_over", share_key(slo.threshold))
+    if statistic == "backlog":
+        return ("backlog", "max")
+    for prefix, figure in (("wait_", "wait"), ("age_", "age")):
+        if statistic.startswith(prefix):
+            return (figure, statistic.removeprefix(prefix))
+    if statistic in STATISTICS:
+        return ("latency" if slo.class_index is not None else "wait", statistic)
+    return (statistic,)
+
+
+def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+    """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
+
+    `capacity`: the completions per second the tier would reach with every worker held, by
+    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    where that is higher). With a constant overload this is its throughput; with a peak late in
+    the window it is not diluted by the quiet part before it.
+    `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
+    the measured mix kept (open offered rate x capacity / the tier's offered rate); None
+    without open traffic or arrivals.
+    """
+    throughput = float(tier.get("throughput") or 0.0)
+    held = max(float(tier.get("occupancy") or 0.0), float(tier.get("utilization") or 0.0))
+    capacity = throughput / held if held > 0 else throughput
+    offered = float(tier.get("offered_rate") or 0.0)
+    saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
+    return {
+        "tier": name,
+        "growth_rate": float(tier.get("growth_rate") or 0.0),
+        "capacity": capacity,
+        "offered_rate": offered,
+        "saturation_rate": saturation,
+    }
+
+
+def overload_sentence(failure: dict[str, Any]) -> str:
+    """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
+    text = (
+        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: its backlog grew by "
+        f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
+        f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
+    )
+    if failure.get("saturation_rate"):
+        text += (
+            f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+        )
+    return text + "; its figures are not steady-state figures."
+
+
+def _overflow_sentence(tier: Tier, overflow: int) -> str:
+    """Requests turned away at the engine's internal bound on waiting (not a modelled limit)."""
+    limit = waiting_limit(tier)
+    remedy = "`max_depth` on the queue" if tier.kind == "queue" else "`max_queue` on the tier"
+    return (
+        f"tier '{tier.name}' reached capsim's internal cap of {limit:,} waiting requests "
+        f"(not part of your scenario); {overflow:,} more per replication were turned away at it "
+        "(counted as errors and as `overflow`). The tier is overloaded. To model a real limit, "
+        f"set {remedy}, a `timeout`, or a `rate_limit` in front of it."
+    )
+
+
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
-    """One SLO verdict: the observed figure against the limit (an SLO without data fails)."""
+    """One SLO verdict: the observed figure against the limit (an SLO without data fails).
+
+    `low_sample` says the figure is a percentile estimated from too few values (LOW_SAMPLE_FACTOR).
+    """
     subject: dict[str, Any]
     if slo.class_index is not None:
         name = model.classes[slo.class_index].name
         subject = {"class": name}
         figures = data["classes"][name]
-        if slo.statistic in STATISTICS:
-            observed = figures["latency"][slo.statistic]
-        elif slo.statistic == "error_rate":
-            observed = figures["error_rate"]
-        else:
-            raise ValueError(f"SLO {slo.text!r}: a class has no statistic {slo.statistic!r}")
     elif slo.tier_index is not None:
         name = model.tiers[slo.tier_index].name
         subject = {"tier": name}
         figures = data["tiers"][name]
-        if slo.statistic in ("utilization", "occupancy"):
-            observed = figures[slo.statistic]
-        elif slo.statistic in STATISTICS:
-            observed = figures["wait"][slo.statistic]
-        else:
-            raise ValueError(f"SLO {slo.text!r}: a tier has no statistic {slo.statistic!r}")
     else:
         raise ValueError(f"SLO {slo.text!r} names neither a class nor a tier")
+    path = slo_figure(slo)
+    observed: Any = figures
+    for key in path:
+        if not isinstance(observed, dict) or key not in observed:
+            raise ValueError(f"SLO {slo.text!r}: {name} has no figure {'.'.join(path)!r}")
+        observed = observed[key]
     passed = observed is not None and math.isfinite(observed) and observed <= slo.limit
     return {
         "slo": slo.text,
@@ -429,8 +676,22 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         "limit": slo.limit,
         "line": slo.line,
         "statistic": slo.statistic,
+        "low_sample": ".".join(path) in figures.get("low_sample", ()),
         **subject,
+        **({"threshold": slo.threshold} if slo.threshold is not None else {}),
     }
+
+
+def _low_sample_warning(slo: Slo, verdict: dict[str, Any], model: Model) -> str:
+    """Why a verdict on a percentile from few requests is uncertain, and how to firm it up."""
+    name = slo_figure(slo)[-1]
+    q = percentile_table(model)[name]
+    subject = f"class '{verdict['class']}'" if "class" in verdict else f"tier '{verdict['tier']}'"
+    return (
+        f"SLO '{verdict['slo']}' is judged on a {name} estimated from fewer than "
+        f"{fewest_samples(q):,} values at {subject} (low_sample): the verdict is uncertain; "
+        "run longer (--duration) or more replications."
+    )
 
 
 def _saturation_hint(model: Model, capsim_version: str) -> str | None:
@@ -470,36 +731,37 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    classes = _summarise_classes(model, runs)
+    open_offered = sum(
+        classes[traffic.name]["offered_rate"] for traffic in model.classes if not traffic.is_closed
+    )
+    overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
         entry, stability = _summarise_tier(model, tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
-            warnings.append(
-                f"tier '{tier.name}' is overloaded: its queue grew by "
-                f"{_format_growth(stability.growth_rate)} requests/s through the run; "
-                "its figures are not steady-state figures."
-            )
+            failure = overload_entry(tier.name, entry, open_offered)
+            overloaded.append(failure)
+            warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
-            warnings.append(
-                f"tier '{tier.name}' held the most requests capsim lets a tier hold waiting "
-                f"({waiting_limit(tier):,}); {entry['overflow']:,} more per replication were "
-                "turned away (counted as errors and as `overflow`): the tier is overloaded."
-            )
+            warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    warnings.extend(_ended_trace_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,
         "seed": model.seed,
         "replications": len(runs),
         "duration": runs[0].duration,
-        "classes": _summarise_classes(model, runs),
+        "classes": classes,
         "tiers": tiers,
     }
     timeseries = summarise_timeseries(model, runs)
     if timeseries is not None:
         data["timeseries"] = timeseries
+        warnings.extend(_undrained_warnings(timeseries))
     data = dict(sanitise(data))  # type: ignore[call-overload]
     verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
-    for verdict in verdicts:
+    for slo, verdict in zip(model.slos, verdicts, strict=True):
         if verdict["observed"] is None:
             what = (
                 f"class '{verdict['class']}'" if "class" in verdict else f"tier '{verdict['tier']}'"
@@ -508,8 +770,11 @@ def summarise(
                 f"SLO '{verdict['slo']}' could not be evaluated: {what} has no measurement "
                 "in the window, so it counts as failed."
             )
+        elif verdict["low_sample"]:
+            warnings.append(_low_sample_warning(slo, verdict, model))
     data["slos"] = verdicts
-    data["passed"] = all(v["passed"] for v in verdicts)
+    data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
+    data["overloaded"] = overloaded
     data["engine"] = {
         "path": runs[0].engine_path,
         "reason": runs[0].engine_reason,

@@ -212,12 +212,14 @@ def _point(
         "error_rate": figures["error_rate"],
         "passed": data["passed"],
         "stable": not report.unstable_tiers,
+        "overloaded": data["overloaded"],
         "classes": {
             name: {
                 "offered_rate": c["offered_rate"],
                 "throughput": c["throughput"],
                 "error_rate": c["error_rate"],
                 "latency": c["latency"],
+                **({"share_over": c["share_over"]} if "share_over" in c else {}),
                 **({"ci95": c["ci95"]} if "ci95" in c else {}),
             }
             for name, c in data["classes"].items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from rich.console import Console
 
 import capsim
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
+from capsim.textsafe import visible
 
 app = typer.Typer(
     name="capsim",
@@ -47,8 +49,49 @@ class Executor(str, Enum):
     dask = "dask"
 
 
+def color_allowed(stream: Any) -> bool:
+    """Colour only on a terminal that can show it: not with NO_COLOR set, nor TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
 def _stderr() -> Console:
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
+
+
+def _say(console: Console, text: str) -> None:
+    """One message line on stderr: text from data in it can send neither a terminal escape
+    sequence nor a line break (after which a CI log would read `::error ...` as a command)."""
+    console.print(visible(text), markup=False, soft_wrap=True)
+
+
+class _EncodableStream:
+    """A text stream that first makes what it is given writable in its encoding (`for_encoding`):
+    on an ASCII or Latin-1 terminal capsim's `·`, `—` and `✓` become `-`, `--` and `+` instead of
+    a UnicodeEncodeError."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from capsim.outputs.escape import for_encoding
+
+        return int(self._stream.write(for_encoding(text, self._stream.encoding)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _ensure_encodable_streams() -> None:
+    """Wrap stdout and stderr when their encoding cannot hold every character (not UTF-8)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if isinstance(stream, _EncodableStream) or encoding in ("utf-8", "utf8", "utf-16"):
+            continue
+        if encoding:
+            setattr(sys, name, _EncodableStream(stream))
 
 
 @contextmanager
@@ -64,22 +107,22 @@ def _exit_codes() -> Iterator[None]:
         console = _stderr()
         count = len(error.problems)
         for problem in error.problems:
-            console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+            _say(console, f"error: {problem.format()}")
         if count > 1:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
     except Interrupted as error:
         console = _stderr()
         if error.completed_points:
-            console.print(f"{error}. Completed before the interruption:", markup=False)
+            _say(console, f"{error}. Completed before the interruption:")
             for line in error.completed_points:
-                console.print(f"  {line}", markup=False, soft_wrap=True)
+                _say(console, f"  {line}")
             console.print("partial: the search did not finish; nothing was written.", markup=False)
         else:
-            console.print(f"{error}; nothing completed to report.", markup=False, soft_wrap=True)
+            _say(console, f"{error}; nothing completed to report.")
         raise typer.Exit(error.exit_code) from None
     except CapsimError as error:
-        _stderr().print(f"error: {clip(str(error))}", markup=False, soft_wrap=True)
+        _say(_stderr(), f"error: {clip(str(error))}")
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("interrupted.", markup=False)
@@ -125,6 +168,24 @@ ReplicationsOption = Annotated[
 DurationOption = Annotated[
     str | None,
     typer.Option("--duration", help="Shortcut for `simulation.duration` (e.g. 10min, 600)."),
+]
+PercentilesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--percentiles",
+        help="Latency percentiles to report beside p50 ... p999, comma-separated "
+        "(e.g. 50,99,99.99; 99.99 is reported as p9999). Shortcut for `simulation.percentiles`.",
+        metavar="LIST",
+    ),
+]
+ShareOverOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--share-over",
+        help="Report each class's share of requests slower than this latency (e.g. 300ms) as "
+        "`share_over`. Repeatable. Shortcut for `simulation.share_over`.",
+        metavar="DURATION",
+    ),
 ]
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
@@ -181,14 +242,61 @@ def _executor(
         yield opened
 
 
-def _emit(text: str, output: Path | None) -> None:
-    from capsim.outputs import write_output
+def statistics_overrides(percentiles: str | None, share_over: list[str] | None) -> list[str]:
+    """The `--set` overrides equivalent to --percentiles and --share-over, checked first so a
+    mistake is reported against the option the user typed."""
+    from capsim.errors import UsageError
+    from capsim.units import UnitError, parse_duration
 
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    extra: list[str] = []
+    if percentiles is not None:
+        values: list[float] = []
+        for part in percentiles.split(","):
+            try:
+                value = float(part.strip().removesuffix("%"))
+            except ValueError:
+                value = math.nan
+            if not 0.0 < value < 100.0:
+                raise UsageError(
+                    f"--percentiles {percentiles!r}: {part.strip()!r} is not a percentile; give "
+                    "numbers strictly between 0 and 100 separated by commas, e.g. 50,99,99.99"
+                )
+            values.append(value)
+        extra.append(f"simulation.percentiles=[{', '.join(repr(v) for v in values)}]")
+    if share_over:
+        limits: list[float] = []
+        for text in share_over:
+            try:
+                limit = parse_duration(text)
+            except UnitError as error:
+                raise UsageError(
+                    f"--share-over {text!r}: {error}; give a latency such as 300ms"
+                ) from None
+            if not limit > 0:
+                raise UsageError(f"--share-over {text!r}: the latency must be above 0, e.g. 300ms")
+            limits.append(limit)
+        extra.append(f"simulation.share_over=[{', '.join(repr(v) for v in limits)}]")
+    return extra
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """Print `text` on stdout (`output` None, `-` or /dev/stdout) or write it to `output`."""
+    from capsim.outputs import write_output
+    from capsim.outputs.files import is_stdout
+
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None or is_stdout(output):
+        sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_output(text if text.endswith("\n") else text + "\n", output)
+        write_output(text, output)
+
+
+def _color_for(output: Path | None) -> bool:
+    """Colour codes in a table: only on stdout, only on a terminal that shows colour."""
+    from capsim.outputs.files import is_stdout
+
+    return (output is None or is_stdout(output)) and color_allowed(sys.stdout)
 
 
 def _size_option(text: str, option: str) -> float:
@@ -237,7 +345,8 @@ class _Progress:
 
     def __init__(self, command: str = "") -> None:
         self.command = command
-        self.terminal = sys.stderr.isatty()
+        # A bar only on a terminal that can redraw it (not TERM=dumb: it moves the cursor).
+        self.terminal = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.interval = _progress_interval()
         self.started = time.monotonic()
         self.printed = self.started
@@ -275,7 +384,7 @@ class _Progress:
         done = min(max(fraction, 0.0), 1.0)
         name = f"capsim {self.command}" if self.command else "capsim"
         sys.stderr.write(
-            f"{name}: {what} — {done:.0%} done, {_clock(now - self.started)} elapsed\n"
+            f"{name}: {visible(what)} — {done:.0%} done, {_clock(now - self.started)} elapsed\n"
         )
         sys.stderr.flush()
 
@@ -302,6 +411,8 @@ def run(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
     engine: Annotated[
@@ -347,7 +458,11 @@ def run(
     from capsim.outputs import render
 
     with _exit_codes():
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         if timeseries:
             model = replace(model, timeseries=True)
@@ -369,16 +484,16 @@ def run(
             interrupted, report = stop, stop.report
         console = _stderr()
         for warning in report.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         if interrupted is not None and output is not None:
             # The file is for complete results only: the partial ones go to the terminal.
             console.print(render(report, "table", color=False), markup=False, soft_wrap=True)
-            console.print(f"interrupted: {output} was not written.", markup=False, soft_wrap=True)
+            _say(console, f"interrupted: {output} was not written.")
             raise typer.Exit(interrupted.exit_code)
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         _emit(render(report, output_format.value, color=color), output)
         if interrupted is not None:
-            console.print(f"{interrupted}.", markup=False, soft_wrap=True)
+            _say(console, f"{interrupted}.")
             raise typer.Exit(interrupted.exit_code)
 
 
@@ -394,6 +509,7 @@ def solve(
     Per tier: offered load, utilisation, mean wait and, where a formula exists, wait
     percentiles; per class: end-to-end mean latency; the bottleneck and the rate at which the
     system saturates. Every figure says which formula produced it and whether it is exact.
+    Exit code 1 when a tier is overloaded (the table marks it).
     """
     from capsim.analysis.report import Report
     from capsim.analysis.solve import solve as solve_model
@@ -402,11 +518,14 @@ def solve(
 
     with _exit_codes():
         model = capsim.build_model(capsim.load_scenario(scenario, set_ or []))
-        data = solve_model(model, capsim_version=capsim.__version__)
+        data = solve_model(model, capsim_version=capsim.__version__, mark_overload=True)
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
-        color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = _color_for(output)
         _emit(render_solve(report, output_format.value, color=color), output)
+        if data["overloaded"]:
+            # The estimates are printed; the exit code says a tier has no steady state.
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -428,10 +547,10 @@ def validate(
             if problems:
                 failed += 1
                 for problem in problems:
-                    console.print(f"error: {problem.format()}", markup=False, soft_wrap=True)
-                console.print(f"{path}: {len(problems)} problem(s)", markup=False)
+                    _say(console, f"error: {problem.format()}")
+                _say(console, f"{path}: {len(problems)} problem(s)")
             else:
-                sys.stdout.write(f"{path}: ok\n")
+                sys.stdout.write(f"{visible(str(path))}: ok\n")
         if failed:
             raise typer.Exit(2)
 
@@ -451,6 +570,7 @@ def _root(
         bool, typer.Option("--version", help="Print capsim's version and exit.", is_eager=True)
     ] = False,
 ) -> None:
+    _ensure_encodable_streams()
     if version:
         sys.stdout.write(f"capsim {capsim.__version__}\n")
         raise typer.Exit(0)
@@ -461,5 +581,6 @@ def main() -> None:
     app()
 
 
+from capsim.cli import calibration as _calibration  # noqa: E402,F401  (registers commands)
 from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,16 +11,21 @@ import typer
 import capsim
 from capsim.cli.app import (
     ExecutorOption,
+    PercentilesOption,
     SchedulerOption,
     SeedOption,
     SetOption,
+    ShareOverOption,
     WorkersOption,
+    _color_for,
     _emit,
     _executor,
     _exit_codes,
     _Progress,
+    _say,
     _stderr,
     app,
+    statistics_overrides,
 )
 
 
@@ -85,15 +88,25 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     from capsim.outputs.capacity import render_capacity
 
     clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = _color_for(output)
     console = _stderr()
     for note in clean.get("warnings", []):
-        console.print(f"warning: {note}", markup=False, soft_wrap=True)
+        _say(console, f"warning: {note}")
     _emit(render_capacity(clean, fmt.value, color=color), output)
 
 
-def _model(scenario: Path, set_: list[str] | None, seed: int | None) -> Any:
-    overrides = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+def _model(
+    scenario: Path,
+    set_: list[str] | None,
+    seed: int | None,
+    percentiles: str | None = None,
+    share_over: list[str] | None = None,
+) -> Any:
+    overrides = [
+        *(set_ or []),
+        *capsim.simulation_overrides(seed=seed),
+        *statistics_overrides(percentiles, share_over),
+    ]
     return capsim.build_model(capsim.load_scenario(scenario, overrides))
 
 
@@ -102,6 +115,8 @@ def saturate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: SearchReplications = 3,
     duration: SearchDuration = None,
     precision: Annotated[
@@ -129,7 +144,7 @@ def saturate(
     from capsim.analysis.saturate import find_saturation
 
     with _exit_codes():
-        model = _model(scenario, set_, seed)
+        model = _model(scenario, set_, seed, percentiles, share_over)
         with _executor(executor, workers, scheduler) as where, _Progress("saturate") as progress:
             data = find_saturation(
                 model,
@@ -150,6 +165,8 @@ def size(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     load: Annotated[
         str,
         typer.Option(
@@ -160,7 +177,9 @@ def size(
         str | None,
         typer.Option(
             "--headroom",
-            help="Keep this share of every sized tier's workers spare (e.g. 30%: occupancy <= 70%).",
+            help="Keep this share of every sized tier's workers spare (e.g. 30%: occupancy "
+            "<= 70%). Default 10% (occupancy <= 90%); 0% allows the edge and warns about any "
+            "tier above 90%.",
         ),
     ] = None,
     redundancy: Annotated[
@@ -189,18 +208,21 @@ def size(
     """
     from capsim.analysis.points import open_rate
     from capsim.analysis.sizing import (
+        DEFAULT_HEADROOM,
         parse_headroom,
         parse_load,
         parse_redundancy,
         size_tiers,
     )
     from capsim.outputs import write_output
+    from capsim.safeio import read_capped
     from capsim.scenario.edit import set_values
+    from capsim.scenario.loader import MAX_FILE_BYTES
 
     with _exit_codes():
-        model = _model(scenario, set_, seed)
+        model = _model(scenario, set_, seed, percentiles, share_over)
         factor = parse_load(load, open_rate(model))
-        spare = parse_headroom(headroom) if headroom is not None else None
+        spare = parse_headroom(headroom) if headroom is not None else DEFAULT_HEADROOM
         lost = parse_redundancy(redundancy)
         with _executor(executor, workers, scheduler) as where, _Progress("size") as progress:
             data = size_tiers(
@@ -216,7 +238,8 @@ def size(
                 executor=where,
             )
         if write is not None:
-            text = scenario.read_text(encoding="utf-8")
+            # Read again, capped like every input (capsim.safeio).
+            text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
             write_output(set_values(text, data["overrides"]), write)
             data["written"] = str(write)
         _show(data, output_format, output)
@@ -235,6 +258,8 @@ def sweep(
     ],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: Annotated[
         int | None,
         typer.Option("--replications", help="Shortcut for `simulation.replications`.", min=1),
@@ -258,7 +283,11 @@ def sweep(
 
     with _exit_codes():
         varies = [parse_vary(text) for text in vary]
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         with _executor(executor, workers, scheduler) as where, _Progress("sweep") as progress:
             data = run_sweep(
                 scenario,
@@ -280,6 +309,8 @@ def compare(
     second: Annotated[Path, typer.Argument(help="Scenario B, or a saved result.")],
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     replications: Annotated[
         int | None,
         typer.Option(
@@ -306,7 +337,11 @@ def compare(
     from capsim.analysis.compare import compare as compare_sides
 
     with _exit_codes():
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         with _executor(executor, workers, scheduler) as where, _Progress("compare") as progress:
             data = compare_sides(
                 first,

@@ -17,17 +17,21 @@ from capsim.cli.app import (
     DurationOption,
     Engine,
     ExecutorOption,
+    PercentilesOption,
     ReplicationsOption,
     SchedulerOption,
     SeedOption,
     SetOption,
+    ShareOverOption,
     WorkersOption,
     _emit,
     _executor,
     _exit_codes,
     _Progress,
+    _say,
     _stderr,
     app,
+    statistics_overrides,
 )
 from capsim.errors import UsageError
 
@@ -80,39 +84,45 @@ def _check_folder(path: Path | None, option: str) -> None:
     """Refuse, before simulating, an output file whose folder does not exist."""
     if path is None:
         return
+    from capsim.safeio import os_reason
+    from capsim.textsafe import visible
+
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    try:
+        exists = folder.is_dir()
+    except OSError as error:  # a name too long: is_dir() does not swallow that one
         raise UsageError(
-            f"cannot write {path} ({option}): the folder {folder} does not exist; create it "
-            "or choose another path"
+            f"cannot write {visible(str(path))} ({option}): {os_reason(error)}"
+        ) from None
+    if not exists:
+        raise UsageError(
+            f"cannot write {visible(str(path))} ({option}): the folder {visible(str(folder))} "
+            "does not exist; create it or choose another path"
         )
 
 
 def _load_baseline(path: Path) -> dict[str, Any]:
-    from capsim.analysis.check import validate_baseline
+    from capsim.analysis.results import load_result
+    from capsim.safeio import InputError
+    from capsim.textsafe import visible
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
+        return load_result(path)
+    except InputError as error:
         raise UsageError(
-            f"cannot read the baseline {path}: {error.strerror or error}. Make one with "
-            f"`capsim run SCENARIO --format json --output {path}`"
+            f"cannot read the baseline {visible(error.path)}: {error.reason}. Make one with "
+            "`capsim run SCENARIO --format json --output FILE`"
         ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UsageError(
-            f"{path}:{error.lineno}:{error.colno}: the baseline is not valid JSON ({error.msg}); "
-            "it must be the output of `capsim run SCENARIO --format json`"
-        ) from None
-    return validate_baseline(data, str(path))
 
 
 def _check_text(outcome: Any) -> str:
-    """The plain-text view of a check, for the CI log."""
-    from capsim.outputs.junit import regression_message, slo_message
+    """The plain-text view of a check, for the CI log (no control character from data)."""
+    from capsim.outputs.junit import overload_message, regression_message, slo_message
+    from capsim.textsafe import visible
 
     lines = [outcome.headline()]
+    for entry in outcome.overloaded:
+        lines.append(f"  FAIL  {overload_message(entry)}")
     for verdict in outcome.slos:
         lines.append(f"  {'PASS' if verdict['passed'] else 'FAIL'}  SLO {slo_message(verdict)}")
     if outcome.baseline is not None:
@@ -127,7 +137,7 @@ def _check_text(outcome: Any) -> str:
         within = len(outcome.regressions) - len(flagged)
         lines.append(f"  {within} of {len(outcome.regressions)} figures within tolerance")
     lines += [f"note: {note}" for note in outcome.notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(visible(line) for line in lines) + "\n"
 
 
 @app.command()
@@ -172,6 +182,8 @@ def check(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
     executor: ExecutorOption = None,
@@ -185,15 +197,21 @@ def check(
     lines; when GITHUB_STEP_SUMMARY is set it appends the Markdown summary to that file.
     """
     from capsim.analysis.check import check_result
+    from capsim.analysis.stats import sanitise
     from capsim.outputs.github import render_summary, workflow_annotations
     from capsim.outputs.junit import render_junit
+    from capsim.textsafe import visible
 
     with _exit_codes():
         relative = parse_tolerance(tolerance)
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
         base = _load_baseline(baseline) if baseline is not None else None
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         model = capsim.build_model(capsim.load_scenario(scenario, overrides))
         with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
             report = capsim.simulate(
@@ -205,11 +223,11 @@ def check(
             )
         console = _stderr()
         for warning in report.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         outcome = check_result(
             report.data,
             baseline=base,
-            baseline_name=str(baseline) if baseline is not None else None,
+            baseline_name=visible(str(baseline)) if baseline is not None else None,
             tolerance=relative,
             inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
         )
@@ -229,7 +247,11 @@ def check(
                     f"{error.strerror or error}"
                 ) from None
         if output_format is CheckFormat.json:
-            text = json.dumps(outcome.as_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+            # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
+            # need not be: the JSON holds null where a figure is not finite.
+            text = json.dumps(
+                sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
+            )
         elif output_format is CheckFormat.markdown:
             text = summary
         else:
@@ -272,6 +294,8 @@ def report(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
     executor: ExecutorOption = None,
@@ -285,6 +309,9 @@ def report(
     """
     from capsim.analysis.sizing_report import build_sizing_report
     from capsim.engine.runner import run_replications
+    from capsim.outputs.files import is_regular_destination, is_stdout
+    from capsim.outputs.report_markdown import write_report_markdown
+    from capsim.textsafe import visible
 
     with _exit_codes():
         _check_folder(output, "--output")
@@ -295,7 +322,13 @@ def report(
                 if output.suffix.lower() in (".md", ".markdown")
                 else ReportFormat.html
             )
-        overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        if fmt is ReportFormat.markdown and not is_regular_destination(output):
+            write_report_markdown("", {}, output)  # refuses, before anything is simulated
+        overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         loaded = capsim.load_scenario(scenario, overrides)
         model = capsim.build_model(loaded)
         if loaded.simulation.timeseries is not False:
@@ -320,15 +353,15 @@ def report(
             )
         console = _stderr()
         for warning in sizing.warnings:
-            console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+            _say(console, f"warning: {warning}")
         if fmt is ReportFormat.html:
             from capsim.outputs.report_html import render_report_html
 
             _emit(render_report_html(sizing), output)
         else:
-            from capsim.outputs.report_markdown import render_report_markdown, write_files
+            from capsim.outputs.report_markdown import render_report_markdown
 
             text, files = render_report_markdown(sizing, output.stem)
-            write_files(files, output.parent)
-            _emit(text, output)
-        console.print(f"wrote {output}", markup=False)
+            write_report_markdown(text if text.endswith("\n") else text + "\n", files, output)
+        if not is_stdout(output):
+            console.print(f"wrote {visible(str(output))}", markup=False)

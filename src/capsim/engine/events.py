@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 
 from capsim.engine import streams
+from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import ClassRun, RunResult, TierRun
@@ -97,6 +98,36 @@ def _scheduler(
         heappush(heap, (env._now + delay, _NORMAL, next(eid), timer))
 
     return later
+
+
+def _scheduler_at(
+    env: simpy.Environment,
+) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
+    """at(when, callbacks, value): like `_scheduler`'s later, at the absolute time `when`."""
+    heap: list[Any] = env._queue
+    eid = env._eid
+
+    def at(when: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
+        timer = _Timer()
+        timer.callbacks = callbacks
+        timer._value = value
+        heappush(heap, (when, _NORMAL, next(eid), timer))
+
+    return at
+
+
+def _epoch_times(epochs: ArrivalEpochs) -> Draw:
+    """The next arrival time per call, inf once the arrivals have ended."""
+
+    def times() -> Iterator[float]:
+        while True:
+            block = epochs.next_block()
+            if block.size == 0:
+                return
+            yield from block.tolist()
+
+    following = times()
+    return lambda: next(following, math.inf)
 
 
 def _buffered(sample: Callable[[int], np.ndarray]) -> Draw:
@@ -288,6 +319,13 @@ class _TierSim:
         self.bulkhead_rejected = 0  # calls to this tier refused by a caller's bulkhead
         self.redeliveries = 0  # queue: failed messages put back for another try
         self.dead_letters = 0  # queue: messages that failed their last try
+        self.hedged_calls = 0  # attempts to this tier made by a call with a hedge
+        self.hedges = 0  # hedge copies sent to this tier
+        self.hedge_wins = 0  # hedged attempts a hedge copy answered first
+        self.hedges_cancelled = 0  # losing copies withdrawn from a queue before any work
+        self.hedges_abandoned = 0  # losing copies a worker had: their work went on
+        # This tier as a caller: (callee, quantile) -> the callee's response times it has seen.
+        self.response_times: dict[tuple[int, float], _ResponseTimes] = {}
         self._retry_draw: Draw | None = None
         self.bulkheads: dict[int, list[int]] = {}  # callee -> calls in flight to it
         self._pick_cache: dict[str, Pick] = {}
@@ -619,6 +657,8 @@ class _TierSim:
             entry = [now, k, cont, True, i]
             waiting[i].append(entry)
             live[i] += 1
+            if type(cont) is _HedgeCopy:
+                cont.queued(entry, withdraw)  # so that a faster copy can withdraw it
             queue_area += waiting_now * (now - queue_since)
             queue_since = now
             waiting_now += 1
@@ -641,7 +681,7 @@ class _TierSim:
                     queue_area += waiting_now * (now - queue_since)
                     queue_since = now
                     waiting_now -= 1
-                    if drop_abandoned and type(entry[2]) is _Answer and not entry[2].live:
+                    if drop_abandoned and _given_up(entry[2]):
                         drop_given_up(i, now)  # its caller gave up while it waited
                         continue
                     start(i, entry[1], entry[0], now, entry[2])
@@ -660,6 +700,21 @@ class _TierSim:
             if now >= warmup:
                 rejected += 1
                 self.dropped += 1
+
+        def withdraw(entry: list[Any]) -> bool:
+            # A hedge's losing copy leaves the queue unserved (not an error); False if it started.
+            nonlocal waiting_now, queue_area, queue_since
+            if not entry[3]:
+                return False
+            entry[3] = False
+            i = entry[4]
+            live[i] -= 1
+            at[i] -= 1
+            now = env._now
+            queue_area += waiting_now * (now - queue_since)
+            queue_since = now
+            waiting_now -= 1
+            return True
 
         def drop(event: _Timer) -> None:
             nonlocal waiting_now, queue_area, queue_since, rejected, timed_out
@@ -1415,6 +1470,11 @@ class _TierSim:
             run.bulkhead_rejected = self.bulkhead_rejected
             run.redeliveries = self.redeliveries
             run.dead_letters = self.dead_letters
+            run.hedged_calls = self.hedged_calls
+            run.hedges = self.hedges
+            run.hedge_wins = self.hedge_wins
+            run.hedges_cancelled = self.hedges_cancelled
+            run.hedges_abandoned = self.hedges_abandoned
             run.cold_starts = self.cold_starts[0]
             run.cache_lookups = self.cache_lookups
             run.cache_hits = self.cache_hits
@@ -1812,6 +1872,21 @@ class _CallSite:
         self.bulkhead = call.bulkhead
         # Shared by every call site from this caller to this callee.
         self.in_flight = caller.bulkheads.setdefault(target.tier.index, [0])
+        self.hedge = call.hedge
+        self.response_times: _ResponseTimes | None = None
+        if call.hedge is not None and call.hedge.quantile is not None:
+            key = (target.tier.index, call.hedge.quantile)
+            self.response_times = caller.response_times.get(key) or _ResponseTimes(
+                call.hedge.quantile
+            )
+            caller.response_times[key] = self.response_times
+
+    def hedge_delay(self) -> float | None:
+        """Seconds between copies of a hedged attempt now (None: send no copy yet)."""
+        assert self.hedge is not None
+        if self.response_times is None:
+            return self.hedge.after
+        return self.response_times.threshold
 
     def enter(self, k: int, pick: Pick, cont: Cont) -> bool:
         budget = self.retry.budget
@@ -1914,7 +1989,9 @@ class _Attempts:
         answer = _Answer(self)
         if site.timeout is not None:
             site.later(site.timeout, _ON_TIMEOUT, answer)
-        if not site.target_enter(self.k, self.pick, answer):
+        if site.hedge is not None:
+            _Hedged(site, self.k, self.pick, answer).send_first()
+        elif not site.target_enter(self.k, self.pick, answer):
             answer(False)
 
     def settled(self, ok: bool) -> None:
@@ -1942,13 +2019,222 @@ class _Attempts:
             self.launch()
 
 
+#: A percentile hedge sends no copy before its caller has seen this many answers from the
+#: callee, and at least 10 beyond the percentile: ceil(10 / (1 - q)) (p99: 1,000).
+HEDGE_MIN_ANSWERS = 100
+#: A percentile hedge's delay is recomputed after every this many new answers.
+HEDGE_REFRESH = 100
+#: A histogram bin's top over the value that stands for it: sqrt(1 + 1/128), rounded up.
+HEDGE_BIN_TOP = 1.004
+#: Added to the connection count of instances that already have a copy while a hedge picks.
+_AVOID = 1 << 40
+
+
+class _ResponseTimes:
+    """The callee's response times as one caller has seen them, and their q-quantile.
+
+    One per (caller, callee, quantile): every copy of a hedged call that answered successfully,
+    from sending to its answer, since t = 0 (warm-up included: a client learns while it warms
+    up), in a streaming histogram. `threshold` is None until enough answers have been seen.
+    """
+
+    __slots__ = ("histogram", "needed", "pending", "q", "threshold")
+
+    def __init__(self, q: float) -> None:
+        self.q = q
+        self.histogram = Histogram()
+        self.pending: list[float] = []
+        self.needed = max(HEDGE_MIN_ANSWERS, math.ceil(10.0 / (1.0 - q) - 1e-9))
+        self.threshold: float | None = None
+
+    def record(self, seconds: float) -> None:
+        pending = self.pending
+        pending.append(seconds)
+        if len(pending) < HEDGE_REFRESH:
+            return
+        self.histogram.add(pending)
+        self.pending = []
+        if self.histogram.n >= self.needed:
+            # Up to the top of the quantile's bin, so that an answer as slow as the quantile
+            # itself (a constant callee) comes before the copy; a nanosecond at least.
+            self.threshold = max(self.histogram.quantile(self.q) * HEDGE_BIN_TOP, 1e-9)
+
+
+class _HedgeCopy:
+    """One copy of a hedged attempt: its continuation at the callee.
+
+    `live` until the attempt no longer waits for it. A tier that queues it calls `queued`, so
+    that the copy can be withdrawn from that queue when another copy answers first.
+    """
+
+    __slots__ = ("entry", "group", "live", "sent", "withdraw")
+
+    def __init__(self, group: _Hedged, sent: float) -> None:
+        self.group = group
+        self.sent = sent
+        self.live = True
+        self.entry: list[Any] | None = None
+        self.withdraw: Callable[[list[Any]], bool] | None = None
+
+    def queued(self, entry: list[Any], withdraw: Callable[[list[Any]], bool]) -> None:
+        self.entry = entry
+        self.withdraw = withdraw
+
+    def __call__(self, ok: bool) -> None:
+        group = self.group
+        site = group.site
+        if ok and site.response_times is not None:
+            site.response_times.record(site.env._now - self.sent)  # late answers too
+        if self.live:
+            self.live = False
+            group.answered(self, ok)
+
+
+class _Hedged:
+    """One attempt of a hedged call: the first copy, then, while none has answered, another
+    copy to another instance every `delay` seconds, up to `hedge.max` more.
+
+    The first successful answer is the attempt's answer. A failed copy fails the attempt only
+    when no other copy is out (and then no more copies are sent): hedges are for slowness,
+    retries for errors. The losers are withdrawn if still waiting in a queue, else abandoned.
+    """
+
+    __slots__ = (
+        "answer",
+        "copies",
+        "delay",
+        "done",
+        "k",
+        "left",
+        "outstanding",
+        "pick",
+        "site",
+        "used",
+    )
+
+    def __init__(self, site: _CallSite, k: int, pick: Pick, answer: _Answer) -> None:
+        assert site.hedge is not None
+        self.site = site
+        self.k = k
+        self.pick = pick
+        self.answer = answer
+        self.copies: list[_HedgeCopy] = []
+        self.used: list[int] = []  # instances the copies went to
+        self.left = site.hedge.max
+        self.outstanding = 0
+        self.done = False
+        self.delay = 0.0
+
+    def send_first(self) -> None:
+        site = self.site
+        if site.env._now >= site.warmup:
+            site.target.hedged_calls += 1
+        delay = site.hedge_delay()
+        if delay is not None:
+            self.delay = delay
+            site.later(delay, _ON_HEDGE, self)
+        self._send()
+
+    def due(self) -> None:
+        """The delay has passed: send another copy unless the attempt is over."""
+        if self.done or not self.answer.live:
+            return
+        site = self.site
+        self.left -= 1
+        if site.env._now >= site.warmup:
+            site.target.hedges += 1
+        if self.left > 0:
+            site.later(self.delay, _ON_HEDGE, self)
+        self._send()
+
+    def _send(self) -> None:
+        copy = _HedgeCopy(self, self.site.env._now)
+        self.copies.append(copy)
+        self.outstanding += 1
+        if not self.site.target_enter(self.k, self._pick, copy):
+            copy(False)  # refused on the spot
+
+    def _pick(self, k: int) -> int:
+        """The callee's balancing, steered away from instances that already have a copy: they
+        look fully loaded to least_connections and power_of_two, and round_robin or random
+        choose again, up to 2 x instances + 16 times (a tier with one instance gets every
+        copy)."""
+        used = self.used
+        pick = self.pick
+        if not used:
+            i = pick(k)
+            used.append(i)
+            return i
+        at = self.site.target.at
+        for j in used:
+            at[j] += _AVOID
+        i = pick(k)
+        tries = 2 * len(at) + 16  # random balancing may draw a used instance again
+        while i in used and tries:
+            i = pick(k)
+            tries -= 1
+        for j in used:
+            at[j] -= _AVOID
+        used.append(i)
+        return i
+
+    def answered(self, copy: _HedgeCopy, ok: bool) -> None:
+        self.outstanding -= 1
+        if self.done:
+            return
+        if not self.answer.live:
+            self.done = True  # given up on (timed out): its copies are left to the callee
+            return
+        if not ok and self.outstanding > 0:
+            return  # another copy may still answer
+        self.done = True
+        if ok:
+            self._drop_losers(winner=copy)
+        self.answer(ok)
+
+    def _drop_losers(self, winner: _HedgeCopy) -> None:
+        site = self.site
+        target = site.target
+        counted = site.env._now >= site.warmup
+        if counted and winner is not self.copies[0]:
+            target.hedge_wins += 1
+        for other in self.copies:
+            if not other.live:
+                continue
+            other.live = False
+            if other.withdraw is not None and other.withdraw(other.entry):  # type: ignore[arg-type]
+                if counted:
+                    target.hedges_cancelled += 1
+            elif counted:
+                target.hedges_abandoned += 1
+
+
+def _hedge_due(event: _Timer) -> None:
+    event._value.due()
+
+
+_ON_HEDGE = (_hedge_due,)
+
+
+def _given_up(cont: Cont) -> bool:
+    """Whether the caller no longer waits for this continuation (`drop_abandoned` drops it)."""
+    kind = type(cont)
+    if kind is _Answer:
+        return not cont.live  # type: ignore[attr-defined]
+    if kind is _HedgeCopy:
+        return not cont.live or not cont.group.answer.live  # type: ignore[attr-defined]
+    return False
+
+
 def _guarded(call: Call) -> bool:
-    """A call with a timeout, retries, a circuit breaker or a bulkhead (an `_CallSite`)."""
+    """A call with a timeout, retries, a circuit breaker, a bulkhead or a hedge (an
+    `_CallSite`)."""
     return (
         call.timeout is not None
         or call.retry is not None
         or call.circuit_breaker is not None
         or call.bulkhead is not None
+        or call.hedge is not None
     )
 
 
@@ -2012,9 +2298,14 @@ class _ClassSim:
     """One request class: its arrivals (open) or users (closed), and its figures."""
 
     def __init__(
-        self, env: simpy.Environment, traffic: TrafficClass, entry: _TierSim, window: _Window
+        self,
+        env: simpy.Environment,
+        traffic: TrafficClass,
+        entry: _TierSim,
+        window: _Window,
+        share_limits: tuple[float, ...] = (),
     ) -> None:
-        self.run = ClassRun()
+        self.run = ClassRun(latency=Histogram(share_limits))
         self.latency = Recorder(self.run.latency)
         warmup = window.warmup
         k = traffic.index
@@ -2076,7 +2367,13 @@ class _ClassSim:
 
         rng = window.class_rng(k, streams.ARRIVALS)
         rate = float(traffic.rate or 0.0)
-        if traffic.profile:
+        # `gap()` gives the delay to the next arrival and `schedule` sets a timer after it; an
+        # arrival process instead gives the next arrival's time and is scheduled at it, exactly.
+        schedule = later
+        if traffic.process is not None:
+            gap = _epoch_times(ArrivalEpochs(traffic.process, rng))
+            schedule = _scheduler_at(env)
+        elif traffic.profile:
             unit: Draw = (
                 itertools.repeat(1.0).__next__
                 if traffic.arrivals == "constant"
@@ -2096,9 +2393,9 @@ class _ClassSim:
 
         def arrival(event: _Timer) -> None:
             now = env._now
-            delay = gap()
-            if delay < math.inf:
-                later(delay, on_arrival, None)
+            step = gap()
+            if step < math.inf:
+                schedule(step, on_arrival, None)
             if now < warmup:
                 enter(k, pick, _ignore)
                 return
@@ -2120,9 +2417,9 @@ class _ClassSim:
 
             def arrival(event: _Timer) -> None:
                 now = env._now
-                delay = gap()
-                if delay < math.inf:
-                    later(delay, on_arrival, None)
+                step = gap()
+                if step < math.inf:
+                    schedule(step, on_arrival, None)
                 arrived(now)
                 counted = now >= warmup
                 if counted:
@@ -2143,7 +2440,7 @@ class _ClassSim:
         on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
-            later(first, on_arrival, None)
+            schedule(first, on_arrival, None)
 
 
 class _ClassTracker:
@@ -2226,7 +2523,7 @@ def run_events(
         env.timeout(t).callbacks.append(sampled)
 
     # Created after the window and trace events: at equal times those run first.
-    classes = [_ClassSim(env, c, tiers[c.entry], window) for c in model.classes]
+    classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
 
     ticks = 0  # progress reports: events on the schedule that are not the model's
     if progress is not None:

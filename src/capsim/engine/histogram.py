@@ -43,16 +43,21 @@ class Histogram:
     Bins are HDR-style: 128 equal sub-buckets per power of two, so binning a batch is a shift of
     the doubles' bits and one bincount (no logarithms). Mergeable (`merge`) and picklable; memory
     is fixed (about 54 KiB) however many values arrive.
+
+    With `limits`, the values strictly above each limit are also counted exactly (`over`), so
+    the share of values above a limit (`share_over`) carries no binning error.
     """
 
-    __slots__ = ("counts", "max", "min", "n", "total")
+    __slots__ = ("counts", "limits", "max", "min", "n", "over", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: tuple[float, ...] | list[float] = ()) -> None:
         self.counts = np.zeros(_SIZE, dtype=np.int64)
         self.n = 0
         self.total = 0.0
         self.max = 0.0
         self.min = math.inf
+        self.limits = np.asarray(sorted(set(limits)), dtype=np.float64)
+        self.over = np.zeros(self.limits.size, dtype=np.int64)
 
     def add(self, values: np.ndarray | list[float]) -> None:
         """Count every value of a batch."""
@@ -67,8 +72,21 @@ class Histogram:
         index -= _OFFSET
         np.clip(index, 0, N_BINS + 1, out=index)
         self.counts += np.bincount(index, minlength=_SIZE)
+        if self.limits.size:
+            # below[i]: how many limits lie strictly below value i; a value is over limit j
+            # exactly when below > j.
+            below = np.searchsorted(self.limits, x, side="left")
+            tally = np.bincount(below, minlength=self.limits.size + 1)
+            self.over += np.cumsum(tally[::-1])[::-1][1:]
 
     def merge(self, other: Histogram) -> None:
+        if not np.array_equal(self.limits, other.limits):
+            if self.n == 0 and not self.limits.size:
+                self.limits, self.over = other.limits.copy(), np.zeros_like(other.over)
+            elif other.n:
+                raise ValueError("cannot merge histograms that count different limits")
+        if other.n:
+            self.over += other.over
         self.counts += other.counts
         self.n += other.n
         self.total += other.total
@@ -81,6 +99,13 @@ class Histogram:
         for h in histograms:
             result.merge(h)
         return result
+
+    def share_over(self, limit: float) -> float:
+        """The exact share of values strictly above `limit` (one of `limits`); NaN when empty."""
+        where = np.flatnonzero(self.limits == limit)
+        if not where.size:
+            raise KeyError(f"the histogram does not count values over {limit!r}")
+        return float(self.over[where[0]]) / self.n if self.n else math.nan
 
     @property
     def mean(self) -> float:
@@ -111,11 +136,13 @@ class Histogram:
             values, cumulative = values[keep], cumulative[keep]
         return values, cumulative
 
-    def __getstate__(self) -> tuple[np.ndarray, int, float, float, float]:
-        return (self.counts, self.n, self.total, self.max, self.min)
+    def __getstate__(self) -> tuple[np.ndarray, int, float, float, float, np.ndarray, np.ndarray]:
+        return (self.counts, self.n, self.total, self.max, self.min, self.limits, self.over)
 
-    def __setstate__(self, state: tuple[np.ndarray, int, float, float, float]) -> None:
-        self.counts, self.n, self.total, self.max, self.min = state
+    def __setstate__(
+        self, state: tuple[np.ndarray, int, float, float, float, np.ndarray, np.ndarray]
+    ) -> None:
+        self.counts, self.n, self.total, self.max, self.min, self.limits, self.over = state
 
 
 class Recorder:

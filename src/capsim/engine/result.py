@@ -63,6 +63,11 @@ class TierRun:
     bulkhead_rejected: int = 0  # calls to this tier refused by a caller's bulkhead
     redeliveries: int = 0  # queue with max_retries: failed messages tried again
     dead_letters: int = 0  # queue with max_retries: messages that failed every try
+    hedged_calls: int = 0  # attempts to this tier made by calls with a hedge (first copies)
+    hedges: int = 0  # hedge copies sent to this tier (part of `arrivals`)
+    hedge_wins: int = 0  # hedged attempts whose answer came from a hedge copy
+    hedges_cancelled: int = 0  # losing copies withdrawn from a queue before any work
+    hedges_abandoned: int = 0  # losing copies a worker had: their work went on, answer ignored
     cold_starts: int = 0  # serverless tier: instances started for a request
     cache_lookups: int = 0  # cold cache: lookups in the window
     cache_hits: int = 0  # cold cache: hits in the window

@@ -7,11 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
 
+import numpy as np
+
 from capsim.engine.executors import Executor, SerialExecutor, Task, open_executor
 from capsim.engine.limits import DEFAULT_MAX_MEMORY, estimate_memory
 from capsim.engine.result import RunResult
 from capsim.errors import Interrupted, ResourceLimitError
-from capsim.model.types import Model, TrafficClass
+from capsim.model.types import MmppArrivals, Model, TraceArrivals, TrafficClass
 from capsim.model.visits import expected_visits, mean_work
 
 EnginePath = Literal["auto", "vectorised", "events"]
@@ -25,6 +27,9 @@ DEFAULT_MAX_REQUESTS = 100_000_000
 
 def _open_requests(traffic: TrafficClass, horizon: float) -> float:
     """Expected arrivals of an open class over [0, horizon] (the profile integrated exactly)."""
+    trace = traffic.process
+    if isinstance(trace, TraceArrivals) and not trace.loop:
+        return float(np.count_nonzero(trace.times < horizon))
     points = traffic.profile
     if not points:
         return float(traffic.rate or 0.0) * horizon
@@ -71,6 +76,7 @@ def check_run_size(
     `max_memory` bytes of engine state per replication; return the requests estimate."""
     requests = estimate_requests(model, replications)
     count = replications or model.simulation.replications
+    _check_state_changes(model, count, max_requests)
     memory = estimate_memory(model, requests / max(count, 1))
     if memory > max_memory:
         largest = max(model.tiers, key=lambda tier: float(tier.servers) * float(tier.concurrency))
@@ -90,6 +96,22 @@ def check_run_size(
             f"replications, or allow it with --max-requests {requests * 1.1:.2g}."
         )
     return requests
+
+
+def _check_state_changes(model: Model, replications: int, max_requests: float) -> None:
+    """An MMPP's state changes are work too, however few requests it sends: bound them."""
+    for traffic in model.classes:
+        mmpp = traffic.process
+        if not isinstance(mmpp, MmppArrivals):
+            continue
+        changes = 2.0 * model.horizon / sum(mmpp.mean_sojourn) * replications
+        if changes > max_requests:
+            raise ResourceLimitError(
+                f"class '{traffic.name}': its MMPP would change state about {changes:.3g} times "
+                f"over {replications} replication(s), more than the limit of {max_requests:.3g}; "
+                "lengthen its mean_sojourn, shorten simulation.duration, or allow it with "
+                f"--max-requests {changes * 1.1:.2g}."
+            )
 
 
 def _bytes(count: float) -> str:

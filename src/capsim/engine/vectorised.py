@@ -29,12 +29,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from capsim.engine import streams
+from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram
 from capsim.engine.kernels import fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
-from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier, TrafficClass
+from capsim.model.types import (
+    Call,
+    MmppArrivals,
+    Model,
+    OneOf,
+    Parallel,
+    Step,
+    Tier,
+    TrafficClass,
+)
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -63,7 +73,7 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
                 f"class '{traffic.name}' is a closed workload (users with think time), "
                 "whose arrivals depend on responses"
             )
-        if traffic.arrivals not in ("poisson", "constant"):
+        if traffic.arrivals not in ("poisson", "constant", "trace", "mmpp", "batch"):
             return False, f"class '{traffic.name}' has arrivals '{traffic.arrivals}'"
     if model.faults:
         return (
@@ -129,6 +139,12 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
         )
     for work in tier.work:
         for call in _calls_in(work.calls):
+            if call.hedge is not None:
+                return (
+                    f"tier '{name}' hedges its calls to '{model.tiers[call.tier].name}' "
+                    f"({call.hedge.text}): a copy is sent only when the first has not answered "
+                    "in time, which depends on how long the callee takes"
+                )
             if call.timeout is not None or call.retry is not None:
                 return (
                     f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
@@ -510,7 +526,7 @@ class _Run:
         self.order = order
         self.timings = dict.fromkeys(("draw", "recurse", "route", "summarise"), 0.0)
         self.queue: deque[_Task] = deque()
-        self.classes = [ClassRun() for _ in model.classes]
+        self.classes = [ClassRun(latency=Histogram(model.share_over)) for _ in model.classes]
         self.tiers = [TierRun(workers=t.workers) for t in model.tiers]
         self.trace_times = np.linspace(
             self.window_start, self.window_end, TRACE_POINTS, endpoint=False
@@ -583,7 +599,7 @@ class _Run:
         peak_rate = sum(_peak_rate(c) for c in self.model.classes)
         span = self.chunk_requests / peak_rate if peak_rate > 0 else horizon
         chunks = max(1, math.ceil(horizon / span))
-        sources = [_ArrivalSource(self.model, c, self.replication) for c in self.model.classes]
+        sources = [_arrival_source(self.model, c, self.replication) for c in self.model.classes]
         for chunk in range(chunks):
             low = chunk * span
             last = chunk == chunks - 1
@@ -1010,6 +1026,8 @@ class _Run:
 
 def _peak_rate(traffic: TrafficClass) -> float:
     rates = [float(traffic.rate or 0.0)] + [p.rate for p in traffic.profile]
+    if isinstance(traffic.process, MmppArrivals):
+        rates += traffic.process.rates  # a burst must not overfill a chunk
     return max(rates)
 
 
@@ -1081,6 +1099,40 @@ class _ArrivalSource:
         times = self.seg_start[seg] + offset
         times[~np.isfinite(times)] = math.inf
         return times
+
+
+class _ProcessSource:
+    """Arrival times of one class with a trace, MMPP or batch arrivals (engine/arrivals.py,
+    the same generator as the event path's), handed out chunk by chunk."""
+
+    def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
+        assert traffic.process is not None
+        self.traffic = traffic
+        rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        self.epochs = ArrivalEpochs(traffic.process, rng)
+        self.buffer = np.zeros(0)
+        self.ended = False
+
+    def take(self, low: float, high: float) -> np.ndarray:
+        """Arrival times in [low, high): every call continues where the last one stopped."""
+        blocks = [self.buffer]
+        while not self.ended and not (blocks[-1].size and blocks[-1][-1] >= high):
+            block = self.epochs.next_block()
+            self.ended = block.size == 0
+            blocks.append(block)
+        if len(blocks) > 1:
+            self.buffer = np.concatenate(blocks)
+        cut = int(np.searchsorted(self.buffer, high, side="left"))
+        taken, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return taken
+
+
+def _arrival_source(
+    model: Model, traffic: TrafficClass, replication: int
+) -> _ArrivalSource | _ProcessSource:
+    if traffic.process is not None:
+        return _ProcessSource(model, traffic, replication)
+    return _ArrivalSource(model, traffic, replication)
 
 
 def _rate_segments(traffic: TrafficClass) -> list[tuple[float, float, float, float]]:

@@ -10,12 +10,18 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
+    COUNT_STATISTICS,
+    RATIO_STATISTICS,
+    ArrivalProcess,
     Autoscale,
+    BatchArrivals,
     Call,
     CircuitBreaker,
     ColdLru,
     Fault,
     HealthCheck,
+    Hedge,
+    MmppArrivals,
     Model,
     OneOf,
     Parallel,
@@ -28,6 +34,7 @@ from capsim.model.types import (
     Slo,
     Step,
     Tier,
+    TraceArrivals,
     TrafficClass,
     Work,
 )
@@ -36,27 +43,39 @@ from capsim.scenario import Scenario, check_scenario
 from capsim.scenario.schema import (
     AnyTier,
     AutoscaleSpec,
+    BatchArrivalsSpec,
     CacheTier,
     CallSpec,
     CdnTier,
     ConstantDist,
+    ConstantSize,
     DatabaseTier,
     EmpiricalDist,
+    EmpiricalSize,
     ExponentialDist,
     GammaDist,
+    GeometricSize,
     HealthCheckSpec,
     LoadBalancerTier,
     LognormalDist,
     LruModel,
+    MmppArrivalsSpec,
     OneOfCall,
     ParallelCall,
     QueueTier,
     RateLimitSpec,
+    ShareOverSpec,
     TierCall,
+    TraceArrivalsSpec,
+    TrafficSpec,
     TtlModel,
     UniformDist,
 )
 from capsim.units import format_duration, format_ratio
+
+#: Tier types whose workers are held while their calls are outstanding unless `blocking: false`:
+#: a thread-per-request service, and a queue consumer that handles one message at a time.
+BLOCKING_BY_DEFAULT = ("service", "queue")
 
 EXACT_KEYS = (
     1_000_000  # beyond this many keys Che's sum is split into an exact head and an integral
@@ -191,6 +210,16 @@ def build_distribution(spec: DistSpec) -> Distribution:
     return Distribution.constant(float(spec))
 
 
+def _hedge(call: TierCall) -> Hedge | None:
+    spec = call.hedge
+    if spec is None:
+        return None
+    if spec.quantile is not None:
+        return Hedge(max=spec.max, quantile=spec.quantile)
+    assert isinstance(spec.after, float)
+    return Hedge(max=spec.max, after=spec.after)
+
+
 def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
@@ -211,6 +240,7 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
             retry=retry,
             circuit_breaker=breaker,
             bulkhead=call.bulkhead,
+            hedge=_hedge(call),
         )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
@@ -398,7 +428,7 @@ def _build_tiers(
     tiers: list[Tier] = []
     for name, spec in scenario.tiers.items():
         index = tier_index[name]
-        blocking = spec.blocking if spec.blocking is not None else spec.type == "service"
+        blocking = spec.blocking if spec.blocking is not None else spec.type in BLOCKING_BY_DEFAULT
         cost = spec.cost.per_instance_hour if spec.cost is not None else None
         sizing = _sizing(spec)
         if isinstance(spec, QueueTier):
@@ -541,23 +571,52 @@ def _cache_tiers(
 def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[TrafficClass]:
     classes = []
     for index, (name, spec) in enumerate(scenario.traffic.items()):
-        profile = tuple(ProfilePoint(p.at, p.rate) for p in spec.profile or ())
+        profile = tuple(ProfilePoint(at, rate) for at, rate in spec.profile_points)
         rate = spec.rate if spec.rate is not None else (profile[0].rate if profile else None)
+        process = _arrival_process(spec)
+        if process is not None:
+            rate = process.mean_rate
         classes.append(
             TrafficClass(
                 name=name,
                 index=index,
                 entry=tier_index[spec.entry],
                 rate=None if spec.users is not None else rate,
-                arrivals=spec.arrivals,
+                arrivals=spec.arrival_kind,  # type: ignore[arg-type]
                 profile=profile,
                 users=spec.users,
                 think_time=build_distribution(spec.think_time)
                 if spec.think_time is not None
                 else None,
+                process=process,
             )
         )
     return classes
+
+
+def _arrival_process(spec: TrafficSpec) -> ArrivalProcess | None:
+    """The model of a trace, MMPP or batch `arrivals:` (None for poisson and constant)."""
+    arrivals = spec.arrivals
+    if isinstance(arrivals, TraceArrivalsSpec):
+        times = np.asarray(arrivals.times, dtype=np.float64) / arrivals.speedup
+        return TraceArrivals(times=times, loop=arrivals.loop, source=arrivals.trace)
+    if isinstance(arrivals, MmppArrivalsSpec):
+        mmpp = arrivals.mmpp
+        return MmppArrivals(
+            rates=(mmpp.rates[0], mmpp.rates[1]),
+            mean_sojourn=(mmpp.mean_sojourn[0], mmpp.mean_sojourn[1]),
+        )
+    if isinstance(arrivals, BatchArrivalsSpec):
+        size = arrivals.batch.size
+        batch_rate = float(spec.rate or 0.0)
+        if isinstance(size, GeometricSize):
+            return BatchArrivals(batch_rate, "geometric", size.mean)
+        if isinstance(size, EmpiricalSize):
+            samples = tuple(size.samples)
+            return BatchArrivals(batch_rate, "empirical", sum(samples) / len(samples), samples)
+        value = size.value if isinstance(size, ConstantSize) else size
+        return BatchArrivals(batch_rate, "constant", float(value))
+    return None
 
 
 def _build_slos(
@@ -568,22 +627,32 @@ def _build_slos(
         line = scenario.problem("", ("slos", i)).line
         subject = spec.class_ if spec.class_ is not None else spec.tier
         for statistic, limit in spec.objectives():
-            shown = (
-                format_ratio(limit)
-                if statistic in ("error_rate", "utilization")
-                else format_duration(limit)
-            )
+            threshold = None
+            if isinstance(limit, ShareOverSpec):
+                threshold, limit = limit.limit, limit.max
+                text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
+            else:
+                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
             slos.append(
                 Slo(
-                    text=f"{subject} {statistic} <= {shown}",
+                    text=text,
                     statistic=statistic,
                     limit=limit,
                     class_index=class_index[spec.class_] if spec.class_ is not None else None,
                     tier_index=tier_index[spec.tier] if spec.tier is not None else None,
                     line=line,
+                    threshold=threshold,
                 )
             )
     return slos
+
+
+def _slo_limit_text(statistic: str, limit: float) -> str:
+    if statistic in RATIO_STATISTICS:
+        return format_ratio(limit)
+    if statistic in COUNT_STATISTICS:
+        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
+    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:
@@ -627,7 +696,16 @@ def build_model(scenario: Scenario) -> Model:
         timeseries=_wants_timeseries(scenario),
         timeseries_bucket=_timeseries_bucket(scenario),
         faults=tuple(_build_faults(scenario, tiers)),
+        percentiles=tuple(sorted(set(simulation.percentiles))),
+        share_over=_share_limits(scenario),
     )
+
+
+def _share_limits(scenario: Scenario) -> tuple[float, ...]:
+    """Every latency limit whose share is reported: asked for, or named by an SLO."""
+    limits = set(scenario.simulation.share_over)
+    limits.update(slo.share_over.limit for slo in scenario.slos if slo.share_over is not None)
+    return tuple(sorted(limits))
 
 
 def _wants_timeseries(scenario: Scenario) -> bool:
@@ -649,6 +727,7 @@ def _wants_timeseries(scenario: Scenario) -> bool:
         or cold
         or bool(scenario.faults)
         or any(spec.profile for spec in scenario.traffic.values())
+        or any(spec.arrival_kind == "trace" for spec in scenario.traffic.values())
     )
 
 

@@ -23,10 +23,13 @@ Conventions
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import numpy as np
+
 from capsim.model.distributions import Distribution
+from capsim.units import format_duration
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
@@ -38,6 +41,10 @@ BALANCING_ALGORITHMS: tuple[str, ...] = (
 )
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+#: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
+#: every other SLO statistic is a time.
+RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
+COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,36 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Hedge:
+    """Hedged requests (docs/dynamic.md#hedged-requests): while no copy of a call has answered,
+    copy j (1..`max`) goes to another instance j x `after` seconds after the first, or, with
+    `quantile` q, j x the q-quantile of the callee's response times as the caller has seen them.
+    The first successful answer is taken; the other copies are withdrawn from the queue they
+    wait in, or abandoned (their work goes on) when a worker has them.
+    """
+
+    max: int = 1
+    after: float | None = None  # seconds; None when `quantile` is set
+    quantile: float | None = None  # 0 < q < 1
+
+    @property
+    def text(self) -> str:
+        """The hedge as the scenario wrote it, for messages."""
+        if self.quantile is not None:
+            return f"after p{self.quantile * 100:g}"
+        assert self.after is not None
+        return f"after {format_duration(self.after)}"
+
+
+@dataclass(frozen=True)
 class Call:
     """A synchronous (or, to a queue tier, asynchronous) call to another tier.
 
     Made with `probability`; when made, it is repeated `repeat` times one after another.
     `algorithm`, when set, overrides the callee's own balancing (a load balancer's choice).
     `timeout`: the caller gives up on an attempt after this long (the callee works on);
-    `retry`: how failed and timed-out attempts are retried.
+    `retry`: how failed and timed-out attempts are retried; `hedge`: copies of an attempt
+    that has not answered in time.
     """
 
     tier: int
@@ -95,6 +125,7 @@ class Call:
     retry: Retry | None = None
     circuit_breaker: CircuitBreaker | None = None
     bulkhead: int | None = None  # at most this many calls in flight from caller to callee
+    hedge: Hedge | None = None  # more copies of a slow call to other instances
 
 
 @dataclass(frozen=True)
@@ -270,25 +301,110 @@ class ProfilePoint:
     rate: float
 
 
+@dataclass(frozen=True, eq=False)
+class TraceArrivals:
+    """Arrivals replayed from a trace: `times` in seconds from its first timestamp, in order,
+    `speedup` applied. With `loop` the trace repeats every `period` seconds."""
+
+    times: np.ndarray = field(repr=False)
+    loop: bool
+    source: str
+
+    @property
+    def period(self) -> float:
+        """The trace's span plus its mean gap, so a loop keeps the trace's mean rate."""
+        count = int(self.times.size)
+        span = float(self.times[-1]) if count else 0.0
+        return span * count / (count - 1) if count > 1 else span
+
+    @property
+    def mean_rate(self) -> float:
+        period = self.period
+        return float(self.times.size) / period if period > 0 else 0.0
+
+    def scaled(self, factor: float) -> TraceArrivals:
+        return replace(self, times=self.times / factor)
+
+
+@dataclass(frozen=True)
+class MmppArrivals:
+    """Two-state Markov-modulated Poisson process: Poisson at `rates[i]` while in state i, whose
+    sojourn is exponential with mean `mean_sojourn[i]`. A run starts in the stationary state."""
+
+    rates: tuple[float, float]
+    mean_sojourn: tuple[float, float]
+
+    @property
+    def stationary(self) -> tuple[float, float]:
+        """Long-run share of time in each state."""
+        total = self.mean_sojourn[0] + self.mean_sojourn[1]
+        return self.mean_sojourn[0] / total, self.mean_sojourn[1] / total
+
+    @property
+    def mean_rate(self) -> float:
+        pi = self.stationary
+        return pi[0] * self.rates[0] + pi[1] * self.rates[1]
+
+    def scaled(self, factor: float) -> MmppArrivals:
+        return replace(self, rates=(self.rates[0] * factor, self.rates[1] * factor))
+
+
+@dataclass(frozen=True)
+class BatchArrivals:
+    """Batches at Poisson epochs of rate `batch_rate`; every request of a batch arrives at once.
+
+    Sizes: `size_kind` constant (`size_mean` is the size), geometric on 1, 2, ... with mean
+    `size_mean`, or empirical (drawn from `size_samples`, equally likely)."""
+
+    batch_rate: float
+    size_kind: Literal["constant", "geometric", "empirical"]
+    size_mean: float
+    size_samples: tuple[int, ...] = ()
+
+    @property
+    def size_second_moment(self) -> float:
+        """E[X^2] of the batch size."""
+        if self.size_kind == "constant":
+            return self.size_mean**2
+        if self.size_kind == "geometric":
+            p = 1.0 / self.size_mean
+            return (2.0 - p) / (p * p)
+        return float(np.mean(np.square(self.size_samples, dtype=np.float64)))
+
+    @property
+    def mean_rate(self) -> float:
+        return self.batch_rate * self.size_mean
+
+    def scaled(self, factor: float) -> BatchArrivals:
+        return replace(self, batch_rate=self.batch_rate * factor)
+
+
+ArrivalProcess = TraceArrivals | MmppArrivals | BatchArrivals
+ArrivalKind = Literal["poisson", "constant", "trace", "mmpp", "batch"]
+
+
 @dataclass(frozen=True)
 class TrafficClass:
-    """A request class: open (Poisson or constant `rate`, optional `profile`) or closed (`users`)."""
+    """A request class: open (`rate`, optional `profile`, or an arrival `process`) or closed
+    (`users`). `rate` is always in requests per second: for a process, its long-run mean."""
 
     name: str
     index: int
     entry: int
     rate: float | None = None
-    arrivals: Literal["poisson", "constant"] = "poisson"
+    arrivals: ArrivalKind = "poisson"
     profile: tuple[ProfilePoint, ...] = ()
     users: int | None = None
     think_time: Distribution | None = None
+    process: ArrivalProcess | None = None  # trace, mmpp and batch arrivals
 
     @property
     def is_closed(self) -> bool:
         return self.users is not None
 
     def rate_at(self, t: float) -> float:
-        """Offered rate at simulated time `t` (from the start of warm-up); open classes only."""
+        """Offered rate at simulated time `t` (from the start of warm-up); open classes only.
+        A trace, an MMPP or batches count at their long-run mean rate."""
         if not self.profile:
             return float(self.rate or 0.0)
         points = self.profile
@@ -301,17 +417,34 @@ class TrafficClass:
                 return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
         return points[-1].rate
 
+    def scaled(self, factor: float) -> TrafficClass:
+        """This open class with `factor` times its traffic (a trace replayed `factor` times
+        faster); the mix of requests is unchanged."""
+        return replace(
+            self,
+            rate=None if self.rate is None else self.rate * factor,
+            profile=tuple(replace(p, rate=p.rate * factor) for p in self.profile),
+            process=None if self.process is None else self.process.scaled(factor),
+        )
+
 
 @dataclass(frozen=True)
 class Slo:
-    """One objective: `statistic` of a class (latency stat or error_rate) or a tier (utilization)."""
+    """One objective: `statistic` of a class or of a tier at most `limit`.
+
+    Class statistics: mean, p50 ... p999, max (latency), error_rate, share_over (the share of
+    requests slower than `threshold` seconds). Tier statistics: utilization, occupancy,
+    wait_mean ... wait_max (time waiting for a worker), and on queues age_mean ... age_max
+    (message age, enqueue to done) and backlog (the highest number of messages waiting).
+    """
 
     text: str  # "browse p99 <= 300ms"
-    statistic: str  # mean|p50|p90|p95|p99|p999|max|error_rate|utilization
+    statistic: str
     limit: float
     class_index: int | None = None
     tier_index: int | None = None
     line: int = 0  # line in the scenario file, for CI annotations
+    threshold: float | None = None  # share_over: the latency limit whose share is bounded
 
 
 @dataclass(frozen=True)
@@ -340,6 +473,12 @@ class Model:
     timeseries: bool = False
     timeseries_bucket: float | None = None
     faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
+    # Latency percentiles asked for beyond the standard ones (`simulation.percentiles`, SPEC's
+    # p50 ... p999 are always there), as quantiles in (0, 1).
+    percentiles: tuple[float, ...] = ()
+    # Latency limits (seconds) whose share of slower requests the engine counts exactly:
+    # `simulation.share_over` and the limit of every share_over SLO.
+    share_over: tuple[float, ...] = ()
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

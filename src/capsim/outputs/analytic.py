@@ -12,6 +12,8 @@ from rich.table import Table
 from capsim.analysis.report import Report
 from capsim.errors import UsageError
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_text, terminal_data
+from capsim.outputs.table import plain_cells
 from capsim.outputs.text import render_json
 
 
@@ -23,6 +25,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
             [
                 name,
                 cells.rate(entry["throughput"]),
+                cells.percent(entry.get("error_rate")),
                 cells.time(latency["mean"]),
                 cells.time(latency.get("p99")),
                 "exact" if entry["method"]["exact"] else "approx.",
@@ -40,6 +43,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                 cells.time(entry["wait"]["mean"]),
                 cells.time(entry["wait"].get("p99")),
                 cells.rate(entry["max_rate"]),
+                "stable" if entry.get("stable", True) else "OVERLOADED",
                 "exact" if entry["method"]["exact"] else "approx.",
                 entry["method"]["formula"],
             ]
@@ -47,7 +51,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     return classes, tiers
 
 
-CLASS_HEADER = ["class", "throughput", "mean latency", "p99", "", "formula"]
+CLASS_HEADER = ["class", "throughput", "errors", "mean latency", "p99", "", "formula"]
 TIER_HEADER = [
     "tier",
     "offered",
@@ -56,9 +60,20 @@ TIER_HEADER = [
     "wait mean",
     "wait p99",
     "max rate",
+    "status",
     "",
     "formula",
 ]
+
+
+def _overload_lines(data: dict[str, Any]) -> list[str]:
+    """One line per overloaded tier: its load, its capacity and the key that adds capacity."""
+    return [
+        f"OVERLOADED: {entry['tier']} (rho {entry['rho']:.3g}: {cells.rate(entry['offered_rate'])} "
+        f"offered, {cells.rate(entry['capacity'])} capacity); add capacity with "
+        f"--set tiers.{entry['tier']}.{entry['add']}=... or lower the load"
+        for entry in data.get("overloaded") or []
+    ]
 
 
 def _summary_line(data: dict[str, Any]) -> str:
@@ -80,7 +95,7 @@ def _summary_line(data: dict[str, Any]) -> str:
 
 
 def render_solve_table(report: Report, *, color: bool = False, width: int = 120) -> str:
-    data = report.data
+    data = terminal_data(report.data)
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -100,22 +115,24 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = 120)
         for i, name in enumerate(header):
             table.add_column(name, justify="right" if 0 < i < len(header) - 2 else "left")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*plain_cells(row))
         console.print(table)
     console.print(_summary_line(data), markup=False)
+    for line in _overload_lines(data):
+        console.print(line, markup=False)
     for verdict in data["slos"]:
         mark = {True: "✓ PASS", False: "✗ FAIL", None: "? no formula"}[verdict["passed"]]
         console.print(
             f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})", markup=False
         )
-    for note in report.warnings:
+    for note in terminal_data(report.warnings):
         console.print(f"note: {note}", markup=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def render_solve_markdown(report: Report) -> str:
     data = report.data
-    lines = [f"# {data['scenario']}: analytic estimates", ""]
+    lines = [f"# {markdown_text(data['scenario'])}: analytic estimates", ""]
     class_rows, tier_rows = _rows(data)
     for title, header, rows in (
         ("Request classes", CLASS_HEADER, class_rows),
@@ -127,11 +144,14 @@ def render_solve_markdown(report: Report) -> str:
             "| " + " | ".join(h or "exact?" for h in header) + " |",
             "|" + "---|" * len(header),
         ]
-        lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
-        ]
+        lines += ["| " + " | ".join(markdown_text(cell) for cell in row) + " |" for row in rows]
         lines.append("")
-    lines.append(_summary_line(data))
+    lines.append(markdown_text(_summary_line(data)))
+    lines += (
+        ["", *(f"**{markdown_text(line)}**" for line in _overload_lines(data))]
+        if data.get("overloaded")
+        else []
+    )
     return "\n".join(lines) + "\n"
 
 

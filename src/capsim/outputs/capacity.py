@@ -12,6 +12,8 @@ from rich.table import Table
 
 from capsim.errors import UsageError
 from capsim.outputs import cells
+from capsim.outputs.escape import markdown_text, terminal_data
+from capsim.outputs.table import plain_cells
 from capsim.outputs.text import _markdown_table
 
 Block = tuple[str, list[str], list[list[str]]]  # title, header, rows
@@ -42,15 +44,20 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
         f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
         f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)",
-        f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])} "
-        f"(analytic {cells.rate(data['analytic']['saturation_rate'])})",
+        f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])}"
+        + (
+            f" (at least {cells.rate(data['saturation_rate_low'])})"
+            if data.get("saturation_rate_low") is not None
+            else ""
+        )
+        + f" (analytic {cells.rate(data['analytic']['saturation_rate'])})",
         f"knee of p99 ({data['knee_factor']:g}x its low-load value): {cells.rate(data['knee_rate'])}",
         f"highest rate meeting every SLO: {cells.rate(data['max_rate_meeting_slos'])}",
     ]
     verification = data.get("verification")
     if verification:
         lines.append(
-            "verified at the scenario's run length: "
+            f"verified at the scenario's run length ({cells.rate(verification['rate'])}): "
             + (
                 "meets the SLOs"
                 if verification["meets_slos"]
@@ -58,24 +65,40 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             )
         )
     tier_rows = [
-        [name, cells.rate(t["max_rate"]), cells.rate(t["max_rate_analytic"])]
+        [
+            name,
+            t.get("held_by", "utilization"),
+            cells.rate(t["max_rate"]),
+            cells.rate(t.get("max_rate_low")),
+            cells.rate(t["max_rate_analytic"]),
+        ]
         for name, t in data["tiers"].items()
     ]
     tier_names = list(data["tiers"])
+    # Blocking tiers and queues saturate by the workers they hold: occupancy beside utilisation.
+    held = [n for n in tier_names if data["tiers"][n].get("held_by") == "occupancy"]
+    columns = [(f"util {n}", "utilization", n) for n in tier_names]
+    for name in held:
+        at = next(i for i, c in enumerate(columns) if c[2] == name)
+        columns.insert(at + 1, (f"occ {name}", "occupancy", name))
     curve_rows = [
         [
             cells.rate(p["rate"]),
             cells.time(p["p50"]),
             cells.time(p["p99"]),
             cells.percent(p["error_rate"]),
-            *(cells.percent(p["utilization"][n]) for n in tier_names),
+            *(cells.percent((p.get(figure) or {}).get(name)) for _, figure, name in columns),
             "stable" if p["stable"] else "OVERLOADED",
             {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
         ]
         for p in data["curve"]
     ]
     blocks: list[Block] = [
-        ("Tiers", ["tier", "max rate (simulated)", "max rate (analytic)"], tier_rows),
+        (
+            "Tiers",
+            ["tier", "saturates by", "max rate (simulated)", "at least", "max rate (analytic)"],
+            tier_rows,
+        ),
         (
             "Measured curve",
             [
@@ -83,7 +106,7 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 "p50",
                 "p99",
                 "errors",
-                *(f"util {n}" for n in tier_names),
+                *(header for header, _, _ in columns),
                 "status",
                 "SLOs met",
             ],
@@ -103,7 +126,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · sizing at {data['load']:g}x load "
         f"({cells.rate(data['offered_rate'])} open traffic)"
-        + (f" · headroom {cells.percent(data['headroom'])}" if data["headroom"] else "")
+        + f" · headroom {cells.percent(data['headroom'] or 0.0)}"
         + f" · redundancy {data['redundancy']}",
         "total cost: "
         + (f"{cost:,.4g} per hour" if cost is not None else "no tier has a cost")
@@ -127,12 +150,27 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 sized or "fixed",
                 str(t[sized]) if sized else str(t["instances"]),
                 str(t["was"]) if sized else cells.MISSING,
+                cells.percent(t.get("utilization")),
+                cells.percent(t.get("occupancy")),
                 cells.MISSING if t["cost_per_hour"] is None else f"{t['cost_per_hour']:,.4g}",
                 evidence,
             ]
         )
     blocks: list[Block] = [
-        ("Tiers", ["tier", "sized", "answer", "was", "cost/hour", "one fewer"], rows),
+        (
+            "Tiers",
+            [
+                "tier",
+                "sized",
+                "answer",
+                "was",
+                "utilisation",
+                "occupancy",
+                "cost/hour",
+                "one fewer",
+            ],
+            rows,
+        ),
         ("SLOs at the answer", SLO_HEADER, _slo_rows(data["slos"])),
     ]
     if data.get("slos_after_loss"):
@@ -159,7 +197,18 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     header = [*paths]
     for name in classes:
         header += [f"{name} thru", f"{name} p50", f"{name} p99", f"{name} err"]
-    header += [f"util {n}" for n in tiers] + ["SLOs"]
+    # Tiers whose workers are held longer than they work get occupancy beside utilisation.
+    held = {
+        n
+        for n in tiers
+        if any(
+            (p["tiers"][n].get("occupancy") or 0.0) - (p["tiers"][n]["utilization"] or 0.0) > 0.01
+            for p in data["points"]
+        )
+    }
+    for n in tiers:
+        header += [f"util {n}", f"occ {n}"] if n in held else [f"util {n}"]
+    header += ["SLOs"]
     rows = []
     for point in data["points"]:
         row = [str(point["values"][p]) for p in paths]
@@ -171,12 +220,18 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.time(c["latency"]["p99"]),
                 cells.percent(c["error_rate"]),
             ]
-        row += [
-            cells.percent(point["tiers"][n]["utilization"])
-            + ("" if point["tiers"][n]["stable"] else " !")
-            for n in tiers
-        ]
-        row.append("pass" if point["passed"] else "fail")
+        for n in tiers:
+            mark = "" if point["tiers"][n]["stable"] else " !"
+            row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
+            if n in held:
+                row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
+        row.append(
+            "pass"
+            if point["passed"]
+            else "fail (overloaded)"
+            if point.get("overloaded")
+            else "fail"
+        )
         rows.append(row)
     return lines, [("What-if", header, rows)]
 
@@ -186,6 +241,8 @@ def _figure(metric: str, value: float | None) -> str:
         return cells.time(value)
     if metric == "throughput":
         return cells.rate(value)
+    if metric.startswith("share_over."):
+        return cells.share(value)
     return cells.percent(value)
 
 
@@ -231,6 +288,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     ]
     slo_rows = []
     for label in ("a", "b"):
+        for failure in data[label].get("overloaded") or []:
+            slo_rows.append(
+                [label.upper(), "✗ FAIL", f"tier {failure['tier']} in steady state",
+                 "OVERLOADED: " + cells.overload_text(failure)]
+            )  # fmt: skip
         for v in data["slos"][label]:
             slo_rows.append([label.upper(), _verdict(v["passed"]), v["slo"], cells.slo_observed(v)])
     blocks: list[Block] = [
@@ -262,7 +324,7 @@ def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool)
         for i, name in enumerate(header):
             table.add_column(name, justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*plain_cells(row))
         console.print(table)
     for note in notes:
         console.print(f"note: {note}", markup=False)
@@ -272,13 +334,14 @@ def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool)
 def _markdown(
     command: str, data: dict[str, Any], lines: list[str], blocks: list[Block], notes: list[str]
 ) -> str:
-    out = [f"# capsim {command}: {data.get('scenario') or data.get('a', {}).get('scenario')}", ""]
-    out += [f"{line}  " for line in lines]
+    scenario = data.get("scenario") or data.get("a", {}).get("scenario")
+    out = [f"# capsim {command}: {markdown_text(str(scenario))}", ""]
+    out += [f"{markdown_text(line)}  " for line in lines]
     for title, header, rows in blocks:
         out += ["", f"## {title}", ""]
         out += _markdown_table(header, rows, right=range(1, len(header)))
     if notes:
-        out += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+        out += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in notes]
     return "\n".join(out) + "\n"
 
 
@@ -287,6 +350,8 @@ def render_capacity(data: dict[str, Any], fmt: str, *, color: bool = False) -> s
     name = fmt.lower()
     if name == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    if name == "table":
+        data = terminal_data(data)
     command = data["command"]
     lines, blocks = _VIEWS[command](data)
     notes = list(data.get("notes", []))

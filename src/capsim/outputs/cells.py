@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from capsim.analysis.report import overload_failures
+from capsim.model.types import COUNT_STATISTICS, RATIO_STATISTICS
 from capsim.units import format_duration
 
 #: What a missing figure (null in the JSON) looks like in a table.
 MISSING = "—"
 #: What an unstable tier's status says, in every human view.
 OVERLOADED = "OVERLOADED — not steady state"
+#: Marks a percentile estimated from too few values (the result's `low_sample`).
+LOW_SAMPLE_MARK = "*"
+#: The footnote that explains the mark, under any table that shows it.
+LOW_SAMPLE_NOTE = (
+    "* low sample: a q-percentile estimated from fewer than 10/(1-q) values "
+    "(p99 from fewer than 1,000, p999 from fewer than 10,000)"
+)
 
 
 def time(value: float | None) -> str:
@@ -42,21 +51,40 @@ def errors(entry: dict[str, Any]) -> str:
     return f"{count(entry['errors'])} ({rate_text})"
 
 
+def statistic_figure(statistic: str | None, value: float | None) -> str:
+    """A figure in the unit of the SLO statistic it measures: a share, a count or a time."""
+    if value is None:
+        return MISSING
+    if statistic in RATIO_STATISTICS:
+        return f"{value * 100:.3g}%"
+    if statistic in COUNT_STATISTICS:
+        return count(value)
+    return time(value)
+
+
 def slo_observed(verdict: dict[str, Any]) -> str:
-    """An SLO's observed figure in the unit of its statistic."""
-    observed = verdict["observed"]
-    if verdict.get("statistic") in ("utilization", "occupancy", "error_rate"):
-        if observed is None:
-            return MISSING
-        return f"{observed * 100:.3g}%"
-    return time(observed)
+    """An SLO's observed figure in the unit of its statistic, marked when from a low sample."""
+    shown = statistic_figure(verdict.get("statistic"), verdict["observed"])
+    return shown + (LOW_SAMPLE_MARK if verdict.get("low_sample") else "")
 
 
 def slo_limit(verdict: dict[str, Any]) -> str:
-    limit = verdict["limit"]
-    if verdict.get("statistic") in ("utilization", "occupancy", "error_rate"):
-        return f"{limit * 100:.3g}%"
-    return time(limit)
+    return statistic_figure(verdict.get("statistic"), verdict["limit"])
+
+
+def percentile(entry: dict[str, Any], figure: str, name: str) -> str:
+    """A percentile of `entry[figure]` (latency, wait, age), marked when from a low sample."""
+    value = entry[figure].get(name)
+    low = f"{figure}.{name}" in entry.get("low_sample", ())
+    return time(value) + (LOW_SAMPLE_MARK if low and value is not None else "")
+
+
+def any_low_sample(data: dict[str, Any]) -> bool:
+    """Whether any class or tier figure, or any SLO verdict, rests on a low sample."""
+    entries = [*data.get("classes", {}).values(), *data.get("tiers", {}).values()]
+    return any(e.get("low_sample") for e in entries) or any(
+        v.get("low_sample") for v in data.get("slos", [])
+    )
 
 
 def tier_status(entry: dict[str, Any]) -> str:
@@ -83,11 +111,111 @@ def engine_line(data: dict[str, Any]) -> str | None:
     return f"engine: {engine['path']}{reason}"
 
 
+def overload_text(failure: dict[str, Any]) -> str:
+    """`orders (backlog +23/s, saturates near 3,450.0/s)`."""
+    details = overload_details(failure)
+    return f"{failure['tier']} ({details})" if details else str(failure["tier"])
+
+
+def overload_details(failure: dict[str, Any]) -> str:
+    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates."""
+    details = []
+    growth = failure.get("growth_rate")
+    if isinstance(growth, int | float):
+        details.append(f"backlog +{growth:,.3g}/s" if growth < 10 else f"backlog +{growth:,.0f}/s")
+    saturation = failure.get("saturation_rate")
+    if isinstance(saturation, int | float):
+        details.append(f"saturates near {rate(saturation)}")
+    return ", ".join(details)
+
+
 def verdict_line(data: dict[str, Any]) -> str:
+    """The run's verdict in one sentence; an overloaded tier is named first and fails it."""
     slos = data.get("slos", [])
+    failed = sum(1 for v in slos if not v["passed"])
+    overloaded = overload_failures(data)
+    if overloaded:
+        tiers = "; ".join(overload_text(f) for f in overloaded)
+        word = "tier" if len(overloaded) == 1 else "tiers"
+        slo_part = (
+            "no SLOs defined"
+            if not slos
+            else f"{failed} of {len(slos)} SLOs failed besides"
+            if failed
+            else f"the {len(slos)} SLO figure(s) are within limits but not steady-state figures"
+        )
+        return f"FAIL: {word} OVERLOADED — {tiers}; {slo_part}."
     if not slos:
         return "No SLOs defined."
-    failed = sum(1 for v in slos if not v["passed"])
     if not failed:
         return f"All {len(slos)} SLOs met." if len(slos) > 1 else "The SLO is met."
     return f"{failed} of {len(slos)} SLOs failed."
+
+
+#: Columns of the hedged-calls table (docs/results.md#hedged-calls).
+HEDGE_COLUMNS = ("calls", "hedges sent", "won", "cancelled", "abandoned", "extra load")
+
+
+def hedge_rows(data: dict[str, Any]) -> list[list[str]]:
+    """One row per tier called with a hedge: [tier, *HEDGE_COLUMNS]; [] when none is."""
+    rows = []
+    for name, entry in data["tiers"].items():
+        hedges = entry.get("hedges")
+        if hedges is None:
+            continue
+        rows.append(
+            [
+                name,
+                count(hedges["calls"]),
+                f"{count(hedges['sent'])} ({percent(hedges['share'])})",
+                count(hedges["won"]),
+                count(hedges["cancelled"]),
+                count(hedges["abandoned"]),
+                percent(hedges["extra_load"]),
+            ]
+        )
+    return rows
+
+
+#: The latency percentiles every class table shows; `--percentiles` adds columns beside them.
+SHOWN_PERCENTILES = ("p50", "p95", "p99", "p999")
+_STANDARD = frozenset(("mean", "p50", "p90", "p95", "p99", "p999", "max"))
+
+
+def percentile_columns(
+    data: dict[str, Any], shown: tuple[str, ...] = SHOWN_PERCENTILES
+) -> list[str]:
+    """The latency statistics a class table shows: `shown` plus every percentile asked for
+    beyond SPEC's (p9999 ...), lowest first."""
+    first = next(iter(data.get("classes", {}).values()), None)
+    if first is None:
+        return list(shown)
+    return [k for k in first["latency"] if k in shown or k not in _STANDARD]
+
+
+def share_columns(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key of `share_over`, column header) for every latency limit the result counts."""
+    first = next(iter(data.get("classes", {}).values()), None)
+    keys = list((first or {}).get("share_over", {}))
+    return [(key, f"> {format_duration(float(key))}") for key in keys]
+
+
+def class_figures(
+    entry: dict[str, Any], percentiles: list[str], shares: list[tuple[str, str]]
+) -> list[str]:
+    """A class's latency percentiles (marked when from a low sample) and shares over limits."""
+    shown = [percentile(entry, "latency", name) for name in percentiles]
+    over = entry.get("share_over", {})
+    return shown + [share(over.get(key)) for key, _ in shares]
+
+
+def share(value: float | None) -> str:
+    """A share of requests, with digits enough for tails: `0.83%`, `0.0012%`."""
+    return MISSING if value is None else f"{value * 100:.3g}%"
+
+
+def report_class_header(result: dict[str, Any]) -> list[str]:
+    """The report's class table header: figures, then every percentile and share shown."""
+    percentiles = percentile_columns(result, ("mean", *SHOWN_PERCENTILES))
+    shares = [header for _, header in share_columns(result)]
+    return ["class", "offered", "throughput", "errors", *percentiles, *shares]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from capsim.analysis.check import CheckOutcome
 from capsim.outputs import cells
-from capsim.outputs.junit import regression_message, slo_message
+from capsim.outputs.escape import markdown_code, markdown_text
+from capsim.outputs.junit import overload_message, regression_message, slo_message
+from capsim.textsafe import visible
 
 
 def _escape_data(text: str) -> str:
@@ -18,18 +20,30 @@ def _escape_property(text: str) -> str:
 
 
 def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]:
-    """One `::error` line per failed SLO (at its line in the scenario) and failed regression check.
+    """One `::error` line per overloaded tier, per failed SLO (at its line in the scenario) and
+    per failed regression check.
 
-    An inconclusive check counted as a pass gets a `::warning` instead.
+    An inconclusive check counted as a pass gets a `::warning` instead, and so does an SLO that
+    passed on a percentile estimated from too few requests (`low_sample`).
     """
-    file = _escape_property(scenario_path)
+    file = _escape_property(visible(scenario_path))
     lines = []
+    for entry in outcome.overloaded:
+        title = _escape_property(f"tier {entry['tier']} OVERLOADED")
+        lines.append(f"::error file={file},title={title}::{_escape_data(overload_message(entry))}")
     for verdict in outcome.failed_slos:
         where = f"file={file}"
         if verdict.get("line"):
             where += f",line={int(verdict['line'])}"
         title = _escape_property(f"SLO failed: {verdict['slo']}")
         lines.append(f"::error {where},title={title}::{_escape_data(slo_message(verdict))}")
+    for verdict in outcome.slos:
+        if verdict["passed"] and verdict.get("low_sample"):
+            where = f"file={file}" + (
+                f",line={int(verdict['line'])}" if verdict.get("line") else ""
+            )
+            title = _escape_property(f"SLO judged on a low sample: {verdict['slo']}")
+            lines.append(f"::warning {where},title={title}::{_escape_data(slo_message(verdict))}")
     for check in outcome.regressions:
         if check.status == "pass":
             continue
@@ -42,13 +56,22 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def render_summary(outcome: CheckOutcome) -> str:
     """The check as GitHub-flavoured Markdown: the verdict, SLOs and the regression table."""
     icon = "✅" if outcome.passed else "❌"
-    lines = [f"## {icon} capsim check: {outcome.scenario}", "", f"**{outcome.headline()}**", ""]
+    lines = [
+        f"## {icon} capsim check: {markdown_text(outcome.scenario)}",
+        "",
+        f"**{markdown_text(outcome.headline())}**",
+        "",
+    ]
+    for entry in outcome.overloaded:
+        lines.append(f"- ❌ {_cell(overload_message(entry))}")
+    if outcome.overloaded:
+        lines.append("")
     if outcome.slos:
         lines += ["| SLO | verdict | observed | limit |", "| --- | --- | ---: | ---: |"]
         for verdict in outcome.slos:
@@ -56,11 +79,13 @@ def render_summary(outcome: CheckOutcome) -> str:
                 f"| {_cell(str(verdict['slo']))} | {'✓ pass' if verdict['passed'] else '✗ FAIL'} "
                 f"| {cells.slo_observed(verdict)} | {cells.slo_limit(verdict)} |"
             )
+        if any(verdict.get("low_sample") for verdict in outcome.slos):
+            lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
         lines.append("")
     if outcome.baseline is not None:
         policy = "fail" if outcome.inconclusive_policy == "fail" else "pass"
         lines += [
-            f"Against baseline `{outcome.baseline}`, tolerance {outcome.tolerance * 100:g}%; "
+            f"Against baseline {markdown_code(outcome.baseline)}, tolerance {outcome.tolerance * 100:g}%; "
             f"inconclusive checks count as a **{policy}**.",
             "",
         ]
@@ -76,5 +101,5 @@ def render_summary(outcome: CheckOutcome) -> str:
             lines.append(f"All {len(outcome.regressions)} figures are within tolerance.")
         lines.append("")
     for note in outcome.notes:
-        lines.append(f"> {note}")
+        lines.append(f"> {markdown_text(note)}")
     return "\n".join(lines).rstrip() + "\n"

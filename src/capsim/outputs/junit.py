@@ -7,6 +7,7 @@ from typing import Any
 
 from capsim.analysis.check import CheckOutcome, RegressionCheck
 from capsim.outputs import cells
+from capsim.outputs.escape import xml_text
 
 
 def _interval(interval: tuple[float, float] | None, figure: str) -> str:
@@ -30,10 +31,21 @@ def _figure(value: float | None, figure: str) -> str:
 
 def slo_message(verdict: dict[str, Any]) -> str:
     """`browse p99 <= 300ms: observed 412ms, limit 300ms`."""
-    return (
-        f"{verdict['slo']}: observed {cells.slo_observed(verdict)}, "
-        f"limit {cells.slo_limit(verdict)}"
+    observed = cells.statistic_figure(verdict.get("statistic"), verdict["observed"])
+    low = " (low sample: a percentile from too few requests)" if verdict.get("low_sample") else ""
+    return f"{verdict['slo']}: observed {observed}{low}, limit {cells.slo_limit(verdict)}"
+
+
+def overload_message(failure: dict[str, Any]) -> str:
+    """`tier orders OVERLOADED: ...`: the overload failure of a run, with its figures."""
+    text = (
+        f"tier {failure['tier']} OVERLOADED: not in steady state at the end of the measured "
+        f"window ({cells.overload_details(failure)})"
     )
+    capacity = failure.get("capacity")
+    if isinstance(capacity, int | float):
+        text += f"; its capacity is about {cells.rate(capacity)}"
+    return text + "; an overloaded tier fails the run whatever the SLOs say"
 
 
 def regression_message(check: RegressionCheck) -> str:
@@ -54,8 +66,18 @@ def regression_message(check: RegressionCheck) -> str:
     )
 
 
+def _make_well_formed(root: ET.Element) -> None:
+    """Replace, in every attribute and text, the characters XML 1.0 cannot hold (see xml_text)."""
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, xml_text(value))
+        if element.text:
+            element.text = xml_text(element.text)
+
+
 def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
-    """JUnit XML: suite `slos` and, with a baseline, suite `regression`.
+    """JUnit XML: suite `slos`, suite `steady_state` (a failed case per overloaded tier) when a
+    tier is overloaded and, with a baseline, suite `regression`.
 
     An inconclusive check is a failure under `--inconclusive fail` and a skipped case (with the
     reason) under `--inconclusive pass`, so CI reports show it either way.
@@ -90,6 +112,28 @@ def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
     totals["tests"] += len(outcome.slos)
     totals["failures"] += slo_failures
 
+    if outcome.overloaded:
+        suite = ET.SubElement(root, "testsuite", name="steady_state")
+        for entry in outcome.overloaded:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"capsim.{outcome.scenario}.steady_state",
+                name=f"tier {entry['tier']} in steady state",
+            )
+            if scenario_path:
+                case.set("file", scenario_path)
+            message = overload_message(entry)
+            failure = ET.SubElement(case, "failure", message=message, type="overloaded")
+            failure.text = message
+        count = str(len(outcome.overloaded))
+        suite.set("tests", count)
+        suite.set("failures", count)
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        totals["tests"] += len(outcome.overloaded)
+        totals["failures"] += len(outcome.overloaded)
+
     if outcome.baseline is not None:
         suite = ET.SubElement(root, "testsuite", name="regression")
         failures = skipped = 0
@@ -121,5 +165,6 @@ def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("errors", "0")
+    _make_well_formed(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

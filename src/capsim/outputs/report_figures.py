@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 #: What the report says where the over-time plots would be, for a result without `timeseries`.
 NO_TIMESERIES = (
     "Time series are not available for this run: the result has no `timeseries`, so "
-    "utilisation, queue length and in-flight requests over time cannot be plotted."
+    "occupancy, utilisation, queue length and in-flight requests over time cannot be plotted."
 )
 _LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 
@@ -207,28 +207,79 @@ def _over_time(
     )
 
 
+def _held_over_time(timeseries: dict[str, Any], warmup: float | None) -> Figure | None:
+    """Workers held per tier over time: the figure that saturates a tier (occupancy, which for a
+    tier whose workers never wait on calls is its utilisation), with a dashed utilisation line
+    beside it for every tier whose workers are held longer than they work."""
+    t = timeseries.get("t") or []
+    series = []
+    for index, (name, entry) in enumerate((timeseries.get("tiers") or {}).items()):
+        busy = entry.get("utilization")
+        occupied = entry.get("occupancy")
+        if not isinstance(busy, list) or len(busy) != len(t):
+            continue
+        if not isinstance(occupied, list) or len(occupied) != len(t):
+            occupied = busy
+        held = [_larger(o, u) for o, u in zip(occupied, busy, strict=True)]
+        color = PALETTE[index % len(PALETTE)]
+        series.append(Series(name, t, held, color=color))
+        if any(
+            math.isfinite(h) and u is not None and h - u > 0.01
+            for h, u in zip(held, busy, strict=True)
+        ):
+            series.append(
+                Series(
+                    f"{name} utilisation",
+                    t,
+                    [math.nan if u is None else u for u in busy],
+                    color=color,
+                    dashed=True,
+                )
+            )
+    if not series:
+        return None
+    return Figure(
+        "occupancy-over-time",
+        "Share of each tier's workers held per time bucket of "
+        f"{_duration(float(timeseries.get('bucket') or 0))}, counted from the start of the "
+        "warm-up: occupancy, the figure that saturates (a blocking worker is held while it waits "
+        "on its calls, a queue's consumer while it handles a message). Where a tier's workers "
+        "are held longer than they work, its utilisation (the work alone) is the dashed line in "
+        "the same colour: a tier can be full at a low utilisation.",
+        Chart(
+            key="occupancy-over-time",
+            title="Workers held over time (occupancy)",
+            x_label="simulated time",
+            y_label="occupancy",
+            series=series,
+            markers=[Marker("x", warmup, "end of warm-up", color="#AAAAAA")] if warmup else [],
+            x_format=_duration,
+            y_format=_percent,
+            y_min=0.0,
+        ),
+    )
+
+
+def _larger(occupied: float | None, busy: float | None) -> float:
+    values = [v for v in (occupied, busy) if v is not None]
+    return max(values) if values else math.nan
+
+
 def _changes(values: Any) -> bool:
     numbers = [v for v in values or [] if isinstance(v, int | float)]
     return bool(numbers) and max(numbers) - min(numbers) > 1e-6 * max(abs(max(numbers)), 1.0)
 
 
 def timeseries_figures(report: SizingReport) -> list[Figure]:
-    """Utilisation, queue length, in-flight requests, (when they change) instances per tier and
-    p99 per class over time, from the result's `timeseries`."""
+    """Occupancy (with utilisation beside it where they differ), queue length, in-flight
+    requests, (when they change) instances per tier and p99 per class over time, from the
+    result's `timeseries`."""
     timeseries = report.result.get("timeseries")
     if not isinstance(timeseries, dict):
         return []
     warmup = report.result.get("warmup")
     figures = [
-        _over_time(
-            timeseries,
-            "utilization",
-            "utilization-over-time",
-            "Utilisation over time",
-            "utilisation",
-            _percent,
-            warmup=warmup,
-        ),
+        _held_over_time(timeseries, warmup),
         _over_time(
             timeseries,
             "queue_length",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from capsim.outputs import cells
 from capsim.outputs.report_figures import NO_TIMESERIES, report_figures, summary_sentences
 from capsim.outputs.svg import render
+from capsim.textsafe import visible
 
 if TYPE_CHECKING:
     from capsim.analysis.sizing_report import SizingReport
@@ -56,16 +57,15 @@ def _slo_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
 
 
 def _class_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
+    percentiles = cells.percentile_columns(result, ("mean", *cells.SHOWN_PERCENTILES))
+    shares = cells.share_columns(result)
     return [
         [
             (name, ""),
             (cells.rate(entry["offered_rate"]), "n"),
             (cells.rate(entry["throughput"]), "n"),
             (cells.errors(entry), "n"),
-            *(
-                (cells.time(entry["latency"][p]), "n")
-                for p in ("mean", "p50", "p95", "p99", "p999")
-            ),
+            *((text, "n") for text in cells.class_figures(entry, percentiles, shares)),
         ]
         for name, entry in result.get("classes", {}).items()
     ]
@@ -81,7 +81,7 @@ def _tier_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
             (cells.percent(entry.get("occupancy")), "n"),
             (cells.rate(entry["throughput"]), "n"),
             (cells.number(entry["queue_length"]["mean"]), "n"),
-            (cells.time(entry["wait"]["p99"]), "n"),
+            (cells.percentile(entry, "wait", "p99"), "n"),
             (cells.count(entry["rejected"]), "n"),
             (cells.tier_status(entry), "ok" if entry["stable"] else "bad"),
         ]
@@ -115,6 +115,9 @@ def render_report_html(report: SizingReport) -> str:
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{escape(cells.run_line(result))}</p>',
     ]
+    if report.description.strip():
+        lines = [escape(visible(line.strip())) for line in report.description.strip().splitlines()]
+        parts.append(f'<p class="description">{"<br>".join(line for line in lines if line)}</p>')
     sentences = summary_sentences(report)
     parts.append(
         f'<div class="verdict {"pass" if passed else "fail"}" id="verdict">'
@@ -145,12 +148,9 @@ def render_report_html(report: SizingReport) -> str:
         )
 
     parts.append('<h2 id="classes">Request classes</h2>')
-    parts.append(
-        _table(
-            ["class", "offered", "throughput", "errors", "mean", "p50", "p95", "p99", "p999"],
-            _class_rows(result),
-        )
-    )
+    parts.append(_table(cells.report_class_header(result), _class_rows(result)))
+    if cells.any_low_sample(result):
+        parts.append(f'<p class="note">{escape(cells.LOW_SAMPLE_NOTE)}</p>')
     parts.append('<h2 id="tiers">Tiers</h2>')
     parts.append(
         _table(

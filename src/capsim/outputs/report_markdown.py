@@ -6,17 +6,16 @@ GitHub, GitLab and most Markdown viewers show SVG images as well as PNG ones.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capsim.errors import UsageError
 from capsim.outputs import cells
+from capsim.outputs.escape import Markdown, markdown_link, markdown_prose, markdown_text
+from capsim.outputs.files import is_regular_destination, write_file_group
 from capsim.outputs.report_figures import (
     NO_TIMESERIES,
     Figure,
@@ -25,6 +24,7 @@ from capsim.outputs.report_figures import (
 )
 from capsim.outputs.svg import PALETTE, Bars, Chart, render
 from capsim.outputs.text import _markdown_table
+from capsim.textsafe import visible
 
 if TYPE_CHECKING:
     from capsim.analysis.sizing_report import SizingReport
@@ -104,33 +104,32 @@ def figure_files(figures: list[Figure], stem: str, png: bool | None = None) -> d
     return files
 
 
-def write_files(files: dict[str, bytes], folder: Path) -> None:
-    """Write each image through a temporary file renamed into place (as `write_output` does)."""
-    for name, content in files.items():
-        target = folder / name
-        try:
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        except OSError as error:
-            raise UsageError(f"cannot write {target}: {error.strerror or error}") from None
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+def write_report_markdown(text: str, files: dict[str, bytes], output: Path) -> None:
+    """Write the Markdown report and its images as one group (`write_file_group`): every file
+    complete in a temporary folder first, then renamed into place, the images before the text.
+
+    The report must go to a file: its images are written next to it, which a device, a FIFO or
+    standard output has no room for (`--format html` writes one self-contained document there).
+    """
+    if not is_regular_destination(output):
+        raise UsageError(
+            f"cannot write {visible(str(output))}: a Markdown report is a file with its plots as "
+            "image files next to it, so -o must be a file path; use --format html to write "
+            "one self-contained document to standard output, a device or a pipe"
+        )
+    write_file_group({**files, output.name: text.encode("utf-8")}, output.parent)
 
 
 def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    percentiles = cells.percentile_columns(result, ("mean", *cells.SHOWN_PERCENTILES))
+    shares = cells.share_columns(result)
     classes = [
         [
             name,
             cells.rate(entry["offered_rate"]),
             cells.rate(entry["throughput"]),
             cells.errors(entry),
-            *(cells.time(entry["latency"][p]) for p in ("mean", "p50", "p95", "p99", "p999")),
+            *cells.class_figures(entry, percentiles, shares),
         ]
         for name, entry in result.get("classes", {}).items()
     ]
@@ -143,9 +142,9 @@ def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
             cells.percent(entry.get("occupancy")),
             cells.rate(entry["throughput"]),
             cells.number(entry["queue_length"]["mean"]),
-            cells.time(entry["wait"]["p99"]),
+            cells.percentile(entry, "wait", "p99"),
             cells.count(entry["rejected"]),
-            cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
+            cells.tier_status(entry) if entry["stable"] else Markdown(f"**{cells.OVERLOADED}**"),
         ]
         for name, entry in result.get("tiers", {}).items()
     ]
@@ -161,9 +160,18 @@ def render_report_markdown(
     files = figure_files(figures, stem, png)
     names = list(files)
     sentences = summary_sentences(report)
-    lines = [f"# capsim sizing report: {result['scenario']}", "", cells.run_line(result), ""]
-    lines += [f"**{'✅' if result.get('passed', True) else '❌'} {sentences[0]}**", ""]
-    lines += ["## Summary", ""] + [f"- {sentence}" for sentence in sentences[1:]] + [""]
+    lines = [
+        f"# capsim sizing report: {markdown_text(result['scenario'])}",
+        "",
+        markdown_text(cells.run_line(result)),
+        "",
+    ]
+    if report.description.strip():
+        lines += [markdown_prose(report.description), ""]
+    mark = "✅" if result.get("passed", True) else "❌"
+    lines += [f"**{mark} {markdown_text(sentences[0])}**", ""]
+    lines += ["## Summary", ""]
+    lines += [f"- {markdown_text(sentence)}" for sentence in sentences[1:]] + [""]
     if result.get("slos"):
         lines += _markdown_table(
             ["verdict", "objective", "observed", "limit"],
@@ -181,10 +189,10 @@ def render_report_markdown(
         lines.append("")
     lines += ["## Plots", ""]
     for figure, name in zip(figures, names, strict=True):
-        alt = figure.spec.title
-        lines += [f"![{alt}]({name})", "", f"*{figure.caption}*", ""]
+        alt = markdown_text(figure.spec.title)
+        lines += [f"![{alt}]({markdown_link(name)})", "", f"*{markdown_text(figure.caption)}*", ""]
     if report.curve is None and report.curve_note:
-        lines += [f"> {report.curve_note}", ""]
+        lines += [f"> {markdown_text(report.curve_note)}", ""]
     if not isinstance(result.get("timeseries"), dict):
         lines += [f"> {NO_TIMESERIES}", ""]
     if not report.costs:
@@ -194,11 +202,10 @@ def render_report_markdown(
         ]
     classes, tiers = _cell_rows(result)
     lines += ["## Request classes", ""]
-    lines += _markdown_table(
-        ["class", "offered", "throughput", "errors", "mean", "p50", "p95", "p99", "p999"],
-        classes,
-        right=range(1, 9),
-    )
+    header = cells.report_class_header(result)
+    lines += _markdown_table(header, classes, right=range(1, len(header)))
+    if cells.any_low_sample(result):
+        lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
     lines += ["", "## Tiers", ""]
     lines += _markdown_table(
         [
@@ -233,8 +240,9 @@ def render_report_markdown(
             right=range(1, 5),
         )
     if report.warnings:
-        lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in report.warnings]
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {markdown_text(warning)}" for warning in report.warnings]
     engine = cells.engine_line(result)
     if engine:
-        lines += ["", engine]
+        lines += ["", markdown_text(engine)]
     return "\n".join(lines) + "\n", files

@@ -12,9 +12,16 @@ from rich.text import Text
 
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.escape import terminal_data
 
 #: Width of the rendered table: wide enough for every column, narrow enough for a laptop.
 WIDTH = 120
+
+
+def plain_cells(row: list[Any]) -> list[Any]:
+    """Table cells as rich `Text`: a string from data is shown as it is, never read as markup
+    (`[red]`, `[link=...]`)."""
+    return [Text(cell) if isinstance(cell, str) else cell for cell in row]
 
 
 def _table(title: str) -> Table:
@@ -24,19 +31,16 @@ def _table(title: str) -> Table:
 def _classes_table(data: dict[str, Any]) -> Table:
     table = _table("Request classes")
     table.add_column("class")
-    for name in ("offered", "throughput", "errors", "p50", "p95", "p99", "p999"):
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
+    for name in ("offered", "throughput", "errors", *percentiles, *(h for _, h in shares)):
         table.add_column(name, justify="right")
     for name, entry in data["classes"].items():
-        latency = entry["latency"]
         table.add_row(
-            name,
+            Text(name),
             cells.rate(entry["offered_rate"]),
             cells.rate(entry["throughput"]),
             cells.errors(entry),
-            cells.time(latency["p50"]),
-            cells.time(latency["p95"]),
-            cells.time(latency["p99"]),
-            cells.time(latency["p999"]),
+            *cells.class_figures(entry, percentiles, shares),
         )
     return table
 
@@ -50,15 +54,25 @@ def _tiers_table(data: dict[str, Any]) -> Table:
     for name, entry in data["tiers"].items():
         status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
         table.add_row(
-            name,
+            Text(name),
             cells.percent(entry["utilization"]),
             cells.percent(entry.get("occupancy")),
             cells.rate(entry["throughput"]),
             cells.number(entry["queue_length"]["mean"]),
-            cells.time(entry["wait"]["p99"]),
+            cells.percentile(entry, "wait", "p99"),
             cells.count(entry["rejected"]),
             status,
         )
+    return table
+
+
+def _hedges_table(rows: list[list[str]]) -> Table:
+    table = _table("Hedged calls (by callee)")
+    table.add_column("tier")
+    for name in cells.HEDGE_COLUMNS:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -72,7 +86,9 @@ def _slos_table(data: dict[str, Any]) -> Table:
         mark = (
             Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
         )
-        table.add_row(mark, verdict["slo"], cells.slo_observed(verdict), cells.slo_limit(verdict))
+        table.add_row(
+            mark, Text(verdict["slo"]), cells.slo_observed(verdict), cells.slo_limit(verdict)
+        )
     return table
 
 
@@ -94,6 +110,10 @@ def _worst_windows(data: dict[str, Any]) -> list[str]:
 
 def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     """The result as terminal tables; with `color=False` plain text without escape codes."""
+    data = report.data
+    # Each percentile or share column beyond the usual ones needs about 11 more characters.
+    extra = len(cells.percentile_columns(data)) - len(cells.SHOWN_PERCENTILES)
+    width += 11 * (extra + len(cells.share_columns(data)))
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -105,12 +125,17 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
         emoji=False,
         legacy_windows=False,
     )
-    data = report.data
+    data = terminal_data(data)
     console.print(Text(cells.run_line(data), style="bold"))
     console.print(_classes_table(data))
     console.print(_tiers_table(data))
+    hedges = cells.hedge_rows(data)
+    if hedges:
+        console.print(_hedges_table(hedges))
     if data.get("slos"):
         console.print(_slos_table(data))
+    if cells.any_low_sample(data):
+        console.print(Text(cells.LOW_SAMPLE_NOTE, style="dim"))
     for line in _worst_windows(data):
         console.print(Text(line))
     verdict = cells.verdict_line(data)
@@ -118,7 +143,7 @@ def render_table(report: Report, color: bool = True, width: int = WIDTH) -> str:
     engine = cells.engine_line(data)
     if engine:
         console.print(Text(engine, style="dim"))
-    for warning in report.warnings:
+    for warning in terminal_data(report.warnings):
         console.print(Text(f"warning: {warning}", style="yellow"))
     # Rich pads every line to the console width; trailing blanks only get in a reader's way.
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

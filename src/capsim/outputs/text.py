@@ -10,6 +10,7 @@ from typing import Any
 
 from capsim.analysis.report import Report
 from capsim.outputs import cells
+from capsim.outputs.escape import Markdown, markdown_cell, markdown_text
 
 
 def render_json(report: Report) -> str:
@@ -17,37 +18,40 @@ def render_json(report: Report) -> str:
     return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _markdown_table(header: list[str], rows: list[list[str]], right: range) -> list[str]:
     """A GFM table; the columns in `right` (numbers) are right-aligned."""
     align = ["---:" if i in right else "---" for i in range(len(header))]
-    lines = ["| " + " | ".join(_markdown_cell(h) for h in header) + " |"]
+    lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |"]
     lines.append("| " + " | ".join(align) + " |")
-    lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
 def render_markdown(report: Report) -> str:
     """The result as GitHub-flavoured Markdown: a heading, tables, verdicts, warnings."""
     data = report.data
-    lines = [f"# capsim result: {data['scenario']}", "", cells.run_line(data), ""]
+    lines = [
+        f"# capsim result: {markdown_text(data['scenario'])}",
+        "",
+        markdown_text(cells.run_line(data)),
+        "",
+    ]
     lines += ["## Request classes", ""]
+    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
+    header = ["class", "offered", "throughput", "errors", *percentiles, *(h for _, h in shares)]
     lines += _markdown_table(
-        ["class", "offered", "throughput", "errors", "p50", "p95", "p99", "p999"],
+        header,
         [
             [
                 name,
                 cells.rate(entry["offered_rate"]),
                 cells.rate(entry["throughput"]),
                 cells.errors(entry),
-                *(cells.time(entry["latency"][p]) for p in ("p50", "p95", "p99", "p999")),
+                *cells.class_figures(entry, percentiles, shares),
             ]
             for name, entry in data["classes"].items()
         ],
-        right=range(1, 8),
+        right=range(1, len(header)),
     )
     lines += ["", "## Tiers", ""]
     lines += _markdown_table(
@@ -68,14 +72,20 @@ def render_markdown(report: Report) -> str:
                 cells.percent(entry.get("occupancy")),
                 cells.rate(entry["throughput"]),
                 cells.number(entry["queue_length"]["mean"]),
-                cells.time(entry["wait"]["p99"]),
+                cells.percentile(entry, "wait", "p99"),
                 cells.count(entry["rejected"]),
-                cells.tier_status(entry) if entry["stable"] else f"**{cells.OVERLOADED}**",
+                cells.tier_status(entry)
+                if entry["stable"]
+                else Markdown(f"**{cells.OVERLOADED}**"),
             ]
             for name, entry in data["tiers"].items()
         ],
         right=range(1, 7),
     )
+    hedges = cells.hedge_rows(data)
+    if hedges:
+        lines += ["", "## Hedged calls (by callee)", ""]
+        lines += _markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
     if data.get("slos"):
         lines += ["", "## SLOs", ""]
         lines += _markdown_table(
@@ -91,13 +101,15 @@ def render_markdown(report: Report) -> str:
             ],
             right=range(2, 4),
         )
-    lines += ["", f"**{cells.verdict_line(data)}**"]
+    if cells.any_low_sample(data):
+        lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
+    lines += ["", f"**{markdown_text(cells.verdict_line(data))}**"]
     engine = cells.engine_line(data)
     if engine:
-        lines += ["", engine]
+        lines += ["", markdown_text(engine)]
     if report.warnings:
         lines += ["", "## Warnings", ""]
-        lines += [f"- {warning}" for warning in report.warnings]
+        lines += [f"- {markdown_text(warning)}" for warning in report.warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -120,11 +132,14 @@ def _csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)  # low_sample: figure names
     return str(value)
 
 
 def render_csv(report: Report) -> str:
-    """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo).
+    """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo,
+    overloaded, and a final `run` row with `passed`).
 
     Nested figures get dotted metric names (`latency.p99`, `ci95.latency.mean.low`); a missing
     figure is an empty cell. Easy to pivot in a spreadsheet.
@@ -141,4 +156,10 @@ def render_csv(report: Report) -> str:
         for metric, value in verdict.items():
             if metric != "slo":
                 writer.writerow(["slo", verdict["slo"], metric, _csv_value(value)])
+    for failure in data.get("overloaded") or []:
+        for metric, value in failure.items():
+            if metric != "tier":
+                writer.writerow(["overloaded", failure["tier"], metric, _csv_value(value)])
+    if "passed" in data:
+        writer.writerow(["run", data["scenario"], "passed", _csv_value(data["passed"])])
     return buffer.getvalue()

@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 
 from capsim.errors import Problem, ScenarioError
+from capsim.safeio import InputError, read_capped
+from capsim.textsafe import visible
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NODES = 100_000
@@ -42,6 +44,7 @@ _BIN_RE = re.compile(r"^[-+]?0b[01_]+$")
 _FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")
 _INF_RE = re.compile(r"^([-+]?)\.(?:inf|Inf|INF)$")
 _NAN_RE = re.compile(r"^\.(?:nan|NaN|NAN)$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def format_path(path: PathKey) -> str:
@@ -157,6 +160,8 @@ class _Builder:
                 merged.append(value_node)
                 continue
             key = str(key_node.value)
+            if self.lone_surrogate(key_node, path):
+                continue
             if key in seen:
                 first_line = seen[key].start_mark.line + 1
                 self.note(
@@ -180,7 +185,23 @@ class _Builder:
                     result.setdefault(key, value)
         return result
 
+    def lone_surrogate(self, node: yaml.ScalarNode, path: PathKey) -> bool:
+        """Note a scalar holding an unpaired surrogate (a `"\\ud800"` escape): no text can hold
+        one, it cannot even be written as UTF-8, so it is refused here, before anything uses it."""
+        found = _SURROGATE.search(str(node.value))
+        if found is None:
+            return False
+        self.note(
+            f"'{visible(str(node.value))[:80]}' holds an unpaired surrogate U+{ord(found.group()):04X} (a lone "
+            "\\uD800-\\uDFFF escape); write the character itself, or its pair of escapes",
+            node,
+            path,
+        )
+        return True
+
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
+        if self.lone_surrogate(node, path):
+            return None
         if node.tag == _PLAIN:
             return self.implicit(node.value)
         if node.tag in (_TAG + "str", "!"):
@@ -292,30 +313,16 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
 
 
 def read_yaml_file(path: str | Path) -> Document:
-    """Read and parse a scenario file; every failure is a ScenarioError naming the file."""
+    """Read and parse a scenario file; every failure is a ScenarioError naming the file.
+
+    At most `MAX_FILE_BYTES` + 1 bytes are read, whatever size the file reports (a device, a
+    FIFO or standard input as `-` never end): see `capsim.safeio`.
+    """
     file = str(path)
-    source = Path(path)
-    if not source.exists():
-        raise ScenarioError([Problem("no such file; check the path of the scenario", file)])
-    if source.is_dir():
-        raise ScenarioError(
-            [Problem("this is a directory; give the path of a scenario .yaml file", file)]
-        )
     try:
-        size = source.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(
-                [
-                    Problem(
-                        f"the file is {size / 1024 / 1024:.1f} MiB; a scenario may be at most "
-                        f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                        file,
-                    )
-                ]
-            )
-        raw = source.read_bytes()
-    except OSError as error:
-        raise ScenarioError([Problem(f"cannot read the file: {error.strerror}", file)]) from None
+        raw = read_capped(file, MAX_FILE_BYTES, "a scenario")
+    except InputError as error:
+        raise ScenarioError([Problem(f"cannot read the file: {error.reason}", file)]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -31,8 +31,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from capsim.errors import Problem
+from capsim.safeio import InputError, read_capped
 from capsim.scenario.loader import PathKey, Position, format_path
-from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio
+from capsim.scenario.traffic_files import TrafficFileError, read_rate_series, read_timestamps
+from capsim.textsafe import describe_unsafe, first_unsafe
+from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio, percentile_key
 
 TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
@@ -41,7 +44,9 @@ LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 MAX_SAMPLES_FILE_BYTES = 10 * 1024 * 1024
 FIELD = "{field}"  # replaced by the key's name when a problem is reported
 
-_NAME_RE = re.compile(r"^[\w][\w\-]*$")
+#: A name: a letter, digit or "_" then letters, digits, "_" and "-"; matched in full (`fullmatch`:
+#: with `match` and `$`, a trailing newline would pass).
+_NAME_RE = re.compile(r"[\w][\w\-]*")
 
 
 # ---- helpers for plain-worded errors ---------------------------------------------------------
@@ -162,14 +167,36 @@ def _choice(valid: Sequence[str], what: str) -> Callable[[Any], str]:
 
 
 def _text(value: Any) -> str:
+    """One line of text: no control characters (newline and tab included), no lone surrogates."""
+    return _checked_text(value, prose=False)
+
+
+def _prose(value: Any) -> str:
+    """Free text that may span lines (a description): newline and tab allowed."""
+    return _checked_text(value, prose=True)
+
+
+def _checked_text(value: Any, *, prose: bool) -> str:
     if not isinstance(value, str):
         raise invalid(f"expected text, got {kind_of(value)}")
+    index = first_unsafe(value, prose=prose)
+    if index is not None:
+        allowed = "line breaks and tabs are allowed, " if prose else ""
+        raise invalid(
+            f"{show(value)} holds {describe_unsafe(value, index)}; {allowed}control characters "
+            "and unpaired surrogates are not (they would reach terminals, logs and reports)"
+        )
     return value
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` is a valid tier, class or zone name (the whole of it)."""
+    return _NAME_RE.fullmatch(text) is not None
 
 
 def _name(value: Any) -> str:
     name = _text(value)
-    if not _NAME_RE.match(name):
+    if not is_name(name):
         raise invalid(
             f"{show(name)} is not a valid name; use letters, digits, '_' and '-' (no dots or spaces)"
         )
@@ -263,6 +290,7 @@ Name = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^[\w][\w\-]*$"}),
 ]
 Text = Annotated[str, BeforeValidator(_text)]
+Prose = Annotated[str, BeforeValidator(_prose)]
 Balancing = Annotated[
     Literal["round_robin", "random", "least_connections", "power_of_two"],
     BeforeValidator(_choice(BALANCING, "balancing")),
@@ -283,28 +311,47 @@ class SamplesFile(BaseModel):
     samples: tuple[float, ...]
 
 
+def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples file") -> str:
+    """The text of a data file named in a scenario: relative to the scenario's folder, confined
+    to it, at most MAX_SAMPLES_FILE_BYTES (samples, traces and rate series all go through here)."""
+    context = info.context or {}
+    base = Path(context.get("base_dir", ".")).resolve()
+    try:
+        target = (base / name).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise invalid(
+            f"cannot read the {what} {show(name)}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    if not target.is_relative_to(base):
+        raise invalid(
+            f"{show(name)} is outside the scenario's folder; put the {what} in the same "
+            "folder as the scenario (or below it) and give its relative path"
+        )
+    try:
+        missing = not target.exists()
+    except OSError:
+        missing = False  # a name too long, say: reading says why
+    if missing:
+        raise invalid(
+            f"no {what} {show(name)} in {show(str(base))}; check the path (relative to "
+            "the scenario)"
+        )
+    try:
+        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}")
+        return raw.decode("utf-8-sig")
+    except InputError as error:
+        raise invalid(f"cannot read the {what} {show(name)}: {error.reason}") from None
+    except UnicodeDecodeError as error:
+        raise invalid(
+            f"the {what} {show(name)} is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"
+        ) from None
+
+
 def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, SamplesFile):
         return value
     name = _text(value)
-    context = info.context or {}
-    base = Path(context.get("base_dir", ".")).resolve()
-    target = (base / name).resolve()
-    if not target.is_relative_to(base):
-        raise invalid(
-            f"{show(name)} is outside the scenario's folder; put the samples file in the same "
-            "folder as the scenario (or below it) and give its relative path"
-        )
-    if not target.is_file():
-        raise invalid(
-            f"no samples file {show(name)} in {base}; check the path (relative to the scenario)"
-        )
-    if target.stat().st_size > MAX_SAMPLES_FILE_BYTES:
-        raise invalid(f"the samples file {show(name)} is larger than 10 MiB")
-    try:
-        text = target.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise invalid(f"cannot read the samples file {show(name)}: {error}") from None
+    text = read_scenario_file(name, info)
     samples: list[float] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
@@ -511,6 +558,71 @@ class CircuitBreakerSpec(_Strict):
     probes: Count = 5
 
 
+#: Named percentiles a hedge may wait for (p999 is the 99.9th); others are written p<number>.
+HEDGE_PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+_HEDGE_AFTER = (
+    "a duration greater than 0 such as 20ms, or a percentile of the callee's response time: "
+    "p50, p90, p95, p99, p999 or p<number> with 0 < number < 100 (such as p97.5)"
+)
+_PERCENTILE_RE = re.compile(r"^p(\d+(\.\d*)?|\.\d+)$")
+
+
+def hedge_percentile(text: str) -> float | None:
+    """The quantile (0 < q < 1) that `p95`, `p999` or `p97.5` names; None if it names none."""
+    text = text.strip()
+    if text in HEDGE_PERCENTILES:
+        return HEDGE_PERCENTILES[text]
+    match = _PERCENTILE_RE.match(text)
+    if match is None:
+        return None
+    number = float(match.group(1))
+    return number / 100.0 if 0.0 < number < 100.0 else None
+
+
+def _hedge_after(value: Any) -> float | str:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("p"):
+            if hedge_percentile(text) is None:
+                raise invalid(f"{show(value)} is not a percentile; {FIELD} must be {_HEDGE_AFTER}")
+            return text
+        try:
+            parse_duration(value)
+        except UnitError:
+            raise invalid(
+                f"{show(value)} is neither a duration nor a percentile; {FIELD} must be "
+                f"{_HEDGE_AFTER}"
+            ) from None
+    return _unit(parse_duration, _HEDGE_AFTER, True)(value)
+
+
+class HedgeSpec(_Strict):
+    """Hedged requests: another copy of a call that has not answered in time
+    (docs/dynamic.md#hedged-requests)."""
+
+    after: Annotated[
+        float | str,
+        BeforeValidator(_hedge_after),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    _DURATION_SCHEMA["anyOf"][0] | {"exclusiveMinimum": 0},
+                    _DURATION_SCHEMA["anyOf"][1],
+                    {"type": "string", "pattern": r"^[pP](\d+(\.\d*)?|\.\d+)$"},
+                ],
+                "description": "when to send the next copy: " + _HEDGE_AFTER,
+                "examples": ["20ms", "p95"],
+            }
+        ),
+    ]
+    max: Count = 1
+
+    @property
+    def quantile(self) -> float | None:
+        """The percentile `after` names, as a quantile (None: `after` is a duration)."""
+        return hedge_percentile(self.after) if isinstance(self.after, str) else None
+
+
 class TierCall(_Strict):
     tier: Name
     probability: Ratio = 1.0
@@ -519,6 +631,7 @@ class TierCall(_Strict):
     retries: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     bulkhead: Count | None = None
+    hedge: HedgeSpec | None = None
 
 
 class OneOfCall(_Strict):
@@ -831,7 +944,11 @@ QueueDiscipline = Annotated[
 class _TierBase(_Strict):
     instances: Count = 1
     concurrency: Count = 1
-    blocking: bool | None = None
+    blocking: bool | None = Field(
+        default=None,
+        description="a worker stays held while its calls are outstanding (thread-per-request); "
+        "default true for a service, false for every other tier type",
+    )
     balancing: Balancing = "round_robin"
     max_queue: NonNegativeInt | None = None
     timeout: PositiveDuration | None = None
@@ -927,7 +1044,11 @@ class QueueTier(_Strict):
     publish_time: DistributionSpec = 0.0
     max_depth: NonNegativeInt | None = None
     timeout: PositiveDuration | None = None
-    blocking: bool | None = None
+    blocking: bool | None = Field(
+        default=None,
+        description="a consumer stays held until its message's calls answer (default true); "
+        "false: it is freed after its own work (an async consumer)",
+    )
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
     cost: CostSpec | None = None
@@ -986,22 +1107,277 @@ class ProfilePointSpec(_Strict):
     rate: Rate
 
 
+def _traffic_file(
+    read: Callable[[str, str], Any], name: str, info: ValidationInfo, what: str, at: str
+) -> Any:
+    """`read` applied to a traffic file's text; problems are reported at key `at`."""
+    try:
+        text = read_scenario_file(name, info, what)
+    except PydanticCustomError as error:
+        raise invalid(str((error.context or {})["message"]), at=at) from None
+    try:
+        return read(text, name)
+    except TrafficFileError as error:
+        raise invalid(str(error), at=at) from None
+
+
+class ProfileFileSpec(_Strict):
+    """A rate profile read from a file of `at,rate` lines next to the scenario."""
+
+    file: Text
+    _points: tuple[tuple[float, float], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> ProfileFileSpec:
+        points = _traffic_file(read_rate_series, self.file, info, "rate-series file", "file")
+        self._points = tuple(points)
+        return self
+
+    @property
+    def points(self) -> tuple[tuple[float, float], ...]:
+        return self._points
+
+
+def _profile_tag(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "<points>"
+    if isinstance(value, dict) and "file" in value:
+        return "<file>"
+    return None
+
+
+ProfileSpec = Annotated[
+    Annotated[list[ProfilePointSpec], Tag("<points>"), Field(min_length=1)]
+    | Annotated[ProfileFileSpec, Tag("<file>")],
+    Discriminator(
+        _profile_tag,
+        custom_error_type="capsim_tag_profile",
+        custom_error_message="not a valid profile",
+    ),
+]
+"""A rate profile: a list of {at, rate} points, or {file: rates.csv}."""
+
+
+def _speedup(value: Any) -> float:
+    number = _plain(0.0, True, "a speedup such as 2 (twice as fast)")(value)
+    if not 1e-6 <= number <= 1e6:
+        raise invalid(f"expected a speedup from 0.000001 to 1000000 such as 2, got {show(value)}")
+    return number
+
+
+Speedup = Annotated[
+    float,
+    BeforeValidator(_speedup),
+    WithJsonSchema({"type": "number", "minimum": 1e-6, "maximum": 1e6}),
+]
+
+
+class TraceArrivalsSpec(_Strict):
+    """Request timestamps replayed from a file next to the scenario."""
+
+    trace: Text
+    column: Text | None = None
+    speedup: Speedup = 1.0
+    loop: bool = False
+    _times: tuple[float, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> TraceArrivalsSpec:
+        def read(text: str, name: str) -> list[float]:
+            return read_timestamps(text, name, self.column)
+
+        times = _traffic_file(read, self.trace, info, "trace file", "trace")
+        if self.loop and (len(times) < 2 or times[-1] / self.speedup <= 0.0):
+            raise invalid(
+                f"loop: true needs a trace that spans some time; {show(self.trace)} holds "
+                f"{len(times)} timestamp(s) all at one instant (after speedup)",
+                at="loop",
+            )
+        self._times = tuple(times)
+        return self
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        """Seconds from the trace's first timestamp, in order, before `speedup`."""
+        return self._times
+
+
+class MmppSpec(_Strict):
+    """A two-state Markov-modulated Poisson process: Poisson at rates[i] while in state i,
+    which lasts an exponential time of mean mean_sojourn[i]."""
+
+    rates: list[Rate]
+    mean_sojourn: list[PositiveDuration]
+
+    @model_validator(mode="after")
+    def _two_states(self) -> MmppSpec:
+        for key, values in (("rates", self.rates), ("mean_sojourn", self.mean_sojourn)):
+            if len(values) != 2:
+                raise invalid(
+                    f"an MMPP has two states, so {key} needs exactly two values "
+                    f"(e.g. rates: [50/s, 400/s], mean_sojourn: [20s, 5s]); got {len(values)}",
+                    at=key,
+                )
+        if max(self.rates) <= 0.0:
+            raise invalid("at least one of the MMPP's rates must be above 0", at="rates")
+        return self
+
+
+class MmppArrivalsSpec(_Strict):
+    mmpp: MmppSpec
+
+
+#: The largest batch size (or mean batch size) a scenario may ask for: a batch is held at once.
+MAX_BATCH_SIZE = 100_000
+
+
+def _at_least_one(value: Any) -> float:
+    number = _plain(0.0, True, "a mean batch size of 1 or more such as 4")(value)
+    if not 1.0 <= number <= MAX_BATCH_SIZE:
+        raise invalid(
+            f"expected a mean batch size from 1 to {MAX_BATCH_SIZE:,} such as 4, got {show(value)}"
+        )
+    return number
+
+
+def _batch_size(value: Any) -> int:
+    number = _whole(1, "a batch size: a positive integer such as 4")(value)
+    if number > MAX_BATCH_SIZE:
+        raise invalid(
+            f"a batch of {number:,} requests is more than capsim holds at one instant "
+            f"({MAX_BATCH_SIZE:,}); split it into smaller batches at a higher rate"
+        )
+    return number
+
+
+BatchSize = Annotated[
+    int,
+    BeforeValidator(_batch_size),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
+]
+
+
+class GeometricSize(_Strict):
+    """Sizes 1, 2, 3, ... with P(k) = p (1 - p)^(k - 1), p = 1 / mean."""
+
+    dist: Literal["geometric"]
+    mean: Annotated[
+        float,
+        BeforeValidator(_at_least_one),
+        WithJsonSchema({"type": "number", "minimum": 1, "maximum": MAX_BATCH_SIZE}),
+    ]
+
+
+class ConstantSize(_Strict):
+    dist: Literal["constant"]
+    value: BatchSize
+
+
+class EmpiricalSize(_Strict):
+    """Each batch's size drawn from these sizes, equally likely (repeat one to weight it)."""
+
+    dist: Literal["empirical"]
+    samples: list[BatchSize] = Field(min_length=1)
+
+
+BATCH_SIZES = ("constant", "geometric", "empirical")
+
+
+def _size_tag(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "<value>"
+    kind = value.get("dist")
+    return f"<{kind}>" if isinstance(kind, str) and kind in BATCH_SIZES else None
+
+
+BatchSizeSpec = Annotated[
+    Annotated[BatchSize, Tag("<value>")]
+    | Annotated[ConstantSize, Tag("<constant>")]
+    | Annotated[GeometricSize, Tag("<geometric>")]
+    | Annotated[EmpiricalSize, Tag("<empirical>")],
+    Discriminator(
+        _size_tag, custom_error_type="capsim_tag_size", custom_error_message="not a valid size"
+    ),
+]
+"""A batch size: a positive integer (constant) or a mapping with `dist:` over 1, 2, 3, ..."""
+
+
+class ArrivalBatchSpec(_Strict):
+    size: BatchSizeSpec
+
+
+class BatchArrivalsSpec(_Strict):
+    """Batches at Poisson epochs (`rate:` is the rate of batches), all of a batch at one instant."""
+
+    batch: ArrivalBatchSpec
+
+
+ARRIVAL_KINDS = ("poisson", "constant")
+ARRIVAL_PROCESSES = ("trace", "mmpp", "batch")
+
+
+def _arrivals_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<name>"
+    if isinstance(value, dict):
+        for key in ARRIVAL_PROCESSES:
+            if key in value:
+                return f"<{key}>"
+    return None
+
+
+ArrivalsSpec = Annotated[
+    Annotated[
+        Literal["poisson", "constant"],
+        BeforeValidator(_choice(ARRIVAL_KINDS, "arrivals")),
+        Tag("<name>"),
+    ]
+    | Annotated[TraceArrivalsSpec, Tag("<trace>")]
+    | Annotated[MmppArrivalsSpec, Tag("<mmpp>")]
+    | Annotated[BatchArrivalsSpec, Tag("<batch>")],
+    Discriminator(
+        _arrivals_tag,
+        custom_error_type="capsim_tag_arrivals",
+        custom_error_message="not a valid arrival process",
+    ),
+]
+"""How an open class's requests arrive: poisson, constant, {trace: file}, {mmpp: ...}, {batch: ...}."""
+
+
 class TrafficSpec(_Strict):
     """A request class: open (`rate`, optional `profile`) or closed (`users` with `think_time`)."""
 
     entry: Name
     rate: PositiveRate | None = None
-    arrivals: Annotated[
-        Literal["poisson", "constant"],
-        BeforeValidator(_choice(("poisson", "constant"), "arrivals")),
-    ] = "poisson"
-    profile: list[ProfilePointSpec] | None = Field(default=None, min_length=1)
+    arrivals: ArrivalsSpec = "poisson"
+    profile: ProfileSpec | None = None
     users: Count | None = None
     think_time: DistributionSpec | None = None
 
+    @property
+    def arrival_kind(self) -> str:
+        """poisson, constant, trace, mmpp or batch."""
+        if isinstance(self.arrivals, TraceArrivalsSpec):
+            return "trace"
+        if isinstance(self.arrivals, MmppArrivalsSpec):
+            return "mmpp"
+        if isinstance(self.arrivals, BatchArrivalsSpec):
+            return "batch"
+        return self.arrivals
+
+    @property
+    def profile_points(self) -> list[tuple[float, float]]:
+        """The profile as (at, rate) pairs, whether written or read from a file."""
+        if self.profile is None:
+            return []
+        if isinstance(self.profile, ProfileFileSpec):
+            return list(self.profile.points)
+        return [(p.at, p.rate) for p in self.profile]
+
     @model_validator(mode="after")
     def _one_workload(self) -> TrafficSpec:
-        is_open = self.rate is not None or self.profile is not None
+        kind = self.arrival_kind
+        is_open = self.rate is not None or self.profile is not None or kind in ARRIVAL_PROCESSES
         is_closed = self.users is not None
         if is_open and is_closed:
             raise invalid(
@@ -1019,7 +1395,8 @@ class TrafficSpec(_Strict):
             )
         if is_closed and "arrivals" in self.model_fields_set:
             raise invalid("arrivals is for open classes (with rate:); remove it", at="arrivals")
-        if self.profile:
+        self._check_process(kind)
+        if isinstance(self.profile, list):
             for i, (a, b) in enumerate(zip(self.profile, self.profile[1:], strict=False)):
                 if b.at < a.at:
                     raise invalid(
@@ -1028,10 +1405,66 @@ class TrafficSpec(_Strict):
                     )
         return self
 
+    def _check_process(self, kind: str) -> None:
+        if kind in ("trace", "mmpp") and self.rate is not None:
+            source = "its trace's timestamps" if kind == "trace" else "the MMPP's rates"
+            raise invalid(
+                f"a class with {kind} arrivals takes its rate from {source}; remove rate:",
+                at="rate",
+            )
+        if kind in ARRIVAL_PROCESSES and self.profile is not None:
+            raise invalid(
+                f"profile: shapes poisson or constant arrivals only, not {kind} arrivals; remove "
+                "profile: (a trace or an MMPP carries its own changes of rate)",
+                at="profile",
+            )
+        if kind == "batch" and self.rate is None:
+            raise invalid(
+                "batch arrivals need rate: (the rate of batches, e.g. rate: 50/s)", at="arrivals"
+            )
+
 
 # ---- SLOs --------------------------------------------------------------------------------------
+#: Statistics of a tier's time waiting for a worker, as SLO keys (`wait_p99: 2s`).
+WAIT_STATISTICS = tuple(f"wait_{s}" for s in LATENCY_STATISTICS)
+#: Statistics of a queue's message age (enqueue to done), as SLO keys (`age_p99: 5s`).
+AGE_STATISTICS = tuple(f"age_{s}" for s in LATENCY_STATISTICS)
+#: What an SLO on a class may bound.
+CLASS_SLO_STATISTICS = (*LATENCY_STATISTICS, "error_rate", "share_over")
+#: What an SLO on a tier may bound; the queue-only ones are in QUEUE_SLO_STATISTICS.
+TIER_SLO_STATISTICS = ("utilization", "occupancy", *WAIT_STATISTICS, *AGE_STATISTICS, "backlog")
+QUEUE_SLO_STATISTICS = (*AGE_STATISTICS, "backlog")
+SLO_STATISTICS = (*CLASS_SLO_STATISTICS, *TIER_SLO_STATISTICS)
+
+
+class ShareOverSpec(_Strict):
+    """`share_over: {limit: 1s, max: 1%}`: at most `max` of the requests slower than `limit`."""
+
+    limit: PositiveDuration
+    max: Ratio
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_keys(cls, value: Any) -> Any:
+        form = "share_over: {limit: 300ms, max: 1%} (at most 1% of requests slower than 300ms)"
+        if not isinstance(value, dict):
+            raise invalid(f"expected a mapping, got {kind_of(value)}; write {form}")
+        missing = [key for key in ("limit", "max") if key not in value]
+        if missing and not set(value) - {"limit", "max"}:
+            raise invalid(f"missing {' and '.join(missing)}; write {form}")
+        return value
+
+
+Backlog = Annotated[
+    float,
+    BeforeValidator(_plain(0.0, False, "a number of messages of 0 or more such as 1000")),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+
+
 class SloSpec(_Strict):
-    """One objective: latency statistics or error_rate of a class, or utilization of a tier."""
+    """One objective: statistics of a class (latency, error_rate, share_over) or of a tier
+    (utilization, occupancy, wait, and for queues message age and backlog)."""
 
     class_: Name | None = Field(default=None, alias="class")
     tier: Text | None = None  # may name a synthetic tier such as ``cdn.origin_shield``
@@ -1043,30 +1476,64 @@ class SloSpec(_Strict):
     p999: PositiveDuration | None = None
     max: PositiveDuration | None = None
     error_rate: Ratio | None = None
+    share_over: ShareOverSpec | None = None
     utilization: Ratio | None = None
+    occupancy: Ratio | None = None
+    wait_mean: PositiveDuration | None = None
+    wait_p50: PositiveDuration | None = None
+    wait_p90: PositiveDuration | None = None
+    wait_p95: PositiveDuration | None = None
+    wait_p99: PositiveDuration | None = None
+    wait_p999: PositiveDuration | None = None
+    wait_max: PositiveDuration | None = None
+    age_mean: PositiveDuration | None = None
+    age_p50: PositiveDuration | None = None
+    age_p90: PositiveDuration | None = None
+    age_p95: PositiveDuration | None = None
+    age_p99: PositiveDuration | None = None
+    age_p999: PositiveDuration | None = None
+    age_max: PositiveDuration | None = None
+    backlog: Backlog | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> SloSpec:
         if (self.class_ is None) == (self.tier is None):
             raise invalid("an SLO names exactly one of class: or tier:")
-        latency = [s for s in (*LATENCY_STATISTICS, "error_rate") if getattr(self, s) is not None]
-        if self.tier is not None and latency:
-            raise invalid(
-                f"{latency[0]} is a class statistic; a tier SLO takes utilization", at=latency[0]
-            )
-        if self.class_ is not None and self.utilization is not None:
-            raise invalid(
-                "utilization is a tier statistic; use tier: instead of class:", at="utilization"
-            )
-        if not latency and self.utilization is None:
-            valid = ", ".join((*LATENCY_STATISTICS, "error_rate", "utilization"))
-            raise invalid(f"an SLO needs at least one statistic ({valid})")
+        named = [s for s in SLO_STATISTICS if getattr(self, s) is not None]
+        if not named:
+            raise invalid(f"an SLO needs at least one statistic ({', '.join(SLO_STATISTICS)})")
+        if self.tier is not None:
+            for statistic in named:
+                if statistic in CLASS_SLO_STATISTICS:
+                    raise invalid(_class_statistic_on_tier(statistic), at=statistic)
+        else:
+            for statistic in named:
+                if statistic in TIER_SLO_STATISTICS:
+                    raise invalid(
+                        f"{statistic} is a tier statistic; use tier: instead of class: "
+                        f"(a class SLO takes {', '.join(CLASS_SLO_STATISTICS)})",
+                        at=statistic,
+                    )
         return self
 
-    def objectives(self) -> list[tuple[str, float]]:
+    def objectives(self) -> list[tuple[str, float | ShareOverSpec]]:
         """(statistic, limit) pairs in a fixed order."""
-        names = (*LATENCY_STATISTICS, "error_rate", "utilization")
-        return [(s, getattr(self, s)) for s in names if getattr(self, s) is not None]
+        return [(s, getattr(self, s)) for s in SLO_STATISTICS if getattr(self, s) is not None]
+
+
+def _class_statistic_on_tier(statistic: str) -> str:
+    """Why a class statistic cannot bound a tier, and the tier statistic meant, if any."""
+    tier_form = f"wait_{statistic}" if statistic in LATENCY_STATISTICS else None
+    remedy = (
+        f"; for the time requests wait for a worker at this tier write {tier_form}, "
+        "for request latency use class:"
+        if tier_form
+        else "; use class: for it"
+    )
+    return (
+        f"{statistic} is a class statistic; a tier SLO takes utilization, occupancy, "
+        f"wait_mean ... wait_max, and for queues age_mean ... age_max and backlog{remedy}"
+    )
 
 
 # ---- faults -------------------------------------------------------------------------------------
@@ -1189,11 +1656,55 @@ TimeseriesSetting = Annotated[
 ]
 
 
+def _percent(value: Any) -> float:
+    expected = "a percentile strictly between 0 and 100 such as 99.99"
+    number = _number(value, expected)
+    if not 0.0 < number < 100.0:
+        raise invalid(f"{show(value)} is out of range; {FIELD} must be {expected}")
+    return number
+
+
+Percentile = Annotated[
+    float,
+    BeforeValidator(_percent),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100}),
+]
+
+
 class SimulationSpec(_Strict):
     duration: PositiveDuration = 60.0
     warmup: Duration | None = None
     replications: Count = 1
     timeseries: TimeseriesSetting | None = None
+    percentiles: Annotated[
+        list[Percentile],
+        Field(
+            description="latency percentiles reported beside p50 ... p999, e.g. [75, 99.99] "
+            "(reported as p75, p9999)"
+        ),
+    ] = Field(default_factory=list)
+    share_over: Annotated[
+        list[PositiveDuration],
+        Field(
+            description="latency limits whose share of slower requests is reported per class "
+            "(classes.<c>.share_over), e.g. [300ms, 1s]"
+        ),
+    ] = Field(default_factory=list)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _distinct_names(cls, value: list[float]) -> list[float]:
+        seen: dict[str, float] = {}
+        for i, percent in enumerate(value):
+            key = percentile_key(percent)
+            if key in seen and seen[key] != percent:
+                raise invalid(
+                    f"{percent:g} and {seen[key]:g} would both be reported as {key}; "
+                    "keep one of them",
+                    at=str(i),
+                )
+            seen[key] = percent
+        return value
 
     @model_validator(mode="after")
     def _bounded_buckets(self) -> SimulationSpec:
@@ -1227,7 +1738,7 @@ class Scenario(_Strict):
 
     version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
-    description: Text = ""
+    description: Prose = ""
     seed: Annotated[
         int,
         BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
@@ -1250,7 +1761,7 @@ class Scenario(_Strict):
     def _names(cls, value: Any) -> Any:
         if isinstance(value, dict):
             for key in value:
-                if not _NAME_RE.match(str(key)):
+                if not is_name(str(key)):
                     raise invalid(
                         f"{show(key)} is not a valid name; use letters, digits, '_' and '-' "
                         "(no dots or spaces)",
@@ -1347,6 +1858,7 @@ _EXAMPLES = {
 _TAG_HELP = {
     "tier": ("tier type", "type", TIER_TYPES),
     "dist": ("distribution", "dist", DISTRIBUTIONS),
+    "size": ("batch-size distribution", "dist", BATCH_SIZES),
 }
 
 
@@ -1384,7 +1896,16 @@ def _register_tags(annotation: Any) -> None:
             _register_tags(arg)
 
 
-for _union in (DistributionSpec, CallSpec, TierSpec, HitRatioSpec, SizingSetting):
+for _union in (
+    DistributionSpec,
+    CallSpec,
+    TierSpec,
+    HitRatioSpec,
+    SizingSetting,
+    ArrivalsSpec,
+    ProfileSpec,
+    BatchSizeSpec,
+):
     _register_tags(_unwrap(_union))
 
 
@@ -1464,9 +1985,9 @@ def problems_from_validation_error(
             message = f"unknown key {show(field)}"
             hint = suggest(field, valid)
             if model is SloSpec:
-                stats = (*LATENCY_STATISTICS, "error_rate", "utilization")
                 message = (
-                    f"unknown key or statistic {show(field)}{hint} (statistics: {', '.join(stats)})"
+                    f"unknown key or statistic {show(field)}{hint} "
+                    f"(statistics: {', '.join(SLO_STATISTICS)})"
                 )
             elif hint:
                 message += hint
@@ -1514,6 +2035,15 @@ def _located(
 
 
 def _tag_message(what: str, value: Any, field: str) -> str:
+    if what == "arrivals":
+        form = (
+            "poisson, constant, {trace: file}, {mmpp: {rates: [..], mean_sojourn: [..]}} or "
+            "{batch: {size: 4}}"
+        )
+        return f"expected arrivals as {form}, got {kind_of(value)} {show(value)}"
+    if what == "profile":
+        form = "a list of {at: 0s, rate: 800/s} points or {file: rates.csv}"
+        return f"expected a profile as {form}, got {kind_of(value)} {show(value)}"
     if what == "call":
         form = "a tier name, {tier: db, probability: 0.2}, {one_of: {a: 0.8}} or {parallel: [a, b]}"
         if isinstance(value, dict):

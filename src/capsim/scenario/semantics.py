@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
 from capsim.scenario.schema import (
+    QUEUE_SLO_STATISTICS,
     AnyTier,
     CacheTier,
     CallSpec,
@@ -153,13 +154,78 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         if slo.class_ is not None:
             reference(slo.class_, ("slos", i, "class"), "class")
         elif slo.tier is not None and slo.tier not in synthetic:
-            reference(slo.tier, ("slos", i, "tier"))
+            if reference(slo.tier, ("slos", i, "tier")):
+                problems.extend(_queue_statistics_on_queues(scenario, i, tiers[slo.tier]))
+        elif slo.tier is not None:
+            problems.extend(_queue_statistics_on_queues(scenario, i, None))
 
+    problems.extend(_check_hedges(scenario, tiers))
     problems.extend(_check_faults(scenario, tiers))
     problems.extend(_check_autoscale(scenario, tiers))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
+
+
+def _tier_calls(calls: list[CallSpec], base: PathKey) -> Iterator[tuple[TierCall, PathKey]]:
+    """Every `{tier: ...}` call of a list (inside parallel groups too), with its key path."""
+    for i, call in enumerate(calls):
+        if isinstance(call, TierCall):
+            yield call, (*base, i)
+        elif isinstance(call, ParallelCall):
+            yield from _tier_calls(call.parallel, (*base, i, "parallel"))
+
+
+def _check_hedges(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
+    """A hedge needs a callee that answers: a queue answers a publish at once."""
+    problems: list[Problem] = []
+    for name, tier in tiers.items():
+        lists: list[tuple[list[CallSpec], PathKey]] = [
+            (getattr(tier, "calls", []), ("tiers", name, "calls"))
+        ]
+        for class_name, override in tier.classes.items():
+            calls = getattr(override, "calls", None)
+            if calls is not None:
+                lists.append((calls, ("tiers", name, "classes", class_name, "calls")))
+        for calls, base in lists:
+            for call, path in _tier_calls(calls, base):
+                if call.hedge is not None and isinstance(tiers.get(call.tier), QueueTier):
+                    problems.append(
+                        scenario.problem(
+                            f"{call.tier} is a queue: a publish is answered at once, so there "
+                            "is nothing to hedge; remove hedge (or hedge the consumer's calls)",
+                            (*path, "hedge"),
+                            at_key=True,
+                        )
+                    )
+    return problems
+
+
+def _queue_statistics_on_queues(
+    scenario: Scenario, index: int, tier: AnyTier | None
+) -> list[Problem]:
+    """Message age and backlog SLOs only on queue tiers (`tier` None: a synthetic cache tier)."""
+    if isinstance(tier, QueueTier):
+        return []
+    slo = scenario.slos[index]
+    kind = "a cache" if tier is None else f"a {tier.type}"
+    problems = []
+    for statistic in QUEUE_SLO_STATISTICS:
+        if getattr(slo, statistic) is None:
+            continue
+        remedy = (
+            f"for the time requests wait for a worker write wait_{statistic.removeprefix('age_')}"
+            if statistic.startswith("age_")
+            else "for requests waiting for a worker use wait_p99 or occupancy"
+        )
+        problems.append(
+            scenario.problem(
+                f"{statistic} is a queue statistic, but {slo.tier} is {kind} tier; {remedy}",
+                ("slos", index, statistic),
+                True,
+            )
+        )
+    return problems
 
 
 def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:

@@ -1,0 +1,230 @@
+"""Backtest: the model's predictions at the measured load against the measurements.
+
+Acceptance rule (docs/calibration.md#backtest): every compared utilisation within
+`utilization_tolerance` and every latency percentile within `latency_tolerance`, both as
+relative errors (predicted - measured) / measured; a utilisation also passes within
+`UTILIZATION_SLACK` (one point) of the measured one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capsim.analysis.calibration import (
+    MetricNames,
+    analyse_traces,
+    estimate_rate,
+    histogram_quantile,
+    latency_figures,
+    read_aggregates,
+)
+from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
+
+PERCENTILES = ("p50", "p95", "p99")
+#: A utilisation also passes when predicted and measured differ by at most this (one point):
+#: at 5% busy, a 10% relative tolerance is half a point, less than the noise of either figure.
+UTILIZATION_SLACK = 0.01
+
+
+@dataclass
+class MeasuredLoad:
+    """What was measured: per class its rate (and profile), latency percentiles; per tier its
+    busy cores (busy time per second)."""
+
+    rates: dict[str, float] = field(default_factory=dict)
+    profiles: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    busy: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def measured_load(
+    measurements: Sequence[Measurement],
+    class_by: str | None = None,
+    metric_names: MetricNames | None = None,
+) -> MeasuredLoad:
+    load = MeasuredLoad()
+    traces = [m for m in measurements if isinstance(m, Traces)]
+    if traces:
+        analysis = analyse_traces(traces, class_by)
+        start, end = analysis.window
+        length = max(end - start, 1e-9)
+        for cls, info in analysis.classes.items():
+            estimate = estimate_rate(info["arrivals"], analysis.window)
+            load.rates[cls] = estimate.rate
+            if estimate.profile:
+                load.profiles[cls] = estimate.profile
+            load.latency[cls] = latency_figures(np.array(info["latency"]))
+            load.sources[cls] = "traces"
+        for v in analysis.visits:
+            load.busy[v.tier] = load.busy.get(v.tier, 0.0) + v.self_time / length
+    metrics = [m for m in measurements if isinstance(m, MetricsFile)]
+    if metrics:
+        aggregates = read_aggregates(metrics, metric_names)
+        for cls, series in aggregates.rates.items():
+            load.rates.setdefault(cls, float(np.mean(list(series.values()))))
+            load.sources.setdefault(cls, "prometheus")
+        for cls, buckets in aggregates.histograms.items():
+            if cls not in load.latency or not load.latency[cls]:
+                load.latency[cls] = {
+                    p: histogram_quantile(buckets, int(p[1:]) / 100) for p in PERCENTILES
+                }
+        for tier, busy in aggregates.busy.items():
+            load.busy[tier] = float(np.mean(list(busy.values())))
+    for test in (m for m in measurements if isinstance(m, LoadTest) and not is_stepped(m)):
+        for total in test.totals or test.steps:
+            cls = total.name or "*"
+            load.rates.setdefault(cls, total.throughput)
+            load.latency.setdefault(cls, total.latency)
+            load.sources.setdefault(cls, test.tool)
+    return load
+
+
+@dataclass(frozen=True)
+class Comparison:
+    what: str  # "class" or "tier"
+    name: str
+    figure: str  # p50, p95, p99, utilization
+    measured: float
+    predicted: float
+    tolerance: float
+    slack: float = 0.0  # an absolute difference that passes whatever the relative error
+
+    @property
+    def error(self) -> float:
+        if self.measured == 0:
+            return 0.0 if self.predicted == 0 else math.inf
+        return (self.predicted - self.measured) / self.measured
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.predicted) and (
+            abs(self.error) <= self.tolerance or abs(self.predicted - self.measured) <= self.slack
+        )
+
+
+def class_mapping(
+    measured: Sequence[str], scenario_classes: Sequence[str], open_classes: Sequence[str]
+) -> dict[str, str]:
+    """Measured class -> scenario class: same name; a single unnamed total, or the only measured
+    class when no name matches, goes to the scenario's only open class."""
+    mapping = {name: name for name in measured if name in scenario_classes}
+    if "*" in measured and len(open_classes) == 1:
+        mapping["*"] = open_classes[0]
+    if not mapping and len(measured) == 1 and len(open_classes) == 1:
+        mapping[next(iter(measured))] = open_classes[0]
+    return mapping
+
+
+def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -> list[str]:
+    """`--set` overrides that put the measured rates (and profiles) in the scenario."""
+    overrides = []
+    for measured, cls in mapping.items():
+        overrides.append(f"traffic.{cls}.rate={load.rates[measured]:.6g}/s")
+        profile = load.profiles.get(measured)
+        if profile:
+            points = [f"{{at: 0s, rate: {profile[0][1]:.6g}/s}}"] + [
+                f"{{at: {warmup + at:.6g}s, rate: {rate:.6g}/s}}" for at, rate in profile
+            ]
+            overrides.append(f"traffic.{cls}.profile=[{', '.join(points)}]")
+    return overrides
+
+
+def compare(
+    load: MeasuredLoad,
+    mapping: dict[str, str],
+    report: dict[str, Any],
+    workers: dict[str, int],
+    latency_tolerance: float,
+    utilization_tolerance: float,
+) -> list[Comparison]:
+    rows = []
+    for measured, cls in sorted(mapping.items(), key=lambda item: item[1]):
+        predicted = report["classes"].get(cls, {}).get("latency", {})
+        for figure in PERCENTILES:
+            value = load.latency.get(measured, {}).get(figure)
+            if value is not None and math.isfinite(value):
+                rows.append(
+                    Comparison(
+                        "class",
+                        cls,
+                        figure,
+                        value,
+                        float(predicted.get(figure, math.nan)),
+                        latency_tolerance,
+                    )
+                )
+    for tier, busy in sorted(load.busy.items()):
+        if tier in report["tiers"] and tier in workers:
+            rows.append(
+                Comparison(
+                    "tier",
+                    tier,
+                    "utilization",
+                    busy / workers[tier],
+                    float(report["tiers"][tier]["utilization"]),
+                    utilization_tolerance,
+                    UTILIZATION_SLACK,
+                )
+            )
+    return rows
+
+
+def is_stepped(test: LoadTest) -> bool:
+    """A load test of two or more steps at known numbers of users: backtested step by step."""
+    return sum(1 for step in test.steps if step.users > 0) >= 2
+
+
+def step_class(
+    test: LoadTest, scenario_classes: Sequence[str], open_classes: Sequence[str]
+) -> str | None:
+    """The scenario class a stepped load test drives: a request name that is a class, else the
+    scenario's only open class."""
+    for total in test.totals:
+        if total.name in scenario_classes:
+            return total.name
+    return open_classes[0] if len(open_classes) == 1 else None
+
+
+def step_override(cls: str, entry: str, users: float, think_time: float) -> str:
+    """The class as a closed loop of the step's users (what a load generator is)."""
+    return f"traffic.{cls}={{entry: {entry}, users: {max(round(users), 1)}, think_time: {think_time:.9g}s}}"
+
+
+def compare_step(
+    step: LoadStep,
+    cls: str,
+    predicted: dict[str, Any],
+    latency_tolerance: float,
+    throughput_tolerance: float,
+) -> list[Comparison]:
+    name = f"{cls} @ {step.users:g} users"
+    rows = [
+        Comparison(
+            "step",
+            name,
+            "throughput",
+            step.throughput,
+            float(predicted.get("throughput", math.nan)),
+            throughput_tolerance,
+        )
+    ]
+    for figure in PERCENTILES:
+        value = step.latency.get(figure)
+        if value is not None and math.isfinite(value):
+            rows.append(
+                Comparison(
+                    "step",
+                    name,
+                    figure,
+                    value,
+                    float(predicted.get("latency", {}).get(figure, math.nan)),
+                    latency_tolerance,
+                )
+            )
+    return rows

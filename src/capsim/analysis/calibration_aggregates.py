@@ -1,0 +1,350 @@
+"""Calibration from Prometheus aggregates: rates, busy CPU and histograms; service demands by
+non-negative least squares over intervals."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from capsim.analysis.calibration_common import (
+    Calibration,
+    Path_,
+    duration_text,
+    rate_text,
+    scenario_name,
+)
+from capsim.analysis.fitting import mean_interval
+from capsim.measurements import MeasurementError, MetricsFile
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """How Prometheus series are told apart (docs/calibration.md#prometheus): a series' name is
+    its `__name__` label, else its file's name; patterns are regular expressions searched in it."""
+
+    rate: str = r"request|_total|_count|rate|throughput"
+    cpu: str = r"cpu|busy|utili[sz]ation"
+    latency: str = r"_bucket"
+    tier_labels: tuple[str, ...] = ("tier", "service", "service_name", "job", "container")
+    class_labels: tuple[str, ...] = (
+        "class",
+        "route",
+        "handler",
+        "endpoint",
+        "name",
+        "uri",
+        "operation",
+    )
+    #: The CPU series are utilisations (busy fraction of the tier's workers) rather than busy
+    #: cores; they are multiplied by the tier's workers (`workers`, default 1).
+    cpu_utilization: bool = False
+    workers: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass
+class Aggregates:
+    rates: dict[str, dict[float, float]]  # class -> time -> requests/s
+    entries: dict[str, str]
+    busy: dict[str, dict[float, float]]  # tier -> time -> busy cores (CPU seconds per second)
+    histograms: dict[str, dict[float, float]]  # class -> le -> summed bucket rate
+    sources: list[str]
+
+
+def _first_label(labels: dict[str, str], names: Sequence[str]) -> str | None:
+    for name in names:
+        if labels.get(name):
+            return labels[name]
+    return None
+
+
+def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = None) -> Aggregates:
+    from pathlib import Path
+
+    names = names or MetricNames()
+    rates: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    entry_rates: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    rate_sources: set[str] = set()
+    for file in files:
+        for series in file.series:
+            metric = series.labels.get("__name__") or Path(file.source).stem
+            tier = _first_label(series.labels, names.tier_labels)
+            cls = _first_label(series.labels, names.class_labels)
+            tier = scenario_name(tier) if tier else None
+            cls = scenario_name(cls) if cls else None
+            if "le" in series.labels or re.search(names.latency, metric):
+                le = (
+                    math.inf
+                    if series.labels.get("le") in ("+Inf", "inf")
+                    else float(series.labels.get("le", "nan"))
+                )
+                for value in series.values:
+                    histograms[cls or "requests"][le] += value
+            elif re.search(names.cpu, metric):
+                if tier is None:
+                    raise MeasurementError(
+                        f"{file.source}: CPU series {series.labels} has none of the tier labels "
+                        f"{', '.join(names.tier_labels)}; name the label with --tier-label"
+                    )
+                for t, value in zip(series.times, series.values, strict=True):
+                    busy[tier][t] += value * (
+                        dict(names.workers).get(tier, 1) if names.cpu_utilization else 1
+                    )
+            elif re.search(names.rate, metric):
+                name = cls or "requests"
+                for t, value in zip(series.times, series.values, strict=True):
+                    rates[name][t] += value
+                rate_sources.add(file.source)
+                if tier:
+                    entry_rates[name][tier] += sum(series.values)
+            else:
+                raise MeasurementError(
+                    f"{file.source}: cannot tell what series {metric!r} measures (labels {series.labels}); "
+                    "its name should match --rate-metric, --cpu-metric or --latency-metric"
+                )
+    entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
+    return Aggregates(
+        {k: dict(v) for k, v in rates.items()},
+        entries,
+        {k: dict(v) for k, v in busy.items()},
+        {k: dict(v) for k, v in histograms.items()},
+        sorted(rate_sources),
+    )
+
+
+def histogram_quantile(buckets: dict[float, float], q: float) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the cumulative bucket."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return math.nan
+    total = buckets[bounds[-1]]
+    rank = q * total
+    previous_bound, previous_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return previous_bound
+            if count == previous_count:
+                return bound
+            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (
+                count - previous_count
+            )
+        previous_bound, previous_count = bound, count
+    return bounds[-1]
+
+
+@dataclass(frozen=True)
+class DemandEstimate:
+    """Service demand (busy seconds per request) of each class at one tier, by non-negative
+    least squares of busy cores on class throughputs over intervals, with 95% intervals."""
+
+    tier: str
+    demands: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    background: float
+    intervals_used: int
+    r_squared: float
+    method: str
+
+
+def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
+    from scipy import optimize, stats
+
+    classes = sorted(aggregates.rates)
+    estimates = []
+    for tier, busy in sorted(aggregates.busy.items()):
+        times = sorted(set(busy).intersection(*(aggregates.rates[c] for c in classes)))
+        if not times:
+            raise MeasurementError(
+                f"no interval where both the CPU of {tier} and the request rates were measured; "
+                "query them over the same range and step"
+            )
+        y = np.array([busy[t] for t in times])
+        x = np.array([[aggregates.rates[c][t] for c in classes] for t in times])
+        if len(times) >= len(classes) + 3:
+            design = np.column_stack([x, np.ones(len(times))])
+            method = "utilisation regression (NNLS over intervals, with a background term)"
+        else:
+            design = x
+            method = (
+                "service demand law (busy time / completions), too few intervals for a regression"
+            )
+        if design.shape[1] > len(times):
+            design = x.sum(axis=1, keepdims=True)
+        coefficients, _ = optimize.nnls(design, y)
+        residuals = y - design @ coefficients
+        dof = max(len(times) - design.shape[1], 1)
+        sigma2 = float(residuals @ residuals) / dof
+        try:
+            covariance = sigma2 * np.linalg.inv(design.T @ design)
+            errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
+        except np.linalg.LinAlgError:
+            errors = np.full(design.shape[1], math.nan)
+        t = float(stats.t.ppf(0.975, dof))
+        total = float(((y - y.mean()) ** 2).sum())
+        demands = (
+            {c: float(coefficients[k]) for k, c in enumerate(classes)}
+            if design.shape[1] >= len(classes)
+            else {c: float(coefficients[0]) for c in classes}
+        )
+        intervals = {
+            c: (
+                max(demands[c] - t * float(errors[min(k, errors.size - 1)]), 0.0),
+                demands[c] + t * float(errors[min(k, errors.size - 1)]),
+            )
+            for k, c in enumerate(classes)
+        }
+        background = float(coefficients[-1]) if design.shape[1] == len(classes) + 1 else 0.0
+        estimates.append(
+            DemandEstimate(
+                tier,
+                demands,
+                intervals,
+                background,
+                len(times),
+                1 - float(residuals @ residuals) / total if total > 0 else 1.0,
+                method,
+            )
+        )
+    return estimates
+
+
+def calibrate_aggregates(
+    files: Sequence[MetricsFile],
+    names: MetricNames | None = None,
+    workers: dict[str, int] | None = None,
+    name: str = "calibrated",
+) -> Calibration:
+    """A scenario from aggregates alone: per class its mean rate and entry; per tier the demand
+    of each class, as one visit with an exponential service time of that mean (aggregates give
+    only means); tiers other than the entry are called once per request when their demand for
+    the class is above zero (its interval excludes 0)."""
+    aggregates = read_aggregates(files, names)
+    if not aggregates.rates:
+        raise MeasurementError(
+            "no request-rate series in the Prometheus files; calibrating from aggregates "
+            "needs request rates per class (see docs/calibration.md#prometheus)"
+        )
+    workers = workers or {}
+    demands = estimate_demands(aggregates)
+    sources = ", ".join(aggregates.sources)
+    notes: dict[Path_, str] = {}
+    all_times = sorted({t for series in aggregates.rates.values() for t in series})
+    length = all_times[-1] - all_times[0] if len(all_times) > 1 else 60.0
+    scenario: dict[str, Any] = {
+        "name": name,
+        "simulation": {"duration": duration_text(max(length, 1.0))},
+    }
+    traffic: dict[str, Any] = {}
+    summary: dict[str, Any] = {
+        "sources": aggregates.sources,
+        "classes": {},
+        "tiers": {},
+        "demands": [],
+    }
+    for cls, series in sorted(aggregates.rates.items()):
+        values = np.array(list(series.values()))
+        rate = mean_interval(values)
+        entry = aggregates.entries.get(cls) or (demands[0].tier if demands else "app")
+        traffic[cls] = {"entry": entry, "rate": rate_text(rate.mean)}
+        notes[("traffic", cls, "rate")] = (
+            f"mean of {rate.count} rate samples ({sources}): "
+            f"95% CI [{rate.low:.4g}, {rate.high:.4g}]/s"
+        )
+        latency = {}
+        if cls in aggregates.histograms:
+            latency = {
+                p: histogram_quantile(aggregates.histograms[cls], q)
+                for p, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            }
+        summary["classes"][cls] = {
+            "entry": entry,
+            "rate": rate.mean,
+            "rate_ci95": [rate.low, rate.high],
+            "latency": latency,
+        }
+    scenario["traffic"] = traffic
+    tiers: dict[str, Any] = {}
+    for estimate in demands:
+        peak_busy = max(aggregates.busy[estimate.tier].values())
+        count = workers.get(estimate.tier, max(1, math.ceil(2 * peak_busy)))
+        work: dict[str, Any] = {}
+        for cls, demand in estimate.demands.items():
+            low, high = estimate.intervals[cls]
+            if demand <= 0:
+                continue  # NNLS put it at zero: the class does no work here, so no call either
+            work[cls] = {"service_time": {"dist": "exponential", "mean": duration_text(demand)}}
+            notes[("tiers", estimate.tier, "classes", cls, "service_time")] = (
+                f"demand {duration_text(demand)} per request (95% CI [{duration_text(low)}, {duration_text(high)}]) by "
+                f"{estimate.method}, {estimate.intervals_used} intervals, R² {estimate.r_squared:.3f}; "
+                "exponential assumed: aggregates give only a mean"
+            )
+        mean_demand = float(np.mean([d for d in estimate.demands.values() if d > 0] or [1e-3]))
+        tiers[estimate.tier] = {
+            "type": "service",
+            "concurrency": count,
+            "service_time": {"dist": "exponential", "mean": duration_text(mean_demand)},
+            "classes": work,
+        }
+        notes[("tiers", estimate.tier, "concurrency")] = (
+            "given with --workers"
+            if estimate.tier in workers
+            else f"not measured: twice the peak busy cores ({peak_busy:.3g}); give it with --workers TIER=N"
+        )
+        summary["tiers"][estimate.tier] = {
+            "concurrency": count,
+            "busy_mean": float(np.mean(list(aggregates.busy[estimate.tier].values()))),
+            "utilization": float(np.mean(list(aggregates.busy[estimate.tier].values()))) / count,
+        }
+        summary["demands"].append(
+            {
+                "tier": estimate.tier,
+                "demands": estimate.demands,
+                "intervals": {c: list(v) for c, v in estimate.intervals.items()},
+                "background": estimate.background,
+                "intervals_used": estimate.intervals_used,
+                "r_squared": estimate.r_squared,
+                "method": estimate.method,
+            }
+        )
+    for cls, spec in traffic.items():
+        entry = spec["entry"]
+        if entry not in tiers:
+            tiers[entry] = {
+                "type": "service",
+                "concurrency": workers.get(entry, 1),
+                "service_time": "0ms",
+            }
+            notes[("tiers", entry, "service_time")] = (
+                "no CPU series for this tier: no work measured"
+            )
+        calls = [
+            t
+            for t, s in sorted(tiers.items())
+            if t != entry and cls in s.get("classes", {}) and _significant(demands, t, cls)
+        ]
+        if calls:
+            tiers[entry].setdefault("classes", {}).setdefault(
+                cls, {"service_time": tiers[entry]["service_time"]}
+            )["calls"] = calls
+            notes[("tiers", entry, "classes", cls, "calls")] = (
+                "aggregates do not show the call graph: one call per request to each tier with a "
+                "demand for this class above zero (its 95% interval excludes 0)"
+            )
+    scenario["tiers"] = tiers
+    return Calibration(scenario, notes, summary)
+
+
+def _significant(demands: list[DemandEstimate], tier: str, cls: str) -> bool:
+    for estimate in demands:
+        if estimate.tier == tier:
+            return estimate.demands[cls] > 0 and estimate.intervals[cls][0] > 0
+    return False

@@ -1,0 +1,531 @@
+"""Calibration from OpenTelemetry traces: tiers, classes, rates, self times and calls."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capsim.analysis.calibration_common import (
+    Calibration,
+    Path_,
+    duration_text,
+    latency_figures,
+    rate_text,
+    scenario_name,
+)
+from capsim.analysis.fitting import DistributionFit, fit_service_time
+from capsim.measurements import MeasurementError, Span, Traces
+
+#: A rate is written as a `profile` when its per-bucket counts are over-dispersed for a
+#: Poisson process at this level (chi-square dispersion test).
+PROFILE_LEVEL = 0.001
+PROFILE_BUCKETS = 20
+
+
+@dataclass
+class Visit:
+    """Work at one tier for one request: a server (or consumer) span, or a client span whose
+    callee is not traced. `calls` are (target tier, start, end, asynchronous)."""
+
+    tier: str
+    span: Span
+    cls: str
+    self_time: float = 0.0
+    calls: list[tuple[str, float, float, bool]] = field(default_factory=list)
+
+
+@dataclass
+class TraceAnalysis:
+    visits: list[Visit]
+    classes: dict[str, dict[str, Any]]  # class -> entry tier, arrival times
+    tier_types: dict[str, str]
+    window: tuple[float, float]
+    orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
+
+
+def _uninstrumented_tier(span: Span) -> str:
+    attributes = span.attributes
+    for key in ("peer.service", "db.system", "db.system.name", "server.address", "net.peer.name"):
+        if attributes.get(key):
+            return scenario_name(str(attributes[key]))
+    return scenario_name(f"{span.service}-{span.name}")
+
+
+def _queue_tier(span: Span) -> str:
+    for key in (
+        "messaging.destination.name",
+        "messaging.destination",
+        "messaging.destination_name",
+    ):
+        if span.attributes.get(key):
+            return scenario_name(str(span.attributes[key]))
+    return scenario_name(f"{span.service}-queue")
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None and current_start is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None and current_start is not None:
+        total += current_end - current_start
+    return total
+
+
+def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> TraceAnalysis:
+    spans = [span for t in traces for span in t.spans]
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    children: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    roots: dict[str, Span] = {}
+    orphans = 0
+    for span in spans:
+        parent = (span.trace_id, span.parent_id) if span.parent_id else None
+        if parent is None:
+            if span.trace_id not in roots or span.start < roots[span.trace_id].start:
+                roots[span.trace_id] = span
+        elif parent in by_id:
+            children[parent].append(span)
+        else:
+            orphans += 1
+    if not roots:
+        raise MeasurementError("the traces hold no root span (a span without a parent)")
+    classes: dict[str, dict[str, Any]] = {}
+    trace_class: dict[str, str] = {}
+    entries: dict[str, Span] = {}
+    for trace_id, root in roots.items():
+        name = str(root.attributes.get(class_by, root.name)) if class_by else root.name
+        name = scenario_name(name)
+        trace_class[trace_id] = name
+        entry = classes.setdefault(name, {"entry": {}, "arrivals": [], "latency": []})
+        entry["arrivals"].append(root.start)
+        entry["latency"].append(root.duration)
+        # A client root (a load generator's or a browser's span) is the user's view of the
+        # request; the first server span under it is the entry tier's visit.
+        first = root
+        if root.kind == "client":
+            served = [
+                c for c in children.get((root.trace_id, root.span_id), []) if c.kind == "server"
+            ]
+            if served:
+                first = min(served, key=lambda s: s.start)
+        entries[trace_id] = first
+        tier = _visit_tier(first)
+        entry["entry"][tier] = entry["entry"].get(tier, 0) + 1
+    visits: list[Visit] = []
+    tier_types: dict[str, str] = {}
+
+    def visit(span: Span, tier: str) -> None:
+        record = Visit(tier, span, trace_class[span.trace_id])
+        if tier_types.get(tier, "service") == "service":
+            tier_types[tier] = _tier_type(span)
+        synchronous: list[tuple[float, float]] = []
+        stack = list(children.get((span.trace_id, span.span_id), []))
+        while stack:
+            child = stack.pop()
+            if (
+                child.kind in ("server", "consumer")
+                and child.service != span.service
+                and span.kind != "client"
+            ):
+                record.calls.append((_visit_tier(child), child.start, child.end, False))
+                synchronous.append((child.start, child.end))
+                visit(child, _visit_tier(child))
+            elif child.kind == "client" and span.kind != "client":
+                callees = [
+                    c
+                    for c in children.get((child.trace_id, child.span_id), [])
+                    if c.kind == "server"
+                ]
+                target = _visit_tier(callees[0]) if callees else _uninstrumented_tier(child)
+                record.calls.append((target, child.start, child.end, False))
+                synchronous.append((child.start, child.end))
+                if callees:
+                    visit(callees[0], target)
+                else:
+                    visit(child, target)
+            elif child.kind == "producer":
+                target = _queue_tier(child)
+                record.calls.append((target, child.start, child.end, True))
+                for consumer in children.get((child.trace_id, child.span_id), []):
+                    if consumer.kind == "consumer":
+                        visit(consumer, target)
+                        tier_types[target] = "queue"
+            else:
+                stack.extend(children.get((child.trace_id, child.span_id), []))
+        start, end = span.start, span.end
+        clipped = [
+            (max(a, start), min(b, end)) for a, b in synchronous if min(b, end) > max(a, start)
+        ]
+        record.self_time = max(span.duration - _union_length(clipped), 0.0)
+        visits.append(record)
+
+    for first in entries.values():
+        visit(first, _visit_tier(first))
+    starts = [root.start for root in roots.values()]
+    return TraceAnalysis(visits, classes, tier_types, (min(starts), max(starts)), orphans)
+
+
+def _visit_tier(span: Span) -> str:
+    if span.kind == "consumer":
+        return _queue_tier(span)
+    if span.kind == "client":
+        return _uninstrumented_tier(span)
+    return scenario_name(span.service)
+
+
+def _tier_type(span: Span) -> str:
+    if span.kind == "consumer":
+        return "queue"
+    if any(key in span.attributes for key in ("db.system", "db.system.name")):
+        return "database"
+    return "service"
+
+
+def peak_concurrency(spans: list[Span]) -> int:
+    events = sorted(
+        [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
+    )
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return max(peak, 1)
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    rate: float
+    low: float
+    high: float
+    count: int
+    window: float
+    profile: list[tuple[float, float]] | None
+    dispersion_p: float
+
+
+def estimate_rate(arrivals: Sequence[float], window: tuple[float, float]) -> RateEstimate:
+    """Arrivals per second over `window` with an exact Poisson 95% interval, and per-bucket
+    rates when a chi-square dispersion test says the rate changed."""
+    from scipy import stats
+
+    times = np.sort(np.asarray(arrivals, dtype=float))
+    length = max(window[1] - window[0], 1e-9)
+    count = times.size
+    low = stats.chi2.ppf(0.025, 2 * count) / 2 / length if count else 0.0
+    high = stats.chi2.ppf(0.975, 2 * count + 2) / 2 / length
+    buckets = min(PROFILE_BUCKETS, max(count // 30, 1))
+    profile, p_value = None, 1.0
+    if buckets >= 4:
+        counts, _ = np.histogram(times, bins=buckets, range=window)
+        expected = counts.mean()
+        statistic = float(((counts - expected) ** 2).sum() / expected) if expected > 0 else 0.0
+        p_value = float(stats.chi2.sf(statistic, buckets - 1))
+        if p_value < PROFILE_LEVEL:
+            width = length / buckets
+            profile = [((k + 0.5) * width, float(c) / width) for k, c in enumerate(counts)]
+    return RateEstimate(count / length, float(low), float(high), count, length, profile, p_value)
+
+
+def distribution_spec(fit: DistributionFit) -> dict[str, Any]:
+    spec = dict(fit.spec)
+    for key in ("mean", "value"):
+        if key in spec:
+            spec[key] = duration_text(spec[key])
+    if "cv" in spec:
+        spec["cv"] = float(f"{spec['cv']:.4g}")
+    if "samples" in spec:
+        spec["samples"] = [duration_text(x) for x in spec["samples"]]
+    return spec
+
+
+def _fit_note(fit: DistributionFit, what: str) -> str:
+    mean = fit.mean
+    interval = (
+        f"95% CI [{duration_text(mean.low)}, {duration_text(mean.high)}]"
+        if math.isfinite(mean.low)
+        else "no CI (one sample)"
+    )
+    return (
+        f"{what}: n = {mean.count}, mean {duration_text(mean.mean)} ({interval}), cv {fit.cv:.3g}; "
+        f"{fit.family}: {fit.reason}"
+    )
+
+
+#: Calls are written as `one_of` when no visit makes two of them although, were they
+#: independent, at least this many visits would have made both.
+_EXCLUSIVE_EVIDENCE = 3
+
+
+def _exclusive_groups(
+    order: list[str], counts: dict[str, list[int]], asynchronous: dict[str, bool], find: Any
+) -> list[list[str]]:
+    """Groups of synchronous single calls that never happen in the same visit."""
+    total = len(next(iter(counts.values()))) if counts else 0
+    made = {t: np.array(counts[t]) > 0 for t in order}
+    candidates = [
+        t
+        for t in order
+        if not asynchronous.get(t)
+        and max(counts[t]) == 1
+        and made[t].mean() < 1
+        and sum(1 for u in order if find(u) == find(t)) == 1
+    ]
+    groups: list[list[str]] = []
+    for target in candidates:
+        for group in groups:
+            if all(
+                not (made[target] & made[member]).any()
+                and made[target].mean() * made[member].mean() * total >= _EXCLUSIVE_EVIDENCE
+                for member in group
+            ):
+                group.append(target)
+                break
+        else:
+            groups.append([target])
+    return [group for group in groups if len(group) > 1]
+
+
+def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
+    """The calls of one tier for one class, with probabilities, repeats, parallel groups (calls
+    that overlap in time) and one_of groups (calls that exclude each other)."""
+    total = len(visits)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * total)
+    offsets: dict[str, list[float]] = defaultdict(list)
+    asynchronous: dict[str, bool] = {}
+    overlaps: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for k, v in enumerate(visits):
+        for target, start, _end, is_async in v.calls:
+            counts[target][k] += 1
+            offsets[target].append(start - v.span.start)
+            asynchronous[target] = is_async
+        synchronous = [c for c in v.calls if not c[3]]
+        for i, first in enumerate(synchronous):
+            for second in synchronous[i + 1 :]:
+                if first[0] == second[0]:
+                    continue
+                key = tuple(sorted((first[0], second[0])))
+                overlaps[key][1] += 1
+                if min(first[2], second[2]) > max(first[1], second[1]):
+                    overlaps[key][0] += 1
+    order = sorted(counts, key=lambda t: (float(np.median(offsets[t])), t))
+    group_of = {t: t for t in order}
+
+    def find(t: str) -> str:
+        while group_of[t] != t:
+            t = group_of[t]
+        return t
+
+    for pair, (overlapping, together) in overlaps.items():
+        if together and overlapping / together > 0.5:
+            group_of[find(pair[1])] = find(pair[0])
+    exclusive = _exclusive_groups(order, counts, asynchronous, find)
+    items: list[Any] = []
+    notes: list[str] = []
+    figures: dict[str, Any] = {}
+    placed: set[str] = set()
+    for target in order:
+        if target in placed:
+            continue
+        group = next((g for g in exclusive if target in g), None)
+        if group is not None:
+            placed.update(group)
+            shares = {member: sum(1 for c in counts[member] if c) / total for member in group}
+            items.append({"one_of": {m: float(f"{p:.4g}") for m, p in shares.items()}})
+            for member, share in shares.items():
+                half = 1.96 * math.sqrt(share * (1 - share) / total)
+                figures[member] = {
+                    "probability": share,
+                    "probability_ci95": [share - half, share + half],
+                    "calls_when_called": 1.0,
+                    "asynchronous": False,
+                }
+            notes.append(
+                f"one_of: {', '.join(f'{m} in {round(p * total)} of {total} visits' for m, p in shares.items())}, "
+                "never two in one visit (independent calls would have met in at least "
+                f"{_EXCLUSIVE_EVIDENCE} visits)"
+            )
+            continue
+        members = [t for t in order if find(t) == find(target)]
+        placed.update(members)
+        specs = []
+        for member in members:
+            calls = np.array(counts[member])
+            made = calls[calls > 0]
+            probability = made.size / total
+            repeat = max(round(float(made.mean())), 1) if made.size else 1
+            spec: dict[str, Any] = {"tier": member}
+            if probability < 0.9995:
+                spec["probability"] = float(f"{probability:.4g}")
+            if repeat > 1:
+                spec["repeat"] = repeat
+            half = 1.96 * math.sqrt(probability * (1 - probability) / total)
+            notes.append(
+                f"{member}: called in {made.size} of {total} visits (p = {probability:.4f} ± {half:.4f})"
+                + (f", {made.mean():.3g} times on average when called" if made.size else "")
+                + (" — asynchronous (producer span)" if asynchronous.get(member) else "")
+            )
+            figures[member] = {
+                "probability": probability,
+                "probability_ci95": [probability - half, probability + half],
+                "calls_when_called": float(made.mean()) if made.size else 0.0,
+                "asynchronous": asynchronous.get(member, False),
+            }
+            specs.append(spec if len(spec) > 1 else member)
+        if len(specs) > 1:
+            items.append({"parallel": specs})
+            notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
+        else:
+            items.append(specs[0])
+    return items, notes, figures
+
+
+def calibrate_traces(
+    traces: Sequence[Traces],
+    class_by: str | None = None,
+    workers: dict[str, int] | None = None,
+    name: str = "calibrated",
+) -> Calibration:
+    analysis = analyse_traces(traces, class_by)
+    sources = ", ".join(t.source for t in traces)
+    workers = workers or {}
+    scenario: dict[str, Any] = {"name": name}
+    notes: dict[Path_, str] = {}
+    summary: dict[str, Any] = {"sources": [t.source for t in traces], "classes": {}, "tiers": {}}
+    start, end = analysis.window
+    length = end - start
+    if not length > 0:
+        raise MeasurementError(
+            f"{sources}: every root span starts at the same instant, so no arrival rate can be "
+            "measured; export traces collected over a period of time"
+        )
+    warmup = max(min(length * 0.1, 60.0), 1.0)
+    scenario["simulation"] = {"duration": duration_text(length), "warmup": duration_text(warmup)}
+    notes[("simulation", "duration")] = f"the traces' window: first to last root span ({sources})"
+    notes[("simulation", "warmup")] = "10% of the window (at least 1s, at most 60s)"
+    traffic: dict[str, Any] = {}
+    for cls, info in sorted(analysis.classes.items()):
+        entry = max(info["entry"], key=info["entry"].get)
+        estimate = estimate_rate(info["arrivals"], analysis.window)
+        spec: dict[str, Any] = {"entry": entry, "rate": rate_text(estimate.rate)}
+        notes[("traffic", cls, "rate")] = (
+            f"{estimate.count} root spans in {length:.4g}s: {estimate.rate:.4g}/s "
+            f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
+        )
+        if estimate.profile:
+            spec["profile"] = [{"at": "0s", "rate": rate_text(estimate.profile[0][1])}] + [
+                {"at": duration_text(warmup + at), "rate": rate_text(rate)}
+                for at, rate in estimate.profile
+            ]
+            notes[("traffic", cls, "profile")] = (
+                f"the rate changed (chi-square dispersion p = {estimate.dispersion_p:.2g} < {PROFILE_LEVEL}): "
+                f"{estimate.count} arrivals in {len(estimate.profile)} buckets of "
+                f"{length / len(estimate.profile):.3g}s, each rate at its bucket's midpoint after "
+                "the warm-up (a bucket of n arrivals: 95% CI about n ± 1.96√n)"
+            )
+        traffic[cls] = spec
+        summary["classes"][cls] = {
+            "entry": entry,
+            "rate": estimate.rate,
+            "rate_ci95": [estimate.low, estimate.high],
+            "requests": estimate.count,
+            "profile": bool(estimate.profile),
+            "latency": _root_latency(analysis, cls),
+        }
+    scenario["traffic"] = traffic
+    tiers: dict[str, Any] = {}
+    by_tier: dict[str, list[Visit]] = defaultdict(list)
+    for v in analysis.visits:
+        by_tier[v.tier].append(v)
+    for tier in sorted(by_tier):
+        tier_visits = by_tier[tier]
+        kind = analysis.tier_types.get(tier, "service")
+        spec = {"type": kind}
+        peak = peak_concurrency([v.span for v in tier_visits])
+        count_key = "consumers" if kind == "queue" else "concurrency"
+        if tier in workers:
+            spec[count_key] = workers[tier]
+            notes[("tiers", tier, count_key)] = "given with --workers"
+        else:
+            spec[count_key] = peak
+            notes[("tiers", tier, count_key)] = (
+                f"the most {tier} spans in progress at once ({peak}): a lower bound on its workers; "
+                "give the real figure with --workers TIER=N"
+            )
+        pooled = fit_service_time(np.array([v.self_time for v in tier_visits]))
+        spec["service_time"] = distribution_spec(pooled)
+        notes[("tiers", tier, "service_time")] = _fit_note(
+            pooled, f"self time of every {tier} span (all classes)"
+        )
+        classes_here = sorted({v.cls for v in tier_visits})
+        tier_summary: dict[str, Any] = {
+            "type": kind,
+            count_key: spec[count_key],
+            "visits": len(tier_visits),
+            "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),
+            "classes": {},
+        }
+        for cls in classes_here:
+            class_visits = [v for v in tier_visits if v.cls == cls]
+            fit = (
+                fit_service_time(np.array([v.self_time for v in class_visits]))
+                if len(classes_here) > 1
+                else pooled
+            )
+            calls, call_notes, call_figures = _calls(class_visits)
+            tier_summary["classes"][cls] = {
+                "visits": len(class_visits),
+                "family": fit.family,
+                "mean": fit.mean.mean,
+                "mean_ci95": [fit.mean.low, fit.mean.high],
+                "cv": fit.cv,
+                "candidates": fit.candidates,
+                "calls": call_figures,
+            }
+            if len(classes_here) > 1:
+                work: dict[str, Any] = {"service_time": distribution_spec(fit)}
+                notes[("tiers", tier, "classes", cls, "service_time")] = _fit_note(
+                    fit, f"self time of {tier} spans of class {cls}"
+                )
+                if calls:
+                    work["calls"] = calls
+                    notes[("tiers", tier, "classes", cls, "calls")] = "; ".join(call_notes)
+                spec.setdefault("classes", {})[cls] = work
+            elif calls:
+                spec["calls"] = calls
+                notes[("tiers", tier, "calls")] = (
+                    f"from the span tree of class {cls}: " + "; ".join(call_notes)
+                )
+        if len(classes_here) > 1:
+            pooled_calls, pooled_notes, _ = _calls(tier_visits)
+            if pooled_calls:
+                classes_spec = spec.pop("classes", None)
+                spec["calls"] = pooled_calls
+                if classes_spec is not None:
+                    spec["classes"] = classes_spec
+                notes[("tiers", tier, "calls")] = (
+                    "every class pooled (each class below has its own): " + "; ".join(pooled_notes)
+                )
+        tiers[tier] = spec
+        summary["tiers"][tier] = tier_summary
+    scenario["tiers"] = tiers
+    warnings = []
+    if analysis.orphans:
+        warnings.append(
+            f"{analysis.orphans} spans whose parent is not in the files were left out "
+            "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+        )
+    return Calibration(scenario, notes, summary, warnings)
+
+
+def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:
+    """Latency as the user sees it: the root spans' durations."""
+    return latency_figures(np.array(analysis.classes[cls]["latency"]))

@@ -1,0 +1,563 @@
+"""`capsim calibrate`, `capsim backtest` and `capsim fit-usl`: from measurements to a model and back."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+import capsim
+from capsim.cli.app import (
+    DurationOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    ReplicationsOption,
+    SeedOption,
+    SetOption,
+    _emit,
+    _exit_codes,
+    _Progress,
+    _size_option,
+    _stderr,
+    app,
+)
+from capsim.errors import UsageError
+
+if TYPE_CHECKING:
+    from capsim.analysis.calibration import MetricNames
+    from capsim.measurements import Measurement
+
+
+class InputFormat(str, Enum):
+    otlp_json = "otlp-json"
+    otlp_proto = "otlp-proto"
+    prometheus = "prometheus"
+    k6_summary = "k6-summary"
+    k6_json = "k6-json"
+    locust_stats = "locust-stats"
+    locust_history = "locust-history"
+    csv = "csv"
+
+
+FilesArgument = Annotated[
+    list[Path], typer.Argument(help="Measurement files (format told from the content).")
+]
+InputFormatOption = Annotated[
+    InputFormat | None,
+    typer.Option("--input-format", help="Read every FILE as this format instead of detecting it."),
+]
+ClassByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--class-by",
+        help="Span attribute of the root span naming the request class "
+        "(default: the root span's name).",
+    ),
+]
+MaxInputOption = Annotated[
+    str,
+    typer.Option(
+        "--max-input", help="Refuse (exit 3) a measurement file larger than this (a size: 2GiB)."
+    ),
+]
+RateMetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rate-metric", help="Regular expression: Prometheus series names that are request rates."
+    ),
+]
+CpuMetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cpu-metric",
+        help="Regular expression: series names that are busy CPU seconds per second.",
+    ),
+]
+LatencyMetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--latency-metric",
+        help="Regular expression: latency histogram series (with an `le` label).",
+    ),
+]
+TierLabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tier-label", help="Prometheus label naming the tier (default: tier, service, job, ...)."
+    ),
+]
+CpuUtilizationOption = Annotated[
+    bool,
+    typer.Option(
+        "--cpu-utilization",
+        help="The CPU series are utilisations (busy fraction of the tier's workers), not busy "
+        "cores: they are multiplied by the tier's workers (--workers for calibrate, the "
+        "scenario's for backtest).",
+    ),
+]
+ClassLabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--class-label",
+        help="Prometheus label naming the class (default: class, route, handler, ...).",
+    ),
+]
+
+
+def _read(files: list[Path], input_format: InputFormat | None, max_input: str) -> list[Measurement]:
+    from capsim.measurements import read_measurements
+
+    cap = int(_size_option(max_input, "--max-input"))
+    return read_measurements(files, input_format.value if input_format else None, cap)
+
+
+def _metric_names(
+    rate: str | None,
+    cpu: str | None,
+    latency: str | None,
+    tier_label: str | None,
+    class_label: str | None,
+    cpu_utilization: bool = False,
+    workers: dict[str, int] | None = None,
+) -> MetricNames:
+    import re
+    from dataclasses import replace
+
+    from capsim.analysis.calibration import MetricNames
+
+    names = MetricNames()
+    for option, value in (
+        ("--rate-metric", rate),
+        ("--cpu-metric", cpu),
+        ("--latency-metric", latency),
+    ):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise UsageError(f"{option} {value!r}: not a regular expression: {error}") from None
+    return replace(
+        names,
+        rate=rate or names.rate,
+        cpu=cpu or names.cpu,
+        latency=latency or names.latency,
+        tier_labels=(tier_label,) if tier_label else names.tier_labels,
+        class_labels=(class_label,) if class_label else names.class_labels,
+        cpu_utilization=cpu_utilization,
+        workers=tuple(sorted((workers or {}).items())),
+    )
+
+
+def _workers(items: list[str] | None) -> dict[str, int]:
+    workers = {}
+    for item in items or []:
+        tier, _, count = item.partition("=")
+        if not tier or not count.isdigit() or int(count) < 1:
+            raise UsageError(
+                f"--workers {item!r}: give TIER=N with N a whole number >= 1, e.g. --workers db=8"
+            )
+        workers[tier.strip()] = int(count)
+    return workers
+
+
+def _color(output: Path | None) -> bool:
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+@app.command()
+def calibrate(
+    files: FilesArgument,
+    scenario_output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the calibrated scenario (YAML) to this file."),
+    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    input_format: InputFormatOption = None,
+    class_by: ClassByOption = None,
+    workers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workers",
+            help="TIER=N: workers of a tier (traces show only a lower bound). Repeatable.",
+            metavar="TIER=N",
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="The scenario's name.")] = "calibrated",
+    rate_metric: RateMetricOption = None,
+    cpu_metric: CpuMetricOption = None,
+    latency_metric: LatencyMetricOption = None,
+    tier_label: TierLabelOption = None,
+    class_label: ClassLabelOption = None,
+    cpu_utilization: CpuUtilizationOption = False,
+    max_input: MaxInputOption = "512MiB",
+) -> None:
+    """Write a scenario from measurements: OTLP JSON traces, Prometheus query_range results
+    (k6 and Locust results are summarised as load steps).
+
+    Every figure in the YAML has a comment: where it came from, its sample size and its 95%
+    interval. The summary (table, json or markdown) goes to stdout.
+    """
+    from capsim.analysis.calibration import calibrate as calibrate_measurements
+    from capsim.outputs import write_output
+    from capsim.outputs.calibration import calibration_document, render_document
+    from capsim.scenario import validate_file
+    from capsim.scenario.writer import render_scenario_yaml
+
+    with _exit_codes():
+        measurements = _read(files, input_format, max_input)
+        result = calibrate_measurements(
+            measurements,
+            class_by=class_by,
+            workers=_workers(workers),
+            name=name,
+            metric_names=_metric_names(
+                rate_metric,
+                cpu_metric,
+                latency_metric,
+                tier_label,
+                class_label,
+                cpu_utilization,
+                _workers(workers),
+            ),
+        )
+        if output_format.value == "csv":
+            raise UsageError(
+                "--format csv is not available for calibrate; use table, json or markdown"
+            )
+        if scenario_output is not None:
+            header = [
+                f"Calibrated by capsim {capsim.__version__} from {', '.join(str(f) for f in files)}.",
+                "Each figure's comment says where it came from, its sample size and its 95% interval;",
+                "see docs/calibration.md. Check the worker counts: traces only bound them from below.",
+                "",
+            ]
+            write_output(
+                render_scenario_yaml(result.scenario, result.notes, header), scenario_output
+            )
+            problems = validate_file(scenario_output)
+            for problem in problems:
+                _stderr().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+            if problems:
+                raise UsageError(
+                    f"{scenario_output}: the calibrated scenario does not validate (a capsim bug; please report it)"
+                )
+        result.summary["warnings"] = list(result.warnings)
+        for warning in result.warnings:
+            _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
+        document = calibration_document(
+            result.summary, str(scenario_output) if scenario_output else None
+        )
+        _emit(render_document(document, output_format.value, color=_color(None)), None)
+
+
+@app.command()
+def backtest(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (the model to test).")],
+    files: FilesArgument,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: ReplicationsOption = None,
+    duration: DurationOption = None,
+    output_format: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+    input_format: InputFormatOption = None,
+    class_by: ClassByOption = None,
+    latency_tolerance: Annotated[
+        str,
+        typer.Option(
+            "--latency-tolerance", help="Largest relative error of a latency percentile (20%)."
+        ),
+    ] = "20%",
+    think_time: Annotated[
+        str,
+        typer.Option(
+            "--think-time",
+            help="Think time of a stepped load test's users between requests (default 0s: "
+            "each user sends its next request as soon as the last answers).",
+        ),
+    ] = "0s",
+    utilization_tolerance: Annotated[
+        str,
+        typer.Option(
+            "--utilization-tolerance", help="Largest relative error of a utilisation (10%)."
+        ),
+    ] = "10%",
+    rate_metric: RateMetricOption = None,
+    cpu_metric: CpuMetricOption = None,
+    latency_metric: LatencyMetricOption = None,
+    tier_label: TierLabelOption = None,
+    class_label: ClassLabelOption = None,
+    cpu_utilization: CpuUtilizationOption = False,
+    max_input: MaxInputOption = "512MiB",
+) -> None:
+    """Simulate at the measured load and compare predicted with measured p50/p95/p99 per class
+    and utilisation per tier. Exit 0 when every figure is within tolerance, 1 when the model
+    is off."""
+    from capsim.analysis.backtest import (
+        Comparison,
+        class_mapping,
+        compare,
+        compare_step,
+        is_stepped,
+        load_overrides,
+        measured_load,
+        step_class,
+        step_override,
+    )
+    from capsim.measurements import LoadTest
+    from capsim.outputs.calibration import backtest_document, render_document
+    from capsim.units import UnitError, parse_ratio
+
+    with _exit_codes():
+        tolerances = {}
+        for option, text in (
+            ("--latency-tolerance", latency_tolerance),
+            ("--utilization-tolerance", utilization_tolerance),
+        ):
+            try:
+                tolerances[option] = parse_ratio(text)
+            except UnitError as error:
+                raise UsageError(
+                    f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2"
+                ) from None
+        measurements = _read(files, input_format, max_input)
+        base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        base = capsim.load_scenario(scenario, base_overrides)
+        scenario_workers = {tier.name: tier.workers for tier in capsim.build_model(base).tiers}
+        load = measured_load(
+            measurements,
+            class_by,
+            _metric_names(
+                rate_metric,
+                cpu_metric,
+                latency_metric,
+                tier_label,
+                class_label,
+                cpu_utilization,
+                scenario_workers,
+            ),
+        )
+        classes = list(base.traffic)
+        open_classes = [
+            name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None
+        ]
+        rows: list[Comparison] = []
+        notes: list[str] = []
+        warnings: list[str] = []
+        stepped = [m for m in measurements if isinstance(m, LoadTest) and is_stepped(m)]
+        if load.rates or not stepped:
+            mapping = class_mapping(list(load.rates), classes, open_classes)
+            if not mapping:
+                raise UsageError(
+                    f"no measured class matches a class of {scenario} (measured: "
+                    f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(classes)}); "
+                    "name them alike (--class-by for traces)"
+                )
+            notes += [
+                f"measured class {m!r} has no class in the scenario; not compared"
+                for m in sorted(load.rates)
+                if m not in mapping
+            ]
+            warmup = base.simulation.warmup_or_default if base.simulation else 0.0
+            overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
+            model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+            with _Progress() as progress:
+                report = capsim.simulate(model, progress=progress)
+            workers = {tier.name: tier.workers for tier in model.tiers}
+            rows += compare(
+                load,
+                mapping,
+                report.data,
+                workers,
+                tolerances["--latency-tolerance"],
+                tolerances["--utilization-tolerance"],
+            )
+            notes += [
+                f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
+                + (", with its measured profile" if m in load.profiles else "")
+                for m, cls in mapping.items()
+            ]
+            warnings += report.warnings
+        think = _think_time(think_time)
+        for test in stepped:
+            cls = step_class(test, classes, open_classes)
+            if cls is None:
+                raise UsageError(
+                    f"{test.source}: cannot tell which class of {scenario} this load test drives; "
+                    "name its requests like the class, or backtest a scenario with one open class"
+                )
+            entry = base.traffic[cls].entry
+            for step in (s for s in test.steps if s.users > 0):
+                override = step_override(cls, entry, step.users, think)
+                model = capsim.build_model(
+                    capsim.load_scenario(scenario, [*base_overrides, override])
+                )
+                with _Progress() as progress:
+                    report = capsim.simulate(model, progress=progress)
+                rows += compare_step(
+                    step,
+                    cls,
+                    report.data["classes"][cls],
+                    tolerances["--latency-tolerance"],
+                    tolerances["--utilization-tolerance"],
+                )
+            notes.append(
+                f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
+                f"{cls} as a closed loop of the step's users, think time {think:g}s"
+            )
+        if not rows:
+            raise UsageError(
+                "nothing to compare: the measurements hold no latency percentiles of a scenario class "
+                "and no utilisation of a scenario tier"
+            )
+        data = {
+            "scenario": str(scenario),
+            "sources": [str(f) for f in files],
+            "tolerances": {
+                "latency": tolerances["--latency-tolerance"],
+                "utilization": tolerances["--utilization-tolerance"],
+            },
+            "comparisons": [
+                {
+                    "what": r.what,
+                    "name": r.name,
+                    "figure": r.figure,
+                    "measured": r.measured,
+                    "predicted": r.predicted,
+                    "error": r.error,
+                    "tolerance": r.tolerance,
+                    "passed": r.passed,
+                }
+                for r in rows
+            ],
+            "passed": all(r.passed for r in rows),
+            "notes": notes + warnings,
+        }
+        if output_format.value == "csv":
+            raise UsageError(
+                "--format csv is not available for backtest; use table, json or markdown"
+            )
+        _emit(
+            render_document(backtest_document(data), output_format.value, color=_color(output)),
+            output,
+        )
+        if not data["passed"]:
+            raise typer.Exit(1)
+
+
+@app.command("fit-usl")
+def fit_usl(
+    files: FilesArgument,
+    output_format: FormatOption = OutputFormat.table,
+    output: OutputOption = None,
+    input_format: InputFormatOption = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Also write the plot as an SVG file.")
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario",
+            help="Also run `capsim saturate` on this (calibrated) scenario and compare its "
+            "saturation rate with X_max.",
+        ),
+    ] = None,
+    max_input: MaxInputOption = "512MiB",
+) -> None:
+    """Fit the Universal Scalability Law X(N) = λN / (1 + σ(N-1) + κN(N-1)) to throughput
+    against concurrency of a stepped load test (k6 --out json, Locust _stats_history.csv, or a
+    CSV of concurrency,throughput), with 95% intervals, the peak N* and X_max."""
+    import numpy as np
+
+    from capsim.analysis.fitting import fit_usl as fit
+    from capsim.measurements import LoadTest
+    from capsim.outputs import write_output
+    from capsim.outputs.calibration import render_document, usl_chart, usl_document
+
+    with _exit_codes():
+        measurements = _read(files, input_format, max_input)
+        steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
+        if not steps:
+            raise UsageError(
+                "no load steps with a concurrency in these files: fit-usl reads k6 --out json "
+                "(vus points), Locust _stats_history.csv or a concurrency,throughput CSV"
+            )
+        concurrency = np.array([s.users for s in steps])
+        throughput = np.array([s.throughput for s in steps])
+        try:
+            result = fit(concurrency, throughput)
+        except ValueError as error:
+            raise UsageError(f"{error}") from None
+        grid = np.linspace(
+            0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60
+        )[1:]
+        peak_throughput = result.peak_throughput if np.isfinite(result.peak_throughput) else None
+        data = {
+            "sources": [str(f) for f in files],
+            "lambda": result.lam,
+            "sigma": result.sigma,
+            "kappa": result.kappa,
+            "peak_concurrency": result.peak_concurrency
+            if np.isfinite(result.peak_concurrency)
+            else None,
+            "peak_throughput": peak_throughput,
+            "ci95": {k: list(v) for k, v in result.intervals.items()},
+            "r_squared": result.r_squared,
+            "points": result.points,
+            "concurrency": list(result.concurrency),
+            "throughput": list(result.throughput),
+            "fitted": [float(v) for v in result.throughput_at(concurrency)],
+            "curve": {
+                "concurrency": [float(v) for v in grid],
+                "throughput": [float(v) for v in result.throughput_at(grid)],
+            },
+            "notes": []
+            if np.isfinite(result.peak_concurrency)
+            else ["κ = 0: no retrograde region, no finite peak N*"],
+        }
+        if output_format.value == "csv":
+            raise UsageError(
+                "--format csv is not available for fit-usl; use table, json or markdown"
+            )
+        if scenario is not None:
+            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput)
+        document = usl_document(data, with_chart=output_format.value == "markdown")
+        if chart is not None:
+            write_output(usl_chart(data) + "\n", chart)
+        _emit(render_document(document, output_format.value, color=_color(output)), output)
+
+
+def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
+    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max."""
+    from capsim.analysis.saturate import find_saturation
+
+    model = capsim.build_model(capsim.load_scenario(scenario))
+    with _Progress() as progress:
+        found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
+    rate = found["saturation_rate"]
+    difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None
+    return {
+        "scenario": str(scenario),
+        "saturation_rate": rate,
+        "bottleneck": found["bottleneck"],
+        "difference_from_peak_throughput": difference,
+    }
+
+
+def _think_time(text: str) -> float:
+    from capsim.units import UnitError, parse_duration
+
+    try:
+        value = parse_duration(text)
+    except UnitError as error:
+        raise UsageError(
+            f"--think-time {text!r}: {error}; give a duration such as 0s or 1.5s"
+        ) from None
+    if value < 0:
+        raise UsageError(f"--think-time {text!r}: a think time cannot be negative")
+    return value

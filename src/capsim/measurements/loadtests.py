@@ -1,0 +1,346 @@
+"""Load-test results: k6 (--summary-export JSON, --out json NDJSON), Locust (--csv files) and a
+plain concurrency,throughput CSV. Each becomes load steps with throughput and latency."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capsim.measurements.reading import MeasurementError, json_lines, parse_json
+from capsim.measurements.types import LoadStep, LoadTest
+
+PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+
+
+def _percentiles(durations: np.ndarray) -> dict[str, float]:
+    if durations.size == 0:
+        return {}
+    values = np.percentile(durations, list(PERCENTILES.values()))
+    return {
+        "mean": float(durations.mean()),
+        **dict(zip(PERCENTILES, map(float, values), strict=True)),
+    }
+
+
+# --- k6 ---------------------------------------------------------------------------------------
+
+
+def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
+    """`k6 run --summary-export` (flat trend stats) or a handleSummary `data` (under `values`)."""
+    document = parse_json(text, path)
+    metrics = document.get("metrics") if isinstance(document, dict) else None
+    if not isinstance(metrics, dict) or "http_reqs" not in metrics:
+        raise MeasurementError(
+            f"{path}: a k6 summary needs metrics.http_reqs (and http_req_duration)"
+        )
+
+    def stats(name: str) -> dict[str, Any]:
+        metric = metrics.get(name) or {}
+        return metric.get("values", metric) if isinstance(metric, dict) else {}
+
+    reqs, duration = stats("http_reqs"), stats("http_req_duration")
+    if "count" not in reqs or "rate" not in reqs:
+        raise MeasurementError(f"{path}: metrics.http_reqs needs count and rate")
+    count, rate = int(reqs["count"]), float(reqs["rate"])
+    latency: dict[str, float] = {}
+    for key, name in (
+        ("avg", "mean"),
+        ("med", "p50"),
+        ("p(50)", "p50"),
+        ("p(95)", "p95"),
+        ("p(99)", "p99"),
+    ):
+        if key in duration:
+            latency[name] = float(duration[key]) / 1000.0
+    failed = stats("http_req_failed")
+    errors = (
+        int(failed.get("passes", 0))
+        if "passes" in failed
+        else round(float(failed.get("rate", failed.get("value", 0.0))) * count)
+    )
+    vus = stats("vus_max").get("value", stats("vus").get("max", 0))
+    step = LoadStep(
+        "", 0.0, count / rate if rate > 0 else 0.0, float(vus or 0), count, errors, rate, latency
+    )
+    return LoadTest(source=str(path), tool="k6", steps=[step], totals=[step])
+
+
+def _k6_time(value: Any, where: str) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise MeasurementError(
+            f"{where}: data.time {value!r:.60} is not an RFC 3339 time"
+        ) from None
+
+
+def parse_k6_json(text: str, path: str | Path, class_tag: str = "name") -> LoadTest:
+    """`k6 run --out json=FILE`: Point lines of http_req_duration (ms), http_req_failed and vus."""
+    durations: list[tuple[float, float, str, bool]] = []
+    vus: list[tuple[float, float]] = []
+    failed: dict[float, int] = {}
+    for number, line in enumerate(json_lines(text, path), start=1):
+        if not isinstance(line, dict) or line.get("type") not in ("Point", "Metric"):
+            raise MeasurementError(f"{path}:{number}: expected a k6 line with type Point or Metric")
+        if line["type"] != "Point":
+            continue
+        data = line.get("data")
+        if not isinstance(data, dict) or "time" not in data or "value" not in data:
+            raise MeasurementError(f"{path}:{number}: a Point needs data.time and data.value")
+        metric = line.get("metric")
+        time = _k6_time(data["time"], f"{path}:{number}")
+        tags = data.get("tags") or {}
+        if metric == "http_req_duration":
+            status = str(tags.get("status", "200"))
+            durations.append(
+                (
+                    time,
+                    float(data["value"]) / 1000.0,
+                    str(tags.get(class_tag, "")),
+                    not status.startswith(("2", "3")),
+                )
+            )
+        elif metric == "vus":
+            vus.append((time, float(data["value"])))
+        elif metric == "http_req_failed" and float(data["value"]):
+            failed[time] = failed.get(time, 0) + 1
+    if not durations:
+        raise MeasurementError(
+            f"{path}: no http_req_duration points; was it written by k6 run --out json?"
+        )
+    return _steps_from_requests(str(path), "k6", durations, vus)
+
+
+def _steps_from_requests(
+    source: str,
+    tool: str,
+    requests: list[tuple[float, float, str, bool]],
+    users: list[tuple[float, float]],
+) -> LoadTest:
+    requests.sort()
+    times = np.array([r[0] for r in requests])
+    values = np.array([r[1] for r in requests])
+    names = np.array([r[2] for r in requests])
+    errors = np.array([r[3] for r in requests])
+    users.sort()
+    level = np.zeros(times.size)
+    if users:
+        user_times = np.array([u[0] for u in users])
+        user_values = np.array([u[1] for u in users])
+        index = np.searchsorted(user_times, times, side="right") - 1
+        level = np.where(index >= 0, user_values[np.clip(index, 0, None)], user_values[0])
+    # A step is a run of requests completed at one number of virtual users.
+    edges: list[int] = [
+        0,
+        *(int(k) for k in np.flatnonzero(np.diff(level) != 0) + 1),
+        int(times.size),
+    ]
+    steps = []
+    for low, high in pairwise(edges):
+        if high - low < 2:
+            continue
+        start, end = float(times[low]), float(times[high - 1])
+        span = max(end - start, 1e-9)
+        steps.append(
+            LoadStep(
+                "",
+                start,
+                end,
+                float(level[low]),
+                high - low,
+                int(errors[low:high].sum()),
+                (high - low - 1) / span,
+                _percentiles(values[low:high]),
+            )
+        )
+    whole = max(float(times[-1] - times[0]), 1e-9)
+    totals = []
+    for name in sorted(set(names.tolist())):
+        mask = names == name
+        totals.append(
+            LoadStep(
+                name,
+                float(times[0]),
+                float(times[-1]),
+                float(level.max()),
+                int(mask.sum()),
+                int(errors[mask].sum()),
+                float(mask.sum()) / whole,
+                _percentiles(values[mask]),
+            )
+        )
+    return LoadTest(source=source, tool=tool, steps=steps, totals=totals)
+
+
+# --- Locust and CSV ---------------------------------------------------------------------------
+
+
+def _rows(text: str, path: str | Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise MeasurementError(
+            f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(columns)}"
+        )
+    rows = []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            raise MeasurementError(
+                f"{path}:{reader.line_num}: the row has the wrong number of fields (truncated?)"
+            )
+        rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
+    if not rows:
+        raise MeasurementError(f"{path}: the CSV has a header but no rows")
+    return rows
+
+
+def _number(row: dict[str, str], column: str, path: str | Path, line: int) -> float:
+    text = row.get(column, "")
+    if text in ("", "N/A"):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise MeasurementError(
+            f"{path}:{line}: column {column!r} holds {text!r}, not a number"
+        ) from None
+
+
+def _locust_latency(
+    row: dict[str, str], path: str | Path, line: int, prefix: str = ""
+) -> dict[str, float]:
+    latency = {}
+    for name, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
+        value = _number(row, column, path, line)
+        if math.isfinite(value):
+            latency[name] = value / 1000.0
+    average = (
+        _number(row, prefix + "Average Response Time", path, line)
+        if (prefix + "Average Response Time") in row
+        else math.nan
+    )
+    if math.isfinite(average):
+        latency["mean"] = average / 1000.0
+    return latency
+
+
+def parse_locust_stats(text: str, path: str | Path) -> LoadTest:
+    """Locust `--csv PREFIX` -> PREFIX_stats.csv: one row per request name, then Aggregated."""
+    rows = _rows(
+        text, path, ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
+    )
+    totals = []
+    for line, row in enumerate(rows, start=2):
+        count = _number(row, "Request Count", path, line)
+        rate = _number(row, "Requests/s", path, line)
+        name = "" if row["Name"] == "Aggregated" else row["Name"]
+        totals.append(
+            LoadStep(
+                name,
+                0.0,
+                count / rate if rate > 0 else 0.0,
+                0.0,
+                int(count),
+                int(_number(row, "Failure Count", path, line)),
+                rate,
+                _locust_latency(row, path, line),
+            )
+        )
+    aggregated = [t for t in totals if t.name == ""] or totals[-1:]
+    return LoadTest(
+        source=str(path),
+        tool="locust",
+        steps=aggregated,
+        totals=[t for t in totals if t.name] or aggregated,
+    )
+
+
+def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> LoadTest:
+    """PREFIX_stats_history.csv: a row a second per name and Aggregated. A step is a run of
+    rows at one User Count; its throughput is from Total Request Count, its percentiles the
+    median of Locust's rolling-window percentiles after the first `settle` seconds."""
+    rows = _rows(
+        text, path, ("Timestamp", "User Count", "Name", "Total Request Count", "50%", "95%", "99%")
+    )
+    aggregated = [
+        (line, row) for line, row in enumerate(rows, start=2) if row["Name"] == "Aggregated"
+    ]
+    if not aggregated:
+        raise MeasurementError(f"{path}: no Aggregated rows; is this a Locust _stats_history.csv?")
+    points = [
+        (
+            _number(row, "Timestamp", path, line),
+            _number(row, "User Count", path, line),
+            _number(row, "Total Request Count", path, line),
+            _number(row, "Total Failure Count", path, line)
+            if "Total Failure Count" in row
+            else 0.0,
+            _locust_latency(row, path, line, prefix="Total "),
+        )
+        for line, row in aggregated
+    ]
+    steps = []
+    start = 0
+    for k in range(1, len(points) + 1):
+        if k == len(points) or points[k][1] != points[start][1]:
+            group = points[start:k]
+            first, last = group[0], group[-1]
+            if len(group) >= 3 and last[0] > first[0] and first[1] > 0:
+                settled = [p for p in group if p[0] - first[0] >= settle] or group
+                latency = {
+                    name: float(np.median([p[4][name] for p in settled if name in p[4]]))
+                    for name in PERCENTILES
+                    if any(name in p[4] for p in settled)
+                }
+                requests = last[2] - first[2]
+                steps.append(
+                    LoadStep(
+                        "",
+                        first[0],
+                        last[0],
+                        first[1],
+                        int(requests),
+                        int((last[3] or 0) - (first[3] or 0)),
+                        requests / (last[0] - first[0]),
+                        latency,
+                    )
+                )
+            start = k
+    if not steps:
+        raise MeasurementError(f"{path}: no load step of at least 3 rows at a constant User Count")
+    return LoadTest(source=str(path), tool="locust", steps=steps, totals=[])
+
+
+def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
+    """A plain CSV: a concurrency column (concurrency, users, vus or N) and a throughput column
+    (throughput, rps or X); optional p50, p95, p99 columns in seconds."""
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {c.strip().lower(): c for c in reader.fieldnames or []}
+    users_column = next(columns[c] for c in ("concurrency", "users", "vus", "n") if c in columns)
+    rate_column = next(columns[c] for c in ("throughput", "rps", "x") if c in columns)
+    steps = []
+    for line, row in enumerate(reader, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise MeasurementError(
+                f"{path}:{line}: the row has the wrong number of fields (truncated?)"
+            )
+        users, rate = _number(row, users_column, path, line), _number(row, rate_column, path, line)
+        if not (math.isfinite(users) and math.isfinite(rate)) or users <= 0 or rate < 0:
+            raise MeasurementError(f"{path}:{line}: concurrency must be > 0 and throughput >= 0")
+        latency = {
+            name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns
+        }
+        steps.append(LoadStep("", 0.0, 0.0, users, 0, 0, rate, latency))
+    if not steps:
+        raise MeasurementError(f"{path}: the CSV has a header but no rows")
+    return LoadTest(source=str(path), tool="csv", steps=steps, totals=[])

@@ -1,0 +1,64 @@
+"""Prometheus `/api/v1/query_range` results (resultType matrix) as metric series."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from capsim.measurements.reading import MeasurementError, parse_json
+from capsim.measurements.types import MetricSeries, MetricsFile
+
+
+def parse_prometheus(text: str, path: str | Path) -> MetricsFile:
+    document = parse_json(text, path)
+    if not isinstance(document, dict):
+        raise MeasurementError(f"{path}: a Prometheus result is a JSON object with status and data")
+    if document.get("status") != "success":
+        error = document.get("error", "")
+        raise MeasurementError(
+            f"{path}: the query did not succeed (status {document.get('status')!r}"
+            + (f", error {str(error)[:200]!r}" if error else "")
+            + "); save the result of a successful /api/v1/query_range call"
+        )
+    data = document.get("data")
+    if not isinstance(data, dict) or "result" not in data:
+        raise MeasurementError(f"{path}: 'data' must hold 'resultType' and 'result'")
+    if data.get("resultType") != "matrix":
+        raise MeasurementError(
+            f"{path}: resultType is {data.get('resultType')!r}; capsim reads range queries "
+            "(/api/v1/query_range, resultType matrix), which give a value per step"
+        )
+    result = data["result"]
+    if not isinstance(result, list):
+        raise MeasurementError(f"{path}: data.result must be a list of series")
+    series = [_series(item, f"{path}: data.result[{n}]") for n, item in enumerate(result)]
+    if not series:
+        raise MeasurementError(f"{path}: the query returned no series")
+    return MetricsFile(source=str(path), series=series)
+
+
+def _series(item: Any, where: str) -> MetricSeries:
+    if not isinstance(item, dict) or "values" not in item:
+        raise MeasurementError(f"{where}: a matrix series needs 'metric' and 'values'")
+    labels = item.get("metric") or {}
+    if not isinstance(labels, dict):
+        raise MeasurementError(f"{where}: 'metric' must be an object of labels")
+    times: list[float] = []
+    values: list[float] = []
+    for k, pair in enumerate(item["values"] or []):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise MeasurementError(f'{where}.values[{k}]: expected [timestamp, "value"]')
+        try:
+            time, value = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError):
+            raise MeasurementError(
+                f"{where}.values[{k}]: expected a number timestamp and a numeric string, "
+                f"found {pair!r:.80}"
+            ) from None
+        if math.isfinite(value):
+            times.append(time)
+            values.append(value)
+    return MetricSeries(
+        labels={str(k): str(v) for k, v in labels.items()}, times=tuple(times), values=tuple(values)
+    )

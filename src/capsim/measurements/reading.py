@@ -1,0 +1,140 @@
+"""Reading measurement files: a size cap, and the format told from the content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from capsim.errors import CapsimError, ResourceLimitError
+from capsim.safeio import InputError, too_large
+from capsim.safeio import read_capped as safe_read
+from capsim.textsafe import visible
+
+#: Default cap on one measurement file (`--max-input` raises it).
+DEFAULT_MAX_INPUT = 512 * 1024 * 1024
+
+FORMATS = (
+    "otlp-json",
+    "otlp-proto",
+    "prometheus",
+    "k6-summary",
+    "k6-json",
+    "locust-stats",
+    "locust-history",
+    "csv",
+)
+
+
+class MeasurementError(CapsimError):
+    """A measurement file cannot be used: the message names the file and what is wrong."""
+
+    exit_code = 2
+
+
+def read_capped(path: str | Path, cap: int = DEFAULT_MAX_INPUT) -> bytes:
+    """The bytes of `path`, reading at most `cap` + 1 of them (capsim.safeio, as every input):
+    a larger file is refused with exit 3 and how to raise the cap, anything unreadable with
+    exit 2, the path and the system's reason."""
+    what = "a measurement file"
+    try:
+        return safe_read(path, cap, what)
+    except InputError as error:
+        if error.reason == too_large(cap, what):
+            raise ResourceLimitError(
+                f"{visible(str(path))}: the file is larger than {cap:,} bytes; raise the limit "
+                "with --max-input (a size such as 2GiB) or split the file"
+            ) from None
+        raise MeasurementError(
+            f"{visible(str(path))}: cannot read the file: {error.reason}"
+        ) from None
+
+
+def decode_text(data: bytes, path: str | Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = data[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise MeasurementError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+            "measurement files are JSON, NDJSON or CSV text (or binary OTLP protobuf)"
+        ) from None
+
+
+def parse_json(text: str, path: str | Path, line_offset: int = 0) -> Any:
+    """JSON with the error located as file:line:col."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MeasurementError(
+            f"{path}:{error.lineno + line_offset}:{error.colno}: invalid JSON: {error.msg}"
+            + (" (the file looks truncated)" if error.pos >= len(text.rstrip()) else "")
+        ) from None
+    except RecursionError:
+        raise MeasurementError(f"{path}: the JSON is nested too deeply") from None
+
+
+def json_lines(text: str, path: str | Path) -> list[Any]:
+    """The documents of an NDJSON file (one JSON document a line; blank lines skipped)."""
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            documents.append(parse_json(line, path, line_offset=number - 1))
+    return documents
+
+
+def _is_binary(data: bytes) -> bool:
+    head = data[:512]
+    return b"\x00" in head or any(byte < 9 for byte in head)
+
+
+def detect_format(data: bytes, path: str | Path) -> str:
+    """The format of a measurement file, told from its first bytes (see docs/calibration.md)."""
+    if not data.strip():
+        raise MeasurementError(f"{path}: the file is empty")
+    if _is_binary(data):
+        return "otlp-proto"
+    text = data.lstrip()[:4096].decode("utf-8", errors="replace")
+    if text.startswith(("{", "[")):
+        return _detect_json(text, path)
+    header = text.splitlines()[0] if text else ""
+    columns = {name.strip().strip('"').lower() for name in header.split(",")}
+    if {"timestamp", "user count"} <= columns:
+        return "locust-history"
+    if {"name", "request count"} <= columns:
+        return "locust-stats"
+    if columns & {"concurrency", "users", "vus", "n"} and columns & {"throughput", "rps", "x"}:
+        return "csv"
+    raise MeasurementError(
+        f"{path}:1:1: cannot tell the format: expected OTLP JSON traces (resourceSpans), a "
+        "Prometheus query_range result, k6 --summary-export or --out json output, a Locust "
+        "_stats.csv/_stats_history.csv, or a CSV with concurrency,throughput columns; "
+        "force one with --input-format"
+    )
+
+
+def _detect_json(head: str, path: str | Path) -> str:
+    for key, name in (
+        ('"resourceSpans"', "otlp-json"),
+        ('"resource_spans"', "otlp-json"),
+        ('"resultType"', "prometheus"),
+        ('"type":"Metric"', "k6-json"),
+        ('"type":"Point"', "k6-json"),
+        ('"type": "Metric"', "k6-json"),
+        ('"type": "Point"', "k6-json"),
+        ('"http_req_duration"', "k6-summary"),
+        ('"http_reqs"', "k6-summary"),
+    ):
+        if key in head:
+            return name
+    if '"status"' in head and ('"data"' in head or '"errorType"' in head):
+        return "prometheus"
+    if '"metrics"' in head:
+        return "k6-summary"
+    raise MeasurementError(
+        f"{path}:1:1: JSON, but not a format capsim reads: expected OTLP traces "
+        "(resourceSpans), a Prometheus query_range result (status, data.resultType) or k6 "
+        "output (metrics, or type: Point lines); force one with --input-format"
+    )

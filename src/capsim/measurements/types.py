@@ -1,0 +1,77 @@
+"""Measurements as plain data: spans, metric series and load-test steps, whatever file they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Span kinds, as OpenTelemetry numbers them (SpanKind in trace.proto).
+SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+
+
+@dataclass(frozen=True)
+class Span:
+    """One OpenTelemetry span; times are seconds since the Unix epoch."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    service: str
+    start: float
+    end: float
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Traces:
+    source: str
+    spans: list[Span]
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One series of a Prometheus range query: its labels and (time, value) samples."""
+
+    labels: dict[str, str]
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MetricsFile:
+    source: str
+    series: list[MetricSeries]
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """A stretch of a load test at one load: `users` concurrent virtual users (0 when the
+    tool does not say), the requests completed, and latency percentiles in seconds."""
+
+    name: str
+    start: float
+    end: float
+    users: float
+    requests: int
+    errors: int
+    throughput: float
+    latency: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LoadTest:
+    """A load test's steps (`steps`, in time order) and its per-request-name totals."""
+
+    source: str
+    tool: str
+    steps: list[LoadStep]
+    totals: list[LoadStep]
+
+
+Measurement = Traces | MetricsFile | LoadTest

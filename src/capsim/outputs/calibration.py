@@ -1,0 +1,271 @@
+"""Renderers for calibrate, backtest and fit-usl: tables (rich), Markdown, JSON, and the USL plot."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from capsim.analysis.stats import sanitise
+from capsim.outputs import cells
+from capsim.outputs.text import _markdown_table
+
+
+@dataclass
+class Section:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Document:
+    """What a command shows: a title, tables, closing lines and (Markdown only) figures."""
+
+    title: str
+    data: dict[str, Any]
+    sections: list[Section] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+
+
+def render_document(document: Document, fmt: str, *, color: bool = False, width: int = 120) -> str:
+    if fmt == "json":
+        return (
+            json.dumps(sanitise(document.data), indent=2, allow_nan=False, ensure_ascii=False)
+            + "\n"
+        )
+    if fmt == "markdown":
+        out = [f"# {document.title}", ""]
+        for section in document.sections:
+            out += [f"## {section.title}", ""]
+            out += _markdown_table(section.header, section.rows, range(1, len(section.header)))
+            out.append("")
+        out += [f"- {line}" for line in document.lines]
+        for figure in document.figures:
+            out += ["", figure]
+        return "\n".join(out).rstrip() + "\n"
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+    )
+    console.print(document.title, markup=False)
+    for section in document.sections:
+        table = Table(title=section.title, box=box.SIMPLE_HEAVY, title_justify="left")
+        for i, name in enumerate(section.header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in section.rows:
+            table.add_row(*row)
+        console.print(table)
+    for line in document.lines:
+        console.print(line, markup=False, soft_wrap=True)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def _interval(pair: Sequence[float] | None, form: Any = cells.time) -> str:
+    if not pair or not all(isinstance(v, int | float) and math.isfinite(v) for v in pair):
+        return cells.MISSING
+    return f"[{form(pair[0])}, {form(pair[1])}]"
+
+
+def calibration_document(summary: dict[str, Any], output: str | None) -> Document:
+    classes = [
+        [
+            name,
+            c["entry"],
+            cells.rate(c["rate"]),
+            _interval(c.get("rate_ci95"), cells.rate),
+            "yes" if c.get("profile") else "no",
+            cells.time(c.get("latency", {}).get("p50")),
+            cells.time(c.get("latency", {}).get("p99")),
+        ]
+        for name, c in summary["classes"].items()
+    ]
+    work = []
+    for tier, t in summary["tiers"].items():
+        for cls, c in t.get("classes", {}).items():
+            calls = ", ".join(
+                f"{target} p={f['probability']:.3f}" + (" async" if f["asynchronous"] else "")
+                for target, f in c.get("calls", {}).items()
+            )
+            work.append(
+                [
+                    tier,
+                    cls,
+                    str(c["visits"]),
+                    c["family"],
+                    cells.time(c["mean"]),
+                    _interval(c.get("mean_ci95")),
+                    f"{c['cv']:.3g}",
+                    calls or cells.MISSING,
+                ]
+            )
+    sections = [
+        Section(
+            "Request classes",
+            ["class", "entry", "rate", "95% CI", "profile", "p50", "p99"],
+            classes,
+        )
+    ]
+    if work:
+        sections.append(
+            Section(
+                "Service times (self time) and calls",
+                ["tier", "class", "visits", "fit", "mean", "95% CI", "cv", "calls"],
+                work,
+            )
+        )
+    demand_rows = [
+        [
+            d["tier"],
+            cls,
+            cells.time(value),
+            _interval(d["intervals"][cls]),
+            str(d["intervals_used"]),
+            f"{d['r_squared']:.3f}",
+        ]
+        for d in summary.get("demands", [])
+        for cls, value in d["demands"].items()
+    ]
+    if demand_rows:
+        sections.append(
+            Section(
+                "Service demand from aggregates",
+                ["tier", "class", "demand", "95% CI", "intervals", "R²"],
+                demand_rows,
+            )
+        )
+    steps = [
+        [
+            s["source"],
+            s["tool"],
+            cells.count(s["users"]),
+            cells.rate(s["throughput"]),
+            cells.time(s["latency"].get("p50")),
+            cells.time(s["latency"].get("p99")),
+        ]
+        for s in summary.get("load_steps", [])
+    ]
+    if steps:
+        sections.append(
+            Section("Load steps", ["file", "tool", "users", "throughput", "p50", "p99"], steps)
+        )
+    lines = [f"scenario written to {output}" if output else "no scenario written (give -o FILE)"]
+    return Document("capsim calibrate · " + ", ".join(summary["sources"]), summary, sections, lines)
+
+
+_BACKTEST_FORMS = {"utilization": cells.percent, "throughput": cells.rate}
+
+
+def backtest_document(data: dict[str, Any]) -> Document:
+    rows = [
+        [
+            f"{r['what']} {r['name']}",
+            r["figure"],
+            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["measured"]),
+            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["predicted"]),
+            f"{r['error'] * 100:+.1f}%" if r["error"] is not None else cells.MISSING,
+            f"±{r['tolerance'] * 100:.0f}%",
+            "ok" if r["passed"] else "OFF",
+        ]
+        for r in data["comparisons"]
+    ]
+    verdict = (
+        "PASS: the model predicts the measurements within tolerance"
+        if data["passed"]
+        else "FAIL: the model is off (rows marked OFF)"
+    )
+    lines = [verdict, *[f"note: {n}" for n in data.get("notes", [])]]
+    return Document(
+        f"capsim backtest · {data['scenario']}",
+        data,
+        [
+            Section(
+                "Predicted against measured",
+                ["what", "figure", "measured", "predicted", "error", "tolerance", "verdict"],
+                rows,
+            )
+        ],
+        lines,
+    )
+
+
+def usl_chart(data: dict[str, Any]) -> str:
+    from capsim.outputs.svg import Chart, Marker, Series, render_chart
+
+    measured = Series("measured", data["concurrency"], data["throughput"], points=True, dashed=True)
+    fitted = Series("USL fit", data["curve"]["concurrency"], data["curve"]["throughput"])
+    markers = []
+    if data["peak_concurrency"] is not None:
+        markers.append(
+            Marker("x", data["peak_concurrency"], f"N* = {data['peak_concurrency']:.3g}")
+        )
+    return render_chart(
+        Chart(
+            "usl",
+            "Throughput against concurrency (Universal Scalability Law)",
+            "concurrency N",
+            "throughput X(N) /s",
+            [measured, fitted],
+            markers,
+            y_min=0.0,
+        )
+    )
+
+
+def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
+    def row(name: str, key: str, form: Any) -> list[str]:
+        value = data[key]
+        return [
+            name,
+            cells.MISSING if value is None else form(value),
+            _interval(data["ci95"].get(key), form),
+        ]
+
+    number = lambda v: f"{v:.4g}"  # noqa: E731
+    rows = [
+        row("λ (throughput of one user)", "lambda", cells.rate),
+        row("σ (contention)", "sigma", number),
+        row("κ (coherency)", "kappa", number),
+        row("N* peak concurrency", "peak_concurrency", number),
+        row("X_max peak throughput", "peak_throughput", cells.rate),
+    ]
+    points = [
+        [cells.count(n), cells.rate(x), cells.rate(f)]
+        for n, x, f in zip(data["concurrency"], data["throughput"], data["fitted"], strict=True)
+    ]
+    lines = [
+        f"R² {data['r_squared']:.4f} over {data['points']} steps",
+        "λ, σ, κ intervals: weighted least-squares covariance (Student t); N* and X_max: residual bootstrap",
+    ]
+    saturate = data.get("saturate")
+    if saturate:
+        versus = saturate["difference_from_peak_throughput"]
+        lines.append(
+            f"capsim saturate on {saturate['scenario']}: saturates at "
+            f"{cells.rate(saturate['saturation_rate'])} (bottleneck {saturate['bottleneck']})"
+            + (f", {versus * 100:+.1f}% from the USL's X_max" if versus is not None else "")
+        )
+    lines += [f"note: {n}" for n in data.get("notes", [])]
+    return Document(
+        "capsim fit-usl · " + ", ".join(data["sources"]),
+        data,
+        [
+            Section("USL parameters", ["parameter", "estimate", "95% CI"], rows),
+            Section("Steps", ["N", "measured X", "fitted X"], points),
+        ],
+        lines,
+        [usl_chart(data)] if with_chart else [],
+    )
