@@ -174,12 +174,20 @@ class ProcessExecutor(Executor):
         # NOTE: reads the pool's private table of processes; Python 3.14's terminate_workers()
         # does the same publicly.
         processes = list(getattr(pool, "_processes", {}).values())
+        results = getattr(pool, "_result_queue", None)
         for process in processes:
             if process.is_alive():
                 process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.join(timeout=5)
+        # A worker terminated while sending its result leaves half a message in the pipe, and
+        # the pool's manager thread waits for the rest as long as a write end is open: this
+        # process holds the last one. Closing it ends that wait (EOF, the pool marked broken),
+        # so the interpreter's exit, which joins that thread, does not hang.
+        writer = getattr(results, "_writer", None)
+        if writer is not None:
+            writer.close()
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
