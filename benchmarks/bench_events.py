@@ -1,8 +1,8 @@
-"""Speed of the discrete-event path on W3 of ../shared/bench, and on a harder W3 variant.
+"""Speed of the discrete-event path on W3 of benchmarks/peers/README.md, and on a harder W3 variant.
 
 Usage: python benchmarks/bench_events.py [--customers 1e5] [--variant]
 Prints one JSON line: requests/s of simulated wall time, mean sojourn against the Jackson value.
-Compare with `python ../shared/bench/peers/bench_simpy.py --workload W3 --customers 1e5 --seed 1`
+Compare with `python benchmarks/peers/bench_simpy.py --workload W3 --customers 1e5 --seed 1`
 run on the same machine, one at a time.
 
 W3: edge (c=32, 2 ms) -> lb (c=4, 0.5 ms) -> app (c=16, 20 ms) -> cache (c=8, 1 ms) 80% | db

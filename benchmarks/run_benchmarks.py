@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""capsim against the peers of ../shared/bench on W1, W2 and W3, side by side in one run.
+"""capsim against the peers of benchmarks/peers on W1, W2 and W3, side by side in one run.
 
     python benchmarks/run_benchmarks.py                       # 1e5 and 1e6, W1 W2 W3 W3V
     python benchmarks/run_benchmarks.py --repeat 3            # medians of 3 rounds
@@ -8,7 +8,7 @@
 
 Every measurement runs in its own process, one at a time (two at once on a 2-core machine slow
 each other down by ~1.9x), so peak RSS is per run. capsim goes through the public API
-(load_scenario -> build_model -> one replication); the peers run from ../shared/bench/peers in
+(load_scenario -> build_model -> one replication); the peers run from benchmarks/peers in
 .peer-venv (create it with: python3 -m venv .peer-venv && .peer-venv/bin/pip install ciw simpy
 salabim greenlet numpy scipy). W3V is the W3 variant that needs the event path
 (scenarios/w3-variant.yaml); its peer is idiomatic SimPy written for the same model
@@ -29,7 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BENCH = REPO.parent / "shared" / "bench"
+PEER_SCRIPTS = HERE / "peers"  # copies of the peer scripts and their workloads: peers/README.md
 PEER_VENV = REPO / ".peer-venv" / "bin" / "python"
 SCENARIOS = {
     "W1": (HERE / "scenarios" / "w1-mm1.yaml", 0.9),
@@ -47,7 +47,7 @@ SHARED_PEERS = {
 }
 PEERS: dict[str, dict[str, tuple[Path, tuple[str, ...]]]] = {
     workload: {
-        tool: (BENCH / "peers" / f"bench_{tool}.py", sizes) for tool, sizes in SHARED_PEERS.items()
+        tool: (PEER_SCRIPTS / f"bench_{tool}.py", sizes) for tool, sizes in SHARED_PEERS.items()
     }
     for workload in ("W1", "W2", "W3")
 }

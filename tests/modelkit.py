@@ -124,7 +124,7 @@ def model(
 
 
 def w3(duration: float, *, warmup: float = 0.0, seed: int = 1) -> Model:
-    """W3 of ../shared/bench: edge -> lb -> app -> cache 80% | db 20%, Poisson 600/s."""
+    """W3 of benchmarks/peers/README.md: edge -> lb -> app -> cache 80% | db 20%, Poisson 600/s."""
     return model(
         [
             tier("edge", exp(0.002), concurrency=32, blocking=False, calls=(Call(1),)),

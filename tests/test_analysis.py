@@ -55,7 +55,7 @@ def test_pooled_percentiles_are_within_1_percent_of_numpy_on_the_same_samples() 
 
 
 def test_counts_are_per_replication_and_rates_are_per_second_of_measured_time() -> None:
-    # SPEC section 3: completed = throughput x duration, whatever the number of replications.
+    # the JSON result (docs/results.md): completed = throughput x duration, whatever the number of replications.
     runs = [shop_run(i) for i in range(4)]
     browse = summary(runs).data["classes"]["browse"]
     assert browse["completed"] == 10_000

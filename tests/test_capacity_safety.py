@@ -146,7 +146,8 @@ def test_the_curve_shows_the_order_queue_held_beside_its_cpu_share(tmp_path: Pat
     path.write_text(ONSALE.format(consumers=4))
     result = runner.invoke(app, ["saturate", str(path), "--duration", "5s"])
     assert result.exit_code == 0, result.output
-    header = next(line for line in result.stdout.splitlines() if line.strip().startswith("rate"))
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.strip().startswith("rate ") and "util" in line)
     assert "util orders" in header and "occ orders" in header
     overloaded = [line for line in result.stdout.splitlines() if "OVERLOADED" in line]
     assert overloaded and all("100.0%" in line for line in overloaded)

@@ -1,4 +1,4 @@
-"""Figures per time bucket: what a user sees of a spike, bucket by bucket (SPEC section 3)."""
+"""Figures per time bucket: what a user sees of a spike, bucket by bucket (the JSON result (docs/results.md))."""
 
 from __future__ import annotations
 

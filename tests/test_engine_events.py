@@ -1,4 +1,4 @@
-"""The discrete-event path: exact event stories first, then queueing theory (../shared/oracles).
+"""The discrete-event path: exact event stories first, then queueing theory (tests/oracles/ORACLES.md).
 
 Statistical tolerances follow ORACLES.md §12: k = 4 standard deviations of the run's estimate,
 rel SD(mean W) ~ sqrt((ca2 + cs2) / 2) * sqrt(2 (1 + rho) / n) / (1 - rho), and 2.2 times that

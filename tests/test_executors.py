@@ -422,5 +422,5 @@ def test_a_pool_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path) -> None:
     os.kill(_worker_process(run.pid), signal.SIGKILL)
     _stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 3, stderr
-    assert "a worker process of --executor process died" in stderr
+    assert "a worker process of the pool was killed by signal 9 (SIGKILL)" in stderr
     assert "Traceback" not in stderr

@@ -1,9 +1,9 @@
-"""Theory against simulation: capsim reproduces the exact queueing answers of ORACLES.md.
+"""Theory against simulation: capsim reproduces the exact queueing answers of tests/oracles/ORACLES.md.
 
 Every case is a scenario file in tests/oracles/, run through the public API
 (`capsim.load_scenario` -> `capsim.build_model` -> `capsim.simulate`) on both engine paths
 ("auto", which picks the vectorised path when it can, and "events"), and compared with the
-full-precision value in ../shared/oracles/oracles.json.
+full-precision value in tests/oracles/oracles.json (made by tests/oracles/compute.py).
 
 How the tolerances are derived (ORACLES section 12)
 ---------------------------------------------------
@@ -15,7 +15,7 @@ customers the run measures, never fitted to one seed's output:
   rel SD(mean W) = sqrt((ca2 + cs2) / 2) * sqrt(2 (1 + rho) / n) / (1 - rho); for M/M/c the
   same formula at the per-server rho is conservative. Heavy-tailed lognormal service (cv = 2)
   is calibrated empirically, as section 12.1 advises (`SingleQueue.heavy_tail_factor`).
-* p99: rel SD(p99) = 2.2 x rel SD(mean W), plus the 1% that SPEC section 3 allows a reported
+* p99: rel SD(p99) = 2.2 x rel SD(mean W), plus the 1% that the JSON result (docs/results.md) allows a reported
   percentile to differ from the exact percentile of the samples, plus the oracle's own bracket
   where it has one (lognormal M/G/1).
 * utilisation: busy time over a window is a compound Poisson sum of service times, so
@@ -54,13 +54,13 @@ import pytest
 import capsim
 
 ORACLES: dict[str, Any] = json.loads(
-    (Path(__file__).parents[2] / "shared" / "oracles" / "oracles.json").read_text()
+    (Path(__file__).parent / "oracles" / "oracles.json").read_text()
 )
 SCENARIOS = Path(__file__).parent / "oracles"
 
 K_SIGMA = 4.0
 P99_OVER_MEAN_SD = ORACLES["tolerance_rules"]["p99_rel_sd_over_mean_rel_sd"]  # 2.2
-PERCENTILE_ALLOWANCE = 0.01  # SPEC section 3: a reported percentile is within 1% of the sample's
+PERCENTILE_ALLOWANCE = 0.01  # docs/results.md: a reported percentile is within 1% of the sample's
 HEAVY_TAIL_FACTOR = 1.5  # section 12.1: the rule of thumb is not conservative for lognormal cv=2
 E_S = 0.010  # seconds: the mean service time of every single-queue scenario
 ENGINES = ["auto", "events"]
@@ -91,7 +91,7 @@ def simulate(
     overrides: tuple[str, ...] = (),
     seed: int = 20240601,
 ) -> dict:
-    """SPEC section 3 data of `scenario` run long enough to measure about `customers` requests.
+    """the JSON result (docs/results.md) data of `scenario` run long enough to measure about `customers` requests.
 
     `rate` is the class's request rate (or throughput, for a closed class) that turns the
     number of customers into a measured duration; the warm-up is capsim's default 10% of it,

@@ -61,7 +61,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _timeseries(tiers: set[str]) -> dict[str, Any]:
-    """A result's `timeseries` (SPEC section 3 shape), as the engine will record it."""
+    """A result's `timeseries` (the JSON result (docs/results.md) shape), as the engine will record it."""
     t = [2.0 * i for i in range(12)]
     return {
         "bucket": 2.0,
@@ -167,8 +167,8 @@ def test_time_series_and_prices_become_plots_per_tier(full: SizingReport) -> Non
     for key in ("queue-over-time", "in-flight-over-time"):
         assert found[key] == TIERS, key
     # Workers held per tier; app and db are held longer than they work in places (occupancy
-    # 50% while utilisation dips to 10%), so their utilisation is drawn dashed beside it.
-    assert found["occupancy-over-time"] == TIERS | {f"{name} utilisation" for name in TIERS}
+    # 50% while utilization dips to 10%), so their utilization is drawn dashed beside it.
+    assert found["occupancy-over-time"] == TIERS | {f"{name} utilization" for name in TIERS}
     assert found["instances-over-time"] == TIERS  # the instances changed during the run
     assert found["p99-over-time"] == CLASSES
     assert found["cost-per-tier"] == TIERS

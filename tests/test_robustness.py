@@ -255,7 +255,7 @@ def test_an_interrupted_run_leaves_no_output_file_and_says_so(tmp_path: Path) ->
 def test_an_interrupt_before_any_replication_completed_says_so(tmp_path: Path) -> None:
     path = write(tmp_path, LONG.replace("duration: 5s", "duration: 1h"))
     code, stdout, stderr = _interrupt(
-        ["run", str(path), "--max-requests", "1e10"], signal.SIGINT, after=2.5
+        ["run", str(path), "--max-requests", "1e11"], signal.SIGINT, after=2.5
     )
     assert code == 130 and stdout == ""
     assert "interrupted after 0 of 1000 replication(s); nothing completed to report." in stderr

@@ -141,6 +141,19 @@ def test_a_tier_slo_with_a_class_statistic_is_refused_with_the_tier_form(tmp_pat
     assert "occupancy is a tier statistic; use tier:" in found["slos[2].occupancy"].message
 
 
+def test_a_deep_percentile_slo_points_to_share_over_not_to_p999(tmp_path: Path) -> None:
+    # A planner writes "p99.99 at most 2s" as p9999; suggesting p999 would bound another figure.
+    text = OUTAGE + "slos:\n  - {class: web, p9999: 2s}\n  - {tier: jobs, age_p9999: 5s}\n"
+    found = {p.path: p for p in validate_file(write(tmp_path, text))}
+    deep = found["slos[0].p9999"]
+    assert (deep.line, deep.column) == (11, 18)
+    assert "p9999 is not an SLO statistic (percentiles in SLOs: p50, p90" in deep.message
+    assert "did you mean" not in deep.message
+    assert "share_over: {limit: 2s, max: 0.01%}" in deep.message
+    age = found["slos[1].age_p9999"].message
+    assert "age_p9999 is not an SLO statistic" in age and "age_p999)" in age
+
+
 def test_queue_statistics_are_refused_on_other_tiers(tmp_path: Path) -> None:
     text = OUTAGE + "slos:\n  - {tier: api, age_p99: 1s}\n  - {tier: api, backlog: 10}\n"
     found = {p.path: p for p in validate_file(write(tmp_path, text))}
@@ -150,6 +163,17 @@ def test_queue_statistics_are_refused_on_other_tiers(tmp_path: Path) -> None:
     assert "age_p99 is a queue statistic, but api is a service tier" in age.message
     assert "write wait_p99" in age.message
     assert "backlog is a queue statistic" in found["slos[1].backlog"].message
+
+
+def test_a_backlog_limit_is_a_whole_number_of_messages(tmp_path: Path) -> None:
+    # Messages are counted whole: a planner who writes 1.5 meant 1 or 2, and is told where.
+    text = OUTAGE + "slos:\n  - {tier: jobs, backlog: 1.5}\n  - {tier: jobs, backlog: 1000}\n"
+    found = {p.path: p for p in validate_file(write(tmp_path, text))}
+    assert set(found) == {"slos[0].backlog"}
+    fraction = found["slos[0].backlog"]
+    assert (fraction.line, fraction.column) == (11, 27)  # at the value
+    assert "1.5 is not a whole number" in fraction.message
+    assert "a whole number of messages of 0 or more such as 1000" in fraction.message
 
 
 def test_a_share_over_slo_without_its_two_keys_is_explained(tmp_path: Path) -> None:
@@ -163,7 +187,7 @@ def test_a_share_over_slo_without_its_two_keys_is_explained(tmp_path: Path) -> N
     form = "write share_over: {limit: 300ms, max: 1%}"
     assert found["slos[0].share_over"].startswith("missing max; " + form)
     assert found["slos[1].share_over"].startswith("expected a mapping, got the text '1%'; " + form)
-    assert "a number of messages of 0 or more such as 1000" in found["slos[2].backlog"]
+    assert "a whole number of messages of 0 or more such as 1000" in found["slos[2].backlog"]
 
 
 def test_size_keeps_the_occupancy_an_slo_asks_for(tmp_path: Path) -> None:
@@ -406,7 +430,10 @@ def test_a_backlog_has_drained_when_it_is_back_to_its_level_before_the_outage(
 def test_a_run_that_ends_before_the_backlog_is_back_says_it_has_not_drained(
     tmp_path: Path,
 ) -> None:
-    report = capsim.run_file(write(tmp_path, OUTAGE.replace("duration: 50s", "duration: 33s")))
+    # The slowdown ends at 24.99 s, between two consumer starts (24.96 s and 25.00 s): with an
+    # end at exactly 25 s, whether the start at 25 s is slowed would hang on floating point.
+    text = OUTAGE.replace("duration: 50s", "duration: 33s").replace("for: 20s", "for: 19.99s")
+    report = capsim.run_file(write(tmp_path, text))
     drain = report.data["timeseries"]["drain"]["jobs"]
     assert drain["drained"] is False and drain["drained_at"] is None
     assert drain["drain_time"] is None

@@ -18,7 +18,7 @@ import capsim
 from capsim.analysis.solve import UnstableModelError, solve
 
 ORACLES: dict[str, Any] = json.loads(
-    (Path(__file__).parents[2] / "shared" / "oracles" / "oracles.json").read_text()
+    (Path(__file__).parent / "oracles" / "oracles.json").read_text()
 )
 SCENARIOS = Path(__file__).parent / "oracles"
 E_S = 0.010  # mean service time of the single-queue oracle scenarios
@@ -141,6 +141,10 @@ def test_an_unstable_station_is_an_error_that_names_it_and_the_saturation_rate()
     message = str(error.value)
     assert message.startswith("app: rho=1.25 >= 1 (600/s offered, 480/s capacity)")
     assert "saturates at 384 req/s" in message
+    unstable = error.value
+    assert (unstable.tier, unstable.rho) == ("app", pytest.approx(1.25))
+    assert (unstable.offered_rate, unstable.capacity) == (pytest.approx(600), pytest.approx(480))
+    assert unstable.saturation_rate == pytest.approx(384)
 
 
 def test_the_command_prints_json_with_a_method_beside_each_group(tmp_path):

@@ -7,6 +7,7 @@ B(10, 8) of them; the class completes 800 (1 - B) per second and errs at B.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,61 @@ tiers:
     data = solved(tmp_path, text, mark_overload=True)
     [entry] = data["overloaded"]
     assert entry["tier"] == "db" and entry["add"] == "pool.size"
+
+
+def mmck_blocking(load: float, servers: int, capacity: int) -> float:
+    """P(K in the system) of M/M/c/K at offered load a = lambda / mu."""
+    terms = [load**n / math.factorial(n) for n in range(servers)]
+    terms += [
+        load**n / (math.factorial(servers) * servers ** (n - servers))
+        for n in range(servers, capacity + 1)
+    ]
+    return terms[-1] / sum(terms)
+
+
+POOL = """\
+name: pool-with-a-waiting-room
+traffic:
+  q: {{entry: api, rate: {rate}/s}}
+tiers:
+  api: {{concurrency: 1000, service_time: 0s, calls: [db]}}
+  db:
+    type: database
+    concurrency: 10
+    service_time: {{dist: exponential, mean: 100ms}}
+    pool: {{size: 3, max_waiting: 2}}
+"""
+
+
+@pytest.mark.parametrize("rate", [25, 40])
+def test_a_pool_with_a_bounded_waiting_room_loses_what_mmck_says_and_is_never_overloaded(
+    tmp_path: Path, rate: int
+) -> None:
+    # 3 connections, 2 calls may wait, 100 ms exponential queries: M/M/3/5 (the servers have
+    # 10 workers, so queries never queue there). At 40/s (a = 4 > 3) solve said "OVERLOADED:
+    # db" and exit 1, at 25/s it ignored the waiting room (error_rate 0); the simulation turns
+    # away 33% and 14%, as M/M/3/5 says.
+    data = solved(tmp_path, POOL.format(rate=rate), mark_overload=True)
+    blocking = mmck_blocking(rate * 0.1, 3, 5)  # 0.3336 at 40/s, 0.1369 at 25/s
+    q, db = data["classes"]["q"], data["tiers"]["db"]
+    assert data["overloaded"] == [] and db["stable"] is True
+    assert q["error_rate"] == pytest.approx(blocking, rel=1e-9)
+    assert q["throughput"] == pytest.approx(rate * (1 - blocking), rel=1e-9)
+    assert db["rejected_rate"] == pytest.approx(rate * blocking, rel=1e-9)
+    assert "K = pool.size + max_waiting" in db["method"]["notes"][0]
+
+
+def test_a_pool_as_large_as_the_workers_is_the_mmck_connection_pool_oracle(tmp_path: Path) -> None:
+    # ORACLES section 4: 10 connections to 10 workers, 20 calls may wait, 950/s of 10 ms queries
+    # (rho 0.95): M/M/10/30 turns away 2.06% of calls.
+    text = (
+        "name: db-pool\ntraffic:\n  q: {entry: db, rate: 950/s}\ntiers:\n  db:\n"
+        "    type: database\n    concurrency: 10\n"
+        "    service_time: {dist: exponential, mean: 10ms}\n"
+        "    pool: {size: 10, max_waiting: 20}\n"
+    )
+    data = solved(tmp_path, text)
+    blocking = mmck_blocking(9.5, 10, 30)
+    assert blocking == pytest.approx(0.020586, rel=1e-4)
+    assert data["classes"]["q"]["error_rate"] == pytest.approx(blocking, rel=1e-9)
+    assert data["classes"]["q"]["throughput"] == pytest.approx(950 * (1 - blocking), rel=1e-9)

@@ -86,6 +86,18 @@ def test_unreadable_values_say_what_would_be_valid(parse, value, fragment) -> No
     assert fragment in str(caught.value)
 
 
+def test_a_unit_error_carries_its_problem_and_remedy_apart() -> None:
+    with pytest.raises(UnitError) as caught:
+        parse_rate("800/week")
+    error = caught.value
+    assert error.problem == "unknown rate unit '/week' in '800/week'"
+    assert error.remedy == "valid units: /s, /min, /h, /d"
+    assert str(error) == f"{error.problem}; {error.remedy}"
+    with pytest.raises(UnitError) as caught:
+        parse_duration(True)
+    assert caught.value.remedy == ""  # the caller adds what its field accepts
+
+
 def test_the_formats_read_like_the_spec() -> None:
     assert format_duration(0.3) == "300ms"
     assert format_duration(1.5) == "1.5s"

@@ -5,7 +5,7 @@ The model of benchmarks/scenarios/w3-variant.yaml: edge (c=32) -> lb (c=4) -> ap
 x 4 blocking workers chosen by least connections (fewest requests waiting, in service or blocked
 on a call; ties to the lowest index) -> cache (c=8) 80% | db (c=4) behind an 8-connection pool
 (100 waiting at most, 1 s timeout) 20%. Poisson 600 req/s, exponential service. Prints one JSON
-line in the shape of ../shared/bench/peers (run wall time, customers/s, peak RSS, mean sojourn),
+line in the shape of benchmarks/peers (run wall time, customers/s, peak RSS, mean sojourn),
 for the ratio against capsim's event path. Runs with the peers' SimPy (.peer-venv).
 """
 

@@ -21,7 +21,35 @@ if TYPE_CHECKING:
     from capsim.model.types import Model
     from capsim.scenario.schema import Scenario
 
-__all__ = ["__version__", "build_model", "load_scenario", "run_file", "simulate"]
+__all__ = [
+    "CapsimError",
+    "Interrupted",
+    "Model",
+    "Problem",
+    "Report",
+    "ResourceLimitError",
+    "Scenario",
+    "ScenarioError",
+    "SimulationError",
+    "UnstableModelError",
+    "UsageError",
+    "__version__",
+    "build_model",
+    "check_result",
+    "compare",
+    "find_saturation",
+    "load_result",
+    "load_scenario",
+    "render",
+    "run_file",
+    "run_sweep",
+    "simulate",
+    "simulation_overrides",
+    "size_tiers",
+    "solve",
+    "validate_file",
+    "write_output",
+]
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -49,7 +77,7 @@ def simulate(
     max_requests: float | None = None,
     max_memory: float | None = None,
 ) -> Report:
-    """Run every replication of `model` and summarise them into a Report (SPEC section 3).
+    """Run every replication of `model` and summarise them into a Report (docs/results.md).
 
     `executor` is "serial", "process" or "dask" (opened for this call, with `workers`), or an
     open `capsim.engine.executors.Executor` (see `open_executor`) shared by several calls.
@@ -111,3 +139,65 @@ def run_file(
     all_overrides = [*overrides, *simulation_overrides(seed, replications, duration)]
     model = build_model(load_scenario(path, all_overrides))
     return simulate(model, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of the public surface, imported from its layer on first use (`import capsim` stays
+# cheap: no numpy, SimPy or pydantic until a name is needed).
+# ---------------------------------------------------------------------------------------------
+
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "CapsimError": "capsim.errors",
+    "Interrupted": "capsim.errors",
+    "Problem": "capsim.errors",
+    "ResourceLimitError": "capsim.errors",
+    "ScenarioError": "capsim.errors",
+    "SimulationError": "capsim.errors",
+    "UsageError": "capsim.errors",
+    "Scenario": "capsim.scenario.schema",
+    "validate_file": "capsim.scenario",
+    "Model": "capsim.model.types",
+    "Report": "capsim.analysis.report",
+    "UnstableModelError": "capsim.analysis.solve",
+    "solve": "capsim.analysis.solve",
+    "find_saturation": "capsim.analysis.saturate",
+    "size_tiers": "capsim.analysis.sizing",
+    "run_sweep": "capsim.analysis.sweep",
+    "compare": "capsim.analysis.compare",
+    "check_result": "capsim.analysis.check",
+    "load_result": "capsim.analysis.results",
+    "render": "capsim.outputs",
+    "write_output": "capsim.outputs",
+}
+
+if TYPE_CHECKING:
+    from capsim.analysis.check import check_result
+    from capsim.analysis.compare import compare
+    from capsim.analysis.results import load_result
+    from capsim.analysis.saturate import find_saturation
+    from capsim.analysis.sizing import size_tiers
+    from capsim.analysis.solve import UnstableModelError, solve
+    from capsim.analysis.sweep import run_sweep
+    from capsim.errors import (
+        CapsimError,
+        Interrupted,
+        Problem,
+        ResourceLimitError,
+        ScenarioError,
+        SimulationError,
+        UsageError,
+    )
+    from capsim.outputs import render, write_output
+    from capsim.scenario import validate_file
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'capsim' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # found once
+    return value

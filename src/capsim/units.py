@@ -46,7 +46,14 @@ _SIZE_RE = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z]*)\s*$")
 
 
 class UnitError(ValueError):
-    """A value could not be read in the expected unit; the message says what would be valid."""
+    """A value could not be read in the expected unit: `problem` says what is wrong and
+    `remedy`, when the unit's parser knows it, what would be valid (the message joins them
+    with "; ")."""
+
+    def __init__(self, problem: str, remedy: str = "") -> None:
+        super().__init__(f"{problem}; {remedy}" if remedy else problem)
+        self.problem = problem
+        self.remedy = remedy
 
 
 def _finite(value: float, text: object) -> float:
@@ -74,13 +81,13 @@ def parse_duration(value: object) -> float:
     match = _DURATION_RE.match(value)
     if not match:
         raise UnitError(
-            f"{value!r} is not a duration; write a number and a unit, e.g. 250ms, 1.5s, 2min"
+            f"{value!r} is not a duration", "write a number and a unit, e.g. 250ms, 1.5s, 2min"
         )
     amount, unit = match.groups()
     unit = unit or "s"
     if unit not in _DURATION_UNITS:
         valid = ", ".join(["us", "ms", "s", "min (or m)", "h", "d"])
-        raise UnitError(f"unknown duration unit {unit!r} in {value!r}; valid units: {valid}")
+        raise UnitError(f"unknown duration unit {unit!r} in {value!r}", f"valid units: {valid}")
     return _finite(float(amount) * _DURATION_UNITS[unit], value)
 
 
@@ -93,11 +100,13 @@ def parse_rate(value: object) -> float:
         raise UnitError(f"expected a rate such as 800/s or 48k/min, got {value!r}")
     match = _RATE_RE.match(value)
     if not match:
-        raise UnitError(f"{value!r} is not a rate; write e.g. 800/s, 48k/min, 1.2M/h")
+        raise UnitError(f"{value!r} is not a rate", "write e.g. 800/s, 48k/min, 1.2M/h")
     amount, multiplier, unit = match.groups()
     unit = unit or "s"
     if unit not in _RATE_UNITS:
-        raise UnitError(f"unknown rate unit '/{unit}' in {value!r}; valid units: /s, /min, /h, /d")
+        raise UnitError(
+            f"unknown rate unit '/{unit}' in {value!r}", "valid units: /s, /min, /h, /d"
+        )
     return _finite(float(amount) * _MULTIPLIERS[multiplier] * _RATE_UNITS[unit], value)
 
 
@@ -110,13 +119,13 @@ def parse_ratio(value: object) -> float:
         match = _RATIO_RE.match(value)
         if not match:
             raise UnitError(
-                f"{value!r} is not a ratio; write a number in [0, 1] or a percentage like 85%"
+                f"{value!r} is not a ratio", "write a number in [0, 1] or a percentage like 85%"
             )
         amount, percent = match.groups()
         number = _finite(float(amount) / (100.0 if percent else 1.0), value)
     if not 0.0 <= number <= 1.0:
         raise UnitError(
-            f"{value!r} is outside [0, 1]; write a number in [0, 1] or a percentage 0%..100%"
+            f"{value!r} is outside [0, 1]", "write a number in [0, 1] or a percentage 0%..100%"
         )
     return number
 
@@ -130,40 +139,78 @@ def parse_size(value: object) -> float:
         raise UnitError(f"expected a size such as 512MiB, got {value!r}")
     match = _SIZE_RE.match(value)
     if not match:
-        raise UnitError(f"{value!r} is not a size; write e.g. 512MiB or 2GB")
+        raise UnitError(f"{value!r} is not a size", "write e.g. 512MiB or 2GB")
     amount, unit = match.groups()
     unit = unit or "B"
     if unit not in _SIZE_UNITS:
         raise UnitError(
-            f"unknown size unit {unit!r} in {value!r}; valid units: {', '.join(_SIZE_UNITS)}"
+            f"unknown size unit {unit!r} in {value!r}", f"valid units: {', '.join(_SIZE_UNITS)}"
         )
     return _finite(float(amount) * _SIZE_UNITS[unit], value)
 
 
+#: Durations shorter than this print as 0s: below half a nanosecond a figure is rounding noise of
+#: a formula (an Erlang C wait of 1e-20 s), never something a capacity planner can act on.
+NEGLIGIBLE_DURATION = 0.5e-9
+
+
 def format_duration(seconds: float) -> str:
-    """A short human form of a duration: ``300ms``, ``1.5s``, ``2min``."""
-    if seconds == 0:
-        return "0s"
+    """A short human form of a duration, to 4 significant digits: ``300ms``, ``1.5s``, ``2min``.
+
+    Every unit keeps 4 digits, so the text reads back within 0.05%; never exponent notation.
+    """
     magnitude = abs(seconds)
+    if magnitude < NEGLIGIBLE_DURATION:
+        return "0s"
+    if magnitude < 1e-6:
+        return f"{seconds * 1e9:.4g}ns"
     if magnitude < 1e-3:
-        return f"{seconds * 1e6:.3g}us"
+        return f"{seconds * 1e6:.4g}us"
     if magnitude < 1.0:
         return f"{seconds * 1e3:.4g}ms"
     if magnitude < 120.0:
         return f"{seconds:.4g}s"
     if magnitude < 7200.0:
         return f"{seconds / 60.0:.4g}min"
-    return f"{seconds / 3600.0:.4g}h"
+    hours = seconds / 3600.0
+    return f"{hours:.4g}h" if abs(hours) < 1e4 else f"{hours:.0f}h"
+
+
+def _significant(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits, in plain decimals (never exponent notation)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= digits - 1:
+        return f"{round(value)}"
+    text = f"{value:.{digits - 1 - magnitude}f}"
+    return text.rstrip("0").rstrip(".")
 
 
 def format_rate(per_second: float) -> str:
-    """A short human form of a rate: ``800/s``."""
-    return f"{per_second:.4g}/s"
+    """A short human form of a rate, to 4 significant digits: ``800/s``, ``14110/s``."""
+    return f"{_significant(per_second)}/s"
 
 
 def format_ratio(ratio: float) -> str:
     """A percentage with enough digits for small error-rate limits: ``0.1%``, ``70%``."""
-    return f"{ratio * 100:.4g}%"
+    return f"{_significant(ratio * 100)}%"
+
+
+#: SLO statistics that are ratios (shown as percentages); `backlog` is a count; the rest are times.
+#: SLO statistics that are ratios (shown as percentages) and counts (shown as whole numbers);
+#: every other statistic is a time.
+RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
+COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
+
+
+def format_slo_figure(statistic: str, value: float) -> str:
+    """An SLO's figure in the unit of its statistic: ``70.31%``, ``3.867s``, ``1,200``."""
+    if statistic in RATIO_STATISTICS:
+        return format_ratio(value)
+    if statistic in COUNT_STATISTICS:
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    return format_duration(value)
 
 
 def percentile_key(percent: float) -> str:

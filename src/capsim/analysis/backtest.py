@@ -1,8 +1,8 @@
 """Backtest: the model's predictions at the measured load against the measurements.
 
-Acceptance rule (docs/calibration.md#backtest): every compared utilisation within
+Acceptance rule (docs/calibration.md#backtest): every compared utilization within
 `utilization_tolerance` and every latency percentile within `latency_tolerance`, both as
-relative errors (predicted - measured) / measured; a utilisation also passes within
+relative errors (predicted - measured) / measured; a utilization also passes within
 `UTILIZATION_SLACK` (one point) of the measured one.
 """
 
@@ -26,7 +26,7 @@ from capsim.analysis.calibration import (
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
 PERCENTILES = ("p50", "p95", "p99")
-#: A utilisation also passes when predicted and measured differ by at most this (one point):
+#: A utilization also passes when predicted and measured differ by at most this (one point):
 #: at 5% busy, a 10% relative tolerance is half a point, less than the noise of either figure.
 UTILIZATION_SLACK = 0.01
 
@@ -151,25 +151,25 @@ def compare(
             if value is not None and math.isfinite(value):
                 rows.append(
                     Comparison(
-                        "class",
-                        cls,
-                        figure,
-                        value,
-                        float(predicted.get(figure, math.nan)),
-                        latency_tolerance,
+                        what="class",
+                        name=cls,
+                        figure=figure,
+                        measured=value,
+                        predicted=float(predicted.get(figure, math.nan)),
+                        tolerance=latency_tolerance,
                     )
                 )
     for tier, busy in sorted(load.busy.items()):
         if tier in report["tiers"] and tier in workers:
             rows.append(
                 Comparison(
-                    "tier",
-                    tier,
-                    "utilization",
-                    busy / workers[tier],
-                    float(report["tiers"][tier]["utilization"]),
-                    utilization_tolerance,
-                    UTILIZATION_SLACK,
+                    what="tier",
+                    name=tier,
+                    figure="utilization",
+                    measured=busy / workers[tier],
+                    predicted=float(report["tiers"][tier]["utilization"]),
+                    tolerance=utilization_tolerance,
+                    slack=UTILIZATION_SLACK,
                 )
             )
     return rows
@@ -206,12 +206,12 @@ def compare_step(
     name = f"{cls} @ {step.users:g} users"
     rows = [
         Comparison(
-            "step",
-            name,
-            "throughput",
-            step.throughput,
-            float(predicted.get("throughput", math.nan)),
-            throughput_tolerance,
+            what="step",
+            name=name,
+            figure="throughput",
+            measured=step.throughput,
+            predicted=float(predicted.get("throughput", math.nan)),
+            tolerance=throughput_tolerance,
         )
     ]
     for figure in PERCENTILES:
@@ -219,12 +219,12 @@ def compare_step(
         if value is not None and math.isfinite(value):
             rows.append(
                 Comparison(
-                    "step",
-                    name,
-                    figure,
-                    value,
-                    float(predicted.get("latency", {}).get(figure, math.nan)),
-                    latency_tolerance,
+                    what="step",
+                    name=name,
+                    figure=figure,
+                    measured=value,
+                    predicted=float(predicted.get("latency", {}).get(figure, math.nan)),
+                    tolerance=latency_tolerance,
                 )
             )
     return rows

@@ -41,7 +41,7 @@ class MetricNames:
         "uri",
         "operation",
     )
-    #: The CPU series are utilisations (busy fraction of the tier's workers) rather than busy
+    #: The CPU series are utilizations (busy fraction of the tier's workers) rather than busy
     #: cores; they are multiplied by the tier's workers (`workers`, default 1).
     cpu_utilization: bool = False
     workers: tuple[tuple[str, int], ...] = ()
@@ -111,11 +111,11 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                 )
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
     return Aggregates(
-        {k: dict(v) for k, v in rates.items()},
-        entries,
-        {k: dict(v) for k, v in busy.items()},
-        {k: dict(v) for k, v in histograms.items()},
-        sorted(rate_sources),
+        rates={k: dict(v) for k, v in rates.items()},
+        entries=entries,
+        busy={k: dict(v) for k, v in busy.items()},
+        histograms={k: dict(v) for k, v in histograms.items()},
+        sources=sorted(rate_sources),
     )
 
 
@@ -171,7 +171,7 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
         x = np.array([[aggregates.rates[c][t] for c in classes] for t in times])
         if len(times) >= len(classes) + 3:
             design = np.column_stack([x, np.ones(len(times))])
-            method = "utilisation regression (NNLS over intervals, with a background term)"
+            method = "utilization regression (NNLS over intervals, with a background term)"
         else:
             design = x
             method = (
@@ -205,13 +205,13 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
         background = float(coefficients[-1]) if design.shape[1] == len(classes) + 1 else 0.0
         estimates.append(
             DemandEstimate(
-                tier,
-                demands,
-                intervals,
-                background,
-                len(times),
-                1 - float(residuals @ residuals) / total if total > 0 else 1.0,
-                method,
+                tier=tier,
+                demands=demands,
+                intervals=intervals,
+                background=background,
+                intervals_used=len(times),
+                r_squared=1 - float(residuals @ residuals) / total if total > 0 else 1.0,
+                method=method,
             )
         )
     return estimates

@@ -171,7 +171,13 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     for first in entries.values():
         visit(first, _visit_tier(first))
     starts = [root.start for root in roots.values()]
-    return TraceAnalysis(visits, classes, tier_types, (min(starts), max(starts)), orphans)
+    return TraceAnalysis(
+        visits=visits,
+        classes=classes,
+        tier_types=tier_types,
+        window=(min(starts), max(starts)),
+        orphans=orphans,
+    )
 
 
 def _visit_tier(span: Span) -> str:
@@ -232,7 +238,15 @@ def estimate_rate(arrivals: Sequence[float], window: tuple[float, float]) -> Rat
         if p_value < PROFILE_LEVEL:
             width = length / buckets
             profile = [((k + 0.5) * width, float(c) / width) for k, c in enumerate(counts)]
-    return RateEstimate(count / length, float(low), float(high), count, length, profile, p_value)
+    return RateEstimate(
+        rate=count / length,
+        low=float(low),
+        high=float(high),
+        count=count,
+        window=length,
+        profile=profile,
+        dispersion_p=p_value,
+    )
 
 
 def distribution_spec(fit: DistributionFit) -> dict[str, Any]:
@@ -523,7 +537,7 @@ def calibrate_traces(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
         )
-    return Calibration(scenario, notes, summary, warnings)
+    return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
 
 
 def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """The CI gate's verdicts: SLOs of a run, and regression of its figures against a baseline result.
 
-Pure functions over result dicts (SPEC section 3); the rule is documented in docs/ci.md.
+Pure functions over result dicts (docs/results.md); the rule is documented in docs/ci.md.
 
 A figure *regressed* when it is worse than the baseline's by more than the tolerance and that is
 more than noise. With a 95% interval (`ci95`) on both sides, "more than noise" means the two
@@ -16,7 +16,7 @@ there is no noise information: the point estimates decide, and the check says so
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,10 +36,13 @@ CLASS_FIGURES: tuple[tuple[str, bool], ...] = (
     ("throughput", False),
 )
 #: Tier figures compared against the baseline.
-TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True),)
+TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True), ("occupancy", True))
 #: An error rate that rises by less than this (absolute; 0.01 percentage points) is never a
 #: regression: from 0 errors, any error at all would otherwise exceed every relative tolerance.
 ERROR_RATE_FLOOR = 1e-4
+#: Occupancy above utilization by more than this (a share of the workers) makes occupancy a
+#: figure of its own in the regression check.
+OCCUPANCY_MARGIN = 1e-3
 #: The default relative tolerance of `capsim check --tolerance`.
 DEFAULT_TOLERANCE = 0.10
 
@@ -312,6 +315,8 @@ def compare_results(
             if name not in theirs:
                 continue
             for figure, higher_is_worse in figures:
+                if figure == "occupancy" and not _held_longer(entry, theirs[name]):
+                    continue  # the same figure as utilization: compared once
                 base_value = _number(_lookup(theirs[name], figure))
                 value = _number(_lookup(entry, figure))
                 if base_value is None or value is None:
@@ -358,6 +363,26 @@ def compare_results(
     return checks, notes
 
 
+def _held_longer(*tiers: dict[str, Any]) -> bool:
+    """Whether a tier's workers are held longer than they work (blocking calls, a queue's
+    consumers) in either result: then occupancy, what saturates it, is a figure of its own."""
+    for tier in tiers:
+        held, work = _number(tier.get("occupancy")), _number(tier.get("utilization"))
+        if held is not None and work is not None and held - work > OCCUPANCY_MARGIN:
+            return True
+    return False
+
+
+def _at_tier_lines(
+    overloaded: list[dict[str, Any]], tier_lines: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """Each overload failure with : where its tier is defined (when known)."""
+    return [
+        {**entry, "line": tier_lines[entry["tier"]]} if tier_lines.get(entry["tier"]) else entry
+        for entry in overloaded
+    ]
+
+
 def check_result(
     current: dict[str, Any],
     *,
@@ -365,8 +390,13 @@ def check_result(
     baseline_name: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     inconclusive: InconclusivePolicy = "fail",
+    tier_lines: Mapping[str, int] | None = None,
 ) -> CheckOutcome:
-    """The gate's verdict on a run's result, against a baseline result when one is given."""
+    """The gate's verdict on a run's result, against a baseline result when one is given.
+
+    `tier_lines` (tier name -> its line in the scenario file) puts each overloaded tier's
+    failure at the tier's definition, as a failed SLO is put at the SLO's line.
+    """
     if inconclusive not in ("fail", "pass"):
         raise UsageError(f"--inconclusive must be fail or pass, got {inconclusive!r}")
     regressions: list[RegressionCheck] = []
@@ -381,7 +411,7 @@ def check_result(
     return CheckOutcome(
         scenario=str(current.get("scenario", "")),
         slos=list(current.get("slos", [])),
-        overloaded=overload_failures(current),
+        overloaded=_at_tier_lines(overload_failures(current), tier_lines or {}),
         regressions=regressions,
         baseline=baseline_name if baseline is not None else None,
         tolerance=tolerance,

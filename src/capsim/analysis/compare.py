@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.points import Progress
+from capsim.analysis.points import Progress, open_rate, scale_open_traffic
 from capsim.analysis.report import overload_failures
 from capsim.analysis.results import (
     MAX_RESULT_BYTES,
@@ -22,6 +22,7 @@ from capsim.analysis.results import (
     parse_result_json,
     validate_result,
 )
+from capsim.analysis.sizing import parse_load
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
 from capsim.engine.executors import Executor
@@ -143,14 +144,21 @@ class _Side:
         self.tiers: dict[str, dict[str, list[float]]] = {}
 
 
-def _load_side(path: Path, overrides: Sequence[str]) -> _Side | Model:
-    """A saved result as a side, or the model of a scenario still to simulate."""
+def _load_side(path: Path, overrides: Sequence[str], load: str | None = None) -> _Side | Model:
+    """A saved result as a side, or the model of a scenario still to simulate (its open traffic
+    scaled by `load`, a factor or a total open rate, when given)."""
     saved = read_result(path)
     if saved is not None:
-        if overrides:
-            raise UsageError(f"--set changes scenarios, but {path} is a saved result")
+        if overrides or load is not None:
+            option = "--set" if overrides else "--load"
+            raise UsageError(
+                f"{option} changes scenarios, but {visible(str(path))} is a saved result"
+            )
         return _Side(visible(str(path)), saved, "result")
-    return build_model(load_scenario(path, overrides))
+    model = build_model(load_scenario(path, overrides))
+    if load is not None:
+        model = scale_open_traffic(model, parse_load(load, open_rate(model)))
+    return model
 
 
 def _simulated_side(path: Path, model: Model, runs: list[RunResult], capsim_version: str) -> _Side:
@@ -170,9 +178,10 @@ def _sides(
     progress: Progress | None,
     max_requests: float,
     executor: Executor | None,
+    load: str | None = None,
 ) -> tuple[_Side, _Side]:
     """Both sides; the scenarios among them simulated together (one batch on the executor)."""
-    loaded = [_load_side(path, overrides) for path in paths]
+    loaded = [_load_side(path, overrides, load) for path in paths]
     models = [side for side in loaded if isinstance(side, Model)]
     batches = iter(
         run_batch(
@@ -215,6 +224,11 @@ def _difference(
     value_a = _get(entry_a, metric) if entry_a else None
     value_b = _get(entry_b, metric) if entry_b else None
     out: dict[str, Any] = {"a": value_a, "b": value_b, "diff": None, "rel_diff": None}
+    out["low_sample"] = [
+        side
+        for side, entry in (("a", entry_a), ("b", entry_b))
+        if entry and metric in entry.get("low_sample", ())
+    ]
     out["ci95_diff"] = None
     out["significant"] = None
     if value_a is None or value_b is None:
@@ -257,10 +271,20 @@ def compare(
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
+    load: str | None = None,
 ) -> dict[str, Any]:
-    """Both sides' key figures and B - A per class and tier, with noise judged where possible."""
+    """Both sides' key figures and B - A per class and tier, with noise judged where possible.
+
+    `load` (`--load`) scales each scenario side's open traffic: a factor, or a total open rate
+    that each side reaches with its own mix."""
     a, b = _sides(
-        (Path(first), Path(second)), overrides, capsim_version, progress, max_requests, executor
+        (Path(first), Path(second)),
+        overrides,
+        capsim_version,
+        progress,
+        max_requests,
+        executor,
+        load,
     )
     paired = (
         a.kind == b.kind == "scenario"

@@ -41,14 +41,17 @@ def mean_interval(samples: np.ndarray, level: float = 0.95) -> MeanEstimate:
     count = int(samples.size)
     mean = float(samples.mean()) if count else math.nan
     if count < 2:
-        return MeanEstimate(mean, math.nan, math.nan, count)
+        return MeanEstimate(mean=mean, low=math.nan, high=math.nan, count=count)
     half = (
         float(stats.t.ppf(0.5 + level / 2, count - 1))
         * float(samples.std(ddof=1))
         / math.sqrt(count)
     )
     return MeanEstimate(
-        mean, max(mean - half, 0.0) if mean >= 0 else mean - half, mean + half, count
+        mean=mean,
+        low=max(mean - half, 0.0) if mean >= 0 else mean - half,
+        high=mean + half,
+        count=count,
     )
 
 
@@ -80,10 +83,10 @@ def fit_service_time(samples: np.ndarray, seed: int = 0) -> DistributionFit:
     )
     if samples.size > 1 and cv < CONSTANT_CV:
         return DistributionFit(
-            "constant",
-            {"dist": "constant", "value": mean.mean},
-            mean,
-            cv,
+            family="constant",
+            spec={"dist": "constant", "value": mean.mean},
+            mean=mean,
+            cv=cv,
             reason=f"cv {cv:.3g} < {CONSTANT_CV}: constant",
         )
     if samples.size < MIN_FIT_SAMPLES:
@@ -135,7 +138,9 @@ def fit_service_time(samples: np.ndarray, seed: int = 0) -> DistributionFit:
             why = f"lowest AIC of those the KS test does not reject at {KS_LEVEL} (p = {candidates[name]['ks_p']:.3g}, n = {n})"
             if name != ranked[0]:
                 why += f"; {ranked[0]} had a lower AIC but KS rejected it"
-            return DistributionFit(name, specs[name], mean, cv, candidates, why)
+            return DistributionFit(
+                family=name, spec=specs[name], mean=mean, cv=cv, candidates=candidates, reason=why
+            )
     return _empirical(
         samples,
         mean,
@@ -157,12 +162,12 @@ def _empirical(
     else:
         points = np.sort(samples)
     return DistributionFit(
-        "empirical",
-        {"dist": "empirical", "samples": [float(x) for x in points]},
-        mean,
-        cv,
-        candidates,
-        why,
+        family="empirical",
+        spec={"dist": "empirical", "samples": [float(x) for x in points]},
+        mean=mean,
+        cv=cv,
+        candidates=candidates,
+        reason=why,
     )
 
 
@@ -266,14 +271,14 @@ def fit_usl(
             float(np.percentile(maxima, 97.5)),
         )
     return UslFit(
-        lam,
-        sigma,
-        kappa,
-        intervals,
-        peak,
-        peak_x,
-        r_squared,
-        int(n.size),
-        tuple(map(float, n)),
-        tuple(map(float, x)),
+        lam=lam,
+        sigma=sigma,
+        kappa=kappa,
+        intervals=intervals,
+        peak_concurrency=peak,
+        peak_throughput=peak_x,
+        r_squared=r_squared,
+        points=int(n.size),
+        concurrency=tuple(map(float, n)),
+        throughput=tuple(map(float, x)),
     )

@@ -287,7 +287,12 @@ def closed_network(
     Values are scaled per step to stay finite for large populations.
     """
     if users == 0:
-        return ClosedFigures(0.0, 0.0, [0.0] * len(demands), [0.0] * len(demands))
+        return ClosedFigures(
+            throughput=0.0,
+            response_time=0.0,
+            queue=[0.0] * len(demands),
+            utilization=[0.0] * len(demands),
+        )
     n = np.arange(users + 1)
 
     def log_factors(demand: float, count: int | None) -> np.ndarray:
@@ -320,7 +325,9 @@ def closed_network(
         queue.append(float(np.sum(n * marginal)))
         utilization.append(float(np.sum(np.minimum(n, servers[i]) * marginal)) / servers[i])
     response = users / throughput - think_time
-    return ClosedFigures(throughput, response, queue, utilization)
+    return ClosedFigures(
+        throughput=throughput, response_time=response, queue=queue, utilization=utilization
+    )
 
 
 def batch_poisson_mg1(

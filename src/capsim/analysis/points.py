@@ -18,6 +18,7 @@ from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
 from capsim.analysis.summary import (
     evaluate_slo,
+    fewest_samples,
     percentile_table,
     slo_figure,
     summarise,
@@ -27,9 +28,21 @@ from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import Interrupted
-from capsim.model.types import STATISTICS, Model, Simulation, Slo
+from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
 
 Progress = Callable[[float, str], None]
+
+#: A search point is stretched until each percentile objective expects this many times the
+#: values its percentile needs per replication (fewest_samples(q): p99 1,000), so that chance
+#: alone rarely leaves it short (docs/capacity.md, "Enough samples for every percentile").
+SAMPLE_MARGIN = 1.25
+#: ... but a point stretched for samples simulates at most this many open requests per
+#: replication.
+SAMPLE_REQUEST_CAP = 300_000
+#: A point failing only by the upper bound of a low-sample figure is measured once more with
+#: this many times its replications and its duration (common random numbers: the first
+#: replications are the same ones, run longer).
+RERUN_FACTOR = 2
 
 
 def open_rate(model: Model) -> float:
@@ -93,9 +106,55 @@ def light_load_solution(model: Model, capsim_version: str) -> dict[str, Any]:
     raise UnstableModelError("no steady state even at a tiny fraction of the load")
 
 
+def percentile_needs(model: Model, solution: dict[str, Any]) -> list[tuple[float, int]]:
+    """Per percentile objective of `model`: the values its figure gets per second for each open
+    request per second (from `solution`, a `solve` of the model at any load), and the values
+    its percentile needs per replication (fewest_samples(q), LOW_SAMPLE_FACTOR / (1 - q)).
+
+    A class's figure counts its completed requests, a tier's (wait, message age) its arrivals.
+    """
+    open_names = [c.name for c in model.classes if not c.is_closed]
+    solved_open = sum(solution["classes"][name]["offered_rate"] or 0.0 for name in open_names)
+    if solved_open <= 0:
+        return []
+    percentiles = percentile_table(model)
+    needs = []
+    for slo in model.slos:
+        path = slo_figure(slo)
+        q = percentiles.get(path[-1])
+        if q is None or path[0] not in ("latency", "wait", "age"):
+            continue
+        if slo.class_index is not None:
+            entry = solution["classes"].get(model.classes[slo.class_index].name) or {}
+            values = entry.get("throughput") or 0.0
+        else:
+            assert slo.tier_index is not None
+            entry = solution["tiers"].get(model.tiers[slo.tier_index].name) or {}
+            values = entry.get("offered_rate") or 0.0
+        if values > 0:
+            needs.append((values / solved_open, fewest_samples(q)))
+    return needs
+
+
+def sampled_duration(
+    base: float, rate: float, needs: Sequence[tuple[float, int]], cap: float = math.inf
+) -> float:
+    """A point's run length at `rate` open requests per second: `base`, stretched until every
+    percentile objective expects SAMPLE_MARGIN x the values it needs per replication, at most
+    SAMPLE_REQUEST_CAP open requests per replication and at most `cap` seconds."""
+    if rate <= 0 or not needs:
+        return base
+    wanted = max(SAMPLE_MARGIN * needed / (share * rate) for share, needed in needs)
+    return max(base, min(wanted, SAMPLE_REQUEST_CAP / rate, cap))
+
+
 @dataclass(frozen=True)
 class SloCheck:
-    """One objective at one point: the pooled figure, its upper 95% bound, and the verdict."""
+    """One objective at one point: the pooled figure, its upper 95% bound, and the verdict.
+
+    `low_sample`: a percentile that some replication estimated from fewer values than
+    fewest_samples(q), so its interval across replications is wide for want of data.
+    """
 
     slo: str
     statistic: str
@@ -103,6 +162,7 @@ class SloCheck:
     observed: float | None
     upper: float | None
     passed: bool
+    low_sample: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,14 +172,25 @@ class SloCheck:
             "upper": self.upper,
             "limit": self.limit,
             "passed": self.passed,
+            "low_sample": self.low_sample,
         }
 
+    @property
+    def fails_only_by_noise(self) -> bool:
+        """Failed, with its observed figure within the limit: only the upper bound fails."""
+        return not self.passed and self.observed is not None and self.observed <= self.limit
+
     def describe(self) -> str:
-        seen = "no data" if self.observed is None else f"{self.observed:.4g}"
+        seen = "no data" if self.observed is None else self._text(self.observed)
         bound = (
-            "" if self.upper is None or self.upper == self.observed else f", upper {self.upper:.4g}"
+            ""
+            if self.upper is None or self.upper == self.observed
+            else f", upper {self._text(self.upper)}"
         )
         return f"{self.slo} (observed {seen}{bound})"
+
+    def _text(self, value: float) -> str:
+        return slo_value_text(self.statistic, value) if math.isfinite(value) else f"{value}"
 
 
 @dataclass
@@ -141,10 +212,35 @@ class Point:
         return self.stable and all(check.passed for check in self.checks)
 
     @property
+    def noise_only(self) -> bool:
+        """Every tier stable, and every failed objective a low-sample figure within its limit
+        that fails only by the upper end of its interval: more data can tell, not the limit."""
+        failed = [check for check in self.checks if not check.passed]
+        return (
+            self.stable
+            and bool(failed)
+            and all(check.fails_only_by_noise and check.low_sample for check in failed)
+        )
+
+    @property
     def failures(self) -> list[str]:
         failed = [check.describe() for check in self.checks if not check.passed]
         failed += [f"tier {name} overloaded" for name in self.report.unstable_tiers]
         return failed
+
+
+def _replication_short(slo: Slo, model: Model, run: RunResult) -> bool:
+    """Whether one replication estimated the SLO's percentile from too few values."""
+    path = slo_figure(slo)
+    q = percentile_table(model).get(path[-1])
+    if q is None or path[0] not in ("latency", "wait", "age"):
+        return False
+    if slo.class_index is not None:
+        return run.classes[slo.class_index].latency.n < fewest_samples(q)
+    assert slo.tier_index is not None
+    tier_run = run.tiers[slo.tier_index]
+    histogram = tier_run.age if path[0] == "age" else tier_run.wait
+    return histogram is not None and histogram.n < fewest_samples(q)
 
 
 def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
@@ -198,7 +294,10 @@ def check_slos(
             if interval is not None:
                 upper = max(float(observed), interval[1])
         passed = upper is not None and math.isfinite(upper) and upper <= slo.limit
-        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed))
+        short = bool(verdict.get("low_sample")) or any(
+            _replication_short(slo, model, run) for run in runs
+        )
+        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short))
     return checks, estimates
 
 
@@ -211,7 +310,13 @@ def measure(
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
 ) -> Point:
-    """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`)."""
+    """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`).
+
+    A point that fails only by noise (Point.noise_only) is measured once more with RERUN_FACTOR
+    x its replications and duration, when that stays within half of `max_requests`, and the
+    longer measurement decides (docs/capacity.md, "Enough samples for every percentile"). A
+    figure observed beyond its limit is never re-run: more data cannot pass it honestly.
+    """
     return measure_all(
         [model],
         capsim_version=capsim_version,
@@ -232,11 +337,63 @@ def measure_all(
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
 ) -> list[Point]:
-    """`measure` of independent models, their replications evaluated together on `executor`.
+    """`measure` of independent models, their replications evaluated together on `executor`;
+    the points failing only by noise are re-run longer together, as `measure` says.
 
     On Ctrl-C, raises Interrupted whose `completed_models` holds the Points measured in full
     (by index), in place of their raw runs.
     """
+    points = _measure_batch(
+        models, capsim_version, extra_slos, progress, labels, max_requests, executor
+    )
+    reruns = {
+        i: longer
+        for i, point in enumerate(points)
+        if point.noise_only
+        and expected_requests(longer := _rerun_model(point.model)) <= 0.5 * max_requests
+    }
+    if not reruns:
+        return points
+    try:
+        longer_points = _measure_batch(
+            list(reruns.values()),
+            capsim_version,
+            extra_slos,
+            progress,
+            [labels[i] for i in reruns] if labels is not None else None,
+            max_requests,
+            executor,
+        )
+    except Interrupted as stop:
+        stop.completed_models = {i: p for i, p in enumerate(points) if i not in reruns}
+        raise
+    for i, point in zip(reruns, longer_points, strict=True):
+        points[i] = point
+    return points
+
+
+def _rerun_model(model: Model) -> Model:
+    simulation = model.simulation
+    return with_run_length(
+        model, simulation.duration * RERUN_FACTOR, simulation.replications * RERUN_FACTOR
+    )
+
+
+def expected_requests(model: Model) -> float:
+    """Open requests all replications of `model` offer, warm-up included."""
+    simulation = model.simulation
+    return open_rate(model) * (simulation.duration + simulation.warmup) * simulation.replications
+
+
+def _measure_batch(
+    models: Sequence[Model],
+    capsim_version: str,
+    extra_slos: Sequence[Slo],
+    progress: Progress | None,
+    labels: Sequence[str] | None,
+    max_requests: float,
+    executor: Executor | None,
+) -> list[Point]:
     try:
         batches = run_batch(
             models, executor=executor, progress=progress, labels=labels, max_requests=max_requests
@@ -292,11 +449,14 @@ __all__ = [
     "asked_figures",
     "at_max_replicas",
     "check_slos",
+    "expected_requests",
     "headline",
     "light_load_solution",
     "measure",
     "measure_all",
     "open_rate",
+    "percentile_needs",
+    "sampled_duration",
     "scale_open_traffic",
     "with_run_length",
 ]

@@ -1,4 +1,4 @@
-"""Report: the one result object every renderer reads (SPEC section 3 as a dict, plus warnings)."""
+"""Report: the one result object every renderer reads (the JSON result of docs/results.md as a dict, plus warnings)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class Report:
-    """A run's result. `data` is the JSON result of SPEC section 3 (strict JSON: no NaN);
+    """A run's result. `data` is the JSON result of docs/results.md (strict JSON: no NaN);
     `warnings` are plain sentences for the user (an overloaded tier, an SLO without data)."""
 
     data: dict[str, Any]

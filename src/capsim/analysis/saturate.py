@@ -3,7 +3,7 @@
 Every open class's rate is scaled by one factor (the mix stays as written; closed classes stay
 as written). The analytic light-load bounds give the starting bracket; simulation with
 replications and common random numbers measures the curve and refines three rates:
-the saturation rate (utilisation law on the bottleneck, moved when its confirmation fails), the
+the saturation rate (utilization law on the bottleneck, moved when its confirmation fails), the
 knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
 lower bound, and only a rate verified at the scenario's run length). Points near saturation run
 longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
@@ -26,6 +26,8 @@ from capsim.analysis.points import (
     measure,
     measure_all,
     open_rate,
+    percentile_needs,
+    sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
@@ -92,6 +94,7 @@ class CurvePoint:
             "utilization": {name: t["utilization"] for name, t in data["tiers"].items()},
             "occupancy": {name: t.get("occupancy") for name, t in data["tiers"].items()},
             "duration": self.point.model.simulation.duration,
+            "replications": self.point.model.simulation.replications,
             "stable": self.point.stable,
             "meets_slos": self.point.meets if model.slos else None,
             "classes": {
@@ -200,19 +203,22 @@ class _Searcher:
         self.cache: dict[float, CurvePoint] = {}
         self.saturation_rate: float | None = None
         self.bottleneck_share = 1.0
+        self.needs: list[tuple[float, int]] = []
 
     def duration_at(self, rate: float, model: Model) -> float:
-        """`model`'s run length, stretched near the saturation estimate."""
+        """`model`'s run length, stretched near the saturation estimate and until every
+        percentile objective expects enough values per replication (docs/capacity.md)."""
         simulation = model.simulation
         per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
         cap = 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
-        return near_saturation_duration(
+        near = near_saturation_duration(
             simulation.duration,
             rate,
             self.saturation_rate,
             (self.saturation_rate or 0.0) * self.bottleneck_share,
             cap,
         )
+        return sampled_duration(near, rate, self.needs, cap)
 
     def at(self, rate: float, what: str) -> CurvePoint:
         return self.at_all([rate], what)[0]
@@ -361,6 +367,7 @@ def find_saturation(
     )
     searcher.saturation_rate = analytic_saturation
     searcher.bottleneck_share = shares.get(analytic_bottleneck, 1.0)
+    searcher.needs = percentile_needs(model, analytic)
     usable = usable_share(model)
 
     def saturated(point: CurvePoint) -> bool:
@@ -525,7 +532,7 @@ def find_saturation(
 
 def _held_by(tier: Tier) -> str:
     """The figure that saturates a tier: workers held (occupancy) where they block on their
-    calls or consume a queue, the work itself (utilisation) elsewhere."""
+    calls or consume a queue, the work itself (utilization) elsewhere."""
     makes_calls = any(work.calls for work in tier.work)
     return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
 
@@ -589,6 +596,22 @@ def _find_knee(
     return None
 
 
+def _only_by_noise(point: CurvePoint) -> str:
+    """A hint when every failed objective is within its limit and fails only by the upper end
+    of its 95% interval: the interval, not the system, decides; it narrows with more data."""
+    point_ = point.point
+    failed = [check for check in point_.checks if not check.passed]
+    if not point_.stable or not failed:
+        return ""
+    if any(check.observed is None or check.observed > check.limit for check in failed):
+        return ""
+    return (
+        " (within the limit, failing only by the upper end of its 95% interval across "
+        "replications: a noisy estimate at this light load; more replications "
+        "(--replications) or longer points (--duration) narrow it)"
+    )
+
+
 def _slo_limit(
     searcher: _Searcher, ceiling: float | None, precision: float, notes: list[str]
 ) -> float | None:
@@ -603,6 +626,7 @@ def _slo_limit(
             f"the SLOs fail even at {curve[0].rate:.4g}/s "
             f"({GRID[0]:.0%} of the analytic saturation rate): "
             + "; ".join(curve[0].point.failures)
+            + _only_by_noise(curve[0])
         )
         return None
     passing = curve[0]
@@ -691,6 +715,7 @@ def _verify(
         {
             "rate": p.rate,
             "duration": p.point.model.simulation.duration,
+            "replications": p.point.model.simulation.replications,
             "meets_slos": p.point.meets,
             "failures": p.point.failures,
         }
@@ -719,7 +744,7 @@ def _verify(
     return passed, {
         "rate": passed.rate,
         "duration": passed.point.model.simulation.duration,
-        "replications": model.simulation.replications,
+        "replications": passed.point.model.simulation.replications,
         "meets_slos": True,
         "failures": [],
         "attempts": attempts,

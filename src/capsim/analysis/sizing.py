@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,12 +21,14 @@ from capsim.analysis.points import (
     light_load_solution,
     measure_all,
     open_rate,
+    percentile_needs,
+    sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
 from capsim.engine.executors import Executor
-from capsim.engine.runner import DEFAULT_MAX_REQUESTS
-from capsim.errors import CapsimError, UsageError
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
+from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.types import Model, Pool, Sizing, Slo, Tier
 from capsim.units import UnitError, format_ratio, parse_rate, parse_ratio
 
@@ -39,6 +42,12 @@ MAX_EVALUATIONS = 400
 DEFAULT_HEADROOM = 0.10
 #: Above this occupancy a tier of the answer gets a warning (with --headroom below 10%).
 WARN_OCCUPANCY = 0.90
+#: A tier sized beyond this many units shrinks in halving steps (an eighth of it first, then
+#: half that, ... down to one), so a search near 100,000 instances takes tens of measurements,
+#: not thousands. Below it the search removes one unit at a time, as it always did.
+GALLOP_ABOVE = 256
+#: A search estimated to simulate more requests than this is announced before it starts.
+ANNOUNCE_REQUESTS = 10_000_000
 
 
 class SizingError(CapsimError):
@@ -267,6 +276,7 @@ class _Search:
         self.max_requests = max_requests
         self.cache: dict[tuple[float, tuple[int, ...]], Point] = {}
         self.evaluations = 0
+        self.simulated = 0.0  # requests simulated so far, over every measurement
 
     def key(self, values: dict[str, int]) -> tuple[int, ...]:
         return tuple(values[d.name] for d in self.dims)
@@ -286,6 +296,17 @@ class _Search:
                     f"the sizing search measured {MAX_EVALUATIONS} configurations without "
                     "settling; narrow the tiers' sizing ranges or raise --replications"
                 )
+            cost = estimate_requests(model) * len(new)
+            if self.simulated + cost > self.max_requests:
+                raise ResourceLimitError(
+                    f"the sizing search has measured {self.evaluations} configuration(s) and "
+                    f"simulated about {self.simulated:.3g} requests; the next "
+                    f"{'one' if len(new) == 1 else f'{len(new)}'} ({cost:.3g} requests) would "
+                    f"pass the limit of {self.max_requests:.3g} for the whole search. Shorten "
+                    "the search points (--duration, --replications), or allow it with "
+                    f"--max-requests {(self.simulated + cost) * 2:.2g}."
+                )
+            self.simulated += cost
             labels = [
                 f"point {self.evaluations + i + 1}: {what}: "
                 + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
@@ -374,6 +395,11 @@ class _Search:
             for d in sorted(self.dims, key=lambda d: -d.unit_cost):
                 if values[d.name] <= d.low:
                     continue
+                if values[d.name] > GALLOP_ABOVE:
+                    shrunk = self.gallop(values, d, model)
+                    if shrunk is not None:
+                        values, changed = shrunk, True
+                        break
                 trial = {**values, d.name: values[d.name] - 1}
                 if self.measure(trial, model, "shrinking").meets:
                     values, changed = trial, True
@@ -400,6 +426,17 @@ class _Search:
                     break
         return values
 
+    def gallop(self, values: dict[str, int], d: Dimension, model: Model) -> dict[str, int] | None:
+        """The first of `values` less an eighth, a sixteenth, ... (more than one unit) of
+        dimension `d` that still meets every objective; None when none does."""
+        step = _step(values[d.name])
+        while step > 1:
+            trial = {**values, d.name: max(d.low, values[d.name] - step)}
+            if trial[d.name] < values[d.name] and self.measure(trial, model, "shrinking").meets:
+                return trial
+            step //= 2
+        return None
+
 
 def _step(value: int) -> int:
     """Growth step: one unit for small tiers, about an eighth for large ones."""
@@ -418,6 +455,7 @@ def size_tiers(
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The cheapest capacity meeting every SLO at `load` x the scenario's open traffic.
 
@@ -425,7 +463,9 @@ def size_tiers(
     (occupancy <= 1 - headroom); None or 0 allows the edge, and the answer then warns about
     every tier above WARN_OCCUPANCY. Autoscaled tiers are evaluated at their `autoscale.max`
     instances and sized by it (docs/capacity.md, "Autoscaled tiers").
-    Raises SizingError (exit 1) when no capacity within the sizing limits meets the SLOs.
+    Raises SizingError (exit 1) when no capacity within the sizing limits meets the SLOs, and
+    ResourceLimitError when the whole search would simulate more than `max_requests` requests.
+    `announce` hears, before the search starts, what a long search will cost.
     """
     autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
     target, notes = at_max_replicas(scale_open_traffic(model, load))
@@ -441,7 +481,7 @@ def size_tiers(
     limit: dict[str, float] = {}
     for slo in model.slos:
         # The light-load bound counts held workers: an occupancy limit bounds exactly that, a
-        # utilisation limit (the work alone) only where workers are not held through calls.
+        # utilization limit (the work alone) only where workers are not held through calls.
         tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
         if tier is not None and (
             slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
@@ -466,9 +506,29 @@ def size_tiers(
             model.simulation.duration,
             max(REQUESTS_PER_POINT / total_rate if total_rate else 0.0, MIN_SEARCH_DURATION),
         )
-    search_model = with_run_length(target, duration, replications)
-    full_model = with_run_length(target, None, max(model.simulation.replications, replications))
+    # Every point runs long enough for each percentile objective's samples (docs/capacity.md).
+    needs = percentile_needs(target, light_load_solution(target, capsim_version))
+    search_model = _sampled(with_run_length(target, duration, replications), needs, max_requests)
+    full_model = _sampled(
+        with_run_length(target, None, max(model.simulation.replications, replications)),
+        needs,
+        max_requests,
+    )
     search = _Search(target, dims, extra, capsim_version, progress, max_requests, executor)
+    plan = plan_search(start, dims, search_model, full_model)
+    if plan.likely > max_requests:
+        raise ResourceLimitError(
+            f"this sizing would simulate about {plan.likely:.3g} requests ({plan.describe()}), "
+            f"more than the limit of {max_requests:.3g} for the whole search. Shorten the "
+            "search points (--duration 1s, --replications 1), or allow it with --max-requests "
+            f"{plan.likely * 1.1:.2g}."
+        )
+    if announce is not None and plan.likely > ANNOUNCE_REQUESTS:
+        announce(
+            f"this sizing will simulate about {plan.likely:.3g} requests ({plan.describe()}); "
+            "it may take a long time. --duration and --replications make each measurement "
+            "cheaper; --max-requests caps the whole search."
+        )
     values = search.shrink(search.grow(start, search_model), search_model)
     final = search.measure(values, full_model, "verifying")
     fidelity = "search"
@@ -548,6 +608,7 @@ def size_tiers(
         "headroom": headroom,
         "redundancy": f"n+{redundancy}" if redundancy else "n",
         "tiers": tiers_out,
+        "currency": model.currency,
         "total_cost_per_hour": total_cost if priced else None,
         "cost_per_million_requests": per_million,
         "slos": [c.as_dict() for c in intact.checks],
@@ -555,12 +616,12 @@ def size_tiers(
         "passed": intact.meets and final.meets,
         "verified": intact.meets and final.meets,
         "verification": {
-            "duration": model.simulation.duration,
-            "replications": model.simulation.replications,
+            "duration": intact.model.simulation.duration,
+            "replications": intact.model.simulation.replications,
             "failures": intact.failures + (final.failures if redundancy else []),
         },
         "search": {
-            "duration": duration,
+            "duration": search_model.simulation.duration,
             "replications": replications,
             "evaluations": search.evaluations,
             "minimality_checked_at": fidelity,
@@ -573,6 +634,16 @@ def size_tiers(
         "notes": notes,
         "warnings": warnings,
     }
+
+
+def _sampled(model: Model, needs: list[tuple[float, int]], max_requests: float) -> Model:
+    """`model` run long enough for every percentile objective's samples per replication, within
+    half of `max_requests` for all its replications."""
+    simulation = model.simulation
+    rate = open_rate(model)
+    per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
+    cap = 0.5 * max_requests / per_second if per_second > 0 else math.inf
+    return with_run_length(model, sampled_duration(simulation.duration, rate, needs, cap), None)
 
 
 def _occupancy_warnings(
@@ -596,6 +667,50 @@ def _occupancy_warnings(
             '(docs/capacity.md, "Headroom")'
         )
     return warnings
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a sizing search costs, estimated before it starts (requests over all replications)."""
+
+    per_point: float  # one search measurement
+    per_verification: float  # one measurement at the scenario's own run length
+    least_points: int  # the start, one shrinking try per sized tier, the one-fewer checks
+    likely_points: int  # ... plus the halving steps of the tiers sized beyond GALLOP_ABOVE
+
+    @property
+    def least(self) -> float:
+        return self.least_points * self.per_point + self.per_verification
+
+    @property
+    def likely(self) -> float:
+        return self.likely_points * self.per_point + self.per_verification
+
+    def describe(self) -> str:
+        return (
+            f"{self.least_points} to about {self.likely_points} search measurements of "
+            f"{self.per_point:.3g} requests and a verification of {self.per_verification:.3g}"
+        )
+
+
+def plan_search(
+    start: dict[str, int], dims: list[Dimension], search_model: Model, full_model: Model
+) -> SearchPlan:
+    """The least and the likely cost of a search that starts at `start`: growth by an eighth
+    overshoots by up to an eighth, and halving steps find the answer in about log2 steps each
+    tried twice."""
+    least = 1 + 2 * len(dims)
+    likely = least + sum(
+        2 * max(1, math.ceil(math.log2(max(start[d.name], 2) / 8)))
+        for d in dims
+        if start[d.name] > GALLOP_ABOVE
+    )
+    return SearchPlan(
+        estimate_requests(apply_capacity(search_model, start, dims)),
+        estimate_requests(apply_capacity(full_model, start, dims)),
+        least,
+        likely,
+    )
 
 
 def _one_fewer(

@@ -31,7 +31,8 @@ class SizingReport:
     `cdf`: per class, `latency` (seconds) and `fraction` (cumulative, in (0, 1]).
     `curve`: the p99-against-load curve (see `load_curve`), or None with `curve_note` saying why.
     `bottleneck`: the busiest tier, its occupancy and the estimated saturation rate.
-    `costs`: per priced tier, units, price per unit-hour, cost per hour and per month.
+    `costs`: per priced tier, units, price per unit-hour, cost per hour and per month, in
+    `currency` (None: the scenario names none).
     """
 
     result: dict[str, Any]
@@ -42,6 +43,7 @@ class SizingReport:
     bottleneck: dict[str, Any] | None = None
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     scenario_path: str = ""
+    currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
     #: The scenario's `description` (free text, may span lines; shown under the title).
     description: str = ""
 
@@ -78,6 +80,10 @@ def find_bottleneck(model: Model, result: dict[str, Any]) -> dict[str, Any] | No
         if not traffic.is_closed
     )
     saturation = open_rate / held if held > 0 and open_rate > 0 else None
+    for failure in result.get("overloaded") or []:
+        # Fully held, open / held is today's load: the overload entry's capacity tells more.
+        if failure.get("tier") == name and failure.get("saturation_rate"):
+            saturation = failure["saturation_rate"]
     return {
         "tier": name,
         "occupancy": held,
@@ -179,6 +185,7 @@ def build_sizing_report(
         bottleneck=find_bottleneck(model, summary.data),
         costs=tier_costs(model),
         scenario_path=model.source,
+        currency=model.currency,
         description=model.description,
     )
     if not curve:
@@ -213,5 +220,6 @@ def build_sizing_report(
             "offered_rate": saturation.get("offered_rate"),
             "saturation_rate": saturation["saturation_rate"],
             "source": "capsim saturate",
+            "analytic_rate": (saturation.get("analytic") or {}).get("saturation_rate"),
         }
     return report

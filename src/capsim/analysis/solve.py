@@ -27,13 +27,35 @@ from capsim.model.types import (
     Tier,
     TrafficClass,
 )
-from capsim.model.visits import call_matrix, expected_visits
+from capsim.model.visits import expected_visits
 
 
 class UnstableModelError(CapsimError):
-    """An open station is offered at least its capacity: no steady state exists."""
+    """An open station is offered at least its capacity: no steady state exists.
+
+    Carries its figures (None when the raiser does not know them): `tier`, the first overloaded
+    tier's name; `rho`, its load; `offered_rate` and `capacity` in requests per second at that
+    station; `saturation_rate`, the total rate (all classes, mix as written) at which the system
+    saturates."""
 
     exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tier: str | None = None,
+        rho: float | None = None,
+        offered_rate: float | None = None,
+        capacity: float | None = None,
+        saturation_rate: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.tier = tier
+        self.rho = rho
+        self.offered_rate = offered_rate
+        self.capacity = capacity
+        self.saturation_rate = saturation_rate
 
 
 @dataclass
@@ -86,6 +108,17 @@ def _mean_response(
     return response, calls_time, approximate
 
 
+def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
+    """The waiting room of a database whose connection pool bounds the calls in the system:
+    at most `pool.size + max_waiting` (per instance: shared evenly), `servers` of them served,
+    so the rest wait (for a connection, or for a worker when the pool is larger than the
+    workers); None without a pool or without `max_waiting`."""
+    pool = tier.pool
+    if pool is None or pool.max_waiting is None:
+        return None
+    return max(0, (pool.size + pool.max_waiting) // max(instances, 1) - servers)
+
+
 def _station(
     tier: Tier,
     rates: np.ndarray,
@@ -101,7 +134,9 @@ def _station(
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
-        return StationResult(0.0, instances, None, 0.0, 0.0)
+        return StationResult(
+            arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
+        )
     share = rates / total
     work = float(share @ work_means)
     hold = float(share @ holding)
@@ -129,25 +164,57 @@ def _station(
             wait_survival=lambda t: 0.0,
             sojourn_survival=lambda t: 0.0,
         )
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     rho = lam * hold / servers
     balancing = tier.balancing
-    if tier.max_queue is not None:
-        capacity = servers + tier.max_queue
-        if tier.max_queue == 0 or scv == 1.0:
+    waiting_room = _pool_waiting_room(tier, servers, instances)
+    if waiting_room is not None:
+        notes.append(
+            "the connection pool bounds the calls: M/M/c/K with c = min(workers, pool.size), "
+            "K = pool.size + max_waiting"
+        )
+    else:
+        waiting_room = tier.max_queue
+    if waiting_room is not None:
+        capacity = servers + waiting_room
+        if waiting_room == 0 or scv == 1.0:
             figures = formulas.mmck(servers, capacity, lam, hold)
-            if scv != 1.0 and tier.max_queue > 0:
+            if scv != 1.0 and waiting_room > 0:
                 notes.append("M/M/c/K assumes exponential service")
         else:
             figures = formulas.mmck(servers, capacity, lam, hold)
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append("M/M/c/K with non-exponential service (approximate)")
+        if blocking_holds or (instances > 1 and waiting_room != tier.max_queue):
+            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
         if instances > 1 and balancing != "random":
             figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
             notes.append(f"{balancing} balancing treated as random splitting")
-        return StationResult(total, instances, figures, hold, work, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=figures,
+            holding_time=hold,
+            work_time=work,
+            notes=notes,
+        )
     if rho >= 1.0:
-        return StationResult(total, instances, None, hold, work, unstable_rho=rho, notes=notes)
+        return StationResult(
+            arrival_rate=total,
+            instances=instances,
+            figures=None,
+            holding_time=hold,
+            work_time=work,
+            unstable_rho=rho,
+            notes=notes,
+        )
     if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
         sigma = formulas.round_robin_sigma(instances, lam, hold)
         mu = 1.0 / hold
@@ -190,7 +257,14 @@ def _station(
         figures = formulas.mgc_approx(servers, lam, hold, scv)
     if blocking_holds:
         figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-    return StationResult(total, instances, figures, hold, work, notes=notes)
+    return StationResult(
+        arrival_rate=total,
+        instances=instances,
+        figures=figures,
+        holding_time=hold,
+        work_time=work,
+        notes=notes,
+    )
 
 
 def capacity_key(tier: Tier, group: str = "instances") -> str:
@@ -225,22 +299,6 @@ def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
         read = tier.work[k].read_ratio
         return (1 - read) * blocked[0] + read * blocked[1]
     return blocked[0] if blocked else 0.0
-
-
-def synchronous_visits(model: Model) -> np.ndarray:
-    """V[k, i]: expected visits to tier i within one request of class k's own response: a
-    queue is visited (its publish), the work of its consumers is not."""
-    n = len(model.tiers)
-    visits = np.zeros((len(model.classes), n))
-    for traffic in model.classes:
-        matrix = call_matrix(model, traffic.index)
-        for tier in model.tiers:
-            if tier.is_async:
-                matrix[tier.index, :] = 0.0
-        entry = np.zeros(n)
-        entry[traffic.entry] = 1.0
-        visits[traffic.index] = np.linalg.solve((np.eye(n) - matrix).T, entry)
-    return visits
 
 
 def _lone_process_station(model: Model, tier: Tier, visits: np.ndarray) -> TrafficClass | None:
@@ -490,11 +548,17 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     ]
     if unstable and not mark_overload:
         tier, label, st = unstable[0]
+        capacity_rate = _station_capacity(tier, st)
         raise UnstableModelError(
             f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
-            f"{_station_capacity(tier, st):.4g}/s capacity); system saturates at "
+            f"{capacity_rate:.4g}/s capacity); system saturates at "
             f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
-            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load."
+            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
+            tier=tier.name,
+            rho=st.unstable_rho,
+            offered_rate=st.arrival_rate,
+            capacity=capacity_rate,
+            saturation_rate=saturation,
         )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
@@ -571,7 +635,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         }
 
     classes_out: dict[str, Any] = {}
-    sync_visits = synchronous_visits(model)
+    sync_visits = expected_visits(model, synchronous=True)
     for traffic in model.classes:
         k = traffic.index
         response, _, parallel_approx = _mean_response(model, k, per_class_response[k])

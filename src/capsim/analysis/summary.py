@@ -1,9 +1,9 @@
-"""summarise: pools replications' measurements into the JSON result of SPEC section 3.
+"""summarise: pools replications' measurements into the JSON result of docs/results.md.
 
 Across replications:
 * counts (`completed`, `errors`, `rejected`, `arrivals`, `timed_out`) are per replication: the
   total over all replications divided by their number, rounded (so that `completed` =
-  `throughput` x `duration`, as in SPEC section 3's example); `error_rate` is from the totals;
+  `throughput` x `duration`, as in docs/results.md's example); `error_rate` is from the totals;
 * rates (`offered_rate`, `throughput`) are per second of measured time: total / (replications x
   duration), i.e. the mean over replications;
 * percentiles, means and maxima of times come from the merged histograms of every replication;
@@ -14,7 +14,6 @@ Across replications:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +33,12 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
+from capsim.model import features
 from capsim.model.types import (
     PERCENTILES,
     STATISTICS,
-    Call,
     Model,
-    Parallel,
     Slo,
-    Step,
     Tier,
     TraceArrivals,
 )
@@ -194,11 +191,7 @@ def _refused(tier_run: TierRun) -> int:
 def conditions_change(model: Model) -> bool:
     """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
     warming up): only then can an overload begin late in the window."""
-    return (
-        any(traffic.profile for traffic in model.classes)
-        or bool(model.faults)
-        or any(tier.autoscale is not None or tier.cold_lru is not None for tier in model.tiers)
-    )
+    return features.conditions_change(model)
 
 
 def assess_stability(
@@ -263,41 +256,12 @@ def assess_stability(
 def _retried_tiers(model: Model) -> set[int]:
     """Tiers called with a timeout, retries, a breaker or a bulkhead somewhere (their entries
     count retries, timeouts, short-circuited and bulkhead-refused calls)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and (
-                step.timeout is not None
-                or step.retry is not None
-                or step.circuit_breaker is not None
-                or step.bulkhead is not None
-            ):
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "retries")
 
 
 def _hedged_tiers(model: Model) -> set[int]:
     """Tiers some caller calls with a hedge (their entries count the hedges)."""
-    found: set[int] = set()
-
-    def visit(steps: tuple[Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, Call) and step.hedge is not None:
-                found.add(step.tier)
-            elif isinstance(step, Parallel):
-                visit(step.branches)
-
-    for tier in model.tiers:
-        for work in tier.work:
-            visit(work.calls)
-    return found
+    return features.callees_reporting(model, "hedges")
 
 
 def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
@@ -318,8 +282,10 @@ def _hedge_figures(per_run: list[TierRun]) -> dict[str, Any]:
 
 
 def _summarise_tier(
-    model: Model, tier: Tier, runs: list[RunResult]
+    model: Model, tier: Tier, runs: list[RunResult], retried: set[int] | None = None
 ) -> tuple[dict[str, Any], Stability]:
+    """One tier's figures; `retried` is `_retried_tiers(model)` (found once per summary: per
+    tier it would cost tiers x tiers)."""
     replications = len(runs)
     measured = sum(run.duration for run in runs)
     per_run = [run.tiers[tier.index] for run in runs]
@@ -379,7 +345,7 @@ def _summarise_tier(
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
         }
-    if tier.index in _retried_tiers(model):
+    if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
@@ -415,12 +381,12 @@ def _summarise_tier(
 
 
 def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] | None:
-    """The `timeseries` of SPEC section 3, pooled over replications (None: none recorded).
+    """The result's `timeseries` (docs/results.md), pooled over replications (None: none recorded).
 
     Per bucket, counts and time integrals are summed over replications and divided by
     replications x the bucket's length (so rates and time averages are replication means);
     `error_rate` is errors / (completed + errors) from those sums; `p99` comes from the
-    pooled per-bucket latency histograms; utilisation and occupancy are over live instances.
+    pooled per-bucket latency histograms; utilization and occupancy are over live instances.
     """
     series = [run.series for run in runs if run.series is not None]
     if len(series) != len(runs) or not series:
@@ -599,7 +565,7 @@ def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict
     """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
 
     `capacity`: the completions per second the tier would reach with every worker held, by
-    the utilisation law: throughput / the share of its workers held (occupancy, or utilisation
+    the utilization law: throughput / the share of its workers held (occupancy, or utilization
     where that is higher). With a constant overload this is its throughput; with a peak late in
     the window it is not diluted by the quiet part before it.
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
@@ -630,6 +596,8 @@ def overload_sentence(failure: dict[str, Any]) -> str:
     if failure.get("saturation_rate"):
         text += (
             f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+            " (this run's utilization-law estimate: the tier's capacity over its arrivals per "
+            "open request)"
         )
     return text + "; its figures are not steady-state figures."
 
@@ -702,12 +670,12 @@ def _saturation_hint(model: Model, capsim_version: str) -> str | None:
     try:
         solve(model, capsim_version=capsim_version)
     except UnstableModelError as error:
-        found = re.search(r"system saturates at ([0-9.eE+\-]+) req/s", str(error))
-        if found is None:
+        rate = error.saturation_rate
+        if rate is None or not math.isfinite(rate):
             return None
         return (
-            f"saturation: the system saturates at about {found.group(1)} req/s "
-            "(analytic estimate, see capsim solve)."
+            f"saturation: the system saturates at about {rate:.4g} req/s "
+            "(analytic bound from the queueing formulas, see capsim solve)."
         )
     except (CapsimError, ArithmeticError, ValueError):
         return None
@@ -723,7 +691,7 @@ def summarise(
     capsim_version: str,
     requested: int | None = None,
 ) -> Report:
-    """Pool every replication of `model` into a Report whose data follows SPEC section 3.
+    """Pool every replication of `model` into a Report whose data follows docs/results.md.
 
     With `requested` replications of which fewer ran (an interrupted run), the result is marked
     `partial`."""
@@ -731,13 +699,14 @@ def summarise(
         raise ValueError("summarise needs at least one replication's results")
     warnings: list[str] = []
     tiers: dict[str, Any] = {}
+    retried = _retried_tiers(model)
     classes = _summarise_classes(model, runs)
     open_offered = sum(
         classes[traffic.name]["offered_rate"] for traffic in model.classes if not traffic.is_closed
     )
     overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
-        entry, stability = _summarise_tier(model, tier, runs)
+        entry, stability = _summarise_tier(model, tier, runs, retried)
         tiers[tier.name] = entry
         if not stability.stable:
             failure = overload_entry(tier.name, entry, open_offered)

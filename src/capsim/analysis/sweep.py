@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.points import Progress, headline
+from capsim.analysis.points import Progress, headline, scale_open_traffic
 from capsim.analysis.summary import summarise
 from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
-from capsim.errors import Interrupted, UsageError
+from capsim.errors import Interrupted, UsageError, clip
 from capsim.model.build import build_model
 from capsim.model.types import Model
 from capsim.scenario import load_scenario
@@ -58,6 +59,16 @@ def _yaml_value(text: str) -> Any:
 
 def _number(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _distinct_steps(start_text: str, stop_text: str, steps: int) -> int:
+    """`steps`, or fewer between two whole numbers: more steps than the numbers between them
+    give each number once (the rounding merges the rest), so no more are made."""
+    start, stop = _yaml_value(start_text), _yaml_value(stop_text)
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop))
+    if whole and steps > abs(stop - start) + 1:
+        return int(abs(stop - start) + 1)
+    return steps
 
 
 def _interpolate(start_text: str, stop_text: str, steps: int) -> list[str]:
@@ -120,12 +131,23 @@ def parse_vary(text: str) -> Vary:
             if not steps_text.isdigit() or int(steps_text) < 1:
                 raise UsageError(f"--vary {text!r}: STEPS after ':' is a whole number of 1 or more")
             steps = int(steps_text)
+        steps = _distinct_steps(match.group("start"), match.group("stop"), steps)
+        if steps > MAX_POINTS:
+            raise UsageError(
+                f"--vary {clip(text, 200)}: {steps:,} steps, more than the {MAX_POINTS} points a "
+                "sweep may have; use fewer STEPS"
+            )
         values = _interpolate(match.group("start"), match.group("stop"), steps)
     else:
         try:
             items = _yaml_value(f"[{value_text}]")
         except ValueError as error:
             raise UsageError(f"--vary {text!r}: {error}") from None
+        if len(items) > MAX_POINTS:
+            raise UsageError(
+                f"--vary {clip(text, 200)}: {len(items):,} values, more than the {MAX_POINTS} "
+                "points a sweep may have"
+            )
         values = [json.dumps(item, ensure_ascii=False) for item in items]
     if not values:
         raise UsageError(f"--vary {text!r}: no values")
@@ -146,20 +168,23 @@ def run_sweep(
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
+    load: float = 1.0,
 ) -> dict[str, Any]:
-    """Run the scenario at every combination of the varied values (a grid when several)."""
+    """Run the scenario at every combination of the varied values (a grid when several), with
+    every open class's rate multiplied by `load`."""
     if not varies:
         raise UsageError("capsim sweep needs at least one --vary PATH=FROM..TO[:STEPS]")
+    size = math.prod(len(v.values) for v in varies)
+    if size > MAX_POINTS:
+        raise UsageError(f"the sweep has {size:,} points, more than {MAX_POINTS}; use fewer STEPS")
     grid = list(itertools.product(*(v.values for v in varies)))
-    if len(grid) > MAX_POINTS:
-        raise UsageError(
-            f"the sweep has {len(grid)} points, more than {MAX_POINTS}; use fewer STEPS"
-        )
     models = []
     for combination in grid:
         assigned = [f"{v.path}={value}" for v, value in zip(varies, combination, strict=True)]
         # An invalid point raises ScenarioError naming the --set that made it, before any runs.
-        models.append(build_model(load_scenario(scenario, [*overrides, *assigned])))
+        models.append(
+            scale_open_traffic(build_model(load_scenario(scenario, [*overrides, *assigned])), load)
+        )
     name = models[0].name if models else str(scenario)
     labels = [f"point {i + 1}/{len(grid)}" for i in range(len(grid))]
     try:
@@ -188,6 +213,7 @@ def run_sweep(
         "seed": seed,
         "replications": replications,
         "duration": duration,
+        "load": load,
         "vary": [{"path": v.path, "values": [_display(x) for x in v.values]} for v in varies],
         "points": points,
         "common_random_numbers": True,

@@ -22,7 +22,7 @@ from capsim.textsafe import visible
 app = typer.Typer(
     name="capsim",
     help="Capacity-planning simulator: from a YAML scenario to latency percentiles, "
-    "utilisation and SLO verdicts.",
+    "utilization and SLO verdicts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -222,6 +222,14 @@ SchedulerOption = Annotated[
         metavar="tcp://HOST:PORT",
     ),
 ]
+LoadOption = Annotated[
+    str | None,
+    typer.Option(
+        "--load",
+        help="Scale every open class's rate (the mix stays as written): a factor (3x, 150%) "
+        "or a total open rate (3000/s).",
+    ),
+]
 
 
 @contextmanager
@@ -240,6 +248,34 @@ def _executor(
         )
     with open_executor(kind, workers, scheduler) as opened:
         yield opened
+
+
+def _with_load(model: Any, load: str | None) -> tuple[Any, float]:
+    """`model` with its open traffic scaled by `--load` (unchanged without it), and the factor."""
+    if load is None:
+        return model, 1.0
+    from capsim.analysis.points import open_rate, scale_open_traffic
+    from capsim.analysis.sizing import parse_load
+
+    factor = parse_load(load, open_rate(model))
+    return scale_open_traffic(model, factor), factor
+
+
+def _what_if_options(set_: list[str] | None, load: str | None) -> str:
+    """The --set and --load options as a shell would need them, to repeat in suggested commands."""
+    import shlex
+
+    words = [f"--set {shlex.quote(item)}" for item in set_ or []]
+    if load is not None:
+        words.append(f"--load {shlex.quote(load)}")
+    return "".join(f" {word}" for word in words)
+
+
+def _table_width(output: Path | None) -> int:
+    """Tables fit the terminal they are printed on; a file gets the default width."""
+    from capsim.outputs.fit import DEFAULT_WIDTH, terminal_width
+
+    return terminal_width() if output is None else DEFAULT_WIDTH
 
 
 def statistics_overrides(percentiles: str | None, share_over: list[str] | None) -> list[str]:
@@ -297,6 +333,12 @@ def _color_for(output: Path | None) -> bool:
     from capsim.outputs.files import is_stdout
 
     return (output is None or is_stdout(output)) and color_allowed(sys.stdout)
+
+
+def _shell_path(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 def _size_option(text: str, option: str) -> float:
@@ -415,6 +457,7 @@ def run(
     share_over: ShareOverOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     engine: Annotated[
         Engine,
         typer.Option(
@@ -451,8 +494,22 @@ def run(
             "choose the bucket with --set simulation.timeseries=10s.",
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also say which engine path ran and why (as the JSON does)."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Drop the next-steps footer under the table."),
+    ] = False,
 ) -> None:
-    """Simulate a scenario and print its results."""
+    """Simulate a scenario and print its results.
+
+    The table ends with next steps: the bottleneck tier, its headroom to saturation by the
+    analytic bound, and the commands to dig further (--quiet drops them).
+    """
     from dataclasses import replace
 
     from capsim.outputs import render
@@ -463,7 +520,9 @@ def run(
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        model, factor = _with_load(
+            capsim.build_model(capsim.load_scenario(scenario, overrides)), load
+        )
         if timeseries:
             model = replace(model, timeseries=True)
         memory_limit = _size_option(max_memory, "--max-memory")
@@ -482,6 +541,8 @@ def run(
             if stop.report is None:
                 raise
             interrupted, report = stop, stop.report
+        if load is not None:
+            report.data["load"] = factor
         console = _stderr()
         for warning in report.warnings:
             _say(console, f"warning: {warning}")
@@ -491,7 +552,25 @@ def run(
             _say(console, f"interrupted: {output} was not written.")
             raise typer.Exit(interrupted.exit_code)
         color = _color_for(output)
-        _emit(render(report, output_format.value, color=color), output)
+        footer: list[str] = []
+        if output_format is OutputFormat.table and not quiet and interrupted is None:
+            from capsim.analysis.headroom import analytic_headroom
+            from capsim.outputs.table import next_steps
+
+            footer = next_steps(
+                analytic_headroom(model, capsim.__version__),
+                _shell_path(scenario),
+                _what_if_options(set_, load),
+            )
+        text = render(
+            report,
+            output_format.value,
+            color=color,
+            width=_table_width(output),
+            verbose=verbose,
+            footer=footer,
+        )
+        _emit(text, output)
         if interrupted is not None:
             _say(console, f"{interrupted}.")
             raise typer.Exit(interrupted.exit_code)
@@ -506,7 +585,7 @@ def solve(
 ) -> None:
     """Instant analytic estimates (queueing formulas), no simulation.
 
-    Per tier: offered load, utilisation, mean wait and, where a formula exists, wait
+    Per tier: offered load, utilization, mean wait and, where a formula exists, wait
     percentiles; per class: end-to-end mean latency; the bottleneck and the rate at which the
     system saturates. Every figure says which formula produced it and whether it is exact.
     Exit code 1 when a tier is overloaded (the table marks it).
@@ -522,7 +601,10 @@ def solve(
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
         color = _color_for(output)
-        _emit(render_solve(report, output_format.value, color=color), output)
+        _emit(
+            render_solve(report, output_format.value, color=color, width=_table_width(output)),
+            output,
+        )
         if data["overloaded"]:
             # The estimates are printed; the exit code says a tier has no steady state.
             raise typer.Exit(1)
@@ -564,16 +646,28 @@ def schema() -> None:
         sys.stdout.write(render_json_schema())
 
 
+def _print_version(value: bool) -> None:
+    # An eager option's callback runs while the options are parsed, before click asks for a
+    # command: so `capsim --version` alone works.
+    if value:
+        sys.stdout.write(f"capsim {capsim.__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", help="Print capsim's version and exit.", is_eager=True)
+        bool,
+        typer.Option(
+            "--version",
+            help="Print capsim's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
+    """Global options (--version)."""
     _ensure_encodable_streams()
-    if version:
-        sys.stdout.write(f"capsim {capsim.__version__}\n")
-        raise typer.Exit(0)
 
 
 def main() -> None:
@@ -583,4 +677,5 @@ def main() -> None:
 
 from capsim.cli import calibration as _calibration  # noqa: E402,F401  (registers commands)
 from capsim.cli import capacity as _capacity  # noqa: E402,F401  (registers commands)
+from capsim.cli import forecast as _forecast  # noqa: E402,F401  (registers commands)
 from capsim.cli import gate as _gate  # noqa: E402,F401  (registers commands)

@@ -95,7 +95,7 @@ CpuUtilizationOption = Annotated[
     bool,
     typer.Option(
         "--cpu-utilization",
-        help="The CPU series are utilisations (busy fraction of the tier's workers), not busy "
+        help="The CPU series are utilizations (busy fraction of the tier's workers), not busy "
         "cores: they are multiplied by the tier's workers (--workers for calibrate, the "
         "scenario's for backtest).",
     ),
@@ -284,7 +284,7 @@ def backtest(
     utilization_tolerance: Annotated[
         str,
         typer.Option(
-            "--utilization-tolerance", help="Largest relative error of a utilisation (10%)."
+            "--utilization-tolerance", help="Largest relative error of a utilization (10%)."
         ),
     ] = "10%",
     rate_metric: RateMetricOption = None,
@@ -296,7 +296,7 @@ def backtest(
     max_input: MaxInputOption = "512MiB",
 ) -> None:
     """Simulate at the measured load and compare predicted with measured p50/p95/p99 per class
-    and utilisation per tier. Exit 0 when every figure is within tolerance, 1 when the model
+    and utilization per tier. Exit 0 when every figure is within tolerance, 1 when the model
     is off."""
     from capsim.analysis.backtest import (
         Comparison,
@@ -413,7 +413,7 @@ def backtest(
         if not rows:
             raise UsageError(
                 "nothing to compare: the measurements hold no latency percentiles of a scenario class "
-                "and no utilisation of a scenario tier"
+                "and no utilization of a scenario tier"
             )
         data = {
             "scenario": str(scenario),

@@ -11,6 +11,7 @@ import typer
 import capsim
 from capsim.cli.app import (
     ExecutorOption,
+    LoadOption,
     PercentilesOption,
     SchedulerOption,
     SeedOption,
@@ -24,6 +25,8 @@ from capsim.cli.app import (
     _Progress,
     _say,
     _stderr,
+    _table_width,
+    _with_load,
     app,
     statistics_overrides,
 )
@@ -83,6 +86,10 @@ def _duration(text: str | None) -> float | None:
     return value
 
 
+def _announce(note: str) -> None:
+    _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
+
+
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
     from capsim.analysis.stats import sanitise
     from capsim.outputs.capacity import render_capacity
@@ -92,7 +99,7 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     console = _stderr()
     for note in clean.get("warnings", []):
         _say(console, f"warning: {note}")
-    _emit(render_capacity(clean, fmt.value, color=color), output)
+    _emit(render_capacity(clean, fmt.value, color=color, width=_table_width(output)), output)
 
 
 def _model(
@@ -130,6 +137,7 @@ def saturate(
     ] = 2.0,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
@@ -144,7 +152,8 @@ def saturate(
     from capsim.analysis.saturate import find_saturation
 
     with _exit_codes():
-        model = _model(scenario, set_, seed, percentiles, share_over)
+        # --load moves the starting point ("offered now"); the search scans the load from there.
+        model, _ = _with_load(_model(scenario, set_, seed, percentiles, share_over), load)
         with _executor(executor, workers, scheduler) as where, _Progress("saturate") as progress:
             data = find_saturation(
                 model,
@@ -158,6 +167,52 @@ def saturate(
                 executor=where,
             )
         _show(data, output_format, output)
+
+
+def _rate_text(rate: float) -> str:
+    text = f"{rate:.6g}"
+    return f"{rate:.0f}/s" if "e" in text else f"{text}/s"
+
+
+def _sized_scenario_edits(
+    scenario: Path, set_: list[str] | None, data: dict[str, Any], factor: float
+) -> tuple[dict[str, Any], dict[str, str], str]:
+    """What `size --write` changes: the sized capacities and, at a load other than 1x, every
+    open class's rate (and profile) at that load, each with a comment saying so; and a header."""
+    was = {t["path"]: t["was"] for t in data["tiers"].values() if t.get("sized")}
+    # Only what changed: an unchanged value keeps its line and its comment.
+    values: dict[str, Any] = {
+        path: value for path, value in data["overrides"].items() if was.get(path) != value
+    }
+    scaled = "" if factor == 1 else f" at {factor:.3g}x load"
+    comments = {path: f"capsim size{scaled} (was {was.get(path, '?')})" for path in values}
+    if factor != 1:
+        written = capsim.load_scenario(scenario, set_ or [])
+        for name, spec in written.traffic.items():
+            if spec.rate is not None:
+                path = f"traffic.{name}.rate"
+                values[path] = _rate_text(spec.rate * factor)
+                comments[path] = f"{factor:.3g}x the original {_rate_text(spec.rate)} (--load)"
+            if isinstance(spec.profile, list):
+                for index, point in enumerate(spec.profile):
+                    path = f"traffic.{name}.profile.{index}.rate"
+                    values[path] = _rate_text(point.rate * factor)
+                    comments[path] = f"{factor:.3g}x the original (--load)"
+            elif spec.profile is not None:
+                # A profile read from a file is written out inline, scaled: the file stays as is.
+                path = f"traffic.{name}.profile"
+                values[path] = [
+                    {"at": at, "rate": _rate_text(rate * factor)}
+                    for at, rate in spec.profile.points
+                ]
+                comments[path] = f"{factor:.3g}x the profile in {spec.profile.file} (--load)"
+    header = (
+        f"Sized by `capsim size --load {factor:.3g}x`: the open traffic below is {factor:.3g}x\n"
+        "the original, and the capacities meet every SLO at it."
+        if factor != 1
+        else "Sized by `capsim size`: the capacities below meet every SLO at this traffic."
+    )
+    return values, comments, header
 
 
 @app.command()
@@ -216,7 +271,7 @@ def size(
     )
     from capsim.outputs import write_output
     from capsim.safeio import read_capped
-    from capsim.scenario.edit import set_values
+    from capsim.scenario.edit import apply_set_overrides, set_values
     from capsim.scenario.loader import MAX_FILE_BYTES
 
     with _exit_codes():
@@ -236,11 +291,16 @@ def size(
                 progress=progress,
                 max_requests=max_requests,
                 executor=where,
+                announce=_announce,
             )
         if write is not None:
-            # Read again, capped like every input (capsim.safeio).
+            values, comments, header = _sized_scenario_edits(scenario, set_, data, factor)
+            # The scenario as sized, read again capped like every input (capsim.safeio): the
+            # file, the --set overrides and --seed, then the sizes (and the load).
             text = read_capped(scenario, MAX_FILE_BYTES, "a scenario").decode("utf-8-sig")
-            write_output(set_values(text, data["overrides"]), write)
+            used = [*(set_ or []), *capsim.simulation_overrides(seed=seed)]
+            text = apply_set_overrides(text, used)
+            write_output(set_values(text, values, comments, header), write)
             data["written"] = str(write)
         _show(data, output_format, output)
 
@@ -269,6 +329,7 @@ def sweep(
     ] = None,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
@@ -277,7 +338,9 @@ def sweep(
     """A what-if table of the key figures over the values of one or more scenario keys.
 
     Every point runs with the scenario's seed (common random numbers), so differences between
-    points are differences of the values, not of the noise.
+    points are differences of the values, not of the noise. With --load, every point's open
+    traffic is scaled by the same factor (a total rate is turned into a factor on the scenario
+    with its --set values).
     """
     from capsim.analysis.sweep import parse_vary, run_sweep
 
@@ -288,6 +351,7 @@ def sweep(
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
+        _, factor = _with_load(capsim.build_model(capsim.load_scenario(scenario, overrides)), load)
         with _executor(executor, workers, scheduler) as where, _Progress("sweep") as progress:
             data = run_sweep(
                 scenario,
@@ -297,6 +361,7 @@ def sweep(
                 progress=progress,
                 max_requests=max_requests,
                 executor=where,
+                load=factor,
             )
         _show(data, output_format, output)
 
@@ -323,6 +388,7 @@ def compare(
     ] = None,
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
@@ -330,7 +396,7 @@ def compare(
 ) -> None:
     """Two scenarios (or two saved results) side by side, with their differences.
 
-    Per class latency percentiles, throughput and error rate, per tier utilisation; a difference
+    Per class latency percentiles, throughput and error rate, per tier utilization; a difference
     is flagged as beyond noise when its 95% interval excludes zero (paired over replications when
     both scenarios share seed and replications).
     """
@@ -351,5 +417,6 @@ def compare(
                 progress=progress,
                 max_requests=max_requests,
                 executor=where,
+                load=load,
             )
         _show(data, output_format, output)

@@ -17,6 +17,7 @@ from capsim.cli.app import (
     DurationOption,
     Engine,
     ExecutorOption,
+    LoadOption,
     PercentilesOption,
     ReplicationsOption,
     SchedulerOption,
@@ -30,6 +31,7 @@ from capsim.cli.app import (
     _Progress,
     _say,
     _stderr,
+    _with_load,
     app,
     statistics_overrides,
 )
@@ -115,12 +117,15 @@ def _load_baseline(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _check_text(outcome: Any) -> str:
-    """The plain-text view of a check, for the CI log (no control character from data)."""
+def _check_text(outcome: Any, load: float | None = None) -> str:
+    """The plain-text view of a check, for the CI log (`load`: the --load factor, if any; no
+    control character from data)."""
     from capsim.outputs.junit import overload_message, regression_message, slo_message
     from capsim.textsafe import visible
 
     lines = [outcome.headline()]
+    if load is not None:
+        lines.append(f"open traffic at {load:.3g}x the scenario's (--load)")
     for entry in outcome.overloaded:
         lines.append(f"  FAIL  {overload_message(entry)}")
     for verdict in outcome.slos:
@@ -184,6 +189,7 @@ def check(
     duration: DurationOption = None,
     percentiles: PercentilesOption = None,
     share_over: ShareOverOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
     executor: ExecutorOption = None,
@@ -212,7 +218,8 @@ def check(
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        model = capsim.build_model(capsim.load_scenario(scenario, overrides))
+        loaded = capsim.load_scenario(scenario, overrides)
+        model, factor = _with_load(capsim.build_model(loaded), load)
         with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
             report = capsim.simulate(
                 model,
@@ -221,6 +228,8 @@ def check(
                 progress=progress,
                 max_requests=max_requests,
             )
+        if load is not None:
+            report.data["load"] = factor
         console = _stderr()
         for warning in report.warnings:
             _say(console, f"warning: {warning}")
@@ -230,6 +239,9 @@ def check(
             baseline_name=visible(str(baseline)) if baseline is not None else None,
             tolerance=relative,
             inconclusive="pass" if inconclusive is Inconclusive.passes else "fail",
+            tier_lines={
+                n: loaded.problem("", ("tiers", n), at_key=True).line for n in loaded.tiers
+            },
         )
         summary = render_summary(outcome)
         if junit is not None:
@@ -255,7 +267,7 @@ def check(
         elif output_format is CheckFormat.markdown:
             text = summary
         else:
-            text = _check_text(outcome)
+            text = _check_text(outcome, factor if load is not None else None)
         _emit(text, None)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
@@ -296,6 +308,7 @@ def report(
     duration: DurationOption = None,
     percentiles: PercentilesOption = None,
     share_over: ShareOverOption = None,
+    load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
     executor: ExecutorOption = None,
@@ -330,7 +343,7 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model = capsim.build_model(loaded)
+        model, factor = _with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
@@ -351,6 +364,8 @@ def report(
                 max_requests=max_requests,
                 executor=where,
             )
+        if load is not None:
+            sizing.result["load"] = factor
         console = _stderr()
         for warning in sizing.warnings:
             _say(console, f"warning: {warning}")

@@ -28,6 +28,9 @@ from capsim.engine.result import RunResult
 from capsim.errors import SimulationError, UsageError
 from capsim.model.types import Model
 
+#: Tests only: a process-pool worker given this replication index kills itself with SIGKILL, as
+#: the kernel's out-of-memory killer would (tests/test_limits_hostile.py).
+KILL_WORKER_ENV = "CAPSIM_TEST_KILL_REPLICATION"
 #: Executor names accepted by `open_executor` (and the CLI's --executor).
 EXECUTORS = ("serial", "process", "dask")
 #: Seconds a Dask run waits for a cluster with no worker before it gives up (exit 3), and (at
@@ -65,6 +68,11 @@ class Executor:
     kind = "serial"
     #: Tasks that can run at the same time.
     workers = 1
+
+    @property
+    def running_here(self) -> int:
+        """Simulations this machine holds in memory at once (for the pre-flight estimate)."""
+        return self.workers
 
     def run(
         self,
@@ -104,6 +112,13 @@ class SerialExecutor(Executor):
                     progress(index, fraction, what)
 
             on_result(index, run_replication(task.model, task.replication, task.path, part))
+
+
+def run_pooled_task(task: Task) -> RunResult:
+    """`run_task` in a process-pool worker, which the test hook KILL_WORKER_ENV may kill."""
+    if os.environ.get(KILL_WORKER_ENV) == str(task.replication):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_task(task)
 
 
 def _leave_signals_to_the_parent() -> None:
@@ -146,21 +161,24 @@ class ProcessExecutor(Executor):
             SerialExecutor().run(tasks, on_result, progress, tick)
             return
         pool = self._started()
+        finished = 0
+        workers = _WorkerWatch(pool)
         try:
-            futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
+            futures = {pool.submit(run_pooled_task, task): i for i, task in enumerate(tasks)}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
+                workers.look()
                 for future in sorted(done, key=futures.__getitem__):
                     on_result(futures[future], future.result())
+                    finished += 1
                 if tick:
                     tick()
         except BrokenProcessPool:
+            workers.look()
             self._stop()
             raise SimulationError(
-                "a worker process of --executor process died before finishing its simulation "
-                "(killed from outside, or by the system for lack of memory); the run could not "
-                "complete. Run again, with fewer --workers or --executor serial if memory is short."
+                _death_message(workers.exitcode(), finished, len(tasks))
             ) from None
         except BaseException:
             self._stop()
@@ -193,6 +211,50 @@ class ProcessExecutor(Executor):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+class _WorkerWatch:
+    """Remembers the worker processes of a ProcessPoolExecutor as they start, so that when the
+    pool breaks (a worker died: the kernel's out-of-memory killer, a signal, a crash) the exit
+    code of the dead one can be told. The pool keeps them in `_processes` (not public API) and
+    forgets them once broken; Process objects keep their exit code."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.seen: dict[int, Any] = {}
+        self.look()
+
+    def look(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            self.seen.setdefault(id(process), process)
+
+    def exitcode(self) -> int | None:
+        """The exit code of the worker that died, None when unknown. Once one dies the pool
+        terminates the others (SIGTERM), so a code other than SIGTERM's names the first death."""
+        codes = [p.exitcode for p in self.seen.values() if p.exitcode not in (None, 0)]
+        codes.sort(key=lambda code: code == -signal.SIGTERM)
+        return codes[0] if codes else None
+
+
+def _death_message(exitcode: int | None, done: int, count: int) -> str:
+    if exitcode is None:
+        how = "died"
+    elif exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in _SIGNALS else str(-exitcode)
+        how = f"was killed by signal {-exitcode} ({name})"
+        if -exitcode == signal.SIGKILL:
+            how += ", as the kernel's out-of-memory killer does"
+    else:
+        how = f"exited with code {exitcode}"
+    return (
+        f"a worker process of the pool {how} while running a simulation; {done} of {count} "
+        "replication(s) had completed and nothing is reported. Give each worker more memory: "
+        "run fewer at once (fewer --workers) or --executor serial, or lower --max-memory so "
+        "that capsim refuses runs this large before they start."
+    )
+
+
+_SIGNALS = {int(s) for s in signal.Signals}
 
 
 #: A local cluster's workers are forked from a forkserver that imported Dask once, instead of
@@ -305,6 +367,10 @@ class DaskExecutor(Executor):
         if scheduler is not None and workers:
             self._wait_for_workers(workers)
         self.workers = max(self._worker_count(), 1)
+
+    @property
+    def running_here(self) -> int:
+        return self.workers if self._cluster is not None else 1
 
     def _worker_count(self) -> int:
         info = self._client.scheduler_info()
@@ -477,6 +543,7 @@ def open_executor(
 
 __all__ = [
     "EXECUTORS",
+    "KILL_WORKER_ENV",
     "DaskExecutor",
     "Executor",
     "ProcessExecutor",

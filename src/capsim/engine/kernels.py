@@ -2,9 +2,9 @@
 
 Both kernels take the arrivals at one server in arrival order and their service times, plus the
 server's state carried from the previous chunk, and return the start times and the new state.
-They are exact: chunking a stream of arrivals and carrying the state gives the same start times
-as one call on the whole stream (up to floating-point rounding of the running sums in
-`fifo_single`).
+They are exact: chunking a stream of arrivals and carrying the state gives bit for bit the same
+start times as one call on the whole stream, and a request that finds a worker free starts at
+its arrival exactly (it never waits a rounding error).
 
 The multi-worker recursion has an optional compiled form: when numba is installed (the `fast`
 extra), `fifo_multi` switches to a jitted heap loop once the Python loop has done enough work in
@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,26 +48,76 @@ class _Accelerator:
     loop: CompiledLoop | None = None
 
 
-def fifo_single(
-    arrivals: np.ndarray, service: np.ndarray, free_at: float
-) -> tuple[np.ndarray, float]:
-    """One worker: start times by the max-plus (Lindley) closed form, and the new free time.
+class SingleWorker(NamedTuple):
+    """What one worker's closed form carries from chunk to chunk.
 
-    D_n = cumS_n + max(free_at, max_{k<=n}(A_k - cumS_{k-1})): one cumsum and one running max.
+    `served` is the running sum of every service time so far, `anchor` the running maximum of
+    A_k - served_{k-1}, `free_at` the last request's done time and `correction` what the closed
+    form of the current busy period is corrected by (see `fifo_single`). Carrying the sums
+    themselves (not just the free time) makes a chunked stream compute exactly the same
+    floating-point numbers as one call on the whole stream.
     """
-    if arrivals.size == 0:
-        return np.zeros(0), free_at
-    cumulative = np.cumsum(service)
-    x = np.empty_like(arrivals)
-    x[0] = arrivals[0]
-    np.subtract(arrivals[1:], cumulative[:-1], out=x[1:])
-    x[0] = max(x[0], free_at)
-    np.maximum.accumulate(x, out=x)
-    done = cumulative + x
-    start = done - service
+
+    served: float
+    anchor: float
+    free_at: float
+    correction: float
+
+    @staticmethod
+    def free_from(free_at: float) -> SingleWorker:
+        """A worker with nothing served yet, free from `free_at` (-inf: free from the start)."""
+        return SingleWorker(0.0, free_at, free_at, 0.0)
+
+
+def fifo_single(
+    arrivals: np.ndarray, service: np.ndarray, carried: SingleWorker
+) -> tuple[np.ndarray, np.ndarray, SingleWorker]:
+    """One worker: start and done times by the max-plus (Lindley) closed form, and the state.
+
+    D_n = cumS_n + max_{k<=n}(A_k - cumS_{k-1}): one cumsum and one running max. A request
+    whose own term A_n - cumS_{n-1} reaches the running maximum finds the worker free: it starts
+    at its arrival and is done at A_n + S_n, exactly as on the event path (a start rebuilt from
+    the sums would land a rounding error after the arrival and count as a wait). The closed
+    form of the rest of its busy period is shifted by the same rounding correction, and each
+    waiting request starts at exactly the previous one's done time: a zero service time ends
+    when it starts, so requests released together stay simultaneous.
+    """
+    n = arrivals.size
+    if n == 0:
+        return np.zeros(0), np.zeros(0), carried
+    # Three float buffers, reused in place (allocating is what costs most at this size).
+    # cumS, continuing the carried sum one addition at a time (as one pass over the whole would).
+    done = service.copy()
+    done[0] += carried.served
+    np.cumsum(done, out=done)
+    served = float(done[-1])
+    term = arrivals.copy()  # A_n - cumS_{n-1}
+    term[0] -= carried.served
+    term[1:] -= done[:-1]
+    running = term.copy()
+    running[0] = max(running[0], carried.anchor)
+    np.maximum.accumulate(running, out=running)
+    anchor = float(running[-1])
+    idle = running == term  # the own term is the running maximum: the worker is free
+    done += running  # the closed form
+    # Each busy period's correction: its opener's exact done minus its closed form.
+    openers = np.flatnonzero(idle)
+    corrections = np.empty(openers.size + 1)
+    corrections[0] = carried.correction
+    np.subtract(arrivals[openers] + service[openers], done[openers], out=corrections[1:])
+    period = np.cumsum(idle, dtype=np.int32)
+    done += np.take(corrections, period, out=running)
+    done[0] = max(done[0], carried.free_at)
+    if bool((done[1:] < done[:-1]).any()):
+        np.maximum.accumulate(done, out=done)  # rounding: never done before the previous one
+    start = term
+    start[0] = carried.free_at
+    start[1:] = done[:-1]
+    start[openers] = arrivals[openers]
     # Rounding of the running sums must never start a request before it arrived.
     np.maximum(start, arrivals, out=start)
-    return start, float(done[-1])
+    state = SingleWorker(served, anchor, float(done[-1]), float(corrections[-1]))
+    return start, done, state
 
 
 def fifo_multi(
@@ -121,8 +172,9 @@ def fifo_multi_python(
         return start, free_at.copy()
     departures = arrivals + service
     carried = np.sort(free_at)
-    if not bool((service > 0.0).all()):
+    if not bool((departures > arrivals).all()):
         # Zero service times break the counting below (ties with later arrivals): plain loop.
+        # So do service times too small to move the clock (a + s == a: 1e-16 s at 22 s).
         start[:] = _plain_loop(arrivals, service, carried.tolist())
         return start, _top(carried, start + service, c)
     # Cheap, conservative flag first: some request at least c places back (or a carried free

@@ -6,7 +6,14 @@ the RAM, and `estimate_memory` is the pre-flight's upper bound on the engine's s
 
 from __future__ import annotations
 
-from capsim.model.types import Model, Tier
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from capsim.engine.histogram import N_BINS as HISTOGRAM_BINS
+from capsim.engine.timeseries import series_bytes
+from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier
 
 #: Requests a tier may hold waiting (over all its instances and its pool) before the engine turns
 #: new ones away as `overflow`: far above any queue with a steady state, so only a tier that is
@@ -21,6 +28,12 @@ WAITING_PER_WORKER = 10
 BYTES_PER_INSTANCE = 1024
 BYTES_PER_WORKER = 16
 BYTES_PER_REQUEST = 600
+#: A streaming histogram's counts (its bins plus the zero and overflow bins, 8 bytes each).
+BYTES_PER_HISTOGRAM = (HISTOGRAM_BINS + 2) * 8
+#: What a finished replication keeps besides its histograms: counters and the queue traces, per
+#: tier and per class (measured on pickled results, rounded up).
+BYTES_PER_RESULT_TIER = 2048
+BYTES_PER_RESULT_CLASS = 256
 #: The interpreter, numpy, the model and the fixed-size histograms and traces.
 BASE_BYTES = 150 * 1024 * 1024
 #: Default cap on the estimated memory of one replication (`--max-memory`).
@@ -30,6 +43,50 @@ DEFAULT_MAX_MEMORY = 4 * 1024**3
 def waiting_limit(tier: Tier) -> int:
     """The most requests `tier` holds waiting before it turns new ones away (overflow)."""
     return max(MAX_WAITING, WAITING_PER_WORKER * tier.workers)
+
+
+def result_bytes(model: Model) -> float:
+    """Bytes one finished replication's result keeps until the run is summarised: a latency
+    histogram per class, a wait histogram per tier (plus a queue's message age and a pool's
+    wait), counters and traces, and its time series."""
+    histograms = len(model.classes)
+    for tier in model.tiers:
+        histograms += 1 + (tier.kind == "queue") + (tier.pool is not None)
+    return (
+        histograms * BYTES_PER_HISTOGRAM
+        + len(model.tiers) * BYTES_PER_RESULT_TIER
+        + len(model.classes) * BYTES_PER_RESULT_CLASS
+        + series_bytes(model)
+    )
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The pre-flight's upper bound on a run's memory, by what it is spent on (bytes)."""
+
+    engine: float  # one replication's engine state (instances, workers, requests held)
+    series: float  # one replication's time series while it runs
+    results: float  # every finished replication's result, kept until they are summarised
+    replications: int
+    running: int = 1  # replications running at once (a process pool's workers)
+
+    @property
+    def total(self) -> float:
+        return self.running * (self.engine + self.series) + self.results
+
+
+def estimate_run_memory(
+    model: Model, requests: float, replications: int, running: int = 1
+) -> MemoryEstimate:
+    """The memory of a whole run: `running` replications running at once (`requests` is the
+    requests of one) and the results of all `replications` held until the summary."""
+    return MemoryEstimate(
+        engine=estimate_memory(model, requests),
+        series=series_bytes(model),
+        results=float(replications) * result_bytes(model),
+        replications=replications,
+        running=max(1, running),
+    )
 
 
 def estimate_memory(model: Model, requests: float) -> float:
@@ -48,3 +105,106 @@ def estimate_memory(model: Model, requests: float) -> float:
         held_bound += max(MAX_WAITING, WAITING_PER_WORKER * workers) + workers
     held = min(requests * max(len(model.tiers), 1), held_bound)
     return state + held * BYTES_PER_REQUEST
+
+
+#: The most tier visits one request may make on average (repeats, fan-out and loops included).
+#: A request of a capacity model touches tens of tiers; ten thousand visits is a model of
+#: something else, and its cost grows with the visits whatever the rate.
+MAX_VISITS_PER_REQUEST = 10_000
+#: What one autoscaler sync costs, in tier visits (measured on the event path: about 17 us
+#: against about 5 us per visit). A health check costs one visit per instance it probes.
+AUTOSCALE_SYNC_VISITS = 4
+#: The most times one periodic timer (an autoscaler's sync, a tier's health checks) may fire in
+#: one replication: a sync every second for a day is 86,400; a sync every microsecond for ten
+#: seconds (ten million) is a model of something else.
+MAX_TIMER_FIRINGS = 100_000
+
+
+def step_fan_out(step: Step) -> float:
+    """Attempts one step makes at most (a repeat counts each time, every retry allowed, a
+    parallel step each branch)."""
+    total = 0.0
+    pending = [step]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, Call):
+            retries = current.retry.max if current.retry is not None else 0
+            total += float(current.repeat) * (1.0 + float(retries))
+        elif isinstance(current, OneOf):
+            total += 1.0
+        elif isinstance(current, Parallel):
+            pending.extend(current.branches)
+    return total
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """The pre-flight's estimate of a run's work, over all replications, in tier visits."""
+
+    visits: float  # requests x expected tier visits per request
+    autoscaler_syncs: float  # in tier visits (AUTOSCALE_SYNC_VISITS each)
+    health_checks: float  # in tier visits (one per instance probed)
+    fastest_timer: str  # the periodic timer that fires most often, in words ("" when none)
+    fastest_firings: float = 0.0  # how often it fires in one replication
+
+    @property
+    def total(self) -> float:
+        return self.visits + self.autoscaler_syncs + self.health_checks
+
+    def describe(self) -> str:
+        parts = [f"{self.visits:.3g} tier visits"]
+        if self.autoscaler_syncs:
+            parts.append(f"autoscaler syncs worth {self.autoscaler_syncs:.3g}")
+        if self.health_checks:
+            parts.append(f"health checks worth {self.health_checks:.3g}")
+        return ", ".join(parts)
+
+    def remedy(self) -> str:
+        if self.fastest_timer and self.autoscaler_syncs + self.health_checks > self.visits:
+            return f"Lengthen {self.fastest_timer}"
+        return "Shorten simulation.duration, lower the rate, the replications or the fan-out"
+
+
+def estimate_work(
+    model: Model, class_requests: list[float], replications: int, visits: np.ndarray | None
+) -> WorkEstimate:
+    """Tier visits (each class's requests x its expected visits) and periodic timers (autoscaler
+    syncs; health checks, which run on a tier that has a fault) over all replications."""
+    visit_total = 0.0
+    if visits is not None:
+        for traffic, requests in zip(model.classes, class_requests, strict=True):
+            visit_total += requests * float(visits[traffic.index].sum())
+    else:
+        visit_total = float(sum(class_requests))
+    horizon = model.horizon
+    faulty = {fault.tier for fault in model.faults}
+    syncs = checks = 0.0
+    fastest, fastest_period = "", float("inf")
+    for tier in model.tiers:
+        if tier.autoscale is not None and not tier.autoscale.scale_to_zero:
+            period = tier.autoscale.sync_period
+            syncs += replications * _ticks(horizon, period) * AUTOSCALE_SYNC_VISITS
+            if period < fastest_period:
+                fastest = f"tiers.{tier.name}.autoscale.sync_period ({period:g}s)"
+                fastest_period = period
+        if tier.health_check is not None and tier.index in faulty:
+            period = tier.health_check.interval
+            checks += replications * _ticks(horizon, period) * float(tier.servers)
+            if period < fastest_period:
+                fastest = f"tiers.{tier.name}.health_check.interval ({period:g}s)"
+                fastest_period = period
+    firings = _ticks(horizon, fastest_period) if fastest else 0.0
+    return WorkEstimate(
+        visits=visit_total,
+        autoscaler_syncs=syncs,
+        health_checks=checks,
+        fastest_timer=fastest,
+        fastest_firings=firings,
+    )
+
+
+def _ticks(horizon: float, period: float) -> float:
+    """How often a timer with this period fires over the run."""
+    if period <= 0 or math.isinf(period):
+        return math.inf if period <= 0 else 0.0
+    return horizon / period

@@ -9,9 +9,23 @@ from typing import Literal
 
 import numpy as np
 
-from capsim.engine.executors import Executor, SerialExecutor, Task, open_executor
-from capsim.engine.limits import DEFAULT_MAX_MEMORY, estimate_memory
+from capsim.engine.executors import (
+    KILL_WORKER_ENV,  # noqa: F401  (re-exported: tests import the hook from here)
+    Executor,
+    SerialExecutor,
+    Task,
+    open_executor,
+)
+from capsim.engine.limits import (
+    DEFAULT_MAX_MEMORY,
+    MAX_TIMER_FIRINGS,
+    MAX_VISITS_PER_REQUEST,
+    estimate_run_memory,
+    estimate_work,
+    step_fan_out,
+)
 from capsim.engine.result import RunResult
+from capsim.engine.timeseries import bucket_count, series_bucket
 from capsim.errors import Interrupted, ResourceLimitError
 from capsim.model.types import MmppArrivals, Model, TraceArrivals, TrafficClass
 from capsim.model.visits import expected_visits, mean_work
@@ -47,23 +61,29 @@ def _open_requests(traffic: TrafficClass, horizon: float) -> float:
     return total
 
 
+def _class_requests(model: Model, replications: int) -> list[float]:
+    """Expected requests of each class over all replications (closed classes bounded above by
+    users x horizon / (think time + service demand))."""
+    horizon = model.horizon
+    demand = mean_work(model).sum(axis=1) if model.tiers else None
+    per_class = []
+    for traffic in model.classes:
+        if traffic.is_closed:
+            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+            cycle = think + (float(demand[traffic.index]) if demand is not None else 0.0)
+            per_class.append(float(traffic.users or 0) * horizon / max(cycle, 1e-9))
+        else:
+            per_class.append(_open_requests(traffic, horizon))
+    return [requests * replications for requests in per_class]
+
+
 def estimate_requests(model: Model, replications: int | None = None) -> float:
     """Expected number of requests (class arrivals) a run simulates, over all replications.
 
     Closed classes are bounded above by users x horizon / (think time + service demand).
     """
     count = replications if replications is not None else model.simulation.replications
-    horizon = model.horizon
-    demand = mean_work(model).sum(axis=1) if model.tiers else None
-    total = 0.0
-    for traffic in model.classes:
-        if traffic.is_closed:
-            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
-            cycle = think + (float(demand[traffic.index]) if demand is not None else 0.0)
-            total += float(traffic.users or 0) * horizon / max(cycle, 1e-9)
-        else:
-            total += _open_requests(traffic, horizon)
-    return total * count
+    return sum(_class_requests(model, count))
 
 
 def check_run_size(
@@ -71,30 +91,25 @@ def check_run_size(
     replications: int | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     max_memory: float = DEFAULT_MAX_MEMORY,
+    processes: int = 1,
 ) -> float:
-    """Raise ResourceLimitError before a run beyond `max_requests` requests or beyond
-    `max_memory` bytes of engine state per replication; return the requests estimate."""
-    requests = estimate_requests(model, replications)
-    count = replications or model.simulation.replications
+    """Raise ResourceLimitError before a run beyond `max_requests` requests, tier visits, timer
+    events or MMPP state changes, beyond `max_memory` bytes (with `processes` replications
+    running at once), or with requests that each make more than MAX_VISITS_PER_REQUEST tier
+    visits; return the requests estimate."""
+    count = replications if replications is not None else model.simulation.replications
+    per_class = _class_requests(model, count)
+    requests = sum(per_class)
     _check_state_changes(model, count, max_requests)
-    memory = estimate_memory(model, requests / max(count, 1))
-    if memory > max_memory:
-        largest = max(model.tiers, key=lambda tier: float(tier.servers) * float(tier.concurrency))
-        raise ResourceLimitError(
-            f"this run would need about {_bytes(memory)} of memory per replication (tier "
-            f"'{largest.name}' alone has {float(largest.servers):.3g} instance(s) x "
-            f"{float(largest.concurrency):.3g} worker(s)), more than the limit of "
-            f"{_bytes(max_memory)}. Lower the instances or concurrency, or allow it with "
-            f"--max-memory {_bytes(memory * 1.1).replace(' ', '')}."
-        )
+    _check_memory(model, requests / max(count, 1), count, max_memory, max(1, processes))
     if requests > max_requests:
-        visits = float(expected_visits(model).max(initial=1.0))
         raise ResourceLimitError(
-            f"this run would simulate about {requests:.3g} requests (about {requests * visits:.3g} "
-            f"tier visits) over {replications or model.simulation.replications} replication(s), "
-            f"more than the limit of {max_requests:.3g}. Shorten simulation.duration, lower the "
-            f"replications, or allow it with --max-requests {requests * 1.1:.2g}."
+            f"this run would simulate about {requests:.3g} requests over {count} "
+            f"replication(s), more than the limit of {max_requests:.3g}. Shorten "
+            "simulation.duration, lower the replications, or allow it with "
+            f"--max-requests {requests * 1.1:.2g}."
         )
+    _check_work(model, per_class, count, max_requests)
     return requests
 
 
@@ -114,8 +129,107 @@ def _check_state_changes(model: Model, replications: int, max_requests: float) -
             )
 
 
+def _check_memory(
+    model: Model, requests: float, replications: int, max_memory: float, processes: int
+) -> None:
+    memory = estimate_run_memory(model, requests, replications, min(processes, replications))
+    if memory.total <= max_memory:
+        return
+    total, allow = _bytes(memory.total), _bytes(memory.total * 1.1).replace(" ", "")
+    engine, series = memory.running * memory.engine, memory.running * memory.series
+    largest_part = max(engine, series, memory.results)
+    if largest_part == memory.results:
+        total += " of memory"
+        reason = (
+            f"the results of {replications:,} replication(s), about "
+            f"{_bytes(memory.results / replications)} each, are kept until they are summarised"
+        )
+        remedy = "Lower the replications (or make each one longer)"
+    elif largest_part == series:
+        total += " of memory" if memory.running > 1 else " of memory per replication"
+        bucket = series_bucket(model)
+        reason = (
+            f"its time series has {bucket_count(bucket, model.horizon):.3g} buckets of "
+            f"{bucket:g}s for {len(model.classes)} class(es) and {len(model.tiers)} tier(s)"
+        )
+        remedy = "Choose a wider bucket (simulation.timeseries: 10s) or turn it off"
+    else:
+        total += " of memory" if memory.running > 1 else " of memory per replication"
+        largest = max(model.tiers, key=lambda tier: float(tier.servers) * float(tier.concurrency))
+        reason = (
+            f"tier '{largest.name}' alone has {float(largest.servers):.3g} instance(s) x "
+            f"{float(largest.concurrency):.3g} worker(s)"
+        )
+        remedy = "Lower the instances or concurrency"
+        if memory.running > 1:
+            reason += f"; {memory.running} replications run at once on the process pool"
+            remedy += " or the --workers"
+    raise ResourceLimitError(
+        f"this run would need about {total} ({reason}), more than the limit of "
+        f"{_bytes(max_memory)}. {remedy}, or allow it with --max-memory {allow}."
+    )
+
+
+def _check_work(model: Model, per_class: list[float], replications: int, limit: float) -> None:
+    """Tier visits and timer events, counted against the same limit as requests."""
+    visits = expected_visits(model) if model.tiers else None
+    work = estimate_work(model, per_class, replications, visits)
+    if visits is not None:
+        for traffic in model.classes:
+            per_request = float(visits[traffic.index].sum())
+            if per_request > MAX_VISITS_PER_REQUEST:
+                raise ResourceLimitError(
+                    f"one request of class '{traffic.name}' would make about {per_request:.3g} "
+                    f"tier visits ({_busiest_step(model, traffic.index)}); capsim simulates at "
+                    f"most {MAX_VISITS_PER_REQUEST:,} per request. Model repeated or fanned-out "
+                    "calls as fewer calls with a longer service time."
+                )
+    fan_out, where = _busiest_tier(model)
+    if fan_out > MAX_VISITS_PER_REQUEST:
+        raise ResourceLimitError(
+            f"one visit of tier '{where}' may make up to {fan_out:.3g} calls (repeats, parallel "
+            f"branches and every retry allowed); capsim simulates at most "
+            f"{MAX_VISITS_PER_REQUEST:,} tier visits per request. Lower the repeats, the "
+            "branches or retries.max."
+        )
+    if work.fastest_firings > MAX_TIMER_FIRINGS:
+        raise ResourceLimitError(
+            f"{work.fastest_timer} fires about {work.fastest_firings:.3g} times in the "
+            f"{model.horizon:g}s of a replication; capsim lets a periodic timer fire at most "
+            f"{MAX_TIMER_FIRINGS:,} times. Lengthen it to at least "
+            f"{model.horizon / MAX_TIMER_FIRINGS:.3g}s."
+        )
+    if work.total > limit:
+        raise ResourceLimitError(
+            f"this run would simulate about {work.total:.3g} tier visits and timer events "
+            f"({work.describe()}) over {replications} replication(s), more than the limit of "
+            f"{limit:.3g}. {work.remedy()}, or allow it with --max-requests "
+            f"{work.total * 1.1:.2g}."
+        )
+
+
+def _busiest_tier(model: Model, class_index: int | None = None) -> tuple[float, str]:
+    """The most attempts one visit of a tier may make (for one class, or any), and that tier."""
+    best, where = 0.0, ""
+    for tier in model.tiers:
+        works = tier.work if class_index is None else (tier.work[class_index],)
+        for work in works:
+            fanned = float(sum(step_fan_out(step) for step in work.calls))
+            if fanned > best:
+                best, where = fanned, tier.name
+    return best, where
+
+
+def _busiest_step(model: Model, class_index: int) -> str:
+    """The tier's calls that fan out most for one class, in words."""
+    best, where = _busiest_tier(model, class_index)
+    if not where:
+        return "through loops of calls"
+    return f"tier '{where}' makes up to {best:.3g} calls per visit"
+
+
 def _bytes(count: float) -> str:
-    """A byte count in the units of SPEC's sizes (powers of 1024 spelled KiB, MiB, GiB, TiB)."""
+    """A byte count in the size units of docs/scenario-reference.md (powers of 1024 spelled KiB, MiB, GiB, TiB)."""
     for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
         if count >= scale:
             return f"{count / scale:.3g} {unit}"
@@ -197,9 +311,12 @@ def run_batch(
     completed replications of the first model and whose `completed_models` maps the index of
     every model whose replications all completed to its results.
     """
+    # The memory estimate counts the replications this machine runs at once, each with its
+    # engine state (the workers of a process pool or of a local Dask cluster).
+    running = executor.running_here if executor is not None else 1
     paths = []
     for model in models:
-        check_run_size(model, None, max_requests, max_memory)
+        check_run_size(model, None, max_requests, max_memory, running)
         paths.append(choose_path(model, engine))
     tasks = [
         Task(model, replication, path)

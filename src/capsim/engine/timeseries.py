@@ -1,4 +1,4 @@
-"""Figures per time bucket (the `timeseries` of SPEC section 3), in memory fixed by the bucket count.
+"""Figures per time bucket (the result's `timeseries`, docs/results.md), in memory fixed by the bucket count.
 
 Buckets are counted from the start of warm-up (t = 0) and cover the whole run, warm-up included;
 the last bucket may be shorter than the others when the bucket does not divide the run. Nothing
@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from capsim.errors import ResourceLimitError
 from capsim.model.types import Model
 
 #: The automatic bucket aims at this many buckets over the measured duration.
 TARGET_BUCKETS = 120
-#: A run may have at most this many buckets (a `timeseries` bucket finer than this is refused).
+#: A run may have at most this many buckets, warm-up included: a chosen `timeseries` bucket finer
+#: than this is refused, and the automatic bucket is widened to stay within it.
 MAX_BUCKETS = 2000
 #: Sub-buckets per power of two of the per-bucket latency histograms: a value is represented
 #: within sqrt(1 + 1/32) - 1 = 1.6% (the whole-run percentiles keep their 0.4% histograms).
@@ -49,6 +51,48 @@ def readable_bucket(duration: float) -> float:
     candidates = [m * 10.0**e for e in (exponent - 1, exponent, exponent + 1) for m in (1, 2, 5)]
     best = min(candidates, key=lambda c: abs(math.log(c / raw)))
     return float(f"{best:.6g}")
+
+
+def _readable_at_least(width: float) -> float:
+    """The smallest 1, 2 or 5 x 10^k seconds that is at least `width`."""
+    exponent = math.floor(math.log10(width))
+    for e in (exponent, exponent + 1):
+        for m in (1, 2, 5):
+            candidate = float(f"{m * 10.0**e:.6g}")
+            if candidate >= width:
+                return candidate
+    return float(f"{10.0 ** (exponent + 2):.6g}")
+
+
+def series_bucket(model: Model) -> float:
+    """The bucket of `model`'s time series: the chosen one, else `readable_bucket` of the duration
+    widened (to 1, 2 or 5 x 10^k s) until the whole run, warm-up included, has at most
+    MAX_BUCKETS buckets."""
+    if model.timeseries_bucket:
+        return model.timeseries_bucket
+    bucket = readable_bucket(model.simulation.duration)
+    horizon = model.horizon
+    if math.isfinite(horizon) and horizon / bucket > MAX_BUCKETS:
+        bucket = _readable_at_least(horizon / MAX_BUCKETS)
+    return bucket
+
+
+def bucket_count(bucket: float, horizon: float) -> float:
+    """How many buckets of `bucket` seconds cover [0, horizon] (a float: may be huge or inf)."""
+    if not math.isfinite(horizon) or bucket <= 0:
+        return math.inf
+    return float(max(1, math.ceil(horizon / bucket - 1e-9)))
+
+
+def series_bytes(model: Model) -> float:
+    """Bytes of one replication's time series (0 when the model asks for none): per bucket, three
+    counts and a latency histogram per class, five time integrals per tier (two more for a
+    cold cache)."""
+    if not model.timeseries:
+        return 0.0
+    count = bucket_count(series_bucket(model), model.horizon)
+    per_bucket = 8 * (len(model.classes) * (3 + N_BINS) + len(model.tiers) * 7 + 1)
+    return count * per_bucket
 
 
 def bucket_edges(bucket: float, horizon: float) -> np.ndarray:
@@ -223,7 +267,12 @@ def new_series(model: Model) -> Series | None:
     """Empty per-bucket figures for one replication of `model` (None: it asks for none)."""
     if not model.timeseries:
         return None
-    bucket = model.timeseries_bucket or readable_bucket(model.simulation.duration)
+    bucket = series_bucket(model)
+    if bucket_count(bucket, model.horizon) > MAX_BUCKETS:
+        raise ResourceLimitError(
+            f"a time-series bucket of {bucket:g}s makes more than {MAX_BUCKETS} buckets over the "
+            f"{model.horizon:g}s run; choose a bucket of at least {model.horizon / MAX_BUCKETS:.3g}s"
+        )
     edges = bucket_edges(bucket, model.horizon)
     count = edges.size - 1
     return Series(

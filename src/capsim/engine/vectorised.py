@@ -14,7 +14,8 @@ call is one round, a parallel group runs its branches' rounds side by side and j
 max). Visits advance through rounds in vectorised groups (`_Task`); a group splits when only
 some of its visits have their calls answered, so a visit never waits for an unrelated one.
 Every random draw is made per tier in the tier's arrival order (service, routing, balancing,
-publish), so chunking never changes the answer.
+publish), and simultaneous arrivals are ordered by a total key (see `_Batch`), so chunking never
+changes the answer.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ import numpy as np
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram
-from capsim.engine.kernels import fifo_multi, fifo_single
+from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
+from capsim.model import features
 from capsim.model.types import (
     Call,
     MmppArrivals,
@@ -66,20 +68,16 @@ _ALGORITHM_CODES = {"round_robin": _ROUND_ROBIN, "random": _RANDOM}
 
 
 def can_vectorise(model: Model) -> tuple[bool, str]:
-    """Whether the vectorised path can run `model` exactly, and why (or why not), in plain words."""
+    """Whether the vectorised path can run `model` exactly, and why (or why not), in plain words.
+
+    The state-dependent features it refuses are classified in `capsim.model.features`."""
     for traffic in model.classes:
-        if traffic.is_closed:
-            return False, (
-                f"class '{traffic.name}' is a closed workload (users with think time), "
-                "whose arrivals depend on responses"
-            )
-        if traffic.arrivals not in ("poisson", "constant", "trace", "mmpp", "batch"):
-            return False, f"class '{traffic.name}' has arrivals '{traffic.arrivals}'"
-    if model.faults:
-        return (
-            False,
-            f"the scenario has faults ({model.faults[0].text}), which change tiers mid-run",
-        )
+        reason = features.class_refusal(model, traffic)
+        if reason:
+            return False, reason
+    reason = features.model_refusal(model)
+    if reason:
+        return False, reason
     for tier in model.tiers:
         reason = _tier_obstacle(model, tier)
         if reason:
@@ -103,63 +101,15 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
 
 
 def _tier_obstacle(model: Model, tier: Tier) -> str:
-    name = tier.name
-    if tier.autoscale is not None and tier.autoscale.scale_to_zero:
-        return f"tier '{name}' is serverless, so its instances start and stop with its requests"
-    if tier.autoscale is not None:
-        return f"tier '{name}' autoscales, so its instances change with its load"
-    if tier.rate_limit is not None:
-        return f"tier '{name}' has a rate limit, whose refusals depend on recent arrivals"
-    if tier.max_retries:
-        return f"tier '{name}' redelivers failed messages (max_retries)"
-    if tier.cold_lru is not None:
-        return f"tier '{name}' is a cold cache, whose hit ratio rises as it fills"
-    if tier.batch_size > 1:
-        return f"tier '{name}' consumes its messages in batches"
-    if tier.partitions is not None:
-        return f"tier '{name}' has partitions, which cap its consumers' parallelism"
-    if tier.priorities:
-        return f"tier '{name}' serves its classes by priority"
-    if tier.queue_discipline != "fifo":
-        return f"tier '{name}' serves its queue {tier.queue_discipline.upper()}"
-    if tier.balancing not in _ALGORITHM_CODES:
-        return f"tier '{name}' uses {tier.balancing} balancing, which depends on the system's state"
-    if tier.pool is not None:
-        return f"tier '{name}' has a connection pool, which needs the event path"
-    if tier.max_queue is not None:
-        what = "max_depth" if tier.is_async else "max_queue"
-        return f"tier '{name}' has a {what}, whose rejections depend on the queue's state"
-    if tier.timeout is not None:
-        return f"tier '{name}' has a timeout, whose drops depend on the queue's state"
-    has_calls = any(work.calls for work in tier.work)
-    if tier.blocking and has_calls:
-        return (
-            f"tier '{name}' has blocking workers that make calls (a worker is held until its "
-            "calls return), which needs the event path"
-        )
+    """The first event-only feature of the tier or of one of its calls ("" when none)."""
+    reason = features.tier_refusal(model, tier)
+    if reason:
+        return reason
     for work in tier.work:
         for call in _calls_in(work.calls):
-            if call.hedge is not None:
-                return (
-                    f"tier '{name}' hedges its calls to '{model.tiers[call.tier].name}' "
-                    f"({call.hedge.text}): a copy is sent only when the first has not answered "
-                    "in time, which depends on how long the callee takes"
-                )
-            if call.timeout is not None or call.retry is not None:
-                return (
-                    f"tier '{name}' calls '{model.tiers[call.tier].name}' with a timeout or "
-                    "retries, whose outcome depends on how long the callee takes"
-                )
-            if call.circuit_breaker is not None or call.bulkhead is not None:
-                return (
-                    f"tier '{name}' calls '{model.tiers[call.tier].name}' through a circuit "
-                    "breaker or a bulkhead, which depend on the calls' outcomes"
-                )
-            if call.algorithm is not None and call.algorithm not in _ALGORITHM_CODES:
-                return (
-                    f"tier '{name}' sends calls to '{model.tiers[call.tier].name}' with "
-                    f"{call.algorithm} balancing, which depends on the system's state"
-                )
+            reason = features.call_refusal(model, tier, call)
+            if reason:
+                return reason
     return ""
 
 
@@ -224,12 +174,19 @@ class _CallOp:
     waited: bool  # False: asynchronous publish to a queue tier
     publish: int  # publish column (asynchronous calls), -1 otherwise
     algorithm: int  # balancing code at the callee for this call, -1: the callee's own
+    slot: int  # this call's place in the program: orders a visit's simultaneous calls
 
 
 @dataclass
 class _Round:
-    copies: list[tuple[int, int]] = field(default_factory=list)  # (to, from) at the round's start
-    joins: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # to = max(from...)
+    """What happens at one round's start, then the calls it makes.
+
+    `moves` are register moves, `to = max(from...)` (a copy has one source), in program order:
+    a parallel step that ends at this round joins before the next step copies the joined clock
+    into its branches, and an outer branch's copy comes before the copies of a step inside it.
+    """
+
+    moves: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
     calls: list[_CallOp] = field(default_factory=list)
 
 
@@ -250,7 +207,7 @@ def _compile_programs(model: Model) -> list[list[_Program]]:
 
 def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
     rounds: list[_Round] = []
-    counters = {"registers": 1, "columns": 0}
+    counters = {"registers": 1, "columns": 0, "slots": 0}
     publishes: list[int] = []
 
     def round_at(index: int) -> _Round:
@@ -267,7 +224,19 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             publish = len(publishes)
             publishes.append(call_tier)
         code = _ALGORITHM_CODES[alg] if alg is not None else -1
-        op = _CallOp(call_tier, reg, column, low, high, not callee.is_async, publish, code)
+        slot = counters["slots"]
+        counters["slots"] += 1
+        op = _CallOp(
+            tier=call_tier,
+            reg=reg,
+            column=column,
+            low=low,
+            high=high,
+            waited=not callee.is_async,
+            publish=publish,
+            algorithm=code,
+            slot=slot,
+        )
         return op, not callee.is_async
 
     def sequence(items: tuple[Step, ...], reg: int, at: int) -> int:
@@ -301,14 +270,19 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             branch_reg = counters["registers"]
             counters["registers"] += 1
             branch_regs.append(branch_reg)
-            round_at(at).copies.append((branch_reg, reg))
+            round_at(at).moves.append((branch_reg, (reg,)))
             end = max(end, single(branch, branch_reg, at))
-        round_at(end).joins.append((reg, tuple(branch_regs)))
+        round_at(end).moves.append((reg, tuple(branch_regs)))
         return end
 
     end = sequence(steps, 0, 0)
     round_at(end)  # the final round only joins; the visit is done at its start
-    return _Program(rounds, counters["registers"], counters["columns"], publishes)
+    return _Program(
+        rounds=rounds,
+        registers=counters["registers"],
+        columns=counters["columns"],
+        publishes=publishes,
+    )
 
 
 def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
@@ -390,7 +364,19 @@ class _Root:
 
 @dataclass
 class _Batch:
-    """Visits pushed to a tier: arrival times, and where each visit's completion goes."""
+    """Visits pushed to a tier: arrival times, and where each visit's completion goes.
+
+    Visits that arrive at the same instant are served in the order in which they left their
+    sender, as on the event path: by the time the sender started the work that sent them
+    (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
+    round of the sender's program that sent them (`sent_round`: the event path runs the
+    zero-time steps of simultaneous visits breadth first, each step one pass through its
+    schedule), then the sender's own arrival order (`sent_seq`), then which sender (`source`:
+    k for class k's own arrivals, then the tiers, n_classes + tier index) and which call of the
+    sender's program (`slot`). The order is total, so the chunking cannot change it; only
+    arrivals of different classes scheduled at the same instant go in the classes' declaration
+    order (as on the event path).
+    """
 
     times: np.ndarray
     class_index: int
@@ -398,6 +384,11 @@ class _Batch:
     parent: _Task | _Root | None
     reg: int
     positions: np.ndarray  # position of each visit in the parent task
+    sent_start: np.ndarray
+    sent_seq: np.ndarray
+    sent_round: int
+    source: int
+    slot: int
 
 
 class _Task:
@@ -406,6 +397,8 @@ class _Task:
     __slots__ = (
         "arrived",
         "class_index",
+        "own_seq",
+        "own_start",
         "parent",
         "parent_positions",
         "parent_reg",
@@ -429,10 +422,14 @@ class _Task:
         parent: _Task | _Root | None,
         parent_reg: int,
         parent_positions: np.ndarray,
+        own_start: np.ndarray,
+        own_seq: np.ndarray,
         round_index: int = 0,
         arrived: np.ndarray | None = None,
     ) -> None:
         self.arrived = arrived  # arrival times, kept for queue tiers (message age)
+        self.own_start = own_start  # when each visit's own work started at this tier
+        self.own_seq = own_seq  # each visit's place in this tier's arrival order
         self.tier = tier
         self.class_index = class_index
         self.program = program
@@ -456,6 +453,8 @@ class _Task:
             self.parent,
             self.parent_reg,
             self.parent_positions[rows],
+            self.own_start[rows],
+            self.own_seq[rows],
             self.round + 1,
             None if self.arrived is None else self.arrived[rows],
         )
@@ -475,13 +474,40 @@ class _Task:
 
 def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
     return _Batch(
-        batch.times[mask],
-        batch.class_index,
-        batch.algorithm,
-        batch.parent,
-        batch.reg,
-        batch.positions[mask],
+        times=batch.times[mask],
+        class_index=batch.class_index,
+        algorithm=batch.algorithm,
+        parent=batch.parent,
+        reg=batch.reg,
+        positions=batch.positions[mask],
+        sent_start=batch.sent_start[mask],
+        sent_seq=batch.sent_seq[mask],
+        sent_round=batch.sent_round,
+        source=batch.source,
+        slot=batch.slot,
     )
+
+
+def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
+    """The order in which a tier takes the visits of `taken` (concatenated times `times`):
+    by arrival time, simultaneous ones in the order they left their senders; None when the
+    concatenation is already in that order."""
+    n = times.size
+    if n < 2:
+        return None
+    if bool((times[1:] > times[:-1]).all()):
+        return None
+    order = np.argsort(times, kind="stable")
+    ordered = times[order]
+    if bool((ordered[1:] > ordered[:-1]).all()):
+        return order
+    # Ties: the full key (see _Batch).
+    sent_start = np.concatenate([b.sent_start for b in taken])
+    sent_seq = np.concatenate([b.sent_seq for b in taken])
+    sent_round = np.concatenate([np.full(b.times.size, b.sent_round) for b in taken])
+    source = np.concatenate([np.full(b.times.size, b.source, dtype=np.int64) for b in taken])
+    slot = np.concatenate([np.full(b.times.size, b.slot, dtype=np.int64) for b in taken])
+    return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +520,7 @@ class _TierState:
     tier: Tier
     servers: int
     groups: list[np.ndarray]  # server indices of each balancing group (primaries, replicas)
-    free_single: np.ndarray  # free time of each server (concurrency 1)
+    single: list[SingleWorker]  # closed-form state of each server (concurrency 1)
     free_multi: list[np.ndarray]  # free times of each server's workers (concurrency > 1)
     round_robin: list[int]  # next server of each group
     inbox: list[_Batch] = field(default_factory=list)
@@ -505,7 +531,7 @@ class _TierState:
     route_columns: int = 0
     read_column: int = -1
     # queue-length bookkeeping across chunks
-    arrivals_seen: int = 0
+    arrivals_seen: int = 0  # visits taken so far: the next one's place in the arrival order
     pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     processed_until: float = -math.inf
 
@@ -539,6 +565,8 @@ class _Run:
                 run.age = Histogram()
         self.states = [self._tier_state(t) for t in model.tiers]
         self.requests = 0
+        self.entered = [0] * len(model.classes)  # arrivals of each class so far
+        self.last_arrival = [0.0] * len(model.classes)  # the latest of them
         self.series = new_series(model)
         if self.series is not None:
             for tier, series in zip(model.tiers, self.series.tiers, strict=True):
@@ -556,7 +584,7 @@ class _Run:
             tier=tier,
             servers=servers,
             groups=groups,
-            free_single=np.full(servers, -math.inf),
+            single=[SingleWorker.free_from(-math.inf)] * servers,
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
         )
@@ -634,8 +662,26 @@ class _Run:
                 bucket_of(arrivals, self.series.bucket, counts.size), minlength=counts.size
             )
         root = _Root(self, arrivals)
+        seen = self.entered[traffic.index]
+        self.entered[traffic.index] += count
+        # As on the event path, each arrival is scheduled when the class's previous one arrives
+        # (the first at the start): that is when it "left" for tie-breaking.
+        scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
+        self.last_arrival[traffic.index] = float(arrivals[-1])
         self.states[traffic.entry].inbox.append(
-            _Batch(arrivals, traffic.index, -1, root, 0, np.arange(count))
+            _Batch(
+                times=arrivals,
+                class_index=traffic.index,
+                algorithm=-1,
+                parent=root,
+                reg=0,
+                positions=np.arange(count),
+                sent_start=scheduled,
+                sent_seq=np.arange(seen, seen + count),
+                sent_round=0,
+                source=traffic.index,
+                slot=0,
+            )
         )
 
     def record_latency(self, class_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
@@ -689,11 +735,10 @@ class _Run:
                 [np.full(b.times.size, b.algorithm, dtype=np.int8) for b in taken]
             )
         n = times.size
-        if n > 1 and not bool((times[1:] >= times[:-1]).all()):
-            order = np.argsort(times, kind="stable")
-        else:
-            order = None
+        order = _arrival_order(taken, times)
         arrivals = times if order is None else times[order]
+        first_seq = state.arrivals_seen
+        state.arrivals_seen += n
         sorted_classes = classes if order is None else classes[order]
         sorted_algorithms = algorithms if order is None else algorithms[order]
         self.timings["route"] += time.perf_counter() - began
@@ -737,8 +782,7 @@ class _Run:
         server = self._assign_servers(state, uniforms, balance, sorted_algorithms, sorted_classes)
         self.timings["route"] += time.perf_counter() - began
         began = time.perf_counter()
-        start = self._recurse(state, arrivals, service, server)
-        done = start + service
+        start, done = self._recurse(state, arrivals, service, server)
         self.timings["recurse"] += time.perf_counter() - began
 
         began = time.perf_counter()
@@ -747,15 +791,21 @@ class _Run:
 
         # Hand each batch its visits' own-work end, and run their programs.
         began = time.perf_counter()
+        seq = np.arange(first_seq, first_seq + n)
         if order is not None:
             unsorted_done = np.empty(n)
             unsorted_done[order] = done
+            unsorted_start = np.empty(n)
+            unsorted_start[order] = start
+            unsorted_seq = np.empty(n, dtype=np.int64)
+            unsorted_seq[order] = seq
             unsorted_uniforms = np.empty_like(uniforms)
             unsorted_uniforms[order] = uniforms
             unsorted_publish = np.empty_like(publish)
             unsorted_publish[order] = publish
         else:
             unsorted_done, unsorted_uniforms, unsorted_publish = done, uniforms, publish
+            unsorted_start, unsorted_seq = start, seq
         offset = 0
         for batch in taken:
             size = batch.times.size
@@ -775,6 +825,8 @@ class _Run:
                     batch.parent,
                     batch.reg,
                     batch.positions,
+                    unsorted_start[part],
+                    unsorted_seq[part],
                     0,
                     batch.times if tier.is_async else None,
                 )
@@ -829,32 +881,33 @@ class _Run:
 
     def _recurse(
         self, state: _TierState, arrivals: np.ndarray, service: np.ndarray, server: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Start and done times of the visits at their servers."""
         concurrency = state.tier.concurrency
         if state.servers == 1:
             return self._recurse_server(state, 0, arrivals, service, concurrency)
         start = np.empty_like(arrivals)
+        done = np.empty_like(arrivals)
         by_server = np.argsort(server, kind="stable")
         bounds = np.searchsorted(server[by_server], np.arange(state.servers + 1))
         for index in range(state.servers):
             rows = by_server[bounds[index] : bounds[index + 1]]
             if rows.size:
-                start[rows] = self._recurse_server(
+                start[rows], done[rows] = self._recurse_server(
                     state, index, arrivals[rows], service[rows], concurrency
                 )
-        return start
+        return start, done
 
     @staticmethod
     def _recurse_server(
         state: _TierState, index: int, arrivals: np.ndarray, service: np.ndarray, workers: int
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         if workers == 1:
-            start, free = fifo_single(arrivals, service, float(state.free_single[index]))
-            state.free_single[index] = free
-            return start
+            start, done, state.single[index] = fifo_single(arrivals, service, state.single[index])
+            return start, done
         start, free_times = fifo_multi(arrivals, service, state.free_multi[index])
         state.free_multi[index] = free_times
-        return start
+        return start, start + service
 
     def _measure(
         self,
@@ -947,10 +1000,11 @@ class _Run:
         while True:
             rnd = program.rounds[task.round]
             registers = task.registers
-            for to, source in rnd.copies:
-                registers[to] = registers[source]
-            for to, sources in rnd.joins:
-                registers[to] = np.max(registers[list(sources)], axis=0)
+            for to, sources in rnd.moves:
+                if len(sources) == 1:
+                    registers[to] = registers[sources[0]]
+                else:
+                    registers[to] = np.max(registers[list(sources)], axis=0)
             if task.round == last:
                 if task.arrived is not None:
                     self._record_age(task.tier, task.arrived, registers[0])
@@ -975,10 +1029,10 @@ class _Run:
                 if not op.waited:
                     times = times + task.publish[rows, op.publish]
                     registers[op.reg, rows] = times
-                    self._push(op.tier, times, task.class_index, op.algorithm, None, 0, rows)
+                    self._push(task, op, times, None, rows)
                     continue
                 waiting[rows] += 1
-                self._push(op.tier, times, task.class_index, op.algorithm, task, op.reg, rows)
+                self._push(task, op, times, task, rows)
             if not waiting.any():
                 task.round += 1
                 continue
@@ -996,27 +1050,33 @@ class _Run:
         age.add((done - arrived)[keep])
 
     def _push(
-        self,
-        tier_index: int,
-        times: np.ndarray,
-        class_index: int,
-        algorithm: int,
-        parent: _Task | None,
-        reg: int,
-        rows: np.ndarray,
+        self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray
     ) -> None:
-        state = self.states[tier_index]
+        """Visits of `sender`'s rows `rows` call `op.tier` at `times` (answers go to `parent`)."""
+        state = self.states[op.tier]
         if times.size and float(times.min()) < state.processed_until:
             raise SimulationError(
                 f"the vectorised path received a visit to tier '{state.tier.name}' after "
                 "processing it; this model needs the event path"
             )
-        order = None
         if times.size > 1 and not bool((times[1:] >= times[:-1]).all()):
             order = np.argsort(times, kind="stable")
-        if order is not None:
             times, rows = times[order], rows[order]
-        state.inbox.append(_Batch(times, class_index, algorithm, parent, reg, rows))
+        state.inbox.append(
+            _Batch(
+                times=times,
+                class_index=sender.class_index,
+                algorithm=op.algorithm,
+                parent=parent,
+                reg=op.reg,
+                positions=rows,
+                sent_start=sender.own_start[rows],
+                sent_seq=sender.own_seq[rows],
+                sent_round=sender.round,
+                source=len(self.model.classes) + sender.tier,
+                slot=op.slot,
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,7 +67,14 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     )
     vus = stats("vus_max").get("value", stats("vus").get("max", 0))
     step = LoadStep(
-        "", 0.0, count / rate if rate > 0 else 0.0, float(vus or 0), count, errors, rate, latency
+        name="",
+        start=0.0,
+        end=count / rate if rate > 0 else 0.0,
+        users=float(vus or 0),
+        requests=count,
+        errors=errors,
+        throughput=rate,
+        latency=latency,
     )
     return LoadTest(source=str(path), tool="k6", steps=[step], totals=[step])
 
@@ -152,14 +159,14 @@ def _steps_from_requests(
         span = max(end - start, 1e-9)
         steps.append(
             LoadStep(
-                "",
-                start,
-                end,
-                float(level[low]),
-                high - low,
-                int(errors[low:high].sum()),
-                (high - low - 1) / span,
-                _percentiles(values[low:high]),
+                name="",
+                start=start,
+                end=end,
+                users=float(level[low]),
+                requests=high - low,
+                errors=int(errors[low:high].sum()),
+                throughput=(high - low - 1) / span,
+                latency=_percentiles(values[low:high]),
             )
         )
     whole = max(float(times[-1] - times[0]), 1e-9)
@@ -168,14 +175,14 @@ def _steps_from_requests(
         mask = names == name
         totals.append(
             LoadStep(
-                name,
-                float(times[0]),
-                float(times[-1]),
-                float(level.max()),
-                int(mask.sum()),
-                int(errors[mask].sum()),
-                float(mask.sum()) / whole,
-                _percentiles(values[mask]),
+                name=name,
+                start=float(times[0]),
+                end=float(times[-1]),
+                users=float(level.max()),
+                requests=int(mask.sum()),
+                errors=int(errors[mask].sum()),
+                throughput=float(mask.sum()) / whole,
+                latency=_percentiles(values[mask]),
             )
         )
     return LoadTest(source=source, tool=tool, steps=steps, totals=totals)
@@ -246,14 +253,14 @@ def parse_locust_stats(text: str, path: str | Path) -> LoadTest:
         name = "" if row["Name"] == "Aggregated" else row["Name"]
         totals.append(
             LoadStep(
-                name,
-                0.0,
-                count / rate if rate > 0 else 0.0,
-                0.0,
-                int(count),
-                int(_number(row, "Failure Count", path, line)),
-                rate,
-                _locust_latency(row, path, line),
+                name=name,
+                start=0.0,
+                end=count / rate if rate > 0 else 0.0,
+                users=0.0,
+                requests=int(count),
+                errors=int(_number(row, "Failure Count", path, line)),
+                throughput=rate,
+                latency=_locust_latency(row, path, line),
             )
         )
     aggregated = [t for t in totals if t.name == ""] or totals[-1:]
@@ -305,14 +312,14 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
                 requests = last[2] - first[2]
                 steps.append(
                     LoadStep(
-                        "",
-                        first[0],
-                        last[0],
-                        first[1],
-                        int(requests),
-                        int((last[3] or 0) - (first[3] or 0)),
-                        requests / (last[0] - first[0]),
-                        latency,
+                        name="",
+                        start=first[0],
+                        end=last[0],
+                        users=first[1],
+                        requests=int(requests),
+                        errors=int((last[3] or 0) - (first[3] or 0)),
+                        throughput=requests / (last[0] - first[0]),
+                        latency=latency,
                     )
                 )
             start = k
@@ -340,7 +347,18 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
         latency = {
             name: _number(row, columns[name], path, line) for name in PERCENTILES if name in columns
         }
-        steps.append(LoadStep("", 0.0, 0.0, users, 0, 0, rate, latency))
+        steps.append(
+            LoadStep(
+                name="",
+                start=0.0,
+                end=0.0,
+                users=users,
+                requests=0,
+                errors=0,
+                throughput=rate,
+                latency=latency,
+            )
+        )
     if not steps:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")
     return LoadTest(source=str(path), tool="csv", steps=steps, totals=[])

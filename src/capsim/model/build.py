@@ -10,8 +10,6 @@ import numpy as np
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
 from capsim.model.types import (
-    COUNT_STATISTICS,
-    RATIO_STATISTICS,
     ArrivalProcess,
     Autoscale,
     BatchArrivals,
@@ -37,6 +35,7 @@ from capsim.model.types import (
     TraceArrivals,
     TrafficClass,
     Work,
+    slo_value_text,
 )
 from capsim.model.visits import expected_visits
 from capsim.scenario import Scenario, check_scenario
@@ -227,11 +226,24 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
         retry = None
         if call.retries is not None:
             spec = call.retries
-            retry = Retry(spec.max, spec.backoff, spec.base, spec.cap, spec.jitter, spec.budget)
+            retry = Retry(
+                max=spec.max,
+                backoff=spec.backoff,
+                base=spec.base,
+                cap=spec.cap,
+                jitter=spec.jitter,
+                budget=spec.budget,
+            )
         breaker = None
         if call.circuit_breaker is not None:
             b = call.circuit_breaker
-            breaker = CircuitBreaker(b.error_rate, b.window, b.min_calls, b.open_for, b.probes)
+            breaker = CircuitBreaker(
+                error_rate=b.error_rate,
+                window=b.window,
+                min_calls=b.min_calls,
+                open_for=b.open_for,
+                probes=b.probes,
+            )
         return Call(
             tier_index[call.tier],
             probability=call.probability,
@@ -613,7 +625,12 @@ def _arrival_process(spec: TrafficSpec) -> ArrivalProcess | None:
             return BatchArrivals(batch_rate, "geometric", size.mean)
         if isinstance(size, EmpiricalSize):
             samples = tuple(size.samples)
-            return BatchArrivals(batch_rate, "empirical", sum(samples) / len(samples), samples)
+            return BatchArrivals(
+                batch_rate=batch_rate,
+                size_kind="empirical",
+                size_mean=sum(samples) / len(samples),
+                size_samples=samples,
+            )
         value = size.value if isinstance(size, ConstantSize) else size
         return BatchArrivals(batch_rate, "constant", float(value))
     return None
@@ -632,7 +649,7 @@ def _build_slos(
                 threshold, limit = limit.limit, limit.max
                 text = f"{subject} share over {format_duration(threshold)} <= {format_ratio(limit)}"
             else:
-                text = f"{subject} {statistic} <= {_slo_limit_text(statistic, limit)}"
+                text = f"{subject} {statistic} <= {slo_value_text(statistic, limit)}"
             slos.append(
                 Slo(
                     text=text,
@@ -645,14 +662,6 @@ def _build_slos(
                 )
             )
     return slos
-
-
-def _slo_limit_text(statistic: str, limit: float) -> str:
-    if statistic in RATIO_STATISTICS:
-        return format_ratio(limit)
-    if statistic in COUNT_STATISTICS:
-        return f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,g}"
-    return format_duration(limit)
 
 
 def _exact_miss_ratio(setting: float | LruModel | TtlModel) -> float:
@@ -690,6 +699,7 @@ def build_model(scenario: Scenario) -> Model:
         tiers=tuple(tiers),
         slos=tuple(_build_slos(scenario, tier_index, class_index)),
         description=scenario.description,
+        currency=scenario.currency,
         source=scenario.source,
         tier_index=tier_index,
         class_index=class_index,

@@ -29,7 +29,10 @@ from typing import Literal
 import numpy as np
 
 from capsim.model.distributions import Distribution
-from capsim.units import format_duration
+from capsim.units import (
+    format_duration,
+    format_slo_figure,
+)
 
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
@@ -43,8 +46,8 @@ STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max"
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 #: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
 #: every other SLO statistic is a time.
-RATIO_STATISTICS: tuple[str, ...] = ("error_rate", "utilization", "occupancy", "share_over")
-COUNT_STATISTICS: tuple[str, ...] = ("backlog",)
+#: A limit or an observed figure of an SLO in its own unit: `1.2s`, `75%`, `1,000`.
+slo_value_text = format_slo_figure
 
 
 @dataclass(frozen=True)
@@ -473,6 +476,7 @@ class Model:
     timeseries: bool = False
     timeseries_bucket: float | None = None
     faults: tuple[Fault, ...] = ()  # in the order of the scenario's `faults:`
+    currency: str | None = None  # ISO 4217 code of the prices in `cost`, when the scenario says
     # Latency percentiles asked for beyond the standard ones (`simulation.percentiles`, SPEC's
     # p50 ... p999 are always there), as quantiles in (0, 1).
     percentiles: tuple[float, ...] = ()

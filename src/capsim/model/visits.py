@@ -4,49 +4,56 @@ from __future__ import annotations
 
 import numpy as np
 
+from capsim import graphs
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
 
 
-def _add_step_calls(row: np.ndarray, step: Step, weight: float = 1.0) -> None:
-    if isinstance(step, Call):
-        row[step.tier] += weight * step.probability * step.repeat
-    elif isinstance(step, OneOf):
-        for tier, probability in step.options:
-            row[tier] += weight * probability
-    elif isinstance(step, Parallel):
-        for branch in step.branches:
-            _add_step_calls(row, branch, weight)
-
-
-def call_matrix(model: Model, class_index: int) -> np.ndarray:
-    """M[i, j]: expected calls from one visit of tier i to tier j, for requests of one class."""
-    n = len(model.tiers)
-    matrix = np.zeros((n, n))
+def _calls(model: Model, class_index: int) -> dict[int, dict[int, float]]:
+    """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse)."""
+    calls: dict[int, dict[int, float]] = {}
     for tier in model.tiers:
+        targets: dict[int, float] = {}
         for step in tier.work[class_index].calls:
-            _add_step_calls(matrix[tier.index], step)
-    return matrix
+            _add_sparse(targets, step)
+        calls[tier.index] = targets
+    return calls
 
 
-def spectral_radius(matrix: np.ndarray) -> float:
-    if matrix.size == 0:
-        return 0.0
-    return float(np.max(np.abs(np.linalg.eigvals(matrix))))
+def _add_sparse(row: dict[int, float], step: Step, weight: float = 1.0) -> None:
+    # A parallel step nests branches; walk them with a stack, not recursion.
+    pending: list[tuple[Step, float]] = [(step, weight)]
+    while pending:
+        current, scale = pending.pop()
+        if isinstance(current, Call):
+            row[current.tier] = (
+                row.get(current.tier, 0.0) + scale * current.probability * current.repeat
+            )
+        elif isinstance(current, OneOf):
+            for tier, probability in current.options:
+                row[tier] = row.get(tier, 0.0) + scale * probability
+        elif isinstance(current, Parallel):
+            pending.extend((branch, scale) for branch in current.branches)
 
 
-def expected_visits(model: Model) -> np.ndarray:
-    """V[k, i]: expected visits to tier i by one request of class k (asynchronous work included).
+def expected_visits(model: Model, synchronous: bool = False) -> np.ndarray:
+    """V[k, i]: expected visits to tier i by one request of class k (asynchronous work included;
+    with `synchronous`, only the visits within the request's own response: a queue is visited
+    by its publish, the work of its consumers is left out).
 
-    Solves v = e_entry + v M, i.e. v = e_entry (I - M)^-1; finite only when the spectral radius
-    of M is below 1, which the model builder guarantees.
+    Solves v = e_entry + v M one loop of tiers at a time, in call order, on the sparse calls
+    (`capsim.graphs.expected_visits`); finite because validation refuses loops that are not.
     """
-    n = len(model.tiers)
-    visits = np.zeros((len(model.classes), n))
+    visits = np.zeros((len(model.classes), len(model.tiers)))
     for traffic in model.classes:
-        matrix = call_matrix(model, traffic.index)
-        entry = np.zeros(n)
-        entry[traffic.entry] = 1.0
-        visits[traffic.index] = np.linalg.solve((np.eye(n) - matrix).T, entry)
+        calls = _calls(model, traffic.index)
+        if synchronous:
+            calls = {i: ({} if model.tiers[i].is_async else row) for i, row in calls.items()}
+        solved = graphs.expected_visits(traffic.entry, calls)
+        if solved is None:
+            visits[traffic.index, :] = np.inf
+            continue
+        for tier, value in solved.items():
+            visits[traffic.index, tier] = value
     return visits
 
 

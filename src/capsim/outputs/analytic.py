@@ -5,15 +5,13 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from capsim.analysis.report import Report
 from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
-from capsim.outputs.table import plain_cells
+from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
 from capsim.outputs.text import render_json
 
 
@@ -55,7 +53,7 @@ CLASS_HEADER = ["class", "throughput", "errors", "mean latency", "p99", "", "for
 TIER_HEADER = [
     "tier",
     "offered",
-    "utilisation",
+    "utilization",
     "occupancy",
     "wait mean",
     "wait p99",
@@ -94,7 +92,20 @@ def _summary_line(data: dict[str, Any]) -> str:
     return text + (f", {headroom:.2f}x headroom)" if headroom else ")")
 
 
-def render_solve_table(report: Report, *, color: bool = False, width: int = 120) -> str:
+def _with_formula_keys(rows: list[list[str]], legend: dict[str, str]) -> list[list[str]]:
+    """Rows whose last cell (a formula's long name) is replaced by a short key: [1], [2], ...
+
+    The formulas are listed once under the tables, so the table stays one line per row.
+    """
+    keyed = []
+    for row in rows:
+        formula = row[-1]
+        key = legend.setdefault(formula, f"[{len(legend) + 1}]")
+        keyed.append([*row[:-1], key])
+    return keyed
+
+
+def render_solve_table(report: Report, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
     data = terminal_data(report.data)
     buffer = io.StringIO()
     console = Console(
@@ -107,16 +118,20 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = 120)
     )
     console.print(f"scenario {data['scenario']} · analytic estimates (no simulation)", markup=False)
     class_rows, tier_rows = _rows(data)
+    legend: dict[str, str] = {}
     for title, header, rows in (
-        ("Request classes", CLASS_HEADER, class_rows),
-        ("Tiers", TIER_HEADER, tier_rows),
+        ("Request classes", CLASS_HEADER, _with_formula_keys(class_rows, legend)),
+        ("Tiers", TIER_HEADER, _with_formula_keys(tier_rows, legend)),
     ):
-        table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="right" if 0 < i < len(header) - 2 else "left")
-        for row in rows:
-            table.add_row(*plain_cells(row))
-        console.print(table)
+        columns = [
+            Column(name, justify="right" if 0 < i < len(header) - 2 else "left")
+            for i, name in enumerate(header)
+        ]
+        for table in fitted_tables(title, columns, rows, width):
+            console.print(table)
+    console.print("formulas:", markup=False)
+    for formula, key in legend.items():
+        console.print(f"  {key} {formula}", markup=False)
     console.print(_summary_line(data), markup=False)
     for line in _overload_lines(data):
         console.print(line, markup=False)
@@ -155,10 +170,12 @@ def render_solve_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_solve(report: Report, fmt: str, *, color: bool = False) -> str:
+def render_solve(
+    report: Report, fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
+) -> str:
     name = fmt.lower()
     if name == "table":
-        return render_solve_table(report, color=color)
+        return render_solve_table(report, color=color, width=width)
     if name == "json":
         return render_json(report)
     if name in ("markdown", "md"):

@@ -163,7 +163,12 @@ def calibration_document(summary: dict[str, Any], output: str | None) -> Documen
             Section("Load steps", ["file", "tool", "users", "throughput", "p50", "p99"], steps)
         )
     lines = [f"scenario written to {output}" if output else "no scenario written (give -o FILE)"]
-    return Document("capsim calibrate · " + ", ".join(summary["sources"]), summary, sections, lines)
+    return Document(
+        title="capsim calibrate · " + ", ".join(summary["sources"]),
+        data=summary,
+        sections=sections,
+        lines=lines,
+    )
 
 
 _BACKTEST_FORMS = {"utilization": cells.percent, "throughput": cells.rate}
@@ -189,16 +194,16 @@ def backtest_document(data: dict[str, Any]) -> Document:
     )
     lines = [verdict, *[f"note: {n}" for n in data.get("notes", [])]]
     return Document(
-        f"capsim backtest · {data['scenario']}",
-        data,
-        [
+        title=f"capsim backtest · {data['scenario']}",
+        data=data,
+        sections=[
             Section(
                 "Predicted against measured",
                 ["what", "figure", "measured", "predicted", "error", "tolerance", "verdict"],
                 rows,
             )
         ],
-        lines,
+        lines=lines,
     )
 
 
@@ -214,12 +219,12 @@ def usl_chart(data: dict[str, Any]) -> str:
         )
     return render_chart(
         Chart(
-            "usl",
-            "Throughput against concurrency (Universal Scalability Law)",
-            "concurrency N",
-            "throughput X(N) /s",
-            [measured, fitted],
-            markers,
+            key="usl",
+            title="Throughput against concurrency (Universal Scalability Law)",
+            x_label="concurrency N",
+            y_label="throughput X(N) /s",
+            series=[measured, fitted],
+            markers=markers,
             y_min=0.0,
         )
     )
@@ -260,12 +265,12 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
         )
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return Document(
-        "capsim fit-usl · " + ", ".join(data["sources"]),
-        data,
-        [
+        title="capsim fit-usl · " + ", ".join(data["sources"]),
+        data=data,
+        sections=[
             Section("USL parameters", ["parameter", "estimate", "95% CI"], rows),
             Section("Steps", ["N", "measured X", "fitted X"], points),
         ],
-        lines,
-        [usl_chart(data)] if with_chart else [],
+        lines=lines,
+        figures=[usl_chart(data)] if with_chart else [],
     )

@@ -6,17 +6,17 @@ import io
 import json
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
-from capsim.outputs.table import plain_cells
+from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
 from capsim.outputs.text import _markdown_table
 
-Block = tuple[str, list[str], list[list[str]]]  # title, header, rows
+Block = tuple[str, list[Any], list[list[str]]]  # title, header (str or Column), rows
+#: Columns of free text, which may wrap at spaces in a narrow terminal.
+PROSE_HEADERS = frozenset({"objective", "one fewer"})
 
 
 def _verdict(passed: bool | None) -> str:
@@ -37,6 +37,34 @@ def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
 
 
 SLO_HEADER = ["verdict", "objective", "observed", "upper 95%", "limit"]
+
+
+#: A curve point that met the SLOs in its search run but is not a safe answer.
+NOT_SAFE = "unsafe"
+NOT_SAFE_MEANING = (
+    "in the SLOs met column, the SLOs held in that point's search run, but the rate is above the ceiling "
+    "(slo_ceiling, the lower bound of the saturation rate) or failed its verification at "
+    "the scenario's run length"
+)
+
+
+def _unsafe_rates(data: dict[str, Any]) -> set[float]:
+    """Curve rates that cannot be the answer: above the SLO ceiling, or failed verification."""
+    ceiling = data.get("slo_ceiling")
+    attempts = (data.get("verification") or {}).get("attempts") or []
+    failed = {a["rate"] for a in attempts if not a["meets_slos"]}
+    above = {
+        p["rate"] for p in data["curve"] if ceiling is not None and p["rate"] > ceiling * (1 + 1e-9)
+    }
+    return failed | above
+
+
+def _slos_met_cell(point: dict[str, Any], unsafe: set[float]) -> str:
+    if point["meets_slos"] is None:
+        return cells.MISSING
+    if not point["meets_slos"]:
+        return "no"
+    return NOT_SAFE if point["rate"] in unsafe else "yes"
 
 
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
@@ -75,12 +103,13 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         for name, t in data["tiers"].items()
     ]
     tier_names = list(data["tiers"])
-    # Blocking tiers and queues saturate by the workers they hold: occupancy beside utilisation.
+    # Blocking tiers and queues saturate by the workers they hold: occupancy beside utilization.
     held = [n for n in tier_names if data["tiers"][n].get("held_by") == "occupancy"]
     columns = [(f"util {n}", "utilization", n) for n in tier_names]
     for name in held:
         at = next(i for i, c in enumerate(columns) if c[2] == name)
         columns.insert(at + 1, (f"occ {name}", "occupancy", name))
+    unsafe = _unsafe_rates(data)
     curve_rows = [
         [
             cells.rate(p["rate"]),
@@ -89,10 +118,12 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             cells.percent(p["error_rate"]),
             *(cells.percent((p.get(figure) or {}).get(name)) for _, figure, name in columns),
             "stable" if p["stable"] else "OVERLOADED",
-            {True: "yes", False: "no", None: cells.MISSING}[p["meets_slos"]],
+            _slos_met_cell(p, unsafe),
         ]
         for p in data["curve"]
     ]
+    if any(p["meets_slos"] and p["rate"] in unsafe for p in data["curve"]):
+        lines.append(f"{NOT_SAFE}: {NOT_SAFE_MEANING}")
     blocks: list[Block] = [
         (
             "Tiers",
@@ -123,14 +154,20 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
 def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     cost = data["total_cost_per_hour"]
     per_million = data["cost_per_million_requests"]
+    code = data.get("currency")
     lines = [
         f"scenario {data['scenario']} · sizing at {data['load']:g}x load "
         f"({cells.rate(data['offered_rate'])} open traffic)"
         + f" · headroom {cells.percent(data['headroom'] or 0.0)}"
         + f" · redundancy {data['redundancy']}",
         "total cost: "
-        + (f"{cost:,.4g} per hour" if cost is not None else "no tier has a cost")
-        + (f", {per_million:,.4g} per million requests" if per_million is not None else ""),
+        + (f"{cells.money(cost, code)} per hour" if cost is not None else "no tier has a cost")
+        + (
+            f", {cells.money(per_million, code, 4)} per million requests"
+            if per_million is not None
+            else ""
+        )
+        + ("" if code or cost is None else f" ({cells.NO_CURRENCY_NOTE})"),
         "verified by simulation at the scenario's run length: "
         + ("yes" if data["verified"] else "NO — " + "; ".join(data["verification"]["failures"])),
     ]
@@ -152,7 +189,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 str(t["was"]) if sized else cells.MISSING,
                 cells.percent(t.get("utilization")),
                 cells.percent(t.get("occupancy")),
-                cells.MISSING if t["cost_per_hour"] is None else f"{t['cost_per_hour']:,.4g}",
+                cells.money(t["cost_per_hour"], code),
                 evidence,
             ]
         )
@@ -164,7 +201,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 "sized",
                 "answer",
                 "was",
-                "utilisation",
+                "utilization",
                 "occupancy",
                 "cost/hour",
                 "one fewer",
@@ -184,20 +221,35 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
+#: After a tier's figure in the sweep table: the tier is overloaded at that point.
+OVERLOAD_MARK = " !"
+OVERLOAD_MEANING = "the tier is OVERLOADED at that point (not in steady state, docs/results.md)"
+
+
 def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     paths = [v["path"] for v in data["vary"]]
     lines = [
         f"scenario {data['scenario']} · sweep of {len(data['points'])} points · seed {data['seed']} "
         f"(common random numbers) · {data['replications']} replication(s) × {cells.time(data['duration'])}"
+        + (
+            f" · open traffic at {data['load']:.3g}x (--load)"
+            if data.get("load") not in (None, 1, 1.0)
+            else ""
+        )
     ]
     if not data["points"]:
         return lines, []
     classes = list(data["points"][0]["classes"])
     tiers = list(data["points"][0]["tiers"])
-    header = [*paths]
+    # Two-line headers (the class or tier above the figure) keep the columns as narrow as their
+    # numbers; a class's four columns stay together when the table is split to fit.
+    header: list[Any] = [Column(p, justify="left") for p in paths]
     for name in classes:
-        header += [f"{name} thru", f"{name} p50", f"{name} p99", f"{name} err"]
-    # Tiers whose workers are held longer than they work get occupancy beside utilisation.
+        header += [
+            Column(f"{name}\n{figure}", group=name)
+            for figure in ("throughput", "p50", "p99", "errors")
+        ]
+    # Tiers whose workers are held longer than they work get occupancy beside utilization.
     held = {
         n
         for n in tiers
@@ -207,8 +259,12 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         )
     }
     for n in tiers:
-        header += [f"util {n}", f"occ {n}"] if n in held else [f"util {n}"]
-    header += ["SLOs"]
+        header += (
+            [Column(f"{figure}\n{n}", group=f"tier {n}") for figure in ("utilization", "occupancy")]
+            if n in held
+            else [Column(f"utilization\n{n}")]
+        )
+    header += [Column("SLOs")]
     rows = []
     for point in data["points"]:
         row = [str(point["values"][p]) for p in paths]
@@ -221,7 +277,7 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(c["error_rate"]),
             ]
         for n in tiers:
-            mark = "" if point["tiers"][n]["stable"] else " !"
+            mark = "" if point["tiers"][n]["stable"] else OVERLOAD_MARK
             row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
             if n in held:
                 row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
@@ -233,6 +289,8 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             else "fail"
         )
         rows.append(row)
+    if any(not t["stable"] for point in data["points"] for t in point["tiers"].values()):
+        lines.append(f"{OVERLOAD_MARK.strip()} after a tier's figure: {OVERLOAD_MEANING}")
     return lines, [("What-if", header, rows)]
 
 
@@ -258,7 +316,13 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
         shown = f"{diff * 100:+.2f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
     verdict = {True: "beyond noise", False: "within noise", None: "no CI"}[d["significant"]]
-    return [_figure(metric, d["a"]), _figure(metric, d["b"]), shown + rel, verdict]
+    low = d.get("low_sample") or ()
+    return [
+        _figure(metric, d["a"]) + (cells.LOW_SAMPLE_MARK if "a" in low else ""),
+        _figure(metric, d["b"]) + (cells.LOW_SAMPLE_MARK if "b" in low else ""),
+        shown + rel,
+        verdict,
+    ]
 
 
 def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
@@ -286,6 +350,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         for name, metrics in data["tiers"].items()
         for metric, d in metrics.items()
     ]
+    flagged = [
+        d for section in ("classes", "tiers") for m in data[section].values() for d in m.values()
+    ]
+    if any(d.get("low_sample") for d in flagged):
+        lines.append(cells.LOW_SAMPLE_NOTE)
     slo_rows = []
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:
@@ -295,9 +364,11 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             )  # fmt: skip
         for v in data["slos"][label]:
             slo_rows.append([label.upper(), _verdict(v["passed"]), v["slo"], cells.slo_observed(v)])
+    # The class (or tier) and the figure name both label a row.
+    figure = Column("figure", justify="left")
     blocks: list[Block] = [
-        ("Request classes", ["class", *header[1:]], class_rows),
-        ("Tiers", ["tier", *header[1:]], tier_rows),
+        ("Request classes", [Column("class", justify="left"), figure, *header[2:]], class_rows),
+        ("Tiers", [Column("tier", justify="left"), figure, *header[2:]], tier_rows),
     ]
     if slo_rows:
         blocks.append(("SLOs", ["side", "verdict", "objective", "observed"], slo_rows))
@@ -307,11 +378,26 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
 _VIEWS = {"saturate": _saturate, "size": _size, "sweep": _sweep, "compare": _compare}
 
 
-def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool) -> str:
+def _column(index: int, header: Any) -> Column:
+    if isinstance(header, Column):
+        return header
+    prose = header in PROSE_HEADERS
+    return Column(header, justify="left" if index == 0 or prose else "right", prose=prose)
+
+
+def _key_count(columns: list[Column]) -> int:
+    """The row labels, repeated in every part of a split table: the leading left-aligned columns."""
+    count = 0
+    while count < len(columns) and columns[count].justify == "left":
+        count += 1
+    return max(count, 1)
+
+
+def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool, width: int) -> str:
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        width=160,
+        width=width,
         color_system="standard" if color else None,
         force_terminal=color,
         no_color=not color,
@@ -320,12 +406,9 @@ def _table(lines: list[str], blocks: list[Block], notes: list[str], color: bool)
     for line in lines:
         console.print(line, markup=False)
     for title, header, rows in blocks:
-        table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right")
-        for row in rows:
-            table.add_row(*plain_cells(row))
-        console.print(table)
+        columns = [_column(i, h) for i, h in enumerate(header)]
+        for table in fitted_tables(title, columns, rows, width, keys=_key_count(columns)):
+            console.print(table)
     for note in notes:
         console.print(f"note: {note}", markup=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
@@ -338,14 +421,17 @@ def _markdown(
     out = [f"# capsim {command}: {markdown_text(str(scenario))}", ""]
     out += [f"{markdown_text(line)}  " for line in lines]
     for title, header, rows in blocks:
+        names = [h.header.replace("\n", " ") if isinstance(h, Column) else h for h in header]
         out += ["", f"## {title}", ""]
-        out += _markdown_table(header, rows, right=range(1, len(header)))
+        out += _markdown_table(names, rows, right=range(1, len(names)))
     if notes:
         out += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in notes]
     return "\n".join(out) + "\n"
 
 
-def render_capacity(data: dict[str, Any], fmt: str, *, color: bool = False) -> str:
+def render_capacity(
+    data: dict[str, Any], fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
+) -> str:
     """A saturate / size / sweep / compare result in format `fmt` (table, json or markdown)."""
     name = fmt.lower()
     if name == "json":
@@ -356,7 +442,7 @@ def render_capacity(data: dict[str, Any], fmt: str, *, color: bool = False) -> s
     lines, blocks = _VIEWS[command](data)
     notes = list(data.get("notes", []))
     if name == "table":
-        return _table(lines, blocks, notes, color)
+        return _table(lines, blocks, notes, color, width)
     if name in ("markdown", "md"):
         return _markdown(command, data, lines, blocks, notes)
     raise UsageError(f"capsim {command} prints table, json or markdown, not {fmt!r}")

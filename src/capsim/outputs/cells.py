@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from capsim.analysis.report import overload_failures
-from capsim.model.types import COUNT_STATISTICS, RATIO_STATISTICS
-from capsim.units import format_duration
+from capsim.units import COUNT_STATISTICS, RATIO_STATISTICS, format_duration
 
 #: What a missing figure (null in the JSON) looks like in a table.
 MISSING = "—"
@@ -33,6 +33,39 @@ def rate(value: float | None) -> str:
     if value is None:
         return MISSING
     return f"{value:,.1f}/s" if value < 1e5 else f"{value:,.0f}/s"
+
+
+def significant(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits with thousands separators, never in exponent
+    notation: 14110.3 -> `14,110`, 0.0123456 -> `0.01235`, 2.5 -> `2.5`."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= digits - 1:
+        return f"{round(value):,}"
+    text = f"{value:,.{digits - 1 - magnitude}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+#: How costs are labelled when the scenario names no `currency`.
+NO_CURRENCY = "price units"
+#: The sentence a priced view adds when the scenario names no currency.
+NO_CURRENCY_NOTE = (
+    "Costs are in the units of the scenario's prices: add `currency: USD` (or EUR, GBP, ...) "
+    "at the top of the scenario to name them."
+)
+
+
+def currency(code: str | None) -> str:
+    """The label of money figures: the scenario's ISO 4217 code, or `price units`."""
+    return code or NO_CURRENCY
+
+
+def money(value: float | None, code: str | None, decimals: int = 2) -> str:
+    """`1,234.56 USD`: an amount with thousands separators and its currency."""
+    if value is None:
+        return MISSING
+    return f"{value:,.{decimals}f} {currency(code)}"
 
 
 def count(value: int | float | None) -> str:
@@ -97,8 +130,10 @@ def run_line(data: dict[str, Any]) -> str:
     runs = "1 replication" if replications == 1 else f"{replications} replications"
     if data.get("partial"):
         runs = f"PARTIAL (interrupted): {replications} of {data['replications_requested']} replications"
+    load = data.get("load")
+    scaled = "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
     return (
-        f"scenario {data['scenario']} · seed {data['seed']} · {runs} × "
+        f"scenario {data['scenario']}{scaled} · seed {data['seed']} · {runs} × "
         f"{time(data['duration'])} measured · capsim {data['capsim_version']}"
     )
 
@@ -210,8 +245,9 @@ def class_figures(
 
 
 def share(value: float | None) -> str:
-    """A share of requests, with digits enough for tails: `0.83%`, `0.0012%`."""
-    return MISSING if value is None else f"{value * 100:.3g}%"
+    """A share of requests, with digits enough for tails: `0.83%`, `0.0012%` (to 3 significant
+    digits, never in exponent notation)."""
+    return MISSING if value is None else f"{significant(value * 100, 3)}%"
 
 
 def report_class_header(result: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ def _escape_property(text: str) -> str:
 
 
 def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]:
-    """One `::error` line per overloaded tier, per failed SLO (at its line in the scenario) and
+    """One `::error` line per overloaded tier (at the tier's line), per failed SLO (at its line) and
     per failed regression check.
 
     An inconclusive check counted as a pass gets a `::warning` instead, and so does an SLO that
@@ -29,8 +29,9 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
     file = _escape_property(visible(scenario_path))
     lines = []
     for entry in outcome.overloaded:
+        where = f"file={file}" + (f",line={int(entry['line'])}" if entry.get("line") else "")
         title = _escape_property(f"tier {entry['tier']} OVERLOADED")
-        lines.append(f"::error file={file},title={title}::{_escape_data(overload_message(entry))}")
+        lines.append(f"::error {where},title={title}::{_escape_data(overload_message(entry))}")
     for verdict in outcome.failed_slos:
         where = f"file={file}"
         if verdict.get("line"):

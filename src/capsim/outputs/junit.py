@@ -123,6 +123,8 @@ def render_junit(outcome: CheckOutcome, *, scenario_path: str = "") -> str:
             )
             if scenario_path:
                 case.set("file", scenario_path)
+            if entry.get("line"):
+                case.set("line", str(int(entry["line"])))
             message = overload_message(entry)
             failure = ET.SubElement(case, "failure", message=message, type="overloaded")
             failure.text = message

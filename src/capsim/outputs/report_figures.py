@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 #: What the report says where the over-time plots would be, for a result without `timeseries`.
 NO_TIMESERIES = (
     "Time series are not available for this run: the result has no `timeseries`, so "
-    "occupancy, utilisation, queue length and in-flight requests over time cannot be plotted."
+    "occupancy, utilization, queue length and in-flight requests over time cannot be plotted."
 )
 _LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 
@@ -39,15 +39,34 @@ def _percent(value: float) -> str:
 
 
 def _rate(value: float) -> str:
-    return f"{value:,.4g}/s"
-
-
-def _money(value: float) -> str:
-    return f"{value:,.2f}/month"
+    return f"{cells.significant(value)}/s"
 
 
 def _count(value: float) -> str:
-    return f"{value:.4g}"
+    return cells.significant(value)
+
+
+def cost_header(code: str | None) -> list[str]:
+    """The header of the cost table, every money column labelled with its currency."""
+    label = cells.currency(code)
+    return [
+        "tier",
+        "units",
+        f"price/unit-hour ({label})",
+        f"per hour ({label})",
+        f"per month ({label})",
+    ]
+
+
+#: Values whose largest is at least this many times their smallest get a log axis: on a linear
+#: one the small values would sit squashed against the bottom.
+LOG_SPAN = 10.0
+
+
+def spans_decades(values: Any) -> bool:
+    """Whether the positive finite `values` span at least LOG_SPAN (a decade) from low to high."""
+    usable = [v for v in values if isinstance(v, int | float) and math.isfinite(v) and v > 0]
+    return bool(usable) and max(usable) >= LOG_SPAN * min(usable)
 
 
 def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[dict[str, Any]]:
@@ -153,6 +172,9 @@ def load_figure(report: SizingReport) -> Figure | None:
             f" At {', '.join(unstable)} a tier was overloaded: no steady state, so no p99 is "
             "drawn there."
         )
+    log = spans_decades(y for s in series for y in s.ys)
+    if log:
+        caption += " The latency axis is logarithmic: p99 spans more than a decade."
     return Figure(
         "p99-vs-load",
         caption,
@@ -160,12 +182,13 @@ def load_figure(report: SizingReport) -> Figure | None:
             key="p99-vs-load",
             title="p99 latency against load",
             x_label="offered load (requests/s)",
-            y_label="p99 latency",
+            y_label="p99 latency" + (" (log scale)" if log else ""),
             series=series,
             markers=markers,
             x_format=_rate,
             y_format=_duration,
-            y_min=0.0,
+            y_min=None if log else 0.0,
+            y_log=log,
         ),
     )
 
@@ -189,27 +212,35 @@ def _over_time(
     if not series:
         return None
     what = "tier" if section == "tiers" else "class"
+    bucket = float(timeseries.get("bucket") or 0)
+    log = field == "p99" and spans_decades(y for s in series for y in s.ys)
     return Figure(
         key,
-        f"{title} per {what}, per time bucket of {_duration(float(timeseries.get('bucket') or 0))}, "
-        "counted from the start of the warm-up.",
+        f"{title} per {what}, per time bucket of {_duration(bucket)}, "
+        "counted from the start of the warm-up."
+        + (" The axis is logarithmic: the values span more than a decade." if log else ""),
         Chart(
             key=key,
             title=title,
             x_label="simulated time",
-            y_label=label,
+            y_label=label + (" (log scale)" if log else ""),
             series=series,
             markers=[Marker("x", warmup, "end of warm-up", color="#AAAAAA")] if warmup else [],
             x_format=_duration,
             y_format=fmt,
-            y_min=0.0,
+            y_min=None if log else 0.0,
+            y_log=log,
+            # The axis ends where the data ends: the last bucket's end.
+            x_min=float(t[0]),
+            x_max=float(t[-1]) + bucket,
+            x_time=True,
         ),
     )
 
 
 def _held_over_time(timeseries: dict[str, Any], warmup: float | None) -> Figure | None:
     """Workers held per tier over time: the figure that saturates a tier (occupancy, which for a
-    tier whose workers never wait on calls is its utilisation), with a dashed utilisation line
+    tier whose workers never wait on calls is its utilization), with a dashed utilization line
     beside it for every tier whose workers are held longer than they work."""
     t = timeseries.get("t") or []
     series = []
@@ -229,7 +260,7 @@ def _held_over_time(timeseries: dict[str, Any], warmup: float | None) -> Figure 
         ):
             series.append(
                 Series(
-                    f"{name} utilisation",
+                    f"{name} utilization",
                     t,
                     [math.nan if u is None else u for u in busy],
                     color=color,
@@ -238,14 +269,15 @@ def _held_over_time(timeseries: dict[str, Any], warmup: float | None) -> Figure 
             )
     if not series:
         return None
+    bucket = float(timeseries.get("bucket") or 0)
     return Figure(
         "occupancy-over-time",
         "Share of each tier's workers held per time bucket of "
-        f"{_duration(float(timeseries.get('bucket') or 0))}, counted from the start of the "
+        f"{_duration(bucket)}, counted from the start of the "
         "warm-up: occupancy, the figure that saturates (a blocking worker is held while it waits "
         "on its calls, a queue's consumer while it handles a message). Where a tier's workers "
-        "are held longer than they work, its utilisation (the work alone) is the dashed line in "
-        "the same colour: a tier can be full at a low utilisation.",
+        "are held longer than they work, its utilization (the work alone) is the dashed line in "
+        "the same colour: a tier can be full at a low utilization.",
         Chart(
             key="occupancy-over-time",
             title="Workers held over time (occupancy)",
@@ -256,6 +288,10 @@ def _held_over_time(timeseries: dict[str, Any], warmup: float | None) -> Figure 
             x_format=_duration,
             y_format=_percent,
             y_min=0.0,
+            # The axis ends where the data ends: the last bucket's end.
+            x_min=float(t[0]),
+            x_max=float(t[-1]) + bucket,
+            x_time=True,
         ),
     )
 
@@ -271,7 +307,7 @@ def _changes(values: Any) -> bool:
 
 
 def timeseries_figures(report: SizingReport) -> list[Figure]:
-    """Occupancy (with utilisation beside it where they differ), queue length, in-flight
+    """Occupancy (with utilization beside it where they differ), queue length, in-flight
     requests, (when they change) instances per tier and p99 per class over time, from the
     result's `timeseries`."""
     timeseries = report.result.get("timeseries")
@@ -333,13 +369,14 @@ def cost_figure(report: SizingReport) -> Figure | None:
     names = list(report.costs)
     return Figure(
         "cost-per-tier",
-        "Cost per tier per month (priced units × price per unit-hour × 730.5 hours).",
+        f"Cost per tier per month in {cells.currency(report.currency)} (priced units × price "
+        "per unit-hour × 730.5 hours)." + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
         Bars(
             key="cost-per-tier",
             title="Cost per tier",
             labels=names,
             values=[report.costs[name]["per_month"] for name in names],
-            value_format=_money,
+            value_format=lambda value: f"{cells.money(value, report.currency)}/month",
         ),
     )
 
@@ -350,6 +387,50 @@ def report_figures(report: SizingReport) -> list[Figure]:
     figures += timeseries_figures(report)
     figures.append(cost_figure(report))
     return [figure for figure in figures if figure is not None]
+
+
+#: Notes of `capsim saturate` that say why no rate meets every SLO.
+_NO_RATE_NOTES = ("the SLOs fail even at", "max_rate_meeting_slos is unknown")
+
+
+def _no_rate_meeting_slos(curve: dict[str, Any]) -> str:
+    """Why the load curve found no rate at which every SLO holds, from the search's notes."""
+    why = [n for n in curve.get("notes", []) if any(cue in n for cue in _NO_RATE_NOTES)]
+    sentence = "No load on the curve was found at which every SLO holds"
+    return sentence + (f": {why[0]}." if why else ".")
+
+
+#: What each saturation figure is, as the report's summary labels it (docs/report.md).
+RUN_ESTIMATE = "the run's utilization-law estimate (this one load: throughput over the share held)"
+VERIFIED_SEARCH = "capsim saturate's verified search (stable below it, saturated above)"
+ANALYTIC_BOUND = "the analytic bound (capsim solve's queueing formulas, light-load demands)"
+
+
+def _saturation_source(bottleneck: dict[str, Any]) -> str:
+    if bottleneck.get("source") == "capsim saturate":
+        return "verified search"
+    return "this run's utilization-law estimate"
+
+
+def saturation_figures(
+    result: dict[str, Any], bottleneck: dict[str, Any]
+) -> list[tuple[str, float]]:
+    """Every saturation rate the report shows, each with what it is: the run's overload
+    entries (utilization law), the search's, the analytic bound; the first two only once."""
+    figures: list[tuple[str, float]] = []
+    for failure in result.get("overloaded") or []:
+        value = failure.get("saturation_rate")
+        if isinstance(value, int | float):
+            figures.append((f"{RUN_ESTIMATE} for {failure['tier']}", float(value)))
+    searched = bottleneck.get("saturation_rate")
+    if isinstance(searched, int | float):
+        label = VERIFIED_SEARCH if bottleneck.get("source") == "capsim saturate" else RUN_ESTIMATE
+        if label != RUN_ESTIMATE or not figures:
+            figures.append((label, float(searched)))
+    analytic = bottleneck.get("analytic_rate")
+    if isinstance(analytic, int | float):
+        figures.append((ANALYTIC_BOUND, float(analytic)))
+    return figures
 
 
 def summary_sentences(report: SizingReport) -> list[str]:
@@ -370,11 +451,20 @@ def summary_sentences(report: SizingReport) -> list[str]:
         if bottleneck.get("saturation_rate"):
             text += (
                 f"; at the same mix it would saturate near {_rate(bottleneck['saturation_rate'])} "
-                f"of open traffic (now {_rate(bottleneck['offered_rate'])})"
+                f"of open traffic ({_saturation_source(bottleneck)}; now "
+                f"{_rate(bottleneck['offered_rate'])})"
             )
         if not bottleneck.get("stable", True):
             text += f"; it is {cells.OVERLOADED}"
         sentences.append(text + ".")
+        figures = saturation_figures(result, bottleneck)
+        if len(figures) > 1:
+            sentences.append(
+                "Saturation figures, each by its own method (docs/report.md): "
+                + "; ".join(f"{_rate(value)} {label}" for label, value in figures)
+                + ". They differ by the noise and the assumptions of each method; the verified "
+                "search is the one to plan with."
+            )
     curve = report.curve
     if curve and curve.get("knee") is not None:
         who = f"p99 of {curve['knee_class']}" if curve.get("knee_class") else "p99"
@@ -387,7 +477,11 @@ def summary_sentences(report: SizingReport) -> list[str]:
         sentences.append(
             f"Every SLO holds up to about {_rate(curve['max_rate_meeting_slos'])} of open traffic."
         )
+    elif curve and result.get("slos"):
+        sentences.append(_no_rate_meeting_slos(curve))
     if report.costs:
         total = sum(cost["per_month"] for cost in report.costs.values())
-        sentences.append(f"Cost of the priced tiers: {_money(total)}.")
+        sentences.append(
+            f"Cost of the priced tiers: {cells.money(total, report.currency)} per month."
+        )
     return sentences

@@ -6,7 +6,12 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from capsim.outputs import cells
-from capsim.outputs.report_figures import NO_TIMESERIES, report_figures, summary_sentences
+from capsim.outputs.report_figures import (
+    NO_TIMESERIES,
+    cost_header,
+    report_figures,
+    summary_sentences,
+)
 from capsim.outputs.svg import render
 from capsim.textsafe import visible
 
@@ -94,7 +99,7 @@ def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
         [
             (name, ""),
             (cells.count(cost["units"]), "n"),
-            (f"{cost['per_instance_hour']:,.4g}", "n"),
+            (cells.significant(cost["per_instance_hour"]), "n"),
             (f"{cost['per_hour']:,.2f}", "n"),
             (f"{cost['per_month']:,.2f}", "n"),
         ]
@@ -158,7 +163,7 @@ def render_report_html(report: SizingReport) -> str:
                 "tier",
                 "type",
                 "workers",
-                "utilisation",
+                "utilization",
                 "occupancy",
                 "throughput",
                 "queue mean",
@@ -171,11 +176,9 @@ def render_report_html(report: SizingReport) -> str:
     )
     if report.costs:
         parts.append('<h2 id="costs">Cost per tier</h2>')
-        parts.append(
-            _table(
-                ["tier", "units", "price/unit-hour", "per hour", "per month"], _cost_rows(report)
-            )
-        )
+        parts.append(_table(cost_header(report.currency), _cost_rows(report)))
+        if not report.currency:
+            parts.append(f'<p class="note" id="no-currency">{escape(cells.NO_CURRENCY_NOTE)}</p>')
     if report.warnings:
         parts.append('<h2 id="warnings">Warnings</h2><ul>')
         parts += [f"<li>{escape(warning)}</li>" for warning in report.warnings]

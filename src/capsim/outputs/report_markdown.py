@@ -19,6 +19,7 @@ from capsim.outputs.files import is_regular_destination, write_file_group
 from capsim.outputs.report_figures import (
     NO_TIMESERIES,
     Figure,
+    cost_header,
     report_figures,
     summary_sentences,
 )
@@ -212,7 +213,7 @@ def render_report_markdown(
             "tier",
             "type",
             "workers",
-            "utilisation",
+            "utilization",
             "occupancy",
             "throughput",
             "queue mean",
@@ -226,12 +227,12 @@ def render_report_markdown(
     if report.costs:
         lines += ["", "## Cost per tier", ""]
         lines += _markdown_table(
-            ["tier", "units", "price/unit-hour", "per hour", "per month"],
+            cost_header(report.currency),
             [
                 [
                     name,
                     cells.count(cost["units"]),
-                    f"{cost['per_instance_hour']:,.4g}",
+                    cells.significant(cost["per_instance_hour"]),
                     f"{cost['per_hour']:,.2f}",
                     f"{cost['per_month']:,.2f}",
                 ]
@@ -239,6 +240,8 @@ def render_report_markdown(
             ],
             right=range(1, 5),
         )
+        if not report.currency:
+            lines += ["", cells.NO_CURRENCY_NOTE]
     if report.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {markdown_text(warning)}" for warning in report.warnings]

@@ -71,6 +71,10 @@ class Chart:
     y_format: Formatter = plain
     y_min: float | None = None
     y_max: float | None = None
+    # An x range given exactly (a time axis ends where the data ends), else fitted to the data.
+    x_min: float | None = None
+    x_max: float | None = None
+    x_time: bool = False  # x is a duration in seconds: ticks at round seconds, minutes, hours
     width: int = 640
     height: int = 300
     notes: Sequence[str] = field(default_factory=tuple)
@@ -94,6 +98,23 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
         ticks.append(0.0 if abs(value) < step * 1e-9 else value)
         value += step
     return ticks
+
+
+#: Tick steps of a time axis, in seconds: round seconds, minutes and hours.
+_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 4 * 3600, 6 * 3600,
+               12 * 3600, 86400)  # fmt: skip
+
+
+def time_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Ticks of a time axis at round durations (10 s, 2 min, 1 h ...) covering [low, high]."""
+    if not (_finite(low) and _finite(high)) or high <= low:
+        return [low]
+    raw = (high - low) / max(count, 1)
+    step = next((s for s in _TIME_STEPS if s >= raw), None)
+    if step is None or raw < 1:
+        return nice_ticks(low, high, count)
+    first = math.ceil(low / step - 1e-9) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -181,18 +202,27 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
     legend_width = 180 if chart.series or chart.markers else 0
     left, right = 64, chart.width - legend_width - 16
     top, bottom = 32, chart.height - 44
-    xs = [x for s in chart.series for x in s.xs]
-    ys = [y for s in chart.series for y in s.ys]
-    xs += [m.value for m in chart.markers if m.axis == "x"]
-    ys += [m.value for m in chart.markers if m.axis == "y"]
-    x_low, x_high = _range(xs, chart.x_log, None, None)
+    # The axes fit the points that are drawn (a point without a y value is not), and the
+    # reference lines.
+    drawn = [(x, y) for s in chart.series for x, y in zip(s.xs, s.ys, strict=True) if _finite(y)]
+    xs = [x for x, _ in drawn] + [m.value for m in chart.markers if m.axis == "x"]
+    ys = [y for _, y in drawn] + [m.value for m in chart.markers if m.axis == "y"]
+    if chart.x_min is not None and chart.x_max is not None and chart.x_max > chart.x_min:
+        x_low, x_high = chart.x_min, chart.x_max
+    else:
+        x_low, x_high = _range(xs, chart.x_log, None, None)
     y_low, y_high = _range(ys, chart.y_log, chart.y_min, chart.y_max)
     x_axis = _Axis(x_low, x_high, left, right, chart.x_log)
     y_axis = _Axis(y_low, y_high, bottom, top, chart.y_log)
     parts = _open(chart.key, chart.title, chart.width, chart.height, standalone)
 
     parts.append('<g class="grid" stroke="#e5e5e5" stroke-width="1">')
-    x_ticks = log_ticks(x_low, x_high) if chart.x_log else nice_ticks(x_low, x_high)
+    if chart.x_log:
+        x_ticks = log_ticks(x_low, x_high)
+    elif chart.x_time:
+        x_ticks = time_ticks(x_low, x_high)
+    else:
+        x_ticks = nice_ticks(x_low, x_high)
     y_ticks = log_ticks(y_low, y_high) if chart.y_log else nice_ticks(y_low, y_high)
     x_ticks = [t for t in x_ticks if x_low <= t <= x_high]
     y_ticks = [t for t in y_ticks if y_low <= t <= y_high]
@@ -321,7 +351,9 @@ def render_bars(bars: Bars, *, standalone: bool = True) -> str:
     key, title, labels, values = bars.key, bars.title, bars.labels, bars.values
     value_format, width = bars.value_format, bars.width
     row = 22
-    left, right = 150, width - 90
+    # Room right of the longest bar for its value, written at 10 px (about 6.5 px a character).
+    label_room = max([len(value_format(v)) for v in values if _finite(v)] + [8]) * 6.5 + 12
+    left, right = 150, width - max(90.0, label_room)
     height = 44 + row * len(labels)
     top = 32
     highest = max([v for v in values if _finite(v)] + [0.0]) or 1.0

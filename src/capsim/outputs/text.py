@@ -14,7 +14,7 @@ from capsim.outputs.escape import Markdown, markdown_cell, markdown_text
 
 
 def render_json(report: Report) -> str:
-    """Strict JSON (no NaN or infinity), indented by 2, keys in SPEC section 3 order."""
+    """Strict JSON (no NaN or infinity), indented by 2, keys in the order of docs/results.md."""
     return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
@@ -57,7 +57,7 @@ def render_markdown(report: Report) -> str:
     lines += _markdown_table(
         [
             "tier",
-            "utilisation",
+            "utilization",
             "occupancy",
             "throughput",
             "queue mean",

@@ -101,7 +101,17 @@ class _Builder:
 
     def fail(self, message: str, node: yaml.Node, path: PathKey) -> ScenarioError:
         line, column = _mark(node)
-        return ScenarioError([Problem(message, self.file, line, column, format_path(path))])
+        return ScenarioError(
+            [
+                Problem(
+                    message=message,
+                    file=self.file,
+                    line=line,
+                    column=column,
+                    path=format_path(path),
+                )
+            ]
+        )
 
     def note(self, message: str, node: yaml.Node, path: PathKey) -> None:
         """Record a problem and go on, so that one run reports every problem of this kind."""
@@ -271,7 +281,7 @@ def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:
         elif error.problem and "expected a single document" in message:
             message += " (a scenario file holds exactly one document: remove the extra '---')"
         if mark is not None:
-            return Problem(message, file, mark.line + 1, mark.column + 1)
+            return Problem(message=message, file=file, line=mark.line + 1, column=mark.column + 1)
         return Problem(message, file)
     return Problem(f"invalid YAML: {error}", file)
 
@@ -287,7 +297,9 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
             f"the file holds the control character U+{error.character:04X}, which YAML does not "
             "allow; remove it"
         )
-        raise ScenarioError([Problem(message, file, line, column)]) from None
+        raise ScenarioError(
+            [Problem(message=message, file=file, line=line, column=column)]
+        ) from None
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as error:
@@ -309,7 +321,9 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
         ) from None
     if builder.problems:
         raise ScenarioError(builder.problems)
-    return Document(data, file, builder.positions, builder.key_positions)
+    return Document(
+        data=data, file=file, positions=builder.positions, key_positions=builder.key_positions
+    )
 
 
 def read_yaml_file(path: str | Path) -> Document:
@@ -332,10 +346,10 @@ def read_yaml_file(path: str | Path) -> Document:
         raise ScenarioError(
             [
                 Problem(
-                    f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x}); save it as UTF-8",
-                    file,
-                    line,
-                    column,
+                    message=f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x}); save it as UTF-8",
+                    file=file,
+                    line=line,
+                    column=column,
                 )
             ]
         ) from None

@@ -29,6 +29,12 @@ def _parse_value(text: str) -> Any:
         raise ValueError(f"the VALUE is not valid YAML: {reason}") from None
 
 
+def override_value(override: str) -> tuple[str, Any]:
+    """(dotted path, value) of one PATH=VALUE override. Raises ValueError."""
+    parts, value_text = _split(override)
+    return ".".join(parts), _parse_value(value_text)
+
+
 def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
     """`data` with one PATH=VALUE override applied; the path it set. Raises ValueError."""
     parts, value_text = _split(override)

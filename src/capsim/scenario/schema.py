@@ -122,7 +122,7 @@ def _unit(
         try:
             number = parse(value)
         except UnitError as error:
-            remedy = "" if ";" in str(error) else f"; {FIELD} must be {expected}"
+            remedy = "" if error.remedy else f"; {FIELD} must be {expected}"
             raise invalid(f"{error}{remedy}") from None
         if positive and number <= 0:
             raise invalid(f"{show(value)} is not greater than 0; {FIELD} must be {expected}")
@@ -187,6 +187,19 @@ def _checked_text(value: Any, *, prose: bool) -> str:
             "and unpaired surrogates are not (they would reach terminals, logs and reports)"
         )
     return value
+
+
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+def _currency(value: Any) -> str:
+    code = _text(value)
+    if not _CURRENCY_RE.match(code):
+        raise invalid(
+            f"{show(code)} is not a currency code; write the 3 capital letters of ISO 4217, "
+            "such as USD, EUR or GBP"
+        )
+    return code
 
 
 def is_name(text: str) -> bool:
@@ -506,7 +519,7 @@ COLD_KEYS = 2_000_000
 
 
 class TtlModel(_Strict):
-    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (ORACLES section 7)."""
+    """Hit ratio of a TTL cache under Zipf popularity and Poisson requests (tests/oracles/ORACLES.md section 7)."""
 
     model: Annotated[Literal["ttl"], BeforeValidator(_choice(("ttl",), "hit-ratio model"))]
     ttl: PositiveDuration
@@ -1455,10 +1468,11 @@ class ShareOverSpec(_Strict):
         return value
 
 
+#: A backlog limit counts messages, so it is a whole number (1.5 messages cannot be queued).
 Backlog = Annotated[
-    float,
-    BeforeValidator(_plain(0.0, False, "a number of messages of 0 or more such as 1000")),
-    WithJsonSchema({"type": "number", "minimum": 0}),
+    int,
+    BeforeValidator(_whole(0, "a whole number of messages of 0 or more such as 1000")),
+    WithJsonSchema({"type": "integer", "minimum": 0}),
 ]
 
 
@@ -1739,6 +1753,14 @@ class Scenario(_Strict):
     version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
     description: Prose = ""
+    currency: Annotated[
+        str | None,
+        BeforeValidator(_currency),
+        Field(
+            description="ISO 4217 code of the prices in `cost` (USD, EUR, ...): shown beside costs."
+        ),
+        WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"}),
+    ] = None
     seed: Annotated[
         int,
         BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
@@ -1823,12 +1845,16 @@ def locate(
     for end in range(len(path), -1, -1):
         prefix = path[:end]
         if prefix in origins:
-            return Problem(message, f"--set {origins[prefix]}", 0, 0, dotted)
+            return Problem(
+                message=message, file=f"--set {origins[prefix]}", line=0, column=0, path=dotted
+            )
         where = key_positions.get(prefix) if at_key else None
         where = where or positions.get(prefix)
         if where is not None:
-            return Problem(message, source, where[0], where[1], dotted)
-    return Problem(message, source, 0, 0, dotted)
+            return Problem(
+                message=message, file=source, line=where[0], column=where[1], path=dotted
+            )
+    return Problem(message=message, file=source, line=0, column=0, path=dotted)
 
 
 # ---- pydantic errors in plain words ------------------------------------------------------------
@@ -1942,6 +1968,29 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return models[0] if len(models) == 1 else None
 
 
+#: A percentile written as an SLO key that is not one of p50, p90, p95, p99, p999 (`p9999`,
+#: `wait_p75`): reportable with `simulation.percentiles`, but not an SLO statistic.
+_UNLISTED_PERCENTILE = re.compile(r"(?:wait_|age_)?p\d+")
+
+
+def _unlisted_percentile_message(field: str, hint: str) -> str:
+    """Why `p9999` is refused as an SLO key, and the form that bounds the same tail.
+
+    A deeper percentile than p999 keeps no "did you mean" (p999 is another objective); a typo
+    such as `wait_p9` keeps it.
+    """
+    prefix, digits = field.rsplit("p", 1)
+    listed = ", ".join(f"{prefix}{s}" for s in LATENCY_STATISTICS if s.startswith("p"))
+    hint = "" if len(digits) > len("999") else hint
+    message = f"{field} is not an SLO statistic{hint} (percentiles in SLOs: {listed})"
+    if prefix:
+        return message
+    return (
+        f"{message}; to bound another percentile of a class, bound the share of requests "
+        "slower than its limit: share_over: {limit: 2s, max: 0.01%} is p99.99 <= 2s"
+    )
+
+
 def _keys_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
@@ -1984,7 +2033,9 @@ def problems_from_validation_error(
             valid = _keys_of(model) if model else []
             message = f"unknown key {show(field)}"
             hint = suggest(field, valid)
-            if model is SloSpec:
+            if model is SloSpec and _UNLISTED_PERCENTILE.fullmatch(field):
+                message = _unlisted_percentile_message(field, hint)
+            elif model is SloSpec:
                 message = (
                     f"unknown key or statistic {show(field)}{hint} "
                     f"(statistics: {', '.join(SLO_STATISTICS)})"
@@ -2031,7 +2082,13 @@ def _located(
 ) -> Problem:
     """A missing key is reported at the key of the mapping that lacks it."""
     located = locate(message, parent, source, positions, key_positions, origins, at_key=True)
-    return Problem(located.message, located.file, located.line, located.column, format_path(path))
+    return Problem(
+        message=located.message,
+        file=located.file,
+        line=located.line,
+        column=located.column,
+        path=format_path(path),
+    )
 
 
 def _tag_message(what: str, value: Any, field: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from capsim import graphs
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
 from capsim.scenario.schema import (
@@ -57,14 +58,22 @@ def call_edges(calls: list[CallSpec], base: PathKey) -> Iterator[Edge]:
     for i, call in enumerate(calls):
         here = (*base, i)
         if isinstance(call, str):
-            yield Edge(call, 1.0, True, here)
+            yield Edge(target=call, expected=1.0, certain=True, path=here)
         elif isinstance(call, TierCall):
             yield Edge(
-                call.tier, call.probability * call.repeat, call.probability == 1.0, (*here, "tier")
+                target=call.tier,
+                expected=call.probability * call.repeat,
+                certain=call.probability == 1.0,
+                path=(*here, "tier"),
             )
         elif isinstance(call, OneOfCall):
             for name, weight in call.one_of.items():
-                yield Edge(name, weight, weight == 1.0, (*here, "one_of", name))
+                yield Edge(
+                    target=name,
+                    expected=weight,
+                    certain=weight == 1.0,
+                    path=(*here, "one_of", name),
+                )
         elif isinstance(call, ParallelCall):
             yield from call_edges(call.parallel, (*here, "parallel"))
 
@@ -81,11 +90,20 @@ def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio)
     """What one visit of `tier` by a request of `class_name` calls."""
     edges: list[Edge] = []
     if isinstance(tier, LoadBalancerTier):
-        return [Edge(tier.backends, 1.0, True, ("tiers", name, "backends"))]
+        return [
+            Edge(target=tier.backends, expected=1.0, certain=True, path=("tiers", name, "backends"))
+        ]
     if isinstance(tier, (CacheTier, CdnTier)) and tier.on_miss is not None:
         miss = miss_to_origin(tier, miss_ratio)
         if miss > 0:
-            edges.append(Edge(tier.on_miss, miss, miss >= 1.0, ("tiers", name, "on_miss")))
+            edges.append(
+                Edge(
+                    target=tier.on_miss,
+                    expected=miss,
+                    certain=miss >= 1.0,
+                    path=("tiers", name, "on_miss"),
+                )
+            )
     override = tier.classes.get(class_name)
     if isinstance(override, (ClassWork, DatabaseClassWork)) and override.calls is not None:
         edges.extend(call_edges(override.calls, ("tiers", name, "classes", class_name, "calls")))
@@ -98,20 +116,58 @@ def _names_list(names: list[str]) -> str:
     return ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
 
 
+#: Problems after which unknown names get no "did you mean" (each costs a pass over every name).
+MAX_SUGGESTIONS = 50
+#: The most tiers a scenario may have, and the most (tier, class) pairs: every tier describes
+#: its work for every class, so the model, its validation and the engine's set-up grow with
+#: tiers x classes (2,000 x 2,000 took minutes before the first event).
+MAX_TIERS = 10_000
+MAX_TIER_CLASS_PAIRS = 200_000
+
+
+def _too_large(scenario: Scenario, tiers: int, classes: int) -> list[Problem]:
+    if tiers > MAX_TIERS:
+        return [
+            scenario.problem(
+                f"the scenario has {tiers:,} tiers; capsim models at most {MAX_TIERS:,}",
+                ("tiers",),
+                True,
+            )
+        ]
+    if tiers * classes > MAX_TIER_CLASS_PAIRS:
+        return [
+            scenario.problem(
+                f"the scenario has {tiers:,} tiers and {classes:,} classes: every tier's work is "
+                f"described per class, {tiers * classes:,} pairs; capsim models at most "
+                f"{MAX_TIER_CLASS_PAIRS:,}. Merge classes that behave alike",
+                ("traffic",),
+                True,
+            )
+        ]
+    return []
+
+
 def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_ratio) -> list[Problem]:
     """Every problem of meaning in a schema-valid scenario, located in its file."""
     problems: list[Problem] = []
     tiers = scenario.tier_specs()
     tier_names = list(tiers)
     class_names = list(scenario.traffic)
+    known = {"tier": set(tier_names), "class": set(class_names)}
+    too_large = _too_large(scenario, len(tier_names), len(class_names))
+    if too_large:
+        return too_large
 
     def reference(name: str, path: PathKey, what: str = "tier", at_key: bool = False) -> bool:
-        valid = tier_names if what == "tier" else class_names
-        if name in valid:
+        if name in known["tier" if what == "tier" else "class"]:
             return True
+        valid = tier_names if what == "tier" else class_names
+        # A suggestion compares the name with every valid one: only for the first problems,
+        # so that thousands of unknown names among thousands of tiers stay quick.
+        hint = suggest(name, valid) if len(problems) < MAX_SUGGESTIONS else ""
         problems.append(
             scenario.problem(
-                f"unknown {what} {name!r}{suggest(name, valid)} "
+                f"unknown {what} {name!r}{hint} "
                 f"({'tiers' if what == 'tier' else 'classes'}: {_names_list(valid)})",
                 path,
                 at_key,
@@ -348,7 +404,19 @@ def _check_termination(
                     )
                 )
             continue
-        if not _visits_finite(graph, reachable):
+        try:
+            finite = _visits_finite(graph, reachable)
+        except ValueError as too_large:
+            problems.append(
+                scenario.problem(
+                    f"the calls of class {class_name!r} form {too_large} tiers (the expected "
+                    "visits inside a loop are solved exactly, in time growing with the cube of "
+                    "its size); break the loop into smaller ones",
+                    ("traffic", class_name, "entry"),
+                )
+            )
+            continue
+        if not finite:
             positive = {n: [e for e in graph[n] if e.expected > 0] for n in reachable}
             found = _find_cycle(positive, traffic.entry)
             where: PathKey = ("traffic", class_name, "entry")
@@ -371,66 +439,38 @@ def _check_termination(
 
 
 def _reachable(graph: dict[str, list[Edge]], start: str) -> list[str]:
-    seen = [start]
+    seen = {start}
+    order = [start]
     stack = [start]
     while stack:
         for edge in graph.get(stack.pop(), []):
             if edge.expected > 0 and edge.target not in seen and edge.target in graph:
-                seen.append(edge.target)
+                seen.add(edge.target)
+                order.append(edge.target)
                 stack.append(edge.target)
-    return seen
+    return order
 
 
 def _find_cycle(graph: dict[str, list[Edge]], start: str) -> tuple[list[str], Edge] | None:
     """A cycle reachable from `start`, as names (first repeated at the end) and its first edge."""
-    state: dict[str, int] = {}
-    trail: list[tuple[str, Edge | None]] = []
-
-    def visit(node: str, via: Edge | None) -> tuple[list[str], Edge] | None:
-        state[node] = 1
-        trail.append((node, via))
-        for edge in graph.get(node, []):
-            if edge.target not in graph:
-                continue
-            if state.get(edge.target) == 1:
-                index = next(i for i, (n, _) in enumerate(trail) if n == edge.target)
-                names = [n for n, _ in trail[index:]] + [edge.target]
-                first = trail[index + 1][1] if index + 1 < len(trail) else edge
-                return names, first or edge
-            if edge.target not in state:
-                found = visit(edge.target, edge)
-                if found is not None:
-                    return found
-        state[node] = 2
-        trail.pop()
+    successors = {
+        node: [edge.target for edge in edges if edge.target in graph]
+        for node, edges in graph.items()
+    }
+    names = graphs.find_cycle(start, successors)
+    if names is None:
         return None
-
-    return visit(start, None)
+    first = next(edge for edge in graph[names[0]] if edge.target == names[1])
+    return names, first
 
 
 def _visits_finite(graph: dict[str, list[Edge]], nodes: list[str]) -> bool:
-    """True when the spectral radius of the expected-calls matrix P is below 1.
-
-    For a non-negative P that holds exactly when (I - P) x = 1 has a solution with every x > 0
-    (then P x < x, so the Collatz-Wielandt bound gives rho(P) < 1; conversely the Neumann series
-    converges). Solved by Gaussian elimination: the matrices are small and numpy belongs below.
-    """
-    index = {n: i for i, n in enumerate(nodes)}
-    size = len(nodes)
-    matrix = [[1.0 if i == j else 0.0 for j in range(size)] + [1.0] for i in range(size)]
+    """True when the spectral radius of the expected-calls matrix P is below 1 (every loop of
+    calls, solved on its own, gives finite visits; see `capsim.graphs.expected_visits`)."""
+    calls: dict[str, dict[str, float]] = {}
     for node in nodes:
+        row = calls.setdefault(node, {})
         for edge in graph[node]:
-            if edge.target in index:
-                matrix[index[node]][index[edge.target]] -= edge.expected
-    for col in range(size):
-        pivot = max(range(col, size), key=lambda r: abs(matrix[r][col]))
-        if abs(matrix[pivot][col]) < 1e-12:
-            return False
-        matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
-        for row in range(size):
-            if row != col and matrix[row][col] != 0.0:
-                factor = matrix[row][col] / matrix[col][col]
-                for k in range(col, size + 1):
-                    matrix[row][k] -= factor * matrix[col][k]
-    solution = [matrix[i][size] / matrix[i][i] for i in range(size)]
-    return all(x > 0 and x < 1e12 for x in solution)
+            if edge.target in graph:
+                row[edge.target] = row.get(edge.target, 0.0) + edge.expected
+    return graphs.expected_visits(nodes[0], calls) is not None

@@ -1,0 +1,176 @@
+"""`capsim forecast`: saturation and SLO-breach dates under growth, and a sized capacity plan."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import capsim
+from capsim.cli.app import (
+    ExecutorOption,
+    SchedulerOption,
+    SeedOption,
+    SetOption,
+    WorkersOption,
+    _color_for,
+    _emit,
+    _executor,
+    _exit_codes,
+    _Progress,
+    _say,
+    _stderr,
+    _table_width,
+    app,
+)
+from capsim.cli.capacity import (
+    CapacityFormat,
+    FormatOption,
+    MaxRequests,
+    OutputOption,
+    SearchDuration,
+    SearchReplications,
+    _announce,
+    _duration,
+    _model,
+)
+from capsim.errors import UsageError
+
+#: A history file is a few lines of dates and rates; anything larger is refused.
+MAX_HISTORY_BYTES = 16 * 1024 * 1024
+
+
+def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
+    from capsim.analysis.stats import sanitise
+    from capsim.outputs.forecast import render_forecast
+
+    clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
+    console = _stderr()
+    for note in clean.get("warnings", []):
+        _say(console, f"warning: {note}")
+    _emit(
+        render_forecast(clean, fmt.value, color=_color_for(output), width=_table_width(output)),
+        output,
+    )
+
+
+@app.command()
+def forecast(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (today's load and fleet).")],
+    growth: Annotated[
+        str | None,
+        typer.Option("--growth", help="Compound growth of the load: 8%/month, 60%/year."),
+    ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="CSV of past peaks (date,rate): fit a log-linear trend instead of --growth.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="The scenario's load is the load on this date (default today)."
+        ),
+    ] = None,
+    horizon: Annotated[
+        str, typer.Option("--horizon", help="How far to look: 24mo, 18 months, 52w, 2y, 90d.")
+    ] = "24mo",
+    step: Annotated[
+        str, typer.Option("--step", help="Size the fleet at every step of the horizon.")
+    ] = "3mo",
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event", help="A seasonal spike: DATE=FACTOR, e.g. 2027-11-26=3x (repeatable)."
+        ),
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan/--no-plan", help="Size the fleet at each step (a `size` search per step)."
+        ),
+    ] = True,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: SearchReplications = 1,
+    duration: SearchDuration = None,
+    output_format: FormatOption = CapacityFormat.table,
+    output: OutputOption = None,
+    max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+) -> None:
+    """When each tier saturates and the first SLO breaks as the load grows, and what to buy.
+
+    One `saturate` search at today's load gives the rates; the growth curve turns them into
+    dates (docs/forecast.md). The plan is a `size` search at each step's load.
+    """
+    from capsim.analysis import forecast as fc
+    from capsim.analysis.points import open_rate
+    from capsim.analysis.saturate import find_saturation
+    from capsim.analysis.sizing import size_tiers
+    from capsim.safeio import read_capped
+
+    with _exit_codes():
+        if (growth is None) == (history is None):
+            raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
+        day0 = fc.parse_date(start, "--from") if start is not None else date.today()
+        span = fc.parse_span(horizon, "--horizon")
+        every = fc.parse_span(step, "--step")
+        window = fc.Horizon(day0, span.after(day0))
+        events = [fc.parse_event(text, window) for text in event or []]
+        window = fc.Horizon(day0, window.end, events)
+        if growth is not None:
+            trend = fc.parse_growth(growth)
+        else:
+            assert history is not None
+            text = read_capped(history, MAX_HISTORY_BYTES, "a history file").decode("utf-8-sig")
+            trend = fc.fit_growth(fc.read_history(history, text), f"--history {history}")
+        model = _model(scenario, set_, seed)
+        rate_now = open_rate(model)
+        if rate_now <= 0:
+            raise UsageError(
+                "capsim forecast grows the open classes' rates, and this scenario has none"
+            )
+        search_duration = _duration(duration)
+        with _executor(executor, workers, scheduler) as where, _Progress("forecast") as progress:
+
+            def saturation(m: Any) -> dict[str, Any]:
+                return find_saturation(
+                    m,
+                    capsim_version=capsim.__version__,
+                    replications=replications,
+                    duration=search_duration,
+                    progress=progress,
+                    max_requests=max_requests,
+                    executor=where,
+                )
+
+            def size_at(m: Any, load: float) -> dict[str, Any]:
+                return size_tiers(
+                    m,
+                    capsim_version=capsim.__version__,
+                    load=load,
+                    replications=replications,
+                    duration=search_duration,
+                    max_requests=max_requests,
+                    executor=where,
+                    announce=_announce,
+                )
+
+            data = fc.forecast(
+                model,
+                capsim_version=capsim.__version__,
+                growth=trend,
+                horizon=window,
+                step=every,
+                find_saturation=saturation,
+                size_at=size_at if plan else None,
+                open_rate=rate_now,
+            )
+        _show(data, output_format, output)

@@ -1,0 +1,270 @@
+"""Random valid scenarios that both engine paths accept, for the differential fuzzer.
+
+`random_scenario(seed)` writes a scenario as YAML data (a dict), the way a user would, and
+`load(data)` turns it into a Model through the real scenario layer. What a scenario may hold:
+
+* 1 to 3 classes, Poisson or constant arrivals (constant ones often share a rate, so several
+  classes arrive at the same instants), some with a rate profile (ramps and steps);
+* 2 to 7 tiers of every kind the vectorised path runs: services, load balancers, caches with
+  `on_miss`, databases with replicas and a read ratio, queues with a publish time and consumers
+  that make calls (always with an explicit `blocking: false`, whatever the default);
+* calls: plain, with a probability, `one_of`, `parallel` (nested, and often two or three
+  parallel steps in a row), `repeat` (publishes to a queue);
+* per-tier class overrides (`classes:`) of the service time, the calls and the read ratio;
+* service times constant (zero included: ties), exponential, lognormal, gamma, uniform;
+* instances, concurrency, round robin or random balancing.
+
+Tiers only call tiers declared after them (no cycle). A draw the vectorised path refuses
+(sequential calls sharing a downstream tier) is redrawn from the same seed's stream. Rates are
+then scaled so that no tier is offered more than `MAX_LOAD` of its workers at peak, and the
+run length so that a replication simulates about `requests` requests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capsim.engine.vectorised import can_vectorise
+from capsim.model.build import build_model
+from capsim.model.types import Model
+from capsim.model.visits import mean_work
+from capsim.scenario import scenario_from_document
+from capsim.scenario.loader import parse_yaml_text
+
+#: Highest offered load per worker at any tier, at peak rates: queues are busy, never unstable.
+MAX_LOAD = 0.75
+#: Draws of a seed's stream before giving up on finding a scenario the vectorised path runs.
+ATTEMPTS = 50
+
+Data = dict[str, Any]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000.0:.4f}ms"
+
+
+def per_second(rate: float) -> str:
+    return f"{rate:.6f}/s"
+
+
+def _distribution(rnd: random.Random, mean: float) -> Any:
+    kind = rnd.choice(
+        ["constant", "constant", "zero", "exponential", "lognormal", "gamma", "uniform"]
+    )
+    if kind == "zero":
+        return ms(0.0)
+    if kind == "constant":
+        return ms(mean)
+    if kind == "exponential":
+        return {"dist": "exponential", "mean": ms(mean)}
+    if kind in ("lognormal", "gamma"):
+        return {"dist": kind, "mean": ms(mean), "cv": rnd.choice([0.5, 1.0, 1.5])}
+    return {"dist": "uniform", "min": ms(0.5 * mean), "max": ms(1.5 * mean)}
+
+
+def _service_mean(rnd: random.Random) -> float:
+    return rnd.choice([0.0005, 0.001, 0.002, 0.005, 0.010, 0.020])
+
+
+def _call(rnd: random.Random, callees: list[str], kinds: dict[str, str], depth: int) -> Any:
+    """One step of a calls list, to some of `callees`."""
+    target = rnd.choice(callees)
+    roll = rnd.random()
+    if kinds[target] == "queue" and roll < 0.4:
+        return {"tier": target, "repeat": rnd.randint(2, 3)}
+    if roll < 0.3:
+        return target
+    if roll < 0.5:
+        return {"tier": target, "probability": round(rnd.uniform(0.2, 0.9), 3)}
+    if roll < 0.65 and len(callees) > 1:
+        options = rnd.sample(callees, rnd.randint(2, min(3, len(callees))))
+        weights = [rnd.uniform(0.1, 1.0) for _ in options]
+        total = sum(weights) / rnd.choice([1.0, 0.9, 0.7])
+        # Rounded down, so that the probabilities never sum to more than 1.
+        shares = [math.floor(1000 * w / total) / 1000 for w in weights]
+        return {"one_of": dict(zip(options, shares, strict=True))}
+    if depth < 2:
+        width = rnd.randint(1, min(3, len(callees)))
+        return {"parallel": [_call(rnd, callees, kinds, depth + 1) for _ in range(width)]}
+    return target
+
+
+def _calls(rnd: random.Random, callees: list[str], kinds: dict[str, str]) -> list[Any]:
+    if not callees:
+        return []
+    steps: list[Any] = []
+    for _ in range(rnd.choice([1, 1, 2, 2, 3])):
+        if rnd.random() < 0.25:
+            # Consecutive parallel steps: each starts when the previous one has joined.
+            for _ in range(rnd.randint(2, 3)):
+                width = rnd.randint(1, min(2, len(callees)))
+                steps.append({"parallel": [_call(rnd, callees, kinds, 1) for _ in range(width)]})
+        else:
+            steps.append(_call(rnd, callees, kinds, 0))
+    return steps
+
+
+def _tier(
+    rnd: random.Random, kind: str, callees: list[str], kinds: dict[str, str], classes: list[str]
+) -> Data:
+    mean = _service_mean(rnd)
+    tier: Data = {"type": kind}
+    if kind == "load_balancer":
+        tier["backends"] = rnd.choice(callees)
+        tier["algorithm"] = rnd.choice(["round_robin", "random"])
+        if rnd.random() < 0.5:
+            tier["service_time"] = _distribution(rnd, mean)
+        if rnd.random() < 0.4:
+            tier["classes"] = {rnd.choice(classes): {"service_time": ms(0.005)}}
+        return tier
+    tier["service_time"] = _distribution(rnd, mean)
+    if kind == "cache":
+        tier["hit_ratio"] = round(rnd.uniform(0.3, 0.95), 3)
+        if callees:
+            tier["on_miss"] = rnd.choice(callees)
+    if kind == "database":
+        tier["replicas"] = rnd.randint(0, 2)
+        tier["read_ratio"] = round(rnd.uniform(0.5, 1.0), 3)
+    if kind == "queue":
+        tier["consumers"] = rnd.randint(1, 3)
+        tier["publish_time"] = _distribution(rnd, 0.001)
+    else:
+        tier["instances"] = rnd.choice([1, 1, 2, 3])
+        tier["balancing"] = rnd.choice(["round_robin", "random"])
+    tier["concurrency"] = rnd.choice([1, 1, 2, 4])
+    calls = _calls(rnd, callees, kinds) if kind != "cache" and rnd.random() < 0.7 else []
+    if calls:
+        tier["calls"] = calls
+    # Explicit, whatever the default: a worker that makes calls is released after its own
+    # work (blocking workers with calls need the event path).
+    tier["blocking"] = False if (calls or kind == "cache") else rnd.choice([True, False])
+    overrides: Data = {}
+    for name in classes:
+        if rnd.random() < 0.3:
+            override: Data = {"service_time": _distribution(rnd, _service_mean(rnd))}
+            if kind != "cache" and callees and (calls or rnd.random() < 0.3):
+                override["calls"] = _calls(rnd, callees, kinds)
+                tier["blocking"] = False
+            if kind == "database" and rnd.random() < 0.5:
+                override["read_ratio"] = round(rnd.uniform(0.0, 1.0), 3)
+            overrides[name] = override
+    if overrides:
+        tier["classes"] = overrides
+    return tier
+
+
+def _traffic(rnd: random.Random, entries: list[str], classes: list[str]) -> Data:
+    traffic: Data = {}
+    shared_constant = rnd.choice([10.0, 20.0, 50.0])
+    for name in classes:
+        spec: Data = {"entry": rnd.choice(entries)}
+        if rnd.random() < 0.35:
+            spec["arrivals"] = "constant"
+            spec["rate"] = shared_constant if rnd.random() < 0.7 else rnd.choice([5.0, 25.0])
+        else:
+            spec["rate"] = rnd.choice([5.0, 20.0, 50.0, 100.0])
+            if rnd.random() < 0.3:
+                spec["profile"] = "ramp" if rnd.random() < 0.5 else "step"
+        traffic[name] = spec
+    return traffic
+
+
+def _draw(rnd: random.Random, seed: int) -> Data:
+    class_names = [f"c{k}" for k in range(rnd.randint(1, 3))]
+    count = rnd.randint(2, 7)
+    names = [f"t{i}" for i in range(count)]
+    kinds = {
+        name: rnd.choice(["service", "service", "load_balancer", "cache", "database", "queue"])
+        for name in names
+    }
+    kinds[names[0]] = rnd.choice(["service", "load_balancer", "cache"])
+    kinds[names[-1]] = rnd.choice(["service", "database", "queue"])
+    tiers: Data = {}
+    for index, name in enumerate(names):
+        callees = names[index + 1 :]
+        kind = kinds[name]
+        if kind == "load_balancer" and not callees:
+            kind = kinds[name] = "service"
+        tiers[name] = _tier(rnd, kind, callees, kinds, class_names)
+    entries = [n for n in names[: max(1, count // 2)] if kinds[n] != "queue"] or [names[0]]
+    return {
+        "name": f"fuzz-{seed}",
+        "seed": seed,
+        "simulation": {"duration": 1.0, "warmup": 0.1},
+        "traffic": _traffic(rnd, entries, class_names),
+        "tiers": tiers,
+    }
+
+
+def load(data: Data) -> Model:
+    """The Model of scenario data, through the scenario layer (as `capsim run` reads a file)."""
+    text = yaml.safe_dump(data, sort_keys=False)
+    document = parse_yaml_text(text, f"{data['name']}.yaml")
+    return build_model(scenario_from_document(document, Path.cwd()))
+
+
+def _peak_load(model: Model, data: Data) -> float:
+    """The highest offered load per worker over the tiers, at the classes' peak rates."""
+    demand = mean_work(model)
+    peaks = [_peak_rate(spec) for spec in data["traffic"].values()]
+    loads = [
+        sum(peaks[k] * float(demand[k, tier.index]) for k in range(len(peaks))) / tier.workers
+        for tier in model.tiers
+    ]
+    return max(loads)
+
+
+def _peak_rate(spec: Data) -> float:
+    rate = float(spec["rate"])
+    return rate * 2.0 if spec.get("profile") else rate
+
+
+def _finish(data: Data, scale: float, requests: int) -> Data:
+    """Rates scaled by `scale`, profiles written out, the run sized to about `requests`."""
+    total = 0.0
+    for spec in data["traffic"].values():
+        spec["rate"] = float(spec["rate"]) * scale
+        total += float(spec["rate"])
+    duration = round(max(2.0, requests / max(total, 1e-9)), 1)
+    warmup = round(max(0.5, 0.1 * duration), 1)
+    for spec in data["traffic"].values():
+        rate = float(spec["rate"])
+        shape = spec.pop("profile", None)
+        if shape == "ramp":
+            spec["profile"] = [
+                {"at": f"{warmup:.1f}s", "rate": per_second(rate)},
+                {"at": f"{warmup + duration / 2:.1f}s", "rate": per_second(2 * rate)},
+            ]
+        elif shape == "step":
+            middle = f"{warmup + duration / 3:.1f}s"
+            spec["profile"] = [
+                {"at": "0s", "rate": per_second(2 * rate)},
+                {"at": middle, "rate": per_second(2 * rate)},
+                {"at": middle, "rate": per_second(rate)},
+            ]
+        spec["rate"] = per_second(rate)
+    data["simulation"] = {"duration": f"{duration:.1f}s", "warmup": f"{warmup:.1f}s"}
+    return data
+
+
+def random_scenario(seed: int, requests: int = 4000) -> Data:
+    """A random scenario that both engine paths run, about `requests` requests a replication."""
+    rnd = random.Random(seed)
+    for _ in range(ATTEMPTS):
+        data = _draw(rnd, seed)
+        model = load(_finish(_copy(data), 1.0, requests))
+        if not can_vectorise(model)[0]:
+            continue
+        peak = _peak_load(model, data)
+        scale = min(1.0, MAX_LOAD / peak) if peak > 0 else 1.0
+        return _finish(data, scale, requests)
+    raise AssertionError(f"seed {seed}: no vectorisable scenario in {ATTEMPTS} draws")
+
+
+def _copy(data: Data) -> Data:
+    return yaml.safe_load(yaml.safe_dump(data))

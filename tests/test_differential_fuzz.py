@@ -1,0 +1,464 @@
+"""The differential fuzzer: random scenarios through both engine paths, compared and checked.
+
+Each scenario comes from `scenariogen.random_scenario(seed)` (what it may hold is listed there).
+It runs `REPLICATIONS` times on the event path and as many times on the vectorised path, with
+disjoint replication indices (independent random streams), and the vectorised path runs each of
+its replications a second time with a small chunk size. Then:
+
+* **agreement**: every figure (per class: arrivals, completions, mean and p50/p90/p99 latency;
+  per tier: arrivals, completions, utilisation, mean queue length, mean wait, message age) is
+  compared by a two-sample t-test over the replications (pooled variance: under the hypothesis
+  that both paths simulate the same system, both have the same variance). A difference fails
+  when it exceeds `t_crit x SE + resolution`, with t_crit the Student quantile for 2R - 2
+  degrees of freedom at the two-sided level `ALPHA` per comparison, and `resolution` what two
+  equal answers may differ by (a histogram bin of 1/128 for a percentile, 1e-9 relative for a
+  mean or a time integral, nothing for a count);
+* **laws**, on every result of both paths: percentiles are monotone (min <= p50 <= ... <=
+  max); no latency is below the class's no-queueing minimum (its shortest path through the
+  calls, every service at its smallest value); utilisation = completions x mean service /
+  workers; Little's law at every queue (time-average number waiting = arrivals x mean wait);
+  flow conservation (a tier's arrivals = sum over classes of the class's arrivals x expected
+  visits). The last three hold up to the randomness of the service and routing draws (bounded
+  by the model's moments; `K_LAW` sigmas) and to what is in flight at the window's two edges
+  (bounded from the model and the run);
+* **chunk-size invariance**: the vectorised path with two chunk sizes gives identical counts,
+  histograms and maxima (sums of times: to 1e-12, being added chunk by chunk).
+
+False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 700 comparisons, so a
+correct engine fails it with probability below 0.7% (Bonferroni), the slow set's about 1,750
+below 1.8%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
+and `random_scenario(seed)` gives its YAML.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import scenariogen
+from capsim.engine.events import run_events
+from capsim.engine.histogram import ZERO_BELOW, Histogram
+from capsim.engine.result import RunResult
+from capsim.engine.vectorised import run_vectorised
+from capsim.model.distributions import Distribution
+from capsim.model.types import Call, Model, OneOf, Parallel, Step
+from capsim.model.visits import expected_visits
+
+REPLICATIONS = 6
+ALPHA = 1e-5
+K_LAW = 5.0
+#: What counts as never happening in a law's allowance (per edge, per tier, per run).
+RARE = 1e-7
+#: A chunk size small enough that every run is cut into many chunks.
+SMALL_CHUNK = 193
+QUICK_SEEDS = range(24)
+SLOW_SEEDS = range(1000, 1060)
+#: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
+BIN = 2.0**-7
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+# ---- Student's t, two-sided (Abramowitz & Stegun 26.7.3 and 26.7.4) ----------------------------
+def t_within(t: float, df: int) -> float:
+    """P(|T| < t) for Student's T with `df` (integer) degrees of freedom."""
+    theta = math.atan(t / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    term, total = 1.0, 1.0
+    if df % 2 == 0:
+        for k in range(2, df, 2):
+            term *= cos2 * (k - 1) / k
+            total += term
+        return math.sin(theta) * total
+    if df == 1:
+        return 2.0 * theta / math.pi
+    for k in range(3, df, 2):
+        term *= cos2 * (k - 1) / k
+        total += term
+    return 2.0 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+
+
+def t_critical(alpha: float, df: int) -> float:
+    """The t with P(|T| >= t) = alpha, by bisection."""
+    low, high = 0.0, 1e3
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        if 1.0 - t_within(middle, df) > alpha:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+T_CRIT = t_critical(ALPHA, 2 * REPLICATIONS - 2)
+
+
+# ---- figures of one result ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    resolution: float  # relative: what two equal answers may differ by
+
+
+def figures(model: Model, run: RunResult) -> dict[str, Figure]:
+    duration = run.duration
+    found: dict[str, Figure] = {}
+    for traffic, c in zip(model.classes, run.classes, strict=True):
+        name = f"class {traffic.name}"
+        found[f"{name} arrivals"] = Figure(c.arrivals, 0.0)
+        found[f"{name} completed"] = Figure(c.completed, 0.0)
+        if c.latency.n:
+            found[f"{name} latency mean"] = Figure(c.latency.mean, 1e-9)
+            for q in QUANTILES:
+                found[f"{name} latency p{q * 100:g}"] = Figure(c.latency.quantile(q), BIN)
+    for tier, t in zip(model.tiers, run.tiers, strict=True):
+        name = f"tier {tier.name}"
+        found[f"{name} arrivals"] = Figure(t.arrivals, 0.0)
+        found[f"{name} completed"] = Figure(t.completed, 0.0)
+        found[f"{name} utilisation"] = Figure(t.busy_time / (t.workers * duration), 1e-9)
+        found[f"{name} mean queue"] = Figure(t.queue_time / duration, 1e-9)
+        found[f"{name} wait mean"] = Figure(t.wait.mean if t.wait.n else 0.0, 1e-9)
+        if t.age is not None and t.age.n:
+            found[f"{name} age mean"] = Figure(t.age.mean, 1e-9)
+    return found
+
+
+def disagreements(model: Model, events: list[RunResult], vectorised: list[RunResult]) -> list[str]:
+    """Figures whose means over the replications differ beyond noise and resolution."""
+    left = [figures(model, run) for run in events]
+    right = [figures(model, run) for run in vectorised]
+    found = []
+    for key in left[0]:
+        if not all(key in f for f in left + right):
+            continue  # e.g. a latency with no completion in some replication
+        a = np.array([f[key].value for f in left])
+        b = np.array([f[key].value for f in right])
+        pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2.0)
+        se = pooled * math.sqrt(2.0 / REPLICATIONS)
+        scale = max(abs(a.mean()), abs(b.mean()))
+        allowed = T_CRIT * se + left[0][key].resolution * scale + 1e-12
+        difference = abs(a.mean() - b.mean())
+        if difference > allowed:
+            found.append(
+                f"{key}: events {a.mean():.6g} vs vectorised {b.mean():.6g} "
+                f"(difference {difference:.3g} > {allowed:.3g} = {T_CRIT:.2f} x SE {se:.3g} "
+                "+ resolution)"
+            )
+    return found
+
+
+# ---- laws --------------------------------------------------------------------------------------
+def smallest(dist: Distribution) -> float:
+    if dist.kind in ("constant", "uniform"):
+        return dist.params[0]
+    if dist.kind == "empirical" and dist.samples is not None:
+        return float(dist.samples.min())
+    return 0.0
+
+
+def no_queueing_minimum(model: Model, tier: int, k: int) -> float:
+    """The shortest time a class-k visit to `tier` can take: every service at its smallest,
+    every optional call skipped, nothing waiting."""
+    work = model.tiers[tier].work[k]
+    return smallest(work.service_time) + sum(_step_minimum(model, step, k) for step in work.calls)
+
+
+def _step_minimum(model: Model, step: Step, k: int) -> float:
+    if isinstance(step, Call):
+        if step.probability < 1.0:
+            return 0.0
+        return step.repeat * _reached(model, step.tier, k)
+    if isinstance(step, OneOf):
+        if sum(p for _, p in step.options) < 1.0 - 1e-9:
+            return 0.0
+        return min(_reached(model, tier, k) for tier, _ in step.options)
+    assert isinstance(step, Parallel)
+    return max(_step_minimum(model, branch, k) for branch in step.branches)
+
+
+def _reached(model: Model, tier: int, k: int) -> float:
+    callee = model.tiers[tier]
+    if callee.is_async:
+        return smallest(callee.publish_time) if callee.publish_time is not None else 0.0
+    return no_queueing_minimum(model, tier, k)
+
+
+def poisson_upper(mean: float, rare: float) -> float:
+    """The smallest n with P(Poisson(mean) > n) < rare."""
+    n, term = 0, math.exp(-mean)
+    total = term
+    while 1.0 - total >= rare:
+        n += 1
+        term *= mean / n
+        total += term
+    return float(n)
+
+
+def upper_service(dist: Distribution, rare: float) -> float:
+    """A service time exceeded with probability below `rare` (exact, or a safe bound)."""
+    z = 5.3  # P(Z > 5.3) = 5.8e-8 for a standard normal
+    if dist.kind in ("constant", "uniform"):
+        return dist.params[-1]
+    if dist.kind == "empirical" and dist.samples is not None:
+        return float(dist.samples.max())
+    if dist.kind == "exponential":
+        return dist.params[0] * math.log(1.0 / rare)
+    if dist.kind == "lognormal":
+        return math.exp(dist.params[0] + z * dist.params[1])
+    # Gamma: Wilson-Hilferty's cube-root normal approximation, rounded up by 50%.
+    shape, scale = dist.params
+    root = 1.0 - 1.0 / (9.0 * shape) + z * math.sqrt(1.0 / (9.0 * shape))
+    return 1.5 * shape * scale * root**3
+
+
+def most_visits(model: Model, k: int) -> np.ndarray:
+    """m[t]: the most visits one class-k request can make to each tier (X <= m, so
+    Var(X) <= E[X^2] <= m E[X])."""
+    bound = _largest_calls(model, k)
+    visits = np.zeros(len(model.tiers))
+    visits[model.classes[k].entry] = 1.0
+    reach = visits.copy()
+    for _ in range(len(model.tiers)):
+        reach = reach @ bound
+        visits += reach
+    return visits
+
+
+def _largest_calls(model: Model, k: int) -> np.ndarray:
+    """L[i, j]: the most calls one visit of tier i makes to tier j."""
+    n = len(model.tiers)
+    largest = np.zeros((n, n))
+
+    def add(row: np.ndarray, step: Step) -> None:
+        if isinstance(step, Call):
+            row[step.tier] += step.repeat
+        elif isinstance(step, OneOf):
+            for tier, _ in step.options:
+                row[tier] += 1
+        else:
+            assert isinstance(step, Parallel)
+            for branch in step.branches:
+                add(row, branch)
+
+    for tier in model.tiers:
+        for step in tier.work[k].calls:
+            add(largest[tier.index], step)
+    return largest
+
+
+def histogram_is_monotone(h: Histogram) -> bool:
+    if h.n == 0:
+        return True
+    # The histogram counts values below ZERO_BELOW (about 1 ns) as exactly zero.
+    lowest = h.min if h.min >= ZERO_BELOW else 0.0
+    values = [lowest, *h.quantiles([0.5, 0.9, 0.99, 0.999]), h.max]
+    return all(a <= b for a, b in itertools.pairwise(values))
+
+
+def peak_rates(model: Model) -> np.ndarray:
+    return np.array(
+        [max([float(c.rate or 0.0)] + [p.rate for p in c.profile]) for c in model.classes]
+    )
+
+
+def broken_laws(model: Model, run: RunResult) -> Iterator[str]:
+    """Every law `run` breaks, in words."""
+    path = run.engine_path
+    visits = expected_visits(model)
+    peaks = peak_rates(model)
+    counts = np.array([c.arrivals for c in run.classes], dtype=float)
+    bounds = np.array([most_visits(model, k) for k in range(len(model.classes))])
+    delays = np.array([c.latency.mean if c.latency.n else 0.0 for c in run.classes])
+    delays += sum(t.age.mean for t in run.tiers if t.age is not None and t.age.n)
+    for traffic, c in zip(model.classes, run.classes, strict=True):
+        if not histogram_is_monotone(c.latency):
+            yield f"{path}: class {traffic.name}: percentiles not monotone"
+        floor = no_queueing_minimum(model, traffic.entry, traffic.index)
+        if c.latency.n and c.latency.min < floor * (1.0 - 1e-9) - 1e-12:
+            yield (
+                f"{path}: class {traffic.name}: latency {c.latency.min:.6g} below the "
+                f"no-queueing minimum {floor:.6g}"
+            )
+        if c.completed > c.arrivals:
+            yield f"{path}: class {traffic.name}: more completions than arrivals"
+    for tier, t in zip(model.tiers, run.tiers, strict=True):
+        name = f"{path}: tier {tier.name}"
+        for what, h in (("wait", t.wait), ("age", t.age)):
+            if h is not None and not histogram_is_monotone(h):
+                yield f"{name}: {what} percentiles not monotone"
+        yield from _utilisation_law(name, model, tier.index, t, counts, visits, bounds, peaks)
+        # Little's law at the queue: waiting request-seconds in the window = the waits of the
+        # visits that started in it, but for those waiting across the window's two edges.
+        edge = 4.0 * (t.queue_max + 1) * t.wait.max
+        if abs(t.queue_time - t.wait.total) > edge + 1e-9:
+            yield (
+                f"{name}: Little's law: {t.queue_time:.6g} request-seconds waiting, waits "
+                f"sum to {t.wait.total:.6g} (edges allow {edge:.3g})"
+            )
+        # Flow conservation: arrivals = sum over classes of arrivals x expected visits.
+        expected = float(counts @ visits[:, tier.index])
+        sd = math.sqrt(float(counts @ (bounds[:, tier.index] * visits[:, tier.index])))
+        in_flight = float(peaks @ (visits[:, tier.index] * delays))
+        if abs(t.arrivals - expected) > K_LAW * sd + in_flight + 1e-9:
+            yield (
+                f"{name}: flow: {t.arrivals} arrivals, expected {expected:.1f} "
+                f"(allowed {K_LAW * sd + in_flight:.1f})"
+            )
+
+
+def _utilisation_law(
+    name: str,
+    model: Model,
+    index: int,
+    t: object,
+    counts: np.ndarray,
+    visits: np.ndarray,
+    bounds: np.ndarray,
+    peaks: np.ndarray,
+) -> Iterator[str]:
+    """busy time = completed visits x their mean service (utilisation = throughput x mean
+    service / workers), the service mix weighted by each class's expected visits."""
+    assert hasattr(t, "busy_time")
+    tier = model.tiers[index]
+    means = np.array([w.service_time.mean for w in tier.work])
+    seconds = np.array([w.service_time.moment(2) for w in tier.work])
+    weights = counts * visits[:, index]
+    if weights.sum() <= 0 or t.completed == 0 or not weights @ means > 0:  # type: ignore[attr-defined]
+        return
+    share = weights / weights.sum()
+    mean, second = float(share @ means), float(share @ seconds)
+    completed = t.completed  # type: ignore[attr-defined]
+    expected = completed * mean
+    # Service draws, and the class mix drawn by the routing around its expectation.
+    variance = completed * max(second - mean * mean, 0.0)
+    variance += float(counts @ (bounds[:, index] * visits[:, index] * (means - mean) ** 2))
+    # At each edge, the work in progress: at most N visits in service (N the 1 - 1e-7 quantile
+    # of a Poisson count with the offered load as its mean, and at most the workers), each with
+    # at most the 1 - 1e-7 quantile of the service time.
+    offered = float(peaks @ (visits[:, index] * means))
+    in_service = min(float(tier.workers), poisson_upper(offered, RARE))
+    edge = 2.0 * in_service * max(upper_service(w.service_time, RARE) for w in tier.work)
+    busy = t.busy_time  # type: ignore[attr-defined]
+    if abs(busy - expected) > K_LAW * math.sqrt(variance) + edge + 1e-9:
+        yield (
+            f"{name}: utilisation law: busy {busy:.6g} s, completions x mean service "
+            f"{expected:.6g} s (allowed {K_LAW * math.sqrt(variance) + edge:.3g})"
+        )
+
+
+# ---- chunk-size invariance ---------------------------------------------------------------------
+def exact_summary(run: RunResult) -> list[object]:
+    rows: list[object] = []
+    for c in run.classes:
+        rows.append((c.arrivals, c.completed, c.latency.counts.tolist(), c.latency.max))
+    for t in run.tiers:
+        age = None if t.age is None else (t.age.counts.tolist(), t.age.max)
+        rows.append((t.arrivals, t.completed, t.queue_max, t.wait.counts.tolist(), t.wait.max, age))
+        rows.append(t.queue_trace.tolist())
+    return rows
+
+
+def sums(run: RunResult) -> list[float]:
+    found = [c.latency.total for c in run.classes]
+    for t in run.tiers:
+        found += [t.busy_time, t.queue_time, t.wait.total]
+    return found
+
+
+def chunking_changes(whole: RunResult, chunked: RunResult) -> list[str]:
+    found = []
+    if exact_summary(whole) != exact_summary(chunked):
+        found.append("counts, histograms or maxima change with the chunk size")
+    for a, b in zip(sums(whole), sums(chunked), strict=True):
+        if abs(a - b) > 1e-12 * max(abs(a), abs(b)) + 1e-15:
+            found.append(f"a sum of times changes with the chunk size: {a!r} vs {b!r}")
+    return found
+
+
+# ---- the fuzzer --------------------------------------------------------------------------------
+def fuzz(seed: int, requests: int) -> list[str]:
+    """Everything wrong with scenario `seed` on either path; empty when all is well."""
+    data = scenariogen.random_scenario(seed, requests)
+    model = scenariogen.load(data)
+    events = [run_events(model, r) for r in range(REPLICATIONS)]
+    vectorised, problems = [], []
+    for r in range(REPLICATIONS, 2 * REPLICATIONS):
+        whole = run_vectorised(model, r)
+        vectorised.append(whole)
+        problems += chunking_changes(whole, run_vectorised(model, r, chunk_requests=SMALL_CHUNK))
+    for run in events + vectorised:
+        problems += broken_laws(model, run)
+    problems += disagreements(model, events, vectorised)
+    return [f"seed {seed}: {p}" for p in dict.fromkeys(problems)]
+
+
+def test_student_t_critical_values_match_the_tables():
+    assert t_critical(0.05, 4) == pytest.approx(2.776, abs=1e-3)
+    assert t_critical(0.01, 10) == pytest.approx(3.169, abs=1e-3)
+    assert t_critical(0.05, 1) == pytest.approx(12.706, abs=1e-3)
+    assert t_critical(0.001, 9) == pytest.approx(4.781, abs=1e-3)
+
+
+def features(data: object, found: set[str] | None = None) -> set[str]:
+    """What a scenario's data uses, by the keys and shapes the generator writes."""
+    found = set() if found is None else found
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in ("one_of", "repeat", "probability", "profile", "on_miss", "classes"):
+                found.add(key)
+            if key == "replicas" and value:
+                found.add("replicas")
+            if key == "type":
+                found.add(str(value))
+            if key == "arrivals" and value == "constant":
+                found.add("constant arrivals")
+            if key == "service_time" and value == "0.0000ms":
+                found.add("zero service")
+            features(value, found)
+    elif isinstance(data, list):
+        for a, b in itertools.pairwise(data):
+            if isinstance(a, dict) and isinstance(b, dict) and "parallel" in a and "parallel" in b:
+                found.add("consecutive parallel")
+        for item in data:
+            features(item, found)
+    return found
+
+
+def test_the_quick_set_covers_every_feature_the_fuzzer_promises():
+    covered: set[str] = set()
+    for seed in QUICK_SEEDS:
+        features(scenariogen.random_scenario(seed, 3000), covered)
+    promised = {
+        "one_of",
+        "repeat",
+        "probability",
+        "profile",
+        "on_miss",
+        "classes",
+        "replicas",
+        "cache",
+        "database",
+        "queue",
+        "load_balancer",
+        "constant arrivals",
+        "zero service",
+        "consecutive parallel",
+    }
+    assert promised <= covered, promised - covered
+
+
+@pytest.mark.parametrize("seed", QUICK_SEEDS)
+def test_both_paths_agree_and_keep_the_laws(seed: int):
+    problems = fuzz(seed, requests=3000)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SLOW_SEEDS)
+def test_both_paths_agree_and_keep_the_laws_on_long_runs(seed: int):
+    problems = fuzz(seed, requests=30000)
+    assert not problems, "\n".join(problems)
