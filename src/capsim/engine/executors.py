@@ -243,11 +243,11 @@ def _death_message(exitcode: int | None, done: int, count: int) -> str:
         name = signal.Signals(-exitcode).name if -exitcode in _SIGNALS else str(-exitcode)
         how = f"was killed by signal {-exitcode} ({name})"
         if -exitcode == signal.SIGKILL:
-            how += ", as the kernel's out-of-memory killer does"
+            how += ", as the kernel's out-of-memory killer does,"
     else:
         how = f"exited with code {exitcode}"
     return (
-        f"a worker process of the pool {how} while running a simulation; {done} of {count} "
+        f"a worker process of the pool {how} while running a replication; {done} of {count} "
         "replication(s) had completed and nothing is reported. Give each worker more memory: "
         "run fewer at once (fewer --workers) or --executor serial, or lower --max-memory so "
         "that capsim refuses runs this large before they start."
