@@ -18,6 +18,7 @@ import capsim
 from capsim.analysis.saturate import find_saturation, near_saturation_duration, relaxation_time
 from capsim.analysis.sizing import size_tiers
 from capsim.cli.app import app
+from capsim.engine.executors import open_executor
 
 runner = CliRunner()
 
@@ -237,3 +238,21 @@ def test_points_near_saturation_run_for_twenty_relaxation_times_within_limits() 
     assert relaxation_time(275.0, 250.0, 250.0) == pytest.approx(
         relaxation_time(250.0**2 / 275.0, 250.0, 250.0)
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "duration"),
+    [("jobs", PARTITIONED, 5.0), ("late", LATE_RUSH, 8.0)],
+    ids=["confirmation-move", "failed-verifications"],
+)
+def test_the_safety_searches_give_the_same_answer_on_a_process_pool(
+    tmp_path: Path, name: str, text: str, duration: float
+) -> None:
+    # The moved estimate and the stepped-down verifications run their points on the executor;
+    # each point's run length is decided before its batch, so the pool changes nothing.
+    model = model_of(tmp_path, name, text)
+    serial = saturate(model, duration=duration)
+    with open_executor("process", 2) as pool:
+        pooled = saturate(model, duration=duration, executor=pool)
+    assert serial["confirmation"]["below"]["moves"] or len(serial["verification"]["attempts"]) > 1
+    assert json.dumps(pooled, sort_keys=True) == json.dumps(serial, sort_keys=True)

@@ -172,3 +172,11 @@ def test_the_table_and_markdown_show_the_dates_and_the_plan(tmp_path):
     assert markdown.exit_code == 0, markdown.output
     assert markdown.stdout.startswith("# capsim forecast: mmc")
     assert "| 2027-07-01 | step | 1.76x |" in markdown.stdout  # 1.1 ** (181 days / 30.44)
+
+
+def test_a_process_pool_gives_the_serial_forecast_byte_for_byte(tmp_path):
+    path = mmc_scenario(tmp_path, rate=200, duration="10s")
+    options = ["--growth", "10%/month", "--horizon", "6mo", "--step", "6mo"]
+    serial = forecast_json(path, *options)
+    pooled = forecast_json(path, *options, "--executor", "process", "--workers", "2")
+    assert pooled == serial

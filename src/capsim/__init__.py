@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from capsim.analysis.report import Report
+    from capsim.engine.executors import Executor
     from capsim.model.types import Model
     from capsim.scenario.schema import Scenario
 
@@ -70,13 +71,16 @@ def simulate(
     *,
     replications: int | None = None,
     engine: str = "auto",
-    executor: str = "serial",
+    executor: str | Executor = "serial",
     workers: int | None = None,
     progress: Callable[[float, str], None] | None = None,
     max_requests: float | None = None,
     max_memory: float | None = None,
 ) -> Report:
     """Run every replication of `model` and summarise them into a Report (docs/results.md).
+
+    `executor` is "serial", "process" or "dask" (opened for this call, with `workers`), or an
+    open `capsim.engine.executors.Executor` (see `open_executor`) shared by several calls.
 
     Raises Interrupted on Ctrl-C, carrying the partial Report of the replications completed
     (`.report`, None when none was). Raises ResourceLimitError, before running, when the run would simulate more than
@@ -93,7 +97,7 @@ def simulate(
             model,
             replications=replications,
             engine=engine,  # type: ignore[arg-type]
-            executor=executor,  # type: ignore[arg-type]
+            executor=executor,
             workers=workers,
             progress=progress,
             max_requests=DEFAULT_MAX_REQUESTS if max_requests is None else max_requests,

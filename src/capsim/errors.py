@@ -91,6 +91,9 @@ class Interrupted(CapsimError):
         self.report: Any = None
         #: For a search (saturate, sweep): plain lines describing the points it completed.
         self.completed_points: list[str] = []
+        #: For a batch of several models: the index of each model whose replications all
+        #: completed, with its results.
+        self.completed_models: dict[int, Any] = {}
 
 
 class ResourceLimitError(SimulationError):

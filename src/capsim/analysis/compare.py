@@ -25,8 +25,9 @@ from capsim.analysis.results import (
 from capsim.analysis.sizing import parse_load
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
+from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
-from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import UsageError
 from capsim.model.build import build_model
 from capsim.model.types import STATISTICS, Model
@@ -143,14 +144,9 @@ class _Side:
         self.tiers: dict[str, dict[str, list[float]]] = {}
 
 
-def _load_side(
-    path: Path,
-    overrides: Sequence[str],
-    capsim_version: str,
-    progress: Progress | None,
-    max_requests: float,
-    load: str | None = None,
-) -> _Side:
+def _load_side(path: Path, overrides: Sequence[str], load: str | None = None) -> _Side | Model:
+    """A saved result as a side, or the model of a scenario still to simulate (its open traffic
+    scaled by `load`, a factor or a total open rate, when given)."""
     saved = read_result(path)
     if saved is not None:
         if overrides or load is not None:
@@ -162,7 +158,10 @@ def _load_side(
     model = build_model(load_scenario(path, overrides))
     if load is not None:
         model = scale_open_traffic(model, parse_load(load, open_rate(model)))
-    runs = run_replications(model, progress=progress, max_requests=max_requests)
+    return model
+
+
+def _simulated_side(path: Path, model: Model, runs: list[RunResult], capsim_version: str) -> _Side:
     # A file name may hold any byte but "/" and NUL: the label is text any output can hold.
     side = _Side(
         visible(str(path)), summarise(model, runs, capsim_version=capsim_version).data, "scenario"
@@ -170,6 +169,38 @@ def _load_side(
     side.classes = _class_estimates(model, runs)
     side.tiers = _tier_estimates(model, runs)
     return side
+
+
+def _sides(
+    paths: tuple[Path, Path],
+    overrides: Sequence[str],
+    capsim_version: str,
+    progress: Progress | None,
+    max_requests: float,
+    executor: Executor | None,
+    load: str | None = None,
+) -> tuple[_Side, _Side]:
+    """Both sides; the scenarios among them simulated together (one batch on the executor)."""
+    loaded = [_load_side(path, overrides, load) for path in paths]
+    models = [side for side in loaded if isinstance(side, Model)]
+    batches = iter(
+        run_batch(
+            models,
+            executor=executor,
+            progress=progress,
+            labels=[f"scenario {model.name}" for model in models],
+            max_requests=max_requests,
+        )
+        if models
+        else []
+    )
+    a, b = (
+        side
+        if isinstance(side, _Side)
+        else _simulated_side(path, side, next(batches), capsim_version)
+        for path, side in zip(paths, loaded, strict=True)
+    )
+    return a, b
 
 
 def _half_width_se(entry: dict[str, Any], metric: str, replications: int) -> float | None:
@@ -239,22 +270,22 @@ def compare(
     overrides: Sequence[str] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
     load: str | None = None,
 ) -> dict[str, Any]:
     """Both sides' key figures and B - A per class and tier, with noise judged where possible.
 
     `load` (`--load`) scales each scenario side's open traffic: a factor, or a total open rate
     that each side reaches with its own mix."""
-
-    def half(offset: float) -> Progress:
-        def report(fraction: float, what: str) -> None:
-            if progress:
-                progress(offset + fraction / 2, what)
-
-        return report
-
-    a = _load_side(Path(first), overrides, capsim_version, half(0.0), max_requests, load)
-    b = _load_side(Path(second), overrides, capsim_version, half(0.5), max_requests, load)
+    a, b = _sides(
+        (Path(first), Path(second)),
+        overrides,
+        capsim_version,
+        progress,
+        max_requests,
+        executor,
+        load,
+    )
     paired = (
         a.kind == b.kind == "scenario"
         and a.data.get("seed") == b.data.get("seed")

@@ -24,8 +24,10 @@ from capsim.analysis.summary import (
     summarise,
     time_statistics,
 )
+from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
-from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
+from capsim.errors import Interrupted
 from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
 
 Progress = Callable[[float, str], None]
@@ -306,6 +308,7 @@ def measure(
     extra_slos: Sequence[Slo] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
 ) -> Point:
     """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`).
 
@@ -314,17 +317,66 @@ def measure(
     longer measurement decides (docs/capacity.md, "Enough samples for every percentile"). A
     figure observed beyond its limit is never re-run: more data cannot pass it honestly.
     """
-    point = _measure_once(model, capsim_version, extra_slos, progress, max_requests)
-    if not point.noise_only:
-        return point
-    longer = with_run_length(
-        model,
-        model.simulation.duration * RERUN_FACTOR,
-        model.simulation.replications * RERUN_FACTOR,
+    return measure_all(
+        [model],
+        capsim_version=capsim_version,
+        extra_slos=extra_slos,
+        progress=progress,
+        max_requests=max_requests,
+        executor=executor,
+    )[0]
+
+
+def measure_all(
+    models: Sequence[Model],
+    *,
+    capsim_version: str,
+    extra_slos: Sequence[Slo] = (),
+    progress: Progress | None = None,
+    labels: Sequence[str] | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
+) -> list[Point]:
+    """`measure` of independent models, their replications evaluated together on `executor`;
+    the points failing only by noise are re-run longer together, as `measure` says.
+
+    On Ctrl-C, raises Interrupted whose `completed_models` holds the Points measured in full
+    (by index), in place of their raw runs.
+    """
+    points = _measure_batch(
+        models, capsim_version, extra_slos, progress, labels, max_requests, executor
     )
-    if expected_requests(longer) > 0.5 * max_requests:
-        return point
-    return _measure_once(longer, capsim_version, extra_slos, progress, max_requests)
+    reruns = {
+        i: longer
+        for i, point in enumerate(points)
+        if point.noise_only
+        and expected_requests(longer := _rerun_model(point.model)) <= 0.5 * max_requests
+    }
+    if not reruns:
+        return points
+    try:
+        longer_points = _measure_batch(
+            list(reruns.values()),
+            capsim_version,
+            extra_slos,
+            progress,
+            [labels[i] for i in reruns] if labels is not None else None,
+            max_requests,
+            executor,
+        )
+    except Interrupted as stop:
+        stop.completed_models = {i: p for i, p in enumerate(points) if i not in reruns}
+        raise
+    for i, point in zip(reruns, longer_points, strict=True):
+        points[i] = point
+    return points
+
+
+def _rerun_model(model: Model) -> Model:
+    simulation = model.simulation
+    return with_run_length(
+        model, simulation.duration * RERUN_FACTOR, simulation.replications * RERUN_FACTOR
+    )
 
 
 def expected_requests(model: Model) -> float:
@@ -333,14 +385,34 @@ def expected_requests(model: Model) -> float:
     return open_rate(model) * (simulation.duration + simulation.warmup) * simulation.replications
 
 
-def _measure_once(
-    model: Model,
+def _measure_batch(
+    models: Sequence[Model],
     capsim_version: str,
     extra_slos: Sequence[Slo],
     progress: Progress | None,
+    labels: Sequence[str] | None,
     max_requests: float,
+    executor: Executor | None,
+) -> list[Point]:
+    try:
+        batches = run_batch(
+            models, executor=executor, progress=progress, labels=labels, max_requests=max_requests
+        )
+    except Interrupted as stop:
+        stop.completed_models = {
+            i: _judge(models[i], runs, capsim_version, extra_slos)
+            for i, runs in stop.completed_models.items()
+        }
+        raise
+    return [
+        _judge(model, runs, capsim_version, extra_slos)
+        for model, runs in zip(models, batches, strict=True)
+    ]
+
+
+def _judge(
+    model: Model, runs: list[RunResult], capsim_version: str, extra_slos: Sequence[Slo]
 ) -> Point:
-    runs = run_replications(model, progress=progress, max_requests=max_requests)
     report = summarise(model, runs, capsim_version=capsim_version)
     checks, estimates = check_slos(model, runs, report.data, [*model.slos, *extra_slos])
     return Point(model, report, checks, estimates)
@@ -381,6 +453,7 @@ __all__ = [
     "headline",
     "light_load_solution",
     "measure",
+    "measure_all",
     "open_rate",
     "percentile_needs",
     "sampled_duration",

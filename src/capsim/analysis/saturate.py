@@ -24,6 +24,7 @@ from capsim.analysis.points import (
     headline,
     light_load_solution,
     measure,
+    measure_all,
     open_rate,
     percentile_needs,
     sampled_duration,
@@ -31,6 +32,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.stats import NOISE_FACTOR
+from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
 from capsim.model.types import Model, Tier
@@ -188,7 +190,9 @@ class _Searcher:
         progress: Progress | None,
         max_requests: float,
         budget: int,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.model = model
         self.base_rate = base_rate
         self.capsim_version = capsim_version
@@ -217,31 +221,55 @@ class _Searcher:
         return sampled_duration(near, rate, self.needs, cap)
 
     def at(self, rate: float, what: str) -> CurvePoint:
-        key = round(rate, 9)
-        if key in self.cache:
-            return self.cache[key]
-        factor = rate / self.base_rate
-        done, budget = self.done, max(self.budget, self.done + 1)
+        return self.at_all([rate], what)[0]
 
-        def part(fraction: float, _: str) -> None:
+    def at_all(self, rates: list[float], what: str) -> list[CurvePoint]:
+        """The points at `rates`, the ones not measured yet measured together (one batch)."""
+        keys = [round(rate, 9) for rate in rates]
+        new = [rate for key, rate in dict(zip(keys, rates, strict=True)).items()
+               if key not in self.cache]  # fmt: skip
+        if new:
+            self._measure(new, what)
+        return [self.cache[key] for key in keys]
+
+    def _measure(self, rates: list[float], what: str) -> None:
+        done, budget = self.done, max(self.budget, self.done + len(rates))
+
+        def part(fraction: float, label: str) -> None:
             if self.progress:
-                self.progress(min((done + fraction) / budget, 0.999), f"{what} at {rate:.4g}/s")
+                whole = min((done + fraction * len(rates)) / budget, 0.999)
+                self.progress(whole, label)
 
-        scaled = with_run_length(self.model, self.duration_at(rate, self.model), None)
+        labels = [f"point {done + i + 1}: {what} at {rate:.4g}/s" for i, rate in enumerate(rates)]
+        # Each point's run length is decided now, from the current saturation estimate: a batch
+        # is measured exactly as its points one after another would be.
+        models = [
+            scale_open_traffic(
+                with_run_length(self.model, self.duration_at(rate, self.model), None),
+                rate / self.base_rate,
+            )
+            for rate in rates
+        ]
         try:
-            point = measure(
-                scale_open_traffic(scaled, factor),
+            points = measure_all(
+                models,
                 capsim_version=self.capsim_version,
                 progress=part,
+                labels=labels,
                 max_requests=self.max_requests,
+                executor=self.executor,
             )
         except Interrupted as stop:
+            for i, point in stop.completed_models.items():
+                self._keep(rates[i], point)
             stop.completed_points = [_describe(p) for p in self.curve()]
             raise
+        for rate, point in zip(rates, points, strict=True):
+            self._keep(rate, point)
+
+    def _keep(self, rate: float, point: Point) -> None:
         self.done += 1
-        result = CurvePoint(rate, factor, point)
-        self.cache[key] = result
-        return result
+        self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
@@ -297,6 +325,7 @@ def find_saturation(
     verify: bool = True,
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Saturation rate and bottleneck, knee of p99 and the highest rate meeting every SLO.
 
@@ -328,7 +357,13 @@ def find_saturation(
     search_duration = duration or default_search_duration(model, analytic_saturation)
     search_model = with_run_length(model, search_duration, replications)
     searcher = _Searcher(
-        search_model, base_rate, capsim_version, progress, max_requests, budget=len(GRID) + 16
+        search_model,
+        base_rate,
+        capsim_version,
+        progress,
+        max_requests,
+        budget=len(GRID) + 16,
+        executor=executor,
     )
     searcher.saturation_rate = analytic_saturation
     searcher.bottleneck_share = shares.get(analytic_bottleneck, 1.0)
@@ -340,8 +375,8 @@ def find_saturation(
             point.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY for name in usable
         )
 
-    for fraction in GRID:
-        searcher.at(fraction * analytic_saturation, "measuring the curve")
+    # The grid's points are independent: one batch, so every worker has work.
+    searcher.at_all([fraction * analytic_saturation for fraction in GRID], "measuring the curve")
     rate = GRID[-1] * analytic_saturation
     for _ in range(8):
         if any(saturated(p) for p in searcher.curve()):
@@ -419,8 +454,9 @@ def find_saturation(
         searcher.saturation_rate = saturation_rate
         searcher.bottleneck_share = shares.get(bottleneck, 1.0)
     if saturation_rate is not None:
-        below = searcher.at(0.9 * saturation_rate, "confirming saturation")
-        above = searcher.at(1.1 * saturation_rate, "confirming saturation")
+        below, above = searcher.at_all(
+            [0.9 * saturation_rate, 1.1 * saturation_rate], "confirming saturation"
+        )
         confirmation = {
             "below": {"rate": below.rate, "stable": below.point.stable, "moves": moves},
             "above": {
@@ -651,6 +687,7 @@ def _verify(
                 scale_open_traffic(lengthened, rate / base_rate),
                 capsim_version=searcher.capsim_version,
                 max_requests=max_requests,
+                executor=searcher.executor,
             )
             checked[key] = CurvePoint(rate, rate / base_rate, point)
         return checked[key]

@@ -19,13 +19,14 @@ from capsim.analysis.points import (
     Progress,
     at_max_replicas,
     light_load_solution,
-    measure,
+    measure_all,
     open_rate,
     percentile_needs,
     sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
+from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.types import Model, Pool, Sizing, Slo, Tier
@@ -280,7 +281,9 @@ class _Search:
         version: str,
         progress: Progress | None,
         max_requests: float,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.target = target
         self.dims = dims
         self.extra = extra
@@ -295,37 +298,57 @@ class _Search:
         return tuple(values[d.name] for d in self.dims)
 
     def measure(self, values: dict[str, int], model: Model, what: str) -> Point:
-        key = (model.simulation.duration, self.key(values))
-        if key not in self.cache:
-            if self.evaluations >= MAX_EVALUATIONS:
+        return self.measure_all([values], model, what)[0]
+
+    def measure_all(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
+        """The points of `trials` (independent configurations), the new ones measured together."""
+        keys = [(model.simulation.duration, self.key(values)) for values in trials]
+        new = {
+            key: values for key, values in zip(keys, trials, strict=True) if key not in self.cache
+        }
+        if new:
+            if self.evaluations + len(new) > MAX_EVALUATIONS:
                 raise SearchLimitError(
                     f"the sizing search reached its limit of {MAX_EVALUATIONS} measured "
                     "configurations without settling (a search limit, not an SLO verdict); "
                     "narrow the tiers' sizing ranges (sizing.min/max) or raise --replications"
                 )
-            cost = estimate_requests(model)
+            cost = estimate_requests(model) * len(new)
             if self.simulated + cost > self.max_requests:
                 raise ResourceLimitError(
                     f"the sizing search has measured {self.evaluations} configuration(s) and "
-                    f"simulated about {format_count(self.simulated)} requests; the next one "
-                    f"({format_count(cost)} requests) would pass the limit of {format_count(self.max_requests)} for "
-                    "the whole search. Shorten the search points (--duration, --replications), "
-                    f"or allow it with --max-requests {option_count((self.simulated + cost) * 2)}."
+                    f"simulated about {format_count(self.simulated)} requests; the next "
+                    f"{'one' if len(new) == 1 else f'{len(new)}'} ({format_count(cost)} requests) "
+                    f"would pass the limit of {format_count(self.max_requests)} for the whole "
+                    "search. Shorten the search points (--duration, --replications), or allow it "
+                    f"with --max-requests {option_count((self.simulated + cost) * 2)}."
                 )
             self.simulated += cost
-            if self.progress:
-                # The number of points is not known in advance: the bar creeps towards the end.
-                fraction = 1.0 - 1.0 / (1.0 + self.evaluations / 12.0)
-                shown = ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
-                self.progress(fraction, f"{what}: {shown}")
-            self.cache[key] = measure(
-                apply_capacity(model, values, self.dims),
+            labels = [
+                f"point {self.evaluations + i + 1}: {what}: "
+                + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
+                for i, values in enumerate(new.values())
+            ]
+            first = self.evaluations
+
+            def part(fraction: float, label: str) -> None:
+                if self.progress:
+                    # The number of points is not known in advance: the bar creeps to the end.
+                    done = first + fraction * len(new)
+                    self.progress(1.0 - 1.0 / (1.0 + done / 12.0), label)
+
+            points = measure_all(
+                [apply_capacity(model, values, self.dims) for values in new.values()],
                 capsim_version=self.version,
                 extra_slos=self.extra,
+                progress=part,
+                labels=labels,
                 max_requests=self.max_requests,
+                executor=self.executor,
             )
-            self.evaluations += 1
-        return self.cache[key]
+            self.cache.update(zip(new, points, strict=True))
+            self.evaluations += len(new)
+        return [self.cache[key] for key in keys]
 
     def cost(self, values: dict[str, int]) -> float:
         return sum(d.unit_cost * values[d.name] for d in self.dims)
@@ -356,9 +379,14 @@ class _Search:
                 continue
             base = _deficit(point)
             best: tuple[float, float, dict[str, int], Point] | None = None
-            for d in open_dims:
-                trial = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
-                measured = self.measure(trial, model, "growing")
+            # The one-step-larger trials are independent: measured together, compared in order.
+            trials = [
+                {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
+                for d in open_dims
+            ]
+            for trial, measured in zip(
+                trials, self.measure_all(trials, model, "growing"), strict=True
+            ):
                 gain = base - _deficit(measured)
                 if gain <= 1e-12:
                     continue
@@ -489,6 +517,7 @@ def size_tiers(
     duration: float | None = None,
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The cheapest capacity meeting every SLO at `load` x the scenario's open traffic.
@@ -548,7 +577,7 @@ def size_tiers(
         needs,
         max_requests,
     )
-    search = _Search(target, dims, extra, capsim_version, progress, max_requests)
+    search = _Search(target, dims, extra, capsim_version, progress, max_requests, executor)
     plan = plan_search(start, dims, search_model, full_model)
     if plan.likely > max_requests:
         raise ResourceLimitError(
@@ -578,6 +607,12 @@ def size_tiers(
     if redundancy:
         intact = search.measure(answer, full_model, "verifying without the loss")
 
+    # The evidence of minimality, one unit fewer per dimension: independent points, one batch.
+    search.measure_all(
+        [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
+        deciding,
+        "checking",
+    )
     tiers_out: dict[str, Any] = {}
     total_cost = 0.0
     priced = False

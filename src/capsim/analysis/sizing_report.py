@@ -12,6 +12,7 @@ from typing import Any
 from capsim.analysis.saturate import find_saturation
 from capsim.analysis.sizing import billed_units
 from capsim.analysis.summary import summarise
+from capsim.engine.executors import Executor
 from capsim.engine.histogram import Histogram
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
@@ -177,6 +178,7 @@ def build_sizing_report(
     curve: bool = True,
     progress: ProgressCallback | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
 ) -> SizingReport:
     """Summarise `runs`, then add the CDFs, bottleneck and costs and, with `curve`, the
     p99-against-load curve from `capsim saturate`'s search (`find_saturation`), whose
@@ -205,6 +207,7 @@ def build_sizing_report(
             capsim_version=capsim_version,
             progress=progress,
             max_requests=max_requests,
+            executor=executor,
         )
     except UsageError as error:
         # Nothing to saturate (no tier receives traffic): the report stands without a curve.

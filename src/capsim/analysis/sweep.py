@@ -18,9 +18,12 @@ from typing import Any
 
 from capsim.analysis.points import Progress, headline, scale_open_traffic
 from capsim.analysis.summary import summarise
-from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_replications
+from capsim.engine.executors import Executor
+from capsim.engine.result import RunResult
+from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import Interrupted, UsageError, clip
 from capsim.model.build import build_model
+from capsim.model.types import Model
 from capsim.scenario import load_scenario
 from capsim.scenario.overrides import apply_override
 from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio
@@ -164,6 +167,7 @@ def run_sweep(
     overrides: Sequence[str] = (),
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
+    executor: Executor | None = None,
     load: float = 1.0,
 ) -> dict[str, Any]:
     """Run the scenario at every combination of the varied values (a grid when several), with
@@ -174,65 +178,32 @@ def run_sweep(
     if size > MAX_POINTS:
         raise UsageError(f"the sweep has {size:,} points, more than {MAX_POINTS}; use fewer STEPS")
     grid = list(itertools.product(*(v.values for v in varies)))
-    points: list[dict[str, Any]] = []
-    seed = replications = duration = None
-    name = str(scenario)
-    for i, combination in enumerate(grid):
+    models = []
+    for combination in grid:
         assigned = [f"{v.path}={value}" for v, value in zip(varies, combination, strict=True)]
-        # An invalid point raises ScenarioError naming the --set that made it.
-        model = scale_open_traffic(
-            build_model(load_scenario(scenario, [*overrides, *assigned])), load
+        # An invalid point raises ScenarioError naming the --set that made it, before any runs.
+        models.append(
+            scale_open_traffic(build_model(load_scenario(scenario, [*overrides, *assigned])), load)
         )
-        name = model.name
-
-        def part(fraction: float, what: str, i: int = i) -> None:
-            if progress:
-                progress((i + fraction) / len(grid), f"point {i + 1}/{len(grid)}: {what}")
-
-        try:
-            runs = run_replications(model, progress=part, max_requests=max_requests)
-        except Interrupted as stop:
-            stop.completed_points = [_describe(point) for point in points]
-            raise
-        report = summarise(model, runs, capsim_version=capsim_version)
-        data = report.data
-        seed, replications, duration = data["seed"], data["replications"], data["duration"]
-        figures = headline(data)
-        points.append(
-            {
-                "values": {
-                    v.path: _display(value) for v, value in zip(varies, combination, strict=True)
-                },
-                "p50": figures["p50"],
-                "p99": figures["p99"],
-                "error_rate": figures["error_rate"],
-                "passed": data["passed"],
-                "stable": not report.unstable_tiers,
-                "overloaded": data["overloaded"],
-                "classes": {
-                    name: {
-                        "offered_rate": c["offered_rate"],
-                        "throughput": c["throughput"],
-                        "error_rate": c["error_rate"],
-                        "latency": c["latency"],
-                        **({"share_over": c["share_over"]} if "share_over" in c else {}),
-                        **({"ci95": c["ci95"]} if "ci95" in c else {}),
-                    }
-                    for name, c in data["classes"].items()
-                },
-                "tiers": {
-                    name: {
-                        "utilization": t["utilization"],
-                        "occupancy": t.get("occupancy"),
-                        "stable": t["stable"],
-                        "wait": {"mean": t["wait"]["mean"], "p99": t["wait"]["p99"]},
-                    }
-                    for name, t in data["tiers"].items()
-                },
-                "slos": data["slos"],
-                "warnings": report.warnings,
-            }
+    name = models[0].name if models else str(scenario)
+    labels = [f"point {i + 1}/{len(grid)}" for i in range(len(grid))]
+    try:
+        # The points are independent: one batch, so every worker of the executor has work.
+        batches = run_batch(
+            models, executor=executor, progress=progress, labels=labels, max_requests=max_requests
         )
+    except Interrupted as stop:
+        stop.completed_points = [
+            _describe(_point(varies, grid[i], models[i], runs, capsim_version))
+            for i, runs in sorted(stop.completed_models.items())
+        ]
+        raise
+    points = [
+        _point(varies, combination, model, runs, capsim_version)
+        for combination, model, runs in zip(grid, models, batches, strict=True)
+    ]
+    last, last_runs = models[-1], batches[-1]
+    seed, replications, duration = last.seed, len(last_runs), last_runs[0].duration
     if progress:
         progress(1.0, "done")
     return {
@@ -246,6 +217,50 @@ def run_sweep(
         "vary": [{"path": v.path, "values": [_display(x) for x in v.values]} for v in varies],
         "points": points,
         "common_random_numbers": True,
+    }
+
+
+def _point(
+    varies: Sequence[Vary],
+    combination: tuple[str, ...],
+    model: Model,
+    runs: list[RunResult],
+    capsim_version: str,
+) -> dict[str, Any]:
+    """One row of the sweep: the values it set and the key figures of its runs."""
+    report = summarise(model, runs, capsim_version=capsim_version)
+    data = report.data
+    figures = headline(data)
+    return {
+        "values": {v.path: _display(value) for v, value in zip(varies, combination, strict=True)},
+        "p50": figures["p50"],
+        "p99": figures["p99"],
+        "error_rate": figures["error_rate"],
+        "passed": data["passed"],
+        "stable": not report.unstable_tiers,
+        "overloaded": data["overloaded"],
+        "classes": {
+            name: {
+                "offered_rate": c["offered_rate"],
+                "throughput": c["throughput"],
+                "error_rate": c["error_rate"],
+                "latency": c["latency"],
+                **({"share_over": c["share_over"]} if "share_over" in c else {}),
+                **({"ci95": c["ci95"]} if "ci95" in c else {}),
+            }
+            for name, c in data["classes"].items()
+        },
+        "tiers": {
+            name: {
+                "utilization": t["utilization"],
+                "occupancy": t.get("occupancy"),
+                "stable": t["stable"],
+                "wait": {"mean": t["wait"]["mean"], "p99": t["wait"]["p99"]},
+            }
+            for name, t in data["tiers"].items()
+        },
+        "slos": data["slos"],
+        "warnings": report.warnings,
     }
 
 

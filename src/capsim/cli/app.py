@@ -46,6 +46,7 @@ class Engine(str, Enum):
 class Executor(str, Enum):
     serial = "serial"
     process = "process"
+    dask = "dask"
 
 
 def color_allowed(stream: Any) -> bool:
@@ -205,6 +206,34 @@ OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
 ]
+ExecutorOption = Annotated[
+    Executor | None,
+    typer.Option(
+        "--executor",
+        help="Where the simulations run: serial (this process, one after another), process "
+        "(a pool of --workers processes) or dask (a Dask cluster: --scheduler, else a local "
+        "one). Default: serial, or dask when --scheduler is given. Results are byte-identical.",
+        case_sensitive=False,
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Processes of --executor process or of the local Dask cluster (default: one per "
+        "core); with --scheduler, wait until the cluster has this many workers.",
+        min=1,
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Address of a running Dask scheduler (tcp://HOST:PORT) for --executor dask; "
+        "default DASK_SCHEDULER_ADDRESS, else a local cluster is started.",
+        metavar="tcp://HOST:PORT",
+    ),
+]
 LoadOption = Annotated[
     str | None,
     typer.Option(
@@ -213,6 +242,24 @@ LoadOption = Annotated[
         "or a total open rate (3000/s).",
     ),
 ]
+
+
+@contextmanager
+def _executor(
+    executor: Executor | None, workers: int | None, scheduler: str | None
+) -> Iterator[Any]:
+    """The executor a command's simulations run on, open for the whole command."""
+    from capsim.engine.executors import open_executor
+    from capsim.errors import UsageError
+
+    kind = executor.value if executor is not None else ("dask" if scheduler else "serial")
+    if scheduler and kind != "dask":
+        raise UsageError(
+            f"--scheduler sends simulations to a Dask cluster, but --executor is {kind}; "
+            "use --executor dask (or leave --executor out)"
+        )
+    with open_executor(kind, workers, scheduler) as opened:
+        yield opened
 
 
 def _with_load(model: Any, load: str | None) -> tuple[Any, float]:
@@ -319,18 +366,51 @@ def _size_option(text: str, option: str) -> float:
     return size
 
 
-class _Progress:
-    """A rich progress bar on stderr, shown only on a terminal and only after a second."""
+#: Seconds between two plain progress lines when stderr is not a terminal (CI logs);
+#: `CAPSIM_PROGRESS_INTERVAL` changes it.
+PROGRESS_INTERVAL = 10.0
 
-    def __init__(self) -> None:
-        # No bar on a dumb terminal: it redraws with cursor movements.
-        self.enabled = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+def _progress_interval() -> float:
+    from capsim.errors import UsageError
+
+    text = os.environ.get("CAPSIM_PROGRESS_INTERVAL")
+    if text is None:
+        return PROGRESS_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(
+            f"CAPSIM_PROGRESS_INTERVAL={text!r} is not a number of seconds (0 or more), e.g. 30"
+        )
+    return value
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+class _Progress:
+    """Progress on stderr: a rich bar on a terminal (after a second); elsewhere (a CI log) a
+    plain line at most every PROGRESS_INTERVAL seconds, the first after one interval."""
+
+    def __init__(self, command: str = "") -> None:
+        self.command = command
+        # A bar only on a terminal that can redraw it (not TERM=dumb: it moves the cursor).
+        self.terminal = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        self.interval = _progress_interval()
         self.started = time.monotonic()
+        self.printed = self.started
+        self.lines = 0
         self.bar: Any = None
         self.task: Any = None
 
     def __call__(self, fraction: float, what: str) -> None:
-        if not self.enabled:
+        if not self.terminal:
+            self._line(fraction, what)
             return
         if self.bar is None:
             if time.monotonic() - self.started < 1.0:
@@ -349,9 +429,27 @@ class _Progress:
             self.task = self.bar.add_task(what, total=1.0)
         self.bar.update(self.task, completed=min(max(fraction, 0.0), 1.0), description=what)
 
+    def _line(self, fraction: float, what: str) -> None:
+        now = time.monotonic()
+        if now - self.printed < self.interval or fraction >= 1.0:
+            return  # the end is said by the closing line
+        self.printed = now
+        self.lines += 1
+        done = min(max(fraction, 0.0), 1.0)
+        name = f"capsim {self.command}" if self.command else "capsim"
+        sys.stderr.write(
+            f"{name}: {visible(what)} — {done:.0%} done, {_clock(now - self.started)} elapsed\n"
+        )
+        sys.stderr.flush()
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+        if self.lines:
+            name = f"capsim {self.command}" if self.command else "capsim"
+            elapsed = _clock(time.monotonic() - self.started)
+            sys.stderr.write(f"{name}: finished evaluating after {elapsed}\n")
+            sys.stderr.flush()
 
     def __enter__(self) -> _Progress:
         return self
@@ -380,13 +478,9 @@ def run(
             "events forces the SimPy event path.",
         ),
     ] = Engine.auto,
-    executor: Annotated[
-        Executor,
-        typer.Option("--executor", help="Run replications one after another or on a process pool."),
-    ] = Executor.serial,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Processes for --executor process.", min=1)
-    ] = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     max_requests: Annotated[
         float,
         typer.Option(
@@ -447,12 +541,11 @@ def run(
         memory_limit = _size_option(max_memory, "--max-memory")
         interrupted = None
         try:
-            with _Progress() as progress:
+            with _executor(executor, workers, scheduler) as where, _Progress("run") as progress:
                 report = capsim.simulate(
                     model,
                     engine=engine.value,
-                    executor=executor.value,
-                    workers=workers,
+                    executor=where,
                     progress=progress,
                     max_requests=max_requests,
                     max_memory=memory_limit,

@@ -381,7 +381,7 @@ def backtest(
             warmup = base.simulation.warmup_or_default if base.simulation else 0.0
             overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
             model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-            with _Progress() as progress:
+            with _Progress("backtest") as progress:
                 report = capsim.simulate(model, progress=progress)
             workers = {tier.name: tier.workers for tier in model.tiers}
             rows += compare(
@@ -412,7 +412,7 @@ def backtest(
                 model = capsim.build_model(
                     capsim.load_scenario(scenario, [*base_overrides, override])
                 )
-                with _Progress() as progress:
+                with _Progress("backtest") as progress:
                     report = capsim.simulate(model, progress=progress)
                 rows += compare_step(
                     step,
@@ -552,7 +552,7 @@ def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dic
     from capsim.analysis.saturate import find_saturation
 
     model = capsim.build_model(capsim.load_scenario(scenario))
-    with _Progress() as progress:
+    with _Progress("fit-usl") as progress:
         found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
     rate = found["saturation_rate"]
     difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None

@@ -10,13 +10,17 @@ import typer
 
 import capsim
 from capsim.cli.app import (
+    ExecutorOption,
     LoadOption,
     PercentilesOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
     ShareOverOption,
+    WorkersOption,
     _color_for,
     _emit,
+    _executor,
     _exit_codes,
     _Progress,
     _say,
@@ -143,6 +147,9 @@ def saturate(
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Find the bottleneck and the load at which the system saturates.
 
@@ -155,7 +162,7 @@ def saturate(
     with _exit_codes():
         # --load moves the starting point ("offered now"); the search scans the load from there.
         model, _ = _with_load(_model(scenario, set_, seed, percentiles, share_over), load)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("saturate") as progress:
             data = find_saturation(
                 model,
                 capsim_version=capsim.__version__,
@@ -165,6 +172,7 @@ def saturate(
                 knee_factor=knee_factor,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         _show(data, output_format, output)
 
@@ -251,6 +259,9 @@ def size(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Find the cheapest capacity per tier that meets every SLO.
 
@@ -276,7 +287,7 @@ def size(
         factor = parse_load(load, open_rate(model))
         spare = parse_headroom(headroom) if headroom is not None else DEFAULT_HEADROOM
         lost = parse_redundancy(redundancy)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("size") as progress:
             data = size_tiers(
                 model,
                 capsim_version=capsim.__version__,
@@ -287,6 +298,7 @@ def size(
                 duration=_duration(duration),
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
                 announce=_announce,
             )
         if write is not None:
@@ -327,6 +339,9 @@ def sweep(
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """A what-if table of the key figures over the values of one or more scenario keys.
 
@@ -345,7 +360,7 @@ def sweep(
             *statistics_overrides(percentiles, share_over),
         ]
         _, factor = _with_load(capsim.build_model(capsim.load_scenario(scenario, overrides)), load)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("sweep") as progress:
             data = run_sweep(
                 scenario,
                 varies,
@@ -353,6 +368,7 @@ def sweep(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
                 load=factor,
             )
         _show(data, output_format, output)
@@ -382,6 +398,9 @@ def compare(
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Two scenarios (or two saved results) side by side, with their differences.
 
@@ -397,7 +416,7 @@ def compare(
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("compare") as progress:
             data = compare_sides(
                 first,
                 second,
@@ -405,6 +424,7 @@ def compare(
                 overrides=overrides,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
                 load=load,
             )
         _show(data, output_format, output)

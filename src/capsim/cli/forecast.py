@@ -10,10 +10,14 @@ import typer
 
 import capsim
 from capsim.cli.app import (
+    ExecutorOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
+    WorkersOption,
     _color_for,
     _emit,
+    _executor,
     _exit_codes,
     _Progress,
     _say,
@@ -97,6 +101,9 @@ def forecast(
     output_format: FormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """When each tier saturates and the first SLO breaks as the load grows, and what to buy.
 
@@ -131,7 +138,7 @@ def forecast(
                 "capsim forecast grows the open classes' rates, and this scenario has none"
             )
         search_duration = _duration(duration)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("forecast") as progress:
 
             def saturation(m: Any) -> dict[str, Any]:
                 return find_saturation(
@@ -141,6 +148,7 @@ def forecast(
                     duration=search_duration,
                     progress=progress,
                     max_requests=max_requests,
+                    executor=where,
                 )
 
             def size_at(m: Any, load: float) -> dict[str, Any]:
@@ -151,6 +159,7 @@ def forecast(
                     replications=replications,
                     duration=search_duration,
                     max_requests=max_requests,
+                    executor=where,
                     announce=_announce,
                 )
 

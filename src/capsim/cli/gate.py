@@ -16,13 +16,17 @@ import capsim
 from capsim.cli.app import (
     DurationOption,
     Engine,
+    ExecutorOption,
     LoadOption,
     PercentilesOption,
     ReplicationsOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
     ShareOverOption,
+    WorkersOption,
     _emit,
+    _executor,
     _exit_codes,
     _Progress,
     _say,
@@ -189,6 +193,9 @@ def check(
     load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """CI gate: simulate, then exit 0 when every SLO holds and nothing regressed, 1 otherwise.
 
@@ -214,9 +221,13 @@ def check(
         ]
         loaded = capsim.load_scenario(scenario, overrides)
         model, factor = _with_load(capsim.build_model(loaded), load)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
             report = capsim.simulate(
-                model, engine=engine.value, progress=progress, max_requests=max_requests
+                model,
+                engine=engine.value,
+                executor=where,
+                progress=progress,
+                max_requests=max_requests,
             )
         if load is not None:
             report.data["load"] = factor
@@ -301,6 +312,9 @@ def report(
     load: LoadOption = None,
     engine: EngineOption = Engine.auto,
     max_requests: MaxRequestsOption = 1e8,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Sizing report: verdicts, bottleneck, per-tier tables and plots, in one file.
 
@@ -334,10 +348,11 @@ def report(
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
-        with _Progress() as progress:
+        with _executor(executor, workers, scheduler) as where, _Progress("report") as progress:
             runs = run_replications(
                 model,
                 engine=engine.value,
+                executor=where,
                 progress=progress,
                 max_requests=max_requests,
             )
@@ -348,6 +363,7 @@ def report(
                 curve=curve,
                 progress=progress,
                 max_requests=max_requests,
+                executor=where,
             )
         if load is not None:
             sizing.result["load"] = factor

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import os
-import signal
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 
+from capsim.engine.executors import (
+    KILL_WORKER_ENV,  # noqa: F401  (re-exported: tests import the hook from here)
+    Executor,
+    SerialExecutor,
+    Task,
+    open_executor,
+)
 from capsim.engine.limits import (
     DEFAULT_MAX_MEMORY,
     MAX_TIMER_FIRINGS,
@@ -21,7 +26,7 @@ from capsim.engine.limits import (
 )
 from capsim.engine.result import RunResult
 from capsim.engine.timeseries import bucket_count, series_bucket
-from capsim.errors import Interrupted, ResourceLimitError, SimulationError
+from capsim.errors import Interrupted, ResourceLimitError
 from capsim.model.types import MmppArrivals, Model, TraceArrivals, TrafficClass
 from capsim.model.visits import expected_visits, mean_work
 from capsim.units import format_count, format_duration, option_count
@@ -288,25 +293,117 @@ def run_replication(
     return run_events(model, replication, progress=progress)
 
 
-#: Tests only: a pool worker given this replication index kills itself with SIGKILL, as the
-#: kernel's out-of-memory killer would (tests/test_limits_hostile.py).
-KILL_WORKER_ENV = "CAPSIM_TEST_KILL_REPLICATION"
-#: How often, in seconds, the parent looks for dead workers while it waits for a result.
-POOL_POLL_S = 0.2
+def run_batch(
+    models: Sequence[Model],
+    *,
+    engine: EnginePath = "auto",
+    executor: Executor | None = None,
+    progress: ProgressCallback | None = None,
+    labels: Sequence[str] | None = None,
+    max_requests: float = DEFAULT_MAX_REQUESTS,
+    max_memory: float = DEFAULT_MAX_MEMORY,
+) -> list[list[RunResult]]:
+    """Every replication of every model, evaluated together on `executor` (serial by default);
+    per model, its results in replication order.
+
+    The models are independent (the points of a search or a sweep): their replications are one
+    batch, so an executor with several workers runs them at the same time. Each model is checked
+    against the limits before anything runs. On Ctrl-C, raises Interrupted whose `runs` are the
+    completed replications of the first model and whose `completed_models` maps the index of
+    every model whose replications all completed to its results.
+    """
+    # The memory estimate counts the replications this machine runs at once, each with its
+    # engine state (the workers of a process pool or of a local Dask cluster).
+    running = executor.running_here if executor is not None else 1
+    paths = []
+    for model in models:
+        check_run_size(model, None, max_requests, max_memory, running)
+        paths.append(choose_path(model, engine))
+    tasks = [
+        Task(model, replication, path)
+        for model, (path, _) in zip(models, paths, strict=True)
+        for replication in range(model.simulation.replications)
+    ]
+    if not tasks:
+        return [[] for _ in models]
+    owners = [
+        (m, r) for m, model in enumerate(models) for r in range(model.simulation.replications)
+    ]
+    slots: list[list[RunResult | None]] = [[None] * m.simulation.replications for m in models]
+    tracker = _BatchProgress(models, owners, progress, labels)
+
+    def keep(index: int, result: RunResult) -> None:
+        m, replication = owners[index]
+        result.engine_path, result.engine_reason = paths[m]
+        slots[m][replication] = result
+        tracker.done(index)
+
+    try:
+        (executor or SerialExecutor()).run(tasks, keep, tracker.part, tracker.tick)
+    except KeyboardInterrupt:
+        complete = {m: [r for r in runs if r is not None] for m, runs in enumerate(slots)}
+        finished = {m: runs for m, runs in complete.items() if len(runs) == len(slots[m])}
+        done = sum(len(runs) for runs in complete.values())
+        stop = Interrupted(
+            f"interrupted after {done} of {len(tasks)} replication(s)",
+            complete.get(0, []) if len(models) == 1 else [],
+            len(tasks),
+        )
+        stop.completed_models = finished
+        raise stop from None
+    return [[r for r in runs if r is not None] for runs in slots]
 
 
-def _run_one(args: tuple[Model, int, str]) -> RunResult:
-    model, replication, path = args
-    if os.environ.get(KILL_WORKER_ENV) == str(replication):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return run_replication(model, replication, path)
+class _BatchProgress:
+    """Turns task completions (and a serial task's own progress) into one fraction and a label."""
+
+    def __init__(
+        self,
+        models: Sequence[Model],
+        owners: list[tuple[int, int]],
+        progress: ProgressCallback | None,
+        labels: Sequence[str] | None,
+    ) -> None:
+        self.models = models
+        self.owners = owners
+        self.progress = progress
+        self.labels = labels
+        self.finished = 0
+        # What `tick` repeats while workers elsewhere have not finished anything yet.
+        others = f" (and {len(owners) - 1} more)" if len(owners) > 1 else ""
+        self.last: tuple[float, str] | None = (0.0, f"{self._what(0)}{others} started")
+
+    def _what(self, index: int) -> str:
+        m, replication = self.owners[index]
+        count = self.models[m].simulation.replications
+        own = f"replication {replication + 1}/{count}"
+        if self.labels is not None:
+            return f"{self.labels[m]}, {own}" if count > 1 else self.labels[m]
+        return own
+
+    def _send(self, fraction: float, what: str) -> None:
+        if self.progress is not None:
+            self.last = (fraction, what)
+            self.progress(fraction, what)
+
+    def part(self, index: int, fraction: float, what: str) -> None:
+        self._send((self.finished + fraction) / len(self.owners), f"{self._what(index)}: {what}")
+
+    def done(self, index: int) -> None:
+        self.finished += 1
+        total = len(self.owners)
+        self._send(self.finished / total, f"{self._what(index)} done ({self.finished}/{total})")
+
+    def tick(self) -> None:
+        if self.last is not None and self.progress is not None:
+            self.progress(*self.last)
 
 
 def run_replications(
     model: Model,
     replications: int | None = None,
     engine: EnginePath = "auto",
-    executor: Literal["serial", "process"] = "serial",
+    executor: str | Executor = "serial",
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
@@ -315,132 +412,28 @@ def run_replications(
     """Run every replication and return their results in replication order.
 
     Results do not depend on the executor: each replication draws from its own streams.
-    Raises ResourceLimitError before starting when the run would exceed `max_requests`.
+    `executor` is an open Executor, or the name of one to open for this call ("serial",
+    "process", "dask"). Raises ResourceLimitError before starting when the run would exceed
+    `max_requests`; Interrupted on Ctrl-C with the completed replications.
     """
-    count = replications if replications is not None else model.simulation.replications
-    processes = (workers or os.cpu_count() or 1) if executor == "process" and count > 1 else 1
-    check_run_size(model, count, max_requests, max_memory, processes)
-    path, reason = choose_path(model, engine)
-    results: list[RunResult] = []
+    if replications is not None and replications != model.simulation.replications:
+        model = replace(model, simulation=replace(model.simulation, replications=replications))
+    if isinstance(executor, str):
+        with open_executor(executor, workers) as opened:
+            return run_replications(
+                model, None, engine, opened, None, progress, max_requests, max_memory
+            )
     try:
-        if executor == "process" and count > 1:
-            _run_on_pool(model, count, path, workers, progress, results)
-        else:
-            for i in range(count):
-
-                def part(fraction: float, what: str, i: int = i) -> None:
-                    if progress:
-                        progress((i + fraction) / count, f"replication {i + 1}/{count}: {what}")
-
-                results.append(run_replication(model, i, path, progress=part))
-    except KeyboardInterrupt:
-        _label(results, path, reason)
+        return run_batch(
+            [model],
+            engine=engine,
+            executor=executor,
+            progress=progress,
+            max_requests=max_requests,
+            max_memory=max_memory,
+        )[0]
+    except Interrupted as stop:
+        count = model.simulation.replications
         raise Interrupted(
-            f"interrupted after {len(results)} of {count} replication(s)", results, count
+            f"interrupted after {len(stop.runs)} of {count} replication(s)", stop.runs, count
         ) from None
-    _label(results, path, reason)
-    return results
-
-
-def _label(results: list[RunResult], path: str, reason: str) -> None:
-    for result in results:
-        result.engine_path = path
-        result.engine_reason = reason
-
-
-def _leave_signals_to_the_parent() -> None:
-    """Pool workers ignore Ctrl-C (sent to the whole process group) and die on SIGTERM: the
-    parent stops them and reports what was completed, without a traceback from each worker."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _run_on_pool(
-    model: Model,
-    count: int,
-    path: str,
-    workers: int | None,
-    progress: ProgressCallback | None,
-    results: list[RunResult],
-) -> None:
-    """Replications on a process pool, appended to `results` in replication order.
-
-    On KeyboardInterrupt the replications already collected are kept and the workers are
-    terminated at once (multiprocessing's Pool is made for that; a ProcessPoolExecutor whose
-    workers are killed can hang the interpreter's exit).
-    """
-    jobs = ((model, i, path) for i in range(count))
-    pool = multiprocessing.Pool(processes=workers, initializer=_leave_signals_to_the_parent)
-    watch = _WorkerWatch(pool)
-    try:
-        answers = pool.imap(_run_one, jobs, chunksize=1)
-        for done in range(count):
-            results.append(_next_result(answers, watch, done, count))
-            if progress:
-                progress((done + 1) / count, f"replication {done + 1}/{count}")
-    except BaseException:
-        pool.terminate()
-        pool.join()
-        raise
-    pool.close()
-    pool.join()
-
-
-class _WorkerWatch:
-    """Notices a pool worker that died. multiprocessing's Pool replaces a dead worker but loses
-    the task it held, so the parent would wait for that result forever. Its workers only ever
-    exit when the pool is closed, so a worker that exited before, or a replacement appearing,
-    is a death (the kernel's out-of-memory killer, a signal, a crash). Pool keeps its workers in
-    `_pool` (not public API): the first ones are remembered at once, and every later one when
-    seen, with the exit codes of the dead ones."""
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-        self.first = len(getattr(pool, "_pool", ()))
-        self.seen: dict[int, Any] = {}
-        self.look()
-
-    def look(self) -> None:
-        for process in list(getattr(self.pool, "_pool", ())):
-            self.seen.setdefault(id(process), process)
-
-    def dead(self) -> tuple[bool, int | None]:
-        """(a worker died, its exit code when known)."""
-        self.look()
-        for process in self.seen.values():
-            if process.exitcode is not None:
-                return True, process.exitcode
-        return len(self.seen) > self.first, None
-
-
-def _next_result(answers: Any, watch: _WorkerWatch, done: int, count: int) -> RunResult:
-    """The next replication's result, or SimulationError as soon as a worker is found dead."""
-    while True:
-        try:
-            result: RunResult = answers.next(timeout=POOL_POLL_S)
-            return result
-        except multiprocessing.TimeoutError:
-            died, exitcode = watch.dead()
-            if died:
-                raise SimulationError(_death_message(exitcode, done, count)) from None
-
-
-def _death_message(exitcode: int | None, done: int, count: int) -> str:
-    if exitcode is None:
-        how = "died"
-    elif exitcode < 0:
-        name = signal.Signals(-exitcode).name if -exitcode in _SIGNALS else str(-exitcode)
-        how = f"was killed by signal {-exitcode} ({name})"
-        if -exitcode == signal.SIGKILL:
-            how += ", as the kernel's out-of-memory killer does"
-    else:
-        how = f"exited with code {exitcode}"
-    return (
-        f"a worker process of the pool {how} while running a replication; {done} of {count} "
-        "replication(s) had completed and nothing is reported. Give each worker more memory: "
-        "run fewer at once (--workers 1) or --executor serial, or lower --max-memory so that "
-        "capsim refuses runs this large before they start."
-    )
-
-
-_SIGNALS = {int(s) for s in signal.Signals}
