@@ -1,6 +1,6 @@
 """Autoscaling: the Kubernetes HPA, every sync period, on a tier with `autoscale`.
 
-`install` wraps `arrive` and `release`, counts the service time drawn (the utilisation metric)
+`install` wraps `arrive` and `release`, counts the service time drawn (the utilization metric)
 and starts the sync loop. Scale-to-zero tiers are `serverless`'s instead."""
 
 from __future__ import annotations
