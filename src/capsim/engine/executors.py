@@ -13,6 +13,7 @@ pending and stops the workers; the results already handed back stay with the cal
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -60,7 +61,7 @@ def run_task(task: Task) -> RunResult:
     return run_replication(task.model, task.replication, task.path)
 
 
-class Executor:
+class Executor(abc.ABC):
     """Evaluates batches of independent tasks. Subclasses implement `run` and, when they hold
     processes or connections, `close`; `run` calls `on_result` once per task, in any order, and
     on KeyboardInterrupt cancels the rest and re-raises."""
@@ -74,6 +75,7 @@ class Executor:
         """Simulations this machine holds in memory at once (for the pre-flight estimate)."""
         return self.workers
 
+    @abc.abstractmethod
     def run(
         self,
         tasks: Sequence[Task],
@@ -81,9 +83,9 @@ class Executor:
         progress: TaskProgress | None = None,
         tick: Tick | None = None,
     ) -> None:
-        raise NotImplementedError
+        """Run every task, calling `on_result(index, result)` as each finishes."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op for executors that hold nothing)
         """Release workers and connections (idempotent)."""
 
     def __enter__(self) -> Executor:
