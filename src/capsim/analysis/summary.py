@@ -188,12 +188,6 @@ def _refused(tier_run: TierRun) -> int:
     return tier_run.rejected
 
 
-def conditions_change(model: Model) -> bool:
-    """Whether load or capacity changes during the run (a profile, faults, autoscaling, a cache
-    warming up): only then can an overload begin late in the window."""
-    return features.conditions_change(model)
-
-
 def assess_stability(
     tier_runs: list[TierRun], runs: list[RunResult], workers: int, *, late_onset: bool = True
 ) -> Stability:
@@ -204,7 +198,7 @@ def assess_stability(
       window is at least 5 requests, at least 4x the scatter around the trend, at least half
       the trace's median level, and the last quarter of the trace is above the first quarter
       by at least half of that growth; or
-    * with `late_onset` (load or capacity changes during the run, `conditions_change`), the
+    * with `late_onset` (load or capacity changes during the run, `features.conditions_change`), the
       final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
       the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
@@ -305,7 +299,9 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    stability = assess_stability(per_run, runs, tier.workers, late_onset=conditions_change(model))
+    stability = assess_stability(
+        per_run, runs, tier.workers, late_onset=features.conditions_change(model)
+    )
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
         "throughput": sum(t.completed for t in per_run) / measured,
