@@ -52,6 +52,7 @@ from capsim.scenario.schema import (
     EmpiricalDist,
     EmpiricalSize,
     ExponentialDist,
+    ForwardCall,
     GammaDist,
     GeometricSize,
     HealthCheckSpec,
@@ -69,6 +70,7 @@ from capsim.scenario.schema import (
     TrafficSpec,
     TtlModel,
     UniformDist,
+    forward_target,
 )
 from capsim.units import format_duration, format_ratio
 
@@ -209,7 +211,7 @@ def build_distribution(spec: DistSpec) -> Distribution:
     return Distribution.constant(float(spec))
 
 
-def _hedge(call: TierCall) -> Hedge | None:
+def _hedge(call: TierCall | ForwardCall) -> Hedge | None:
     spec = call.hedge
     if spec is None:
         return None
@@ -219,41 +221,57 @@ def _hedge(call: TierCall) -> Hedge | None:
     return Hedge(max=spec.max, after=spec.after)
 
 
+def _guarded_call(
+    call: TierCall | ForwardCall, tier: int, probability: float = 1.0, repeat: int = 1
+) -> Call:
+    """A model call to `tier` with the timeout, retries, breaker, bulkhead and hedge of `call`."""
+    retry = None
+    if call.retries is not None:
+        spec = call.retries
+        retry = Retry(
+            max=spec.max,
+            backoff=spec.backoff,
+            base=spec.base,
+            cap=spec.cap,
+            jitter=spec.jitter,
+            budget=spec.budget,
+        )
+    breaker = None
+    if call.circuit_breaker is not None:
+        b = call.circuit_breaker
+        breaker = CircuitBreaker(
+            error_rate=b.error_rate,
+            window=b.window,
+            min_calls=b.min_calls,
+            open_for=b.open_for,
+            probes=b.probes,
+        )
+    return Call(
+        tier,
+        probability=probability,
+        repeat=repeat,
+        timeout=call.timeout,
+        retry=retry,
+        circuit_breaker=breaker,
+        bulkhead=call.bulkhead,
+        hedge=_hedge(call),
+    )
+
+
+def _forward_call(
+    forward: str | ForwardCall, tier_index: dict[str, int], probability: float = 1.0
+) -> Call:
+    """A cache's miss call or a load balancer's backend call: a plain name or a call mapping."""
+    if isinstance(forward, str):
+        return Call(tier_index[forward], probability=probability)
+    return _guarded_call(forward, tier_index[forward.tier], probability)
+
+
 def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
     if isinstance(call, TierCall):
-        retry = None
-        if call.retries is not None:
-            spec = call.retries
-            retry = Retry(
-                max=spec.max,
-                backoff=spec.backoff,
-                base=spec.base,
-                cap=spec.cap,
-                jitter=spec.jitter,
-                budget=spec.budget,
-            )
-        breaker = None
-        if call.circuit_breaker is not None:
-            b = call.circuit_breaker
-            breaker = CircuitBreaker(
-                error_rate=b.error_rate,
-                window=b.window,
-                min_calls=b.min_calls,
-                open_for=b.open_for,
-                probes=b.probes,
-            )
-        return Call(
-            tier_index[call.tier],
-            probability=call.probability,
-            repeat=call.repeat,
-            timeout=call.timeout,
-            retry=retry,
-            circuit_breaker=breaker,
-            bulkhead=call.bulkhead,
-            hedge=_hedge(call),
-        )
+        return _guarded_call(call, tier_index[call.tier], call.probability, call.repeat)
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
     assert isinstance(call, ParallelCall)
@@ -492,7 +510,8 @@ def _build_tiers(
             priorities=_priorities(spec.priorities, classes),
         )
         if isinstance(spec, LoadBalancerTier):
-            forward = (Call(tier_index[spec.backends], algorithm=spec.algorithm),)
+            backend = _forward_call(spec.backends, tier_index)
+            forward = (replace(backend, algorithm=spec.algorithm),)
             tiers.append(replace(base, work=_works(spec, classes, tier_index, forward)))
         elif isinstance(spec, (CacheTier, CdnTier)):
             tiers.extend(_cache_tiers(base, spec, classes, tier_index, rates or {}))
@@ -533,13 +552,18 @@ def _cache_tiers(
     edges = spec.edges if isinstance(spec, CdnTier) else 1
     hit = _edge_hit_ratio(spec.hit_ratio, rates.get(base.name), edges)
     shield = spec.origin_shield if isinstance(spec, CdnTier) else None
-    origin = tier_index[spec.on_miss] if spec.on_miss is not None else None
+    origin = tier_index[forward_target(spec.on_miss) or ""] if spec.on_miss is not None else None
     miss_target = base.index + 1 if shield is not None else origin
     cold = _cold_lru(spec.hit_ratio)
     prefix: tuple[Step, ...] = ()
     if (hit < 1.0 or cold is not None) and miss_target is not None:
         # A cold cache's engine decides each miss itself; the probability is its steady state.
-        prefix = (Call(miss_target, probability=1.0 - hit),)
+        # With an origin shield, the call settings of `on_miss` are those of the shield's call
+        # to the origin (the cdn's call to its own shield is plain).
+        if shield is None and spec.on_miss is not None:
+            prefix = (_forward_call(spec.on_miss, tier_index, 1.0 - hit),)
+        else:
+            prefix = (Call(miss_target, probability=1.0 - hit),)
     work = _works(spec, classes, tier_index, prefix)
     tiers = [
         replace(base, work=work, hit_ratio=hit, on_miss=miss_target, cold_lru=cold, edges=edges)
@@ -550,8 +574,8 @@ def _cache_tiers(
         service = shield.service_time if shield.service_time is not None else spec.service_time
         shield_cold = _cold_lru(shield.hit_ratio)
         calls: tuple[Step, ...] = ()
-        if (shield_hit < 1.0 or shield_cold is not None) and origin is not None:
-            calls = (Call(origin, probability=1.0 - shield_hit),)
+        if (shield_hit < 1.0 or shield_cold is not None) and spec.on_miss is not None:
+            calls = (_forward_call(spec.on_miss, tier_index, 1.0 - shield_hit),)
         tiers.append(
             replace(
                 base,

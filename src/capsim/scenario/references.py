@@ -67,7 +67,11 @@ def reference_problems(document: Document, origins: dict[PathKey, str]) -> list[
         if not isinstance(tier, dict):
             continue
         for key in ("on_miss", "backends"):
-            check(tier.get(key), ("tiers", name, key), tier_names, "tier")
+            forward = tier.get(key)  # a tier name, or a call mapping {tier: ..., timeout: ...}
+            if isinstance(forward, dict):
+                check(forward.get("tier"), ("tiers", name, key, "tier"), tier_names, "tier")
+            else:
+                check(forward, ("tiers", name, key), tier_names, "tier")
         check_calls(tier.get("calls"), ("tiers", name, "calls"))
         overrides = tier.get("classes")
         if isinstance(overrides, dict):

@@ -647,6 +647,55 @@ class TierCall(_Strict):
     hedge: HedgeSpec | None = None
 
 
+#: What decides how often a forwarding call is made (so the mapping has no probability or repeat).
+_FORWARD_COUNT = {
+    "on_miss": "a miss calls it once, so its share is 1 - hit_ratio",
+    "backends": "every request goes to a backend once",
+}
+
+
+class ForwardCall(_Strict):
+    """A cache's `on_miss` or a load balancer's `backends` as a call mapping: the tier, and the
+    call's timeout, retries, circuit breaker, bulkhead and hedge (docs/dynamic.md#miss-and-backend-calls)."""
+
+    tier: Name
+    timeout: PositiveDuration | None = None
+    retries: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    bulkhead: Count | None = None
+    hedge: HedgeSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_count(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("probability", "repeat"):
+                if key in data:
+                    raise invalid(
+                        f"{key} has no place in on_miss or backends: "
+                        f"{_FORWARD_COUNT['on_miss']}; {_FORWARD_COUNT['backends']}. "
+                        "Keep tier, timeout, retries, circuit_breaker, bulkhead, hedge",
+                        at=key,
+                    )
+        return data
+
+
+def forward_target(value: str | ForwardCall | None) -> str | None:
+    """The tier a forwarding setting (`on_miss`, `backends`) names, plain or as a mapping."""
+    return value.tier if isinstance(value, ForwardCall) else value
+
+
+Forward = Annotated[
+    Annotated[Name, Tag("<name>")] | Annotated[ForwardCall, Tag("<tier>")],
+    Discriminator(
+        lambda value: "<tier>" if isinstance(value, dict) else "<name>",
+        custom_error_type="capsim_tag_forward",
+        custom_error_message="not a tier name or a call mapping such as {tier: db, timeout: 1s}",
+    ),
+]
+"""A tier name, or a call mapping {tier, timeout, retries, circuit_breaker, bulkhead, hedge}."""
+
+
 class OneOfCall(_Strict):
     one_of: dict[str, Ratio] = Field(min_length=1)
 
@@ -991,7 +1040,7 @@ class ServiceTier(_TierBase):
 class LoadBalancerTier(_TierBase):
     type: Literal["load_balancer"]
     service_time: DistributionSpec = 0.0
-    backends: Name
+    backends: Forward
     algorithm: Balancing = "round_robin"
     classes: dict[str, LoadBalancerClassWork] = Field(default_factory=dict)
 
@@ -1007,7 +1056,7 @@ class CacheTier(_TierBase):
     type: Literal["cache"]
     service_time: DistributionSpec = 0.001
     hit_ratio: HitRatioSpec
-    on_miss: Name | None = None
+    on_miss: Forward | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
 
@@ -1016,7 +1065,7 @@ class CdnTier(_TierBase):
     type: Literal["cdn"]
     service_time: DistributionSpec = 0.005
     hit_ratio: HitRatioSpec
-    on_miss: Name | None = None
+    on_miss: Forward | None = None
     origin_shield: OriginShield | None = None
     edges: Count = 1  # edge locations, each with its own cache (docs/dynamic.md#cdn-edge-locations)
     calls: list[CallSpec] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from capsim.scenario.schema import (
     CdnTier,
     ClassWork,
     DatabaseClassWork,
+    ForwardCall,
     LoadBalancerTier,
     LruModel,
     OneOfCall,
@@ -24,6 +25,7 @@ from capsim.scenario.schema import (
     Scenario,
     TierCall,
     TtlModel,
+    forward_target,
     suggest,
 )
 
@@ -86,22 +88,32 @@ def miss_to_origin(tier: CacheTier | CdnTier, miss_ratio: MissRatio) -> float:
     return miss
 
 
+def forward_path(name: str, key: str, forward: str | ForwardCall) -> PathKey:
+    """Where a forwarding setting names its tier: the key itself, or its mapping's `tier`."""
+    return ("tiers", name, key) if isinstance(forward, str) else ("tiers", name, key, "tier")
+
+
 def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio) -> list[Edge]:
     """What one visit of `tier` by a request of `class_name` calls."""
     edges: list[Edge] = []
     if isinstance(tier, LoadBalancerTier):
         return [
-            Edge(target=tier.backends, expected=1.0, certain=True, path=("tiers", name, "backends"))
+            Edge(
+                target=tier.backends if isinstance(tier.backends, str) else tier.backends.tier,
+                expected=1.0,
+                certain=True,
+                path=forward_path(name, "backends", tier.backends),
+            )
         ]
     if isinstance(tier, (CacheTier, CdnTier)) and tier.on_miss is not None:
         miss = miss_to_origin(tier, miss_ratio)
         if miss > 0:
             edges.append(
                 Edge(
-                    target=tier.on_miss,
+                    target=tier.on_miss if isinstance(tier.on_miss, str) else tier.on_miss.tier,
                     expected=miss,
                     certain=miss >= 1.0,
-                    path=("tiers", name, "on_miss"),
+                    path=forward_path(name, "on_miss", tier.on_miss),
                 )
             )
     override = tier.classes.get(class_name)
@@ -187,7 +199,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
             for edge in tier_edges(name, tier, class_name, miss_ratio):
                 if class_name and edge.path[:4] != ("tiers", name, "classes", class_name):
                     continue  # already checked with the tier's own calls
-                if edge.path[-1] == "on_miss":
+                if edge.path[2] == "on_miss":
                     continue  # checked below, whatever the hit ratio
                 reference(edge.target, edge.path, at_key=edge.path[-2] == "one_of")
         if isinstance(tier, (CacheTier, CdnTier)):
@@ -201,7 +213,9 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
                     )
                 )
             elif tier.on_miss is not None:
-                reference(tier.on_miss, ("tiers", name, "on_miss"))
+                target = forward_target(tier.on_miss)
+                assert target is not None
+                reference(target, forward_path(name, "on_miss", tier.on_miss))
 
     synthetic = [
         f"{n}.origin_shield" for n, t in tiers.items() if isinstance(t, CdnTier) and t.origin_shield
@@ -243,17 +257,23 @@ def _check_hedges(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
             calls = getattr(override, "calls", None)
             if calls is not None:
                 lists.append((calls, ("tiers", name, "classes", class_name, "calls")))
-        for calls, base in lists:
-            for call, path in _tier_calls(calls, base):
-                if call.hedge is not None and isinstance(tiers.get(call.tier), QueueTier):
-                    problems.append(
-                        scenario.problem(
-                            f"{call.tier} is a queue: a publish is answered at once, so there "
-                            "is nothing to hedge; remove hedge (or hedge the consumer's calls)",
-                            (*path, "hedge"),
-                            at_key=True,
-                        )
+        hedged: list[tuple[TierCall | ForwardCall, PathKey]] = [
+            pair for calls, base in lists for pair in _tier_calls(calls, base)
+        ]
+        for key in ("on_miss", "backends"):
+            forward = getattr(tier, key, None)
+            if isinstance(forward, ForwardCall):
+                hedged.append((forward, ("tiers", name, key)))
+        for call, path in hedged:
+            if call.hedge is not None and isinstance(tiers.get(call.tier), QueueTier):
+                problems.append(
+                    scenario.problem(
+                        f"{call.tier} is a queue: a publish is answered at once, so there "
+                        "is nothing to hedge; remove hedge (or hedge the consumer's calls)",
+                        (*path, "hedge"),
+                        at_key=True,
                     )
+                )
     return problems
 
 
