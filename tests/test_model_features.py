@@ -19,6 +19,7 @@ from capsim.model.types import (
     Call,
     CircuitBreaker,
     ColdLru,
+    ConsumerScaling,
     Fault,
     Hedge,
     Model,
@@ -44,6 +45,7 @@ CLASSIFIED = (
     types.Autoscale,
     types.RateLimit,
     types.ColdLru,
+    types.ConsumerScaling,
     types.HealthCheck,
     types.Retry,
     types.CircuitBreaker,
@@ -99,6 +101,9 @@ def _model(**changes: Any) -> Model:
 #: One value per event-only feature that makes the vectorised path refuse the model.
 REFUSED_EXAMPLES: dict[str, dict[str, Any]] = {
     "Tier.autoscale": {"autoscale": Autoscale(max=4)},
+    "Tier.consumer_scaling": {
+        "consumer_scaling": ConsumerScaling("backlog", 10.0, 0, 4, 1, per_consumer=1)
+    },
     "Tier.rate_limit": {"rate_limit": RateLimit(rate=5.0, burst=5)},
     "Tier.max_retries": {"max_retries": 2},
     "Tier.cold_lru": {"cold_lru": ColdLru(capacity=10, keys=100, zipf=1.0)},
@@ -232,6 +237,7 @@ def test_a_profile_faults_autoscaling_or_a_cold_cache_change_conditions_during_t
         "faults": _model(**REFUSED_EXAMPLES["Model.faults"]),
         "autoscale": _model(**REFUSED_EXAMPLES["Tier.autoscale"]),
         "cold_lru": _model(**REFUSED_EXAMPLES["Tier.cold_lru"]),
+        "consumer_scaling": _model(**REFUSED_EXAMPLES["Tier.consumer_scaling"]),
     }
     assert not features.conditions_change(_model())
     for name, model in changing.items():

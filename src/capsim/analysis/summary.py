@@ -371,6 +371,16 @@ def _summarise_tier(
             entry["autoscale"]["cold_starts"] = round(
                 sum(t.cold_starts for t in per_run) / replications
             )
+    consumers = tier.consumer_scaling
+    if consumers is not None:
+        # A queue's consumers scaled on its backlog: the first replication's changes.
+        entry["autoscale"] = {
+            "metric": consumers.metric,
+            "target": consumers.target,
+            "min": consumers.min,
+            "max": consumers.max,
+            "scaling": [{"t": t, "from": a, "to": b} for t, a, b in per_run[0].scaling],
+        }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
     return entry, stability
@@ -412,7 +422,11 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         def total(name: str, tier_runs: list[TierSeries] = tier_runs) -> np.ndarray:
             return np.sum([getattr(t, name) for t in tier_runs], axis=0)
 
-        worker_time = total("instance_time") * max(tier.concurrency, 1)
+        # Workers per instance; a queue whose consumers scale counts consumers as instances.
+        per_instance = tier.concurrency
+        if tier.consumer_scaling is not None:
+            per_instance = tier.consumer_scaling.per_consumer
+        worker_time = total("instance_time") * max(per_instance, 1)
 
         def over_workers(values: np.ndarray, worker_time: np.ndarray = worker_time) -> list[float]:
             share = np.divide(values, worker_time, out=np.zeros(values.size), where=worker_time > 0)

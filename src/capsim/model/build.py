@@ -16,6 +16,7 @@ from capsim.model.types import (
     Call,
     CircuitBreaker,
     ColdLru,
+    ConsumerScaling,
     Fault,
     HealthCheck,
     Hedge,
@@ -62,6 +63,7 @@ from capsim.scenario.schema import (
     MmppArrivalsSpec,
     OneOfCall,
     ParallelCall,
+    QueueAutoscaleSpec,
     QueueTier,
     RateLimitSpec,
     ShareOverSpec,
@@ -353,6 +355,28 @@ def _autoscale(spec: AutoscaleSpec | None, initial: int) -> Autoscale | None:
     )
 
 
+def _consumer_scaling(spec: QueueTier) -> ConsumerScaling | None:
+    """A queue's KEDA-style scaler; its tier then has `max` consumers' workers, of which
+    `initial` run at t = 0 (`consumers` if given, else `min`)."""
+    scaler: QueueAutoscaleSpec | None = spec.autoscale
+    if scaler is None:
+        return None
+    initial = spec.consumers if "consumers" in spec.model_fields_set else scaler.min
+    return ConsumerScaling(
+        metric=scaler.metric,
+        target=scaler.target,
+        min=scaler.min,
+        max=scaler.max,
+        initial=initial,
+        per_consumer=spec.concurrency,
+        polling_interval=scaler.polling_interval,
+        cooldown_period=scaler.cooldown_period,
+        tolerance=scaler.tolerance,
+        scale_down_stabilization=scaler.scale_down_stabilization,
+        startup_time=scaler.startup_time,
+    )
+
+
 def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
     """Each fault on each tier it touches; a zone fault touches every tier with that zone."""
     by_name = {tier.name: tier for tier in tiers}
@@ -462,20 +486,23 @@ def _build_tiers(
         cost = spec.cost.per_instance_hour if spec.cost is not None else None
         sizing = _sizing(spec)
         if isinstance(spec, QueueTier):
+            scaling = _consumer_scaling(spec)
+            consumers = scaling.max if scaling is not None else spec.consumers
             tiers.append(
                 Tier(
                     name=name,
                     index=index,
                     kind=spec.type,
                     instances=1,
-                    concurrency=spec.consumers * spec.concurrency,
+                    concurrency=consumers * spec.concurrency,
                     blocking=blocking,
                     balancing="round_robin",
                     work=_works(spec, classes, tier_index),
                     max_queue=spec.max_depth,
                     timeout=spec.timeout,
                     publish_time=build_distribution(spec.publish_time),
-                    consumers=spec.consumers,
+                    consumers=consumers,
+                    consumer_scaling=scaling,
                     rate_limit=_rate_limit(spec.rate_limit),
                     queue_discipline=spec.queue_discipline,
                     priorities=_priorities(spec.priorities, classes),

@@ -172,6 +172,19 @@ TIER_FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         owner=_T,
+        field="consumer_scaling",
+        changes_conditions=True,
+        role="event_only",
+        what="a queue's consumers follow its backlog (KEDA)",
+        refuse=_refuse_when_set(
+            "consumer_scaling",
+            "tier '{name}' scales its consumers on its backlog, so its workers change with "
+            "its queue",
+        ),
+        reports=("autoscale",),
+    ),
+    Feature(
+        owner=_T,
         field="rate_limit",
         role="event_only",
         what="a token bucket refuses requests",
@@ -532,6 +545,23 @@ PART_FEATURES: tuple[Feature, ...] = (
             "cold_start",
             "keep_warm",
             "initial",
+        ),
+    ),
+    *_parts(
+        "ConsumerScaling",
+        "Tier.consumer_scaling",
+        (
+            "metric",
+            "target",
+            "min",
+            "max",
+            "initial",
+            "per_consumer",
+            "polling_interval",
+            "cooldown_period",
+            "tolerance",
+            "scale_down_stabilization",
+            "startup_time",
         ),
     ),
     *_parts("RateLimit", "Tier.rate_limit", ("rate", "burst")),

@@ -236,6 +236,27 @@ class Autoscale:
 
 
 @dataclass(frozen=True)
+class ConsumerScaling:
+    """KEDA-style scaling of a queue's consumers on its messages
+    (docs/dynamic.md#scaling-queue-consumers-on-backlog-keda); times in seconds.
+
+    Every `polling_interval` the scaler reads `metric` (backlog: messages waiting; lag: messages
+    waiting or being consumed) and asks for ceil(metric / target) consumers within [min, max]."""
+
+    metric: str  # "backlog" | "lag"
+    target: float  # messages per consumer
+    min: int
+    max: int
+    initial: int  # consumers at t = 0
+    per_consumer: int  # workers of one consumer (its `concurrency`)
+    polling_interval: float = 30.0
+    cooldown_period: float = 300.0  # no message this long: down to min (when min is 0)
+    tolerance: float = 0.1
+    scale_down_stabilization: float = 300.0
+    startup_time: float = 0.0
+
+
+@dataclass(frozen=True)
 class ColdLru:
     """An LRU cache of `capacity` entries that starts empty, over `keys` keys of Zipf(`zipf`)
     popularity, simulated request by request (docs/dynamic.md#cold-caches)."""
@@ -281,6 +302,7 @@ class Tier:
     partitions: int | None = None  # queue: at most one consumer per partition at a time
     cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
     edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
+    consumer_scaling: ConsumerScaling | None = None  # queue: consumers follow the backlog (KEDA)
 
     @property
     def servers(self) -> int:

@@ -845,7 +845,7 @@ def _zones(value: Any) -> Any:
     return value
 
 
-AUTOSCALE_METRICS = ("utilization", "occupancy", "queue_length", "rate")
+AUTOSCALE_METRICS = ("utilization", "occupancy", "in_flight", "queue_length", "rate")
 
 
 def _share(value: Any) -> float:
@@ -865,7 +865,7 @@ class AutoscaleSpec(_Strict):
     """Horizontal autoscaling modelled on the Kubernetes HPA (docs/dynamic.md#autoscaling)."""
 
     metric: Annotated[
-        Literal["utilization", "occupancy", "queue_length", "rate"],
+        Literal["utilization", "occupancy", "in_flight", "queue_length", "rate"],
         BeforeValidator(_choice(AUTOSCALE_METRICS, "metric")),
     ] = "utilization"
     target: Annotated[
@@ -875,8 +875,8 @@ class AutoscaleSpec(_Strict):
             {
                 "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}],
                 "description": "the metric's target per ready instance: a ratio such as 60% "
-                "(utilization, occupancy), a number of waiting requests (queue_length), or a "
-                "rate such as 100/s (rate)",
+                "(utilization, occupancy), a number of requests at the instance (in_flight), a "
+                "number of waiting requests (queue_length), or a rate such as 100/s (rate)",
             }
         ),
     ] = 0.6
@@ -922,6 +922,10 @@ class AutoscaleSpec(_Strict):
             parse = _unit(parse_rate, "a rate greater than 0 such as 100/s", True)
         elif metric == "queue_length":
             parse = _plain(0.0, True, "a number of waiting requests greater than 0 such as 5")
+        elif metric == "in_flight":
+            parse = _plain(
+                0.0, True, "a number of requests in flight per instance greater than 0 such as 10"
+            )
         else:
             return data
         try:
@@ -1096,6 +1100,42 @@ class BatchSpec(_Strict):
     linger: Duration = 0.0
 
 
+QUEUE_SCALING_METRICS = ("backlog", "lag")
+
+
+def _queue_metric(value: Any) -> str:
+    if isinstance(value, str) and value in AUTOSCALE_METRICS:
+        raise invalid(
+            f"{value} is a metric of an HPA on instances; a queue's autoscale scales its "
+            "consumers on its messages (KEDA): metric must be backlog (messages waiting) or lag "
+            "(messages waiting or being consumed)"
+        )
+    return _choice(QUEUE_SCALING_METRICS, "metric")(value)
+
+
+class QueueAutoscaleSpec(_Strict):
+    """KEDA-style scaling of a queue's consumers on its backlog
+    (docs/dynamic.md#scaling-queue-consumers-on-backlog-keda)."""
+
+    metric: Annotated[Literal["backlog", "lag"], BeforeValidator(_queue_metric)] = "backlog"
+    target: PositiveNumber = Field(
+        description="messages per consumer: desired consumers = ceil(metric / target)"
+    )
+    min: NonNegativeInt = 0
+    max: Count = 100
+    polling_interval: PositiveDuration = 30.0
+    cooldown_period: Duration = 300.0
+    tolerance: Ratio = 0.1
+    scale_down_stabilization: Duration = 300.0
+    startup_time: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QueueAutoscaleSpec:
+        if self.min > self.max:
+            raise invalid(f"min ({self.min}) is greater than max ({self.max})", at="max")
+        return self
+
+
 class QueueTier(_Strict):
     """An asynchronous queue: one FIFO of messages served by `consumers` x `concurrency` workers."""
 
@@ -1121,10 +1161,12 @@ class QueueTier(_Strict):
     max_retries: NonNegativeInt = 0
     batch: BatchSpec | None = None
     partitions: Count | None = None
+    autoscale: QueueAutoscaleSpec | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
         _check_sizing("queue", self.sizing)
+        self._check_autoscale()
         if self.batch is not None or self.partitions is not None:
             key = "batch" if self.batch is not None else "partitions"
             if self.priorities:
@@ -1140,6 +1182,27 @@ class QueueTier(_Strict):
                     at="queue_discipline",
                 )
         return self
+
+    def _check_autoscale(self) -> None:
+        scaler = self.autoscale
+        if scaler is None:
+            return
+        for key in ("batch", "partitions"):
+            if getattr(self, key) is not None:
+                raise invalid(
+                    f"autoscale and {key} do not go together yet: capsim scales consumers that "
+                    f"take one message at a time from one line; remove {key} or autoscale",
+                    at="autoscale",
+                )
+        if "consumers" in self.model_fields_set and not (
+            scaler.min <= self.consumers <= scaler.max
+        ):
+            raise invalid(
+                f"consumers ({self.consumers}) is outside autoscale's range "
+                f"{scaler.min}..{scaler.max}; start inside it, or leave consumers out to start "
+                f"at min ({scaler.min})",
+                at="consumers",
+            )
 
 
 def _tier_tag(value: Any) -> str | None:

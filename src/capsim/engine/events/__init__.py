@@ -25,6 +25,8 @@ The package, module by module (issue 14 moves the engine here one feature at a t
 - `admission`: what stands in front of `arrive`: a rate limit, a database's connection pool,
   a queue tier's publishing and redelivered messages (`max_retries`).
 - `caches`: cold LRU caches simulated key by key.
+- `consumer_scaling`: a queue's consumers scaled on its backlog or lag (KEDA), installed by
+  `consumers`.
 - `clock`: timers put straight onto SimPy's schedule (`_Timer`, `_scheduler`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.

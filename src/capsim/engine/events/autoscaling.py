@@ -172,6 +172,8 @@ class _Scaler:
             return held_delta / (st.concurrency * period)
         if scaler.metric == "queue_length":
             return queue_delta / period
+        if scaler.metric == "in_flight":  # waiting, in service or held for calls
+            return (queue_delta + held_delta) / period
         return offered_delta / period
 
     def sync(self, event: simpy.Event) -> None:

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from capsim.engine import streams
+from capsim.engine.events import consumer_scaling
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _Timer
 from capsim.engine.events.draws import _buffered
@@ -22,8 +23,10 @@ from capsim.engine.events.station import Station, Waiting
 
 
 def install(st: Station) -> None:
-    """Replace `arrive` on a queue tier consumed in batches or by partition."""
+    """Scale a queue's consumers on its backlog (`consumer_scaling`), or replace `arrive` on a
+    queue tier consumed in batches or by partition (the scenario allows one or the other)."""
     tier = st.tier
+    consumer_scaling.install(st)
     if not (tier.is_async and (tier.batch_size > 1 or tier.partitions is not None)):
         return
     _Consumers(st)

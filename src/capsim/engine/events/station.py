@@ -61,7 +61,9 @@ class Station:
     `arrive`) is built after every feature is installed. A feature counts only inside the
     measurement window (`now >= warmup`), changes the integrals only through `queue_moved`,
     `held_moved` and `count_live` (or the same update written inline on a hot path, with a
-    note), and draws only from its own stream of `window.tier_rng(tier, role)`.
+    note), and draws only from its own stream of `window.tier_rng(tier, role)`. A feature with
+    figures of its own appends its `record(run)` to `recorders`: `record` calls them, in order,
+    once the tier's own figures are in the `TierRun`.
 
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
@@ -106,6 +108,7 @@ class Station:
         "queue_max",
         "queue_since",
         "queue_timeout",
+        "recorders",
         "rejected",
         "release",
         "runners",
@@ -180,11 +183,12 @@ class Station:
         self.queue_area = self.queue_since = 0.0
         self.held = 0
         self.held_area = self.held_since = 0.0
-        self.live_count = servers
+        self.live_count: float = servers
         self.live_area = self.live_since = 0.0
         self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
         self.snapshots: list[tuple[float, float, float]] = []
         self.trace: list[int] = []
+        self.recorders: list[Callable[[TierRun], None]] = []  # features' record(run), in order
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -225,8 +229,9 @@ class Station:
         self.held_since = now
         self.held += change
 
-    def count_live(self, change: int) -> None:
-        """The number of live instances changes by `change` now."""
+    def count_live(self, change: float) -> None:
+        """The number of live instances changes by `change` now (a draining consumer of a
+        scaled queue leaves a worker at a time: a fraction of an instance)."""
         now = self.env._now
         self.live_area += self.live_count * (now - self.live_since)
         self.live_since = now
@@ -344,4 +349,6 @@ class Station:
             run.live_worker_time = live * tier.concurrency
         run.pool_wait = sim.pool_wait()
         run.age = sim.message_age()
+        for record in self.recorders:
+            record(run)
         return run
