@@ -233,6 +233,9 @@ def test_a_steady_run_has_no_timeseries_unless_asked_for(tmp_path: Path) -> None
         "occupancy",
         "queue_length",
         "in_flight",
+        "arrivals",
+        "throughput",
+        "errors",
     }
     assert len(series["t"]) == len(series["classes"]["web"]["p99"]) == 110
 

@@ -399,6 +399,11 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         return None
     first = series[0]
     exposure = len(series) * first.spans
+    # Tier counts are counted inside the window only: per second of each bucket's measured part.
+    warmup = runs[0].warmup
+    measured = len(series) * (
+        np.maximum(first.edges[1:], warmup) - np.maximum(first.edges[:-1], warmup)
+    )
     classes: dict[str, Any] = {}
     for traffic in model.classes:
         per_run = [s.classes[traffic.index] for s in series]
@@ -438,6 +443,7 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
             "occupancy": over_workers(total("occupied_time")),
             "queue_length": (total("queue_time") / exposure).tolist(),
             "in_flight": (total("present_time") / exposure).tolist(),
+            **_tier_counts_per_second(tier, tier_runs, measured),
         }
         counted = [(t.lookups, t.hits) for t in tier_runs]
         if tier.cold_lru is not None and all(a is not None and b is not None for a, b in counted):
@@ -467,6 +473,31 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         "worst": worst,
         "drain": drain,
     }
+
+
+def _tier_counts_per_second(
+    tier: Tier, tier_runs: list[TierSeries], measured: np.ndarray
+) -> dict[str, list[float]]:
+    """A tier's `arrivals`, `throughput`, `errors` per second of each bucket's measured part
+    (NaN, shown as null, for a bucket wholly in the warm-up), and a queue's `dead_letters` per
+    second and `age_p99` (docs/dynamic.md#time-series)."""
+
+    def per_second(name: str) -> list[float]:
+        counts = np.sum([getattr(t, name) for t in tier_runs], axis=0)
+        return np.divide(
+            counts, measured, out=np.full(measured.size, np.nan), where=measured > 0
+        ).tolist()
+
+    figures = {
+        "arrivals": per_second("arrivals"),
+        "throughput": per_second("completed"),
+        "errors": per_second("errors"),
+    }
+    ages = [t.age for t in tier_runs if t.age is not None]
+    if tier.is_async and len(ages) == len(tier_runs):
+        figures["dead_letters"] = per_second("dead_letters")
+        figures["age_p99"] = quantile_per_bucket(np.sum(ages, axis=0), 0.99).tolist()
+    return figures
 
 
 #: A drain that did not finish is warned about when its peak was at least this many times the

@@ -86,12 +86,15 @@ def bucket_count(bucket: float, horizon: float) -> float:
 
 def series_bytes(model: Model) -> float:
     """Bytes of one replication's time series (0 when the model asks for none): per bucket, three
-    counts and a latency histogram per class, five time integrals per tier (two more for a
-    cold cache)."""
+    counts and a latency histogram per class, five time integrals and four counts per tier (two
+    more for a cold cache), and a message-age histogram per queue tier."""
     if not model.timeseries:
         return 0.0
     count = bucket_count(series_bucket(model), model.horizon)
-    per_bucket = 8 * (len(model.classes) * (3 + N_BINS) + len(model.tiers) * 7 + 1)
+    queues = sum(1 for tier in model.tiers if tier.is_async)
+    per_bucket = 8 * (
+        len(model.classes) * (3 + N_BINS) + len(model.tiers) * 11 + queues * N_BINS + 1
+    )
     return count * per_bucket
 
 
@@ -175,12 +178,18 @@ class ClassSeries:
 
 @dataclass
 class TierSeries:
-    """One tier per bucket, as time integrals (seconds x count) over the bucket.
+    """One tier per bucket, as time integrals (seconds x count) over the bucket, and counts.
 
     `instance_time` instance-seconds live and serving, `busy_time` worker-seconds on own work,
     `occupied_time` worker-seconds held (own work or, blocking, waiting for calls),
     `queue_time` request-seconds waiting for a worker, `present_time` request-seconds at the
     tier (waiting, in service or held): its time-average is the in-flight count.
+
+    Counted inside the measurement window only, as the tier's totals are (a bucket of the
+    warm-up counts nothing): `arrivals` (by arrival time), `completed` (work done, by completion
+    time), `errors` (the tier's `rejected`, by the time it happened), `dead_letters` (a queue's,
+    by the time of the last failed try), and for a queue `age`, a histogram of the message ages
+    (enqueue to done) of the messages done in each bucket.
     """
 
     concurrency: int
@@ -193,9 +202,38 @@ class TierSeries:
     lookups: np.ndarray | None = None
     hits: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        # The counts are attributes, not dataclass fields: the result's fingerprint
+        # (tests/test_fingerprint.py) hashes the fields, and pins the figures that existed
+        # before these; the counts are checked by tests/test_dynamic_tier_series.py.
+        count = self.instance_time.size
+        self.arrivals = np.zeros(count)
+        self.completed = np.zeros(count)
+        self.errors = np.zeros(count)
+        self.dead_letters = np.zeros(count)
+        self.age: np.ndarray | None = None  # queue tiers: (buckets, N_BINS) counts
+
     @staticmethod
-    def empty(count: int, concurrency: int) -> TierSeries:
-        return TierSeries(concurrency, *(np.zeros(count) for _ in range(5)))
+    def empty(count: int, concurrency: int, queue: bool = False) -> TierSeries:
+        series = TierSeries(concurrency, *(np.zeros(count) for _ in range(5)))
+        if queue:
+            series.age = np.zeros((count, N_BINS), dtype=np.int64)
+        return series
+
+    def add_ages(self, done: np.ndarray, age: np.ndarray, bucket: float) -> None:
+        """Count messages done at times `done` with these ages (a queue tier's)."""
+        if done.size == 0 or self.age is None:
+            return
+        rows = bucket_of(done, bucket, self.age.shape[0])
+        flat = rows * N_BINS + latency_bins(age)
+        self.age += np.bincount(flat, minlength=self.age.size).reshape(self.age.shape)
+
+    def add_counts(self, counts: np.ndarray) -> None:
+        """Per bucket, the (arrivals, completed, errors, dead letters) of a (buckets, 4) array."""
+        self.arrivals += counts[:, 0]
+        self.completed += counts[:, 1]
+        self.errors += counts[:, 2]
+        self.dead_letters += counts[:, 3]
 
 
 @dataclass
@@ -239,6 +277,30 @@ class CompletionLog:
             self.done, self.latency = [], []
 
 
+class AgeLog:
+    """Buffers (done time, message age) pairs of a queue tier on the event path."""
+
+    __slots__ = ("ages", "bucket", "done", "limit", "series")
+
+    def __init__(self, series: TierSeries, bucket: float, limit: int = 16384) -> None:
+        self.series = series
+        self.bucket = bucket
+        self.done: list[float] = []
+        self.ages: list[float] = []
+        self.limit = limit
+
+    def record(self, done: float, age: float) -> None:
+        self.done.append(done)
+        self.ages.append(age)
+        if len(self.done) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.done:
+            self.series.add_ages(np.asarray(self.done), np.asarray(self.ages), self.bucket)
+            self.done, self.ages = [], []
+
+
 class IntervalLog:
     """Buffers [start, end) intervals from the event path; flushes their mass into `into`."""
 
@@ -279,5 +341,5 @@ def new_series(model: Model) -> Series | None:
         bucket,
         edges,
         [ClassSeries.empty(count) for _ in model.classes],
-        [TierSeries.empty(count, tier.concurrency) for tier in model.tiers],
+        [TierSeries.empty(count, tier.concurrency, tier.is_async) for tier in model.tiers],
     )

@@ -952,6 +952,9 @@ class _Run:
             series.occupied_time += busy_mass
             series.queue_time += interval_mass(waiting_arrivals, waiting_starts, edges)
             series.present_time += interval_mass(arrivals, done, edges)
+            # Counts inside the window, as the totals (nothing is refused on this path).
+            series.arrivals += self._per_bucket(arrivals)
+            series.completed += self._per_bucket(done)
         # Queue length: waiting requests of earlier chunks still waiting, plus this chunk's.
         pending = state.pending_starts
         if waiting_arrivals.size or pending.size:
@@ -1048,6 +1051,16 @@ class _Run:
         assert age is not None
         keep = (done >= self.window_start) & (done < self.window_end)
         age.add((done - arrived)[keep])
+        if self.series is not None:
+            series = self.series.tiers[tier_index]
+            series.add_ages(done[keep], (done - arrived)[keep], self.series.bucket)
+
+    def _per_bucket(self, times: np.ndarray) -> np.ndarray:
+        """How many of `times` fall in each bucket, counting only those inside the window."""
+        assert self.series is not None
+        count = self.series.edges.size - 1
+        inside = times[(times >= self.window_start) & (times < self.window_end)]
+        return np.bincount(bucket_of(inside, self.series.bucket, count), minlength=count)
 
     def _push(
         self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray

@@ -25,6 +25,7 @@ from capsim.engine.events.signatures import Draw, Enter, Pick
 from capsim.engine.events.windows import _add_zeros, _Window
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.limits import waiting_limit
+from capsim.engine.timeseries import AgeLog
 from capsim.model.types import (
     RateLimit,
     Tier,
@@ -165,7 +166,10 @@ def published(
     if publish_time is not None and not (publish_time.is_constant and publish_time.mean == 0):
         publish = _distribution_draw(publish_time, window.tier_rng(tier.index, streams.PUBLISH))
     age_recorder = Recorder()
-    record_age = age_recorder.record
+    record_age: Callable[[float], None] = age_recorder.record
+    flush_age: Callable[[], Histogram | None] = age_recorder.flush
+    if window.series is not None:  # message ages per bucket too (engine/timeseries.py)
+        record_age, flush_age = _ages_per_bucket(env, window, tier, age_recorder)
     arrivals = 0
     max_retries = tier.max_retries
 
@@ -208,8 +212,27 @@ def published(
         return True
 
     sim.pool_arrivals = lambda: arrivals
-    sim.message_age = age_recorder.flush
+    sim.message_age = flush_age
     return enter
+
+
+def _ages_per_bucket(
+    env: simpy.Environment, window: _Window, tier: Tier, recorder: Recorder
+) -> tuple[Callable[[float], None], Callable[[], Histogram | None]]:
+    """(record an age, flush): the whole-run histogram and the per-bucket ones of the series."""
+    assert window.series is not None
+    ages = AgeLog(window.series.tiers[tier.index], window.series.bucket)
+    record = recorder.record
+
+    def record_age(age: float) -> None:
+        record(age)
+        ages.record(env._now, age)
+
+    def flush() -> Histogram | None:
+        ages.flush()
+        return recorder.flush()
+
+    return record_age, flush
 
 
 class _PoolWaiter:

@@ -84,6 +84,7 @@ class Station:
         "cancelled",
         "completed",
         "concurrency",
+        "counts",
         "down",
         "drop_abandoned",
         "env",
@@ -187,6 +188,7 @@ class Station:
         self.live_area = self.live_since = 0.0
         self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
         self.snapshots: list[tuple[float, float, float]] = []
+        self.counts: list[tuple[int, int, int, int]] = []  # `counted()` at each snapshot
         self.trace: list[int] = []
         self.recorders: list[Callable[[TierRun], None]] = []  # features' record(run), in order
 
@@ -282,6 +284,17 @@ class Station:
     # -- at the end of the run -----------------------------------------------------------------
     def snapshot(self) -> None:
         self.snapshots.append(self.integrals(self.env._now))
+        self.counts.append(self.counted_so_far())
+
+    def counted_so_far(self) -> tuple[int, int, int, int]:
+        """(arrivals, completed, errors, dead letters) counted so far, as `record` counts them."""
+        sim = self.sim
+        return (
+            self.arrivals + sim.pool_arrivals() + sim.rate_limited,
+            self.completed,
+            self.rejected + sim.pool_rejected() + sim.rate_limited,
+            sim.dead_letters,
+        )
 
     def sample_queue(self) -> None:
         self.trace.append(self.waiting_now)
@@ -300,6 +313,7 @@ class Station:
         series.occupied_time[:] = per_bucket[:, 1]
         series.present_time[:] = per_bucket[:, 0] + per_bucket[:, 1]
         series.instance_time[:] = per_bucket[:, 2]
+        series.add_counts(np.diff(np.asarray([(0, 0, 0, 0), *self.counts]), axis=0))
         cache_series = self.sim.cache_series
         if cache_series is not None:
             series.lookups = np.asarray(cache_series[0], dtype=float)
