@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from capsim.analysis.points import at_max_replicas
 from capsim.analysis.summary import summarise
 from capsim.engine.events import run_events
 from capsim.engine.vectorised import can_vectorise
@@ -281,3 +282,15 @@ def test_an_in_flight_target_is_a_number_of_requests(tmp_path: Path) -> None:
     problems = validate_file(write(tmp_path, bad))
     assert [p.path for p in problems] == ["tiers.api.autoscale.target"]
     assert "a number of requests in flight per instance" in problems[0].message
+
+
+def test_capacity_questions_see_a_scaled_queue_at_its_max_consumers(tmp_path: Path) -> None:
+    text = QUEUE + "    autoscale: {target: 10, max: 8}\n"
+    fixed, notes = at_max_replicas(build_model(load_scenario(write(tmp_path, text))))
+    jobs = fixed.tiers[1]
+    assert jobs.consumer_scaling is None and jobs.workers == 16  # 8 consumers x 2 workers
+    assert notes == [
+        "queue jobs scales its consumers on its backlog (0..8): evaluated at its max of 8 "
+        "consumers, all running (the scaler's polling and startup are not counted; see capsim "
+        "run with a profile)"
+    ]

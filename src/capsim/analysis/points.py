@@ -78,6 +78,15 @@ def at_max_replicas(model: Model) -> tuple[Model, list[str]]:
     tiers = []
     notes = []
     for tier in model.tiers:
+        scaling = tier.consumer_scaling
+        if scaling is not None:  # the tier's workers are already those of `max` consumers
+            tiers.append(replace(tier, consumer_scaling=None))
+            notes.append(
+                f"queue {tier.name} scales its consumers on its backlog ({scaling.min}.."
+                f"{scaling.max}): evaluated at its max of {scaling.max} consumers, all running "
+                "(the scaler's polling and startup are not counted; see capsim run with a profile)"
+            )
+            continue
         scaler = tier.autoscale
         if scaler is None:
             tiers.append(tier)
