@@ -294,3 +294,22 @@ def test_capacity_questions_see_a_scaled_queue_at_its_max_consumers(tmp_path: Pa
         "consumers, all running (the scaler's polling and startup are not counted; see capsim "
         "run with a profile)"
     ]
+
+
+def test_a_new_consumer_takes_messages_after_its_startup_time() -> None:
+    # Activated at 30 s with a 20 s startup: the first message (published at 0.01 s) is taken
+    # at 50 s and done at 51 s, an age of 50.99 s.
+    result = run_events(keda_queue(keda(startup_time=20.0), service=1.0, burst=0.1), 0)
+    jobs = result.tiers[1]
+    assert jobs.scaling[0] == (30.0, 0, 1)
+    assert jobs.age is not None and jobs.age.min == pytest.approx(50.99, rel=0.005)
+
+
+def test_the_scale_down_window_holds_the_highest_recent_recommendation() -> None:
+    # As in the poll-by-poll story (which goes 10 -> 9 at 150 s, then lower), but with the
+    # HPA's default 5 min scale-down window: the recommendations of 10 at 60, 90 and 120 s (the
+    # last two within the tolerance: the current 10) hold the count at 10 until 420 s, past the
+    # 400 s run, whatever lower the backlog asks for meanwhile.
+    scaling = keda(scale_down_stabilization=300.0)
+    changes = run_events(keda_queue(scaling, service=7.0, burst=10.0), 0).tiers[1].scaling
+    assert changes == [(30.0, 0, 1), (60.0, 1, 10)]
