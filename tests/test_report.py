@@ -82,6 +82,7 @@ def _timeseries(tiers: set[str]) -> dict[str, Any]:
                 "occupancy": [0.5] * 12,
                 "queue_length": [abs(2 * math.sin(x + k)) for x in t],
                 "in_flight": [2 + k + math.cos(x) for x in t],
+                "arrivals": [None] + [50.0 * (1 + k)] * 11,  # the first bucket: warm-up
             }
             for k, name in enumerate(sorted(tiers))
         },
@@ -164,7 +165,7 @@ def test_without_time_series_the_report_says_so_plainly(sizing: SizingReport) ->
 
 def test_time_series_and_prices_become_plots_per_tier(full: SizingReport) -> None:
     found = charts(render_report_html(full))
-    for key in ("queue-over-time", "in-flight-over-time"):
+    for key in ("queue-over-time", "in-flight-over-time", "arrivals-over-time"):
         assert found[key] == TIERS, key
     # Workers held per tier; app and db are held longer than they work in places (occupancy
     # 50% while utilization dips to 10%), so their utilization is drawn dashed beside it.
@@ -334,7 +335,7 @@ def test_every_plot_shows_in_headless_chromium_without_network(
         for run, after in zip(runs, [*runs[1:], None], strict=True)
         if not (run[1] - run[0] < 4 and after is not None and after[0] - run[1] < 200)
     ]
-    assert len(bands) == plots == 8
+    assert len(bands) == plots == 9
     # And the page is not blank: plenty of dark pixels (text, axes).
     assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
 
@@ -345,7 +346,7 @@ def test_every_plot_shows_in_headless_chromium_without_network(
 def test_markdown_embeds_images_written_next_to_it(full: SizingReport, tmp_path: Path) -> None:
     text, files = render_report_markdown(full, "sizing", png=False)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert images == list(files) and len(images) == 8
+    assert images == list(files) and len(images) == 9
     for name in images:
         svg = ET.fromstring(files[name])
         assert svg.get("data-chart") and name == f"sizing-{svg.get('data-chart')}.svg"

@@ -308,8 +308,8 @@ def _changes(values: Any) -> bool:
 
 def timeseries_figures(report: SizingReport) -> list[Figure]:
     """Occupancy (with utilization beside it where they differ), queue length, in-flight
-    requests, (when they change) instances per tier and p99 per class over time, from the
-    result's `timeseries`."""
+    requests, arrivals, (when they change) instances per tier and p99 per class over time, from
+    the result's `timeseries`."""
     timeseries = report.result.get("timeseries")
     if not isinstance(timeseries, dict):
         return []
@@ -332,6 +332,15 @@ def timeseries_figures(report: SizingReport) -> list[Figure]:
             "Requests in flight over time",
             "requests in flight",
             _count,
+            warmup=warmup,
+        ),
+        _over_time(
+            timeseries,
+            "arrivals",
+            "arrivals-over-time",
+            "Arrivals over time",
+            "requests per second (every attempt)",
+            _rate,
             warmup=warmup,
         ),
     ]
