@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from capsim.analysis.summary import summarise
 from capsim.engine.events import run_events
 from capsim.engine.vectorised import can_vectorise, run_vectorised
 from capsim.errors import Problem
@@ -178,3 +179,13 @@ def test_a_hedged_miss_call_to_a_queue_is_refused(tmp_path: Path) -> None:
     problem = only_problem(tmp_path, cache("{tier: jobs, hedge: {after: 10ms}}", "0.5") + queue)
     assert problem.path == "tiers.front.on_miss.hedge"
     assert "jobs is a queue" in problem.message
+
+
+def test_the_result_reports_a_miss_calls_retries_on_the_origin(tmp_path: Path) -> None:
+    on_miss = "{tier: db, timeout: 300ms, retries: {max: 1, backoff: none, jitter: none}}"
+    m = built(tmp_path, cache(on_miss) + DB)
+    data = summarise(m, [run_events(m, 0)], capsim_version="test").data
+    db = data["tiers"]["db"]
+    assert (db["arrivals"], db["retries"], db["call_timeouts"]) == (2, 1, 2)
+    assert data["classes"]["web"]["errors"] == 1
+    assert "retries" not in data["tiers"]["front"]  # the caller is not the callee
