@@ -64,6 +64,16 @@ def test_an_in_flight_hpa_sees_the_queue_that_builds_behind_the_blocked_workers(
     assert result.tiers[0].scaling[0] == (105.0, 4, 8)
 
 
+def test_an_in_flight_hpa_asks_for_ceil_ratio_times_ready_instances() -> None:
+    # A milder slowdown (2x: 40 ms db calls) holds each request 50 ms: 200/s x 50 ms = 10 in
+    # flight, 2.5 per instance, never a queue. Target 2 per instance: ratio 1.25, desired
+    # ceil(1.25 x 4) = 5 at the 105 s sync (the first 40 ms after 90 s still see the old
+    # calls: 2.4975, ceil(4.995) = 5). Before, 6 in flight (1.5 each) asked for 3: min 4.
+    m = app_on_a_slowing_db("in_flight", 2.0)
+    m = replace(m, faults=(replace(m.faults[0], slowdown=2.0),))
+    assert run_events(m, 0).tiers[0].scaling[0] == (105.0, 4, 5)
+
+
 def test_before_the_slowdown_none_of_the_three_scales() -> None:
     for metric, target in (("utilization", 0.6), ("occupancy", 0.6), ("in_flight", 6.0)):
         m = app_on_a_slowing_db(metric, target)
