@@ -189,3 +189,14 @@ def test_the_result_reports_a_miss_calls_retries_on_the_origin(tmp_path: Path) -
     assert (db["arrivals"], db["retries"], db["call_timeouts"]) == (2, 1, 2)
     assert data["classes"]["web"]["errors"] == 1
     assert "retries" not in data["tiers"]["front"]  # the caller is not the callee
+
+
+@pytest.mark.parametrize("value", ["5", "[db]"])
+def test_a_miss_setting_that_is_neither_a_name_nor_a_mapping_says_what_it_takes(
+    tmp_path: Path, value: str
+) -> None:
+    problem = only_problem(tmp_path, cache(value, "0.5") + DB)
+    assert problem.path == "tiers.front.on_miss"
+    assert problem.message.startswith(
+        "expected a tier name or a call mapping such as {tier: db, timeout: 500ms}, got "
+    )

@@ -688,7 +688,9 @@ def forward_target(value: str | ForwardCall | None) -> str | None:
 Forward = Annotated[
     Annotated[Name, Tag("<name>")] | Annotated[ForwardCall, Tag("<tier>")],
     Discriminator(
-        lambda value: "<tier>" if isinstance(value, dict) else "<name>",
+        lambda value: (
+            "<tier>" if isinstance(value, dict) else "<name>" if isinstance(value, str) else None
+        ),
         custom_error_type="capsim_tag_forward",
         custom_error_message="not a tier name or a call mapping such as {tier: db, timeout: 1s}",
     ),
@@ -2213,6 +2215,9 @@ def _tag_message(what: str, value: Any, field: str) -> str:
     if what == "profile":
         form = "a list of {at: 0s, rate: 800/s} points or {file: rates.csv}"
         return f"expected a profile as {form}, got {kind_of(value)} {show(value)}"
+    if what == "forward":
+        form = "a tier name or a call mapping such as {tier: db, timeout: 500ms}"
+        return f"expected {form}, got {kind_of(value)}"
     if what == "call":
         form = "a tier name, {tier: db, probability: 0.2}, {one_of: {a: 0.8}} or {parallel: [a, b]}"
         if isinstance(value, dict):
