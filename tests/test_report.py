@@ -189,7 +189,7 @@ def test_costs_come_from_each_tiers_price_per_billed_unit(tmp_path: Path) -> Non
     costs = tier_costs(capsim.build_model(capsim.load_scenario(path)))
     assert costs["app"]["units"] == 2 and costs["app"]["per_hour"] == pytest.approx(0.5)
     assert costs["db"]["units"] == 2  # the primary and its replica
-    assert costs["db"]["per_month"] == pytest.approx(730.5)
+    assert costs["db"]["per_month"] == pytest.approx(730.0)  # 2 units x 0.5 x 730 h
     html = tmp_path / "priced.html"
     result = runner.invoke(app, ["report", str(path), "-o", str(html), "--no-curve"])
     assert result.exit_code == 0, result.output

@@ -21,11 +21,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from capsim.analysis.cost import HOURS_PER_MONTH
 from capsim.analysis.sizing import SizingError
 from capsim.errors import UsageError
 
 DAYS_PER_MONTH = 365.2425 / 12
-HOURS_PER_MONTH = 730.0
 
 _SPAN = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(mo|months?|w|weeks?|d|days?|y|years?)\s*$", re.IGNORECASE

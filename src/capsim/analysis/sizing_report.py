@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from capsim.analysis.cost import HOURS_PER_MONTH, billed_units, nominal_tier_cost, pricing_model
 from capsim.analysis.saturate import find_saturation
-from capsim.analysis.sizing import billed_units
 from capsim.analysis.summary import summarise
 from capsim.engine.executors import Executor
 from capsim.engine.histogram import Histogram
@@ -21,7 +21,6 @@ from capsim.model.types import Model
 
 ProgressCallback = Callable[[float, str], None]
 #: Hours in an average month (365.25 x 24 / 12), for monthly cost.
-HOURS_PER_MONTH = 730.5
 
 
 @dataclass
@@ -153,19 +152,26 @@ def _knee_class(curve: dict[str, Any], knee: float | None) -> str | None:
     return best[1] if best else None
 
 
-def tier_costs(model: Model) -> dict[str, dict[str, float]]:
-    """Cost per hour and per month of every tier that has a price (`cost.per_instance_hour`)."""
-    costs: dict[str, dict[str, float]] = {}
+def tier_costs(model: Model, bill: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Cost per hour and per month of every priced tier: its instances at their written counts
+    under its pricing model, plus its request, GB-second and byte prices at the load of `bill`
+    (the result's `cost` section, docs/cost.md)."""
+    costs: dict[str, dict[str, Any]] = {}
+    usage = (bill or {}).get("tiers", {})
     for tier in model.tiers:
-        price = tier.cost_per_instance_hour
-        if price is None:
+        if tier.pricing is None:
             continue
-        units = billed_units(tier)
+        hourly = nominal_tier_cost(tier) or 0.0
+        used = usage.get(tier.name)
+        if used is not None:
+            hourly += used["requests_per_hour"] + used["gb_seconds_per_hour"]
+            hourly += used["transfer_per_hour"]
         costs[tier.name] = {
-            "units": float(units),
-            "per_instance_hour": float(price),
-            "per_hour": units * float(price),
-            "per_month": units * float(price) * HOURS_PER_MONTH,
+            "pricing": pricing_model(tier.pricing),
+            "units": float(billed_units(tier)),
+            "per_instance_hour": float(tier.pricing.on_demand or 0.0),
+            "per_hour": hourly,
+            "per_month": hourly * HOURS_PER_MONTH,
         }
     return costs
 
@@ -189,7 +195,7 @@ def build_sizing_report(
         warnings=list(summary.warnings),
         cdf=latency_cdfs(model, runs),
         bottleneck=find_bottleneck(model, summary.data),
-        costs=tier_costs(model),
+        costs=tier_costs(model, summary.data.get("cost")),
         scenario_path=model.source,
         currency=model.currency,
         description=model.description,

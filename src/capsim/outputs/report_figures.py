@@ -370,7 +370,8 @@ def cost_figure(report: SizingReport) -> Figure | None:
     return Figure(
         "cost-per-tier",
         f"Cost per tier per month in {cells.currency(report.currency)} (priced units × price "
-        "per unit-hour × 730.5 hours)." + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
+        "per unit-hour × 730 hours, under its pricing model)."
+        + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
         Bars(
             key="cost-per-tier",
             title="Cost per tier",
