@@ -32,6 +32,7 @@ class SizingReport:
     `bottleneck`: the busiest tier, its occupancy and the estimated saturation rate.
     `costs`: per priced tier, units, price per unit-hour, cost per hour and per month, in
     `currency` (None: the scenario names none).
+    `forecast`: a `capsim forecast` result for the report's forecast section, or None.
     """
 
     result: dict[str, Any]
@@ -40,7 +41,8 @@ class SizingReport:
     curve: dict[str, Any] | None = None
     curve_note: str | None = None
     bottleneck: dict[str, Any] | None = None
-    costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forecast: dict[str, Any] | None = None
     scenario_path: str = ""
     currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
     #: The scenario's `description` (free text, may span lines; shown under the title).

@@ -86,6 +86,10 @@ def render_markdown(report: Report) -> str:
     if hedges:
         lines += ["", "## Hedged calls (by callee)", ""]
         lines += _markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
+    costs = cells.cost_rows(data)
+    if costs:
+        lines += ["", "## Cost", ""]
+        lines += _markdown_table(["cost of", *cells.COST_COLUMNS], costs, right=range(2, 6))
     if data.get("slos"):
         lines += ["", "## SLOs", ""]
         lines += _markdown_table(
