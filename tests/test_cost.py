@@ -190,6 +190,7 @@ def test_size_reports_monthly_costs_beside_hourly_and_per_class(tmp_path):
     n = app_entry["instances"]
     expected = 4 * 0.06 + max(0, n - 4) * 0.10
     assert app_entry["pricing"] == "reserved"
+    assert app_entry["reserved_idle"] == max(0, 4 - n)
     assert app_entry["cost_per_hour"] == pytest.approx(expected)
     assert app_entry["cost_per_month"] == pytest.approx(expected * 730)
     assert data["total_cost_per_month"] == pytest.approx(expected * 730)
@@ -260,3 +261,45 @@ tiers:
         50 * 0.1 * 0.5 * 3600 * 0.0000166667, rel=0.01
     )
     assert result["cost"]["currency"] is None
+
+
+def test_a_spot_instance_is_up_one_over_one_plus_rate_times_replacement_of_the_time(tmp_path):
+    # Each spot instance alternates: up for an exponential time of mean 1/r (2 min at 30/h),
+    # then down for D = 1 min. A renewal cycle of 3 min: up 2/3 of the time, and 20
+    # interruptions per instance-hour of wall time. 8 instances over 2 h: 5.33 live on average,
+    # 320 interruptions (Poisson-like: within 4 standard deviations).
+    path = write(
+        tmp_path,
+        """\
+name: renewal
+seed: 4
+simulation: {duration: 2h, warmup: 0s}
+traffic:
+  browse: {entry: app, rate: 2/s}
+tiers:
+  app:
+    service_time: 10ms
+    instances: 8
+    cost:
+      per_instance_hour: 0.10
+      spot: {discount: 60%, interruption_rate: 30/h, replace_after: 1min}
+""",
+    )
+    result = capsim.run_file(path).data
+    spot = result["tiers"]["app"]["spot"]
+    assert spot["live_instances"] == pytest.approx(8 * 2 / 3, rel=0.04)
+    assert abs(spot["interruptions"] - 320) < 4 * 320**0.5
+    assert result["cost"]["total_per_hour"] == pytest.approx(0.04 * spot["live_instances"])
+
+
+def test_run_shows_the_cost_in_every_format(tmp_path):
+    path = write(tmp_path, FIXED_FLEET)
+    table = runner.invoke(app, ["run", str(path)])
+    assert table.exit_code == 0, table.output
+    assert "Cost" in table.stdout and "reserved" in table.stdout and "per month" in table.stdout
+    markdown = runner.invoke(app, ["run", str(path), "--format", "markdown"])
+    assert "## Cost" in markdown.stdout
+    assert "| tier app | reserved | 6.00 |" in markdown.stdout
+    csv = runner.invoke(app, ["run", str(path), "--format", "csv"])
+    assert "tier_cost,app,instances_per_hour,0.44" in csv.stdout
+    assert "cost,total,currency,USD" in csv.stdout

@@ -292,6 +292,10 @@ def plan_costs(sized: Model, tiers: dict[str, Any], measured: dict[str, Any]) ->
             entry["pricing"] = usage["pricing"]
         entry["cost_per_hour"] = hourly
         entry["cost_per_month"] = hourly * HOURS_PER_MONTH if hourly is not None else None
+        if tier.pricing is not None and tier.pricing.reserved:
+            # Committed units the answer does not run: paid for, idle (a smaller commitment
+            # would do).
+            entry["reserved_idle"] = max(0, tier.pricing.reserved - billed_units(tier))
         if hourly is not None:
             total = hourly if total is None else total + hourly
     offered = sum(c["offered_rate"] for c in measured["classes"].values())

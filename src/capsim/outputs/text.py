@@ -155,7 +155,7 @@ def _csv_value(value: Any) -> str:
 
 def render_csv(report: Report) -> str:
     """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo,
-    overloaded, and a final `run` row with `passed`).
+    overloaded, tier_cost, class_cost and cost when priced, and a final `run` row with `passed`).
 
     Nested figures get dotted metric names (`latency.p99`, `ci95.latency.mean.low`); a missing
     figure is an empty cell. Easy to pivot in a spreadsheet.
@@ -178,6 +178,14 @@ def render_csv(report: Report) -> str:
                 writer.writerow(
                     ["overloaded", _csv_text(failure["tier"]), metric, _csv_value(value)]
                 )
+    bill = data.get("cost")
+    if bill:
+        for section, key in (("tier_cost", "tiers"), ("class_cost", "classes")):
+            for name, entry in bill[key].items():
+                for metric, value in _flatten("", entry):
+                    writer.writerow([section, _csv_text(name), metric, _csv_value(value)])
+        for metric in ("currency", "total_per_hour", "total_per_month", "per_million_requests"):
+            writer.writerow(["cost", "total", metric, _csv_value(bill[metric])])
     if "passed" in data:
         writer.writerow(["run", _csv_text(data["scenario"]), "passed", _csv_value(data["passed"])])
     return buffer.getvalue()
