@@ -303,3 +303,15 @@ def test_run_shows_the_cost_in_every_format(tmp_path):
     csv = runner.invoke(app, ["run", str(path), "--format", "csv"])
     assert "tier_cost,app,instances_per_hour,0.44" in csv.stdout
     assert "cost,total,currency,USD" in csv.stdout
+
+
+def test_the_report_prices_each_tier_under_its_pricing_model(tmp_path):
+    from capsim.analysis.sizing_report import tier_costs
+
+    spot = ", reserved: {instances: 4, discount: 40%}, spot: {discount: 70%}"
+    model = capsim.build_model(capsim.load_scenario(write(tmp_path, SPOT_STORY.format(spot=spot))))
+    costs = tier_costs(model)
+    # 4 reserved at 0.06 and the other 4 on spot at 0.03, per hour; 730 hours a month.
+    assert costs["app"]["pricing"] == "reserved+spot"
+    assert costs["app"]["per_hour"] == pytest.approx(4 * 0.06 + 4 * 0.03)
+    assert costs["app"]["per_month"] == pytest.approx(0.36 * 730)

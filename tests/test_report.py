@@ -100,8 +100,20 @@ def full(sizing: SizingReport) -> SizingReport:
     """The report with every plot: time series as the engine will add them, and prices."""
     result = {**sizing.result, "timeseries": _timeseries(TIERS)}
     costs = {
-        "app": {"units": 1.0, "per_instance_hour": 0.2, "per_hour": 0.2, "per_month": 146.1},
-        "db": {"units": 1.0, "per_instance_hour": 0.5, "per_hour": 0.5, "per_month": 365.25},
+        "app": {
+            "pricing": "on_demand",
+            "units": 1.0,
+            "per_instance_hour": 0.2,
+            "per_hour": 0.2,
+            "per_month": 146.0,
+        },
+        "db": {
+            "pricing": "reserved",
+            "units": 1.0,
+            "per_instance_hour": 0.5,
+            "per_hour": 0.5,
+            "per_month": 365.0,
+        },
     }
     return SizingReport(**{**sizing.__dict__, "result": result, "costs": costs})
 

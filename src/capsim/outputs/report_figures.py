@@ -51,6 +51,7 @@ def cost_header(code: str | None) -> list[str]:
     label = cells.currency(code)
     return [
         "tier",
+        "pricing",
         "units",
         f"price/unit-hour ({label})",
         f"per hour ({label})",

@@ -99,6 +99,7 @@ def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
     return [
         [
             (name, ""),
+            (cost["pricing"], ""),
             (cells.count(cost["units"]), "n"),
             (cells.significant(cost["per_instance_hour"]), "n"),
             (f"{cost['per_hour']:,.2f}", "n"),

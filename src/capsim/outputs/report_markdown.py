@@ -247,6 +247,7 @@ def render_report_markdown(
             [
                 [
                     name,
+                    cost["pricing"],
                     cells.count(cost["units"]),
                     cells.significant(cost["per_instance_hour"]),
                     f"{cost['per_hour']:,.2f}",
@@ -254,7 +255,7 @@ def render_report_markdown(
                 ]
                 for name, cost in report.costs.items()
             ],
-            right=range(1, 5),
+            right=range(2, 6),
         )
         if not report.currency:
             lines += ["", cells.NO_CURRENCY_NOTE]
