@@ -315,3 +315,15 @@ def test_the_report_prices_each_tier_under_its_pricing_model(tmp_path):
     assert costs["app"]["pricing"] == "reserved+spot"
     assert costs["app"]["per_hour"] == pytest.approx(4 * 0.06 + 4 * 0.03)
     assert costs["app"]["per_month"] == pytest.approx(0.36 * 730)
+
+
+def test_solve_says_it_leaves_spot_interruptions_out(tmp_path):
+    spot = ", spot: {discount: 70%, interruption_rate: 6/h, replace_after: 2min}"
+    path = write(tmp_path, SPOT_STORY.format(spot=spot))
+    result = runner.invoke(app, ["solve", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    notes = json.loads(result.stdout)["notes"]
+    # r·D = 6/h x 2 min = 0.2: down 0.2 / 1.2 = 16.7% of the time.
+    assert any("spot interruptions are not modelled" in n and "16.7%" in n for n in notes)

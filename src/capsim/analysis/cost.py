@@ -323,3 +323,20 @@ def _class_shares(
         )
         for name, entry in bill["classes"].items()
     }
+
+
+def spot_notes(model: Model) -> list[str]:
+    """What `capsim solve` leaves out: spot interruptions (it counts every instance as up)."""
+    notes = []
+    for tier in model.tiers:
+        pricing = tier.pricing
+        if pricing is None or not pricing.interrupts:
+            continue
+        down = pricing.interruption_rate * pricing.replace_after
+        share = down / (1.0 + down)
+        notes.append(
+            f"{tier.name}: spot interruptions are not modelled (every instance is counted up); "
+            f"each spot instance is down about {share:.1%} of the time (r·D / (1 + r·D)): "
+            "simulate to see their effect"
+        )
+    return notes
