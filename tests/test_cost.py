@@ -368,3 +368,17 @@ def test_size_buys_more_spot_instances_to_ride_out_interruptions_and_still_pays_
         < plain["total_cost_per_hour"]
         == pytest.approx(0.10 * n_plain)
     )
+
+
+def test_a_price_beyond_a_float_shows_as_null_not_a_traceback(tmp_path):
+    huge = FIXED_FLEET.replace("per_gb: 0.08", "per_gb: " + "9" * 308)
+    path = write(tmp_path, huge + "slos:\n  - {class: browse, p99: 1s}\n")
+    result = runner.invoke(app, ["run", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    bill = json.loads(result.stdout)["cost"]
+    assert bill["tiers"]["app"]["transfer_per_hour"] is None and bill["total_per_hour"] is None
+    sized = runner.invoke(app, ["size", str(path)])
+    assert sized.exit_code == 0, sized.output
+    assert "beyond what can be shown" in sized.stdout

@@ -179,11 +179,12 @@ def run_cost(model: Model, runs: Sequence[RunResult], data: dict[str, Any]) -> d
         entry = _tier_bill(tier, pricing, runs, data["tiers"].get(tier.name, {}), sizes, requests)
         tiers[tier.name] = entry
         column = tier.index
-        by_class += (entry["instances_per_hour"] + entry["gb_seconds_per_hour"]) * _shares(
-            demand[:, column]
-        )
-        by_class += entry["requests_per_hour"] * _shares(requests[:, column])
-        by_class += entry["transfer_per_hour"] * _shares(requests[:, column] * sizes)
+        with np.errstate(invalid="ignore", over="ignore"):  # a price beyond a float: null
+            by_class += (entry["instances_per_hour"] + entry["gb_seconds_per_hour"]) * _shares(
+                demand[:, column]
+            )
+            by_class += entry["requests_per_hour"] * _shares(requests[:, column])
+            by_class += entry["transfer_per_hour"] * _shares(requests[:, column] * sizes)
     total = sum(entry["per_hour"] for entry in tiers.values())
     offered = float(rates.sum())
     return {
@@ -272,6 +273,13 @@ def nominal_tier_cost(tier: Tier) -> float | None:
     return instance_cost_per_hour(tier.pricing, billed_units(tier))
 
 
+def usage_per_hour(bill: dict[str, Any]) -> float | None:
+    """A tier's request, GB-second and byte costs per hour from its `cost.tiers` entry (None
+    when one is beyond a float: the result shows such a figure as null)."""
+    parts = [bill[key] for key in ("requests_per_hour", "gb_seconds_per_hour", "transfer_per_hour")]
+    return None if any(part is None for part in parts) else sum(parts)
+
+
 def plan_costs(sized: Model, tiers: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     """`capsim size`'s cost figures: each tier's `cost_per_hour` and `cost_per_month` (its
     instances at the sized counts, plus its request, GB-second and byte prices at the measured
@@ -279,6 +287,7 @@ def plan_costs(sized: Model, tiers: dict[str, Any], measured: dict[str, Any]) ->
     answer's entries (filled in place); `measured` is the verification run's summary."""
     bill = measured.get("cost") or {"tiers": {}, "classes": {}}
     total: float | None = None
+    beyond = False  # a priced tier's cost is beyond a float: no total either
     for tier in sized.tiers:
         entry = tiers.get(tier.name)
         if entry is None:
@@ -286,9 +295,9 @@ def plan_costs(sized: Model, tiers: dict[str, Any], measured: dict[str, Any]) ->
         hourly = nominal_tier_cost(tier)
         usage = bill["tiers"].get(tier.name)
         if usage is not None:
-            used = usage["requests_per_hour"] + usage["gb_seconds_per_hour"]
-            used += usage["transfer_per_hour"]
-            hourly = used if hourly is None else hourly + used
+            used = usage_per_hour(usage)
+            beyond = beyond or used is None
+            hourly = None if used is None else used if hourly is None else hourly + used
             entry["pricing"] = usage["pricing"]
         entry["cost_per_hour"] = hourly
         entry["cost_per_month"] = hourly * HOURS_PER_MONTH if hourly is not None else None
@@ -298,6 +307,8 @@ def plan_costs(sized: Model, tiers: dict[str, Any], measured: dict[str, Any]) ->
             entry["reserved_idle"] = max(0, tier.pricing.reserved - billed_units(tier))
         if hourly is not None:
             total = hourly if total is None else total + hourly
+    if beyond:
+        total = None
     offered = sum(c["offered_rate"] for c in measured["classes"].values())
     per_class = _class_shares(bill, measured, total)
     return {
@@ -313,8 +324,11 @@ def _class_shares(
 ) -> dict[str, float | None] | None:
     """Cost per million requests of each class: the plan's total shared as the measured bill
     shares it between classes, over the class's offered requests."""
-    billed = sum(entry["per_hour"] for entry in bill["classes"].values())
-    if total is None or not bill["classes"] or billed <= 0:
+    shares = [entry["per_hour"] for entry in bill["classes"].values()]
+    if total is None or not shares or any(share is None for share in shares):
+        return None
+    billed = sum(shares)
+    if billed <= 0:
         return None
     return {
         name: _per_million(

@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from capsim.analysis.cost import HOURS_PER_MONTH, billed_units, nominal_tier_cost, pricing_model
+from capsim.analysis.cost import (
+    HOURS_PER_MONTH,
+    billed_units,
+    nominal_tier_cost,
+    pricing_model,
+    usage_per_hour,
+)
 from capsim.analysis.saturate import find_saturation
 from capsim.analysis.summary import summarise
 from capsim.engine.executors import Executor
@@ -163,11 +169,13 @@ def tier_costs(model: Model, bill: dict[str, Any] | None = None) -> dict[str, di
     for tier in model.tiers:
         if tier.pricing is None:
             continue
-        hourly = nominal_tier_cost(tier) or 0.0
+        hourly: float | None = nominal_tier_cost(tier) or 0.0
         used = usage.get(tier.name)
         if used is not None:
-            hourly += used["requests_per_hour"] + used["gb_seconds_per_hour"]
-            hourly += used["transfer_per_hour"]
+            extra = usage_per_hour(used)
+            hourly = None if extra is None or hourly is None else hourly + extra
+        if hourly is None:
+            continue  # a price beyond a float: the result's cost shows it as null
         costs[tier.name] = {
             "pricing": pricing_model(tier.pricing),
             "units": float(billed_units(tier)),

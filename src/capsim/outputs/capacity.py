@@ -173,6 +173,8 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             f"{cells.money(cost, code)} per hour, "
             f"{cells.money(data.get('total_cost_per_month'), code)} per month"
             if cost is not None
+            else "beyond what can be shown (a price times its quantity overflows)"
+            if any("pricing" in t for t in data["tiers"].values())
             else "no tier has a cost"
         )
         + (
