@@ -382,3 +382,31 @@ def test_a_price_beyond_a_float_shows_as_null_not_a_traceback(tmp_path):
     sized = runner.invoke(app, ["size", str(path)])
     assert sized.exit_code == 0, sized.output
     assert "beyond what can be shown" in sized.stdout
+
+
+def test_a_class_pays_the_instances_in_proportion_to_the_work_it_brings(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+name: shares
+currency: EUR
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  browse: {entry: app, rate: 20/s}
+  export: {entry: app, rate: 20/s}
+tiers:
+  app:
+    service_time: 10ms
+    classes: {export: {service_time: 90ms}}
+    instances: 4
+    cost: {per_instance_hour: 0.25}
+""",
+    )
+    result = capsim.run_file(path).data
+    classes = result["cost"]["classes"]
+    rates = {name: c["offered_rate"] for name, c in result["classes"].items()}
+    # Demand per second: browse rate x 10 ms, export rate x 90 ms; the 1.00/h fleet is shared so.
+    browse, export = rates["browse"] * 0.010, rates["export"] * 0.090
+    assert classes["browse"]["per_hour"] == pytest.approx(1.00 * browse / (browse + export))
+    assert classes["export"]["per_hour"] == pytest.approx(1.00 * export / (browse + export))
+    assert result["cost"]["currency"] == "EUR"
