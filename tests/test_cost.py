@@ -410,3 +410,23 @@ tiers:
     assert classes["browse"]["per_hour"] == pytest.approx(1.00 * browse / (browse + export))
     assert classes["export"]["per_hour"] == pytest.approx(1.00 * export / (browse + export))
     assert result["cost"]["currency"] == "EUR"
+
+
+def test_an_interrupted_instance_is_noticed_as_late_as_a_dead_one(tmp_path):
+    # As with a fault: without health checks balancing stops sending to an interrupted instance
+    # at once; with checks every 5 s that must fail 3 times, it keeps sending for 10-15 s, and
+    # those requests fail (connection refused).
+    spot = ", spot: {discount: 70%, interruption_rate: 6/h, replace_after: 2min}"
+    text = SPOT_STORY.format(spot=spot)
+    checked = text.replace("instances: 8", "instances: 8\n    health_check: {interval: 5s}")
+    at_once = capsim.run_file(write(tmp_path, text, "at-once.yaml")).data
+    late = capsim.run_file(write(tmp_path, checked, "late.yaml")).data
+    # Same seed, same interruptions (their own stream).
+    assert (
+        late["tiers"]["app"]["spot"]["interruptions"]
+        == at_once["tiers"]["app"]["spot"]["interruptions"]
+        > 0
+    )
+    # At least 10 s per interruption at 1/8 of 120/s: 150 more refused requests each.
+    extra = late["classes"]["browse"]["errors"] - at_once["classes"]["browse"]["errors"]
+    assert extra > 0.8 * 150 * late["tiers"]["app"]["spot"]["interruptions"]
