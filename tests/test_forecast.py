@@ -172,6 +172,7 @@ def test_the_table_and_markdown_show_the_dates_and_the_plan(tmp_path):
     assert markdown.exit_code == 0, markdown.output
     assert markdown.stdout.startswith("# capsim forecast: mmc")
     assert "| 2027-07-01 | step | 1.76x |" in markdown.stdout  # 1.1 ** (181 days / 30.44)
+    assert "| cost/hour | cost/month |" in markdown.stdout
 
 
 def test_a_process_pool_gives_the_serial_forecast_byte_for_byte(tmp_path):

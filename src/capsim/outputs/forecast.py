@@ -74,6 +74,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 f"{step['load']:.3g}x",
                 cells.rate(step["rate"]),
                 _capacity_text(step["tiers"]) if step["tiers"] else f"none: {step['error']}",
+                cells.money(step["cost_per_hour"], code),
                 cells.money(step["cost_per_month"], code),
                 "yes" if step["verified"] else "NO",
             ]
@@ -82,7 +83,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         blocks.append(
             (
                 "Capacity plan",
-                ["date", "step", "load", "rate", "capacity", "cost/month", "verified"],
+                ["date", "step", "load", "rate", "capacity", "cost/hour", "cost/month", "verified"],
                 plan_rows,
             )
         )
