@@ -430,3 +430,20 @@ def test_an_interrupted_instance_is_noticed_as_late_as_a_dead_one(tmp_path):
     # At least 10 s per interruption at 1/8 of 120/s: 150 more refused requests each.
     extra = late["classes"]["browse"]["errors"] - at_once["classes"]["browse"]["errors"]
     assert extra > 0.8 * 150 * late["tiers"]["app"]["spot"]["interruptions"]
+
+
+def test_both_engine_paths_bill_a_spot_priced_fleet_alike(tmp_path):
+    # Spot prices without interruptions change nothing the engine simulates: both paths run it.
+    text = FIXED_FLEET.replace("per_gb: 0.08", "per_gb: 0.08\n      spot: {discount: 70%}")
+    path = write(tmp_path, text)
+    events = capsim.run_file(path, engine="events").data
+    vectorised = capsim.run_file(path, engine="vectorised").data
+    assert vectorised["engine"]["path"] == "vectorised"
+    for data in (events, vectorised):
+        # 4 reserved at 0.06 and 2 spot at 0.03.
+        assert data["cost"]["tiers"]["app"]["instances_per_hour"] == pytest.approx(0.30)
+        assert data["cost"]["tiers"]["app"]["pricing"] == "reserved+spot"
+    # The bytes follow the offered rates, the same arrivals on both paths.
+    assert vectorised["cost"]["total_per_hour"] == pytest.approx(
+        events["cost"]["total_per_hour"], rel=0.01
+    )
