@@ -761,6 +761,19 @@ class CostSpec(_Strict):
     queue: each consumer) with an optional reserved base and spot above it, per request and per
     GB-second (serverless), per GB of responses sent (a CDN, egress)."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=False,
+        # At least one price, as `_priced` checks: editors see it in the JSON schema too.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [key]}
+                for key in ("per_instance_hour", "per_million_requests", "per_gb_second", "per_gb")
+            ]
+        },
+    )
+
     per_instance_hour: NonNegativeNumber | None = None
     reserved: ReservedSpec | None = None
     spot: SpotSpec | None = None
