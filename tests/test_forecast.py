@@ -172,6 +172,7 @@ def test_the_table_and_markdown_show_the_dates_and_the_plan(tmp_path):
     assert markdown.exit_code == 0, markdown.output
     assert markdown.stdout.startswith("# capsim forecast: mmc")
     assert "| 2027-07-01 | step | 1.76x |" in markdown.stdout  # 1.1 ** (181 days / 30.44)
+    assert "| cost/hour | cost/month |" in markdown.stdout
 
 
 def test_a_process_pool_gives_the_serial_forecast_byte_for_byte(tmp_path):
@@ -180,3 +181,20 @@ def test_a_process_pool_gives_the_serial_forecast_byte_for_byte(tmp_path):
     serial = forecast_json(path, *options)
     pooled = forecast_json(path, *options, "--executor", "process", "--workers", "2")
     assert pooled == serial
+
+
+def test_each_plan_step_costs_its_fleet_under_the_tiers_pricing_model(tmp_path):
+    # One worker per instance, sized by instances; 2 instances reserved at 40% off 0.5 an hour.
+    path = mmc_scenario(
+        tmp_path, rate=150, servers=1, duration="20s", sizing="{of: instances, min: 1, max: 40}"
+    )
+    reserved = "tiers.server.cost.reserved={instances: 2, discount: 40%}"
+    data = forecast_json(
+        path, "--growth", "25%/month", "--horizon", "6mo", "--step", "3mo", "--set", reserved
+    )
+    counts = [step["tiers"]["server"]["instances"] for step in data["plan"]]
+    assert counts == sorted(counts) and counts[-1] > counts[0] > 2
+    for step, n in zip(data["plan"], counts, strict=True):
+        # The base is paid every hour at 0.30 each; the instances above it on demand at 0.50.
+        assert step["cost_per_hour"] == pytest.approx(2 * 0.30 + (n - 2) * 0.50)
+        assert step["cost_per_month"] == pytest.approx(730 * step["cost_per_hour"])

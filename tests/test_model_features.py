@@ -25,6 +25,7 @@ from capsim.model.types import (
     Model,
     Parallel,
     Pool,
+    Pricing,
     RateLimit,
     Retry,
     Simulation,
@@ -42,6 +43,7 @@ CLASSIFIED = (
     types.TrafficClass,
     types.Model,
     types.Pool,
+    types.Pricing,
     types.Autoscale,
     types.RateLimit,
     types.ColdLru,
@@ -103,6 +105,11 @@ REFUSED_EXAMPLES: dict[str, dict[str, Any]] = {
     "Tier.autoscale": {"autoscale": Autoscale(max=4)},
     "Tier.consumer_scaling": {
         "consumer_scaling": ConsumerScaling("backlog", 10.0, 0, 4, 1, per_consumer=1)
+    },
+    "Tier.pricing": {
+        "pricing": Pricing(
+            on_demand=0.1, spot_discount=0.7, interruption_rate=0.01, replace_after=5
+        )
     },
     "Tier.rate_limit": {"rate_limit": RateLimit(rate=5.0, burst=5)},
     "Tier.max_retries": {"max_retries": 2},
@@ -238,8 +245,13 @@ def test_a_profile_faults_autoscaling_or_a_cold_cache_change_conditions_during_t
         "autoscale": _model(**REFUSED_EXAMPLES["Tier.autoscale"]),
         "cold_lru": _model(**REFUSED_EXAMPLES["Tier.cold_lru"]),
         "consumer_scaling": _model(**REFUSED_EXAMPLES["Tier.consumer_scaling"]),
+        "pricing": _model(**REFUSED_EXAMPLES["Tier.pricing"]),
     }
     assert not features.conditions_change(_model())
+    # Prices alone change nothing the engine simulates: only spot interruptions do.
+    assert not features.conditions_change(
+        _model(pricing=Pricing(on_demand=0.1, reserved=1, reserved_discount=0.4, spot_discount=0.7))
+    )
     for name, model in changing.items():
         assert features.conditions_change(model), name
     marked = {f.field for f in FEATURES if f.changes_conditions}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -100,8 +101,20 @@ def full(sizing: SizingReport) -> SizingReport:
     """The report with every plot: time series as the engine will add them, and prices."""
     result = {**sizing.result, "timeseries": _timeseries(TIERS)}
     costs = {
-        "app": {"units": 1.0, "per_instance_hour": 0.2, "per_hour": 0.2, "per_month": 146.1},
-        "db": {"units": 1.0, "per_instance_hour": 0.5, "per_hour": 0.5, "per_month": 365.25},
+        "app": {
+            "pricing": "on_demand",
+            "units": 1.0,
+            "per_instance_hour": 0.2,
+            "per_hour": 0.2,
+            "per_month": 146.0,
+        },
+        "db": {
+            "pricing": "reserved",
+            "units": 1.0,
+            "per_instance_hour": 0.5,
+            "per_hour": 0.5,
+            "per_month": 365.0,
+        },
     }
     return SizingReport(**{**sizing.__dict__, "result": result, "costs": costs})
 
@@ -190,7 +203,7 @@ def test_costs_come_from_each_tiers_price_per_billed_unit(tmp_path: Path) -> Non
     costs = tier_costs(capsim.build_model(capsim.load_scenario(path)))
     assert costs["app"]["units"] == 2 and costs["app"]["per_hour"] == pytest.approx(0.5)
     assert costs["db"]["units"] == 2  # the primary and its replica
-    assert costs["db"]["per_month"] == pytest.approx(730.5)
+    assert costs["db"]["per_month"] == pytest.approx(730.0)  # 2 units x 0.5 x 730 h
     html = tmp_path / "priced.html"
     result = runner.invoke(app, ["report", str(path), "-o", str(html), "--no-curve"])
     assert result.exit_code == 0, result.output
@@ -287,10 +300,9 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return pixels.reshape(height, width, bpp)
 
 
-def test_every_plot_shows_in_headless_chromium_without_network(
-    full: SizingReport, tmp_path: Path
-) -> None:
-    html = render_report_html(full)
+def _plot_bands(html: str, tmp_path: Path) -> tuple[int, int, np.ndarray]:
+    """Open `html` in headless Chromium: (plots in the page, separate bands of the palette's
+    blue in the screenshot, the pixels)."""
     page = tmp_path / "report.html"
     page.write_text(html)
     screenshot = tmp_path / "report.png"
@@ -335,7 +347,14 @@ def test_every_plot_shows_in_headless_chromium_without_network(
         for run, after in zip(runs, [*runs[1:], None], strict=True)
         if not (run[1] - run[0] < 4 and after is not None and after[0] - run[1] < 200)
     ]
-    assert len(bands) == plots == 9
+    return plots, len(bands), pixels
+
+
+def test_every_plot_shows_in_headless_chromium_without_network(
+    full: SizingReport, tmp_path: Path
+) -> None:
+    plots, bands, pixels = _plot_bands(render_report_html(full), tmp_path)
+    assert bands == plots == 9
     # And the page is not blank: plenty of dark pixels (text, axes).
     assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
 
@@ -392,3 +411,136 @@ def test_capsim_report_refuses_bad_input_with_exit_2(scenario: Path, tmp_path: P
         app, ["report", str(scenario), "-o", str(tmp_path / "no" / "r.html"), "--no-curve"]
     )
     assert nowhere.exit_code == 2 and "cannot write" in nowhere.output
+
+
+# --- The forecast section (capsim report --forecast FILE) -------------------------------------
+
+
+def _forecast() -> dict[str, Any]:
+    """A `capsim forecast --format json` result for SHOP: 8%/month from 2027-01-01, a
+    Black Friday at 3x, app saturating in July, db not within the year, a quarterly plan."""
+    plan = [
+        ("2027-01-01", "step", 1.0, 2, 146.0),
+        ("2027-04-01", "step", 1.26, 2, 146.0),
+        ("2027-07-01", "step", 1.58, 3, 219.0),
+        ("2027-10-01", "step", 1.99, 4, 292.0),
+        ("2027-11-26", "before event 2027-11-26=3x", 6.9, 11, 803.0),
+        ("2028-01-01", "step", 2.52, 4, 292.0),
+    ]
+    return {
+        "capsim_version": capsim.__version__,
+        "scenario": "small-shop",
+        "command": "forecast",
+        "from": "2027-01-01",
+        "until": "2028-01-01",
+        "offered_rate": 70.0,
+        "growth": {"monthly": 0.08, "source": "--growth 8%/month", "fit": None},
+        "events": [{"date": "2027-11-26", "multiplier": 3.0}],
+        "tiers": {
+            "app": {"saturation_rate": 110.0, "saturates_on": "2027-07-02", "by_event": None},
+            "db": {"saturation_rate": 450.0, "saturates_on": None, "by_event": None},
+        },
+        "first_slo_breach": {
+            "date": "2027-05-20",
+            "slo": "browse p99 <= 400ms",
+            "rate": 100.0,
+            "by_event": None,
+            "determined": True,
+        },
+        "plan": [
+            {
+                "date": day,
+                "why": why,
+                "load": load,
+                "rate": 70.0 * load,
+                "tiers": {"app": {"sized": "instances", "instances": n}},
+                "cost_per_hour": month / 730,
+                "cost_per_month": month,
+                "verified": True,
+                "error": None,
+            }
+            for day, why, load, n, month in plan
+        ],
+        "currency": "USD",
+        "notes": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def forecast_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("forecast") / "growth.json"
+    path.write_text(json.dumps(_forecast()))
+    return path
+
+
+def test_the_forecast_section_dates_saturation_the_breach_and_the_plan_cost(
+    full: SizingReport,
+) -> None:
+    html = render_report_html(SizingReport(**{**full.__dict__, "forecast": _forecast()}))
+    section = html[html.index('<h2 id="forecast">') :]
+    found = charts(section)
+    assert found["forecast-load"] == {"trend", "seasonal events"}
+    assert found["forecast-cost"] == {"plan"}
+    assert "forecast-saturation" in found
+    assert "First SLO breach: 2027-05-20 (browse p99 &lt;= 400ms" in section
+    assert "Saturation: app on 2027-07-02." in section
+    assert "Not saturated before 2028-01-01: db." in section
+    # The dearest step is the day before Black Friday, not the last one.
+    assert "at most 803.00 USD (2027-11-26, before event 2027-11-26=3x)" in section
+    assert "app (2027-07-02)" in section and "db (" not in section.split("<h3>")[0]
+
+
+def test_the_forecast_plots_show_in_headless_chromium(full: SizingReport, tmp_path: Path) -> None:
+    html = render_report_html(SizingReport(**{**full.__dict__, "forecast": _forecast()}))
+    plots, bands, _ = _plot_bands(html, tmp_path)
+    assert bands == plots == 9 + 3
+
+
+def test_capsim_report_adds_the_forecast_of_a_json_file(
+    scenario: Path, forecast_file: Path, tmp_path: Path
+) -> None:
+    html = tmp_path / "out.html"
+    args = ["report", str(scenario), "-o", str(html), "--no-curve", "--forecast"]
+    result = runner.invoke(app, [*args, str(forecast_file)])
+    assert result.exit_code == 0, result.output
+    assert {"forecast-load", "forecast-saturation", "forecast-cost"} <= set(
+        charts(html.read_text())
+    )
+    markdown = tmp_path / "out.md"
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(scenario),
+            "-o",
+            str(markdown),
+            "--no-curve",
+            "--forecast",
+            str(forecast_file),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = markdown.read_text()
+    assert "## Forecast" in text and "](out-forecast-load." in text
+    assert "| 2027-11-26 | before event 2027-11-26=3x |" in text
+    assert any(tmp_path.glob("out-forecast-cost.*"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"command": "forecast",\n  "scenario": }', "growth.json:2:15: not JSON"),
+        ('{"command": "run"}', "not a forecast"),
+        (json.dumps({**_forecast(), "scenario": "other"}), "a forecast of scenario 'other'"),
+        (json.dumps({k: v for k, v in _forecast().items() if k != "plan"}), "without plan"),
+    ],
+)
+def test_capsim_report_refuses_a_bad_forecast_before_simulating(
+    scenario: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    bad = tmp_path / "growth.json"
+    bad.write_text(content)
+    html = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(scenario), "-o", str(html), "--forecast", str(bad)])
+    assert result.exit_code == 2 and message in result.output
+    assert not html.exists()

@@ -21,11 +21,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from capsim.analysis.cost import HOURS_PER_MONTH
 from capsim.analysis.sizing import SizingError
 from capsim.errors import UsageError
 
 DAYS_PER_MONTH = 365.2425 / 12
-HOURS_PER_MONTH = 730.0
 
 _SPAN = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(mo|months?|w|weeks?|d|days?|y|years?)\s*$", re.IGNORECASE
@@ -382,3 +382,39 @@ def forecast(
         },
         "notes": notes,
     }
+
+
+#: The keys of a forecast that `capsim report --forecast` draws (docs/forecast.md).
+REPORTED_KEYS = ("from", "until", "offered_rate", "growth", "tiers", "first_slo_breach", "plan")
+
+
+def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
+    """A `capsim forecast --format json` file for the report of `scenario`; located errors."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{path}:{error.lineno}:{error.colno}: not JSON ({error.msg}); write the file with "
+            f"capsim forecast {scenario!r} ... --format json -o {path}"
+        ) from None
+    if not isinstance(data, dict) or data.get("command") != "forecast":
+        raise UsageError(
+            f'{path}: not a forecast (its `command` is not "forecast"); write one with '
+            "capsim forecast SCENARIO --growth 8%/month --format json -o FILE"
+        )
+    missing = [key for key in REPORTED_KEYS if key not in data]
+    if missing:
+        raise UsageError(
+            f"{path}: a forecast without {', '.join(missing)}; write it again with this "
+            "capsim's forecast --format json"
+        )
+    if data.get("scenario") != scenario:
+        raise UsageError(
+            f"{path} is a forecast of scenario {data.get('scenario')!r}, not of {scenario!r}; "
+            "run capsim forecast on the scenario of the report"
+        )
+    for key in ("from", "until"):
+        parse_date(str(data[key]), f"{path}: `{key}`")
+    return data

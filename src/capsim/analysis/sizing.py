@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.cost import marginal_price, plan_costs, search_cost
 from capsim.analysis.points import (
     Point,
     Progress,
@@ -209,7 +210,7 @@ def dimensions(model: Model, redundancy: int) -> list[Dimension]:
         sizing = tier.sizing or Sizing(of="consumers" if tier.kind == "queue" else "instances")
         if sizing.fixed:
             continue
-        unit_cost = tier.cost_per_instance_hour or 0.0
+        unit_cost = marginal_price(tier)
         if sizing.of == "concurrency":
             unit_cost = 0.0  # workers of an instance are not priced separately
         low, high = sizing.min, sizing.max
@@ -351,7 +352,7 @@ class _Search:
         return [self.cache[key] for key in keys]
 
     def cost(self, values: dict[str, int]) -> float:
-        return sum(d.unit_cost * values[d.name] for d in self.dims)
+        return search_cost(self.target, self.dims, values)  # analysis/cost.py: pricing models
 
     def grow(self, values: dict[str, int], model: Model) -> dict[str, int]:
         """Add capacity where it helps most per unit of cost until every objective holds."""
@@ -614,8 +615,6 @@ def size_tiers(
         "checking",
     )
     tiers_out: dict[str, Any] = {}
-    total_cost = 0.0
-    priced = False
     by_name = {d.name: d for d in dims}
     for tier in sized.tiers:
         if tier.synthetic:
@@ -644,20 +643,8 @@ def size_tiers(
         measured = intact.report.data["tiers"].get(tier.name, {})
         entry["utilization"] = measured.get("utilization")
         entry["occupancy"] = measured.get("occupancy")
-        if tier.cost_per_instance_hour is not None:
-            priced = True
-            entry["cost_per_hour"] = billed_units(tier) * tier.cost_per_instance_hour
-            total_cost += entry["cost_per_hour"]
-        else:
-            entry["cost_per_hour"] = None
         tiers_out[tier.name] = entry
-
-    requests_per_second = sum(c["offered_rate"] for c in intact.report.data["classes"].values())
-    per_million = (
-        total_cost / (requests_per_second * 3600.0 / 1e6)
-        if priced and requests_per_second > 0
-        else None
-    )
+    costs = plan_costs(sized, tiers_out, intact.report.data)  # analysis/cost.py
     warnings = _occupancy_warnings(tiers_out, by_name, headroom)
     if progress:
         progress(1.0, "done")
@@ -672,8 +659,7 @@ def size_tiers(
         "redundancy": f"n+{redundancy}" if redundancy else "n",
         "tiers": tiers_out,
         "currency": model.currency,
-        "total_cost_per_hour": total_cost if priced else None,
-        "cost_per_million_requests": per_million,
+        **costs,
         "slos": [c.as_dict() for c in intact.checks],
         "slos_after_loss": [c.as_dict() for c in final.checks] if redundancy else None,
         "passed": intact.meets and final.meets,

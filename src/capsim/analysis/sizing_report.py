@@ -9,8 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from capsim.analysis.cost import (
+    HOURS_PER_MONTH,
+    billed_units,
+    nominal_tier_cost,
+    pricing_model,
+    usage_per_hour,
+)
 from capsim.analysis.saturate import find_saturation
-from capsim.analysis.sizing import billed_units
 from capsim.analysis.summary import summarise
 from capsim.engine.executors import Executor
 from capsim.engine.histogram import Histogram
@@ -21,7 +27,6 @@ from capsim.model.types import Model
 
 ProgressCallback = Callable[[float, str], None]
 #: Hours in an average month (365.25 x 24 / 12), for monthly cost.
-HOURS_PER_MONTH = 730.5
 
 
 @dataclass
@@ -33,6 +38,7 @@ class SizingReport:
     `bottleneck`: the busiest tier, its occupancy and the estimated saturation rate.
     `costs`: per priced tier, units, price per unit-hour, cost per hour and per month, in
     `currency` (None: the scenario names none).
+    `forecast`: a `capsim forecast` result for the report's forecast section, or None.
     """
 
     result: dict[str, Any]
@@ -41,7 +47,8 @@ class SizingReport:
     curve: dict[str, Any] | None = None
     curve_note: str | None = None
     bottleneck: dict[str, Any] | None = None
-    costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forecast: dict[str, Any] | None = None
     scenario_path: str = ""
     currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
     #: The scenario's `description` (free text, may span lines; shown under the title).
@@ -153,19 +160,28 @@ def _knee_class(curve: dict[str, Any], knee: float | None) -> str | None:
     return best[1] if best else None
 
 
-def tier_costs(model: Model) -> dict[str, dict[str, float]]:
-    """Cost per hour and per month of every tier that has a price (`cost.per_instance_hour`)."""
-    costs: dict[str, dict[str, float]] = {}
+def tier_costs(model: Model, bill: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Cost per hour and per month of every priced tier: its instances at their written counts
+    under its pricing model, plus its request, GB-second and byte prices at the load of `bill`
+    (the result's `cost` section, docs/cost.md)."""
+    costs: dict[str, dict[str, Any]] = {}
+    usage = (bill or {}).get("tiers", {})
     for tier in model.tiers:
-        price = tier.cost_per_instance_hour
-        if price is None:
+        if tier.pricing is None:
             continue
-        units = billed_units(tier)
+        hourly: float | None = nominal_tier_cost(tier) or 0.0
+        used = usage.get(tier.name)
+        if used is not None:
+            extra = usage_per_hour(used)
+            hourly = None if extra is None or hourly is None else hourly + extra
+        if hourly is None:
+            continue  # a price beyond a float: the result's cost shows it as null
         costs[tier.name] = {
-            "units": float(units),
-            "per_instance_hour": float(price),
-            "per_hour": units * float(price),
-            "per_month": units * float(price) * HOURS_PER_MONTH,
+            "pricing": pricing_model(tier.pricing),
+            "units": float(billed_units(tier)),
+            "per_instance_hour": float(tier.pricing.on_demand or 0.0),
+            "per_hour": hourly,
+            "per_month": hourly * HOURS_PER_MONTH,
         }
     return costs
 
@@ -189,7 +205,7 @@ def build_sizing_report(
         warnings=list(summary.warnings),
         cdf=latency_cdfs(model, runs),
         bottleneck=find_bottleneck(model, summary.data),
-        costs=tier_costs(model),
+        costs=tier_costs(model, summary.data.get("cost")),
         scenario_path=model.source,
         currency=model.currency,
         description=model.description,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import formulas
+from capsim.analysis.cost import spot_notes
 from capsim.errors import CapsimError
 from capsim.model.types import (
     PERCENTILES,
@@ -512,6 +513,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
     notes.extend(_arrival_process_notes(model, stations))
+    notes.extend(spot_notes(model))
     if len(closed) > 1 or (closed and open_rate.sum() > 0):
         notes.append(
             "several closed classes or mixed open and closed traffic: each closed class is "

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from capsim.analysis import cost
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
     falling_at_end,
@@ -748,6 +749,8 @@ def summarise(
     overloaded: list[dict[str, Any]] = []
     for tier in model.tiers:
         entry, stability = _summarise_tier(model, tier, runs, retried)
+        if tier.pricing is not None and tier.pricing.interrupts:
+            entry["spot"] = cost.spot_figures(tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
             failure = overload_entry(tier.name, entry, open_offered)
@@ -791,6 +794,8 @@ def summarise(
         "events": sum(run.events for run in runs),
     }
     data["warmup"] = runs[0].warmup
+    if cost.priced(model):
+        data["cost"] = cost.run_cost(model, runs, data)
     if any(not entry["stable"] for entry in tiers.values()):
         hint = _saturation_hint(model, capsim_version)
         if hint:

@@ -42,6 +42,15 @@ from capsim.errors import UsageError
 MAX_HISTORY_BYTES = 16 * 1024 * 1024
 
 
+def load_forecast(path: Path, scenario: str) -> dict[str, Any]:
+    """A forecast JSON file for `capsim report --forecast`, checked (docs/forecast.md)."""
+    from capsim.analysis.forecast import read_forecast
+    from capsim.safeio import read_capped
+
+    text = read_capped(path, MAX_HISTORY_BYTES, "a forecast file").decode("utf-8-sig")
+    return read_forecast(path, text, scenario)
+
+
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
     from capsim.analysis.stats import sanitise
     from capsim.outputs.forecast import render_forecast

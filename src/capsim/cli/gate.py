@@ -303,6 +303,14 @@ def report(
             "the saturation rate (simulates the scenario at a dozen or so loads).",
         ),
     ] = True,
+    forecast_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--forecast",
+            help="A `capsim forecast --format json` file of this scenario: adds a forecast "
+            "section (load over the horizon, saturation dates, first SLO breach, plan cost).",
+        ),
+    ] = None,
     set_: SetOption = None,
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
@@ -322,6 +330,7 @@ def report(
     embeds its plots as image files written next to it (PNG with matplotlib installed, else SVG).
     """
     from capsim.analysis.sizing_report import build_sizing_report
+    from capsim.cli.forecast import load_forecast
     from capsim.engine.runner import run_replications
     from capsim.outputs.files import is_regular_destination, is_stdout
     from capsim.outputs.report_markdown import write_report_markdown
@@ -345,6 +354,7 @@ def report(
         ]
         loaded = capsim.load_scenario(scenario, overrides)
         model, factor = _with_load(capsim.build_model(loaded), load)
+        planned = load_forecast(forecast_file, model.name) if forecast_file else None
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
@@ -365,6 +375,7 @@ def report(
                 max_requests=max_requests,
                 executor=where,
             )
+        sizing.forecast = planned
         if load is not None:
             sizing.result["load"] = factor
         console = _stderr()

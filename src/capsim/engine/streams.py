@@ -14,6 +14,7 @@ SERVICE, ROUTING, BALANCING, PUBLISH, ARRIVALS, THINK, HIT = range(7)
 RETRY = 7  # a caller tier's retry jitter
 FAULT = 8  # a tier's fault draws (error_rate)
 CACHE_KEYS = 9  # a cold cache's requested keys
+SPOT = 10  # a tier's spot interruption times
 TIER_BASE = 0
 CLASS_BASE = 1_000_000
 

@@ -25,6 +25,7 @@ from capsim.model.types import (
     OneOf,
     Parallel,
     Pool,
+    Pricing,
     ProfilePoint,
     RateLimit,
     Retry,
@@ -49,6 +50,7 @@ from capsim.scenario.schema import (
     CdnTier,
     ConstantDist,
     ConstantSize,
+    CostSpec,
     DatabaseTier,
     EmpiricalDist,
     EmpiricalSize,
@@ -472,6 +474,24 @@ def _sizing(spec: AnyTier) -> Sizing | None:
     return Sizing(of=of, min=spec.sizing.min, max=spec.sizing.max)
 
 
+def _pricing(spec: CostSpec | None) -> Pricing | None:
+    """A tier's `cost` as its Pricing (docs/cost.md); memory in GB of 2^30 bytes, as billed."""
+    if spec is None:
+        return None
+    return Pricing(
+        on_demand=spec.per_instance_hour,
+        reserved=spec.reserved.instances if spec.reserved is not None else 0,
+        reserved_discount=spec.reserved.discount if spec.reserved is not None else 0.0,
+        spot_discount=spec.spot.discount if spec.spot is not None else None,
+        interruption_rate=spec.spot.interruption_rate if spec.spot is not None else 0.0,
+        replace_after=spec.spot.replace_after if spec.spot is not None else 0.0,
+        per_million_requests=spec.per_million_requests,
+        per_gb_second=spec.per_gb_second,
+        memory_gb=(spec.memory or 0.0) / 2**30,
+        per_gb=spec.per_gb,
+    )
+
+
 def _build_tiers(
     scenario: Scenario,
     tier_index: dict[str, int],
@@ -484,6 +504,7 @@ def _build_tiers(
         index = tier_index[name]
         blocking = spec.blocking if spec.blocking is not None else spec.type in BLOCKING_BY_DEFAULT
         cost = spec.cost.per_instance_hour if spec.cost is not None else None
+        pricing = _pricing(spec.cost)
         sizing = _sizing(spec)
         if isinstance(spec, QueueTier):
             scaling = _consumer_scaling(spec)
@@ -511,6 +532,7 @@ def _build_tiers(
                     batch_linger=spec.batch.linger if spec.batch is not None else 0.0,
                     partitions=spec.partitions,
                     cost_per_instance_hour=cost,
+                    pricing=pricing,
                     sizing=sizing,
                 )
             )
@@ -527,6 +549,7 @@ def _build_tiers(
             max_queue=spec.max_queue,
             timeout=spec.timeout,
             cost_per_instance_hour=cost,
+            pricing=pricing,
             sizing=sizing,
             zones=tuple(spec.zones or ()),
             health_check=_health_check(spec.health_check),
@@ -652,6 +675,7 @@ def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[Traff
                 if spec.think_time is not None
                 else None,
                 process=process,
+                response_size=spec.response_size or 0.0,
             )
         )
     return classes

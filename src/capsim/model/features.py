@@ -159,8 +159,26 @@ def _refuse_pool(model: Model, tier: Tier) -> str:
     return f"tier '{tier.name}' has a connection pool, which needs the event path"
 
 
+def _refuse_spot(model: Model, tier: Tier) -> str:
+    if tier.pricing is None or not tier.pricing.interrupts:
+        return ""
+    return (
+        f"tier '{tier.name}' runs on spot instances that are interrupted and replaced "
+        "during the run, which changes its capacity mid-run"
+    )
+
+
 _T = "Tier"
 TIER_FEATURES: tuple[Feature, ...] = (
+    Feature(
+        owner=_T,
+        field="pricing",
+        changes_conditions=True,
+        role="event_only",
+        what="how the tier is billed; spot interruptions lose instances mid-run",
+        refuse=_refuse_spot,
+        reports=("spot",),
+    ),
     Feature(
         owner=_T,
         field="autoscale",
@@ -489,6 +507,7 @@ CLASS_FEATURES: tuple[Feature, ...] = (
         changes_conditions=True,
     ),
     _data(_K, "name", "identifies the class"),
+    _data(_K, "response_size", "bytes of each answer, for per-GB prices"),
     _data(_K, "index", "identifies the class"),
 )
 
@@ -565,6 +584,19 @@ PART_FEATURES: tuple[Feature, ...] = (
         ),
     ),
     *_parts("RateLimit", "Tier.rate_limit", ("rate", "burst")),
+    *_parts("Pricing", "Tier.pricing", ("spot_discount", "interruption_rate", "replace_after")),
+    *(
+        _data("Pricing", f, "prices of the cost figures (docs/cost.md)")
+        for f in (
+            "on_demand",
+            "reserved",
+            "reserved_discount",
+            "per_million_requests",
+            "per_gb_second",
+            "memory_gb",
+            "per_gb",
+        )
+    ),
     *_parts("ColdLru", "Tier.cold_lru", ("capacity", "keys", "zipf")),
     *_parts("HealthCheck", "Tier.health_check", ("interval", "unhealthy_after", "healthy_after")),
     *_parts("Retry", "Call.retry", ("max", "backoff", "base", "cap", "jitter", "budget")),
@@ -649,6 +681,10 @@ def is_guarded(call: Call) -> bool:
 
 
 def _is_set(value: object) -> bool:
+    """Whether a setting is on; a setting object may say it is inert (`Pricing` without spot
+    interruptions: `changes_conditions` False)."""
+    if not getattr(value, "changes_conditions", True):
+        return False
     return value is not None and value is not False and value != 0 and value != ()
 
 

@@ -267,6 +267,40 @@ class ColdLru:
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """How a tier is billed (docs/cost.md), from its `cost` key; money in the model's currency.
+
+    Instances: the first `reserved` pay (1 - `reserved_discount`) x `on_demand` per hour,
+    running or not; the rest pay `on_demand`, or (1 - `spot_discount`) x `on_demand` when
+    `spot_discount` is set. Spot instances are interrupted at `interruption_rate` per second
+    each and replaced after `replace_after` seconds. Requests: `per_million_requests`; work:
+    `per_gb_second` x `memory_gb` per second a worker is held; bytes: `per_gb` per GB (10^9
+    bytes) of the responses the tier receives requests for.
+    """
+
+    on_demand: float | None = None
+    reserved: int = 0
+    reserved_discount: float = 0.0
+    spot_discount: float | None = None
+    interruption_rate: float = 0.0
+    replace_after: float = 0.0
+    per_million_requests: float | None = None
+    per_gb_second: float | None = None
+    memory_gb: float = 0.0
+    per_gb: float | None = None
+
+    @property
+    def interrupts(self) -> bool:
+        """Spot instances are interrupted during the run."""
+        return self.spot_discount is not None and self.interruption_rate > 0
+
+    @property
+    def changes_conditions(self) -> bool:
+        """Capacity changes during the run (spot interruptions): model/features.py asks."""
+        return self.interrupts
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -303,6 +337,7 @@ class Tier:
     cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
     edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
     consumer_scaling: ConsumerScaling | None = None  # queue: consumers follow the backlog (KEDA)
+    pricing: Pricing | None = None  # `cost`: how the tier is billed (docs/cost.md)
 
     @property
     def servers(self) -> int:
@@ -422,6 +457,7 @@ class TrafficClass:
     users: int | None = None
     think_time: Distribution | None = None
     process: ArrivalProcess | None = None  # trace, mmpp and batch arrivals
+    response_size: float = 0.0  # bytes of each answer, for per-GB prices (docs/cost.md)
 
     @property
     def is_closed(self) -> bool:

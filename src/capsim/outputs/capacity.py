@@ -151,6 +151,14 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
+def _class_costs(by_class: dict[str, float | None] | None, code: str | None) -> list[str]:
+    """One line: the cost per million requests of each class (docs/cost.md)."""
+    if not by_class:
+        return []
+    parts = [f"{name} {cells.money(value, code, 4)}" for name, value in by_class.items()]
+    return ["per million requests by class: " + ", ".join(parts)]
+
+
 def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     cost = data["total_cost_per_hour"]
     per_million = data["cost_per_million_requests"]
@@ -161,13 +169,21 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         + f" · headroom {cells.percent(data['headroom'] or 0.0)}"
         + f" · redundancy {data['redundancy']}",
         "total cost: "
-        + (f"{cells.money(cost, code)} per hour" if cost is not None else "no tier has a cost")
+        + (
+            f"{cells.money(cost, code)} per hour, "
+            f"{cells.money(data.get('total_cost_per_month'), code)} per month"
+            if cost is not None
+            else "beyond what can be shown (a price times its quantity overflows)"
+            if any("pricing" in t for t in data["tiers"].values())
+            else "no tier has a cost"
+        )
         + (
             f", {cells.money(per_million, code, 4)} per million requests"
             if per_million is not None
             else ""
         )
         + ("" if code or cost is None else f" ({cells.NO_CURRENCY_NOTE})"),
+        *_class_costs(data.get("cost_per_million_requests_by_class"), code),
         "verified by simulation at the scenario's run length: "
         + ("yes" if data["verified"] else "NO — " + "; ".join(data["verification"]["failures"])),
     ]
@@ -190,6 +206,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(t.get("utilization")),
                 cells.percent(t.get("occupancy")),
                 cells.money(t["cost_per_hour"], code),
+                cells.money(t.get("cost_per_month"), code),
                 evidence,
             ]
         )
@@ -204,6 +221,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 "utilization",
                 "occupancy",
                 "cost/hour",
+                "cost/month",
                 "one fewer",
             ],
             rows,

@@ -206,6 +206,49 @@ def verdict_line(data: dict[str, Any]) -> str:
 
 #: Columns of the hedged-calls table (docs/results.md#hedged-calls).
 HEDGE_COLUMNS = ("calls", "hedges sent", "won", "cancelled", "abandoned", "extra load")
+COST_COLUMNS = ("pricing", "units", "per hour", "per month", "per million requests")
+
+
+def cost_rows(data: dict[str, Any]) -> list[list[str]]:
+    """The result's `cost` (docs/cost.md): a row per priced tier, per class and the total,
+    [what, *COST_COLUMNS]; [] when nothing is priced."""
+    bill = data.get("cost")
+    if not bill:
+        return []
+    code = bill.get("currency")
+    rows = [
+        [
+            f"tier {name}",
+            entry["pricing"],
+            f"{entry['units']:,.2f}",
+            money(entry["per_hour"], code),
+            money(entry["per_month"], code),
+            MISSING,
+        ]
+        for name, entry in bill["tiers"].items()
+    ]
+    rows += [
+        [
+            f"class {name}",
+            MISSING,
+            MISSING,
+            money(entry["per_hour"], code),
+            money(entry["per_month"], code),
+            money(entry["per_million_requests"], code, 4),
+        ]
+        for name, entry in bill["classes"].items()
+    ]
+    rows.append(
+        [
+            "total",
+            MISSING,
+            MISSING,
+            money(bill["total_per_hour"], code),
+            money(bill["total_per_month"], code),
+            money(bill["per_million_requests"], code, 4),
+        ]
+    )
+    return rows
 
 
 def hedge_rows(data: dict[str, Any]) -> list[list[str]]:

@@ -51,6 +51,7 @@ def cost_header(code: str | None) -> list[str]:
     label = cells.currency(code)
     return [
         "tier",
+        "pricing",
         "units",
         f"price/unit-hour ({label})",
         f"per hour ({label})",
@@ -378,8 +379,10 @@ def cost_figure(report: SizingReport) -> Figure | None:
     names = list(report.costs)
     return Figure(
         "cost-per-tier",
-        f"Cost per tier per month in {cells.currency(report.currency)} (priced units × price "
-        "per unit-hour × 730.5 hours)." + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
+        f"Cost per tier per month in {cells.currency(report.currency)}: its instances under its "
+        "pricing model plus its request, GB-second and per-GB prices at the run's load, per "
+        "hour × 730 hours (docs/cost.md)."
+        + ("" if report.currency else " " + cells.NO_CURRENCY_NOTE),
         Bars(
             key="cost-per-tier",
             title="Cost per tier",

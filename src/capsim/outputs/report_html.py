@@ -6,6 +6,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from capsim.outputs import cells
+from capsim.outputs.forecast import forecast_figures, forecast_sentences, forecast_tables
 from capsim.outputs.report_figures import (
     NO_TIMESERIES,
     cost_header,
@@ -98,6 +99,7 @@ def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
     return [
         [
             (name, ""),
+            (cost["pricing"], ""),
             (cells.count(cost["units"]), "n"),
             (cells.significant(cost["per_instance_hour"]), "n"),
             (f"{cost['per_hour']:,.2f}", "n"),
@@ -105,6 +107,23 @@ def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
         ]
         for name, cost in report.costs.items()
     ]
+
+
+def _forecast_section(data: dict[str, Any]) -> list[str]:
+    """The forecast: its sentences, plots and tables (docs/forecast.md#in-the-report)."""
+    parts = ['<h2 id="forecast">Forecast</h2><ul>']
+    parts += [f"<li>{escape(sentence)}</li>" for sentence in forecast_sentences(data)]
+    parts.append("</ul>")
+    for figure in forecast_figures(data):
+        parts.append(
+            f'<figure id="figure-{figure.key}">{render(figure.spec, standalone=False)}'
+            f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
+        )
+    for title, header, rows in forecast_tables(data):
+        parts.append(f"<h3>{escape(title)}</h3>")
+        parts.append(_table(header, [[(cell, "") for cell in row] for row in rows]))
+    parts += [f'<p class="note">{escape(note)}</p>' for note in data.get("notes", [])]
+    return parts
 
 
 def render_report_html(report: SizingReport) -> str:
@@ -179,6 +198,8 @@ def render_report_html(report: SizingReport) -> str:
         parts.append(_table(cost_header(report.currency), _cost_rows(report)))
         if not report.currency:
             parts.append(f'<p class="note" id="no-currency">{escape(cells.NO_CURRENCY_NOTE)}</p>')
+    if report.forecast is not None:
+        parts += _forecast_section(report.forecast)
     if report.warnings:
         parts.append('<h2 id="warnings">Warnings</h2><ul>')
         parts += [f"<li>{escape(warning)}</li>" for warning in report.warnings]

@@ -16,6 +16,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import Markdown, markdown_link, markdown_prose, markdown_text
 from capsim.outputs.files import is_regular_destination, write_file_group
+from capsim.outputs.forecast import forecast_figures, forecast_sentences, forecast_tables
 from capsim.outputs.report_figures import (
     NO_TIMESERIES,
     Figure,
@@ -152,13 +153,28 @@ def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
     return classes, tiers
 
 
+def _forecast_section(data: dict[str, Any], figures: list[Figure], names: list[str]) -> list[str]:
+    """The forecast: its sentences, plots and tables (docs/forecast.md#in-the-report)."""
+    lines = ["", "## Forecast", ""]
+    lines += [f"- {markdown_text(sentence)}" for sentence in forecast_sentences(data)] + [""]
+    for figure, name in zip(figures, names, strict=True):
+        alt = markdown_text(figure.spec.title)
+        lines += [f"![{alt}]({markdown_link(name)})", "", f"*{markdown_text(figure.caption)}*", ""]
+    for title, header, rows in forecast_tables(data):
+        lines += [f"### {markdown_text(title)}", ""]
+        lines += [*_markdown_table(header, rows, right=range(0)), ""]
+    lines += [f"> {markdown_text(note)}" for note in data.get("notes", [])]
+    return lines
+
+
 def render_report_markdown(
     report: SizingReport, stem: str, png: bool | None = None
 ) -> tuple[str, dict[str, bytes]]:
     """The report's Markdown text and its image files (names relative to the Markdown file)."""
     result = report.result
     figures = report_figures(report)
-    files = figure_files(figures, stem, png)
+    forecast = forecast_figures(report.forecast) if report.forecast is not None else []
+    files = figure_files(figures + forecast, stem, png)
     names = list(files)
     sentences = summary_sentences(report)
     lines = [
@@ -189,7 +205,7 @@ def render_report_markdown(
         )
         lines.append("")
     lines += ["## Plots", ""]
-    for figure, name in zip(figures, names, strict=True):
+    for figure, name in zip(figures, names[: len(figures)], strict=True):
         alt = markdown_text(figure.spec.title)
         lines += [f"![{alt}]({markdown_link(name)})", "", f"*{markdown_text(figure.caption)}*", ""]
     if report.curve is None and report.curve_note:
@@ -231,6 +247,7 @@ def render_report_markdown(
             [
                 [
                     name,
+                    cost["pricing"],
                     cells.count(cost["units"]),
                     cells.significant(cost["per_instance_hour"]),
                     f"{cost['per_hour']:,.2f}",
@@ -238,10 +255,12 @@ def render_report_markdown(
                 ]
                 for name, cost in report.costs.items()
             ],
-            right=range(1, 5),
+            right=range(2, 6),
         )
         if not report.currency:
             lines += ["", cells.NO_CURRENCY_NOTE]
+    if report.forecast is not None:
+        lines += _forecast_section(report.forecast, forecast, names[len(figures) :])
     if report.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {markdown_text(warning)}" for warning in report.warnings]

@@ -31,6 +31,7 @@ TIER_COLUMNS = [
     Column("status", justify="left"),
 ]
 HEDGE_COLUMNS = [Column("tier", justify="left"), *(Column(name) for name in cells.HEDGE_COLUMNS)]
+COST_COLUMNS = [Column("cost of", justify="left"), *(Column(name) for name in cells.COST_COLUMNS)]
 SLO_COLUMNS = [
     Column("verdict", justify="left"),
     Column("objective", justify="left", prose=True),
@@ -148,6 +149,9 @@ def render_table(
     hedges: list[list[Cell]] = [plain_cells(row) for row in cells.hedge_rows(data)]
     if hedges:
         blocks.append(("Hedged calls (by callee)", HEDGE_COLUMNS, hedges))
+    costs: list[list[Cell]] = [plain_cells(row) for row in cells.cost_rows(data)]
+    if costs:
+        blocks.append(("Cost", COST_COLUMNS, costs))
     if data.get("slos"):
         blocks.append(("SLOs", SLO_COLUMNS, _slo_rows(data)))
     for title, columns, rows in blocks:

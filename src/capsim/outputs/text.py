@@ -86,6 +86,10 @@ def render_markdown(report: Report) -> str:
     if hedges:
         lines += ["", "## Hedged calls (by callee)", ""]
         lines += _markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
+    costs = cells.cost_rows(data)
+    if costs:
+        lines += ["", "## Cost", ""]
+        lines += _markdown_table(["cost of", *cells.COST_COLUMNS], costs, right=range(2, 6))
     if data.get("slos"):
         lines += ["", "## SLOs", ""]
         lines += _markdown_table(
@@ -151,7 +155,7 @@ def _csv_value(value: Any) -> str:
 
 def render_csv(report: Report) -> str:
     """Long format, one figure per row: `section,name,metric,value` (sections class, tier, slo,
-    overloaded, and a final `run` row with `passed`).
+    overloaded, tier_cost, class_cost and cost when priced, and a final `run` row with `passed`).
 
     Nested figures get dotted metric names (`latency.p99`, `ci95.latency.mean.low`); a missing
     figure is an empty cell. Easy to pivot in a spreadsheet.
@@ -174,6 +178,14 @@ def render_csv(report: Report) -> str:
                 writer.writerow(
                     ["overloaded", _csv_text(failure["tier"]), metric, _csv_value(value)]
                 )
+    bill = data.get("cost")
+    if bill:
+        for section, key in (("tier_cost", "tiers"), ("class_cost", "classes")):
+            for name, entry in bill[key].items():
+                for metric, value in _flatten("", entry):
+                    writer.writerow([section, _csv_text(name), metric, _csv_value(value)])
+        for metric in ("currency", "total_per_hour", "total_per_month", "per_million_requests"):
+            writer.writerow(["cost", "total", metric, _csv_value(bill[metric])])
     if "passed" in data:
         writer.writerow(["run", _csv_text(data["scenario"]), "passed", _csv_value(data["passed"])])
     return buffer.getvalue()

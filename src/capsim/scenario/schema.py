@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
@@ -35,7 +36,14 @@ from capsim.safeio import InputError, read_capped
 from capsim.scenario.loader import PathKey, Position, format_path
 from capsim.scenario.traffic_files import TrafficFileError, read_rate_series, read_timestamps
 from capsim.textsafe import describe_unsafe, first_unsafe
-from capsim.units import UnitError, parse_duration, parse_rate, parse_ratio, percentile_key
+from capsim.units import (
+    UnitError,
+    parse_duration,
+    parse_rate,
+    parse_ratio,
+    parse_size,
+    percentile_key,
+)
 
 TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
@@ -760,10 +768,93 @@ class LoadBalancerClassWork(_Strict):
 SIZED_QUANTITIES = ("instances", "concurrency", "replicas", "consumers")
 
 
-class CostSpec(_Strict):
-    """What one instance of a tier costs (database: each primary and replica; queue: each consumer)."""
+ByteSize = Annotated[
+    float,
+    BeforeValidator(_unit(parse_size, "a size of 0 or more such as 120KB or 2MiB", False)),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$",
+                },
+            ],
+            "description": "size: bytes, or a number with B, KB, MB, GB (powers of 1000) or "
+            "KiB, MiB, GiB (powers of 1024)",
+            "examples": [120000, "120KB", "512MiB"],
+        }
+    ),
+]
 
-    per_instance_hour: NonNegativeNumber
+
+class ReservedSpec(_Strict):
+    """A committed base (docs/cost.md#reserved): `instances` paid at (1 - discount) x the
+    on-demand price every hour, running or not; instances above it pay the on-demand (or spot)
+    price."""
+
+    instances: Count
+    discount: Ratio
+
+
+class SpotSpec(_Strict):
+    """Instances above the reserved base run on spot capacity (docs/cost.md#spot): a `discount`
+    on the on-demand price, and interruptions at `interruption_rate` per spot instance (an
+    interrupted instance is lost like a fault and replaced after `replace_after`)."""
+
+    discount: Ratio
+    interruption_rate: Rate = 0.0
+    replace_after: Duration = 120.0
+
+
+class CostSpec(_Strict):
+    """How a tier is billed (docs/cost.md): per instance-hour (database: each primary and replica;
+    queue: each consumer) with an optional reserved base and spot above it, per request and per
+    GB-second (serverless), per GB of responses sent (a CDN, egress)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=False,
+        # At least one price, as `_priced` checks: editors see it in the JSON schema too.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [key]}
+                for key in ("per_instance_hour", "per_million_requests", "per_gb_second", "per_gb")
+            ]
+        },
+    )
+
+    per_instance_hour: NonNegativeNumber | None = None
+    reserved: ReservedSpec | None = None
+    spot: SpotSpec | None = None
+    per_million_requests: NonNegativeNumber | None = None
+    per_gb_second: NonNegativeNumber | None = None
+    memory: ByteSize | None = None
+    per_gb: NonNegativeNumber | None = None
+
+    @model_validator(mode="after")
+    def _priced(self) -> CostSpec:
+        for key in ("reserved", "spot"):
+            if getattr(self, key) is not None and self.per_instance_hour is None:
+                raise invalid(
+                    f"cost.{key} is a discount on the on-demand price; give per_instance_hour too",
+                    at=key,
+                )
+        prices = ("per_instance_hour", "per_million_requests", "per_gb_second", "per_gb")
+        if all(getattr(self, key) is None for key in prices):
+            raise invalid(
+                "cost names no price; give at least one of "
+                + ", ".join(prices)
+                + " (e.g. cost: {per_instance_hour: 0.192})"
+            )
+        if self.per_gb_second is not None and not self.memory:
+            raise invalid(
+                "per_gb_second is billed on the memory of each worker; give memory "
+                "(e.g. memory: 512MiB)",
+                at="per_gb_second",
+            )
+        return self
 
 
 class SizingSpec(_Strict):
@@ -1480,6 +1571,7 @@ class TrafficSpec(_Strict):
     profile: ProfileSpec | None = None
     users: Count | None = None
     think_time: DistributionSpec | None = None
+    response_size: ByteSize | None = None  # bytes of each answer (docs/cost.md#per-gb)
 
     @property
     def arrival_kind(self) -> str:
@@ -2056,6 +2148,9 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         if isinstance(part, str) and part.startswith("<") and part in _TAGGED:
             current = _TAGGED[part]
             continue
+        optional = [a for a in get_args(_unwrap(current)) if a is not type(None)]
+        if get_origin(_unwrap(current)) in (Union, UnionType) and len(optional) == 1:
+            current = optional[0]  # `Spec | None` holding a mapping: look inside Spec
         model = current if isinstance(current, type) and issubclass(current, BaseModel) else None
         if model is not None:
             field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)

@@ -232,6 +232,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
     problems.extend(_check_hedges(scenario, tiers))
     problems.extend(_check_faults(scenario, tiers))
     problems.extend(_check_autoscale(scenario, tiers))
+    problems.extend(_check_costs(scenario, tiers))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
@@ -364,6 +365,44 @@ def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                 scenario.problem(
                     f"{fault.tier} has {servers} instance(s); lose at most {servers}",
                     (*here, "lose"),
+                )
+            )
+    return problems
+
+
+def _check_costs(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]:
+    """Spot interruptions fall on instances that can be lost and replaced; a per-GB price needs
+    the size of the answers it bills (docs/cost.md)."""
+    problems: list[Problem] = []
+    sized = any(traffic.response_size for traffic in scenario.traffic.values())
+    for name, tier in tiers.items():
+        cost = tier.cost
+        if cost is None:
+            continue
+        here: PathKey = ("tiers", name, "cost")
+        if cost.spot is not None and cost.spot.interruption_rate > 0:
+            why = (
+                "a queue's consumers"
+                if isinstance(tier, QueueTier)
+                else "an autoscaled tier's instances"
+                if getattr(tier, "autoscale", None) is not None
+                else ""
+            )
+            if why:
+                problems.append(
+                    scenario.problem(
+                        f"spot interruptions are simulated on a tier's fixed instances, not on "
+                        f"{why}; give {name} a fixed size, or interruption_rate: 0 to price "
+                        "spot capacity without interruptions",
+                        (*here, "spot", "interruption_rate"),
+                    )
+                )
+        if cost.per_gb is not None and not sized:
+            problems.append(
+                scenario.problem(
+                    "per_gb prices the bytes of the answers, and no class has a response_size; "
+                    "add response_size to the traffic classes (e.g. response_size: 120KB)",
+                    (*here, "per_gb"),
                 )
             )
     return problems

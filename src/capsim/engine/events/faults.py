@@ -71,8 +71,10 @@ def revive(st: Station, i: int) -> None:
 
 
 def install(st: Station) -> None:
-    """Wrap `arrive` and `on_work_done` and schedule each fault's start and end."""
-    if not st.faults:
+    """Wrap `arrive` and `on_work_done` and schedule each fault's start and end; a tier whose
+    spot instances are interrupted (`spot`) gets the same guards."""
+    pricing = st.tier.pricing
+    if not st.faults and (pricing is None or not pricing.interrupts):
         return
     env, warmup = st.env, st.warmup
     st.sim.routable = [True] * st.servers

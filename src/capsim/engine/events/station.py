@@ -47,7 +47,7 @@ class Station:
 
     The extension contract. A feature is a module with `install(station, ...)`, called by
     `_TierSim._build` in this order: `instances` (the plain tier: workers and a waiting line per
-    instance), then `faults`, `autoscaling`, `serverless`, `consumers`. A feature may wrap or
+    instance), then `faults`, `spot`, `autoscaling`, `serverless`, `consumers`. A feature may wrap or
     replace these hooks, reading the previous one first and calling it where it should:
 
     - `arrive(i, k, now, cont) -> bool`: a request for instance i; False refuses it at once.

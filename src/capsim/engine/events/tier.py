@@ -16,6 +16,7 @@ from capsim.engine.events import (
     faults,
     instances,
     serverless,
+    spot,
 )
 from capsim.engine.events.draws import (
     _buffered,
@@ -92,6 +93,7 @@ class _TierSim:
         self.primary_slots = st.servers - tier.replicas
         bind_hooks = instances.install(st)
         faults.install(st)
+        interrupted = spot.install(st)
         autoscaling.install(st)
         serverless.install(st)
         consumers.install(st)
@@ -123,4 +125,4 @@ class _TierSim:
         self.snapshot = st.snapshot
         self.record_series = st.record_series
         self.sample_queue = st.sample_queue
-        return st.record
+        return spot.recorded(st, interrupted, st.record)

@@ -1,0 +1,85 @@
+"""Spot interruptions: the cloud takes back spot instances and a replacement comes up later.
+
+A tier whose `cost.spot` has an `interruption_rate` runs its instances above the reserved base
+(`cost.reserved.instances`; all of them without one) on spot capacity (docs/cost.md#spot). Each
+spot instance has its own Poisson clock of interruptions, drawn from the tier's SPOT stream. An
+interruption loses the instance as a fault does (`faults.kill`: its waiting line and its work in
+progress fail, and `faults.install` has guarded `arrive` so that it refuses at once while down);
+the replacement is up `replace_after` later (`faults.revive`), and its own clock starts then. An
+instance already down for a fault is not interrupted again; its clock simply runs on.
+
+`install` is called right after `faults.install`; `recorded` wraps the tier's record so that the
+run carries the interruptions counted in the window and the live instances' worker-time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from capsim.engine import streams
+from capsim.engine.events import faults
+from capsim.engine.events.draws import _buffered
+from capsim.engine.events.station import Station
+from capsim.engine.result import TierRun
+
+
+def spot_instances(st: Station) -> range:
+    """The servers that run on spot capacity: those above the reserved base."""
+    pricing = st.tier.pricing
+    base = pricing.reserved if pricing is not None else 0
+    return range(min(base, st.tier.servers), st.tier.servers)
+
+
+def install(st: Station) -> list[int]:
+    """Schedule the interruptions of every spot instance; the returned counter holds those in
+    the measurement window."""
+    counted = [0]
+    pricing = st.tier.pricing
+    if pricing is None or not pricing.interrupts:
+        return counted
+    env, down, warmup = st.env, st.down, st.warmup
+    mean_gap = 1.0 / pricing.interruption_rate
+    rng = st.window.tier_rng(st.tier.index, streams.SPOT)
+    gap = _buffered(lambda n: rng.exponential(mean_gap, n))
+    replace_after = pricing.replace_after
+
+    def arm(i: int) -> None:
+        env.timeout(gap()).callbacks.append(lambda _: interrupt(i))
+
+    def interrupt(i: int) -> None:
+        if down[i]:  # already down for a fault: nothing to take back
+            arm(i)
+            return
+        if env._now >= warmup:
+            counted[0] += 1
+        down[i] += 1
+        faults.kill(st, i)
+        env.timeout(replace_after).callbacks.append(lambda _: replaced(i))
+
+    def replaced(i: int) -> None:
+        down[i] -= 1
+        if down[i] == 0:
+            faults.revive(st, i)
+        arm(i)
+
+    for i in spot_instances(st):
+        arm(i)
+    return counted
+
+
+def recorded(
+    st: Station, counted: list[int], record: Callable[[], TierRun]
+) -> Callable[[], TierRun]:
+    """The tier's record, with its spot interruptions and the worker-time of live instances."""
+    pricing = st.tier.pricing
+    if pricing is None or not pricing.interrupts:
+        return record
+
+    def with_spot() -> TierRun:
+        run = record()
+        run.spot_interruptions = counted[0]
+        live = st.live_integral(st.horizon) - st.before_window[2]
+        run.live_worker_time = live * st.tier.concurrency
+        return run
+
+    return with_spot
