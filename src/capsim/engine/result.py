@@ -71,10 +71,7 @@ class TierRun:
     cold_starts: int = 0  # serverless tier: instances started for a request
     cache_lookups: int = 0  # cold cache: lookups in the window
     cache_hits: int = 0  # cold cache: hits in the window
-    # Spot instances taken back in the window (docs/cost.md#spot). A class attribute, not a
-    # dataclass field, so that the fingerprints of results without spot (tests/fingerprintkit.py
-    # hashes every field) stay as they are; `engine/events/spot.recorded` sets it per run.
-    spot_interruptions = 0
+    spot_interruptions: int = 0  # spot instances taken back in the window (docs/cost.md#spot)
 
 
 @dataclass

@@ -201,17 +201,19 @@ class TierSeries:
     # A cold cache's lookups and hits per bucket (None for other tiers).
     lookups: np.ndarray | None = None
     hits: np.ndarray | None = None
+    # Counts per bucket, sized from `instance_time` (zeros until counted).
+    arrivals: np.ndarray = field(init=False)
+    completed: np.ndarray = field(init=False)
+    errors: np.ndarray = field(init=False)
+    dead_letters: np.ndarray = field(init=False)
+    age: np.ndarray | None = field(init=False, default=None)  # queues: (buckets, N_BINS) counts
 
     def __post_init__(self) -> None:
-        # The counts are attributes, not dataclass fields: the result's fingerprint
-        # (tests/test_fingerprint.py) hashes the fields, and pins the figures that existed
-        # before these; the counts are checked by tests/test_dynamic_tier_series.py.
         count = self.instance_time.size
         self.arrivals = np.zeros(count)
         self.completed = np.zeros(count)
         self.errors = np.zeros(count)
         self.dead_letters = np.zeros(count)
-        self.age: np.ndarray | None = None  # queue tiers: (buckets, N_BINS) counts
 
     @staticmethod
     def empty(count: int, concurrency: int, queue: bool = False) -> TierSeries:
