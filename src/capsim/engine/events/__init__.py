@@ -16,20 +16,20 @@ The package, module by module (issue 14 moves the engine here one feature at a t
   instances, counters, integrals) and the hooks features wrap; its docstring is the extension
   contract. `Waiting` is a request in a waiting line.
 - Tier features, each with `install(station)`, installed in this order: `instances` (workers
-  and a waiting line per instance), `faults`, `autoscaling`, `serverless`, `consumers`
-  (batches, partitions).
-- `tier`: `_TierSim`, a tier as callers see it: builds its Station and the `enter` callers
-  use; its counters of call-level events (retries, hedges, breakers...).
-- `balancing`: choosing an instance (round robin, random, least connections, power of two,
-  read replicas), health checks.
-- `admission`: what stands in front of `arrive`: a rate limit, a database's connection pool,
-  a queue tier's publishing and redelivered messages (`max_retries`).
+  and a waiting line per instance), `faults`, `balancing` (choosing an instance: round robin,
+  random, least connections, power of two, read replicas; health checks), `autoscaling`,
+  `serverless`, `consumers` (batches, partitions), and last `admission` (the tier's `enter`:
+  a rate limit, a database's connection pool, a queue tier's publishing and redelivered
+  messages). A feature that reports figures registers its `record(run)` with the station.
+- `tier`: `_TierSim`, a tier as callers see it: builds its Station (features installed) and
+  keeps what the tier holds as a caller (response times for hedges, bulkheads, retry jitter).
 - `caches`: cold LRU caches simulated key by key.
 - `clock`: timers put straight onto SimPy's schedule (`_Timer`, `_scheduler`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.
-- `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites).
+- `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites),
+  and `CallCounts`, what call sites did to a callee, counted on the callee's station.
 - `disciplines`: waiting lines with priorities between classes.
 - `classes`: request classes, open and closed, and their per-bucket tracking.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).

@@ -1,40 +1,67 @@
 """Admission in front of a tier's instances (`arrive`): a rate limit, a database's connection
-pool, a queue tier's publishing and its redelivered messages (`max_retries`)."""
+pool, a queue tier's publishing and its redelivered messages (`max_retries`).
+
+`install` is the last feature installed (the Station's contract): it sets the station's first
+`enter` (count the arrival, pick the instance, `arrive`), then wraps it with the pool or the
+publishing and, outermost, the rate limit. Each contributes its counters to the tier's `TierRun`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from capsim.engine.events.signatures import Cont
-
-if TYPE_CHECKING:
-    from capsim.engine.events.tier import _TierSim
-
-
 from collections import deque
+from collections.abc import Callable
 
 import simpy
 
 from capsim.engine import streams
 from capsim.engine.events.clock import _scheduler, _Timer
-from capsim.engine.events.draws import (
-    _distribution_draw,
-)
-from capsim.engine.events.signatures import Draw, Enter, Pick
-from capsim.engine.events.windows import _add_zeros, _Window
-from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.events.draws import _distribution_draw
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
+from capsim.engine.events.station import Station
+from capsim.engine.events.windows import _add_zeros
+from capsim.engine.histogram import Recorder
 from capsim.engine.limits import waiting_limit
-from capsim.model.types import (
-    RateLimit,
-    Tier,
-)
+from capsim.engine.result import TierRun
+from capsim.model.types import RateLimit
 
 
-def rate_limited(sim: _TierSim, enter: Enter, limit: RateLimit, warmup: float) -> Enter:
+def install(st: Station) -> None:
+    """The tier's `enter`: the plain one, then the pool or publishing, then the rate limit."""
+    tier = st.tier
+    st.enter = _counted(st)
+    if tier.pool is not None:
+        st.enter = pooled(st, st.arrive)
+    if tier.is_async:
+        st.enter = published(st, st.arrive)
+    if tier.rate_limit is not None:
+        st.enter = rate_limited(st, st.enter, tier.rate_limit)
+
+
+def _counted(st: Station) -> Enter:
+    """The plain `enter`: count the arrival (in the window), pick the instance, `arrive`."""
+    env, warmup, arrive = st.env, st.warmup, st.arrive
+
+    def enter(k: int, pick: Pick, cont: Cont) -> bool:
+        now = env._now
+        if now >= warmup:
+            st.arrivals += 1
+        return arrive(pick(k), k, now, cont)
+
+    return enter
+
+
+def rate_limited(st: Station, enter: Enter, limit: RateLimit) -> Enter:
     """A token bucket in front of the tier: `rate` tokens a second, at most `burst` banked."""
-    env = sim.env
+    env, warmup = st.env, st.warmup
     bucket = [float(limit.burst), 0.0]  # tokens, when last filled
+    refused = [0]  # by the rate limit, in the window (arrivals that were rejected)
+
+    def record(run: TierRun) -> None:
+        run.arrivals += refused[0]
+        run.rejected += refused[0]
+        run.rate_limited = refused[0]
+
+    st.contribute(record)
 
     def limited(k: int, pick: Pick, cont: Cont) -> bool:
         now = env._now
@@ -45,25 +72,20 @@ def rate_limited(sim: _TierSim, enter: Enter, limit: RateLimit, warmup: float) -
             return enter(k, pick, cont)
         bucket[0] = tokens
         if now >= warmup:
-            sim.rate_limited += 1
+            refused[0] += 1
         return False
 
     return limited
 
 
-def pooled(
-    sim: _TierSim,
-    env: simpy.Environment,
-    tier: Tier,
-    window: _Window,
-    arrive: Callable[[int, int, float, Cont], bool],
-) -> Enter:
+def pooled(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Enter:
     """A database's connection pool in front of its instances: size in flight, FIFO rest."""
+    env, tier = st.env, st.tier
     assert tier.pool is not None
     size = tier.pool.size
     max_waiting = tier.pool.max_waiting
     pool_timeout = tier.pool.timeout
-    warmup = window.warmup
+    warmup = st.warmup
     later = _scheduler(env)
     waiters: deque[_PoolWaiter] = deque()
     in_use = waiting = overflow = 0
@@ -138,36 +160,31 @@ def pooled(
             later(pool_timeout, on_expire, entry)
         return True
 
-    def pool_wait() -> Histogram:
-        histogram = wait_recorder.flush()
-        _add_zeros(histogram, zero_waits)
-        return histogram
+    def record(run: TierRun) -> None:
+        run.arrivals += arrivals
+        run.rejected += rejected
+        run.pool_rejected = rejected
+        run.overflow += overflow
+        run.pool_wait = wait_recorder.flush()
+        _add_zeros(run.pool_wait, zero_waits)
 
-    sim.pool_arrivals = lambda: arrivals
-    sim.pool_rejected = lambda: rejected
-    sim.pool_overflow = lambda: overflow
-    sim.pool_wait = pool_wait
+    st.contribute(record)
     return enter
 
 
-def published(
-    sim: _TierSim,
-    env: simpy.Environment,
-    tier: Tier,
-    window: _Window,
-    arrive: Callable[[int, int, float, Cont], bool],
-) -> Enter:
+def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Enter:
     """A queue tier: the caller spends publish_time, then the message joins the one FIFO."""
-    warmup = window.warmup
+    env, tier, warmup = st.env, st.tier, st.warmup
     later = _scheduler(env)
     publish_time = tier.publish_time
     publish: Draw | None = None
     if publish_time is not None and not (publish_time.is_constant and publish_time.mean == 0):
-        publish = _distribution_draw(publish_time, window.tier_rng(tier.index, streams.PUBLISH))
+        publish = _distribution_draw(publish_time, st.window.tier_rng(tier.index, streams.PUBLISH))
     age_recorder = Recorder()
     record_age = age_recorder.record
     arrivals = 0
     max_retries = tier.max_retries
+    redelivery = _Redelivery(env, warmup, arrive, record_age)
 
     def enqueue(k: int) -> bool:
         nonlocal arrivals
@@ -176,7 +193,7 @@ def published(
             arrivals += 1
 
         if max_retries:
-            return arrive(0, k, now, _Delivery(sim, k, now, max_retries, arrive, record_age))
+            return arrive(0, k, now, _Delivery(redelivery, k, now, max_retries))
 
         def consumed(ok: bool) -> None:
             if env._now >= warmup:
@@ -207,8 +224,13 @@ def published(
         later(0.0, on_answered, cont)
         return True
 
-    sim.pool_arrivals = lambda: arrivals
-    sim.message_age = age_recorder.flush
+    def record(run: TierRun) -> None:
+        run.arrivals += arrivals
+        run.age = age_recorder.flush()
+        run.redeliveries = redelivery.redeliveries
+        run.dead_letters = redelivery.dead_letters
+
+    st.contribute(record)
     return enter
 
 
@@ -226,41 +248,51 @@ class _PoolWaiter:
         self.live = True
 
 
+class _Redelivery:
+    """A queue tier's redelivery of failed messages (`max_retries`) and its counters."""
+
+    __slots__ = ("arrive", "dead_letters", "env", "record_age", "redeliveries", "warmup")
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        warmup: float,
+        arrive: Callable[[int, int, float, Cont], bool],
+        record_age: Callable[[float], None],
+    ) -> None:
+        self.env = env
+        self.warmup = warmup
+        self.arrive = arrive
+        self.record_age = record_age
+        self.redeliveries = 0  # failed messages put back for another try, in the window
+        self.dead_letters = 0  # messages that failed their last try, in the window
+
+
 class _Delivery:
     """One message of a queue tier with `max_retries`: a failed consumption is redelivered (to
     the back of the queue) up to `max_retries` times, then the message is dead-lettered."""
 
-    __slots__ = ("arrive", "enqueued", "k", "left", "record_age", "sim")
+    __slots__ = ("enqueued", "k", "left", "queue")
 
-    def __init__(
-        self,
-        sim: _TierSim,
-        k: int,
-        enqueued: float,
-        max_retries: int,
-        arrive: Callable[[int, int, float, Cont], bool],
-        record_age: Callable[[float], None],
-    ) -> None:
-        self.sim = sim
+    def __init__(self, queue: _Redelivery, k: int, enqueued: float, max_retries: int) -> None:
+        self.queue = queue
         self.k = k
         self.enqueued = enqueued
         self.left = max_retries
-        self.arrive = arrive
-        self.record_age = record_age
 
     def __call__(self, ok: bool) -> None:
-        sim = self.sim
-        now = sim.env._now
-        counted = now >= sim._window.warmup
+        queue = self.queue
+        now = queue.env._now
+        counted = now >= queue.warmup
         if not ok and self.left > 0:
             self.left -= 1
             if counted:
-                sim.redeliveries += 1
-            if self.arrive(0, self.k, now, self):
+                queue.redeliveries += 1
+            if queue.arrive(0, self.k, now, self):
                 return
         if not ok:
             if counted:
-                sim.dead_letters += 1
+                queue.dead_letters += 1
             return
         if counted:
-            self.record_age(now - self.enqueued)
+            queue.record_age(now - self.enqueued)

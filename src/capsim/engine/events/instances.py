@@ -128,7 +128,7 @@ def install(st: Station) -> Callable[[], None]:
         at[i] -= 1
         if now >= warmup:
             st.rejected += 1
-            st.sim.dropped += 1
+            st.dropped += 1
 
     def withdraw(entry: Waiting) -> bool:
         # A hedge's losing copy leaves the queue unserved (not an error); False if it started.

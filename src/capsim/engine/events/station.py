@@ -11,7 +11,7 @@ from capsim.engine import streams
 from capsim.engine.events.clock import _scheduler
 from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
-from capsim.engine.events.signatures import Cont, Draw, Runner
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
 from capsim.engine.histogram import Recorder
 from capsim.engine.limits import waiting_limit
@@ -20,6 +20,7 @@ from capsim.engine.timeseries import IntervalLog
 from capsim.model.types import Fault
 
 if TYPE_CHECKING:
+    from capsim.engine.events.resilience import CallCounts
     from capsim.engine.events.tier import _TierSim
 
 #: arrive(instance, class, now, cont) -> admitted (False: refused, `cont` never called).
@@ -47,27 +48,36 @@ class Station:
 
     The extension contract. A feature is a module with `install(station, ...)`, called by
     `_TierSim._build` in this order: `instances` (the plain tier: workers and a waiting line per
-    instance), then `faults`, `autoscaling`, `serverless`, `consumers`. A feature may wrap or
-    replace these hooks, reading the previous one first and calling it where it should:
+    instance), then `faults`, `balancing` (choosing an instance; health checks), `autoscaling`,
+    `serverless`, `consumers`, and, once those hooks are final, `admission` (what stands in
+    front of `arrive`: the tier's `enter`). A feature may wrap or replace these hooks, reading
+    the previous one first and calling it where it should:
 
     - `arrive(i, k, now, cont) -> bool`: a request for instance i; False refuses it at once.
     - `release(i)`: a worker of instance i is free (its work and, if blocking, its calls done).
     - `on_work_done`: the callbacks of the timer that ends a worker's own work.
     - `start(i, k, arrived, now, cont)`: a worker of instance i starts on a request.
+    - `enter(k, pick, cont) -> bool`: what callers call (`admission` sets the first one: count
+      the arrival, pick the instance, `arrive`; then the pool, publishing, rate limit).
+    - `pick(algorithm) -> Pick`: the instance chooser for an algorithm (`balancing`).
 
     Hooks are called through the station (`station.release(i)`), so a wrapper installed later
     is seen by every caller; the hooks are final once every feature is installed, and the hot
-    path of `instances` then holds them in its own variables (`bind`, measured). The tier's `enter` (pool, publishing, rate limit in front of
-    `arrive`) is built after every feature is installed. A feature counts only inside the
-    measurement window (`now >= warmup`), changes the integrals only through `queue_moved`,
-    `held_moved` and `count_live` (or the same update written inline on a hot path, with a
-    note), and draws only from its own stream of `window.tier_rng(tier, role)`.
+    path of `instances` then holds them in its own variables (`bind`, measured).
+
+    A feature counts only inside the measurement window (`now >= warmup`), changes the
+    integrals only through `queue_moved`, `held_moved` and `count_live` (or the same update
+    written inline on a hot path, with a note), and draws only from its own stream of
+    `window.tier_rng(tier, role)`. A feature that reports figures keeps its counters as named
+    attributes of its own object (or its closure) and registers `record(run)` with
+    `station.contribute(record)`: `Station.record` fills the tier's own figures into a `TierRun`,
+    then calls each contribution in the order registered, which adds its counts (`run.arrivals
+    += ...`) or sets its fields (`run.pool_wait = ...`). Call-level counters (retries, timeouts,
+    breakers, bulkheads, hedges) are counted on the callee's station by `resilience.CallCounts`.
 
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
-    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path). What stands in front
-    of `arrive` (rate limit, pool, publishing: `admission`) is not a Station feature: it wraps
-    the tier's `enter`, which callers see.
+    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
     """
 
     __slots__ = (
@@ -79,11 +89,15 @@ class Station:
         "blocking",
         "busy",
         "busy_log",
+        "call_counts",
         "cancelled",
         "completed",
         "concurrency",
+        "contributions",
         "down",
         "drop_abandoned",
+        "dropped",
+        "enter",
         "env",
         "epoch",
         "error_now",
@@ -102,6 +116,7 @@ class Station:
         "on_work_done",
         "overflow",
         "overflow_limit",
+        "pick",
         "queue_area",
         "queue_max",
         "queue_since",
@@ -135,6 +150,8 @@ class Station:
     start: Callable[[int, int, float, float, Cont], None]
     on_work_done: tuple[Callable[[Any], None], ...]
     withdraw: Callable[[Waiting], bool]
+    enter: Enter  # `admission.install` sets it
+    pick: Callable[[str | None], Pick]  # `balancing.install` sets it
 
     def __init__(self, sim: _TierSim, window: _Window, runners: list[Runner | None]) -> None:
         env, tier = sim.env, sim.tier
@@ -172,6 +189,7 @@ class Station:
         # Counters over the window.
         self.arrivals = self.completed = self.rejected = self.timed_out = 0
         self.overflow = 0  # turned away at the internal bound on waiting requests
+        self.dropped = 0  # dropped from the line because the caller had given up
         self.busy = 0.0
         self.zero_waits = 0
         self.wait_recorder = Recorder()
@@ -185,6 +203,8 @@ class Station:
         self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
         self.snapshots: list[tuple[float, float, float]] = []
         self.trace: list[int] = []
+        self.contributions: list[Callable[[TierRun], None]] = []  # the features' `record(run)`
+        self.call_counts: CallCounts | None = None  # made by the first call site to this tier
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -274,6 +294,11 @@ class Station:
             self.timed_out += 1
         entry.cont(False)
 
+    def contribute(self, record: Callable[[TierRun], None]) -> None:
+        """Register a feature's `record(run)`: it writes the feature's figures into the tier's
+        `TierRun` at the end of the run (after the tier's own, in the order registered)."""
+        self.contributions.append(record)
+
     # -- at the end of the run -----------------------------------------------------------------
     def snapshot(self) -> None:
         self.snapshots.append(self.integrals(self.env._now))
@@ -301,17 +326,17 @@ class Station:
             series.hits = np.asarray(cache_series[1], dtype=float)
 
     def record(self) -> TierRun:
-        """The tier's figures over the window, with those of the features around it."""
-        sim, tier, horizon = self.sim, self.tier, self.horizon
+        """The tier's own figures over the window, then each feature's (`contribute`)."""
+        tier, horizon = self.tier, self.horizon
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
         wait = self.wait_recorder.flush()
         _add_zeros(wait, self.zero_waits)
         run = TierRun(
             workers=tier.workers,
-            arrivals=self.arrivals + sim.pool_arrivals() + sim.rate_limited,
+            arrivals=self.arrivals,
             completed=self.completed,
-            rejected=self.rejected + sim.pool_rejected() + sim.rate_limited,
+            rejected=self.rejected,
             timed_out=self.timed_out,
             busy_time=self.busy,
             occupied_time=end_held if self.blocking else self.busy,
@@ -320,28 +345,11 @@ class Station:
             wait=wait,
             queue_trace=np.asarray(self.trace, dtype=float),
         )
-        run.pool_rejected = sim.pool_rejected()
-        run.overflow = self.overflow + sim.pool_overflow()
-        run.retries = sim.retries
-        run.call_timeouts = sim.call_timeouts
-        run.scaling = list(sim.scaling)
-        run.rate_limited = sim.rate_limited
-        run.dropped = sim.dropped
-        run.short_circuited = sim.short_circuited
-        run.bulkhead_rejected = sim.bulkhead_rejected
-        run.redeliveries = sim.redeliveries
-        run.dead_letters = sim.dead_letters
-        run.hedged_calls = sim.hedged_calls
-        run.hedges = sim.hedges
-        run.hedge_wins = sim.hedge_wins
-        run.hedges_cancelled = sim.hedges_cancelled
-        run.hedges_abandoned = sim.hedges_abandoned
-        run.cold_starts = sim.cold_starts[0]
-        run.cache_lookups = sim.cache_lookups
-        run.cache_hits = sim.cache_hits
+        run.overflow = self.overflow
+        run.dropped = self.dropped
         if self.faults or tier.autoscale is not None:
             live = self.live_integral(horizon) - self.before_window[2]
             run.live_worker_time = live * tier.concurrency
-        run.pool_wait = sim.pool_wait()
-        run.age = sim.message_age()
+        for contribution in self.contributions:
+            contribution(run)
         return run
