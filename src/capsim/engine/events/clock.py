@@ -10,12 +10,13 @@ and `events_processed` read the heap for faults, the autoscaler and the run's ev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
 
 _NORMAL = 1  # simpy.events.NORMAL: the priority of an ordinary timeout
+_URGENT = 0  # simpy.events.URGENT: before ordinary events at the same time
 
 
 class _Timer:
@@ -81,3 +82,33 @@ def events_processed(env: simpy.Environment, besides: int = 0) -> int:
     """Events SimPy processed so far: scheduled minus still waiting, less `besides` of ours."""
     scheduled = next(env._eid) if hasattr(env, "_eid") else 0
     return max(scheduled - len(getattr(env, "_queue", ())) - besides, 0)
+
+
+def run_until(env: simpy.Environment, horizon: float) -> None:
+    """Process the schedule's events up to `horizon`, as `env.run(until=horizon)` does.
+
+    The same events in the same order: SimPy's `run` puts an URGENT stop event at the horizon
+    (ahead of ordinary events at that instant) and calls `step` until it is popped; `step` pops
+    the earliest event, sets the clock and runs its callbacks. This loop does the same inline,
+    without the two method calls and the StopSimulation machinery per event (measured: the loop
+    was about a tenth of the event path's time). The stop event takes one id and counts as one
+    processed event, as SimPy's does, so `events_processed` is unchanged. No event the engine
+    schedules can fail (there are no processes), so SimPy's check of `_ok` is not repeated.
+    """
+    if horizon <= env._now:
+        raise ValueError(f"until ({horizon}) must be greater than the current simulation time")
+    queue: list[Any] = env._queue
+    stop = _Timer()
+    stop.callbacks = ()
+    stop._value = None
+    heappush(queue, (horizon, _URGENT, next(env._eid), stop))
+    pop = heappop
+    while True:
+        now, _, _, event = pop(queue)
+        env._now = now
+        if event is stop:
+            return
+        callbacks = event.callbacks
+        event.callbacks = None
+        for callback in callbacks:
+            callback(event)
