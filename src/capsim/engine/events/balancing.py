@@ -78,13 +78,29 @@ def health_checks(st: Station, check: HealthCheck) -> None:
     env.timeout(check.interval).callbacks.append(probe)
 
 
+def fixed(i: int) -> Pick:
+    """The chooser that always picks instance i; `fixed_instance` recognises it."""
+
+    def only(k: int) -> int:
+        return i
+
+    only.instance = i  # type: ignore[attr-defined]
+    return only
+
+
+def fixed_instance(pick: Pick) -> int | None:
+    """The instance a chooser always picks (a tier with one instance), or None."""
+    instance = getattr(pick, "instance", None)
+    return instance if isinstance(instance, int) else None
+
+
 def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
     """A chooser among instances low..high-1; it takes (and ignores) the class index."""
     if balancer.st.sim.routable is not None:
         return _choose_routable(balancer, algorithm, low, high)
     count = high - low
     if count == 1:
-        return lambda k: low
+        return fixed(low)
     at = balancer.st.at
     if algorithm == "random":
         u = balancer.uniform()

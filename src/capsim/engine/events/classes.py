@@ -11,10 +11,11 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
+from capsim.engine.events import admission
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _scheduler, _scheduler_at, _Timer
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
-from capsim.engine.events.signatures import Draw
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.result import ClassRun
@@ -89,8 +90,8 @@ class _ClassSim:
         self.latency = Recorder(self.run.latency)
         warmup = window.warmup
         k = traffic.index
-        enter = entry.enter
         pick = entry.pick(None)
+        enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
         run = self.run
         later = _scheduler(env)
@@ -121,7 +122,7 @@ class _ClassSim:
                         tracker.finished(now, ok)
                     later(think(), on_thought, None)
 
-                if not enter(k, pick, finish):
+                if not enter(k, finish):
                     refused_at_once(now)
                     finish(False)
 
@@ -183,7 +184,7 @@ class _ClassSim:
             if step < math.inf:
                 schedule(step, on_arrival, None)
             if now < warmup:
-                enter(k, pick, _ignore)
+                enter(k, _ignore)
                 return
             run.arrivals += 1
 
@@ -194,7 +195,7 @@ class _ClassSim:
                 else:
                     run.errors += 1
 
-            if not enter(k, pick, finish):
+            if not enter(k, finish):
                 run.errors += 1
 
         if tracker is not None:
@@ -220,13 +221,18 @@ class _ClassSim:
                             run.errors += 1
                     finished(now, ok)
 
-                if not enter(k, pick, finish):
+                if not enter(k, finish):
                     finish(False)
 
         on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
+
+
+def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
+    """`enter` with the class's instance chooser bound (an entry tier with admission)."""
+    return lambda k, cont: enter(k, pick, cont)
 
 
 class _ClassTracker:

@@ -26,6 +26,18 @@ from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
 
 
+def held_is_read(st: Station) -> bool:
+    """Whether anything reads the tier's integral of held workers (see `install`)."""
+    tier = st.tier
+    return bool(
+        st.blocking
+        or tier.autoscale is not None
+        or st.series is not None
+        or st.faults
+        or tier.is_async
+    )
+
+
 def install(st: Station) -> Callable[[], None]:
     """The base hooks: arrive, start, on_work_done, release; and withdraw for hedges.
 
@@ -40,6 +52,10 @@ def install(st: Station) -> Callable[[], None]:
     record_wait = st.wait_recorder.record
     heap, eid = schedule_of(env)  # pushed inline below: see the module's note
     later = st.later
+    # The integral of held workers is read for a blocking tier's occupied time, by autoscaling,
+    # by the time series and around faults; elsewhere (a non-blocking tier's occupied time is
+    # its busy time) it is not kept up on the hot path.
+    track_held = held_is_read(st)
 
     def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
         # A worker of instance i starts on a request that waited since `arrived`.
@@ -60,9 +76,10 @@ def install(st: Station) -> Callable[[], None]:
         if free[i]:
             free[i] -= 1
             at[i] += 1
-            st.held_area += st.held * (now - st.held_since)  # held_moved(now, +1), inlined
-            st.held_since = now
-            st.held += 1
+            if track_held:
+                st.held_area += st.held * (now - st.held_since)  # held_moved(now, +1), inlined
+                st.held_since = now
+                st.held += 1
             # start(), inlined: this is the path most requests take.
             end = now + service[k]()
             if now >= warmup:
@@ -120,9 +137,10 @@ def install(st: Station) -> Callable[[], None]:
                 start(i, entry.k, entry.arrived, now, entry.cont)
                 return
         free[i] += 1
-        st.held_area += st.held * (now - st.held_since)  # held_moved(now, -1), inlined
-        st.held_since = now
-        st.held -= 1
+        if track_held:
+            st.held_area += st.held * (now - st.held_since)  # held_moved(now, -1), inlined
+            st.held_since = now
+            st.held -= 1
 
     def drop_given_up(i: int, now: float) -> None:
         at[i] -= 1
@@ -155,32 +173,44 @@ def install(st: Station) -> Callable[[], None]:
 
     def work_done(event: _Timer) -> None:
         i, k, cont = event._value
-        if env._now >= warmup:
+        now = env._now
+        if now >= warmup:
             st.completed += 1
         run_calls = runners[k]
-        if run_calls is None:
-            release(i)
-            cont(True)
-        elif blocking:
+        if blocking and run_calls is not None:
 
             def calls_done(ok: bool) -> None:
                 release(i)
                 cont(ok)
 
             run_calls(k, calls_done)
+            return
+        if plain_release and not waiting[i]:
+            # release_worker(i) with nobody waiting, inlined (hot path: see the module's note)
+            at[i] -= 1
+            free[i] += 1
+            if track_held:
+                st.held_area += st.held * (now - st.held_since)
+                st.held_since = now
+                st.held -= 1
         else:
             release(i)
+        if run_calls is None:
+            cont(True)
+        else:
             run_calls(k, cont)
 
     on_drop = (drop,)
     # The final hooks, read into closure variables once every feature is installed (`bind`).
     on_work_done: tuple[Callable[[Any], None], ...] = (work_done,)
     release: Callable[[int], None] = release_worker
+    plain_release = True  # whether `release` is `release_worker`, unwrapped
 
     def bind() -> None:
-        nonlocal on_work_done, release
+        nonlocal on_work_done, release, plain_release
         on_work_done = st.on_work_done
         release = st.release
+        plain_release = release is release_worker
 
     st.start = start
     st.arrive = arrive

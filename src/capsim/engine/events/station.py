@@ -117,6 +117,7 @@ class Station:
         "overflow",
         "overflow_limit",
         "pick",
+        "plain_enter",
         "queue_area",
         "queue_max",
         "queue_since",
@@ -151,6 +152,7 @@ class Station:
     on_work_done: tuple[Callable[[Any], None], ...]
     withdraw: Callable[[Waiting], bool]
     enter: Enter  # `admission.install` sets it
+    plain_enter: Enter  # the first `enter`: `enter is plain_enter` when nothing wraps it
     pick: Callable[[str | None], Pick]  # `balancing.install` sets it
 
     def __init__(self, sim: _TierSim, window: _Window, runners: list[Runner | None]) -> None:
