@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
@@ -13,7 +14,7 @@ from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.events import admission
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _scheduler, _scheduler_at, _Timer
+from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
@@ -178,11 +179,17 @@ class _ClassSim:
         else:
             gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
 
+        heap, eid = schedule_of(env)
+        absolute = traffic.process is not None  # `gap()` gives the time itself
+
         def arrival(event: _Timer) -> None:
             now = env._now
             step = gap()
             if step < math.inf:
-                schedule(step, on_arrival, None)
+                # schedule(step, on_arrival, None), inlined with this timer reused (hot path:
+                # one per request; the same time, `now + step`, as `later` computes).
+                event.callbacks = on_arrival
+                heappush(heap, (step if absolute else now + step, _NORMAL, next(eid), event))
             if now < warmup:
                 enter(k, _ignore)
                 return
