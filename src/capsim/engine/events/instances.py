@@ -171,6 +171,16 @@ def install(st: Station) -> Callable[[], None]:
 
     runners, blocking = st.runners, st.blocking
 
+    def held_until_answered(i: int, cont: Cont) -> Cont:
+        # A blocking worker's continuation for its calls: the worker is released when they
+        # answer. (Its own function, so that work_done keeps i and cont in fast locals, not
+        # in cells made for every request.)
+        def calls_done(ok: bool) -> None:
+            release(i)
+            cont(ok)
+
+        return calls_done
+
     def work_done(event: _Timer) -> None:
         i, k, cont = event._value
         now = env._now
@@ -178,12 +188,7 @@ def install(st: Station) -> Callable[[], None]:
             st.completed += 1
         run_calls = runners[k]
         if blocking and run_calls is not None:
-
-            def calls_done(ok: bool) -> None:
-                release(i)
-                cont(ok)
-
-            run_calls(k, calls_done)
+            run_calls(k, held_until_answered(i, cont))
             return
         if plain_release and not waiting[i]:
             # release_worker(i) with nobody waiting, inlined (hot path: see the module's note)
