@@ -11,7 +11,9 @@ clock's `later`), and hold the station's lists, the SimPy heap and (after `bind`
 `release` and `on_work_done` hooks as closure variables. Measured on the W3 variant (CPU time,
 medians of interleaved rounds): with the integral updates as method calls and the hooks read
 from the station at each call, the run was 4-6% slower than the single-closure engine; inlined
-and bound, within 1%.
+and bound, within 1%. Since then (issue 15, docs/performance.md): the integral of held workers
+is kept only where something reads it (`held_is_read`), and `work_done` frees a worker inline
+when nobody waits and `release` is unwrapped.
 """
 
 from __future__ import annotations
@@ -176,7 +178,17 @@ def install(st: Station) -> Callable[[], None]:
         # answer. (Its own function, so that work_done keeps i and cont in fast locals, not
         # in cells made for every request.)
         def calls_done(ok: bool) -> None:
-            release(i)
+            if plain_release and not waiting[i]:
+                # release_worker(i) with nobody waiting, inlined (as in work_done)
+                now = env._now
+                at[i] -= 1
+                free[i] += 1
+                if track_held:
+                    st.held_area += st.held * (now - st.held_since)
+                    st.held_since = now
+                    st.held -= 1
+            else:
+                release(i)
             cont(ok)
 
         return calls_done

@@ -75,6 +75,13 @@ class Station:
     += ...`) or sets its fields (`run.pool_wait = ...`). Call-level counters (retries, timeouts,
     breakers, bulkheads, hedges) are counted on the callee's station by `resilience.CallCounts`.
 
+    The hot path keeps the integral of held workers (`held`, `held_area`: `integrals()[1]`) up
+    to date only on tiers where `instances.held_is_read` says something reads it (blocking
+    tiers, autoscaling, time series, faults, queues): a feature that reads it elsewhere adds
+    its condition there. A call to a tier whose `enter` is still `plain_enter` (no admission
+    in front of `arrive`) may be fused into its caller (`admission.direct_runner`), so a
+    feature that must see every arrival wraps `arrive`, not the plain `enter`.
+
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
     (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
