@@ -180,6 +180,7 @@ class _ClassSim:
             gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
 
         heap, eid = schedule_of(env)
+        new_id = eid.__next__
         absolute = traffic.process is not None  # `gap()` gives the time itself
 
         def arrival(event: _Timer) -> None:
@@ -189,7 +190,7 @@ class _ClassSim:
                 # schedule(step, on_arrival, None), inlined with this timer reused (hot path:
                 # one per request; the same time, `now + step`, as `later` computes).
                 event.callbacks = on_arrival
-                heappush(heap, (step if absolute else now + step, _NORMAL, next(eid), event))
+                heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
             if now < warmup:
                 enter(k, _ignore)
                 return

@@ -37,13 +37,13 @@ def _scheduler(
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """later(delay, callbacks, value): run each callback with the timer after `delay`."""
     heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
-    eid = env._eid
+    new_id = env._eid.__next__
 
     def later(delay: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
         timer = _Timer()
         timer.callbacks = callbacks
         timer._value = value
-        heappush(heap, (env._now + delay, _NORMAL, next(eid), timer))
+        heappush(heap, (env._now + delay, _NORMAL, new_id(), timer))
 
     return later
 
@@ -53,13 +53,13 @@ def _scheduler_at(
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """at(when, callbacks, value): like `_scheduler`'s later, at the absolute time `when`."""
     heap: list[Any] = env._queue
-    eid = env._eid
+    new_id = env._eid.__next__
 
     def at(when: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
         timer = _Timer()
         timer.callbacks = callbacks
         timer._value = value
-        heappush(heap, (when, _NORMAL, next(eid), timer))
+        heappush(heap, (when, _NORMAL, new_id(), timer))
 
     return at
 

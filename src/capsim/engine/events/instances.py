@@ -53,6 +53,7 @@ def install(st: Station) -> Callable[[], None]:
     overflow_limit = st.overflow_limit
     record_wait = st.wait_recorder.record
     heap, eid = schedule_of(env)  # pushed inline below: see the module's note
+    new_id = eid.__next__
     later = st.later
     # The integral of held workers is read for a blocking tier's occupied time, by autoscaling,
     # by the time series and around faults; elsewhere (a non-blocking tier's occupied time is
@@ -72,7 +73,7 @@ def install(st: Station) -> Callable[[], None]:
         timer = _Timer()
         timer.callbacks = on_work_done
         timer._value = (i, k, cont)
-        heappush(heap, (end, _NORMAL, next(eid), timer))
+        heappush(heap, (end, _NORMAL, new_id(), timer))
 
     def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
         if free[i]:
@@ -91,7 +92,7 @@ def install(st: Station) -> Callable[[], None]:
             timer = _Timer()
             timer.callbacks = on_work_done
             timer._value = (i, k, cont)
-            heappush(heap, (end, _NORMAL, next(eid), timer))
+            heappush(heap, (end, _NORMAL, new_id(), timer))
             return True
         if max_queue is not None and live[i] >= max_queue:
             return st.refuse(now)
