@@ -2,14 +2,14 @@
 
 A request never becomes a SimPy process. Each tier keeps its own per-instance FIFO (a deque of
 waiting entries and a free-worker count), and the only events are timers on SimPy's schedule,
-stepped by ``Environment.run``: an arrival, the end of a worker's own work, a publish, a think, a
+stepped by ``clock.run_until`` (SimPy's ``Environment.run``, inline): an arrival, the end of a worker's own work, a publish, a think, a
 queue or pool timeout. A request's path is a chain of continuations ``cont(ok)``; an error is
 simply ``cont(False)`` travelling back up.
 
-Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by a
-generator, so no request makes a numpy call.
+Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by an
+itertools chain, so no request makes a numpy call.
 
-The package, module by module (issue 14 moves the engine here one feature at a time):
+The package, module by module:
 
 - `run`: `run_events`, one replication: builds tiers and classes, runs SimPy, gathers results.
 - `station`: `Station`, one tier's instances as named state (workers, waiting lines, live

@@ -90,11 +90,11 @@ def run_until(env: simpy.Environment, horizon: float) -> None:
     The same events in the same order: SimPy's `run` puts an URGENT stop event at the horizon
     (ahead of ordinary events at that instant) and calls `step` until it is popped; `step` pops
     the earliest event, sets the clock and runs its callbacks. This loop does the same inline,
-    without the two method calls and the StopSimulation machinery per event (measured: the loop
-    was about a tenth of the event path's time). The stop event takes one id and counts as one
-    processed event, as SimPy's does (its callback ends the loop by raising `_Stopped`), so
-    `events_processed` is unchanged. No event the engine
-    schedules can fail (there are no processes), so SimPy's check of `_ok` is not repeated.
+    without the two method calls and the StopSimulation machinery per event (measured: 3-6% of
+    the event path's CPU time; 3.5% fewer instructions on the W3 variant). The stop event takes
+    one id and counts as one processed event, as SimPy's does (its callback ends the loop by
+    raising `_Stopped`), so `events_processed` is unchanged. No event the engine schedules can fail (there are no
+    processes), so SimPy's check of `_ok` is not repeated.
     """
     if horizon <= env._now:
         raise ValueError(f"until ({horizon}) must be greater than the current simulation time")
