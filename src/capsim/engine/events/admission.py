@@ -3,15 +3,13 @@ pool, a queue tier's publishing and its redelivered messages (`max_retries`).
 
 `install` is the last feature installed (the Station's contract): it sets the station's first
 `enter` (count the arrival, pick the instance, `arrive`), then wraps it with the pool or the
-publishing and, outermost, the rate limit. Each contributes its counters to the tier's `TierRun`.
+publishing and, outermost, the rate limit. Each appends its `record(run)` to the station's `recorders`.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-
-import simpy
 
 from capsim.engine import streams
 from capsim.engine.events.balancing import fixed_instance
@@ -133,14 +131,12 @@ def rate_limited(st: Station, enter: Enter, limit: RateLimit) -> Enter:
     """A token bucket in front of the tier: `rate` tokens a second, at most `burst` banked."""
     env, warmup = st.env, st.warmup
     bucket = [float(limit.burst), 0.0]  # tokens, when last filled
-    refused = [0]  # by the rate limit, in the window (arrivals that were rejected)
+    refused = [0]  # by the rate limit, in the window (also in the station's arrivals, rejected)
 
     def record(run: TierRun) -> None:
-        run.arrivals += refused[0]
-        run.rejected += refused[0]
         run.rate_limited = refused[0]
 
-    st.contribute(record)
+    st.recorders.append(record)
 
     def limited(k: int, pick: Pick, cont: Cont) -> bool:
         now = env._now
@@ -151,6 +147,8 @@ def rate_limited(st: Station, enter: Enter, limit: RateLimit) -> Enter:
             return enter(k, pick, cont)
         bucket[0] = tokens
         if now >= warmup:
+            st.arrivals += 1
+            st.rejected += 1
             refused[0] += 1
         return False
 
@@ -167,9 +165,9 @@ def pooled(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Ente
     warmup = st.warmup
     later = _scheduler(env)
     waiters: deque[_PoolWaiter] = deque()
-    in_use = waiting = overflow = 0
+    in_use = waiting = 0
     overflow_limit = waiting_limit(tier)
-    arrivals = rejected = zero_waits = 0
+    rejected = zero_waits = 0  # refused by the pool (also in the station's `rejected`)
     wait_recorder = Recorder()
 
     def connected(k: int, pick: Pick, cont: Cont, now: float) -> bool:
@@ -205,16 +203,17 @@ def pooled(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Ente
         waiting -= 1
         if env._now >= warmup:
             rejected += 1
+            st.rejected += 1
         entry.cont(False)
 
     on_expire = (expire,)
 
     def enter(k: int, pick: Pick, cont: Cont) -> bool:
-        nonlocal in_use, waiting, arrivals, rejected, zero_waits, overflow
+        nonlocal in_use, waiting, rejected, zero_waits
         now = env._now
         counted = now >= warmup
         if counted:
-            arrivals += 1
+            st.arrivals += 1
         if in_use < size:
             in_use += 1
             if counted:
@@ -226,11 +225,13 @@ def pooled(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Ente
         if max_waiting is not None and waiting >= max_waiting:
             if counted:
                 rejected += 1
+                st.rejected += 1
             return False
         if waiting >= overflow_limit:
             if counted:
                 rejected += 1
-                overflow += 1
+                st.rejected += 1
+                st.overflow += 1
             return False
         entry = _PoolWaiter(now, k, pick, cont)
         waiters.append(entry)
@@ -240,14 +241,11 @@ def pooled(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> Ente
         return True
 
     def record(run: TierRun) -> None:
-        run.arrivals += arrivals
-        run.rejected += rejected
         run.pool_rejected = rejected
-        run.overflow += overflow
         run.pool_wait = wait_recorder.flush()
         _add_zeros(run.pool_wait, zero_waits)
 
-    st.contribute(record)
+    st.recorders.append(record)
     return enter
 
 
@@ -261,15 +259,13 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
         publish = _distribution_draw(publish_time, st.window.tier_rng(tier.index, streams.PUBLISH))
     age_recorder = Recorder()
     record_age = age_recorder.record
-    arrivals = 0
     max_retries = tier.max_retries
-    redelivery = _Redelivery(env, warmup, arrive, record_age)
+    redelivery = _Redelivery(st, arrive, record_age)
 
     def enqueue(k: int) -> bool:
-        nonlocal arrivals
         now = env._now
         if now >= warmup:
-            arrivals += 1
+            st.arrivals += 1
 
         if max_retries:
             return arrive(0, k, now, _Delivery(redelivery, k, now, max_retries))
@@ -304,12 +300,11 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
         return True
 
     def record(run: TierRun) -> None:
-        run.arrivals += arrivals
         run.age = age_recorder.flush()
-        run.redeliveries = redelivery.redeliveries
-        run.dead_letters = redelivery.dead_letters
+        run.redeliveries = st.redeliveries
+        run.dead_letters = st.dead_letters
 
-    st.contribute(record)
+    st.recorders.append(record)
     return enter
 
 
@@ -328,23 +323,19 @@ class _PoolWaiter:
 
 
 class _Redelivery:
-    """A queue tier's redelivery of failed messages (`max_retries`) and its counters."""
+    """A queue tier's redelivery of failed messages (`max_retries`), counted on its station."""
 
-    __slots__ = ("arrive", "dead_letters", "env", "record_age", "redeliveries", "warmup")
+    __slots__ = ("arrive", "record_age", "st")
 
     def __init__(
         self,
-        env: simpy.Environment,
-        warmup: float,
+        st: Station,
         arrive: Callable[[int, int, float, Cont], bool],
         record_age: Callable[[float], None],
     ) -> None:
-        self.env = env
-        self.warmup = warmup
+        self.st = st
         self.arrive = arrive
         self.record_age = record_age
-        self.redeliveries = 0  # failed messages put back for another try, in the window
-        self.dead_letters = 0  # messages that failed their last try, in the window
 
 
 class _Delivery:
@@ -361,17 +352,18 @@ class _Delivery:
 
     def __call__(self, ok: bool) -> None:
         queue = self.queue
-        now = queue.env._now
-        counted = now >= queue.warmup
+        st = queue.st
+        now = st.env._now
+        counted = now >= st.warmup
         if not ok and self.left > 0:
             self.left -= 1
             if counted:
-                queue.redeliveries += 1
+                st.redeliveries += 1
             if queue.arrive(0, self.k, now, self):
                 return
         if not ok:
             if counted:
-                queue.dead_letters += 1
+                st.dead_letters += 1
             return
         if counted:
             queue.record_age(now - self.enqueued)

@@ -32,7 +32,7 @@ class CallCounts:
     """What call sites did to one callee in the window: its call-level counters.
 
     One per callee station that some guarded call reaches (`counts_at`), registered there as a
-    contribution to its `TierRun` (`record`)."""
+    recorder of its `TierRun` (`record`)."""
 
     __slots__ = (
         "bulkhead_rejected",
@@ -73,7 +73,7 @@ def counts_at(callee: Station) -> CallCounts:
     """The callee's call-level counters, made and registered at the first call site to it."""
     if callee.call_counts is None:
         callee.call_counts = CallCounts()
-        callee.contribute(callee.call_counts.record)
+        callee.recorders.append(callee.call_counts.record)
     return callee.call_counts
 
 

@@ -68,12 +68,14 @@ class Station:
     A feature counts only inside the measurement window (`now >= warmup`), changes the
     integrals only through `queue_moved`, `held_moved` and `count_live` (or the same update
     written inline on a hot path, with a note), and draws only from its own stream of
-    `window.tier_rng(tier, role)`. A feature that reports figures keeps its counters as named
-    attributes of its own object (or its closure) and registers `record(run)` with
-    `station.contribute(record)`: `Station.record` fills the tier's own figures into a `TierRun`,
-    then calls each contribution in the order registered, which adds its counts (`run.arrivals
-    += ...`) or sets its fields (`run.pool_wait = ...`). Call-level counters (retries, timeouts,
-    breakers, bulkheads, hedges) are counted on the callee's station by `resilience.CallCounts`.
+    `window.tier_rng(tier, role)`. Every request that reaches the tier's admission counts in the
+    station's `arrivals`, every refusal or failure in its `rejected` (whichever feature refused
+    it), so that the tier's totals can be read at any time. A feature with figures of its own
+    keeps them as named attributes of its own object (or its closure) and appends its
+    `record(run)` to `recorders`: `Station.record` fills the tier's own figures into a
+    `TierRun`, then calls each recorder in order, which sets the feature's fields
+    (`run.pool_wait = ...`). Call-level counters (retries, timeouts, breakers, bulkheads,
+    hedges) are counted on the callee's station by `resilience.CallCounts`.
 
     The hot path keeps the integral of held workers (`held`, `held_area`: `integrals()[1]`) up
     to date only on tiers where `instances.held_is_read` says something reads it (blocking
@@ -100,7 +102,7 @@ class Station:
         "cancelled",
         "completed",
         "concurrency",
-        "contributions",
+        "dead_letters",
         "down",
         "drop_abandoned",
         "dropped",
@@ -129,6 +131,8 @@ class Station:
         "queue_max",
         "queue_since",
         "queue_timeout",
+        "recorders",
+        "redeliveries",
         "rejected",
         "release",
         "runners",
@@ -199,6 +203,8 @@ class Station:
         self.arrivals = self.completed = self.rejected = self.timed_out = 0
         self.overflow = 0  # turned away at the internal bound on waiting requests
         self.dropped = 0  # dropped from the line because the caller had given up
+        self.redeliveries = 0  # queue with max_retries: failed messages put back for another try
+        self.dead_letters = 0  # queue with max_retries: messages that failed their last try
         self.busy = 0.0
         self.zero_waits = 0
         self.wait_recorder = Recorder()
@@ -212,7 +218,7 @@ class Station:
         self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
         self.snapshots: list[tuple[float, float, float]] = []
         self.trace: list[int] = []
-        self.contributions: list[Callable[[TierRun], None]] = []  # the features' `record(run)`
+        self.recorders: list[Callable[[TierRun], None]] = []  # features' record(run), in order
         self.call_counts: CallCounts | None = None  # made by the first call site to this tier
 
     def _service_draws(self) -> list[Draw]:
@@ -303,11 +309,6 @@ class Station:
             self.timed_out += 1
         entry.cont(False)
 
-    def contribute(self, record: Callable[[TierRun], None]) -> None:
-        """Register a feature's `record(run)`: it writes the feature's figures into the tier's
-        `TierRun` at the end of the run (after the tier's own, in the order registered)."""
-        self.contributions.append(record)
-
     # -- at the end of the run -----------------------------------------------------------------
     def snapshot(self) -> None:
         self.snapshots.append(self.integrals(self.env._now))
@@ -335,7 +336,7 @@ class Station:
             series.hits = np.asarray(cache_series[1], dtype=float)
 
     def record(self) -> TierRun:
-        """The tier's own figures over the window, then each feature's (`contribute`)."""
+        """The tier's own figures over the window, then each feature's (`recorders`)."""
         tier, horizon = self.tier, self.horizon
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
@@ -359,6 +360,6 @@ class Station:
         if self.faults or tier.autoscale is not None:
             live = self.live_integral(horizon) - self.before_window[2]
             run.live_worker_time = live * tier.concurrency
-        for contribution in self.contributions:
-            contribution(run)
+        for record in self.recorders:
+            record(run)
         return run

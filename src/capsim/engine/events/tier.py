@@ -70,7 +70,7 @@ class _TierSim:
         consumers.install(st)
         bind_hooks()  # the hooks are final: the hot path holds them from here (`instances`)
         admission.install(st)
-        st.contribute(self._record_scaling_and_cache)
+        st.recorders.append(self._record_scaling_and_cache)
         self.enter: Enter = st.enter
         return st
 
