@@ -2,28 +2,27 @@
 
 A request never becomes a SimPy process. Each tier keeps its own per-instance FIFO (a deque of
 waiting entries and a free-worker count), and the only events are timers on SimPy's schedule,
-stepped by ``Environment.run``: an arrival, the end of a worker's own work, a publish, a think, a
+stepped by ``clock.run_until`` (SimPy's ``Environment.run``, inline): an arrival, the end of a worker's own work, a publish, a think, a
 queue or pool timeout. A request's path is a chain of continuations ``cont(ok)``; an error is
 simply ``cont(False)`` travelling back up.
 
-Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by a
-generator, so no request makes a numpy call.
+Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by an
+itertools chain, so no request makes a numpy call.
 
-The package, module by module (issue 14 moves the engine here one feature at a time):
+The package, module by module:
 
 - `run`: `run_events`, one replication: builds tiers and classes, runs SimPy, gathers results.
 - `station`: `Station`, one tier's instances as named state (workers, waiting lines, live
   instances, counters, integrals) and the hooks features wrap; its docstring is the extension
   contract. `Waiting` is a request in a waiting line.
 - Tier features, each with `install(station)`, installed in this order: `instances` (workers
-  and a waiting line per instance), `faults`, `autoscaling`, `serverless`, `consumers`
-  (batches, partitions).
-- `tier`: `_TierSim`, a tier as callers see it: builds its Station and the `enter` callers
-  use; its counters of call-level events (retries, hedges, breakers...).
-- `balancing`: choosing an instance (round robin, random, least connections, power of two,
-  read replicas), health checks.
-- `admission`: what stands in front of `arrive`: a rate limit, a database's connection pool,
-  a queue tier's publishing and redelivered messages (`max_retries`).
+  and a waiting line per instance), `faults`, `balancing` (choosing an instance: round robin,
+  random, least connections, power of two, read replicas; health checks), `autoscaling`,
+  `serverless`, `consumers` (batches, partitions), and last `admission` (the tier's `enter`:
+  a rate limit, a database's connection pool, a queue tier's publishing and redelivered
+  messages). A feature that reports figures registers its `record(run)` with the station.
+- `tier`: `_TierSim`, a tier as callers see it: builds its Station (features installed) and
+  keeps what the tier holds as a caller (response times for hedges, bulkheads, retry jitter).
 - `caches`: cold LRU caches simulated key by key.
 - `consumer_scaling`: a queue's consumers scaled on its backlog or lag (KEDA), installed by
   `consumers`.
@@ -31,7 +30,8 @@ The package, module by module (issue 14 moves the engine here one feature at a t
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.
-- `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites).
+- `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites),
+  and `CallCounts`, what call sites did to a callee, counted on the callee's station.
 - `disciplines`: waiting lines with priorities between classes.
 - `classes`: request classes, open and closed, and their per-bucket tracking.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).

@@ -1,41 +1,61 @@
 """Balancing between a tier's instances: round robin, random, least connections, power of two
-(healthy instances only when instances can die), read replicas, and health checks."""
+(healthy instances only when instances can die), read replicas, and health checks.
+
+`install` gives the station its `pick(algorithm)`: the chooser for requests balanced by an
+algorithm (None: the tier's own), made at its first use (when the callers' steps are compiled,
+after every feature has said whether instances can die) and kept. It also starts the health
+checks of a tier with faults and a `health_check`. Balancing draws from the tier's BALANCING
+stream; read replicas from the tier's ROUTING stream.
+"""
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
 
 import simpy
 
 from capsim.engine import streams
-from capsim.engine.events.draws import (
-    _buffered,
-)
+from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Draw, Pick
-from capsim.model.types import (
-    HealthCheck,
-)
-
-if TYPE_CHECKING:
-    from capsim.engine.events.tier import _TierSim
+from capsim.engine.events.station import Station
+from capsim.model.types import HealthCheck
 
 
-def pick(sim: _TierSim, algorithm: str | None) -> Pick:
-    """The instance chooser for requests balanced by `algorithm` (None: the tier's own)."""
-    name = algorithm or sim.tier.balancing
-    cached = sim._pick_cache.get(name)
-    if cached is None:
-        cached = sim._pick_cache[name] = _make_pick(sim, name)
-    return cached
+def install(st: Station) -> None:
+    """Set the station's `pick`; start health checks if its instances can fail them."""
+    st.pick = _Balancer(st).pick
+    if st.faults and st.tier.health_check is not None:
+        health_checks(st, st.tier.health_check)
 
 
-def health_checks(
-    sim: _TierSim, env: simpy.Environment, check: HealthCheck, horizon: float
-) -> None:
+class _Balancer:
+    """A tier's instance choosers, one per algorithm, and the uniforms they share."""
+
+    def __init__(self, st: Station) -> None:
+        self.st = st
+        self.choosers: dict[str, Pick] = {}
+        self.uniforms: Draw | None = None
+
+    def pick(self, algorithm: str | None) -> Pick:
+        """The instance chooser for requests balanced by `algorithm` (None: the tier's own)."""
+        name = algorithm or self.st.tier.balancing
+        chooser = self.choosers.get(name)
+        if chooser is None:
+            chooser = self.choosers[name] = _make_pick(self, name)
+        return chooser
+
+    def uniform(self) -> Draw:
+        if self.uniforms is None:
+            rng = self.st.window.tier_rng(self.st.tier.index, streams.BALANCING)
+            self.uniforms = _buffered(rng.random)
+        return self.uniforms
+
+
+def health_checks(st: Station, check: HealthCheck) -> None:
     """Every `interval`, each instance passes (alive) or fails; balancing follows the counts."""
-    routable = sim.routable
-    alive = sim.alive
+    env, horizon = st.env, st.horizon
+    routable = st.sim.routable
+    alive = st.alive
     assert routable is not None
     failures = [0] * len(alive)
     passes = [0] * len(alive)
@@ -58,23 +78,32 @@ def health_checks(
     env.timeout(check.interval).callbacks.append(probe)
 
 
-def _uniform(sim: _TierSim) -> Draw:
-    if sim._balancing_draw is None:
-        rng = sim._window.tier_rng(sim.tier.index, streams.BALANCING)
-        sim._balancing_draw = _buffered(rng.random)
-    return sim._balancing_draw
+def fixed(i: int) -> Pick:
+    """The chooser that always picks instance i; `fixed_instance` recognises it."""
+
+    def only(k: int) -> int:
+        return i
+
+    only.instance = i  # type: ignore[attr-defined]
+    return only
 
 
-def _choose(sim: _TierSim, algorithm: str, low: int, high: int) -> Pick:
+def fixed_instance(pick: Pick) -> int | None:
+    """The instance a chooser always picks (a tier with one instance), or None."""
+    instance = getattr(pick, "instance", None)
+    return instance if isinstance(instance, int) else None
+
+
+def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
     """A chooser among instances low..high-1; it takes (and ignores) the class index."""
-    if sim.routable is not None:
-        return _choose_routable(sim, algorithm, low, high)
+    if balancer.st.sim.routable is not None:
+        return _choose_routable(balancer, algorithm, low, high)
     count = high - low
     if count == 1:
-        return lambda k: low
-    at = sim.at
+        return fixed(low)
+    at = balancer.st.at
     if algorithm == "random":
-        u = _uniform(sim)
+        u = balancer.uniform()
         return lambda k: low + int(u() * count)
     if algorithm == "least_connections":
         if low == 0 and high == len(at):
@@ -86,7 +115,7 @@ def _choose(sim: _TierSim, algorithm: str, low: int, high: int) -> Pick:
 
         return least
     if algorithm == "power_of_two":
-        u = _uniform(sim)
+        u = balancer.uniform()
 
         def two(k: int) -> int:
             a = int(u() * count)
@@ -100,15 +129,15 @@ def _choose(sim: _TierSim, algorithm: str, low: int, high: int) -> Pick:
     return lambda k: low + next(turn) % count
 
 
-def _choose_routable(sim: _TierSim, algorithm: str, low: int, high: int) -> Pick:
+def _choose_routable(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
     """`_choose` for a tier whose instances can die: only instances balancing sees as healthy
     (all of them, dead ones included, when none is)."""
-    routable = sim.routable
+    routable = balancer.st.sim.routable
     assert routable is not None
-    at = sim.at
+    at = balancer.st.at
     members = range(low, high)
     turn = itertools.count()
-    u = _uniform(sim) if algorithm in ("random", "power_of_two") else None
+    u = balancer.uniform() if algorithm in ("random", "power_of_two") else None
 
     def healthy() -> list[int]:
         chosen = [i for i in members if routable[i]]
@@ -148,14 +177,16 @@ def _choose_routable(sim: _TierSim, algorithm: str, low: int, high: int) -> Pick
     return two_healthy
 
 
-def _make_pick(sim: _TierSim, algorithm: str) -> Pick:
-    tier = sim.tier
-    primaries = _choose(sim, algorithm, 0, sim.primary_slots)
+def _make_pick(balancer: _Balancer, algorithm: str) -> Pick:
+    """Primaries only, or, on a database with replicas, reads by `read_ratio` to the replicas."""
+    st = balancer.st
+    tier = st.tier
+    primaries = _choose(balancer, algorithm, 0, st.servers - tier.replicas)
     if tier.kind != "database" or tier.replicas == 0:
         return primaries
-    replicas = _choose(sim, algorithm, tier.instances, tier.servers)
+    replicas = _choose(balancer, algorithm, tier.instances, tier.servers)
     read_ratio = [work.read_ratio for work in tier.work]
-    u = sim.routing_draw
+    u = st.sim.routing_draw
 
     def route(k: int) -> int:
         r = read_ratio[k]

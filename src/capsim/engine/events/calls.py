@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from capsim.engine.events import admission
 from capsim.engine.events.resilience import _CallSite
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.model.features import is_guarded
@@ -16,17 +17,22 @@ from capsim.model.types import (
 )
 
 if TYPE_CHECKING:
+    from capsim.engine.events.station import Station
     from capsim.engine.events.tier import _TierSim
 
 
 class CallStep(NamedTuple):
-    """A compiled call: made when `uniform() < probability`, `repeat` times one after another."""
+    """A compiled call: made when `uniform() < probability`, `repeat` times one after another.
+
+    `target` is the callee's station for a call without a call site (None: guarded), so that a
+    call alone in its program can be run by `admission.direct_runner`."""
 
     enter: Enter
     pick: Pick
     probability: float
     repeat: int
     uniform: Draw
+    target: Station | None = None
 
 
 class OneOfStep(NamedTuple):
@@ -35,6 +41,7 @@ class OneOfStep(NamedTuple):
     bounds: list[float]
     targets: tuple[tuple[Enter, Pick], ...]
     uniform: Draw
+    stations: tuple[Station, ...] = ()  # the targets' stations (`admission.direct_runner`)
 
 
 class ParallelStep(NamedTuple):
@@ -136,60 +143,80 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
     if isinstance(step, Call):
         target = tiers[step.tier]
         enter = target.enter
+        station: Station | None = target.station
         if is_guarded(step):  # the features registry says which calls need a call site
             enter = _CallSite(caller, target, step).enter
+            station = None
         return CallStep(
             enter,
             target.pick(step.algorithm),
             step.probability,
             max(step.repeat, 1),
             caller.routing_draw,
+            station,
         )
     if isinstance(step, OneOf):
         bounds = list(itertools.accumulate(p for _, p in step.options))
         targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
-        return OneOfStep(bounds, targets, caller.routing_draw)
+        stations = tuple(tiers[t].station for t, _ in step.options)
+        return OneOfStep(bounds, targets, caller.routing_draw, stations)
     assert isinstance(step, Parallel)
     return ParallelStep(tuple(_compile_step(b, caller, tiers) for b in step.branches))
 
 
 def _runner(steps: tuple[Step_, ...]) -> Runner | None:
-    """The cheapest way to run these steps: none, one plain call, one one_of, or a _Sequence."""
+    """The cheapest way to run these steps: none, one call (with the callee's plain enter
+    inlined where it has one: `admission.direct_runner`), one one_of, or a _Sequence."""
     if not steps:
         return None
     first = steps[0]
-    if (
-        len(steps) == 1
-        and type(first) is CallStep
-        and first.probability >= 1.0
-        and first.repeat == 1
-    ):
-        enter, pick = first.enter, first.pick
-
-        def call(k: int, done: Cont) -> None:
-            if not enter(k, pick, done):
-                done(False)
-
-        return call
+    if len(steps) == 1 and type(first) is CallStep and first.repeat == 1:
+        direct = None
+        if first.target is not None:
+            direct = admission.direct_runner(
+                first.target, first.pick, first.probability, first.uniform
+            )
+        if direct is not None:
+            return direct
+        if first.probability >= 1.0:
+            return _plain_call(first.enter, first.pick)
     if len(steps) == 1 and type(first) is OneOfStep:
-        bounds, targets, uniform = first.bounds, first.targets, first.uniform
-        options = list(zip(bounds, targets, strict=True))
-
-        def one_of(k: int, done: Cont) -> None:
-            x = uniform()
-            for bound, (enter, pick) in options:
-                if x < bound:
-                    if not enter(k, pick, done):
-                        done(False)
-                    return
-            done(True)
-
-        return one_of
+        return _one_of(first)
 
     def sequence(k: int, done: Cont) -> None:
         _Sequence(steps, k, done).advance()
 
     return sequence
+
+
+def _plain_call(enter: Enter, pick: Pick) -> Runner:
+    def call(k: int, done: Cont) -> None:
+        if not enter(k, pick, done):
+            done(False)
+
+    return call
+
+
+def _one_of(step: OneOfStep) -> Runner:
+    """Exactly one of the targets, each run by its direct runner or through its `enter`."""
+    runners = []
+    for n, (enter, pick) in enumerate(step.targets):
+        direct = None
+        if step.stations:
+            direct = admission.direct_runner(step.stations[n], pick, 1.0, step.uniform)
+        runners.append(direct if direct is not None else _plain_call(enter, pick))
+    options = list(zip(step.bounds, runners, strict=True))
+    uniform = step.uniform
+
+    def one_of(k: int, done: Cont) -> None:
+        x = uniform()
+        for bound, run in options:
+            if x < bound:
+                run(k, done)
+                return
+        done(True)
+
+    return one_of
 
 
 def _ignore(ok: bool) -> None:

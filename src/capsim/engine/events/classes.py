@@ -5,16 +5,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
+from capsim.engine.events import admission
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _scheduler, _scheduler_at, _Timer
+from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
-from capsim.engine.events.signatures import Draw
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
 from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.result import ClassRun
@@ -89,8 +91,8 @@ class _ClassSim:
         self.latency = Recorder(self.run.latency)
         warmup = window.warmup
         k = traffic.index
-        enter = entry.enter
         pick = entry.pick(None)
+        enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
         run = self.run
         later = _scheduler(env)
@@ -121,7 +123,7 @@ class _ClassSim:
                         tracker.finished(now, ok)
                     later(think(), on_thought, None)
 
-                if not enter(k, pick, finish):
+                if not enter(k, finish):
                     refused_at_once(now)
                     finish(False)
 
@@ -177,13 +179,20 @@ class _ClassSim:
         else:
             gap = _buffered(lambda n: rng.exponential(1.0 / rate, n))
 
+        heap, eid = schedule_of(env)
+        new_id = eid.__next__
+        absolute = traffic.process is not None  # `gap()` gives the time itself
+
         def arrival(event: _Timer) -> None:
             now = env._now
             step = gap()
             if step < math.inf:
-                schedule(step, on_arrival, None)
+                # schedule(step, on_arrival, None), inlined with this timer reused (hot path:
+                # one per request; the same time, `now + step`, as `later` computes).
+                event.callbacks = on_arrival
+                heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
             if now < warmup:
-                enter(k, pick, _ignore)
+                enter(k, _ignore)
                 return
             run.arrivals += 1
 
@@ -194,7 +203,7 @@ class _ClassSim:
                 else:
                     run.errors += 1
 
-            if not enter(k, pick, finish):
+            if not enter(k, finish):
                 run.errors += 1
 
         if tracker is not None:
@@ -220,13 +229,18 @@ class _ClassSim:
                             run.errors += 1
                     finished(now, ok)
 
-                if not enter(k, pick, finish):
+                if not enter(k, finish):
                     finish(False)
 
         on_arrival = (arrival,)
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
+
+
+def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
+    """`enter` with the class's instance chooser bound (an entry tier with admission)."""
+    return lambda k, cont: enter(k, pick, cont)
 
 
 class _ClassTracker:

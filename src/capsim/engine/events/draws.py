@@ -35,13 +35,17 @@ def _epoch_times(epochs: ArrivalEpochs) -> Draw:
 
 
 def _buffered(sample: Callable[[int], np.ndarray]) -> Draw:
-    """One value per call from batches of `sample(BATCH)`."""
+    """One value per call from batches of `sample(BATCH)`.
 
-    def forever() -> Iterator[float]:
-        while True:
-            yield from sample(BATCH).tolist()
+    The iterator is itertools' (a chain over a map of the batches), so a draw is a call into C
+    with no Python frame; only a refill, every BATCH draws, runs Python (`sample`). Measured:
+    a generator resumed per draw instead made the W3 variant's run about 3% slower (CPU time,
+    interleaved rounds)."""
 
-    return forever().__next__
+    def batch(_: object) -> list[float]:
+        return sample(BATCH).tolist()
+
+    return itertools.chain.from_iterable(map(batch, itertools.repeat(None))).__next__
 
 
 def _distribution_draw(dist: Distribution, rng: np.random.Generator) -> Draw:

@@ -1,4 +1,4 @@
-"""Faults: instances that die and come back, error answers, slowdowns; and health checks.
+"""Faults: instances that die and come back, error answers, slowdowns.
 
 `install` wraps `arrive` (a dead instance refuses at once, as a refused connection) and
 replaces `on_work_done` (finished work may answer an error; a blocking worker whose instance
@@ -13,7 +13,6 @@ import math
 import simpy
 
 from capsim.engine import streams
-from capsim.engine.events import balancing
 from capsim.engine.events.clock import _Timer, pending_timers
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Cont
@@ -117,9 +116,7 @@ def install(st: Station) -> None:
 
     st.arrive = arrive
     st.on_work_done = (faulty_work_done,)
-    _schedule(st, st.faults)
-    if st.tier.health_check is not None:
-        balancing.health_checks(st.sim, env, st.tier.health_check, st.horizon)
+    _schedule(st, st.faults)  # health checks: `balancing.install`, right after this
 
 
 def _schedule(st: Station, faults: list[Fault]) -> None:

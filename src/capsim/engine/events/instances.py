@@ -11,7 +11,9 @@ clock's `later`), and hold the station's lists, the SimPy heap and (after `bind`
 `release` and `on_work_done` hooks as closure variables. Measured on the W3 variant (CPU time,
 medians of interleaved rounds): with the integral updates as method calls and the hooks read
 from the station at each call, the run was 4-6% slower than the single-closure engine; inlined
-and bound, within 1%.
+and bound, within 1%. Since then (issue 15, docs/performance.md): the integral of held workers
+is kept only where something reads it (`held_is_read`), and `work_done` frees a worker inline
+when nobody waits and `release` is unwrapped.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ from capsim.engine.events.clock import _NORMAL, _Timer, schedule_of
 from capsim.engine.events.resilience import _given_up, _HedgeCopy
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
+
+
+def held_is_read(st: Station) -> bool:
+    """Whether anything reads the tier's integral of held workers (see `install`)."""
+    tier = st.tier
+    return bool(
+        st.blocking
+        or tier.autoscale is not None
+        or st.series is not None
+        or st.faults
+        or tier.is_async
+    )
 
 
 def install(st: Station) -> Callable[[], None]:
@@ -39,7 +53,12 @@ def install(st: Station) -> Callable[[], None]:
     overflow_limit = st.overflow_limit
     record_wait = st.wait_recorder.record
     heap, eid = schedule_of(env)  # pushed inline below: see the module's note
+    new_id = eid.__next__
     later = st.later
+    # The integral of held workers is read for a blocking tier's occupied time, by autoscaling,
+    # by the time series and around faults; elsewhere (a non-blocking tier's occupied time is
+    # its busy time) it is not kept up on the hot path.
+    track_held = held_is_read(st)
 
     def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
         # A worker of instance i starts on a request that waited since `arrived`.
@@ -54,15 +73,16 @@ def install(st: Station) -> Callable[[], None]:
         timer = _Timer()
         timer.callbacks = on_work_done
         timer._value = (i, k, cont)
-        heappush(heap, (end, _NORMAL, next(eid), timer))
+        heappush(heap, (end, _NORMAL, new_id(), timer))
 
     def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
         if free[i]:
             free[i] -= 1
             at[i] += 1
-            st.held_area += st.held * (now - st.held_since)  # held_moved(now, +1), inlined
-            st.held_since = now
-            st.held += 1
+            if track_held:
+                st.held_area += st.held * (now - st.held_since)  # held_moved(now, +1), inlined
+                st.held_since = now
+                st.held += 1
             # start(), inlined: this is the path most requests take.
             end = now + service[k]()
             if now >= warmup:
@@ -72,7 +92,7 @@ def install(st: Station) -> Callable[[], None]:
             timer = _Timer()
             timer.callbacks = on_work_done
             timer._value = (i, k, cont)
-            heappush(heap, (end, _NORMAL, next(eid), timer))
+            heappush(heap, (end, _NORMAL, new_id(), timer))
             return True
         if max_queue is not None and live[i] >= max_queue:
             return st.refuse(now)
@@ -120,15 +140,16 @@ def install(st: Station) -> Callable[[], None]:
                 start(i, entry.k, entry.arrived, now, entry.cont)
                 return
         free[i] += 1
-        st.held_area += st.held * (now - st.held_since)  # held_moved(now, -1), inlined
-        st.held_since = now
-        st.held -= 1
+        if track_held:
+            st.held_area += st.held * (now - st.held_since)  # held_moved(now, -1), inlined
+            st.held_since = now
+            st.held -= 1
 
     def drop_given_up(i: int, now: float) -> None:
         at[i] -= 1
         if now >= warmup:
             st.rejected += 1
-            st.sim.dropped += 1
+            st.dropped += 1
 
     def withdraw(entry: Waiting) -> bool:
         # A hedge's losing copy leaves the queue unserved (not an error); False if it started.
@@ -153,34 +174,61 @@ def install(st: Station) -> Callable[[], None]:
 
     runners, blocking = st.runners, st.blocking
 
+    def held_until_answered(i: int, cont: Cont) -> Cont:
+        # A blocking worker's continuation for its calls: the worker is released when they
+        # answer. (Its own function, so that work_done keeps i and cont in fast locals, not
+        # in cells made for every request.)
+        def calls_done(ok: bool) -> None:
+            if plain_release and not waiting[i]:
+                # release_worker(i) with nobody waiting, inlined (as in work_done)
+                now = env._now
+                at[i] -= 1
+                free[i] += 1
+                if track_held:
+                    st.held_area += st.held * (now - st.held_since)
+                    st.held_since = now
+                    st.held -= 1
+            else:
+                release(i)
+            cont(ok)
+
+        return calls_done
+
     def work_done(event: _Timer) -> None:
         i, k, cont = event._value
-        if env._now >= warmup:
+        now = env._now
+        if now >= warmup:
             st.completed += 1
         run_calls = runners[k]
-        if run_calls is None:
-            release(i)
-            cont(True)
-        elif blocking:
-
-            def calls_done(ok: bool) -> None:
-                release(i)
-                cont(ok)
-
-            run_calls(k, calls_done)
+        if blocking and run_calls is not None:
+            run_calls(k, held_until_answered(i, cont))
+            return
+        if plain_release and not waiting[i]:
+            # release_worker(i) with nobody waiting, inlined (hot path: see the module's note)
+            at[i] -= 1
+            free[i] += 1
+            if track_held:
+                st.held_area += st.held * (now - st.held_since)
+                st.held_since = now
+                st.held -= 1
         else:
             release(i)
+        if run_calls is None:
+            cont(True)
+        else:
             run_calls(k, cont)
 
     on_drop = (drop,)
     # The final hooks, read into closure variables once every feature is installed (`bind`).
     on_work_done: tuple[Callable[[Any], None], ...] = (work_done,)
     release: Callable[[int], None] = release_worker
+    plain_release = True  # whether `release` is `release_worker`, unwrapped
 
     def bind() -> None:
-        nonlocal on_work_done, release
+        nonlocal on_work_done, release, plain_release
         on_work_done = st.on_work_done
         release = st.release
+        plain_release = release is release_worker
 
     st.start = start
     st.arrive = arrive

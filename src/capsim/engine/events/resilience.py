@@ -12,6 +12,7 @@ import simpy
 from capsim.engine.events.clock import _scheduler, _Timer
 from capsim.engine.events.signatures import Cont, Pick
 from capsim.engine.histogram import Histogram
+from capsim.engine.result import TierRun
 from capsim.model.types import (
     Call,
     CircuitBreaker,
@@ -19,12 +20,61 @@ from capsim.model.types import (
 )
 
 if TYPE_CHECKING:
-    from capsim.engine.events.station import Waiting
+    from capsim.engine.events.station import Station, Waiting
     from capsim.engine.events.tier import _TierSim
 
 
 #: A retry budget banks at most this many retries (and starts with them).
 RETRY_TOKENS = 10.0
+
+
+class CallCounts:
+    """What call sites did to one callee in the window: its call-level counters.
+
+    One per callee station that some guarded call reaches (`counts_at`), registered there as a
+    recorder of its `TierRun` (`record`)."""
+
+    __slots__ = (
+        "bulkhead_rejected",
+        "call_timeouts",
+        "hedge_wins",
+        "hedged_calls",
+        "hedges",
+        "hedges_abandoned",
+        "hedges_cancelled",
+        "retries",
+        "short_circuited",
+    )
+
+    def __init__(self) -> None:
+        self.retries = 0  # retry attempts that reached the callee
+        self.call_timeouts = 0  # attempts to the callee that their callers gave up on
+        self.short_circuited = 0  # calls an open circuit breaker failed at once
+        self.bulkhead_rejected = 0  # calls refused by a caller's bulkhead
+        self.hedged_calls = 0  # attempts made by a call with a hedge
+        self.hedges = 0  # hedge copies sent
+        self.hedge_wins = 0  # hedged attempts a hedge copy answered first
+        self.hedges_cancelled = 0  # losing copies withdrawn from a queue before any work
+        self.hedges_abandoned = 0  # losing copies a worker had: their work went on
+
+    def record(self, run: TierRun) -> None:
+        run.retries = self.retries
+        run.call_timeouts = self.call_timeouts
+        run.short_circuited = self.short_circuited
+        run.bulkhead_rejected = self.bulkhead_rejected
+        run.hedged_calls = self.hedged_calls
+        run.hedges = self.hedges
+        run.hedge_wins = self.hedge_wins
+        run.hedges_cancelled = self.hedges_cancelled
+        run.hedges_abandoned = self.hedges_abandoned
+
+
+def counts_at(callee: Station) -> CallCounts:
+    """The callee's call-level counters, made and registered at the first call site to it."""
+    if callee.call_counts is None:
+        callee.call_counts = CallCounts()
+        callee.recorders.append(callee.call_counts.record)
+    return callee.call_counts
 
 
 class _Breaker:
@@ -103,6 +153,7 @@ class _CallSite:
         self.warmup = caller._window.warmup
         self.target = target
         self.target_enter = target.enter
+        self.counts = counts_at(target.station)
         self.timeout = call.timeout
         self.retry = call.retry or Retry(max=0)
         self.later = _scheduler(caller.env)
@@ -183,7 +234,7 @@ def _timed_out(event: _Timer) -> None:
         answer.live = False
         site = answer.attempts.site
         if site.env._now >= site.warmup:
-            site.target.call_timeouts += 1
+            site.counts.call_timeouts += 1
         answer.attempts.settled(False)
 
 
@@ -232,18 +283,18 @@ class _Attempts:
         counted = site.env._now >= site.warmup
         if site.breaker is not None and not site.breaker.allow():
             if counted:
-                site.target.short_circuited += 1
+                site.counts.short_circuited += 1
             self.failed()
             return
         if site.bulkhead is not None:
             if site.in_flight[0] >= site.bulkhead:
                 if counted:
-                    site.target.bulkhead_rejected += 1
+                    site.counts.bulkhead_rejected += 1
                 self.failed()
                 return
             site.in_flight[0] += 1
         if self.retried and counted:
-            site.target.retries += 1
+            site.counts.retries += 1
         answer = _Answer(self)
         if site.timeout is not None:
             site.later(site.timeout, _ON_TIMEOUT, answer)
@@ -388,7 +439,7 @@ class _Hedged:
     def send_first(self) -> None:
         site = self.site
         if site.env._now >= site.warmup:
-            site.target.hedged_calls += 1
+            site.counts.hedged_calls += 1
         delay = site.hedge_delay()
         if delay is not None:
             self.delay = delay
@@ -402,7 +453,7 @@ class _Hedged:
         site = self.site
         self.left -= 1
         if site.env._now >= site.warmup:
-            site.target.hedges += 1
+            site.counts.hedges += 1
         if self.left > 0:
             site.later(self.delay, _ON_HEDGE, self)
         self._send()
@@ -425,7 +476,7 @@ class _Hedged:
             i = pick(k)
             used.append(i)
             return i
-        at = self.site.target.at
+        at = self.site.target.station.at
         for j in used:
             at[j] += _AVOID
         i = pick(k)
@@ -454,19 +505,18 @@ class _Hedged:
 
     def _drop_losers(self, winner: _HedgeCopy) -> None:
         site = self.site
-        target = site.target
         counted = site.env._now >= site.warmup
         if counted and winner is not self.copies[0]:
-            target.hedge_wins += 1
+            site.counts.hedge_wins += 1
         for other in self.copies:
             if not other.live:
                 continue
             other.live = False
             if other.withdraw is not None and other.withdraw(other.entry):  # type: ignore[arg-type]
                 if counted:
-                    target.hedges_cancelled += 1
+                    site.counts.hedges_cancelled += 1
             elif counted:
-                target.hedges_abandoned += 1
+                site.counts.hedges_abandoned += 1
 
 
 def _hedge_due(event: _Timer) -> None:

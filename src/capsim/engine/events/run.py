@@ -12,7 +12,7 @@ import simpy
 
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
-from capsim.engine.events.clock import events_processed
+from capsim.engine.events.clock import events_processed, run_until
 from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
@@ -120,7 +120,7 @@ def run_events(
 
     built = time.perf_counter()
     with _stack_for(model):
-        env.run(until=horizon)
+        run_until(env, horizon)
     simulated = time.perf_counter()
     if progress is not None:
         progress(1.0, "simulating")

@@ -13,6 +13,7 @@ from capsim.engine.events.autoscaling import _OFF, _READY, _STARTING
 from capsim.engine.events.clock import _Timer
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
+from capsim.engine.result import TierRun
 
 
 def install(st: Station) -> None:
@@ -37,8 +38,12 @@ def install(st: Station) -> None:
     idle_mark = [0] * servers  # bumped whenever an instance becomes idle or busy
     buffer: deque[Waiting] = deque()  # the activator's: requests no slot could take
     cold_start, keep_warm = scaler.cold_start, scaler.keep_warm
-    cold_starts = [0]
-    st.sim.cold_starts = cold_starts
+    cold_starts = [0]  # instances started for a request, in the window
+
+    def record(run: TierRun) -> None:
+        run.cold_starts = cold_starts[0]
+
+    st.recorders.append(record)
 
     def take(i: int, entry: Waiting, now: float) -> None:
         # A waiting request takes a worker of instance i.

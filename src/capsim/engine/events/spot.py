@@ -8,13 +8,11 @@ progress fail, and `faults.install` has guarded `arrive` so that it refuses at o
 the replacement is up `replace_after` later (`faults.revive`), and its own clock starts then. An
 instance already down for a fault is not interrupted again; its clock simply runs on.
 
-`install` is called right after `faults.install`; `recorded` wraps the tier's record so that the
-run carries the interruptions counted in the window and the live instances' worker-time.
+`install` is called right after `faults.install`; its `record(run)` gives the run the
+interruptions counted in the window and the live instances' worker-time.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from capsim.engine import streams
 from capsim.engine.events import faults
@@ -30,13 +28,13 @@ def spot_instances(st: Station) -> range:
     return range(min(base, st.tier.servers), st.tier.servers)
 
 
-def install(st: Station) -> list[int]:
-    """Schedule the interruptions of every spot instance; the returned counter holds those in
-    the measurement window."""
-    counted = [0]
+def install(st: Station) -> None:
+    """Schedule the interruptions of every spot instance, and record those in the measurement
+    window (with the live instances' worker-time) in the tier's run."""
     pricing = st.tier.pricing
     if pricing is None or not pricing.interrupts:
-        return counted
+        return
+    counted = [0]
     env, down, warmup = st.env, st.down, st.warmup
     mean_gap = 1.0 / pricing.interruption_rate
     rng = st.window.tier_rng(st.tier.index, streams.SPOT)
@@ -62,24 +60,11 @@ def install(st: Station) -> list[int]:
             faults.revive(st, i)
         arm(i)
 
-    for i in spot_instances(st):
-        arm(i)
-    return counted
-
-
-def recorded(
-    st: Station, counted: list[int], record: Callable[[], TierRun]
-) -> Callable[[], TierRun]:
-    """The tier's record, with its spot interruptions and the worker-time of live instances."""
-    pricing = st.tier.pricing
-    if pricing is None or not pricing.interrupts:
-        return record
-
-    def with_spot() -> TierRun:
-        run = record()
+    def record(run: TierRun) -> None:
         run.spot_interruptions = counted[0]
         live = st.live_integral(st.horizon) - st.before_window[2]
         run.live_worker_time = live * st.tier.concurrency
-        return run
 
-    return with_spot
+    for i in spot_instances(st):
+        arm(i)
+    st.recorders.append(record)

@@ -11,7 +11,7 @@ from capsim.engine import streams
 from capsim.engine.events.clock import _scheduler
 from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
-from capsim.engine.events.signatures import Cont, Draw, Runner
+from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
 from capsim.engine.histogram import Recorder
 from capsim.engine.limits import waiting_limit
@@ -20,6 +20,7 @@ from capsim.engine.timeseries import IntervalLog
 from capsim.model.types import Fault
 
 if TYPE_CHECKING:
+    from capsim.engine.events.resilience import CallCounts
     from capsim.engine.events.tier import _TierSim
 
 #: arrive(instance, class, now, cont) -> admitted (False: refused, `cont` never called).
@@ -47,29 +48,46 @@ class Station:
 
     The extension contract. A feature is a module with `install(station, ...)`, called by
     `_TierSim._build` in this order: `instances` (the plain tier: workers and a waiting line per
-    instance), then `faults`, `spot`, `autoscaling`, `serverless`, `consumers`. A feature may wrap or
-    replace these hooks, reading the previous one first and calling it where it should:
+    instance), then `faults`, `spot` (interruptions of spot instances), `balancing` (choosing
+    an instance; health checks), `autoscaling`,
+    `serverless`, `consumers`, and, once those hooks are final, `admission` (what stands in
+    front of `arrive`: the tier's `enter`). A feature may wrap or replace these hooks, reading
+    the previous one first and calling it where it should:
 
     - `arrive(i, k, now, cont) -> bool`: a request for instance i; False refuses it at once.
     - `release(i)`: a worker of instance i is free (its work and, if blocking, its calls done).
     - `on_work_done`: the callbacks of the timer that ends a worker's own work.
     - `start(i, k, arrived, now, cont)`: a worker of instance i starts on a request.
+    - `enter(k, pick, cont) -> bool`: what callers call (`admission` sets the first one: count
+      the arrival, pick the instance, `arrive`; then the pool, publishing, rate limit).
+    - `pick(algorithm) -> Pick`: the instance chooser for an algorithm (`balancing`).
 
     Hooks are called through the station (`station.release(i)`), so a wrapper installed later
     is seen by every caller; the hooks are final once every feature is installed, and the hot
-    path of `instances` then holds them in its own variables (`bind`, measured). The tier's `enter` (pool, publishing, rate limit in front of
-    `arrive`) is built after every feature is installed. A feature counts only inside the
-    measurement window (`now >= warmup`), changes the integrals only through `queue_moved`,
-    `held_moved` and `count_live` (or the same update written inline on a hot path, with a
-    note), and draws only from its own stream of `window.tier_rng(tier, role)`. A feature with
-    figures of its own appends its `record(run)` to `recorders`: `record` calls them, in order,
-    once the tier's own figures are in the `TierRun`.
+    path of `instances` then holds them in its own variables (`bind`, measured).
+
+    A feature counts only inside the measurement window (`now >= warmup`), changes the
+    integrals only through `queue_moved`, `held_moved` and `count_live` (or the same update
+    written inline on a hot path, with a note), and draws only from its own stream of
+    `window.tier_rng(tier, role)`. Every request that reaches the tier's admission counts in the
+    station's `arrivals`, every refusal or failure in its `rejected` (whichever feature refused
+    it), so that the tier's totals can be read at any time. A feature with figures of its own
+    keeps them as named attributes of its own object (or its closure) and appends its
+    `record(run)` to `recorders`: `Station.record` fills the tier's own figures into a
+    `TierRun`, then calls each recorder in order, which sets the feature's fields
+    (`run.pool_wait = ...`). Call-level counters (retries, timeouts, breakers, bulkheads,
+    hedges) are counted on the callee's station by `resilience.CallCounts`.
+
+    The hot path keeps the integral of held workers (`held`, `held_area`: `integrals()[1]`) up
+    to date only on tiers where `instances.held_is_read` says something reads it (blocking
+    tiers, autoscaling, time series, faults, queues): a feature that reads it elsewhere adds
+    its condition there. A call to a tier whose `enter` is still `plain_enter` (no admission
+    in front of `arrive`) may be fused into its caller (`admission.direct_runner`), so a
+    feature that must see every arrival wraps `arrive`, not the plain `enter`.
 
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
-    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path). What stands in front
-    of `arrive` (rate limit, pool, publishing: `admission`) is not a Station feature: it wraps
-    the tier's `enter`, which callers see.
+    (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
     """
 
     __slots__ = (
@@ -81,12 +99,16 @@ class Station:
         "blocking",
         "busy",
         "busy_log",
+        "call_counts",
         "cancelled",
         "completed",
         "concurrency",
         "counts",
+        "dead_letters",
         "down",
         "drop_abandoned",
+        "dropped",
+        "enter",
         "env",
         "epoch",
         "error_now",
@@ -105,11 +127,14 @@ class Station:
         "on_work_done",
         "overflow",
         "overflow_limit",
+        "pick",
+        "plain_enter",
         "queue_area",
         "queue_max",
         "queue_since",
         "queue_timeout",
         "recorders",
+        "redeliveries",
         "rejected",
         "release",
         "runners",
@@ -139,6 +164,9 @@ class Station:
     start: Callable[[int, int, float, float, Cont], None]
     on_work_done: tuple[Callable[[Any], None], ...]
     withdraw: Callable[[Waiting], bool]
+    enter: Enter  # `admission.install` sets it
+    plain_enter: Enter  # the first `enter`: `enter is plain_enter` when nothing wraps it
+    pick: Callable[[str | None], Pick]  # `balancing.install` sets it
 
     def __init__(self, sim: _TierSim, window: _Window, runners: list[Runner | None]) -> None:
         env, tier = sim.env, sim.tier
@@ -176,6 +204,9 @@ class Station:
         # Counters over the window.
         self.arrivals = self.completed = self.rejected = self.timed_out = 0
         self.overflow = 0  # turned away at the internal bound on waiting requests
+        self.dropped = 0  # dropped from the line because the caller had given up
+        self.redeliveries = 0  # queue with max_retries: failed messages put back for another try
+        self.dead_letters = 0  # queue with max_retries: messages that failed their last try
         self.busy = 0.0
         self.zero_waits = 0
         self.wait_recorder = Recorder()
@@ -191,6 +222,7 @@ class Station:
         self.counts: list[tuple[int, int, int, int]] = []  # `counted()` at each snapshot
         self.trace: list[int] = []
         self.recorders: list[Callable[[TierRun], None]] = []  # features' record(run), in order
+        self.call_counts: CallCounts | None = None  # made by the first call site to this tier
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -288,13 +320,7 @@ class Station:
 
     def counted_so_far(self) -> tuple[int, int, int, int]:
         """(arrivals, completed, errors, dead letters) counted so far, as `record` counts them."""
-        sim = self.sim
-        return (
-            self.arrivals + sim.pool_arrivals() + sim.rate_limited,
-            self.completed,
-            self.rejected + sim.pool_rejected() + sim.rate_limited,
-            sim.dead_letters,
-        )
+        return (self.arrivals, self.completed, self.rejected, self.dead_letters)
 
     def sample_queue(self) -> None:
         self.trace.append(self.waiting_now)
@@ -320,17 +346,17 @@ class Station:
             series.hits = np.asarray(cache_series[1], dtype=float)
 
     def record(self) -> TierRun:
-        """The tier's figures over the window, with those of the features around it."""
-        sim, tier, horizon = self.sim, self.tier, self.horizon
+        """The tier's own figures over the window, then each feature's (`recorders`)."""
+        tier, horizon = self.tier, self.horizon
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
         wait = self.wait_recorder.flush()
         _add_zeros(wait, self.zero_waits)
         run = TierRun(
             workers=tier.workers,
-            arrivals=self.arrivals + sim.pool_arrivals() + sim.rate_limited,
+            arrivals=self.arrivals,
             completed=self.completed,
-            rejected=self.rejected + sim.pool_rejected() + sim.rate_limited,
+            rejected=self.rejected,
             timed_out=self.timed_out,
             busy_time=self.busy,
             occupied_time=end_held if self.blocking else self.busy,
@@ -339,30 +365,11 @@ class Station:
             wait=wait,
             queue_trace=np.asarray(self.trace, dtype=float),
         )
-        run.pool_rejected = sim.pool_rejected()
-        run.overflow = self.overflow + sim.pool_overflow()
-        run.retries = sim.retries
-        run.call_timeouts = sim.call_timeouts
-        run.scaling = list(sim.scaling)
-        run.rate_limited = sim.rate_limited
-        run.dropped = sim.dropped
-        run.short_circuited = sim.short_circuited
-        run.bulkhead_rejected = sim.bulkhead_rejected
-        run.redeliveries = sim.redeliveries
-        run.dead_letters = sim.dead_letters
-        run.hedged_calls = sim.hedged_calls
-        run.hedges = sim.hedges
-        run.hedge_wins = sim.hedge_wins
-        run.hedges_cancelled = sim.hedges_cancelled
-        run.hedges_abandoned = sim.hedges_abandoned
-        run.cold_starts = sim.cold_starts[0]
-        run.cache_lookups = sim.cache_lookups
-        run.cache_hits = sim.cache_hits
+        run.overflow = self.overflow
+        run.dropped = self.dropped
         if self.faults or tier.autoscale is not None:
             live = self.live_integral(horizon) - self.before_window[2]
             run.live_worker_time = live * tier.concurrency
-        run.pool_wait = sim.pool_wait()
-        run.age = sim.message_age()
         for record in self.recorders:
             record(run)
         return run

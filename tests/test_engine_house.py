@@ -1,0 +1,89 @@
+"""The event engine's house rules, as stories: the clock steps events as SimPy would, a fused
+call never skips a tier's admission, and each feature reports its own figures on the right tier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import simpy
+
+from capsim.engine.events import run_events
+from capsim.engine.events.clock import events_processed, run_until
+from capsim.model.types import Call, RateLimit, Retry
+from modelkit import Pool, const, model, open_class, tier
+
+
+def _stepped_order(step: object) -> tuple[list[tuple[float, str]], int, float]:
+    """Timeouts at equal and distinct times, one landing on the horizon, run by `step`."""
+    env = simpy.Environment()
+    seen: list[tuple[float, str]] = []
+    for name, delay in [("b", 2.0), ("a", 1.0), ("c", 2.0), ("on the horizon", 3.0), ("d", 4.0)]:
+        env.timeout(delay).callbacks.append(lambda _, name=name: seen.append((env.now, name)))
+    step(env)  # type: ignore[operator]
+    return seen, events_processed(env), env.now
+
+
+def test_the_clock_runs_the_schedule_as_simpys_run_does() -> None:
+    ours = _stepped_order(lambda env: run_until(env, 3.0))
+    simpys = _stepped_order(lambda env: env.run(until=3.0))
+    assert ours == simpys
+    # Simultaneous events in the order they were scheduled; the horizon stops before its own
+    # ordinary events; the stop event counts as one processed event, as SimPy's does.
+    assert ours == ([(1.0, "a"), (2.0, "b"), (2.0, "c")], 4, 3.0)
+
+
+def _caller_and(callee: dict[str, object]) -> list[dict[str, object]]:
+    app = tier("app", const(0.001), concurrency=100, calls=(Call(1),))
+    return [app, callee]
+
+
+def test_a_rate_limited_callee_still_refuses_calls_its_bucket_cannot_pay_for() -> None:
+    # 100 calls a second (at 0.01, 0.02, ... 9.99 s) into a bucket of 10 tokens a second
+    # holding one: the first call and then every tenth pass, 100 in all; the call to the
+    # limited tier is not fused past its limit, and the refusals are the callee's.
+    m = model(
+        _caller_and(tier("api", const(0.001), concurrency=100)),
+        [open_class("web", 0, 100.0, arrivals="constant")],
+        duration=10.0,
+    )
+    api_tier = dataclasses.replace(m.tiers[1], rate_limit=RateLimit(rate=10.0, burst=1))
+    m = dataclasses.replace(m, tiers=(m.tiers[0], api_tier))
+    r = run_events(m, 0)
+    api = r.tiers[1]
+    assert api.arrivals == 999
+    assert api.rate_limited == api.rejected == r.classes[0].errors == 899
+    assert r.tiers[0].rate_limited == 0
+
+
+def test_a_pool_in_front_of_a_callee_is_never_bypassed() -> None:
+    # One connection, no waiting room, queries of 1.5 s, calls at 1, 2, ... 20 s: the calls at
+    # even seconds find the connection taken and are refused by the pool, which the caller's
+    # compiled call goes through.
+    db = tier("db", const(1.5), kind="database", concurrency=10, pool=Pool(1, max_waiting=0))
+    m = model(
+        _caller_and(db), [open_class("web", 0, 1.0, arrivals="constant")], duration=20.0, warmup=0.5
+    )
+    r = run_events(m, 0)
+    assert r.tiers[1].arrivals == 20
+    assert r.tiers[1].pool_rejected == r.tiers[1].rejected == r.classes[0].errors == 10
+
+
+def test_call_counters_are_reported_by_the_callee_not_the_caller() -> None:
+    # Calls at 1, 2, ... 10 s: the first takes the callee's only worker for 100 s; with no
+    # waiting room the other 9 are refused, each tried 1 + 2 times. The retries are counted
+    # by the tier they arrive at.
+    retried = Call(1, retry=Retry(max=2, backoff="none", jitter="none"))
+    callee = tier("busy", const(100.0), concurrency=1, max_queue=0)
+    m = model(
+        [tier("app", const(0.001), concurrency=100, calls=(retried,)), callee],
+        [open_class("web", 0, 1.0, arrivals="constant")],
+        duration=10.0,
+        warmup=0.5,
+    )
+    r = run_events(m, 0)
+    app, busy = r.tiers
+    assert busy.arrivals == 1 + 9 * 3
+    assert busy.retries == 9 * 2
+    assert busy.rejected == 9 * 3 and r.classes[0].errors == 9
+    assert app.retries == 0
