@@ -11,20 +11,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
     DurationOption,
     FormatOption,
     OutputFormat,
     OutputOption,
+    Progress,
     ReplicationsOption,
     SeedOption,
     SetOption,
-    _emit,
-    _exit_codes,
-    _Progress,
-    _size_option,
-    _stderr,
-    app,
+    emit,
+    exit_codes,
+    size_option,
+    stderr_console,
 )
 from capsim.errors import UsageError
 from capsim.textsafe import describe_unsafe, first_unsafe, visible
@@ -32,6 +31,9 @@ from capsim.textsafe import describe_unsafe, first_unsafe, visible
 if TYPE_CHECKING:
     from capsim.analysis.calibration import MetricNames
     from capsim.measurements import Measurement
+
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 class InputFormat(str, Enum):
@@ -113,7 +115,7 @@ ClassLabelOption = Annotated[
 def _read(files: list[Path], input_format: InputFormat | None, max_input: str) -> list[Measurement]:
     from capsim.measurements import read_measurements
 
-    cap = int(_size_option(max_input, "--max-input"))
+    cap = int(size_option(max_input, "--max-input"))
     return read_measurements(files, input_format.value if input_format else None, cap)
 
 
@@ -170,7 +172,7 @@ def _color(output: Path | None) -> bool:
     return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-@app.command()
+@commands.command()
 def calibrate(
     files: FilesArgument,
     scenario_output: Annotated[
@@ -209,7 +211,7 @@ def calibrate(
     from capsim.scenario import validate_text
     from capsim.scenario.writer import render_scenario_yaml
 
-    with _exit_codes():
+    with exit_codes():
         _check_scenario_name(name)
         measurements = _read(files, input_format, max_input)
         result = calibrate_measurements(
@@ -241,7 +243,7 @@ def calibrate(
             text = render_scenario_yaml(result.scenario, result.notes, header)
             problems = validate_text(text, scenario_output)
             for problem in problems:
-                _stderr().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+                stderr_console().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
             if problems:
                 raise UsageError(
                     f"{visible(str(scenario_output))}: the calibrated scenario does not validate, "
@@ -250,11 +252,11 @@ def calibrate(
             write_output(text, scenario_output)
         result.summary["warnings"] = list(result.warnings)
         for warning in result.warnings:
-            _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
+            stderr_console().print(f"warning: {warning}", markup=False, soft_wrap=True)
         document = calibration_document(
             result.summary, str(scenario_output) if scenario_output else None
         )
-        _emit(render_document(document, output_format.value, color=_color(None)), None)
+        emit(render_document(document, output_format.value, color=_color(None)), None)
 
 
 def _check_scenario_name(name: str) -> None:
@@ -270,7 +272,7 @@ def _check_scenario_name(name: str) -> None:
         raise UsageError("--name must not be empty")
 
 
-@app.command()
+@commands.command()
 def backtest(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (the model to test).")],
     files: FilesArgument,
@@ -328,7 +330,7 @@ def backtest(
     from capsim.outputs.calibration import backtest_document, render_document
     from capsim.units import UnitError, parse_ratio
 
-    with _exit_codes():
+    with exit_codes():
         tolerances = {}
         for option, text in (
             ("--latency-tolerance", latency_tolerance),
@@ -381,7 +383,7 @@ def backtest(
             warmup = base.simulation.warmup_or_default if base.simulation else 0.0
             overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
             model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-            with _Progress("backtest") as progress:
+            with Progress("backtest") as progress:
                 report = capsim.simulate(model, progress=progress)
             workers = {tier.name: tier.workers for tier in model.tiers}
             rows += compare(
@@ -412,7 +414,7 @@ def backtest(
                 model = capsim.build_model(
                     capsim.load_scenario(scenario, [*base_overrides, override])
                 )
-                with _Progress("backtest") as progress:
+                with Progress("backtest") as progress:
                     report = capsim.simulate(model, progress=progress)
                 rows += compare_step(
                     step,
@@ -457,7 +459,7 @@ def backtest(
             raise UsageError(
                 "--format csv is not available for backtest; use table, json or markdown"
             )
-        _emit(
+        emit(
             render_document(backtest_document(data), output_format.value, color=_color(output)),
             output,
         )
@@ -465,7 +467,7 @@ def backtest(
             raise typer.Exit(1)
 
 
-@app.command("fit-usl")
+@commands.command("fit-usl")
 def fit_usl(
     files: FilesArgument,
     output_format: FormatOption = OutputFormat.table,
@@ -494,7 +496,7 @@ def fit_usl(
     from capsim.outputs import write_output
     from capsim.outputs.calibration import render_document, usl_chart, usl_document
 
-    with _exit_codes():
+    with exit_codes():
         measurements = _read(files, input_format, max_input)
         steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
         if not steps:
@@ -544,7 +546,7 @@ def fit_usl(
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
-        _emit(render_document(document, output_format.value, color=_color(output)), output)
+        emit(render_document(document, output_format.value, color=_color(output)), output)
 
 
 def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
@@ -552,7 +554,7 @@ def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dic
     from capsim.analysis.saturate import find_saturation
 
     model = capsim.build_model(capsim.load_scenario(scenario))
-    with _Progress("fit-usl") as progress:
+    with Progress("fit-usl") as progress:
         found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
     rate = found["saturation_rate"]
     difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None

@@ -13,29 +13,31 @@ from typing import Annotated, Any
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
     DurationOption,
     Engine,
     ExecutorOption,
     LoadOption,
     PercentilesOption,
+    Progress,
     ReplicationsOption,
     SchedulerOption,
     SeedOption,
     SetOption,
     ShareOverOption,
     WorkersOption,
-    _emit,
-    _executor,
-    _exit_codes,
-    _Progress,
-    _say,
-    _stderr,
-    _with_load,
-    app,
+    emit,
+    executor_for,
+    exit_codes,
+    say,
     statistics_overrides,
+    stderr_console,
+    with_load,
 )
 from capsim.errors import UsageError
+
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 class Inconclusive(str, Enum):
@@ -146,7 +148,7 @@ def _check_text(outcome: Any, load: float | None = None) -> str:
     return "\n".join(visible(line) for line in lines) + "\n"
 
 
-@app.command()
+@commands.command()
 def check(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     baseline: Annotated[
@@ -209,7 +211,7 @@ def check(
     from capsim.outputs.junit import render_junit
     from capsim.textsafe import visible
 
-    with _exit_codes():
+    with exit_codes():
         relative = parse_tolerance(tolerance)
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
@@ -220,8 +222,8 @@ def check(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model, factor = _with_load(capsim.build_model(loaded), load)
-        with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
+        model, factor = with_load(capsim.build_model(loaded), load)
+        with executor_for(executor, workers, scheduler) as where, Progress("check") as progress:
             report = capsim.simulate(
                 model,
                 engine=engine.value,
@@ -231,9 +233,9 @@ def check(
             )
         if load is not None:
             report.data["load"] = factor
-        console = _stderr()
+        console = stderr_console()
         for warning in report.warnings:
-            _say(console, f"warning: {warning}")
+            say(console, f"warning: {warning}")
         outcome = check_result(
             report.data,
             baseline=base,
@@ -246,9 +248,9 @@ def check(
         )
         summary = render_summary(outcome)
         if junit is not None:
-            _emit(render_junit(outcome, scenario_path=str(scenario)), junit)
+            emit(render_junit(outcome, scenario_path=str(scenario)), junit)
         if markdown is not None:
-            _emit(summary, markdown)
+            emit(summary, markdown)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:
@@ -269,7 +271,7 @@ def check(
             text = summary
         else:
             text = _check_text(outcome, factor if load is not None else None)
-        _emit(text, None)
+        emit(text, None)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
                 "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
@@ -279,7 +281,7 @@ def check(
             raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@commands.command()
 def report(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     output: Annotated[
@@ -327,7 +329,7 @@ def report(
     from capsim.outputs.report_markdown import write_report_markdown
     from capsim.textsafe import visible
 
-    with _exit_codes():
+    with exit_codes():
         _check_folder(output, "--output")
         fmt = output_format
         if fmt is None:
@@ -344,11 +346,11 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model, factor = _with_load(capsim.build_model(loaded), load)
+        model, factor = with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
-        with _executor(executor, workers, scheduler) as where, _Progress("report") as progress:
+        with executor_for(executor, workers, scheduler) as where, Progress("report") as progress:
             runs = run_replications(
                 model,
                 engine=engine.value,
@@ -367,13 +369,13 @@ def report(
             )
         if load is not None:
             sizing.result["load"] = factor
-        console = _stderr()
+        console = stderr_console()
         for warning in sizing.warnings:
-            _say(console, f"warning: {warning}")
+            say(console, f"warning: {warning}")
         if fmt is ReportFormat.html:
             from capsim.outputs.report_html import render_report_html
 
-            _emit(render_report_html(sizing), output)
+            emit(render_report_html(sizing), output)
         else:
             from capsim.outputs.report_markdown import render_report_markdown
 
