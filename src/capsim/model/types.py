@@ -33,7 +33,9 @@ from capsim.units import (
     format_duration,
     format_slo_figure,
 )
+from capsim.vocabulary import LATENCY_STATISTICS
 
+#: Spelled out for the type checker; a test holds it equal to `capsim.vocabulary.TIER_TYPES`.
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
 BALANCING_ALGORITHMS: tuple[str, ...] = (
@@ -42,7 +44,7 @@ BALANCING_ALGORITHMS: tuple[str, ...] = (
     "least_connections",
     "power_of_two",
 )
-STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+STATISTICS: tuple[str, ...] = LATENCY_STATISTICS
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 #: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
 #: every other SLO statistic is a time.

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import _markdown_table
+from capsim.outputs.text import markdown_table
 
 Block = tuple[str, list[Any], list[list[str]]]  # title, header (str or Column), rows
 #: Columns of free text, which may wrap at spaces in a narrow terminal.
@@ -429,7 +429,7 @@ def _markdown(
     for title, header, rows in blocks:
         names = [h.header.replace("\n", " ") if isinstance(h, Column) else h for h in header]
         out += ["", f"## {title}", ""]
-        out += _markdown_table(names, rows, right=range(1, len(names)))
+        out += markdown_table(names, rows, right=range(1, len(names)))
     if notes:
         out += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in notes]
     return "\n".join(out) + "\n"
