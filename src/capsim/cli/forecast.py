@@ -56,6 +56,32 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     )
 
 
+def _window(
+    start: str | None, horizon: str, step: str, events: list[str] | None
+) -> tuple[Any, Any]:
+    """The forecast's horizon (--from, --horizon, with every --event inside it) and --step."""
+    from capsim.analysis import forecast as fc
+
+    day0 = fc.parse_date(start, "--from") if start is not None else date.today()
+    span = fc.parse_span(horizon, "--horizon")
+    every = fc.parse_span(step, "--step")
+    window = fc.Horizon(day0, span.after(day0))
+    parsed = [fc.parse_event(text, window) for text in events or []]
+    return fc.Horizon(day0, window.end, parsed), every
+
+
+def _trend(growth: str | None, history: Path | None) -> Any:
+    """The growth: --growth as written, or fitted to the --history file."""
+    from capsim.analysis import forecast as fc
+    from capsim.safeio import read_capped
+
+    if growth is not None:
+        return fc.parse_growth(growth)
+    assert history is not None
+    text = read_capped(history, MAX_HISTORY_BYTES, "a history file").decode("utf-8-sig")
+    return fc.fit_growth(fc.read_history(history, text), f"--history {history}")
+
+
 @commands.command()
 def forecast(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (today's load and fleet).")],
@@ -114,23 +140,12 @@ def forecast(
     from capsim.analysis.points import open_rate
     from capsim.analysis.saturate import find_saturation
     from capsim.analysis.sizing import size_tiers
-    from capsim.safeio import read_capped
 
     with exit_codes():
         if (growth is None) == (history is None):
             raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
-        day0 = fc.parse_date(start, "--from") if start is not None else date.today()
-        span = fc.parse_span(horizon, "--horizon")
-        every = fc.parse_span(step, "--step")
-        window = fc.Horizon(day0, span.after(day0))
-        events = [fc.parse_event(text, window) for text in event or []]
-        window = fc.Horizon(day0, window.end, events)
-        if growth is not None:
-            trend = fc.parse_growth(growth)
-        else:
-            assert history is not None
-            text = read_capped(history, MAX_HISTORY_BYTES, "a history file").decode("utf-8-sig")
-            trend = fc.fit_growth(fc.read_history(history, text), f"--history {history}")
+        window, every = _window(start, horizon, step, event)
+        trend = _trend(growth, history)
         model = load_model(scenario, set_, seed)
         rate_now = open_rate(model)
         if rate_now <= 0:

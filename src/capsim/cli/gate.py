@@ -206,9 +206,7 @@ def check(
     lines; when GITHUB_STEP_SUMMARY is set it appends the Markdown summary to that file.
     """
     from capsim.analysis.check import check_result
-    from capsim.analysis.stats import sanitise
     from capsim.outputs.github import render_summary, workflow_annotations
-    from capsim.outputs.junit import render_junit
     from capsim.textsafe import visible
 
     with exit_codes():
@@ -247,31 +245,10 @@ def check(
             },
         )
         summary = render_summary(outcome)
-        if junit is not None:
-            emit(render_junit(outcome, scenario_path=str(scenario)), junit)
-        if markdown is not None:
-            emit(summary, markdown)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            try:
-                with open(step_summary, "a", encoding="utf-8") as stream:
-                    stream.write(summary + "\n")
-            except OSError as error:
-                raise UsageError(
-                    f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): "
-                    f"{error.strerror or error}"
-                ) from None
-        if output_format is CheckFormat.json:
-            # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
-            # need not be: the JSON holds null where a figure is not finite.
-            text = json.dumps(
-                sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
-            )
-        elif output_format is CheckFormat.markdown:
-            text = summary
-        else:
-            text = _check_text(outcome, factor if load is not None else None)
-        emit(text, None)
+        _write_check_files(outcome, summary, scenario, junit, markdown)
+        emit(
+            _check_view(outcome, summary, output_format, factor if load is not None else None), None
+        )
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
                 "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
@@ -279,6 +256,43 @@ def check(
             sys.stdout.flush()
         if outcome.exit_code:
             raise typer.Exit(outcome.exit_code)
+
+
+def _write_check_files(
+    outcome: Any, summary: str, scenario: Path, junit: Path | None, markdown: Path | None
+) -> None:
+    """The gate's files: --junit, --markdown, and the summary appended to GitHub's
+    GITHUB_STEP_SUMMARY when it is set."""
+    from capsim.outputs.junit import render_junit
+
+    if junit is not None:
+        emit(render_junit(outcome, scenario_path=str(scenario)), junit)
+    if markdown is not None:
+        emit(summary, markdown)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as stream:
+                stream.write(summary + "\n")
+        except OSError as error:
+            raise UsageError(
+                f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror or error}"
+            ) from None
+
+
+def _check_view(outcome: Any, summary: str, output_format: CheckFormat, load: float | None) -> str:
+    """The gate's verdicts on stdout, in --format (`load`: the --load factor, if given)."""
+    from capsim.analysis.stats import sanitise
+
+    if output_format is CheckFormat.json:
+        # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
+        # need not be: the JSON holds null where a figure is not finite.
+        return json.dumps(
+            sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
+        )
+    if output_format is CheckFormat.markdown:
+        return summary
+    return _check_text(outcome, load)
 
 
 @commands.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +12,7 @@ import capsim
 from capsim.cli.common import (
     DurationOption,
     Engine,
+    Executor,
     ExecutorOption,
     FormatOption,
     LoadOption,
@@ -140,21 +141,13 @@ def run(
         if timeseries:
             model = replace(model, timeseries=True)
         memory_limit = size_option(max_memory, "--max-memory")
-        interrupted = None
-        try:
-            with executor_for(executor, workers, scheduler) as where, Progress("run") as progress:
-                report = capsim.simulate(
-                    model,
-                    engine=engine.value,
-                    executor=where,
-                    progress=progress,
-                    max_requests=max_requests,
-                    max_memory=memory_limit,
-                )
-        except Interrupted as stop:
-            if stop.report is None:
-                raise
-            interrupted, report = stop, stop.report
+        report, interrupted = _simulate_until_stopped(
+            model,
+            (executor, workers, scheduler),
+            engine=engine.value,
+            max_requests=max_requests,
+            max_memory=memory_limit,
+        )
         if load is not None:
             report.data["load"] = factor
         console = stderr_console()
@@ -168,14 +161,7 @@ def run(
         color = color_for(output)
         footer: list[str] = []
         if output_format is OutputFormat.table and not quiet and interrupted is None:
-            from capsim.analysis.headroom import analytic_headroom
-            from capsim.outputs.table import next_steps
-
-            footer = next_steps(
-                analytic_headroom(model, capsim.__version__),
-                _shell_path(scenario),
-                _what_if_options(set_, load),
-            )
+            footer = _next_steps(model, scenario, set_, load)
         text = render(
             report,
             output_format.value,
@@ -188,6 +174,35 @@ def run(
         if interrupted is not None:
             say(console, f"{interrupted}.")
             raise typer.Exit(interrupted.exit_code)
+
+
+def _simulate_until_stopped(
+    model: Any, where: tuple[Executor | None, int | None, str | None], **options: Any
+) -> tuple[Any, Interrupted | None]:
+    """`capsim.simulate(model, **options)` on the executor `where` (--executor, --workers,
+    --scheduler) with a progress bar; stopped by Ctrl-C or SIGTERM after some replications,
+    the partial report and the interruption (else None). The interruption is caught once the
+    executor is closed, as it left its context by the exception."""
+    try:
+        with executor_for(*where) as executor, Progress("run") as progress:
+            return capsim.simulate(model, executor=executor, progress=progress, **options), None
+    except Interrupted as stop:
+        if stop.report is None:
+            raise
+        return stop.report, stop
+
+
+def _next_steps(model: Any, scenario: Path, set_: list[str] | None, load: str | None) -> list[str]:
+    """The footer of the table: the bottleneck, its headroom by the analytic bound, and the
+    commands to dig further, with the same --set and --load."""
+    from capsim.analysis.headroom import analytic_headroom
+    from capsim.outputs.table import next_steps
+
+    return next_steps(
+        analytic_headroom(model, capsim.__version__),
+        _shell_path(scenario),
+        _what_if_options(set_, load),
+    )
 
 
 @commands.command()
