@@ -20,7 +20,8 @@ PROSE_HEADERS = frozenset({"objective", "one fewer"})
 
 
 def _verdict(passed: bool | None) -> str:
-    return {True: "✓ PASS", False: "✗ FAIL", None: cells.MISSING}[passed]
+    passes, fails = cells.RESULT_VERDICTS
+    return {True: passes, False: fails, None: cells.MISSING}[passed]
 
 
 def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
@@ -365,7 +366,7 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:
             slo_rows.append(
-                [label.upper(), "✗ FAIL", f"tier {failure['tier']} in steady state",
+                [label.upper(), _verdict(False), f"tier {failure['tier']} in steady state",
                  "OVERLOADED: " + cells.overload_text(failure)]
             )  # fmt: skip
         for v in data["slos"][label]:

@@ -13,6 +13,10 @@ from capsim.vocabulary import LATENCY_STATISTICS
 MISSING = "—"
 #: What an unstable tier's status says, in every human view.
 OVERLOADED = "OVERLOADED — not steady state"
+#: The words of an SLO verdict: (passed, failed). A result shouts both; a report says a pass
+#: quietly.
+RESULT_VERDICTS = ("✓ PASS", "✗ FAIL")
+REPORT_VERDICTS = ("✓ pass", "✗ FAIL")
 #: Marks a percentile estimated from too few values (the result's `low_sample`).
 LOW_SAMPLE_MARK = "*"
 #: The footnote that explains the mark, under any table that shows it.

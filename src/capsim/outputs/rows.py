@@ -124,8 +124,7 @@ def tier_rows(data: dict[str, Any], *, described: bool = False) -> Rows:
 
 
 #: The verdict words of a result (shouted) and of a report (a pass is said quietly).
-RESULT_VERDICTS = ("✓ PASS", "✗ FAIL")
-REPORT_VERDICTS = ("✓ pass", "✗ FAIL")
+RESULT_VERDICTS, REPORT_VERDICTS = cells.RESULT_VERDICTS, cells.REPORT_VERDICTS
 
 
 def slo_rows(data: dict[str, Any], verdicts: tuple[str, str] = RESULT_VERDICTS) -> Rows:
