@@ -25,6 +25,8 @@ from capsim.textsafe import visible
 
 
 class OutputFormat(str, Enum):
+    """--format of `run`: the views of a result."""
+
     table = "table"
     json = "json"
     markdown = "markdown"
@@ -32,12 +34,16 @@ class OutputFormat(str, Enum):
 
 
 class Engine(str, Enum):
+    """--engine: which engine path runs (auto: the vectorised one when the scenario allows)."""
+
     auto = "auto"
     events = "events"
     vectorised = "vectorised"
 
 
 class Executor(str, Enum):
+    """--executor: where the simulations run."""
+
     serial = "serial"
     process = "process"
     dask = "dask"
@@ -51,6 +57,7 @@ def color_allowed(stream: Any) -> bool:
 
 
 def stderr_console() -> Console:
+    """A console on stderr, coloured only where `color_allowed`."""
     return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
 
 
@@ -332,6 +339,7 @@ def color_for(output: Path | None) -> bool:
 
 
 def size_option(text: str, option: str) -> float:
+    """A size option (--max-memory 4GiB) in bytes, or a usage error naming `option`."""
     from capsim.errors import UsageError
     from capsim.units import UnitError, parse_size
 
@@ -437,6 +445,8 @@ class Progress:
 
 
 class CapacityFormat(str, Enum):
+    """--format of the capacity commands (saturate, size, sweep, compare, forecast)."""
+
     table = "table"
     json = "json"
     markdown = "markdown"
@@ -473,6 +483,7 @@ MaxRequests = Annotated[
 
 
 def search_duration(text: str | None) -> float | None:
+    """--duration of a search point in seconds (None: the search chooses), or a usage error."""
     from capsim.errors import UsageError
     from capsim.units import UnitError, parse_duration
 
@@ -488,6 +499,7 @@ def search_duration(text: str | None) -> float | None:
 
 
 def announce(note: str) -> None:
+    """A `note:` line on stderr (a search telling what it is about to do)."""
     stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
 
 
@@ -498,6 +510,7 @@ def load_model(
     percentiles: str | None = None,
     share_over: list[str] | None = None,
 ) -> Any:
+    """The model of a scenario with --set, --seed, --percentiles and --share-over applied."""
     overrides = [
         *(set_ or []),
         *capsim.simulation_overrides(seed=seed),
