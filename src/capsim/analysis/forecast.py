@@ -388,6 +388,18 @@ def forecast(
 REPORTED_KEYS = ("from", "until", "offered_rate", "growth", "tiers", "first_slo_breach", "plan")
 
 
+#: The largest forecast or history file read (bytes).
+MAX_FORECAST_FILE_BYTES = 16 * 1024 * 1024
+
+
+def load_forecast(path: Path, scenario: str) -> dict[str, Any]:
+    """A forecast JSON file for `capsim report --forecast`, read (bounded) and checked."""
+    from capsim.safeio import read_capped
+
+    raw = read_capped(path, MAX_FORECAST_FILE_BYTES, "a forecast file")
+    return read_forecast(path, raw.decode("utf-8-sig"), scenario)
+
+
 def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
     """A `capsim forecast --format json` file for the report of `scenario`; located errors."""
     import json

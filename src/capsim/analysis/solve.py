@@ -120,6 +120,118 @@ def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
     return max(0, (pool.size + pool.max_waiting) // max(instances, 1) - servers)
 
 
+def _service_mix(
+    rates: np.ndarray, work_means: np.ndarray, work_second: np.ndarray, holding: np.ndarray
+) -> tuple[float, float, float, bool]:
+    """The station's service as the traffic mixes it: mean work, mean holding time, squared
+    coefficient of variation of service, and whether blocking workers hold beyond their work
+    (then the service is the holding time, taken as exponential: scv 1)."""
+    share = rates / float(rates.sum())
+    work = float(share @ work_means)
+    hold = float(share @ holding)
+    if hold > work * (1 + 1e-12):
+        return work, hold, 1.0, True
+    second = float(share @ work_second)
+    scv = second / (work * work) - 1.0 if work > 0 else 0.0
+    if abs(scv - 1.0) < 1e-9:
+        scv = 1.0
+    return work, hold, scv, False
+
+
+def _no_queueing(lam: float) -> formulas.QueueFigures:
+    """A worker held for no time never makes anyone wait: a pure delay of zero."""
+    return formulas.QueueFigures(
+        utilization=0.0,
+        p_wait=0.0,
+        mean_wait=0.0,
+        mean_sojourn=0.0,
+        method="zero service time (no queueing)",
+        exact=True,
+        throughput=lam,
+        wait_survival=lambda t: 0.0,
+        sojourn_survival=lambda t: 0.0,
+    )
+
+
+def _approximate(figures: formulas.QueueFigures) -> formulas.QueueFigures:
+    return formulas.QueueFigures(**{**figures.__dict__, "exact": False})
+
+
+def _finite_room_figures(
+    tier: Tier,
+    servers: int,
+    instances: int,
+    lam: float,
+    hold: float,
+    scv: float,
+    waiting_room: int,
+    blocking_holds: bool,
+    notes: list[str],
+) -> formulas.QueueFigures:
+    """M/M/c/K for a station with a bounded waiting room (max_queue, or a connection pool)."""
+    capacity = servers + waiting_room
+    figures = formulas.mmck(servers, capacity, lam, hold)
+    if waiting_room == 0 or scv == 1.0:
+        if scv != 1.0 and waiting_room > 0:
+            notes.append("M/M/c/K assumes exponential service")
+    else:
+        figures = _approximate(figures)
+        notes.append("M/M/c/K with non-exponential service (approximate)")
+    if blocking_holds or (instances > 1 and waiting_room != tier.max_queue):
+        figures = _approximate(figures)
+    if instances > 1 and tier.balancing != "random":
+        figures = _approximate(figures)
+        notes.append(f"{tier.balancing} balancing treated as random splitting")
+    return figures
+
+
+def _open_figures(
+    tier: Tier, servers: int, instances: int, total: float, hold: float, scv: float
+) -> formulas.QueueFigures:
+    """A stable station with an unbounded waiting room, by how its instances are balanced."""
+    balancing = tier.balancing
+    lam = total / instances  # per instance
+    if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
+        sigma = formulas.round_robin_sigma(instances, lam, hold)
+        mu = 1.0 / hold
+        rate = mu * (1.0 - sigma)
+        return formulas.QueueFigures(
+            utilization=lam * hold,
+            p_wait=sigma,
+            mean_wait=sigma / rate,
+            mean_sojourn=1.0 / rate,
+            method=f"E{instances}/M/1 (round robin, GI/M/1)",
+            exact=True,
+            throughput=lam,
+            wait_survival=lambda t: sigma * math.exp(-rate * t),
+            sojourn_survival=lambda t: math.exp(-rate * t),
+        )
+    if instances > 1 and balancing == "round_robin":
+        return formulas.mgc_approx(servers, lam, hold, scv, scv_arrival=1.0 / instances)
+    if instances > 1 and balancing == "power_of_two" and servers == 1:
+        mean = formulas.jsq_d_mean_sojourn(lam * hold, 2, hold)
+        return formulas.QueueFigures(
+            utilization=lam * hold,
+            p_wait=(lam * hold) ** 2,
+            mean_wait=mean - hold,
+            mean_sojourn=mean,
+            method="JSQ(2) mean-field limit (approximate for few instances)",
+            exact=False,
+            throughput=lam,
+        )
+    if instances > 1 and balancing in ("least_connections", "power_of_two"):
+        pooled = formulas.mgc_approx(servers * instances, total, hold, scv)
+        return formulas.QueueFigures(
+            **{
+                **pooled.__dict__,
+                "method": f"{balancing} as one pooled M/G/{servers * instances} "
+                "queue (an optimistic approximation)",
+                "exact": False,
+            }
+        )
+    return formulas.mgc_approx(servers, lam, hold, scv)
+
+
 def _station(
     tier: Tier,
     rates: np.ndarray,
@@ -138,33 +250,13 @@ def _station(
         return StationResult(
             arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
         )
-    share = rates / total
-    work = float(share @ work_means)
-    hold = float(share @ holding)
+    work, hold, scv, blocking_holds = _service_mix(rates, work_means, work_second, holding)
     notes: list[str] = []
-    blocking_holds = hold > work * (1 + 1e-12)
     if blocking_holds:
         notes.append("blocking workers: service is the holding time (work + calls), as exponential")
-        scv = 1.0
-    else:
-        second = float(share @ work_second)
-        scv = second / (work * work) - 1.0 if work > 0 else 0.0
-        if abs(scv - 1.0) < 1e-9:
-            scv = 1.0
     lam = total / instances  # per instance
-    if hold <= 0.0:
-        # A worker held for no time never makes anyone wait: a pure delay of zero.
-        figures = formulas.QueueFigures(
-            utilization=0.0,
-            p_wait=0.0,
-            mean_wait=0.0,
-            mean_sojourn=0.0,
-            method="zero service time (no queueing)",
-            exact=True,
-            throughput=lam,
-            wait_survival=lambda t: 0.0,
-            sojourn_survival=lambda t: 0.0,
-        )
+
+    def solved(figures: formulas.QueueFigures | None, **extra: Any) -> StationResult:
         return StationResult(
             arrival_rate=total,
             instances=instances,
@@ -172,9 +264,12 @@ def _station(
             holding_time=hold,
             work_time=work,
             notes=notes,
+            **extra,
         )
+
+    if hold <= 0.0:
+        return solved(_no_queueing(lam))
     rho = lam * hold / servers
-    balancing = tier.balancing
     waiting_room = _pool_waiting_room(tier, servers, instances)
     if waiting_room is not None:
         notes.append(
@@ -184,88 +279,15 @@ def _station(
     else:
         waiting_room = tier.max_queue
     if waiting_room is not None:
-        capacity = servers + waiting_room
-        if waiting_room == 0 or scv == 1.0:
-            figures = formulas.mmck(servers, capacity, lam, hold)
-            if scv != 1.0 and waiting_room > 0:
-                notes.append("M/M/c/K assumes exponential service")
-        else:
-            figures = formulas.mmck(servers, capacity, lam, hold)
-            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-            notes.append("M/M/c/K with non-exponential service (approximate)")
-        if blocking_holds or (instances > 1 and waiting_room != tier.max_queue):
-            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-        if instances > 1 and balancing != "random":
-            figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-            notes.append(f"{balancing} balancing treated as random splitting")
-        return StationResult(
-            arrival_rate=total,
-            instances=instances,
-            figures=figures,
-            holding_time=hold,
-            work_time=work,
-            notes=notes,
+        return solved(
+            _finite_room_figures(
+                tier, servers, instances, lam, hold, scv, waiting_room, blocking_holds, notes
+            )
         )
     if rho >= 1.0:
-        return StationResult(
-            arrival_rate=total,
-            instances=instances,
-            figures=None,
-            holding_time=hold,
-            work_time=work,
-            unstable_rho=rho,
-            notes=notes,
-        )
-    if instances > 1 and balancing == "round_robin" and servers == 1 and scv == 1.0:
-        sigma = formulas.round_robin_sigma(instances, lam, hold)
-        mu = 1.0 / hold
-        rate = mu * (1.0 - sigma)
-        figures = formulas.QueueFigures(
-            utilization=lam * hold,
-            p_wait=sigma,
-            mean_wait=sigma / rate,
-            mean_sojourn=1.0 / rate,
-            method=f"E{instances}/M/1 (round robin, GI/M/1)",
-            exact=not blocking_holds,
-            throughput=lam,
-            wait_survival=lambda t: sigma * math.exp(-rate * t),
-            sojourn_survival=lambda t: math.exp(-rate * t),
-        )
-    elif instances > 1 and balancing == "round_robin":
-        figures = formulas.mgc_approx(servers, lam, hold, scv, scv_arrival=1.0 / instances)
-    elif instances > 1 and balancing == "power_of_two" and servers == 1:
-        mean = formulas.jsq_d_mean_sojourn(lam * hold, 2, hold)
-        figures = formulas.QueueFigures(
-            utilization=lam * hold,
-            p_wait=(lam * hold) ** 2,
-            mean_wait=mean - hold,
-            mean_sojourn=mean,
-            method="JSQ(2) mean-field limit (approximate for few instances)",
-            exact=False,
-            throughput=lam,
-        )
-    elif instances > 1 and balancing in ("least_connections", "power_of_two"):
-        pooled = formulas.mgc_approx(servers * instances, total, hold, scv)
-        figures = formulas.QueueFigures(
-            **{
-                **pooled.__dict__,
-                "method": f"{balancing} as one pooled M/G/{servers * instances} "
-                "queue (an optimistic approximation)",
-                "exact": False,
-            }
-        )
-    else:
-        figures = formulas.mgc_approx(servers, lam, hold, scv)
-    if blocking_holds:
-        figures = formulas.QueueFigures(**{**figures.__dict__, "exact": False})
-    return StationResult(
-        arrival_rate=total,
-        instances=instances,
-        figures=figures,
-        holding_time=hold,
-        work_time=work,
-        notes=notes,
-    )
+        return solved(None, unstable_rho=rho)
+    figures = _open_figures(tier, servers, instances, total, hold, scv)
+    return solved(_approximate(figures) if blocking_holds else figures)
 
 
 def capacity_key(tier: Tier, group: str = "instances") -> str:
@@ -402,349 +424,411 @@ def _round(value: float | None) -> float | None:
     return float(value)
 
 
-def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> dict[str, Any]:
-    """Analytic estimates in the shape of `capsim run`'s JSON, with a `method` beside each group.
+@dataclass
+class _Network:
+    """The model's traffic equations and per-class service moments, the input of every pass."""
 
-    When an open station without a waiting-room limit is offered at least its capacity, raises
-    UnstableModelError naming the station, its load and the rate at which the system saturates;
-    with `mark_overload`, returns the full estimates instead, with that tier `stable: false`,
-    its figures at saturation, the classes through it without latency, and `overloaded` and
-    `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
-    """
-    n_tiers, n_classes = len(model.tiers), len(model.classes)
-    visits = expected_visits(model)
-    open_rate = np.array(
-        [c.rate_at(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
-    )
-    means = np.array([[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers])
-    seconds = np.array(
-        [[t.work[k].service_time.moment(2) for k in range(n_classes)] for t in model.tiers]
+    model: Model
+    visits: np.ndarray  # [class, tier] mean visits per request
+    open_rate: np.ndarray  # [class] requests per second of the open classes
+    means: np.ndarray  # [tier, class] mean own work
+    seconds: np.ndarray  # [tier, class] second moment of own work
+    own_visits: np.ndarray  # [class, tier] visits on the request's own (synchronous) path
+
+    @property
+    def closed(self) -> list[TrafficClass]:
+        return [c for c in self.model.classes if c.is_closed]
+
+
+@dataclass
+class _FixedPoint:
+    """Where the iteration between waits and holding times settled."""
+
+    stations: dict[int, list[tuple[str, StationResult]]]
+    holding: np.ndarray  # [tier, class] mean time a worker is held (work, plus calls if blocking)
+    per_class_response: np.ndarray  # [class, tier] mean wait + own work
+    closed_rate: np.ndarray  # [class] throughput of the closed classes
+    closed_solutions: dict[int, formulas.ClosedFigures]
+
+
+def _network(model: Model) -> _Network:
+    n_classes = len(model.classes)
+    return _Network(
+        model=model,
+        visits=expected_visits(model),
+        open_rate=np.array(
+            [c.rate_at(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
+        ),
+        means=np.array(
+            [[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers]
+        ),
+        seconds=np.array(
+            [[t.work[k].service_time.moment(2) for k in range(n_classes)] for t in model.tiers]
+        ),
+        own_visits=expected_visits(model, synchronous=True),
     )
 
-    closed = [c for c in model.classes if c.is_closed]
-    closed_rate = np.zeros(n_classes)
-    closed_solutions: dict[int, formulas.ClosedFigures] = {}
-    per_class_response = means.T.copy()  # first pass: no waiting anywhere
+
+def _holding_times(net: _Network, per_class_response: np.ndarray) -> np.ndarray:
+    """[tier, class]: own work, plus the time in calls where a blocking worker waits for them."""
+    model = net.model
+    holding = np.zeros((len(model.tiers), len(model.classes)))
+    for k in range(len(model.classes)):
+        _, calls, _ = _mean_response(model, k, per_class_response[k])
+        for tier in model.tiers:
+            holding[tier.index, k] = net.means[tier.index, k] + (
+                calls[tier.index] if tier.blocking else 0.0
+            )
+    return holding
+
+
+def _solve_stations(
+    net: _Network, rates: np.ndarray, holding: np.ndarray
+) -> dict[int, list[tuple[str, StationResult]]]:
+    """Every tier's station groups (a database with replicas: primaries and replicas), solved."""
     stations: dict[int, list[tuple[str, StationResult]]] = {}
-    notes: list[str] = []
-    for _iteration in range(200):
-        rates = (open_rate + closed_rate)[:, None] * visits  # [class, tier]
-        holding = np.zeros((n_tiers, n_classes))
-        calls_time = np.zeros((n_tiers, n_classes))
-        for k in range(n_classes):
-            response, calls, _ = _mean_response(model, k, per_class_response[k])
-            calls_time[:, k] = calls
-            for tier in model.tiers:
-                holding[tier.index, k] = means[tier.index, k] + (
-                    calls[tier.index] if tier.blocking else 0.0
-                )
-        stations = {}
-        for tier in model.tiers:
-            cap = tier.pool.size if tier.pool is not None else None
-            if tier.kind == "database" and tier.replicas > 0:
-                read = np.array([tier.work[k].read_ratio for k in range(n_classes)])
-                groups = [
-                    ("primaries", rates[:, tier.index] * (1 - read), tier.instances),
-                    ("replicas", rates[:, tier.index] * read, tier.replicas),
-                ]
-            else:
-                groups = [("instances", rates[:, tier.index], tier.servers)]
-            stations[tier.index] = [
-                (
-                    label,
-                    _station(
-                        tier,
-                        r,
-                        means[tier.index],
-                        seconds[tier.index],
-                        holding[tier.index],
-                        count,
-                        cap,
-                    ),
-                )
-                for label, r, count in groups
+    for tier in net.model.tiers:
+        cap = tier.pool.size if tier.pool is not None else None
+        if tier.kind == "database" and tier.replicas > 0:
+            n_classes = len(net.model.classes)
+            read = np.array([tier.work[k].read_ratio for k in range(n_classes)])
+            groups = [
+                ("primaries", rates[:, tier.index] * (1 - read), tier.instances),
+                ("replicas", rates[:, tier.index] * read, tier.replicas),
             ]
-        _account_for_arrival_processes(model, visits, means, seconds, holding, stations)
-        # Wait + own work per tier and class (a database mixes its groups by read ratio).
-        new_response = np.zeros((n_classes, n_tiers))
+        else:
+            groups = [("instances", rates[:, tier.index], tier.servers)]
+        i = tier.index
+        stations[i] = [
+            (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))
+            for label, r, count in groups
+        ]
+    return stations
+
+
+def _tier_responses(
+    net: _Network, stations: dict[int, list[tuple[str, StationResult]]]
+) -> np.ndarray:
+    """[class, tier]: wait + own work per tier and class (a database mixes its groups by read
+    ratio)."""
+    model = net.model
+    n_classes = len(model.classes)
+    response = np.zeros((n_classes, len(model.tiers)))
+    for tier in model.tiers:
+        groups_solved = stations[tier.index]
+        for k in range(n_classes):
+            if len(groups_solved) == 2:
+                r = tier.work[k].read_ratio
+                weights = [1 - r, r]
+            else:
+                weights = [1.0]
+            wait = 0.0
+            for w, (_, st) in zip(weights, groups_solved, strict=True):
+                if st.figures is not None:
+                    wait += w * st.figures.mean_wait
+            response[k, tier.index] = wait + net.means[tier.index, k]
+    return response
+
+
+def _solve_closed_classes(
+    net: _Network,
+    stations: dict[int, list[tuple[str, StationResult]]],
+    holding: np.ndarray,
+    closed_rate: np.ndarray,
+    closed_solutions: dict[int, formulas.ClosedFigures],
+) -> None:
+    """Closed classes: exact single-class product form over the capacity the open traffic
+    leaves; updates `closed_rate` and `closed_solutions` in place."""
+    model, visits = net.model, net.visits
+    for traffic in net.closed:
+        k = traffic.index
+        demands, servers_list = [], []
         for tier in model.tiers:
-            groups_solved = stations[tier.index]
-            for k in range(n_classes):
-                if len(groups_solved) == 2:
-                    r = tier.work[k].read_ratio
-                    weights = [1 - r, r]
-                else:
-                    weights = [1.0]
-                wait = 0.0
-                for w, (_, st) in zip(weights, groups_solved, strict=True):
-                    if st.figures is not None:
-                        wait += w * st.figures.mean_wait
-                new_response[k, tier.index] = wait + means[tier.index, k]
-        # Blocking workers hold through their calls, so waits feed back into holding times:
-        # iterate to the fixed point.
+            open_util = (
+                sum(
+                    st.arrival_rate * st.holding_time / max(st.instances * tier.concurrency, 1)
+                    for _, st in stations[tier.index]
+                )
+                - closed_rate[k] * visits[k, tier.index] * holding[tier.index, k] / tier.workers
+            )
+            demand = visits[k, tier.index] * holding[tier.index, k]
+            demands.append(demand / max(1e-9, 1.0 - min(open_util, 0.999)))
+            servers_list.append(tier.workers)
+        think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+        solution = formulas.closed_network(demands, servers_list, think, int(traffic.users or 0))
+        closed_rate[k] = solution.throughput
+        closed_solutions[k] = solution
+
+
+def _fixed_point(net: _Network) -> _FixedPoint:
+    """Blocking workers hold through their calls, so waits feed back into holding times, and
+    closed classes' throughput into the open stations' load: iterate to the fixed point."""
+    model = net.model
+    closed = net.closed
+    closed_rate = np.zeros(len(model.classes))
+    closed_solutions: dict[int, formulas.ClosedFigures] = {}
+    per_class_response = net.means.T.copy()  # first pass: no waiting anywhere
+    stations: dict[int, list[tuple[str, StationResult]]] = {}
+    holding = np.zeros((len(model.tiers), len(model.classes)))
+    for _iteration in range(200):
+        rates = (net.open_rate + closed_rate)[:, None] * net.visits  # [class, tier]
+        holding = _holding_times(net, per_class_response)
+        stations = _solve_stations(net, rates, holding)
+        _account_for_arrival_processes(model, net.visits, net.means, net.seconds, holding, stations)
+        new_response = _tier_responses(net, stations)
         settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
         per_class_response = new_response
         if not closed:
             if settled:
                 break
             continue
-        # Closed classes: exact single-class product form over the residual capacity.
         previous = closed_rate.copy()
-        for traffic in closed:
-            k = traffic.index
-            demands, servers_list = [], []
-            for tier in model.tiers:
-                open_util = (
-                    sum(
-                        st.arrival_rate * st.holding_time / max(st.instances * tier.concurrency, 1)
-                        for _, st in stations[tier.index]
-                    )
-                    - closed_rate[k] * visits[k, tier.index] * holding[tier.index, k] / tier.workers
-                )
-                demand = visits[k, tier.index] * holding[tier.index, k]
-                demands.append(demand / max(1e-9, 1.0 - min(open_util, 0.999)))
-                servers_list.append(tier.workers)
-            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
-            solution = formulas.closed_network(
-                demands, servers_list, think, int(traffic.users or 0)
-            )
-            closed_rate[k] = solution.throughput
-            closed_solutions[k] = solution
+        _solve_closed_classes(net, stations, holding, closed_rate, closed_solutions)
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
-    notes.extend(_arrival_process_notes(model, stations))
-    notes.extend(spot_notes(model))
-    if len(closed) > 1 or (closed and open_rate.sum() > 0):
-        notes.append(
-            "several closed classes or mixed open and closed traffic: each closed class is "
-            "solved exactly on the capacity the others leave (an approximation)"
-        )
+    return _FixedPoint(stations, holding, per_class_response, closed_rate, closed_solutions)
 
-    unstable = [
-        (tier, label, st)
-        for tier in model.tiers
-        for label, st in stations[tier.index]
-        if st.unstable_rho is not None
-    ]
-    total_open = float(open_rate.sum())
-    # Throughput bound of each tier, for the traffic mix as written: workers / demand per request.
-    mix = (open_rate + closed_rate) / max(float((open_rate + closed_rate).sum()), 1e-300)
+
+def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
+    """Throughput bound of each tier, for the traffic mix as written: workers / demand per
+    request."""
+    total = net.open_rate + point.closed_rate
+    mix = total / max(float(total.sum()), 1e-300)
     max_rate: dict[str, float] = {}
-    for tier in model.tiers:
-        demand = float(np.sum(mix * visits[:, tier.index] * holding[tier.index]))
+    for tier in net.model.tiers:
+        demand = float(np.sum(mix * net.visits[:, tier.index] * point.holding[tier.index]))
         capacity = tier.workers
         if tier.pool is not None:
             capacity = min(capacity, tier.pool.size)
         max_rate[tier.name] = capacity / demand if demand > 0 else math.inf
-    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
-    saturation = max_rate[bottleneck] if bottleneck else math.inf
-    overloaded = [
-        {
-            "tier": tier.name,
-            "rho": st.unstable_rho,
-            "offered_rate": st.arrival_rate,
-            "capacity": _station_capacity(tier, st),
-            "add": capacity_key(tier, label),
-        }
-        for tier, label, st in unstable
+    return max_rate
+
+
+def _unstable_error(
+    unstable: tuple[Tier, str, StationResult], saturation: float
+) -> UnstableModelError:
+    tier, label, st = unstable
+    capacity_rate = _station_capacity(tier, st)
+    return UnstableModelError(
+        f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
+        f"{capacity_rate:.4g}/s capacity); system saturates at "
+        f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
+        f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
+        tier=tier.name,
+        rho=st.unstable_rho,
+        offered_rate=st.arrival_rate,
+        capacity=capacity_rate,
+        saturation_rate=saturation,
+    )
+
+
+def _tier_figures(
+    tier: Tier, groups_solved: list[tuple[str, StationResult]], max_rate: float, stable: bool
+) -> dict[str, Any]:
+    """One tier's entry of the estimates, in the shape of `capsim run`'s JSON."""
+    arrival = sum(st.arrival_rate for _, st in groups_solved)
+    # An overloaded station serves at its capacity: what it completes, not what it is offered.
+    served = [
+        st.arrival_rate if st.unstable_rho is None else _station_capacity(tier, st)
+        for _, st in groups_solved
     ]
-    if unstable and not mark_overload:
-        tier, label, st = unstable[0]
-        capacity_rate = _station_capacity(tier, st)
-        raise UnstableModelError(
-            f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
-            f"{capacity_rate:.4g}/s capacity); system saturates at "
-            f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
-            f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
-            tier=tier.name,
-            rho=st.unstable_rho,
-            offered_rate=st.arrival_rate,
-            capacity=capacity_rate,
-            saturation_rate=saturation,
-        )
-    overloaded_tiers = {tier.name for tier, _, _ in unstable}
-    if overloaded:
+    busy = sum(r * st.work_time for r, (_, st) in zip(served, groups_solved, strict=True))
+    held = sum(r * st.holding_time for r, (_, st) in zip(served, groups_solved, strict=True))
+    workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
+    blocked = sum(
+        st.arrival_rate * st.figures.p_block for _, st in groups_solved if st.figures is not None
+    )
+    shortfall = sum(st.arrival_rate for _, st in groups_solved) - sum(served)
+    methods = sorted({st.figures.method for _, st in groups_solved if st.figures is not None})
+    exact = all(st.figures.exact for _, st in groups_solved if st.figures is not None)
+    wait_mean = (
+        sum(st.arrival_rate * st.figures.mean_wait for _, st in groups_solved if st.figures)
+        / arrival
+        if arrival > 0
+        else 0.0
+    )
+    wait_figures: dict[str, float | None] = {"mean": wait_mean}
+    single = [st for _, st in groups_solved if st.arrival_rate > 0]
+    for key, q in PERCENTILES.items():
+        if len(single) == 1 and single[0].figures is not None:
+            wait_figures[key] = _round(single[0].figures.wait_quantile(q))
+        else:
+            wait_figures[key] = None
+    queue_mean = sum(
+        st.arrival_rate * (1 - st.figures.p_block) * st.figures.mean_wait
+        for _, st in groups_solved
+        if st.figures is not None
+    )
+    tier_notes = sorted({note for _, st in groups_solved for note in st.notes})
+    if not stable:
+        wait_figures = dict.fromkeys(wait_figures)
+        queue_mean = math.inf
+        tier_notes.append("overloaded: offered at least its capacity, no steady state")
+    return {
+        "offered_rate": arrival,
+        "utilization": busy * (1 - (blocked / arrival if arrival else 0)) / workers
+        if workers
+        else 0.0,
+        "occupancy": held * (1 - (blocked / arrival if arrival else 0)) / workers
+        if workers
+        else 0.0,
+        "throughput": arrival - blocked - shortfall,
+        "rejected_rate": blocked,
+        "stable": stable,
+        "queue_length": {"mean": queue_mean},
+        "wait": wait_figures,
+        "max_rate": _round(max_rate),
+        "method": {
+            "formula": ", ".join(methods)
+            or ("overloaded: no steady state" if not stable else "no traffic"),
+            "exact": exact and not tier_notes,
+            "notes": tier_notes,
+        },
+    }
+
+
+def _class_latency(
+    net: _Network, point: _FixedPoint, traffic: TrafficClass
+) -> tuple[dict[str, float | None], bool, bool, formulas.QueueFigures | None]:
+    """A class's mean latency (and its percentiles where the request visits its entry tier
+    only, one station); whether a parallel group made it approximate, whether only the entry
+    is visited, and the entry station's figures."""
+    model, k = net.model, traffic.index
+    response, _, parallel_approx = _mean_response(model, k, point.per_class_response[k])
+    latency: dict[str, float | None] = {"mean": float(response[traffic.entry])}
+    only_entry = all(net.visits[k, t.index] == 0 for t in model.tiers if t.index != traffic.entry)
+    entry_groups = [st for _, st in point.stations[traffic.entry] if st.arrival_rate > 0]
+    for key, q in PERCENTILES.items():
+        value = None
+        if only_entry and len(entry_groups) == 1 and entry_groups[0].figures is not None:
+            value = _round(entry_groups[0].figures.sojourn_quantile(q))
+        latency[key] = value
+    entry_figures = entry_groups[0].figures if entry_groups else None
+    return latency, parallel_approx, only_entry, entry_figures
+
+
+def _closed_bounds(net: _Network, holding: np.ndarray, traffic: TrafficClass) -> dict[str, Any]:
+    """Asymptotic bounds of a closed class: its highest throughput, lowest response, N*."""
+    k = traffic.index
+    think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+    demand_total = float(np.sum(net.visits[k] * holding[:, k]))
+    per_worker = [net.visits[k, t.index] * holding[t.index, k] / t.workers for t in net.model.tiers]
+    d_max = max(per_worker, default=0.0)
+    users = int(traffic.users or 0)
+    return {
+        "throughput_max": _round(
+            min(users / (demand_total + think), 1 / d_max if d_max else math.inf)
+        ),
+        "response_min": float(max(demand_total, users * d_max - think)),
+        "n_star": _round((demand_total + think) / d_max) if d_max else None,
+    }
+
+
+def _class_figures(
+    net: _Network,
+    point: _FixedPoint,
+    traffic: TrafficClass,
+    tiers_out: dict[str, Any],
+    overloaded_tiers: set[str],
+    notes: list[str],
+) -> dict[str, Any]:
+    """One class's entry of the estimates; a note when its losses are approximated."""
+    model, k = net.model, traffic.index
+    latency, parallel_approx, only_entry, entry_figures = _class_latency(net, point, traffic)
+    path_exact = all(
+        tiers_out[t.name]["method"]["exact"] for t in model.tiers if net.visits[k, t.index] > 0
+    )
+    rate = float(net.open_rate[k] + point.closed_rate[k])
+    # Losses along the path (independent per visit); exact when one tier turns work away.
+    own = net.own_visits[k]
+    losses = {
+        t.index: _loss(t, point.stations[t.index], k) for t in model.tiers if own[t.index] > 0
+    }
+    lossy = [i for i, b in losses.items() if b > 0]
+    success = float(np.prod([(1 - b) ** own[i] for i, b in losses.items()]))
+    # A backlog in a queue does not hold up the publisher; any other overloaded tier on the
+    # request's own path does.
+    through = [
+        t for t in model.tiers if own[t.index] > 0 and t.name in overloaded_tiers and not t.is_async
+    ]
+    share = min(
+        [1.0]
+        + [
+            tiers_out[t.name]["throughput"] / tiers_out[t.name]["offered_rate"]
+            for t in through
+            if tiers_out[t.name]["offered_rate"] > 0
+        ]
+    )
+    method = "sum over the call graph of mean waits and work (Jackson-style decomposition)"
+    if traffic.is_closed:
+        method = "exact product-form solution of the closed network (convolution / MVA)"
+    if only_entry and entry_figures is not None:
+        method = entry_figures.method
+    if through:
+        latency = dict.fromkeys(latency)
+        method = "overloaded: " + ", ".join(t.name for t in through) + " (no steady state)"
+    closed = net.closed
+    entry: dict[str, Any] = {
+        "offered_rate": rate,
+        "throughput": rate * success * share,
+        "error_rate": 1.0 - success,
+        "latency": latency,
+        "method": {
+            "formula": method,
+            "exact": path_exact
+            and not parallel_approx
+            and len(closed) <= 1
+            and not (closed and float(net.open_rate.sum()) > 0)
+            and len(lossy) <= 1
+            and not through,
+        },
+    }
+    if lossy and len(losses) > 1:
         notes.append(
-            "overloaded: " + ", ".join(sorted(overloaded_tiers)) + " has no steady state; it is "
-            "shown serving at its capacity, and the tiers it calls at the full offered rate "
-            "(what they will get once it has the capacity)"
+            f"class {traffic.name}: requests turned away at "
+            + ", ".join(model.tiers[i].name for i in lossy)
+            + " are counted as independent losses per visit, and the tiers after them are "
+            "offered the full rate (approximate)"
         )
+    if through:
+        entry["overloaded"] = [t.name for t in through]
+    if traffic.is_closed:
+        entry["bounds"] = _closed_bounds(net, point.holding, traffic)
+    return entry
 
-    tiers_out: dict[str, Any] = {}
-    for tier in model.tiers:
-        groups_solved = stations[tier.index]
-        arrival = sum(st.arrival_rate for _, st in groups_solved)
-        # An overloaded station serves at its capacity: what it completes, not what it is offered.
-        served = [
-            st.arrival_rate if st.unstable_rho is None else _station_capacity(tier, st)
-            for _, st in groups_solved
-        ]
-        busy = sum(r * st.work_time for r, (_, st) in zip(served, groups_solved, strict=True))
-        held = sum(r * st.holding_time for r, (_, st) in zip(served, groups_solved, strict=True))
-        workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
-        blocked = sum(
-            st.arrival_rate * st.figures.p_block
-            for _, st in groups_solved
-            if st.figures is not None
+
+def _use_exact_closed_solution(
+    net: _Network, point: _FixedPoint, classes_out: dict[str, Any], tiers_out: dict[str, Any]
+) -> None:
+    """One closed class alone is a product-form network: its exact solution replaces the
+    open-station decomposition for the waits, queues and response time."""
+    traffic = net.closed[0]
+    k = traffic.index
+    solution = point.closed_solutions[k]
+    classes_out[traffic.name]["latency"]["mean"] = solution.response_time
+    for tier in net.model.tiers:
+        visit = net.visits[k, tier.index]
+        if visit <= 0 or solution.throughput <= 0:
+            continue
+        i = tier.index
+        in_service = solution.utilization[i] * tier.workers
+        waiting = solution.queue[i] - in_service
+        tiers_out[tier.name]["utilization"] = (
+            solution.utilization[i] * net.means[i, k] / point.holding[i, k]
         )
-        shortfall = sum(st.arrival_rate for _, st in groups_solved) - sum(served)
-        methods = sorted({st.figures.method for _, st in groups_solved if st.figures is not None})
-        exact = all(st.figures.exact for _, st in groups_solved if st.figures is not None)
-        wait_mean = (
-            sum(st.arrival_rate * st.figures.mean_wait for _, st in groups_solved if st.figures)
-            / arrival
-            if arrival > 0
-            else 0.0
-        )
-        wait_figures: dict[str, float | None] = {"mean": wait_mean}
-        single = [st for _, st in groups_solved if st.arrival_rate > 0]
-        for key, q in PERCENTILES.items():
-            if len(single) == 1 and single[0].figures is not None:
-                wait_figures[key] = _round(single[0].figures.wait_quantile(q))
-            else:
-                wait_figures[key] = None
-        queue_mean = sum(
-            st.arrival_rate * (1 - st.figures.p_block) * st.figures.mean_wait
-            for _, st in groups_solved
-            if st.figures is not None
-        )
-        tier_notes = sorted({note for _, st in groups_solved for note in st.notes})
-        stable = tier.name not in overloaded_tiers
-        if not stable:
-            wait_figures = dict.fromkeys(wait_figures)
-            queue_mean = math.inf
-            tier_notes.append("overloaded: offered at least its capacity, no steady state")
-        tiers_out[tier.name] = {
-            "offered_rate": arrival,
-            "utilization": busy * (1 - (blocked / arrival if arrival else 0)) / workers
-            if workers
-            else 0.0,
-            "occupancy": held * (1 - (blocked / arrival if arrival else 0)) / workers
-            if workers
-            else 0.0,
-            "throughput": arrival - blocked - shortfall,
-            "rejected_rate": blocked,
-            "stable": stable,
-            "queue_length": {"mean": queue_mean},
-            "wait": wait_figures,
-            "max_rate": _round(max_rate[tier.name]),
-            "method": {
-                "formula": ", ".join(methods)
-                or ("overloaded: no steady state" if not stable else "no traffic"),
-                "exact": exact and not tier_notes,
-                "notes": tier_notes,
-            },
+        tiers_out[tier.name]["occupancy"] = solution.utilization[i]
+        tiers_out[tier.name]["queue_length"]["mean"] = waiting
+        tiers_out[tier.name]["wait"] = {
+            "mean": waiting / (solution.throughput * visit),
+            **{key: None for key in PERCENTILES},
         }
+        tiers_out[tier.name]["method"]["formula"] = "exact product-form closed network"
 
-    classes_out: dict[str, Any] = {}
-    sync_visits = expected_visits(model, synchronous=True)
-    for traffic in model.classes:
-        k = traffic.index
-        response, _, parallel_approx = _mean_response(model, k, per_class_response[k])
-        entry = model.tiers[traffic.entry]
-        path_exact = all(
-            tiers_out[t.name]["method"]["exact"] for t in model.tiers if visits[k, t.index] > 0
-        )
-        latency: dict[str, float | None] = {"mean": float(response[traffic.entry])}
-        only_entry = all(visits[k, t.index] == 0 for t in model.tiers if t.index != traffic.entry)
-        entry_groups = [st for _, st in stations[entry.index] if st.arrival_rate > 0]
-        for key, q in PERCENTILES.items():
-            value = None
-            if only_entry and len(entry_groups) == 1 and entry_groups[0].figures is not None:
-                value = _round(entry_groups[0].figures.sojourn_quantile(q))
-            latency[key] = value
-        rate = float(open_rate[k] + closed_rate[k])
-        # Losses along the path (independent per visit); exact when one tier turns work away.
-        own = sync_visits[k]
-        losses = {t.index: _loss(t, stations[t.index], k) for t in model.tiers if own[t.index] > 0}
-        lossy = [i for i, b in losses.items() if b > 0]
-        success = float(np.prod([(1 - b) ** own[i] for i, b in losses.items()]))
-        # A backlog in a queue does not hold up the publisher; any other overloaded tier on the
-        # request's own path does.
-        through = [
-            t
-            for t in model.tiers
-            if own[t.index] > 0 and t.name in overloaded_tiers and not t.is_async
-        ]
-        share = min(
-            [1.0]
-            + [
-                tiers_out[t.name]["throughput"] / tiers_out[t.name]["offered_rate"]
-                for t in through
-                if tiers_out[t.name]["offered_rate"] > 0
-            ]
-        )
-        method = "sum over the call graph of mean waits and work (Jackson-style decomposition)"
-        if traffic.is_closed:
-            method = "exact product-form solution of the closed network (convolution / MVA)"
-        entry_figures = entry_groups[0].figures if entry_groups else None
-        if only_entry and entry_figures is not None:
-            method = entry_figures.method
-        if through:
-            latency = dict.fromkeys(latency)
-            method = "overloaded: " + ", ".join(t.name for t in through) + " (no steady state)"
-        classes_out[traffic.name] = {
-            "offered_rate": rate,
-            "throughput": rate * success * share,
-            "error_rate": 1.0 - success,
-            "latency": latency,
-            "method": {
-                "formula": method,
-                "exact": path_exact
-                and not parallel_approx
-                and len(closed) <= 1
-                and not (closed and total_open > 0)
-                and len(lossy) <= 1
-                and not through,
-            },
-        }
-        if lossy and len(losses) > 1:
-            notes.append(
-                f"class {traffic.name}: requests turned away at "
-                + ", ".join(model.tiers[i].name for i in lossy)
-                + " are counted as independent losses per visit, and the tiers after them are "
-                "offered the full rate (approximate)"
-            )
-        if through:
-            classes_out[traffic.name]["overloaded"] = [t.name for t in through]
-        if traffic.is_closed:
-            think = traffic.think_time.mean if traffic.think_time is not None else 0.0
-            demand_total = float(np.sum(visits[k] * holding[:, k]))
-            per_worker = [visits[k, t.index] * holding[t.index, k] / t.workers for t in model.tiers]
-            d_max = max(per_worker, default=0.0)
-            users = int(traffic.users or 0)
-            classes_out[traffic.name]["bounds"] = {
-                "throughput_max": _round(
-                    min(users / (demand_total + think), 1 / d_max if d_max else math.inf)
-                ),
-                "response_min": float(max(demand_total, users * d_max - think)),
-                "n_star": _round((demand_total + think) / d_max) if d_max else None,
-            }
 
-    if len(closed) == 1 and total_open == 0:
-        # One closed class alone is a product-form network: its exact solution replaces the
-        # open-station decomposition for the waits, queues and response time.
-        k = closed[0].index
-        solution = closed_solutions[k]
-        classes_out[closed[0].name]["latency"]["mean"] = solution.response_time
-        for tier in model.tiers:
-            visit = visits[k, tier.index]
-            if visit <= 0 or solution.throughput <= 0:
-                continue
-            i = tier.index
-            in_service = solution.utilization[i] * tier.workers
-            waiting = solution.queue[i] - in_service
-            tiers_out[tier.name]["utilization"] = (
-                solution.utilization[i] * means[i, k] / holding[i, k]
-            )
-            tiers_out[tier.name]["occupancy"] = solution.utilization[i]
-            tiers_out[tier.name]["queue_length"]["mean"] = waiting
-            tiers_out[tier.name]["wait"] = {
-                "mean": waiting / (solution.throughput * visit),
-                **{key: None for key in PERCENTILES},
-            }
-            tiers_out[tier.name]["method"]["formula"] = "exact product-form closed network"
-
+def _slo_verdicts(
+    model: Model, classes_out: dict[str, Any], tiers_out: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each SLO judged on the estimates (None where no formula gives its statistic)."""
     slos = []
     for slo in model.slos:
         observed: float | None = None
@@ -772,7 +856,69 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
                 "line": slo.line,
             }
         )
+    return slos
 
+
+def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> dict[str, Any]:
+    """Analytic estimates in the shape of `capsim run`'s JSON, with a `method` beside each group.
+
+    When an open station without a waiting-room limit is offered at least its capacity, raises
+    UnstableModelError naming the station, its load and the rate at which the system saturates;
+    with `mark_overload`, returns the full estimates instead, with that tier `stable: false`,
+    its figures at saturation, the classes through it without latency, and `overloaded` and
+    `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
+    """
+    net = _network(model)
+    point = _fixed_point(net)
+    closed, total_open = net.closed, float(net.open_rate.sum())
+    notes = list(_arrival_process_notes(model, point.stations))
+    notes.extend(spot_notes(model))
+    if len(closed) > 1 or (closed and net.open_rate.sum() > 0):
+        notes.append(
+            "several closed classes or mixed open and closed traffic: each closed class is "
+            "solved exactly on the capacity the others leave (an approximation)"
+        )
+    unstable = [
+        (tier, label, st)
+        for tier in model.tiers
+        for label, st in point.stations[tier.index]
+        if st.unstable_rho is not None
+    ]
+    max_rate = _max_rates(net, point)
+    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
+    saturation = max_rate[bottleneck] if bottleneck else math.inf
+    overloaded = [
+        {
+            "tier": tier.name,
+            "rho": st.unstable_rho,
+            "offered_rate": st.arrival_rate,
+            "capacity": _station_capacity(tier, st),
+            "add": capacity_key(tier, label),
+        }
+        for tier, label, st in unstable
+    ]
+    if unstable and not mark_overload:
+        raise _unstable_error(unstable[0], saturation)
+    overloaded_tiers = {tier.name for tier, _, _ in unstable}
+    if overloaded:
+        notes.append(
+            "overloaded: " + ", ".join(sorted(overloaded_tiers)) + " has no steady state; it is "
+            "shown serving at its capacity, and the tiers it calls at the full offered rate "
+            "(what they will get once it has the capacity)"
+        )
+    tiers_out = {
+        tier.name: _tier_figures(
+            tier, point.stations[tier.index], max_rate[tier.name], tier.name not in overloaded_tiers
+        )
+        for tier in model.tiers
+    }
+    classes_out = {
+        traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
+        for traffic in model.classes
+    }
+    if len(closed) == 1 and total_open == 0:
+        _use_exact_closed_solution(net, point, classes_out, tiers_out)
+    slos = _slo_verdicts(model, classes_out, tiers_out)
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -782,7 +928,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "bottleneck": {
             "tier": bottleneck,
             "saturation_rate": _round(saturation),
-            "offered_rate": total_open + float(closed_rate.sum()),
+            "offered_rate": total_open + float(point.closed_rate.sum()),
         },
         "slos": slos,
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
     DurationOption,
     FormatOption,
     OutputFormat,
     OutputOption,
+    Progress,
     ReplicationsOption,
     SeedOption,
     SetOption,
-    _emit,
-    _exit_codes,
-    _Progress,
-    _size_option,
-    _stderr,
-    app,
+    emit,
+    exit_codes,
+    size_option,
+    stderr_console,
 )
 from capsim.errors import UsageError
 from capsim.textsafe import describe_unsafe, first_unsafe, visible
@@ -32,6 +32,9 @@ from capsim.textsafe import describe_unsafe, first_unsafe, visible
 if TYPE_CHECKING:
     from capsim.analysis.calibration import MetricNames
     from capsim.measurements import Measurement
+
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 class InputFormat(str, Enum):
@@ -113,7 +116,7 @@ ClassLabelOption = Annotated[
 def _read(files: list[Path], input_format: InputFormat | None, max_input: str) -> list[Measurement]:
     from capsim.measurements import read_measurements
 
-    cap = int(_size_option(max_input, "--max-input"))
+    cap = int(size_option(max_input, "--max-input"))
     return read_measurements(files, input_format.value if input_format else None, cap)
 
 
@@ -170,7 +173,7 @@ def _color(output: Path | None) -> bool:
     return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-@app.command()
+@commands.command()
 def calibrate(
     files: FilesArgument,
     scenario_output: Annotated[
@@ -209,7 +212,7 @@ def calibrate(
     from capsim.scenario import validate_text
     from capsim.scenario.writer import render_scenario_yaml
 
-    with _exit_codes():
+    with exit_codes():
         _check_scenario_name(name)
         measurements = _read(files, input_format, max_input)
         result = calibrate_measurements(
@@ -241,7 +244,7 @@ def calibrate(
             text = render_scenario_yaml(result.scenario, result.notes, header)
             problems = validate_text(text, scenario_output)
             for problem in problems:
-                _stderr().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
+                stderr_console().print(f"error: {problem.format()}", markup=False, soft_wrap=True)
             if problems:
                 raise UsageError(
                     f"{visible(str(scenario_output))}: the calibrated scenario does not validate, "
@@ -250,11 +253,11 @@ def calibrate(
             write_output(text, scenario_output)
         result.summary["warnings"] = list(result.warnings)
         for warning in result.warnings:
-            _stderr().print(f"warning: {warning}", markup=False, soft_wrap=True)
+            stderr_console().print(f"warning: {warning}", markup=False, soft_wrap=True)
         document = calibration_document(
             result.summary, str(scenario_output) if scenario_output else None
         )
-        _emit(render_document(document, output_format.value, color=_color(None)), None)
+        emit(render_document(document, output_format.value, color=_color(None)), None)
 
 
 def _check_scenario_name(name: str) -> None:
@@ -270,7 +273,7 @@ def _check_scenario_name(name: str) -> None:
         raise UsageError("--name must not be empty")
 
 
-@app.command()
+@commands.command()
 def backtest(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (the model to test).")],
     files: FilesArgument,
@@ -313,151 +316,49 @@ def backtest(
     """Simulate at the measured load and compare predicted with measured p50/p95/p99 per class
     and utilization per tier. Exit 0 when every figure is within tolerance, 1 when the model
     is off."""
-    from capsim.analysis.backtest import (
-        Comparison,
-        class_mapping,
-        compare,
-        compare_step,
-        is_stepped,
-        load_overrides,
-        measured_load,
-        step_class,
-        step_override,
-    )
+    from capsim.analysis.backtest import is_stepped, measured_load
     from capsim.measurements import LoadTest
     from capsim.outputs.calibration import backtest_document, render_document
-    from capsim.units import UnitError, parse_ratio
 
-    with _exit_codes():
-        tolerances = {}
-        for option, text in (
-            ("--latency-tolerance", latency_tolerance),
-            ("--utilization-tolerance", utilization_tolerance),
-        ):
-            try:
-                tolerances[option] = parse_ratio(text)
-            except UnitError as error:
-                raise UsageError(
-                    f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2"
-                ) from None
+    with exit_codes():
+        tolerances = _tolerances(latency_tolerance, utilization_tolerance)
         measurements = _read(files, input_format, max_input)
         base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
         base = capsim.load_scenario(scenario, base_overrides)
         scenario_workers = {tier.name: tier.workers for tier in capsim.build_model(base).tiers}
-        load = measured_load(
-            measurements,
-            class_by,
-            _metric_names(
-                rate_metric,
-                cpu_metric,
-                latency_metric,
-                tier_label,
-                class_label,
-                cpu_utilization,
-                scenario_workers,
-            ),
+        names = _metric_names(
+            rate_metric,
+            cpu_metric,
+            latency_metric,
+            tier_label,
+            class_label,
+            cpu_utilization,
+            scenario_workers,
         )
-        classes = list(base.traffic)
-        open_classes = [
-            name for name, spec in base.traffic.items() if getattr(spec, "rate", None) is not None
-        ]
-        rows: list[Comparison] = []
+        load = measured_load(measurements, class_by, names)
+        plan = _BacktestPlan(scenario, base, base_overrides, tolerances)
+        rows: list[Any] = []
         notes: list[str] = []
         warnings: list[str] = []
         stepped = [m for m in measurements if isinstance(m, LoadTest) and is_stepped(m)]
         if load.rates or not stepped:
-            mapping = class_mapping(list(load.rates), classes, open_classes)
-            if not mapping:
-                raise UsageError(
-                    f"no measured class matches a class of {scenario} (measured: "
-                    f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(classes)}); "
-                    "name them alike (--class-by for traces)"
-                )
-            notes += [
-                f"measured class {m!r} has no class in the scenario; not compared"
-                for m in sorted(load.rates)
-                if m not in mapping
-            ]
-            warmup = base.simulation.warmup_or_default if base.simulation else 0.0
-            overrides = [*base_overrides, *load_overrides(load, mapping, warmup)]
-            model = capsim.build_model(capsim.load_scenario(scenario, overrides))
-            with _Progress("backtest") as progress:
-                report = capsim.simulate(model, progress=progress)
-            workers = {tier.name: tier.workers for tier in model.tiers}
-            rows += compare(
-                load,
-                mapping,
-                report.data,
-                workers,
-                tolerances["--latency-tolerance"],
-                tolerances["--utilization-tolerance"],
-            )
-            notes += [
-                f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
-                + (", with its measured profile" if m in load.profiles else "")
-                for m, cls in mapping.items()
-            ]
-            warnings += report.warnings
+            rows, notes, warnings = _backtest_measured_load(plan, load)
         think = _think_time(think_time)
         for test in stepped:
-            cls = step_class(test, classes, open_classes)
-            if cls is None:
-                raise UsageError(
-                    f"{test.source}: cannot tell which class of {scenario} this load test drives; "
-                    "name its requests like the class, or backtest a scenario with one open class"
-                )
-            entry = base.traffic[cls].entry
-            for step in (s for s in test.steps if s.users > 0):
-                override = step_override(cls, entry, step.users, think)
-                model = capsim.build_model(
-                    capsim.load_scenario(scenario, [*base_overrides, override])
-                )
-                with _Progress("backtest") as progress:
-                    report = capsim.simulate(model, progress=progress)
-                rows += compare_step(
-                    step,
-                    cls,
-                    report.data["classes"][cls],
-                    tolerances["--latency-tolerance"],
-                    tolerances["--utilization-tolerance"],
-                )
-            notes.append(
-                f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
-                f"{cls} as a closed loop of the step's users, think time {think:g}s"
-            )
+            test_rows, note = _backtest_load_test(plan, test, think)
+            rows += test_rows
+            notes.append(note)
         if not rows:
             raise UsageError(
                 "nothing to compare: the measurements hold no latency percentiles of a scenario class "
                 "and no utilization of a scenario tier"
             )
-        data = {
-            "scenario": str(scenario),
-            "sources": [str(f) for f in files],
-            "tolerances": {
-                "latency": tolerances["--latency-tolerance"],
-                "utilization": tolerances["--utilization-tolerance"],
-            },
-            "comparisons": [
-                {
-                    "what": r.what,
-                    "name": r.name,
-                    "figure": r.figure,
-                    "measured": r.measured,
-                    "predicted": r.predicted,
-                    "error": r.error,
-                    "tolerance": r.tolerance,
-                    "passed": r.passed,
-                }
-                for r in rows
-            ],
-            "passed": all(r.passed for r in rows),
-            "notes": notes + warnings,
-        }
+        data = _backtest_data(plan, files, rows, notes + warnings)
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for backtest; use table, json or markdown"
             )
-        _emit(
+        emit(
             render_document(backtest_document(data), output_format.value, color=_color(output)),
             output,
         )
@@ -465,7 +366,138 @@ def backtest(
             raise typer.Exit(1)
 
 
-@app.command("fit-usl")
+def _tolerances(latency: str, utilization: str) -> tuple[float, float]:
+    """--latency-tolerance and --utilization-tolerance as ratios."""
+    from capsim.units import UnitError, parse_ratio
+
+    tolerances = []
+    for option, text in (
+        ("--latency-tolerance", latency),
+        ("--utilization-tolerance", utilization),
+    ):
+        try:
+            tolerances.append(parse_ratio(text))
+        except UnitError as error:
+            raise UsageError(
+                f"{option} {text!r}: {error}; give a ratio such as 20% or 0.2"
+            ) from None
+    return tolerances[0], tolerances[1]
+
+
+@dataclass(frozen=True)
+class _BacktestPlan:
+    """What every backtest simulation starts from: the scenario with --set, --seed,
+    --replications and --duration applied, and the tolerances (latency, utilization)."""
+
+    scenario: Path
+    base: Any  # the loaded Scenario
+    base_overrides: list[str]
+    tolerances: tuple[float, float]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.base.traffic)
+
+    @property
+    def open_classes(self) -> list[str]:
+        return [
+            name
+            for name, spec in self.base.traffic.items()
+            if getattr(spec, "rate", None) is not None
+        ]
+
+    def simulate(self, overrides: list[str]) -> tuple[Any, Any]:
+        """The model with these overrides added, and its simulated report."""
+        model = capsim.build_model(
+            capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
+        )
+        with Progress("backtest") as progress:
+            return model, capsim.simulate(model, progress=progress)
+
+
+def _backtest_measured_load(
+    plan: _BacktestPlan, load: Any
+) -> tuple[list[Any], list[str], list[str]]:
+    """Simulate at the measured rates (and profiles) of the classes that match the scenario's;
+    the comparisons, notes, and the run's warnings."""
+    from capsim.analysis.backtest import class_mapping, compare, load_overrides
+
+    mapping = class_mapping(list(load.rates), plan.classes, plan.open_classes)
+    if not mapping:
+        raise UsageError(
+            f"no measured class matches a class of {plan.scenario} (measured: "
+            f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(plan.classes)}); "
+            "name them alike (--class-by for traces)"
+        )
+    notes = [
+        f"measured class {m!r} has no class in the scenario; not compared"
+        for m in sorted(load.rates)
+        if m not in mapping
+    ]
+    base = plan.base
+    warmup = base.simulation.warmup_or_default if base.simulation else 0.0
+    model, report = plan.simulate(load_overrides(load, mapping, warmup))
+    workers = {tier.name: tier.workers for tier in model.tiers}
+    rows = compare(load, mapping, report.data, workers, *plan.tolerances)
+    notes += [
+        f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
+        + (", with its measured profile" if m in load.profiles else "")
+        for m, cls in mapping.items()
+    ]
+    return rows, notes, list(report.warnings)
+
+
+def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[list[Any], str]:
+    """Simulate each step of a stepped load test as a closed loop of its users; the
+    comparisons and a note saying so."""
+    from capsim.analysis.backtest import compare_step, step_class, step_override
+
+    cls = step_class(test, plan.classes, plan.open_classes)
+    if cls is None:
+        raise UsageError(
+            f"{test.source}: cannot tell which class of {plan.scenario} this load test drives; "
+            "name its requests like the class, or backtest a scenario with one open class"
+        )
+    entry = plan.base.traffic[cls].entry
+    rows: list[Any] = []
+    for step in (s for s in test.steps if s.users > 0):
+        _, report = plan.simulate([step_override(cls, entry, step.users, think)])
+        rows += compare_step(step, cls, report.data["classes"][cls], *plan.tolerances)
+    note = (
+        f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
+        f"{cls} as a closed loop of the step's users, think time {think:g}s"
+    )
+    return rows, note
+
+
+def _backtest_data(
+    plan: _BacktestPlan, files: list[Path], rows: list[Any], notes: list[str]
+) -> dict[str, Any]:
+    """The backtest's result document (docs/calibration.md)."""
+    latency, utilization = plan.tolerances
+    return {
+        "scenario": str(plan.scenario),
+        "sources": [str(f) for f in files],
+        "tolerances": {"latency": latency, "utilization": utilization},
+        "comparisons": [
+            {
+                "what": r.what,
+                "name": r.name,
+                "figure": r.figure,
+                "measured": r.measured,
+                "predicted": r.predicted,
+                "error": r.error,
+                "tolerance": r.tolerance,
+                "passed": r.passed,
+            }
+            for r in rows
+        ],
+        "passed": all(r.passed for r in rows),
+        "notes": notes,
+    }
+
+
+@commands.command("fit-usl")
 def fit_usl(
     files: FilesArgument,
     output_format: FormatOption = OutputFormat.table,
@@ -494,7 +526,7 @@ def fit_usl(
     from capsim.outputs import write_output
     from capsim.outputs.calibration import render_document, usl_chart, usl_document
 
-    with _exit_codes():
+    with exit_codes():
         measurements = _read(files, input_format, max_input)
         steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
         if not steps:
@@ -544,7 +576,7 @@ def fit_usl(
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
-        _emit(render_document(document, output_format.value, color=_color(output)), output)
+        emit(render_document(document, output_format.value, color=_color(output)), output)
 
 
 def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
@@ -552,7 +584,7 @@ def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dic
     from capsim.analysis.saturate import find_saturation
 
     model = capsim.build_model(capsim.load_scenario(scenario))
-    with _Progress("fit-usl") as progress:
+    with Progress("fit-usl") as progress:
         found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
     rate = found["saturation_rate"]
     difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None

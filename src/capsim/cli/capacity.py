@@ -2,93 +2,44 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
+    CapacityFormat,
+    CapacityFormatOption,
     ExecutorOption,
     LoadOption,
+    MaxRequests,
+    OutputOption,
     PercentilesOption,
+    Progress,
     SchedulerOption,
+    SearchDuration,
+    SearchReplications,
     SeedOption,
     SetOption,
     ShareOverOption,
     WorkersOption,
-    _color_for,
-    _emit,
-    _executor,
-    _exit_codes,
-    _Progress,
-    _say,
-    _stderr,
-    _table_width,
-    _with_load,
-    app,
+    announce,
+    color_for,
+    emit,
+    executor_for,
+    exit_codes,
+    load_model,
+    say,
+    search_duration,
     statistics_overrides,
+    stderr_console,
+    table_width,
+    with_load,
 )
 
-
-class CapacityFormat(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-
-
-FormatOption = Annotated[
-    CapacityFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
-]
-OutputOption = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
-]
-SearchReplications = Annotated[
-    int,
-    typer.Option(
-        "--replications",
-        help="Replications per search point (common random numbers across points).",
-        min=1,
-    ),
-]
-SearchDuration = Annotated[
-    str | None,
-    typer.Option(
-        "--duration",
-        help="Simulated duration of each search point (default: about 30,000 requests, at "
-        "most the scenario's duration). The verification run uses the scenario's own.",
-    ),
-]
-MaxRequests = Annotated[
-    float,
-    typer.Option(
-        "--max-requests",
-        help="Refuse (exit 3) any one run that would simulate more requests than this.",
-        min=1,
-        show_default="100,000,000",
-    ),
-]
-
-
-def _duration(text: str | None) -> float | None:
-    from capsim.errors import UsageError
-    from capsim.units import UnitError, parse_duration
-
-    if text is None:
-        return None
-    try:
-        value = parse_duration(text)
-    except UnitError as error:
-        raise UsageError(f"--duration: {error}") from None
-    if value <= 0:
-        raise UsageError(f"--duration {text!r} must be greater than 0")
-    return value
-
-
-def _announce(note: str) -> None:
-    _stderr().print(f"note: {note}", markup=False, soft_wrap=True)
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
@@ -96,29 +47,14 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     from capsim.outputs.capacity import render_capacity
 
     clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    color = _color_for(output)
-    console = _stderr()
+    color = color_for(output)
+    console = stderr_console()
     for note in clean.get("warnings", []):
-        _say(console, f"warning: {note}")
-    _emit(render_capacity(clean, fmt.value, color=color, width=_table_width(output)), output)
+        say(console, f"warning: {note}")
+    emit(render_capacity(clean, fmt.value, color=color, width=table_width(output)), output)
 
 
-def _model(
-    scenario: Path,
-    set_: list[str] | None,
-    seed: int | None,
-    percentiles: str | None = None,
-    share_over: list[str] | None = None,
-) -> Any:
-    overrides = [
-        *(set_ or []),
-        *capsim.simulation_overrides(seed=seed),
-        *statistics_overrides(percentiles, share_over),
-    ]
-    return capsim.build_model(capsim.load_scenario(scenario, overrides))
-
-
-@app.command()
+@commands.command()
 def saturate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
@@ -143,7 +79,7 @@ def saturate(
             show_default="2",
         ),
     ] = 2.0,
-    output_format: FormatOption = CapacityFormat.table,
+    output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
@@ -159,15 +95,15 @@ def saturate(
     """
     from capsim.analysis.saturate import find_saturation
 
-    with _exit_codes():
+    with exit_codes():
         # --load moves the starting point ("offered now"); the search scans the load from there.
-        model, _ = _with_load(_model(scenario, set_, seed, percentiles, share_over), load)
-        with _executor(executor, workers, scheduler) as where, _Progress("saturate") as progress:
+        model, _ = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
+        with executor_for(executor, workers, scheduler) as where, Progress("saturate") as progress:
             data = find_saturation(
                 model,
                 capsim_version=capsim.__version__,
                 replications=replications,
-                duration=_duration(duration),
+                duration=search_duration(duration),
                 precision=precision,
                 knee_factor=knee_factor,
                 progress=progress,
@@ -223,7 +159,7 @@ def _sized_scenario_edits(
     return values, comments, header
 
 
-@app.command()
+@commands.command()
 def size(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: SetOption = None,
@@ -256,7 +192,7 @@ def size(
     write: Annotated[
         Path | None, typer.Option("--write", help="Write the sized scenario to this file.")
     ] = None,
-    output_format: FormatOption = CapacityFormat.table,
+    output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
     executor: ExecutorOption = None,
@@ -282,12 +218,12 @@ def size(
     from capsim.scenario.edit import apply_set_overrides, set_values
     from capsim.scenario.loader import MAX_FILE_BYTES
 
-    with _exit_codes():
-        model = _model(scenario, set_, seed, percentiles, share_over)
+    with exit_codes():
+        model = load_model(scenario, set_, seed, percentiles, share_over)
         factor = parse_load(load, open_rate(model))
         spare = parse_headroom(headroom) if headroom is not None else DEFAULT_HEADROOM
         lost = parse_redundancy(redundancy)
-        with _executor(executor, workers, scheduler) as where, _Progress("size") as progress:
+        with executor_for(executor, workers, scheduler) as where, Progress("size") as progress:
             data = size_tiers(
                 model,
                 capsim_version=capsim.__version__,
@@ -295,11 +231,11 @@ def size(
                 headroom=spare,
                 redundancy=lost,
                 replications=replications,
-                duration=_duration(duration),
+                duration=search_duration(duration),
                 progress=progress,
                 max_requests=max_requests,
                 executor=where,
-                announce=_announce,
+                announce=announce,
             )
         if write is not None:
             values, comments, header = _sized_scenario_edits(scenario, set_, data, factor)
@@ -313,7 +249,7 @@ def size(
         _show(data, output_format, output)
 
 
-@app.command()
+@commands.command()
 def sweep(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     vary: Annotated[
@@ -335,7 +271,7 @@ def sweep(
     duration: Annotated[
         str | None, typer.Option("--duration", help="Shortcut for `simulation.duration`.")
     ] = None,
-    output_format: FormatOption = CapacityFormat.table,
+    output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
@@ -352,15 +288,15 @@ def sweep(
     """
     from capsim.analysis.sweep import parse_vary, run_sweep
 
-    with _exit_codes():
+    with exit_codes():
         varies = [parse_vary(text) for text in vary]
         overrides = [
             *(set_ or []),
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        _, factor = _with_load(capsim.build_model(capsim.load_scenario(scenario, overrides)), load)
-        with _executor(executor, workers, scheduler) as where, _Progress("sweep") as progress:
+        _, factor = with_load(capsim.build_model(capsim.load_scenario(scenario, overrides)), load)
+        with executor_for(executor, workers, scheduler) as where, Progress("sweep") as progress:
             data = run_sweep(
                 scenario,
                 varies,
@@ -374,7 +310,7 @@ def sweep(
         _show(data, output_format, output)
 
 
-@app.command()
+@commands.command()
 def compare(
     first: Annotated[
         Path, typer.Argument(help="Scenario A, or a saved `capsim run --format json` result.")
@@ -394,7 +330,7 @@ def compare(
         str | None,
         typer.Option("--duration", help="Shortcut for `simulation.duration` (both sides)."),
     ] = None,
-    output_format: FormatOption = CapacityFormat.table,
+    output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,
     load: LoadOption = None,
     max_requests: MaxRequests = 1e8,
@@ -410,13 +346,13 @@ def compare(
     """
     from capsim.analysis.compare import compare as compare_sides
 
-    with _exit_codes():
+    with exit_codes():
         overrides = [
             *(set_ or []),
             *capsim.simulation_overrides(seed, replications, duration),
             *statistics_overrides(percentiles, share_over),
         ]
-        with _executor(executor, workers, scheduler) as where, _Progress("compare") as progress:
+        with executor_for(executor, workers, scheduler) as where, Progress("compare") as progress:
             data = compare_sides(
                 first,
                 second,

@@ -9,46 +9,34 @@ from typing import Annotated, Any
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
+    CapacityFormat,
+    CapacityFormatOption,
     ExecutorOption,
+    MaxRequests,
+    OutputOption,
+    Progress,
     SchedulerOption,
+    SearchDuration,
+    SearchReplications,
     SeedOption,
     SetOption,
     WorkersOption,
-    _color_for,
-    _emit,
-    _executor,
-    _exit_codes,
-    _Progress,
-    _say,
-    _stderr,
-    _table_width,
-    app,
-)
-from capsim.cli.capacity import (
-    CapacityFormat,
-    FormatOption,
-    MaxRequests,
-    OutputOption,
-    SearchDuration,
-    SearchReplications,
-    _announce,
-    _duration,
-    _model,
+    announce,
+    color_for,
+    emit,
+    executor_for,
+    exit_codes,
+    load_model,
+    say,
+    search_duration,
+    stderr_console,
+    table_width,
 )
 from capsim.errors import UsageError
 
-#: A history file is a few lines of dates and rates; anything larger is refused.
-MAX_HISTORY_BYTES = 16 * 1024 * 1024
-
-
-def load_forecast(path: Path, scenario: str) -> dict[str, Any]:
-    """A forecast JSON file for `capsim report --forecast`, checked (docs/forecast.md)."""
-    from capsim.analysis.forecast import read_forecast
-    from capsim.safeio import read_capped
-
-    text = read_capped(path, MAX_HISTORY_BYTES, "a forecast file").decode("utf-8-sig")
-    return read_forecast(path, text, scenario)
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
@@ -56,16 +44,43 @@ def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> Non
     from capsim.outputs.forecast import render_forecast
 
     clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    console = _stderr()
+    console = stderr_console()
     for note in clean.get("warnings", []):
-        _say(console, f"warning: {note}")
-    _emit(
-        render_forecast(clean, fmt.value, color=_color_for(output), width=_table_width(output)),
+        say(console, f"warning: {note}")
+    emit(
+        render_forecast(clean, fmt.value, color=color_for(output), width=table_width(output)),
         output,
     )
 
 
-@app.command()
+def _window(
+    start: str | None, horizon: str, step: str, events: list[str] | None
+) -> tuple[Any, Any]:
+    """The forecast's horizon (--from, --horizon, with every --event inside it) and --step."""
+    from capsim.analysis import forecast as fc
+
+    day0 = fc.parse_date(start, "--from") if start is not None else date.today()
+    span = fc.parse_span(horizon, "--horizon")
+    every = fc.parse_span(step, "--step")
+    window = fc.Horizon(day0, span.after(day0))
+    parsed = [fc.parse_event(text, window) for text in events or []]
+    return fc.Horizon(day0, window.end, parsed), every
+
+
+def _trend(growth: str | None, history: Path | None) -> Any:
+    """The growth: --growth as written, or fitted to the --history file."""
+    from capsim.analysis import forecast as fc
+    from capsim.safeio import read_capped
+
+    if growth is not None:
+        return fc.parse_growth(growth)
+    assert history is not None
+    raw = read_capped(history, fc.MAX_FORECAST_FILE_BYTES, "a history file")
+    text = raw.decode("utf-8-sig")
+    return fc.fit_growth(fc.read_history(history, text), f"--history {history}")
+
+
+@commands.command()
 def forecast(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (today's load and fleet).")],
     growth: Annotated[
@@ -107,7 +122,7 @@ def forecast(
     seed: SeedOption = None,
     replications: SearchReplications = 1,
     duration: SearchDuration = None,
-    output_format: FormatOption = CapacityFormat.table,
+    output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,
     max_requests: MaxRequests = 1e8,
     executor: ExecutorOption = None,
@@ -123,38 +138,27 @@ def forecast(
     from capsim.analysis.points import open_rate
     from capsim.analysis.saturate import find_saturation
     from capsim.analysis.sizing import size_tiers
-    from capsim.safeio import read_capped
 
-    with _exit_codes():
+    with exit_codes():
         if (growth is None) == (history is None):
             raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
-        day0 = fc.parse_date(start, "--from") if start is not None else date.today()
-        span = fc.parse_span(horizon, "--horizon")
-        every = fc.parse_span(step, "--step")
-        window = fc.Horizon(day0, span.after(day0))
-        events = [fc.parse_event(text, window) for text in event or []]
-        window = fc.Horizon(day0, window.end, events)
-        if growth is not None:
-            trend = fc.parse_growth(growth)
-        else:
-            assert history is not None
-            text = read_capped(history, MAX_HISTORY_BYTES, "a history file").decode("utf-8-sig")
-            trend = fc.fit_growth(fc.read_history(history, text), f"--history {history}")
-        model = _model(scenario, set_, seed)
+        window, every = _window(start, horizon, step, event)
+        trend = _trend(growth, history)
+        model = load_model(scenario, set_, seed)
         rate_now = open_rate(model)
         if rate_now <= 0:
             raise UsageError(
                 "capsim forecast grows the open classes' rates, and this scenario has none"
             )
-        search_duration = _duration(duration)
-        with _executor(executor, workers, scheduler) as where, _Progress("forecast") as progress:
+        point_duration = search_duration(duration)
+        with executor_for(executor, workers, scheduler) as where, Progress("forecast") as progress:
 
             def saturation(m: Any) -> dict[str, Any]:
                 return find_saturation(
                     m,
                     capsim_version=capsim.__version__,
                     replications=replications,
-                    duration=search_duration,
+                    duration=point_duration,
                     progress=progress,
                     max_requests=max_requests,
                     executor=where,
@@ -166,10 +170,10 @@ def forecast(
                     capsim_version=capsim.__version__,
                     load=load,
                     replications=replications,
-                    duration=search_duration,
+                    duration=point_duration,
                     max_requests=max_requests,
                     executor=where,
-                    announce=_announce,
+                    announce=announce,
                 )
 
             data = fc.forecast(

@@ -13,29 +13,31 @@ from typing import Annotated, Any
 import typer
 
 import capsim
-from capsim.cli.app import (
+from capsim.cli.common import (
     DurationOption,
     Engine,
     ExecutorOption,
     LoadOption,
     PercentilesOption,
+    Progress,
     ReplicationsOption,
     SchedulerOption,
     SeedOption,
     SetOption,
     ShareOverOption,
     WorkersOption,
-    _emit,
-    _executor,
-    _exit_codes,
-    _Progress,
-    _say,
-    _stderr,
-    _with_load,
-    app,
+    emit,
+    executor_for,
+    exit_codes,
+    say,
     statistics_overrides,
+    stderr_console,
+    with_load,
 )
 from capsim.errors import UsageError
+
+#: Registered on capsim's app by `capsim.cli.app`.
+commands = typer.Typer()
 
 
 class Inconclusive(str, Enum):
@@ -146,7 +148,7 @@ def _check_text(outcome: Any, load: float | None = None) -> str:
     return "\n".join(visible(line) for line in lines) + "\n"
 
 
-@app.command()
+@commands.command()
 def check(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     baseline: Annotated[
@@ -204,12 +206,10 @@ def check(
     lines; when GITHUB_STEP_SUMMARY is set it appends the Markdown summary to that file.
     """
     from capsim.analysis.check import check_result
-    from capsim.analysis.stats import sanitise
     from capsim.outputs.github import render_summary, workflow_annotations
-    from capsim.outputs.junit import render_junit
     from capsim.textsafe import visible
 
-    with _exit_codes():
+    with exit_codes():
         relative = parse_tolerance(tolerance)
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
@@ -220,8 +220,8 @@ def check(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model, factor = _with_load(capsim.build_model(loaded), load)
-        with _executor(executor, workers, scheduler) as where, _Progress("check") as progress:
+        model, factor = with_load(capsim.build_model(loaded), load)
+        with executor_for(executor, workers, scheduler) as where, Progress("check") as progress:
             report = capsim.simulate(
                 model,
                 engine=engine.value,
@@ -231,9 +231,9 @@ def check(
             )
         if load is not None:
             report.data["load"] = factor
-        console = _stderr()
+        console = stderr_console()
         for warning in report.warnings:
-            _say(console, f"warning: {warning}")
+            say(console, f"warning: {warning}")
         outcome = check_result(
             report.data,
             baseline=base,
@@ -245,31 +245,10 @@ def check(
             },
         )
         summary = render_summary(outcome)
-        if junit is not None:
-            _emit(render_junit(outcome, scenario_path=str(scenario)), junit)
-        if markdown is not None:
-            _emit(summary, markdown)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            try:
-                with open(step_summary, "a", encoding="utf-8") as stream:
-                    stream.write(summary + "\n")
-            except OSError as error:
-                raise UsageError(
-                    f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): "
-                    f"{error.strerror or error}"
-                ) from None
-        if output_format is CheckFormat.json:
-            # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
-            # need not be: the JSON holds null where a figure is not finite.
-            text = json.dumps(
-                sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
-            )
-        elif output_format is CheckFormat.markdown:
-            text = summary
-        else:
-            text = _check_text(outcome, factor if load is not None else None)
-        _emit(text, None)
+        _write_check_files(outcome, summary, scenario, junit, markdown)
+        emit(
+            _check_view(outcome, summary, output_format, factor if load is not None else None), None
+        )
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
                 "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
@@ -279,7 +258,44 @@ def check(
             raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+def _write_check_files(
+    outcome: Any, summary: str, scenario: Path, junit: Path | None, markdown: Path | None
+) -> None:
+    """The gate's files: --junit, --markdown, and the summary appended to GitHub's
+    GITHUB_STEP_SUMMARY when it is set."""
+    from capsim.outputs.junit import render_junit
+
+    if junit is not None:
+        emit(render_junit(outcome, scenario_path=str(scenario)), junit)
+    if markdown is not None:
+        emit(summary, markdown)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as stream:
+                stream.write(summary + "\n")
+        except OSError as error:
+            raise UsageError(
+                f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror or error}"
+            ) from None
+
+
+def _check_view(outcome: Any, summary: str, output_format: CheckFormat, load: float | None) -> str:
+    """The gate's verdicts on stdout, in --format (`load`: the --load factor, if given)."""
+    from capsim.analysis.stats import sanitise
+
+    if output_format is CheckFormat.json:
+        # A baseline's figures are finite, but arithmetic on them (a change from 1e-300)
+        # need not be: the JSON holds null where a figure is not finite.
+        return json.dumps(
+            sanitise(outcome.as_dict()), indent=2, allow_nan=False, ensure_ascii=False
+        )
+    if output_format is CheckFormat.markdown:
+        return summary
+    return _check_text(outcome, load)
+
+
+@commands.command()
 def report(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     output: Annotated[
@@ -329,14 +345,14 @@ def report(
     HTML is one self-contained file (plots inline as SVG, no scripts, no network). Markdown
     embeds its plots as image files written next to it (PNG with matplotlib installed, else SVG).
     """
+    from capsim.analysis.forecast import load_forecast
     from capsim.analysis.sizing_report import build_sizing_report
-    from capsim.cli.forecast import load_forecast
     from capsim.engine.runner import run_replications
     from capsim.outputs.files import is_regular_destination, is_stdout
     from capsim.outputs.report_markdown import write_report_markdown
     from capsim.textsafe import visible
 
-    with _exit_codes():
+    with exit_codes():
         _check_folder(output, "--output")
         fmt = output_format
         if fmt is None:
@@ -353,12 +369,12 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        model, factor = _with_load(capsim.build_model(loaded), load)
+        model, factor = with_load(capsim.build_model(loaded), load)
         planned = load_forecast(forecast_file, model.name) if forecast_file else None
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
-        with _executor(executor, workers, scheduler) as where, _Progress("report") as progress:
+        with executor_for(executor, workers, scheduler) as where, Progress("report") as progress:
             runs = run_replications(
                 model,
                 engine=engine.value,
@@ -378,13 +394,13 @@ def report(
         sizing.forecast = planned
         if load is not None:
             sizing.result["load"] = factor
-        console = _stderr()
+        console = stderr_console()
         for warning in sizing.warnings:
-            _say(console, f"warning: {warning}")
+            say(console, f"warning: {warning}")
         if fmt is ReportFormat.html:
             from capsim.outputs.report_html import render_report_html
 
-            _emit(render_report_html(sizing), output)
+            emit(render_report_html(sizing), output)
         else:
             from capsim.outputs.report_markdown import render_report_markdown
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
@@ -45,21 +44,7 @@ def _open_requests(traffic: TrafficClass, horizon: float) -> float:
     trace = traffic.process
     if isinstance(trace, TraceArrivals) and not trace.loop:
         return float(np.count_nonzero(trace.times < horizon))
-    points = traffic.profile
-    if not points:
-        return float(traffic.rate or 0.0) * horizon
-    total = points[0].rate * min(points[0].at, horizon)
-    for a, b in itertools.pairwise(points):
-        if a.at >= horizon:
-            break
-        if b.at > a.at:
-            # The rate is linear between profile points, so the trapezoid rule is exact.
-            end = min(b.at, horizon)
-            end_rate = a.rate + (b.rate - a.rate) * (end - a.at) / (b.at - a.at)
-            total += 0.5 * (a.rate + end_rate) * (end - a.at)
-    if points[-1].at < horizon:
-        total += points[-1].rate * (horizon - points[-1].at)
-    return total
+    return traffic.arrivals_until(horizon)
 
 
 def _class_requests(model: Model, replications: int) -> list[float]:

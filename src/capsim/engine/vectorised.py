@@ -20,7 +20,6 @@ changes the answer.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections import deque
@@ -1119,7 +1118,7 @@ class _ArrivalSource:
         self.level = 0.0  # cumulative intensity of the last point drawn
         self.count = 0
         self.buffer = np.zeros(0)
-        segments = _rate_segments(traffic)
+        segments = traffic.rate_segments()
         self.seg_start = np.array([s[0] for s in segments])
         self.seg_rate = np.array([s[2] for s in segments])
         self.seg_slope = np.array(
@@ -1206,22 +1205,6 @@ def _arrival_source(
     if traffic.process is not None:
         return _ProcessSource(model, traffic, replication)
     return _ArrivalSource(model, traffic, replication)
-
-
-def _rate_segments(traffic: TrafficClass) -> list[tuple[float, float, float, float]]:
-    """(start, end, rate at start, rate at end) of the piecewise-linear rate over [0, inf)."""
-    if not traffic.profile:
-        rate = float(traffic.rate or 0.0)
-        return [(0.0, math.inf, rate, rate)]
-    points = traffic.profile
-    segments: list[tuple[float, float, float, float]] = []
-    if points[0].at > 0.0:
-        segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
-    for a, b in itertools.pairwise(points):
-        if b.at > a.at:
-            segments.append((a.at, b.at, a.rate, b.rate))
-    segments.append((points[-1].at, math.inf, points[-1].rate, points[-1].rate))
-    return segments
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ Conventions
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -33,7 +34,9 @@ from capsim.units import (
     format_duration,
     format_slo_figure,
 )
+from capsim.vocabulary import LATENCY_STATISTICS
 
+#: Spelled out for the type checker; a test holds it equal to `capsim.vocabulary.TIER_TYPES`.
 TierKind = Literal["service", "load_balancer", "cache", "cdn", "database", "queue"]
 Balancing = Literal["round_robin", "random", "least_connections", "power_of_two"]
 BALANCING_ALGORITHMS: tuple[str, ...] = (
@@ -42,7 +45,7 @@ BALANCING_ALGORITHMS: tuple[str, ...] = (
     "least_connections",
     "power_of_two",
 )
-STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+STATISTICS: tuple[str, ...] = LATENCY_STATISTICS
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 #: SLO statistics judged as a share (shown as a percentage); `backlog` is a count of messages;
 #: every other SLO statistic is a time.
@@ -355,6 +358,10 @@ class Tier:
         return self.kind == "queue"
 
 
+#: A linear piece of an offered rate: (start, end, rate at start, rate at end); end may be inf.
+RateSegment = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class ProfilePoint:
     at: float
@@ -463,20 +470,54 @@ class TrafficClass:
     def is_closed(self) -> bool:
         return self.users is not None
 
+    def rate_segments(self) -> list[RateSegment]:
+        """The offered rate over [0, inf) as linear pieces (start, end, rate at start, rate at
+        end), in order: flat before the first profile point and after the last (end inf); two
+        points at one time are a step between pieces. Without a profile, one flat piece.
+
+        The one description of a profile: `rate_at`, `arrivals_until` and both engine paths'
+        non-homogeneous arrivals read it."""
+        if not self.profile:
+            rate = float(self.rate or 0.0)
+            return [(0.0, math.inf, rate, rate)]
+        points = self.profile
+        segments: list[RateSegment] = []
+        if points[0].at > 0.0:
+            segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
+        for a, b in itertools.pairwise(points):
+            if b.at > a.at:
+                segments.append((a.at, b.at, a.rate, b.rate))
+        segments.append((max(points[-1].at, 0.0), math.inf, points[-1].rate, points[-1].rate))
+        return segments
+
     def rate_at(self, t: float) -> float:
         """Offered rate at simulated time `t` (from the start of warm-up); open classes only.
         A trace, an MMPP or batches count at their long-run mean rate."""
         if not self.profile:
             return float(self.rate or 0.0)
-        points = self.profile
-        if t <= points[0].at:
-            return points[0].rate
-        for a, b in itertools.pairwise(points):
-            if a.at <= t < b.at:
-                if b.at == a.at:
-                    return b.rate
-                return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
-        return points[-1].rate
+        if t <= self.profile[0].at:
+            return self.profile[0].rate
+        for start, end, rate, end_rate in self.rate_segments():
+            if start <= t < end:
+                if math.isinf(end):
+                    return rate
+                return rate + (end_rate - rate) * (t - start) / (end - start)
+        return self.profile[-1].rate
+
+    def arrivals_until(self, horizon: float) -> float:
+        """Expected arrivals over [0, horizon] at the offered rate (the profile integrated
+        exactly: the rate is linear on each piece, so the trapezoid rule is exact)."""
+        total = 0.0
+        for start, end, rate, end_rate in self.rate_segments():
+            if start >= horizon:
+                break
+            if math.isinf(end):
+                total += rate * (horizon - start)
+                break
+            stop = min(end, horizon)
+            stop_rate = rate + (end_rate - rate) * (stop - start) / (end - start)
+            total += 0.5 * (rate + stop_rate) * (stop - start)
+        return total
 
     def scaled(self, factor: float) -> TrafficClass:
         """This open class with `factor` times its traffic (a trace replayed `factor` times

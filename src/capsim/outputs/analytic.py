@@ -136,7 +136,8 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
     for line in _overload_lines(data):
         console.print(line, markup=False)
     for verdict in data["slos"]:
-        mark = {True: "✓ PASS", False: "✗ FAIL", None: "? no formula"}[verdict["passed"]]
+        passes, fails = cells.RESULT_VERDICTS
+        mark = {True: passes, False: fails, None: "? no formula"}[verdict["passed"]]
         console.print(
             f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})", markup=False
         )

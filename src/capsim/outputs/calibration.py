@@ -17,7 +17,7 @@ from rich.text import Text
 from capsim.analysis.stats import sanitise
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text
-from capsim.outputs.text import _markdown_table
+from capsim.outputs.text import markdown_table
 from capsim.textsafe import visible
 
 
@@ -49,7 +49,7 @@ def render_document(document: Document, fmt: str, *, color: bool = False, width:
         out = [f"# {markdown_text(document.title)}", ""]
         for section in document.sections:
             out += [f"## {markdown_text(section.title)}", ""]
-            out += _markdown_table(section.header, section.rows, range(1, len(section.header)))
+            out += markdown_table(section.header, section.rows, range(1, len(section.header)))
             out.append("")
         out += [f"- {markdown_text(line)}" for line in document.lines]
         for figure in document.figures:

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import _markdown_table
+from capsim.outputs.text import markdown_table
 
 Block = tuple[str, list[Any], list[list[str]]]  # title, header (str or Column), rows
 #: Columns of free text, which may wrap at spaces in a narrow terminal.
@@ -20,7 +20,8 @@ PROSE_HEADERS = frozenset({"objective", "one fewer"})
 
 
 def _verdict(passed: bool | None) -> str:
-    return {True: "✓ PASS", False: "✗ FAIL", None: cells.MISSING}[passed]
+    passes, fails = cells.RESULT_VERDICTS
+    return {True: passes, False: fails, None: cells.MISSING}[passed]
 
 
 def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
@@ -383,7 +384,7 @@ def _compare(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     for label in ("a", "b"):
         for failure in data[label].get("overloaded") or []:
             slo_rows.append(
-                [label.upper(), "✗ FAIL", f"tier {failure['tier']} in steady state",
+                [label.upper(), _verdict(False), f"tier {failure['tier']} in steady state",
                  "OVERLOADED: " + cells.overload_text(failure)]
             )  # fmt: skip
         for v in data["slos"][label]:
@@ -447,7 +448,7 @@ def _markdown(
     for title, header, rows in blocks:
         names = [h.header.replace("\n", " ") if isinstance(h, Column) else h for h in header]
         out += ["", f"## {title}", ""]
-        out += _markdown_table(names, rows, right=range(1, len(names)))
+        out += markdown_table(names, rows, right=range(1, len(names)))
     if notes:
         out += ["", "## Notes", ""] + [f"- {markdown_text(note)}" for note in notes]
     return "\n".join(out) + "\n"

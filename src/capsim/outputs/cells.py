@@ -7,11 +7,16 @@ from typing import Any
 
 from capsim.analysis.report import overload_failures
 from capsim.units import COUNT_STATISTICS, RATIO_STATISTICS, format_duration
+from capsim.vocabulary import LATENCY_STATISTICS
 
 #: What a missing figure (null in the JSON) looks like in a table.
 MISSING = "—"
 #: What an unstable tier's status says, in every human view.
 OVERLOADED = "OVERLOADED — not steady state"
+#: The words of an SLO verdict: (passed, failed). A result shouts both; a report says a pass
+#: quietly.
+RESULT_VERDICTS = ("✓ PASS", "✗ FAIL")
+REPORT_VERDICTS = ("✓ pass", "✗ FAIL")
 #: Marks a percentile estimated from too few values (the result's `low_sample`).
 LOW_SAMPLE_MARK = "*"
 #: The footnote that explains the mark, under any table that shows it.
@@ -274,7 +279,7 @@ def hedge_rows(data: dict[str, Any]) -> list[list[str]]:
 
 #: The latency percentiles every class table shows; `--percentiles` adds columns beside them.
 SHOWN_PERCENTILES = ("p50", "p95", "p99", "p999")
-_STANDARD = frozenset(("mean", "p50", "p90", "p95", "p99", "p999", "max"))
+_STANDARD = frozenset(LATENCY_STATISTICS)
 
 
 def percentile_columns(
@@ -295,23 +300,7 @@ def share_columns(data: dict[str, Any]) -> list[tuple[str, str]]:
     return [(key, f"> {format_duration(float(key))}") for key in keys]
 
 
-def class_figures(
-    entry: dict[str, Any], percentiles: list[str], shares: list[tuple[str, str]]
-) -> list[str]:
-    """A class's latency percentiles (marked when from a low sample) and shares over limits."""
-    shown = [percentile(entry, "latency", name) for name in percentiles]
-    over = entry.get("share_over", {})
-    return shown + [share(over.get(key)) for key, _ in shares]
-
-
 def share(value: float | None) -> str:
     """A share of requests, with digits enough for tails: `0.83%`, `0.0012%` (to 3 significant
     digits, never in exponent notation)."""
     return MISSING if value is None else f"{significant(value * 100, 3)}%"
-
-
-def report_class_header(result: dict[str, Any]) -> list[str]:
-    """The report's class table header: figures, then every percentile and share shown."""
-    percentiles = percentile_columns(result, ("mean", *SHOWN_PERCENTILES))
-    shares = [header for _, header in share_columns(result)]
-    return ["class", "offered", "throughput", "errors", *percentiles, *shares]

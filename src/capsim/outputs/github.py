@@ -9,6 +9,11 @@ from capsim.outputs.junit import overload_message, regression_message, slo_messa
 from capsim.textsafe import visible
 
 
+def _verdict(passed: bool) -> str:
+    passes, fails = cells.REPORT_VERDICTS
+    return passes if passed else fails
+
+
 def _escape_data(text: str) -> str:
     """Escape a workflow command's message (GitHub's toolkit `escapeData`)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -77,7 +82,7 @@ def render_summary(outcome: CheckOutcome) -> str:
         lines += ["| SLO | verdict | observed | limit |", "| --- | --- | ---: | ---: |"]
         for verdict in outcome.slos:
             lines.append(
-                f"| {_cell(str(verdict['slo']))} | {'✓ pass' if verdict['passed'] else '✗ FAIL'} "
+                f"| {_cell(str(verdict['slo']))} | {_verdict(verdict['passed'])} "
                 f"| {cells.slo_observed(verdict)} | {cells.slo_limit(verdict)} |"
             )
         if any(verdict.get("low_sample") for verdict in outcome.slos):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from capsim.outputs import cells
 from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
 from capsim.units import format_duration
+from capsim.vocabulary import LATENCY_STATISTICS
 
 if TYPE_CHECKING:
     from capsim.analysis.sizing_report import SizingReport
@@ -18,7 +19,6 @@ NO_TIMESERIES = (
     "Time series are not available for this run: the result has no `timeseries`, so "
     "occupancy, utilization, queue length and in-flight requests over time cannot be plotted."
 )
-_LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def latency_slos(result: dict[str, Any], statistic: str | None = None) -> list[d
         slo
         for slo in result.get("slos", [])
         if "class" in slo
-        and slo.get("statistic") in _LATENCY_STATISTICS
+        and slo.get("statistic") in LATENCY_STATISTICS
         and (statistic is None or slo["statistic"] == statistic)
     ]
 

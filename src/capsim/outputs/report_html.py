@@ -13,6 +13,14 @@ from capsim.outputs.report_figures import (
     report_figures,
     summary_sentences,
 )
+from capsim.outputs.rows import (
+    REPORT_PERCENTILES,
+    REPORT_VERDICTS,
+    Rows,
+    class_rows,
+    slo_rows,
+    tier_rows,
+)
 from capsim.outputs.svg import render
 from capsim.textsafe import visible
 
@@ -50,49 +58,20 @@ def _table(header: list[str], rows: list[list[tuple[str, str]]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _slo_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
+def _cells(table: Rows) -> list[list[tuple[str, str]]]:
+    """A class, tier or SLO table's cells with their css class: `n` for a figure, `ok` or `bad`
+    for the marking cell (a status, a verdict), none for text."""
     return [
         [
-            ("✓ pass" if v["passed"] else "✗ FAIL", "ok" if v["passed"] else "bad"),
-            (str(v["slo"]), ""),
-            (cells.slo_observed(v), "n"),
-            (cells.slo_limit(v), "n"),
+            (text, ("ok" if row.ok else "bad") if field.marks else "n" if field.numeric else "")
+            for field, text in zip(table.fields, row.cells, strict=True)
         ]
-        for v in result.get("slos", [])
+        for row in table.rows
     ]
 
 
-def _class_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
-    percentiles = cells.percentile_columns(result, ("mean", *cells.SHOWN_PERCENTILES))
-    shares = cells.share_columns(result)
-    return [
-        [
-            (name, ""),
-            (cells.rate(entry["offered_rate"]), "n"),
-            (cells.rate(entry["throughput"]), "n"),
-            (cells.errors(entry), "n"),
-            *((text, "n") for text in cells.class_figures(entry, percentiles, shares)),
-        ]
-        for name, entry in result.get("classes", {}).items()
-    ]
-
-
-def _tier_rows(result: dict[str, Any]) -> list[list[tuple[str, str]]]:
-    return [
-        [
-            (name, ""),
-            (str(entry.get("kind", "")), ""),
-            (cells.count(entry.get("workers")), "n"),
-            (cells.percent(entry["utilization"]), "n"),
-            (cells.percent(entry.get("occupancy")), "n"),
-            (cells.rate(entry["throughput"]), "n"),
-            (cells.number(entry["queue_length"]["mean"]), "n"),
-            (cells.percentile(entry, "wait", "p99"), "n"),
-            (cells.count(entry["rejected"]), "n"),
-            (cells.tier_status(entry), "ok" if entry["stable"] else "bad"),
-        ]
-        for name, entry in result.get("tiers", {}).items()
-    ]
+def _rows_table(table: Rows) -> str:
+    return _table(table.header, _cells(table))
 
 
 def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
@@ -151,7 +130,7 @@ def render_report_html(report: SizingReport) -> str:
     parts += [f"<li>{escape(sentence)}</li>" for sentence in sentences[1:]]
     parts.append("</ul>")
     if result.get("slos"):
-        parts.append(_table(["verdict", "objective", "observed", "limit"], _slo_rows(result)))
+        parts.append(_rows_table(slo_rows(result, REPORT_VERDICTS)))
 
     parts.append('<h2 id="plots">Plots</h2>')
     for figure in report_figures(report):
@@ -172,27 +151,11 @@ def render_report_html(report: SizingReport) -> str:
         )
 
     parts.append('<h2 id="classes">Request classes</h2>')
-    parts.append(_table(cells.report_class_header(result), _class_rows(result)))
+    parts.append(_rows_table(class_rows(result, REPORT_PERCENTILES)))
     if cells.any_low_sample(result):
         parts.append(f'<p class="note">{escape(cells.LOW_SAMPLE_NOTE)}</p>')
     parts.append('<h2 id="tiers">Tiers</h2>')
-    parts.append(
-        _table(
-            [
-                "tier",
-                "type",
-                "workers",
-                "utilization",
-                "occupancy",
-                "throughput",
-                "queue mean",
-                "wait p99",
-                "rejected",
-                "status",
-            ],
-            _tier_rows(result),
-        )
-    )
+    parts.append(_rows_table(tier_rows(result, described=True)))
     if report.costs:
         parts.append('<h2 id="costs">Cost per tier</h2>')
         parts.append(_table(cost_header(report.currency), _cost_rows(report)))

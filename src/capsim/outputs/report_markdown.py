@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from capsim.errors import UsageError
 from capsim.outputs import cells
-from capsim.outputs.escape import Markdown, markdown_link, markdown_prose, markdown_text
+from capsim.outputs.escape import markdown_link, markdown_prose, markdown_text
 from capsim.outputs.files import is_regular_destination, write_file_group
 from capsim.outputs.forecast import forecast_figures, forecast_sentences, forecast_tables
 from capsim.outputs.report_figures import (
@@ -24,8 +24,9 @@ from capsim.outputs.report_figures import (
     report_figures,
     summary_sentences,
 )
+from capsim.outputs.rows import REPORT_PERCENTILES, REPORT_VERDICTS, class_rows, slo_rows, tier_rows
 from capsim.outputs.svg import PALETTE, Bars, Chart, render
-from capsim.outputs.text import _markdown_table
+from capsim.outputs.text import markdown_rows, markdown_table
 from capsim.textsafe import visible
 
 if TYPE_CHECKING:
@@ -122,37 +123,6 @@ def write_report_markdown(text: str, files: dict[str, bytes], output: Path) -> N
     write_file_group({**files, output.name: text.encode("utf-8")}, output.parent)
 
 
-def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
-    percentiles = cells.percentile_columns(result, ("mean", *cells.SHOWN_PERCENTILES))
-    shares = cells.share_columns(result)
-    classes = [
-        [
-            name,
-            cells.rate(entry["offered_rate"]),
-            cells.rate(entry["throughput"]),
-            cells.errors(entry),
-            *cells.class_figures(entry, percentiles, shares),
-        ]
-        for name, entry in result.get("classes", {}).items()
-    ]
-    tiers = [
-        [
-            name,
-            str(entry.get("kind", "")),
-            cells.count(entry.get("workers")),
-            cells.percent(entry["utilization"]),
-            cells.percent(entry.get("occupancy")),
-            cells.rate(entry["throughput"]),
-            cells.number(entry["queue_length"]["mean"]),
-            cells.percentile(entry, "wait", "p99"),
-            cells.count(entry["rejected"]),
-            cells.tier_status(entry) if entry["stable"] else Markdown(f"**{cells.OVERLOADED}**"),
-        ]
-        for name, entry in result.get("tiers", {}).items()
-    ]
-    return classes, tiers
-
-
 def _forecast_section(data: dict[str, Any], figures: list[Figure], names: list[str]) -> list[str]:
     """The forecast: its sentences, plots and tables (docs/forecast.md#in-the-report)."""
     lines = ["", "## Forecast", ""]
@@ -162,7 +132,7 @@ def _forecast_section(data: dict[str, Any], figures: list[Figure], names: list[s
         lines += [f"![{alt}]({markdown_link(name)})", "", f"*{markdown_text(figure.caption)}*", ""]
     for title, header, rows in forecast_tables(data):
         lines += [f"### {markdown_text(title)}", ""]
-        lines += [*_markdown_table(header, rows, right=range(0)), ""]
+        lines += [*markdown_table(header, rows, right=range(0)), ""]
     lines += [f"> {markdown_text(note)}" for note in data.get("notes", [])]
     return lines
 
@@ -190,19 +160,7 @@ def render_report_markdown(
     lines += ["## Summary", ""]
     lines += [f"- {markdown_text(sentence)}" for sentence in sentences[1:]] + [""]
     if result.get("slos"):
-        lines += _markdown_table(
-            ["verdict", "objective", "observed", "limit"],
-            [
-                [
-                    "✓ pass" if v["passed"] else "✗ FAIL",
-                    str(v["slo"]),
-                    cells.slo_observed(v),
-                    cells.slo_limit(v),
-                ]
-                for v in result["slos"]
-            ],
-            right=range(2, 4),
-        )
+        lines += markdown_rows(slo_rows(result, REPORT_VERDICTS), bold_failures=False)
         lines.append("")
     lines += ["## Plots", ""]
     for figure, name in zip(figures, names[: len(figures)], strict=True):
@@ -217,32 +175,15 @@ def render_report_markdown(
             "> No tier has a price (`cost: {per_instance_hour: ...}`), so there is no cost plot.",
             "",
         ]
-    classes, tiers = _cell_rows(result)
     lines += ["## Request classes", ""]
-    header = cells.report_class_header(result)
-    lines += _markdown_table(header, classes, right=range(1, len(header)))
+    lines += markdown_rows(class_rows(result, REPORT_PERCENTILES))
     if cells.any_low_sample(result):
         lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
     lines += ["", "## Tiers", ""]
-    lines += _markdown_table(
-        [
-            "tier",
-            "type",
-            "workers",
-            "utilization",
-            "occupancy",
-            "throughput",
-            "queue mean",
-            "wait p99",
-            "rejected",
-            "status",
-        ],
-        tiers,
-        right=range(2, 9),
-    )
+    lines += markdown_rows(tier_rows(result, described=True))
     if report.costs:
         lines += ["", "## Cost per tier", ""]
-        lines += _markdown_table(
+        lines += markdown_table(
             cost_header(report.currency),
             [
                 [

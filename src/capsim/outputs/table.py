@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -14,30 +14,13 @@ from capsim.analysis.report import Report
 from capsim.outputs import cells
 from capsim.outputs.escape import terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Cell, Column, fitted_tables
+from capsim.outputs.rows import Rows, class_rows, slo_rows, tier_rows
 
 #: Width of the rendered table when the caller does not say (files, pipes, tests).
 WIDTH = DEFAULT_WIDTH
 
-CLASS_COLUMNS = [
-    Column("class", justify="left"),
-    *(Column(name) for name in ("offered", "throughput", "errors")),
-]
-TIER_COLUMNS = [
-    Column("tier", justify="left"),
-    *(
-        Column(name)
-        for name in ("utilization", "occupancy", "throughput", "queue mean", "wait p99", "rejected")
-    ),
-    Column("status", justify="left"),
-]
 HEDGE_COLUMNS = [Column("tier", justify="left"), *(Column(name) for name in cells.HEDGE_COLUMNS)]
 COST_COLUMNS = [Column("cost of", justify="left"), *(Column(name) for name in cells.COST_COLUMNS)]
-SLO_COLUMNS = [
-    Column("verdict", justify="left"),
-    Column("objective", justify="left", prose=True),
-    Column("observed"),
-    Column("limit"),
-]
 
 
 def plain_cells(row: list[Any]) -> list[Any]:
@@ -46,58 +29,38 @@ def plain_cells(row: list[Any]) -> list[Any]:
     return [Text(cell) if isinstance(cell, str) else cell for cell in row]
 
 
-def _class_columns(data: dict[str, Any]) -> list[Column]:
-    """The class table's columns: the usual percentiles, every one asked for beside them
-    (--percentiles) and a share column per latency limit counted (--share-over)."""
-    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
-    return [*CLASS_COLUMNS, *(Column(name) for name in (*percentiles, *(h for _, h in shares)))]
+def columns_of(table: Rows) -> list[Column]:
+    """The terminal columns of a table: text on the left, figures on the right."""
+    return [
+        Column(field.header, justify="right" if field.numeric else "left", prose=field.prose)
+        for field in table.fields
+    ]
 
 
-def _class_rows(data: dict[str, Any]) -> list[list[Cell]]:
-    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
-    rows: list[list[Cell]] = []
-    for name, entry in data["classes"].items():
-        rows.append(
+def styled_rows(table: Rows, mark: Callable[[bool], str]) -> list[list[Cell]]:
+    """The rows as terminal cells: text (names, objectives, words) as rich `Text`, never read as
+    markup; the marking cell in the style `mark` gives for whether its row is ok."""
+    styled: list[list[Cell]] = []
+    for row in table.rows:
+        styled.append(
             [
-                Text(name),
-                cells.rate(entry["offered_rate"]),
-                cells.rate(entry["throughput"]),
-                cells.errors(entry),
-                *cells.class_figures(entry, percentiles, shares),
+                Text(text, style=mark(row.ok))
+                if field.marks
+                else text
+                if field.numeric
+                else Text(text)
+                for field, text in zip(table.fields, row.cells, strict=True)
             ]
         )
-    return rows
+    return styled
 
 
-def _tier_rows(data: dict[str, Any]) -> list[list[Cell]]:
-    rows: list[list[Cell]] = []
-    for name, entry in data["tiers"].items():
-        status = Text(cells.tier_status(entry), style="" if entry["stable"] else "bold red")
-        rows.append(
-            [
-                Text(name),
-                cells.percent(entry["utilization"]),
-                cells.percent(entry.get("occupancy")),
-                cells.rate(entry["throughput"]),
-                cells.number(entry["queue_length"]["mean"]),
-                cells.percentile(entry, "wait", "p99"),
-                cells.count(entry["rejected"]),
-                status,
-            ]
-        )
-    return rows
+def _status_style(ok: bool) -> str:
+    return "" if ok else "bold red"
 
 
-def _slo_rows(data: dict[str, Any]) -> list[list[Cell]]:
-    rows: list[list[Cell]] = []
-    for verdict in data["slos"]:
-        mark = (
-            Text("✓ PASS", style="green") if verdict["passed"] else Text("✗ FAIL", style="bold red")
-        )
-        rows.append(
-            [mark, Text(verdict["slo"]), cells.slo_observed(verdict), cells.slo_limit(verdict)]
-        )
-    return rows
+def _verdict_style(ok: bool) -> str:
+    return "green" if ok else "bold red"
 
 
 def _worst_windows(data: dict[str, Any]) -> list[str]:
@@ -142,9 +105,10 @@ def render_table(
     )
     data = terminal_data(report.data)
     console.print(Text(cells.run_line(data), style="bold"))
+    classes, tiers = class_rows(data), tier_rows(data)
     blocks = [
-        ("Request classes", _class_columns(data), _class_rows(data)),
-        ("Tiers", TIER_COLUMNS, _tier_rows(data)),
+        ("Request classes", columns_of(classes), styled_rows(classes, _status_style)),
+        ("Tiers", columns_of(tiers), styled_rows(tiers, _status_style)),
     ]
     hedges: list[list[Cell]] = [plain_cells(row) for row in cells.hedge_rows(data)]
     if hedges:
@@ -153,7 +117,8 @@ def render_table(
     if costs:
         blocks.append(("Cost", COST_COLUMNS, costs))
     if data.get("slos"):
-        blocks.append(("SLOs", SLO_COLUMNS, _slo_rows(data)))
+        slos = slo_rows(data)
+        blocks.append(("SLOs", columns_of(slos), styled_rows(slos, _verdict_style)))
     for title, columns, rows in blocks:
         for table in fitted_tables(title, columns, rows, width):
             console.print(table)

@@ -11,6 +11,7 @@ from typing import Any
 from capsim.analysis.report import Report
 from capsim.outputs import cells
 from capsim.outputs.escape import Markdown, markdown_cell, markdown_text
+from capsim.outputs.rows import Rows, class_rows, slo_rows, tier_rows
 
 
 def render_json(report: Report) -> str:
@@ -18,13 +19,26 @@ def render_json(report: Report) -> str:
     return json.dumps(report.data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
-def _markdown_table(header: list[str], rows: list[list[str]], right: range) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]], right: range | list[int]) -> list[str]:
     """A GFM table; the columns in `right` (numbers) are right-aligned."""
     align = ["---:" if i in right else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |"]
     lines.append("| " + " | ".join(align) + " |")
     lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def markdown_rows(table: Rows, *, bold_failures: bool = True) -> list[str]:
+    """A class, tier or SLO table in GFM; with `bold_failures` the marking cell of a row that is
+    not ok (an overloaded tier's status) is in bold."""
+    marked = [
+        [
+            Markdown(f"**{text}**") if field.marks and bold_failures and not row.ok else text
+            for field, text in zip(table.fields, row.cells, strict=True)
+        ]
+        for row in table.rows
+    ]
+    return markdown_table(table.header, marked, right=table.numeric)
 
 
 def render_markdown(report: Report) -> str:
@@ -37,74 +51,20 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     lines += ["## Request classes", ""]
-    percentiles, shares = cells.percentile_columns(data), cells.share_columns(data)
-    header = ["class", "offered", "throughput", "errors", *percentiles, *(h for _, h in shares)]
-    lines += _markdown_table(
-        header,
-        [
-            [
-                name,
-                cells.rate(entry["offered_rate"]),
-                cells.rate(entry["throughput"]),
-                cells.errors(entry),
-                *cells.class_figures(entry, percentiles, shares),
-            ]
-            for name, entry in data["classes"].items()
-        ],
-        right=range(1, len(header)),
-    )
+    lines += markdown_rows(class_rows(data))
     lines += ["", "## Tiers", ""]
-    lines += _markdown_table(
-        [
-            "tier",
-            "utilization",
-            "occupancy",
-            "throughput",
-            "queue mean",
-            "wait p99",
-            "rejected",
-            "status",
-        ],
-        [
-            [
-                name,
-                cells.percent(entry["utilization"]),
-                cells.percent(entry.get("occupancy")),
-                cells.rate(entry["throughput"]),
-                cells.number(entry["queue_length"]["mean"]),
-                cells.percentile(entry, "wait", "p99"),
-                cells.count(entry["rejected"]),
-                cells.tier_status(entry)
-                if entry["stable"]
-                else Markdown(f"**{cells.OVERLOADED}**"),
-            ]
-            for name, entry in data["tiers"].items()
-        ],
-        right=range(1, 7),
-    )
+    lines += markdown_rows(tier_rows(data))
     hedges = cells.hedge_rows(data)
     if hedges:
         lines += ["", "## Hedged calls (by callee)", ""]
-        lines += _markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
+        lines += markdown_table(["tier", *cells.HEDGE_COLUMNS], hedges, right=range(1, 7))
     costs = cells.cost_rows(data)
     if costs:
         lines += ["", "## Cost", ""]
-        lines += _markdown_table(["cost of", *cells.COST_COLUMNS], costs, right=range(2, 6))
+        lines += markdown_table(["cost of", *cells.COST_COLUMNS], costs, right=range(2, 6))
     if data.get("slos"):
         lines += ["", "## SLOs", ""]
-        lines += _markdown_table(
-            ["verdict", "objective", "observed", "limit"],
-            [
-                [
-                    "✓ PASS" if v["passed"] else "✗ FAIL",
-                    v["slo"],
-                    cells.slo_observed(v),
-                    cells.slo_limit(v),
-                ]
-                for v in data["slos"]
-            ],
-            right=range(2, 4),
-        )
+        lines += markdown_rows(slo_rows(data), bold_failures=False)
     if cells.any_low_sample(data):
         lines += ["", f"\\{cells.LOW_SAMPLE_NOTE}"]
     lines += ["", f"**{markdown_text(cells.verdict_line(data))}**"]

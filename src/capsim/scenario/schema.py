@@ -44,11 +44,10 @@ from capsim.units import (
     parse_size,
     percentile_key,
 )
+from capsim.vocabulary import LATENCY_STATISTICS, TIER_TYPES
 
-TIER_TYPES = ("service", "load_balancer", "cache", "cdn", "database", "queue")
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal", "gamma", "uniform", "empirical")
-LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 MAX_SAMPLES_FILE_BYTES = 10 * 1024 * 1024
 FIELD = "{field}"  # replaced by the key's name when a problem is reported
 

@@ -44,15 +44,7 @@ class _RateProfile:
     """
 
     def __init__(self, traffic: TrafficClass) -> None:
-        points = traffic.profile
-        segments: list[tuple[float, float, float, float]] = []
-        if points[0].at > 0:
-            segments.append((0.0, points[0].at, points[0].rate, points[0].rate))
-        for a, b in itertools.pairwise(points):
-            if b.at > a.at:
-                segments.append((a.at, b.at, a.rate, b.rate))
-        segments.append((max(points[-1].at, 0.0), math.inf, points[-1].rate, points[-1].rate))
-        self.segments = segments
+        self.segments = traffic.rate_segments()
         self.index = 0
         self.reached = 0.0  # Lambda at the start of the current segment
         self.cumulative = 0.0  # the target so far
