@@ -197,13 +197,26 @@ def _open(chart_key: str, title: str, width: int, height: int, standalone: bool)
     ]
 
 
-def render_chart(chart: Chart, *, standalone: bool = True) -> str:
-    """The chart as one `<svg>` element."""
+@dataclass(frozen=True)
+class _Plot:
+    """The plotting area of a chart in pixels, and its two axes."""
+
+    left: float
+    right: float
+    top: float
+    bottom: float
+    x_axis: _Axis
+    y_axis: _Axis
+    x_ticks: list[float]
+    y_ticks: list[float]
+
+
+def _plot(chart: Chart) -> _Plot:
+    """Lay the chart out: the axes fit the points that are drawn (a point without a y value is
+    not) and the reference lines; the ticks inside them."""
     legend_width = 180 if chart.series or chart.markers else 0
     left, right = 64, chart.width - legend_width - 16
     top, bottom = 32, chart.height - 44
-    # The axes fit the points that are drawn (a point without a y value is not), and the
-    # reference lines.
     drawn = [(x, y) for s in chart.series for x, y in zip(s.xs, s.ys, strict=True) if _finite(y)]
     xs = [x for x, _ in drawn] + [m.value for m in chart.markers if m.axis == "x"]
     ys = [y for _, y in drawn] + [m.value for m in chart.markers if m.axis == "y"]
@@ -212,11 +225,6 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
     else:
         x_low, x_high = _range(xs, chart.x_log, None, None)
     y_low, y_high = _range(ys, chart.y_log, chart.y_min, chart.y_max)
-    x_axis = _Axis(x_low, x_high, left, right, chart.x_log)
-    y_axis = _Axis(y_low, y_high, bottom, top, chart.y_log)
-    parts = _open(chart.key, chart.title, chart.width, chart.height, standalone)
-
-    parts.append('<g class="grid" stroke="#e5e5e5" stroke-width="1">')
     if chart.x_log:
         x_ticks = log_ticks(x_low, x_high)
     elif chart.x_time:
@@ -224,11 +232,26 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
     else:
         x_ticks = nice_ticks(x_low, x_high)
     y_ticks = log_ticks(y_low, y_high) if chart.y_log else nice_ticks(y_low, y_high)
-    x_ticks = [t for t in x_ticks if x_low <= t <= x_high]
-    y_ticks = [t for t in y_ticks if y_low <= t <= y_high]
-    for t in x_ticks:
+    return _Plot(
+        left,
+        right,
+        top,
+        bottom,
+        _Axis(x_low, x_high, left, right, chart.x_log),
+        _Axis(y_low, y_high, bottom, top, chart.y_log),
+        [t for t in x_ticks if x_low <= t <= x_high],
+        [t for t in y_ticks if y_low <= t <= y_high],
+    )
+
+
+def _frame(chart: Chart, plot: _Plot) -> list[str]:
+    """The grid, the axes, their tick labels and titles, and the clip path of the data."""
+    left, right, top, bottom = plot.left, plot.right, plot.top, plot.bottom
+    x_axis, y_axis = plot.x_axis, plot.y_axis
+    parts = ['<g class="grid" stroke="#e5e5e5" stroke-width="1">']
+    for t in plot.x_ticks:
         parts.append(f'<line x1="{x_axis(t):.1f}" y1="{top}" x2="{x_axis(t):.1f}" y2="{bottom}"/>')
-    for t in y_ticks:
+    for t in plot.y_ticks:
         parts.append(f'<line x1="{left}" y1="{y_axis(t):.1f}" x2="{right}" y2="{y_axis(t):.1f}"/>')
     parts.append("</g>")
     parts.append(
@@ -236,9 +259,9 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
         f'x2="{right}" y2="{bottom}"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/></g>'
     )
     parts.append('<g class="ticks" fill="#333333">')
-    for t in x_ticks:
+    for t in plot.x_ticks:
         parts.append(_text(x_axis(t), bottom + 15, chart.x_format(t), size=10))
-    for t in y_ticks:
+    for t in plot.y_ticks:
         parts.append(_text(left - 6, y_axis(t) + 3.5, chart.y_format(t), anchor="end", size=10))
     parts.append("</g>")
     parts.append(_text((left + right) / 2, chart.height - 10, chart.x_label, fill="#333333"))
@@ -247,81 +270,107 @@ def render_chart(chart: Chart, *, standalone: bool = True) -> str:
         f'fill="#333333" transform="rotate(-90 14 {(top + bottom) / 2:.1f})">'
         f"{escape(chart.y_label)}</text>"
     )
-
     parts.append(
         f'<clipPath id="clip-{escape(chart.key)}"><rect x="{left}" y="{top}" '
         f'width="{right - left}" height="{bottom - top}"/></clipPath>'
     )
-    for index, series in enumerate(chart.series):
-        color = series.color or PALETTE[index % len(PALETTE)]
-        segments: list[list[tuple[float, float]]] = [[]]
-        for x, y in zip(series.xs, series.ys, strict=True):
-            usable = _finite(x) and _finite(y)
-            usable = usable and (x > 0 or not chart.x_log) and (y > 0 or not chart.y_log)
-            if usable:
-                segments[-1].append((x_axis(x), y_axis(y)))
-            elif segments[-1]:
-                segments.append([])
-        path = " ".join(
-            "M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in segment)
-            for segment in segments
-            if segment
-        )
-        dash = ' stroke-dasharray="6 4"' if series.dashed else ""
+    return parts
+
+
+def _series_parts(chart: Chart, plot: _Plot, index: int, series: Series) -> list[str]:
+    """One series: a line through its usable points (broken where one is missing), dots."""
+    color = series.color or PALETTE[index % len(PALETTE)]
+    segments: list[list[tuple[float, float]]] = [[]]
+    for x, y in zip(series.xs, series.ys, strict=True):
+        usable = _finite(x) and _finite(y)
+        usable = usable and (x > 0 or not chart.x_log) and (y > 0 or not chart.y_log)
+        if usable:
+            segments[-1].append((plot.x_axis(x), plot.y_axis(y)))
+        elif segments[-1]:
+            segments.append([])
+    path = " ".join(
+        "M" + " L".join(f"{px:.1f},{py:.1f}" for px, py in segment)
+        for segment in segments
+        if segment
+    )
+    dash = ' stroke-dasharray="6 4"' if series.dashed else ""
+    parts = [
+        f'<g class="series" data-series="{escape(series.name)}" '
+        f'clip-path="url(#clip-{escape(chart.key)})">'
+    ]
+    if path:
+        parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+    for segment in segments:
+        # A value with no neighbour draws no line: it is a dot, or it would not be seen.
+        if series.points or len(segment) == 1:
+            for px, py in segment:
+                parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
+    parts.append("</g>")
+    return parts
+
+
+def _marker_parts(chart: Chart, plot: _Plot, marker: Marker) -> list[str]:
+    """A reference line across the plot ([] where it cannot be drawn: not finite, or not
+    positive on a log axis)."""
+    usable = _finite(marker.value) and (
+        marker.value > 0 or not (chart.x_log if marker.axis == "x" else chart.y_log)
+    )
+    if not usable:
+        return []
+    dash = ' stroke-dasharray="4 3"' if marker.dashed else ""
+    parts = [f'<g class="marker" data-marker="{escape(marker.label)}">']
+    if marker.axis == "x":
+        px = plot.x_axis(marker.value)
         parts.append(
-            f'<g class="series" data-series="{escape(series.name)}" '
-            f'clip-path="url(#clip-{escape(chart.key)})">'
+            f'<line x1="{px:.1f}" y1="{plot.top}" x2="{px:.1f}" y2="{plot.bottom}" '
+            f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
         )
-        if path:
-            parts.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
-        for segment in segments:
-            # A value with no neighbour draws no line: it is a dot, or it would not be seen.
-            if series.points or len(segment) == 1:
-                for px, py in segment:
-                    parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
-        parts.append("</g>")
-
-    # Reference lines are named in the legend, not on the plot, where labels of nearby lines
-    # would overlap each other and the data.
-    for marker in chart.markers:
-        usable = _finite(marker.value) and (
-            marker.value > 0 or not (chart.x_log if marker.axis == "x" else chart.y_log)
+    else:
+        py = plot.y_axis(marker.value)
+        parts.append(
+            f'<line x1="{plot.left}" y1="{py:.1f}" x2="{plot.right}" y2="{py:.1f}" '
+            f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
         )
-        if not usable:
-            continue
-        dash = ' stroke-dasharray="4 3"' if marker.dashed else ""
-        parts.append(f'<g class="marker" data-marker="{escape(marker.label)}">')
-        if marker.axis == "x":
-            px = x_axis(marker.value)
-            parts.append(
-                f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}" '
-                f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
-            )
-        else:
-            py = y_axis(marker.value)
-            parts.append(
-                f'<line x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" '
-                f'stroke="{marker.color}" stroke-width="1.5"{dash}/>'
-            )
-        parts.append("</g>")
+    parts.append("</g>")
+    return parts
 
+
+def _legend(chart: Chart, plot: _Plot) -> list[str]:
+    """The legend right of the plot: every series, then every reference line."""
     entries = [
         (series.name, series.color or PALETTE[index % len(PALETTE)], series.dashed, "2")
         for index, series in enumerate(chart.series)
     ]
     entries += [(marker.label, marker.color, marker.dashed, "1.5") for marker in chart.markers]
-    if entries:
-        parts.append('<g class="legend">')
-        for index, (label, color, dashed, stroke) in enumerate(entries):
-            y = top + 8 + index * 16
-            dash = ' stroke-dasharray="4 3"' if dashed else ""
-            parts.append(
-                f'<line x1="{right + 10}" y1="{y}" x2="{right + 30}" y2="{y}" stroke="{color}" '
-                f'stroke-width="{stroke}"{dash}/>'
-            )
-            name = label if len(label) <= _LEGEND_CHARS else label[: _LEGEND_CHARS - 1] + "…"
-            parts.append(_text(right + 34, y + 4, name, anchor="start", size=10))
-        parts.append("</g>")
+    if not entries:
+        return []
+    right = plot.right
+    parts = ['<g class="legend">']
+    for index, (label, color, dashed, stroke) in enumerate(entries):
+        y = plot.top + 8 + index * 16
+        dash = ' stroke-dasharray="4 3"' if dashed else ""
+        parts.append(
+            f'<line x1="{right + 10}" y1="{y}" x2="{right + 30}" y2="{y}" stroke="{color}" '
+            f'stroke-width="{stroke}"{dash}/>'
+        )
+        name = label if len(label) <= _LEGEND_CHARS else label[: _LEGEND_CHARS - 1] + "…"
+        parts.append(_text(right + 34, y + 4, name, anchor="start", size=10))
+    parts.append("</g>")
+    return parts
+
+
+def render_chart(chart: Chart, *, standalone: bool = True) -> str:
+    """The chart as one `<svg>` element."""
+    plot = _plot(chart)
+    parts = _open(chart.key, chart.title, chart.width, chart.height, standalone)
+    parts += _frame(chart, plot)
+    for index, series in enumerate(chart.series):
+        parts += _series_parts(chart, plot, index, series)
+    # Reference lines are named in the legend, not on the plot, where labels of nearby lines
+    # would overlap each other and the data.
+    for marker in chart.markers:
+        parts += _marker_parts(chart, plot, marker)
+    parts += _legend(chart, plot)
     parts.append("</svg>")
     return "\n".join(parts)
 
