@@ -78,7 +78,7 @@ def _cost_rows(report: SizingReport) -> list[list[tuple[str, str]]]:
     return [
         [
             (name, ""),
-            (cost["pricing"], ""),
+            (cost.get("pricing", "on_demand"), ""),
             (cells.count(cost["units"]), "n"),
             (cells.significant(cost["per_instance_hour"]), "n"),
             (f"{cost['per_hour']:,.2f}", "n"),

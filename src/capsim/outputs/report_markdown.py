@@ -188,7 +188,7 @@ def render_report_markdown(
             [
                 [
                     name,
-                    cost["pricing"],
+                    cost.get("pricing", "on_demand"),
                     cells.count(cost["units"]),
                     cells.significant(cost["per_instance_hour"]),
                     f"{cost['per_hour']:,.2f}",
