@@ -107,22 +107,22 @@ def _sufficient(
     values: dict[str, int],
     verdict_of: Callable[[dict[str, int]], Verdict | None],
 ) -> dict[str, int] | None:
-    """`values` with the failing tiers' quantities doubled until the analysis is satisfied."""
+    """`values` with the failing tiers' quantities doubled (a quantity at 0 grows to 1) until
+    the analysis is satisfied."""
     for _ in range(MAX_DOUBLINGS):
         verdict = verdict_of(values)
         if verdict is None:
             return None
         if verdict.meets:
             return values
-        growing = [
-            q
-            for q in quantities
-            if values[q.name] < q.high and (not verdict.grow or q.name in verdict.grow)
-        ]
+        open_ = [q for q in quantities if values[q.name] < q.high]
+        # The failing tiers' own quantities; every quantity when none of them is sized (a fixed
+        # caller held up by a sized callee) or a class objective fails.
+        growing = [q for q in open_ if q.name in verdict.grow] or open_
         if not growing:
             return None
         for q in growing:
-            values = {**values, q.name: min(q.high, 2 * values[q.name])}
+            values = {**values, q.name: min(q.high, max(2 * values[q.name], 1))}
     return None
 
 
