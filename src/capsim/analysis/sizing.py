@@ -17,6 +17,7 @@ from typing import Any
 from capsim.analysis.points import (
     Point,
     Progress,
+    SloCheck,
     at_max_replicas,
     light_load_solution,
     measure_all,
@@ -474,15 +475,37 @@ class _Search:
         trials = [
             {**values, dear.name: values[dear.name] - 1, cheap.name: values[cheap.name] + 1}
             for dear in sorted(self.dims, key=lambda d: -d.unit_cost)
+            if values[dear.name] > dear.low and not self._short_of_its_own(values, dear, model)
             for cheap in self.dims
-            if cheap.unit_cost < dear.unit_cost
-            and values[dear.name] > dear.low
-            and values[cheap.name] < cheap.high
+            if cheap.unit_cost < dear.unit_cost and values[cheap.name] < cheap.high
         ]
         for trial, point in zip(trials, self.measure_all(trials, model, "trading"), strict=True):
             if point.meets:
                 return trial
         return None
+
+    def _short_of_its_own(self, values: dict[str, int], dim: Dimension, model: Model) -> bool:
+        """Whether one unit fewer of `dim` failed clearly by the tier's own work: the tier
+        overloaded, or its utilization or occupancy objective beyond the limit by its whole
+        interval, on a tier whose workers are not held through calls. Its load then depends on
+        nothing another tier's capacity can lower (more capacity upstream only lets more
+        through), so no trade of one of its units for one elsewhere can meet the SLOs."""
+        tier = self.target.tiers[dim.tier]
+        if tier.blocking and any(work.calls for work in tier.work):
+            return False  # held through its calls: a callee's capacity shortens the hold
+        key = (model.simulation.duration, self.key({**values, dim.name: values[dim.name] - 1}))
+        point = self.cache.get(key) or self._settled([key]).get(key)
+        if point is None:
+            return False
+        if dim.name in point.report.unstable_tiers:
+            return True
+        slos = [*point.model.slos, *self.extra]
+        return any(
+            slo.tier_index == dim.tier
+            and slo.statistic in ("utilization", "occupancy")
+            and _beyond_by_its_interval(check)
+            for slo, check in zip(slos, point.checks, strict=True)
+        )
 
     def gallop(self, values: dict[str, int], d: Dimension, model: Model) -> dict[str, int] | None:
         """The first of `values` less an eighth, a sixteenth, ... (more than one unit) of
@@ -501,16 +524,17 @@ def fails_clearly(point: Point) -> bool:
     whole 95% interval lies beyond its limit (observed − (upper − observed) > limit). A longer
     run of the same configuration narrows the interval around the same figure; it cannot pass
     it honestly (docs/capacity.md, "Search")."""
-    if point.report.unstable_tiers:
+    return bool(point.report.unstable_tiers) or any(map(_beyond_by_its_interval, point.checks))
+
+
+def _beyond_by_its_interval(check: SloCheck) -> bool:
+    """A failed objective whose whole 95% interval lies beyond its limit (or has no finite
+    figure)."""
+    if check.passed or check.observed is None or check.upper is None:
+        return False
+    if not math.isfinite(check.observed) or not math.isfinite(check.upper):
         return True
-    for check in point.checks:
-        if check.passed or check.observed is None or check.upper is None:
-            continue
-        if not math.isfinite(check.observed) or not math.isfinite(check.upper):
-            return True
-        if 2.0 * check.observed - check.upper > check.limit:
-            return True
-    return False
+    return 2.0 * check.observed - check.upper > check.limit
 
 
 def _larger(values: dict[str, int], d: Dimension) -> int:
