@@ -40,3 +40,16 @@ def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
     body = "\n".join(f"    x{i} = {i}" for i in range(LONGEST))
     (package / "long.py").write_text(f"def long() -> None:\n{body}\n")
     assert function_lengths(package) == [(LONGEST + 1, "capsim/engine/long.py:1 long")]
+
+
+def test_the_capacity_searches_read_in_pieces_too() -> None:
+    # Issue 15: size_tiers (191 lines) and find_saturation (214) were split into named steps.
+    analysis = ENGINE.parent / "analysis"
+    found = [
+        (lines, where)
+        for lines, where in function_lengths(analysis)
+        if any(f"analysis/{name}.py:" in where for name in ("sizing", "sizing_start", "saturate"))
+    ]
+    assert len(found) > 40
+    too_long = [f"{where} ({lines} lines)" for lines, where in found if lines > 100]
+    assert too_long == [], "split these functions: " + ", ".join(too_long)

@@ -13,7 +13,8 @@ decision rule.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from capsim.analysis.points import (
@@ -57,6 +58,8 @@ VERIFY_STEP = 0.05
 MAX_VERIFICATIONS = 8
 #: Times a failed confirmation below the estimate may move it.
 MAX_MOVES = 3
+#: Rounds of a pair of points around the interpolated crossing before plain bisection.
+STRADDLES = 2
 
 
 @dataclass
@@ -204,6 +207,8 @@ class _Searcher:
         self.saturation_rate: float | None = None
         self.bottleneck_share = 1.0
         self.needs: list[tuple[float, int]] = []
+        self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
+        self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
 
     def duration_at(self, rate: float, model: Model) -> float:
         """`model`'s run length, stretched near the saturation estimate and until every
@@ -269,7 +274,13 @@ class _Searcher:
 
     def _keep(self, rate: float, point: Point) -> None:
         self.done += 1
+        self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
+
+    def count(self, point: Point, asked: Model) -> None:
+        """One more simulated point in the current phase (two when it was re-run for noise)."""
+        rerun = point.model.simulation.replications != asked.simulation.replications
+        self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
@@ -300,11 +311,26 @@ def _bisect(
     searcher: _Searcher,
     low: float,
     high: float,
-    passes: Any,
+    passes: Callable[[CurvePoint], bool],
     precision: float,
     what: str,
+    guess: Callable[[CurvePoint, CurvePoint], float | None] | None = None,
 ) -> tuple[float, float]:
-    """Narrow [low, high] (low passes, high fails) until (high - low) / high <= precision."""
+    """Narrow [low, high] (low passes, high fails) until (high - low) / high <= precision.
+
+    With a `guess` (where the figure, interpolated between the bracket's points, crosses its
+    limit), each of up to STRADDLES rounds measures a pair of rates `precision` apart around it
+    together: when they straddle the limit the bracket is narrow enough (two points instead of
+    about log2 of the bracket's width over `precision`); otherwise they narrow it, the next
+    guess comes from the narrower bracket, and bisection finishes what the rounds leave.
+    """
+    for _ in range(STRADDLES):
+        if guess is None or (high - low) / high <= precision:
+            break
+        narrowed = _straddle(searcher, low, high, passes, precision, what, guess)
+        if narrowed == (low, high):
+            break
+        low, high = narrowed
     while (high - low) / high > precision:
         middle = 0.5 * (low + high)
         if passes(searcher.at(middle, what)):
@@ -312,6 +338,65 @@ def _bisect(
         else:
             high = middle
     return low, high
+
+
+def _straddle(
+    searcher: _Searcher,
+    low: float,
+    high: float,
+    passes: Callable[[CurvePoint], bool],
+    precision: float,
+    what: str,
+    guess: Callable[[CurvePoint, CurvePoint], float | None],
+) -> tuple[float, float]:
+    """[low, high] narrowed by a pair of points around the guessed crossing, measured together."""
+    crossing = guess(searcher.at(low, what), searcher.at(high, what))
+    if crossing is None or not low < crossing < high:
+        return low, high
+    pair = [
+        rate
+        for rate in (crossing * (1 - 0.5 * precision), crossing * (1 + 0.5 * precision))
+        if low < rate < high
+    ]
+    for point in searcher.at_all(pair, what):
+        if not passes(point):
+            return low, point.rate
+        low = point.rate
+    return low, high
+
+
+def _crossing(low: float, high: float, at_low: float, at_high: float, limit: float) -> float | None:
+    """Where a figure growing from `at_low` (at rate `low`) to `at_high` (at `high`) reaches
+    `limit`, its reciprocal taken as linear in the rate: a queue's waits and percentiles grow
+    as 1 / (1 - rho), whose reciprocal falls linearly to saturation."""
+    finite = all(math.isfinite(v) and v > 0 for v in (at_low, at_high, limit))
+    if not finite or at_high <= at_low:
+        return None
+    return low + (high - low) * (1 / at_low - 1 / limit) / (1 / at_low - 1 / at_high)
+
+
+@dataclass
+class _Analytic:
+    """`solve`'s light-load bounds: per tier max_rate, the bottleneck, its saturation rate and
+    each tier's arrivals per open request (`shares`)."""
+
+    solution: dict[str, Any]
+    rates: dict[str, float | None]
+    bottleneck: str
+    saturation_rate: float
+    shares: dict[str, float]
+
+
+@dataclass
+class _Estimate:
+    """The saturation estimate as it stands: per tier figures, the bottleneck, its rate and
+    lower bound, and the moves a failed confirmation made."""
+
+    tiers: dict[str, dict[str, Any]]
+    bottleneck: str
+    rate: float | None
+    low: float | None
+    moves: list[dict[str, Any]] = field(default_factory=list)
 
 
 def find_saturation(
@@ -332,32 +417,12 @@ def find_saturation(
     Rates are the total offered rate of the open classes. Raises UsageError when the model has
     no open class (nothing to scale).
     """
-    base_rate = open_rate(model)
-    if base_rate <= 0:
-        raise UsageError(
-            "capsim saturate scales the open classes' rates, and this scenario has none "
-            "(every class is a closed loop of users); give a class a rate: instead"
-        )
-    if knee_factor <= 1:
-        raise UsageError(f"--knee-factor must be greater than 1, not {knee_factor:g}")
-    if not 0 < precision < 0.5:
-        raise UsageError(f"--precision must be between 0 and 0.5, not {precision:g}")
+    base_rate = _checked_options(model, knee_factor, precision)
     model, notes = at_max_replicas(model)
-    analytic = light_load_solution(model, capsim_version)
-    analytic_rates = {name: t["max_rate"] for name, t in analytic["tiers"].items()}
-    analytic_bottleneck = analytic["bottleneck"]["tier"]
-    analytic_saturation = analytic["bottleneck"]["saturation_rate"]
-    if analytic_saturation is None or not math.isfinite(analytic_saturation):
-        raise UsageError("no tier receives traffic, so nothing can saturate")
-    solved_rate = analytic["bottleneck"]["offered_rate"] or 0.0
-    shares = {
-        name: (t["offered_rate"] / solved_rate if solved_rate > 0 else 1.0)
-        for name, t in analytic["tiers"].items()
-    }
-    search_duration = duration or default_search_duration(model, analytic_saturation)
-    search_model = with_run_length(model, search_duration, replications)
+    analytic = _analytic_bounds(model, capsim_version)
+    search_duration = duration or default_search_duration(model, analytic.saturation_rate)
     searcher = _Searcher(
-        search_model,
+        with_run_length(model, search_duration, replications),
         base_rate,
         capsim_version,
         progress,
@@ -365,143 +430,22 @@ def find_saturation(
         budget=len(GRID) + 16,
         executor=executor,
     )
-    searcher.saturation_rate = analytic_saturation
-    searcher.bottleneck_share = shares.get(analytic_bottleneck, 1.0)
-    searcher.needs = percentile_needs(model, analytic)
+    searcher.saturation_rate = analytic.saturation_rate
+    searcher.bottleneck_share = analytic.shares.get(analytic.bottleneck, 1.0)
+    searcher.needs = percentile_needs(model, analytic.solution)
     usable = usable_share(model)
-
-    def saturated(point: CurvePoint) -> bool:
-        return not point.point.stable or any(
-            point.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY for name in usable
-        )
-
-    # The grid's points are independent: one batch, so every worker has work.
-    searcher.at_all([fraction * analytic_saturation for fraction in GRID], "measuring the curve")
-    rate = GRID[-1] * analytic_saturation
-    for _ in range(8):
-        if any(saturated(p) for p in searcher.curve()):
-            break
-        rate *= 1.25
-        searcher.at(rate, "looking for saturation")
-    else:
-        notes.append("no tier saturated within 6x the analytic saturation rate")
-
-    # (1) Saturation: per tier, occupancy(rate) = 1 solved by a secant through the two highest
-    # measured rates at which the system is stable and the tier below SATURATED_OCCUPANCY.
-    tiers_out: dict[str, dict[str, Any]] = {
-        tier.name: {
-            **_tier_saturation(searcher.curve(), tier.name, usable[tier.name], precision),
-            "max_rate_analytic": analytic_rates.get(tier.name),
-            "held_by": _held_by(tier),
-        }
-        for tier in model.tiers
-    }
-    measured = {n: t["max_rate"] for n, t in tiers_out.items() if t["max_rate"] is not None}
-    bottleneck = min(measured, key=lambda n: measured[n]) if measured else analytic_bottleneck
-    saturation_rate = measured.get(bottleneck) if measured else None
-    saturation_low = tiers_out[bottleneck]["max_rate_low"] if measured else None
-    if saturation_rate is not None:
-        searcher.saturation_rate = saturation_rate
-        searcher.bottleneck_share = shares.get(bottleneck, 1.0)
-
-    # A confirmation below the estimate that finds a tier overloaded moves the estimate: the
-    # boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3).
-    confirmation: dict[str, Any] = {}
-    moves: list[dict[str, Any]] = []
-    while saturation_rate is not None:
-        below = searcher.at(0.9 * saturation_rate, "confirming saturation")
-        if below.point.stable or len(moves) >= MAX_MOVES:
-            break
-        stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
-        if not stable_below:
-            notes.append(
-                f"every measured rate up to {below.rate:.4g}/s had an overloaded tier: "
-                "no saturation estimate"
-            )
-            saturation_rate = saturation_low = None
-            break
-        lo, hi = stable_below[-1].rate, below.rate
-        while (hi - lo) / hi > precision:
-            # Saturation lies below `hi`: points near it run long enough to tell (step 3).
-            searcher.saturation_rate = hi
-            middle = 0.5 * (lo + hi)
-            if searcher.at(middle, "moving the saturation estimate").point.stable:
-                lo = middle
-            else:
-                hi = middle
-        unstable = (
-            searcher.at(hi, "").point.report.unstable_tiers or below.point.report.unstable_tiers
-        )
-        moved_to = 0.5 * (lo + hi)
-        if unstable and unstable[0] in tiers_out:
-            bottleneck = unstable[0]
-        low = lo - stability_resolution(searcher.at(lo, ""), shares.get(bottleneck, 1.0))
-        moves.append(
-            {"from": saturation_rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
-        )
-        notes.append(
-            f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {saturation_rate:.4g}/s) "
-            f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
-            f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
-            f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
-            "run length cannot be ruled out)"
-        )
-        if bottleneck in tiers_out:
-            tiers_out[bottleneck]["max_rate"] = moved_to
-            tiers_out[bottleneck]["max_rate_low"] = low
-            tiers_out[bottleneck]["max_rate_source"] = "stability bisection"
-        saturation_rate, saturation_low = moved_to, low
-        searcher.saturation_rate = saturation_rate
-        searcher.bottleneck_share = shares.get(bottleneck, 1.0)
-    if saturation_rate is not None:
-        below, above = searcher.at_all(
-            [0.9 * saturation_rate, 1.1 * saturation_rate], "confirming saturation"
-        )
-        confirmation = {
-            "below": {"rate": below.rate, "stable": below.point.stable, "moves": moves},
-            "above": {
-                "rate": above.rate,
-                "saturated": saturated(above),
-                "bottleneck_saturated": not above.point.report.data["tiers"][bottleneck]["stable"]
-                or above.occupancy(bottleneck, usable[bottleneck]) >= SATURATED_OCCUPANCY,
-            },
-        }
-        if not below.point.stable:
-            notes.append(
-                f"the saturation estimate could not be confirmed: at {below.rate:.4g}/s tier "
-                f"{', '.join(below.point.report.unstable_tiers)} is still overloaded"
-            )
-
+    _measure_curve(searcher, analytic.saturation_rate, usable, notes)
+    searcher.phase = "saturation"
+    estimate = _estimate_saturation(searcher, model, analytic, usable, precision)
+    _move_estimate(searcher, estimate, analytic.shares, precision, notes)
+    confirmation = _confirm(searcher, estimate, usable, notes)
+    searcher.phase = "knee"
     knee_rate = _find_knee(searcher, knee_factor, precision, notes)
-
-    # (3) The highest rate at which every SLO holds by its upper 95% bound, never above any
-    # tier's saturation estimate (its lower bound), then verified at the scenario's run length.
-    lows = [t["max_rate_low"] for t in tiers_out.values() if t["max_rate_low"] is not None]
-    if saturation_low is not None:
-        lows.append(saturation_low)
-    ceiling = min(lows) if lows else None
-    max_rate_meeting: float | None = None
-    verification: dict[str, Any] | None = None
-    slos: list[dict[str, Any]] = []
-    if not model.slos:
-        notes.append("the scenario has no SLOs, so max_rate_meeting_slos is not defined")
-    else:
-        candidate = _slo_limit(searcher, ceiling, precision, notes)
-        if candidate is not None:
-            checked, verification = _verify(
-                searcher,
-                model,
-                candidate,
-                precision,
-                verify=verify,
-                progress=progress,
-                max_requests=max_requests,
-                notes=notes,
-            )
-            if checked is not None:
-                max_rate_meeting = checked.rate
-                slos = [check.as_dict() for check in checked.point.checks]
-
+    searcher.phase = "slo limit"
+    ceiling = _ceiling(estimate)
+    best, verification, slos = _slo_answer(
+        searcher, model, ceiling, precision, verify, progress, max_requests, notes
+    )
     if progress:
         progress(1.0, "done")
     return {
@@ -512,22 +456,252 @@ def find_saturation(
         "replications": replications,
         "duration": search_duration,
         "offered_rate": base_rate,
-        "bottleneck": bottleneck,
-        "saturation_rate": saturation_rate,
-        "saturation_rate_low": saturation_low,
+        "bottleneck": estimate.bottleneck,
+        "saturation_rate": estimate.rate,
+        "saturation_rate_low": estimate.low,
         "knee_rate": knee_rate,
         "knee_factor": knee_factor,
-        "max_rate_meeting_slos": max_rate_meeting,
+        "max_rate_meeting_slos": best,
         "slo_ceiling": ceiling,
-        "analytic": {"bottleneck": analytic_bottleneck, "saturation_rate": analytic_saturation},
+        "analytic": {
+            "bottleneck": analytic.bottleneck,
+            "saturation_rate": analytic.saturation_rate,
+        },
         "confirmation": confirmation,
         "verification": verification,
-        "tiers": tiers_out,
+        "tiers": estimate.tiers,
         "curve": [p.as_dict(model) for p in searcher.curve()],
         "slos": slos,
         "evaluations": searcher.done,
+        "search": {"runs": sum(searcher.runs.values()), "runs_by_phase": dict(searcher.runs)},
         "notes": notes,
     }
+
+
+def _checked_options(model: Model, knee_factor: float, precision: float) -> float:
+    """The model's open rate, after UsageError for what saturate cannot answer."""
+    base_rate = open_rate(model)
+    if base_rate <= 0:
+        raise UsageError(
+            "capsim saturate scales the open classes' rates, and this scenario has none "
+            "(every class is a closed loop of users); give a class a rate: instead"
+        )
+    if knee_factor <= 1:
+        raise UsageError(f"--knee-factor must be greater than 1, not {knee_factor:g}")
+    if not 0 < precision < 0.5:
+        raise UsageError(f"--precision must be between 0 and 0.5, not {precision:g}")
+    return base_rate
+
+
+def _analytic_bounds(model: Model, capsim_version: str) -> _Analytic:
+    """(1) The light-load bounds of `solve` (docs/capacity.md, step 1)."""
+    solution = light_load_solution(model, capsim_version)
+    saturation = solution["bottleneck"]["saturation_rate"]
+    if saturation is None or not math.isfinite(saturation):
+        raise UsageError("no tier receives traffic, so nothing can saturate")
+    solved_rate = solution["bottleneck"]["offered_rate"] or 0.0
+    return _Analytic(
+        solution,
+        {name: t["max_rate"] for name, t in solution["tiers"].items()},
+        solution["bottleneck"]["tier"],
+        saturation,
+        {
+            name: (t["offered_rate"] / solved_rate if solved_rate > 0 else 1.0)
+            for name, t in solution["tiers"].items()
+        },
+    )
+
+
+def _saturated(point: CurvePoint, usable: dict[str, float]) -> bool:
+    """A tier overloaded, or held at SATURATED_OCCUPANCY or more."""
+    return not point.point.stable or any(
+        point.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY for name in usable
+    )
+
+
+def _measure_curve(
+    searcher: _Searcher, analytic_saturation: float, usable: dict[str, float], notes: list[str]
+) -> None:
+    """(2) The grid around the analytic saturation rate (one batch), then x1.25 until a tier
+    saturates."""
+    searcher.at_all([fraction * analytic_saturation for fraction in GRID], "measuring the curve")
+    rate = GRID[-1] * analytic_saturation
+    for _ in range(8):
+        if any(_saturated(p, usable) for p in searcher.curve()):
+            return
+        rate *= 1.25
+        searcher.at(rate, "looking for saturation")
+    notes.append("no tier saturated within 6x the analytic saturation rate")
+
+
+def _estimate_saturation(
+    searcher: _Searcher,
+    model: Model,
+    analytic: _Analytic,
+    usable: dict[str, float],
+    precision: float,
+) -> _Estimate:
+    """(3) Per tier, occupancy(rate) = 1 solved by a secant through the two highest measured
+    rates at which the system is stable and the tier below SATURATED_OCCUPANCY; the tier with
+    the lowest is the bottleneck."""
+    tiers: dict[str, dict[str, Any]] = {
+        tier.name: {
+            **_tier_saturation(searcher.curve(), tier.name, usable[tier.name], precision),
+            "max_rate_analytic": analytic.rates.get(tier.name),
+            "held_by": _held_by(tier),
+        }
+        for tier in model.tiers
+    }
+    measured = {n: t["max_rate"] for n, t in tiers.items() if t["max_rate"] is not None}
+    if not measured:
+        return _Estimate(tiers, analytic.bottleneck, None, None)
+    bottleneck = min(measured, key=lambda n: measured[n])
+    estimate = _Estimate(tiers, bottleneck, measured[bottleneck], tiers[bottleneck]["max_rate_low"])
+    searcher.saturation_rate = estimate.rate
+    searcher.bottleneck_share = analytic.shares.get(bottleneck, 1.0)
+    return estimate
+
+
+def _move_estimate(
+    searcher: _Searcher,
+    estimate: _Estimate,
+    shares: dict[str, float],
+    precision: float,
+    notes: list[str],
+) -> None:
+    """A confirmation below the estimate that finds a tier overloaded moves the estimate: the
+    boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3)."""
+    while estimate.rate is not None:
+        below = searcher.at(0.9 * estimate.rate, "confirming saturation")
+        if below.point.stable or len(estimate.moves) >= MAX_MOVES:
+            return
+        stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
+        if not stable_below:
+            notes.append(
+                f"every measured rate up to {below.rate:.4g}/s had an overloaded tier: "
+                "no saturation estimate"
+            )
+            estimate.rate = estimate.low = None
+            return
+        lo, hi = _stability_boundary(searcher, stable_below[-1].rate, below.rate, precision)
+        _record_move(searcher, estimate, below, lo, hi, shares, notes)
+
+
+def _stability_boundary(
+    searcher: _Searcher, lo: float, hi: float, precision: float
+) -> tuple[float, float]:
+    """[lo, hi] (stable at lo, overloaded at hi) bisected on stability to `precision`."""
+    while (hi - lo) / hi > precision:
+        # Saturation lies below `hi`: points near it run long enough to tell (step 3).
+        searcher.saturation_rate = hi
+        middle = 0.5 * (lo + hi)
+        if searcher.at(middle, "moving the saturation estimate").point.stable:
+            lo = middle
+        else:
+            hi = middle
+    return lo, hi
+
+
+def _record_move(
+    searcher: _Searcher,
+    estimate: _Estimate,
+    below: CurvePoint,
+    lo: float,
+    hi: float,
+    shares: dict[str, float],
+    notes: list[str],
+) -> None:
+    """The estimate moved to the middle of [lo, hi], its lower bound lo less the slowest growth
+    the stability rule resolves there; the move and a note recorded."""
+    unstable = searcher.at(hi, "").point.report.unstable_tiers or below.point.report.unstable_tiers
+    moved_to = 0.5 * (lo + hi)
+    if unstable and unstable[0] in estimate.tiers:
+        estimate.bottleneck = unstable[0]
+    low = lo - stability_resolution(searcher.at(lo, ""), shares.get(estimate.bottleneck, 1.0))
+    estimate.moves.append(
+        {"from": estimate.rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
+    )
+    notes.append(
+        f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {estimate.rate:.4g}/s) "
+        f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
+        f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
+        f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
+        "run length cannot be ruled out)"
+    )
+    if estimate.bottleneck in estimate.tiers:
+        entry = estimate.tiers[estimate.bottleneck]
+        entry.update(max_rate=moved_to, max_rate_low=low, max_rate_source="stability bisection")
+    estimate.rate, estimate.low = moved_to, low
+    searcher.saturation_rate = moved_to
+    searcher.bottleneck_share = shares.get(estimate.bottleneck, 1.0)
+
+
+def _confirm(
+    searcher: _Searcher, estimate: _Estimate, usable: dict[str, float], notes: list[str]
+) -> dict[str, Any]:
+    """The estimate's confirmation at 0.9x (stable) and 1.1x (the bottleneck saturated)."""
+    if estimate.rate is None:
+        return {}
+    below, above = searcher.at_all(
+        [0.9 * estimate.rate, 1.1 * estimate.rate], "confirming saturation"
+    )
+    name = estimate.bottleneck
+    if not below.point.stable:
+        notes.append(
+            f"the saturation estimate could not be confirmed: at {below.rate:.4g}/s tier "
+            f"{', '.join(below.point.report.unstable_tiers)} is still overloaded"
+        )
+    return {
+        "below": {"rate": below.rate, "stable": below.point.stable, "moves": estimate.moves},
+        "above": {
+            "rate": above.rate,
+            "saturated": _saturated(above, usable),
+            "bottleneck_saturated": not above.point.report.data["tiers"][name]["stable"]
+            or above.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY,
+        },
+    }
+
+
+def _ceiling(estimate: _Estimate) -> float | None:
+    """`slo_ceiling`: the lowest lower bound of any tier's saturation rate."""
+    lows = [t["max_rate_low"] for t in estimate.tiers.values() if t["max_rate_low"] is not None]
+    if estimate.low is not None:
+        lows.append(estimate.low)
+    return min(lows) if lows else None
+
+
+def _slo_answer(
+    searcher: _Searcher,
+    model: Model,
+    ceiling: float | None,
+    precision: float,
+    verify: bool,
+    progress: Progress | None,
+    max_requests: float,
+    notes: list[str],
+) -> tuple[float | None, dict[str, Any] | None, list[dict[str, Any]]]:
+    """(5) The highest rate at which every SLO holds by its upper 95% bound, never above the
+    ceiling, verified at the scenario's run length: the rate, the verification, its verdicts."""
+    if not model.slos:
+        notes.append("the scenario has no SLOs, so max_rate_meeting_slos is not defined")
+        return None, None, []
+    candidate = _slo_limit(searcher, ceiling, precision, notes)
+    if candidate is None:
+        return None, None, []
+    searcher.phase = "verification"
+    checked, verification = _verify(
+        searcher,
+        model,
+        candidate,
+        precision,
+        verify=verify,
+        progress=progress,
+        max_requests=max_requests,
+        notes=notes,
+    )
+    if checked is None:
+        return None, verification, []
+    return checked.rate, verification, [check.as_dict() for check in checked.point.checks]
 
 
 def _held_by(tier: Tier) -> str:
@@ -583,6 +757,9 @@ def _find_knee(
                 lambda p: _knee_ratio(p, low) < knee_factor,
                 precision,
                 "locating the knee",
+                lambda a, b: _crossing(
+                    a.rate, b.rate, _knee_ratio(a, low), _knee_ratio(b, low), knee_factor
+                ),
             )
             r_lo, r_hi = (
                 _knee_ratio(searcher.at(lo, ""), low),
@@ -650,8 +827,30 @@ def _slo_limit(
     if failing is None:
         notes.append("every measured rate met the SLOs")
         return passing.rate
-    lo, _ = _bisect(searcher, passing.rate, failing, passes, precision, "searching the SLO limit")
+    lo, _ = _bisect(
+        searcher, passing.rate, failing, passes, precision, "searching the SLO limit", _slo_crossing
+    )
     return lo
+
+
+def _slo_crossing(low: CurvePoint, high: CurvePoint) -> float | None:
+    """Where the first objective to fail at `high` reaches its limit, its upper bound over the
+    limit interpolated linearly from `low` (None when `high` is overloaded or has no figure)."""
+    if not high.point.stable:
+        return None
+    below = {check.slo: check for check in low.point.checks}
+    crossings = []
+    for check in high.point.checks:
+        before = below.get(check.slo)
+        if check.passed or before is None or check.upper is None or before.upper is None:
+            continue
+        if check.limit <= 0:
+            return None
+        found = _crossing(low.rate, high.rate, before.upper, check.upper, check.limit)
+        if found is None:
+            return None
+        crossings.append(found)
+    return min(crossings, default=None)
 
 
 def _verify(
@@ -690,6 +889,7 @@ def _verify(
                 executor=searcher.executor,
             )
             checked[key] = CurvePoint(rate, rate / base_rate, point)
+            searcher.count(point, model)
         return checked[key]
 
     rate = candidate

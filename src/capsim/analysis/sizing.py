@@ -18,6 +18,7 @@ from capsim.analysis.cost import marginal_price, plan_costs, search_cost
 from capsim.analysis.points import (
     Point,
     Progress,
+    SloCheck,
     at_max_replicas,
     light_load_solution,
     measure_all,
@@ -27,10 +28,12 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
+from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
-from capsim.model.types import Model, Pool, Sizing, Slo, Tier
+from capsim.model.features import conditions_change
+from capsim.model.types import Autoscale, Model, Pool, Sizing, Slo, Tier
 from capsim.units import (
     UnitError,
     format_count,
@@ -274,6 +277,9 @@ def _lower_bounds(
 
 
 class _Search:
+    """Measures configurations of one model (each once per run length) and keeps the count of
+    simulated points per phase (`runs`) and of simulated requests (`simulated`)."""
+
     def __init__(
         self,
         target: Model,
@@ -294,6 +300,11 @@ class _Search:
         self.cache: dict[tuple[float, tuple[int, ...]], Point] = {}
         self.evaluations = 0
         self.simulated = 0.0  # requests simulated so far, over every measurement
+        self.runs: dict[str, int] = {}  # simulated points per phase (noise re-runs included)
+        #: Short search points whose verdict a full-length run cannot overturn (their failure
+        #: is clear: docs/capacity.md, "Search"); None where conditions change during the run.
+        self.settled_by: Model | None = None
+        self.stage = ""  # "at full length" once a failed verification sends the search there
 
     def key(self, values: dict[str, int]) -> tuple[int, ...]:
         return tuple(values[d.name] for d in self.dims)
@@ -302,54 +313,84 @@ class _Search:
         return self.measure_all([values], model, what)[0]
 
     def measure_all(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
-        """The points of `trials` (independent configurations), the new ones measured together."""
+        """The points of `trials` (independent configurations), the new ones measured together.
+
+        At full length, a trial whose search point failed clearly keeps that verdict unmeasured.
+        """
         keys = [(model.simulation.duration, self.key(values)) for values in trials]
+        settled = self._settled(keys)
         new = {
-            key: values for key, values in zip(keys, trials, strict=True) if key not in self.cache
+            key: values
+            for key, values in zip(keys, trials, strict=True)
+            if key not in self.cache and key not in settled
         }
         if new:
-            if self.evaluations + len(new) > MAX_EVALUATIONS:
-                raise SearchLimitError(
-                    f"the sizing search reached its limit of {MAX_EVALUATIONS} measured "
-                    "configurations without settling (a search limit, not an SLO verdict); "
-                    "narrow the tiers' sizing ranges (sizing.min/max) or raise --replications"
-                )
-            cost = estimate_requests(model) * len(new)
-            if self.simulated + cost > self.max_requests:
-                raise ResourceLimitError(
-                    f"the sizing search has measured {self.evaluations} configuration(s) and "
-                    f"simulated about {format_count(self.simulated)} requests; the next "
-                    f"{'one' if len(new) == 1 else f'{len(new)}'} ({format_count(cost)} requests) "
-                    f"would pass the limit of {format_count(self.max_requests)} for the whole "
-                    "search. Shorten the search points (--duration, --replications), or allow it "
-                    f"with --max-requests {option_count((self.simulated + cost) * 2)}."
-                )
-            self.simulated += cost
-            labels = [
-                f"point {self.evaluations + i + 1}: {what}: "
-                + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
-                for i, values in enumerate(new.values())
-            ]
-            first = self.evaluations
-
-            def part(fraction: float, label: str) -> None:
-                if self.progress:
-                    # The number of points is not known in advance: the bar creeps to the end.
-                    done = first + fraction * len(new)
-                    self.progress(1.0 - 1.0 / (1.0 + done / 12.0), label)
-
-            points = measure_all(
-                [apply_capacity(model, values, self.dims) for values in new.values()],
-                capsim_version=self.version,
-                extra_slos=self.extra,
-                progress=part,
-                labels=labels,
-                max_requests=self.max_requests,
-                executor=self.executor,
-            )
+            self._check_budget(new, model)
+            points = self._simulate(list(new.values()), model, what)
             self.cache.update(zip(new, points, strict=True))
-            self.evaluations += len(new)
-        return [self.cache[key] for key in keys]
+        return [self.cache.get(key) or settled[key] for key in keys]
+
+    def _settled(self, keys: list[tuple[float, tuple[int, ...]]]) -> dict[Any, Point]:
+        """The search points (shorter run) of `keys` that failed clearly, by key."""
+        if self.settled_by is None:
+            return {}
+        short = self.settled_by.simulation.duration
+        found = {}
+        for key in keys:
+            point = self.cache.get((short, key[1]))
+            if key[0] != short and point is not None and fails_clearly(point):
+                found[key] = point
+        return found
+
+    def _check_budget(self, new: dict[Any, dict[str, int]], model: Model) -> None:
+        if self.evaluations + len(new) > MAX_EVALUATIONS:
+            raise SearchLimitError(
+                f"the sizing search reached its limit of {MAX_EVALUATIONS} measured "
+                "configurations without settling (a search limit, not an SLO verdict); "
+                "narrow the tiers' sizing ranges (sizing.min/max) or raise --replications"
+            )
+        cost = estimate_requests(model) * len(new)
+        if self.simulated + cost > self.max_requests:
+            raise ResourceLimitError(
+                f"the sizing search has measured {self.evaluations} configuration(s) and "
+                f"simulated about {format_count(self.simulated)} requests; the next "
+                f"{'one' if len(new) == 1 else f'{len(new)}'} ({format_count(cost)} requests) "
+                f"would pass the limit of {format_count(self.max_requests)} for the whole "
+                "search. Shorten the search points (--duration, --replications), or allow it "
+                f"with --max-requests {option_count((self.simulated + cost) * 2)}."
+            )
+
+    def _simulate(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
+        labels = [
+            f"point {self.evaluations + i + 1}: {what}: "
+            + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
+            for i, values in enumerate(trials)
+        ]
+        first = self.evaluations
+
+        def part(fraction: float, label: str) -> None:
+            if self.progress:
+                # The number of points is not known in advance: the bar creeps to the end.
+                done = first + fraction * len(trials)
+                self.progress(1.0 - 1.0 / (1.0 + done / 12.0), label)
+
+        models = [apply_capacity(model, values, self.dims) for values in trials]
+        points = measure_all(
+            models,
+            capsim_version=self.version,
+            extra_slos=self.extra,
+            progress=part,
+            labels=labels,
+            max_requests=self.max_requests,
+            executor=self.executor,
+        )
+        self.evaluations += len(trials)
+        phase = what if not self.stage or what.startswith("verifying") else f"{what} {self.stage}"
+        for asked, point in zip(models, points, strict=True):
+            reruns = int(point.model.simulation != asked.simulation)  # re-run longer for noise
+            self.runs[phase] = self.runs.get(phase, 0) + 1 + reruns
+            self.simulated += estimate_requests(asked) + reruns * estimate_requests(point.model)
+        return points
 
     def cost(self, values: dict[str, int]) -> float:
         return search_cost(self.target, self.dims, values)  # analysis/cost.py: pricing models
@@ -369,84 +410,103 @@ class _Search:
                     + "; ".join(point.failures)
                     + ". Raise sizing.max of the tiers, or check the objectives."
                 )
-            unstable = set(point.report.unstable_tiers)
-            overloaded = [d for d in open_dims if d.name in unstable]
-            if overloaded:
-                # An overloaded tier must grow whatever else happens: no comparison needed.
-                for d in overloaded:
-                    values = {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
-                point = self.measure(values, model, "growing")
-                moves.append(point)
-                continue
-            base = _deficit(point)
-            best: tuple[float, float, dict[str, int], Point] | None = None
-            # The one-step-larger trials are independent: measured together, compared in order.
-            trials = [
-                {**values, d.name: min(d.high, values[d.name] + _step(values[d.name]))}
-                for d in open_dims
-            ]
-            for trial, measured in zip(
-                trials, self.measure_all(trials, model, "growing"), strict=True
-            ):
-                gain = base - _deficit(measured)
-                if gain <= 1e-12:
-                    continue
-                extra_cost = self.cost(trial) - self.cost(values)
-                score = (gain / extra_cost if extra_cost > 0 else math.inf, gain)
-                if best is None or score > (best[0], best[1]):
-                    best = (score[0], score[1], trial, measured)
-            if best is None:
-                values = {
-                    **values,
-                    **{
-                        d.name: min(d.high, values[d.name] + _step(values[d.name]))
-                        for d in open_dims
-                    },
-                }
-                point = self.measure(values, model, "growing")
-            else:
-                values, point = best[2], best[3]
+            values, point = self._grow_once(values, point, open_dims, model)
             moves.append(point)
         return values
 
+    def _grow_once(
+        self, values: dict[str, int], point: Point, open_dims: list[Dimension], model: Model
+    ) -> tuple[dict[str, int], Point]:
+        """One growth move: every overloaded sized tier outright; otherwise the one-step-larger
+        trial with the largest deficit reduction per unit of cost (every quantity at once when
+        no single step helps)."""
+        unstable = set(point.report.unstable_tiers)
+        overloaded = [d for d in open_dims if d.name in unstable]
+        if overloaded:
+            # An overloaded tier must grow whatever else happens: no comparison needed.
+            grown = {**values, **{d.name: _larger(values, d) for d in overloaded}}
+            return grown, self.measure(grown, model, "growing")
+        base = _deficit(point)
+        best: tuple[float, float, dict[str, int], Point] | None = None
+        # The one-step-larger trials are independent: measured together, compared in order.
+        trials = [{**values, d.name: _larger(values, d)} for d in open_dims]
+        for trial, measured in zip(trials, self.measure_all(trials, model, "growing"), strict=True):
+            gain = base - _deficit(measured)
+            if gain <= 1e-12:
+                continue
+            extra_cost = self.cost(trial) - self.cost(values)
+            score = (gain / extra_cost if extra_cost > 0 else math.inf, gain)
+            if best is None or score > (best[0], best[1]):
+                best = (score[0], score[1], trial, measured)
+        if best is not None:
+            return best[2], best[3]
+        grown = {**values, **{d.name: _larger(values, d) for d in open_dims}}
+        return grown, self.measure(grown, model, "growing")
+
     def shrink(self, values: dict[str, int], model: Model) -> dict[str, int]:
         """Remove units (dearest first) and trade dear units for cheap ones while SLOs hold."""
-        changed = True
-        while changed:
-            changed = False
-            for d in sorted(self.dims, key=lambda d: -d.unit_cost):
-                if values[d.name] <= d.low:
-                    continue
-                if values[d.name] > GALLOP_ABOVE:
-                    shrunk = self.gallop(values, d, model)
-                    if shrunk is not None:
-                        values, changed = shrunk, True
-                        break
-                trial = {**values, d.name: values[d.name] - 1}
-                if self.measure(trial, model, "shrinking").meets:
-                    values, changed = trial, True
-                    break
-            if changed:
-                continue
-            for dear in sorted(self.dims, key=lambda d: -d.unit_cost):
-                for cheap in self.dims:
-                    if (
-                        cheap.unit_cost >= dear.unit_cost
-                        or values[dear.name] <= dear.low
-                        or values[cheap.name] >= cheap.high
-                    ):
-                        continue
-                    trial = {
-                        **values,
-                        dear.name: values[dear.name] - 1,
-                        cheap.name: values[cheap.name] + 1,
-                    }
-                    if self.measure(trial, model, "trading").meets:
-                        values, changed = trial, True
-                        break
-                if changed:
-                    break
-        return values
+        while True:
+            shrunk = self._one_unit_fewer(values, model)
+            if shrunk is None:
+                shrunk = self._one_trade(values, model)
+            if shrunk is None:
+                return values
+            values = shrunk
+
+    def _one_unit_fewer(self, values: dict[str, int], model: Model) -> dict[str, int] | None:
+        """The first configuration, dearest tier first, with fewer units that meets every
+        objective (large tiers gallop down first); None when one unit fewer fails everywhere.
+        The one-unit-fewer trials are measured together: the first of them in that order that
+        passes is the one a one-at-a-time search would have taken."""
+        order = [d for d in sorted(self.dims, key=lambda d: -d.unit_cost) if values[d.name] > d.low]
+        for d in order:
+            if values[d.name] > GALLOP_ABOVE:
+                galloped = self.gallop(values, d, model)
+                if galloped is not None:
+                    return galloped
+        trials = [{**values, d.name: values[d.name] - 1} for d in order]
+        for trial, point in zip(trials, self.measure_all(trials, model, "shrinking"), strict=True):
+            if point.meets:
+                return trial
+        return None
+
+    def _one_trade(self, values: dict[str, int], model: Model) -> dict[str, int] | None:
+        """The first trade of one dear unit for one cheaper unit that meets every objective
+        (dearest first), the trades measured together; None when none does."""
+        trials = [
+            {**values, dear.name: values[dear.name] - 1, cheap.name: values[cheap.name] + 1}
+            for dear in sorted(self.dims, key=lambda d: -d.unit_cost)
+            if values[dear.name] > dear.low and not self._short_of_its_own(values, dear, model)
+            for cheap in self.dims
+            if cheap.unit_cost < dear.unit_cost and values[cheap.name] < cheap.high
+        ]
+        for trial, point in zip(trials, self.measure_all(trials, model, "trading"), strict=True):
+            if point.meets:
+                return trial
+        return None
+
+    def _short_of_its_own(self, values: dict[str, int], dim: Dimension, model: Model) -> bool:
+        """Whether one unit fewer of `dim` failed clearly by the tier's own work: the tier
+        overloaded, or its utilization or occupancy objective beyond the limit by its whole
+        interval, on a tier whose workers are not held through calls. Its load then depends on
+        nothing another tier's capacity can lower (more capacity upstream only lets more
+        through), so no trade of one of its units for one elsewhere can meet the SLOs."""
+        tier = self.target.tiers[dim.tier]
+        if tier.blocking and any(work.calls for work in tier.work):
+            return False  # held through its calls: a callee's capacity shortens the hold
+        key = (model.simulation.duration, self.key({**values, dim.name: values[dim.name] - 1}))
+        point = self.cache.get(key) or self._settled([key]).get(key)
+        if point is None:
+            return False
+        if dim.name in point.report.unstable_tiers:
+            return True
+        slos = [*point.model.slos, *self.extra]
+        return any(
+            slo.tier_index == dim.tier
+            and slo.statistic in ("utilization", "occupancy")
+            and _beyond_by_its_interval(check)
+            for slo, check in zip(slos, point.checks, strict=True)
+        )
 
     def gallop(self, values: dict[str, int], d: Dimension, model: Model) -> dict[str, int] | None:
         """The first of `values` less an eighth, a sixteenth, ... (more than one unit) of
@@ -458,6 +518,29 @@ class _Search:
                 return trial
             step //= 2
         return None
+
+
+def fails_clearly(point: Point) -> bool:
+    """Whether a point fails far from every limit: a tier overloaded, or an objective whose
+    whole 95% interval lies beyond its limit (observed − (upper − observed) > limit). A longer
+    run of the same configuration narrows the interval around the same figure; it cannot pass
+    it honestly (docs/capacity.md, "Search")."""
+    return bool(point.report.unstable_tiers) or any(map(_beyond_by_its_interval, point.checks))
+
+
+def _beyond_by_its_interval(check: SloCheck) -> bool:
+    """A failed objective whose whole 95% interval lies beyond its limit (or has no finite
+    figure)."""
+    if check.passed or check.observed is None or check.upper is None:
+        return False
+    if not math.isfinite(check.observed) or not math.isfinite(check.upper):
+        return True
+    return 2.0 * check.observed - check.upper > check.limit
+
+
+def _larger(values: dict[str, int], d: Dimension) -> int:
+    """Dimension `d` one growth step larger, within its range."""
+    return min(d.high, values[d.name] + _step(values[d.name]))
 
 
 def _stalled_objectives(moves: list[Point], dims: list[Dimension]) -> list[str]:
@@ -507,6 +590,19 @@ def _step(value: int) -> int:
     return max(1, value // 8)
 
 
+@dataclass
+class _Question:
+    """What `size` is asked, on the model it searches: the traffic at the load (autoscaled
+    tiers at their max), the sized quantities, the headroom objectives and the notes."""
+
+    target: Model
+    dims: list[Dimension]
+    extra: list[Slo]
+    limit: dict[str, float]  # per tier, the least share of its workers its mean load may hold
+    autoscaled: dict[str, Autoscale]
+    notes: list[str]
+
+
 def size_tiers(
     model: Model,
     *,
@@ -531,121 +627,34 @@ def size_tiers(
     ResourceLimitError when the whole search would simulate more than `max_requests` requests.
     `announce` hears, before the search starts, what a long search will cost.
     """
-    autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
-    target, notes = at_max_replicas(scale_open_traffic(model, load))
-    dims = [
-        replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
-        if dim.name in autoscaled and dim.of == "instances"
-        else dim
-        for dim in dimensions(target, redundancy)
-    ]
-    if not dims:
-        raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
-    extra: list[Slo] = []
-    limit: dict[str, float] = {}
-    for slo in model.slos:
-        # The light-load bound counts held workers: an occupancy limit bounds exactly that, a
-        # utilization limit (the work alone) only where workers are not held through calls.
-        tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
-        if tier is not None and (
-            slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
-        ):
-            limit[tier.name] = min(limit.get(tier.name, 1.0), slo.limit)
-    if headroom:
-        for dim in dims:
-            extra.append(
-                Slo(
-                    text=f"{dim.name} occupancy <= {format_ratio(1 - headroom)} "
-                    f"(headroom {format_ratio(headroom)})",
-                    statistic="occupancy",
-                    limit=1.0 - headroom,
-                    tier_index=dim.tier,
-                )
-            )
-            limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
-    start = _lower_bounds(target, dims, limit, capsim_version)
-    total_rate = open_rate(target)
-    if duration is None:
-        duration = min(
-            model.simulation.duration,
-            max(REQUESTS_PER_POINT / total_rate if total_rate else 0.0, MIN_SEARCH_DURATION),
-        )
-    # Every point runs long enough for each percentile objective's samples (docs/capacity.md).
-    needs = percentile_needs(target, light_load_solution(target, capsim_version))
-    search_model = _sampled(with_run_length(target, duration, replications), needs, max_requests)
-    full_model = _sampled(
-        with_run_length(target, None, max(model.simulation.replications, replications)),
-        needs,
-        max_requests,
+    question = _question(model, load, headroom, redundancy)
+    target, dims = question.target, question.dims
+    search_model, full_model = _run_lengths(
+        model, target, duration, replications, max_requests, capsim_version
     )
-    search = _Search(target, dims, extra, capsim_version, progress, max_requests, executor)
-    plan = plan_search(start, dims, search_model, full_model)
-    if plan.likely > max_requests:
-        raise ResourceLimitError(
-            f"this sizing would simulate about {format_count(plan.likely)} requests ({plan.describe()}), "
-            f"more than the limit of {format_count(max_requests)} for the whole search. Shorten the "
-            "search points (--duration 1s, --replications 1), or allow it with --max-requests "
-            f"{option_count(plan.likely * 1.1)}."
-        )
-    if announce is not None and plan.likely > ANNOUNCE_REQUESTS:
-        announce(
-            f"this sizing will simulate about {format_count(plan.likely)} requests ({plan.describe()}); "
-            "it may take a long time. --duration and --replications make each measurement "
-            "cheaper; --max-requests caps the whole search."
-        )
-    values = search.shrink(search.grow(start, search_model), search_model)
-    final = search.measure(values, full_model, "verifying")
-    fidelity = "search"
-    if not final.meets:
-        # The short search runs were too optimistic: search again at the full run length.
-        values = search.shrink(search.grow(values, full_model), full_model)
-        final = search.measure(values, full_model, "verifying")
-        fidelity = "full"
+    search = _Search(target, dims, question.extra, capsim_version, progress, max_requests, executor)
+    if not conditions_change(target):
+        search.settled_by = search_model
+    lower = _lower_bounds(target, dims, question.limit, capsim_version)
+    start, start_kind = _starting_point(question, lower, capsim_version)
+    _check_plan(start, dims, search_model, full_model, max_requests, announce)
+    values, final, fidelity = _find_answer(search, start, search_model, full_model)
     deciding = full_model if fidelity == "full" else search_model
     answer = {d.name: values[d.name] + (redundancy if d.loses_instances else 0) for d in dims}
-    sized = apply_capacity(target, answer, dims)
     intact = final
     if redundancy:
         intact = search.measure(answer, full_model, "verifying without the loss")
-
     # The evidence of minimality, one unit fewer per dimension: independent points, one batch.
     search.measure_all(
         [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
         deciding,
         "checking",
     )
-    tiers_out: dict[str, Any] = {}
-    by_name = {d.name: d for d in dims}
-    for tier in sized.tiers:
-        if tier.synthetic:
-            continue
-        entry: dict[str, Any] = {
-            "instances": tier.instances if tier.kind != "queue" else tier.consumers,
-            "sized": None,
-        }
-        if tier.kind == "database":
-            entry["replicas"] = tier.replicas
-        original = model.tiers[tier.index]
-        sized_dim = by_name.get(tier.name)
-        if sized_dim is not None:
-            of = sized_dim.of
-            entry["sized"] = of
-            entry["was"] = capacity_of(original, of)
-            entry[of] = capacity_of(tier, of)
-            entry["path"] = scenario_path(tier, of)
-            scaler = autoscaled.get(tier.name)
-            if scaler is not None and of == "instances":
-                entry["was"] = scaler.max
-                entry["path"] = f"tiers.{tier.name}.autoscale.max"
-            entry["one_fewer"] = _one_fewer(search, values, sized_dim, deciding, redundancy)
-        if tier.name in autoscaled:
-            entry["autoscale"] = "evaluated at autoscale.max"
-        measured = intact.report.data["tiers"].get(tier.name, {})
-        entry["utilization"] = measured.get("utilization")
-        entry["occupancy"] = measured.get("occupancy")
-        tiers_out[tier.name] = entry
-    costs = plan_costs(sized, tiers_out, intact.report.data)  # analysis/cost.py
-    warnings = _occupancy_warnings(tiers_out, by_name, headroom)
+    sized = apply_capacity(target, answer, dims)
+    tiers_out = _tiers_output(
+        model, sized, question, intact,
+        lambda d: _one_fewer(search, values, d, deciding, redundancy),
+    )  # fmt: skip
     if progress:
         progress(1.0, "done")
     return {
@@ -654,12 +663,12 @@ def size_tiers(
         "command": "size",
         "seed": model.seed,
         "load": load,
-        "offered_rate": total_rate,
+        "offered_rate": open_rate(target),
         "headroom": headroom,
         "redundancy": f"n+{redundancy}" if redundancy else "n",
         "tiers": tiers_out,
         "currency": model.currency,
-        **costs,
+        **plan_costs(sized, tiers_out, intact.report.data),  # analysis/cost.py
         "slos": [c.as_dict() for c in intact.checks],
         "slos_after_loss": [c.as_dict() for c in final.checks] if redundancy else None,
         "passed": intact.meets and final.meets,
@@ -674,14 +683,227 @@ def size_tiers(
             "replications": replications,
             "evaluations": search.evaluations,
             "minimality_checked_at": fidelity,
+            **_search_cost(search, start, start_kind, answer, dims, full_model, redundancy),
         },
         "overrides": {
-            tiers_out[name]["path"]: tiers_out[name][tiers_out[name]["sized"]]
-            for name in tiers_out
-            if tiers_out[name]["sized"]
+            entry["path"]: entry[entry["sized"]] for entry in tiers_out.values() if entry["sized"]
         },
-        "notes": notes,
-        "warnings": warnings,
+        "notes": question.notes,
+        "warnings": _occupancy_warnings(tiers_out, {d.name: d for d in dims}, headroom),
+    }
+
+
+def _question(model: Model, load: float, headroom: float | None, redundancy: int) -> _Question:
+    """The sizing question on the model: traffic at `load`, autoscaled tiers at their max, the
+    sized quantities (an autoscaled tier's never below autoscale.min) and the headroom
+    objectives (one `occupancy <= 1 - headroom` per sized tier)."""
+    autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
+    target, notes = at_max_replicas(scale_open_traffic(model, load))
+    dims = [
+        replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
+        if dim.name in autoscaled and dim.of == "instances"
+        else dim
+        for dim in dimensions(target, redundancy)
+    ]
+    if not dims:
+        raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
+    limit = _load_limits(model)
+    extra: list[Slo] = []
+    if headroom:
+        for dim in dims:
+            extra.append(
+                Slo(
+                    text=f"{dim.name} occupancy <= {format_ratio(1 - headroom)} "
+                    f"(headroom {format_ratio(headroom)})",
+                    statistic="occupancy",
+                    limit=1.0 - headroom,
+                    tier_index=dim.tier,
+                )
+            )
+            limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
+    return _Question(target, dims, extra, limit, autoscaled, notes)
+
+
+def _load_limits(model: Model) -> dict[str, float]:
+    """Per tier, the share of its workers its objectives let the mean load hold.
+
+    The light-load bound counts held workers: an occupancy limit bounds exactly that, a
+    utilization limit (the work alone) only where workers are not held through calls.
+    """
+    limit: dict[str, float] = {}
+    for slo in model.slos:
+        tier = model.tiers[slo.tier_index] if slo.tier_index is not None else None
+        if tier is not None and (
+            slo.statistic == "occupancy" or (slo.statistic == "utilization" and not tier.blocking)
+        ):
+            limit[tier.name] = min(limit.get(tier.name, 1.0), slo.limit)
+    return limit
+
+
+def _run_lengths(
+    model: Model,
+    target: Model,
+    duration: float | None,
+    replications: int,
+    max_requests: float,
+    capsim_version: str,
+) -> tuple[Model, Model]:
+    """The search points' model and the verification's (the scenario's own run length), each
+    long enough for every percentile objective's samples (docs/capacity.md)."""
+    total_rate = open_rate(target)
+    if duration is None:
+        duration = min(
+            model.simulation.duration,
+            max(REQUESTS_PER_POINT / total_rate if total_rate else 0.0, MIN_SEARCH_DURATION),
+        )
+    needs = percentile_needs(target, light_load_solution(target, capsim_version))
+    search_model = _sampled(with_run_length(target, duration, replications), needs, max_requests)
+    full_model = _sampled(
+        with_run_length(target, None, max(model.simulation.replications, replications)),
+        needs,
+        max_requests,
+    )
+    return search_model, full_model
+
+
+def _starting_point(
+    question: _Question, lower: dict[str, int], capsim_version: str
+) -> tuple[dict[str, int], str]:
+    """Where the simulated search starts: the analytic sizing (sizing_start.py) when `solve`
+    can judge the model, else the lower bounds; and which of the two it is."""
+    slos = [*question.target.slos, *question.extra]
+    verdicts: dict[tuple[int, ...], Verdict | None] = {}
+
+    def verdict_of(values: dict[str, int]) -> Verdict | None:
+        key = tuple(values[d.name] for d in question.dims)
+        if key not in verdicts:
+            sized = apply_capacity(question.target, values, question.dims)
+            verdicts[key] = judge(sized, slos, capsim_version)
+        return verdicts[key]
+
+    quantities = [Quantity(d.name, d.low, d.high, d.unit_cost) for d in question.dims]
+    start = analytic_start(quantities, lower, verdict_of)
+    if start is None:
+        return lower, "lower bounds"
+    return {name: max(value, lower[name]) for name, value in start.items()}, "analytic"
+
+
+def _check_plan(
+    start: dict[str, int],
+    dims: list[Dimension],
+    search_model: Model,
+    full_model: Model,
+    max_requests: float,
+    announce: Callable[[str], None] | None,
+) -> None:
+    """ResourceLimitError when the likely search passes `max_requests`; an announcement of a
+    long one."""
+    plan = plan_search(start, dims, search_model, full_model)
+    if plan.likely > max_requests:
+        raise ResourceLimitError(
+            f"this sizing would simulate about {format_count(plan.likely)} requests ({plan.describe()}), "
+            f"more than the limit of {format_count(max_requests)} for the whole search. Shorten the "
+            "search points (--duration 1s, --replications 1), or allow it with --max-requests "
+            f"{option_count(plan.likely * 1.1)}."
+        )
+    if announce is not None and plan.likely > ANNOUNCE_REQUESTS:
+        announce(
+            f"this sizing will simulate about {format_count(plan.likely)} requests ({plan.describe()}); "
+            "it may take a long time. --duration and --replications make each measurement "
+            "cheaper; --max-requests caps the whole search."
+        )
+
+
+def _find_answer(
+    search: _Search, start: dict[str, int], search_model: Model, full_model: Model
+) -> tuple[dict[str, int], Point, str]:
+    """Grow and shrink on short points from `start`, then verify at full length; a failed
+    verification refines at full length from where the search stands (growing from the
+    answer, then shrinking, where short points that failed clearly keep their verdict).
+    Returns the answer, its verification point, and the run length minimality was checked at."""
+    values = search.shrink(search.grow(start, search_model), search_model)
+    final = search.measure(values, full_model, "verifying")
+    if final.meets:
+        return values, final, "search"
+    # The short search runs were too optimistic: refine at the full run length from here.
+    search.stage = "at full length"
+    values = search.shrink(search.grow(values, full_model), full_model)
+    return values, search.measure(values, full_model, "verifying"), "full"
+
+
+def _tiers_output(
+    model: Model,
+    sized: Model,
+    question: _Question,
+    intact: Point,
+    one_fewer: Callable[[Dimension], dict[str, Any]],
+) -> dict[str, Any]:
+    """Per tier of the answer: the sized quantity (value, was, path, evidence of minimality),
+    utilization and occupancy at the answer, and its cost per hour."""
+    by_name = {d.name: d for d in question.dims}
+    tiers_out: dict[str, Any] = {}
+    for tier in sized.tiers:
+        if tier.synthetic:
+            continue
+        entry: dict[str, Any] = {
+            "instances": tier.instances if tier.kind != "queue" else tier.consumers,
+            "sized": None,
+        }
+        if tier.kind == "database":
+            entry["replicas"] = tier.replicas
+        sized_dim = by_name.get(tier.name)
+        if sized_dim is not None:
+            entry.update(_sized_entry(model.tiers[tier.index], tier, sized_dim, question))
+            entry["one_fewer"] = one_fewer(sized_dim)
+        if tier.name in question.autoscaled:
+            entry["autoscale"] = "evaluated at autoscale.max"
+        measured = intact.report.data["tiers"].get(tier.name, {})
+        entry["utilization"] = measured.get("utilization")
+        entry["occupancy"] = measured.get("occupancy")
+        entry["cost_per_hour"] = (
+            billed_units(tier) * tier.cost_per_instance_hour
+            if tier.cost_per_instance_hour is not None
+            else None
+        )
+        tiers_out[tier.name] = entry
+    return tiers_out
+
+
+def _sized_entry(original: Tier, tier: Tier, dim: Dimension, question: _Question) -> dict[str, Any]:
+    """A sized tier's quantity: its name, the answer, what the scenario had and its key."""
+    of = dim.of
+    entry = {
+        "sized": of,
+        "was": capacity_of(original, of),
+        of: capacity_of(tier, of),
+        "path": scenario_path(tier, of),
+    }
+    scaler = question.autoscaled.get(tier.name)
+    if scaler is not None and of == "instances":
+        entry["was"] = scaler.max
+        entry["path"] = f"tiers.{tier.name}.autoscale.max"
+    return entry
+
+
+def _search_cost(
+    search: _Search,
+    start: dict[str, int],
+    start_kind: str,
+    answer: dict[str, int],
+    dims: list[Dimension],
+    full_model: Model,
+    redundancy: int,
+) -> dict[str, Any]:
+    """Where the search started and what it cost (docs/capacity.md, "What a search costs")."""
+    one_run = estimate_requests(apply_capacity(full_model, answer, dims))
+    return {
+        "start": start_kind,
+        "started_at": {
+            d.name: start[d.name] + (redundancy if d.loses_instances else 0) for d in dims
+        },
+        "runs": sum(search.runs.values()),
+        "runs_by_phase": dict(search.runs),
+        "run_equivalents": search.simulated / one_run if one_run > 0 else None,
     }
 
 
@@ -771,4 +993,10 @@ def _one_fewer(
         return {"value": shown, "meets_slos": None, "reason": "at sizing.min"}
     point = search.measure({**values, dim.name: values[dim.name] - 1}, model, "checking")
     reason = "; ".join(point.failures) if not point.meets else "meets the SLOs"
-    return {"value": shown, "meets_slos": point.meets, "reason": reason}
+    # A short point that failed clearly is not run again at full length: its run length shows.
+    return {
+        "value": shown,
+        "meets_slos": point.meets,
+        "reason": reason,
+        "duration": point.model.simulation.duration,
+    }

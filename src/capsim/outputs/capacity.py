@@ -187,6 +187,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         *_class_costs(data.get("cost_per_million_requests_by_class"), code),
         "verified by simulation at the scenario's run length: "
         + ("yes" if data["verified"] else "NO — " + "; ".join(data["verification"]["failures"])),
+        *_search_cost_line(data.get("search") or {}),
     ]
     rows = []
     for name, t in data["tiers"].items():
@@ -238,6 +239,17 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             )
         )
     return lines, blocks
+
+
+def _search_cost_line(search: dict[str, Any]) -> list[str]:
+    """What the sizing search cost: simulated points and runs of the answer (docs/capacity.md)."""
+    if search.get("runs") is None:
+        return []
+    equivalents = search.get("run_equivalents")
+    return [
+        f"search: {search['runs']} simulated points from the {search.get('start', 'lower bounds')} "
+        "start" + (f", {equivalents:.1f} runs of the answer" if equivalents is not None else "")
+    ]
 
 
 #: After a tier's figure in the sweep table: the tier is overloaded at that point.

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""What `size` and `saturate` cost, in runs of their answer, measured in one run.
+
+    python benchmarks/bench_search.py                    # scenarios/ticketing.yaml, both
+    python benchmarks/bench_search.py --only size --load 3x --workers 2
+    python benchmarks/bench_search.py --src /path/to/other/src   # another capsim, same figures
+
+1. size: `capsim size SCENARIO --load 3x --executor process --workers 2 --write ANSWER`, then
+   one `capsim run ANSWER --load 3x` (serial, the scenario's own duration and replications: what
+   a user runs to check the answer). Target (issue 15): size at most 6x that run's wall time.
+2. saturate: `capsim saturate SCENARIO --executor process --workers 2`, then one `capsim run
+   SCENARIO --load RATE/s` at its max_rate_meeting_slos (its saturation rate when it has no
+   SLO answer). Target: at most 4x.
+
+Every command runs as a user would run it (`python -m capsim ...` in its own process, one at a
+time), so start-up and the executor's start are in the figures. Prints wall times, the ratios,
+the search's own count of simulated points (`search.runs`, docs/capacity.md) and the answer.
+On a machine shared with other work, wall times move with its load: compare ratios measured in
+the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+TICKETING = REPO / "scenarios" / "ticketing.yaml"
+SIZE_TARGET = 6.0
+SATURATE_TARGET = 4.0
+
+
+def timed(src: Path, args: list[str]) -> tuple[float, dict[str, Any]]:
+    """Wall time and JSON output of one capsim command in its own process."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "capsim", *args, "--format", "json"],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        sys.exit(f"capsim {' '.join(args)} failed ({done.returncode}):\n{done.stderr.decode()}")
+    return elapsed, json.loads(done.stdout)
+
+
+def bench_size(src: Path, scenario: Path, load: str, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        answer_path = Path(folder) / "answer.yaml"
+        size_time, answer = timed(
+            src,
+            ["size", str(scenario), "--load", load, "--executor", "process",
+             "--workers", str(workers), "--write", str(answer_path)],
+        )  # fmt: skip
+        run_time, _ = timed(src, ["run", str(answer_path), "--load", load])
+    search = answer.get("search", {})
+    return {
+        "command": "size",
+        "wall": size_time,
+        "run": run_time,
+        "ratio": size_time / run_time,
+        "target": SIZE_TARGET,
+        "runs": search.get("runs", search.get("evaluations")),
+        "runs_by_phase": search.get("runs_by_phase"),
+        "run_equivalents": search.get("run_equivalents"),
+        "start": search.get("start"),
+        "answer": answer.get("overrides"),
+        "verified": answer.get("verified"),
+    }
+
+
+def bench_saturate(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
+    sat_time, found = timed(
+        src, ["saturate", str(scenario), "--executor", "process", "--workers", str(workers)]
+    )
+    rate = found.get("max_rate_meeting_slos") or found["saturation_rate"]
+    run_time, _ = timed(src, ["run", str(scenario), "--load", f"{rate:.6g}/s"])
+    search = found.get("search") or {}
+    return {
+        "command": "saturate",
+        "wall": sat_time,
+        "run": run_time,
+        "ratio": sat_time / run_time,
+        "target": SATURATE_TARGET,
+        "runs": search.get("runs", found.get("evaluations")),
+        "runs_by_phase": search.get("runs_by_phase"),
+        "answer": {
+            "saturation_rate": found.get("saturation_rate"),
+            "max_rate_meeting_slos": found.get("max_rate_meeting_slos"),
+            "bottleneck": found.get("bottleneck"),
+        },
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    verdict = "met" if result["ratio"] <= result["target"] else "MISSED"
+    print(
+        f"{result['command']}: {result['wall']:.1f}s wall, one run of its answer "
+        f"{result['run']:.1f}s: {result['ratio']:.2f}x (target at most {result['target']:g}x, "
+        f"{verdict}); {result['runs']} simulated points {result.get('runs_by_phase') or ''}"
+    )
+    if result.get("run_equivalents") is not None:
+        print(f"  simulated requests: {result['run_equivalents']:.2f} runs of the answer")
+    if result.get("start"):
+        print(f"  started from: {result['start']}")
+    print(f"  answer: {result['answer']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", type=Path, default=TICKETING)
+    parser.add_argument("--only", choices=("size", "saturate"))
+    parser.add_argument("--load", default="3x")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--src", type=Path, default=REPO / "src", help="the capsim to measure")
+    args = parser.parse_args()
+    results = []
+    if args.only in (None, "size"):
+        results.append(bench_size(args.src, args.scenario, args.load, args.workers))
+        report(results[-1])
+    if args.only in (None, "saturate"):
+        results.append(bench_saturate(args.src, args.scenario, args.workers))
+        report(results[-1])
+    print(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
