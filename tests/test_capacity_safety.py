@@ -93,6 +93,21 @@ slos:
   - {class: buy, p99: 2s}
 """
 
+#: One pool of 4 workers at 10 ms (400/s) whose longest wait must stay under 80 ms.
+LONGEST_WAIT = """\
+name: longest-wait
+seed: 4
+simulation: {duration: 60s, warmup: 4s, replications: 2}
+traffic:
+  buy: {entry: api, rate: 300/s}
+tiers:
+  api:
+    concurrency: 4
+    service_time: {dist: exponential, mean: 10ms}
+slos:
+  - {tier: api, wait_max: 80ms}
+"""
+
 #: An HPA between 2 and 8 instances of 4 workers at 10 ms: at most 8 x 4 / 10 ms = 3,200/s.
 HPA = """\
 name: saas-hpa
@@ -169,18 +184,30 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
 def test_a_failed_verification_sends_the_search_below_it_and_never_headlines_it(
     tmp_path: Path,
 ) -> None:
-    # 8 s search runs see 255/s where the scenario ends at 300/s: they pass at rates that the
-    # scenario's own 40 s run overloads.
-    result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0)
+    # The longest wait grows with the length of the run: 6 s search points see shorter maxima
+    # than the scenario's own 60 s run, so they pass at rates its verification fails.
+    result = saturate(model_of(tmp_path, "longest", LONGEST_WAIT), duration=6.0)
     attempts = result["verification"]["attempts"]
     best = result["max_rate_meeting_slos"]
     failed = [a["rate"] for a in attempts if not a["meets_slos"]]
     assert failed and min(failed) > best
     assert [a["meets_slos"] for a in attempts if a["rate"] == best] == [True]
     assert all(a["meets_slos"] for a in attempts if a["rate"] < best)
-    # 4 workers at 10 ms take 400/s; the stability rule resolves about 2% at this run length.
-    assert best < 400 * 1.02
+    assert all(a["duration"] == 60.0 for a in attempts)
     assert any("search went on below it" in note for note in result["notes"])
+
+
+def test_search_points_of_a_scenario_with_a_late_rush_run_its_whole_timeline(
+    tmp_path: Path,
+) -> None:
+    # 8 s points would stop before the rush at 20 s and pass at rates the rush overloads.
+    result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0)
+    assert all(point["duration"] >= 40.0 for point in result["curve"])
+    assert any("runs its whole timeline" in note for note in result["notes"])
+    # The rush is the scenario's peak (300/s = the class's rate): 4 workers at 10 ms take 400/s.
+    best = result["max_rate_meeting_slos"]
+    assert best is not None and best < 400
+    assert result["verification"]["attempts"][-1]["meets_slos"] is True
 
 
 def test_an_autoscaled_tier_saturates_at_its_max_replicas_and_says_so(tmp_path: Path) -> None:
@@ -242,7 +269,7 @@ def test_points_near_saturation_run_for_twenty_relaxation_times_within_limits() 
 
 @pytest.mark.parametrize(
     ("name", "text", "duration"),
-    [("jobs", PARTITIONED, 5.0), ("late", LATE_RUSH, 8.0)],
+    [("jobs", PARTITIONED, 5.0), ("longest", LONGEST_WAIT, 6.0)],
     ids=["confirmation-move", "failed-verifications"],
 )
 def test_the_safety_searches_give_the_same_answer_on_a_process_pool(
