@@ -28,6 +28,7 @@ from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import Interrupted
+from capsim.model.features import conditions_change
 from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
 
 Progress = Callable[[float, str], None]
@@ -58,10 +59,20 @@ def scale_open_traffic(model: Model, factor: float) -> Model:
 
 
 def with_run_length(model: Model, duration: float | None, replications: int | None) -> Model:
-    """`model` measured for `duration` seconds; the warm-up keeps its share of the duration."""
+    """`model` measured for `duration` seconds; the warm-up keeps its share of the duration.
+
+    A model whose load or capacity changes during the run (a profile, faults, autoscaling, a
+    cold cache: `conditions_change`) keeps its whole timeline: its warm-up as written (the
+    timeline counts from the start of the warm-up) and at least its own duration, so a search
+    point never stops before the spike or the fault it is about (docs/capacity.md).
+    """
     simulation = model.simulation
     if duration is not None and duration != simulation.duration:
-        warmup = simulation.warmup * duration / simulation.duration
+        if conditions_change(model):
+            duration = max(duration, simulation.duration)
+            warmup = simulation.warmup
+        else:
+            warmup = simulation.warmup * duration / simulation.duration
         simulation = Simulation(duration, warmup, simulation.replications)
     if replications is not None:
         simulation = Simulation(simulation.duration, simulation.warmup, replications)

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capsim.analysis.points import (
+    RERUN_FACTOR,
     Point,
     Progress,
     asked_figures,
     at_max_replicas,
+    expected_requests,
     headline,
     light_load_solution,
     measure,
@@ -36,6 +38,7 @@ from capsim.analysis.stats import NOISE_FACTOR
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
+from capsim.model.features import conditions_change
 from capsim.model.types import Model, Tier
 
 #: Fractions of the analytic saturation rate measured first.
@@ -60,6 +63,8 @@ MAX_VERIFICATIONS = 8
 MAX_MOVES = 3
 #: Rounds of a pair of points around the interpolated crossing before plain bisection.
 STRADDLES = 2
+#: Replications (at least) of the lightest point measured again when it failed only by noise.
+NOISE_RERUN_REPLICATIONS = 5
 
 
 @dataclass
@@ -272,6 +277,32 @@ class _Searcher:
         for rate, point in zip(rates, points, strict=True):
             self._keep(rate, point)
 
+    def measured_longer(self, rate: float, what: str) -> CurvePoint | None:
+        """The point at `rate` measured again with RERUN_FACTOR x its duration and at least
+        NOISE_RERUN_REPLICATIONS replications (docs/capacity.md, "The lightest point"), which
+        then stands for that rate; None when that would exceed half the request limit."""
+        measured = self.cache[round(rate, 9)].point.model
+        simulation = measured.simulation
+        longer = with_run_length(
+            measured,
+            simulation.duration * RERUN_FACTOR,
+            max(simulation.replications * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS),
+        )
+        if expected_requests(longer) > 0.5 * self.max_requests:
+            return None
+        if self.progress:
+            self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
+        point = measure(
+            longer,
+            capsim_version=self.capsim_version,
+            max_requests=self.max_requests,
+            executor=self.executor,
+        )
+        self.done += 1
+        self.count(point, self.model)
+        self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
+        return self.cache[round(rate, 9)]
+
     def _keep(self, rate: float, point: Point) -> None:
         self.done += 1
         self.count(point, self.model)
@@ -420,7 +451,9 @@ def find_saturation(
     base_rate = _checked_options(model, knee_factor, precision)
     model, notes = at_max_replicas(model)
     analytic = _analytic_bounds(model, capsim_version)
-    search_duration = duration or default_search_duration(model, analytic.saturation_rate)
+    search_duration = _whole_timeline(
+        model, duration or default_search_duration(model, analytic.saturation_rate), notes
+    )
     searcher = _Searcher(
         with_run_length(model, search_duration, replications),
         base_rate,
@@ -440,7 +473,9 @@ def find_saturation(
     _move_estimate(searcher, estimate, analytic.shares, precision, notes)
     confirmation = _confirm(searcher, estimate, usable, notes)
     searcher.phase = "knee"
-    knee_rate = _find_knee(searcher, knee_factor, precision, notes)
+    knee_rate = _at_most_saturation(
+        _find_knee(searcher, knee_factor, precision, notes), estimate.rate, notes
+    )
     searcher.phase = "slo limit"
     ceiling = _ceiling(estimate)
     best, verification, slos = _slo_answer(
@@ -476,6 +511,20 @@ def find_saturation(
         "search": {"runs": sum(searcher.runs.values()), "runs_by_phase": dict(searcher.runs)},
         "notes": notes,
     }
+
+
+def _whole_timeline(model: Model, duration: float, notes: list[str]) -> float:
+    """The search duration, never shorter than the scenario's own when its load or capacity
+    changes during the run: a shorter point would stop before its spike or fault."""
+    own = model.simulation.duration
+    if duration >= own or not conditions_change(model):
+        return duration
+    notes.append(
+        "the scenario's load or capacity changes during the run (a profile, faults or a cold "
+        f"cache): every point runs its whole timeline ({model.simulation.warmup:.4g}s warm-up + "
+        f"{own:.4g}s), not a shorter search duration"
+    )
+    return own
 
 
 def _checked_options(model: Model, knee_factor: float, precision: float) -> float:
@@ -741,6 +790,20 @@ def _tier_saturation(
     return {"max_rate": estimate, "max_rate_low": low}
 
 
+def _at_most_saturation(
+    knee: float | None, saturation: float | None, notes: list[str]
+) -> float | None:
+    """The knee, never above the saturation estimate: past saturation p99 only grows with the
+    run's length, so a knee measured there would be an artefact of the run."""
+    if knee is None or saturation is None or knee <= saturation:
+        return knee
+    notes.append(
+        f"p99 stayed below the knee factor up to saturation: the knee is put at the "
+        f"saturation estimate, {saturation:.4g}/s"
+    )
+    return saturation
+
+
 def _find_knee(
     searcher: _Searcher, knee_factor: float, precision: float, notes: list[str]
 ) -> float | None:
@@ -748,24 +811,27 @@ def _find_knee(
     curve = searcher.curve()
     low = curve[0]
     previous = low
+
+    def below_knee(p: CurvePoint) -> bool:
+        # An overloaded point is past the knee whatever its p99 (its queue only grows).
+        return p.point.stable and _knee_ratio(p, low) < knee_factor
+
     for point in curve[1:]:
-        if _knee_ratio(point, low) >= knee_factor:
+        if not below_knee(point):
             lo, hi = _bisect(
                 searcher,
                 previous.rate,
                 point.rate,
-                lambda p: _knee_ratio(p, low) < knee_factor,
+                below_knee,
                 precision,
                 "locating the knee",
                 lambda a, b: _crossing(
                     a.rate, b.rate, _knee_ratio(a, low), _knee_ratio(b, low), knee_factor
                 ),
             )
-            r_lo, r_hi = (
-                _knee_ratio(searcher.at(lo, ""), low),
-                _knee_ratio(searcher.at(hi, ""), low),
-            )
-            if math.isfinite(r_hi) and r_hi > r_lo:
+            at_hi = searcher.at(hi, "")
+            r_lo, r_hi = _knee_ratio(searcher.at(lo, ""), low), _knee_ratio(at_hi, low)
+            if at_hi.point.stable and math.isfinite(r_hi) and r_hi > r_lo:
                 return lo + (hi - lo) * (knee_factor - r_lo) / (r_hi - r_lo)
             return lo
         previous = point
@@ -798,6 +864,15 @@ def _slo_limit(
         return point.point.meets and (ceiling is None or point.rate <= ceiling * (1 + 1e-9))
 
     curve = searcher.curve()
+    if _only_by_noise(curve[0]):
+        remeasured = searcher.measured_longer(curve[0].rate, "re-measuring the lightest point")
+        if remeasured is not None and remeasured.point.meets:
+            notes.append(
+                f"the lightest point ({curve[0].rate:.4g}/s) failed only by the upper end of its "
+                "95% interval; measured again with more replications and a longer run, it met "
+                "every SLO"
+            )
+        curve = searcher.curve()
     if not curve[0].point.meets:
         notes.append(
             f"the SLOs fail even at {curve[0].rate:.4g}/s "
@@ -875,13 +950,19 @@ def _verify(
         return searcher.at(candidate, ""), None
     base_rate = searcher.base_rate
     checked: dict[float, CurvePoint] = {}
+    # At least the search's replications (--replications), so that the verdict has an interval.
+    verification_replications = max(
+        model.simulation.replications, searcher.model.simulation.replications
+    )
 
     def full(rate: float) -> CurvePoint:
         key = round(rate, 9)
         if key not in checked:
             if progress:
                 progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
-            lengthened = with_run_length(model, searcher.duration_at(rate, model), None)
+            lengthened = with_run_length(
+                model, searcher.duration_at(rate, model), verification_replications
+            )
             point = measure(
                 scale_open_traffic(lengthened, rate / base_rate),
                 capsim_version=searcher.capsim_version,
@@ -936,7 +1017,7 @@ def _verify(
         return None, {
             "rate": None,
             "duration": model.simulation.duration,
-            "replications": model.simulation.replications,
+            "replications": verification_replications,
             "meets_slos": False,
             "failures": last["failures"] if last else [],
             "attempts": attempts,
