@@ -992,16 +992,7 @@ def _verify(
             else:
                 high = middle
         passed = full(low)
-    attempts = [
-        {
-            "rate": p.rate,
-            "duration": p.point.model.simulation.duration,
-            "replications": p.point.model.simulation.replications,
-            "meets_slos": p.point.meets,
-            "failures": p.point.failures,
-        }
-        for p in sorted(checked.values(), key=lambda p: p.rate)
-    ]
+    attempts = _attempts(checked)
     if failed is not None:
         notes.append(
             f"the verification at {candidate:.4g}/s failed at the scenario's run length, so the "
@@ -1030,3 +1021,17 @@ def _verify(
         "failures": [],
         "attempts": attempts,
     }
+
+
+def _attempts(checked: dict[float, CurvePoint]) -> list[dict[str, Any]]:
+    """Every verification run, by rate: its length, replications and verdict."""
+    return [
+        {
+            "rate": p.rate,
+            "duration": p.point.model.simulation.duration,
+            "replications": p.point.model.simulation.replications,
+            "meets_slos": p.point.meets,
+            "failures": p.point.failures,
+        }
+        for p in sorted(checked.values(), key=lambda p: p.rate)
+    ]
