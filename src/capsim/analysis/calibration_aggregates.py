@@ -28,7 +28,7 @@ class MetricNames:
     """How Prometheus series are told apart (docs/calibration.md#prometheus): a series' name is
     its `__name__` label, else its file's name; patterns are regular expressions searched in it."""
 
-    rate: str = r"request|_total|_count|rate|throughput"
+    rate: str = r"request|_total|_count|rate|throughput|rps|qps"
     cpu: str = r"cpu|busy|utili[sz]ation"
     latency: str = r"_bucket"
     tier_labels: tuple[str, ...] = ("tier", "service", "service_name", "job", "container")

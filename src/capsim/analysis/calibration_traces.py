@@ -46,6 +46,7 @@ class TraceAnalysis:
     tier_types: dict[str, str]
     window: tuple[float, float]
     orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
+    promoted: int = 0  # orphans taken as roots: the traces' callers are not traced
 
 
 def _uninstrumented_tier(span: Span) -> str:
@@ -86,7 +87,7 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[Span]] = defaultdict(list)
     roots: dict[str, Span] = {}
-    orphans = 0
+    orphaned: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         parent = (span.trace_id, span.parent_id) if span.parent_id else None
         if parent is None:
@@ -95,7 +96,10 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         elif parent in by_id:
             children[parent].append(span)
         else:
-            orphans += 1
+            orphaned[span.trace_id].append(span)
+    promoted = _untraced_callers(roots, orphaned)
+    roots.update(promoted)
+    orphans = sum(len(group) for group in orphaned.values()) - len(promoted)
     if not roots:
         raise MeasurementError("the traces hold no root span (a span without a parent)")
     classes: dict[str, dict[str, Any]] = {}
@@ -177,7 +181,22 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         tier_types=tier_types,
         window=(min(starts), max(starts)),
         orphans=orphans,
+        promoted=len(promoted),
     )
+
+
+def _untraced_callers(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -> dict[str, Span]:
+    """Roots for traces whose first span's caller is not traced (a proxy or browser that
+    passes a trace context but exports no span): when most traces have no span without a
+    parent, each such trace's earliest orphan is its root. Otherwise orphans are traces cut at
+    the edges of the export (or spans of an odd caller), and are left out."""
+    rootless = [trace for trace in orphaned if trace not in roots]
+    if len(rootless) <= len(roots):
+        return {}
+    return {
+        trace: min(orphaned[trace], key=lambda span: (span.start, -span.duration))
+        for trace in rootless
+    }
 
 
 def _visit_tier(span: Span) -> str:
@@ -536,6 +555,11 @@ def calibrate_traces(
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+        )
+    if analysis.promoted:
+        warnings.append(
+            f"{analysis.promoted} traces have no span without a parent (their caller passed a "
+            "trace context but is not traced): the earliest span of each was taken as its root"
         )
     return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
 

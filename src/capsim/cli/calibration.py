@@ -31,7 +31,8 @@ from capsim.textsafe import describe_unsafe, first_unsafe, visible
 
 if TYPE_CHECKING:
     from capsim.analysis.calibration import MetricNames
-    from capsim.measurements import Measurement
+    from capsim.measurements import LoadTest, Measurement
+    from capsim.scenario.schema import Scenario
 
 
 class InputFormat(str, Enum):
@@ -540,28 +541,66 @@ def fit_usl(
                 "--format csv is not available for fit-usl; use table, json or markdown"
             )
         if scenario is not None:
-            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput)
+            tests = [m for m in measurements if isinstance(m, LoadTest)]
+            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput, tests)
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
         _emit(render_document(document, output_format.value, color=_color(output)), output)
 
 
-def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
-    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max."""
+def _saturation_beside_usl(
+    scenario: Path, peak_throughput: float | None, tests: list[LoadTest]
+) -> dict[str, object]:
+    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max. When the load test
+    drove one class of a scenario with several (its requests are named after it), saturate
+    scales that class alone, as the test did; otherwise every open class in the scenario's mix."""
+    from capsim.analysis.backtest import matching_class
     from capsim.analysis.saturate import find_saturation
 
-    model = capsim.build_model(capsim.load_scenario(scenario))
+    loaded = capsim.load_scenario(scenario)
+    driven = next(
+        (
+            found
+            for test in tests
+            for total in test.totals
+            if (found := matching_class(total.name, list(loaded.traffic))) is not None
+        ),
+        None,
+    )
+    if driven is not None and len(loaded.traffic) > 1:
+        loaded = _one_class(loaded, driven)
+    model = capsim.build_model(loaded)
     with _Progress("fit-usl") as progress:
-        found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
-    rate = found["saturation_rate"]
+        saturation = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
+    rate = saturation["saturation_rate"]
     difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None
     return {
         "scenario": str(scenario),
+        "class": driven if driven is not None else "every open class, in the scenario's mix",
         "saturation_rate": rate,
-        "bottleneck": found["bottleneck"],
+        "bottleneck": saturation["bottleneck"],
         "difference_from_peak_throughput": difference,
     }
+
+
+def _one_class(scenario: Scenario, keep: str) -> Scenario:
+    """`scenario` with its other classes left out: traffic, per-class work and their SLOs."""
+    tiers = {
+        name: tier.model_copy(
+            update={"classes": {k: v for k, v in tier.classes.items() if k == keep}}
+        )
+        if isinstance(getattr(tier, "classes", None), dict)
+        else tier
+        for name, tier in scenario.tiers.items()
+    }
+    return scenario.model_copy(
+        update={
+            "traffic": {keep: scenario.traffic[keep]},
+            "tiers": tiers,
+            "slos": [slo for slo in scenario.slos if slo.class_ in (None, keep)],
+        }
+    )
 
 
 def _think_time(text: str) -> float:

@@ -276,7 +276,7 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
     if saturate:
         versus = saturate["difference_from_peak_throughput"]
         lines.append(
-            f"capsim saturate on {saturate['scenario']}: saturates at "
+            f"capsim saturate on {saturate['scenario']} ({saturate.get('class', '')}): saturates at "
             f"{cells.rate(saturate['saturation_rate'])} (bottleneck {saturate['bottleneck']})"
             + (f", {versus * 100:+.1f}% from the USL's X_max" if versus is not None else "")
         )
