@@ -6,7 +6,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -488,119 +488,50 @@ def fit_usl(
     """Fit the Universal Scalability Law X(N) = λN / (1 + σ(N-1) + κN(N-1)) to throughput
     against concurrency of a stepped load test (k6 --out json, Locust _stats_history.csv, or a
     CSV of concurrency,throughput), with 95% intervals, the peak N* and X_max."""
-    import numpy as np
-
-    from capsim.analysis.fitting import fit_usl as fit
+    from capsim.analysis.usl import usl_summary
     from capsim.measurements import LoadTest
     from capsim.outputs import write_output
     from capsim.outputs.calibration import render_document, usl_chart, usl_document
 
     with _exit_codes():
         measurements = _read(files, input_format, max_input)
-        steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
-        if not steps:
-            raise UsageError(
-                "no load steps with a concurrency in these files: fit-usl reads k6 --out json "
-                "(vus points), Locust _stats_history.csv or a concurrency,throughput CSV"
-            )
-        concurrency = np.array([s.users for s in steps])
-        throughput = np.array([s.throughput for s in steps])
-        try:
-            result = fit(concurrency, throughput)
-        except ValueError as error:
-            raise UsageError(f"{error}") from None
-        grid = np.linspace(
-            0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60
-        )[1:]
-        peak_throughput = result.peak_throughput if np.isfinite(result.peak_throughput) else None
-        data = {
-            "sources": [str(f) for f in files],
-            "lambda": result.lam,
-            "sigma": result.sigma,
-            "kappa": result.kappa,
-            "peak_concurrency": result.peak_concurrency
-            if np.isfinite(result.peak_concurrency)
-            else None,
-            "peak_throughput": peak_throughput,
-            "ci95": {k: list(v) for k, v in result.intervals.items()},
-            "r_squared": result.r_squared,
-            "points": result.points,
-            "concurrency": list(result.concurrency),
-            "throughput": list(result.throughput),
-            "fitted": [float(v) for v in result.throughput_at(concurrency)],
-            "curve": {
-                "concurrency": [float(v) for v in grid],
-                "throughput": [float(v) for v in result.throughput_at(grid)],
-            },
-            "notes": []
-            if np.isfinite(result.peak_concurrency)
-            else ["κ = 0: no retrograde region, no finite peak N*"],
-        }
+        tests = [m for m in measurements if isinstance(m, LoadTest)]
+        data = usl_summary(tests, [str(f) for f in files])
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for fit-usl; use table, json or markdown"
             )
         if scenario is not None:
-            tests = [m for m in measurements if isinstance(m, LoadTest)]
-            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput, tests)
+            data["saturate"] = usl_saturation(
+                capsim.load_scenario(scenario), str(scenario), tests, data["peak_throughput"]
+            )
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
         _emit(render_document(document, output_format.value, color=_color(output)), output)
 
 
-def _saturation_beside_usl(
-    scenario: Path, peak_throughput: float | None, tests: list[LoadTest]
-) -> dict[str, object]:
-    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max. When the load test
-    drove one class of a scenario with several (its requests are named after it), saturate
-    scales that class alone, as the test did; otherwise every open class in the scenario's mix."""
-    from capsim.analysis.backtest import matching_class
+def usl_saturation(
+    scenario: Scenario,
+    source: str,
+    tests: list[LoadTest],
+    peak_throughput: float | None,
+    known: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """capsim saturate on `scenario` (the class the tests drove, when they name one), beside
+    the USL's X_max (`capsim.analysis.usl.saturation_beside_usl`). `known`: the search's
+    answer for the whole scenario when it was already run (capsim report's load curve)."""
     from capsim.analysis.saturate import find_saturation
+    from capsim.analysis.usl import saturation_beside_usl
 
-    loaded = capsim.load_scenario(scenario)
-    driven = next(
-        (
-            found
-            for test in tests
-            for total in test.totals
-            if (found := matching_class(total.name, list(loaded.traffic))) is not None
-        ),
-        None,
-    )
-    if driven is not None and len(loaded.traffic) > 1:
-        loaded = _one_class(loaded, driven)
-    model = capsim.build_model(loaded)
-    with _Progress("fit-usl") as progress:
-        saturation = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
-    rate = saturation["saturation_rate"]
-    difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None
-    return {
-        "scenario": str(scenario),
-        "class": driven if driven is not None else "every open class, in the scenario's mix",
-        "saturation_rate": rate,
-        "bottleneck": saturation["bottleneck"],
-        "difference_from_peak_throughput": difference,
-    }
+    def saturate(restricted: Scenario) -> dict[str, Any]:
+        if known is not None and restricted is scenario:
+            return known
+        model = capsim.build_model(restricted)
+        with _Progress("saturate") as progress:
+            return find_saturation(model, capsim_version=capsim.__version__, progress=progress)
 
-
-def _one_class(scenario: Scenario, keep: str) -> Scenario:
-    """`scenario` with its other classes left out: traffic, per-class work and their SLOs."""
-    tiers = {
-        name: tier.model_copy(
-            update={"classes": {k: v for k, v in tier.classes.items() if k == keep}}
-        )
-        if isinstance(getattr(tier, "classes", None), dict)
-        else tier
-        for name, tier in scenario.tiers.items()
-    }
-    return scenario.model_copy(
-        update={
-            "traffic": {keep: scenario.traffic[keep]},
-            "tiers": tiers,
-            "slos": [slo for slo in scenario.slos if slo.class_ in (None, keep)],
-        }
-    )
+    return saturation_beside_usl(scenario, source, tests, peak_throughput, saturate)
 
 
 def _think_time(text: str) -> float:

@@ -315,6 +315,16 @@ def report(
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
+    usl: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--usl",
+            help="A stepped load test (k6 --out json, Locust _stats_history.csv, or a "
+            "concurrency,throughput CSV): the report adds its Universal Scalability Law fit "
+            "and plot beside the scenario's saturation rate. Repeatable.",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Sizing report: verdicts, bottleneck, per-tier tables and plots, in one file.
 
@@ -344,6 +354,7 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
+        usl_tests = _usl_tests(usl)
         model, factor = _with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
@@ -367,6 +378,8 @@ def report(
             )
         if load is not None:
             sizing.result["load"] = factor
+        if usl_tests:
+            sizing.usl = _usl_section(usl or [], usl_tests, loaded, str(scenario), sizing)
         console = _stderr()
         for warning in sizing.warnings:
             _say(console, f"warning: {warning}")
@@ -381,3 +394,39 @@ def report(
             write_report_markdown(text if text.endswith("\n") else text + "\n", files, output)
         if not is_stdout(output):
             console.print(f"wrote {visible(str(output))}", markup=False)
+
+
+def _usl_tests(files: list[Path] | None) -> list[Any]:
+    """The load tests of `capsim report --usl`, read before anything is simulated."""
+    if not files:
+        return []
+    from capsim.measurements import LoadTest, read_measurements
+
+    tests = [m for m in read_measurements(files) if isinstance(m, LoadTest)]
+    if not tests:
+        raise UsageError(
+            "--usl: none of these files is a load test (k6 --out json, Locust "
+            "_stats_history.csv or a concurrency,throughput CSV)"
+        )
+    return tests
+
+
+def _usl_section(
+    files: list[Path], tests: list[Any], scenario: Any, source: str, sizing: Any
+) -> dict[str, Any]:
+    """The USL fit of `tests` and, beside its X_max, the saturation rate of the report's own
+    search when the test loaded the scenario's mix, else of the class the test drove."""
+    from capsim.analysis.usl import usl_summary
+    from capsim.cli.calibration import usl_saturation
+
+    data = usl_summary(tests, [str(f) for f in files])
+    curve = sizing.curve or {}
+    known = (
+        {"saturation_rate": curve["saturation_rate"], "bottleneck": curve.get("bottleneck")}
+        if curve.get("saturation_rate")
+        else None
+    )
+    data["saturate"] = usl_saturation(scenario, source, tests, data["peak_throughput"], known)
+    return data
+    data["saturate"] = usl_saturation(scenario, source, tests, data["peak_throughput"])
+    return data

@@ -152,6 +152,21 @@ def _cell_rows(result: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]
     return classes, tiers
 
 
+def _usl_lines(usl: dict[str, Any]) -> list[str]:
+    """`capsim report --usl`: the USL's parameters and capsim saturate's rate beside X_max."""
+    from capsim.outputs.calibration import USL_HEADER, usl_comparison, usl_rows
+
+    sources = ", ".join(markdown_text(source) for source in usl["sources"])
+    lines = ["", "## Scalability: the Universal Scalability Law", ""]
+    lines += [f"Fitted to {sources}: R² {usl['r_squared']:.4f} over {usl['points']} steps.", ""]
+    lines += _markdown_table(USL_HEADER, usl_rows(usl), right=range(1, 3))
+    comparison = usl_comparison(usl)
+    if comparison:
+        lines += ["", markdown_text(comparison)]
+    lines += ["", *(f"> {markdown_text(note)}" for note in usl.get("notes", []))]
+    return lines
+
+
 def render_report_markdown(
     report: SizingReport, stem: str, png: bool | None = None
 ) -> tuple[str, dict[str, bytes]]:
@@ -242,6 +257,8 @@ def render_report_markdown(
         )
         if not report.currency:
             lines += ["", cells.NO_CURRENCY_NOTE]
+    if report.usl:
+        lines += _usl_lines(report.usl)
     if report.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {markdown_text(warning)}" for warning in report.warnings]
