@@ -366,6 +366,10 @@ def _otlp_span(span: dict, base64_ids: bool, kind_names: bool) -> dict:
         "startTimeUnixNano": _nanos(span["start"]),
         "endTimeUnixNano": _nanos(span["end"]),
         "attributes": [{"key": k, "value": _value(v)} for k, v in span["attributes"].items()],
+        "links": [
+            {"traceId": ident(trace), "spanId": ident(parent), "attributes": []}
+            for trace, parent in span.get("links", [])
+        ],
         "droppedAttributesCount": 0,
         "events": [],
         "status": {"code": 1},
@@ -410,12 +414,26 @@ def orphan_spans(count: int, until: float, seed: int) -> list[dict]:
     return spans
 
 
-def write_otlp_files(record: Record2, folder: Path, until: float, seed: int = 5) -> list[Path]:
+def _linked(span: dict) -> dict:
+    """A consumer span that starts a trace of its own, linked to the producer span (what
+    OpenTelemetry's messaging conventions allow instead of a parent)."""
+    if span["kind"] != "consumer":
+        return span
+    fresh = bytes(16 - len(span["id"])) + span["id"]
+    return {**span, "trace": fresh, "parent": None, "links": [(span["trace"], span["parent"])]}
+
+
+def write_otlp_files(
+    record: Record2, folder: Path, until: float, seed: int = 5, linked_consumers: bool = False
+) -> list[Path]:
     """Spans ended by `until` (traces still open are cut), shuffled, split into three files:
     edge and api in one JSON document (hex ids, kind numbers); index, catalog and inventory as
-    NDJSON of 400-span documents (base64 ids, kind names); mailer in its own document (hex)."""
+    NDJSON of 400-span documents (base64 ids, kind names); mailer in its own document (hex).
+    `linked_consumers`: the mailer's spans start their own traces, linked to the producers."""
     rng = np.random.default_rng(seed)
     spans = [s for s in record.spans if s["end"] <= until] + orphan_spans(25, until, seed)
+    if linked_consumers:
+        spans = [_linked(span) for span in spans]
     order = rng.permutation(len(spans))
     spans = [spans[k] for k in order]
     groups = {

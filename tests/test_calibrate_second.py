@@ -165,6 +165,28 @@ def test_traces_whose_caller_is_not_traced_are_rooted_at_their_first_span(
     assert classes["order_handler"]["rate"] == pytest.approx(20.0, rel=0.15)
 
 
+def test_consumers_that_start_their_own_traces_are_joined_by_their_links(
+    short: dict, tmp_path: Path
+) -> None:
+    """OpenTelemetry's messaging conventions let a consumer start a new trace with a link to
+    the producer: the queue's visits, their class and the asynchronous call are the same."""
+    plans = {"search": [(35.0, 60.0)], "order": [(35.0, 20.0)], "report": [(35.0, 10.0)]}
+    record = shop2.run_open(TRUTH, 21, 30.0, plans)
+    files = shop2.write_otlp_files(record, tmp_path, 30.0, linked_consumers=True)
+    mailer = json.loads(files[2].read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert all(span["links"] and not span["parentSpanId"] for span in mailer)
+    code, out, err = invoke("calibrate", *map(str, files), *WORKERS, "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert set(summary["classes"]) == set(shop2.CLASSES)  # no class rooted at the consumer
+    linked, parented = (
+        fitted(summary, "events", "order"),
+        fitted(short["summary"], "events", "order"),
+    )
+    assert (linked["visits"], linked["mean"]) == (parented["visits"], parented["mean"])
+    assert fitted(summary, "api", "order")["calls"]["events"]["asynchronous"] is True
+
+
 @pytest.fixture(scope="module")
 def aggregates(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Ten minutes with each class's rate changing every 20 s, as three Prometheus results."""

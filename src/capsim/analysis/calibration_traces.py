@@ -90,6 +90,12 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     orphaned: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         parent = (span.trace_id, span.parent_id) if span.parent_id else None
+        if parent is None and span.kind == "consumer":
+            # A consumer that starts a trace of its own links to the producer it consumed from.
+            parent = next((link for link in span.links if link in by_id), None)
+            if parent is not None:
+                children[parent].append(span)
+                continue
         if parent is None:
             if span.trace_id not in roots or span.start < roots[span.trace_id].start:
                 roots[span.trace_id] = span
@@ -127,8 +133,8 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     visits: list[Visit] = []
     tier_types: dict[str, str] = {}
 
-    def visit(span: Span, tier: str) -> None:
-        record = Visit(tier, span, trace_class[span.trace_id])
+    def visit(span: Span, tier: str, cls: str) -> None:
+        record = Visit(tier, span, cls)
         if tier_types.get(tier, "service") == "service":
             tier_types[tier] = _tier_type(span)
         synchronous: list[tuple[float, float]] = []
@@ -142,7 +148,7 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
             ):
                 record.calls.append((_visit_tier(child), child.start, child.end, False))
                 synchronous.append((child.start, child.end))
-                visit(child, _visit_tier(child))
+                visit(child, _visit_tier(child), cls)
             elif child.kind == "client" and span.kind != "client":
                 callees = [
                     c
@@ -153,15 +159,15 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
                 record.calls.append((target, child.start, child.end, False))
                 synchronous.append((child.start, child.end))
                 if callees:
-                    visit(callees[0], target)
+                    visit(callees[0], target, cls)
                 else:
-                    visit(child, target)
+                    visit(child, target, cls)
             elif child.kind == "producer":
                 target = _queue_tier(child)
                 record.calls.append((target, child.start, child.end, True))
                 for consumer in children.get((child.trace_id, child.span_id), []):
                     if consumer.kind == "consumer":
-                        visit(consumer, target)
+                        visit(consumer, target, cls)
                         tier_types[target] = "queue"
             else:
                 stack.extend(children.get((child.trace_id, child.span_id), []))
@@ -172,8 +178,8 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         record.self_time = max(span.duration - _union_length(clipped), 0.0)
         visits.append(record)
 
-    for first in entries.values():
-        visit(first, _visit_tier(first))
+    for trace_id, first in entries.items():
+        visit(first, _visit_tier(first), trace_class[trace_id])
     starts = [root.start for root in roots.values()]
     return TraceAnalysis(
         visits=visits,

@@ -105,6 +105,8 @@ def saturation_beside_usl(
     driven = driven_class(tests, list(scenario.traffic))
     if driven is not None and len(scenario.traffic) > 1:
         scenario = only_class(scenario, driven)
+    if driven is None and len(scenario.traffic) == 1:
+        driven = next(iter(scenario.traffic))
     found = saturate(scenario)
     rate = found.get("saturation_rate")
     difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None

@@ -106,6 +106,21 @@ def _span(record: Any, service: str, where: str) -> Span:
         start=start / 1e9,
         end=end / 1e9,
         attributes=attributes_of(_field(record, "attributes") or [], where),
+        links=_links(_field(record, "links"), where),
+    )
+
+
+def _links(items: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The (trace id, span id) of each span link (a consumer's link to the producer that
+    published what it consumed, when the consumer starts a trace of its own)."""
+    if not items:
+        return ()
+    if not isinstance(items, list):
+        raise MeasurementError(f"{where}: links must be a list of {{traceId, spanId}}")
+    return tuple(
+        (_identifier(_field(link, "traceId")), _identifier(_field(link, "spanId")))
+        for link in items
+        if isinstance(link, dict) and _field(link, "traceId") and _field(link, "spanId")
     )
 
 

@@ -22,6 +22,9 @@ class Span:
     start: float
     end: float
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Span links as (trace id, span id): how a consumer that starts its own trace names the
+    #: producer span whose message it consumed.
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration(self) -> float:
