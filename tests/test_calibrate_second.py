@@ -187,6 +187,54 @@ def test_consumers_that_start_their_own_traces_are_joined_by_their_links(
     assert fitted(summary, "api", "order")["calls"]["events"]["asynchronous"] is True
 
 
+def _shard_traces(overlapping: bool) -> list[list[dict]]:
+    """Sixty requests at `api`, each calling three `shard` copies (untraced, by peer.service):
+    all at once (a scatter-gather), or one after another."""
+    rng = np.random.default_rng(4)
+    traces = []
+    for _ in range(60):
+        work, times = float(rng.uniform(2, 4)), rng.uniform(3, 6, 3)
+        starts = (
+            [work] * 3 if overlapping else list(work + np.concatenate(([0], np.cumsum(times[:2]))))
+        )
+        end = max(a + t for a, t in zip(starts, times, strict=True))
+        spans = [{"service": "api", "id": "01", "kind": 2, "start": 0, "end": end, "name": "q"}]
+        for k, (start, length) in enumerate(zip(starts, times, strict=True)):
+            spans.append(
+                {
+                    "service": "api",
+                    "id": f"1{k}",
+                    "parent": "01",
+                    "kind": 3,
+                    "start": start,
+                    "end": start + float(length),
+                    "attributes": {"peer.service": "shard"},
+                }
+            )
+        traces.append(spans)
+    return traces
+
+
+@pytest.mark.parametrize(
+    ("overlapping", "written"),
+    [(True, "- {parallel: [shard, shard, shard]}"), (False, "- {tier: shard, repeat: 3}")],
+)
+def test_calls_to_copies_of_one_tier_that_overlap_are_a_parallel_fan_out(
+    tmp_path: Path, overlapping: bool, written: str
+) -> None:
+    from test_calibrate import otlp_document
+
+    path = tmp_path / "shards.json"
+    path.write_text(json.dumps(otlp_document(_shard_traces(overlapping))))
+    scenario = tmp_path / "shards.yaml"
+    code, out, err = invoke("calibrate", str(path), "-o", str(scenario), "--format", "json")
+    assert code == 0, err
+    assert written in scenario.read_text()
+    calls = json.loads(out)["tiers"]["api"]["classes"]["q"]["calls"]
+    assert calls["shard"]["calls_when_called"] == 3
+    assert invoke("validate", str(scenario))[0] == 0
+
+
 @pytest.fixture(scope="module")
 def aggregates(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Ten minutes with each class's rate changing every 20 s, as three Prometheus results."""
@@ -231,6 +279,31 @@ def test_nan_samples_drop_their_interval_and_the_rollouts_pods_add_up(aggregates
     api = next(d for d in aggregates["summary"]["demands"] if d["tier"] == "api")
     assert api["intervals_used"] == 40 - 2  # two NaN samples of the report rate
     assert api["r_squared"] > 0.9
+
+
+def test_a_millisecond_histogram_and_float_noise_in_times_give_the_same_figures(
+    aggregates: dict, tmp_path: Path
+) -> None:
+    """OpenTelemetry's older histogram in milliseconds (le in ms, the name says so), and CPU
+    samples whose times differ from the rates' by float noise in the JSON."""
+    rates, cpu, latency = (json.loads(path.read_text()) for path in aggregates["files"])
+    for series in latency["data"]["result"]:
+        series["metric"]["__name__"] = "http_server_duration_milliseconds_bucket"
+        if series["metric"]["le"] != "+Inf":
+            series["metric"]["le"] = f"{float(series['metric']['le']) * 1000:g}"
+    for series in cpu["data"]["result"]:
+        series["values"] = [[t + 1e-7, v] for t, v in series["values"]]
+    files = []
+    for name, document in (("rps", rates), ("cpu", cpu), ("duration_ms", latency)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(document))
+    code, out, err = invoke("calibrate", *map(str, files), "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    for cls in ROUTES.values():
+        seconds = aggregates["summary"]["classes"][cls]["latency"]
+        assert summary["classes"][cls]["latency"]["p50"] == pytest.approx(seconds["p50"])
+    assert summary["demands"] == aggregates["summary"]["demands"]
 
 
 @pytest.fixture(scope="module")

@@ -31,14 +31,23 @@ class MetricNames:
     rate: str = r"request|_total|_count|rate|throughput|rps|qps"
     cpu: str = r"cpu|busy|utili[sz]ation"
     latency: str = r"_bucket"
-    tier_labels: tuple[str, ...] = ("tier", "service", "service_name", "job", "container")
+    tier_labels: tuple[str, ...] = (
+        "tier",
+        "service",
+        "service_name",
+        "job",
+        "container",
+        "app",
+    )
     class_labels: tuple[str, ...] = (
         "class",
         "route",
+        "http_route",
         "handler",
         "endpoint",
         "name",
         "uri",
+        "path",
         "operation",
     )
     #: The CPU series are utilizations (busy fraction of the tier's workers) rather than busy
@@ -80,11 +89,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
             tier = scenario_name(tier) if tier else None
             cls = scenario_name(cls) if cls else None
             if "le" in series.labels or re.search(names.latency, metric):
-                le = (
-                    math.inf
-                    if series.labels.get("le") in ("+Inf", "inf")
-                    else float(series.labels.get("le", "nan"))
-                )
+                le = _bucket_bound(series.labels.get("le", "nan"), metric)
                 for value in series.values:
                     histograms[cls or "requests"][le] += value
             elif re.search(names.cpu, metric):
@@ -117,6 +122,22 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
         histograms={k: dict(v) for k, v in histograms.items()},
         sources=sorted(rate_sources),
     )
+
+
+#: A histogram in milliseconds (OpenTelemetry's older `http_server_duration_milliseconds`):
+#: its bucket bounds are divided by 1000.
+_MILLISECONDS = re.compile(r"millisecond|_ms(_|$)")
+
+
+def _bucket_bound(le: str, metric: str) -> float:
+    """A bucket's upper bound in seconds (`+Inf`: the total)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        raise MeasurementError(
+            f"series {metric!r}: le={le!r} is not a bucket bound (a number or +Inf)"
+        ) from None
+    return bound / 1000.0 if _MILLISECONDS.search(metric) and math.isfinite(bound) else bound
 
 
 def histogram_quantile(buckets: dict[float, float], q: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -333,6 +334,23 @@ def _exclusive_groups(
     return [group for group in groups if len(group) > 1]
 
 
+def _count_fan_out(
+    calls: list[tuple[str, float, float, bool]], fanned: dict[str, list[int]]
+) -> None:
+    """For each target called more than once in one visit: count the visit, and whether two of
+    its calls overlap in time (a fan-out to copies, rather than calls one after another)."""
+    by_target: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for target, start, end, _ in calls:
+        by_target[target].append((start, end))
+    for target, spans in by_target.items():
+        if len(spans) < 2:
+            continue
+        spans.sort()
+        fanned[target][1] += 1
+        if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
+            fanned[target][0] += 1
+
+
 def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     """The calls of one tier for one class, with probabilities, repeats, parallel groups (calls
     that overlap in time) and one_of groups (calls that exclude each other)."""
@@ -341,12 +359,14 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     offsets: dict[str, list[float]] = defaultdict(list)
     asynchronous: dict[str, bool] = {}
     overlaps: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    fanned: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # same-target calls overlapping
     for k, v in enumerate(visits):
         for target, start, _end, is_async in v.calls:
             counts[target][k] += 1
             offsets[target].append(start - v.span.start)
             asynchronous[target] = is_async
         synchronous = [c for c in v.calls if not c[3]]
+        _count_fan_out(synchronous, fanned)
         for i, first in enumerate(synchronous):
             for second in synchronous[i + 1 :]:
                 if first[0] == second[0]:
@@ -404,6 +424,15 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             spec: dict[str, Any] = {"tier": member}
             if probability < 0.9995:
                 spec["probability"] = float(f"{probability:.4g}")
+            overlapping, several = fanned[member]
+            if repeat > 1 and several and overlapping / several > 0.5 and "probability" not in spec:
+                # A fan-out to copies of one tier (shards): r branches of one parallel group.
+                specs += [member] * (repeat - 1)
+                notes.append(
+                    f"{member}: its {repeat} calls overlap in time in {overlapping} of {several} "
+                    "visits that make several: a parallel fan-out"
+                )
+                repeat = 1
             if repeat > 1:
                 spec["repeat"] = repeat
             half = 1.96 * math.sqrt(probability * (1 - probability) / total)
@@ -421,7 +450,8 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             specs.append(spec if len(spec) > 1 else member)
         if len(specs) > 1:
             items.append({"parallel": specs})
-            notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
+            if len(members) > 1:
+                notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
         else:
             items.append(specs[0])
     return items, notes, figures
