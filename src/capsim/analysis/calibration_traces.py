@@ -415,7 +415,7 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             continue
         members = [t for t in order if find(t) == find(target)]
         placed.update(members)
-        specs = []
+        specs: list[Any] = []
         for member in members:
             calls = np.array(counts[member])
             made = calls[calls > 0]
