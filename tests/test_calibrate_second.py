@@ -338,6 +338,37 @@ def test_load_steps_read_back_as_the_truth_measured_them(stepped: dict, which: s
     assert any(t.name.endswith("search") for t in test.totals)
 
 
+def test_a_gzipped_file_is_read_as_what_it_holds_within_the_cap(
+    stepped: dict, tmp_path: Path
+) -> None:
+    """k6 writes `--out json=results.gz` compressed; the cap applies to what it decompresses to."""
+    import gzip
+
+    from capsim.measurements import read_measurement
+
+    packed = tmp_path / "results.gz"
+    packed.write_bytes(gzip.compress(stepped["k6"].read_bytes()))
+    plain, unpacked = read_measurement(stepped["k6"]), read_measurement(packed)
+    assert unpacked.steps == plain.steps  # type: ignore[union-attr]
+    cap = 2 * packed.stat().st_size  # above the file, below what it holds
+    assert stepped["k6"].stat().st_size > cap
+    code, _, err = invoke("fit-usl", str(packed), "--max-input", str(cap))
+    assert code == 3 and "decompressed, the file is larger than" in err
+    packed.write_bytes(gzip.compress(b'{"resourceSpans": []}')[:-6])
+    code, _, err = invoke("calibrate", str(packed))
+    assert code == 2 and "cannot be decompressed" in err
+
+
+def test_a_json_array_of_otlp_documents_is_read_as_their_spans(short: dict, tmp_path: Path) -> None:
+    from capsim.measurements import read_measurement
+
+    documents = [json.loads(short["files"][k].read_text()) for k in (0, 2)]
+    joined = tmp_path / "joined.json"
+    joined.write_text(json.dumps(documents))
+    spans = read_measurement(joined).spans  # type: ignore[union-attr]
+    assert len(spans) == sum(len(read_measurement(short["files"][k]).spans) for k in (0, 2))  # type: ignore[union-attr]
+
+
 def test_locusts_stats_file_keeps_the_name_and_the_aggregated_row(stepped: dict) -> None:
     from capsim.measurements import read_measurement
 

@@ -25,6 +25,8 @@ def parse_otlp_json(text: str, path: str | Path) -> Traces:
         documents = json_lines(text, path)
     else:
         documents = [parse_json(text, path)]
+    if len(documents) == 1 and isinstance(documents[0], list):
+        documents = documents[0]  # a JSON array of documents (several exports concatenated)
     spans: list[Span] = []
     for number, document in enumerate(documents, start=1):
         where = f"{path}" + (f" (document {number})" if len(documents) > 1 else "")
