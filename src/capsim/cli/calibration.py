@@ -517,10 +517,12 @@ def usl_saturation(
     tests: list[LoadTest],
     peak_throughput: float | None,
     known: dict[str, Any] | None = None,
+    command: str = "fit-usl",
 ) -> dict[str, Any]:
     """capsim saturate on `scenario` (the class the tests drove, when they name one), beside
     the USL's X_max (`capsim.analysis.usl.saturation_beside_usl`). `known`: the search's
-    answer for the whole scenario when it was already run (capsim report's load curve)."""
+    answer for the whole scenario when it was already run (capsim report's load curve);
+    `command` names the progress lines."""
     from capsim.analysis.saturate import find_saturation
     from capsim.analysis.usl import saturation_beside_usl
 
@@ -528,7 +530,7 @@ def usl_saturation(
         if known is not None and restricted is scenario:
             return known
         model = capsim.build_model(restricted)
-        with _Progress("saturate") as progress:
+        with _Progress(command) as progress:
             return find_saturation(model, capsim_version=capsim.__version__, progress=progress)
 
     return saturation_beside_usl(scenario, source, tests, peak_throughput, saturate)

@@ -354,7 +354,7 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
-        usl_tests = _usl_tests(usl)
+        usl_tests, usl_fit = _usl_fit(usl)
         model, factor = _with_load(capsim.build_model(loaded), load)
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
@@ -378,8 +378,8 @@ def report(
             )
         if load is not None:
             sizing.result["load"] = factor
-        if usl_tests:
-            sizing.usl = _usl_section(usl or [], usl_tests, loaded, str(scenario), sizing)
+        if usl_fit is not None:
+            sizing.usl = _beside_saturate(usl_fit, usl_tests, loaded, str(scenario), sizing.curve)
         console = _stderr()
         for warning in sizing.warnings:
             _say(console, f"warning: {warning}")
@@ -396,10 +396,12 @@ def report(
             console.print(f"wrote {visible(str(output))}", markup=False)
 
 
-def _usl_tests(files: list[Path] | None) -> list[Any]:
-    """The load tests of `capsim report --usl`, read before anything is simulated."""
+def _usl_fit(files: list[Path] | None) -> tuple[list[Any], dict[str, Any] | None]:
+    """The load tests of `capsim report --usl` and their USL fit, before anything is simulated
+    (a file that is no load test, or too few steps, is refused first)."""
     if not files:
-        return []
+        return [], None
+    from capsim.analysis.usl import usl_summary
     from capsim.measurements import LoadTest, read_measurements
 
     tests = [m for m in read_measurements(files) if isinstance(m, LoadTest)]
@@ -408,25 +410,25 @@ def _usl_tests(files: list[Path] | None) -> list[Any]:
             "--usl: none of these files is a load test (k6 --out json, Locust "
             "_stats_history.csv or a concurrency,throughput CSV)"
         )
-    return tests
+    return tests, usl_summary(tests, [str(f) for f in files])
 
 
-def _usl_section(
-    files: list[Path], tests: list[Any], scenario: Any, source: str, sizing: Any
+def _beside_saturate(
+    usl: dict[str, Any], tests: list[Any], scenario: Any, source: str, curve: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The USL fit of `tests` and, beside its X_max, the saturation rate of the report's own
-    search when the test loaded the scenario's mix, else of the class the test drove."""
-    from capsim.analysis.usl import usl_summary
+    """The USL fit with, beside its X_max, the saturation rate of the report's own search when
+    the test loaded the scenario's mix, else of the class the test drove."""
     from capsim.cli.calibration import usl_saturation
 
-    data = usl_summary(tests, [str(f) for f in files])
-    curve = sizing.curve or {}
+    curve = curve or {}
     known = (
         {"saturation_rate": curve["saturation_rate"], "bottleneck": curve.get("bottleneck")}
         if curve.get("saturation_rate")
         else None
     )
-    data["saturate"] = usl_saturation(scenario, source, tests, data["peak_throughput"], known)
-    return data
-    data["saturate"] = usl_saturation(scenario, source, tests, data["peak_throughput"])
-    return data
+    return {
+        **usl,
+        "saturate": usl_saturation(
+            scenario, source, tests, usl["peak_throughput"], known, command="report"
+        ),
+    }
