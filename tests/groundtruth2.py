@@ -46,7 +46,8 @@ CLASSES = ("search", "order", "report")
 
 @dataclass(frozen=True)
 class Truth2:
-    api_workers: int = 4
+    api_workers: int = 4  # per instance
+    api_instances: int = 1  # separately queued, requests dealt round robin
     api_mean: dict[str, float] = field(
         default_factory=lambda: {"search": 0.005, "order": 0.010, "report": 0.030}
     )
@@ -95,8 +96,10 @@ class Shop2:
         self.truth = truth
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(seed)
+        self.api = [simpy.Resource(self.env, truth.api_workers) for _ in range(truth.api_instances)]
+        self.dealt = 0  # requests dealt to api instances so far (round robin)
+        self.api_instance: dict[bytes, str] = {}  # trace -> the api instance serving it
         self.pools = {
-            "api": simpy.Resource(self.env, truth.api_workers),
             "index": simpy.Resource(self.env, truth.index_workers),
             "catalog": simpy.Resource(self.env, truth.catalog_workers),
             "inventory": simpy.Resource(self.env, truth.inventory_workers),
@@ -113,7 +116,16 @@ class Shop2:
         return self.counter.to_bytes(size, "big")
 
     def emit(self, trace: bytes, span: bytes, parent: bytes | None, **fields: object) -> None:
-        self.record.spans.append({"trace": trace, "id": span, "parent": parent, **fields})
+        instance = self.api_instance.get(trace, "api-0") if fields["service"] == "api" else ""
+        self.record.spans.append(
+            {
+                "trace": trace,
+                "id": span,
+                "parent": parent,
+                "instance": instance or f"{fields['service']}-0",
+                **fields,
+            }
+        )
 
     def lognormal(self, mean: float, cv: float) -> float:
         s2 = math.log(1 + cv * cv)
@@ -178,7 +190,10 @@ class Shop2:
         self.record.arrivals[cls].append(arrival)
         trace, root = self.new_id(16), self.new_id(8)
         own = self.lognormal(t.api_mean[cls], t.api_cv)
-        with self.pools["api"].request() as slot:
+        instance = self.dealt % t.api_instances
+        self.dealt += 1
+        self.api_instance[trace] = f"api-{instance}"
+        with self.api[instance].request() as slot:
             yield slot
             began = self.env.now
             server = self.new_id(8)
@@ -376,12 +391,15 @@ def _otlp_span(span: dict, base64_ids: bool, kind_names: bool) -> dict:
     }
 
 
-def _resource_spans(service: str, spans: list[dict]) -> dict:
+def _resource_spans(service: str, instance: str, spans: list[dict]) -> dict:
     return {
         "resource": {
             "attributes": [
                 {"key": "service.name", "value": {"stringValue": service}},
-                {"key": "service.instance.id", "value": {"stringValue": f"{service}-0"}},
+                {
+                    "key": "service.instance.id",
+                    "value": {"stringValue": instance or f"{service}-0"},
+                },
                 {"key": "process.pid", "value": {"intValue": "4242"}},
             ]
         },
@@ -443,23 +461,22 @@ def write_otlp_files(
     }
     paths = []
     for name, (services, base64_ids, kind_names, ndjson) in groups.items():
-        by_service: dict[str, list[dict]] = {}
+        by_process: dict[tuple[str, str], list[dict]] = {}  # (service, instance) -> spans
         for span in spans:
             if span["service"] in services:
-                by_service.setdefault(span["service"], []).append(
-                    _otlp_span(span, base64_ids, kind_names)
-                )
+                process = (span["service"], span.get("instance", ""))
+                by_process.setdefault(process, []).append(_otlp_span(span, base64_ids, kind_names))
         path = folder / name
         if ndjson:
             lines = [
-                json.dumps({"resourceSpans": [_resource_spans(service, items[k : k + 400])]})
-                for service, items in by_service.items()
+                json.dumps({"resourceSpans": [_resource_spans(*process, items[k : k + 400])]})
+                for process, items in by_process.items()
                 for k in range(0, len(items), 400)
             ]
             path.write_text("\n".join(lines) + "\n")
         else:
             document = {
-                "resourceSpans": [_resource_spans(s, items) for s, items in by_service.items()]
+                "resourceSpans": [_resource_spans(*p, items) for p, items in by_process.items()]
             }
             path.write_text(json.dumps(document, indent=1))
         paths.append(path)

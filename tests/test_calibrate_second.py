@@ -133,6 +133,33 @@ def test_the_calibrated_model_predicts_the_true_entry_percentiles(traced: dict) 
             ), (cls, name)
 
 
+def test_instances_of_a_service_become_instances_with_their_own_workers(tmp_path: Path) -> None:
+    """api as 2 instances of 2 workers, requests dealt round robin: the resources'
+    service.instance.id tell the instances apart, the model is written so and predicts the
+    truth's percentiles."""
+    truth = shop2.Truth2(api_instances=2, api_workers=2)
+    plans = {"search": [(125.0, 50.0)], "order": [(125.0, 15.0)], "report": [(125.0, 8.0)]}
+    record = shop2.run_open(truth, 32, 120.0, plans)
+    files = shop2.write_otlp_files(record, tmp_path, 120.0)
+    scenario = tmp_path / "instances.yaml"
+    code, _, err = invoke("calibrate", *map(str, files), "-o", str(scenario))
+    assert code == 0, err
+    text = scenario.read_text()
+    assert "  api:\n    type: service\n" in text
+    api = text[text.index("  api:\n") :]
+    assert "instances: 2\n" in api[: api.index("service_time")]
+    assert "concurrency: 2\n" in api[: api.index("service_time")]
+    code, out, err = invoke("run", str(scenario), "--duration", "400s", "--format", "json")
+    assert code == 0, err
+    predicted = json.loads(out)["classes"]
+    for cls in shop2.CLASSES:
+        measured = [c[2] for c in record.completions if c[1] == cls and c[0] <= 120.0]
+        for name, q in (("p50", 50), ("p99", 99)):
+            assert predicted[cls]["latency"][name] == pytest.approx(
+                float(np.percentile(measured, q)), rel=0.10
+            ), (cls, name)
+
+
 def test_orphans_from_an_untraced_prober_are_left_out_with_a_warning(traced: dict) -> None:
     assert "spans whose parent is not in the files were left out" in traced["stderr"]
     assert "healthz" not in traced["scenario"].read_text()

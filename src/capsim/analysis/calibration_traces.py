@@ -222,6 +222,17 @@ def _tier_type(span: Span) -> str:
     return "service"
 
 
+def _spans_by_instance(visits: list[Visit]) -> dict[str, list[Span]]:
+    """A traced tier's visits by the instance that recorded them ({} when any visit is not the
+    tier's own span, such as a client span of an untraced callee, or names no instance)."""
+    groups: dict[str, list[Span]] = defaultdict(list)
+    for v in visits:
+        if v.span.kind not in ("server", "consumer") or not v.span.instance:
+            return {}
+        groups[v.span.instance].append(v.span)
+    return dict(groups)
+
+
 def peak_concurrency(spans: list[Span]) -> int:
     events = sorted(
         [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
@@ -518,16 +529,30 @@ def calibrate_traces(
         tier_visits = by_tier[tier]
         kind = analysis.tier_types.get(tier, "service")
         spec = {"type": kind}
-        peak = peak_concurrency([v.span for v in tier_visits])
         count_key = "consumers" if kind == "queue" else "concurrency"
+        by_instance = _spans_by_instance(tier_visits) if kind != "queue" else {}
+        if len(by_instance) > 1:
+            spec["instances"] = len(by_instance)
+            notes[("tiers", tier, "instances")] = (
+                f"{len(by_instance)} instances recorded its spans (resource service.instance.id, "
+                "host.name, k8s.pod.name or container.id); balanced round robin"
+            )
+        peak = (
+            max(peak_concurrency(group) for group in by_instance.values())
+            if by_instance
+            else (peak_concurrency([v.span for v in tier_visits]))
+        )
+        per = " on one instance" if len(by_instance) > 1 else ""
         if tier in workers:
             spec[count_key] = workers[tier]
-            notes[("tiers", tier, count_key)] = "given with --workers"
+            notes[("tiers", tier, count_key)] = "given with --workers" + (
+                " (workers per instance)" if per else ""
+            )
         else:
             spec[count_key] = peak
             notes[("tiers", tier, count_key)] = (
-                f"the most {tier} spans in progress at once ({peak}): a lower bound on its workers; "
-                "give the real figure with --workers TIER=N"
+                f"the most {tier} spans in progress at once{per} ({peak}): a lower bound on its "
+                "workers; give the real figure with --workers TIER=N"
             )
         pooled = fit_service_time(np.array([v.self_time for v in tier_visits]))
         spec["service_time"] = distribution_spec(pooled)
@@ -537,6 +562,7 @@ def calibrate_traces(
         classes_here = sorted({v.cls for v in tier_visits})
         tier_summary: dict[str, Any] = {
             "type": kind,
+            "instances": spec.get("instances", 1),
             count_key: spec[count_key],
             "visits": len(tier_visits),
             "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),

@@ -18,6 +18,10 @@ _KIND_NAMES = {f"SPAN_KIND_{name.upper()}": name for name in SPAN_KINDS} | {
 }
 
 
+#: Resource attributes that name a service's instance, in order of preference.
+INSTANCE_KEYS = ("service.instance.id", "host.name", "k8s.pod.name", "container.id")
+
+
 def parse_otlp_json(text: str, path: str | Path) -> Traces:
     """Spans of an OTLP JSON file: one ExportTraceServiceRequest/TracesData, or NDJSON of them."""
     stripped = text.strip()
@@ -74,16 +78,24 @@ def _document_spans(document: Any, where: str) -> list[Span]:
         resource = _field(resource_spans, "resource") or {}
         resource_attributes = attributes_of(_field(resource, "attributes") or [], here)
         service = str(resource_attributes.get("service.name", "unknown_service"))
+        instance = next(
+            (
+                str(resource_attributes[key])
+                for key in INSTANCE_KEYS
+                if resource_attributes.get(key)
+            ),
+            "",
+        )
         scopes = _require_list(resource_spans, "scopeSpans", here) or _require_list(
             resource_spans, "instrumentationLibrarySpans", here
         )
         for s, scope in enumerate(scopes):
             for n, record in enumerate(_require_list(scope, "spans", f"{here}.scopeSpans[{s}]")):
-                spans.append(_span(record, service, f"{here}.scopeSpans[{s}].spans[{n}]"))
+                spans.append(_span(record, service, f"{here}.scopeSpans[{s}].spans[{n}]", instance))
     return spans
 
 
-def _span(record: Any, service: str, where: str) -> Span:
+def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
     if not isinstance(record, dict):
         raise MeasurementError(f"{where}: a span must be an object")
     missing = [
@@ -109,6 +121,7 @@ def _span(record: Any, service: str, where: str) -> Span:
         end=end / 1e9,
         attributes=attributes_of(_field(record, "attributes") or [], where),
         links=_links(_field(record, "links"), where),
+        instance=instance,
     )
 
 
