@@ -333,6 +333,54 @@ def test_a_millisecond_histogram_and_float_noise_in_times_give_the_same_figures(
     assert summary["demands"] == aggregates["summary"]["demands"]
 
 
+def _matrix_file(path: Path, series: list[tuple[dict, list[float]]]) -> Path:
+    document = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": labels,
+                    "values": [[1_780_000_000 + 15 * k, f"{v:.6g}"] for k, v in enumerate(values)],
+                }
+                for labels, values in series
+            ],
+        },
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_background_term_is_kept_only_when_it_can_be_told_from_zero(tmp_path: Path) -> None:
+    """busy = 4 ms x a + 9 ms x b (+ 0.3 cores at `jvm`, garbage collection), with noise."""
+    rng = np.random.default_rng(8)
+    a, b = rng.uniform(20, 80, 40), rng.uniform(5, 30, 40)
+    noise = lambda: rng.normal(0, 0.005, 40)  # noqa: E731
+    rates = _matrix_file(
+        tmp_path / "requests.json",
+        [
+            ({"service": "app", "route": "/a"}, list(a)),
+            ({"service": "app", "route": "/b"}, list(b)),
+        ],
+    )
+    cpu = _matrix_file(
+        tmp_path / "cpu.json",
+        [
+            ({"service": "app"}, list(0.004 * a + 0.009 * b + noise())),
+            ({"service": "jvm"}, list(0.004 * a + 0.009 * b + 0.3 + noise())),
+        ],
+    )
+    code, out, err = invoke("calibrate", str(rates), str(cpu), "--format", "json")
+    assert code == 0, err
+    demands = {d["tier"]: d for d in json.loads(out)["demands"]}
+    assert demands["app"]["background"] == 0 and "left out" in demands["app"]["method"]
+    assert demands["jvm"]["background"] == pytest.approx(0.3, rel=0.05)
+    assert "with a background term" in demands["jvm"]["method"]
+    for tier in ("app", "jvm"):
+        assert demands[tier]["demands"]["a"] == pytest.approx(0.004, rel=0.05)
+        assert demands[tier]["demands"]["b"] == pytest.approx(0.009, rel=0.05)
+
+
 @pytest.fixture(scope="module")
 def stepped(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A stepped closed test of search (1 to 16 users, 20 s each) as k6 and Locust files."""
