@@ -4,7 +4,9 @@
 `load(data)` turns it into a Model through the real scenario layer. What a scenario may hold:
 
 * 1 to 3 classes, Poisson or constant arrivals (constant ones often share a rate, so several
-  classes arrive at the same instants), some with a rate profile (ramps and steps);
+  classes arrive at the same instants), some with a rate profile (ramps and steps); and the
+  bursty processes: a two-state MMPP, batch arrivals (constant, geometric or empirical sizes)
+  and a replayed trace (Poisson timestamps written to a file, looped);
 * 2 to 7 tiers of every kind the vectorised path runs: services, load balancers, caches with
   `on_miss`, databases with replicas and a read ratio, queues with a publish time and consumers
   that make calls (always with an explicit `blocking: false`, whatever the default);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +171,79 @@ def _traffic(rnd: random.Random, entries: list[str], classes: list[str]) -> Data
             spec["rate"] = shared_constant if rnd.random() < 0.7 else rnd.choice([5.0, 25.0])
         else:
             spec["rate"] = rnd.choice([5.0, 20.0, 50.0, 100.0])
-            if rnd.random() < 0.3:
+            process = rnd.random()
+            if process < 0.1:
+                spec["arrivals"] = {"mmpp": rnd.choice([0.3, 1.0, 3.0])}  # mean sojourn, s
+            elif process < 0.2:
+                spec["arrivals"] = {"batch": _batch_size(rnd)}
+            elif process < 0.28:
+                spec["arrivals"] = {"trace": rnd.randrange(10**9)}  # the trace's own seed
+            elif rnd.random() < 0.3:
                 spec["profile"] = "ramp" if rnd.random() < 0.5 else "step"
         traffic[name] = spec
     return traffic
+
+
+def _batch_size(rnd: random.Random) -> Data:
+    kind = rnd.choice(["constant", "geometric", "empirical"])
+    if kind == "constant":
+        return {"dist": "constant", "value": rnd.choice([2, 3, 5])}
+    if kind == "geometric":
+        return {"dist": "geometric", "mean": rnd.choice([1.5, 2.0, 4.0])}
+    return {"dist": "empirical", "samples": rnd.choice([[1, 2, 8], [1, 1, 4], [3]])}
+
+
+#: MMPP rates as multiples of the class's mean rate (equal sojourns: the mean is the average).
+MMPP_LOW, MMPP_HIGH = 0.4, 1.6
+#: Where the fuzzer's trace files go (one per class and seed, rewritten on each draw).
+TRACE_FOLDER = Path(tempfile.gettempdir()) / "capsim-fuzz-traces"
+
+
+def _batch_mean(size: Data) -> float:
+    if size["dist"] == "constant":
+        return float(size["value"])
+    if size["dist"] == "geometric":
+        return float(size["mean"])
+    return sum(size["samples"]) / len(size["samples"])
+
+
+def _write_trace(seed: int, rate: float, length: float) -> str:
+    """Poisson timestamps at `rate` over `length` seconds (at least one), in a file of their own."""
+    rnd = random.Random(seed)
+    times, clock = [], 0.0
+    while True:
+        clock += rnd.expovariate(rate)
+        if clock >= length and times:
+            break
+        times.append(clock)
+    TRACE_FOLDER.mkdir(exist_ok=True)
+    path = TRACE_FOLDER / f"trace-{seed}-{rate:.6f}-{length:.1f}.txt"
+    path.write_text("".join(f"{t:.6f}\n" for t in times))
+    return path.name  # relative to the scenario's folder, TRACE_FOLDER (see `load`)
+
+
+def _arrival_process(spec: Data, rate: float, length: float) -> None:
+    """The process drawn for `spec`, written out at the class's mean `rate`: an MMPP averaging
+    it, batches of its mean size at rate / mean size, or a trace of Poisson times looped."""
+    process = spec.get("arrivals")
+    if not isinstance(process, dict):
+        return
+    if "mmpp" in process:
+        sojourn = f"{process['mmpp']}s"
+        spec["arrivals"] = {
+            "mmpp": {
+                "rates": [per_second(MMPP_LOW * rate), per_second(MMPP_HIGH * rate)],
+                "mean_sojourn": [sojourn, sojourn],
+            }
+        }
+        del spec["rate"]
+    elif "batch" in process:
+        size = process["batch"]
+        spec["arrivals"] = {"batch": {"size": size}}
+        spec["rate"] = per_second(rate / _batch_mean(size))  # batches a second
+    elif "trace" in process:
+        spec["arrivals"] = {"trace": _write_trace(process["trace"], rate, length), "loop": True}
+        del spec["rate"]
 
 
 def _draw(rnd: random.Random, seed: int) -> Data:
@@ -202,10 +274,12 @@ def _draw(rnd: random.Random, seed: int) -> Data:
 
 
 def load(data: Data) -> Model:
-    """The Model of scenario data, through the scenario layer (as `capsim run` reads a file)."""
+    """The Model of scenario data, through the scenario layer (as `capsim run` reads a file
+    in TRACE_FOLDER, where its traces are)."""
     text = yaml.safe_dump(data, sort_keys=False)
     document = parse_yaml_text(text, f"{data['name']}.yaml")
-    return build_model(scenario_from_document(document, Path.cwd()))
+    TRACE_FOLDER.mkdir(exist_ok=True)
+    return build_model(scenario_from_document(document, TRACE_FOLDER))
 
 
 def _peak_load(model: Model, data: Data) -> float:
@@ -221,6 +295,9 @@ def _peak_load(model: Model, data: Data) -> float:
 
 def _peak_rate(spec: Data) -> float:
     rate = float(spec["rate"])
+    process = spec.get("arrivals")
+    if isinstance(process, dict) and "mmpp" in process:
+        return rate * MMPP_HIGH
     return rate * 2.0 if spec.get("profile") else rate
 
 
@@ -248,6 +325,7 @@ def _finish(data: Data, scale: float, requests: int) -> Data:
                 {"at": middle, "rate": per_second(rate)},
             ]
         spec["rate"] = per_second(rate)
+        _arrival_process(spec, rate, duration + warmup)
     data["simulation"] = {"duration": f"{duration:.1f}s", "warmup": f"{warmup:.1f}s"}
     return data
 

@@ -257,7 +257,19 @@ def test_the_command_line_refuses_a_trace_beyond_the_cap_with_exit_2(tmp_path: P
         (
             "rate: 5/s, arrivals: {batch: {size: 2}}, profile: [{at: 0s, rate: 1/s}]",
             "traffic.web.profile",
-            "profile: shapes poisson or constant arrivals only",
+            "profile: shapes poisson or constant arrivals only, not batch arrivals: batches "
+            "arrive as a Poisson process at the constant rate",
+        ),
+        (
+            "arrivals: {mmpp: {rates: [1/s, 9/s], mean_sojourn: [1s, 1s]}}, "
+            "profile: {file: rates.csv}",
+            "traffic.web.profile",
+            "not mmpp arrivals: an MMPP's rate over time is its states' rates and sojourns",
+        ),
+        (
+            "arrivals: {trace: t.txt}, profile: {file: rates.csv}",
+            "traffic.web.profile",
+            "not trace arrivals: a trace's timestamps are its rate over time",
         ),
         (
             "rate: 5/s, arrivals: {batch: {size: 1000000}}",
@@ -280,6 +292,7 @@ def test_arrival_settings_are_checked_where_they_are_written(
     tmp_path: Path, traffic: str, path: str, words: str
 ) -> None:
     (tmp_path / "t.txt").write_text("0\n1\n")
+    (tmp_path / "rates.csv").write_text("at,rate\n0s,5/s\n10s,9/s\n")
     text = f"name: shop\ntraffic:\n  web: {{entry: app, {traffic}}}\ntiers:\n  app: {{service_time: 1ms}}\n"
     problems = validate_file(write(tmp_path, text))
     assert len(problems) == 1, [p.format() for p in problems]

@@ -416,6 +416,8 @@ def features(data: object, found: set[str] | None = None) -> set[str]:
                 found.add(str(value))
             if key == "arrivals" and value == "constant":
                 found.add("constant arrivals")
+            if key == "arrivals" and isinstance(value, dict):
+                found.update(f"{process} arrivals" for process in value if process != "loop")
             if key == "service_time" and value == "0.0000ms":
                 found.add("zero service")
             features(value, found)
@@ -445,6 +447,9 @@ def test_the_quick_set_covers_every_feature_the_fuzzer_promises():
         "queue",
         "load_balancer",
         "constant arrivals",
+        "mmpp arrivals",
+        "batch arrivals",
+        "trace arrivals",
         "zero service",
         "consecutive parallel",
     }

@@ -331,10 +331,6 @@ def _plot_bands(html: str, tmp_path: Path) -> tuple[int, int, np.ndarray]:
     assert screenshot.exists(), completed.stderr.decode(errors="replace")[-2000:]
     pixels = _png_pixels(screenshot.read_bytes())
     assert pixels.shape[:2] == (height, 1000)
-    # Each plot draws its first series in the palette's blue (#0072B2): count the separate
-    # horizontal bands of the page where that blue appears. One band per plot.
-    # A legend swatch (a blue run of at most 4 rows) belongs with the plot lines below it,
-    # within the same chart (less than 200 rows further down).
     has_blue = np.all(pixels[:, :, :3] == (0x00, 0x72, 0xB2), axis=2).any(axis=1)
     runs: list[list[int]] = []  # [first row, last row] of each run of blue rows
     for row in np.flatnonzero(has_blue):
@@ -357,6 +353,100 @@ def test_every_plot_shows_in_headless_chromium_without_network(
     assert bands == plots == 9
     # And the page is not blank: plenty of dark pixels (text, axes).
     assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
+
+
+def _plot_bands_in_chromium(html: str, tmp_path: Path) -> tuple[int, int]:
+    """(plot bands seen on the screenshot, charts in the page), after checking the page is not
+    blank (plenty of dark pixels: text, axes)."""
+    plots, bands, pixels = _plot_bands(html, tmp_path)
+    assert int((pixels[:, :, :3].max(axis=2) < 80).sum()) > 5000
+    return bands, plots
+
+
+# --- The USL of a load test beside the scenario's saturation ----------------------------------
+
+
+def _usl_data() -> dict[str, Any]:
+    """A USL fit to steps of λ = 50/s, σ = 0.04, κ = 0.0005 (N* = 43.8), as `--usl` adds it,
+    with capsim saturate's answer beside it."""
+    from capsim.analysis.usl import usl_summary
+    from capsim.measurements import LoadStep, LoadTest
+
+    users = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96]
+    steps = [
+        LoadStep("", 0.0, 30.0, n, 0, 0, 50 * n / (1 + 0.04 * (n - 1) + 0.0005 * n * (n - 1)), {})
+        for n in users
+    ]
+    data = usl_summary([LoadTest("steps.csv", "csv", steps, [])], ["steps.csv"])
+    data["saturate"] = {
+        "scenario": "shop.yaml",
+        "class": "browse",
+        "saturation_rate": 560.0,
+        "bottleneck": "app",
+        "difference_from_peak_throughput": (560.0 - data["peak_throughput"])
+        / data["peak_throughput"],
+    }
+    return data
+
+
+def test_the_usl_section_plots_the_fit_and_puts_saturate_beside_x_max(
+    sizing: SizingReport, tmp_path: Path
+) -> None:
+    report = SizingReport(**{**sizing.__dict__, "usl": _usl_data()})
+    html = render_report_html(report)
+    assert charts(html)["usl"] == {"measured", "USL fit"}
+    svg = re.search(r'<svg [^>]*data-chart="usl".*?</svg>', html, re.S)
+    assert svg and "N* = 43.8" in svg.group(0) and "X_max = " in svg.group(0)
+    assert "saturate: 560.0/s" in svg.group(0)
+    assert "Scalability: the Universal Scalability Law" in html
+    assert re.search(
+        r"capsim saturate on shop\.yaml \(browse\): saturates at 560.0/s "
+        r"\(bottleneck app\), [+-]\d+\.\d% from the USL",
+        html,
+    )
+    text, files = render_report_markdown(report, "r")
+    assert "## Scalability: the Universal Scalability Law" in text
+    assert any(name.startswith("r-usl.") for name in files)
+    assert r"| N\* peak concurrency | 43.82 |" in text
+
+
+def test_the_usl_plot_shows_in_headless_chromium(sizing: SizingReport, tmp_path: Path) -> None:
+    report = SizingReport(**{**sizing.__dict__, "usl": _usl_data()})
+    html = render_report_html(report)
+    bands, plots = _plot_bands_in_chromium(html, tmp_path)
+    assert "usl" in charts(html)
+    assert bands == plots
+
+
+def test_capsim_report_usl_reads_the_load_test_and_runs_saturate_beside_it(
+    scenario: Path, tmp_path: Path
+) -> None:
+    steps = tmp_path / "steps.csv"
+    rows = [(n, 40 * n / (1 + 0.05 * (n - 1) + 0.002 * n * (n - 1))) for n in (1, 2, 4, 8, 16, 32)]
+    steps.write_text("concurrency,throughput\n" + "".join(f"{n},{x:.2f}\n" for n, x in rows))
+    html = tmp_path / "usl.html"
+    result = runner.invoke(app, ["report", str(scenario), "-o", str(html), "--usl", str(steps)])
+    assert result.exit_code == 0, result.output
+    page = html.read_text()
+    assert "usl" in charts(page)
+    # The scenario's own load curve (its mix of browse and buy) answers for saturate.
+    assert "every open class, in the scenario&#x27;s mix): saturates at" in page
+
+
+def test_capsim_report_refuses_a_usl_file_that_is_no_load_test(
+    scenario: Path, tmp_path: Path
+) -> None:
+    prometheus = tmp_path / "cpu.json"
+    prometheus.write_text(
+        '{"status": "success", "data": {"resultType": "matrix", "result": '
+        '[{"metric": {"service": "app"}, "values": [[1, "0.5"]]}]}}'
+    )
+    result = runner.invoke(
+        app, ["report", str(scenario), "-o", str(tmp_path / "r.html"), "--usl", str(prometheus)]
+    )
+    assert result.exit_code == 2
+    assert "--usl" in result.output and "load test" in result.output
+    assert not (tmp_path / "r.html").exists()
 
 
 # --- Markdown and the command line ----------------------------------------------------------

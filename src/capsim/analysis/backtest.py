@@ -23,6 +23,7 @@ from capsim.analysis.calibration import (
     latency_figures,
     read_aggregates,
 )
+from capsim.analysis.calibration_common import scenario_name
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -108,12 +109,30 @@ class Comparison:
         )
 
 
+def matching_class(name: str, scenario_classes: Sequence[str]) -> str | None:
+    """The scenario class a measured name stands for: the same name, the name made
+    scenario-safe (`/api/search` -> `api_search`), or its last path segment (a k6 URL
+    `https://shop.example/search` or a Locust `/search` -> `search`)."""
+    if not name:
+        return None
+    path = name.split("?", 1)[0].rstrip("/")
+    for candidate in (name, scenario_name(name), scenario_name(path.rsplit("/", 1)[-1])):
+        if candidate in scenario_classes:
+            return candidate
+    return None
+
+
 def class_mapping(
     measured: Sequence[str], scenario_classes: Sequence[str], open_classes: Sequence[str]
 ) -> dict[str, str]:
-    """Measured class -> scenario class: same name; a single unnamed total, or the only measured
+    """Measured class -> scenario class: the same name (`matching_class`); a single unnamed
+    total, or the only measured
     class when no name matches, goes to the scenario's only open class."""
-    mapping = {name: name for name in measured if name in scenario_classes}
+    mapping = {}
+    for name in measured:
+        found = matching_class(name, scenario_classes)
+        if found is not None:
+            mapping[name] = found
     if "*" in measured and len(open_classes) == 1:
         mapping["*"] = open_classes[0]
     if not mapping and len(measured) == 1 and len(open_classes) == 1:
@@ -192,8 +211,9 @@ def step_class(
     """The scenario class a stepped load test drives: a request name that is a class, else the
     scenario's only open class."""
     for total in test.totals:
-        if total.name in scenario_classes:
-            return total.name
+        found = matching_class(total.name, scenario_classes)
+        if found is not None:
+            return found
     return open_classes[0] if len(open_classes) == 1 else None
 
 

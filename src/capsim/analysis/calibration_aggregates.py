@@ -28,17 +28,26 @@ class MetricNames:
     """How Prometheus series are told apart (docs/calibration.md#prometheus): a series' name is
     its `__name__` label, else its file's name; patterns are regular expressions searched in it."""
 
-    rate: str = r"request|_total|_count|rate|throughput"
+    rate: str = r"request|_total|_count|rate|throughput|rps|qps"
     cpu: str = r"cpu|busy|utili[sz]ation"
     latency: str = r"_bucket"
-    tier_labels: tuple[str, ...] = ("tier", "service", "service_name", "job", "container")
+    tier_labels: tuple[str, ...] = (
+        "tier",
+        "service",
+        "service_name",
+        "job",
+        "container",
+        "app",
+    )
     class_labels: tuple[str, ...] = (
         "class",
         "route",
+        "http_route",
         "handler",
         "endpoint",
         "name",
         "uri",
+        "path",
         "operation",
     )
     #: The CPU series are utilizations (busy fraction of the tier's workers) rather than busy
@@ -80,11 +89,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
             tier = scenario_name(tier) if tier else None
             cls = scenario_name(cls) if cls else None
             if "le" in series.labels or re.search(names.latency, metric):
-                le = (
-                    math.inf
-                    if series.labels.get("le") in ("+Inf", "inf")
-                    else float(series.labels.get("le", "nan"))
-                )
+                le = _bucket_bound(series.labels.get("le", "nan"), metric)
                 for value in series.values:
                     histograms[cls or "requests"][le] += value
             elif re.search(names.cpu, metric):
@@ -117,6 +122,22 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
         histograms={k: dict(v) for k, v in histograms.items()},
         sources=sorted(rate_sources),
     )
+
+
+#: A histogram in milliseconds (OpenTelemetry's older `http_server_duration_milliseconds`):
+#: its bucket bounds are divided by 1000.
+_MILLISECONDS = re.compile(r"millisecond|_ms(_|$)")
+
+
+def _bucket_bound(le: str, metric: str) -> float:
+    """A bucket's upper bound in seconds (`+Inf`: the total)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        raise MeasurementError(
+            f"series {metric!r}: le={le!r} is not a bucket bound (a number or +Inf)"
+        ) from None
+    return bound / 1000.0 if _MILLISECONDS.search(metric) and math.isfinite(bound) else bound
 
 
 def histogram_quantile(buckets: dict[float, float], q: float) -> float:
@@ -155,9 +176,61 @@ class DemandEstimate:
     method: str
 
 
-def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
+@dataclass(frozen=True)
+class _Fit:
+    """Non-negative least squares of y on a design: coefficients, their standard errors, the
+    residual sum of squares, the degrees of freedom and the Student t quantile for 95%."""
+
+    coefficients: np.ndarray
+    errors: np.ndarray
+    residual_ss: float
+    dof: int
+    t: float
+
+    def low(self, k: int) -> float:
+        return float(self.coefficients[k] - self.t * self.errors[k])
+
+
+def _nnls(design: np.ndarray, y: np.ndarray) -> _Fit:
     from scipy import optimize, stats
 
+    coefficients, _ = optimize.nnls(design, y)
+    residuals = y - design @ coefficients
+    dof = max(len(y) - design.shape[1], 1)
+    sigma2 = float(residuals @ residuals) / dof
+    try:
+        covariance = sigma2 * np.linalg.inv(design.T @ design)
+        errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    except np.linalg.LinAlgError:
+        errors = np.full(design.shape[1], math.nan)
+    return _Fit(
+        coefficients, errors, float(residuals @ residuals), dof, float(stats.t.ppf(0.975, dof))
+    )
+
+
+#: The regression's methods, as the summary names them.
+WITH_BACKGROUND = "utilization regression (NNLS over intervals, with a background term)"
+WITHOUT_BACKGROUND = (
+    "utilization regression (NNLS over intervals; the background term, not distinguishable "
+    "from 0, left out)"
+)
+DEMAND_LAW = "service demand law (busy time / completions), too few intervals for a regression"
+
+
+def _regression(x: np.ndarray, y: np.ndarray, classes: int) -> tuple[_Fit, str, bool]:
+    """The fit, its method and whether its last coefficient is the background: with a
+    background term, kept only when its 95% interval excludes 0 (busy time no class explains,
+    such as garbage collection); else refitted without it, whose demands are then tighter."""
+    if len(y) < classes + 3:
+        design = x if x.shape[1] <= len(y) else x.sum(axis=1, keepdims=True)
+        return _nnls(design, y), DEMAND_LAW, False
+    fit = _nnls(np.column_stack([x, np.ones(len(y))]), y)
+    if math.isfinite(fit.low(classes)) and fit.low(classes) > 0:
+        return fit, WITH_BACKGROUND, True
+    return _nnls(x, y), WITHOUT_BACKGROUND, False
+
+
+def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
     classes = sorted(aggregates.rates)
     estimates = []
     for tier, busy in sorted(aggregates.busy.items()):
@@ -169,48 +242,25 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
             )
         y = np.array([busy[t] for t in times])
         x = np.array([[aggregates.rates[c][t] for c in classes] for t in times])
-        if len(times) >= len(classes) + 3:
-            design = np.column_stack([x, np.ones(len(times))])
-            method = "utilization regression (NNLS over intervals, with a background term)"
-        else:
-            design = x
-            method = (
-                "service demand law (busy time / completions), too few intervals for a regression"
-            )
-        if design.shape[1] > len(times):
-            design = x.sum(axis=1, keepdims=True)
-        coefficients, _ = optimize.nnls(design, y)
-        residuals = y - design @ coefficients
-        dof = max(len(times) - design.shape[1], 1)
-        sigma2 = float(residuals @ residuals) / dof
-        try:
-            covariance = sigma2 * np.linalg.inv(design.T @ design)
-            errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
-        except np.linalg.LinAlgError:
-            errors = np.full(design.shape[1], math.nan)
-        t = float(stats.t.ppf(0.975, dof))
-        total = float(((y - y.mean()) ** 2).sum())
-        demands = (
-            {c: float(coefficients[k]) for k, c in enumerate(classes)}
-            if design.shape[1] >= len(classes)
-            else {c: float(coefficients[0]) for c in classes}
-        )
+        fit, method, has_background = _regression(x, y, len(classes))
+        per_class = fit.coefficients.size >= len(classes)
+        demands = {c: float(fit.coefficients[k if per_class else 0]) for k, c in enumerate(classes)}
         intervals = {
             c: (
-                max(demands[c] - t * float(errors[min(k, errors.size - 1)]), 0.0),
-                demands[c] + t * float(errors[min(k, errors.size - 1)]),
+                max(demands[c] - fit.t * float(fit.errors[k if per_class else 0]), 0.0),
+                demands[c] + fit.t * float(fit.errors[k if per_class else 0]),
             )
             for k, c in enumerate(classes)
         }
-        background = float(coefficients[-1]) if design.shape[1] == len(classes) + 1 else 0.0
+        total = float(((y - y.mean()) ** 2).sum())
         estimates.append(
             DemandEstimate(
                 tier=tier,
                 demands=demands,
                 intervals=intervals,
-                background=background,
+                background=float(fit.coefficients[-1]) if has_background else 0.0,
                 intervals_used=len(times),
-                r_squared=1 - float(residuals @ residuals) / total if total > 0 else 1.0,
+                r_squared=1 - fit.residual_ss / total if total > 0 else 1.0,
                 method=method,
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ class TraceAnalysis:
     tier_types: dict[str, str]
     window: tuple[float, float]
     orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
+    promoted: int = 0  # orphans taken as roots: the traces' callers are not traced
 
 
 def _uninstrumented_tier(span: Span) -> str:
@@ -86,16 +88,25 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[Span]] = defaultdict(list)
     roots: dict[str, Span] = {}
-    orphans = 0
+    orphaned: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         parent = (span.trace_id, span.parent_id) if span.parent_id else None
+        if parent is None and span.kind == "consumer":
+            # A consumer that starts a trace of its own links to the producer it consumed from.
+            parent = next((link for link in span.links if link in by_id), None)
+            if parent is not None:
+                children[parent].append(span)
+                continue
         if parent is None:
             if span.trace_id not in roots or span.start < roots[span.trace_id].start:
                 roots[span.trace_id] = span
         elif parent in by_id:
             children[parent].append(span)
         else:
-            orphans += 1
+            orphaned[span.trace_id].append(span)
+    promoted = _untraced_callers(roots, orphaned)
+    roots.update(promoted)
+    orphans = sum(len(group) for group in orphaned.values()) - len(promoted)
     if not roots:
         raise MeasurementError("the traces hold no root span (a span without a parent)")
     classes: dict[str, dict[str, Any]] = {}
@@ -123,8 +134,8 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
     visits: list[Visit] = []
     tier_types: dict[str, str] = {}
 
-    def visit(span: Span, tier: str) -> None:
-        record = Visit(tier, span, trace_class[span.trace_id])
+    def visit(span: Span, tier: str, cls: str) -> None:
+        record = Visit(tier, span, cls)
         if tier_types.get(tier, "service") == "service":
             tier_types[tier] = _tier_type(span)
         synchronous: list[tuple[float, float]] = []
@@ -138,7 +149,7 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
             ):
                 record.calls.append((_visit_tier(child), child.start, child.end, False))
                 synchronous.append((child.start, child.end))
-                visit(child, _visit_tier(child))
+                visit(child, _visit_tier(child), cls)
             elif child.kind == "client" and span.kind != "client":
                 callees = [
                     c
@@ -149,15 +160,15 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
                 record.calls.append((target, child.start, child.end, False))
                 synchronous.append((child.start, child.end))
                 if callees:
-                    visit(callees[0], target)
+                    visit(callees[0], target, cls)
                 else:
-                    visit(child, target)
+                    visit(child, target, cls)
             elif child.kind == "producer":
                 target = _queue_tier(child)
                 record.calls.append((target, child.start, child.end, True))
                 for consumer in children.get((child.trace_id, child.span_id), []):
                     if consumer.kind == "consumer":
-                        visit(consumer, target)
+                        visit(consumer, target, cls)
                         tier_types[target] = "queue"
             else:
                 stack.extend(children.get((child.trace_id, child.span_id), []))
@@ -168,8 +179,8 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         record.self_time = max(span.duration - _union_length(clipped), 0.0)
         visits.append(record)
 
-    for first in entries.values():
-        visit(first, _visit_tier(first))
+    for trace_id, first in entries.items():
+        visit(first, _visit_tier(first), trace_class[trace_id])
     starts = [root.start for root in roots.values()]
     return TraceAnalysis(
         visits=visits,
@@ -177,7 +188,22 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         tier_types=tier_types,
         window=(min(starts), max(starts)),
         orphans=orphans,
+        promoted=len(promoted),
     )
+
+
+def _untraced_callers(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -> dict[str, Span]:
+    """Roots for traces whose first span's caller is not traced (a proxy or browser that
+    passes a trace context but exports no span): when most traces have no span without a
+    parent, each such trace's earliest orphan is its root. Otherwise orphans are traces cut at
+    the edges of the export (or spans of an odd caller), and are left out."""
+    rootless = [trace for trace in orphaned if trace not in roots]
+    if len(rootless) <= len(roots):
+        return {}
+    return {
+        trace: min(orphaned[trace], key=lambda span: (span.start, -span.duration))
+        for trace in rootless
+    }
 
 
 def _visit_tier(span: Span) -> str:
@@ -194,6 +220,17 @@ def _tier_type(span: Span) -> str:
     if any(key in span.attributes for key in ("db.system", "db.system.name")):
         return "database"
     return "service"
+
+
+def _spans_by_instance(visits: list[Visit]) -> dict[str, list[Span]]:
+    """A traced tier's visits by the instance that recorded them ({} when any visit is not the
+    tier's own span, such as a client span of an untraced callee, or names no instance)."""
+    groups: dict[str, list[Span]] = defaultdict(list)
+    for v in visits:
+        if v.span.kind not in ("server", "consumer") or not v.span.instance:
+            return {}
+        groups[v.span.instance].append(v.span)
+    return dict(groups)
 
 
 def peak_concurrency(spans: list[Span]) -> int:
@@ -308,6 +345,23 @@ def _exclusive_groups(
     return [group for group in groups if len(group) > 1]
 
 
+def _count_fan_out(
+    calls: list[tuple[str, float, float, bool]], fanned: dict[str, list[int]]
+) -> None:
+    """For each target called more than once in one visit: count the visit, and whether two of
+    its calls overlap in time (a fan-out to copies, rather than calls one after another)."""
+    by_target: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for target, start, end, _ in calls:
+        by_target[target].append((start, end))
+    for target, spans in by_target.items():
+        if len(spans) < 2:
+            continue
+        spans.sort()
+        fanned[target][1] += 1
+        if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
+            fanned[target][0] += 1
+
+
 def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     """The calls of one tier for one class, with probabilities, repeats, parallel groups (calls
     that overlap in time) and one_of groups (calls that exclude each other)."""
@@ -316,12 +370,14 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
     offsets: dict[str, list[float]] = defaultdict(list)
     asynchronous: dict[str, bool] = {}
     overlaps: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
+    fanned: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # same-target calls overlapping
     for k, v in enumerate(visits):
         for target, start, _end, is_async in v.calls:
             counts[target][k] += 1
             offsets[target].append(start - v.span.start)
             asynchronous[target] = is_async
         synchronous = [c for c in v.calls if not c[3]]
+        _count_fan_out(synchronous, fanned)
         for i, first in enumerate(synchronous):
             for second in synchronous[i + 1 :]:
                 if first[0] == second[0]:
@@ -370,7 +426,7 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             continue
         members = [t for t in order if find(t) == find(target)]
         placed.update(members)
-        specs = []
+        specs: list[Any] = []
         for member in members:
             calls = np.array(counts[member])
             made = calls[calls > 0]
@@ -379,6 +435,15 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             spec: dict[str, Any] = {"tier": member}
             if probability < 0.9995:
                 spec["probability"] = float(f"{probability:.4g}")
+            overlapping, several = fanned[member]
+            if repeat > 1 and several and overlapping / several > 0.5 and "probability" not in spec:
+                # A fan-out to copies of one tier (shards): r branches of one parallel group.
+                specs += [member] * (repeat - 1)
+                notes.append(
+                    f"{member}: its {repeat} calls overlap in time in {overlapping} of {several} "
+                    "visits that make several: a parallel fan-out"
+                )
+                repeat = 1
             if repeat > 1:
                 spec["repeat"] = repeat
             half = 1.96 * math.sqrt(probability * (1 - probability) / total)
@@ -396,7 +461,8 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
             specs.append(spec if len(spec) > 1 else member)
         if len(specs) > 1:
             items.append({"parallel": specs})
-            notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
+            if len(members) > 1:
+                notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
         else:
             items.append(specs[0])
     return items, notes, figures
@@ -463,16 +529,30 @@ def calibrate_traces(
         tier_visits = by_tier[tier]
         kind = analysis.tier_types.get(tier, "service")
         spec = {"type": kind}
-        peak = peak_concurrency([v.span for v in tier_visits])
         count_key = "consumers" if kind == "queue" else "concurrency"
+        by_instance = _spans_by_instance(tier_visits) if kind != "queue" else {}
+        if len(by_instance) > 1:
+            spec["instances"] = len(by_instance)
+            notes[("tiers", tier, "instances")] = (
+                f"{len(by_instance)} instances recorded its spans (resource service.instance.id, "
+                "host.name, k8s.pod.name or container.id); balanced round robin"
+            )
+        peak = (
+            max(peak_concurrency(group) for group in by_instance.values())
+            if by_instance
+            else (peak_concurrency([v.span for v in tier_visits]))
+        )
+        per = " on one instance" if len(by_instance) > 1 else ""
         if tier in workers:
             spec[count_key] = workers[tier]
-            notes[("tiers", tier, count_key)] = "given with --workers"
+            notes[("tiers", tier, count_key)] = "given with --workers" + (
+                " (workers per instance)" if per else ""
+            )
         else:
             spec[count_key] = peak
             notes[("tiers", tier, count_key)] = (
-                f"the most {tier} spans in progress at once ({peak}): a lower bound on its workers; "
-                "give the real figure with --workers TIER=N"
+                f"the most {tier} spans in progress at once{per} ({peak}): a lower bound on its "
+                "workers; give the real figure with --workers TIER=N"
             )
         pooled = fit_service_time(np.array([v.self_time for v in tier_visits]))
         spec["service_time"] = distribution_spec(pooled)
@@ -482,6 +562,7 @@ def calibrate_traces(
         classes_here = sorted({v.cls for v in tier_visits})
         tier_summary: dict[str, Any] = {
             "type": kind,
+            "instances": spec.get("instances", 1),
             count_key: spec[count_key],
             "visits": len(tier_visits),
             "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),
@@ -536,6 +617,11 @@ def calibrate_traces(
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+        )
+    if analysis.promoted:
+        warnings.append(
+            f"{analysis.promoted} traces have no span without a parent (their caller passed a "
+            "trace context but is not traced): the earliest span of each was taken as its root"
         )
     return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
 

@@ -53,6 +53,9 @@ class SizingReport:
     currency: str | None = None  # ISO 4217 code of the prices (the scenario's `currency`)
     #: The scenario's `description` (free text, may span lines; shown under the title).
     description: str = ""
+    #: `capsim report --usl`: the USL fitted to a stepped load test (capsim.analysis.usl's
+    #: summary, with `saturate` beside it), or None.
+    usl: dict[str, Any] | None = None
 
 
 def latency_cdfs(model: Model, runs: Sequence[RunResult], max_points: int = 200) -> dict[str, Any]:

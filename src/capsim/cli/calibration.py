@@ -25,6 +25,7 @@ from capsim.cli.common import (
     exit_codes,
     size_option,
     stderr_console,
+    usl_saturation,
 )
 from capsim.errors import UsageError
 from capsim.textsafe import describe_unsafe, first_unsafe, visible
@@ -519,81 +520,27 @@ def fit_usl(
     """Fit the Universal Scalability Law X(N) = λN / (1 + σ(N-1) + κN(N-1)) to throughput
     against concurrency of a stepped load test (k6 --out json, Locust _stats_history.csv, or a
     CSV of concurrency,throughput), with 95% intervals, the peak N* and X_max."""
-    import numpy as np
-
-    from capsim.analysis.fitting import fit_usl as fit
+    from capsim.analysis.usl import usl_summary
     from capsim.measurements import LoadTest
     from capsim.outputs import write_output
     from capsim.outputs.calibration import render_document, usl_chart, usl_document
 
     with exit_codes():
         measurements = _read(files, input_format, max_input)
-        steps = [s for m in measurements if isinstance(m, LoadTest) for s in m.steps if s.users > 0]
-        if not steps:
-            raise UsageError(
-                "no load steps with a concurrency in these files: fit-usl reads k6 --out json "
-                "(vus points), Locust _stats_history.csv or a concurrency,throughput CSV"
-            )
-        concurrency = np.array([s.users for s in steps])
-        throughput = np.array([s.throughput for s in steps])
-        try:
-            result = fit(concurrency, throughput)
-        except ValueError as error:
-            raise UsageError(f"{error}") from None
-        grid = np.linspace(
-            0, max(concurrency.max(), min(result.peak_concurrency, 4 * concurrency.max())) * 1.1, 60
-        )[1:]
-        peak_throughput = result.peak_throughput if np.isfinite(result.peak_throughput) else None
-        data = {
-            "sources": [str(f) for f in files],
-            "lambda": result.lam,
-            "sigma": result.sigma,
-            "kappa": result.kappa,
-            "peak_concurrency": result.peak_concurrency
-            if np.isfinite(result.peak_concurrency)
-            else None,
-            "peak_throughput": peak_throughput,
-            "ci95": {k: list(v) for k, v in result.intervals.items()},
-            "r_squared": result.r_squared,
-            "points": result.points,
-            "concurrency": list(result.concurrency),
-            "throughput": list(result.throughput),
-            "fitted": [float(v) for v in result.throughput_at(concurrency)],
-            "curve": {
-                "concurrency": [float(v) for v in grid],
-                "throughput": [float(v) for v in result.throughput_at(grid)],
-            },
-            "notes": []
-            if np.isfinite(result.peak_concurrency)
-            else ["κ = 0: no retrograde region, no finite peak N*"],
-        }
+        tests = [m for m in measurements if isinstance(m, LoadTest)]
+        data = usl_summary(tests, [str(f) for f in files])
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for fit-usl; use table, json or markdown"
             )
         if scenario is not None:
-            data["saturate"] = _saturation_beside_usl(scenario, peak_throughput)
+            data["saturate"] = usl_saturation(
+                capsim.load_scenario(scenario), str(scenario), tests, data["peak_throughput"]
+            )
         document = usl_document(data, with_chart=output_format.value == "markdown")
         if chart is not None:
             write_output(usl_chart(data) + "\n", chart)
         emit(render_document(document, output_format.value, color=_color(output)), output)
-
-
-def _saturation_beside_usl(scenario: Path, peak_throughput: float | None) -> dict[str, object]:
-    """`capsim saturate`'s answer for `scenario`, next to the USL's X_max."""
-    from capsim.analysis.saturate import find_saturation
-
-    model = capsim.build_model(capsim.load_scenario(scenario))
-    with Progress("fit-usl") as progress:
-        found = find_saturation(model, capsim_version=capsim.__version__, progress=progress)
-    rate = found["saturation_rate"]
-    difference = (rate - peak_throughput) / peak_throughput if rate and peak_throughput else None
-    return {
-        "scenario": str(scenario),
-        "saturation_rate": rate,
-        "bottleneck": found["bottleneck"],
-        "difference_from_peak_throughput": difference,
-    }
 
 
 def _think_time(text: str) -> float:

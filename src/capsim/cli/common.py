@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ from rich.console import Console
 import capsim
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
 from capsim.textsafe import visible
+
+if TYPE_CHECKING:
+    from capsim.measurements import LoadTest
+    from capsim.scenario.schema import Scenario
 
 
 class OutputFormat(str, Enum):
@@ -517,3 +521,28 @@ def load_model(
         *statistics_overrides(percentiles, share_over),
     ]
     return capsim.build_model(capsim.load_scenario(scenario, overrides))
+
+
+def usl_saturation(
+    scenario: Scenario,
+    source: str,
+    tests: list[LoadTest],
+    peak_throughput: float | None,
+    known: dict[str, Any] | None = None,
+    command: str = "fit-usl",
+) -> dict[str, Any]:
+    """capsim saturate on `scenario` (the class the tests drove, when they name one), beside
+    the USL's X_max (`capsim.analysis.usl.saturation_beside_usl`). `known`: the search's
+    answer for the whole scenario when it was already run (capsim report's load curve);
+    `command` names the progress lines. Shared by `fit-usl --scenario` and `report --usl`."""
+    from capsim.analysis.saturate import find_saturation
+    from capsim.analysis.usl import saturation_beside_usl
+
+    def saturate(restricted: Scenario) -> dict[str, Any]:
+        if known is not None and restricted is scenario:
+            return known
+        model = capsim.build_model(restricted)
+        with Progress(command) as progress:
+            return find_saturation(model, capsim_version=capsim.__version__, progress=progress)
+
+    return saturation_beside_usl(scenario, source, tests, peak_throughput, saturate)

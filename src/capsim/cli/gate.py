@@ -32,6 +32,7 @@ from capsim.cli.common import (
     say,
     statistics_overrides,
     stderr_console,
+    usl_saturation,
     with_load,
 )
 from capsim.errors import UsageError
@@ -339,6 +340,16 @@ def report(
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
+    usl: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--usl",
+            help="A stepped load test (k6 --out json, Locust _stats_history.csv, or a "
+            "concurrency,throughput CSV): the report adds its Universal Scalability Law fit "
+            "and plot beside the scenario's saturation rate. Repeatable.",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Sizing report: verdicts, bottleneck, per-tier tables and plots, in one file.
 
@@ -369,6 +380,7 @@ def report(
             *statistics_overrides(percentiles, share_over),
         ]
         loaded = capsim.load_scenario(scenario, overrides)
+        usl_tests, usl_fit = _usl_fit(usl)
         model, factor = with_load(capsim.build_model(loaded), load)
         planned = load_forecast(forecast_file, model.name) if forecast_file else None
         if loaded.simulation.timeseries is not False:
@@ -394,6 +406,8 @@ def report(
         sizing.forecast = planned
         if load is not None:
             sizing.result["load"] = factor
+        if usl_fit is not None:
+            sizing.usl = _beside_saturate(usl_fit, usl_tests, loaded, str(scenario), sizing.curve)
         console = stderr_console()
         for warning in sizing.warnings:
             say(console, f"warning: {warning}")
@@ -408,3 +422,40 @@ def report(
             write_report_markdown(text if text.endswith("\n") else text + "\n", files, output)
         if not is_stdout(output):
             console.print(f"wrote {visible(str(output))}", markup=False)
+
+
+def _usl_fit(files: list[Path] | None) -> tuple[list[Any], dict[str, Any] | None]:
+    """The load tests of `capsim report --usl` and their USL fit, before anything is simulated
+    (a file that is no load test, or too few steps, is refused first)."""
+    if not files:
+        return [], None
+    from capsim.analysis.usl import usl_summary
+    from capsim.measurements import LoadTest, read_measurements
+
+    tests = [m for m in read_measurements(files) if isinstance(m, LoadTest)]
+    if not tests:
+        raise UsageError(
+            "--usl: none of these files is a load test (k6 --out json, Locust "
+            "_stats_history.csv or a concurrency,throughput CSV)"
+        )
+    return tests, usl_summary(tests, [str(f) for f in files])
+
+
+def _beside_saturate(
+    usl: dict[str, Any], tests: list[Any], scenario: Any, source: str, curve: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The USL fit with, beside its X_max, the saturation rate of the report's own search when
+    the test loaded the scenario's mix, else of the class the test drove."""
+
+    curve = curve or {}
+    known = (
+        {"saturation_rate": curve["saturation_rate"], "bottleneck": curve.get("bottleneck")}
+        if curve.get("saturation_rate")
+        else None
+    )
+    return {
+        **usl,
+        "saturate": usl_saturation(
+            scenario, source, tests, usl["peak_throughput"], known, command="report"
+        ),
+    }

@@ -15,6 +15,7 @@ from capsim.measurements.reading import (
     MeasurementError,
     decode_text,
     detect_format,
+    gunzipped,
     read_capped,
 )
 from capsim.measurements.types import (
@@ -49,7 +50,7 @@ def read_measurement(
     """One measurement file, its format told from the content unless `input_format` forces it."""
     from capsim.measurements import loadtests, otlp, prometheus
 
-    data = read_capped(path, cap)
+    data = gunzipped(read_capped(path, cap), path, cap)
     kind = input_format or detect_format(data, path)
     if kind not in FORMATS:
         raise MeasurementError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -96,11 +97,21 @@ def parse_k6_summary(text: str, path: str | Path) -> LoadTest:
     return LoadTest(source=str(path), tool="k6", steps=[step], totals=[step])
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def _k6_time(value: Any, where: str) -> float:
     if isinstance(value, int | float):
         return float(value)
+    # k6 writes Go's RFC3339Nano (up to nine fraction digits); Python before 3.11 reads
+    # exactly three or six.
+    text = _FRACTION.sub(
+        lambda m: "." + m.group(1)[:6].ljust(6, "0"),
+        str(value).strip().replace("Z", "+00:00"),
+        count=1,
+    )
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise MeasurementError(
             f"{where}: data.time {value!r:.60} is not an RFC 3339 time"
@@ -348,7 +359,37 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
             start = k
     if not steps:
         raise MeasurementError(f"{path}: no load step of at least 3 rows at a constant User Count")
-    return LoadTest(source=str(path), tool="locust", steps=steps, totals=[])
+    return LoadTest(
+        source=str(path), tool="locust", steps=steps, totals=_locust_named_totals(rows, path)
+    )
+
+
+def _locust_named_totals(rows: list[dict[str, str]], path: str | Path) -> list[LoadStep]:
+    """Per request name (the rows other than Aggregated): its requests from the first to the
+    last row, and their rate; what names the class a stepped test drove."""
+    by_name: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for line, row in enumerate(rows, start=2):
+        if row["Name"] != "Aggregated":
+            by_name.setdefault(row["Name"], []).append((line, row))
+    totals = []
+    for name, named in sorted(by_name.items()):
+        (first_line, first), (last_line, last) = named[0], named[-1]
+        start = _number(first, "Timestamp", path, first_line)
+        end = _number(last, "Timestamp", path, last_line)
+        requests = _number(last, "Total Request Count", path, last_line)
+        totals.append(
+            LoadStep(
+                name=name,
+                start=start,
+                end=end,
+                users=max(_number(row, "User Count", path, line) for line, row in named),
+                requests=int(requests) if math.isfinite(requests) else 0,
+                errors=0,
+                throughput=requests / (end - start) if end > start else 0.0,
+                latency={},
+            )
+        )
+    return totals
 
 
 #: The most rows (load steps) of a plain USL CSV: 10,000 fit in about 8 s.

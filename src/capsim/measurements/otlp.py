@@ -4,6 +4,9 @@ and, when `opentelemetry-proto` is installed, OTLP protobuf."""
 from __future__ import annotations
 
 import base64
+import binascii
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,10 @@ _KIND_NAMES = {f"SPAN_KIND_{name.upper()}": name for name in SPAN_KINDS} | {
 }
 
 
+#: Resource attributes that name a service's instance, in order of preference.
+INSTANCE_KEYS = ("service.instance.id", "host.name", "k8s.pod.name", "container.id")
+
+
 def parse_otlp_json(text: str, path: str | Path) -> Traces:
     """Spans of an OTLP JSON file: one ExportTraceServiceRequest/TracesData, or NDJSON of them."""
     stripped = text.strip()
@@ -22,6 +29,8 @@ def parse_otlp_json(text: str, path: str | Path) -> Traces:
         documents = json_lines(text, path)
     else:
         documents = [parse_json(text, path)]
+    if len(documents) == 1 and isinstance(documents[0], list):
+        documents = documents[0]  # a JSON array of documents (several exports concatenated)
     spans: list[Span] = []
     for number, document in enumerate(documents, start=1):
         where = f"{path}" + (f" (document {number})" if len(documents) > 1 else "")
@@ -69,16 +78,24 @@ def _document_spans(document: Any, where: str) -> list[Span]:
         resource = _field(resource_spans, "resource") or {}
         resource_attributes = attributes_of(_field(resource, "attributes") or [], here)
         service = str(resource_attributes.get("service.name", "unknown_service"))
+        instance = next(
+            (
+                str(resource_attributes[key])
+                for key in INSTANCE_KEYS
+                if resource_attributes.get(key)
+            ),
+            "",
+        )
         scopes = _require_list(resource_spans, "scopeSpans", here) or _require_list(
             resource_spans, "instrumentationLibrarySpans", here
         )
         for s, scope in enumerate(scopes):
             for n, record in enumerate(_require_list(scope, "spans", f"{here}.scopeSpans[{s}]")):
-                spans.append(_span(record, service, f"{here}.scopeSpans[{s}].spans[{n}]"))
+                spans.append(_span(record, service, f"{here}.scopeSpans[{s}].spans[{n}]", instance))
     return spans
 
 
-def _span(record: Any, service: str, where: str) -> Span:
+def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
     if not isinstance(record, dict):
         raise MeasurementError(f"{where}: a span must be an object")
     missing = [
@@ -103,13 +120,46 @@ def _span(record: Any, service: str, where: str) -> Span:
         start=start / 1e9,
         end=end / 1e9,
         attributes=attributes_of(_field(record, "attributes") or [], where),
+        links=_links(_field(record, "links"), where),
+        instance=instance,
     )
 
 
+def _links(items: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The (trace id, span id) of each span link (a consumer's link to the producer that
+    published what it consumed, when the consumer starts a trace of its own)."""
+    if not items:
+        return ()
+    if not isinstance(items, list):
+        raise MeasurementError(f"{where}: links must be a list of {{traceId, spanId}}")
+    return tuple(
+        (_identifier(_field(link, "traceId")), _identifier(_field(link, "spanId")))
+        for link in items
+        if isinstance(link, dict) and _field(link, "traceId") and _field(link, "spanId")
+    )
+
+
+_HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
+_BASE64_ID = re.compile(r"[A-Za-z0-9+/_-]{11}=?|[A-Za-z0-9+/_-]{22}(==)?")
+
+
 def _identifier(value: Any) -> str:
+    """A trace or span id in lower-case hex, however the file spells it: hex (OTLP JSON), or
+    base64 (the plain protobuf-to-JSON mapping, which some exporters write) of 8 or 16 bytes."""
     if isinstance(value, bytes):
         return value.hex()
-    return str(value)
+    text = str(value).strip()
+    if _HEX_ID.fullmatch(text):
+        return text.lower()
+    if _BASE64_ID.fullmatch(text):
+        padded = text.replace("-", "+").replace("_", "/")
+        try:
+            raw = base64.b64decode(padded + "=" * (-len(padded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return text
+        if len(raw) in (8, 16):
+            return raw.hex()
+    return text
 
 
 def _nanos(value: Any, where: str, key: str) -> int:
@@ -163,28 +213,111 @@ def _any_value(value: dict[str, Any]) -> Any:
     return None
 
 
+#: What to install to read binary OTLP (the optional extra capsim[otlp]).
+PROTO_PACKAGE = "opentelemetry-proto"
+#: The first bytes of a zstd frame (the Collector's file exporter with `compression: zstd`).
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def parse_otlp_proto(data: bytes, path: str | Path) -> Traces:
-    """Spans of a binary OTLP file (TracesData / ExportTraceServiceRequest)."""
+    """Spans of a binary OTLP file, in any of the three layouts found in practice:
+
+    - the Collector's file exporter with `format: proto`: each TracesData preceded by its
+      length as a 4-byte big-endian unsigned integer;
+    - the specification's delimited stream: each message preceded by its length as a varint;
+    - one bare TracesData or ExportTraceServiceRequest (the same wire format: field 1,
+      resource_spans), as an OTLP/HTTP request body saved to a file.
+    """
     try:
         from google.protobuf.json_format import MessageToDict
         from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
     except ImportError:
         raise MeasurementError(
             f"{path}: this is binary, not UTF-8 text: if it is OTLP protobuf, reading it needs "
-            "the optional package opentelemetry-proto (pip install opentelemetry-proto), or "
-            "export OTLP JSON with the Collector's file exporter; other formats must be UTF-8 "
-            "JSON or CSV"
+            f"the optional package {PROTO_PACKAGE} (pip install {PROTO_PACKAGE}, or pip install "
+            "'capsim[otlp]'), or export OTLP JSON with the Collector's file exporter; other "
+            "formats must be UTF-8 JSON or CSV"
         ) from None
-    message = TracesData()
-    try:
-        message.ParseFromString(data)
-    except Exception as error:  # protobuf raises its own DecodeError family
-        raise MeasurementError(f"{path}: not valid OTLP protobuf: {error}") from None
-    document = MessageToDict(message, use_integers_for_enums=True)
+    if data.startswith(ZSTD_MAGIC):
+        raise MeasurementError(
+            f"{path}: zstd-compressed (the Collector's file exporter with compression: zstd); "
+            "decompress it first (zstd -d FILE) or export without compression"
+        )
+    spans: list[Span] = []
+    frames = proto_frames(data)
+    for number, frame in enumerate(frames, start=1):
+        where = f"{path}" + (f" (message {number})" if len(frames) > 1 else "")
+        message = TracesData()
+        try:
+            message.ParseFromString(frame)
+        except Exception as error:  # protobuf raises its own DecodeError family
+            raise MeasurementError(f"{where}: not valid OTLP protobuf: {error}") from None
+        document = MessageToDict(message, use_integers_for_enums=True)
+        _hex_identifiers(document)
+        spans.extend(_document_spans(document, where))
+    if not spans:
+        raise MeasurementError(
+            f"{path}: the OTLP protobuf holds no spans (is it traces, not metrics or logs?)"
+        )
+    return Traces(source=str(path), spans=spans)
+
+
+def proto_frames(data: bytes) -> list[bytes]:
+    """The messages of a binary OTLP file: the Collector's 4-byte length-prefixed records when
+    they tile the file exactly, else varint-delimited messages that do (each starting with
+    field 1's tag, 0x0a), else the whole file as one message."""
+    if data[:1] == b"\x00":
+        framed = _tiles(data, _fixed_length)
+        if framed:
+            return framed
+    if data[:1] != b"\x0a":
+        delimited = _tiles(data, _varint_length)
+        if delimited and all(frame[:1] == b"\x0a" for frame in delimited):
+            return delimited
+    return [data]
+
+
+def _fixed_length(data: bytes, at: int) -> tuple[int, int] | None:
+    if at + 4 > len(data):
+        return None
+    return int.from_bytes(data[at : at + 4], "big"), at + 4
+
+
+def _varint_length(data: bytes, at: int) -> tuple[int, int] | None:
+    value = shift = 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+    return None
+
+
+def _tiles(
+    data: bytes, length_at: Callable[[bytes, int], tuple[int, int] | None]
+) -> list[bytes] | None:
+    """The frames when `length_at`'s prefixes cut `data` into non-empty records exactly."""
+    frames = []
+    at = 0
+    while at < len(data):
+        found = length_at(data, at)
+        if found is None:
+            return None
+        size, at = found
+        if size == 0 or at + size > len(data):
+            return None
+        frames.append(data[at : at + size])
+        at += size
+    return frames
+
+
+def _hex_identifiers(document: dict[str, Any]) -> None:
+    """MessageToDict gives bytes fields as base64; OTLP JSON (and capsim) spell ids in hex."""
     for resource_spans in document.get("resourceSpans", []):
         for scope in resource_spans.get("scopeSpans", []):
             for span in scope.get("spans", []):
                 for key in ("traceId", "spanId", "parentSpanId"):
                     if span.get(key):
                         span[key] = base64.b64decode(span[key]).hex()
-    return Traces(source=str(path), spans=_document_spans(document, str(path)))

@@ -62,7 +62,9 @@ def _series(item: Any, where: str) -> MetricSeries:
                 "seconds since the epoch"
             )
         if math.isfinite(value):
-            times.append(time)
+            # Prometheus times are in milliseconds: rounding to them matches the samples of
+            # files queried over the same range and step despite float noise in the JSON.
+            times.append(round(time, 3))
             values.append(value)
     return MetricSeries(
         labels={str(k): str(v) for k, v in labels.items()}, times=tuple(times), values=tuple(values)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,31 @@ def read_capped(path: str | Path, cap: int = DEFAULT_MAX_INPUT) -> bytes:
         raise MeasurementError(
             f"{visible(str(path))}: cannot read the file: {error.reason}"
         ) from None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzipped(data: bytes, path: str | Path, cap: int = DEFAULT_MAX_INPUT) -> bytes:
+    """`data` decompressed when it is gzip (k6's `--out json=results.gz`, a saved `.json.gz`),
+    at most `cap` bytes of it (a larger content is refused with exit 3, as a large file is);
+    other data as it is."""
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            content = stream.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise MeasurementError(
+            f"{visible(str(path))}: gzip content that cannot be decompressed ({error}); "
+            "is the file complete?"
+        ) from None
+    if len(content) > cap:
+        raise ResourceLimitError(
+            f"{visible(str(path))}: decompressed, the file is larger than {cap:,} bytes; raise "
+            "the limit with --max-input (a size such as 2GiB) or split the file"
+        )
+    return content
 
 
 def decode_text(data: bytes, path: str | Path) -> str:

@@ -22,6 +22,12 @@ class Span:
     start: float
     end: float
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Span links as (trace id, span id): how a consumer that starts its own trace names the
+    #: producer span whose message it consumed.
+    links: tuple[tuple[str, str], ...] = ()
+    #: The instance of the service that recorded the span (its resource's service.instance.id,
+    #: else host.name, k8s.pod.name or container.id; "" when the resource names none).
+    instance: str = ""
 
     @property
     def duration(self) -> float:

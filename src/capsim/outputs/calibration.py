@@ -17,6 +17,7 @@ from rich.text import Text
 from capsim.analysis.stats import sanitise
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text
+from capsim.outputs.svg import Chart, Marker, Series, render_chart
 from capsim.outputs.text import markdown_table
 from capsim.textsafe import visible
 
@@ -224,9 +225,9 @@ def backtest_document(data: dict[str, Any]) -> Document:
     )
 
 
-def usl_chart(data: dict[str, Any]) -> str:
-    from capsim.outputs.svg import Chart, Marker, Series, render_chart
-
+def usl_chart_spec(data: dict[str, Any]) -> Chart:
+    """The USL plot: measured steps, the fitted curve, N* and X_max, and capsim saturate's
+    saturation rate when it was run beside the fit."""
     measured = Series("measured", data["concurrency"], data["throughput"], points=True, dashed=True)
     fitted = Series("USL fit", data["curve"]["concurrency"], data["curve"]["throughput"])
     markers = []
@@ -234,20 +235,41 @@ def usl_chart(data: dict[str, Any]) -> str:
         markers.append(
             Marker("x", data["peak_concurrency"], f"N* = {data['peak_concurrency']:.3g}")
         )
-    return render_chart(
-        Chart(
-            key="usl",
-            title="Throughput against concurrency (Universal Scalability Law)",
-            x_label="concurrency N",
-            y_label="throughput X(N) /s",
-            series=[measured, fitted],
-            markers=markers,
-            y_min=0.0,
+    if data["peak_throughput"] is not None:
+        markers.append(
+            Marker("y", data["peak_throughput"], f"X_max = {cells.rate(data['peak_throughput'])}")
         )
+    saturate = data.get("saturate") or {}
+    if saturate.get("saturation_rate"):
+        markers.append(
+            Marker(
+                "y",
+                saturate["saturation_rate"],
+                f"saturate: {cells.rate(saturate['saturation_rate'])}",
+                color="#D55E00",
+            )
+        )
+    return Chart(
+        key="usl",
+        title="Throughput against concurrency (Universal Scalability Law)",
+        x_label="concurrency N",
+        y_label="throughput X(N) /s",
+        series=[measured, fitted],
+        markers=markers,
+        y_min=0.0,
     )
 
 
-def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
+def usl_chart(data: dict[str, Any]) -> str:
+    return render_chart(usl_chart_spec(data))
+
+
+USL_HEADER = ["parameter", "estimate", "95% CI"]
+
+
+def usl_rows(data: dict[str, Any]) -> list[list[str]]:
+    """λ, σ, κ, N* and X_max with their 95% intervals, as table cells."""
+
     def row(name: str, key: str, form: Any) -> list[str]:
         value = data[key]
         return [
@@ -256,14 +278,38 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
             _interval(data["ci95"].get(key), form),
         ]
 
-    number = lambda v: f"{v:.4g}"  # noqa: E731
-    rows = [
+    def number(value: float) -> str:
+        return f"{value:.4g}"
+
+    return [
         row("λ (throughput of one user)", "lambda", cells.rate),
         row("σ (contention)", "sigma", number),
         row("κ (coherency)", "kappa", number),
         row("N* peak concurrency", "peak_concurrency", number),
         row("X_max peak throughput", "peak_throughput", cells.rate),
     ]
+
+
+def usl_comparison(data: dict[str, Any]) -> str | None:
+    """capsim saturate's answer beside X_max, as one sentence (None when it was not run)."""
+    saturate = data.get("saturate")
+    if not saturate:
+        return None
+    versus = saturate["difference_from_peak_throughput"]
+    rate = saturate["saturation_rate"]
+    return (
+        f"capsim saturate on {saturate['scenario']} ({saturate.get('class', '')}): "
+        + (
+            f"saturates at {cells.rate(rate)} (bottleneck {saturate['bottleneck']})"
+            if rate
+            else "no saturation rate found"
+        )
+        + (f", {versus * 100:+.1f}% from the USL's X_max" if versus is not None else "")
+    )
+
+
+def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
+    rows = usl_rows(data)
     points = [
         [cells.count(n), cells.rate(x), cells.rate(f)]
         for n, x, f in zip(data["concurrency"], data["throughput"], data["fitted"], strict=True)
@@ -272,20 +318,15 @@ def usl_document(data: dict[str, Any], with_chart: bool) -> Document:
         f"R² {data['r_squared']:.4f} over {data['points']} steps",
         "λ, σ, κ intervals: weighted least-squares covariance (Student t); N* and X_max: residual bootstrap",
     ]
-    saturate = data.get("saturate")
-    if saturate:
-        versus = saturate["difference_from_peak_throughput"]
-        lines.append(
-            f"capsim saturate on {saturate['scenario']}: saturates at "
-            f"{cells.rate(saturate['saturation_rate'])} (bottleneck {saturate['bottleneck']})"
-            + (f", {versus * 100:+.1f}% from the USL's X_max" if versus is not None else "")
-        )
+    comparison = usl_comparison(data)
+    if comparison:
+        lines.append(comparison)
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return Document(
         title="capsim fit-usl · " + ", ".join(data["sources"]),
         data=data,
         sections=[
-            Section("USL parameters", ["parameter", "estimate", "95% CI"], rows),
+            Section("USL parameters", USL_HEADER, rows),
             Section("Steps", ["N", "measured X", "fitted X"], points),
         ],
         lines=lines,

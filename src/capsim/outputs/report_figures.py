@@ -393,11 +393,27 @@ def cost_figure(report: SizingReport) -> Figure | None:
     )
 
 
+def usl_figure(report: SizingReport) -> Figure | None:
+    """`capsim report --usl`: the load test's throughput against concurrency with its USL fit."""
+    if not report.usl:
+        return None
+    from capsim.outputs.calibration import usl_chart_spec
+
+    return Figure(
+        "usl",
+        "Throughput against concurrency of the load test (points), the Universal Scalability "
+        "Law fitted to it (line), its peak concurrency N* and peak throughput X_max, and "
+        "capsim saturate's saturation rate on this scenario (docs/calibration.md).",
+        usl_chart_spec(report.usl),
+    )
+
+
 def report_figures(report: SizingReport) -> list[Figure]:
     """Every figure the report shows, in reading order."""
     figures: list[Figure | None] = [cdf_figure(report), load_figure(report)]
     figures += timeseries_figures(report)
     figures.append(cost_figure(report))
+    figures.append(usl_figure(report))
     return [figure for figure in figures if figure is not None]
 
 

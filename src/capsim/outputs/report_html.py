@@ -105,6 +105,24 @@ def _forecast_section(data: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _usl_section(usl: dict[str, Any]) -> list[str]:
+    """`capsim report --usl`: the USL's parameters and capsim saturate's rate beside X_max."""
+    from capsim.outputs.calibration import USL_HEADER, usl_comparison, usl_rows
+
+    rows = [[(text, "n" if k else "") for k, text in enumerate(row)] for row in usl_rows(usl)]
+    parts = [
+        '<h2 id="usl">Scalability: the Universal Scalability Law</h2>',
+        f"<p>Fitted to {escape(', '.join(visible(s) for s in usl['sources']))}: "
+        f"R² {usl['r_squared']:.4f} over {usl['points']} steps.</p>",
+        _table(USL_HEADER, rows),
+    ]
+    comparison = usl_comparison(usl)
+    if comparison:
+        parts.append(f'<p id="usl-versus-saturate">{escape(visible(comparison))}</p>')
+    parts += [f'<p class="note">{escape(note)}</p>' for note in usl.get("notes", [])]
+    return parts
+
+
 def render_report_html(report: SizingReport) -> str:
     """The whole report as one HTML document (about 20-100 KB: plots are inline SVG)."""
     result = report.result
@@ -163,6 +181,8 @@ def render_report_html(report: SizingReport) -> str:
             parts.append(f'<p class="note" id="no-currency">{escape(cells.NO_CURRENCY_NOTE)}</p>')
     if report.forecast is not None:
         parts += _forecast_section(report.forecast)
+    if report.usl:
+        parts += _usl_section(report.usl)
     if report.warnings:
         parts.append('<h2 id="warnings">Warnings</h2><ul>')
         parts += [f"<li>{escape(warning)}</li>" for warning in report.warnings]

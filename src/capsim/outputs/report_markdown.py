@@ -137,6 +137,21 @@ def _forecast_section(data: dict[str, Any], figures: list[Figure], names: list[s
     return lines
 
 
+def _usl_lines(usl: dict[str, Any]) -> list[str]:
+    """`capsim report --usl`: the USL's parameters and capsim saturate's rate beside X_max."""
+    from capsim.outputs.calibration import USL_HEADER, usl_comparison, usl_rows
+
+    sources = ", ".join(markdown_text(source) for source in usl["sources"])
+    lines = ["", "## Scalability: the Universal Scalability Law", ""]
+    lines += [f"Fitted to {sources}: R² {usl['r_squared']:.4f} over {usl['points']} steps.", ""]
+    lines += markdown_table(USL_HEADER, usl_rows(usl), right=range(1, 3))
+    comparison = usl_comparison(usl)
+    if comparison:
+        lines += ["", markdown_text(comparison)]
+    lines += ["", *(f"> {markdown_text(note)}" for note in usl.get("notes", []))]
+    return lines
+
+
 def render_report_markdown(
     report: SizingReport, stem: str, png: bool | None = None
 ) -> tuple[str, dict[str, bytes]]:
@@ -202,6 +217,8 @@ def render_report_markdown(
             lines += ["", cells.NO_CURRENCY_NOTE]
     if report.forecast is not None:
         lines += _forecast_section(report.forecast, forecast, names[len(figures) :])
+    if report.usl:
+        lines += _usl_lines(report.usl)
     if report.warnings:
         lines += ["", "## Warnings", ""]
         lines += [f"- {markdown_text(warning)}" for warning in report.warnings]

@@ -1419,6 +1419,18 @@ class TraceArrivalsSpec(_Strict):
         return self._times
 
 
+#: Why a rate profile cannot shape each arrival process (the message says what to do instead).
+_PROFILE_CLASH = {
+    "trace": "a trace's timestamps are its rate over time; remove profile:, or replay another "
+    "window of the trace (speedup: scales its rate)",
+    "mmpp": "an MMPP's rate over time is its states' rates and sojourns; remove profile:, or "
+    "use poisson arrivals with the profile for a planned change of rate",
+    "batch": "batches arrive as a Poisson process at the constant rate: of batches (the exact "
+    "batch-Poisson formulas assume it); remove profile:, or split the class into one class per "
+    "period of constant rate",
+}
+
+
 class MmppSpec(_Strict):
     """A two-state Markov-modulated Poisson process: Poisson at rates[i] while in state i,
     which lasts an exponential time of mean mean_sojourn[i]."""
@@ -1632,8 +1644,8 @@ class TrafficSpec(_Strict):
             )
         if kind in ARRIVAL_PROCESSES and self.profile is not None:
             raise invalid(
-                f"profile: shapes poisson or constant arrivals only, not {kind} arrivals; remove "
-                "profile: (a trace or an MMPP carries its own changes of rate)",
+                f"profile: shapes poisson or constant arrivals only, not {kind} arrivals: "
+                + _PROFILE_CLASH[kind],
                 at="profile",
             )
         if kind == "batch" and self.rate is None:
