@@ -129,6 +129,10 @@ class Call:
     circuit_breaker: CircuitBreaker | None = None
     bulkhead: int | None = None  # at most this many calls in flight from caller to callee
     hedge: Hedge | None = None  # more copies of a slow call to other instances
+    # Round-trip time of the network between caller and callee (another region): the request
+    # reaches the callee half of it later, the answer reaches the caller the other half later.
+    network_delay: float = 0.0
+    write: bool = False  # a write: goes to the callee's primary region (docs/regions.md)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class OneOf:
     """Exactly one of the options, by probability; the rest of the mass (1 - sum) makes no call."""
 
     options: tuple[tuple[int, float], ...]
+    network_delays: tuple[float, ...] = ()  # round trip to each option (() : all 0)
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,7 @@ class Tier:
     partitions: int | None = None  # queue: at most one consumer per partition at a time
     cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
     edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
+    region: str | None = None  # the region this copy of a scenario tier runs in (docs/regions.md)
 
     @property
     def servers(self) -> int:
@@ -400,6 +406,9 @@ class TrafficClass:
     users: int | None = None
     think_time: Distribution | None = None
     process: ArrivalProcess | None = None  # trace, mmpp and batch arrivals
+    # Round trip between the class's clients and the region serving them (docs/regions.md): a
+    # request reaches `entry` half of it after it is sent, its answer the client half later.
+    network_delay: float = 0.0
 
     @property
     def is_closed(self) -> bool:

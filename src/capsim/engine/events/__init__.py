@@ -29,6 +29,7 @@ The package, module by module (issue 14 moves the engine here one feature at a t
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.
+- `network`: the round-trip time of a call or a client that crosses regions.
 - `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites).
 - `disciplines`: waiting lines with priorities between classes.
 - `classes`: request classes, open and closed, and their per-bucket tracking.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from capsim.engine.events import network
 from capsim.engine.events.resilience import _CallSite
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.model.features import is_guarded
@@ -136,8 +137,12 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
     if isinstance(step, Call):
         target = tiers[step.tier]
         enter = target.enter
+        if step.network_delay > 0:  # another region: the call crosses the network
+            enter = network.delayed(caller.env, enter, step.network_delay)
         if is_guarded(step):  # the features registry says which calls need a call site
-            enter = _CallSite(caller, target, step).enter
+            site = _CallSite(caller, target, step)
+            site.target_enter = enter  # a timeout counts the network's time too
+            enter = site.enter
         return CallStep(
             enter,
             target.pick(step.algorithm),
@@ -147,10 +152,19 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
         )
     if isinstance(step, OneOf):
         bounds = list(itertools.accumulate(p for _, p in step.options))
-        targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
+        delays = step.network_delays or (0.0,) * len(step.options)
+        targets = tuple(
+            (_over_network(caller, tiers[t].enter, rtt), tiers[t].pick(None))
+            for (t, _), rtt in zip(step.options, delays, strict=True)
+        )
         return OneOfStep(bounds, targets, caller.routing_draw)
     assert isinstance(step, Parallel)
     return ParallelStep(tuple(_compile_step(b, caller, tiers) for b in step.branches))
+
+
+def _over_network(caller: _TierSim, enter: Enter, rtt: float) -> Enter:
+    """`enter` as the caller reaches it: behind the network when it is in another region."""
+    return network.delayed(caller.env, enter, rtt) if rtt > 0 else enter
 
 
 def _runner(steps: tuple[Step_, ...]) -> Runner | None:

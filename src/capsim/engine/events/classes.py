@@ -11,6 +11,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
+from capsim.engine.events import network
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _scheduler, _scheduler_at, _Timer
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -90,6 +91,8 @@ class _ClassSim:
         warmup = window.warmup
         k = traffic.index
         enter = entry.enter
+        if traffic.network_delay > 0:  # clients served from another region
+            enter = network.delayed(env, enter, traffic.network_delay)
         pick = entry.pick(None)
         record_latency = self.latency.record
         run = self.run
