@@ -88,12 +88,17 @@ def _mean_response(
         nonlocal approximate
         if isinstance(step, Call):
             callee = model.tiers[step.tier]
+            # A call to another region adds its round trip (`network_delay`) to every call.
             if callee.is_async:
                 publish = callee.publish_time.mean if callee.publish_time is not None else 0.0
-                return step.probability * step.repeat * publish
-            return step.probability * step.repeat * response[step.tier]
+                return step.probability * step.repeat * (publish + step.network_delay)
+            return step.probability * step.repeat * (response[step.tier] + step.network_delay)
         if isinstance(step, OneOf):
-            return sum(p * step_time(Call(t, 1.0)) for t, p in step.options)
+            delays = step.network_delays or (0.0,) * len(step.options)
+            return sum(
+                p * step_time(Call(t, 1.0, network_delay=rtt))
+                for (t, p), rtt in zip(step.options, delays, strict=True)
+            )
         assert isinstance(step, Parallel)
         approximate = True
         return max((step_time(b) for b in step.branches), default=0.0)
@@ -643,13 +648,17 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         path_exact = all(
             tiers_out[t.name]["method"]["exact"] for t in model.tiers if visits[k, t.index] > 0
         )
-        latency: dict[str, float | None] = {"mean": float(response[traffic.entry])}
+        # Clients served from another region add their round trip to every request.
+        latency: dict[str, float | None] = {
+            "mean": float(response[traffic.entry]) + traffic.network_delay
+        }
         only_entry = all(visits[k, t.index] == 0 for t in model.tiers if t.index != traffic.entry)
         entry_groups = [st for _, st in stations[entry.index] if st.arrival_rate > 0]
         for key, q in PERCENTILES.items():
             value = None
             if only_entry and len(entry_groups) == 1 and entry_groups[0].figures is not None:
-                value = _round(entry_groups[0].figures.sojourn_quantile(q))
+                sojourn = entry_groups[0].figures.sojourn_quantile(q)
+                value = None if sojourn is None else _round(sojourn + traffic.network_delay)
             latency[key] = value
         rate = float(open_rate[k] + closed_rate[k])
         # Losses along the path (independent per visit); exact when one tier turns work away.

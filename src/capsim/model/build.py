@@ -9,6 +9,7 @@ import numpy as np
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
+from capsim.model.regions import place_in_regions
 from capsim.model.types import (
     ArrivalProcess,
     Autoscale,
@@ -253,6 +254,7 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
             circuit_breaker=breaker,
             bulkhead=call.bulkhead,
             hedge=_hedge(call),
+            write=call.write,
         )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
@@ -340,6 +342,8 @@ def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
     by_name = {tier.name: tier for tier in tiers}
     faults: list[Fault] = []
     for spec in scenario.faults:
+        if spec.region is not None:
+            continue  # a region lost: model/regions.py, with the tiers' copies
         until = spec.at + spec.for_ if spec.for_ is not None else None
         span = f" for {format_duration(spec.for_)}" if spec.for_ is not None else ""
         when = f"at {format_duration(spec.at)}{span}"
@@ -687,7 +691,7 @@ def build_model(scenario: Scenario) -> Model:
         for _ in range(len(tiers)):
             rates = _request_rates(tiers, classes, horizon)
             tiers = _build_tiers(scenario, tier_index, class_names, rates)
-    return Model(
+    model = Model(
         name=scenario.name,
         seed=scenario.seed,
         simulation=Simulation(
@@ -709,6 +713,7 @@ def build_model(scenario: Scenario) -> Model:
         percentiles=tuple(sorted(set(simulation.percentiles))),
         share_over=_share_limits(scenario),
     )
+    return place_in_regions(model, scenario)
 
 
 def _share_limits(scenario: Scenario) -> tuple[float, ...]:

@@ -645,6 +645,11 @@ class TierCall(_Strict):
     circuit_breaker: CircuitBreakerSpec | None = None
     bulkhead: Count | None = None
     hedge: HedgeSpec | None = None
+    write: bool = Field(
+        default=False,
+        description="a write: goes to the callee's primary region (its `primary`), paying the "
+        "round trip from other regions (docs/regions.md)",
+    )
 
 
 class OneOfCall(_Strict):
@@ -949,6 +954,17 @@ class RateLimitSpec(_Strict):
     burst: Count = 1
 
 
+def _check_primary(regions: list[str] | None, primary: str | None) -> None:
+    """A tier's primary region is one of the regions it is placed in."""
+    if primary is None or regions is None or primary in regions:
+        return
+    raise invalid(
+        f"primary {primary!r} is not one of this tier's regions ({', '.join(regions)}){suggest(primary, regions)}; "
+        "add it to regions: or name one of them",
+        at="primary",
+    )
+
+
 QueueDiscipline = Annotated[
     Literal["fifo", "lifo"], BeforeValidator(_choice(("fifo", "lifo"), "queue_discipline"))
 ]
@@ -974,10 +990,20 @@ class _TierBase(_Strict):
     queue_discipline: QueueDiscipline = "fifo"
     drop_abandoned: bool = False
     priorities: list[Name] | None = Field(default=None, min_length=1)
+    regions: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = Field(
+        default=None,
+        description="the regions this tier runs in, one copy each (default: every region); "
+        "docs/regions.md",
+    )
+    primary: Name | None = Field(
+        default=None,
+        description="the region of the copy that takes writes (calls with write: true)",
+    )
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
         _check_sizing(str(getattr(self, "type", "service")), self.sizing)
+        _check_primary(self.regions, self.primary)
         return self
 
 
@@ -1072,10 +1098,20 @@ class QueueTier(_Strict):
     max_retries: NonNegativeInt = 0
     batch: BatchSpec | None = None
     partitions: Count | None = None
+    regions: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = Field(
+        default=None,
+        description="the regions this tier runs in, one copy each (default: every region); "
+        "docs/regions.md",
+    )
+    primary: Name | None = Field(
+        default=None,
+        description="the region of the copy that takes writes (calls with write: true)",
+    )
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
         _check_sizing("queue", self.sizing)
+        _check_primary(self.regions, self.primary)
         if self.batch is not None or self.partitions is not None:
             key = "batch" if self.batch is not None else "partitions"
             if self.priorities:
@@ -1366,6 +1402,11 @@ class TrafficSpec(_Strict):
     profile: ProfileSpec | None = None
     users: Count | None = None
     think_time: DistributionSpec | None = None
+    region: Name | None = Field(
+        default=None,
+        description="all of this class's clients are in this region (default: the regions' "
+        "shares); docs/regions.md",
+    )
 
     @property
     def arrival_kind(self) -> str:
@@ -1590,6 +1631,11 @@ class FaultSpec(_Strict):
     for_: PositiveDuration | None = Field(default=None, alias="for")
     tier: Text | None = None
     zone: Name | None = None
+    region: Name | None = Field(
+        default=None,
+        description="a region lost: every tier's copy there loses all its instances, and DNS "
+        "moves its traffic after routing's health_check and dns_ttl (docs/regions.md)",
+    )
     lose: (
         Annotated[
             int | float | bool,
@@ -1627,9 +1673,18 @@ class FaultSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_target_one_effect(self) -> FaultSpec:
-        if (self.tier is None) == (self.zone is None):
-            raise invalid("a fault names exactly one of tier: or zone:")
+        targets = [t for t in ("tier", "zone", "region") if getattr(self, t) is not None]
+        if len(targets) != 1:
+            raise invalid("a fault names exactly one of tier:, zone: or region:")
         effects = [e for e in FAULT_EFFECTS if getattr(self, e) is not None]
+        if self.region is not None:
+            if effects and (effects != ["lose"] or self.lose is not True):
+                raise invalid(
+                    "a region fault loses the whole region; remove "
+                    + " and ".join(e for e in effects if not (e == "lose" and self.lose is True)),
+                    at=effects[0],
+                )
+            return self
         if len(effects) != 1:
             raise invalid(
                 "a fault has exactly one effect: lose, error_rate or slowdown"
@@ -1643,6 +1698,47 @@ class FaultSpec(_Strict):
                 at="lose",
             )
         return self
+
+
+# ---- regions and global routing (docs/regions.md) -----------------------------------------------
+ROUTING_POLICIES = ("geo", "latency", "weighted")
+
+
+class RegionSpec(_Strict):
+    """A region: where its clients are (`share`), how far the others are (`rtt`), standby."""
+
+    share: Ratio | None = Field(
+        default=None,
+        description="the share of every class's requests from clients in this region (geo, "
+        "latency) or sent here by DNS weights (weighted); default: equal shares",
+    )
+    rtt: dict[str, PositiveDuration] = Field(
+        default_factory=dict,
+        description="round-trip time to other regions, e.g. {us-east: 70ms}; symmetric, "
+        "written on either side",
+    )
+    standby: bool = Field(
+        default=False,
+        description="active-passive: a warm standby that takes traffic only when a region is lost",
+    )
+
+
+class RoutingSpec(_Strict):
+    """How DNS sends requests to regions, and how long it takes to notice a lost one."""
+
+    policy: Annotated[
+        Literal["geo", "latency", "weighted"],
+        BeforeValidator(_choice(ROUTING_POLICIES, "policy")),
+    ] = "geo"
+    health_check: Duration = Field(
+        default=30.0,
+        description="how long after a region is lost (or back) DNS health checks notice it",
+    )
+    dns_ttl: Duration = Field(
+        default=60.0,
+        description="how long clients keep a DNS answer: traffic moves over this long, "
+        "evenly, once DNS has noticed",
+    )
 
 
 # ---- the whole scenario ------------------------------------------------------------------------
@@ -1771,6 +1867,11 @@ class Scenario(_Strict):
     tiers: dict[str, TierSpec] = Field(min_length=1)
     slos: list[SloSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    regions: dict[str, RegionSpec] = Field(
+        default_factory=dict,
+        description="regions by name, with their round-trip times (docs/regions.md)",
+    )
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
 
     _source: str = PrivateAttr(default="<scenario>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -1778,7 +1879,7 @@ class Scenario(_Strict):
     _key_positions: dict[PathKey, Position] = PrivateAttr(default_factory=dict)
     _origins: dict[PathKey, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("traffic", "tiers", mode="before")
+    @field_validator("traffic", "tiers", "regions", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, dict):

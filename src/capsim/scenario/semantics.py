@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from capsim import graphs
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
+from capsim.scenario.regions import check_regions
 from capsim.scenario.schema import (
     QUEUE_SLO_STATISTICS,
     AnyTier,
@@ -218,6 +219,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
     problems.extend(_check_hedges(scenario, tiers))
     problems.extend(_check_faults(scenario, tiers))
     problems.extend(_check_autoscale(scenario, tiers))
+    problems.extend(check_regions(scenario))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
