@@ -343,3 +343,74 @@ def test_validate_reports_region_problems_with_exit_code_2(tmp_path):
     assert f"{path}:17:23: faults[0].region: unknown" in result.output
     assert "'us'? (regions: eu, us)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_moved_clients_latency_per_bucket_is_the_survivors_plus_the_round_trip():
+    model = capsim.build_model(load_scenario_text(REGION_LOST))
+    report = capsim.simulate(model)
+    p99 = series(report, "classes", "browse@us->eu", "p99")
+    assert np.isnan(p99[:8]).all()  # no one has moved before 40 s
+    # Constant 10 ms of work + 70 ms: every bucket's p99 is 80 ms (histogram: within 1.6%).
+    assert p99[9:] == pytest.approx([0.080] * len(p99[9:]), rel=0.016)
+
+
+# ---- multi-CDN: an entry split between providers -------------------------------------------------
+MULTI_CDN = """\
+version: 1
+name: multi-cdn
+seed: 5
+simulation: {duration: 90s, warmup: 0s, timeseries: 5s}
+routing: {health_check: 10s, dns_ttl: 20s}
+traffic:
+  assets: {entry: {akamai: 70%, fastly: 30%}, rate: 200/s}
+tiers:
+  akamai: {type: cdn, hit_ratio: 90%, on_miss: origin, concurrency: 100, service_time: 5ms}
+  fastly: {type: cdn, hit_ratio: 90%, on_miss: origin, concurrency: 100, service_time: 8ms}
+  origin: {concurrency: 100, blocking: false, service_time: 50ms}
+slos:
+  - {class: assets, p99: 200ms}
+"""
+
+
+def test_a_split_entry_sends_each_provider_its_share():
+    model = capsim.build_model(load_scenario_text(MULTI_CDN))
+    assert {c.name: c.rate for c in model.classes} == {
+        "assets~akamai": 140.0,
+        "assets~fastly": 60.0,
+    }
+    assert [s.text for s in model.slos] == [
+        "assets~akamai p99 <= 200ms",
+        "assets~fastly p99 <= 200ms",
+    ]
+    report = capsim.simulate(model)
+    # 90% hits: 5 ms at akamai; misses add the origin's 50 ms.
+    assert mean_latency(report, "assets~akamai") == pytest.approx(0.005 + 0.1 * 0.050, rel=0.05)
+
+
+def test_a_failing_provider_s_share_moves_to_the_other_after_the_dns_delay():
+    text = MULTI_CDN + "faults:\n  - {at: 30s, tier: akamai, error_rate: 100%, for: 30s}\n"
+    model = capsim.build_model(load_scenario_text(text))
+    akamai, fastly = model.classes
+    # Failing from 30 s, noticed at 40 s, gone by 60 s; healthy at 60 s, noticed at 70 s, back
+    # by 90 s.
+    assert [akamai.rate_at(t) for t in (30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)] == pytest.approx(
+        [140.0, 140.0, 70.0, 0.0, 0.0, 70.0, 140.0]
+    )
+    assert fastly.rate_at(60.0) == pytest.approx(200.0)
+    report = capsim.simulate(model)
+    errors = series(report, "classes", "assets~akamai", "error_rate")
+    assert errors[:6].max() == 0.0
+    assert errors[6:8] == pytest.approx([1.0, 1.0])  # failing, not yet noticed
+    assert series(report, "classes", "assets~fastly", "offered_rate")[12:14].mean() == (
+        pytest.approx(200.0, rel=0.05)
+    )
+
+
+def test_a_split_entry_must_add_up_and_name_real_tiers(tmp_path):
+    text = MULTI_CDN.replace("{akamai: 70%, fastly: 30%}", "{akamai: 70%, fastlly: 20%}")
+    problems = problems_of(tmp_path, text)
+    assert any("the entry's shares add up to 90%; they must add up to 100%" in p for p in problems)
+    text = MULTI_CDN.replace("{akamai: 70%, fastly: 30%}", "{akamai: 70%, fastlly: 30%}")
+    (problem,) = problems_of(tmp_path, text)
+    assert problem.startswith("7:")
+    assert "unknown tier 'fastlly'; did you mean 'fastly'?" in problem

@@ -406,7 +406,7 @@ def backtest(
                     f"{test.source}: cannot tell which class of {scenario} this load test drives; "
                     "name its requests like the class, or backtest a scenario with one open class"
                 )
-            entry = base.traffic[cls].entry
+            entry = base.traffic[cls].first_entry
             for step in (s for s in test.steps if s.users > 0):
                 override = step_override(cls, entry, step.users, think)
                 model = capsim.build_model(

@@ -9,6 +9,7 @@ import numpy as np
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
+from capsim.model.providers import split_entries
 from capsim.model.regions import place_in_regions
 from capsim.model.types import (
     ArrivalProcess,
@@ -596,7 +597,7 @@ def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[Traff
             TrafficClass(
                 name=name,
                 index=index,
-                entry=tier_index[spec.entry],
+                entry=tier_index[spec.first_entry],  # a split: model/regions.py
                 rate=None if spec.users is not None else rate,
                 arrivals=spec.arrival_kind,  # type: ignore[arg-type]
                 profile=profile,
@@ -713,7 +714,7 @@ def build_model(scenario: Scenario) -> Model:
         percentiles=tuple(sorted(set(simulation.percentiles))),
         share_over=_share_limits(scenario),
     )
-    return place_in_regions(model, scenario)
+    return place_in_regions(split_entries(model, scenario), scenario)
 
 
 def _share_limits(scenario: Scenario) -> tuple[float, ...]:

@@ -173,23 +173,26 @@ class Epoch:
     down: frozenset[str]
 
 
-def dns_epochs(scenario: Scenario, geo: Geography) -> list[Epoch]:
-    """The changes of DNS's view: each region fault is noticed `health_check` after it starts,
-    and its end `health_check` after it ends."""
-    changes: list[float] = []
-    outages: list[tuple[str, float, float]] = []
-    for fault in scenario.faults:
-        if fault.region is None:
-            continue
-        start = fault.at + geo.health_check
-        end = fault.at + fault.for_ + geo.health_check if fault.for_ is not None else math.inf
-        outages.append((fault.region, start, end))
-        changes += [start, end] if math.isfinite(end) else [start]
+def epochs_of(outages: list[tuple[str, float, float]], health_check: float) -> list[Epoch]:
+    """The changes of DNS's view of these (name, lost at, back at) outages: each is noticed
+    `health_check` after it starts, and its end `health_check` after it ends."""
+    noticed = [(name, at + health_check, back + health_check) for name, at, back in outages]
+    changes = sorted({t for _, start, end in noticed for t in (start, end) if math.isfinite(t)})
     epochs = [Epoch(-math.inf, frozenset())]
-    for when in sorted(set(changes)):
-        down = frozenset(r for r, start, end in outages if start <= when < end)
+    for when in changes:
+        down = frozenset(name for name, start, end in noticed if start <= when < end)
         epochs.append(Epoch(when, down))
     return epochs
+
+
+def dns_epochs(scenario: Scenario, geo: Geography) -> list[Epoch]:
+    """The changes of DNS's view of the regions lost by the scenario's region faults."""
+    outages = [
+        (fault.region, fault.at, fault.at + fault.for_ if fault.for_ is not None else math.inf)
+        for fault in scenario.faults
+        if fault.region is not None
+    ]
+    return epochs_of(outages, geo.health_check)
 
 
 def _serving(geo: Geography, client: str, hosts: tuple[str, ...], down: frozenset[str]) -> str:
@@ -209,25 +212,33 @@ def _serving(geo: Geography, client: str, hosts: tuple[str, ...], down: frozense
     return geo.nearest(client, survivors) if survivors else preferred
 
 
-def _weighted(geo: Geography, hosts: tuple[str, ...], down: frozenset[str]) -> dict[Pair, float]:
-    """Weighted DNS: each serving region's share; a lost one's goes to the standbys evenly,
-    or else to the surviving regions in proportion to their shares."""
-    shares = {r: s for r, s in geo.shares.items() if r in hosts}
+def redistributed(
+    shares: dict[str, float], down: frozenset[str], standby: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Weighted DNS: each target's share; a lost one's goes to the `standby` targets evenly,
+    or else to the surviving targets in proportion to their shares. With nowhere to go the
+    requests stay where they were (and fail)."""
     total = sum(shares.values()) or 1.0
-    result: dict[Pair, float] = {(None, r): s / total for r, s in shares.items() if r not in down}
-    lost = sum(s / total for r, s in shares.items() if r in down)
+    result = {name: share / total for name, share in shares.items() if name not in down}
+    lost = sum(share / total for name, share in shares.items() if name in down)
     if lost == 0:
         return result
-    standby = [r for r in hosts if r in geo.standby and r not in down]
-    if standby:
-        for r in standby:
-            result[(None, r)] = result.get((None, r), 0.0) + lost / len(standby)
+    spare = [name for name in standby if name not in down]
+    if spare:
+        for name in spare:
+            result[name] = result.get(name, 0.0) + lost / len(spare)
         return result
     alive = sum(result.values())
     if alive == 0:
-        everyone: dict[Pair, float] = {(None, r): s / total for r, s in shares.items()}
-        return everyone  # nowhere to go: the requests stay, and fail
-    return {pair: share * (1.0 + lost / alive) for pair, share in result.items()}
+        return {name: share / total for name, share in shares.items()}
+    return {name: share * (1.0 + lost / alive) for name, share in result.items()}
+
+
+def _weighted(geo: Geography, hosts: tuple[str, ...], down: frozenset[str]) -> dict[Pair, float]:
+    """Weighted DNS over regions (`redistributed`, the standby regions taking a lost share)."""
+    shares = {r: s for r, s in geo.shares.items() if r in hosts}
+    standby = tuple(r for r in hosts if r in geo.standby)
+    return {(None, r): s for r, s in redistributed(shares, down, standby).items()}
 
 
 def routing_at(
@@ -405,7 +416,7 @@ def place_in_regions(model: Model, scenario: Scenario) -> Model:
     class_origin: list[int] = []
     class_parts: dict[int, list[TrafficClass]] = {}
     for traffic in model.classes:
-        pinned = scenario.traffic[traffic.name].region
+        pinned = scenario.traffic[traffic.name.split("~")[0]].region  # a split's part: c~cdn
         clients = {pinned: 1.0} if pinned is not None else geo.shares
         hosts = where.regions[traffic.entry]
         for (_, server), part in split_class(traffic, clients, hosts, geo, epochs):

@@ -21,9 +21,14 @@ SHARE_SLACK = 1e-6
 
 
 def check_regions(scenario: Scenario) -> list[Problem]:
-    """Every problem with the scenario's regions, located in its file."""
+    """Every problem with the scenario's regions and split entries, located in its file."""
+    problems = _split_problems(scenario)
     if not scenario.regions:
-        return _regional_keys_without_regions(scenario)
+        return problems + _regional_keys_without_regions(scenario)
+    return problems + _region_problems(scenario)
+
+
+def _region_problems(scenario: Scenario) -> list[Problem]:
     problems = _unknown_regions(scenario)
     problems.extend(_rtt_problems(scenario))
     problems.extend(_share_problems(scenario))
@@ -68,11 +73,12 @@ def _regional_keys_without_regions(scenario: Scenario) -> list[Problem]:
                     at_key=True,
                 )
             )
-    if "routing" in scenario.model_fields_set:
+    split = any(isinstance(spec.entry, dict) for spec in scenario.traffic.values())
+    if "routing" in scenario.model_fields_set and not split:
         problems.append(
             scenario.problem(
-                "routing: says how DNS spreads traffic over regions, but the scenario declares "
-                "no regions; remove it or add regions:",
+                "routing: says how DNS spreads traffic over regions or split entries, but the "
+                "scenario declares no regions and no class splits its entry; remove it",
                 ("routing",),
                 at_key=True,
             )
@@ -246,6 +252,34 @@ def _unmovable_classes(scenario: Scenario) -> list[Problem]:
                     f"class {name!r} is {what}, which cannot be split over regions by a share; "
                     "put all its clients in one region with region: NAME",
                     ("traffic", name),
+                    at_key=True,
+                )
+            )
+    return problems
+
+
+def _split_problems(scenario: Scenario) -> list[Problem]:
+    """A split entry needs requests that can be thinned: open arrivals, not a trace; a fault
+    that moves its share needs a class that takes a rate profile (poisson or constant)."""
+    problems = []
+    lost = {fault.tier for fault in scenario.faults if fault.tier is not None}
+    for name, traffic in scenario.traffic.items():
+        if not isinstance(traffic.entry, dict) or len(traffic.entry) < 2:
+            continue
+        kind = "users" if traffic.users is not None else traffic.arrival_kind
+        moved = lost & set(traffic.entry)
+        if kind in ("trace", "users") or (kind in ("mmpp", "batch") and moved):
+            what = "a closed class (users)" if kind == "users" else f"a class with {kind} arrivals"
+            why = (
+                f"a fault on {sorted(moved)[0]} moves its share with a rate profile"
+                if kind in ("mmpp", "batch")
+                else "its requests cannot be split by a share"
+            )
+            problems.append(
+                scenario.problem(
+                    f"class {name!r} is {what}: {why}; give it one entry tier, or poisson or "
+                    "constant arrivals",
+                    ("traffic", name, "entry"),
                     at_key=True,
                 )
             )

@@ -1393,10 +1393,47 @@ ArrivalsSpec = Annotated[
 """How an open class's requests arrive: poisson, constant, {trace: file}, {mmpp: ...}, {batch: ...}."""
 
 
+_RATIO = _unit(parse_ratio, "a share such as 70%", False)
+
+
+def _entry(value: Any) -> str | dict[str, float]:
+    """`entry: app`, or `entry: {akamai: 70%, fastly: 30%}`: a split between entry tiers."""
+    if not isinstance(value, dict):
+        return _name(value)
+    if not value:
+        raise invalid("entry must not be empty; name a tier, or split: {cdn-a: 70%, cdn-b: 30%}")
+    shares = {}
+    for key, share in value.items():
+        shares[_name(key)] = _RATIO(share)
+    total = sum(shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise invalid(
+            f"the entry's shares add up to {total * 100:.6g}%; they must add up to 100% "
+            "(every request enters one of them)"
+        )
+    return shares
+
+
+EntrySpec = Annotated[
+    str | dict[str, float],
+    BeforeValidator(_entry),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[\w][\w\-]*$"},
+                {"type": "object", "additionalProperties": _RATIO_SCHEMA, "minProperties": 1},
+            ],
+            "description": "the tier a request enters first, or a split between tiers by "
+            "share (multi-CDN: {cdn-a: 70%, cdn-b: 30%}, docs/regions.md)",
+        }
+    ),
+]
+
+
 class TrafficSpec(_Strict):
     """A request class: open (`rate`, optional `profile`) or closed (`users` with `think_time`)."""
 
-    entry: Name
+    entry: EntrySpec
     rate: PositiveRate | None = None
     arrivals: ArrivalsSpec = "poisson"
     profile: ProfileSpec | None = None
@@ -1407,6 +1444,16 @@ class TrafficSpec(_Strict):
         description="all of this class's clients are in this region (default: the regions' "
         "shares); docs/regions.md",
     )
+
+    @property
+    def entry_shares(self) -> dict[str, float]:
+        """The entry tiers and the share of requests each gets ({entry: 1.0} for one)."""
+        return dict(self.entry) if isinstance(self.entry, dict) else {self.entry: 1.0}
+
+    @property
+    def first_entry(self) -> str:
+        """The entry tier, or the first of a split (docs/regions.md#multi-cdn)."""
+        return next(iter(self.entry_shares))
 
     @property
     def arrival_kind(self) -> str:

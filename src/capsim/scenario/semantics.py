@@ -177,7 +177,11 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         return False
 
     for class_name, traffic in scenario.traffic.items():
-        reference(traffic.entry, ("traffic", class_name, "entry"))
+        if isinstance(traffic.entry, dict):
+            for name in traffic.entry:
+                reference(name, ("traffic", class_name, "entry", name), at_key=True)
+        else:
+            reference(traffic.entry, ("traffic", class_name, "entry"))
 
     for name, tier in tiers.items():
         for class_name in tier.classes:
@@ -390,9 +394,13 @@ def _check_termination(
         graph = {
             name: tier_edges(name, tier, class_name, miss_ratio) for name, tier in tiers.items()
         }
-        reachable = _reachable(graph, traffic.entry)
+        entries = list(traffic.entry_shares)
+        reachable = list(dict.fromkeys(n for entry in entries for n in _reachable(graph, entry)))
         certain = {n: [e for e in graph[n] if e.certain] for n in reachable}
-        cycle = _find_cycle(certain, traffic.entry)
+        cycle = next(
+            (found for entry in entries if (found := _find_cycle(certain, entry)) is not None),
+            None,
+        )
         if cycle is not None:
             names, edge = cycle
             if frozenset(names) not in reported:
@@ -420,7 +428,9 @@ def _check_termination(
             continue
         if not finite:
             positive = {n: [e for e in graph[n] if e.expected > 0] for n in reachable}
-            found = _find_cycle(positive, traffic.entry)
+            found = next(
+                (c for entry in entries if (c := _find_cycle(positive, entry)) is not None), None
+            )
             where: PathKey = ("traffic", class_name, "entry")
             text = ""
             if found is not None:
