@@ -9,6 +9,7 @@ import numpy as np
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
+from capsim.model.partitions import partition_tiers
 from capsim.model.providers import split_entries
 from capsim.model.regions import place_in_regions
 from capsim.model.types import (
@@ -714,7 +715,7 @@ def build_model(scenario: Scenario) -> Model:
         percentiles=tuple(sorted(set(simulation.percentiles))),
         share_over=_share_limits(scenario),
     )
-    return place_in_regions(split_entries(model, scenario), scenario)
+    return place_in_regions(split_entries(partition_tiers(model, scenario), scenario), scenario)
 
 
 def _share_limits(scenario: Scenario) -> tuple[float, ...]:

@@ -107,8 +107,8 @@ def placement(model: Model, scenario: Scenario, geo: Geography) -> Placement:
     regions: list[tuple[str, ...]] = []
     primary: list[str | None] = []
     for tier in model.tiers:
-        owner = model.tiers[tier.index - 1] if tier.synthetic else tier  # a shield: its cdn's
-        spec = scenario.tiers[owner.name]
+        # A tier the builder made (`cdn.origin_shield`, `db.shard-0`) runs where its own does.
+        spec = scenario.tiers[tier.name.split(".")[0]]
         placed = set(spec.regions or geo.names)
         regions.append(tuple(r for r in geo.names if r in placed))
         primary.append(spec.primary)

@@ -22,7 +22,7 @@ SHARE_SLACK = 1e-6
 
 def check_regions(scenario: Scenario) -> list[Problem]:
     """Every problem with the scenario's regions and split entries, located in its file."""
-    problems = _split_problems(scenario)
+    problems = _split_problems(scenario) + _partition_problems(scenario)
     if not scenario.regions:
         return problems + _regional_keys_without_regions(scenario)
     return problems + _region_problems(scenario)
@@ -280,6 +280,53 @@ def _split_problems(scenario: Scenario) -> list[Problem]:
                     f"class {name!r} is {what}: {why}; give it one entry tier, or poisson or "
                     "constant arrivals",
                     ("traffic", name, "entry"),
+                    at_key=True,
+                )
+            )
+    return problems
+
+
+def _partition_problems(scenario: Scenario) -> list[Problem]:
+    """Affinity and shards split a tier into fixed parts: no autoscaling, no other balancing,
+    and affinity needs instances to choose between (a database is split with shards)."""
+    problems = []
+    for name, tier in scenario.tiers.items():
+        setting = getattr(tier, "shards", None) or getattr(tier, "affinity", None)
+        if setting is None:
+            continue
+        key = "shards" if getattr(tier, "shards", None) is not None else "affinity"
+        here: PathKey = ("tiers", name, key)
+        if getattr(tier, "autoscale", None) is not None:
+            problems.append(
+                scenario.problem(
+                    f"{key} ties requests to fixed parts of {name}, so it cannot autoscale; "
+                    "remove autoscale (or size it with capsim size)",
+                    here,
+                    at_key=True,
+                )
+            )
+        if key == "affinity" and tier.type == "database":
+            problems.append(
+                scenario.problem(
+                    "a database is split by key with shards: {count, keys, zipf}, not affinity",
+                    here,
+                    at_key=True,
+                )
+            )
+        elif key == "affinity" and getattr(tier, "instances", 1) < 2:
+            problems.append(
+                scenario.problem(
+                    f"affinity chooses one of {name}'s instances for each client, but it has "
+                    "one; give it instances: 2 or more",
+                    here,
+                    at_key=True,
+                )
+            )
+        if key == "affinity" and "balancing" in tier.model_fields_set:
+            problems.append(
+                scenario.problem(
+                    "affinity decides which instance serves each client; remove balancing",
+                    ("tiers", name, "balancing"),
                     at_key=True,
                 )
             )

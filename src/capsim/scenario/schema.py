@@ -965,6 +965,44 @@ def _check_primary(regions: list[str] | None, primary: str | None) -> None:
     )
 
 
+class AffinitySpec(_Strict):
+    """Requests of one client always go to one instance (docs/regions.md#affinity)."""
+
+    by: Annotated[
+        Literal["ip_hash", "session"],
+        BeforeValidator(_choice(("ip_hash", "session"), "affinity")),
+    ]
+    clients: Count = Field(description="clients (IP addresses, sessions) sending the requests")
+    zipf: NonNegativeNumber = Field(
+        default=1.0, description="popularity: client k sends a share proportional to k^-zipf"
+    )
+
+
+MAX_SHARD_KEYS = 10_000_000  # keys are hashed one by one when the model is built
+
+
+def _shard_keys(value: Any) -> int:
+    expected = f"a whole number of keys from 1 to {MAX_SHARD_KEYS:,}"
+    keys = _whole(1, expected)(value)
+    if keys > MAX_SHARD_KEYS:
+        raise invalid(f"{show(value)} is too many; {FIELD} must be {expected}")
+    return keys
+
+
+class ShardsSpec(_Strict):
+    """A database split into shards by key, keys of Zipf popularity (docs/regions.md#shards)."""
+
+    count: Count = Field(description="shards, each a copy of the database's instances")
+    keys: Annotated[
+        int,
+        BeforeValidator(_shard_keys),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_SHARD_KEYS}),
+    ] = 1_000_000
+    zipf: NonNegativeNumber = Field(
+        default=1.0, description="popularity: key k is asked for in proportion to k^-zipf"
+    )
+
+
 QueueDiscipline = Annotated[
     Literal["fifo", "lifo"], BeforeValidator(_choice(("fifo", "lifo"), "queue_discipline"))
 ]
@@ -999,6 +1037,7 @@ class _TierBase(_Strict):
         default=None,
         description="the region of the copy that takes writes (calls with write: true)",
     )
+    affinity: AffinitySpec | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
@@ -1063,6 +1102,7 @@ class DatabaseTier(_TierBase):
     pool: PoolSpec | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, DatabaseClassWork] = Field(default_factory=dict)
+    shards: ShardsSpec | None = None
 
 
 class BatchSpec(_Strict):
