@@ -414,3 +414,13 @@ def test_a_split_entry_must_add_up_and_name_real_tiers(tmp_path):
     (problem,) = problems_of(tmp_path, text)
     assert problem.startswith("7:")
     assert "unknown tier 'fastlly'; did you mean 'fastly'?" in problem
+
+
+def test_a_region_lost_after_the_run_moves_nobody_in_it():
+    # The loss at 30 s is noticed at 40 s, after this 35 s run: no moved class, no verdict on it.
+    text = REGION_LOST.replace("duration: 90s", "duration: 35s") + (
+        "slos:\n  - {class: browse, p99: 1s}\n"
+    )
+    model = capsim.build_model(load_scenario_text(text))
+    assert [c.name for c in model.classes] == ["browse@eu", "browse@us"]
+    assert [s.text for s in model.slos] == ["browse@eu p99 <= 1s", "browse@us p99 <= 1s"]

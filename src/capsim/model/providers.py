@@ -43,7 +43,9 @@ def _parts(
 ) -> list[TrafficClass]:
     names = {model.tiers[t].name: t for t in entries}
     shares = {model.tiers[t].name: share for t, share in entries.items()}
-    epochs: list[Epoch] = epochs_of(_outages(model, entries), scenario.routing.health_check)
+    epochs: list[Epoch] = epochs_of(
+        _outages(model, entries), scenario.routing.health_check, model.horizon
+    )
     routes: list[dict[Pair, float]] = [
         {(None, name): s for name, s in redistributed(shares, epoch.down).items()}
         for epoch in epochs

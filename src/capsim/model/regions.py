@@ -173,11 +173,16 @@ class Epoch:
     down: frozenset[str]
 
 
-def epochs_of(outages: list[tuple[str, float, float]], health_check: float) -> list[Epoch]:
+def epochs_of(
+    outages: list[tuple[str, float, float]], health_check: float, horizon: float
+) -> list[Epoch]:
     """The changes of DNS's view of these (name, lost at, back at) outages: each is noticed
-    `health_check` after it starts, and its end `health_check` after it ends."""
+    `health_check` after it starts, and its end `health_check` after it ends. Changes at or
+    after the run's `horizon` move nothing in it, and are left out."""
     noticed = [(name, at + health_check, back + health_check) for name, at, back in outages]
-    changes = sorted({t for _, start, end in noticed for t in (start, end) if math.isfinite(t)})
+    changes = sorted(
+        {t for _, start, end in noticed for t in (start, end) if t < horizon and math.isfinite(t)}
+    )
     epochs = [Epoch(-math.inf, frozenset())]
     for when in changes:
         down = frozenset(name for name, start, end in noticed if start <= when < end)
@@ -185,14 +190,14 @@ def epochs_of(outages: list[tuple[str, float, float]], health_check: float) -> l
     return epochs
 
 
-def dns_epochs(scenario: Scenario, geo: Geography) -> list[Epoch]:
+def dns_epochs(scenario: Scenario, geo: Geography, horizon: float) -> list[Epoch]:
     """The changes of DNS's view of the regions lost by the scenario's region faults."""
     outages = [
         (fault.region, fault.at, fault.at + fault.for_ if fault.for_ is not None else math.inf)
         for fault in scenario.faults
         if fault.region is not None
     ]
-    return epochs_of(outages, geo.health_check)
+    return epochs_of(outages, geo.health_check, horizon)
 
 
 def _serving(geo: Geography, client: str, hosts: tuple[str, ...], down: frozenset[str]) -> str:
@@ -411,7 +416,7 @@ def place_in_regions(model: Model, scenario: Scenario) -> Model:
         return model
     geo = geography(scenario)
     where = placement(model, scenario, geo)
-    epochs = dns_epochs(scenario, geo)
+    epochs = dns_epochs(scenario, geo, model.horizon)
     classes: list[TrafficClass] = []
     class_origin: list[int] = []
     class_parts: dict[int, list[TrafficClass]] = {}
