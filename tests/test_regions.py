@@ -424,3 +424,27 @@ def test_a_region_lost_after_the_run_moves_nobody_in_it():
     model = capsim.build_model(load_scenario_text(text))
     assert [c.name for c in model.classes] == ["browse@eu", "browse@us"]
     assert [s.text for s in model.slos] == ["browse@eu p99 <= 1s", "browse@us p99 <= 1s"]
+
+
+def test_a_copy_may_have_its_own_instances():
+    text = (
+        TWO_REGIONS.replace(
+            "  app:\n    concurrency: 200\n",
+            "  app:\n    regions: {eu: {instances: 6}, us: {}}\n    instances: 2\n    concurrency: 200\n",
+        )
+        + "faults:\n  - {at: 10s, tier: app, lose: 1}\n"
+    )
+    model = capsim.build_model(load_scenario_text(text))
+    assert model.tier("app@eu").instances == 6
+    assert model.tier("app@us").instances == 2
+    # Losing one instance of app loses the last one of each copy.
+    assert sorted((model.tiers[f.tier].name, f.lose) for f in model.faults) == [
+        ("app@eu", (5,)),
+        ("app@us", (1,)),
+    ]
+
+
+def test_a_region_listed_twice_is_refused(tmp_path):
+    text = TWO_REGIONS.replace("    primary: eu\n", "    primary: eu\n    regions: [eu, eu]\n")
+    (problem,) = problems_of(tmp_path, text)
+    assert "region 'eu' is listed twice; list each region once" in problem

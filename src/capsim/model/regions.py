@@ -94,6 +94,7 @@ class Placement:
     regions: tuple[tuple[str, ...], ...]  # by model tier index
     primary: tuple[str | None, ...]
     copies: dict[tuple[int, str], int]  # (model tier, region) -> index of the copy
+    instances: dict[tuple[int, str], int]  # a copy's own instances, when the scenario says
 
     def target(self, geo: Geography, caller_region: str, tier: int, write: bool) -> str:
         """The region whose copy of `tier` a call from `caller_region` reaches."""
@@ -106,17 +107,22 @@ class Placement:
 def placement(model: Model, scenario: Scenario, geo: Geography) -> Placement:
     regions: list[tuple[str, ...]] = []
     primary: list[str | None] = []
+    instances: dict[tuple[int, str], int] = {}
     for tier in model.tiers:
         # A tier the builder made (`cdn.origin_shield`, `db.shard-0`) runs where its own does.
         spec = scenario.tiers[tier.name.split(".")[0]]
         placed = set(spec.regions or geo.names)
         regions.append(tuple(r for r in geo.names if r in placed))
         primary.append(spec.primary)
+        for region, copy in (spec.regions or {}).items():
+            count = getattr(copy, "instances", None)
+            if count is not None and not tier.synthetic and tier.kind != "load_balancer":
+                instances[(tier.index, region)] = count
     copies: dict[tuple[int, str], int] = {}
     for tier in model.tiers:
         for region in regions[tier.index]:
             copies[(tier.index, region)] = len(copies)
-    return Placement(tuple(regions), tuple(primary), copies)
+    return Placement(tuple(regions), tuple(primary), copies, instances)
 
 
 def _step_in(step: Step, region: str, geo: Geography, where: Placement) -> Step:
@@ -161,6 +167,7 @@ def _tier_copy(
         on_miss=None if tier.on_miss is None else _copy_near(tier.on_miss, region, geo, where),
         priorities=tuple(tier.priorities[k] for k in class_origin) if tier.priorities else (),
         region=region,
+        instances=where.instances.get((tier.index, region), tier.instances),
     )
 
 
@@ -368,7 +375,7 @@ def _pair_order(geo: Geography) -> Callable[[Pair], tuple[int, int]]:
 # ---- faults and SLOs ---------------------------------------------------------------------------
 def _faults(model: Model, scenario: Scenario, where: Placement, tiers: list[Tier]) -> list[Fault]:
     faults = [
-        replace(fault, tier=where.copies[(fault.tier, region)])
+        _fault_copy(fault, model.tiers[fault.tier], tiers[where.copies[(fault.tier, region)]])
         for fault in model.faults
         for region in where.regions[fault.tier]
     ]
@@ -384,6 +391,15 @@ def _faults(model: Model, scenario: Scenario, where: Placement, tiers: list[Tier
             if tier.region == spec.region
         )
     return faults
+
+
+def _fault_copy(fault: Fault, tier: Tier, copy: Tier) -> Fault:
+    """A tier's fault on one copy; a copy with its own instances loses as many of its last
+    ones as the tier would (a zone's instances only go with copies of the tier's size)."""
+    if copy.servers == tier.servers or not fault.lose:
+        return replace(fault, tier=copy.index)
+    lost = tuple(range(max(copy.servers - len(fault.lose), 0), copy.servers))
+    return replace(fault, tier=copy.index, lose=lost)
 
 
 def _slos(model: Model, class_parts: dict[int, list[TrafficClass]], where: Placement) -> list[Slo]:

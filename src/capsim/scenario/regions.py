@@ -29,7 +29,7 @@ def check_regions(scenario: Scenario) -> list[Problem]:
 
 
 def _region_problems(scenario: Scenario) -> list[Problem]:
-    problems = _unknown_regions(scenario)
+    problems = _unknown_regions(scenario) + _regional_instances(scenario)
     problems.extend(_rtt_problems(scenario))
     problems.extend(_share_problems(scenario))
     problems.extend(_write_problems(scenario))
@@ -40,8 +40,9 @@ def _region_problems(scenario: Scenario) -> list[Problem]:
 def _uses_of_regions(scenario: Scenario) -> Iterator[tuple[str, PathKey]]:
     """(region name, where) of every key that names a region outside `regions:` itself."""
     for name, tier in scenario.tiers.items():
-        for i, region in enumerate(tier.regions or []):
-            yield region, ("tiers", name, "regions", i)
+        for i, region in enumerate(tier.regions or {}):
+            listed = ("tiers", name, "regions", i)  # `regions: [eu, us]`, else a mapping
+            yield region, listed if listed in scenario.positions else (*listed[:-1], region)
         if tier.primary is not None:
             yield tier.primary, ("tiers", name, "primary")
     for name, traffic in scenario.traffic.items():
@@ -330,4 +331,33 @@ def _partition_problems(scenario: Scenario) -> list[Problem]:
                     at_key=True,
                 )
             )
+    return problems
+
+
+def _regional_instances(scenario: Scenario) -> list[Problem]:
+    """A copy's own instances: not with zones (a zone's instances are counted on the tier)."""
+    problems = []
+    for name, tier in scenario.tiers.items():
+        for region, copy in (tier.regions or {}).items():
+            if getattr(copy, "instances", None) is None:
+                continue
+            if getattr(tier, "zones", None) or getattr(tier, "autoscale", None) is not None:
+                what = "zones" if getattr(tier, "zones", None) else "autoscale"
+                problems.append(
+                    scenario.problem(
+                        f"a copy's own instances do not go with {what} on {name} (every copy "
+                        f"has the tier's {what}); remove instances from region {region}",
+                        ("tiers", name, "regions", region, "instances"),
+                        at_key=True,
+                    )
+                )
+            elif getattr(tier, "affinity", None) is not None:
+                problems.append(
+                    scenario.problem(
+                        f"{name}'s affinity nodes are its instances; give the tier its "
+                        f"instances, not region {region}",
+                        ("tiers", name, "regions", region, "instances"),
+                        at_key=True,
+                    )
+                )
     return problems

@@ -954,13 +954,42 @@ class RateLimitSpec(_Strict):
     burst: Count = 1
 
 
-def _check_primary(regions: list[str] | None, primary: str | None) -> None:
+def _regions(value: Any) -> Any:
+    """`regions: [eu, us]` is `regions: {eu: {}, us: {}}`; a region listed twice is refused."""
+    if not isinstance(value, list):
+        return value
+    seen: dict[Any, dict[str, Any]] = {}
+    for i, region in enumerate(value):
+        if not isinstance(region, str):
+            raise invalid(f"expected a region name, got {kind_of(region)}", at=str(i))
+        if region in seen:
+            raise invalid(
+                f"region {show(region)} is listed twice; list each region once", at=str(i)
+            )
+        seen[region] = {}
+    return seen
+
+
+class RegionalTierSpec(_Strict):
+    """What differs in one region's copy of a tier (docs/regions.md)."""
+
+    instances: Count | None = Field(
+        default=None, description="this copy's instances (default: the tier's)"
+    )
+
+
+class RegionalQueueSpec(_Strict):
+    """A queue's copy in one region: as the queue is written."""
+
+
+def _check_primary(regions: dict[str, Any] | None, primary: str | None) -> None:
     """A tier's primary region is one of the regions it is placed in."""
     if primary is None or regions is None or primary in regions:
         return
+    names = list(regions)
     raise invalid(
-        f"primary {primary!r} is not one of this tier's regions ({', '.join(regions)}){suggest(primary, regions)}; "
-        "add it to regions: or name one of them",
+        f"primary {primary!r} is not one of this tier's regions ({', '.join(names)})"
+        f"{suggest(primary, names)}; add it to regions: or name one of them",
         at="primary",
     )
 
@@ -1028,9 +1057,13 @@ class _TierBase(_Strict):
     queue_discipline: QueueDiscipline = "fifo"
     drop_abandoned: bool = False
     priorities: list[Name] | None = Field(default=None, min_length=1)
-    regions: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = Field(
+    regions: (
+        Annotated[dict[Name, RegionalTierSpec], BeforeValidator(_regions), Field(min_length=1)]
+        | None
+    ) = Field(
         default=None,
-        description="the regions this tier runs in, one copy each (default: every region); "
+        description="the regions this tier runs in, one copy each (default: every region): a "
+        "list [eu, us], or a mapping with each copy's instances {eu: {instances: 6}, us: {}}; "
         "docs/regions.md",
     )
     primary: Name | None = Field(
@@ -1138,9 +1171,12 @@ class QueueTier(_Strict):
     max_retries: NonNegativeInt = 0
     batch: BatchSpec | None = None
     partitions: Count | None = None
-    regions: Annotated[list[Name], BeforeValidator(_zones), Field(min_length=1)] | None = Field(
+    regions: (
+        Annotated[dict[Name, RegionalQueueSpec], BeforeValidator(_regions), Field(min_length=1)]
+        | None
+    ) = Field(
         default=None,
-        description="the regions this tier runs in, one copy each (default: every region); "
+        description="the regions this queue runs in, one copy each (default: every region); "
         "docs/regions.md",
     )
     primary: Name | None = Field(
