@@ -181,3 +181,54 @@ def test_an_unknown_affinity_gets_a_suggestion():
 def test_too_many_shard_keys_are_refused():
     (message,) = problems(SHARDED.replace("keys: 100000", "keys: 20000000"))
     assert "keys must be a whole number of keys from 1 to 10,000,000" in message
+
+
+CACHE_CLUSTER = """\
+version: 1
+name: cache-cluster
+seed: 5
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  api: {entry: app, rate: 400/s}
+tiers:
+  app:
+    concurrency: 100
+    blocking: false
+    service_time: 1ms
+    calls: [cache]
+  cache:
+    type: cache
+    concurrency: 50
+    hit_ratio: 80%
+    on_miss: origin
+    shards: {count: 4, keys: 100000, zipf: 0}
+  origin:
+    concurrency: 100
+    blocking: false
+    service_time: 10ms
+"""
+
+
+def test_a_cache_cluster_losing_a_node_misses_its_keys_at_the_origin():
+    # Four nodes with an even share of the keys (zipf 0: about 1/4 each), 80% hits. Losing the
+    # last node from the start sends its keys to the origin: the hit ratio drops from 80% by
+    # that node's share of the hits, 80% x s, about 80% / 4, and the origin's arrivals rise
+    # from 20% to 20% + 80% x s of the requests.
+    healthy = build(CACHE_CLUSTER)
+    shares = [p for _, p in healthy.tier("cache").work[0].calls[0].options]
+    assert shares == pytest.approx([0.25] * 4, abs=0.01)
+    lost = build(CACHE_CLUSTER + "faults:\n  - {at: 0s, tier: cache, lose: 1}\n")
+    assert [lost.tiers[f.tier].name for f in lost.faults] == ["cache.shard-3"]
+    before = capsim.simulate(healthy).data["tiers"]["origin"]["throughput"]
+    after = capsim.simulate(lost).data
+    assert before == pytest.approx(400 * 0.2, rel=0.1)
+    origin = after["tiers"]["origin"]["throughput"]
+    assert origin == pytest.approx(400 * (0.2 + 0.8 * shares[3]), rel=0.1)
+    hit_ratio = 1 - origin / 400
+    assert hit_ratio == pytest.approx(0.8 * (1 - shares[3]), abs=0.03)  # ~0.6: down by ~1/N
+    assert after["classes"]["api"]["errors"] == 0  # a lost node's keys miss, they do not fail
+
+
+def test_a_cache_cluster_loses_whole_nodes():
+    (message,) = problems(CACHE_CLUSTER + "faults:\n  - {at: 0s, tier: cache, lose: 5}\n")
+    assert "cache is a cluster of 4 nodes: a fault loses a number of them, from 1 to 4" in message

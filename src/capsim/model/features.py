@@ -557,6 +557,13 @@ PART_FEATURES: tuple[Feature, ...] = (
         ("options", "network_delays"),
         "one call of several, by probability, and the round trip to each",
     ),
+    _both(
+        "OneOf",
+        "fallbacks",
+        "where an option refused on the spot goes; only event-path features refuse on the spot "
+        "(a lost instance, a full waiting room, a rate limit, a pool), so on the vectorised "
+        "path nothing falls back",
+    ),
     *_same_paths("Parallel", ("branches",), "fan-out, joined on the slowest"),
     *_same_paths("ProfilePoint", ("at", "rate"), "a traffic profile"),
     *_same_paths("TraceArrivals", ("times", "loop"), "a replayed trace"),

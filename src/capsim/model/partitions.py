@@ -88,9 +88,11 @@ def _remapped(tier: Tier, index: list[int]) -> Tier:
 
 
 def _router(tier: Tier, parts: list[Tier], shares: np.ndarray) -> Tier:
-    """The tier's name, no work: a one_of to its parts by their shares."""
+    """The tier's name, no work: a one_of to its parts by their shares. A cache cluster's
+    node that refuses (lost) sends its keys to the origin: they miss."""
     options = tuple((part.index, float(share)) for part, share in zip(parts, shares, strict=True))
-    work = Work(Distribution.constant(0.0), (OneOf(options),))
+    fallbacks = (tier.on_miss,) * len(parts) if _is_cache_cluster(tier, parts) else ()
+    work = Work(Distribution.constant(0.0), (OneOf(options, fallbacks=fallbacks),))
     return replace(
         tier,
         kind="load_balancer",
@@ -130,14 +132,24 @@ def _parts(tier: Tier, spec: AffinitySpec | ShardsSpec, first: int) -> list[Tier
     ]
 
 
+def _is_cache_cluster(tier: Tier, parts: list[Tier]) -> bool:
+    return tier.kind in ("cache", "cdn") and parts[0].name.endswith(".shard-0")
+
+
 def _faults(model: Model, index: list[int], parts_of: dict[int, list[Tier]]) -> list[Fault]:
     """A fault on a partitioned tier hits its parts: lost instances of an affinity tier are
-    its nodes; anything else hits every part."""
+    its nodes, a cache cluster loses whole nodes (`lose: 1`: the last one); anything else hits
+    every part."""
     faults: list[Fault] = []
     for fault in model.faults:
         parts = parts_of.get(fault.tier)
         if parts is None:
             faults.append(replace(fault, tier=index[fault.tier]))
+        elif fault.lose and _is_cache_cluster(model.tiers[fault.tier], parts):
+            faults.extend(
+                replace(fault, tier=part.index, lose=tuple(range(part.servers)))
+                for part in parts[len(parts) - len(fault.lose) :]
+            )
         elif fault.lose and parts[0].name.rsplit(".", 1)[1].startswith("node"):
             faults.extend(replace(fault, tier=parts[i].index, lose=(0,)) for i in fault.lose)
         else:

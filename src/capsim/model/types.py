@@ -141,6 +141,9 @@ class OneOf:
 
     options: tuple[tuple[int, float], ...]
     network_delays: tuple[float, ...] = ()  # round trip to each option (() : all 0)
+    # Where an option's request goes when its tier refuses it on the spot (a lost node of a
+    # consistent-hash cache: its keys miss, to the origin); () or None: nowhere, an error.
+    fallbacks: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,8 @@ def _partition_problems(scenario: Scenario) -> list[Problem]:
                     at_key=True,
                 )
             )
+        if key == "shards" and tier.type == "cache":
+            problems.extend(_lost_nodes(scenario, name, setting.count))
         if key == "affinity" and "balancing" in tier.model_fields_set:
             problems.append(
                 scenario.problem(
@@ -360,4 +362,21 @@ def _regional_instances(scenario: Scenario) -> list[Problem]:
                         at_key=True,
                     )
                 )
+    return problems
+
+
+def _lost_nodes(scenario: Scenario, name: str, nodes: int) -> list[Problem]:
+    """A fault on a cache cluster loses whole nodes: a count, at most the nodes it has."""
+    problems = []
+    for i, fault in enumerate(scenario.faults):
+        if fault.tier != name or fault.lose is None:
+            continue
+        if isinstance(fault.lose, bool) or not isinstance(fault.lose, int) or fault.lose > nodes:
+            problems.append(
+                scenario.problem(
+                    f"{name} is a cluster of {nodes} nodes: a fault loses a number of them, "
+                    f"from 1 to {nodes} (lose: 1 loses the last node)",
+                    ("faults", i, "lose"),
+                )
+            )
     return problems

@@ -1108,6 +1108,11 @@ class CacheTier(_TierBase):
     on_miss: Name | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
+    shards: ShardsSpec | None = Field(
+        default=None,
+        description="a consistent-hash cluster of `count` nodes; a lost node's keys miss and "
+        "go to on_miss (docs/regions.md#a-consistent-hash-cache-cluster)",
+    )
 
 
 class CdnTier(_TierBase):

@@ -340,6 +340,8 @@ def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                 )
             )
             continue
+        if isinstance(tier, CacheTier) and tier.shards is not None:
+            continue  # a cache cluster loses nodes (scenario/regions.py)
         servers = tier.instances + getattr(tier, "replicas", 0)
         if (
             isinstance(fault.lose, int)

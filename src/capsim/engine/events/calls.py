@@ -153,9 +153,16 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
     if isinstance(step, OneOf):
         bounds = list(itertools.accumulate(p for _, p in step.options))
         delays = step.network_delays or (0.0,) * len(step.options)
+        fallbacks = step.fallbacks or (None,) * len(step.options)
         targets = tuple(
-            (_over_network(caller, tiers[t].enter, rtt), tiers[t].pick(None))
-            for (t, _), rtt in zip(step.options, delays, strict=True)
+            (
+                _falling_back(
+                    _over_network(caller, tiers[t].enter, rtt),
+                    None if fallback is None else tiers[fallback],
+                ),
+                tiers[t].pick(None),
+            )
+            for (t, _), rtt, fallback in zip(step.options, delays, fallbacks, strict=True)
         )
         return OneOfStep(bounds, targets, caller.routing_draw)
     assert isinstance(step, Parallel)
@@ -165,6 +172,19 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
 def _over_network(caller: _TierSim, enter: Enter, rtt: float) -> Enter:
     """`enter` as the caller reaches it: behind the network when it is in another region."""
     return network.delayed(caller.env, enter, rtt) if rtt > 0 else enter
+
+
+def _falling_back(enter: Enter, fallback: _TierSim | None) -> Enter:
+    """`enter`, and when it refuses on the spot, the fallback tier's (a lost cache node's keys
+    go to the origin)."""
+    if fallback is None:
+        return enter
+    other_enter, other_pick = fallback.enter, fallback.pick(None)
+
+    def enter_or_fall_back(k: int, pick: Pick, cont: Cont) -> bool:
+        return enter(k, pick, cont) or other_enter(k, other_pick, cont)
+
+    return enter_or_fall_back
 
 
 def _runner(steps: tuple[Step_, ...]) -> Runner | None:
