@@ -448,3 +448,35 @@ def test_a_region_listed_twice_is_refused(tmp_path):
     text = TWO_REGIONS.replace("    primary: eu\n", "    primary: eu\n    regions: [eu, eu]\n")
     (problem,) = problems_of(tmp_path, text)
     assert "region 'eu' is listed twice; list each region once" in problem
+
+
+THREE_REGIONS = """\
+version: 1
+name: three-regions
+simulation: {duration: 10s}
+regions:
+  eu: {rtt: {us: 90ms, ap: 160ms}}
+  us: {rtt: {ap: 60ms}}
+  ap: {}
+routing: {policy: POLICY}
+traffic:
+  browse: {entry: app, rate: 90/s}
+tiers:
+  app: {regions: [eu, ap], concurrency: 50, blocking: false, service_time: 10ms}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "served_in", "round_trip"),
+    [("geo", "eu", 0.090), ("latency", "ap", 0.060)],
+)
+def test_clients_of_a_region_without_the_service_go_to_the_default_or_the_nearest(
+    policy, served_in, round_trip
+):
+    # us runs no app: geo sends its clients to the first region declared that does (eu),
+    # latency-based routing to the nearest one (ap, 60 ms against 90 ms).
+    model = capsim.build_model(load_scenario_text(THREE_REGIONS.replace("POLICY", policy)))
+    moved = model.classes[model.class_index[f"browse@us->{served_in}"]]
+    assert moved.rate == pytest.approx(30.0)
+    assert moved.network_delay == pytest.approx(round_trip)
+    assert {c.name for c in model.classes} == {"browse@eu", f"browse@us->{served_in}", "browse@ap"}
