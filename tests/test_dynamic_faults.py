@@ -203,7 +203,7 @@ def test_a_share_of_instances_is_rounded_and_taken_from_the_last(tmp_path: Path)
         ("{at: 1s, tier: app, lose: 150%}", "faults[0].lose", "'150%' is outside [0, 1]"),
         ("{at: 1s, tier: events, lose: 1}", "faults[0].lose", "events is a queue"),
         ("{tier: app, lose: 1}", "faults[0].at", "missing required key 'at'"),
-        ("{at: 1s, lose: 1}", "faults[0]", "a fault names exactly one of tier: or zone:"),
+        ("{at: 1s, lose: 1}", "faults[0]", "a fault names exactly one of tier:, zone: or region:"),
     ],
 )
 def test_bad_faults_are_refused_with_their_location(

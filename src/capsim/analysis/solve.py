@@ -89,12 +89,17 @@ def _mean_response(
         nonlocal approximate
         if isinstance(step, Call):
             callee = model.tiers[step.tier]
+            # A call to another region adds its round trip (`network_delay`) to every call.
             if callee.is_async:
                 publish = callee.publish_time.mean if callee.publish_time is not None else 0.0
-                return step.probability * step.repeat * publish
-            return step.probability * step.repeat * response[step.tier]
+                return step.probability * step.repeat * (publish + step.network_delay)
+            return step.probability * step.repeat * (response[step.tier] + step.network_delay)
         if isinstance(step, OneOf):
-            return sum(p * step_time(Call(t, 1.0)) for t, p in step.options)
+            delays = step.network_delays or (0.0,) * len(step.options)
+            return sum(
+                p * step_time(Call(t, 1.0, network_delay=rtt))
+                for (t, p), rtt in zip(step.options, delays, strict=True)
+            )
         assert isinstance(step, Parallel)
         approximate = True
         return max((step_time(b) for b in step.branches), default=0.0)
@@ -695,13 +700,17 @@ def _class_latency(
     is visited, and the entry station's figures."""
     model, k = net.model, traffic.index
     response, _, parallel_approx = _mean_response(model, k, point.per_class_response[k])
-    latency: dict[str, float | None] = {"mean": float(response[traffic.entry])}
+    # Clients served from another region add their round trip to every request.
+    latency: dict[str, float | None] = {
+        "mean": float(response[traffic.entry]) + traffic.network_delay
+    }
     only_entry = all(net.visits[k, t.index] == 0 for t in model.tiers if t.index != traffic.entry)
     entry_groups = [st for _, st in point.stations[traffic.entry] if st.arrival_rate > 0]
     for key, q in PERCENTILES.items():
         value = None
         if only_entry and len(entry_groups) == 1 and entry_groups[0].figures is not None:
-            value = _round(entry_groups[0].figures.sojourn_quantile(q))
+            sojourn = entry_groups[0].figures.sojourn_quantile(q)
+            value = None if sojourn is None else _round(sojourn + traffic.network_delay)
         latency[key] = value
     entry_figures = entry_groups[0].figures if entry_groups else None
     return latency, parallel_approx, only_entry, entry_figures

@@ -459,7 +459,7 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
             f"{test.source}: cannot tell which class of {plan.scenario} this load test drives; "
             "name its requests like the class, or backtest a scenario with one open class"
         )
-    entry = plan.base.traffic[cls].entry
+    entry = plan.base.traffic[cls].first_entry
     rows: list[Any] = []
     for step in (s for s in test.steps if s.users > 0):
         _, report = plan.simulate([step_override(cls, entry, step.users, think)])

@@ -174,6 +174,7 @@ class _CallOp:
     publish: int  # publish column (asynchronous calls), -1 otherwise
     algorithm: int  # balancing code at the callee for this call, -1: the callee's own
     slot: int  # this call's place in the program: orders a visit's simultaneous calls
+    half_rtt: float = 0.0  # network between regions: each way takes half the round trip
 
 
 @dataclass
@@ -215,7 +216,13 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
         return rounds[index]
 
     def call_op(
-        call_tier: int, reg: int, column: int, low: float, high: float, alg: str | None
+        call_tier: int,
+        reg: int,
+        column: int,
+        low: float,
+        high: float,
+        alg: str | None,
+        rtt: float = 0.0,
     ) -> tuple[_CallOp, bool]:
         callee = model.tiers[call_tier]
         publish = -1
@@ -235,6 +242,7 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             publish=publish,
             algorithm=code,
             slot=slot,
+            half_rtt=rtt / 2.0,
         )
         return op, not callee.is_async
 
@@ -250,7 +258,15 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
                 column = counters["columns"]
                 counters["columns"] += 1
             for _ in range(step.repeat):
-                op, _ = call_op(step.tier, reg, column, 0.0, step.probability, step.algorithm)
+                op, _ = call_op(
+                    step.tier,
+                    reg,
+                    column,
+                    0.0,
+                    step.probability,
+                    step.algorithm,
+                    step.network_delay,
+                )
                 round_at(at).calls.append(op)
                 at += 1
             return at
@@ -258,8 +274,9 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
             column = counters["columns"]
             counters["columns"] += 1
             low = 0.0
-            for tier_index, probability in step.options:
-                op, _ = call_op(tier_index, reg, column, low, low + probability, None)
+            delays = step.network_delays or (0.0,) * len(step.options)
+            for (tier_index, probability), rtt in zip(step.options, delays, strict=True):
+                op, _ = call_op(tier_index, reg, column, low, low + probability, None, rtt)
                 round_at(at).calls.append(op)
                 low += probability
             return at + 1
@@ -388,6 +405,7 @@ class _Batch:
     sent_round: int
     source: int
     slot: int
+    back: float = 0.0  # the answer's way back to the parent over the network (half the RTT)
 
 
 class _Task:
@@ -395,6 +413,7 @@ class _Task:
 
     __slots__ = (
         "arrived",
+        "back",
         "class_index",
         "own_seq",
         "own_start",
@@ -425,7 +444,9 @@ class _Task:
         own_seq: np.ndarray,
         round_index: int = 0,
         arrived: np.ndarray | None = None,
+        back: float = 0.0,
     ) -> None:
+        self.back = back  # added to each visit's end on its way back to the parent
         self.arrived = arrived  # arrival times, kept for queue tiers (message age)
         self.own_start = own_start  # when each visit's own work started at this tier
         self.own_seq = own_seq  # each visit's place in this tier's arrival order
@@ -456,6 +477,7 @@ class _Task:
             self.own_seq[rows],
             self.round + 1,
             None if self.arrived is None else self.arrived[rows],
+            self.back,
         )
 
     def complete(
@@ -484,6 +506,7 @@ def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
         sent_round=batch.sent_round,
         source=batch.source,
         slot=batch.slot,
+        back=batch.back,
     )
 
 
@@ -667,9 +690,10 @@ class _Run:
         # (the first at the start): that is when it "left" for tie-breaking.
         scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
         self.last_arrival[traffic.index] = float(arrivals[-1])
+        half_rtt = traffic.network_delay / 2.0  # clients served from another region
         self.states[traffic.entry].inbox.append(
             _Batch(
-                times=arrivals,
+                times=arrivals + half_rtt if half_rtt else arrivals,
                 class_index=traffic.index,
                 algorithm=-1,
                 parent=root,
@@ -680,6 +704,7 @@ class _Run:
                 sent_round=0,
                 source=traffic.index,
                 slot=0,
+                back=half_rtt,
             )
         )
 
@@ -828,6 +853,7 @@ class _Run:
                     unsorted_seq[part],
                     0,
                     batch.times if tier.is_async else None,
+                    batch.back,
                 )
             )
         summarised = self.timings["summarise"]
@@ -1011,8 +1037,9 @@ class _Run:
                 if task.arrived is not None:
                     self._record_age(task.tier, task.arrived, registers[0])
                 if task.parent is not None:
+                    done = registers[0] + task.back if task.back else registers[0]
                     follow = task.parent.complete(
-                        task.parent_reg, task.parent_positions, registers[0], task.class_index
+                        task.parent_reg, task.parent_positions, done, task.class_index
                     )
                     if follow is not None:
                         self.queue.append(follow)
@@ -1028,9 +1055,11 @@ class _Run:
                 if rows.size == 0:
                     continue
                 times = registers[op.reg, rows]
+                if op.half_rtt:
+                    times = times + op.half_rtt
                 if not op.waited:
                     times = times + task.publish[rows, op.publish]
-                    registers[op.reg, rows] = times
+                    registers[op.reg, rows] = times + op.half_rtt if op.half_rtt else times
                     self._push(task, op, times, None, rows)
                     continue
                 waiting[rows] += 1
@@ -1087,6 +1116,7 @@ class _Run:
                 sent_round=sender.round,
                 source=len(self.model.classes) + sender.tier,
                 slot=op.slot,
+                back=op.half_rtt,
             )
         )
 

@@ -10,6 +10,9 @@ import numpy as np
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
+from capsim.model.partitions import partition_tiers
+from capsim.model.providers import split_entries
+from capsim.model.regions import place_in_regions
 from capsim.model.types import (
     ArrivalProcess,
     Autoscale,
@@ -280,7 +283,10 @@ def _build_step(call: CallSpec, tier_index: dict[str, int]) -> Step:
     if isinstance(call, str):
         return Call(tier_index[call])
     if isinstance(call, TierCall):
-        return _guarded_call(call, tier_index[call.tier], call.probability, call.repeat)
+        return replace(
+            _guarded_call(call, tier_index[call.tier], call.probability, call.repeat),
+            write=call.write,
+        )
     if isinstance(call, OneOfCall):
         return OneOf(tuple((tier_index[name], weight) for name, weight in call.one_of.items()))
     assert isinstance(call, ParallelCall)
@@ -389,6 +395,8 @@ def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
     by_name = {tier.name: tier for tier in tiers}
     faults: list[Fault] = []
     for spec in scenario.faults:
+        if spec.region is not None:
+            continue  # a region lost: model/regions.py, with the tiers' copies
         until = spec.at + spec.for_ if spec.for_ is not None else None
         span = f" for {format_duration(spec.for_)}" if spec.for_ is not None else ""
         when = f"at {format_duration(spec.at)}{span}"
@@ -671,7 +679,7 @@ def _build_classes(scenario: Scenario, tier_index: dict[str, int]) -> list[Traff
             TrafficClass(
                 name=name,
                 index=index,
-                entry=tier_index[spec.entry],
+                entry=tier_index[spec.first_entry],  # a split: model/regions.py
                 rate=None if spec.users is not None else rate,
                 arrivals=spec.arrival_kind,  # type: ignore[arg-type]
                 profile=profile,
@@ -767,7 +775,7 @@ def build_model(scenario: Scenario) -> Model:
         for _ in range(len(tiers)):
             rates = _request_rates(tiers, classes, horizon)
             tiers = _build_tiers(scenario, tier_index, class_names, rates)
-    return Model(
+    model = Model(
         name=scenario.name,
         seed=scenario.seed,
         simulation=Simulation(
@@ -789,6 +797,7 @@ def build_model(scenario: Scenario) -> Model:
         percentiles=tuple(sorted(set(simulation.percentiles))),
         share_over=_share_limits(scenario),
     )
+    return place_in_regions(split_entries(partition_tiers(model, scenario), scenario), scenario)
 
 
 def _share_limits(scenario: Scenario) -> tuple[float, ...]:

@@ -346,6 +346,7 @@ TIER_FEATURES: tuple[Feature, ...] = (
     _data(_T, "zones", "lowered into the faults' lost servers"),
     _data(_T, "cost_per_instance_hour", "cost figures of the analysis"),
     _data(_T, "sizing", "what capsim size may change"),
+    _data(_T, "region", "the region of a tier's copy: lowered into calls' network delays"),
 )
 
 
@@ -446,6 +447,8 @@ CALL_FEATURES: tuple[Feature, ...] = (
         refuse=_refuse_call_algorithm,
     ),
     *_same_paths(_C, ("tier", "probability", "repeat"), "which tier, how often"),
+    _both(_C, "network_delay", "the round trip of a call to another region"),
+    _data(_C, "write", "lowered into the call's target (the callee's primary region)"),
 )
 
 
@@ -506,6 +509,7 @@ CLASS_FEATURES: tuple[Feature, ...] = (
         what="the offered rate changes over the run",
         changes_conditions=True,
     ),
+    _both(_K, "network_delay", "the round trip of clients served from another region"),
     _data(_K, "name", "identifies the class"),
     _data(_K, "response_size", "bytes of each answer, for per-GB prices"),
     _data(_K, "index", "identifies the class"),
@@ -610,7 +614,18 @@ PART_FEATURES: tuple[Feature, ...] = (
         "Fault", "Model.faults", ("at", "until", "tier", "lose", "error_rate", "slowdown", "text")
     ),
     *_same_paths("Work", ("service_time", "calls", "read_ratio"), "a tier's work per class"),
-    *_same_paths("OneOf", ("options",), "one call of several, by probability"),
+    *_same_paths(
+        "OneOf",
+        ("options", "network_delays"),
+        "one call of several, by probability, and the round trip to each",
+    ),
+    _both(
+        "OneOf",
+        "fallbacks",
+        "where an option refused on the spot goes; only event-path features refuse on the spot "
+        "(a lost instance, a full waiting room, a rate limit, a pool), so on the vectorised "
+        "path nothing falls back",
+    ),
     *_same_paths("Parallel", ("branches",), "fan-out, joined on the slowest"),
     *_same_paths("ProfilePoint", ("at", "rate"), "a traffic profile"),
     *_same_paths("TraceArrivals", ("times", "loop"), "a replayed trace"),

@@ -132,6 +132,10 @@ class Call:
     circuit_breaker: CircuitBreaker | None = None
     bulkhead: int | None = None  # at most this many calls in flight from caller to callee
     hedge: Hedge | None = None  # more copies of a slow call to other instances
+    # Round-trip time of the network between caller and callee (another region): the request
+    # reaches the callee half of it later, the answer reaches the caller the other half later.
+    network_delay: float = 0.0
+    write: bool = False  # a write: goes to the callee's primary region (docs/regions.md)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,10 @@ class OneOf:
     """Exactly one of the options, by probability; the rest of the mass (1 - sum) makes no call."""
 
     options: tuple[tuple[int, float], ...]
+    network_delays: tuple[float, ...] = ()  # round trip to each option (() : all 0)
+    # Where an option's request goes when its tier refuses it on the spot (a lost node of a
+    # consistent-hash cache: its keys miss, to the origin); () or None: nowhere, an error.
+    fallbacks: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,6 +349,7 @@ class Tier:
     edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
     consumer_scaling: ConsumerScaling | None = None  # queue: consumers follow the backlog (KEDA)
     pricing: Pricing | None = None  # `cost`: how the tier is billed (docs/cost.md)
+    region: str | None = None  # the region this copy of a scenario tier runs in (docs/regions.md)
 
     @property
     def servers(self) -> int:
@@ -465,6 +474,9 @@ class TrafficClass:
     think_time: Distribution | None = None
     process: ArrivalProcess | None = None  # trace, mmpp and batch arrivals
     response_size: float = 0.0  # bytes of each answer, for per-GB prices (docs/cost.md)
+    # Round trip between the class's clients and the region serving them (docs/regions.md): a
+    # request reaches `entry` half of it after it is sent, its answer the client half later.
+    network_delay: float = 0.0
 
     @property
     def is_closed(self) -> bool:

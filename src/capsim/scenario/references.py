@@ -61,7 +61,10 @@ def reference_problems(document: Document, origins: dict[PathKey, str]) -> list[
                     check_calls(call["parallel"], (*here, "parallel"))
 
     for name, spec in traffic.items():
-        if isinstance(spec, dict):
+        if isinstance(spec, dict) and isinstance(spec.get("entry"), dict):
+            for target in spec["entry"]:  # a split between entry tiers
+                check(target, ("traffic", name, "entry", target), tier_names, "tier", at_key=True)
+        elif isinstance(spec, dict):
             check(spec.get("entry"), ("traffic", name, "entry"), tier_names, "tier")
     for name, tier in tiers.items():
         if not isinstance(tier, dict):

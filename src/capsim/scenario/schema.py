@@ -652,6 +652,11 @@ class TierCall(_Strict):
     circuit_breaker: CircuitBreakerSpec | None = None
     bulkhead: Count | None = None
     hedge: HedgeSpec | None = None
+    write: bool = Field(
+        default=False,
+        description="a write: goes to the callee's primary region (its `primary`), paying the "
+        "round trip from other regions (docs/regions.md)",
+    )
 
 
 #: What decides how often a forwarding call is made (so the mapping has no probability or repeat).
@@ -1094,6 +1099,84 @@ class RateLimitSpec(_Strict):
     burst: Count = 1
 
 
+def _regions(value: Any) -> Any:
+    """`regions: [eu, us]` is `regions: {eu: {}, us: {}}`; a region listed twice is refused."""
+    if not isinstance(value, list):
+        return value
+    seen: dict[Any, dict[str, Any]] = {}
+    for i, region in enumerate(value):
+        if not isinstance(region, str):
+            raise invalid(f"expected a region name, got {kind_of(region)}", at=str(i))
+        if region in seen:
+            raise invalid(
+                f"region {show(region)} is listed twice; list each region once", at=str(i)
+            )
+        seen[region] = {}
+    return seen
+
+
+class RegionalTierSpec(_Strict):
+    """What differs in one region's copy of a tier (docs/regions.md)."""
+
+    instances: Count | None = Field(
+        default=None, description="this copy's instances (default: the tier's)"
+    )
+
+
+class RegionalQueueSpec(_Strict):
+    """A queue's copy in one region: as the queue is written."""
+
+
+def _check_primary(regions: dict[str, Any] | None, primary: str | None) -> None:
+    """A tier's primary region is one of the regions it is placed in."""
+    if primary is None or regions is None or primary in regions:
+        return
+    names = list(regions)
+    raise invalid(
+        f"primary {primary!r} is not one of this tier's regions ({', '.join(names)})"
+        f"{suggest(primary, names)}; add it to regions: or name one of them",
+        at="primary",
+    )
+
+
+class AffinitySpec(_Strict):
+    """Requests of one client always go to one instance (docs/regions.md#affinity)."""
+
+    by: Annotated[
+        Literal["ip_hash", "session"],
+        BeforeValidator(_choice(("ip_hash", "session"), "affinity")),
+    ]
+    clients: Count = Field(description="clients (IP addresses, sessions) sending the requests")
+    zipf: NonNegativeNumber = Field(
+        default=1.0, description="popularity: client k sends a share proportional to k^-zipf"
+    )
+
+
+MAX_SHARD_KEYS = 10_000_000  # keys are hashed one by one when the model is built
+
+
+def _shard_keys(value: Any) -> int:
+    expected = f"a whole number of keys from 1 to {MAX_SHARD_KEYS:,}"
+    keys = _whole(1, expected)(value)
+    if keys > MAX_SHARD_KEYS:
+        raise invalid(f"{show(value)} is too many; {FIELD} must be {expected}")
+    return keys
+
+
+class ShardsSpec(_Strict):
+    """A database split into shards by key, keys of Zipf popularity (docs/regions.md#shards)."""
+
+    count: Count = Field(description="shards, each a copy of the database's instances")
+    keys: Annotated[
+        int,
+        BeforeValidator(_shard_keys),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_SHARD_KEYS}),
+    ] = 1_000_000
+    zipf: NonNegativeNumber = Field(
+        default=1.0, description="popularity: key k is asked for in proportion to k^-zipf"
+    )
+
+
 QueueDiscipline = Annotated[
     Literal["fifo", "lifo"], BeforeValidator(_choice(("fifo", "lifo"), "queue_discipline"))
 ]
@@ -1119,10 +1202,25 @@ class _TierBase(_Strict):
     queue_discipline: QueueDiscipline = "fifo"
     drop_abandoned: bool = False
     priorities: list[Name] | None = Field(default=None, min_length=1)
+    regions: (
+        Annotated[dict[Name, RegionalTierSpec], BeforeValidator(_regions), Field(min_length=1)]
+        | None
+    ) = Field(
+        default=None,
+        description="the regions this tier runs in, one copy each (default: every region): a "
+        "list [eu, us], or a mapping with each copy's instances {eu: {instances: 6}, us: {}}; "
+        "docs/regions.md",
+    )
+    primary: Name | None = Field(
+        default=None,
+        description="the region of the copy that takes writes (calls with write: true)",
+    )
+    affinity: AffinitySpec | None = None
 
     @model_validator(mode="after")
     def _sizable(self) -> _TierBase:
         _check_sizing(str(getattr(self, "type", "service")), self.sizing)
+        _check_primary(self.regions, self.primary)
         return self
 
 
@@ -1155,6 +1253,11 @@ class CacheTier(_TierBase):
     on_miss: Forward | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, ClassWork] = Field(default_factory=dict)
+    shards: ShardsSpec | None = Field(
+        default=None,
+        description="a consistent-hash cluster of `count` nodes; a lost node's keys miss and "
+        "go to on_miss (docs/regions.md#a-consistent-hash-cache-cluster)",
+    )
 
 
 class CdnTier(_TierBase):
@@ -1182,6 +1285,7 @@ class DatabaseTier(_TierBase):
     pool: PoolSpec | None = None
     calls: list[CallSpec] = Field(default_factory=list)
     classes: dict[str, DatabaseClassWork] = Field(default_factory=dict)
+    shards: ShardsSpec | None = None
 
 
 class BatchSpec(_Strict):
@@ -1254,11 +1358,24 @@ class QueueTier(_Strict):
     batch: BatchSpec | None = None
     partitions: Count | None = None
     autoscale: QueueAutoscaleSpec | None = None
+    regions: (
+        Annotated[dict[Name, RegionalQueueSpec], BeforeValidator(_regions), Field(min_length=1)]
+        | None
+    ) = Field(
+        default=None,
+        description="the regions this queue runs in, one copy each (default: every region); "
+        "docs/regions.md",
+    )
+    primary: Name | None = Field(
+        default=None,
+        description="the region of the copy that takes writes (calls with write: true)",
+    )
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
         _check_sizing("queue", self.sizing)
         self._check_autoscale()
+        _check_primary(self.regions, self.primary)
         if self.batch is not None or self.partitions is not None:
             key = "batch" if self.batch is not None else "partitions"
             if self.priorities:
@@ -1573,16 +1690,68 @@ ArrivalsSpec = Annotated[
 """How an open class's requests arrive: poisson, constant, {trace: file}, {mmpp: ...}, {batch: ...}."""
 
 
+_RATIO = _unit(parse_ratio, "a share such as 70%", False)
+
+
+def _entry(value: Any) -> str | dict[str, float]:
+    """`entry: app`, or `entry: {akamai: 70%, fastly: 30%}`: a split between entry tiers."""
+    if not isinstance(value, dict):
+        return _name(value)
+    if not value:
+        raise invalid("entry must not be empty; name a tier, or split: {cdn-a: 70%, cdn-b: 30%}")
+    shares = {}
+    for key, share in value.items():
+        shares[_name(key)] = _RATIO(share)
+    total = sum(shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise invalid(
+            f"the entry's shares add up to {total * 100:.6g}%; they must add up to 100% "
+            "(every request enters one of them)"
+        )
+    return shares
+
+
+EntrySpec = Annotated[
+    str | dict[str, float],
+    BeforeValidator(_entry),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[\w][\w\-]*$"},
+                {"type": "object", "additionalProperties": _RATIO_SCHEMA, "minProperties": 1},
+            ],
+            "description": "the tier a request enters first, or a split between tiers by "
+            "share (multi-CDN: {cdn-a: 70%, cdn-b: 30%}, docs/regions.md)",
+        }
+    ),
+]
+
+
 class TrafficSpec(_Strict):
     """A request class: open (`rate`, optional `profile`) or closed (`users` with `think_time`)."""
 
-    entry: Name
+    entry: EntrySpec
     rate: PositiveRate | None = None
     arrivals: ArrivalsSpec = "poisson"
     profile: ProfileSpec | None = None
     users: Count | None = None
     think_time: DistributionSpec | None = None
     response_size: ByteSize | None = None  # bytes of each answer (docs/cost.md#per-gb)
+    region: Name | None = Field(
+        default=None,
+        description="all of this class's clients are in this region (default: the regions' "
+        "shares); docs/regions.md",
+    )
+
+    @property
+    def entry_shares(self) -> dict[str, float]:
+        """The entry tiers and the share of requests each gets ({entry: 1.0} for one)."""
+        return dict(self.entry) if isinstance(self.entry, dict) else {self.entry: 1.0}
+
+    @property
+    def first_entry(self) -> str:
+        """The entry tier, or the first of a split (docs/regions.md#multi-cdn)."""
+        return next(iter(self.entry_shares))
 
     @property
     def arrival_kind(self) -> str:
@@ -1807,6 +1976,11 @@ class FaultSpec(_Strict):
     for_: PositiveDuration | None = Field(default=None, alias="for")
     tier: Text | None = None
     zone: Name | None = None
+    region: Name | None = Field(
+        default=None,
+        description="a region lost: every tier's copy there loses all its instances, and DNS "
+        "moves its traffic after routing's health_check and dns_ttl (docs/regions.md)",
+    )
     lose: (
         Annotated[
             int | float | bool,
@@ -1844,9 +2018,18 @@ class FaultSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_target_one_effect(self) -> FaultSpec:
-        if (self.tier is None) == (self.zone is None):
-            raise invalid("a fault names exactly one of tier: or zone:")
+        targets = [t for t in ("tier", "zone", "region") if getattr(self, t) is not None]
+        if len(targets) != 1:
+            raise invalid("a fault names exactly one of tier:, zone: or region:")
         effects = [e for e in FAULT_EFFECTS if getattr(self, e) is not None]
+        if self.region is not None:
+            if effects and (effects != ["lose"] or self.lose is not True):
+                raise invalid(
+                    "a region fault loses the whole region; remove "
+                    + " and ".join(e for e in effects if not (e == "lose" and self.lose is True)),
+                    at=effects[0],
+                )
+            return self
         if len(effects) != 1:
             raise invalid(
                 "a fault has exactly one effect: lose, error_rate or slowdown"
@@ -1860,6 +2043,47 @@ class FaultSpec(_Strict):
                 at="lose",
             )
         return self
+
+
+# ---- regions and global routing (docs/regions.md) -----------------------------------------------
+ROUTING_POLICIES = ("geo", "latency", "weighted")
+
+
+class RegionSpec(_Strict):
+    """A region: where its clients are (`share`), how far the others are (`rtt`), standby."""
+
+    share: Ratio | None = Field(
+        default=None,
+        description="the share of every class's requests from clients in this region (geo, "
+        "latency) or sent here by DNS weights (weighted); default: equal shares",
+    )
+    rtt: dict[str, PositiveDuration] = Field(
+        default_factory=dict,
+        description="round-trip time to other regions, e.g. {us-east: 70ms}; symmetric, "
+        "written on either side",
+    )
+    standby: bool = Field(
+        default=False,
+        description="active-passive: a warm standby that takes traffic only when a region is lost",
+    )
+
+
+class RoutingSpec(_Strict):
+    """How DNS sends requests to regions, and how long it takes to notice a lost one."""
+
+    policy: Annotated[
+        Literal["geo", "latency", "weighted"],
+        BeforeValidator(_choice(ROUTING_POLICIES, "policy")),
+    ] = "geo"
+    health_check: Duration = Field(
+        default=30.0,
+        description="how long after a region is lost (or back) DNS health checks notice it",
+    )
+    dns_ttl: Duration = Field(
+        default=60.0,
+        description="how long clients keep a DNS answer: traffic moves over this long, "
+        "evenly, once DNS has noticed",
+    )
 
 
 # ---- the whole scenario ------------------------------------------------------------------------
@@ -1988,6 +2212,11 @@ class Scenario(_Strict):
     tiers: dict[str, TierSpec] = Field(min_length=1)
     slos: list[SloSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    regions: dict[str, RegionSpec] = Field(
+        default_factory=dict,
+        description="regions by name, with their round-trip times (docs/regions.md)",
+    )
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
 
     _source: str = PrivateAttr(default="<scenario>")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -1995,7 +2224,7 @@ class Scenario(_Strict):
     _key_positions: dict[PathKey, Position] = PrivateAttr(default_factory=dict)
     _origins: dict[PathKey, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("traffic", "tiers", mode="before")
+    @field_validator("traffic", "tiers", "regions", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, dict):

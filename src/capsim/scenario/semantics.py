@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from capsim import graphs
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
+from capsim.scenario.regions import check_regions
 from capsim.scenario.schema import (
     QUEUE_SLO_STATISTICS,
     AnyTier,
@@ -188,7 +189,11 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
         return False
 
     for class_name, traffic in scenario.traffic.items():
-        reference(traffic.entry, ("traffic", class_name, "entry"))
+        if isinstance(traffic.entry, dict):
+            for name in traffic.entry:
+                reference(name, ("traffic", class_name, "entry", name), at_key=True)
+        else:
+            reference(traffic.entry, ("traffic", class_name, "entry"))
 
     for name, tier in tiers.items():
         for class_name in tier.classes:
@@ -233,6 +238,7 @@ def check_scenario(scenario: Scenario, miss_ratio: MissRatio = bounded_miss_rati
     problems.extend(_check_faults(scenario, tiers))
     problems.extend(_check_autoscale(scenario, tiers))
     problems.extend(_check_costs(scenario, tiers))
+    problems.extend(check_regions(scenario))
     if not problems:
         problems.extend(_check_termination(scenario, tiers, miss_ratio))
     return sorted(problems, key=lambda p: (p.file, p.line, p.column))
@@ -355,6 +361,8 @@ def _check_faults(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem
                 )
             )
             continue
+        if isinstance(tier, CacheTier) and tier.shards is not None:
+            continue  # a cache cluster loses nodes (scenario/regions.py)
         servers = tier.instances + getattr(tier, "replicas", 0)
         if (
             isinstance(fault.lose, int)
@@ -447,9 +455,13 @@ def _check_termination(
         graph = {
             name: tier_edges(name, tier, class_name, miss_ratio) for name, tier in tiers.items()
         }
-        reachable = _reachable(graph, traffic.entry)
+        entries = list(traffic.entry_shares)
+        reachable = list(dict.fromkeys(n for entry in entries for n in _reachable(graph, entry)))
         certain = {n: [e for e in graph[n] if e.certain] for n in reachable}
-        cycle = _find_cycle(certain, traffic.entry)
+        cycle = next(
+            (found for entry in entries if (found := _find_cycle(certain, entry)) is not None),
+            None,
+        )
         if cycle is not None:
             names, edge = cycle
             if frozenset(names) not in reported:
@@ -477,7 +489,9 @@ def _check_termination(
             continue
         if not finite:
             positive = {n: [e for e in graph[n] if e.expected > 0] for n in reachable}
-            found = _find_cycle(positive, traffic.entry)
+            found = next(
+                (c for entry in entries if (c := _find_cycle(positive, entry)) is not None), None
+            )
             where: PathKey = ("traffic", class_name, "entry")
             text = ""
             if found is not None:

@@ -30,6 +30,7 @@ The package, module by module:
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.
+- `network`: the round-trip time of a call or a client that crosses regions.
 - `resilience`: timeouts, retries, budgets, circuit breakers, bulkheads, hedges (call sites),
   and `CallCounts`, what call sites did to a callee, counted on the callee's station.
 - `disciplines`: waiting lines with priorities between classes.

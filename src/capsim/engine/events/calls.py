@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from capsim.engine.events import admission
+from capsim.engine.events import admission, network
 from capsim.engine.events.resilience import _CallSite
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.model.features import is_guarded
@@ -144,8 +144,13 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
         target = tiers[step.tier]
         enter = target.enter
         station: Station | None = target.station
+        if step.network_delay > 0:  # another region: the call crosses the network
+            enter = network.delayed(caller.env, enter, step.network_delay)
+            station = None
         if is_guarded(step):  # the features registry says which calls need a call site
-            enter = _CallSite(caller, target, step).enter
+            site = _CallSite(caller, target, step)
+            site.target_enter = enter  # a timeout counts the network's time too
+            enter = site.enter
             station = None
         return CallStep(
             enter,
@@ -157,11 +162,42 @@ def _compile_step(step: Step, caller: _TierSim, tiers: list[_TierSim]) -> Step_:
         )
     if isinstance(step, OneOf):
         bounds = list(itertools.accumulate(p for _, p in step.options))
-        targets = tuple((tiers[t].enter, tiers[t].pick(None)) for t, _ in step.options)
-        stations = tuple(tiers[t].station for t, _ in step.options)
+        delays = step.network_delays or (0.0,) * len(step.options)
+        fallbacks = step.fallbacks or (None,) * len(step.options)
+        targets = tuple(
+            (
+                _falling_back(
+                    _over_network(caller, tiers[t].enter, rtt),
+                    None if fallback is None else tiers[fallback],
+                ),
+                tiers[t].pick(None),
+            )
+            for (t, _), rtt, fallback in zip(step.options, delays, fallbacks, strict=True)
+        )
+        plain = not step.network_delays and not step.fallbacks
+        # Only options reached as they are may run their callee's plain enter inlined.
+        stations = tuple(tiers[t].station for t, _ in step.options) if plain else ()
         return OneOfStep(bounds, targets, caller.routing_draw, stations)
     assert isinstance(step, Parallel)
     return ParallelStep(tuple(_compile_step(b, caller, tiers) for b in step.branches))
+
+
+def _over_network(caller: _TierSim, enter: Enter, rtt: float) -> Enter:
+    """`enter` as the caller reaches it: behind the network when it is in another region."""
+    return network.delayed(caller.env, enter, rtt) if rtt > 0 else enter
+
+
+def _falling_back(enter: Enter, fallback: _TierSim | None) -> Enter:
+    """`enter`, and when it refuses on the spot, the fallback tier's (a lost cache node's keys
+    go to the origin)."""
+    if fallback is None:
+        return enter
+    other_enter, other_pick = fallback.enter, fallback.pick(None)
+
+    def enter_or_fall_back(k: int, pick: Pick, cont: Cont) -> bool:
+        return enter(k, pick, cont) or other_enter(k, other_pick, cont)
+
+    return enter_or_fall_back
 
 
 def _runner(steps: tuple[Step_, ...]) -> Runner | None:

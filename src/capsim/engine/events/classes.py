@@ -12,7 +12,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.events import admission
+from capsim.engine.events import admission, network
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -84,7 +84,10 @@ class _ClassSim:
         warmup = window.warmup
         k = traffic.index
         pick = entry.pick(None)
-        enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
+        if traffic.network_delay > 0:  # clients served from another region
+            enter = _bound(network.delayed(env, entry.enter, traffic.network_delay), pick)
+        else:
+            enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
         run = self.run
         later = _scheduler(env)
