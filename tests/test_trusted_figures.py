@@ -6,11 +6,16 @@ one figure or message that misled them, with the figure a planner computes by ha
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import capsim
+from capsim.analysis.points import scale_open_traffic
 from capsim.cli.app import app
+from capsim.model.types import Model
 
 runner = CliRunner()
 STORIES = Path(__file__).parent / "stories"
@@ -35,3 +40,32 @@ def test_set_still_adds_a_whole_new_tier_and_changes_a_class_rate() -> None:
     result = runner.invoke(app, ["validate", BOOKING, "--set", "traffic.brows.rate=10/s"])
     assert result.exit_code == 2
     assert "unknown traffic class 'brows'; did you mean 'browse'?" in result.output
+
+
+def _booking_model(*overrides: str) -> Model:
+    return capsim.build_model(capsim.load_scenario(BOOKING, list(overrides)))
+
+
+def test_load_2x_gives_a_ttl_cache_the_hit_ratio_of_the_doubled_rates_written_out() -> None:
+    # `run booking.yaml --load 2x` kept the 1x hit ratio (0.637, pg at 3,264/s) while the same
+    # rates written out gave 0.711 (pg at 2,846/s): a TTL cache hits more when asked more.
+    written = _booking_model(
+        "traffic.browse.rate=4800/s", "traffic.hold_seat.rate=900/s", "traffic.checkout.rate=300/s"
+    )
+    loaded = scale_open_traffic(_booking_model(), 2.0)
+    assert _booking_model().tier("redis").hit_ratio == pytest.approx(0.637, abs=0.001)
+    assert written.tier("redis").hit_ratio == pytest.approx(0.711, abs=0.001)
+    assert loaded.tier("redis").hit_ratio == pytest.approx(written.tier("redis").hit_ratio)
+    misses = [w.calls[0].probability for w in loaded.tier("redis").work]  # type: ignore[union-attr]
+    assert misses == pytest.approx([1 - written.tier("redis").hit_ratio] * 3)
+
+
+def test_run_with_load_2x_sends_pg_the_misses_of_the_doubled_rates(tmp_path: Path) -> None:
+    # pg gets redis's misses (browse + hold_seat: 5,700/s x 0.289 = 1,649/s) plus hold_seat's
+    # 900/s and checkout's 300/s: 2,849/s, not the 3,264/s of a hit ratio stuck at 1x.
+    out = tmp_path / "run.json"
+    arguments = ["run", BOOKING, "--load", "2x", "--duration", "3s", "-f", "json", "-o", str(out)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code in (0, 1), result.output
+    offered = json.loads(out.read_text())["tiers"]["pg"]["offered_rate"]
+    assert offered == pytest.approx(2849, rel=0.03)

@@ -246,6 +246,17 @@ class ColdLru:
 
 
 @dataclass(frozen=True)
+class TtlHits:
+    """A TTL cache's hit-ratio model, kept so the hit ratio follows the load (`--load`, search
+    points): requests over `keys` keys of Zipf(`zipf`) popularity, entries kept `ttl` seconds."""
+
+    ttl: float
+    keys: float
+    zipf: float
+    reset_on_hit: bool = False
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -281,6 +292,7 @@ class Tier:
     partitions: int | None = None  # queue: at most one consumer per partition at a time
     cold_lru: ColdLru | None = None  # cache / cdn / shield: hits decided by a simulated LRU
     edges: int = 1  # cdn: edge locations, each with its own cache and 1/edges of the requests
+    ttl_hits: TtlHits | None = None  # cache / cdn / shield: a TTL model at the requests it gets
 
     @property
     def servers(self) -> int:
