@@ -69,3 +69,14 @@ def test_run_with_load_2x_sends_pg_the_misses_of_the_doubled_rates(tmp_path: Pat
     assert result.exit_code in (0, 1), result.output
     offered = json.loads(out.read_text())["tiers"]["pg"]["offered_rate"]
     assert offered == pytest.approx(2849, rel=0.03)
+
+
+def test_solve_says_an_objective_fails_because_its_class_crosses_an_overloaded_tier() -> None:
+    # pg at 40ms holds app's blocking workers: app overloads. The hold_seat error_rate line
+    # said only "✗ FAIL ... (estimate 0.000441%)" on the user's scenario: no reason.
+    result = runner.invoke(app, ["solve", BOOKING, "--set", "tiers.pg.service_time=40ms"])
+    assert result.exit_code == 1
+    fail = next(line for line in result.output.splitlines() if "hold_seat error_rate" in line)
+    assert fail.startswith("✗ FAIL") and "): overloaded " in fail and "on its path" in fail
+    held = next(line for line in result.output.splitlines() if "app occupancy" in line)
+    assert held.startswith("✗ FAIL") and "on its path" not in held  # a tier objective: no path

@@ -768,6 +768,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
                 "observed": observed,
                 "limit": slo.limit,
                 "line": slo.line,
+                **_overload_reason(cls if failed_by_overload else {}),
             }
         )
 
@@ -787,3 +788,13 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "overloaded": overloaded,
         "notes": notes,
     }
+
+
+def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
+    """`{"reason": ...}` for an objective failed because its class crosses an overloaded tier
+    (its estimate, taken in a steady state that does not exist, may look fine); else `{}`."""
+    through = class_out.get("overloaded") or []
+    if not through:
+        return {}
+    tiers = ", ".join(through)
+    return {"reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"}
