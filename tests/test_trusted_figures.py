@@ -7,6 +7,7 @@ one figure or message that misled them, with the figure a planner computes by ha
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_solve_says_an_objective_fails_because_its_class_crosses_an_overloaded_t
     assert fail.startswith("✗ FAIL") and "): overloaded " in fail and "on its path" in fail
     held = next(line for line in result.output.splitlines() if "app occupancy" in line)
     assert held.startswith("✗ FAIL") and "on its path" not in held  # a tier objective: no path
+
+
+def _saturation_figures(text: str) -> tuple[float, float]:
+    warned = re.search(r"the system saturates at about ([\d.]+) req/s", text)
+    footer = re.search(r"the analytic bound puts its saturation near ([\d,.]+)/s", text)
+    assert warned and footer, text
+    return float(warned.group(1)), float(footer.group(1).replace(",", ""))
+
+
+def test_an_overloaded_run_quotes_one_analytic_saturation_rate_in_warning_and_footer() -> None:
+    # At 1.35x the warning said "saturates at about 1194 req/s (analytic bound ...)" while the
+    # footer's analytic bound said 3,753/s: the warning took solve's bound at the overloaded
+    # load, where app's blocking holding times (waiting on pg) have no steady state.
+    faster_pg = ["--set", "tiers.pg.service_time=12ms", "--set", "tiers.pg.pool.size=64"]
+    arguments = ["run", BOOKING, *faster_pg, "--load", "1.6x", "--duration", "1s"]
+    result = runner.invoke(app, arguments)
+    warned, footer = _saturation_figures(result.output)
+    assert warned == pytest.approx(footer, rel=1e-3)
+    assert warned < 4800  # past it: 1.6 x 3,000/s is offered

@@ -659,25 +659,37 @@ def _low_sample_warning(slo: Slo, verdict: dict[str, Any], model: Model) -> str:
 
 
 def _saturation_hint(model: Model, capsim_version: str) -> str | None:
-    """The analytic saturation point (`capsim solve`), as a warning, when the formulas agree
-    that an open station is overloaded."""
+    """The analytic saturation point, as a warning, when the formulas agree that an open station
+    is overloaded: the same figure as the footer's "the analytic bound puts its saturation near"
+    (`analytic_headroom`: where the bound meets the load along the mix, not the bound at the
+    overloaded load itself, whose blocking holding times have no steady state)."""
     from capsim.analysis.solve import UnstableModelError, solve
 
     try:
         solve(model, capsim_version=capsim_version)
-    except UnstableModelError as error:
-        rate = error.saturation_rate
-        if rate is None or not math.isfinite(rate):
-            return None
-        return (
-            f"saturation: the system saturates at about {rate:.4g} req/s "
-            "(analytic bound from the queueing formulas, see capsim solve)."
-        )
+    except UnstableModelError:
+        return _analytic_saturation_sentence(model, capsim_version)
     except (CapsimError, ArithmeticError, ValueError):
         return None
     # The formulas find a steady state (the overload comes from a profile peak, a closed
     # class, a finite queue ...): no single saturation rate to quote.
     return None
+
+
+def _analytic_saturation_sentence(model: Model, capsim_version: str) -> str | None:
+    from capsim.analysis.headroom import analytic_headroom
+
+    try:
+        headroom = analytic_headroom(model, capsim_version)
+    except (CapsimError, ArithmeticError, ValueError):
+        return None
+    if headroom is None or not math.isfinite(headroom.saturation_rate):
+        return None
+    return (
+        f"saturation: the system saturates at about {headroom.saturation_rate:.4g} req/s, "
+        f"bottleneck {headroom.tier} (analytic bound from the queueing formulas, see capsim "
+        "solve)."
+    )
 
 
 def summarise(
