@@ -100,3 +100,19 @@ def test_an_overloaded_run_quotes_one_analytic_saturation_rate_in_warning_and_fo
     warned, footer = _saturation_figures(result.output)
     assert warned == pytest.approx(footer, rel=1e-3)
     assert warned < 4800  # past it: 1.6 x 3,000/s is offered
+
+
+def test_solve_saturates_a_database_with_its_replica_group_not_the_pooled_workers() -> None:
+    # Reads at 1x (redis misses 1 - 0.637 of its requests, each class reading its read_ratio):
+    # browse 2,400 x 0.3625 (all reads) + hold_seat (450 x 0.3625 + 450) x 20% + checkout
+    # 150 x 30% = 1,037.7/s, all on the one replica's 16 workers at 12ms. Pooling primary and
+    # replica gave 32 workers: "pg max 4,898/s". The replica fills at
+    # 3,000/s x (16 / 12ms) / 1,037.7/s = 3,855/s.
+    faster_pg = ["--set", "tiers.pg.service_time=12ms", "--set", "tiers.pg.pool.size=64"]
+    result = runner.invoke(app, ["solve", BOOKING, *faster_pg, "-f", "json"])
+    data = json.loads(result.output)
+    miss = 1 - 0.637470944579357
+    reads = 2400 * miss + (450 * miss + 450) * 0.2 + 150 * 0.3
+    assert reads == pytest.approx(1037.7, abs=0.1)
+    assert data["tiers"]["pg"]["max_rate"] == pytest.approx(3000 * (16 / 0.012) / reads)
+    assert data["bottleneck"]["tier"] == "pg"

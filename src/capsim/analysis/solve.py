@@ -529,11 +529,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     mix = (open_rate + closed_rate) / max(float((open_rate + closed_rate).sum()), 1e-300)
     max_rate: dict[str, float] = {}
     for tier in model.tiers:
-        demand = float(np.sum(mix * visits[:, tier.index] * holding[tier.index]))
-        capacity = tier.workers
-        if tier.pool is not None:
-            capacity = min(capacity, tier.pool.size)
-        max_rate[tier.name] = capacity / demand if demand > 0 else math.inf
+        max_rate[tier.name] = _tier_max_rate(tier, mix * visits[:, tier.index], holding[tier.index])
     bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
     saturation = max_rate[bottleneck] if bottleneck else math.inf
     overloaded = [
@@ -798,3 +794,21 @@ def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
         return {}
     tiers = ", ".join(through)
     return {"reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"}
+
+
+def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:
+    """Total rate (mix as written) at which `tier` saturates: workers / demand per request.
+
+    A database with replicas is two station groups, as `capsim run` simulates it: its primaries
+    take the writes, its replicas the reads; the tier saturates with the first group to fill.
+    A pool caps the workers the tier can hold at once (over both groups).
+    """
+    demand = float(np.sum(visits_per_request * holding))
+    capacity = tier.workers if tier.pool is None else min(tier.workers, tier.pool.size)
+    rates = [capacity / demand if demand > 0 else math.inf]
+    if tier.kind == "database" and tier.replicas > 0:
+        read = np.array([work.read_ratio for work in tier.work])
+        for servers, share in ((tier.instances, 1 - read), (tier.replicas, read)):
+            group = float(np.sum(visits_per_request * holding * share))
+            rates.append(servers * tier.concurrency / group if group > 0 else math.inf)
+    return min(rates)
