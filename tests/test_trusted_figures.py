@@ -14,9 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 import capsim
+from capsim.analysis.headroom import analytic_headroom
 from capsim.analysis.points import scale_open_traffic
 from capsim.cli.app import app
 from capsim.model.types import Model
+from capsim.outputs.table import next_steps
 
 runner = CliRunner()
 STORIES = Path(__file__).parent / "stories"
@@ -116,3 +118,20 @@ def test_solve_saturates_a_database_with_its_replica_group_not_the_pooled_worker
     assert reads == pytest.approx(1037.7, abs=0.1)
     assert data["tiers"]["pg"]["max_rate"] == pytest.approx(3000 * (16 / 0.012) / reads)
     assert data["bottleneck"]["tier"] == "pg"
+
+
+def test_solve_and_the_footer_judge_a_profile_at_its_peak_not_its_final_rate() -> None:
+    # ingest.yaml steps from 300/s to 900/s for five minutes and back to 300/s at the end. The
+    # footer said "2.54x headroom" of 300/s and solve "all clear"; ingest's 2 starting
+    # instances x 4 workers / (15ms + 1ms publish) carry 500/s, below the 900/s peak.
+    result = runner.invoke(app, ["solve", INGEST, "-f", "json"])
+    data = json.loads(result.output)
+    assert data["bottleneck"]["offered_rate"] == pytest.approx(900.0)
+    assert data["passed"] is False and data["overloaded"][0]["tier"] == "ingest"
+    assert any("profile's peak, 900.0/s (the profile ends at 300.0/s)" in n for n in data["notes"])
+    model = capsim.build_model(capsim.load_scenario(INGEST))
+    headroom = analytic_headroom(model, "test")
+    assert headroom is not None and headroom.profile_peak == pytest.approx(900.0)
+    assert headroom.saturation_rate == pytest.approx(500.0) and headroom.factor < 1
+    footer = " ".join(next_steps(headroom, INGEST))
+    assert "at the profile's peak, 900.0/s, not its final rate" in footer

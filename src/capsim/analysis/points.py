@@ -47,8 +47,8 @@ RERUN_FACTOR = 2
 
 
 def open_rate(model: Model) -> float:
-    """Total offered rate of the open classes, as `solve` counts it (the profile's final rate)."""
-    return float(sum(c.rate_at(model.horizon) for c in model.classes if not c.is_closed))
+    """Total offered rate of the open classes, as `solve` counts it (a profile at its peak)."""
+    return float(sum(c.peak_rate(model.horizon) for c in model.classes if not c.is_closed))
 
 
 def scale_open_traffic(model: Model, factor: float) -> Model:

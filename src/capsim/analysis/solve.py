@@ -413,7 +413,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     n_tiers, n_classes = len(model.tiers), len(model.classes)
     visits = expected_visits(model)
     open_rate = np.array(
-        [c.rate_at(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
+        [c.peak_rate(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
     )
     means = np.array([[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers])
     seconds = np.array(
@@ -425,7 +425,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     closed_solutions: dict[int, formulas.ClosedFigures] = {}
     per_class_response = means.T.copy()  # first pass: no waiting anywhere
     stations: dict[int, list[tuple[str, StationResult]]] = {}
-    notes: list[str] = []
+    notes: list[str] = _profile_peak_notes(model)
     for _iteration in range(200):
         rates = (open_rate + closed_rate)[:, None] * visits  # [class, tier]
         holding = np.zeros((n_tiers, n_classes))
@@ -812,3 +812,14 @@ def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarr
             group = float(np.sum(visits_per_request * holding * share))
             rates.append(servers * tier.concurrency / group if group > 0 else math.inf)
     return min(rates)
+
+
+def _profile_peak_notes(model: Model) -> list[str]:
+    """A note for each class whose profile rises above its final rate: solve plans for its peak."""
+    return [
+        f"class {c.name}: solved at its profile's peak, {c.peak_rate(model.horizon):,.1f}/s "
+        f"(the profile ends at {c.rate_at(model.horizon):,.1f}/s); the steady-state figures are "
+        "those of a sustained peak"
+        for c in model.classes
+        if not c.is_closed and c.peak_rate(model.horizon) > c.rate_at(model.horizon)
+    ]

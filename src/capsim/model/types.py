@@ -432,6 +432,13 @@ class TrafficClass:
                 return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
         return points[-1].rate
 
+    def peak_rate(self, until: float) -> float:
+        """The highest offered rate from the start of warm-up to `until` (a profile's peak;
+        without a profile, `rate`). A profile is linear between its points, so the peak is
+        at one of them or at `until`."""
+        inside = [p.rate for p in self.profile if p.at <= until]
+        return max([self.rate_at(0.0), self.rate_at(until), *inside])
+
     def scaled(self, factor: float) -> TrafficClass:
         """This open class with `factor` times its traffic (a trace replayed `factor` times
         faster); the mix of requests is unchanged."""
