@@ -135,3 +135,46 @@ def test_solve_and_the_footer_judge_a_profile_at_its_peak_not_its_final_rate() -
     assert headroom.saturation_rate == pytest.approx(500.0) and headroom.factor < 1
     footer = " ".join(next_steps(headroom, INGEST))
     assert "at the profile's peak, 900.0/s, not its final rate" in footer
+
+
+def _one_queue(tmp_path: Path, max_depth: str, backlog_slo: int) -> Path:
+    # 12,000/s published to one consumer serving 1ms each: the backlog grows 11,000/s, to about
+    # 132,000 by the end of 12 seconds, beyond capsim's own cap of 100,000 waiting.
+    path = tmp_path / "ingest.yaml"
+    path.write_text(
+        "version: 1\nname: deep\nseed: 1\nsimulation: {duration: 12s, warmup: 0.5s}\n"
+        "traffic:\n  pub: {entry: q, rate: 12000/s}\n"
+        "tiers:\n  q:\n    type: queue\n    publish_time: 0.01ms\n    consumers: 1\n"
+        f"    concurrency: 1\n    service_time: 1ms\n{max_depth}"
+        f"slos:\n  - {{tier: q, backlog: {backlog_slo}}}\n"
+    )
+    return path
+
+
+def test_an_explicit_max_depth_above_capsims_cap_is_honoured(tmp_path: Path) -> None:
+    # ingest.yaml's max_depth: 500000 was overridden by the internal 100,000 cap: 12,669
+    # publishes rejected and an error-rate objective failed on an engine artefact.
+    out = tmp_path / "run.json"
+    scenario = _one_queue(tmp_path, "    max_depth: 500000\n", 1_000_000)
+    runner.invoke(app, ["run", str(scenario), "-f", "json", "-o", str(out)])
+    queue = json.loads(out.read_text())["tiers"]["q"]
+    assert queue["rejected"] == 0 and not queue.get("overflow")
+    assert queue["queue_length"]["max"] > 120_000
+    # An hour holds all 500,000: 600 bytes each, 286 MiB on top of capsim's own 150 MiB.
+    longer = ["--duration", "1h", "--max-memory", "300MB"]
+    refused = runner.invoke(app, ["run", str(scenario), *longer])
+    assert refused.exit_code == 3
+    assert "as its max_depth allows" in refused.output
+    assert "Lower max_depth on tier 'q'" in refused.output
+
+
+def test_a_backlog_objective_judged_on_a_backlog_held_at_the_cap_fails(tmp_path: Path) -> None:
+    # Without max_depth the queue stops at capsim's cap of 100,000: "PASS backlog <= 200,000,
+    # observed 100,000" was judged on the cap, not on the system (whose backlog is 132,000).
+    out = tmp_path / "run.json"
+    scenario = _one_queue(tmp_path, "", 200_000)
+    result = runner.invoke(app, ["run", str(scenario), "-f", "json", "-o", str(out)])
+    verdict = json.loads(out.read_text())["slos"][0]
+    assert verdict["observed"] == 100_000
+    assert verdict["passed"] is False and verdict["capped"] is True
+    assert "is the cap's, not the system's" in result.output

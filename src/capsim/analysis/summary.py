@@ -610,6 +610,24 @@ def _overflow_sentence(tier: Tier, overflow: int) -> str:
     )
 
 
+def _fail_backlogs_held_at_the_cap(verdicts: list[dict[str, Any]], data: dict[str, Any]) -> list[str]:
+    """Fail each backlog objective of a tier that reached capsim's internal waiting cap (its
+    backlog was held down by the cap, not by the system: the true one is larger); one warning
+    for each. The verdicts are changed in place (`passed` false, `capped` true)."""
+    sentences = []
+    for verdict in verdicts:
+        tier = data["tiers"].get(verdict.get("tier", ""), {})
+        if verdict["statistic"] != "backlog" or not tier.get("overflow"):
+            continue
+        verdict["passed"], verdict["capped"] = False, True
+        sentences.append(
+            f"SLO '{verdict['slo']}' fails: tier '{verdict['tier']}' reached capsim's internal "
+            f"cap on waiting requests, so its observed backlog ({verdict['observed']:,}) is the "
+            "cap's, not the system's (the true backlog is larger)."
+        )
+    return sentences
+
+
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
     """One SLO verdict: the observed figure against the limit (an SLO without data fails).
 
@@ -749,6 +767,7 @@ def summarise(
             )
         elif verdict["low_sample"]:
             warnings.append(_low_sample_warning(slo, verdict, model))
+    warnings.extend(_fail_backlogs_held_at_the_cap(verdicts, data))
     data["slos"] = verdicts
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["overloaded"] = overloaded
