@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import capsim
 from capsim.analysis.headroom import analytic_headroom
 from capsim.analysis.points import scale_open_traffic
+from capsim.analysis.sizing import dimensions, partition_notes
 from capsim.cli.app import app
 from capsim.model.types import Model
 from capsim.outputs.table import next_steps
@@ -178,3 +179,53 @@ def test_a_backlog_objective_judged_on_a_backlog_held_at_the_cap_fails(tmp_path:
     assert verdict["observed"] == 100_000
     assert verdict["passed"] is False and verdict["capped"] is True
     assert "is the cap's, not the system's" in result.output
+
+
+def _partitioned_queue(tmp_path: Path, consumers: int) -> Path:
+    # 200/s of 10ms messages over 4 partitions: at most 4 workers busy, whatever the consumers.
+    path = tmp_path / f"q{consumers}.yaml"
+    path.write_text(
+        "version: 1\nname: parts\nseed: 3\nsimulation: {duration: 30s, warmup: 2s}\n"
+        "traffic:\n  pub: {entry: q, rate: 200/s}\n"
+        "tiers:\n  q:\n    type: queue\n    publish_time: 0.01ms\n"
+        f"    consumers: {consumers}\n    concurrency: 4\n    partitions: 4\n"
+        "    service_time: {dist: exponential, mean: 10ms}\n"
+    )
+    return path
+
+
+def test_a_partitioned_queues_occupancy_is_over_the_workers_that_can_be_busy(
+    tmp_path: Path,
+) -> None:
+    # ingest.yaml's events_q read 81% -> 41% -> 20% occupied for 8, 16, 32 consumers while
+    # every other figure stayed the same: only min(workers, partitions) can work at once.
+    # Here 200/s x 10ms over 4 partitions = 50%, for 1 consumer (4 workers) or 4 (16).
+    for consumers in (1, 4):
+        scenario = str(_partitioned_queue(tmp_path, consumers))
+        out = tmp_path / f"run{consumers}.json"
+        runner.invoke(app, ["run", scenario, "-f", "json", "-o", str(out)])
+        measured = json.loads(out.read_text())["tiers"]["q"]
+        assert measured["occupancy"] == pytest.approx(0.5, abs=0.04)
+        solved = json.loads(runner.invoke(app, ["solve", scenario, "-f", "json"]).output)
+        assert solved["tiers"]["q"]["occupancy"] == pytest.approx(0.5, rel=1e-6)
+        assert solved["tiers"]["q"]["max_rate"] == pytest.approx(4 / 0.010, rel=1e-3)
+
+
+def test_more_consumers_than_partitions_add_no_capacity_in_solve_or_size() -> None:
+    # `solve --set tiers.events_q.consumers=16` said 1,523.8/s: 32 partitions let 32 workers
+    # work at once, each holding a message for 2ms + the ~40ms blocking call to enrich, so
+    # 32 / 42ms = 762/s for 8, 16 or 32 consumers. `size` grew events_q to 81 consumers.
+    rates = set()
+    for consumers in (8, 16, 32):
+        arguments = ["solve", INGEST, "--set", f"tiers.events_q.consumers={consumers}"]
+        data = json.loads(runner.invoke(app, [*arguments, "-f", "json"]).output)
+        rates.add(round(data["tiers"]["events_q"]["max_rate"], 6))
+    assert len(rates) == 1 and rates.pop() == pytest.approx(32 / 0.042, rel=0.01)
+    model = capsim.build_model(capsim.load_scenario(INGEST))
+    sized = {dim.name: dim for dim in dimensions(model, 0)}
+    assert sized["events_q"].of == "consumers" and sized["events_q"].high == 32 // 4
+    notes = partition_notes(model, list(sized.values()))
+    assert notes == [
+        "events_q: consumers sized up to 8, where its 32 partitions are all in use (more would "
+        "sit idle: raise partitions to add parallelism)"
+    ]

@@ -130,7 +130,7 @@ def _station(
 ) -> StationResult:
     """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
     total = float(rates.sum())
-    servers = tier.concurrency
+    servers = min(tier.concurrency, tier.usable_workers)  # a partitioned queue's are capped
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
@@ -288,7 +288,7 @@ def _station_capacity(tier: Tier, station: StationResult) -> float:
     """Requests per second an overloaded station group completes: offered / rho."""
     if station.unstable_rho:
         return station.arrival_rate / station.unstable_rho
-    return tier.workers / station.holding_time if station.holding_time else math.inf
+    return tier.usable_workers / station.holding_time if station.holding_time else math.inf
 
 
 def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
@@ -576,6 +576,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         busy = sum(r * st.work_time for r, (_, st) in zip(served, groups_solved, strict=True))
         held = sum(r * st.holding_time for r, (_, st) in zip(served, groups_solved, strict=True))
         workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
+        workers = min(workers, tier.usable_workers)  # a partitioned queue: the usable ones
         blocked = sum(
             st.arrival_rate * st.figures.p_block
             for _, st in groups_solved
@@ -804,7 +805,8 @@ def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarr
     A pool caps the workers the tier can hold at once (over both groups).
     """
     demand = float(np.sum(visits_per_request * holding))
-    capacity = tier.workers if tier.pool is None else min(tier.workers, tier.pool.size)
+    usable = tier.usable_workers
+    capacity = usable if tier.pool is None else min(usable, tier.pool.size)
     rates = [capacity / demand if demand > 0 else math.inf]
     if tier.kind == "database" and tier.replicas > 0:
         read = np.array([work.read_ratio for work in tier.work])

@@ -289,7 +289,8 @@ def _summarise_tier(
     def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
         if tier_run.live_worker_time is not None:  # instances died: over the live ones
             return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
-        return time / (max(tier_run.workers or tier.workers, 1) * run.duration)
+        usable = min(tier_run.workers or tier.workers, tier.usable_workers)
+        return time / (max(usable, 1) * run.duration)
 
     utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]
     occupancy = [
@@ -412,7 +413,7 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         def total(name: str, tier_runs: list[TierSeries] = tier_runs) -> np.ndarray:
             return np.sum([getattr(t, name) for t in tier_runs], axis=0)
 
-        worker_time = total("instance_time") * max(tier.concurrency, 1)
+        worker_time = total("instance_time") * max(_usable_concurrency(tier), 1)
 
         def over_workers(values: np.ndarray, worker_time: np.ndarray = worker_time) -> list[float]:
             share = np.divide(values, worker_time, out=np.zeros(values.size), where=worker_time > 0)
@@ -626,6 +627,11 @@ def _fail_backlogs_held_at_the_cap(verdicts: list[dict[str, Any]], data: dict[st
             "cap's, not the system's (the true backlog is larger)."
         )
     return sentences
+
+
+def _usable_concurrency(tier: Tier) -> int:
+    """Workers per instance that can be busy at once (a partitioned queue's are capped)."""
+    return min(tier.concurrency, tier.usable_workers)
 
 
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:

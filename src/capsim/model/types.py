@@ -305,6 +305,15 @@ class Tier:
         return self.servers * self.concurrency
 
     @property
+    def usable_workers(self) -> int:
+        """Workers that can be busy at once: all of them, except on a queue with `partitions`,
+        where at most one consumer works on a partition at a time (min(workers, partitions)).
+        Utilization, occupancy and capacity are measured against these."""
+        if self.partitions is None:
+            return self.workers
+        return min(self.workers, self.partitions)
+
+    @property
     def is_async(self) -> bool:
         """Calls to this tier are asynchronous (queue tiers)."""
         return self.kind == "queue"
