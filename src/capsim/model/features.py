@@ -315,6 +315,7 @@ TIER_FEATURES: tuple[Feature, ...] = (
     _data(_T, "zones", "lowered into the faults' lost servers"),
     _data(_T, "cost_per_instance_hour", "cost figures of the analysis"),
     _data(_T, "sizing", "what capsim size may change"),
+    _data(_T, "ttl_hits", "re-lowered into hit_ratio and work[k].calls when the load is scaled"),
 )
 
 
