@@ -119,6 +119,10 @@ def test_solve_saturates_a_database_with_its_replica_group_not_the_pooled_worker
     assert reads == pytest.approx(1037.7, abs=0.1)
     assert data["tiers"]["pg"]["max_rate"] == pytest.approx(3000 * (16 / 0.012) / reads)
     assert data["bottleneck"]["tier"] == "pg"
+    replicas = data["tiers"]["pg"]["groups"]["replicas"]
+    assert replicas["offered_rate"] == pytest.approx(reads)
+    assert replicas["occupancy"] == pytest.approx(reads * 0.012 / 16)  # 77.8%
+    assert data["tiers"]["pg"]["groups"]["primary"]["workers"] == 16
 
 
 def test_solve_and_the_footer_judge_a_profile_at_its_peak_not_its_final_rate() -> None:

@@ -623,6 +623,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "queue_length": {"mean": queue_mean},
             "wait": wait_figures,
             "max_rate": _round(max_rate[tier.name]),
+            **_database_groups(tier, groups_solved),
             "method": {
                 "formula": ", ".join(methods)
                 or ("overloaded: no steady state" if not stable else "no traffic"),
@@ -825,3 +826,29 @@ def _profile_peak_notes(model: Model) -> list[str]:
         for c in model.classes
         if not c.is_closed and c.peak_rate(model.horizon) > c.rate_at(model.horizon)
     ]
+
+
+#: JSON names of a database's station groups (solve's labels are the scaling keys' plurals).
+_GROUP_NAMES = {"primaries": "primary", "replicas": "replicas"}
+
+
+def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dict[str, Any]:
+    """`{"groups": {"primary": ..., "replicas": ...}}` for a database with replicas: each station
+    group's offered rate, utilization, occupancy (over its own workers), its own bound
+    (`max_rate`, requests per second into the group) and `stable`; `{}` for any other tier."""
+    if len(groups) < 2:
+        return {}
+    out: dict[str, Any] = {}
+    for label, st in groups:
+        workers = st.instances * tier.concurrency
+        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do.
+        served = st.arrival_rate / st.unstable_rho if st.unstable_rho else st.arrival_rate
+        out[_GROUP_NAMES.get(label, label)] = {
+            "offered_rate": st.arrival_rate,
+            "workers": workers,
+            "utilization": served * st.work_time / workers if workers else 0.0,
+            "occupancy": served * st.holding_time / workers if workers else 0.0,
+            "max_rate": _round(workers / st.holding_time if st.holding_time else math.inf),
+            "stable": st.unstable_rho is None,
+        }
+    return {"groups": out}
