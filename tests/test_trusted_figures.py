@@ -233,3 +233,18 @@ def test_more_consumers_than_partitions_add_no_capacity_in_solve_or_size() -> No
         "events_q: consumers sized up to 8, where its 32 partitions are all in use (more would "
         "sit idle: raise partitions to add parallelism)"
     ]
+
+
+def test_solve_on_an_overloaded_scenario_quotes_where_the_bound_meets_the_load() -> None:
+    # Booking with pg at 12ms at 1.6x (4,800/s): solve said "saturates at 1,279.8/s", the bound
+    # at a load where app's workers wait on pg without a steady state; run's footer and warning
+    # say 3,951/s, the heaviest load of this mix that stays within its own bound.
+    rates = ["traffic.browse.rate=3840/s", "traffic.hold_seat.rate=720/s"]
+    rates += ["traffic.checkout.rate=240/s", "tiers.pg.service_time=12ms", "tiers.pg.pool.size=64"]
+    arguments = ["solve", BOOKING, *(a for rate in rates for a in ("--set", rate)), "-f", "json"]
+    data = json.loads(runner.invoke(app, arguments).output)
+    model = capsim.build_model(capsim.load_scenario(BOOKING, rates))
+    footer = analytic_headroom(model, "test")
+    assert footer is not None and footer.saturation_rate < 4800
+    assert data["bottleneck"]["tier"] == footer.tier == "app"
+    assert data["bottleneck"]["saturation_rate"] == pytest.approx(footer.saturation_rate)

@@ -556,6 +556,10 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             capacity=capacity_rate,
             saturation_rate=saturation,
         )
+    if unstable:
+        bottleneck, saturation = _where_the_bound_meets_the_load(
+            model, capsim_version, bottleneck, saturation
+        )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
         notes.append(
@@ -852,3 +856,18 @@ def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dic
             "stable": st.unstable_rho is None,
         }
     return {"groups": out}
+
+
+def _where_the_bound_meets_the_load(
+    model: Model, capsim_version: str, bottleneck: str | None, saturation: float
+) -> tuple[str | None, float]:
+    """An overloaded model's bottleneck and saturation rate as `run`'s footer and warning quote
+    them (`analytic_headroom`): where the bound meets the load along the mix. The bound at the
+    overloaded load itself counts a blocking tier's holding times with waits that have no steady
+    state (booking at 1.6x: 1,280/s against 3,951/s); kept when no lighter load is stable."""
+    from capsim.analysis.headroom import analytic_headroom
+
+    met = analytic_headroom(model, capsim_version)
+    if met is None or not math.isfinite(met.saturation_rate):
+        return bottleneck, saturation
+    return met.tier, met.saturation_rate
