@@ -168,17 +168,17 @@ def test_the_curve_shows_the_order_queue_held_beside_its_cpu_share(tmp_path: Pat
     assert overloaded and all("100.0%" in line for line in overloaded)
 
 
-def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: Path) -> None:
+def test_a_partitioned_queue_saturates_where_its_partitions_do(tmp_path: Path) -> None:
     result = saturate(model_of(tmp_path, "jobs", PARTITIONED), duration=5.0)
-    # The consumers' occupancy extrapolates to about 800/s; the partitions allow 200/s.
-    [move] = result["confirmation"]["below"]["moves"]
-    assert move["from"] > 600 and move["tiers"] == ["jobs"]
+    # 2 partitions x 1 / 10ms = 200/s. The occupancy counts the 2 workers that can be busy (not
+    # all 8 consumers, which extrapolated to about 800/s and needed the confirmation to move the
+    # estimate down), so the estimate is right at once and confirmed.
+    assert result["confirmation"]["below"]["moves"] == []
     assert result["bottleneck"] == "jobs"
     assert result["saturation_rate"] == pytest.approx(200, rel=0.06)
     assert result["confirmation"]["below"]["stable"] is True
     assert result["saturation_rate_low"] < 200 <= result["saturation_rate"] * 1.06
     assert result["max_rate_meeting_slos"] <= result["saturation_rate_low"]
-    assert any("moved below it" in note for note in result["notes"])
 
 
 def test_a_failed_verification_sends_the_search_below_it_and_never_headlines_it(
@@ -269,8 +269,8 @@ def test_points_near_saturation_run_for_twenty_relaxation_times_within_limits() 
 
 @pytest.mark.parametrize(
     ("name", "text", "duration"),
-    [("jobs", PARTITIONED, 5.0), ("longest", LONGEST_WAIT, 6.0)],
-    ids=["confirmation-move", "failed-verifications"],
+    [("longest", LONGEST_WAIT, 6.0)],
+    ids=["failed-verifications"],
 )
 def test_the_safety_searches_give_the_same_answer_on_a_process_pool(
     tmp_path: Path, name: str, text: str, duration: float

@@ -24,6 +24,7 @@ class Headroom:
     offered_rate: float
     instances: int = 1  # the tier's instances as written (the bound is for these)
     autoscale_max: int | None = None  # the most instances autoscaling may give it, if it scales
+    profile_peak: float | None = None  # the open rate at the profiles' peak, when one rises above its end
 
     @property
     def factor(self) -> float | None:
@@ -57,7 +58,17 @@ def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
         float(offered or 0.0),
         instances=tier.instances if tier is not None else 1,
         autoscale_max=tier.autoscale.max if tier is not None and tier.autoscale else None,
+        profile_peak=_profile_peak(model),
     )
+
+
+def _profile_peak(model: Model) -> float | None:
+    """The total open rate at which the headroom is judged when a profile peaks above its final
+    rate (`open_rate` counts each profile at its peak); None without such a profile."""
+    open_classes = [c for c in model.classes if not c.is_closed]
+    if any(c.peak_rate(model.horizon) > c.rate_at(model.horizon) for c in open_classes):
+        return open_rate(model)
+    return None
 
 
 def _past_its_bound(bottleneck: dict[str, Any]) -> bool:

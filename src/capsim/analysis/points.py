@@ -28,6 +28,7 @@ from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
 from capsim.errors import Interrupted
+from capsim.model.build import follow_load
 from capsim.model.features import conditions_change
 from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
 
@@ -47,15 +48,16 @@ RERUN_FACTOR = 2
 
 
 def open_rate(model: Model) -> float:
-    """Total offered rate of the open classes, as `solve` counts it (the profile's final rate)."""
-    return float(sum(c.rate_at(model.horizon) for c in model.classes if not c.is_closed))
+    """Total offered rate of the open classes, as `solve` counts it (a profile at its peak)."""
+    return float(sum(c.peak_rate(model.horizon) for c in model.classes if not c.is_closed))
 
 
 def scale_open_traffic(model: Model, factor: float) -> Model:
     """`model` with every open class's rate (and profile, MMPP rates, batch rate) multiplied by
-    `factor`, a trace replayed `factor` times faster; mix unchanged."""
+    `factor`, a trace replayed `factor` times faster; mix unchanged. A TTL cache's hit ratio
+    follows the new rates (`model.build.follow_load`)."""
     classes = tuple(c if c.is_closed else c.scaled(factor) for c in model.classes)
-    return replace(model, classes=classes)
+    return follow_load(replace(model, classes=classes))
 
 
 def with_run_length(model: Model, duration: float | None, replications: int | None) -> Model:

@@ -228,8 +228,29 @@ def dimensions(model: Model, redundancy: int) -> list[Dimension]:
                     f"tier {tier.name}: sizing.max {sizing.max} leaves no room for "
                     f"--redundancy n+{redundancy}; raise sizing.max"
                 )
-        dims.append(Dimension(tier.index, tier.name, sizing.of, low, high, unit_cost))
+        high = partition_cap(tier, sizing.of, high)
+        dims.append(Dimension(tier.index, tier.name, sizing.of, min(low, high), high, unit_cost))
     return dims
+
+
+def partition_cap(tier: Tier, of: str, high: int) -> int:
+    """`high`, capped where a partitioned queue's quantity stops adding workers that can be
+    busy: at most min(workers, partitions) consumer workers work at once (docs/capacity.md)."""
+    if tier.partitions is None or of not in ("consumers", "concurrency"):
+        return high
+    per_unit = capacity_of(tier, "concurrency") if of == "consumers" else tier.consumers
+    return max(1, min(high, -(-tier.partitions // max(per_unit, 1))))
+
+
+def partition_notes(model: Model, dims: list[Dimension]) -> list[str]:
+    """One sentence per sized partitioned queue whose partitions cap its sized quantity."""
+    return [
+        f"{dim.name}: {dim.of} sized up to {dim.high}, where its {tier.partitions} partitions "
+        "are all in use (more would sit idle: raise partitions to add parallelism)"
+        for dim in dims
+        for tier in [model.tiers[dim.tier]]
+        if tier.partitions is not None and dim.high == partition_cap(tier, dim.of, dim.high + 1)
+    ]
 
 
 # ---- the search ------------------------------------------------------------------------------
@@ -707,6 +728,7 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     ]
     if not dims:
         raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
+    notes = [*notes, *partition_notes(target, dims)]
     limit = _load_limits(model)
     extra: list[Slo] = []
     if headroom:

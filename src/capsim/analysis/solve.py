@@ -248,7 +248,7 @@ def _station(
 ) -> StationResult:
     """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
     total = float(rates.sum())
-    servers = tier.concurrency
+    servers = min(tier.concurrency, tier.usable_workers)  # a partitioned queue's are capped
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
@@ -316,7 +316,7 @@ def _station_capacity(tier: Tier, station: StationResult) -> float:
     """Requests per second an overloaded station group completes: offered / rho."""
     if station.unstable_rho:
         return station.arrival_rate / station.unstable_rho
-    return tier.workers / station.holding_time if station.holding_time else math.inf
+    return tier.usable_workers / station.holding_time if station.holding_time else math.inf
 
 
 def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
@@ -462,7 +462,7 @@ def _network(model: Model) -> _Network:
         model=model,
         visits=expected_visits(model),
         open_rate=np.array(
-            [c.rate_at(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
+            [c.peak_rate(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
         ),
         means=np.array(
             [[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers]
@@ -601,11 +601,9 @@ def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
     mix = total / max(float(total.sum()), 1e-300)
     max_rate: dict[str, float] = {}
     for tier in net.model.tiers:
-        demand = float(np.sum(mix * net.visits[:, tier.index] * point.holding[tier.index]))
-        capacity = tier.workers
-        if tier.pool is not None:
-            capacity = min(capacity, tier.pool.size)
-        max_rate[tier.name] = capacity / demand if demand > 0 else math.inf
+        max_rate[tier.name] = _tier_max_rate(
+            tier, mix * net.visits[:, tier.index], point.holding[tier.index]
+        )
     return max_rate
 
 
@@ -640,6 +638,7 @@ def _tier_figures(
     busy = sum(r * st.work_time for r, (_, st) in zip(served, groups_solved, strict=True))
     held = sum(r * st.holding_time for r, (_, st) in zip(served, groups_solved, strict=True))
     workers = sum(st.instances for _, st in groups_solved) * tier.concurrency
+    workers = min(workers, tier.usable_workers)  # a partitioned queue: the usable ones
     blocked = sum(
         st.arrival_rate * st.figures.p_block for _, st in groups_solved if st.figures is not None
     )
@@ -683,6 +682,7 @@ def _tier_figures(
         "queue_length": {"mean": queue_mean},
         "wait": wait_figures,
         "max_rate": _round(max_rate),
+        **_database_groups(tier, groups_solved),
         "method": {
             "formula": ", ".join(methods)
             or ("overloaded: no steady state" if not stable else "no traffic"),
@@ -863,6 +863,7 @@ def _slo_verdicts(
                 "observed": observed,
                 "limit": slo.limit,
                 "line": slo.line,
+                **_overload_reason(cls if failed_by_overload else {}),
             }
         )
     return slos
@@ -880,7 +881,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     net = _network(model)
     point = _fixed_point(net)
     closed, total_open = net.closed, float(net.open_rate.sum())
-    notes = list(_arrival_process_notes(model, point.stations))
+    notes = _profile_peak_notes(model)
+    notes.extend(_arrival_process_notes(model, point.stations))
     notes.extend(spot_notes(model))
     if len(closed) > 1 or (closed and net.open_rate.sum() > 0):
         notes.append(
@@ -908,6 +910,10 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     ]
     if unstable and not mark_overload:
         raise _unstable_error(unstable[0], saturation)
+    if unstable:
+        bottleneck, saturation = _where_the_bound_meets_the_load(
+            model, capsim_version, bottleneck, saturation
+        )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
         notes.append(
@@ -944,3 +950,84 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "overloaded": overloaded,
         "notes": notes,
     }
+
+
+def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
+    """`{"reason": ...}` for an objective failed because its class crosses an overloaded tier
+    (its estimate, taken in a steady state that does not exist, may look fine); else `{}`."""
+    through = class_out.get("overloaded") or []
+    if not through:
+        return {}
+    tiers = ", ".join(through)
+    return {"reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"}
+
+
+def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:
+    """Total rate (mix as written) at which `tier` saturates: workers / demand per request.
+
+    A database with replicas is two station groups, as `capsim run` simulates it: its primaries
+    take the writes, its replicas the reads; the tier saturates with the first group to fill.
+    A pool caps the workers the tier can hold at once (over both groups).
+    """
+    demand = float(np.sum(visits_per_request * holding))
+    usable = tier.usable_workers
+    capacity = usable if tier.pool is None else min(usable, tier.pool.size)
+    rates = [capacity / demand if demand > 0 else math.inf]
+    if tier.kind == "database" and tier.replicas > 0:
+        read = np.array([work.read_ratio for work in tier.work])
+        for servers, share in ((tier.instances, 1 - read), (tier.replicas, read)):
+            group = float(np.sum(visits_per_request * holding * share))
+            rates.append(servers * tier.concurrency / group if group > 0 else math.inf)
+    return min(rates)
+
+
+def _profile_peak_notes(model: Model) -> list[str]:
+    """A note for each class whose profile rises above its final rate: solve plans for its peak."""
+    return [
+        f"class {c.name}: solved at its profile's peak, {c.peak_rate(model.horizon):,.1f}/s "
+        f"(the profile ends at {c.rate_at(model.horizon):,.1f}/s); the steady-state figures are "
+        "those of a sustained peak"
+        for c in model.classes
+        if not c.is_closed and c.peak_rate(model.horizon) > c.rate_at(model.horizon)
+    ]
+
+
+#: JSON names of a database's station groups (solve's labels are the scaling keys' plurals).
+_GROUP_NAMES = {"primaries": "primary", "replicas": "replicas"}
+
+
+def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dict[str, Any]:
+    """`{"groups": {"primary": ..., "replicas": ...}}` for a database with replicas: each station
+    group's offered rate, utilization, occupancy (over its own workers), its own bound
+    (`max_rate`, requests per second into the group) and `stable`; `{}` for any other tier."""
+    if len(groups) < 2:
+        return {}
+    out: dict[str, Any] = {}
+    for label, st in groups:
+        workers = st.instances * tier.concurrency
+        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do.
+        served = st.arrival_rate / st.unstable_rho if st.unstable_rho else st.arrival_rate
+        out[_GROUP_NAMES.get(label, label)] = {
+            "offered_rate": st.arrival_rate,
+            "workers": workers,
+            "utilization": served * st.work_time / workers if workers else 0.0,
+            "occupancy": served * st.holding_time / workers if workers else 0.0,
+            "max_rate": _round(workers / st.holding_time if st.holding_time else math.inf),
+            "stable": st.unstable_rho is None,
+        }
+    return {"groups": out}
+
+
+def _where_the_bound_meets_the_load(
+    model: Model, capsim_version: str, bottleneck: str | None, saturation: float
+) -> tuple[str | None, float]:
+    """An overloaded model's bottleneck and saturation rate as `run`'s footer and warning quote
+    them (`analytic_headroom`): where the bound meets the load along the mix. The bound at the
+    overloaded load itself counts a blocking tier's holding times with waits that have no steady
+    state (booking at 1.6x: 1,280/s against 3,951/s); kept when no lighter load is stable."""
+    from capsim.analysis.headroom import analytic_headroom
+
+    met = analytic_headroom(model, capsim_version)
+    if met is None or not math.isfinite(met.saturation_rate):
+        return bottleneck, saturation
+    return met.tier, met.saturation_rate

@@ -290,7 +290,8 @@ def _summarise_tier(
     def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
         if tier_run.live_worker_time is not None:  # instances died: over the live ones
             return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
-        return time / (max(tier_run.workers or tier.workers, 1) * run.duration)
+        usable = min(tier_run.workers or tier.workers, tier.usable_workers)
+        return time / (max(usable, 1) * run.duration)
 
     utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]
     occupancy = [
@@ -428,8 +429,9 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         def total(name: str, tier_runs: list[TierSeries] = tier_runs) -> np.ndarray:
             return np.sum([getattr(t, name) for t in tier_runs], axis=0)
 
-        # Workers per instance; a queue whose consumers scale counts consumers as instances.
-        per_instance = tier.concurrency
+        # Workers per instance that can be busy (a partitioned queue's are capped); a queue
+        # whose consumers scale counts consumers as instances.
+        per_instance = _usable_concurrency(tier)
         if tier.consumer_scaling is not None:
             per_instance = tier.consumer_scaling.per_consumer
         worker_time = total("instance_time") * max(per_instance, 1)
@@ -656,6 +658,29 @@ def _overflow_sentence(tier: Tier, overflow: int) -> str:
     )
 
 
+def _fail_backlogs_held_at_the_cap(verdicts: list[dict[str, Any]], data: dict[str, Any]) -> list[str]:
+    """Fail each backlog objective of a tier that reached capsim's internal waiting cap (its
+    backlog was held down by the cap, not by the system: the true one is larger); one warning
+    for each. The verdicts are changed in place (`passed` false, `capped` true)."""
+    sentences = []
+    for verdict in verdicts:
+        tier = data["tiers"].get(verdict.get("tier", ""), {})
+        if verdict["statistic"] != "backlog" or not tier.get("overflow"):
+            continue
+        verdict["passed"], verdict["capped"] = False, True
+        sentences.append(
+            f"SLO '{verdict['slo']}' fails: tier '{verdict['tier']}' reached capsim's internal "
+            f"cap on waiting requests, so its observed backlog ({verdict['observed']:,}) is the "
+            "cap's, not the system's (the true backlog is larger)."
+        )
+    return sentences
+
+
+def _usable_concurrency(tier: Tier) -> int:
+    """Workers per instance that can be busy at once (a partitioned queue's are capped)."""
+    return min(tier.concurrency, tier.usable_workers)
+
+
 def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]:
     """One SLO verdict: the observed figure against the limit (an SLO without data fails).
 
@@ -705,25 +730,37 @@ def _low_sample_warning(slo: Slo, verdict: dict[str, Any], model: Model) -> str:
 
 
 def _saturation_hint(model: Model, capsim_version: str) -> str | None:
-    """The analytic saturation point (`capsim solve`), as a warning, when the formulas agree
-    that an open station is overloaded."""
+    """The analytic saturation point, as a warning, when the formulas agree that an open station
+    is overloaded: the same figure as the footer's "the analytic bound puts its saturation near"
+    (`analytic_headroom`: where the bound meets the load along the mix, not the bound at the
+    overloaded load itself, whose blocking holding times have no steady state)."""
     from capsim.analysis.solve import UnstableModelError, solve
 
     try:
         solve(model, capsim_version=capsim_version)
-    except UnstableModelError as error:
-        rate = error.saturation_rate
-        if rate is None or not math.isfinite(rate):
-            return None
-        return (
-            f"saturation: the system saturates at about {rate:.4g} req/s "
-            "(analytic bound from the queueing formulas, see capsim solve)."
-        )
+    except UnstableModelError:
+        return _analytic_saturation_sentence(model, capsim_version)
     except (CapsimError, ArithmeticError, ValueError):
         return None
     # The formulas find a steady state (the overload comes from a profile peak, a closed
     # class, a finite queue ...): no single saturation rate to quote.
     return None
+
+
+def _analytic_saturation_sentence(model: Model, capsim_version: str) -> str | None:
+    from capsim.analysis.headroom import analytic_headroom
+
+    try:
+        headroom = analytic_headroom(model, capsim_version)
+    except (CapsimError, ArithmeticError, ValueError):
+        return None
+    if headroom is None or not math.isfinite(headroom.saturation_rate):
+        return None
+    return (
+        f"saturation: the system saturates at about {headroom.saturation_rate:.4g} req/s, "
+        f"bottleneck {headroom.tier} (analytic bound from the queueing formulas, see capsim "
+        "solve)."
+    )
 
 
 def summarise(
@@ -785,6 +822,7 @@ def summarise(
             )
         elif verdict["low_sample"]:
             warnings.append(_low_sample_warning(slo, verdict, model))
+    warnings.extend(_fail_backlogs_held_at_the_cap(verdicts, data))
     data["slos"] = verdicts
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["overloaded"] = overloaded

@@ -42,8 +42,25 @@ DEFAULT_MAX_MEMORY = 4 * 1024**3
 
 
 def waiting_limit(tier: Tier) -> int:
-    """The most requests `tier` holds waiting before it turns new ones away (overflow)."""
+    """The most requests `tier` holds waiting before it turns new ones away (overflow).
+
+    Never below the waiting room the scenario sets itself (`max_depth`, `max_queue` on every
+    instance it may have, a pool's `max_waiting`): an explicit limit is honoured, and the
+    pre-flight (`estimate_memory`) counts it."""
+    return max(waiting_limit_default(tier), explicit_waiting(tier))
+
+
+def waiting_limit_default(tier: Tier) -> int:
+    """capsim's own cap on `tier`'s waiting requests, before the scenario's limits raise it."""
     return max(MAX_WAITING, WAITING_PER_WORKER * tier.workers)
+
+
+def explicit_waiting(tier: Tier) -> int:
+    """The waiting room `tier`'s own limits allow in all (0 when it sets none)."""
+    servers = max(tier.servers, tier.autoscale.max if tier.autoscale is not None else 0)
+    rooms = tier.max_queue * servers if tier.max_queue is not None else 0
+    pool = tier.pool.max_waiting if tier.pool is not None else None
+    return rooms + (pool or 0)
 
 
 def result_bytes(model: Model) -> float:
@@ -103,7 +120,9 @@ def estimate_memory(model: Model, requests: float) -> float:
         # As floats: a fuzzed scenario may hold counts beyond any float, which then are inf.
         servers, workers = float(tier.servers), float(tier.servers) * float(tier.concurrency)
         state += servers * BYTES_PER_INSTANCE + workers * BYTES_PER_WORKER
-        held_bound += max(MAX_WAITING, WAITING_PER_WORKER * workers) + workers
+        explicit = min(explicit_waiting(tier), 1e300)  # a fuzzed limit may exceed any float
+        held_bound += max(MAX_WAITING, WAITING_PER_WORKER * workers, explicit)
+        held_bound += workers
     held = min(requests * max(len(model.tiers), 1), held_bound)
     return state + held * BYTES_PER_REQUEST
 

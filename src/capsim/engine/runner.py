@@ -21,7 +21,9 @@ from capsim.engine.limits import (
     MAX_VISITS_PER_REQUEST,
     estimate_run_memory,
     estimate_work,
+    explicit_waiting,
     step_fan_out,
+    waiting_limit_default,
 )
 from capsim.engine.result import RunResult
 from capsim.engine.timeseries import bucket_count, series_bucket
@@ -147,6 +149,9 @@ def _check_memory(
             f"{format_count(float(largest.concurrency))} worker(s)"
         )
         remedy = "Lower the instances or concurrency"
+        deepest = _deepest_explicit_waiting(model)
+        if deepest is not None:
+            reason, remedy = deepest
         if memory.running > 1:
             reason += f"; {memory.running} replications run at once on the process pool"
             remedy += " or the --workers"
@@ -422,3 +427,19 @@ def run_replications(
         raise Interrupted(
             f"interrupted after {len(stop.runs)} of {count} replication(s)", stop.runs, count
         ) from None
+
+
+def _deepest_explicit_waiting(model: Model) -> tuple[str, str] | None:
+    """(reason, remedy) when a tier's own waiting room (`max_depth`, `max_queue`, a pool's
+    `max_waiting`) is what the run must hold, beyond capsim's default cap: it is honoured, so
+    the memory for it is counted."""
+    rooms = [(explicit_waiting(tier), tier) for tier in model.tiers]
+    room, tier = max(rooms, key=lambda pair: pair[0], default=(0, None))
+    if tier is None or room <= waiting_limit_default(tier):
+        return None
+    key = "max_depth" if tier.kind == "queue" else "max_queue (or the pool's max_waiting)"
+    return (
+        f"tier '{tier.name}' may hold {format_count(float(room))} waiting requests, as its "
+        f"{key} allows, and capsim honours it",
+        f"Lower {key} on tier '{tier.name}'",
+    )

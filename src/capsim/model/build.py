@@ -40,6 +40,7 @@ from capsim.model.types import (
     Tier,
     TraceArrivals,
     TrafficClass,
+    TtlHits,
     Work,
     slo_value_text,
 )
@@ -598,6 +599,49 @@ def _edge_hit_ratio(setting: float | LruModel | TtlModel, rate: float | None, ed
     return hit_ratio_of(setting, rate)
 
 
+def _ttl_hits(setting: float | LruModel | TtlModel) -> TtlHits | None:
+    """A TTL model whose rate is the requests reaching the cache (not pinned by `rate`)."""
+    if isinstance(setting, TtlModel) and setting.rate is None:
+        return TtlHits(setting.ttl, setting.keys, setting.zipf, setting.reset_on_hit)
+    return None
+
+
+def follow_load(model: Model) -> Model:
+    """`model` with each TTL cache's hit ratio recomputed at the requests its classes now send
+    (after `--load` or a search point scaled them), settled as `build_model` settles it."""
+    if not any(t.ttl_hits is not None for t in model.tiers):
+        return model
+    tiers = list(model.tiers)
+    for _ in range(len(tiers)):
+        rates = _request_rates(tiers, list(model.classes), model.horizon)
+        tiers = [_with_ttl_hit_ratio(t, rates[t.name]) for t in tiers]
+    return replace(model, tiers=tuple(tiers))
+
+
+def _with_ttl_hit_ratio(tier: Tier, rate: float) -> Tier:
+    """`tier` with its TTL hit ratio (and the miss call's probability) at `rate` requests/s."""
+    setting = tier.ttl_hits
+    if setting is None or tier.hit_ratio is None:
+        return tier
+    per_edge = rate / max(tier.edges, 1)
+    hit = (
+        ttl_hit_ratio(per_edge, setting.ttl, setting.keys, setting.zipf, setting.reset_on_hit)
+        if per_edge > 0
+        else 0.0
+    )
+    work = tuple(replace(w, calls=_miss_call_at(w.calls, tier, hit)) for w in tier.work)
+    return replace(tier, hit_ratio=hit, work=work)
+
+
+def _miss_call_at(calls: tuple[Step, ...], tier: Tier, hit: float) -> tuple[Step, ...]:
+    """`calls` whose first step, the call made on a miss, has probability 1 - `hit`."""
+    first = calls[0] if calls else None
+    miss = 1.0 - (tier.hit_ratio or 0.0)
+    if not isinstance(first, Call) or first.tier != tier.on_miss or first.probability != miss:
+        return calls
+    return (replace(first, probability=1.0 - hit), *calls[1:])
+
+
 def _cold_lru(setting: float | LruModel | TtlModel) -> ColdLru | None:
     if isinstance(setting, LruModel) and setting.cold:
         return ColdLru(setting.capacity, setting.keys, setting.zipf)
@@ -629,7 +673,15 @@ def _cache_tiers(
             prefix = (Call(miss_target, probability=1.0 - hit),)
     work = _works(spec, classes, tier_index, prefix)
     tiers = [
-        replace(base, work=work, hit_ratio=hit, on_miss=miss_target, cold_lru=cold, edges=edges)
+        replace(
+            base,
+            work=work,
+            hit_ratio=hit,
+            on_miss=miss_target,
+            cold_lru=cold,
+            edges=edges,
+            ttl_hits=_ttl_hits(spec.hit_ratio),
+        )
     ]
     if shield is not None:
         shield_hit = hit_ratio_of(shield.hit_ratio, rates.get(f"{base.name}.origin_shield"))
@@ -651,6 +703,7 @@ def _cache_tiers(
                 hit_ratio=shield_hit,
                 on_miss=origin,
                 cold_lru=shield_cold,
+                ttl_hits=_ttl_hits(shield.hit_ratio),
                 synthetic=True,
                 cost_per_instance_hour=None,  # priced and sized with its cdn
                 sizing=None,

@@ -347,6 +347,7 @@ TIER_FEATURES: tuple[Feature, ...] = (
     _data(_T, "cost_per_instance_hour", "cost figures of the analysis"),
     _data(_T, "sizing", "what capsim size may change"),
     _data(_T, "region", "the region of a tier's copy: lowered into calls' network delays"),
+    _data(_T, "ttl_hits", "re-lowered into hit_ratio and work[k].calls when the load is scaled"),
 )
 
 

@@ -312,6 +312,17 @@ class Pricing:
 
 
 @dataclass(frozen=True)
+class TtlHits:
+    """A TTL cache's hit-ratio model, kept so the hit ratio follows the load (`--load`, search
+    points): requests over `keys` keys of Zipf(`zipf`) popularity, entries kept `ttl` seconds."""
+
+    ttl: float
+    keys: float
+    zipf: float
+    reset_on_hit: bool = False
+
+
+@dataclass(frozen=True)
 class Tier:
     """One resolved tier. `work` is indexed by class index and always has one entry per class."""
 
@@ -350,6 +361,7 @@ class Tier:
     consumer_scaling: ConsumerScaling | None = None  # queue: consumers follow the backlog (KEDA)
     pricing: Pricing | None = None  # `cost`: how the tier is billed (docs/cost.md)
     region: str | None = None  # the region this copy of a scenario tier runs in (docs/regions.md)
+    ttl_hits: TtlHits | None = None  # cache / cdn / shield: a TTL model at the requests it gets
 
     @property
     def servers(self) -> int:
@@ -360,6 +372,15 @@ class Tier:
     def workers(self) -> int:
         """Total number of workers over all servers."""
         return self.servers * self.concurrency
+
+    @property
+    def usable_workers(self) -> int:
+        """Workers that can be busy at once: all of them, except on a queue with `partitions`,
+        where at most one consumer works on a partition at a time (min(workers, partitions)).
+        Utilization, occupancy and capacity are measured against these."""
+        if self.partitions is None:
+            return self.workers
+        return min(self.workers, self.partitions)
 
     @property
     def is_async(self) -> bool:
@@ -530,6 +551,13 @@ class TrafficClass:
             stop_rate = rate + (end_rate - rate) * (stop - start) / (end - start)
             total += 0.5 * (rate + stop_rate) * (stop - start)
         return total
+
+    def peak_rate(self, until: float) -> float:
+        """The highest offered rate from the start of warm-up to `until` (a profile's peak;
+        without a profile, `rate`). A profile is linear between its points, so the peak is
+        at one of them or at `until`."""
+        inside = [p.rate for p in self.profile if p.at <= until]
+        return max([self.rate_at(0.0), self.rate_at(until), *inside])
 
     def scaled(self, factor: float) -> TrafficClass:
         """This open class with `factor` times its traffic (a trace replayed `factor` times

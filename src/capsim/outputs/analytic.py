@@ -139,7 +139,9 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
         passes, fails = cells.RESULT_VERDICTS
         mark = {True: passes, False: fails, None: "? no formula"}[verdict["passed"]]
         console.print(
-            f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})", markup=False
+            f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})"
+            + (f": {verdict['reason']}" if verdict.get("reason") else ""),
+            markup=False,
         )
     for note in terminal_data(report.warnings):
         console.print(f"note: {note}", markup=False)

@@ -165,6 +165,11 @@ def next_steps(headroom: Headroom | None, scenario: str, options: str = "") -> l
             )
         else:
             text += "."
+        if headroom.profile_peak is not None:
+            text += (
+                " (offered rates are at the profile's peak, "
+                f"{cells.rate(headroom.profile_peak)}, not its final rate.)"
+            )
         if headroom.autoscale_max is not None and headroom.autoscale_max != headroom.instances:
             text += (
                 f" That is with the {headroom.instances} instance(s) it starts with: it "

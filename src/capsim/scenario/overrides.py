@@ -7,6 +7,11 @@ from typing import Any
 
 from capsim.errors import Problem, ScenarioError
 from capsim.scenario.loader import Document, PathKey, format_path, parse_yaml_text
+from capsim.scenario.schema import suggest
+
+#: Top-level mappings whose keys are names the scenario defines (a tier, a traffic class):
+#: `--set` may change a named entry or add a whole one, but not invent one by a deeper path.
+_NAMED_SECTIONS = {"tiers": "tier", "traffic": "traffic class"}
 
 
 def _split(override: str) -> tuple[list[str], str]:
@@ -66,10 +71,29 @@ def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
         else:
             child = node[key] if (isinstance(node, list) or key in node) else None
             if child is None:
+                _refuse_unknown_name(path, node)
                 child = {}
                 node[key] = child
             node = child
     return data, tuple(path)
+
+
+def _refuse_unknown_name(path: list[str | int], section: Any) -> None:
+    """Refuse a path that reaches below a tier or class the scenario does not define.
+
+    `tiers.ap.instances=4` is a typo of `app`, not a new tier with only `instances`; a new
+    entry is added whole (`tiers.cache2={type: cache, ...}`).
+    """
+    if len(path) != 2 or path[0] not in _NAMED_SECTIONS or not isinstance(section, dict):
+        return
+    kind, name = _NAMED_SECTIONS[str(path[0])], str(path[1])
+    names = sorted(str(n) for n in section)
+    hint = suggest(name, names) or ";"
+    valid = ", ".join(f"{path[0]}.{n}.<key>" for n in names) or f"none (no {kind} is defined)"
+    raise ValueError(
+        f"unknown {kind} {name!r}{hint} valid paths here are {valid}"
+        f" (add a new {kind} whole: {path[0]}.{name}={{...}})"
+    )
 
 
 def apply_overrides(
