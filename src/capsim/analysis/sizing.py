@@ -187,7 +187,13 @@ def apply_capacity(model: Model, values: dict[str, int], dims: list[Dimension]) 
         shield = model.tier_index.get(f"{dim.name}.origin_shield")
         if shield is not None and dim.of in ("instances", "concurrency"):
             tiers[shield] = _with_capacity(tiers[shield], dim.of, value)
-    return replace(model, tiers=tuple(tiers))
+    # A fault that loses servers loses them by its rule on the tier's new count (the last one,
+    # half of them, a zone's), never a server the trial does not have.
+    faults = tuple(
+        fault.for_servers(tiers[fault.tier].servers, tiers[fault.tier].zones)
+        for fault in model.faults
+    )
+    return replace(model, tiers=tuple(tiers), faults=faults)
 
 
 def billed_units(tier: Tier) -> int:

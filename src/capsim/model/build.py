@@ -24,6 +24,7 @@ from capsim.model.types import (
     Fault,
     HealthCheck,
     Hedge,
+    LoseRule,
     MmppArrivals,
     Model,
     OneOf,
@@ -402,23 +403,27 @@ def _build_faults(scenario: Scenario, tiers: list[Tier]) -> list[Fault]:
         span = f" for {format_duration(spec.for_)}" if spec.for_ is not None else ""
         when = f"at {format_duration(spec.at)}{span}"
         if spec.zone is not None:
+            rule = LoseRule(zone=spec.zone)
             for tier in tiers:
-                lost = tuple(
-                    i
-                    for i in range(tier.servers)
-                    if tier.zones and tier.zones[i % len(tier.zones)] == spec.zone
-                )
+                lost = rule.servers(tier.servers, tier.zones)
                 if lost:
                     text = f"zone {spec.zone} lost {when}"
-                    faults.append(Fault(spec.at, until, tier.index, lose=lost, text=text))
+                    faults.append(
+                        Fault(spec.at, until, tier.index, lose=lost, text=text, losing=rule)
+                    )
             continue
         assert spec.tier is not None
         tier = by_name[spec.tier]
         if spec.lose is not None:
             count = spec.lose if isinstance(spec.lose, int) else round(spec.lose * tier.servers)
-            lost = tuple(range(tier.servers - count, tier.servers))
+            rule = (
+                LoseRule(count=spec.lose)
+                if isinstance(spec.lose, int)
+                else LoseRule(share=spec.lose)
+            )
+            lost = rule.servers(tier.servers)
             text = f"{tier.name} loses {count} of {tier.servers} instances {when}"
-            faults.append(Fault(spec.at, until, tier.index, lose=lost, text=text))
+            faults.append(Fault(spec.at, until, tier.index, lose=lost, text=text, losing=rule))
         elif spec.error_rate is not None:
             text = f"{tier.name} answers {format_ratio(spec.error_rate)} errors {when}"
             faults.append(Fault(spec.at, until, tier.index, error_rate=spec.error_rate, text=text))

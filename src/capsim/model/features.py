@@ -612,7 +612,9 @@ PART_FEATURES: tuple[Feature, ...] = (
     ),
     *_parts("Hedge", "Call.hedge", ("max", "after", "quantile")),
     *_parts(
-        "Fault", "Model.faults", ("at", "until", "tier", "lose", "error_rate", "slowdown", "text")
+        "Fault",
+        "Model.faults",
+        ("at", "until", "tier", "lose", "error_rate", "slowdown", "text", "losing"),
     ),
     *_same_paths("Work", ("service_time", "calls", "read_ratio"), "a tier's work per class"),
     *_same_paths(

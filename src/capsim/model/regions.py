@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from capsim.model.types import (
     Call,
     Fault,
+    LoseRule,
     Model,
     OneOf,
     Parallel,
@@ -386,7 +387,14 @@ def _faults(model: Model, scenario: Scenario, where: Placement, tiers: list[Tier
         span = f" for {format_duration(spec.for_)}" if spec.for_ is not None else ""
         text = f"region {spec.region} lost at {format_duration(spec.at)}{span}"
         faults.extend(
-            Fault(spec.at, until, tier.index, lose=tuple(range(tier.servers)), text=text)
+            Fault(
+                spec.at,
+                until,
+                tier.index,
+                lose=tuple(range(tier.servers)),
+                text=text,
+                losing=LoseRule(every=True),
+            )
             for tier in tiers
             if tier.region == spec.region
         )

@@ -207,7 +207,9 @@ class Fault:
 
     `lose`: the servers (indices) that die; `error_rate`: the share of requests the tier answers
     with an error; `slowdown`: the factor on service times of work that starts meanwhile.
-    `text` says it in the user's words (for messages).
+    `text` says it in the user's words (for messages). `losing` is the rule `lose` came from
+    (a count, a share or a zone of the tier's servers), so that a tier given another number of
+    servers (capsim size's trials) loses the servers the same rule picks (`for_servers`).
     """
 
     at: float
@@ -217,6 +219,33 @@ class Fault:
     error_rate: float = 0.0
     slowdown: float = 1.0
     text: str = ""
+    losing: LoseRule | None = None
+
+    def for_servers(self, servers: int, zones: tuple[str, ...] = ()) -> Fault:
+        """This fault on its tier with `servers` servers (the rule applied again)."""
+        if self.losing is None:
+            return self
+        return replace(self, lose=self.losing.servers(servers, zones))
+
+
+@dataclass(frozen=True)
+class LoseRule:
+    """Which servers a fault loses: the last `count`, the last `share` (rounded), or every
+    server in `zone` (servers are spread over a tier's zones in turn), or every server (`all`)."""
+
+    count: int | None = None
+    share: float | None = None
+    zone: str | None = None
+    every: bool = False
+
+    def servers(self, servers: int, zones: tuple[str, ...] = ()) -> tuple[int, ...]:
+        if self.every:
+            return tuple(range(servers))
+        if self.zone is not None:
+            return tuple(i for i in range(servers) if zones and zones[i % len(zones)] == self.zone)
+        count = self.count if self.count is not None else round((self.share or 0.0) * servers)
+        count = min(count, servers)
+        return tuple(range(servers - count, servers))
 
 
 @dataclass(frozen=True)
