@@ -64,20 +64,23 @@ def with_run_length(model: Model, duration: float | None, replications: int | No
     """`model` measured for `duration` seconds; the warm-up keeps its share of the duration.
 
     A model whose load or capacity changes during the run (a profile, faults, autoscaling, a
-    cold cache: `conditions_change`) keeps its whole timeline: its warm-up as written (the
-    timeline counts from the start of the warm-up) and at least its own duration, so a search
-    point never stops before the spike or the fault it is about (docs/capacity.md).
+    cold cache: `conditions_change`) keeps its timeline exactly: its own warm-up and duration
+    (the timeline counts from the start of the warm-up), so a point is always the scenario it
+    is about, never stopped before its spike or fault nor run on long after it. A longer run
+    asked of it becomes more replications of the same length instead: ceil(duration / its own)
+    times as many (docs/capacity.md).
     """
     simulation = model.simulation
+    count = simulation.replications if replications is None else replications
     if duration is not None and duration != simulation.duration:
         if conditions_change(model):
-            duration = max(duration, simulation.duration)
-            warmup = simulation.warmup
+            count *= max(1, math.ceil(duration / simulation.duration - 1e-9))
+            simulation = Simulation(simulation.duration, simulation.warmup, count)
         else:
             warmup = simulation.warmup * duration / simulation.duration
-        simulation = Simulation(duration, warmup, simulation.replications)
-    if replications is not None:
-        simulation = Simulation(simulation.duration, simulation.warmup, replications)
+            simulation = Simulation(duration, warmup, count)
+    elif replications is not None:
+        simulation = Simulation(simulation.duration, simulation.warmup, count)
     return replace(model, simulation=simulation)
 
 

@@ -521,8 +521,9 @@ def _whole_timeline(model: Model, duration: float, notes: list[str]) -> float:
         return duration
     notes.append(
         "the scenario's load or capacity changes during the run (a profile, faults or a cold "
-        f"cache): every point runs its whole timeline ({model.simulation.warmup:.4g}s warm-up + "
-        f"{own:.4g}s), not a shorter search duration"
+        f"cache): every point runs its own timeline exactly ({model.simulation.warmup:.4g}s "
+        f"warm-up + {own:.4g}s); where a point needs more data it gets more replications, "
+        "never a shorter or longer run"
     )
     return own
 
