@@ -51,3 +51,28 @@ def test_a_fault_rule_picks_the_same_servers_on_any_count(tmp_path: Path) -> Non
     assert two.faults[0].lose == (1,)
     assert LoseRule(count=3).servers(2) == (0, 1)  # never more than the tier has
     assert LoseRule(zone="b").servers(5, ("a", "b")) == (1, 3)
+
+
+#: One server of 2 workers at 10 ms (200/s) offered 300/s: its queue grows about 100/s until the
+#: server is lost at 30 s, which fails the backlog and leaves an empty, "stable-looking" queue.
+OVERLOADED_UNTIL_LOST = """\
+name: half-overloaded
+seed: 3
+simulation: {duration: 60s, warmup: 5s}
+traffic:
+  get: {entry: app, rate: 300/s}
+tiers:
+  app: {instances: 1, concurrency: 2, service_time: {dist: exponential, mean: 10ms}}
+faults: [{at: 30s, tier: app, lose: 1}]
+"""
+
+
+def test_a_queue_a_fault_empties_is_judged_by_how_it_grew_before(tmp_path: Path) -> None:
+    path = tmp_path / "half.yaml"
+    path.write_text(OVERLOADED_UNTIL_LOST)
+    report = capsim.simulate(capsim.build_model(capsim.load_scenario(path)))
+    assert report.data["tiers"]["app"]["stable"] is False
+    assert report.data["passed"] is False
+    (overload,) = report.data["overloaded"]
+    assert overload["tier"] == "app"
+    assert 80 < overload["growth_rate"] < 120  # 300/s offered, 200/s served: +100/s

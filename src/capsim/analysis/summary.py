@@ -190,7 +190,12 @@ def _refused(tier_run: TierRun) -> int:
 
 
 def assess_stability(
-    tier_runs: list[TierRun], runs: list[RunResult], workers: int, *, late_onset: bool = True
+    tier_runs: list[TierRun],
+    runs: list[RunResult],
+    workers: int,
+    *,
+    late_onset: bool = True,
+    servers_lost_at: float | None = None,
 ) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
@@ -208,6 +213,10 @@ def assess_stability(
     With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
     the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
     window shows: stability is judged at the end of the measured window.
+    A fault that loses servers fails their backlog at once, which empties a queue that was
+    growing: with `servers_lost_at` (the first such fault on the tier), a replication whose
+    backlog grew clearly before it (the same trend rule on the trace up to then, not draining
+    at its end) is growing, whatever the window shows after it.
     The tier is unstable when at least half of the replications are growing; its growth rate
     is the median over those replications of the trend slope (or of the net growth per second
     when the trace is too short for a trend).
@@ -215,6 +224,10 @@ def assess_stability(
     rates: list[float] = []
     for tier_run, run in zip(tier_runs, runs, strict=True):
         times = _trace_times(tier_run, run)
+        before = _growth_before(times, tier_run.queue_trace, servers_lost_at)
+        if before is not None:
+            rates.append(before)
+            continue
         if late_onset and falling_at_end(times, tier_run.queue_trace):
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
@@ -246,6 +259,26 @@ def assess_stability(
     if rates and 2 * len(rates) >= len(runs):
         return Stability(stable=False, growth_rate=max(float(np.median(rates)), 0.0))
     return Stability(stable=True, growth_rate=0.0)
+
+
+def _growth_before(times: np.ndarray, trace: np.ndarray, until: float | None) -> float | None:
+    """The backlog's growth rate when it grew clearly (and was not draining) before `until`,
+    the first fault that lost the tier's servers and emptied its queue; else None."""
+    if until is None:
+        return None
+    trace = np.asarray(trace, dtype=np.float64)
+    inside = times < until
+    if not inside.any():
+        return None
+    trend = queue_trend(times[inside], trace[inside])
+    if trend is None or not trend.growing or falling_at_end(times[inside], trace[inside]):
+        return None
+    return trend.slope
+
+
+def _servers_lost_at(model: Model, tier: Tier) -> float | None:
+    """When the first fault that loses some of `tier`'s servers begins (None: no such fault)."""
+    return min((f.at for f in model.faults if f.tier == tier.index and f.lose), default=None)
 
 
 def _retried_tiers(model: Model) -> set[int]:
@@ -302,7 +335,11 @@ def _summarise_tier(
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
     stability = assess_stability(
-        per_run, runs, tier.workers, late_onset=features.conditions_change(model)
+        per_run,
+        runs,
+        tier.workers,
+        late_onset=features.conditions_change(model),
+        servers_lost_at=_servers_lost_at(model, tier),
     )
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
