@@ -93,6 +93,25 @@ slos:
   - {class: buy, p99: 2s}
 """
 
+#: A database whose reads go to its replica: the tier's occupancy (primary and replica pooled)
+#: rises slower than the replica's, so the secant through it overestimates saturation.
+READ_HEAVY = """\
+name: read-heavy
+seed: 5
+simulation: {duration: 20s, warmup: 2s, replications: 2}
+traffic:
+  get: {entry: db, rate: 200/s}
+tiers:
+  db:
+    type: database
+    instances: 1
+    replicas: 1
+    concurrency: 4
+    service_time: {dist: exponential, mean: 10ms}
+    read_ratio: 0.9
+"""
+
+
 #: One pool of 4 workers at 10 ms (400/s) whose longest wait must stay under 80 ms.
 LONGEST_WAIT = """\
 name: longest-wait
@@ -271,8 +290,8 @@ def test_points_near_saturation_run_for_twenty_relaxation_times_within_limits() 
 
 @pytest.mark.parametrize(
     ("name", "text", "duration"),
-    [("longest", LONGEST_WAIT, 6.0)],
-    ids=["failed-verifications"],
+    [("reads", READ_HEAVY, 5.0), ("longest", LONGEST_WAIT, 6.0)],
+    ids=["confirmation-move", "failed-verifications"],
 )
 def test_the_safety_searches_give_the_same_answer_on_a_process_pool(
     tmp_path: Path, name: str, text: str, duration: float
@@ -340,3 +359,15 @@ def test_the_knee_is_never_put_past_saturation(tmp_path: Path) -> None:
     assert result["knee_rate"] <= result["saturation_rate"]
     overloaded = [p["rate"] for p in result["curve"] if not p["stable"]]
     assert overloaded and result["knee_rate"] < min(overloaded)
+
+
+def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: Path) -> None:
+    result = saturate(model_of(tmp_path, "reads", READ_HEAVY), duration=5.0)
+    (move,) = result["confirmation"]["below"]["moves"]
+    assert move["tiers"] == ["db"]
+    # The pooled occupancy's secant said about 830/s; 0.9x that overloaded the replica.
+    assert move["unstable_at"] == pytest.approx(0.9 * move["from"])
+    assert result["saturation_rate"] == move["to"] < move["unstable_at"]
+    assert result["saturation_rate_low"] <= result["saturation_rate"]
+    assert any("moved below it" in note for note in result["notes"])
+
