@@ -320,6 +320,50 @@ def test_an_autoscaled_reserved_base_and_spot_above_cost_the_arithmetic_of_their
     assert on_spot["cost"]["total_per_hour"] < on_demand["cost"]["total_per_hour"]
 
 
+def test_the_autoscaler_removing_instances_being_replaced_cancels_their_replacements(tmp_path):
+    # 120/s for 5 min, then 5/s. Spot instances lost in the busy minutes wait 5 min for their
+    # replacement, counted by the HPA as starting pods; when the load drops it removes them
+    # first, down to min: 2 (the reserved base), and none of their replacements comes up.
+    path = write(
+        tmp_path,
+        """\
+name: spot-drop
+seed: 2
+simulation: {duration: 15min, warmup: 0s, timeseries: 10s}
+traffic:
+  browse:
+    entry: app
+    rate: 120/s
+    profile: [{at: 0s, rate: 120/s}, {at: 5min, rate: 120/s}, {at: 5min, rate: 5/s}]
+tiers:
+  app:
+    service_time: {dist: exponential, mean: 50ms}
+    instances: 2
+    autoscale: {min: 2, max: 16, target: 60%, startup_time: 10s, scale_down_stabilization: 30s}
+    cost:
+      per_instance_hour: 0.10
+      reserved: {instances: 2, discount: 40%}
+      spot: {discount: 70%, interruption_rate: 6/h, replace_after: 5min}
+""",
+    )
+    result = capsim.run_file(path).data
+    tier = result["tiers"]["app"]
+    lost = tier["spot"]["interruptions"]
+    scaling = tier["autoscale"]["scaling"]
+    live = result["timeseries"]["tiers"]["app"]["instances"]  # per 10 s bucket
+    held = scaling[-2]["to"]  # the HPA's count through the busy minutes
+    assert 0 < lost < held
+    # Just before the drop the lost instances are still being replaced: the HPA's count is
+    # unchanged, and that many fewer are live.
+    assert live[29] == pytest.approx(held - lost, abs=1e-9)
+    # The HPA then goes straight to its minimum, and from the 6th minute to the end exactly the
+    # reserved base is live: no replacement of a removed instance comes up (they were due
+    # 5 min after their interruptions, all inside the run).
+    assert scaling[-1]["from"] == held and scaling[-1]["to"] == 2
+    assert 300 < scaling[-1]["t"] < 360
+    assert live[36:] == pytest.approx([2.0] * (len(live) - 36), abs=1e-9)
+
+
 def test_a_per_gb_price_needs_a_response_size(tmp_path):
     text = SPOT_STORY.format(spot=", per_gb: 0.08")
     result = runner.invoke(app, ["validate", str(write(tmp_path, text))])
