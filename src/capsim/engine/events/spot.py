@@ -80,7 +80,8 @@ def install(st: Station) -> None:
 
     def replaced(i: int) -> None:
         down[i] -= 1
-        if down[i] == 0 and replacement.back(i):
+        serves = replacement.back(i)  # even while a fault still holds it down
+        if down[i] == 0 and serves:
             faults.revive(st, i)
         arm(i)
 
