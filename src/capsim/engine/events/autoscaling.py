@@ -87,6 +87,7 @@ def install(st: Station) -> None:
     st.arrive = arrive
     st.release = release
     _replace_spot_as_starting(st, state)
+    _revive_after_faults(st, state)
     _Scaler(st, scaler, state, drawn, offered)
 
 
@@ -106,6 +107,21 @@ def _replace_spot_as_starting(st: Station, state: list[int]) -> None:
         return True
 
     replacement.lost, replacement.back = lost, back
+
+
+def _revive_after_faults(st: Station, state: list[int]) -> None:
+    """When its faults end, a lost instance the HPA still counts serves again (one that was
+    starting comes back ready); one it switched off, or that was draining, stays off."""
+
+    def revives(i: int) -> bool:
+        if state[i] in (_OFF, _DRAINING):
+            state[i] = _OFF
+            return False
+        if state[i] == _STARTING:
+            state[i] = _READY
+        return True
+
+    st.sim.revives = revives
 
 
 def switch_off(st: Station, state: list[int], i: int) -> None:
@@ -152,7 +168,7 @@ class _Scaler:
         for i in range(st.servers):
             if count == 0:
                 return
-            if state[i] == _OFF:
+            if state[i] == _OFF and not st.down[i]:  # a lost slot cannot be launched
                 count -= 1
                 state[i] = _STARTING
                 st.alive[i] = True
@@ -163,21 +179,28 @@ class _Scaler:
                 timer.callbacks.append(self.ready)
 
     def remove(self, count: int) -> None:
-        # Instances still starting (or being replaced after a spot interruption) go first
-        # (newest first), then ready ones (last first).
+        # Lost instances (being replaced after a spot interruption, or down for a fault) and
+        # those still starting go first (newest first), then ready ones (last first).
         st, state = self.st, self.state
         for wanted in (_STARTING, _READY):
             for i in reversed(range(st.servers)):
-                if count and state[i] == _REPLACING and wanted == _STARTING:
+                if not count:
+                    return
+                if wanted == _STARTING and self.lost(i):
                     count -= 1
-                    state[i] = _OFF  # already down: no replacement comes up
-                elif count and state[i] == wanted:
+                    state[i] = _OFF  # already down: nothing comes back up
+                elif state[i] == wanted:
                     count -= 1
                     self.routable[i] = False
                     if wanted == _STARTING or st.at[i] == 0:
                         switch_off(st, state, i)
                     else:
                         state[i] = _DRAINING
+
+    def lost(self, i: int) -> bool:
+        """Instance i counts for the HPA but is down (a spot replacement, or a fault)."""
+        state = self.state[i]
+        return state == _REPLACING or (state in (_STARTING, _READY) and not self.st.alive[i])
 
     def busy_until(self, now: float) -> float:
         # Work drawn so far, less what is still ahead of the work in progress.
