@@ -222,13 +222,146 @@ def test_a_bad_cost_is_refused_with_its_place_in_the_file(tmp_path, cost, messag
     assert f"{path}:11:" in result.output and message in result.output
 
 
-def test_spot_interruptions_on_an_autoscaled_tier_are_refused_with_a_reason(tmp_path):
-    text = SPOT_STORY.format(spot=", spot: {discount: 70%, interruption_rate: 1/h}").replace(
-        "instances: 8", "instances: 2\n    autoscale: {min: 2, max: 8}"
+def test_spot_interruptions_on_a_queue_or_a_serverless_tier_are_refused_with_a_reason(tmp_path):
+    spot = "cost: {per_instance_hour: 0.10, spot: {discount: 70%, interruption_rate: 1/h}}"
+    queue = (
+        "name: q\ntraffic:\n  mail: {entry: emails, rate: 5/s}\ntiers:\n  emails:\n"
+        f"    type: queue\n    consumers: 2\n    service_time: 50ms\n    {spot}\n"
     )
-    result = runner.invoke(app, ["validate", str(write(tmp_path, text))])
+    result = runner.invoke(app, ["validate", str(write(tmp_path, queue, "q.yaml"))])
     assert result.exit_code == 2
-    assert "interruption_rate" in result.output and "fixed size" in result.output
+    assert "interruption_rate" in result.output and "queue's consumers" in result.output
+    serverless = SPOT_STORY.format(spot=", spot: {discount: 70%, interruption_rate: 1/h}").replace(
+        "instances: 8",
+        "autoscale: {scale_to_zero: true, min: 0, max_instances: 4, cold_start: 800ms}",
+    )
+    result = runner.invoke(app, ["validate", str(write(tmp_path, serverless))])
+    assert result.exit_code == 2
+    assert "interruption_rate" in result.output and "serverless" in result.output
+
+
+# An autoscaling group: 4 reserved instances always on (min: 4), spot instances above them as
+# the HPA asks. 120/s of 50 ms work is 6 busy instances; at a 60% utilization target the HPA
+# holds about 10 (so about 6 to 7 spot instances live), each interrupted at 12/h and replaced
+# a minute later as a starting pod.
+AUTOSCALED_SPOT = """\
+name: spot-fleet
+currency: USD
+seed: 5
+simulation: {{duration: 30min, warmup: 2min}}
+traffic:
+  browse: {{entry: app, rate: 120/s}}
+slos:
+  - {{class: browse, p99: 500ms}}
+tiers:
+  app:
+    service_time: {{dist: exponential, mean: 50ms}}
+    instances: 4
+    autoscale: {{min: 4, max: 16, metric: utilization, target: 60%, startup_time: 30s}}
+    cost:
+      per_instance_hour: 0.10
+      reserved: {{instances: 4, discount: 40%}}{spot}
+"""
+INTERRUPTED = "\n      spot: {discount: 70%, interruption_rate: 12/h, replace_after: 1min}"
+
+
+@pytest.fixture(scope="module")
+def autoscaled(tmp_path_factory):
+    """The autoscaled fleet's results (same seed): with spot interruptions, and on demand."""
+    folder = tmp_path_factory.mktemp("autoscaled")
+    on_spot = capsim.run_file(write(folder, AUTOSCALED_SPOT.format(spot=INTERRUPTED))).data
+    on_demand = capsim.run_file(write(folder, AUTOSCALED_SPOT.format(spot=""), "od.yaml")).data
+    return on_spot, on_demand
+
+
+def test_an_autoscaled_spot_fleet_is_interrupted_at_the_rate_over_its_live_spot_time(autoscaled):
+    result = autoscaled[0]
+    spot = result["tiers"]["app"]["spot"]
+    assert spot["instances"] == 12  # every slot above the reserved base up to max: 16
+    # The reserved 4 never stop (min: 4), so the live spot instance-time is what is above them
+    # over the 28 min window; interruptions are Poisson over it: 12/h x that, within 3 sd
+    # (about 41 +- 19; interrupting switched-off slots too would give 12 x 12/h x 28 min = 67).
+    spot_hours = (spot["live_instances"] - 4) * 28 / 60
+    expected = 12 * spot_hours
+    assert 5 < spot["live_instances"] - 4 < 9
+    assert abs(spot["interruptions"] - expected) < 3 * expected**0.5
+    # The HPA scales up from the reserved base and still holds the SLO while instances come
+    # and go under it. It leaves replacing to the cloud: an interrupted instance counts as a
+    # starting pod, so the HPA does not launch one of its own for each (some 40 here).
+    scaling = result["tiers"]["app"]["autoscale"]["scaling"]
+    assert max(step["to"] for step in scaling) >= 10
+    assert result["slos"][0]["passed"]
+    assert len(scaling) < spot["interruptions"] / 4
+
+
+def test_the_same_autoscaled_fleet_on_demand_has_no_interruptions_and_no_longer_tail(autoscaled):
+    on_spot, on_demand = autoscaled
+    assert "spot" not in on_demand["tiers"]["app"]
+    assert on_demand["classes"]["browse"]["errors"] == 0 < on_spot["classes"]["browse"]["errors"]
+    for tail in ("p99", "p999"):
+        latency = on_demand["classes"]["browse"]["latency"][tail]
+        assert latency <= on_spot["classes"]["browse"]["latency"][tail]
+
+
+def test_an_autoscaled_reserved_base_and_spot_above_cost_the_arithmetic_of_their_hours(autoscaled):
+    on_spot, on_demand = autoscaled
+    # Reserved: 4 x 0.06 every hour; above them the mean live instances of the run's window,
+    # at the spot price 0.03 (an interrupted one is not billed until its replacement is up)
+    # or at the on-demand price 0.10.
+    live = on_spot["tiers"]["app"]["spot"]["live_instances"]
+    bill = on_spot["cost"]["tiers"]["app"]
+    assert bill["units"] == pytest.approx(live)
+    assert on_spot["cost"]["total_per_hour"] == pytest.approx(4 * 0.06 + (live - 4) * 0.03)
+    assert on_spot["cost"]["total_per_month"] == pytest.approx(
+        730 * on_spot["cost"]["total_per_hour"]
+    )
+    units = on_demand["cost"]["tiers"]["app"]["units"]
+    assert on_demand["cost"]["total_per_hour"] == pytest.approx(4 * 0.06 + (units - 4) * 0.10)
+    assert on_spot["cost"]["total_per_hour"] < on_demand["cost"]["total_per_hour"]
+
+
+def test_the_autoscaler_removing_instances_being_replaced_cancels_their_replacements(tmp_path):
+    # 120/s for 5 min, then 5/s. Spot instances lost in the busy minutes wait 5 min for their
+    # replacement, counted by the HPA as starting pods; when the load drops it removes them
+    # first, down to min: 2 (the reserved base), and none of their replacements comes up.
+    path = write(
+        tmp_path,
+        """\
+name: spot-drop
+seed: 2
+simulation: {duration: 15min, warmup: 0s, timeseries: 10s}
+traffic:
+  browse:
+    entry: app
+    rate: 120/s
+    profile: [{at: 0s, rate: 120/s}, {at: 5min, rate: 120/s}, {at: 5min, rate: 5/s}]
+tiers:
+  app:
+    service_time: {dist: exponential, mean: 50ms}
+    instances: 2
+    autoscale: {min: 2, max: 16, target: 60%, startup_time: 10s, scale_down_stabilization: 30s}
+    cost:
+      per_instance_hour: 0.10
+      reserved: {instances: 2, discount: 40%}
+      spot: {discount: 70%, interruption_rate: 6/h, replace_after: 5min}
+""",
+    )
+    result = capsim.run_file(path).data
+    tier = result["tiers"]["app"]
+    lost = tier["spot"]["interruptions"]
+    scaling = tier["autoscale"]["scaling"]
+    live = result["timeseries"]["tiers"]["app"]["instances"]  # per 10 s bucket
+    held = scaling[-2]["to"]  # the HPA's count through the busy minutes
+    assert 0 < lost < held
+    # Just before the drop the lost instances are still being replaced: the HPA's count is
+    # unchanged, and that many fewer are live.
+    assert live[29] == pytest.approx(held - lost, abs=1e-9)
+    # The HPA then goes straight to its minimum, and from the 6th minute to the end exactly the
+    # reserved base is live: no replacement of a removed instance comes up (they were due
+    # 5 min after their interruptions, all inside the run).
+    assert scaling[-1]["from"] == held and scaling[-1]["to"] == 2
+    assert 300 < scaling[-1]["t"] < 360
+    assert live[36:] == pytest.approx([2.0] * (len(live) - 36), abs=1e-9)
 
 
 def test_a_per_gb_price_needs_a_response_size(tmp_path):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import capsim
 from capsim.analysis.summary import summarise
 from capsim.cli.app import app
-from capsim.engine.events import run_events
+from capsim.engine.events import autoscaling, run_events
 from capsim.engine.runner import choose_path
 from capsim.model.types import Fault, HealthCheck, Model, Retry
 from capsim.scenario import validate_file
@@ -228,3 +228,40 @@ def test_bad_zones_and_health_checks_are_refused(tmp_path: Path) -> None:
     problems = {p.path: p.message for p in validate_file(scenario, [])}
     assert "zone 'a' is listed twice" in problems["tiers.app.zones[1]"]
     assert "not greater than 0" in problems["tiers.app.health_check.interval"]
+
+
+def test_a_fault_on_an_autoscaled_tier_revives_only_the_instances_the_autoscaler_counts(
+    tmp_path, monkeypatch
+):
+    # Light load: the HPA goes from 6 to its min of 2 at 15 s. At 3 min a fault loses the 6
+    # slots the tier started with: the 2 live ones die (the other 4 are switched off, and stay
+    # so), and the HPA launches 2 elsewhere. When the fault ends at 4 min, the 2 it lost come
+    # back (4 live), the HPA scales down to 2 again, and 2 instances are live to the end: no
+    # switched-off slot is brought back by the fault's end.
+    path = tmp_path / "lost.yaml"
+    path.write_text(
+        """\
+name: lost
+seed: 1
+simulation: {duration: 10min, warmup: 0s, timeseries: 10s}
+traffic:
+  browse: {entry: app, rate: 5/s}
+tiers:
+  app:
+    service_time: {dist: exponential, mean: 50ms}
+    instances: 6
+    autoscale: {min: 2, max: 16, target: 60%, scale_down_stabilization: 10s}
+faults:
+  - {at: 3min, tier: app, lose: 6, for: 1min}
+"""
+    )
+    stations = []
+    install = autoscaling.install
+    monkeypatch.setattr(autoscaling, "install", lambda st: (install(st), stations.append(st)))
+    result = capsim.run_file(path).data
+    scaling = result["tiers"]["app"]["autoscale"]["scaling"]
+    assert [(s["from"], s["to"]) for s in scaling] == [(6, 2), (0, 2), (4, 2)]
+    live = result["timeseries"]["tiers"]["app"]["instances"]  # per 10 s bucket
+    assert live[26:] == pytest.approx([2.0] * (len(live) - 26), abs=1e-9)
+    # The instances that take requests at the end are the 2 the result counts and bills.
+    assert sum(stations[-1].alive) == 2

@@ -254,7 +254,8 @@ def spot_figures(tier: Tier, runs: Sequence[RunResult]) -> dict[str, Any]:
     replication) and the mean live instances over the window."""
     pricing = tier.pricing
     assert pricing is not None
-    spot = max(0, tier.servers - pricing.reserved)
+    slots = tier.autoscale.max if tier.autoscale is not None else tier.servers
+    spot = max(0, slots - pricing.reserved)
     return {
         "instances": spot,
         "interruption_rate": pricing.interruption_rate,

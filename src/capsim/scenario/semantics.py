@@ -388,23 +388,34 @@ def _check_costs(scenario: Scenario, tiers: dict[str, AnyTier]) -> list[Problem]
         if cost is None:
             continue
         here: PathKey = ("tiers", name, "cost")
-        if cost.spot is not None and cost.spot.interruption_rate > 0:
-            why = (
-                "a queue's consumers"
-                if isinstance(tier, QueueTier)
-                else "an autoscaled tier's instances"
-                if getattr(tier, "autoscale", None) is not None
-                else ""
-            )
-            if why:
-                problems.append(
-                    scenario.problem(
-                        f"spot interruptions are simulated on a tier's fixed instances, not on "
-                        f"{why}; give {name} a fixed size, or interruption_rate: 0 to price "
-                        "spot capacity without interruptions",
-                        (*here, "spot", "interruption_rate"),
-                    )
+        if (
+            cost.spot is not None
+            and cost.spot.interruption_rate > 0
+            and isinstance(tier, QueueTier)
+        ):
+            problems.append(
+                scenario.problem(
+                    "spot interruptions are simulated on a tier's instances, not on a queue's "
+                    f"consumers; give {name}'s consumers interruption_rate: 0 to price spot "
+                    "capacity without interruptions",
+                    (*here, "spot", "interruption_rate"),
                 )
+            )
+        scaler = getattr(tier, "autoscale", None)
+        if (
+            cost.spot is not None
+            and cost.spot.interruption_rate > 0
+            and scaler is not None
+            and scaler.scale_to_zero
+        ):
+            problems.append(
+                scenario.problem(
+                    f"{name} is serverless: its instances come and go with its requests, so "
+                    "there is no spot instance to interrupt; give it interruption_rate: 0, or "
+                    "autoscale without scale_to_zero",
+                    (*here, "spot", "interruption_rate"),
+                )
+            )
         if cost.per_gb is not None and not sized:
             problems.append(
                 scenario.problem(

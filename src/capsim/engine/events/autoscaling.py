@@ -1,7 +1,13 @@
 """Autoscaling: the Kubernetes HPA, every sync period, on a tier with `autoscale`.
 
 `install` wraps `arrive` and `release`, counts the service time drawn (the utilization metric)
-and starts the sync loop. Scale-to-zero tiers are `serverless`'s instead."""
+and starts the sync loop. Scale-to-zero tiers are `serverless`'s instead.
+
+A spot instance the cloud takes back (`spot`) is, for the HPA, a pod being replaced: it counts
+as a starting pod (not ready, so no metric, and it damps a scale-up as starting pods do), so
+the desired count is unchanged and the HPA does not launch another; its replacement is ready
+`replace_after` later. The HPA may remove it meanwhile (starting pods go first): the slot stays
+off and no replacement comes up. A draining instance that is taken back is simply gone."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station
 from capsim.model.types import Autoscale
 
-_OFF, _STARTING, _READY, _DRAINING = range(4)  # an autoscaled instance's states
+_OFF, _STARTING, _READY, _DRAINING, _REPLACING = range(5)  # an autoscaled instance's states
 
 
 def _hpa_recommendation(
@@ -80,7 +86,42 @@ def install(st: Station) -> None:
 
     st.arrive = arrive
     st.release = release
+    _replace_spot_as_starting(st, state)
+    _revive_after_faults(st, state)
     _Scaler(st, scaler, state, drawn, offered)
+
+
+def _replace_spot_as_starting(st: Station, state: list[int]) -> None:
+    """An interrupted spot instance is replaced as a starting pod (the module's docstring)."""
+    replacement = st.sim.spot_replacement
+    if replacement is None:
+        return
+
+    def lost(i: int) -> None:
+        state[i] = _OFF if state[i] == _DRAINING else _REPLACING
+
+    def back(i: int) -> bool:
+        if state[i] != _REPLACING:
+            return False  # removed by the HPA while being replaced
+        state[i] = _READY
+        return True
+
+    replacement.lost, replacement.back = lost, back
+
+
+def _revive_after_faults(st: Station, state: list[int]) -> None:
+    """When its faults end, a lost instance the HPA still counts serves again (one that was
+    starting comes back ready); one it switched off, or that was draining, stays off."""
+
+    def revives(i: int) -> bool:
+        if state[i] in (_OFF, _DRAINING):
+            state[i] = _OFF
+            return False
+        if state[i] == _STARTING:
+            state[i] = _READY
+        return True
+
+    st.sim.revives = revives
 
 
 def switch_off(st: Station, state: list[int], i: int) -> None:
@@ -127,7 +168,7 @@ class _Scaler:
         for i in range(st.servers):
             if count == 0:
                 return
-            if state[i] == _OFF:
+            if state[i] == _OFF and not st.down[i]:  # a lost slot cannot be launched
                 count -= 1
                 state[i] = _STARTING
                 st.alive[i] = True
@@ -138,17 +179,28 @@ class _Scaler:
                 timer.callbacks.append(self.ready)
 
     def remove(self, count: int) -> None:
-        # Instances still starting go first (newest first), then ready ones (last first).
+        # Lost instances (being replaced after a spot interruption, or down for a fault) and
+        # those still starting go first (newest first), then ready ones (last first).
         st, state = self.st, self.state
         for wanted in (_STARTING, _READY):
             for i in reversed(range(st.servers)):
-                if count and state[i] == wanted:
+                if not count:
+                    return
+                if wanted == _STARTING and self.lost(i):
+                    count -= 1
+                    state[i] = _OFF  # already down: nothing comes back up
+                elif state[i] == wanted:
                     count -= 1
                     self.routable[i] = False
                     if wanted == _STARTING or st.at[i] == 0:
                         switch_off(st, state, i)
                     else:
                         state[i] = _DRAINING
+
+    def lost(self, i: int) -> bool:
+        """Instance i counts for the HPA but is down (a spot replacement, or a fault)."""
+        state = self.state[i]
+        return state == _REPLACING or (state in (_STARTING, _READY) and not self.st.alive[i])
 
     def busy_until(self, now: float) -> float:
         # Work drawn so far, less what is still ahead of the work in progress.
@@ -181,7 +233,7 @@ class _Scaler:
         now = st.env._now
         total = self.measure(now)
         ready_count = sum(1 for i in range(st.servers) if state[i] == _READY and st.alive[i])
-        starting = sum(1 for s in state if s == _STARTING)
+        starting = sum(1 for s in state if s in (_STARTING, _REPLACING))
         current = ready_count + starting
         wanted = _hpa_recommendation(scaler, total, ready_count, starting, current)
         wanted = min(max(wanted, scaler.min), scaler.max)

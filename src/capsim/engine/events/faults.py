@@ -133,15 +133,16 @@ def _schedule(st: Station, faults: list[Fault]) -> None:
         recompute()
         for i in fault.lose:
             down[i] += 1
-            if down[i] == 1:
+            if down[i] == 1 and st.alive[i]:  # an autoscaler's switched-off slot: not running
                 kill(st, i)
 
     def end(fault: Fault) -> None:
         active.remove(fault)
         recompute()
+        revives = st.sim.revives
         for i in fault.lose:
             down[i] -= 1
-            if down[i] == 0:
+            if down[i] == 0 and (revives is None or revives(i)):
                 revive(st, i)
 
     for fault in faults:

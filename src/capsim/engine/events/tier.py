@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import simpy
 
 from capsim.engine import streams
@@ -41,6 +43,10 @@ class _TierSim:
         self.routing_draw = _buffered(window.tier_rng(tier.index, streams.ROUTING).random)
         self.scaling: list[tuple[float, int, int]] = []  # autoscaling: (time, from, to)
         self.routable: list[bool] | None = None  # balancing's view, when instances can die
+        self.spot_replacement: spot.Replacement | None = None  # `spot`, read by `autoscaling`
+        # Whether instance i serves again when its faults end (`autoscaling`: not when switched
+        # off meanwhile); None: always.
+        self.revives: Callable[[int], bool] | None = None
         self.cache_lookups = self.cache_hits = 0  # cold cache, in the window
         self.cache_series: tuple[list[int], list[int]] | None = None  # lookups, hits per bucket
         self.station = self._build(window)
