@@ -480,3 +480,24 @@ def test_clients_of_a_region_without_the_service_go_to_the_default_or_the_neares
     assert moved.rate == pytest.approx(30.0)
     assert moved.network_delay == pytest.approx(round_trip)
     assert {c.name for c in model.classes} == {"browse@eu", f"browse@us->{served_in}", "browse@ap"}
+
+
+def test_solve_does_not_judge_the_objectives_of_class_parts_a_region_fault_moves():
+    # us is lost at 30 s: browse@us's requests fail until DNS moves them, and browse@us->eu only
+    # exists after the move. A steady state at one rate cannot judge either part's objective;
+    # browse@eu is untouched by the fault and keeps its verdict.
+    text = REGION_LOST + "slos:\n  - {class: browse, error_rate: 5%}\n"
+    data = capsim.solve(capsim.build_model(load_scenario_text(text)), capsim_version="test")
+    verdicts = {v["slo"]: v for v in data["slos"]}
+    assert verdicts["browse@eu error_rate <= 5%"]["passed"] is True
+    for moved in ("browse@us error_rate <= 5%", "browse@us->eu error_rate <= 5%"):
+        assert verdicts[moved]["passed"] is None
+        assert "region fault moves" in verdicts[moved]["reason"]
+    assert data["passed"] is True  # not judged is not failed
+
+
+def test_solve_s_table_shows_an_unjudged_objective_as_not_judged(tmp_path):
+    path = write(tmp_path, REGION_LOST + "slos:\n  - {class: browse, error_rate: 5%}\n")
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "? not judged  browse@us error_rate <= 5%" in result.output

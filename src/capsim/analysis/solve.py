@@ -855,15 +855,17 @@ def _slo_verdicts(
             wait = tiers_out[model.tiers[slo.tier_index].name]["wait"]
             observed = wait.get(slo.statistic.removeprefix("wait_"))
         passed = None if observed is None else observed <= slo.limit
+        not_judged = slo.not_judged_by_solve is not None and not failed_by_overload
         slos.append(
             {
                 "slo": slo.text,
                 "statistic": slo.statistic,
-                "passed": False if failed_by_overload else passed,
+                "passed": None if not_judged else False if failed_by_overload else passed,
                 "observed": observed,
                 "limit": slo.limit,
                 "line": slo.line,
                 **_overload_reason(cls if failed_by_overload else {}),
+                **({"reason": slo.not_judged_by_solve} if not_judged else {}),
             }
         )
     return slos

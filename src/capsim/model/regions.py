@@ -410,14 +410,34 @@ def _fault_copy(fault: Fault, tier: Tier, copy: Tier) -> Fault:
     return replace(fault, tier=copy.index, lose=lost)
 
 
-def _slos(model: Model, class_parts: dict[int, list[TrafficClass]], where: Placement) -> list[Slo]:
-    """Each class SLO for every part of the class, each tier SLO for every copy of the tier."""
+#: Why solve leaves an objective on a class part that a region fault moves or loses unjudged.
+MOVED_PART_NOT_JUDGED = (
+    "a region fault moves this part's requests during the run (lost, or sent to another region): "
+    "solve's steady state at one rate cannot judge it; run the simulation"
+)
+
+
+def _moved_by_region_fault(routes: list[dict[Pair, float]], pair: Pair) -> bool:
+    """Whether the pair's share of the class changes between DNS epochs (a region fault)."""
+    return len({route.get(pair, 0.0) for route in routes}) > 1
+
+
+def _slos(
+    model: Model, class_parts: dict[int, list[TrafficClass]], where: Placement, moved: set[int]
+) -> list[Slo]:
+    """Each class SLO for every part of the class, each tier SLO for every copy of the tier;
+    an objective on a part in `moved` carries why solve cannot judge it."""
     slos: list[Slo] = []
     for slo in model.slos:
         if slo.class_index is not None:
             name = model.classes[slo.class_index].name
             slos.extend(
-                replace(slo, text=part.name + slo.text[len(name) :], class_index=part.index)
+                replace(
+                    slo,
+                    text=part.name + slo.text[len(name) :],
+                    class_index=part.index,
+                    not_judged_by_solve=MOVED_PART_NOT_JUDGED if part.index in moved else None,
+                )
                 for part in class_parts[slo.class_index]
             )
         elif slo.tier_index is not None:
@@ -444,13 +464,17 @@ def place_in_regions(model: Model, scenario: Scenario) -> Model:
     classes: list[TrafficClass] = []
     class_origin: list[int] = []
     class_parts: dict[int, list[TrafficClass]] = {}
+    moved: set[int] = set()
     for traffic in model.classes:
         pinned = scenario.traffic[traffic.name.split("~")[0]].region  # a split's part: c~cdn
         clients = {pinned: 1.0} if pinned is not None else geo.shares
         hosts = where.regions[traffic.entry]
-        for (_, server), part in split_class(traffic, clients, hosts, geo, epochs):
-            entry = where.copies[(traffic.entry, server)]
+        routes = [routing_at(geo, clients, hosts, e.down) for e in epochs]
+        for pair, part in split_class(traffic, clients, hosts, geo, epochs):
+            entry = where.copies[(traffic.entry, pair[1])]
             part = replace(part, index=len(classes), entry=entry)
+            if _moved_by_region_fault(routes, pair):
+                moved.add(part.index)
             classes.append(part)
             class_origin.append(traffic.index)
             class_parts.setdefault(traffic.index, []).append(part)
@@ -463,7 +487,7 @@ def place_in_regions(model: Model, scenario: Scenario) -> Model:
         model,
         classes=tuple(classes),
         tiers=tuple(tiers),
-        slos=tuple(_slos(model, class_parts, where)),
+        slos=tuple(_slos(model, class_parts, where, moved)),
         faults=tuple(_faults(model, scenario, where, tiers)),
         tier_index={tier.name: tier.index for tier in tiers},
         class_index={traffic.name: traffic.index for traffic in classes},

@@ -616,6 +616,9 @@ class Slo:
     tier_index: int | None = None
     line: int = 0  # line in the scenario file, for CI annotations
     threshold: float | None = None  # share_over: the latency limit whose share is bounded
+    # Why `capsim solve` cannot judge this objective (a class part a region fault moves or
+    # loses: docs/regions.md); None when its steady-state estimate can.
+    not_judged_by_solve: str | None = None
 
 
 @dataclass(frozen=True)

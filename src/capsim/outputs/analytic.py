@@ -137,7 +137,8 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
         console.print(line, markup=False)
     for verdict in data["slos"]:
         passes, fails = cells.RESULT_VERDICTS
-        mark = {True: passes, False: fails, None: "? no formula"}[verdict["passed"]]
+        unjudged = "? not judged" if verdict.get("reason") else "? no formula"
+        mark = {True: passes, False: fails, None: unjudged}[verdict["passed"]]
         console.print(
             f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})"
             + (f": {verdict['reason']}" if verdict.get("reason") else ""),
