@@ -501,3 +501,18 @@ def test_solve_s_table_shows_an_unjudged_objective_as_not_judged(tmp_path):
     result = runner.invoke(app, ["solve", str(path)])
     assert result.exit_code == 0, result.output
     assert "? not judged  browse@us error_rate <= 5%" in result.output
+
+
+def test_a_misspelt_round_trip_region_gets_only_its_did_you_mean(tmp_path):
+    # `usa` is `us` misspelt: the round trip is there, so "add rtt: {us: 70ms}" (an example
+    # value) would send the user the wrong way; the did-you-mean alone says the fix.
+    text = TWO_REGIONS.replace("  eu: {rtt: {us: 70ms}}\n", "  eu: {rtt: {usa: 80ms}}\n")
+    (problem,) = problems_of(tmp_path, text)
+    assert "unknown region 'usa'; did you mean 'us'?" in problem
+
+
+def test_an_unrelated_unknown_rtt_region_still_leaves_the_pair_missing(tmp_path):
+    text = TWO_REGIONS.replace("  eu: {rtt: {us: 70ms}}\n", "  eu: {rtt: {mars: 80ms}}\n")
+    problems = problems_of(tmp_path, text)
+    assert any("unknown region 'mars'" in p for p in problems)
+    assert any("no round-trip time between regions 'eu' and 'us'" in p for p in problems)

@@ -3,11 +3,13 @@ consistent round-trip-time matrix, shares that add up, writes that have a primar
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 
 from capsim.errors import Problem
 from capsim.scenario.loader import PathKey
 from capsim.scenario.schema import (
+    SUGGEST_CUTOFF,
     AnyTier,
     CallSpec,
     ParallelCall,
@@ -123,7 +125,7 @@ def _rtt_problems(scenario: Scenario) -> list[Problem]:
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             there, back = regions[a].rtt.get(b), regions[b].rtt.get(a)
-            if there is None and back is None:
+            if there is None and back is None and not _misspelt_rtt(scenario, a, b):
                 problems.append(
                     scenario.problem(
                         f"no round-trip time between regions {a!r} and {b!r}; add rtt: "
@@ -141,6 +143,18 @@ def _rtt_problems(scenario: Scenario) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _misspelt_rtt(scenario: Scenario, a: str, b: str) -> bool:
+    """Whether a or b lists an rtt to an unknown region whose did-you-mean is the other: the
+    round trip is there, misspelt, and the unknown-region problem says how to fix it."""
+    names = list(scenario.regions)
+    return any(
+        key not in scenario.regions
+        and difflib.get_close_matches(key, names, n=1, cutoff=SUGGEST_CUTOFF) == [other]
+        for region, other in ((a, b), (b, a))
+        for key in scenario.regions[region].rtt
+    )
 
 
 def _share_problems(scenario: Scenario) -> list[Problem]:

@@ -96,9 +96,13 @@ def kind_of(value: Any) -> str:
     return type(value).__name__
 
 
+#: How close a word must be to a valid one for `suggest` to offer it (difflib's ratio).
+SUGGEST_CUTOFF = 0.6
+
+
 def suggest(word: str, valid: Sequence[str]) -> str:
     """`; did you mean 'x'?` when one valid word is close, else an empty string."""
-    close = difflib.get_close_matches(str(word), list(valid), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), list(valid), n=1, cutoff=SUGGEST_CUTOFF)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
