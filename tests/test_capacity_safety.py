@@ -19,6 +19,7 @@ from capsim.analysis.saturate import find_saturation, near_saturation_duration, 
 from capsim.analysis.sizing import size_tiers
 from capsim.cli.app import app
 from capsim.engine.executors import open_executor
+from capsim.outputs.capacity import render_capacity
 
 runner = CliRunner()
 
@@ -244,7 +245,13 @@ def test_size_sizes_an_autoscaled_tier_by_its_max(tmp_path: Path) -> None:
     assert api["path"] == "tiers.api.autoscale.max" and api["was"] == 8
     assert api["autoscale"] == "evaluated at autoscale.max"
     assert 2 <= answer["overrides"]["tiers.api.autoscale.max"] <= 8
-    assert any("evaluated at its max" in note for note in answer["notes"])
+    # The note says the answer is the new max, not "evaluated at its max of 8" beside it.
+    (note,) = [n for n in answer["notes"] if n.startswith("tier api autoscales")]
+    assert "the answer is the new max (was 8)" in note
+    assert "evaluated at its max of 8" not in note
+    # The table names what is sized: autoscale.max, not instances.
+    rows = [r.split()[:2] for r in render_capacity(answer, "table").splitlines()]
+    assert ["api", "autoscale.max"] in rows and ["api", "instances"] not in rows
 
 
 def test_size_at_3x_keeps_every_sized_tier_at_most_90_percent_occupied(tmp_path: Path) -> None:

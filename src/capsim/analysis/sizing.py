@@ -734,7 +734,7 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     ]
     if not dims:
         raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
-    notes = [*notes, *partition_notes(target, dims)]
+    notes = [*_sized_max_notes(notes, dims, autoscaled), *partition_notes(target, dims)]
     limit = _load_limits(model)
     extra: list[Slo] = []
     if headroom:
@@ -750,6 +750,23 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
             )
             limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
     return _Question(target, dims, extra, limit, autoscaled, notes)
+
+
+def _sized_max_notes(
+    notes: list[str], dims: list[Dimension], autoscaled: dict[str, Autoscale]
+) -> list[str]:
+    """The autoscaled-tier notes, with each tier whose instances are sized told as such: the
+    answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
+    beside an answer of 2)."""
+    sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
+    kept = [n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)]
+    return kept + [
+        f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
+        f"size sizes its autoscale.max, so the answer is the new max (was "
+        f"{autoscaled[name].max}), evaluated with that many instances all ready (the "
+        "autoscaler's lag is not counted; see capsim run with a profile)"
+        for name in sorted(sized)
+    ]
 
 
 def _load_limits(model: Model) -> dict[str, float]:

@@ -202,7 +202,7 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         rows.append(
             [
                 name,
-                sized or "fixed",
+                _sized_label(t),
                 str(t[sized]) if sized else str(t["instances"]),
                 str(t["was"]) if sized else cells.MISSING,
                 cells.percent(t.get("utilization")),
@@ -420,6 +420,16 @@ def _column(index: int, header: Any) -> Column:
         return header
     prose = header in PROSE_HEADERS
     return Column(header, justify="left" if index == 0 or prose else "right", prose=prose)
+
+
+def _sized_label(tier: dict[str, Any]) -> str:
+    """The size table's "sized" cell: the quantity sized, `autoscale.max` for an autoscaled
+    tier (its answer is the new max), `fixed` for a tier not sized."""
+    if not tier["sized"]:
+        return "fixed"
+    if str(tier.get("path", "")).endswith(".autoscale.max"):
+        return "autoscale.max"
+    return str(tier["sized"])
 
 
 def _key_count(columns: list[Column]) -> int:
