@@ -580,3 +580,50 @@ def test_both_engine_paths_bill_a_spot_priced_fleet_alike(tmp_path):
     assert vectorised["cost"]["total_per_hour"] == pytest.approx(
         events["cost"]["total_per_hour"], rel=0.01
     )
+
+
+def test_a_cost_entry_shows_only_the_figures_its_prices_make(tmp_path):
+    # fn has request and GB-second prices only: no instances are billed (no units, no instance
+    # cost) and it moves no priced bytes (no gb_per_hour); app has an instance price only.
+    path = write(
+        tmp_path,
+        """\
+name: mixed
+simulation: {duration: 10s, warmup: 1s}
+traffic:
+  browse: {entry: app, rate: 20/s, response_size: 10KB}
+tiers:
+  app:
+    service_time: 10ms
+    calls: [fn]
+    cost: {per_instance_hour: 0.10}
+  fn:
+    service_time: 10ms
+    autoscale: {scale_to_zero: true, min: 0, max_instances: 20, keep_warm: 5min}
+    cost: {per_million_requests: 0.20, per_gb_second: 0.0000166667, memory: 512MiB}
+""",
+    )
+    result = capsim.run_file(path).data
+    tiers = result["cost"]["tiers"]
+    assert set(tiers["fn"]) == {
+        "pricing",
+        "requests_per_hour",
+        "gb_seconds_per_hour",
+        "per_hour",
+        "per_month",
+    }
+    assert set(tiers["app"]) == {
+        "pricing",
+        "units",
+        "reserved",
+        "instances_per_hour",
+        "per_hour",
+        "per_month",
+    }
+    assert result["cost"]["total_per_hour"] == pytest.approx(
+        tiers["app"]["per_hour"] + tiers["fn"]["per_hour"]
+    )
+    # The table shows no unit count for the usage-priced tier.
+    table = capsim.render(capsim.run_file(path), "table")
+    (fn_row,) = [line for line in table.splitlines() if "tier fn" in line]
+    assert "1.00" not in fn_row and "usage" in fn_row

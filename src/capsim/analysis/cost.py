@@ -180,11 +180,11 @@ def run_cost(model: Model, runs: Sequence[RunResult], data: dict[str, Any]) -> d
         tiers[tier.name] = entry
         column = tier.index
         with np.errstate(invalid="ignore", over="ignore"):  # a price beyond a float: null
-            by_class += (entry["instances_per_hour"] + entry["gb_seconds_per_hour"]) * _shares(
-                demand[:, column]
-            )
-            by_class += entry["requests_per_hour"] * _shares(requests[:, column])
-            by_class += entry["transfer_per_hour"] * _shares(requests[:, column] * sizes)
+            by_class += (
+                entry.get("instances_per_hour", 0.0) + entry.get("gb_seconds_per_hour", 0.0)
+            ) * _shares(demand[:, column])
+            by_class += entry.get("requests_per_hour", 0.0) * _shares(requests[:, column])
+            by_class += entry.get("transfer_per_hour", 0.0) * _shares(requests[:, column] * sizes)
     total = sum(entry["per_hour"] for entry in tiers.values())
     offered = float(rates.sum())
     return {
@@ -230,18 +230,16 @@ def _tier_bill(
     gb_per_hour = float((requests[:, tier.index] * sizes).sum()) * 3600.0 / GB
     transfer = (pricing.per_gb or 0.0) * gb_per_hour
     per_hour = instances + per_request + per_gb_second + transfer
-    entry: dict[str, Any] = {
-        "pricing": pricing_model(pricing),
-        "units": units,
-        "reserved": pricing.reserved,
-        "instances_per_hour": instances,
-        "requests_per_hour": per_request,
-        "gb_seconds_per_hour": per_gb_second,
-        "transfer_per_hour": transfer,
-        "gb_per_hour": gb_per_hour,
-        "per_hour": per_hour,
-        "per_month": per_hour * HOURS_PER_MONTH,
-    }
+    entry: dict[str, Any] = {"pricing": pricing_model(pricing)}
+    if pricing.on_demand is not None:  # usage-priced tiers bill no instances
+        entry.update(units=units, reserved=pricing.reserved, instances_per_hour=instances)
+    if pricing.per_million_requests is not None:
+        entry["requests_per_hour"] = per_request
+    if pricing.per_gb_second is not None:
+        entry["gb_seconds_per_hour"] = per_gb_second
+    if pricing.per_gb is not None:
+        entry.update(transfer_per_hour=transfer, gb_per_hour=gb_per_hour)
+    entry.update(per_hour=per_hour, per_month=per_hour * HOURS_PER_MONTH)
     if pricing.interrupts:
         entry["spot_interruptions"] = round(
             sum(run.tiers[tier.index].spot_interruptions for run in runs) / max(len(runs), 1)
@@ -277,7 +275,8 @@ def nominal_tier_cost(tier: Tier) -> float | None:
 def usage_per_hour(bill: dict[str, Any]) -> float | None:
     """A tier's request, GB-second and byte costs per hour from its `cost.tiers` entry (None
     when one is beyond a float: the result shows such a figure as null)."""
-    parts = [bill[key] for key in ("requests_per_hour", "gb_seconds_per_hour", "transfer_per_hour")]
+    keys = ("requests_per_hour", "gb_seconds_per_hour", "transfer_per_hour")
+    parts = [bill.get(key, 0.0) for key in keys]  # a key a tier has no price for is absent
     return None if any(part is None for part in parts) else sum(parts)
 
 

@@ -225,7 +225,7 @@ def cost_rows(data: dict[str, Any]) -> list[list[str]]:
         [
             f"tier {name}",
             entry["pricing"],
-            f"{entry['units']:,.2f}",
+            f"{entry['units']:,.2f}" if "units" in entry else MISSING,
             money(entry["per_hour"], code),
             money(entry["per_month"], code),
             MISSING,
