@@ -134,3 +134,30 @@ def test_markdown_and_table_views_name_the_bottleneck(tmp_path):
         result = runner.invoke(app, ["saturate", str(path), "--duration", "5s", "-f", fmt])
         assert result.exit_code == 0, result.output
         assert "bottleneck: server" in result.stdout
+
+
+def test_the_curve_table_says_its_latencies_are_the_worst_class_s(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        """\
+name: two-classes
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  fast: {entry: app, rate: 50/s}
+  slow: {entry: app, rate: 50/s}
+tiers:
+  app:
+    instances: 4
+    service_time: {dist: exponential, mean: 10ms}
+    classes:
+      slow: {service_time: {dist: exponential, mean: 20ms}}
+"""
+    )
+    result = runner.invoke(app, ["saturate", str(path), "--duration", "5s"])
+    assert result.exit_code == 0, result.output
+    assert "worst p50" in result.stdout and "worst p99" in result.stdout
+    assert "the highest over the 2 classes at each rate" in result.stdout
+    one = runner.invoke(
+        app, ["saturate", str(mmc_scenario(tmp_path, rate=100, duration="20s")), "--duration", "5s"]
+    )
+    assert "worst p99" not in one.stdout and "curve p50, p99: class " in one.stdout

@@ -125,6 +125,9 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     ]
     if any(p["meets_slos"] and p["rate"] in unsafe for p in data["curve"]):
         lines.append(f"{NOT_SAFE}: {NOT_SAFE_MEANING}")
+    p50, p99, which = _curve_latency_headers(data["curve"])
+    if which:
+        lines.append(which)
     blocks: list[Block] = [
         (
             "Tiers",
@@ -135,8 +138,8 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             "Measured curve",
             [
                 "rate",
-                "p50",
-                "p99",
+                p50,
+                p99,
                 "errors",
                 *(header for header, _, _ in columns),
                 "status",
@@ -150,6 +153,22 @@ def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             ("SLOs at the highest rate meeting them", SLO_HEADER, _slo_rows(data["slos"]))
         )
     return lines, blocks
+
+
+def _curve_latency_headers(curve: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The curve table's latency headers, and a line saying whose they are: with several
+    classes (or a class split by regions) each is the highest over the classes at that rate,
+    perhaps of different classes (docs/capacity.md); with one class, that class's."""
+    names = sorted({name for point in curve for name in point.get("classes", {})})
+    if len(names) <= 1:
+        return "p50", "p99", f"curve p50, p99: class {names[0]}" if names else ""
+    return (
+        "worst p50",
+        "worst p99",
+        f"curve worst p50, worst p99: the highest over the {len(names)} classes at each rate "
+        "(each may be a different class; every class's figures are in the JSON's "
+        "curve[].classes)",
+    )
 
 
 def _class_costs(by_class: dict[str, float | None] | None, code: str | None) -> list[str]:
