@@ -24,6 +24,7 @@ from capsim.analysis.calibration import (
     read_aggregates,
 )
 from capsim.analysis.calibration_common import scenario_name
+from capsim.analysis.summary import fewest_samples
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -42,6 +43,9 @@ class MeasuredLoad:
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
     busy: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    # Values a class's measured percentiles come from (root spans, a load test's requests);
+    # absent where the measurements do not say (a Prometheus histogram's rates).
+    samples: dict[str, int] = field(default_factory=dict)
 
 
 def measured_load(
@@ -55,13 +59,15 @@ def measured_load(
         analysis = analyse_traces(traces, class_by)
         start, end = analysis.window
         length = max(end - start, 1e-9)
+        spans = sum(len(info["arrivals"]) for info in analysis.classes.values())
         for cls, info in analysis.classes.items():
-            estimate = estimate_rate(info["arrivals"], analysis.window)
+            estimate = estimate_rate(info["arrivals"], analysis.window, spans)
             load.rates[cls] = estimate.rate
             if estimate.profile:
                 load.profiles[cls] = estimate.profile
             load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
+            load.samples[cls] = len(info["latency"])
         for v in analysis.visits:
             load.busy[v.tier] = load.busy.get(v.tier, 0.0) + v.self_time / length
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
@@ -82,7 +88,8 @@ def measured_load(
             cls = total.name or "*"
             load.rates.setdefault(cls, total.throughput)
             load.latency.setdefault(cls, total.latency)
-            load.sources.setdefault(cls, test.tool)
+            if load.sources.setdefault(cls, test.tool) == test.tool and total.requests > 0:
+                load.samples.setdefault(cls, total.requests)
     return load
 
 
@@ -95,6 +102,22 @@ class Comparison:
     predicted: float
     tolerance: float
     slack: float = 0.0  # an absolute difference that passes whatever the relative error
+    samples: int | None = None  # values the measured percentile comes from, when known
+    predicted_low_sample: bool = False  # the simulation's percentile is flagged low_sample
+
+    @property
+    def measured_low_sample(self) -> bool:
+        """A q-percentile measured from fewer than 10 / (1 - q) values (the `low_sample` rule
+        of capsim run's results)."""
+        if self.samples is None or self.figure not in PERCENTILES:
+            return False
+        return self.samples < fewest_samples(int(self.figure[1:]) / 100)
+
+    @property
+    def low_sample(self) -> bool:
+        """The measured or the simulated percentile rests on too few values: the row cannot
+        confirm the model."""
+        return self.measured_low_sample or self.predicted_low_sample
 
     @property
     def error(self) -> float:
@@ -171,6 +194,7 @@ def compare(
     rows = []
     for measured, cls in sorted(mapping.items(), key=lambda item: item[1]):
         predicted = report["classes"].get(cls, {}).get("latency", {})
+        predicted_low = set(report["classes"].get(cls, {}).get("low_sample", ()))
         for figure in PERCENTILES:
             value = load.latency.get(measured, {}).get(figure)
             if value is not None and math.isfinite(value):
@@ -182,6 +206,8 @@ def compare(
                         measured=value,
                         predicted=_figure(predicted.get(figure)),
                         tolerance=latency_tolerance,
+                        samples=load.samples.get(measured),
+                        predicted_low_sample=f"latency.{figure}" in predicted_low,
                     )
                 )
     for tier, busy in sorted(load.busy.items()):
@@ -198,6 +224,12 @@ def compare(
                 )
             )
     return rows
+
+
+def verdict(rows: Sequence[Comparison]) -> bool:
+    """The backtest passes when no row is off and at least one row can confirm the model: rows
+    of low-sample percentiles do not count toward a pass (an OFF one still fails it)."""
+    return all(r.passed for r in rows) and any(not r.low_sample for r in rows)
 
 
 def is_stepped(test: LoadTest) -> bool:
@@ -251,6 +283,8 @@ def compare_step(
                     measured=value,
                     predicted=float(predicted.get("latency", {}).get(figure, math.nan)),
                     tolerance=latency_tolerance,
+                    samples=step.requests if step.requests > 0 else None,
+                    predicted_low_sample=f"latency.{figure}" in predicted.get("low_sample", ()),
                 )
             )
     return rows

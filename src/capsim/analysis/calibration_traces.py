@@ -255,16 +255,26 @@ class RateEstimate:
     dispersion_p: float
 
 
-def estimate_rate(arrivals: Sequence[float], window: tuple[float, float]) -> RateEstimate:
+def estimate_rate(
+    arrivals: Sequence[float], window: tuple[float, float], total: int | None = None
+) -> RateEstimate:
     """Arrivals per second over `window` with an exact Poisson 95% interval, and per-bucket
-    rates when a chi-square dispersion test says the rate changed."""
+    rates when a chi-square dispersion test says the rate changed.
+
+    The window runs from the first to the last root span, so its `total` spans (every class's;
+    default: these arrivals) span total - 1 gaps: the rate and its interval are counted over
+    the window times total / (total - 1), the window the spans stand for (docs/calibration.md:
+    20 spans one every 0.5 s fill 9.5 s and give 2/s, not 20 / 9.5 s = 2.105/s).
+    """
     from scipy import stats
 
     times = np.sort(np.asarray(arrivals, dtype=float))
-    length = max(window[1] - window[0], 1e-9)
     count = times.size
-    low = stats.chi2.ppf(0.025, 2 * count) / 2 / length if count else 0.0
-    high = stats.chi2.ppf(0.975, 2 * count + 2) / 2 / length
+    spans = count if total is None else total
+    length = max(window[1] - window[0], 1e-9)
+    counted = length * (spans / (spans - 1) if spans > 1 else 1.0)
+    low = stats.chi2.ppf(0.025, 2 * count) / 2 / counted if count else 0.0
+    high = stats.chi2.ppf(0.975, 2 * count + 2) / 2 / counted
     buckets = min(PROFILE_BUCKETS, max(count // 30, 1))
     profile, p_value = None, 1.0
     if buckets >= 4:
@@ -276,13 +286,24 @@ def estimate_rate(arrivals: Sequence[float], window: tuple[float, float]) -> Rat
             width = length / buckets
             profile = [((k + 0.5) * width, float(c) / width) for k, c in enumerate(counts)]
     return RateEstimate(
-        rate=count / length,
+        rate=count / counted,
         low=float(low),
         high=float(high),
         count=count,
         window=length,
         profile=profile,
         dispersion_p=p_value,
+    )
+
+
+def _gaps_text(length: float, spans: int) -> str:
+    """How the rate's window was counted: the `spans` root spans of every class, first to last,
+    hold spans - 1 gaps, so the rate is over length x spans / (spans - 1)."""
+    if spans < 2:
+        return ""
+    return (
+        f" (first to last of {spans:,} root spans, {spans - 1:,} gaps: counted over "
+        f"{length * spans / (spans - 1):.4g}s)"
     )
 
 
@@ -492,12 +513,14 @@ def calibrate_traces(
     notes[("simulation", "duration")] = f"the traces' window: first to last root span ({sources})"
     notes[("simulation", "warmup")] = "10% of the window (at least 1s, at most 60s)"
     traffic: dict[str, Any] = {}
+    spans = sum(len(info["arrivals"]) for info in analysis.classes.values())
     for cls, info in sorted(analysis.classes.items()):
         entry = max(info["entry"], key=info["entry"].get)
-        estimate = estimate_rate(info["arrivals"], analysis.window)
+        estimate = estimate_rate(info["arrivals"], analysis.window, spans)
         spec: dict[str, Any] = {"entry": entry, "rate": rate_text(estimate.rate)}
         notes[("traffic", cls, "rate")] = (
-            f"{estimate.count} root spans in {length:.4g}s: {estimate.rate:.4g}/s "
+            f"{estimate.count} root spans in {length:.4g}s{_gaps_text(length, spans)}: "
+            f"{estimate.rate:.4g}/s "
             f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
         )
         if estimate.profile:

@@ -475,6 +475,8 @@ def _backtest_data(
     plan: _BacktestPlan, files: list[Path], rows: list[Any], notes: list[str]
 ) -> dict[str, Any]:
     """The backtest's result document (docs/calibration.md)."""
+    from capsim.analysis.backtest import verdict
+
     latency, utilization = plan.tolerances
     return {
         "scenario": str(plan.scenario),
@@ -490,10 +492,14 @@ def _backtest_data(
                 "error": r.error,
                 "tolerance": r.tolerance,
                 "passed": r.passed,
+                "samples": r.samples,
+                "measured_low_sample": r.measured_low_sample,
+                "predicted_low_sample": r.predicted_low_sample,
+                "low_sample": r.low_sample,
             }
             for r in rows
         ],
-        "passed": all(r.passed for r in rows),
+        "passed": verdict(rows),
         "notes": notes,
     }
 

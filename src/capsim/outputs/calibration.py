@@ -197,20 +197,17 @@ def backtest_document(data: dict[str, Any]) -> Document:
         [
             f"{r['what']} {r['name']}",
             r["figure"],
-            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["measured"]),
-            _predicted_cell(r["figure"], r["predicted"]),
+            _BACKTEST_FORMS.get(r["figure"], cells.time)(r["measured"])
+            + (cells.LOW_SAMPLE_MARK if r.get("measured_low_sample") else ""),
+            _predicted_cell(r["figure"], r["predicted"])
+            + (cells.LOW_SAMPLE_MARK if r.get("predicted_low_sample") else ""),
             f"{r['error'] * 100:+.1f}%" if _finite(r["error"]) else cells.MISSING,
             f"±{r['tolerance'] * 100:.0f}%",
             "ok" if r["passed"] else "OFF",
         ]
         for r in data["comparisons"]
     ]
-    verdict = (
-        "PASS: the model predicts the measurements within tolerance"
-        if data["passed"]
-        else "FAIL: the model is off (rows marked OFF)"
-    )
-    lines = [verdict, *[f"note: {n}" for n in data.get("notes", [])]]
+    lines = [_backtest_verdict(data), *[f"note: {n}" for n in data.get("notes", [])]]
     return Document(
         title=f"capsim backtest · {data['scenario']}",
         data=data,
@@ -223,6 +220,26 @@ def backtest_document(data: dict[str, Any]) -> Document:
         ],
         lines=lines,
     )
+
+
+def _backtest_verdict(data: dict[str, Any]) -> str:
+    """The verdict line: PASS, FAIL, or NOT CONFIRMED when no row can confirm the model; a
+    pass says how many rows (low-sample percentiles) it did not count."""
+    rows = data["comparisons"]
+    low = sum(1 for r in rows if r.get("low_sample"))
+    caveat = (
+        f" ({low} percentile{'s' if low > 1 else ''} marked {cells.LOW_SAMPLE_MARK}, measured or "
+        "simulated from fewer than 10/(1-q) values, cannot confirm the model and "
+        f"{'are' if low > 1 else 'is'} not counted)"
+    )
+    if data["passed"]:
+        return "PASS: the model predicts the measurements within tolerance" + (caveat if low else "")
+    if all(r["passed"] for r in rows):
+        return (
+            "NOT CONFIRMED: every compared figure is a percentile measured or simulated from "
+            "fewer than 10/(1-q) values (marked *); measure (or simulate, --duration) longer"
+        )
+    return "FAIL: the model is off (rows marked OFF)"
 
 
 def usl_chart_spec(data: dict[str, Any]) -> Chart:
