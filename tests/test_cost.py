@@ -3,6 +3,7 @@ million requests, spot interruptions simulated, and the cost `capsim size` minim
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -627,3 +628,19 @@ tiers:
     table = capsim.render(capsim.run_file(path), "table")
     (fn_row,) = [line for line in table.splitlines() if "tier fn" in line]
     assert "1.00" not in fn_row and "usage" in fn_row
+
+
+def test_size_answers_the_fewest_units_even_below_a_paid_reserved_base(tmp_path):
+    # 12 committed instances, but 120/s of 50 ms work keeps 6 busy: the answer is the fewest
+    # that meet the objective (docs/cost.md, `capsim size`), and reserved_idle counts the
+    # committed units it leaves idle; the cost is the whole base either way.
+    text = SPOT_STORY.format(spot=", reserved: {instances: 12, discount: 40%}").replace(
+        "simulation: {duration: 10min, warmup: 1min}", "simulation: {duration: 30s, warmup: 3s}"
+    )
+    path = write(tmp_path, text + "slos:\n  - {class: browse, p99: 1s}\n")
+    result = runner.invoke(app, ["size", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["tiers"]["app"]
+    assert entry["instances"] < 12
+    assert entry["reserved_idle"] == 12 - entry["instances"]
+    assert entry["cost_per_hour"] == pytest.approx(12 * 0.06)
