@@ -79,16 +79,18 @@ def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
 
 
 def _refuse_unknown_name(path: list[str | int], section: Any) -> None:
-    """Refuse a path that reaches below a tier or class the scenario does not define.
-
-    `tiers.ap.instances=4` is a typo of `app`, not a new tier with only `instances`; a new
-    entry is added whole (`tiers.cache2={type: cache, ...}`).
+    """Refuse a path that reaches below a tier or class the scenario does not define when its
+    name is close to one it does: `tiers.ap.instances=4` is a typo of `app`, not a new tier
+    with only `instances`. A name like none of them makes a new entry key by key
+    (`tiers.db.service_time=3ms`), or whole (`tiers.cache2={type: cache, ...}`).
     """
     if len(path) != 2 or path[0] not in _NAMED_SECTIONS or not isinstance(section, dict):
         return
     kind, name = _NAMED_SECTIONS[str(path[0])], str(path[1])
     names = sorted(str(n) for n in section)
-    hint = suggest(name, names) or ";"
+    hint = suggest(name, names)
+    if not hint:
+        return
     valid = ", ".join(f"{path[0]}.{n}.<key>" for n in names) or f"none (no {kind} is defined)"
     raise ValueError(
         f"unknown {kind} {name!r}{hint} valid paths here are {valid}"
