@@ -985,7 +985,7 @@ class _Run:
                     done[rows],
                     previous,
                     bound,
-                    series=False,
+                    in_series=False,
                 )
 
     def _measure(
@@ -998,7 +998,7 @@ class _Run:
         previous: float,
         bound: float,
         *,
-        series: bool = True,
+        in_series: bool = True,
     ) -> None:
         low, high = self.window_start, self.window_end
         # Arrivals are sorted: count the window's by bisection.
@@ -1024,7 +1024,7 @@ class _Run:
             run.wait.add((start - arrivals)[started])
         run.busy_time += busy
         run.occupied_time += busy
-        if series and self.series is not None:
+        if in_series and self.series is not None:
             # Every tier here is non-blocking or call-free: held = busy, present = arrival..done.
             edges = self.series.edges
             series = self.series.tiers[state.tier.index]
