@@ -1,0 +1,123 @@
+"""A read-heavy database whose replica saturates while the tier as a whole looks half idle.
+
+One primary and one read replica, 4 workers each, 10 ms exponential queries, 90% reads. At
+500 queries/s the replica is offered 0.9 x 500 x 10 ms = 4.5 workers of reads on its 4 (it
+completes at most 400/s); the primary 0.1 x 500 x 10 ms = 0.5. The tier's utilization over its
+8 workers is at most (4 + 0.5) / 8 = 56%: a capacity planner reading only that figure would call
+the tier comfortable. `run` must say the tier is overloaded and name the replica group.
+
+At 300/s both groups are stable: the replica busy 0.9 x 300 x 10 ms / 4 = 67.5% of the time,
+the primary 0.1 x 300 x 10 ms / 4 = 7.5%.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+READ_HEAVY = """\
+name: read-heavy
+seed: 11
+simulation: {{duration: 20s, warmup: 2s, replications: 2}}
+traffic:
+  queries: {{entry: db, rate: {rate}/s}}
+tiers:
+  db:
+    type: database
+    instances: 1
+    replicas: 1
+    concurrency: 4
+    service_time: {{dist: exponential, mean: 10ms}}
+    read_ratio: 0.9
+{pool}"""
+
+#: A connection pool in front: the backlog waits in its line, not at the replica's servers.
+POOL = "    pool: {size: 16}\n"
+
+
+def _run(tmp_path: Path, rate: float, engine: str, pool: str = "") -> dict[str, Any]:
+    scenario = tmp_path / "read-heavy.yaml"
+    scenario.write_text(READ_HEAVY.format(rate=rate, pool=pool))
+    result = runner.invoke(app, ["run", str(scenario), "--engine", engine, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("engine", "pool"),
+    [("events", ""), ("vectorised", ""), ("events", POOL)],
+    ids=["events", "vectorised", "events-with-pool"],
+)
+def test_a_saturated_replica_overloads_the_tier_although_the_tier_is_half_busy(
+    tmp_path: Path, engine: str, pool: str
+) -> None:
+    data = _run(tmp_path, 500, engine, pool)
+    db = data["tiers"]["db"]
+    assert data["engine"]["path"] == engine
+    assert db["utilization"] < 0.6  # the pooled figure hides it: at most 56%
+    replicas, primary = db["groups"]["replicas"], db["groups"]["primary"]
+    assert replicas["workers"] == primary["workers"] == 4
+    # Reads offered: 450/s; the replica completes what its 4 workers can, 400/s.
+    assert replicas["offered_rate"] == pytest.approx(450, rel=0.05)
+    assert replicas["throughput"] == pytest.approx(400, rel=0.03)
+    assert replicas["utilization"] > 0.97
+    assert replicas["max_rate"] == pytest.approx(400, rel=0.03)
+    assert not replicas["stable"]
+    assert primary["stable"]
+    assert primary["utilization"] == pytest.approx(0.5 / 4, abs=0.02)
+    # The tier is overloaded because of its replica group, and the run fails.
+    assert not db["stable"]
+    assert not data["passed"]
+    [failure] = data["overloaded"]
+    assert (failure["tier"], failure["group"]) == ("db", "replicas")
+    assert failure["offered_rate"] == pytest.approx(450, rel=0.05)
+    assert failure["capacity"] == pytest.approx(400, rel=0.03)
+    assert any("tier 'db' (its replicas group) is OVERLOADED" in w for w in data["warnings"])
+
+
+@pytest.mark.parametrize("engine", ["events", "vectorised"])
+def test_below_saturation_each_group_is_busy_by_its_own_share_of_the_load(
+    tmp_path: Path, engine: str
+) -> None:
+    data = _run(tmp_path, 300, engine)
+    db = data["tiers"]["db"]
+    assert db["stable"] and data["passed"] and data["overloaded"] == []
+    replicas, primary = db["groups"]["replicas"], db["groups"]["primary"]
+    assert replicas["stable"] and primary["stable"]
+    assert replicas["offered_rate"] == pytest.approx(270, rel=0.04)
+    assert primary["offered_rate"] == pytest.approx(30, rel=0.1)
+    assert replicas["throughput"] == pytest.approx(replicas["offered_rate"], rel=0.01)
+    # Utilization law per group: lambda_group x 10 ms / 4 workers.
+    assert replicas["utilization"] == pytest.approx(0.675, abs=0.03)
+    assert primary["utilization"] == pytest.approx(0.075, abs=0.01)
+    assert replicas["occupancy"] == pytest.approx(replicas["utilization"])
+    # The groups split the tier: their busy time adds up to the tier's.
+    assert (replicas["utilization"] + primary["utilization"]) / 2 == pytest.approx(
+        db["utilization"], rel=1e-9
+    )
+
+
+def test_the_run_table_shows_a_row_per_group_with_its_status(tmp_path: Path) -> None:
+    scenario = tmp_path / "read-heavy.yaml"
+    scenario.write_text(READ_HEAVY.format(rate=500, pool=""))
+    result = runner.invoke(app, ["run", str(scenario), "--engine", "vectorised"])
+    rows = {line.split()[2]: line for line in result.stdout.splitlines() if "db · " in line}
+    assert set(rows) == {"primary", "replicas"}
+    assert rows["primary"].rstrip().endswith("stable")
+    assert "OVERLOADED" in rows["replicas"]
+
+
+def test_a_tier_without_replicas_has_no_groups(tmp_path: Path) -> None:
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(READ_HEAVY.format(rate=100, pool="").replace("replicas: 1", "replicas: 0"))
+    for engine in ("events", "vectorised"):
+        result = runner.invoke(app, ["run", str(scenario), "--engine", engine, "--format", "json"])
+        assert "groups" not in json.loads(result.stdout)["tiers"]["db"]
