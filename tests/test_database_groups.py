@@ -121,3 +121,24 @@ def test_a_tier_without_replicas_has_no_groups(tmp_path: Path) -> None:
     for engine in ("events", "vectorised"):
         result = runner.invoke(app, ["run", str(scenario), "--engine", engine, "--format", "json"])
         assert "groups" not in json.loads(result.stdout)["tiers"]["db"]
+
+
+def test_the_groups_add_up_to_the_tier_when_a_zone_outage_kills_replicas() -> None:
+    """zone-outage loses a zone's replicas mid-run: the work they will not finish leaves their
+    group's busy time as it leaves the tier's, and each group's utilization is over its own
+    live workers, so the groups' figures add up to the tier's exactly."""
+    from capsim import build_model, load_scenario
+    from capsim.engine.runner import run_replications
+
+    root = Path(__file__).resolve().parent.parent
+    model = build_model(load_scenario(root / "scenarios" / "zone-outage.yaml"))
+    [db] = [t for t in model.tiers if t.replicas]
+    [result] = run_replications(model, replications=1, engine="events")
+    tier = result.tiers[db.index]
+    assert tier.groups is not None and tier.live_worker_time is not None
+    groups = list(tier.groups.values())
+    assert tier.live_worker_time < db.workers * result.duration  # instances did die
+    assert sum(g.busy_time for g in groups) == pytest.approx(tier.busy_time, rel=1e-12)
+    assert sum(g.live_worker_time or 0.0 for g in groups) == pytest.approx(tier.live_worker_time)
+    assert sum(g.arrivals for g in groups) == tier.arrivals
+    assert sum(g.completed for g in groups) == tier.completed

@@ -462,6 +462,8 @@ def _summarise_groups(model: Model, tier: Tier, runs: list[RunResult]) -> dict[s
         group_runs = [groups[name] for groups in offered]
         workers = group_runs[0].workers
         capacity = max(workers, 1) * measured
+        if all(g.live_worker_time is not None for g in group_runs):  # instances died
+            capacity = sum(g.live_worker_time or 0.0 for g in group_runs)
         busy = sum(g.busy_time for g in group_runs)
         occupied = sum(max(g.occupied_time, g.busy_time) for g in group_runs)
         completed = sum(g.completed for g in group_runs)
@@ -476,8 +478,8 @@ def _summarise_groups(model: Model, tier: Tier, runs: list[RunResult]) -> dict[s
             "offered_rate": sum(g.arrivals for g in group_runs) / measured,
             "throughput": completed / measured,
             "workers": workers,
-            "utilization": busy / capacity,
-            "occupancy": occupied / capacity,
+            "utilization": busy / capacity if capacity > 0 else 0.0,
+            "occupancy": occupied / capacity if capacity > 0 else 0.0,
             # The utilization law's capacity: completions per second with every worker held.
             "max_rate": completed / occupied * workers if occupied > 0 else None,
             "stable": stability.stable,

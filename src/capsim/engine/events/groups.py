@@ -31,6 +31,9 @@ class _Group:
         "held",
         "held_area",
         "held_since",
+        "live",
+        "live_area",
+        "live_since",
         "members",
         "overflow",
         "rejected",
@@ -46,6 +49,9 @@ class _Group:
         self.held = 0
         self.held_area = 0.0
         self.held_since = warmup
+        self.live = len(members)  # live instances (faults and spot interruptions kill some)
+        self.live_area = 0.0
+        self.live_since = warmup
         self.trace: list[int] = []
 
     def held_moved(self, now: float, change: int, warmup: float) -> None:
@@ -54,6 +60,13 @@ class _Group:
             self.held_area += self.held * (now - max(self.held_since, warmup))
             self.held_since = now
         self.held += change
+
+    def live_moved(self, now: float, change: int, warmup: float) -> None:
+        """Live instances change by `change` at `now`; the integral counts from `warmup` on."""
+        if now > warmup:
+            self.live_area += self.live * (now - max(self.live_since, warmup))
+            self.live_since = now
+        self.live += change
 
 
 class Groups:
@@ -70,6 +83,21 @@ class Groups:
         )
         self.first_replica = tier.instances
 
+    def of(self, i: int) -> _Group:
+        return self.groups[1] if i >= self.first_replica else self.groups[0]
+
+    def killed(self, i: int, unworked: float, held: int) -> None:
+        """Instance i died (`faults.kill`): the work it will not do leaves its group's busy
+        time, as it leaves the tier's, and its held workers and the instance are gone."""
+        group, now, warmup = self.of(i), self.st.env._now, self.st.warmup
+        group.busy -= unworked
+        group.held_moved(now, -held, warmup)
+        group.live_moved(now, -1, warmup)
+
+    def revived(self, i: int) -> None:
+        """Instance i serves again (`faults.revive`)."""
+        self.of(i).live_moved(self.st.env._now, +1, self.st.warmup)
+
     def sample_queue(self) -> None:
         """The number waiting in each group now (at the tier's queue samples)."""
         live = self.st.live
@@ -81,6 +109,7 @@ class Groups:
         runs: dict[str, TierRun] = {}
         for name, group in zip(GROUP_NAMES, self.groups, strict=True):
             held = group.held_area + group.held * (horizon - max(group.held_since, st.warmup))
+            live = group.live_area + group.live * (horizon - max(group.live_since, st.warmup))
             runs[name] = TierRun(
                 workers=group.workers,
                 arrivals=group.arrivals,
@@ -91,6 +120,8 @@ class Groups:
                 queue_trace=np.asarray(group.trace, dtype=float),
                 overflow=group.overflow,
             )
+            if run.live_worker_time is not None:  # instances died: over the group's live ones
+                runs[name].live_worker_time = live * st.concurrency
         run.groups = runs
 
 
