@@ -109,10 +109,12 @@ def test_the_run_table_shows_a_row_per_group_with_its_status(tmp_path: Path) -> 
     scenario = tmp_path / "read-heavy.yaml"
     scenario.write_text(READ_HEAVY.format(rate=500, pool=""))
     result = runner.invoke(app, ["run", str(scenario), "--engine", "vectorised"])
-    rows = {line.split()[2]: line for line in result.stdout.splitlines() if "db · " in line}
+    lines = result.stdout.splitlines()
+    rows = {line.split()[2]: line for line in lines if line.strip().startswith("db · ")}
     assert set(rows) == {"primary", "replicas"}
     assert rows["primary"].rstrip().endswith("stable")
     assert "OVERLOADED" in rows["replicas"]
+    assert "FAIL: tier OVERLOADED — db · replicas (backlog +" in result.stdout
 
 
 def test_a_tier_without_replicas_has_no_groups(tmp_path: Path) -> None:
