@@ -5,7 +5,9 @@
 group what the Station counts for the whole tier: arrivals, refusals, completions, busy
 worker-seconds and the integral of held workers over the window, and the number waiting at
 each queue sample. The busy time a request adds is the change of the Station's `busy` across
-the wrapped hook that started it, so the group figures use the tier's own accounting.
+the wrapped hook that started it, so the group figures use the tier's own accounting; an
+instance that dies (`faults.kill`, also for spot interruptions) takes its unfinished work and
+its live time out of its group (`killed`, `revived`), so the groups add up to the tier.
 `record` fills `TierRun.groups` (docs/results.md, "Database groups").
 """
 
