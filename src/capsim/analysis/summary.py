@@ -14,7 +14,7 @@ Across replications:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -422,7 +422,70 @@ def _summarise_tier(
         }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
+    groups = _summarise_groups(model, tier, runs)
+    if groups:
+        entry["groups"] = groups
+        if stability.stable and not all(group["stable"] for group in groups.values()):
+            # A saturated group makes the tier overloaded, whatever the pooled figures say.
+            growth = max(group["growth_rate"] for group in groups.values())
+            stability = Stability(stable=False, growth_rate=growth)
+            entry["stable"], entry["growth_rate"] = False, growth
     return entry, stability
+
+
+def _offered_to_groups(tier_run: TierRun) -> dict[str, TierRun]:
+    """A replication's group figures, each group's arrivals counting its share of the requests
+    the tier admitted but had not yet routed to a group when the window closed (waiting for a
+    connection of the tier's pool): in proportion to the group's share of the routed arrivals,
+    the pool's line being FIFO over the same mix of reads and writes."""
+    groups = tier_run.groups or {}
+    routed = sum(g.arrivals for g in groups.values())
+    in_groups = sum(g.arrivals - g.rejected - g.completed for g in groups.values())
+    unrouted = tier_run.arrivals - tier_run.rejected - tier_run.completed - in_groups
+    if unrouted <= 0 or routed == 0:
+        return dict(groups)
+    return {
+        name: replace(g, arrivals=g.arrivals + round(unrouted * g.arrivals / routed))
+        for name, g in groups.items()
+    }
+
+
+def _summarise_groups(model: Model, tier: Tier, runs: list[RunResult]) -> dict[str, Any]:
+    """`tiers.<db>.groups` (docs/results.md, "Database groups"): a database with replicas,
+    its primaries and its replicas each with the tier's own rules; `{}` for any other tier."""
+    if any(run.tiers[tier.index].groups is None for run in runs):
+        return {}
+    offered = [_offered_to_groups(run.tiers[tier.index]) for run in runs]
+    measured = sum(run.duration for run in runs)
+    out: dict[str, Any] = {}
+    for name in offered[0]:
+        group_runs = [groups[name] for groups in offered]
+        workers = group_runs[0].workers
+        capacity = max(workers, 1) * measured
+        if all(g.live_worker_time is not None for g in group_runs):  # instances died
+            capacity = sum(g.live_worker_time or 0.0 for g in group_runs)
+        busy = sum(g.busy_time for g in group_runs)
+        occupied = sum(max(g.occupied_time, g.busy_time) for g in group_runs)
+        completed = sum(g.completed for g in group_runs)
+        stability = assess_stability(
+            group_runs,
+            runs,
+            workers,
+            late_onset=features.conditions_change(model),
+            servers_lost_at=_servers_lost_at(model, tier),
+        )
+        out[name] = {
+            "offered_rate": sum(g.arrivals for g in group_runs) / measured,
+            "throughput": completed / measured,
+            "workers": workers,
+            "utilization": busy / capacity if capacity > 0 else 0.0,
+            "occupancy": occupied / capacity if capacity > 0 else 0.0,
+            # The utilization law's capacity: completions per second with every worker held.
+            "max_rate": completed / occupied * workers if occupied > 0 else None,
+            "stable": stability.stable,
+            "growth_rate": stability.growth_rate,
+        }
+    return out
 
 
 def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] | None:
@@ -667,10 +730,26 @@ def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict
     }
 
 
+def _overload_failure(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+    """The tier's failure; for a database whose group is overloaded, the first such group's
+    figures (its growth, capacity and offered rate), named in `group`."""
+    groups = tier.get("groups") or {}
+    overloaded = [group for group, figures in groups.items() if not figures["stable"]]
+    if not overloaded:
+        return overload_entry(name, tier, open_offered)
+    group = max(overloaded, key=lambda g: groups[g]["growth_rate"])
+    failure = overload_entry(name, groups[group], open_offered)
+    failure["group"] = group
+    return failure
+
+
 def overload_sentence(failure: dict[str, Any]) -> str:
     """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
+    where = f"tier '{failure['tier']}'"
+    if failure.get("group"):
+        where += f" (its {failure['group']} group)"
     text = (
-        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: its backlog grew by "
+        f"{where} is OVERLOADED, which fails the run: its backlog grew by "
         f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
         f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
     )
@@ -695,7 +774,9 @@ def _overflow_sentence(tier: Tier, overflow: int) -> str:
     )
 
 
-def _fail_backlogs_held_at_the_cap(verdicts: list[dict[str, Any]], data: dict[str, Any]) -> list[str]:
+def _fail_backlogs_held_at_the_cap(
+    verdicts: list[dict[str, Any]], data: dict[str, Any]
+) -> list[str]:
     """Fail each backlog objective of a tier that reached capsim's internal waiting cap (its
     backlog was held down by the cap, not by the system: the true one is larger); one warning
     for each. The verdicts are changed in place (`passed` false, `capped` true)."""
@@ -827,7 +908,7 @@ def summarise(
             entry["spot"] = cost.spot_figures(tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
-            failure = overload_entry(tier.name, entry, open_offered)
+            failure = _overload_failure(tier.name, entry, open_offered)
             overloaded.append(failure)
             warnings.append(overload_sentence(failure))
         if entry.get("overflow"):

@@ -25,6 +25,10 @@ class ClassRun:
     latency: Histogram = field(default_factory=Histogram)
 
 
+#: A database with replicas is two station groups: primaries (writes), replicas (reads).
+GROUP_NAMES = ("primary", "replicas")
+
+
 @dataclass
 class TierRun:
     """One tier over the measurement window.
@@ -72,6 +76,9 @@ class TierRun:
     cache_lookups: int = 0  # cold cache: lookups in the window
     cache_hits: int = 0  # cold cache: hits in the window
     spot_interruptions: int = 0  # spot instances taken back in the window (docs/cost.md#spot)
+    # A database with replicas: the same figures per station group ("primary", "replicas"):
+    # workers, arrivals, completed, rejected, overflow, busy/occupied time, queue trace.
+    groups: dict[str, TierRun] | None = None
 
 
 @dataclass

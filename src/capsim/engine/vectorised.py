@@ -32,7 +32,7 @@ from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram
 from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
-from capsim.engine.result import ClassRun, RunResult, TierRun
+from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
 from capsim.model import features
@@ -556,6 +556,9 @@ class _TierState:
     arrivals_seen: int = 0  # visits taken so far: the next one's place in the arrival order
     pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     processed_until: float = -math.inf
+    # A database with replicas: each group's own queue bookkeeping, measured apart
+    # (`TierRun.groups`, primaries then replicas).
+    group_states: list[_TierState] = field(default_factory=list)
 
 
 class _Run:
@@ -586,6 +589,16 @@ class _Run:
             if tier.is_async:
                 run.age = Histogram()
         self.states = [self._tier_state(t) for t in model.tiers]
+        for state, run in zip(self.states, self.tiers, strict=True):
+            if state.group_states:
+                run.groups = {
+                    name: TierRun(
+                        workers=group.servers * state.tier.concurrency,
+                        queue_trace=np.zeros(TRACE_POINTS),
+                        trace_times=self.trace_times.copy(),
+                    )
+                    for name, group in zip(GROUP_NAMES, state.group_states, strict=True)
+                }
         self.requests = 0
         self.entered = [0] * len(model.classes)  # arrivals of each class so far
         self.last_arrival = [0.0] * len(model.classes)  # the latest of them
@@ -610,6 +623,13 @@ class _Run:
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
         )
+        if len(groups) > 1:
+            state.group_states = [
+                _TierState(
+                    tier=tier, servers=m.size, groups=[m], single=[], free_multi=[], round_robin=[]
+                )
+                for m in groups
+            ]
         service_root = streams.tier_stream(seed, rep, index, streams.SERVICE)
         state.service_streams = list(service_root.spawn(len(self.model.classes)))
         programs = self.programs[index]
@@ -666,7 +686,8 @@ class _Run:
                 progress((chunk + 1) / chunks, f"chunk {chunk + 1}/{chunks}")
         for run in self.tiers:
             # The queue at the window's opening counts too (the first trace point).
-            run.queue_max = max(run.queue_max, int(run.queue_trace.max(initial=0)))
+            for counted in (run, *(run.groups or {}).values()):
+                counted.queue_max = max(counted.queue_max, int(counted.queue_trace.max(initial=0)))
         leftover = sum(len(s.inbox) for s in self.states)
         if leftover:
             raise SimulationError("the vectorised path left visits unprocessed")
@@ -811,6 +832,10 @@ class _Run:
 
         began = time.perf_counter()
         self._measure(state, self.tiers[tier_index], arrivals, start, done, previous, bound)
+        if state.group_states:
+            self._measure_groups(
+                state, self.tiers[tier_index], arrivals, start, done, server, previous, bound
+            )
         self.timings["summarise"] += time.perf_counter() - began
 
         # Hand each batch its visits' own-work end, and run their programs.
@@ -934,6 +959,35 @@ class _Run:
         state.free_multi[index] = free_times
         return start, start + service
 
+    def _measure_groups(
+        self,
+        state: _TierState,
+        run: TierRun,
+        arrivals: np.ndarray,
+        start: np.ndarray,
+        done: np.ndarray,
+        server: np.ndarray,
+        previous: float,
+        bound: float,
+    ) -> None:
+        """A database's primaries and replicas, each measured as a tier of its own servers."""
+        assert run.groups is not None
+        is_replica = server >= state.tier.instances
+        for name, group, rows in zip(
+            GROUP_NAMES, state.group_states, (~is_replica, is_replica), strict=True
+        ):
+            if rows.any():
+                self._measure(
+                    group,
+                    run.groups[name],
+                    arrivals[rows],
+                    start[rows],
+                    done[rows],
+                    previous,
+                    bound,
+                    in_series=False,
+                )
+
     def _measure(
         self,
         state: _TierState,
@@ -943,6 +997,8 @@ class _Run:
         done: np.ndarray,
         previous: float,
         bound: float,
+        *,
+        in_series: bool = True,
     ) -> None:
         low, high = self.window_start, self.window_end
         # Arrivals are sorted: count the window's by bisection.
@@ -968,7 +1024,7 @@ class _Run:
             run.wait.add((start - arrivals)[started])
         run.busy_time += busy
         run.occupied_time += busy
-        if self.series is not None:
+        if in_series and self.series is not None:
             # Every tier here is non-blocking or call-free: held = busy, present = arrival..done.
             edges = self.series.edges
             series = self.series.tiers[state.tier.index]

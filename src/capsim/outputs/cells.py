@@ -169,9 +169,11 @@ def engine_line(data: dict[str, Any]) -> str | None:
 
 
 def overload_text(failure: dict[str, Any]) -> str:
-    """`orders (backlog +23/s, saturates near 3,450.0/s)`."""
+    """`orders (backlog +23/s, saturates near 3,450.0/s)`; a database's overloaded group is
+    named as its row is (`db · replicas (...)`)."""
     details = overload_details(failure)
-    return f"{failure['tier']} ({details})" if details else str(failure["tier"])
+    name = str(failure["tier"]) + (f" · {failure['group']}" if failure.get("group") else "")
+    return f"{name} ({details})" if details else name
 
 
 def overload_details(failure: dict[str, Any]) -> str:

@@ -120,7 +120,26 @@ def tier_rows(data: dict[str, Any], *, described: bool = False) -> Rows:
         *TIER_FIGURES,
         TIER_STATUS,
     ]
-    return _build(fields, list(data.get("tiers", {}).items()), "stable")
+    return _build(fields, _tiers_and_groups(data), "stable")
+
+
+def _tiers_and_groups(data: dict[str, Any]) -> list[tuple[str, Entry]]:
+    """Each tier, followed for a database with replicas by a row per station group
+    (`db · primary`, `db · replicas`: docs/results.md, "Database groups") with the figures a
+    group has: utilization, occupancy, throughput, workers and its status."""
+    entries: list[tuple[str, Entry]] = []
+    for name, entry in data.get("tiers", {}).items():
+        entries.append((name, entry))
+        for group, figures in (entry.get("groups") or {}).items():
+            group_entry: Entry = {
+                **figures,
+                "queue_length": {"mean": None},
+                "wait": {},
+                "rejected": None,
+                "kind": "",
+            }
+            entries.append((f"{name} · {group}", group_entry))
+    return entries
 
 
 #: The verdict words of a result (shouted) and of a report (a pass is said quietly).

@@ -37,6 +37,7 @@ def kill(st: Station, i: int) -> None:
             failed.append(entry.cont)
     on_work_done = st.on_work_done
     warmup, horizon = st.warmup, st.horizon
+    busy = st.busy
     for end, timer in pending_timers(st.env, on_work_done):
         if timer._value[0] != i:
             continue
@@ -47,6 +48,8 @@ def kill(st: Station, i: int) -> None:
         if end > now:
             st.cancelled.record(now, end - now)
         failed.append(timer._value[2])
+    if st.sim.groups is not None:  # a database's primaries and replicas (`groups`)
+        st.sim.groups.killed(i, busy - st.busy, st.concurrency - st.free[i])
     st.held_moved(now, -(st.concurrency - st.free[i]))
     st.free[i] = 0
     st.at[i] = 0
@@ -64,6 +67,8 @@ def revive(st: Station, i: int) -> None:
     st.alive[i] = True
     st.free[i] = st.concurrency
     st.count_live(+1)
+    if st.sim.groups is not None:
+        st.sim.groups.revived(i)
     routable = st.sim.routable
     if routable is not None and st.tier.health_check is None:
         routable[i] = True

@@ -130,6 +130,8 @@ def run_events(
     tier_runs = [sim.record() for sim in tiers]
     for run in tier_runs:
         run.trace_times = trace_times.copy()
+        for group in (run.groups or {}).values():
+            group.trace_times = run.trace_times
     for c in classes:
         c.latency.flush()
         c.flush_series()

@@ -50,7 +50,8 @@ class Station:
     `_TierSim._build` in this order: `instances` (the plain tier: workers and a waiting line per
     instance), then `faults`, `spot` (interruptions of spot instances), `balancing` (choosing
     an instance; health checks), `autoscaling`,
-    `serverless`, `consumers`, and, once those hooks are final, `admission` (what stands in
+    `serverless`, `consumers`, `groups` (a database with replicas: its primaries and replicas
+    measured apart), and, once those hooks are final, `admission` (what stands in
     front of `arrive`: the tier's `enter`). A feature may wrap or replace these hooks, reading
     the previous one first and calling it where it should:
 

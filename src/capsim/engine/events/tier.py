@@ -14,6 +14,7 @@ from capsim.engine.events import (
     caches,
     consumers,
     faults,
+    groups,
     instances,
     serverless,
     spot,
@@ -76,6 +77,7 @@ class _TierSim:
         autoscaling.install(st)
         serverless.install(st)
         consumers.install(st)
+        self.groups = groups.install(st)  # a database with replicas: per-group figures
         bind_hooks()  # the hooks are final: the hot path holds them from here (`instances`)
         admission.install(st)
         st.recorders.append(self._record_scaling_and_cache)
@@ -98,6 +100,8 @@ class _TierSim:
 
     def sample_queue(self) -> None:
         self.station.sample_queue()
+        if self.groups is not None:
+            self.groups.sample_queue()
 
     def record_series(self) -> None:
         self.station.record_series()
