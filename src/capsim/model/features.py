@@ -645,6 +645,7 @@ PART_FEATURES: tuple[Feature, ...] = (
         _data("Slo", f, "judged by the analysis after the run")
         for f in ("text", "statistic", "limit", "class_index", "tier_index", "line", "threshold")
     ),
+    _data("Slo", "not_judged_by_solve", "solve's verdict is withheld, with this reason"),
 )
 
 FEATURES: tuple[Feature, ...] = (
