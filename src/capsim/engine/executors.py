@@ -167,6 +167,9 @@ class ProcessExecutor(Executor):
         workers = _WorkerWatch(pool)
         try:
             futures = {pool.submit(run_pooled_task, task): i for i, task in enumerate(tasks)}
+            # Submitting started the workers: remember them now, before one can die and the
+            # broken pool forget it (its exit code names the death).
+            workers.look()
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
