@@ -25,16 +25,12 @@ from capsim.cli.common import (
     ShareOverOption,
     WorkersOption,
     announce,
-    color_for,
-    emit,
     executor_for,
     exit_codes,
     load_model,
-    say,
     search_duration,
+    show_result,
     statistics_overrides,
-    stderr_console,
-    table_width,
     with_load,
 )
 
@@ -43,15 +39,9 @@ commands = typer.Typer()
 
 
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
-    from capsim.analysis.stats import sanitise
     from capsim.outputs.capacity import render_capacity
 
-    clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    color = color_for(output)
-    console = stderr_console()
-    for note in clean.get("warnings", []):
-        say(console, f"warning: {note}")
-    emit(render_capacity(clean, fmt.value, color=color, width=table_width(output)), output)
+    show_result(data, fmt.value, output, render_capacity)
 
 
 @commands.command()

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -546,3 +546,20 @@ def usl_saturation(
             return find_saturation(model, capsim_version=capsim.__version__, progress=progress)
 
     return saturation_beside_usl(scenario, source, tests, peak_throughput, saturate)
+
+
+def show_result(
+    data: dict[str, Any],
+    fmt: str,
+    output: Path | None,
+    render: Callable[..., str],
+) -> None:
+    """A capacity command's result (saturate, size, sweep, compare, forecast): its warnings on
+    stderr, then `render(data, fmt, color=..., width=...)` written to `output` or stdout."""
+    from capsim.analysis.stats import sanitise
+
+    clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
+    console = stderr_console()
+    for note in clean.get("warnings", []):
+        say(console, f"warning: {note}")
+    emit(render(clean, fmt, color=color_for(output), width=table_width(output)), output)

@@ -23,15 +23,11 @@ from capsim.cli.common import (
     SetOption,
     WorkersOption,
     announce,
-    color_for,
-    emit,
     executor_for,
     exit_codes,
     load_model,
-    say,
     search_duration,
-    stderr_console,
-    table_width,
+    show_result,
 )
 from capsim.errors import UsageError
 
@@ -40,17 +36,9 @@ commands = typer.Typer()
 
 
 def _show(data: dict[str, Any], fmt: CapacityFormat, output: Path | None) -> None:
-    from capsim.analysis.stats import sanitise
     from capsim.outputs.forecast import render_forecast
 
-    clean: dict[str, Any] = sanitise(data)  # type: ignore[assignment]
-    console = stderr_console()
-    for note in clean.get("warnings", []):
-        say(console, f"warning: {note}")
-    emit(
-        render_forecast(clean, fmt.value, color=color_for(output), width=table_width(output)),
-        output,
-    )
+    show_result(data, fmt.value, output, render_forecast)
 
 
 def _window(
