@@ -236,9 +236,21 @@ class _WorkerWatch:
     def exitcode(self) -> int | None:
         """The exit code of the worker that died, None when unknown. Once one dies the pool
         terminates the others (SIGTERM), so a code other than SIGTERM's names the first death."""
+        self._wait_for_every_exit()
         codes = [p.exitcode for p in self.seen.values() if p.exitcode not in (None, 0)]
         codes.sort(key=lambda code: code == -signal.SIGTERM)
         return codes[0] if codes else None
+
+
+    def _wait_for_every_exit(self, seconds: float = 5.0) -> None:
+        """Wait until each (terminated) worker's exit is known. A dead worker's pipe closes a
+        moment before the kernel reports its exit status, and the pool's own thread may be
+        reaping it at the same time: without this wait its code can still read None while a
+        sibling's SIGTERM is already known, and the message would name the wrong signal."""
+        deadline = time.monotonic() + seconds
+        for process in self.seen.values():
+            while process.exitcode is None and time.monotonic() < deadline:
+                process.join(timeout=0.05)
 
 
 def _death_message(exitcode: int | None, done: int, count: int) -> str:
