@@ -1,5 +1,5 @@
 """`python -m capsim` runs the command line."""
 
-from capsim.cli.app import main
+from capsim.cli.entry import main
 
 main()

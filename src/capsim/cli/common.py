@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 import capsim
+from capsim.cli.interrupts import report_interrupt
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
 from capsim.textsafe import visible
 
@@ -117,6 +118,7 @@ def exit_codes() -> Iterator[None]:
             console.print(f"{count} problems found.", markup=False)
         raise typer.Exit(error.exit_code) from None
     except Interrupted as error:
+        report_interrupt()
         console = stderr_console()
         if error.completed_points:
             say(console, f"{error}. Completed before the interruption:")
@@ -130,6 +132,7 @@ def exit_codes() -> Iterator[None]:
         say(stderr_console(), f"error: {clip(str(error))}")
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
+        report_interrupt()
         stderr_console().print("interrupted.", markup=False)
         raise typer.Exit(130) from None
     except MemoryError:

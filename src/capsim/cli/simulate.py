@@ -30,6 +30,7 @@ from capsim.cli.common import (
     emit,
     executor_for,
     exit_codes,
+    report_interrupt,
     say,
     size_option,
     statistics_overrides,
@@ -157,6 +158,7 @@ def run(
             # The file is for complete results only: the partial ones go to the terminal.
             console.print(render(report, "table", color=False), markup=False, soft_wrap=True)
             say(console, f"interrupted: {output} was not written.")
+            report_interrupt()
             raise typer.Exit(interrupted.exit_code)
         color = color_for(output)
         footer: list[str] = []
@@ -173,6 +175,7 @@ def run(
         emit(text, output)
         if interrupted is not None:
             say(console, f"{interrupted}.")
+            report_interrupt()
             raise typer.Exit(interrupted.exit_code)
 
 

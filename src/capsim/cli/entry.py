@@ -1,0 +1,48 @@
+"""The command line's entry point (`capsim`, `python -m capsim`), kept light on purpose.
+
+Ctrl-C (or SIGTERM) can come at any moment, also while capsim is still starting: importing
+numpy and the commands, reading the options, importing what a command needs. A stop there is a
+clean stop like any other: one line saying nothing ran, exit code 130, never a traceback. This
+module imports nothing heavy itself, so that the stop is caught even during those imports.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from capsim.cli.interrupts import interrupt_was_reported
+
+#: The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as shells use.
+INTERRUPTED = 130
+
+_STOPPED_EARLY = "interrupted while capsim was starting; nothing was run."
+
+
+def main() -> None:
+    """Run the command line; a stop before a command could say so itself is said here."""
+    try:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        from capsim.cli.app import main as run_command_line
+
+        run_command_line()
+    except KeyboardInterrupt:
+        _say_stopped_early()
+        sys.exit(INTERRUPTED)
+    except SystemExit as stop:
+        # typer turns a Ctrl-C it sees (before a command's own handling) into a silent 130.
+        if stop.code == INTERRUPTED and not interrupt_was_reported():
+            _say_stopped_early()
+        raise
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _say_stopped_early() -> None:
+    try:
+        sys.stderr.write(_STOPPED_EARLY + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed or gone: the exit code still tells
+        pass
