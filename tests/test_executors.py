@@ -283,11 +283,10 @@ def test_a_sweep_on_a_separate_scheduler_and_workers_matches_serial(
 SLOW = SCENARIO.replace("duration: 20s", "duration: 2000s").replace("rate: 320/s", "rate: 400/s")
 
 
-def _wait_until_running(process: subprocess.Popen[str], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.1)
-    assert process.poll() is None, process.communicate()[1]
+def _wait_until_started(process: subprocess.Popen[str]) -> str:
+    """Wait (however busy the machine) until `process`, started with CAPSIM_PROGRESS_INTERVAL=0,
+    says its simulations were handed to the executor; its stderr so far."""
+    return _read_until(process, "started", 120.0)
 
 
 def test_a_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path, scheduler: str) -> None:
@@ -298,11 +297,12 @@ def test_a_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path, scheduler: str)
     try:
         sweep = _capsim(
             "sweep", str(path), "--vary", "tiers.front.instances=4,5", "--scheduler", scheduler,
-            "--workers", "1", CAPSIM_DASK_WORKER_TIMEOUT="2",
+            "--workers", "1", CAPSIM_DASK_WORKER_TIMEOUT="2", CAPSIM_PROGRESS_INTERVAL="0",
         )  # fmt: skip
-        _wait_until_running(sweep, 4.0)
+        before = _wait_until_started(sweep)
         os.killpg(worker.pid, signal.SIGKILL)
         _stdout, stderr = sweep.communicate(timeout=120)
+        stderr = before + stderr
     finally:
         _stop(worker)
     assert sweep.returncode == 3, stderr
@@ -321,11 +321,12 @@ def test_a_lost_scheduler_is_exit_3_not_a_hang(tmp_path: Path) -> None:
     try:
         sweep = _capsim(
             "sweep", str(path), "--vary", "tiers.front.instances=4,5", "--scheduler", address,
-            "--workers", "1", CAPSIM_DASK_WORKER_TIMEOUT="5",
+            "--workers", "1", CAPSIM_DASK_WORKER_TIMEOUT="5", CAPSIM_PROGRESS_INTERVAL="0",
         )  # fmt: skip
-        _wait_until_running(sweep, 5.0)
+        before = _wait_until_started(sweep)
         os.killpg(scheduler.pid, signal.SIGKILL)
         _stdout, stderr = sweep.communicate(timeout=120)
+        stderr = before + stderr
     finally:
         _stop(worker)
         _stop(scheduler)
@@ -347,11 +348,15 @@ def test_a_simulation_whose_workers_keep_dying_is_exit_3(tmp_path: Path) -> None
     )  # fmt: skip
     nanny = _workers(address)  # a nanny that starts the worker process again when it dies
     try:
-        sweep = _capsim("sweep", str(path), "--vary", "seed=1,2", "--scheduler", address)
-        _wait_until_running(sweep, 6.0)
+        sweep = _capsim(
+            "sweep", str(path), "--vary", "seed=1,2", "--scheduler", address,
+            CAPSIM_PROGRESS_INTERVAL="0",
+        )  # fmt: skip
+        before = _wait_until_started(sweep)
         worker = _worker_process(nanny.pid)
         os.kill(worker, signal.SIGKILL)
         _stdout, stderr = sweep.communicate(timeout=120)
+        stderr = before + stderr
     finally:
         _stop(nanny)
         _stop(scheduler)
@@ -417,10 +422,13 @@ def test_a_pool_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path) -> None:
     (tmp_path / "samples.csv").write_text(SAMPLES)
     path = tmp_path / "slow.yaml"
     path.write_text(SLOW)
-    run = _capsim("run", str(path), "--executor", "process", "--workers", "2")
-    _wait_until_running(run, 3.0)
+    run = _capsim(
+        "run", str(path), "--executor", "process", "--workers", "2", CAPSIM_PROGRESS_INTERVAL="0"
+    )
+    before = _wait_until_started(run)
     os.kill(_worker_process(run.pid), signal.SIGKILL)
     _stdout, stderr = run.communicate(timeout=120)
+    stderr = before + stderr
     assert run.returncode == 3, stderr
     assert "a worker process of the pool was killed by signal 9 (SIGKILL)" in stderr
     assert "Traceback" not in stderr

@@ -390,8 +390,17 @@ class DaskExecutor(Executor):
         return self.workers if self._cluster is not None else 1
 
     def _worker_count(self) -> int:
-        info = self._client.scheduler_info()
-        return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
+        """Threads of the workers the scheduler has now. Asked with a deadline: a scheduler that
+        does not answer within it is lost (a call without one could wait for ever)."""
+        try:
+            threads = self._client.nthreads(callback_timeout=self.worker_timeout + 10.0)
+        except (OSError, TimeoutError) as error:
+            raise SimulationError(
+                f"the Dask scheduler at {self._address()} did not answer "
+                f"({type(error).__name__}: {error or 'no answer in time'}); the run could not "
+                "complete. Is the scheduler still running?"
+            ) from None
+        return sum(int(count) for count in threads.values())
 
     def _wait_for_workers(self, count: int) -> None:
         try:
@@ -495,7 +504,7 @@ class DaskExecutor(Executor):
                 f"lost the connection to the Dask scheduler at {self._address()}; the run "
                 "could not complete. Is the scheduler still running?"
             )
-        if self._client.scheduler_info().get("workers"):
+        if self._worker_count():
             return None
         now = time.monotonic()
         if idle_since is None:
