@@ -265,6 +265,44 @@ def test_a_region_back_after_its_outage_gets_its_clients_back():
     )
 
 
+AUTOSCALED_APP = """\
+    cost: {per_instance_hour: 1.0}
+    autoscale: {metric: utilization, target: 60%, min: 2, max: 6, startup_time: 5s}
+"""
+
+
+def region_lost_with_an_autoscaled_app(fault: str = "{at: 30s, region: us}") -> str:
+    text = REGION_LOST.replace(
+        "    service_time: 10ms\n", "    service_time: 10ms\n" + AUTOSCALED_APP
+    )
+    return text.replace("{at: 30s, region: us}", fault)
+
+
+def test_the_autoscaler_of_a_lost_region_launches_nothing_there():
+    # us is lost at 30 s for good. Its HPA sees no ready instance and must not launch new ones
+    # in the lost region: us's clients keep failing until DNS has moved them (10 s + half of the
+    # 20 s TTL: 100/s x 20 s = 2,000 errors), its copy serves nothing and bills nothing after
+    # the loss (2 instances for 30 of 90 s: 0.67 on average).
+    report = capsim.simulate(
+        capsim.build_model(load_scenario_text(region_lost_with_an_autoscaled_app()))
+    )
+    assert series(report, "tiers", "app@us", "instances")[6:].max() == 0.0
+    assert series(report, "tiers", "app@us", "throughput")[7:].max() == 0.0
+    assert report.data["tiers"]["app@us"]["autoscale"]["scaling"] == []
+    assert series(report, "classes", "browse@us", "error_rate")[6:12] == pytest.approx([1.0] * 6)
+    assert report.data["classes"]["browse@us"]["errors"] == pytest.approx(2000, rel=0.1)
+    assert report.data["cost"]["tiers"]["app@us"]["units"] == pytest.approx(2 * 30 / 90)
+
+
+def test_a_lost_region_s_autoscaled_copy_comes_back_with_the_instances_it_had():
+    # Lost 30-50 s: nothing runs in us meanwhile; at 50 s its 2 instances are back.
+    text = region_lost_with_an_autoscaled_app("{at: 30s, for: 20s, region: us}")
+    report = capsim.simulate(capsim.build_model(load_scenario_text(text)))
+    instances = series(report, "tiers", "app@us", "instances")
+    assert instances[6:10].max() == 0.0
+    assert list(instances[10:]) == [2.0] * (len(instances) - 10)
+
+
 # ---- validation --------------------------------------------------------------------------------
 def load_scenario_text(text: str, tmp: Path | None = None) -> capsim.Scenario:
     import tempfile
