@@ -554,3 +554,17 @@ def test_an_unrelated_unknown_rtt_region_still_leaves_the_pair_missing(tmp_path)
     problems = problems_of(tmp_path, text)
     assert any("unknown region 'mars'" in p for p in problems)
     assert any("no round-trip time between regions 'eu' and 'us'" in p for p in problems)
+
+
+def test_losing_a_region_that_runs_a_serverless_tier_is_refused_with_the_way_out(tmp_path):
+    # A lost serverless copy would start instances again for the next request and hold it
+    # forever: no errors for the lost clients and a fake overload. Refused, as `lose:` is.
+    text = REGION_LOST.replace(
+        "    service_time: 10ms\n",
+        "    service_time: 10ms\n    autoscale: {scale_to_zero: true, min: 0, max_instances: 4}\n",
+    )
+    [problem] = problems_of(tmp_path, text)
+    assert "region 'us' is lost, and serverless tier 'app' runs there" in problem
+    assert "keep the tier out of that region (regions: [...])" in problem
+    kept_out = text.replace("    concurrency: 100\n", "    concurrency: 100\n    regions: [eu]\n")
+    assert capsim.build_model(load_scenario_text(kept_out)) is not None
