@@ -762,6 +762,76 @@ def overload_sentence(failure: dict[str, Any]) -> str:
     return text + "; its figures are not steady-state figures."
 
 
+#: How busy a stable tier must be in the run for the formulas' overload to be taken: a tier
+#: whose demand the formulas know exactly (no calls held through, so offered rate x mean
+#: service time), and one whose blocking workers wait on calls (a holding time the formulas
+#: approximate, so only when the run agrees it is all but full).
+_BUSY_EXACT, _BUSY_APPROXIMATE = 0.85, 0.97
+
+
+def _overloads_too_slow_to_see(
+    model: Model, tiers: dict[str, Any], open_offered: float, duration: float, capsim_version: str
+) -> list[dict[str, Any]]:
+    """Tiers the run found stable although the offered work is at least their capacity
+    (utilization law: offered rate x mean holding time >= workers, whatever the service
+    distribution): a queue of slow jobs (transcoding, 20 s each) grows too slowly for a window
+    of a few service times to show it. Their entry becomes `stable: false`, with the formulas'
+    excess as `growth_rate`. Only when nothing changes the tier's load or capacity during the
+    run (a profile, a fault, its own autoscaler: the formulas' one load point would be the
+    wrong one; another tier's autoscaler changes only that tier), for tiers nothing caps (a
+    waiting timeout, a rate limit, callers' timeouts, retries, breakers or bulkheads turn an
+    overload into errors), that the run found busy and offered the formulas' rate (no loss
+    upstream that the formulas do not see)."""
+    busy = [
+        name
+        for name, entry in tiers.items()
+        if entry["stable"] and _busy_enough(model, name, entry)
+    ]
+    busy = [name for name in busy if not features.conditions_change_at(model, model.tier(name))]
+    if not busy:
+        return []
+    from capsim.analysis.solve import solve
+
+    try:
+        solved = solve(model, capsim_version=capsim_version, mark_overload=True)
+    except (CapsimError, ArithmeticError, ValueError):
+        return []
+    guarded = features.callees_reporting(model, "retries")
+    failures = []
+    for found in solved["overloaded"]:
+        tier, entry = model.tier(found["tier"]), tiers[found["tier"]]
+        capped = tier.timeout is not None or tier.rate_limit is not None or tier.index in guarded
+        expected = found["offered_rate"]
+        fewer = expected - float(entry.get("offered_rate") or 0.0)
+        if tier.name not in busy or capped or entry.get("rejected"):
+            continue
+        if fewer > 4.0 * math.sqrt(expected / duration):  # the run was offered less
+            continue
+        entry["stable"] = False
+        entry["growth_rate"] = max(expected - found["capacity"], 0.0)
+        failure = overload_entry(tier.name, entry, open_offered)
+        failure["rho"] = found["rho"]
+        failures.append(failure)
+    return failures
+
+
+def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
+    tier = model.tier(name)
+    held_through_calls = tier.blocking and any(work.calls for work in tier.work)
+    busy = max(entry.get("occupancy") or 0.0, entry["utilization"])
+    return busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT)
+
+
+def _too_slow_to_see_sentence(failure: dict[str, Any]) -> str:
+    return (
+        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: it is offered "
+        f"{failure['rho']:.3g} times the work its workers can do (utilization law: offered "
+        "rate x mean holding time / workers), so its backlog grows by about "
+        f"{_format_growth(failure['growth_rate'])} requests/s, too slowly for this run to show "
+        "it; its figures are not steady-state figures (run longer to see the backlog grow)."
+    )
+
+
 def _overflow_sentence(tier: Tier, overflow: int) -> str:
     """Requests turned away at the engine's internal bound on waiting (not a modelled limit)."""
     limit = waiting_limit(tier)
@@ -913,6 +983,12 @@ def summarise(
             warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    too_slow = _overloads_too_slow_to_see(
+        model, tiers, open_offered, runs[0].duration * len(runs), capsim_version
+    )
+    for failure in too_slow:
+        overloaded.append(failure)
+        warnings.append(_too_slow_to_see_sentence(failure))
     warnings.extend(_ended_trace_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
