@@ -43,7 +43,7 @@ from capsim.model.types import (
     Tier,
     TraceArrivals,
 )
-from capsim.units import percentile_key
+from capsim.units import format_duration, percentile_key
 
 #: The class estimates that get a confidence interval when there is more than one replication.
 CLASS_CI_KEYS: tuple[str, ...] = (
@@ -670,6 +670,25 @@ def _ended_trace_warnings(model: Model) -> list[str]:
     return warnings
 
 
+def _profile_after_the_run_warnings(model: Model) -> list[str]:
+    """A class whose profile changes after the run ends: those rates are never simulated (a
+    spike written at 7 min is not in a run shortened to end at 5 min)."""
+    warnings = []
+    for traffic in model.classes:
+        at_end = traffic.rate_at(model.horizon) if traffic.profile else 0.0
+        later = [p for p in traffic.profile if p.at > model.horizon and p.rate != at_end]
+        if not later:
+            continue
+        first = later[0]
+        warnings.append(
+            f"class '{traffic.name}': its profile changes after the run ends at "
+            f"{format_duration(model.horizon)} (warm-up + duration), to {first.rate:,.4g}/s at "
+            f"{format_duration(first.at)}; those rates are not simulated: lengthen "
+            "simulation.duration (--duration) to include them."
+        )
+    return warnings
+
+
 def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
     """A plain statement for every tier whose disturbance had not drained by the end."""
     warnings = []
@@ -990,6 +1009,7 @@ def summarise(
         overloaded.append(failure)
         warnings.append(_too_slow_to_see_sentence(failure))
     warnings.extend(_ended_trace_warnings(model))
+    warnings.extend(_profile_after_the_run_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,
