@@ -85,3 +85,18 @@ def test_a_run_that_ends_before_the_spike_says_the_spike_is_not_simulated(tmp_pa
         "(--duration) to include them."
     )
     assert warnings_of_a_run(tmp_path, "8min") == []
+
+
+def test_a_what_if_on_the_rate_of_a_class_with_a_profile_says_it_changes_nothing(tmp_path) -> None:
+    # `--set traffic.play.rate=50/s` on a class whose profile sets its rate: the profile wins,
+    # so the run must not answer as if the what-if had been asked.
+    import capsim
+
+    path = tmp_path / "live.yaml"
+    path.write_text(SPIKE_AT_7MIN.replace("DURATION", "8min"))
+    report = capsim.run_file(str(path), overrides=["traffic.play.rate=50/s"])
+    assert report.data["warnings"] == [
+        "class 'play': rate: 50/s is ignored: its profile sets the rate over time, starting at "
+        "20/s; change the profile's points, or scale the class with --load."
+    ]
+    assert report.data["classes"]["play"]["offered_rate"] < 40  # 20/s, then 100/s for 1 min

@@ -670,6 +670,21 @@ def _ended_trace_warnings(model: Model) -> list[str]:
     return warnings
 
 
+def _rate_beside_a_profile_warnings(model: Model) -> list[str]:
+    """A class with a profile and a `rate:` that is not the profile's first point: the profile
+    sets the rate, so that rate (a what-if such as `--set traffic.browse.rate=500/s`) is
+    ignored; say so rather than answer a question that was not asked."""
+    return [
+        f"class '{traffic.name}': rate: {traffic.rate:,.4g}/s is ignored: its profile sets the "
+        f"rate over time, starting at {traffic.profile[0].rate:,.4g}/s; change the profile's "
+        "points, or scale the class with --load."
+        for traffic in model.classes
+        if traffic.profile
+        and traffic.rate is not None
+        and not math.isclose(traffic.rate, traffic.profile[0].rate, rel_tol=1e-6)
+    ]
+
+
 def _profile_after_the_run_warnings(model: Model) -> list[str]:
     """A class whose profile changes after the run ends: those rates are never simulated (a
     spike written at 7 min is not in a run shortened to end at 5 min)."""
@@ -1010,6 +1025,7 @@ def summarise(
         warnings.append(_too_slow_to_see_sentence(failure))
     warnings.extend(_ended_trace_warnings(model))
     warnings.extend(_profile_after_the_run_warnings(model))
+    warnings.extend(_rate_beside_a_profile_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,
