@@ -801,6 +801,9 @@ def overload_sentence(failure: dict[str, Any]) -> str:
 #: service time), and one whose blocking workers wait on calls (a holding time the formulas
 #: approximate, so only when the run agrees it is all but full).
 _BUSY_EXACT, _BUSY_APPROXIMATE = 0.85, 0.97
+#: Offered work at its capacity to rounding (a knife-edge the run itself judges, as saturate
+#: does at 97% held): only beyond it do the formulas overrule the run.
+_AT_CAPACITY = 1.0 + 1e-9
 
 
 def _overloads_too_slow_to_see(
@@ -837,7 +840,7 @@ def _overloads_too_slow_to_see(
         capped = tier.timeout is not None or tier.rate_limit is not None or tier.index in guarded
         expected = found["offered_rate"]
         fewer = expected - float(entry.get("offered_rate") or 0.0)
-        if tier.name not in busy or capped or entry.get("rejected"):
+        if tier.name not in busy or capped or entry.get("rejected") or found["rho"] <= _AT_CAPACITY:
             continue
         if fewer > 4.0 * math.sqrt(expected / duration):  # the run was offered less
             continue
