@@ -185,7 +185,14 @@ def test_the_curve_shows_the_order_queue_held_beside_its_cpu_share(tmp_path: Pat
     header = next(line for line in lines if line.strip().startswith("rate ") and "util" in line)
     assert "util orders" in header and "occ orders" in header
     overloaded = [line for line in result.stdout.splitlines() if "OVERLOADED" in line]
-    assert overloaded and all("100.0%" in line for line in overloaded)
+    assert overloaded
+    # Every overloaded point is beyond the queue's 250/s (4 consumers / 16 ms) and shows its
+    # consumers all but always held: 100%, or just under it in a 5 s run that starts empty and
+    # is too short to see a queue 1% over capacity grow (docs/results.md, "Too slow to see").
+    end = header.index("occ orders") + len("occ orders")  # columns are right-aligned
+    for line in overloaded:
+        assert float(line.split()[0].removesuffix("/s").replace(",", "")) > 250.0
+        assert float(line[:end].split()[-1].removesuffix("%")) >= 99.0
 
 
 def test_a_partitioned_queue_saturates_where_its_partitions_do(tmp_path: Path) -> None:
@@ -377,4 +384,3 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
     assert result["saturation_rate"] == move["to"] < move["unstable_at"]
     assert result["saturation_rate_low"] <= result["saturation_rate"]
     assert any("moved below it" in note for note in result["notes"])
-

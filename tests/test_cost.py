@@ -644,3 +644,41 @@ def test_size_answers_the_fewest_units_even_below_a_paid_reserved_base(tmp_path)
     assert entry["instances"] < 12
     assert entry["reserved_idle"] == 12 - entry["instances"]
     assert entry["cost_per_hour"] == pytest.approx(12 * 0.06)
+
+
+TRANSCODE_ON_KEDA = """\
+name: uploads
+currency: USD
+seed: 2
+simulation: {duration: 5min, warmup: 1min}
+traffic:
+  upload: {entry: api, rate: 2/s}
+tiers:
+  api:
+    concurrency: 8
+    service_time: 50ms
+    calls: [transcode]
+    cost: {per_instance_hour: 1.0}
+  transcode:
+    type: queue
+    service_time: 10s
+    autoscale: {metric: backlog, target: 2, min: 1, max: 40, polling_interval: 10s}
+    cost: {per_instance_hour: 1.0}
+"""
+
+
+def test_the_report_bills_a_scaled_queue_as_the_run_does_not_at_its_max(tmp_path: Path) -> None:
+    # 2 jobs/s of 10 s keep about 20 consumers busy: KEDA runs some 21 of its 40 at most, and
+    # the run bills the mean live consumers. The report's cost table and summary must say the
+    # same as the run's JSON, not 40 consumers (29,930 a month against 16,498).
+    path = write(tmp_path, TRANSCODE_ON_KEDA)
+    run = runner.invoke(app, ["run", str(path), "--format", "json"])
+    bill = json.loads(run.stdout)["cost"]
+    consumers = bill["tiers"]["transcode"]["units"]
+    assert 18 < consumers < 30
+    report = tmp_path / "report.md"
+    assert runner.invoke(app, ["report", str(path), "--no-curve", "-o", str(report)]).exit_code == 0
+    text = report.read_text()
+    assert f"Cost of the priced tiers: {bill['total_per_month']:,.2f} USD per month." in text
+    row = f"| transcode | on_demand | {consumers:,.2f} | 1 | {consumers:,.2f} |"
+    assert row in text

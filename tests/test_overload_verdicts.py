@@ -294,3 +294,63 @@ def test_a_late_rise_counts_only_where_load_or_capacity_changes_during_the_run()
     # 60 requests over the final 25 s of a 100 s window: about 2.4 per second.
     assert with_profile.growth_rate == pytest.approx(60 / 25, rel=0.15)
     assert constant_load.stable is True
+
+
+#: Video uploads go to a transcoding queue: 2 jobs/s of 20 s each are 40 consumers' worth of
+#: work. A 90 s window holds only 4.5 job lengths: with 36 consumers the backlog grows by
+#: 2 - 36/20 = 0.2 jobs/s, 18 jobs over the window, well inside the noise of 170 arrivals
+#: (with this seed the run's own trend test sees no growth: 163 arrivals, 89% busy).
+TRANSCODE = """\
+name: transcode
+seed: 6
+simulation: {{duration: 90s, warmup: 20s}}
+traffic:
+  upload: {{entry: api, rate: 2/s}}
+tiers:
+  api:
+    concurrency: 8
+    service_time: 80ms
+    calls: [transcode]
+  transcode:
+    type: queue
+    consumers: {consumers}
+    service_time: {{dist: lognormal, mean: 20s, cv: 0.6}}{cap}
+slos:
+  - {{class: upload, p95: 1s}}
+"""
+
+
+def transcode(tmp_path: Path, consumers: int, cap: str = "") -> Path:
+    path = tmp_path / f"transcode-{consumers}.yaml"
+    path.write_text(TRANSCODE.format(consumers=consumers, cap=cap))
+    return path
+
+
+def test_a_queue_of_slow_jobs_short_of_consumers_fails_although_the_run_is_too_short_to_see_it(
+    tmp_path: Path,
+) -> None:
+    result = run_json(transcode(tmp_path, consumers=36))
+    queue = result["tiers"]["transcode"]
+    assert queue["utilization"] < 0.9 and queue["stable"] is False
+    assert result["passed"] is False
+    [failure] = result["overloaded"]
+    assert failure["tier"] == "transcode"
+    assert failure["growth_rate"] == pytest.approx(0.2)  # 2/s offered, 36 / 20 s done
+    assert any("offered 1.11 times the work its workers can do" in w for w in result["warnings"])
+    check = invoke(["check", str(transcode(tmp_path, consumers=36))])
+    assert check.exit_code == 1
+    assert check.stdout.startswith("FAIL: tier transcode OVERLOADED (not in steady state)")
+
+
+def test_enough_consumers_for_the_slow_jobs_pass(tmp_path: Path) -> None:
+    result = run_json(transcode(tmp_path, consumers=46))  # 40 busy on average: 87%
+    assert result["tiers"]["transcode"]["stable"] is True and result["passed"] is True
+
+
+def test_a_queue_that_drops_jobs_waiting_too_long_turns_the_overload_into_errors(
+    tmp_path: Path,
+) -> None:
+    # A waiting timeout caps the backlog: the overload shows as timed-out jobs, as documented.
+    result = run_json(transcode(tmp_path, consumers=36, cap="\n    timeout: 10s"))
+    assert result["tiers"]["transcode"]["stable"] is True
+    assert result["overloaded"] == []

@@ -265,6 +265,44 @@ def test_a_region_back_after_its_outage_gets_its_clients_back():
     )
 
 
+AUTOSCALED_APP = """\
+    cost: {per_instance_hour: 1.0}
+    autoscale: {metric: utilization, target: 60%, min: 2, max: 6, startup_time: 5s}
+"""
+
+
+def region_lost_with_an_autoscaled_app(fault: str = "{at: 30s, region: us}") -> str:
+    text = REGION_LOST.replace(
+        "    service_time: 10ms\n", "    service_time: 10ms\n" + AUTOSCALED_APP
+    )
+    return text.replace("{at: 30s, region: us}", fault)
+
+
+def test_the_autoscaler_of_a_lost_region_launches_nothing_there():
+    # us is lost at 30 s for good. Its HPA sees no ready instance and must not launch new ones
+    # in the lost region: us's clients keep failing until DNS has moved them (10 s + half of the
+    # 20 s TTL: 100/s x 20 s = 2,000 errors), its copy serves nothing and bills nothing after
+    # the loss (2 instances for 30 of 90 s: 0.67 on average).
+    report = capsim.simulate(
+        capsim.build_model(load_scenario_text(region_lost_with_an_autoscaled_app()))
+    )
+    assert series(report, "tiers", "app@us", "instances")[6:].max() == 0.0
+    assert series(report, "tiers", "app@us", "throughput")[7:].max() == 0.0
+    assert report.data["tiers"]["app@us"]["autoscale"]["scaling"] == []
+    assert series(report, "classes", "browse@us", "error_rate")[6:12] == pytest.approx([1.0] * 6)
+    assert report.data["classes"]["browse@us"]["errors"] == pytest.approx(2000, rel=0.1)
+    assert report.data["cost"]["tiers"]["app@us"]["units"] == pytest.approx(2 * 30 / 90)
+
+
+def test_a_lost_region_s_autoscaled_copy_comes_back_with_the_instances_it_had():
+    # Lost 30-50 s: nothing runs in us meanwhile; at 50 s its 2 instances are back.
+    text = region_lost_with_an_autoscaled_app("{at: 30s, for: 20s, region: us}")
+    report = capsim.simulate(capsim.build_model(load_scenario_text(text)))
+    instances = series(report, "tiers", "app@us", "instances")
+    assert instances[6:10].max() == 0.0
+    assert list(instances[10:]) == [2.0] * (len(instances) - 10)
+
+
 # ---- validation --------------------------------------------------------------------------------
 def load_scenario_text(text: str, tmp: Path | None = None) -> capsim.Scenario:
     import tempfile
@@ -516,3 +554,17 @@ def test_an_unrelated_unknown_rtt_region_still_leaves_the_pair_missing(tmp_path)
     problems = problems_of(tmp_path, text)
     assert any("unknown region 'mars'" in p for p in problems)
     assert any("no round-trip time between regions 'eu' and 'us'" in p for p in problems)
+
+
+def test_losing_a_region_that_runs_a_serverless_tier_is_refused_with_the_way_out(tmp_path):
+    # A lost serverless copy would start instances again for the next request and hold it
+    # forever: no errors for the lost clients and a fake overload. Refused, as `lose:` is.
+    text = REGION_LOST.replace(
+        "    service_time: 10ms\n",
+        "    service_time: 10ms\n    autoscale: {scale_to_zero: true, min: 0, max_instances: 4}\n",
+    )
+    [problem] = problems_of(tmp_path, text)
+    assert "region 'us' is lost, and serverless tier 'app' runs there" in problem
+    assert "keep the tier out of that region (regions: [...])" in problem
+    kept_out = text.replace("    concurrency: 100\n", "    concurrency: 100\n    regions: [eu]\n")
+    assert capsim.build_model(load_scenario_text(kept_out)) is not None

@@ -164,13 +164,24 @@ def _knee_class(curve: dict[str, Any], knee: float | None) -> str | None:
 
 
 def tier_costs(model: Model, bill: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Cost per hour and per month of every priced tier: its instances at their written counts
-    under its pricing model, plus its request, GB-second and byte prices at the load of `bill`
-    (the result's `cost` section, docs/cost.md)."""
+    """Cost per hour and per month of every priced tier, as the run billed it (`bill`, the
+    result's `cost` section, docs/cost.md: an autoscaled tier's or a KEDA queue's mean live
+    units, spot instances while up, usage prices at the run's load); without a bill, its
+    instances at their written counts under its pricing model."""
     costs: dict[str, dict[str, Any]] = {}
     usage = (bill or {}).get("tiers", {})
     for tier in model.tiers:
         if tier.pricing is None:
+            continue
+        billed = usage.get(tier.name)
+        if billed is not None and billed.get("per_hour") is not None:
+            costs[tier.name] = {
+                "pricing": billed.get("pricing", pricing_model(tier.pricing)),
+                "units": billed.get("units"),  # none for a usage-priced tier
+                "per_instance_hour": float(tier.pricing.on_demand or 0.0),
+                "per_hour": billed["per_hour"],
+                "per_month": billed["per_month"],
+            }
             continue
         hourly: float | None = nominal_tier_cost(tier) or 0.0
         used = usage.get(tier.name)

@@ -43,7 +43,7 @@ from capsim.model.types import (
     Tier,
     TraceArrivals,
 )
-from capsim.units import percentile_key
+from capsim.units import format_duration, percentile_key
 
 #: The class estimates that get a confidence interval when there is more than one replication.
 CLASS_CI_KEYS: tuple[str, ...] = (
@@ -670,6 +670,40 @@ def _ended_trace_warnings(model: Model) -> list[str]:
     return warnings
 
 
+def _rate_beside_a_profile_warnings(model: Model) -> list[str]:
+    """A class with a profile and a `rate:` that is not the profile's first point: the profile
+    sets the rate, so that rate (a what-if such as `--set traffic.browse.rate=500/s`) is
+    ignored; say so rather than answer a question that was not asked."""
+    return [
+        f"class '{traffic.name}': rate: {traffic.rate:,.4g}/s is ignored: its profile sets the "
+        f"rate over time, starting at {traffic.profile[0].rate:,.4g}/s; change the profile's "
+        "points, or scale the class with --load."
+        for traffic in model.classes
+        if traffic.profile
+        and traffic.rate is not None
+        and not math.isclose(traffic.rate, traffic.profile[0].rate, rel_tol=1e-6)
+    ]
+
+
+def _profile_after_the_run_warnings(model: Model) -> list[str]:
+    """A class whose profile changes after the run ends: those rates are never simulated (a
+    spike written at 7 min is not in a run shortened to end at 5 min)."""
+    warnings = []
+    for traffic in model.classes:
+        at_end = traffic.rate_at(model.horizon) if traffic.profile else 0.0
+        later = [p for p in traffic.profile if p.at > model.horizon and p.rate != at_end]
+        if not later:
+            continue
+        first = later[0]
+        warnings.append(
+            f"class '{traffic.name}': its profile changes after the run ends at "
+            f"{format_duration(model.horizon)} (warm-up + duration), to {first.rate:,.4g}/s at "
+            f"{format_duration(first.at)}; those rates are not simulated: lengthen "
+            "simulation.duration (--duration) to include them."
+        )
+    return warnings
+
+
 def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
     """A plain statement for every tier whose disturbance had not drained by the end."""
     warnings = []
@@ -760,6 +794,79 @@ def overload_sentence(failure: dict[str, Any]) -> str:
             "open request)"
         )
     return text + "; its figures are not steady-state figures."
+
+
+#: How busy a stable tier must be in the run for the formulas' overload to be taken: a tier
+#: whose demand the formulas know exactly (no calls held through, so offered rate x mean
+#: service time), and one whose blocking workers wait on calls (a holding time the formulas
+#: approximate, so only when the run agrees it is all but full).
+_BUSY_EXACT, _BUSY_APPROXIMATE = 0.85, 0.97
+#: Offered work at its capacity to rounding (a knife-edge the run itself judges, as saturate
+#: does at 97% held): only beyond it do the formulas overrule the run.
+_AT_CAPACITY = 1.0 + 1e-9
+
+
+def _overloads_too_slow_to_see(
+    model: Model, tiers: dict[str, Any], open_offered: float, duration: float, capsim_version: str
+) -> list[dict[str, Any]]:
+    """Tiers the run found stable although the offered work is at least their capacity
+    (utilization law: offered rate x mean holding time >= workers, whatever the service
+    distribution): a queue of slow jobs (transcoding, 20 s each) grows too slowly for a window
+    of a few service times to show it. Their entry becomes `stable: false`, with the formulas'
+    excess as `growth_rate`. Only when nothing changes the tier's load or capacity during the
+    run (a profile, a fault, its own autoscaler: the formulas' one load point would be the
+    wrong one; another tier's autoscaler changes only that tier), for tiers nothing caps (a
+    waiting timeout, a rate limit, callers' timeouts, retries, breakers or bulkheads turn an
+    overload into errors), that the run found busy and offered the formulas' rate (no loss
+    upstream that the formulas do not see)."""
+    busy = [
+        name
+        for name, entry in tiers.items()
+        if entry["stable"] and _busy_enough(model, name, entry)
+    ]
+    busy = [name for name in busy if not features.conditions_change_at(model, model.tier(name))]
+    if not busy:
+        return []
+    from capsim.analysis.solve import solve
+
+    try:
+        solved = solve(model, capsim_version=capsim_version, mark_overload=True)
+    except (CapsimError, ArithmeticError, ValueError):
+        return []
+    guarded = features.callees_reporting(model, "retries")
+    failures = []
+    for found in solved["overloaded"]:
+        tier, entry = model.tier(found["tier"]), tiers[found["tier"]]
+        capped = tier.timeout is not None or tier.rate_limit is not None or tier.index in guarded
+        expected = found["offered_rate"]
+        fewer = expected - float(entry.get("offered_rate") or 0.0)
+        if tier.name not in busy or capped or entry.get("rejected") or found["rho"] <= _AT_CAPACITY:
+            continue
+        if fewer > 4.0 * math.sqrt(expected / duration):  # the run was offered less
+            continue
+        entry["stable"] = False
+        entry["growth_rate"] = max(expected - found["capacity"], 0.0)
+        failure = overload_entry(tier.name, entry, open_offered)
+        failure["rho"] = found["rho"]
+        failures.append(failure)
+    return failures
+
+
+def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
+    tier = model.tier(name)
+    held_through_calls = tier.blocking and any(work.calls for work in tier.work)
+    busy = max(entry.get("occupancy") or 0.0, entry["utilization"])
+    return busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT)
+
+
+def _too_slow_to_see_sentence(failure: dict[str, Any]) -> str:
+    return (
+        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: it is offered "
+        f"{failure['rho']:.3g} times the work its workers can do (utilization law: offered "
+        "rate x mean holding time / workers), so its backlog grows by about "
+        f"{_format_growth(failure['growth_rate'])} requests/s, too slowly for this run to show "
+        "it; its figures are not steady-state figures (run longer to see the backlog grow)."
+    )
 
 
 def _overflow_sentence(tier: Tier, overflow: int) -> str:
@@ -913,7 +1020,15 @@ def summarise(
             warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    too_slow = _overloads_too_slow_to_see(
+        model, tiers, open_offered, runs[0].duration * len(runs), capsim_version
+    )
+    for failure in too_slow:
+        overloaded.append(failure)
+        warnings.append(_too_slow_to_see_sentence(failure))
     warnings.extend(_ended_trace_warnings(model))
+    warnings.extend(_profile_after_the_run_warnings(model))
+    warnings.extend(_rate_beside_a_profile_warnings(model))
     data: dict[str, Any] = {
         "capsim_version": capsim_version,
         "scenario": model.name,

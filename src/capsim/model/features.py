@@ -723,6 +723,32 @@ def conditions_change(model: Model) -> bool:
     )
 
 
+#: Settings that change only their own tier's capacity during the run (an autoscaler, KEDA,
+#: spot interruptions), not the load that tier sends to the others.
+OWN_CAPACITY_FIELDS = ("autoscale", "consumer_scaling", "pricing")
+
+
+def conditions_change_at(model: Model, tier: Tier) -> bool:
+    """Whether load or capacity changes during the run at `tier`: `conditions_change`, except
+    that another tier's own capacity (`OWN_CAPACITY_FIELDS`) may change."""
+    others = [t for t in model.tiers if t.index != tier.index]
+    return _changes(model, [tier], ()) or _changes(model, others, OWN_CAPACITY_FIELDS)
+
+
+def _changes(model: Model, tiers: list[Tier], ignored: tuple[str, ...]) -> bool:
+    owners: dict[str, tuple[object, ...]] = {
+        "Model": (model,),
+        "TrafficClass": model.classes,
+        "Tier": tuple(tiers),
+    }
+    return any(
+        _is_set(getattr(owner, feature.field))
+        for feature in FEATURES
+        if feature.changes_conditions and feature.field not in ignored
+        for owner in owners[feature.owner]
+    )
+
+
 def _calls(steps: tuple[Step, ...]) -> Iterator[Call]:
     """The Call steps, inside parallel groups too (a one_of's options carry no call settings)."""
     for step in steps:

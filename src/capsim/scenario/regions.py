@@ -36,6 +36,31 @@ def _region_problems(scenario: Scenario) -> list[Problem]:
     problems.extend(_share_problems(scenario))
     problems.extend(_write_problems(scenario))
     problems.extend(_unmovable_classes(scenario))
+    problems.extend(_serverless_in_a_lost_region(scenario))
+    return problems
+
+
+def _serverless_in_a_lost_region(scenario: Scenario) -> list[Problem]:
+    """A lost region's serverless copy would start instances again for the next request (its
+    instances come and go with its requests): losing one is not modelled, as for `lose:`."""
+    problems = []
+    for i, fault in enumerate(scenario.faults):
+        if fault.region is None:
+            continue
+        for name, tier in scenario.tiers.items():
+            if not getattr(getattr(tier, "autoscale", None), "scale_to_zero", False):
+                continue
+            if tier.regions is not None and fault.region not in tier.regions:
+                continue
+            problems.append(
+                scenario.problem(
+                    f"region {fault.region!r} is lost, and serverless tier {name!r} runs there: "
+                    "losing a serverless tier's instances is not modelled (they come and go with "
+                    "its requests); keep the tier out of that region (regions: [...]) or give "
+                    "it a fixed size",
+                    ("faults", i, "region"),
+                )
+            )
     return problems
 
 

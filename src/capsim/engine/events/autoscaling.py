@@ -163,13 +163,16 @@ class _Scaler:
             self.state[i] = _READY
             self.routable[i] = True
 
-    def add(self, count: int) -> None:
+    def add(self, count: int) -> int:
+        """Launch up to `count` instances; returns how many (a lost slot cannot be launched,
+        so a lost zone or region may leave none to launch)."""
         st, state = self.st, self.state
+        launched = 0
         for i in range(st.servers):
-            if count == 0:
-                return
-            if state[i] == _OFF and not st.down[i]:  # a lost slot cannot be launched
-                count -= 1
+            if launched == count:
+                break
+            if state[i] == _OFF and not st.down[i]:
+                launched += 1
                 state[i] = _STARTING
                 st.alive[i] = True
                 st.free[i] = st.concurrency
@@ -177,6 +180,7 @@ class _Scaler:
                 st.count_live(+1)
                 timer = st.env.timeout(self.scaler.startup_time, (i, st.epoch[i]))
                 timer.callbacks.append(self.ready)
+        return launched
 
     def remove(self, count: int) -> None:
         # Lost instances (being replaced after a spot interruption, or down for a fault) and
@@ -253,7 +257,7 @@ class _Scaler:
         elif down < current:
             result = down
         if result > current:
-            self.add(result - current)
+            result = current + self.add(result - current)
         elif result < current:
             self.remove(current - result)
         if result != current:

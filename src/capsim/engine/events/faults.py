@@ -9,6 +9,7 @@ Station wraps when the tier has a slowing fault. Error draws come from the tier'
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import simpy
 
@@ -124,6 +125,16 @@ def install(st: Station) -> None:
     _schedule(st, st.faults)  # health checks: `balancing.install`, right after this
 
 
+def _every_slot_in_place(st: Station, fault: Fault) -> Fault:
+    """A lost zone or region takes every slot in it, also those an autoscaler has not launched
+    yet: nothing can be launched there while the fault lasts. (A count or a share takes the
+    instances the tier starts with, and the autoscaler launches others elsewhere.)"""
+    rule = fault.losing
+    if rule is None or not (rule.every or rule.zone is not None) or st.servers == st.tier.servers:
+        return fault
+    return replace(fault, lose=rule.servers(st.servers, st.tier.zones))
+
+
 def _schedule(st: Station, faults: list[Fault]) -> None:
     """Each fault begins at `at` and ends at `until`; overlapping faults multiply."""
     env, down = st.env, st.down
@@ -150,6 +161,7 @@ def _schedule(st: Station, faults: list[Fault]) -> None:
             if down[i] == 0 and (revives is None or revives(i)):
                 revive(st, i)
 
+    faults = [_every_slot_in_place(st, fault) for fault in faults]
     for fault in faults:
 
         def on_begin(_: simpy.Event, fault: Fault = fault) -> None:
