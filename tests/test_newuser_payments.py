@@ -1,0 +1,130 @@
+"""Stories of a performance engineer new to capsim, planning a payments API (a gateway with a
+rate limit, auth, blocking payment workers calling fraud scoring with retries, PostgreSQL with
+replicas behind a pool, a ledger queue) with a daily profile and a lost instance at peak.
+
+Each test is one thing they met, as they met it, on a scenario small enough to run in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import capsim
+from capsim.analysis.points import measure
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+# The day compressed: quiet at 30/s, one busy minute at 90/s, quiet again. The payment workers
+# (10, 100 ms each) are 30% busy off peak and 90% busy in the busy minute: 50% on average.
+DAILY_PEAK = """
+version: 1
+name: daily-peak
+seed: 3
+simulation: {duration: 180s, warmup: 10s}
+traffic:
+  pay:
+    entry: payments
+    rate: 90/s
+    profile:
+      - {at: 0s, rate: 30/s}
+      - {at: 100s, rate: 30/s}
+      - {at: 100s, rate: 90/s}
+      - {at: 160s, rate: 90/s}
+      - {at: 160s, rate: 30/s}
+tiers:
+  payments:
+    concurrency: 10
+    service_time: {dist: exponential, mean: 100ms}
+slos:
+  - {tier: payments, utilization: 80%}
+  - {tier: payments, occupancy: 80%}
+"""
+
+# Steady traffic, and one of the three payment instances lost for a minute: the two left are
+# 90% busy meanwhile, 65% busy over the whole window.
+LOST_INSTANCE = """
+version: 1
+name: lost-instance
+seed: 5
+simulation: {duration: 180s, warmup: 10s}
+traffic:
+  pay:
+    entry: payments
+    rate: 90/s
+tiers:
+  payments:
+    instances: 3
+    concurrency: 5
+    service_time: {dist: exponential, mean: 100ms}
+faults:
+  - {at: 100s, tier: payments, lose: 1, for: 60s}
+slos:
+  - {tier: payments, occupancy: 80%}
+"""
+
+
+def _scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "payments.yaml"
+    path.write_text(text)
+    return path
+
+
+def _run_json(path: Path) -> dict:
+    result = runner.invoke(app, ["run", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_payments_tier_90_percent_busy_at_the_daily_peak_fails_its_80_percent_headroom(
+    tmp_path: Path,
+) -> None:
+    # The whole window averages 50%, and the verdict used to be "PASS, observed 50%" while
+    # the workers were 90% busy for the whole busy minute.
+    data = _run_json(_scenario(tmp_path, DAILY_PEAK))
+    payments = data["tiers"]["payments"]
+    assert 0.45 < payments["utilization"] < 0.55  # the window's mean, still reported
+    for slo in data["slos"]:
+        assert not slo["passed"], slo
+        assert 0.85 < slo["observed"] < 0.95, slo  # the busy minute: 90/s x 100 ms / 10
+        assert slo["peak"] == {"at": 100.0, "span": 60.0}
+    assert payments["peak"]["occupancy"]["value"] == data["slos"][1]["observed"]
+    assert data["passed"] is False
+
+
+def test_the_table_says_the_headroom_verdict_is_the_busiest_minute(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path, DAILY_PEAK)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "(busiest 60s from t = 100s)" in result.stdout
+    assert "2 of 2 SLOs failed." in result.stdout
+
+
+def test_losing_a_payments_instance_for_a_minute_is_judged_on_that_minute(tmp_path: Path) -> None:
+    # 90/s x 100 ms = 9 workers busy: 60% of 15, but 90% of the 10 left while one is lost.
+    data = _run_json(_scenario(tmp_path, LOST_INSTANCE))
+    payments = data["tiers"]["payments"]
+    assert payments["occupancy"] < 0.75
+    (slo,) = data["slos"]
+    assert not slo["passed"]
+    assert 0.85 < slo["observed"] < 0.95
+    assert 100.0 <= slo["peak"]["at"] <= 110.0
+
+
+def test_capsim_check_fails_the_gate_on_the_busy_minute(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(_scenario(tmp_path, DAILY_PEAK))])
+    assert result.exit_code == 1, result.output
+
+
+def test_the_capacity_searches_judge_headroom_on_the_same_busy_minute(tmp_path: Path) -> None:
+    # `capsim size --headroom` and `saturate` judge each point by its replications; they used to
+    # take the window's mean (50%) and call the peak configuration safe.
+    path = _scenario(tmp_path, DAILY_PEAK)
+    model = capsim.build_model(capsim.load_scenario(path, ["simulation.replications=2"]))
+    point = measure(model, capsim_version="test")
+    assert not point.meets
+    for check in point.checks:
+        assert 0.85 < check.observed < 0.95, check
+        assert check.upper >= check.observed
