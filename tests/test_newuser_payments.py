@@ -128,3 +128,41 @@ def test_the_capacity_searches_judge_headroom_on_the_same_busy_minute(tmp_path: 
     for check in point.checks:
         assert 0.85 < check.observed < 0.95, check
         assert check.upper >= check.observed
+
+
+THREE_QUERIES = """
+version: 1
+name: three-queries
+traffic:
+  pay: {entry: payments, rate: 100/s}
+tiers:
+  payments:
+    concurrency: 50
+    service_time: 5ms
+    calls: [{tier: postgres, repeat: 3}]
+  postgres:
+    type: database
+    concurrency: 4
+    service_time: {dist: exponential, mean: 5ms}
+"""
+
+
+def test_solve_says_a_database_called_three_times_saturates_at_a_third_of_its_query_rate(
+    tmp_path: Path,
+) -> None:
+    # The solve table showed postgres "offered 300.0/s ... max rate 266.7/s ... stable": the
+    # offered column counts queries, the bound counts payments. 4 workers / 5 ms = 800 queries/s,
+    # 266.7 payments/s; the column now says what it is, in the bottleneck line's unit.
+    path = _scenario(tmp_path, THREE_QUERIES)
+    table = runner.invoke(app, ["solve", str(path)])
+    assert table.exit_code == 0, table.output
+    assert "saturates at" in table.stdout and "max rate" not in table.stdout
+    data = json.loads(runner.invoke(app, ["solve", str(path), "--format", "json"]).stdout)
+    postgres = data["tiers"]["postgres"]
+    assert postgres["offered_rate"] == 300.0
+    assert abs(postgres["max_rate"] - 800.0 / 3) < 1e-6
+    assert data["bottleneck"] == {
+        "tier": "postgres",
+        "saturation_rate": postgres["max_rate"],
+        "offered_rate": 100.0,
+    }
