@@ -166,3 +166,37 @@ def test_solve_says_a_database_called_three_times_saturates_at_a_third_of_its_qu
         "saturation_rate": postgres["max_rate"],
         "offered_rate": 100.0,
     }
+
+
+WAITING_ON_FRAUD = """
+version: 1
+name: waiting-on-fraud
+seed: 5
+simulation: {duration: 60s, warmup: 5s}
+traffic:
+  pay: {entry: payments, rate: 200/s}
+tiers:
+  payments:
+    instances: 4
+    concurrency: 10
+    service_time: 2ms
+    calls: [fraud]
+  fraud:
+    concurrency: 100
+    service_time: 50ms
+faults:
+  - {at: 30s, tier: payments, lose: 1, for: 10s}
+"""
+
+
+def test_payments_lost_while_their_workers_wait_on_fraud_count_those_requests_as_rejected(
+    tmp_path: Path,
+) -> None:
+    # One of four payment instances dies at peak while its workers wait on fraud scoring
+    # (200/s x 52 ms / 4 = 2.6 held): those requests fail, and the class counted them as errors
+    # while the payments tier said "rejected 0" (docs: failed requests count in `rejected`).
+    data = _run_json(_scenario(tmp_path, WAITING_ON_FRAUD))
+    errors = data["classes"]["pay"]["errors"]
+    assert errors > 0
+    assert data["tiers"]["payments"]["rejected"] == errors
+    assert data["tiers"]["fraud"]["rejected"] == 0
