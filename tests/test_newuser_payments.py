@@ -200,3 +200,45 @@ def test_payments_lost_while_their_workers_wait_on_fraud_count_those_requests_as
     assert errors > 0
     assert data["tiers"]["payments"]["rejected"] == errors
     assert data["tiers"]["fraud"]["rejected"] == 0
+
+
+RATE_LIMITED_GATEWAY = """
+version: 1
+name: rate-limited
+seed: 1
+simulation: {duration: 30s}
+traffic:
+  pay: {entry: gateway, rate: 250/s}
+tiers:
+  gateway:
+    concurrency: 100
+    blocking: false
+    service_time: 1ms
+    rate_limit: {rate: 100/s, burst: 20}
+    calls: [payments]
+  payments:
+    concurrency: 4
+    service_time: {dist: exponential, mean: 20ms}
+"""
+
+
+def test_the_footer_names_the_gateway_rate_limit_that_refuses_most_payments(
+    tmp_path: Path,
+) -> None:
+    # 250/s offered to a gateway that passes 100/s: payments works at half its capacity, yet the
+    # footer said only "payments is the bottleneck ... overloaded, 1.25x what it can carry".
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path, RATE_LIMITED_GATEWAY))])
+    assert result.exit_code == 0, result.output
+    footer = result.stdout.split("Next steps:")[1]
+    first = footer.strip().splitlines()[0]
+    assert first.startswith("gateway's rate_limit (100.0/s) refused ")
+    refused = int(first.split("refused ")[1].split(" ")[0].replace(",", ""))
+    assert 30 * 150 * 0.9 < refused < 30 * 150 * 1.1  # about (250 - 100)/s over 30 s
+    assert "the analytic bound below ignores rate limits" in first
+
+
+def test_the_footer_says_nothing_of_a_rate_limit_that_refused_nothing(tmp_path: Path) -> None:
+    text = RATE_LIMITED_GATEWAY.replace("rate: 250/s", "rate: 50/s")
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path, text))])
+    assert result.exit_code == 0, result.output
+    assert "rate_limit" not in result.stdout
