@@ -242,3 +242,23 @@ def test_the_footer_says_nothing_of_a_rate_limit_that_refused_nothing(tmp_path: 
     result = runner.invoke(app, ["run", str(_scenario(tmp_path, text))])
     assert result.exit_code == 0, result.output
     assert "rate_limit" not in result.stdout
+
+
+def test_size_that_cannot_get_past_a_gateway_rate_limit_says_the_rate_limit_is_why(
+    tmp_path: Path,
+) -> None:
+    # `capsim size --load 2x` of the payments API (5,000/s into a gateway limited to 3,000/s)
+    # grew every tier for 26 points and 19 minutes, then stopped naming "a fixed tier, a pool,
+    # database replicas, a timeout, a service time" as suspects for 40% errors: exactly the
+    # (5,000 - 3,000) / 5,000 the rate limit refuses, whatever the capacity.
+    text = (
+        RATE_LIMITED_GATEWAY.replace("rate: 250/s", "rate: 150/s").replace(
+            "simulation: {duration: 30s}", "simulation: {duration: 10s}"
+        )
+        + "slos:\n  - {class: pay, error_rate: 1%}\n"
+    )
+    result = runner.invoke(app, ["size", str(_scenario(tmp_path, text))])
+    assert result.exit_code == 1, result.output
+    assert "no sized capacity moves these objectives" in result.output
+    assert "gateway's rate_limit refused 3" in result.output  # (150 - 100) / 150 = 33%
+    assert "raise tiers.gateway.rate_limit.rate" in result.output

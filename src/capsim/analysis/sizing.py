@@ -606,10 +606,23 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
         + ") each still fails with its figure improved by less than "
         + f"{STALL_GAIN:.0%}: "
         + "; ".join(stalled)
-        + ". Something that is not sized limits them (a fixed tier, a pool, database replicas, "
-        "a timeout, a service time), or no capacity can meet them: size that quantity "
-        "(`sizing: {of: ...}`) or check the objectives."
+        + ". "
+        + _rate_limit_hint(moves[-1])
+        + "Something that is not sized limits them (a fixed tier, a pool, database replicas, "
+        "a rate limit, a timeout, a service time), or no capacity can meet them: size that "
+        "quantity (`sizing: {of: ...}`) or check the objectives."
     )
+
+
+def _rate_limit_hint(point: Point) -> str:
+    """The rate limits that refused requests at `point`: no capacity gets past them."""
+    hints = [
+        f"{name}'s rate_limit refused {entry['rate_limited'] / entry['arrivals']:.1%} of its "
+        f"arrivals (no capacity passes more: raise tiers.{name}.rate_limit.rate). "
+        for name, entry in point.report.data["tiers"].items()
+        if entry.get("rate_limited") and entry.get("arrivals")
+    ]
+    return "".join(hints)
 
 
 def _step(value: int) -> int:
@@ -759,7 +772,9 @@ def _sized_max_notes(
     answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
     beside an answer of 2)."""
     sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
-    kept = [n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)]
+    kept = [
+        n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)
+    ]
     return kept + [
         f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
         f"size sizes its autoscale.max, so the answer is the new max (was "
