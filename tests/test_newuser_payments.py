@@ -262,3 +262,48 @@ def test_size_that_cannot_get_past_a_gateway_rate_limit_says_the_rate_limit_is_w
     assert "no sized capacity moves these objectives" in result.output
     assert "gateway's rate_limit refused 3" in result.output  # (150 - 100) / 150 = 33%
     assert "raise tiers.gateway.rate_limit.rate" in result.output
+
+
+FIXED_FRAUD_AT_PEAK = """
+version: 1
+name: fixed-fraud
+seed: 3
+simulation: {duration: 180s, warmup: 10s, replications: 2}
+traffic:
+  pay:
+    entry: payments
+    rate: 90/s
+    profile:
+      - {at: 0s, rate: 30/s}
+      - {at: 100s, rate: 30/s}
+      - {at: 100s, rate: 90/s}
+      - {at: 160s, rate: 90/s}
+      - {at: 160s, rate: 30/s}
+tiers:
+  payments:
+    instances: 2
+    concurrency: 10
+    service_time: {dist: exponential, mean: 20ms}
+    calls: [fraud]
+    sizing: {min: 1, max: 4}
+  fraud:
+    concurrency: 10
+    service_time: {dist: exponential, mean: 105ms}
+    sizing: fixed
+"""
+
+
+def test_size_warns_of_a_fixed_fraud_tier_90_percent_busy_in_the_busy_minute(
+    tmp_path: Path,
+) -> None:
+    # The fraud scorers are not sized; 90/s x 105 ms keeps 9.45 of their 10 workers busy through
+    # the busy minute, 52% over the window: the answer's warning used to judge the 52%.
+    path = _scenario(tmp_path, FIXED_FRAUD_AT_PEAK)
+    result = runner.invoke(app, ["size", str(path), "--format", "json", "--replications", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    fraud = data["tiers"]["fraud"]
+    assert fraud["occupancy"] < 0.6
+    assert fraud["peak"]["occupancy"]["value"] > 0.9
+    (warning,) = [w for w in data["warnings"] if w.startswith("tier fraud is")]
+    assert "occupied at the answer in its busiest minute (it is not sized" in warning

@@ -920,6 +920,8 @@ def _tiers_output(
         measured = intact.report.data["tiers"].get(tier.name, {})
         entry["utilization"] = measured.get("utilization")
         entry["occupancy"] = measured.get("occupancy")
+        if "peak" in measured:  # load or capacity changes: the busiest minute (results.md)
+            entry["peak"] = measured["peak"]
         entry["cost_per_hour"] = (
             billed_units(tier) * tier.cost_per_instance_hour
             if tier.cost_per_instance_hour is not None
@@ -984,7 +986,8 @@ def _occupancy_warnings(
     below 10%, or for a tier that is not sized)."""
     warnings = []
     for name, entry in tiers.items():
-        held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0)
+        peak = {k: v["value"] for k, v in (entry.get("peak") or {}).items()}
+        held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0, *peak.values())
         if held <= WARN_OCCUPANCY:
             continue
         why = (
@@ -993,7 +996,9 @@ def _occupancy_warnings(
             else "it is not sized (sizing: fixed)"
         )
         warnings.append(
-            f"tier {name} is {held:.1%} occupied at the answer ({why}): near full occupancy "
+            f"tier {name} is {held:.1%} occupied at the answer"
+            + (" in its busiest minute" if peak else "")
+            + f" ({why}): near full occupancy "
             "a little more traffic, or variance the model does not have, makes waits explode "
             '(docs/capacity.md, "Headroom")'
         )
