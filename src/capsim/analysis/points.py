@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.peak import tier_peak
 from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
@@ -286,6 +287,10 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     assert slo.tier_index is not None
     tier_run = run.tiers[slo.tier_index]
     workers = max(tier_run.workers or model.tiers[slo.tier_index].workers, 1)
+    if slo.statistic in ("utilization", "occupancy") and conditions_change(model):
+        peak = tier_peak(model.tiers[slo.tier_index], [run], slo.statistic)
+        if peak is not None:  # judged at the busiest minute, as the run's verdict is
+            return peak.value
     if slo.statistic == "utilization":
         return tier_run.busy_time / (workers * run.duration)
     if slo.statistic == "occupancy":

@@ -606,10 +606,23 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
         + ") each still fails with its figure improved by less than "
         + f"{STALL_GAIN:.0%}: "
         + "; ".join(stalled)
-        + ". Something that is not sized limits them (a fixed tier, a pool, database replicas, "
-        "a timeout, a service time), or no capacity can meet them: size that quantity "
-        "(`sizing: {of: ...}`) or check the objectives."
+        + ". "
+        + _rate_limit_hint(moves[-1])
+        + "Something that is not sized limits them (a fixed tier, a pool, database replicas, "
+        "a rate limit, a timeout, a service time), or no capacity can meet them: size that "
+        "quantity (`sizing: {of: ...}`) or check the objectives."
     )
+
+
+def _rate_limit_hint(point: Point) -> str:
+    """The rate limits that refused requests at `point`: no capacity gets past them."""
+    hints = [
+        f"{name}'s rate_limit refused {entry['rate_limited'] / entry['arrivals']:.1%} of its "
+        f"arrivals (no capacity passes more: raise tiers.{name}.rate_limit.rate). "
+        for name, entry in point.report.data["tiers"].items()
+        if entry.get("rate_limited") and entry.get("arrivals")
+    ]
+    return "".join(hints)
 
 
 def _step(value: int) -> int:
@@ -759,7 +772,9 @@ def _sized_max_notes(
     answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
     beside an answer of 2)."""
     sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
-    kept = [n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)]
+    kept = [
+        n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)
+    ]
     return kept + [
         f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
         f"size sizes its autoscale.max, so the answer is the new max (was "
@@ -905,6 +920,8 @@ def _tiers_output(
         measured = intact.report.data["tiers"].get(tier.name, {})
         entry["utilization"] = measured.get("utilization")
         entry["occupancy"] = measured.get("occupancy")
+        if "peak" in measured:  # load or capacity changes: the busiest minute (results.md)
+            entry["peak"] = measured["peak"]
         entry["cost_per_hour"] = (
             billed_units(tier) * tier.cost_per_instance_hour
             if tier.cost_per_instance_hour is not None
@@ -969,7 +986,8 @@ def _occupancy_warnings(
     below 10%, or for a tier that is not sized)."""
     warnings = []
     for name, entry in tiers.items():
-        held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0)
+        peak = {k: v["value"] for k, v in (entry.get("peak") or {}).items()}
+        held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0, *peak.values())
         if held <= WARN_OCCUPANCY:
             continue
         why = (
@@ -978,7 +996,9 @@ def _occupancy_warnings(
             else "it is not sized (sizing: fixed)"
         )
         warnings.append(
-            f"tier {name} is {held:.1%} occupied at the answer ({why}): near full occupancy "
+            f"tier {name} is {held:.1%} occupied at the answer"
+            + (" in its busiest minute" if peak else "")
+            + f" ({why}): near full occupancy "
             "a little more traffic, or variance the model does not have, makes waits explode "
             '(docs/capacity.md, "Headroom")'
         )

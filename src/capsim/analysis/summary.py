@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import cost
+from capsim.analysis.peak import peak_figures
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
     falling_at_end,
@@ -334,11 +335,12 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
+    conditions_change = features.conditions_change(model)
     stability = assess_stability(
         per_run,
         runs,
         tier.workers,
-        late_onset=features.conditions_change(model),
+        late_onset=conditions_change,
         servers_lost_at=_servers_lost_at(model, tier),
     )
     entry: dict[str, Any] = {
@@ -422,6 +424,9 @@ def _summarise_tier(
         }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
+    peak = peak_figures(tier, runs) if conditions_change else None
+    if peak is not None:
+        entry["peak"] = peak  # what its utilization and occupancy SLOs are judged on
     groups = _summarise_groups(model, tier, runs)
     if groups:
         entry["groups"] = groups
@@ -928,6 +933,9 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         if not isinstance(observed, dict) or key not in observed:
             raise ValueError(f"SLO {slo.text!r}: {name} has no figure {'.'.join(path)!r}")
         observed = observed[key]
+    peak = figures.get("peak", {}).get(slo.statistic) if slo.tier_index is not None else None
+    if peak is not None:  # load or capacity changes: headroom is judged at the busiest minute
+        observed = peak["value"]
     passed = observed is not None and math.isfinite(observed) and observed <= slo.limit
     return {
         "slo": slo.text,
@@ -939,6 +947,7 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         "low_sample": ".".join(path) in figures.get("low_sample", ()),
         **subject,
         **({"threshold": slo.threshold} if slo.threshold is not None else {}),
+        **({"peak": {"at": peak["at"], "span": peak["span"]}} if peak is not None else {}),
     }
 
 

@@ -163,7 +163,7 @@ def run(
         color = color_for(output)
         footer: list[str] = []
         if output_format is OutputFormat.table and not quiet and interrupted is None:
-            footer = _next_steps(model, scenario, set_, load)
+            footer = _next_steps(model, scenario, set_, load, report.data)
         text = render(
             report,
             output_format.value,
@@ -195,16 +195,21 @@ def _simulate_until_stopped(
         return stop.report, stop
 
 
-def _next_steps(model: Any, scenario: Path, set_: list[str] | None, load: str | None) -> list[str]:
-    """The footer of the table: the bottleneck, its headroom by the analytic bound, and the
-    commands to dig further, with the same --set and --load."""
+def _next_steps(
+    model: Any, scenario: Path, set_: list[str] | None, load: str | None, data: dict[str, Any]
+) -> list[str]:
+    """The footer of the table: the rate limits that refused requests, the bottleneck, its
+    headroom by the analytic bound, and the commands to dig further, with the same --set and
+    --load."""
     from capsim.analysis.headroom import analytic_headroom
-    from capsim.outputs.table import next_steps
+    from capsim.outputs.table import next_steps, rate_limit_lines
 
+    limits = {t.name: t.rate_limit.rate for t in model.tiers if t.rate_limit is not None}
     return next_steps(
         analytic_headroom(model, capsim.__version__),
         _shell_path(scenario),
         _what_if_options(set_, load),
+        rate_limit_lines(data, limits),
     )
 
 

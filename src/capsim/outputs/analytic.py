@@ -57,7 +57,7 @@ TIER_HEADER = [
     "occupancy",
     "wait mean",
     "wait p99",
-    "max rate",
+    "saturates at",  # max_rate: total open traffic (the mix as written), not the tier's arrivals
     "status",
     "",
     "formula",

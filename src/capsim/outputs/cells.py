@@ -109,9 +109,14 @@ def statistic_figure(statistic: str | None, value: float | None) -> str:
 
 
 def slo_observed(verdict: dict[str, Any]) -> str:
-    """An SLO's observed figure in the unit of its statistic, marked when from a low sample."""
+    """An SLO's observed figure in the unit of its statistic, marked when from a low sample, and
+    naming the span it was judged on when that is the tier's busiest minute."""
     shown = statistic_figure(verdict.get("statistic"), verdict["observed"])
-    return shown + (LOW_SAMPLE_MARK if verdict.get("low_sample") else "")
+    shown += LOW_SAMPLE_MARK if verdict.get("low_sample") else ""
+    peak = verdict.get("peak")
+    if peak:  # judged at the tier's busiest minute (docs/results.md)
+        shown += f" (busiest {time(peak['span'])} from t = {time(peak['at'])})"
+    return shown
 
 
 def slo_limit(verdict: dict[str, Any]) -> str:

@@ -140,13 +140,38 @@ def render_table(
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
-def next_steps(headroom: Headroom | None, scenario: str, options: str = "") -> list[str]:
+#: Share of a tier's arrivals its rate limit must refuse for the footer to name the limit.
+RATE_LIMITED_SHARE = 0.001
+
+
+def rate_limit_lines(data: dict[str, Any], limits: dict[str, float]) -> list[str]:
+    """Footer lines for the tiers whose `rate_limit` (`limits`: tier -> tokens per second)
+    refused a noticeable share of their arrivals: that limit, not a tier's capacity, is what
+    caps the load, and the analytic bottleneck (which ignores rate limits) does not say so."""
+    lines = []
+    for name, rate in limits.items():
+        entry = data.get("tiers", {}).get(name) or {}
+        refused, arrivals = entry.get("rate_limited") or 0, entry.get("arrivals") or 0
+        if arrivals and refused / arrivals >= RATE_LIMITED_SHARE:
+            lines.append(
+                f"  {name}'s rate_limit ({cells.rate(rate)}) refused {refused:,} requests "
+                f"({cells.percent(refused / arrivals)} of its arrivals): beyond it extra load is "
+                "turned away as errors, not queued, whatever capacity the tiers behind it have "
+                "(the analytic bound below ignores rate limits)."
+            )
+    return lines
+
+
+def next_steps(
+    headroom: Headroom | None, scenario: str, options: str = "", limited: Sequence[str] = ()
+) -> list[str]:
     """The footer of `run`'s table: the bottleneck, its headroom, and the commands to dig further.
 
     `scenario` is the path as the user should type it, `options` the what-if options (--set,
-    --load) the commands should carry so that they look at the same system.
+    --load) the commands should carry so that they look at the same system; `limited` the
+    `rate_limit_lines` of the run, first.
     """
-    lines = ["Next steps:"]
+    lines = ["Next steps:", *limited]
     if headroom is not None:
         text = (
             f"  {headroom.tier} is the bottleneck: the analytic bound puts its saturation near "

@@ -115,8 +115,10 @@ def install(st: Station) -> None:
             if epoch[i] == started:
                 st.release(i)
                 cont(ok)
-            else:
-                cont(False)  # the instance died while its calls were out
+            else:  # the instance died while its calls were out: its request fails now
+                if env._now >= warmup:
+                    st.rejected += 1
+                cont(False)
 
         run_calls(k, calls_done)
 
