@@ -12,7 +12,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.events import admission, network
+from capsim.engine.events import admission, lanes, network
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -201,6 +201,11 @@ class _ClassSim:
             if not enter(k, finish):
                 run.errors += 1
 
+        lane = None
+        if tracker is None and traffic.network_delay <= 0:
+            lane = lanes.entry_lane(entry.station, pick, k)
+        if lane is not None:  # the fast lane (`lanes`): answered at once where it can be
+            on_lane = _lane_arrivals(env, lane, gap, absolute, run, record_latency, window)
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
@@ -227,10 +232,62 @@ class _ClassSim:
                 if not enter(k, finish):
                     finish(False)
 
-        on_arrival = (arrival,)
+        on_arrival = (arrival,) if lane is None else on_lane
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
+
+
+def _lane_arrivals(
+    env: simpy.Environment,
+    lane: lanes.Lane,
+    gap: Draw,
+    absolute: bool,
+    run: ClassRun,
+    record_latency: Callable[[float], None],
+    window: _Window,
+) -> tuple[Callable[[_Timer], None]]:
+    """The callbacks of an open class's arrival timer when its entry has a fast lane: each
+    arrival goes through the lane, which answers it at once when it can (`lanes`); otherwise it
+    takes the ordinary path with the continuation made here. The same arrivals, counts and
+    latencies as the ordinary `arrival`."""
+    warmup, horizon = window.warmup, window.horizon
+    heap, eid = schedule_of(env)
+    new_id = eid.__next__
+
+    def answer_to(now: float) -> Cont:
+        def finish(ok: bool) -> None:
+            if ok:
+                run.completed += 1
+                record_latency(env._now - now)
+            else:
+                run.errors += 1
+
+        return finish
+
+    def ignoring(now: float) -> Cont:
+        return _ignore
+
+    def arrival(event: _Timer) -> None:
+        now = env._now
+        step = gap()
+        if step < math.inf:  # the next arrival, this timer reused (as the ordinary `arrival`)
+            event.callbacks = on_arrival
+            heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
+        if now < warmup:
+            lane(now, ignoring)
+            return
+        run.arrivals += 1
+        end = lane(now, answer_to)
+        if end >= 0.0:  # answered when its work ends, before the horizon or never
+            if end < horizon:
+                run.completed += 1
+                record_latency(end - now)
+        elif end == lanes.REFUSED:
+            run.errors += 1
+
+    on_arrival = (arrival,)
+    return on_arrival
 
 
 def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
