@@ -180,26 +180,32 @@ class _ClassSim:
 
         def arrival(event: _Timer) -> None:
             now = env._now
-            step = gap()
-            if step < math.inf:
-                # schedule(step, on_arrival, None), inlined with this timer reused (hot path:
-                # one per request; the same time, `now + step`, as `later` computes).
-                event.callbacks = on_arrival
-                heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
-            if now < warmup:
-                enter(k, _ignore)
-                return
-            run.arrivals += 1
-
-            def finish(ok: bool) -> None:
-                if ok:
-                    run.completed += 1
-                    record_latency(env._now - now)
+            while True:
+                # The next arrival's time and timer id, taken before this arrival's work (as
+                # when its timer is pushed first): see 'Consecutive arrivals' below.
+                step = gap()
+                when = step if absolute or step == math.inf else now + step
+                ident = new_id()
+                if now < warmup:
+                    enter(k, _ignore)
                 else:
-                    run.errors += 1
+                    run.arrivals += 1
 
-            if not enter(k, finish):
-                run.errors += 1
+                    def finish(ok: bool, now: float = now) -> None:  # `now` bound here
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+
+                    if not enter(k, finish):
+                        run.errors += 1
+                if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
+                    break
+                env._now = now = when
+            if when < math.inf:
+                event.callbacks = on_arrival  # this timer reused (hot path: one per request)
+                heappush(heap, (when, _NORMAL, ident, event))
 
         lane = None
         if tracker is None and traffic.network_delay <= 0:
@@ -270,24 +276,39 @@ def _lane_arrivals(
 
     def arrival(event: _Timer) -> None:
         now = env._now
-        step = gap()
-        if step < math.inf:  # the next arrival, this timer reused (as the ordinary `arrival`)
+        while True:
+            step = gap()  # the next arrival, as the ordinary `arrival` takes it
+            when = step if absolute or step == math.inf else now + step
+            ident = new_id()
+            if now < warmup:
+                lane(now, ignoring)
+            else:
+                run.arrivals += 1
+                end = lane(now, answer_to)
+                if end >= 0.0:  # answered when its work ends, before the horizon or never
+                    if end < horizon:
+                        run.completed += 1
+                        record_latency(end - now)
+                elif end == lanes.REFUSED:
+                    run.errors += 1
+            if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
+                break
+            env._now = now = when
+        if when < math.inf:
             event.callbacks = on_arrival
-            heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
-        if now < warmup:
-            lane(now, ignoring)
-            return
-        run.arrivals += 1
-        end = lane(now, answer_to)
-        if end >= 0.0:  # answered when its work ends, before the horizon or never
-            if end < horizon:
-                run.completed += 1
-                record_latency(end - now)
-        elif end == lanes.REFUSED:
-            run.errors += 1
+            heappush(heap, (when, _NORMAL, ident, event))
 
     on_arrival = (arrival,)
     return on_arrival
+
+
+# Consecutive arrivals. An open class's arrival callback runs the class's next arrival itself,
+# at once (the clock set to its time), when it is due before every event on the schedule,
+# rather than push its timer and have the loop pop it straight back. Nothing else is due before
+# it (strictly: an event due at the same instant may have been scheduled first), so the events
+# run in the same order; its timer id is taken all the same, before the arrival's own work as
+# when the timer is pushed first, so the ids of later events, and the count of events, are the
+# same too. The schedule is never empty meanwhile (the stop event at the horizon is on it).
 
 
 def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
