@@ -238,3 +238,59 @@ def test_many_seeds_of_a_loaded_multi_instance_tier_agree_either_way(
         warmup=5.0,
     )
     _compare(m, 40, event_by_event)
+
+
+# ---- arrivals run ahead of their time ----------------------------------------------------------
+
+
+def test_only_a_tier_no_one_else_reaches_runs_arrivals_ahead() -> None:
+    alone = model(
+        [tier("edge", exp(0.01), blocking=False, calls=(Call(1),)), tier("db", exp(0.01))],
+        [open_class("web", 0, 10.0)],
+    )
+    assert lanes.sole_entries(alone) == {0}
+    two_classes = model(
+        [tier("edge", exp(0.01)), tier("db", exp(0.01))],
+        [open_class("web", 0, 10.0), open_class("api", 0, 10.0), open_class("batch", 1, 1.0)],
+    )
+    assert lanes.sole_entries(two_classes) == {1}
+    called_back = model(
+        [
+            tier("edge", exp(0.01), blocking=False, calls=(Call(1),)),
+            tier("db", exp(0.01), calls=(Call(0, probability=0.1),)),
+        ],
+        [open_class("web", 0, 10.0)],
+    )
+    assert lanes.sole_entries(called_back) == set()
+
+
+def test_arrivals_run_ahead_change_no_figure_beyond_rounding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cdn-like entry only its class reaches: most arrivals run ahead of their time; their
+    # figures are those of arrivals run one timer at a time (sums added in another order).
+    m = model(
+        [
+            tier(
+                "edge", exp(0.005), concurrency=8, blocking=False, calls=(Call(1, probability=0.2),)
+            ),
+            tier("origin", exp(0.03), concurrency=4),
+        ],
+        [open_class("assets", 0, 600.0)],
+        duration=30.0,
+        warmup=2.0,
+    )
+    ahead = run_events(m, 0)
+    monkeypatch.setattr(lanes, "AHEAD", 0)
+    one_by_one = run_events(m, 0)
+    for run, other in zip(
+        ahead.classes + ahead.tiers, one_by_one.classes + one_by_one.tiers, strict=True
+    ):
+        assert (run.arrivals, run.completed) == (other.arrivals, other.completed)
+    for a, b in (
+        (ahead.classes[0].latency, one_by_one.classes[0].latency),
+        (ahead.tiers[1].wait, one_by_one.tiers[1].wait),
+    ):
+        assert a.n == b.n and a.max == b.max and (a.counts == b.counts).all()
+        assert a.mean == pytest.approx(b.mean, rel=1e-12)
+    assert ahead.tiers[0].busy_time == pytest.approx(one_by_one.tiers[0].busy_time, rel=1e-12)

@@ -211,6 +211,8 @@ class _ClassSim:
         if tracker is None and traffic.network_delay <= 0:
             lane = lanes.entry_lane(entry.station, pick, k)
         if lane is not None:  # the fast lane (`lanes`): answered at once where it can be
+            if not absolute and (traffic.profile or traffic.arrivals == "constant"):
+                lane = (lane[0], None)  # `gap()` reads the clock: no arrival may go ahead of it
             on_lane = _lane_arrivals(env, lane, gap, absolute, run, record_latency, window)
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
@@ -246,7 +248,7 @@ class _ClassSim:
 
 def _lane_arrivals(
     env: simpy.Environment,
-    lane: lanes.Lane,
+    lanes_: tuple[lanes.Lane, lanes.Ahead | None],
     gap: Draw,
     absolute: bool,
     run: ClassRun,
@@ -256,8 +258,15 @@ def _lane_arrivals(
     """The callbacks of an open class's arrival timer when its entry has a fast lane: each
     arrival goes through the lane, which answers it at once when it can (`lanes`); otherwise it
     takes the ordinary path with the continuation made here. The same arrivals, counts and
-    latencies as the ordinary `arrival`."""
+    latencies as the ordinary `arrival`.
+
+    Where nobody else reaches the tier (`ahead` is not None), the following arrivals that will
+    take the lane are run here too, up to `lanes.AHEAD` of them, with the clock left where it
+    is: each is answered, or its call scheduled, exactly as at its own time, and no timer is
+    pushed for it."""
+    lane, ahead = lanes_
     warmup, horizon = window.warmup, window.horizon
+    limit = lanes.AHEAD
     heap, eid = schedule_of(env)
     new_id = eid.__next__
 
@@ -276,6 +285,7 @@ def _lane_arrivals(
 
     def arrival(event: _Timer) -> None:
         now = env._now
+        went_ahead = 0
         while True:
             step = gap()  # the next arrival, as the ordinary `arrival` takes it
             when = step if absolute or step == math.inf else now + step
@@ -291,9 +301,13 @@ def _lane_arrivals(
                         record_latency(end - now)
                 elif end == lanes.REFUSED:
                     run.errors += 1
-            if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
+            if when < heap[0][0]:  # nothing else is due first (see 'Consecutive arrivals')
+                env._now = now = when
+            elif ahead is not None and went_ahead < limit and ahead(when):
+                went_ahead += 1
+                now = when  # taken ahead of its time: the lane reads only `now`
+            else:
                 break
-            env._now = now = when
         if when < math.inf:
             event.callbacks = on_arrival
             heappush(heap, (when, _NORMAL, ident, event))

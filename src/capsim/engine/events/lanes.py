@@ -9,30 +9,45 @@ the worker stays held until that time in `HeldUntil`, and whoever needs a worker
 instance first takes back the workers whose work has ended (`HeldUntil.reclaim`); a request
 that has to wait while lane-held workers are busy is woken when the first of them frees
 (`HeldUntil.wake_when_free`). One event and about five Python calls fewer per such request.
+When the call is made, its timer is set at once for the end of the work (the worker is held in
+`HeldUntil` all the same), and it runs the call without drawing again.
+
+Arrivals ahead of their time. Where only this class's arrivals reach the tier (no other class
+enters it, no tier calls it: `sole_entries`) and it has one instance, the tier's workers change
+only through those arrivals, in order; so an arrival due later that will find a free worker
+then can be run now, before the events due in between, while no request of the ordinary path is
+at the tier (waiting or at work): it touches nothing they read, they touch nothing it reads,
+and every draw it makes comes in the same place in its stream. The arrival callback runs up to `AHEAD` of them
+(`classes._lane_arrivals`): no timer per arrival. Not for arrivals whose next time is computed
+from the clock (constant arrivals, rate profiles).
 
 What it changes. The numbers a run computes are drawn from the same streams with the same
 distributions, but (1) a skipped call's uniform is drawn at the request's arrival, not at the
 end of its work, so the routing stream's values go to the tier's requests in arrival order
 rather than end-of-work order; (2) simultaneous events can run in another order (a worker held
-by the lane is free to a request arriving at exactly its end time); (3) latencies are added up
-in another order. So results differ from the event-by-event way in their draws, not in their
-law: `tests/test_lanes.py` runs both ways over many seeds and checks that they agree within
-noise, and against queueing theory. `ENABLED = False` restores the event-by-event way (the
-tests' reference).
+by the lane is free to a request arriving at exactly its end time; an arrival run ahead sets
+its call's timer before the events scheduled between its run and its time); (3) latencies are added up in
+another order. So results differ from the event-by-event way in their draws, not in their law:
+`tests/test_lanes.py` runs both ways over many seeds and checks that they agree within noise,
+and against queueing theory. `ENABLED = False` restores the event-by-event way (the tests'
+reference). The run's `events` counts an arrival run ahead as one event, as before.
 
 When it runs (`lane_tier`, `entry_lane`): the class is open and reaches the tier directly (no
 network delay), the time series are off, and the entry tier is the plain tier of `instances`
 with nothing installed that observes a worker between the start and the end of its work: no
 hook wrapped (`Station.base_hooks`: no faults, spot interruptions, autoscaling, serverless,
 consumers, replica groups), no admission in front of `arrive` (pool, publishing, rate limit),
-not blocking (its integral of held workers is not kept), no cold cache (its lookups are
-stateful), and an instance chooser that does not count requests per instance (one instance,
-`round_robin` or `random`, no health checks). Everything else, and every request of such a tier
-that does not meet a free worker or that makes its call, takes the ordinary path unchanged.
+not a queue, no cold cache (its lookups are stateful), and an instance chooser that does not
+count requests per instance (one instance, `round_robin` or `random`, no health checks). A
+blocking tier qualifies for requests that make no call there (a worker is then held exactly
+while it works: the lane adds that time to `Station.lane_held`, the tier's occupied time).
+Everything else, and every request of such a tier that does not meet a free worker, takes the
+ordinary path unchanged.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,12 +57,16 @@ from capsim.engine.events.balancing import fixed_instance
 from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.instances import held_is_read
 from capsim.engine.events.signatures import Cont, Draw, Pick, Runner
+from capsim.model.types import Call, Model, OneOf, Parallel, Step
 
 if TYPE_CHECKING:
     from capsim.engine.events.station import Station
 
 #: False: every request takes the event-by-event path (the reference the lane is tested against).
 ENABLED = True
+#: Arrivals an arrival callback runs ahead of their time at most (a tier only one class reaches):
+#: each may schedule its call, so this bounds how much the schedule grows.
+AHEAD = 64
 
 #: What a lane returns when it did not answer at once: the request waits or makes its call
 #: (its continuation will be called), or it was refused on the spot (it never will).
@@ -57,11 +76,14 @@ REFUSED = -2.0
 #: lane(now, make_cont) -> the time the request is answered (>= now), PENDING or REFUSED.
 #: `make_cont(now)` makes the request's continuation, only when it needs one.
 Lane = Callable[[float, Callable[[float], Cont]], float]
+#: ahead(when) -> whether an arrival due at `when` takes the lane, known already now.
+Ahead = Callable[[float], bool]
 
 
 class Decision(NamedTuple):
-    """A class's calls at a tier as the lane can decide them at once: none (`uniform` None), or
-    one call made when `uniform() < chance`, run by `sure` (with no draw of its own)."""
+    """A class's calls at a tier as the lane can decide them at once: none (`uniform` and
+    `sure` None), or one call made when `uniform() < chance`, run by `sure` (with no draw of
+    its own)."""
 
     chance: float
     uniform: Draw | None
@@ -116,21 +138,46 @@ class HeldUntil:
 
 def decision(steps: tuple[Any, ...], runner: Runner | None) -> Decision | None:
     """How the lane decides a tier's calls for a class (compiled `steps`; `runner` runs them),
-    or None when it cannot (several steps, a sure call, a repeat, a one_of, a parallel group).
-    """
+    or None when it cannot (several steps, a repeat, a one_of, a parallel group) or would save
+    nothing (a call always made: the end of the work needs its event all the same)."""
     if not steps:
         return Decision(0.0, None, None)
     if len(steps) > 1 or type(steps[0]) is not calls.CallStep:
         return None
     step = steps[0]
-    if step.repeat != 1 or step.probability >= 1.0 or runner is None:
+    if step.repeat != 1 or runner is None:
         return None
+    if step.probability >= 1.0:
+        return None  # always made: the lane would save no event (measured on the W3 variant)
     sure = None
     if step.target is not None:
         sure = admission.direct_runner(step.target, step.pick, 1.0, step.uniform)
     if sure is None:
         sure = calls._plain_call(step.enter, step.pick)
     return Decision(step.probability, step.uniform, sure)
+
+
+def sole_entries(model: Model) -> set[int]:
+    """The tiers that only one class's arrivals reach: its entry, entered by no other class and
+    called by no tier (a call, a one_of option or fallback, in a parallel group or not)."""
+    entered = Counter(c.entry for c in model.classes)
+    called: set[int] = set()
+
+    def walk(step: Step) -> None:
+        if isinstance(step, Call):
+            called.add(step.tier)
+        elif isinstance(step, OneOf):
+            called.update(t for t, _ in step.options)
+            called.update(t for t in step.fallbacks if t is not None)
+        elif isinstance(step, Parallel):
+            for branch in step.branches:
+                walk(branch)
+
+    for tier in model.tiers:
+        for work in tier.work:
+            for step in work.calls:
+                walk(step)
+    return {t for t, n in entered.items() if n == 1 and t not in called}
 
 
 def lane_tier(st: Station, pick: Pick) -> bool:
@@ -150,34 +197,32 @@ def lane_tier(st: Station, pick: Pick) -> bool:
     )
 
 
-def entry_lane(st: Station, pick: Pick, k: int) -> Lane | None:
-    """Class k's lane into its entry tier `st` (requests chosen an instance by `pick`), or None
-    when the tier or the class's calls there do not qualify."""
+def entry_lane(st: Station, pick: Pick, k: int) -> tuple[Lane, Ahead | None] | None:
+    """Class k's lane into its entry tier `st` (requests chosen an instance by `pick`), and
+    whether an arrival due later can take it now (`Ahead`: only where no one else reaches the
+    tier), or None when the tier or the class's calls there do not qualify."""
     plan = st.decisions[k] if st.decisions is not None else None
     if plan is None or not lane_tier(st, pick):
         return None
-    if st.blocking and plan.uniform is not None:
+    chance, uniform, sure = plan
+    if st.blocking and sure is not None:
         return None  # its worker would be held while the call is out: not a plain visit
+    instance = fixed_instance(pick)
+    alone = st.sole_entry and instance is not None
     if st.held_until is None:
         st.held_until = HeldUntil(st)
     held = st.held_until
     env, warmup, horizon, blocking = st.env, st.warmup, st.horizon, st.blocking
     free, at, times, arrive = st.free, st.at, held.times, st.arrive
     draw_service = st.service[k]
-    instance = fixed_instance(pick)
-    chance, uniform, sure = plan
     heap, eid = schedule_of(env)
     new_id = eid.__next__
 
     def called(event: _Timer) -> None:
-        # The end of the work of a request whose call the lane decided: as `work_done` (the
-        # tier is non-blocking and unwrapped), with the call made without a draw.
-        i, cont = event._value
-        if env._now >= warmup:
-            st.completed += 1
-        st.release(i)
+        # The end of the work of a request whose call the lane decided: the call, made without
+        # a draw (the worker is held until now in `HeldUntil`, the work counted by the lane).
         assert sure is not None
-        sure(k, cont)
+        sure(k, event._value)
 
     on_called = (called,)
 
@@ -196,16 +241,26 @@ def entry_lane(st: Station, pick: Pick, k: int) -> Lane | None:
             st.busy += worked
             if blocking:  # held while it works, and only then (it makes no call)
                 st.lane_held += worked
-        if uniform is not None and uniform() < chance:  # the call is made: at the end of the work
-            at[i] += 1
-            timer = _Timer()
-            timer.callbacks = on_called
-            timer._value = (i, make_cont(now))
-            heappush(heap, (end, _NORMAL, new_id(), timer))
-            return PENDING
-        heappush(times[i], end)  # held until `end`, answered now
+        heappush(times[i], end)  # held until `end`
         if warmup <= end < horizon:
             st.completed += 1
-        return end
+        if uniform is not None and uniform() < chance:
+            timer = _Timer()  # the call is made when the work ends
+            timer.callbacks = on_called
+            timer._value = make_cont(now)
+            heappush(heap, (end, _NORMAL, new_id(), timer))
+            return PENDING
+        return end  # answered now
 
-    return lane
+    if not alone or instance is None:
+        return lane, None
+    only = instance
+
+    def ahead(when: float) -> bool:
+        # Nobody else reaches the tier: its workers change only by this class's arrivals, in
+        # order, so one due at `when` finds a free worker then iff it does now. Only while no
+        # request of the ordinary path is at the tier (`at`: waiting or at work): one that ends
+        # its work before `when` would draw its call's uniform after this one's, not before.
+        return when < horizon and not at[only] and (free[only] > 0 or held.reclaim(only, when))
+
+    return lane, ahead

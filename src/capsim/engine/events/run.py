@@ -66,6 +66,8 @@ def run_events(
     window = _Window(model, replication)
     env = simpy.Environment()
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
+    for t in lanes.sole_entries(model):
+        tiers[t].station.sole_entry = True
     for sim in tiers:
         lookup = sim.cold_cache() if sim.tier.cold_lru is not None else None
         decisions: list[lanes.Decision | None] = []  # how the fast lane decides the calls

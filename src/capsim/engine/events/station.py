@@ -87,6 +87,15 @@ class Station:
     in front of `arrive`) may be fused into its caller (`admission.direct_runner`), so a
     feature that must see every arrival wraps `arrive`, not the plain `enter`.
 
+    The fast lane (`lanes`) is part of the contract. A class's own arrival that meets a free
+    worker at a plain entry tier and makes no call there is answered at once, with no event for
+    the end of its work: its worker is held in `held_until` (not counted in `at` or `held`;
+    its held time of a blocking tier is in `lane_held`) until a request needing a worker takes
+    it back (`held_until.reclaim`, done by `instances.arrive`). So a feature that observes a
+    worker between the start and the end of its work wraps one of the hooks (the lane then
+    stays off: it runs only where the four hooks are still `base_hooks`) or is excluded by
+    name in `lanes.lane_tier`; code that reads `free` outside `arrive` reclaims first.
+
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
     (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
@@ -150,6 +159,7 @@ class Station:
         "sim",
         "slow",
         "snapshots",
+        "sole_entry",
         "start",
         "takes",
         "tier",
@@ -236,6 +246,7 @@ class Station:
         # the runners), and the workers held by requests it answered (made by the first lane).
         self.decisions: list[Decision | None] | None = None
         self.held_until: HeldUntil | None = None
+        self.sole_entry = False  # only one class's arrivals reach the tier (`lanes.sole_entries`)
         self.lane_held = 0.0  # worker-seconds in the window held by requests the lane answered
 
     def _service_draws(self) -> list[Draw]:
