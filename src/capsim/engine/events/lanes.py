@@ -47,6 +47,7 @@ ordinary path unchanged.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from heapq import heappop, heappush
@@ -93,13 +94,15 @@ class Decision(NamedTuple):
 class HeldUntil:
     """Workers held by requests the lane answered: per instance, a heap of when each frees."""
 
-    __slots__ = ("on_wake", "st", "times", "track_held", "waking")
+    __slots__ = ("later", "on_wake", "st", "times", "track_held", "wake_at")
 
     def __init__(self, st: Station) -> None:
         self.st = st
         self.track_held = held_is_read(st)  # `instances` keeps the integral of held workers
         self.times: list[list[float]] = [[] for _ in range(st.servers)]
-        self.waking = [False] * st.servers  # a wake-up is on the schedule for the instance
+        # The earliest wake-up on the schedule for each instance (inf: none).
+        self.wake_at = [math.inf] * st.servers
+        self.later = _scheduler_at(st.env)
         self.on_wake = (self._woken,)
 
     def reclaim(self, i: int, now: float) -> bool:
@@ -113,17 +116,20 @@ class HeldUntil:
 
     def wake_when_free(self, i: int) -> None:
         """A request waits at instance i: release the first lane-held worker to it when its
-        work ends (the event the lane did not schedule)."""
+        work ends (the event the lane did not schedule). A wake-up already on the schedule for
+        a later time (set for a request a released worker took since) does not do: another is
+        set; the later one finds nothing more to do than what has ended by then."""
         times = self.times[i]
-        if times and not self.waking[i]:
-            self.waking[i] = True
-            _scheduler_at(self.st.env)(times[0], self.on_wake, i)
+        if times and times[0] < self.wake_at[i]:
+            self.wake_at[i] = times[0]
+            self.later(times[0], self.on_wake, i)
 
     def _woken(self, event: _Timer) -> None:
         i = event._value
-        self.waking[i] = False
         st, times = self.st, self.times[i]
         now = st.env._now
+        if now >= self.wake_at[i]:
+            self.wake_at[i] = math.inf  # the earliest one: none is due before the next set
         while times and times[0] <= now:
             heappop(times)
             # `release` counts a request off the instance and frees a held worker: the lane
