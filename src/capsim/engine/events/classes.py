@@ -207,13 +207,13 @@ class _ClassSim:
                 event.callbacks = on_arrival  # this timer reused (hot path: one per request)
                 heappush(heap, (when, _NORMAL, ident, event))
 
-        lane = None
-        if tracker is None and traffic.network_delay <= 0:
-            lane = lanes.entry_lane(entry.station, pick, k)
-        if lane is not None:  # the fast lane (`lanes`): answered at once where it can be
-            if not absolute and (traffic.profile or traffic.arrivals == "constant"):
-                lane = (lane[0], None)  # `gap()` reads the clock: no arrival may go ahead of it
-            on_lane = _lane_arrivals(env, lane, gap, absolute, run, record_latency, window)
+        on_lane = None
+        if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs
+            # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
+            steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
+            on_lane = lanes.entry_arrivals(
+                entry.station, pick, k, gap, absolute, steady, run, record_latency
+            )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
@@ -240,80 +240,10 @@ class _ClassSim:
                 if not enter(k, finish):
                     finish(False)
 
-        on_arrival = (arrival,) if lane is None else on_lane
+        on_arrival = (arrival,) if on_lane is None else on_lane
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
-
-
-def _lane_arrivals(
-    env: simpy.Environment,
-    lanes_: tuple[lanes.Lane, lanes.Ahead | None],
-    gap: Draw,
-    absolute: bool,
-    run: ClassRun,
-    record_latency: Callable[[float], None],
-    window: _Window,
-) -> tuple[Callable[[_Timer], None]]:
-    """The callbacks of an open class's arrival timer when its entry has a fast lane: each
-    arrival goes through the lane, which answers it at once when it can (`lanes`); otherwise it
-    takes the ordinary path with the continuation made here. The same arrivals, counts and
-    latencies as the ordinary `arrival`.
-
-    Where nobody else reaches the tier (`ahead` is not None), the following arrivals that will
-    take the lane are run here too, up to `lanes.AHEAD` of them, with the clock left where it
-    is: each is answered, or its call scheduled, exactly as at its own time, and no timer is
-    pushed for it."""
-    lane, ahead = lanes_
-    warmup, horizon = window.warmup, window.horizon
-    limit = lanes.AHEAD
-    heap, eid = schedule_of(env)
-    new_id = eid.__next__
-
-    def answer_to(now: float) -> Cont:
-        def finish(ok: bool) -> None:
-            if ok:
-                run.completed += 1
-                record_latency(env._now - now)
-            else:
-                run.errors += 1
-
-        return finish
-
-    def ignoring(now: float) -> Cont:
-        return _ignore
-
-    def arrival(event: _Timer) -> None:
-        now = env._now
-        went_ahead = 0
-        while True:
-            step = gap()  # the next arrival, as the ordinary `arrival` takes it
-            when = step if absolute or step == math.inf else now + step
-            ident = new_id()
-            if now < warmup:
-                lane(now, ignoring)
-            else:
-                run.arrivals += 1
-                end = lane(now, answer_to)
-                if end >= 0.0:  # answered when its work ends, before the horizon or never
-                    if end < horizon:
-                        run.completed += 1
-                        record_latency(end - now)
-                elif end == lanes.REFUSED:
-                    run.errors += 1
-            if when < heap[0][0]:  # nothing else is due first (see 'Consecutive arrivals')
-                env._now = now = when
-            elif ahead is not None and went_ahead < limit and ahead(when):
-                went_ahead += 1
-                now = when  # taken ahead of its time: the lane reads only `now`
-            else:
-                break
-        if when < math.inf:
-            event.callbacks = on_arrival
-            heappush(heap, (when, _NORMAL, ident, event))
-
-    on_arrival = (arrival,)
-    return on_arrival
 
 
 # Consecutive arrivals. An open class's arrival callback runs the class's next arrival itself,
