@@ -12,6 +12,10 @@ the process's CPU time around `run_events` (or the peer's `run`), not wall time:
 machine wall time measures the other users. Prints every round and the medians, as a table and
 as one JSON line (docs/performance.md, "The event path: CPU time").
 
+The summary gives the ratios the targets are stated in (issue 15): each tree's requests per
+CPU second against the first tree's (for example `--tree pre=... --tree after=.`), and SimPy's
+CPU time over each tree's on the W3 variant.
+
 `--floor` adds the least a Python event loop can do for as many events as the first tree's
 run had: pop a timer from a heap, call its one callback, which makes a timer and pushes it (no
 model at all); its requests/s is capsim's requests over that time, a bound for this design.
@@ -131,12 +135,27 @@ def main() -> None:
             cpu = [r["cpu"] for r in runs]
             rate = [r["requests"] / r["cpu"] for r in runs]
             report[f"{workload}/{name}"] = {"cpu_s": cpu, "requests_per_cpu_s": rate}
+            if "events" in runs[0]:
+                report[f"{workload}/{name}"]["events"] = [r["events"] for r in runs]
             print(
                 f"{workload:9s} {name:10s} median {statistics.median(cpu):.3f} s CPU, "
                 f"{statistics.median(rate):>10,.0f} req/CPU-s; rounds "
                 + ", ".join(f"{c:.3f}" for c in cpu)
             )
+        print_ratios(workload, tools)
     print(json.dumps(report))
+
+
+def print_ratios(workload: str, tools: dict[str, list[dict[str, float]]]) -> None:
+    """The targets are ratios in one run: each tree against the first, SimPy against each."""
+    medians = {name: statistics.median(r["cpu"] for r in runs) for name, runs in tools.items()}
+    trees = [name for name in medians if name not in ("simpy", "floor")]
+    first = trees[0]
+    for name in trees[1:]:
+        print(f"{workload:9s} {name} is {medians[first] / medians[name]:.2f}x {first}")
+    for name in trees:
+        if "simpy" in medians:
+            print(f"{workload:9s} {name} is {medians['simpy'] / medians[name]:.2f}x SimPy")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ The package, module by module:
   and `CallCounts`, what call sites did to a callee, counted on the callee's station.
 - `disciplines`: waiting lines with priorities between classes.
 - `classes`: request classes, open and closed, and their per-bucket tracking.
+- `lanes`: the fast lane: a class's own arrival that meets a free worker at a plain entry tier
+  and makes no call there is answered at once, with no event for the end of its work; where
+  only that class reaches the tier, arrivals that will take the lane run ahead of their time.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).
 """
 

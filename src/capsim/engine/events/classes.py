@@ -12,7 +12,7 @@ import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.events import admission, network
+from capsim.engine.events import admission, lanes, network
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -180,27 +180,40 @@ class _ClassSim:
 
         def arrival(event: _Timer) -> None:
             now = env._now
-            step = gap()
-            if step < math.inf:
-                # schedule(step, on_arrival, None), inlined with this timer reused (hot path:
-                # one per request; the same time, `now + step`, as `later` computes).
-                event.callbacks = on_arrival
-                heappush(heap, (step if absolute else now + step, _NORMAL, new_id(), event))
-            if now < warmup:
-                enter(k, _ignore)
-                return
-            run.arrivals += 1
-
-            def finish(ok: bool) -> None:
-                if ok:
-                    run.completed += 1
-                    record_latency(env._now - now)
+            while True:
+                # The next arrival's time and timer id, taken before this arrival's work (as
+                # when its timer is pushed first): see 'Consecutive arrivals' below.
+                step = gap()
+                when = step if absolute or step == math.inf else now + step
+                ident = new_id()
+                if now < warmup:
+                    enter(k, _ignore)
                 else:
-                    run.errors += 1
+                    run.arrivals += 1
 
-            if not enter(k, finish):
-                run.errors += 1
+                    def finish(ok: bool, now: float = now) -> None:  # `now` bound here
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
 
+                    if not enter(k, finish):
+                        run.errors += 1
+                if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
+                    break
+                env._now = now = when
+            if when < math.inf:
+                event.callbacks = on_arrival  # this timer reused (hot path: one per request)
+                heappush(heap, (when, _NORMAL, ident, event))
+
+        on_lane = None
+        if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs
+            # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
+            steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
+            on_lane = lanes.entry_arrivals(
+                entry.station, pick, k, gap, absolute, steady, run, record_latency
+            )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
@@ -227,10 +240,19 @@ class _ClassSim:
                 if not enter(k, finish):
                     finish(False)
 
-        on_arrival = (arrival,)
+        on_arrival = (arrival,) if on_lane is None else on_lane
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
+
+
+# Consecutive arrivals. An open class's arrival callback runs the class's next arrival itself,
+# at once (the clock set to its time), when it is due before every event on the schedule,
+# rather than push its timer and have the loop pop it straight back. Nothing else is due before
+# it (strictly: an event due at the same instant may have been scheduled first), so the events
+# run in the same order; its timer id is taken all the same, before the arrival's own work as
+# when the timer is pushed first, so the ids of later events, and the count of events, are the
+# same too. The schedule is never empty meanwhile (the stop event at the horizon is on it).
 
 
 def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:

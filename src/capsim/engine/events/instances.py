@@ -55,9 +55,7 @@ def install(st: Station) -> Callable[[], None]:
     heap, eid = schedule_of(env)  # pushed inline below: see the module's note
     new_id = eid.__next__
     later = st.later
-    # The integral of held workers is read for a blocking tier's occupied time, by autoscaling,
-    # by the time series and around faults; elsewhere (a non-blocking tier's occupied time is
-    # its busy time) it is not kept up on the hot path.
+    # The integral of held workers, kept on the hot path only where read (see `held_is_read`).
     track_held = held_is_read(st)
 
     def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
@@ -94,6 +92,9 @@ def install(st: Station) -> Callable[[], None]:
             timer._value = (i, k, cont)
             heappush(heap, (end, _NORMAL, new_id(), timer))
             return True
+        held_until = st.held_until  # workers held by the fast lane (`lanes`), if any
+        if held_until is not None and held_until.reclaim(i, now):
+            return arrive(i, k, now, cont)  # one of them has finished its work: take it
         if max_queue is not None and live[i] >= max_queue:
             return st.refuse(now)
         if st.waiting_now >= overflow_limit:
@@ -116,6 +117,8 @@ def install(st: Station) -> Callable[[], None]:
             st.queue_max = waiting_now
         if queue_timeout is not None:
             later(queue_timeout, on_drop, entry)
+        if held_until is not None:
+            held_until.wake_when_free(i)  # the lane scheduled no event for its workers' ends
         return True
 
     drop_abandoned = st.drop_abandoned
@@ -235,4 +238,5 @@ def install(st: Station) -> Callable[[], None]:
     st.release = release_worker
     st.withdraw = withdraw
     st.on_work_done = on_work_done
+    st.base_hooks = (arrive, release_worker, start, on_work_done)
     return bind

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import simpy
 
+from capsim.engine.events import lanes
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
 from capsim.engine.events.clock import events_processed, run_until
@@ -65,8 +66,11 @@ def run_events(
     window = _Window(model, replication)
     env = simpy.Environment()
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
+    for t in lanes.sole_entries(model):
+        tiers[t].station.sole_entry = True
     for sim in tiers:
         lookup = sim.cold_cache() if sim.tier.cold_lru is not None else None
+        decisions: list[lanes.Decision | None] = []  # how the fast lane decides the calls
         for k, work in enumerate(sim.tier.work):
             steps = tuple(_compile_step(step, sim, tiers) for step in work.calls)
             if lookup is not None and steps and type(steps[0]) is CallStep:
@@ -74,6 +78,8 @@ def run_events(
                 miss = steps[0]._replace(probability=0.5, uniform=lookup)
                 steps = (miss, *steps[1:])
             sim.runners[k] = _runner(steps)
+            decisions.append(lanes.decision(steps, sim.runners[k]))
+        sim.station.decisions = decisions
     warmup, horizon = window.warmup, window.horizon
     duration = horizon - warmup
     trace_times = warmup + duration * np.arange(TRACE_POINTS) / TRACE_POINTS

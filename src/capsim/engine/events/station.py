@@ -20,6 +20,7 @@ from capsim.engine.timeseries import IntervalLog
 from capsim.model.types import Fault
 
 if TYPE_CHECKING:
+    from capsim.engine.events.lanes import Decision, HeldUntil
     from capsim.engine.events.resilience import CallCounts
     from capsim.engine.events.tier import _TierSim
 
@@ -86,6 +87,15 @@ class Station:
     in front of `arrive`) may be fused into its caller (`admission.direct_runner`), so a
     feature that must see every arrival wraps `arrive`, not the plain `enter`.
 
+    The fast lane (`lanes`) is part of the contract. A class's own arrival that meets a free
+    worker at a plain entry tier and makes no call there is answered at once, with no event for
+    the end of its work: its worker is held in `held_until` (not counted in `at` or `held`;
+    its held time of a blocking tier is in `lane_held`) until a request needing a worker takes
+    it back (`held_until.reclaim`, done by `instances.arrive`). So a feature that observes a
+    worker between the start and the end of its work wraps one of the hooks (the lane then
+    stays off: it runs only where the four hooks are still `base_hooks`) or is excluded by
+    name in `lanes.lane_tier`; code that reads `free` outside `arrive` reclaims first.
+
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
     FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
     (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
@@ -96,6 +106,7 @@ class Station:
         "arrivals",
         "arrive",
         "at",
+        "base_hooks",
         "before_window",
         "blocking",
         "busy",
@@ -106,6 +117,7 @@ class Station:
         "concurrency",
         "counts",
         "dead_letters",
+        "decisions",
         "down",
         "drop_abandoned",
         "dropped",
@@ -118,7 +130,9 @@ class Station:
         "held",
         "held_area",
         "held_since",
+        "held_until",
         "horizon",
+        "lane_held",
         "later",
         "live",
         "live_area",
@@ -145,6 +159,7 @@ class Station:
         "sim",
         "slow",
         "snapshots",
+        "sole_entry",
         "start",
         "takes",
         "tier",
@@ -168,6 +183,9 @@ class Station:
     enter: Enter  # `admission.install` sets it
     plain_enter: Enter  # the first `enter`: `enter is plain_enter` when nothing wraps it
     pick: Callable[[str | None], Pick]  # `balancing.install` sets it
+    # (arrive, release, start, on_work_done) as `instances.install` made them: a hook that is
+    # still its base one is unwrapped (the fast lane, `lanes.lane_tier`, needs all four).
+    base_hooks: tuple[object, ...]
 
     def __init__(self, sim: _TierSim, window: _Window, runners: list[Runner | None]) -> None:
         env, tier = sim.env, sim.tier
@@ -224,6 +242,12 @@ class Station:
         self.trace: list[int] = []
         self.recorders: list[Callable[[TierRun], None]] = []  # features' record(run), in order
         self.call_counts: CallCounts | None = None  # made by the first call site to this tier
+        # The fast lane (`lanes`): how each class's calls here can be decided at once (set with
+        # the runners), and the workers held by requests it answered (made by the first lane).
+        self.decisions: list[Decision | None] | None = None
+        self.held_until: HeldUntil | None = None
+        self.sole_entry = False  # only one class's arrivals reach the tier (`lanes.sole_entries`)
+        self.lane_held = 0.0  # worker-seconds in the window held by requests the lane answered
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -360,7 +384,7 @@ class Station:
             rejected=self.rejected,
             timed_out=self.timed_out,
             busy_time=self.busy,
-            occupied_time=end_held if self.blocking else self.busy,
+            occupied_time=end_held + self.lane_held if self.blocking else self.busy,
             queue_time=end_queue,
             queue_max=self.queue_max,
             wait=wait,
