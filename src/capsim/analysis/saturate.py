@@ -29,7 +29,7 @@ from capsim.analysis.points import (
     measure,
     measure_all,
     open_rate,
-    percentile_needs,
+    percentile_needs_by_slo,
     sampled_duration,
     scale_open_traffic,
     with_run_length,
@@ -65,6 +65,10 @@ MAX_MOVES = 3
 STRADDLES = 2
 #: Replications (at least) of the lightest point measured again when it failed only by noise.
 NOISE_RERUN_REPLICATIONS = 5
+#: A percentile objective decides the answer once its figure (the upper end of its 95%
+#: interval) reaches this share of its limit at a stable point, or fails there; only then are
+#: points stretched for its samples (docs/capacity.md, "What decides a point's length").
+DECIDING_SHARE = 0.5
 
 
 @dataclass
@@ -211,38 +215,67 @@ class _Searcher:
         self.cache: dict[float, CurvePoint] = {}
         self.saturation_rate: float | None = None
         self.bottleneck_share = 1.0
-        self.needs: list[tuple[float, int]] = []
+        # Every percentile objective's visit share and the values it needs (percentile_needs);
+        # points are stretched only for those that decide (`deciding`, DECIDING_SHARE).
+        self.all_needs: dict[str, tuple[float, int]] = {}
+        self.deciding: set[str] = set()
         self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
 
-    def duration_at(self, rate: float, model: Model) -> float:
-        """`model`'s run length, stretched near the saturation estimate and until every
-        percentile objective expects enough values per replication (docs/capacity.md)."""
+    @property
+    def needs(self) -> list[tuple[float, int]]:
+        """The visit shares and values needed of the objectives that decide (in SLO order)."""
+        return [need for slo, need in self.all_needs.items() if slo in self.deciding]
+
+    def _cap(self, rate: float, model: Model) -> float:
+        """The longest run of `model` at `rate` within half of the request limit."""
         simulation = model.simulation
         per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
-        cap = 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
-        near = near_saturation_duration(
-            simulation.duration,
-            rate,
-            self.saturation_rate,
-            (self.saturation_rate or 0.0) * self.bottleneck_share,
-            cap,
-        )
-        return sampled_duration(near, rate, self.needs, cap)
+        return 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
 
-    def at(self, rate: float, what: str) -> CurvePoint:
-        return self.at_all([rate], what)[0]
+    def duration_at(self, rate: float, model: Model, near: bool = False) -> float:
+        """`model`'s run length, stretched (with `near`) near the saturation estimate and until
+        every deciding percentile objective expects enough values per replication
+        (docs/capacity.md)."""
+        cap = self._cap(rate, model)
+        length = model.simulation.duration
+        if near:
+            length = near_saturation_duration(
+                length,
+                rate,
+                self.saturation_rate,
+                (self.saturation_rate or 0.0) * self.bottleneck_share,
+                cap,
+            )
+        return sampled_duration(length, rate, self.needs, cap)
 
-    def at_all(self, rates: list[float], what: str) -> list[CurvePoint]:
-        """The points at `rates`, the ones not measured yet measured together (one batch)."""
+    def at(self, rate: float, what: str, near: bool = False) -> CurvePoint:
+        return self.at_all([rate], what, near)[0]
+
+    def at_all(
+        self, rates: list[float], what: str, near: bool | list[bool] = False
+    ) -> list[CurvePoint]:
+        """The points at `rates`, the ones not measured yet measured together (one batch).
+
+        With `near` (for each rate, or for all: a point whose stability decides,
+        docs/capacity.md, "Near saturation"), a point measured shorter than the stretch near
+        saturation asks is measured again."""
+        nears = near if isinstance(near, list) else [near] * len(rates)
         keys = [round(rate, 9) for rate in rates]
-        new = [rate for key, rate in dict(zip(keys, rates, strict=True)).items()
-               if key not in self.cache]  # fmt: skip
+        new: dict[float, tuple[float, bool]] = {}
+        for key, rate, stretch in zip(keys, rates, nears, strict=True):
+            if key not in self.cache or (stretch and self._shorter_than_asked(self.cache[key], rate)):
+                new.setdefault(key, (rate, stretch))
         if new:
-            self._measure(new, what)
+            self._measure([rate for rate, _ in new.values()], what,
+                          [stretch for _, stretch in new.values()])  # fmt: skip
         return [self.cache[key] for key in keys]
 
-    def _measure(self, rates: list[float], what: str) -> None:
+    def _shorter_than_asked(self, point: CurvePoint, rate: float) -> bool:
+        asked = with_run_length(self.model, self.duration_at(rate, self.model, True), None)
+        return point.point.model.simulation.duration < asked.simulation.duration - 1e-9
+
+    def _measure(self, rates: list[float], what: str, nears: list[bool]) -> None:
         done, budget = self.done, max(self.budget, self.done + len(rates))
 
         def part(fraction: float, label: str) -> None:
@@ -255,20 +288,13 @@ class _Searcher:
         # is measured exactly as its points one after another would be.
         models = [
             scale_open_traffic(
-                with_run_length(self.model, self.duration_at(rate, self.model), None),
+                with_run_length(self.model, self.duration_at(rate, self.model, near), None),
                 rate / self.base_rate,
             )
-            for rate in rates
+            for rate, near in zip(rates, nears, strict=True)
         ]
         try:
-            points = measure_all(
-                models,
-                capsim_version=self.capsim_version,
-                progress=part,
-                labels=labels,
-                max_requests=self.max_requests,
-                executor=self.executor,
-            )
+            points = self.measured(models, rates, labels, part)
         except Interrupted as stop:
             for i, point in stop.completed_models.items():
                 self._keep(rates[i], point)
@@ -276,6 +302,78 @@ class _Searcher:
             raise
         for rate, point in zip(rates, points, strict=True):
             self._keep(rate, point)
+
+    def measured(
+        self,
+        models: list[Model],
+        rates: list[float],
+        labels: list[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[Point]:
+        """`models` (at `rates`) measured together; then the points whose objectives turned out
+        to decide, and that are short of their samples, measured again stretched for them."""
+        points = measure_all(
+            models,
+            capsim_version=self.capsim_version,
+            progress=progress,
+            labels=labels,
+            max_requests=self.max_requests,
+            executor=self.executor,
+        )
+        self._note_deciding(points)
+        again = {
+            i: with_run_length(point.model, longer, None)
+            for i, (rate, point) in enumerate(zip(rates, points, strict=True))
+            if self._short_of_samples(point)
+            and (longer := self._sampled_length(rate, point.model)) > point.model.simulation.duration
+        }
+        if again:
+            for i in again:
+                self.count(points[i], points[i].model)
+            longer_points = measure_all(
+                list(again.values()),
+                capsim_version=self.capsim_version,
+                progress=progress,
+                labels=[labels[i] for i in again] if labels is not None else None,
+                max_requests=self.max_requests,
+                executor=self.executor,
+            )
+            for i, point in zip(again, longer_points, strict=True):
+                points[i] = point
+        return points
+
+    def _note_deciding(self, points: list[Point]) -> None:
+        """Percentile objectives that failed, or reached DECIDING_SHARE of their limit, at a
+        stable point decide from now on."""
+        for point in points:
+            if not point.stable:
+                continue
+            for check in point.checks:
+                if check.slo not in self.all_needs or check.slo in self.deciding:
+                    continue
+                figure = check.upper if check.upper is not None else check.observed
+                if not check.passed or (
+                    figure is not None and figure >= DECIDING_SHARE * check.limit
+                ):
+                    self.deciding.add(check.slo)
+
+    def _short_of_samples(self, point: Point) -> bool:
+        """A deciding objective from too few values, within its limit (one beyond it fails:
+        more data cannot honestly pass it)."""
+        return point.stable and any(
+            check.slo in self.deciding
+            and check.low_sample
+            and check.observed is not None
+            and check.observed <= check.limit
+            for check in point.checks
+        )
+
+    def _sampled_length(self, rate: float, model: Model) -> float:
+        """The run length `model` (at `rate`) needs for the deciding objectives' samples."""
+        simulation = model.simulation
+        return sampled_duration(
+            simulation.duration, rate, self.needs, self._cap(rate, model)
+        )
 
     def measured_longer(self, rate: float, what: str) -> CurvePoint | None:
         """The point at `rate` measured again with RERUN_FACTOR x its duration and at least
@@ -325,11 +423,25 @@ def _describe(point: CurvePoint) -> str:
     return f"rate {point.rate:.4g}/s: p99 {p99}, errors {figures['error_rate']:.3%}, {state}"
 
 
+def _knee_classes(low: CurvePoint) -> list[str]:
+    """The classes whose p99 at the lightest point is estimated from enough values (not
+    `low_sample`): a p99 from fewer is a noisy baseline that would put a knee anywhere."""
+    return [
+        name
+        for name, entry in low.point.report.data["classes"].items()
+        if "latency.p99" not in entry.get("low_sample", ())
+    ]
+
+
 def _knee_ratio(point: CurvePoint, low: CurvePoint) -> float:
-    """The highest p99(rate) / p99(low load) over classes (infinite when a class has no p99)."""
+    """The highest p99(rate) / p99(low load) over the classes `_knee_classes` counts (infinite
+    when such a class has no p99)."""
     ratios = []
     low_classes = low.point.report.data["classes"]
+    counted = set(_knee_classes(low))
     for name, entry in point.point.report.data["classes"].items():
+        if name not in counted:
+            continue
         base = low_classes[name]["latency"]["p99"]
         value = entry["latency"]["p99"]
         if base is None or base <= 0:
@@ -465,7 +577,7 @@ def find_saturation(
     )
     searcher.saturation_rate = analytic.saturation_rate
     searcher.bottleneck_share = analytic.shares.get(analytic.bottleneck, 1.0)
-    searcher.needs = percentile_needs(model, analytic.solution)
+    searcher.all_needs = percentile_needs_by_slo(model, analytic.solution)
     usable = usable_share(model)
     _measure_curve(searcher, analytic.saturation_rate, usable, notes)
     searcher.phase = "saturation"
@@ -622,7 +734,10 @@ def _move_estimate(
     """A confirmation below the estimate that finds a tier overloaded moves the estimate: the
     boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3)."""
     while estimate.rate is not None:
-        below = searcher.at(0.9 * estimate.rate, "confirming saturation")
+        # Both sides of the confirmation in one batch; only the stable side's length decides.
+        below, _ = searcher.at_all(
+            [0.9 * estimate.rate, 1.1 * estimate.rate], "confirming saturation", [True, False]
+        )
         if below.point.stable or len(estimate.moves) >= MAX_MOVES:
             return
         stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
@@ -645,7 +760,7 @@ def _stability_boundary(
         # Saturation lies below `hi`: points near it run long enough to tell (step 3).
         searcher.saturation_rate = hi
         middle = 0.5 * (lo + hi)
-        if searcher.at(middle, "moving the saturation estimate").point.stable:
+        if searcher.at(middle, "moving the saturation estimate", near=True).point.stable:
             lo = middle
         else:
             hi = middle
@@ -692,9 +807,8 @@ def _confirm(
     """The estimate's confirmation at 0.9x (stable) and 1.1x (the bottleneck saturated)."""
     if estimate.rate is None:
         return {}
-    below, above = searcher.at_all(
-        [0.9 * estimate.rate, 1.1 * estimate.rate], "confirming saturation"
-    )
+    below = searcher.at(0.9 * estimate.rate, "confirming saturation", near=True)
+    above = searcher.at(1.1 * estimate.rate, "confirming saturation")
     name = estimate.bottleneck
     if not below.point.stable:
         notes.append(
@@ -812,6 +926,15 @@ def _find_knee(
     curve = searcher.curve()
     low = curve[0]
     previous = low
+    counted = _knee_classes(low)
+    left_out = [name for name in low.point.report.data["classes"] if name not in counted]
+    if left_out:
+        notes.append(
+            f"the knee leaves out class {', '.join(left_out)}: at the lightest point "
+            f"({low.rate:.4g}/s) its p99 rests on fewer than 1,000 values (low_sample)"
+        )
+    if not counted:
+        return None
 
     def below_knee(p: CurvePoint) -> bool:
         # An overloaded point is past the knee whatever its p99 (its queue only grows).
@@ -964,12 +1087,7 @@ def _verify(
             lengthened = with_run_length(
                 model, searcher.duration_at(rate, model), verification_replications
             )
-            point = measure(
-                scale_open_traffic(lengthened, rate / base_rate),
-                capsim_version=searcher.capsim_version,
-                max_requests=max_requests,
-                executor=searcher.executor,
-            )
+            (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             searcher.count(point, model)
         return checked[key]
