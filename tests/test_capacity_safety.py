@@ -222,9 +222,11 @@ def test_search_points_of_a_scenario_with_a_late_rush_run_its_whole_timeline(
 ) -> None:
     # 8 s points would stop before the rush at 20 s and pass at rates the rush overloads.
     result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0)
-    # Every point is the scenario itself: its own 40 s, more replications where it needs data.
+    # Every point is the scenario itself: its own 40 s (more data would be whole replications
+    # more of it; none needs any here: the p99 objective stays far from its 2 s limit below
+    # saturation and the queue relaxes within a second).
     assert all(point["duration"] == 40.0 for point in result["curve"])
-    assert any(point["replications"] > 3 for point in result["curve"])
+    assert all(point["replications"] % 3 == 0 for point in result["curve"])
     assert any("runs its own timeline exactly" in note for note in result["notes"])
     # The rush is the scenario's peak (300/s = the class's rate): 4 workers at 10 ms take 400/s.
     best = result["max_rate_meeting_slos"]

@@ -26,7 +26,6 @@ from capsim.analysis.points import (
     expected_requests,
     headline,
     light_load_solution,
-    measure,
     measure_all,
     open_rate,
     percentile_needs_by_slo,
@@ -221,6 +220,7 @@ class _Searcher:
         self.deciding: set[str] = set()
         self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
+        self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
 
     @property
     def needs(self) -> list[tuple[float, int]]:
@@ -312,14 +312,7 @@ class _Searcher:
     ) -> list[Point]:
         """`models` (at `rates`) measured together; then the points whose objectives turned out
         to decide, and that are short of their samples, measured again stretched for them."""
-        points = measure_all(
-            models,
-            capsim_version=self.capsim_version,
-            progress=progress,
-            labels=labels,
-            max_requests=self.max_requests,
-            executor=self.executor,
-        )
+        points = self._measure_counted(models, labels, progress)
         self._note_deciding(points)
         again = {
             i: with_run_length(point.model, longer, None)
@@ -330,16 +323,31 @@ class _Searcher:
         if again:
             for i in again:
                 self.count(points[i], points[i].model)
-            longer_points = measure_all(
+            longer_points = self._measure_counted(
                 list(again.values()),
-                capsim_version=self.capsim_version,
-                progress=progress,
-                labels=[labels[i] for i in again] if labels is not None else None,
-                max_requests=self.max_requests,
-                executor=self.executor,
+                [labels[i] for i in again] if labels is not None else None,
+                progress,
             )
             for i, point in zip(again, longer_points, strict=True):
                 points[i] = point
+        return points
+
+    def _measure_counted(
+        self, models: list[Model], labels: list[str] | None, progress: Progress | None
+    ) -> list[Point]:
+        """`measure_all` of `models`, their simulated requests counted (re-runs included)."""
+        points = measure_all(
+            models,
+            capsim_version=self.capsim_version,
+            progress=progress,
+            labels=labels,
+            max_requests=self.max_requests,
+            executor=self.executor,
+        )
+        for model, point in zip(models, points, strict=True):
+            self.requests += expected_requests(model)
+            if point.model is not model:  # re-run for noise (measure_all)
+                self.requests += expected_requests(point.model)
         return points
 
     def _note_deciding(self, points: list[Point]) -> None:
@@ -358,14 +366,10 @@ class _Searcher:
                     self.deciding.add(check.slo)
 
     def _short_of_samples(self, point: Point) -> bool:
-        """A deciding objective from too few values, within its limit (one beyond it fails:
-        more data cannot honestly pass it)."""
+        """A deciding objective estimated from too few values (passing or not: a point not yet
+        stretched for it has not had the samples its verdict needs)."""
         return point.stable and any(
-            check.slo in self.deciding
-            and check.low_sample
-            and check.observed is not None
-            and check.observed <= check.limit
-            for check in point.checks
+            check.slo in self.deciding and check.low_sample for check in point.checks
         )
 
     def _sampled_length(self, rate: float, model: Model) -> float:
@@ -390,12 +394,7 @@ class _Searcher:
             return None
         if self.progress:
             self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
-        point = measure(
-            longer,
-            capsim_version=self.capsim_version,
-            max_requests=self.max_requests,
-            executor=self.executor,
-        )
+        (point,) = self._measure_counted([longer], None, None)
         self.done += 1
         self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
@@ -586,7 +585,7 @@ def find_saturation(
     confirmation = _confirm(searcher, estimate, usable, notes)
     searcher.phase = "knee"
     knee_rate = _at_most_saturation(
-        _find_knee(searcher, knee_factor, precision, notes), estimate.rate, notes
+        _find_knee(searcher, knee_factor, precision, notes, estimate.rate), estimate.rate, notes
     )
     searcher.phase = "slo limit"
     ceiling = _ceiling(estimate)
@@ -620,8 +619,21 @@ def find_saturation(
         "curve": [p.as_dict(model) for p in searcher.curve()],
         "slos": slos,
         "evaluations": searcher.done,
-        "search": {"runs": sum(searcher.runs.values()), "runs_by_phase": dict(searcher.runs)},
+        "search": _search_cost(searcher, model, best or estimate.rate),
         "notes": notes,
+    }
+
+
+def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
+    """What the search simulated: points (per phase), open requests, and those requests over
+    the requests of one run of the scenario (its own length and replications) at `answer`."""
+    simulation = model.simulation
+    one_run = (answer or 0.0) * (simulation.duration + simulation.warmup) * simulation.replications
+    return {
+        "runs": sum(searcher.runs.values()),
+        "runs_by_phase": dict(searcher.runs),
+        "requests": round(searcher.requests),
+        "run_equivalents": searcher.requests / one_run if one_run > 0 else None,
     }
 
 
@@ -920,9 +932,16 @@ def _at_most_saturation(
 
 
 def _find_knee(
-    searcher: _Searcher, knee_factor: float, precision: float, notes: list[str]
+    searcher: _Searcher,
+    knee_factor: float,
+    precision: float,
+    notes: list[str],
+    saturation: float | None = None,
 ) -> float | None:
-    """(2) The lowest rate where some class's p99 reaches knee_factor x its low-load p99."""
+    """(2) The lowest rate where some class's p99 reaches knee_factor x its low-load p99.
+
+    Only points up to the `saturation` estimate are searched: the knee is never above it
+    (`_at_most_saturation`), so a crossing beyond it is not narrowed, it is the estimate."""
     curve = searcher.curve()
     low = curve[0]
     previous = low
@@ -941,6 +960,8 @@ def _find_knee(
         return p.point.stable and _knee_ratio(p, low) < knee_factor
 
     for point in curve[1:]:
+        if saturation is not None and point.rate > saturation:
+            return _at_most_saturation(math.inf, saturation, notes)
         if not below_knee(point):
             lo, hi = _bisect(
                 searcher,
