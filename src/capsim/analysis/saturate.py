@@ -40,8 +40,10 @@ from capsim.errors import Interrupted, UsageError
 from capsim.model.features import conditions_change
 from capsim.model.types import Model, Tier
 
-#: Fractions of the analytic saturation rate measured first.
-GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1)
+#: Fractions of the analytic saturation rate measured first (one batch).
+GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
+#: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate.
+CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
 #: A tier at or above this occupancy (of its usable workers) counts as saturated.
 SATURATED_OCCUPANCY = 0.97
 #: Requests per replication a search point aims at, at the analytic saturation rate.
@@ -218,6 +220,9 @@ class _Searcher:
         # points are stretched only for those that decide (`deciding`, DECIDING_SHARE).
         self.all_needs: dict[str, tuple[float, int]] = {}
         self.deciding: set[str] = set()
+        # Load or capacity changing during the run: a time-averaged occupancy does not
+        # extrapolate to the peak, so every point's stability decides (docs/capacity.md).
+        self.always_near = conditions_change(model)
         self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
         self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
@@ -239,7 +244,7 @@ class _Searcher:
         (docs/capacity.md)."""
         cap = self._cap(rate, model)
         length = model.simulation.duration
-        if near:
+        if near or self.always_near:
             length = near_saturation_duration(
                 length,
                 rate,
@@ -270,6 +275,19 @@ class _Searcher:
             self._measure([rate for rate, _ in new.values()], what,
                           [stretch for _, stretch in new.values()])  # fmt: skip
         return [self.cache[key] for key in keys]
+
+    def nearby(self, rate: float, tolerance: float, near: bool) -> float | None:
+        """The measured rate closest to `rate`, within `tolerance` of it (relative) and, with
+        `near`, measured as long as the stretch near saturation asks; None when there is none."""
+        close = [
+            point
+            for point in self.cache.values()
+            if abs(point.rate / rate - 1.0) <= tolerance
+            and not (near and self._shorter_than_asked(point, point.rate))
+        ]
+        if not close:
+            return None
+        return min(close, key=lambda point: (abs(point.rate - rate), point.rate)).rate
 
     def _shorter_than_asked(self, point: CurvePoint, rate: float) -> bool:
         asked = with_run_length(self.model, self.duration_at(rate, self.model, True), None)
@@ -582,7 +600,7 @@ def find_saturation(
     searcher.phase = "saturation"
     estimate = _estimate_saturation(searcher, model, analytic, usable, precision)
     _move_estimate(searcher, estimate, analytic.shares, precision, notes)
-    confirmation = _confirm(searcher, estimate, usable, notes)
+    confirmation = _confirm(searcher, estimate, usable, notes, precision)
     searcher.phase = "knee"
     knee_rate = _at_most_saturation(
         _find_knee(searcher, knee_factor, precision, notes, estimate.rate), estimate.rate, notes
@@ -698,7 +716,13 @@ def _measure_curve(
 ) -> None:
     """(2) The grid around the analytic saturation rate (one batch), then x1.25 until a tier
     saturates."""
-    searcher.at_all([fraction * analytic_saturation for fraction in GRID], "measuring the curve")
+    # The grid's 0.9x point is measured as the confirmation's stable side would be (stretched
+    # near saturation), so that it can stand for it when the estimate lands near the analytic one.
+    searcher.at_all(
+        [fraction * analytic_saturation for fraction in GRID],
+        "measuring the curve",
+        [fraction == CONFIRM_BELOW for fraction in GRID],
+    )
     rate = GRID[-1] * analytic_saturation
     for _ in range(8):
         if any(_saturated(p, usable) for p in searcher.curve()):
@@ -746,10 +770,7 @@ def _move_estimate(
     """A confirmation below the estimate that finds a tier overloaded moves the estimate: the
     boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3)."""
     while estimate.rate is not None:
-        # Both sides of the confirmation in one batch; only the stable side's length decides.
-        below, _ = searcher.at_all(
-            [0.9 * estimate.rate, 1.1 * estimate.rate], "confirming saturation", [True, False]
-        )
+        below, _ = _confirmation_points(searcher, estimate.rate, precision)
         if below.point.stable or len(estimate.moves) >= MAX_MOVES:
             return
         stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
@@ -813,14 +834,29 @@ def _record_move(
     searcher.bottleneck_share = shares.get(estimate.bottleneck, 1.0)
 
 
+def _confirmation_points(
+    searcher: _Searcher, rate: float, precision: float
+) -> tuple[CurvePoint, CurvePoint]:
+    """The points at CONFIRM_BELOW (stretched near saturation: its stability decides) and
+    CONFIRM_ABOVE x `rate`, measured together; a point already measured within half of
+    `precision` of either rate (and as long) stands for it."""
+    wanted = [(CONFIRM_BELOW * rate, True), (CONFIRM_ABOVE * rate, False)]
+    rates = [searcher.nearby(at, 0.5 * precision, near) or at for at, near in wanted]
+    below, above = searcher.at_all(rates, "confirming saturation", [True, False])
+    return below, above
+
+
 def _confirm(
-    searcher: _Searcher, estimate: _Estimate, usable: dict[str, float], notes: list[str]
+    searcher: _Searcher,
+    estimate: _Estimate,
+    usable: dict[str, float],
+    notes: list[str],
+    precision: float,
 ) -> dict[str, Any]:
     """The estimate's confirmation at 0.9x (stable) and 1.1x (the bottleneck saturated)."""
     if estimate.rate is None:
         return {}
-    below = searcher.at(0.9 * estimate.rate, "confirming saturation", near=True)
-    above = searcher.at(1.1 * estimate.rate, "confirming saturation")
+    below, above = _confirmation_points(searcher, estimate.rate, precision)
     name = estimate.bottleneck
     if not below.point.stable:
         notes.append(
@@ -1034,14 +1070,15 @@ def _slo_limit(
         else:
             failing = point.rate
             break
+    capped = ceiling is not None and (failing is None or failing > ceiling)
+    if capped and ceiling is not None and passing.rate >= ceiling * (1 - 1e-9):
+        notes.append(_capped_note(ceiling))
+        return passing.rate
     if ceiling is not None and passing.rate < ceiling and (failing is None or failing > ceiling):
         # The SLOs hold up to the ceiling's neighbourhood: try the ceiling itself.
         at_ceiling = searcher.at(ceiling, "searching the SLO limit")
         if passes(at_ceiling):
-            notes.append(
-                f"max_rate_meeting_slos is capped at {ceiling:.4g}/s, the lower bound of the "
-                "saturation estimate: no rate at or beyond saturation is a safe answer"
-            )
+            notes.append(_capped_note(ceiling))
             return ceiling
         failing = ceiling
     if failing is None:
@@ -1051,6 +1088,13 @@ def _slo_limit(
         searcher, passing.rate, failing, passes, precision, "searching the SLO limit", _slo_crossing
     )
     return lo
+
+
+def _capped_note(ceiling: float) -> str:
+    return (
+        f"max_rate_meeting_slos is capped at {ceiling:.4g}/s, the lower bound of the "
+        "saturation estimate: no rate at or beyond saturation is a safe answer"
+    )
 
 
 def _slo_crossing(low: CurvePoint, high: CurvePoint) -> float | None:
@@ -1107,7 +1151,7 @@ def _verify(
                 progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
             lengthened = with_run_length(
                 model, searcher.duration_at(rate, model), verification_replications
-            )
+            )  # near saturation stretched only where every point is (_Searcher.always_near)
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             searcher.count(point, model)
