@@ -15,7 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 import capsim
-from capsim.analysis.saturate import find_saturation, near_saturation_duration, relaxation_time
+from capsim.analysis.saturate import (
+    CONFIRM_REUSE,
+    find_saturation,
+    near_saturation_duration,
+    relaxation_time,
+)
 from capsim.analysis.sizing import size_tiers
 from capsim.cli.app import app
 from capsim.engine.executors import open_executor
@@ -374,8 +379,9 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
     result = saturate(model_of(tmp_path, "reads", READ_HEAVY), duration=5.0)
     (move,) = result["confirmation"]["below"]["moves"]
     assert move["tiers"] == ["db"]
-    # The pooled occupancy's secant said about 830/s; 0.9x that overloaded the replica.
-    assert move["unstable_at"] == pytest.approx(0.9 * move["from"])
+    # The pooled occupancy's secant said about 830/s; 0.9x that (or a point measured within
+    # 3% of it, which stands for it) overloaded the replica.
+    assert move["unstable_at"] == pytest.approx(0.9 * move["from"], rel=CONFIRM_REUSE)
     assert result["saturation_rate"] == move["to"] < move["unstable_at"]
     assert result["saturation_rate_low"] <= result["saturation_rate"]
     assert any("moved below it" in note for note in result["notes"])

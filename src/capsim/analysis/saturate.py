@@ -42,8 +42,10 @@ from capsim.model.types import Model, Tier
 
 #: Fractions of the analytic saturation rate measured first (one batch).
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
-#: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate.
+#: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate ...
 CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
+#: ... or a point already measured within this fraction of those rates (as long).
+CONFIRM_REUSE = 0.03
 #: A tier at or above this occupancy (of its usable workers) counts as saturated.
 SATURATED_OCCUPANCY = 0.97
 #: Requests per replication a search point aims at, at the analytic saturation rate.
@@ -600,7 +602,7 @@ def find_saturation(
     searcher.phase = "saturation"
     estimate = _estimate_saturation(searcher, model, analytic, usable, precision)
     _move_estimate(searcher, estimate, analytic.shares, precision, notes)
-    confirmation = _confirm(searcher, estimate, usable, notes, precision)
+    confirmation = _confirm(searcher, estimate, usable, notes)
     searcher.phase = "knee"
     knee_rate = _at_most_saturation(
         _find_knee(searcher, knee_factor, precision, notes, estimate.rate), estimate.rate, notes
@@ -770,7 +772,7 @@ def _move_estimate(
     """A confirmation below the estimate that finds a tier overloaded moves the estimate: the
     boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3)."""
     while estimate.rate is not None:
-        below, _ = _confirmation_points(searcher, estimate.rate, precision)
+        below, _ = _confirmation_points(searcher, estimate.rate)
         if below.point.stable or len(estimate.moves) >= MAX_MOVES:
             return
         stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
@@ -820,7 +822,8 @@ def _record_move(
         {"from": estimate.rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
     )
     notes.append(
-        f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {estimate.rate:.4g}/s) "
+        f"the confirmation at {below.rate:.4g}/s ({below.rate / (estimate.rate or 1.0):.3g}x "
+        f"the estimate {estimate.rate:.4g}/s) "
         f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
         f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
         f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
@@ -834,14 +837,12 @@ def _record_move(
     searcher.bottleneck_share = shares.get(estimate.bottleneck, 1.0)
 
 
-def _confirmation_points(
-    searcher: _Searcher, rate: float, precision: float
-) -> tuple[CurvePoint, CurvePoint]:
+def _confirmation_points(searcher: _Searcher, rate: float) -> tuple[CurvePoint, CurvePoint]:
     """The points at CONFIRM_BELOW (stretched near saturation: its stability decides) and
-    CONFIRM_ABOVE x `rate`, measured together; a point already measured within half of
-    `precision` of either rate (and as long) stands for it."""
+    CONFIRM_ABOVE x `rate`, measured together; a point already measured within CONFIRM_REUSE
+    of either rate (and as long) stands for it."""
     wanted = [(CONFIRM_BELOW * rate, True), (CONFIRM_ABOVE * rate, False)]
-    rates = [searcher.nearby(at, 0.5 * precision, near) or at for at, near in wanted]
+    rates = [searcher.nearby(at, CONFIRM_REUSE, near) or at for at, near in wanted]
     below, above = searcher.at_all(rates, "confirming saturation", [True, False])
     return below, above
 
@@ -851,12 +852,11 @@ def _confirm(
     estimate: _Estimate,
     usable: dict[str, float],
     notes: list[str],
-    precision: float,
 ) -> dict[str, Any]:
     """The estimate's confirmation at 0.9x (stable) and 1.1x (the bottleneck saturated)."""
     if estimate.rate is None:
         return {}
-    below, above = _confirmation_points(searcher, estimate.rate, precision)
+    below, above = _confirmation_points(searcher, estimate.rate)
     name = estimate.bottleneck
     if not below.point.stable:
         notes.append(
