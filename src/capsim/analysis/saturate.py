@@ -68,9 +68,9 @@ MAX_MOVES = 3
 STRADDLES = 2
 #: Replications (at least) of the lightest point measured again when it failed only by noise.
 NOISE_RERUN_REPLICATIONS = 5
-#: A percentile objective decides the answer once its figure (the upper end of its 95%
-#: interval) reaches this share of its limit at a stable point, or fails there; only then are
-#: points stretched for its samples (docs/capacity.md, "What decides a point's length").
+#: A percentile objective decides the answer once its pooled figure reaches this share of its
+#: limit at a stable point, or fails there; only then are points stretched for its samples
+#: (docs/capacity.md, "What decides a point's length").
 DECIDING_SHARE = 0.5
 
 
@@ -371,17 +371,19 @@ class _Searcher:
         return points
 
     def _note_deciding(self, points: list[Point]) -> None:
-        """Percentile objectives that failed, or reached DECIDING_SHARE of their limit, at a
-        stable point decide from now on."""
+        """Percentile objectives that failed, or whose pooled figure reached DECIDING_SHARE of
+        their limit, at a stable point decide from now on. (The pooled figure, not the upper
+        end of its interval: from a handful of values that interval is noise, and a failure by
+        it alone counts as a failure.)"""
         for point in points:
             if not point.stable:
                 continue
             for check in point.checks:
                 if check.slo not in self.all_needs or check.slo in self.deciding:
                     continue
-                figure = check.upper if check.upper is not None else check.observed
                 if not check.passed or (
-                    figure is not None and figure >= DECIDING_SHARE * check.limit
+                    check.observed is not None
+                    and check.observed >= DECIDING_SHARE * check.limit
                 ):
                     self.deciding.add(check.slo)
 
