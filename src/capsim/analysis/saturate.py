@@ -19,6 +19,7 @@ from typing import Any
 
 from capsim.analysis.points import (
     RERUN_FACTOR,
+    SAMPLE_MARGIN,
     Point,
     Progress,
     asked_figures,
@@ -34,6 +35,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.stats import NOISE_FACTOR
+from capsim.analysis.summary import fewest_samples
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
@@ -225,6 +227,7 @@ class _Searcher:
         # Load or capacity changing during the run: a time-averaged occupancy does not
         # extrapolate to the peak, so every point's stability decides (docs/capacity.md).
         self.always_near = conditions_change(model)
+        self.floors: dict[float, float] = {}  # a rate's shortest run length, when longer
         self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
         self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
@@ -245,7 +248,7 @@ class _Searcher:
         every deciding percentile objective expects enough values per replication
         (docs/capacity.md)."""
         cap = self._cap(rate, model)
-        length = model.simulation.duration
+        length = max(model.simulation.duration, min(self.floors.get(round(rate, 9), 0.0), cap))
         if near or self.always_near:
             length = near_saturation_duration(
                 length,
@@ -715,11 +718,30 @@ def _saturated(point: CurvePoint, usable: dict[str, float]) -> bool:
     )
 
 
+def _knee_baseline_duration(searcher: _Searcher, rate: float) -> float:
+    """How long the lightest point runs so that every class it can afford gets SAMPLE_MARGIN x
+    the values a p99 needs (fewest_samples(0.99), over all replications): the knee's baseline. At most as long
+    as a point at the analytic saturation rate costs (1 / GRID[0] x the search duration); a
+    class rarer than that is left out of the knee (`_knee_classes`)."""
+    model = searcher.model
+    simulation = model.simulation
+    longest = simulation.duration / GRID[0]
+    factor = rate / searcher.base_rate
+    wanted = [
+        SAMPLE_MARGIN * fewest_samples(0.99) / (c.peak_rate(model.horizon) * factor * simulation.replications)
+        for c in model.classes
+        if not c.is_closed and c.peak_rate(model.horizon) > 0
+    ]
+    return max([simulation.duration, *(w for w in wanted if w <= longest)])
+
+
 def _measure_curve(
     searcher: _Searcher, analytic_saturation: float, usable: dict[str, float], notes: list[str]
 ) -> None:
     """(2) The grid around the analytic saturation rate (one batch), then x1.25 until a tier
     saturates."""
+    lightest = GRID[0] * analytic_saturation
+    searcher.floors[round(lightest, 9)] = _knee_baseline_duration(searcher, lightest)
     # The grid's 0.9x point is measured as the confirmation's stable side would be (stretched
     # near saturation), so that it can stand for it when the estimate lands near the analytic one.
     searcher.at_all(
