@@ -22,6 +22,7 @@ from capsim.analysis.points import (
     SAMPLE_MARGIN,
     Point,
     Progress,
+    SloCheck,
     asked_figures,
     at_max_replicas,
     expected_requests,
@@ -384,17 +385,16 @@ class _Searcher:
             for check in point.checks:
                 if check.slo not in self.all_needs or check.slo in self.deciding:
                     continue
-                if not check.passed or (
-                    check.observed is not None
-                    and check.observed >= DECIDING_SHARE * check.limit
-                ):
+                if _near_its_limit(check):
                     self.deciding.add(check.slo)
 
     def _short_of_samples(self, point: Point) -> bool:
-        """A deciding objective estimated from too few values (passing or not: a point not yet
-        stretched for it has not had the samples its verdict needs)."""
+        """A deciding objective estimated from too few values where it is near its limit
+        (failing, or its figure at least DECIDING_SHARE of it): a point not yet stretched for
+        it has not had the samples its verdict needs. Far below its limit the verdict stands."""
         return point.stable and any(
-            check.slo in self.deciding and check.low_sample for check in point.checks
+            check.slo in self.deciding and check.low_sample and _near_its_limit(check)
+            for check in point.checks
         )
 
     def _sampled_length(self, rate: float, model: Model) -> float:
@@ -437,6 +437,14 @@ class _Searcher:
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
+
+
+def _near_its_limit(check: SloCheck) -> bool:
+    """Failed (by its figure or its interval), or its pooled figure at least DECIDING_SHARE of
+    its limit."""
+    return not check.passed or (
+        check.observed is not None and check.observed >= DECIDING_SHARE * check.limit
+    )
 
 
 def _describe(point: CurvePoint) -> str:
