@@ -359,15 +359,25 @@ class _Searcher:
     def _measure_counted(
         self, models: list[Model], labels: list[str] | None, progress: Progress | None
     ) -> list[Point]:
-        """`measure_all` of `models`, their simulated requests counted (re-runs included)."""
-        points = measure_all(
-            models,
-            capsim_version=self.capsim_version,
-            progress=progress,
-            labels=labels,
-            max_requests=self.max_requests,
-            executor=self.executor,
-        )
+        """`measure_all` of `models`, their simulated requests counted (re-runs included).
+
+        The longest models are handed to the executor first (results do not depend on the
+        order: every model keeps its own random streams), so that a long point does not start
+        last and keep one worker busy while the others idle."""
+        order = sorted(range(len(models)), key=lambda i: (-expected_requests(models[i]), i))
+        try:
+            measured = measure_all(
+                [models[i] for i in order],
+                capsim_version=self.capsim_version,
+                progress=progress,
+                labels=[labels[i] for i in order] if labels is not None else None,
+                max_requests=self.max_requests,
+                executor=self.executor,
+            )
+        except Interrupted as stop:
+            stop.completed_models = {order[i]: p for i, p in stop.completed_models.items()}
+            raise
+        points = [measured[order.index(i)] for i in range(len(models))]
         for model, point in zip(models, points, strict=True):
             self.requests += expected_requests(model)
             if point.model is not model:  # re-run for noise (measure_all)
