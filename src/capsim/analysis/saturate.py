@@ -5,9 +5,10 @@ as written). The analytic light-load bounds give the starting bracket; simulatio
 replications and common random numbers measures the curve and refines three rates:
 the saturation rate (utilization law on the bottleneck, moved when its confirmation fails), the
 knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
-lower bound, and only a rate verified at the scenario's run length). Points near saturation run
-longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
-decision rule.
+lower bound, and only a rate verified at the scenario's run length). A point runs longer only
+where that decides: near saturation when its stability decides (the confirmation's stable side,
+a move's bisection), and for the samples of a percentile objective near its limit. Autoscaled
+tiers are evaluated at their max replicas. docs/capacity.md states each decision rule.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ STRADDLES = 2
 NOISE_RERUN_REPLICATIONS = 5
 #: A percentile objective decides the answer once its pooled figure reaches this share of its
 #: limit at a stable point, or fails there; only then are points stretched for its samples
-#: (docs/capacity.md, "What decides a point's length").
+#: (docs/capacity.md, "Enough samples for every percentile": in saturate, only for the
+#: objectives that decide).
 DECIDING_SHARE = 0.5
 
 
@@ -84,6 +86,7 @@ class CurvePoint:
     rate: float
     factor: float
     point: Point
+    near: bool = False  # run as long as the rule near saturation asks (docs/capacity.md)
 
     def occupancy(self, tier: str, usable: float) -> float:
         entry = self.point.report.data["tiers"][tier]
@@ -321,11 +324,11 @@ class _Searcher:
             points = self.measured(models, rates, labels, part)
         except Interrupted as stop:
             for i, point in stop.completed_models.items():
-                self._keep(rates[i], point)
+                self._keep(rates[i], point, nears[i])
             stop.completed_points = [_describe(p) for p in self.curve()]
             raise
-        for rate, point in zip(rates, points, strict=True):
-            self._keep(rate, point)
+        for rate, point, near in zip(rates, points, nears, strict=True):
+            self._keep(rate, point, near)
 
     def measured(
         self,
@@ -435,10 +438,12 @@ class _Searcher:
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
         return self.cache[round(rate, 9)]
 
-    def _keep(self, rate: float, point: Point) -> None:
+    def _keep(self, rate: float, point: Point, near: bool = False) -> None:
         self.done += 1
         self.count(point, self.model)
-        self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
+        self.cache[round(rate, 9)] = CurvePoint(
+            rate, rate / self.base_rate, point, near or self.always_near
+        )
 
     def count(self, point: Point, asked: Model) -> None:
         """One more simulated point in the current phase (two when it was re-run for noise)."""
@@ -788,7 +793,7 @@ def _estimate_saturation(
     the lowest is the bottleneck."""
     tiers: dict[str, dict[str, Any]] = {
         tier.name: {
-            **_tier_saturation(searcher.curve(), tier.name, usable[tier.name], precision),
+            **_tier_saturation_settled(searcher.curve(), tier.name, usable[tier.name], precision),
             "max_rate_analytic": analytic.rates.get(tier.name),
             "held_by": _held_by(tier),
         }
@@ -963,6 +968,24 @@ def _held_by(tier: Tier) -> str:
     calls or consume a queue, the work itself (utilization) elsewhere."""
     makes_calls = any(work.calls for work in tier.work)
     return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
+
+
+def _tier_saturation_settled(
+    curve: list[CurvePoint], name: str, usable: float, precision: float
+) -> dict[str, float | None]:
+    """`_tier_saturation` through points whose occupancy has settled: a point within
+    NEAR_SATURATION of the tier's first estimate counts only when it ran as long as the rule
+    near saturation asks (`CurvePoint.near`). A short run there starts with an empty queue that
+    is still filling (about its mean queue over lambda T below the steady occupancy: 6% on 2 s
+    points of the ticketing orders queue at 95%), which puts the secant too high. Without two
+    such points (or one) the first estimate stands."""
+    first = _tier_saturation(curve, name, usable, precision)
+    around = first["max_rate"]
+    if around is None:
+        return first
+    settled = [p for p in curve if p.near or abs(p.rate / around - 1.0) > NEAR_SATURATION]
+    second = _tier_saturation(settled, name, usable, precision)
+    return second if second["max_rate"] is not None else first
 
 
 def _tier_saturation(
