@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import capsim
-from capsim.analysis.saturate import find_saturation
+from capsim.analysis.saturate import (
+    CurvePoint,
+    _tier_saturation,
+    _tier_saturation_settled,
+    find_saturation,
+)
 from capsim.cli.app import app
 
 POOL = """\
@@ -149,3 +155,21 @@ def test_the_verification_is_the_run_a_user_makes(tmp_path: Path) -> None:
     checked = {s["slo"]: s["observed"] for s in json.loads(run.stdout)["slos"]}
     for slo in result["slos"]:
         assert checked[slo["slo"]] == pytest.approx(slo["observed"], rel=1e-9)
+
+
+def test_a_short_point_near_saturation_does_not_carry_the_secant() -> None:
+    # A pool whose occupancy is rate / 1000. A short point at 950/s started with an empty queue
+    # that was still filling: its occupancy reads 0.90, not 0.95. Through it and the long
+    # 900/s point the secant is flat and the estimate lands at 950 / 0.9 = 1,056/s; without it,
+    # the long 900/s point and the 700/s point (far from saturation) give 1,000/s.
+    def point(rate: float, held: float, near: bool) -> CurvePoint:
+        tier = {"utilization": held, "occupancy": held, "stable": True}
+        report = SimpleNamespace(data={"tiers": {"pool": tier}})
+        return CurvePoint(rate, rate / 100, SimpleNamespace(report=report, stable=True), near)  # type: ignore[arg-type]
+
+    curve = [point(700, 0.70, False), point(900, 0.90, True), point(950, 0.90, False)]
+    assert _tier_saturation(curve, "pool", 1.0, 0.02)["max_rate"] == pytest.approx(950 / 0.9)
+    settled = _tier_saturation_settled(curve, "pool", 1.0, 0.02)
+    assert settled["max_rate"] == pytest.approx(1000.0)
+    low = settled["max_rate_low"]
+    assert low is not None and low <= 1000.0 * (1 - 0.02)
