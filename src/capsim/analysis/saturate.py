@@ -976,8 +976,8 @@ def _tier_saturation_settled(
     """`_tier_saturation` through points whose occupancy has settled: a point within
     NEAR_SATURATION of the tier's first estimate counts only when it ran as long as the rule
     near saturation asks (`CurvePoint.near`). A short run there starts with an empty queue that
-    is still filling (about its mean queue over lambda T below the steady occupancy: 6% on 2 s
-    points of the ticketing orders queue at 95%), which puts the secant too high. Without two
+    is still filling (about its mean queue over lambda T below the steady occupancy: 0.87 for
+    0.95 on 2 s points of the ticketing orders queue), which puts the secant too high. Without two
     such points (or one) the first estimate stands."""
     first = _tier_saturation(curve, name, usable, precision)
     around = first["max_rate"]
