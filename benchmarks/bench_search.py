@@ -10,7 +10,10 @@
    a user runs to check the answer). Target (issue 15): size at most 6x that run's wall time.
 2. saturate: `capsim saturate SCENARIO --executor process --workers 2`, then one `capsim run
    SCENARIO --load RATE/s` at its max_rate_meeting_slos (its saturation rate when it has no
-   SLO answer). Target: at most 4x.
+   SLO answer). Target: at most 4x. Also printed: the search's simulated open requests
+   (`search.requests`) and those over one run's (`search.run_equivalents`).
+
+    python benchmarks/bench_search.py --rounds 3      # medians of 3 interleaved rounds
 
 Every command runs as a user would run it (`python -m capsim ...` in its own process, one at a
 time), so start-up and the executor's start are in the figures. Prints wall times, the ratios,
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,6 +98,8 @@ def bench_saturate(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
         "target": SATURATE_TARGET,
         "runs": search.get("runs", found.get("evaluations")),
         "runs_by_phase": search.get("runs_by_phase"),
+        "run_equivalents": search.get("run_equivalents"),
+        "requests": search.get("requests"),
         "answer": {
             "saturation_rate": found.get("saturation_rate"),
             "max_rate_meeting_slos": found.get("max_rate_meeting_slos"),
@@ -110,10 +116,22 @@ def report(result: dict[str, Any]) -> None:
         f"{verdict}); {result['runs']} simulated points {result.get('runs_by_phase') or ''}"
     )
     if result.get("run_equivalents") is not None:
-        print(f"  simulated requests: {result['run_equivalents']:.2f} runs of the answer")
+        requests = f"{result['requests']:,} open requests, " if result.get("requests") else ""
+        print(f"  simulated: {requests}{result['run_equivalents']:.2f} runs of the answer")
     if result.get("start"):
         print(f"  started from: {result['start']}")
     print(f"  answer: {result['answer']}")
+
+
+def medians(results: list[dict[str, Any]]) -> None:
+    """Per command: the median ratio over the rounds, and every round's."""
+    for command in ("size", "saturate"):
+        rounds = [r for r in results if r["command"] == command]
+        if rounds:
+            ratios = sorted(r["ratio"] for r in rounds)
+            every = ", ".join(f"{r['ratio']:.2f}x ({r['wall']:.1f}/{r['run']:.1f}s)" for r in rounds)
+            print(f"{command}: median {statistics.median(ratios):.2f}x over {len(rounds)} "
+                  f"rounds: {every}")  # fmt: skip
 
 
 def main() -> None:
@@ -122,15 +140,19 @@ def main() -> None:
     parser.add_argument("--only", choices=("size", "saturate"))
     parser.add_argument("--load", default="3x")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--src", type=Path, default=REPO / "src", help="the capsim to measure")
     args = parser.parse_args()
     results = []
-    if args.only in (None, "size"):
-        results.append(bench_size(args.src, args.scenario, args.load, args.workers))
-        report(results[-1])
-    if args.only in (None, "saturate"):
-        results.append(bench_saturate(args.src, args.scenario, args.workers))
-        report(results[-1])
+    for _ in range(args.rounds):
+        if args.only in (None, "size"):
+            results.append(bench_size(args.src, args.scenario, args.load, args.workers))
+            report(results[-1])
+        if args.only in (None, "saturate"):
+            results.append(bench_saturate(args.src, args.scenario, args.workers))
+            report(results[-1])
+    if args.rounds > 1:
+        medians(results)
     print(json.dumps(results, indent=1, default=str))
 
 

@@ -15,7 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 import capsim
-from capsim.analysis.saturate import find_saturation, near_saturation_duration, relaxation_time
+from capsim.analysis.saturate import (
+    CONFIRM_REUSE,
+    find_saturation,
+    near_saturation_duration,
+    relaxation_time,
+)
 from capsim.analysis.sizing import size_tiers
 from capsim.cli.app import app
 from capsim.engine.executors import open_executor
@@ -229,9 +234,11 @@ def test_search_points_of_a_scenario_with_a_late_rush_run_its_whole_timeline(
 ) -> None:
     # 8 s points would stop before the rush at 20 s and pass at rates the rush overloads.
     result = saturate(model_of(tmp_path, "late", LATE_RUSH), duration=8.0)
-    # Every point is the scenario itself: its own 40 s, more replications where it needs data.
+    # Every point is the scenario itself: its own 40 s (more data would be whole replications
+    # more of it; none needs any here: the p99 objective stays far from its 2 s limit below
+    # saturation and the queue relaxes within a second).
     assert all(point["duration"] == 40.0 for point in result["curve"])
-    assert any(point["replications"] > 3 for point in result["curve"])
+    assert all(point["replications"] % 3 == 0 for point in result["curve"])
     assert any("runs its own timeline exactly" in note for note in result["notes"])
     # The rush is the scenario's peak (300/s = the class's rate): 4 workers at 10 ms take 400/s.
     best = result["max_rate_meeting_slos"]
@@ -379,8 +386,9 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
     result = saturate(model_of(tmp_path, "reads", READ_HEAVY), duration=5.0)
     (move,) = result["confirmation"]["below"]["moves"]
     assert move["tiers"] == ["db"]
-    # The pooled occupancy's secant said about 830/s; 0.9x that overloaded the replica.
-    assert move["unstable_at"] == pytest.approx(0.9 * move["from"])
+    # The pooled occupancy's secant said about 830/s; 0.9x that (or a point measured within
+    # 3% of it, which stands for it) overloaded the replica.
+    assert move["unstable_at"] == pytest.approx(0.9 * move["from"], rel=CONFIRM_REUSE)
     assert result["saturation_rate"] == move["to"] < move["unstable_at"]
     assert result["saturation_rate_low"] <= result["saturation_rate"]
     assert any("moved below it" in note for note in result["notes"])

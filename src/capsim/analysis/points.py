@@ -139,12 +139,19 @@ def percentile_needs(model: Model, solution: dict[str, Any]) -> list[tuple[float
 
     A class's figure counts its completed requests, a tier's (wait, message age) its arrivals.
     """
+    return list(percentile_needs_by_slo(model, solution).values())
+
+
+def percentile_needs_by_slo(
+    model: Model, solution: dict[str, Any]
+) -> dict[str, tuple[float, int]]:
+    """`percentile_needs`, keyed by each objective's text (in the scenario's order)."""
     open_names = [c.name for c in model.classes if not c.is_closed]
     solved_open = sum(solution["classes"][name]["offered_rate"] or 0.0 for name in open_names)
     if solved_open <= 0:
-        return []
+        return {}
     percentiles = percentile_table(model)
-    needs = []
+    needs: dict[str, tuple[float, int]] = {}
     for slo in model.slos:
         path = slo_figure(slo)
         q = percentiles.get(path[-1])
@@ -158,7 +165,7 @@ def percentile_needs(model: Model, solution: dict[str, Any]) -> list[tuple[float
             entry = solution["tiers"].get(model.tiers[slo.tier_index].name) or {}
             values = entry.get("offered_rate") or 0.0
         if values > 0:
-            needs.append((values / solved_open, fewest_samples(q)))
+            needs[slo.text] = (values / solved_open, fewest_samples(q))
     return needs
 
 
@@ -486,6 +493,7 @@ __all__ = [
     "measure_all",
     "open_rate",
     "percentile_needs",
+    "percentile_needs_by_slo",
     "sampled_duration",
     "scale_open_traffic",
     "with_run_length",

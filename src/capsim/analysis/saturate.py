@@ -5,9 +5,10 @@ as written). The analytic light-load bounds give the starting bracket; simulatio
 replications and common random numbers measures the curve and refines three rates:
 the saturation rate (utilization law on the bottleneck, moved when its confirmation fails), the
 knee of p99 and the highest rate at which every SLO holds (never above any tier's saturation
-lower bound, and only a rate verified at the scenario's run length). Points near saturation run
-longer; autoscaled tiers are evaluated at their max replicas. docs/capacity.md states each
-decision rule.
+lower bound, and only a rate verified at the scenario's run length). A point runs longer only
+where that decides: near saturation when its stability decides (the confirmation's stable side,
+a move's bisection), and for the samples of a percentile objective near its limit. Autoscaled
+tiers are evaluated at their max replicas. docs/capacity.md states each decision rule.
 """
 
 from __future__ import annotations
@@ -19,30 +20,36 @@ from typing import Any
 
 from capsim.analysis.points import (
     RERUN_FACTOR,
+    SAMPLE_MARGIN,
     Point,
     Progress,
+    SloCheck,
     asked_figures,
     at_max_replicas,
     expected_requests,
     headline,
     light_load_solution,
-    measure,
     measure_all,
     open_rate,
-    percentile_needs,
+    percentile_needs_by_slo,
     sampled_duration,
     scale_open_traffic,
     with_run_length,
 )
 from capsim.analysis.stats import NOISE_FACTOR
+from capsim.analysis.summary import fewest_samples
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
 from capsim.model.features import conditions_change
 from capsim.model.types import Model, Tier
 
-#: Fractions of the analytic saturation rate measured first.
-GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1)
+#: Fractions of the analytic saturation rate measured first (one batch).
+GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
+#: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate ...
+CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
+#: ... or a point already measured within this fraction of those rates (as long).
+CONFIRM_REUSE = 0.03
 #: A tier at or above this occupancy (of its usable workers) counts as saturated.
 SATURATED_OCCUPANCY = 0.97
 #: Requests per replication a search point aims at, at the analytic saturation rate.
@@ -65,6 +72,11 @@ MAX_MOVES = 3
 STRADDLES = 2
 #: Replications (at least) of the lightest point measured again when it failed only by noise.
 NOISE_RERUN_REPLICATIONS = 5
+#: A percentile objective decides the answer once its pooled figure reaches this share of its
+#: limit at a stable point, or fails there; only then are points stretched for its samples
+#: (docs/capacity.md, "Enough samples for every percentile": in saturate, only for the
+#: objectives that decide).
+DECIDING_SHARE = 0.5
 
 
 @dataclass
@@ -74,6 +86,7 @@ class CurvePoint:
     rate: float
     factor: float
     point: Point
+    near: bool = False  # run as long as the rule near saturation asks (docs/capacity.md)
 
     def occupancy(self, tier: str, usable: float) -> float:
         entry = self.point.report.data["tiers"][tier]
@@ -211,38 +224,85 @@ class _Searcher:
         self.cache: dict[float, CurvePoint] = {}
         self.saturation_rate: float | None = None
         self.bottleneck_share = 1.0
-        self.needs: list[tuple[float, int]] = []
+        # Every percentile objective's visit share and the values it needs (percentile_needs);
+        # points are stretched only for those that decide (`deciding`, DECIDING_SHARE).
+        self.all_needs: dict[str, tuple[float, int]] = {}
+        self.deciding: set[str] = set()
+        # Load or capacity changing during the run: a time-averaged occupancy does not
+        # extrapolate to the peak, so every point's stability decides (docs/capacity.md).
+        self.always_near = conditions_change(model)
+        self.floors: dict[float, float] = {}  # a rate's shortest run length, when longer
         self.phase = "curve"  # what the points measured now are for (docs/capacity.md)
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
+        self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
 
-    def duration_at(self, rate: float, model: Model) -> float:
-        """`model`'s run length, stretched near the saturation estimate and until every
-        percentile objective expects enough values per replication (docs/capacity.md)."""
+    @property
+    def needs(self) -> list[tuple[float, int]]:
+        """The visit shares and values needed of the objectives that decide (in SLO order)."""
+        return [need for slo, need in self.all_needs.items() if slo in self.deciding]
+
+    def _cap(self, rate: float, model: Model) -> float:
+        """The longest run of `model` at `rate` within half of the request limit."""
         simulation = model.simulation
         per_second = rate * simulation.replications * (1 + simulation.warmup / simulation.duration)
-        cap = 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
-        near = near_saturation_duration(
-            simulation.duration,
-            rate,
-            self.saturation_rate,
-            (self.saturation_rate or 0.0) * self.bottleneck_share,
-            cap,
-        )
-        return sampled_duration(near, rate, self.needs, cap)
+        return 0.5 * self.max_requests / per_second if per_second > 0 else math.inf
 
-    def at(self, rate: float, what: str) -> CurvePoint:
-        return self.at_all([rate], what)[0]
+    def duration_at(self, rate: float, model: Model, near: bool = False) -> float:
+        """`model`'s run length, stretched (with `near`) near the saturation estimate and until
+        every deciding percentile objective expects enough values per replication
+        (docs/capacity.md)."""
+        cap = self._cap(rate, model)
+        length = max(model.simulation.duration, min(self.floors.get(round(rate, 9), 0.0), cap))
+        if near or self.always_near:
+            length = near_saturation_duration(
+                length,
+                rate,
+                self.saturation_rate,
+                (self.saturation_rate or 0.0) * self.bottleneck_share,
+                cap,
+            )
+        return sampled_duration(length, rate, self.needs, cap)
 
-    def at_all(self, rates: list[float], what: str) -> list[CurvePoint]:
-        """The points at `rates`, the ones not measured yet measured together (one batch)."""
+    def at(self, rate: float, what: str, near: bool = False) -> CurvePoint:
+        return self.at_all([rate], what, near)[0]
+
+    def at_all(
+        self, rates: list[float], what: str, near: bool | list[bool] = False
+    ) -> list[CurvePoint]:
+        """The points at `rates`, the ones not measured yet measured together (one batch).
+
+        With `near` (for each rate, or for all: a point whose stability decides,
+        docs/capacity.md, "Near saturation"), a point measured shorter than the stretch near
+        saturation asks is measured again."""
+        nears = near if isinstance(near, list) else [near] * len(rates)
         keys = [round(rate, 9) for rate in rates]
-        new = [rate for key, rate in dict(zip(keys, rates, strict=True)).items()
-               if key not in self.cache]  # fmt: skip
+        new: dict[float, tuple[float, bool]] = {}
+        for key, rate, stretch in zip(keys, rates, nears, strict=True):
+            if key not in self.cache or (stretch and self._shorter_than_asked(self.cache[key], rate)):
+                new.setdefault(key, (rate, stretch))
         if new:
-            self._measure(new, what)
+            self._measure([rate for rate, _ in new.values()], what,
+                          [stretch for _, stretch in new.values()])  # fmt: skip
         return [self.cache[key] for key in keys]
 
-    def _measure(self, rates: list[float], what: str) -> None:
+    def nearby(self, rate: float, tolerance: float, near: bool) -> float | None:
+        """The measured rate closest to `rate`, within `tolerance` of it (relative) and, with
+        `near`, measured as long as the stretch near saturation asks; None when there is none."""
+        close = [
+            point
+            for point in self.cache.values()
+            if abs(point.rate / rate - 1.0) <= tolerance
+            and not (near and self._shorter_than_asked(point, point.rate))
+        ]
+        if not close:
+            return None
+        return min(close, key=lambda point: (abs(point.rate - rate), point.rate)).rate
+
+    def _shorter_than_asked(self, point: CurvePoint, rate: float) -> bool:
+        asked = with_run_length(self.model, self.duration_at(rate, self.model, True), None)
+        return point.point.model.simulation.duration < asked.simulation.duration - 1e-9
+
+    def _measure(self, rates: list[float], what: str, nears: list[bool]) -> None:
         done, budget = self.done, max(self.budget, self.done + len(rates))
 
         def part(fraction: float, label: str) -> None:
@@ -255,27 +315,107 @@ class _Searcher:
         # is measured exactly as its points one after another would be.
         models = [
             scale_open_traffic(
-                with_run_length(self.model, self.duration_at(rate, self.model), None),
+                with_run_length(self.model, self.duration_at(rate, self.model, near), None),
                 rate / self.base_rate,
             )
-            for rate in rates
+            for rate, near in zip(rates, nears, strict=True)
         ]
         try:
-            points = measure_all(
-                models,
+            points = self.measured(models, rates, labels, part)
+        except Interrupted as stop:
+            for i, point in stop.completed_models.items():
+                self._keep(rates[i], point, nears[i])
+            stop.completed_points = [_describe(p) for p in self.curve()]
+            raise
+        for rate, point, near in zip(rates, points, nears, strict=True):
+            self._keep(rate, point, near)
+
+    def measured(
+        self,
+        models: list[Model],
+        rates: list[float],
+        labels: list[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[Point]:
+        """`models` (at `rates`) measured together; then the points whose objectives turned out
+        to decide, and that are short of their samples, measured again stretched for them."""
+        points = self._measure_counted(models, labels, progress)
+        self._note_deciding(points)
+        again = {
+            i: with_run_length(point.model, longer, None)
+            for i, (rate, point) in enumerate(zip(rates, points, strict=True))
+            if self._short_of_samples(point)
+            and (longer := self._sampled_length(rate, point.model)) > point.model.simulation.duration
+        }
+        if again:
+            for i in again:
+                self.count(points[i], points[i].model)
+            longer_points = self._measure_counted(
+                list(again.values()),
+                [labels[i] for i in again] if labels is not None else None,
+                progress,
+            )
+            for i, point in zip(again, longer_points, strict=True):
+                points[i] = point
+        return points
+
+    def _measure_counted(
+        self, models: list[Model], labels: list[str] | None, progress: Progress | None
+    ) -> list[Point]:
+        """`measure_all` of `models`, their simulated requests counted (re-runs included).
+
+        The longest models are handed to the executor first (results do not depend on the
+        order: every model keeps its own random streams), so that a long point does not start
+        last and keep one worker busy while the others idle."""
+        order = sorted(range(len(models)), key=lambda i: (-expected_requests(models[i]), i))
+        try:
+            measured = measure_all(
+                [models[i] for i in order],
                 capsim_version=self.capsim_version,
-                progress=part,
-                labels=labels,
+                progress=progress,
+                labels=[labels[i] for i in order] if labels is not None else None,
                 max_requests=self.max_requests,
                 executor=self.executor,
             )
         except Interrupted as stop:
-            for i, point in stop.completed_models.items():
-                self._keep(rates[i], point)
-            stop.completed_points = [_describe(p) for p in self.curve()]
+            stop.completed_models = {order[i]: p for i, p in stop.completed_models.items()}
             raise
-        for rate, point in zip(rates, points, strict=True):
-            self._keep(rate, point)
+        points = [measured[order.index(i)] for i in range(len(models))]
+        for model, point in zip(models, points, strict=True):
+            self.requests += expected_requests(model)
+            if point.model is not model:  # re-run for noise (measure_all)
+                self.requests += expected_requests(point.model)
+        return points
+
+    def _note_deciding(self, points: list[Point]) -> None:
+        """Percentile objectives that failed, or whose pooled figure reached DECIDING_SHARE of
+        their limit, at a stable point decide from now on. (The pooled figure, not the upper
+        end of its interval: from a handful of values that interval is noise, and a failure by
+        it alone counts as a failure.)"""
+        for point in points:
+            if not point.stable:
+                continue
+            for check in point.checks:
+                if check.slo not in self.all_needs or check.slo in self.deciding:
+                    continue
+                if _near_its_limit(check):
+                    self.deciding.add(check.slo)
+
+    def _short_of_samples(self, point: Point) -> bool:
+        """A deciding objective estimated from too few values where it is near its limit
+        (failing, or its figure at least DECIDING_SHARE of it): a point not yet stretched for
+        it has not had the samples its verdict needs. Far below its limit the verdict stands."""
+        return point.stable and any(
+            check.slo in self.deciding and check.low_sample and _near_its_limit(check)
+            for check in point.checks
+        )
+
+    def _sampled_length(self, rate: float, model: Model) -> float:
+        """The run length `model` (at `rate`) needs for the deciding objectives' samples."""
+        simulation = model.simulation
+        return sampled_duration(
+            simulation.duration, rate, self.needs, self._cap(rate, model)
+        )
 
     def measured_longer(self, rate: float, what: str) -> CurvePoint | None:
         """The point at `rate` measured again with RERUN_FACTOR x its duration and at least
@@ -292,21 +432,18 @@ class _Searcher:
             return None
         if self.progress:
             self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
-        point = measure(
-            longer,
-            capsim_version=self.capsim_version,
-            max_requests=self.max_requests,
-            executor=self.executor,
-        )
+        (point,) = self._measure_counted([longer], None, None)
         self.done += 1
         self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
         return self.cache[round(rate, 9)]
 
-    def _keep(self, rate: float, point: Point) -> None:
+    def _keep(self, rate: float, point: Point, near: bool = False) -> None:
         self.done += 1
         self.count(point, self.model)
-        self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
+        self.cache[round(rate, 9)] = CurvePoint(
+            rate, rate / self.base_rate, point, near or self.always_near
+        )
 
     def count(self, point: Point, asked: Model) -> None:
         """One more simulated point in the current phase (two when it was re-run for noise)."""
@@ -317,6 +454,14 @@ class _Searcher:
         return [self.cache[k] for k in sorted(self.cache)]
 
 
+def _near_its_limit(check: SloCheck) -> bool:
+    """Failed (by its figure or its interval), or its pooled figure at least DECIDING_SHARE of
+    its limit."""
+    return not check.passed or (
+        check.observed is not None and check.observed >= DECIDING_SHARE * check.limit
+    )
+
+
 def _describe(point: CurvePoint) -> str:
     """One measured point in words, for what an interrupted search completed."""
     figures = headline(point.point.report.data)
@@ -325,11 +470,25 @@ def _describe(point: CurvePoint) -> str:
     return f"rate {point.rate:.4g}/s: p99 {p99}, errors {figures['error_rate']:.3%}, {state}"
 
 
+def _knee_classes(low: CurvePoint) -> list[str]:
+    """The classes whose p99 at the lightest point is estimated from enough values (not
+    `low_sample`): a p99 from fewer is a noisy baseline that would put a knee anywhere."""
+    return [
+        name
+        for name, entry in low.point.report.data["classes"].items()
+        if "latency.p99" not in entry.get("low_sample", ())
+    ]
+
+
 def _knee_ratio(point: CurvePoint, low: CurvePoint) -> float:
-    """The highest p99(rate) / p99(low load) over classes (infinite when a class has no p99)."""
+    """The highest p99(rate) / p99(low load) over the classes `_knee_classes` counts (infinite
+    when such a class has no p99)."""
     ratios = []
     low_classes = low.point.report.data["classes"]
+    counted = set(_knee_classes(low))
     for name, entry in point.point.report.data["classes"].items():
+        if name not in counted:
+            continue
         base = low_classes[name]["latency"]["p99"]
         value = entry["latency"]["p99"]
         if base is None or base <= 0:
@@ -465,7 +624,7 @@ def find_saturation(
     )
     searcher.saturation_rate = analytic.saturation_rate
     searcher.bottleneck_share = analytic.shares.get(analytic.bottleneck, 1.0)
-    searcher.needs = percentile_needs(model, analytic.solution)
+    searcher.all_needs = percentile_needs_by_slo(model, analytic.solution)
     usable = usable_share(model)
     _measure_curve(searcher, analytic.saturation_rate, usable, notes)
     searcher.phase = "saturation"
@@ -474,7 +633,7 @@ def find_saturation(
     confirmation = _confirm(searcher, estimate, usable, notes)
     searcher.phase = "knee"
     knee_rate = _at_most_saturation(
-        _find_knee(searcher, knee_factor, precision, notes), estimate.rate, notes
+        _find_knee(searcher, knee_factor, precision, notes, estimate.rate), estimate.rate, notes
     )
     searcher.phase = "slo limit"
     ceiling = _ceiling(estimate)
@@ -508,8 +667,21 @@ def find_saturation(
         "curve": [p.as_dict(model) for p in searcher.curve()],
         "slos": slos,
         "evaluations": searcher.done,
-        "search": {"runs": sum(searcher.runs.values()), "runs_by_phase": dict(searcher.runs)},
+        "search": _search_cost(searcher, model, best or estimate.rate),
         "notes": notes,
+    }
+
+
+def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
+    """What the search simulated: points (per phase), open requests, and those requests over
+    the requests of one run of the scenario (its own length and replications) at `answer`."""
+    simulation = model.simulation
+    one_run = (answer or 0.0) * (simulation.duration + simulation.warmup) * simulation.replications
+    return {
+        "runs": sum(searcher.runs.values()),
+        "runs_by_phase": dict(searcher.runs),
+        "requests": round(searcher.requests),
+        "run_equivalents": searcher.requests / one_run if one_run > 0 else None,
     }
 
 
@@ -569,12 +741,37 @@ def _saturated(point: CurvePoint, usable: dict[str, float]) -> bool:
     )
 
 
+def _knee_baseline_duration(searcher: _Searcher, rate: float) -> float:
+    """How long the lightest point runs so that every class it can afford gets SAMPLE_MARGIN x
+    the values a p99 needs (fewest_samples(0.99), over all replications): the knee's baseline. At most as long
+    as a point at the analytic saturation rate costs (1 / GRID[0] x the search duration); a
+    class rarer than that is left out of the knee (`_knee_classes`)."""
+    model = searcher.model
+    simulation = model.simulation
+    longest = simulation.duration / GRID[0]
+    factor = rate / searcher.base_rate
+    wanted = [
+        SAMPLE_MARGIN * fewest_samples(0.99) / (c.peak_rate(model.horizon) * factor * simulation.replications)
+        for c in model.classes
+        if not c.is_closed and c.peak_rate(model.horizon) > 0
+    ]
+    return max([simulation.duration, *(w for w in wanted if w <= longest)])
+
+
 def _measure_curve(
     searcher: _Searcher, analytic_saturation: float, usable: dict[str, float], notes: list[str]
 ) -> None:
     """(2) The grid around the analytic saturation rate (one batch), then x1.25 until a tier
     saturates."""
-    searcher.at_all([fraction * analytic_saturation for fraction in GRID], "measuring the curve")
+    lightest = GRID[0] * analytic_saturation
+    searcher.floors[round(lightest, 9)] = _knee_baseline_duration(searcher, lightest)
+    # The grid's 0.9x point is measured as the confirmation's stable side would be (stretched
+    # near saturation), so that it can stand for it when the estimate lands near the analytic one.
+    searcher.at_all(
+        [fraction * analytic_saturation for fraction in GRID],
+        "measuring the curve",
+        [fraction == CONFIRM_BELOW for fraction in GRID],
+    )
     rate = GRID[-1] * analytic_saturation
     for _ in range(8):
         if any(_saturated(p, usable) for p in searcher.curve()):
@@ -596,7 +793,7 @@ def _estimate_saturation(
     the lowest is the bottleneck."""
     tiers: dict[str, dict[str, Any]] = {
         tier.name: {
-            **_tier_saturation(searcher.curve(), tier.name, usable[tier.name], precision),
+            **_tier_saturation_settled(searcher.curve(), tier.name, usable[tier.name], precision),
             "max_rate_analytic": analytic.rates.get(tier.name),
             "held_by": _held_by(tier),
         }
@@ -622,7 +819,7 @@ def _move_estimate(
     """A confirmation below the estimate that finds a tier overloaded moves the estimate: the
     boundary between stable and overloaded is bisected below it (docs/capacity.md, step 3)."""
     while estimate.rate is not None:
-        below = searcher.at(0.9 * estimate.rate, "confirming saturation")
+        below, _ = _confirmation_points(searcher, estimate.rate)
         if below.point.stable or len(estimate.moves) >= MAX_MOVES:
             return
         stable_below = [p for p in searcher.curve() if p.rate < below.rate and p.point.stable]
@@ -645,7 +842,7 @@ def _stability_boundary(
         # Saturation lies below `hi`: points near it run long enough to tell (step 3).
         searcher.saturation_rate = hi
         middle = 0.5 * (lo + hi)
-        if searcher.at(middle, "moving the saturation estimate").point.stable:
+        if searcher.at(middle, "moving the saturation estimate", near=True).point.stable:
             lo = middle
         else:
             hi = middle
@@ -672,7 +869,8 @@ def _record_move(
         {"from": estimate.rate, "to": moved_to, "unstable_at": below.rate, "tiers": unstable}
     )
     notes.append(
-        f"the confirmation at {below.rate:.4g}/s (0.9x the estimate {estimate.rate:.4g}/s) "
+        f"the confirmation at {below.rate:.4g}/s ({below.rate / (estimate.rate or 1.0):.3g}x "
+        f"the estimate {estimate.rate:.4g}/s) "
         f"found tier {', '.join(unstable)} overloaded, so the estimate moved below it: "
         f"stable at {lo:.4g}/s, overloaded at {hi:.4g}/s, saturation about {moved_to:.4g}/s "
         f"(at least {low:.4g}/s: slower growth than the stability rule resolves at that "
@@ -686,15 +884,26 @@ def _record_move(
     searcher.bottleneck_share = shares.get(estimate.bottleneck, 1.0)
 
 
+def _confirmation_points(searcher: _Searcher, rate: float) -> tuple[CurvePoint, CurvePoint]:
+    """The points at CONFIRM_BELOW (stretched near saturation: its stability decides) and
+    CONFIRM_ABOVE x `rate`, measured together; a point already measured within CONFIRM_REUSE
+    of either rate (and as long) stands for it."""
+    wanted = [(CONFIRM_BELOW * rate, True), (CONFIRM_ABOVE * rate, False)]
+    rates = [searcher.nearby(at, CONFIRM_REUSE, near) or at for at, near in wanted]
+    below, above = searcher.at_all(rates, "confirming saturation", [True, False])
+    return below, above
+
+
 def _confirm(
-    searcher: _Searcher, estimate: _Estimate, usable: dict[str, float], notes: list[str]
+    searcher: _Searcher,
+    estimate: _Estimate,
+    usable: dict[str, float],
+    notes: list[str],
 ) -> dict[str, Any]:
     """The estimate's confirmation at 0.9x (stable) and 1.1x (the bottleneck saturated)."""
     if estimate.rate is None:
         return {}
-    below, above = searcher.at_all(
-        [0.9 * estimate.rate, 1.1 * estimate.rate], "confirming saturation"
-    )
+    below, above = _confirmation_points(searcher, estimate.rate)
     name = estimate.bottleneck
     if not below.point.stable:
         notes.append(
@@ -761,6 +970,24 @@ def _held_by(tier: Tier) -> str:
     return "occupancy" if tier.kind == "queue" or (tier.blocking and makes_calls) else "utilization"
 
 
+def _tier_saturation_settled(
+    curve: list[CurvePoint], name: str, usable: float, precision: float
+) -> dict[str, float | None]:
+    """`_tier_saturation` through points whose occupancy has settled: a point within
+    NEAR_SATURATION of the tier's first estimate counts only when it ran as long as the rule
+    near saturation asks (`CurvePoint.near`). A short run there starts with an empty queue that
+    is still filling (about its mean queue over lambda T below the steady occupancy: 0.87 for
+    0.95 on 2 s points of the ticketing orders queue), which puts the secant too high. Without two
+    such points (or one) the first estimate stands."""
+    first = _tier_saturation(curve, name, usable, precision)
+    around = first["max_rate"]
+    if around is None:
+        return first
+    settled = [p for p in curve if p.near or abs(p.rate / around - 1.0) > NEAR_SATURATION]
+    second = _tier_saturation(settled, name, usable, precision)
+    return second if second["max_rate"] is not None else first
+
+
 def _tier_saturation(
     curve: list[CurvePoint], name: str, usable: float, precision: float
 ) -> dict[str, float | None]:
@@ -806,18 +1033,36 @@ def _at_most_saturation(
 
 
 def _find_knee(
-    searcher: _Searcher, knee_factor: float, precision: float, notes: list[str]
+    searcher: _Searcher,
+    knee_factor: float,
+    precision: float,
+    notes: list[str],
+    saturation: float | None = None,
 ) -> float | None:
-    """(2) The lowest rate where some class's p99 reaches knee_factor x its low-load p99."""
+    """(2) The lowest rate where some class's p99 reaches knee_factor x its low-load p99.
+
+    Only points up to the `saturation` estimate are searched: the knee is never above it
+    (`_at_most_saturation`), so a crossing beyond it is not narrowed, it is the estimate."""
     curve = searcher.curve()
     low = curve[0]
     previous = low
+    counted = _knee_classes(low)
+    left_out = [name for name in low.point.report.data["classes"] if name not in counted]
+    if left_out:
+        notes.append(
+            f"the knee leaves out class {', '.join(left_out)}: at the lightest point "
+            f"({low.rate:.4g}/s) its p99 rests on fewer than 1,000 values (low_sample)"
+        )
+    if not counted:
+        return None
 
     def below_knee(p: CurvePoint) -> bool:
         # An overloaded point is past the knee whatever its p99 (its queue only grows).
         return p.point.stable and _knee_ratio(p, low) < knee_factor
 
     for point in curve[1:]:
+        if saturation is not None and point.rate > saturation:
+            return _at_most_saturation(math.inf, saturation, notes)
         if not below_knee(point):
             lo, hi = _bisect(
                 searcher,
@@ -890,14 +1135,15 @@ def _slo_limit(
         else:
             failing = point.rate
             break
+    capped = ceiling is not None and (failing is None or failing > ceiling)
+    if capped and ceiling is not None and passing.rate >= ceiling * (1 - 1e-9):
+        notes.append(_capped_note(ceiling))
+        return passing.rate
     if ceiling is not None and passing.rate < ceiling and (failing is None or failing > ceiling):
         # The SLOs hold up to the ceiling's neighbourhood: try the ceiling itself.
         at_ceiling = searcher.at(ceiling, "searching the SLO limit")
         if passes(at_ceiling):
-            notes.append(
-                f"max_rate_meeting_slos is capped at {ceiling:.4g}/s, the lower bound of the "
-                "saturation estimate: no rate at or beyond saturation is a safe answer"
-            )
+            notes.append(_capped_note(ceiling))
             return ceiling
         failing = ceiling
     if failing is None:
@@ -907,6 +1153,13 @@ def _slo_limit(
         searcher, passing.rate, failing, passes, precision, "searching the SLO limit", _slo_crossing
     )
     return lo
+
+
+def _capped_note(ceiling: float) -> str:
+    return (
+        f"max_rate_meeting_slos is capped at {ceiling:.4g}/s, the lower bound of the "
+        "saturation estimate: no rate at or beyond saturation is a safe answer"
+    )
 
 
 def _slo_crossing(low: CurvePoint, high: CurvePoint) -> float | None:
@@ -963,13 +1216,8 @@ def _verify(
                 progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
             lengthened = with_run_length(
                 model, searcher.duration_at(rate, model), verification_replications
-            )
-            point = measure(
-                scale_open_traffic(lengthened, rate / base_rate),
-                capsim_version=searcher.capsim_version,
-                max_requests=max_requests,
-                executor=searcher.executor,
-            )
+            )  # near saturation stretched only where every point is (_Searcher.always_near)
+            (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             searcher.count(point, model)
         return checked[key]
