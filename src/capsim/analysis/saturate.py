@@ -89,8 +89,12 @@ class CurvePoint:
     near: bool = False  # run as long as the rule near saturation asks (docs/capacity.md)
 
     def occupancy(self, tier: str, usable: float) -> float:
+        """The share of the tier's usable workers held; for a database with replicas, of its
+        busiest group's (reads on the replicas saturate them while the primary idles: the
+        pooled share would put its saturation up to twice too high)."""
         entry = self.point.report.data["tiers"][tier]
-        held = max(entry.get("occupancy") or 0.0, entry["utilization"] or 0.0)
+        parts = [entry, *(entry.get("groups") or {}).values()]
+        held = max(max(p.get("occupancy") or 0.0, p.get("utilization") or 0.0) for p in parts)
         return held * usable
 
     def occupancy_upper(self, tier: str, usable: float) -> float:
@@ -722,22 +726,52 @@ def _analytic_bounds(model: Model, capsim_version: str) -> _Analytic:
     if saturation is None or not math.isfinite(saturation):
         raise UsageError("no tier receives traffic, so nothing can saturate")
     solved_rate = solution["bottleneck"]["offered_rate"] or 0.0
-    return _Analytic(
-        solution,
-        {name: t["max_rate"] for name, t in solution["tiers"].items()},
-        solution["bottleneck"]["tier"],
-        saturation,
-        {
-            name: (t["offered_rate"] / solved_rate if solved_rate > 0 else 1.0)
-            for name, t in solution["tiers"].items()
-        },
-    )
+    shares = {
+        name: (t["offered_rate"] / solved_rate if solved_rate > 0 else 1.0)
+        for name, t in solution["tiers"].items()
+    }
+    rates = {name: t["max_rate"] for name, t in solution["tiers"].items()}
+    bottleneck = solution["bottleneck"]["tier"]
+    for name, bound in rate_limit_bounds(model, shares).items():
+        rates[name] = bound if rates.get(name) is None else min(rates[name], bound)
+        if bound < saturation:
+            bottleneck, saturation = name, bound
+    return _Analytic(solution, rates, bottleneck, saturation, shares)
+
+
+def rate_limit_bounds(model: Model, shares: dict[str, float]) -> dict[str, float]:
+    """Per tier with a rate limit, the total open rate at which its bucket passes all it is
+    offered: the limit's token rate over the tier's arrivals per open request. Past it the
+    limit refuses the excess (an error for its caller), so no tier behind it is offered more:
+    the rate limit is that tier's saturation (docs/capacity.md, "Rate limits")."""
+    return {
+        tier.name: tier.rate_limit.rate / shares[tier.name]
+        for tier in model.tiers
+        if tier.rate_limit is not None and shares.get(tier.name, 0.0) > 0
+    }
+
+
+#: A point where a rate limit refused more than this share of its tier's arrivals is past that
+#: limit: its tiers were not offered the point's rate.
+REFUSING_SHARE = 0.01
+
+
+def _refusing_limits(point: CurvePoint) -> list[str]:
+    """The tiers whose rate limit refused more than REFUSING_SHARE of their arrivals there."""
+    return [
+        name
+        for name, entry in point.point.report.data["tiers"].items()
+        if entry.get("rate_limited") and entry.get("arrivals")
+        and entry["rate_limited"] / entry["arrivals"] > REFUSING_SHARE
+    ]
 
 
 def _saturated(point: CurvePoint, usable: dict[str, float]) -> bool:
-    """A tier overloaded, or held at SATURATED_OCCUPANCY or more."""
-    return not point.point.stable or any(
-        point.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY for name in usable
+    """A tier overloaded, or held at SATURATED_OCCUPANCY or more, or a rate limit refusing."""
+    return (
+        not point.point.stable
+        or any(point.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY for name in usable)
+        or bool(_refusing_limits(point))
     )
 
 
@@ -799,6 +833,10 @@ def _estimate_saturation(
         }
         for tier in model.tiers
     }
+    for name, bound in rate_limit_bounds(model, analytic.shares).items():
+        entry = tiers[name]
+        if entry["max_rate"] is None or bound <= entry["max_rate"]:
+            entry.update(max_rate=bound, max_rate_low=bound, held_by="rate_limit")
     measured = {n: t["max_rate"] for n, t in tiers.items() if t["max_rate"] is not None}
     if not measured:
         return _Estimate(tiers, analytic.bottleneck, None, None)
@@ -916,7 +954,8 @@ def _confirm(
             "rate": above.rate,
             "saturated": _saturated(above, usable),
             "bottleneck_saturated": not above.point.report.data["tiers"][name]["stable"]
-            or above.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY,
+            or above.occupancy(name, usable[name]) >= SATURATED_OCCUPANCY
+            or name in _refusing_limits(above),
         },
     }
 
@@ -1000,7 +1039,9 @@ def _tier_saturation(
     points = [
         p
         for p in curve
-        if p.point.stable and 0.02 < p.occupancy(name, usable) < SATURATED_OCCUPANCY
+        if p.point.stable
+        and 0.02 < p.occupancy(name, usable) < SATURATED_OCCUPANCY
+        and not _refusing_limits(p)  # past a rate limit its tiers see less than the rate
     ]
     if not points:
         return {"max_rate": None, "max_rate_low": None}
