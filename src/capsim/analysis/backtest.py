@@ -52,16 +52,17 @@ def measured_load(
     measurements: Sequence[Measurement],
     class_by: str | None = None,
     metric_names: MetricNames | None = None,
+    sampling: float | None = None,
 ) -> MeasuredLoad:
     load = MeasuredLoad()
     traces = [m for m in measurements if isinstance(m, Traces)]
     if traces:
-        analysis = analyse_traces(traces, class_by)
+        analysis = analyse_traces(traces, class_by, sampling)
         start, end = analysis.window
         length = max(end - start, 1e-9)
         spans = sum(len(info["arrivals"]) for info in analysis.classes.values())
         for cls, info in analysis.classes.items():
-            estimate = estimate_rate(info["arrivals"], analysis.window, spans)
+            estimate = estimate_rate(info["arrivals"], analysis.window, spans, analysis.sampling)
             load.rates[cls] = estimate.rate
             if estimate.profile:
                 load.profiles[cls] = estimate.profile
@@ -69,7 +70,8 @@ def measured_load(
             load.sources[cls] = "traces"
             load.samples[cls] = len(info["latency"])
         for v in analysis.visits:
-            load.busy[v.tier] = load.busy.get(v.tier, 0.0) + v.self_time / length
+            kept = v.self_time / analysis.sampling  # a sampled trace stands for 1 / sampling
+            load.busy[v.tier] = load.busy.get(v.tier, 0.0) + kept / length
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
     if metrics:
         aggregates = read_aggregates(metrics, metric_names)

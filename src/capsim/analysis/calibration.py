@@ -41,6 +41,7 @@ def calibrate(
     measurements: Sequence[Measurement],
     *,
     class_by: str | None = None,
+    sampling: float | None = None,
     workers: dict[str, int] | None = None,
     metric_names: MetricNames | None = None,
     name: str = "calibrated",
@@ -51,7 +52,7 @@ def calibrate(
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
     loads = [m for m in measurements if isinstance(m, LoadTest)]
     if traces:
-        result = calibrate_traces(traces, class_by, workers, name)
+        result = calibrate_traces(traces, class_by, workers, name, sampling)
         if metrics:
             aggregates = read_aggregates(metrics, metric_names)
             if aggregates.busy and aggregates.rates:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -62,6 +63,14 @@ ClassByOption = Annotated[
         "--class-by",
         help="Span attribute of the root span naming the request class "
         "(default: the root span's name).",
+    ),
+]
+TraceSamplingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trace-sampling",
+        help="Share of traces the tracer kept (0.1 or 10%), when the spans' tracestate does "
+        "not say (ot=th): rates are divided by it.",
     ),
 ]
 MaxInputOption = Annotated[
@@ -158,6 +167,23 @@ def _metric_names(
     )
 
 
+def _trace_sampling(text: str | None) -> float | None:
+    """--trace-sampling as a share in (0, 1] (a ratio or a percentage)."""
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise UsageError(
+            f"--trace-sampling {text!r}: give the share of traces kept, above 0 and at most 1 "
+            "(0.1 or 10%)"
+        )
+    return value
+
+
 def _workers(items: list[str] | None) -> dict[str, int]:
     workers = {}
     for item in items or []:
@@ -184,6 +210,7 @@ def calibrate(
     output_format: FormatOption = OutputFormat.table,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
+    trace_sampling: TraceSamplingOption = None,
     workers: Annotated[
         list[str] | None,
         typer.Option(
@@ -219,6 +246,7 @@ def calibrate(
         result = calibrate_measurements(
             measurements,
             class_by=class_by,
+            sampling=_trace_sampling(trace_sampling),
             workers=_workers(workers),
             name=name,
             metric_names=_metric_names(
@@ -286,6 +314,7 @@ def backtest(
     output: OutputOption = None,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
+    trace_sampling: TraceSamplingOption = None,
     latency_tolerance: Annotated[
         str,
         typer.Option(
@@ -336,7 +365,7 @@ def backtest(
             cpu_utilization,
             scenario_workers,
         )
-        load = measured_load(measurements, class_by, names)
+        load = measured_load(measurements, class_by, names, _trace_sampling(trace_sampling))
         plan = _BacktestPlan(scenario, base, base_overrides, tolerances)
         rows: list[Any] = []
         notes: list[str] = []
