@@ -67,6 +67,7 @@ class System3:
         self.spans: list[dict] = []
         self.latencies: list[tuple[float, float]] = []  # (arrival, response time)
         self.store_busy: list[tuple[float, float]] = []
+        self.web_busy: list[tuple[float, float]] = []
         self.store_arrivals: list[float] = []
         self.counter = 0
 
@@ -89,6 +90,7 @@ class System3:
             start = self.env.now
             root = self._id(8)
             work = lognormal(self.rng, t.web_mean, t.web_cv)
+            self.web_busy.append((start, start + work / 2))
             yield self.env.timeout(work / 2)
             if self.rng.random() < t.hit:
                 yield from self._cache(trace, root)
@@ -97,6 +99,7 @@ class System3:
                     failed = yield from self._store(trace, root)
                     if not failed:
                         break
+            self.web_busy.append((self.env.now, self.env.now + work / 2))
             yield self.env.timeout(work / 2)
             self._span(trace, root, None, "GET /item", 2, "web", start, self.env.now, {})
         self.latencies.append((arrival, self.env.now - arrival))
@@ -263,3 +266,99 @@ def write_otlp(
         ]
     }
     path.write_text(json.dumps(document))
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+#: Coarse latency buckets, as a default client library histogram is often configured.
+COARSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def _busy_in(intervals: list[tuple[float, float]], low: float, high: float) -> float:
+    return sum(max(0.0, min(b, high) - max(a, low)) for a, b in intervals)
+
+
+def _sample(value: float) -> str:
+    """A sample value as Prometheus writes it: a string, "NaN" and "+Inf" included."""
+    if math.isnan(value):
+        return "NaN"
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+def _matrix(series: list[tuple[dict, list[tuple[float, str]]]]) -> dict:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {"metric": labels, "values": [[EPOCH + t, v] for t, v in values]}
+                for labels, values in series
+            ],
+        },
+    }
+
+
+def write_prometheus(
+    system: System3,
+    folder: Path,
+    until: float,
+    *,
+    step: float = 15.0,
+    window: float = 60.0,
+    gaps: tuple[float, ...] = (),
+    raw_counter: bool = False,
+    reset_at: float | None = None,
+) -> dict[str, Path]:
+    """Three query_range results over [window, until] at `step`:
+
+    - `rates.json`: `sum by (service, route) (rate(http_server_requests_total[1m]))`, no
+      `__name__` (rate() drops it), steps in `gaps` missing (failed evaluations); or, with
+      `raw_counter`, the counter itself (`http_server_requests_total` with its `__name__`),
+      reset to zero at `reset_at` (a restart);
+    - `cpu.json`: `sum by (service) (rate(process_cpu_seconds_total[1m]))`, busy cores;
+    - `latency.json`: `sum by (le) (rate(http_server_request_duration_seconds_bucket[1m]))`
+      with COARSE_BUCKETS and `+Inf`.
+    """
+    times = [t for t in np.arange(window, until + 1e-9, step)]
+    arrivals = np.sort(np.array([a for a, _ in system.latencies]))
+    done = sorted((a + r, r) for a, r in system.latencies)
+    ends = np.array([e for e, _ in done])
+    responses = np.array([r for _, r in done])
+    labels = {"service": "web", "route": "/item"}
+    if raw_counter:
+        offset = 0.0
+        values = []
+        for t in times:
+            count = float(np.searchsorted(arrivals, t))
+            if reset_at is not None and t >= reset_at:
+                count -= float(np.searchsorted(arrivals, reset_at))
+            values.append((t, _sample(count + offset)))
+        rates = [({"__name__": "http_server_requests_total", **labels}, values)]
+    else:
+        values = []
+        for t in times:
+            if any(abs(t - g) < 1e-9 for g in gaps):
+                continue
+            count = np.searchsorted(arrivals, t) - np.searchsorted(arrivals, t - window)
+            values.append((t, _sample(count / window)))
+        rates = [(labels, values)]
+    cpu = []
+    for service, busy in (("web", system.web_busy), ("store", system.store_busy)):
+        cpu.append(
+            (
+                {"service": service},
+                [(t, _sample(_busy_in(busy, t - window, t) / window)) for t in times],
+            )
+        )
+    buckets = []
+    for le in (*COARSE_BUCKETS, math.inf):
+        per_step = []
+        for t in times:
+            inside = (ends > t - window) & (ends <= t) & (responses <= le)
+            per_step.append((t, _sample(inside.sum() / window)))
+        buckets.append(({"le": "+Inf" if math.isinf(le) else str(le)}, per_step))
+    paths = {}
+    for name, series in (("rates", rates), ("cpu", cpu), ("latency", buckets)):
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps(_matrix(series)))
+    return paths

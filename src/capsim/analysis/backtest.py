@@ -19,6 +19,7 @@ from capsim.analysis.calibration import (
     MetricNames,
     analyse_traces,
     estimate_rate,
+    histogram_bucket,
     histogram_quantile,
     latency_figures,
     read_aggregates,
@@ -46,6 +47,11 @@ class MeasuredLoad:
     # Values a class's measured percentiles come from (root spans, a load test's requests);
     # absent where the measurements do not say (a Prometheus histogram's rates).
     samples: dict[str, int] = field(default_factory=dict)
+    #: What reading the measurements changed (raw counters read as rates, and so on).
+    warnings: list[str] = field(default_factory=list)
+    #: Per class and percentile, the histogram bucket a percentile measured from a Prometheus
+    #: histogram falls in: the measurement's resolution.
+    buckets: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 def measured_load(
@@ -69,12 +75,18 @@ def measured_load(
             load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
             load.samples[cls] = len(info["latency"])
+        if analysis.sampling < 1.0:
+            load.warnings.append(
+                f"traces sampled at {analysis.sampling:.4g} (tracestate or --trace-sampling): "
+                "measured rates and utilizations divided by it"
+            )
         for v in analysis.visits:
             kept = v.self_time / analysis.sampling  # a sampled trace stands for 1 / sampling
             load.busy[v.tier] = load.busy.get(v.tier, 0.0) + kept / length
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
     if metrics:
         aggregates = read_aggregates(metrics, metric_names)
+        load.warnings.extend(aggregates.warnings)
         for cls, series in aggregates.rates.items():
             load.rates.setdefault(cls, float(np.mean(list(series.values()))))
             load.sources.setdefault(cls, "prometheus")
@@ -82,6 +94,11 @@ def measured_load(
             if cls not in load.latency or not load.latency[cls]:
                 load.latency[cls] = {
                     p: histogram_quantile(buckets, int(p[1:]) / 100) for p in PERCENTILES
+                }
+                load.buckets[cls] = {
+                    p: bucket
+                    for p in PERCENTILES
+                    if (bucket := histogram_bucket(buckets, int(p[1:]) / 100)) is not None
                 }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
@@ -106,6 +123,10 @@ class Comparison:
     slack: float = 0.0  # an absolute difference that passes whatever the relative error
     samples: int | None = None  # values the measured percentile comes from, when known
     predicted_low_sample: bool = False  # the simulation's percentile is flagged low_sample
+    #: The histogram bucket (lower, upper) a percentile measured from a histogram falls in:
+    #: the measurement places it no closer, so a prediction within tolerance of the bucket
+    #: passes (docs/calibration.md#backtest).
+    bucket: tuple[float, float] | None = None
 
     @property
     def measured_low_sample(self) -> bool:
@@ -130,8 +151,19 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return math.isfinite(self.predicted) and (
-            abs(self.error) <= self.tolerance or abs(self.predicted - self.measured) <= self.slack
+            abs(self.error) <= self.tolerance
+            or abs(self.predicted - self.measured) <= self.slack
+            or self.within_bucket
         )
+
+    @property
+    def within_bucket(self) -> bool:
+        """The prediction is within tolerance of the histogram bucket the measured percentile
+        falls in (the measurement cannot tell it from any value of the bucket)."""
+        if self.bucket is None or not math.isfinite(self.predicted):
+            return False
+        low, high = self.bucket
+        return low * (1 - self.tolerance) <= self.predicted <= high * (1 + self.tolerance)
 
 
 def matching_class(name: str, scenario_classes: Sequence[str]) -> str | None:
@@ -210,6 +242,7 @@ def compare(
                         tolerance=latency_tolerance,
                         samples=load.samples.get(measured),
                         predicted_low_sample=f"latency.{figure}" in predicted_low,
+                        bucket=load.buckets.get(measured, {}).get(figure),
                     )
                 )
     for tier, busy in sorted(load.busy.items()):

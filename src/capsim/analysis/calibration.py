@@ -14,6 +14,7 @@ from capsim.analysis.calibration_aggregates import (
     MetricNames,
     calibrate_aggregates,
     estimate_demands,
+    histogram_bucket,
     histogram_quantile,
     read_aggregates,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "calibrate_traces",
     "estimate_demands",
     "estimate_rate",
+    "histogram_bucket",
     "histogram_quantile",
     "latency_figures",
     "read_aggregates",
@@ -55,6 +57,7 @@ def calibrate(
         result = calibrate_traces(traces, class_by, workers, name, sampling)
         if metrics:
             aggregates = read_aggregates(metrics, metric_names)
+            result.warnings.extend(aggregates.warnings)
             if aggregates.busy and aggregates.rates:
                 result.summary["demands"] = [
                     {

@@ -383,7 +383,8 @@ def backtest(
                 "nothing to compare: the measurements hold no latency percentiles of a scenario class "
                 "and no utilization of a scenario tier"
             )
-        data = _backtest_data(plan, files, rows, notes + warnings)
+        notes += _bucket_notes(rows)
+        data = _backtest_data(plan, files, rows, load.warnings + notes + warnings)
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for backtest; use table, json or markdown"
@@ -500,6 +501,18 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
     return rows, note
 
 
+def _bucket_notes(rows: list[Any]) -> list[str]:
+    """A note for each percentile measured from a histogram that passes only because the
+    histogram's bucket cannot place it closer."""
+    return [
+        f"{r.what} {r.name} {r.figure}: measured from a histogram, it lies in the bucket "
+        f"{r.bucket[0] * 1000:.4g}ms to {r.bucket[1] * 1000:.4g}ms (interpolated "
+        f"{r.measured * 1000:.4g}ms); the prediction is within tolerance of that bucket"
+        for r in rows
+        if r.within_bucket and abs(r.error) > r.tolerance
+    ]
+
+
 def _backtest_data(
     plan: _BacktestPlan, files: list[Path], rows: list[Any], notes: list[str]
 ) -> dict[str, Any]:
@@ -525,6 +538,8 @@ def _backtest_data(
                 "measured_low_sample": r.measured_low_sample,
                 "predicted_low_sample": r.predicted_low_sample,
                 "low_sample": r.low_sample,
+                "bucket": list(r.bucket) if r.bucket else None,
+                "within_bucket": r.within_bucket,
             }
             for r in rows
         ],
