@@ -192,3 +192,118 @@ def test_a_cache_in_front_takes_its_hits_away_from_the_store(tmp_path: Path) -> 
         truth.store_calls_per_request, abs=0.03
     )
     assert found["yaml"]["tiers"]["cache"]["type"] == "database"
+
+
+# --- Prometheus: gaps, a counter reset, coarse buckets ------------------------------------------
+
+
+def _demands(summary: dict) -> dict[str, float]:
+    return {d["tier"]: d["demands"]["item"] for d in summary["demands"]}
+
+
+@pytest.fixture(scope="module")
+def scraped(recorded: dict) -> dict:
+    """The same two minutes as Prometheus saw them at a 5 s step over 15 s windows: once with
+    rate() (three evaluations missing), once as the raw counter, which a restart resets."""
+    system, folder = recorded["system"], recorded["folder"]
+    gapped, raw = folder / "gapped", folder / "raw"
+    gapped.mkdir()
+    raw.mkdir()
+    common = {"step": 5.0, "window": 15.0}
+    return {
+        "gapped": gt3.write_prometheus(system, gapped, WINDOW, gaps=(60.0, 65.0, 90.0), **common),
+        "raw": gt3.write_prometheus(system, raw, WINDOW, raw_counter=True, reset_at=61.0, **common),
+        "web_demand": sum(b - a for a, b in system.web_busy) / len(system.latencies),
+        "store_demand": sum(b - a for a, b in system.store_busy) / len(system.latencies),
+    }
+
+
+@pytest.mark.parametrize("export", ["gapped", "raw"])
+def test_rates_and_demands_hold_with_gaps_and_with_a_raw_counter_reset(
+    recorded: dict, scraped: dict, export: str
+) -> None:
+    files = list(scraped[export].values())
+    found = calibrated(files, recorded["folder"] / f"{export}.yaml")
+    summary = found["summary"]
+    assert summary["classes"]["item"]["rate"] == pytest.approx(RATE, rel=0.05)
+    demands = _demands(summary)
+    assert demands["web"] == pytest.approx(scraped["web_demand"], rel=0.10)
+    assert demands["store"] == pytest.approx(scraped["store_demand"], rel=0.10)
+    if export == "raw":
+        assert "is a raw counter" in found["stderr"] and "but at 1 reset" in found["stderr"]
+
+
+def test_a_histogram_without_a_route_gives_the_only_class_its_percentiles(
+    recorded: dict, scraped: dict
+) -> None:
+    found = calibrated(list(scraped["gapped"].values()), recorded["folder"] / "histogram.yaml")
+    latency = found["summary"]["classes"]["item"]["latency"]
+    assert latency["p50"] == pytest.approx(recorded["true_p50"], rel=0.10)
+    assert "taken as the only class's, item" in found["stderr"]
+
+
+def _model(recorded: dict, store_mean: str) -> Path:
+    """The model calibrated from the sampled traces, its class named as Prometheus names it."""
+    text = (recorded["folder"] / "sampled.yaml").read_text().replace("GET_item", "item")
+    scenario = yaml.safe_load(text)
+    scenario["tiers"]["store"]["service_time"]["mean"] = store_mean
+    path = recorded["folder"] / f"model-{store_mean}.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+def test_backtest_against_a_coarse_histogram_passes_the_true_model_and_fails_a_wrong_one(
+    recorded: dict, from_sampled: dict, scraped: dict
+) -> None:
+    """Between 100 ms and 250 ms the histogram cannot place p95 closer than its bucket: the
+    true model passes, a store twice as fast does not."""
+    files = [str(p) for p in scraped["gapped"].values()]
+    code, out, err = invoke("backtest", str(_model(recorded, "40ms")), *files, "--format", "json")
+    assert code == 0, out + err
+    rows = json.loads(out)["comparisons"]
+    p95 = next(r for r in rows if r["figure"] == "p95")
+    assert p95["bucket"] == [0.1, 0.25]
+    code, out, _ = invoke("backtest", str(_model(recorded, "20ms")), *files, "--format", "json")
+    assert code == 1
+    assert not json.loads(out)["passed"]
+
+
+@pytest.mark.parametrize(
+    ("values", "read"),
+    [
+        ([0, 150, 300, 450], [10.0, 10.0, 10.0]),
+        ([1000, 1150, 30, 180], [10.0, 2.0, 10.0]),
+        ([5, 9, 12, 10, 14, 8], None),
+    ],
+)
+def test_a_counter_named_series_is_a_raw_counter_only_when_it_falls_no_more_than_at_resets(
+    values: list[float], read: list[float] | None
+) -> None:
+    from capsim.analysis.calibration_aggregates import counter_rates
+
+    times = [15.0 * k for k in range(len(values))]
+    found = counter_rates({"__name__": "http_requests_total"}, times, values)
+    assert (found[1] if found else None) == read
+    assert counter_rates({}, times, [0, 150, 300, 450]) is None  # rate() drops the name
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ('"values":[[1,"NaN"],[2,"+Inf"]]}]}}', "none of its 2 samples in 1 series is a finite"),
+        ('"values":[[1,"2"],[2,', "looks truncated"),
+        ('"values":"abc"}]}}', 'expected [timestamp, "value"]'),
+        ('"values":[[1,"x"]]}]}}', "a numeric string"),
+    ],
+)
+def test_hostile_prometheus_files_are_refused_with_what_is_wrong(
+    tmp_path: Path, document: str, says: str
+) -> None:
+    head = (
+        '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"service":"web"},'
+    )
+    path = tmp_path / "rates.json"
+    path.write_text(head + document)
+    code, _, err = invoke("calibrate", str(path))
+    assert code == 2
+    assert says in err and "Traceback" not in err
