@@ -74,12 +74,17 @@ class System3:
     def _id(self, size: int) -> str:
         return self.rng.bytes(size).hex()
 
-    def arrivals(self, rate: float, until: float):
+    def arrivals(self, rate: float, until: float, ramp_to: float | None = None):
+        """Poisson arrivals at `rate`, or rising linearly to `ramp_to` at `until` (thinning)."""
+        top = max(rate, ramp_to or rate)
         while True:
-            yield self.env.timeout(self.rng.exponential(1 / rate))
+            yield self.env.timeout(self.rng.exponential(1 / top))
             if self.env.now >= until:
                 return
-            self.env.process(self.request())
+            now = self.env.now
+            current = rate if ramp_to is None else rate + (ramp_to - rate) * now / until
+            if self.rng.random() < current / top:
+                self.env.process(self.request())
 
     def request(self):
         t = self.truth
@@ -180,9 +185,11 @@ class System3:
         )
 
 
-def run(truth: Truth3, seed: int, rate: float, duration: float) -> System3:
+def run(
+    truth: Truth3, seed: int, rate: float, duration: float, ramp_to: float | None = None
+) -> System3:
     system = System3(truth, seed)
-    system.env.process(system.arrivals(rate, duration))
+    system.env.process(system.arrivals(rate, duration, ramp_to))
     system.env.run(until=duration + 5.0)
     return system
 
@@ -362,3 +369,62 @@ def write_prometheus(
         paths[name] = folder / f"{name}.json"
         paths[name].write_text(json.dumps(_matrix(series)))
     return paths
+
+
+# --- k6 ---------------------------------------------------------------------------------------
+
+
+def _rfc3339(t: float) -> str:
+    """k6's JSON time: RFC 3339 with nanoseconds and the machine's UTC offset (+01:00 here)."""
+    from datetime import datetime, timedelta, timezone
+
+    zone = timezone(timedelta(hours=1))
+    moment = datetime.fromtimestamp(EPOCH + t, tz=zone)
+    nanos = round((EPOCH + t) * 1e9) % 1_000_000_000
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}" + moment.strftime("%z")[:3] + ":00"
+    )
+
+
+def write_k6_json(system: System3, path: Path, pool: int = 50) -> None:
+    """`k6 run --out json=FILE` of a `ramping-arrival-rate` scenario: Metric lines, then per
+    request http_reqs, http_req_duration (ms) and http_req_failed Points tagged as k6 tags
+    them, and once a second the `vus` gauge: the executor's pool of VUs (`preAllocatedVUs`,
+    grown when more requests are in flight)."""
+    lines = []
+    for name, kind, contains in (
+        ("http_reqs", "counter", "default"),
+        ("http_req_duration", "trend", "time"),
+        ("http_req_failed", "rate", "default"),
+        ("vus", "gauge", "default"),
+    ):
+        metric = {"name": name, "type": kind, "contains": contains, "thresholds": []}
+        lines.append({"type": "Metric", "data": {**metric, "submetrics": None}, "metric": name})
+    tags = {
+        "expected_response": "true",
+        "group": "",
+        "method": "GET",
+        "name": "http://web:8080/item",
+        "proto": "HTTP/1.1",
+        "scenario": "ramp",
+        "status": "200",
+        "url": "http://web:8080/item",
+    }
+    events = []
+    for arrival, response in system.latencies:
+        end = arrival + response
+        events.append((end, "http_reqs", 1.0))
+        events.append((end, "http_req_duration", response * 1000.0))
+        events.append((end, "http_req_failed", 0.0))
+    spans = sorted(system.latencies)
+    grown = pool
+    for second in range(int(max(a + r for a, r in spans)) + 1):
+        in_flight = sum(1 for a, r in spans if a <= second < a + r)
+        grown = max(grown, in_flight)
+        events.append((float(second), "vus", float(grown)))
+    for time, metric, value in sorted(events):
+        point = {"time": _rfc3339(time), "value": value, "tags": tags}
+        if metric == "vus":
+            point = {"time": _rfc3339(time), "value": value, "tags": {"scenario": "ramp"}}
+        lines.append({"type": "Point", "data": point, "metric": metric})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))

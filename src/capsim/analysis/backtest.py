@@ -105,11 +105,24 @@ def measured_load(
     for test in (m for m in measurements if isinstance(m, LoadTest) and not is_stepped(m)):
         for total in test.totals or test.steps:
             cls = total.name or "*"
+            _load_test_profile(load, cls, test.completions.get(total.name, ()))
             load.rates.setdefault(cls, total.throughput)
             load.latency.setdefault(cls, total.latency)
             if load.sources.setdefault(cls, test.tool) == test.tool and total.requests > 0:
                 load.samples.setdefault(cls, total.requests)
     return load
+
+
+def _load_test_profile(load: MeasuredLoad, cls: str, completions: Sequence[float]) -> None:
+    """The rate and profile of a load test that records each request (k6 --out json), when its
+    rate changed (an arrival-rate ramp): measured as traces measure theirs, from the requests'
+    times, so the simulation follows the ramp instead of holding its mean."""
+    if cls in load.rates or len(completions) < 2:
+        return
+    estimate = estimate_rate(completions, (min(completions), max(completions)))
+    if estimate.profile:
+        load.rates[cls] = estimate.rate
+        load.profiles[cls] = estimate.profile
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,9 @@ class LoadTest:
     tool: str
     steps: list[LoadStep]
     totals: list[LoadStep]
+    #: Per request name, the times its requests completed, when the file records each request
+    #: (k6's --out json): how the offered rate changed over the test.
+    completions: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 Measurement = Traces | MetricsFile | LoadTest
