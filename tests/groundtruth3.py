@@ -278,7 +278,7 @@ def write_otlp(
 # --- Prometheus ------------------------------------------------------------------------------
 
 #: Coarse latency buckets, as a default client library histogram is often configured.
-COARSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0)
+COARSE_BUCKETS = (0.005, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def _busy_in(intervals: list[tuple[float, float]], low: float, high: float) -> float:
@@ -324,7 +324,8 @@ def write_prometheus(
       reset to zero at `reset_at` (a restart);
     - `cpu.json`: `sum by (service) (rate(process_cpu_seconds_total[1m]))`, busy cores;
     - `latency.json`: `sum by (le) (rate(http_server_request_duration_seconds_bucket[1m]))`
-      with COARSE_BUCKETS and `+Inf`.
+      with COARSE_BUCKETS and `+Inf`; with `raw_counter`, the bucket counters themselves
+      (the 5 ms one never moves: no request is that fast).
     """
     times = [t for t in np.arange(window, until + 1e-9, step)]
     arrivals = np.sort(np.array([a for a, _ in system.latencies]))
@@ -361,9 +362,16 @@ def write_prometheus(
     for le in (*COARSE_BUCKETS, math.inf):
         per_step = []
         for t in times:
-            inside = (ends > t - window) & (ends <= t) & (responses <= le)
-            per_step.append((t, _sample(inside.sum() / window)))
-        buckets.append(({"le": "+Inf" if math.isinf(le) else str(le)}, per_step))
+            if raw_counter:  # the bucket counter itself, reset with the process
+                since = reset_at if reset_at is not None and t >= reset_at else -math.inf
+                inside = (ends > since) & (ends <= t) & (responses <= le)
+                per_step.append((t, _sample(float(inside.sum()))))
+            else:
+                inside = (ends > t - window) & (ends <= t) & (responses <= le)
+                per_step.append((t, _sample(inside.sum() / window)))
+        bound = "+Inf" if math.isinf(le) else str(le)
+        name = {"__name__": "http_server_request_duration_seconds_bucket"} if raw_counter else {}
+        buckets.append(({**name, "le": bound}, per_step))
     paths = {}
     for name, series in (("rates", rates), ("cpu", cpu), ("latency", buckets)):
         paths[name] = folder / f"{name}.json"

@@ -79,14 +79,13 @@ def counter_rates(
 ) -> tuple[list[float], list[float], int] | None:
     """A raw counter's per-second increase between samples, as rate() reads it (a fall is a
     reset: the increase is the new value), with the number of resets; None when the series is
-    not a raw counter (no counter name, or values that fall more often than restarts would)."""
+    not a raw counter (no counter name, negative values, or values that fall more often than
+    restarts would). A flat one is a counter that did not move: no requests, not a rate."""
     name = labels.get("__name__", "")
     if not _COUNTER_NAME.search(name) or len(values) < 3:
         return None
     falls = sum(1 for a, b in itertools.pairwise(values) if b < a)
-    if falls > max(1, (len(values) - 1) // 20) or values[-1] == values[0] == max(values):
-        return None
-    if falls == 0 and values[0] < 0:
+    if falls > max(1, (len(values) - 1) // 20) or min(values) < 0:
         return None
     rate_times, rates = [], []
     for (t0, v0), (t1, v1) in itertools.pairwise(zip(times, values, strict=True)):
