@@ -332,3 +332,28 @@ def test_a_k6_arrival_rate_ramp_is_backtested_along_its_ramp_not_at_its_mean(
     assert any("with its measured profile" in note for note in result["notes"])
     for row in result["comparisons"]:
         assert abs(row["error"]) <= 0.15, row
+
+
+def test_binary_otlp_carries_the_tracestate_and_gives_the_same_rate(
+    recorded: dict, from_sampled: dict
+) -> None:
+    """The sampled export as an OTLP/HTTP protobuf body: traceState is a field of the message,
+    read as in JSON."""
+    import base64
+
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    document = json.loads(recorded["sampled"].read_text())
+    for resource in document["resourceSpans"]:
+        for span in resource["scopeSpans"][0]["spans"]:
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if span[key]:  # the protobuf JSON mapping spells bytes in base64
+                    span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                else:
+                    del span[key]
+    binary = recorded["folder"] / "sampled.pb"
+    binary.write_bytes(ParseDict(document, TracesData()).SerializeToString())
+    found = calibrated([binary], recorded["folder"] / "binary.yaml")
+    rate = found["summary"]["classes"]["GET_item"]["rate"]
+    assert rate == pytest.approx(from_sampled["summary"]["classes"]["GET_item"]["rate"], rel=1e-9)
