@@ -357,3 +357,18 @@ def test_binary_otlp_carries_the_tracestate_and_gives_the_same_rate(
     found = calibrated([binary], recorded["folder"] / "binary.yaml")
     rate = found["summary"]["classes"]["GET_item"]["rate"]
     assert rate == pytest.approx(from_sampled["summary"]["classes"]["GET_item"]["rate"], rel=1e-9)
+
+
+def test_without_workers_sampled_traces_bound_them_by_littles_law_not_by_their_peak(
+    recorded: dict, from_sampled: dict
+) -> None:
+    """1 in 10 traces overlap far less than all did: their peak (4 at the store) would write an
+    overloaded model; the mean spans in progress, scaled back, is a true lower bound."""
+    code, out, err = invoke("calibrate", str(recorded["sampled"]), "--format", "json")
+    assert code == 0, err
+    tiers = json.loads(out)["tiers"]
+    store, web = tiers["store"]["concurrency"], tiers["web"]["concurrency"]
+    truth_store_busy = recorded["store_busy"]
+    assert truth_store_busy < store <= TRUTH.store_workers
+    assert web <= TRUTH.web_workers
+    assert "Little's law" in err

@@ -663,18 +663,24 @@ def calibrate_traces(
             notes[("tiers", tier, count_key)] = "given with --workers" + (
                 " (workers per instance)" if per else ""
             )
+        elif analysis.sampling < 1.0:
+            # The sampled spans overlap less than all of them did: the mean number in progress
+            # (Little's law, each kept span standing for 1 / sampling) still bounds the workers.
+            held = sum(v.span.duration for v in tier_visits) / max(length, 1e-9)
+            mean = held / analysis.sampling / max(len(by_instance), 1)
+            bound = max(peak, math.ceil(mean - 1e-9))
+            spec[count_key] = bound
+            notes[("tiers", tier, count_key)] = (
+                f"traces sampled at {analysis.sampling:.3g}: {mean:.3g} {tier} spans in progress "
+                f"on average{per} (their durations over the window, divided by the sampling "
+                f"share; Little's law), so at least {bound} workers; the sampled spans' own "
+                f"peak ({peak}) is no bound. Give the real figure with --workers TIER=N"
+            )
         else:
             spec[count_key] = peak
             notes[("tiers", tier, count_key)] = (
                 f"the most {tier} spans in progress at once{per} ({peak}): a lower bound on its "
-                "workers"
-                + (
-                    f" (of the sampled traces only: {analysis.sampling:.3g} of them, so far "
-                    "below the real figure)"
-                    if analysis.sampling < 1.0
-                    else ""
-                )
-                + "; give the real figure with --workers TIER=N"
+                "workers; give the real figure with --workers TIER=N"
             )
         pooled = fit_service_time(np.array([v.self_time for v in tier_visits]))
         spec["service_time"] = distribution_spec(pooled)
@@ -743,8 +749,9 @@ def calibrate_traces(
     if analysis.sampling < 1.0:
         warnings.append(
             f"the traces were sampled ({analysis.sampling:.4g} of them kept, from the root spans' "
-            "tracestate or --trace-sampling): rates are divided by it, self times and calls are the sampled traces'; "
-            "the spans in progress at once are too few to bound workers, give --workers"
+            "tracestate or --trace-sampling): rates are divided by it, self times and calls are "
+            "the sampled traces'; workers without --workers are only the mean spans in progress "
+            "(Little's law), a lower bound: give --workers"
         )
     if analysis.lost:
         warnings.append(
