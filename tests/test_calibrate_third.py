@@ -372,3 +372,21 @@ def test_without_workers_sampled_traces_bound_them_by_littles_law_not_by_their_p
     assert truth_store_busy < store <= TRUTH.store_workers
     assert web <= TRUTH.web_workers
     assert "Little's law" in err
+
+
+def _step(users: float, throughput: float, mean: float) -> object:
+    from capsim.measurements import LoadStep
+
+    latency = {"mean": mean, "p50": mean}
+    return LoadStep("", 0.0, 60.0, users, int(throughput * 60), 0, throughput, latency)
+
+
+def test_steps_whose_users_were_not_all_busy_are_named_by_littles_law() -> None:
+    """A closed loop of 10 users at zero think time keeps 10 busy (100/s x 0.1 s); a k6 pool of
+    30 VUs serving 100/s at 0.1 s keeps 10 of them busy: not a closed loop of 30."""
+    from capsim.analysis.backtest import idle_users_note
+
+    assert idle_users_note([_step(10, 100.0, 0.1)], 0.0) is None
+    note = idle_users_note([_step(10, 100.0, 0.1), _step(30, 100.0, 0.1)], 0.0)
+    assert note is not None and "10 of 30 in 1 steps" in note
+    assert idle_users_note([_step(30, 100.0, 0.1)], 0.2) is None  # 100/s x 0.3 s = 30 users

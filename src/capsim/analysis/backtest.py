@@ -302,6 +302,33 @@ def step_override(cls: str, entry: str, users: float, think_time: float) -> str:
     return f"traffic.{cls}={{entry: {entry}, users: {max(round(users), 1)}, think_time: {think_time:.9g}s}}"
 
 
+#: A step whose requests in flight (throughput x mean latency, Little's law) are below this
+#: share of its users did not keep its users busy with zero think time.
+BUSY_USERS = 0.8
+
+
+def idle_users_note(steps: Sequence[LoadStep], think: float) -> str | None:
+    """A note naming the steps whose users cannot all have been a closed loop with `think`
+    seconds between requests: by Little's law such users keep throughput x (mean latency +
+    think) of them busy, and in these steps that is far below their number."""
+    idle = []
+    for step in steps:
+        latency = step.latency.get("mean", step.latency.get("p50"))
+        if latency is None or not math.isfinite(latency) or step.users <= 0:
+            continue
+        busy = step.throughput * (latency + think)
+        if busy < BUSY_USERS * step.users:
+            idle.append(f"{busy:.3g} of {step.users:g}")
+    if not idle:
+        return None
+    return (
+        f"users kept busy by Little's law (throughput x (mean latency + think time)): "
+        f"{', '.join(idle)} in {len(idle)} steps: the users were not a closed loop with this "
+        "think time; give --think-time, or backtest an arrival-rate test (k6's VUs are then a "
+        "pool) from its traces or Prometheus series"
+    )
+
+
 def compare_step(
     step: LoadStep,
     cls: str,

@@ -481,7 +481,7 @@ def _backtest_measured_load(
 def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[list[Any], str]:
     """Simulate each step of a stepped load test as a closed loop of its users; the
     comparisons and a note saying so."""
-    from capsim.analysis.backtest import compare_step, step_class, step_override
+    from capsim.analysis.backtest import compare_step, idle_users_note, step_class, step_override
 
     cls = step_class(test, plan.classes, plan.open_classes)
     if cls is None:
@@ -498,7 +498,8 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
         f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
         f"{cls} as a closed loop of the step's users, think time {think:g}s"
     )
-    return rows, note
+    idle = idle_users_note([s for s in test.steps if s.users > 0], think)
+    return rows, f"{note}; {idle}" if idle else note
 
 
 def _bucket_notes(rows: list[Any]) -> list[str]:
