@@ -19,6 +19,7 @@ from capsim.analysis.calibration import (
     MetricNames,
     analyse_traces,
     estimate_rate,
+    histogram_bucket,
     histogram_quantile,
     latency_figures,
     read_aggregates,
@@ -46,33 +47,46 @@ class MeasuredLoad:
     # Values a class's measured percentiles come from (root spans, a load test's requests);
     # absent where the measurements do not say (a Prometheus histogram's rates).
     samples: dict[str, int] = field(default_factory=dict)
+    #: What reading the measurements changed (raw counters read as rates, and so on).
+    warnings: list[str] = field(default_factory=list)
+    #: Per class and percentile, the histogram bucket a percentile measured from a Prometheus
+    #: histogram falls in: the measurement's resolution.
+    buckets: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 def measured_load(
     measurements: Sequence[Measurement],
     class_by: str | None = None,
     metric_names: MetricNames | None = None,
+    sampling: float | None = None,
 ) -> MeasuredLoad:
     load = MeasuredLoad()
     traces = [m for m in measurements if isinstance(m, Traces)]
     if traces:
-        analysis = analyse_traces(traces, class_by)
+        analysis = analyse_traces(traces, class_by, sampling)
         start, end = analysis.window
         length = max(end - start, 1e-9)
         spans = sum(len(info["arrivals"]) for info in analysis.classes.values())
         for cls, info in analysis.classes.items():
-            estimate = estimate_rate(info["arrivals"], analysis.window, spans)
+            estimate = estimate_rate(info["arrivals"], analysis.window, spans, analysis.sampling)
             load.rates[cls] = estimate.rate
             if estimate.profile:
                 load.profiles[cls] = estimate.profile
             load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
             load.samples[cls] = len(info["latency"])
+        if analysis.sampling < 1.0:
+            load.warnings.append(
+                f"traces sampled at {analysis.sampling:.4g} (tracestate or --trace-sampling): "
+                "measured rates and utilizations divided by it"
+            )
         for v in analysis.visits:
-            load.busy[v.tier] = load.busy.get(v.tier, 0.0) + v.self_time / length
+            kept = v.self_time / analysis.sampling  # a sampled trace stands for 1 / sampling
+            load.busy[v.tier] = load.busy.get(v.tier, 0.0) + kept / length
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
     if metrics:
         aggregates = read_aggregates(metrics, metric_names)
+        load.warnings.extend(aggregates.warnings)
         for cls, series in aggregates.rates.items():
             load.rates.setdefault(cls, float(np.mean(list(series.values()))))
             load.sources.setdefault(cls, "prometheus")
@@ -81,16 +95,34 @@ def measured_load(
                 load.latency[cls] = {
                     p: histogram_quantile(buckets, int(p[1:]) / 100) for p in PERCENTILES
                 }
+                load.buckets[cls] = {
+                    p: bucket
+                    for p in PERCENTILES
+                    if (bucket := histogram_bucket(buckets, int(p[1:]) / 100)) is not None
+                }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
     for test in (m for m in measurements if isinstance(m, LoadTest) and not is_stepped(m)):
         for total in test.totals or test.steps:
             cls = total.name or "*"
+            _load_test_profile(load, cls, test.completions.get(total.name, ()))
             load.rates.setdefault(cls, total.throughput)
             load.latency.setdefault(cls, total.latency)
             if load.sources.setdefault(cls, test.tool) == test.tool and total.requests > 0:
                 load.samples.setdefault(cls, total.requests)
     return load
+
+
+def _load_test_profile(load: MeasuredLoad, cls: str, completions: Sequence[float]) -> None:
+    """The rate and profile of a load test that records each request (k6 --out json), when its
+    rate changed (an arrival-rate ramp): measured as traces measure theirs, from the requests'
+    times, so the simulation follows the ramp instead of holding its mean."""
+    if cls in load.rates or len(completions) < 2:
+        return
+    estimate = estimate_rate(completions, (min(completions), max(completions)))
+    if estimate.profile:
+        load.rates[cls] = estimate.rate
+        load.profiles[cls] = estimate.profile
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,10 @@ class Comparison:
     slack: float = 0.0  # an absolute difference that passes whatever the relative error
     samples: int | None = None  # values the measured percentile comes from, when known
     predicted_low_sample: bool = False  # the simulation's percentile is flagged low_sample
+    #: The histogram bucket (lower, upper) a percentile measured from a histogram falls in:
+    #: the measurement places it no closer, so a prediction within tolerance of the bucket
+    #: passes (docs/calibration.md#backtest).
+    bucket: tuple[float, float] | None = None
 
     @property
     def measured_low_sample(self) -> bool:
@@ -128,8 +164,19 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return math.isfinite(self.predicted) and (
-            abs(self.error) <= self.tolerance or abs(self.predicted - self.measured) <= self.slack
+            abs(self.error) <= self.tolerance
+            or abs(self.predicted - self.measured) <= self.slack
+            or self.within_bucket
         )
+
+    @property
+    def within_bucket(self) -> bool:
+        """The prediction is within tolerance of the histogram bucket the measured percentile
+        falls in (the measurement cannot tell it from any value of the bucket)."""
+        if self.bucket is None or not math.isfinite(self.predicted):
+            return False
+        low, high = self.bucket
+        return low * (1 - self.tolerance) <= self.predicted <= high * (1 + self.tolerance)
 
 
 def matching_class(name: str, scenario_classes: Sequence[str]) -> str | None:
@@ -208,6 +255,7 @@ def compare(
                         tolerance=latency_tolerance,
                         samples=load.samples.get(measured),
                         predicted_low_sample=f"latency.{figure}" in predicted_low,
+                        bucket=load.buckets.get(measured, {}).get(figure),
                     )
                 )
     for tier, busy in sorted(load.busy.items()):
@@ -252,6 +300,33 @@ def step_class(
 def step_override(cls: str, entry: str, users: float, think_time: float) -> str:
     """The class as a closed loop of the step's users (what a load generator is)."""
     return f"traffic.{cls}={{entry: {entry}, users: {max(round(users), 1)}, think_time: {think_time:.9g}s}}"
+
+
+#: A step whose requests in flight (throughput x mean latency, Little's law) are below this
+#: share of its users did not keep its users busy with zero think time.
+BUSY_USERS = 0.8
+
+
+def idle_users_note(steps: Sequence[LoadStep], think: float) -> str | None:
+    """A note naming the steps whose users cannot all have been a closed loop with `think`
+    seconds between requests: by Little's law such users keep throughput x (mean latency +
+    think) of them busy, and in these steps that is far below their number."""
+    idle = []
+    for step in steps:
+        latency = step.latency.get("mean", step.latency.get("p50"))
+        if latency is None or not math.isfinite(latency) or step.users <= 0:
+            continue
+        busy = step.throughput * (latency + think)
+        if busy < BUSY_USERS * step.users:
+            idle.append(f"{busy:.3g} of {step.users:g}")
+    if not idle:
+        return None
+    return (
+        f"users kept busy by Little's law (throughput x (mean latency + think time)): "
+        f"{', '.join(idle)} in {len(idle)} steps: the users were not a closed loop with this "
+        "think time; give --think-time, or backtest an arrival-rate test (k6's VUs are then a "
+        "pool) from its traces or Prometheus series"
+    )
 
 
 def compare_step(

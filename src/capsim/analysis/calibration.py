@@ -14,6 +14,7 @@ from capsim.analysis.calibration_aggregates import (
     MetricNames,
     calibrate_aggregates,
     estimate_demands,
+    histogram_bucket,
     histogram_quantile,
     read_aggregates,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "calibrate_traces",
     "estimate_demands",
     "estimate_rate",
+    "histogram_bucket",
     "histogram_quantile",
     "latency_figures",
     "read_aggregates",
@@ -41,6 +43,7 @@ def calibrate(
     measurements: Sequence[Measurement],
     *,
     class_by: str | None = None,
+    sampling: float | None = None,
     workers: dict[str, int] | None = None,
     metric_names: MetricNames | None = None,
     name: str = "calibrated",
@@ -51,9 +54,10 @@ def calibrate(
     metrics = [m for m in measurements if isinstance(m, MetricsFile)]
     loads = [m for m in measurements if isinstance(m, LoadTest)]
     if traces:
-        result = calibrate_traces(traces, class_by, workers, name)
+        result = calibrate_traces(traces, class_by, workers, name, sampling)
         if metrics:
             aggregates = read_aggregates(metrics, metric_names)
+            result.warnings.extend(aggregates.warnings)
             if aggregates.busy and aggregates.rates:
                 result.summary["demands"] = [
                     {

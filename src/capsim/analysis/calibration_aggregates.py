@@ -3,11 +3,12 @@ non-negative least squares over intervals."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from capsim.analysis.calibration_common import (
     scenario_name,
 )
 from capsim.analysis.fitting import mean_interval
-from capsim.measurements import MeasurementError, MetricsFile
+from capsim.measurements import MeasurementError, MetricSeries, MetricsFile
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,36 @@ class Aggregates:
     busy: dict[str, dict[float, float]]  # tier -> time -> busy cores (CPU seconds per second)
     histograms: dict[str, dict[float, float]]  # class -> le -> summed bucket rate
     sources: list[str]
+    #: What the reading changed and the user should know (raw counters read as rates, a
+    #: histogram without a class given to the only class).
+    warnings: list[str] = field(default_factory=list)
+
+
+#: A series that keeps a counter's name (rate() and the other range functions drop
+#: `__name__`) is the counter itself when its values never fall but at resets.
+_COUNTER_NAME = re.compile(r"(_total|_count|_bucket)$")
+
+
+def counter_rates(
+    labels: dict[str, str], times: Sequence[float], values: Sequence[float]
+) -> tuple[list[float], list[float], int] | None:
+    """A raw counter's per-second increase between samples, as rate() reads it (a fall is a
+    reset: the increase is the new value), with the number of resets; None when the series is
+    not a raw counter (no counter name, negative values, or values that fall more often than
+    restarts would). A flat one is a counter that did not move: no requests, not a rate."""
+    name = labels.get("__name__", "")
+    if not _COUNTER_NAME.search(name) or len(values) < 3:
+        return None
+    falls = sum(1 for a, b in itertools.pairwise(values) if b < a)
+    if falls > max(1, (len(values) - 1) // 20) or min(values) < 0:
+        return None
+    rate_times, rates = [], []
+    for (t0, v0), (t1, v1) in itertools.pairwise(zip(times, values, strict=True)):
+        if t1 <= t0:
+            continue
+        rate_times.append(t1)
+        rates.append((v1 - v0 if v1 >= v0 else v1) / (t1 - t0))
+    return rate_times, rates, falls
 
 
 def _first_label(labels: dict[str, str], names: Sequence[str]) -> str | None:
@@ -81,9 +112,11 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rate_sources: set[str] = set()
+    warnings: list[str] = []
     for file in files:
         for series in file.series:
             metric = series.labels.get("__name__") or Path(file.source).stem
+            series = _as_rates(series, file.source, warnings)
             tier = _first_label(series.labels, names.tier_labels)
             cls = _first_label(series.labels, names.class_labels)
             tier = scenario_name(tier) if tier else None
@@ -115,13 +148,43 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     "its name should match --rate-metric, --cpu-metric or --latency-metric"
                 )
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
+    only = [cls for cls in rates if cls != "requests"]
+    if "requests" in histograms and len(only) == 1 and only[0] not in histograms:
+        # `sum by (le)` drops the route: with one class of requests, it is that class's.
+        histograms[only[0]] = histograms.pop("requests")
+        warnings.append(
+            f"the latency histogram has no class label; it is taken as the only class's, {only[0]}"
+        )
     return Aggregates(
         rates={k: dict(v) for k, v in rates.items()},
         entries=entries,
         busy={k: dict(v) for k, v in busy.items()},
         histograms={k: dict(v) for k, v in histograms.items()},
         sources=sorted(rate_sources),
+        warnings=warnings,
     )
+
+
+def _as_rates(series: MetricSeries, source: str, warnings: list[str]) -> MetricSeries:
+    """A raw counter (its name kept, values that only rise but at resets) as its per-second
+    increase; any other series as it is."""
+    found = counter_rates(series.labels, series.times, series.values)
+    if found is None:
+        return series
+    times, values, resets = found
+    labels = {k: v for k, v in series.labels.items() if k != "__name__"}
+    warnings.append(
+        f"{source}: {series.labels['__name__']}{_label_text(labels)} is a raw counter (its name "
+        "kept, its values never falling"
+        + (f" but at {resets} reset{'s' if resets > 1 else ''}" if resets else "")
+        + "): read as its per-second increase between samples, as rate() would; query "
+        "rate(...) to choose the window yourself"
+    )
+    return MetricSeries(labels=series.labels, times=tuple(times), values=tuple(values))
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
 #: A histogram in milliseconds (OpenTelemetry's older `http_server_duration_milliseconds`):
@@ -160,6 +223,22 @@ def histogram_quantile(buckets: dict[float, float], q: float) -> float:
             )
         previous_bound, previous_count = bound, count
     return bounds[-1]
+
+
+def histogram_bucket(buckets: dict[float, float], q: float) -> tuple[float, float] | None:
+    """The bucket (lower, upper bound) the q-quantile falls in: all a histogram knows of it
+    (histogram_quantile's linear interpolation places it inside, as if the values were spread
+    evenly). None when the histogram is empty or the quantile is in the `+Inf` bucket."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    previous_bound = 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            return None if math.isinf(bound) else (previous_bound, bound)
+        previous_bound = bound
+    return None
 
 
 @dataclass(frozen=True)
@@ -214,6 +293,11 @@ WITHOUT_BACKGROUND = (
     "utilization regression (NNLS over intervals; the background term, not distinguishable "
     "from 0, left out)"
 )
+UNEXPLAINED = (
+    "utilization regression without a background term (NNLS over intervals): the rates do "
+    "not explain the busy time's changes between intervals (F test p >= 0.01), so a "
+    "background cannot be told apart"
+)
 DEMAND_LAW = "service demand law (busy time / completions), too few intervals for a regression"
 
 
@@ -225,9 +309,34 @@ def _regression(x: np.ndarray, y: np.ndarray, classes: int) -> tuple[_Fit, str, 
         design = x if x.shape[1] <= len(y) else x.sum(axis=1, keepdims=True)
         return _nnls(design, y), DEMAND_LAW, False
     fit = _nnls(np.column_stack([x, np.ones(len(y))]), y)
+    if not _rates_explain(fit, y, classes):
+        return _nnls(x, y), UNEXPLAINED, False
     if math.isfinite(fit.low(classes)) and fit.low(classes) > 0:
         return fit, WITH_BACKGROUND, True
     return _nnls(x, y), WITHOUT_BACKGROUND, False
+
+
+#: The class throughputs must explain the busy time's variation across intervals at this
+#: level (F test) for a background term to be told apart from the demands.
+EXPLAINED_LEVEL = 0.01
+
+
+def _rates_explain(fit: _Fit, y: np.ndarray, classes: int) -> bool:
+    """Whether the throughputs explain the busy time's changes from interval to interval (F test
+    of the regression with a background against the background alone). When they do not (a
+    steady load, or rates measured over other windows than the CPU), the slope is mostly noise
+    and pulled towards 0 while the background takes the busy time: the demands then come from
+    the totals (no background)."""
+    from scipy import stats
+
+    total = float(((y - y.mean()) ** 2).sum())
+    if total <= 0 or fit.dof < 1:
+        return False
+    explained = max(total - fit.residual_ss, 0.0)
+    if fit.residual_ss <= 0:
+        return True
+    statistic = (explained / classes) / (fit.residual_ss / fit.dof)
+    return float(stats.f.sf(statistic, classes, fit.dof)) < EXPLAINED_LEVEL
 
 
 def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
@@ -390,7 +499,7 @@ def calibrate_aggregates(
                 "demand for this class above zero (its 95% interval excludes 0)"
             )
     scenario["tiers"] = tiers
-    return Calibration(scenario, notes, summary)
+    return Calibration(scenario, notes, summary, list(aggregates.warnings))
 
 
 def _significant(demands: list[DemandEstimate], tier: str, cls: str) -> bool:

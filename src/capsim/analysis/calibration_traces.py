@@ -48,6 +48,36 @@ class TraceAnalysis:
     window: tuple[float, float]
     orphans: int = 0  # spans whose parent is not in the files (cut traces), left out
     promoted: int = 0  # orphans taken as roots: the traces' callers are not traced
+    #: The share of traces the tracer kept (1.0: unsampled), from the root spans' tracestate:
+    #: the number of roots over the traces they stand for (each root 1 / its probability).
+    sampling: float = 1.0
+    lost: int = 0  # client spans of a traced callee whose server span is not in the files
+
+
+#: Sampling probabilities in a tracestate's `ot` entry: the threshold `th` (OpenTelemetry's
+#: consistent probability sampling; up to 14 hex digits, trailing zeros dropped) and the older
+#: power-of-two `p` value.
+_THRESHOLD_BITS = 56
+
+
+def sampling_probability(trace_state: str) -> float | None:
+    """The probability with which a span's trace was kept, as its W3C tracestate says
+    (`ot=th:HEX`: 1 - HEX / 2^56; `ot=p:N`: 2^-N), or None when it does not say."""
+    for member in trace_state.split(","):
+        key, _, value = member.strip().partition("=")
+        if key.strip() != "ot":
+            continue
+        for item in value.split(";"):
+            name, _, text = item.partition(":")
+            if name == "th" and 1 <= len(text) <= 14:
+                try:
+                    threshold = int(text.ljust(14, "0"), 16)
+                except ValueError:
+                    return None
+                return 1 - threshold / 2**_THRESHOLD_BITS
+            if name == "p" and text.isdigit() and int(text) <= 62:
+                return 2.0 ** -int(text)
+    return None
 
 
 def _uninstrumented_tier(span: Span) -> str:
@@ -83,7 +113,11 @@ def _union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> TraceAnalysis:
+def analyse_traces(
+    traces: Sequence[Traces], class_by: str | None = None, sampling: float | None = None
+) -> TraceAnalysis:
+    """The traces' visits, classes and window; `sampling` (the share of traces kept) when
+    given, else what the root spans' tracestate says (1.0 when it says nothing)."""
     spans = [span for t in traces for span in t.spans]
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[Span]] = defaultdict(list)
@@ -133,8 +167,11 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         entry["entry"][tier] = entry["entry"].get(tier, 0) + 1
     visits: list[Visit] = []
     tier_types: dict[str, str] = {}
+    traced = {_visit_tier(s) for s in spans if s.kind in ("server", "consumer")}
+    lost = 0
 
     def visit(span: Span, tier: str, cls: str) -> None:
+        nonlocal lost
         record = Visit(tier, span, cls)
         if tier_types.get(tier, "service") == "service":
             tier_types[tier] = _tier_type(span)
@@ -161,6 +198,11 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
                 synchronous.append((child.start, child.end))
                 if callees:
                     visit(callees[0], target, cls)
+                elif target in traced and target != _visit_tier(span):
+                    # The callee is traced but this call's server span is not in the files
+                    # (dropped by the exporter): the call counts, but the client span's
+                    # duration (the callee's wait and the network included) is no service time.
+                    lost += 1
                 else:
                     visit(child, target, cls)
             elif child.kind == "producer":
@@ -189,7 +231,20 @@ def analyse_traces(traces: Sequence[Traces], class_by: str | None = None) -> Tra
         window=(min(starts), max(starts)),
         orphans=orphans,
         promoted=len(promoted),
+        sampling=sampling if sampling is not None else _kept_share(roots.values()),
+        lost=lost,
     )
+
+
+def _kept_share(roots: Any) -> float:
+    """The share of traces kept: roots over the traces they stand for (a root whose tracestate
+    gives no probability stands for itself)."""
+    count = stands_for = 0.0
+    for root in roots:
+        probability = sampling_probability(root.trace_state) if root.trace_state else None
+        count += 1
+        stands_for += 1 / probability if probability and probability > 0 else 1
+    return count / stands_for if stands_for else 1.0
 
 
 def _untraced_callers(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -> dict[str, Span]:
@@ -256,7 +311,10 @@ class RateEstimate:
 
 
 def estimate_rate(
-    arrivals: Sequence[float], window: tuple[float, float], total: int | None = None
+    arrivals: Sequence[float],
+    window: tuple[float, float],
+    total: int | None = None,
+    sampling: float = 1.0,
 ) -> RateEstimate:
     """Arrivals per second over `window` with an exact Poisson 95% interval, and per-bucket
     rates when a chi-square dispersion test says the rate changed.
@@ -265,6 +323,9 @@ def estimate_rate(
     default: these arrivals) span total - 1 gaps: the rate and its interval are counted over
     the window times total / (total - 1), the window the spans stand for (docs/calibration.md:
     20 spans one every 0.5 s fill 9.5 s and give 2/s, not 20 / 9.5 s = 2.105/s).
+
+    Traces kept with probability `sampling` are a thinned Poisson stream: the rate, its
+    interval and the profile are the sampled ones divided by it.
     """
     from scipy import stats
 
@@ -272,7 +333,7 @@ def estimate_rate(
     count = times.size
     spans = count if total is None else total
     length = max(window[1] - window[0], 1e-9)
-    counted = length * (spans / (spans - 1) if spans > 1 else 1.0)
+    counted = length * (spans / (spans - 1) if spans > 1 else 1.0) * sampling
     low = stats.chi2.ppf(0.025, 2 * count) / 2 / counted if count else 0.0
     high = stats.chi2.ppf(0.975, 2 * count + 2) / 2 / counted
     buckets = min(PROFILE_BUCKETS, max(count // 30, 1))
@@ -284,7 +345,9 @@ def estimate_rate(
         p_value = float(stats.chi2.sf(statistic, buckets - 1))
         if p_value < PROFILE_LEVEL:
             width = length / buckets
-            profile = [((k + 0.5) * width, float(c) / width) for k, c in enumerate(counts)]
+            profile = [
+                ((k + 0.5) * width, float(c) / width / sampling) for k, c in enumerate(counts)
+            ]
     return RateEstimate(
         rate=count / counted,
         low=float(low),
@@ -305,6 +368,12 @@ def _gaps_text(length: float, spans: int) -> str:
         f" (first to last of {spans:,} root spans, {spans - 1:,} gaps: counted over "
         f"{length * spans / (spans - 1):.4g}s)"
     )
+
+
+def _sampling_text(sampling: float) -> str:
+    if sampling >= 1.0:
+        return ""
+    return f", traces sampled at {sampling:.4g} (tracestate or --trace-sampling): divided by it"
 
 
 def distribution_spec(fit: DistributionFit) -> dict[str, Any]:
@@ -331,6 +400,10 @@ def _fit_note(fit: DistributionFit, what: str) -> str:
         f"{fit.family}: {fit.reason}"
     )
 
+
+#: A visit's calls to one tier beyond the whole `repeat` become a second call with this share
+#: or more of the visits (below it, the rounding is within the calls' own sampling noise).
+_EXTRA_CALL_SHARE = 0.005
 
 #: Calls are written as `one_of` when no visit makes two of them although, were they
 #: independent, at least this many visits would have made both.
@@ -448,6 +521,7 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
         members = [t for t in order if find(t) == find(target)]
         placed.update(members)
         specs: list[Any] = []
+        extra: dict[str, Any] | None = None
         for member in members:
             calls = np.array(counts[member])
             made = calls[calls > 0]
@@ -465,6 +539,15 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
                     "visits that make several: a parallel fan-out"
                 )
                 repeat = 1
+            extra = None
+            if made.size and repeat == round(float(made.mean())):
+                # Calls one after another, some visits making more than others (retries): the
+                # whole calls as `repeat` and the rest as a second call with its probability,
+                # so the callee gets the measured calls per visit, not a rounded figure.
+                repeat = max(math.floor(float(made.mean()) + 1e-9), 1)
+                share = probability * (float(made.mean()) - repeat)
+                if share >= _EXTRA_CALL_SHARE:
+                    extra = {"tier": member, "probability": float(f"{share:.4g}")}
             if repeat > 1:
                 spec["repeat"] = repeat
             half = 1.96 * math.sqrt(probability * (1 - probability) / total)
@@ -480,7 +563,15 @@ def _calls(visits: list[Visit]) -> tuple[list[Any], list[str], dict[str, Any]]:
                 "asynchronous": asynchronous.get(member, False),
             }
             specs.append(spec if len(spec) > 1 else member)
-        if len(specs) > 1:
+            if extra is not None:
+                specs.append(extra)
+                notes.append(
+                    f"{member}: {made.mean():.3g} calls a visit that calls it is {repeat} and, "
+                    f"in {extra['probability']:.4g} of the visits, one more"
+                )
+        if len(members) == 1 and extra is not None:
+            items.extend(specs)  # the call and its extra one, one after the other
+        elif len(specs) > 1:
             items.append({"parallel": specs})
             if len(members) > 1:
                 notes.append(f"parallel: {', '.join(members)} overlap in time in most visits")
@@ -494,8 +585,9 @@ def calibrate_traces(
     class_by: str | None = None,
     workers: dict[str, int] | None = None,
     name: str = "calibrated",
+    sampling: float | None = None,
 ) -> Calibration:
-    analysis = analyse_traces(traces, class_by)
+    analysis = analyse_traces(traces, class_by, sampling)
     sources = ", ".join(t.source for t in traces)
     workers = workers or {}
     scenario: dict[str, Any] = {"name": name}
@@ -516,11 +608,11 @@ def calibrate_traces(
     spans = sum(len(info["arrivals"]) for info in analysis.classes.values())
     for cls, info in sorted(analysis.classes.items()):
         entry = max(info["entry"], key=info["entry"].get)
-        estimate = estimate_rate(info["arrivals"], analysis.window, spans)
+        estimate = estimate_rate(info["arrivals"], analysis.window, spans, analysis.sampling)
         spec: dict[str, Any] = {"entry": entry, "rate": rate_text(estimate.rate)}
         notes[("traffic", cls, "rate")] = (
-            f"{estimate.count} root spans in {length:.4g}s{_gaps_text(length, spans)}: "
-            f"{estimate.rate:.4g}/s "
+            f"{estimate.count} root spans in {length:.4g}s{_gaps_text(length, spans)}"
+            f"{_sampling_text(analysis.sampling)}: {estimate.rate:.4g}/s "
             f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
         )
         if estimate.profile:
@@ -571,6 +663,19 @@ def calibrate_traces(
             notes[("tiers", tier, count_key)] = "given with --workers" + (
                 " (workers per instance)" if per else ""
             )
+        elif analysis.sampling < 1.0:
+            # The sampled spans overlap less than all of them did: the mean number in progress
+            # (Little's law, each kept span standing for 1 / sampling) still bounds the workers.
+            held = sum(v.span.duration for v in tier_visits) / max(length, 1e-9)
+            mean = held / analysis.sampling / max(len(by_instance), 1)
+            bound = max(peak, math.ceil(mean - 1e-9))
+            spec[count_key] = bound
+            notes[("tiers", tier, count_key)] = (
+                f"traces sampled at {analysis.sampling:.3g}: {mean:.3g} {tier} spans in progress "
+                f"on average{per} (their durations over the window, divided by the sampling "
+                f"share; Little's law), so at least {bound} workers; the sampled spans' own "
+                f"peak ({peak}) is no bound. Give the real figure with --workers TIER=N"
+            )
         else:
             spec[count_key] = peak
             notes[("tiers", tier, count_key)] = (
@@ -588,7 +693,7 @@ def calibrate_traces(
             "instances": spec.get("instances", 1),
             count_key: spec[count_key],
             "visits": len(tier_visits),
-            "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9),
+            "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9) / analysis.sampling,
             "classes": {},
         }
         for cls in classes_here:
@@ -640,6 +745,19 @@ def calibrate_traces(
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+        )
+    if analysis.sampling < 1.0:
+        warnings.append(
+            f"the traces were sampled ({analysis.sampling:.4g} of them kept, from the root spans' "
+            "tracestate or --trace-sampling): rates are divided by it, self times and calls are "
+            "the sampled traces'; workers without --workers are only the mean spans in progress "
+            "(Little's law), a lower bound: give --workers"
+        )
+    if analysis.lost:
+        warnings.append(
+            f"{analysis.lost} client spans call a traced service whose server span is not in the "
+            "files (dropped by the exporter): counted as calls, their durations (the callee's "
+            "wait included) not taken as its service time"
         )
     if analysis.promoted:
         warnings.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -62,6 +63,14 @@ ClassByOption = Annotated[
         "--class-by",
         help="Span attribute of the root span naming the request class "
         "(default: the root span's name).",
+    ),
+]
+TraceSamplingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trace-sampling",
+        help="Share of traces the tracer kept (0.1 or 10%), when the spans' tracestate does "
+        "not say (ot=th): rates are divided by it.",
     ),
 ]
 MaxInputOption = Annotated[
@@ -158,6 +167,23 @@ def _metric_names(
     )
 
 
+def _trace_sampling(text: str | None) -> float | None:
+    """--trace-sampling as a share in (0, 1] (a ratio or a percentage)."""
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise UsageError(
+            f"--trace-sampling {text!r}: give the share of traces kept, above 0 and at most 1 "
+            "(0.1 or 10%)"
+        )
+    return value
+
+
 def _workers(items: list[str] | None) -> dict[str, int]:
     workers = {}
     for item in items or []:
@@ -184,6 +210,7 @@ def calibrate(
     output_format: FormatOption = OutputFormat.table,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
+    trace_sampling: TraceSamplingOption = None,
     workers: Annotated[
         list[str] | None,
         typer.Option(
@@ -219,6 +246,7 @@ def calibrate(
         result = calibrate_measurements(
             measurements,
             class_by=class_by,
+            sampling=_trace_sampling(trace_sampling),
             workers=_workers(workers),
             name=name,
             metric_names=_metric_names(
@@ -286,6 +314,7 @@ def backtest(
     output: OutputOption = None,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
+    trace_sampling: TraceSamplingOption = None,
     latency_tolerance: Annotated[
         str,
         typer.Option(
@@ -336,7 +365,7 @@ def backtest(
             cpu_utilization,
             scenario_workers,
         )
-        load = measured_load(measurements, class_by, names)
+        load = measured_load(measurements, class_by, names, _trace_sampling(trace_sampling))
         plan = _BacktestPlan(scenario, base, base_overrides, tolerances)
         rows: list[Any] = []
         notes: list[str] = []
@@ -354,7 +383,8 @@ def backtest(
                 "nothing to compare: the measurements hold no latency percentiles of a scenario class "
                 "and no utilization of a scenario tier"
             )
-        data = _backtest_data(plan, files, rows, notes + warnings)
+        notes += _bucket_notes(rows)
+        data = _backtest_data(plan, files, rows, load.warnings + notes + warnings)
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for backtest; use table, json or markdown"
@@ -451,7 +481,7 @@ def _backtest_measured_load(
 def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[list[Any], str]:
     """Simulate each step of a stepped load test as a closed loop of its users; the
     comparisons and a note saying so."""
-    from capsim.analysis.backtest import compare_step, step_class, step_override
+    from capsim.analysis.backtest import compare_step, idle_users_note, step_class, step_override
 
     cls = step_class(test, plan.classes, plan.open_classes)
     if cls is None:
@@ -468,7 +498,20 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
         f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
         f"{cls} as a closed loop of the step's users, think time {think:g}s"
     )
-    return rows, note
+    idle = idle_users_note([s for s in test.steps if s.users > 0], think)
+    return rows, f"{note}; {idle}" if idle else note
+
+
+def _bucket_notes(rows: list[Any]) -> list[str]:
+    """A note for each percentile measured from a histogram that passes only because the
+    histogram's bucket cannot place it closer."""
+    return [
+        f"{r.what} {r.name} {r.figure}: measured from a histogram, it lies in the bucket "
+        f"{r.bucket[0] * 1000:.4g}ms to {r.bucket[1] * 1000:.4g}ms (interpolated "
+        f"{r.measured * 1000:.4g}ms); the prediction is within tolerance of that bucket"
+        for r in rows
+        if r.within_bucket and abs(r.error) > r.tolerance
+    ]
 
 
 def _backtest_data(
@@ -496,6 +539,8 @@ def _backtest_data(
                 "measured_low_sample": r.measured_low_sample,
                 "predicted_low_sample": r.predicted_low_sample,
                 "low_sample": r.low_sample,
+                "bucket": list(r.bucket) if r.bucket else None,
+                "within_bucket": r.within_bucket,
             }
             for r in rows
         ],

@@ -213,7 +213,12 @@ def _steps_from_requests(
                 latency=_percentiles(values[mask]),
             )
         )
-    return LoadTest(source=source, tool=tool, steps=steps, totals=totals)
+    completions = {
+        name: tuple(float(t) for t in times[names == name]) for name in sorted(set(names.tolist()))
+    }
+    return LoadTest(
+        source=source, tool=tool, steps=steps, totals=totals, completions=completions
+    )
 
 
 # --- Locust and CSV ---------------------------------------------------------------------------

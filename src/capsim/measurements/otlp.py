@@ -122,6 +122,7 @@ def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
         attributes=attributes_of(_field(record, "attributes") or [], where),
         links=_links(_field(record, "links"), where),
         instance=instance,
+        trace_state=str(_field(record, "traceState") or ""),
     )
 
 

@@ -35,6 +35,14 @@ def parse_prometheus(text: str, path: str | Path) -> MetricsFile:
     series = [_series(item, f"{path}: data.result[{n}]") for n, item in enumerate(result)]
     if not series:
         raise MeasurementError(f"{path}: the query returned no series")
+    if not any(item.values for item in series):
+        samples = sum(len(item.get("values") or []) for item in result if isinstance(item, dict))
+        raise MeasurementError(
+            f"{path}: none of its {samples:,} samples in {len(series)} series is a finite "
+            'number (every one is "NaN" or "+Inf"/"-Inf", or there are none): nothing was '
+            "measured; check the query (a rate of a missing counter, a division by zero) and "
+            "its range"
+        )
     return MetricsFile(source=str(path), series=series)
 
 

@@ -28,6 +28,9 @@ class Span:
     #: The instance of the service that recorded the span (its resource's service.instance.id,
     #: else host.name, k8s.pod.name or container.id; "" when the resource names none).
     instance: str = ""
+    #: The W3C tracestate the span was recorded with ("" when none): OpenTelemetry's
+    #: probability sampling writes its threshold there (`ot=th:...`).
+    trace_state: str = ""
 
     @property
     def duration(self) -> float:
@@ -78,6 +81,9 @@ class LoadTest:
     tool: str
     steps: list[LoadStep]
     totals: list[LoadStep]
+    #: Per request name, the times its requests completed, when the file records each request
+    #: (k6's --out json): how the offered rate changed over the test.
+    completions: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 Measurement = Traces | MetricsFile | LoadTest
