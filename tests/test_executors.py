@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from capsim.cli.app import app
+from childprocess import sigint_at_its_default
 
 runner = CliRunner()
 
@@ -257,6 +258,7 @@ def _capsim(*args: str, **env: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
         env={**os.environ, **env},
+        preexec_fn=sigint_at_its_default,
     )
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from childprocess import sigint_at_its_default
+
 #: The description: valid free text (several lines) that would be HTML and Markdown if not escaped.
 DESCRIPTION = "The <b>web shop</b> | checkout path.\n# All good\n<img src=x onerror=alert(1)>\n"
 
@@ -57,6 +59,11 @@ MEMORY_CAP = 1536 * 1024 * 1024
 
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
+def _limit_memory_and_take_sigint() -> None:
+    _limit_memory()
+    sigint_at_its_default()
 
 
 def capsim(
@@ -350,7 +357,7 @@ def test_a_read_that_waits_can_be_interrupted(shop: Path, sig: signal.Signals) -
         cwd=shop.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_limit_memory,
+        preexec_fn=_limit_memory_and_take_sigint,
     )
     time.sleep(2.0)
     started = time.monotonic()

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import capsim
 from capsim.cli.app import app
 from capsim.engine.limits import MAX_WAITING, estimate_memory
+from childprocess import sigint_at_its_default
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -225,6 +226,7 @@ def _interrupt(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "CAPSIM_PROGRESS_INTERVAL": "0"},
+        preexec_fn=sigint_at_its_default,
     )
     before = _stderr_until(process, once, seconds=120.0)
     process.send_signal(sig)
@@ -332,6 +334,7 @@ def test_ctrl_c_while_capsim_is_still_starting_is_a_clean_stop(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_at_its_default,
     )
     before = _stderr_until(process, "entry point loaded", seconds=60.0)
     time.sleep(delay)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from childprocess import sigint_at_its_default
+
 # Long enough per point (a few seconds) that the signal lands inside the search.
 SCENARIO = """\
 name: slow-search
@@ -35,6 +37,7 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
         env={**os.environ, "CAPSIM_PROGRESS_INTERVAL": "0"},
+        preexec_fn=sigint_at_its_default,
     )
 
 
