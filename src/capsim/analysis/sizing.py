@@ -759,7 +759,9 @@ def _sized_max_notes(
     answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
     beside an answer of 2)."""
     sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
-    kept = [n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)]
+    kept = [
+        n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)
+    ]
     return kept + [
         f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
         f"size sizes its autoscale.max, so the answer is the new max (was "

@@ -961,7 +961,9 @@ def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
     if not through:
         return {}
     tiers = ", ".join(through)
-    return {"reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"}
+    return {
+        "reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"
+    }
 
 
 def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:

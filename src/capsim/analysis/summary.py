@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import cost
+from capsim.analysis.phases import broke_sentence, judge_by_phase
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
     falling_at_end,
@@ -928,7 +929,9 @@ def summarise(
         data["timeseries"] = timeseries
         warnings.extend(_undrained_warnings(timeseries))
     data = dict(sanitise(data))  # type: ignore[call-overload]
-    verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
+    verdicts = [
+        judge_by_phase(evaluate_slo(slo, model, data), slo, model, runs) for slo in model.slos
+    ]
     for slo, verdict in zip(model.slos, verdicts, strict=True):
         if verdict["observed"] is None:
             what = (
@@ -941,6 +944,7 @@ def summarise(
         elif verdict["low_sample"]:
             warnings.append(_low_sample_warning(slo, verdict, model))
     warnings.extend(_fail_backlogs_held_at_the_cap(verdicts, data))
+    warnings.extend(filter(None, (broke_sentence(verdict) for verdict in verdicts)))
     data["slos"] = verdicts
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["overloaded"] = overloaded

@@ -542,6 +542,7 @@ MODEL_FEATURES: tuple[Feature, ...] = (
             "tier_index",
             "class_index",
             "percentiles",
+            "traffic_moves",
         )
     ),
 )

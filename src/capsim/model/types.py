@@ -654,6 +654,10 @@ class Model:
     # Latency limits (seconds) whose share of slower requests the engine counts exactly:
     # `simulation.share_over` and the limit of every share_over SLO.
     share_over: tuple[float, ...] = ()
+    # When each DNS move of traffic caused by a fault ends (a lost region's clients, a failed
+    # provider's share, or their return): a phase boundary of the verdicts after a fault
+    # (docs/results.md#verdicts-after-a-fault).
+    traffic_moves: tuple[float, ...] = ()
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]
