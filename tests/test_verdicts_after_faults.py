@@ -132,3 +132,64 @@ def test_after_a_region_loss_the_survivor_is_judged_once_dns_has_moved_its_clien
     us = verdicts["app@us utilization <= 1.5%"]
     assert us["phases"][1]["observed"] is None and us["phases"][1]["passed"] is None
     assert us["passed"] is True
+
+
+# ---- capsim solve ------------------------------------------------------------------------------
+LOST_HALF = """\
+version: 1
+name: lost-half
+simulation: {duration: 600s, warmup: 0s}
+traffic:
+  web: {entry: app, rate: 680/s}
+tiers:
+  app: {instances: 4, concurrency: 4, service_time: 10ms}
+faults:
+  - {at: 300s, tier: app, lose: 2}
+slos:
+  - {tier: app, utilization: 70%}
+"""
+
+
+def solved(tmp_path: Path, text: str) -> dict:
+    model = capsim.build_model(load_scenario(write(tmp_path, text)))
+    return capsim.solve(model, capsim_version="test")
+
+
+def test_solve_judges_a_tier_objective_on_the_survivors_of_the_loss(tmp_path):
+    # 680/s x 10 ms = 6.8 busy workers: 42.5% of 16 before the loss, 85% of the 8 left after.
+    data = solved(tmp_path, LOST_HALF)
+    (verdict,) = data["slos"]
+    assert verdict["before_fault"] == pytest.approx(0.425)
+    assert verdict["observed"] == pytest.approx(0.85)
+    assert verdict["after_loss"] == "2 of 4 instances live (app loses 2 of 4 instances at 5min)"
+    assert verdict["passed"] is False and data["passed"] is False
+    assert data["tiers"]["app"]["utilization"] == pytest.approx(0.425)  # the figures: no fault
+    assert any(note.startswith("faults: the figures are the steady state") for note in data["notes"])
+
+
+def test_solve_fails_an_objective_whose_survivors_would_be_overloaded(tmp_path):
+    data = solved(tmp_path, LOST_HALF.replace("lose: 2", "lose: 3"))  # 6.8 busy on 4 workers
+    (verdict,) = data["slos"]
+    assert verdict["passed"] is False
+    assert verdict["reason"].startswith("overloaded after the loss: 1 of 4 instances live")
+
+
+def test_solve_does_not_judge_a_lost_region_s_copy_and_judges_the_survivor_after_the_move(
+    tmp_path,
+):
+    data = solved(tmp_path, REGION_LOST)
+    verdicts = {v["slo"]: v for v in data["slos"]}
+    lost = verdicts["app@us utilization <= 1.5%"]
+    assert lost["passed"] is None
+    assert lost["reason"].startswith("a fault loses every instance of this tier (region us lost")
+    # The survivor carries the moved clients: 200/s on 100 workers of 10 ms.
+    survivor = verdicts["app@eu utilization <= 1.5%"]
+    assert survivor["observed"] == pytest.approx(0.02) and survivor["passed"] is False
+
+
+def test_solve_does_not_judge_a_tier_a_fault_slows_down(tmp_path):
+    data = solved(tmp_path, LOST_HALF.replace("lose: 2", "slowdown: 2x"))
+    (verdict,) = data["slos"]
+    assert verdict["passed"] is None
+    assert "which solve's steady state does not include" in verdict["reason"]
+    assert data["passed"] is True  # not judged is not failed

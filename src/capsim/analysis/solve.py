@@ -15,6 +15,7 @@ import numpy as np
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
+from capsim.analysis.solve_faults import fault_notes, judge_after_faults
 from capsim.errors import CapsimError
 from capsim.model.types import (
     PERCENTILES,
@@ -935,7 +936,12 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     }
     if len(closed) == 1 and total_open == 0:
         _use_exact_closed_solution(net, point, classes_out, tiers_out)
-    slos = _slo_verdicts(model, classes_out, tiers_out)
+    slos = judge_after_faults(
+        model,
+        _slo_verdicts(model, classes_out, tiers_out),
+        lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
+    )
+    notes.extend(fault_notes(model))
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
