@@ -54,7 +54,11 @@ def test_a_tier_overloaded_after_losing_an_instance_fails_though_its_whole_windo
     assert verdict["whole_window"] == pytest.approx(60 / 105, rel=0.01)
     # After the loss the three survivors are 2/3 busy for the rest of the run.
     before, after = verdict["phases"]
-    assert (before["from"], before["to"], before["observed"]) == (0.0, 15.0, pytest.approx(0.5, rel=0.01))
+    assert (before["from"], before["to"], before["observed"]) == (
+        0.0,
+        15.0,
+        pytest.approx(0.5, rel=0.01),
+    )
     assert (after["from"], after["to"]) == (15.0, 30.0)
     assert after["observed"] == pytest.approx(2 / 3, rel=0.01)
     assert "app loses 1" in after["label"]
@@ -62,7 +66,9 @@ def test_a_tier_overloaded_after_losing_an_instance_fails_though_its_whole_windo
     assert verdict["passed"] is False
     assert verdict["broke_at"] == 15.0
     assert data["passed"] is False
-    assert any("broke at t = 15s" in line and "whole window's 57.0%" in line for line in data["warnings"])
+    assert any(
+        "broke at t = 15s" in line and "whole window's 57.0%" in line for line in data["warnings"]
+    )
 
 
 def test_a_fault_that_ends_gives_three_phases_before_during_and_after_recovery(tmp_path):
@@ -164,7 +170,9 @@ def test_solve_judges_a_tier_objective_on_the_survivors_of_the_loss(tmp_path):
     assert verdict["after_loss"] == "2 of 4 instances live (app loses 2 of 4 instances at 5min)"
     assert verdict["passed"] is False and data["passed"] is False
     assert data["tiers"]["app"]["utilization"] == pytest.approx(0.425)  # the figures: no fault
-    assert any(note.startswith("faults: the figures are the steady state") for note in data["notes"])
+    assert any(
+        note.startswith("faults: the figures are the steady state") for note in data["notes"]
+    )
 
 
 def test_solve_fails_an_objective_whose_survivors_would_be_overloaded(tmp_path):

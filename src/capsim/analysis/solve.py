@@ -8,7 +8,7 @@ station gets the best formula its shape allows, and says which and whether it is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -318,6 +318,33 @@ def _station_capacity(tier: Tier, station: StationResult) -> float:
     if station.unstable_rho:
         return station.arrival_rate / station.unstable_rho
     return tier.usable_workers / station.holding_time if station.holding_time else math.inf
+
+
+#: Halvings of the load when finding an overloaded station's capacity (precision 2^-30).
+_CAPACITY_STEPS = 30
+
+
+def _capacity_when_stable(net: _Network, tier: Tier, label: str) -> float | None:
+    """Requests per second into the station group `label` of `tier` at the heaviest load along
+    the mix (every open class scaled alike) at which it is still stable: what it serves at its
+    capacity, its callees at the load it would pass them, not at the overloaded load, whose
+    waits have no steady state (docs/cli.md, `capsim solve`). None when it is unstable at any
+    open load (closed traffic alone overloads it)."""
+
+    def state(factor: float) -> tuple[bool, float]:
+        point = _fixed_point(replace(net, open_rate=net.open_rate * factor))
+        station = dict(point.stations[tier.index])[label]
+        return station.unstable_rho is None, station.arrival_rate
+
+    low, high, capacity = 0.0, 1.0, None
+    for _ in range(_CAPACITY_STEPS):
+        middle = 0.5 * (low + high)
+        stable, rate = state(middle)
+        if stable:
+            low, capacity = middle, rate
+        else:
+            high = middle
+    return capacity
 
 
 def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
@@ -906,7 +933,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "tier": tier.name,
             "rho": st.unstable_rho,
             "offered_rate": st.arrival_rate,
-            "capacity": _station_capacity(tier, st),
+            "capacity": _capacity_when_stable(net, tier, label) or _station_capacity(tier, st),
             "add": capacity_key(tier, label),
         }
         for tier, label, st in unstable
