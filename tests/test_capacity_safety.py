@@ -377,3 +377,4 @@ def test_a_failed_confirmation_moves_the_saturation_estimate_below_it(tmp_path: 
     assert result["saturation_rate"] == move["to"] < move["unstable_at"]
     assert result["saturation_rate_low"] <= result["saturation_rate"]
     assert any("moved below it" in note for note in result["notes"])
+
