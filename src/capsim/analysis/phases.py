@@ -132,7 +132,7 @@ def judge_by_phase(
     parts = phases(model, runs[0].warmup, runs[0].warmup + runs[0].duration)
     if not parts:
         return verdict
-    judged = []
+    judged: list[dict[str, Any]] = []
     for phase in parts:
         figure = phase_figure(model, slo, runs, phase)
         judged.append(
@@ -145,7 +145,7 @@ def judge_by_phase(
             }
         )
     whole = verdict["observed"]
-    figures = [p["observed"] for p in judged if p["observed"] is not None]
+    figures: list[float] = [p["observed"] for p in judged if p["observed"] is not None]
     if whole is not None and math.isfinite(whole):
         figures.append(whole)
     worst = max(figures) if figures else whole
