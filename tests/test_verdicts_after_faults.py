@@ -201,3 +201,15 @@ def test_solve_does_not_judge_a_tier_a_fault_slows_down(tmp_path):
     assert verdict["passed"] is None
     assert "which solve's steady state does not include" in verdict["reason"]
     assert data["passed"] is True  # not judged is not failed
+
+
+def test_a_wait_objective_in_a_run_with_faults_says_it_is_judged_on_the_whole_window(tmp_path):
+    text = FLEET.format(faults="  - {at: 15s, tier: app, lose: 1}", limit="90%")
+    text += "  - {tier: app, wait_p99: 1s}\n"
+    data = capsim.simulate(capsim.build_model(load_scenario(write(tmp_path, text)))).data
+    wait = next(v for v in data["slos"] if v["statistic"] == "wait_p99")
+    assert "phases" not in wait
+    assert any(
+        line.startswith("SLO 'app wait_p99 <= 1s' is judged on the whole window")
+        for line in data["warnings"]
+    )

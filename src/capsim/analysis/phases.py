@@ -184,3 +184,18 @@ def _figure(verdict: dict[str, Any], value: float) -> str:
     if verdict["statistic"] in ("utilization", "occupancy"):
         return f"{value:.1%}"
     return f"{value:.4g}s"
+
+
+def whole_window_sentence(slo: Slo, model: Model) -> str | None:
+    """For a tier objective of a run with faults that cannot be judged by phase (no per-bucket
+    record of its figure), a warning that it is judged on the whole window; None otherwise."""
+    if not model.faults or slo.tier_index is None or judged_by_phase(slo):
+        return None
+    if slo.statistic == "backlog":
+        return None  # the highest backlog of the run is already its worst moment
+    return (
+        f"SLO '{slo.text}' is judged on the whole window: its figure is not recorded per "
+        "phase of a run with faults, so a state after a fault can hide in the average; "
+        "utilization, occupancy and age percentile objectives are judged phase by phase "
+        "(docs/results.md#verdicts-after-a-fault)."
+    )

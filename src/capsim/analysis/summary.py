@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import cost
-from capsim.analysis.phases import broke_sentence, judge_by_phase
+from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
     falling_at_end,
@@ -969,6 +969,7 @@ def summarise(
             warnings.append(_low_sample_warning(slo, verdict, model))
     warnings.extend(_fail_backlogs_held_at_the_cap(verdicts, data))
     warnings.extend(filter(None, (broke_sentence(verdict) for verdict in verdicts)))
+    warnings.extend(filter(None, (whole_window_sentence(slo, model) for slo in model.slos)))
     data["slos"] = verdicts
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["overloaded"] = overloaded
