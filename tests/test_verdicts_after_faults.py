@@ -213,3 +213,13 @@ def test_a_wait_objective_in_a_run_with_faults_says_it_is_judged_on_the_whole_wi
         line.startswith("SLO 'app wait_p99 <= 1s' is judged on the whole window")
         for line in data["warnings"]
     )
+
+
+def test_a_fault_from_the_start_makes_the_first_phase_the_faulty_one(tmp_path):
+    data = run(tmp_path, "  - {at: 0s, tier: app, lose: 1, for: 15s}", limit="60%")
+    verdict = data["slos"][0]
+    during, after = verdict["phases"]
+    assert during["label"] == "from the start of the window"
+    assert during["observed"] == pytest.approx(2 / 3, rel=0.01) and during["passed"] is False
+    assert after["label"].startswith("fault over: app loses 1")
+    assert verdict["broke_at"] == 0.0

@@ -53,7 +53,9 @@ def phases(model: Model, warmup: float, horizon: float) -> list[Phase]:
         return []
     starts = [warmup, *inside]
     ends = [*inside, horizon]
-    labels = ["before the faults", *("; ".join(dict.fromkeys(changes[t])) for t in inside)]
+    calm = all(t >= warmup + _SAME_TIME for t in changes)  # no fault began before the window
+    first = "before the faults" if calm else "from the start of the window"
+    labels = [first, *("; ".join(dict.fromkeys(changes[t])) for t in inside)]
     return [Phase(s, e, label) for s, e, label in zip(starts, ends, labels, strict=True)]
 
 
