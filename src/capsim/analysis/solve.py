@@ -326,16 +326,22 @@ _CAPACITY_STEPS = 14
 
 
 def _capacity_when_stable(net: _Network, tier: Tier, label: str) -> float | None:
-    """Requests per second into the station group `label` of `tier` at the heaviest load along
-    the mix (every open class scaled alike) at which it is still stable: what it serves at its
-    capacity, its callees at the load it would pass them, not at the overloaded load, whose
-    waits have no steady state (docs/cli.md, `capsim solve`). None when it is unstable at any
-    open load (closed traffic alone overloads it)."""
+    """What the station group `label` of `tier` serves at its capacity (requests per second
+    into it): its bound (arrivals / load) at the heaviest load along the mix (every open class
+    scaled alike) at which it is still stable, its callees at the load it would pass them, not
+    at the overloaded load, whose waits have no steady state (docs/cli.md, `capsim solve`).
+    None when it is unstable at any open load (closed traffic alone overloads it)."""
 
     def state(factor: float) -> tuple[bool, float]:
         point = _fixed_point(replace(net, open_rate=net.open_rate * factor))
         station = dict(point.stations[tier.index])[label]
-        return station.unstable_rho is None, station.arrival_rate
+        if station.unstable_rho is not None:
+            return False, station.arrival_rate
+        figures = station.figures
+        # Its bound there, arrivals / load: exact at once for a tier whose holding time does
+        # not grow with the load, and the bisection's limit for one whose does.
+        load = figures.utilization if figures is not None else 0.0
+        return True, station.arrival_rate / load if load > 0 else station.arrival_rate
 
     low, high, capacity = 0.0, 1.0, None
     for _ in range(_CAPACITY_STEPS):
