@@ -66,3 +66,5 @@ def test_solve_quotes_an_overloaded_blocking_tier_at_the_load_it_could_pass_its_
     (failure,) = data["overloaded"]
     assert failure["tier"] == "app" and failure["offered_rate"] == pytest.approx(240.0)
     assert failure["capacity"] == pytest.approx(188.394, abs=240 * 2**-14)  # the bisection's step
+    # The table's max rate says the same (app gets one visit per request).
+    assert data["tiers"]["app"]["max_rate"] == pytest.approx(failure["capacity"], rel=1e-3)

@@ -320,6 +320,21 @@ def _station_capacity(tier: Tier, station: StationResult) -> float:
     return tier.usable_workers / station.holding_time if station.holding_time else math.inf
 
 
+def _quote_overloaded_at_capacity(
+    model: Model, overloaded: list[dict[str, Any]], tiers_out: dict[str, Any], total_open: float
+) -> None:
+    """An overloaded tier of one station group shows as `max_rate` its capacity in the mix's
+    requests per second (capacity x open rate / the tier's offered rate), not its bound at the
+    overloaded load, which counts waits with no steady state; only with open traffic alone."""
+    if total_open <= 0 or any(c.is_closed for c in model.classes):
+        return
+    for entry in overloaded:
+        figures = tiers_out[entry["tier"]]
+        if figures.get("groups") or not figures["offered_rate"]:
+            continue
+        figures["max_rate"] = _round(entry["capacity"] * total_open / figures["offered_rate"])
+
+
 #: Halvings of the load when finding an overloaded station's capacity: to 2^-14 (0.006%) of the
 #: offered load, far inside the formulas' own error, at 14 solves of the network.
 _CAPACITY_STEPS = 14
@@ -964,6 +979,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         )
         for tier in model.tiers
     }
+    _quote_overloaded_at_capacity(model, overloaded, tiers_out, total_open)
     classes_out = {
         traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
         for traffic in model.classes
