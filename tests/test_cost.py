@@ -630,20 +630,76 @@ tiers:
     assert "1.00" not in fn_row and "usage" in fn_row
 
 
-def test_size_answers_the_fewest_units_even_below_a_paid_reserved_base(tmp_path):
-    # 12 committed instances, but 120/s of 50 ms work keeps 6 busy: the answer is the fewest
-    # that meet the objective (docs/cost.md, `capsim size`), and reserved_idle counts the
-    # committed units it leaves idle; the cost is the whole base either way.
+def test_size_runs_the_reserved_base_it_pays_for_and_says_how_many_were_needed(tmp_path):
+    # 12 committed instances, but 120/s of 50 ms work keeps 6 busy: the fewest that meet the
+    # objective are fewer than 12, yet the 12 are paid for whatever runs, so the answer runs
+    # them all (more capacity at no extra cost; docs/cost.md, `capsim size`). `needed` keeps
+    # the fewest that meet the objective; no committed unit is left idle.
     text = SPOT_STORY.format(spot=", reserved: {instances: 12, discount: 40%}").replace(
         "simulation: {duration: 10min, warmup: 1min}", "simulation: {duration: 30s, warmup: 3s}"
     )
     path = write(tmp_path, text + "slos:\n  - {class: browse, p99: 1s}\n")
     result = runner.invoke(app, ["size", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    entry = json.loads(result.stdout)["tiers"]["app"]
-    assert entry["instances"] < 12
-    assert entry["reserved_idle"] == 12 - entry["instances"]
+    data = json.loads(result.stdout)
+    entry = data["tiers"]["app"]
+    assert entry["instances"] == 12 and 7 <= entry["needed"] < 12
+    assert entry["reserved_idle"] == 0
     assert entry["cost_per_hour"] == pytest.approx(12 * 0.06)
+    assert data["overrides"] == {"tiers.app.instances": 12}
+    # The verification ran the answer: 6 busy of 12.
+    assert entry["utilization"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_size_adds_spot_units_only_above_the_reserved_base(tmp_path):
+    # A reserved base of 10 with spot above it: the answer runs the 10 paid units (never
+    # interrupted) and buys no spot unit, since the 6 busy workers fit in the base.
+    spot = ", reserved: {instances: 10, discount: 40%}, spot: {discount: 70%}"
+    text = SPOT_STORY.format(spot=spot).replace(
+        "simulation: {duration: 10min, warmup: 1min}", "simulation: {duration: 30s, warmup: 3s}"
+    )
+    path = write(tmp_path, text + "slos:\n  - {class: browse, p99: 1s}\n")
+    result = runner.invoke(app, ["size", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["tiers"]["app"]
+    assert entry["pricing"] == "reserved+spot"
+    assert entry["instances"] == 10 and entry["needed"] < 10
+    assert entry["cost_per_hour"] == pytest.approx(10 * 0.06)
+
+
+def test_size_keeps_an_autoscaled_tier_at_the_reserved_base_it_pays_for(tmp_path):
+    # The autoscaler may scale down to 1, but 4 instances are reserved and paid every hour:
+    # size raises autoscale.min to the base (the paid instances run before any new one is
+    # launched) and the new max is at least the base.
+    path = write(
+        tmp_path,
+        """\
+name: burst
+currency: USD
+simulation: {duration: 30s, warmup: 3s}
+traffic:
+  browse: {entry: app, rate: 40/s}
+tiers:
+  app:
+    service_time: {dist: exponential, mean: 50ms}
+    instances: 1
+    autoscale: {min: 1, max: 8, target: 60%}
+    cost:
+      per_instance_hour: 0.10
+      reserved: {instances: 4, discount: 40%}
+slos:
+  - {class: browse, p99: 1s}
+""",
+    )
+    result = runner.invoke(app, ["size", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    entry = data["tiers"]["app"]
+    assert entry["autoscale_min"] == 4
+    assert entry["instances"] >= 4
+    assert data["overrides"]["tiers.app.autoscale.min"] == 4
+    assert data["overrides"]["tiers.app.autoscale.max"] == entry["instances"]
+    assert "tier app: autoscale.min raised from 1 to 4" in " ".join(data["notes"])
 
 
 TRANSCODE_ON_KEDA = """\

@@ -73,12 +73,18 @@ def test_a_queue_is_judged_on_its_backlog_its_message_age_and_its_consumers(tmp_
     # is 10 s, for the message published at 15 s.
     oldest = seen["jobs age_max <= 8s"]
     assert oldest["observed"] == pytest.approx(10.0, abs=0.05) and not oldest["passed"]
-    assert seen["jobs age_p99 <= 15s"]["observed"] == jobs["age"]["p99"]
+    assert seen["jobs age_p99 <= 15s"]["whole_window"] == jobs["age"]["p99"]
     assert seen["jobs age_p99 <= 15s"]["passed"]
     # Busy all through the outage and the drain (5 - 35 s), half busy otherwise:
-    # (30 s x 1 + 20 s x 0.5) / 50 s = 0.8.
-    assert seen["jobs occupancy <= 90%"]["observed"] == pytest.approx(0.8, abs=0.01)
-    assert seen["jobs occupancy <= 90%"]["passed"]
+    # (30 s x 1 + 20 s x 0.5) / 50 s = 0.8 over the whole window; but a tier objective is
+    # judged on the worst phase of a run with faults, and during the slowdown (5 - 25 s) the
+    # consumer is held all the time (docs/results.md#verdicts-after-a-fault).
+    occupancy = seen["jobs occupancy <= 90%"]
+    assert occupancy["whole_window"] == pytest.approx(0.8, abs=0.01)
+    assert [(p["from"], p["to"]) for p in occupancy["phases"]] == [(0, 5), (5, 25), (25, 50)]
+    assert occupancy["phases"][1]["observed"] == pytest.approx(1.0)
+    assert occupancy["observed"] == pytest.approx(1.0) and not occupancy["passed"]
+    assert occupancy["broke_at"] == 5.0
     longest_wait = seen["jobs wait_max <= 12s"]
     assert longest_wait["observed"] == jobs["wait"]["max"] == pytest.approx(10.0, abs=0.05)
     assert data["passed"] is False
@@ -241,7 +247,7 @@ def test_the_report_shows_the_new_kinds_with_their_units(tmp_path: Path) -> None
     text = report.read_text()
     assert "| p999 | p9999 | > 2s |" in text  # the class table's last columns
     assert "| ✗ FAIL | jobs backlog <= 100 | 501 | 100 |" in text
-    assert "jobs occupancy <= 90% | 80" in text
+    assert "| ✗ FAIL | jobs occupancy <= 90% | 100" in text  # held all through the slowdown
 
 
 def test_check_fails_on_a_backlog_slo_and_names_it_in_junit(tmp_path: Path) -> None:

@@ -121,6 +121,67 @@ def search_cost(model: Model, dims: Sequence[SizedQuantity], values: dict[str, i
     return total
 
 
+def paid_base(tier: Tier, of: str) -> int:
+    """The reserved units of `tier` that its sized quantity `of` can run (0: none; workers of
+    an instance are not billed units)."""
+    if tier.pricing is None or of == "concurrency":
+        return 0
+    return tier.pricing.reserved
+
+
+def with_the_paid_base(
+    model: Model, dims: Sequence[SizedQuantity], answer: dict[str, int], most: dict[str, int]
+) -> dict[str, int]:
+    """`capsim size`'s answer running the reserved units it pays for anyway (docs/cost.md,
+    `capsim size`): each sized quantity with a reserved base raised until its tier's billed
+    units reach the base (`most[name]` at most: the sizing limit). More capacity costs nothing
+    below the base, and on a spot tier the units under it are not interrupted."""
+    raised = dict(answer)
+    for d in dims:
+        tier = model.tiers[d.tier]
+        short = paid_base(tier, d.of) - _units_with(tier, d.of, answer[d.name])
+        if short > 0:
+            raised[d.name] = max(answer[d.name], min(answer[d.name] + short, most[d.name]))
+    return raised
+
+
+def paid_base_entries(
+    model: Model,
+    dims: Sequence[SizedQuantity],
+    needed: dict[str, int],
+    answer: dict[str, int],
+    tiers: dict[str, Any],
+) -> tuple[dict[str, int], list[str]]:
+    """Say in `capsim size`'s tier entries (in place) where the answer runs a reserved base:
+    `needed`, the fewest units meeting the objectives, where the base raised the answer above
+    it; and on an autoscaled tier whose `autoscale.min` is below the base, `autoscale_min`, the
+    base (the autoscaler never runs fewer than the units paid for). Returns the overrides to
+    add (`tiers.T.autoscale.min`) and a note for each tier."""
+    overrides: dict[str, int] = {}
+    notes: list[str] = []
+    for d in dims:
+        tier, entry = model.tiers[d.tier], tiers.get(d.name)
+        base = paid_base(tier, d.of)
+        if entry is None or not base:
+            continue
+        if answer[d.name] > needed[d.name]:
+            entry["needed"] = needed[d.name]
+            notes.append(
+                f"tier {d.name}: the answer runs {answer[d.name]} {d.of}, the reserved base of "
+                f"{base} paid for anyway; {needed[d.name]} would meet the objectives (needed)"
+            )
+        scaler = tier.autoscale
+        if scaler is not None and d.of == "instances" and scaler.min < base:
+            entry["autoscale_min"] = min(base, answer[d.name])
+            path = str(entry.get("path", f"tiers.{d.name}.autoscale.max"))
+            overrides[path.removesuffix(".max") + ".min"] = entry["autoscale_min"]
+            notes.append(
+                f"tier {d.name}: autoscale.min raised from {scaler.min} to "
+                f"{entry['autoscale_min']}, so the {base} reserved instances always run"
+            )
+    return overrides, notes
+
+
 def marginal_price(tier: Tier) -> float:
     """The price per hour of one more unit above the reserved base (the search's unit cost)."""
     if tier.pricing is None:

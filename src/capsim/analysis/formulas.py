@@ -160,7 +160,9 @@ def mmck(servers: int, capacity: int, lam: float, mean_service: float) -> QueueF
         log_terms = np.where(
             n <= servers,
             n * math.log(a) - gammaln(n + 1),
-            servers * math.log(a) - math.lgamma(servers + 1) + (n - servers) * math.log(a / servers),
+            servers * math.log(a)
+            - math.lgamma(servers + 1)
+            + (n - servers) * math.log(a / servers),
         )
     else:
         log_terms = np.where(n == 0, 0.0, -np.inf)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from capsim.analysis.peak import tier_peak
+from capsim.analysis.phases import judge_by_phase
 from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
 from capsim.analysis.stats import t_interval
@@ -321,7 +322,7 @@ def check_slos(
     checks: list[SloCheck] = []
     estimates: dict[str, list[float]] = {}
     for slo in slos:
-        verdict = evaluate_slo(slo, model, data)
+        verdict = judge_by_phase(evaluate_slo(slo, model, data), slo, model, runs)
         observed = verdict["observed"]
         per_run = [_per_replication(slo, model, run) for run in runs]
         estimates[slo.text] = per_run

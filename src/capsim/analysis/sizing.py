@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from capsim.analysis.cost import marginal_price, plan_costs, search_cost
+from capsim.analysis.cost import (
+    marginal_price,
+    paid_base_entries,
+    plan_costs,
+    search_cost,
+    with_the_paid_base,
+)
 from capsim.analysis.points import (
     Point,
     Progress,
@@ -680,10 +686,11 @@ def size_tiers(
     _check_plan(start, dims, search_model, full_model, max_requests, announce)
     values, final, fidelity = _find_answer(search, start, search_model, full_model)
     deciding = full_model if fidelity == "full" else search_model
-    answer = {d.name: values[d.name] + (redundancy if d.loses_instances else 0) for d in dims}
+    needed = {d.name: values[d.name] + (redundancy if d.loses_instances else 0) for d in dims}
+    answer = with_the_paid_base(target, dims, needed, _most(dims, redundancy))  # analysis/cost.py
     intact = final
-    if redundancy:
-        intact = search.measure(answer, full_model, "verifying without the loss")
+    if answer != values:
+        intact = search.measure(answer, full_model, "verifying the answer")
     # The evidence of minimality, one unit fewer per dimension: independent points, one batch.
     search.measure_all(
         [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
@@ -695,6 +702,11 @@ def size_tiers(
         model, sized, question, intact,
         lambda d: _one_fewer(search, values, d, deciding, redundancy),
     )  # fmt: skip
+    overrides = {
+        entry["path"]: entry[entry["sized"]] for entry in tiers_out.values() if entry["sized"]
+    }
+    paid, paid_notes = paid_base_entries(model, dims, needed, answer, tiers_out)  # cost.py
+    overrides.update(paid)
     if progress:
         progress(1.0, "done")
     return {
@@ -725,10 +737,8 @@ def size_tiers(
             "minimality_checked_at": fidelity,
             **_search_cost(search, start, start_kind, answer, dims, full_model, redundancy),
         },
-        "overrides": {
-            entry["path"]: entry[entry["sized"]] for entry in tiers_out.values() if entry["sized"]
-        },
-        "notes": question.notes,
+        "overrides": overrides,
+        "notes": [*question.notes, *paid_notes],
         "warnings": _occupancy_warnings(tiers_out, {d.name: d for d in dims}, headroom),
     }
 
@@ -846,6 +856,11 @@ def _starting_point(
     if start is None:
         return lower, "lower bounds"
     return {name: max(value, lower[name]) for name, value in start.items()}, "analytic"
+
+
+def _most(dims: list[Dimension], redundancy: int) -> dict[str, int]:
+    """Each quantity's sizing limit (the search's `high` plus the units n+r adds back)."""
+    return {d.name: d.high + (redundancy if d.loses_instances else 0) for d in dims}
 
 
 def _check_plan(

@@ -8,13 +8,14 @@ station gets the best formula its shape allows, and says which and whether it is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
+from capsim.analysis.solve_faults import fault_notes, judge_after_faults
 from capsim.errors import CapsimError
 from capsim.model.types import (
     PERCENTILES,
@@ -317,6 +318,55 @@ def _station_capacity(tier: Tier, station: StationResult) -> float:
     if station.unstable_rho:
         return station.arrival_rate / station.unstable_rho
     return tier.usable_workers / station.holding_time if station.holding_time else math.inf
+
+
+def _quote_overloaded_at_capacity(
+    model: Model, overloaded: list[dict[str, Any]], tiers_out: dict[str, Any], total_open: float
+) -> None:
+    """An overloaded tier of one station group shows as `max_rate` its capacity in the mix's
+    requests per second (capacity x open rate / the tier's offered rate), not its bound at the
+    overloaded load, which counts waits with no steady state; only with open traffic alone."""
+    if total_open <= 0 or any(c.is_closed for c in model.classes):
+        return
+    for entry in overloaded:
+        figures = tiers_out[entry["tier"]]
+        if figures.get("groups") or not figures["offered_rate"]:
+            continue
+        figures["max_rate"] = _round(entry["capacity"] * total_open / figures["offered_rate"])
+
+
+#: Halvings of the load when finding an overloaded station's capacity: to 2^-14 (0.006%) of the
+#: offered load, far inside the formulas' own error, at 14 solves of the network.
+_CAPACITY_STEPS = 14
+
+
+def _capacity_when_stable(net: _Network, tier: Tier, label: str) -> float | None:
+    """What the station group `label` of `tier` serves at its capacity (requests per second
+    into it): its bound (arrivals / load) at the heaviest load along the mix (every open class
+    scaled alike) at which it is still stable, its callees at the load it would pass them, not
+    at the overloaded load, whose waits have no steady state (docs/cli.md, `capsim solve`).
+    None when it is unstable at any open load (closed traffic alone overloads it)."""
+
+    def state(factor: float) -> tuple[bool, float]:
+        point = _fixed_point(replace(net, open_rate=net.open_rate * factor))
+        station = dict(point.stations[tier.index])[label]
+        if station.unstable_rho is not None:
+            return False, station.arrival_rate
+        figures = station.figures
+        # Its bound there, arrivals / load: exact at once for a tier whose holding time does
+        # not grow with the load, and the bisection's limit for one whose does.
+        load = figures.utilization if figures is not None else 0.0
+        return True, station.arrival_rate / load if load > 0 else station.arrival_rate
+
+    low, high, capacity = 0.0, 1.0, None
+    for _ in range(_CAPACITY_STEPS):
+        middle = 0.5 * (low + high)
+        stable, rate = state(middle)
+        if stable:
+            low, capacity = middle, rate
+        else:
+            high = middle
+    return capacity
 
 
 def _loss(tier: Tier, groups: list[tuple[str, StationResult]], k: int) -> float:
@@ -905,7 +955,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "tier": tier.name,
             "rho": st.unstable_rho,
             "offered_rate": st.arrival_rate,
-            "capacity": _station_capacity(tier, st),
+            "capacity": _capacity_when_stable(net, tier, label) or _station_capacity(tier, st),
             "add": capacity_key(tier, label),
         }
         for tier, label, st in unstable
@@ -929,13 +979,19 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         )
         for tier in model.tiers
     }
+    _quote_overloaded_at_capacity(model, overloaded, tiers_out, total_open)
     classes_out = {
         traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
         for traffic in model.classes
     }
     if len(closed) == 1 and total_open == 0:
         _use_exact_closed_solution(net, point, classes_out, tiers_out)
-    slos = _slo_verdicts(model, classes_out, tiers_out)
+    slos = judge_after_faults(
+        model,
+        _slo_verdicts(model, classes_out, tiers_out),
+        lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
+    )
+    notes.extend(fault_notes(model))
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -961,7 +1017,9 @@ def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
     if not through:
         return {}
     tiers = ", ".join(through)
-    return {"reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"}
+    return {
+        "reason": f"overloaded {tiers} on its path (no steady state: the estimate does not hold)"
+    }
 
 
 def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 
 from capsim.analysis import cost
 from capsim.analysis.peak import peak_figures
+from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
     falling_at_end,
@@ -744,20 +745,24 @@ def slo_figure(slo: Slo) -> tuple[str, ...]:
     return (statistic,)
 
 
-def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+def overload_entry(
+    name: str, tier: dict[str, Any], open_offered: float, capacity: float | None = None
+) -> dict[str, Any]:
     """The failure an overloaded tier adds to a run (docs/results.md, "Overload fails the run").
 
-    `capacity`: the completions per second the tier would reach with every worker held, by
-    the utilization law: throughput / the share of its workers held (occupancy, or utilization
-    where that is higher). With a constant overload this is its throughput; with a peak late in
-    the window it is not diluted by the quiet part before it.
+    `capacity`: what the tier completes per second with every worker of every instance up and
+    held (`capacity_when_up`, or a database group's `max_rate`); without either, by the
+    utilization law on the entry's figures: throughput / the share of its workers held.
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
     the measured mix kept (open offered rate x capacity / the tier's offered rate); None
     without open traffic or arrivals.
     """
     throughput = float(tier.get("throughput") or 0.0)
     held = max(float(tier.get("occupancy") or 0.0), float(tier.get("utilization") or 0.0))
-    capacity = throughput / held if held > 0 else throughput
+    if capacity is None:
+        capacity = tier.get("max_rate")
+    if capacity is None:
+        capacity = throughput / held if held > 0 else throughput
     offered = float(tier.get("offered_rate") or 0.0)
     saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
     return {
@@ -769,13 +774,32 @@ def overload_entry(name: str, tier: dict[str, Any], open_offered: float) -> dict
     }
 
 
-def _overload_failure(name: str, tier: dict[str, Any], open_offered: float) -> dict[str, Any]:
+def capacity_when_up(tier: Tier, per_run: list[TierRun]) -> float | None:
+    """Requests per second `tier` completes with every worker of every instance up and held
+    (docs/results.md, "Overload fails the run"): its completions per worker-second held, pooled
+    over replications, times its usable workers with all its instances up (an autoscaled tier's
+    at its `max`, a queue's scaled consumers at theirs). None when no worker was ever held.
+    So a tier that was down for part of the run, or scaled in, is not diluted by that time."""
+    held = sum(max(t.occupied_time, t.busy_time) for t in per_run)
+    if held <= 0:
+        return None
+    workers = tier.usable_workers
+    if tier.autoscale is not None:
+        workers = tier.autoscale.max * tier.concurrency
+    if tier.consumer_scaling is not None:
+        workers = tier.consumer_scaling.max * tier.consumer_scaling.per_consumer
+    return sum(t.completed for t in per_run) / held * workers
+
+
+def _overload_failure(
+    name: str, tier: dict[str, Any], open_offered: float, capacity: float | None = None
+) -> dict[str, Any]:
     """The tier's failure; for a database whose group is overloaded, the first such group's
     figures (its growth, capacity and offered rate), named in `group`."""
     groups = tier.get("groups") or {}
     overloaded = [group for group, figures in groups.items() if not figures["stable"]]
     if not overloaded:
-        return overload_entry(name, tier, open_offered)
+        return overload_entry(name, tier, open_offered, capacity)
     group = max(overloaded, key=lambda g: groups[g]["growth_rate"])
     failure = overload_entry(name, groups[group], open_offered)
     failure["group"] = group
@@ -934,6 +958,7 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
             raise ValueError(f"SLO {slo.text!r}: {name} has no figure {'.'.join(path)!r}")
         observed = observed[key]
     peak = figures.get("peak", {}).get(slo.statistic) if slo.tier_index is not None else None
+    window_mean = observed
     if peak is not None:  # load or capacity changes: headroom is judged at the busiest minute
         observed = peak["value"]
     passed = observed is not None and math.isfinite(observed) and observed <= slo.limit
@@ -947,7 +972,11 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         "low_sample": ".".join(path) in figures.get("low_sample", ()),
         **subject,
         **({"threshold": slo.threshold} if slo.threshold is not None else {}),
-        **({"peak": {"at": peak["at"], "span": peak["span"]}} if peak is not None else {}),
+        **(
+            {"peak": {"at": peak["at"], "span": peak["span"]}, "window_mean": window_mean}
+            if peak is not None
+            else {}
+        ),
     }
 
 
@@ -1024,7 +1053,8 @@ def summarise(
             entry["spot"] = cost.spot_figures(tier, runs)
         tiers[tier.name] = entry
         if not stability.stable:
-            failure = _overload_failure(tier.name, entry, open_offered)
+            capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
+            failure = _overload_failure(tier.name, entry, open_offered, capacity)
             overloaded.append(failure)
             warnings.append(overload_sentence(failure))
         if entry.get("overflow"):
@@ -1052,7 +1082,9 @@ def summarise(
         data["timeseries"] = timeseries
         warnings.extend(_undrained_warnings(timeseries))
     data = dict(sanitise(data))  # type: ignore[call-overload]
-    verdicts = [evaluate_slo(slo, model, data) for slo in model.slos]
+    verdicts = [
+        judge_by_phase(evaluate_slo(slo, model, data), slo, model, runs) for slo in model.slos
+    ]
     for slo, verdict in zip(model.slos, verdicts, strict=True):
         if verdict["observed"] is None:
             what = (
@@ -1065,6 +1097,8 @@ def summarise(
         elif verdict["low_sample"]:
             warnings.append(_low_sample_warning(slo, verdict, model))
     warnings.extend(_fail_backlogs_held_at_the_cap(verdicts, data))
+    warnings.extend(filter(None, (broke_sentence(verdict) for verdict in verdicts)))
+    warnings.extend(filter(None, (whole_window_sentence(slo, model) for slo in model.slos)))
     data["slos"] = verdicts
     data["passed"] = all(v["passed"] for v in verdicts) and not overloaded
     data["overloaded"] = overloaded

@@ -363,6 +363,8 @@ def _autoscale(spec: AutoscaleSpec | None, initial: int) -> Autoscale | None:
         max_scale_up_instances=spec.max_scale_up_instances,
         startup_time=spec.startup_time,
         cooldown=spec.cooldown,
+        scale_up_period=spec.scale_up_period,
+        scale_up_select=spec.scale_up_select,
         scale_to_zero=spec.scale_to_zero,
         cold_start=spec.cold_start,
         keep_warm=spec.keep_warm,
@@ -389,6 +391,11 @@ def _consumer_scaling(spec: QueueTier) -> ConsumerScaling | None:
         tolerance=scaler.tolerance,
         scale_down_stabilization=scaler.scale_down_stabilization,
         startup_time=scaler.startup_time,
+        activation_threshold=scaler.activation_threshold,
+        max_scale_up=scaler.max_scale_up,
+        max_scale_up_instances=scaler.max_scale_up_instances,
+        scale_up_period=scaler.scale_up_period,
+        scale_up_select=scaler.scale_up_select,
     )
 
 

@@ -542,6 +542,7 @@ MODEL_FEATURES: tuple[Feature, ...] = (
             "tier_index",
             "class_index",
             "percentiles",
+            "traffic_moves",
         )
     ),
 )
@@ -565,6 +566,8 @@ PART_FEATURES: tuple[Feature, ...] = (
             "max_scale_up_instances",
             "startup_time",
             "cooldown",
+            "scale_up_period",
+            "scale_up_select",
             "scale_to_zero",
             "cold_start",
             "keep_warm",
@@ -586,6 +589,11 @@ PART_FEATURES: tuple[Feature, ...] = (
             "tolerance",
             "scale_down_stabilization",
             "startup_time",
+            "activation_threshold",
+            "max_scale_up",
+            "max_scale_up_instances",
+            "scale_up_period",
+            "scale_up_select",
         ),
     ),
     *_parts("RateLimit", "Tier.rate_limit", ("rate", "burst")),

@@ -15,6 +15,7 @@ from capsim.model.regions import (
     _breakpoints,
     _profile,
     epochs_of,
+    move_ends,
     pair_share,
     redistributed,
 )
@@ -74,9 +75,15 @@ def split_entries(model: Model, scenario: Scenario) -> Model:
     classes: list[TrafficClass] = []
     origin: list[int] = []
     parts_of: dict[int, list[TrafficClass]] = {}
+    moves: set[float] = set(model.traffic_moves)
     for traffic in model.classes:
         shares = scenario.traffic[traffic.name].entry_shares
         entries = {model.tier_index[name]: share for name, share in shares.items()}
+        if len(entries) > 1:
+            epochs = epochs_of(
+                _outages(model, entries), scenario.routing.health_check, model.horizon
+            )
+            moves.update(move_ends(epochs, scenario.routing.dns_ttl))
         parts = _parts(traffic, entries, model, scenario) if len(entries) > 1 else [traffic]
         for part in parts:
             part = replace(part, index=len(classes))
@@ -96,6 +103,7 @@ def split_entries(model: Model, scenario: Scenario) -> Model:
         classes=tuple(classes),
         tiers=tiers,
         slos=tuple(_slos(model, parts_of)),
+        traffic_moves=tuple(sorted(moves)),
         class_index={traffic.name: traffic.index for traffic in classes},
     )
 

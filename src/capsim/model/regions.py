@@ -198,6 +198,12 @@ def epochs_of(
     return epochs
 
 
+def move_ends(epochs: list[Epoch], ttl: float) -> tuple[float, ...]:
+    """When each DNS move of these epochs is done: its clients' cached answers have all
+    expired, `ttl` after the change was noticed."""
+    return tuple(epoch.start + ttl for epoch in epochs[1:])
+
+
 def dns_epochs(scenario: Scenario, geo: Geography, horizon: float) -> list[Epoch]:
     """The changes of DNS's view of the regions lost by the scenario's region faults."""
     outages = [
@@ -489,6 +495,7 @@ def place_in_regions(model: Model, scenario: Scenario) -> Model:
         tiers=tuple(tiers),
         slos=tuple(_slos(model, class_parts, where, moved)),
         faults=tuple(_faults(model, scenario, where, tiers)),
+        traffic_moves=tuple(sorted({*model.traffic_moves, *move_ends(epochs, geo.dns_ttl)})),
         tier_index={tier.name: tier.index for tier in tiers},
         class_index={traffic.name: traffic.index for traffic in classes},
     )

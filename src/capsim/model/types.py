@@ -268,6 +268,9 @@ class Autoscale:
     max_scale_up_instances: int = 4
     startup_time: float = 90.0
     cooldown: float = 0.0  # no scaling change within this long after the last one
+    # The scale-up policies' period (None: one sync) and which policy applies (max or min).
+    scale_up_period: float | None = None
+    scale_up_select: str = "max"
     # Serverless (docs/dynamic.md#serverless-tiers): instances start per request, up to `max`.
     scale_to_zero: bool = False
     cold_start: float = 0.0  # an instance's start, paid by the first request it serves
@@ -294,6 +297,12 @@ class ConsumerScaling:
     tolerance: float = 0.1
     scale_down_stabilization: float = 300.0
     startup_time: float = 0.0
+    activation_threshold: float = 0.0  # KEDA's: active while the metric is above it
+    # The HPA's scale-up policies on the consumers (None: no limit), over `scale_up_period`.
+    max_scale_up: float | None = None
+    max_scale_up_instances: int | None = None
+    scale_up_period: float = 15.0
+    scale_up_select: str = "max"
 
 
 @dataclass(frozen=True)
@@ -654,6 +663,10 @@ class Model:
     # Latency limits (seconds) whose share of slower requests the engine counts exactly:
     # `simulation.share_over` and the limit of every share_over SLO.
     share_over: tuple[float, ...] = ()
+    # When each DNS move of traffic caused by a fault ends (a lost region's clients, a failed
+    # provider's share, or their return): a phase boundary of the verdicts after a fault
+    # (docs/results.md#verdicts-after-a-fault).
+    traffic_moves: tuple[float, ...] = ()
 
     def tier(self, name: str) -> Tier:
         return self.tiers[self.tier_index[name]]

@@ -140,7 +140,9 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
         unjudged = "? not judged" if verdict.get("reason") else "? no formula"
         mark = {True: passes, False: fails, None: unjudged}[verdict["passed"]]
         console.print(
-            f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)})"
+            f"{mark}  {verdict['slo']}  (estimate {cells.slo_observed(verdict)}"
+            + (f" with {verdict['after_loss']}" if verdict.get("after_loss") else "")
+            + ")"
             + (f": {verdict['reason']}" if verdict.get("reason") else ""),
             markup=False,
         )

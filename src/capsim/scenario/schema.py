@@ -1002,6 +1002,17 @@ class AutoscaleSpec(_Strict):
         ),
     ] = 1.0
     max_scale_up_instances: Count = 4
+    scale_up_period: PositiveDuration | None = Field(
+        default=None,
+        description="the period of the scale-up policies (the HPA's behavior.scaleUp.policies "
+        "periodSeconds): over any such period at most max_scale_up or max_scale_up_instances "
+        "are added, counted from the count at the period's start (default: one sync_period)",
+    )
+    scale_up_select: Literal["max", "min"] = Field(
+        default="max",
+        description="which scale-up policy applies (the HPA's selectPolicy): max, the one "
+        "allowing more instances (the HPA's default), or min, the stricter one",
+    )
     startup_time: Duration = 90.0
     cooldown: Duration = 0.0
     # Serverless tiers (docs/dynamic.md#serverless-tiers): instances follow the requests.
@@ -1091,6 +1102,8 @@ SERVERLESS_IGNORES = (
     "tolerance",
     "max_scale_up",
     "max_scale_up_instances",
+    "scale_up_period",
+    "scale_up_select",
     "startup_time",
     "cooldown",
 )
@@ -1325,6 +1338,40 @@ class QueueAutoscaleSpec(_Strict):
     max: Count = 100
     polling_interval: PositiveDuration = 30.0
     cooldown_period: Duration = 300.0
+    activation_threshold: NonNegativeNumber = Field(
+        default=0.0,
+        description="KEDA's activationThreshold: the scaler is active while the metric is above "
+        "it; from 0 consumers a poll starts one only then, and with min 0 the consumers go to "
+        "0 after cooldown_period without an active poll (default 0: any message)",
+    )
+    max_scale_up: Annotated[
+        float | None,
+        BeforeValidator(lambda value: None if value is None else _share(value)),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*%\s*$"},
+                ],
+                "description": "the HPA's Percent scale-up policy: consumers added per "
+                "scale_up_period at most, as a share of the count at its start such as 100% "
+                "(default: no limit)",
+            }
+        ),
+    ] = None
+    max_scale_up_instances: Count | None = Field(
+        default=None,
+        description="the HPA's Pods scale-up policy: consumers added per scale_up_period at "
+        "most (default: no limit)",
+    )
+    scale_up_period: PositiveDuration = Field(
+        default=15.0,
+        description="the period of the scale-up policies (periodSeconds)",
+    )
+    scale_up_select: Literal["max", "min"] = Field(
+        default="max",
+        description="with both policies, which applies (selectPolicy): max or min",
+    )
     tolerance: Ratio = 0.1
     scale_down_stabilization: Duration = 300.0
     startup_time: Duration = 0.0

@@ -18,6 +18,7 @@ import simpy
 
 from capsim.engine.events.clock import pending_timers
 from capsim.engine.events.draws import _counted_draw
+from capsim.engine.events.scaling_policy import scale_up_limit
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station
 from capsim.model.types import Autoscale
@@ -249,11 +250,17 @@ class _Scaler:
         if cooling:
             result = current
         elif up > current:
-            limit = max(
-                math.ceil(current * (1.0 + scaler.max_scale_up)),
-                current + scaler.max_scale_up_instances,
+            limit = scale_up_limit(
+                scaling,
+                now,
+                current,
+                percent=scaler.max_scale_up,
+                pods=scaler.max_scale_up_instances,
+                # Default: one sync's worth (a change at the previous sync is outside it).
+                period=scaler.scale_up_period or scaler.sync_period,
+                select=scaler.scale_up_select,
             )
-            result = min(up, limit)
+            result = up if limit is None else min(up, limit)
         elif down < current:
             result = down
         if result > current:

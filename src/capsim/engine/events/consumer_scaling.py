@@ -5,12 +5,14 @@ instance starts with `initial` consumers' workers of the `max` it may have, and 
 `polling_interval` the scaler reads the backlog (messages waiting) or the lag (waiting or being
 consumed) and sets the consumer count (docs/dynamic.md#scaling-queue-consumers-on-backlog-keda):
 
-* from 0 consumers, a poll that sees a message starts one (KEDA's activation);
-* with no message since `cooldown_period` and `min` 0, the count goes to 0 (KEDA's cooldown);
+* from 0 consumers, a poll that sees more than `activation_threshold` messages (default 0: any)
+  starts one (KEDA's activation);
+* with no such poll since `cooldown_period` and `min` 0, the count goes to 0 (KEDA's cooldown);
 * otherwise the HPA's rule for an external metric with an average-value target: nothing changes
   when |metric / (target x current) - 1| <= tolerance, else ceil(metric / target), within
   [max(min, 1), max]; a scale-down takes the highest recommendation of the last
-  `scale_down_stabilization`.
+  `scale_down_stabilization`; a scale-up stays within the HPA's scale-up policies when the
+  scaler has them (`scaling_policy`).
 
 A new consumer takes messages after `startup_time`; a removed one stops taking messages at once
 and goes when its message is done. The instance count of the time series (and the worker time of
@@ -24,6 +26,7 @@ from collections import deque
 
 import simpy
 
+from capsim.engine.events.scaling_policy import scale_up_limit
 from capsim.engine.events.station import Station
 from capsim.engine.result import TierRun
 from capsim.model.types import ConsumerScaling
@@ -120,16 +123,31 @@ class _ConsumerScaler:
     def recommend(self, now: float, metric: float, current: int) -> int:
         """The consumer count this poll asks for (before the scale-down window)."""
         scaling = self.scaling
+        active = metric > scaling.activation_threshold
         if current == 0:
-            return max(scaling.min, 1) if metric > 0 else 0  # KEDA's activation
+            return max(scaling.min, 1) if active else 0  # KEDA's activation
         idle_for = now - self.last_active
-        if metric == 0 and scaling.min == 0 and idle_for >= scaling.cooldown_period - 1e-9:
+        if not active and scaling.min == 0 and idle_for >= scaling.cooldown_period - 1e-9:
             return 0  # KEDA's cooldown: back to zero
         ratio = metric / (scaling.target * current)
         if abs(ratio - 1.0) <= scaling.tolerance:
             return current
         wanted = math.ceil(metric / scaling.target - 1e-9)
         return min(max(wanted, scaling.min, 1), scaling.max)
+
+    def limited_up(self, now: float, wanted: int, current: int) -> int:
+        """A scale-up within the HPA's scale-up policies, when the scaler has any."""
+        scaling = self.scaling
+        limit = scale_up_limit(
+            self.st.sim.scaling,
+            now,
+            current,
+            percent=scaling.max_scale_up,
+            pods=scaling.max_scale_up_instances,
+            period=scaling.scale_up_period,
+            select=scaling.scale_up_select,
+        )
+        return wanted if limit is None else min(wanted, limit)
 
     def stabilised_down(self, now: float, wanted: int) -> int:
         """The highest recommendation of the scale-down window (this one included)."""
@@ -145,7 +163,7 @@ class _ConsumerScaler:
         st, scaling = self.st, self.scaling
         now = st.env._now
         metric = self.metric()
-        if metric > 0:
+        if metric > scaling.activation_threshold:
             self.last_active = now
         current = self.consumers
         wanted = self.recommend(now, metric, current)
@@ -154,7 +172,9 @@ class _ConsumerScaler:
             self.highest.clear()
         else:
             down = self.stabilised_down(now, wanted)
-            result = wanted if wanted > current else min(down, current)
+            result = (
+                self.limited_up(now, wanted, current) if wanted > current else min(down, current)
+            )
         if result > current:
             self.add(result - current)
         elif result < current:
