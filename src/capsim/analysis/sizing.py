@@ -33,7 +33,7 @@ from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.features import conditions_change
-from capsim.model.types import Autoscale, Model, Pool, Sizing, Slo, Tier
+from capsim.model.types import Autoscale, ConsumerScaling, Model, Pool, Sizing, Slo, Tier
 from capsim.units import (
     UnitError,
     format_count,
@@ -639,7 +639,7 @@ class _Question:
     dims: list[Dimension]
     extra: list[Slo]
     limit: dict[str, float]  # per tier, the least share of its workers its mean load may hold
-    autoscaled: dict[str, Autoscale]
+    autoscaled: dict[str, Autoscale | ConsumerScaling]  # an HPA, or KEDA on a queue
     notes: list[str]
 
 
@@ -737,11 +737,11 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     """The sizing question on the model: traffic at `load`, autoscaled tiers at their max, the
     sized quantities (an autoscaled tier's never below autoscale.min) and the headroom
     objectives (one `occupancy <= 1 - headroom` per sized tier)."""
-    autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
+    autoscaled = _scalers(model)
     target, notes = at_max_replicas(scale_open_traffic(model, load))
     dims = [
         replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
-        if dim.name in autoscaled and dim.of == "instances"
+        if dim.name in autoscaled and dim.of == _scaled_quantity(autoscaled[dim.name])
         else dim
         for dim in dimensions(target, redundancy)
     ]
@@ -765,22 +765,48 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     return _Question(target, dims, extra, limit, autoscaled, notes)
 
 
+def _scalers(model: Model) -> dict[str, Autoscale | ConsumerScaling]:
+    """Each autoscaled tier's scaler: a tier's HPA (it scales instances) or a queue's KEDA
+    scaler (it scales consumers); either way size sizes its `autoscale.max`."""
+    scalers: dict[str, Autoscale | ConsumerScaling] = {}
+    for tier in model.tiers:
+        scaler = tier.autoscale or tier.consumer_scaling
+        if scaler is not None:
+            scalers[tier.name] = scaler
+    return scalers
+
+
+def _scaled_quantity(scaler: Autoscale | ConsumerScaling) -> str:
+    """The sized quantity a scaler sets: its `max` is the answer when this one is sized."""
+    return "consumers" if isinstance(scaler, ConsumerScaling) else "instances"
+
+
 def _sized_max_notes(
-    notes: list[str], dims: list[Dimension], autoscaled: dict[str, Autoscale]
+    notes: list[str], dims: list[Dimension], autoscaled: dict[str, Autoscale | ConsumerScaling]
 ) -> list[str]:
-    """The autoscaled-tier notes, with each tier whose instances are sized told as such: the
-    answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
-    beside an answer of 2)."""
-    sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
+    """The autoscaled-tier notes, with each tier whose scaled quantity (an HPA's instances, a
+    KEDA queue's consumers) is sized told as such: the answer is its new `autoscale.max` (the
+    note must not read "evaluated at its max of 8" beside an answer of 2)."""
+    sized = {
+        dim.name: dim.of
+        for dim in dims
+        if dim.name in autoscaled and dim.of == _scaled_quantity(autoscaled[dim.name])
+    }
     kept = [
-        n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)
+        n
+        for n in notes
+        if not any(
+            n.startswith((f"tier {name} autoscales (", f"queue {name} scales its consumers "))
+            for name in sized
+        )
     ]
     return kept + [
-        f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
-        f"size sizes its autoscale.max, so the answer is the new max (was "
-        f"{autoscaled[name].max}), evaluated with that many instances all ready (the "
-        "autoscaler's lag is not counted; see capsim run with a profile)"
-        for name in sorted(sized)
+        f"{'queue' if of == 'consumers' else 'tier'} {name} autoscales "
+        f"({autoscaled[name].min}..{autoscaled[name].max} {of}): size sizes its autoscale.max, "
+        f"so the answer is the new max (was {autoscaled[name].max}), evaluated with that many "
+        f"{of} all ready (the {'scaler' if of == 'consumers' else 'autoscaler'}'s lag is not "
+        "counted; see capsim run with a profile)"
+        for name, of in sorted(sized.items())
     ]
 
 
@@ -941,7 +967,7 @@ def _sized_entry(original: Tier, tier: Tier, dim: Dimension, question: _Question
         "path": scenario_path(tier, of),
     }
     scaler = question.autoscaled.get(tier.name)
-    if scaler is not None and of == "instances":
+    if scaler is not None and of == _scaled_quantity(scaler):
         entry["was"] = scaler.max
         entry["path"] = f"tiers.{tier.name}.autoscale.max"
     return entry
