@@ -29,6 +29,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
+from capsim.analysis.solve import rate_limited_arrivals, served_shares
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
@@ -37,6 +38,7 @@ from capsim.model.types import Autoscale, ConsumerScaling, Model, Pool, Sizing, 
 from capsim.units import (
     UnitError,
     format_count,
+    format_rate,
     format_ratio,
     option_count,
     parse_rate,
@@ -289,12 +291,13 @@ def _lower_bounds(
         c["throughput"] for name, c in solution["classes"].items()
         if model.classes[model.class_index[name]].is_closed
     )  # fmt: skip
+    served = served_shares(model)  # behind a rate limit, a tier gets what it lets through
     for dim in dims:
         tier = model.tiers[dim.tier]
         max_rate = solution["tiers"][tier.name]["max_rate"]
         if not max_rate or tier.pool is not None or tier.kind == "database":
             continue
-        offered = rate * tier.workers / max_rate  # busy workers at the target load
+        offered = rate * served[tier.name] * tier.workers / max_rate  # busy at the target load
         per_unit = tier.workers / max(capacity_of(tier, dim.of), 1)
         cap = min(limit.get(tier.name, 1.0), 1.0)
         needed = offered / (per_unit * cap)
@@ -614,6 +617,35 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
     )
 
 
+def _stop_at_rate_limits(model: Model) -> None:
+    """SizingError (exit 1), before any simulation, when a class that enters at a rate-limited
+    tier has an error_rate objective the limit alone fails: over the run's window at most
+    burst + rate x duration requests get through, whatever the capacity (docs/capacity.md)."""
+    if any(c.profile for c in model.classes):
+        return  # the offered rate changes over the run: the simulation judges it
+    arrivals = rate_limited_arrivals(model)
+    window = model.simulation.duration
+    for slo in model.slos:
+        if slo.statistic != "error_rate" or slo.class_index is None:
+            continue
+        traffic = model.classes[slo.class_index]
+        entry = model.tiers[traffic.entry]
+        limit = entry.rate_limit
+        if limit is None or traffic.is_closed or not arrivals.get(entry.name):
+            continue
+        offered = arrivals[entry.name]
+        refused = 1.0 - (limit.rate * window + limit.burst) / (offered * window)
+        if refused > slo.limit:
+            raise SizingError(
+                f"no capacity meets {slo.text}: {entry.name}'s rate_limit "
+                f"({format_rate(limit.rate)}, one token bucket shared by its instances) lets "
+                f"through at most {format_rate(limit.rate)} of the {format_rate(offered)} "
+                f"reaching it, so at least {refused:.1%} of {traffic.name}'s requests are "
+                "refused whatever the capacity behind it: raise "
+                f"tiers.{entry.name}.rate_limit.rate or lower the load."
+            )
+
+
 def _rate_limit_hint(point: Point) -> str:
     """The rate limits that refused requests at `point`: no capacity gets past them."""
     hints = [
@@ -669,6 +701,7 @@ def size_tiers(
     """
     question = _question(model, load, headroom, redundancy)
     target, dims = question.target, question.dims
+    _stop_at_rate_limits(target)
     search_model, full_model = _run_lengths(
         model, target, duration, replications, max_requests, capsim_version
     )
