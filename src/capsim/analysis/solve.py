@@ -1019,8 +1019,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     if unstable and not mark_overload:
         raise _unstable_error(unstable[0], saturation)
     if unstable:
-        bottleneck, saturation = _where_the_bound_meets_the_load(
-            model, capsim_version, bottleneck, saturation
+        bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
+            model, capsim_version, bottleneck, saturation, by_rate_limit
         )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
@@ -1155,8 +1155,8 @@ def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dic
 
 
 def _where_the_bound_meets_the_load(
-    model: Model, capsim_version: str, bottleneck: str | None, saturation: float
-) -> tuple[str | None, float]:
+    model: Model, capsim_version: str, bottleneck: str | None, saturation: float, by_limit: bool
+) -> tuple[str | None, float, bool]:
     """An overloaded model's bottleneck and saturation rate as `run`'s footer and warning quote
     them (`analytic_headroom`): where the bound meets the load along the mix. The bound at the
     overloaded load itself counts a blocking tier's holding times with waits that have no steady
@@ -1165,5 +1165,5 @@ def _where_the_bound_meets_the_load(
 
     met = analytic_headroom(model, capsim_version)
     if met is None or not math.isfinite(met.saturation_rate):
-        return bottleneck, saturation
-    return met.tier, met.saturation_rate
+        return bottleneck, saturation, by_limit
+    return met.tier, met.saturation_rate, met.rate_limit
