@@ -268,6 +268,48 @@ def test_size_sizes_an_autoscaled_tier_by_its_max(tmp_path: Path) -> None:
     assert ["api", "autoscale.max"] in rows and ["api", "instances"] not in rows
 
 
+UPLOADS = """\
+name: uploads
+seed: 2
+simulation: {duration: 5min, warmup: 1min}
+traffic:
+  upload: {entry: api, rate: 2/s}
+tiers:
+  api: {concurrency: 8, service_time: 50ms, calls: [transcode], sizing: fixed}
+  transcode:
+    type: queue
+    service_time: 10s
+    autoscale: {metric: backlog, target: 2, min: 1, max: 40, polling_interval: 10s}
+slos:
+  - {tier: transcode, age_p99: 2min}
+"""
+
+
+def test_size_sizes_a_keda_queue_by_its_autoscale_max_as_it_does_an_hpa_tier(
+    tmp_path: Path,
+) -> None:
+    # 2 jobs/s of 10 s: 20 consumers busy; at most 90% occupied takes 23. The answer is the
+    # scaler's new max (it was 40); `consumers` is only where KEDA starts, and the scenario has
+    # none (it starts at min: 1), so --write must not add it.
+    path = tmp_path / "uploads.yaml"
+    path.write_text(UPLOADS)
+    written = tmp_path / "sized.yaml"
+    result = runner.invoke(app, ["size", str(path), "--format", "json", "--write", str(written)])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    queue = answer["tiers"]["transcode"]
+    assert queue["path"] == "tiers.transcode.autoscale.max" and queue["was"] == 40
+    assert queue["consumers"] == answer["overrides"]["tiers.transcode.autoscale.max"] == 23
+    text = written.read_text()
+    assert "consumers:" not in text
+    assert "min: 1, max: 23, polling_interval: 10s}  # capsim size (was 40)" in text
+    # The note says the answer is the new max, not "evaluated at its max of 40" beside it.
+    (note,) = [n for n in answer["notes"] if "transcode" in n]
+    assert note.startswith("queue transcode autoscales (1..40 consumers)")
+    assert "the answer is the new max (was 40)" in note
+    assert "evaluated at its max of 40" not in note
+
+
 def test_size_at_3x_keeps_every_sized_tier_at_most_90_percent_occupied(tmp_path: Path) -> None:
     answer = size_tiers(
         model_of(tmp_path, "onsale", ONSALE.format(consumers=4)), capsim_version="t", load=3.0

@@ -234,14 +234,24 @@ def test_the_footer_names_the_gateway_rate_limit_that_refuses_most_payments(
     assert first.startswith("gateway's rate_limit (100.0/s) refused ")
     refused = int(first.split("refused ")[1].split(" ")[0].replace(",", ""))
     assert 30 * 150 * 0.9 < refused < 30 * 150 * 1.1  # about (250 - 100)/s over 30 s
-    assert "the analytic bound below ignores rate limits" in first
+    # The bottleneck is the limit (what it lets through), not payments' 200/s.
+    second = footer.strip().splitlines()[1].strip()
+    assert second == (
+        "gateway's rate_limit is the bottleneck: it lets through at most 100.0/s of the "
+        "250.0/s offered now (it refuses the rest)."
+    )
 
 
-def test_the_footer_says_nothing_of_a_rate_limit_that_refused_nothing(tmp_path: Path) -> None:
+def test_the_footer_says_no_refusal_of_a_rate_limit_that_refused_nothing(tmp_path: Path) -> None:
     text = RATE_LIMITED_GATEWAY.replace("rate: 250/s", "rate: 50/s")
     result = runner.invoke(app, ["run", str(_scenario(tmp_path, text))])
     assert result.exit_code == 0, result.output
-    assert "rate_limit" not in result.stdout
+    assert "refused" not in result.stdout
+    # Still the lowest bound: the headroom is the limit's, before it refuses anything.
+    assert (
+        "gateway's rate_limit is the bottleneck: it lets through at most 100.0/s, 2.00x the "
+        "50.0/s offered now." in result.stdout
+    )
 
 
 def test_size_that_cannot_get_past_a_gateway_rate_limit_says_the_rate_limit_is_why(
@@ -259,9 +269,11 @@ def test_size_that_cannot_get_past_a_gateway_rate_limit_says_the_rate_limit_is_w
     )
     result = runner.invoke(app, ["size", str(_scenario(tmp_path, text))])
     assert result.exit_code == 1, result.output
-    assert "no sized capacity moves these objectives" in result.output
-    assert "gateway's rate_limit refused 3" in result.output  # (150 - 100) / 150 = 33%
-    assert "raise tiers.gateway.rate_limit.rate" in result.output
+    # Said before any simulation: over 10 s at most 20 + 100 x 10 of 1,500 requests pass.
+    message = " ".join(result.output.split())
+    assert "no capacity meets pay error_rate <= 1%: gateway's rate_limit (100/s" in message
+    assert "at least 32.0% of pay's requests are refused whatever the capacity" in message
+    assert "raise tiers.gateway.rate_limit.rate" in message
 
 
 FIXED_FRAUD_AT_PEAK = """

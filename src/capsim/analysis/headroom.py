@@ -24,9 +24,8 @@ class Headroom:
     offered_rate: float
     instances: int = 1  # the tier's instances as written (the bound is for these)
     autoscale_max: int | None = None  # the most instances autoscaling may give it, if it scales
-    profile_peak: float | None = (
-        None  # the open rate at the profiles' peak, when one rises above its end
-    )
+    profile_peak: float | None = None  # the open rate at the profiles' peak, when one rises above its end
+    rate_limit: bool = False  # the bound is what the tier's rate_limit lets through
 
     @property
     def factor(self) -> float | None:
@@ -61,6 +60,7 @@ def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
         instances=tier.instances if tier is not None else 1,
         autoscale_max=tier.autoscale.max if tier is not None and tier.autoscale else None,
         profile_peak=_profile_peak(model),
+        rate_limit=bottleneck.get("by") == "rate_limit",
     )
 
 

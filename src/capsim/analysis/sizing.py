@@ -35,14 +35,16 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
+from capsim.analysis.solve import rate_limited_arrivals, served_shares
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.features import conditions_change
-from capsim.model.types import Autoscale, Model, Pool, Sizing, Slo, Tier
+from capsim.model.types import Autoscale, ConsumerScaling, Model, Pool, Sizing, Slo, Tier
 from capsim.units import (
     UnitError,
     format_count,
+    format_rate,
     format_ratio,
     option_count,
     parse_rate,
@@ -295,12 +297,13 @@ def _lower_bounds(
         c["throughput"] for name, c in solution["classes"].items()
         if model.classes[model.class_index[name]].is_closed
     )  # fmt: skip
+    served = served_shares(model)  # behind a rate limit, a tier gets what it lets through
     for dim in dims:
         tier = model.tiers[dim.tier]
         max_rate = solution["tiers"][tier.name]["max_rate"]
         if not max_rate or tier.pool is not None or tier.kind == "database":
             continue
-        offered = rate * tier.workers / max_rate  # busy workers at the target load
+        offered = rate * served[tier.name] * tier.workers / max_rate  # busy at the target load
         per_unit = tier.workers / max(capacity_of(tier, dim.of), 1)
         cap = min(limit.get(tier.name, 1.0), 1.0)
         needed = offered / (per_unit * cap)
@@ -620,6 +623,35 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
     )
 
 
+def _stop_at_rate_limits(model: Model) -> None:
+    """SizingError (exit 1), before any simulation, when a class that enters at a rate-limited
+    tier has an error_rate objective the limit alone fails: over the run's window at most
+    burst + rate x duration requests get through, whatever the capacity (docs/capacity.md)."""
+    if any(c.profile for c in model.classes):
+        return  # the offered rate changes over the run: the simulation judges it
+    arrivals = rate_limited_arrivals(model)
+    window = model.simulation.duration
+    for slo in model.slos:
+        if slo.statistic != "error_rate" or slo.class_index is None:
+            continue
+        traffic = model.classes[slo.class_index]
+        entry = model.tiers[traffic.entry]
+        limit = entry.rate_limit
+        if limit is None or traffic.is_closed or not arrivals.get(entry.name):
+            continue
+        offered = arrivals[entry.name]
+        refused = 1.0 - (limit.rate * window + limit.burst) / (offered * window)
+        if refused > slo.limit:
+            raise SizingError(
+                f"no capacity meets {slo.text}: {entry.name}'s rate_limit "
+                f"({format_rate(limit.rate)}, one token bucket shared by its instances) lets "
+                f"through at most {format_rate(limit.rate)} of the {format_rate(offered)} "
+                f"reaching it, so at least {refused:.1%} of {traffic.name}'s requests are "
+                "refused whatever the capacity behind it: raise "
+                f"tiers.{entry.name}.rate_limit.rate or lower the load."
+            )
+
+
 def _rate_limit_hint(point: Point) -> str:
     """The rate limits that refused requests at `point`: no capacity gets past them."""
     hints = [
@@ -645,7 +677,7 @@ class _Question:
     dims: list[Dimension]
     extra: list[Slo]
     limit: dict[str, float]  # per tier, the least share of its workers its mean load may hold
-    autoscaled: dict[str, Autoscale]
+    autoscaled: dict[str, Autoscale | ConsumerScaling]  # an HPA, or KEDA on a queue
     notes: list[str]
 
 
@@ -675,6 +707,7 @@ def size_tiers(
     """
     question = _question(model, load, headroom, redundancy)
     target, dims = question.target, question.dims
+    _stop_at_rate_limits(target)
     search_model, full_model = _run_lengths(
         model, target, duration, replications, max_requests, capsim_version
     )
@@ -747,11 +780,11 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     """The sizing question on the model: traffic at `load`, autoscaled tiers at their max, the
     sized quantities (an autoscaled tier's never below autoscale.min) and the headroom
     objectives (one `occupancy <= 1 - headroom` per sized tier)."""
-    autoscaled = {tier.name: tier.autoscale for tier in model.tiers if tier.autoscale is not None}
+    autoscaled = _scalers(model)
     target, notes = at_max_replicas(scale_open_traffic(model, load))
     dims = [
         replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
-        if dim.name in autoscaled and dim.of == "instances"
+        if dim.name in autoscaled and dim.of == _scaled_quantity(autoscaled[dim.name])
         else dim
         for dim in dimensions(target, redundancy)
     ]
@@ -775,22 +808,48 @@ def _question(model: Model, load: float, headroom: float | None, redundancy: int
     return _Question(target, dims, extra, limit, autoscaled, notes)
 
 
+def _scalers(model: Model) -> dict[str, Autoscale | ConsumerScaling]:
+    """Each autoscaled tier's scaler: a tier's HPA (it scales instances) or a queue's KEDA
+    scaler (it scales consumers); either way size sizes its `autoscale.max`."""
+    scalers: dict[str, Autoscale | ConsumerScaling] = {}
+    for tier in model.tiers:
+        scaler = tier.autoscale or tier.consumer_scaling
+        if scaler is not None:
+            scalers[tier.name] = scaler
+    return scalers
+
+
+def _scaled_quantity(scaler: Autoscale | ConsumerScaling) -> str:
+    """The sized quantity a scaler sets: its `max` is the answer when this one is sized."""
+    return "consumers" if isinstance(scaler, ConsumerScaling) else "instances"
+
+
 def _sized_max_notes(
-    notes: list[str], dims: list[Dimension], autoscaled: dict[str, Autoscale]
+    notes: list[str], dims: list[Dimension], autoscaled: dict[str, Autoscale | ConsumerScaling]
 ) -> list[str]:
-    """The autoscaled-tier notes, with each tier whose instances are sized told as such: the
-    answer is its new `autoscale.max` (the note must not read "evaluated at its max of 8"
-    beside an answer of 2)."""
-    sized = {dim.name for dim in dims if dim.name in autoscaled and dim.of == "instances"}
+    """The autoscaled-tier notes, with each tier whose scaled quantity (an HPA's instances, a
+    KEDA queue's consumers) is sized told as such: the answer is its new `autoscale.max` (the
+    note must not read "evaluated at its max of 8" beside an answer of 2)."""
+    sized = {
+        dim.name: dim.of
+        for dim in dims
+        if dim.name in autoscaled and dim.of == _scaled_quantity(autoscaled[dim.name])
+    }
     kept = [
-        n for n in notes if not any(n.startswith(f"tier {name} autoscales (") for name in sized)
+        n
+        for n in notes
+        if not any(
+            n.startswith((f"tier {name} autoscales (", f"queue {name} scales its consumers "))
+            for name in sized
+        )
     ]
     return kept + [
-        f"tier {name} autoscales ({autoscaled[name].min}..{autoscaled[name].max} instances): "
-        f"size sizes its autoscale.max, so the answer is the new max (was "
-        f"{autoscaled[name].max}), evaluated with that many instances all ready (the "
-        "autoscaler's lag is not counted; see capsim run with a profile)"
-        for name in sorted(sized)
+        f"{'queue' if of == 'consumers' else 'tier'} {name} autoscales "
+        f"({autoscaled[name].min}..{autoscaled[name].max} {of}): size sizes its autoscale.max, "
+        f"so the answer is the new max (was {autoscaled[name].max}), evaluated with that many "
+        f"{of} all ready (the {'scaler' if of == 'consumers' else 'autoscaler'}'s lag is not "
+        "counted; see capsim run with a profile)"
+        for name, of in sorted(sized.items())
     ]
 
 
@@ -956,7 +1015,7 @@ def _sized_entry(original: Tier, tier: Tier, dim: Dimension, question: _Question
         "path": scenario_path(tier, of),
     }
     scaler = question.autoscaled.get(tier.name)
-    if scaler is not None and of == "instances":
+    if scaler is not None and of == _scaled_quantity(scaler):
         entry["was"] = scaler.max
         entry["path"] = f"tiers.{tier.name}.autoscale.max"
     return entry

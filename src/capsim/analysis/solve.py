@@ -488,7 +488,13 @@ class _Network:
     open_rate: np.ndarray  # [class] requests per second of the open classes
     means: np.ndarray  # [tier, class] mean own work
     seconds: np.ndarray  # [tier, class] second moment of own work
-    own_visits: np.ndarray  # [class, tier] visits on the request's own (synchronous) path
+    # [class, tier] visits on the request's own (synchronous) path, of a request that gets there
+    # (as if no limit refused it: the class's losses chain each tier's share)
+    own_visits: np.ndarray
+    # [tier] share of the requests reaching the tier that its rate limit lets through (1 without)
+    passing: np.ndarray
+    # [class, tier] visits as if no rate limit refused anything: the tiers' bounds (`max_rate`)
+    unlimited_visits: np.ndarray
 
     @property
     def closed(self) -> list[TrafficClass]:
@@ -506,14 +512,70 @@ class _FixedPoint:
     closed_solutions: dict[int, formulas.ClosedFigures]
 
 
+def through_rate_limits(model: Model, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(visits [class, tier], passing [tier]) at `rate` requests per second per class: a tier's
+    rate limit lets through at most `rate_limit.rate` of the requests reaching it (one token
+    bucket shared by its instances and classes), refuses the rest, and only those it lets
+    through make its calls; a limit behind another sees what the first lets through."""
+    passing = np.ones(len(model.tiers))
+    limited = [tier for tier in model.tiers if tier.rate_limit is not None]
+    visits = expected_visits(model)
+    for _ in range(100):  # exact after one pass per limit in a chain of limits
+        shares = {tier.index: float(passing[tier.index]) for tier in limited}
+        visits = expected_visits(model, passing=shares)
+        new = passing.copy()
+        for tier in limited:
+            assert tier.rate_limit is not None
+            reaching = float(rate @ visits[:, tier.index])
+            new[tier.index] = min(1.0, tier.rate_limit.rate / reaching) if reaching > 0 else 1.0
+        if np.allclose(new, passing, rtol=1e-12, atol=0.0):
+            break
+        passing = new
+    return visits, passing
+
+
+def _open_rates(model: Model) -> np.ndarray:
+    """[class] requests per second of the open classes (at a profile's peak), 0 for closed."""
+    return np.array([c.peak_rate(model.horizon) if not c.is_closed else 0.0 for c in model.classes])
+
+
+def rate_limited_arrivals(model: Model) -> dict[str, float]:
+    """Per rate-limited tier, the requests per second reaching it at the model's open load
+    (what the limits before it let through)."""
+    rates = _open_rates(model)
+    visits, _ = through_rate_limits(model, rates)
+    return {
+        tier.name: float(rates @ visits[:, tier.index])
+        for tier in model.tiers
+        if tier.rate_limit is not None
+    }
+
+
+def served_shares(model: Model) -> dict[str, float]:
+    """Per tier, the share of the work it would get without rate limits that it gets through
+    them at the model's open load (its own limit included; own work weighs the classes): 1
+    where no limit refuses anything on the way to it."""
+    rates = _open_rates(model)
+    visits, passing = through_rate_limits(model, rates)
+    unlimited = expected_visits(model)
+    shares: dict[str, float] = {}
+    for tier in model.tiers:
+        work = np.array([tier.work[k].service_time.mean for k in range(len(model.classes))])
+        offered = float(np.sum(rates * unlimited[:, tier.index] * work))
+        served = float(np.sum(rates * visits[:, tier.index] * work)) * passing[tier.index]
+        shares[tier.name] = min(1.0, served / offered) if offered > 0 else 1.0
+    return shares
+
+
 def _network(model: Model) -> _Network:
     n_classes = len(model.classes)
+    open_rate = _open_rates(model)
+    visits, passing = through_rate_limits(model, open_rate)
+    shares = {i: float(share) for i, share in enumerate(passing) if share < 1.0}
     return _Network(
         model=model,
-        visits=expected_visits(model),
-        open_rate=np.array(
-            [c.peak_rate(model.horizon) if not c.is_closed else 0.0 for c in model.classes]
-        ),
+        visits=visits,
+        open_rate=open_rate,
         means=np.array(
             [[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers]
         ),
@@ -521,6 +583,8 @@ def _network(model: Model) -> _Network:
             [[t.work[k].service_time.moment(2) for k in range(n_classes)] for t in model.tiers]
         ),
         own_visits=expected_visits(model, synchronous=True),
+        passing=passing,
+        unlimited_visits=expected_visits(model) if shares else visits,
     )
 
 
@@ -626,7 +690,10 @@ def _fixed_point(net: _Network) -> _FixedPoint:
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     holding = np.zeros((len(model.tiers), len(model.classes)))
     for _iteration in range(200):
-        rates = (net.open_rate + closed_rate)[:, None] * net.visits  # [class, tier]
+        if closed and any(t.rate_limit is not None for t in model.tiers):
+            _limit_the_closed_traffic_too(net, closed_rate)
+        # [class, tier]: what each tier serves (a rate-limited one: the requests it lets through)
+        rates = (net.open_rate + closed_rate)[:, None] * net.visits * net.passing[None, :]
         holding = _holding_times(net, per_class_response)
         stations = _solve_stations(net, rates, holding)
         _account_for_arrival_processes(model, net.visits, net.means, net.seconds, holding, stations)
@@ -644,17 +711,39 @@ def _fixed_point(net: _Network) -> _FixedPoint:
     return _FixedPoint(stations, holding, per_class_response, closed_rate, closed_solutions)
 
 
+def _limit_the_closed_traffic_too(net: _Network, closed_rate: np.ndarray) -> None:
+    """The rate limits' shares with the closed classes' throughput counted in (`_fixed_point`)."""
+    net.visits, net.passing = through_rate_limits(net.model, net.open_rate + closed_rate)
+
+
+def _mix(net: _Network, point: _FixedPoint) -> np.ndarray:
+    total = net.open_rate + point.closed_rate
+    return total / max(float(total.sum()), 1e-300)
+
+
 def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
     """Throughput bound of each tier, for the traffic mix as written: workers / demand per
-    request."""
-    total = net.open_rate + point.closed_rate
-    mix = total / max(float(total.sum()), 1e-300)
+    request (as if no rate limit refused anything: the bound of its workers)."""
+    mix = _mix(net, point)
     max_rate: dict[str, float] = {}
     for tier in net.model.tiers:
         max_rate[tier.name] = _tier_max_rate(
-            tier, mix * net.visits[:, tier.index], point.holding[tier.index]
+            tier, mix * net.unlimited_visits[:, tier.index], point.holding[tier.index]
         )
     return max_rate
+
+
+def _rate_limit_bounds(net: _Network, point: _FixedPoint) -> dict[str, float]:
+    """Per rate-limited tier, the total rate (mix as written) beyond which its limit refuses
+    requests: `rate_limit.rate` / visits to it per request."""
+    mix = _mix(net, point)
+    bounds: dict[str, float] = {}
+    for tier in net.model.tiers:
+        if tier.rate_limit is None:
+            continue
+        per_request = float(mix @ net.unlimited_visits[:, tier.index])
+        bounds[tier.name] = tier.rate_limit.rate / per_request if per_request > 0 else math.inf
+    return bounds
 
 
 def _unstable_error(
@@ -676,9 +765,14 @@ def _unstable_error(
 
 
 def _tier_figures(
-    tier: Tier, groups_solved: list[tuple[str, StationResult]], max_rate: float, stable: bool
+    tier: Tier,
+    groups_solved: list[tuple[str, StationResult]],
+    max_rate: float,
+    stable: bool,
+    refused: float = 0.0,
 ) -> dict[str, Any]:
-    """One tier's entry of the estimates, in the shape of `capsim run`'s JSON."""
+    """One tier's entry of the estimates, in the shape of `capsim run`'s JSON; `refused`, the
+    requests per second its rate limit turns away (offered and rejected, never served)."""
     arrival = sum(st.arrival_rate for _, st in groups_solved)
     # An overloaded station serves at its capacity: what it completes, not what it is offered.
     served = [
@@ -719,7 +813,7 @@ def _tier_figures(
         queue_mean = math.inf
         tier_notes.append("overloaded: offered at least its capacity, no steady state")
     return {
-        "offered_rate": arrival,
+        "offered_rate": arrival + refused,
         "utilization": busy * (1 - (blocked / arrival if arrival else 0)) / workers
         if workers
         else 0.0,
@@ -727,7 +821,7 @@ def _tier_figures(
         if workers
         else 0.0,
         "throughput": arrival - blocked - shortfall,
-        "rejected_rate": blocked,
+        "rejected_rate": blocked + refused,
         "stable": stable,
         "queue_length": {"mean": queue_mean},
         "wait": wait_figures,
@@ -801,9 +895,13 @@ def _class_figures(
     # Losses along the path (independent per visit); exact when one tier turns work away.
     own = net.own_visits[k]
     losses = {
-        t.index: _loss(t, point.stations[t.index], k) for t in model.tiers if own[t.index] > 0
+        t.index: 1.0 - (1.0 - _loss(t, point.stations[t.index], k)) * net.passing[t.index]
+        for t in model.tiers
+        if own[t.index] > 0
     }
     lossy = [i for i, b in losses.items() if b > 0]
+    # A rate limit's refusals thin the flow behind it in the traffic equations themselves.
+    blocking = [i for i in lossy if _loss(model.tiers[i], point.stations[i], k) > 0]
     success = float(np.prod([(1 - b) ** own[i] for i, b in losses.items()]))
     # A backlog in a queue does not hold up the publisher; any other overloaded tier on the
     # request's own path does.
@@ -842,10 +940,10 @@ def _class_figures(
             and not through,
         },
     }
-    if lossy and len(losses) > 1:
+    if blocking and len(losses) > 1:
         notes.append(
             f"class {traffic.name}: requests turned away at "
-            + ", ".join(model.tiers[i].name for i in lossy)
+            + ", ".join(model.tiers[i].name for i in blocking)
             + " are counted as independent losses per visit, and the tiers after them are "
             "offered the full rate (approximate)"
         )
@@ -950,6 +1048,14 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     max_rate = _max_rates(net, point)
     bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
     saturation = max_rate[bottleneck] if bottleneck else math.inf
+    limit_bounds = _rate_limit_bounds(net, point)
+    by_rate_limit = False
+    for name, bound in limit_bounds.items():
+        if bound < saturation:  # no capacity lets more through than the limit
+            bottleneck, saturation, by_rate_limit = name, bound, True
+    reaching = (net.open_rate + point.closed_rate) @ net.visits  # [tier] requests per second
+    refused = reaching * (1.0 - net.passing)
+    notes.extend(_rate_limit_notes(model, reaching, refused))
     overloaded = [
         {
             "tier": tier.name,
@@ -963,8 +1069,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     if unstable and not mark_overload:
         raise _unstable_error(unstable[0], saturation)
     if unstable:
-        bottleneck, saturation = _where_the_bound_meets_the_load(
-            model, capsim_version, bottleneck, saturation
+        bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
+            model, capsim_version, bottleneck, saturation, by_rate_limit
         )
     overloaded_tiers = {tier.name for tier, _, _ in unstable}
     if overloaded:
@@ -975,10 +1081,24 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         )
     tiers_out = {
         tier.name: _tier_figures(
-            tier, point.stations[tier.index], max_rate[tier.name], tier.name not in overloaded_tiers
+            tier,
+            point.stations[tier.index],
+            max_rate[tier.name],
+            tier.name not in overloaded_tiers,
+            float(refused[tier.index]),
         )
         for tier in model.tiers
     }
+    for name, bound in limit_bounds.items():
+        tier_out = tiers_out[name]
+        tier_out["rate_limit"] = {
+            "rate": model.tier(name).rate_limit.rate,  # type: ignore[union-attr]
+            "max_rate": _round(bound),
+            "refused_rate": float(refused[model.tier_index[name]]),
+            "refused_share": float(refused[model.tier_index[name]]) / tier_out["offered_rate"]
+            if tier_out["offered_rate"] > 0
+            else 0.0,
+        }
     _quote_overloaded_at_capacity(model, overloaded, tiers_out, total_open)
     classes_out = {
         traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
@@ -1002,12 +1122,26 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "tier": bottleneck,
             "saturation_rate": _round(saturation),
             "offered_rate": total_open + float(point.closed_rate.sum()),
+            **({"by": "rate_limit"} if by_rate_limit else {}),
         },
         "slos": slos,
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,
         "overloaded": overloaded,
         "notes": notes,
     }
+
+
+def _rate_limit_notes(model: Model, reaching: np.ndarray, refused: np.ndarray) -> list[str]:
+    """One sentence per rate limit that refuses requests at this load."""
+    return [
+        f"{tier.name}'s rate_limit ({tier.rate_limit.rate:,.1f}/s, one bucket shared by its "
+        f"instances) lets through {reaching[tier.index] - refused[tier.index]:,.1f}/s of the "
+        f"{reaching[tier.index]:,.1f}/s reaching it and refuses "
+        f"{refused[tier.index] / reaching[tier.index]:.1%} (errors for their callers); the "
+        "tiers behind it are offered what it lets through"
+        for tier in model.tiers
+        if tier.rate_limit is not None and refused[tier.index] > 0
+    ]
 
 
 def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
@@ -1079,8 +1213,8 @@ def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dic
 
 
 def _where_the_bound_meets_the_load(
-    model: Model, capsim_version: str, bottleneck: str | None, saturation: float
-) -> tuple[str | None, float]:
+    model: Model, capsim_version: str, bottleneck: str | None, saturation: float, by_limit: bool
+) -> tuple[str | None, float, bool]:
     """An overloaded model's bottleneck and saturation rate as `run`'s footer and warning quote
     them (`analytic_headroom`): where the bound meets the load along the mix. The bound at the
     overloaded load itself counts a blocking tier's holding times with waits that have no steady
@@ -1089,5 +1223,5 @@ def _where_the_bound_meets_the_load(
 
     met = analytic_headroom(model, capsim_version)
     if met is None or not math.isfinite(met.saturation_rate):
-        return bottleneck, saturation
-    return met.tier, met.saturation_rate
+        return bottleneck, saturation, by_limit
+    return met.tier, met.saturation_rate, met.rate_limit

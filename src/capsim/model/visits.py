@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from capsim import graphs
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
 
 
-def _calls(model: Model, class_index: int) -> dict[int, dict[int, float]]:
-    """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse)."""
+def _calls(
+    model: Model, class_index: int, passing: Mapping[int, float]
+) -> dict[int, dict[int, float]]:
+    """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse);
+    only the share `passing[i]` of the visits to tier i make its calls (a rate limit)."""
     calls: dict[int, dict[int, float]] = {}
     for tier in model.tiers:
         targets: dict[int, float] = {}
         for step in tier.work[class_index].calls:
-            _add_sparse(targets, step)
+            _add_sparse(targets, step, passing.get(tier.index, 1.0))
         calls[tier.index] = targets
     return calls
 
@@ -35,17 +40,21 @@ def _add_sparse(row: dict[int, float], step: Step, weight: float = 1.0) -> None:
             pending.extend((branch, scale) for branch in current.branches)
 
 
-def expected_visits(model: Model, synchronous: bool = False) -> np.ndarray:
+def expected_visits(
+    model: Model, synchronous: bool = False, passing: Mapping[int, float] | None = None
+) -> np.ndarray:
     """V[k, i]: expected visits to tier i by one request of class k (asynchronous work included;
     with `synchronous`, only the visits within the request's own response: a queue is visited
-    by its publish, the work of its consumers is left out).
+    by its publish, the work of its consumers is left out). `passing[i]`, when given, is the
+    share of the visits to tier i that go on to its calls (what its rate limit lets through);
+    the visits to tier i itself are all counted, refused or not.
 
     Solves v = e_entry + v M one loop of tiers at a time, in call order, on the sparse calls
     (`capsim.graphs.expected_visits`); finite because validation refuses loops that are not.
     """
     visits = np.zeros((len(model.classes), len(model.tiers)))
     for traffic in model.classes:
-        calls = _calls(model, traffic.index)
+        calls = _calls(model, traffic.index, passing or {})
         if synchronous:
             calls = {i: ({} if model.tiers[i].is_async else row) for i, row in calls.items()}
         solved = graphs.expected_visits(traffic.entry, calls)

@@ -40,13 +40,21 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                 cells.percent(entry["occupancy"]),
                 cells.time(entry["wait"]["mean"]),
                 cells.time(entry["wait"].get("p99")),
-                cells.rate(entry["max_rate"]),
+                cells.rate(_saturates_at(entry)),
                 "stable" if entry.get("stable", True) else "OVERLOADED",
                 "exact" if entry["method"]["exact"] else "approx.",
                 entry["method"]["formula"],
             ]
         )
     return classes, tiers
+
+
+def _saturates_at(tier: dict[str, Any]) -> float | None:
+    """The table's "saturates at": the tier's `max_rate`, or its rate limit's when lower."""
+    limit = tier.get("rate_limit")
+    if limit is None or limit["max_rate"] is None or tier["max_rate"] is None:
+        return tier["max_rate"]
+    return min(tier["max_rate"], limit["max_rate"])
 
 
 CLASS_HEADER = ["class", "throughput", "errors", "mean latency", "p99", "", "formula"]
@@ -85,8 +93,10 @@ def _summary_line(data: dict[str, Any]) -> str:
         if bottleneck["offered_rate"]
         else None
     )
+    saturates = "passes at most" if bottleneck.get("by") == "rate_limit" else "saturates at"
+    name = bottleneck["tier"] + ("'s rate_limit" if bottleneck.get("by") == "rate_limit" else "")
     text = (
-        f"bottleneck: {bottleneck['tier']}, saturates at {cells.rate(bottleneck['saturation_rate'])} "
+        f"bottleneck: {name}, {saturates} {cells.rate(bottleneck['saturation_rate'])} "
         f"(offered {cells.rate(bottleneck['offered_rate'])}"
     )
     return text + (f", {headroom:.2f}x headroom)" if headroom else ")")

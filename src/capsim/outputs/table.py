@@ -147,7 +147,7 @@ RATE_LIMITED_SHARE = 0.001
 def rate_limit_lines(data: dict[str, Any], limits: dict[str, float]) -> list[str]:
     """Footer lines for the tiers whose `rate_limit` (`limits`: tier -> tokens per second)
     refused a noticeable share of their arrivals: that limit, not a tier's capacity, is what
-    caps the load, and the analytic bottleneck (which ignores rate limits) does not say so."""
+    caps the load."""
     lines = []
     for name, rate in limits.items():
         entry = data.get("tiers", {}).get(name) or {}
@@ -156,10 +156,24 @@ def rate_limit_lines(data: dict[str, Any], limits: dict[str, float]) -> list[str
             lines.append(
                 f"  {name}'s rate_limit ({cells.rate(rate)}) refused {refused:,} requests "
                 f"({cells.percent(refused / arrivals)} of its arrivals): beyond it extra load is "
-                "turned away as errors, not queued, whatever capacity the tiers behind it have "
-                "(the analytic bound below ignores rate limits)."
+                "turned away as errors, not queued, whatever capacity the tiers behind it have."
             )
     return lines
+
+
+def _rate_limit_bottleneck(headroom: Headroom) -> str:
+    """The footer's bottleneck line when a rate limit passes less than any tier can carry."""
+    text = (
+        f"  {headroom.tier}'s rate_limit is the bottleneck: it lets through at most "
+        f"{cells.rate(headroom.saturation_rate)}"
+    )
+    factor = headroom.factor
+    if factor is not None and factor < 1:
+        offered = cells.rate(headroom.offered_rate)
+        return text + f" of the {offered} offered now (it refuses the rest)."
+    if factor is not None:
+        return text + f", {factor:.2f}x the {cells.rate(headroom.offered_rate)} offered now."
+    return text + "."
 
 
 def next_steps(
@@ -172,7 +186,9 @@ def next_steps(
     `rate_limit_lines` of the run, first.
     """
     lines = ["Next steps:", *limited]
-    if headroom is not None:
+    if headroom is not None and headroom.rate_limit:
+        lines.append(_rate_limit_bottleneck(headroom))
+    elif headroom is not None:
         text = (
             f"  {headroom.tier} is the bottleneck: the analytic bound puts its saturation near "
             f"{cells.rate(headroom.saturation_rate)}"

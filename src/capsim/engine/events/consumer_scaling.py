@@ -17,6 +17,10 @@ consumed) and sets the consumer count (docs/dynamic.md#scaling-queue-consumers-o
 A new consumer takes messages after `startup_time`; a removed one stops taking messages at once
 and goes when its message is done. The instance count of the time series (and the worker time of
 utilization) counts consumers, a draining consumer until its last worker is done.
+
+A lost region kills the queue's one instance (`faults.kill`) with every consumer in it
+(`lost`): none is live until it is back (`back`, with the consumers the scaler counted, ready),
+and the scaler does not poll meanwhile.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class _ConsumerScaler:
         self.take = st.release  # a worker that frees up takes the next message
         st.release = self.release
         st.recorders.append(self.record)
+        st.sim.killed, st.sim.revived = self.lost, self.back
+        self.polling = True  # a poll is due; the scaler stops while the queue is lost
         st.env.timeout(scaling.polling_interval).callbacks.append(self.poll)
 
     # -- workers ------------------------------------------------------------------------------
@@ -85,6 +91,30 @@ class _ConsumerScaler:
         if self.starting and self.starting[0] is batch:
             self.starting.popleft()
         self.add_workers(batch[0])
+
+    # -- the queue lost with its region ---------------------------------------------------------
+    def lost(self, i: int) -> None:
+        """The queue's one instance died (`faults.kill`, which took its messages and work):
+        every consumer goes with it, starting ones too, and none is live or billed until it is
+        back; the scaler stops polling."""
+        st = self.st
+        for batch in self.starting:
+            batch[0] = 0  # its start-up timer adds no worker
+        self.starting.clear()
+        self.owed = 0
+        st.count_live(-st.live_count)
+        st.held_moved(st.env._now, -st.held)  # `kill` freed the workers of all `max` consumers
+
+    def back(self, i: int) -> None:
+        """The queue serves again (`faults.revive`) with the consumers the scaler counted when
+        it was lost, ready (a starting one skips the rest of its start-up); the scaler polls
+        again `polling_interval` later."""
+        st = self.st
+        st.free[0] = self.consumers * self.per
+        st.count_live(self.consumers - st.live_count)
+        if not self.polling and st.env._now + self.scaling.polling_interval < st.horizon:
+            self.polling = True
+            st.env.timeout(self.scaling.polling_interval).callbacks.append(self.poll)
 
     # -- scaling ------------------------------------------------------------------------------
     def add(self, count: int) -> None:
@@ -161,6 +191,9 @@ class _ConsumerScaler:
 
     def poll(self, event: simpy.Event) -> None:
         st, scaling = self.st, self.scaling
+        if not st.alive[0]:
+            self.polling = False  # lost: `back` starts polling again
+            return
         now = st.env._now
         metric = self.metric()
         if metric > scaling.activation_threshold:
@@ -184,6 +217,8 @@ class _ConsumerScaler:
             st.sim.scaling.append((now, current, result))
         if now + scaling.polling_interval < st.horizon:
             st.env.timeout(scaling.polling_interval).callbacks.append(self.poll)
+        else:
+            self.polling = False
 
     def record(self, run: TierRun) -> None:
         """Utilization is over the workers of the consumers that existed (draining included)."""

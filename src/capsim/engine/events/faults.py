@@ -57,6 +57,8 @@ def kill(st: Station, i: int) -> None:
     routable = st.sim.routable
     if routable is not None and st.tier.health_check is None:
         routable[i] = False
+    if st.sim.killed is not None:
+        st.sim.killed(i)
     if now >= warmup:
         st.rejected += len(failed)
     for cont in failed:
@@ -73,6 +75,8 @@ def revive(st: Station, i: int) -> None:
     routable = st.sim.routable
     if routable is not None and st.tier.health_check is None:
         routable[i] = True
+    if st.sim.revived is not None:
+        st.sim.revived(i)
 
 
 def install(st: Station) -> None:

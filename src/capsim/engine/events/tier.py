@@ -48,6 +48,11 @@ class _TierSim:
         # Whether instance i serves again when its faults end (`autoscaling`: not when switched
         # off meanwhile); None: always.
         self.revives: Callable[[int], bool] | None = None
+        # What instance i takes with it when it dies and brings back when it serves again
+        # (`consumer_scaling`: a scaled queue's one instance holds all its consumers); None:
+        # itself only.
+        self.killed: Callable[[int], None] | None = None
+        self.revived: Callable[[int], None] | None = None
         self.cache_lookups = self.cache_hits = 0  # cold cache, in the window
         self.cache_series: tuple[list[int], list[int]] | None = None  # lookups, hits per bucket
         self.station = self._build(window)
