@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,6 +59,9 @@ RARE = 1e-7
 SMALL_CHUNK = 193
 QUICK_SEEDS = range(24)
 SLOW_SEEDS = range(1000, 1060)
+#: Seeds of `scenariogen.random_wide_scenario` (regions, shards, shields, popularity models...).
+WIDE_QUICK_SEEDS = range(12)
+WIDE_SLOW_SEEDS = range(2000, 2100)
 #: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
 BIN = 2.0**-7
 QUANTILES = (0.5, 0.9, 0.99)
@@ -380,9 +384,14 @@ def chunking_changes(whole: RunResult, chunked: RunResult) -> list[str]:
 
 
 # ---- the fuzzer --------------------------------------------------------------------------------
-def fuzz(seed: int, requests: int) -> list[str]:
-    """Everything wrong with scenario `seed` on either path; empty when all is well."""
-    data = scenariogen.random_scenario(seed, requests)
+def fuzz(
+    seed: int,
+    requests: int,
+    generate: Callable[[int, int], dict[str, Any]] = scenariogen.random_scenario,
+) -> list[str]:
+    """Everything wrong with scenario `seed` (of `generate`) on either path; empty when all is
+    well."""
+    data = generate(seed, requests)
     model = scenariogen.load(data)
     events = [run_events(model, r) for r in range(REPLICATIONS)]
     vectorised, problems = [], []
@@ -420,6 +429,18 @@ def features(data: object, found: set[str] | None = None) -> set[str]:
                 found.update(f"{process} arrivals" for process in value if process != "loop")
             if key == "service_time" and value == "0.0000ms":
                 found.add("zero service")
+            if key in ("regions", "region", "shards", "affinity", "origin_shield", "sizing"):
+                found.add(key)
+            if key == "hit_ratio" and isinstance(value, dict):
+                found.add(f"{value['model']} hit ratio")
+            if key == "dist" and value == "empirical":
+                found.add("empirical service")
+            if key == "p50":
+                found.add("lognormal from percentiles")
+            if key == "blocking" and value is True:
+                found.add("blocking")
+            if key == "arrivals" and value == "poisson":
+                found.add("poisson arrivals")
             features(value, found)
     elif isinstance(data, list):
         for a, b in itertools.pairwise(data):
@@ -466,4 +487,41 @@ def test_both_paths_agree_and_keep_the_laws(seed: int):
 @pytest.mark.parametrize("seed", SLOW_SEEDS)
 def test_both_paths_agree_and_keep_the_laws_on_long_runs(seed: int):
     problems = fuzz(seed, requests=30000)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_wide_quick_set_covers_every_feature_it_adds():
+    covered: set[str] = set()
+    for seed in WIDE_QUICK_SEEDS:
+        features(scenariogen.random_wide_scenario(seed, 3000), covered)
+    promised = {
+        "regions",
+        "region",
+        "shards",
+        "affinity",
+        "origin_shield",
+        "sizing",
+        "lru hit ratio",
+        "ttl hit ratio",
+        "empirical service",
+        "lognormal from percentiles",
+        "blocking",
+        "poisson arrivals",
+        "cdn",
+        "one_of",
+        "queue",
+    }
+    assert promised <= covered, promised - covered
+
+
+@pytest.mark.parametrize("seed", WIDE_QUICK_SEEDS)
+def test_both_paths_agree_on_the_wide_scenarios(seed: int):
+    problems = fuzz(seed, requests=3000, generate=scenariogen.random_wide_scenario)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", WIDE_SLOW_SEEDS)
+def test_both_paths_agree_on_the_wide_scenarios_on_long_runs(seed: int):
+    problems = fuzz(seed, requests=30000, generate=scenariogen.random_wide_scenario)
     assert not problems, "\n".join(problems)

@@ -342,7 +342,9 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
             "samples file:)"
         )
         line, column = error.mark.line + 1, error.mark.column + 1
-        raise ScenarioError([Problem(message=message, file=file, line=line, column=column)]) from None
+        raise ScenarioError(
+            [Problem(message=message, file=file, line=line, column=column)]
+        ) from None
     finally:
         loader.dispose()
     if node is None:
