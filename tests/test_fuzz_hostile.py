@@ -99,3 +99,17 @@ def test_a_document_just_under_the_limit_still_loads() -> None:
     points = ", ".join(f"{{at: {i}ms, rate: 5/s}}" for i in range(1000))
     text = BASE.format(service="5ms").replace("rate: 50/s}", f"rate: 50/s, profile: [{points}]}}")
     assert len(parse_yaml_text(text, "ok.yaml").data["traffic"]["api"]["profile"]) == 1000
+
+
+def test_solve_names_an_infinite_load_per_worker_instead_of_crashing(tmp_path: Path) -> None:
+    """Service times up to 1e308 s leave a capacity of 0/s: the load per worker is infinite,
+    null in the JSON, and the table's overload line formatted it as a number (TypeError)."""
+    from typer.testing import CliRunner
+
+    from capsim.cli.app import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="{dist: uniform, min: 0s, max: 1e308s}"), encoding="utf-8")
+    done = CliRunner().invoke(app, ["solve", str(path)])
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert "OVERLOADED: app (rho inf: 50.0/s offered, 0.0/s capacity)" in done.output
