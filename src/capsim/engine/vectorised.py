@@ -1140,11 +1140,16 @@ class _Run:
             series.add_ages(done[keep], (done - arrived)[keep], self.series.bucket)
 
     def _per_bucket(self, times: np.ndarray) -> np.ndarray:
-        """How many of `times` fall in each bucket, counting only those inside the window."""
+        """How many of `times` fall in each bucket, counting only those inside the window.
+
+        By the edges themselves, as the event path's tiers count (a snapshot at each edge),
+        not `bucket_of`, which counts a time a hair below an edge in the next bucket."""
         assert self.series is not None
-        count = self.series.edges.size - 1
+        edges = self.series.edges
+        count = edges.size - 1
         inside = times[(times >= self.window_start) & (times < self.window_end)]
-        return np.bincount(bucket_of(inside, self.series.bucket, count), minlength=count)
+        rows = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, count - 1)
+        return np.bincount(rows, minlength=count)
 
     def _push(
         self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray
