@@ -113,3 +113,27 @@ def test_solve_names_an_infinite_load_per_worker_instead_of_crashing(tmp_path: P
     done = CliRunner().invoke(app, ["solve", str(path)])
     assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
     assert "OVERLOADED: app (rho inf: 50.0/s offered, 0.0/s capacity)" in done.output
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(5e300, "5 x 10^300"), (1.7976931348623157e308, "1.8 x 10^308"), (4.32e11, "432,000,000,000")],
+)
+def test_astronomical_counts_in_refusals_are_powers_of_ten_not_walls_of_digits(
+    count: float, text: str
+) -> None:
+    from capsim.units import format_count
+
+    assert format_count(count) == text
+
+
+def test_a_run_of_1e300_seconds_is_refused_in_a_line_a_person_can_read(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from capsim.cli.app import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="5ms").replace("duration: 2s", "duration: 1e300s"))
+    done = CliRunner().invoke(app, ["run", str(path)])
+    assert done.exit_code == 3
+    assert "about 5 x 10^301 requests" in done.output and len(done.output) < 400, done.output
