@@ -24,9 +24,14 @@ its replications a second time with a small chunk size. Then:
 * **chunk-size invariance**: the vectorised path with two chunk sizes gives identical counts,
   histograms and maxima (sums of times: to 1e-12, being added chunk by chunk).
 
-False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 700 comparisons, so a
-correct engine fails it with probability below 0.7% (Bonferroni), the slow set's about 1,750
-below 1.8%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
+The figures include errors, occupancy, wait p99, a database's groups and, over SERIES_SPANS
+spans of buckets, the time series (compared only where both paths are deterministic, exactly).
+`scenariogen.random_wide_scenario` feeds a second quick set and slow set (regions, shards,
+shields, popularity models, affinity...).
+
+False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 915 comparisons, so a
+correct engine fails it with probability below 0.9% (Bonferroni), the wide quick set's 660 below
+0.7%, the slow sets' about 2,300 and 2,200 below 2.3% and 2.2%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
 and `random_scenario(seed)` gives its YAML.
 """
 
@@ -62,7 +67,7 @@ QUICK_SEEDS = range(24)
 SLOW_SEEDS = range(1000, 1060)
 #: Seeds of `scenariogen.random_wide_scenario` (regions, shards, shields, popularity models...).
 WIDE_QUICK_SEEDS = range(12)
-WIDE_SLOW_SEEDS = range(2000, 2100)
+WIDE_SLOW_SEEDS = range(2000, 2040)
 #: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
 BIN = 2.0**-7
 QUANTILES = (0.5, 0.9, 0.99)
@@ -142,8 +147,11 @@ def figures(model: Model, run: RunResult) -> dict[str, Figure]:
     return found
 
 
-#: The time series are compared over this many spans of consecutive buckets (fewer, larger
-#: counts: the same test with less noise per comparison).
+#: The time series are compared over this many spans of consecutive buckets, and only where
+#: both paths are deterministic (the same value in every replication: constant arrivals and
+#: work), which they must then match exactly. Where a span's figure is random, the run's totals
+#: already carry its statistics, and thousands more t-tests would only add false alarms (the
+#: bucket bug they caught showed as 75 vs 76 arrivals in every replication).
 SERIES_SPANS = 4
 
 
@@ -177,6 +185,8 @@ def disagreements(model: Model, events: list[RunResult], vectorised: list[RunRes
             continue  # e.g. a latency with no completion in some replication
         a = np.array([f[key].value for f in left])
         b = np.array([f[key].value for f in right])
+        if key.startswith("series ") and (a.var() > 0 or b.var() > 0):
+            continue  # see SERIES_SPANS
         pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2.0)
         se = pooled * math.sqrt(2.0 / REPLICATIONS)
         scale = max(abs(a.mean()), abs(b.mean()))
