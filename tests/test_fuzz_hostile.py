@@ -137,3 +137,11 @@ def test_a_run_of_1e300_seconds_is_refused_in_a_line_a_person_can_read(tmp_path:
     done = CliRunner().invoke(app, ["run", str(path)])
     assert done.exit_code == 3
     assert "about 5 x 10^301 requests" in done.output and len(done.output) < 400, done.output
+
+
+def test_a_bucket_of_1e300_buckets_is_refused_in_a_readable_line(tmp_path: Path) -> None:
+    text = BASE.format(service="5ms").replace("warmup: 0.5s}", "warmup: 0.5s, timeseries: 1e-300s}")
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    (problem,) = validate_file(path)
+    assert "makes 2.5 x 10^300 buckets" in problem.message and len(problem.message) < 200

@@ -38,6 +38,7 @@ from capsim.scenario.traffic_files import TrafficFileError, read_rate_series, re
 from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.units import (
     UnitError,
+    format_count,
     parse_duration,
     parse_rate,
     parse_ratio,
@@ -2199,7 +2200,7 @@ class SimulationSpec(_Strict):
         horizon = self.duration + self.warmup_or_default
         if horizon / bucket > MAX_TIMESERIES_BUCKETS:
             raise invalid(
-                f"a bucket of {bucket:g}s makes {math.ceil(horizon / bucket)} buckets over the "
+                f"a bucket of {bucket:g}s makes {format_count(math.ceil(horizon / bucket))} buckets over the "
                 f"{horizon:g}s run (warm-up included); at most {MAX_TIMESERIES_BUCKETS}: use a "
                 f"bucket of at least {horizon / MAX_TIMESERIES_BUCKETS:.3g}s",
                 at="timeseries",
