@@ -358,7 +358,8 @@ def random_wide_scenario(seed: int, requests: int = 4000) -> Data:
     """`random_scenario`'s draw widened with the rest of what both paths run: regions (copies
     of tiers, network delays, writes to a primary), a cdn with an origin shield, LRU and TTL
     hit ratios, sharded databases and caches, affinity, empirical and two-percentile lognormal
-    service times, explicit Poisson arrivals, blocking call-free tiers and sizing keys. The
+    service times, explicit Poisson arrivals, constant arrivals along a rate profile, blocking
+    call-free tiers and sizing keys. The
     widening draws from a stream of its own, so `random_scenario(seed)` is unchanged.
 
     Not drawn: `repeat` on a synchronous callee. Its second call waits for the first one's
@@ -402,6 +403,8 @@ def _widen(rnd: random.Random, data: Data) -> None:
     for spec in data["traffic"].values():
         if "arrivals" not in spec and rnd.random() < 0.3:
             spec["arrivals"] = "poisson"
+        if spec.get("arrivals") == "constant" and rnd.random() < 0.4:
+            spec["profile"] = rnd.choice(["ramp", "step"])  # constant arrivals along a profile
     if rnd.random() < 0.35:
         _add_regions(rnd, data)
 

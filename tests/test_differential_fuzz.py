@@ -50,7 +50,6 @@ import scenariogen
 from capsim.engine.events import run_events
 from capsim.engine.histogram import ZERO_BELOW, Histogram
 from capsim.engine.result import RunResult
-from capsim.engine.timeseries import Series
 from capsim.engine.vectorised import run_vectorised
 from capsim.model.distributions import Distribution
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
@@ -68,6 +67,8 @@ SLOW_SEEDS = range(1000, 1060)
 #: Seeds of `scenariogen.random_wide_scenario` (regions, shards, shields, popularity models...).
 WIDE_QUICK_SEEDS = range(12)
 WIDE_SLOW_SEEDS = range(2000, 2040)
+#: Machine epsilon of a float64.
+EPSILON = float(np.finfo(np.float64).eps)
 #: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
 BIN = 2.0**-7
 QUANTILES = (0.5, 0.9, 0.99)
@@ -143,7 +144,7 @@ def figures(model: Model, run: RunResult) -> dict[str, Figure]:
     for traffic, c in zip(model.classes, run.classes, strict=True):
         found[f"class {traffic.name} errors"] = Figure(c.errors, 0.0)
     if run.series is not None:
-        found.update(series_figures(model, run.series))
+        found.update(series_figures(model, run))
     return found
 
 
@@ -155,23 +156,34 @@ def figures(model: Model, run: RunResult) -> dict[str, Figure]:
 SERIES_SPANS = 4
 
 
-def series_figures(model: Model, series: Series) -> dict[str, Figure]:
+def series_figures(model: Model, run: RunResult) -> dict[str, Figure]:
     """Per span of buckets: each class's arrivals and completions, each tier's arrivals,
-    completions and time integrals (work, held workers, waiting, present)."""
+    completions and time integrals (work, held workers, waiting, present).
+
+    A time integral per bucket is computed by the vectorised path as differences of prefix sums
+    of up to n interval ends, each up to the run's horizon T, and by the event path as a running
+    sum: two exact answers differ by rounding of order n x T x machine epsilon seconds (a
+    10-minute run of 2,000 intervals: about 3e-10 s per sum, a few 1e-9 s per span), which is
+    the resolution of these figures (64 epsilons, so every sum in the span is covered)."""
+    series = run.series
+    assert series is not None
     found: dict[str, Figure] = {}
+    horizon = float(series.edges[-1])
     spans = np.array_split(np.arange(series.edges.size - 1), SERIES_SPANS)
     for traffic, c in zip(model.classes, series.classes, strict=True):
         for index, rows in enumerate(spans):
             key = f"series class {traffic.name} span {index}"
             found[f"{key} arrivals"] = Figure(float(c.arrivals[rows].sum()), 0.0)
             found[f"{key} completed"] = Figure(float(c.completed[rows].sum()), 0.0)
-    for tier, t in zip(model.tiers, series.tiers, strict=True):
+    for tier, t, tier_run in zip(model.tiers, series.tiers, run.tiers, strict=True):
         for index, rows in enumerate(spans):
             key = f"series tier {tier.name} span {index}"
             for what in ("arrivals", "completed"):
                 found[f"{key} {what}"] = Figure(float(getattr(t, what)[rows].sum()), 0.0)
+            rounding = 64.0 * EPSILON * (tier_run.arrivals + tier_run.completed + 1) * horizon
             for what in ("busy_time", "occupied_time", "queue_time", "present_time"):
-                found[f"{key} {what}"] = Figure(float(getattr(t, what)[rows].sum()), 1e-9)
+                mass = float(getattr(t, what)[rows].sum())
+                found[f"{key} {what}"] = Figure(mass, 1e-9 + rounding / max(abs(mass), 1e-300))
     return found
 
 
