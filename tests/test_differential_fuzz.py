@@ -50,7 +50,7 @@ import scenariogen
 from capsim.engine.events import run_events
 from capsim.engine.histogram import ZERO_BELOW, Histogram
 from capsim.engine.result import RunResult
-from capsim.engine.vectorised import run_vectorised
+from capsim.engine.vectorised import can_vectorise, run_vectorised
 from capsim.model.distributions import Distribution
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
 from capsim.model.visits import expected_visits
@@ -605,3 +605,42 @@ def test_constant_arrivals_on_bucket_edges_count_alike_on_both_paths():
     assert class_series[0][measured].tolist() == [2] * len(class_series[0][measured])
     assert class_series[0].tolist() == class_series[1].tolist()
     assert tier_series[0].tolist() == tier_series[1].tolist()
+
+
+def test_a_parallel_group_with_repeated_publishes_beside_a_call_runs_on_the_event_path():
+    """Found by the wide fuzzer (seed 693, 193-request chunks): the second and third publishes
+    of `{tier: q, repeat: 3}` waited for the group's synchronous answer from `db`; when that
+    answer came back in the next chunk, the publishes reached `q` after it had been processed
+    past their times, and the vectorised path stopped with a SimulationError. Such a group is
+    now refused by the vectorised path with a reason, so auto runs it on the event path."""
+    data = {
+        "name": "uneven",
+        "simulation": {"duration": "4s", "warmup": "1s"},
+        "traffic": {"c": {"entry": "app", "rate": "50/s"}},
+        "tiers": {
+            "app": {
+                "service_time": "1ms",
+                "blocking": False,
+                "calls": [{"parallel": [{"tier": "q", "repeat": 3}, "db"]}],
+            },
+            "db": {"type": "database", "service_time": "5ms"},
+            "q": {"type": "queue", "service_time": "1ms", "publish_time": "1ms"},
+        },
+    }
+    model = scenariogen.load(data)
+    ok, reason = can_vectorise(model)
+    assert not ok and "publishes to 'q' 3 times in a parallel group" in reason, reason
+    assert "synchronous call to 'db'" in reason
+    single = scenariogen.load(
+        {
+            **data,
+            "tiers": {
+                **data["tiers"],
+                "app": {
+                    **data["tiers"]["app"],
+                    "calls": [{"parallel": [{"tier": "q", "repeat": 3}, "q"]}],
+                },
+            },
+        }
+    )
+    assert can_vectorise(single)[0]  # publishes only: the rounds need no answer
