@@ -346,3 +346,138 @@ def random_scenario(seed: int, requests: int = 4000) -> Data:
 
 def _copy(data: Data) -> Data:
     return yaml.safe_load(yaml.safe_dump(data))
+
+
+# ---- the wide generator: every feature the vectorised path claims ------------------------------
+#: Regions of a wide scenario, with their round trip.
+REGIONS = ("eu", "us")
+RTT = 0.030
+
+
+def random_wide_scenario(seed: int, requests: int = 4000) -> Data:
+    """`random_scenario`'s draw widened with the rest of what both paths run: regions (copies
+    of tiers, network delays, writes to a primary), a cdn with an origin shield, LRU and TTL
+    hit ratios, sharded databases and caches, affinity, empirical and two-percentile lognormal
+    service times, explicit Poisson arrivals, constant arrivals along a rate profile, blocking
+    call-free tiers and sizing keys. The
+    widening draws from a stream of its own, so `random_scenario(seed)` is unchanged.
+
+    Not drawn: `repeat` on a synchronous callee. Its second call waits for the first one's
+    answer from the same tier, which the vectorised path refuses (its processing order), so
+    such a scenario always runs on the event path."""
+    rnd = random.Random(seed)
+    widen = random.Random(seed * 7919 + 17)
+    for _ in range(ATTEMPTS):
+        data = _draw(rnd, seed)
+        _widen(widen, data)
+        model = load(_finish(_copy(data), 1.0, requests))
+        if not can_vectorise(model)[0]:
+            continue
+        peak = _model_peak_load(model, data)
+        scale = min(1.0, MAX_LOAD / peak) if peak > 0 else 1.0
+        return _finish(data, scale, requests)
+    raise AssertionError(f"seed {seed}: no vectorisable wide scenario in {ATTEMPTS} draws")
+
+
+def _model_peak_load(model: Model, data: Data) -> float:
+    """The highest offered load per worker over the model's tiers (copies, shards and shields
+    included) at peak rates: the model's classes are the scenario's split by region."""
+    demand = mean_work(model)
+    peak_of = {
+        name: _peak_rate(spec) / float(spec["rate"]) for name, spec in data["traffic"].items()
+    }
+    peaks = []
+    for traffic in model.classes:
+        base = traffic.name.split("@")[0]
+        peaks.append(float(traffic.rate or 0.0) * peak_of.get(base, 2.0))
+    return max(
+        sum(peaks[k] * float(demand[k, tier.index]) for k in range(len(peaks))) / tier.workers
+        for tier in model.tiers
+    )
+
+
+def _widen(rnd: random.Random, data: Data) -> None:
+    tiers: Data = data["tiers"]
+    for name, tier in tiers.items():
+        _widen_tier(rnd, name, tier, tiers)
+    for spec in data["traffic"].values():
+        if "arrivals" not in spec and rnd.random() < 0.3:
+            spec["arrivals"] = "poisson"
+        if spec.get("arrivals") == "constant" and rnd.random() < 0.4:
+            spec["profile"] = rnd.choice(["ramp", "step"])  # constant arrivals along a profile
+    if rnd.random() < 0.35:
+        _add_regions(rnd, data)
+
+
+def _widen_tier(rnd: random.Random, name: str, tier: Data, tiers: Data) -> None:
+    kind = tier["type"]
+    if "service_time" in tier and rnd.random() < 0.2:
+        tier["service_time"] = _odd_distribution(rnd, _service_mean(rnd))
+    if kind == "cache" and rnd.random() < 0.5:
+        tier["hit_ratio"] = _popularity(rnd)
+    if kind == "cache" and rnd.random() < 0.2 and "classes" not in tier:
+        tier["shards"] = {"count": rnd.randint(2, 3), "keys": 1000, "zipf": rnd.choice([0.0, 1.0])}
+    if kind == "cache" and rnd.random() < 0.3 and "shards" not in tier:
+        tier["type"] = "cdn"
+        tier["origin_shield"] = {"hit_ratio": round(rnd.uniform(0.2, 0.8), 3)}
+        if rnd.random() < 0.5:
+            tier["origin_shield"]["service_time"] = ms(0.002)
+    if kind == "database" and rnd.random() < 0.25:
+        tier["shards"] = {"count": rnd.randint(2, 3), "keys": 1000, "zipf": 1.0}
+    if kind == "service" and tier.get("instances", 1) > 1 and rnd.random() < 0.15:
+        tier.pop("balancing", None)
+        tier["affinity"] = {"by": rnd.choice(["ip_hash", "session"]), "clients": 50, "zipf": 0.5}
+    if not _makes_calls(tier) and kind in ("service", "database") and rnd.random() < 0.5:
+        tier["blocking"] = True
+    if rnd.random() < 0.2 and kind != "load_balancer":
+        tier["sizing"] = {"min": 1, "max": 8}
+
+
+def _call_lists(tier: Data) -> list[list[Any]]:
+    lists = [tier["calls"]] if "calls" in tier else []
+    lists += [o["calls"] for o in tier.get("classes", {}).values() if "calls" in o]
+    return lists
+
+
+def _makes_calls(tier: Data) -> bool:
+    return bool(_call_lists(tier)) or "on_miss" in tier or "backends" in tier
+
+
+def _odd_distribution(rnd: random.Random, mean: float) -> Any:
+    if rnd.random() < 0.5:
+        samples = [ms(mean * f) for f in rnd.choice([[0.5, 1.0, 1.5], [0.2, 0.2, 2.6], [1.0]])]
+        return {"dist": "empirical", "samples": samples}
+    return {"dist": "lognormal", "p50": ms(mean * 0.7), "p99": ms(mean * rnd.choice([3.0, 8.0]))}
+
+
+def _popularity(rnd: random.Random) -> Data:
+    if rnd.random() < 0.5:
+        return {"model": "lru", "capacity": rnd.choice([100, 500]), "keys": 2000, "zipf": 0.9}
+    return {"model": "ttl", "ttl": "2s", "keys": 2000, "zipf": 0.9, "rate": "200/s"}
+
+
+def _add_regions(rnd: random.Random, data: Data) -> None:
+    """Two regions RTT apart: some tiers in one region only, a primary for a database called
+    with `write: true`, classes from both regions by share or pinned to one."""
+    data["regions"] = {
+        REGIONS[0]: {"share": "60%", "rtt": {REGIONS[1]: ms(RTT)}},
+        REGIONS[1]: {"share": "40%"},
+    }
+    data["routing"] = {"policy": rnd.choice(["geo", "latency", "weighted"])}
+    tiers: Data = data["tiers"]
+    entries = {spec["entry"] for spec in data["traffic"].values()}
+    for name, tier in tiers.items():
+        if name not in entries and rnd.random() < 0.3:
+            tier["regions"] = [rnd.choice(REGIONS)]
+        if tier["type"] == "database" and "shards" not in tier:
+            tier["primary"] = rnd.choice(tier.get("regions", REGIONS))
+    primaries = [n for n, t in tiers.items() if "primary" in t]
+    for tier in tiers.values():
+        for steps in _call_lists(tier):
+            for index, step in enumerate(steps):
+                target = step if isinstance(step, str) else None
+                if target in primaries and rnd.random() < 0.8:
+                    steps[index] = {"tier": target, "write": True}
+    for spec in data["traffic"].values():
+        if rnd.random() < 0.3 or isinstance(spec.get("arrivals"), dict):
+            spec["region"] = rnd.choice(REGIONS)

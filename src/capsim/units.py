@@ -187,18 +187,30 @@ def _significant(value: float, digits: int = 4) -> str:
     return text.rstrip("0").rstrip(".")
 
 
+#: From here on a count is written as a power of ten (10^18: a billion billion).
+HUGE_COUNT = 1e18
+
+
 def format_count(count: float) -> str:
     """A count for people, to 3 significant digits with thousands separators and never in
-    exponent notation: 21987.4 -> ``22,000``, 3.6e9 -> ``3,600,000,000``, 2.5 -> ``2.5``."""
+    exponent notation: 21987.4 -> ``22,000``, 3.6e9 -> ``3,600,000,000``, 2.5 -> ``2.5``; from
+    HUGE_COUNT on, a power of ten: 5e300 -> ``5 x 10^300``."""
     if count == 0 or not math.isfinite(count):
         return f"{count:g}"
+    if abs(count) >= HUGE_COUNT:
+        # 1e300 requests would be 301 digits: a power of ten reads better than a wall of them.
+        mantissa, exponent = f"{count:.2e}".split("e")
+        return f"{float(mantissa):g} x 10^{int(exponent)}"
     rounded = float(f"{count:.3g}")
     return f"{rounded:,.0f}" if abs(rounded) >= 100 else _significant(rounded, 3)
 
 
 def option_count(count: float) -> str:
     """A count to type on the command line (an option's value): 2 significant digits, plain
-    digits that parse as a number: 24190 -> ``24000``."""
+    digits that parse as a number: 24190 -> ``24000``; ``inf`` from HUGE_COUNT on (no one
+    types 10^300, and the options that take a count accept inf)."""
+    if not abs(count) < HUGE_COUNT:
+        return "inf"
     return f"{float(f'{count:.2g}'):.0f}"
 
 

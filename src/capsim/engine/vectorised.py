@@ -87,6 +87,9 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
             "the call graph has a cycle (" + " -> ".join(cycle) + "); requests that revisit a "
             "tier need the event path"
         )
+    uneven = _uneven_parallel(model)
+    if uneven:
+        return False, uneven
     if _processing_order(model, _compile_programs(model)) is None:
         return False, (
             "a tier is called again after a call whose answer itself depends on that tier "
@@ -97,6 +100,38 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
         "every class is open and every tier is FIFO with fixed capacity, state-independent "
         "routing and non-blocking (or call-free) workers"
     )
+
+
+def _uneven_parallel(model: Model) -> str:
+    """Why a parallel group's branches cannot run in step ("" when they can).
+
+    The vectorised path runs a parallel group's branches round by round together: a branch's
+    second publish of a `repeat` waits for every first-round answer of the group. Its time is
+    still its own, but when another branch's synchronous answer comes back in the next chunk,
+    that publish reaches its queue after the queue has been processed past its time (found by
+    the differential fuzzer: a SimulationError at a chunk boundary)."""
+    for tier in model.tiers:
+        for work in tier.work:
+            for step in _parallels(work.calls):
+                repeated = [c for c in _calls_in(step.branches) if c.repeat > 1]
+                waited = [c for c in _calls_in(step.branches) if not model.tiers[c.tier].is_async]
+                if repeated and waited:
+                    return (
+                        f"tier '{tier.name}' publishes to '{model.tiers[repeated[0].tier].name}' "
+                        f"{repeated[0].repeat} times in a parallel group beside a synchronous "
+                        f"call to '{model.tiers[waited[0].tier].name}', whose rounds the "
+                        "vectorised path cannot keep apart"
+                    )
+    return ""
+
+
+def _parallels(steps: tuple[Step, ...]) -> list[Parallel]:
+    found: list[Parallel] = []
+    for step in steps:
+        if isinstance(step, Parallel):
+            found.append(step)
+            found.extend(_parallels(step.branches))
+    return found
 
 
 def _tier_obstacle(model: Model, tier: Tier) -> str:
@@ -1140,11 +1175,16 @@ class _Run:
             series.add_ages(done[keep], (done - arrived)[keep], self.series.bucket)
 
     def _per_bucket(self, times: np.ndarray) -> np.ndarray:
-        """How many of `times` fall in each bucket, counting only those inside the window."""
+        """How many of `times` fall in each bucket, counting only those inside the window.
+
+        By the edges themselves, as the event path's tiers count (a snapshot at each edge),
+        not `bucket_of`, which counts a time a hair below an edge in the next bucket."""
         assert self.series is not None
-        count = self.series.edges.size - 1
+        edges = self.series.edges
+        count = edges.size - 1
         inside = times[(times >= self.window_start) & (times < self.window_end)]
-        return np.bincount(bucket_of(inside, self.series.bucket, count), minlength=count)
+        rows = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, count - 1)
+        return np.bincount(rows, minlength=count)
 
     def _push(
         self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray

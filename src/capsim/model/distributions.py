@@ -88,7 +88,14 @@ class Distribution:
 
     # ---- moments ------------------------------------------------------------------------
     def moment(self, k: int) -> float:
-        """E[X^k] for k = 1, 2, 3."""
+        """E[X^k] for k = 1, 2, 3; infinity when it is beyond floating point (a constant of
+        1e300 s has a finite mean and an infinite second moment)."""
+        try:
+            return self._moment(k)
+        except OverflowError:
+            return math.inf
+
+    def _moment(self, k: int) -> float:
         kind, p = self.kind, self.params
         if kind == "constant":
             return p[0] ** k

@@ -72,10 +72,16 @@ TIER_HEADER = [
 ]
 
 
+def _rho(value: float | None) -> str:
+    """The offered load per worker; null in the data when it is infinite (a service time so
+    long that the capacity is 0/s)."""
+    return "inf" if value is None else f"{value:.3g}"
+
+
 def _overload_lines(data: dict[str, Any]) -> list[str]:
     """One line per overloaded tier: its load, its capacity and the key that adds capacity."""
     return [
-        f"OVERLOADED: {entry['tier']} (rho {entry['rho']:.3g}: {cells.rate(entry['offered_rate'])} "
+        f"OVERLOADED: {entry['tier']} (rho {_rho(entry['rho'])}: {cells.rate(entry['offered_rate'])} "
         f"offered, {cells.rate(entry['capacity'])} capacity); add capacity with "
         f"--set tiers.{entry['tier']}.{entry['add']}=... or lower the load"
         for entry in data.get("overloaded") or []

@@ -75,13 +75,34 @@ class Document:
 _PLAIN = "tag:capsim,2026:plain"
 
 
+class _TooManyNodes(Exception):
+    """The document holds more than MAX_NODES nodes before any alias is expanded."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__()
+        self.mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that marks untagged plain scalars, so that capsim decides what they mean."""
+    """SafeLoader that marks untagged plain scalars, so that capsim decides what they mean,
+    and stops composing at the MAX_NODES-th node: the pure-Python parser reads a few hundred
+    thousand nodes a second, so a 10 MiB flood of them would take a minute to be refused."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.composed = 0
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is yaml.ScalarNode and implicit[0]:
             return _PLAIN
         return super().resolve(kind, value, implicit)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            self.composed += 1
+            if self.composed > MAX_NODES:
+                raise _TooManyNodes(self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def _mark(node: yaml.Node) -> Position:
@@ -313,6 +334,16 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
     except RecursionError:
         raise ScenarioError(
             [Problem("the YAML is nested too deeply to be a scenario", file)]
+        ) from None
+    except _TooManyNodes as error:
+        message = (
+            f"the document holds more than {MAX_NODES:,} values; a scenario never needs that "
+            "many: read long profiles and samples from a file (profile: {file: rates.csv}, "
+            "samples file:)"
+        )
+        line, column = error.mark.line + 1, error.mark.column + 1
+        raise ScenarioError(
+            [Problem(message=message, file=file, line=line, column=column)]
         ) from None
     finally:
         loader.dispose()

@@ -38,6 +38,7 @@ from capsim.scenario.traffic_files import TrafficFileError, read_rate_series, re
 from capsim.textsafe import describe_unsafe, first_unsafe
 from capsim.units import (
     UnitError,
+    format_count,
     parse_duration,
     parse_rate,
     parse_ratio,
@@ -419,6 +420,14 @@ class ExponentialDist(_Strict):
     mean: PositiveDuration
 
 
+#: The widest spread of a lognormal or gamma time capsim draws: beyond it the draws and moments
+#: leave floating point (a cv of 1e300 squares to infinity, a gamma cv of 1e-300 to zero).
+MAX_CV = 1e6
+MIN_GAMMA_CV = 1e-6
+#: The widest p99 / p50 of a lognormal fitted from percentiles (sigma about 12).
+MAX_P99_OVER_P50 = 1e12
+
+
 class LognormalDist(_Strict):
     """Lognormal from its mean and cv, or fitted to two percentiles p50 and p99."""
 
@@ -439,10 +448,18 @@ class LognormalDist(_Strict):
                 raise invalid("a lognormal fitted from percentiles needs both p50 and p99")
             if self.p99 <= self.p50:
                 raise invalid("p99 must be greater than p50", at="p99")
+            if self.p99 > MAX_P99_OVER_P50 * self.p50:
+                raise invalid(
+                    f"p99 is more than {MAX_P99_OVER_P50:.0e} times p50, beyond what a "
+                    "lognormal can be drawn from; give a p99 closer to p50",
+                    at="p99",
+                )
         elif self.mean is None or self.cv is None:
             raise invalid(
                 "a lognormal needs mean and cv (e.g. mean: 20ms, cv: 1.5), or p50 and p99"
             )
+        elif self.cv > MAX_CV:
+            raise invalid(f"cv {self.cv:g} is above {MAX_CV:g}; give a cv of at most that", at="cv")
         return self
 
 
@@ -450,6 +467,16 @@ class GammaDist(_Strict):
     dist: Literal["gamma"]
     mean: PositiveDuration
     cv: PositiveNumber
+
+    @model_validator(mode="after")
+    def _drawable(self) -> GammaDist:
+        if not MIN_GAMMA_CV <= self.cv <= MAX_CV:
+            raise invalid(
+                f"cv {self.cv:g} is outside [{MIN_GAMMA_CV:g}, {MAX_CV:g}], where a gamma can be "
+                "drawn from (shape = 1 / cv^2); give a cv in that range (a constant for no spread)",
+                at="cv",
+            )
+        return self
 
 
 class UniformDist(_Strict):
@@ -2220,7 +2247,7 @@ class SimulationSpec(_Strict):
         horizon = self.duration + self.warmup_or_default
         if horizon / bucket > MAX_TIMESERIES_BUCKETS:
             raise invalid(
-                f"a bucket of {bucket:g}s makes {math.ceil(horizon / bucket)} buckets over the "
+                f"a bucket of {bucket:g}s makes {format_count(math.ceil(horizon / bucket))} buckets over the "
                 f"{horizon:g}s run (warm-up included); at most {MAX_TIMESERIES_BUCKETS}: use a "
                 f"bucket of at least {horizon / MAX_TIMESERIES_BUCKETS:.3g}s",
                 at="timeseries",

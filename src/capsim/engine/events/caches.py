@@ -13,6 +13,7 @@ from capsim.engine.events.draws import (
     _buffered,
 )
 from capsim.engine.events.signatures import Draw
+from capsim.engine.timeseries import bucket_at
 
 if TYPE_CHECKING:
     from capsim.engine.events.tier import _TierSim
@@ -60,7 +61,7 @@ def cold_cache(sim: _TierSim) -> Draw:
             sim.cache_lookups += 1
             sim.cache_hits += hit
         if series is not None:
-            b = min(int(now * inverse), last)
+            b = bucket_at(now, inverse, last)
             lookups[b] += 1
             hits[b] += hit
         return 1.0 if hit else 0.0

@@ -22,6 +22,7 @@ from capsim.engine.histogram import Histogram, Recorder
 from capsim.engine.result import ClassRun
 from capsim.engine.timeseries import (
     CompletionLog,
+    bucket_at,
 )
 from capsim.errors import SimulationError
 from capsim.model.distributions import Distribution
@@ -274,14 +275,14 @@ class _ClassTracker:
         self.log = CompletionLog(self.series, window.series.bucket)
 
     def arrived(self, now: float) -> None:
-        self.arrivals[min(int(now * self.inverse), self.last)] += 1
+        self.arrivals[bucket_at(now, self.inverse, self.last)] += 1
 
     def finished(self, arrived: float, ok: bool) -> None:
         now = self.env._now
         if ok:
             self.log.record(now, now - arrived)
         else:
-            self.errors[min(int(now * self.inverse), self.last)] += 1
+            self.errors[bucket_at(now, self.inverse, self.last)] += 1
 
     def flush(self) -> None:
         self.log.flush()
