@@ -1,8 +1,11 @@
-"""What a test's child process needs to take Ctrl-C as one started from a terminal does."""
+"""A test's child process: taking Ctrl-C as one started from a terminal does, and read as it
+goes."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 
 
 def sigint_at_its_default() -> None:
@@ -11,3 +14,19 @@ def sigint_at_its_default() -> None:
     inherits that, and Python then keeps ignoring it: a test that sends SIGINT to see capsim
     stop would watch it run on."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stderr_until(process: subprocess.Popen[str], text: str, seconds: float) -> str:
+    """The stderr of `process` up to the first line holding `text` (a progress line, with
+    CAPSIM_PROGRESS_INTERVAL=0: they come often), read as it comes, however busy the machine."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"no line with {text!r} in time:\n{seen}")

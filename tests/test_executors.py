@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from capsim.cli.app import app
-from childprocess import sigint_at_its_default
+from childprocess import sigint_at_its_default, stderr_until
 
 runner = CliRunner()
 
@@ -288,7 +288,7 @@ SLOW = SCENARIO.replace("duration: 20s", "duration: 2000s").replace("rate: 320/s
 def _wait_until_started(process: subprocess.Popen[str]) -> str:
     """Wait (however busy the machine) until `process`, started with CAPSIM_PROGRESS_INTERVAL=0,
     says its simulations were handed to the executor; its stderr so far."""
-    return _read_until(process, "started", 120.0)
+    return stderr_until(process, "started", 120.0)
 
 
 def test_a_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path, scheduler: str) -> None:
@@ -392,7 +392,7 @@ def test_a_stopped_dask_sweep_keeps_its_completed_points_and_exits_130(
         "sweep", str(path), "--vary", "simulation.duration=1s,2000s", "--executor", "dask",
         "--workers", "2", "-o", str(target), CAPSIM_PROGRESS_INTERVAL="0",
     )  # fmt: skip
-    before = _read_until(sweep, "done (2/4)", 60.0)
+    before = stderr_until(sweep, "done (2/4)", 60.0)
     started = time.monotonic()
     sweep.send_signal(sig)
     _stdout, after = sweep.communicate(timeout=120)
@@ -403,21 +403,6 @@ def test_a_stopped_dask_sweep_keeps_its_completed_points_and_exits_130(
     assert "Completed before the interruption" in stderr
     assert "simulation.duration=1s: p99" in stderr and "duration=2000s" not in stderr
     assert not target.exists()
-
-
-def _read_until(process: subprocess.Popen[str], text: str, seconds: float) -> str:
-    """stderr of `process` up to the first line holding `text` (progress lines come often)."""
-    assert process.stderr is not None
-    deadline = time.monotonic() + seconds
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen += line
-        if text in line:
-            return seen
-    raise AssertionError(f"no line with {text!r} in time:\n{seen}")
 
 
 def test_a_pool_worker_that_dies_is_exit_3_not_a_hang(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import capsim
 from capsim.cli.app import app
 from capsim.engine.limits import MAX_WAITING, estimate_memory
-from childprocess import sigint_at_its_default
+from childprocess import sigint_at_its_default, stderr_until
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -228,24 +228,10 @@ def _interrupt(
         env={**os.environ, "CAPSIM_PROGRESS_INTERVAL": "0"},
         preexec_fn=sigint_at_its_default,
     )
-    before = _stderr_until(process, once, seconds=120.0)
+    before = stderr_until(process, once, seconds=120.0)
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=60)
     return process.returncode, stdout, before + stderr
-
-
-def _stderr_until(process: subprocess.Popen[str], text: str, seconds: float) -> str:
-    assert process.stderr is not None
-    deadline = time.monotonic() + seconds
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen += line
-        if text in line:
-            return seen
-    raise AssertionError(f"no line with {text!r} in time:\n{seen}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -336,7 +322,7 @@ def test_ctrl_c_while_capsim_is_still_starting_is_a_clean_stop(
         text=True,
         preexec_fn=sigint_at_its_default,
     )
-    before = _stderr_until(process, "entry point loaded", seconds=60.0)
+    before = stderr_until(process, "entry point loaded", seconds=60.0)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)

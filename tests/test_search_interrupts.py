@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from childprocess import sigint_at_its_default
+from childprocess import sigint_at_its_default, stderr_until
 
 # Long enough per point (a few seconds) that the signal lands inside the search.
 SCENARIO = """\
@@ -41,22 +40,6 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_progress(process: subprocess.Popen[str], seconds: float) -> str:
-    """Wait until the search says it is measuring a point (however busy the machine is); its
-    stderr so far."""
-    assert process.stderr is not None
-    deadline = time.monotonic() + seconds
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen += line
-        if "point 1" in line:
-            return seen
-    raise AssertionError(f"the search said nothing of its first point:\n{seen}")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize(
     "command",
@@ -75,7 +58,7 @@ def test_an_interrupted_search_reports_its_points_and_leaves_no_file(
     process = _start(
         [command[0], str(scenario), *command[1:], "--format", "json", "-o", str(target)]
     )
-    before = _wait_for_progress(process, 120.0)
+    before = stderr_until(process, "point 1", 120.0)  # measuring its first point
     process.send_signal(sig)
     _stdout, stderr = process.communicate(timeout=120)
     stderr = before + stderr
