@@ -83,6 +83,7 @@ def test_a_failing_slo_exits_1_and_names_it(tmp_path: Path) -> None:
         (["check", "{steady}", "--baseline", "{steady}"], "not valid JSON"),
         (["check", "{steady}", "--baseline", "{list}"], "not a capsim result: "),
         (["check", "{steady}", "--tolerance", "lots"], "--tolerance"),
+        (["check", "{steady}", "--tolerance", "10"], "write 10% for 10 percent"),
         (["check", "{steady}", "--inconclusive", "maybe"], "maybe"),
         (["check", "{steady}", "--junit", "no-such-folder/junit.xml"], "does not exist"),
     ],
@@ -161,6 +162,22 @@ def test_noise_never_counts_as_a_regression_at_the_default_tolerance(
     for seed in ("3", "4", "5"):
         result = invoke(["check", str(steady), "--baseline", str(baseline), "--seed", seed])
         assert result.exit_code == 0, result.output
+
+
+def test_a_bare_10_meant_as_ten_percent_is_refused_rather_than_read_as_1000_percent(
+    steady: Path, baseline: Path
+) -> None:
+    # `--tolerance 10` read as a fraction would allow any figure to grow elevenfold: a gate
+    # that passes every regression. A plain number above 1 is refused with both spellings.
+    slower = ["--set", "tiers.app.service_time={dist: exponential, mean: 14ms}"]
+    bare = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "10", *slower])
+    assert bare.exit_code == 2, bare.output
+    assert "write 10% for 10 percent, or 1000%" in bare.output
+    percent = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "10%"])
+    fraction = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "0.1"])
+    assert "(tolerance 10%)" in percent.stdout and "(tolerance 10%)" in fraction.stdout
+    wide = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "150%"])
+    assert wide.exit_code == 0 and "(tolerance 150%)" in wide.stdout
 
 
 def test_without_replications_the_point_estimates_decide_and_the_output_says_so(
