@@ -129,6 +129,19 @@ def _interval(estimates: list[float]) -> list[float] | None:
     return None if interval is None else [interval[0], interval[1]]
 
 
+#: A queue's message-age statistics that carry a 95% interval across replications (what
+#: `capsim check` compares against a baseline).
+AGE_CI_KEYS = ("mean", "p99")
+
+
+def _age_intervals(per_run: list[TierRun]) -> dict[str, list[float] | None]:
+    """ci95 of a queue's mean and p99 message age, from each replication's own histogram."""
+    ages = [t.age for t in per_run if t.age is not None and t.age.n > 0]
+    if len(ages) < len(per_run):
+        return {f"age.{stat}": None for stat in AGE_CI_KEYS}
+    return {f"age.{stat}": _interval([_statistic(a, stat) for a in ages]) for stat in AGE_CI_KEYS}
+
+
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
@@ -425,6 +438,8 @@ def _summarise_tier(
         }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
+        if tier.kind == "queue":
+            entry["ci95"].update(_age_intervals(per_run))
     peak = peak_figures(tier, runs) if conditions_change else None
     if peak is not None:
         entry["peak"] = peak  # what its utilization and occupancy SLOs are judged on
