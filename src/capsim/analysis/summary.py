@@ -134,12 +134,20 @@ def _interval(estimates: list[float]) -> list[float] | None:
 AGE_CI_KEYS = ("mean", "p99")
 
 
+def age_estimates(per_run: list[TierRun]) -> dict[str, list[float]]:
+    """A queue's mean and p99 message age, one estimate per replication (NaN when empty)."""
+    empty = Histogram()
+    ages = [t.age if t.age is not None else empty for t in per_run]
+    return {f"age.{stat}": [_statistic(age, stat) for age in ages] for stat in AGE_CI_KEYS}
+
+
 def _age_intervals(per_run: list[TierRun]) -> dict[str, list[float] | None]:
-    """ci95 of a queue's mean and p99 message age, from each replication's own histogram."""
-    ages = [t.age for t in per_run if t.age is not None and t.age.n > 0]
-    if len(ages) < len(per_run):
-        return {f"age.{stat}": None for stat in AGE_CI_KEYS}
-    return {f"age.{stat}": _interval([_statistic(a, stat) for a in ages]) for stat in AGE_CI_KEYS}
+    """ci95 of a queue's mean and p99 message age, from each replication's own histogram
+    (null when a replication had no message done)."""
+    return {
+        key: None if any(math.isnan(v) for v in values) else _interval(values)
+        for key, values in age_estimates(per_run).items()
+    }
 
 
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
