@@ -284,6 +284,16 @@ def assess_stability(
     return Stability(stable=True, growth_rate=0.0)
 
 
+def _changes_during_run_at(model: Model, tier: Tier) -> bool:
+    """Whether load or capacity change during the run at `tier`, so that its stability is judged
+    at the end of the window (`late_onset`): `features.conditions_change_at` (another tier's
+    own autoscaler does not count), where a fault in force from the start to the end of the run
+    changes nothing over time. Under constant conditions a backlog that falls late in the window
+    is a fluctuation, as one that rises late is: the whole window decides."""
+    lasting = tuple(f for f in model.faults if not (f.at <= 0.0 and f.until is None))
+    return features.conditions_change_at(replace(model, faults=lasting), tier)
+
+
 def _growth_before(times: np.ndarray, trace: np.ndarray, until: float | None) -> float | None:
     """The backlog's growth rate when it grew clearly (and was not draining) before `until`,
     the first fault that lost the tier's servers and emptied its queue; else None."""
@@ -362,7 +372,7 @@ def _summarise_tier(
         per_run,
         runs,
         tier.workers,
-        late_onset=conditions_change,
+        late_onset=_changes_during_run_at(model, tier),
         servers_lost_at=_servers_lost_at(model, tier),
     )
     entry: dict[str, Any] = {
@@ -500,7 +510,7 @@ def _summarise_groups(model: Model, tier: Tier, runs: list[RunResult]) -> dict[s
             group_runs,
             runs,
             workers,
-            late_onset=features.conditions_change(model),
+            late_onset=_changes_during_run_at(model, tier),
             servers_lost_at=_servers_lost_at(model, tier),
         )
         out[name] = {
