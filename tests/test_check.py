@@ -83,6 +83,7 @@ def test_a_failing_slo_exits_1_and_names_it(tmp_path: Path) -> None:
         (["check", "{steady}", "--baseline", "{steady}"], "not valid JSON"),
         (["check", "{steady}", "--baseline", "{list}"], "not a capsim result: "),
         (["check", "{steady}", "--tolerance", "lots"], "--tolerance"),
+        (["check", "{steady}", "--tolerance", "10"], "write 10% for 10 percent"),
         (["check", "{steady}", "--inconclusive", "maybe"], "maybe"),
         (["check", "{steady}", "--junit", "no-such-folder/junit.xml"], "does not exist"),
     ],
@@ -161,6 +162,22 @@ def test_noise_never_counts_as_a_regression_at_the_default_tolerance(
     for seed in ("3", "4", "5"):
         result = invoke(["check", str(steady), "--baseline", str(baseline), "--seed", seed])
         assert result.exit_code == 0, result.output
+
+
+def test_a_bare_10_meant_as_ten_percent_is_refused_rather_than_read_as_1000_percent(
+    steady: Path, baseline: Path
+) -> None:
+    # `--tolerance 10` read as a fraction would allow any figure to grow elevenfold: a gate
+    # that passes every regression. A plain number above 1 is refused with both spellings.
+    slower = ["--set", "tiers.app.service_time={dist: exponential, mean: 14ms}"]
+    bare = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "10", *slower])
+    assert bare.exit_code == 2, bare.output
+    assert "write 10% for 10 percent, or 1000%" in bare.output
+    percent = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "10%"])
+    fraction = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "0.1"])
+    assert "(tolerance 10%)" in percent.stdout and "(tolerance 10%)" in fraction.stdout
+    wide = invoke(["check", str(steady), "--baseline", str(baseline), "--tolerance", "150%"])
+    assert wide.exit_code == 0 and "(tolerance 150%)" in wide.stdout
 
 
 def test_without_replications_the_point_estimates_decide_and_the_output_says_so(
@@ -345,4 +362,64 @@ def test_annotation_messages_escape_what_github_would_misread() -> None:
     (line,) = workflow_annotations(outcome, "dir/s,1.yaml")
     assert line.startswith(
         "::error file=dir/s%2C1.yaml,line=3,title=SLO failed%3A a%2C b%3A 50%25::"
+    )
+
+
+# --- A pipeline's queues: message age is a figure of its own -----------------------------------
+
+PIPELINE = """\
+name: pipeline
+seed: 1
+simulation: {duration: 20s, warmup: 2s, replications: 3}
+traffic:
+  events: {entry: api, rate: 100/s}
+tiers:
+  api: {type: service, concurrency: 4, service_time: 2ms, calls: [store]}
+  store:
+    type: queue
+    consumers: 2
+    service_time: 10ms
+    batch: {size: 50, linger: 100ms}
+"""
+
+
+def test_a_longer_batch_linger_that_ages_every_message_fails_the_gate(tmp_path: Path) -> None:
+    # Lingering 500 ms instead of 100 ms: batches of 1 + 10 messages become batches of 50
+    # filled in about 490 ms, so the mean age goes from about 100 x (1 + 10 / 2) / 11 + 10 =
+    # 65 ms to about 490 / 2 + 10 = 255 ms, while the consumers get *less* busy (fuller
+    # batches): no class latency or utilization rises, only the queue's own message age.
+    scenario = write(tmp_path, "pipeline.yaml", PIPELINE)
+    saved = tmp_path / "baseline.json"
+    made = invoke(["run", str(scenario), "--format", "json", "--output", str(saved)])
+    assert made.exit_code == 0, made.output
+    ages = json.loads(saved.read_text())["tiers"]["store"]["ci95"]
+    assert 0.055 < ages["age.mean"][0] < ages["age.mean"][1] < 0.075
+
+    same = invoke(["check", str(scenario), "--baseline", str(saved), "--seed", "2"])
+    assert same.exit_code == 0, same.output  # another seed: noise, never a regression
+
+    slower = ["--set", "tiers.store.batch={size: 50, linger: 500ms}"]
+    result = invoke(["check", str(scenario), "--baseline", str(saved), *slower])
+    assert result.exit_code == 1, result.output
+    assert re.search(r"REGRESSED  tier store age\.mean regressed: 2[3-5]\d\.\dms", result.stdout)
+    assert "REGRESSED  tier store age.p99" in result.stdout
+    assert "REGRESSED  tier store utilization" not in result.stdout
+
+
+def test_a_baseline_without_age_intervals_is_noted_rather_than_judged_on_point_estimates(
+    tmp_path: Path,
+) -> None:
+    # A baseline saved by a capsim that gave no interval for message age, with 3 replications:
+    # comparing the bare point estimates would fail pull requests on noise.
+    scenario = write(tmp_path, "pipeline.yaml", PIPELINE)
+    saved = tmp_path / "baseline.json"
+    invoke(["run", str(scenario), "--format", "json", "--output", str(saved)])
+    old = json.loads(saved.read_text())
+    for stat in ("age.mean", "age.p99"):
+        del old["tiers"]["store"]["ci95"][stat]
+    saved.write_text(json.dumps(old))
+    result = invoke(["check", str(scenario), "--baseline", str(saved), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "tier store age.p99 is not compared: the baseline has several replications" in (
+        result.stdout
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -73,3 +74,36 @@ def test_missing_files_and_other_results_exit_2(tmp_path):
     result = runner.invoke(app, ["compare", str(path), str(solved)])
     assert result.exit_code == 2
     assert "capsim solve" in result.stderr
+
+
+PIPELINE = """\
+name: pipeline
+seed: 1
+simulation: {duration: 20s, warmup: 2s, replications: 3}
+traffic:
+  events: {entry: api, rate: 100/s}
+tiers:
+  api: {type: service, concurrency: 4, service_time: 2ms, calls: [store]}
+  store:
+    type: queue
+    consumers: 2
+    service_time: 10ms
+    batch: {size: 50, linger: LINGER}
+"""
+
+
+def test_a_queue_shows_its_message_age_beside_utilization_as_check_compares_it(tmp_path):
+    # 100 messages/s lingering 100 ms make batches of about 11 (mean age about 65 ms); 500 ms
+    # make batches of 50 filled in 490 ms (mean age about 255 ms) on consumers less busy.
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text(PIPELINE.replace("LINGER", "100ms"))
+    b.write_text(PIPELINE.replace("LINGER", "500ms"))
+    result = compare(a, b, capsim_version=capsim.__version__)
+    store, api = result["tiers"]["store"], result["tiers"]["api"]
+    assert list(api) == ["utilization", "occupancy"]  # no age on a service
+    assert 0.055 < store["age.mean"]["a"] < 0.075 and 0.23 < store["age.mean"]["b"] < 0.26
+    assert store["age.mean"]["significant"] is True and store["age.p99"]["significant"] is True
+    assert store["utilization"]["diff"] < 0  # fewer, fuller batches: less busy, yet older
+    table = runner.invoke(app, ["compare", str(a), str(b)]).stdout
+    assert re.search(r"store\s+age\.mean\s+6\d\.\d\dms\s+2[3-5]\d\.\dms\s+\+", table)

@@ -36,7 +36,15 @@ CLASS_FIGURES: tuple[tuple[str, bool], ...] = (
     ("throughput", False),
 )
 #: Tier figures compared against the baseline.
-TIER_FIGURES: tuple[tuple[str, bool], ...] = (("utilization", True), ("occupancy", True))
+TIER_FIGURES: tuple[tuple[str, bool], ...] = (
+    ("utilization", True),
+    ("occupancy", True),
+    # A queue's message age (publish to done): a pipeline's own end-to-end latency, which no
+    # class latency includes and which a longer linger or a slower consumer call raises
+    # without raising any utilization.
+    ("age.mean", True),
+    ("age.p99", True),
+)
 #: An error rate that rises by less than this (absolute; 0.01 percentage points) is never a
 #: regression: from 0 errors, any error at all would otherwise exceed every relative tolerance.
 ERROR_RATE_FLOOR = 1e-4
@@ -323,6 +331,14 @@ def compare_results(
                     continue
                 base_ci = _interval(theirs[name], figure)
                 ci = _interval(entry, figure)
+                lacking = _interval_missing(baseline, base_ci, current, ci)
+                if lacking:
+                    notes.append(
+                        f"{section} {name} {figure} is not compared: the {lacking} has several "
+                        "replications but no interval for it (a result of an older capsim); "
+                        "refresh it to compare this figure."
+                    )
+                    continue
                 comparison = compare_figure(
                     base_value,
                     value,
@@ -361,6 +377,20 @@ def compare_results(
             "information. Set simulation.replications (or --replications) to 3 or more."
         )
     return checks, notes
+
+
+def _interval_missing(
+    baseline: dict[str, Any],
+    base_ci: tuple[float, float] | None,
+    current: dict[str, Any],
+    ci: tuple[float, float] | None,
+) -> str | None:
+    """The side ("baseline", "current run") that ran several replications yet carries no
+    interval for a figure: judging it on point estimates would fail the gate on noise."""
+    for side, data, interval in (("baseline", baseline, base_ci), ("current run", current, ci)):
+        if interval is None and int(data.get("replications") or 1) >= 2:
+            return side
+    return None
 
 
 def _held_longer(*tiers: dict[str, Any]) -> bool:

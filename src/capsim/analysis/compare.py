@@ -24,7 +24,13 @@ from capsim.analysis.results import (
 )
 from capsim.analysis.sizing import parse_load
 from capsim.analysis.stats import student_t_quantile, t_interval
-from capsim.analysis.summary import percentile_table, share_key, summarise, time_statistics
+from capsim.analysis.summary import (
+    age_estimates,
+    percentile_table,
+    share_key,
+    summarise,
+    time_statistics,
+)
 from capsim.engine.executors import Executor
 from capsim.engine.result import RunResult
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, run_batch
@@ -45,6 +51,8 @@ CLASS_METRICS: tuple[str, ...] = (
     "error_rate",
 )
 TIER_METRICS: tuple[str, ...] = ("utilization", "occupancy")
+#: A queue's message age (publish to done), compared beside its utilization and occupancy.
+QUEUE_METRICS: tuple[str, ...] = ("age.mean", "age.p99")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
@@ -130,6 +138,8 @@ def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, 
             busy.append(tier_run.busy_time / capacity)
             held.append(max(tier_run.occupied_time, tier_run.busy_time) / capacity)
         out[tier.name] = {"utilization": busy, "occupancy": held}
+        if tier.kind == "queue":
+            out[tier.name].update(age_estimates([run.tiers[tier.index] for run in runs]))
     return out
 
 
@@ -298,7 +308,7 @@ def compare(
         for name in dict.fromkeys([*a.data["classes"], *b.data["classes"]])
     }
     tiers = {
-        name: {m: _difference(a, b, "tiers", name, m, paired) for m in TIER_METRICS}
+        name: {m: _difference(a, b, "tiers", name, m, paired) for m in _tier_metrics(a, b, name)}
         for name in dict.fromkeys([*a.data["tiers"], *b.data["tiers"]])
     }
     notes = []
@@ -325,6 +335,13 @@ def compare(
         "slos": {"a": a.data.get("slos", []), "b": b.data.get("slos", [])},
         "notes": notes,
     }
+
+
+def _tier_metrics(a: _Side, b: _Side, name: str) -> tuple[str, ...]:
+    """Utilization and occupancy; and message age where either side's tier is a queue."""
+    entries = [side.data["tiers"].get(name) or {} for side in (a, b)]
+    queue = any(isinstance(entry.get("age"), dict) for entry in entries)
+    return (*TIER_METRICS, *QUEUE_METRICS) if queue else TIER_METRICS
 
 
 def _side_summary(side: _Side) -> dict[str, Any]:

@@ -129,6 +129,27 @@ def _interval(estimates: list[float]) -> list[float] | None:
     return None if interval is None else [interval[0], interval[1]]
 
 
+#: A queue's message-age statistics that carry a 95% interval across replications (what
+#: `capsim check` compares against a baseline).
+AGE_CI_KEYS = ("mean", "p99")
+
+
+def age_estimates(per_run: list[TierRun]) -> dict[str, list[float]]:
+    """A queue's mean and p99 message age, one estimate per replication (NaN when empty)."""
+    empty = Histogram()
+    ages = [t.age if t.age is not None else empty for t in per_run]
+    return {f"age.{stat}": [_statistic(age, stat) for age in ages] for stat in AGE_CI_KEYS}
+
+
+def _age_intervals(per_run: list[TierRun]) -> dict[str, list[float] | None]:
+    """ci95 of a queue's mean and p99 message age, from each replication's own histogram
+    (null when a replication had no message done)."""
+    return {
+        key: None if any(math.isnan(v) for v in values) else _interval(values)
+        for key, values in age_estimates(per_run).items()
+    }
+
+
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
@@ -263,6 +284,16 @@ def assess_stability(
     return Stability(stable=True, growth_rate=0.0)
 
 
+def _changes_during_run_at(model: Model, tier: Tier) -> bool:
+    """Whether load or capacity change during the run at `tier`, so that its stability is judged
+    at the end of the window (`late_onset`): `features.conditions_change_at` (another tier's
+    own autoscaler does not count), where a fault in force from the start to the end of the run
+    changes nothing over time. Under constant conditions a backlog that falls late in the window
+    is a fluctuation, as one that rises late is: the whole window decides."""
+    lasting = tuple(f for f in model.faults if not (f.at <= 0.0 and f.until is None))
+    return features.conditions_change_at(replace(model, faults=lasting), tier)
+
+
 def _growth_before(times: np.ndarray, trace: np.ndarray, until: float | None) -> float | None:
     """The backlog's growth rate when it grew clearly (and was not draining) before `until`,
     the first fault that lost the tier's servers and emptied its queue; else None."""
@@ -341,7 +372,7 @@ def _summarise_tier(
         per_run,
         runs,
         tier.workers,
-        late_onset=conditions_change,
+        late_onset=_changes_during_run_at(model, tier),
         servers_lost_at=_servers_lost_at(model, tier),
     )
     entry: dict[str, Any] = {
@@ -425,6 +456,8 @@ def _summarise_tier(
         }
     if replications > 1:
         entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
+        if tier.kind == "queue":
+            entry["ci95"].update(_age_intervals(per_run))
     peak = peak_figures(tier, runs) if conditions_change else None
     if peak is not None:
         entry["peak"] = peak  # what its utilization and occupancy SLOs are judged on
@@ -477,7 +510,7 @@ def _summarise_groups(model: Model, tier: Tier, runs: list[RunResult]) -> dict[s
             group_runs,
             runs,
             workers,
-            late_onset=features.conditions_change(model),
+            late_onset=_changes_during_run_at(model, tier),
             servers_lost_at=_servers_lost_at(model, tier),
         )
         out[name] = {

@@ -83,6 +83,12 @@ def parse_tolerance(text: str) -> float:
         ) from None
     if not 0.0 <= number < 100.0 or number != number:
         raise UsageError(f"--tolerance {text!r} must be a fraction of at least 0 (e.g. 10%)")
+    if number > 1.0 and not value.endswith("%"):
+        raise UsageError(
+            f"--tolerance {text!r} would allow a change of {number * 100:g}%: a plain number is "
+            f"a fraction (0.1 is 10%); write {value}% for {value} percent, or "
+            f"{number * 100:g}% if a change of that size is really meant"
+        )
     return number
 
 

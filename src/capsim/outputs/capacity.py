@@ -345,7 +345,7 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
 
 
 def _figure(metric: str, value: float | None) -> str:
-    if metric.startswith("latency."):
+    if metric.startswith(("latency.", "age.")):
         return cells.time(value)
     if metric == "throughput":
         return cells.rate(value)
@@ -358,7 +358,7 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
     diff = d["diff"]
     if diff is None:
         shown = cells.MISSING
-    elif metric.startswith("latency."):
+    elif metric.startswith(("latency.", "age.")):
         shown = ("+" if diff >= 0 else "-") + cells.time(abs(diff))
     elif metric == "throughput":
         shown = cells.rate_difference(diff)

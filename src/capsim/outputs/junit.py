@@ -20,7 +20,8 @@ def _figure(value: float | None, figure: str) -> str:
     """A figure in its unit: a time for latencies, a percentage for ratios, a rate otherwise."""
     if value is None:
         return cells.MISSING
-    if figure.startswith("latency.") or figure in ("mean", "p50", "p90", "p95", "p99", "p999"):
+    times = ("mean", "p50", "p90", "p95", "p99", "p999")
+    if figure.startswith(("latency.", "age.")) or figure in times:
         return cells.time(value)
     if figure in ("error_rate", "utilization", "occupancy"):
         return f"{value * 100:.4g}%"
