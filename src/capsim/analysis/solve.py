@@ -29,7 +29,7 @@ from capsim.model.types import (
     Tier,
     TrafficClass,
 )
-from capsim.model.visits import expected_visits
+from capsim.model.visits import expected_visits, per_message
 
 
 class UnstableModelError(CapsimError):
@@ -260,6 +260,12 @@ def _station(
     notes: list[str] = []
     if blocking_holds:
         notes.append("blocking workers: service is the holding time (work + calls), as exponential")
+    if per_message(tier) > 1:
+        notes.append(
+            f"batch consumers: a message costs 1/{per_message(tier)} of a batch's work and calls "
+            "(full batches: the capacity bound; at light load batches are partial, and the "
+            "linger is not in the waits), approx."
+        )
     lam = total / instances  # per instance
 
     def solved(figures: formulas.QueueFigures | None, **extra: Any) -> StationResult:
@@ -576,11 +582,18 @@ def _network(model: Model) -> _Network:
         model=model,
         visits=visits,
         open_rate=open_rate,
+        # Per message: a batch consumer's batch work shared by its (full) batch's messages.
         means=np.array(
-            [[t.work[k].service_time.mean for k in range(n_classes)] for t in model.tiers]
+            [
+                [t.work[k].service_time.mean / per_message(t) for k in range(n_classes)]
+                for t in model.tiers
+            ]
         ),
         seconds=np.array(
-            [[t.work[k].service_time.moment(2) for k in range(n_classes)] for t in model.tiers]
+            [
+                [t.work[k].service_time.moment(2) / per_message(t) ** 2 for k in range(n_classes)]
+                for t in model.tiers
+            ]
         ),
         own_visits=expected_visits(model, synchronous=True),
         passing=passing,
@@ -596,7 +609,7 @@ def _holding_times(net: _Network, per_class_response: np.ndarray) -> np.ndarray:
         _, calls, _ = _mean_response(model, k, per_class_response[k])
         for tier in model.tiers:
             holding[tier.index, k] = net.means[tier.index, k] + (
-                calls[tier.index] if tier.blocking else 0.0
+                calls[tier.index] / per_message(tier) if tier.blocking else 0.0
             )
     return holding
 

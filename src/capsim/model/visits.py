@@ -7,21 +7,29 @@ from collections.abc import Mapping
 import numpy as np
 
 from capsim import graphs
-from capsim.model.types import Call, Model, OneOf, Parallel, Step
+from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier
 
 
 def _calls(
     model: Model, class_index: int, passing: Mapping[int, float]
 ) -> dict[int, dict[int, float]]:
     """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse);
-    only the share `passing[i]` of the visits to tier i make its calls (a rate limit)."""
+    only the share `passing[i]` of the visits to tier i make its calls (a rate limit). A queue
+    whose consumers take batches makes its calls once per batch: 1 / `batch_size` per message
+    (full batches: the capacity bound; docs/dynamic.md, batch consumers)."""
     calls: dict[int, dict[int, float]] = {}
     for tier in model.tiers:
         targets: dict[int, float] = {}
         for step in tier.work[class_index].calls:
-            _add_sparse(targets, step, passing.get(tier.index, 1.0))
+            _add_sparse(targets, step, passing.get(tier.index, 1.0) / per_message(tier))
         calls[tier.index] = targets
     return calls
+
+
+def per_message(tier: Tier) -> int:
+    """How many messages share one piece of the tier's work and one round of its calls: a batch
+    consumer's batch size, 1 elsewhere."""
+    return max(tier.batch_size, 1)
 
 
 def _add_sparse(row: dict[int, float], step: Step, weight: float = 1.0) -> None:
@@ -72,5 +80,7 @@ def mean_work(model: Model) -> np.ndarray:
     demand = np.zeros_like(visits)
     for tier in model.tiers:
         for k in range(len(model.classes)):
-            demand[k, tier.index] = visits[k, tier.index] * tier.work[k].service_time.mean
+            demand[k, tier.index] = (
+                visits[k, tier.index] * tier.work[k].service_time.mean / per_message(tier)
+            )
     return demand
