@@ -1059,6 +1059,10 @@ def _tier_saturation(
     return {"max_rate": estimate, "max_rate_low": low}
 
 
+#: How saturate's note begins when p99 never reached the knee factor below saturation.
+KNEE_AT_SATURATION = "p99 stayed below the knee factor up to saturation"
+
+
 def _at_most_saturation(
     knee: float | None, saturation: float | None, notes: list[str]
 ) -> float | None:
@@ -1067,8 +1071,7 @@ def _at_most_saturation(
     if knee is None or saturation is None or knee <= saturation:
         return knee
     notes.append(
-        f"p99 stayed below the knee factor up to saturation: the knee is put at the "
-        f"saturation estimate, {saturation:.4g}/s"
+        f"{KNEE_AT_SATURATION}: the knee is put at the saturation estimate, {saturation:.4g}/s"
     )
     return saturation
 
