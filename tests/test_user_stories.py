@@ -240,3 +240,26 @@ def test_compare_marks_the_percentiles_either_side_estimated_from_too_few_reques
     row = next(line for line in shown.stdout.splitlines() if "latency.p9999" in line)
     assert row.count("*") == 2
     assert "* low sample: a q-percentile estimated from fewer than 10/(1-q) values" in shown.stdout
+
+
+def test_a_report_does_not_claim_p99_bent_where_saturate_only_capped_the_knee() -> None:
+    # A flash-sale report: the gateway's rate limit saturates the system at 558.5/s while p99
+    # stays flat up to there. saturate puts the knee at saturation and says why in a note; the
+    # report's summary said "p99 of checkout reaches 2x its light-load value near 558.5/s".
+    note = (
+        "p99 stayed below the knee factor up to saturation: the knee is put at the "
+        "saturation estimate, 558.5/s"
+    )
+    curve = {"knee": 558.46, "knee_factor": 2.0, "knee_class": "checkout", "notes": [note]}
+    report = SizingReport(result={"slos": [], "tiers": {}}, curve=curve)
+    sentences = summary_sentences(report)
+    assert (
+        "Latency knee: p99 stayed below 2x its light-load value up to saturation; the knee is "
+        "put at the saturation estimate, 558.5/s." in sentences
+    )
+    assert not any("reaches 2x" in s for s in sentences)
+    bent = SizingReport(result={"slos": [], "tiers": {}}, curve={**curve, "notes": []})
+    assert (
+        "Latency knee: p99 of checkout reaches 2x its light-load value near 558.5/s."
+        in summary_sentences(bent)
+    )

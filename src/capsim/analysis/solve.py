@@ -250,6 +250,8 @@ def _station(
     """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
     total = float(rates.sum())
     servers = min(tier.concurrency, tier.usable_workers)  # a partitioned queue's are capped
+    if _partition_fifos(tier) is not None:
+        servers = 1  # each partition is consumed by one worker at a time
     if capacity_cap is not None:
         servers = max(1, min(servers, capacity_cap // max(instances, 1)))
     if total <= 0 or instances == 0:
@@ -300,6 +302,18 @@ def _station(
         return solved(None, unstable_rho=rho)
     figures = _open_figures(tier, servers, instances, total, hold, scv)
     return solved(_approximate(figures) if blocking_holds else figures)
+
+
+def _partition_fifos(tier: Tier) -> int | None:
+    """The partitions of a queue whose every partition has a consumer free for it (partitions
+    at most its workers, one message at a time, no `max_depth`): each partition is then its own
+    FIFO with one worker, fed every N-th message (round robin), so the queue is N separate
+    single-worker stations, not one M/M/c (docs/dynamic.md#partitions). None otherwise."""
+    if tier.kind != "queue" or tier.partitions is None or tier.batch_size > 1:
+        return None
+    if tier.max_queue is not None or tier.partitions > tier.workers:
+        return None
+    return tier.partitions
 
 
 def capacity_key(tier: Tier, group: str = "instances") -> str:
@@ -629,7 +643,7 @@ def _solve_stations(
                 ("replicas", rates[:, tier.index] * read, tier.replicas),
             ]
         else:
-            groups = [("instances", rates[:, tier.index], tier.servers)]
+            groups = [("instances", rates[:, tier.index], _partition_fifos(tier) or tier.servers)]
         i = tier.index
         stations[i] = [
             (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))

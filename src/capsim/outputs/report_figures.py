@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from capsim.analysis.saturate import KNEE_AT_SATURATION
 from capsim.outputs import cells
 from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
 from capsim.units import format_duration
@@ -461,6 +462,20 @@ def saturation_figures(
     return figures
 
 
+def _knee_sentence(curve: dict[str, Any]) -> str:
+    """Where p99 bends; when saturate put the knee at saturation because p99 never reached the
+    factor below it (its note says so), the sentence says that rather than claim p99 got there."""
+    factor = curve.get("knee_factor") or 2
+    if any(note.startswith(KNEE_AT_SATURATION) for note in curve.get("notes", [])):
+        return (
+            f"Latency knee: p99 stayed below {factor:g}x its light-load value up to "
+            f"saturation; the knee is put at the saturation estimate, {_rate(curve['knee'])}."
+        )
+    who = f"p99 of {curve['knee_class']}" if curve.get("knee_class") else "p99"
+    near = _rate(curve["knee"])
+    return f"Latency knee: {who} reaches {factor:g}x its light-load value near {near}."
+
+
 def summary_sentences(report: SizingReport) -> list[str]:
     """The verdict, the bottleneck and the knee in plain sentences."""
     result = report.result
@@ -501,12 +516,7 @@ def summary_sentences(report: SizingReport) -> list[str]:
             )
     curve = report.curve
     if curve and curve.get("knee") is not None:
-        who = f"p99 of {curve['knee_class']}" if curve.get("knee_class") else "p99"
-        factor = curve.get("knee_factor") or 2
-        sentences.append(
-            f"Latency knee: {who} reaches {factor:g}x its light-load value near "
-            f"{_rate(curve['knee'])}."
-        )
+        sentences.append(_knee_sentence(curve))
     if curve and curve.get("max_rate_meeting_slos") is not None:
         sentences.append(
             f"Every SLO holds up to about {_rate(curve['max_rate_meeting_slos'])} of open traffic."
