@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 import capsim
-from capsim.cli.interrupts import report_interrupt
+from capsim.cli.interrupts import report_interrupt, sigterm_as_ctrl_c
 from capsim.errors import CapsimError, Interrupted, ScenarioError, clip
 from capsim.textsafe import visible
 
@@ -159,10 +159,7 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)
     try:
         yield
     finally:

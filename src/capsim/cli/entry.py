@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from capsim.cli.interrupts import interrupt_was_reported
+from capsim.cli.interrupts import interrupt_was_reported, sigterm_as_ctrl_c
 
 #: The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as shells use.
 INTERRUPTED = 130
@@ -22,7 +22,7 @@ _STOPPED_EARLY = "interrupted while capsim was starting; nothing was run."
 def main() -> None:
     """Run the command line; a stop before a command could say so itself is said here."""
     try:
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)
         from capsim.cli.app import main as run_command_line
 
         run_command_line()
@@ -34,10 +34,6 @@ def main() -> None:
         if stop.code == INTERRUPTED and not interrupt_was_reported():
             _say_stopped_early()
         raise
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _say_stopped_early() -> None:

@@ -1,5 +1,6 @@
-"""Whether the user has already been told about a Ctrl-C/SIGTERM stop (so the entry point does
-not say it a second time). Set by `exit_codes`, read by `capsim.cli.entry`."""
+"""Ctrl-C and SIGTERM stops: SIGTERM made a Ctrl-C, and whether the user has already been told
+about a stop (so the entry point does not say it a second time; set by `exit_codes`, read by
+`capsim.cli.entry`). Standard library only: the entry point imports it before anything heavy."""
 
 from __future__ import annotations
 
@@ -12,3 +13,8 @@ def report_interrupt() -> None:
 
 def interrupt_was_reported() -> bool:
     return _reported[0]
+
+
+def sigterm_as_ctrl_c(signum: int, frame: object) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does (partial results, exit 130)."""
+    raise KeyboardInterrupt

@@ -241,7 +241,6 @@ class _WorkerWatch:
         codes.sort(key=lambda code: code == -signal.SIGTERM)
         return codes[0] if codes else None
 
-
     def _wait_for_every_exit(self, seconds: float = 5.0) -> None:
         """Wait until each (terminated) worker's exit is known. A dead worker's pipe closes a
         moment before the kernel reports its exit status, and the pool's own thread may be
