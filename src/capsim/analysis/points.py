@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.load_peaks import peak_open_rate
 from capsim.analysis.peak import tier_peak
 from capsim.analysis.phases import judge_by_phase
 from capsim.analysis.report import Report
@@ -50,8 +51,10 @@ RERUN_FACTOR = 2
 
 
 def open_rate(model: Model) -> float:
-    """Total offered rate of the open classes, as `solve` counts it (a profile at its peak)."""
-    return float(sum(c.peak_rate(model.horizon) for c in model.classes if not c.is_closed))
+    """Total offered rate of the open classes, as `solve` counts it: the highest total over
+    the run (a profile at its peak; class parts that take turns, such as a lost region's
+    clients before and after DNS moved them, counted once)."""
+    return peak_open_rate(model)
 
 
 def scale_open_traffic(model: Model, factor: float) -> Model:
