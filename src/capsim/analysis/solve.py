@@ -12,11 +12,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults
+from capsim.analysis.solve_keda import (
+    QueueState,
+    SettledConsumers,
+    polls_per_window,
+    settle_consumers,
+)
 from capsim.errors import CapsimError
 from capsim.model.types import (
     PERCENTILES,
@@ -771,6 +778,9 @@ def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
     mix = _mix(net, point)
     max_rate: dict[str, float] = {}
     for tier in net.model.tiers:
+        scaling = tier.consumer_scaling
+        if scaling is not None:  # its scaler can add consumers up to its max as the load grows
+            tier = replace(tier, concurrency=scaling.max * scaling.per_consumer)
         max_rate[tier.name] = _tier_max_rate(
             tier,
             mix[:, tier.index] * net.unlimited_visits[:, tier.index],
@@ -1074,10 +1084,12 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     its figures at saturation, the classes through it without latency, and `overloaded` and
     `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
     """
+    model, settled = settle_consumers(model, _queue_state)
     net = _network(model)
     point = _fixed_point(net)
     closed, total_open = net.closed, net.total_open
     notes = _profile_peak_notes(model)
+    notes.extend(_settled_consumer_notes(settled))
     notes.extend(_arrival_process_notes(model, point.stations))
     notes.extend(spot_notes(model))
     if len(closed) > 1 or (closed and net.open_rate.sum() > 0):
@@ -1146,6 +1158,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             if tier_out["offered_rate"] > 0
             else 0.0,
         }
+    for where in settled:
+        tiers_out[where.tier]["autoscale"] = _settled_entry(where)
     _quote_overloaded_at_capacity(model, overloaded, tiers_out, total_open)
     classes_out = {
         traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
@@ -1175,6 +1189,86 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,
         "overloaded": overloaded,
         "notes": notes,
+    }
+
+
+def _queue_state(model: Model, index: int) -> QueueState:
+    """The queue at `index` solved at its consumers, as its KEDA scaler reads it: the mean
+    backlog (arrivals x mean wait, Little's law) or lag (backlog plus messages being consumed),
+    and the highest a stabilization window's polls typically read (`_window_high`)."""
+    point = _fixed_point(_network(model))
+    station = point.stations[index][0][1]
+    scaling = model.tiers[index].consumer_scaling
+    figures = station.figures
+    if station.unstable_rho is not None or figures is None or scaling is None:
+        return QueueState(False, math.inf, station.arrival_rate, math.inf)
+    backlog = station.arrival_rate * figures.mean_wait
+    busy = station.arrival_rate * station.holding_time
+    workers = station.instances * model.tiers[index].concurrency
+    share = 1.0 / (polls_per_window(scaling) + 1)  # the max of n polls: the 1 - 1/(n+1) quantile
+    high = _window_high(backlog, figures.p_wait, busy, workers, share, scaling.metric == "lag")
+    mean = backlog + busy if scaling.metric == "lag" else backlog
+    return QueueState(True, mean, station.arrival_rate, high)
+
+
+def _window_high(
+    backlog: float, p_wait: float, busy: float, workers: int, share: float, lag: bool
+) -> float:
+    """The metric exceeded with probability `share`: messages waiting have the M/M/c tail
+    P(waiting > k) = P(wait) r^(k+1), r = Lq / (P(wait) + Lq) (r = rho for M/M/c); with `lag`,
+    plus the messages being consumed, Poisson(busy) below the workers (all of them busy when
+    messages wait)."""
+    ratio = backlog / (p_wait + backlog) if backlog > 0 and p_wait > 0 else 0.0
+    waiting = 0.0
+    if ratio > 0 and p_wait * ratio > share:
+        waiting = math.ceil(math.log(share / p_wait) / math.log(ratio) - 1.0)
+    if not lag:
+        return waiting
+    if p_wait * ratio > share:
+        return workers + waiting
+    return min(float(stats.poisson.ppf(1.0 - share, busy)), float(workers))
+
+
+def _settled_consumer_notes(settled: list[SettledConsumers]) -> list[str]:
+    """One sentence per KEDA queue: the consumers it is solved at, and why."""
+    notes = []
+    for where in settled:
+        scaling = where.scaling
+        text = (
+            f"queue {where.tier} scales its consumers on its {scaling.metric} ({scaling.min}.."
+            f"{scaling.max}, target {scaling.target:g} per consumer): solved at "
+            f"{where.consumers} consumers, "
+        )
+        if where.metric is None:
+            text += "its max, which does not keep it in steady state"
+        elif len(where.cycle) == 1:
+            text += (
+                f"where its scaler settles at this load (mean {scaling.metric} "
+                f"{where.metric:,.1f} messages: its rule keeps the count)"
+            )
+        else:
+            others = ", ".join(str(c) for c in sorted(set(where.cycle)) if c != where.consumers)
+            text += (
+                f"the count its scaler holds most of the time: at this load it goes round "
+                f"{' -> '.join(str(c) for c in where.cycle)} (with {others} the "
+                f"{scaling.metric} asks for more, or grows; with {where.consumers} it asks for "
+                f"fewer after its {scaling.scale_down_stabilization:g}s stabilization window), "
+                "so the lower counts' waits are not in these figures: run the simulation"
+            )
+        notes.append(text + f"; its saturation rate counts all {scaling.max} it may run")
+    return notes
+
+
+def _settled_entry(where: SettledConsumers) -> dict[str, Any]:
+    scaling = where.scaling
+    return {
+        "metric": scaling.metric,
+        "target": scaling.target,
+        "min": scaling.min,
+        "max": scaling.max,
+        "consumers": where.consumers,
+        scaling.metric: _round(where.metric),
+        "cycle": list(where.cycle),
     }
 
 
