@@ -17,6 +17,10 @@ from dataclasses import dataclass, replace
 
 from capsim.model.types import ConsumerScaling, Model, Tier
 
+#: Counts the HPA rule is followed through at most (each a solve of the network); it ends on a
+#: count or a cycle in a handful of steps in practice.
+MOST_STEPS = 64
+
 
 @dataclass(frozen=True)
 class QueueState:
@@ -106,10 +110,11 @@ def _where_it_settles(
     if judged(count).arrival_rate == 0.0:
         return scaling.min, 0.0, (scaling.min,)
     visited: list[int] = []
-    while count not in visited:
+    while count not in visited and len(visited) < MOST_STEPS:
         visited.append(count)
         count = next_count(scaling, count, judged(count))
-    cycle = tuple(visited[visited.index(count) :])
+    # A rule still wandering after MOST_STEPS counts: its last ones stand for the cycle.
+    cycle = tuple(visited[visited.index(count) :] if count in visited else visited[-2:])
     held = max(cycle)
     state = judged(held)
     return held, state.metric if state.stable else None, cycle
