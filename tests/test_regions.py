@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import capsim
+from capsim.analysis.points import open_rate
 from capsim.cli.app import app
 from capsim.engine.runner import choose_path
 from capsim.errors import ScenarioError
@@ -532,6 +533,29 @@ def test_solve_does_not_judge_the_objectives_of_class_parts_a_region_fault_moves
         assert verdicts[moved]["passed"] is None
         assert "region fault moves" in verdicts[moved]["reason"]
     assert data["passed"] is True  # not judged is not failed
+
+
+def test_solve_counts_a_lost_regions_clients_once():
+    # global-shop in small: eu has 60% of 330/s, us 40%; us is lost and its 132/s move to eu.
+    # browse@us and browse@us->eu take turns (the first busy before the loss, the second after
+    # the move), so the shop is offered 330/s at every moment. solve summed each part's own
+    # peak: 462/s offered, and db@eu, which takes us's writes before the loss and all of us's
+    # calls after the move, 414/s instead of its 390/s after the move (180 + 120 browse reads,
+    # 3 calls for each of 30 checkouts).
+    model = capsim.build_model(
+        load_scenario(Path(__file__).parents[1] / "scenarios" / "global-shop.yaml")
+    )
+    data = capsim.solve(model, capsim_version="test")
+    assert data["bottleneck"]["offered_rate"] == pytest.approx(330.0)
+    assert data["tiers"]["db@eu-west"]["offered_rate"] == pytest.approx(390.0)
+    # Each copy is solved at its own busiest moment: eu after the move, us before the loss.
+    assert data["tiers"]["app@eu-west"]["offered_rate"] == pytest.approx(330.0)
+    assert data["tiers"]["app@us-east"]["offered_rate"] == pytest.approx(132.0)
+    # The bound is in requests of the shop's true total: 330/s times db@eu's headroom.
+    db = data["tiers"]["db@eu-west"]
+    assert data["bottleneck"]["tier"] == "db@eu-west"
+    assert data["bottleneck"]["saturation_rate"] == pytest.approx(db["max_rate"])
+    assert open_rate(model) == pytest.approx(330.0)  # saturate's and size's offered rate
 
 
 def test_solve_s_table_shows_an_unjudged_objective_as_not_judged(tmp_path):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import capsim
 from capsim.cli.app import app
+from capsim.engine.runner import run_replication
 from capsim.scenario import load_scenario
 
 runner = CliRunner()
@@ -223,3 +224,72 @@ def test_a_fault_from_the_start_makes_the_first_phase_the_faulty_one(tmp_path):
     assert during["observed"] == pytest.approx(2 / 3, rel=0.01) and during["passed"] is False
     assert after["label"].startswith("fault over: app loses 1")
     assert verdict["broke_at"] == 0.0
+
+
+SLOWED = """\
+version: 1
+name: slowed
+seed: 1
+simulation: {duration: 30s, warmup: 0s, timeseries: 1s}
+traffic:
+  web: {entry: app, rate: 20/s, arrivals: constant}
+tiers:
+  app: {instances: 4, concurrency: 1, service_time: 180ms, calls: [jobs]}
+  jobs: {type: queue, consumers: 4, service_time: 100ms}
+faults:
+  - {at: 15s, tier: app, lose: 1}
+  - {at: 15s, tier: jobs, slowdown: 4x}
+slos:
+  - {tier: app, wait_mean: 1s}
+  - {tier: jobs, age_mean: 2s}
+  - {tier: jobs, age_max: 5s}
+"""
+
+
+def test_a_mean_wait_and_a_message_age_after_the_fault_are_judged_on_their_phase(tmp_path):
+    # Before 15 s each of the 4 instances gets a request every 200 ms and works 180 ms: nobody
+    # waits. After losing one, each survivor gets one every 150 ms: waits grow by 30 ms a
+    # request. The whole window's mean wait (0.58 s) hid that behind the calm half; the phase
+    # after the loss, by Little's law (request-seconds waiting over requests served), is
+    # 1.27 s. The queue's consumers slowed to 400 ms fall behind likewise: messages done after
+    # the fault are 3.2 s old on average, against 1.15 s over the whole window.
+    data = capsim.simulate(capsim.build_model(load_scenario(write(tmp_path, SLOWED)))).data
+    wait, age, oldest = data["slos"]
+    assert wait["whole_window"] == pytest.approx(0.576, abs=0.01)
+    assert [p["observed"] for p in wait["phases"]] == [0.0, pytest.approx(1.267, abs=0.01)]
+    assert wait["passed"] is False and wait["broke_at"] == 15.0
+    # Ages per phase are exact (each bucket keeps the sum and the largest of its messages').
+    assert age["whole_window"] == pytest.approx(data["tiers"]["jobs"]["age"]["mean"])
+    assert age["whole_window"] == pytest.approx(1.15, abs=0.01)
+    assert age["phases"][0]["observed"] == pytest.approx(0.1)
+    assert age["phases"][1]["observed"] == pytest.approx(3.22, abs=0.01)
+    assert age["passed"] is False and age["broke_at"] == 15.0
+    # The oldest message is the whole window's max either way; its phase says when.
+    assert oldest["observed"] == pytest.approx(data["tiers"]["jobs"]["age"]["max"])
+    assert oldest["phases"][0]["observed"] == pytest.approx(0.1)
+    assert oldest["broke_at"] == 15.0
+    assert not any("judged on the whole window" in line for line in data["warnings"])
+    assert any(
+        line.startswith("SLO 'app wait_mean <= 1s' broke at t = 15s") for line in data["warnings"]
+    )
+
+
+@pytest.mark.parametrize("path", ["events", "vectorised"])
+def test_both_engine_paths_keep_each_bucket_s_message_ages_exactly(tmp_path, path):
+    # The phases' mean and max age come from these sums and maxima; both paths keep them.
+    text = (
+        SLOWED.replace("faults:\n  - {at: 15s, tier: app, lose: 1}\n", "")
+        .replace("  - {at: 15s, tier: jobs, slowdown: 4x}\n", "")
+        .replace("service_time: 180ms,", "service_time: 100ms, blocking: false,")
+    )
+    model = capsim.build_model(load_scenario(write(tmp_path, text)))
+    run = run_replication(model, 0, path=path)
+    assert run.series is not None
+    jobs = run.series.tiers[model.tier_index["jobs"]]
+    assert jobs.age is not None and jobs.age_sum is not None and jobs.age_max is not None
+    done = jobs.age.sum()
+    assert done == pytest.approx(run.tiers[model.tier_index["jobs"]].age.n)
+    # Every message waits nothing and works 100 ms: each bucket's mean and max are 100 ms.
+    busy = jobs.age.sum(axis=1) > 0
+    assert jobs.age_sum[busy] / jobs.age.sum(axis=1)[busy] == pytest.approx(0.1)
+    assert jobs.age_max[busy] == pytest.approx(0.1)

@@ -213,12 +213,22 @@ def _sides(
     return a, b
 
 
-def _half_width_se(entry: dict[str, Any], metric: str, replications: int) -> float | None:
+def _half_width_se(
+    entry: dict[str, Any], metric: str, replications: int, value: float
+) -> float | None:
+    """The standard error behind a saved ci95: its half-width over t. An interval cut at the
+    figure's possible values (0, or 1 for a share: docs/results.md) keeps its other end, whose
+    distance from the figure is the half-width."""
     interval = (entry.get("ci95") or {}).get(metric)
     if not interval or replications < 2 or None in interval:
         return None
     t = student_t_quantile(0.975, replications - 1)
-    return (interval[1] - interval[0]) / 2.0 / t
+    low, high = float(interval[0]), float(interval[1])
+    if low == 0.0 < high:
+        return max(high - value, 0.0) / t
+    if high == 1.0 > low and metric in ("error_rate", "utilization", "occupancy"):
+        return max(value - low, 0.0) / t
+    return (high - low) / 2.0 / t
 
 
 def _difference(
@@ -258,8 +268,8 @@ def _difference(
         interval = t_interval(pairs) if len(pairs) >= 2 else None
         method = "paired t over replications (common random numbers)"
     else:
-        se_a = _half_width_se(entry_a or {}, metric, int(a.data.get("replications", 1)))
-        se_b = _half_width_se(entry_b or {}, metric, int(b.data.get("replications", 1)))
+        se_a = _half_width_se(entry_a or {}, metric, int(a.data.get("replications", 1)), value_a)
+        se_b = _half_width_se(entry_b or {}, metric, int(b.data.get("replications", 1)), value_b)
         if se_a is not None and se_b is not None:
             df = min(int(a.data["replications"]), int(b.data["replications"])) - 1
             half = student_t_quantile(0.975, df) * math.hypot(se_a, se_b)

@@ -5,9 +5,9 @@ tier that is overloaded for the rest of the run after losing instances can pass 
 A run's *phases* are the parts of its measured window between the moments its conditions change
 because of a fault: each fault's start and end, and the end of each DNS move of traffic (a lost
 region's clients, or a failed provider's share, done moving: `Model.traffic_moves`). A tier
-objective whose figure has a per-bucket record (`utilization`, `occupancy`, a queue's `age_*`)
-is judged on each phase from the time-series buckets wholly inside it, pooled over
-replications; the verdict's figure is the worst of the phases and of the whole window.
+objective whose figure has a per-bucket record (`utilization`, `occupancy`, `wait_mean`, a
+queue's `age_*`) is judged on each phase from the time-series buckets wholly inside it, pooled
+over replications; the verdict's figure is the worst of the phases and of the whole window.
 """
 
 from __future__ import annotations
@@ -62,11 +62,12 @@ def phases(model: Model, warmup: float, horizon: float) -> list[Phase]:
 def judged_by_phase(slo: Slo) -> bool:
     """Whether a tier objective's figure is recorded per bucket, so it can be judged by phase.
 
-    A `backlog` is the highest backlog at any moment, already the worst state; `wait_*`, and
-    an age's mean, max or a percentile beyond SPEC's, have no per-bucket record."""
+    A `backlog` is the highest backlog at any moment, already the worst state. A wait's
+    percentiles and max have no per-bucket record (docs/results.md says why); its mean has one
+    by Little's law (request-seconds waiting over requests served)."""
     statistic = slo.statistic
     return slo.tier_index is not None and (
-        statistic in ("utilization", "occupancy")
+        statistic in ("utilization", "occupancy", "wait_mean", "age_mean", "age_max")
         or (statistic.removeprefix("age_") in PERCENTILES and statistic.startswith("age_"))
     )
 
@@ -96,16 +97,36 @@ def _share_held(model: Model, slo: Slo, runs: list[RunResult], rows: np.ndarray)
 
 
 def _age_statistic(model: Model, slo: Slo, runs: list[RunResult], rows: np.ndarray) -> float | None:
-    """A queue's message-age statistic over the messages done in these buckets, pooled."""
+    """A queue's message-age statistic over the messages done in these buckets, pooled: a
+    percentile from the per-bucket histograms, the mean and the max exact."""
     tier = model.tiers[slo.tier_index or 0]
-    ages = [run.series.tiers[tier.index].age for run in runs if run.series is not None]
-    if len(ages) != len(runs) or any(a is None for a in ages):
+    series = [run.series.tiers[tier.index] for run in runs if run.series is not None]
+    if len(series) != len(runs) or any(s.age is None for s in series):
         return None
-    counts = np.sum([a[rows].sum(axis=0) for a in ages if a is not None], axis=0)[None, :]
+    counts = np.sum([s.age[rows].sum(axis=0) for s in series if s.age is not None], axis=0)
     if counts.sum() == 0:
         return None
+    if slo.statistic == "age_mean":
+        return sum(float(s.age_sum[rows].sum()) for s in series if s.age_sum is not None) / float(
+            counts.sum()
+        )
+    if slo.statistic == "age_max":
+        return max(float(s.age_max[rows].max()) for s in series if s.age_max is not None)
     quantile = PERCENTILES[slo.statistic.removeprefix("age_")]
-    return float(quantile_per_bucket(counts, quantile)[0])
+    return float(quantile_per_bucket(counts[None, :], quantile)[0])
+
+
+def _mean_wait(model: Model, slo: Slo, runs: list[RunResult], rows: np.ndarray) -> float | None:
+    """Little's law over these buckets, pooled: request-seconds spent waiting for a worker over
+    the requests that arrived and were not turned away (None: none arrived)."""
+    tier = model.tiers[slo.tier_index or 0]
+    waited = served = 0.0
+    for run in runs:
+        assert run.series is not None
+        series = run.series.tiers[tier.index]
+        waited += float(series.queue_time[rows].sum())
+        served += float((series.arrivals[rows] - series.errors[rows]).sum())
+    return waited / served if served > 0 else None
 
 
 def phase_figure(model: Model, slo: Slo, runs: list[RunResult], phase: Phase) -> float | None:
@@ -119,6 +140,8 @@ def phase_figure(model: Model, slo: Slo, runs: list[RunResult], phase: Phase) ->
         return None
     if slo.statistic.startswith("age_"):
         return _age_statistic(model, slo, runs, rows)
+    if slo.statistic == "wait_mean":
+        return _mean_wait(model, slo, runs, rows)
     return _share_held(model, slo, runs, rows)
 
 
@@ -199,6 +222,6 @@ def whole_window_sentence(slo: Slo, model: Model) -> str | None:
     return (
         f"SLO '{slo.text}' is judged on the whole window: its figure is not recorded per "
         "phase of a run with faults, so a state after a fault can hide in the average; "
-        "utilization, occupancy and age percentile objectives are judged phase by phase "
+        "utilization, occupancy, wait_mean and age objectives are judged phase by phase "
         "(docs/results.md#verdicts-after-a-fault)."
     )

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.load_peaks import peak_open_rate
 from capsim.analysis.peak import tier_peak
 from capsim.analysis.phases import judge_by_phase
 from capsim.analysis.report import Report
 from capsim.analysis.solve import UnstableModelError, solve
-from capsim.analysis.stats import t_interval
+from capsim.analysis.stats import clamped, t_interval
 from capsim.analysis.summary import (
     evaluate_slo,
     fewest_samples,
@@ -33,6 +34,7 @@ from capsim.errors import Interrupted
 from capsim.model.build import follow_load
 from capsim.model.features import conditions_change
 from capsim.model.types import STATISTICS, Model, Simulation, Slo, slo_value_text
+from capsim.units import RATIO_STATISTICS
 
 Progress = Callable[[float, str], None]
 
@@ -50,8 +52,10 @@ RERUN_FACTOR = 2
 
 
 def open_rate(model: Model) -> float:
-    """Total offered rate of the open classes, as `solve` counts it (a profile at its peak)."""
-    return float(sum(c.peak_rate(model.horizon) for c in model.classes if not c.is_closed))
+    """Total offered rate of the open classes, as `solve` counts it: the highest total over
+    the run (a profile at its peak; class parts that take turns, such as a lost region's
+    clients before and after DNS moved them, counted once)."""
+    return peak_open_rate(model)
 
 
 def scale_open_traffic(model: Model, factor: float) -> Model:
@@ -328,7 +332,8 @@ def check_slos(
         estimates[slo.text] = per_run
         upper = observed
         if observed is not None and len(runs) > 1 and all(math.isfinite(v) for v in per_run):
-            interval = t_interval(per_run)
+            share = slo.statistic in RATIO_STATISTICS  # at most 1; every figure is at least 0
+            interval = clamped(t_interval(per_run), 0.0, 1.0 if share else math.inf)
             if interval is not None:
                 upper = max(float(observed), interval[1])
         passed = upper is not None and math.isfinite(upper) and upper <= slo.limit

@@ -34,8 +34,9 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
+from capsim.analysis.rate_limit_floor import RefusalFloor, refusal_floor
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
-from capsim.analysis.solve import rate_limited_arrivals, served_shares
+from capsim.analysis.solve import served_shares
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
@@ -624,32 +625,32 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
 
 
 def _stop_at_rate_limits(model: Model) -> None:
-    """SizingError (exit 1), before any simulation, when a class that enters at a rate-limited
-    tier has an error_rate objective the limit alone fails: over the run's window at most
-    burst + rate x duration requests get through, whatever the capacity (docs/capacity.md)."""
-    if any(c.profile for c in model.classes):
-        return  # the offered rate changes over the run: the simulation judges it
-    arrivals = rate_limited_arrivals(model)
-    window = model.simulation.duration
+    """SizingError (exit 1), before any simulation, when a class has an error_rate objective
+    that a rate limit on its way fails alone: a token bucket passes at most burst + rate x T
+    over any stretch T, whatever the capacity (docs/capacity.md, "Past a rate limit")."""
     for slo in model.slos:
         if slo.statistic != "error_rate" or slo.class_index is None:
             continue
         traffic = model.classes[slo.class_index]
-        entry = model.tiers[traffic.entry]
-        limit = entry.rate_limit
-        if limit is None or traffic.is_closed or not arrivals.get(entry.name):
+        if traffic.is_closed:
             continue
-        offered = arrivals[entry.name]
-        refused = 1.0 - (limit.rate * window + limit.burst) / (offered * window)
-        if refused > slo.limit:
-            raise SizingError(
-                f"no capacity meets {slo.text}: {entry.name}'s rate_limit "
-                f"({format_rate(limit.rate)}, one token bucket shared by its instances) lets "
-                f"through at most {format_rate(limit.rate)} of the {format_rate(offered)} "
-                f"reaching it, so at least {refused:.1%} of {traffic.name}'s requests are "
-                "refused whatever the capacity behind it: raise "
-                f"tiers.{entry.name}.rate_limit.rate or lower the load."
-            )
+        for tier in model.tiers:
+            floor = refusal_floor(model, slo.class_index, tier.index)
+            if floor is not None and floor.share > slo.limit:
+                raise SizingError(_refused_whatever_the_capacity(slo, traffic.name, floor))
+
+
+def _refused_whatever_the_capacity(slo: Slo, name: str, floor: RefusalFloor) -> str:
+    at_peak = " at its peak" if floor.varies else ""
+    return (
+        f"no capacity meets {slo.text}: {floor.tier}'s rate_limit "
+        f"({format_rate(floor.token_rate)}, one token bucket shared by its instances) lets "
+        f"through at most {format_rate(floor.token_rate)} of the "
+        f"{format_rate(floor.peak_reaching)} reaching it{at_peak}, so at least "
+        f"{floor.share:.1%} of {name}'s requests are refused whatever the capacity: a rate "
+        f"limit is configuration, not capacity, and size does not size it: raise "
+        f"tiers.{floor.tier}.rate_limit.rate or lower the load."
+    )
 
 
 def _rate_limit_hint(point: Point) -> str:

@@ -12,10 +12,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
+from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults
+from capsim.analysis.solve_keda import (
+    QueueState,
+    SettledConsumers,
+    polls_per_window,
+    settle_consumers,
+)
 from capsim.errors import CapsimError
 from capsim.model.types import (
     PERCENTILES,
@@ -368,7 +376,9 @@ def _capacity_when_stable(net: _Network, tier: Tier, label: str) -> float | None
     None when it is unstable at any open load (closed traffic alone overloads it)."""
 
     def state(factor: float) -> tuple[bool, float]:
-        point = _fixed_point(replace(net, open_rate=net.open_rate * factor))
+        point = _fixed_point(
+            replace(net, open_rate=net.open_rate * factor, at_peak=net.at_peak * factor)
+        )
         station = dict(point.stations[tier.index])[label]
         if station.unstable_rho is not None:
             return False, station.arrival_rate
@@ -505,7 +515,11 @@ class _Network:
 
     model: Model
     visits: np.ndarray  # [class, tier] mean visits per request
-    open_rate: np.ndarray  # [class] requests per second of the open classes
+    open_rate: np.ndarray  # [class] requests per second of the open classes (each at its peak)
+    # [class, tier] the open classes' rates at the moment the tier is busiest (load_peaks.py):
+    # what the tier is solved at, so that class parts taking turns load it once
+    at_peak: np.ndarray
+    total_open: float  # the highest total open rate over the run
     means: np.ndarray  # [tier, class] mean own work
     seconds: np.ndarray  # [tier, class] second moment of own work
     # [class, tier] visits on the request's own (synchronous) path, of a request that gets there
@@ -533,10 +547,13 @@ class _FixedPoint:
 
 
 def through_rate_limits(model: Model, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(visits [class, tier], passing [tier]) at `rate` requests per second per class: a tier's
-    rate limit lets through at most `rate_limit.rate` of the requests reaching it (one token
-    bucket shared by its instances and classes), refuses the rest, and only those it lets
-    through make its calls; a limit behind another sees what the first lets through."""
+    """(visits [class, tier], passing [tier]) at `rate` requests per second per class ([class],
+    or [class, tier]: each tier's own moment): a tier's rate limit lets through at most
+    `rate_limit.rate` of the requests reaching it (one token bucket shared by its instances and
+    classes), refuses the rest, and only those it lets through make its calls; a limit behind
+    another sees what the first lets through."""
+    if rate.ndim == 1:
+        rate = np.repeat(rate[:, None], len(model.tiers), axis=1)
     passing = np.ones(len(model.tiers))
     limited = [tier for tier in model.tiers if tier.rate_limit is not None]
     visits = expected_visits(model)
@@ -546,7 +563,7 @@ def through_rate_limits(model: Model, rate: np.ndarray) -> tuple[np.ndarray, np.
         new = passing.copy()
         for tier in limited:
             assert tier.rate_limit is not None
-            reaching = float(rate @ visits[:, tier.index])
+            reaching = float(rate[:, tier.index] @ visits[:, tier.index])
             new[tier.index] = min(1.0, tier.rate_limit.rate / reaching) if reaching > 0 else 1.0
         if np.allclose(new, passing, rtol=1e-12, atol=0.0):
             break
@@ -561,11 +578,11 @@ def _open_rates(model: Model) -> np.ndarray:
 
 def rate_limited_arrivals(model: Model) -> dict[str, float]:
     """Per rate-limited tier, the requests per second reaching it at the model's open load
-    (what the limits before it let through)."""
-    rates = _open_rates(model)
+    (what the limits before it let through), at its busiest moment."""
+    rates = open_rates_at_tier_peaks(model, expected_visits(model))
     visits, _ = through_rate_limits(model, rates)
     return {
-        tier.name: float(rates @ visits[:, tier.index])
+        tier.name: float(rates[:, tier.index] @ visits[:, tier.index])
         for tier in model.tiers
         if tier.rate_limit is not None
     }
@@ -575,14 +592,15 @@ def served_shares(model: Model) -> dict[str, float]:
     """Per tier, the share of the work it would get without rate limits that it gets through
     them at the model's open load (its own limit included; own work weighs the classes): 1
     where no limit refuses anything on the way to it."""
-    rates = _open_rates(model)
-    visits, passing = through_rate_limits(model, rates)
     unlimited = expected_visits(model)
+    rates = open_rates_at_tier_peaks(model, unlimited)
+    visits, passing = through_rate_limits(model, rates)
     shares: dict[str, float] = {}
     for tier in model.tiers:
         work = np.array([tier.work[k].service_time.mean for k in range(len(model.classes))])
-        offered = float(np.sum(rates * unlimited[:, tier.index] * work))
-        served = float(np.sum(rates * visits[:, tier.index] * work)) * passing[tier.index]
+        at_peak = rates[:, tier.index]
+        offered = float(np.sum(at_peak * unlimited[:, tier.index] * work))
+        served = float(np.sum(at_peak * visits[:, tier.index] * work)) * passing[tier.index]
         shares[tier.name] = min(1.0, served / offered) if offered > 0 else 1.0
     return shares
 
@@ -590,12 +608,16 @@ def served_shares(model: Model) -> dict[str, float]:
 def _network(model: Model) -> _Network:
     n_classes = len(model.classes)
     open_rate = _open_rates(model)
-    visits, passing = through_rate_limits(model, open_rate)
+    unlimited = expected_visits(model)
+    at_peak = open_rates_at_tier_peaks(model, unlimited)
+    visits, passing = through_rate_limits(model, at_peak)
     shares = {i: float(share) for i, share in enumerate(passing) if share < 1.0}
     return _Network(
         model=model,
         visits=visits,
         open_rate=open_rate,
+        at_peak=at_peak,
+        total_open=peak_open_rate(model),
         # Per message: a batch consumer's batch work shared by its (full) batch's messages.
         means=np.array(
             [
@@ -611,7 +633,7 @@ def _network(model: Model) -> _Network:
         ),
         own_visits=expected_visits(model, synchronous=True),
         passing=passing,
-        unlimited_visits=expected_visits(model) if shares else visits,
+        unlimited_visits=unlimited if shares else visits,
     )
 
 
@@ -720,7 +742,7 @@ def _fixed_point(net: _Network) -> _FixedPoint:
         if closed and any(t.rate_limit is not None for t in model.tiers):
             _limit_the_closed_traffic_too(net, closed_rate)
         # [class, tier]: what each tier serves (a rate-limited one: the requests it lets through)
-        rates = (net.open_rate + closed_rate)[:, None] * net.visits * net.passing[None, :]
+        rates = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing[None, :]
         holding = _holding_times(net, per_class_response)
         stations = _solve_stations(net, rates, holding)
         _account_for_arrival_processes(model, net.visits, net.means, net.seconds, holding, stations)
@@ -740,12 +762,14 @@ def _fixed_point(net: _Network) -> _FixedPoint:
 
 def _limit_the_closed_traffic_too(net: _Network, closed_rate: np.ndarray) -> None:
     """The rate limits' shares with the closed classes' throughput counted in (`_fixed_point`)."""
-    net.visits, net.passing = through_rate_limits(net.model, net.open_rate + closed_rate)
+    net.visits, net.passing = through_rate_limits(net.model, net.at_peak + closed_rate[:, None])
 
 
 def _mix(net: _Network, point: _FixedPoint) -> np.ndarray:
-    total = net.open_rate + point.closed_rate
-    return total / max(float(total.sum()), 1e-300)
+    """[class, tier]: each tier's traffic at its busiest moment, per request of the highest
+    total (so that a tier's bound in that total's requests per second counts each client once)."""
+    total = net.total_open + float(point.closed_rate.sum())
+    return (net.at_peak + point.closed_rate[:, None]) / max(total, 1e-300)
 
 
 def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
@@ -754,8 +778,13 @@ def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
     mix = _mix(net, point)
     max_rate: dict[str, float] = {}
     for tier in net.model.tiers:
+        scaling = tier.consumer_scaling
+        if scaling is not None:  # its scaler can add consumers up to its max as the load grows
+            tier = replace(tier, concurrency=scaling.max * scaling.per_consumer)
         max_rate[tier.name] = _tier_max_rate(
-            tier, mix * net.unlimited_visits[:, tier.index], point.holding[tier.index]
+            tier,
+            mix[:, tier.index] * net.unlimited_visits[:, tier.index],
+            point.holding[tier.index],
         )
     return max_rate
 
@@ -768,7 +797,7 @@ def _rate_limit_bounds(net: _Network, point: _FixedPoint) -> dict[str, float]:
     for tier in net.model.tiers:
         if tier.rate_limit is None:
             continue
-        per_request = float(mix @ net.unlimited_visits[:, tier.index])
+        per_request = float(mix[:, tier.index] @ net.unlimited_visits[:, tier.index])
         bounds[tier.name] = tier.rate_limit.rate / per_request if per_request > 0 else math.inf
     return bounds
 
@@ -1055,10 +1084,12 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     its figures at saturation, the classes through it without latency, and `overloaded` and
     `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
     """
+    model, settled = settle_consumers(model, _queue_state)
     net = _network(model)
     point = _fixed_point(net)
-    closed, total_open = net.closed, float(net.open_rate.sum())
+    closed, total_open = net.closed, net.total_open
     notes = _profile_peak_notes(model)
+    notes.extend(_settled_consumer_notes(settled))
     notes.extend(_arrival_process_notes(model, point.stations))
     notes.extend(spot_notes(model))
     if len(closed) > 1 or (closed and net.open_rate.sum() > 0):
@@ -1080,7 +1111,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     for name, bound in limit_bounds.items():
         if bound < saturation:  # no capacity lets more through than the limit
             bottleneck, saturation, by_rate_limit = name, bound, True
-    reaching = (net.open_rate + point.closed_rate) @ net.visits  # [tier] requests per second
+    # [tier] requests per second reaching each tier at its busiest moment
+    reaching = np.sum((net.at_peak + point.closed_rate[:, None]) * net.visits, axis=0)
     refused = reaching * (1.0 - net.passing)
     notes.extend(_rate_limit_notes(model, reaching, refused))
     overloaded = [
@@ -1126,6 +1158,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             if tier_out["offered_rate"] > 0
             else 0.0,
         }
+    for where in settled:
+        tiers_out[where.tier]["autoscale"] = _settled_entry(where)
     _quote_overloaded_at_capacity(model, overloaded, tiers_out, total_open)
     classes_out = {
         traffic.name: _class_figures(net, point, traffic, tiers_out, overloaded_tiers, notes)
@@ -1155,6 +1189,86 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,
         "overloaded": overloaded,
         "notes": notes,
+    }
+
+
+def _queue_state(model: Model, index: int) -> QueueState:
+    """The queue at `index` solved at its consumers, as its KEDA scaler reads it: the mean
+    backlog (arrivals x mean wait, Little's law) or lag (backlog plus messages being consumed),
+    and the highest a stabilization window's polls typically read (`_window_high`)."""
+    point = _fixed_point(_network(model))
+    station = point.stations[index][0][1]
+    scaling = model.tiers[index].consumer_scaling
+    figures = station.figures
+    if station.unstable_rho is not None or figures is None or scaling is None:
+        return QueueState(False, math.inf, station.arrival_rate, math.inf)
+    backlog = station.arrival_rate * figures.mean_wait
+    busy = station.arrival_rate * station.holding_time
+    workers = station.instances * model.tiers[index].concurrency
+    share = 1.0 / (polls_per_window(scaling) + 1)  # the max of n polls: the 1 - 1/(n+1) quantile
+    high = _window_high(backlog, figures.p_wait, busy, workers, share, scaling.metric == "lag")
+    mean = backlog + busy if scaling.metric == "lag" else backlog
+    return QueueState(True, mean, station.arrival_rate, high)
+
+
+def _window_high(
+    backlog: float, p_wait: float, busy: float, workers: int, share: float, lag: bool
+) -> float:
+    """The metric exceeded with probability `share`: messages waiting have the M/M/c tail
+    P(waiting > k) = P(wait) r^(k+1), r = Lq / (P(wait) + Lq) (r = rho for M/M/c); with `lag`,
+    plus the messages being consumed, Poisson(busy) below the workers (all of them busy when
+    messages wait)."""
+    ratio = backlog / (p_wait + backlog) if backlog > 0 and p_wait > 0 else 0.0
+    waiting = 0.0
+    if ratio > 0 and p_wait * ratio > share:
+        waiting = math.ceil(math.log(share / p_wait) / math.log(ratio) - 1.0)
+    if not lag:
+        return waiting
+    if p_wait * ratio > share:
+        return workers + waiting
+    return min(float(stats.poisson.ppf(1.0 - share, busy)), float(workers))
+
+
+def _settled_consumer_notes(settled: list[SettledConsumers]) -> list[str]:
+    """One sentence per KEDA queue: the consumers it is solved at, and why."""
+    notes = []
+    for where in settled:
+        scaling = where.scaling
+        text = (
+            f"queue {where.tier} scales its consumers on its {scaling.metric} ({scaling.min}.."
+            f"{scaling.max}, target {scaling.target:g} per consumer): solved at "
+            f"{where.consumers} consumers, "
+        )
+        if where.metric is None:
+            text += "its max, which does not keep it in steady state"
+        elif len(where.cycle) == 1:
+            text += (
+                f"where its scaler settles at this load (mean {scaling.metric} "
+                f"{where.metric:,.1f} messages: its rule keeps the count)"
+            )
+        else:
+            others = ", ".join(str(c) for c in sorted(set(where.cycle)) if c != where.consumers)
+            text += (
+                f"the count its scaler holds most of the time: at this load it goes round "
+                f"{' -> '.join(str(c) for c in where.cycle)} (with {others} the "
+                f"{scaling.metric} asks for more, or grows; with {where.consumers} it asks for "
+                f"fewer after its {scaling.scale_down_stabilization:g}s stabilization window), "
+                "so the lower counts' waits are not in these figures: run the simulation"
+            )
+        notes.append(text + f"; its saturation rate counts all {scaling.max} it may run")
+    return notes
+
+
+def _settled_entry(where: SettledConsumers) -> dict[str, Any]:
+    scaling = where.scaling
+    return {
+        "metric": scaling.metric,
+        "target": scaling.target,
+        "min": scaling.min,
+        "max": scaling.max,
+        "consumers": where.consumers,
+        scaling.metric: _round(where.metric),
+        "cycle": list(where.cycle),
     }
 
 

@@ -123,6 +123,17 @@ def t_interval(estimates: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return (mean - half, mean + half)
 
 
+def clamped(
+    interval: tuple[float, float] | None, low: float = 0.0, high: float = math.inf
+) -> tuple[float, float] | None:
+    """`interval` cut to the values its figure can take, [low, high] (docs/results.md, "ci95"):
+    a t interval is symmetric about the mean, so a share near 0 or 1, or a time near 0, can
+    reach past what is possible (a utilization up to 116%, an error rate down to -0.3%)."""
+    if interval is None:
+        return None
+    return (min(max(interval[0], low), high), max(min(interval[1], high), low))
+
+
 def theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Median of the pairwise slopes: a trend estimate that a few spikes cannot move."""
     if x.size > _MAX_SLOPE_POINTS:

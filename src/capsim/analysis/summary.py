@@ -24,6 +24,7 @@ from capsim.analysis.peak import peak_figures
 from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
+    clamped,
     falling_at_end,
     net_growth_is_clear,
     queue_trend,
@@ -124,8 +125,10 @@ def _error_rate(completed: int, errors: int) -> float:
     return errors / finished if finished else 0.0
 
 
-def _interval(estimates: list[float]) -> list[float] | None:
-    interval = t_interval(estimates)
+def _interval(estimates: list[float], high: float = math.inf) -> list[float] | None:
+    """The 95% t interval of the estimates, within the figure's possible values: [0, high]
+    (a share's high is 1; times and rates have none)."""
+    interval = clamped(t_interval(estimates), 0.0, high)
     return None if interval is None else [interval[0], interval[1]]
 
 
@@ -183,7 +186,10 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
             }
             for stat in ("mean", "p50", "p95", "p99"):
                 estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
-            entry["ci95"] = {key: _interval(estimates[key]) for key in CLASS_CI_KEYS}
+            entry["ci95"] = {
+                key: _interval(estimates[key], 1.0 if key == "error_rate" else math.inf)
+                for key in CLASS_CI_KEYS
+            }
         entry["arrivals"] = round(arrivals / replications)
         classes[traffic.name] = entry
     return classes
@@ -455,7 +461,10 @@ def _summarise_tier(
             "scaling": [{"t": t, "from": a, "to": b} for t, a, b in per_run[0].scaling],
         }
     if replications > 1:
-        entry["ci95"] = {"utilization": _interval(utilization), "occupancy": _interval(occupancy)}
+        entry["ci95"] = {
+            "utilization": _interval(utilization, 1.0),
+            "occupancy": _interval(occupancy, 1.0),
+        }
         if tier.kind == "queue":
             entry["ci95"].update(_age_intervals(per_run))
     peak = peak_figures(tier, runs) if conditions_change else None

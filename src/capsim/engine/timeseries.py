@@ -87,13 +87,13 @@ def bucket_count(bucket: float, horizon: float) -> float:
 def series_bytes(model: Model) -> float:
     """Bytes of one replication's time series (0 when the model asks for none): per bucket, three
     counts and a latency histogram per class, five time integrals and four counts per tier (two
-    more for a cold cache), and a message-age histogram per queue tier."""
+    more for a cold cache), and a message-age histogram, sum and max per queue tier."""
     if not model.timeseries:
         return 0.0
     count = bucket_count(series_bucket(model), model.horizon)
     queues = sum(1 for tier in model.tiers if tier.is_async)
     per_bucket = 8 * (
-        len(model.classes) * (3 + N_BINS) + len(model.tiers) * 11 + queues * N_BINS + 1
+        len(model.classes) * (3 + N_BINS) + len(model.tiers) * 11 + queues * (N_BINS + 2) + 1
     )
     return count * per_bucket
 
@@ -204,7 +204,8 @@ class TierSeries:
     warm-up counts nothing): `arrivals` (by arrival time), `completed` (work done, by completion
     time), `errors` (the tier's `rejected`, by the time it happened), `dead_letters` (a queue's,
     by the time of the last failed try), and for a queue `age`, a histogram of the message ages
-    (enqueue to done) of the messages done in each bucket.
+    (enqueue to done) of the messages done in each bucket, with their exact sum (`age_sum`)
+    and largest (`age_max`), so that a phase's mean and max age are exact.
     """
 
     concurrency: int
@@ -222,6 +223,8 @@ class TierSeries:
     errors: np.ndarray = field(init=False)
     dead_letters: np.ndarray = field(init=False)
     age: np.ndarray | None = field(init=False, default=None)  # queues: (buckets, N_BINS) counts
+    age_sum: np.ndarray | None = field(init=False, default=None)  # queues: seconds per bucket
+    age_max: np.ndarray | None = field(init=False, default=None)  # queues: seconds per bucket
 
     def __post_init__(self) -> None:
         count = self.instance_time.size
@@ -235,6 +238,8 @@ class TierSeries:
         series = TierSeries(concurrency, *(np.zeros(count) for _ in range(5)))
         if queue:
             series.age = np.zeros((count, N_BINS), dtype=np.int64)
+            series.age_sum = np.zeros(count)
+            series.age_max = np.zeros(count)
         return series
 
     def add_ages(self, done: np.ndarray, age: np.ndarray, bucket: float) -> None:
@@ -244,6 +249,9 @@ class TierSeries:
         rows = bucket_of(done, bucket, self.age.shape[0])
         flat = rows * N_BINS + latency_bins(age)
         self.age += np.bincount(flat, minlength=self.age.size).reshape(self.age.shape)
+        if self.age_sum is not None and self.age_max is not None:
+            self.age_sum += np.bincount(rows, weights=age, minlength=self.age_sum.size)
+            np.maximum.at(self.age_max, rows, age)
 
     def add_counts(self, counts: np.ndarray) -> None:
         """Per bucket, the (arrivals, completed, errors, dead letters) of a (buckets, 4) array."""
