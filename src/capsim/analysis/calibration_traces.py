@@ -616,6 +616,12 @@ def calibrate_traces(
             f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
         )
         if estimate.profile:
+            # the profile sets the rate: `rate:` repeats its first point (any other value is
+            # ignored with a warning on every run); the window's mean stays in the comment
+            spec["rate"] = rate_text(estimate.profile[0][1])
+            notes[("traffic", cls, "rate")] += (
+                "; the profile below sets the rate, so rate: is its first point"
+            )
             spec["profile"] = [{"at": "0s", "rate": rate_text(estimate.profile[0][1])}] + [
                 {"at": duration_text(warmup + at), "rate": rate_text(rate)}
                 for at, rate in estimate.profile

@@ -1,0 +1,138 @@
+"""Stories of a performance engineer new to capsim who builds a scenario from measurements of a
+running bookstore API (OpenTelemetry traces whose server spans are named `GET /search` as the
+HTTP conventions say, a diurnal load, a Locust test of one endpoint), then plans with it.
+
+Each test is one thing they met, on inputs small enough to run in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from capsim.analysis.backtest import matching_class
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+T0 = 1_790_000_000_000_000_000
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+# --- a Locust test of one endpoint, against the classes calibrate named from the spans --------
+
+TWO_ENDPOINTS = """
+name: bookstore
+seed: 3
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  GET_search: {entry: api, rate: 20/s}
+  POST_order: {entry: api, rate: 5/s}
+tiers:
+  api:
+    concurrency: 3
+    service_time: {dist: exponential, mean: 25ms}
+"""
+
+
+def _locust_history(path: Path, steps: list[tuple[int, float]], name: str = "/search") -> None:
+    """A `_stats_history.csv` of a closed loop on `name`: 15 one-second rows per step."""
+    header = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s"]
+    header += ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+    header += ["Total Request Count", "Total Failure Count", "Total Median Response Time"]
+    header += ["Total Min Response Time", "Total Max Response Time", "Total Average Content Size"]
+    rows, total, second = [], 0, 1_790_000_000
+    for users, throughput in steps:
+        for _ in range(15):
+            second += 1
+            total += int(throughput)
+            percentiles = [25 * users, 30, 35, 40, 50, 60, 70, 80, 90, 95, 100]
+            for row_name in (name, "Aggregated"):
+                rows.append(
+                    [second, users, "GET" if row_name == name else "", row_name, throughput, 0]
+                    + percentiles
+                    + [total, 0, 25, 1, 100, 120]
+                )
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_a_locust_path_names_the_class_calibrated_from_spans_named_after_method_and_route(
+    tmp_path: Path,
+) -> None:
+    # calibrate names a class after its root span, `GET /search` -> GET_search; Locust and k6
+    # name the same requests by path or URL. Before, backtest refused the test ("cannot tell
+    # which class ... this load test drives") and fit-usl --scenario saturated the whole mix.
+    scenario = tmp_path / "bookstore.yaml"
+    scenario.write_text(TWO_ENDPOINTS)
+    history = tmp_path / "locust_stats_history.csv"
+    _locust_history(history, [(1, 38.0), (2, 70.0)])
+    code, out, err = invoke("backtest", str(scenario), str(history), "--duration", "5s")
+    assert code in (0, 1), err
+    assert "GET_search as a closed loop" in out + err
+
+
+def test_a_request_name_maps_to_the_single_http_method_class_of_its_path() -> None:
+    classes = ["GET_item", "GET_search", "POST_order"]
+    assert matching_class("/search", classes) == "GET_search"
+    assert matching_class("https://shop.example/search?q=1", classes) == "GET_search"
+    assert matching_class("/order", classes) == "POST_order"
+    # the exact name still wins, and two methods on one path are not guessed between
+    assert matching_class("/search", ["search", "GET_search"]) == "search"
+    assert matching_class("/search", ["GET_search", "POST_search"]) is None
+    assert matching_class("/basket", classes) is None
+
+
+# --- a diurnal load: calibrate writes a profile, and a rate that does not contradict it ------
+
+
+def _span_doc(arrivals: np.ndarray) -> dict:
+    """One SERVER span a request at `api`, 5 ms long, named `GET /search`."""
+    rng = np.random.default_rng(1)
+    spans = [
+        {
+            "traceId": rng.bytes(16).hex(),
+            "spanId": rng.bytes(8).hex(),
+            "name": "GET /search",
+            "kind": 2,
+            "startTimeUnixNano": str(T0 + int(t * 1e9)),
+            "endTimeUnixNano": str(T0 + int((t + 0.005) * 1e9)),
+        }
+        for t in arrivals
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]}
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+
+
+def test_a_calibrated_profile_runs_without_a_warning_that_its_rate_is_ignored(
+    tmp_path: Path,
+) -> None:
+    # 30 s at 10/s then 30 s at 40/s: the rate changes, so calibrate writes a profile. Its
+    # `rate:` was the window's mean (25/s), which every run of the scenario then warned was
+    # ignored (the profile sets the rate): capsim contradicting its own output.
+    rng = np.random.default_rng(7)
+    arrivals = np.concatenate([np.arange(0, 30, 0.1), 30 + np.sort(rng.uniform(0, 30, 1200))])
+    traces = tmp_path / "traces.json"
+    traces.write_text(json.dumps(_span_doc(arrivals)))
+    scenario = tmp_path / "calibrated.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    written = scenario.read_text()
+    assert "profile:" in written
+    code, out, err = invoke("run", str(scenario), "--format", "json")
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert not [w for w in warnings if "is ignored" in w], warnings
+    code, out, err = invoke("backtest", str(scenario), str(traces))
+    assert "is ignored" not in out + err
+    assert "simulated at 25" in out + err  # the note still gives the measured mean rate
