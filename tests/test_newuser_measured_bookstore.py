@@ -136,3 +136,46 @@ def test_a_calibrated_profile_runs_without_a_warning_that_its_rate_is_ignored(
     code, out, err = invoke("backtest", str(scenario), str(traces))
     assert "is ignored" not in out + err
     assert "simulated at 25" in out + err  # the note still gives the measured mean rate
+
+
+# --- an untraced cache: its CLIENT spans hold its wait, so their overlap bounds nothing --------
+
+
+def test_an_untraced_callees_concurrency_is_not_called_a_lower_bound_on_its_workers(
+    tmp_path: Path,
+) -> None:
+    # A Redis seen only in its callers' CLIENT spans: 3 calls overlap because they wait for it
+    # (the bookstore's cache had 2 workers and was written with concurrency 4). Before, the
+    # comment called that count "a lower bound on its workers", which it is not.
+    rng = np.random.default_rng(2)
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]}
+    redis = [{"key": "db.system", "value": {"stringValue": "redis"}}]
+    redis.append({"key": "peer.service", "value": {"stringValue": "cache"}})
+    spans = []
+    for i in range(60):
+        start = T0 + int(i * 0.1e9)
+        trace, root = rng.bytes(16).hex(), rng.bytes(8).hex()
+        spans.append(
+            {"traceId": trace, "spanId": root, "name": "GET /item", "kind": 2,
+             "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + int(0.3e9))}
+        )
+        spans.append(
+            {"traceId": trace, "spanId": rng.bytes(8).hex(), "parentSpanId": root, "name": "GET",
+             "kind": 3, "startTimeUnixNano": str(start + int(0.01e9)),
+             "endTimeUnixNano": str(start + int(0.26e9)), "attributes": redis}
+        )
+    traces = tmp_path / "traces.json"
+    traces.write_text(
+        json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]})
+    )
+    scenario = tmp_path / "calibrated.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    lines = scenario.read_text().splitlines()
+    cache = lines.index("  cache:")
+    comment = next(line for line in lines[cache:] if "concurrency" in line or "# " in line)
+    assert "cache is not traced" in comment and "lower bound" not in comment
+    assert "    concurrency: 3" in lines[cache:cache + 6]
+    # the traced api keeps its note
+    api = lines.index("  api:")
+    assert any("a lower bound on its workers" in line for line in lines[api:cache])

@@ -288,6 +288,25 @@ def _spans_by_instance(visits: list[Visit]) -> dict[str, list[Span]]:
     return dict(groups)
 
 
+def _untraced_concurrency(visits: list[Visit], peak: int, length: float, sampling: float) -> int:
+    """An untraced callee's calls in progress at once: the peak of its callers' CLIENT spans,
+    or with sampled traces their mean number (Little's law), whichever is larger."""
+    if sampling >= 1.0:
+        return peak
+    held = sum(v.span.duration for v in visits) / max(length, 1e-9) / sampling
+    return max(peak, math.ceil(held - 1e-9))
+
+
+def _untraced_concurrency_note(tier: str, count: int) -> str:
+    """Why an untraced callee's concurrency is no bound on its workers."""
+    return (
+        f"{tier} is not traced: its visits are its callers' CLIENT spans, which include the "
+        f"wait for it, so the {count} calls in progress at once count waiting calls too: not a "
+        "bound on its workers, but enough workers that the model does not queue calls whose "
+        "service time already holds their wait"
+    )
+
+
 def peak_concurrency(spans: list[Span]) -> int:
     events = sorted(
         [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
@@ -664,11 +683,15 @@ def calibrate_traces(
             else (peak_concurrency([v.span for v in tier_visits]))
         )
         per = " on one instance" if len(by_instance) > 1 else ""
+        untraced = all(v.span.kind == "client" for v in tier_visits)
         if tier in workers:
             spec[count_key] = workers[tier]
             notes[("tiers", tier, count_key)] = "given with --workers" + (
                 " (workers per instance)" if per else ""
             )
+        elif untraced:
+            spec[count_key] = _untraced_concurrency(tier_visits, peak, length, analysis.sampling)
+            notes[("tiers", tier, count_key)] = _untraced_concurrency_note(tier, spec[count_key])
         elif analysis.sampling < 1.0:
             # The sampled spans overlap less than all of them did: the mean number in progress
             # (Little's law, each kept span standing for 1 / sampling) still bounds the workers.
