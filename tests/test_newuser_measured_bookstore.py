@@ -179,3 +179,56 @@ def test_an_untraced_callees_concurrency_is_not_called_a_lower_bound_on_its_work
     # the traced api keeps its note
     api = lines.index("  api:")
     assert any("a lower bound on its workers" in line for line in lines[api:cache])
+
+
+# --- backtesting a profiled scenario against Prometheus, which measures no profile ---------
+
+
+def _matrix(path: Path, series: list[tuple[dict, float]]) -> None:
+    """A query_range matrix: each series constant at its value over ten 15 s steps."""
+    start = T0 / 1e9
+    result = [
+        {"metric": labels, "values": [[start + 15 * (i + 1), repr(value)] for i in range(10)]}
+        for labels, value in series
+    ]
+    path.write_text(
+        json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+    )
+
+
+PROFILED = """
+name: calibrated-on-a-busy-day
+seed: 5
+simulation: {duration: 60s, warmup: 5s}
+traffic:
+  search:
+    entry: api
+    rate: 50/s
+    profile: [{at: 0s, rate: 50/s}, {at: 30s, rate: 50/s}]
+tiers:
+  api:
+    concurrency: 1
+    service_time: {dist: exponential, mean: 10ms}
+"""
+
+
+def test_a_backtest_against_metrics_simulates_the_measured_rate_not_the_scenarios_profile(
+    tmp_path: Path,
+) -> None:
+    # The scenario was calibrated from traces of a busy day (a profile at 50/s); Prometheus
+    # measured 20/s since, 10 ms each: 20% busy. Before, the scenario's profile overrode the
+    # measured rate (the note still said "simulated at 20/s"): utilization predicted 50%, OFF.
+    # The metrics also carry a `worker` tier the scenario lacks, which was silently skipped.
+    scenario = tmp_path / "profiled.yaml"
+    scenario.write_text(PROFILED)
+    requests, cpu = tmp_path / "requests.json", tmp_path / "cpu.json"
+    _matrix(requests, [({"service": "api", "route": "/search"}, 20.0)])
+    _matrix(cpu, [({"service": "api"}, 0.2), ({"service": "worker"}, 0.1)])
+    code, out, err = invoke("backtest", str(scenario), str(requests), str(cpu), "-f", "json")
+    assert code == 0, out + err
+    result = json.loads(out)
+    (row,) = [r for r in result["comparisons"] if r["name"] == "api"]
+    assert row["measured"] == 0.2 and abs(row["predicted"] - 0.2) < 0.02
+    notes = " ".join(result["notes"])
+    assert "a constant rate" in notes
+    assert "measured tier 'worker' has no tier in the scenario" in notes

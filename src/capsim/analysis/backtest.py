@@ -223,7 +223,9 @@ def class_mapping(
 
 
 def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -> list[str]:
-    """`--set` overrides that put the measured rates (and profiles) in the scenario."""
+    """`--set` overrides that put the measured rates (and profiles) in the scenario; a class
+    measured without a profile loses the scenario's own (it is simulated at the measured
+    rate)."""
     overrides = []
     for measured, cls in mapping.items():
         profile = load.profiles.get(measured)
@@ -235,6 +237,10 @@ def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -
                 f"{{at: {warmup + at:.6g}s, rate: {rate:.6g}/s}}" for at, rate in profile
             ]
             overrides.append(f"traffic.{cls}.profile=[{', '.join(points)}]")
+        else:
+            # measured without a profile (Prometheus, a load test's summary): the measured rate
+            # is what is simulated, not the scenario's own profile, which would override it
+            overrides.append(f"traffic.{cls}.profile=null")
     return overrides
 
 

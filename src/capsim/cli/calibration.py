@@ -473,7 +473,17 @@ def _backtest_measured_load(
     notes += [
         f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
         + (", with its measured profile" if m in load.profiles else "")
+        + (
+            ", a constant rate: the measurements show no profile, so the scenario's was left out"
+            if m not in load.profiles and getattr(base.traffic[cls], "profile", None)
+            else ""
+        )
         for m, cls in mapping.items()
+    ]
+    notes += [
+        f"measured tier {tier!r} has no tier in the scenario; its utilization not compared"
+        for tier in sorted(load.busy)
+        if tier not in workers
     ]
     return rows, notes, list(report.warnings)
 
