@@ -232,3 +232,52 @@ def test_a_backtest_against_metrics_simulates_the_measured_rate_not_the_scenario
     notes = " ".join(result["notes"])
     assert "a constant rate" in notes
     assert "measured tier 'worker' has no tier in the scenario" in notes
+
+
+# --- fit-usl --scenario: a steady load test beside a class calibrated with a daily profile ----
+
+DIURNAL = """
+name: bookstore-calibrated
+simulation: {duration: 60s, warmup: 5s}
+traffic:
+  GET_search:
+    entry: search
+    rate: 20/s
+    profile: [{at: 0s, rate: 20/s}, {at: 30s, rate: 31/s}, {at: 60s, rate: 10/s}]
+  POST_order: {entry: search, rate: 5/s}
+tiers:
+  search:
+    concurrency: 3
+    service_time: {dist: gamma, mean: 25ms, cv: 0.7}
+"""
+
+
+def test_fit_usl_saturates_the_driven_class_steadily_as_the_load_test_held_it(
+    tmp_path: Path,
+) -> None:
+    # The Locust test held /search at each step's users; the calibrated GET_search carries the
+    # day's profile. Saturated with it, the class "saturated" at 124.9/s where the test's
+    # plateau (and 3 workers / 25 ms) is 120/s: a peak only briefly above capacity does not
+    # pile up. The search now runs the class at a steady rate.
+    import capsim
+    from capsim.analysis.usl import saturation_beside_usl
+    from capsim.measurements.types import LoadStep, LoadTest
+
+    path = tmp_path / "bookstore.yaml"
+    path.write_text(DIURNAL)
+    scenario = capsim.load_scenario(path)
+    total = LoadStep("/search", 0.0, 60.0, 8, 7200, 0, 120.0, {"p50": 0.06})
+    test = LoadTest("locust_stats_history.csv", "locust", [total], [total])
+    seen = []
+
+    def saturate(restricted):
+        seen.append(restricted)
+        return {"saturation_rate": 120.0, "bottleneck": "search"}
+
+    result = saturation_beside_usl(scenario, str(path), [test], 130.0, saturate)
+    assert result["class"] == "GET_search"
+    (saturated,) = seen
+    assert list(saturated.traffic) == ["GET_search"]
+    assert saturated.traffic["GET_search"].profile is None
+    assert saturated.traffic["GET_search"].rate == 20.0
+    assert scenario.traffic["GET_search"].profile is not None  # the caller's scenario is intact
