@@ -281,3 +281,41 @@ def test_fit_usl_saturates_the_driven_class_steadily_as_the_load_test_held_it(
     assert saturated.traffic["GET_search"].profile is None
     assert saturated.traffic["GET_search"].rate == 20.0
     assert scenario.traffic["GET_search"].profile is not None  # the caller's scenario is intact
+
+
+# --- "when do we hit the wall": the forecast's capacity plan says what it is doing -----------
+
+POOL = """
+name: pool
+seed: 1
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  requests: {entry: server, rate: 200/s}
+tiers:
+  server:
+    concurrency: 4
+    service_time: {dist: exponential, mean: 10ms}
+    cost: {per_instance_hour: 0.5}
+    sizing: {of: concurrency}
+slos:
+  - {class: requests, p99: 60ms}
+"""
+
+
+def test_the_forecast_plan_reports_progress_like_the_saturation_search_before_it(
+    tmp_path: Path,
+) -> None:
+    # On the bookstore the plan's size searches ran for many minutes after the last progress
+    # line of the saturation search (stuck at "53% done"): nothing said the run was alive.
+    scenario = tmp_path / "pool.yaml"
+    scenario.write_text(POOL)
+    result = runner.invoke(
+        app,
+        ["forecast", str(scenario), "--growth", "10%/month", "--from", "2027-01-01",
+         "--horizon", "6mo", "--step", "6mo"],
+        env={"CAPSIM_PROGRESS_INTERVAL": "0"},
+    )
+    assert result.exit_code == 0, result.stderr
+    plan_lines = [line for line in result.stderr.splitlines() if "plan at" in line]
+    assert any("plan at 1x today's load: point 1: growing" in line for line in plan_lines)
+    assert any(line.startswith("capsim forecast: plan at 1.763x") for line in plan_lines)
