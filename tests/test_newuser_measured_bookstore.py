@@ -56,11 +56,9 @@ def _locust_history(path: Path, steps: list[tuple[int, float]], name: str = "/se
             total += int(throughput)
             percentiles = [25 * users, 30, 35, 40, 50, 60, 70, 80, 90, 95, 100]
             for row_name in (name, "Aggregated"):
-                rows.append(
-                    [second, users, "GET" if row_name == name else "", row_name, throughput, 0]
-                    + percentiles
-                    + [total, 0, 25, 1, 100, 120]
-                )
+                method = "GET" if row_name == name else ""
+                ends = [total, 0, 25, 1, 100, 120]
+                rows.append([second, users, method, row_name, throughput, 0, *percentiles, *ends])
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -156,13 +154,26 @@ def test_an_untraced_callees_concurrency_is_not_called_a_lower_bound_on_its_work
         start = T0 + int(i * 0.1e9)
         trace, root = rng.bytes(16).hex(), rng.bytes(8).hex()
         spans.append(
-            {"traceId": trace, "spanId": root, "name": "GET /item", "kind": 2,
-             "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + int(0.3e9))}
+            {
+                "traceId": trace,
+                "spanId": root,
+                "name": "GET /item",
+                "kind": 2,
+                "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(start + int(0.3e9)),
+            }
         )
         spans.append(
-            {"traceId": trace, "spanId": rng.bytes(8).hex(), "parentSpanId": root, "name": "GET",
-             "kind": 3, "startTimeUnixNano": str(start + int(0.01e9)),
-             "endTimeUnixNano": str(start + int(0.26e9)), "attributes": redis}
+            {
+                "traceId": trace,
+                "spanId": rng.bytes(8).hex(),
+                "parentSpanId": root,
+                "name": "GET",
+                "kind": 3,
+                "startTimeUnixNano": str(start + int(0.01e9)),
+                "endTimeUnixNano": str(start + int(0.26e9)),
+                "attributes": redis,
+            }
         )
     traces = tmp_path / "traces.json"
     traces.write_text(
@@ -175,7 +186,7 @@ def test_an_untraced_callees_concurrency_is_not_called_a_lower_bound_on_its_work
     cache = lines.index("  cache:")
     comment = next(line for line in lines[cache:] if "concurrency" in line or "# " in line)
     assert "cache is not traced" in comment and "lower bound" not in comment
-    assert "    concurrency: 3" in lines[cache:cache + 6]
+    assert "    concurrency: 3" in lines[cache : cache + 6]
     # the traced api keeps its note
     api = lines.index("  api:")
     assert any("a lower bound on its workers" in line for line in lines[api:cache])
@@ -311,8 +322,18 @@ def test_the_forecast_plan_reports_progress_like_the_saturation_search_before_it
     scenario.write_text(POOL)
     result = runner.invoke(
         app,
-        ["forecast", str(scenario), "--growth", "10%/month", "--from", "2027-01-01",
-         "--horizon", "6mo", "--step", "6mo"],
+        [
+            "forecast",
+            str(scenario),
+            "--growth",
+            "10%/month",
+            "--from",
+            "2027-01-01",
+            "--horizon",
+            "6mo",
+            "--step",
+            "6mo",
+        ],
         env={"CAPSIM_PROGRESS_INTERVAL": "0"},
     )
     assert result.exit_code == 0, result.stderr
