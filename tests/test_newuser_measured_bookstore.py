@@ -340,3 +340,17 @@ def test_the_forecast_plan_reports_progress_like_the_saturation_search_before_it
     plan_lines = [line for line in result.stderr.splitlines() if "plan at" in line]
     assert any("plan at 1x today's load: point 1: growing" in line for line in plan_lines)
     assert any(line.startswith("capsim forecast: plan at 1.763x") for line in plan_lines)
+
+
+def test_a_k6_summary_against_several_classes_says_why_it_matches_none(tmp_path: Path) -> None:
+    # A k6 --summary-export names no request, so its total is "*": the advice "name them
+    # alike (--class-by for traces)" left the engineer nothing to rename.
+    scenario = tmp_path / "bookstore.yaml"
+    scenario.write_text(TWO_ENDPOINTS)
+    summary = tmp_path / "k6-summary.json"
+    duration = {"avg": 30.0, "min": 2.0, "med": 25.0, "max": 120.0, "p(90)": 50.0, "p(95)": 60.0}
+    metrics = {"http_reqs": {"count": 2400, "rate": 20.0}, "http_req_duration": duration}
+    summary.write_text(json.dumps({"metrics": metrics}))
+    code, _, err = invoke("backtest", str(scenario), str(summary))
+    assert code == 2
+    assert "unnamed total" in err and "k6 --out json" in err and "one open class" in err
