@@ -354,3 +354,27 @@ def test_a_k6_summary_against_several_classes_says_why_it_matches_none(tmp_path:
     code, _, err = invoke("backtest", str(scenario), str(summary))
     assert code == 2
     assert "unnamed total" in err and "k6 --out json" in err and "one open class" in err
+
+
+def test_sampled_traces_explain_the_workers_written_from_the_bound_that_gave_them(
+    tmp_path: Path,
+) -> None:
+    # 1 trace in 4 kept (ot=th:c). On the bookstore the note read "0.38 api spans in progress
+    # on average ..., so at least 4 workers; the sampled spans' own peak (4) is no bound": the
+    # 4 came from the very peak it called no bound. Here the mean gives 2, the kept peak 3.
+    arrivals = [float(i) for i in range(57)] + [58.0, 58.05, 58.1]
+    document = _span_doc(np.array(arrivals))
+    for span in document["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["endTimeUnixNano"] = str(int(span["startTimeUnixNano"]) + int(0.3e9))
+        span["traceState"] = "ot=th:c"
+    traces = tmp_path / "sampled.json"
+    traces.write_text(json.dumps(document))
+    scenario = tmp_path / "calibrated.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(scenario))
+    assert code == 0, err
+    lines = scenario.read_text().splitlines()
+    at = lines.index("    concurrency: 3")
+    note = lines[at - 1]
+    assert "1.24 api spans in progress on average" in note
+    assert "at most 3 of the kept spans at once" in note and "so at least 3." in note
+    assert "no bound" not in note

@@ -702,8 +702,9 @@ def calibrate_traces(
             notes[("tiers", tier, count_key)] = (
                 f"traces sampled at {analysis.sampling:.3g}: {mean:.3g} {tier} spans in progress "
                 f"on average{per} (their durations over the window, divided by the sampling "
-                f"share; Little's law), so at least {bound} workers; the sampled spans' own "
-                f"peak ({peak}) is no bound. Give the real figure with --workers TIER=N"
+                f"share; Little's law), and at most {peak} of the kept spans at once (far below "
+                f"the real peak: the spans not kept are missing); both bound the workers from "
+                f"below, so at least {bound}. Give the real figure with --workers TIER=N"
             )
         else:
             spec[count_key] = peak
