@@ -179,16 +179,28 @@ class Comparison:
         return low * (1 - self.tolerance) <= self.predicted <= high * (1 + self.tolerance)
 
 
+#: The methods OpenTelemetry's HTTP server spans are named after (`GET /search`), which
+#: `capsim calibrate` turns into classes such as `GET_search`.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
 def matching_class(name: str, scenario_classes: Sequence[str]) -> str | None:
     """The scenario class a measured name stands for: the same name, the name made
     scenario-safe (`/api/search` -> `api_search`), or its last path segment (a k6 URL
-    `https://shop.example/search` or a Locust `/search` -> `search`)."""
+    `https://shop.example/search` or a Locust `/search` -> `search`); else the one class
+    named by an HTTP method and one of those (`GET_search`: a class calibrated from spans
+    named `GET /search`), when a single method's class matches."""
     if not name:
         return None
     path = name.split("?", 1)[0].rstrip("/")
-    for candidate in (name, scenario_name(name), scenario_name(path.rsplit("/", 1)[-1])):
+    candidates = (name, scenario_name(name), scenario_name(path.rsplit("/", 1)[-1]))
+    for candidate in candidates:
         if candidate in scenario_classes:
             return candidate
+    for candidate in candidates[1:]:
+        by_method = {f"{method}_{candidate}" for method in HTTP_METHODS} & set(scenario_classes)
+        if len(by_method) == 1:
+            return by_method.pop()
     return None
 
 
@@ -211,16 +223,24 @@ def class_mapping(
 
 
 def load_overrides(load: MeasuredLoad, mapping: dict[str, str], warmup: float) -> list[str]:
-    """`--set` overrides that put the measured rates (and profiles) in the scenario."""
+    """`--set` overrides that put the measured rates (and profiles) in the scenario; a class
+    measured without a profile loses the scenario's own (it is simulated at the measured
+    rate)."""
     overrides = []
     for measured, cls in mapping.items():
-        overrides.append(f"traffic.{cls}.rate={load.rates[measured]:.6g}/s")
         profile = load.profiles.get(measured)
+        # with a profile, `rate` repeats its first point (the profile sets the rate)
+        rate = profile[0][1] if profile else load.rates[measured]
+        overrides.append(f"traffic.{cls}.rate={rate:.6g}/s")
         if profile:
             points = [f"{{at: 0s, rate: {profile[0][1]:.6g}/s}}"] + [
                 f"{{at: {warmup + at:.6g}s, rate: {rate:.6g}/s}}" for at, rate in profile
             ]
             overrides.append(f"traffic.{cls}.profile=[{', '.join(points)}]")
+        else:
+            # measured without a profile (Prometheus, a load test's summary): the measured rate
+            # is what is simulated, not the scenario's own profile, which would override it
+            overrides.append(f"traffic.{cls}.profile=null")
     return overrides
 
 

@@ -288,6 +288,25 @@ def _spans_by_instance(visits: list[Visit]) -> dict[str, list[Span]]:
     return dict(groups)
 
 
+def _untraced_concurrency(visits: list[Visit], peak: int, length: float, sampling: float) -> int:
+    """An untraced callee's calls in progress at once: the peak of its callers' CLIENT spans,
+    or with sampled traces their mean number (Little's law), whichever is larger."""
+    if sampling >= 1.0:
+        return peak
+    held = sum(v.span.duration for v in visits) / max(length, 1e-9) / sampling
+    return max(peak, math.ceil(held - 1e-9))
+
+
+def _untraced_concurrency_note(tier: str, count: int) -> str:
+    """Why an untraced callee's concurrency is no bound on its workers."""
+    return (
+        f"{tier} is not traced: its visits are its callers' CLIENT spans, which include the "
+        f"wait for it, so the {count} calls in progress at once count waiting calls too: not a "
+        "bound on its workers, but enough workers that the model does not queue calls whose "
+        "service time already holds their wait"
+    )
+
+
 def peak_concurrency(spans: list[Span]) -> int:
     events = sorted(
         [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
@@ -616,6 +635,12 @@ def calibrate_traces(
             f"(95% CI [{estimate.low:.4g}, {estimate.high:.4g}], Poisson)"
         )
         if estimate.profile:
+            # the profile sets the rate: `rate:` repeats its first point (any other value is
+            # ignored with a warning on every run); the window's mean stays in the comment
+            spec["rate"] = rate_text(estimate.profile[0][1])
+            notes[("traffic", cls, "rate")] += (
+                "; the profile below sets the rate, so rate: is its first point"
+            )
             spec["profile"] = [{"at": "0s", "rate": rate_text(estimate.profile[0][1])}] + [
                 {"at": duration_text(warmup + at), "rate": rate_text(rate)}
                 for at, rate in estimate.profile
@@ -658,11 +683,15 @@ def calibrate_traces(
             else (peak_concurrency([v.span for v in tier_visits]))
         )
         per = " on one instance" if len(by_instance) > 1 else ""
+        untraced = all(v.span.kind == "client" for v in tier_visits)
         if tier in workers:
             spec[count_key] = workers[tier]
             notes[("tiers", tier, count_key)] = "given with --workers" + (
                 " (workers per instance)" if per else ""
             )
+        elif untraced:
+            spec[count_key] = _untraced_concurrency(tier_visits, peak, length, analysis.sampling)
+            notes[("tiers", tier, count_key)] = _untraced_concurrency_note(tier, spec[count_key])
         elif analysis.sampling < 1.0:
             # The sampled spans overlap less than all of them did: the mean number in progress
             # (Little's law, each kept span standing for 1 / sampling) still bounds the workers.
@@ -673,8 +702,9 @@ def calibrate_traces(
             notes[("tiers", tier, count_key)] = (
                 f"traces sampled at {analysis.sampling:.3g}: {mean:.3g} {tier} spans in progress "
                 f"on average{per} (their durations over the window, divided by the sampling "
-                f"share; Little's law), so at least {bound} workers; the sampled spans' own "
-                f"peak ({peak}) is no bound. Give the real figure with --workers TIER=N"
+                f"share; Little's law), and at most {peak} of the kept spans at once (far below "
+                f"the real peak: the spans not kept are missing); both bound the workers from "
+                f"below, so at least {bound}. Give the real figure with --workers TIER=N"
             )
         else:
             spec[count_key] = peak

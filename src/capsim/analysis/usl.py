@@ -91,6 +91,25 @@ def only_class(scenario: Any, keep: str) -> Any:
     )
 
 
+def steady(scenario: Any) -> Any:
+    """`scenario` (a validated Scenario) with its classes' rate profiles left out, each at its
+    `rate` (else its profile's peak): a load test holds its load steady at each step, so
+    its plateau is a steady state's. A scenario without a profile is returned as it is."""
+    traffic = {}
+    for name, spec in scenario.traffic.items():
+        profile = getattr(spec, "profile", None)
+        rate = spec.rate
+        if rate is None and isinstance(profile, list):
+            rate = max(point.rate for point in profile) or None
+        steady_spec = profile is not None and rate is not None
+        traffic[name] = (
+            spec.model_copy(update={"profile": None, "rate": rate}) if steady_spec else spec
+        )
+    if all(traffic[name] is spec for name, spec in scenario.traffic.items()):
+        return scenario
+    return scenario.model_copy(update={"traffic": traffic})
+
+
 def saturation_beside_usl(
     scenario: Any,
     source: str,
@@ -101,10 +120,11 @@ def saturation_beside_usl(
     """`saturate(scenario)` (capsim saturate's search on a Scenario) next to the USL's X_max.
     When the load test drove one class of a scenario with several (its requests are named
     after it), that class alone is saturated, as the test loaded it; otherwise every open class
-    in the scenario's mix."""
+    in the scenario's mix; either without rate profiles (`steady`)."""
     driven = driven_class(tests, list(scenario.traffic))
     if driven is not None and len(scenario.traffic) > 1:
         scenario = only_class(scenario, driven)
+    scenario = steady(scenario)
     if driven is None and len(scenario.traffic) == 1:
         driven = next(iter(scenario.traffic))
     found = saturate(scenario)

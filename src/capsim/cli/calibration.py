@@ -455,10 +455,17 @@ def _backtest_measured_load(
 
     mapping = class_mapping(list(load.rates), plan.classes, plan.open_classes)
     if not mapping:
+        unnamed = (
+            " (* is an unnamed total, such as a k6 summary export's, which names no request: "
+            "backtest it against a scenario with one open class, or export k6 --out json, "
+            "whose requests carry their URL)"
+            if "*" in load.rates
+            else ""
+        )
         raise UsageError(
             f"no measured class matches a class of {plan.scenario} (measured: "
-            f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(plan.classes)}); "
-            "name them alike (--class-by for traces)"
+            f"{', '.join(sorted(load.rates)) or 'none'}; scenario: {', '.join(plan.classes)})"
+            f"{unnamed}; name them alike (--class-by for traces)"
         )
     notes = [
         f"measured class {m!r} has no class in the scenario; not compared"
@@ -473,7 +480,17 @@ def _backtest_measured_load(
     notes += [
         f"{cls}: simulated at {load.rates[m]:.4g}/s measured ({load.sources.get(m, '?')})"
         + (", with its measured profile" if m in load.profiles else "")
+        + (
+            ", a constant rate: the measurements show no profile, so the scenario's was left out"
+            if m not in load.profiles and getattr(base.traffic[cls], "profile", None)
+            else ""
+        )
         for m, cls in mapping.items()
+    ]
+    notes += [
+        f"measured tier {tier!r} has no tier in the scenario; its utilization not compared"
+        for tier in sorted(load.busy)
+        if tier not in workers
     ]
     return rows, notes, list(report.warnings)
 

@@ -162,6 +162,9 @@ def forecast(
                     max_requests=max_requests,
                     executor=where,
                     announce=announce,
+                    progress=lambda done, what: progress(
+                        done, f"plan at {load:.4g}x today's load: {what}"
+                    ),
                 )
 
             data = fc.forecast(
