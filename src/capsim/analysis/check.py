@@ -365,6 +365,7 @@ def compare_results(
                         noise_limit=comparison.noise_limit,
                     )
                 )
+    notes.extend(_moved_stream_notes(current, baseline))
     without = [
         side
         for side, data in (("baseline", baseline), ("current run", current))
@@ -377,6 +378,38 @@ def compare_results(
             "information. Set simulation.replications (or --replications) to 3 or more."
         )
     return checks, notes
+
+
+def _moved_stream_notes(current: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """A note per section whose shared names sit at other positions than in the baseline.
+
+    Random streams are keyed by a tier's or class's position in the scenario, so a tier
+    inserted, removed or moved before others gives those others other random numbers: their
+    figures move by noise with no change of capacity. Only meaningful under the same seed.
+    """
+    if current.get("seed") != baseline.get("seed"):
+        return []
+    notes: list[str] = []
+    for section, key in (("class", "classes"), ("tier", "tiers")):
+        ours = list(current.get(key) or {})
+        theirs = list(baseline.get(key) or {})
+        moved = [name for name in ours if name in theirs and ours.index(name) != theirs.index(name)]
+        if moved:
+            listed = ", ".join(f"'{name}'" for name in moved)
+            one = len(moved) == 1
+            names = f"{section} {listed} sits" if one else f"{key} {listed} sit"
+            them, these, their = (
+                ("it", "it draws", "its") if one else ("them", "these draw", "their")
+            )
+            notes.append(
+                f"{names} at another position in the scenario than in the baseline (a "
+                f"{section} inserted, removed or moved before {them}): capsim keys each "
+                f"{section}'s random numbers by its position, so {these} other random numbers "
+                f"than the baseline did and {their} figures differ by noise as well as by any "
+                "change. Keep "
+                f"the order (add new {key} at the end) or refresh the baseline."
+            )
+    return notes
 
 
 def _interval_missing(
