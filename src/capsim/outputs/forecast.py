@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.capacity import Block, _markdown, _table
 from capsim.outputs.escape import terminal_data
-from capsim.outputs.fit import DEFAULT_WIDTH
+from capsim.outputs.fit import DEFAULT_WIDTH, Column
 from capsim.outputs.report_figures import Figure
 from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
 
@@ -27,6 +27,11 @@ def _growth_line(growth: dict[str, Any]) -> str:
             f" · R² {fit['r2']:.3f} over {fit['points']} peaks"
         )
     return text
+
+
+#: A plan's capacity cell lists every tier: wider than a terminal for a real platform, it wraps
+#: at spaces rather than being cut (docs/cli.md: no figure is cut short).
+CAPACITY = Column("capacity", justify="left", prose=True)
 
 
 def _capacity_text(tiers: dict[str, Any]) -> str:
@@ -83,7 +88,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         blocks.append(
             (
                 "Capacity plan",
-                ["date", "step", "load", "rate", "capacity", "cost/hour", "cost/month", "verified"],
+                ["date", "step", "load", "rate", CAPACITY, "cost/hour", "cost/month", "verified"],
                 plan_rows,
             )
         )
