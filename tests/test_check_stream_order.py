@@ -85,3 +85,22 @@ def test_a_baseline_of_another_seed_gets_no_position_note(tmp_path: Path) -> Non
     """Another seed draws other numbers everywhere: positions are not the cause to name."""
     outcome = check_against_baseline(tmp_path, INSERTED.replace("seed: 3", "seed: 4"))
     assert not [note for note in outcome["notes"] if "position" in note]
+
+
+def test_compare_names_the_moved_tier_whose_common_random_numbers_are_lost(
+    tmp_path: Path,
+) -> None:
+    """`capsim compare` pairs replications through common random numbers; a tier that moved
+    does not share them, and its difference is noise as much as change."""
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(PIPELINE)
+    second.write_text(INSERTED)
+    result = invoke(["compare", str(first), str(second), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["paired"] is True
+    assert outcome["tiers"]["db"]["utilization"]["diff"] != 0
+    assert outcome["tiers"]["app"]["utilization"]["diff"] == 0
+    moved = [note for note in outcome["notes"] if "position" in note]
+    assert len(moved) == 1 and moved[0].startswith("tier 'db' sits at another position")
+    assert "than in A" in moved[0] and "refresh the baseline" not in moved[0]

@@ -365,7 +365,7 @@ def compare_results(
                         noise_limit=comparison.noise_limit,
                     )
                 )
-    notes.extend(_moved_stream_notes(current, baseline))
+    notes.extend(moved_stream_notes(current, baseline))
     without = [
         side
         for side, data in (("baseline", baseline), ("current run", current))
@@ -380,8 +380,11 @@ def compare_results(
     return checks, notes
 
 
-def _moved_stream_notes(current: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """A note per section whose shared names sit at other positions than in the baseline.
+def moved_stream_notes(
+    current: dict[str, Any], baseline: dict[str, Any], reference: str = "the baseline"
+) -> list[str]:
+    """A note per section whose shared names sit at other positions than in the baseline
+    (`reference`: what the baseline is called, "A" in `capsim compare`).
 
     Random streams are keyed by a tier's or class's position in the scenario, so a tier
     inserted, removed or moved before others gives those others other random numbers: their
@@ -395,21 +398,23 @@ def _moved_stream_notes(current: dict[str, Any], baseline: dict[str, Any]) -> li
         theirs = list(baseline.get(key) or {})
         moved = [name for name in ours if name in theirs and ours.index(name) != theirs.index(name)]
         if moved:
-            listed = ", ".join(f"'{name}'" for name in moved)
-            one = len(moved) == 1
-            names = f"{section} {listed} sits" if one else f"{key} {listed} sit"
-            them, these, their = (
-                ("it", "it draws", "its") if one else ("them", "these draw", "their")
-            )
-            notes.append(
-                f"{names} at another position in the scenario than in the baseline (a "
-                f"{section} inserted, removed or moved before {them}): capsim keys each "
-                f"{section}'s random numbers by its position, so {these} other random numbers "
-                f"than the baseline did and {their} figures differ by noise as well as by any "
-                "change. Keep "
-                f"the order (add new {key} at the end) or refresh the baseline."
-            )
+            notes.append(_moved_note(section, key, moved, reference))
     return notes
+
+
+def _moved_note(section: str, key: str, moved: list[str], reference: str) -> str:
+    listed = ", ".join(f"'{name}'" for name in moved)
+    one = len(moved) == 1
+    names = f"{section} {listed} sits" if one else f"{key} {listed} sit"
+    them, these, their = ("it", "it draws", "its") if one else ("them", "these draw", "their")
+    refresh = " or refresh the baseline" if reference == "the baseline" else ""
+    return (
+        f"{names} at another position in the scenario than in {reference} (a {section} "
+        f"inserted, removed or moved before {them}): capsim keys each {section}'s random "
+        f"numbers by its position, so {these} other random numbers than {reference} did and "
+        f"{their} figures differ by noise as well as by any change. Keep the order (add new "
+        f"{key} at the end){refresh}."
+    )
 
 
 def _interval_missing(
