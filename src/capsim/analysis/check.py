@@ -366,6 +366,7 @@ def compare_results(
                     )
                 )
     notes.extend(moved_stream_notes(current, baseline))
+    notes.extend(_noisier_than_tolerance(checks, tolerance))
     without = [
         side
         for side, data in (("baseline", baseline), ("current run", current))
@@ -378,6 +379,29 @@ def compare_results(
             "information. Set simulation.replications (or --replications) to 3 or more."
         )
     return checks, notes
+
+
+def _noisier_than_tolerance(checks: list[RegressionCheck], tolerance: float) -> list[str]:
+    """A note naming the figures whose baseline interval alone is wider than the tolerance:
+    noise moves them beyond it often, and each time they read inconclusive with no change.
+    Error rates are left out (their floor, not the tolerance, decides near zero)."""
+    wide = [
+        (check, half)
+        for check in checks
+        if check.figure != "error_rate" and check.baseline_ci is not None and check.baseline
+        if (half := (check.baseline_ci[1] - check.baseline_ci[0]) / 2 / abs(check.baseline))
+        > tolerance
+    ]
+    if not wide:
+        return []
+    listed = ", ".join(f"±{half:.1%} for {c.section} {c.name} {c.figure}" for c, half in wide)
+    return [
+        f"The baseline's 95% interval is wider than the {tolerance:.0%} tolerance: {listed}. "
+        "On noise alone such a figure often moves beyond the tolerance and reads inconclusive "
+        "(a failure under --inconclusive fail) with nothing changed. Narrow the intervals "
+        "(they shrink about as 1/sqrt(duration x replications)) until they are well inside "
+        "the tolerance, in the baseline and in the check, or raise --tolerance above them."
+    ]
 
 
 def moved_stream_notes(
