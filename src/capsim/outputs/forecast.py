@@ -43,6 +43,18 @@ def _capacity_text(tiers: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _breach_cause(breach: dict[str, Any]) -> str:
+    """What breaks first: the SLO nearest its limit, or a tier saturating while every SLO
+    still holds (saturate capped the SLO limit at that tier's saturation)."""
+    above = cells.rate(breach["rate"])
+    if breach.get("saturation"):
+        return (
+            f"none before saturation: on {breach['date']} {breach['saturation']} saturates "
+            f"(above {above}) with every SLO still met; nearest its limit there: {breach['slo']}"
+        )
+    return f"{breach['date']} ({breach['slo']}, above {above})"
+
+
 def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     code = data.get("currency")
     breach = data["first_slo_breach"]
@@ -52,7 +64,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         _growth_line(data["growth"]),
         "first SLO breach: "
         + (
-            f"{breach['date']} ({breach['slo']}, above {cells.rate(breach['rate'])})"
+            _breach_cause(breach)
             + (f" on event {breach['by_event']}" if breach.get("by_event") else "")
             if breach["date"]
             else "not determined: no rate met every SLO (see the notes)"
@@ -157,7 +169,13 @@ def _load_figure(data: dict[str, Any]) -> Figure:
         markers.append(Marker("y", breach["rate"], "SLOs hold up to", color="#CC0000"))
     if breach.get("date"):
         markers.append(
-            Marker("x", _months(start, breach["date"]), f"first SLO breach {breach['date']}")
+            Marker(
+                "x",
+                _months(start, breach["date"]),
+                f"{breach['saturation']} saturates {breach['date']}"
+                if breach.get("saturation")
+                else f"first SLO breach {breach['date']}",
+            )
         )
     return Figure(
         "forecast-load",
@@ -273,6 +291,10 @@ def forecast_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[lis
     """The forecast's tables (tiers, capacity plan): title, header, rows."""
     _, blocks = _views(data)
     return [
-        (title, header, [[str(cell) for cell in row] for row in rows])
+        (
+            title,
+            [h.header if isinstance(h, Column) else h for h in header],
+            [[str(cell) for cell in row] for row in rows],
+        )
         for title, header, rows in blocks
     ]
