@@ -337,9 +337,9 @@ def test_the_forecast_plan_reports_progress_like_the_saturation_search_before_it
         env={"CAPSIM_PROGRESS_INTERVAL": "0"},
     )
     assert result.exit_code == 0, result.stderr
-    plan_lines = [line for line in result.stderr.splitlines() if "plan at" in line]
-    assert any("plan at 1x today's load: point 1: growing" in line for line in plan_lines)
-    assert any(line.startswith("capsim forecast: plan at 1.763x") for line in plan_lines)
+    plan_lines = [line for line in result.stderr.splitlines() if "plan step" in line]
+    assert any("(1.00x the load now): point 1: growing" in line for line in plan_lines)
+    assert any(line.startswith("capsim forecast: plan step 2/2 (1.76x") for line in plan_lines)
 
 
 def test_a_k6_summary_against_several_classes_says_why_it_matches_none(tmp_path: Path) -> None:

@@ -365,6 +365,8 @@ def compare_results(
                         noise_limit=comparison.noise_limit,
                     )
                 )
+    notes.extend(moved_stream_notes(current, baseline))
+    notes.extend(_noisier_than_tolerance(checks, tolerance))
     without = [
         side
         for side, data in (("baseline", baseline), ("current run", current))
@@ -377,6 +379,66 @@ def compare_results(
             "information. Set simulation.replications (or --replications) to 3 or more."
         )
     return checks, notes
+
+
+def _noisier_than_tolerance(checks: list[RegressionCheck], tolerance: float) -> list[str]:
+    """A note naming the figures whose baseline interval alone is wider than the tolerance:
+    noise moves them beyond it often, and each time they read inconclusive with no change.
+    Error rates are left out (their floor, not the tolerance, decides near zero)."""
+    wide = [
+        (check, half)
+        for check in checks
+        if check.figure != "error_rate" and check.baseline_ci is not None and check.baseline
+        if (half := (check.baseline_ci[1] - check.baseline_ci[0]) / 2 / abs(check.baseline))
+        > tolerance
+    ]
+    if not wide:
+        return []
+    listed = ", ".join(f"±{half:.1%} for {c.section} {c.name} {c.figure}" for c, half in wide)
+    return [
+        f"The baseline's 95% interval is wider than the {tolerance:.0%} tolerance: {listed}. "
+        "On noise alone such a figure often moves beyond the tolerance and reads inconclusive "
+        "(a failure under --inconclusive fail) with nothing changed. Narrow the intervals "
+        "(they shrink about as 1/sqrt(duration x replications)) until they are well inside "
+        "the tolerance, in the baseline and in the check, or raise --tolerance above them."
+    ]
+
+
+def moved_stream_notes(
+    current: dict[str, Any], baseline: dict[str, Any], reference: str = "the baseline"
+) -> list[str]:
+    """A note per section whose shared names sit at other positions than in the baseline
+    (`reference`: what the baseline is called, "A" in `capsim compare`).
+
+    Random streams are keyed by a tier's or class's position in the scenario, so a tier
+    inserted, removed or moved before others gives those others other random numbers: their
+    figures move by noise with no change of capacity. Only meaningful under the same seed.
+    """
+    if current.get("seed") != baseline.get("seed"):
+        return []
+    notes: list[str] = []
+    for section, key in (("class", "classes"), ("tier", "tiers")):
+        ours = list(current.get(key) or {})
+        theirs = list(baseline.get(key) or {})
+        moved = [name for name in ours if name in theirs and ours.index(name) != theirs.index(name)]
+        if moved:
+            notes.append(_moved_note(section, key, moved, reference))
+    return notes
+
+
+def _moved_note(section: str, key: str, moved: list[str], reference: str) -> str:
+    listed = ", ".join(f"'{name}'" for name in moved)
+    one = len(moved) == 1
+    names = f"{section} {listed} sits" if one else f"{key} {listed} sit"
+    them, these, their = ("it", "it draws", "its") if one else ("them", "these draw", "their")
+    refresh = " or refresh the baseline" if reference == "the baseline" else ""
+    return (
+        f"{names} at another position in the scenario than in {reference} (a {section} "
+        f"inserted, removed or moved before {them}): capsim keys each {section}'s random "
+        f"numbers by its position, so {these} other random numbers than {reference} did and "
+        f"{their} figures differ by noise as well as by any change. Keep the order (add new "
+        f"{key} at the end){refresh}."
+    )
 
 
 def _interval_missing(

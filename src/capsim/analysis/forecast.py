@@ -269,6 +269,17 @@ def _breached_slo(saturation: dict[str, Any]) -> str | None:
     return max(scored)[1] if scored else None
 
 
+def _saturating_first(saturation: dict[str, Any], tiers: dict[str, Any]) -> str | None:
+    """The tier whose saturation caps `max_rate_meeting_slos` (saturate caps it at its
+    `slo_ceiling`, the lowest lower bound of a tier's saturation rate), else None: there the
+    "breach" is that tier saturating while every SLO still holds."""
+    rate = saturation.get("max_rate_meeting_slos")
+    if rate is None or rate != saturation.get("slo_ceiling"):
+        return None
+    rated = {name: t["saturation_rate"] for name, t in tiers.items() if t["saturation_rate"]}
+    return min(rated, key=lambda name: rated[name]) if rated else saturation.get("bottleneck")
+
+
 def plan_days(horizon: Horizon, step: Span) -> list[tuple[date, str]]:
     """Each step from the start (inclusive) to the end, and each event's day."""
     days: list[tuple[date, str]] = []
@@ -369,6 +380,7 @@ def forecast(
         "first_slo_breach": {
             "date": breach_day.isoformat() if breach_day else None,
             "slo": _breached_slo(saturation) if breach_day else None,
+            "saturation": _saturating_first(saturation, tiers),
             "rate": slo_rate,
             "by_event": breach_event,
             "determined": slo_rate is not None,

@@ -52,6 +52,10 @@ CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
 CONFIRM_REUSE = 0.03
 #: A tier at or above this occupancy (of its usable workers) counts as saturated.
 SATURATED_OCCUPANCY = 0.97
+#: The secant may extrapolate the share held at most this many times the rise it is measured
+#: on; a tier further from saturation (its share barely rising between the two highest points)
+#: gets the line through the origin instead (docs/capacity.md, step 3).
+SECANT_LEVERAGE = 10.0
 #: Requests per replication a search point aims at, at the analytic saturation rate.
 REQUESTS_PER_POINT = 30_000
 #: Shortest search-point duration (seconds of simulated time) chosen automatically.
@@ -1044,8 +1048,9 @@ def _tier_saturation(
 ) -> dict[str, float | None]:
     """One tier's simulated saturation rate (`max_rate`) and its lower bound (`max_rate_low`).
 
-    The secant through the two highest stable points below SATURATED_OCCUPANCY (one point:
-    through the origin). The lower bound solves the same line for the upper end of the last
+    The secant through the two highest stable points below SATURATED_OCCUPANCY (one point, or
+    a secant that would extrapolate more than SECANT_LEVERAGE times its rise: through the
+    origin). The lower bound solves the same line for the upper end of the last
     point's 95% interval of the share held, and is at least `precision` below the estimate.
     """
     points = [
@@ -1062,9 +1067,12 @@ def _tier_saturation(
     estimate = last.rate / held
     low = last.rate / min(held_high, 1.0)
     if len(points) >= 2:
-        first = points[-2]
-        slope = (held - first.occupancy(name, usable)) / (last.rate - first.rate)
-        if slope > 0:
+        rise = held - points[-2].occupancy(name, usable)
+        slope = rise / (last.rate - points[-2].rate)
+        # Far from saturation the two highest points are close in rate and their share held
+        # differs by little more than noise, or by a flattening (a batching queue upstream
+        # fills its batches): a secant would extrapolate that to any rate at all.
+        if slope > 0 and 1.0 - held <= SECANT_LEVERAGE * rise:
             estimate = last.rate + (1.0 - held) / slope
             low = last.rate + max(1.0 - held_high, 0.0) / slope
     low = min(low, estimate * (1.0 - precision))

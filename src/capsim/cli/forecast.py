@@ -31,6 +31,17 @@ from capsim.cli.common import (
 )
 from capsim.errors import UsageError
 
+
+def _share(progress: Progress, first: int, shares: int, prefix: str) -> Any:
+    """Progress of one part of the forecast (the search, a plan step) as its share of the
+    whole, so that the share done never goes back when the next part starts."""
+
+    def report(fraction: float, what: str) -> None:
+        progress((first + min(max(fraction, 0.0), 1.0)) / shares, prefix + what)
+
+    return report
+
+
 #: Registered on capsim's app by `capsim.cli.app`.
 commands = typer.Typer()
 
@@ -139,7 +150,10 @@ def forecast(
                 "capsim forecast grows the open classes' rates, and this scenario has none"
             )
         point_duration = search_duration(duration)
+        steps = len(fc.plan_days(window, every)) if plan else 0
         with executor_for(executor, workers, scheduler) as where, Progress("forecast") as progress:
+            # One share of the bar for the saturation search, one for each plan step.
+            sized: list[float] = []
 
             def saturation(m: Any) -> dict[str, Any]:
                 return find_saturation(
@@ -147,24 +161,24 @@ def forecast(
                     capsim_version=capsim.__version__,
                     replications=replications,
                     duration=point_duration,
-                    progress=progress,
+                    progress=_share(progress, 0, 1 + steps, ""),
                     max_requests=max_requests,
                     executor=where,
                 )
 
             def size_at(m: Any, load: float) -> dict[str, Any]:
+                sized.append(load)
+                step = f"plan step {len(sized)}/{steps} ({load:.2f}x the load now): "
                 return size_tiers(
                     m,
                     capsim_version=capsim.__version__,
                     load=load,
                     replications=replications,
                     duration=point_duration,
+                    progress=_share(progress, len(sized), 1 + steps, step),
                     max_requests=max_requests,
                     executor=where,
                     announce=announce,
-                    progress=lambda done, what: progress(
-                        done, f"plan at {load:.4g}x today's load: {what}"
-                    ),
                 )
 
             data = fc.forecast(

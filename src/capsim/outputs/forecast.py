@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.capacity import Block, _markdown, _table
 from capsim.outputs.escape import terminal_data
-from capsim.outputs.fit import DEFAULT_WIDTH
+from capsim.outputs.fit import DEFAULT_WIDTH, Column
 from capsim.outputs.report_figures import Figure
 from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
 
@@ -29,6 +29,11 @@ def _growth_line(growth: dict[str, Any]) -> str:
     return text
 
 
+#: A plan's capacity cell lists every tier: wider than a terminal for a real platform, it wraps
+#: at spaces rather than being cut (docs/cli.md: no figure is cut short).
+CAPACITY = Column("capacity", justify="left", prose=True)
+
+
 def _capacity_text(tiers: dict[str, Any]) -> str:
     parts = []
     for name, t in tiers.items():
@@ -36,6 +41,18 @@ def _capacity_text(tiers: dict[str, Any]) -> str:
         value = t.get(of) if of else t.get("instances")
         parts.append(f"{name} {value}" + (f" {of}" if of else ""))
     return ", ".join(parts)
+
+
+def _breach_cause(breach: dict[str, Any]) -> str:
+    """What breaks first: the SLO nearest its limit, or a tier saturating while every SLO
+    still holds (saturate capped the SLO limit at that tier's saturation)."""
+    above = cells.rate(breach["rate"])
+    if breach.get("saturation"):
+        return (
+            f"none before saturation: on {breach['date']} {breach['saturation']} saturates "
+            f"(above {above}) with every SLO still met; nearest its limit there: {breach['slo']}"
+        )
+    return f"{breach['date']} ({breach['slo']}, above {above})"
 
 
 def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
@@ -47,7 +64,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         _growth_line(data["growth"]),
         "first SLO breach: "
         + (
-            f"{breach['date']} ({breach['slo']}, above {cells.rate(breach['rate'])})"
+            _breach_cause(breach)
             + (f" on event {breach['by_event']}" if breach.get("by_event") else "")
             if breach["date"]
             else "not determined: no rate met every SLO (see the notes)"
@@ -83,7 +100,7 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         blocks.append(
             (
                 "Capacity plan",
-                ["date", "step", "load", "rate", "capacity", "cost/hour", "cost/month", "verified"],
+                ["date", "step", "load", "rate", CAPACITY, "cost/hour", "cost/month", "verified"],
                 plan_rows,
             )
         )
@@ -152,7 +169,13 @@ def _load_figure(data: dict[str, Any]) -> Figure:
         markers.append(Marker("y", breach["rate"], "SLOs hold up to", color="#CC0000"))
     if breach.get("date"):
         markers.append(
-            Marker("x", _months(start, breach["date"]), f"first SLO breach {breach['date']}")
+            Marker(
+                "x",
+                _months(start, breach["date"]),
+                f"{breach['saturation']} saturates {breach['date']}"
+                if breach.get("saturation")
+                else f"first SLO breach {breach['date']}",
+            )
         )
     return Figure(
         "forecast-load",
@@ -268,6 +291,10 @@ def forecast_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[lis
     """The forecast's tables (tiers, capacity plan): title, header, rows."""
     _, blocks = _views(data)
     return [
-        (title, header, [[str(cell) for cell in row] for row in rows])
+        (
+            title,
+            [h.header if isinstance(h, Column) else h for h in header],
+            [[str(cell) for cell in row] for row in rows],
+        )
         for title, header, rows in blocks
     ]

@@ -441,6 +441,25 @@ def _saturation_source(bottleneck: dict[str, Any]) -> str:
     return "this run's utilization-law estimate"
 
 
+#: Occupancy above utilization by more than this: the tier's workers wait on their calls.
+HELD_THROUGH_CALLS = 0.1
+
+
+def _held_through_calls(bottleneck: dict[str, Any]) -> str:
+    """A caveat on one run's extrapolation of a tier whose workers are held through their calls
+    (a blocking tier, a queue's consumers): those calls take longer as the load grows, so the
+    tier saturates sooner than its share held scaled in proportion says (docs/report.md)."""
+    if bottleneck.get("source") == "capsim saturate":
+        return ""
+    held, work = bottleneck.get("occupancy") or 0.0, bottleneck.get("utilization") or 0.0
+    if held - work <= HELD_THROUGH_CALLS:
+        return ""
+    return (
+        "; its workers are held through its calls, which take longer as the load grows, so it "
+        "may saturate sooner (the load curve, without --no-curve, measures where)"
+    )
+
+
 def saturation_figures(
     result: dict[str, Any], bottleneck: dict[str, Any]
 ) -> list[tuple[str, float]]:
@@ -496,7 +515,7 @@ def summary_sentences(report: SizingReport) -> list[str]:
                 f"; at the same mix it would saturate near {_rate(bottleneck['saturation_rate'])} "
                 f"of open traffic ({_saturation_source(bottleneck)}; now "
                 f"{_rate(bottleneck['offered_rate'])})"
-            )
+            ) + _held_through_calls(bottleneck)
         elif bottleneck.get("offered_rate"):
             text += (
                 f"; it is saturated at the {_rate(bottleneck['offered_rate'])} of open traffic "
