@@ -771,6 +771,13 @@ class _Run:
         latency = (done - arrived)[keep]
         run.completed += int(latency.size)
         run.latency.add(latency)
+        # Unanswered at the window's end: counted at their age then, a lower bound (censored).
+        late = (arrived >= self.window_start) & (arrived < self.window_end) & ~keep
+        if late.any():
+            ages = self.window_end - arrived[late]
+            run.latency.add(ages)
+            run.unfinished += int(ages.size)
+            run.oldest_unfinished = max(run.oldest_unfinished, float(ages.max()))
         if self.series is not None:
             finished = done < self.window_end
             self.series.classes[class_index].add_completions(
@@ -1057,6 +1064,7 @@ class _Run:
             )
             started = (start >= low) & (start < high)
             run.wait.add((start - arrivals)[started])
+            self._censor_waits(state, run, arrivals[(arrivals < high) & (start >= high)], in_series)
         run.busy_time += busy
         run.occupied_time += busy
         if in_series and self.series is not None:
@@ -1105,6 +1113,25 @@ class _Run:
                 )
                 later.sort()
                 state.pending_starts = later
+
+    def _censor_waits(
+        self, state: _TierState, run: TierRun, arrivals: np.ndarray, in_series: bool
+    ) -> None:
+        """Visits that arrived at `arrivals` and still wait for a worker at the window's end:
+        their waits so far go in `wait` (and a queue's message ages so far in `age`, in the
+        last bucket of the series), lower bounds, as the event path counts them."""
+        if arrivals.size == 0:
+            return
+        end = self.window_end
+        waited = end - arrivals
+        run.wait.add(waited)
+        run.backlog_at_end += int(waited.size)
+        run.oldest_waiting = max(run.oldest_waiting, float(waited.max()))
+        if run.age is not None:
+            run.age.add(waited)
+            if in_series and self.series is not None:
+                series = self.series.tiers[state.tier.index]
+                series.add_ages(np.full(waited.size, end), waited, self.series.bucket)
 
     # ---- programs -----------------------------------------------------------------------
     def _drain(self) -> None:
