@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from capsim.analysis.report import overload_failures
+from capsim.analysis.unfinished import undrained_text
 from capsim.units import COUNT_STATISTICS, RATIO_STATISTICS, format_duration
 from capsim.vocabulary import LATENCY_STATISTICS
 
@@ -182,7 +183,10 @@ def overload_text(failure: dict[str, Any]) -> str:
 
 
 def overload_details(failure: dict[str, Any]) -> str:
-    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates."""
+    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates; for a
+    tier that had not drained by the end, what was left (`unfinished.undrained_text`)."""
+    if isinstance(failure.get("undrained"), dict):
+        return undrained_text(failure["undrained"])
     details = []
     growth = failure.get("growth_rate")
     if isinstance(growth, int | float):
