@@ -14,6 +14,8 @@ from capsim.vocabulary import LATENCY_STATISTICS
 MISSING = "—"
 #: What an unstable tier's status says, in every human view.
 OVERLOADED = "OVERLOADED — not steady state"
+#: A tier whose backlog had not drained by the end of the window (docs/results.md).
+NOT_DRAINED = "NOT DRAINED — backlog left at the end"
 #: The words of an SLO verdict: (passed, failed). A result shouts both; a report says a pass
 #: quietly.
 RESULT_VERDICTS = ("✓ PASS", "✗ FAIL")
@@ -149,7 +151,9 @@ def any_low_sample(data: dict[str, Any]) -> bool:
 
 
 def tier_status(entry: dict[str, Any]) -> str:
-    return "stable" if entry["stable"] else OVERLOADED
+    if entry["stable"]:
+        return "stable"
+    return NOT_DRAINED if "undrained" in entry else OVERLOADED
 
 
 def run_line(data: dict[str, Any]) -> str:
