@@ -305,12 +305,12 @@ def test_per_class_work_overrides_the_tier_default() -> None:
     )
     r = run_events(m, 0)
     # Arrivals at 2, 4, ... 10 s: a's take 1 s, b's 3 s. At 10.5 s a's last is unfinished
-    # (0.5 s so far), and b's last two (2.5 s and 0.5 s): counted at those ages.
+    # (0.5 s so far), and b's last two (2.5 s and 0.5 s): each is counted at its age or its
+    # class's shortest latency, whichever is longer, so at 1 s and 3 s.
     a, b = r.classes
-    assert a.latency.max == pytest.approx(1.0) and b.latency.max == pytest.approx(3.0)
     assert (a.completed, a.unfinished, b.completed, b.unfinished) == (4, 1, 3, 2)
-    assert a.latency.total == pytest.approx(4 * 1.0 + 0.5)
-    assert b.latency.total == pytest.approx(3 * 3.0 + 2.5 + 0.5)
+    assert a.latency.mean == pytest.approx(1.0) and a.latency.n == 5
+    assert b.latency.mean == pytest.approx(3.0) and b.latency.n == 5
 
 
 def test_least_connections_sends_to_the_emptiest_instance() -> None:

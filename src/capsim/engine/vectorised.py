@@ -30,10 +30,10 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.histogram import Histogram
+from capsim.engine.histogram import Histogram, censored
 from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
-from capsim.engine.timeseries import bucket_of, interval_mass, new_series
+from capsim.engine.timeseries import TierSeries, bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
 from capsim.model import features
 from capsim.model.types import (
@@ -635,6 +635,8 @@ class _Run:
                     for name, group in zip(GROUP_NAMES, state.group_states, strict=True)
                 }
         self.requests = 0
+        # Work left at the window's end: (histogram, ages then, a queue's series or None).
+        self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
         self.entered = [0] * len(model.classes)  # arrivals of each class so far
         self.last_arrival = [0.0] * len(model.classes)  # the latest of them
         self.series = new_series(model)
@@ -726,6 +728,7 @@ class _Run:
         leftover = sum(len(s.inbox) for s in self.states)
         if leftover:
             raise SimulationError("the vectorised path left visits unprocessed")
+        self.record_censored()
 
     def _enter(self, traffic: TrafficClass, arrivals: np.ndarray) -> None:
         count = arrivals.size
@@ -771,11 +774,12 @@ class _Run:
         latency = (done - arrived)[keep]
         run.completed += int(latency.size)
         run.latency.add(latency)
-        # Unanswered at the window's end: counted at their age then, a lower bound (censored).
+        # Unanswered at the window's end: counted at their age then, lower bounds, once every
+        # completion is in (`record_censored`).
         late = (arrived >= self.window_start) & (arrived < self.window_end) & ~keep
         if late.any():
             ages = self.window_end - arrived[late]
-            run.latency.add(ages)
+            self.unfinished.append((run.latency, ages, None))
             run.unfinished += int(ages.size)
             run.oldest_unfinished = max(run.oldest_unfinished, float(ages.max()))
         if self.series is not None:
@@ -1122,16 +1126,26 @@ class _Run:
         last bucket of the series), lower bounds, as the event path counts them."""
         if arrivals.size == 0:
             return
-        end = self.window_end
-        waited = end - arrivals
-        run.wait.add(waited)
+        waited = self.window_end - arrivals
+        self.unfinished.append((run.wait, waited, None))
         run.backlog_at_end += int(waited.size)
         run.oldest_waiting = max(run.oldest_waiting, float(waited.max()))
         if run.age is not None:
-            run.age.add(waited)
-            if in_series and self.series is not None:
-                series = self.series.tiers[state.tier.index]
-                series.add_ages(np.full(waited.size, end), waited, self.series.bucket)
+            series = self.series.tiers[state.tier.index] if in_series and self.series else None
+            self.unfinished.append((run.age, waited, series))
+
+    def record_censored(self) -> None:
+        """The work left at the window's end (`unfinished`), once every completion is in: each
+        at its age then, or the shortest completed figure when that is longer
+        (`histogram.censored`), as the event path counts it."""
+        for histogram, ages, series in self.unfinished:
+            values = censored(ages, histogram)
+            histogram.add(values)
+            if series is not None:
+                assert self.series is not None
+                end = np.full(values.size, self.window_end)
+                series.add_ages(end, values, self.series.bucket)
+        self.unfinished.clear()
 
     # ---- programs -----------------------------------------------------------------------
     def _drain(self) -> None:

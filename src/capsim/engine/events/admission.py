@@ -20,7 +20,7 @@ from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.station import Station
 from capsim.engine.events.windows import _add_zeros
-from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import AgeLog
@@ -312,12 +312,14 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
         # counted at the end (in the series' last bucket). A redelivered message is as old as
         # its first publish.
         horizon = st.horizon
-        for entry in st.left_waiting:
-            cont = entry.cont
-            published_at = cont.enqueued if type(cont) is _Delivery else entry.arrived
-            age_recorder.record(horizon - published_at)
+        ages = [
+            horizon - (entry.cont.enqueued if type(entry.cont) is _Delivery else entry.arrived)
+            for entry in st.left_waiting
+        ]
+        for age in censored(ages, age_recorder.flush()).tolist():
+            age_recorder.record(age)
             if age_log is not None:
-                age_log.record(horizon, horizon - published_at)
+                age_log.record(horizon, age)
         run.age = flush_age()
         run.redeliveries = st.redeliveries
         run.dead_letters = st.dead_letters

@@ -18,7 +18,7 @@ from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Time
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
-from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.result import ClassRun
 from capsim.engine.timeseries import (
     CompletionLog,
@@ -262,10 +262,10 @@ class _ClassSim:
 
     def record_unfinished(self, end: float) -> None:
         """Requests of the window still unanswered at its `end`: counted, and their ages then
-        recorded as latencies (lower bounds: each has taken at least that long)."""
+        recorded as latencies (lower bounds: `histogram.censored`), after every completion."""
         ages = [end - arrived for arrived in self.pending.values()]
-        for age in ages:
-            self.latency.record(age)
+        latency = self.latency.flush()
+        latency.add(censored(ages, latency))
         self.run.unfinished += len(ages)
         if ages:
             self.run.oldest_unfinished = max(self.run.oldest_unfinished, max(ages))

@@ -14,7 +14,7 @@ from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
-from capsim.engine.histogram import Recorder
+from capsim.engine.histogram import Recorder, censored
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import IntervalLog
@@ -398,7 +398,7 @@ class Station:
         _add_zeros(wait, self.zero_waits)
         self.left_waiting = self.still_waiting()
         waited = [horizon - entry.arrived for entry in self.left_waiting]
-        wait.add(waited)
+        wait.add(censored(waited, wait))
         run = TierRun(
             workers=tier.workers,
             arrivals=self.arrivals,
