@@ -23,9 +23,10 @@ from typer.testing import CliRunner, Result
 
 import capsim
 from capsim.analysis.summary import summarise
+from capsim.analysis.unfinished import assess_undrained, backlog_is_large
 from capsim.cli.app import app
 from capsim.engine.events import run_events
-from capsim.engine.result import RunResult
+from capsim.engine.result import RunResult, TierRun
 from capsim.engine.vectorised import can_vectorise, run_vectorised
 
 runner = CliRunner()
@@ -288,3 +289,26 @@ def test_both_engine_paths_reach_the_same_verdict(tmp_path: Path) -> None:
     for report in reports:
         assert report.data["passed"] is False
         assert report.data["tiers"]["orders"]["undrained"]["backlog_at_end"] == 1000
+
+
+# ---- the rule, on its own --------------------------------------------------------------------
+def left(waiting: int, arrivals: int, oldest: float = 4.0) -> TierRun:
+    return TierRun(arrivals=arrivals, backlog_at_end=waiting, oldest_waiting=oldest)
+
+
+def test_a_backlog_is_large_beyond_1_percent_of_the_arrivals_and_10_requests() -> None:
+    assert backlog_is_large(left(11, 1000))
+    assert not backlog_is_large(left(10, 1000))  # exactly 1%: not more than it
+    assert not backlog_is_large(left(9, 100))  # 9%, but a handful of requests
+    assert backlog_is_large(left(10, 100))
+
+
+def test_a_tier_is_undrained_when_half_of_its_replications_are() -> None:
+    # Two of four replications left 50 of 1,000 requests waiting, the others nothing: the
+    # figures are per replication (25 on average) and pooled (25 of 1,000 each: 2.5%).
+    runs = [left(50, 1000, 4.0), left(0, 1000, 0.0), left(50, 1000, 6.0), left(0, 1000, 0.0)]
+    found = assess_undrained(runs, capacity=100.0)
+    assert found is not None
+    assert found.backlog_at_end == 25 and found.share == pytest.approx(0.025)
+    assert found.oldest == 6.0 and found.clear_time == pytest.approx(0.25)
+    assert assess_undrained(runs[:1] + [left(0, 1000)] * 2, capacity=100.0) is None
