@@ -98,7 +98,10 @@ class Station:
     name in `lanes.lane_tier`; code that reads `free` outside `arrive` reclaims first.
 
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
-    FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
+    FIFO, LIFO, priorities) and holds `Waiting` entries. A feature that keeps waiting entries
+    in lines of its own (a queue's partitions, a serverless activator) appends a function
+    giving them to `waiting_elsewhere`: what still waits at the window's end is counted from
+    every line (`still_waiting`, docs/results.md#work-left-at-the-end-of-the-window). Timers go through the clock
     (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
     """
 
