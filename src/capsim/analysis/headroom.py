@@ -24,7 +24,9 @@ class Headroom:
     offered_rate: float
     instances: int = 1  # the tier's instances as written (the bound is for these)
     autoscale_max: int | None = None  # the most instances autoscaling may give it, if it scales
-    profile_peak: float | None = None  # the open rate at the profiles' peak, when one rises above its end
+    profile_peak: float | None = (
+        None  # the open rate at the profiles' peak, when one rises above its end
+    )
     rate_limit: bool = False  # the bound is what the tier's rate_limit lets through
 
     @property

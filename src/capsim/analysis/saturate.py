@@ -298,7 +298,9 @@ class _Searcher:
         keys = [round(rate, 9) for rate in rates]
         new: dict[float, tuple[float, bool]] = {}
         for key, rate, stretch in zip(keys, rates, nears, strict=True):
-            if key not in self.cache or (stretch and self._shorter_than_asked(self.cache[key], rate)):
+            if key not in self.cache or (
+                stretch and self._shorter_than_asked(self.cache[key], rate)
+            ):
                 new.setdefault(key, (rate, stretch))
         if new:
             self._measure([rate for rate, _ in new.values()], what,
@@ -365,7 +367,8 @@ class _Searcher:
             i: with_run_length(point.model, longer, None)
             for i, (rate, point) in enumerate(zip(rates, points, strict=True))
             if self._short_of_samples(point)
-            and (longer := self._sampled_length(rate, point.model)) > point.model.simulation.duration
+            and (longer := self._sampled_length(rate, point.model))
+            > point.model.simulation.duration
         }
         if again:
             for i in again:
@@ -433,9 +436,7 @@ class _Searcher:
     def _sampled_length(self, rate: float, model: Model) -> float:
         """The run length `model` (at `rate`) needs for the deciding objectives' samples."""
         simulation = model.simulation
-        return sampled_duration(
-            simulation.duration, rate, self.needs, self._cap(rate, model)
-        )
+        return sampled_duration(simulation.duration, rate, self.needs, self._cap(rate, model))
 
     def measured_longer(self, rate: float, what: str) -> CurvePoint | None:
         """The point at `rate` measured again with RERUN_FACTOR x its duration and at least
@@ -777,7 +778,8 @@ def _refusing_limits(point: CurvePoint) -> list[str]:
     return [
         name
         for name, entry in point.point.report.data["tiers"].items()
-        if entry.get("rate_limited") and entry.get("arrivals")
+        if entry.get("rate_limited")
+        and entry.get("arrivals")
         and entry["rate_limited"] / entry["arrivals"] > REFUSING_SHARE
     ]
 
@@ -801,7 +803,9 @@ def _knee_baseline_duration(searcher: _Searcher, rate: float) -> float:
     longest = simulation.duration / GRID[0]
     factor = rate / searcher.base_rate
     wanted = [
-        SAMPLE_MARGIN * fewest_samples(0.99) / (c.peak_rate(model.horizon) * factor * simulation.replications)
+        SAMPLE_MARGIN
+        * fewest_samples(0.99)
+        / (c.peak_rate(model.horizon) * factor * simulation.replications)
         for c in model.classes
         if not c.is_closed and c.peak_rate(model.horizon) > 0
     ]

@@ -30,10 +30,10 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.histogram import Histogram
+from capsim.engine.histogram import Histogram, censored
 from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
-from capsim.engine.timeseries import bucket_of, interval_mass, new_series
+from capsim.engine.timeseries import TierSeries, bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
 from capsim.model import features
 from capsim.model.types import (
@@ -635,6 +635,8 @@ class _Run:
                     for name, group in zip(GROUP_NAMES, state.group_states, strict=True)
                 }
         self.requests = 0
+        # Work left at the window's end: (histogram, ages then, a queue's series or None).
+        self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
         self.entered = [0] * len(model.classes)  # arrivals of each class so far
         self.last_arrival = [0.0] * len(model.classes)  # the latest of them
         self.series = new_series(model)
@@ -726,6 +728,7 @@ class _Run:
         leftover = sum(len(s.inbox) for s in self.states)
         if leftover:
             raise SimulationError("the vectorised path left visits unprocessed")
+        self.record_censored()
 
     def _enter(self, traffic: TrafficClass, arrivals: np.ndarray) -> None:
         count = arrivals.size
@@ -771,6 +774,14 @@ class _Run:
         latency = (done - arrived)[keep]
         run.completed += int(latency.size)
         run.latency.add(latency)
+        # Unanswered at the window's end: counted at their age then, lower bounds, once every
+        # completion is in (`record_censored`).
+        late = (arrived >= self.window_start) & (arrived < self.window_end) & ~keep
+        if late.any():
+            ages = self.window_end - arrived[late]
+            self.unfinished.append((run.latency, ages, None))
+            run.unfinished += int(ages.size)
+            run.oldest_unfinished = max(run.oldest_unfinished, float(ages.max()))
         if self.series is not None:
             finished = done < self.window_end
             self.series.classes[class_index].add_completions(
@@ -1057,6 +1068,7 @@ class _Run:
             )
             started = (start >= low) & (start < high)
             run.wait.add((start - arrivals)[started])
+            self._censor_waits(state, run, arrivals[(arrivals < high) & (start >= high)], in_series)
         run.busy_time += busy
         run.occupied_time += busy
         if in_series and self.series is not None:
@@ -1105,6 +1117,35 @@ class _Run:
                 )
                 later.sort()
                 state.pending_starts = later
+
+    def _censor_waits(
+        self, state: _TierState, run: TierRun, arrivals: np.ndarray, in_series: bool
+    ) -> None:
+        """Visits that arrived at `arrivals` and still wait for a worker at the window's end:
+        their waits so far go in `wait` (and a queue's message ages so far in `age`, in the
+        last bucket of the series), lower bounds, as the event path counts them."""
+        if arrivals.size == 0:
+            return
+        waited = self.window_end - arrivals
+        self.unfinished.append((run.wait, waited, None))
+        run.backlog_at_end += int(waited.size)
+        run.oldest_waiting = max(run.oldest_waiting, float(waited.max()))
+        if run.age is not None:
+            series = self.series.tiers[state.tier.index] if in_series and self.series else None
+            self.unfinished.append((run.age, waited, series))
+
+    def record_censored(self) -> None:
+        """The work left at the window's end (`unfinished`), once every completion is in: each
+        at its age then, or the shortest completed figure when that is longer
+        (`histogram.censored`), as the event path counts it."""
+        for histogram, ages, series in self.unfinished:
+            values = censored(ages, histogram)
+            histogram.add(values)
+            if series is not None:
+                assert self.series is not None
+                end = np.full(values.size, self.window_end)
+                series.add_ages(end, values, self.series.bucket)
+        self.unfinished.clear()
 
     # ---- programs -----------------------------------------------------------------------
     def _drain(self) -> None:
