@@ -744,23 +744,25 @@ def _analytic_bounds(model: Model, capsim_version: str) -> _Analytic:
     }
     rates = {name: t["max_rate"] for name, t in solution["tiers"].items()}
     bottleneck = solution["bottleneck"]["tier"]
-    for name, bound in rate_limit_bounds(model, shares).items():
+    for name, bound in rate_limit_bounds(solution).items():
         rates[name] = bound if rates.get(name) is None else min(rates[name], bound)
         if bound < saturation:
             bottleneck, saturation = name, bound
     return _Analytic(solution, rates, bottleneck, saturation, shares)
 
 
-def rate_limit_bounds(model: Model, shares: dict[str, float]) -> dict[str, float]:
+def rate_limit_bounds(solution: dict[str, Any]) -> dict[str, float]:
     """Per tier with a rate limit, the total open rate at which its bucket passes all it is
-    offered: the limit's token rate over the tier's arrivals per open request. Past it the
-    limit refuses the excess (an error for its caller), so no tier behind it is offered more:
-    the rate limit is that tier's saturation (docs/capacity.md, "Rate limits")."""
-    return {
-        tier.name: tier.rate_limit.rate / shares[tier.name]
-        for tier in model.tiers
-        if tier.rate_limit is not None and shares.get(tier.name, 0.0) > 0
+    offered (`solve`'s `rate_limit.max_rate`): the limit's token rate, less what closed classes
+    take, over the tier's arrivals per open request. Past it the limit refuses the excess (an
+    error for its caller), so no tier behind it is offered more: the rate limit is that tier's
+    saturation (docs/capacity.md, "Rate limits")."""
+    bounds = {
+        name: entry["rate_limit"]["max_rate"]
+        for name, entry in solution["tiers"].items()
+        if "rate_limit" in entry
     }
+    return {name: bound for name, bound in bounds.items() if bound is not None and math.isfinite(bound)}
 
 
 #: A point where a rate limit refused more than this share of its tier's arrivals is past that
@@ -845,7 +847,7 @@ def _estimate_saturation(
         }
         for tier in model.tiers
     }
-    for name, bound in rate_limit_bounds(model, analytic.shares).items():
+    for name, bound in rate_limit_bounds(analytic.solution).items():
         entry = tiers[name]
         if entry["max_rate"] is None or bound <= entry["max_rate"]:
             entry.update(max_rate=bound, max_rate_low=bound, held_by="rate_limit")

@@ -744,8 +744,18 @@ def _limit_the_closed_traffic_too(net: _Network, closed_rate: np.ndarray) -> Non
 
 
 def _mix(net: _Network, point: _FixedPoint) -> np.ndarray:
-    total = net.open_rate + point.closed_rate
+    """[class] requests per request of the rate the bounds are in: the open classes' rate when
+    there is open traffic (what `saturate` and `--load` scale; a closed class is a population
+    that only waits longer as a tier fills, and does not change when the open classes saturate
+    it: BCMP's mixed networks), else the closed classes' throughput."""
+    total = net.open_rate if net.open_rate.sum() > 0 else net.open_rate + point.closed_rate
     return total / max(float(total.sum()), 1e-300)
+
+
+def _bounds_offered_rate(net: _Network, point: _FixedPoint) -> float:
+    """The rate offered now, in the unit of the bounds (`_mix`)."""
+    total_open = float(net.open_rate.sum())
+    return total_open if total_open > 0 else float(point.closed_rate.sum())
 
 
 def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
@@ -762,14 +772,18 @@ def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
 
 def _rate_limit_bounds(net: _Network, point: _FixedPoint) -> dict[str, float]:
     """Per rate-limited tier, the total rate (mix as written) beyond which its limit refuses
-    requests: `rate_limit.rate` / visits to it per request."""
+    requests: `rate_limit.rate` / visits to it per request. Beside open traffic, the closed
+    classes' requests take their tokens first (a refused request is answered at once, so they
+    keep coming): the open rate beyond which it refuses is what they leave."""
     mix = _mix(net, point)
+    closed_rate = point.closed_rate if net.open_rate.sum() > 0 else np.zeros_like(mix)
     bounds: dict[str, float] = {}
     for tier in net.model.tiers:
         if tier.rate_limit is None:
             continue
         per_request = float(mix @ net.unlimited_visits[:, tier.index])
-        bounds[tier.name] = tier.rate_limit.rate / per_request if per_request > 0 else math.inf
+        left = max(tier.rate_limit.rate - float(closed_rate @ net.unlimited_visits[:, tier.index]), 0.0)
+        bounds[tier.name] = left / per_request if per_request > 0 else math.inf
     return bounds
 
 
@@ -781,7 +795,8 @@ def _unstable_error(
     return UnstableModelError(
         f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
         f"{capacity_rate:.4g}/s capacity); system saturates at "
-        f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
+        f"{saturation:.4g} req/s (requests per second over the open classes, or over the closed "
+        "ones without open traffic, mix as written). "
         f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
         tier=tier.name,
         rho=st.unstable_rho,
@@ -1148,7 +1163,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "bottleneck": {
             "tier": bottleneck,
             "saturation_rate": _round(saturation),
-            "offered_rate": total_open + float(point.closed_rate.sum()),
+            "offered_rate": _bounds_offered_rate(net, point),
             **({"by": "rate_limit"} if by_rate_limit else {}),
         },
         "slos": slos,
@@ -1184,7 +1199,8 @@ def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
 
 
 def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:
-    """Total rate (mix as written) at which `tier` saturates: workers / demand per request.
+    """Total rate (mix as written, in the unit of `_mix`) at which `tier` saturates: workers /
+    demand per request.
 
     A database with replicas is two station groups, as `capsim run` simulates it: its primaries
     take the writes, its replicas the reads; the tier saturates with the first group to fill.
