@@ -74,3 +74,42 @@ def test_the_run_footer_quotes_the_headroom_of_the_open_traffic(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "web is the bottleneck" in result.output
     assert "4.00x the 100.0/s offered now" in result.output
+
+
+# The day compressed: 100/s of menu reads, a dinner hour at 300/s, quiet again by the end. The
+# gateway's limit (500/s) passes less than anything behind it can carry.
+DINNER_BEHIND_A_LIMIT = """
+version: 1
+name: dinner-behind-a-limit
+seed: 2
+simulation: {duration: 30s, warmup: 2s}
+traffic:
+  menu:
+    entry: gateway
+    rate: 100/s
+    profile:
+      - {at: 0s, rate: 100/s}
+      - {at: 10s, rate: 300/s}
+      - {at: 20s, rate: 300/s}
+      - {at: 25s, rate: 100/s}
+tiers:
+  gateway:
+    concurrency: 64
+    blocking: false
+    service_time: 1ms
+    rate_limit: {rate: 500/s, burst: 50}
+"""
+
+
+def test_the_footer_says_a_rate_limits_headroom_is_judged_at_the_profiles_peak(
+    tmp_path: Path,
+) -> None:
+    """The dinner peak was 300/s and the day ends at 100/s. The footer's bottleneck line for a
+    tier said "(offered rates are at the profile's peak ...)", but the line for a rate limit
+    said "1.67x the 300.0/s offered now" with no word of the peak: a planner reading it against
+    the 100/s the profile ends at could not tell which rate it meant."""
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path, DINNER_BEHIND_A_LIMIT))])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "rate_limit is the bottleneck" in x)
+    assert "1.67x the 300.0/s offered now" in line
+    assert "offered rates are at the profile's peak, 300.0/s, not its final rate" in line
