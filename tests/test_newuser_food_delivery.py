@@ -113,3 +113,46 @@ def test_the_footer_says_a_rate_limits_headroom_is_judged_at_the_profiles_peak(
     line = next(x for x in result.output.splitlines() if "rate_limit is the bottleneck" in x)
     assert "1.67x the 300.0/s offered now" in line
     assert "offered rates are at the profile's peak, 300.0/s, not its final rate" in line
+
+
+# Orders: 8 blocking workers (10 ms of their own) that wait for the payment provider (100 ms),
+# 40/s: 4.4 workers held, 55%. The provider slows down 4x for a minute: 16.4 workers wanted
+# of 8, every worker held, as the run shows.
+PROVIDER_SLOWS_DOWN = """
+version: 1
+name: provider-slows-down
+seed: 3
+simulation: {duration: 120s, warmup: 10s}
+traffic:
+  place_order: {entry: orders, rate: 40/s}
+tiers:
+  orders:
+    concurrency: 8
+    service_time: {dist: exponential, mean: 10ms}
+    calls: [payment]
+  payment:
+    concurrency: 200
+    service_time: {dist: exponential, mean: 100ms}
+faults:
+  - {at: 60s, for: 30s, tier: payment, slowdown: 4x}
+slos:
+  - {tier: orders, occupancy: 80%}
+  - {tier: orders, utilization: 80%}
+"""
+
+
+def test_solve_does_not_pass_a_callers_occupancy_on_the_state_before_its_callee_slows_down(
+    tmp_path: Path,
+) -> None:
+    """solve passed `orders occupancy <= 80%` with 55% while the run, where the payment provider
+    slows down 4x, holds every orders worker (a 100% phase): the pass rested on the state
+    before the fault, which the docs promise never happens. The orders workers wait for
+    payment, so its slowdown changes their occupancy (and their waits): not judged, with the
+    reason. Their own work (utilization) does not wait for payment and is still judged."""
+    model = capsim.build_model(capsim.load_scenario(_scenario(tmp_path, PROVIDER_SLOWS_DOWN)))
+    occupancy, utilization = solve(model, capsim_version="test")["slos"]
+    assert occupancy["passed"] is None
+    assert "payment" in occupancy["reason"] and "workers wait for" in occupancy["reason"]
+    assert utilization["passed"] is True
+    run = capsim.simulate(model).data["slos"][0]
+    assert run["passed"] is False and run["observed"] > 0.99
