@@ -203,3 +203,24 @@ def test_solve_of_a_closed_loop_does_not_pay_for_the_tiers_it_never_visits(tmp_p
     assert couriers["throughput"] == pytest.approx(alone["classes"]["couriers"]["throughput"], rel=1e-12)
     assert routing["utilization"] == pytest.approx(alone["tiers"]["routing"]["utilization"], rel=1e-12)
     assert beside["tiers"]["t0"]["utilization"] > 0  # the open class's, not the couriers'
+
+
+def test_solve_of_an_overloaded_model_raises_without_first_bisecting_its_capacity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`size --load 3x` on the platform printed nothing for minutes: its analytic start asks
+    solve about overloaded configurations dozens of times, and every solve that only raises
+    "no steady state" first bisected each overloaded tier's capacity (14 more solutions of the
+    network each), figures the error never shows. The error now comes after one solution."""
+    import capsim.analysis.solve as solve_module
+    from capsim.errors import CapsimError
+
+    model = capsim.build_model(capsim.load_scenario(
+        _scenario(tmp_path, OPEN_BESIDE_CLOSED.replace("rate: 100/s", "rate: 500/s"))
+    ))  # fmt: skip
+    solutions = []
+    real = solve_module._fixed_point
+    monkeypatch.setattr(solve_module, "_fixed_point", lambda net: solutions.append(1) or real(net))
+    with pytest.raises(CapsimError, match=r"web: rho=1\.25"):
+        solve(model, capsim_version="test")
+    assert len(solutions) == 1

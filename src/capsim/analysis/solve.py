@@ -1098,6 +1098,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     reaching = (net.open_rate + point.closed_rate) @ net.visits  # [tier] requests per second
     refused = reaching * (1.0 - net.passing)
     notes.extend(_rate_limit_notes(model, reaching, refused))
+    if unstable and not mark_overload:  # before the capacities below, which it does not need
+        raise _unstable_error(unstable[0], saturation)
     overloaded = [
         {
             "tier": tier.name,
@@ -1108,8 +1110,6 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         }
         for tier, label, st in unstable
     ]
-    if unstable and not mark_overload:
-        raise _unstable_error(unstable[0], saturation)
     if unstable:
         bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
             model, capsim_version, bottleneck, saturation, by_rate_limit
