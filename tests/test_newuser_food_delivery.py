@@ -7,6 +7,7 @@ Each test is one thing they met, as they met it, on a scenario small enough to r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,50 @@ def test_solve_of_an_overloaded_model_raises_without_first_bisecting_its_capacit
     with pytest.raises(CapsimError, match=r"web: rho=1\.25"):
         solve(model, capsim_version="test")
     assert len(solutions) == 1
+
+
+# The payment provider answers in 250 ms at the median and 1.5 s at p99, whatever the load: 3.7%
+# of payments take over 1 s at any rate. The objective allows 4.5%. Only `front` (4 workers of
+# 10 ms) saturates, near 400/s.
+SLOW_PROVIDER_SHARE = """
+version: 1
+name: slow-provider-share
+seed: 4
+simulation: {duration: 10s, warmup: 1s}
+traffic:
+  pay: {entry: front, rate: 100/s}
+tiers:
+  front:
+    concurrency: 4
+    blocking: false
+    service_time: {dist: exponential, mean: 10ms}
+    calls: [provider]
+  provider:
+    concurrency: 2000
+    service_time: {dist: lognormal, p50: 250ms, p99: 1500ms}
+slos:
+  - {class: pay, share_over: {limit: 1s, max: 4.5%}}
+"""
+
+
+def test_saturate_does_not_step_down_from_a_verification_that_failed_only_by_noise(
+    tmp_path: Path,
+) -> None:
+    """saturate found 360/s meeting the objective, and its verification failed with 3.57% of
+    slow payments against 4.5% allowed, only by the upper end of a 3-replication interval
+    (4.78%). It then stepped down 5% at a time and bisected to 289.6/s, the first rate whose
+    interval happened to pass: lower rates have fewer samples, not fewer slow payments, so the
+    answer was set by noise, 27% below the ceiling. Such a verification is now measured again
+    with more data, as the lightest point already was, and 360/s stands."""
+    path = _scenario(tmp_path, SLOW_PROVIDER_SHARE)
+    result = runner.invoke(app, ["saturate", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["max_rate_meeting_slos"] >= 0.85 * data["slo_ceiling"]  # 289.6 of 395.9 before
+    assert data["verification"]["meets_slos"] is True
+    assert any(
+        "failed only by the upper end of its 95% interval; measured again" in note
+        and "met every SLO" in note
+        for note in data["notes"]
+        if note.startswith("the verification at")
+    )
