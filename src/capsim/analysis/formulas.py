@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import gammaln
@@ -293,6 +293,13 @@ def closed_network(
             queue=[0.0] * len(demands),
             utilization=[0.0] * len(demands),
         )
+    visited = [i for i, demand in enumerate(demands) if demand > 0]
+    if len(visited) < len(demands):
+        return _with_unvisited_stations(
+            closed_network([demands[i] for i in visited], [servers[i] for i in visited],
+                           think_time, users),
+            visited, len(demands),
+        )  # fmt: skip
     n = np.arange(users + 1)
 
     def log_factors(demand: float, count: int | None) -> np.ndarray:
@@ -328,6 +335,21 @@ def closed_network(
     return ClosedFigures(
         throughput=throughput, response_time=response, queue=queue, utilization=utilization
     )
+
+
+def _with_unvisited_stations(
+    figures: ClosedFigures, visited: list[int], stations: int
+) -> ClosedFigures:
+    """`figures` of the visited stations, with the stations of zero demand put back empty.
+
+    A station without demand has the factor 1, 0, 0, ... (no customer ever there), the identity
+    of the convolution: leaving it out changes no figure, and saves the convolutions over it
+    (each O(users^2)), which made a 300-user class on a 15-tier scenario take seconds."""
+    queue, utilization = [0.0] * stations, [0.0] * stations
+    for position, index in enumerate(visited):
+        queue[index] = figures.queue[position]
+        utilization[index] = figures.utilization[position]
+    return replace(figures, queue=queue, utilization=utilization)
 
 
 def batch_poisson_mg1(
