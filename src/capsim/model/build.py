@@ -142,9 +142,7 @@ def che_hit_ratio(capacity: float, keys: float, zipf: float, exact_keys: int = E
 
     def occupancy(t: float) -> tuple[float, float]:
         e_head, e_tail = head_survivals(t), np.exp(-p_tail * t)
-        value = float(
-            np.sum(np.subtract(1.0, e_head, out=spare)) + np.dot(1.0 - e_tail, tail_w)
-        )
+        value = float(np.sum(np.subtract(1.0, e_head, out=spare)) + np.dot(1.0 - e_tail, tail_w))
         slope = float(np.dot(p_head, e_head) + np.dot(p_tail * e_tail, tail_w))
         return value - capacity, slope
 
