@@ -77,11 +77,12 @@ def main() -> None:
     for name, found in runs.items():
         cpu = [r["user"] + r["sys"] for r in found]
         medians[name] = statistics.median(cpu)
+        user, system, wall = (
+            statistics.median(r[key] for r in found) for key in ("user", "sys", "wall")
+        )
         print(
-            f"{name:10s} median {medians[name]:.3f} s CPU (user {statistics.median(r['user'] for r in found):.3f}, "
-            f"sys {statistics.median(r['sys'] for r in found):.3f}, wall "
-            f"{statistics.median(r['wall'] for r in found):.3f}), "
-            f"{args.requests / medians[name]:,.0f} req/CPU-s; rounds "
+            f"{name:10s} median {medians[name]:.3f} s CPU (user {user:.3f}, sys {system:.3f}, "
+            f"wall {wall:.3f}), {args.requests / medians[name]:,.0f} req/CPU-s; rounds "
             + ", ".join(f"{c:.3f}" for c in cpu)
         )
     first = next(iter(trees))
