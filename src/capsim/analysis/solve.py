@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
@@ -1113,20 +1112,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "several closed classes or mixed open and closed traffic: each closed class is "
             "solved exactly on the capacity the others leave (an approximation)"
         )
-    unstable = [
-        (tier, label, st)
-        for tier in model.tiers
-        for label, st in point.stations[tier.index]
-        if st.unstable_rho is not None
-    ]
-    max_rate = _max_rates(net, point)
-    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
-    saturation = max_rate[bottleneck] if bottleneck else math.inf
-    limit_bounds = _rate_limit_bounds(net, point)
-    by_rate_limit = False
-    for name, bound in limit_bounds.items():
-        if bound < saturation:  # no capacity lets more through than the limit
-            bottleneck, saturation, by_rate_limit = name, bound, True
+    unstable = _unstable_stations(model, point)
+    max_rate, limit_bounds, (bottleneck, saturation, by_rate_limit) = _bounds(net, point)
     # [tier] requests per second reaching each tier at its busiest moment
     reaching = np.sum((net.at_peak + point.closed_rate[:, None]) * net.visits, axis=0)
     refused = reaching * (1.0 - net.passing)
@@ -1195,12 +1182,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "command": "solve",
         "classes": classes_out,
         "tiers": tiers_out,
-        "bottleneck": {
-            "tier": bottleneck,
-            "saturation_rate": _round(saturation),
-            "offered_rate": _bounds_offered_rate(net, point),
-            **({"by": "rate_limit"} if by_rate_limit else {}),
-        },
+        "bottleneck": _bottleneck_entry(net, point, bottleneck, saturation, by_rate_limit),
         "slos": slos,
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,
         "overloaded": overloaded,
@@ -1242,6 +1224,9 @@ def _window_high(
         return waiting
     if p_wait * ratio > share:
         return workers + waiting
+    # scipy only here, for a KEDA queue scaled on its lag: `capsim run` need not load it
+    from scipy import stats
+
     return min(float(stats.poisson.ppf(1.0 - share, busy)), float(workers))
 
 
@@ -1285,6 +1270,59 @@ def _settled_entry(where: SettledConsumers) -> dict[str, Any]:
         "consumers": where.consumers,
         scaling.metric: _round(where.metric),
         "cycle": list(where.cycle),
+    }
+
+
+def solve_bottleneck(model: Model) -> dict[str, Any]:
+    """`solve(model)["bottleneck"]` alone: the same network, fixed point and bounds, so the same
+    numbers, without the figures per tier and class (the wait percentiles of an M/M/c/K
+    station are most of its cost, and load scipy). Raises UnstableModelError where `solve`
+    does (without `mark_overload`). For the footer of `capsim run`'s table."""
+    net = _network(model)
+    point = _fixed_point(net)
+    unstable = _unstable_stations(model, point)
+    _, _, (tier, saturation, by_rate_limit) = _bounds(net, point)
+    if unstable:
+        raise _unstable_error(unstable[0], saturation)
+    return _bottleneck_entry(net, point, tier, saturation, by_rate_limit)
+
+
+def _unstable_stations(model: Model, point: _FixedPoint) -> list[tuple[Tier, str, StationResult]]:
+    """(tier, label, station) of every station offered at least its capacity."""
+    return [
+        (tier, label, st)
+        for tier in model.tiers
+        for label, st in point.stations[tier.index]
+        if st.unstable_rho is not None
+    ]
+
+
+def _bounds(
+    net: _Network, point: _FixedPoint
+) -> tuple[dict[str, float], dict[str, float], tuple[str | None, float, bool]]:
+    """(each tier's max rate, each rate limit's bound, (the bottleneck, its saturation rate,
+    whether a rate limit is the bound)): the tier with the lowest max rate, unless a rate limit
+    lets less through."""
+    max_rate = _max_rates(net, point)
+    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
+    saturation = max_rate[bottleneck] if bottleneck else math.inf
+    limit_bounds = _rate_limit_bounds(net, point)
+    by_rate_limit = False
+    for name, bound in limit_bounds.items():
+        if bound < saturation:  # no capacity lets more through than the limit
+            bottleneck, saturation, by_rate_limit = name, bound, True
+    return max_rate, limit_bounds, (bottleneck, saturation, by_rate_limit)
+
+
+def _bottleneck_entry(
+    net: _Network, point: _FixedPoint, tier: str | None, saturation: float, by_rate_limit: bool
+) -> dict[str, Any]:
+    """The `bottleneck` of the estimates: its tier, saturation rate and the rate offered now."""
+    return {
+        "tier": tier,
+        "saturation_rate": _round(saturation),
+        "offered_rate": _bounds_offered_rate(net, point),
+        **({"by": "rate_limit"} if by_rate_limit else {}),
     }
 
 

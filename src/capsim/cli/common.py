@@ -62,8 +62,11 @@ def color_allowed(stream: Any) -> bool:
 
 
 def stderr_console() -> Console:
-    """A console on stderr, coloured only where `color_allowed`."""
-    return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
+    """A console on stderr, coloured only where `color_allowed`. No emoji codes: a name like
+    `:fire:` in a message stays as written (and rich's table of codes is not loaded)."""
+    return Console(
+        stderr=True, no_color=not color_allowed(sys.stderr), highlight=False, emoji=False
+    )
 
 
 def say(console: Console, text: str) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from capsim.analysis.headroom import Headroom
 from capsim.analysis.report import Report
 from capsim.outputs import cells
 from capsim.outputs.escape import terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Cell, Column, fitted_tables
 from capsim.outputs.rows import Rows, class_rows, slo_rows, tier_rows
+
+if TYPE_CHECKING:  # the analytic headroom (and its solver) only when a footer is asked for
+    from capsim.analysis.headroom import Headroom
 
 #: Width of the rendered table when the caller does not say (files, pipes, tests).
 WIDTH = DEFAULT_WIDTH
