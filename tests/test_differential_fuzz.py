@@ -644,3 +644,41 @@ def test_a_parallel_group_with_repeated_publishes_beside_a_call_runs_on_the_even
         }
     )
     assert can_vectorise(single)[0]  # publishes only: the rounds need no answer
+
+
+def test_simultaneous_arrivals_of_different_classes_run_in_the_event_paths_order():
+    """Seed 2034 of the long wide set: c0 at n / 25 s, c1 along a step profile at 260 s +
+    m / 25 s after its first 13,000 arrivals. The two meet at the same instant most of the
+    time, their predecessors differing now and then by the last bit. The event path runs such
+    a pair in the order their predecessors ran (it schedules a class's next arrival while it
+    runs the current one); the vectorised path took the class with fewer arrivals so far
+    first, every time, and the per-class latencies swapped. Here (with c1's step at 26 s, a
+    c2 meeting c0 every other time and Poisson batches besides) c0 and c1 took 11.55 ms and
+    10.67 ms on the event path, 9.68 ms and 12.34 ms on the vectorised path. Work and gaps are
+    constant, so both paths must agree exactly."""
+    step = [{"at": "0s", "rate": "50/s"}, {"at": "26s", "rate": "50/s"}]
+    data = {
+        "name": "ties",
+        "simulation": {"duration": "200s", "warmup": "1s"},
+        "traffic": {
+            "c0": {"entry": "app", "rate": "25/s", "arrivals": "constant"},
+            "c1": {
+                "entry": "app",
+                "rate": "25/s",
+                "arrivals": "constant",
+                "profile": [*step, {"at": "26s", "rate": "25/s"}],
+            },
+            "c2": {"entry": "app", "rate": "12.5/s", "arrivals": "constant"},
+            "c3": {"entry": "app", "rate": "5/s", "arrivals": {"batch": {"size": 3}}},
+        },
+        "tiers": {
+            "app": {"service_time": "4ms", "calls": ["db"], "blocking": False},
+            "db": {"service_time": "3ms"},
+        },
+    }
+    model = scenariogen.load(data)
+    runs = [run_events(model, 0), run_vectorised(model, 0), run_vectorised(model, 0, chunk_requests=193)]
+    means = [[c.latency.mean for c in run.classes] for run in runs]
+    assert means[0][0] > means[0][1] + 0.0005, means[0]  # c1's arrivals mostly run first
+    for other in means[1:]:
+        assert other == pytest.approx(means[0], rel=1e-9, abs=0.0)
