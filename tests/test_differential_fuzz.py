@@ -677,7 +677,11 @@ def test_simultaneous_arrivals_of_different_classes_run_in_the_event_paths_order
         },
     }
     model = scenariogen.load(data)
-    runs = [run_events(model, 0), run_vectorised(model, 0), run_vectorised(model, 0, chunk_requests=193)]
+    runs = [
+        run_events(model, 0),
+        run_vectorised(model, 0),
+        run_vectorised(model, 0, chunk_requests=193),
+    ]
     means = [[c.latency.mean for c in run.classes] for run in runs]
     assert means[0][0] > means[0][1] + 0.0005, means[0]  # c1's arrivals mostly run first
     for other in means[1:]:

@@ -631,6 +631,7 @@ class _ClassOrder:
         by_rank = np.concatenate((total + np.argsort(self.latest, kind="stable"), order))
         return _chain_ranks(rank, previous, by_rank)[:total] - ends
 
+
 #: More doublings than any chain needs (2^64 arrivals): a guard against an endless loop.
 _MOST_DOUBLINGS = 64
 
