@@ -12,7 +12,7 @@ import pytest
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
-from capsim.scenario import loader, validate_file
+from capsim.scenario import load_scenario, loader, validate_file
 from capsim.scenario.loader import parse_yaml_text
 
 BASE = """\
@@ -168,3 +168,26 @@ def test_a_closed_class_is_solved_in_seconds_not_minutes_or_hours(tmp_path: Path
     assert time.process_time() - started < 10.0
     assert done.exit_code in (0, 1), done.output
     assert '"throughput"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("seed", "says"),
+    [
+        ("123456789012345678901234567890", None),  # kept exactly, not 123...77877719597056
+        ("1e3", None),
+        ("1e300", "is written as a float, which holds no whole number above 2^53 exactly"),
+        ("2.5", "is not a whole number"),
+        ("-5", "is negative"),
+    ],
+)
+def test_a_seed_is_the_seed_written_or_refused_where_it_is_written(
+    tmp_path: Path, seed: str, says: str | None
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="5ms") + f"seed: {seed}\n", encoding="utf-8")
+    found = [p.format() for p in validate_file(path)]
+    if says is None:
+        assert found == []
+        assert load_scenario(path).seed == (int(float(seed)) if "e" in seed else int(seed))
+    else:
+        assert len(found) == 1 and says in found[0] and "s.yaml:7:7: seed" in found[0], found
