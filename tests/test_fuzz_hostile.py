@@ -191,3 +191,22 @@ def test_a_seed_is_the_seed_written_or_refused_where_it_is_written(
         assert load_scenario(path).seed == (int(float(seed)) if "e" in seed else int(seed))
     else:
         assert len(found) == 1 and says in found[0] and "s.yaml:7:7: seed" in found[0], found
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_hundred_thousand_local_workers_are_refused_before_any_starts(
+    tmp_path: Path, executor: str
+) -> None:
+    """`--workers 100000 --executor process` started thousands of Python processes at once
+    (found by trying it: over 4,000 before it was stopped, the machine's load at 880)."""
+    from typer.testing import CliRunner
+
+    from capsim.cli.app import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="5ms"), encoding="utf-8")
+    args = ["run", str(path), "--replications", "3", "--workers", "100000", "--executor", executor]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 3, done.output
+    assert "--workers 100,000 would start 100,000 processes" in done.output
+    assert "give fewer, or run them on a Dask cluster with --scheduler" in done.output
