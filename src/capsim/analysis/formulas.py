@@ -6,6 +6,7 @@ a mean service time. Functions raise ValueError for an unstable open queue (rho 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -310,7 +311,29 @@ def closed_network(
     Station i has `servers[i]` servers and service demand D_i (visits x mean service); its
     factor is f_i(n) = D_i^n / prod_{k<=n} min(k, c_i). The think station is a delay station.
     Values are scaled per step to stay finite for large populations.
+
+    The work grows with the square of the users, and the capacity searches ask for the same
+    network thousands of times (a `capsim run` footer of a closed class of 50 users: 18,810
+    solutions of 10 distinct networks, 2 minutes; of 400 users, hours), so solutions are kept.
     """
+    solved = _closed_network(
+        tuple(float(d) for d in demands),
+        tuple(int(c) for c in servers),
+        float(think_time),
+        int(users),
+    )
+    return ClosedFigures(
+        throughput=solved.throughput,
+        response_time=solved.response_time,
+        queue=list(solved.queue),
+        utilization=list(solved.utilization),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _closed_network(
+    demands: tuple[float, ...], servers: tuple[int, ...], think_time: float, users: int
+) -> ClosedFigures:
     if users == 0:
         return ClosedFigures(
             throughput=0.0,

@@ -422,11 +422,13 @@ class _Batch:
     (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
     round of the sender's program that sent them (`sent_round`: the event path runs the
     zero-time steps of simultaneous visits breadth first, each step one pass through its
-    schedule), then the sender's own arrival order (`sent_seq`), then which sender (`source`:
-    k for class k's own arrivals, then the tiers, n_classes + tier index) and which call of the
-    sender's program (`slot`). The order is total, so the chunking cannot change it; only
-    arrivals of different classes scheduled at the same instant go in the classes' declaration
-    order (as on the event path).
+    schedule), then the sender's own arrival order (`sent_seq`; for a class's own arrivals,
+    the rank of the class's previous one in the order the event path ran the classes' arrivals,
+    see `_ClassOrder`), then which sender (`source`: k for class k's own arrivals, then the
+    tiers, n_classes + tier index) and which call of the sender's program (`slot`). The order
+    is total, so the chunking cannot change it. Clients in another region send each arrival
+    over the network when it comes: for them `sent_start` is the arrival and `sent_seq` its own
+    rank.
     """
 
     times: np.ndarray
@@ -567,6 +569,105 @@ def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
     return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
 
 
+class _ClassOrder:
+    """The event path's order of running the classes' own arrivals, as global ranks.
+
+    The event path schedules a class's next arrival while it runs the current one, so of two
+    arrivals of different classes at the same instant, the one whose predecessor ran first runs
+    first; predecessors at the same instant go by their own predecessors, and so on back to the
+    first arrivals, scheduled at the start in the classes' declaration order. That is the
+    lexicographic order of each arrival's chain of times read backwards (its time, its
+    predecessor's, ...) ended by the start. `rank` computes it for one chunk's arrivals, each
+    class's latest arrival of the earlier chunks (all before the chunk) ending its chains.
+    """
+
+    def __init__(self, classes: int) -> None:
+        # Rank of each class's latest arrival; before any, its place in the declaration order.
+        self.latest = np.arange(classes, dtype=np.int64) - classes
+        self.ranked = 0  # arrivals ranked so far: the next one's rank
+
+    def rank(self, blocks: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each class's arrivals of the chunk (`blocks[k]`, in time order): their ranks and
+        their predecessors' ranks. Every call continues the previous one."""
+        sizes = [block.size for block in blocks]
+        total = sum(sizes)
+        own = self.ranked + self._order(blocks, sizes, total)
+        self.ranked += total
+        found, start = [], 0
+        for k, size in enumerate(sizes):
+            mine = own[start : start + size]
+            found.append((mine, np.concatenate(([self.latest[k]], mine[:-1]))[:size]))
+            if size:
+                self.latest[k] = mine[-1]
+            start += size
+        return found
+
+    def _order(self, blocks: list[np.ndarray], sizes: list[int], total: int) -> np.ndarray:
+        """Each arrival's place (0 .. total - 1) in the order of running the chunk's arrivals
+        (`blocks` concatenated)."""
+        if sum(1 for size in sizes if size) <= 1:
+            return np.arange(total, dtype=np.int64)  # one class: its own order
+        times = np.concatenate(blocks)
+        order = np.argsort(times, kind="stable")  # merges the classes' sorted runs
+        ordered = times[order]
+        tied = ordered[1:] == ordered[:-1]
+        places = np.empty(total, dtype=np.int64)
+        if not tied.any():
+            places[order] = np.arange(total)
+            return places
+        # Chains: each arrival's predecessor; a class's first one points to its chain's end, one
+        # per class after the arrivals, ranked by the latest arrival of the earlier chunks.
+        ends = len(blocks)
+        starts = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
+        present = np.array(sizes) > 0
+        previous = np.arange(-1, total + ends - 1, dtype=np.int64)
+        previous[total:] = np.arange(total, total + ends)
+        previous[starts[present]] = total + np.flatnonzero(present)
+        rank = np.empty(total + ends, dtype=np.int64)
+        rank[total + np.argsort(self.latest, kind="stable")] = np.arange(ends)
+        # The first rank of a group of simultaneous arrivals: the place of its first one.
+        first = np.concatenate(([0], np.flatnonzero(~tied) + 1))
+        rank[order] = ends + np.repeat(first, np.diff(np.append(first, total)))
+        by_rank = np.concatenate((total + np.argsort(self.latest, kind="stable"), order))
+        return _chain_ranks(rank, previous, by_rank)[:total] - ends
+
+
+#: More doublings than any chain needs (2^64 arrivals): a guard against an endless loop.
+_MOST_DOUBLINGS = 64
+
+
+def _chain_ranks(rank: np.ndarray, previous: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
+    """Ranks of the chains (rank[i], rank[previous[i]], rank[previous[previous[i]]], ...)
+    compared lexicographically, all distinct: 0 .. n - 1. `rank` is each item's place in a
+    sort by its first key, items with equal keys at the place of the first of them, and
+    `by_rank` the items in that order; chain ends point to themselves and have distinct ranks,
+    below every other item's. Prefix doubling: each pass compares chains twice as long,
+    re-sorting only the groups still tied and keeping the others' ranks, until no group is
+    tied (at the latest when every chain has reached its end)."""
+    jump, count = previous, rank.size
+    for _ in range(_MOST_DOUBLINGS):
+        sizes = np.bincount(rank, minlength=count)
+        still = sizes[rank[by_rank]] > 1
+        if not still.any():
+            return rank
+        tied = by_rank[still]  # in rank order: the sort below mostly merges
+        groups = rank[tied]
+        order = np.argsort(groups * count + rank[jump[tied]], kind="stable")
+        items, groups, keys = tied[order], groups[order], rank[jump[tied]][order]
+        opens = np.concatenate(([True], groups[1:] != groups[:-1]))
+        split = opens | np.concatenate(([True], keys[1:] != keys[:-1]))
+        # A group's items sit at the places groups[0], groups[0] + 1 ...: each new group
+        # starts at its own first item's place.
+        at = np.arange(items.size)
+        place = groups + at - np.maximum.accumulate(np.where(opens, at, 0))
+        rank = rank.copy()
+        rank[items] = np.maximum.accumulate(np.where(split, place, 0))
+        by_rank = by_rank.copy()
+        by_rank[still] = items
+        jump = jump[jump]
+    raise SimulationError("the vectorised path could not order simultaneous arrivals")
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-tier state and measurement
 # ---------------------------------------------------------------------------------------------
@@ -637,8 +738,8 @@ class _Run:
         self.requests = 0
         # Work left at the window's end: (histogram, ages then, a queue's series or None).
         self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
-        self.entered = [0] * len(model.classes)  # arrivals of each class so far
-        self.last_arrival = [0.0] * len(model.classes)  # the latest of them
+        self.last_arrival = [0.0] * len(model.classes)  # the latest arrival of each class
+        self.class_order = _ClassOrder(len(model.classes))
         self.series = new_series(model)
         if self.series is not None:
             for tier, series in zip(model.tiers, self.series.tiers, strict=True):
@@ -712,9 +813,10 @@ class _Run:
             last = chunk == chunks - 1
             high = horizon if last else (chunk + 1) * span
             began = time.perf_counter()
-            for source in sources:
-                arrivals = source.take(low, high)
-                self._enter(source.traffic, arrivals)
+            blocks = [source.take(low, high) for source in sources]
+            ranks = self.class_order.rank(blocks)
+            for source, arrivals, ranked in zip(sources, blocks, ranks, strict=True):
+                self._enter(source.traffic, arrivals, *ranked)
             self.timings["draw"] += time.perf_counter() - began
             bound = math.inf if last else high
             for tier_index in self.order:
@@ -730,7 +832,11 @@ class _Run:
             raise SimulationError("the vectorised path left visits unprocessed")
         self.record_censored()
 
-    def _enter(self, traffic: TrafficClass, arrivals: np.ndarray) -> None:
+    def _enter(
+        self, traffic: TrafficClass, arrivals: np.ndarray, ranks: np.ndarray, before: np.ndarray
+    ) -> None:
+        """Class `traffic`'s arrivals of a chunk, with their ranks in the event path's order of
+        running the classes' arrivals and their predecessors' (see `_ClassOrder`)."""
         count = arrivals.size
         self.requests += count
         if count == 0:
@@ -743,10 +849,9 @@ class _Run:
                 bucket_of(arrivals, self.series.bucket, counts.size), minlength=counts.size
             )
         root = _Root(self, arrivals)
-        seen = self.entered[traffic.index]
-        self.entered[traffic.index] += count
-        # As on the event path, each arrival is scheduled when the class's previous one arrives
-        # (the first at the start): that is when it "left" for tie-breaking.
+        # As on the event path, each arrival is scheduled when the class's previous one runs
+        # (the first at the start): that is when it "left" for tie-breaking. Clients in another
+        # region send it over the network when it runs, so it left then.
         scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
         self.last_arrival[traffic.index] = float(arrivals[-1])
         half_rtt = traffic.network_delay / 2.0  # clients served from another region
@@ -758,8 +863,8 @@ class _Run:
                 parent=root,
                 reg=0,
                 positions=np.arange(count),
-                sent_start=scheduled,
-                sent_seq=np.arange(seen, seen + count),
+                sent_start=arrivals if half_rtt else scheduled,
+                sent_seq=ranks if half_rtt else before,
                 sent_round=0,
                 source=traffic.index,
                 slot=0,
