@@ -35,6 +35,13 @@ def main() -> None:
     except KeyboardInterrupt:
         _say_stopped_early()
         sys.exit(INTERRUPTED)
+    except Exception as error:
+        # Ctrl-C while a compiled module initialises surfaces as that module's ImportError
+        # ("initialization failed"), raised from the KeyboardInterrupt.
+        if not _raised_by_an_interrupt(error):
+            raise
+        _say_stopped_early()
+        sys.exit(INTERRUPTED)
     except SystemExit as stop:
         # typer turns a Ctrl-C it sees (before a command's own handling) into a silent 130.
         if stop.code == INTERRUPTED and not interrupt_was_reported():
@@ -54,6 +61,18 @@ def _one_blas_thread() -> None:
 
     for name in BLAS_THREADS:
         os.environ.setdefault(name, "1")
+
+
+def _raised_by_an_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the causes of `error` (a bounded walk)."""
+    seen: BaseException | None = error
+    for _ in range(32):
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _say_stopped_early() -> None:
