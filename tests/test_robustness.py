@@ -250,6 +250,57 @@ def test_an_interrupted_run_prints_its_partial_results_and_exits_130(
     assert "completed out of 1000 requested (partial results)" in stderr
 
 
+#: `capsim run` on a process pool, with Ctrl-C arriving at the worst moment there is: while
+#: `concurrent.futures.wait` holds the first of its futures' locks, after a first replication is
+#: done. Python raises KeyboardInterrupt between any two bytecodes, so raised there it left that
+#: lock held for ever, and the pool's manager thread, which cancels the pending futures when the
+#: interpreter exits, waited on it: the partial results were printed and the process never ended.
+_CTRL_C_WHILE_THE_POOL_HOLDS_A_LOCK = """\
+import os, signal, sys
+import concurrent.futures._base as futures_base
+def acquire_then_interrupt(self):
+    for n, future in enumerate(self.futures):
+        future._condition.acquire()
+        if n == 0 and len(self.futures) < 1000:  # a first replication is done
+            os.kill(os.getpid(), signal.SIGINT)
+futures_base._AcquireFutures.__enter__ = acquire_then_interrupt
+sys.argv = ["capsim", *sys.argv[1:]]
+from capsim.cli.entry import main
+main()
+"""
+
+
+PROCESS_POOL = ["--format", "json", "--executor", "process", "--workers", "2"]
+
+
+def test_ctrl_c_while_the_process_pool_holds_a_lock_still_ends_the_run(tmp_path: Path) -> None:
+    path = write(tmp_path, LONG)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _CTRL_C_WHILE_THE_POOL_HOLDS_A_LOCK,
+            "run",
+            str(path),
+            *PROCESS_POOL,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_at_its_default,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("the interrupted run never exited") from None
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    data = json.loads(stdout)
+    assert data["partial"] is True and 1 <= data["replications"] < 1000
+
+
 def test_an_interrupted_run_leaves_no_output_file_and_says_so(tmp_path: Path) -> None:
     path = write(tmp_path, LONG)
     target = tmp_path / "result.json"

@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,44 @@ def _leave_signals_to_the_parent() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class _InterruptsBetweenPolls:
+    """Holds Ctrl-C and SIGTERM back while a pool's locks may be held, and raises them as
+    KeyboardInterrupt at the next safe point (`raise_if_caught`, called between two polls).
+
+    Python raises KeyboardInterrupt between any two bytecodes of the main thread. Raised inside
+    `concurrent.futures.wait` (while it holds the futures' locks) or inside `Queue.get`, it leaves
+    a lock held for ever, and the pool's manager thread, which cancels those futures when the
+    interpreter exits, waits on it: the run printed its partial results and never exited. Only
+    signals whose handler raises (Python's own, or the CLI's SIGTERM-as-Ctrl-C) are held back;
+    an ignored or default disposition is left as it is, and so is everything off the main thread.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _InterruptsBetweenPolls:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                handler = signal.getsignal(signum)
+                if callable(handler):
+                    self._previous[signum] = signal.signal(signum, self._remember)
+        return self
+
+    def _remember(self, signum: int, frame: Any) -> None:
+        self.caught = signum
+
+    def raise_if_caught(self) -> None:
+        if self.caught is not None:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
 class ProcessExecutor(Executor):
     """Tasks on a pool of worker processes of this machine, started at the first batch."""
 
@@ -165,29 +204,36 @@ class ProcessExecutor(Executor):
         pool = self._started()
         finished = 0
         workers = _WorkerWatch(pool)
-        try:
-            futures = {pool.submit(run_pooled_task, task): i for i, task in enumerate(tasks)}
-            # Submitting started the workers: remember them now, before one can die and the
-            # broken pool forget it (its exit code names the death).
-            workers.look()
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
+        with _InterruptsBetweenPolls() as interrupts:
+            try:
+                futures: dict[Any, int] = {}
+                for i, task in enumerate(tasks):
+                    futures[pool.submit(run_pooled_task, task)] = i
+                    interrupts.raise_if_caught()
+                # Submitting started the workers: remember them now, before one can die and the
+                # broken pool forget it (its exit code names the death).
                 workers.look()
-                for future in sorted(done, key=futures.__getitem__):
-                    on_result(futures[future], future.result())
-                    finished += 1
-                if tick:
-                    tick()
-        except BrokenProcessPool:
-            workers.look()
-            self._stop()
-            raise SimulationError(
-                _death_message(workers.exitcode(), finished, len(tasks))
-            ) from None
-        except BaseException:
-            self._stop()
-            raise
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(
+                        pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED
+                    )
+                    workers.look()
+                    for future in sorted(done, key=futures.__getitem__):
+                        on_result(futures[future], future.result())
+                        finished += 1
+                    if tick:
+                        tick()
+                    interrupts.raise_if_caught()
+            except BrokenProcessPool:
+                workers.look()
+                self._stop()
+                raise SimulationError(
+                    _death_message(workers.exitcode(), finished, len(tasks))
+                ) from None
+            except BaseException:
+                self._stop()
+                raise
 
     def _stop(self) -> None:
         """Terminate the workers at once (a ProcessPoolExecutor only waits for them otherwise)."""
@@ -420,41 +466,56 @@ class DaskExecutor(Executor):
         progress: TaskProgress | None = None,
         tick: Tick | None = None,
     ) -> None:
+        client = self._client
+        futures: dict[Any, int] = {}
+        with _InterruptsBetweenPolls() as interrupts:
+            try:
+                self._submit_and_collect(tasks, futures, on_result, tick, interrupts)
+            except BaseException:
+                if futures:
+                    # A lost scheduler cannot cancel anything: the stop goes on regardless.
+                    with contextlib.suppress(Exception):
+                        client.cancel(list(futures), force=True)
+                raise
+
+    def _submit_and_collect(
+        self,
+        tasks: Sequence[Task],
+        futures: dict[Any, int],
+        on_result: ResultCallback,
+        tick: Tick | None,
+        interrupts: _InterruptsBetweenPolls,
+    ) -> None:
         from capsim.engine.runner import run_replication
 
         client = self._client
-        futures: dict[Any, int] = {}
-        try:
-            # Each model travels once, as a task of its own that its replications depend on:
-            # the scheduler keeps its spec, so a worker that dies with it loses nothing (data
-            # scattered from here would be lost with its only holder, and with it every task).
-            unique = {id(task.model): task.model for task in tasks}
-            models = {
-                key: client.submit(
-                    _model_on_worker, model, pure=False, key=f"capsim-model-{_token()}"
-                )
-                for key, model in unique.items()
-            }
-            for i, task in enumerate(tasks):
-                future = client.submit(
-                    run_replication,
-                    models[id(task.model)],
-                    task.replication,
-                    task.path,
-                    pure=False,
-                    key=f"capsim-replication-{task.replication}-{_token()}",
-                )
-                futures[future] = i
-            self._collect(futures, on_result, tick)
-        except BaseException:
-            if futures:
-                # A lost scheduler cannot cancel anything: the stop goes on regardless.
-                with contextlib.suppress(Exception):
-                    client.cancel(list(futures), force=True)
-            raise
+        # Each model travels once, as a task of its own that its replications depend on:
+        # the scheduler keeps its spec, so a worker that dies with it loses nothing (data
+        # scattered from here would be lost with its only holder, and with it every task).
+        unique = {id(task.model): task.model for task in tasks}
+        models = {
+            key: client.submit(_model_on_worker, model, pure=False, key=f"capsim-model-{_token()}")
+            for key, model in unique.items()
+        }
+        for i, task in enumerate(tasks):
+            future = client.submit(
+                run_replication,
+                models[id(task.model)],
+                task.replication,
+                task.path,
+                pure=False,
+                key=f"capsim-replication-{task.replication}-{_token()}",
+            )
+            futures[future] = i
+            interrupts.raise_if_caught()
+        self._collect(futures, on_result, tick, interrupts)
 
     def _collect(
-        self, futures: dict[Any, int], on_result: ResultCallback, tick: Tick | None
+        self,
+        futures: dict[Any, int],
+        on_result: ResultCallback,
+        tick: Tick | None,
+        interrupts: _InterruptsBetweenPolls,
     ) -> None:
         # Futures finish on the client's thread; this thread waits on a queue, which Ctrl-C
         # interrupts, and looks at the cluster's workers while nothing finishes.
@@ -474,6 +535,7 @@ class DaskExecutor(Executor):
                 on_result(futures[future], self._result(future))
             if tick:
                 tick()
+            interrupts.raise_if_caught()
 
     def _result(self, future: Any) -> RunResult:
         from distributed import KilledWorker
