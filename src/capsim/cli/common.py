@@ -480,6 +480,7 @@ class CapacityFormat(str, Enum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    csv = "csv"
 
 
 CapacityFormatOption = Annotated[

@@ -47,9 +47,14 @@ class Inconclusive(str, Enum):
 
 
 class CheckFormat(str, Enum):
+    """--format of `check`: `table` is the plain-text verdict list (`text`), as SPEC.md names
+    the default of every command; `csv` is the JSON's long-format CSV."""
+
     text = "text"
+    table = "table"
     json = "json"
     markdown = "markdown"
+    csv = "csv"
 
 
 class ReportFormat(str, Enum):
@@ -191,8 +196,23 @@ def check(
     ] = None,
     output_format: Annotated[
         CheckFormat,
-        typer.Option("--format", "-f", help="What to print on stdout.", case_sensitive=False),
+        typer.Option(
+            "--format",
+            "-f",
+            help="What to print on stdout (or --output): the verdicts as text (also called "
+            "table), json, markdown or csv.",
+            case_sensitive=False,
+        ),
     ] = CheckFormat.text,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the verdicts (--format) to this file instead of stdout; the exit code "
+            "is the same.",
+        ),
+    ] = None,
     set_: SetOption = None,
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
@@ -220,6 +240,7 @@ def check(
         relative = parse_tolerance(tolerance)
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
+        _check_folder(output, "--output")
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [
             *(set_ or []),
@@ -254,7 +275,8 @@ def check(
         summary = render_summary(outcome)
         _write_check_files(outcome, summary, scenario, junit, markdown)
         emit(
-            _check_view(outcome, summary, output_format, factor if load is not None else None), None
+            _check_view(outcome, summary, output_format, factor if load is not None else None),
+            output,
         )
         if os.environ.get("GITHUB_ACTIONS") == "true":
             sys.stdout.write(
@@ -299,6 +321,10 @@ def _check_view(outcome: Any, summary: str, output_format: CheckFormat, load: fl
         )
     if output_format is CheckFormat.markdown:
         return summary
+    if output_format is CheckFormat.csv:
+        from capsim.outputs.text import render_csv_data
+
+        return render_csv_data(sanitise(outcome.as_dict()))  # type: ignore[arg-type]
     return _check_text(outcome, load)
 
 

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import render_json
+from capsim.outputs.text import render_csv_data, render_json
 
 
 def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
@@ -202,4 +202,6 @@ def render_solve(
         return render_json(report)
     if name in ("markdown", "md"):
         return render_solve_markdown(report)
-    raise UsageError(f"capsim solve prints table, json or markdown, not {fmt!r}")
+    if name == "csv":
+        return render_csv_data(report.data)
+    raise UsageError(f"capsim solve prints table, json, markdown or csv, not {fmt!r}")

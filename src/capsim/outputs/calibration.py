@@ -18,7 +18,7 @@ from capsim.analysis.stats import sanitise
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text
 from capsim.outputs.svg import Chart, Marker, Series, render_chart
-from capsim.outputs.text import markdown_table
+from capsim.outputs.text import markdown_table, render_csv_data
 from capsim.textsafe import visible
 
 
@@ -46,6 +46,8 @@ def render_document(document: Document, fmt: str, *, color: bool = False, width:
             json.dumps(sanitise(document.data), indent=2, allow_nan=False, ensure_ascii=False)
             + "\n"
         )
+    if fmt == "csv":
+        return render_csv_data(sanitise(document.data))  # type: ignore[arg-type]
     if fmt == "markdown":
         out = [f"# {markdown_text(document.title)}", ""]
         for section in document.sections:

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import markdown_table
+from capsim.outputs.text import markdown_table, render_csv_data
 
 Block = tuple[str, list[Any], list[list[str]]]  # title, header (str or Column), rows
 #: Columns of free text, which may wrap at spaces in a narrow terminal.
@@ -498,10 +498,12 @@ def _markdown(
 def render_capacity(
     data: dict[str, Any], fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
 ) -> str:
-    """A saturate / size / sweep / compare result in format `fmt` (table, json or markdown)."""
+    """A saturate / size / sweep / compare result in format `fmt` (table, json, markdown, csv)."""
     name = fmt.lower()
     if name == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    if name == "csv":
+        return render_csv_data(data)
     if name == "table":
         data = terminal_data(data)
     command = data["command"]
@@ -511,4 +513,4 @@ def render_capacity(
         return _table(lines, blocks, notes, color, width)
     if name in ("markdown", "md"):
         return _markdown(command, data, lines, blocks, notes)
-    raise UsageError(f"capsim {command} prints table, json or markdown, not {fmt!r}")
+    raise UsageError(f"capsim {command} prints table, json, markdown or csv, not {fmt!r}")
