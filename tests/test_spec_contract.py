@@ -67,7 +67,9 @@ def invoke(*args: str) -> Result:
 
 def command_options(name: str) -> dict[str, object]:
     command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
-    return {flag: param for param in command.params for flag in (*param.opts, *param.secondary_opts)}
+    return {
+        flag: param for param in command.params for flag in (*param.opts, *param.secondary_opts)
+    }
 
 
 def long_csv(text: str) -> list[dict[str, str]]:
