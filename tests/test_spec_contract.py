@@ -195,3 +195,17 @@ def test_forecast_starts_from_the_load_given_with_load(small: Path) -> None:
     doubled = invoke(*args, "-f", "json", "--load", "2x", "--percentiles", "50,99.9")
     assert doubled.exit_code == 0, doubled.output
     assert json.loads(doubled.stdout)["offered_rate"] == pytest.approx(2 * today["offered_rate"])
+
+
+def test_under_github_actions_check_json_on_stdout_stays_pure_json(tmp_path: Path) -> None:
+    """SPEC §1: results go to stdout, warnings and errors to stderr, so `| jq .` always works;
+    a workflow's `::error` annotations are errors, and the runner reads them on stderr too."""
+    scenario = tmp_path / "overloaded.yaml"
+    scenario.write_text(OVERLOADED)
+    env = {**PLAIN_ENV, "GITHUB_ACTIONS": "true"}
+    as_json = runner.invoke(app, ["check", str(scenario), "-f", "json"], env=env)
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["passed"] is False
+    assert "::error file=" in as_json.stderr
+    as_text = runner.invoke(app, ["check", str(scenario)], env=env)
+    assert "::error file=" in as_text.stdout

@@ -279,12 +279,23 @@ def check(
             output,
         )
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            sys.stdout.write(
-                "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
-            )
-            sys.stdout.flush()
+            _annotate(workflow_annotations(outcome, str(scenario)), output_format, output)
         if outcome.exit_code:
             raise typer.Exit(outcome.exit_code)
+
+
+def _annotate(annotations: list[str], output_format: CheckFormat, output: Path | None) -> None:
+    """GitHub's `::error` workflow commands, which the runner reads on stdout and stderr alike:
+    on stdout beside a text view, on stderr when stdout carries JSON or CSV, so that
+    `capsim check s.yaml -f json | jq .` works in a workflow too."""
+    from capsim.outputs.files import is_stdout
+
+    data_on_stdout = output_format in (CheckFormat.json, CheckFormat.csv) and (
+        output is None or is_stdout(output)
+    )
+    stream = sys.stderr if data_on_stdout else sys.stdout
+    stream.write("".join(f"{line}\n" for line in annotations))
+    stream.flush()
 
 
 def _write_check_files(
