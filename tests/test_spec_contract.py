@@ -209,3 +209,15 @@ def test_under_github_actions_check_json_on_stdout_stays_pure_json(tmp_path: Pat
     assert "::error file=" in as_json.stderr
     as_text = runner.invoke(app, ["check", str(scenario)], env=env)
     assert "::error file=" in as_text.stdout
+
+
+def test_solve_estimates_at_the_load_given_with_load(small: Path) -> None:
+    """Not a simulating command, but a planner's first what-if: `solve --load 3x` as `run`'s."""
+    result = invoke("solve", str(small), "--load", "3x", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["load"] == 3.0
+    assert data["classes"]["browse"]["offered_rate"] == pytest.approx(150.0)
+    assert data["tiers"]["app"]["utilization"] == pytest.approx(150 * 0.010 / 4)
+    table = invoke("solve", str(small), "--load", "3x")
+    assert "open traffic at 3x (--load)" in table.stdout.splitlines()[0]
