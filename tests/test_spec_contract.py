@@ -221,3 +221,45 @@ def test_solve_estimates_at_the_load_given_with_load(small: Path) -> None:
     assert data["tiers"]["app"]["utilization"] == pytest.approx(150 * 0.010 / 4)
     table = invoke("solve", str(small), "--load", "3x")
     assert "open traffic at 3x (--load)" in table.stdout.splitlines()[0]
+
+
+LOCUST_STATS = """\
+Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,\
+50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
+GET,browse,3000,0,12,12.0,12,13,100,50.0,0.0,12,12,12,12,12,12,12,12,13,13,13
+,Aggregated,3000,0,12,12.0,12,13,100,50.0,0.0,12,12,12,12,12,12,12,12,13,13,13
+"""
+
+
+def test_a_backtest_whose_model_overloads_a_tier_at_the_measured_load_fails(
+    small: Path, tmp_path: Path
+) -> None:
+    """SPEC §2: "Every verdict also fails when a tier is not in steady state ... an overloaded
+    tier is never a pass". The model's latencies match the measurements, but its order queue
+    (asynchronous, off the latency path) cannot keep up with the load the real system served."""
+    stats = tmp_path / "run_stats.csv"
+    stats.write_text(LOCUST_STATS)
+    args = [
+        "backtest",
+        str(small),
+        str(stats),
+        "--set",
+        "tiers.app={service_time: 12ms, concurrency: 64}",
+    ]
+    fits = invoke(*args, "-f", "json")
+    assert fits.exit_code == 0, fits.output
+    assert json.loads(fits.stdout)["overloaded"] == []
+    queue = [
+        "--set",
+        "tiers.app.calls=[orders]",
+        "--set",
+        "tiers.orders={type: queue, service_time: 40ms}",
+    ]
+    overloaded = invoke(*args, *queue, "-f", "json")
+    assert overloaded.exit_code == 1
+    data = json.loads(overloaded.stdout)
+    assert all(row["passed"] for row in data["comparisons"])
+    assert data["passed"] is False and data["overloaded"][0]["tier"] == "orders"
+    table = invoke(*args, *queue)
+    assert "FAIL: the model is off: tier OVERLOADED at the measured load (orders" in table.stdout

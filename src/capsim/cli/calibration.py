@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -434,6 +434,9 @@ class _BacktestPlan:
     base_overrides: list[str]
     tolerances: tuple[float, float]
     executor: Any = "serial"
+    #: The tiers the simulations found overloaded (filled by `simulate`): a model that has no
+    #: steady state at a load the measured system served is off, whatever its figures.
+    overloaded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -453,7 +456,12 @@ class _BacktestPlan:
             capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
         )
         with Progress("backtest") as progress:
-            return model, capsim.simulate(model, executor=self.executor, progress=progress)
+            report = capsim.simulate(model, executor=self.executor, progress=progress)
+        known = {entry["tier"] for entry in self.overloaded}
+        self.overloaded.extend(
+            entry for entry in report.data.get("overloaded") or [] if entry["tier"] not in known
+        )
+        return model, report
 
 
 def _backtest_measured_load(
@@ -571,7 +579,8 @@ def _backtest_data(
             }
             for r in rows
         ],
-        "passed": verdict(rows),
+        "passed": verdict(rows) and not plan.overloaded,
+        "overloaded": plan.overloaded,
         "notes": notes,
     }
 

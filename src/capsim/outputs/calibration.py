@@ -238,6 +238,12 @@ def _backtest_verdict(data: dict[str, Any]) -> str:
         return "PASS: the model predicts the measurements within tolerance" + (
             caveat if low else ""
         )
+    if data.get("overloaded"):
+        tiers = ", ".join(entry["tier"] for entry in data["overloaded"])
+        return (
+            f"FAIL: the model is off: tier OVERLOADED at the measured load ({tiers}: not in "
+            "steady state), a load the measured system served"
+        )
     if all(r["passed"] for r in rows):
         return (
             "NOT CONFIRMED: every compared figure is a percentile measured or simulated from "
