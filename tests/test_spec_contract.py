@@ -194,7 +194,9 @@ def test_forecast_starts_from_the_load_given_with_load(small: Path) -> None:
     today = json.loads(invoke(*args, "-f", "json").stdout)
     doubled = invoke(*args, "-f", "json", "--load", "2x", "--percentiles", "50,99.9")
     assert doubled.exit_code == 0, doubled.output
-    assert json.loads(doubled.stdout)["offered_rate"] == pytest.approx(2 * today["offered_rate"])
+    data = json.loads(doubled.stdout)
+    assert data["offered_rate"] == pytest.approx(2 * today["offered_rate"])
+    assert data["load"] == 2.0 and "load" not in today
 
 
 def test_under_github_actions_check_json_on_stdout_stays_pure_json(tmp_path: Path) -> None:
@@ -263,3 +265,10 @@ def test_a_backtest_whose_model_overloads_a_tier_at_the_measured_load_fails(
     assert data["passed"] is False and data["overloaded"][0]["tier"] == "orders"
     table = invoke(*args, *queue)
     assert "FAIL: the model is off: tier OVERLOADED at the measured load (orders" in table.stdout
+
+
+def test_saturate_records_the_load_given_with_load_and_says_so(small: Path) -> None:
+    args = ("saturate", str(small), "--load", "2x", "--duration", "2s", "--replications", "1")
+    data = json.loads(invoke(*args, "-f", "json").stdout)
+    assert data["load"] == 2.0 and data["offered_rate"] == pytest.approx(100.0)
+    assert "open traffic at 2x (--load)" in invoke(*args).stdout

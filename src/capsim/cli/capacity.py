@@ -87,7 +87,7 @@ def saturate(
 
     with exit_codes():
         # --load moves the starting point ("offered now"); the search scans the load from there.
-        model, _ = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
+        model, factor = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
         with executor_for(executor, workers, scheduler) as where, Progress("saturate") as progress:
             data = find_saturation(
                 model,
@@ -100,6 +100,8 @@ def saturate(
                 max_requests=max_requests,
                 executor=where,
             )
+        if load is not None:
+            data["load"] = factor
         _show(data, output_format, output)
 
 

@@ -156,7 +156,7 @@ def forecast(
             raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
         window, every = _window(start, horizon, step, event)
         trend = _trend(growth, history)
-        model, _ = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
+        model, factor = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
         rate_now = open_rate(model)
         if rate_now <= 0:
             raise UsageError(
@@ -204,4 +204,6 @@ def forecast(
                 size_at=size_at if plan else None,
                 open_rate=rate_now,
             )
+        if load is not None:
+            data["load"] = factor
         _show(data, output_format, output)

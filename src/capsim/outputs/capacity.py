@@ -68,11 +68,18 @@ def _slos_met_cell(point: dict[str, Any], unsafe: set[float]) -> str:
     return NOT_SAFE if point["rate"] in unsafe else "yes"
 
 
+def _scaled(data: dict[str, Any]) -> str:
+    """` · open traffic at 3x (--load)` when the load offered now was scaled with --load."""
+    load = data.get("load")
+    return "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
+
+
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
         f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
-        f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)",
+        f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)"
+        + _scaled(data),
         f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])}"
         + (
             f" (at least {cells.rate(data['saturation_rate_low'])})"

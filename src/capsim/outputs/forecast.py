@@ -61,7 +61,8 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     breach = data["first_slo_breach"]
     lines = [
         f"scenario {data['scenario']} · from {data['from']} until {data['until']} · "
-        f"{cells.rate(data['offered_rate'])} open traffic now",
+        f"{cells.rate(data['offered_rate'])} open traffic now"
+        + (f" (at {data['load']:.3g}x, --load)" if data.get("load") not in (None, 1) else ""),
         _growth_line(data["growth"]),
         "first SLO breach: "
         + (
