@@ -116,8 +116,9 @@ def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio)
                 )
             )
     override = tier.classes.get(class_name)
-    if getattr(override, "calls", None) is not None:
-        edges.extend(call_edges(override.calls, ("tiers", name, "classes", class_name, "calls")))
+    own = getattr(override, "calls", None)
+    if own is not None:
+        edges.extend(call_edges(own, ("tiers", name, "classes", class_name, "calls")))
     else:
         edges.extend(call_edges(getattr(tier, "calls", []), ("tiers", name, "calls")))
     return edges
