@@ -272,3 +272,13 @@ def test_saturate_records_the_load_given_with_load_and_says_so(small: Path) -> N
     data = json.loads(invoke(*args, "-f", "json").stdout)
     assert data["load"] == 2.0 and data["offered_rate"] == pytest.approx(100.0)
     assert "open traffic at 2x (--load)" in invoke(*args).stdout
+
+
+def test_load_on_a_scenario_without_open_classes_is_refused_not_recorded(small: Path) -> None:
+    """--load scales open classes' rates; on closed users alone a factor changed nothing while
+    the result said `load: 2.0`, and a rate's error advised a factor."""
+    closed = ("--set", "traffic.browse={entry: app, users: 5, think_time: 1s}")
+    for load in ("2x", "3000/s"):
+        result = invoke("run", str(small), *closed, "--load", load)
+        assert result.exit_code == 2
+        assert "this scenario has none" in result.stderr and "users" in result.stderr
