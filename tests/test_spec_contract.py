@@ -282,3 +282,15 @@ def test_load_on_a_scenario_without_open_classes_is_refused_not_recorded(small: 
         result = invoke("run", str(small), *closed, "--load", load)
         assert result.exit_code == 2
         assert "this scenario has none" in result.stderr and "users" in result.stderr
+
+
+def test_the_long_csv_escapes_text_that_a_spreadsheet_would_run_as_a_formula() -> None:
+    """Validation refuses such names in a scenario; a library user may build results of any."""
+    from capsim.outputs.text import render_csv_data
+
+    rows = long_csv(render_csv_data({"scenario": "=cmd", "by_class": {"+sum": 1.0}, "x": "@a"}))
+    assert [list(row.values()) for row in rows] == [
+        ["result", "'=cmd", "scenario", "'=cmd"],
+        ["by_class", "", "'+sum", "1.0"],
+        ["result", "'=cmd", "x", "'@a"],
+    ]

@@ -168,9 +168,11 @@ def render_csv_data(data: dict[str, Any]) -> str:
     for key, value in data.items():
         for name, metric, figure in _csv_section(key, value):
             if name is None:
-                writer.writerow(["result", scenario, key, _csv_value(figure)])
+                writer.writerow(["result", scenario, _csv_text(key), _csv_value(figure)])
             else:
-                writer.writerow([_csv_text(key), _csv_text(name), metric, _csv_value(figure)])
+                # A metric may hold a name from data (a class's cost): escaped as any text.
+                row = [_csv_text(key), _csv_text(name), _csv_text(metric), _csv_value(figure)]
+                writer.writerow(row)
     return buffer.getvalue()
 
 
