@@ -151,3 +151,34 @@ def test_a_load_balancer_calling_back_into_its_caller_is_a_certain_cycle(
     result = invoke("validate", str(every_type), "--set", "tiers.lb.calls=[front]")
     assert result.exit_code == 2
     assert "call cycle front -> lb -> front" in result.stderr
+
+
+SIZED_QUEUE = """\
+name: sized-queue
+simulation: {duration: 20s}
+traffic:
+  t: {entry: front, rate: 100/s}
+tiers:
+  front: {service_time: 1ms, concurrency: 10, calls: [orders], blocking: false}
+  orders: {type: queue, service_time: 30ms, instances: 2, sizing: {of: instances, max: 20}}
+slos:
+  - {tier: orders, age_p99: 200ms}
+"""
+
+
+def test_a_queue_sized_by_instances_is_written_back_under_instances(tmp_path: Path) -> None:
+    """`size --write` put `consumers: 4` beside the scenario's `instances: 2`: a contradiction
+    the written file was refused for."""
+    scenario = tmp_path / "queue.yaml"
+    scenario.write_text(SIZED_QUEUE)
+    written = tmp_path / "sized.yaml"
+    args = ("size", str(scenario), "--duration", "10s", "--replications", "1")
+    result = invoke(*args, "--write", str(written), "-f", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tiers"]["orders"]["sized"] == "consumers"
+    answer = data["tiers"]["orders"]["consumers"]
+    assert answer > 2
+    text = written.read_text()
+    assert f"instances: {answer}" in text and "consumers" not in text
+    assert invoke("validate", str(written)).exit_code == 0

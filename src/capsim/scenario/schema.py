@@ -1530,6 +1530,8 @@ class QueueTier(_Strict):
                 )
             setattr(self, key, value)
             self.model_fields_set.add(key)
+        if isinstance(self.sizing, SizingSpec) and self.sizing.of == "instances":
+            self.sizing.of = "consumers"
 
     def _check_autoscale(self) -> None:
         scaler = self.autoscale
@@ -1545,11 +1547,12 @@ class QueueTier(_Strict):
         if "consumers" in self.model_fields_set and not (
             scaler.min <= self.consumers <= scaler.max
         ):
+            key = "consumers" if self.instances is None else "instances"
             raise invalid(
-                f"consumers ({self.consumers}) is outside autoscale's range "
-                f"{scaler.min}..{scaler.max}; start inside it, or leave consumers out to start "
+                f"{key} ({self.consumers}) is outside autoscale's range "
+                f"{scaler.min}..{scaler.max}; start inside it, or leave {key} out to start "
                 f"at min ({scaler.min})",
-                at="consumers",
+                at=key,
             )
 
 
