@@ -294,3 +294,16 @@ def test_the_long_csv_escapes_text_that_a_spreadsheet_would_run_as_a_formula() -
         ["by_class", "", "'+sum", "1.0"],
         ["result", "'=cmd", "x", "'@a"],
     ]
+
+
+def test_backtest_runs_on_the_executor_given_with_the_same_bytes(
+    small: Path, tmp_path: Path
+) -> None:
+    """SPEC §1: results are byte-identical whatever the executor; backtest now takes one."""
+    stats = tmp_path / "run_stats.csv"
+    stats.write_text(LOCUST_STATS)
+    args = ("backtest", str(small), str(stats), "-f", "json")
+    serial = invoke(*args)
+    pooled = invoke(*args, "--executor", "process", "--workers", "2")
+    assert serial.exit_code == pooled.exit_code
+    assert serial.stdout == pooled.stdout and json.loads(serial.stdout)["comparisons"]
