@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,16 +15,23 @@ import typer
 import capsim
 from capsim.cli.common import (
     DurationOption,
+    ExecutorOption,
     FormatOption,
     OutputFormat,
     OutputOption,
+    PercentilesOption,
     Progress,
     ReplicationsOption,
+    SchedulerOption,
     SeedOption,
     SetOption,
+    ShareOverOption,
+    WorkersOption,
     emit,
+    executor_for,
     exit_codes,
     size_option,
+    statistics_overrides,
     stderr_console,
     usl_saturation,
 )
@@ -259,10 +266,6 @@ def calibrate(
                 _workers(workers),
             ),
         )
-        if output_format.value == "csv":
-            raise UsageError(
-                "--format csv is not available for calibrate; use table, json or markdown"
-            )
         if scenario_output is not None:
             header = [
                 f"Calibrated by capsim {capsim.__version__} from {', '.join(visible(str(f)) for f in files)}.",
@@ -310,8 +313,13 @@ def backtest(
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
     duration: DurationOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     input_format: InputFormatOption = None,
     class_by: ClassByOption = None,
     trace_sampling: TraceSamplingOption = None,
@@ -350,10 +358,14 @@ def backtest(
     from capsim.measurements import LoadTest
     from capsim.outputs.calibration import backtest_document, render_document
 
-    with exit_codes():
+    with exit_codes(), executor_for(executor, workers, scheduler) as where:
         tolerances = _tolerances(latency_tolerance, utilization_tolerance)
         measurements = _read(files, input_format, max_input)
-        base_overrides = [*(set_ or []), *capsim.simulation_overrides(seed, replications, duration)]
+        base_overrides = [
+            *(set_ or []),
+            *capsim.simulation_overrides(seed, replications, duration),
+            *statistics_overrides(percentiles, share_over),
+        ]
         base = capsim.load_scenario(scenario, base_overrides)
         scenario_workers = {tier.name: tier.workers for tier in capsim.build_model(base).tiers}
         names = _metric_names(
@@ -366,7 +378,7 @@ def backtest(
             scenario_workers,
         )
         load = measured_load(measurements, class_by, names, _trace_sampling(trace_sampling))
-        plan = _BacktestPlan(scenario, base, base_overrides, tolerances)
+        plan = _BacktestPlan(scenario, base, base_overrides, tolerances, where)
         rows: list[Any] = []
         notes: list[str] = []
         warnings: list[str] = []
@@ -385,10 +397,6 @@ def backtest(
             )
         notes += _bucket_notes(rows)
         data = _backtest_data(plan, files, rows, load.warnings + notes + warnings)
-        if output_format.value == "csv":
-            raise UsageError(
-                "--format csv is not available for backtest; use table, json or markdown"
-            )
         emit(
             render_document(backtest_document(data), output_format.value, color=_color(output)),
             output,
@@ -418,12 +426,17 @@ def _tolerances(latency: str, utilization: str) -> tuple[float, float]:
 @dataclass(frozen=True)
 class _BacktestPlan:
     """What every backtest simulation starts from: the scenario with --set, --seed,
-    --replications and --duration applied, and the tolerances (latency, utilization)."""
+    --replications, --duration, --percentiles and --share-over applied, the tolerances
+    (latency, utilization) and the executor the simulations run on."""
 
     scenario: Path
     base: Any  # the loaded Scenario
     base_overrides: list[str]
     tolerances: tuple[float, float]
+    executor: Any = "serial"
+    #: The tiers the simulations found overloaded (filled by `simulate`): a model that has no
+    #: steady state at a load the measured system served is off, whatever its figures.
+    overloaded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -443,7 +456,12 @@ class _BacktestPlan:
             capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
         )
         with Progress("backtest") as progress:
-            return model, capsim.simulate(model, progress=progress)
+            report = capsim.simulate(model, executor=self.executor, progress=progress)
+        known = {entry["tier"] for entry in self.overloaded}
+        self.overloaded.extend(
+            entry for entry in report.data.get("overloaded") or [] if entry["tier"] not in known
+        )
+        return model, report
 
 
 def _backtest_measured_load(
@@ -561,7 +579,8 @@ def _backtest_data(
             }
             for r in rows
         ],
-        "passed": verdict(rows),
+        "passed": verdict(rows) and not plan.overloaded,
+        "overloaded": plan.overloaded,
         "notes": notes,
     }
 
@@ -597,10 +616,6 @@ def fit_usl(
         measurements = _read(files, input_format, max_input)
         tests = [m for m in measurements if isinstance(m, LoadTest)]
         data = usl_summary(tests, [str(f) for f in files])
-        if output_format.value == "csv":
-            raise UsageError(
-                "--format csv is not available for fit-usl; use table, json or markdown"
-            )
         if scenario is not None:
             data["saturate"] = usl_saturation(
                 capsim.load_scenario(scenario), str(scenario), tests, data["peak_throughput"]

@@ -87,7 +87,7 @@ def saturate(
 
     with exit_codes():
         # --load moves the starting point ("offered now"); the search scans the load from there.
-        model, _ = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
+        model, factor = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
         with executor_for(executor, workers, scheduler) as where, Progress("saturate") as progress:
             data = find_saturation(
                 model,
@@ -100,6 +100,8 @@ def saturate(
                 max_requests=max_requests,
                 executor=where,
             )
+        if load is not None:
+            data["load"] = factor
         _show(data, output_format, output)
 
 
@@ -120,8 +122,9 @@ def _sized_scenario_edits(
     }
     scaled = "" if factor == 1 else f" at {factor:.3g}x load"
     comments = {path: f"capsim size{scaled} (was {was.get(path, '?')})" for path in values}
+    written = capsim.load_scenario(scenario, set_ or [])
+    _consumers_as_written(written, values, comments)
     if factor != 1:
-        written = capsim.load_scenario(scenario, set_ or [])
         for name, spec in written.traffic.items():
             if spec.rate is not None:
                 path = f"traffic.{name}.rate"
@@ -147,6 +150,16 @@ def _sized_scenario_edits(
         else "Sized by `capsim size`: the capacities below meet every SLO at this traffic."
     )
     return values, comments, header
+
+
+def _consumers_as_written(written: Any, values: dict[str, Any], comments: dict[str, str]) -> None:
+    """A queue whose consumers the scenario gives as `instances` (the key every tier takes) is
+    written under that key: a `consumers` key beside it would contradict it."""
+    for name, tier in written.tiers.items():
+        path = f"tiers.{name}.consumers"
+        if getattr(tier, "type", None) == "queue" and tier.instances is not None and path in values:
+            values[f"tiers.{name}.instances"] = values.pop(path)
+            comments[f"tiers.{name}.instances"] = comments.pop(path)
 
 
 @commands.command()

@@ -299,8 +299,17 @@ def with_load(model: Any, load: str | None) -> tuple[Any, float]:
         return model, 1.0
     from capsim.analysis.points import open_rate, scale_open_traffic
     from capsim.analysis.sizing import parse_load
+    from capsim.errors import UsageError
 
-    factor = parse_load(load, open_rate(model))
+    rate = open_rate(model)
+    if not rate > 0:
+        # A factor would change nothing while the result said `load: 2.0`.
+        raise UsageError(
+            f"--load {load}: --load scales the open classes' rates, and this scenario has none "
+            "(every class is closed: users with think_time); change the users instead, e.g. "
+            "--set traffic.NAME.users=80"
+        )
+    factor = parse_load(load, rate)
     return scale_open_traffic(model, factor), factor
 
 
@@ -480,6 +489,7 @@ class CapacityFormat(str, Enum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    csv = "csv"
 
 
 CapacityFormatOption = Annotated[

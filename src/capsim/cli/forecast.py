@@ -15,12 +15,14 @@ from capsim.cli.common import (
     ExecutorOption,
     MaxRequests,
     OutputOption,
+    PercentilesOption,
     Progress,
     SchedulerOption,
     SearchDuration,
     SearchReplications,
     SeedOption,
     SetOption,
+    ShareOverOption,
     WorkersOption,
     announce,
     executor_for,
@@ -28,6 +30,7 @@ from capsim.cli.common import (
     load_model,
     search_duration,
     show_result,
+    with_load,
 )
 from capsim.errors import UsageError
 
@@ -119,6 +122,16 @@ def forecast(
     ] = True,
     set_: SetOption = None,
     seed: SeedOption = None,
+    percentiles: PercentilesOption = None,
+    share_over: ShareOverOption = None,
+    load: Annotated[
+        str | None,
+        typer.Option(
+            "--load",
+            help="The load on the --from date: the scenario's open rates scaled by a factor "
+            "(3x, 150%) or to a total open rate (3000/s); growth is applied from there.",
+        ),
+    ] = None,
     replications: SearchReplications = 1,
     duration: SearchDuration = None,
     output_format: CapacityFormatOption = CapacityFormat.table,
@@ -143,7 +156,7 @@ def forecast(
             raise UsageError("give exactly one of --growth (e.g. 8%/month) or --history FILE")
         window, every = _window(start, horizon, step, event)
         trend = _trend(growth, history)
-        model = load_model(scenario, set_, seed)
+        model, factor = with_load(load_model(scenario, set_, seed, percentiles, share_over), load)
         rate_now = open_rate(model)
         if rate_now <= 0:
             raise UsageError(
@@ -191,4 +204,6 @@ def forecast(
                 size_at=size_at if plan else None,
                 open_rate=rate_now,
             )
+        if load is not None:
+            data["load"] = factor
         _show(data, output_format, output)

@@ -47,9 +47,14 @@ class Inconclusive(str, Enum):
 
 
 class CheckFormat(str, Enum):
+    """--format of `check`: `table` is the plain-text verdict list (`text`), as SPEC.md names
+    the default of every command; `csv` is the JSON's long-format CSV."""
+
     text = "text"
+    table = "table"
     json = "json"
     markdown = "markdown"
+    csv = "csv"
 
 
 class ReportFormat(str, Enum):
@@ -191,8 +196,23 @@ def check(
     ] = None,
     output_format: Annotated[
         CheckFormat,
-        typer.Option("--format", "-f", help="What to print on stdout.", case_sensitive=False),
+        typer.Option(
+            "--format",
+            "-f",
+            help="What to print on stdout (or --output): the verdicts as text (also called "
+            "table), json, markdown or csv.",
+            case_sensitive=False,
+        ),
     ] = CheckFormat.text,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the verdicts (--format) to this file instead of stdout; the exit code "
+            "is the same.",
+        ),
+    ] = None,
     set_: SetOption = None,
     seed: SeedOption = None,
     replications: ReplicationsOption = None,
@@ -220,6 +240,7 @@ def check(
         relative = parse_tolerance(tolerance)
         _check_folder(junit, "--junit")
         _check_folder(markdown, "--markdown")
+        _check_folder(output, "--output")
         base = _load_baseline(baseline) if baseline is not None else None
         overrides = [
             *(set_ or []),
@@ -254,15 +275,27 @@ def check(
         summary = render_summary(outcome)
         _write_check_files(outcome, summary, scenario, junit, markdown)
         emit(
-            _check_view(outcome, summary, output_format, factor if load is not None else None), None
+            _check_view(outcome, summary, output_format, factor if load is not None else None),
+            output,
         )
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            sys.stdout.write(
-                "".join(f"{line}\n" for line in workflow_annotations(outcome, str(scenario)))
-            )
-            sys.stdout.flush()
+            _annotate(workflow_annotations(outcome, str(scenario)), output_format, output)
         if outcome.exit_code:
             raise typer.Exit(outcome.exit_code)
+
+
+def _annotate(annotations: list[str], output_format: CheckFormat, output: Path | None) -> None:
+    """GitHub's `::error` workflow commands, which the runner reads on stdout and stderr alike:
+    on stdout beside a text view, on stderr when stdout carries JSON or CSV, so that
+    `capsim check s.yaml -f json | jq .` works in a workflow too."""
+    from capsim.outputs.files import is_stdout
+
+    data_on_stdout = output_format in (CheckFormat.json, CheckFormat.csv) and (
+        output is None or is_stdout(output)
+    )
+    stream = sys.stderr if data_on_stdout else sys.stdout
+    stream.write("".join(f"{line}\n" for line in annotations))
+    stream.flush()
 
 
 def _write_check_files(
@@ -299,6 +332,10 @@ def _check_view(outcome: Any, summary: str, output_format: CheckFormat, load: fl
         )
     if output_format is CheckFormat.markdown:
         return summary
+    if output_format is CheckFormat.csv:
+        from capsim.outputs.text import render_csv_data
+
+        return render_csv_data(sanitise(outcome.as_dict()))  # type: ignore[arg-type]
     return _check_text(outcome, load)
 
 

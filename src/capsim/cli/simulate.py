@@ -219,6 +219,7 @@ def solve(
     set_: SetOption = None,
     output_format: FormatOption = OutputFormat.table,
     output: OutputOption = None,
+    load: LoadOption = None,
 ) -> None:
     """Instant analytic estimates (queueing formulas), no simulation.
 
@@ -233,8 +234,12 @@ def solve(
     from capsim.outputs.analytic import render_solve
 
     with exit_codes():
-        model = capsim.build_model(capsim.load_scenario(scenario, set_ or []))
+        model, factor = with_load(
+            capsim.build_model(capsim.load_scenario(scenario, set_ or [])), load
+        )
         data = solve_model(model, capsim_version=capsim.__version__, mark_overload=True)
+        if load is not None:
+            data["load"] = factor
         notes = data.get("notes", [])
         report = Report(data=sanitise(data), warnings=list(notes))  # type: ignore[arg-type]
         color = color_for(output)

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import render_json
+from capsim.outputs.text import render_csv_data, render_json
 
 
 def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
@@ -132,7 +132,10 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
         no_color=not color,
         highlight=False,
     )
-    console.print(f"scenario {data['scenario']} · analytic estimates (no simulation)", markup=False)
+    console.print(
+        f"scenario {data['scenario']}{_scaled(data)} · analytic estimates (no simulation)",
+        markup=False,
+    )
     class_rows, tier_rows = _rows(data)
     legend: dict[str, str] = {}
     for title, header, rows in (
@@ -170,6 +173,8 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
 def render_solve_markdown(report: Report) -> str:
     data = report.data
     lines = [f"# {markdown_text(data['scenario'])}: analytic estimates", ""]
+    if _scaled(data):
+        lines += [markdown_text(_scaled(data).removeprefix(" · ")), ""]
     class_rows, tier_rows = _rows(data)
     for title, header, rows in (
         ("Request classes", CLASS_HEADER, class_rows),
@@ -192,6 +197,12 @@ def render_solve_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _scaled(data: dict[str, Any]) -> str:
+    """` · open traffic at 3x (--load)` when the estimates are at a load given with --load."""
+    load = data.get("load")
+    return "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
+
+
 def render_solve(
     report: Report, fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
 ) -> str:
@@ -202,4 +213,6 @@ def render_solve(
         return render_json(report)
     if name in ("markdown", "md"):
         return render_solve_markdown(report)
-    raise UsageError(f"capsim solve prints table, json or markdown, not {fmt!r}")
+    if name == "csv":
+        return render_csv_data(report.data)
+    raise UsageError(f"capsim solve prints table, json, markdown or csv, not {fmt!r}")

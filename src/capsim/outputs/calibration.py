@@ -18,7 +18,7 @@ from capsim.analysis.stats import sanitise
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text
 from capsim.outputs.svg import Chart, Marker, Series, render_chart
-from capsim.outputs.text import markdown_table
+from capsim.outputs.text import markdown_table, render_csv_data
 from capsim.textsafe import visible
 
 
@@ -46,6 +46,8 @@ def render_document(document: Document, fmt: str, *, color: bool = False, width:
             json.dumps(sanitise(document.data), indent=2, allow_nan=False, ensure_ascii=False)
             + "\n"
         )
+    if fmt == "csv":
+        return render_csv_data(sanitise(document.data))  # type: ignore[arg-type]
     if fmt == "markdown":
         out = [f"# {markdown_text(document.title)}", ""]
         for section in document.sections:
@@ -235,6 +237,12 @@ def _backtest_verdict(data: dict[str, Any]) -> str:
     if data["passed"]:
         return "PASS: the model predicts the measurements within tolerance" + (
             caveat if low else ""
+        )
+    if data.get("overloaded"):
+        tiers = ", ".join(entry["tier"] for entry in data["overloaded"])
+        return (
+            f"FAIL: the model is off: tier OVERLOADED at the measured load ({tiers}: not in "
+            "steady state), a load the measured system served"
         )
     if all(r["passed"] for r in rows):
         return (

@@ -12,7 +12,7 @@ from capsim.errors import UsageError
 from capsim.outputs import cells
 from capsim.outputs.escape import markdown_text, terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column, fitted_tables
-from capsim.outputs.text import markdown_table
+from capsim.outputs.text import markdown_table, render_csv_data
 
 Block = tuple[str, list[Any], list[list[str]]]  # title, header (str or Column), rows
 #: Columns of free text, which may wrap at spaces in a narrow terminal.
@@ -68,11 +68,18 @@ def _slos_met_cell(point: dict[str, Any], unsafe: set[float]) -> str:
     return NOT_SAFE if point["rate"] in unsafe else "yes"
 
 
+def _scaled(data: dict[str, Any]) -> str:
+    """` · open traffic at 3x (--load)` when the load offered now was scaled with --load."""
+    load = data.get("load")
+    return "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
+
+
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
         f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
-        f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)",
+        f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)"
+        + _scaled(data),
         f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])}"
         + (
             f" (at least {cells.rate(data['saturation_rate_low'])})"
@@ -498,10 +505,12 @@ def _markdown(
 def render_capacity(
     data: dict[str, Any], fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
 ) -> str:
-    """A saturate / size / sweep / compare result in format `fmt` (table, json or markdown)."""
+    """A saturate / size / sweep / compare result in format `fmt` (table, json, markdown, csv)."""
     name = fmt.lower()
     if name == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    if name == "csv":
+        return render_csv_data(data)
     if name == "table":
         data = terminal_data(data)
     command = data["command"]
@@ -511,4 +520,4 @@ def render_capacity(
         return _table(lines, blocks, notes, color, width)
     if name in ("markdown", "md"):
         return _markdown(command, data, lines, blocks, notes)
-    raise UsageError(f"capsim {command} prints table, json or markdown, not {fmt!r}")
+    raise UsageError(f"capsim {command} prints table, json, markdown or csv, not {fmt!r}")

@@ -15,6 +15,7 @@ from capsim.outputs.escape import terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Column
 from capsim.outputs.report_figures import Figure
 from capsim.outputs.svg import PALETTE, Bars, Chart, Marker, Series
+from capsim.outputs.text import render_csv_data
 
 
 def _growth_line(growth: dict[str, Any]) -> str:
@@ -60,7 +61,8 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     breach = data["first_slo_breach"]
     lines = [
         f"scenario {data['scenario']} · from {data['from']} until {data['until']} · "
-        f"{cells.rate(data['offered_rate'])} open traffic now",
+        f"{cells.rate(data['offered_rate'])} open traffic now"
+        + (f" (at {data['load']:.3g}x, --load)" if data.get("load") not in (None, 1) else ""),
         _growth_line(data["growth"]),
         "first SLO breach: "
         + (
@@ -110,10 +112,12 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
 def render_forecast(
     data: dict[str, Any], fmt: str, *, color: bool = False, width: int = DEFAULT_WIDTH
 ) -> str:
-    """A forecast in format `fmt` (table, json or markdown)."""
+    """A forecast in format `fmt` (table, json, markdown or csv)."""
     name = fmt.lower()
     if name == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    if name == "csv":
+        return render_csv_data(data)
     if name == "table":
         data = terminal_data(data)
     lines, blocks = _views(data)
@@ -122,7 +126,7 @@ def render_forecast(
         return _table(lines, blocks, notes, color, width)
     if name in ("markdown", "md"):
         return _markdown("forecast", data, lines, blocks, notes)
-    raise UsageError(f"capsim forecast prints table, json or markdown, not {fmt!r}")
+    raise UsageError(f"capsim forecast prints table, json, markdown or csv, not {fmt!r}")
 
 
 # --- The forecast section of `capsim report --forecast FILE` ---------------------------------

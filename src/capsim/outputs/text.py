@@ -149,3 +149,61 @@ def render_csv(report: Report) -> str:
     if "passed" in data:
         writer.writerow(["run", _csv_text(data["scenario"]), "passed", _csv_value(data["passed"])])
     return buffer.getvalue()
+
+
+def render_csv_data(data: dict[str, Any]) -> str:
+    """Any command's JSON result in the long CSV format of `render_csv`: `section,name,metric,value`.
+
+    A top-level figure is a row of section `result` named after the scenario; a top-level
+    mapping is a section, whose mappings (one per tier, class, point ...) are named rows and
+    whose plain figures have an empty name; a top-level list (a sweep's points, a saturation
+    curve, notes) names each row by its position from 0, a plain item's metric being `value`.
+    Nested figures get dotted metric names, as in `capsim run --format csv`; a nested list of
+    plain values is one cell, space-separated.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "name", "metric", "value"])
+    scenario = _csv_text(str(data.get("scenario", "")))
+    for key, value in data.items():
+        for name, metric, figure in _csv_section(key, value):
+            if name is None:
+                writer.writerow(["result", scenario, _csv_text(key), _csv_value(figure)])
+            else:
+                # A metric may hold a name from data (a class's cost): escaped as any text.
+                row = [_csv_text(key), _csv_text(name), _csv_text(metric), _csv_value(figure)]
+                writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_section(key: str, value: Any) -> Iterator[tuple[str | None, str, Any]]:
+    """(name, metric, value) rows of the top-level entry `key`; name None: it is one figure."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if isinstance(item, dict):
+                for metric, figure in _flatten_lists("", item):
+                    yield str(name), metric, figure
+            else:
+                for metric, figure in _flatten(f"{key}.{name}", item):
+                    yield "", metric.removeprefix(f"{key}."), figure
+    elif isinstance(value, list) and value:
+        for position, item in enumerate(value):
+            if isinstance(item, dict):
+                for metric, figure in _flatten_lists("", item):
+                    yield str(position), metric, figure
+            else:
+                yield str(position), "value", item
+    else:
+        yield None, "", value
+
+
+def _flatten_lists(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """`_flatten`, and a list of mappings (a search point's moves) numbered from 0 in the name."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        for position, item in enumerate(value):
+            yield from _flatten_lists(f"{prefix}.{position}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten_lists(f"{prefix}.{key}" if prefix else key, item)
+    else:
+        yield from _flatten(prefix, value)

@@ -823,6 +823,7 @@ class DatabaseClassWork(ClassWork):
 
 class LoadBalancerClassWork(_Strict):
     service_time: DistributionSpec | None = None
+    calls: list[CallSpec] | None = None
 
 
 SIZED_QUANTITIES = ("instances", "concurrency", "replicas", "consumers")
@@ -1305,6 +1306,11 @@ class LoadBalancerTier(_TierBase):
     service_time: DistributionSpec = 0.0
     backends: Forward
     algorithm: Balancing = "round_robin"
+    calls: list[CallSpec] = Field(
+        default_factory=list,
+        description="the balancer's own calls (an auth check, an access log), made after its "
+        "backend answers; calls every tier accepts (SPEC.md)",
+    )
     classes: dict[str, LoadBalancerClassWork] = Field(default_factory=dict)
 
 
@@ -1441,9 +1447,22 @@ class QueueTier(_Strict):
     type: Literal["queue"]
     service_time: DistributionSpec
     consumers: Count = 1
+    instances: Count | None = Field(
+        default=None,
+        description="a queue's instances are its consumers: the same as consumers (give one)",
+    )
     concurrency: Count = 1
     publish_time: DistributionSpec = 0.0
     max_depth: NonNegativeInt | None = None
+    max_queue: NonNegativeInt | None = Field(
+        default=None,
+        description="the messages allowed to wait: the same as max_depth (give one)",
+    )
+    balancing: Balancing = Field(
+        default="round_robin",
+        description="accepted as on every tier; a queue's consumers all take from one FIFO "
+        "(per partition), so no balancing applies",
+    )
     timeout: PositiveDuration | None = None
     blocking: bool | None = Field(
         default=None,
@@ -1476,6 +1495,7 @@ class QueueTier(_Strict):
 
     @model_validator(mode="after")
     def _sizable(self) -> QueueTier:
+        self._take_aliases()
         _check_sizing("queue", self.sizing)
         self._check_autoscale()
         _check_primary(self.regions, self.primary)
@@ -1495,6 +1515,24 @@ class QueueTier(_Strict):
                 )
         return self
 
+    def _take_aliases(self) -> None:
+        """`instances` and `max_queue`, the keys SPEC.md says every tier accepts, are a queue's
+        `consumers` and `max_depth`: either name, not two different values."""
+        for alias, key in (("instances", "consumers"), ("max_queue", "max_depth")):
+            value = getattr(self, alias)
+            if value is None:
+                continue
+            if key in self.model_fields_set and getattr(self, key) != value:
+                raise invalid(
+                    f"{alias} ({value}) and {key} ({getattr(self, key)}) are the same setting "
+                    f"for a queue (its {alias} are its {key}); give one of them",
+                    at=alias,
+                )
+            setattr(self, key, value)
+            self.model_fields_set.add(key)
+        if isinstance(self.sizing, SizingSpec) and self.sizing.of == "instances":
+            self.sizing.of = "consumers"
+
     def _check_autoscale(self) -> None:
         scaler = self.autoscale
         if scaler is None:
@@ -1509,11 +1547,12 @@ class QueueTier(_Strict):
         if "consumers" in self.model_fields_set and not (
             scaler.min <= self.consumers <= scaler.max
         ):
+            key = "consumers" if self.instances is None else "instances"
             raise invalid(
-                f"consumers ({self.consumers}) is outside autoscale's range "
-                f"{scaler.min}..{scaler.max}; start inside it, or leave consumers out to start "
+                f"{key} ({self.consumers}) is outside autoscale's range "
+                f"{scaler.min}..{scaler.max}; start inside it, or leave {key} out to start "
                 f"at min ({scaler.min})",
-                at="consumers",
+                at=key,
             )
 
 

@@ -15,8 +15,6 @@ from capsim.scenario.schema import (
     CacheTier,
     CallSpec,
     CdnTier,
-    ClassWork,
-    DatabaseClassWork,
     ForwardCall,
     LoadBalancerTier,
     LruModel,
@@ -98,14 +96,14 @@ def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio)
     """What one visit of `tier` by a request of `class_name` calls."""
     edges: list[Edge] = []
     if isinstance(tier, LoadBalancerTier):
-        return [
+        edges.append(
             Edge(
                 target=tier.backends if isinstance(tier.backends, str) else tier.backends.tier,
                 expected=1.0,
                 certain=True,
                 path=forward_path(name, "backends", tier.backends),
             )
-        ]
+        )
     if isinstance(tier, (CacheTier, CdnTier)) and tier.on_miss is not None:
         miss = miss_to_origin(tier, miss_ratio)
         if miss > 0:
@@ -118,8 +116,9 @@ def tier_edges(name: str, tier: AnyTier, class_name: str, miss_ratio: MissRatio)
                 )
             )
     override = tier.classes.get(class_name)
-    if isinstance(override, (ClassWork, DatabaseClassWork)) and override.calls is not None:
-        edges.extend(call_edges(override.calls, ("tiers", name, "classes", class_name, "calls")))
+    own = getattr(override, "calls", None)
+    if own is not None:
+        edges.extend(call_edges(own, ("tiers", name, "classes", class_name, "calls")))
     else:
         edges.extend(call_edges(getattr(tier, "calls", []), ("tiers", name, "calls")))
     return edges
