@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.busiest_group import busiest_group_share, scaled_to_group
 from capsim.analysis.load_peaks import peak_open_rate
 from capsim.analysis.peak import tier_peak
 from capsim.analysis.phases import judge_by_phase
@@ -297,14 +298,8 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     assert slo.tier_index is not None
     tier_run = run.tiers[slo.tier_index]
     workers = max(tier_run.workers or model.tiers[slo.tier_index].workers, 1)
-    if slo.statistic in ("utilization", "occupancy") and conditions_change(model):
-        peak = tier_peak(model.tiers[slo.tier_index], [run], slo.statistic)
-        if peak is not None:  # judged at the busiest minute, as the run's verdict is
-            return peak.value
-    if slo.statistic == "utilization":
-        return tier_run.busy_time / (workers * run.duration)
-    if slo.statistic == "occupancy":
-        return max(tier_run.occupied_time, tier_run.busy_time) / (workers * run.duration)
+    if slo.statistic in ("utilization", "occupancy"):
+        return _share_held(slo, model, run, workers)
     if slo.statistic == "backlog":
         return float(tier_run.queue_max)
     histogram = tier_run.age if figure == "age" else tier_run.wait
@@ -312,6 +307,26 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
         return math.nan
     value = time_statistics(histogram, percentiles).get(statistic)
     return math.nan if value is None else float(value)
+
+
+def _share_held(slo: Slo, model: Model, run: RunResult, workers: int) -> float:
+    """One replication's utilization or occupancy as the run's verdict judges it: at the
+    busiest minute when conditions change, of a database's busiest group when that is higher."""
+    assert slo.tier_index is not None
+    tier_run = run.tiers[slo.tier_index]
+    held = tier_run.busy_time
+    if slo.statistic == "occupancy":
+        held = max(tier_run.occupied_time, tier_run.busy_time)
+    window = held / (workers * run.duration)
+    peak = None
+    if conditions_change(model):
+        peak = tier_peak(model.tiers[slo.tier_index], [run], slo.statistic)
+    group = busiest_group_share(tier_run, slo.statistic, run.duration)
+    if peak is None:  # the window's mean, or its busiest group's
+        return window if group is None else max(window, group)
+    if group is None or group <= window:  # judged at the busiest minute, as the run's verdict
+        return peak.value
+    return scaled_to_group(peak.value, group, window)
 
 
 def check_slos(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.busiest_group import busiest_group, scaled_to_group
 from capsim.analysis.cost import (
     marginal_price,
     paid_base_entries,
@@ -998,6 +999,8 @@ def _tiers_output(
         entry["occupancy"] = measured.get("occupancy")
         if "peak" in measured:  # load or capacity changes: the busiest minute (results.md)
             entry["peak"] = measured["peak"]
+        if "groups" in measured:  # a database with replicas: its primary and replicas groups
+            entry["groups"] = measured["groups"]
         entry["cost_per_hour"] = (
             billed_units(tier) * tier.cost_per_instance_hour
             if tier.cost_per_instance_hour is not None
@@ -1064,6 +1067,13 @@ def _occupancy_warnings(
     for name, entry in tiers.items():
         peak = {k: v["value"] for k, v in (entry.get("peak") or {}).items()}
         held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0, *peak.values())
+        group = busiest_group(entry, "occupancy")  # a database's busiest group fills first
+        where = ""
+        if group is not None:
+            pooled = entry.get("occupancy") or 0.0
+            in_group = scaled_to_group(peak.get("occupancy", pooled), group[1], pooled)
+            if in_group > held:
+                held, where = in_group, f" (its {group[0]} group)"
         if held <= WARN_OCCUPANCY:
             continue
         why = (
@@ -1072,7 +1082,7 @@ def _occupancy_warnings(
             else "it is not sized (sizing: fixed)"
         )
         warnings.append(
-            f"tier {name} is {held:.1%} occupied at the answer"
+            f"tier {name} is {held:.1%} occupied{where} at the answer"
             + (" in its busiest minute" if peak else "")
             + f" ({why}): near full occupancy "
             "a little more traffic, or variance the model does not have, makes waits explode "

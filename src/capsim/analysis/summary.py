@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import cost, unfinished
+from capsim.analysis.busiest_group import busiest_group, scaled_to_group
 from capsim.analysis.peak import peak_figures
 from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
@@ -1020,6 +1021,15 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
     window_mean = observed
     if peak is not None:  # load or capacity changes: headroom is judged at the busiest minute
         observed = peak["value"]
+    group = busiest_group(figures, slo.statistic) if slo.tier_index is not None else None
+    if group is not None and group[1] > window_mean:  # a database's busiest group decides
+        if peak is not None:
+            observed = scaled_to_group(observed, group[1], window_mean)
+        else:
+            observed = group[1]
+        window_mean = group[1]
+    else:
+        group = None
     passed = observed is not None and math.isfinite(observed) and observed <= slo.limit
     return {
         "slo": slo.text,
@@ -1031,6 +1041,7 @@ def evaluate_slo(slo: Slo, model: Model, data: dict[str, Any]) -> dict[str, Any]
         "low_sample": ".".join(path) in figures.get("low_sample", ()),
         **subject,
         **({"threshold": slo.threshold} if slo.threshold is not None else {}),
+        **({"group": group[0]} if group is not None else {}),
         **(
             {"peak": {"at": peak["at"], "span": peak["span"]}, "window_mean": window_mean}
             if peak is not None

@@ -1,0 +1,115 @@
+"""Stories of a performance engineer new to capsim, planning a checkout API platform (a CDN,
+a gateway, read and payment pools, a cache, PostgreSQL with replicas behind a pool, a slow
+fraud provider with a timeout and retries, a receipts queue) at its daily peak.
+
+Each test is one thing they met, as they met it, on a scenario small enough to run in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+# Writes go to the one primary, reads to three replicas: at 250/s with 85% writes the primary
+# is 212.5/s x 4 ms = 85% busy, each replica 37.5/s / 3 x 4 ms = 5%, the tier pooled over its
+# 4 workers 250/s x 4 ms / 4 = 25%.
+BUSY_PRIMARY = """
+version: 1
+name: busy-primary
+seed: 3
+simulation: {duration: 60s, warmup: 6s}
+traffic:
+  orders: {entry: db, rate: 250/s}
+tiers:
+  db:
+    type: database
+    instances: 1
+    replicas: 3
+    service_time: {dist: exponential, mean: 4ms}
+    read_ratio: 0.15
+slos:
+  - {tier: db, utilization: 70%}
+  - {tier: db, occupancy: 70%}
+"""
+
+
+# The load at which one primary is 95% busy, with the headroom as the only objective.
+SIZE_AT_280 = ["--set", "traffic.orders.rate=280/s", "--set", "slos=[]"]
+JSON_2 = ["--format", "json", "--replications", "2"]
+
+
+def _scenario(tmp_path: Path, text: str = BUSY_PRIMARY) -> Path:
+    path = tmp_path / "checkout.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_database_headroom_objective_fails_while_its_primary_is_85_percent_busy(
+    tmp_path: Path,
+) -> None:
+    # The verdict used to be "PASS, observed 24.8%": the tier's workers pooled, three idle
+    # replicas hiding a primary 84% busy.
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path)), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    db = data["tiers"]["db"]
+    assert 0.22 < db["utilization"] < 0.28  # the pooled figure, still reported
+    primary = db["groups"]["primary"]["utilization"]
+    assert 0.80 < primary < 0.90
+    for slo in data["slos"]:
+        assert slo["passed"] is False, slo
+        assert slo["observed"] == primary
+        assert slo["group"] == "primary"
+    assert data["passed"] is False
+
+
+def test_the_table_names_the_group_the_verdict_was_judged_on(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(_scenario(tmp_path)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "(primary group)" in result.stdout
+    assert "2 of 2 SLOs failed." in result.stdout
+
+
+def test_solve_judges_the_database_objective_on_its_primary_too(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(_scenario(tmp_path)), "--format", "json"])
+    data = json.loads(result.stdout)
+    for slo in data["slos"]:
+        assert slo["passed"] is False, slo
+        assert abs(slo["observed"] - 0.85) < 1e-9  # 212.5/s x 4 ms on one worker
+
+
+def test_size_does_not_leave_the_primary_95_percent_busy_under_a_10_percent_headroom(
+    tmp_path: Path,
+) -> None:
+    # At 280/s the primary is 238/s x 4 ms = 95% busy, the tier pooled 28%: size used to keep
+    # one primary and print the 10% headroom as met ("observed 28%").
+    result = runner.invoke(
+        app,
+        ["size", str(_scenario(tmp_path)), *SIZE_AT_280, *JSON_2],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tiers"]["db"]["instances"] == 2  # writes shared by two primaries: 48% each
+    (headroom,) = data["slos"]
+    assert headroom["passed"] and 0.40 < headroom["observed"] < 0.55, headroom
+    assert data["tiers"]["db"]["one_fewer"]["meets_slos"] is False
+
+
+def test_size_at_no_headroom_warns_of_the_busy_primary_by_name(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["size", str(_scenario(tmp_path)), *SIZE_AT_280, "--headroom", "0%", *JSON_2],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tiers"]["db"]["instances"] == 1
+    (warning,) = [w for w in data["warnings"] if w.startswith("tier db is")]
+    assert "occupied (its primary group) at the answer" in warning
+    held = float(warning.removeprefix("tier db is").split("%")[0]) / 100
+    assert 0.92 < held < 0.98
