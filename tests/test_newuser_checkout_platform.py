@@ -113,3 +113,53 @@ def test_size_at_no_headroom_warns_of_the_busy_primary_by_name(tmp_path: Path) -
     assert "occupied (its primary group) at the answer" in warning
     held = float(warning.removeprefix("tier db is").split("%")[0]) / 100
     assert 0.92 < held < 0.98
+
+
+# Every payment's fraud check times out (the provider takes 5 s, the caller waits 1 s) and
+# fails; about 20 requests are always in flight, each younger than 1 s.
+FRAUD_ALWAYS_TIMES_OUT = """
+version: 1
+name: fraud-always-times-out
+seed: 1
+simulation: {duration: 60s, warmup: 6s}
+traffic:
+  pay: {entry: app, rate: 20/s}
+tiers:
+  app:
+    concurrency: 100
+    service_time: 5ms
+    calls:
+      - {tier: fraud, timeout: 1s, retries: {max: 0}}
+  fraud:
+    concurrency: 1000
+    service_time: 5s
+slos:
+  - {class: pay, p99: 2s}
+"""
+
+
+def test_a_latency_objective_fails_when_every_request_of_its_class_failed(tmp_path: Path) -> None:
+    # The gate used to say "PASS: the SLO is met" (exit 0): the p99 of 943 ms was the ages of
+    # the requests still in flight at the end, the only latencies a class of failures has.
+    path = _scenario(tmp_path, FRAUD_ALWAYS_TIMES_OUT)
+    result = runner.invoke(app, ["run", str(path), "--format", "json"])
+    data = json.loads(result.stdout)
+    pay = data["classes"]["pay"]
+    assert pay["completed"] == 0 and pay["error_rate"] == 1.0 and pay["unfinished"] > 0
+    assert pay["latency"]["p99"] < 1.0  # lower bounds, within the limit
+    (slo,) = data["slos"]
+    assert slo["passed"] is False and slo["none_completed"] is True
+    assert slo["reason"].startswith("no request completed in the window")
+    assert data["passed"] is False
+    gate = runner.invoke(app, ["check", str(path)])
+    assert gate.exit_code == 1, gate.output
+    assert "fails: no request completed in the window" in gate.stdout
+
+
+def test_the_searches_do_not_call_a_class_of_failures_fast(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, FRAUD_ALWAYS_TIMES_OUT)
+    result = runner.invoke(
+        app, ["size", str(path), "--set", "tiers.fraud.sizing=fixed", *JSON_2, "--duration", "20s"]
+    )
+    assert result.exit_code == 1, result.output  # no capacity makes a 5 s provider answer in 1 s
+    assert "pay p99 <= 2s" in result.output

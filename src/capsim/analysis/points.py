@@ -200,6 +200,7 @@ class SloCheck:
     upper: float | None
     passed: bool
     low_sample: bool = False
+    reason: str | None = None  # why it fails whatever its figure: no request of a class completed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -210,11 +211,14 @@ class SloCheck:
             "limit": self.limit,
             "passed": self.passed,
             "low_sample": self.low_sample,
+            **({"reason": self.reason} if self.reason is not None else {}),
         }
 
     @property
     def fails_only_by_noise(self) -> bool:
         """Failed, with its observed figure within the limit: only the upper bound fails."""
+        if self.reason is not None:
+            return False
         return not self.passed and self.observed is not None and self.observed <= self.limit
 
     def describe(self) -> str:
@@ -224,7 +228,8 @@ class SloCheck:
             if self.upper is None or self.upper == self.observed
             else f", upper {self._text(self.upper)}"
         )
-        return f"{self.slo} (observed {seen}{bound})"
+        why = f": {self.reason}" if self.reason is not None else ""
+        return f"{self.slo} (observed {seen}{bound}{why})"
 
     def _text(self, value: float) -> str:
         return slo_value_text(self.statistic, value) if math.isfinite(value) else f"{value}"
@@ -350,10 +355,14 @@ def check_slos(
             if interval is not None:
                 upper = max(float(observed), interval[1])
         passed = upper is not None and math.isfinite(upper) and upper <= slo.limit
+        reason = verdict.get("reason") if verdict.get("none_completed") else None
+        passed = passed and reason is None
         short = bool(verdict.get("low_sample")) or any(
             _replication_short(slo, model, run) for run in runs
         )
-        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short))
+        checks.append(
+            SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short, reason)
+        )
     return checks, estimates
 
 

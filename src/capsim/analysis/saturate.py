@@ -1162,7 +1162,10 @@ def _only_by_noise(point: CurvePoint) -> str:
     failed = [check for check in point_.checks if not check.passed]
     if not point_.stable or not failed:
         return ""
-    if any(check.observed is None or check.observed > check.limit for check in failed):
+    if any(
+        check.observed is None or check.observed > check.limit or check.reason is not None
+        for check in failed
+    ):
         return ""
     return (
         " (within the limit, failing only by the upper end of its 95% interval across "

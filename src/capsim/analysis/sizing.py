@@ -570,7 +570,11 @@ def fails_clearly(point: Point) -> bool:
 def _beyond_by_its_interval(check: SloCheck) -> bool:
     """A failed objective whose whole 95% interval lies beyond its limit (or has no finite
     figure)."""
-    if check.passed or check.observed is None or check.upper is None:
+    if check.passed:
+        return False
+    if check.reason is not None:  # no request of its class completed: no run length passes it
+        return True
+    if check.observed is None or check.upper is None:
         return False
     if not math.isfinite(check.observed) or not math.isfinite(check.upper):
         return True

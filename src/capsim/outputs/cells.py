@@ -117,6 +117,8 @@ def slo_observed(verdict: dict[str, Any]) -> str:
     shown = statistic_figure(verdict.get("statistic"), verdict["observed"])
     shown += LOW_SAMPLE_MARK if verdict.get("low_sample") else ""
     where = []
+    if verdict.get("none_completed"):  # only unfinished requests' ages: it fails
+        where.append("no request completed")
     if verdict.get("group"):  # a database's busiest station group (docs/scenario-reference.md)
         where.append(f"{verdict['group']} group")
     peak = verdict.get("peak")
