@@ -163,3 +163,20 @@ def test_the_searches_do_not_call_a_class_of_failures_fast(tmp_path: Path) -> No
     )
     assert result.exit_code == 1, result.output  # no capacity makes a 5 s provider answer in 1 s
     assert "pay p99 <= 2s" in result.output
+
+
+def test_the_bundled_checkout_platform_judges_its_database_headroom_on_the_write_primary() -> None:
+    # scenarios/checkout-platform.yaml at its peak: 1,175 writes/s x 3 ms over the primary's 8
+    # workers (44%), 380 reads/s over the replicas' 16 (7%), the tier pooled 19%; payments, whose
+    # threads wait on the fraud provider, saturates first, near 3,000/s / 56.5% = 5,300/s.
+    path = Path(__file__).parents[1] / "scenarios" / "checkout-platform.yaml"
+    result = runner.invoke(app, ["solve", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    db = data["tiers"]["db"]
+    assert 0.18 < db["utilization"] < 0.21
+    assert 0.42 < db["groups"]["primary"]["utilization"] < 0.46
+    (verdict,) = [v for v in data["slos"] if v["slo"] == "db utilization <= 70%"]
+    assert verdict["observed"] == db["groups"]["primary"]["utilization"]
+    assert data["bottleneck"]["tier"] == "payments"
+    assert 5_000 < data["bottleneck"]["saturation_rate"] < 5_600
