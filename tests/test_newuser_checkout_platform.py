@@ -180,3 +180,12 @@ def test_the_bundled_checkout_platform_judges_its_database_headroom_on_the_write
     assert verdict["observed"] == db["groups"]["primary"]["utilization"]
     assert data["bottleneck"]["tier"] == "payments"
     assert 5_000 < data["bottleneck"]["saturation_rate"] < 5_600
+
+
+def test_size_names_the_group_its_database_objectives_were_judged_on(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["size", str(_scenario(tmp_path)), *SIZE_AT_280, "--replications", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    (headroom,) = [line for line in result.stdout.splitlines() if "PASS    db occupancy" in line]
+    assert "(headroom 10%)" in headroom and "(primary group)" in headroom

@@ -201,6 +201,7 @@ class SloCheck:
     passed: bool
     low_sample: bool = False
     reason: str | None = None  # why it fails whatever its figure: no request of a class completed
+    group: str | None = None  # a database's busiest group, whose share was judged
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +213,7 @@ class SloCheck:
             "passed": self.passed,
             "low_sample": self.low_sample,
             **({"reason": self.reason} if self.reason is not None else {}),
+            **({"group": self.group} if self.group is not None else {}),
         }
 
     @property
@@ -361,7 +363,17 @@ def check_slos(
             _replication_short(slo, model, run) for run in runs
         )
         checks.append(
-            SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short, reason)
+            SloCheck(
+                slo.text,
+                slo.statistic,
+                slo.limit,
+                observed,
+                upper,
+                passed,
+                short,
+                reason,
+                verdict.get("group"),
+            )
         )
     return checks, estimates
 
