@@ -189,3 +189,39 @@ def test_size_names_the_group_its_database_objectives_were_judged_on(tmp_path: P
     assert result.exit_code == 0, result.output
     (headroom,) = [line for line in result.stdout.splitlines() if "PASS    db occupancy" in line]
     assert "(headroom 10%)" in headroom and "(primary group)" in headroom
+
+
+# The fraud provider (fixed: a third party) can answer 100/s; payments call it with a 300 ms
+# timeout and one retry, so 150 payments/s offer it about 300 attempts/s and all fail.
+FIXED_FRAUD_OVERLOADED = """
+version: 1
+name: fixed-fraud-overloaded
+seed: 2
+simulation: {duration: 30s, warmup: 3s}
+traffic:
+  pay: {entry: app, rate: 150/s}
+tiers:
+  app:
+    concurrency: 50
+    service_time: 5ms
+    calls:
+      - {tier: fraud, timeout: 300ms, retries: {max: 1}}
+  fraud:
+    concurrency: 10
+    service_time: {dist: exponential, mean: 100ms}
+    sizing: fixed
+slos:
+  - {class: pay, error_rate: 1%}
+"""
+
+
+def test_size_names_the_overloaded_fixed_provider_that_no_sized_capacity_relieves(
+    tmp_path: Path,
+) -> None:
+    # The stall message used to list only the objectives and "a fixed tier, a pool, ..."
+    # among the possible causes, without saying which tier was overloaded.
+    path = _scenario(tmp_path, FIXED_FRAUD_OVERLOADED)
+    result = runner.invoke(app, ["size", str(path), "--replications", "2"])
+    assert result.exit_code == 1, result.output
+    assert "fraud is not sized and is overloaded at that point (" in result.output
+    assert "size it (tiers.fraud.sizing) or lower its load" in result.output

@@ -624,6 +624,7 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
         + "; ".join(stalled)
         + ". "
         + _rate_limit_hint(moves[-1])
+        + _unsized_overload_hint(moves[-1], dims)
         + "Something that is not sized limits them (a fixed tier, a pool, database replicas, "
         "a rate limit, a timeout, a service time), or no capacity can meet them: size that "
         "quantity (`sizing: {of: ...}`) or check the objectives."
@@ -667,6 +668,28 @@ def _rate_limit_hint(point: Point) -> str:
         for name, entry in point.report.data["tiers"].items()
         if entry.get("rate_limited") and entry.get("arrivals")
     ]
+    return "".join(hints)
+
+
+def _unsized_overload_hint(point: Point, dims: list[Dimension]) -> str:
+    """The tiers `size` does not size that are overloaded at `point`: no sized capacity
+    relieves them (a fixed third-party tier whose backlog fails every call to it)."""
+    sized = {d.name for d in dims}
+    hints = []
+    for failure in point.report.data.get("overloaded") or []:
+        name = failure.get("tier")
+        if name is None or name in sized:
+            continue
+        offered, capacity = failure.get("offered_rate"), failure.get("capacity")
+        figures = (
+            f" ({format_rate(offered)} offered, capacity {format_rate(capacity)})"
+            if isinstance(offered, int | float) and isinstance(capacity, int | float)
+            else ""
+        )
+        hints.append(
+            f"{name} is not sized and is overloaded at that point{figures}: size it "
+            f"(tiers.{name}.sizing) or lower its load. "
+        )
     return "".join(hints)
 
 
