@@ -225,3 +225,15 @@ def test_size_names_the_overloaded_fixed_provider_that_no_sized_capacity_relieve
     assert result.exit_code == 1, result.output
     assert "fraud is not sized and is overloaded at that point (" in result.output
     assert "size it (tiers.fraud.sizing) or lower its load" in result.output
+
+
+def test_solve_shows_the_write_primary_beside_the_pooled_database() -> None:
+    # solve's table read "db 19.4% ... saturates at 6,811.4/s" with nothing showing that the
+    # rate is the primary's (3,000/s / 44%): run's table had the group rows, solve's did not.
+    path = Path(__file__).parents[1] / "scenarios" / "checkout-platform.yaml"
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "db: primary 44.0% held at 1,174.5/s, replicas 7.1% held at 380.5/s "
+        "(it saturates with its busiest group)"
+    ) in result.stdout
