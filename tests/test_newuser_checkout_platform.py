@@ -237,3 +237,47 @@ def test_solve_shows_the_write_primary_beside_the_pooled_database() -> None:
         "db: primary 44.0% held at 1,174.5/s, replicas 7.1% held at 380.5/s "
         "(it saturates with its busiest group)"
     ) in result.stdout
+
+
+# A quiet hour at 60/s, then the peak at 180/s for the last 60 s of the window. The app (2
+# workers, 8 ms) saturates first, at 250/s of peak; the write primary takes 85% of the
+# queries, 4 ms each on one worker, and saturates at 1 / (0.85 x 4 ms) = 294/s of peak.
+PRIMARY_BEHIND_APP_AT_PEAK = """
+version: 1
+name: db-primary-behind-app
+seed: 4
+simulation: {duration: 120s, warmup: 10s}
+traffic:
+  orders:
+    entry: app
+    profile:
+      - {at: 0s, rate: 60/s}
+      - {at: 70s, rate: 60/s}
+      - {at: 70s, rate: 180/s}
+tiers:
+  app:
+    blocking: false
+    concurrency: 2
+    service_time: {dist: exponential, mean: 8ms}
+    calls: [db]
+  db:
+    type: database
+    instances: 1
+    replicas: 3
+    service_time: {dist: exponential, mean: 4ms}
+    read_ratio: 0.15
+"""
+
+
+def test_saturate_puts_a_write_primary_at_its_peak_not_its_quiet_hours(tmp_path: Path) -> None:
+    # The primary's share was taken over the whole window (the quiet hour included) while the
+    # rate axis is the peak: its saturation read 440/s, 50% high, and nothing confirmed it
+    # since the app saturates first (a forecast would have dated it months late).
+    path = _scenario(tmp_path, PRIMARY_BEHIND_APP_AT_PEAK)
+    result = runner.invoke(app, ["saturate", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["bottleneck"] == "app"
+    db = data["tiers"]["db"]
+    assert abs(db["max_rate_analytic"] - 1 / (0.85 * 0.004)) < 0.1
+    assert 275 < db["max_rate"] < 310, db
