@@ -314,6 +314,22 @@ def _unsized_step(day: date, why: str, load: float, rate: float, error: str) -> 
     }
 
 
+def _single_replication_note(saturation: dict[str, Any]) -> list[str]:
+    """A note when the saturation search measured its points with one replication (the
+    forecast's default): without a 95% interval each objective is judged on its figure alone,
+    so the dates are not the conservative ones of `capsim saturate` (3 replications)."""
+    curve = saturation.get("curve") or []
+    if not curve or min(int(p.get("replications") or 1) for p in curve) > 1:
+        return []
+    return [
+        "the saturation search ran one replication per point (the forecast's default): each "
+        "objective was judged on its figure alone, without the upper end of a 95% interval, "
+        "and the lower bounds of the saturation rates only --precision below them, so these "
+        "dates can be later than capsim saturate's (3 replications); run with --replications "
+        "3 for the conservative dates"
+    ]
+
+
 def forecast(
     model: Any,
     *,
@@ -339,6 +355,7 @@ def forecast(
     slo_rate = saturation.get("max_rate_meeting_slos")
     breach_day, breach_event = _threshold_day(slo_rate, open_rate, growth, horizon)
     notes = list(saturation.get("notes", []))
+    notes.extend(_single_replication_note(saturation))
     if slo_rate is None and model.slos:
         notes.append("no rate met every SLO, so no breach date can be given")
     plan: list[dict[str, Any]] = []

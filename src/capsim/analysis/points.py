@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.busiest_group import busiest_group_share, scaled_to_group
 from capsim.analysis.load_peaks import peak_open_rate
 from capsim.analysis.peak import tier_peak
 from capsim.analysis.phases import judge_by_phase
@@ -199,6 +200,8 @@ class SloCheck:
     upper: float | None
     passed: bool
     low_sample: bool = False
+    reason: str | None = None  # why it fails whatever its figure: no request of a class completed
+    group: str | None = None  # a database's busiest group, whose share was judged
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -209,11 +212,15 @@ class SloCheck:
             "limit": self.limit,
             "passed": self.passed,
             "low_sample": self.low_sample,
+            **({"reason": self.reason} if self.reason is not None else {}),
+            **({"group": self.group} if self.group is not None else {}),
         }
 
     @property
     def fails_only_by_noise(self) -> bool:
         """Failed, with its observed figure within the limit: only the upper bound fails."""
+        if self.reason is not None:
+            return False
         return not self.passed and self.observed is not None and self.observed <= self.limit
 
     def describe(self) -> str:
@@ -223,7 +230,8 @@ class SloCheck:
             if self.upper is None or self.upper == self.observed
             else f", upper {self._text(self.upper)}"
         )
-        return f"{self.slo} (observed {seen}{bound})"
+        why = f": {self.reason}" if self.reason is not None else ""
+        return f"{self.slo} (observed {seen}{bound}{why})"
 
     def _text(self, value: float) -> str:
         return slo_value_text(self.statistic, value) if math.isfinite(value) else f"{value}"
@@ -297,14 +305,8 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
     assert slo.tier_index is not None
     tier_run = run.tiers[slo.tier_index]
     workers = max(tier_run.workers or model.tiers[slo.tier_index].workers, 1)
-    if slo.statistic in ("utilization", "occupancy") and conditions_change(model):
-        peak = tier_peak(model.tiers[slo.tier_index], [run], slo.statistic)
-        if peak is not None:  # judged at the busiest minute, as the run's verdict is
-            return peak.value
-    if slo.statistic == "utilization":
-        return tier_run.busy_time / (workers * run.duration)
-    if slo.statistic == "occupancy":
-        return max(tier_run.occupied_time, tier_run.busy_time) / (workers * run.duration)
+    if slo.statistic in ("utilization", "occupancy"):
+        return _share_held(slo, model, run, workers)
     if slo.statistic == "backlog":
         return float(tier_run.queue_max)
     histogram = tier_run.age if figure == "age" else tier_run.wait
@@ -312,6 +314,26 @@ def _per_replication(slo: Slo, model: Model, run: RunResult) -> float:
         return math.nan
     value = time_statistics(histogram, percentiles).get(statistic)
     return math.nan if value is None else float(value)
+
+
+def _share_held(slo: Slo, model: Model, run: RunResult, workers: int) -> float:
+    """One replication's utilization or occupancy as the run's verdict judges it: at the
+    busiest minute when conditions change, of a database's busiest group when that is higher."""
+    assert slo.tier_index is not None
+    tier_run = run.tiers[slo.tier_index]
+    held = tier_run.busy_time
+    if slo.statistic == "occupancy":
+        held = max(tier_run.occupied_time, tier_run.busy_time)
+    window = held / (workers * run.duration)
+    peak = None
+    if conditions_change(model):
+        peak = tier_peak(model.tiers[slo.tier_index], [run], slo.statistic)
+    group = busiest_group_share(tier_run, slo.statistic, run.duration)
+    if peak is None:  # the window's mean, or its busiest group's
+        return window if group is None else max(window, group)
+    if group is None or group <= window:  # judged at the busiest minute, as the run's verdict
+        return peak.value
+    return scaled_to_group(peak.value, group, window)
 
 
 def check_slos(
@@ -335,10 +357,24 @@ def check_slos(
             if interval is not None:
                 upper = max(float(observed), interval[1])
         passed = upper is not None and math.isfinite(upper) and upper <= slo.limit
+        reason = verdict.get("reason") if verdict.get("none_completed") else None
+        passed = passed and reason is None
         short = bool(verdict.get("low_sample")) or any(
             _replication_short(slo, model, run) for run in runs
         )
-        checks.append(SloCheck(slo.text, slo.statistic, slo.limit, observed, upper, passed, short))
+        checks.append(
+            SloCheck(
+                slo.text,
+                slo.statistic,
+                slo.limit,
+                observed,
+                upper,
+                passed,
+                short,
+                reason,
+                verdict.get("group"),
+            )
+        )
     return checks, estimates
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.busiest_group import busiest_group, scaled_to_group
 from capsim.analysis.cost import (
     marginal_price,
     paid_base_entries,
@@ -569,7 +570,11 @@ def fails_clearly(point: Point) -> bool:
 def _beyond_by_its_interval(check: SloCheck) -> bool:
     """A failed objective whose whole 95% interval lies beyond its limit (or has no finite
     figure)."""
-    if check.passed or check.observed is None or check.upper is None:
+    if check.passed:
+        return False
+    if check.reason is not None:  # no request of its class completed: no run length passes it
+        return True
+    if check.observed is None or check.upper is None:
         return False
     if not math.isfinite(check.observed) or not math.isfinite(check.upper):
         return True
@@ -619,6 +624,7 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
         + "; ".join(stalled)
         + ". "
         + _rate_limit_hint(moves[-1])
+        + _unsized_overload_hint(moves[-1], dims)
         + "Something that is not sized limits them (a fixed tier, a pool, database replicas, "
         "a rate limit, a timeout, a service time), or no capacity can meet them: size that "
         "quantity (`sizing: {of: ...}`) or check the objectives."
@@ -662,6 +668,28 @@ def _rate_limit_hint(point: Point) -> str:
         for name, entry in point.report.data["tiers"].items()
         if entry.get("rate_limited") and entry.get("arrivals")
     ]
+    return "".join(hints)
+
+
+def _unsized_overload_hint(point: Point, dims: list[Dimension]) -> str:
+    """The tiers `size` does not size that are overloaded at `point`: no sized capacity
+    relieves them (a fixed third-party tier whose backlog fails every call to it)."""
+    sized = {d.name for d in dims}
+    hints = []
+    for failure in point.report.data.get("overloaded") or []:
+        name = failure.get("tier")
+        if name is None or name in sized:
+            continue
+        offered, capacity = failure.get("offered_rate"), failure.get("capacity")
+        figures = (
+            f" ({format_rate(offered)} offered, capacity {format_rate(capacity)})"
+            if isinstance(offered, int | float) and isinstance(capacity, int | float)
+            else ""
+        )
+        hints.append(
+            f"{name} is not sized and is overloaded at that point{figures}: size it "
+            f"(tiers.{name}.sizing) or lower its load. "
+        )
     return "".join(hints)
 
 
@@ -998,6 +1026,8 @@ def _tiers_output(
         entry["occupancy"] = measured.get("occupancy")
         if "peak" in measured:  # load or capacity changes: the busiest minute (results.md)
             entry["peak"] = measured["peak"]
+        if "groups" in measured:  # a database with replicas: its primary and replicas groups
+            entry["groups"] = measured["groups"]
         entry["cost_per_hour"] = (
             billed_units(tier) * tier.cost_per_instance_hour
             if tier.cost_per_instance_hour is not None
@@ -1064,6 +1094,13 @@ def _occupancy_warnings(
     for name, entry in tiers.items():
         peak = {k: v["value"] for k, v in (entry.get("peak") or {}).items()}
         held = max(entry.get("occupancy") or 0.0, entry.get("utilization") or 0.0, *peak.values())
+        group = busiest_group(entry, "occupancy")  # a database's busiest group fills first
+        where = ""
+        if group is not None:
+            pooled = entry.get("occupancy") or 0.0
+            in_group = scaled_to_group(peak.get("occupancy", pooled), group[1], pooled)
+            if in_group > held:
+                held, where = in_group, f" (its {group[0]} group)"
         if held <= WARN_OCCUPANCY:
             continue
         why = (
@@ -1072,7 +1109,7 @@ def _occupancy_warnings(
             else "it is not sized (sizing: fixed)"
         )
         warnings.append(
-            f"tier {name} is {held:.1%} occupied at the answer"
+            f"tier {name} is {held:.1%} occupied{where} at the answer"
             + (" in its busiest minute" if peak else "")
             + f" ({why}): near full occupancy "
             "a little more traffic, or variance the model does not have, makes waits explode "

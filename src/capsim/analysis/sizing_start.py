@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.solve import solve
 from capsim.analysis.summary import slo_figure
 from capsim.errors import CapsimError
@@ -55,10 +56,13 @@ def analytic_figure(slo: Slo, model: Model, data: dict[str, Any]) -> float | Non
         entry = data["tiers"].get(model.tiers[slo.tier_index].name)
     else:
         return None
+    group = busiest_group(entry, slo.statistic) if isinstance(entry, dict) else None
     for key in slo_figure(slo):
         if not isinstance(entry, dict):
             return None
         entry = entry.get(key)
+    if group is not None and isinstance(entry, int | float):  # a database's busiest group
+        return max(float(entry), group[1])
     return float(entry) if isinstance(entry, int | float) and math.isfinite(entry) else None
 
 

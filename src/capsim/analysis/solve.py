@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from capsim.analysis import formulas
+from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults
@@ -1069,7 +1070,11 @@ def _slo_verdicts(
             elif slo.statistic == "error_rate":
                 observed = cls["error_rate"]
         elif slo.tier_index is not None and slo.statistic in ("utilization", "occupancy"):
-            observed = tiers_out[model.tiers[slo.tier_index].name][slo.statistic]
+            entry = tiers_out[model.tiers[slo.tier_index].name]
+            group = busiest_group(entry, slo.statistic)  # a database's busiest group decides
+            observed = entry[slo.statistic]
+            if group is not None:
+                observed = max(observed, group[1])
         elif slo.tier_index is not None and slo.statistic.startswith("wait_"):
             wait = tiers_out[model.tiers[slo.tier_index].name]["wait"]
             observed = wait.get(slo.statistic.removeprefix("wait_"))

@@ -88,6 +88,25 @@ def _overload_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _group_lines(data: dict[str, Any]) -> list[str]:
+    """A line per database with replicas naming each station group's load, as `run`'s table
+    shows them (`db · primary`), so that a tier pooled at 19% beside a saturation rate set by
+    its 44%-busy primary reads as it is (docs/cli.md, `capsim solve`)."""
+    lines = []
+    for name, entry in data.get("tiers", {}).items():
+        groups = entry.get("groups") or {}
+        if not groups:
+            continue
+        parts = [
+            f"{group} {cells.percent(figures.get('occupancy'))} held at "
+            f"{cells.rate(figures.get('offered_rate'))}"
+            + ("" if figures.get("stable", True) else " (OVERLOADED)")
+            for group, figures in groups.items()
+        ]
+        lines.append(f"{name}: {', '.join(parts)} (it saturates with its busiest group)")
+    return lines
+
+
 def _summary_line(data: dict[str, Any]) -> str:
     bottleneck = data["bottleneck"]
     if bottleneck["tier"] is None:
@@ -152,6 +171,8 @@ def render_solve_table(report: Report, *, color: bool = False, width: int = DEFA
     for formula, key in legend.items():
         console.print(f"  {key} {formula}", markup=False)
     console.print(_summary_line(data), markup=False)
+    for line in _group_lines(data):
+        console.print(line, markup=False)
     for line in _overload_lines(data):
         console.print(line, markup=False)
     for verdict in data["slos"]:

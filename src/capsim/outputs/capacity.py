@@ -30,7 +30,8 @@ def _slo_rows(slos: list[dict[str, Any]]) -> list[list[str]]:
             _verdict(v["passed"]),
             v["slo"],
             cells.slo_observed(v),
-            cells.slo_observed({**v, "observed": v.get("upper")}),
+            cells.statistic_figure(v.get("statistic"), v.get("upper"))
+            + (cells.LOW_SAMPLE_MARK if v.get("low_sample") else ""),
             cells.slo_limit(v),
         ]
         for v in slos

@@ -116,10 +116,15 @@ def slo_observed(verdict: dict[str, Any]) -> str:
     naming the span it was judged on when that is the tier's busiest minute."""
     shown = statistic_figure(verdict.get("statistic"), verdict["observed"])
     shown += LOW_SAMPLE_MARK if verdict.get("low_sample") else ""
+    where = []
+    if verdict.get("none_completed"):  # only unfinished requests' ages: it fails
+        where.append("no request completed")
+    if verdict.get("group"):  # a database's busiest station group (docs/scenario-reference.md)
+        where.append(f"{verdict['group']} group")
     peak = verdict.get("peak")
     if peak:  # judged at the tier's busiest minute (docs/results.md)
-        shown += f" (busiest {time(peak['span'])} from t = {time(peak['at'])})"
-    return shown
+        where.append(f"busiest {time(peak['span'])} from t = {time(peak['at'])}")
+    return shown + (f" ({', '.join(where)})" if where else "")
 
 
 def slo_limit(verdict: dict[str, Any]) -> str:

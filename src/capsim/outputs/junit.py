@@ -34,7 +34,10 @@ def slo_message(verdict: dict[str, Any]) -> str:
     """`browse p99 <= 300ms: observed 412ms, limit 300ms`."""
     observed = cells.statistic_figure(verdict.get("statistic"), verdict["observed"])
     low = " (low sample: a percentile from too few requests)" if verdict.get("low_sample") else ""
-    return f"{verdict['slo']}: observed {observed}{low}, limit {cells.slo_limit(verdict)}"
+    text = f"{verdict['slo']}: observed {observed}{low}, limit {cells.slo_limit(verdict)}"
+    if verdict.get("none_completed"):  # a latency from unfinished requests alone fails
+        text += f"; fails: {verdict['reason']}"
+    return text
 
 
 def overload_message(failure: dict[str, Any]) -> str:
