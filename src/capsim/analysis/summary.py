@@ -30,6 +30,7 @@ from capsim.analysis.stats import (
     queue_trend,
     rising_at_end,
     sanitise,
+    settled_at_end,
     t_interval,
 )
 from capsim.engine.histogram import Histogram
@@ -262,6 +263,10 @@ def assess_stability(
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
         trend = queue_trend(times, tier_run.queue_trace)
+        if late_onset and trend is not None and trend.growing:
+            # A step up in load (a failover's moved clients, a profile's plateau) raises the
+            # queue to a higher steady level: a rise over the window, but not growth.
+            trend = None if settled_at_end(tier_run.queue_trace, trend) else trend
         late = (
             rising_at_end(times, tier_run.queue_trace)
             if late_onset and not (trend is not None and trend.growing)

@@ -1,0 +1,105 @@
+"""A surviving region that takes a lost region's clients is busier, not overloaded.
+
+An invoicing API runs in eu-west (55% of the clients) and us-east (45%); eu-west is lost 30 s
+into the run and DNS moves its clients to us-east between 60 s and 120 s. us-east's 6 API
+instances of 4 workers then carry all the traffic: at 472.7 requests/s they are about 90%
+occupied (the utilization law puts their saturation near 525/s), and their queue steps up from
+about 0 to a steady level near 18. That step once read as a queue growing through the window:
+the run said `api@us-east is OVERLOADED ... offered 358.6/s, capacity 526.4/s`, and `saturate`
+put the survivor's wall at 462.8/s, below the load where it held.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from capsim.analysis.stats import queue_trend, settled_at_end
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+TWO_REGIONS = """\
+name: saas-api-outage
+seed: 3
+simulation: {duration: 3min, warmup: 10s}
+regions:
+  eu-west: {share: 55%, rtt: {us-east: 80ms}}
+  us-east: {share: 45%}
+routing: {policy: geo, health_check: 30s, dns_ttl: 60s}
+traffic:
+  read: {entry: gw, rate: 400/s}
+  write: {entry: gw, rate: 60/s}
+tiers:
+  gw: {type: load_balancer, concurrency: 256, backends: api}
+  api:
+    instances: 6
+    concurrency: 4
+    service_time: {dist: lognormal, mean: 40ms, cv: 1.0}
+    calls: [cache]
+    classes:
+      write:
+        service_time: {dist: lognormal, mean: 60ms, cv: 1.0}
+        calls: [{tier: db, write: true}]
+  cache: {type: cache, instances: 2, concurrency: 8, hit_ratio: 85%, on_miss: db}
+  db:
+    type: database
+    primary: us-east
+    replicas: 2
+    concurrency: 16
+    read_ratio: 100%
+    service_time: {dist: exponential, mean: 5ms}
+    classes:
+      write: {service_time: {dist: exponential, mean: 12ms}, read_ratio: 0%}
+faults:
+  - {at: 30s, region: eu-west}
+"""
+
+
+def survivor(tmp_path: Path, load: str) -> dict:
+    path = tmp_path / "outage.yaml"
+    path.write_text(TWO_REGIONS)
+    result = runner.invoke(app, ["run", str(path), "--load", load, "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)["tiers"]["api@us-east"]
+
+
+def test_the_survivor_at_90_percent_after_the_move_is_stable(tmp_path: Path) -> None:
+    api = survivor(tmp_path, "472.7/s")
+    assert api["peak"]["occupancy"]["value"] == pytest.approx(0.91, abs=0.03)
+    assert api["stable"] and api["growth_rate"] == 0.0
+
+
+def test_the_survivor_past_its_capacity_after_the_move_is_still_overloaded(tmp_path: Path) -> None:
+    # 560/s after the move is past the ~525/s the utilization law gives: the queue keeps
+    # climbing through the final quarter, and the run says so.
+    api = survivor(tmp_path, "560/s")
+    assert not api["stable"] and api["growth_rate"] > 0
+
+
+TIMES = np.linspace(10.0, 190.0, 50)
+
+
+def test_a_queue_that_stepped_up_to_a_new_level_has_settled() -> None:
+    # Empty until the move (t = 100 s), then hovering around 18: a rise over the window, flat
+    # at the end.
+    rng = np.random.default_rng(1)
+    trace = np.where(TIMES < 100.0, 0.0, 18.0 + rng.normal(0.0, 5.0, TIMES.size).clip(-18, None))
+    trend = queue_trend(TIMES, trace)
+    assert trend is not None and trend.growing
+    assert settled_at_end(trace, trend)
+
+
+def test_a_queue_that_keeps_growing_after_the_move_has_not_settled() -> None:
+    # From the move on the backlog grows by 1 request a second, with the same scatter.
+    rng = np.random.default_rng(1)
+    rise = np.where(TIMES < 100.0, 0.0, TIMES - 100.0)
+    trace = (rise + rng.normal(0.0, 5.0, TIMES.size)).clip(0, None)
+    trend = queue_trend(TIMES, trace)
+    assert trend is not None and trend.growing
+    assert not settled_at_end(trace, trend)
+
