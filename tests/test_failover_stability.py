@@ -103,3 +103,17 @@ def test_a_queue_that_keeps_growing_after_the_move_has_not_settled() -> None:
     assert trend is not None and trend.growing
     assert not settled_at_end(trace, trend)
 
+
+def test_an_overloaded_survivor_gives_no_saturation_estimate_from_the_window_mix(
+    tmp_path: Path,
+) -> None:
+    # Over the window the survivor got 76% of the open requests, after the move all of them:
+    # "at this mix it saturates near 695.0/s" was the window's mix, not the survivor's wall.
+    path = tmp_path / "outage.yaml"
+    path.write_text(TWO_REGIONS)
+    result = runner.invoke(app, ["run", str(path), "--load", "560/s", "--format", "json"])
+    data = json.loads(result.stdout)
+    (failure,) = [f for f in data["overloaded"] if f["tier"] == "api@us-east"]
+    assert failure["saturation_rate"] is None
+    assert failure["capacity"] == pytest.approx(525, rel=0.05)
+    assert not any("at this mix" in w for w in data["warnings"])

@@ -1119,6 +1119,10 @@ def summarise(
         if not stability.stable:
             capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
             failure = _overload_failure(tier.name, entry, open_offered, capacity)
+            if model.traffic_moves:
+                # DNS moved clients during the run: the window's mix is not the mix at its
+                # end (a survivor's share of the traffic grows), so no estimate at this mix.
+                failure["saturation_rate"] = None
             if "undrained" in entry:
                 failure["undrained"] = entry["undrained"]
             overloaded.append(failure)
