@@ -117,3 +117,32 @@ def test_an_overloaded_survivor_gives_no_saturation_estimate_from_the_window_mix
     assert failure["saturation_rate"] is None
     assert failure["capacity"] == pytest.approx(525, rel=0.05)
     assert not any("at this mix" in w for w in data["warnings"])
+
+
+EXAMPLE = Path(__file__).parents[1] / "scenarios" / "saas-regions.yaml"
+LOSE_EU = ["--set", "faults=[{at: 30s, region: eu-west}]", "--set", "simulation.duration=3min"]
+
+
+def test_the_bundled_saas_example_costs_its_hand_arithmetic_per_region() -> None:
+    result = runner.invoke(app, ["run", str(EXAMPLE), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    cost = json.loads(result.stdout)["cost"]
+    for region in ("eu-west", "us-east"):
+        # A reserved base of 4 at 37% off and 2 spot instances at 65% off, in each region.
+        api = cost["tiers"][f"api@{region}"]
+        assert api["instances_per_hour"] == pytest.approx(4 * 0.34 * 0.63 + 2 * 0.34 * 0.35)
+        assert cost["tiers"][f"db@{region}"]["per_hour"] == pytest.approx(3 * 0.96)
+    # Egress: 40 KB reads and 4 KB writes, each region's share of 400/s and 60/s (measured).
+    egress = cost["tiers"]["gw@eu-west"]["gb_per_hour"] + cost["tiers"]["gw@us-east"]["gb_per_hour"]
+    assert egress == pytest.approx((400 * 40e3 + 60 * 4e3) * 3600 / 1e9, rel=0.02)
+    assert cost["total_per_hour"] == pytest.approx(14.0, rel=0.01)
+
+
+def test_the_bundled_example_losing_eu_west_puts_all_460_per_second_on_us_east() -> None:
+    # The utilization law: (400 x 40 ms + 60 x 60 ms) / 24 workers = 81.7%, and Little's law
+    # on the queue the formulas give.
+    result = runner.invoke(app, ["solve", str(EXAMPLE), *LOSE_EU, "--format", "json"])
+    api = json.loads(result.stdout)["tiers"]["api@us-east"]
+    assert api["offered_rate"] == pytest.approx(460.0)
+    assert api["utilization"] == pytest.approx((400 * 0.040 + 60 * 0.060) / 24)
+    assert api["queue_length"]["mean"] == pytest.approx(460.0 * api["wait"]["mean"])
