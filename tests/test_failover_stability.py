@@ -146,3 +146,16 @@ def test_the_bundled_example_losing_eu_west_puts_all_460_per_second_on_us_east()
     assert api["offered_rate"] == pytest.approx(460.0)
     assert api["utilization"] == pytest.approx((400 * 0.040 + 60 * 0.060) / 24)
     assert api["queue_length"]["mean"] == pytest.approx(460.0 * api["wait"]["mean"])
+
+
+def test_a_lost_region_pays_no_egress_for_the_requests_it_refused() -> None:
+    # eu-west is lost at 30 s of a 190 s run; until DNS has moved its clients its requests are
+    # refused at once and get no 40 KB answer. Egress is billed on the answers sent.
+    result = runner.invoke(app, ["run", str(EXAMPLE), *LOSE_EU, "--format", "json"])
+    data = json.loads(result.stdout)
+    gw = data["cost"]["tiers"]["gw@eu-west"]
+    answered = data["classes"]["read@eu-west"]["throughput"] * 40e3
+    answered += data["classes"]["write@eu-west"]["throughput"] * 4e3
+    assert data["classes"]["read@eu-west"]["error_rate"] > 0.5
+    assert gw["gb_per_hour"] == pytest.approx(answered * 3600 / 1e9)
+    assert gw["transfer_per_hour"] == pytest.approx(0.09 * gw["gb_per_hour"])
