@@ -159,3 +159,43 @@ def test_a_lost_region_pays_no_egress_for_the_requests_it_refused() -> None:
     assert data["classes"]["read@eu-west"]["error_rate"] > 0.5
     assert gw["gb_per_hour"] == pytest.approx(answered * 3600 / 1e9)
     assert gw["transfer_per_hour"] == pytest.approx(0.09 * gw["gb_per_hour"])
+
+
+def test_saturate_does_not_judge_the_copies_of_a_region_lost_for_the_rest_of_the_run(
+    tmp_path: Path,
+) -> None:
+    # api@eu-west serves 20 s of the 180 s window before eu-west is lost: a secant through
+    # those seconds' share held once put its saturation at 609.5/s (775/s without the fault),
+    # and a forecast dated it. It is not judged, with a note; us-east's copies are.
+    from capsim import build_model, load_scenario
+    from capsim.analysis.saturate import _leave_out_lost_tiers
+
+    path = tmp_path / "outage.yaml"
+    path.write_text(TWO_REGIONS)
+    model = build_model(load_scenario(path))
+    tiers = {tier.name: {"max_rate": 600.0, "max_rate_low": 590.0} for tier in model.tiers}
+    notes: list[str] = []
+    _leave_out_lost_tiers(tiers, model, notes)
+    assert tiers["api@eu-west"]["max_rate"] is None and tiers["db@eu-west"]["max_rate"] is None
+    assert tiers["api@us-east"] == {"max_rate": 600.0, "max_rate_low": 590.0}
+    assert any(n.startswith("tier api@eu-west is lost at 30s until the end") for n in notes)
+
+
+def test_a_forecast_says_not_measured_rather_than_not_inside_the_horizon() -> None:
+    from capsim.outputs.forecast import forecast_sentences
+
+    data = {
+        "scenario": "s", "from": "2027-01-01", "until": "2028-01-01", "offered_rate": 460.0,
+        "growth": {"monthly": 0.06, "source": "--growth 6%/month", "fit": None}, "events": [],
+        "first_slo_breach": {"date": None, "slo": None, "saturation": None, "rate": None,
+                             "by_event": None, "determined": False},
+        "tiers": {
+            "api@us-east": {"saturation_rate": 513.0, "saturates_on": "2027-03-27", "by_event": None},
+            "db@us-east": {"saturation_rate": 12386.0, "saturates_on": None, "by_event": None},
+            "api@eu-west": {"saturation_rate": None, "saturates_on": None, "by_event": None},
+        },
+        "plan": [], "saturation": {}, "notes": [],
+    }  # fmt: skip
+    sentences = forecast_sentences(data)
+    assert "Not saturated before 2028-01-01: db@us-east." in sentences
+    assert "No saturation rate measured (see the notes): api@eu-west." in sentences
