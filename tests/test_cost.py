@@ -738,3 +738,49 @@ def test_the_report_bills_a_scaled_queue_as_the_run_does_not_at_its_max(tmp_path
     assert f"Cost of the priced tiers: {bill['total_per_month']:,.2f} USD per month." in text
     row = f"| transcode | on_demand | {consumers:,.2f} | 1 | {consumers:,.2f} |"
     assert row in text
+
+
+GATE_BEFORE_A_FIXED_LEDGER = """\
+name: gate
+currency: USD
+seed: 1
+simulation: {duration: 30s, warmup: 3s}
+traffic:
+  pay: {entry: gate, rate: 200/s}
+tiers:
+  gate:
+    service_time: {dist: exponential, mean: 10ms}
+    max_queue: 0
+    instances: 1
+    blocking: false
+    calls: [ledger]
+    sizing: {of: instances, min: 1, max: 8}
+    cost:
+      per_instance_hour: 0.10
+      reserved: {instances: 4, discount: 40%}
+  ledger:
+    service_time: {dist: exponential, mean: 5ms}
+    sizing: fixed
+slos:
+  - {class: pay, p99: 90ms, error_rate: 35%}
+"""
+
+
+def test_size_leaves_a_paid_unit_idle_when_running_it_fails_the_verification(tmp_path):
+    # The gate turns away what finds its instance busy (max_queue 0), so each gate instance
+    # lets more payments through to a single-worker ledger that is not sized: 3 gates meet
+    # both objectives (about 30% refused, ledger p99 under 90 ms); the 4 reserved gates let
+    # 159/s through and the ledger's p99 passes 90 ms. Running the paid base used to be the
+    # answer anyway: exit 0 with `passed: false` and a failed verification. The answer is the
+    # verified 3, the fourth reserved unit paid for and idle, and a note says why.
+    path = write(tmp_path, GATE_BEFORE_A_FIXED_LEDGER)
+    result = runner.invoke(app, ["size", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    entry = data["tiers"]["gate"]
+    assert data["passed"] and data["verified"]
+    assert entry["instances"] == 3 and entry["reserved_idle"] == 1
+    assert "needed" not in entry
+    assert data["overrides"] == {"tiers.gate.instances": 3}
+    assert entry["cost_per_hour"] == pytest.approx(4 * 0.10 * 0.6)
+    assert any("running the reserved base (4 instances) failed" in n for n in data["notes"])

@@ -117,3 +117,20 @@ def test_a_terminal_keeps_the_rich_bar_and_gets_no_plain_lines(scenario: Path) -
     text = seen.decode(errors="replace")
     assert "% done," not in text
     assert "point" in text  # the bar's description
+
+
+def test_the_last_runs_of_a_search_read_99_percent_not_100_until_the_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # saturate reports its verification runs at the scenario's own run length at 0.999 of the
+    # work; a report's search once printed "100% done" for the 45 s they took.
+    from capsim.cli.common import Progress
+
+    monkeypatch.setenv("CAPSIM_PROGRESS_INTERVAL", "0")
+    progress = Progress("saturate")
+    progress.terminal = False
+    progress(0.999, "verifying 671.6/s at the scenario's own run length")
+    progress(0.994, "searching the SLO limit at 652.5/s")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("— 99% done, 0s elapsed")
+    assert "— 99% done" in lines[1]

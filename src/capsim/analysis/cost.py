@@ -11,8 +11,8 @@ Every figure is defined in docs/cost.md. In short, per tier with a `cost` (its `
   not billed until its replacement is up).
 * requests: `per_million_requests` x the requests reaching the tier.
 * GB-seconds: `per_gb_second` x `memory` (GB of 2^30 bytes) x the seconds its workers are held.
-* bytes: `per_gb` x GB (10^9 bytes) of the answers of the requests reaching the tier (each
-  class's `response_size`).
+* bytes: `per_gb` x GB (10^9 bytes) of the answers of the requests reaching the tier and
+  answered without an error (each class's `response_size`).
 
 A month is 730 hours. A class is charged its share of each tier: by requests for the request
 price, by bytes for the byte price, by its service demand (visits x mean service time) for the
@@ -218,6 +218,17 @@ def _class_rates(data: dict[str, Any], model: Model) -> np.ndarray:
     return rates
 
 
+def _answered_rates(data: dict[str, Any], model: Model) -> np.ndarray:
+    """Requests per second of each class answered without an error (its throughput): the
+    answers whose bytes a `per_gb` price bills. A request refused at once (its region lost, a
+    full queue) or failed is sent no answer of `response_size`."""
+    rates = np.zeros(len(model.classes))
+    for traffic in model.classes:
+        entry = data["classes"].get(traffic.name, {})
+        rates[traffic.index] = float(entry.get("throughput") or 0.0)
+    return rates
+
+
 def _shares(weights: np.ndarray) -> np.ndarray:
     total = float(weights.sum())
     return weights / total if total > 0 else np.full(weights.shape, 1.0 / max(weights.size, 1))
@@ -230,6 +241,7 @@ def run_cost(model: Model, runs: Sequence[RunResult], data: dict[str, Any]) -> d
     visits = expected_visits(model)
     demand = mean_work(model) * rates[:, None]
     requests = visits * rates[:, None]
+    answered = visits * _answered_rates(data, model)[:, None]
     sizes = np.asarray([c.response_size for c in model.classes], dtype=float)
     tiers: dict[str, Any] = {}
     by_class = np.zeros(len(model.classes))
@@ -237,7 +249,7 @@ def run_cost(model: Model, runs: Sequence[RunResult], data: dict[str, Any]) -> d
         pricing = tier.pricing
         if pricing is None:
             continue
-        entry = _tier_bill(tier, pricing, runs, data["tiers"].get(tier.name, {}), sizes, requests)
+        entry = _tier_bill(tier, pricing, runs, data["tiers"].get(tier.name, {}), sizes, answered)
         tiers[tier.name] = entry
         column = tier.index
         with np.errstate(invalid="ignore", over="ignore"):  # a price beyond a float: null
@@ -245,7 +257,7 @@ def run_cost(model: Model, runs: Sequence[RunResult], data: dict[str, Any]) -> d
                 entry.get("instances_per_hour", 0.0) + entry.get("gb_seconds_per_hour", 0.0)
             ) * _shares(demand[:, column])
             by_class += entry.get("requests_per_hour", 0.0) * _shares(requests[:, column])
-            by_class += entry.get("transfer_per_hour", 0.0) * _shares(requests[:, column] * sizes)
+            by_class += entry.get("transfer_per_hour", 0.0) * _shares(answered[:, column] * sizes)
     total = sum(entry["per_hour"] for entry in tiers.values())
     offered = float(rates.sum())
     return {
@@ -279,16 +291,17 @@ def _tier_bill(
     runs: Sequence[RunResult],
     figures: dict[str, Any],
     sizes: np.ndarray,
-    requests: np.ndarray,
+    answered: np.ndarray,
 ) -> dict[str, Any]:
-    """One tier's bill per hour of the measured window."""
+    """One tier's bill per hour of the measured window (`answered`: each class's requests per
+    second answered without an error at each tier, whose bytes `per_gb` bills)."""
     units = _mean_servers(tier, tier.index, runs) * billed_units(tier) / max(tier.servers, 1)
     instances = instance_cost_per_hour(pricing, units)
     arriving = float(figures.get("offered_rate") or 0.0)
     per_request = (pricing.per_million_requests or 0.0) * arriving * 3600.0 / 1e6
     gb_seconds = _held_per_second(tier.index, runs) * pricing.memory_gb * 3600.0
     per_gb_second = (pricing.per_gb_second or 0.0) * gb_seconds
-    gb_per_hour = float((requests[:, tier.index] * sizes).sum()) * 3600.0 / GB
+    gb_per_hour = float((answered[:, tier.index] * sizes).sum()) * 3600.0 / GB
     transfer = (pricing.per_gb or 0.0) * gb_per_hour
     per_hour = instances + per_request + per_gb_second + transfer
     entry: dict[str, Any] = {"pricing": pricing_model(pricing)}

@@ -44,6 +44,7 @@ from capsim.engine.runner import DEFAULT_MAX_REQUESTS
 from capsim.errors import Interrupted, UsageError
 from capsim.model.features import conditions_change
 from capsim.model.types import Model, Tier
+from capsim.units import format_duration
 
 #: Fractions of the analytic saturation rate measured first (one batch).
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
@@ -662,7 +663,7 @@ def find_saturation(
     usable = usable_share(model)
     _measure_curve(searcher, analytic.saturation_rate, usable, notes)
     searcher.phase = "saturation"
-    estimate = _estimate_saturation(searcher, model, analytic, usable, precision)
+    estimate = _estimate_saturation(searcher, model, analytic, usable, precision, notes)
     _move_estimate(searcher, estimate, analytic.shares, precision, notes)
     confirmation = _confirm(searcher, estimate, usable, notes)
     searcher.phase = "knee"
@@ -850,16 +851,47 @@ def _measure_curve(
     notes.append("no tier saturated within 6x the analytic saturation rate")
 
 
+def _lost_for_good(model: Model) -> dict[str, float]:
+    """Tiers that lose every server to a fault lasting to the end of the run (a lost region's
+    copies): name -> when they are lost."""
+    end = model.simulation.warmup + model.simulation.duration
+    lost: dict[str, float] = {}
+    for fault in model.faults:
+        tier = model.tiers[fault.tier]
+        lasting = fault.at < end and (fault.until is None or fault.until >= end)
+        if lasting and len(set(fault.lose)) >= tier.servers:
+            lost[tier.name] = min(fault.at, lost.get(tier.name, fault.at))
+    return lost
+
+
+def _leave_out_lost_tiers(
+    tiers: dict[str, dict[str, Any]], model: Model, notes: list[str]
+) -> None:
+    """A tier lost to a fault for the rest of the run has no saturation rate: its share held
+    comes from the few seconds before the loss (a lost region's API copy once got 609.5/s from
+    20 s, against 775/s without the fault), and it serves nothing after. Not judged, with a
+    note, so the bottleneck is among the other tiers."""
+    for name, at in _lost_for_good(model).items():
+        if tiers[name]["max_rate"] is None:
+            continue
+        tiers[name].update(max_rate=None, max_rate_low=None)
+        notes.append(
+            f"tier {name} is lost at {format_duration(at)} until the end of the run (a fault): "
+            "its saturation is not judged (the scenario without the fault measures it)"
+        )
+
+
 def _estimate_saturation(
     searcher: _Searcher,
     model: Model,
     analytic: _Analytic,
     usable: dict[str, float],
     precision: float,
+    notes: list[str],
 ) -> _Estimate:
     """(3) Per tier, occupancy(rate) = 1 solved by a secant through the two highest measured
     rates at which the system is stable and the tier below SATURATED_OCCUPANCY; the tier with
-    the lowest is the bottleneck."""
+    the lowest is the bottleneck (a tier lost for the rest of the run is not judged)."""
     tiers: dict[str, dict[str, Any]] = {
         tier.name: {
             **_tier_saturation_settled(searcher.curve(), tier.name, usable[tier.name], precision),
@@ -872,6 +904,7 @@ def _estimate_saturation(
         entry = tiers[name]
         if entry["max_rate"] is None or bound <= entry["max_rate"]:
             entry.update(max_rate=bound, max_rate_low=bound, held_by="rate_limit")
+    _leave_out_lost_tiers(tiers, model, notes)
     measured = {n: t["max_rate"] for n, t in tiers.items() if t["max_rate"] is not None}
     if not measured:
         return _Estimate(tiers, analytic.bottleneck, None, None)

@@ -754,6 +754,11 @@ def size_tiers(
     intact = final
     if answer != values:
         intact = search.measure(answer, full_model, "verifying the answer")
+    base_notes: list[str] = []
+    if answer != needed and not intact.meets:
+        answer, intact, base_notes = _without_the_paid_base(
+            search, target, dims, needed, answer, intact, full_model
+        )
     # The evidence of minimality, one unit fewer per dimension: independent points, one batch.
     search.measure_all(
         [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
@@ -801,7 +806,7 @@ def size_tiers(
             **_search_cost(search, start, start_kind, answer, dims, full_model, redundancy),
         },
         "overrides": overrides,
-        "notes": [*question.notes, *paid_notes],
+        "notes": [*question.notes, *paid_notes, *base_notes],
         "warnings": _occupancy_warnings(tiers_out, {d.name: d for d in dims}, headroom),
     }
 
@@ -950,6 +955,35 @@ def _starting_point(
 def _most(dims: list[Dimension], redundancy: int) -> dict[str, int]:
     """Each quantity's sizing limit (the search's `high` plus the units n+r adds back)."""
     return {d.name: d.high + (redundancy if d.loses_instances else 0) for d in dims}
+
+
+def _without_the_paid_base(
+    search: _Search,
+    model: Model,
+    dims: list[Dimension],
+    needed: dict[str, int],
+    raised: dict[str, int],
+    failed: Point,
+    full_model: Model,
+) -> tuple[dict[str, int], Point, list[str]]:
+    """The answer when running the reserved base (`raised`) failed its verification: the
+    fewest units that met the objectives (`needed`), when they pass at full length, with a
+    note per tier whose paid units stay idle (docs/cost.md, `capsim size`). Running more
+    units can fail where fewer passed: a point at the edge of an objective (noise, one
+    replication), or more capacity upstream letting more traffic through to a fixed tier.
+    Otherwise `raised` and its failed verification stand (`verified: false`)."""
+    fewest = search.measure(needed, full_model, "verifying the answer")
+    if not fewest.meets:
+        return raised, failed, []
+    why = "; ".join(failed.failures)
+    notes = [
+        f"tier {d.name}: running the reserved base ({raised[d.name]} {d.of}) failed the "
+        f"verification ({why}), so the answer runs the {needed[d.name]} that met the "
+        f"objectives; the other reserved units are paid for and idle (reserved_idle)"
+        for d in dims
+        if raised[d.name] != needed[d.name]
+    ]
+    return needed, fewest, notes
 
 
 def _check_plan(

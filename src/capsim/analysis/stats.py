@@ -222,6 +222,23 @@ def rising_at_end(times: np.ndarray, trace: np.ndarray) -> Trend | None:
     return None
 
 
+def settled_at_end(trace: np.ndarray, trend: Trend) -> bool:
+    """A trace that rose over the window (`trend`, growing) has settled by its end: its final
+    quarter's mean is above the quarter before it by less than an eighth of the window's
+    growth (half of the quarter's share of it that a queue still growing at that slope would
+    add) or than twice the standard error of that difference, whichever is larger. A queue
+    that steps up to a higher steady level when the load steps up (a failover, a profile's
+    plateau) rises over the window and then hovers; one that grows keeps rising into the
+    final quarter."""
+    y = np.asarray(trace, dtype=np.float64)
+    quarter = y.size // 4
+    if quarter < MIN_TRACE_POINTS:
+        return False
+    last, before = y[-quarter:], y[-2 * quarter : -quarter]
+    error = math.sqrt((float(last.var(ddof=1)) + float(before.var(ddof=1))) / quarter)
+    return float(last.mean() - before.mean()) < max(trend.growth / 8.0, 2.0 * error)
+
+
 def falling_at_end(times: np.ndarray, trace: np.ndarray) -> bool:
     """The backlog is clearly falling over the final quarter of the window (it drains).
 

@@ -31,6 +31,7 @@ from capsim.analysis.stats import (
     queue_trend,
     rising_at_end,
     sanitise,
+    settled_at_end,
     t_interval,
 )
 from capsim.engine.histogram import Histogram
@@ -263,6 +264,10 @@ def assess_stability(
             # Draining after a spike: judged on the end of the window, where it recovers.
             continue
         trend = queue_trend(times, tier_run.queue_trace)
+        if late_onset and trend is not None and trend.growing:
+            # A step up in load (a failover's moved clients, a profile's plateau) raises the
+            # queue to a higher steady level: a rise over the window, but not growth.
+            trend = None if settled_at_end(tier_run.queue_trace, trend) else trend
         late = (
             rising_at_end(times, tier_run.queue_trace)
             if late_onset and not (trend is not None and trend.growing)
@@ -1146,6 +1151,10 @@ def summarise(
         if not stability.stable:
             capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
             failure = _overload_failure(tier.name, entry, open_offered, capacity)
+            if model.traffic_moves:
+                # DNS moved clients during the run: the window's mix is not the mix at its
+                # end (a survivor's share of the traffic grows), so no estimate at this mix.
+                failure["saturation_rate"] = None
             if "undrained" in entry:
                 failure["undrained"] = entry["undrained"]
             overloaded.append(failure)

@@ -123,6 +123,7 @@ def _sized_scenario_edits(
     scaled = "" if factor == 1 else f" at {factor:.3g}x load"
     comments = {path: f"capsim size{scaled} (was {was.get(path, '?')})" for path in values}
     written = capsim.load_scenario(scenario, set_ or [])
+    _write_copies_as_the_scenario_does(values, comments, data["overrides"], was, written)
     _consumers_as_written(written, values, comments)
     if factor != 1:
         for name, spec in written.traffic.items():
@@ -160,6 +161,51 @@ def _consumers_as_written(written: Any, values: dict[str, Any], comments: dict[s
         if getattr(tier, "type", None) == "queue" and tier.instances is not None and path in values:
             values[f"tiers.{name}.instances"] = values.pop(path)
             comments[f"tiers.{name}.instances"] = comments.pop(path)
+
+
+def _write_copies_as_the_scenario_does(
+    values: dict[str, Any],
+    comments: dict[str, str],
+    overrides: dict[str, Any],
+    was: dict[str, Any],
+    spec: Any,
+) -> None:
+    """Replace (in place) the sized values of a tier's regional copies, `tiers.T@R.KEY`, which
+    no scenario can name, with what the scenario writes (docs/regions.md, "Limits"): instances
+    per region in the mapping form `tiers.T.regions: {R: {instances: N}, ...}`; any other
+    quantity, or instances of a tier with zones, autoscale or affinity (which take no mapping
+    form), once for the tier: the largest of its copies', the comment naming each copy's."""
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for path in overrides:
+        _, name, key = path.split(".", 2)
+        if "@" in name:
+            tier, region = name.split("@", 1)
+            groups.setdefault((tier, key), {})[region] = path
+    for (tier, key), paths in groups.items():
+        if not any(path in values for path in paths.values()):
+            continue
+        for path in paths.values():
+            values.pop(path, None)
+            comments.pop(path, None)
+        counts = {region: overrides[path] for region, path in paths.items()}
+        before = ", ".join(f"{r} {was.get(path, '?')}" for r, path in paths.items())
+        tier_spec = spec.tiers[tier]
+        per_region = key == "instances" and not (
+            tier_spec.zones or tier_spec.autoscale or getattr(tier_spec, "affinity", None)
+        )
+        if per_region:
+            target = f"tiers.{tier}.regions"
+            values[target] = {region: {"instances": n} for region, n in counts.items()}
+            comments[target] = f"capsim size (was {before})"
+            continue
+        target = f"tiers.{tier}.{key}"
+        values[target] = max(counts.values())
+        each = ", ".join(f"{r} {n}" for r, n in counts.items())
+        comments[target] = (
+            f"capsim size (was {before})"
+            if len(set(counts.values())) == 1
+            else f"capsim size: the largest of its copies ({each}); was {before}"
+        )
 
 
 @commands.command()

@@ -418,6 +418,14 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
+def _shown(fraction: float) -> float:
+    """The share of the work shown, rounded down to a whole percent: 100% only at the end. A
+    search's last runs (saturate's verification at the scenario's own run length, reported at
+    0.999) once read "100% done" for the minute they took."""
+    done = min(max(fraction, 0.0), 1.0)
+    return done if done >= 1.0 else math.floor(done * 100) / 100
+
+
 class Progress:
     """Progress on stderr: a rich bar on a terminal (after a second); elsewhere (a CI log) a
     plain line at most every PROGRESS_INTERVAL seconds, the first after one interval."""
@@ -452,7 +460,7 @@ class Progress:
             )
             self.bar.start()
             self.task = self.bar.add_task(what, total=1.0)
-        self.bar.update(self.task, completed=min(max(fraction, 0.0), 1.0), description=what)
+        self.bar.update(self.task, completed=_shown(fraction), description=what)
 
     def _line(self, fraction: float, what: str) -> None:
         now = time.monotonic()
@@ -460,7 +468,7 @@ class Progress:
             return  # the end is said by the closing line
         self.printed = now
         self.lines += 1
-        done = min(max(fraction, 0.0), 1.0)
+        done = _shown(fraction)
         name = f"capsim {self.command}" if self.command else "capsim"
         sys.stderr.write(
             f"{name}: {visible(what)} — {done:.0%} done, {_clock(now - self.started)} elapsed\n"

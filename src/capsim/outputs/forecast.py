@@ -79,7 +79,8 @@ def _views(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
         [
             name,
             cells.rate(t["saturation_rate"]),
-            t["saturates_on"] or "not inside the horizon",
+            t["saturates_on"]
+            or ("not inside the horizon" if t["saturation_rate"] is not None else "not measured"),
             t.get("by_event") or cells.MISSING,
         ]
         for name, t in data["tiers"].items()
@@ -273,11 +274,18 @@ def forecast_sentences(data: dict[str, Any]) -> list[str]:
     dated = [
         f"{name} on {t['saturates_on']}" for name, t in data["tiers"].items() if t["saturates_on"]
     ]
-    later = [name for name, t in data["tiers"].items() if not t["saturates_on"]]
+    later = [
+        name
+        for name, t in data["tiers"].items()
+        if not t["saturates_on"] and t["saturation_rate"] is not None
+    ]
+    unmeasured = [name for name, t in data["tiers"].items() if t["saturation_rate"] is None]
     if dated:
         sentences.append("Saturation: " + ", ".join(dated) + ".")
     if later:
         sentences.append(f"Not saturated before {data['until']}: {', '.join(later)}.")
+    if unmeasured:
+        sentences.append(f"No saturation rate measured (see the notes): {', '.join(unmeasured)}.")
     costs = [s for s in data["plan"] if s.get("cost_per_month") is not None]
     if costs:
         code = data.get("currency")

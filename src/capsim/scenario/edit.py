@@ -17,6 +17,10 @@ _COMMENT = re.compile(r"(^|\s)#")  # a YAML comment starts with # at the start o
 def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):  # YAML flow style, not Python's repr
+        return "{" + ", ".join(f"{k}: {_scalar_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar_text(v) for v in value) + "]"
     return str(value)
 
 
