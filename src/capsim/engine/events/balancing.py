@@ -101,29 +101,15 @@ def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
     count = high - low
     if count == 1:
         return fixed(low)
-    st = balancer.st
-    at = st.at
+    at = balancer.st.at
     if algorithm == "random":
         u = balancer.uniform()
         return lambda k: low + int(u() * count)
-    # Choosers that count requests per instance first free the workers held by visits carried
-    # at once whose work has ended (`known`: `at` is then as the event-by-event way has it).
-    env = st.env
     if algorithm == "least_connections":
         if low == 0 and high == len(at):
-
-            def least_of_all(k: int) -> int:
-                holds = st.holds
-                if holds is not None and holds.heap and holds.heap[0][0] <= env._now:
-                    holds.settle(env._now)
-                return at.index(min(at))
-
-            return least_of_all
+            return lambda k: at.index(min(at))
 
         def least(k: int) -> int:
-            holds = st.holds
-            if holds is not None and holds.heap and holds.heap[0][0] <= env._now:
-                holds.settle(env._now)
             part = at[low:high]
             return low + part.index(min(part))
 
@@ -132,9 +118,6 @@ def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
         u = balancer.uniform()
 
         def two(k: int) -> int:
-            holds = st.holds
-            if holds is not None and holds.heap and holds.heap[0][0] <= env._now:
-                holds.settle(env._now)
             a = int(u() * count)
             b = int(u() * (count - 1))
             if b >= a:

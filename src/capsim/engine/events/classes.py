@@ -13,7 +13,6 @@ import simpy
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.events import admission, lanes, network
-from capsim.engine.events.known import Answer, AnswerBook
 from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -97,8 +96,6 @@ class _ClassSim:
             enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
         run = self.run
-        # The open class's answers (`known.Answer`), in the order they come, carried ones too.
-        self.book = book = AnswerBook(env, run, pending, self.latency)
         later = _scheduler(env)
         self.flush_series: Callable[[], None] = lambda: None
         tracker = _ClassTracker(env, window, k) if window.series is not None else None
@@ -203,11 +200,16 @@ class _ClassSim:
                 else:
                     run.arrivals += 1
                     pending[ident] = now
-                    answer = Answer()  # an inspectable continuation (`known`)
-                    answer.arrived = now
-                    answer.ident = ident
-                    answer.book = book
-                    if not enter(k, answer.done):
+
+                    def finish(ok: bool, now: float = now, ident: int = ident) -> None:  # bound
+                        pending.pop(ident, None)
+                        if ok:
+                            run.completed += 1
+                            record_latency(env._now - now)
+                        else:
+                            run.errors += 1
+
+                    if not enter(k, finish):
                         run.errors += 1
                         pending.pop(ident, None)
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
@@ -261,7 +263,6 @@ class _ClassSim:
     def record_unfinished(self, end: float) -> None:
         """Requests of the window still unanswered at its `end`: counted, and their ages then
         recorded as latencies (lower bounds: `histogram.censored`), after every completion."""
-        self.book.catch_up(end)  # answers carried at once (`known`), all due before the end
         ages = [end - arrived for arrived in self.pending.values()]
         latency = self.latency.flush()
         latency.add(censored(ages, latency))

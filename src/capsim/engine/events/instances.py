@@ -22,9 +22,7 @@ from collections.abc import Callable
 from heapq import heappush
 from typing import Any
 
-from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _NORMAL, _Timer, schedule_of
-from capsim.engine.events.known import HeldWorker, Holds, carry
 from capsim.engine.events.resilience import _given_up, _HedgeCopy
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
@@ -59,13 +57,6 @@ def install(st: Station) -> Callable[[], None]:
     later = st.later
     # The integral of held workers, kept on the hot path only where read (see `held_is_read`).
     track_held = held_is_read(st)
-    # Known answers (`known`): the workers held by visits carried at once, freed in order by
-    # `settle` before anything here is touched; `carries[k]`: class k's visits may be carried
-    # (it makes no call here). Set by `carry_visits` once every class is built.
-    holds: Holds | None = None
-    hold_heap: list[Any] = []  # holds.heap: `if hold_heap and hold_heap[0][0] <= now: settle`
-    settle: Callable[[float], None] = _settled
-    carries = [False] * len(st.runners)
 
     def start(i: int, k: int, arrived: float, now: float, cont: Cont) -> None:
         # A worker of instance i starts on a request that waited since `arrived`.
@@ -83,8 +74,6 @@ def install(st: Station) -> Callable[[], None]:
         heappush(heap, (end, _NORMAL, new_id(), timer))
 
     def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
-        if hold_heap and hold_heap[0][0] <= now:
-            settle(now)  # workers held by carried visits (`known`) whose work has ended
         if free[i]:
             free[i] -= 1
             at[i] += 1
@@ -98,20 +87,10 @@ def install(st: Station) -> Callable[[], None]:
                 st.zero_waits += 1
             if end > warmup:
                 st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-            ident = new_id()
-            if (
-                carries[k]
-                and end < horizon
-                and not waiting[i]
-                and carry(holds, i, end, ident, cont, _ignore)  # type: ignore[arg-type]
-            ):
-                if end >= warmup:  # the answer is known: no event for the end of the work
-                    st.completed += 1
-                return True
             timer = _Timer()
             timer.callbacks = on_work_done
             timer._value = (i, k, cont)
-            heappush(heap, (end, _NORMAL, ident, timer))
+            heappush(heap, (end, _NORMAL, new_id(), timer))
             return True
         held_until = st.held_until  # workers held by the fast lane (`lanes`), if any
         if held_until is not None and held_until.reclaim(i, now):
@@ -140,19 +119,15 @@ def install(st: Station) -> Callable[[], None]:
             later(queue_timeout, on_drop, entry)
         if held_until is not None:
             held_until.wake_when_free(i)  # the lane scheduled no event for its workers' ends
-        if hold_heap:
-            holds.materialise(i)  # type: ignore[union-attr]  # its release starts this one
         return True
 
     drop_abandoned = st.drop_abandoned
 
     def release_worker(i: int) -> None:
-        now = env._now
-        if hold_heap and hold_heap[0][0] <= now:
-            settle(now)
         at[i] -= 1
         queue = waiting[i]
         take = takes[i]  # the line's discipline (`disciplines`)
+        now = env._now
         while queue:
             entry = take()
             if entry.live:
@@ -202,21 +177,25 @@ def install(st: Station) -> Callable[[], None]:
 
     runners, blocking = st.runners, st.blocking
 
-    def calls_done(i: int) -> None:
-        # A blocking worker's calls have answered (`HeldWorker.done`): release it.
-        if plain_release and not waiting[i]:
-            # release_worker(i) with nobody waiting, inlined (as in work_done)
-            now = env._now
-            if hold_heap and hold_heap[0][0] <= now:
-                settle(now)
-            at[i] -= 1
-            free[i] += 1
-            if track_held:
-                st.held_area += st.held * (now - st.held_since)
-                st.held_since = now
-                st.held -= 1
-        else:
-            release(i)
+    def held_until_answered(i: int, cont: Cont) -> Cont:
+        # A blocking worker's continuation for its calls: the worker is released when they
+        # answer. (Its own function, so that work_done keeps i and cont in fast locals, not
+        # in cells made for every request.)
+        def calls_done(ok: bool) -> None:
+            if plain_release and not waiting[i]:
+                # release_worker(i) with nobody waiting, inlined (as in work_done)
+                now = env._now
+                at[i] -= 1
+                free[i] += 1
+                if track_held:
+                    st.held_area += st.held * (now - st.held_since)
+                    st.held_since = now
+                    st.held -= 1
+            else:
+                release(i)
+            cont(ok)
+
+        return calls_done
 
     def work_done(event: _Timer) -> None:
         i, k, cont = event._value
@@ -225,17 +204,9 @@ def install(st: Station) -> Callable[[], None]:
             st.completed += 1
         run_calls = runners[k]
         if blocking and run_calls is not None:
-            # The worker is held until its calls answer: an inspectable continuation (`known`).
-            held = HeldWorker()
-            held.i = i
-            held.cont = cont
-            held.free = calls_done
-            held.holds = holds
-            run_calls(k, held.done)
+            run_calls(k, held_until_answered(i, cont))
             return
         if plain_release and not waiting[i]:
-            if hold_heap and hold_heap[0][0] <= now:
-                settle(now)
             # release_worker(i) with nobody waiting, inlined (hot path: see the module's note)
             at[i] -= 1
             free[i] += 1
@@ -262,23 +233,10 @@ def install(st: Station) -> Callable[[], None]:
         release = st.release
         plain_release = release is release_worker
 
-    def carry_visits() -> None:
-        # `known.applies(st)` holds: visits here may be carried, blocking workers held.
-        nonlocal holds, hold_heap, settle
-        holds = st.holds = Holds(st, release_worker, track_held)
-        hold_heap = holds.heap
-        settle = holds.settle
-        carries[:] = [run is None for run in runners]
-
     st.start = start
     st.arrive = arrive
     st.release = release_worker
     st.withdraw = withdraw
     st.on_work_done = on_work_done
     st.base_hooks = (arrive, release_worker, start, on_work_done)
-    st.carry_visits = carry_visits
     return bind
-
-
-def _settled(now: float) -> None:
-    """`settle` of a station that carries no visit: nothing is held."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import simpy
 
-from capsim.engine.events import known, lanes
+from capsim.engine.events import lanes
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
 from capsim.engine.events.clock import events_processed, run_until
@@ -109,9 +109,6 @@ def run_events(
 
     # Created after the window and trace events: at equal times those run first.
     classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
-    for sim in tiers:  # known answers, where they apply (after the classes: their lanes)
-        if known.applies(sim.station):
-            sim.station.carry_visits()
 
     ticks = 0  # progress reports: events on the schedule that are not the model's
     if progress is not None:

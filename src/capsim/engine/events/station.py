@@ -21,7 +21,6 @@ from capsim.engine.timeseries import IntervalLog
 from capsim.model.types import Fault
 
 if TYPE_CHECKING:
-    from capsim.engine.events.known import Holds
     from capsim.engine.events.lanes import Decision, HeldUntil
     from capsim.engine.events.resilience import CallCounts
     from capsim.engine.events.tier import _TierSim
@@ -117,7 +116,6 @@ class Station:
         "busy",
         "busy_log",
         "call_counts",
-        "carry_visits",
         "cancelled",
         "completed",
         "concurrency",
@@ -137,7 +135,6 @@ class Station:
         "held_area",
         "held_since",
         "held_until",
-        "holds",
         "horizon",
         "lane_held",
         "later",
@@ -256,10 +253,6 @@ class Station:
         self.decisions: list[Decision | None] | None = None
         self.held_until: HeldUntil | None = None
         self.sole_entry = False  # only one class's arrivals reach the tier (`lanes.sole_entries`)
-        # Known answers (`known`): workers held by visits carried at once (None: none here);
-        # `carry_visits()` (set by `instances`) turns it on where `known.applies`.
-        self.holds: Holds | None = None
-        self.carry_visits: Callable[[], None] = lambda: None
         self.lane_held = 0.0  # worker-seconds in the window held by requests the lane answered
         # Lines a feature keeps instead of `waiting` (a queue's partitions, a serverless tier's
         # activator): each gives its entries, to be counted at the window's end.
@@ -316,14 +309,8 @@ class Station:
     def live_integral(self, now: float) -> float:
         return self.live_area + self.live_count * (now - self.live_since)
 
-    def settle(self, now: float) -> None:
-        """Free the workers held by carried visits (`known`) whose work ended by `now`."""
-        if self.holds is not None:
-            self.holds.settle(now)
-
     def integrals(self, now: float) -> tuple[float, float, float]:
         """(waiting, held, live instances) integrals from t = 0 to now."""
-        self.settle(now)
         before = self.before_window
         return (
             before[0] + self.queue_area + self.waiting_now * (now - self.queue_since),
@@ -334,7 +321,6 @@ class Station:
     def open_window(self) -> None:
         """Counters only count inside the window already; the time integrals restart here."""
         warmup = self.warmup
-        self.settle(warmup)
         before = self.before_window
         before[0] += self.queue_area + self.waiting_now * (warmup - self.queue_since)
         before[1] += self.held_area + self.held * (warmup - self.held_since)
@@ -409,7 +395,6 @@ class Station:
         `wait` (a lower bound), and they are counted in `backlog_at_end` (`left_waiting` keeps
         them for the recorders: a queue's message ages)."""
         tier, horizon = self.tier, self.horizon
-        self.settle(horizon)
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
         wait = self.wait_recorder.flush()
