@@ -28,6 +28,12 @@ from capsim.engine.timeseries import AgeLog
 from capsim.model.types import RateLimit
 
 
+#: False: no caller runs a callee's plain enter inline (`inline_target`) and no direct call
+#: picks by least connections inline: every such call goes through its runner and chooser, as
+#: before they were fused. tests/test_event_inlining.py runs scenarios both ways, figure for figure.
+INLINE = True
+
+
 def install(st: Station) -> None:
     """The tier's `enter`: the plain one, then the pool or publishing, then the rate limit."""
     tier = st.tier
@@ -82,7 +88,7 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
 
             return call_one
 
-        at = least_connections_of(pick)
+        at = least_connections_of(pick) if INLINE else None
         if at is not None:
 
             def call_least(k: int, done: Cont) -> None:
@@ -122,7 +128,7 @@ def inline_target(st: Station, pick: Pick) -> tuple[Any, ...] | None:
     `direct_runner` inline: the callee has nothing in front of `arrive` and `pick` always picks
     one instance; None otherwise."""
     instance = fixed_instance(pick)
-    if st.enter is not st.plain_enter or instance is None:
+    if not INLINE or st.enter is not st.plain_enter or instance is None:
         return None
     return st, st.env, st.warmup, st.arrive, instance
 
