@@ -27,7 +27,6 @@ from capsim.engine.result import TierRun
 from capsim.engine.timeseries import AgeLog
 from capsim.model.types import RateLimit
 
-
 #: False: no caller runs a callee's plain enter inline (`inline_target`) and no direct call
 #: picks by least connections inline: every such call goes through its runner and chooser, as
 #: before they were fused. tests/test_event_inlining.py runs scenarios both ways, figure for figure.

@@ -48,9 +48,9 @@ ordinary path unchanged.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right, insort
 from collections import Counter
 from collections.abc import Callable
-from bisect import bisect_right, insort
 from heapq import heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
