@@ -15,6 +15,7 @@ import itertools
 import simpy
 
 from capsim.engine import streams
+from capsim.engine.events.clock import after
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Draw, Pick
 from capsim.engine.events.station import Station
@@ -73,9 +74,9 @@ def health_checks(st: Station, check: HealthCheck) -> None:
                 if routable[i] and failures[i] >= check.unhealthy_after:
                     routable[i] = False
         if env._now + check.interval < horizon:
-            env.timeout(check.interval).callbacks.append(probe)
+            after(env, check.interval).callbacks.append(probe)
 
-    env.timeout(check.interval).callbacks.append(probe)
+    after(env, check.interval).callbacks.append(probe)
 
 
 def fixed(i: int) -> Pick:

@@ -190,7 +190,7 @@ class _ClassSim:
         # count (the same batches, the same sums); one Python call less per request.
         latencies, limit, flush = self.latency.buffer, self.latency.limit, self.latency.flush
 
-        def arrival(event: _Timer) -> None:
+        def arrival(_: object) -> None:
             now = env._now
             while True:
                 # The next arrival's time and timer id, taken before this arrival's work (as
@@ -220,9 +220,8 @@ class _ClassSim:
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
                     break
                 env._now = now = when
-            if when < math.inf:
-                event.callbacks = on_arrival  # this timer reused (hot path: one per request)
-                heappush(heap, (when, _NORMAL, ident, event))
+            if when < math.inf:  # the next arrival: its function on the schedule, no timer
+                heappush(heap, (when, _NORMAL, ident, arrival, None))
 
         on_lane = None
         if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs

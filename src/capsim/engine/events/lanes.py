@@ -246,13 +246,11 @@ def entry_arrivals(
     # place at the same count as `Recorder.record` flushes it: the same batches, the same sums).
     latencies, limit, flush = latency.buffer, latency.limit, latency.flush
 
-    def called(event: _Timer) -> None:
+    def called(cont: Cont) -> None:
         # The end of the work of a request whose call the lane decided: the call, made without
         # a draw (the worker is held until now in `HeldUntil`, the work counted by the lane).
         assert sure is not None
-        sure(k, event._value)
-
-    on_called = (called,)
+        sure(k, cont)
 
     def answer_to(now: float, ident: int) -> Cont:
         pending[ident] = now
@@ -267,7 +265,7 @@ def entry_arrivals(
 
         return finish
 
-    def arrival(event: _Timer) -> None:
+    def arrival(_: object) -> None:
         now = env._now
         went_ahead = 0
         # The counters and sums this loop adds to, kept in locals and written back when it
@@ -303,10 +301,8 @@ def entry_arrivals(
                 if warmup <= end < horizon:
                     completed += 1
                 if uniform is not None and uniform() < chance:
-                    timer = _Timer()  # the call is made when the work ends
-                    timer.callbacks = on_called
-                    timer._value = answer_to(now, ident) if counted else _ignore
-                    heappush(heap, (end, _NORMAL, new_id(), timer))
+                    answer = answer_to(now, ident) if counted else _ignore
+                    heappush(heap, (end, _NORMAL, new_id(), called, answer))  # when it ends
                 elif counted and end < horizon:  # answered now
                     answered += 1
                     latencies.append(end - now)  # `record_latency`, inlined
@@ -334,8 +330,7 @@ def entry_arrivals(
         run.completed += answered
         st.busy, st.lane_held = busy, lane_held
         if when < math.inf:
-            event.callbacks = on_arrival
-            heappush(heap, (when, _NORMAL, ident, event))
+            heappush(heap, (when, _NORMAL, ident, arrival, None))
 
     on_arrival = (arrival,)
     return on_arrival
