@@ -234,7 +234,7 @@ class _ClassSim:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
 
-            def arrival(event: _Timer) -> None:
+            def arrival(_: object) -> None:
                 now = env._now
                 step = gap()
                 if step < math.inf:

@@ -87,7 +87,8 @@ def after(env: simpy.Environment, delay: float, value: Any = None) -> _Timer:
     timer = _Timer()
     timer.callbacks = []
     timer._value = value
-    heappush(env._queue, (env._now + delay, _NORMAL, next(env._eid), _fire, timer))
+    queue: list[Any] = env._queue
+    heappush(queue, (env._now + delay, _NORMAL, next(env._eid), _fire, timer))
     return timer
 
 
@@ -99,7 +100,8 @@ def schedule_of(env: simpy.Environment) -> tuple[list[Any], Iterator[int]]:
 
 def pending_timers(env: simpy.Environment, fn: object) -> Iterator[tuple[int, float, Any]]:
     """(position, when, arg) of every entry on the schedule that will call `fn`."""
-    for position, item in enumerate(env._queue):
+    queue: list[Any] = env._queue
+    for position, item in enumerate(queue):
         if item[3] is fn:
             yield position, item[0], item[4]
 
@@ -107,7 +109,7 @@ def pending_timers(env: simpy.Environment, fn: object) -> Iterator[tuple[int, fl
 def cancel(env: simpy.Environment, position: int) -> None:
     """Void the entry at `position` of the schedule (from `pending_timers`): it keeps its time
     and id, so the heap's order holds, and does nothing then."""
-    queue = env._queue
+    queue: list[Any] = env._queue
     when, priority, ident, _, _ = queue[position]
     queue[position] = (when, priority, ident, _void, None)
 
