@@ -17,8 +17,11 @@ CPU second against the first tree's (for example `--tree pre=... --tree after=.`
 CPU time over each tree's on the W3 variant.
 
 `--floor` adds the least a Python event loop can do for as many events as the first tree's
-run had: pop a timer from a heap, call its one callback, which makes a timer and pushes it (no
-model at all); its requests/s is capsim's requests over that time, a bound for this design.
+run had: pop an entry `(when, priority, id, fn, arg)` from a heap, call `fn(arg)`, which pushes
+the next such entry (no model at all, no event object: the shape of capsim's schedule since
+issue 15's fourth round; the floor before it popped a timer object and ran its tuple of
+callbacks, about a third slower); its requests/s is capsim's requests over that time, a bound
+for this design.
 """
 
 from __future__ import annotations
@@ -64,36 +67,27 @@ bench_simpy_variant.run(customers, 1)
 print(json.dumps({"cpu": time.process_time() - started, "requests": customers}))
 """
 
-# The floor: `events` timers through a heap, each callback making and pushing the next one.
+# The floor: `events` entries through a heap, each function pushing the next one.
 FLOOR_RUN = """
 import itertools, json, random, sys, time
 from heapq import heappop, heappush
 events, requests = int(sys.argv[1]), int(sys.argv[2])
-class Timer:
-    __slots__ = ("callbacks", "_value")
 class Env:
     _now = 0.0
 env, queue, ids = Env(), [], itertools.count()
 gaps = iter([random.random() for _ in range(events + 100)]).__next__
 done = [0]
-def fired(event):
+def fired(arg):
     done[0] += 1
     if done[0] < events:
-        timer = Timer()
-        timer.callbacks = callbacks
-        timer._value = (0, 0, None)
-        heappush(queue, (env._now + gaps(), 1, next(ids), timer))
-callbacks = (fired,)
+        heappush(queue, (env._now + gaps(), 1, next(ids), fired, (0, 0, None)))
 for _ in range(50):
-    timer = Timer(); timer.callbacks = callbacks
-    heappush(queue, (gaps(), 1, next(ids), timer))
+    heappush(queue, (gaps(), 1, next(ids), fired, None))
 started = time.process_time()
 while queue:
-    now, _, _, event = heappop(queue)
+    now, _, _, fn, arg = heappop(queue)
     env._now = now
-    todo, event.callbacks = event.callbacks, None
-    for callback in todo:
-        callback(event)
+    fn(arg)
 print(json.dumps({"cpu": time.process_time() - started, "requests": requests}))
 """
 

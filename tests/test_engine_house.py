@@ -9,24 +9,27 @@ import dataclasses
 import simpy
 
 from capsim.engine.events import run_events
-from capsim.engine.events.clock import events_processed, run_until
+from capsim.engine.events.clock import after, events_processed, run_until
 from capsim.model.types import Call, RateLimit, Retry
 from modelkit import Pool, const, model, open_class, tier
 
 
-def _stepped_order(step: object) -> tuple[list[tuple[float, str]], int, float]:
-    """Timeouts at equal and distinct times, one landing on the horizon, run by `step`."""
+def _stepped_order(schedule: object, step: object) -> tuple[list[tuple[float, str]], int, float]:
+    """Timers at equal and distinct times, one landing on the horizon, made by
+    `schedule(env, delay)` and run by `step`."""
     env = simpy.Environment()
     seen: list[tuple[float, str]] = []
     for name, delay in [("b", 2.0), ("a", 1.0), ("c", 2.0), ("on the horizon", 3.0), ("d", 4.0)]:
-        env.timeout(delay).callbacks.append(lambda _, name=name: seen.append((env.now, name)))
+        timer = schedule(env, delay)  # type: ignore[operator]
+        timer.callbacks.append(lambda _, name=name: seen.append((env.now, name)))
     step(env)  # type: ignore[operator]
     return seen, events_processed(env), env.now
 
 
 def test_the_clock_runs_the_schedule_as_simpys_run_does() -> None:
-    ours = _stepped_order(lambda env: run_until(env, 3.0))
-    simpys = _stepped_order(lambda env: env.run(until=3.0))
+    # The engine's timers (`clock.after`) on its loop against SimPy's timeouts on SimPy's run.
+    ours = _stepped_order(after, lambda env: run_until(env, 3.0))
+    simpys = _stepped_order(simpy.Environment.timeout, lambda env: env.run(until=3.0))
     assert ours == simpys
     # Simultaneous events in the order they were scheduled; the horizon stops before its own
     # ordinary events; the stop event counts as one processed event, as SimPy's does.

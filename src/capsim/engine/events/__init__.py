@@ -26,7 +26,8 @@ The package, module by module:
 - `caches`: cold LRU caches simulated key by key.
 - `consumer_scaling`: a queue's consumers scaled on its backlog or lag (KEDA), installed by
   `consumers`.
-- `clock`: timers put straight onto SimPy's schedule (`_Timer`, `_scheduler`).
+- `clock`: the schedule (SimPy's heap, entries `(when, priority, id, fn, arg)`), stepped by
+  `run_until`; `_Timer`s for everything but the hot paths (`_scheduler`, `after`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from simpy import Environment
 
 from capsim.engine import streams
-from capsim.engine.events.balancing import fixed_instance
+from capsim.engine.events.balancing import fixed_instance, least_connections_of
 from capsim.engine.events.clock import _scheduler, _Timer
 from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
@@ -25,6 +26,11 @@ from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import AgeLog
 from capsim.model.types import RateLimit
+
+#: False: no caller runs a callee's plain enter inline (`inline_target`) and no direct call
+#: picks by least connections inline: every such call goes through its runner and chooser, as
+#: before they were fused. tests/test_event_inlining.py runs scenarios both ways, figure for figure.
+INLINE = True
 
 
 def install(st: Station) -> None:
@@ -81,6 +87,19 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
 
             return call_one
 
+        at = least_connections_of(pick) if INLINE else None
+        if at is not None:
+
+            def call_least(k: int, done: Cont) -> None:
+                # `call` with the least-connections pick inlined (the same instance)
+                now = env._now
+                if now >= warmup:
+                    st.arrivals += 1
+                if not arrive(at.index(min(at)), k, now, done):
+                    done(False)
+
+            return call_least
+
         def call(k: int, done: Cont) -> None:
             now = env._now
             if now >= warmup:
@@ -101,6 +120,16 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
             done(False)
 
     return maybe
+
+
+def inline_target(st: Station, pick: Pick) -> tuple[Any, ...] | None:
+    """(station, env, warmup, arrive, instance) for a caller that runs `call_one` of
+    `direct_runner` inline: the callee has nothing in front of `arrive` and `pick` always picks
+    one instance; None otherwise."""
+    instance = fixed_instance(pick)
+    if not INLINE or st.enter is not st.plain_enter or instance is None:
+        return None
+    return st, st.env, st.warmup, st.arrive, instance
 
 
 def direct_enter(st: Station, pick: Pick) -> Callable[[int, Cont], bool] | None:

@@ -16,7 +16,7 @@ from collections import deque
 
 import simpy
 
-from capsim.engine.events.clock import pending_timers
+from capsim.engine.events.clock import after, pending_timers
 from capsim.engine.events.draws import _counted_draw
 from capsim.engine.events.scaling_policy import scale_up_limit
 from capsim.engine.events.signatures import Cont
@@ -156,7 +156,7 @@ class _Scaler:
         # over a 300 s window would otherwise scan 300,000 recommendations).
         self.lowest: deque[tuple[float, int]] = deque()
         self.highest: deque[tuple[float, int]] = deque()
-        st.env.timeout(scaler.sync_period).callbacks.append(self.sync)
+        after(st.env, scaler.sync_period).callbacks.append(self.sync)
 
     def ready(self, event: simpy.Event) -> None:
         i, started = event.value  # type: ignore[misc]
@@ -179,7 +179,7 @@ class _Scaler:
                 st.free[i] = st.concurrency
                 st.epoch[i] += 1
                 st.count_live(+1)
-                timer = st.env.timeout(self.scaler.startup_time, (i, st.epoch[i]))
+                timer = after(st.env, self.scaler.startup_time, (i, st.epoch[i]))
                 timer.callbacks.append(self.ready)
         return launched
 
@@ -209,8 +209,8 @@ class _Scaler:
 
     def busy_until(self, now: float) -> float:
         # Work drawn so far, less what is still ahead of the work in progress.
-        timers = pending_timers(self.st.env, self.st.on_work_done)
-        ahead = sum(when - now for when, _ in timers if when > now)
+        timers = pending_timers(self.st.env, self.st.work_done_fn)
+        ahead = sum(when - now for _, when, _ in timers if when > now)
         return self.drawn[0] - ahead
 
     def measure(self, now: float) -> float:
@@ -270,7 +270,7 @@ class _Scaler:
         if result != current:
             scaling.append((now, current, result))
         if now + scaler.sync_period < st.horizon:
-            st.env.timeout(scaler.sync_period).callbacks.append(self.sync)
+            after(st.env, scaler.sync_period).callbacks.append(self.sync)
 
     def _stabilised(self, now: float, wanted: int) -> tuple[int, int]:
         """(lowest recommendation over the scale-up window, highest over the scale-down one)."""

@@ -15,6 +15,7 @@ import itertools
 import simpy
 
 from capsim.engine import streams
+from capsim.engine.events.clock import after
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Draw, Pick
 from capsim.engine.events.station import Station
@@ -73,9 +74,9 @@ def health_checks(st: Station, check: HealthCheck) -> None:
                 if routable[i] and failures[i] >= check.unhealthy_after:
                     routable[i] = False
         if env._now + check.interval < horizon:
-            env.timeout(check.interval).callbacks.append(probe)
+            after(env, check.interval).callbacks.append(probe)
 
-    env.timeout(check.interval).callbacks.append(probe)
+    after(env, check.interval).callbacks.append(probe)
 
 
 def fixed(i: int) -> Pick:
@@ -94,6 +95,14 @@ def fixed_instance(pick: Pick) -> int | None:
     return instance if isinstance(instance, int) else None
 
 
+def least_connections_of(pick: Pick) -> list[int] | None:
+    """The counts of requests per instance a chooser picks the first least of, when it is
+    least connections over all of a tier's instances (`at.index(min(at))`), else None: a hot
+    path may then pick inline, the same instance."""
+    counts = getattr(pick, "counts", None)
+    return counts if isinstance(counts, list) else None
+
+
 def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
     """A chooser among instances low..high-1; it takes (and ignores) the class index."""
     if balancer.st.sim.routable is not None:
@@ -107,7 +116,12 @@ def _choose(balancer: _Balancer, algorithm: str, low: int, high: int) -> Pick:
         return lambda k: low + int(u() * count)
     if algorithm == "least_connections":
         if low == 0 and high == len(at):
-            return lambda k: at.index(min(at))
+
+            def least_of_all(k: int) -> int:
+                return at.index(min(at))
+
+            least_of_all.counts = at  # type: ignore[attr-defined]  # see `least_connections_of`
+            return least_of_all
 
         def least(k: int) -> int:
             part = at[low:high]

@@ -261,6 +261,8 @@ def _one_of(step: OneOfStep) -> Runner:
         runners.append(direct if direct is not None else _plain_call(enter, pick))
     options = list(zip(step.bounds, runners, strict=True))
     uniform = step.uniform
+    if len(options) == 2 and step.stations:
+        return _one_of_two(step, runners)
 
     def one_of(k: int, done: Cont) -> None:
         x = uniform()
@@ -271,6 +273,43 @@ def _one_of(step: OneOfStep) -> Runner:
         done(True)
 
     return one_of
+
+
+def _one_of_two(step: OneOfStep, runners: list[Runner]) -> Runner:
+    """`_one_of` of two options; an option whose callee has nothing in front of `arrive` and one
+    instance is run inline (`admission.direct_runner`'s `call_one`, the same steps): one Python
+    call less per request (measured: the W3 variant's app calls its cache or its database)."""
+    (first, second), uniform = step.bounds, step.uniform
+    run_first, run_second = runners
+    inline = admission.inline_target(step.stations[0], step.targets[0][1])
+    if inline is None:
+
+        def either(k: int, done: Cont) -> None:
+            x = uniform()
+            if x < first:
+                run_first(k, done)
+            elif x < second:
+                run_second(k, done)
+            else:
+                done(True)
+
+        return either
+    st, env, warmup, arrive, instance = inline
+
+    def first_inline(k: int, done: Cont) -> None:
+        x = uniform()
+        if x < first:
+            now = env._now
+            if now >= warmup:
+                st.arrivals += 1
+            if not arrive(instance, k, now, done):
+                done(False)
+        elif x < second:
+            run_second(k, done)
+        else:
+            done(True)
+
+    return first_inline
 
 
 def _ignore(ok: bool) -> None:

@@ -186,8 +186,11 @@ class _ClassSim:
         heap, eid = schedule_of(env)
         new_id = eid.__next__
         absolute = traffic.process is not None  # `gap()` gives the time itself
+        # `record_latency`, inlined below: the recorder's buffer, flushed in place at the same
+        # count (the same batches, the same sums); one Python call less per request.
+        latencies, limit, flush = self.latency.buffer, self.latency.limit, self.latency.flush
 
-        def arrival(event: _Timer) -> None:
+        def arrival(_: object) -> None:
             now = env._now
             while True:
                 # The next arrival's time and timer id, taken before this arrival's work (as
@@ -205,7 +208,9 @@ class _ClassSim:
                         pending.pop(ident, None)
                         if ok:
                             run.completed += 1
-                            record_latency(env._now - now)
+                            latencies.append(env._now - now)
+                            if len(latencies) >= limit:
+                                flush()
                         else:
                             run.errors += 1
 
@@ -215,22 +220,21 @@ class _ClassSim:
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
                     break
                 env._now = now = when
-            if when < math.inf:
-                event.callbacks = on_arrival  # this timer reused (hot path: one per request)
-                heappush(heap, (when, _NORMAL, ident, event))
+            if when < math.inf:  # the next arrival: its function on the schedule, no timer
+                heappush(heap, (when, _NORMAL, ident, arrival, None))
 
         on_lane = None
         if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs
             # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
             steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
             on_lane = lanes.entry_arrivals(
-                entry.station, pick, k, gap, absolute, steady, run, record_latency, pending
+                entry.station, pick, k, gap, absolute, steady, run, self.latency, pending
             )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
 
-            def arrival(event: _Timer) -> None:
+            def arrival(_: object) -> None:
                 now = env._now
                 step = gap()
                 if step < math.inf:

@@ -1,10 +1,16 @@
 """The clock: the only code that reads SimPy's private schedule (`Environment._queue`, `_eid`).
 
-A `_Timer` is the least a SimPy event needs to be stepped by `Environment.step`; the engine
-schedules millions of them, so they go onto the environment's heap without building a full
-Event. `_scheduler` and `_scheduler_at` push them; `schedule_of` hands the heap and its id
-counter to the one hot path that pushes inline (`instances.start`, measured); `pending_timers`
-and `events_processed` read the heap for faults, the autoscaler and the run's event count.
+Every entry of the schedule is a tuple `(when, priority, id, fn, arg)`: at `when`, `run_until`
+sets the clock and calls `fn(arg)`; equal times run by priority, then by id (the order they were
+scheduled). The hot paths (the end of a worker's work, arrivals, a call the fast lane decided)
+push their function and its argument themselves (`schedule_of`): no event object at all
+(measured: a bare loop of such entries takes 25% less CPU per event than one of `_Timer`
+objects with a tuple of callbacks, docs/performance.md). Everything else goes through a
+`_Timer`, the least a SimPy event needs (its `callbacks`, its `_value`), fired by `_fire`:
+`_scheduler` and `_scheduler_at` push one, `after` makes one whose `callbacks` list the caller
+appends to (what `env.timeout(delay, value)` gave). SimPy's own scheduling is not used, so every
+entry has this shape. `pending_timers` and `events_processed` read the heap for faults, the
+autoscaler and the run's event count; `cancel` voids an entry in place.
 """
 
 from __future__ import annotations
@@ -20,30 +26,41 @@ _URGENT = 0  # simpy.events.URGENT: before ordinary events at the same time
 
 
 class _Timer:
-    """The least a SimPy event needs to be stepped by Environment.step: callbacks, _ok, _value.
-
-    A Timeout would do, but builds a full Event and makes two more Python calls; the engine
-    schedules millions of these, so they go straight onto the environment's heap instead.
-    """
+    """A timer that runs each of its `callbacks` with itself (they read its `_value`)."""
 
     __slots__ = ("_value", "callbacks")
     _ok = True
     _value: Any
-    callbacks: tuple[Callable[[Any], None], ...] | None
+    callbacks: Any  # a tuple or list of callables
+
+    @property
+    def value(self) -> Any:
+        """The timer's value, as a SimPy event's `value`."""
+        return self._value
+
+
+def _fire(timer: _Timer) -> None:
+    """The schedule's `fn` for a `_Timer`: each callback, with the timer."""
+    for callback in timer.callbacks:
+        callback(timer)
+
+
+def _void(arg: Any) -> None:
+    """The `fn` of a cancelled entry (`cancel`): nothing happens at its time."""
 
 
 def _scheduler(
     env: simpy.Environment,
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """later(delay, callbacks, value): run each callback with the timer after `delay`."""
-    heap: list[Any] = env._queue  # holds _Timer objects too: duck-typed events
+    heap: list[Any] = env._queue
     new_id = env._eid.__next__
 
     def later(delay: float, callbacks: tuple[Callable[[Any], None]], value: Any) -> None:
         timer = _Timer()
         timer.callbacks = callbacks
         timer._value = value
-        heappush(heap, (env._now + delay, _NORMAL, new_id(), timer))
+        heappush(heap, (env._now + delay, _NORMAL, new_id(), _fire, timer))
 
     return later
 
@@ -59,23 +76,42 @@ def _scheduler_at(
         timer = _Timer()
         timer.callbacks = callbacks
         timer._value = value
-        heappush(heap, (when, _NORMAL, new_id(), timer))
+        heappush(heap, (when, _NORMAL, new_id(), _fire, timer))
 
     return at
 
 
+def after(env: simpy.Environment, delay: float, value: Any = None) -> _Timer:
+    """A timer due after `delay` whose `callbacks` (a list, empty) the caller appends to: what
+    `env.timeout(delay, value)` gave, on this schedule."""
+    timer = _Timer()
+    timer.callbacks = []
+    timer._value = value
+    queue: list[Any] = env._queue
+    heappush(queue, (env._now + delay, _NORMAL, next(env._eid), _fire, timer))
+    return timer
+
+
 def schedule_of(env: simpy.Environment) -> tuple[list[Any], Iterator[int]]:
-    """(heap, ids): SimPy's schedule, for a hot path that pushes `(when, _NORMAL, next(ids),
-    timer)` itself rather than call `later`."""
+    """(heap, ids): the schedule, for a hot path that pushes `(when, _NORMAL, next(ids), fn,
+    arg)` itself rather than call `later`."""
     return env._queue, env._eid
 
 
-def pending_timers(env: simpy.Environment, callbacks: object) -> Iterator[tuple[float, _Timer]]:
-    """(when, timer) of every timer on the schedule that will run `callbacks` (the same tuple)."""
-    for item in env._queue:
-        timer = item[3]
-        if type(timer) is _Timer and timer.callbacks is callbacks:
-            yield item[0], timer
+def pending_timers(env: simpy.Environment, fn: object) -> Iterator[tuple[int, float, Any]]:
+    """(position, when, arg) of every entry on the schedule that will call `fn`."""
+    queue: list[Any] = env._queue
+    for position, item in enumerate(queue):
+        if item[3] is fn:
+            yield position, item[0], item[4]
+
+
+def cancel(env: simpy.Environment, position: int) -> None:
+    """Void the entry at `position` of the schedule (from `pending_timers`): it keeps its time
+    and id, so the heap's order holds, and does nothing then."""
+    queue: list[Any] = env._queue
+    when, priority, ident, _, _ = queue[position]
+    queue[position] = (when, priority, ident, _void, None)
 
 
 def events_processed(env: simpy.Environment, besides: int = 0) -> int:
@@ -87,31 +123,24 @@ def events_processed(env: simpy.Environment, besides: int = 0) -> int:
 def run_until(env: simpy.Environment, horizon: float) -> None:
     """Process the schedule's events up to `horizon`, as `env.run(until=horizon)` does.
 
-    The same events in the same order: SimPy's `run` puts an URGENT stop event at the horizon
-    (ahead of ordinary events at that instant) and calls `step` until it is popped; `step` pops
-    the earliest event, sets the clock and runs its callbacks. This loop does the same inline,
-    without the two method calls and the StopSimulation machinery per event (measured: 3-6% of
-    the event path's CPU time; 3.5% fewer instructions on the W3 variant). The stop event takes
-    one id and counts as one processed event, as SimPy's does (its callback ends the loop by
-    raising `_Stopped`), so `events_processed` is unchanged. No event the engine schedules can fail (there are no
-    processes), so SimPy's check of `_ok` is not repeated.
+    The same order as SimPy's `run`: an URGENT stop entry at the horizon (ahead of ordinary
+    entries at that instant), then the earliest entry popped, the clock set and its `fn(arg)`
+    called, until the stop entry's function ends the loop (raising `_Stopped`). Inline, without
+    SimPy's `step` and its StopSimulation machinery per event (measured: 3-6% of the event
+    path's CPU time), and without an event object per entry (see the module). The stop entry
+    takes one id and counts as one processed event, as SimPy's stop event did, so
+    `events_processed` is unchanged.
     """
     if horizon <= env._now:
         raise ValueError(f"until ({horizon}) must be greater than the current simulation time")
     queue: list[Any] = env._queue
-    stop = _Timer()
-    stop.callbacks = (_stop,)
-    stop._value = None
-    heappush(queue, (horizon, _URGENT, next(env._eid), stop))
+    heappush(queue, (horizon, _URGENT, next(env._eid), _stop, None))
     pop = heappop
     try:
         while True:
-            now, _, _, event = pop(queue)
+            now, _, _, fn, arg = pop(queue)
             env._now = now
-            callbacks = event.callbacks
-            event.callbacks = None
-            for callback in callbacks:
-                callback(event)
+            fn(arg)
     except _Stopped:
         return
 
@@ -120,5 +149,5 @@ class _Stopped(Exception):
     """Raised by the stop event at the horizon: the end of `run_until`'s loop."""
 
 
-def _stop(event: Any) -> None:
+def _stop(arg: Any) -> None:
     raise _Stopped

@@ -30,6 +30,7 @@ from collections import deque
 
 import simpy
 
+from capsim.engine.events.clock import after
 from capsim.engine.events.scaling_policy import scale_up_limit
 from capsim.engine.events.station import Station
 from capsim.engine.result import TierRun
@@ -63,7 +64,7 @@ class _ConsumerScaler:
         st.recorders.append(self.record)
         st.sim.killed, st.sim.revived = self.lost, self.back
         self.polling = True  # a poll is due; the scaler stops while the queue is lost
-        st.env.timeout(scaling.polling_interval).callbacks.append(self.poll)
+        after(st.env, scaling.polling_interval).callbacks.append(self.poll)
 
     # -- workers ------------------------------------------------------------------------------
     def release(self, i: int) -> None:
@@ -114,7 +115,7 @@ class _ConsumerScaler:
         st.count_live(self.consumers - st.live_count)
         if not self.polling and st.env._now + self.scaling.polling_interval < st.horizon:
             self.polling = True
-            st.env.timeout(self.scaling.polling_interval).callbacks.append(self.poll)
+            after(st.env, self.scaling.polling_interval).callbacks.append(self.poll)
 
     # -- scaling ------------------------------------------------------------------------------
     def add(self, count: int) -> None:
@@ -124,7 +125,7 @@ class _ConsumerScaler:
             return
         batch = [count]
         self.starting.append(batch)
-        timer = self.st.env.timeout(self.scaling.startup_time, batch)
+        timer = after(self.st.env, self.scaling.startup_time, batch)
         timer.callbacks.append(self.ready)
 
     def remove(self, count: int) -> None:
@@ -216,7 +217,7 @@ class _ConsumerScaler:
             self.consumers = result
             st.sim.scaling.append((now, current, result))
         if now + scaling.polling_interval < st.horizon:
-            st.env.timeout(scaling.polling_interval).callbacks.append(self.poll)
+            after(st.env, scaling.polling_interval).callbacks.append(self.poll)
         else:
             self.polling = False
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import simpy
 
 from capsim.engine import streams
-from capsim.engine.events.clock import _Timer, pending_timers
+from capsim.engine.events.clock import after, cancel, pending_timers
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station
@@ -36,19 +36,18 @@ def kill(st: Station, i: int) -> None:
             st.live[i] -= 1
             st.queue_moved(now, -1)
             failed.append(entry.cont)
-    on_work_done = st.on_work_done
     warmup, horizon = st.warmup, st.horizon
     busy = st.busy
-    for end, timer in pending_timers(st.env, on_work_done):
-        if timer._value[0] != i:
+    for position, end, work in list(pending_timers(st.env, st.work_done_fn)):
+        if work[0] != i:
             continue
-        timer.callbacks = ()
+        cancel(st.env, position)
         unworked = min(end, horizon) - max(now, warmup)
         if unworked > 0:
             st.busy -= unworked
         if end > now:
             st.cancelled.record(now, end - now)
-        failed.append(timer._value[2])
+        failed.append(work[2])
     if st.sim.groups is not None:  # a database's primaries and replicas (`groups`)
         st.sim.groups.killed(i, busy - st.busy, st.concurrency - st.free[i])
     st.held_moved(now, -(st.concurrency - st.free[i]))
@@ -98,8 +97,8 @@ def install(st: Station) -> None:
             return checked(i, k, now, cont)
         return st.refuse(now)
 
-    def faulty_work_done(event: _Timer) -> None:
-        i, k, cont = event._value
+    def faulty_work_done(value: tuple[int, int, Cont]) -> None:
+        i, k, cont = value
         p = error_now[0]
         if p > 0.0 and fault_draw() < p:
             if env._now >= warmup:
@@ -109,7 +108,7 @@ def install(st: Station) -> None:
             return
         run_calls = st.runners[k]
         if not st.blocking or run_calls is None:
-            work_done(event)
+            work_done(value)
             return
         if env._now >= warmup:
             st.completed += 1
@@ -176,6 +175,6 @@ def _schedule(st: Station, faults: list[Fault]) -> None:
         def on_end(_: simpy.Event, fault: Fault = fault) -> None:
             end(fault)
 
-        env.timeout(fault.at).callbacks.append(on_begin)
+        after(env, fault.at).callbacks.append(on_begin)
         if fault.until is not None and fault.until < st.horizon:
-            env.timeout(fault.until).callbacks.append(on_end)
+            after(env, fault.until).callbacks.append(on_end)

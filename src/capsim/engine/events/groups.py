@@ -161,9 +161,9 @@ def install(st: Station) -> Groups | None:
         if free[i] != idle:
             group.held_moved(env._now, idle - free[i], warmup)
 
-    def count_done(event: Any) -> None:
+    def count_done(value: Any) -> None:
         if env._now >= warmup:
-            i = event._value[0]
+            i = value[0]
             (replicas if i >= first_replica else primary).completed += 1
 
     done: tuple[Callable[[Any], None], ...] = (count_done, *inner_done)

@@ -68,10 +68,7 @@ def install(st: Station) -> Callable[[], None]:
         end = now + service[k]()
         if end > warmup:
             st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-        timer = _Timer()
-        timer.callbacks = on_work_done
-        timer._value = (i, k, cont)
-        heappush(heap, (end, _NORMAL, new_id(), timer))
+        heappush(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
 
     def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
         if free[i]:
@@ -87,10 +84,7 @@ def install(st: Station) -> Callable[[], None]:
                 st.zero_waits += 1
             if end > warmup:
                 st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-            timer = _Timer()
-            timer.callbacks = on_work_done
-            timer._value = (i, k, cont)
-            heappush(heap, (end, _NORMAL, new_id(), timer))
+            heappush(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
             return True
         held_until = st.held_until  # workers held by the fast lane (`lanes`), if any
         if held_until is not None and held_until.reclaim(i, now):
@@ -197,8 +191,8 @@ def install(st: Station) -> Callable[[], None]:
 
         return calls_done
 
-    def work_done(event: _Timer) -> None:
-        i, k, cont = event._value
+    def work_done(value: tuple[int, int, Cont]) -> None:
+        i, k, cont = value
         now = env._now
         if now >= warmup:
             st.completed += 1
@@ -224,12 +218,14 @@ def install(st: Station) -> Callable[[], None]:
     on_drop = (drop,)
     # The final hooks, read into closure variables once every feature is installed (`bind`).
     on_work_done: tuple[Callable[[Any], None], ...] = (work_done,)
+    work_done_fn: Callable[[Any], None] = work_done  # what the schedule calls: every hook
     release: Callable[[int], None] = release_worker
     plain_release = True  # whether `release` is `release_worker`, unwrapped
 
     def bind() -> None:
-        nonlocal on_work_done, release, plain_release
+        nonlocal on_work_done, work_done_fn, release, plain_release
         on_work_done = st.on_work_done
+        work_done_fn = st.work_done_fn = _each(on_work_done)
         release = st.release
         plain_release = release is release_worker
 
@@ -238,5 +234,19 @@ def install(st: Station) -> Callable[[], None]:
     st.release = release_worker
     st.withdraw = withdraw
     st.on_work_done = on_work_done
+    st.work_done_fn = work_done
     st.base_hooks = (arrive, release_worker, start, on_work_done)
     return bind
+
+
+def _each(hooks: tuple[Callable[[Any], None], ...]) -> Callable[[Any], None]:
+    """One function calling every `on_work_done` hook with the work's `(i, k, cont)`: the hook
+    itself when there is one (the schedule calls it directly)."""
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def each(value: Any) -> None:
+        for hook in hooks:
+            hook(value)
+
+    return each

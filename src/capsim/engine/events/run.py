@@ -13,7 +13,7 @@ import simpy
 from capsim.engine.events import lanes
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
-from capsim.engine.events.clock import events_processed, run_until
+from capsim.engine.events.clock import after, events_processed, run_until
 from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
@@ -88,7 +88,7 @@ def run_events(
         for sim in tiers:
             sim.open_window()
 
-    env.timeout(warmup).callbacks.append(opened)
+    after(env, warmup).callbacks.append(opened)
 
     def sampled(event: simpy.Event) -> None:
         for sim in tiers:
@@ -101,11 +101,11 @@ def run_events(
     if window.series is not None:
         # The last edge is the horizon: its snapshot is taken after the run.
         for t in window.series.edges[1:-1].tolist():
-            env.timeout(t).callbacks.append(bucket_ended)
+            after(env, t).callbacks.append(bucket_ended)
 
     # Events at equal times run in the order they were scheduled: the window opens first.
     for t in trace_times.tolist():
-        env.timeout(t).callbacks.append(sampled)
+        after(env, t).callbacks.append(sampled)
 
     # Created after the window and trace events: at equal times those run first.
     classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
@@ -120,9 +120,9 @@ def run_events(
             ticks += 1
             report(env._now / horizon, "simulating")
             if env._now + step < horizon:
-                env.timeout(step).callbacks.append(tick)
+                after(env, step).callbacks.append(tick)
 
-        env.timeout(step).callbacks.append(tick)
+        after(env, step).callbacks.append(tick)
 
     built = time.perf_counter()
     with _stack_for(model):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from capsim.engine import streams
 from capsim.engine.events import faults
+from capsim.engine.events.clock import after
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.station import Station
 from capsim.engine.result import TierRun
@@ -65,7 +66,7 @@ def install(st: Station) -> None:
     st.sim.spot_replacement = replacement
 
     def arm(i: int) -> None:
-        env.timeout(gap()).callbacks.append(lambda _: interrupt(i))
+        after(env, gap()).callbacks.append(lambda _: interrupt(i))
 
     def interrupt(i: int) -> None:
         if down[i] or not alive[i]:  # down for a fault, or switched off: nothing to take back
@@ -76,7 +77,7 @@ def install(st: Station) -> None:
         down[i] += 1
         faults.kill(st, i)
         replacement.lost(i)
-        env.timeout(replace_after).callbacks.append(lambda _: replaced(i))
+        after(env, replace_after).callbacks.append(lambda _: replaced(i))
 
     def replaced(i: int) -> None:
         down[i] -= 1

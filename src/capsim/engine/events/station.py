@@ -59,7 +59,7 @@ class Station:
 
     - `arrive(i, k, now, cont) -> bool`: a request for instance i; False refuses it at once.
     - `release(i)`: a worker of instance i is free (its work and, if blocking, its calls done).
-    - `on_work_done`: the callbacks of the timer that ends a worker's own work.
+    - `on_work_done`: the callbacks run with `(i, k, cont)` when a worker's own work ends.
     - `start(i, k, arrived, now, cont)`: a worker of instance i starts on a request.
     - `enter(k, pick, cont) -> bool`: what callers call (`admission` sets the first one: count
       the arrival, pick the instance, `arrive`; then the pool, publishing, rate limit).
@@ -177,6 +177,7 @@ class Station:
         "warmup",
         "window",
         "withdraw",
+        "work_done_fn",
         "zero_waits",
     )
 
@@ -185,6 +186,9 @@ class Station:
     release: Callable[[int], None]
     start: Callable[[int, int, float, float, Cont], None]
     on_work_done: tuple[Callable[[Any], None], ...]
+    # What the schedule calls at the end of a worker's work: every `on_work_done` hook with the
+    # work's `(i, k, cont)` (set by `instances` when the hooks are final).
+    work_done_fn: Callable[[Any], None]
     withdraw: Callable[[Waiting], bool]
     enter: Enter  # `admission.install` sets it
     plain_enter: Enter  # the first `enter`: `enter is plain_enter` when nothing wraps it
