@@ -416,6 +416,7 @@ def _summarise_tier(
             "max": queue_max,
             "end": float(np.mean(ends)) if ends else None,
         }
+        entry["in_service_at_end"] = round(sum(t.in_service_at_end for t in per_run) / replications)
         ages = Histogram.merged([t.age for t in per_run if t.age is not None])
         entry["age"] = time_statistics(ages, percentiles)
         entry["low_sample"] += low_sample(ages, percentiles, "age")
@@ -428,6 +429,7 @@ def _summarise_tier(
             "size": tier.pool.size,
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
+            "backlog_at_end": round(sum(t.pool_waiting_at_end for t in per_run) / replications),
         }
     if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
@@ -837,7 +839,8 @@ def capacity_when_up(tier: Tier, per_run: list[TierRun]) -> float | None:
     """Requests per second `tier` completes with every worker of every instance up and held
     (docs/results.md, "Overload fails the run"): its completions per worker-second held, pooled
     over replications, times its usable workers with all its instances up (an autoscaled tier's
-    at its `max`, a queue's scaled consumers at theirs). None when no worker was ever held.
+    at its `max`, a queue's scaled consumers at theirs; a database's pool `size` when that is
+    fewer). None when no worker was ever held.
     So a tier that was down for part of the run, or scaled in, is not diluted by that time."""
     held = sum(max(t.occupied_time, t.busy_time) for t in per_run)
     if held <= 0:
@@ -847,6 +850,9 @@ def capacity_when_up(tier: Tier, per_run: list[TierRun]) -> float | None:
         workers = tier.autoscale.max * tier.concurrency
     if tier.consumer_scaling is not None:
         workers = tier.consumer_scaling.max * tier.consumer_scaling.per_consumer
+    if tier.pool is not None:
+        # At most `size` queries in flight: a pool smaller than the workers is the limit.
+        workers = min(workers, tier.pool.size)
     return sum(t.completed for t in per_run) / held * workers
 
 

@@ -172,6 +172,7 @@ class Station:
         "trace",
         "wait_recorder",
         "waiting",
+        "waiting_ahead",
         "waiting_elsewhere",
         "waiting_now",
         "warmup",
@@ -258,6 +259,9 @@ class Station:
         # activator): each gives its entries, to be counted at the window's end.
         self.waiting_elsewhere: list[Callable[[], Iterable[Waiting]]] = []
         self.left_waiting: list[Waiting] = []  # still waiting at the end (`record` finds them)
+        # Counts of requests waiting in front of the instances (a database pool's line for a
+        # connection): in the queue trace, so that a line growing there is seen as growth.
+        self.waiting_ahead: list[Callable[[], int]] = []
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -358,7 +362,10 @@ class Station:
         return (self.arrivals, self.completed, self.rejected, self.dead_letters)
 
     def sample_queue(self) -> None:
-        self.trace.append(self.waiting_now)
+        waiting = self.waiting_now
+        for ahead in self.waiting_ahead:
+            waiting += ahead()
+        self.trace.append(waiting)
 
     def record_series(self) -> None:
         series = self.series
