@@ -97,6 +97,10 @@ class TierRun:
     # A queue: messages a consumer held at the window's end (its work or its calls not done);
     # their ages so far are in `age`, censored, as those of the messages still waiting.
     in_service_at_end: int = 0
+    # A run whose faults cut the window into phases (`model.phases.cuts`): the tier's waits of
+    # each phase, by when the worker started (those still waiting at the end in the last), so
+    # that a wait percentile or max can be judged phase by phase. None: one phase.
+    phase_waits: list[Histogram] | None = None
 
 
 @dataclass
