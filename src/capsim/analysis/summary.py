@@ -34,7 +34,7 @@ from capsim.analysis.stats import (
 )
 from capsim.engine.histogram import Histogram
 from capsim.engine.limits import waiting_limit
-from capsim.engine.result import RunResult, TierRun
+from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
 from capsim.model import features
@@ -153,6 +153,62 @@ def _age_intervals(per_run: list[TierRun]) -> dict[str, list[float] | None]:
     }
 
 
+def class_estimates(per_run: list[ClassRun], runs: list[RunResult]) -> dict[str, list[float]]:
+    """A class's figures of CLASS_CI_KEYS, one estimate per replication (NaN: none measured)."""
+    estimates: dict[str, list[float]] = {
+        "throughput": [c.completed / run.duration for c, run in zip(per_run, runs, strict=True)],
+        "error_rate": [_error_rate(c.completed, c.errors) for c in per_run],
+    }
+    for stat in ("mean", "p50", "p95", "p99"):
+        estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
+    return estimates
+
+
+def _fraction_busy(tier: Tier, time: float, tier_run: TierRun, run: RunResult) -> float:
+    """Worker-seconds `time` over the tier's usable worker-seconds (its live ones when
+    instances died) in one replication."""
+    if tier_run.live_worker_time is not None:  # instances died: over the live ones
+        return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
+    usable = min(tier_run.workers or tier.workers, tier.usable_workers)
+    return time / (max(usable, 1) * run.duration)
+
+
+def tier_estimates(tier: Tier, runs: list[RunResult]) -> dict[str, list[float]]:
+    """A tier's `utilization` and `occupancy` (a queue's also `age.mean` and `age.p99`), one
+    estimate per replication: what its ci95 is taken from."""
+    per_run = [run.tiers[tier.index] for run in runs]
+    pairs = list(zip(per_run, runs, strict=True))
+    estimates = {
+        "utilization": [_fraction_busy(tier, t.busy_time, t, run) for t, run in pairs],
+        "occupancy": [
+            _fraction_busy(tier, max(t.occupied_time, t.busy_time), t, run) for t, run in pairs
+        ],
+    }
+    if tier.kind == "queue":
+        estimates.update(age_estimates(per_run))
+    return estimates
+
+
+def per_replication_figures(model: Model, runs: list[RunResult]) -> dict[str, Any]:
+    """The result's `per_replication`: each figure `capsim check` compares against a baseline,
+    one value per replication (null: none measured), so that a later check run with the same
+    seed can pair its replications with these (common random numbers: docs/ci.md)."""
+
+    def listed(estimates: dict[str, list[float]]) -> dict[str, list[float | None]]:
+        return {
+            key: [v if math.isfinite(v) else None for v in values]
+            for key, values in estimates.items()
+        }
+
+    return {
+        "classes": {
+            traffic.name: listed(class_estimates([run.classes[traffic.index] for run in runs], runs))
+            for traffic in model.classes
+        },
+        "tiers": {tier.name: listed(tier_estimates(tier, runs)) for tier in model.tiers},
+    }
+
+
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
@@ -179,14 +235,7 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
                 share_key(limit): latency.share_over(limit) for limit in model.share_over
             }
         if replications > 1:
-            estimates: dict[str, list[float]] = {
-                "throughput": [
-                    c.completed / run.duration for c, run in zip(per_run, runs, strict=True)
-                ],
-                "error_rate": [_error_rate(c.completed, c.errors) for c in per_run],
-            }
-            for stat in ("mean", "p50", "p95", "p99"):
-                estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
+            estimates = class_estimates(per_run, runs)
             entry["ci95"] = {
                 key: _interval(estimates[key], 1.0 if key == "error_rate" else math.inf)
                 for key in CLASS_CI_KEYS
@@ -360,17 +409,8 @@ def _summarise_tier(
     percentiles = percentile_table(model)
     waits = Histogram.merged([t.wait for t in per_run])
 
-    def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
-        if tier_run.live_worker_time is not None:  # instances died: over the live ones
-            return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
-        usable = min(tier_run.workers or tier.workers, tier.usable_workers)
-        return time / (max(usable, 1) * run.duration)
-
-    utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]
-    occupancy = [
-        fraction_busy(max(t.occupied_time, t.busy_time), t, run)
-        for t, run in zip(per_run, runs, strict=True)
-    ]
+    busy = tier_estimates(tier, runs)
+    utilization, occupancy = busy["utilization"], busy["occupancy"]
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
@@ -1179,6 +1219,8 @@ def summarise(
         "events": sum(run.events for run in runs),
     }
     data["warmup"] = runs[0].warmup
+    if len(runs) > 1:  # what a later `capsim check` pairs its replications with
+        data["per_replication"] = per_replication_figures(model, runs)
     if cost.priced(model):
         data["cost"] = cost.run_cost(model, runs, data)
     if any(not entry["stable"] for entry in tiers.values()):
