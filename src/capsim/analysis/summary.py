@@ -202,7 +202,9 @@ def per_replication_figures(model: Model, runs: list[RunResult]) -> dict[str, An
 
     return {
         "classes": {
-            traffic.name: listed(class_estimates([run.classes[traffic.index] for run in runs], runs))
+            traffic.name: listed(
+                class_estimates([run.classes[traffic.index] for run in runs], runs)
+            )
             for traffic in model.classes
         },
         "tiers": {tier.name: listed(tier_estimates(tier, runs)) for tier in model.tiers},
@@ -275,6 +277,7 @@ def assess_stability(
     *,
     late_onset: bool = True,
     servers_lost_at: float | None = None,
+    pool_size: int | None = None,
 ) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
@@ -287,8 +290,9 @@ def assess_stability(
       final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
       the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
-      per request >= workers x duration) and admitted requests outran completed ones by more
-      than 4 Poisson standard deviations.
+      per request >= workers x duration; with a database's `pool_size`, also admitted requests
+      x mean time a connection is held >= pool_size x duration) and admitted requests outran
+      completed ones by more than 4 Poisson standard deviations.
     With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
     the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
     window shows: stability is judged at the end of the measured window.
@@ -323,6 +327,9 @@ def assess_stability(
         if tier_run.completed:
             offered_work = admitted * held / tier_run.completed
             at_capacity = offered_work >= capacity
+            if pool_size is not None:
+                connected = admitted * connection_time(tier_run) / tier_run.completed
+                at_capacity = at_capacity or connected >= pool_size * run.duration
         else:
             at_capacity = admitted > 0
         if tier_run.overflow:
@@ -338,6 +345,12 @@ def assess_stability(
     if rates and 2 * len(rates) >= len(runs):
         return Stability(stable=False, growth_rate=max(float(np.median(rates)), 0.0))
     return Stability(stable=True, growth_rate=0.0)
+
+
+def connection_time(tier_run: TierRun) -> float:
+    """Connection-seconds a database's pool lent in the window: a query holds its connection
+    while it waits at a server and while a worker holds it (`queue_time` + held time)."""
+    return max(tier_run.occupied_time, tier_run.busy_time) + tier_run.queue_time
 
 
 def _changes_during_run_at(model: Model, tier: Tier) -> bool:
@@ -421,6 +434,7 @@ def _summarise_tier(
         tier.workers,
         late_onset=_changes_during_run_at(model, tier),
         servers_lost_at=_servers_lost_at(model, tier),
+        pool_size=tier.pool.size if tier.pool is not None else None,
     )
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
@@ -470,6 +484,14 @@ def _summarise_tier(
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
             "backlog_at_end": round(sum(t.pool_waiting_at_end for t in per_run) / replications),
+            "utilization": float(
+                np.mean(
+                    [
+                        connection_time(t) / (tier.pool.size * run.duration)
+                        for t, run in zip(per_run, runs, strict=True)
+                    ]
+                )
+            ),
         }
     if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
@@ -853,7 +875,8 @@ def overload_entry(
 
     `capacity`: what the tier completes per second with every worker of every instance up and
     held (`capacity_when_up`, or a database group's `max_rate`); without either, by the
-    utilization law on the entry's figures: throughput / the share of its workers held.
+    utilization law on the entry's figures: throughput / the share of its workers held (or of
+    its pool's connections lent, when that gives less).
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
     the measured mix kept (open offered rate x capacity / the tier's offered rate); None
     without open traffic or arrivals.
@@ -864,6 +887,9 @@ def overload_entry(
         capacity = tier.get("max_rate")
     if capacity is None:
         capacity = throughput / held if held > 0 else throughput
+        lent = float((tier.get("pool") or {}).get("utilization") or 0.0)
+        if lent > 0:  # a database's pool: with every connection lent, if that is less
+            capacity = min(capacity, throughput / lent)
     offered = float(tier.get("offered_rate") or 0.0)
     saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
     return {
@@ -980,24 +1006,60 @@ def _overloads_too_slow_to_see(
             continue
         entry["stable"] = False
         entry["growth_rate"] = max(expected - found["capacity"], 0.0)
-        failure = overload_entry(tier.name, entry, open_offered)
+        group = _busiest_group(entry)
+        if group is not None:  # a database whose primaries or replicas are the limit
+            figures = entry["groups"][group]
+            figures["stable"], figures["growth_rate"] = False, entry["growth_rate"]
+            failure = overload_entry(tier.name, figures, open_offered)
+            failure["group"] = group
+        else:
+            failure = overload_entry(tier.name, entry, open_offered)
         failure["rho"] = found["rho"]
+        if found.get("add") == "pool.size":
+            failure["pool"] = True  # the pool's connections, not the workers, are the limit
         failures.append(failure)
     return failures
 
 
 def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
+    """Whether the run found the tier as busy as an overload makes it: its workers held (a
+    database's pool: its connections lent, when the pool is what limits it)."""
     tier = model.tier(name)
     held_through_calls = tier.blocking and any(work.calls for work in tier.work)
     busy = max(entry.get("occupancy") or 0.0, entry["utilization"])
-    return busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT)
+    if busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT):
+        return True
+    group = _busiest_group(entry)
+    if group is not None:  # replicas (or primaries) saturated while the tier's mean is not
+        return True
+    pool = entry.get("pool") or {}
+    if tier.pool is None or tier.pool.size > tier.usable_workers:
+        return False  # a pool larger than the workers: the workers saturate first
+    # No query waits at a server (at most `size` in flight on more workers): the connections'
+    # holding time is the formulas' own, as a plain tier's.
+    return float(pool.get("utilization") or 0.0) >= _BUSY_EXACT
+
+
+def _busiest_group(entry: dict[str, Any]) -> str | None:
+    """A database's station group ("primary", "replicas") busy enough to be overloaded (held
+    at least `_BUSY_EXACT` of the time), the busiest; None when none is, or it has no groups."""
+    groups = entry.get("groups") or {}
+    held = {name: max(g.get("occupancy") or 0.0, g["utilization"]) for name, g in groups.items()}
+    busy = [name for name, value in held.items() if value >= _BUSY_EXACT]
+    return max(busy, key=lambda name: held[name]) if busy else None
 
 
 def _too_slow_to_see_sentence(failure: dict[str, Any]) -> str:
+    pool = failure.get("pool")
+    what = "its pool's connections can carry" if pool else "its workers can do"
+    per = "connections" if pool else "workers"
+    where = f"tier '{failure['tier']}'"
+    if failure.get("group"):
+        where += f" (its {failure['group']} group)"
     return (
-        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: it is offered "
-        f"{failure['rho']:.3g} times the work its workers can do (utilization law: offered "
-        "rate x mean holding time / workers), so its backlog grows by about "
+        f"{where} is OVERLOADED, which fails the run: it is offered "
+        f"{failure['rho']:.3g} times the work {what} (utilization law: offered "
+        f"rate x mean holding time / {per}), so its backlog grows by about "
         f"{_format_growth(failure['growth_rate'])} requests/s, too slowly for this run to show "
         "it; its figures are not steady-state figures (run longer to see the backlog grow)."
     )
