@@ -172,3 +172,26 @@ def test_the_paired_rule_needs_the_change_s_whole_interval_beyond_the_tolerance(
     fell = compare_paired(100.0, 85.0, [-15.0, -14.0, -16.0], higher_is_worse=False, tolerance=0.1)
     assert fell is not None and fell[0].status == "regressed"
     assert compare_paired(100.0, 115.0, [15.0], higher_is_worse=True, tolerance=0.1) is None
+
+
+# ---- compare pairs with saved results too ----------------------------------------------------
+def test_compare_pairs_a_scenario_with_a_saved_result_of_the_same_seed(
+    scenario: Path, baseline: Path, old_baseline: Path
+) -> None:
+    # The same release, compared with `capsim compare BASELINE.json RELEASE.yaml`: paired
+    # through the saved per-replication figures, its p99 change is significant; against the
+    # older result it is judged by the two intervals and is not.
+    release = scenario.parent / "release.yaml"
+    release.write_text(SHOP.replace("mean: 10ms", "mean: 10.5ms"))
+
+    def p99(against: Path) -> dict:
+        result = invoke(["compare", str(against), str(release), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        return {"paired": data["paired"], **data["classes"]["browse"]["latency.p99"]}
+
+    paired, unpaired = p99(baseline), p99(old_baseline)
+    assert paired["paired"] is True and paired["significant"] is True
+    assert paired["method"] == "paired t over replications (common random numbers)"
+    assert unpaired["paired"] is False and unpaired["significant"] is False
+    assert paired["diff"] == pytest.approx(unpaired["diff"])  # the same runs, judged two ways
