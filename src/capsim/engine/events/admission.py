@@ -295,11 +295,7 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
             unconsumed.pop(delivery, None)
             return False
 
-        def consumed(ok: bool) -> None:
-            unconsumed.pop(consumed, None)
-            if env._now >= warmup:
-                record_age(env._now - now)
-
+        consumed = _Consumed(redelivery, now)
         unconsumed[consumed] = now
         if arrive(0, k, now, consumed):
             return True
@@ -401,6 +397,28 @@ class _Redelivery:
         self.arrive = arrive
         self.record_age = record_age
         self.unconsumed = unconsumed  # messages not done yet (`published`)
+
+
+class _Consumed:
+    """The answer to one message of a queue tier without `max_retries`: done (either way), it
+    leaves the tier's unconsumed messages and, in the window, records its age.
+
+    An object rather than a closure: a closure that removes itself from the dict would refer to
+    itself, a reference cycle per message left to the garbage collector (measured: 30% more
+    CPU time on a queue of 120,000 messages)."""
+
+    __slots__ = ("enqueued", "queue")
+
+    def __init__(self, queue: _Redelivery, enqueued: float) -> None:
+        self.queue = queue
+        self.enqueued = enqueued
+
+    def __call__(self, ok: bool) -> None:
+        queue = self.queue
+        queue.unconsumed.pop(self, None)
+        now = queue.st.env._now
+        if now >= queue.st.warmup:
+            queue.record_age(now - self.enqueued)
 
 
 class _Delivery:
