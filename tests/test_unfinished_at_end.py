@@ -312,3 +312,107 @@ def test_a_tier_is_undrained_when_half_of_its_replications_are() -> None:
     assert found.backlog_at_end == 25 and found.share == pytest.approx(0.025)
     assert found.oldest == 6.0 and found.clear_time == pytest.approx(0.25)
     assert assess_undrained(runs[:1] + [left(0, 1000)] * 2, capacity=100.0) is None
+
+
+# ---- a database pool's line and the messages a consumer holds -------------------------------
+#: Checkout calls a database through a pool of ONE connection: 10 ms queries, so the pool
+#: serves 100/s whatever the 16 workers behind it could do, and 120/s are offered, constantly.
+STARVED_POOL = """\
+name: starved-pool
+simulation: {duration: 30s, warmup: 0s}
+traffic:
+  checkout: {entry: app, rate: 120/s, arrivals: constant}
+tiers:
+  app: {service_time: 1ms, concurrency: 200, blocking: false, calls: [db]}
+  db: {type: database, service_time: 10ms, concurrency: 16, pool: {size: 1}}
+slos:
+  - {tier: db, utilization: 80%}
+"""
+
+
+def test_a_database_starved_by_its_pool_fails_the_run(tmp_path: Path) -> None:
+    # The workers are 6% busy (one query at a time on 16 workers), so the utilization
+    # objective passes; the line for a connection grows by 20/s all the same. It used to be in
+    # no figure: no backlog, a stable tier, a passing run.
+    result = run_json(write(tmp_path, STARVED_POOL))
+    db = result["tiers"]["db"]
+    assert db["utilization"] == pytest.approx(1 / 16, rel=0.01)
+    [verdict] = result["slos"]
+    assert verdict["passed"] is True
+    assert db["stable"] is False and result["passed"] is False
+    [failure] = result["overloaded"]
+    assert failure["tier"] == "db"
+    assert failure["growth_rate"] == pytest.approx(20.0, rel=0.05)
+    # Its capacity is the pool's: one connection of 10 ms, not 16 workers.
+    assert failure["capacity"] == pytest.approx(100.0, rel=0.01)
+
+
+def test_requests_waiting_for_a_connection_at_the_end_are_its_backlog(tmp_path: Path) -> None:
+    # 3,599 calls (the last at 29.99 s), 2,999 answered at one per 10 ms: the one query in
+    # flight and 599 waiting for the connection are unfinished, the oldest for 5 s (FIFO: the
+    # one that arrived at 25 s).
+    result = run_json(write(tmp_path, STARVED_POOL))
+    db, checkout = result["tiers"]["db"], result["classes"]["checkout"]
+    assert checkout["unfinished"] == 600
+    assert db["backlog_at_end"] == db["pool"]["backlog_at_end"] == 599
+    assert db["oldest_at_end"] == pytest.approx(5.0, abs=0.02)
+    # Their waits so far are in the pool's wait: 3,599 values, the 599 at 0 ... 5 s.
+    assert db["pool"]["wait"]["max"] == pytest.approx(5.0, abs=0.02)
+    assert db["pool"]["wait"]["mean"] == pytest.approx(2.5, rel=0.02)
+
+
+def test_a_pool_is_event_only_so_its_line_is_counted_there(tmp_path: Path) -> None:
+    model = capsim.build_model(capsim.load_scenario(write(tmp_path, STARVED_POOL)))
+    assert can_vectorise(model) == (
+        False,
+        "tier 'db' has a connection pool, which needs the event path",
+    )
+    db = run_events(model, 0).tiers[1]
+    assert db.pool_waiting_at_end == db.backlog_at_end == 599
+    assert db.pool_wait is not None and db.pool_wait.n == db.arrivals == 3599
+
+
+#: An export queue: thumbnails take 1 s, reports 100 s. In a 60 s window no report is ever
+#: done, so every consumed message is a thumbnail.
+EXPORTS = """\
+name: exports
+simulation: {duration: 60s, warmup: 0s}
+traffic:
+  thumbnail: {entry: api, rate: 2/s, arrivals: constant}
+  report: {entry: api, rate: 0.2/s, arrivals: constant}
+tiers:
+  api: {service_time: 1ms, concurrency: 10, blocking: false, calls: [jobs]}
+  jobs:
+    type: queue
+    consumers: 40
+    service_time: 1s
+    classes:
+      report: {service_time: 100s}
+slos:
+  - {tier: jobs, age_p95: 5s}
+"""
+
+
+def test_messages_a_consumer_still_holds_at_the_end_count_in_the_age(tmp_path: Path) -> None:
+    # 130 messages: 119 thumbnails and 11 reports (one each 5 s). The 117 thumbnails done took
+    # 1 s each, so the consumed messages alone had an age_p95 of 1 s and the objective passed,
+    # while one message in twelve was a report still being worked on, up to 55 s old.
+    result = run_json(write(tmp_path, EXPORTS))
+    jobs = result["tiers"]["jobs"]
+    assert jobs["in_service_at_end"] == 13  # the 11 reports and the 2 thumbnails of 59 s on
+    assert jobs["backlog_at_end"] == 0  # 40 consumers: nothing waits for one
+    assert jobs["age"]["max"] == pytest.approx(55.0, abs=0.01)  # the report of 5 s
+    [verdict] = result["slos"]
+    assert verdict["observed"] > 20.0 and verdict["passed"] is False
+    assert result["passed"] is False
+
+
+def test_both_engine_paths_count_the_messages_held_at_the_end(tmp_path: Path) -> None:
+    events, vectorised = both_paths(write(tmp_path, EXPORTS))
+    a, b = events.tiers[1], vectorised.tiers[1]
+    assert a.in_service_at_end == b.in_service_at_end == 13
+    assert a.backlog_at_end == b.backlog_at_end == 0
+    assert a.age is not None and b.age is not None
+    assert a.age.n == b.age.n == a.arrivals == 130
+    assert a.age.total == pytest.approx(b.age.total, rel=1e-9)
+    assert a.age.max == pytest.approx(b.age.max, abs=1e-9)

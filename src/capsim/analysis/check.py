@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from capsim.analysis.report import overload_failures
+from capsim.analysis.stats import t_interval
 from capsim.errors import UsageError
 
 Status = Literal["pass", "regressed", "inconclusive"]
@@ -72,6 +73,9 @@ class RegressionCheck:
     reason: str
     limit: float
     noise_limit: float | None = None
+    # Paired with the baseline's replications (common random numbers): the 95% interval of
+    # the change (current - baseline) over the pairs; None when judged by the two intervals.
+    paired_ci: tuple[float, float] | None = None
 
     @property
     def label(self) -> str:
@@ -104,6 +108,8 @@ class RegressionCheck:
             "tolerance": self.tolerance,
             "limit": self.limit,
             "noise_limit": self.noise_limit,
+            "paired": self.paired_ci is not None,
+            "change_ci95": list(self.paired_ci) if self.paired_ci else None,
             "reason": self.reason,
         }
 
@@ -298,6 +304,97 @@ def compare_figure(
     )
 
 
+def compare_paired(
+    baseline: float,
+    current: float,
+    changes: Sequence[float],
+    *,
+    higher_is_worse: bool,
+    tolerance: float,
+    floor: float = 0.0,
+) -> tuple[Comparison, tuple[float, float]] | None:
+    """The regression rule for one figure whose replications pair with the baseline's (the same
+    seed and number of replications: common random numbers), or None without an interval.
+
+    `changes` holds, per replication, the current estimate minus the baseline's. Within
+    tolerance as `compare_figure` (the point estimates). Beyond noise: the paired 95% interval
+    of the change lies wholly beyond the tolerance, `low > tolerance x |baseline| + floor` when
+    higher is worse (`high < -(...)` when lower is worse). The noise both runs share cancels
+    in each pair, so a change far smaller than either run's own interval can be told from
+    chance."""
+    interval = t_interval(changes)
+    if interval is None:
+        return None
+    allowed = tolerance * abs(baseline) + floor
+    limit = baseline + allowed if higher_is_worse else baseline - allowed
+    worse = current > limit if higher_is_worse else current < limit
+    shown = f"[{interval[0]:+.4g}, {interval[1]:+.4g}]"
+    pairs = f"{len(changes)} replications paired with the baseline's (common random numbers)"
+    if not worse:
+        return Comparison("pass", "within tolerance", limit, None), interval
+    beyond = interval[0] > allowed if higher_is_worse else interval[1] < -allowed
+    if beyond:
+        reason = (
+            f"worse beyond tolerance and beyond noise: the 95% interval of the change over "
+            f"{pairs}, {shown}, lies wholly beyond the tolerance ({allowed:.4g})"
+        )
+        return Comparison("regressed", reason, limit, None), interval
+    reason = (
+        f"worse beyond tolerance but within the noise: the 95% interval of the change over "
+        f"{pairs}, {shown}, reaches within the tolerance ({allowed:.4g})"
+    )
+    return Comparison("inconclusive", reason, limit, None), interval
+
+
+def _pairing(current: dict[str, Any], baseline: dict[str, Any]) -> tuple[bool, str | None]:
+    """Whether the two results' replications pair (the baseline keeps its per-replication
+    figures, same seed, same number of replications, at least 2), and a note when they cannot."""
+    runs = int(current.get("replications") or 1)
+    base_runs = int(baseline.get("replications") or 1)
+    if runs < 2 or base_runs < 2:
+        return False, None  # the one-replication note says what to do
+    if not isinstance(baseline.get("per_replication"), dict):
+        return False, (
+            "The baseline keeps no per-replication figures (a result of an older capsim), so "
+            "this run's replications cannot be paired with its replications: each figure is "
+            "judged by the two 95% intervals alone, which misses changes smaller than the "
+            "runs' own noise that pairing would catch. Refresh the baseline (capsim run "
+            "SCENARIO --format json --output FILE) to pair them."
+        )
+    if current.get("seed") != baseline.get("seed") or runs != base_runs:
+        return False, (
+            f"This run (seed {current.get('seed')}, {runs} replications) does not share its "
+            f"random numbers with the baseline (seed {baseline.get('seed')}, {base_runs} "
+            "replications), so their replications are not paired: each figure is judged by "
+            "the two 95% intervals. Run the check with the baseline's seed and replications "
+            "to pair them."
+        )
+    return True, None
+
+
+def _paired_changes(
+    current: dict[str, Any], baseline: dict[str, Any], key: str, name: str, figure: str
+) -> list[float] | None:
+    """Per replication, the current figure minus the baseline's (None: not both recorded)."""
+    ours = _replications(current, key, name, figure)
+    theirs = _replications(baseline, key, name, figure)
+    if ours is None or theirs is None or len(ours) != len(theirs):
+        return None
+    return [a - b for a, b in zip(ours, theirs, strict=True)]
+
+
+def _replications(data: dict[str, Any], key: str, name: str, figure: str) -> list[float] | None:
+    """One figure's per-replication values in a result (`per_replication`), or None when any is
+    missing or is not a number (a result written by hand, or cut)."""
+    values = _lookup(data.get("per_replication") or {}, key)
+    values = values.get(name) if isinstance(values, dict) else None
+    values = values.get(figure) if isinstance(values, dict) else None
+    if not isinstance(values, list) or len(values) != int(data.get("replications") or 1):
+        return None
+    numbers = [_number(v) for v in values]
+    return None if any(n is None for n in numbers) else [n for n in numbers if n is not None]
+
+
 def compare_results(
     current: dict[str, Any], baseline: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE
 ) -> tuple[list[RegressionCheck], list[str]]:
@@ -306,6 +403,9 @@ def compare_results(
         raise UsageError(f"--tolerance must be at least 0, got {tolerance:g}")
     checks: list[RegressionCheck] = []
     notes: list[str] = []
+    paired, pairing_note = _pairing(current, baseline)
+    if pairing_note:
+        notes.append(pairing_note)
     sections: Sequence[tuple[Literal["class", "tier"], str, tuple[tuple[str, bool], ...]]] = (
         ("class", "classes", CLASS_FIGURES),
         ("tier", "tiers", TIER_FIGURES),
@@ -339,15 +439,31 @@ def compare_results(
                         "refresh it to compare this figure."
                     )
                     continue
-                comparison = compare_figure(
-                    base_value,
-                    value,
-                    higher_is_worse=higher_is_worse,
-                    tolerance=tolerance,
-                    baseline_ci=base_ci,
-                    current_ci=ci,
-                    floor=ERROR_RATE_FLOOR if figure == "error_rate" else 0.0,
+                floor = ERROR_RATE_FLOOR if figure == "error_rate" else 0.0
+                changes = _paired_changes(current, baseline, key, name, figure) if paired else None
+                judged = (
+                    compare_paired(
+                        base_value,
+                        value,
+                        changes,
+                        higher_is_worse=higher_is_worse,
+                        tolerance=tolerance,
+                        floor=floor,
+                    )
+                    if changes is not None
+                    else None
                 )
+                comparison, paired_ci = judged if judged is not None else (None, None)
+                if comparison is None:
+                    comparison = compare_figure(
+                        base_value,
+                        value,
+                        higher_is_worse=higher_is_worse,
+                        tolerance=tolerance,
+                        baseline_ci=base_ci,
+                        current_ci=ci,
+                        floor=floor,
+                    )
                 checks.append(
                     RegressionCheck(
                         section=section,
@@ -363,6 +479,7 @@ def compare_results(
                         reason=comparison.reason,
                         limit=comparison.limit,
                         noise_limit=comparison.noise_limit,
+                        paired_ci=paired_ci,
                     )
                 )
     notes.extend(moved_stream_notes(current, baseline))

@@ -2,8 +2,10 @@
 
 Scenarios are simulated with their own seeds; when both have the same seed and the same number
 of replications the runs share their random numbers, and a difference is judged by a paired t
-interval over replications. Saved results carry only their ci95 intervals: a difference is then
-judged by an unpaired (Welch-style) interval built from them. docs/capacity.md has the rules.
+interval over replications. A saved result pairs the same way through its per-replication
+figures (`per_replication`); one without them (an older capsim's) carries only its ci95
+intervals: a difference is then judged by an unpaired (Welch-style) interval built from them.
+docs/capacity.md has the rules.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from capsim.analysis.results import (
 from capsim.analysis.sizing import parse_load
 from capsim.analysis.stats import student_t_quantile, t_interval
 from capsim.analysis.summary import (
-    age_estimates,
     percentile_table,
     share_key,
     summarise,
+    tier_estimates,
     time_statistics,
 )
 from capsim.engine.executors import Executor
@@ -130,17 +132,35 @@ def _class_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str,
 
 
 def _tier_estimates(model: Model, runs: list[RunResult]) -> dict[str, dict[str, list[float]]]:
+    """Per tier and metric, one estimate per replication: the ones its ci95 and a saved
+    result's `per_replication` are taken from (`summary.tier_estimates`), so that a scenario
+    pairs with a saved result on the same figures."""
+    return {tier.name: tier_estimates(tier, runs) for tier in model.tiers}
+
+
+def _saved_estimates(data: dict[str, Any], key: str) -> dict[str, dict[str, list[float]]]:
+    """A saved result's per-replication figures (`per_replication`, docs/results.md), as
+    floats (NaN where a replication measured nothing); {} when it keeps none (an older capsim)
+    or a figure is not a list of one number (or null) per replication."""
+    kept = data.get("per_replication")
+    section = kept.get(key) if isinstance(kept, dict) else None
+    if not isinstance(section, dict):
+        return {}
+    replications = int(data.get("replications") or 1)
     out: dict[str, dict[str, list[float]]] = {}
-    for tier in model.tiers:
-        busy, held = [], []
-        for run in runs:
-            tier_run = run.tiers[tier.index]
-            capacity = max(tier_run.workers or tier.workers, 1) * run.duration
-            busy.append(tier_run.busy_time / capacity)
-            held.append(max(tier_run.occupied_time, tier_run.busy_time) / capacity)
-        out[tier.name] = {"utilization": busy, "occupancy": held}
-        if tier.kind == "queue":
-            out[tier.name].update(age_estimates([run.tiers[tier.index] for run in runs]))
+    for name, figures in section.items():
+        if not isinstance(figures, dict):
+            continue
+        out[name] = {
+            metric: [math.nan if v is None else float(v) for v in values]
+            for metric, values in figures.items()
+            if isinstance(values, list)
+            and len(values) == replications
+            and all(
+                v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                for v in values
+            )
+        }
     return out
 
 
@@ -165,7 +185,10 @@ def _load_side(path: Path, overrides: Sequence[str], load: str | None = None) ->
             raise UsageError(
                 f"{option} changes scenarios, but {visible(str(path))} is a saved result"
             )
-        return _Side(visible(str(path)), saved, "result")
+        side = _Side(visible(str(path)), saved, "result")
+        side.classes = _saved_estimates(saved, "classes")
+        side.tiers = _saved_estimates(saved, "tiers")
+        return side
     model = build_model(load_scenario(path, overrides))
     if load is not None:
         model = scale_open_traffic(model, parse_load(load, open_rate(model)))
@@ -308,7 +331,7 @@ def compare(
         load,
     )
     paired = (
-        a.kind == b.kind == "scenario"
+        all(side.kind == "scenario" or side.classes or side.tiers for side in (a, b))
         and a.data.get("seed") == b.data.get("seed")
         and a.data.get("replications") == b.data.get("replications")
         and int(a.data.get("replications", 1)) >= 2
@@ -327,6 +350,12 @@ def compare(
         notes.append(
             "the two runs do not share seed and replications (>= 2), so differences are judged "
             "without pairing"
+        )
+    elif not paired and "result" in (a.kind, b.kind):
+        notes.append(
+            "a saved result is compared by its ci95 intervals, without pairing: pairing needs "
+            "the same seed and replications (>= 2) on both sides, and per-replication figures "
+            "in each saved result (an older capsim's results keep none: refresh them)"
         )
     notes.extend(moved_stream_notes(b.data, a.data, "A"))
     if int(a.data.get("replications", 1)) < 2 or int(b.data.get("replications", 1)) < 2:

@@ -295,12 +295,20 @@ def jsq_d_mean_sojourn(lam_per_server: float, d: int, mean_service: float) -> fl
 
 @dataclass(frozen=True)
 class ClosedFigures:
-    """Exact solution of a single-class closed network with a delay (think) station."""
+    """Solution of a single-class closed network with a delay (think) station: exact, or for
+    a population beyond `CLOSED_EXACT_USERS` the large-population approximation (`exact`)."""
 
     throughput: float
     response_time: float
     queue: list[float]  # mean number at each station (waiting + in service)
     utilization: list[float]  # mean fraction of each station's servers busy
+    exact: bool = True
+
+
+#: Populations up to this many users are solved exactly (`_closed_network`: its work grows
+#: with the square of the users, 0.15 s for 1,000 users at three stations, hours for 100,000);
+#: larger ones by the large-population approximation (`closed_network_large`).
+CLOSED_EXACT_USERS = 1000
 
 
 def closed_network(
@@ -315,7 +323,10 @@ def closed_network(
     The work grows with the square of the users, and the capacity searches ask for the same
     network thousands of times (a `capsim run` footer of a closed class of 50 users: 18,810
     solutions of 10 distinct networks, 2 minutes; of 400 users, hours), so solutions are kept.
+    Beyond `CLOSED_EXACT_USERS` users: `closed_network_large`.
     """
+    if users > CLOSED_EXACT_USERS:
+        return closed_network_large(demands, servers, think_time, users)
     solved = _closed_network(
         tuple(float(d) for d in demands),
         tuple(int(c) for c in servers),
@@ -383,6 +394,63 @@ def _closed_network(
     return ClosedFigures(
         throughput=throughput, response_time=response, queue=queue, utilization=utilization
     )
+
+
+def closed_network_large(
+    demands: Sequence[float], servers: Sequence[int], think_time: float, users: int
+) -> ClosedFigures:
+    """The large-population approximation of a single-class closed network (docs/cli.md, "A
+    closed class of more than 1,000 users"): each station an M/M/c queue (c = its servers)
+    fed at the class's throughput X, and X the fixed point of Little's law over the whole
+    loop, users = X (think time + sum of the stations' response times R_i(X)), found by
+    bisection on [0, the bottleneck's capacity).
+
+    With many users, most of them thinking, the requests reaching a station are close to a
+    Poisson stream, so the open formulas fit; the population's own limit is kept by the loop.
+    Against the exact solution (500 to 3,000 users, tests/test_solve_large_closed.py): the
+    throughput within 1%, the response time within 4% for populations at least 20% away from
+    the knee N* = (sum of demands + think time) / the bottleneck's demand per server, and up to
+    27% at the knee itself (where the exact response time grows as the square root of N*).
+    Work: a bisection of some 100 steps, whatever the population."""
+    if users <= 0:
+        return ClosedFigures(0.0, 0.0, [0.0] * len(demands), [0.0] * len(demands), exact=False)
+    stations = [(float(d), int(c)) for d, c in zip(demands, servers, strict=True)]
+    capacity = min((c / d for d, c in stations if d > 0), default=math.inf)
+
+    def response(x: float) -> list[float]:
+        return [d + _mmc_wait(c, x * d, d) if d > 0 else 0.0 for d, c in stations]
+
+    def population(x: float) -> float:
+        return x * (think_time + sum(response(x)))
+
+    if math.isinf(capacity):  # no station does any work: every user is thinking
+        throughput = users / think_time if think_time > 0 else math.inf
+    else:
+        low, high = 0.0, capacity
+        for _ in range(200):
+            middle = 0.5 * (low + high)
+            if population(middle) < users:
+                low = middle
+            else:
+                high = middle
+            if high - low <= 1e-13 * high:
+                break
+        throughput = 0.5 * (low + high)
+    times = response(throughput)
+    return ClosedFigures(
+        throughput=throughput,
+        response_time=users / throughput - think_time,
+        queue=[throughput * r for r in times],
+        utilization=[throughput * d / c if d > 0 else 0.0 for d, c in stations],
+        exact=False,
+    )
+
+
+def _mmc_wait(servers: int, offered: float, mean_service: float) -> float:
+    """Mean wait in M/M/c with offered load `offered` (infinite at or beyond `servers`)."""
+    if offered >= servers:
+        return math.inf
+    return erlang_c(servers, offered) * mean_service / (servers - offered)
 
 
 def _with_unvisited_stations(

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from capsim.engine.histogram import Histogram
 from capsim.engine.result import RunResult
 from capsim.engine.timeseries import quantile_per_bucket
+from capsim.model import phases as model_phases
 from capsim.model.types import PERCENTILES, Model, Slo
 
 #: Boundaries closer than this (seconds) are one boundary.
-_SAME_TIME = 1e-9
+_SAME_TIME = model_phases.SAME_TIME
 
 
 @dataclass(frozen=True)
@@ -38,21 +40,12 @@ class Phase:
 def phases(model: Model, warmup: float, horizon: float) -> list[Phase]:
     """The phases of `model`'s measured window [warmup, horizon); none without faults (the
     whole window is then the only state to judge)."""
-    if not model.faults:
-        return []
-    changes: dict[float, list[str]] = {}
-    for fault in model.faults:
-        name = fault.text or f"fault on tier '{model.tiers[fault.tier].name}'"
-        changes.setdefault(fault.at, []).append(f"fault: {name}")
-        if fault.until is not None:
-            changes.setdefault(fault.until, []).append(f"fault over: {name}")
-    for moved in model.traffic_moves:
-        changes.setdefault(moved, []).append("traffic moved by DNS")
-    inside = sorted(t for t in changes if warmup + _SAME_TIME < t < horizon - _SAME_TIME)
+    inside = model_phases.cuts(model, warmup, horizon)
     if not inside:
         return []
     starts = [warmup, *inside]
     ends = [*inside, horizon]
+    changes = model_phases.changes(model)
     calm = all(t >= warmup + _SAME_TIME for t in changes)  # no fault began before the window
     first = "before the faults" if calm else "from the start of the window"
     labels = [first, *("; ".join(dict.fromkeys(changes[t])) for t in inside)]
@@ -62,14 +55,33 @@ def phases(model: Model, warmup: float, horizon: float) -> list[Phase]:
 def judged_by_phase(slo: Slo) -> bool:
     """Whether a tier objective's figure is recorded per bucket, so it can be judged by phase.
 
-    A `backlog` is the highest backlog at any moment, already the worst state. A wait's
-    percentiles and max have no per-bucket record (docs/results.md says why); its mean has one
-    by Little's law (request-seconds waiting over requests served)."""
+    A `backlog` is the highest backlog at any moment, already the worst state. A wait's mean
+    comes from the buckets by Little's law (request-seconds waiting over requests served); its
+    percentiles and max from the engine's wait histogram of each phase (`TierRun.phase_waits`)."""
     statistic = slo.statistic
     return slo.tier_index is not None and (
-        statistic in ("utilization", "occupancy", "wait_mean", "age_mean", "age_max")
+        statistic in ("utilization", "occupancy", "wait_mean", "wait_max", "age_mean", "age_max")
         or (statistic.removeprefix("age_") in PERCENTILES and statistic.startswith("age_"))
+        or (statistic.removeprefix("wait_") in PERCENTILES and statistic.startswith("wait_"))
     )
+
+
+def _wait_statistic(
+    model: Model, slo: Slo, runs: list[RunResult], phase_index: int
+) -> float | None:
+    """A wait percentile or max over the waits of one phase (by when the worker started; those
+    still waiting at the end in the last phase), pooled over replications from the engine's
+    per-phase histograms. None when the tier recorded none, or no wait began in the phase."""
+    tier = model.tiers[slo.tier_index or 0]
+    recorded = [run.tiers[tier.index].phase_waits for run in runs]
+    if any(waits is None or len(waits) <= phase_index for waits in recorded):
+        return None
+    pooled = Histogram.merged([waits[phase_index] for waits in recorded if waits is not None])
+    if pooled.n == 0:
+        return None
+    if slo.statistic == "wait_max":
+        return pooled.max
+    return pooled.quantile(PERCENTILES[slo.statistic.removeprefix("wait_")])
 
 
 def _buckets_inside(edges: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -129,9 +141,14 @@ def _mean_wait(model: Model, slo: Slo, runs: list[RunResult], rows: np.ndarray) 
     return waited / served if served > 0 else None
 
 
-def phase_figure(model: Model, slo: Slo, runs: list[RunResult], phase: Phase) -> float | None:
-    """The objective's figure over one phase; None when no bucket lies wholly inside it, the
-    tier had no live instance in it, or no message was done in it."""
+def phase_figure(
+    model: Model, slo: Slo, runs: list[RunResult], phase: Phase, index: int = 0
+) -> float | None:
+    """The objective's figure over one phase (the `index`-th of the run); None when no bucket
+    lies wholly inside it, the tier had no live instance in it, or no message was done in it (a
+    wait percentile or max: when no wait began in it)."""
+    if not _needs_series(slo.statistic):
+        return _wait_statistic(model, slo, runs, index)
     if any(run.series is None for run in runs):
         return None
     edges = runs[0].series.edges if runs[0].series is not None else np.zeros(1)
@@ -158,8 +175,8 @@ def judge_by_phase(
     if not parts:
         return verdict
     judged: list[dict[str, Any]] = []
-    for phase in parts:
-        figure = phase_figure(model, slo, runs, phase)
+    for index, phase in enumerate(parts):
+        figure = phase_figure(model, slo, runs, phase, index)
         judged.append(
             {
                 "from": phase.start,
@@ -212,16 +229,24 @@ def _figure(verdict: dict[str, Any], value: float) -> str:
     return f"{value:.4g}s"
 
 
+def _needs_series(statistic: str) -> bool:
+    """Whether a phase's figure comes from the time-series buckets (not from the engine's
+    per-phase wait histograms)."""
+    return not (statistic.startswith("wait_") and statistic != "wait_mean")
+
+
 def whole_window_sentence(slo: Slo, model: Model) -> str | None:
-    """For a tier objective of a run with faults that cannot be judged by phase (no per-bucket
-    record of its figure), a warning that it is judged on the whole window; None otherwise."""
-    if not model.faults or slo.tier_index is None or judged_by_phase(slo):
+    """For a tier objective of a run with faults that cannot be judged by phase, a warning that
+    it is judged on the whole window; None otherwise. Every tier objective but `backlog` (the
+    worst moment already) is judged by phase; those whose phase figure comes from the time
+    series cannot be when the scenario turns the series off (`simulation.timeseries: false`)."""
+    if not model.faults or slo.tier_index is None or not judged_by_phase(slo):
         return None
-    if slo.statistic == "backlog":
-        return None  # the highest backlog of the run is already its worst moment
+    if model.timeseries or not _needs_series(slo.statistic):
+        return None
     return (
-        f"SLO '{slo.text}' is judged on the whole window: its figure is not recorded per "
-        "phase of a run with faults, so a state after a fault can hide in the average; "
-        "utilization, occupancy, wait_mean and age objectives are judged phase by phase "
+        f"SLO '{slo.text}' is judged on the whole window: the scenario records no time series "
+        "(simulation.timeseries: false), from which its figure is taken phase by phase in a "
+        "run with faults, so a state after a fault can hide in the average "
         "(docs/results.md#verdicts-after-a-fault)."
     )

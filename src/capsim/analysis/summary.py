@@ -36,7 +36,7 @@ from capsim.analysis.stats import (
 )
 from capsim.engine.histogram import Histogram
 from capsim.engine.limits import waiting_limit
-from capsim.engine.result import RunResult, TierRun
+from capsim.engine.result import ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, quantile_per_bucket
 from capsim.errors import CapsimError
 from capsim.model import features
@@ -155,6 +155,64 @@ def _age_intervals(per_run: list[TierRun]) -> dict[str, list[float] | None]:
     }
 
 
+def class_estimates(per_run: list[ClassRun], runs: list[RunResult]) -> dict[str, list[float]]:
+    """A class's figures of CLASS_CI_KEYS, one estimate per replication (NaN: none measured)."""
+    estimates: dict[str, list[float]] = {
+        "throughput": [c.completed / run.duration for c, run in zip(per_run, runs, strict=True)],
+        "error_rate": [_error_rate(c.completed, c.errors) for c in per_run],
+    }
+    for stat in ("mean", "p50", "p95", "p99"):
+        estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
+    return estimates
+
+
+def _fraction_busy(tier: Tier, time: float, tier_run: TierRun, run: RunResult) -> float:
+    """Worker-seconds `time` over the tier's usable worker-seconds (its live ones when
+    instances died) in one replication."""
+    if tier_run.live_worker_time is not None:  # instances died: over the live ones
+        return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
+    usable = min(tier_run.workers or tier.workers, tier.usable_workers)
+    return time / (max(usable, 1) * run.duration)
+
+
+def tier_estimates(tier: Tier, runs: list[RunResult]) -> dict[str, list[float]]:
+    """A tier's `utilization` and `occupancy` (a queue's also `age.mean` and `age.p99`), one
+    estimate per replication: what its ci95 is taken from."""
+    per_run = [run.tiers[tier.index] for run in runs]
+    pairs = list(zip(per_run, runs, strict=True))
+    estimates = {
+        "utilization": [_fraction_busy(tier, t.busy_time, t, run) for t, run in pairs],
+        "occupancy": [
+            _fraction_busy(tier, max(t.occupied_time, t.busy_time), t, run) for t, run in pairs
+        ],
+    }
+    if tier.kind == "queue":
+        estimates.update(age_estimates(per_run))
+    return estimates
+
+
+def per_replication_figures(model: Model, runs: list[RunResult]) -> dict[str, Any]:
+    """The result's `per_replication`: each figure `capsim check` compares against a baseline,
+    one value per replication (null: none measured), so that a later check run with the same
+    seed can pair its replications with these (common random numbers: docs/ci.md)."""
+
+    def listed(estimates: dict[str, list[float]]) -> dict[str, list[float | None]]:
+        return {
+            key: [v if math.isfinite(v) else None for v in values]
+            for key, values in estimates.items()
+        }
+
+    return {
+        "classes": {
+            traffic.name: listed(
+                class_estimates([run.classes[traffic.index] for run in runs], runs)
+            )
+            for traffic in model.classes
+        },
+        "tiers": {tier.name: listed(tier_estimates(tier, runs)) for tier in model.tiers},
+    }
+
+
 def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
     replications = len(runs)
     measured = sum(run.duration for run in runs)
@@ -181,14 +239,7 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
                 share_key(limit): latency.share_over(limit) for limit in model.share_over
             }
         if replications > 1:
-            estimates: dict[str, list[float]] = {
-                "throughput": [
-                    c.completed / run.duration for c, run in zip(per_run, runs, strict=True)
-                ],
-                "error_rate": [_error_rate(c.completed, c.errors) for c in per_run],
-            }
-            for stat in ("mean", "p50", "p95", "p99"):
-                estimates[f"latency.{stat}"] = [_statistic(c.latency, stat) for c in per_run]
+            estimates = class_estimates(per_run, runs)
             entry["ci95"] = {
                 key: _interval(estimates[key], 1.0 if key == "error_rate" else math.inf)
                 for key in CLASS_CI_KEYS
@@ -228,6 +279,7 @@ def assess_stability(
     *,
     late_onset: bool = True,
     servers_lost_at: float | None = None,
+    pool_size: int | None = None,
 ) -> Stability:
     """The stability rule (docs/results.md, "Stable or overloaded").
 
@@ -240,8 +292,9 @@ def assess_stability(
       final quarter of its trace rises clearly (`rising_at_end`: an overload that began late in
       the window, such as a peak at its end); or
     * the work admitted is at or beyond capacity (admitted requests x mean time a worker is held
-      per request >= workers x duration) and admitted requests outran completed ones by more
-      than 4 Poisson standard deviations.
+      per request >= workers x duration; with a database's `pool_size`, also admitted requests
+      x mean time a connection is held >= pool_size x duration) and admitted requests outran
+      completed ones by more than 4 Poisson standard deviations.
     With `late_onset`, a replication whose backlog is clearly falling over the final quarter of
     the window (`falling_at_end`: a spike that is draining) is not growing, whatever the whole
     window shows: stability is judged at the end of the measured window.
@@ -280,6 +333,9 @@ def assess_stability(
         if tier_run.completed:
             offered_work = admitted * held / tier_run.completed
             at_capacity = offered_work >= capacity
+            if pool_size is not None:
+                connected = admitted * connection_time(tier_run) / tier_run.completed
+                at_capacity = at_capacity or connected >= pool_size * run.duration
         else:
             at_capacity = admitted > 0
         if tier_run.overflow:
@@ -295,6 +351,12 @@ def assess_stability(
     if rates and 2 * len(rates) >= len(runs):
         return Stability(stable=False, growth_rate=max(float(np.median(rates)), 0.0))
     return Stability(stable=True, growth_rate=0.0)
+
+
+def connection_time(tier_run: TierRun) -> float:
+    """Connection-seconds a database's pool lent in the window: a query holds its connection
+    while it waits at a server and while a worker holds it (`queue_time` + held time)."""
+    return max(tier_run.occupied_time, tier_run.busy_time) + tier_run.queue_time
 
 
 def _changes_during_run_at(model: Model, tier: Tier) -> bool:
@@ -366,17 +428,8 @@ def _summarise_tier(
     percentiles = percentile_table(model)
     waits = Histogram.merged([t.wait for t in per_run])
 
-    def fraction_busy(time: float, tier_run: TierRun, run: RunResult) -> float:
-        if tier_run.live_worker_time is not None:  # instances died: over the live ones
-            return time / tier_run.live_worker_time if tier_run.live_worker_time > 0 else 0.0
-        usable = min(tier_run.workers or tier.workers, tier.usable_workers)
-        return time / (max(usable, 1) * run.duration)
-
-    utilization = [fraction_busy(t.busy_time, t, run) for t, run in zip(per_run, runs, strict=True)]
-    occupancy = [
-        fraction_busy(max(t.occupied_time, t.busy_time), t, run)
-        for t, run in zip(per_run, runs, strict=True)
-    ]
+    busy = tier_estimates(tier, runs)
+    utilization, occupancy = busy["utilization"], busy["occupancy"]
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
@@ -387,6 +440,7 @@ def _summarise_tier(
         tier.workers,
         late_onset=_changes_during_run_at(model, tier),
         servers_lost_at=_servers_lost_at(model, tier),
+        pool_size=tier.pool.size if tier.pool is not None else None,
     )
     entry: dict[str, Any] = {
         "utilization": float(np.mean(utilization)),
@@ -422,6 +476,7 @@ def _summarise_tier(
             "max": queue_max,
             "end": float(np.mean(ends)) if ends else None,
         }
+        entry["in_service_at_end"] = round(sum(t.in_service_at_end for t in per_run) / replications)
         ages = Histogram.merged([t.age for t in per_run if t.age is not None])
         entry["age"] = time_statistics(ages, percentiles)
         entry["low_sample"] += low_sample(ages, percentiles, "age")
@@ -434,6 +489,15 @@ def _summarise_tier(
             "size": tier.pool.size,
             "rejected": round(sum(t.pool_rejected for t in per_run) / replications),
             "wait": time_statistics(Histogram.merged(pool_waits), percentiles),
+            "backlog_at_end": round(sum(t.pool_waiting_at_end for t in per_run) / replications),
+            "utilization": float(
+                np.mean(
+                    [
+                        connection_time(t) / (tier.pool.size * run.duration)
+                        for t, run in zip(per_run, runs, strict=True)
+                    ]
+                )
+            ),
         }
     if tier.index in (_retried_tiers(model) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
@@ -817,7 +881,8 @@ def overload_entry(
 
     `capacity`: what the tier completes per second with every worker of every instance up and
     held (`capacity_when_up`, or a database group's `max_rate`); without either, by the
-    utilization law on the entry's figures: throughput / the share of its workers held.
+    utilization law on the entry's figures: throughput / the share of its workers held (or of
+    its pool's connections lent, when that gives less).
     `saturation_rate`: the open load at which the tier's arrivals would equal that capacity,
     the measured mix kept (open offered rate x capacity / the tier's offered rate); None
     without open traffic or arrivals.
@@ -828,6 +893,9 @@ def overload_entry(
         capacity = tier.get("max_rate")
     if capacity is None:
         capacity = throughput / held if held > 0 else throughput
+        lent = float((tier.get("pool") or {}).get("utilization") or 0.0)
+        if lent > 0:  # a database's pool: with every connection lent, if that is less
+            capacity = min(capacity, throughput / lent)
     offered = float(tier.get("offered_rate") or 0.0)
     saturation = open_offered * capacity / offered if offered > 0 and open_offered > 0 else None
     return {
@@ -843,7 +911,8 @@ def capacity_when_up(tier: Tier, per_run: list[TierRun]) -> float | None:
     """Requests per second `tier` completes with every worker of every instance up and held
     (docs/results.md, "Overload fails the run"): its completions per worker-second held, pooled
     over replications, times its usable workers with all its instances up (an autoscaled tier's
-    at its `max`, a queue's scaled consumers at theirs). None when no worker was ever held.
+    at its `max`, a queue's scaled consumers at theirs; a database's pool `size` when that is
+    fewer). None when no worker was ever held.
     So a tier that was down for part of the run, or scaled in, is not diluted by that time."""
     held = sum(max(t.occupied_time, t.busy_time) for t in per_run)
     if held <= 0:
@@ -853,6 +922,9 @@ def capacity_when_up(tier: Tier, per_run: list[TierRun]) -> float | None:
         workers = tier.autoscale.max * tier.concurrency
     if tier.consumer_scaling is not None:
         workers = tier.consumer_scaling.max * tier.consumer_scaling.per_consumer
+    if tier.pool is not None:
+        # At most `size` queries in flight: a pool smaller than the workers is the limit.
+        workers = min(workers, tier.pool.size)
     return sum(t.completed for t in per_run) / held * workers
 
 
@@ -940,24 +1012,60 @@ def _overloads_too_slow_to_see(
             continue
         entry["stable"] = False
         entry["growth_rate"] = max(expected - found["capacity"], 0.0)
-        failure = overload_entry(tier.name, entry, open_offered)
+        group = _busiest_group(entry)
+        if group is not None:  # a database whose primaries or replicas are the limit
+            figures = entry["groups"][group]
+            figures["stable"], figures["growth_rate"] = False, entry["growth_rate"]
+            failure = overload_entry(tier.name, figures, open_offered)
+            failure["group"] = group
+        else:
+            failure = overload_entry(tier.name, entry, open_offered)
         failure["rho"] = found["rho"]
+        if found.get("add") == "pool.size":
+            failure["pool"] = True  # the pool's connections, not the workers, are the limit
         failures.append(failure)
     return failures
 
 
 def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
+    """Whether the run found the tier as busy as an overload makes it: its workers held (a
+    database's pool: its connections lent, when the pool is what limits it)."""
     tier = model.tier(name)
     held_through_calls = tier.blocking and any(work.calls for work in tier.work)
     busy = max(entry.get("occupancy") or 0.0, entry["utilization"])
-    return busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT)
+    if busy >= (_BUSY_APPROXIMATE if held_through_calls else _BUSY_EXACT):
+        return True
+    group = _busiest_group(entry)
+    if group is not None:  # replicas (or primaries) saturated while the tier's mean is not
+        return True
+    pool = entry.get("pool") or {}
+    if tier.pool is None or tier.pool.size > tier.usable_workers:
+        return False  # a pool larger than the workers: the workers saturate first
+    # No query waits at a server (at most `size` in flight on more workers): the connections'
+    # holding time is the formulas' own, as a plain tier's.
+    return float(pool.get("utilization") or 0.0) >= _BUSY_EXACT
+
+
+def _busiest_group(entry: dict[str, Any]) -> str | None:
+    """A database's station group ("primary", "replicas") busy enough to be overloaded (held
+    at least `_BUSY_EXACT` of the time), the busiest; None when none is, or it has no groups."""
+    groups = entry.get("groups") or {}
+    held = {name: max(g.get("occupancy") or 0.0, g["utilization"]) for name, g in groups.items()}
+    busy = [name for name, value in held.items() if value >= _BUSY_EXACT]
+    return max(busy, key=lambda name: held[name]) if busy else None
 
 
 def _too_slow_to_see_sentence(failure: dict[str, Any]) -> str:
+    pool = failure.get("pool")
+    what = "its pool's connections can carry" if pool else "its workers can do"
+    per = "connections" if pool else "workers"
+    where = f"tier '{failure['tier']}'"
+    if failure.get("group"):
+        where += f" (its {failure['group']} group)"
     return (
-        f"tier '{failure['tier']}' is OVERLOADED, which fails the run: it is offered "
-        f"{failure['rho']:.3g} times the work its workers can do (utilization law: offered "
-        "rate x mean holding time / workers), so its backlog grows by about "
+        f"{where} is OVERLOADED, which fails the run: it is offered "
+        f"{failure['rho']:.3g} times the work {what} (utilization law: offered "
+        f"rate x mean holding time / {per}), so its backlog grows by about "
         f"{_format_growth(failure['growth_rate'])} requests/s, too slowly for this run to show "
         "it; its figures are not steady-state figures (run longer to see the backlog grow)."
     )
@@ -1216,6 +1324,8 @@ def summarise(
         "events": sum(run.events for run in runs),
     }
     data["warmup"] = runs[0].warmup
+    if len(runs) > 1:  # what a later `capsim check` pairs its replications with
+        data["per_replication"] = per_replication_figures(model, runs)
     if cost.priced(model):
         data["cost"] = cost.run_cost(model, runs, data)
     if any(not entry["stable"] for entry in tiers.values()):

@@ -91,6 +91,16 @@ class TierRun:
     groups: dict[str, TierRun] | None = None
     backlog_at_end: int = 0  # waiting for a worker at the window's end (in `wait`, censored)
     oldest_waiting: float = 0.0  # the longest wait among them, so far
+    # A database pool: requests waiting for a connection at the window's end (also counted in
+    # `backlog_at_end` and `oldest_waiting`; their waits so far are in `pool_wait`, censored).
+    pool_waiting_at_end: int = 0
+    # A queue: messages a consumer held at the window's end (its work or its calls not done);
+    # their ages so far are in `age`, censored, as those of the messages still waiting.
+    in_service_at_end: int = 0
+    # A run whose faults cut the window into phases (`model.phases.cuts`): the tier's waits of
+    # each phase, by when the worker started (those still waiting at the end in the last), so
+    # that a wait percentile or max can be judged phase by phase. None: one phase.
+    phase_waits: list[Histogram] | None = None
 
 
 @dataclass

@@ -1273,7 +1273,7 @@ class _Run:
                     registers[to] = np.max(registers[list(sources)], axis=0)
             if task.round == last:
                 if task.arrived is not None:
-                    self._record_age(task.tier, task.arrived, registers[0])
+                    self._record_age(task.tier, task.arrived, task.own_start, registers[0])
                 if task.parent is not None:
                     done = registers[0] + task.back if task.back else registers[0]
                     follow = task.parent.complete(
@@ -1311,15 +1311,27 @@ class _Run:
                 self.queue.append(task.subset(idle))
             return
 
-    def _record_age(self, tier_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
-        """A queue tier's message age, enqueue to done (its work and calls), if done in the window."""
-        age = self.tiers[tier_index].age
+    def _record_age(
+        self, tier_index: int, arrived: np.ndarray, start: np.ndarray, done: np.ndarray
+    ) -> None:
+        """A queue tier's message age, enqueue to done (its work and calls), if done in the
+        window. A message a consumer took before the window's end and had not done by then
+        (`in_service_at_end`) is counted at its age then, a lower bound, as the event path
+        counts it (those still waiting for a consumer are `_censor_waits`')."""
+        run = self.tiers[tier_index]
+        age = run.age
         assert age is not None
-        keep = (done >= self.window_start) & (done < self.window_end)
+        high = self.window_end
+        keep = (done >= self.window_start) & (done < high)
         age.add((done - arrived)[keep])
-        if self.series is not None:
-            series = self.series.tiers[tier_index]
+        series = self.series.tiers[tier_index] if self.series is not None else None
+        if series is not None:
+            assert self.series is not None
             series.add_ages(done[keep], (done - arrived)[keep], self.series.bucket)
+        held = (start < high) & (done >= high)
+        if held.any():
+            run.in_service_at_end += int(np.count_nonzero(held))
+            self.unfinished.append((age, high - arrived[held], series))
 
     def _per_bucket(self, times: np.ndarray) -> np.ndarray:
         """How many of `times` fall in each bucket, counting only those inside the window.

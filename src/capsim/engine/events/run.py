@@ -18,6 +18,7 @@ from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
 from capsim.errors import SimulationError
+from capsim.model.phases import cuts as phase_cuts
 from capsim.model.types import (
     Model,
 )
@@ -107,6 +108,16 @@ def run_events(
     for t in trace_times.tolist():
         after(env, t).callbacks.append(sampled)
 
+    def phase_ended(event: simpy.Event) -> None:
+        for sim in tiers:
+            sim.station.mark_phase()
+
+    # The moments a fault cuts the window into phases: each tier's waits are noted there, so
+    # that a wait percentile can be judged per phase. Not the model's events: not counted.
+    cuts = phase_cuts(model, warmup, horizon)
+    for moment in cuts:
+        env.timeout(moment).callbacks.append(phase_ended)
+
     # Created after the window and trace events: at equal times those run first.
     classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
 
@@ -132,7 +143,7 @@ def run_events(
         progress(1.0, "simulating")
 
     # Scheduled events minus those still waiting on the heap: the events SimPy processed.
-    events = events_processed(env, ticks)
+    events = events_processed(env, ticks + len(cuts))
     tier_runs = [sim.record() for sim in tiers]
     for run in tier_runs:
         run.trace_times = trace_times.copy()

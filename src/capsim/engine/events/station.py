@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
-from capsim.engine.histogram import Recorder, censored
+from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import IntervalLog
@@ -147,6 +148,7 @@ class Station:
         "on_work_done",
         "overflow",
         "overflow_limit",
+        "phase_marks",
         "pick",
         "plain_enter",
         "queue_area",
@@ -172,6 +174,7 @@ class Station:
         "trace",
         "wait_recorder",
         "waiting",
+        "waiting_ahead",
         "waiting_elsewhere",
         "waiting_now",
         "warmup",
@@ -262,6 +265,11 @@ class Station:
         # activator): each gives its entries, to be counted at the window's end.
         self.waiting_elsewhere: list[Callable[[], Iterable[Waiting]]] = []
         self.left_waiting: list[Waiting] = []  # still waiting at the end (`record` finds them)
+        # Counts of requests waiting in front of the instances (a database pool's line for a
+        # connection): in the queue trace, so that a line growing there is seen as growth.
+        self.waiting_ahead: list[Callable[[], int]] = []
+        # The waits recorded so far at each phase cut of a run with faults (`mark_phase`).
+        self.phase_marks: list[_WaitMark] = []
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -362,7 +370,10 @@ class Station:
         return (self.arrivals, self.completed, self.rejected, self.dead_letters)
 
     def sample_queue(self) -> None:
-        self.trace.append(self.waiting_now)
+        waiting = self.waiting_now
+        for ahead in self.waiting_ahead:
+            waiting += ahead()
+        self.trace.append(waiting)
 
     def record_series(self) -> None:
         series = self.series
@@ -392,6 +403,13 @@ class Station:
         )
         return [entry for entry in lines if entry.live]
 
+    def mark_phase(self) -> None:
+        """A phase of the run ends now (`model.phases.cuts`): note the waits recorded so far, and
+        start the next phase's max and min afresh (`record` restores the window's)."""
+        wait = self.wait_recorder.flush()
+        self.phase_marks.append(_WaitMark(wait, self.zero_waits))
+        wait.max, wait.min = 0.0, math.inf
+
     def record(self) -> TierRun:
         """The tier's own figures over the window, then each feature's (`recorders`).
 
@@ -402,10 +420,15 @@ class Station:
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
         wait = self.wait_recorder.flush()
-        _add_zeros(wait, self.zero_waits)
         self.left_waiting = self.still_waiting()
         waited = [horizon - entry.arrived for entry in self.left_waiting]
-        wait.add(censored(waited, wait))
+        end_mark = _WaitMark(wait, self.zero_waits) if self.phase_marks else None
+        if end_mark is not None:  # the window's max and min, over every phase
+            wait.max = max(mark.max for mark in [*self.phase_marks, end_mark])
+            wait.min = min(mark.min for mark in [*self.phase_marks, end_mark])
+        _add_zeros(wait, self.zero_waits)
+        left = censored(waited, wait)
+        wait.add(left)
         run = TierRun(
             workers=tier.workers,
             arrivals=self.arrivals,
@@ -423,12 +446,46 @@ class Station:
         run.dropped = self.dropped
         run.backlog_at_end = len(waited)
         run.oldest_waiting = max(waited, default=0.0)
+        if end_mark is not None:
+            run.phase_waits = _phases_between([*self.phase_marks, end_mark], left)
         if self.faults or tier.autoscale is not None:
             live = self.live_integral(horizon) - self.before_window[2]
             run.live_worker_time = live * tier.concurrency
         for record in self.recorders:
             record(run)
         return run
+
+
+class _WaitMark:
+    """A station's waits recorded up to a phase cut (cumulative counts, sum, zero waits) and
+    the largest and smallest since the previous cut."""
+
+    __slots__ = ("counts", "max", "min", "n", "total", "zeros")
+
+    def __init__(self, wait: Histogram, zeros: int) -> None:
+        self.counts = wait.counts.copy()
+        self.n, self.total, self.zeros = wait.n, wait.total, zeros
+        self.max, self.min = wait.max, wait.min
+
+
+def _phases_between(marks: list[_WaitMark], left: np.ndarray) -> list[Histogram]:
+    """Each phase's waits: the difference of consecutive marks (the first from nothing), its
+    own max and min, its zero waits; the censored waits of those still waiting at the end
+    (`left`) in the last phase."""
+    phases: list[Histogram] = []
+    previous: _WaitMark | None = None
+    for mark in marks:
+        phase = Histogram()
+        phase.counts = mark.counts - (previous.counts if previous is not None else 0)
+        phase.n = mark.n - (previous.n if previous is not None else 0)
+        phase.total = mark.total - (previous.total if previous is not None else 0.0)
+        if phase.n:
+            phase.max, phase.min = mark.max, mark.min
+        _add_zeros(phase, mark.zeros - (previous.zeros if previous is not None else 0))
+        phases.append(phase)
+        previous = mark
+    phases[-1].add(left)
+    return phases
 
 
 def _entries(line: Any) -> Iterable[Waiting]:
