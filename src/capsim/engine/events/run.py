@@ -116,7 +116,7 @@ def run_events(
     # that a wait percentile can be judged per phase. Not the model's events: not counted.
     cuts = phase_cuts(model, warmup, horizon)
     for moment in cuts:
-        env.timeout(moment).callbacks.append(phase_ended)
+        after(env, moment).callbacks.append(phase_ended)
 
     # Created after the window and trace events: at equal times those run first.
     classes = [_ClassSim(env, c, tiers[c.entry], window, model.share_over) for c in model.classes]
