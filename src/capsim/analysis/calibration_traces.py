@@ -52,6 +52,9 @@ class TraceAnalysis:
     #: the number of roots over the traces they stand for (each root 1 / its probability).
     sampling: float = 1.0
     lost: int = 0  # client spans of a traced callee whose server span is not in the files
+    #: Spans read more than once (the same trace and span id: an exporter's retried batch, or
+    #: overlapping files), each counted once.
+    duplicates: int = 0
 
 
 #: Sampling probabilities in a tracestate's `ot` entry: the threshold `th` (OpenTelemetry's
@@ -118,7 +121,7 @@ def analyse_traces(
 ) -> TraceAnalysis:
     """The traces' visits, classes and window; `sampling` (the share of traces kept) when
     given, else what the root spans' tracestate says (1.0 when it says nothing)."""
-    spans = [span for t in traces for span in t.spans]
+    spans, duplicates = _unique_spans(traces)
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[Span]] = defaultdict(list)
     roots: dict[str, Span] = {}
@@ -233,6 +236,28 @@ def analyse_traces(
         promoted=len(promoted),
         sampling=sampling if sampling is not None else _kept_share(roots.values()),
         lost=lost,
+        duplicates=duplicates,
+    )
+
+
+def _unique_spans(traces: Sequence[Traces]) -> tuple[list[Span], int]:
+    """Every span once, the first read of each trace and span id, and how many repeats were
+    dropped. OTLP exporters retry a batch whose delivery they could not confirm, so a file can
+    hold a span twice; counted twice, it would double its calls and its busy time."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Span] = []
+    for span in (span for t in traces for span in t.spans):
+        key = (span.trace_id, span.span_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(span)
+    return unique, sum(len(t.spans) for t in traces) - len(unique)
+
+
+def duplicates_warning(count: int) -> str:
+    return (
+        f"{count} spans were read more than once (the same trace and span id: an exporter's "
+        "retried batch, or files that overlap) and counted once"
     )
 
 
@@ -771,6 +796,8 @@ def calibrate_traces(
         summary["tiers"][tier] = tier_summary
     scenario["tiers"] = tiers
     warnings = []
+    if analysis.duplicates:
+        warnings.append(duplicates_warning(analysis.duplicates))
     if analysis.orphans:
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "

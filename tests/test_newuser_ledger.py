@@ -1,0 +1,86 @@
+"""Stories of a performance engineer new to capsim who calibrates a ledger service from what its
+exporters wrote: an `edge` proxy in front of an `api` pool shared by `GET /account` (a Redis
+cache, then on a miss one of three `accounts-read` replicas) and `POST /transfer` (two Postgres
+queries, a message to `ledger-events` drained by a `notifier`).
+
+`stories/ledger/traces.jsonl` is 38 traces cut from a SimPy model of that system (written without
+capsim), as an OpenTelemetry Collector's file exporter writes them: one resource per service and
+instance, clocks skewed between services, ids in hex.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from capsim.cli.app import app
+
+runner = CliRunner()
+
+LEDGER = Path(__file__).parent / "stories" / "ledger"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def calibrated(*files: Path) -> tuple[dict[str, Any], str]:
+    code, out, err = invoke("calibrate", *map(str, files), "--format", "json")
+    assert code == 0, err
+    return json.loads(out), err
+
+
+def calls_when_called(summary: dict[str, Any], tier: str, cls: str) -> dict[str, float]:
+    calls = summary["tiers"][tier]["classes"][cls]["calls"]
+    return {target: call["calls_when_called"] for target, call in calls.items()}
+
+
+def test_a_batch_the_exporter_sent_twice_counts_once(tmp_path: Path) -> None:
+    # An OTLP exporter retries a batch whose delivery it could not confirm, and the Collector
+    # writes what it receives: the api's spans appear twice. Before, each repeated span was
+    # another visit: the transfer's 2 Postgres queries read as 4, its one message as 2, Redis
+    # called twice per read, with nothing said.
+    lines = (LEDGER / "traces.jsonl").read_text().splitlines()
+    api_batch = next(line for line in lines if '"stringValue":"api"' in line)
+    retried = tmp_path / "traces.jsonl"
+    retried.write_text("\n".join([*lines, api_batch]) + "\n")
+
+    once, _ = calibrated(LEDGER / "traces.jsonl")
+    twice, warnings = calibrated(retried)
+
+    assert calls_when_called(once, "api", "POST_transfer") == {"db-primary": 2, "ledger-events": 1}
+    for tier, cls in (("api", "POST_transfer"), ("api", "GET_account"), ("edge", "GET_account")):
+        assert calls_when_called(twice, tier, cls) == calls_when_called(once, tier, cls)
+    for tier in ("db-primary", "redis", "ledger-events", "accounts-read"):
+        for cls, figures in once["tiers"][tier]["classes"].items():
+            assert twice["tiers"][tier]["classes"][cls]["visits"] == figures["visits"]
+    repeated = sum(
+        len(scope["spans"]) for scope in json.loads(api_batch)["resourceSpans"][0]["scopeSpans"]
+    )
+    assert f"{repeated} spans were read more than once" in warnings
+
+
+def test_the_backtest_of_a_retried_batch_measures_the_same_busy_time(tmp_path: Path) -> None:
+    lines = (LEDGER / "traces.jsonl").read_text().splitlines()
+    retried = tmp_path / "traces.jsonl"
+    retried.write_text("\n".join(lines + lines) + "\n")
+    scenario = tmp_path / "ledger.yaml"
+    code, _, err = invoke("calibrate", str(LEDGER / "traces.jsonl"), "-o", str(scenario))
+    assert code == 0, err
+
+    rows = {}
+    for files in ([LEDGER / "traces.jsonl"], [retried]):
+        code, out, err = invoke(
+            "backtest", str(scenario), *map(str, files), "--format", "json", "--duration", "2s"
+        )
+        assert code in (0, 1), err
+        report = json.loads(out)
+        measured = {c["name"]: c["measured"] for c in report["comparisons"] if c["what"] == "tier"}
+        rows[len(files[0].read_text())] = (measured, err + " ".join(report["notes"]))
+    (clean, _), (doubled, warnings) = rows.values()
+    assert doubled == clean
+    assert "spans were read more than once" in warnings
