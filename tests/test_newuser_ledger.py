@@ -84,3 +84,64 @@ def test_the_backtest_of_a_retried_batch_measures_the_same_busy_time(tmp_path: P
     (clean, _), (doubled, warnings) = rows.values()
     assert doubled == clean
     assert "spans were read more than once" in warnings
+
+
+# --- a Locust test of one endpoint, run against a system that served nothing else --------------
+
+SHARED_POOL = """
+name: ledger
+seed: 5
+simulation: {duration: 10s, warmup: 1s}
+traffic:
+  GET_account: {entry: api, rate: 50/s}
+  POST_transfer: {entry: api, rate: 100/s}
+tiers:
+  api:
+    concurrency: 2
+    service_time: {dist: constant, value: 10ms}
+"""
+
+
+def _locust_history(path: Path, steps: list[tuple[int, float, int]]) -> None:
+    """A `_stats_history.csv` of a closed loop on `/account`: (users, requests/s, median ms),
+    15 one-second rows per step."""
+    header = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s"]
+    header += ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+    header += ["Total Request Count", "Total Failure Count", "Total Median Response Time"]
+    header += ["Total Min Response Time", "Total Max Response Time", "Total Average Content Size"]
+    rows, total, second = [], 0, 1_790_000_000
+    for users, throughput, median in steps:
+        for _ in range(15):
+            second += 1
+            total += int(throughput)
+            percentiles = [median] * 11
+            for name, method in (("/account", "GET"), ("Aggregated", "")):
+                ends = [total, 0, median, median, median, 100]
+                rows.append([second, users, method, name, throughput, 0, *percentiles, *ends])
+    lines = [",".join(map(str, row)) for row in [header, *rows]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_load_test_of_one_endpoint_can_be_backtested_without_the_other_classes(
+    tmp_path: Path,
+) -> None:
+    # Two users on a 2-worker api that takes 10 ms: 200/s at 10 ms, with or without more users.
+    # The test ran on a staging copy that served nothing else, but the scenario also carries
+    # production's 100/s of transfers. Before, backtest always simulated them beside the test's
+    # users (fit-usl --scenario leaves them out), failed the right model at half the
+    # throughput, and its note did not say that other traffic ran.
+    scenario = tmp_path / "ledger.yaml"
+    scenario.write_text(SHARED_POOL)
+    history = tmp_path / "locust_stats_history.csv"
+    _locust_history(history, [(2, 200.0, 10), (4, 200.0, 20)])
+
+    code, out, err = invoke("backtest", str(scenario), str(history))
+    assert code == 1, out + err
+    assert "beside POST_transfer at the scenario's rates (give --alone" in out + err
+
+    code, out, err = invoke("backtest", str(scenario), str(history), "--alone", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    throughput = [c for c in report["comparisons"] if c["figure"] == "throughput"]
+    assert [round(c["predicted"]) for c in throughput] == [200, 200]
+    assert any("alone (--alone: POST_transfer left out)" in note for note in report["notes"])

@@ -329,6 +329,15 @@ def backtest(
             "each user sends its next request as soon as the last answers).",
         ),
     ] = "0s",
+    alone: Annotated[
+        bool,
+        typer.Option(
+            "--alone",
+            help="Simulate each step of a stepped load test with the class it drives alone "
+            "(the scenario's other classes left out, as fit-usl --scenario saturates it): for a "
+            "test run against a system that served nothing else. Default: they keep their rates.",
+        ),
+    ] = False,
     utilization_tolerance: Annotated[
         str,
         typer.Option(
@@ -375,7 +384,7 @@ def backtest(
             rows, notes, warnings = _backtest_measured_load(plan, load)
         think = _think_time(think_time)
         for test in stepped:
-            test_rows, note = _backtest_load_test(plan, test, think)
+            test_rows, note = _backtest_load_test(plan, test, think, alone)
             rows += test_rows
             notes.append(note)
         if not rows:
@@ -437,11 +446,13 @@ class _BacktestPlan:
             if getattr(spec, "rate", None) is not None
         ]
 
-    def simulate(self, overrides: list[str]) -> tuple[Any, Any]:
-        """The model with these overrides added, and its simulated report."""
-        model = capsim.build_model(
-            capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
-        )
+    def simulate(self, overrides: list[str], alone: str | None = None) -> tuple[Any, Any]:
+        """The model with these overrides added (and only the class `alone` when given), and
+        its simulated report."""
+        from capsim.analysis.usl import only_class
+
+        scenario = capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
+        model = capsim.build_model(only_class(scenario, alone) if alone else scenario)
         with Progress("backtest") as progress:
             return model, capsim.simulate(model, progress=progress)
 
@@ -495,9 +506,11 @@ def _backtest_measured_load(
     return rows, notes, list(report.warnings)
 
 
-def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[list[Any], str]:
-    """Simulate each step of a stepped load test as a closed loop of its users; the
-    comparisons and a note saying so."""
+def _backtest_load_test(
+    plan: _BacktestPlan, test: Any, think: float, alone: bool
+) -> tuple[list[Any], str]:
+    """Simulate each step of a stepped load test as a closed loop of its users (beside the
+    other classes at their rates, or `alone`); the comparisons and a note saying so."""
     from capsim.analysis.backtest import compare_step, idle_users_note, step_class, step_override
 
     cls = step_class(test, plan.classes, plan.open_classes)
@@ -509,14 +522,30 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
     entry = plan.base.traffic[cls].first_entry
     rows: list[Any] = []
     for step in (s for s in test.steps if s.users > 0):
-        _, report = plan.simulate([step_override(cls, entry, step.users, think)])
+        override = step_override(cls, entry, step.users, think)
+        _, report = plan.simulate([override], cls if alone else None)
         rows += compare_step(step, cls, report.data["classes"][cls], *plan.tolerances)
     note = (
         f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
         f"{cls} as a closed loop of the step's users, think time {think:g}s"
+        + _beside_note(plan, cls, alone)
     )
     idle = idle_users_note([s for s in test.steps if s.users > 0], think)
     return rows, f"{note}; {idle}" if idle else note
+
+
+def _beside_note(plan: _BacktestPlan, cls: str, alone: bool) -> str:
+    """What ran beside a load test's class: the scenario's other classes at their rates, which
+    the load test's file cannot show, or nothing (--alone)."""
+    others = [name for name in plan.classes if name != cls]
+    if not others:
+        return ""
+    if alone:
+        return f", alone (--alone: {', '.join(others)} left out)"
+    return (
+        f", beside {', '.join(others)} at the scenario's rates (give --alone if the test "
+        "ran without them)"
+    )
 
 
 def _bucket_notes(rows: list[Any]) -> list[str]:
