@@ -109,11 +109,10 @@ def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
     end = _nanos(_field(record, "endTimeUnixNano"), where, "endTimeUnixNano")
     if end < start:
         raise MeasurementError(f"{where}: endTimeUnixNano is before startTimeUnixNano")
-    parent = _field(record, "parentSpanId") or None
     return Span(
         trace_id=_identifier(_field(record, "traceId")),
         span_id=_identifier(_field(record, "spanId")),
-        parent_id=_identifier(parent) if parent else None,
+        parent_id=_parent_id(_field(record, "parentSpanId")),
         name=str(_field(record, "name") or ""),
         kind=_kind(_field(record, "kind"), where),
         service=service,
@@ -124,6 +123,14 @@ def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
         instance=instance,
         trace_state=str(_field(record, "traceState") or ""),
     )
+
+
+def _parent_id(value: Any) -> str | None:
+    """The parent span's id, or None for a root: no parentSpanId, an empty one, or the
+    all-zero id, which OpenTelemetry and W3C trace context define as invalid (no span) and
+    some exporters write for a root."""
+    parent = _identifier(value) if value else None
+    return parent if parent and parent.strip("0") else None
 
 
 def _links(items: Any, where: str) -> tuple[tuple[str, str], ...]:
