@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from typer.testing import CliRunner
 
 from capsim.cli.app import app
@@ -171,3 +172,39 @@ def test_a_root_whose_parent_id_is_all_zeros_is_a_root(tmp_path: Path) -> None:
 
     assert written["classes"] == clean["classes"]
     assert "parent is not in the files" not in warnings
+
+
+def scenario_from(tmp_path: Path, traces: Path) -> tuple[dict[str, Any], str]:
+    written = tmp_path / "calibrated.yaml"
+    code, _, err = invoke("calibrate", str(traces), "-o", str(written))
+    assert code == 0, err
+    return yaml.safe_load(written.read_text()), err
+
+
+def test_a_call_retried_under_one_client_span_is_two_visits(tmp_path: Path) -> None:
+    # `front` works 3 ms and calls `back` through a client library that retries inside one
+    # CLIENT span: two SERVER spans of 4.9 ms each under it (40 requests, 20 ms apart).
+    # Before, only the first attempt was a visit: back got half its load, and a backtest from
+    # the same traces agreed, so nothing showed it.
+    scenario, _ = scenario_from(tmp_path, LEDGER / "retried-calls.jsonl")
+
+    assert scenario["tiers"]["front"]["calls"] == [{"tier": "back", "repeat": 2}]
+    assert scenario["tiers"]["front"]["service_time"] == {"dist": "constant", "value": "3ms"}
+    summary, _ = calibrated(LEDGER / "retried-calls.jsonl")
+    assert summary["tiers"]["back"]["classes"]["GET_x"]["visits"] == 80
+
+
+def test_a_batch_consumer_shares_its_time_among_the_messages_it_consumed(tmp_path: Path) -> None:
+    # `front` publishes one message a request to `q` (40 requests, 20 ms apart); the worker
+    # consumes them five at a time, each batch a CONSUMER span of 20 ms (4 ms a message) in a
+    # trace of its own, linked to its five producers, as OpenTelemetry's messaging conventions
+    # say. Before, the batch joined only its first link's trace: 8 visits of 20 ms, and the
+    # model gave every one of the 40 messages 20 ms (the queue five times too busy).
+    scenario, warnings = scenario_from(tmp_path, LEDGER / "batch-consumer.jsonl")
+
+    queue = scenario["tiers"]["q"]
+    assert queue["service_time"] == {"dist": "constant", "value": "4ms"}
+    assert queue["consumers"] == 1
+    assert "8 consumer spans each consumed several messages" in warnings
+    summary, _ = calibrated(LEDGER / "batch-consumer.jsonl")
+    assert summary["tiers"]["q"]["classes"]["POST_x"]["visits"] == 40
