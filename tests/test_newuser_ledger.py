@@ -208,3 +208,19 @@ def test_a_batch_consumer_shares_its_time_among_the_messages_it_consumed(tmp_pat
     assert "8 consumer spans each consumed several messages" in warnings
     summary, _ = calibrated(LEDGER / "batch-consumer.jsonl")
     assert summary["tiers"]["q"]["classes"]["POST_x"]["visits"] == 40
+
+
+def test_workers_for_a_tier_the_traces_do_not_show_are_refused(tmp_path: Path) -> None:
+    # The replicas' service is `accounts-read`; typed as `accounts_read`, the figure was
+    # ignored without a word (exit 0) and the scenario kept the traces' lower bound.
+    written = tmp_path / "ledger.yaml"
+    traces = str(LEDGER / "traces.jsonl")
+    code, _, err = invoke("calibrate", traces, "--workers", "accounts_read=2", "-o", str(written))
+    assert code == 2
+    assert "--workers accounts_read=2: the measurements show no tier 'accounts_read'" in err
+    assert "accounts-read, api, db-primary, edge, ledger-events, redis" in err
+    assert not written.exists()
+
+    code, _, err = invoke("calibrate", traces, "--workers", "api=8", "-o", str(written))
+    assert code == 0, err
+    assert yaml.safe_load(written.read_text())["tiers"]["api"]["concurrency"] == 8

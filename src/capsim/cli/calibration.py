@@ -259,6 +259,7 @@ def calibrate(
                 _workers(workers),
             ),
         )
+        _check_workers_tiers(_workers(workers), result.scenario)
         if output_format.value == "csv":
             raise UsageError(
                 "--format csv is not available for calibrate; use table, json or markdown"
@@ -287,6 +288,18 @@ def calibrate(
             result.summary, str(scenario_output) if scenario_output else None
         )
         emit(render_document(document, output_format.value, color=_color(None)), None)
+
+
+def _check_workers_tiers(workers: dict[str, int], scenario: dict[str, Any]) -> None:
+    """Each --workers names a tier the measurements show: a misspelt one (accounts_read for
+    accounts-read) would otherwise be ignored, its tier left at the traces' lower bound."""
+    tiers = sorted(scenario.get("tiers", {}))
+    unknown = [tier for tier in workers if tier not in tiers]
+    if unknown:
+        raise UsageError(
+            f"--workers {visible(unknown[0])}={workers[unknown[0]]}: the measurements show no "
+            f"tier {visible(unknown[0])!r}; their tiers are {', '.join(tiers)}"
+        )
 
 
 def _check_scenario_name(name: str) -> None:
