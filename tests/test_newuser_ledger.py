@@ -224,3 +224,56 @@ def test_workers_for_a_tier_the_traces_do_not_show_are_refused(tmp_path: Path) -
     code, _, err = invoke("calibrate", traces, "--workers", "api=8", "-o", str(written))
     assert code == 0, err
     assert yaml.safe_load(written.read_text())["tiers"]["api"]["concurrency"] == 8
+
+
+# --- Prometheus: what the HTTP API answers besides the samples -------------------------------
+
+
+def test_warnings_prometheus_answered_a_query_with_are_passed_on(tmp_path: Path) -> None:
+    # Prometheus (Thanos, Mimir) answers a query it could only partly evaluate — a store that
+    # did not respond — with status success and a `warnings` list. Before, capsim dropped it:
+    # the demands came from a partial series without a word.
+    answer = json.loads((LEDGER / "requests.json").read_text())
+    answer["warnings"] = ["remote read: store 10.0.3.7:10901 did not respond (partial response)"]
+    requests = tmp_path / "requests.json"
+    requests.write_text(json.dumps(answer))
+
+    code, _, err = invoke("calibrate", str(requests), str(LEDGER / "cpu.json"))
+    assert code == 0, err
+    assert (
+        f"{requests}: Prometheus answered the query with warnings, so its data may be partial: "
+        "remote read: store 10.0.3.7:10901 did not respond (partial response)"
+    ) in err
+    code, _, err = invoke("calibrate", str(LEDGER / "requests.json"), str(LEDGER / "cpu.json"))
+    assert code == 0, err
+    assert "warnings" not in err
+
+
+def test_native_histograms_are_refused_with_what_to_save_instead(tmp_path: Path) -> None:
+    # A Prometheus fed by OpenTelemetry's exponential histograms stores native histograms: a
+    # range query answers them under `histograms`, not `values`. Before, the message said the
+    # series lacked 'values', as if the file were broken.
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"route": "/account"},
+                    "histograms": [
+                        [
+                            1780000060,
+                            {"count": "180", "sum": "1.9", "buckets": [[0, "0", "1", "180"]]},
+                        ]
+                    ],
+                }
+            ],
+        },
+    }
+    latency = tmp_path / "http_server_request_duration_seconds.json"
+    latency.write_text(json.dumps(answer))
+
+    code, _, err = invoke("calibrate", str(LEDGER / "requests.json"), str(latency))
+    assert code == 2
+    assert "the series holds native histograms ('histograms'), which capsim does not read" in err
+    assert "a series per 'le'" in err

@@ -103,6 +103,17 @@ def _first_label(labels: dict[str, str], names: Sequence[str]) -> str | None:
     return None
 
 
+def _query_warnings(file: MetricsFile) -> str:
+    """Prometheus' own warnings about a query it answered (a store that did not respond, a
+    limit hit): its data may be partial, which nothing else in the file shows."""
+    shown = "; ".join(w[:200] for w in file.warnings[:3])
+    more = f" (and {len(file.warnings) - 3} more)" if len(file.warnings) > 3 else ""
+    return (
+        f"{file.source}: Prometheus answered the query with warnings, so its data may be "
+        f"partial: {shown}{more}"
+    )
+
+
 def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = None) -> Aggregates:
     from pathlib import Path
 
@@ -112,7 +123,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rate_sources: set[str] = set()
-    warnings: list[str] = []
+    warnings: list[str] = [_query_warnings(file) for file in files if file.warnings]
     for file in files:
         for series in file.series:
             metric = series.labels.get("__name__") or Path(file.source).stem
