@@ -22,6 +22,7 @@ from capsim.analysis.calibration_common import (
 )
 from capsim.analysis.fitting import mean_interval
 from capsim.measurements import MeasurementError, MetricSeries, MetricsFile
+from capsim.textsafe import visible
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,10 @@ def _first_label(labels: dict[str, str], names: Sequence[str]) -> str | None:
 def _query_warnings(file: MetricsFile) -> str:
     """Prometheus' own warnings about a query it answered (a store that did not respond, a
     limit hit): its data may be partial, which nothing else in the file shows."""
-    shown = "; ".join(w[:200] for w in file.warnings[:3])
+    shown = "; ".join(visible(w[:200]) for w in file.warnings[:3])
     more = f" (and {len(file.warnings) - 3} more)" if len(file.warnings) > 3 else ""
     return (
-        f"{file.source}: Prometheus answered the query with warnings, so its data may be "
+        f"{visible(file.source)}: Prometheus answered the query with warnings, so its data may be "
         f"partial: {shown}{more}"
     )
 
