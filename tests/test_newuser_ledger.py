@@ -277,3 +277,24 @@ def test_native_histograms_are_refused_with_what_to_save_instead(tmp_path: Path)
     assert code == 2
     assert "the series holds native histograms ('histograms'), which capsim does not read" in err
     assert "a series per 'le'" in err
+
+
+def test_roots_dropped_inside_the_window_are_told_apart_from_traces_cut_at_its_end(
+    tmp_path: Path,
+) -> None:
+    # 40 requests 20 ms apart. An exporter under load dropped three root spans in the middle of
+    # the export; the export's end cut the last request's root. Before, all four were "traces
+    # cut at the edges of the export", while three requests were missing from the rates.
+    docs = [json.loads(line) for line in (LEDGER / "retried-calls.jsonl").read_text().splitlines()]
+    front = docs[0]["resourceSpans"][0]["scopeSpans"][0]
+    roots = [span for span in front["spans"] if "parentSpanId" not in span]
+    dropped = {roots[i]["spanId"] for i in (10, 20, 30, 39)}
+    front["spans"] = [span for span in front["spans"] if span["spanId"] not in dropped]
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("\n".join(json.dumps(doc) for doc in docs) + "\n")
+
+    _, warnings = calibrated(traces)
+
+    assert "4 spans whose parent is not in the files were left out" in warnings
+    assert "3 of those traces lie inside the window, not at its edges" in warnings
+    assert "if they were requests, the rates are 7.7% low" in warnings

@@ -58,6 +58,9 @@ class TraceAnalysis:
     #: Consumer spans linked to several producers (a batch of messages consumed at once): each
     #: message is a visit with an equal share of the batch's work.
     batches: int = 0
+    #: Traces without a root whose spans lie inside the window, not at its edges: a root an
+    #: exporter dropped (or an untraced caller's), whose request the rates do not count.
+    rootless: int = 0
 
 
 #: Sampling probabilities in a tracestate's `ot` entry: the threshold `th` (OpenTelemetry's
@@ -150,6 +153,7 @@ def analyse_traces(
         else:
             orphaned[span.trace_id].append(span)
     promoted = _untraced_callers(roots, orphaned)
+    rootless = 0 if promoted else _rootless_inside(roots, orphaned)
     roots.update(promoted)
     orphans = sum(len(group) for group in orphaned.values()) - len(promoted)
     if not roots:
@@ -259,6 +263,7 @@ def analyse_traces(
         lost=lost,
         duplicates=duplicates,
         batches=len(batches),
+        rootless=rootless,
     )
 
 
@@ -306,6 +311,24 @@ def _untraced_callers(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -
         trace: min(orphaned[trace], key=lambda span: (span.start, -span.duration))
         for trace in rootless
     }
+
+
+def _rootless_inside(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -> int:
+    """Traces with spans but no root, all of them more than the longest root span away from
+    the window's ends. A cut at the end of an export loses parents (they end last) and leaves
+    orphans there; orphans well inside the window lost a root some other way."""
+    if not roots:
+        return 0
+    first = min(root.start for root in roots.values())
+    last = max(root.start for root in roots.values())
+    longest = max(root.duration for root in roots.values())
+    return sum(
+        1
+        for trace, spans in orphaned.items()
+        if trace not in roots
+        and min(s.start for s in spans) > first + longest
+        and max(s.end for s in spans) < last - longest
+    )
 
 
 def _visit_tier(span: Span) -> str:
@@ -839,6 +862,7 @@ def calibrate_traces(
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+            + _rootless_text(analysis.rootless, spans)
         )
     if analysis.sampling < 1.0:
         warnings.append(
@@ -859,6 +883,17 @@ def calibrate_traces(
             "trace context but is not traced): the earliest span of each was taken as its root"
         )
     return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
+
+
+def _rootless_text(rootless: int, roots: int) -> str:
+    if not rootless:
+        return ""
+    return (
+        f"; {rootless} of those traces lie inside the window, not at its edges: their root "
+        "span is missing (dropped by an exporter, or a caller that is not traced, such as a "
+        "health check), so the rates do not count them: if they were requests, the rates are "
+        f"{rootless / (roots + rootless):.1%} low"
+    )
 
 
 def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:
