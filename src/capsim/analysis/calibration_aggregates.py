@@ -125,6 +125,8 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rate_sources: set[str] = set()
     warnings: list[str] = [_query_warnings(file) for file in files if file.warnings]
+    #: each series' sample times, per summed figure: ("CPU", tier) or ("request rate", class)
+    summed: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
     for file in files:
         for series in file.series:
             metric = series.labels.get("__name__") or Path(file.source).stem
@@ -147,11 +149,13 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     busy[tier][t] += value * (
                         dict(names.workers).get(tier, 1) if names.cpu_utilization else 1
                     )
+                summed[("CPU", tier)].append(series.times)
             elif re.search(names.rate, metric):
                 name = cls or "requests"
                 for t, value in zip(series.times, series.values, strict=True):
                     rates[name][t] += value
                 rate_sources.add(file.source)
+                summed[("request rate", name)].append(series.times)
                 if tier:
                     entry_rates[name][tier] += sum(series.values)
             else:
@@ -159,6 +163,17 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     f"{file.source}: cannot tell what series {metric!r} measures (labels {series.labels}); "
                     "its name should match --rate-metric, --cpu-metric or --latency-metric"
                 )
+    for (what, key), series_times in summed.items():
+        partial = _partial_times(series_times)
+        table = busy if what == "CPU" else rates
+        for t in partial:
+            table[key].pop(t, None)
+        if partial:
+            warnings.append(
+                f"{what} of {key}: {len(partial)} of its timestamps left out: one of its "
+                f"{len(series_times)} series has no sample there (a failed scrape, a NaN) but has "
+                "samples before and after, so the sum there would miss it"
+            )
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
     only = [cls for cls in rates if cls != "requests"]
     if "requests" in histograms and len(only) == 1 and only[0] not in histograms:
@@ -175,6 +190,20 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
         sources=sorted(rate_sources),
         warnings=warnings,
     )
+
+
+def _partial_times(series_times: list[tuple[float, ...]]) -> set[float]:
+    """The times at which one of several summed series has no sample although it has samples
+    before and after (a failed scrape of one pod, a NaN): the sum there is partial. A series
+    that starts late or ends early (a pod replaced in a rollout) leaves no such gap."""
+    if len(series_times) < 2:
+        return set()
+    every = sorted(set().union(*series_times))
+    partial: set[float] = set()
+    for times in (t for t in series_times if t):
+        have, first, last = set(times), min(times), max(times)
+        partial.update(t for t in every if first < t < last and t not in have)
+    return partial
 
 
 def _as_rates(series: MetricSeries, source: str, warnings: list[str]) -> MetricSeries:
