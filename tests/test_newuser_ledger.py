@@ -349,3 +349,23 @@ def test_a_pod_replaced_in_a_rollout_leaves_no_timestamp_out(tmp_path: Path) -> 
     assert rolled["intervals_used"] == clean["intervals_used"]
     assert rolled["demands"] == pytest.approx(clean["demands"], rel=1e-9)
     assert "timestamps left out" not in warnings
+
+
+def test_traces_downloaded_from_tempo_read_like_the_collector_s_export(tmp_path: Path) -> None:
+    # Grafana Tempo's trace API (/api/traces/{id}) answers OTLP JSON whose resourceSpans are
+    # named `batches`, with ids in upper-case hex. Before, capsim could not tell the format.
+    docs = [json.loads(line) for line in (LEDGER / "traces.jsonl").read_text().splitlines()]
+    batches = [resource for doc in docs for resource in doc["resourceSpans"]]
+    for resource in batches:
+        for span in resource["scopeSpans"][0]["spans"]:
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if span.get(key):
+                    span[key] = span[key].upper()
+    tempo = tmp_path / "trace.json"
+    tempo.write_text(json.dumps({"batches": batches}))
+
+    clean, _ = calibrated(LEDGER / "traces.jsonl")
+    downloaded, _ = calibrated(tempo)
+
+    assert downloaded["classes"] == clean["classes"]
+    assert downloaded["tiers"] == clean["tiers"]

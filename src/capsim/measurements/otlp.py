@@ -67,6 +67,10 @@ def _require_list(record: Any, key: str, where: str) -> list[Any]:
 
 
 def _document_spans(document: Any, where: str) -> list[Span]:
+    tempo = isinstance(document, dict) and "resourceSpans" not in document
+    if tempo and isinstance(document.get("batches"), list):
+        # Grafana Tempo's trace API (/api/traces/{id}) names the resourceSpans `batches`.
+        document = {"resourceSpans": document["batches"]}
     if not isinstance(document, dict) or _field(document, "resourceSpans") is None:
         raise MeasurementError(
             f"{where}: not OTLP traces: the top level needs a 'resourceSpans' list "
