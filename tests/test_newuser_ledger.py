@@ -369,3 +369,23 @@ def test_traces_downloaded_from_tempo_read_like_the_collector_s_export(tmp_path:
 
     assert downloaded["classes"] == clean["classes"]
     assert downloaded["tiers"] == clean["tiers"]
+
+
+def test_rates_and_cpu_queried_over_different_ranges_are_said_to_be(tmp_path: Path) -> None:
+    # The request rates saved for the first five minutes, the replicas' CPU for the last five:
+    # they share one timestamp. Before, calibrate fitted the demands from that one interval
+    # without a word (both classes 2.9 ms, an interval of zero width, R² 1).
+    requests = json.loads((LEDGER / "requests-600s.json").read_text())
+    for series in requests["data"]["result"]:
+        series["values"] = series["values"][:21]
+    cpu = json.loads((LEDGER / "cpu-accounts-read-600s.json").read_text())
+    for series in cpu["data"]["result"]:
+        series["values"] = series["values"][20:]
+    (tmp_path / "requests.json").write_text(json.dumps(requests))
+    (tmp_path / "cpu.json").write_text(json.dumps(cpu))
+
+    _, warnings = calibrated(tmp_path / "requests.json", tmp_path / "cpu.json")
+    assert "the request rates cover 1780000060 to 1780000360 (Unix seconds)" in warnings
+    assert "but the CPU of accounts-read 1780000360 to 1780000660" in warnings
+    _, warnings = calibrated(LEDGER / "requests-600s.json", LEDGER / "cpu-accounts-read-600s.json")
+    assert "query every file over the same range" not in warnings

@@ -174,6 +174,7 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                 f"{len(series_times)} series has no sample there (a failed scrape, a NaN) but has "
                 "samples before and after, so the sum there would miss it"
             )
+    warnings += _ranges_apart(rates, busy)
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
     only = [cls for cls in rates if cls != "requests"]
     if "requests" in histograms and len(only) == 1 and only[0] not in histograms:
@@ -190,6 +191,35 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
         sources=sorted(rate_sources),
         warnings=warnings,
     )
+
+
+def _ranges_apart(
+    rates: dict[str, dict[float, float]], busy: dict[str, dict[float, float]]
+) -> list[str]:
+    """A warning when the request rates and a tier's CPU were queried over ranges that overlap
+    in less than 90% of what they cover together: the demands come from the overlap only, and a
+    backtest would compare means over different windows."""
+    rate_times = [t for series in rates.values() for t in series]
+    if not rate_times:
+        return []
+    first, last = min(rate_times), max(rate_times)
+    apart = []
+    for tier, series in sorted(busy.items()):
+        if not series:
+            continue
+        start, end = min(series), max(series)
+        union = max(last, end) - min(first, start)
+        shared = max(min(last, end) - max(first, start), 0.0)
+        if union > 0 and shared < 0.9 * union:
+            apart.append(f"{tier} {start:.0f} to {end:.0f}")
+    if not apart:
+        return []
+    return [
+        f"the request rates cover {first:.0f} to {last:.0f} (Unix seconds) but the CPU of "
+        f"{'; '.join(apart)}: query every file over the same range and step; the demands "
+        "come from the timestamps they share, and their means (the backtest's rates and "
+        "utilizations) are over different windows"
+    ]
 
 
 def _partial_times(series_times: list[tuple[float, ...]]) -> set[float]:
