@@ -25,6 +25,7 @@ from capsim.analysis.calibration import (
     read_aggregates,
 )
 from capsim.analysis.calibration_common import scenario_name
+from capsim.analysis.calibration_traces import duplicates_warning
 from capsim.analysis.summary import fewest_samples
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
 
@@ -75,6 +76,8 @@ def measured_load(
             load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
             load.samples[cls] = len(info["latency"])
+        if analysis.duplicates:
+            load.warnings.append(duplicates_warning(analysis.duplicates))
         if analysis.sampling < 1.0:
             load.warnings.append(
                 f"traces sampled at {analysis.sampling:.4g} (tracestate or --trace-sampling): "

@@ -22,6 +22,7 @@ from capsim.analysis.calibration_common import (
 )
 from capsim.analysis.fitting import mean_interval
 from capsim.measurements import MeasurementError, MetricSeries, MetricsFile
+from capsim.textsafe import visible
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,17 @@ def _first_label(labels: dict[str, str], names: Sequence[str]) -> str | None:
     return None
 
 
+def _query_warnings(file: MetricsFile) -> str:
+    """Prometheus' own warnings about a query it answered (a store that did not respond, a
+    limit hit): its data may be partial, which nothing else in the file shows."""
+    shown = "; ".join(visible(w[:200]) for w in file.warnings[:3])
+    more = f" (and {len(file.warnings) - 3} more)" if len(file.warnings) > 3 else ""
+    return (
+        f"{visible(file.source)}: Prometheus answered the query with warnings, so its data may be "
+        f"partial: {shown}{more}"
+    )
+
+
 def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = None) -> Aggregates:
     from pathlib import Path
 
@@ -112,7 +124,9 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rate_sources: set[str] = set()
-    warnings: list[str] = []
+    warnings: list[str] = [_query_warnings(file) for file in files if file.warnings]
+    #: each series' sample times, per summed figure: ("CPU", tier) or ("request rate", class)
+    summed: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
     for file in files:
         for series in file.series:
             metric = series.labels.get("__name__") or Path(file.source).stem
@@ -135,11 +149,13 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     busy[tier][t] += value * (
                         dict(names.workers).get(tier, 1) if names.cpu_utilization else 1
                     )
+                summed[("CPU", tier)].append(series.times)
             elif re.search(names.rate, metric):
                 name = cls or "requests"
                 for t, value in zip(series.times, series.values, strict=True):
                     rates[name][t] += value
                 rate_sources.add(file.source)
+                summed[("request rate", name)].append(series.times)
                 if tier:
                     entry_rates[name][tier] += sum(series.values)
             else:
@@ -147,6 +163,18 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
                     f"{file.source}: cannot tell what series {metric!r} measures (labels {series.labels}); "
                     "its name should match --rate-metric, --cpu-metric or --latency-metric"
                 )
+    for (what, key), series_times in summed.items():
+        partial = _partial_times(series_times)
+        table = busy if what == "CPU" else rates
+        for t in partial:
+            table[key].pop(t, None)
+        if partial:
+            warnings.append(
+                f"{what} of {key}: {len(partial)} of its timestamps left out: one of its "
+                f"{len(series_times)} series has no sample there (a failed scrape, a NaN) but has "
+                "samples before and after, so the sum there would miss it"
+            )
+    warnings += _ranges_apart(rates, busy)
     entries = {cls: max(tiers, key=tiers.get) for cls, tiers in entry_rates.items()}  # type: ignore[arg-type]
     only = [cls for cls in rates if cls != "requests"]
     if "requests" in histograms and len(only) == 1 and only[0] not in histograms:
@@ -163,6 +191,49 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
         sources=sorted(rate_sources),
         warnings=warnings,
     )
+
+
+def _ranges_apart(
+    rates: dict[str, dict[float, float]], busy: dict[str, dict[float, float]]
+) -> list[str]:
+    """A warning when the request rates and a tier's CPU were queried over ranges that overlap
+    in less than 90% of what they cover together: the demands come from the overlap only, and a
+    backtest would compare means over different windows."""
+    rate_times = [t for series in rates.values() for t in series]
+    if not rate_times:
+        return []
+    first, last = min(rate_times), max(rate_times)
+    apart = []
+    for tier, series in sorted(busy.items()):
+        if not series:
+            continue
+        start, end = min(series), max(series)
+        union = max(last, end) - min(first, start)
+        shared = max(min(last, end) - max(first, start), 0.0)
+        if union > 0 and shared < 0.9 * union:
+            apart.append(f"{tier} {start:.0f} to {end:.0f}")
+    if not apart:
+        return []
+    return [
+        f"the request rates cover {first:.0f} to {last:.0f} (Unix seconds) but the CPU of "
+        f"{'; '.join(apart)}: query every file over the same range and step; the demands "
+        "come from the timestamps they share, and their means (the backtest's rates and "
+        "utilizations) are over different windows"
+    ]
+
+
+def _partial_times(series_times: list[tuple[float, ...]]) -> set[float]:
+    """The times at which one of several summed series has no sample although it has samples
+    before and after (a failed scrape of one pod, a NaN): the sum there is partial. A series
+    that starts late or ends early (a pod replaced in a rollout) leaves no such gap."""
+    if len(series_times) < 2:
+        return set()
+    every = sorted(set().union(*series_times))
+    partial: set[float] = set()
+    for times in (t for t in series_times if t):
+        have, first, last = set(times), min(times), max(times)
+        partial.update(t for t in every if first < t < last and t not in have)
+    return partial
 
 
 def _as_rates(series: MetricSeries, source: str, warnings: list[str]) -> MetricSeries:

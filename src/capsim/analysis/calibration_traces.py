@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,15 @@ class TraceAnalysis:
     #: the number of roots over the traces they stand for (each root 1 / its probability).
     sampling: float = 1.0
     lost: int = 0  # client spans of a traced callee whose server span is not in the files
+    #: Spans read more than once (the same trace and span id: an exporter's retried batch, or
+    #: overlapping files), each counted once.
+    duplicates: int = 0
+    #: Consumer spans linked to several producers (a batch of messages consumed at once): each
+    #: message is a visit with an equal share of the batch's work.
+    batches: int = 0
+    #: Traces without a root whose spans lie inside the window, not at its edges: a root an
+    #: exporter dropped (or an untraced caller's), whose request the rates do not count.
+    rootless: int = 0
 
 
 #: Sampling probabilities in a tracestate's `ot` entry: the threshold `th` (OpenTelemetry's
@@ -118,18 +127,23 @@ def analyse_traces(
 ) -> TraceAnalysis:
     """The traces' visits, classes and window; `sampling` (the share of traces kept) when
     given, else what the root spans' tracestate says (1.0 when it says nothing)."""
-    spans = [span for t in traces for span in t.spans]
+    spans, duplicates = _unique_spans(traces)
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[Span]] = defaultdict(list)
     roots: dict[str, Span] = {}
     orphaned: dict[str, list[Span]] = defaultdict(list)
+    batches: dict[tuple[str, str], int] = {}  # consumer spans of several messages: how many
     for span in spans:
         parent = (span.trace_id, span.parent_id) if span.parent_id else None
         if parent is None and span.kind == "consumer":
-            # A consumer that starts a trace of its own links to the producer it consumed from.
-            parent = next((link for link in span.links if link in by_id), None)
-            if parent is not None:
-                children[parent].append(span)
+            # A consumer that starts a trace of its own links to the producer it consumed from,
+            # or to each producer of the batch of messages it consumed at once.
+            linked = [link for link in dict.fromkeys(span.links) if link in by_id]
+            for link in linked:
+                children[link].append(span)
+            if len(linked) > 1:
+                batches[(span.trace_id, span.span_id)] = len(linked)
+            if linked:
                 continue
         if parent is None:
             if span.trace_id not in roots or span.start < roots[span.trace_id].start:
@@ -139,6 +153,7 @@ def analyse_traces(
         else:
             orphaned[span.trace_id].append(span)
     promoted = _untraced_callers(roots, orphaned)
+    rootless = 0 if promoted else _rootless_inside(roots, orphaned)
     roots.update(promoted)
     orphans = sum(len(group) for group in orphaned.values()) - len(promoted)
     if not roots:
@@ -170,7 +185,9 @@ def analyse_traces(
     traced = {_visit_tier(s) for s in spans if s.kind in ("server", "consumer")}
     lost = 0
 
-    def visit(span: Span, tier: str, cls: str) -> None:
+    def visit(span: Span, tier: str, cls: str, share: float = 1.0) -> None:
+        """Record the visit `span` and, depth first, the visits it calls; `share` is this
+        request's part of the span's work (1 / its messages for a batch consumer's)."""
         nonlocal lost
         record = Visit(tier, span, cls)
         if tier_types.get(tier, "service") == "service":
@@ -186,31 +203,42 @@ def analyse_traces(
             ):
                 record.calls.append((_visit_tier(child), child.start, child.end, False))
                 synchronous.append((child.start, child.end))
-                visit(child, _visit_tier(child), cls)
+                visit(child, _visit_tier(child), cls, share)
             elif child.kind == "client" and span.kind != "client":
-                callees = [
-                    c
-                    for c in children.get((child.trace_id, child.span_id), [])
-                    if c.kind == "server"
-                ]
+                callees = sorted(
+                    (
+                        c
+                        for c in children.get((child.trace_id, child.span_id), [])
+                        if c.kind == "server"
+                    ),
+                    key=lambda c: c.start,
+                )
                 target = _visit_tier(callees[0]) if callees else _uninstrumented_tier(child)
-                record.calls.append((target, child.start, child.end, False))
                 synchronous.append((child.start, child.end))
+                if len(callees) > 1:
+                    # Attempts under one client span (retried by the client library or a
+                    # proxy, or redirected): each server span is a call and a visit.
+                    for callee in callees:
+                        record.calls.append((_visit_tier(callee), callee.start, callee.end, False))
+                        visit(callee, _visit_tier(callee), cls, share)
+                    continue
+                record.calls.append((target, child.start, child.end, False))
                 if callees:
-                    visit(callees[0], target, cls)
+                    visit(callees[0], target, cls, share)
                 elif target in traced and target != _visit_tier(span):
                     # The callee is traced but this call's server span is not in the files
                     # (dropped by the exporter): the call counts, but the client span's
                     # duration (the callee's wait and the network included) is no service time.
                     lost += 1
                 else:
-                    visit(child, target, cls)
+                    visit(child, target, cls, share)
             elif child.kind == "producer":
                 target = _queue_tier(child)
                 record.calls.append((target, child.start, child.end, True))
                 for consumer in children.get((child.trace_id, child.span_id), []):
                     if consumer.kind == "consumer":
-                        visit(consumer, target, cls)
+                        messages = batches.get((consumer.trace_id, consumer.span_id), 1)
+                        visit(consumer, target, cls, share / messages)
                         tier_types[target] = "queue"
             else:
                 stack.extend(children.get((child.trace_id, child.span_id), []))
@@ -218,7 +246,7 @@ def analyse_traces(
         clipped = [
             (max(a, start), min(b, end)) for a, b in synchronous if min(b, end) > max(a, start)
         ]
-        record.self_time = max(span.duration - _union_length(clipped), 0.0)
+        record.self_time = max(span.duration - _union_length(clipped), 0.0) * share
         visits.append(record)
 
     for trace_id, first in entries.items():
@@ -233,6 +261,30 @@ def analyse_traces(
         promoted=len(promoted),
         sampling=sampling if sampling is not None else _kept_share(roots.values()),
         lost=lost,
+        duplicates=duplicates,
+        batches=len(batches),
+        rootless=rootless,
+    )
+
+
+def _unique_spans(traces: Sequence[Traces]) -> tuple[list[Span], int]:
+    """Every span once, the first read of each trace and span id, and how many repeats were
+    dropped. OTLP exporters retry a batch whose delivery they could not confirm, so a file can
+    hold a span twice; counted twice, it would double its calls and its busy time."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[Span] = []
+    for span in (span for t in traces for span in t.spans):
+        key = (span.trace_id, span.span_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(span)
+    return unique, sum(len(t.spans) for t in traces) - len(unique)
+
+
+def duplicates_warning(count: int) -> str:
+    return (
+        f"{count} spans were read more than once (the same trace and span id: an exporter's "
+        "retried batch, or files that overlap) and counted once"
     )
 
 
@@ -259,6 +311,24 @@ def _untraced_callers(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -
         trace: min(orphaned[trace], key=lambda span: (span.start, -span.duration))
         for trace in rootless
     }
+
+
+def _rootless_inside(roots: dict[str, Span], orphaned: dict[str, list[Span]]) -> int:
+    """Traces with spans but no root, all of them more than the longest root span away from
+    the window's ends. A cut at the end of an export loses parents (they end last) and leaves
+    orphans there; orphans well inside the window lost a root some other way."""
+    if not roots:
+        return 0
+    first = min(root.start for root in roots.values())
+    last = max(root.start for root in roots.values())
+    longest = max(root.duration for root in roots.values())
+    return sum(
+        1
+        for trace, spans in orphaned.items()
+        if trace not in roots
+        and min(s.start for s in spans) > first + longest
+        and max(s.end for s in spans) < last - longest
+    )
 
 
 def _visit_tier(span: Span) -> str:
@@ -293,7 +363,8 @@ def _untraced_concurrency(visits: list[Visit], peak: int, length: float, samplin
     or with sampled traces their mean number (Little's law), whichever is larger."""
     if sampling >= 1.0:
         return peak
-    held = sum(v.span.duration for v in visits) / max(length, 1e-9) / sampling
+    held = sum(s.duration for s in distinct_spans(v.span for v in visits))
+    held = held / max(length, 1e-9) / sampling
     return max(peak, math.ceil(held - 1e-9))
 
 
@@ -307,7 +378,14 @@ def _untraced_concurrency_note(tier: str, count: int) -> str:
     )
 
 
+def distinct_spans(spans: Iterable[Span]) -> list[Span]:
+    """Each span once: a batch consumer's span (and what it calls) is a visit of every message
+    it consumed, but in progress only once."""
+    return list({(s.trace_id, s.span_id): s for s in spans}.values())
+
+
 def peak_concurrency(spans: list[Span]) -> int:
+    spans = distinct_spans(spans)
     events = sorted(
         [(s.start, 1) for s in spans] + [(s.end, -1) for s in spans], key=lambda e: (e[0], e[1])
     )
@@ -695,7 +773,8 @@ def calibrate_traces(
         elif analysis.sampling < 1.0:
             # The sampled spans overlap less than all of them did: the mean number in progress
             # (Little's law, each kept span standing for 1 / sampling) still bounds the workers.
-            held = sum(v.span.duration for v in tier_visits) / max(length, 1e-9)
+            spans_here = distinct_spans(v.span for v in tier_visits)
+            held = sum(s.duration for s in spans_here) / max(length, 1e-9)
             mean = held / analysis.sampling / max(len(by_instance), 1)
             bound = max(peak, math.ceil(mean - 1e-9))
             spec[count_key] = bound
@@ -771,10 +850,19 @@ def calibrate_traces(
         summary["tiers"][tier] = tier_summary
     scenario["tiers"] = tiers
     warnings = []
+    if analysis.duplicates:
+        warnings.append(duplicates_warning(analysis.duplicates))
+    if analysis.batches:
+        warnings.append(
+            f"{analysis.batches} consumer spans each consumed several messages (their links name "
+            "several producer spans): each message is a visit with an equal share of its batch's "
+            "time"
+        )
     if analysis.orphans:
         warnings.append(
             f"{analysis.orphans} spans whose parent is not in the files were left out "
             "(traces cut at the edges of the export, or spans of uninstrumented callers)"
+            + _rootless_text(analysis.rootless, spans)
         )
     if analysis.sampling < 1.0:
         warnings.append(
@@ -795,6 +883,17 @@ def calibrate_traces(
             "trace context but is not traced): the earliest span of each was taken as its root"
         )
     return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
+
+
+def _rootless_text(rootless: int, roots: int) -> str:
+    if not rootless:
+        return ""
+    return (
+        f"; {rootless} of those traces lie inside the window, not at its edges: their root "
+        "span is missing (dropped by an exporter, or a caller that is not traced, such as a "
+        "health check), so the rates do not count them: if they were requests, the rates are "
+        f"{rootless / (roots + rootless):.1%} low"
+    )
 
 
 def _root_latency(analysis: TraceAnalysis, cls: str) -> dict[str, float]:

@@ -266,6 +266,7 @@ def calibrate(
                 _workers(workers),
             ),
         )
+        _check_workers_tiers(_workers(workers), result.scenario)
         if scenario_output is not None:
             header = [
                 f"Calibrated by capsim {capsim.__version__} from {', '.join(visible(str(f)) for f in files)}.",
@@ -290,6 +291,18 @@ def calibrate(
             result.summary, str(scenario_output) if scenario_output else None
         )
         emit(render_document(document, output_format.value, color=_color(None)), None)
+
+
+def _check_workers_tiers(workers: dict[str, int], scenario: dict[str, Any]) -> None:
+    """Each --workers names a tier the measurements show: a misspelt one (accounts_read for
+    accounts-read) would otherwise be ignored, its tier left at the traces' lower bound."""
+    tiers = sorted(scenario.get("tiers", {}))
+    unknown = [tier for tier in workers if tier not in tiers]
+    if unknown:
+        raise UsageError(
+            f"--workers {visible(unknown[0])}={workers[unknown[0]]}: the measurements show no "
+            f"tier {visible(unknown[0])!r}; their tiers are {', '.join(tiers)}"
+        )
 
 
 def _check_scenario_name(name: str) -> None:
@@ -337,6 +350,15 @@ def backtest(
             "each user sends its next request as soon as the last answers).",
         ),
     ] = "0s",
+    alone: Annotated[
+        bool,
+        typer.Option(
+            "--alone",
+            help="Simulate each step of a stepped load test with the class it drives alone "
+            "(the scenario's other classes left out, as fit-usl --scenario saturates it): for a "
+            "test run against a system that served nothing else. Default: they keep their rates.",
+        ),
+    ] = False,
     utilization_tolerance: Annotated[
         str,
         typer.Option(
@@ -387,7 +409,7 @@ def backtest(
             rows, notes, warnings = _backtest_measured_load(plan, load)
         think = _think_time(think_time)
         for test in stepped:
-            test_rows, note = _backtest_load_test(plan, test, think)
+            test_rows, note = _backtest_load_test(plan, test, think, alone)
             rows += test_rows
             notes.append(note)
         if not rows:
@@ -450,11 +472,13 @@ class _BacktestPlan:
             if getattr(spec, "rate", None) is not None
         ]
 
-    def simulate(self, overrides: list[str]) -> tuple[Any, Any]:
-        """The model with these overrides added, and its simulated report."""
-        model = capsim.build_model(
-            capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
-        )
+    def simulate(self, overrides: list[str], alone: str | None = None) -> tuple[Any, Any]:
+        """The model with these overrides added (and only the class `alone` when given), and
+        its simulated report."""
+        from capsim.analysis.usl import only_class
+
+        scenario = capsim.load_scenario(self.scenario, [*self.base_overrides, *overrides])
+        model = capsim.build_model(only_class(scenario, alone) if alone else scenario)
         with Progress("backtest") as progress:
             report = capsim.simulate(model, executor=self.executor, progress=progress)
         known = {entry["tier"] for entry in self.overloaded}
@@ -513,9 +537,11 @@ def _backtest_measured_load(
     return rows, notes, list(report.warnings)
 
 
-def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[list[Any], str]:
-    """Simulate each step of a stepped load test as a closed loop of its users; the
-    comparisons and a note saying so."""
+def _backtest_load_test(
+    plan: _BacktestPlan, test: Any, think: float, alone: bool
+) -> tuple[list[Any], str]:
+    """Simulate each step of a stepped load test as a closed loop of its users (beside the
+    other classes at their rates, or `alone`); the comparisons and a note saying so."""
     from capsim.analysis.backtest import compare_step, idle_users_note, step_class, step_override
 
     cls = step_class(test, plan.classes, plan.open_classes)
@@ -527,14 +553,30 @@ def _backtest_load_test(plan: _BacktestPlan, test: Any, think: float) -> tuple[l
     entry = plan.base.traffic[cls].first_entry
     rows: list[Any] = []
     for step in (s for s in test.steps if s.users > 0):
-        _, report = plan.simulate([step_override(cls, entry, step.users, think)])
+        override = step_override(cls, entry, step.users, think)
+        _, report = plan.simulate([override], cls if alone else None)
         rows += compare_step(step, cls, report.data["classes"][cls], *plan.tolerances)
     note = (
         f"{test.source} ({test.tool}): each of its {len(test.steps)} steps simulated with "
         f"{cls} as a closed loop of the step's users, think time {think:g}s"
+        + _beside_note(plan, cls, alone)
     )
     idle = idle_users_note([s for s in test.steps if s.users > 0], think)
     return rows, f"{note}; {idle}" if idle else note
+
+
+def _beside_note(plan: _BacktestPlan, cls: str, alone: bool) -> str:
+    """What ran beside a load test's class: the scenario's other classes at their rates, which
+    the load test's file cannot show, or nothing (--alone)."""
+    others = [name for name in plan.classes if name != cls]
+    if not others:
+        return ""
+    if alone:
+        return f", alone (--alone: {', '.join(others)} left out)"
+    return (
+        f", beside {', '.join(others)} at the scenario's rates (give --alone if the test "
+        "ran without them)"
+    )
 
 
 def _bucket_notes(rows: list[Any]) -> list[str]:

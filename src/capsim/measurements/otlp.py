@@ -67,6 +67,10 @@ def _require_list(record: Any, key: str, where: str) -> list[Any]:
 
 
 def _document_spans(document: Any, where: str) -> list[Span]:
+    tempo = isinstance(document, dict) and "resourceSpans" not in document
+    if tempo and isinstance(document.get("batches"), list):
+        # Grafana Tempo's trace API (/api/traces/{id}) names the resourceSpans `batches`.
+        document = {"resourceSpans": document["batches"]}
     if not isinstance(document, dict) or _field(document, "resourceSpans") is None:
         raise MeasurementError(
             f"{where}: not OTLP traces: the top level needs a 'resourceSpans' list "
@@ -109,11 +113,10 @@ def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
     end = _nanos(_field(record, "endTimeUnixNano"), where, "endTimeUnixNano")
     if end < start:
         raise MeasurementError(f"{where}: endTimeUnixNano is before startTimeUnixNano")
-    parent = _field(record, "parentSpanId") or None
     return Span(
         trace_id=_identifier(_field(record, "traceId")),
         span_id=_identifier(_field(record, "spanId")),
-        parent_id=_identifier(parent) if parent else None,
+        parent_id=_parent_id(_field(record, "parentSpanId")),
         name=str(_field(record, "name") or ""),
         kind=_kind(_field(record, "kind"), where),
         service=service,
@@ -124,6 +127,14 @@ def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
         instance=instance,
         trace_state=str(_field(record, "traceState") or ""),
     )
+
+
+def _parent_id(value: Any) -> str | None:
+    """The parent span's id, or None for a root: no parentSpanId, an empty one, or the
+    all-zero id, which OpenTelemetry and W3C trace context define as invalid (no span) and
+    some exporters write for a root."""
+    parent = _identifier(value) if value else None
+    return parent if parent and parent.strip("0") else None
 
 
 def _links(items: Any, where: str) -> tuple[tuple[str, str], ...]:

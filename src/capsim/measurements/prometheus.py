@@ -43,10 +43,21 @@ def parse_prometheus(text: str, path: str | Path) -> MetricsFile:
             "measured; check the query (a rate of a missing counter, a division by zero) and "
             "its range"
         )
-    return MetricsFile(source=str(path), series=series)
+    warnings = document.get("warnings") or []
+    return MetricsFile(
+        source=str(path),
+        series=series,
+        warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+    )
 
 
 def _series(item: Any, where: str) -> MetricSeries:
+    if isinstance(item, dict) and "values" not in item and "histograms" in item:
+        raise MeasurementError(
+            f"{where}: the series holds native histograms ('histograms'), which capsim does "
+            "not read; save a classic histogram's buckets instead (sum by (le, route) "
+            "(rate(..._bucket[1m])), a series per 'le'), or leave the latency file out"
+        )
     if not isinstance(item, dict) or "values" not in item:
         raise MeasurementError(f"{where}: a matrix series needs 'metric' and 'values'")
     labels = item.get("metric") or {}

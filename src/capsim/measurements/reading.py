@@ -147,6 +147,7 @@ def _detect_json(head: str, path: str | Path) -> str:
     for key, name in (
         ('"resourceSpans"', "otlp-json"),
         ('"resource_spans"', "otlp-json"),
+        ('"batches"', "otlp-json"),
         ('"resultType"', "prometheus"),
         ('"type":"Metric"', "k6-json"),
         ('"type":"Point"', "k6-json"),

@@ -56,6 +56,9 @@ class MetricSeries:
 class MetricsFile:
     source: str
     series: list[MetricSeries]
+    #: The response's `warnings`: what Prometheus (or Thanos, Mimir) says went wrong without
+    #: failing the query, such as a store that did not answer (the data may be partial).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
