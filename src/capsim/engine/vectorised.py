@@ -644,7 +644,7 @@ class _Run:
 
     # ---- setup --------------------------------------------------------------------------
     def _tier_state(self, tier: Tier) -> _TierState:
-        seed, rep, index = self.model.seed, self.replication, tier.index
+        seed, rep, index, name = self.model.seed, self.replication, tier.index, tier.name
         servers = tier.servers
         if tier.kind == "database" and tier.replicas > 0:
             groups = [np.arange(tier.instances), np.arange(tier.instances, servers)]
@@ -665,25 +665,42 @@ class _Run:
                 )
                 for m in groups
             ]
-        service_root = streams.tier_stream(seed, rep, index, streams.SERVICE)
-        state.service_streams = list(service_root.spawn(len(self.model.classes)))
+        state.service_streams = [
+            streams.tier_class_stream(seed, rep, name, streams.SERVICE, traffic.name)
+            for traffic in self.model.classes
+        ]
         programs = self.programs[index]
         state.route_columns = max((p.columns for p in programs), default=0)
         if tier.kind == "database":
             state.read_column = state.route_columns
             state.route_columns += 1
         if state.route_columns:
-            state.routing = streams.tier_stream(seed, rep, index, streams.ROUTING)
+            state.routing = streams.tier_stream(seed, rep, name, streams.ROUTING)
         if self._may_balance_randomly(tier):
-            state.balancing = streams.tier_stream(seed, rep, index, streams.BALANCING)
-        publish_root = streams.tier_stream(seed, rep, index, streams.PUBLISH)
-        counts = [len(p.publishes) for p in programs]
-        children = list(publish_root.spawn(sum(counts))) if sum(counts) else []
-        offset = 0
-        for count in counts:
-            state.publish_streams.append(children[offset : offset + count])
-            offset += count
+            state.balancing = streams.tier_stream(seed, rep, name, streams.BALANCING)
+        state.publish_streams = [
+            self._publish_streams(name, traffic.name, program)
+            for traffic, program in zip(self.model.classes, programs, strict=True)
+        ]
         return state
+
+    def _publish_streams(
+        self, tier: str, name: str, program: _Program
+    ) -> list[np.random.Generator]:
+        """One stream per publish column of class `name`'s program at `tier`, keyed by the
+        callee queue's name and how many publishes to it come before (not by the column)."""
+        seen: dict[int, int] = {}
+        children = []
+        for callee in program.publishes:
+            occurrence = seen.get(callee, 0)
+            seen[callee] = occurrence + 1
+            callee_name = self.model.tiers[callee].name
+            children.append(
+                streams.publish_stream(
+                    self.model.seed, self.replication, tier, name, callee_name, occurrence
+                )
+            )
+        return children
 
     def _may_balance_randomly(self, tier: Tier) -> bool:
         if tier.servers <= 1:
@@ -1239,7 +1256,7 @@ class _ArrivalSource:
 
     def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
         self.traffic = traffic
-        self.rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        self.rng = streams.class_stream(model.seed, replication, traffic.name, streams.ARRIVALS)
         self.constant = traffic.arrivals == "constant"
         self.level = 0.0  # cumulative intensity of the last point drawn
         self.count = 0
@@ -1306,7 +1323,7 @@ class _ProcessSource:
     def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
         assert traffic.process is not None
         self.traffic = traffic
-        rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        rng = streams.class_stream(model.seed, replication, traffic.name, streams.ARRIVALS)
         self.epochs = ArrivalEpochs(traffic.process, rng)
         self.buffer = np.zeros(0)
         self.ended = False
