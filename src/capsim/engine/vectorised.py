@@ -360,7 +360,9 @@ def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int]
     """An order of tiers in which each tier's arrivals are known before it is processed.
 
     A call made in round r of a tier's program depends on the tier and on every tier the
-    answers of its earlier rounds depend on. None when these dependencies form a cycle.
+    answers of its earlier rounds depend on. None when these dependencies form a cycle. Tiers
+    free to go in any order go by name, so that the order of `tiers:` in the scenario changes
+    not even the last bit of a sum (engine/streams.py keys the draws by name too).
     """
     deps = _completion_deps(model, programs)
     count = len(model.tiers)
@@ -381,11 +383,14 @@ def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int]
             indegree[target] += 1
     ready = [i for i in range(count) if indegree[i] == 0]
     order: list[int] = []
+    def by_name(index: int) -> str:
+        return model.tiers[index].name
+
     while ready:
-        ready.sort()
+        ready.sort(key=by_name)
         current = ready.pop(0)
         order.append(current)
-        for target in sorted(edges[current]):
+        for target in sorted(edges[current], key=by_name):
             indegree[target] -= 1
             if indegree[target] == 0:
                 ready.append(target)
@@ -718,10 +723,14 @@ class _Run:
     # ---- the run ------------------------------------------------------------------------
     def run(self, progress: ProgressCallback | None) -> None:
         horizon = self.window_end
-        peak_rate = sum(_peak_rate(c) for c in self.model.classes)
+        # Classes by name, not by their place in `traffic:`: the order in which their arrivals
+        # enter decides the order of sums (a figure's last bits), and that must not move when
+        # the scenario lists its classes in another order.
+        classes = sorted(self.model.classes, key=lambda c: c.name)
+        peak_rate = sum(_peak_rate(c) for c in classes)
         span = self.chunk_requests / peak_rate if peak_rate > 0 else horizon
         chunks = max(1, math.ceil(horizon / span))
-        sources = [_arrival_source(self.model, c, self.replication) for c in self.model.classes]
+        sources = [_arrival_source(self.model, c, self.replication) for c in classes]
         for chunk in range(chunks):
             low = chunk * span
             last = chunk == chunks - 1
