@@ -60,7 +60,9 @@ def figures(text: str, tmp_path: Path, engine: str, **options: object) -> str:
     """The run's JSON result with tiers and classes keyed (and so listed) by name."""
     path = tmp_path / "scenario.yaml"
     path.write_text(text)
-    report = capsim.simulate(capsim.build_model(capsim.load_scenario(path)), engine=engine, **options)
+    report = capsim.simulate(
+        capsim.build_model(capsim.load_scenario(path)), engine=engine, **options
+    )
     assert report.data["engine"]["path"] == engine
     data = dict(report.data)
     data.pop("engine")  # the engine's own notes (how it ran), not result figures

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.check import moved_stream_notes
+from capsim.analysis.check import renamed_stream_notes
 from capsim.analysis.points import Progress, open_rate, scale_open_traffic
 from capsim.analysis.report import overload_failures
 from capsim.analysis.results import (
@@ -328,7 +328,7 @@ def compare(
             "the two runs do not share seed and replications (>= 2), so differences are judged "
             "without pairing"
         )
-    notes.extend(moved_stream_notes(b.data, a.data, "A"))
+    notes.extend(renamed_stream_notes(b.data, a.data, "A"))
     if int(a.data.get("replications", 1)) < 2 or int(b.data.get("replications", 1)) < 2:
         notes.append(
             "a side has a single replication: no confidence intervals, so no difference is "
