@@ -383,6 +383,7 @@ def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int]
             indegree[target] += 1
     ready = [i for i in range(count) if indegree[i] == 0]
     order: list[int] = []
+
     def by_name(index: int) -> str:
         return model.tiers[index].name
 
