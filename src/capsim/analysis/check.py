@@ -435,7 +435,7 @@ def _renamed_note(section: str, key: str, came: list[str], left: list[str], refe
     refresh = (
         "refresh the baseline in the same change"
         if reference == "the baseline"
-        else ("judge the difference with that in mind")
+        else "judge the difference with that in mind"
     )
     return (
         f"{section} {listed(came)} in place of {listed(left)} of {reference}: capsim keys each "
