@@ -481,3 +481,93 @@ def _add_regions(rnd: random.Random, data: Data) -> None:
     for spec in data["traffic"].values():
         if rnd.random() < 0.3 or isinstance(spec.get("arrivals"), dict):
             spec["region"] = rnd.choice(REGIONS)
+
+
+# ---- the busy generator: many workers, high load, files, zero publishes ------------------------
+#: The busy generator's highest offered load per worker at peak: long queues, many waits.
+BUSY_LOAD = 0.9
+
+
+def random_busy_scenario(seed: int, requests: int = 4000) -> Data:
+    """`random_scenario`'s draw made busier, with what the other generators leave out: tiers
+    of many workers (up to 8 instances of up to 64 workers: the multi-worker kernel's
+    congested stretches and heap loop), loads up to `BUSY_LOAD`, zero publish times (messages
+    that join a queue the instant they are sent), traces replayed faster (`speedup`) or once
+    (no `loop`: the class stops when the trace ends), profiles read from a file, and service
+    times sampled from a file. The widening draws from a stream of its own."""
+    rnd = random.Random(seed)
+    widen = random.Random(seed * 104729 + 31)
+    for _ in range(ATTEMPTS):
+        data = _draw(rnd, seed)
+        plan = _busy(widen, data, seed)
+        model = load(_finish_busy(_finish(_copy(data), 1.0, requests), plan))
+        if not can_vectorise(model)[0]:
+            continue
+        peak = _model_peak_load(model, data)
+        scale = min(1.0, BUSY_LOAD / peak) if peak > 0 else 1.0
+        return _finish_busy(_finish(data, scale, requests), plan)
+    raise AssertionError(f"seed {seed}: no vectorisable busy scenario in {ATTEMPTS} draws")
+
+
+def _busy(rnd: random.Random, data: Data, seed: int) -> Data:
+    """Widens the tiers in place; returns what is written once the run's length is known:
+    per class, a profile file (True) or a trace's speedup and loop."""
+    for name, tier in data["tiers"].items():
+        if tier["type"] != "load_balancer" and rnd.random() < 0.4:
+            tier["concurrency"] = rnd.choice([8, 16, 64])
+            if tier["type"] != "queue":
+                tier["instances"] = rnd.choice([1, 2, 8])
+        if tier["type"] == "queue" and rnd.random() < 0.4:
+            tier["publish_time"] = ms(0.0)
+        if "service_time" in tier and rnd.random() < 0.15:
+            tier["service_time"] = {"dist": "empirical", "file": _samples_file(rnd, seed, name)}
+    plan: Data = {}
+    for name, spec in data["traffic"].items():
+        process = spec.get("arrivals")
+        if isinstance(process, dict) and "trace" in process:
+            plan[name] = {"speedup": rnd.choice([1, 2]), "loop": rnd.random() < 0.6}
+        elif "arrivals" not in spec and "profile" not in spec and rnd.random() < 0.25:
+            plan[name] = True
+    return plan
+
+
+def _samples_file(rnd: random.Random, seed: int, tier: str) -> str:
+    mean = _service_mean(rnd)
+    samples = [mean * f for f in rnd.choice([[0.5, 1.0, 1.5], [0.1, 0.1, 0.1, 3.7], [1.0]])]
+    TRACE_FOLDER.mkdir(exist_ok=True)
+    path = TRACE_FOLDER / f"samples-{seed}-{tier}.txt"
+    path.write_text("".join(f"{ms(s)}\n" for s in samples))
+    return path.name
+
+
+def _finish_busy(data: Data, plan: Data) -> Data:
+    """The busy draw's files written for the run's length: a profile file (a ramp up, a
+    plateau, a ramp down to half), the traces' speedup and loop."""
+    warmup = float(data["simulation"]["warmup"].rstrip("s"))
+    duration = float(data["simulation"]["duration"].rstrip("s"))
+    for name, settings in plan.items():
+        spec = data["traffic"][name]
+        if settings is True:
+            rate = float(spec["rate"].split("/")[0])
+            points = [(0.0, rate / 2), (warmup, rate), (warmup + duration / 2, rate)]
+            points.append((warmup + duration, rate / 2))
+            TRACE_FOLDER.mkdir(exist_ok=True)
+            path = TRACE_FOLDER / f"profile-{data['seed']}-{name}-{rate:.6f}.csv"
+            path.write_text("at,rate\n" + "".join(f"{at:.3f},{r:.6f}\n" for at, r in points))
+            spec["profile"] = {"file": path.name}
+            continue
+        trace = spec["arrivals"]
+        trace["loop"] = settings["loop"]
+        if settings["speedup"] != 1:
+            trace["speedup"] = settings["speedup"]
+            # A faster replay of the same times: written stretched, so the rate stays.
+            trace["trace"] = _stretched(trace["trace"], settings["speedup"])
+    return data
+
+
+def _stretched(name: str, factor: float) -> str:
+    path = TRACE_FOLDER / name
+    times = [float(line) * factor for line in path.read_text().split()]
+    stretched = TRACE_FOLDER / f"x{factor:g}-{name}"
+    stretched.write_text("".join(f"{t:.6f}\n" for t in times))
+    return stretched.name

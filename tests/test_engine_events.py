@@ -110,9 +110,14 @@ def test_timeout_drops_requests_that_waited_too_long() -> None:
     # 2..8 time out at 4.5..10.5; 9 starts at 11 after 2 s; 10..17 time out at 12.5..19.5.
     assert app.timed_out == app.rejected == web.errors == 15
     assert web.completed == app.completed == 1
-    assert app.wait.n == 2 and app.wait.max == pytest.approx(2.0)
+    # Waits: 1 and 9 started at once and after 2 s; 18 and 19 still wait at 20 s, counted at
+    # their waits so far (2 s and 1 s, lower bounds).
+    assert app.wait.n == 4 and app.wait.max == pytest.approx(2.0)
+    assert app.wait.total == pytest.approx(0.0 + 2.0 + 2.0 + 1.0)
+    assert app.backlog_at_end == 2 and app.oldest_waiting == pytest.approx(2.0)
     # flow: 19 = 1 done + 15 dropped + 3 still there (9 in service, 18 and 19 waiting)
     assert app.arrivals - app.completed - app.rejected == 3
+    assert web.unfinished == 3 and web.oldest_unfinished == pytest.approx(11.0)  # 9, from 9 s
 
 
 def test_blocking_worker_is_occupied_while_its_call_is_outstanding() -> None:
@@ -299,8 +304,13 @@ def test_per_class_work_overrides_the_tier_default() -> None:
         work={(0, 1): Work(const(3.0))},
     )
     r = run_events(m, 0)
-    assert r.classes[0].latency.mean == pytest.approx(1.0)
-    assert r.classes[1].latency.mean == pytest.approx(3.0)
+    # Arrivals at 2, 4, ... 10 s: a's take 1 s, b's 3 s. At 10.5 s a's last is unfinished
+    # (0.5 s so far), and b's last two (2.5 s and 0.5 s): each is counted at its age or its
+    # class's shortest latency, whichever is longer, so at 1 s and 3 s.
+    a, b = r.classes
+    assert (a.completed, a.unfinished, b.completed, b.unfinished) == (4, 1, 3, 2)
+    assert a.latency.mean == pytest.approx(1.0) and a.latency.n == 5
+    assert b.latency.mean == pytest.approx(3.0) and b.latency.n == 5
 
 
 def test_least_connections_sends_to_the_emptiest_instance() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from capsim.errors import ScenarioError
 from capsim.model.distributions import Distribution
-from capsim.scenario import loader, validate_file
+from capsim.scenario import load_scenario, loader, validate_file
 from capsim.scenario.loader import parse_yaml_text
 
 BASE = """\
@@ -145,3 +145,68 @@ def test_a_bucket_of_1e300_buckets_is_refused_in_a_readable_line(tmp_path: Path)
     path.write_text(text, encoding="utf-8")
     (problem,) = validate_file(path)
     assert "makes 2.5 x 10^300 buckets" in problem.message and len(problem.message) < 200
+
+
+def test_a_closed_class_is_solved_in_seconds_not_minutes_or_hours(tmp_path: Path) -> None:
+    """`capsim run` of 400 users (think 1 s) or 1,000 users (think 0 s) never finished: the
+    footer's capacity searches solved the same closed network thousands of times (18,810
+    solutions of 10 distinct networks for 50 users), each in time growing with the square of
+    the users. Solutions are now kept: 50 users took 26 s of CPU, now about 1 s."""
+    from typer.testing import CliRunner
+
+    from capsim.cli.app import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: closed\nsimulation: {duration: 2s, warmup: 0.5s}\n"
+        "traffic:\n  api: {entry: app, users: 50, think_time: 0s}\n"
+        "tiers:\n  app: {service_time: 5ms, calls: [db]}\n  db: {service_time: 2ms}\n",
+        encoding="utf-8",
+    )
+    started = time.process_time()
+    done = CliRunner().invoke(app, ["run", str(path), "--format", "json"])
+    assert time.process_time() - started < 10.0
+    assert done.exit_code in (0, 1), done.output
+    assert '"throughput"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("seed", "says"),
+    [
+        ("123456789012345678901234567890", None),  # kept exactly, not 123...77877719597056
+        ("1e3", None),
+        ("1e300", "is written as a float, which holds no whole number above 2^53 exactly"),
+        ("2.5", "is not a whole number"),
+        ("-5", "is negative"),
+    ],
+)
+def test_a_seed_is_the_seed_written_or_refused_where_it_is_written(
+    tmp_path: Path, seed: str, says: str | None
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="5ms") + f"seed: {seed}\n", encoding="utf-8")
+    found = [p.format() for p in validate_file(path)]
+    if says is None:
+        assert found == []
+        assert load_scenario(path).seed == (int(float(seed)) if "e" in seed else int(seed))
+    else:
+        assert len(found) == 1 and says in found[0] and "s.yaml:7:7: seed" in found[0], found
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_hundred_thousand_local_workers_are_refused_before_any_starts(
+    tmp_path: Path, executor: str
+) -> None:
+    """`--workers 100000 --executor process` started thousands of Python processes at once
+    (found by trying it: over 4,000 before it was stopped, the machine's load at 880)."""
+    from typer.testing import CliRunner
+
+    from capsim.cli.app import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.format(service="5ms"), encoding="utf-8")
+    args = ["run", str(path), "--replications", "3", "--workers", "100000", "--executor", executor]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 3, done.output
+    assert "--workers 100,000 would start 100,000 processes" in done.output
+    assert "give fewer, or run them on a Dask cluster with --scheduler" in done.output

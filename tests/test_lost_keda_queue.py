@@ -27,10 +27,11 @@ faults:
   - {at: 60s, region: us}
 """
 
-BACK = JOBS.replace("rate: 5/s", "rate: 8/s").replace(
-    "duration: 3min", "duration: 4min"
-).replace("{at: 60s, region: us}", "{at: 95s, for: 60s, region: us}").replace(
-    "polling_interval: 10s", "polling_interval: 10s, scale_down_stabilization: 30s"
+BACK = (
+    JOBS.replace("rate: 5/s", "rate: 8/s")
+    .replace("duration: 3min", "duration: 4min")
+    .replace("{at: 60s, region: us}", "{at: 95s, for: 60s, region: us}")
+    .replace("polling_interval: 10s", "polling_interval: 10s, scale_down_stabilization: 30s")
 )
 
 

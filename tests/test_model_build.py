@@ -315,6 +315,42 @@ def test_a_huge_catalogue_never_materialises_per_key_arrays() -> None:
     assert che_hit_ratio(1e6, 1e12, 0.9) < che_hit_ratio(1e7, 1e12, 0.9)
 
 
+def _che_with_fresh_arrays(capacity: float, keys: float, zipf: float, exact_keys: int) -> float:
+    """Che's hit ratio as `che_hit_ratio` computed it before its scratch arrays: a new array
+    for every operation of every Newton step."""
+    from capsim.model.build import _tail_nodes
+
+    head = np.arange(1, min(keys, exact_keys) + 1, dtype=float) ** -zipf
+    x, w = _tail_nodes(exact_keys + 0.5, keys + 0.5)
+    tail, tail_w = x**-zipf, w
+    total = head.sum() + float(np.dot(tail, tail_w))
+    p_head, p_tail = head / total, tail / total
+    t = float(capacity)
+    for _ in range(1000):
+        e_head, e_tail = np.exp(-p_head * t), np.exp(-p_tail * t)
+        value = float(np.sum(1.0 - e_head) + np.dot(1.0 - e_tail, tail_w)) - capacity
+        slope = float(np.dot(p_head, e_head) + np.dot(p_tail * e_tail, tail_w))
+        step = -value / slope
+        t += step
+        if abs(step) <= 1e-13 * t:
+            break
+    return float(
+        np.dot(p_head, 1.0 - np.exp(-p_head * t))
+        + np.dot(p_tail * (1.0 - np.exp(-p_tail * t)), tail_w)
+    )
+
+
+@pytest.mark.parametrize(
+    ("capacity", "keys", "zipf"), [(200_000, 2_000_000, 0.9), (500, 60_000, 0.6), (30, 9_000, 1.3)]
+)
+def test_ches_scratch_arrays_change_no_bit_of_its_answer(
+    capacity: float, keys: float, zipf: float
+) -> None:
+    exact_keys = 1_000_000 if keys > 1_000_000 else 4_000  # a tail in every case
+    found = che_hit_ratio.__wrapped__(capacity, keys, zipf, exact_keys)  # not the remembered one
+    assert found == _che_with_fresh_arrays(capacity, keys, zipf, exact_keys)
+
+
 def test_che_hit_ratio_grows_with_capacity_and_skew() -> None:
     capacities = [10, 100, 1000, 5000]
     hits = [che_hit_ratio(c, 10_000, 0.8) for c in capacities]

@@ -164,3 +164,30 @@ def test_region_copies_draw_apart_and_do_not_depend_on_the_order_of_tiers(
     before = json.loads(figures(REGIONS, tmp_path, "events"))
     assert before["tiers"]["app@eu"]["utilization"] != before["tiers"]["app@us"]["utilization"]
     assert figures(reordered, tmp_path, "events") == json.dumps(before, sort_keys=True)
+
+
+#: Two classes of constant arrivals that always meet at the same instant at one worker: the
+#: one that goes first waits for nothing (4 ms), the other waits for it (8 ms).
+TIED = """\
+name: tied
+simulation: {{duration: 20s, warmup: 1s}}
+traffic:
+  {first}: {{entry: app, rate: 10/s, arrivals: constant}}
+  {second}: {{entry: app, rate: 10/s, arrivals: constant}}
+tiers:
+  app: {{concurrency: 1, service_time: 4ms}}
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("first,second", [("zulu", "alpha"), ("alpha", "zulu")])
+def test_simultaneous_arrivals_still_run_in_declaration_order_not_name_order(
+    tmp_path: Path, engine: str, first: str, second: str
+) -> None:
+    """Names decide the draws and, on the vectorised path, the order of sums; they do not
+    decide who goes first at a tie. The event path starts the classes in their declaration
+    order and the vectorised path must follow it, whatever the names sort to."""
+    latency = json.loads(figures(TIED.format(first=first, second=second), tmp_path, engine))
+    means = {name: latency["classes"][name]["latency"]["mean"] for name in (first, second)}
+    assert means[first] == pytest.approx(0.004, rel=1e-9)
+    assert means[second] == pytest.approx(0.008, rel=1e-9)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capsim.analysis.points import open_rate, scale_open_traffic
-from capsim.analysis.solve import UnstableModelError, solve
+from capsim.analysis.solve import UnstableModelError, solve_bottleneck
 from capsim.model.types import Model
 
 
@@ -24,7 +24,9 @@ class Headroom:
     offered_rate: float
     instances: int = 1  # the tier's instances as written (the bound is for these)
     autoscale_max: int | None = None  # the most instances autoscaling may give it, if it scales
-    profile_peak: float | None = None  # the open rate at the profiles' peak, when one rises above its end
+    profile_peak: float | None = (
+        None  # the open rate at the profiles' peak, when one rises above its end
+    )
     rate_limit: bool = False  # the bound is what the tier's rate_limit lets through
 
     @property
@@ -39,14 +41,17 @@ def analytic_headroom(model: Model, capsim_version: str) -> Headroom | None:
     falls with the load. When the offered load is past the bound (no steady state, or a bound
     below the load offered), the saturation rate is where the bound meets the load, found along
     the same mix at lighter loads, against the open rate offered now (factor < 1).
+
+    Only `solve`'s bottleneck is computed (`solve_bottleneck`: the same numbers, without the
+    figures per tier and class); `capsim_version` is not needed for it.
     """
     try:
-        bottleneck = solve(model, capsim_version=capsim_version)["bottleneck"]
+        bottleneck = solve_bottleneck(model)
         offered = bottleneck.get("offered_rate")
     except UnstableModelError:
         bottleneck, offered = None, None
     if bottleneck is None or _past_its_bound(bottleneck):
-        bottleneck = _bound_where_it_meets_the_load(model, capsim_version)
+        bottleneck = _bound_where_it_meets_the_load(model)
         if bottleneck is None:
             return None
         offered = open_rate(model)
@@ -78,24 +83,23 @@ def _past_its_bound(bottleneck: dict[str, Any]) -> bool:
     return bool(saturation and offered and saturation < offered)
 
 
-def _bottleneck_at(model: Model, factor: float, capsim_version: str) -> dict[str, Any] | None:
+def _bottleneck_at(model: Model, factor: float) -> dict[str, Any] | None:
     """`solve`'s bottleneck at `factor` times the open traffic; None when past its bound."""
     try:
-        bottleneck = solve(scale_open_traffic(model, factor), capsim_version=capsim_version)
+        found = solve_bottleneck(scale_open_traffic(model, factor))
     except UnstableModelError:
         return None
-    found: dict[str, Any] = bottleneck["bottleneck"]
     return None if _past_its_bound(found) else found
 
 
-def _bound_where_it_meets_the_load(model: Model, capsim_version: str) -> dict[str, Any] | None:
+def _bound_where_it_meets_the_load(model: Model) -> dict[str, Any] | None:
     """The bottleneck at the heaviest load of the mix that is within its own bound: a lighter
     load found by quartering, then bisection (in log scale) towards the load offered now."""
     light, heavy = 1.0, 1.0
     below: dict[str, Any] | None = None
     for _ in range(64):
         light /= 4.0
-        below = _bottleneck_at(model, light, capsim_version)
+        below = _bottleneck_at(model, light)
         if below is not None:
             break
         heavy = light
@@ -103,7 +107,7 @@ def _bound_where_it_meets_the_load(model: Model, capsim_version: str) -> dict[st
         return None
     for _ in range(_BISECTIONS):
         middle = math.sqrt(light * heavy)
-        found = _bottleneck_at(model, middle, capsim_version)
+        found = _bottleneck_at(model, middle)
         if found is None:
             heavy = middle
         else:

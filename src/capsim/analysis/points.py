@@ -147,9 +147,7 @@ def percentile_needs(model: Model, solution: dict[str, Any]) -> list[tuple[float
     return list(percentile_needs_by_slo(model, solution).values())
 
 
-def percentile_needs_by_slo(
-    model: Model, solution: dict[str, Any]
-) -> dict[str, tuple[float, int]]:
+def percentile_needs_by_slo(model: Model, solution: dict[str, Any]) -> dict[str, tuple[float, int]]:
     """`percentile_needs`, keyed by each objective's text (in the scenario's order)."""
     open_names = [c.name for c in model.classes if not c.is_closed]
     solved_open = sum(solution["classes"][name]["offered_rate"] or 0.0 for name in open_names)

@@ -294,7 +294,8 @@ def _lower_bounds(
         solution = light_load_solution(model, version)
     except CapsimError:
         return bounds
-    rate = open_rate(model) + sum(
+    # In the unit of max_rate: the open rate, or the closed throughput without open traffic.
+    rate = open_rate(model) or sum(
         c["throughput"] for name, c in solution["classes"].items()
         if model.classes[model.class_index[name]].is_closed
     )  # fmt: skip

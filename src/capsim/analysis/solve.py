@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from capsim.analysis import formulas
 from capsim.analysis.cost import spot_notes
@@ -766,10 +765,20 @@ def _limit_the_closed_traffic_too(net: _Network, closed_rate: np.ndarray) -> Non
 
 
 def _mix(net: _Network, point: _FixedPoint) -> np.ndarray:
-    """[class, tier]: each tier's traffic at its busiest moment, per request of the highest
-    total (so that a tier's bound in that total's requests per second counts each client once)."""
-    total = net.total_open + float(point.closed_rate.sum())
-    return (net.at_peak + point.closed_rate[:, None]) / max(total, 1e-300)
+    """[class, tier]: each tier's traffic at its busiest moment, per request of the rate the
+    bounds are in: the highest total open rate over the run when there is open traffic (what
+    `saturate` and `--load` scale, each client counted once; a closed class is a population that
+    only waits longer as a tier fills, and does not change when the open classes saturate it:
+    BCMP's mixed networks), else the closed classes' throughput."""
+    if net.total_open > 0:
+        return net.at_peak / net.total_open
+    closed = np.broadcast_to(point.closed_rate[:, None], net.at_peak.shape)
+    return closed / max(float(point.closed_rate.sum()), 1e-300)
+
+
+def _bounds_offered_rate(net: _Network, point: _FixedPoint) -> float:
+    """The rate offered now, in the unit of the bounds (`_mix`)."""
+    return net.total_open if net.total_open > 0 else float(point.closed_rate.sum())
 
 
 def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
@@ -791,14 +800,19 @@ def _max_rates(net: _Network, point: _FixedPoint) -> dict[str, float]:
 
 def _rate_limit_bounds(net: _Network, point: _FixedPoint) -> dict[str, float]:
     """Per rate-limited tier, the total rate (mix as written) beyond which its limit refuses
-    requests: `rate_limit.rate` / visits to it per request."""
+    requests: `rate_limit.rate` / visits to it per request. Beside open traffic, the closed
+    classes' requests take their tokens first (a refused request is answered at once, so they
+    keep coming): the open rate beyond which it refuses is what they leave."""
     mix = _mix(net, point)
+    closed_rate = point.closed_rate if net.total_open > 0 else np.zeros_like(point.closed_rate)
     bounds: dict[str, float] = {}
     for tier in net.model.tiers:
         if tier.rate_limit is None:
             continue
         per_request = float(mix[:, tier.index] @ net.unlimited_visits[:, tier.index])
-        bounds[tier.name] = tier.rate_limit.rate / per_request if per_request > 0 else math.inf
+        taken = float(closed_rate @ net.unlimited_visits[:, tier.index])
+        left = max(tier.rate_limit.rate - taken, 0.0)
+        bounds[tier.name] = left / per_request if per_request > 0 else math.inf
     return bounds
 
 
@@ -810,7 +824,8 @@ def _unstable_error(
     return UnstableModelError(
         f"{tier.name}: rho={st.unstable_rho:.3g} >= 1 ({st.arrival_rate:.4g}/s offered, "
         f"{capacity_rate:.4g}/s capacity); system saturates at "
-        f"{saturation:.4g} req/s (requests per second over all classes, mix as written). "
+        f"{saturation:.4g} req/s (requests per second over the open classes, or over the closed "
+        "ones without open traffic, mix as written). "
         f"Add capacity to {tier.name} (e.g. {_suggestion(tier, label)}) or lower the load.",
         tier=tier.name,
         rho=st.unstable_rho,
@@ -1097,24 +1112,14 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
             "several closed classes or mixed open and closed traffic: each closed class is "
             "solved exactly on the capacity the others leave (an approximation)"
         )
-    unstable = [
-        (tier, label, st)
-        for tier in model.tiers
-        for label, st in point.stations[tier.index]
-        if st.unstable_rho is not None
-    ]
-    max_rate = _max_rates(net, point)
-    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
-    saturation = max_rate[bottleneck] if bottleneck else math.inf
-    limit_bounds = _rate_limit_bounds(net, point)
-    by_rate_limit = False
-    for name, bound in limit_bounds.items():
-        if bound < saturation:  # no capacity lets more through than the limit
-            bottleneck, saturation, by_rate_limit = name, bound, True
+    unstable = _unstable_stations(model, point)
+    max_rate, limit_bounds, (bottleneck, saturation, by_rate_limit) = _bounds(net, point)
     # [tier] requests per second reaching each tier at its busiest moment
     reaching = np.sum((net.at_peak + point.closed_rate[:, None]) * net.visits, axis=0)
     refused = reaching * (1.0 - net.passing)
     notes.extend(_rate_limit_notes(model, reaching, refused))
+    if unstable and not mark_overload:  # before the capacities below, which it does not need
+        raise _unstable_error(unstable[0], saturation)
     overloaded = [
         {
             "tier": tier.name,
@@ -1125,8 +1130,6 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         }
         for tier, label, st in unstable
     ]
-    if unstable and not mark_overload:
-        raise _unstable_error(unstable[0], saturation)
     if unstable:
         bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
             model, capsim_version, bottleneck, saturation, by_rate_limit
@@ -1179,12 +1182,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "command": "solve",
         "classes": classes_out,
         "tiers": tiers_out,
-        "bottleneck": {
-            "tier": bottleneck,
-            "saturation_rate": _round(saturation),
-            "offered_rate": total_open + float(point.closed_rate.sum()),
-            **({"by": "rate_limit"} if by_rate_limit else {}),
-        },
+        "bottleneck": _bottleneck_entry(net, point, bottleneck, saturation, by_rate_limit),
         "slos": slos,
         "passed": all(s["passed"] is not False for s in slos) and not overloaded,
         "overloaded": overloaded,
@@ -1226,6 +1224,9 @@ def _window_high(
         return waiting
     if p_wait * ratio > share:
         return workers + waiting
+    # scipy only here, for a KEDA queue scaled on its lag: `capsim run` need not load it
+    from scipy import stats
+
     return min(float(stats.poisson.ppf(1.0 - share, busy)), float(workers))
 
 
@@ -1272,6 +1273,59 @@ def _settled_entry(where: SettledConsumers) -> dict[str, Any]:
     }
 
 
+def solve_bottleneck(model: Model) -> dict[str, Any]:
+    """`solve(model)["bottleneck"]` alone: the same network, fixed point and bounds, so the same
+    numbers, without the figures per tier and class (the wait percentiles of an M/M/c/K
+    station are most of its cost, and load scipy). Raises UnstableModelError where `solve`
+    does (without `mark_overload`). For the footer of `capsim run`'s table."""
+    net = _network(model)
+    point = _fixed_point(net)
+    unstable = _unstable_stations(model, point)
+    _, _, (tier, saturation, by_rate_limit) = _bounds(net, point)
+    if unstable:
+        raise _unstable_error(unstable[0], saturation)
+    return _bottleneck_entry(net, point, tier, saturation, by_rate_limit)
+
+
+def _unstable_stations(model: Model, point: _FixedPoint) -> list[tuple[Tier, str, StationResult]]:
+    """(tier, label, station) of every station offered at least its capacity."""
+    return [
+        (tier, label, st)
+        for tier in model.tiers
+        for label, st in point.stations[tier.index]
+        if st.unstable_rho is not None
+    ]
+
+
+def _bounds(
+    net: _Network, point: _FixedPoint
+) -> tuple[dict[str, float], dict[str, float], tuple[str | None, float, bool]]:
+    """(each tier's max rate, each rate limit's bound, (the bottleneck, its saturation rate,
+    whether a rate limit is the bound)): the tier with the lowest max rate, unless a rate limit
+    lets less through."""
+    max_rate = _max_rates(net, point)
+    bottleneck = min(max_rate, key=lambda name: max_rate[name]) if max_rate else None
+    saturation = max_rate[bottleneck] if bottleneck else math.inf
+    limit_bounds = _rate_limit_bounds(net, point)
+    by_rate_limit = False
+    for name, bound in limit_bounds.items():
+        if bound < saturation:  # no capacity lets more through than the limit
+            bottleneck, saturation, by_rate_limit = name, bound, True
+    return max_rate, limit_bounds, (bottleneck, saturation, by_rate_limit)
+
+
+def _bottleneck_entry(
+    net: _Network, point: _FixedPoint, tier: str | None, saturation: float, by_rate_limit: bool
+) -> dict[str, Any]:
+    """The `bottleneck` of the estimates: its tier, saturation rate and the rate offered now."""
+    return {
+        "tier": tier,
+        "saturation_rate": _round(saturation),
+        "offered_rate": _bounds_offered_rate(net, point),
+        **({"by": "rate_limit"} if by_rate_limit else {}),
+    }
+
+
 def _rate_limit_notes(model: Model, reaching: np.ndarray, refused: np.ndarray) -> list[str]:
     """One sentence per rate limit that refuses requests at this load."""
     return [
@@ -1298,7 +1352,8 @@ def _overload_reason(class_out: dict[str, Any]) -> dict[str, str]:
 
 
 def _tier_max_rate(tier: Tier, visits_per_request: np.ndarray, holding: np.ndarray) -> float:
-    """Total rate (mix as written) at which `tier` saturates: workers / demand per request.
+    """Total rate (mix as written, in the unit of `_mix`) at which `tier` saturates: workers /
+    demand per request.
 
     A database with replicas is two station groups, as `capsim run` simulates it: its primaries
     take the writes, its replicas the reads; the tier saturates with the first group to fill.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from capsim.model.types import Fault, Model, Slo
+from capsim.model.types import Call, Fault, Model, OneOf, Parallel, Slo, Step
 
 
 def _judged_after_loss(statistic: str) -> bool:
@@ -60,6 +60,48 @@ def tiers_under_faults(model: Model) -> dict[int, TierUnderFaults]:
     return hit
 
 
+def _waits_on_its_calls(statistic: str) -> bool:
+    """The tier figures that count a blocking worker's time waiting for its calls."""
+    return statistic == "occupancy" or statistic.startswith(("wait_", "age_"))
+
+
+def _callees(steps: tuple[Step, ...]) -> set[int]:
+    found: set[int] = set()
+    for step in steps:
+        if isinstance(step, Call):
+            found.add(step.tier)
+        elif isinstance(step, OneOf):
+            found.update(index for index, _ in step.options)
+        elif isinstance(step, Parallel):
+            found |= _callees(step.branches)
+    return found
+
+
+def _waited_for(model: Model, index: int) -> set[int]:
+    """The tiers whose answers a worker of tier `index` waits for: its synchronous callees and
+    theirs, transitively (a publish to a queue is answered at once)."""
+    seen: set[int] = set()
+    todo = [index]
+    while todo:
+        tier = model.tiers[todo.pop()]
+        for callee in set().union(*(_callees(work.calls) for work in tier.work)):
+            if callee not in seen and model.tiers[callee].kind != "queue":
+                seen.add(callee)
+                todo.append(callee)
+    seen.discard(index)
+    return seen
+
+
+def _faulted_callee(model: Model, slo: Slo, hit: dict[int, TierUnderFaults]) -> str | None:
+    """The name of a tier a fault hits whose answers the objective's tier waits for, when the
+    objective's figure counts that wait (occupancy, waits, age of a blocking tier)."""
+    index = slo.tier_index
+    if index is None or not model.tiers[index].blocking or not _waits_on_its_calls(slo.statistic):
+        return None
+    faulted = sorted(_waited_for(model, index) & set(hit))
+    return model.tiers[faulted[0]].name if faulted else None
+
+
 def _not_judged(verdict: dict[str, Any], reason: str) -> dict[str, Any]:
     return {**verdict, "passed": None, "reason": reason}
 
@@ -83,6 +125,15 @@ def judge_after_faults(
     after: dict[int, dict[str, Any]] = {}
     judged = []
     for slo, verdict in zip(model.slos, verdicts, strict=True):
+        callee = _faulted_callee(model, slo, hit)
+        if callee is not None:
+            judged.append(_not_judged(
+                {**verdict, "before_fault": verdict["observed"]},
+                f"a fault hits {callee}, which this tier's workers wait for: it changes how long "
+                "they are held, which solve's steady state does not include; run the "
+                "simulation, which judges it phase by phase",
+            ))  # fmt: skip
+            continue
         state = hit.get(slo.tier_index) if slo.tier_index is not None else None
         if state is None:
             judged.append(verdict)
@@ -162,7 +213,8 @@ def fault_notes(model: Model) -> list[str]:
         return []
     return [
         "faults: the figures are the steady state without them; an objective on a tier a fault "
-        "hits is judged on the survivors of its worst loss, or not judged (with the reason); "
+        "hits is judged on the survivors of its worst loss, or not judged (with the reason), "
+        "and one that counts the wait for a callee a fault hits is not judged; "
         "class objectives are judged without the faults: run the simulation to judge the run "
         "phase by phase"
     ]

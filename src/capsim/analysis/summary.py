@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from capsim.analysis import cost
+from capsim.analysis import cost, unfinished
 from capsim.analysis.peak import peak_figures
 from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
@@ -172,6 +172,7 @@ def _summarise_classes(model: Model, runs: list[RunResult]) -> dict[str, Any]:
             "error_rate": _error_rate(completed, errors),
             "latency": time_statistics(latency, percentiles),
             "low_sample": low_sample(latency, percentiles, "latency"),
+            **unfinished.class_figures(per_run),
         }
         if model.share_over:
             entry["share_over"] = {
@@ -396,7 +397,15 @@ def _summarise_tier(
         "timed_out": round(sum(t.timed_out for t in per_run) / replications),
         "kind": tier.kind,
         "workers": tier.workers,
+        **unfinished.tier_figures(per_run),
     }
+    if stability.stable and _changes_during_run_at(model, tier):
+        # Not growing at the end, maybe falling: still not recovered when the window ended?
+        undrained = unfinished.assess_undrained(per_run, capacity_when_up(tier, per_run))
+        if undrained is not None:
+            stability = Stability(stable=False, growth_rate=0.0)
+            entry["stable"] = False
+            entry["undrained"] = undrained.as_dict()
     overflow = round(sum(t.overflow for t in per_run) / replications)
     if overflow:
         entry["overflow"] = overflow  # only when the engine's bound on waiting was reached
@@ -752,11 +761,19 @@ def _profile_after_the_run_warnings(model: Model) -> list[str]:
     return warnings
 
 
-def _undrained_warnings(timeseries: dict[str, Any]) -> list[str]:
-    """A plain statement for every tier whose disturbance had not drained by the end."""
+def tiers_undrained(tiers: dict[str, Any]) -> list[str]:
+    """The tiers whose backlog had not drained by the end of the window (which fails the run)."""
+    return [name for name, entry in tiers.items() if "undrained" in entry]
+
+
+def _undrained_warnings(timeseries: dict[str, Any], failing: set[str]) -> list[str]:
+    """A plain statement for every tier whose disturbance had not drained by the end (those
+    `failing` for it already have their own, stronger warning)."""
     warnings = []
     for name, drain in timeseries.get("drain", {}).items():
         if drain["drained"] or drain["peak"] < UNDRAINED_WARNING_FACTOR * drain["threshold"]:
+            continue
+        if name in failing:
             continue
         warnings.append(
             f"tier '{name}' had not drained by the end of the run: its backlog peaked at "
@@ -1097,8 +1114,14 @@ def summarise(
         if not stability.stable:
             capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
             failure = _overload_failure(tier.name, entry, open_offered, capacity)
+            if "undrained" in entry:
+                failure["undrained"] = entry["undrained"]
             overloaded.append(failure)
-            warnings.append(overload_sentence(failure))
+            warnings.append(
+                unfinished.undrained_sentence(failure, queue=tier.kind == "queue")
+                if "undrained" in failure
+                else overload_sentence(failure)
+            )
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
     too_slow = _overloads_too_slow_to_see(
@@ -1122,7 +1145,7 @@ def summarise(
     timeseries = summarise_timeseries(model, runs)
     if timeseries is not None:
         data["timeseries"] = timeseries
-        warnings.extend(_undrained_warnings(timeseries))
+        warnings.extend(_undrained_warnings(timeseries, failing=set(tiers_undrained(tiers))))
     data = dict(sanitise(data))  # type: ignore[call-overload]
     verdicts = [
         judge_by_phase(evaluate_slo(slo, model, data), slo, model, runs) for slo in model.slos

@@ -62,8 +62,11 @@ def color_allowed(stream: Any) -> bool:
 
 
 def stderr_console() -> Console:
-    """A console on stderr, coloured only where `color_allowed`."""
-    return Console(stderr=True, no_color=not color_allowed(sys.stderr), highlight=False)
+    """A console on stderr, coloured only where `color_allowed`. No emoji codes: a name like
+    `:fire:` in a message stays as written (and rich's table of codes is not loaded)."""
+    return Console(
+        stderr=True, no_color=not color_allowed(sys.stderr), highlight=False, emoji=False
+    )
 
 
 def say(console: Console, text: str) -> None:
@@ -263,8 +266,31 @@ def executor_for(
             f"--scheduler sends simulations to a Dask cluster, but --executor is {kind}; "
             "use --executor dask (or leave --executor out)"
         )
+    if workers is not None and kind != "serial" and not scheduler:
+        _check_local_workers(workers)
     with open_executor(kind, workers, scheduler) as opened:
         yield opened
+
+
+#: The most worker processes capsim starts on this machine: per core, and at least.
+WORKERS_PER_CORE, LEAST_WORKERS_LIMIT = 4, 64
+
+
+def _check_local_workers(workers: int) -> None:
+    """Refuse (exit 3) more local worker processes than this machine can hold: `--workers
+    100000` started thousands of Python processes at once, swamping a shared machine."""
+    import os
+
+    from capsim.errors import ResourceLimitError
+
+    cores = os.cpu_count() or 1
+    limit = max(WORKERS_PER_CORE * cores, LEAST_WORKERS_LIMIT)
+    if workers > limit:
+        raise ResourceLimitError(
+            f"--workers {workers:,} would start {workers:,} processes on this machine of "
+            f"{cores} core(s); at most {limit} run here ({WORKERS_PER_CORE} per core, at least "
+            f"{LEAST_WORKERS_LIMIT}): give fewer, or run them on a Dask cluster with --scheduler"
+        )
 
 
 def with_load(model: Any, load: str | None) -> tuple[Any, float]:

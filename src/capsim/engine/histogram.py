@@ -145,6 +145,16 @@ class Histogram:
         self.counts, self.n, self.total, self.max, self.min, self.limits, self.over = state
 
 
+def censored(ages: np.ndarray | list[float], finished: Histogram) -> np.ndarray:
+    """The figures counted for work still unfinished at the end of the window: each one's age
+    then, or the shortest figure `finished` holds when that is longer (the work has taken at
+    least its age, and is not expected to beat the fastest of the run). Lower bounds."""
+    values = np.asarray(ages, dtype=np.float64)
+    if finished.n and values.size:
+        return np.maximum(values, finished.min)
+    return values
+
+
 class Recorder:
     """Buffers single values from the event path and flushes them to a Histogram in batches."""
 

@@ -16,13 +16,18 @@ class ClassRun:
 
     `arrivals` counts requests that arrived in the window; `completed` those of them that
     finished successfully inside the window (their latency is in `latency`); `errors` those that
-    failed (rejected, timed out, pool refused) inside the window.
+    failed (rejected, timed out, pool refused) inside the window; `unfinished` those still
+    neither answered nor failed when the window ends. An unfinished request has waited at least
+    its age at the end, so that age is in `latency` too, a lower bound (censored): `latency`
+    holds `completed + unfinished` values. `oldest_unfinished` is the largest of those ages.
     """
 
     arrivals: int = 0
     completed: int = 0
     errors: int = 0
     latency: Histogram = field(default_factory=Histogram)
+    unfinished: int = 0
+    oldest_unfinished: float = 0.0
 
 
 #: A database with replicas is two station groups: primaries (writes), replicas (reads).
@@ -39,6 +44,11 @@ class TierRun:
     all instances). `queue_trace` is the number waiting at `trace_times` (evenly spaced over the
     window), used to tell a growing queue from a stable one. `age` is a queue tier's message age
     (enqueue to done); `pool_wait` a database pool's wait for a connection.
+
+    `backlog_at_end` counts the visits still waiting for a worker when the window ends (a
+    queue's messages waiting for a consumer); each has waited at least until then, so its wait
+    so far is in `wait` (and a message's age so far in `age`), a lower bound (censored).
+    `oldest_waiting` is the longest of those waits.
     """
 
     workers: int = 0
@@ -79,6 +89,8 @@ class TierRun:
     # A database with replicas: the same figures per station group ("primary", "replicas"):
     # workers, arrivals, completed, rejected, overflow, busy/occupied time, queue trace.
     groups: dict[str, TierRun] | None = None
+    backlog_at_end: int = 0  # waiting for a worker at the window's end (in `wait`, censored)
+    oldest_waiting: float = 0.0  # the longest wait among them, so far
 
 
 @dataclass

@@ -30,10 +30,10 @@ import numpy as np
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
-from capsim.engine.histogram import Histogram
+from capsim.engine.histogram import Histogram, censored
 from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
-from capsim.engine.timeseries import bucket_of, interval_mass, new_series
+from capsim.engine.timeseries import TierSeries, bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
 from capsim.model import features
 from capsim.model.types import (
@@ -428,11 +428,13 @@ class _Batch:
     (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
     round of the sender's program that sent them (`sent_round`: the event path runs the
     zero-time steps of simultaneous visits breadth first, each step one pass through its
-    schedule), then the sender's own arrival order (`sent_seq`), then which sender (`source`:
-    k for class k's own arrivals, then the tiers, n_classes + tier index) and which call of the
-    sender's program (`slot`). The order is total, so the chunking cannot change it; only
-    arrivals of different classes scheduled at the same instant go in the classes' declaration
-    order (as on the event path).
+    schedule), then the sender's own arrival order (`sent_seq`; for a class's own arrivals,
+    the rank of the class's previous one in the order the event path ran the classes' arrivals,
+    see `_ClassOrder`), then which sender (`source`: k for class k's own arrivals, then the
+    tiers, n_classes + tier index) and which call of the sender's program (`slot`). The order
+    is total, so the chunking cannot change it. Clients in another region send each arrival
+    over the network when it comes: for them `sent_start` is the arrival and `sent_seq` its own
+    rank.
     """
 
     times: np.ndarray
@@ -573,6 +575,105 @@ def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
     return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
 
 
+class _ClassOrder:
+    """The event path's order of running the classes' own arrivals, as global ranks.
+
+    The event path schedules a class's next arrival while it runs the current one, so of two
+    arrivals of different classes at the same instant, the one whose predecessor ran first runs
+    first; predecessors at the same instant go by their own predecessors, and so on back to the
+    first arrivals, scheduled at the start in the classes' declaration order. That is the
+    lexicographic order of each arrival's chain of times read backwards (its time, its
+    predecessor's, ...) ended by the start. `rank` computes it for one chunk's arrivals, each
+    class's latest arrival of the earlier chunks (all before the chunk) ending its chains.
+    """
+
+    def __init__(self, classes: int) -> None:
+        # Rank of each class's latest arrival; before any, its place in the declaration order.
+        self.latest = np.arange(classes, dtype=np.int64) - classes
+        self.ranked = 0  # arrivals ranked so far: the next one's rank
+
+    def rank(self, blocks: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each class's arrivals of the chunk (`blocks[k]`, in time order): their ranks and
+        their predecessors' ranks. Every call continues the previous one."""
+        sizes = [block.size for block in blocks]
+        total = sum(sizes)
+        own = self.ranked + self._order(blocks, sizes, total)
+        self.ranked += total
+        found, start = [], 0
+        for k, size in enumerate(sizes):
+            mine = own[start : start + size]
+            found.append((mine, np.concatenate(([self.latest[k]], mine[:-1]))[:size]))
+            if size:
+                self.latest[k] = mine[-1]
+            start += size
+        return found
+
+    def _order(self, blocks: list[np.ndarray], sizes: list[int], total: int) -> np.ndarray:
+        """Each arrival's place (0 .. total - 1) in the order of running the chunk's arrivals
+        (`blocks` concatenated)."""
+        if sum(1 for size in sizes if size) <= 1:
+            return np.arange(total, dtype=np.int64)  # one class: its own order
+        times = np.concatenate(blocks)
+        order = np.argsort(times, kind="stable")  # merges the classes' sorted runs
+        ordered = times[order]
+        tied = ordered[1:] == ordered[:-1]
+        places = np.empty(total, dtype=np.int64)
+        if not tied.any():
+            places[order] = np.arange(total)
+            return places
+        # Chains: each arrival's predecessor; a class's first one points to its chain's end, one
+        # per class after the arrivals, ranked by the latest arrival of the earlier chunks.
+        ends = len(blocks)
+        starts = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
+        present = np.array(sizes) > 0
+        previous = np.arange(-1, total + ends - 1, dtype=np.int64)
+        previous[total:] = np.arange(total, total + ends)
+        previous[starts[present]] = total + np.flatnonzero(present)
+        rank = np.empty(total + ends, dtype=np.int64)
+        rank[total + np.argsort(self.latest, kind="stable")] = np.arange(ends)
+        # The first rank of a group of simultaneous arrivals: the place of its first one.
+        first = np.concatenate(([0], np.flatnonzero(~tied) + 1))
+        rank[order] = ends + np.repeat(first, np.diff(np.append(first, total)))
+        by_rank = np.concatenate((total + np.argsort(self.latest, kind="stable"), order))
+        return _chain_ranks(rank, previous, by_rank)[:total] - ends
+
+
+#: More doublings than any chain needs (2^64 arrivals): a guard against an endless loop.
+_MOST_DOUBLINGS = 64
+
+
+def _chain_ranks(rank: np.ndarray, previous: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
+    """Ranks of the chains (rank[i], rank[previous[i]], rank[previous[previous[i]]], ...)
+    compared lexicographically, all distinct: 0 .. n - 1. `rank` is each item's place in a
+    sort by its first key, items with equal keys at the place of the first of them, and
+    `by_rank` the items in that order; chain ends point to themselves and have distinct ranks,
+    below every other item's. Prefix doubling: each pass compares chains twice as long,
+    re-sorting only the groups still tied and keeping the others' ranks, until no group is
+    tied (at the latest when every chain has reached its end)."""
+    jump, count = previous, rank.size
+    for _ in range(_MOST_DOUBLINGS):
+        sizes = np.bincount(rank, minlength=count)
+        still = sizes[rank[by_rank]] > 1
+        if not still.any():
+            return rank
+        tied = by_rank[still]  # in rank order: the sort below mostly merges
+        groups = rank[tied]
+        order = np.argsort(groups * count + rank[jump[tied]], kind="stable")
+        items, groups, keys = tied[order], groups[order], rank[jump[tied]][order]
+        opens = np.concatenate(([True], groups[1:] != groups[:-1]))
+        split = opens | np.concatenate(([True], keys[1:] != keys[:-1]))
+        # A group's items sit at the places groups[0], groups[0] + 1 ...: each new group
+        # starts at its own first item's place.
+        at = np.arange(items.size)
+        place = groups + at - np.maximum.accumulate(np.where(opens, at, 0))
+        rank = rank.copy()
+        rank[items] = np.maximum.accumulate(np.where(split, place, 0))
+        by_rank = by_rank.copy()
+        by_rank[still] = items
+        jump = jump[jump]
+    raise SimulationError("the vectorised path could not order simultaneous arrivals")
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-tier state and measurement
 # ---------------------------------------------------------------------------------------------
@@ -641,8 +742,10 @@ class _Run:
                     for name, group in zip(GROUP_NAMES, state.group_states, strict=True)
                 }
         self.requests = 0
-        self.entered = [0] * len(model.classes)  # arrivals of each class so far
-        self.last_arrival = [0.0] * len(model.classes)  # the latest of them
+        # Work left at the window's end: (histogram, ages then, a queue's series or None).
+        self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
+        self.last_arrival = [0.0] * len(model.classes)  # the latest arrival of each class
+        self.class_order = _ClassOrder(len(model.classes))
         self.series = new_series(model)
         if self.series is not None:
             for tier, series in zip(model.tiers, self.series.tiers, strict=True):
@@ -724,22 +827,26 @@ class _Run:
     # ---- the run ------------------------------------------------------------------------
     def run(self, progress: ProgressCallback | None) -> None:
         horizon = self.window_end
-        # Classes by name, not by their place in `traffic:`: the order in which their arrivals
-        # enter decides the order of sums (a figure's last bits), and that must not move when
-        # the scenario lists its classes in another order.
-        classes = sorted(self.model.classes, key=lambda c: c.name)
-        peak_rate = sum(_peak_rate(c) for c in classes)
+        # Two orders of the classes. Ties between simultaneous arrivals are broken as on the
+        # event path, which starts the classes in their declaration order (`_ClassOrder` ranks
+        # the blocks in that order). The arrivals enter by class name, not by their place in
+        # `traffic:`: that order decides the order of sums (a figure's last bits), which must
+        # not move when the scenario lists its classes in another order; the tie order is a
+        # total key of each visit (see `_Batch`), so the order of entering cannot change it.
+        by_name = sorted(range(len(self.model.classes)), key=lambda k: self.model.classes[k].name)
+        peak_rate = sum(_peak_rate(self.model.classes[k]) for k in by_name)
         span = self.chunk_requests / peak_rate if peak_rate > 0 else horizon
         chunks = max(1, math.ceil(horizon / span))
-        sources = [_arrival_source(self.model, c, self.replication) for c in classes]
+        sources = [_arrival_source(self.model, c, self.replication) for c in self.model.classes]
         for chunk in range(chunks):
             low = chunk * span
             last = chunk == chunks - 1
             high = horizon if last else (chunk + 1) * span
             began = time.perf_counter()
-            for source in sources:
-                arrivals = source.take(low, high)
-                self._enter(source.traffic, arrivals)
+            blocks = [source.take(low, high) for source in sources]
+            ranks = self.class_order.rank(blocks)
+            for k in by_name:
+                self._enter(sources[k].traffic, blocks[k], *ranks[k])
             self.timings["draw"] += time.perf_counter() - began
             bound = math.inf if last else high
             for tier_index in self.order:
@@ -753,8 +860,13 @@ class _Run:
         leftover = sum(len(s.inbox) for s in self.states)
         if leftover:
             raise SimulationError("the vectorised path left visits unprocessed")
+        self.record_censored()
 
-    def _enter(self, traffic: TrafficClass, arrivals: np.ndarray) -> None:
+    def _enter(
+        self, traffic: TrafficClass, arrivals: np.ndarray, ranks: np.ndarray, before: np.ndarray
+    ) -> None:
+        """Class `traffic`'s arrivals of a chunk, with their ranks in the event path's order of
+        running the classes' arrivals and their predecessors' (see `_ClassOrder`)."""
         count = arrivals.size
         self.requests += count
         if count == 0:
@@ -767,10 +879,9 @@ class _Run:
                 bucket_of(arrivals, self.series.bucket, counts.size), minlength=counts.size
             )
         root = _Root(self, arrivals)
-        seen = self.entered[traffic.index]
-        self.entered[traffic.index] += count
-        # As on the event path, each arrival is scheduled when the class's previous one arrives
-        # (the first at the start): that is when it "left" for tie-breaking.
+        # As on the event path, each arrival is scheduled when the class's previous one runs
+        # (the first at the start): that is when it "left" for tie-breaking. Clients in another
+        # region send it over the network when it runs, so it left then.
         scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
         self.last_arrival[traffic.index] = float(arrivals[-1])
         half_rtt = traffic.network_delay / 2.0  # clients served from another region
@@ -782,8 +893,8 @@ class _Run:
                 parent=root,
                 reg=0,
                 positions=np.arange(count),
-                sent_start=scheduled,
-                sent_seq=np.arange(seen, seen + count),
+                sent_start=arrivals if half_rtt else scheduled,
+                sent_seq=ranks if half_rtt else before,
                 sent_round=0,
                 source=traffic.index,
                 slot=0,
@@ -798,6 +909,14 @@ class _Run:
         latency = (done - arrived)[keep]
         run.completed += int(latency.size)
         run.latency.add(latency)
+        # Unanswered at the window's end: counted at their age then, lower bounds, once every
+        # completion is in (`record_censored`).
+        late = (arrived >= self.window_start) & (arrived < self.window_end) & ~keep
+        if late.any():
+            ages = self.window_end - arrived[late]
+            self.unfinished.append((run.latency, ages, None))
+            run.unfinished += int(ages.size)
+            run.oldest_unfinished = max(run.oldest_unfinished, float(ages.max()))
         if self.series is not None:
             finished = done < self.window_end
             self.series.classes[class_index].add_completions(
@@ -1084,6 +1203,7 @@ class _Run:
             )
             started = (start >= low) & (start < high)
             run.wait.add((start - arrivals)[started])
+            self._censor_waits(state, run, arrivals[(arrivals < high) & (start >= high)], in_series)
         run.busy_time += busy
         run.occupied_time += busy
         if in_series and self.series is not None:
@@ -1132,6 +1252,35 @@ class _Run:
                 )
                 later.sort()
                 state.pending_starts = later
+
+    def _censor_waits(
+        self, state: _TierState, run: TierRun, arrivals: np.ndarray, in_series: bool
+    ) -> None:
+        """Visits that arrived at `arrivals` and still wait for a worker at the window's end:
+        their waits so far go in `wait` (and a queue's message ages so far in `age`, in the
+        last bucket of the series), lower bounds, as the event path counts them."""
+        if arrivals.size == 0:
+            return
+        waited = self.window_end - arrivals
+        self.unfinished.append((run.wait, waited, None))
+        run.backlog_at_end += int(waited.size)
+        run.oldest_waiting = max(run.oldest_waiting, float(waited.max()))
+        if run.age is not None:
+            series = self.series.tiers[state.tier.index] if in_series and self.series else None
+            self.unfinished.append((run.age, waited, series))
+
+    def record_censored(self) -> None:
+        """The work left at the window's end (`unfinished`), once every completion is in: each
+        at its age then, or the shortest completed figure when that is longer
+        (`histogram.censored`), as the event path counts it."""
+        for histogram, ages, series in self.unfinished:
+            values = censored(ages, histogram)
+            histogram.add(values)
+            if series is not None:
+                assert self.series is not None
+                end = np.full(values.size, self.window_end)
+                series.add_ages(end, values, self.series.bucket)
+        self.unfinished.clear()
 
     # ---- programs -----------------------------------------------------------------------
     def _drain(self) -> None:

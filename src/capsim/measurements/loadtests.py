@@ -216,9 +216,7 @@ def _steps_from_requests(
     completions = {
         name: tuple(float(t) for t in times[names == name]) for name in sorted(set(names.tolist()))
     }
-    return LoadTest(
-        source=source, tool=tool, steps=steps, totals=totals, completions=completions
-    )
+    return LoadTest(source=source, tool=tool, steps=steps, totals=totals, completions=completions)
 
 
 # --- Locust and CSV ---------------------------------------------------------------------------

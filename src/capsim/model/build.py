@@ -131,10 +131,18 @@ def che_hit_ratio(capacity: float, keys: float, zipf: float, exact_keys: int = E
         tail, tail_w = np.zeros(0), np.zeros(0)
     total = head.sum() + float(np.dot(tail, tail_w))
     p_head, p_tail = head / total, tail / total
+    # Scratch arrays of the head's size (up to `exact_keys` numbers), reused at every step: the
+    # same operations on the same numbers as fresh temporaries, so the same result, without
+    # allocating and first touching megabytes at each step (about a third of the time).
+    e_head, spare = np.empty_like(p_head), np.empty_like(p_head)
+
+    def head_survivals(t: float) -> np.ndarray:
+        """exp(-p_head * t), into `e_head` (-p * t and p * -t are the same number)."""
+        return np.exp(np.multiply(p_head, -t, out=e_head), out=e_head)
 
     def occupancy(t: float) -> tuple[float, float]:
-        e_head, e_tail = np.exp(-p_head * t), np.exp(-p_tail * t)
-        value = float(np.sum(1.0 - e_head) + np.dot(1.0 - e_tail, tail_w))
+        e_head, e_tail = head_survivals(t), np.exp(-p_tail * t)
+        value = float(np.sum(np.subtract(1.0, e_head, out=spare)) + np.dot(1.0 - e_tail, tail_w))
         slope = float(np.dot(p_head, e_head) + np.dot(p_tail * e_tail, tail_w))
         return value - capacity, slope
 
@@ -150,7 +158,7 @@ def che_hit_ratio(capacity: float, keys: float, zipf: float, exact_keys: int = E
         if abs(step) <= 1e-13 * t:
             break
     hit = float(
-        np.dot(p_head, 1.0 - np.exp(-p_head * t))
+        np.dot(p_head, np.subtract(1.0, head_survivals(t), out=spare))
         + np.dot(p_tail * (1.0 - np.exp(-p_tail * t)), tail_w)
     )
     return min(max(hit, 0.0), 1.0)

@@ -233,7 +233,9 @@ def _backtest_verdict(data: dict[str, Any]) -> str:
         f"{'are' if low > 1 else 'is'} not counted)"
     )
     if data["passed"]:
-        return "PASS: the model predicts the measurements within tolerance" + (caveat if low else "")
+        return "PASS: the model predicts the measurements within tolerance" + (
+            caveat if low else ""
+        )
     if all(r["passed"] for r in rows):
         return (
             "NOT CONFIRMED: every compared figure is a percentile measured or simulated from "

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from capsim.analysis.report import overload_failures
+from capsim.analysis.unfinished import undrained_text
 from capsim.units import COUNT_STATISTICS, RATIO_STATISTICS, format_duration
 from capsim.vocabulary import LATENCY_STATISTICS
 
@@ -13,6 +14,8 @@ from capsim.vocabulary import LATENCY_STATISTICS
 MISSING = "—"
 #: What an unstable tier's status says, in every human view.
 OVERLOADED = "OVERLOADED — not steady state"
+#: A tier whose backlog had not drained by the end of the window (docs/results.md).
+NOT_DRAINED = "NOT DRAINED — backlog left at the end"
 #: The words of an SLO verdict: (passed, failed). A result shouts both; a report says a pass
 #: quietly.
 RESULT_VERDICTS = ("✓ PASS", "✗ FAIL")
@@ -148,7 +151,9 @@ def any_low_sample(data: dict[str, Any]) -> bool:
 
 
 def tier_status(entry: dict[str, Any]) -> str:
-    return "stable" if entry["stable"] else OVERLOADED
+    if entry["stable"]:
+        return "stable"
+    return NOT_DRAINED if "undrained" in entry else OVERLOADED
 
 
 def run_line(data: dict[str, Any]) -> str:
@@ -182,7 +187,10 @@ def overload_text(failure: dict[str, Any]) -> str:
 
 
 def overload_details(failure: dict[str, Any]) -> str:
-    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates."""
+    """`backlog +23/s, saturates near 3,450.0/s`: how fast it grows, where it saturates; for a
+    tier that had not drained by the end, what was left (`unfinished.undrained_text`)."""
+    if isinstance(failure.get("undrained"), dict):
+        return undrained_text(failure["undrained"])
     details = []
     growth = failure.get("growth_rate")
     if isinstance(growth, int | float):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from capsim.analysis.headroom import Headroom
 from capsim.analysis.report import Report
 from capsim.outputs import cells
 from capsim.outputs.escape import terminal_data
 from capsim.outputs.fit import DEFAULT_WIDTH, Cell, Column, fitted_tables
 from capsim.outputs.rows import Rows, class_rows, slo_rows, tier_rows
+
+if TYPE_CHECKING:  # the analytic headroom (and its solver) only when a footer is asked for
+    from capsim.analysis.headroom import Headroom
 
 #: Width of the rendered table when the caller does not say (files, pipes, tests).
 WIDTH = DEFAULT_WIDTH
@@ -161,6 +163,16 @@ def rate_limit_lines(data: dict[str, Any], limits: dict[str, float]) -> list[str
     return lines
 
 
+def _at_the_profiles_peak(headroom: Headroom) -> str:
+    """Says that the headroom is judged at the profiles' peak, when one rises above its end."""
+    if headroom.profile_peak is None:
+        return ""
+    return (
+        " (offered rates are at the profile's peak, "
+        f"{cells.rate(headroom.profile_peak)}, not its final rate.)"
+    )
+
+
 def _rate_limit_bottleneck(headroom: Headroom) -> str:
     """The footer's bottleneck line when a rate limit passes less than any tier can carry."""
     text = (
@@ -187,7 +199,7 @@ def next_steps(
     """
     lines = ["Next steps:", *limited]
     if headroom is not None and headroom.rate_limit:
-        lines.append(_rate_limit_bottleneck(headroom))
+        lines.append(_rate_limit_bottleneck(headroom) + _at_the_profiles_peak(headroom))
     elif headroom is not None:
         text = (
             f"  {headroom.tier} is the bottleneck: the analytic bound puts its saturation near "
@@ -206,11 +218,7 @@ def next_steps(
             )
         else:
             text += "."
-        if headroom.profile_peak is not None:
-            text += (
-                " (offered rates are at the profile's peak, "
-                f"{cells.rate(headroom.profile_peak)}, not its final rate.)"
-            )
+        text += _at_the_profiles_peak(headroom)
         if headroom.autoscale_max is not None and headroom.autoscale_max != headroom.instances:
             text += (
                 f" That is with the {headroom.instances} instance(s) it starts with: it "

@@ -158,6 +158,29 @@ def _whole(minimum: int, expected: str) -> Callable[[Any], int]:
     return check
 
 
+#: The largest whole number every float holds exactly: a seed written as a float beyond it
+#: (1e300) names no one seed.
+_EXACT_FLOAT = 2**53
+
+
+def _seed(value: Any) -> int:
+    """A seed, exactly as written: a whole number of any size; one written as a float only up
+    to 2^53 (`_whole` goes through a float, which turned 123456789012345678901234567890 into
+    123456789012345677877719597056, another seed than the one written)."""
+    expected = "a whole number of 0 or more such as 42"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise invalid(f"{show(value)} is negative; {FIELD} must be {expected}")
+        return value
+    number = _whole(0, expected)(value)
+    if abs(float(value)) > _EXACT_FLOAT:
+        raise invalid(
+            f"{show(value)} is written as a float, which holds no whole number above 2^53 "
+            f"exactly; write the seed's digits, e.g. 42"
+        )
+    return number
+
+
 def _plain(minimum: float, strict: bool, expected: str) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         number = _number(value, expected)
@@ -323,7 +346,9 @@ Balancing = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    # defer_build: each model's validator is built when first used (the scenario's, once, with
+    # every nested model in it) instead of once per class at import: ~10 ms of every start-up.
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, defer_build=True)
 
 
 # ---- distributions -----------------------------------------------------------------------------
@@ -2282,7 +2307,7 @@ class Scenario(_Strict):
     ] = None
     seed: Annotated[
         int,
-        BeforeValidator(_whole(0, "a whole number of 0 or more such as 42")),
+        BeforeValidator(_seed),
         WithJsonSchema({"type": "integer", "minimum": 0}),
     ] = 0
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)

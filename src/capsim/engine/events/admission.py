@@ -19,12 +19,12 @@ from capsim.engine.events.clock import _scheduler, _Timer
 from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.station import Station
-from capsim.engine.events.windows import _add_zeros, _Window
-from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.events.windows import _add_zeros
+from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import AgeLog
-from capsim.model.types import RateLimit, Tier
+from capsim.model.types import RateLimit
 
 
 def install(st: Station) -> None:
@@ -263,8 +263,10 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
     age_recorder = Recorder()
     record_age: Callable[[float], None] = age_recorder.record
     flush_age: Callable[[], Histogram | None] = age_recorder.flush
+    age_log: AgeLog | None = None
     if st.window.series is not None:  # message ages per bucket too (engine/timeseries.py)
-        record_age, flush_age = _ages_per_bucket(env, st.window, tier, age_recorder)
+        age_log = AgeLog(st.window.series.tiers[tier.index], st.window.series.bucket)
+        record_age, flush_age = _ages_per_bucket(env, age_log, age_recorder)
     max_retries = tier.max_retries
     redelivery = _Redelivery(st, arrive, record_age)
 
@@ -306,6 +308,18 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
         return True
 
     def record(run: TierRun) -> None:
+        # Messages still waiting for a consumer at the end: their ages so far (lower bounds),
+        # counted at the end (in the series' last bucket). A redelivered message is as old as
+        # its first publish.
+        horizon = st.horizon
+        ages = [
+            horizon - (entry.cont.enqueued if type(entry.cont) is _Delivery else entry.arrived)
+            for entry in st.left_waiting
+        ]
+        for age in censored(ages, age_recorder.flush()).tolist():
+            age_recorder.record(age)
+            if age_log is not None:
+                age_log.record(horizon, age)
         run.age = flush_age()
         run.redeliveries = st.redeliveries
         run.dead_letters = st.dead_letters
@@ -315,11 +329,9 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
 
 
 def _ages_per_bucket(
-    env: Environment, window: _Window, tier: Tier, recorder: Recorder
+    env: Environment, ages: AgeLog, recorder: Recorder
 ) -> tuple[Callable[[float], None], Callable[[], Histogram | None]]:
     """(record an age, flush): the whole-run histogram and the per-bucket ones of the series."""
-    assert window.series is not None
-    ages = AgeLog(window.series.tiers[tier.index], window.series.bucket)
     record = recorder.record
 
     def record_age(age: float) -> None:

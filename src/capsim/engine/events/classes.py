@@ -18,7 +18,7 @@ from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Time
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
-from capsim.engine.histogram import Histogram, Recorder
+from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.result import ClassRun
 from capsim.engine.timeseries import (
     CompletionLog,
@@ -82,6 +82,11 @@ class _ClassSim:
     ) -> None:
         self.run = ClassRun(latency=Histogram(share_limits))
         self.latency = Recorder(self.run.latency)
+        # The arrival time of every request of the window not yet answered, by a key of its
+        # own: what is left at the end is counted at its age then (`record_unfinished`).
+        self.pending: dict[int, float] = {}
+        pending = self.pending
+        ticket = itertools.count().__next__
         warmup = window.warmup
         k = traffic.index
         pick = entry.pick(None)
@@ -103,13 +108,16 @@ class _ClassSim:
 
             def thought(event: _Timer) -> None:
                 now = env._now
+                key = ticket()
                 if now >= warmup:
                     run.arrivals += 1
+                    pending[key] = now
                 if tracker is not None:
                     tracker.arrived(now)
 
                 def finish(ok: bool) -> None:
                     if now >= warmup:
+                        pending.pop(key, None)
                         if ok:
                             run.completed += 1
                             record_latency(env._now - now)
@@ -191,8 +199,10 @@ class _ClassSim:
                     enter(k, _ignore)
                 else:
                     run.arrivals += 1
+                    pending[ident] = now
 
-                    def finish(ok: bool, now: float = now) -> None:  # `now` bound here
+                    def finish(ok: bool, now: float = now, ident: int = ident) -> None:  # bound
+                        pending.pop(ident, None)
                         if ok:
                             run.completed += 1
                             record_latency(env._now - now)
@@ -201,6 +211,7 @@ class _ClassSim:
 
                     if not enter(k, finish):
                         run.errors += 1
+                        pending.pop(ident, None)
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
                     break
                 env._now = now = when
@@ -213,7 +224,7 @@ class _ClassSim:
             # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
             steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
             on_lane = lanes.entry_arrivals(
-                entry.station, pick, k, gap, absolute, steady, run, record_latency
+                entry.station, pick, k, gap, absolute, steady, run, record_latency, pending
             )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
@@ -226,11 +237,14 @@ class _ClassSim:
                     schedule(step, on_arrival, None)
                 arrived(now)
                 counted = now >= warmup
+                key = ticket()
                 if counted:
                     run.arrivals += 1
+                    pending[key] = now
 
                 def finish(ok: bool) -> None:
                     if counted:
+                        pending.pop(key, None)
                         if ok:
                             run.completed += 1
                             record_latency(env._now - now)
@@ -245,6 +259,16 @@ class _ClassSim:
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)
+
+    def record_unfinished(self, end: float) -> None:
+        """Requests of the window still unanswered at its `end`: counted, and their ages then
+        recorded as latencies (lower bounds: `histogram.censored`), after every completion."""
+        ages = [end - arrived for arrived in self.pending.values()]
+        latency = self.latency.flush()
+        latency.add(censored(ages, latency))
+        self.run.unfinished += len(ages)
+        if ages:
+            self.run.oldest_unfinished = max(self.run.oldest_unfinished, max(ages))
 
 
 # Consecutive arrivals. An open class's arrival callback runs the class's next arrival itself,

@@ -55,6 +55,11 @@ class _Consumers:
         self.on_batch_done = (self.batch_done,)
         self.on_give_up = (self.give_up,)
         st.arrive = self.arrive
+        st.waiting_elsewhere.append(self.entries)
+
+    def entries(self) -> list[Waiting]:
+        """Every message in the partitions' lines (given-up ones included)."""
+        return [entry for queue in self.parts.values() for entry in queue]
 
     def head(self, p: int) -> Waiting | None:
         queue = self.parts.get(p)

@@ -203,11 +203,14 @@ def entry_arrivals(
     steady: bool,
     run: ClassRun,
     record_latency: Callable[[float], None],
+    pending: dict[int, float],
 ) -> tuple[Callable[[_Timer], None]] | None:
     """The callbacks of open class k's arrival timer when its entry tier `st` (instances chosen
     by `pick`) has a lane for it, or None when the tier or the class's calls there do not
     qualify. `gap()` gives the next arrival's delay (its time if `absolute`); `steady`: it
-    does not read the clock, so arrivals may run ahead of their time.
+    does not read the clock, so arrivals may run ahead of their time. `pending` holds the
+    arrival time of each counted request not yet answered (by its timer id), as `classes` keeps
+    it; one the lane answers at once after the window's end is counted unfinished here.
 
     Each arrival takes the lane when it meets a free worker (answered now, or its call's timer
     set for the end of its work), else the ordinary path (`arrive`) with a continuation made
@@ -241,8 +244,11 @@ def entry_arrivals(
 
     on_called = (called,)
 
-    def answer_to(now: float) -> Cont:
+    def answer_to(now: float, ident: int) -> Cont:
+        pending[ident] = now
+
         def finish(ok: bool) -> None:
+            pending.pop(ident, None)
             if ok:
                 run.completed += 1
                 record_latency(env._now - now)
@@ -264,8 +270,9 @@ def entry_arrivals(
                 st.arrivals += 1
             i = pick(k) if instance is None else instance
             if not free[i] and not held.reclaim(i, now):  # no free worker: the ordinary path
-                if not arrive(i, k, now, answer_to(now) if counted else _ignore) and counted:
+                if not arrive(i, k, now, answer_to(now, ident) if counted else _ignore) and counted:
                     run.errors += 1
+                    pending.pop(ident, None)
             else:  # the lane
                 free[i] -= 1
                 end = now + draw_service()
@@ -282,11 +289,13 @@ def entry_arrivals(
                 if uniform is not None and uniform() < chance:
                     timer = _Timer()  # the call is made when the work ends
                     timer.callbacks = on_called
-                    timer._value = answer_to(now) if counted else _ignore
+                    timer._value = answer_to(now, ident) if counted else _ignore
                     heappush(heap, (end, _NORMAL, new_id(), timer))
                 elif counted and end < horizon:  # answered now
                     run.completed += 1
                     record_latency(end - now)
+                elif counted:  # its answer would come after the window's end
+                    pending[ident] = now
             if when < heap[0][0]:  # nothing else is due first: as `classes`' arrival
                 env._now = now = when
             elif (

@@ -139,6 +139,7 @@ def run_events(
         for group in (run.groups or {}).values():
             group.trace_times = run.trace_times
     for c in classes:
+        c.record_unfinished(horizon)
         c.latency.flush()
         c.flush_series()
     if window.series is not None:

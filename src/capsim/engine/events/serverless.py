@@ -39,6 +39,7 @@ def install(st: Station) -> None:
     buffer: deque[Waiting] = deque()  # the activator's: requests no slot could take
     cold_start, keep_warm = scaler.cold_start, scaler.keep_warm
     cold_starts = [0]  # instances started for a request, in the window
+    st.waiting_elsewhere.append(lambda: [*buffer, *(e for line in pending for e in line)])
 
     def record(run: TierRun) -> None:
         run.cold_starts = cold_starts[0]

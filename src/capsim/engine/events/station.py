@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from capsim.engine.events.disciplines import taker, waiting_line
 from capsim.engine.events.draws import _distribution_draw, _logged_draw, _slowed_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.windows import _add_zeros, _Window
-from capsim.engine.histogram import Recorder
+from capsim.engine.histogram import Recorder, censored
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import TierRun
 from capsim.engine.timeseries import IntervalLog
@@ -97,7 +98,10 @@ class Station:
     name in `lanes.lane_tier`; code that reads `free` outside `arrive` reclaims first.
 
     Each instance's waiting line is of the tier's discipline (`disciplines.waiting_line`:
-    FIFO, LIFO, priorities) and holds `Waiting` entries. Timers go through the clock
+    FIFO, LIFO, priorities) and holds `Waiting` entries. A feature that keeps waiting entries
+    in lines of its own (a queue's partitions, a serverless activator) appends a function
+    giving them to `waiting_elsewhere`: what still waits at the window's end is counted from
+    every line (`still_waiting`, docs/results.md#work-left-at-the-end-of-the-window). Timers go through the clock
     (`clock._scheduler`, or `clock.schedule_of` on a measured hot path).
     """
 
@@ -134,6 +138,7 @@ class Station:
         "horizon",
         "lane_held",
         "later",
+        "left_waiting",
         "live",
         "live_area",
         "live_count",
@@ -167,6 +172,7 @@ class Station:
         "trace",
         "wait_recorder",
         "waiting",
+        "waiting_elsewhere",
         "waiting_now",
         "warmup",
         "window",
@@ -248,6 +254,10 @@ class Station:
         self.held_until: HeldUntil | None = None
         self.sole_entry = False  # only one class's arrivals reach the tier (`lanes.sole_entries`)
         self.lane_held = 0.0  # worker-seconds in the window held by requests the lane answered
+        # Lines a feature keeps instead of `waiting` (a queue's partitions, a serverless tier's
+        # activator): each gives its entries, to be counted at the window's end.
+        self.waiting_elsewhere: list[Callable[[], Iterable[Waiting]]] = []
+        self.left_waiting: list[Waiting] = []  # still waiting at the end (`record` finds them)
 
     def _service_draws(self) -> list[Draw]:
         """One service-time draw per class; one stream, one buffer per distinct distribution.
@@ -370,13 +380,28 @@ class Station:
             series.lookups = np.asarray(cache_series[0], dtype=float)
             series.hits = np.asarray(cache_series[1], dtype=float)
 
+    def still_waiting(self) -> list[Waiting]:
+        """The entries waiting for a worker now, in every line (given-up ones excluded)."""
+        lines = itertools.chain(
+            (entry for line in self.waiting for entry in _entries(line)),
+            *(source() for source in self.waiting_elsewhere),
+        )
+        return [entry for entry in lines if entry.live]
+
     def record(self) -> TierRun:
-        """The tier's own figures over the window, then each feature's (`recorders`)."""
+        """The tier's own figures over the window, then each feature's (`recorders`).
+
+        Requests still waiting at the end have waited at least until then: that wait goes in
+        `wait` (a lower bound), and they are counted in `backlog_at_end` (`left_waiting` keeps
+        them for the recorders: a queue's message ages)."""
         tier, horizon = self.tier, self.horizon
         end_queue = self.queue_area + self.waiting_now * (horizon - self.queue_since)
         end_held = self.held_area + self.held * (horizon - self.held_since)
         wait = self.wait_recorder.flush()
         _add_zeros(wait, self.zero_waits)
+        self.left_waiting = self.still_waiting()
+        waited = [horizon - entry.arrived for entry in self.left_waiting]
+        wait.add(censored(waited, wait))
         run = TierRun(
             workers=tier.workers,
             arrivals=self.arrivals,
@@ -392,9 +417,17 @@ class Station:
         )
         run.overflow = self.overflow
         run.dropped = self.dropped
+        run.backlog_at_end = len(waited)
+        run.oldest_waiting = max(waited, default=0.0)
         if self.faults or tier.autoscale is not None:
             live = self.live_integral(horizon) - self.before_window[2]
             run.live_worker_time = live * tier.concurrency
         for record in self.recorders:
             record(run)
         return run
+
+
+def _entries(line: Any) -> Iterable[Waiting]:
+    """The entries of one waiting line: a deque, or a priority line's levels."""
+    levels = getattr(line, "levels", None)
+    return itertools.chain(*levels) if levels is not None else line
