@@ -313,7 +313,8 @@ def test_ctrl_c_while_capsim_is_still_starting_is_a_clean_stop(
     tmp_path: Path, delay: float
 ) -> None:
     """Ctrl-C during the imports and option parsing, before any command runs, is exit 130 with
-    one line, never a traceback (a user who changes their mind at once)."""
+    one line, never a traceback (a user who changes their mind at once); a little later, once
+    the first replications run, it is the run's stop with partial results, exit 130 too."""
     path = write(tmp_path, LONG)
     process = subprocess.Popen(
         [sys.executable, "-c", _CONSOLE_SCRIPT, "run", str(path)],
@@ -328,5 +329,10 @@ def test_ctrl_c_while_capsim_is_still_starting_is_a_clean_stop(
     stdout, stderr = process.communicate(timeout=60)
     stderr = before + stderr
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and stdout == ""
-    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    # Start-up now takes well under a second on a quiet machine, so a late Ctrl-C may land in
+    # the first replications: then it is the run's own clean stop, with the partial results.
+    if stdout:
+        assert "PARTIAL (interrupted)" in stdout and "interrupted after" in stderr, stderr
+    else:
+        assert "interrupted while capsim was starting; nothing was run." in stderr, stderr

@@ -629,12 +629,13 @@ class _ClassOrder:
         previous = np.arange(-1, total + ends - 1, dtype=np.int64)
         previous[total:] = np.arange(total, total + ends)
         previous[starts[present]] = total + np.flatnonzero(present)
+        chain_ends = total + np.argsort(self.latest, kind="stable")  # in their rank order
         rank = np.empty(total + ends, dtype=np.int64)
-        rank[total + np.argsort(self.latest, kind="stable")] = np.arange(ends)
+        rank[chain_ends] = np.arange(ends)
         # The first rank of a group of simultaneous arrivals: the place of its first one.
         first = np.concatenate(([0], np.flatnonzero(~tied) + 1))
         rank[order] = ends + np.repeat(first, np.diff(np.append(first, total)))
-        by_rank = np.concatenate((total + np.argsort(self.latest, kind="stable"), order))
+        by_rank = np.concatenate((chain_ends, order))
         return _chain_ranks(rank, previous, by_rank)[:total] - ends
 
 
