@@ -310,20 +310,24 @@ class _Searcher:
 
     def nearby(self, rate: float, tolerance: float, near: bool) -> float | None:
         """The measured rate closest to `rate`, within `tolerance` of it (relative) and, with
-        `near`, measured as long as the stretch near saturation asks; None when there is none."""
+        `near`, measured as long as the stretch near saturation asks at `rate` (the point it
+        stands for), within the same `tolerance`; None when there is none. (A point measured
+        for the estimate solve gave stands for one of an estimate 1% lower, which asks a run
+        1% longer.)"""
         close = [
             point
             for point in self.cache.values()
             if abs(point.rate / rate - 1.0) <= tolerance
-            and not (near and self._shorter_than_asked(point, point.rate))
+            and not (near and self._shorter_than_asked(point, rate, tolerance))
         ]
         if not close:
             return None
         return min(close, key=lambda point: (abs(point.rate - rate), point.rate)).rate
 
-    def _shorter_than_asked(self, point: CurvePoint, rate: float) -> bool:
+    def _shorter_than_asked(self, point: CurvePoint, rate: float, tolerance: float = 0.0) -> bool:
         asked = with_run_length(self.model, self.duration_at(rate, self.model, True), None)
-        return point.point.model.simulation.duration < asked.simulation.duration - 1e-9
+        wanted = asked.simulation.duration * (1.0 - tolerance)
+        return point.point.model.simulation.duration < wanted - 1e-9
 
     def _measure(self, rates: list[float], what: str, nears: list[bool]) -> None:
         done, budget = self.done, max(self.budget, self.done + len(rates))
@@ -951,8 +955,12 @@ def _confirmation_points(searcher: _Searcher, rate: float) -> tuple[CurvePoint, 
     CONFIRM_ABOVE x `rate`, measured together; a point already measured within CONFIRM_REUSE
     of either rate (and as long) stands for it."""
     wanted = [(CONFIRM_BELOW * rate, True), (CONFIRM_ABOVE * rate, False)]
-    rates = [searcher.nearby(at, CONFIRM_REUSE, near) or at for at, near in wanted]
-    below, above = searcher.at_all(rates, "confirming saturation", [True, False])
+    reused = [searcher.nearby(at, CONFIRM_REUSE, near) for at, near in wanted]
+    rates = [found or at for found, (at, _) in zip(reused, wanted, strict=True)]
+    # A reused point is as long as the wanted one asks (`nearby`): it is not stretched again
+    # for its own, slightly different, distance from the estimate.
+    nears = [found is None and near for found, (_, near) in zip(reused, wanted, strict=True)]
+    below, above = searcher.at_all(rates, "confirming saturation", nears)
     return below, above
 
 
