@@ -396,15 +396,26 @@ def test_a_lightest_point_failing_only_by_its_interval_is_measured_again_before_
     tmp_path: Path,
 ) -> None:
     # Two replications give a t interval 12.7 standard errors wide: the lightest point's p99
-    # (within 55 ms) fails by its upper bound alone; five longer replications tell.
-    result = saturate(model_of(tmp_path, "light", LIGHT_TAIL), replications=2)
-    lightest = result["curve"][0]
-    assert lightest["replications"] == 5 and lightest["meets_slos"] is True
-    assert any("measured again with more replications" in note for note in result["notes"])
-    best = result["max_rate_meeting_slos"]
-    # p99 = ln(100) x 10 ms / (1 - rho) reaches 55 ms at rho = 0.163: 16.3/s.
-    assert best is not None and 10 < best < 16.3
-    assert result["verification"]["replications"] == 2
+    # (51.2 ms, within 55 ms) fails by its upper bound alone for about half of the seeds, even
+    # after the re-run for noise; it is measured again, longer and with more replications,
+    # until its interval decides. Before, one such measurement with 5 replications still
+    # failed for 7 of 12 seeds and the search gave up ("the SLOs fail even at 10/s").
+    answers, told = [], 0
+    for seed in range(6):
+        text = LIGHT_TAIL.replace("seed: 5", f"seed: {seed}")
+        result = saturate(model_of(tmp_path, f"light-{seed}", text), replications=2)
+        lightest = result["curve"][0]
+        assert lightest["meets_slos"] is True
+        if any(note.startswith("the lightest point (10/s)") for note in result["notes"]):
+            told += 1
+            assert lightest["replications"] >= 5 and lightest["duration"] > 30
+        best = result["max_rate_meeting_slos"]
+        assert best is not None and best >= 10 and result["verification"]["meets_slos"] is True
+        answers.append(best)
+    assert told >= 1  # 2 of these 6 seeds, 9 of 16 tried
+    # p99 = ln(100) x 10 ms / (1 - rho) reaches 55 ms at rho = 0.163: 16.3/s. Judged by the
+    # upper end of its interval, the answer is below that (10.1..16.9/s over 16 seeds).
+    assert sorted(answers)[len(answers) // 2] < 16.3
 
 
 #: 64 workers at a constant 40 ms (1,600/s): p99 stays flat until the pool is full.

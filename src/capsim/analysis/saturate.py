@@ -76,6 +76,9 @@ MAX_MOVES = 3
 STRADDLES = 2
 #: Replications (at least) of the lightest point measured again when it failed only by noise.
 NOISE_RERUN_REPLICATIONS = 5
+#: Times at most such a point is measured again, each time with RERUN_FACTOR x the replications
+#: and the run length of the last, until its interval decides (or the request limit stops it).
+NOISE_RERUN_ROUNDS = 3
 #: A percentile objective decides the answer once its pooled figure reaches this share of its
 #: limit at a stable point, or fails there; only then are points stretched for its samples
 #: (docs/capacity.md, "Enough samples for every percentile": in saturate, only for the
@@ -1195,7 +1198,9 @@ def _slo_limit(
 
     curve = searcher.curve()
     if _only_by_noise(curve[0]):
-        remeasured = searcher.measured_longer(curve[0].rate, "re-measuring the lightest point")
+        remeasured = _measured_until_decided(
+            searcher, curve[0].rate, "re-measuring the lightest point"
+        )
         if remeasured is not None and remeasured.point.meets:
             notes.append(
                 f"the lightest point ({curve[0].rate:.4g}/s) failed only by the upper end of its "
@@ -1267,7 +1272,9 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
     again with more data (`measured_longer`) before it bounds the SLO limit: an objective that
     does not grow with the load fails so at light load by its few samples, and taken as the
     limit it put max_rate_meeting_slos at 392.6/s on a platform meeting its SLOs at 1,740/s."""
-    again = searcher.measured_longer(point.rate, "re-measuring a point that failed only by noise")
+    again = _measured_until_decided(
+        searcher, point.rate, "re-measuring a point that failed only by noise"
+    )
     if again is None:
         return point
     notes.append(
@@ -1276,6 +1283,23 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
         + ("met every SLO" if again.point.meets else "still failed")
     )
     return again
+
+
+def _measured_until_decided(searcher: _Searcher, rate: float, what: str) -> CurvePoint | None:
+    """The point at `rate` measured again longer (`measured_longer`) until it meets every SLO
+    or fails by more than the upper end of an interval, at most NOISE_RERUN_ROUNDS times; None
+    when the request limit leaves no room for even once. An objective within its limit by a
+    few percent of it needs more than one such round: a lightest point's p99 of 51 ms against
+    55 ms failed by noise again with 5 replications of twice its run in 7 of 12 seeds."""
+    last: CurvePoint | None = None
+    for _ in range(NOISE_RERUN_ROUNDS):
+        again = searcher.measured_longer(rate, what)
+        if again is None:
+            break
+        last = again
+        if again.point.meets or not _only_by_noise(again):
+            break
+    return last
 
 
 def _capped_note(ceiling: float) -> str:
@@ -1402,29 +1426,33 @@ def _verified_longer(
 ) -> CurvePoint:
     """A verification that failed only by the upper end of an objective's interval (its figure
     within the limit), run again with RERUN_FACTOR x its replications (at least
-    NOISE_RERUN_REPLICATIONS) at the same run length, which then stands for its rate: a lower
-    rate would not settle it (an objective that does not grow with the load, such as the share
-    of a slow provider's answers, only gets fewer samples there), more data does. The run
-    length stays, since a longest wait or a backlog's maximum grows with it. `failed` when that
-    would exceed half the request limit."""
-    simulation = lengthened.simulation
-    longer = with_run_length(
-        lengthened,
-        simulation.duration,
-        max(simulation.replications * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS),
-    )
-    scaled = scale_open_traffic(longer, failed.rate / searcher.base_rate)
-    if expected_requests(scaled) > 0.5 * max_requests:
-        return failed
-    (point,) = searcher.measured([scaled], [failed.rate])
-    searcher.count(point, lengthened)
-    notes.append(
-        f"the verification at {failed.rate:.4g}/s failed only by the upper end of its 95% "
-        f"interval; measured again with {longer.simulation.replications} replications of "
-        f"{longer.simulation.duration:.4g}s, it "
-        + ("met every SLO" if point.meets else "still failed")
-    )
-    return CurvePoint(failed.rate, failed.rate / searcher.base_rate, point)
+    NOISE_RERUN_REPLICATIONS) at the same run length, and again so (at most NOISE_RERUN_ROUNDS
+    times) while it still fails only so; the last run then stands for its rate: a lower rate
+    would not settle it (an objective that does not grow with the load, such as the share of a
+    slow provider's answers, only gets fewer samples there), more data does. The run length
+    stays, since a longest wait or a backlog's maximum grows with it. `failed` when that would
+    exceed half the request limit."""
+    last, replications = failed, lengthened.simulation.replications
+    for _ in range(NOISE_RERUN_ROUNDS):
+        replications = max(replications * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS)
+        longer = with_run_length(lengthened, lengthened.simulation.duration, replications)
+        scaled = scale_open_traffic(longer, failed.rate / searcher.base_rate)
+        if expected_requests(scaled) > 0.5 * max_requests:
+            break
+        (point,) = searcher.measured([scaled], [failed.rate])
+        searcher.count(point, lengthened)
+        last = CurvePoint(failed.rate, failed.rate / searcher.base_rate, point)
+        if point.meets or not _only_by_noise(last):
+            break
+    if last is not failed:
+        simulation = last.point.model.simulation
+        notes.append(
+            f"the verification at {failed.rate:.4g}/s failed only by the upper end of its 95% "
+            f"interval; measured again with {simulation.replications} replications of "
+            f"{simulation.duration:.4g}s, it "
+            + ("met every SLO" if last.point.meets else "still failed")
+        )
+    return last
 
 
 def _attempts(checked: dict[float, CurvePoint]) -> list[dict[str, Any]]:
