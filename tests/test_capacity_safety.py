@@ -294,10 +294,11 @@ slos:
 def test_size_sizes_a_keda_queue_by_its_autoscale_max_as_it_does_an_hpa_tier(
     tmp_path: Path,
 ) -> None:
-    # 2 jobs/s of 10 s: 20 consumers busy; at most 90% occupied takes 23 (on a noise boundary:
-    # seeds 1..8 answer 23 or 24 half and half; this seed's arrivals give 23). The answer is the
-    # scaler's new max (it was 40); `consumers` is only where KEDA starts, and the scenario has
-    # none (it starts at min: 1), so --write must not add it.
+    # 2 jobs/s of 10 s: 20 consumers busy; at most 90% occupied takes 23, give or take the
+    # noise of 600 arrivals (4%): seeds answer 23 or 24 half and half, so the count is checked
+    # against the search's own measurements (its answer within 90%, one fewer not). The answer
+    # is the scaler's new max (it was 40); `consumers` is only where KEDA starts, and the
+    # scenario has none (it starts at min: 1), so --write must not add it.
     path = tmp_path / "uploads.yaml"
     path.write_text(UPLOADS)
     written = tmp_path / "sized.yaml"
@@ -306,10 +307,13 @@ def test_size_sizes_a_keda_queue_by_its_autoscale_max_as_it_does_an_hpa_tier(
     answer = json.loads(result.stdout)
     queue = answer["tiers"]["transcode"]
     assert queue["path"] == "tiers.transcode.autoscale.max" and queue["was"] == 40
-    assert queue["consumers"] == answer["overrides"]["tiers.transcode.autoscale.max"] == 23
+    sized = queue["consumers"]
+    assert sized == answer["overrides"]["tiers.transcode.autoscale.max"] and 22 <= sized <= 25
+    assert queue["occupancy"] <= 0.9
+    assert queue["one_fewer"]["value"] == sized - 1 and queue["one_fewer"]["meets_slos"] is False
     text = written.read_text()
     assert "consumers:" not in text
-    assert "min: 1, max: 23, polling_interval: 10s}  # capsim size (was 40)" in text
+    assert f"min: 1, max: {sized}, polling_interval: 10s}}  # capsim size (was 40)" in text
     # The note says the answer is the new max, not "evaluated at its max of 40" beside it.
     (note,) = [n for n in answer["notes"] if "transcode" in n]
     assert note.startswith("queue transcode autoscales (1..40 consumers)")
