@@ -247,8 +247,11 @@ def test_search_points_of_a_scenario_with_a_late_rush_run_its_whole_timeline(
     assert all(point["replications"] % 3 == 0 for point in result["curve"])
     assert any("runs its own timeline exactly" in note for note in result["notes"])
     # The rush is the scenario's peak (300/s = the class's rate): 4 workers at 10 ms take 400/s.
+    # Points that stopped before the rush saw only 255/s and would pass well above it; from whole
+    # timelines the answer is at most the measured saturation's lower bound, which noise puts
+    # within the search's 2% precision of 400/s (400.4/s for one of three seed shifts).
     best = result["max_rate_meeting_slos"]
-    assert best is not None and best < 400
+    assert best is not None and best <= result["slo_ceiling"] and best < 400 * 1.02
     assert result["verification"]["attempts"][-1]["meets_slos"] is True
 
 

@@ -156,7 +156,8 @@ def test_a_failed_verification_refines_from_where_the_search_stands(tmp_path: Pa
     # Whether the 6 s search already sees a longest wait past 40 ms with 5 api workers is
     # luck: for 2 of 10 seeds it does, and answers 6 before any verification fails. The story
     # is told by the others, so it runs over three seeds. The longest wait of a 120 s run is
-    # itself noisy: 6 workers keep it within 40 ms for most seeds, 7 for the others.
+    # itself noisy: 6 workers keep it within 40 ms for most seeds, 7 or 8 for others; the
+    # answer is the fewest that do, one fewer failing.
     told = 0
     for seed in (4, 5, 7):
         text = LONGEST_WAIT.replace("seed: 4", f"seed: {seed}")
@@ -164,7 +165,7 @@ def test_a_failed_verification_refines_from_where_the_search_stands(tmp_path: Pa
         assert result["verified"] is True
         assert result["tiers"]["backend"]["concurrency"] == 2
         api = result["tiers"]["api"]["concurrency"]
-        assert api in (6, 7)
+        assert api >= 6 and result["tiers"]["api"]["one_fewer"]["meets_slos"] is False
         search = result["search"]
         if search["minimality_checked_at"] != "full":
             continue
