@@ -413,6 +413,11 @@ def test_a_lightest_point_failing_only_by_its_interval_is_measured_again_before_
         text = LIGHT_TAIL.replace("seed: 5", f"seed: {seed}")
         result = saturate(model_of(tmp_path, f"light-{seed}", text), replications=2)
         lightest = result["curve"][0]
+        if lightest["classes"]["get"]["p99"] > 0.055:
+            # Its figure itself beyond the limit (two replications put it at 56.8 ms for one
+            # seed of 24 tried): a failure more data is not asked to turn, so no answer.
+            assert result["max_rate_meeting_slos"] is None
+            continue
         assert lightest["meets_slos"] is True
         if any(note.startswith("the lightest point (10/s)") for note in result["notes"]):
             told += 1
@@ -420,7 +425,7 @@ def test_a_lightest_point_failing_only_by_its_interval_is_measured_again_before_
         best = result["max_rate_meeting_slos"]
         assert best is not None and best >= 10 and result["verification"]["meets_slos"] is True
         answers.append(best)
-    assert told >= 1  # 2 of these 6 seeds, 9 of 16 tried
+    assert told >= 1 and len(answers) >= 4  # told by 2 of these 6 seeds, 9 of 16 tried
     # p99 = ln(100) x 10 ms / (1 - rho) reaches 55 ms at rho = 0.163: 16.3/s. Judged by the
     # upper end of its interval, the answer is below that (10.1..16.9/s over 16 seeds).
     assert sorted(answers)[len(answers) // 2] < 16.3
