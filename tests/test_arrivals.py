@@ -516,7 +516,7 @@ def test_every_request_of_a_batch_arrives_at_the_same_instant(tmp_path: Path, en
         .replace("{dist: exponential, mean: 10ms}", "10ms"),
     )
     model = capsim.build_model(capsim.load_scenario(path))
-    rng = streams.class_stream(model.seed, 0, 0, streams.ARRIVALS)
+    rng = streams.class_stream(model.seed, 0, model.classes[0].name, streams.ARRIVALS)
     epochs = ArrivalEpochs(model.classes[0].process, rng)  # type: ignore[arg-type]
     times = np.concatenate([epochs.next_block() for _ in range(2)])
     times = times[times < model.horizon]

@@ -193,11 +193,13 @@ def test_a_rate_that_changes_becomes_a_profile_and_a_steady_one_does_not(
 # --- backtest ---------------------------------------------------------------------------------
 
 
-def test_backtest_passes_the_calibrated_model_against_its_own_measurements(short: dict) -> None:
+def test_backtest_passes_the_calibrated_model_against_its_own_measurements(steady: dict) -> None:
+    # Two minutes of traces: from the forty seconds of `short`, the measured p99 itself is
+    # noisy enough that the simulated one fell 20.04% from it under some draws (20% allowed).
     code, out, err = invoke(
         "backtest",
-        str(short["scenario"]),
-        str(short["traces"]),
+        str(steady["scenario"]),
+        str(steady["traces"]),
         "--class-by",
         "app.class",
         "--duration",

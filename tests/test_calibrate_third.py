@@ -167,8 +167,14 @@ def test_self_times_hold_despite_dropped_spans_and_a_skewed_clock(
 def test_the_model_from_sampled_traces_predicts_the_true_latency_and_passes_backtest(
     recorded: dict, from_sampled: dict
 ) -> None:
+    # The store is 79% busy: one replication's p95 and p99 over two minutes vary by about 10%
+    # from seed to seed, against a 20% tolerance (5 of 8 seeds passed); 6 replications hold
+    # the prediction's own noise well inside it.
     scenario = recorded["folder"] / "sampled.yaml"
-    code, out, err = invoke("backtest", str(scenario), str(recorded["sampled"]), "--format", "json")
+    sampled = str(recorded["sampled"])
+    code, out, err = invoke(
+        "backtest", str(scenario), sampled, "--replications", "6", "--format", "json"
+    )
     assert code == 0, out + err
     rows = json.loads(out)["comparisons"]
     predicted = {(f"{r['what']} {r['name']}", r["figure"]): r["predicted"] for r in rows}

@@ -18,10 +18,15 @@ runner = CliRunner()
 #: No GitHub Actions environment unless a test sets one (the suite itself may run in Actions).
 PLAIN_ENV: dict[str, str | None] = {"GITHUB_ACTIONS": None, "GITHUB_STEP_SUMMARY": None}
 
+#: 40 s replications: a 40% slower service (14 ms at 70% busy) must stand out of the noise of
+#: the replications; in 10 s ones its latency interval overlapped the baseline's for 8 of
+#: seeds 1..12 (inconclusive, not regressed), in 40 s ones for none of seeds 1..16. Eight of
+#: them: with three, the baseline's p99 interval was ±12.8%, wider than the 10% tolerance, and
+#: an unchanged scenario under another seed read inconclusive for 1 of 3 seed shifts.
 STEADY = """\
 name: steady
 seed: 1
-simulation: {duration: 10s, warmup: 1s, replications: 3}
+simulation: {duration: 40s, warmup: 1s, replications: 8}
 traffic:
   web: {entry: app, rate: 100/s}
 tiers:
@@ -148,7 +153,7 @@ def test_noisy_but_equal_runs_are_inconclusive_and_the_policy_decides(
 
     text = invoke(args).stdout
     assert "0 regressed" in text and "(counted as failures)" in text
-    assert "INCONCLUSIVE  class web" in text
+    assert "INCONCLUSIVE  " in text  # which figures came out worse is the seeds' noise
 
     passing = invoke([*args, "--inconclusive", "pass"])
     assert passing.exit_code == 0, passing.output

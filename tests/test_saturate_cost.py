@@ -109,7 +109,10 @@ def test_the_knee_baseline_runs_for_the_classes_it_can_afford_and_names_the_othe
     # At 40/s, get arrives at 38/s: 1,250 values over 3 replications take 11 s. refund (2/s)
     # would need 208 s, more than 10x the search length: it is left out of the knee.
     assert lightest["duration"] == pytest.approx(1250 / (38 * 3))
-    assert lightest["classes"]["get"]["offered_rate"] * lightest["duration"] * 3 >= 1200
+    # The arrivals are a Poisson count of mean 1,250 (standard deviation 35): 1,200 or more
+    # held for 7 of 8 seeds; 4 standard deviations below the mean for any.
+    arrived = lightest["classes"]["get"]["offered_rate"] * lightest["duration"] * 3
+    assert arrived >= 1250 - 4 * 1250**0.5
     assert any(note.startswith("the knee leaves out class refund:") for note in result["notes"])
     assert result["knee_rate"] is not None and result["knee_rate"] <= result["saturation_rate"]
 

@@ -153,17 +153,31 @@ slos:
 
 
 def test_a_failed_verification_refines_from_where_the_search_stands(tmp_path: Path) -> None:
-    result = sized(tmp_path, LONGEST_WAIT, duration=6.0, headroom=0.0)
-    assert result["verified"] is True
-    assert result["tiers"]["backend"]["concurrency"] == 2
-    search = result["search"]
-    assert search["minimality_checked_at"] == "full"
-    phases = search["runs_by_phase"]
-    # Growth at full length starts from the failed verification (api 5 -> 6: one step, its
-    # candidates measured together), it does not search again from the start.
-    assert result["tiers"]["api"]["concurrency"] == 6
-    assert phases["growing at full length"] <= 2 < phases["growing"] + 1
-    assert result["tiers"]["api"]["one_fewer"]["duration"] == 120.0
+    # Whether the 6 s search already sees a longest wait past 40 ms with 5 api workers is
+    # luck: for 2 of 10 seeds it does, and answers 6 before any verification fails. The story
+    # is told by the others, so it runs over three seeds. The longest wait of a 120 s run is
+    # itself noisy: 6 workers keep it within 40 ms for most seeds, 7 or 8 for others; the
+    # answer is the fewest that do, one fewer failing.
+    told = 0
+    for seed in (4, 5, 7):
+        text = LONGEST_WAIT.replace("seed: 4", f"seed: {seed}")
+        result = sized(tmp_path, text, duration=6.0, headroom=0.0)
+        assert result["verified"] is True
+        assert result["tiers"]["backend"]["concurrency"] == 2
+        api = result["tiers"]["api"]["concurrency"]
+        assert api >= 6 and result["tiers"]["api"]["one_fewer"]["meets_slos"] is False
+        search = result["search"]
+        if search["minimality_checked_at"] != "full":
+            continue
+        told += 1
+        phases = search["runs_by_phase"]
+        # The 6 s search answered 5 (3 growing points); growth at full length starts
+        # from that failed verification, one step of two candidates measured together per
+        # worker added (5 -> 6: 2 points), it does not search again from the start.
+        assert phases["growing"] == 3
+        assert phases["growing at full length"] <= 2 * (api - 5)
+        assert result["tiers"]["api"]["one_fewer"]["duration"] == 120.0
+    assert told >= 1  # seeds 4 and 7 tell it, 5 does not
 
 
 def point_with(observed: float, upper: float, unstable: tuple[str, ...] = ()) -> Point:

@@ -482,7 +482,7 @@ def compare_results(
                         paired_ci=paired_ci,
                     )
                 )
-    notes.extend(moved_stream_notes(current, baseline))
+    notes.extend(renamed_stream_notes(current, baseline))
     notes.extend(_noisier_than_tolerance(checks, tolerance))
     without = [
         side
@@ -521,15 +521,16 @@ def _noisier_than_tolerance(checks: list[RegressionCheck], tolerance: float) -> 
     ]
 
 
-def moved_stream_notes(
+def renamed_stream_notes(
     current: dict[str, Any], baseline: dict[str, Any], reference: str = "the baseline"
 ) -> list[str]:
-    """A note per section whose shared names sit at other positions than in the baseline
-    (`reference`: what the baseline is called, "A" in `capsim compare`).
+    """A note per section where names left and others came (`reference`: what the baseline is
+    called, "A" in `capsim compare`): perhaps a rename, which changes random numbers.
 
-    Random streams are keyed by a tier's or class's position in the scenario, so a tier
-    inserted, removed or moved before others gives those others other random numbers: their
-    figures move by noise with no change of capacity. Only meaningful under the same seed.
+    Random streams are keyed by a tier's or class's name (engine/streams.py), not by its place
+    in the scenario, so reordering `tiers:` or adding a tier nothing calls changes nobody's
+    numbers; but a tier or class renamed draws other numbers, and the requests it serves carry
+    that noise to the tiers after it. Only meaningful under the same seed.
     """
     if current.get("seed") != baseline.get("seed"):
         return []
@@ -537,24 +538,27 @@ def moved_stream_notes(
     for section, key in (("class", "classes"), ("tier", "tiers")):
         ours = list(current.get(key) or {})
         theirs = list(baseline.get(key) or {})
-        moved = [name for name in ours if name in theirs and ours.index(name) != theirs.index(name)]
-        if moved:
-            notes.append(_moved_note(section, key, moved, reference))
+        came = [name for name in ours if name not in theirs]
+        left = [name for name in theirs if name not in ours]
+        if came and left:
+            notes.append(_renamed_note(section, key, came, left, reference))
     return notes
 
 
-def _moved_note(section: str, key: str, moved: list[str], reference: str) -> str:
-    listed = ", ".join(f"'{name}'" for name in moved)
-    one = len(moved) == 1
-    names = f"{section} {listed} sits" if one else f"{key} {listed} sit"
-    them, these, their = ("it", "it draws", "its") if one else ("them", "these draw", "their")
-    refresh = " or refresh the baseline" if reference == "the baseline" else ""
+def _renamed_note(section: str, key: str, came: list[str], left: list[str], reference: str) -> str:
+    def listed(names: list[str]) -> str:
+        return ", ".join(f"'{name}'" for name in names)
+
+    refresh = (
+        "refresh the baseline in the same change"
+        if reference == "the baseline"
+        else "judge the difference with that in mind"
+    )
     return (
-        f"{names} at another position in the scenario than in {reference} (a {section} "
-        f"inserted, removed or moved before {them}): capsim keys each {section}'s random "
-        f"numbers by its position, so {these} other random numbers than {reference} did and "
-        f"{their} figures differ by noise as well as by any change. Keep the order (add new "
-        f"{key} at the end){refresh}."
+        f"{section} {listed(came)} in place of {listed(left)} of {reference}: capsim keys each "
+        f"{section}'s random numbers by its name, so a {section} renamed draws other random "
+        f"numbers than in {reference}, and its figures and those of the {key} its requests "
+        f"reach differ by noise as well as by any change; {refresh}."
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capsim.analysis.check import moved_stream_notes
+from capsim.analysis.check import renamed_stream_notes
 from capsim.analysis.points import Progress, open_rate, scale_open_traffic
 from capsim.analysis.report import overload_failures
 from capsim.analysis.results import (
@@ -357,7 +357,7 @@ def compare(
             "the same seed and replications (>= 2) on both sides, and per-replication figures "
             "in each saved result (an older capsim's results keep none: refresh them)"
         )
-    notes.extend(moved_stream_notes(b.data, a.data, "A"))
+    notes.extend(renamed_stream_notes(b.data, a.data, "A"))
     if int(a.data.get("replications", 1)) < 2 or int(b.data.get("replications", 1)) < 2:
         notes.append(
             "a side has a single replication: no confidence intervals, so no difference is "

@@ -360,7 +360,9 @@ def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int]
     """An order of tiers in which each tier's arrivals are known before it is processed.
 
     A call made in round r of a tier's program depends on the tier and on every tier the
-    answers of its earlier rounds depend on. None when these dependencies form a cycle.
+    answers of its earlier rounds depend on. None when these dependencies form a cycle. Tiers
+    free to go in any order go by name, so that the order of `tiers:` in the scenario changes
+    not even the last bit of a sum (engine/streams.py keys the draws by name too).
     """
     deps = _completion_deps(model, programs)
     count = len(model.tiers)
@@ -381,11 +383,15 @@ def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int]
             indegree[target] += 1
     ready = [i for i in range(count) if indegree[i] == 0]
     order: list[int] = []
+
+    def by_name(index: int) -> str:
+        return model.tiers[index].name
+
     while ready:
-        ready.sort()
+        ready.sort(key=by_name)
         current = ready.pop(0)
         order.append(current)
-        for target in sorted(edges[current]):
+        for target in sorted(edges[current], key=by_name):
             indegree[target] -= 1
             if indegree[target] == 0:
                 ready.append(target)
@@ -748,7 +754,7 @@ class _Run:
 
     # ---- setup --------------------------------------------------------------------------
     def _tier_state(self, tier: Tier) -> _TierState:
-        seed, rep, index = self.model.seed, self.replication, tier.index
+        seed, rep, index, name = self.model.seed, self.replication, tier.index, tier.name
         servers = tier.servers
         if tier.kind == "database" and tier.replicas > 0:
             groups = [np.arange(tier.instances), np.arange(tier.instances, servers)]
@@ -769,25 +775,42 @@ class _Run:
                 )
                 for m in groups
             ]
-        service_root = streams.tier_stream(seed, rep, index, streams.SERVICE)
-        state.service_streams = list(service_root.spawn(len(self.model.classes)))
+        state.service_streams = [
+            streams.tier_class_stream(seed, rep, name, streams.SERVICE, traffic.name)
+            for traffic in self.model.classes
+        ]
         programs = self.programs[index]
         state.route_columns = max((p.columns for p in programs), default=0)
         if tier.kind == "database":
             state.read_column = state.route_columns
             state.route_columns += 1
         if state.route_columns:
-            state.routing = streams.tier_stream(seed, rep, index, streams.ROUTING)
+            state.routing = streams.tier_stream(seed, rep, name, streams.ROUTING)
         if self._may_balance_randomly(tier):
-            state.balancing = streams.tier_stream(seed, rep, index, streams.BALANCING)
-        publish_root = streams.tier_stream(seed, rep, index, streams.PUBLISH)
-        counts = [len(p.publishes) for p in programs]
-        children = list(publish_root.spawn(sum(counts))) if sum(counts) else []
-        offset = 0
-        for count in counts:
-            state.publish_streams.append(children[offset : offset + count])
-            offset += count
+            state.balancing = streams.tier_stream(seed, rep, name, streams.BALANCING)
+        state.publish_streams = [
+            self._publish_streams(name, traffic.name, program)
+            for traffic, program in zip(self.model.classes, programs, strict=True)
+        ]
         return state
+
+    def _publish_streams(
+        self, tier: str, name: str, program: _Program
+    ) -> list[np.random.Generator]:
+        """One stream per publish column of class `name`'s program at `tier`, keyed by the
+        callee queue's name and how many publishes to it come before (not by the column)."""
+        seen: dict[int, int] = {}
+        children = []
+        for callee in program.publishes:
+            occurrence = seen.get(callee, 0)
+            seen[callee] = occurrence + 1
+            callee_name = self.model.tiers[callee].name
+            children.append(
+                streams.publish_stream(
+                    self.model.seed, self.replication, tier, name, callee_name, occurrence
+                )
+            )
+        return children
 
     def _may_balance_randomly(self, tier: Tier) -> bool:
         if tier.servers <= 1:
@@ -805,7 +828,14 @@ class _Run:
     # ---- the run ------------------------------------------------------------------------
     def run(self, progress: ProgressCallback | None) -> None:
         horizon = self.window_end
-        peak_rate = sum(_peak_rate(c) for c in self.model.classes)
+        # Two orders of the classes. Ties between simultaneous arrivals are broken as on the
+        # event path, which starts the classes in their declaration order (`_ClassOrder` ranks
+        # the blocks in that order). The arrivals enter by class name, not by their place in
+        # `traffic:`: that order decides the order of sums (a figure's last bits), which must
+        # not move when the scenario lists its classes in another order; the tie order is a
+        # total key of each visit (see `_Batch`), so the order of entering cannot change it.
+        by_name = sorted(range(len(self.model.classes)), key=lambda k: self.model.classes[k].name)
+        peak_rate = sum(_peak_rate(self.model.classes[k]) for k in by_name)
         span = self.chunk_requests / peak_rate if peak_rate > 0 else horizon
         chunks = max(1, math.ceil(horizon / span))
         sources = [_arrival_source(self.model, c, self.replication) for c in self.model.classes]
@@ -816,8 +846,8 @@ class _Run:
             began = time.perf_counter()
             blocks = [source.take(low, high) for source in sources]
             ranks = self.class_order.rank(blocks)
-            for source, arrivals, ranked in zip(sources, blocks, ranks, strict=True):
-                self._enter(source.traffic, arrivals, *ranked)
+            for k in by_name:
+                self._enter(sources[k].traffic, blocks[k], *ranks[k])
             self.timings["draw"] += time.perf_counter() - began
             bound = math.inf if last else high
             for tier_index in self.order:
@@ -1398,7 +1428,7 @@ class _ArrivalSource:
 
     def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
         self.traffic = traffic
-        self.rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        self.rng = streams.class_stream(model.seed, replication, traffic.name, streams.ARRIVALS)
         self.constant = traffic.arrivals == "constant"
         self.level = 0.0  # cumulative intensity of the last point drawn
         self.count = 0
@@ -1465,7 +1495,7 @@ class _ProcessSource:
     def __init__(self, model: Model, traffic: TrafficClass, replication: int) -> None:
         assert traffic.process is not None
         self.traffic = traffic
-        rng = streams.class_stream(model.seed, replication, traffic.index, streams.ARRIVALS)
+        rng = streams.class_stream(model.seed, replication, traffic.name, streams.ARRIVALS)
         self.epochs = ArrivalEpochs(traffic.process, rng)
         self.buffer = np.zeros(0)
         self.ended = False

@@ -297,7 +297,7 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
     publish_time = tier.publish_time
     publish: Draw | None = None
     if publish_time is not None and not (publish_time.is_constant and publish_time.mean == 0):
-        publish = _distribution_draw(publish_time, st.window.tier_rng(tier.index, streams.PUBLISH))
+        publish = _distribution_draw(publish_time, st.window.tier_rng(tier.name, streams.PUBLISH))
     age_recorder = Recorder()
     record_age: Callable[[float], None] = age_recorder.record
     flush_age: Callable[[], Histogram | None] = age_recorder.flush

@@ -47,7 +47,7 @@ class _Balancer:
 
     def uniform(self) -> Draw:
         if self.uniforms is None:
-            rng = self.st.window.tier_rng(self.st.tier.index, streams.BALANCING)
+            rng = self.st.window.tier_rng(self.st.tier.name, streams.BALANCING)
             self.uniforms = _buffered(rng.random)
         return self.uniforms
 

@@ -29,7 +29,7 @@ def cold_cache(sim: _TierSim) -> Draw:
     weights = np.arange(1, cache.keys + 1, dtype=float) ** -cache.zipf
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    rng = sim._window.tier_rng(sim.tier.index, streams.CACHE_KEYS)
+    rng = sim._window.tier_rng(sim.tier.name, streams.CACHE_KEYS)
     key = _buffered(lambda n: np.searchsorted(cdf, rng.random(n), side="right"))
     # One LRU per edge location (a cdn's `edges`); requests reach them in turn.
     caches: list[OrderedDict[float, None]] = [OrderedDict() for _ in range(sim.tier.edges)]

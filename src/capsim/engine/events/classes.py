@@ -104,7 +104,7 @@ class _ClassSim:
 
         if traffic.is_closed:
             think_time = traffic.think_time or Distribution.constant(0.0)
-            think = _distribution_draw(think_time, window.class_rng(k, streams.THINK))
+            think = _distribution_draw(think_time, window.class_rng(traffic.name, streams.THINK))
 
             def thought(event: _Timer) -> None:
                 now = env._now
@@ -151,7 +151,7 @@ class _ClassSim:
                 later(think(), on_thought, None)
             return
 
-        rng = window.class_rng(k, streams.ARRIVALS)
+        rng = window.class_rng(traffic.name, streams.ARRIVALS)
         rate = float(traffic.rate or 0.0)
         # `gap()` gives the delay to the next arrival and `schedule` sets a timer after it; an
         # arrival process instead gives the next arrival's time and is scheduled at it, exactly.

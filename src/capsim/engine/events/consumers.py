@@ -49,7 +49,7 @@ class _Consumers:
         self.idle = tier.concurrency  # free consumers
         self.turn = itertools.count()
         self.error_draw = (
-            _buffered(st.window.tier_rng(tier.index, streams.FAULT).random) if st.faults else None
+            _buffered(st.window.tier_rng(tier.name, streams.FAULT).random) if st.faults else None
         )
         self.on_linger = (self.dispatch,)
         self.on_batch_done = (self.batch_done,)

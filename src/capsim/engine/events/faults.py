@@ -86,7 +86,7 @@ def install(st: Station) -> None:
         return
     env, warmup = st.env, st.warmup
     st.sim.routable = [True] * st.servers
-    fault_draw = _buffered(st.window.tier_rng(st.tier.index, streams.FAULT).random)
+    fault_draw = _buffered(st.window.tier_rng(st.tier.name, streams.FAULT).random)
     alive, epoch, error_now = st.alive, st.epoch, st.error_now
     checked = st.arrive
     work_done = st.on_work_done[0]

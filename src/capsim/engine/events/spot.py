@@ -58,7 +58,7 @@ def install(st: Station) -> None:
     counted = [0]
     env, down, warmup = st.env, st.down, st.warmup
     mean_gap = 1.0 / pricing.interruption_rate
-    rng = st.window.tier_rng(st.tier.index, streams.SPOT)
+    rng = st.window.tier_rng(st.tier.name, streams.SPOT)
     gap = _buffered(lambda n: rng.exponential(mean_gap, n))
     replace_after = pricing.replace_after
     alive = st.alive

@@ -73,8 +73,8 @@ class Station:
     A feature counts only inside the measurement window (`now >= warmup`), changes the
     integrals only through `queue_moved`, `held_moved` and `count_live` (or the same update
     written inline on a hot path, with a note), and draws only from its own stream of
-    `window.tier_rng(tier, role)`. Every request that reaches the tier's admission counts in the
-    station's `arrivals`, every refusal or failure in its `rejected` (whichever feature refused
+    `window.tier_rng(tier.name, role)`. Every request that reaches the tier's admission counts in
+    the station's `arrivals`, every refusal or failure in its `rejected` (whichever feature refused
     it), so that the tier's totals can be read at any time. A feature with figures of its own
     keeps them as named attributes of its own object (or its closure) and appends its
     `record(run)` to `recorders`: `Station.record` fills the tier's own figures into a
@@ -277,7 +277,7 @@ class Station:
         The list is changed in place by features that wrap the draws (autoscaling counts them),
         so that every hook holding it sees the change."""
         tier, window = self.tier, self.window
-        service_rng = window.tier_rng(tier.index, streams.SERVICE)
+        service_rng = window.tier_rng(tier.name, streams.SERVICE)
         draws: dict[int, Draw] = {}
         service: list[Draw] = []
         for work in tier.work:

@@ -41,7 +41,7 @@ class _TierSim:
         self._retry_draw: Draw | None = None
         self.bulkheads: dict[int, list[int]] = {}  # callee -> calls in flight to it
         self._window = window
-        self.routing_draw = _buffered(window.tier_rng(tier.index, streams.ROUTING).random)
+        self.routing_draw = _buffered(window.tier_rng(tier.name, streams.ROUTING).random)
         self.scaling: list[tuple[float, int, int]] = []  # autoscaling: (time, from, to)
         self.routable: list[bool] | None = None  # balancing's view, when instances can die
         self.spot_replacement: spot.Replacement | None = None  # `spot`, read by `autoscaling`
@@ -68,7 +68,7 @@ class _TierSim:
     def retry_uniform(self) -> Draw:
         """Uniforms for the jitter of this tier's retries (its own stream)."""
         if self._retry_draw is None:
-            rng = self._window.tier_rng(self.tier.index, streams.RETRY)
+            rng = self._window.tier_rng(self.tier.name, streams.RETRY)
             self._retry_draw = _buffered(rng.random)
         return self._retry_draw
 

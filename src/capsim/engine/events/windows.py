@@ -39,8 +39,10 @@ class _Window:
         self.series = new_series(model)
         self.faults = model.faults
 
-    def tier_rng(self, tier: int, role: int) -> np.random.Generator:
+    def tier_rng(self, tier: str, role: int) -> np.random.Generator:
+        """Tier `tier`'s stream for `role`, keyed by the tier's model name."""
         return streams.tier_stream(self.seed, self.replication, tier, role)
 
-    def class_rng(self, k: int, role: int) -> np.random.Generator:
-        return streams.class_stream(self.seed, self.replication, k, role)
+    def class_rng(self, name: str, role: int) -> np.random.Generator:
+        """Class `name`'s stream for `role`, keyed by the class's name."""
+        return streams.class_stream(self.seed, self.replication, name, role)
