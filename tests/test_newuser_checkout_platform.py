@@ -147,7 +147,9 @@ def test_a_latency_objective_fails_when_every_request_of_its_class_failed(tmp_pa
     data = json.loads(result.stdout)
     pay = data["classes"]["pay"]
     assert pay["completed"] == 0 and pay["error_rate"] == 1.0 and pay["unfinished"] > 0
-    assert pay["latency"]["p99"] < 1.0  # lower bounds, within the limit
+    # Lower bounds: each in-flight age is under the 1 s timeout plus the app's work (a
+    # histogram bucket may read a little above 1 s), well within the 2 s limit.
+    assert pay["latency"]["p99"] < 1.1
     (slo,) = data["slos"]
     assert slo["passed"] is False and slo["none_completed"] is True
     assert slo["reason"].startswith("no request completed in the window")
