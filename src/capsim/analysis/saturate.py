@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capsim.analysis.busiest_group import scaled_to_group
@@ -643,6 +643,7 @@ def find_saturation(
     """
     base_rate = _checked_options(model, knee_factor, precision)
     model, notes = at_max_replicas(model)
+    model = with_busiest_minute(model)
     analytic = _analytic_bounds(model, capsim_version)
     search_duration = _whole_timeline(
         model, duration or default_search_duration(model, analytic.saturation_rate), notes
@@ -704,6 +705,21 @@ def find_saturation(
         "search": _search_cost(searcher, model, best or estimate.rate),
         "notes": notes,
     }
+
+
+def with_busiest_minute(model: Model) -> Model:
+    """`model` recording its per-bucket time series when its load or capacity changes during
+    the run, even when the caller (the report's search) or the scenario (`simulation:
+    {timeseries: false}`) turned them off: the search judges a tier's share held on its busiest
+    minute there (step 3, `_busiest_minute_held`), and so do the objectives on utilization and
+    occupancy (docs/results.md), both from those series. Without them the share held is the
+    whole window's mean, which under a profile puts saturation too high by the load's
+    peak-to-mean ratio (1.24x for a morning at 40% of the peak, a ramp and a plateau): the
+    confirmation at 0.9x then finds the bottleneck overloaded and the estimate is moved by a
+    stability bisection, each of its points a whole timeline."""
+    if model.timeseries or not conditions_change(model):
+        return model
+    return replace(model, timeseries=True)
 
 
 def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
