@@ -47,6 +47,8 @@ from capsim.model.types import Model, Tier
 
 #: Fractions of the analytic saturation rate measured first (one batch).
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
+#: Steps of x1.25 past the grid while no tier saturates (up to 6x the analytic rate).
+GROWTH_STEPS = 8
 #: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate ...
 CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
 #: ... or a point already measured within this fraction of those rates (as long).
@@ -707,6 +709,28 @@ def find_saturation(
     }
 
 
+def max_search_points(precision: float) -> int:
+    """The most search points (`evaluations`) the search can measure at `precision`, whatever
+    the scenario (docs/capacity.md, "What a saturate search costs"). With B = ceil(log2(1 /
+    precision)), the steps of a bisection of a bracket narrower than its upper end:
+    * the curve: the grid and at most GROWTH_STEPS steps of x1.25;
+    * the saturation estimate: at most MAX_MOVES moves, each a confirmation pair and a stability
+      bisection, then the final confirmation pair;
+    * the knee: STRADDLES pairs, then a bisection;
+    * the SLO limit: the lightest point measured again for noise, each point measured before
+      it at most once more for noise (only those failing by noise alone, before the first
+      that fails), the ceiling, STRADDLES pairs and a bisection.
+    The verification's full-length runs (at most MAX_VERIFICATIONS and a bisection, each run
+    again at most once for noise) are not search points."""
+    bisection = math.ceil(math.log2(1.0 / precision))
+    curve = len(GRID) + GROWTH_STEPS
+    saturation = 2 * (MAX_MOVES + 1) + MAX_MOVES * bisection
+    knee = 2 * STRADDLES + bisection
+    before_slo_limit = curve + saturation + knee
+    slo_limit = 1 + before_slo_limit + 1 + 2 * STRADDLES + bisection
+    return before_slo_limit + slo_limit
+
+
 def with_busiest_minute(model: Model) -> Model:
     """`model` recording its per-bucket time series when its load or capacity changes during
     the run, even when the caller (the report's search) or the scenario (`simulation:
@@ -858,7 +882,7 @@ def _measure_curve(
         [fraction == CONFIRM_BELOW for fraction in GRID],
     )
     rate = GRID[-1] * analytic_saturation
-    for _ in range(8):
+    for _ in range(GROWTH_STEPS):
         if any(_saturated(p, usable) for p in searcher.curve()):
             return
         rate *= 1.25
