@@ -386,8 +386,6 @@ class _Searcher:
             > point.model.simulation.duration
         }
         if again:
-            for i in again:
-                self.count(points[i], points[i].model)
             longer_points = self._measure_counted(
                 list(again.values()),
                 [labels[i] for i in again] if labels is not None else None,
@@ -420,8 +418,13 @@ class _Searcher:
             raise
         points = [measured[order.index(i)] for i in range(len(models))]
         for model, point in zip(models, points, strict=True):
+            # One more simulated point in the current phase, two when it was re-run for noise
+            # (measure_all). Not judged by its replications: a point of a scenario whose load
+            # changes during the run gets more of them for a longer run (with_run_length).
+            rerun = point.model is not model
+            self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
             self.requests += expected_requests(model)
-            if point.model is not model:  # re-run for noise (measure_all)
+            if rerun:
                 self.requests += expected_requests(point.model)
         return points
 
@@ -470,21 +473,14 @@ class _Searcher:
             self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
         (point,) = self._measure_counted([longer], None, None)
         self.done += 1
-        self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
         return self.cache[round(rate, 9)]
 
     def _keep(self, rate: float, point: Point, near: bool = False) -> None:
         self.done += 1
-        self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(
             rate, rate / self.base_rate, point, near or self.always_near
         )
-
-    def count(self, point: Point, asked: Model) -> None:
-        """One more simulated point in the current phase (two when it was re-run for noise)."""
-        rerun = point.model.simulation.replications != asked.simulation.replications
-        self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
@@ -1363,7 +1359,6 @@ def _verify(
             )  # near saturation stretched only where every point is (_Searcher.always_near)
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
-            searcher.count(point, model)
             if _only_by_noise(checked[key]):
                 checked[key] = _verified_longer(searcher, lengthened, checked[key], max_requests, notes)
         return checked[key]
@@ -1438,7 +1433,6 @@ def _verified_longer(
     if expected_requests(scaled) > 0.5 * max_requests:
         return failed
     (point,) = searcher.measured([scaled], [failed.rate])
-    searcher.count(point, lengthened)
     notes.append(
         f"the verification at {failed.rate:.4g}/s failed only by the upper end of its 95% "
         f"interval; measured again with {longer.simulation.replications} replications of "
