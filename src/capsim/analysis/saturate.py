@@ -700,7 +700,10 @@ def find_saturation(
         "curve": [p.as_dict(model) for p in searcher.curve()],
         "slos": slos,
         "evaluations": searcher.done,
-        "search": _search_cost(searcher, model, best or estimate.rate),
+        "search": {
+            **_search_cost(searcher, model, best or estimate.rate),
+            "max_points": max_search_points(precision),
+        },
         "notes": notes,
     }
 
