@@ -47,8 +47,8 @@ from capsim.model.types import Model, Tier
 
 #: Fractions of the analytic saturation rate measured first (one batch).
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
-#: Steps of x1.25 past the grid while no tier saturates (up to 6x the analytic rate).
-GROWTH_STEPS = 8
+#: Steps of x GROWTH_FACTOR past the grid while no tier saturates (up to 6.55x the analytic rate).
+GROWTH_STEPS, GROWTH_FACTOR = 8, 1.25
 #: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate ...
 CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
 #: ... or a point already measured within this fraction of those rates (as long).
@@ -709,10 +709,13 @@ def find_saturation(
 
 
 def max_search_points(precision: float) -> int:
-    """The most search points (`evaluations`) the search can measure at `precision`, whatever
-    the scenario (docs/capacity.md, "What a saturate search costs"). With B = ceil(log2(1 /
-    precision)), the steps of a bisection of a bracket narrower than its upper end:
-    * the curve: the grid and at most GROWTH_STEPS steps of x1.25;
+    """The most search points (`evaluations`) the search can measure at `precision`
+    (docs/capacity.md, "The bound"). A bisection of [low, high] to `precision` ends once its
+    width is at most `precision` x its upper end, which is never below `low`: at most
+    B = ceil(log2((R - 1) / precision)) points, R = high / low, and the search's brackets lie
+    within the curve's span (R at most GRID[-1] x GROWTH_FACTOR ** GROWTH_STEPS / GRID[0] =
+    65.5: B = 12 at 2%; 4 for a bracket from 0.9x to 1.1x). Then
+    * the curve: the grid and at most GROWTH_STEPS steps;
     * the saturation estimate: at most MAX_MOVES moves, each a confirmation pair and a stability
       bisection, then the final confirmation pair;
     * the knee: STRADDLES pairs, then a bisection;
@@ -720,8 +723,11 @@ def max_search_points(precision: float) -> int:
       it at most once more for noise (only those failing by noise alone, before the first
       that fails), the ceiling, STRADDLES pairs and a bisection.
     The verification's full-length runs (at most MAX_VERIFICATIONS and a bisection, each run
-    again at most once for noise) are not search points."""
-    bisection = math.ceil(math.log2(1.0 / precision))
+    again at most once for noise) are not search points. (When no tier saturated within the
+    curve's span, a note says so and a move's bracket may reach past it, by up to the secant's
+    reach: its bisection takes B for its own R.)"""
+    spread = GRID[-1] * GROWTH_FACTOR**GROWTH_STEPS / GRID[0]
+    bisection = math.ceil(math.log2((spread - 1.0) / precision))
     curve = len(GRID) + GROWTH_STEPS
     saturation = 2 * (MAX_MOVES + 1) + MAX_MOVES * bisection
     knee = 2 * STRADDLES + bisection
@@ -884,7 +890,7 @@ def _measure_curve(
     for _ in range(GROWTH_STEPS):
         if any(_saturated(p, usable) for p in searcher.curve()):
             return
-        rate *= 1.25
+        rate *= GROWTH_FACTOR
         searcher.at(rate, "looking for saturation")
     notes.append("no tier saturated within 6x the analytic saturation rate")
 

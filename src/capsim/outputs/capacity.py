@@ -76,7 +76,7 @@ def _scaled(data: dict[str, Any]) -> str:
 
 
 def _at_most(data: dict[str, Any]) -> str:
-    """` (at most 114)`: the search's bound on its points (docs/capacity.md), when known."""
+    """` (at most 168)`: the search's bound on its points (docs/capacity.md), when known."""
     bound = (data.get("search") or {}).get("max_points")
     return "" if bound is None else f" (at most {bound})"
 
