@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capsim.analysis.busiest_group import scaled_to_group
@@ -48,6 +48,8 @@ from capsim.units import format_duration
 
 #: Fractions of the analytic saturation rate measured first (one batch).
 GRID: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.1)
+#: Steps of x GROWTH_FACTOR past the grid while no tier saturates (up to 6.55x the analytic rate).
+GROWTH_STEPS, GROWTH_FACTOR = 8, 1.25
 #: The confirmation measures 0.9x (stable, stretched near saturation) and 1.1x the estimate ...
 CONFIRM_BELOW, CONFIRM_ABOVE = 0.9, 1.1
 #: ... or a point already measured within this fraction of those rates (as long).
@@ -393,8 +395,6 @@ class _Searcher:
             > point.model.simulation.duration
         }
         if again:
-            for i in again:
-                self.count(points[i], points[i].model)
             longer_points = self._measure_counted(
                 list(again.values()),
                 [labels[i] for i in again] if labels is not None else None,
@@ -427,8 +427,13 @@ class _Searcher:
             raise
         points = [measured[order.index(i)] for i in range(len(models))]
         for model, point in zip(models, points, strict=True):
+            # One more simulated point in the current phase, two when it was re-run for noise
+            # (measure_all). Not judged by its replications: a point of a scenario whose load
+            # changes during the run gets more of them for a longer run (with_run_length).
+            rerun = point.model is not model
+            self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
             self.requests += expected_requests(model)
-            if point.model is not model:  # re-run for noise (measure_all)
+            if rerun:
                 self.requests += expected_requests(point.model)
         return points
 
@@ -478,21 +483,14 @@ class _Searcher:
         (point,) = self._measure_counted([longer], None, None)
         self.again.add(round(rate, 9))
         self.done += 1
-        self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
         return self.cache[round(rate, 9)]
 
     def _keep(self, rate: float, point: Point, near: bool = False) -> None:
         self.done += 1
-        self.count(point, self.model)
         self.cache[round(rate, 9)] = CurvePoint(
             rate, rate / self.base_rate, point, near or self.always_near
         )
-
-    def count(self, point: Point, asked: Model) -> None:
-        """One more simulated point in the current phase (two when it was re-run for noise)."""
-        rerun = point.model.simulation.replications != asked.simulation.replications
-        self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
 
     def curve(self) -> list[CurvePoint]:
         return [self.cache[k] for k in sorted(self.cache)]
@@ -653,6 +651,7 @@ def find_saturation(
     """
     base_rate = _checked_options(model, knee_factor, precision)
     model, notes = at_max_replicas(model)
+    model = with_busiest_minute(model)
     analytic = _analytic_bounds(model, capsim_version)
     search_duration = _whole_timeline(
         model, duration or default_search_duration(model, analytic.saturation_rate), notes
@@ -711,9 +710,55 @@ def find_saturation(
         "curve": [p.as_dict(model) for p in searcher.curve()],
         "slos": slos,
         "evaluations": searcher.done,
-        "search": _search_cost(searcher, model, best or estimate.rate),
+        "search": {
+            **_search_cost(searcher, model, best or estimate.rate),
+            "max_points": max_search_points(precision),
+        },
         "notes": notes,
     }
+
+
+def max_search_points(precision: float) -> int:
+    """The most search points (`evaluations`) the search can measure at `precision`
+    (docs/capacity.md, "The bound"). A bisection of [low, high] to `precision` ends once its
+    width is at most `precision` x its upper end, which is never below `low`: at most
+    B = ceil(log2((R - 1) / precision)) points, R = high / low, and the search's brackets lie
+    within the curve's span (R at most GRID[-1] x GROWTH_FACTOR ** GROWTH_STEPS / GRID[0] =
+    65.5: B = 12 at 2%; 4 for a bracket from 0.9x to 1.1x). Then
+    * the curve: the grid and at most GROWTH_STEPS steps;
+    * the saturation estimate: at most MAX_MOVES moves, each a confirmation pair and a stability
+      bisection, then the final confirmation pair;
+    * the knee: STRADDLES pairs, then a bisection;
+    * the SLO limit: the lightest point measured again for noise, each point measured before
+      it at most once more for noise (only those failing by noise alone, before the first
+      that fails), the ceiling, STRADDLES pairs and a bisection.
+    The verification's full-length runs (at most MAX_VERIFICATIONS and a bisection, each run
+    again at most once for noise) are not search points. (When no tier saturated within the
+    curve's span, a note says so and a move's bracket may reach past it, by up to the secant's
+    reach: its bisection takes B for its own R.)"""
+    spread = GRID[-1] * GROWTH_FACTOR**GROWTH_STEPS / GRID[0]
+    bisection = math.ceil(math.log2((spread - 1.0) / precision))
+    curve = len(GRID) + GROWTH_STEPS
+    saturation = 2 * (MAX_MOVES + 1) + MAX_MOVES * bisection
+    knee = 2 * STRADDLES + bisection
+    before_slo_limit = curve + saturation + knee
+    slo_limit = 1 + before_slo_limit + 1 + 2 * STRADDLES + bisection
+    return before_slo_limit + slo_limit
+
+
+def with_busiest_minute(model: Model) -> Model:
+    """`model` recording its per-bucket time series when its load or capacity changes during
+    the run, even when the caller (the report's search) or the scenario (`simulation:
+    {timeseries: false}`) turned them off: the search judges a tier's share held on its busiest
+    minute there (step 3, `_busiest_minute_held`), and so do the objectives on utilization and
+    occupancy (docs/results.md), both from those series. Without them the share held is the
+    whole window's mean, which under a profile puts saturation too high by the load's
+    peak-to-mean ratio (1.24x for a morning at 40% of the peak, a ramp and a plateau): the
+    confirmation at 0.9x then finds the bottleneck overloaded and the estimate is moved by a
+    stability bisection, each of its points a whole timeline."""
+    if model.timeseries or not conditions_change(model):
+        return model
+    return replace(model, timeseries=True)
 
 
 def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
@@ -852,10 +897,10 @@ def _measure_curve(
         [fraction == CONFIRM_BELOW for fraction in GRID],
     )
     rate = GRID[-1] * analytic_saturation
-    for _ in range(8):
+    for _ in range(GROWTH_STEPS):
         if any(_saturated(p, usable) for p in searcher.curve()):
             return
-        rate *= 1.25
+        rate *= GROWTH_FACTOR
         searcher.at(rate, "looking for saturation")
     notes.append("no tier saturated within 6x the analytic saturation rate")
 
@@ -1417,7 +1462,6 @@ def _verify(
             )  # near saturation stretched only where every point is (_Searcher.always_near)
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
-            searcher.count(point, model)
             if _only_by_noise(checked[key]):
                 checked[key] = _verified_longer(searcher, lengthened, checked[key], max_requests, notes)
         return checked[key]
@@ -1491,7 +1535,6 @@ def _verified_longer(
         if expected_requests(scaled) > 0.5 * max_requests:
             break
         (point,) = searcher.measured([scaled], [failed.rate])
-        searcher.count(point, lengthened)
         last = CurvePoint(failed.rate, failed.rate / searcher.base_rate, point)
         if point.meets or not _only_by_noise(last):
             break

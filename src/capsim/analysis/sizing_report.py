@@ -231,7 +231,8 @@ def build_sizing_report(
         report.curve_note = "The scenario has no open traffic (rate) to scale, so no load curve."
         return report
     try:
-        # The search's many runs need no per-bucket figures.
+        # The search's many runs need no per-bucket figures, except where load or capacity
+        # changes during the run: find_saturation records them there (`with_busiest_minute`).
         saturation = find_saturation(
             replace(model, timeseries=False),
             capsim_version=capsim_version,

@@ -75,10 +75,17 @@ def _scaled(data: dict[str, Any]) -> str:
     return "" if load is None or load == 1 else f" · open traffic at {load:.3g}x (--load)"
 
 
+def _at_most(data: dict[str, Any]) -> str:
+    """` (at most 168)`: the search's bound on its points (docs/capacity.md), when known."""
+    bound = (data.get("search") or {}).get("max_points")
+    return "" if bound is None else f" (at most {bound})"
+
+
 def _saturate(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     lines = [
         f"scenario {data['scenario']} · saturation search · {data['replications']} replications × "
-        f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured",
+        f"{cells.time(data['duration'])} per point · {data['evaluations']} points measured"
+        + _at_most(data),
         f"offered now: {cells.rate(data['offered_rate'])} (open classes, mix as written)"
         + _scaled(data),
         f"bottleneck: {data['bottleneck']}, saturates at {cells.rate(data['saturation_rate'])}"
