@@ -300,14 +300,22 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return pixels.reshape(height, width, bpp)
 
 
+#: Blank pixels added below each figure for the band count.
+_FIGURE_GAP = 420
+_FIGURE_SPACING = f"figure {{ margin-bottom: {_FIGURE_GAP}px !important; }}"
+
+
 def _plot_bands(html: str, tmp_path: Path) -> tuple[int, int, np.ndarray]:
     """Open `html` in headless Chromium: (plots in the page, separate bands of the palette's
     blue in the screenshot, the pixels)."""
     page = tmp_path / "report.html"
-    page.write_text(html)
+    # Each figure followed by a blank wider than any gap inside a plot (a chart is 300 px
+    # high): the blue of two plots is then never taken for one band, nor the blue of a plot
+    # whose lines run at its top and bottom (as its data falls) for two.
+    page.write_text(html.replace("</head>", f"<style>{_FIGURE_SPACING}</style></head>", 1))
     screenshot = tmp_path / "report.png"
     plots = len(charts(html))
-    height = 700 + plots * 380 + 600
+    height = 700 + plots * (380 + _FIGURE_GAP) + 600
     completed = subprocess.run(
         [
             _chromium(),
@@ -334,7 +342,7 @@ def _plot_bands(html: str, tmp_path: Path) -> tuple[int, int, np.ndarray]:
     has_blue = np.all(pixels[:, :, :3] == (0x00, 0x72, 0xB2), axis=2).any(axis=1)
     runs: list[list[int]] = []  # [first row, last row] of each run of blue rows
     for row in np.flatnonzero(has_blue):
-        if runs and row - runs[-1][1] <= 60:
+        if runs and row - runs[-1][1] <= _FIGURE_GAP - 100:
             runs[-1][1] = int(row)
         else:
             runs.append([int(row), int(row)])
