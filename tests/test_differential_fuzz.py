@@ -733,3 +733,51 @@ def test_simultaneous_arrivals_of_different_classes_run_in_the_event_paths_order
     assert means[0][0] > means[0][1] + 0.0005, means[0]  # c1's arrivals mostly run first
     for other in means[1:]:
         assert other == pytest.approx(means[0], rel=1e-9, abs=0.0)
+
+
+def test_messages_published_in_different_rounds_meet_a_queue_in_the_event_paths_order():
+    """Seed 7020 (generator of commit febccda, at 92% load): c0's visit to `a` (2 ms) publishes
+    three times to `q` (1 ms each, at t + 3, 4 and 5 ms), and c2's visit to `b`, reached 2 ms
+    later through a load balancer, publishes once (at t + 5 ms as well). At t + 5 ms the event
+    path enqueues c2's message first: both publish timers were scheduled at t + 4 ms, by events
+    that ran in the order *they* were scheduled: `b`'s work end (at t + 2 ms) before c0's second
+    publish end (at t + 3 ms). The vectorised path keyed both by when the sender's work started
+    (t against t + 2 ms) and took c0's first: with 0 ms work for c0 at `q` and 5 ms for c2, the
+    queue's mean wait was 0.7125 ms against the event path's 0.7375 ms. It now orders
+    simultaneous visits by the chain of the events that brought them, as the event path does.
+    Everything is constant, so both paths must agree exactly."""
+    data = {
+        "name": "rounds",
+        "simulation": {"duration": "100s", "warmup": "1s"},
+        "traffic": {
+            "c0": {"entry": "a", "rate": "10/s", "arrivals": "constant"},
+            "c2": {"entry": "lb", "rate": "10/s", "arrivals": "constant"},
+        },
+        "tiers": {
+            "a": {"service_time": "2ms", "blocking": False, "calls": [{"tier": "q", "repeat": 3}]},
+            "lb": {"type": "load_balancer", "backends": "b", "service_time": "2ms"},
+            "b": {"service_time": "2ms", "blocking": False, "calls": ["q"]},
+            "q": {
+                "type": "queue",
+                "publish_time": "1ms",
+                "service_time": "0ms",
+                "blocking": False,
+                "classes": {"c2": {"service_time": "5ms"}},
+            },
+        },
+    }
+    model = scenariogen.load(data)
+    runs = [
+        run_events(model, 0),
+        run_vectorised(model, 0),
+        run_vectorised(model, 0, chunk_requests=193),
+    ]
+    queue = model.tier_index["q"]
+    waits = [run.tiers[queue].wait.mean for run in runs]
+    # The event path's figure: the messages meet exactly (to the last bit) in some periods only.
+    assert waits[0] == pytest.approx(0.0007375, rel=1e-9), waits
+    for other in waits[1:]:
+        assert other == pytest.approx(waits[0], rel=1e-9, abs=0.0)
+    lengths = [run.tiers[queue].queue_time / run.duration for run in runs]
+    for other in lengths[1:]:
+        assert other == pytest.approx(lengths[0], rel=1e-9, abs=0.0)
