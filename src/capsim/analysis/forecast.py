@@ -167,7 +167,14 @@ def parse_event(text: str, horizon: Horizon) -> Event:
 def read_history(path: Path, text: str) -> list[tuple[date, float]]:
     """Past peaks from a CSV `date,rate` (a header line is optional); located errors."""
     rows: list[tuple[date, float]] = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    reader = csv.reader(io.StringIO(text))
+    try:
+        records = list(enumerate(reader, start=1))
+    except csv.Error as error:  # a field over the csv module's 131,072-character limit, say
+        raise UsageError(
+            f"{path}:{reader.line_num}: not readable as CSV ({error}); write one date,rate per line"
+        ) from None
+    for line_no, row in records:
         if not row or all(not cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
             continue
         where = f"{path}:{line_no}"
@@ -409,7 +416,21 @@ def load_forecast(path: Path, scenario: str) -> dict[str, Any]:
     from capsim.safeio import read_capped
 
     raw = read_capped(path, MAX_FORECAST_FILE_BYTES, "a forecast file")
-    return read_forecast(path, raw.decode("utf-8-sig"), scenario)
+    return read_forecast(path, decode_text(path, raw, "a forecast (JSON)"), scenario)
+
+
+def decode_text(path: Path, raw: bytes, what: str) -> str:
+    """The UTF-8 text of a file read for forecast or report; a located error if it is not."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise UsageError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[error.start]:02x}); "
+            f"the file should be {what}, saved as UTF-8"
+        ) from None
 
 
 def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
@@ -422,6 +443,12 @@ def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
         raise UsageError(
             f"{path}:{error.lineno}:{error.colno}: not JSON ({error.msg}); write the file with "
             f"capsim forecast {scenario!r} ... --format json -o {path}"
+        ) from None
+    except (RecursionError, ValueError) as error:  # nested too deeply; a 5,000-digit number
+        what = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise UsageError(
+            f"{path}: not a forecast ({what}); write one with capsim forecast {scenario!r} ... "
+            f"--format json -o {path}"
         ) from None
     if not isinstance(data, dict) or data.get("command") != "forecast":
         raise UsageError(

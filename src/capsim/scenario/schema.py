@@ -10,6 +10,7 @@ import difflib
 import json
 import math
 import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import UnionType
@@ -386,6 +387,12 @@ def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples fil
             f"no {what} {show(name)} in {show(str(base))}; check the path (relative to "
             "the scenario)"
         )
+    if _is_special(target):
+        # A named pipe would make the run wait for a writer that may never come.
+        raise invalid(
+            f"{show(name)} is not a regular file (a named pipe, a device or a socket); a "
+            f"{what} must be a file saved in the scenario's folder"
+        )
     try:
         raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}")
         return raw.decode("utf-8-sig")
@@ -395,6 +402,15 @@ def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples fil
         raise invalid(
             f"the {what} {show(name)} is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"
         ) from None
+
+
+def _is_special(target: Path) -> bool:
+    """Whether `target` exists as something other than a regular file or a folder."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False  # reading it says why
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
