@@ -35,6 +35,7 @@ from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
+from capsim.graphs import find_cycle, strongly_connected
 from capsim.model import features
 from capsim.model.types import (
     Call,
@@ -168,30 +169,14 @@ def _callees(model: Model, tier: Tier) -> set[int]:
 
 
 def _call_cycle(model: Model) -> list[str]:
-    """Tier names along a cycle of the call graph, or [] when it is feed-forward."""
-    state = [0] * len(model.tiers)  # 0 unseen, 1 on the stack, 2 done
-    stack: list[int] = []
-
-    def visit(index: int) -> list[str]:
-        state[index] = 1
-        stack.append(index)
-        for callee in sorted(_callees(model, model.tiers[index])):
-            if state[callee] == 1:
-                loop = [*stack[stack.index(callee) :], callee]
-                return [model.tiers[i].name for i in loop]
-            if state[callee] == 0:
-                found = visit(callee)
-                if found:
-                    return found
-        stack.pop()
-        state[index] = 2
-        return []
-
-    for index in range(len(model.tiers)):
-        if state[index] == 0:
-            found = visit(index)
-            if found:
-                return found
+    """Tier names along a cycle of the call graph, or [] when it is feed-forward (without
+    recursion: a chain of thousands of tiers is as deep on the stack as a chain of two)."""
+    successors = {t.index: sorted(_callees(model, t)) for t in model.tiers}
+    for component in strongly_connected(range(len(model.tiers)), successors):
+        start = component[0]
+        if len(component) > 1 or start in successors[start]:
+            loop = find_cycle(start, successors) or [start, start]
+            return [model.tiers[i].name for i in loop]
     return []
 
 
@@ -341,23 +326,26 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
 
 
 def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
-    """Tiers that must be processed before a visit to each tier can complete (itself included)."""
-    deps: list[set[int] | None] = [None] * len(model.tiers)
-
-    def of(index: int) -> set[int]:
-        known = deps[index]
-        if known is not None:
-            return known
-        result = {index}
-        for program in programs[index]:
-            for rnd in program.rounds:
-                for op in rnd.calls:
-                    if op.waited:
-                        result |= of(op.tier)
-        deps[index] = result
-        return result
-
-    return [of(i) for i in range(len(model.tiers))]
+    """Tiers that must be processed before a visit to each tier can complete (itself included).
+    The call graph has no cycle here (`can_vectorise` refuses one first)."""
+    waited = {
+        index: sorted(
+            {
+                op.tier
+                for program in tier_programs
+                for rnd in program.rounds
+                for op in rnd.calls
+                if op.waited
+            }
+        )
+        for index, tier_programs in enumerate(programs)
+    }
+    deps: list[set[int]] = [set() for _ in model.tiers]
+    # Callees first, so that each tier's callees are known when it is reached.
+    for component in reversed(strongly_connected(range(len(model.tiers)), waited)):
+        for index in component:
+            deps[index] = {index}.union(*(deps[callee] for callee in waited[index]))
+    return deps
 
 
 def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int] | None:
