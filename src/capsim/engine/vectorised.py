@@ -617,6 +617,7 @@ def _work_end_chains(
     arrivals: np.ndarray,
     start: np.ndarray,
     server: np.ndarray,
+    by_server: np.ndarray | None,
     sent: np.ndarray,
 ) -> np.ndarray:
     """The chains of the events that end the visits' own work (visits in the tier's arrival
@@ -624,11 +625,12 @@ def _work_end_chains(
     when it starts: in its arrival event if it found a worker free, else in the event that
     ended the work of the visit before it at its server (taken as the previous one there in
     arrival order, exact for a single worker). `carried[server]` holds the last visit's chain
-    at each server from the earlier chunks, and is updated."""
+    at each server from the earlier chunks, and is updated; `by_server` orders the visits by
+    server (None: a single server)."""
     n = arrivals.size
     chains = np.empty((_DEPTH, n))
     chains[0] = start
-    order = np.arange(n) if carried.shape[0] == 1 else np.argsort(server, kind="stable")
+    order = np.arange(n) if by_server is None else by_server
     at = server[order]
     firsts = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1])))
     waited = (start > arrivals)[order]
@@ -1066,9 +1068,15 @@ class _Run:
         server = self._assign_servers(state, uniforms, balance, sorted_algorithms, sorted_classes)
         self.timings["route"] += time.perf_counter() - began
         began = time.perf_counter()
-        start, done = self._recurse(state, arrivals, service, server)
+        by_server = None if state.servers == 1 else np.argsort(server, kind="stable")
+        start, done = self._recurse(state, arrivals, service, server, by_server)
         chains = _work_end_chains(
-            state.chains, arrivals, start, server, sent if order is None else sent[:, order]
+            state.chains,
+            arrivals,
+            start,
+            server,
+            by_server,
+            sent if order is None else sent[:, order],
         )
         self.timings["recurse"] += time.perf_counter() - began
 
@@ -1174,15 +1182,20 @@ class _Run:
         return server
 
     def _recurse(
-        self, state: _TierState, arrivals: np.ndarray, service: np.ndarray, server: np.ndarray
+        self,
+        state: _TierState,
+        arrivals: np.ndarray,
+        service: np.ndarray,
+        server: np.ndarray,
+        by_server: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Start and done times of the visits at their servers."""
+        """Start and done times of the visits at their servers (`by_server`: the visits by
+        server, each server's in arrival order; None for a single server)."""
         concurrency = state.tier.concurrency
-        if state.servers == 1:
+        if by_server is None:
             return self._recurse_server(state, 0, arrivals, service, concurrency)
         start = np.empty_like(arrivals)
         done = np.empty_like(arrivals)
-        by_server = np.argsort(server, kind="stable")
         bounds = np.searchsorted(server[by_server], np.arange(state.servers + 1))
         for index in range(state.servers):
             rows = by_server[bounds[index] : bounds[index + 1]]
