@@ -394,7 +394,7 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    conditions_change = features.conditions_change(model)
+    conditions_change = _per_model(model, "changes", features.conditions_change)
     stability = assess_stability(
         per_run,
         runs,
