@@ -166,3 +166,44 @@ def test_conditions_found_for_all_tiers_at_once_are_those_found_tier_by_tier(tmp
     at_once = features.tiers_where_conditions_change(model)
     assert at_once == {t.index for t in model.tiers if features.conditions_change_at(model, t)}
     assert at_once == {model.tier_index["db"]}  # only db's own autoscaler changes its capacity
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--horizon", "1000000000y"],
+            "--horizon '1000000000y' is longer than 100 years, the longest span",
+        ),
+        (
+            ["--from", "9999-06-01", "--horizon", "2y"],
+            "9999-06-01 plus 1 x 2y is past the year 9999, where the calendar ends",
+        ),
+    ],
+)
+def test_a_forecast_past_the_calendar_is_refused(tmp_path: Path, args: list[str], message: str):
+    """`date(1000002026, ...)`: a ValueError traceback."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(BASE)
+    code, err = invoke("forecast", str(scenario), "--growth", "8%/month", *args, "--no-plan")
+    assert code == 2
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--knee-factor", "inf", "--knee-factor must be a finite number greater than 1, not inf"),
+        ("--precision", "1e-300", "--precision must be at least 0.0001 and below 0.5, not 1e-300"),
+    ],
+)
+def test_saturate_refuses_a_knee_at_infinity_and_a_precision_of_a_thousand_halvings(
+    tmp_path: Path, option: str, value: str, message: str
+):
+    """An infinite knee factor crashed the table (no knee rate to print); a precision of 1e-300
+    ran for hours."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(BASE)
+    code, err = invoke("saturate", str(scenario), option, value)
+    assert code == 2
+    assert message in err

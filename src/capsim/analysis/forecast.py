@@ -99,11 +99,22 @@ class Span:
     def after(self, day: date, times: int = 1) -> date:
         """`day` plus `times` spans: months on the calendar (the day clamped to the month's
         end: 31 January + 1mo is 28 or 29 February), days rounded to whole days."""
-        if self.months:
-            total = day.year * 12 + day.month - 1 + self.months * times
-            year, month = divmod(total, 12)
-            return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
-        return day + timedelta(days=round(self.days * times))
+        try:
+            if self.months:
+                total = day.year * 12 + day.month - 1 + self.months * times
+                year, month = divmod(total, 12)
+                return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+            return day + timedelta(days=round(self.days * times))
+        except (ValueError, OverflowError):  # past the calendar's last day, 9999-12-31
+            raise UsageError(
+                f"{day.isoformat()} plus {times} x {self.text or 'the span'} is past the year "
+                "9999, where the calendar ends; start earlier (--from) or shorten the span"
+            ) from None
+
+
+#: The longest --horizon or --step: a century is past any capacity plan, and dates past the
+#: year 9999 do not exist in the calendar.
+MAX_SPAN_YEARS = 100
 
 
 def parse_span(text: str, option: str) -> Span:
@@ -118,6 +129,12 @@ def parse_span(text: str, option: str) -> Span:
     unit = match.group(2).lower()
     if value <= 0:
         raise UsageError(f"{option} {text!r} must be longer than 0")
+    longest = MAX_SPAN_YEARS * (12 if unit[0] == "m" else 1 if unit[0] == "y" else 365.25)
+    if value > (longest / 7.0 if unit[0] == "w" else longest):
+        raise UsageError(
+            f"{option} {text!r} is longer than {MAX_SPAN_YEARS} years, the longest span capsim "
+            "forecasts over (the calendar ends at the year 9999); write e.g. 10y"
+        )
     if unit[0] in "my":
         months = value * (12 if unit[0] == "y" else 1)
         if months != int(months):
