@@ -29,12 +29,13 @@ spans of buckets, the time series (compared only where both paths are determinis
 `scenariogen.random_wide_scenario` feeds a second quick set and slow set (regions, shards,
 shields, popularity models, affinity...), and `scenariogen.random_busy_scenario` a third (tiers of
 up to 8 x 64 workers, 90% load, zero publish times, traces replayed faster or once, profiles and
-service samples read from files).
+service samples read from files), and `scenariogen.random_tied_scenario` a fourth (every time
+constant and every class at one constant rate: exact ties everywhere, and `share_over` limits).
 
 False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 915 comparisons, so a
 correct engine fails it with probability below 0.9% (Bonferroni), the wide quick set's 660 below
-0.7%, the busy quick set's about 550 below 0.6%, the slow sets' about 2,300, 2,200 and 1,600
-below 2.3%, 2.2% and 1.6%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
+0.7%, the busy quick set's about 550 below 0.6%, the tied quick set's about 545 below 0.6%, the
+slow sets' about 2,300, 2,200 and 1,600 below 2.3%, 2.2% and 1.6%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
 and `random_scenario(seed)` gives its YAML.
 """
 
