@@ -14,7 +14,7 @@ from capsim.cli.app import app
 from capsim.engine.vectorised import can_vectorise
 from capsim.model import features
 from capsim.model.build import build_model
-from capsim.scenario import load_scenario
+from capsim.scenario import load_scenario, schema
 
 runner = CliRunner()
 
@@ -44,15 +44,18 @@ def invoke(*args: str) -> tuple[int, str]:
     ],
 )
 def test_a_named_pipe_named_as_a_data_file_is_refused_instead_of_waited_on(
-    tmp_path: Path, kind: str, old: str, new: str
+    tmp_path: Path, kind: str, old: str, new: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nobody writes to the pipe: reading it would wait for ever (found: run hung)."""
+    """Nobody writes to the pipe: opening it waited for a writer for ever (found: run hung).
+    It now waits `PIPE_WAIT_S` (10 s; shortened here) for the first bytes."""
+    monkeypatch.setattr(schema, "PIPE_WAIT_S", 0.2)
     os.mkfifo(tmp_path / "p")
     scenario = tmp_path / "s.yaml"
     scenario.write_text(BASE.replace(old, new))
     code, err = invoke("validate", str(scenario))
     assert code == 2
-    assert f"'p' is not a regular file (a named pipe, a device or a socket); a {kind} file" in err
+    assert f"cannot read the {kind} file 'p': it is a named pipe and nothing was written" in err
+    assert "within 0.2 s; save the data in a file" in err
     assert "s.yaml:" in err
 
 

@@ -10,7 +10,6 @@ import difflib
 import json
 import math
 import re
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import UnionType
@@ -362,6 +361,10 @@ class SamplesFile(BaseModel):
     samples: tuple[float, ...]
 
 
+#: How long a named pipe named in a scenario may take to give its first bytes.
+PIPE_WAIT_S = 10.0
+
+
 def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples file") -> str:
     """The text of a data file named in a scenario: relative to the scenario's folder, confined
     to it, at most MAX_SAMPLES_FILE_BYTES (samples, traces and rate series all go through here)."""
@@ -387,14 +390,9 @@ def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples fil
             f"no {what} {show(name)} in {show(str(base))}; check the path (relative to "
             "the scenario)"
         )
-    if _is_special(target):
-        # A named pipe would make the run wait for a writer that may never come.
-        raise invalid(
-            f"{show(name)} is not a regular file (a named pipe, a device or a socket); a "
-            f"{what} must be a file saved in the scenario's folder"
-        )
     try:
-        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}")
+        # A named pipe with no writer would make the run wait for one that may never come.
+        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}", pipe_wait=PIPE_WAIT_S)
         return raw.decode("utf-8-sig")
     except InputError as error:
         raise invalid(f"cannot read the {what} {show(name)}: {error.reason}") from None
@@ -402,15 +400,6 @@ def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples fil
         raise invalid(
             f"the {what} {show(name)} is not UTF-8 text (byte {error.start + 1}); save it as UTF-8"
         ) from None
-
-
-def _is_special(target: Path) -> bool:
-    """Whether `target` exists as something other than a regular file or a folder."""
-    try:
-        mode = target.stat().st_mode
-    except OSError:
-        return False  # reading it says why
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _read_samples_file(value: Any, info: ValidationInfo) -> Any:
