@@ -571,3 +571,73 @@ def _stretched(name: str, factor: float) -> str:
     stretched = TRACE_FOLDER / f"x{factor:g}-{name}"
     stretched.write_text("".join(f"{t:.6f}\n" for t in times))
     return stretched.name
+
+
+# ---- the tied generator: everything constant, so every tie is exact --------------------------
+#: The tied generator's highest offered load per worker at peak: long busy periods of ties.
+TIED_LOAD = 0.9
+#: Constant service and publish times of the tied generator: zero, and a few round values whose
+#: sums meet (1 + 1 = 2, 2 + 3 = 5 ...), so visits sent along different paths arrive together.
+TIED_TIMES = (0.0, 0.001, 0.002, 0.003, 0.005)
+
+
+def random_tied_scenario(seed: int, requests: int = 4000) -> Data:
+    """`random_scenario`'s draw with every time constant: arrivals constant, all classes at one
+    rate (so they meet at every instant), service and publish times from `TIED_TIMES` (zero
+    included), up to 4 workers per instance, loads up to `TIED_LOAD`. Simultaneous visits then
+    meet at every tier along different paths (rounds of publishes, load balancers, parallel
+    groups, chains of queues), so the vectorised path must take them in the event path's order
+    (its events' order, see `vectorised._Batch`) to agree. Also drawn: `share_over` limits (the
+    exact share of slower requests, compared) and a time-series bucket of its own. The widening
+    draws from a stream of its own."""
+    rnd = random.Random(seed)
+    widen = random.Random(seed * 15485863 + 7)
+    for _ in range(ATTEMPTS):
+        data = _draw(rnd, seed)
+        limits, buckets = _tie(widen, data)
+        model = load(_finish(_copy(data), 1.0, requests))
+        if not can_vectorise(model)[0]:
+            continue
+        peak = _model_peak_load(model, data)
+        scale = min(1.0, TIED_LOAD / peak) if peak > 0 else 1.0
+        finished = _finish(data, scale, requests)
+        simulation = finished["simulation"]
+        simulation["share_over"] = [ms(limit) for limit in limits]
+        simulation["timeseries"] = ms(float(simulation["duration"].rstrip("s")) / buckets)
+        return finished
+    raise AssertionError(f"seed {seed}: no vectorisable tied scenario in {ATTEMPTS} draws")
+
+
+def _tie(rnd: random.Random, data: Data) -> tuple[list[float], int]:
+    """Every time of the draw made constant (in place), the classes at one constant rate;
+    returns the `share_over` limits and the number of time-series buckets to ask for."""
+    rate = rnd.choice([10.0, 20.0, 50.0])
+    entries = _entries(data)
+    for k in range(len(data["traffic"]), rnd.randint(2, 3)):
+        data["traffic"][f"c{k}"] = {}  # at least two classes, to meet each other
+    for spec in data["traffic"].values():
+        spec.clear()
+        spec.update({"entry": rnd.choice(entries), "arrivals": "constant", "rate": rate})
+        if rnd.random() < 0.3:
+            spec["profile"] = "step"  # constant arrivals along a step: ties after it too
+    for tier in data["tiers"].values():
+        _tie_times(rnd, tier)
+        for override in tier.get("classes", {}).values():
+            _tie_times(rnd, override)
+        if tier["type"] not in ("load_balancer", "queue") and rnd.random() < 0.3:
+            tier["concurrency"] = rnd.choice([2, 3, 4])
+    limits = sorted({rnd.choice([0.001, 0.002, 0.005, 0.010, 0.020]) for _ in range(2)})
+    return limits, rnd.choice([7, 30, 120])
+
+
+def _entries(data: Data) -> list[str]:
+    names = list(data["tiers"])
+    first = names[: max(1, len(names) // 2)]
+    return [n for n in first if data["tiers"][n]["type"] != "queue"] or [names[0]]
+
+
+def _tie_times(rnd: random.Random, tier: Data) -> None:
+    if "service_time" in tier:
+        tier["service_time"] = ms(rnd.choice(TIED_TIMES))
+    if "publish_time" in tier:
+        tier["publish_time"] = ms(rnd.choice(TIED_TIMES[:3]))

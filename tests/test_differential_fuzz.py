@@ -29,12 +29,13 @@ spans of buckets, the time series (compared only where both paths are determinis
 `scenariogen.random_wide_scenario` feeds a second quick set and slow set (regions, shards,
 shields, popularity models, affinity...), and `scenariogen.random_busy_scenario` a third (tiers of
 up to 8 x 64 workers, 90% load, zero publish times, traces replayed faster or once, profiles and
-service samples read from files).
+service samples read from files), and `scenariogen.random_tied_scenario` a fourth (every time
+constant and every class at one constant rate: exact ties everywhere, and `share_over` limits).
 
 False alarms: ALPHA = 1e-5 per comparison; the quick set makes about 915 comparisons, so a
 correct engine fails it with probability below 0.9% (Bonferroni), the wide quick set's 660 below
-0.7%, the busy quick set's about 550 below 0.6%, the slow sets' about 2,300, 2,200 and 1,600
-below 2.3%, 2.2% and 1.6%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
+0.7%, the busy quick set's about 550 below 0.6%, the tied quick set's about 545 below 0.6%, the
+slow sets' about 2,300, 2,200 and 1,600 below 2.3%, 2.2% and 1.6%. Both sets are seeded, so a run is reproducible: a failure names the scenario's seed,
 and `random_scenario(seed)` gives its YAML.
 """
 
@@ -73,6 +74,9 @@ WIDE_SLOW_SEEDS = range(2000, 2040)
 #: Seeds of `scenariogen.random_busy_scenario` (many workers, 90% load, files, zero publishes).
 BUSY_QUICK_SEEDS = range(4, 18)
 BUSY_SLOW_SEEDS = range(3000, 3040)
+#: Seeds of `scenariogen.random_tied_scenario` (every time constant: exact ties everywhere).
+TIED_QUICK_SEEDS = range(10)
+TIED_SLOW_SEEDS = range(4000, 4040)
 #: Machine epsilon of a float64.
 EPSILON = float(np.finfo(np.float64).eps)
 #: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
@@ -149,6 +153,10 @@ def figures(model: Model, run: RunResult) -> dict[str, Figure]:
             found[f"{name} {group} busy"] = Figure(g.busy_time / duration, 1e-9)
     for traffic, c in zip(model.classes, run.classes, strict=True):
         found[f"class {traffic.name} errors"] = Figure(c.errors, 0.0)
+        if c.latency.n:
+            for limit in model.share_over:
+                share = c.latency.share_over(limit)
+                found[f"class {traffic.name} share over {limit:g} s"] = Figure(share, 1e-9)
     if run.series is not None:
         found.update(series_figures(model, run))
     return found
@@ -456,7 +464,7 @@ def fuzz(
     """Everything wrong with scenario `seed` (of `generate`) on either path; empty when all is
     well."""
     data = generate(seed, requests)
-    data["simulation"]["timeseries"] = True  # recorded on both paths, and compared
+    data["simulation"].setdefault("timeseries", True)  # recorded on both paths, and compared
     model = scenariogen.load(data)
     events = [run_events(model, r) for r in range(REPLICATIONS)]
     vectorised, problems = [], []
@@ -518,6 +526,12 @@ def features(data: object, found: set[str] | None = None) -> set[str]:
                 found.add("profile file")
             if key == "file" and str(value).startswith("samples-"):
                 found.add("samples file")
+            if key == "share_over":
+                found.add("share_over")
+            if key == "timeseries" and isinstance(value, str):
+                found.add("timeseries bucket")
+            if key == "concurrency" and isinstance(value, int) and 1 < value < 8:
+                found.add("a few workers")
             features(value, found)
     elif isinstance(data, list):
         for a, b in itertools.pairwise(data):
@@ -733,3 +747,107 @@ def test_simultaneous_arrivals_of_different_classes_run_in_the_event_paths_order
     assert means[0][0] > means[0][1] + 0.0005, means[0]  # c1's arrivals mostly run first
     for other in means[1:]:
         assert other == pytest.approx(means[0], rel=1e-9, abs=0.0)
+
+
+def test_messages_published_in_different_rounds_meet_a_queue_in_the_event_paths_order():
+    """Seed 7020 (generator of commit febccda, at 92% load): c0's visit to `a` (2 ms) publishes
+    three times to `q` (1 ms each, at t + 3, 4 and 5 ms), and c2's visit to `b`, reached 2 ms
+    later through a load balancer, publishes once (at t + 5 ms as well). At t + 5 ms the event
+    path enqueues c2's message first: both publish timers were scheduled at t + 4 ms, by events
+    that ran in the order *they* were scheduled: `b`'s work end (at t + 2 ms) before c0's second
+    publish end (at t + 3 ms). The vectorised path keyed both by when the sender's work started
+    (t against t + 2 ms) and took c0's first: with 0 ms work for c0 at `q` and 5 ms for c2, the
+    queue's mean wait was 0.7125 ms against the event path's 0.7375 ms. It now orders
+    simultaneous visits by the chain of the events that brought them, as the event path does.
+    Everything is constant, so both paths must agree exactly."""
+    data = {
+        "name": "rounds",
+        "simulation": {"duration": "100s", "warmup": "1s"},
+        "traffic": {
+            "c0": {"entry": "a", "rate": "10/s", "arrivals": "constant"},
+            "c2": {"entry": "lb", "rate": "10/s", "arrivals": "constant"},
+        },
+        "tiers": {
+            "a": {"service_time": "2ms", "blocking": False, "calls": [{"tier": "q", "repeat": 3}]},
+            "lb": {"type": "load_balancer", "backends": "b", "service_time": "2ms"},
+            "b": {"service_time": "2ms", "blocking": False, "calls": ["q"]},
+            "q": {
+                "type": "queue",
+                "publish_time": "1ms",
+                "service_time": "0ms",
+                "blocking": False,
+                "classes": {"c2": {"service_time": "5ms"}},
+            },
+        },
+    }
+    model = scenariogen.load(data)
+    runs = [
+        run_events(model, 0),
+        run_vectorised(model, 0),
+        run_vectorised(model, 0, chunk_requests=193),
+    ]
+    queue = model.tier_index["q"]
+    waits = [run.tiers[queue].wait.mean for run in runs]
+    # The event path's figure: the messages meet exactly (to the last bit) in some periods only.
+    assert waits[0] == pytest.approx(0.0007375, rel=1e-9), waits
+    for other in waits[1:]:
+        assert other == pytest.approx(waits[0], rel=1e-9, abs=0.0)
+    lengths = [run.tiers[queue].queue_time / run.duration for run in runs]
+    for other in lengths[1:]:
+        assert other == pytest.approx(lengths[0], rel=1e-9, abs=0.0)
+
+
+def test_a_request_of_exactly_the_limit_is_not_over_it_on_either_path():
+    """Found by the tied generator (seeds 19, 101, 108, 115, 124, 149 and 185 of 200): with
+    constant work a class's latency is the limit exactly, computed as a difference of clock
+    times whose last bits depend on the sums that made them, so `share_over` counted 28% of
+    these 5 ms requests as slower than 5 ms, and the two paths, summing differently, disagreed
+    (0.13 against 0.12, 0.72 against 0.60). A value within a nanosecond above the limit now
+    counts as at it."""
+    data = {
+        "name": "limit",
+        "simulation": {"duration": "300s", "warmup": "1s", "share_over": ["5ms"]},
+        "traffic": {"c": {"entry": "lb", "rate": "10/s", "arrivals": "constant"}},
+        "tiers": {
+            "lb": {"type": "load_balancer", "backends": "app", "service_time": "1ms"},
+            "app": {"service_time": "1ms", "blocking": False, "calls": [{"parallel": ["db", "q"]}]},
+            "db": {"service_time": "3ms"},
+            "q": {"type": "queue", "publish_time": "2ms", "service_time": "1ms"},
+        },
+    }
+    model = scenariogen.load(data)
+    for run in (run_events(model, 0), run_vectorised(model, 0)):
+        latency = run.classes[0].latency
+        assert latency.max == pytest.approx(0.005, abs=1e-12)
+        assert latency.share_over(0.005) == 0.0
+
+
+def test_the_tied_quick_set_covers_every_feature_it_adds():
+    covered: set[str] = set()
+    for seed in TIED_QUICK_SEEDS:
+        features(scenariogen.random_tied_scenario(seed, 3000), covered)
+    promised = {
+        "constant arrivals",
+        "zero service",
+        "share_over",
+        "timeseries bucket",
+        "a few workers",
+        "queue",
+        "load_balancer",
+        "repeat",
+        "consecutive parallel",
+    }
+    assert promised <= covered, promised - covered
+
+
+@pytest.mark.parametrize("seed", TIED_QUICK_SEEDS)
+def test_both_paths_agree_on_the_tied_scenarios(seed: int):
+    problems = fuzz(seed, requests=3000, generate=scenariogen.random_tied_scenario)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", TIED_SLOW_SEEDS)
+def test_both_paths_agree_on_the_tied_scenarios_on_long_runs(seed: int):
+    problems = fuzz(seed, requests=30000, generate=scenariogen.random_tied_scenario)
+    assert not problems, "\n".join(problems)

@@ -82,3 +82,9 @@ def _filled(values: np.ndarray) -> Histogram:
     histogram = Histogram()
     histogram.add(values)
     return histogram
+
+
+def test_a_value_a_rounding_above_a_limit_is_at_the_limit_not_over_it():
+    histogram = Histogram(limits=(0.005,))
+    histogram.add(np.array([0.004999999999938609, 0.005, 0.005000000000009663, 0.0050001]))
+    assert histogram.share_over(0.005) == 0.25  # only 5.0001 ms is slower than 5 ms

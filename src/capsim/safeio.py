@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import stat
 import sys
 from pathlib import Path
@@ -97,12 +98,29 @@ def input_read_as(path: str | Path) -> str | None:
     return _FILES_READ.get((info.st_dev, info.st_ino)) if stat.S_ISREG(info.st_mode) else None
 
 
-def read_capped(path: str | Path, cap: int, what: str) -> bytes:
+def _wait_for_a_writer(fd: int, info: os.stat_result, name: str, seconds: float) -> None:
+    """For a named pipe opened without waiting: wait at most `seconds` for its first bytes (or
+    its end), then read it as any file."""
+    if stat.S_ISFIFO(info.st_mode):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        if not poller.poll(int(seconds * 1000)):
+            raise InputError(
+                name,
+                f"it is a named pipe and nothing was written to it within {seconds:g} s; "
+                "save the data in a file",
+            )
+    os.set_blocking(fd, True)
+
+
+def read_capped(path: str | Path, cap: int, what: str, pipe_wait: float | None = None) -> bytes:
     """The bytes of `path` (or standard input for `-`), refusing more than `cap` of them.
 
     `what` names the input in the messages (`a scenario`, `a baseline`). Raises InputError with
     the path and the reason: missing, a folder, permission denied, a symlink loop, a name too
-    long, or larger than the cap (which the message names).
+    long, or larger than the cap (which the message names). With `pipe_wait`, a named pipe
+    must start giving bytes (or end) within that many seconds: opening it does not wait for a
+    writer, which may never come.
     """
     name = str(path)
     if name == STDIN:
@@ -110,12 +128,17 @@ def read_capped(path: str | Path, cap: int, what: str) -> bytes:
         if data is None:
             raise InputError("standard input", too_large(cap, what))
         return data
+    flags = os.O_RDONLY | getattr(os, "O_NOCTTY", 0)
+    if pipe_wait is not None:
+        flags |= os.O_NONBLOCK
     try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(name, flags)
     except OSError as error:
         raise InputError(name, os_reason(error)) from None
     try:
         info = os.fstat(fd)
+        if pipe_wait is not None:
+            _wait_for_a_writer(fd, info, name, pipe_wait)
         if stat.S_ISREG(info.st_mode):
             _FILES_READ[(info.st_dev, info.st_ino)] = what
         if stat.S_ISDIR(info.st_mode):

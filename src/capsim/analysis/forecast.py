@@ -99,11 +99,22 @@ class Span:
     def after(self, day: date, times: int = 1) -> date:
         """`day` plus `times` spans: months on the calendar (the day clamped to the month's
         end: 31 January + 1mo is 28 or 29 February), days rounded to whole days."""
-        if self.months:
-            total = day.year * 12 + day.month - 1 + self.months * times
-            year, month = divmod(total, 12)
-            return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
-        return day + timedelta(days=round(self.days * times))
+        try:
+            if self.months:
+                total = day.year * 12 + day.month - 1 + self.months * times
+                year, month = divmod(total, 12)
+                return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+            return day + timedelta(days=round(self.days * times))
+        except (ValueError, OverflowError):  # past the calendar's last day, 9999-12-31
+            raise UsageError(
+                f"{day.isoformat()} plus {times} x {self.text or 'the span'} is past the year "
+                "9999, where the calendar ends; start earlier (--from) or shorten the span"
+            ) from None
+
+
+#: The longest --horizon or --step: a century is past any capacity plan, and dates past the
+#: year 9999 do not exist in the calendar.
+MAX_SPAN_YEARS = 100
 
 
 def parse_span(text: str, option: str) -> Span:
@@ -118,6 +129,12 @@ def parse_span(text: str, option: str) -> Span:
     unit = match.group(2).lower()
     if value <= 0:
         raise UsageError(f"{option} {text!r} must be longer than 0")
+    longest = MAX_SPAN_YEARS * (12 if unit[0] == "m" else 1 if unit[0] == "y" else 365.25)
+    if value > (longest / 7.0 if unit[0] == "w" else longest):
+        raise UsageError(
+            f"{option} {text!r} is longer than {MAX_SPAN_YEARS} years, the longest span capsim "
+            "forecasts over (the calendar ends at the year 9999); write e.g. 10y"
+        )
     if unit[0] in "my":
         months = value * (12 if unit[0] == "y" else 1)
         if months != int(months):
@@ -167,7 +184,14 @@ def parse_event(text: str, horizon: Horizon) -> Event:
 def read_history(path: Path, text: str) -> list[tuple[date, float]]:
     """Past peaks from a CSV `date,rate` (a header line is optional); located errors."""
     rows: list[tuple[date, float]] = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    reader = csv.reader(io.StringIO(text))
+    try:
+        records = list(enumerate(reader, start=1))
+    except csv.Error as error:  # a field over the csv module's 131,072-character limit, say
+        raise UsageError(
+            f"{path}:{reader.line_num}: not readable as CSV ({error}); write one date,rate per line"
+        ) from None
+    for line_no, row in records:
         if not row or all(not cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
             continue
         where = f"{path}:{line_no}"
@@ -426,7 +450,21 @@ def load_forecast(path: Path, scenario: str) -> dict[str, Any]:
     from capsim.safeio import read_capped
 
     raw = read_capped(path, MAX_FORECAST_FILE_BYTES, "a forecast file")
-    return read_forecast(path, raw.decode("utf-8-sig"), scenario)
+    return read_forecast(path, decode_text(path, raw, "a forecast (JSON)"), scenario)
+
+
+def decode_text(path: Path, raw: bytes, what: str) -> str:
+    """The UTF-8 text of a file read for forecast or report; a located error if it is not."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise UsageError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[error.start]:02x}); "
+            f"the file should be {what}, saved as UTF-8"
+        ) from None
 
 
 def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
@@ -439,6 +477,12 @@ def read_forecast(path: Path, text: str, scenario: str) -> dict[str, Any]:
         raise UsageError(
             f"{path}:{error.lineno}:{error.colno}: not JSON ({error.msg}); write the file with "
             f"capsim forecast {scenario!r} ... --format json -o {path}"
+        ) from None
+    except (RecursionError, ValueError) as error:  # nested too deeply; a 5,000-digit number
+        what = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise UsageError(
+            f"{path}: not a forecast ({what}); write one with capsim forecast {scenario!r} ... "
+            f"--format json -o {path}"
         ) from None
     if not isinstance(data, dict) or data.get("command") != "forecast":
         raise UsageError(

@@ -789,6 +789,11 @@ def _whole_timeline(model: Model, duration: float, notes: list[str]) -> float:
     return own
 
 
+#: The finest --precision: about 13 halvings of a bracket as wide as its upper end (1e-300
+#: asked for about a thousand search points, and the search ran for hours).
+MIN_PRECISION = 1e-4
+
+
 def _checked_options(model: Model, knee_factor: float, precision: float) -> float:
     """The model's open rate, after UsageError for what saturate cannot answer."""
     base_rate = open_rate(model)
@@ -797,10 +802,16 @@ def _checked_options(model: Model, knee_factor: float, precision: float) -> floa
             "capsim saturate scales the open classes' rates, and this scenario has none "
             "(every class is a closed loop of users); give a class a rate: instead"
         )
-    if knee_factor <= 1:
-        raise UsageError(f"--knee-factor must be greater than 1, not {knee_factor:g}")
-    if not 0 < precision < 0.5:
-        raise UsageError(f"--precision must be between 0 and 0.5, not {precision:g}")
+    if not 1 < knee_factor < math.inf:
+        raise UsageError(
+            f"--knee-factor must be a finite number greater than 1, not {knee_factor:g} (e.g. 2)"
+        )
+    if not MIN_PRECISION <= precision < 0.5:
+        raise UsageError(
+            f"--precision must be at least {MIN_PRECISION:g} and below 0.5, not {precision:g}: "
+            "each halving of the bracket is another search point, and rates closer than "
+            f"{MIN_PRECISION:g} are inside any simulation's noise (e.g. 0.02)"
+        )
     return base_rate
 
 
@@ -835,7 +846,9 @@ def rate_limit_bounds(solution: dict[str, Any]) -> dict[str, float]:
         for name, entry in solution["tiers"].items()
         if "rate_limit" in entry
     }
-    return {name: bound for name, bound in bounds.items() if bound is not None and math.isfinite(bound)}
+    return {
+        name: bound for name, bound in bounds.items() if bound is not None and math.isfinite(bound)
+    }
 
 
 #: A point where a rate limit refused more than this share of its tier's arrivals is past that
@@ -1463,7 +1476,9 @@ def _verify(
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             if _only_by_noise(checked[key]):
-                checked[key] = _verified_longer(searcher, lengthened, checked[key], max_requests, notes)
+                checked[key] = _verified_longer(
+                    searcher, lengthened, checked[key], max_requests, notes
+                )
         return checked[key]
 
     rate = candidate
@@ -1517,7 +1532,11 @@ def _verify(
 
 
 def _verified_longer(
-    searcher: _Searcher, lengthened: Model, failed: CurvePoint, max_requests: float, notes: list[str]
+    searcher: _Searcher,
+    lengthened: Model,
+    failed: CurvePoint,
+    max_requests: float,
+    notes: list[str],
 ) -> CurvePoint:
     """A verification that failed only by the upper end of an objective's interval (its figure
     within the limit), run again with RERUN_FACTOR x its replications (at least

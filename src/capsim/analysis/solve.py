@@ -25,6 +25,7 @@ from capsim.analysis.solve_keda import (
     settle_consumers,
 )
 from capsim.errors import CapsimError
+from capsim.graphs import strongly_connected
 from capsim.model.types import (
     PERCENTILES,
     BatchArrivals,
@@ -113,14 +114,37 @@ def _mean_response(
         approximate = True
         return max((step_time(b) for b in step.branches), default=0.0)
 
+    # Callees before their callers: a call graph without loops settles in one pass (and a
+    # second that confirms it), not in one pass per tier of its longest chain of calls.
+    order = [model.tiers[i] for i in _callees_first(model, k)]
     for _ in range(10_000):
         previous = response.copy()
-        for tier in model.tiers:
+        for tier in order:
             calls_time[tier.index] = sum(step_time(s) for s in tier.work[k].calls)
             response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
         if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
             break
     return response, calls_time, approximate
+
+
+def _callees_first(model: Model, k: int) -> list[int]:
+    """The tiers, each after every tier it calls for class k (but inside a loop of calls)."""
+    successors = {tier.index: sorted(_step_callees(tier.work[k].calls)) for tier in model.tiers}
+    components = strongly_connected(range(len(model.tiers)), successors)
+    return [index for component in reversed(components) for index in component]
+
+
+def _step_callees(steps: tuple[Step, ...]) -> set[int]:
+    found: set[int] = set()
+    for step in steps:
+        if isinstance(step, Call):
+            found.add(step.tier)
+        elif isinstance(step, OneOf):
+            found.update(tier for tier, _ in step.options)
+        else:
+            assert isinstance(step, Parallel)
+            found |= _step_callees(step.branches)
+    return found
 
 
 def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:

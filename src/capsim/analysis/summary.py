@@ -14,6 +14,7 @@ Across replications:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -365,8 +366,27 @@ def _changes_during_run_at(model: Model, tier: Tier) -> bool:
     own autoscaler does not count), where a fault in force from the start to the end of the run
     changes nothing over time. Under constant conditions a backlog that falls late in the window
     is a fluctuation, as one that rises late is: the whole window decides."""
+    return tier.index in _per_model(model, "changing", _tiers_changing_during_run)
+
+
+def _tiers_changing_during_run(model: Model) -> set[int]:
     lasting = tuple(f for f in model.faults if not (f.at <= 0.0 and f.until is None))
-    return features.conditions_change_at(replace(model, faults=lasting), tier)
+    return features.tiers_where_conditions_change(replace(model, faults=lasting))
+
+
+#: The last model's answers to questions asked tier by tier about the whole model (found once:
+#: per tier they cost tiers x tiers, minutes for a model of thousands of tiers). Keyed by the
+#: model's identity, which the entry's reference keeps from being reused.
+_ANSWERS: dict[str, tuple[Model, Any]] = {}
+
+
+def _per_model(model: Model, question: str, answer: Callable[[Model], Any]) -> Any:
+    held = _ANSWERS.get(question)
+    if held is not None and held[0] is model:
+        return held[1]
+    found = answer(model)
+    _ANSWERS[question] = (model, found)
+    return found
 
 
 def _growth_before(times: np.ndarray, trace: np.ndarray, until: float | None) -> float | None:
@@ -433,7 +453,7 @@ def _summarise_tier(
     queue_mean = [t.queue_time / run.duration for t, run in zip(per_run, runs, strict=True)]
     queue_max = max(t.queue_max for t in per_run)
     arrivals = sum(t.arrivals for t in per_run)
-    conditions_change = features.conditions_change(model)
+    conditions_change = _per_model(model, "changes", features.conditions_change)
     stability = assess_stability(
         per_run,
         runs,
@@ -499,12 +519,12 @@ def _summarise_tier(
                 )
             ),
         }
-    if tier.index in (_retried_tiers(model) if retried is None else retried):
+    if tier.index in (_per_model(model, "retried", _retried_tiers) if retried is None else retried):
         entry["retries"] = round(sum(t.retries for t in per_run) / replications)
         entry["call_timeouts"] = round(sum(t.call_timeouts for t in per_run) / replications)
         entry["short_circuited"] = round(sum(t.short_circuited for t in per_run) / replications)
         entry["bulkhead_rejected"] = round(sum(t.bulkhead_rejected for t in per_run) / replications)
-    if tier.index in _hedged_tiers(model):
+    if tier.index in _per_model(model, "hedged", _hedged_tiers):
         entry["hedges"] = _hedge_figures(per_run)
     if tier.rate_limit is not None:
         entry["rate_limited"] = round(sum(t.rate_limited for t in per_run) / replications)
@@ -990,7 +1010,8 @@ def _overloads_too_slow_to_see(
         for name, entry in tiers.items()
         if entry["stable"] and _busy_enough(model, name, entry)
     ]
-    busy = [name for name in busy if not features.conditions_change_at(model, model.tier(name))]
+    changing = features.tiers_where_conditions_change(model)
+    busy = [name for name in busy if model.tier(name).index not in changing]
     if not busy:
         return []
     from capsim.analysis.solve import solve

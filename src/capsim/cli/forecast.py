@@ -78,7 +78,7 @@ def _trend(growth: str | None, history: Path | None) -> Any:
         return fc.parse_growth(growth)
     assert history is not None
     raw = read_capped(history, fc.MAX_FORECAST_FILE_BYTES, "a history file")
-    text = raw.decode("utf-8-sig")
+    text = fc.decode_text(history, raw, "a CSV of date,rate lines")
     return fc.fit_growth(fc.read_history(history, text), f"--history {history}")
 
 

@@ -45,7 +45,10 @@ class Histogram:
     is fixed (about 54 KiB) however many values arrive.
 
     With `limits`, the values strictly above each limit are also counted exactly (`over`), so
-    the share of values above a limit (`share_over`) carries no binning error.
+    the share of values above a limit (`share_over`) carries no binning error. A value within
+    `ZERO_BELOW` (about 1 ns) above a limit counts as at the limit: a latency is a difference of
+    clock times, rounded in their last bits differently along different sums (the two engine
+    paths), and a request of exactly 5 ms of constant work must count alike on both.
     """
 
     __slots__ = ("counts", "limits", "max", "min", "n", "over", "total")
@@ -75,7 +78,7 @@ class Histogram:
         if self.limits.size:
             # below[i]: how many limits lie strictly below value i; a value is over limit j
             # exactly when below > j.
-            below = np.searchsorted(self.limits, x, side="left")
+            below = np.searchsorted(self.limits + ZERO_BELOW, x, side="left")
             tally = np.bincount(below, minlength=self.limits.size + 1)
             self.over += np.cumsum(tally[::-1])[::-1][1:]
 

@@ -35,6 +35,7 @@ from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
 from capsim.engine.result import GROUP_NAMES, ClassRun, RunResult, TierRun
 from capsim.engine.timeseries import TierSeries, bucket_of, interval_mass, new_series
 from capsim.errors import SimulationError
+from capsim.graphs import find_cycle, strongly_connected
 from capsim.model import features
 from capsim.model.types import (
     Call,
@@ -58,6 +59,10 @@ _ARRIVAL_BLOCK = 1 << 16
 TRACE_POINTS = 50
 
 _ROUND_ROBIN, _RANDOM = 0, 1
+#: Times of an event's chain of ancestors kept to order simultaneous visits (see `_Batch`):
+#: the event that scheduled it, that event's scheduler, and one more. Chains that agree that
+#: far go by the rest of the key.
+_DEPTH = 3
 _ALGORITHM_CODES = {"round_robin": _ROUND_ROBIN, "random": _RANDOM}
 
 
@@ -164,30 +169,14 @@ def _callees(model: Model, tier: Tier) -> set[int]:
 
 
 def _call_cycle(model: Model) -> list[str]:
-    """Tier names along a cycle of the call graph, or [] when it is feed-forward."""
-    state = [0] * len(model.tiers)  # 0 unseen, 1 on the stack, 2 done
-    stack: list[int] = []
-
-    def visit(index: int) -> list[str]:
-        state[index] = 1
-        stack.append(index)
-        for callee in sorted(_callees(model, model.tiers[index])):
-            if state[callee] == 1:
-                loop = [*stack[stack.index(callee) :], callee]
-                return [model.tiers[i].name for i in loop]
-            if state[callee] == 0:
-                found = visit(callee)
-                if found:
-                    return found
-        stack.pop()
-        state[index] = 2
-        return []
-
-    for index in range(len(model.tiers)):
-        if state[index] == 0:
-            found = visit(index)
-            if found:
-                return found
+    """Tier names along a cycle of the call graph, or [] when it is feed-forward (without
+    recursion: a chain of thousands of tiers is as deep on the stack as a chain of two)."""
+    successors = {t.index: sorted(_callees(model, t)) for t in model.tiers}
+    for component in strongly_connected(range(len(model.tiers)), successors):
+        start = component[0]
+        if len(component) > 1 or start in successors[start]:
+            loop = find_cycle(start, successors) or [start, start]
+            return [model.tiers[i].name for i in loop]
     return []
 
 
@@ -337,23 +326,26 @@ def _compile(model: Model, steps: tuple[Step, ...]) -> _Program:
 
 
 def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[int]]:
-    """Tiers that must be processed before a visit to each tier can complete (itself included)."""
-    deps: list[set[int] | None] = [None] * len(model.tiers)
-
-    def of(index: int) -> set[int]:
-        known = deps[index]
-        if known is not None:
-            return known
-        result = {index}
-        for program in programs[index]:
-            for rnd in program.rounds:
-                for op in rnd.calls:
-                    if op.waited:
-                        result |= of(op.tier)
-        deps[index] = result
-        return result
-
-    return [of(i) for i in range(len(model.tiers))]
+    """Tiers that must be processed before a visit to each tier can complete (itself included).
+    The call graph has no cycle here (`can_vectorise` refuses one first)."""
+    waited = {
+        index: sorted(
+            {
+                op.tier
+                for program in tier_programs
+                for rnd in program.rounds
+                for op in rnd.calls
+                if op.waited
+            }
+        )
+        for index, tier_programs in enumerate(programs)
+    }
+    deps: list[set[int]] = [set() for _ in model.tiers]
+    # Callees first, so that each tier's callees are known when it is reached.
+    for component in reversed(strongly_connected(range(len(model.tiers)), waited)):
+        for index in component:
+            deps[index] = {index}.union(*(deps[callee] for callee in waited[index]))
+    return deps
 
 
 def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int] | None:
@@ -413,7 +405,12 @@ class _Root:
         self.arrivals = arrivals
 
     def complete(
-        self, reg: int, positions: np.ndarray, done: np.ndarray, class_index: int
+        self,
+        reg: int,
+        positions: np.ndarray,
+        done: np.ndarray,
+        chain: np.ndarray,
+        class_index: int,
     ) -> _Task | None:
         self.engine.record_latency(class_index, self.arrivals[positions], done)
         return None
@@ -423,18 +420,19 @@ class _Root:
 class _Batch:
     """Visits pushed to a tier: arrival times, and where each visit's completion goes.
 
-    Visits that arrive at the same instant are served in the order in which they left their
-    sender, as on the event path: by the time the sender started the work that sent them
-    (`sent_start`; for a class's own arrivals, when the class's previous one arrived), then the
-    round of the sender's program that sent them (`sent_round`: the event path runs the
-    zero-time steps of simultaneous visits breadth first, each step one pass through its
-    schedule), then the sender's own arrival order (`sent_seq`; for a class's own arrivals,
-    the rank of the class's previous one in the order the event path ran the classes' arrivals,
-    see `_ClassOrder`), then which sender (`source`: k for class k's own arrivals, then the
-    tiers, n_classes + tier index) and which call of the sender's program (`slot`). The order
-    is total, so the chunking cannot change it. Clients in another region send each arrival
-    over the network when it comes: for them `sent_start` is the arrival and `sent_seq` its own
-    rank.
+    Visits that arrive at the same instant are served in the order in which the event path
+    runs the events that bring them. SimPy runs simultaneous events in the order they were
+    scheduled: by the time of the event that scheduled each, then, when those tie, by the order
+    in which *those* ran, and so on back along each event's chain of ancestors. So the key is,
+    after the arrival time, that chain's times (`sent`, `_DEPTH` rows: the scheduling event's
+    time, its own scheduler's, ...; see `_Task.ancestors` for how a visit's chain grows through
+    its rounds), then the round of the sender's program that sent them (`sent_round`), then the
+    sender's own arrival order (`sent_seq`; for a class's own arrivals, the rank of the class's
+    previous one in the order the event path ran the classes' arrivals, see `_ClassOrder`),
+    then which sender (`source`: k for class k's own arrivals, then the tiers, n_classes + tier
+    index) and which call of the sender's program (`slot`). The order is total, so the chunking
+    cannot change it. Clients in another region send each arrival over the network when it
+    comes: for them the chain starts at the arrival and `sent_seq` is its own rank.
     """
 
     times: np.ndarray
@@ -443,7 +441,7 @@ class _Batch:
     parent: _Task | _Root | None
     reg: int
     positions: np.ndarray  # position of each visit in the parent task
-    sent_start: np.ndarray
+    sent: np.ndarray  # (_DEPTH, n): the chain of times of the events that brought each visit
     sent_seq: np.ndarray
     sent_round: int
     source: int
@@ -455,6 +453,7 @@ class _Task:
     """Visits of one class at one tier running their program together, at round `round`."""
 
     __slots__ = (
+        "ancestors",
         "arrived",
         "back",
         "class_index",
@@ -483,6 +482,7 @@ class _Task:
         parent: _Task | _Root | None,
         parent_reg: int,
         parent_positions: np.ndarray,
+        ancestors: np.ndarray,
         own_start: np.ndarray,
         own_seq: np.ndarray,
         round_index: int = 0,
@@ -491,6 +491,11 @@ class _Task:
     ) -> None:
         self.back = back  # added to each visit's end on its way back to the parent
         self.arrived = arrived  # arrival times, kept for queue tiers (message age)
+        # ancestors[reg]: (_DEPTH, n), for each visit, the times of the chain of events behind
+        # the event that set its register `reg` (its own time is the register): the visit's
+        # next call from `reg` is made in that event, and simultaneous calls reach their callee
+        # in the order of these chains (see `_Batch`).
+        self.ancestors = ancestors
         self.own_start = own_start  # when each visit's own work started at this tier
         self.own_seq = own_seq  # each visit's place in this tier's arrival order
         self.tier = tier
@@ -516,6 +521,7 @@ class _Task:
             self.parent,
             self.parent_reg,
             self.parent_positions[rows],
+            self.ancestors[:, :, rows],
             self.own_start[rows],
             self.own_seq[rows],
             self.round + 1,
@@ -524,10 +530,17 @@ class _Task:
         )
 
     def complete(
-        self, reg: int, positions: np.ndarray, done: np.ndarray, class_index: int
+        self,
+        reg: int,
+        positions: np.ndarray,
+        done: np.ndarray,
+        chain: np.ndarray,
+        class_index: int,
     ) -> _Task | None:
-        """Answers to calls arrived for `positions`: the visits now ready, as a task to run."""
+        """Answers to calls arrived for `positions` at `done`, in events with the chains of
+        ancestors `chain`: the visits now ready, as a task to run."""
         self.registers[reg, positions] = done
+        self.ancestors[reg][:, positions] = chain
         self.pending[positions] -= 1
         ready = positions[self.pending[positions] == 0]
         if ready.size == 0:
@@ -544,7 +557,7 @@ def _subset_batch(batch: _Batch, mask: np.ndarray) -> _Batch:
         parent=batch.parent,
         reg=batch.reg,
         positions=batch.positions[mask],
-        sent_start=batch.sent_start[mask],
+        sent=batch.sent[:, mask],
         sent_seq=batch.sent_seq[mask],
         sent_round=batch.sent_round,
         source=batch.source,
@@ -567,12 +580,81 @@ def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
     if bool((ordered[1:] > ordered[:-1]).all()):
         return order
     # Ties: the full key (see _Batch).
-    sent_start = np.concatenate([b.sent_start for b in taken])
+    sent = np.concatenate([b.sent for b in taken], axis=1)
     sent_seq = np.concatenate([b.sent_seq for b in taken])
     sent_round = np.concatenate([np.full(b.times.size, b.sent_round) for b in taken])
     source = np.concatenate([np.full(b.times.size, b.source, dtype=np.int64) for b in taken])
     slot = np.concatenate([np.full(b.times.size, b.slot, dtype=np.int64) for b in taken])
-    return np.lexsort((slot, source, sent_seq, sent_round, sent_start, times))
+    return np.lexsort((slot, source, sent_seq, sent_round, *sent[::-1], times))
+
+
+def _shifted(chain: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The chain of ancestors of an event scheduled at `times` by events with chains `chain`."""
+    return np.vstack((times[np.newaxis], chain[:-1]))
+
+
+def _chain_after(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per column: whether chain `a` runs after chain `b` or with it (at least as late in the
+    lexicographic order of their times)."""
+    after = np.zeros(a.shape[1], dtype=bool)
+    decided = np.zeros(a.shape[1], dtype=bool)
+    for level in range(a.shape[0]):
+        after |= ~decided & (a[level] > b[level])
+        decided |= a[level] != b[level]
+    return after | ~decided
+
+
+def _join(registers: np.ndarray, ancestors: np.ndarray, to: int, sources: tuple[int, ...]) -> None:
+    """A parallel group's join: register `to` gets the latest of `sources`' times, with the
+    chain of the answer that came last (of simultaneous answers, the one whose event ran last:
+    the later chain; equal chains, the later branch)."""
+    latest = registers[sources[0]].copy()
+    chain = ancestors[sources[0]].copy()
+    for source in sources[1:]:
+        time, other = registers[source], ancestors[source]
+        later = time > latest
+        tied = time == latest
+        if tied.any():
+            later |= tied & _chain_after(other, chain)
+        latest = np.where(later, time, latest)
+        chain = np.where(later, other, chain)
+    registers[to] = latest
+    ancestors[to] = chain
+
+
+def _work_end_chains(
+    carried: np.ndarray,
+    arrivals: np.ndarray,
+    start: np.ndarray,
+    server: np.ndarray,
+    by_server: np.ndarray | None,
+    sent: np.ndarray,
+) -> np.ndarray:
+    """The chains of the events that end the visits' own work (visits in the tier's arrival
+    order; `sent` the chains of their arrival events). A visit's work-end timer is scheduled
+    when it starts: in its arrival event if it found a worker free, else in the event that
+    ended the work of the visit before it at its server (taken as the previous one there in
+    arrival order, exact for a single worker). `carried[server]` holds the last visit's chain
+    at each server from the earlier chunks, and is updated; `by_server` orders the visits by
+    server (None: a single server)."""
+    n = arrivals.size
+    chains = np.empty((_DEPTH, n))
+    chains[0] = start
+    order = np.arange(n) if by_server is None else by_server
+    at = server[order]
+    firsts = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1])))
+    waited = (start > arrivals)[order]
+    for level in range(1, _DEPTH):
+        own = sent[level - 1][order]
+        if waited.any():
+            before = np.empty(n)
+            before[1:] = chains[level - 1][order][:-1]
+            before[firsts] = carried[at[firsts], level - 1]
+            own = np.where(waited, before, own)
+        chains[level][order] = own
+    lasts = np.append(firsts[1:] - 1, n - 1)
+    carried[at[lasts]] = chains[:, order[lasts]].T
+    return chains
 
 
 class _ClassOrder:
@@ -699,6 +781,8 @@ class _TierState:
     arrivals_seen: int = 0  # visits taken so far: the next one's place in the arrival order
     pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     processed_until: float = -math.inf
+    # Chains of the last visit's work-end event at each server (`_work_end_chains`).
+    chains: np.ndarray = field(default_factory=lambda: np.zeros((1, _DEPTH)))
     # A database with replicas: each group's own queue bookkeeping, measured apart
     # (`TierRun.groups`, primaries then replicas).
     group_states: list[_TierState] = field(default_factory=list)
@@ -745,7 +829,9 @@ class _Run:
         self.requests = 0
         # Work left at the window's end: (histogram, ages then, a queue's series or None).
         self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
-        self.last_arrival = [0.0] * len(model.classes)  # the latest arrival of each class
+        # The latest arrivals of each class, latest first (its chain of ancestors: the
+        # first arrival is scheduled at the start, by nothing before it).
+        self.last_arrivals = [np.array([0.0] + [-math.inf] * (_DEPTH - 1)) for _ in model.classes]
         self.class_order = _ClassOrder(len(model.classes))
         self.series = new_series(model)
         if self.series is not None:
@@ -767,6 +853,7 @@ class _Run:
             single=[SingleWorker.free_from(-math.inf)] * servers,
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
+            chains=np.zeros((servers, _DEPTH)),
         )
         if len(groups) > 1:
             state.group_states = [
@@ -881,11 +968,15 @@ class _Run:
             )
         root = _Root(self, arrivals)
         # As on the event path, each arrival is scheduled when the class's previous one runs
-        # (the first at the start): that is when it "left" for tie-breaking. Clients in another
-        # region send it over the network when it runs, so it left then.
-        scheduled = np.concatenate(([self.last_arrival[traffic.index]], arrivals[:-1]))
-        self.last_arrival[traffic.index] = float(arrivals[-1])
+        # (the first at the start): its chain of ancestors is the class's earlier arrivals.
+        # Clients in another region send it over the network when it runs: the arrival itself
+        # heads the chain of the event that brings it.
         half_rtt = traffic.network_delay / 2.0  # clients served from another region
+        earlier = self.last_arrivals[traffic.index]
+        times = np.concatenate((earlier[::-1], arrivals))
+        self.last_arrivals[traffic.index] = times[-_DEPTH:][::-1].copy()
+        newest = _DEPTH - (0 if half_rtt else 1)  # the first ancestor of the first arrival
+        sent = np.stack([times[newest - level : newest - level + count] for level in range(_DEPTH)])
         self.states[traffic.entry].inbox.append(
             _Batch(
                 times=arrivals + half_rtt if half_rtt else arrivals,
@@ -894,7 +985,7 @@ class _Run:
                 parent=root,
                 reg=0,
                 positions=np.arange(count),
-                sent_start=arrivals if half_rtt else scheduled,
+                sent=sent,
                 sent_seq=ranks if half_rtt else before,
                 sent_round=0,
                 source=traffic.index,
@@ -951,10 +1042,12 @@ class _Run:
             return
         if len(taken) == 1:
             times = taken[0].times
+            sent = taken[0].sent
             classes = np.full(times.size, taken[0].class_index, dtype=np.int32)
             algorithms = np.full(times.size, taken[0].algorithm, dtype=np.int8)
         else:
             times = np.concatenate([b.times for b in taken])
+            sent = np.concatenate([b.sent for b in taken], axis=1)
             classes = np.concatenate(
                 [np.full(b.times.size, b.class_index, dtype=np.int32) for b in taken]
             )
@@ -1009,7 +1102,16 @@ class _Run:
         server = self._assign_servers(state, uniforms, balance, sorted_algorithms, sorted_classes)
         self.timings["route"] += time.perf_counter() - began
         began = time.perf_counter()
-        start, done = self._recurse(state, arrivals, service, server)
+        by_server = None if state.servers == 1 else np.argsort(server, kind="stable")
+        start, done = self._recurse(state, arrivals, service, server, by_server)
+        chains = _work_end_chains(
+            state.chains,
+            arrivals,
+            start,
+            server,
+            by_server,
+            sent if order is None else sent[:, order],
+        )
         self.timings["recurse"] += time.perf_counter() - began
 
         began = time.perf_counter()
@@ -1034,9 +1136,11 @@ class _Run:
             unsorted_uniforms[order] = uniforms
             unsorted_publish = np.empty_like(publish)
             unsorted_publish[order] = publish
+            unsorted_chains = np.empty_like(chains)
+            unsorted_chains[:, order] = chains
         else:
             unsorted_done, unsorted_uniforms, unsorted_publish = done, uniforms, publish
-            unsorted_start, unsorted_seq = start, seq
+            unsorted_start, unsorted_seq, unsorted_chains = start, seq, chains
         offset = 0
         for batch in taken:
             size = batch.times.size
@@ -1045,6 +1149,8 @@ class _Run:
             program = self.programs[tier_index][batch.class_index]
             registers = np.empty((program.registers, size))
             registers[0] = unsorted_done[part]
+            ancestors = np.empty((program.registers, _DEPTH, size))
+            ancestors[0] = unsorted_chains[:, part]
             self.queue.append(
                 _Task(
                     tier_index,
@@ -1056,6 +1162,7 @@ class _Run:
                     batch.parent,
                     batch.reg,
                     batch.positions,
+                    ancestors,
                     unsorted_start[part],
                     unsorted_seq[part],
                     0,
@@ -1112,15 +1219,20 @@ class _Run:
         return server
 
     def _recurse(
-        self, state: _TierState, arrivals: np.ndarray, service: np.ndarray, server: np.ndarray
+        self,
+        state: _TierState,
+        arrivals: np.ndarray,
+        service: np.ndarray,
+        server: np.ndarray,
+        by_server: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Start and done times of the visits at their servers."""
+        """Start and done times of the visits at their servers (`by_server`: the visits by
+        server, each server's in arrival order; None for a single server)."""
         concurrency = state.tier.concurrency
-        if state.servers == 1:
+        if by_server is None:
             return self._recurse_server(state, 0, arrivals, service, concurrency)
         start = np.empty_like(arrivals)
         done = np.empty_like(arrivals)
-        by_server = np.argsort(server, kind="stable")
         bounds = np.searchsorted(server[by_server], np.arange(state.servers + 1))
         for index in range(state.servers):
             rows = by_server[bounds[index] : bounds[index + 1]]
@@ -1295,19 +1407,22 @@ class _Run:
         last = len(program.rounds) - 1
         while True:
             rnd = program.rounds[task.round]
-            registers = task.registers
+            registers, ancestors = task.registers, task.ancestors
             for to, sources in rnd.moves:
                 if len(sources) == 1:
                     registers[to] = registers[sources[0]]
+                    ancestors[to] = ancestors[sources[0]]
                 else:
-                    registers[to] = np.max(registers[list(sources)], axis=0)
+                    _join(registers, ancestors, to, sources)
             if task.round == last:
                 if task.arrived is not None:
                     self._record_age(task.tier, task.arrived, task.own_start, registers[0])
                 if task.parent is not None:
-                    done = registers[0] + task.back if task.back else registers[0]
+                    done, chain = registers[0], ancestors[0]
+                    if task.back:  # the answer crosses the network: an event of its own
+                        done, chain = done + task.back, _shifted(chain, done)
                     follow = task.parent.complete(
-                        task.parent_reg, task.parent_positions, done, task.class_index
+                        task.parent_reg, task.parent_positions, done, chain, task.class_index
                     )
                     if follow is not None:
                         self.queue.append(follow)
@@ -1322,16 +1437,16 @@ class _Run:
                     rows = np.arange(registers.shape[1])
                 if rows.size == 0:
                     continue
-                times = registers[op.reg, rows]
-                if op.half_rtt:
-                    times = times + op.half_rtt
+                sent_at = registers[op.reg, rows]
+                chain = ancestors[op.reg][:, rows]
                 if not op.waited:
-                    times = times + task.publish[rows, op.publish]
-                    registers[op.reg, rows] = times + op.half_rtt if op.half_rtt else times
-                    self._push(task, op, times, None, rows)
+                    self._publish(task, op, rows, sent_at, chain)
                     continue
+                times = sent_at
+                if op.half_rtt:  # reached in an event of the network's
+                    times, chain = sent_at + op.half_rtt, _shifted(chain, sent_at)
                 waiting[rows] += 1
-                self._push(task, op, times, task, rows)
+                self._push(task, op, times, chain, task, rows)
             if not waiting.any():
                 task.round += 1
                 continue
@@ -1340,6 +1455,32 @@ class _Run:
                 waiting[idle] = -1
                 self.queue.append(task.subset(idle))
             return
+
+    def _publish(
+        self, task: _Task, op: _CallOp, rows: np.ndarray, sent_at: np.ndarray, chain: np.ndarray
+    ) -> None:
+        """Rows `rows` of `task` publish to a queue at `sent_at`, in events with the chains
+        `chain`; their register moves on to when the publisher has its answer.
+
+        As on the event path: a publish with a publish time enqueues in a timer's event
+        scheduled when it was sent; a free one enqueues in the sending event itself and
+        answers through a timer of 0 s. Across regions, the message first crosses the network
+        (a timer) and the answer comes back by another."""
+        cost = task.publish[rows, op.publish]
+        half = op.half_rtt
+        if half:
+            reached = sent_at + half
+            via_network = _shifted(chain, sent_at)
+            enqueued = reached + cost
+            sent = np.where(cost > 0.0, _shifted(via_network, reached), via_network)
+            task.registers[op.reg, rows] = enqueued + half
+            task.ancestors[op.reg][:, rows] = _shifted(_shifted(via_network, reached), enqueued)
+        else:
+            enqueued = sent_at + cost
+            sent = np.where(cost > 0.0, _shifted(chain, sent_at), chain)
+            task.registers[op.reg, rows] = enqueued
+            task.ancestors[op.reg][:, rows] = _shifted(chain, sent_at)
+        self._push(task, op, enqueued, sent, None, rows)
 
     def _record_age(
         self, tier_index: int, arrived: np.ndarray, start: np.ndarray, done: np.ndarray
@@ -1376,9 +1517,16 @@ class _Run:
         return np.bincount(rows, minlength=count)
 
     def _push(
-        self, sender: _Task, op: _CallOp, times: np.ndarray, parent: _Task | None, rows: np.ndarray
+        self,
+        sender: _Task,
+        op: _CallOp,
+        times: np.ndarray,
+        sent: np.ndarray,
+        parent: _Task | None,
+        rows: np.ndarray,
     ) -> None:
-        """Visits of `sender`'s rows `rows` call `op.tier` at `times` (answers go to `parent`)."""
+        """Visits of `sender`'s rows `rows` call `op.tier` at `times`, in events with the
+        chains `sent` (answers go to `parent`)."""
         state = self.states[op.tier]
         if times.size and float(times.min()) < state.processed_until:
             raise SimulationError(
@@ -1387,7 +1535,7 @@ class _Run:
             )
         if times.size > 1 and not bool((times[1:] >= times[:-1]).all()):
             order = np.argsort(times, kind="stable")
-            times, rows = times[order], rows[order]
+            times, rows, sent = times[order], rows[order], sent[:, order]
         state.inbox.append(
             _Batch(
                 times=times,
@@ -1396,7 +1544,7 @@ class _Run:
                 parent=parent,
                 reg=op.reg,
                 positions=rows,
-                sent_start=sender.own_start[rows],
+                sent=sent,
                 sent_seq=sender.own_seq[rows],
                 sent_round=sender.round,
                 source=len(self.model.classes) + sender.tier,

@@ -222,8 +222,25 @@ def _steps_from_requests(
 # --- Locust and CSV ---------------------------------------------------------------------------
 
 
+def _not_csv(path: str | Path, line: int, error: csv.Error) -> MeasurementError:
+    """The csv module's refusal (a field over its 131,072-character limit, say), located."""
+    return MeasurementError(
+        f"{path}:{line}: not readable as CSV ({error}); a measurement CSV holds one row of "
+        "short fields per line"
+    )
+
+
 def _rows(text: str, path: str | Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _read_rows(reader, path, required)
+    except csv.Error as error:
+        raise _not_csv(path, reader.reader.line_num, error) from None
+
+
+def _read_rows(
+    reader: csv.DictReader[str], path: str | Path, required: tuple[str, ...]
+) -> list[dict[str, str]]:
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in required if c not in columns]
     if missing:
@@ -403,6 +420,13 @@ def parse_usl_csv(text: str, path: str | Path) -> LoadTest:
     """A plain CSV: a concurrency column (concurrency, users, vus or N) and a throughput column
     (throughput, rps or X); optional p50, p95, p99 columns in seconds."""
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _read_usl_csv(reader, path)
+    except csv.Error as error:
+        raise _not_csv(path, reader.reader.line_num, error) from None
+
+
+def _read_usl_csv(reader: csv.DictReader[str], path: str | Path) -> LoadTest:
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     users_column = next(columns[c] for c in ("concurrency", "users", "vus", "n") if c in columns)
     rate_column = next(columns[c] for c in ("throughput", "rps", "x") if c in columns)

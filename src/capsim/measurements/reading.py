@@ -91,10 +91,23 @@ def decode_text(data: bytes, path: str | Path) -> str:
         ) from None
 
 
+#: More digits than any figure a tool writes: a longer integer is not a measurement (and Python
+#: refuses to read one of more than 4,300 digits at all).
+MAX_INTEGER_DIGITS = 300
+
+
+def _parse_int(text: str) -> int | float:
+    if len(text) > MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"an integer of {len(text):,} digits ({visible(text[:20])}...) is not a measurement"
+        )
+    return int(text)
+
+
 def parse_json(text: str, path: str | Path, line_offset: int = 0) -> Any:
     """JSON with the error located as file:line:col."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         raise MeasurementError(
             f"{path}:{error.lineno + line_offset}:{error.colno}: invalid JSON: {error.msg}"
@@ -102,6 +115,10 @@ def parse_json(text: str, path: str | Path, line_offset: int = 0) -> Any:
         ) from None
     except RecursionError:
         raise MeasurementError(f"{path}: the JSON is nested too deeply") from None
+    except ValueError as error:  # an integer beyond `MAX_INTEGER_DIGITS`
+        line = line_offset + 1 if line_offset else None
+        where = f"{path}:{line}" if line else f"{path}"
+        raise MeasurementError(f"{where}: {error}") from None
 
 
 def json_lines(text: str, path: str | Path) -> list[Any]:

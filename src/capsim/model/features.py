@@ -739,8 +739,20 @@ OWN_CAPACITY_FIELDS = ("autoscale", "consumer_scaling", "pricing")
 def conditions_change_at(model: Model, tier: Tier) -> bool:
     """Whether load or capacity changes during the run at `tier`: `conditions_change`, except
     that another tier's own capacity (`OWN_CAPACITY_FIELDS`) may change."""
-    others = [t for t in model.tiers if t.index != tier.index]
-    return _changes(model, [tier], ()) or _changes(model, others, OWN_CAPACITY_FIELDS)
+    return tier.index in tiers_where_conditions_change(model)
+
+
+def tiers_where_conditions_change(model: Model) -> set[int]:
+    """`conditions_change_at` for every tier at once, in time linear in the tiers (asked tier
+    by tier, a model of thousands of tiers took minutes)."""
+    if _changes(model, [], ()):
+        return {tier.index for tier in model.tiers}  # the model or a class changes
+    own = [_changes(model, [tier], ()) for tier in model.tiers]
+    shared = [_changes(model, [tier], OWN_CAPACITY_FIELDS) for tier in model.tiers]
+    sharing = sum(shared)
+    return {
+        tier.index for tier in model.tiers if own[tier.index] or sharing - shared[tier.index] > 0
+    }
 
 
 def _changes(model: Model, tiers: list[Tier], ignored: tuple[str, ...]) -> bool:

@@ -361,6 +361,10 @@ class SamplesFile(BaseModel):
     samples: tuple[float, ...]
 
 
+#: How long a named pipe named in a scenario may take to give its first bytes.
+PIPE_WAIT_S = 10.0
+
+
 def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples file") -> str:
     """The text of a data file named in a scenario: relative to the scenario's folder, confined
     to it, at most MAX_SAMPLES_FILE_BYTES (samples, traces and rate series all go through here)."""
@@ -387,7 +391,8 @@ def read_scenario_file(name: str, info: ValidationInfo, what: str = "samples fil
             "the scenario)"
         )
     try:
-        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}")
+        # A named pipe with no writer would make the run wait for one that may never come.
+        raw = read_capped(target, MAX_SAMPLES_FILE_BYTES, f"a {what}", pipe_wait=PIPE_WAIT_S)
         return raw.decode("utf-8-sig")
     except InputError as error:
         raise invalid(f"cannot read the {what} {show(name)}: {error.reason}") from None

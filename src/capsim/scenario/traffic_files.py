@@ -10,6 +10,7 @@ import csv
 import math
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from capsim.units import UnitError, parse_duration, parse_rate
 
@@ -133,6 +134,16 @@ def _lines(text: str, name: str) -> list[float]:
 
 def _csv_column(text: str, name: str, column: str) -> list[float]:
     rows = csv.reader(text.splitlines())
+    try:
+        return _read_csv_column(rows, name, column)
+    except csv.Error as error:  # a field over the csv module's 131,072-character limit, say
+        raise TrafficFileError(
+            f"{name} line {rows.line_num}: not readable as CSV ({error}); a trace holds one "
+            "timestamp (or one row of short fields) per line"
+        ) from None
+
+
+def _read_csv_column(rows: Any, name: str, column: str) -> list[float]:
     header = next(rows, None)
     if header is None:
         raise TrafficFileError(
