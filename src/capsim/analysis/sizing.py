@@ -492,20 +492,21 @@ class _Search:
         headroom) holds. A gain measured on such a trial is noise, and a tier priced only per
         GB (a CDN) would win every comparison with it at no instance cost (a checkout
         platform's `size --load 2x` grew its CDN trial after trial)."""
-        tier = self.target.tiers[dim.tier]
-        figures = point.report.data["tiers"].get(tier.name)
-        if not figures or tier.name in point.report.unstable_tiers:
+        name = self.target.tiers[dim.tier].name
+        # The tier and what follows its count (a cdn's `<cdn>.origin_shield`).
+        names = {
+            t.name for t in self.target.tiers if t.name == name or t.name.startswith(name + ".")
+        }
+        reported = point.report.data["tiers"]
+        if any(n not in reported or n in point.report.unstable_tiers for n in names):
             return False
-        wait = figures.get("wait") or {}
-        if wait.get("max") is None or wait["max"] > 0:
-            return False
-        if figures.get("rejected") or figures.get("timed_out"):
+        if not all(_nothing_waited(reported[n]) for n in names):
             return False
         slos = [*point.model.slos, *self.extra]
         return all(
             check.passed
             for slo, check in zip(slos, point.checks, strict=True)
-            if slo.tier_index == dim.tier
+            if slo.tier_index is not None and self.target.tiers[slo.tier_index].name in names
         )
 
     def shrink(self, values: dict[str, int], model: Model) -> dict[str, int]:
@@ -583,6 +584,18 @@ class _Search:
                 return trial
             step //= 2
         return None
+
+
+def _nothing_waited(figures: dict[str, Any]) -> bool:
+    """No visit to the tier waited for a worker, was refused or timed out."""
+    wait = figures.get("wait") or {}
+    longest = wait.get("max")
+    return (
+        longest is not None
+        and longest <= 0
+        and not figures.get("rejected")
+        and not figures.get("timed_out")
+    )
 
 
 def fails_clearly(point: Point) -> bool:
