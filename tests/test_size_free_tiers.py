@@ -20,7 +20,7 @@ from pathlib import Path
 SCENARIO = """\
 name: cdnfree
 seed: 3
-simulation: {duration: 20s, replications: 3}
+simulation: {duration: 10s, replications: 3}
 traffic:
   assets: {entry: cdn, rate: 200/s, response_size: 120KB}
   api: {entry: app, rate: 300/s}
