@@ -339,18 +339,18 @@ def _unsized_step(day: date, why: str, load: float, rate: float, error: str) -> 
 
 
 def _single_replication_note(saturation: dict[str, Any]) -> list[str]:
-    """A note when the saturation search measured its points with one replication (the
-    forecast's default): without a 95% interval each objective is judged on its figure alone,
-    so the dates are not the conservative ones of `capsim saturate` (3 replications)."""
+    """A note when the saturation search measured its points with one replication (asked for
+    with `--replications 1`): without a 95% interval each objective is judged on its figure
+    alone, so the dates are not the conservative ones of `capsim saturate` (3 replications)."""
     curve = saturation.get("curve") or []
     if not curve or min(int(p.get("replications") or 1) for p in curve) > 1:
         return []
     return [
-        "the saturation search ran one replication per point (the forecast's default): each "
+        "the saturation search ran one replication per point (--replications 1): each "
         "objective was judged on its figure alone, without the upper end of a 95% interval, "
         "and the lower bounds of the saturation rates only --precision below them, so these "
-        "dates can be later than capsim saturate's (3 replications); run with --replications "
-        "3 for the conservative dates"
+        "dates can be later than capsim saturate's (3 replications, the forecast's default); "
+        "leave out --replications 1 for the conservative dates"
     ]
 
 

@@ -457,8 +457,8 @@ class _Search:
         self, values: dict[str, int], point: Point, open_dims: list[Dimension], model: Model
     ) -> tuple[dict[str, int], Point]:
         """One growth move: every overloaded sized tier outright; otherwise the one-step-larger
-        trial with the largest deficit reduction per unit of cost (every quantity at once when
-        no single step helps)."""
+        trial with the largest deficit reduction per unit of cost, among the tiers more of which
+        can help (every such quantity at once when no single step helps)."""
         unstable = set(point.report.unstable_tiers)
         overloaded = [d for d in open_dims if d.name in unstable]
         if overloaded:
@@ -467,8 +467,11 @@ class _Search:
             return grown, self.measure(grown, model, "growing")
         base = _deficit(point)
         best: tuple[float, float, dict[str, int], Point] | None = None
+        # A tier where nothing waited, was refused or timed out, and whose own objectives hold,
+        # is not tried: more of it cannot shorten anything (docs/capacity.md, "Search").
+        helpful = [d for d in open_dims if not self._cannot_help(point, d)]
         # The one-step-larger trials are independent: measured together, compared in order.
-        trials = [{**values, d.name: _larger(values, d)} for d in open_dims]
+        trials = [{**values, d.name: _larger(values, d)} for d in helpful]
         for trial, measured in zip(trials, self.measure_all(trials, model, "growing"), strict=True):
             gain = base - _deficit(measured)
             if gain <= 1e-12:
@@ -479,8 +482,32 @@ class _Search:
                 best = (score[0], score[1], trial, measured)
         if best is not None:
             return best[2], best[3]
-        grown = {**values, **{d.name: _larger(values, d) for d in open_dims}}
+        grown = {**values, **{d.name: _larger(values, d) for d in helpful or open_dims}}
         return grown, self.measure(grown, model, "growing")
+
+    def _cannot_help(self, point: Point, dim: Dimension) -> bool:
+        """Whether one more unit of `dim` cannot meet a failed objective: at `point` no visit
+        to its tier waited for a worker, none was refused or timed out there, the tier is
+        stable, and every objective of the tier itself (utilization, occupancy, waits, the
+        headroom) holds. A gain measured on such a trial is noise, and a tier priced only per
+        GB (a CDN) would win every comparison with it at no instance cost (a checkout
+        platform's `size --load 2x` grew its CDN trial after trial)."""
+        name = self.target.tiers[dim.tier].name
+        # The tier and what follows its count (a cdn's `<cdn>.origin_shield`).
+        names = {
+            t.name for t in self.target.tiers if t.name == name or t.name.startswith(name + ".")
+        }
+        reported = point.report.data["tiers"]
+        if any(n not in reported or n in point.report.unstable_tiers for n in names):
+            return False
+        if not all(_nothing_waited(reported[n]) for n in names):
+            return False
+        slos = [*point.model.slos, *self.extra]
+        return all(
+            check.passed
+            for slo, check in zip(slos, point.checks, strict=True)
+            if slo.tier_index is not None and self.target.tiers[slo.tier_index].name in names
+        )
 
     def shrink(self, values: dict[str, int], model: Model) -> dict[str, int]:
         """Remove units (dearest first) and trade dear units for cheap ones while SLOs hold."""
@@ -557,6 +584,18 @@ class _Search:
                 return trial
             step //= 2
         return None
+
+
+def _nothing_waited(figures: dict[str, Any]) -> bool:
+    """No visit to the tier waited for a worker, was refused or timed out."""
+    wait = figures.get("wait") or {}
+    longest = wait.get("max")
+    return (
+        longest is not None
+        and longest <= 0
+        and not figures.get("rejected")
+        and not figures.get("timed_out")
+    )
 
 
 def fails_clearly(point: Point) -> bool:

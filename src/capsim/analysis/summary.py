@@ -703,13 +703,8 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
             tiers[tier.name]["hit_ratio"] = [
                 float(r) if n else None for r, n in zip(ratio, lookups, strict=True)
             ]
-    worst: dict[str, Any] = {}
     starts = first.edges[:-1]
-    for name, entry in classes.items():
-        p99 = np.asarray(entry["p99"], dtype=float)
-        if np.isfinite(p99).any():
-            index = int(np.nanargmax(p99))
-            worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
+    worst = _worst_windows(classes, starts, first.bucket, runs[0].warmup)
     drain: dict[str, Any] = {}
     for name, entry in tiers.items():
         figures = _drain(np.asarray(entry["queue_length"], dtype=float), starts, runs[0].warmup)
@@ -723,6 +718,24 @@ def summarise_timeseries(model: Model, runs: list[RunResult]) -> dict[str, Any] 
         "worst": worst,
         "drain": drain,
     }
+
+
+def _worst_windows(
+    classes: dict[str, Any], starts: np.ndarray, bucket: float, warmup: float
+) -> dict[str, Any]:
+    """Per class, the measured bucket with the highest p99 and its start: buckets of the
+    warm-up are left out (the results exclude it: a cold start's worst bucket is not the
+    system's), and so is one that straddles its end unless no bucket starts after it."""
+    measured = starts >= warmup - 1e-9 * max(bucket, 1.0)
+    if not measured.any():
+        measured = starts + bucket > warmup
+    worst: dict[str, Any] = {}
+    for name, entry in classes.items():
+        p99 = np.where(measured, np.asarray(entry["p99"], dtype=float), np.nan)
+        if np.isfinite(p99).any():
+            index = int(np.nanargmax(p99))
+            worst[name] = {"p99": float(p99[index]), "t": float(starts[index])}
+    return worst
 
 
 def _tier_counts_per_second(

@@ -28,9 +28,11 @@ from capsim.cli.common import (
     executor_for,
     exit_codes,
     load_model,
+    say,
     search_duration,
     show_result,
     statistics_overrides,
+    stderr_console,
     with_load,
 )
 
@@ -296,6 +298,23 @@ def size(
             write_output(set_values(text, values, comments, header), write, may_replace_input=True)
             data["written"] = str(write)
         _show(data, output_format, output)
+    _fail_unverified(data)
+
+
+def _fail_unverified(data: dict[str, Any]) -> None:
+    """Exit 1, naming the objectives that failed, when `size`'s answer failed its own
+    verification at the scenario's run length (the answer is shown, in every format, first):
+    an answer that does not meet its SLOs is never a silent success."""
+    if data.get("verified", True):
+        return
+    failures = "; ".join(data["verification"]["failures"]) or "an objective failed"
+    say(
+        stderr_console(),
+        f"error: the sized answer failed its own verification at the scenario's run length: "
+        f"{failures}. The answer shown does not meet every objective (see its SLO tables and "
+        "notes): widen the sizing limits of the tiers involved or relax that objective.",
+    )
+    raise typer.Exit(1)
 
 
 @commands.command()

@@ -503,6 +503,10 @@ class CapacityFormat(str, Enum):
 CapacityFormatOption = Annotated[
     CapacityFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
 ]
+#: Replications per point of the capacity searches (`saturate`, `size`, `forecast`): with
+#: fewer than 2 there is no 95% interval and each objective is judged on noise alone.
+SEARCH_REPLICATIONS = 3
+
 SearchReplications = Annotated[
     int,
     typer.Option(

@@ -10,6 +10,7 @@ import typer
 
 import capsim
 from capsim.cli.common import (
+    SEARCH_REPLICATIONS,
     CapacityFormat,
     CapacityFormatOption,
     ExecutorOption,
@@ -37,10 +38,14 @@ from capsim.errors import UsageError
 
 def _share(progress: Progress, first: int, shares: int, prefix: str) -> Any:
     """Progress of one part of the forecast (the search, a plan step) as its share of the
-    whole, so that the share done never goes back when the next part starts."""
+    whole, so that the share done never goes back when the next part starts. Within a part
+    it never goes back either: a search that re-measures (a verification after its curve)
+    restarts its own count, which would otherwise move the bar backwards."""
+    done = [0.0]
 
     def report(fraction: float, what: str) -> None:
-        progress((first + min(max(fraction, 0.0), 1.0)) / shares, prefix + what)
+        done[0] = max(done[0], min(max(fraction, 0.0), 1.0))
+        progress((first + done[0]) / shares, prefix + what)
 
     return report
 
@@ -132,7 +137,7 @@ def forecast(
             "(3x, 150%) or to a total open rate (3000/s); growth is applied from there.",
         ),
     ] = None,
-    replications: SearchReplications = 1,
+    replications: SearchReplications = SEARCH_REPLICATIONS,
     duration: SearchDuration = None,
     output_format: CapacityFormatOption = CapacityFormat.table,
     output: OutputOption = None,

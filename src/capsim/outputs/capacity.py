@@ -359,6 +359,10 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     return lines, [("What-if", header, rows)]
 
 
+def _share_of(value: float | None, decimals: int) -> str:
+    return cells.MISSING if value is None else f"{value * 100:.{decimals}f}%"
+
+
 def _figure(metric: str, value: float | None) -> str:
     if metric.startswith(("latency.", "age.")):
         return cells.time(value)
@@ -369,8 +373,30 @@ def _figure(metric: str, value: float | None) -> str:
     return cells.percent(value)
 
 
+def _is_percent(metric: str) -> bool:
+    return not metric.startswith(("latency.", "age.", "share_over.")) and metric != "throughput"
+
+
+#: The most decimals a compared percentage is shown with (0.0001%: one in a million).
+MOST_PERCENT_DECIMALS = 4
+
+
+def percent_decimals(values: list[float | None]) -> int:
+    """The fewest decimals (at least 1) at which every nonzero share shows a nonzero digit and
+    two shares that differ read differently: an error rate of 0.01% against 0.03% once read
+    `0.0% → 0.0%, +200%`."""
+    shown = [v * 100 for v in values if v is not None]
+    for decimals in range(1, MOST_PERCENT_DECIMALS + 1):
+        texts = [f"{v:.{decimals}f}" for v in shown]
+        visible = all(v == 0 or float(t) != 0 for v, t in zip(shown, texts, strict=True))
+        if visible and len(set(texts)) == len(set(shown)):
+            return decimals
+    return MOST_PERCENT_DECIMALS
+
+
 def _difference(metric: str, d: dict[str, Any]) -> list[str]:
     diff = d["diff"]
+    decimals = percent_decimals([d["a"], d["b"]]) if _is_percent(metric) else 1
     if diff is None:
         shown = cells.MISSING
     elif metric.startswith(("latency.", "age.")):
@@ -378,13 +404,18 @@ def _difference(metric: str, d: dict[str, Any]) -> list[str]:
     elif metric == "throughput":
         shown = cells.rate_difference(diff)
     else:
-        shown = f"{diff * 100:+.2f} pt"
+        shown = f"{diff * 100:+.{max(2, decimals)}f} pt"
     rel = "" if d["rel_diff"] is None else f" ({d['rel_diff'] * 100:+.1f}%)"
     verdict = {True: "beyond noise", False: "within noise", None: "no CI"}[d["significant"]]
     low = d.get("low_sample") or ()
+    a, b = (
+        (_share_of(d["a"], decimals), _share_of(d["b"], decimals))
+        if _is_percent(metric)
+        else (_figure(metric, d["a"]), _figure(metric, d["b"]))
+    )
     return [
-        _figure(metric, d["a"]) + (cells.LOW_SAMPLE_MARK if "a" in low else ""),
-        _figure(metric, d["b"]) + (cells.LOW_SAMPLE_MARK if "b" in low else ""),
+        a + (cells.LOW_SAMPLE_MARK if "a" in low else ""),
+        b + (cells.LOW_SAMPLE_MARK if "b" in low else ""),
         shown + rel,
         verdict,
     ]

@@ -71,12 +71,16 @@ def _worst_windows(data: dict[str, Any]) -> list[str]:
     if not series:
         return []
     bucket = series["bucket"]
+    warmup = data.get("warmup") or 0.0
+    # t counts from the start of the warm-up, whose buckets are not candidates.
+    after = f", after the {cells.time(warmup)} warm-up" if warmup > 0 else ""
     lines = []
     for name, worst in series.get("worst", {}).items():
         start = worst["t"]
         lines.append(
             f"worst window for {name}: p99 {cells.time(worst['p99'])} in the "
-            f"{cells.time(bucket)} from t = {cells.time(start)} (time series: --format json)"
+            f"{cells.time(bucket)} from t = {cells.time(start)}{after} "
+            "(time series: --format json)"
         )
     return lines
 

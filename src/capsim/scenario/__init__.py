@@ -70,7 +70,11 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     origins, problems = apply_overrides(document, overrides)
     if problems:
         raise ScenarioError(problems)
-    return scenario_from_document(document, Path(path).resolve().parent, origins)
+    try:
+        return scenario_from_document(document, Path(path).resolve().parent, origins)
+    except ScenarioError as error:
+        # The same problems as `capsim validate` (a run once reported 2 where validate said 3).
+        raise ScenarioError(_with_references(error.problems, document, origins)) from None
 
 
 def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[Problem]:
@@ -105,10 +109,18 @@ def _document_problems(
     try:
         scenario = scenario_from_document(document, Path(path).resolve().parent, origins)
     except ScenarioError as error:
-        found = list(error.problems)
-        seen = {(p.line, p.column, p.path) for p in found}
-        for extra in reference_problems(document, origins):
-            if (extra.line, extra.column, extra.path) not in seen:
-                found.append(extra)
-        return sorted(found, key=lambda p: (p.file, p.line, p.column))
+        return _with_references(error.problems, document, origins)
     return check_scenario(scenario)
+
+
+def _with_references(
+    problems: Sequence[Problem], document: Document, origins: dict[tuple[str | int, ...], str]
+) -> list[Problem]:
+    """The schema's problems and, read from the raw data, the unknown tier and class names
+    the schema could not reach, in file order: one run shows as much as it can."""
+    found = list(problems)
+    seen = {(p.line, p.column, p.path) for p in found}
+    for extra in reference_problems(document, origins):
+        if (extra.line, extra.column, extra.path) not in seen:
+            found.append(extra)
+    return sorted(found, key=lambda p: (p.file, p.line, p.column))

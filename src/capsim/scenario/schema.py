@@ -1926,9 +1926,10 @@ class TrafficSpec(_Strict):
         is_open = self.rate is not None or self.profile is not None or kind in ARRIVAL_PROCESSES
         is_closed = self.users is not None
         if is_open and is_closed:
+            opened_by = self._open_keys(kind)
             raise invalid(
-                "a class has either rate (open workload) or users (closed workload), not both; "
-                "remove one of them",
+                f"a class has either {opened_by} (open workload) or users (closed workload), "
+                "not both; remove one of them",
                 at="users",
             )
         if not is_open and not is_closed:
@@ -1950,6 +1951,19 @@ class TrafficSpec(_Strict):
                         at=f"profile.{i + 1}.at",
                     )
         return self
+
+    def _open_keys(self, kind: str) -> str:
+        """The keys that make this class open, as written (`rate`, `profile`, `arrivals`)."""
+        keys = [
+            key
+            for key, present in (
+                ("rate", self.rate is not None),
+                ("profile", self.profile is not None),
+                ("arrivals", kind in ARRIVAL_PROCESSES),
+            )
+            if present
+        ]
+        return " and ".join(keys)
 
     def _check_process(self, kind: str) -> None:
         if kind in ("trace", "mmpp") and self.rate is not None:
