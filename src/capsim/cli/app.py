@@ -62,8 +62,10 @@ def _root(
     ] = False,
 ) -> None:
     """Global options (--version)."""
+    from capsim.cli import collector
     from capsim.safeio import forget_inputs
 
+    collector.resume()
     forget_inputs()
     ensure_encodable_streams()
 
