@@ -432,7 +432,7 @@ def _compose(text: str, file: str) -> yaml.Node | None:
         ) from None
     finally:
         loader.dispose()
-    return node  # type: ignore[no-any-return]
+    return node
 
 
 def read_yaml_file(path: str | Path) -> Document:
