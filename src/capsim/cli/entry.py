@@ -29,6 +29,9 @@ def main() -> None:
     try:
         signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)
         _one_blas_thread()
+        from capsim.cli import collector
+
+        collector.pause()  # resumed once the command line is parsed (capsim.cli.collector)
         from capsim.cli.app import main as run_command_line
 
         run_command_line()

@@ -1,7 +1,9 @@
 """Safe YAML loading into plain Python data, keeping the file position of every key and value.
 
-The YAML is composed into nodes with PyYAML's SafeLoader machinery and the values are built here,
-so that every node's position is known and the YAML 1.1 surprises are decided in one place:
+The YAML is composed into nodes with PyYAML's SafeLoader machinery (libyaml's C composer for
+small texts where it reads exactly what the Python one does, see `FAST_MAX_CHARS`; the Python
+one otherwise and for every error) and the values are built here, so that every node's position
+is known and the YAML 1.1 surprises are decided in one place:
 
 * booleans are only ``true`` / ``false`` (any case); ``yes``, ``no``, ``on``, ``off`` stay text;
 * integers are decimal even with a leading zero (``010`` is ten), ``0x`` hex and ``0b`` binary are
@@ -313,8 +315,91 @@ def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:
     return Problem(f"invalid YAML: {error}", file)
 
 
+#: Texts up to this many characters are composed by libyaml (PyYAML's C parser, when it is built
+#: with it), about ten times faster than the pure-Python parser. Such a text cannot hold
+#: MAX_NODES nodes (a node takes at least two thirds of a character: `[?,?]` makes three nodes of
+#: each `?,`), so the composer needs no node count, which libyaml's cannot keep.
+FAST_MAX_CHARS = MAX_NODES // 3
+#: Texts holding one of these take the Python path: libyaml accepts a tab between flow items and
+#: a `?` inside a plain scalar in a flow collection (`{mean?: 1}`), both refused by PyYAML, and
+#: reads a byte-order mark past the start differently.
+_NOT_FAST = ("\t", "?", "\ufeff")
+
+
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's composer, marking untagged plain scalars as `_Loader` does."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _PLAIN
+        return super().resolve(kind, value, implicit)
+
+
+def _compose_fast(text: str) -> tuple[bool, yaml.Node | None]:
+    """(True, the document's node) when libyaml composes `text` without complaint; else
+    (False, None), and the pure-Python parser reads it again, so that every error (its
+    message, its line and column) is exactly the one that parser gives. Texts holding one of
+    `_NOT_FAST` take the Python path from the start."""
+    if not yaml.__with_libyaml__ or len(text) > FAST_MAX_CHARS or any(c in text for c in _NOT_FAST):
+        return False, None
+    loader = _FastLoader(text)
+    try:
+        node = loader.get_single_node()
+    except Exception:  # any refusal: the Python parser reads it again, decides and says why
+        return False, None
+    finally:
+        loader.dispose()
+    if node is not None and _holds_empty_plain_scalar(node):
+        return False, None
+    return True, node
+
+
+def _holds_empty_plain_scalar(root: yaml.Node) -> bool:
+    """Whether a node under `root` is an empty plain scalar (`{a: , b: 1}`, `a:`): libyaml
+    places one in a flow collection at the next token where PyYAML places it at the end of
+    the `:`, and its position is the one an error about that value points at."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.value == "" and not node.style:  # plain: libyaml says "", PyYAML None
+                return True
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+    return False
+
+
 def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
     """Plain data from YAML text, with positions; raises ScenarioError with file:line:col."""
+    composed, node = _compose_fast(text)
+    if not composed:
+        node = _compose(text, file)
+    if node is None:
+        return Document(None, file)
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        raise ScenarioError(
+            [Problem("the YAML is nested too deeply to be a scenario", file)]
+        ) from None
+    if builder.problems:
+        raise ScenarioError(builder.problems)
+    return Document(
+        data=data, file=file, positions=builder.positions, key_positions=builder.key_positions
+    )
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    """The document's node by the pure-Python parser, stopped at MAX_NODES nodes."""
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as error:
@@ -347,20 +432,7 @@ def parse_yaml_text(text: str, file: str = "<scenario>") -> Document:
         ) from None
     finally:
         loader.dispose()
-    if node is None:
-        return Document(None, file)
-    builder = _Builder(file)
-    try:
-        data = builder.build(node, ())
-    except RecursionError:
-        raise ScenarioError(
-            [Problem("the YAML is nested too deeply to be a scenario", file)]
-        ) from None
-    if builder.problems:
-        raise ScenarioError(builder.problems)
-    return Document(
-        data=data, file=file, positions=builder.positions, key_positions=builder.key_positions
-    )
+    return node
 
 
 def read_yaml_file(path: str | Path) -> Document:

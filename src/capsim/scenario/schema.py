@@ -355,7 +355,7 @@ class _Strict(BaseModel):
 class SamplesFile(BaseModel):
     """Samples read from a file next to the scenario (one number or duration per field)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     path: str
     samples: tuple[float, ...]
@@ -809,9 +809,9 @@ CallSpec = Annotated[
         _call_tag, custom_error_type="capsim_tag_call", custom_error_message="not a valid call"
     ),
 ]
-"""A call: a tier name, {tier, probability, repeat}, {one_of: {...}} or {parallel: [...]}."""
-
-ParallelCall.model_rebuild()
+"""A call: a tier name, {tier, probability, repeat}, {one_of: {...}} or {parallel: [...]}.
+`ParallelCall` names it before it is defined: pydantic resolves it from this module when the
+validator is first built (deferred, as every model's here), so no rebuild is needed at import."""
 
 
 # ---- tiers -------------------------------------------------------------------------------------
