@@ -67,6 +67,7 @@ def figures(text: str, tmp_path: Path, engine: str, **options: object) -> str:
     data = dict(report.data)
     data.pop("engine")  # the engine's own notes (how it ran), not result figures
     data["tiers"].pop("thumbs", None)
+    data.get("per_replication", {}).get("tiers", {}).pop("thumbs", None)
     return json.dumps(data, sort_keys=True)
 
 

@@ -849,7 +849,14 @@ def calibrate_traces(
         tiers[tier] = spec
         summary["tiers"][tier] = tier_summary
     scenario["tiers"] = tiers
-    warnings = []
+    warnings = _trace_warnings(analysis, spans)
+    return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
+
+
+def _trace_warnings(analysis: TraceAnalysis, spans: int) -> list[str]:
+    """What the traces lacked or held twice, said once each: duplicated spans, batches,
+    orphans, sampling, lost server spans, roots taken from the earliest span."""
+    warnings: list[str] = []
     if analysis.duplicates:
         warnings.append(duplicates_warning(analysis.duplicates))
     if analysis.batches:
@@ -882,7 +889,7 @@ def calibrate_traces(
             f"{analysis.promoted} traces have no span without a parent (their caller passed a "
             "trace context but is not traced): the earliest span of each was taken as its root"
         )
-    return Calibration(scenario=scenario, notes=notes, summary=summary, warnings=warnings)
+    return warnings
 
 
 def _rootless_text(rootless: int, roots: int) -> str:
