@@ -171,6 +171,43 @@ def test_every_command_of_the_getting_started_guide_runs_as_written(tmp_path: Pa
     assert (tmp_path / "baseline.json").exists()
 
 
+#: The verdict line a run's table ends with (`All 7 SLOs met.`, `5 of 7 SLOs failed.`).
+_VERDICT = re.compile(r"^(?:All \d+ SLOs met\.|\d+ of \d+ SLOs failed\.)$", re.M)
+
+
+def quoted_run_verdicts() -> list[tuple[list[str], str]]:
+    """The guide's `capsim run` commands (one to a shell block) whose quoted output, in the
+    block right after, ends with a verdict line: (the command's words, that line)."""
+    text = GETTING_STARTED.read_text(encoding="utf-8")
+    pairs = re.findall(r"^```bash\n([^`]*)^```\n\n```\n([^`]*)^```", text, re.M)
+    quoted = []
+    for commands, output in pairs:
+        words = [shlex.split(line) for line in commands.splitlines() if line.strip()]
+        verdict = _VERDICT.search(output)
+        if len(words) == 1 and words[0][:2] == ["capsim", "run"] and verdict:
+            quoted.append((words[0][1:], verdict.group(0)))
+    return quoted
+
+
+def test_the_guide_quotes_the_verdicts_its_runs_print() -> None:
+    """A run of the guide, as written (its full length, its seed), prints the verdict the guide
+    shows under it: at twice the load web-shop's read replicas, judged on their own group, fail
+    the postgres objective whatever the app's instances, so the what-if that meets every SLO
+    must also add a replica."""
+    quoted = quoted_run_verdicts()
+    assert len(quoted) >= 3  # the scenario as is, at twice the load, and the what-if that fixes it
+    for words, verdict in quoted:
+        done = subprocess.run(
+            [sys.executable, "-m", "capsim", *words],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, (words, done.stderr[-2000:])
+        assert verdict in done.stdout.splitlines(), (words, verdict, done.stdout[-600:])
+
+
 def test_ci_docs_install_capsim_as_the_readme_does_pinned_to_a_version() -> None:
     pinned = re.compile(r'pip install "capsim @ git\+https://[^"@]+@[^"]+"')
     readme = (REPO / "README.md").read_text(encoding="utf-8")
