@@ -17,7 +17,7 @@ from capsim.analysis import formulas
 from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
-from capsim.analysis.solve_faults import fault_notes, judge_after_faults
+from capsim.analysis.solve_faults import fault_notes, judge_after_faults, step_callees
 from capsim.analysis.solve_keda import (
     QueueState,
     SettledConsumers,
@@ -129,22 +129,9 @@ def _mean_response(
 
 def _callees_first(model: Model, k: int) -> list[int]:
     """The tiers, each after every tier it calls for class k (but inside a loop of calls)."""
-    successors = {tier.index: sorted(_step_callees(tier.work[k].calls)) for tier in model.tiers}
+    successors = {tier.index: sorted(step_callees(tier.work[k].calls)) for tier in model.tiers}
     components = strongly_connected(range(len(model.tiers)), successors)
     return [index for component in reversed(components) for index in component]
-
-
-def _step_callees(steps: tuple[Step, ...]) -> set[int]:
-    found: set[int] = set()
-    for step in steps:
-        if isinstance(step, Call):
-            found.add(step.tier)
-        elif isinstance(step, OneOf):
-            found.update(tier for tier, _ in step.options)
-        else:
-            assert isinstance(step, Parallel)
-            found |= _step_callees(step.branches)
-    return found
 
 
 def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:

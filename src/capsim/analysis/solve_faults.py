@@ -65,7 +65,8 @@ def _waits_on_its_calls(statistic: str) -> bool:
     return statistic == "occupancy" or statistic.startswith(("wait_", "age_"))
 
 
-def _callees(steps: tuple[Step, ...]) -> set[int]:
+def step_callees(steps: tuple[Step, ...]) -> set[int]:
+    """The tiers that `steps` call (every option of a choice, every branch of a fan-out)."""
     found: set[int] = set()
     for step in steps:
         if isinstance(step, Call):
@@ -73,7 +74,7 @@ def _callees(steps: tuple[Step, ...]) -> set[int]:
         elif isinstance(step, OneOf):
             found.update(index for index, _ in step.options)
         elif isinstance(step, Parallel):
-            found |= _callees(step.branches)
+            found |= step_callees(step.branches)
     return found
 
 
@@ -84,7 +85,7 @@ def _waited_for(model: Model, index: int) -> set[int]:
     todo = [index]
     while todo:
         tier = model.tiers[todo.pop()]
-        for callee in set().union(*(_callees(work.calls) for work in tier.work)):
+        for callee in set().union(*(step_callees(work.calls) for work in tier.work)):
             if callee not in seen and model.tiers[callee].kind != "queue":
                 seen.add(callee)
                 todo.append(callee)
