@@ -24,6 +24,7 @@ from typing import Any
 from capsim.analysis.cost import HOURS_PER_MONTH
 from capsim.analysis.sizing import SizingError
 from capsim.errors import UsageError
+from capsim.measurements.reading import undecodable_at
 
 DAYS_PER_MONTH = 365.2425 / 12
 
@@ -458,9 +459,7 @@ def decode_text(path: Path, raw: bytes, what: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        before = raw[: error.start]
-        line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
+        line, column = undecodable_at(raw, error)
         raise UsageError(
             f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[error.start]:02x}); "
             f"the file should be {what}, saved as UTF-8"

@@ -78,13 +78,17 @@ def gunzipped(data: bytes, path: str | Path, cap: int = DEFAULT_MAX_INPUT) -> by
     return content
 
 
+def undecodable_at(data: bytes, error: UnicodeDecodeError) -> tuple[int, int]:
+    """The line and column (from 1) of the first byte of `data` that is not UTF-8."""
+    before = data[: error.start]
+    return before.count(b"\n") + 1, error.start - (before.rfind(b"\n") + 1) + 1
+
+
 def decode_text(data: bytes, path: str | Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        before = data[: error.start]
-        line = before.count(b"\n") + 1
-        column = error.start - (before.rfind(b"\n") + 1) + 1
+        line, column = undecodable_at(data, error)
         raise MeasurementError(
             f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
             "measurement files are JSON, NDJSON or CSV text (or binary OTLP protobuf)"
