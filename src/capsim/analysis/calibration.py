@@ -19,6 +19,7 @@ from capsim.analysis.calibration_aggregates import (
     read_aggregates,
 )
 from capsim.analysis.calibration_common import Calibration, latency_figures, scenario_name
+from capsim.analysis.calibration_selfcalls import self_call_findings
 from capsim.analysis.calibration_traces import analyse_traces, calibrate_traces, estimate_rate
 from capsim.measurements import LoadTest, Measurement, MeasurementError, MetricsFile, Traces
 
@@ -78,6 +79,10 @@ def calibrate(
             "load-test results alone give no tiers or service times: calibrate needs OTLP traces or "
             "Prometheus aggregates (use load tests with `capsim backtest` and `capsim fit-usl`)"
         )
+    deadlocks = self_call_findings(result)
+    if deadlocks:
+        result.summary["deadlocks"] = deadlocks
+        result.warnings.extend(found["sentence"] for found in deadlocks)
     if loads:
         result.summary["load_steps"] = [
             {

@@ -38,6 +38,7 @@ class Visit:
     cls: str
     self_time: float = 0.0
     calls: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    nesting: int = 0  # visits to the same tier it is nested under, in its request (a self-call)
 
 
 @dataclass
@@ -185,11 +186,15 @@ def analyse_traces(
     traced = {_visit_tier(s) for s in spans if s.kind in ("server", "consumer")}
     lost = 0
 
-    def visit(span: Span, tier: str, cls: str, share: float = 1.0) -> None:
+    def visit(
+        span: Span, tier: str, cls: str, share: float = 1.0, above: tuple[str, ...] = ()
+    ) -> None:
         """Record the visit `span` and, depth first, the visits it calls; `share` is this
-        request's part of the span's work (1 / its messages for a batch consumer's)."""
+        request's part of the span's work (1 / its messages for a batch consumer's), `above`
+        the tiers of the synchronous visits it is nested under."""
         nonlocal lost
-        record = Visit(tier, span, cls)
+        record = Visit(tier, span, cls, nesting=above.count(tier))
+        held = (*above, tier)
         if tier_types.get(tier, "service") == "service":
             tier_types[tier] = _tier_type(span)
         synchronous: list[tuple[float, float]] = []
@@ -203,7 +208,7 @@ def analyse_traces(
             ):
                 record.calls.append((_visit_tier(child), child.start, child.end, False))
                 synchronous.append((child.start, child.end))
-                visit(child, _visit_tier(child), cls, share)
+                visit(child, _visit_tier(child), cls, share, held)
             elif child.kind == "client" and span.kind != "client":
                 callees = sorted(
                     (
@@ -220,18 +225,18 @@ def analyse_traces(
                     # proxy, or redirected): each server span is a call and a visit.
                     for callee in callees:
                         record.calls.append((_visit_tier(callee), callee.start, callee.end, False))
-                        visit(callee, _visit_tier(callee), cls, share)
+                        visit(callee, _visit_tier(callee), cls, share, held)
                     continue
                 record.calls.append((target, child.start, child.end, False))
                 if callees:
-                    visit(callees[0], target, cls, share)
+                    visit(callees[0], target, cls, share, held)
                 elif target in traced and target != _visit_tier(span):
                     # The callee is traced but this call's server span is not in the files
                     # (dropped by the exporter): the call counts, but the client span's
                     # duration (the callee's wait and the network included) is no service time.
                     lost += 1
                 else:
-                    visit(child, target, cls, share)
+                    visit(child, target, cls, share, held)
             elif child.kind == "producer":
                 target = _queue_tier(child)
                 record.calls.append((target, child.start, child.end, True))
@@ -803,6 +808,7 @@ def calibrate_traces(
             count_key: spec[count_key],
             "visits": len(tier_visits),
             "busy": sum(v.self_time for v in tier_visits) / max(length, 1e-9) / analysis.sampling,
+            "deepest_nesting": 1 + max(v.nesting for v in tier_visits),
             "classes": {},
         }
         for cls in classes_here:

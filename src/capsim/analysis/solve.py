@@ -16,6 +16,7 @@ import numpy as np
 from capsim.analysis import formulas
 from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
+from capsim.analysis.deadlock import mark_deadlocks
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults, step_callees
 from capsim.analysis.solve_keda import (
@@ -1221,6 +1222,9 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
     )
     notes.extend(fault_notes(model))
+    deadlocks = mark_deadlocks(model, tiers_out)  # blocking tiers that call themselves back
+    notes.extend(found["sentence"] for found in deadlocks)
+    deadlocked = any(found["within_run"] for found in deadlocks)
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -1229,8 +1233,9 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "tiers": tiers_out,
         "bottleneck": _bottleneck_entry(net, point, bottleneck, saturation, by_rate_limit),
         "slos": slos,
-        "passed": all(s["passed"] is not False for s in slos) and not overloaded,
+        "passed": all(s["passed"] is not False for s in slos) and not overloaded and not deadlocked,
         "overloaded": overloaded,
+        "deadlocks": deadlocks,
         "notes": notes,
     }
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from capsim.analysis import cost, unfinished
 from capsim.analysis.busiest_group import busiest_group, scaled_to_group
+from capsim.analysis.deadlock import deadlocks_in_run
 from capsim.analysis.peak import peak_figures
 from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
@@ -1264,6 +1265,30 @@ def _analytic_saturation_sentence(model: Model, capsim_version: str) -> str | No
     )
 
 
+def _report_deadlocks(
+    model: Model,
+    runs: list[RunResult],
+    tiers: dict[str, Any],
+    overloaded: list[dict[str, Any]],
+    warnings: list[str],
+    open_offered: float,
+) -> None:
+    """Tiers whose pool deadlocked on nested calls back to itself (`deadlock.deadlocks_in_run`):
+    their overload failure (added if the stability rule missed it: a closed workload's line
+    stops growing) says DEADLOCKED, with the deadlock's figures, instead of an overload."""
+    per_tier = {tier.name: [run.tiers[tier.index] for run in runs] for tier in model.tiers}
+    for name, found in deadlocks_in_run(model, tiers, per_tier).items():
+        failure = next((f for f in overloaded if f["tier"] == name), None)
+        if failure is None:
+            failure = overload_entry(name, tiers[name], open_offered, 0.0)
+            overloaded.append(failure)
+        else:
+            stale = overload_sentence(failure)
+            warnings[:] = [w for w in warnings if w != stale]
+        failure["deadlock"] = {k: v for k, v in found.items() if k != "sentence"}
+        warnings.append(found["sentence"])
+
+
 def summarise(
     model: Model,
     runs: list[RunResult],
@@ -1307,6 +1332,7 @@ def summarise(
             )
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    _report_deadlocks(model, runs, tiers, overloaded, warnings, open_offered)
     too_slow = _overloads_too_slow_to_see(
         model, tiers, open_offered, runs[0].duration * len(runs), capsim_version
     )

@@ -205,8 +205,10 @@ def _next_steps(
     from capsim.outputs.table import next_steps, rate_limit_lines
 
     limits = {t.name: t.rate_limit.rate for t in model.tiers if t.rate_limit is not None}
+    # A deadlocked pool sustains no load: a saturation rate beside it would promise one.
+    deadlocked = any(f.get("deadlock") for f in data.get("overloaded") or [])
     return next_steps(
-        analytic_headroom(model, capsim.__version__),
+        None if deadlocked else analytic_headroom(model, capsim.__version__),
         _shell_path(scenario),
         _what_if_options(set_, load),
         rate_limit_lines(data, limits),

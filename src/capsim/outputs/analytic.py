@@ -41,12 +41,19 @@ def _rows(data: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                 cells.time(entry["wait"]["mean"]),
                 cells.time(entry["wait"].get("p99")),
                 cells.rate(_saturates_at(entry)),
-                "stable" if entry.get("stable", True) else "OVERLOADED",
+                _status(entry),
                 "exact" if entry["method"]["exact"] else "approx.",
                 entry["method"]["formula"],
             ]
         )
     return classes, tiers
+
+
+def _status(entry: dict[str, Any]) -> str:
+    """The tier's status cell: stable, OVERLOADED, or DEADLOCK (docs/calibration.md)."""
+    if (entry.get("deadlock") or {}).get("within_run"):
+        return "DEADLOCK"
+    return "stable" if entry.get("stable", True) else "OVERLOADED"
 
 
 def _saturates_at(tier: dict[str, Any]) -> float | None:
@@ -109,6 +116,15 @@ def _group_lines(data: dict[str, Any]) -> list[str]:
 
 def _summary_line(data: dict[str, Any]) -> str:
     bottleneck = data["bottleneck"]
+    stalled = [d["tier"] for d in data.get("deadlocks") or [] if d["within_run"]]
+    if stalled:
+        return (
+            f"DEADLOCK: {', '.join(stalled)} can hold every worker with nested visits (note "
+            "below): no load is sustained for good; "
+            + _summary_line({**data, "deadlocks": []}).replace(
+                "bottleneck:", "without it, bottleneck"
+            )
+        )
     if bottleneck["tier"] is None:
         return "no tier receives traffic"
     if bottleneck["saturation_rate"] is None:

@@ -158,6 +158,8 @@ def any_low_sample(data: dict[str, Any]) -> bool:
 def tier_status(entry: dict[str, Any]) -> str:
     if entry["stable"]:
         return "stable"
+    if entry.get("deadlock"):
+        return "DEADLOCKED — served nothing more"
     return NOT_DRAINED if "undrained" in entry else OVERLOADED
 
 
@@ -196,6 +198,8 @@ def overload_details(failure: dict[str, Any]) -> str:
     tier that had not drained by the end, what was left (`unfinished.undrained_text`)."""
     if isinstance(failure.get("undrained"), dict):
         return undrained_text(failure["undrained"])
+    if failure.get("deadlock"):
+        return "DEADLOCKED: nested calls back to it hold every worker"
     details = []
     growth = failure.get("growth_rate")
     if isinstance(growth, int | float):
