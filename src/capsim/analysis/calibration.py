@@ -60,18 +60,7 @@ def calibrate(
             aggregates = read_aggregates(metrics, metric_names)
             result.warnings.extend(aggregates.warnings)
             if aggregates.busy and aggregates.rates:
-                result.summary["demands"] = [
-                    {
-                        "tier": e.tier,
-                        "demands": e.demands,
-                        "intervals": {c: list(v) for c, v in e.intervals.items()},
-                        "background": e.background,
-                        "intervals_used": e.intervals_used,
-                        "r_squared": e.r_squared,
-                        "method": e.method,
-                    }
-                    for e in estimate_demands(aggregates)
-                ]
+                result.summary["demands"] = [e.as_summary() for e in estimate_demands(aggregates)]
     elif metrics:
         result = calibrate_aggregates(metrics, metric_names, workers, name)
     else:

@@ -324,6 +324,24 @@ class DemandEstimate:
     intervals_used: int
     r_squared: float
     method: str
+    #: Why the 95% intervals are unknown (then each is (0, inf)): as many intervals as the
+    #: fit's parameters leave no residual to estimate its error from; None when they are known.
+    interval_unknown: str | None = None
+
+    def as_summary(self) -> dict[str, Any]:
+        """The summary's `demands` entry (docs/calibration.md, "The summary's figures"): an
+        unknown interval is null, with the reason beside it, never a zero-width interval."""
+        known = self.interval_unknown is None
+        return {
+            "tier": self.tier,
+            "demands": self.demands,
+            "intervals": {c: list(v) if known else None for c, v in self.intervals.items()},
+            "interval_unknown": self.interval_unknown,
+            "background": self.background,
+            "intervals_used": self.intervals_used,
+            "r_squared": self.r_squared,
+            "method": self.method,
+        }
 
 
 @dataclass(frozen=True)
@@ -346,7 +364,12 @@ def _nnls(design: np.ndarray, y: np.ndarray) -> _Fit:
 
     coefficients, _ = optimize.nnls(design, y)
     residuals = y - design @ coefficients
-    dof = max(len(y) - design.shape[1], 1)
+    dof = len(y) - design.shape[1]
+    if dof < 1:
+        # As many intervals as parameters: the fit passes through every point, its residuals
+        # are 0 whatever the noise, and its error cannot be estimated (not an exact fit).
+        unknown = np.full(design.shape[1], math.inf)
+        return _Fit(coefficients, unknown, float(residuals @ residuals), dof, math.inf)
     sigma2 = float(residuals @ residuals) / dof * _autocorrelation_inflation(residuals)
     try:
         covariance = sigma2 * np.linalg.inv(design.T @ design)
@@ -455,6 +478,14 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
             for k, c in enumerate(classes)
         }
         total = float(((y - y.mean()) ** 2).sum())
+        unknown = None
+        if fit.dof < 1:
+            intervals = {c: (0.0, math.inf) for c in classes}
+            unknown = (
+                f"{len(times)} interval(s) for {fit.coefficients.size} parameter(s): the fit "
+                "leaves no residual to estimate its error from; query a longer range or a "
+                "finer step"
+            )
         estimates.append(
             DemandEstimate(
                 tier=tier,
@@ -464,6 +495,7 @@ def estimate_demands(aggregates: Aggregates) -> list[DemandEstimate]:
                 intervals_used=len(times),
                 r_squared=1 - fit.residual_ss / total if total > 0 else 1.0,
                 method=method,
+                interval_unknown=unknown,
             )
         )
     return estimates
@@ -534,8 +566,13 @@ def calibrate_aggregates(
             if demand <= 0:
                 continue  # NNLS put it at zero: the class does no work here, so no call either
             work[cls] = {"service_time": {"dist": "exponential", "mean": duration_text(demand)}}
+            interval = (
+                f"95% CI [{duration_text(low)}, {duration_text(high)}]"
+                if estimate.interval_unknown is None
+                else f"95% CI unknown: {estimate.interval_unknown}"
+            )
             notes[("tiers", estimate.tier, "classes", cls, "service_time")] = (
-                f"demand {duration_text(demand)} per request (95% CI [{duration_text(low)}, {duration_text(high)}]) by "
+                f"demand {duration_text(demand)} per request ({interval}) by "
                 f"{estimate.method}, {estimate.intervals_used} intervals, R² {estimate.r_squared:.3f}; "
                 "exponential assumed: aggregates give only a mean"
             )
@@ -556,17 +593,7 @@ def calibrate_aggregates(
             "busy_mean": float(np.mean(list(aggregates.busy[estimate.tier].values()))),
             "utilization": float(np.mean(list(aggregates.busy[estimate.tier].values()))) / count,
         }
-        summary["demands"].append(
-            {
-                "tier": estimate.tier,
-                "demands": estimate.demands,
-                "intervals": {c: list(v) for c, v in estimate.intervals.items()},
-                "background": estimate.background,
-                "intervals_used": estimate.intervals_used,
-                "r_squared": estimate.r_squared,
-                "method": estimate.method,
-            }
-        )
+        summary["demands"].append(estimate.as_summary())
     for cls, spec in traffic.items():
         entry = spec["entry"]
         if entry not in tiers:
@@ -589,7 +616,7 @@ def calibrate_aggregates(
             )["calls"] = calls
             notes[("tiers", entry, "classes", cls, "calls")] = (
                 "aggregates do not show the call graph: one call per request to each tier with a "
-                "demand for this class above zero (its 95% interval excludes 0)"
+                "demand for this class above zero (its 95% interval excludes 0, or is unknown)"
             )
     scenario["tiers"] = tiers
     return Calibration(scenario, notes, summary, list(aggregates.warnings))
@@ -598,5 +625,7 @@ def calibrate_aggregates(
 def _significant(demands: list[DemandEstimate], tier: str, cls: str) -> bool:
     for estimate in demands:
         if estimate.tier == tier:
-            return estimate.demands[cls] > 0 and estimate.intervals[cls][0] > 0
+            # An unknown interval cannot rule the demand out: its estimate is all there is.
+            low = estimate.intervals[cls][0] if estimate.interval_unknown is None else math.inf
+            return estimate.demands[cls] > 0 and low > 0
     return False

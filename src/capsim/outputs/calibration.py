@@ -142,7 +142,7 @@ def calibration_document(summary: dict[str, Any], output: str | None) -> Documen
             d["tier"],
             cls,
             cells.time(value),
-            _interval(d["intervals"][cls]),
+            _interval(d["intervals"][cls]) if not d.get("interval_unknown") else "unknown*",
             str(d["intervals_used"]),
             f"{d['r_squared']:.3f}",
         ]
@@ -172,7 +172,14 @@ def calibration_document(summary: dict[str, Any], output: str | None) -> Documen
         sections.append(
             Section("Load steps", ["file", "tool", "users", "throughput", "p50", "p99"], steps)
         )
-    lines = [f"scenario written to {output}" if output else "no scenario written (give -o FILE)"]
+    lines = [
+        f"* {d['tier']}: 95% CI unknown: {d['interval_unknown']}"
+        for d in summary.get("demands", [])
+        if d.get("interval_unknown")
+    ]
+    lines.append(
+        f"scenario written to {output}" if output else "no scenario written (give -o FILE)"
+    )
     return Document(
         title="capsim calibrate · " + ", ".join(summary["sources"]),
         data=summary,
