@@ -28,6 +28,7 @@ from capsim.analysis.calibration_common import scenario_name
 from capsim.analysis.calibration_traces import duplicates_warning
 from capsim.analysis.summary import fewest_samples
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
+from capsim.measurements.otlp import skipped_warning
 
 PERCENTILES = ("p50", "p95", "p99")
 #: A utilization also passes when predicted and measured differ by at most this (one point):
@@ -76,6 +77,7 @@ def measured_load(
             load.latency[cls] = latency_figures(np.array(info["latency"]))
             load.sources[cls] = "traces"
             load.samples[cls] = len(info["latency"])
+        load.warnings.extend(filter(None, map(skipped_warning, traces)))
         if analysis.duplicates:
             load.warnings.append(duplicates_warning(analysis.duplicates))
         if analysis.sampling < 1.0:

@@ -22,6 +22,7 @@ from capsim.analysis.calibration_common import Calibration, latency_figures, sce
 from capsim.analysis.calibration_selfcalls import self_call_findings
 from capsim.analysis.calibration_traces import analyse_traces, calibrate_traces, estimate_rate
 from capsim.measurements import LoadTest, Measurement, MeasurementError, MetricsFile, Traces
+from capsim.measurements.otlp import skipped_warning
 
 __all__ = [
     "Calibration",
@@ -56,6 +57,7 @@ def calibrate(
     loads = [m for m in measurements if isinstance(m, LoadTest)]
     if traces:
         result = calibrate_traces(traces, class_by, workers, name, sampling)
+        result.warnings[:0] = filter(None, map(skipped_warning, traces))
         if metrics:
             aggregates = read_aggregates(metrics, metric_names)
             result.warnings.extend(aggregates.warnings)

@@ -32,12 +32,52 @@ def parse_otlp_json(text: str, path: str | Path) -> Traces:
     if len(documents) == 1 and isinstance(documents[0], list):
         documents = documents[0]  # a JSON array of documents (several exports concatenated)
     spans: list[Span] = []
+    skipped: list[str] = []
     for number, document in enumerate(documents, start=1):
         where = f"{path}" + (f" (document {number})" if len(documents) > 1 else "")
-        spans.extend(_document_spans(document, where))
-    if not spans:
+        spans.extend(_document_spans(document, where, skipped))
+    if not spans and not skipped:
         raise MeasurementError(f"{path}: the OTLP file holds no spans")
-    return Traces(source=str(path), spans=spans)
+    return usable_traces(str(path), spans, skipped)
+
+
+#: A file is refused when fewer than this share of its span records can be read: the rest
+#: would not be a sample of the system, but what the defect left.
+USABLE_SHARE = 0.5
+#: Malformed spans named in a message; the rest are counted.
+NAMED_DEFECTS = 5
+
+
+def usable_traces(source: str, spans: list[Span], skipped: list[str]) -> Traces:
+    """The file's spans with its malformed ones left out (`Traces.skipped`); refused (exit 2)
+    when fewer than `USABLE_SHARE` of its span records are usable."""
+    records = len(spans) + len(skipped)
+    if skipped and len(spans) < USABLE_SHARE * records:
+        raise MeasurementError(
+            f"{source}: only {len(spans)} of its {records} spans can be read (at least "
+            f"{USABLE_SHARE:.0%} must be): {defects_text(skipped, source)}"
+        )
+    return Traces(source=source, spans=spans, skipped=tuple(skipped), records=records)
+
+
+def defects_text(skipped: list[str] | tuple[str, ...], source: str) -> str:
+    """The first `NAMED_DEFECTS` defects of the file `source` (named once, before them),
+    `; `-separated, and how many more."""
+    text = "; ".join(d.removeprefix(source + ": ") for d in skipped[:NAMED_DEFECTS])
+    more = len(skipped) - NAMED_DEFECTS
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
+def skipped_warning(traces: Traces) -> str | None:
+    """The warning for a file's malformed spans (None when there are none)."""
+    if not traces.skipped:
+        return None
+    count = len(traces.skipped)
+    return (
+        f"{traces.source}: {count} malformed span{'s' if count > 1 else ''} of {traces.records} "
+        f"skipped (their children, if any, are left out as spans whose parent is not in the "
+        f"files): {defects_text(traces.skipped, traces.source)}"
+    )
 
 
 def _single_document(text: str) -> bool:
@@ -66,7 +106,8 @@ def _require_list(record: Any, key: str, where: str) -> list[Any]:
     return value
 
 
-def _document_spans(document: Any, where: str) -> list[Span]:
+def _document_spans(document: Any, where: str, skipped: list[str]) -> list[Span]:
+    """The document's spans; a malformed span is left out and described in `skipped`."""
     tempo = isinstance(document, dict) and "resourceSpans" not in document
     if tempo and isinstance(document.get("batches"), list):
         # Grafana Tempo's trace API (/api/traces/{id}) names the resourceSpans `batches`.
@@ -95,8 +136,26 @@ def _document_spans(document: Any, where: str) -> list[Span]:
         )
         for s, scope in enumerate(scopes):
             for n, record in enumerate(_require_list(scope, "spans", f"{here}.scopeSpans[{s}]")):
-                spans.append(_span(record, service, f"{here}.scopeSpans[{s}].spans[{n}]", instance))
+                at = f"{here}.scopeSpans[{s}].spans[{n}]"
+                try:
+                    spans.append(_span(record, service, at, instance))
+                except MeasurementError as defect:
+                    skipped.append(_named(str(defect), record, at))
     return spans
+
+
+def _named(defect: str, record: Any, at: str) -> str:
+    """A span's defect (`at`: where it is) with its trace and span id, when it has them."""
+    if not isinstance(record, dict):
+        return defect
+    ids = [
+        f"{label} {str(_field(record, key))[:40]}"
+        for label, key in (("trace", "traceId"), ("span", "spanId"))
+        if _field(record, key) not in (None, "")
+    ]
+    if not ids:
+        return defect
+    return f"{at} ({', '.join(ids)}): {defect.removeprefix(at + ': ')}"
 
 
 def _span(record: Any, service: str, where: str, instance: str = "") -> Span:
@@ -256,6 +315,7 @@ def parse_otlp_proto(data: bytes, path: str | Path) -> Traces:
             "decompress it first (zstd -d FILE) or export without compression"
         )
     spans: list[Span] = []
+    skipped: list[str] = []
     frames = proto_frames(data)
     for number, frame in enumerate(frames, start=1):
         where = f"{path}" + (f" (message {number})" if len(frames) > 1 else "")
@@ -266,12 +326,12 @@ def parse_otlp_proto(data: bytes, path: str | Path) -> Traces:
             raise MeasurementError(f"{where}: not valid OTLP protobuf: {error}") from None
         document = MessageToDict(message, use_integers_for_enums=True)
         _hex_identifiers(document)
-        spans.extend(_document_spans(document, where))
-    if not spans:
+        spans.extend(_document_spans(document, where, skipped))
+    if not spans and not skipped:
         raise MeasurementError(
             f"{path}: the OTLP protobuf holds no spans (is it traces, not metrics or logs?)"
         )
-    return Traces(source=str(path), spans=spans)
+    return usable_traces(str(path), spans, skipped)
 
 
 def proto_frames(data: bytes) -> list[bytes]:

@@ -41,6 +41,12 @@ class Span:
 class Traces:
     source: str
     spans: list[Span]
+    #: Spans left out because they were malformed (an end before the start, no id, a time
+    #: that is not nanoseconds ...): where each was, its trace and span id when it has them,
+    #: and what was wrong (docs/calibration.md, "Malformed records").
+    skipped: tuple[str, ...] = ()
+    #: Every span record read, the skipped ones included.
+    records: int = 0
 
 
 @dataclass(frozen=True)
