@@ -515,10 +515,15 @@ LOCUST_PERCENTILES = (
 
 
 def write_locust_history(
-    record: Record, users_log: list[tuple[float, int]], path: Path, window: float = 10.0
+    record: Record,
+    users_log: list[tuple[float, int]],
+    path: Path,
+    window: float = 10.0,
+    reset_after: float | None = None,
 ) -> None:
     """Locust's PREFIX_stats_history.csv: a row a second per name and Aggregated; percentiles of
-    the last `window` seconds' responses (in ms), totals since the start."""
+    the last `window` seconds' responses (in ms), totals since the start, or with `reset_after`
+    (Locust's --reset-stats) since `reset_after` seconds after the users last changed."""
     header = [
         "Timestamp",
         "User Count",
@@ -544,7 +549,11 @@ def write_locust_history(
         for second in range(1, end + 1):
             users = [u for t, u in users_log if t <= second][-1]
             recent = latency[(done > second - window) & (done <= second)]
-            total = latency[done <= second]
+            since = -math.inf
+            if reset_after is not None:
+                changes = [t + reset_after for t, _ in users_log[1:] if t + reset_after <= second]
+                since = changes[-1] if changes else -math.inf
+            total = latency[(done <= second) & (done > since)]
             rate = float(((done > second - window) & (done <= second)).sum()) / window
             if recent.size:
                 quantiles = [
@@ -576,3 +585,46 @@ def write_locust_history(
                     *totals,
                 ]
             )
+
+
+def write_locust_stats(record: Record, path: Path, name: str = "/browse") -> None:
+    """Locust's PREFIX_stats.csv (its columns as Locust 2.x writes them): one row per request
+    name, then Aggregated, each the totals of the whole test (response times in ms)."""
+    header = [
+        "Type",
+        "Name",
+        "Request Count",
+        "Failure Count",
+        "Median Response Time",
+        "Average Response Time",
+        "Min Response Time",
+        "Max Response Time",
+        "Average Content Size",
+        "Requests/s",
+        "Failures/s",
+        *LOCUST_PERCENTILES,
+    ]
+    done = np.array([c[0] for c in record.completions])
+    latency = np.array([c[2] for c in record.completions]) * 1000
+    length = float(done.max() - min(done.min(), 0.0)) or 1.0
+    quantiles = [
+        str(round(v))
+        for v in np.percentile(latency, [50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100])
+    ]
+    figures = [
+        str(latency.size),
+        "0",
+        f"{np.median(latency):.0f}",
+        f"{latency.mean():.2f}",
+        f"{latency.min():.0f}",
+        f"{latency.max():.0f}",
+        "512",
+        f"{latency.size / length:.6f}",
+        "0.000000",
+        *quantiles,
+    ]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerow(["GET", name, *figures])
+        writer.writerow(["", "Aggregated", *figures])

@@ -107,7 +107,7 @@ def measured_load(
                 }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
-    for test in (m for m in measurements if isinstance(m, LoadTest) and not is_stepped(m)):
+    for test in _single_loads(measurements, load.warnings):
         for total in test.totals or test.steps:
             cls = total.name or "*"
             _load_test_profile(load, cls, test.completions.get(total.name, ()))
@@ -116,6 +116,40 @@ def measured_load(
             if load.sources.setdefault(cls, test.tool) == test.tool and total.requests > 0:
                 load.samples.setdefault(cls, total.requests)
     return load
+
+
+def is_whole_run(test: LoadTest) -> bool:
+    """Totals of a whole test with no time in them (Locust's _stats.csv, k6's summary export):
+    steps with no users and no start."""
+    return all(step.users == 0 and step.start == 0 for step in test.steps)
+
+
+def _single_loads(measurements: Sequence[Measurement], warnings: list[str]) -> list[LoadTest]:
+    """The load tests compared as one load each: not stepped, and not the whole-run totals of a
+    test whose steps another file of the same tool gives (Locust writes _stats.csv beside
+    _stats_history.csv): those totals mix every step's load, so no single simulated load can
+    match them, and the steps are compared instead (a note says so)."""
+    tests = [m for m in measurements if isinstance(m, LoadTest)]
+    stepped_tools = {t.tool: t.source for t in tests if is_stepped(t)}
+    single = []
+    for test in tests:
+        if is_stepped(test):
+            continue
+        if is_whole_run(test) and test.tool in stepped_tools:
+            warnings.append(
+                f"{test.source} ({test.tool}): the totals of the whole test, whose load steps "
+                f"{stepped_tools[test.tool]} gives: compared step by step from that file, not "
+                "as one load (its rate and percentiles mix every step's)"
+            )
+            continue
+        if is_whole_run(test) and test.tool == "locust":
+            warnings.append(
+                f"{test.source} (locust): the totals of the whole test, compared as one load at "
+                "its mean rate: right for a test at one number of users; for a test in steps "
+                "of users, give its _stats_history.csv, whose steps are compared one by one"
+            )
+        single.append(test)
+    return single
 
 
 def _load_test_profile(load: MeasuredLoad, cls: str, completions: Sequence[float]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import re
 from datetime import datetime
@@ -363,7 +364,8 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
                     for name in PERCENTILES
                     if any(name in p[4] for p in settled)
                 }
-                requests = last[2] - first[2]
+                times = [p[0] for p in group]
+                requests, seconds = counted_since(times, [p[2] for p in group])
                 steps.append(
                     LoadStep(
                         name="",
@@ -371,8 +373,8 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
                         end=last[0],
                         users=first[1],
                         requests=int(requests),
-                        errors=int((last[3] or 0) - (first[3] or 0)),
-                        throughput=requests / (last[0] - first[0]),
+                        errors=int(counted_since(times, [p[3] or 0.0 for p in group])[0]),
+                        throughput=requests / seconds if seconds > 0 else 0.0,
                         latency=latency,
                     )
                 )
@@ -382,6 +384,21 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
     return LoadTest(
         source=str(path), tool="locust", steps=steps, totals=_locust_named_totals(rows, path)
     )
+
+
+def counted_since(times: list[float], totals: list[float]) -> tuple[float, float]:
+    """What a running total counted from its first row to its last, and over how many seconds:
+    the sum of its rises and the time they took. An interval in which it fell (Locust's
+    `--reset-stats` zeroes its totals once a step's users have spawned) is left out, count and
+    time, since what it counted before the reset is not known. Rows without a number are
+    skipped."""
+    rows = [(t, v) for t, v in zip(times, totals, strict=True) if math.isfinite(v)]
+    counted = seconds = 0.0
+    for (t0, before), (t1, after) in itertools.pairwise(rows):
+        if after >= before:
+            counted += after - before
+            seconds += t1 - t0
+    return counted, seconds
 
 
 def _locust_named_totals(rows: list[dict[str, str]], path: str | Path) -> list[LoadStep]:
