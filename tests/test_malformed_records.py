@@ -7,6 +7,7 @@ records")."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -93,3 +94,109 @@ def test_a_file_whose_spans_are_mostly_malformed_is_refused_with_the_first_defec
     assert f"only {len(spans) - len(spans) * 2 // 3} of its {len(spans)} spans can be read" in err
     assert "spans[0]" in err and "found 'yesterday'" in err and "more" in err
     assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def stepped(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The shop's browse requests from 1, 2, 4 and 8 users (10 s each), as k6 and Locust write
+    them."""
+    folder = tmp_path_factory.mktemp("stepped")
+    record, users = gt.run_closed(gt.Truth(), 3, [(1, 10.0), (2, 10.0), (4, 10.0), (8, 10.0)])
+    gt.write_k6(record, users, folder / "k6.ndjson")
+    gt.write_locust_history(record, users, folder / "run_stats_history.csv")
+    return {"folder": folder}
+
+
+def usl(path: Path) -> tuple[int, dict, str]:
+    code, out, err = invoke("fit-usl", str(path), "--format", "json")
+    return code, json.loads(out) if code == 0 else {}, err
+
+
+def test_a_truncated_k6_line_is_skipped_with_its_line_number(stepped: dict) -> None:
+    lines = (stepped["folder"] / "k6.ndjson").read_text().splitlines()
+    lines[10] = lines[10][:40]  # a line another writer cut
+    lines.append('{"type":"Point","metric":"http_req_duration","data":{"time":"2026-13-01T00:0')
+    path = stepped["folder"] / "k6-cut.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    code, data, err = usl(path)
+    assert code == 0, err  # before: exit 2 at line 11
+    (note,) = [n for n in data["notes"] if "malformed" in n]
+    assert f"2 malformed lines of {len(lines)} skipped" in note
+    assert "line 11:" in note and f"line {len(lines)}:" in note and "invalid JSON" in note
+    assert data["points"] == 4
+
+
+def test_a_broken_locust_row_is_skipped_with_its_line_number(stepped: dict) -> None:
+    rows = (stepped["folder"] / "run_stats_history.csv").read_text().splitlines()
+    rows[7] = ",".join(rows[7].split(",")[:5])  # cut short
+    cells = rows[9].split(",")
+    cells[1] = "many"  # User Count
+    rows[9] = ",".join(cells)
+    path = stepped["folder"] / "broken_stats_history.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code, data, err = usl(path)
+    assert code == 0, err
+    (note,) = [n for n in data["notes"] if "malformed" in n]
+    assert f"2 malformed rows of {len(rows) - 1} skipped" in note
+    assert "line 8: the row has the wrong number of fields" in note
+    assert "line 10: column 'User Count' holds 'many', not a number" in note
+
+
+def test_a_locust_file_of_mostly_broken_rows_is_refused(stepped: dict) -> None:
+    rows = (stepped["folder"] / "run_stats_history.csv").read_text().splitlines()
+    broken = [rows[0]] + [",".join(r.split(",")[:3]) for r in rows[1:]]
+    path = stepped["folder"] / "cut_stats_history.csv"
+    path.write_text("\n".join(broken) + "\n")
+    code, _, err = usl(path)
+    assert code == 2
+    assert f"only 0 of its {len(rows) - 1} rows can be read" in err and "line 2:" in err
+
+
+def prometheus(values: list[list]) -> dict:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"service": "front", "route": "/search"},
+                    "values": values,
+                }
+            ],
+        },
+    }
+
+
+def test_a_prometheus_sample_that_is_not_a_number_is_skipped_and_named(tmp_path: Path) -> None:
+    times = [1_780_000_000 + 15 * k for k in range(20)]
+    rates = [[t, "50"] for t in times]
+    rates[3] = [times[3], "fifty"]
+    rates[7] = [times[7]]
+    cpu = [[t, "0.5"] for t in times]
+    (tmp_path / "requests.json").write_text(json.dumps(prometheus(rates)))
+    (tmp_path / "cpu.json").write_text(json.dumps(prometheus(cpu)))
+    code, out, err = invoke(
+        "calibrate",
+        str(tmp_path / "requests.json"),
+        str(tmp_path / "cpu.json"),
+        "-o",
+        str(tmp_path / "m.yaml"),
+        "--format",
+        "json",
+    )
+    assert code == 0, err  # before: exit 2 at data.result[0].values[3]
+    assert "2 malformed samples of 20 skipped" in err
+    assert "data.result[0].values[3]: expected a number timestamp and a numeric string" in err
+    assert 'data.result[0].values[7]: expected [timestamp, "value"]' in err
+    (front,) = json.loads(out)["demands"]
+    assert front["demands"]["search"] == pytest.approx(0.010, rel=1e-3)
+    assert front["intervals_used"] == 18
+
+
+def test_a_prometheus_file_of_mostly_broken_samples_is_refused(tmp_path: Path) -> None:
+    times = [1_780_000_000 + 15 * k for k in range(10)]
+    values = [[t, "n/a"] for t in times[:6]] + [[t, "50"] for t in times[6:]]
+    (tmp_path / "requests.json").write_text(json.dumps(prometheus(values)))
+    code, _, err = invoke("calibrate", str(tmp_path / "requests.json"))
+    assert code == 2
+    assert "only 4 of its 10 samples can be read" in err and "values[0]" in err

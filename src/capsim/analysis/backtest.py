@@ -28,6 +28,7 @@ from capsim.analysis.calibration_common import scenario_name
 from capsim.analysis.calibration_traces import duplicates_warning
 from capsim.analysis.summary import fewest_samples
 from capsim.measurements import LoadStep, LoadTest, Measurement, MetricsFile, Traces
+from capsim.measurements.loadtests import load_test_warning
 from capsim.measurements.otlp import skipped_warning
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -107,6 +108,8 @@ def measured_load(
                 }
         for tier, busy in aggregates.busy.items():
             load.busy[tier] = float(np.mean(list(busy.values())))
+    tests = [m for m in measurements if isinstance(m, LoadTest)]
+    load.warnings.extend(filter(None, map(load_test_warning, tests)))
     for test in _single_loads(measurements, load.warnings):
         for total in test.totals or test.steps:
             cls = total.name or "*"

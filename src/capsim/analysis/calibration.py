@@ -22,6 +22,7 @@ from capsim.analysis.calibration_common import Calibration, latency_figures, sce
 from capsim.analysis.calibration_selfcalls import self_call_findings
 from capsim.analysis.calibration_traces import analyse_traces, calibrate_traces, estimate_rate
 from capsim.measurements import LoadTest, Measurement, MeasurementError, MetricsFile, Traces
+from capsim.measurements.loadtests import load_test_warning
 from capsim.measurements.otlp import skipped_warning
 
 __all__ = [
@@ -74,6 +75,7 @@ def calibrate(
     if deadlocks:
         result.summary["deadlocks"] = deadlocks
         result.warnings.extend(found["sentence"] for found in deadlocks)
+    result.warnings.extend(filter(None, map(load_test_warning, loads)))
     if loads:
         result.summary["load_steps"] = [
             {

@@ -124,7 +124,8 @@ def read_aggregates(files: Sequence[MetricsFile], names: MetricNames | None = No
     busy: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rate_sources: set[str] = set()
-    warnings: list[str] = [_query_warnings(file) for file in files if file.warnings]
+    warnings: list[str] = [file.malformed for file in files if file.malformed]
+    warnings += [_query_warnings(file) for file in files if file.warnings]
     #: each series' sample times, per summed figure: ("CPU", tier) or ("request rate", class)
     summed: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
     for file in files:

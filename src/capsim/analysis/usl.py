@@ -17,6 +17,7 @@ from capsim.analysis.backtest import matching_class
 from capsim.analysis.fitting import fit_usl
 from capsim.errors import UsageError
 from capsim.measurements import LoadTest
+from capsim.measurements.loadtests import load_test_warning
 
 #: Points of the fitted curve drawn in the plot.
 CURVE_POINTS = 60
@@ -57,7 +58,8 @@ def usl_summary(tests: Sequence[LoadTest], sources: Sequence[str]) -> dict[str, 
             "concurrency": [float(v) for v in grid],
             "throughput": [float(v) for v in result.throughput_at(grid)],
         },
-        "notes": [] if finite_peak else ["κ = 0: no retrograde region, no finite peak N*"],
+        "notes": [w for test in tests if (w := load_test_warning(test))]
+        + ([] if finite_peak else ["κ = 0: no retrograde region, no finite peak N*"]),
     }
 
 

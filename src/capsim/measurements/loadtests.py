@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 import re
+from dataclasses import replace
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from capsim.errors import ResourceLimitError
-from capsim.measurements.reading import MeasurementError, json_lines, parse_json
+from capsim.measurements.reading import (
+    MeasurementError,
+    malformed_warning,
+    parse_json,
+    refuse_mostly_malformed,
+)
 from capsim.measurements.types import LoadStep, LoadTest
 
 PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
@@ -123,37 +128,57 @@ def parse_k6_json(text: str, path: str | Path, class_tag: str = "name") -> LoadT
     """`k6 run --out json=FILE`: Point lines of http_req_duration (ms), http_req_failed and vus."""
     durations: list[tuple[float, float, str, bool]] = []
     vus: list[tuple[float, float]] = []
-    failed: dict[float, int] = {}
-    for number, line in enumerate(json_lines(text, path), start=1):
-        if not isinstance(line, dict) or line.get("type") not in ("Point", "Metric"):
-            raise MeasurementError(f"{path}:{number}: expected a k6 line with type Point or Metric")
-        if line["type"] != "Point":
+    skipped: list[str] = []
+    usable = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
             continue
-        data = line.get("data")
-        if not isinstance(data, dict) or "time" not in data or "value" not in data:
-            raise MeasurementError(f"{path}:{number}: a Point needs data.time and data.value")
-        metric = line.get("metric")
-        time = _k6_time(data["time"], f"{path}:{number}")
-        tags = data.get("tags") or {}
+        try:
+            point = _k6_point(parse_json(raw, path, line_offset=number - 1), f"{path}:{number}")
+        except MeasurementError as defect:
+            skipped.append(str(defect))  # a truncated last line, a line another writer broke
+            continue
+        usable += 1
+        if point is None:
+            continue
+        metric, time, value, tags = point
         if metric == "http_req_duration":
             status = str(tags.get("status", "200"))
-            durations.append(
-                (
-                    time,
-                    float(data["value"]) / 1000.0,
-                    str(tags.get(class_tag, "")),
-                    not status.startswith(("2", "3")),
-                )
-            )
+            failed = not status.startswith(("2", "3"))
+            durations.append((time, value / 1000.0, str(tags.get(class_tag, "")), failed))
         elif metric == "vus":
-            vus.append((time, float(data["value"])))
-        elif metric == "http_req_failed" and float(data["value"]):
-            failed[time] = failed.get(time, 0) + 1
+            vus.append((time, value))
+    refuse_mostly_malformed(str(path), usable, skipped, "lines")
     if not durations:
         raise MeasurementError(
             f"{path}: no http_req_duration points; was it written by k6 run --out json?"
         )
-    return _steps_from_requests(str(path), "k6", durations, vus)
+    test = _steps_from_requests(str(path), "k6", durations, vus)
+    return replace(test, skipped=tuple(skipped), records=usable + len(skipped))
+
+
+def _k6_point(line: Any, where: str) -> tuple[str, float, float, dict[str, Any]] | None:
+    """A k6 line's Point as (metric, time, value, tags); None for a Metric line."""
+    if not isinstance(line, dict) or line.get("type") not in ("Point", "Metric"):
+        raise MeasurementError(f"{where}: expected a k6 line with type Point or Metric")
+    if line["type"] != "Point":
+        return None
+    data = line.get("data")
+    if not isinstance(data, dict) or "time" not in data or "value" not in data:
+        raise MeasurementError(f"{where}: a Point needs data.time and data.value")
+    try:
+        value = float(data["value"])
+    except (TypeError, ValueError):
+        raise MeasurementError(
+            f"{where}: data.value {data['value']!r:.40} is not a number"
+        ) from None
+    tags = data.get("tags") or {}
+    return (
+        str(line.get("metric")),
+        _k6_time(data["time"], where),
+        value,
+        tags if isinstance(tags, dict) else {},
+    )
 
 
 def _steps_from_requests(
@@ -231,33 +256,56 @@ def _not_csv(path: str | Path, line: int, error: csv.Error) -> MeasurementError:
     )
 
 
-def _rows(text: str, path: str | Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+#: A CSV row with the line it is on.
+Row = tuple[int, dict[str, str]]
+
+
+def _rows(
+    text: str, path: str | Path, required: tuple[str, ...], numbers: tuple[str, ...] = ()
+) -> tuple[list[Row], list[str]]:
+    """The CSV's rows (with their line numbers) that have every field and a number (or N/A)
+    in each of the `numbers` columns they have, and a defect for each other row (docs/
+    calibration.md, "Malformed records"); refused unless more than half are usable."""
     reader = csv.DictReader(io.StringIO(text))
     try:
-        return _read_rows(reader, path, required)
+        rows, skipped = _read_rows(reader, path, required)
     except csv.Error as error:
         raise _not_csv(path, reader.reader.line_num, error) from None
+    usable = []
+    for line, row in rows:
+        try:
+            for column in numbers:
+                if column in row:
+                    _number(row, column, path, line)
+        except MeasurementError as defect:
+            skipped.append(str(defect))
+            continue
+        usable.append((line, row))
+    refuse_mostly_malformed(str(path), len(usable), skipped, "rows")
+    return usable, skipped
 
 
 def _read_rows(
     reader: csv.DictReader[str], path: str | Path, required: tuple[str, ...]
-) -> list[dict[str, str]]:
+) -> tuple[list[Row], list[str]]:
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in required if c not in columns]
     if missing:
         raise MeasurementError(
             f"{path}:1: missing column(s) {', '.join(missing)}; found {', '.join(columns)}"
         )
-    rows = []
+    rows: list[Row] = []
+    skipped: list[str] = []
     for row in reader:
         if None in row or any(v is None for v in row.values()):
-            raise MeasurementError(
+            skipped.append(
                 f"{path}:{reader.line_num}: the row has the wrong number of fields (truncated?)"
             )
-        rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
-    if not rows:
+            continue
+        rows.append((reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items()}))
+    if not rows and not skipped:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")
-    return rows
+    return rows, skipped
 
 
 def _number(row: dict[str, str], column: str, path: str | Path, line: int) -> float:
@@ -298,11 +346,10 @@ def _locust_latency(
 
 def parse_locust_stats(text: str, path: str | Path) -> LoadTest:
     """Locust `--csv PREFIX` -> PREFIX_stats.csv: one row per request name, then Aggregated."""
-    rows = _rows(
-        text, path, ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
-    )
+    required = ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
+    rows, skipped = _rows(text, path, required, (*required[1:], "Average Response Time"))
     totals = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         count = _number(row, "Request Count", path, line)
         rate = _number(row, "Requests/s", path, line)
         name = "" if row["Name"] == "Aggregated" else row["Name"]
@@ -324,6 +371,8 @@ def parse_locust_stats(text: str, path: str | Path) -> LoadTest:
         tool="locust",
         steps=aggregated,
         totals=[t for t in totals if t.name] or aggregated,
+        skipped=tuple(skipped),
+        records=len(rows) + len(skipped),
     )
 
 
@@ -331,12 +380,10 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
     """PREFIX_stats_history.csv: a row a second per name and Aggregated. A step is a run of
     rows at one User Count; its throughput is from Total Request Count, its percentiles the
     median of Locust's rolling-window percentiles after the first `settle` seconds."""
-    rows = _rows(
-        text, path, ("Timestamp", "User Count", "Name", "Total Request Count", "50%", "95%", "99%")
-    )
-    aggregated = [
-        (line, row) for line, row in enumerate(rows, start=2) if row["Name"] == "Aggregated"
-    ]
+    required = ("Timestamp", "User Count", "Name", "Total Request Count", "50%", "95%", "99%")
+    numbers = (*required[:2], *required[3:], "Total Failure Count", "Total Average Response Time")
+    rows, skipped = _rows(text, path, required, numbers)
+    aggregated = [(line, row) for line, row in rows if row["Name"] == "Aggregated"]
     if not aggregated:
         raise MeasurementError(f"{path}: no Aggregated rows; is this a Locust _stats_history.csv?")
     points = [
@@ -382,7 +429,12 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
     if not steps:
         raise MeasurementError(f"{path}: no load step of at least 3 rows at a constant User Count")
     return LoadTest(
-        source=str(path), tool="locust", steps=steps, totals=_locust_named_totals(rows, path)
+        source=str(path),
+        tool="locust",
+        steps=steps,
+        totals=_locust_named_totals(rows, path),
+        skipped=tuple(skipped),
+        records=len(rows) + len(skipped),
     )
 
 
@@ -394,18 +446,18 @@ def counted_since(times: list[float], totals: list[float]) -> tuple[float, float
     skipped."""
     rows = [(t, v) for t, v in zip(times, totals, strict=True) if math.isfinite(v)]
     counted = seconds = 0.0
-    for (t0, before), (t1, after) in itertools.pairwise(rows):
+    for (t0, before), (t1, after) in pairwise(rows):
         if after >= before:
             counted += after - before
             seconds += t1 - t0
     return counted, seconds
 
 
-def _locust_named_totals(rows: list[dict[str, str]], path: str | Path) -> list[LoadStep]:
+def _locust_named_totals(rows: list[Row], path: str | Path) -> list[LoadStep]:
     """Per request name (the rows other than Aggregated): its requests from the first to the
     last row, and their rate; what names the class a stepped test drove."""
     by_name: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if row["Name"] != "Aggregated":
             by_name.setdefault(row["Name"], []).append((line, row))
     totals = []
@@ -484,3 +536,11 @@ def _read_usl_csv(reader: csv.DictReader[str], path: str | Path) -> LoadTest:
     if not steps:
         raise MeasurementError(f"{path}: the CSV has a header but no rows")
     return LoadTest(source=str(path), tool="csv", steps=steps, totals=[])
+
+
+def load_test_warning(test: LoadTest) -> str | None:
+    """The warning for a load test's malformed lines or rows (None when there are none)."""
+    if not test.skipped:
+        return None
+    noun = "lines" if test.tool == "k6" else "rows"
+    return malformed_warning(test.source, test.skipped, test.records, noun)

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from capsim.measurements.reading import MeasurementError, json_lines, parse_json
+from capsim.measurements.reading import (
+    MeasurementError,
+    json_lines,
+    malformed_warning,
+    parse_json,
+    refuse_mostly_malformed,
+)
 from capsim.measurements.types import SPAN_KINDS, Span, Traces
 
 _KIND_NAMES = {f"SPAN_KIND_{name.upper()}": name for name in SPAN_KINDS} | {
@@ -41,42 +47,25 @@ def parse_otlp_json(text: str, path: str | Path) -> Traces:
     return usable_traces(str(path), spans, skipped)
 
 
-#: A file is refused when fewer than this share of its span records can be read: the rest
-#: would not be a sample of the system, but what the defect left.
-USABLE_SHARE = 0.5
-#: Malformed spans named in a message; the rest are counted.
-NAMED_DEFECTS = 5
-
-
 def usable_traces(source: str, spans: list[Span], skipped: list[str]) -> Traces:
     """The file's spans with its malformed ones left out (`Traces.skipped`); refused (exit 2)
-    when fewer than `USABLE_SHARE` of its span records are usable."""
-    records = len(spans) + len(skipped)
-    if skipped and len(spans) < USABLE_SHARE * records:
-        raise MeasurementError(
-            f"{source}: only {len(spans)} of its {records} spans can be read (at least "
-            f"{USABLE_SHARE:.0%} must be): {defects_text(skipped, source)}"
-        )
-    return Traces(source=source, spans=spans, skipped=tuple(skipped), records=records)
-
-
-def defects_text(skipped: list[str] | tuple[str, ...], source: str) -> str:
-    """The first `NAMED_DEFECTS` defects of the file `source` (named once, before them),
-    `; `-separated, and how many more."""
-    text = "; ".join(d.removeprefix(source + ": ") for d in skipped[:NAMED_DEFECTS])
-    more = len(skipped) - NAMED_DEFECTS
-    return text + (f"; and {more} more" if more > 0 else "")
+    unless more than `USABLE_SHARE` of its span records are usable."""
+    refuse_mostly_malformed(source, len(spans), skipped, "spans")
+    return Traces(
+        source=source, spans=spans, skipped=tuple(skipped), records=len(spans) + len(skipped)
+    )
 
 
 def skipped_warning(traces: Traces) -> str | None:
     """The warning for a file's malformed spans (None when there are none)."""
     if not traces.skipped:
         return None
-    count = len(traces.skipped)
-    return (
-        f"{traces.source}: {count} malformed span{'s' if count > 1 else ''} of {traces.records} "
-        f"skipped (their children, if any, are left out as spans whose parent is not in the "
-        f"files): {defects_text(traces.skipped, traces.source)}"
+    return malformed_warning(
+        traces.source,
+        traces.skipped,
+        traces.records,
+        "spans",
+        " (their children, if any, are left out as spans whose parent is not in the files)",
     )
 
 

@@ -6,7 +6,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from capsim.measurements.reading import MeasurementError, parse_json
+from capsim.measurements.reading import (
+    MeasurementError,
+    malformed_warning,
+    parse_json,
+    refuse_mostly_malformed,
+)
 from capsim.measurements.types import MetricSeries, MetricsFile
 
 
@@ -32,11 +37,13 @@ def parse_prometheus(text: str, path: str | Path) -> MetricsFile:
     result = data["result"]
     if not isinstance(result, list):
         raise MeasurementError(f"{path}: data.result must be a list of series")
-    series = [_series(item, f"{path}: data.result[{n}]") for n, item in enumerate(result)]
+    skipped: list[str] = []
+    series = [_series(item, f"{path}: data.result[{n}]", skipped) for n, item in enumerate(result)]
+    samples = sum(len(item.get("values") or []) for item in result if isinstance(item, dict))
+    refuse_mostly_malformed(str(path), samples - len(skipped), skipped, "samples")
     if not series:
         raise MeasurementError(f"{path}: the query returned no series")
     if not any(item.values for item in series):
-        samples = sum(len(item.get("values") or []) for item in result if isinstance(item, dict))
         raise MeasurementError(
             f"{path}: none of its {samples:,} samples in {len(series)} series is a finite "
             'number (every one is "NaN" or "+Inf"/"-Inf", or there are none): nothing was '
@@ -48,10 +55,13 @@ def parse_prometheus(text: str, path: str | Path) -> MetricsFile:
         source=str(path),
         series=series,
         warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+        malformed=malformed_warning(str(path), skipped, samples, "samples") if skipped else None,
     )
 
 
-def _series(item: Any, where: str) -> MetricSeries:
+def _series(item: Any, where: str, skipped: list[str]) -> MetricSeries:
+    """One series; a malformed sample (not a [timestamp, "value"] pair, a value that is not a
+    number, a timestamp that is not finite) is left out and described in `skipped`."""
     if isinstance(item, dict) and "values" not in item and "histograms" in item:
         raise MeasurementError(
             f"{where}: the series holds native histograms ('histograms'), which capsim does "
@@ -67,19 +77,22 @@ def _series(item: Any, where: str) -> MetricSeries:
     values: list[float] = []
     for k, pair in enumerate(item["values"] or []):
         if not isinstance(pair, list) or len(pair) != 2:
-            raise MeasurementError(f'{where}.values[{k}]: expected [timestamp, "value"]')
+            skipped.append(f'{where}.values[{k}]: expected [timestamp, "value"]')
+            continue
         try:
             time, value = float(pair[0]), float(pair[1])
         except (TypeError, ValueError):
-            raise MeasurementError(
+            skipped.append(
                 f"{where}.values[{k}]: expected a number timestamp and a numeric string, "
                 f"found {pair!r:.80}"
-            ) from None
+            )
+            continue
         if not math.isfinite(time):
-            raise MeasurementError(
+            skipped.append(
                 f"{where}.values[{k}]: the timestamp {pair[0]!r:.40} is not a finite number of "
                 "seconds since the epoch"
             )
+            continue
         if math.isfinite(value):
             # Prometheus times are in milliseconds: rounding to them matches the samples of
             # files queried over the same range and step despite float noise in the JSON.

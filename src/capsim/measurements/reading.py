@@ -134,6 +134,55 @@ def json_lines(text: str, path: str | Path) -> list[Any]:
     return documents
 
 
+#: A file is refused unless more than this share of its records (spans, k6 lines, CSV rows,
+#: Prometheus samples) can be read: the rest would not be a sample of the system, but what
+#: the defect left (docs/calibration.md, "Malformed records").
+USABLE_SHARE = 0.5
+#: Malformed records named in a message; the rest are counted.
+NAMED_DEFECTS = 5
+
+
+def defects_text(skipped: list[str] | tuple[str, ...], source: str) -> str:
+    """The first `NAMED_DEFECTS` defects of the file `source` (named once, before them),
+    `; `-separated, and how many more."""
+    text = "; ".join(_after_source(d, source) for d in skipped[:NAMED_DEFECTS])
+    more = len(skipped) - NAMED_DEFECTS
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
+def _after_source(defect: str, source: str) -> str:
+    """`FILE: where: what` -> `where: what`; `FILE:12:5: what` -> `line 12:5: what`."""
+    if defect.startswith(source + ": "):
+        return defect[len(source) + 2 :]
+    if defect.startswith(source + ":"):
+        return "line " + defect[len(source) + 1 :]
+    return defect
+
+
+def refuse_mostly_malformed(source: str, usable: int, skipped: list[str], noun: str) -> None:
+    """Exit 2 unless more than `USABLE_SHARE` of the file's records (`usable` read, `skipped`
+    malformed) can be read, naming the first defects."""
+    records = usable + len(skipped)
+    if skipped and usable <= USABLE_SHARE * records:
+        raise MeasurementError(
+            f"{source}: only {usable} of its {records} {noun} can be read (more than "
+            f"{USABLE_SHARE:.0%} must be): {defects_text(skipped, source)}"
+        )
+
+
+def malformed_warning(
+    source: str, skipped: list[str] | tuple[str, ...], records: int, noun: str, left: str = ""
+) -> str:
+    """`FILE: 2 malformed rows of 120 skipped: line 7: ...; line 9: ...`; `noun` is plural,
+    `left` what their absence means (after `skipped`)."""
+    count = len(skipped)
+    name = noun if count > 1 else noun.removesuffix("s")
+    return (
+        f"{source}: {count} malformed {name} of {records} skipped{left}: "
+        f"{defects_text(skipped, source)}"
+    )
+
+
 def _is_binary(data: bytes) -> bool:
     head = data[:512]
     return b"\x00" in head or any(byte < 9 for byte in head)

@@ -65,6 +65,9 @@ class MetricsFile:
     #: The response's `warnings`: what Prometheus (or Thanos, Mimir) says went wrong without
     #: failing the query, such as a store that did not answer (the data may be partial).
     warnings: tuple[str, ...] = ()
+    #: capsim's own warning about samples it left out because they were malformed (docs/
+    #: calibration.md, "Malformed records"); None when every sample could be read.
+    malformed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class LoadTest:
     #: Per request name, the times its requests completed, when the file records each request
     #: (k6's --out json): how the offered rate changed over the test.
     completions: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: Records (k6 lines, CSV rows) left out because they were malformed: where each was and
+    #: what was wrong (docs/calibration.md, "Malformed records"); `records` counts them all.
+    skipped: tuple[str, ...] = ()
+    records: int = 0
 
 
 Measurement = Traces | MetricsFile | LoadTest
