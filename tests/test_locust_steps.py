@@ -7,6 +7,7 @@ tests")."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -92,3 +93,38 @@ def test_steps_are_read_through_locusts_reset_stats(locust_run: dict) -> None:
     for a, b in zip(plain.steps, reset.steps, strict=True):  # type: ignore[union-attr]
         assert b.throughput == pytest.approx(a.throughput, rel=0.02)
         assert b.throughput > 50
+
+
+def test_a_k6_summary_beside_the_tests_json_output_is_not_one_open_load(
+    locust_run: dict, tmp_path: Path
+) -> None:
+    record, users = gt.run_closed(gt.Truth(), 3, STEPS)
+    k6 = tmp_path / "k6.json"
+    gt.write_k6(record, users, k6)
+    summary = tmp_path / "summary.json"
+    done = [c[0] for c in record.completions]
+    rate = len(done) / max(done)
+    summary.write_text(
+        json.dumps(
+            {
+                "metrics": {
+                    "http_reqs": {"count": len(done), "rate": rate},
+                    "http_req_duration": {"med": 15.0, "p(95)": 40.0, "p(99)": 61.0},
+                    "vus_max": {"value": 8, "min": 8, "max": 8},
+                }
+            }
+        )
+    )
+    _code, out, _err = invoke(
+        "backtest",
+        str(locust_run["model"]),
+        str(summary),
+        str(k6),
+        "--duration",
+        "10s",
+        "--format",
+        "json",
+    )
+    data = json.loads(out)
+    assert {r["what"] for r in data["comparisons"]} == {"step"}
+    assert any("summary.json (k6): the totals of the whole test" in n for n in data["notes"])

@@ -122,9 +122,9 @@ def measured_load(
 
 
 def is_whole_run(test: LoadTest) -> bool:
-    """Totals of a whole test with no time in them (Locust's _stats.csv, k6's summary export):
-    steps with no users and no start."""
-    return all(step.users == 0 and step.start == 0 for step in test.steps)
+    """Totals of a whole test with no time in them (Locust's _stats.csv, k6's summary export,
+    whose users are its `vus_max`): steps of a load-test tool that start at 0."""
+    return test.tool in ("k6", "locust") and all(step.start == 0 for step in test.steps)
 
 
 def _single_loads(measurements: Sequence[Measurement], warnings: list[str]) -> list[LoadTest]:
