@@ -164,3 +164,21 @@ def test_calibrated_with_the_real_pool_the_model_runs_and_matches_the_truth(
     # about 20% low (docs/calibration.md, "A service that calls itself").
     latency = data["classes"]["GET_page"]["latency"]
     assert latency["mean"] == pytest.approx(float(np.mean(roots)), rel=0.1)
+
+
+def test_a_live_pool_at_risk_is_not_called_deadlocked_for_requests_that_wait(
+    tmp_path: Path,
+) -> None:
+    # 12 workers: a lone request deadlocks them once in 0.5^12 (about every 20 s at 200
+    # visits/s), so solve reports the risk; this seed's 5 s stay live, with requests waiting now
+    # and then (up to 4 at once), which alone must not read as a stall.
+    path = scenario(tmp_path, workers=12)
+    path.write_text(
+        path.read_text().replace("duration: 20s, warmup: 2s", "duration: 5s, warmup: 0.5s")
+    )
+    _code, out, _ = invoke("solve", str(path), "--format", "json")
+    assert json.loads(out)["deadlocks"], "the risk is reported by solve"
+    _code, out, _ = invoke("run", str(path), "--format", "json", "--seed", "2")
+    front = json.loads(out)["tiers"]["front"]
+    assert front["queue_length"]["max"] >= 2 and front["throughput"] > 150
+    assert "deadlock" not in front

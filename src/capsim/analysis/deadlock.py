@@ -217,14 +217,20 @@ def mark_deadlocks(model: Model, tiers: dict[str, dict[str, Any]]) -> list[dict[
 
 def stalled(tier_runs: list[TierRun]) -> bool:
     """Whether the runs show a pool that stopped: in at least half of the replications, visits
-    were still waiting for a worker at the window's end and the number waiting never fell
-    over the window's last quarter (no worker was freed to take one; a merely busy pool's
-    line goes down now and then)."""
+    waited for a worker throughout the window's last quarter (every sample of the number
+    waiting above 0, and some still at the end) and their number never fell (no worker was
+    freed to take one; a merely busy pool's line goes down now and then, and an idle one's is
+    at 0)."""
     count = 0
     for run in tier_runs:
         trace = np.asarray(run.queue_trace, dtype=np.float64)
         tail = trace[len(trace) * 3 // 4 :]
-        if run.backlog_at_end > 0 and tail.size >= 2 and bool(np.all(np.diff(tail) >= 0)):
+        if (
+            run.backlog_at_end > 0
+            and tail.size >= 2
+            and tail[0] > 0
+            and bool(np.all(np.diff(tail) >= 0))
+        ):
             count += 1
     return bool(tier_runs) and 2 * count >= len(tier_runs)
 
