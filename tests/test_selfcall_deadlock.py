@@ -121,6 +121,8 @@ def test_calibrate_warns_with_the_figures_solve_and_run_will_show(selfcall_trace
     (found,) = summary["deadlocks"]
     assert found["tier"] == "front" and found["within_run"] is True
     assert "can DEADLOCK" in err and "at most 2 deep" in err
+    # 200 visits/s, q = 0.5: 100 chains/s x 3.15e7 s a year needs 0.5^W <= 3.2e-10, W >= 32.
+    assert found["workers_for_a_year"] == 32 and "with 32 workers or more" in err
     code, out, _ = invoke("solve", str(out_yaml), "--format", "json")
     solved = json.loads(out)["tiers"]["front"]["deadlock"]
     assert solved["lone_request"] == pytest.approx(found["lone_request"])

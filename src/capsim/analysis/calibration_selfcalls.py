@@ -38,9 +38,14 @@ def self_call_findings(result: Calibration) -> list[dict[str, Any]]:
         tier_summary = result.summary.get("tiers", {}).get(risk.tier, {})
         figures = risk.as_dict(rate, run_seconds(model))
         figures["deepest_nesting"] = tier_summary.get("deepest_nesting")
+        figures["workers_for_a_year"] = risk.workers_for(rate, _YEAR)
         figures["sentence"] = _sentence(risk.sentence(rate, run_seconds(model)), figures)
         found.append({"tier": risk.tier, **figures})
     return found
+
+
+#: Seconds in a year: the horizon of `workers_for_a_year`.
+_YEAR = 365 * 86400.0
 
 
 def _sentence(risk: str, figures: dict[str, Any]) -> str:
@@ -52,6 +57,12 @@ def _sentence(risk: str, figures: dict[str, Any]) -> str:
         if deepest
         else ""
     )
+    enough = figures.get("workers_for_a_year")
+    if enough:
+        seen += (
+            f"; with {enough} workers or more a lone request would deadlock the model less than "
+            "once a year at the measured rate"
+        )
     return (
         f"calibrated model: {risk}{seen}. capsim solve and capsim run report it the same way; "
         "give the real pool with --workers TIER=N (docs/calibration.md, 'A service that calls "

@@ -54,6 +54,17 @@ class DeadlockRisk:
         per_second = chains * self.lone_request
         return 1.0 / per_second if per_second > 0 else math.inf
 
+    def workers_for(self, visit_rate: float, seconds: float) -> int | None:
+        """The fewest workers with which a lone request deadlocks the pool less than once in
+        `seconds` at `visit_rate`: r (1 - q) q^W <= 1 / seconds; None without traffic."""
+        q = self.return_probability
+        chains = visit_rate * (1.0 - q) * seconds
+        if chains <= 0 or q <= 0:
+            return None
+        if q >= 1:
+            return None  # every visit calls back: no pool is deep enough
+        return max(1, math.ceil(math.log(1.0 / chains) / math.log(q)))
+
     def as_dict(self, visit_rate: float, run_seconds: float) -> dict[str, Any]:
         expected = self.seconds_to_deadlock(visit_rate)
         return {
