@@ -128,3 +128,20 @@ def test_a_k6_summary_beside_the_tests_json_output_is_not_one_open_load(
     data = json.loads(out)
     assert {r["what"] for r in data["comparisons"]} == {"step"}
     assert any("summary.json (k6): the totals of the whole test" in n for n in data["notes"])
+
+
+def test_users_spawned_gradually_between_steps_are_not_steps_of_their_own(tmp_path: Path) -> None:
+    # 1, 4 and 8 users held 30 s, reached one user every 5 s: before, the ramp's counts (2, 3,
+    # 5, 6, 7 users, 4 s each) were steps too, whose rolling-window percentiles were the
+    # previous step's (p50 +25% and +31% OFF at 5 and 6 users against the right model).
+    plan = [(1, 30.0), (2, 5.0), (3, 5.0), (4, 30.0), (5, 5.0), (6, 5.0), (7, 5.0), (8, 30.0)]
+    record, users = gt.run_closed(gt.Truth(), 3, plan)
+    history = tmp_path / "ramp_stats_history.csv"
+    gt.write_locust_history(record, users, history)
+    test = read_measurement(history)
+    assert [s.users for s in test.steps] == [1.0, 4.0, 8.0]  # type: ignore[union-attr]
+    short = tmp_path / "short_stats_history.csv"
+    record, users = gt.run_closed(gt.Truth(), 3, [(1, 6.0), (2, 6.0), (4, 6.0)])
+    gt.write_locust_history(record, users, short)
+    # A test of short steps only keeps them all.
+    assert [s.users for s in read_measurement(short).steps] == [1.0, 2.0, 4.0]  # type: ignore[union-attr]

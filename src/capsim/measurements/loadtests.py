@@ -428,6 +428,10 @@ def parse_locust_history(text: str, path: str | Path, settle: float = 10.0) -> L
             start = k
     if not steps:
         raise MeasurementError(f"{path}: no load step of at least 3 rows at a constant User Count")
+    # Users spawned a few a second pass through every count on the way to the next step: a run
+    # shorter than `settle` is such a ramp, whose rolling-window percentiles are still the
+    # previous step's, unless no run lasts that long (a test of short steps).
+    steps = [step for step in steps if step.end - step.start >= settle] or steps
     return LoadTest(
         source=str(path),
         tool="locust",
