@@ -200,3 +200,19 @@ def test_a_prometheus_file_of_mostly_broken_samples_is_refused(tmp_path: Path) -
     code, _, err = invoke("calibrate", str(tmp_path / "requests.json"))
     assert code == 2
     assert "only 4 of its 10 samples can be read" in err and "values[0]" in err
+
+
+def test_an_ndjson_export_cut_in_its_last_line_loses_that_line_not_the_file(
+    tmp_path: Path,
+) -> None:
+    system = sc.run_selfcall(sc.SelfCallTruth(), 20.0)
+    path = tmp_path / "traces.jsonl"
+    gt.write_otlp(system.record, path, until=20.0, ndjson=True)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:-1], lines[-1][: len(lines[-1]) // 2]]) + "\n")
+    code, _, err = invoke(
+        "calibrate", str(path), "--workers", "front=64", "-o", str(tmp_path / "m.yaml")
+    )
+    assert code == 0, err  # before: exit 2, "invalid JSON ... (the file looks truncated)"
+    assert f"1 malformed line of {len(lines)} skipped with their spans: line {len(lines)}:" in err
+    assert "invalid JSON" in err

@@ -7,12 +7,13 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from capsim.measurements.reading import (
     MeasurementError,
-    json_lines,
+    lenient_json_lines,
     malformed_warning,
     parse_json,
     refuse_mostly_malformed,
@@ -31,8 +32,9 @@ INSTANCE_KEYS = ("service.instance.id", "host.name", "k8s.pod.name", "container.
 def parse_otlp_json(text: str, path: str | Path) -> Traces:
     """Spans of an OTLP JSON file: one ExportTraceServiceRequest/TracesData, or NDJSON of them."""
     stripped = text.strip()
+    broken = None
     if "\n" in stripped and stripped.startswith("{") and not _single_document(stripped):
-        documents = json_lines(text, path)
+        documents, broken = lenient_json_lines(text, path, "spans")
     else:
         documents = [parse_json(text, path)]
     if len(documents) == 1 and isinstance(documents[0], list):
@@ -44,7 +46,7 @@ def parse_otlp_json(text: str, path: str | Path) -> Traces:
         spans.extend(_document_spans(document, where, skipped))
     if not spans and not skipped:
         raise MeasurementError(f"{path}: the OTLP file holds no spans")
-    return usable_traces(str(path), spans, skipped)
+    return replace(usable_traces(str(path), spans, skipped), broken_lines=broken)
 
 
 def usable_traces(source: str, spans: list[Span], skipped: list[str]) -> Traces:
@@ -57,16 +59,18 @@ def usable_traces(source: str, spans: list[Span], skipped: list[str]) -> Traces:
 
 
 def skipped_warning(traces: Traces) -> str | None:
-    """The warning for a file's malformed spans (None when there are none)."""
+    """The warning for a file's malformed spans and broken NDJSON lines (None when there are
+    none)."""
     if not traces.skipped:
-        return None
-    return malformed_warning(
+        return traces.broken_lines
+    said = malformed_warning(
         traces.source,
         traces.skipped,
         traces.records,
         "spans",
         " (their children, if any, are left out as spans whose parent is not in the files)",
     )
+    return said if traces.broken_lines is None else f"{traces.broken_lines}; {said}"
 
 
 def _single_document(text: str) -> bool:

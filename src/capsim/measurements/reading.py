@@ -125,15 +125,6 @@ def parse_json(text: str, path: str | Path, line_offset: int = 0) -> Any:
         raise MeasurementError(f"{where}: {error}") from None
 
 
-def json_lines(text: str, path: str | Path) -> list[Any]:
-    """The documents of an NDJSON file (one JSON document a line; blank lines skipped)."""
-    documents = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            documents.append(parse_json(line, path, line_offset=number - 1))
-    return documents
-
-
 #: A file is refused unless more than this share of its records (spans, k6 lines, CSV rows,
 #: Prometheus samples) can be read: the rest would not be a sample of the system, but what
 #: the defect left (docs/calibration.md, "Malformed records").
@@ -181,6 +172,25 @@ def malformed_warning(
         f"{source}: {count} malformed {name} of {records} skipped{left}: "
         f"{defects_text(skipped, source)}"
     )
+
+
+def lenient_json_lines(text: str, path: str | Path, noun: str) -> tuple[list[Any], str | None]:
+    """The documents of an NDJSON file, a line that is not JSON (the last line of a file its
+    writer was killed while writing) skipped: (documents, the warning naming the skipped lines,
+    or None). Refused (exit 2) unless more than half of its lines are JSON."""
+    documents: list[Any] = []
+    skipped: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                documents.append(parse_json(line, path, line_offset=number - 1))
+            except MeasurementError as defect:
+                skipped.append(str(defect))
+    refuse_mostly_malformed(str(path), len(documents), skipped, "lines")
+    if not skipped:
+        return documents, None
+    records = len(documents) + len(skipped)
+    return documents, malformed_warning(str(path), skipped, records, "lines", f" with their {noun}")
 
 
 def _is_binary(data: bytes) -> bool:

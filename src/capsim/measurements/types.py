@@ -47,6 +47,9 @@ class Traces:
     skipped: tuple[str, ...] = ()
     #: Every span record read, the skipped ones included.
     records: int = 0
+    #: The warning naming NDJSON lines that were not JSON, skipped with their spans (None when
+    #: every line was read).
+    broken_lines: str | None = None
 
 
 @dataclass(frozen=True)
