@@ -203,12 +203,24 @@ def run_seconds(model: Model) -> float:
     return model.simulation.warmup + model.simulation.duration
 
 
-def mark_deadlocks(model: Model, tiers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+#: What solve's bound leaves out for a tier that calls itself back (docs/calibration.md).
+_COLLAPSE_NOTE = (
+    "calls itself back while holding its worker: once requests queue for its workers, nested "
+    "calls wait behind them while their callers hold workers, and the pool can collapse into "
+    "deadlock well below its saturation bound (capsim saturate finds where)"
+)
+
+
+def mark_deadlocks(
+    model: Model, tiers: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """`capsim solve`'s view: each tier at risk gets a `deadlock` entry (`DeadlockRisk.as_dict`)
     computed at its offered rate; a tier expected to deadlock within the simulated run is not
     in steady state (`stable: false`, `max_rate` 0: no load is sustained for good). Returns
-    the entries of the result's `deadlocks`, each with its `tier` and `sentence`."""
+    the entries of the result's `deadlocks`, each with its `tier` and `sentence`, and the notes
+    on tiers whose lone deadlocks are too rare to report but whose bound ignores a collapse."""
     found = []
+    notes = []
     seconds = run_seconds(model)
     for risk in deadlock_risks(model):
         entry = tiers.get(risk.tier)
@@ -216,6 +228,9 @@ def mark_deadlocks(model: Model, tiers: dict[str, dict[str, Any]]) -> list[dict[
             continue
         rate = float(entry.get("offered_rate") or 0.0)
         if not worth_a_word(risk, rate):
+            entry["method"]["notes"].append(_COLLAPSE_NOTE)
+            entry["method"]["exact"] = False
+            notes.append(f"{risk.tier} {_COLLAPSE_NOTE}")
             continue
         figures = risk.as_dict(rate, seconds)
         entry["deadlock"] = figures
@@ -223,15 +238,14 @@ def mark_deadlocks(model: Model, tiers: dict[str, dict[str, Any]]) -> list[dict[
             entry["stable"] = False
             entry["max_rate"] = 0.0
         found.append({"tier": risk.tier, **figures, "sentence": risk.sentence(rate, seconds)})
-    return found
+    return found, notes
 
 
-def stalled(tier_runs: list[TierRun]) -> bool:
-    """Whether the runs show a pool that stopped: in at least half of the replications, visits
-    waited for a worker throughout the window's last quarter (every sample of the number
-    waiting above 0, and some still at the end) and their number never fell (no worker was
-    freed to take one; a merely busy pool's line goes down now and then, and an idle one's is
-    at 0)."""
+def stalled(tier_runs: list[TierRun]) -> int:
+    """How many replications show a pool that stopped: visits waited for a worker throughout
+    the window's last quarter (every sample of the number waiting above 0, and some still at
+    the end) and their number never fell (no worker was freed to take one; a merely busy
+    pool's line goes down now and then, and an idle one's is at 0)."""
     count = 0
     for run in tier_runs:
         trace = np.asarray(run.queue_trace, dtype=np.float64)
@@ -243,33 +257,38 @@ def stalled(tier_runs: list[TierRun]) -> bool:
             and bool(np.all(np.diff(tail) >= 0))
         ):
             count += 1
-    return bool(tier_runs) and 2 * count >= len(tier_runs)
+    return count
 
 
 def deadlocks_in_run(
     model: Model, tiers: dict[str, dict[str, Any]], tier_runs: dict[str, list[TierRun]]
 ) -> dict[str, dict[str, Any]]:
-    """`capsim run`'s view: the tiers at risk (`deadlock_risks`) whose runs stalled
-    (`stalled`), each with its `DeadlockRisk.as_dict` at the run's offered rate and its
-    `sentence`. Their entries in `tiers` become `stable: false` with a `deadlock` entry."""
+    """`capsim run`'s view: the tiers at risk (`deadlock_risks`) whose pool stopped in any
+    replication (`stalled`: a deadlock in one replication is a deadlock the configuration
+    reaches within the run), each with its `DeadlockRisk.as_dict` at the run's offered rate,
+    `replications_stalled` and its `sentence`. Their entries in `tiers` become `stable: false`
+    with a `deadlock` entry."""
     found = {}
     seconds = run_seconds(model)
     for risk in deadlock_risks(model):
         entry = tiers.get(risk.tier)
-        if entry is None or not stalled(tier_runs[risk.tier]):
+        runs = tier_runs.get(risk.tier, [])
+        count = stalled(runs)
+        if entry is None or not count:
             continue
         rate = float(entry.get("offered_rate") or 0.0)
-        figures = risk.as_dict(rate, seconds)
+        figures = {**risk.as_dict(rate, seconds), "replications_stalled": count}
         entry["stable"] = False
         entry["deadlock"] = figures
-        found[risk.tier] = {**figures, "sentence": _stalled_sentence(risk)}
+        found[risk.tier] = {**figures, "sentence": _stalled_sentence(risk, count, len(runs))}
     return found
 
 
-def _stalled_sentence(risk: DeadlockRisk) -> str:
+def _stalled_sentence(risk: DeadlockRisk, count: int, runs: int) -> str:
     loop = " -> ".join(risk.loop)
+    where = "" if runs == 1 else f" in {count} of {runs} replications"
     return (
-        f"tier '{risk.tier}' is DEADLOCKED, which fails the run: every one of its "
+        f"tier '{risk.tier}' is DEADLOCKED{where}, which fails the run: every one of its "
         f"{risk.workers} workers is held by a visit waiting for a nested call back to it "
         f"({loop}, probability {risk.return_probability:.3g} a visit), and those calls wait "
         "for a worker none of them will free, so it served nothing more (a lone request "

@@ -1222,8 +1222,8 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
     )
     notes.extend(fault_notes(model))
-    deadlocks = mark_deadlocks(model, tiers_out)  # blocking tiers that call themselves back
-    notes.extend(found["sentence"] for found in deadlocks)
+    deadlocks, collapse = mark_deadlocks(model, tiers_out)  # blocking tiers calling themselves
+    notes.extend([found["sentence"] for found in deadlocks] + collapse)
     deadlocked = any(found["within_run"] for found in deadlocks)
     return {
         "capsim_version": capsim_version,
