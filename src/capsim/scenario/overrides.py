@@ -171,7 +171,7 @@ def _new_entry(data: Any, override: str) -> NewEntry | None:
     """The tier or class `override` makes key by key, when it reaches below one the scenario
     does not define (None when it sets an existing one, or a whole new one)."""
     try:
-        parts, _ = _split(override)
+        parts, value_text = _split(override)
     except ValueError:
         return None
     if len(parts) < 3 or parts[0] not in _NAMED_SECTIONS or not isinstance(data, dict):
@@ -179,7 +179,7 @@ def _new_entry(data: Any, override: str) -> NewEntry | None:
     section = data.get(parts[0])
     if not isinstance(section, dict) or parts[1] in section:
         return None
-    rest = override.split("=", 1)[0].split(".", 2)[2].strip() + "=" + override.split("=", 1)[1]
+    rest = ".".join(parts[2:]) + "=" + value_text
     return NewEntry(parts[0], parts[1], rest, tuple(sorted(map(str, section))))
 
 
