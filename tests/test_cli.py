@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,34 @@ def test_shortcuts_and_set_change_the_run(tiny: Path) -> None:
     assert data["seed"] == 9
     assert data["duration"] == 10.0
     assert data["classes"]["web"]["offered_rate"] == pytest.approx(20.0, rel=0.3)
+
+
+@pytest.mark.parametrize(
+    ("command", "typed", "fragments"),
+    [
+        (["validate"], ["--set", "tiers.nope.instances=2"], ["no tier 'nope'", "its tiers are app:", "tiers.app.instances=2", "tiers.nope={...}"]),
+        (["run"], ["--set", "traffic.nope.rate=5/s"], ["no traffic class 'nope'", "its traffic classes are web:", "traffic.web.rate=5/s"]),
+        (["run"], ["--duration", "10parsecs"], ["unknown duration unit 'parsecs'", "valid units: us, ms, s"]),
+        (["check"], ["--duration", "10parsecs"], ["unknown duration unit 'parsecs'", "valid units: us, ms, s"]),
+        (["run"], ["--seed", "-1"], ["-1 is negative", "such as 42"]),
+        (["sweep"], ["--vary", "traffic.web.rate=10/s..20/s:2", "--set", "tiers.nope.instances=2"], ["no tier 'nope'", "its tiers are app:"]),
+    ],
+    ids=["new-tier-by-a-key", "new-class-by-a-key", "run-duration", "check-duration", "seed", "sweep-set"],
+)  # fmt: skip
+def test_a_bad_override_names_what_the_user_typed_and_what_would_be_valid(
+    tiny: Path, command: list[str], typed: list[str], fragments: list[str]
+) -> None:
+    # The problem is reported at what the user typed (the --set, or the shortcut option: not
+    # the `--set simulation.duration=...` it stands for, nor the scenario's `tiers:` line).
+    result = runner.invoke(app, [*command, str(tiny), *typed])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    typed_text = " ".join(typed[-2:])
+    assert message.startswith(f"error: {typed_text}: "), message
+    assert not re.search(r"tiny\.yaml:\d", message) and "--set simulation" not in message
+    for fragment in fragments:
+        assert fragment in message
 
 
 def test_output_file_gets_the_result_and_stdout_stays_empty(tiny: Path, tmp_path: Path) -> None:

@@ -171,41 +171,91 @@ def test_every_command_of_the_getting_started_guide_runs_as_written(tmp_path: Pa
     assert (tmp_path / "baseline.json").exists()
 
 
-#: The verdict line a run's table ends with (`All 7 SLOs met.`, `5 of 7 SLOs failed.`).
-_VERDICT = re.compile(r"^(?:All \d+ SLOs met\.|\d+ of \d+ SLOs failed\.)$", re.M)
+# ---- quoted outputs: what the docs show a command printing is what it prints ----------------
+sys.path.insert(0, str(REPO / "tools"))
+import docquotes  # noqa: E402  (tools/ is not a package: the script and this test share it)
+
+QUOTES = docquotes.all_quotes()
+RUN_QUOTES = [quote for quote in QUOTES if not quote.illustrative]
 
 
-def quoted_run_verdicts() -> list[tuple[list[str], str]]:
-    """The guide's `capsim run` commands (one to a shell block) whose quoted output, in the
-    block right after, ends with a verdict line: (the command's words, that line)."""
-    text = GETTING_STARTED.read_text(encoding="utf-8")
-    pairs = re.findall(r"^```bash\n([^`]*)^```\n\n```\n([^`]*)^```", text, re.M)
-    quoted = []
-    for commands, output in pairs:
-        words = [shlex.split(line) for line in commands.splitlines() if line.strip()]
-        verdict = _VERDICT.search(output)
-        if len(words) == 1 and words[0][:2] == ["capsim", "run"] and verdict:
-            quoted.append((words[0][1:], verdict.group(0)))
-    return quoted
+def _quote_id(quote: docquotes.Quote) -> str:
+    return quote.where
 
 
-def test_the_guide_quotes_the_verdicts_its_runs_print() -> None:
-    """A run of the guide, as written (its full length, its seed), prints the verdict the guide
-    shows under it: at twice the load web-shop's read replicas, judged on their own group, fail
-    the postgres objective whatever the app's instances, so the what-if that meets every SLO
-    must also add a replica."""
-    quoted = quoted_run_verdicts()
-    assert len(quoted) >= 3  # the scenario as is, at twice the load, and the what-if that fixes it
-    for words, verdict in quoted:
-        done = subprocess.run(
-            [sys.executable, "-m", "capsim", *words],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, (words, done.stderr[-2000:])
-        assert verdict in done.stdout.splitlines(), (words, verdict, done.stdout[-600:])
+@pytest.fixture(scope="module")
+def scratch_folder():  # type: ignore[no-untyped-def]
+    with docquotes.scratch() as folder:
+        yield Path(folder)
+
+
+def test_the_quote_finder_reads_both_forms_elisions_and_marks(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\ncapsim run a.yaml\n```\n\n```\nAll 2 SLOs met.\n...\n```\n\n"
+        "<!-- illustrative: b.json is a user's -->\n```console\n$ capsim fit-usl b.json \\\n"
+        "    --chart c.svg\nfit: 12 points\n$ capsim validate a.yaml\n```\n",
+        encoding="utf-8",
+    )
+    found = docquotes.quotes(page)
+    assert [q.command for q in found] == [
+        ["capsim", "run", "a.yaml"],
+        ["capsim", "fit-usl", "b.json", "--chart", "c.svg"],
+    ]
+    assert found[0].output == ["All 2 SLOs met.", "..."] and found[0].elided
+    assert found[0].illustrative is None and found[1].illustrative == "b.json is a user's"
+    assert found[1].output == ["fit: 12 points"]
+    # An elided quote holds when its lines are the output's lines of the same shape, in order.
+    real = ["  browse   2,005.9/s   44.31ms", "  search   118.6/s   163.6ms", "All 2 SLOs met."]
+    quote = docquotes.Quote(page, 1, ["capsim"], [], ["  search   118.6/s   163.6ms", "..."], 0, 0)
+    assert docquotes.differences(quote, real) == []
+    quote.output = ["  search   118.6/s   170ms", "..."]
+    assert docquotes.differences(quote, real) == ["'search   118.6/s   170ms' is now "
+                                                  "'search   118.6/s   163.6ms'"]  # fmt: skip
+    assert docquotes.rewritten(quote, real) == ["  search   118.6/s   163.6ms", "..."]
+
+
+def test_every_quoted_output_is_run_or_marked_illustrative() -> None:
+    # The guide's five quotes and the forecast's web-shop one run; the rest read a user's files.
+    assert len(RUN_QUOTES) >= 6
+    for quote in QUOTES:
+        if quote.illustrative is None:
+            for word in quote.command[2:]:
+                if re.fullmatch(r"[\w./-]+\.(yaml|json|csv|jsonl|binpb)", word):
+                    assert (REPO / word).exists() or any(word in words for words in quote.before), (
+                        f"{quote.where}: {word} is not in the repository: mark it illustrative"
+                    )
+
+
+def _holds(quote: docquotes.Quote, folder: Path) -> None:
+    code, real = docquotes.printed(quote, folder)
+    assert code in (0, 1), (quote.where, real[-20:])
+    problems = docquotes.differences(quote, real)
+    assert not problems, (
+        f"{quote.where}: the quote is not what `{' '.join(quote.command)}` prints: "
+        f"{problems}; regenerate with `python tools/docquotes.py --write`"
+    )
+
+
+@pytest.mark.parametrize(
+    "quote", [q for q in RUN_QUOTES if not q.expensive], ids=_quote_id
+)  # fmt: skip
+def test_a_quoted_output_is_what_the_command_prints(
+    quote: docquotes.Quote, scratch_folder: Path
+) -> None:
+    """Run as written (its full length, its seed): a guide's run prints the verdict and the
+    figures the guide shows under it (the what-if that meets every SLO at twice the load adds a
+    read replica: web-shop's replicas, judged on their own group, fail the postgres objective
+    whatever the app's instances)."""
+    _holds(quote, scratch_folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quote", [q for q in RUN_QUOTES if q.expensive], ids=_quote_id)
+def test_a_quoted_output_of_a_search_is_what_it_prints(
+    quote: docquotes.Quote, scratch_folder: Path
+) -> None:
+    _holds(quote, scratch_folder)
 
 
 def test_ci_docs_install_capsim_as_the_readme_does_pinned_to_a_version() -> None:

@@ -293,15 +293,14 @@ def test_an_endless_input_stops_at_its_cap(
     shop: Path, command: list[str], cap: str, name: str, kind: str
 ) -> None:
     with _endless_input(kind, shop.parent, name) as path:
-        started = time.monotonic()
+        # A reader without the cap never ends (or holds gigabytes): the time limit only tells
+        # such a hang from a loaded machine.
         done = capsim(
-            *[arg.format(shop=shop, input=path) for arg in command], cwd=shop.parent, timeout=60
+            *[arg.format(shop=shop, input=path) for arg in command], cwd=shop.parent, timeout=300
         )
-        elapsed = time.monotonic() - started
         no_traceback(done)
         assert done.returncode == 2, done.stderr
         assert f"larger than {cap}".encode() in done.stderr
-        assert elapsed < 30
 
 
 def test_standard_input_fed_endlessly_stops_at_the_cap(shop: Path) -> None:
@@ -360,10 +359,10 @@ def test_a_read_that_waits_can_be_interrupted(shop: Path, sig: signal.Signals) -
         preexec_fn=_limit_memory_and_take_sigint,
     )
     time.sleep(2.0)
-    started = time.monotonic()
     process.send_signal(sig)
-    _, stderr = process.communicate(timeout=20)
-    assert time.monotonic() - started < 10
+    # The writer never closes the FIFO: a reader the signal did not stop waits for ever, which
+    # the time limit tells from a loaded machine.
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert b"Traceback" not in stderr
 

@@ -1,8 +1,10 @@
 """Hostile sizes (issue 13): whatever scales memory or time is estimated before a run starts.
 
 Every hostile scenario runs through the real console entry point in a subprocess, under a cap
-on its address space and a time limit: it must end with exit 2 or 3 (or, where capsim now copes,
-0) within seconds, with a message and no traceback, and never be killed for memory.
+on its address space: it must end with exit 2 or 3 (or, where capsim now copes, 0), with a
+message and no traceback, and never be killed for memory. A refusal comes before any
+replication starts (the child counts the replications it starts); a generous time limit only
+tells a hang from a slow machine (no test here times capsim: speed lives in benchmarks/).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 import resource
 import subprocess
 import sys
-import time
+import tempfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +32,48 @@ from modelkit import Call, const, model, open_class, tier
 #: The address-space cap of every hostile run (the interpreter, numpy and numba take about 1 GiB
 #: of it before capsim allocates anything).
 MEMORY_CAP = 2 * 1024**3
-#: Seconds a hostile run may take, start-up included, on a shared CI machine.
-SECONDS = 25.0
+#: Seconds after which a hostile run is taken for a hang: far beyond what any of them needs on
+#: a loaded machine (a few seconds), far below what a run the guards let through would take.
+HANG = 300.0
+
+#: `python -m capsim`, with each replication this process starts counted as a line of the file
+#: named by its first argument (a pool's workers are other processes: not counted).
+_COUNTING = """\
+import runpy, sys
+import capsim.engine.runner as runner
+tally, sys.argv = sys.argv[1], ["capsim", *sys.argv[2:]]
+uncounted = runner.run_replication
+def counted(*args, **options):
+    with open(tally, "a") as lines:
+        lines.write("started\\n")
+    return uncounted(*args, **options)
+runner.run_replication = counted
+runpy.run_module("capsim", run_name="__main__", alter_sys=True)
+"""
 
 
 def _capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
-def capsim(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
-    """Run `python -m capsim ARGS` under the memory cap: (exit code, stdout, stderr, seconds)."""
-    started = time.monotonic()
-    completed = subprocess.run(
-        [sys.executable, "-m", "capsim", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_capped,
-        env={**os.environ, **(env or {})},
-    )
-    return completed.returncode, completed.stdout, completed.stderr, time.monotonic() - started
+def capsim(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str, int]:
+    """Run `python -m capsim ARGS` under the memory cap: (exit code, stdout, stderr, the number
+    of replications it started)."""
+    with tempfile.TemporaryDirectory() as folder:
+        tally = Path(folder) / "replications"
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-c", _COUNTING, str(tally), *args],
+                capture_output=True,
+                text=True,
+                timeout=HANG,
+                preexec_fn=_capped,
+                env={**os.environ, **(env or {})},
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"capsim {' '.join(args)} did not end within {HANG:.0f} s: a hang")
+        started = len(tally.read_text().splitlines()) if tally.exists() else 0
+    return completed.returncode, completed.stdout, completed.stderr, started
 
 
 def scenario(folder: Path, tiers: dict[str, Any], **extra: Any) -> Path:
@@ -65,20 +90,24 @@ def scenario(folder: Path, tiers: dict[str, Any], **extra: Any) -> Path:
     return path
 
 
-def refused(result: tuple[int, str, str, float], code: int, *fragments: str) -> None:
-    """The run stopped with `code`, quickly, saying why, with no traceback."""
-    returncode, _, stderr, seconds = result
+def refused(
+    result: tuple[int, str, str, int], code: int, *fragments: str, before_any_run: bool = True
+) -> None:
+    """The run stopped with `code`, saying why, with no traceback; by default before it started
+    any replication (the estimate, not the work, found the problem)."""
+    returncode, _, stderr, started = result
     assert returncode == code, stderr
     assert "Traceback" not in stderr and stderr.startswith("error: ")
-    assert seconds < SECONDS
+    if before_any_run:
+        assert started == 0, f"refused after starting {started} replication(s)"
     for fragment in fragments:
         assert fragment in stderr
 
 
-def ran(result: tuple[int, str, str, float]) -> dict[str, Any]:
-    returncode, stdout, stderr, seconds = result
+def ran(result: tuple[int, str, str, int]) -> dict[str, Any]:
+    returncode, stdout, stderr, _ = result
     assert returncode == 0, stderr
-    assert "Traceback" not in stderr and seconds < SECONDS
+    assert "Traceback" not in stderr
     data: dict[str, Any] = json.loads(stdout)
     return data
 
@@ -237,16 +266,23 @@ def test_tiers_times_classes_is_bounded_by_validation(
     refused(capsim(["run", str(path)]), 2, fragment)
 
 
-def test_the_visits_of_45000_tiers_are_sparse_and_quick() -> None:
+def test_the_visits_of_45000_tiers_are_sparse() -> None:
     size = 45_000
     tiers = [
         tier(f"t{i}", const(1e-5), calls=(Call(i + 1, 0.999),) if i + 1 < size else ())
         for i in range(size)
     ]
     built = model(tiers, [open_class("api", 0, 1.0)])
-    started = time.monotonic()
-    visits = expected_visits(built)
-    assert time.monotonic() - started < 10
+    # A dense solution of the traffic equations holds a 45,000 x 45,000 matrix (16 GB) and
+    # takes hours; the sparse one holds a few entries per tier and solves no linear system
+    # (the chain has no loop).
+    tracemalloc.start()
+    try:
+        visits = expected_visits(built)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024**2, f"peak {peak / 1024**2:.0f} MiB"
     assert visits[0, 0] == 1.0 and visits[0, -1] == pytest.approx(0.999 ** (size - 1))
 
 
@@ -361,7 +397,8 @@ def test_a_killed_pool_worker_stops_the_run_with_exit_3(tmp_path: Path, victim: 
     path = scenario(tmp_path, {"a": service()})
     args = ["run", str(path), "--replications", "8", "--executor", "process", "--workers", "2"]
     result = capsim(args, env={KILL_WORKER_ENV: str(victim)})
-    refused(result, 3, "a worker process of the pool was killed by signal 9 (SIGKILL)")
+    message = "a worker process of the pool was killed by signal 9 (SIGKILL)"
+    refused(result, 3, message, before_any_run=False)  # the pool's workers had started
 
 
 def test_without_a_death_the_pool_gives_the_serial_results_byte_for_byte(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import capsim
+from capsim.analysis.summary import _changes_during_run_at
 from capsim.cli.app import app
 
 runner = CliRunner()
@@ -70,18 +73,24 @@ slos:
 """
 
 
-def test_one_enrich_consumer_short_of_the_load_fails_the_gate_though_a_backlog_dipped(
+def test_one_enrich_consumer_short_of_the_load_fails_the_gate_though_conditions_look_changing(
     tmp_path: Path,
 ) -> None:
     # One consumer takes batches of 20 for 20 ms of work plus a ~30 ms enrichment call: about
-    # 20 / 0.0506 = 395 messages/s against 400/s offered. Every replication is held ~100% of the
-    # time and two of the three pile up over a thousand messages; one of those dips in its last
-    # quarter (1,357 down to 909), as a random walk near capacity does. The API's autoscaler and
-    # a fault in force for the whole run change nothing at the enrich queue over time, so that
-    # dip is not a spike draining: the queue is overloaded and the gate fails, with the class's
-    # own SLO met (queue work is in no class's latency).
+    # 20 / 0.0506 = 395 messages/s. The newcomer's 400/s (1.3% over) was too close for three
+    # 45 s windows to tell: the backlog's growth, about 5 messages/s, is within the noise of a
+    # queue at capacity, and the gate failed for 3 of 10 seed shifts. At 420/s (6% over) the
+    # backlog grows by about 25/s and every seed shift sees it.
+    #
+    # The story: the API's autoscaler and a fault in force for the whole run change nothing at
+    # the enrich queue over time, so it is judged on its whole window (a backlog that dips in
+    # its last quarter, as a random walk near capacity does, is not a spike draining): the
+    # queue is overloaded and the gate fails, with the class's own SLO met (queue work is in no
+    # class's latency).
     path = tmp_path / "pipeline.yaml"
-    path.write_text(PIPELINE)
+    path.write_text(PIPELINE.replace("rate: 400/s", "rate: 420/s"))
+    model = capsim.build_model(capsim.load_scenario(path))
+    assert not _changes_during_run_at(model, model.tier("enrich"))
     args = ["check", str(path), "--format", "json"]
     result = runner.invoke(app, args, env={"GITHUB_ACTIONS": None})
     assert result.exit_code == 1, result.output
@@ -89,5 +98,9 @@ def test_one_enrich_consumer_short_of_the_load_fails_the_gate_though_a_backlog_d
     assert check["headline"].startswith("FAIL: tier enrich OVERLOADED")
     assert [slo["passed"] for slo in check["slos"]] == [True]
     (enrich,) = check["overloaded"]
-    assert enrich["tier"] == "enrich" and 10 < enrich["growth_rate"] < 25
-    assert 385 < enrich["capacity"] < 400 < enrich["offered_rate"] + 2
+    assert enrich["tier"] == "enrich"
+    assert 375 < enrich["capacity"] < 400 < enrich["offered_rate"]
+    # The backlog grows by what is offered beyond what is served: the trend of a queue at
+    # capacity is noisy (0.73 to 1.20 times it over 10 seed shifts).
+    excess = enrich["offered_rate"] - enrich["capacity"]
+    assert enrich["growth_rate"] == pytest.approx(excess, rel=0.4)

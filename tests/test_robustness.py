@@ -19,6 +19,7 @@ import capsim
 from capsim.cli.app import app
 from capsim.engine.limits import MAX_WAITING, estimate_memory
 from childprocess import sigint_at_its_default, stderr_until
+from workcount import replications_started
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -152,11 +153,13 @@ def test_yaml_1_1_surprises_through_the_cli(tmp_path: Path) -> None:
 
 
 # ---- the run-size guard: memory --------------------------------------------------------------
-def test_a_run_needing_too_much_memory_stops_before_it_starts(tmp_path: Path) -> None:
+def test_a_run_needing_too_much_memory_stops_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path, VALID.replace("concurrency: 4", "instances: 100000000"))
-    started = time.monotonic()
+    started = replications_started(monkeypatch)
     result = runner.invoke(app, ["run", str(path), "--duration", "1s"])
-    assert time.monotonic() - started < 10
+    assert started == []  # estimated, not found out by running
     assert result.exit_code == 3
     assert "of memory per replication" in result.stderr and "--max-memory" in result.stderr
     allowed = runner.invoke(app, ["run", str(path), "--max-memory", "1KiB"])
@@ -192,18 +195,17 @@ print(int(peak.split()[1]), file=sys.stderr)
 @pytest.mark.parametrize("engine", ["auto", "events"])
 def test_100x_overload_finishes_in_bounded_time_and_memory(tmp_path: Path, engine: str) -> None:
     path = write(tmp_path, OVERLOADED)
-    started = time.monotonic()
+    # The time limit only tells a run that never ends (tens of seconds on a loaded machine);
+    # the bounded work is the waiting cap's: the queue never holds more than MAX_WAITING.
     completed = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(path), engine],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
-    elapsed = time.monotonic() - started
     assert completed.returncode == 0, completed.stderr
     peak_mib = int(completed.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB"
-    assert elapsed < 120
     data = json.loads(completed.stdout)
     app_tier = data["tiers"]["app"]
     assert app_tier["stable"] is False and app_tier["growth_rate"] > 5_000

@@ -23,6 +23,10 @@ from capsim.model.types import Model
 
 #: An API that holds its workers while it waits for a database connection: 320 orders/s of
 #: 10 ms queries. Two connections cannot carry 3.2 busy ones, so the API backs up behind them.
+#: Four keep it in steady state with a p99 of about 75 ms, five bring it to 51 ms (12
+#: replications of 20 s each: 62-87 ms and 49-53 ms, 95% intervals): the objective lies
+#: between them, far enough from both for three replications to tell. (At 80 ms, 6% above
+#: four's p99, whether four passed was luck: 3 of 4 seed shifts answered 5, one answered 4.)
 POOLED = """\
 name: pooled
 seed: 3
@@ -43,7 +47,7 @@ tiers:
     pool: {size: 2, max_waiting: 1000, timeout: 5s}
     sizing: {of: concurrency, min: 1, max: 64}
 slos:
-  - {class: orders, p99: 80ms}
+  - {class: orders, p99: 62ms}
 """
 
 #: Single-worker instances behind least-connections balancing. `solve` pools them into one

@@ -115,14 +115,21 @@ def simulate(
 def simulation_overrides(
     seed: int | None = None, replications: int | None = None, duration: str | float | None = None
 ) -> list[str]:
-    """The `--set` overrides equivalent to the --seed/--replications/--duration shortcuts."""
+    """The `--set` overrides equivalent to the --seed/--replications/--duration shortcuts (each
+    remembers its option, which a problem with its value names)."""
+    from capsim.scenario.overrides import ShortcutOverride
+
     extra: list[str] = []
     if seed is not None:
-        extra.append(f"seed={seed}")
+        extra.append(ShortcutOverride(f"seed={seed}", f"--seed {seed}"))
     if replications is not None:
-        extra.append(f"simulation.replications={replications}")
+        extra.append(
+            ShortcutOverride(
+                f"simulation.replications={replications}", f"--replications {replications}"
+            )
+        )
     if duration is not None:
-        extra.append(f"simulation.duration={duration}")
+        extra.append(ShortcutOverride(f"simulation.duration={duration}", f"--duration {duration}"))
     return extra
 
 

@@ -143,6 +143,17 @@ class CurvePoint:
         ]
         return max(self.occupancy(tier, usable), max(highs, default=0.0) * usable)
 
+    def occupancy_lower(self, tier: str, usable: float) -> float:
+        """The share held less the lower half of its 95% interval (the estimate without one)."""
+        entry = self.point.report.data["tiers"][tier]
+        intervals = entry.get("ci95") or {}
+        below = [
+            _held(entry) - interval[0]
+            for key in ("occupancy", "utilization")
+            if (interval := intervals.get(key)) is not None and interval[0] is not None
+        ]
+        return max(self.occupancy(tier, usable) - max(below, default=0.0) * usable, 0.0)
+
     def as_dict(self, model: Model) -> dict[str, Any]:
         data = self.point.report.data
         figures = headline(data)
@@ -1173,8 +1184,10 @@ def _tier_saturation(
 
     The secant through the two highest stable points below SATURATED_OCCUPANCY (one point, or
     a secant that would extrapolate more than SECANT_LEVERAGE times its rise: through the
-    origin). The lower bound solves the same line for the upper end of the last
-    point's 95% interval of the share held, and is at least `precision` below the estimate.
+    origin). The lower bound solves for the upper end of the last point's 95% interval of the
+    share held, on the steepest line both points' intervals allow (from the lower end of the
+    point below: the slope of two noisy points is the noisier figure), and is at least
+    `precision` below the estimate.
     """
     points = [
         p
@@ -1197,7 +1210,9 @@ def _tier_saturation(
         # fills its batches): a secant would extrapolate that to any rate at all.
         if slope > 0 and 1.0 - held <= SECANT_LEVERAGE * rise:
             estimate = last.rate + (1.0 - held) / slope
-            low = last.rate + max(1.0 - held_high, 0.0) / slope
+            below_low = points[-2].occupancy_lower(name, usable)
+            steepest = max(held_high - below_low, rise) / (last.rate - points[-2].rate)
+            low = last.rate + max(1.0 - held_high, 0.0) / steepest
     low = min(low, estimate * (1.0 - precision))
     return {"max_rate": estimate, "max_rate_low": low}
 

@@ -67,14 +67,15 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     Raises ScenarioError listing every problem found, each with file:line:col.
     """
     document = read_yaml_file(path)
-    origins, problems = apply_overrides(document, overrides)
-    if problems:
-        raise ScenarioError(problems)
+    applied = apply_overrides(document, overrides)
+    if applied.problems:
+        raise ScenarioError(applied.problems)
     try:
-        return scenario_from_document(document, Path(path).resolve().parent, origins)
+        return scenario_from_document(document, Path(path).resolve().parent, applied.origins)
     except ScenarioError as error:
         # The same problems as `capsim validate` (a run once reported 2 where validate said 3).
-        raise ScenarioError(_with_references(error.problems, document, origins)) from None
+        found = _with_references(error.problems, document, applied.origins)
+        raise ScenarioError(applied.explained(found)) from None
 
 
 def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[Problem]:
@@ -103,14 +104,14 @@ def validate_text(text: str, path: str | Path) -> list[Problem]:
 def _document_problems(
     document: Document, path: str | Path, overrides: Sequence[str]
 ) -> list[Problem]:
-    origins, problems = apply_overrides(document, overrides)
-    if problems:
-        return problems
+    applied = apply_overrides(document, overrides)
+    if applied.problems:
+        return applied.problems
     try:
-        scenario = scenario_from_document(document, Path(path).resolve().parent, origins)
+        scenario = scenario_from_document(document, Path(path).resolve().parent, applied.origins)
     except ScenarioError as error:
-        return _with_references(error.problems, document, origins)
-    return check_scenario(scenario)
+        return applied.explained(_with_references(error.problems, document, applied.origins))
+    return applied.explained(check_scenario(scenario))
 
 
 def _with_references(

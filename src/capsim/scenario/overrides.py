@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capsim.errors import Problem, ScenarioError
@@ -12,6 +13,24 @@ from capsim.scenario.schema import suggest
 #: Top-level mappings whose keys are names the scenario defines (a tier, a traffic class):
 #: `--set` may change a named entry or add a whole one, but not invent one by a deeper path.
 _NAMED_SECTIONS = {"tiers": "tier", "traffic": "traffic class"}
+
+
+class ShortcutOverride(str):
+    """The override a shortcut option stands for (`--duration 10min` is
+    `simulation.duration=10min`) that remembers the option as the user typed it, so that its
+    problems name the option, not a `--set` the user never wrote."""
+
+    typed: str
+
+    def __new__(cls, override: str, typed: str) -> ShortcutOverride:
+        made = super().__new__(cls, override)
+        made.typed = typed
+        return made
+
+
+def as_typed(override: str) -> str:
+    """`override` as the user typed it: `--set PATH=VALUE`, or the shortcut option."""
+    return override.typed if isinstance(override, ShortcutOverride) else f"--set {override}"
 
 
 def _split(override: str) -> tuple[list[str], str]:
@@ -98,27 +117,95 @@ def _refuse_unknown_name(path: list[str | int], section: Any) -> None:
     )
 
 
-def apply_overrides(
-    document: Document, overrides: Sequence[str]
-) -> tuple[dict[PathKey, str], list[Problem]]:
+@dataclass(frozen=True)
+class NewEntry:
+    """A tier or traffic class the scenario does not define, made key by key by an override
+    (`--set tiers.nope.instances=2`): most often a name mistyped beyond what `suggest` finds."""
+
+    section: str  # "tiers" or "traffic"
+    name: str
+    rest: str  # the override after the name: `instances=2`
+    defined: tuple[str, ...]  # the names the scenario defines there
+
+    def note(self) -> str:
+        kind = _NAMED_SECTIONS[self.section]
+        kinds = "traffic classes" if kind == "traffic class" else f"{kind}s"
+        if self.defined:
+            listed = ", ".join(self.defined)
+            instead = (
+                f"its {kinds} are {listed}: set one of theirs (e.g. "
+                f"{self.section}.{self.defined[0]}.{self.rest}), or give"
+            )
+        else:
+            instead = f"it defines no {kinds}: give"
+        return (
+            f"the scenario has no {kind} {self.name!r}, so this --set made a new {kind} with only "
+            f"the keys it sets ({instead} a new {kind} whole: {self.section}.{self.name}={{...}})"
+        )
+
+
+@dataclass
+class Applied:
+    """What applying the overrides did: how each path set is named in problems (`--set
+    PATH=VALUE`, or the shortcut option typed), the overrides that could not be applied, and
+    the tiers and classes the overrides made key by key."""
+
+    origins: dict[PathKey, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    new_entries: dict[PathKey, NewEntry] = field(default_factory=dict)
+
+    def explained(self, problems: Sequence[Problem]) -> list[Problem]:
+        """`problems`, the first one within each entry an override made key by key saying that
+        the scenario has no such tier or class, and which it has."""
+        found = list(problems)
+        for key, entry in self.new_entries.items():
+            prefix = format_path(key)
+            for i, problem in enumerate(found):
+                if problem.path == prefix or problem.path.startswith(prefix + "."):
+                    found[i] = replace(problem, message=f"{problem.message}; {entry.note()}")
+                    break
+        return found
+
+
+def _new_entry(data: Any, override: str) -> NewEntry | None:
+    """The tier or class `override` makes key by key, when it reaches below one the scenario
+    does not define (None when it sets an existing one, or a whole new one)."""
+    try:
+        parts, value_text = _split(override)
+    except ValueError:
+        return None
+    if len(parts) < 3 or parts[0] not in _NAMED_SECTIONS or not isinstance(data, dict):
+        return None
+    section = data.get(parts[0])
+    if not isinstance(section, dict) or parts[1] in section:
+        return None
+    rest = ".".join(parts[2:]) + "=" + value_text
+    return NewEntry(parts[0], parts[1], rest, tuple(sorted(map(str, section))))
+
+
+def apply_overrides(document: Document, overrides: Sequence[str]) -> Applied:
     """Apply every override to `document` in place.
 
-    Returns the override text that set each path (so later problems can name the override) and
-    a Problem for each override that could not be applied.
+    Returns how each path set is named in later problems (the override as typed), a Problem
+    for each override that could not be applied, and the tiers and classes made key by key.
     """
-    origins: dict[PathKey, str] = {}
-    problems: list[Problem] = []
+    applied = Applied()
     if document.data is not None and not isinstance(document.data, dict):
         # The file itself is wrong: let validation say so, located in the file.
-        return origins, problems
+        return applied
     for override in overrides:
+        new = _new_entry(document.data, override)
         try:
             document.data, path = apply_override(document.data, override)
         except ValueError as error:
-            problems.append(Problem(str(error), f"--set {override}"))
+            applied.problems.append(Problem(str(error), as_typed(override)))
             continue
-        for table in (document.positions, document.key_positions, origins):
+        for table in (document.positions, document.key_positions, applied.origins):
             for stale in [p for p in table if p[: len(path)] == path]:
                 del table[stale]
-        origins[path] = override
-    return origins, problems
+        applied.origins[path] = as_typed(override)
+        if new is not None:
+            # What the new entry lacks is located at the override that made it.
+            applied.origins[path[:2]] = as_typed(override)
+            applied.new_entries[path[:2]] = new
+    return applied

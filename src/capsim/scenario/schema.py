@@ -2447,14 +2447,13 @@ def locate(
     origins: dict[PathKey, str],
     at_key: bool = False,
 ) -> Problem:
-    """A Problem for `path`: a --set override that made it, or the nearest positioned node."""
+    """A Problem for `path`: the override that made it (`origins`: as the user typed it), or
+    the nearest positioned node."""
     dotted = format_path(path)
     for end in range(len(path), -1, -1):
         prefix = path[:end]
         if prefix in origins:
-            return Problem(
-                message=message, file=f"--set {origins[prefix]}", line=0, column=0, path=dotted
-            )
+            return Problem(message=message, file=origins[prefix], line=0, column=0, path=dotted)
         where = key_positions.get(prefix) if at_key else None
         where = where or positions.get(prefix)
         if where is not None:
