@@ -138,9 +138,14 @@ def main() -> None:
     parser.add_argument("--compiled", action="store_true", help="this checkout, compiled")
     args = parser.parse_args()
     trees = dict(item.split("=", 1) for item in args.tree) or {"here": str(HERE.parent)}
-    if args.compiled:
-        scratch = tempfile.mkdtemp(prefix="capsim-compiled-")
-        trees["compiled"] = str(compiled_copy(Path(scratch) / "tree"))
+    with tempfile.TemporaryDirectory(prefix="capsim-compiled-") as scratch:
+        if args.compiled:
+            trees["compiled"] = str(compiled_copy(Path(scratch) / "tree"))
+        measure(args, trees)
+
+
+def measure(args: argparse.Namespace, trees: dict[str, str]) -> None:
+    """Every round of every workload; prints the medians, the ratios and the JSON report."""
     report: dict[str, dict[str, list[float]]] = {}
     for workload in args.workloads.split(","):
         size = args.customers if workload == "w3v" else args.duration
