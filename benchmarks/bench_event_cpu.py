@@ -16,6 +16,10 @@ The summary gives the ratios the targets are stated in (issue 15): each tree's r
 CPU second against the first tree's (for example `--tree pre=... --tree after=.`), and SimPy's
 CPU time over each tree's on the W3 variant.
 
+`--compiled` adds a tree named "compiled": a copy of this checkout with its event path compiled
+(mypyc, as `CAPSIM_COMPILE=1 pip install .` builds it; docs/performance.md, "The compiled
+event path"), built once in a temporary folder before the rounds.
+
 `--floor` adds the least a Python event loop can do for as many events as the first tree's
 run had: pop an entry `(when, priority, id, fn, arg)` from a heap, call `fn(arg)`, which pushes
 the next such entry (no model at all, no event object: the shape of capsim's schedule since
@@ -28,9 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import runpy
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -99,6 +106,26 @@ def run(code: str, *args: str) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def compiled_copy(into: Path) -> Path:
+    """A copy of this checkout (src, benchmarks) with its event path compiled in place, as
+    setup.py's CAPSIM_COMPILE=1 build does (mypyc on `capsim.engine.accelerator.COMPILED`)."""
+    root = HERE.parent
+    skip = shutil.ignore_patterns("__pycache__", "*.so", "build")
+    for folder in ("src", "benchmarks"):
+        shutil.copytree(root / folder, into / folder, ignore=skip)
+    accelerator = runpy.run_path(str(root / "src" / "capsim" / "engine" / "accelerator.py"))
+    paths = [name.replace(".", "/") + ".py" for name in accelerator["COMPILED"]]
+    subprocess.run(  # in place; with mypy's settings, as setup.py's build
+        [sys.executable, "-m", "mypyc", "--config-file", str(root / "pyproject.toml")]
+        + runpy.run_path(str(root / "setup.py"))["MYPY_OPTIONS"]
+        + paths,
+        cwd=into / "src",
+        check=True,
+        capture_output=True,
+    )
+    return into
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH (repeatable)")
@@ -108,8 +135,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--simpy", action="store_true", help="the SimPy peer (W3 variant)")
     parser.add_argument("--floor", action="store_true", help="the bare event loop's floor")
+    parser.add_argument("--compiled", action="store_true", help="this checkout, compiled")
     args = parser.parse_args()
     trees = dict(item.split("=", 1) for item in args.tree) or {"here": str(HERE.parent)}
+    with tempfile.TemporaryDirectory(prefix="capsim-compiled-") as scratch:
+        if args.compiled:
+            trees["compiled"] = str(compiled_copy(Path(scratch) / "tree"))
+        measure(args, trees)
+
+
+def measure(args: argparse.Namespace, trees: dict[str, str]) -> None:
+    """Every round of every workload; prints the medians, the ratios and the JSON report."""
     report: dict[str, dict[str, list[float]]] = {}
     for workload in args.workloads.split(","):
         size = args.customers if workload == "w3v" else args.duration

@@ -36,6 +36,7 @@ from capsim.analysis.stats import (
     settled_at_end,
     t_interval,
 )
+from capsim.engine import accelerator
 from capsim.engine.histogram import Histogram
 from capsim.engine.limits import waiting_limit
 from capsim.engine.result import ClassRun, RunResult, TierRun
@@ -1383,6 +1384,8 @@ def summarise(
         "reason": runs[0].engine_reason,
         "events": sum(run.events for run in runs),
     }
+    if runs[0].engine_path == "events" and accelerator.compiled():
+        data["engine"]["compiled"] = True  # the compiled event path ran (same results)
     data["warmup"] = runs[0].warmup
     if len(runs) > 1:  # what a later `capsim check` pairs its replications with
         data["per_replication"] = per_replication_figures(model, runs)

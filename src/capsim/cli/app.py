@@ -41,11 +41,18 @@ for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
 
 
+def _compiled_note() -> str:
+    """' (compiled event path)' when the event path's hot modules are compiled (mypyc)."""
+    from capsim.engine import accelerator
+
+    return " (compiled event path)" if accelerator.compiled() else ""
+
+
 def _print_version(value: bool) -> None:
     # An eager option's callback runs while the options are parsed, before click asks for a
     # command: so `capsim --version` alone works.
     if value:
-        sys.stdout.write(f"capsim {capsim.__version__}\n")
+        sys.stdout.write(f"capsim {capsim.__version__}{_compiled_note()}\n")
         raise typer.Exit(0)
 
 

@@ -40,8 +40,15 @@ The package, module by module:
   and makes no call there is answered at once, with no event for the end of its work; where
   only that class reaches the tier, arrivals that will take the lane run ahead of their time.
 - `signatures`: the callable types (`Cont`, `Pick`, `Draw`, `Enter`, `Runner`).
+
+The hot modules (`capsim.engine.accelerator.COMPILED`) may be installed compiled with mypyc
+(`CAPSIM_COMPILE=1`), from this same source and with the same results; `CAPSIM_PURE_PYTHON=1`
+runs the source all the same. So code here avoids what mypyc rejects or runs differently
+(two functions of one name in one scope, a float attribute set to an int).
 """
 
+# First: with CAPSIM_PURE_PYTHON=1 it makes the modules below load from their source.
+from capsim.engine import accelerator  # noqa: F401
 from capsim.engine.events.autoscaling import _hpa_recommendation
 from capsim.engine.events.draws import BATCH
 from capsim.engine.events.run import PROGRESS_STEPS, run_events

@@ -204,11 +204,11 @@ class _ClassSim:
                     run.arrivals += 1
                     pending[ident] = now
 
-                    def finish(ok: bool, now: float = now, ident: int = ident) -> None:  # bound
-                        pending.pop(ident, None)
+                    def finish(ok: bool, started: float = now, key: int = ident) -> None:  # bound
+                        pending.pop(key, None)
                         if ok:
                             run.completed += 1
-                            latencies.append(env._now - now)
+                            latencies.append(env._now - started)
                             if len(latencies) >= limit:
                                 flush()
                         else:
@@ -234,7 +234,7 @@ class _ClassSim:
             # The same arrivals, also counted per time bucket (warm-up included).
             arrived, finished = tracker.arrived, tracker.finished
 
-            def arrival(_: object) -> None:
+            def tracked_arrival(_: object) -> None:
                 now = env._now
                 step = gap()
                 if step < math.inf:
@@ -259,7 +259,10 @@ class _ClassSim:
                 if not enter(k, finish):
                     finish(False)
 
-        on_arrival = (arrival,) if on_lane is None else on_lane
+        if on_lane is not None:
+            on_arrival = on_lane
+        else:  # (two functions, two names: the compiled event path needs it, see `accelerator`)
+            on_arrival = (arrival if tracker is None else tracked_arrival,)
         first = gap()
         if first < math.inf:
             schedule(first, on_arrival, None)

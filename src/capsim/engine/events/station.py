@@ -247,7 +247,7 @@ class Station:
         self.queue_area = self.queue_since = 0.0
         self.held = 0
         self.held_area = self.held_since = 0.0
-        self.live_count: float = servers
+        self.live_count: float = float(servers)  # a float, compiled too
         self.live_area = self.live_since = 0.0
         self.before_window = [0.0, 0.0, 0.0]  # the three integrals before the window opened
         self.snapshots: list[tuple[float, float, float]] = []
