@@ -8,7 +8,6 @@ Without a `sizing` key, `size` sizes the group that binds at the sizing load, an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import capsim
 from capsim.analysis.sizing import size_tiers
@@ -47,7 +46,6 @@ def model_of(tmp_path: Path, text: str) -> Model:
     path = tmp_path / "scenario.yaml"
     path.write_text(text)
     return capsim.build_model(capsim.load_scenario(path))
-
 
 
 def test_web_shop_at_twice_its_load_sizes_the_read_replicas_that_bind() -> None:
