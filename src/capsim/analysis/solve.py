@@ -8,6 +8,7 @@ station gets the best formula its shape allows, and says which and whether it is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -721,6 +722,11 @@ def _solve_closed_classes(
     model, visits = net.model, net.visits
     for traffic in net.closed:
         k = traffic.index
+        if _holds_through_calls(net, k):
+            loop = _closed_loop(net, holding, closed_rate, k)
+            closed_rate[k] = loop.throughput
+            closed_solutions[k] = loop
+            continue
         demands, servers_list = [], []
         for tier in model.tiers:
             open_util = (
@@ -737,6 +743,101 @@ def _solve_closed_classes(
         solution = formulas.closed_network(demands, servers_list, think, int(traffic.users or 0))
         closed_rate[k] = solution.throughput
         closed_solutions[k] = solution
+
+
+def _holds_through_calls(net: _Network, k: int) -> bool:
+    """Whether class k visits a tier whose workers stay held through synchronous calls: its
+    loop is then not a product-form network (a caller's worker and its callee's are held at
+    once), and the callee's time is inside the caller's holding time."""
+    model = net.model
+    return any(
+        tier.blocking
+        and net.visits[k, tier.index] > 0
+        and any(not model.tiers[c].is_async for c in step_callees(tier.work[k].calls))
+        for tier in model.tiers
+    )
+
+
+def _closed_loop(
+    net: _Network, holding: np.ndarray, closed_rate: np.ndarray, k: int
+) -> formulas.ClosedFigures:
+    """Closed class k through blocking callers: its throughput X from Little's law over the
+    loop, users = X (think time + R(X)), where R(X) is the response time along the call graph
+    with the class offered at X and every tier solved as the open stations are (a blocking
+    worker held through its calls' responses, each callee's time counted once, inside its
+    caller's). R grows with X and is infinite where a station has no steady state, so X is
+    found by bisection below the first rate at which one saturates (docs/cli.md)."""
+    traffic = net.model.classes[k]
+    users = int(traffic.users or 0)
+    think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+    others = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing
+    n_tiers = len(net.model.tiers)
+    if users <= 0:
+        return formulas.ClosedFigures(0.0, 0.0, [0.0] * n_tiers, [0.0] * n_tiers, exact=False)
+
+    def response(x: float) -> tuple[float, np.ndarray]:
+        rates = others.copy()
+        rates[k] = x * net.visits[k] * net.passing
+        hold = holding.copy()
+        for _pass in range(n_tiers + 1):  # a chain of blocking callers settles one tier a pass
+            stations = _solve_stations(net, rates, hold)
+            if any(st.unstable_rho is not None for g in stations.values() for _, st in g):
+                return math.inf, hold
+            tier_response = _tier_responses(net, stations)[k]
+            _, calls, _ = _mean_response(net.model, k, tier_response)
+            new_hold = hold.copy()
+            for tier in net.model.tiers:
+                if tier.blocking:
+                    new_hold[tier.index, k] = net.means[tier.index, k] + calls[
+                        tier.index
+                    ] / per_message(tier)
+            settled = np.allclose(new_hold, hold, rtol=1e-9, atol=1e-15)
+            hold = new_hold
+            if settled:
+                break
+        total, _, _ = _mean_response(net.model, k, tier_response)
+        return float(total[traffic.entry]), hold
+
+    throughput = _loop_throughput(users, think, lambda x: response(x)[0], _loop_ceiling(net, k))
+    _, hold = response(throughput)
+    busy = throughput * net.visits[k] * hold[:, k]
+    workers = np.array([max(t.workers, 1) for t in net.model.tiers], dtype=float)
+    return formulas.ClosedFigures(
+        throughput=throughput,
+        response_time=users / throughput - think if throughput > 0 else 0.0,
+        queue=list(busy),
+        utilization=list(busy / workers),
+        exact=False,
+        loop=True,
+    )
+
+
+def _loop_ceiling(net: _Network, k: int) -> float:
+    """A rate above which some tier visited by class k cannot keep up with its own work."""
+    ceilings = [
+        max(tier.workers, 1) / (net.visits[k, tier.index] * net.means[tier.index, k])
+        for tier in net.model.tiers
+        if net.visits[k, tier.index] * net.means[tier.index, k] > 0
+    ]
+    return min(ceilings, default=math.inf)
+
+
+def _loop_throughput(
+    users: int, think: float, response: Callable[[float], float], ceiling: float
+) -> float:
+    """The X at which users = X (think + response(X)), by bisection on [0, ceiling)."""
+    if math.isinf(ceiling):
+        ceiling = users / think if think > 0 else 1e12
+    low, high = 0.0, ceiling
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if middle * (think + response(middle)) < users:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-9 * high:
+            break
+    return low
 
 
 def _fixed_point(net: _Network) -> _FixedPoint:
@@ -1046,6 +1147,8 @@ def _use_exact_closed_solution(
     traffic = net.closed[0]
     k = traffic.index
     solution = point.closed_solutions[k]
+    if solution.loop:  # the stations were solved at its throughput: their figures stand
+        return
     classes_out[traffic.name]["latency"]["mean"] = solution.response_time
     for tier in net.model.tiers:
         visit = net.visits[k, tier.index]
@@ -1085,6 +1188,13 @@ def _closed_method(solution: formulas.ClosedFigures | None, traffic: TrafficClas
     `formulas.CLOSED_EXACT_USERS` users) by the large-population approximation."""
     if solution is None or solution.exact:
         return "exact product-form solution of the closed network (convolution / MVA)"
+    if solution.loop:
+        return (
+            "closed loop through blocking callers: the throughput X from Little's law over the "
+            "loop, users = X (think time + R(X)), R(X) the call graph's response with every "
+            "tier solved at X and blocking workers held through their calls "
+            "(docs/cli.md#capsim-solve-scenario)"
+        )
     return (
         f"large-population approximation of the closed network ({traffic.users:,} users, more "
         f"than the {formulas.CLOSED_EXACT_USERS:,} solved exactly): M/M/c stations fed at the "
