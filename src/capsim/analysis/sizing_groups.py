@@ -73,10 +73,12 @@ def _choice(tier: Tier, shares: dict[str, float]) -> GroupChoice:
         f"{GROUP_WORDS[name]} {share:.1%} held" for name, share in sorted(shares.items())
     )
     other = "replicas" if of == "instances" else "instances"
+    # A region's copy (`db@eu-west`) takes its sizing from the scenario's tier (`db`).
+    written = tier.name.removesuffix(f"@{tier.region}") if tier.region else tier.name
     note = (
         f"tier {tier.name}: sized by its {GROUP_WORDS[busiest]}"
         f"{' (instances)' if of == 'instances' else ''}, the group that binds at "
-        f"this load ({figures}, analytic estimate); --set 'tiers.{tier.name}.sizing={{of: "
+        f"this load ({figures}, analytic estimate); --set 'tiers.{written}.sizing={{of: "
         f"{other}}}' sizes the {GROUP_WORDS['replicas' if of == 'instances' else 'primary']} "
         "instead"
     )
