@@ -93,3 +93,42 @@ def test_the_command_prints_a_table_json_and_markdown(tmp_path):
     assert data["command"] == "sweep" and len(data["points"]) == 3
     assert runner.invoke(app, [*args, "-f", "markdown"]).stdout.startswith("# capsim sweep")
     assert runner.invoke(app, ["sweep", str(path), "--vary", "x=1..z"]).exit_code == 2
+
+
+#: A database whose one replica takes 90% of the queries while its primary idles: the tier's
+#: pooled share is about half the replica's.
+READ_REPLICA = """\
+name: read-replica
+seed: 4
+simulation: {duration: 10s, warmup: 1s, replications: 1}
+traffic:
+  reads: {entry: db, rate: 80/s}
+tiers:
+  db:
+    type: database
+    replicas: 1
+    read_ratio: 0.9
+    service_time: {dist: exponential, mean: 10ms}
+slos:
+  - {tier: db, utilization: 60%}
+"""
+
+
+def test_a_database_column_shows_the_busiest_group_its_verdict_is_judged_on(tmp_path):
+    path = tmp_path / "replica.yaml"
+    path.write_text(READ_REPLICA)
+    result = run_sweep(
+        path, [parse_vary("traffic.reads.rate=40/s,80/s")], capsim_version=capsim.__version__
+    )
+    for point in result["points"]:
+        db = point["tiers"]["db"]
+        (verdict,) = point["slos"]
+        assert db["group"] == "replicas" == verdict["group"]
+        assert db["utilization"] == verdict["observed"]  # the figure the verdict judged
+        assert db["pooled"]["utilization"] < 0.6 * db["utilization"]
+    # At 80/s the replica is about 72% busy: the column says so, not the pooled ~40%.
+    assert [point["passed"] for point in result["points"]] == [True, False]
+    table = runner.invoke(app, ["sweep", str(path), "--vary", "traffic.reads.rate=40/s,80/s"])
+    assert table.exit_code == 0, table.output
+    assert "(replicas)" in table.stdout
+    assert "its busiest group's share" in table.stdout

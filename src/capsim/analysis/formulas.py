@@ -303,6 +303,8 @@ class ClosedFigures:
     queue: list[float]  # mean number at each station (waiting + in service)
     utilization: list[float]  # mean fraction of each station's servers busy
     exact: bool = True
+    #: Solved as a loop through blocking callers (solve.py `_closed_loop`), not product form.
+    loop: bool = False
 
 
 #: Populations up to this many users are solved exactly (`_closed_network`: its work grows

@@ -36,6 +36,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.rate_limit_floor import RefusalFloor, refusal_floor
+from capsim.analysis.sizing_groups import database_groups_to_size
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.analysis.solve import served_shares
 from capsim.engine.executors import Executor
@@ -220,13 +221,16 @@ def scenario_path(tier: Tier, of: str) -> str:
     return f"tiers.{tier.name}.{of}"
 
 
-def dimensions(model: Model, redundancy: int) -> list[Dimension]:
-    """Every sized quantity; a tier without a `sizing` key is sized by instances (1..1000)."""
+def dimensions(
+    model: Model, redundancy: int, default_of: dict[str, str] | None = None
+) -> list[Dimension]:
+    """Every sized quantity; a tier without a `sizing` key is sized by instances (1..1000), a
+    queue by consumers, a tier named in `default_of` by that quantity (sizing_groups.py)."""
     dims = []
     for tier in model.tiers:
         if tier.synthetic:
             continue
-        sizing = tier.sizing or Sizing(of="consumers" if tier.kind == "queue" else "instances")
+        sizing = tier.sizing or Sizing(of=_default_quantity(tier, default_of or {}))
         if sizing.fixed:
             continue
         unit_cost = marginal_price(tier)
@@ -247,6 +251,12 @@ def dimensions(model: Model, redundancy: int) -> list[Dimension]:
         high = partition_cap(tier, sizing.of, high)
         dims.append(Dimension(tier.index, tier.name, sizing.of, min(low, high), high, unit_cost))
     return dims
+
+
+def _default_quantity(tier: Tier, default_of: dict[str, str]) -> str:
+    if tier.name in default_of:
+        return default_of[tier.name]
+    return "consumers" if tier.kind == "queue" else "instances"
 
 
 def partition_cap(tier: Tier, of: str, high: int) -> int:
@@ -774,7 +784,7 @@ def size_tiers(
     ResourceLimitError when the whole search would simulate more than `max_requests` requests.
     `announce` hears, before the search starts, what a long search will cost.
     """
-    question = _question(model, load, headroom, redundancy)
+    question = _question(model, load, headroom, redundancy, capsim_version)
     target, dims = question.target, question.dims
     _stop_at_rate_limits(target)
     search_model, full_model = _run_lengths(
@@ -850,21 +860,29 @@ def size_tiers(
     }
 
 
-def _question(model: Model, load: float, headroom: float | None, redundancy: int) -> _Question:
+def _question(
+    model: Model, load: float, headroom: float | None, redundancy: int, capsim_version: str
+) -> _Question:
     """The sizing question on the model: traffic at `load`, autoscaled tiers at their max, the
-    sized quantities (an autoscaled tier's never below autoscale.min) and the headroom
-    objectives (one `occupancy <= 1 - headroom` per sized tier)."""
+    sized quantities (an autoscaled tier's never below autoscale.min; a database's binding
+    group, sizing_groups.py) and the headroom objectives (one `occupancy <= 1 - headroom` per
+    sized tier)."""
     autoscaled = _scalers(model)
     target, notes = at_max_replicas(scale_open_traffic(model, load))
+    groups = database_groups_to_size(target, capsim_version)
     dims = [
         replace(dim, low=min(max(dim.low, autoscaled[dim.name].min), dim.high))
         if dim.name in autoscaled and dim.of == _scaled_quantity(autoscaled[dim.name])
         else dim
-        for dim in dimensions(target, redundancy)
+        for dim in dimensions(target, redundancy, {name: g.of for name, g in groups.items()})
     ]
     if not dims:
         raise UsageError("every tier is `sizing: fixed`; there is nothing to size")
-    notes = [*_sized_max_notes(notes, dims, autoscaled), *partition_notes(target, dims)]
+    notes = [
+        *_sized_max_notes(notes, dims, autoscaled),
+        *partition_notes(target, dims),
+        *(groups[d.name].note for d in dims if d.name in groups),
+    ]
     limit = _load_limits(model)
     extra: list[Slo] = []
     if headroom:

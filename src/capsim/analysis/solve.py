@@ -8,6 +8,7 @@ station gets the best formula its shape allows, and says which and whether it is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -94,10 +95,27 @@ def _mean_response(
     n = len(model.tiers)
     calls_time = np.zeros(n)
     response = tier_response.copy()
-    approximate = False
+    approximate = any(
+        isinstance(step, Parallel) for tier in model.tiers for step in tier.work[k].calls
+    )
+    # Callees before their callers: a call graph without loops settles in one pass (and a
+    # second that confirms it), not in one pass per tier of its longest chain of calls.
+    order = [model.tiers[i] for i in _callees_first(model, k)]
+    for _ in range(10_000):
+        previous = response.copy()
+        for tier in order:
+            calls_time[tier.index] = _calls_time(model, tier.work[k].calls, response)
+            response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
+        if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
+            break
+    return response, calls_time, approximate
+
+
+def _calls_time(model: Model, calls: tuple[Step, ...], response: np.ndarray) -> float:
+    """Mean time in `calls` when tier i answers a caller in `response[i]` (its wait, work and
+    calls); a parallel group counts its slowest branch's mean."""
 
     def step_time(step: Step) -> float:
-        nonlocal approximate
         if isinstance(step, Call):
             callee = model.tiers[step.tier]
             # A call to another region adds its round trip (`network_delay`) to every call.
@@ -112,20 +130,9 @@ def _mean_response(
                 for (t, p), rtt in zip(step.options, delays, strict=True)
             )
         assert isinstance(step, Parallel)
-        approximate = True
         return max((step_time(b) for b in step.branches), default=0.0)
 
-    # Callees before their callers: a call graph without loops settles in one pass (and a
-    # second that confirms it), not in one pass per tier of its longest chain of calls.
-    order = [model.tiers[i] for i in _callees_first(model, k)]
-    for _ in range(10_000):
-        previous = response.copy()
-        for tier in order:
-            calls_time[tier.index] = sum(step_time(s) for s in tier.work[k].calls)
-            response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
-        if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
-            break
-    return response, calls_time, approximate
+    return float(sum(step_time(step) for step in calls))
 
 
 def _callees_first(model: Model, k: int) -> list[int]:
@@ -380,17 +387,66 @@ def _quote_overloaded_at_capacity(
 _CAPACITY_STEPS = 14
 
 
-def _capacity_when_stable(net: _Network, tier: Tier, label: str) -> float | None:
+#: Overloaded station groups whose capacity `_capacity_when_stable` finds, the most overloaded
+#: first; the others quote offered / rho at the overloaded load. The searches share their
+#: solves of the network, so an overloaded chain of 1,000 blocking tiers costs at most
+#: this many searches, not one per tier (181 of 300 tiers took 7 minutes).
+_CAPACITY_SEARCHES = 4
+
+
+def _overloaded_capacities(
+    net: _Network, unstable: list[tuple[Tier, str, StationResult]]
+) -> dict[tuple[int, str], float]:
+    """Per overloaded station group (tier index, group label), the requests per second it
+    serves at its capacity (`_capacity_when_stable` for the most overloaded, else offered /
+    rho at the overloaded load)."""
+    points: dict[float, _FixedPoint] = {}
+    searched = _most_overloaded(unstable)
+    return {
+        (tier.index, label): (
+            _capacity_when_stable(net, tier, label, points)
+            if (tier.index, label) in searched
+            else None
+        )
+        or _station_capacity(tier, st)
+        for tier, label, st in unstable
+    }
+
+
+def _most_overloaded(unstable: list[tuple[Tier, str, StationResult]]) -> set[tuple[int, str]]:
+    ranked = sorted(unstable, key=lambda found: -(found[2].unstable_rho or 0.0))
+    return {(tier.index, label) for tier, label, _ in ranked[:_CAPACITY_SEARCHES]}
+
+
+def _unsearched_note(unstable: list[tuple[Tier, str, StationResult]]) -> list[str]:
+    """A note naming how many overloaded groups quote offered / rho as their capacity."""
+    left = len(unstable) - len(_most_overloaded(unstable))
+    if left <= 0:
+        return []
+    return [
+        f"{left} more overloaded station groups beyond the {_CAPACITY_SEARCHES} most overloaded "
+        "quote as their capacity their offered rate / load at the overloaded load (a bound "
+        "counting waits that have no steady state), not the load at which they turn stable"
+    ]
+
+
+def _capacity_when_stable(
+    net: _Network, tier: Tier, label: str, points: dict[float, _FixedPoint] | None = None
+) -> float | None:
     """What the station group `label` of `tier` serves at its capacity (requests per second
     into it): its bound (arrivals / load) at the heaviest load along the mix (every open class
     scaled alike) at which it is still stable, its callees at the load it would pass them, not
     at the overloaded load, whose waits have no steady state (docs/cli.md, `capsim solve`).
     None when it is unstable at any open load (closed traffic alone overloads it)."""
 
+    solved = {} if points is None else points  # the network at each factor, shared
+
     def state(factor: float) -> tuple[bool, float]:
-        point = _fixed_point(
-            replace(net, open_rate=net.open_rate * factor, at_peak=net.at_peak * factor)
-        )
+        if factor not in solved:
+            solved[factor] = _fixed_point(
+                replace(net, open_rate=net.open_rate * factor, at_peak=net.at_peak * factor)
+            )
+        point = solved[factor]
         station = dict(point.stations[tier.index])[label]
         if station.unstable_rho is not None:
             return False, station.arrival_rate
@@ -649,41 +705,32 @@ def _network(model: Model) -> _Network:
     )
 
 
-def _holding_times(net: _Network, per_class_response: np.ndarray) -> np.ndarray:
-    """[tier, class]: own work, plus the time in calls where a blocking worker waits for them."""
-    model = net.model
-    holding = np.zeros((len(model.tiers), len(model.classes)))
-    for k in range(len(model.classes)):
-        _, calls, _ = _mean_response(model, k, per_class_response[k])
-        for tier in model.tiers:
-            holding[tier.index, k] = net.means[tier.index, k] + (
-                calls[tier.index] / per_message(tier) if tier.blocking else 0.0
-            )
-    return holding
-
-
 def _solve_stations(
     net: _Network, rates: np.ndarray, holding: np.ndarray
 ) -> dict[int, list[tuple[str, StationResult]]]:
     """Every tier's station groups (a database with replicas: primaries and replicas), solved."""
-    stations: dict[int, list[tuple[str, StationResult]]] = {}
-    for tier in net.model.tiers:
-        cap = tier.pool.size if tier.pool is not None else None
-        if tier.kind == "database" and tier.replicas > 0:
-            n_classes = len(net.model.classes)
-            read = np.array([tier.work[k].read_ratio for k in range(n_classes)])
-            groups = [
-                ("primaries", rates[:, tier.index] * (1 - read), tier.instances),
-                ("replicas", rates[:, tier.index] * read, tier.replicas),
-            ]
-        else:
-            groups = [("instances", rates[:, tier.index], _partition_fifos(tier) or tier.servers)]
-        i = tier.index
-        stations[i] = [
-            (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))
-            for label, r, count in groups
+    return {tier.index: _solve_tier(net, tier, rates, holding) for tier in net.model.tiers}
+
+
+def _solve_tier(
+    net: _Network, tier: Tier, rates: np.ndarray, holding: np.ndarray
+) -> list[tuple[str, StationResult]]:
+    """One tier's station groups, solved at `rates` [class, tier] with `holding` [tier, class]."""
+    cap = tier.pool.size if tier.pool is not None else None
+    if tier.kind == "database" and tier.replicas > 0:
+        n_classes = len(net.model.classes)
+        read = np.array([tier.work[k].read_ratio for k in range(n_classes)])
+        groups = [
+            ("primaries", rates[:, tier.index] * (1 - read), tier.instances),
+            ("replicas", rates[:, tier.index] * read, tier.replicas),
         ]
-    return stations
+    else:
+        groups = [("instances", rates[:, tier.index], _partition_fifos(tier) or tier.servers)]
+    i = tier.index
+    return [
+        (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))
+        for label, r, count in groups
+    ]
 
 
 def _tier_responses(
@@ -692,36 +739,92 @@ def _tier_responses(
     """[class, tier]: wait + own work per tier and class (a database mixes its groups by read
     ratio)."""
     model = net.model
-    n_classes = len(model.classes)
-    response = np.zeros((n_classes, len(model.tiers)))
+    response = np.zeros((len(model.classes), len(model.tiers)))
     for tier in model.tiers:
-        groups_solved = stations[tier.index]
-        for k in range(n_classes):
-            if len(groups_solved) == 2:
-                r = tier.work[k].read_ratio
-                weights = [1 - r, r]
-            else:
-                weights = [1.0]
-            wait = 0.0
-            for w, (_, st) in zip(weights, groups_solved, strict=True):
-                if st.figures is not None:
-                    wait += w * st.figures.mean_wait
-            response[k, tier.index] = wait + net.means[tier.index, k]
+        response[:, tier.index] = _tier_response(net, tier, stations[tier.index])
     return response
+
+
+def _tier_response(
+    net: _Network, tier: Tier, groups_solved: list[tuple[str, StationResult]]
+) -> np.ndarray:
+    """[class]: wait + own work at one tier (a database mixes its groups by read ratio)."""
+    n_classes = len(net.model.classes)
+    response = np.zeros(n_classes)
+    for k in range(n_classes):
+        if len(groups_solved) == 2:
+            r = tier.work[k].read_ratio
+            weights = [1 - r, r]
+        else:
+            weights = [1.0]
+        wait = 0.0
+        for w, (_, st) in zip(weights, groups_solved, strict=True):
+            if st.figures is not None:
+                wait += w * st.figures.mean_wait
+        response[k] = wait + net.means[tier.index, k]
+    return response
+
+
+def _sweep_stations(
+    net: _Network, rates: np.ndarray, per_class_response: np.ndarray, order: list[int]
+) -> tuple[np.ndarray, dict[int, list[tuple[str, StationResult]]]]:
+    """(holding [tier, class], stations): every tier solved once, callees before their callers,
+    each blocking tier's holding time taken from its callees' responses of this same pass. A
+    call graph without loops then settles in one pass and a second that confirms it, where
+    solving every tier on the last pass's responses took one pass per tier of the longest
+    chain of blocking calls (a chain of 1,000 such tiers: 1,000 passes over 1,000 tiers)."""
+    model = net.model
+    n_classes = len(model.classes)
+    answered = _answer_times(model, per_class_response)  # [class, tier] wait + work + calls
+    holding = np.zeros((len(model.tiers), n_classes))
+    stations: dict[int, list[tuple[str, StationResult]]] = {}
+    for i in order:
+        tier = model.tiers[i]
+        calls = np.array(
+            [_calls_time(model, tier.work[k].calls, answered[k]) for k in range(n_classes)]
+        )
+        holding[i] = net.means[i] + (calls / per_message(tier) if tier.blocking else 0.0)
+        stations[i] = _solve_tier(net, tier, rates, holding)
+        answered[:, i] = _tier_response(net, tier, stations[i]) + calls
+    return holding, stations
+
+
+def _answer_times(model: Model, per_class_response: np.ndarray) -> np.ndarray:
+    """[class, tier]: the time tier i takes to answer a caller (wait, work and calls)."""
+    return np.array(
+        [_mean_response(model, k, per_class_response[k])[0] for k in range(len(model.classes))]
+    )
+
+
+def _all_callees_first(model: Model) -> list[int]:
+    """The tiers, each after every tier it calls for any class (but inside a loop of calls)."""
+    successors = {
+        tier.index: sorted({c for work in tier.work for c in step_callees(work.calls)})
+        for tier in model.tiers
+    }
+    components = strongly_connected(range(len(model.tiers)), successors)
+    return [index for component in reversed(components) for index in component]
 
 
 def _solve_closed_classes(
     net: _Network,
     stations: dict[int, list[tuple[str, StationResult]]],
     holding: np.ndarray,
+    per_class_response: np.ndarray,
     closed_rate: np.ndarray,
     closed_solutions: dict[int, formulas.ClosedFigures],
 ) -> None:
     """Closed classes: exact single-class product form over the capacity the open traffic
-    leaves; updates `closed_rate` and `closed_solutions` in place."""
+    leaves (through blocking callers: `_closed_loop`); updates `closed_rate` and
+    `closed_solutions` in place."""
     model, visits = net.model, net.visits
     for traffic in net.closed:
         k = traffic.index
+        if _holds_through_calls(net, k):
+            loop = _closed_loop(net, holding, per_class_response, closed_rate, k)
+            closed_rate[k] = loop.throughput
+            closed_solutions[k] = loop
+            continue
         demands, servers_list = [], []
         for tier in model.tiers:
             open_util = (
@@ -740,6 +843,105 @@ def _solve_closed_classes(
         closed_solutions[k] = solution
 
 
+def _holds_through_calls(net: _Network, k: int) -> bool:
+    """Whether class k visits a tier whose workers stay held through synchronous calls: its
+    loop is then not a product-form network (a caller's worker and its callee's are held at
+    once), and the callee's time is inside the caller's holding time."""
+    model = net.model
+    return any(
+        tier.blocking
+        and net.visits[k, tier.index] > 0
+        and any(not model.tiers[c].is_async for c in step_callees(tier.work[k].calls))
+        for tier in model.tiers
+    )
+
+
+#: Passes over the tiers within one trial rate of a closed loop (each a Gauss-Seidel sweep).
+LOOP_PASSES = 100
+
+
+def _closed_loop(
+    net: _Network,
+    holding: np.ndarray,
+    per_class_response: np.ndarray,
+    closed_rate: np.ndarray,
+    k: int,
+) -> formulas.ClosedFigures:
+    """Closed class k through blocking callers: its throughput X from Little's law over the
+    loop, users = X (think time + R(X)), where R(X) is the response time along the call graph
+    with the class offered at X and every tier solved as the open stations are (a blocking
+    worker held through its calls' responses, each callee's time counted once, inside its
+    caller's). R grows with X and is infinite where a station has no steady state, so X is
+    found by bisection below the first rate at which one saturates (docs/cli.md)."""
+    traffic = net.model.classes[k]
+    users = int(traffic.users or 0)
+    think = traffic.think_time.mean if traffic.think_time is not None else 0.0
+    others = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing
+    n_tiers = len(net.model.tiers)
+    if users <= 0:
+        return formulas.ClosedFigures(0.0, 0.0, [0.0] * n_tiers, [0.0] * n_tiers, exact=False)
+
+    order = _all_callees_first(net.model)
+
+    def response(x: float) -> tuple[float, np.ndarray]:
+        rates = others.copy()
+        rates[k] = x * net.visits[k] * net.passing
+        answered = per_class_response.copy()
+        hold = holding
+        for _pass in range(LOOP_PASSES):  # a call graph without loops: two passes
+            hold, stations = _sweep_stations(net, rates, answered, order)
+            if any(st.unstable_rho is not None for g in stations.values() for _, st in g):
+                return math.inf, hold
+            new = _tier_responses(net, stations)
+            settled = np.allclose(new, answered, rtol=1e-9, atol=1e-15)
+            answered = new
+            if settled:
+                break
+        total, _, _ = _mean_response(net.model, k, answered[k])
+        return float(total[traffic.entry]), hold
+
+    throughput = _loop_throughput(users, think, lambda x: response(x)[0], _loop_ceiling(net, k))
+    _, hold = response(throughput)
+    busy = throughput * net.visits[k] * hold[:, k]
+    workers = np.array([max(t.workers, 1) for t in net.model.tiers], dtype=float)
+    return formulas.ClosedFigures(
+        throughput=throughput,
+        response_time=users / throughput - think if throughput > 0 else 0.0,
+        queue=list(busy),
+        utilization=list(busy / workers),
+        exact=False,
+        loop=True,
+    )
+
+
+def _loop_ceiling(net: _Network, k: int) -> float:
+    """A rate above which some tier visited by class k cannot keep up with its own work."""
+    ceilings = [
+        max(tier.workers, 1) / (net.visits[k, tier.index] * net.means[tier.index, k])
+        for tier in net.model.tiers
+        if net.visits[k, tier.index] * net.means[tier.index, k] > 0
+    ]
+    return min(ceilings, default=math.inf)
+
+
+def _loop_throughput(
+    users: int, think: float, response: Callable[[float], float], ceiling: float
+) -> float:
+    """The X at which users = X (think + response(X)), by bisection on [0, ceiling)."""
+    if math.isinf(ceiling):
+        ceiling = users / think if think > 0 else 1e12
+    low, high = 0.0, ceiling
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if middle * (think + response(middle)) < users:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-9 * high:
+            break
+    return low
+
+
 def _fixed_point(net: _Network) -> _FixedPoint:
     """Blocking workers hold through their calls, so waits feed back into holding times, and
     closed classes' throughput into the open stations' load: iterate to the fixed point."""
@@ -750,26 +952,94 @@ def _fixed_point(net: _Network) -> _FixedPoint:
     per_class_response = net.means.T.copy()  # first pass: no waiting anywhere
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     holding = np.zeros((len(model.tiers), len(model.classes)))
+    retried = _retried_callees(model)
+    order = _all_callees_first(model)
     for _iteration in range(200):
         if closed and any(t.rate_limit is not None for t in model.tiers):
             _limit_the_closed_traffic_too(net, closed_rate)
         # [class, tier]: what each tier serves (a rate-limited one: the requests it lets through)
         rates = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing[None, :]
-        holding = _holding_times(net, per_class_response)
-        stations = _solve_stations(net, rates, holding)
+        holding, stations = _sweep_stations(net, rates, per_class_response, order)
         _account_for_arrival_processes(model, net.visits, net.means, net.seconds, holding, stations)
         new_response = _tier_responses(net, stations)
         settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
+        if retried and _with_retried_attempts(net, stations, retried):
+            settled = False
         per_class_response = new_response
         if not closed:
             if settled:
                 break
             continue
         previous = closed_rate.copy()
-        _solve_closed_classes(net, stations, holding, closed_rate, closed_solutions)
+        _solve_closed_classes(
+            net, stations, holding, per_class_response, closed_rate, closed_solutions
+        )
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
     return _FixedPoint(stations, holding, per_class_response, closed_rate, closed_solutions)
+
+
+def _retried_callees(model: Model) -> set[int]:
+    """The tiers some call with a `retry` goes to (in a one_of or parallel group too)."""
+    retried: set[int] = set()
+    pending = [step for tier in model.tiers for work in tier.work for step in work.calls]
+    while pending:
+        step = pending.pop()
+        if isinstance(step, Call) and step.retry is not None:
+            retried.add(step.tier)
+        elif isinstance(step, Parallel):
+            pending.extend(step.branches)
+    return retried
+
+
+def _attempt_loss(groups: list[tuple[str, StationResult]]) -> float:
+    """The share of the attempts reaching a tier that its full waiting room turns away."""
+    offered = sum(st.arrival_rate for _, st in groups)
+    if offered <= 0:
+        return 0.0
+    blocked = sum(st.arrival_rate * st.figures.p_block for _, st in groups if st.figures)
+    return blocked / offered
+
+
+def _with_retried_attempts(
+    net: _Network, stations: dict[int, list[tuple[str, StationResult]]], retried: set[int]
+) -> bool:
+    """The visits with every retried call's expected attempts at its callee's loss now (an
+    attempt turned away by a full waiting room is retried, docs/cli.md); True when they moved."""
+    loss = {i: _attempt_loss(stations[i]) for i in retried}
+    shares = {i: float(share) for i, share in enumerate(net.passing) if share < 1.0}
+    visits = expected_visits(net.model, passing=shares, retry_loss=loss)
+    moved = not np.allclose(visits, net.visits, rtol=1e-10, atol=1e-15)
+    net.visits = visits
+    return moved
+
+
+def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
+    """The share of class k's calls to `callee` that fail when each attempt fails with
+    `attempt_loss`: every retry fails too (p^(1 + max)) where every call to it retries (the
+    fewest retries of them counted), else the attempt's loss (independent attempts)."""
+    if attempt_loss <= 0.0:
+        return attempt_loss
+    retries = [
+        step.retry.max if step.retry is not None else 0
+        for tier in model.tiers
+        for step in _steps(tier.work[k].calls)
+        if isinstance(step, Call) and step.tier == callee
+    ]
+    if not retries or min(retries) == 0:
+        return attempt_loss
+    return float(attempt_loss ** (1 + min(retries)))
+
+
+def _steps(calls: tuple[Step, ...]) -> list[Step]:
+    """The steps of `calls`, a parallel group's branches included."""
+    found, pending = [], list(calls)
+    while pending:
+        step = pending.pop()
+        found.append(step)
+        if isinstance(step, Parallel):
+            pending.extend(step.branches)
+    return found
 
 
 def _limit_the_closed_traffic_too(net: _Network, closed_rate: np.ndarray) -> None:
@@ -979,7 +1249,9 @@ def _class_figures(
     # Losses along the path (independent per visit); exact when one tier turns work away.
     own = net.own_visits[k]
     losses = {
-        t.index: 1.0 - (1.0 - _loss(t, point.stations[t.index], k)) * net.passing[t.index]
+        t.index: 1.0
+        - (1.0 - _call_loss(model, k, t.index, _loss(t, point.stations[t.index], k)))
+        * net.passing[t.index]
         for t in model.tiers
         if own[t.index] > 0
     }
@@ -1047,6 +1319,8 @@ def _use_exact_closed_solution(
     traffic = net.closed[0]
     k = traffic.index
     solution = point.closed_solutions[k]
+    if solution.loop:  # the stations were solved at its throughput: their figures stand
+        return
     classes_out[traffic.name]["latency"]["mean"] = solution.response_time
     for tier in net.model.tiers:
         visit = net.visits[k, tier.index]
@@ -1086,6 +1360,13 @@ def _closed_method(solution: formulas.ClosedFigures | None, traffic: TrafficClas
     `formulas.CLOSED_EXACT_USERS` users) by the large-population approximation."""
     if solution is None or solution.exact:
         return "exact product-form solution of the closed network (convolution / MVA)"
+    if solution.loop:
+        return (
+            "closed loop through blocking callers: the throughput X from Little's law over the "
+            "loop, users = X (think time + R(X)), R(X) the call graph's response with every "
+            "tier solved at X and blocking workers held through their calls "
+            "(docs/cli.md#capsim-solve-scenario)"
+        )
     return (
         f"large-population approximation of the closed network ({traffic.users:,} users, more "
         f"than the {formulas.CLOSED_EXACT_USERS:,} solved exactly): M/M/c stations fed at the "
@@ -1166,16 +1447,18 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     notes.extend(_rate_limit_notes(model, reaching, refused))
     if unstable and not mark_overload:  # before the capacities below, which it does not need
         raise _unstable_error(unstable[0], saturation)
+    capacities = _overloaded_capacities(net, unstable)
     overloaded = [
         {
             "tier": tier.name,
             "rho": st.unstable_rho,
             "offered_rate": st.arrival_rate,
-            "capacity": _capacity_when_stable(net, tier, label) or _station_capacity(tier, st),
+            "capacity": capacities[tier.index, label],
             "add": capacity_key(tier, label),
         }
         for tier, label, st in unstable
     ]
+    notes.extend(_unsearched_note(unstable))
     if unstable:
         bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
             model, capsim_version, bottleneck, saturation, by_rate_limit

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capsim.analysis.busiest_group import GROUP_STATISTICS, busiest_group
 from capsim.analysis.points import Progress, headline, scale_open_traffic
 from capsim.analysis.summary import summarise
 from capsim.engine.executors import Executor
@@ -252,8 +253,7 @@ def _point(
         },
         "tiers": {
             name: {
-                "utilization": t["utilization"],
-                "occupancy": t.get("occupancy"),
+                **_held_shares(t),
                 "stable": t["stable"],
                 "wait": {"mean": t["wait"]["mean"], "p99": t["wait"]["p99"]},
             }
@@ -262,6 +262,25 @@ def _point(
         "slos": data["slos"],
         "warnings": report.warnings,
     }
+
+
+def _held_shares(tier: dict[str, Any]) -> dict[str, Any]:
+    """A tier's utilization and occupancy as its objectives judge them: a database with
+    replicas by the higher of its pooled share and its busiest group's (busiest_group.py), with
+    `group` naming that group where its share is the figure and `pooled` keeping the tier's."""
+    shares: dict[str, Any] = {
+        "utilization": tier["utilization"],
+        "occupancy": tier.get("occupancy"),
+    }
+    if not tier.get("groups"):
+        return shares
+    pooled = dict(shares)
+    for statistic in GROUP_STATISTICS:
+        group = busiest_group(tier, statistic)
+        if group is not None and group[1] > (pooled[statistic] or 0.0):
+            shares[statistic] = group[1]
+            shares.setdefault("group", group[0])
+    return {**shares, "pooled": pooled}
 
 
 def _describe(point: dict[str, Any]) -> str:

@@ -7,23 +7,43 @@ from collections.abc import Mapping
 import numpy as np
 
 from capsim import graphs
-from capsim.model.types import Call, Model, OneOf, Parallel, Step, Tier
+from capsim.model.types import Call, Model, OneOf, Parallel, Retry, Step, Tier
 
 
 def _calls(
-    model: Model, class_index: int, passing: Mapping[int, float]
+    model: Model,
+    class_index: int,
+    passing: Mapping[int, float],
+    retry_loss: Mapping[int, float] | None = None,
 ) -> dict[int, dict[int, float]]:
     """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse);
     only the share `passing[i]` of the visits to tier i make its calls (a rate limit). A queue
     whose consumers take batches makes its calls once per batch: 1 / `batch_size` per message
-    (full batches: the capacity bound; docs/dynamic.md, batch consumers)."""
+    (full batches: the capacity bound; docs/dynamic.md, batch consumers). A call with a `retry`
+    to a tier that fails an attempt with probability `retry_loss[j]` counts its expected
+    attempts (`expected_attempts`)."""
     calls: dict[int, dict[int, float]] = {}
     for tier in model.tiers:
         targets: dict[int, float] = {}
         for step in tier.work[class_index].calls:
-            _add_sparse(targets, step, passing.get(tier.index, 1.0) / per_message(tier))
+            _add_sparse(
+                targets, step, passing.get(tier.index, 1.0) / per_message(tier), retry_loss or {}
+            )
         calls[tier.index] = targets
     return calls
+
+
+def expected_attempts(retry: Retry | None, failing: float) -> float:
+    """Attempts per call when each fails independently with probability `failing` and the
+    caller retries up to `retry.max` times: 1 + p + ... + p^max, the retries capped at the
+    retry budget's share of first attempts."""
+    if retry is None or failing <= 0.0:
+        return 1.0
+    failing = min(failing, 1.0)
+    extra = sum(failing**n for n in range(1, retry.max + 1))
+    if retry.budget is not None:
+        extra = min(extra, retry.budget)
+    return 1.0 + extra
 
 
 def per_message(tier: Tier) -> int:
@@ -32,14 +52,20 @@ def per_message(tier: Tier) -> int:
     return max(tier.batch_size, 1)
 
 
-def _add_sparse(row: dict[int, float], step: Step, weight: float = 1.0) -> None:
+def _add_sparse(
+    row: dict[int, float],
+    step: Step,
+    weight: float = 1.0,
+    retry_loss: Mapping[int, float] | None = None,
+) -> None:
     # A parallel step nests branches; walk them with a stack, not recursion.
     pending: list[tuple[Step, float]] = [(step, weight)]
     while pending:
         current, scale = pending.pop()
         if isinstance(current, Call):
+            attempts = expected_attempts(current.retry, (retry_loss or {}).get(current.tier, 0.0))
             row[current.tier] = (
-                row.get(current.tier, 0.0) + scale * current.probability * current.repeat
+                row.get(current.tier, 0.0) + scale * current.probability * current.repeat * attempts
             )
         elif isinstance(current, OneOf):
             for tier, probability in current.options:
@@ -49,20 +75,25 @@ def _add_sparse(row: dict[int, float], step: Step, weight: float = 1.0) -> None:
 
 
 def expected_visits(
-    model: Model, synchronous: bool = False, passing: Mapping[int, float] | None = None
+    model: Model,
+    synchronous: bool = False,
+    passing: Mapping[int, float] | None = None,
+    retry_loss: Mapping[int, float] | None = None,
 ) -> np.ndarray:
     """V[k, i]: expected visits to tier i by one request of class k (asynchronous work included;
     with `synchronous`, only the visits within the request's own response: a queue is visited
     by its publish, the work of its consumers is left out). `passing[i]`, when given, is the
     share of the visits to tier i that go on to its calls (what its rate limit lets through);
-    the visits to tier i itself are all counted, refused or not.
+    the visits to tier i itself are all counted, refused or not. `retry_loss[j]`, when given,
+    is the probability that an attempt at tier j fails: a retried call to it counts its
+    expected attempts.
 
     Solves v = e_entry + v M one loop of tiers at a time, in call order, on the sparse calls
     (`capsim.graphs.expected_visits`); finite because validation refuses loops that are not.
     """
     visits = np.zeros((len(model.classes), len(model.tiers)))
     for traffic in model.classes:
-        calls = _calls(model, traffic.index, passing or {})
+        calls = _calls(model, traffic.index, passing or {}, retry_loss)
         if synchronous:
             calls = {i: ({} if model.tiers[i].is_async else row) for i, row in calls.items()}
         solved = graphs.expected_visits(traffic.entry, calls)

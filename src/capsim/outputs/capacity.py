@@ -342,10 +342,14 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(c["error_rate"]),
             ]
         for n in tiers:
-            mark = "" if point["tiers"][n]["stable"] else OVERLOAD_MARK
-            row.append(cells.percent(point["tiers"][n]["utilization"]) + mark)
+            tier = point["tiers"][n]
+            # A database's busiest group, whose share its objectives are judged on.
+            mark = (f" ({tier['group']})" if tier.get("group") else "") + (
+                "" if tier["stable"] else OVERLOAD_MARK
+            )
+            row.append(cells.percent(tier["utilization"]) + mark)
             if n in held:
-                row.append(cells.percent(point["tiers"][n].get("occupancy")) + mark)
+                row.append(cells.percent(tier.get("occupancy")) + mark)
         row.append(
             "pass"
             if point["passed"]
@@ -354,6 +358,11 @@ def _sweep(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
             else "fail"
         )
         rows.append(row)
+    if any(t.get("group") for point in data["points"] for t in point["tiers"].values()):
+        lines.append(
+            "(primary) or (replicas) after a database's figure: its busiest group's share, on "
+            "which its utilization and occupancy objectives are judged (docs/results.md)"
+        )
     if any(not t["stable"] for point in data["points"] for t in point["tiers"].values()):
         lines.append(f"{OVERLOAD_MARK.strip()} after a tier's figure: {OVERLOAD_MEANING}")
     return lines, [("What-if", header, rows)]

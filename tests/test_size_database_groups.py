@@ -1,0 +1,78 @@
+"""Stories of `size` on a database with read replicas: it sizes the group that binds.
+
+A database's objectives and headroom are judged on its busiest group (its primaries or its
+replicas), so a search that grows the primaries while the replicas are full moves nothing.
+Without a `sizing` key, `size` sizes the group that binds at the sizing load, and says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import capsim
+from capsim.analysis.sizing import size_tiers
+from capsim.analysis.sizing_groups import database_groups_to_size
+from capsim.model.types import Model
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+#: An order service whose database takes mostly writes: 80% of 150 queries/s go to the one
+#: primary (2 cores, 10 ms each: 60% held), the reads spread over two idle replicas.
+WRITE_HEAVY = """\
+name: write-heavy
+seed: 5
+simulation: {duration: 20s, warmup: 2s, replications: 2}
+traffic:
+  orders: {entry: api, rate: 150/s}
+tiers:
+  api:
+    concurrency: 64
+    service_time: {dist: exponential, mean: 1ms}
+    calls: [db]
+    sizing: fixed
+  db:
+    type: database
+    instances: 1
+    replicas: 2
+    concurrency: 2
+    read_ratio: 0.2
+    service_time: {dist: exponential, mean: 10ms}
+slos:
+  - {tier: db, utilization: 50%}
+"""
+
+
+def model_of(tmp_path: Path, text: str) -> Model:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return capsim.build_model(capsim.load_scenario(path))
+
+
+def test_web_shop_at_twice_its_load_sizes_the_read_replicas_that_bind() -> None:
+    scenario = capsim.load_scenario(SCENARIOS / "web-shop.yaml", ["simulation.duration=20s"])
+    answer = size_tiers(
+        capsim.build_model(scenario), capsim_version=capsim.__version__, load=2.0, replications=2
+    )
+    postgres = answer["tiers"]["postgres"]
+    assert answer["verified"]
+    assert postgres["sized"] == "replicas"
+    assert (postgres["was"], postgres["replicas"], postgres["instances"]) == (2, 3, 1)
+    assert answer["tiers"]["app"]["instances"] == 4
+    assert answer["overrides"]["tiers.postgres.replicas"] == 3
+    assert any("postgres: sized by its replicas" in note for note in answer["notes"])
+
+
+def test_a_database_whose_writes_bind_still_sizes_its_primaries(tmp_path: Path) -> None:
+    answer = size_tiers(model_of(tmp_path, WRITE_HEAVY), capsim_version=capsim.__version__)
+    db = answer["tiers"]["db"]
+    assert answer["verified"]
+    assert db["sized"] == "instances"
+    assert (db["instances"], db["replicas"]) == (2, 2)  # 120 writes/s of 10 ms on 2 x 2 cores
+    assert any("db: sized by its primaries" in note for note in answer["notes"])
+
+
+def test_a_sizing_key_says_which_group_whatever_binds(tmp_path: Path) -> None:
+    explicit = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.2\n    sizing: {of: replicas}")
+    assert database_groups_to_size(model_of(tmp_path, explicit), capsim.__version__) == {}
+    without_replicas = WRITE_HEAVY.replace("replicas: 2", "replicas: 0")
+    assert database_groups_to_size(model_of(tmp_path, without_replicas), capsim.__version__) == {}
