@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capsim.analysis.busiest_group import scaled_to_group
+from capsim.analysis.peak_window import peak_window
 from capsim.analysis.points import (
     RERUN_FACTOR,
     SAMPLE_MARGIN,
@@ -653,11 +654,12 @@ def find_saturation(
     model, notes = at_max_replicas(model)
     model = with_busiest_minute(model)
     analytic = _analytic_bounds(model, capsim_version)
+    searched = _searched_model(model, notes)
     search_duration = _whole_timeline(
-        model, duration or default_search_duration(model, analytic.saturation_rate), notes
+        searched, duration or default_search_duration(searched, analytic.saturation_rate), notes
     )
     searcher = _Searcher(
-        with_run_length(model, search_duration, replications),
+        with_run_length(searched, search_duration, replications),
         base_rate,
         capsim_version,
         progress,
@@ -759,6 +761,23 @@ def with_busiest_minute(model: Model) -> Model:
     if model.timeseries or not conditions_change(model):
         return model
     return replace(model, timeseries=True)
+
+
+def _searched_model(model: Model, notes: list[str]) -> Model:
+    """What the search points run: under a daily profile whose peak is a plateau of at least a
+    minute, that plateau alone, held steady (`peak_window`); otherwise `model` itself. The
+    verification of the answer runs `model`, the scenario's own timeline."""
+    window = peak_window(model)
+    if window is None:
+        return model
+    notes.append(
+        f"the load follows a profile whose peak of {open_rate(model):.4g}/s is held from "
+        f"{format_duration(window.start)} to {format_duration(window.end)}: the search points "
+        f"run that peak alone, held steady ({format_duration(model.simulation.warmup)} warm-up, "
+        "then as long as a steady scenario's points run), so their latencies and errors are "
+        "the peak's; the answer is verified on the scenario's whole timeline"
+    )
+    return window.model
 
 
 def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
@@ -1470,9 +1489,13 @@ def _verify(
         if key not in checked:
             if progress:
                 progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
+            # Near saturation stretched only for a scenario whose load or capacity changes
+            # during the run (its timeline's every point near saturation decides stability).
             lengthened = with_run_length(
-                model, searcher.duration_at(rate, model), verification_replications
-            )  # near saturation stretched only where every point is (_Searcher.always_near)
+                model,
+                searcher.duration_at(rate, model, conditions_change(model)),
+                verification_replications,
+            )
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             if _only_by_noise(checked[key]):
