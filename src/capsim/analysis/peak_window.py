@@ -13,6 +13,7 @@ window"). The verification of `max_rate_meeting_slos` still runs the scenario's 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 from capsim.analysis.load_peaks import peak_open_rate
@@ -78,7 +79,7 @@ def peak_plateau(model: Model) -> tuple[float, float, list[float]] | None:
     ordered = sorted(moments)
     best: tuple[float, float, list[float]] | None = None
     current: tuple[float, float, list[float]] | None = None
-    for start, end in zip(ordered, ordered[1:], strict=False):
+    for start, end in itertools.pairwise(ordered):
         rates = _flat_rates(open_classes, start, end)
         if rates is None or not _same(sum(rates), peak):
             current = None
