@@ -1489,13 +1489,9 @@ def _verify(
         if key not in checked:
             if progress:
                 progress(0.999, f"verifying {rate:.4g}/s at the scenario's own run length")
-            # Near saturation stretched only for a scenario whose load or capacity changes
-            # during the run (its timeline's every point near saturation decides stability).
             lengthened = with_run_length(
-                model,
-                searcher.duration_at(rate, model, conditions_change(model)),
-                verification_replications,
-            )
+                model, searcher.duration_at(rate, model), verification_replications
+            )  # near saturation stretched only where every point is (_Searcher.always_near)
             (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             if _only_by_noise(checked[key]):
