@@ -112,7 +112,8 @@ def peak_window(model: Model) -> PeakWindow | None:
     )
     warmup = max(model.simulation.warmup, MIN_WARMUP_SHARE * (end - start))
     simulation = Simulation(end - start, warmup, model.simulation.replications)
-    steady = replace(model, classes=classes, simulation=simulation)
+    # Nothing changes during the steady run: no per-bucket figures to record for a peak.
+    steady = replace(model, classes=classes, simulation=simulation, timeseries=False)
     if conditions_change(steady):
         return None  # faults, an autoscaler, spot interruptions or a cold cache as well
     return PeakWindow(start, end, steady)
