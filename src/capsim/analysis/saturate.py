@@ -38,7 +38,7 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
-from capsim.analysis.stats import NOISE_FACTOR
+from capsim.analysis.stats import NOISE_FACTOR, student_t_quantile
 from capsim.analysis.summary import fewest_samples
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
@@ -1398,6 +1398,14 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
     again with more data (`measured_longer`) before it bounds the SLO limit: an objective that
     does not grow with the load fails so at light load by its few samples, and taken as the
     limit it put max_rate_meeting_slos at 392.6/s on a platform meeting its SLOs at 1,740/s."""
+    if not _settled_by_more_data(point, NOISE_RERUN_ROUNDS):
+        notes.append(
+            f"the point at {point.rate:.4g}/s failed only by the upper end of its 95% interval, "
+            "its figure so near its limit that even the most data measuring it again could "
+            "give would not be expected to settle it: it counts as failing (the SLO limit is "
+            "there, within noise)"
+        )
+        return point
     again = _measured_until_decided(
         searcher, point.rate, "re-measuring a point that failed only by noise"
     )
@@ -1409,6 +1417,36 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
         + ("met every SLO" if again.point.meets else "still failed")
     )
     return again
+
+
+def _settled_by_more_data(point: CurvePoint, rounds: int) -> bool:
+    """Whether `rounds` rounds of `measured_longer` (each RERUN_FACTOR x the replications, at
+    least NOISE_RERUN_REPLICATIONS, and RERUN_FACTOR x the run length) can be expected to
+    settle every objective that fails only by the upper end of its interval at `point`: the
+    interval's half-width narrows with the square root of the simulated time and with the t
+    quantile of the replications, and must come within the figure's margin to its limit. A
+    figure within a sliver of its limit (less than about a sixteenth of the half-width at 3
+    replications) is at the limit within noise, and even 64 times the data would leave its
+    limit inside its interval: those rounds would cost 84 points' worth of simulation to end
+    as it started (docs/capacity.md, step 5)."""
+    simulation = point.point.model.simulation
+    replications = simulation.replications
+    if replications < 2:
+        return True
+    later, more_data = replications, 1.0
+    for _ in range(rounds):
+        later = max(later * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS)
+        more_data *= RERUN_FACTOR
+    more_data *= later / replications
+    narrowing = student_t_quantile(0.975, later - 1) / student_t_quantile(0.975, replications - 1)
+    narrowing /= math.sqrt(more_data)
+    for check in point.point.checks:
+        if check.passed or check.observed is None or check.upper is None:
+            continue
+        margin, half_width = check.limit - check.observed, check.upper - check.observed
+        if margin < half_width * narrowing:
+            return False
+    return True
 
 
 def _measured_until_decided(searcher: _Searcher, rate: float, what: str) -> CurvePoint | None:
