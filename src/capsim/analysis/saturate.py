@@ -773,7 +773,8 @@ def _searched_model(model: Model, notes: list[str]) -> Model:
     notes.append(
         f"the load follows a profile whose peak of {open_rate(model):.4g}/s is held from "
         f"{format_duration(window.start)} to {format_duration(window.end)}: the search points "
-        f"run that peak alone, held steady ({format_duration(model.simulation.warmup)} warm-up, "
+        f"run that peak alone, held steady ({format_duration(window.model.simulation.warmup)} "
+        "warm-up, "
         "then as long as a steady scenario's points run), so their latencies and errors are "
         "the peak's; the answer is verified on the scenario's whole timeline"
     )
