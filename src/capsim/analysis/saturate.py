@@ -1531,7 +1531,12 @@ def _verify(
             lengthened = with_run_length(
                 model, searcher.duration_at(rate, model), verification_replications
             )  # near saturation stretched only where every point is (_Searcher.always_near)
-            (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
+            (point,) = searcher.measured(
+                [scale_open_traffic(lengthened, rate / base_rate)],
+                [rate],
+                [f"verifying {rate:.4g}/s at the scenario's own run length"],
+                _verification_progress(searcher),
+            )
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             if _only_by_noise(checked[key]):
                 checked[key] = _verified_longer(
@@ -1589,6 +1594,15 @@ def _verify(
     }
 
 
+def _verification_progress(searcher: _Searcher) -> Progress | None:
+    """The progress of a verification run: its own label and replications, at the end of the
+    search's bar (a long run of the whole timeline said nothing for minutes in a CI log)."""
+    report = searcher.progress
+    if report is None:
+        return None
+    return lambda fraction, what: report(0.999, what)
+
+
 def _verified_longer(
     searcher: _Searcher,
     lengthened: Model,
@@ -1611,7 +1625,10 @@ def _verified_longer(
         scaled = scale_open_traffic(longer, failed.rate / searcher.base_rate)
         if expected_requests(scaled) > 0.5 * max_requests:
             break
-        (point,) = searcher.measured([scaled], [failed.rate])
+        label = f"verifying {failed.rate:.4g}/s again with {replications} replications"
+        (point,) = searcher.measured(
+            [scaled], [failed.rate], [label], _verification_progress(searcher)
+        )
         last = CurvePoint(failed.rate, failed.rate / searcher.base_rate, point)
         if point.meets or not _only_by_noise(last):
             break
