@@ -19,7 +19,10 @@ Every command runs as a user would run it (`python -m capsim ...` in its own pro
 time), so start-up and the executor's start are in the figures. Prints wall times, the ratios,
 the search's own count of simulated points (`search.runs`, docs/capacity.md) and the answer.
 On a machine shared with other work, wall times move with its load: compare ratios measured in
-the same run.
+the same run. Each command's CPU time (user + system, its worker processes included) and
+their ratio are printed too: they hardly move with the load, and as the search's workers run
+in parallel while the run of its answer is serial, the CPU ratio bounds the wall-time ratio
+from above on a machine with two free cores.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,10 +46,20 @@ SIZE_TARGET = 6.0
 SATURATE_TARGET = 4.0
 
 
+#: CPU seconds (user + system) of the last finished command of each name, workers included.
+CPU: dict[str, float] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(src: Path, args: list[str]) -> tuple[float, dict[str, Any]]:
-    """Wall time and JSON output of one capsim command in its own process."""
+    """Wall time and JSON output of one capsim command in its own process; its CPU time (with
+    its worker processes') is left in CPU[args[0]]."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "capsim", *args, "--format", "json"],
         capture_output=True,
@@ -53,6 +67,7 @@ def timed(src: Path, args: list[str]) -> tuple[float, dict[str, Any]]:
         check=False,
     )
     elapsed = time.perf_counter() - started
+    CPU[args[0]] = _children_cpu() - cpu
     if done.returncode not in (0, 1):
         sys.exit(f"capsim {' '.join(args)} failed ({done.returncode}):\n{done.stderr.decode()}")
     return elapsed, json.loads(done.stdout)
@@ -66,6 +81,7 @@ def bench_size(src: Path, scenario: Path, load: str, workers: int) -> dict[str, 
             ["size", str(scenario), "--load", load, "--executor", "process",
              "--workers", str(workers), "--write", str(answer_path)],
         )  # fmt: skip
+        size_cpu = CPU["size"]
         run_time, _ = timed(src, ["run", str(answer_path), "--load", load])
     search = answer.get("search", {})
     return {
@@ -73,6 +89,10 @@ def bench_size(src: Path, scenario: Path, load: str, workers: int) -> dict[str, 
         "wall": size_time,
         "run": run_time,
         "ratio": size_time / run_time,
+        "cpu": size_cpu,
+        "run_cpu": CPU["run"],
+        "cpu_ratio": size_cpu / CPU["run"],
+        "load": os.getloadavg()[0],
         "target": SIZE_TARGET,
         "runs": search.get("runs", search.get("evaluations")),
         "runs_by_phase": search.get("runs_by_phase"),
@@ -87,6 +107,7 @@ def bench_saturate(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
     sat_time, found = timed(
         src, ["saturate", str(scenario), "--executor", "process", "--workers", str(workers)]
     )
+    sat_cpu = CPU["saturate"]
     rate = found.get("max_rate_meeting_slos") or found["saturation_rate"]
     run_time, _ = timed(src, ["run", str(scenario), "--load", f"{rate:.6g}/s"])
     search = found.get("search") or {}
@@ -95,6 +116,10 @@ def bench_saturate(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
         "wall": sat_time,
         "run": run_time,
         "ratio": sat_time / run_time,
+        "cpu": sat_cpu,
+        "run_cpu": CPU["run"],
+        "cpu_ratio": sat_cpu / CPU["run"],
+        "load": os.getloadavg()[0],
         "target": SATURATE_TARGET,
         "runs": search.get("runs", found.get("evaluations")),
         "runs_by_phase": search.get("runs_by_phase"),
@@ -115,6 +140,10 @@ def report(result: dict[str, Any]) -> None:
         f"{result['run']:.1f}s: {result['ratio']:.2f}x (target at most {result['target']:g}x, "
         f"{verdict}); {result['runs']} simulated points {result.get('runs_by_phase') or ''}"
     )
+    print(
+        f"  CPU time (the command and its workers): {result['cpu']:.1f}s against "
+        f"{result['run_cpu']:.1f}s: {result['cpu_ratio']:.2f}x; load average {result['load']:.1f}"
+    )
     if result.get("run_equivalents") is not None:
         requests = f"{result['requests']:,} open requests, " if result.get("requests") else ""
         print(f"  simulated: {requests}{result['run_equivalents']:.2f} runs of the answer")
@@ -132,6 +161,9 @@ def medians(results: list[dict[str, Any]]) -> None:
             every = ", ".join(f"{r['ratio']:.2f}x ({r['wall']:.1f}/{r['run']:.1f}s)" for r in rounds)
             print(f"{command}: median {statistics.median(ratios):.2f}x over {len(rounds)} "
                   f"rounds: {every}")  # fmt: skip
+            cpu = ", ".join(f"{r['cpu_ratio']:.2f}x ({r['cpu']:.1f}/{r['run_cpu']:.1f}s)" for r in rounds)
+            middle = statistics.median(r["cpu_ratio"] for r in rounds)
+            print(f"  CPU time: median {middle:.2f}x: {cpu}")
 
 
 def main() -> None:

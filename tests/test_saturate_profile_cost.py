@@ -59,8 +59,8 @@ def test_a_daily_profile_without_time_series_is_searched_at_its_peak_in_few_poin
     assert result["confirmation"]["below"]["moves"] == []
     assert "saturation" not in result["search"]["runs_by_phase"]
     assert result["evaluations"] <= 10 < result["search"]["max_points"] == max_search_points(0.02)
-    # Each point counted once in `search.runs`: the points near saturation ran more
-    # replications of the timeline (not a re-run for noise), and nothing was re-run.
+    # Each point counted once in `search.runs`: the points near saturation ran longer (the
+    # peak's plateau held steady, docs/capacity.md), not a re-run for noise; nothing was re-run.
     assert result["search"]["runs"] == result["evaluations"]
     # The same search as with the time series the profile implies: same points, same answers.
     with_them = saturated(tmp_path, "")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from capsim.analysis.busiest_group import scaled_to_group
+from capsim.analysis.peak_window import peak_window
 from capsim.analysis.points import (
     RERUN_FACTOR,
     SAMPLE_MARGIN,
@@ -37,7 +38,7 @@ from capsim.analysis.points import (
     scale_open_traffic,
     with_run_length,
 )
-from capsim.analysis.stats import NOISE_FACTOR
+from capsim.analysis.stats import NOISE_FACTOR, student_t_quantile
 from capsim.analysis.summary import fewest_samples
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS
@@ -664,11 +665,12 @@ def find_saturation(
     model, notes = at_max_replicas(model)
     model = with_busiest_minute(model)
     analytic = _analytic_bounds(model, capsim_version)
+    searched = _searched_model(model, notes)
     search_duration = _whole_timeline(
-        model, duration or default_search_duration(model, analytic.saturation_rate), notes
+        searched, duration or default_search_duration(searched, analytic.saturation_rate), notes
     )
     searcher = _Searcher(
-        with_run_length(model, search_duration, replications),
+        with_run_length(searched, search_duration, replications),
         base_rate,
         capsim_version,
         progress,
@@ -770,6 +772,24 @@ def with_busiest_minute(model: Model) -> Model:
     if model.timeseries or not conditions_change(model):
         return model
     return replace(model, timeseries=True)
+
+
+def _searched_model(model: Model, notes: list[str]) -> Model:
+    """What the search points run: under a daily profile whose peak is a plateau of at least a
+    minute, that plateau alone, held steady (`peak_window`); otherwise `model` itself. The
+    verification of the answer runs `model`, the scenario's own timeline."""
+    window = peak_window(model)
+    if window is None:
+        return model
+    notes.append(
+        f"the load follows a profile whose peak of {open_rate(model):.4g}/s is held from "
+        f"{format_duration(window.start)} to {format_duration(window.end)}: the search points "
+        f"run that peak alone, held steady ({format_duration(window.model.simulation.warmup)} "
+        "warm-up, "
+        "then as long as a steady scenario's points run), so their latencies and errors are "
+        "the peak's; the answer is verified on the scenario's whole timeline"
+    )
+    return window.model
 
 
 def _search_cost(searcher: _Searcher, model: Model, answer: float | None) -> dict[str, Any]:
@@ -1394,6 +1414,14 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
     again with more data (`measured_longer`) before it bounds the SLO limit: an objective that
     does not grow with the load fails so at light load by its few samples, and taken as the
     limit it put max_rate_meeting_slos at 392.6/s on a platform meeting its SLOs at 1,740/s."""
+    if not _settled_by_more_data(point, NOISE_RERUN_ROUNDS):
+        notes.append(
+            f"the point at {point.rate:.4g}/s failed only by the upper end of its 95% interval, "
+            "its figure so near its limit that even the most data measuring it again could "
+            "give would not be expected to settle it: it counts as failing (the SLO limit is "
+            "there, within noise)"
+        )
+        return point
     again = _measured_until_decided(
         searcher, point.rate, "re-measuring a point that failed only by noise"
     )
@@ -1405,6 +1433,36 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
         + ("met every SLO" if again.point.meets else "still failed")
     )
     return again
+
+
+def _settled_by_more_data(point: CurvePoint, rounds: int) -> bool:
+    """Whether `rounds` rounds of `measured_longer` (each RERUN_FACTOR x the replications, at
+    least NOISE_RERUN_REPLICATIONS, and RERUN_FACTOR x the run length) can be expected to
+    settle every objective that fails only by the upper end of its interval at `point`: the
+    interval's half-width narrows with the square root of the simulated time and with the t
+    quantile of the replications, and must come within the figure's margin to its limit. A
+    figure within a sliver of its limit (less than about a sixteenth of the half-width at 3
+    replications) is at the limit within noise, and even 64 times the data would leave its
+    limit inside its interval: those rounds would cost 84 points' worth of simulation to end
+    as it started (docs/capacity.md, step 5)."""
+    simulation = point.point.model.simulation
+    replications = simulation.replications
+    if replications < 2:
+        return True
+    later, more_data = replications, 1.0
+    for _ in range(rounds):
+        later = max(later * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS)
+        more_data *= RERUN_FACTOR
+    more_data *= later / replications
+    narrowing = student_t_quantile(0.975, later - 1) / student_t_quantile(0.975, replications - 1)
+    narrowing /= math.sqrt(more_data)
+    for check in point.point.checks:
+        if check.passed or check.observed is None or check.upper is None:
+            continue
+        margin, half_width = check.limit - check.observed, check.upper - check.observed
+        if margin < half_width * narrowing:
+            return False
+    return True
 
 
 def _measured_until_decided(searcher: _Searcher, rate: float, what: str) -> CurvePoint | None:
@@ -1488,7 +1546,12 @@ def _verify(
             lengthened = with_run_length(
                 model, searcher.duration_at(rate, model), verification_replications
             )  # near saturation stretched only where every point is (_Searcher.always_near)
-            (point,) = searcher.measured([scale_open_traffic(lengthened, rate / base_rate)], [rate])
+            (point,) = searcher.measured(
+                [scale_open_traffic(lengthened, rate / base_rate)],
+                [rate],
+                [f"verifying {rate:.4g}/s at the scenario's own run length"],
+                _verification_progress(searcher),
+            )
             checked[key] = CurvePoint(rate, rate / base_rate, point)
             if _only_by_noise(checked[key]):
                 checked[key] = _verified_longer(
@@ -1546,6 +1609,15 @@ def _verify(
     }
 
 
+def _verification_progress(searcher: _Searcher) -> Progress | None:
+    """The progress of a verification run: its own label and replications, at the end of the
+    search's bar (a long run of the whole timeline said nothing for minutes in a CI log)."""
+    report = searcher.progress
+    if report is None:
+        return None
+    return lambda fraction, what: report(0.999, what)
+
+
 def _verified_longer(
     searcher: _Searcher,
     lengthened: Model,
@@ -1568,7 +1640,10 @@ def _verified_longer(
         scaled = scale_open_traffic(longer, failed.rate / searcher.base_rate)
         if expected_requests(scaled) > 0.5 * max_requests:
             break
-        (point,) = searcher.measured([scaled], [failed.rate])
+        label = f"verifying {failed.rate:.4g}/s again with {replications} replications"
+        (point,) = searcher.measured(
+            [scaled], [failed.rate], [label], _verification_progress(searcher)
+        )
         last = CurvePoint(failed.rate, failed.rate / searcher.base_rate, point)
         if point.meets or not _only_by_noise(last):
             break

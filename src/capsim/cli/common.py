@@ -272,6 +272,29 @@ def executor_for(
         yield opened
 
 
+def idle_cores() -> int:
+    """Cores of this machine that nothing is using: the cores less the load average of the
+    last minute, rounded down (0 where the load average is unknown)."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 0
+    return max(int((os.cpu_count() or 1) - load), 0)
+
+
+def search_executor(
+    executor: Executor | None, workers: int | None, scheduler: str | None, idle: int
+) -> tuple[Executor | None, int | None]:
+    """A search's executor and workers when the user gave none: a process pool of the `idle`
+    cores when at least two are idle (its points then run together, with byte-identical
+    results), else as given (serial). Anything the user gave stands."""
+    if executor is not None or workers is not None or scheduler or idle < 2:
+        return executor, workers
+    return Executor.process, idle
+
+
 #: The most worker processes capsim starts on this machine: per core, and at least.
 WORKERS_PER_CORE, LEAST_WORKERS_LIMIT = 4, 64
 

@@ -29,7 +29,9 @@ from capsim.cli.common import (
     emit,
     executor_for,
     exit_codes,
+    idle_cores,
     say,
+    search_executor,
     statistics_overrides,
     stderr_console,
     usl_saturation,
@@ -429,6 +431,8 @@ def report(
         if loaded.simulation.timeseries is not False:
             # The over-time plots need the per-bucket figures; a scenario can still refuse them.
             model = replace(model, timeseries=True)
+        if curve:  # the load curve's points run on the idle cores unless told otherwise
+            executor, workers = search_executor(executor, workers, scheduler, idle_cores())
         with executor_for(executor, workers, scheduler) as where, Progress("report") as progress:
             runs = run_replications(
                 model,
