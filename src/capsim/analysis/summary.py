@@ -976,6 +976,39 @@ def _overload_failure(
     return failure
 
 
+def _note_autoscaler_lag(tier: Tier, first_run: TierRun, failure: dict[str, Any]) -> None:
+    """An autoscaled tier overloaded below what its `max` instances carry: its `capacity` (at
+    the max) exceeds what it was offered, so the overload is the autoscaler's lag, not a lack of
+    capacity. `failure["autoscale"]` records the max and the instances the first replication
+    ended with, for the sentence and the verdict line."""
+    scaling = tier.autoscale
+    if scaling is None or scaling.scale_to_zero:
+        return
+    if failure["capacity"] is None or failure["capacity"] <= failure["offered_rate"]:
+        return
+    changes = first_run.scaling
+    failure["autoscale"] = {
+        "max": scaling.max,
+        "started_with": tier.instances,
+        "instances_at_end": changes[-1][2] if changes else tier.instances,
+    }
+
+
+def _autoscaler_lag_text(failure: dict[str, Any]) -> str:
+    """The clause of `overload_sentence` for an autoscaled tier overloaded below its max."""
+    lag = failure.get("autoscale")
+    if not lag:
+        return ""
+    return (
+        f"; that capacity is its autoscale max of {lag['max']} instances, but it started with "
+        f"{lag['started_with']} and had {lag['instances_at_end']} at the end (first "
+        "replication): it was overloaded while its autoscaler scaled up (syncs, then each new "
+        "instance's startup_time), not for want of capacity at its max; its instances over time "
+        f"are in the time series (--format json), and tiers.{failure['tier']}.instances sets "
+        "where it starts"
+    )
+
+
 def overload_sentence(failure: dict[str, Any]) -> str:
     """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
     where = f"tier '{failure['tier']}'"
@@ -985,7 +1018,7 @@ def overload_sentence(failure: dict[str, Any]) -> str:
         f"{where} is OVERLOADED, which fails the run: its backlog grew by "
         f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
         f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
-    )
+    ) + _autoscaler_lag_text(failure)
     if failure.get("saturation_rate"):
         text += (
             f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
@@ -1299,6 +1332,7 @@ def summarise(
                 failure["saturation_rate"] = None
             if "undrained" in entry:
                 failure["undrained"] = entry["undrained"]
+            _note_autoscaler_lag(tier, runs[0].tiers[tier.index], failure)
             overloaded.append(failure)
             warnings.append(
                 unfinished.undrained_sentence(failure, queue=tier.kind == "queue")
