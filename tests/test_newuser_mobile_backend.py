@@ -216,3 +216,58 @@ def test_hand_helpers_are_right() -> None:
     # Erlang C's textbook value: c = 2, a = 1.2 Erlangs (one auth pod at 60%): 0.45.
     assert _erlang_c(2, 1.2) == pytest.approx(0.45, rel=1e-9)
     assert math.isclose(_hand_figures(3.0)["bff_cores"], 3 * 7.86, rel_tol=1e-9)
+
+
+def test_losing_zone_a_costs_the_logins_in_flight_there_and_leaves_auth_92_percent_busy() -> None:
+    # Zone a holds 14 of auth's 40 pods (i mod 3 == 0), 3 of the BFF's 8 running pods, one of
+    # the 3 search nodes. In flight on the 14 auth pods (Little's law): 14 x 15/s x 80 ms =
+    # 16.8 logins, which fail (login is never retried). Then 48 cores of bcrypt on 26 x 2:
+    # 92.3% busy. The HPA reads the 5 BFF pods left at 7.86 / 10 = 79%: ceil(79/60 x 5) = 7,
+    # raised to its min of 8 at the next sync (15 s).
+    data = _json(
+        [
+            "run", str(SCENARIO), "--duration", "15s", "--set", "simulation.warmup=1s",
+            "--set", "faults=[{at: 3s, zone: a, lose: true}]",
+        ]
+    )  # fmt: skip
+    assert 8 <= data["classes"]["login"]["errors"] <= 30
+    assert data["classes"]["browse"]["error_rate"] < 0.001  # retried calls find another pod
+    assert data["classes"]["cart"]["error_rate"] < 0.001
+    series = data["timeseries"]
+    after = [i for i, t in enumerate(series["t"]) if t >= 4.0]
+    auth = series["tiers"]["auth"]
+    assert {round(auth["instances"][i]) for i in after} == {26}
+    busy = sum(auth["utilization"][i] for i in after) / len(after)
+    assert busy == pytest.approx(48 / 52, rel=0.05)
+    assert {round(series["tiers"]["search"]["instances"][i]) for i in after} == {2}
+    assert data["tiers"]["bff"]["autoscale"]["scaling"] == [{"t": 15.0, "from": 5, "to": 8}]
+
+
+def test_a_slow_elasticsearch_trips_the_breaker_which_sheds_the_retry_storm() -> None:
+    # Search 5x slower from 2 s to 6 s: 12 workers / 75 ms = 160/s against 252/s of misses
+    # plus retries, so its queue grows by about 100/s and a wait passes the 250 ms timeout
+    # once some 40 are queued. The breaker (here a 2 s window, open 3 s) opens, no attempt
+    # reaches search while it is open, the queue drains, and the probes after 6 s close it.
+    data = _json(
+        [
+            "run", str(SCENARIO), "--duration", "9s", "--set", "simulation.warmup=1s",
+            "--set", "faults=[{at: 2s, tier: search, slowdown: 5x, for: 4s}]",
+            "--set", "tiers.redis.on_miss.circuit_breaker="
+            "{error_rate: 50%, window: 2s, min_calls: 20, open_for: 3s, probes: 5}",
+        ]
+    )  # fmt: skip
+    search = data["tiers"]["search"]
+    assert search["short_circuited"] > 0 and search["call_timeouts"] > 0
+    series = data["timeseries"]
+    arrivals = series["tiers"]["search"]["arrivals"]
+    shed = [t for t, a in zip(series["t"], arrivals, strict=True) if a == 0 and 2 < t < 7]
+    assert 2.5 <= len(shed) * series["bucket"] <= 3.2  # open for 3 s
+    queue = series["tiers"]["search"]["queue_length"]
+    assert max(queue) > 40 and queue[-1] == 0
+    assert all(a > 0 for t, a in zip(series["t"], arrivals, strict=True) if t >= 7)
+    # Browse errors: while the breaker is open, 252 misses/s fail and the BFF retries each
+    # catalog call once; the retry draws Redis's hit afresh (docs/how-the-model-works.md), so
+    # 15% of them fail again: about 252 x 0.15 x 3 s = 113, plus the timeouts before it opened.
+    # A real retry asks for the same key and would miss again: about 756.
+    assert 80 <= data["classes"]["browse"]["errors"] <= 260
+    assert data["classes"]["cart"]["errors"] == 0 and data["classes"]["login"]["errors"] == 0
