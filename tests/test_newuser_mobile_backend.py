@@ -271,3 +271,34 @@ def test_a_slow_elasticsearch_trips_the_breaker_which_sheds_the_retry_storm() ->
     # A real retry asks for the same key and would miss again: about 756.
     assert 80 <= data["classes"]["browse"]["errors"] <= 260
     assert data["classes"]["cart"]["errors"] == 0 and data["classes"]["login"]["errors"] == 0
+
+
+def test_black_friday_at_3x_overloads_auth_and_nothing_else_once_the_hpa_has_scaled() -> None:
+    # 3x the peak, the BFF started where the HPA would hold it (23.6 cores at 60%: 20 pods).
+    # auth is offered 1,800 logins/s x 80 ms = 144 cores of its 80: overloaded, serving its
+    # 1,000/s; search is at 756/s x 15 ms / 12 = 94.5%; the rest stays steady.
+    hand = _hand_figures(3.0)
+    result = runner.invoke(
+        app,
+        [
+            "run", str(SCENARIO), "--duration", "2s", "--set", "simulation.warmup=1s",
+            "--load", "3x", "--set", "tiers.bff.instances=20", "--format", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [failure["tier"] for failure in data["overloaded"]] == ["auth"]
+    assert data["tiers"]["auth"]["throughput"] == pytest.approx(1000.0, rel=0.03)
+    assert data["tiers"]["search"]["utilization"] == pytest.approx(hand["search"], rel=0.06)
+    assert data["tiers"]["redis"]["utilization"] == pytest.approx(hand["redis"], rel=0.06)
+    verdicts = {slo["slo"]: slo["passed"] for slo in data["slos"]}
+    assert verdicts["browse p95 <= 200ms"] and verdicts["cart p99 <= 500ms"]
+    assert data["passed"] is False  # the overload fails the run (a short run's logins are
+    # still queued: their errors come after the BFF's 3 s timeout, past its end)
+    # The formulas' saturation in the warning read "about 1e+04 req/s" (beside 10,000.0/s in
+    # the footer).
+    warned = [w for w in data["warnings"] if w.startswith("saturation:")]
+    assert warned == [
+        "saturation: the system saturates at about 10000 req/s, bottleneck auth (analytic "
+        "bound from the queueing formulas, see capsim solve)."
+    ]

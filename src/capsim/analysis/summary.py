@@ -1290,8 +1290,11 @@ def _analytic_saturation_sentence(model: Model, capsim_version: str) -> str | No
         return None
     if headroom is None or not math.isfinite(headroom.saturation_rate):
         return None
+    rate = headroom.saturation_rate
+    # Four significant digits, never an exponent: 10,000/s read "1e+04 req/s".
+    shown = f"{rate:.4g}" if abs(rate) < 1e4 else f"{rate:.0f}"
     return (
-        f"saturation: the system saturates at about {headroom.saturation_rate:.4g} req/s, "
+        f"saturation: the system saturates at about {shown} req/s, "
         f"bottleneck {headroom.tier} (analytic bound from the queueing formulas, see capsim "
         "solve)."
     )
