@@ -416,3 +416,33 @@ def test_saturate_on_the_event_path_agrees_with_the_vectorised_path_and_the_hand
     assert tiers["ingress"]["max_rate"] == pytest.approx(hand["rate_limit_binds"], rel=1e-6)
     assert tiers["search"]["max_rate"] == pytest.approx(hand["search_saturates"], rel=0.06)
     assert any("tier bff autoscales (8..40 instances)" in note for note in found["notes"])
+
+
+#: Hourly prices of the scenario, and what each unit carries at 3x with 10% headroom, by hand.
+PRICES = {"bff": 0.085, "catalog": 0.17, "search": 0.52, "cart": 0.17, "auth": 0.085}
+
+
+@pytest.mark.slow
+def test_size_for_black_friday_buys_what_the_hand_says_and_prices_it() -> None:
+    # At 3x with every sized tier at most 90% busy (the vectorised model: workers that do not
+    # wait on calls, so occupancy is utilization): bff 23.58 cores / (2 x 0.9) -> 14 pods;
+    # catalog 15.1 of 16 threads per pod -> 2; search 11.34 / (4 x 0.9) -> 4 nodes; cart
+    # 21.6 / (32 x 0.9) -> 1; one replica carries 3,600 reads/s x 2 ms / 16 = 45%; auth 144
+    # cores / (2 x 0.9) = 80 pods exactly at the limit, so 81 once the noise is counted.
+    # Half a minute of CPU.
+    args = ["size", str(SCENARIO), *PLAIN, "--set", "tiers.cart.calls=[postgres]"]
+    data = _json([*args, "--load", "3x", "--headroom", "10%", "--duration", "10s"])
+    assert data["verified"] is True
+    tiers = data["tiers"]
+    bought = {name: tiers[name]["instances"] for name in PRICES}
+    assert {k: v for k, v in bought.items() if k != "auth"} == {
+        "bff": 14, "catalog": 2, "search": 4, "cart": 1,
+    }  # fmt: skip
+    assert 80 < bought["auth"] <= 82
+    assert tiers["postgres"]["replicas"] == 1
+    # A month (730 h): the units at their prices, Postgres 2 servers at 1.12, Redis and the
+    # ingress as written, and the CDN's 12,600 browse/s x 30 KB at 0.02 USD per GB.
+    units = sum(bought[name] * price for name, price in PRICES.items())
+    cdn = 12600 * 30e3 / 1e9 * 3600 * 0.02
+    hand = (units + 2 * 1.12 + 0.23 + 0.025 + cdn) * 730
+    assert data["total_cost_per_month"] == pytest.approx(hand, rel=0.005)
