@@ -188,6 +188,17 @@ def test_an_autoscaled_tier_overloaded_by_a_step_is_named_as_the_autoscalers_lag
     assert failure["capacity"] == pytest.approx(1000.0, rel=0.03)  # 10 x 1 / 10 ms
 
 
+def test_a_run_that_ends_before_the_first_scale_up_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "lag.yaml"
+    path.write_text(LAG.replace("duration: 20s", "duration: 10s"))  # ends before the 15 s sync
+    data = _json(["run", str(path)])
+    (failure,) = data["overloaded"]
+    assert failure["autoscale"] == {"max": 10, "started_with": 2, "instances_at_end": 2}
+    warning = next(w for w in data["warnings"] if "OVERLOADED" in w)
+    assert "it ran the 2 it started with to the end (first replication)" in warning
+    assert "the run ended before its autoscaler added any" in warning
+
+
 def test_a_tier_overloaded_at_its_max_gets_no_autoscaler_note(tmp_path: Path) -> None:
     path = tmp_path / "full.yaml"
     path.write_text(LAG.replace("max: 10", "max: 2"))

@@ -999,13 +999,23 @@ def _autoscaler_lag_text(failure: dict[str, Any]) -> str:
     lag = failure.get("autoscale")
     if not lag:
         return ""
+    started, ended = lag["started_with"], lag["instances_at_end"]
+    if ended > started:
+        ran = (
+            f"it started with {started} and had {ended} at the end (first replication): it was "
+            "overloaded while its autoscaler scaled up (syncs, then each new instance's "
+            "startup_time)"
+        )
+    else:
+        ran = (
+            f"it ran the {started} it started with to the end (first replication): the run "
+            "ended before its autoscaler added any (it syncs every sync_period, and a new "
+            "instance takes its startup_time)"
+        )
     return (
-        f"; that capacity is its autoscale max of {lag['max']} instances, but it started with "
-        f"{lag['started_with']} and had {lag['instances_at_end']} at the end (first "
-        "replication): it was overloaded while its autoscaler scaled up (syncs, then each new "
-        "instance's startup_time), not for want of capacity at its max; its instances over time "
-        f"are in the time series (--format json), and tiers.{failure['tier']}.instances sets "
-        "where it starts"
+        f"; that capacity is its autoscale max of {lag['max']} instances, but {ran}, not for "
+        "want of capacity at its max; its instances over time are in the time series "
+        f"(--format json), and tiers.{failure['tier']}.instances sets where it starts"
     )
 
 
