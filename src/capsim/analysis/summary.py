@@ -978,6 +978,100 @@ def _overload_failure(
     return failure
 
 
+def _note_autoscaler_lag(tier: Tier, first_run: TierRun, failure: dict[str, Any]) -> None:
+    """An autoscaled tier overloaded below what its `max` instances carry: its `capacity` (at
+    the max) exceeds what it was offered, so the overload is the autoscaler's lag, not a lack of
+    capacity. `failure["autoscale"]` records the max and the instances the first replication
+    ended with, for the sentence and the verdict line."""
+    scaling = tier.autoscale
+    if scaling is None or scaling.scale_to_zero:
+        return
+    if failure["capacity"] is None or failure["capacity"] <= failure["offered_rate"]:
+        return
+    changes = first_run.scaling
+    failure["autoscale"] = {
+        "max": scaling.max,
+        "started_with": tier.instances,
+        "instances_at_end": changes[-1][2] if changes else tier.instances,
+    }
+
+
+def _autoscaler_lag_text(failure: dict[str, Any]) -> str:
+    """The clause of `overload_sentence` for an autoscaled tier overloaded below its max."""
+    lag = failure.get("autoscale")
+    if not lag:
+        return ""
+    started, ended = lag["started_with"], lag["instances_at_end"]
+    if ended > started:
+        ran = (
+            f"it started with {started} and had {ended} at the end (first replication): it was "
+            "overloaded while its autoscaler scaled up (syncs, then each new instance's "
+            "startup_time)"
+        )
+    else:
+        ran = (
+            f"it ran the {started} it started with to the end (first replication): the run "
+            "ended before its autoscaler added any (it syncs every sync_period, and a new "
+            "instance takes its startup_time)"
+        )
+    return (
+        f"; that capacity is its autoscale max of {lag['max']} instances, but {ran}, not for "
+        "want of capacity at its max; its instances over time are in the time series "
+        f"(--format json), and tiers.{failure['tier']}.instances sets where it starts"
+    )
+
+
+def _behind_another_overload(
+    model: Model, classes: dict[str, Any], overloaded: list[dict[str, Any]], open_offered: float
+) -> None:
+    """An overloaded tier that another overloaded tier calls (directly or further down) is
+    offered only what that tier's backlog lets through, so its arrivals per open request, and
+    the saturation rate read from them, are too low and too high. Such a tier's
+    `saturation_rate` takes its arrivals from the traffic equations at the run's class rates
+    (`held_back_by` names the tier upstream) when those are more than it was offered: at 3x a
+    lagging BFF held back logins, and auth, which saturates at 10,000/s, read "saturates near
+    14,794.9/s". Open classes only, clients that stay where they are."""
+    if len(overloaded) < 2 or model.traffic_moves or any(c.is_closed for c in model.classes):
+        return
+    from capsim.model.visits import expected_visits
+
+    names = {failure["tier"]: failure for failure in overloaded}
+    for failure in overloaded:
+        tier = model.tier(failure["tier"])
+        upstream = [
+            name
+            for name in names
+            if name != tier.name and _calls_reach(model, model.tier(name).index, tier.index)
+        ]
+        if not upstream or failure.get("saturation_rate") is None:
+            continue
+        visits = expected_visits(model)[:, tier.index]
+        expected = sum(
+            classes[traffic.name]["offered_rate"] * visits[traffic.index]
+            for traffic in model.classes
+        )
+        if expected > failure["offered_rate"]:
+            failure["saturation_rate"] = open_offered * failure["capacity"] / expected
+            failure["held_back_by"] = upstream[0]
+
+
+def _calls_reach(model: Model, start: int, target: int) -> bool:
+    """Whether a visit to tier `start` leads, by calls of any class, to tier `target`."""
+    from capsim.model.visits import calls_per_visit
+
+    for traffic in model.classes:
+        rows = calls_per_visit(model, traffic.index)
+        seen, pending = {start}, [start]
+        while pending:
+            for callee in rows.get(pending.pop(), {}):
+                if callee == target:
+                    return True
+                if callee not in seen:
+                    seen.add(callee)
+                    pending.append(callee)
+    return False
+
+
 def overload_sentence(failure: dict[str, Any]) -> str:
     """One warning line for an overloaded tier: what grows, how fast, where it saturates."""
     where = f"tier '{failure['tier']}'"
@@ -987,8 +1081,14 @@ def overload_sentence(failure: dict[str, Any]) -> str:
         f"{where} is OVERLOADED, which fails the run: its backlog grew by "
         f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
         f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
-    )
-    if failure.get("saturation_rate"):
+    ) + _autoscaler_lag_text(failure)
+    if failure.get("saturation_rate") and failure.get("held_back_by"):
+        text += (
+            f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
+            " (its capacity over the arrivals per open request the traffic equations give: "
+            f"overloaded '{failure['held_back_by']}' upstream held back part of its arrivals)"
+        )
+    elif failure.get("saturation_rate"):
         text += (
             f"; at this mix it saturates near {failure['saturation_rate']:,.1f}/s of open traffic"
             " (this run's utilization-law estimate: the tier's capacity over its arrivals per "
@@ -1259,8 +1359,11 @@ def _analytic_saturation_sentence(model: Model, capsim_version: str) -> str | No
         return None
     if headroom is None or not math.isfinite(headroom.saturation_rate):
         return None
+    rate = headroom.saturation_rate
+    # Four significant digits, never an exponent: 10,000/s read "1e+04 req/s".
+    shown = f"{rate:.4g}" if abs(rate) < 1e4 else f"{rate:.0f}"
     return (
-        f"saturation: the system saturates at about {headroom.saturation_rate:.4g} req/s, "
+        f"saturation: the system saturates at about {shown} req/s, "
         f"bottleneck {headroom.tier} (analytic bound from the queueing formulas, see capsim "
         "solve)."
     )
@@ -1325,14 +1428,19 @@ def summarise(
                 failure["saturation_rate"] = None
             if "undrained" in entry:
                 failure["undrained"] = entry["undrained"]
+            _note_autoscaler_lag(tier, runs[0].tiers[tier.index], failure)
             overloaded.append(failure)
-            warnings.append(
-                unfinished.undrained_sentence(failure, queue=tier.kind == "queue")
-                if "undrained" in failure
-                else overload_sentence(failure)
-            )
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
+    _behind_another_overload(model, classes, overloaded, open_offered)
+    for failure in overloaded:
+        warnings.append(
+            unfinished.undrained_sentence(
+                failure, queue=model.tier(failure["tier"]).kind == "queue"
+            )
+            if "undrained" in failure
+            else overload_sentence(failure)
+        )
     _report_deadlocks(model, runs, tiers, overloaded, warnings, open_offered)
     too_slow = _overloads_too_slow_to_see(
         model, tiers, open_offered, runs[0].duration * len(runs), capsim_version

@@ -95,12 +95,9 @@ def can_vectorise(model: Model) -> tuple[bool, str]:
     uneven = _uneven_parallel(model)
     if uneven:
         return False, uneven
-    if _processing_order(model, _compile_programs(model)) is None:
-        return False, (
-            "a tier is called again after a call whose answer itself depends on that tier "
-            "(sequential calls that share a downstream tier), so its arrivals cannot be "
-            "computed before it is processed"
-        )
+    programs = _compile_programs(model)
+    if _processing_order(model, programs) is None:
+        return False, _called_again_reason(model, programs)
     return True, (
         "every class is open and every tier is FIFO with fixed capacity, state-independent "
         "routing and non-blocking (or call-free) workers"
@@ -346,6 +343,33 @@ def _completion_deps(model: Model, programs: list[list[_Program]]) -> list[set[i
         for index in component:
             deps[index] = {index}.union(*(deps[callee] for callee in waited[index]))
     return deps
+
+
+def _called_again_reason(model: Model, programs: list[list[_Program]]) -> str:
+    """Why `_processing_order` found no order, naming the caller and the tier it calls again
+    (a `repeat` or a second call after one whose answer depends on that tier)."""
+    deps = _completion_deps(model, programs)
+    for tier_index, tier_programs in enumerate(programs):
+        for program in tier_programs:
+            earlier: set[int] = set()
+            for rnd in program.rounds:
+                again = [op.tier for op in rnd.calls if op.tier in earlier]
+                if again:
+                    return (
+                        f"tier '{model.tiers[tier_index].name}' calls "
+                        f"'{model.tiers[again[0]].name}' again after a call whose answer "
+                        f"depends on '{model.tiers[again[0]].name}' (a repeat, or sequential "
+                        "calls that share a downstream tier), so its arrivals cannot be "
+                        "computed before it is processed"
+                    )
+                for op in rnd.calls:
+                    if op.waited:
+                        earlier |= deps[op.tier]
+    return (
+        "a tier is called again after a call whose answer itself depends on that tier "
+        "(sequential calls that share a downstream tier), so its arrivals cannot be "
+        "computed before it is processed"
+    )
 
 
 def _processing_order(model: Model, programs: list[list[_Program]]) -> list[int] | None:

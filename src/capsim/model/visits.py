@@ -46,6 +46,12 @@ def expected_attempts(retry: Retry | None, failing: float) -> float:
     return 1.0 + extra
 
 
+def calls_per_visit(model: Model, class_index: int) -> dict[int, dict[int, float]]:
+    """calls[i][j]: expected calls from one visit of tier i to tier j for one class (sparse),
+    every visit making its calls."""
+    return _calls(model, class_index, {})
+
+
 def per_message(tier: Tier) -> int:
     """How many messages share one piece of the tier's work and one round of its calls: a batch
     consumer's batch size, 1 elsewhere."""

@@ -207,6 +207,9 @@ def overload_details(failure: dict[str, Any]) -> str:
     saturation = failure.get("saturation_rate")
     if isinstance(saturation, int | float):
         details.append(f"saturates near {rate(saturation)}")
+    lag = failure.get("autoscale")
+    if isinstance(lag, dict) and details:
+        details[-1] += f" at its max of {lag['max']} instances: the autoscaler lagged"
     return ", ".join(details)
 
 

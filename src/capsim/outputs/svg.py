@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-#: Colour-blind-safe palette (Okabe & Ito), in the order series get it.
+#: Colour-blind-safe palettes (Okabe & Ito, then Paul Tol's muted), in the order series get
+#: them: 16 colours, so that a scenario of up to 16 tiers draws each in its own colour (with 8,
+#: the ninth tier took the first one's and the two could not be told apart).
 PALETTE: tuple[str, ...] = (
     "#0072B2",
     "#E69F00",
@@ -22,6 +24,14 @@ PALETTE: tuple[str, ...] = (
     "#56B4E9",
     "#F0E442",
     "#000000",
+    "#882255",
+    "#332288",
+    "#999933",
+    "#117733",
+    "#AA4499",
+    "#DDCC77",
+    "#CC6677",
+    "#44AA99",
 )
 Formatter = Callable[[float], str]
 #: Longest legend entry, in characters, before it is cut short with an ellipsis.
