@@ -31,7 +31,7 @@ GENERATORS = {
 #: Fuzzer seeds whose scenarios are tie-free (checked by the test itself: a change to the
 #: generators that makes them tied fails it, rather than passing without comparing anything).
 QUICK_TIE_FREE = {"plain": (3, 5, 11), "wide": (1, 12), "busy": (2, 16)}
-SLOW_SEEDS = range(100, 220)
+SLOW_SEEDS = range(100, 160)
 
 
 def figures(result: RunResult) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_every_tie_free_fuzzer_scenario_answers_the_same_without_the_chains(kind
             continue
         assert_chains_change_nothing(data)
         compared += 1
-    assert compared >= 20, compared  # the generators still draw tie-free scenarios
+    assert compared >= 10, compared  # the generators still draw tie-free scenarios
 
 
 def base() -> dict[str, Any]:
