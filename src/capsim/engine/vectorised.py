@@ -714,19 +714,24 @@ def _multi_worker_chains(
     ended = np.concatenate((ends.done, done[rows]))
     began = np.concatenate((ends.start, start[rows]))
     waiting = rows[start[rows] > arrivals[rows]]
+    when = start[waiting]
+    fifo = bool((when[1:] >= when[:-1]).all())
     workers = state.tier.concurrency
-    if waiting.size == 0 and ended.size > workers:
-        # Only the latest work ends matter (those the next chunk's waiters may take).
-        latest = np.flatnonzero(ended >= np.partition(ended, ended.size - workers)[-workers])
-        ids, ended, began = ids[latest], ended[latest], began[latest]
+    if fifo and ended.size > workers:
+        # Only the work ends some waiter started at, and the latest ones (those the next
+        # chunk's waiters may take), need sorting.
+        needed = ended >= np.partition(ended, ended.size - workers)[-workers]
+        if when.size:
+            at = np.minimum(np.searchsorted(when, ended), when.size - 1)
+            needed |= when[at] == ended
+        ids, ended, began = ids[needed], ended[needed], began[needed]
     by_end = np.argsort(ended, kind="stable")  # ids ascend: ties in their order
     ordered_ends = ended[by_end]
     if bool((ordered_ends[1:] == ordered_ends[:-1]).any()):
         by_end = np.lexsort((ids, began, ended))
         ordered_ends = ended[by_end]
     if waiting.size:
-        when = start[waiting]
-        if bool((when[1:] >= when[:-1]).all()):
+        if fifo:
             rank = np.arange(when.size) - np.searchsorted(when, when, side="left")
             place = np.searchsorted(ordered_ends, when, side="left") + rank
             place = np.minimum(place, ordered_ends.size - 1)
