@@ -191,18 +191,21 @@ def _crossing_lattices(model: Model, reaches: dict[int, set[int]]) -> str:
 
 def _tied_answers(model: Model, lattice_reach: set[int]) -> set[int]:
     """Tiers whose answers to their callers may coincide for different visits: a service time
-    with an atom, no work on a lattice class's way, or a callee's such answer (a fixpoint)."""
+    with an atom, no work on a lattice class's way, or a callee's such answer (spread from
+    callee to caller, once per tier: a chain of thousands of tiers stays linear)."""
+    callers: dict[int, set[int]] = {t.index: set() for t in model.tiers}
+    for tier in model.tiers:
+        for call in _calls(tier):
+            if not model.tiers[call.tier].is_async:
+                callers[call.tier].add(tier.index)
     tied = {t.index for t in model.tiers if has_atoms(t)}
     tied |= {i for i in lattice_reach if passes_through(model.tiers[i])}
-    changed = True
-    while changed:
-        changed = False
-        for tier in model.tiers:
-            if tier.index in tied:
-                continue
-            if any(c.tier in tied and not model.tiers[c.tier].is_async for c in _calls(tier)):
-                tied.add(tier.index)
-                changed = True
+    stack = list(tied)
+    while stack:
+        for caller in callers[stack.pop()]:
+            if caller not in tied:
+                tied.add(caller)
+                stack.append(caller)
     return tied
 
 
