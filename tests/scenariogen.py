@@ -244,6 +244,10 @@ def _arrival_process(spec: Data, rate: float, length: float) -> None:
     elif "trace" in process:
         spec["arrivals"] = {"trace": _write_trace(process["trace"], rate, length), "loop": True}
         del spec["rate"]
+    elif "tied_trace" in process:
+        written = _write_tied_trace(process["tied_trace"], rate, length)
+        spec["arrivals"] = {"trace": written, "loop": True}
+        del spec["rate"]
 
 
 def _draw(rnd: random.Random, seed: int) -> Data:
@@ -641,3 +645,193 @@ def _tie_times(rnd: random.Random, tier: Data) -> None:
         tier["service_time"] = ms(rnd.choice(TIED_TIMES))
     if "publish_time" in tier:
         tier["publish_time"] = ms(rnd.choice(TIED_TIMES[:3]))
+
+
+# ---- round 5: feature combinations the earlier generators do not draw ---------------------------
+def random_round5_scenario(seed: int, requests: int = 4000) -> Data:
+    """`random_scenario`'s draw reshaped into combinations the other generators leave out:
+    classes with different paths (each class its own entry where there are several, and
+    calls of its own at the tiers that make calls), parallel groups followed by sequential
+    calls, `one_of` inside a parallel group, a cache (a plain hit ratio) missing to a database
+    with replicas, queues with two to four consumers, constant and continuous service times
+    mixed at one tier (per class), and traces with equal timestamps (several requests at one
+    instant; two classes often replay the same trace, so they meet too). The reshaping draws
+    from a stream of its own."""
+    rnd = random.Random(seed)
+    reshape = random.Random(seed * 104729 + 5)
+    for _ in range(ATTEMPTS):
+        data = _draw(rnd, seed)
+        _round5(reshape, data, seed)
+        model = load(_finish(_copy(data), 1.0, requests))
+        if not can_vectorise(model)[0]:
+            continue
+        peak = max(_model_peak_load(model, data), _replica_peak_load(model))
+        scale = min(1.0, MAX_LOAD / peak) if peak > 0 else 1.0
+        return _finish(data, scale, requests)
+    raise AssertionError(f"seed {seed}: no vectorisable round-5 scenario in {ATTEMPTS} draws")
+
+
+def _round5(rnd: random.Random, data: Data, seed: int) -> None:
+    tiers: Data = data["tiers"]
+    names = list(tiers)
+    for k in range(len(data["traffic"]), rnd.randint(2, 3)):
+        data["traffic"][f"c{k}"] = {"entry": names[0], "rate": rnd.choice([5.0, 20.0, 50.0])}
+    classes = list(data["traffic"])
+    # Last tier first: a tier's calls are drawn knowing where its callees' calls lead.
+    for index in reversed(range(len(names))):
+        tier = tiers[names[index]]
+        callees = names[index + 1 :]
+        if tier["type"] == "cache" and "on_miss" in tier:
+            _miss_to_replicas(rnd, tiers[tier["on_miss"]])
+        if tier["type"] == "queue":
+            tier["consumers"] = rnd.randint(2, 4)
+        calling = tier["type"] not in ("cache", "load_balancer") and len(callees) >= 2
+        if calling and rnd.random() < 0.7:
+            tier["calls"] = _fan_then_sequence(rnd, callees, tiers)
+            tier["blocking"] = False
+        _class_paths(rnd, tier, callees, classes, tiers)
+    _own_entries(rnd, data, names)
+    shared = rnd.randrange(10**9)
+    for spec in data["traffic"].values():
+        if not isinstance(spec.get("arrivals"), dict) and rnd.random() < 0.4:
+            spec.pop("profile", None)
+            spec.pop("arrivals", None)
+            trace = shared if rnd.random() < 0.6 else rnd.randrange(10**9)
+            spec["arrivals"] = {"tied_trace": trace}
+
+
+def _below(tiers: Data, name: str) -> set[str]:
+    """`name` and every tier its calls (of any class) can reach."""
+    found: set[str] = set()
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.add(current)
+        tier = tiers[current]
+        stack.extend(t for t in (tier.get("on_miss"), tier.get("backends")) if t)
+        for calls in _call_lists(tier):
+            stack.extend(_targets(calls))
+    return found
+
+
+def _targets(steps: Any) -> list[str]:
+    if isinstance(steps, str):
+        return [steps]
+    if isinstance(steps, list):
+        return [t for step in steps for t in _targets(step)]
+    if isinstance(steps, dict):
+        if "tier" in steps:
+            return [steps["tier"]]
+        if "one_of" in steps:
+            return list(steps["one_of"])
+        if "parallel" in steps:
+            return _targets(steps["parallel"])
+    return []
+
+
+def _replica_peak_load(model: Model) -> float:
+    """The highest offered load per worker over the primaries and the replicas of the
+    databases, at peak rates: reads go to the replicas only, so a high read ratio with few
+    replicas overloads them while the tier as a whole looks lightly loaded (found: seed 5023,
+    the replica of a database at 186% while the tier was at 47%)."""
+    demand = mean_work(model)
+    peaks = [_class_peak(traffic) for traffic in model.classes]
+    loads = [0.0]
+    for tier in model.tiers:
+        if tier.kind != "database" or tier.replicas == 0:
+            continue
+        reads = [w.read_ratio for w in tier.work]
+        for share, servers in ((reads, tier.replicas), ([1.0 - r for r in reads], tier.instances)):
+            offered = sum(p * float(demand[k, tier.index]) * share[k] for k, p in enumerate(peaks))
+            loads.append(offered / (servers * tier.concurrency))
+    return max(loads)
+
+
+def _class_peak(traffic: Any) -> float:
+    """A class's highest rate: its rate, its profile's highest point, an MMPP's busy state."""
+    rates = [float(traffic.rate or 0.0)] + [point.rate for point in traffic.profile]
+    rates += list(getattr(traffic.process, "rates", []) or [])
+    return max(rates)
+
+
+def _miss_to_replicas(rnd: random.Random, target: Data) -> None:
+    """The cache's origin made a database with read replicas (a service becomes one)."""
+    if target["type"] not in ("service", "database"):
+        return
+    target["type"] = "database"
+    target["replicas"] = rnd.randint(1, 2)
+    target["read_ratio"] = round(rnd.uniform(0.5, 0.95), 3)
+    target.pop("balancing", None) if rnd.random() < 0.5 else None
+
+
+def _fan_then_sequence(rnd: random.Random, callees: list[str], tiers: Data) -> list[Any]:
+    """A parallel group (often with a `one_of` branch), then one or two sequential calls to
+    tiers the group's answers do not depend on (else only the event path could run it)."""
+    fan: list[Any] = []
+    for _ in range(rnd.randint(1, 2)):
+        if len(callees) >= 2 and rnd.random() < 0.6:
+            options = rnd.sample(callees, 2)
+            first = round(rnd.uniform(0.2, 0.7), 3)
+            fan.append({"one_of": {options[0]: first, options[1]: round(0.95 - first, 3)}})
+        else:
+            fan.append(rnd.choice(callees))
+    steps: list[Any] = [{"parallel": fan}]
+    used = set().union(*(_below(tiers, t) for t in _targets(fan)))
+    for _ in range(rnd.randint(1, 2)):
+        free = [t for t in callees if not _below(tiers, t) & used]
+        if not free:
+            break
+        target = rnd.choice(free)
+        used |= _below(tiers, target)
+        steps.append(target if rnd.random() < 0.6 else {"tier": target, "probability": 0.5})
+    return steps
+
+
+def _class_paths(
+    rnd: random.Random, tier: Data, callees: list[str], classes: list[str], tiers: Data
+) -> None:
+    """Per class: its own calls (another path through the tiers) and its own kind of service
+    time (constant beside continuous ones at one tier)."""
+    if tier["type"] == "load_balancer":
+        return
+    overrides: Data = tier.setdefault("classes", {})
+    for position, name in enumerate(classes):
+        override = overrides.setdefault(name, {})
+        mean = _service_mean(rnd)
+        if position % 2 == 0:
+            override["service_time"] = ms(mean)
+        else:
+            override["service_time"] = {"dist": "exponential", "mean": ms(mean)}
+        if callees and tier["type"] != "cache" and rnd.random() < 0.5:
+            if len(callees) >= 2 and rnd.random() < 0.5:
+                override["calls"] = _fan_then_sequence(rnd, callees, tiers)
+            else:
+                override["calls"] = [rnd.choice(callees)]
+            tier["blocking"] = False
+
+
+def _own_entries(rnd: random.Random, data: Data, names: list[str]) -> None:
+    """Each class enters at a tier of its own where the first half offers several."""
+    tiers = data["tiers"]
+    entries = [n for n in names[: max(1, len(names) // 2)] if tiers[n]["type"] != "queue"]
+    rnd.shuffle(entries)
+    for position, spec in enumerate(data["traffic"].values()):
+        if entries:
+            spec["entry"] = entries[position % len(entries)]
+
+
+def _write_tied_trace(seed: int, rate: float, length: float) -> str:
+    """Timestamps at `rate` on average over `length` seconds, each instant shared by one to
+    three requests, written to the millisecond (so nearby ones meet too)."""
+    rnd = random.Random(seed)
+    times: list[float] = []
+    clock = 0.0
+    while clock < length or not times:
+        clock += rnd.expovariate(rate / 2.0)
+        times.extend([round(clock, 3)] * rnd.choice([1, 1, 2, 3]))
+    TRACE_FOLDER.mkdir(exist_ok=True)
+    path = TRACE_FOLDER / f"tied-trace-{seed}-{rate:.6f}-{length:.1f}.txt"
+    path.write_text("".join(f"{t:.3f}\n" for t in times))
+    return path.name

@@ -77,6 +77,12 @@ BUSY_SLOW_SEEDS = range(3000, 3040)
 #: Seeds of `scenariogen.random_tied_scenario` (every time constant: exact ties everywhere).
 TIED_QUICK_SEEDS = range(10)
 TIED_SLOW_SEEDS = range(4000, 4040)
+#: Seeds of `scenariogen.random_round5_scenario` (classes with paths of their own, a parallel
+#: group then sequential calls, one_of in a parallel group, a cache missing to a database with
+#: replicas, queues of several consumers, constant and continuous work at one tier, traces with
+#: equal timestamps).
+ROUND5_QUICK_SEEDS = range(12)
+ROUND5_SLOW_SEEDS = range(5000, 5060)
 #: Machine epsilon of a float64.
 EPSILON = float(np.finfo(np.float64).eps)
 #: What two equal percentiles may differ by: one bin of the histograms (2^-7 relative).
@@ -851,3 +857,76 @@ def test_both_paths_agree_on_the_tied_scenarios(seed: int):
 def test_both_paths_agree_on_the_tied_scenarios_on_long_runs(seed: int):
     problems = fuzz(seed, requests=30000, generate=scenariogen.random_tied_scenario)
     assert not problems, "\n".join(problems)
+
+
+def test_the_round5_quick_set_covers_every_combination_it_adds():
+    covered: set[str] = set()
+    for seed in ROUND5_QUICK_SEEDS:
+        features(scenariogen.random_round5_scenario(seed, 3000), covered)
+        covered |= round5_combinations(scenariogen.random_round5_scenario(seed, 3000))
+    promised = {
+        "paths per class",
+        "parallel then sequential",
+        "one_of in parallel",
+        "cache to replicas",
+        "several consumers",
+        "constant beside continuous",
+        "tied trace",
+        "replicas",
+    }
+    assert promised <= covered, promised - covered
+
+
+def round5_combinations(data: dict[str, Any]) -> set[str]:
+    """The combinations `random_round5_scenario` adds, found in a scenario's data."""
+    found: set[str] = set()
+    tiers = data["tiers"]
+    if len({spec["entry"] for spec in data["traffic"].values()}) > 1 or any(
+        "calls" in o for t in tiers.values() for o in t.get("classes", {}).values()
+    ):
+        found.add("paths per class")
+    for tier in tiers.values():
+        for calls in scenariogen._call_lists(tier):
+            if len(calls) > 1 and isinstance(calls[0], dict) and "parallel" in calls[0]:
+                found.add("parallel then sequential")
+            for step in calls:
+                branches = step.get("parallel", []) if isinstance(step, dict) else []
+                if any(isinstance(b, dict) and "one_of" in b for b in branches):
+                    found.add("one_of in parallel")
+        if tier["type"] == "cache" and tiers.get(tier.get("on_miss"), {}).get("replicas"):
+            found.add("cache to replicas")
+        if tier["type"] == "queue" and tier.get("consumers", 1) > 1:
+            found.add("several consumers")
+        kinds = {isinstance(o.get("service_time"), str) for o in tier.get("classes", {}).values()}
+        if kinds == {True, False}:
+            found.add("constant beside continuous")
+    for spec in data["traffic"].values():
+        arrivals = spec.get("arrivals")
+        if isinstance(arrivals, dict) and str(arrivals.get("trace")).startswith("tied-trace-"):
+            found.add("tied trace")
+    return found
+
+
+@pytest.mark.parametrize("seed", ROUND5_QUICK_SEEDS)
+def test_both_paths_agree_on_the_round5_scenarios(seed: int):
+    problems = fuzz(seed, requests=3000, generate=scenariogen.random_round5_scenario)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", ROUND5_SLOW_SEEDS)
+def test_both_paths_agree_on_the_round5_scenarios_on_long_runs(seed: int):
+    problems = fuzz(seed, requests=30000, generate=scenariogen.random_round5_scenario)
+    assert not problems, "\n".join(problems)
+
+
+def test_round5_rates_keep_every_replica_below_the_load_limit():
+    """Seed 5023 of the long round-5 set: reads (93% of them) of a class with 20 ms of work went
+    to a database's one replica, offered 186% of it while the tier as a whole was at 47%; its
+    visits piled up and both paths failed the utilisation and flow laws alike. The generator now
+    scales rates by each group's load too."""
+    data = scenariogen.random_round5_scenario(5023, 30000)
+    model = scenariogen.load(data)
+    # (the rates are written to 6 decimals)
+    assert scenariogen._replica_peak_load(model) <= scenariogen.MAX_LOAD * (1 + 1e-6)
+    assert any(t.kind == "database" and t.replicas for t in model.tiers)

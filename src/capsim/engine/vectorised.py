@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from capsim.engine import streams
+from capsim.engine import streams, ties
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.histogram import Histogram, censored
 from capsim.engine.kernels import SingleWorker, fifo_multi, fifo_single
@@ -613,7 +613,10 @@ def _arrival_order(taken: list[_Batch], times: np.ndarray) -> np.ndarray | None:
 
 
 def _shifted(chain: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """The chain of ancestors of an event scheduled at `times` by events with chains `chain`."""
+    """The chain of ancestors of an event scheduled at `times` by events with chains `chain`
+    (no rows when the run carries no chains)."""
+    if chain.shape[0] == 0:
+        return chain
     return np.vstack((times[np.newaxis], chain[:-1]))
 
 
@@ -647,38 +650,148 @@ def _join(registers: np.ndarray, ancestors: np.ndarray, to: int, sources: tuple[
 
 
 def _work_end_chains(
-    carried: np.ndarray,
+    state: _TierState,
     arrivals: np.ndarray,
     start: np.ndarray,
+    done: np.ndarray,
     server: np.ndarray,
     by_server: np.ndarray | None,
     sent: np.ndarray,
 ) -> np.ndarray:
     """The chains of the events that end the visits' own work (visits in the tier's arrival
     order; `sent` the chains of their arrival events). A visit's work-end timer is scheduled
-    when it starts: in its arrival event if it found a worker free, else in the event that
-    ended the work of the visit before it at its server (taken as the previous one there in
-    arrival order, exact for a single worker). `carried[server]` holds the last visit's chain
-    at each server from the earlier chunks, and is updated; `by_server` orders the visits by
+    when it starts: in its arrival event if it found a worker free, else in the work-end event
+    of the visit whose worker it took (its freer: `_freers`). `state` carries from chunk to
+    chunk what the next chunk's waiting visits may need; `by_server` orders the visits by
     server (None: a single server)."""
     n = arrivals.size
-    chains = np.empty((_DEPTH, n))
+    chains = np.empty((sent.shape[0], n))
     chains[0] = start
+    chains[1:] = sent[:-1]
+    waiters = np.flatnonzero(start > arrivals)
     order = np.arange(n) if by_server is None else by_server
     at = server[order]
     firsts = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1])))
-    waited = (start > arrivals)[order]
-    for level in range(1, _DEPTH):
-        own = sent[level - 1][order]
-        if waited.any():
-            before = np.empty(n)
-            before[1:] = chains[level - 1][order][:-1]
-            before[firsts] = carried[at[firsts], level - 1]
-            own = np.where(waited, before, own)
-        chains[level][order] = own
-    lasts = np.append(firsts[1:] - 1, n - 1)
-    carried[at[lasts]] = chains[:, order[lasts]].T
+    bounds = np.append(firsts, n)
+    if state.tier.concurrency == 1:
+        if waiters.size:
+            freers = _previous_at_server(order, firsts, n, waiters)
+            _chains_after_freers(chains, waiters, freers, state.chains[server[waiters]].T)
+        lasts = order[bounds[1:] - 1]
+        state.chains[server[lasts]] = chains[:, lasts].T
+        return chains
+    for group in range(firsts.size):
+        rows = order[bounds[group] : bounds[group + 1]]
+        _multi_worker_chains(state, int(server[rows[0]]), rows, arrivals, start, done, chains)
     return chains
+
+
+def _previous_at_server(
+    order: np.ndarray, firsts: np.ndarray, n: int, waiters: np.ndarray
+) -> np.ndarray:
+    """With one worker a waiting visit's freer is the visit before it at its server: for each
+    of `waiters`, that visit (-1: the server's last visit of an earlier chunk)."""
+    place = np.empty(n, dtype=np.int64)
+    place[order] = np.arange(n)
+    at = place[waiters]
+    opens = np.zeros(n, dtype=bool)
+    opens[firsts] = True
+    return np.where(opens[at], -1, order[np.maximum(at - 1, 0)])
+
+
+def _chains_after_freers(
+    chains: np.ndarray, waiters: np.ndarray, freers: np.ndarray, outside: np.ndarray
+) -> None:
+    """Each waiter's work-end timer is scheduled in its freer's work-end event: its chain is
+    that event's time (its start) followed by the freer's chain. `freers` are visits of the
+    chunk, or negative for a freer of an earlier chunk, whose chain is then `outside`'s column
+    (depth x waiters). Level by level, so that a freer that waited itself has its own chain
+    before it is copied."""
+    inside = freers >= 0
+    source = np.maximum(freers, 0)
+    for level in range(1, chains.shape[0]):
+        chains[level, waiters] = np.where(
+            inside, chains[level - 1, source], outside[level - 1]
+        )
+
+
+def _multi_worker_chains(
+    state: _TierState,
+    index: int,
+    rows: np.ndarray,
+    arrivals: np.ndarray,
+    start: np.ndarray,
+    done: np.ndarray,
+    chains: np.ndarray,
+) -> None:
+    """The chains of the waiting visits `rows` (one server with several workers, arrival
+    order) after their freers, and what the server carries to the next chunk.
+
+    A waiting visit takes a worker in the work-end event that freed it: a visit (of this chunk
+    or carried) whose work ended when the waiter started. Simultaneous work ends run in the
+    order they were scheduled, taken here by their start times, then their arrival order
+    (exact for the scheduling time, approximate beyond it); the waiters that start at one
+    instant take them in their FIFO order."""
+    ends = state.worker_ends[index]
+    count = ends.done.size
+    ids = np.concatenate((np.arange(-count, 0), rows))  # negative: the carried work ends
+    ended = np.concatenate((ends.done, done[rows]))
+    began = np.concatenate((ends.start, start[rows]))
+    waiting = rows[start[rows] > arrivals[rows]]
+    when = start[waiting]
+    fifo = bool((when[1:] >= when[:-1]).all())
+    workers = state.tier.concurrency
+    if fifo and ended.size > workers:
+        # Only the work ends some waiter started at, and the latest ones (those the next
+        # chunk's waiters may take), need sorting.
+        needed = ended >= np.partition(ended, ended.size - workers)[-workers]
+        if when.size:
+            at = np.minimum(np.searchsorted(when, ended), when.size - 1)
+            needed |= when[at] == ended
+        ids, ended, began = ids[needed], ended[needed], began[needed]
+    by_end = np.argsort(ended, kind="stable")  # ids ascend: ties in their order
+    ordered_ends = ended[by_end]
+    if bool((ordered_ends[1:] == ordered_ends[:-1]).any()):
+        by_end = np.lexsort((ids, began, ended))
+        ordered_ends = ended[by_end]
+    if waiting.size:
+        if fifo:
+            rank = np.arange(when.size) - np.searchsorted(when, when, side="left")
+            place = np.searchsorted(ordered_ends, when, side="left") + rank
+            place = np.minimum(place, ordered_ends.size - 1)
+            freers = ids[by_end[place]]
+            found = ordered_ends[place] == when
+        else:  # not FIFO starts (cannot happen): each takes the latest work end before it
+            place = np.searchsorted(ordered_ends, when, side="right") - 1
+            freers = ids[by_end[np.maximum(place, 0)]]
+            found = place >= 0
+        found &= freers >= -count  # a carried work end exists for each negative id
+        freers = freers[found]
+        outside = np.zeros((chains.shape[0], freers.size))
+        carried = freers < 0
+        outside[:, carried] = ends.chains[:, freers[carried] + count]
+        _chains_after_freers(chains, waiting[found], freers, outside)
+    keep = by_end[-workers:]
+    kept_ids = ids[keep]
+    from_chunk = kept_ids >= 0
+    kept_chains = np.empty((chains.shape[0], keep.size))
+    kept_chains[:, from_chunk] = chains[:, kept_ids[from_chunk]]
+    kept_chains[:, ~from_chunk] = ends.chains[:, kept_ids[~from_chunk] + count]
+    state.worker_ends[index] = _WorkEnds(ended[keep], began[keep], kept_chains)
+
+
+@dataclass(frozen=True)
+class _WorkEnds:
+    """The latest work ends at one server with several workers (one per worker at most): when
+    each ended, when it started, and its event's chain of ancestors (depth x workers)."""
+
+    done: np.ndarray
+    start: np.ndarray
+    chains: np.ndarray
+
+    @staticmethod
+    def none(depth: int) -> _WorkEnds:
+        return _WorkEnds(np.zeros(0), np.zeros(0), np.zeros((depth, 0)))
 
 
 class _ClassOrder:
@@ -805,8 +918,10 @@ class _TierState:
     arrivals_seen: int = 0  # visits taken so far: the next one's place in the arrival order
     pending_starts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     processed_until: float = -math.inf
-    # Chains of the last visit's work-end event at each server (`_work_end_chains`).
+    # Chains of the last visit's work-end event at each server with one worker, and the latest
+    # work ends at each server with several (`_work_end_chains`).
     chains: np.ndarray = field(default_factory=lambda: np.zeros((1, _DEPTH)))
+    worker_ends: list[_WorkEnds] = field(default_factory=list)
     # A database with replicas: each group's own queue bookkeeping, measured apart
     # (`TierRun.groups`, primaries then replicas).
     group_states: list[_TierState] = field(default_factory=list)
@@ -815,7 +930,13 @@ class _TierState:
 class _Run:
     """One replication in progress."""
 
-    def __init__(self, model: Model, replication: int, chunk_requests: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        replication: int,
+        chunk_requests: int,
+        tie_chains: bool | None = None,
+    ) -> None:
         self.model = model
         self.replication = replication
         self.chunk_requests = chunk_requests
@@ -826,6 +947,11 @@ class _Run:
         if order is None:
             raise SimulationError("the vectorised path cannot order this model's tiers")
         self.order = order
+        # Rows of the chains of ancestors carried (see `_Batch`): none where no two visits
+        # from different events can meet at one instant (`capsim.engine.ties`).
+        if tie_chains is None:
+            tie_chains = bool(ties.tie_reason(model))
+        self.depth = _DEPTH if tie_chains else 0
         self.timings = dict.fromkeys(("draw", "recurse", "route", "summarise"), 0.0)
         self.queue: deque[_Task] = deque()
         self.classes = [ClassRun(latency=Histogram(model.share_over)) for _ in model.classes]
@@ -855,7 +981,9 @@ class _Run:
         self.unfinished: list[tuple[Histogram, np.ndarray, TierSeries | None]] = []
         # The latest arrivals of each class, latest first (its chain of ancestors: the
         # first arrival is scheduled at the start, by nothing before it).
-        self.last_arrivals = [np.array([0.0] + [-math.inf] * (_DEPTH - 1)) for _ in model.classes]
+        self.last_arrivals = [
+            np.array([0.0] + [-math.inf] * (self.depth - 1))[: self.depth] for _ in model.classes
+        ]
         self.class_order = _ClassOrder(len(model.classes))
         self.series = new_series(model)
         if self.series is not None:
@@ -877,7 +1005,8 @@ class _Run:
             single=[SingleWorker.free_from(-math.inf)] * servers,
             free_multi=[np.full(tier.concurrency, -math.inf) for _ in range(servers)],
             round_robin=[0] * len(groups),
-            chains=np.zeros((servers, _DEPTH)),
+            chains=np.zeros((servers, self.depth)),
+            worker_ends=[_WorkEnds.none(self.depth)] * servers,
         )
         if len(groups) > 1:
             state.group_states = [
@@ -996,11 +1125,7 @@ class _Run:
         # Clients in another region send it over the network when it runs: the arrival itself
         # heads the chain of the event that brings it.
         half_rtt = traffic.network_delay / 2.0  # clients served from another region
-        earlier = self.last_arrivals[traffic.index]
-        times = np.concatenate((earlier[::-1], arrivals))
-        self.last_arrivals[traffic.index] = times[-_DEPTH:][::-1].copy()
-        newest = _DEPTH - (0 if half_rtt else 1)  # the first ancestor of the first arrival
-        sent = np.stack([times[newest - level : newest - level + count] for level in range(_DEPTH)])
+        sent = self._arrival_chains(traffic.index, arrivals, bool(half_rtt))
         self.states[traffic.entry].inbox.append(
             _Batch(
                 times=arrivals + half_rtt if half_rtt else arrivals,
@@ -1017,6 +1142,19 @@ class _Run:
                 back=half_rtt,
             )
         )
+
+    def _arrival_chains(self, class_index: int, arrivals: np.ndarray, sent_now: bool) -> np.ndarray:
+        """The chains of ancestors of the events that bring a class's `arrivals` to its entry:
+        each is scheduled when the class's previous arrival runs, or, when the clients send it
+        over the network (`sent_now`), when it runs itself."""
+        depth, count = self.depth, arrivals.size
+        if depth == 0:
+            return np.empty((0, count))
+        earlier = self.last_arrivals[class_index]
+        times = np.concatenate((earlier[::-1], arrivals))
+        self.last_arrivals[class_index] = times[-depth:][::-1].copy()
+        newest = depth - (0 if sent_now else 1)  # the first ancestor of the first arrival
+        return np.stack([times[newest - level : newest - level + count] for level in range(depth)])
 
     def record_latency(self, class_index: int, arrived: np.ndarray, done: np.ndarray) -> None:
         began = time.perf_counter()
@@ -1128,13 +1266,18 @@ class _Run:
         began = time.perf_counter()
         by_server = None if state.servers == 1 else np.argsort(server, kind="stable")
         start, done = self._recurse(state, arrivals, service, server, by_server)
-        chains = _work_end_chains(
-            state.chains,
-            arrivals,
-            start,
-            server,
-            by_server,
-            sent if order is None else sent[:, order],
+        chains = (
+            _work_end_chains(
+                state,
+                arrivals,
+                start,
+                done,
+                server,
+                by_server,
+                sent if order is None else sent[:, order],
+            )
+            if self.depth
+            else np.empty((0, n))
         )
         self.timings["recurse"] += time.perf_counter() - began
 
@@ -1173,7 +1316,7 @@ class _Run:
             program = self.programs[tier_index][batch.class_index]
             registers = np.empty((program.registers, size))
             registers[0] = unsorted_done[part]
-            ancestors = np.empty((program.registers, _DEPTH, size))
+            ancestors = np.empty((program.registers, self.depth, size))
             ancestors[0] = unsorted_chains[:, part]
             self.queue.append(
                 _Task(
@@ -1704,12 +1847,18 @@ def run_vectorised(
     replication: int,
     progress: ProgressCallback | None = None,
     chunk_requests: int = CHUNK_REQUESTS,
+    *,
+    tie_chains: bool | None = None,
 ) -> RunResult:
-    """One replication on the vectorised path (the model must pass `can_vectorise`)."""
+    """One replication on the vectorised path (the model must pass `can_vectorise`).
+
+    `tie_chains` forces carrying the chains that order simultaneous visits (True) or not
+    (False); None carries them where visits from different events can meet at one instant
+    (`capsim.engine.ties.tie_reason`), which answers exactly the same as carrying them always."""
     possible, reason = can_vectorise(model)
     if not possible:
         raise SimulationError(f"the vectorised path cannot run this scenario: {reason}")
-    run = _Run(model, replication, chunk_requests)
+    run = _Run(model, replication, chunk_requests, tie_chains)
     run.run(progress)
     return RunResult(
         seed=model.seed,

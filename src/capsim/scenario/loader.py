@@ -300,6 +300,21 @@ def _finite_int(value: int) -> int | float:
     return value
 
 
+#: The longest plain key YAML reads (a "simple key" ends within 1024 characters).
+YAML_KEY_LIMIT = 1024
+
+
+def _after_a_long_key(error: yaml.MarkedYAMLError) -> bool:
+    """Whether the error is a ':' too far along its line to end a key: what YAML says of a
+    name longer than `YAML_KEY_LIMIT` ("mapping values are not allowed here")."""
+    mark = error.problem_mark
+    return (
+        error.problem == "mapping values are not allowed here"
+        and mark is not None
+        and mark.column > YAML_KEY_LIMIT
+    )
+
+
 def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
@@ -309,6 +324,11 @@ def _syntax_problem(error: yaml.YAMLError, file: str) -> Problem:
             message += " (YAML does not allow tabs for indentation: indent with spaces)"
         elif error.problem and "expected a single document" in message:
             message += " (a scenario file holds exactly one document: remove the extra '---')"
+        elif _after_a_long_key(error):
+            message += (
+                f" (YAML reads a key only up to {YAML_KEY_LIMIT:,} characters before its ':', "
+                "and this one is longer: shorten the name)"
+            )
         if mark is not None:
             return Problem(message=message, file=file, line=mark.line + 1, column=mark.column + 1)
         return Problem(message, file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,7 +41,20 @@ def _split(override: str) -> tuple[list[str], str]:
     parts = [p.strip() for p in path_text.strip().split(".")]
     if not path_text.strip() or any(not p for p in parts):
         raise ValueError("the PATH before '=' is a dotted key path such as tiers.app.instances")
-    return parts, value_text
+    return [piece for part in parts for piece in _indexed(part)], value_text
+
+
+#: A key followed by list indexes in brackets: `calls[0]`, `profile[2][1]`.
+_BRACKETS = re.compile(r"([^\[\]]+)((?:\[\d+\])+)")
+
+
+def _indexed(part: str) -> list[str]:
+    """`calls[0]` as the two steps `calls`, `0` (the paths messages show, written back); any
+    other part as it is."""
+    match = _BRACKETS.fullmatch(part)
+    if match is None:
+        return [part]
+    return [match.group(1), *re.findall(r"\d+", match.group(2))]
 
 
 def _parse_value(text: str) -> Any:

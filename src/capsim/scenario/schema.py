@@ -10,6 +10,7 @@ import difflib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import UnionType
@@ -102,9 +103,30 @@ SUGGEST_CUTOFF = 0.6
 
 
 def suggest(word: str, valid: Sequence[str]) -> str:
-    """`; did you mean 'x'?` when one valid word is close, else an empty string."""
+    """`; did you mean 'x'?` when one valid word is close, else an empty string; where the two
+    differ by letters outside ASCII (which may look like others: Cyrillic 'а' and Latin 'a'),
+    it names them."""
     close = difflib.get_close_matches(str(word), list(valid), n=1, cutoff=SUGGEST_CUTOFF)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    if not close:
+        return ""
+    return f"; did you mean {close[0]!r}?{look_alike(str(word), close[0])}"
+
+
+def look_alike(word: str, other: str) -> str:
+    """` (...)` naming the characters outside ASCII that one of two names has and the other
+    not, with their code points: two names that look the same on screen; "" when there are
+    none."""
+    differing = [
+        ch for ch in dict.fromkeys(word + other) if not ch.isascii() and (ch in word) != (ch in other)
+    ]
+    if not differing:
+        return ""
+    named = ", ".join(
+        f"{(word if ch in word else other)!r} has {ch!r} U+{ord(ch):04X} "
+        f"{unicodedata.name(ch, 'without a name')}"
+        for ch in differing[:3]
+    )
+    return f" (they may look alike: {named})"
 
 
 def invalid(message: str, at: str | None = None) -> PydanticCustomError:
@@ -120,7 +142,10 @@ def _number(value: Any, expected: str) -> float:
         raise invalid(f"{show(value)} is a boolean, not a number; {FIELD} must be {expected}")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
-            raise invalid(f"{show(value)} is not a finite number; {FIELD} must be {expected}")
+            beyond = " (any number beyond about 1.8e308 counts as infinite)" * math.isinf(value)
+            raise invalid(
+                f"{show(value)} is not a finite number{beyond}; {FIELD} must be {expected}"
+            )
         return float(value)
     raise invalid(f"expected a number, got {kind_of(value)}; {FIELD} must be {expected}")
 
@@ -246,9 +271,25 @@ def _name(value: Any) -> str:
     name = _text(value)
     if not is_name(name):
         raise invalid(
-            f"{show(name)} is not a valid name; use letters, digits, '_' and '-' (no dots or spaces)"
+            f"{show(name)} is not a valid name; use letters, digits, '_' and '-' (no dots or "
+            f"spaces){not_a_letter(name)}"
         )
     return name
+
+
+def not_a_letter(name: str) -> str:
+    """` (...)` naming a character outside ASCII that is no letter, digit, '_' or '-' where a
+    name looks valid on screen (a combining accent, a zero-width space), and the composed form
+    when that is a valid name; "" otherwise."""
+    odd = [ch for ch in name if not ch.isascii() and not _NAME_RE.fullmatch("a" + ch)]
+    if not odd:
+        return ""
+    ch = odd[0]
+    found = f" ({show(name)} holds U+{ord(ch):04X} {unicodedata.name(ch, 'without a name')}"
+    composed = unicodedata.normalize("NFC", name)
+    if composed != name and is_name(composed):
+        return f"{found}, a separate accent: write the accented letter itself, {show(composed)})"
+    return found + ")"
 
 
 def _number_schema(description: str, pattern: str, examples: list[Any]) -> dict[str, Any]:
@@ -2393,7 +2434,7 @@ class Scenario(_Strict):
                 if not is_name(str(key)):
                     raise invalid(
                         f"{show(key)} is not a valid name; use letters, digits, '_' and '-' "
-                        "(no dots or spaces)",
+                        f"(no dots or spaces){not_a_letter(str(key))}",
                         at=str(key),
                     )
         return value
