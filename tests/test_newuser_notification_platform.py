@@ -118,3 +118,99 @@ def test_size_of_the_queue_alone_names_its_partitions_not_only_its_sizing_max(
     assert result.exit_code == 1, result.output
     assert "at jobs=2 still" in result.output
     assert "raise tiers.jobs.partitions to add parallelism" in result.output
+
+
+# A provider three times slower (p50 180 ms, p99 2.4 s): an attempt times out at 2 s with
+# probability P(Z > ln(2000/180) / 1.1137) = 1.53%, holds a sender E[min(X, 2 s)] = 315.9 ms
+# (the lognormal's partial mean), and a timed-out one is retried after 25 ms on average: a
+# message holds a sender 1 + 315.9 + 1.53% x (25 + 315.9) = 322.1 ms. 1,280 senders then carry
+# 3,974 pushes/s, 1,987 notifications/s: the push queue falls behind at the peak by
+# 6,000 - 3,974 = 2,026 messages/s, and needs 6,000 x 322.1 ms / 0.9 / 32 = 68 consumers.
+SLOW_HOLD = 1e-3 + 0.3159 + 0.0153 * (0.025 + 0.3159)
+SLOWDOWN = ["--set", "faults=[{at: 0s, tier: provider, slowdown: 3x}]"]
+
+
+def test_a_provider_three_times_slower_overloads_the_push_senders_at_the_peak() -> None:
+    data = _json(["run", SCENARIO, *SHORT, *SLOWDOWN, "--format", "json"])
+    (push,) = [o for o in data["overloaded"] if o["tier"] == "push"]
+    capacity = PUSH_WORKERS / SLOW_HOLD  # 3,974 messages/s
+    assert abs(push["capacity"] / capacity - 1) < 0.03
+    assert abs(push["saturation_rate"] / (capacity / 2) - 1) < 0.03
+    assert abs(push["growth_rate"] - (2 * PEAK - capacity)) < 300  # 2,026/s (Poisson noise)
+    assert data["tiers"]["events"]["stable"] is True  # the fan-out does not feel it
+    assert data["passed"] is False
+
+
+def test_the_same_slowdown_written_as_a_slower_provider_gives_the_same_capacity() -> None:
+    slower = "tiers.provider.service_time={dist: lognormal, p50: 180ms, p99: 2400ms}"
+    data = _json(["run", SCENARIO, *SHORT, "--set", slower, "--format", "json"])
+    (push,) = [o for o in data["overloaded"] if o["tier"] == "push"]
+    assert abs(push["capacity"] / (PUSH_WORKERS / SLOW_HOLD) - 1) < 0.03
+
+
+def test_68_push_consumers_ride_out_the_slow_provider_at_90_percent() -> None:
+    more = ["--set", "tiers.push.consumers=68"]
+    data = _json(["run", SCENARIO, *SHORT, *SLOWDOWN, *more, "--format", "json"])
+    push = data["tiers"]["push"]
+    assert push["stable"] is True
+    assert abs(push["occupancy"] - 2 * PEAK * SLOW_HOLD / (68 * 32)) < 0.03  # 88.8%
+
+
+# The marketing burst, compressed to 6 s: 3,000/s, then 6,000/s from 3 s to 9 s, then 3,000/s
+# again (from the start of the 1 s warm-up). The 24 partitions carry 4,305/s, so the backlog
+# grows at 1,695/s to 10,170 messages at 9 s, the last burst message waits 10,170 / 4,305 =
+# 2.36 s, and at 3,000/s the backlog drains at only 1,305/s: 7,560 left at 11 s. A 10-minute
+# burst is the same line 100 times longer: 1.02 million messages, the last waiting 236 s.
+BURST = [
+    "--duration",
+    "10s",
+    "--set",
+    "simulation.warmup=1s",
+    "--set",
+    "traffic.notify.profile=[{at: 0s, rate: 3000/s}, {at: 3s, rate: 3000/s},"
+    " {at: 3s, rate: 6000/s}, {at: 9s, rate: 6000/s}, {at: 9s, rate: 3000/s}]",
+]
+
+
+def test_the_burst_backlog_follows_the_fluid_line_of_the_partition_wall() -> None:
+    data = _json(["run", SCENARIO, *BURST, "--format", "json"])
+    events = data["tiers"]["events"]
+    wall = PARTITIONS / FANOUT_HOLD
+    peak = (6_000 - wall) * 6
+    assert abs(events["backlog"]["max"] / peak - 1) < 0.05
+    assert abs(events["backlog_at_end"] / (peak - (wall - 3_000) * 2) - 1) < 0.06
+    assert abs(events["age"]["max"] - peak / wall) < 0.25
+    # The run fails on the backlog it has not drained, and says how long it needs.
+    assert events["undrained"]["clear_time"] > 1.0
+    assert data["passed"] is False
+    assert data["classes"]["notify"]["latency"]["p99"] < 0.150  # the API never feels it
+
+
+def test_the_ci_gate_catches_a_provider_a_third_slower_as_a_push_regression(
+    tmp_path: Path,
+) -> None:
+    quick = ["--duration", "2s", "--set", "simulation.warmup=1s", "--replications", "3"]
+    baseline = tmp_path / "baseline.json"
+    made = runner.invoke(
+        app, ["run", SCENARIO, *quick, "--format", "json", "--output", str(baseline)]
+    )
+    assert made.exit_code == 0, made.output
+    slower = "tiers.provider.service_time={dist: lognormal, p50: 80ms, p99: 1067ms}"
+    junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    gate_args = ["check", SCENARIO, *quick, "--set", slower, "--baseline", str(baseline)]
+    gate = runner.invoke(
+        app,
+        [*gate_args, "--junit", str(junit)],
+        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert gate.exit_code == 1, gate.output
+    # A sender is held 1 + 148.7 ms instead of 1 + 111.5 ms: occupancy x 1.33.
+    regressed = [line for line in gate.stdout.splitlines() if line.startswith("  REGRESSED")]
+    assert any("tier push occupancy regressed" in line for line in regressed), gate.stdout
+    assert (
+        "::error file=" in gate.stdout and "title=regressed%3A tier push occupancy" in gate.stdout
+    )
+    text = junit.read_text()
+    assert '<testsuite name="slos" tests="4" failures="0"' in text
+    assert '<testsuite name="regression"' in text and "tier push occupancy" in text
+    assert "capsim check: notification-platform" in summary.read_text()
