@@ -260,3 +260,13 @@ def test_the_two_engine_paths_agree_on_the_asynchronous_platform_and_with_the_ha
         assert abs(tier["utilization"] - other["utilization"]) < 0.01 + 0.05 * tier["utilization"]
     p99 = events["classes"]["notify"]["latency"]["p99"]
     assert abs(vectorised["classes"]["notify"]["latency"]["p99"] / p99 - 1) < 0.1
+
+
+def test_a_call_written_without_a_space_after_its_colon_is_explained() -> None:
+    # `{tier:push}` is the one key 'tier:push' to YAML; the message only said "this mapping is
+    # not a call", beside a form that looks like what was typed.
+    squeezed = "tiers.events.calls=[templates, {tier:push,repeat:2}]"
+    result = runner.invoke(app, ["validate", SCENARIO, "--set", squeezed])
+    assert result.exit_code == 2, result.output
+    assert "'tier:push' is one key without a value" in result.output
+    assert "YAML needs a space after a colon (tier: push)" in result.output
