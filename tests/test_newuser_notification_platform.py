@@ -270,3 +270,18 @@ def test_a_call_written_without_a_space_after_its_colon_is_explained() -> None:
     assert result.exit_code == 2, result.output
     assert "'tier:push' is one key without a value" in result.output
     assert "YAML needs a space after a colon (tier: push)" in result.output
+
+
+# The provider answers 30% of pushes with an error. A sender's call retries once, but its 10%
+# budget allows retries for about a tenth of the calls, so a delivery fails with probability
+# q = 0.3 - 0.1 x 0.7 = 0.23; the queue redelivers it twice (max_retries: 2), so a message is
+# redelivered q + q^2 = 0.28 times on average and dead-lettered with probability q^3 = 1.2%.
+def test_dead_letters_and_redeliveries_follow_the_retry_budget_and_max_retries() -> None:
+    errors = ["--set", "faults=[{at: 0s, tier: provider, error_rate: 30%}]"]
+    data = _json(["run", SCENARIO, *SHORT, *errors, "--format", "json"])
+    push, provider = data["tiers"]["push"], data["tiers"]["provider"]
+    messages = 2 * data["classes"]["notify"]["offered_rate"] * data["duration"]
+    consumed = messages + push["redeliveries"]
+    assert 0.09 < provider["retries"] / consumed < 0.115  # the budget, and its first 10 tokens
+    assert 0.25 < push["redeliveries"] / messages < 0.31
+    assert 0.009 < push["dead_letters"] / messages < 0.016
