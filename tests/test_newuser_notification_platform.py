@@ -11,8 +11,11 @@ backlog of an overload). Runs are short (a few simulated seconds at 3,000/s) to 
 from __future__ import annotations
 
 import json
+import math
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from capsim.cli.app import app
@@ -285,3 +288,31 @@ def test_dead_letters_and_redeliveries_follow_the_retry_budget_and_max_retries()
     assert 0.09 < provider["retries"] / consumed < 0.115  # the budget, and its first 10 tokens
     assert 0.25 < push["redeliveries"] / messages < 0.31
     assert 0.009 < push["dead_letters"] / messages < 0.016
+
+
+# 8% a month from 3,000/s: the load reaches a rate r after ln(r / 3,000) / ln(1.08) months of
+# 30.436875 days. The partitions' wall (4,305/s) is 4.7 months away, the push senders' (5,688/s)
+# 8.3 months; the forecast reads each at the lower end of its saturation estimate, a little
+# earlier.
+def _day_reached(rate: float, start: date) -> date:
+    months = math.log(rate / PEAK) / math.log(1.08)
+    return start + timedelta(days=math.ceil(months * 30.436875))
+
+
+@pytest.mark.slow
+def test_the_forecast_puts_the_wall_at_the_partitions_in_spring() -> None:
+    start = date(2026, 12, 1)
+    growth = ["--growth", "8%/month", "--from", start.isoformat(), "--horizon", "12mo"]
+    data = _json(
+        ["forecast", SCENARIO, *growth, "--no-plan", "--duration", "3s", "--format", "json"]
+    )
+    events, push = data["tiers"]["events"], data["tiers"]["push"]
+    wall, senders = PARTITIONS / FANOUT_HOLD, PUSH_WORKERS / (2 * (1e-3 + PROVIDER_MEAN))
+    assert 0.95 * wall < events["saturation_rate"] <= 1.005 * wall
+    assert 0.95 * senders < push["saturation_rate"] <= 1.005 * senders
+    for tier in (events, push):
+        reached = _day_reached(tier["saturation_rate"], start)
+        assert abs((date.fromisoformat(tier["saturates_on"]) - reached).days) <= 1
+    breach = data["first_slo_breach"]
+    assert breach["rate"] <= events["saturation_rate"] + 1e-6
+    assert date(2027, 3, 20) <= date.fromisoformat(breach["date"]) <= date(2027, 4, 25)
