@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from capsim.analysis.summary import _undrained_warnings
 from capsim.cli.app import app
 
 runner = CliRunner()
@@ -316,3 +317,22 @@ def test_the_forecast_puts_the_wall_at_the_partitions_in_spring() -> None:
     breach = data["first_slo_breach"]
     assert breach["rate"] <= events["saturation_rate"] + 1e-6
     assert date(2027, 3, 20) <= date.fromisoformat(breach["date"]) <= date(2027, 4, 25)
+
+
+def test_the_undrained_warning_writes_the_level_before_the_burst_as_a_count() -> None:
+    # A 10-minute burst measured from its first second read "still 1,009,178 in the last
+    # bucket, against 8.45e+03 before the disturbance".
+    drain = {
+        "drained": False,
+        "peak": 1_009_178.0,
+        "peak_at": 630.0,
+        "end": 1_009_178.0,
+        "threshold": 8_451.0,
+        "level_before": 8_450.4,
+        "disturbed_at": 40.0,
+    }
+    (warning,) = _undrained_warnings({"drain": {"events": drain}}, set())
+    assert "against 8,450 before the disturbance" in warning
+    drain |= {"level_before": 1.96, "threshold": 2.96}
+    (warning,) = _undrained_warnings({"drain": {"events": drain}}, set())
+    assert "against 1.96 before the disturbance" in warning
