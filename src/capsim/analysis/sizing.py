@@ -449,7 +449,7 @@ class _Search:
         point = self.measure(values, model, "growing")
         moves: list[Point] = [point]
         while not point.meets:
-            _stop_if_stalled(moves, values, self.dims)
+            _stop_if_stalled(moves, values, self.dims, self.target)
             open_dims = [d for d in self.dims if values[d.name] < d.high]
             if not open_dims:
                 raise SizingError(
@@ -457,7 +457,9 @@ class _Search:
                     + ", ".join(f"{d.name}={values[d.name]}" for d in self.dims)
                     + " still "
                     + "; ".join(point.failures)
-                    + ". Raise sizing.max of the tiers, or check the objectives."
+                    + ". "
+                    + _overloaded_at_most_hint(point, values, self.dims, self.target)
+                    + "Raise sizing.max of the tiers, or check the objectives."
                 )
             values, point = self._grow_once(values, point, open_dims, model)
             moves.append(point)
@@ -635,15 +637,17 @@ def _larger(values: dict[str, int], d: Dimension) -> int:
     return min(d.high, values[d.name] + _step(values[d.name]))
 
 
-def _stalled_objectives(moves: list[Point], dims: list[Dimension]) -> list[str]:
+def _stalled_objectives(
+    moves: list[Point], values: dict[str, int], dims: list[Dimension]
+) -> list[str]:
     """The objectives failing now and STALL_MOVES growth moves ago whose observed figure has not
     improved by STALL_GAIN since (empty unless every objective failing by its observed figure is
     stalled so; one failing only by the upper end of its interval is left to the data)."""
     if len(moves) <= STALL_MOVES:
         return []
     now, then = moves[-1], moves[-1 - STALL_MOVES]
-    sized = {d.name for d in dims}
-    if any(name in sized for name in now.report.unstable_tiers):
+    growing = {d.name for d in dims if values[d.name] < d.high}
+    if any(name in growing for name in now.report.unstable_tiers):
         return []  # an overloaded sized tier still grows; its figures mean little yet
     before = {check.slo: check.observed for check in then.checks if not check.passed}
     stalled = []
@@ -659,10 +663,12 @@ def _stalled_objectives(moves: list[Point], dims: list[Dimension]) -> list[str]:
     return stalled
 
 
-def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dimension]) -> None:
+def _stop_if_stalled(
+    moves: list[Point], values: dict[str, int], dims: list[Dimension], model: Model
+) -> None:
     """SizingError (exit 1) when STALL_MOVES growth moves left every failing objective where it
     was: no sized quantity moves it, so more of them cannot meet it."""
-    stalled = _stalled_objectives(moves, dims)
+    stalled = _stalled_objectives(moves, values, dims)
     if not stalled:
         return
     raise SizingError(
@@ -674,8 +680,10 @@ def _stop_if_stalled(moves: list[Point], values: dict[str, int], dims: list[Dime
         + ". "
         + _rate_limit_hint(moves[-1])
         + _unsized_overload_hint(moves[-1], dims)
+        + _overloaded_at_most_hint(moves[-1], values, dims, model)
         + "Something that is not sized limits them (a fixed tier, a pool, database replicas, "
-        "a rate limit, a timeout, a service time), or no capacity can meet them: size that "
+        "a queue's partitions, a rate limit, a timeout, a service time), or no capacity can "
+        "meet them: size that "
         "quantity (`sizing: {of: ...}`) or check the objectives."
     )
 
@@ -739,6 +747,30 @@ def _unsized_overload_hint(point: Point, dims: list[Dimension]) -> str:
             f"{name} is not sized and is overloaded at that point{figures}: size it "
             f"(tiers.{name}.sizing) or lower its load. "
         )
+    return "".join(hints)
+
+
+def _overloaded_at_most_hint(
+    point: Point, values: dict[str, int], dims: list[Dimension], model: Model
+) -> str:
+    """The sized tiers overloaded at `point` with their quantity at its most: a partitioned
+    queue whose partitions are all in use (more consumers would sit idle), or sizing.max."""
+    unstable = set(point.report.unstable_tiers)
+    hints = []
+    for dim in dims:
+        if dim.name not in unstable or values[dim.name] < dim.high:
+            continue
+        tier = model.tiers[dim.tier]
+        at_partitions = (
+            tier.partitions is not None and partition_cap(tier, dim.of, dim.high + 1) == dim.high
+        )
+        remedy = (
+            f"its {tier.partitions} partitions are all in use, so more {dim.of} would sit idle: "
+            f"raise tiers.{dim.name}.partitions to add parallelism"
+            if at_partitions
+            else f"raise tiers.{dim.name}.sizing.max"
+        )
+        hints.append(f"{dim.name} is overloaded at its most ({dim.of}={dim.high}): {remedy}. ")
     return "".join(hints)
 
 

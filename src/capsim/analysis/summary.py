@@ -883,10 +883,15 @@ def _undrained_warnings(timeseries: dict[str, Any], failing: set[str]) -> list[s
         warnings.append(
             f"tier '{name}' had not drained by the end of the run: its backlog peaked at "
             f"{drain['peak']:,.0f} (bucket from t = {drain['peak_at']:g}s) and was still "
-            f"{drain['end']:,.0f} in the last bucket, against {drain['level_before']:,.3g} before "
+            f"{drain['end']:,.0f} in the last bucket, against {_level(drain['level_before'])} before "
             f"the disturbance (from t = {drain['disturbed_at']:g}s); run longer to see it drain."
         )
     return warnings
+
+
+def _level(backlog: float) -> str:
+    """A time-average backlog as a count (8,450, not 8.45e+03); a small one to 3 digits."""
+    return f"{backlog:,.0f}" if backlog >= 100 else f"{backlog:.3g}"
 
 
 def _format_growth(rate: float) -> str:

@@ -2741,6 +2741,19 @@ def _located(
     )
 
 
+def _squeezed_colon(value: dict[Any, Any]) -> str:
+    """A hint for `{tier:push}`, which YAML reads as the one key 'tier:push' without a value
+    (a flow mapping needs a space after each colon)."""
+    for key, item in value.items():
+        if isinstance(key, str) and ":" in key and item is None:
+            name, _, rest = key.partition(":")
+            return (
+                f": {key!r} is one key without a value, as YAML needs a space after a colon "
+                f"({name}: {rest})"
+            )
+    return ""
+
+
 def _tag_message(what: str, value: Any, field: str) -> str:
     if what == "arrivals":
         form = (
@@ -2757,7 +2770,7 @@ def _tag_message(what: str, value: Any, field: str) -> str:
     if what == "call":
         form = "a tier name, {tier: db, probability: 0.2}, {one_of: {a: 0.8}} or {parallel: [a, b]}"
         if isinstance(value, dict):
-            return f"this mapping is not a call; write a call as {form}"
+            return f"this mapping is not a call{_squeezed_colon(value)}; write a call as {form}"
         return f"expected a call, got {kind_of(value)}; write a call as {form}"
     label, key, valid = _TAG_HELP.get(what, (what, what, ()))
     if not isinstance(value, dict):
