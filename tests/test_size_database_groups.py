@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import capsim
-from capsim.analysis.sizing import size_tiers
+from capsim.analysis.sizing import SizingError, size_tiers
 from capsim.analysis.sizing_groups import database_groups_to_size
 from capsim.model.types import Model
 
@@ -126,3 +128,32 @@ def test_a_saturated_replica_group_does_not_inflate_its_blocking_callers_start(
     assert (answer["tiers"]["app"]["instances"], answer["tiers"]["db"]["replicas"]) == (2, 2)
     assert answer["search"]["started_at"]["app"] == 2
     assert answer["search"]["evaluations"] <= 6
+
+
+def test_when_both_groups_bind_size_stops_at_once_and_says_what_to_set(tmp_path: Path) -> None:
+    """Half the queries write: at twice the load the one primary and the one replica are each
+    75% held against a 50% objective. One quantity is sized per tier (the primaries, on the
+    tie), and more primaries take no read off the replica, so the search grew them until it
+    stalled; now it stops before simulating anything and says what to --set."""
+    both_bind = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.5").replace(
+        "replicas: 2", "replicas: 1"
+    )
+    with pytest.raises(SizingError) as stopped:
+        size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
+    message = str(stopped.value)
+    assert "tier db: both of its groups bind at this load" in message
+    assert "its 1 replica is 75.0% held" in message
+    assert "--set 'tiers.db.replicas=2'" in message
+
+
+def test_once_the_other_group_has_what_it_needs_the_binding_one_is_sized(
+    tmp_path: Path,
+) -> None:
+    both_bind = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.5").replace(
+        "replicas: 2", "replicas: 2  # as the stop above says"
+    )
+    answer = size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
+    db = answer["tiers"]["db"]
+    assert answer["verified"]
+    assert db["sized"] == "instances"
+    assert (db["instances"], db["replicas"]) == (2, 2)

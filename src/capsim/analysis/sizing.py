@@ -36,7 +36,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.rate_limit_floor import RefusalFloor, refusal_floor
-from capsim.analysis.sizing_groups import database_groups_to_size
+from capsim.analysis.sizing_groups import database_groups_to_size, unsized_group_beyond
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.analysis.solve import served_shares
 from capsim.engine.executors import Executor
@@ -936,7 +936,28 @@ def _question(
                 )
             )
             limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
+    _stop_if_a_group_is_left_beyond(target, dims, groups, limit)
     return _Question(target, dims, extra, limit, autoscaled, notes)
+
+
+def _stop_if_a_group_is_left_beyond(
+    target: Model, dims: list[Dimension], groups: dict[str, Any], limit: dict[str, float]
+) -> None:
+    """SizingError (exit 1), before anything is simulated, when a database's group that is not
+    sized is already beyond its objectives at the sizing load (sizing_groups.py): growing the
+    other group cannot meet them, and a search would grow it until it stalled."""
+    reasons = [
+        reason
+        for dim in dims
+        if dim.name in groups
+        and (
+            reason := unsized_group_beyond(
+                target.tiers[dim.tier], groups[dim.name], limit.get(dim.name, 1.0)
+            )
+        )
+    ]
+    if reasons:
+        raise SizingError("; ".join(reasons) + ".")
 
 
 def _scalers(model: Model) -> dict[str, Autoscale | ConsumerScaling]:
