@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import capsim
-from capsim.analysis.sizing import size_tiers
+from capsim.analysis.sizing import SizingError, size_tiers
 from capsim.analysis.sizing_groups import database_groups_to_size
 from capsim.model.types import Model
 
@@ -76,3 +78,82 @@ def test_a_sizing_key_says_which_group_whatever_binds(tmp_path: Path) -> None:
     assert database_groups_to_size(model_of(tmp_path, explicit), capsim.__version__) == {}
     without_replicas = WRITE_HEAVY.replace("replicas: 2", "replicas: 0")
     assert database_groups_to_size(model_of(tmp_path, without_replicas), capsim.__version__) == {}
+
+
+#: A blocking app in front of a database whose one replica is 114% held at `--load 3x`: the
+#: pool (bounded wait, timeout) and the app's bounded queue let `solve` find a steady state
+#: there, in which the app's threads are held through the replica's queueing.
+BLOCKING_OVER_FULL_REPLICAS = """\
+name: blocking-over-full-replicas
+seed: 7
+simulation: {duration: 10s, warmup: 1s, replications: 1}
+traffic:
+  reads: {entry: app, rate: 100/s}
+tiers:
+  app:
+    concurrency: 4
+    blocking: true
+    max_queue: 200
+    timeout: 2s
+    service_time: {dist: exponential, mean: 5ms}
+    calls: [db]
+  db:
+    type: database
+    instances: 1
+    replicas: 1
+    concurrency: 2
+    read_ratio: 0.95
+    service_time: {dist: exponential, mean: 8ms}
+    pool: {size: 8, max_waiting: 50, timeout: 500ms}
+slos:
+  - {tier: app, utilization: 75%}
+"""
+
+
+def test_a_saturated_replica_group_does_not_inflate_its_blocking_callers_start(
+    tmp_path: Path,
+) -> None:
+    """The app's lower bound counted the full replicas' queueing in its threads' hold: it
+    started at 17 instances where 2 meet every objective, and the search walked down one
+    instance at a time (web-shop at --load 3x: 44 where 5 do, 121 measurements, then the
+    100M-request limit at full length). Read at a light load, the start is the answer."""
+    answer = size_tiers(
+        model_of(tmp_path, BLOCKING_OVER_FULL_REPLICAS),
+        capsim_version=capsim.__version__,
+        load=3.0,
+        replications=1,
+    )
+    assert answer["verified"]
+    assert answer["tiers"]["db"]["sized"] == "replicas"
+    assert (answer["tiers"]["app"]["instances"], answer["tiers"]["db"]["replicas"]) == (2, 2)
+    assert answer["search"]["started_at"]["app"] == 2
+    assert answer["search"]["evaluations"] <= 6
+
+
+def test_when_both_groups_bind_size_stops_at_once_and_says_what_to_set(tmp_path: Path) -> None:
+    """Half the queries write: at twice the load the one primary and the one replica are each
+    75% held against a 50% objective. One quantity is sized per tier (the primaries, on the
+    tie), and more primaries take no read off the replica, so the search grew them until it
+    stalled; now it stops before simulating anything and says what to --set."""
+    both_bind = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.5").replace(
+        "replicas: 2", "replicas: 1"
+    )
+    with pytest.raises(SizingError) as stopped:
+        size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
+    message = str(stopped.value)
+    assert "tier db: both of its groups bind at this load" in message
+    assert "its 1 replica is 75.0% held" in message
+    assert "--set 'tiers.db.replicas=2'" in message
+
+
+def test_once_the_other_group_has_what_it_needs_the_binding_one_is_sized(
+    tmp_path: Path,
+) -> None:
+    both_bind = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.5").replace(
+        "replicas: 2", "replicas: 2  # as the stop above says"
+    )
+    answer = size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
+    db = answer["tiers"]["db"]
+    assert answer["verified"]
+    assert db["sized"] == "instances"
+    assert (db["instances"], db["replicas"]) == (2, 2)

@@ -36,7 +36,7 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.rate_limit_floor import RefusalFloor, refusal_floor
-from capsim.analysis.sizing_groups import database_groups_to_size
+from capsim.analysis.sizing_groups import database_groups_to_size, unsized_group_beyond
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.analysis.solve import served_shares
 from capsim.engine.executors import Executor
@@ -72,6 +72,10 @@ WARN_OCCUPANCY = 0.90
 #: half that, ... down to one), so a search near 100,000 instances takes tens of measurements,
 #: not thousands. Below it the search removes one unit at a time, as it always did.
 GALLOP_ABOVE = 256
+#: The lower bounds read the tiers' throughput bounds where no tier holds more than this share
+#: of its workers (the open traffic quartered up to LIGHT_LOAD_STEPS times to get there).
+LIGHT_LOAD_HELD = 0.25
+LIGHT_LOAD_STEPS = 8
 #: A search estimated to simulate more requests than this is announced before it starts.
 ANNOUNCE_REQUESTS = 10_000_000
 
@@ -302,7 +306,7 @@ def _lower_bounds(
     """
     bounds = {dim.name: dim.low for dim in dims}
     try:
-        solution = light_load_solution(model, version)
+        solution = _lightly_loaded_solution(model, version)
     except CapsimError:
         return bounds
     # In the unit of max_rate: the open rate, or the closed throughput without open traffic.
@@ -323,6 +327,41 @@ def _lower_bounds(
         least = math.floor(needed) + 1 if cap >= 1.0 else math.ceil(needed - 1e-9)
         bounds[dim.name] = min(max(dim.low, least), dim.high)
     return bounds
+
+
+def _lightly_loaded_solution(model: Model, version: str) -> dict[str, Any]:
+    """`solve` of `model` with its open traffic scaled down until no tier (nor database group)
+    holds more than LIGHT_LOAD_HELD of its workers: the throughput bounds of a true light load.
+
+    At the sizing load `solve` may find a steady state while a callee is all but saturated (a
+    database's replicas 108% held at `--load 3x`): a blocking caller's bound then counts the
+    callee's queueing in its holding time, and its "lower bound" becomes many times the answer
+    (web-shop's app: 44 instances where 5 meet every objective), so the search started there
+    and shrank one instance at a time until it ran out of requests."""
+    factor = 1.0
+    solution = light_load_solution(model, version)
+    for _ in range(LIGHT_LOAD_STEPS):
+        if not open_rate(model) or _held_at_most(solution, LIGHT_LOAD_HELD):
+            break
+        factor /= 4.0
+        solution = light_load_solution(scale_open_traffic(model, factor), version)
+    return solution
+
+
+def _held_at_most(solution: dict[str, Any], share: float) -> bool:
+    """Whether every tier and database group of `solution` holds at most `share` of its
+    workers (by utilization and occupancy)."""
+    for entry in solution["tiers"].values():
+        figures = [entry, *(entry.get("groups") or {}).values()]
+        for figure in figures:
+            if not isinstance(figure, dict):
+                continue
+            held = max(
+                float(figure.get("utilization") or 0.0), float(figure.get("occupancy") or 0.0)
+            )
+            if held > share:
+                return False
+    return True
 
 
 class _Search:
@@ -929,7 +968,28 @@ def _question(
                 )
             )
             limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
+    _stop_if_a_group_is_left_beyond(target, dims, groups, limit)
     return _Question(target, dims, extra, limit, autoscaled, notes)
+
+
+def _stop_if_a_group_is_left_beyond(
+    target: Model, dims: list[Dimension], groups: dict[str, Any], limit: dict[str, float]
+) -> None:
+    """SizingError (exit 1), before anything is simulated, when a database's group that is not
+    sized is already beyond its objectives at the sizing load (sizing_groups.py): growing the
+    other group cannot meet them, and a search would grow it until it stalled."""
+    reasons = [
+        reason
+        for dim in dims
+        if dim.name in groups
+        and (
+            reason := unsized_group_beyond(
+                target.tiers[dim.tier], groups[dim.name], limit.get(dim.name, 1.0)
+            )
+        )
+    ]
+    if reasons:
+        raise SizingError("; ".join(reasons) + ".")
 
 
 def _scalers(model: Model) -> dict[str, Autoscale | ConsumerScaling]:

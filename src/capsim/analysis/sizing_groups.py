@@ -11,6 +11,7 @@ sizing load, as `capsim solve` estimates it there (docs/capacity.md, "Which quan
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ class GroupChoice:
 
     of: str
     note: str
+    #: The group not sized: its quantity, its count and its share of its workers held.
+    other_of: str = ""
+    other_count: int = 0
+    other_held: float = 0.0
 
 
 def database_groups_to_size(model: Model, capsim_version: str) -> dict[str, GroupChoice]:
@@ -55,13 +60,17 @@ def database_groups_to_size(model: Model, capsim_version: str) -> dict[str, Grou
 
 
 def _group_shares(entry: dict[str, Any]) -> dict[str, float]:
-    """Each group's share of its workers held (an overloaded group counts as full)."""
+    """Each group's share of its workers held; an overloaded group its offered share (its
+    offered rate over its throughput bound), at least full."""
     shares = {}
     for name, group in (entry.get("groups") or {}).items():
         if name not in QUANTITY_OF_GROUP or not isinstance(group, dict):
             continue
         held = max(float(group.get("utilization") or 0.0), float(group.get("occupancy") or 0.0))
-        shares[name] = 1.0 if group.get("stable") is False else held
+        if group.get("stable") is False:
+            offered, bound = group.get("offered_rate"), group.get("max_rate")
+            held = max(1.0, offered / bound if offered and bound else 1.0)
+        shares[name] = held
     return shares
 
 
@@ -82,4 +91,30 @@ def _choice(tier: Tier, shares: dict[str, float]) -> GroupChoice:
         f"{other}}}' sizes the {GROUP_WORDS['replicas' if of == 'instances' else 'primary']} "
         "instead"
     )
-    return GroupChoice(of, note)
+    other_group = "replicas" if of == "instances" else "primary"
+    count = tier.replicas if other == "replicas" else tier.instances
+    return GroupChoice(of, note, other, count, shares.get(other_group, 0.0))
+
+
+def unsized_group_beyond(tier: Tier, choice: GroupChoice, limit: float) -> str | None:
+    """Why `size` cannot answer for `tier` when the group it does not size is already beyond
+    `limit` (the share of workers its objectives and the headroom allow) at the sizing load:
+    more of the sized group moves no work off it (writes stay on the primaries, reads on the
+    replicas), so the search would grow the sized group until it stalls. None when it fits."""
+    if not choice.other_of or choice.other_held <= limit or limit <= 0:
+        return None
+    needed = max(choice.other_count + 1, math.ceil(choice.other_count * choice.other_held / limit))
+    written = tier.name.removesuffix(f"@{tier.region}") if tier.region else tier.name
+    sized_words = "replicas" if choice.of == "replicas" else "primaries"
+    other_words = "replicas" if choice.other_of == "replicas" else "primaries"
+    one = "replica" if choice.other_of == "replicas" else "primary"
+    return (
+        f"tier {tier.name}: both of its groups bind at this load. size sizes one quantity per "
+        f"tier, here its {sized_words} (the busier group), but its {choice.other_count} "
+        f"{other_words if choice.other_count != 1 else one}"
+        f" {'is' if choice.other_count == 1 else 'are'} {choice.other_held:.1%} held (analytic estimate) against the "
+        f"{limit:.0%} its objectives and headroom allow, and more {sized_words} take no work "
+        f"off them. Give the {other_words} what they need and size again: --set "
+        f"'tiers.{written}.{choice.other_of}={needed}' (about "
+        f"{choice.other_held * choice.other_count / needed:.0%} held by the same estimate)"
+    )
