@@ -959,9 +959,7 @@ def _fixed_point(net: _Network) -> _FixedPoint:
             _limit_the_closed_traffic_too(net, closed_rate)
         # [class, tier]: what each tier serves (a rate-limited one: the requests it lets through)
         rates = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing[None, :]
-        holding, stations = _sweep_stations(net, rates, per_class_response, order)
-        _account_for_arrival_processes(model, net.visits, net.means, net.seconds, holding, stations)
-        new_response = _tier_responses(net, stations)
+        holding, stations, new_response = _settled_sweep(net, rates, per_class_response, order)
         settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
         if retried and _with_retried_attempts(net, stations, retried):
             settled = False
@@ -977,6 +975,27 @@ def _fixed_point(net: _Network) -> _FixedPoint:
         if settled and np.allclose(previous, closed_rate, rtol=1e-10):
             break
     return _FixedPoint(stations, holding, per_class_response, closed_rate, closed_solutions)
+
+
+def _settled_sweep(
+    net: _Network, rates: np.ndarray, responses: np.ndarray, order: list[int]
+) -> tuple[np.ndarray, dict[int, list[tuple[str, StationResult]]], np.ndarray]:
+    """Holding times, stations and responses at these rates, swept until the responses settle
+    (a call graph without loops: two passes; a tier calling itself back: its holding time
+    includes its own response, a geometric series that one sweep per fixed-point iteration
+    would creep towards for hundreds of iterations while closed classes' rates lag behind)."""
+    for _pass in range(LOOP_PASSES):
+        holding, stations = _sweep_stations(net, rates, responses, order)
+        _account_for_arrival_processes(
+            net.model, net.visits, net.means, net.seconds, holding, stations
+        )
+        new = _tier_responses(net, stations)
+        if np.allclose(new, responses, rtol=1e-9, atol=1e-15):
+            break
+        if any(st.unstable_rho is not None for g in stations.values() for _, st in g):
+            break
+        responses = new
+    return holding, stations, new
 
 
 def _retried_callees(model: Model) -> set[int]:
