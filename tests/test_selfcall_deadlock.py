@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,3 +185,29 @@ def test_a_live_pool_at_risk_is_not_called_deadlocked_for_requests_that_wait(
     front = json.loads(out)["tiers"]["front"]
     assert front["queue_length"]["max"] >= 2 and front["throughput"] > 150
     assert "deadlock" not in front
+
+
+def test_solve_of_a_closed_class_through_a_self_calling_pool_settles_in_few_sweeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: each fixed-point iteration swept the stations once, so the tier's holding time
+    # (which includes its own nested response) crept towards its value while the closed
+    # class's rate lagged behind: 200 iterations of a 100-step bisection, minutes of solve.
+    import capsim.analysis.solve as solve_module
+    from capsim.model.build import build_model
+    from capsim.scenario import load_scenario
+
+    sweeps: list[int] = []
+    uncounted = solve_module._sweep_stations
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sweeps.append(1)
+        return uncounted(*args, **options)
+
+    monkeypatch.setattr(solve_module, "_sweep_stations", counted)
+    model = build_model(load_scenario(scenario(tmp_path, closed=True), []))
+    answer = solve_module.solve(model, capsim_version="test")
+    assert answer["deadlocks"][0]["loop"] == ["front", "front"]
+    throughput = answer["classes"]["page"]["throughput"]
+    assert 0 < throughput < 20 / 0.05  # 20 users thinking 50 ms: at most 400/s
+    assert len(sweeps) < 20_000  # the creeping iteration took about 500,000
