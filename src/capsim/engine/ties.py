@@ -104,10 +104,12 @@ def tie_reason(model: Model) -> str:
 
 
 def _calls(tier: Tier) -> list[Call]:
-    return [call for work in tier.work for call in _flatten(work.calls)]
+    return [call for work in tier.work for call in calls_in(work.calls)]
 
 
-def _flatten(steps: tuple[Step, ...]) -> list[Call]:
+def calls_in(steps: tuple[Step, ...]) -> list[Call]:
+    """The calls of `steps`, one_of options (each with its probability) and parallel branches
+    included, in order."""
     calls: list[Call] = []
     for step in steps:
         if isinstance(step, Call):
@@ -115,7 +117,7 @@ def _flatten(steps: tuple[Step, ...]) -> list[Call]:
         elif isinstance(step, OneOf):
             calls.extend(Call(tier, probability) for tier, probability in step.options)
         elif isinstance(step, Parallel):
-            calls.extend(_flatten(step.branches))
+            calls.extend(calls_in(step.branches))
     return calls
 
 
@@ -138,7 +140,7 @@ def _split_pass_through(model: Model, tiers: list[Tier]) -> str:
             for step in _parallel_groups(work.calls):
                 if len(step.branches) < 2:
                     continue
-                for call in _flatten(step.branches):
+                for call in calls_in(step.branches):
                     if passes_through(model.tiers[call.tier]):
                         return (
                             f"tier '{tier.name}' calls '{model.tiers[call.tier].name}', which "
@@ -212,7 +214,7 @@ def _tied_answers(model: Model, lattice_reach: set[int]) -> set[int]:
 def _answers_used(tier: Tier, steps: tuple[Step, ...], tied: set[int]) -> bool:
     """Whether `steps` use an answer from a tier in `tied`: another step after it (a call made
     at its time) or a join of several branches."""
-    reaches_tied = any(call.tier in tied for call in _flatten(steps))
+    reaches_tied = any(call.tier in tied for call in calls_in(steps))
     if not reaches_tied:
         return False
     if len(steps) > 1:

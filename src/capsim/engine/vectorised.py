@@ -115,8 +115,10 @@ def _uneven_parallel(model: Model) -> str:
     for tier in model.tiers:
         for work in tier.work:
             for step in _parallels(work.calls):
-                repeated = [c for c in _calls_in(step.branches) if c.repeat > 1]
-                waited = [c for c in _calls_in(step.branches) if not model.tiers[c.tier].is_async]
+                repeated = [c for c in ties.calls_in(step.branches) if c.repeat > 1]
+                waited = [
+                    c for c in ties.calls_in(step.branches) if not model.tiers[c.tier].is_async
+                ]
                 if repeated and waited:
                     return (
                         f"tier '{tier.name}' publishes to '{model.tiers[repeated[0].tier].name}' "
@@ -142,27 +144,15 @@ def _tier_obstacle(model: Model, tier: Tier) -> str:
     if reason:
         return reason
     for work in tier.work:
-        for call in _calls_in(work.calls):
+        for call in ties.calls_in(work.calls):
             reason = features.call_refusal(model, tier, call)
             if reason:
                 return reason
     return ""
 
 
-def _calls_in(steps: tuple[Step, ...]) -> list[Call]:
-    calls: list[Call] = []
-    for step in steps:
-        if isinstance(step, Call):
-            calls.append(step)
-        elif isinstance(step, OneOf):
-            calls.extend(Call(tier, probability) for tier, probability in step.options)
-        elif isinstance(step, Parallel):
-            calls.extend(_calls_in(step.branches))
-    return calls
-
-
 def _callees(model: Model, tier: Tier) -> set[int]:
-    return {call.tier for work in tier.work for call in _calls_in(work.calls)}
+    return {call.tier for work in tier.work for call in ties.calls_in(work.calls)}
 
 
 def _call_cycle(model: Model) -> list[str]:
@@ -710,9 +700,7 @@ def _chains_after_freers(
     inside = freers >= 0
     source = np.maximum(freers, 0)
     for level in range(1, chains.shape[0]):
-        chains[level, waiters] = np.where(
-            inside, chains[level - 1, source], outside[level - 1]
-        )
+        chains[level, waiters] = np.where(inside, chains[level - 1, source], outside[level - 1])
 
 
 def _multi_worker_chains(
