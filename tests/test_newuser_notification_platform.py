@@ -310,7 +310,10 @@ def test_the_forecast_puts_the_wall_at_the_partitions_in_spring() -> None:
     events, push = data["tiers"]["events"], data["tiers"]["push"]
     wall, senders = PARTITIONS / FANOUT_HOLD, PUSH_WORKERS / (2 * (1e-3 + PROVIDER_MEAN))
     assert 0.95 * wall < events["saturation_rate"] <= 1.005 * wall
-    assert 0.95 * senders < push["saturation_rate"] <= 1.005 * senders
+    # The push senders saturate past the partitions' wall, where the curve cannot go: their
+    # "at least" figure is extrapolated over a quarter of their range on the steepest line the
+    # intervals allow, so it says only that they are not what breaks first.
+    assert wall < push["saturation_rate"] <= 1.005 * senders
     for tier in (events, push):
         reached = _day_reached(tier["saturation_rate"], start)
         assert abs((date.fromisoformat(tier["saturates_on"]) - reached).days) <= 1

@@ -176,3 +176,30 @@ def test_a_short_point_near_saturation_does_not_carry_the_secant() -> None:
     assert settled["max_rate"] == pytest.approx(1000.0)
     low = settled["max_rate_low"]
     assert low is not None and low <= 1000.0 * (1 - 0.02)
+
+
+def test_a_tier_holding_workers_while_they_wait_keeps_its_own_interval() -> None:
+    # A partitioned queue's consumers hold their partition while they wait on a fan-out: the
+    # share held (occupancy) is 0.69 at 3,013/s and 0.90 at 3,874/s while the share busy
+    # (utilization) is only 0.17 and 0.22. The lower end of the share held is the occupancy's
+    # own interval; taken as the held share less the utilization's lower end it read 0.12, the
+    # steepest line through it was four times too steep, and the "at least" figure of a wall
+    # at 4,305/s read 3,970/s.
+    def point(rate: float, held: float, busy: float) -> CurvePoint:
+        tier = {
+            "occupancy": held,
+            "utilization": busy,
+            "stable": True,
+            "ci95": {"occupancy": [held - 0.01, held + 0.01], "utilization": [busy - 0.05, busy + 0.05]},
+        }
+        report = SimpleNamespace(data={"tiers": {"events": tier}})
+        return CurvePoint(rate, rate / 100, SimpleNamespace(report=report, stable=True), True)  # type: ignore[arg-type]
+
+    below, last = point(3013, 0.69, 0.17), point(3874, 0.90, 0.22)
+    assert below.occupancy_lower("events", 1.0) == pytest.approx(0.68)
+    assert last.occupancy_upper("events", 1.0) == pytest.approx(0.91)
+    found = _tier_saturation([below, last], "events", 1.0, 0.01)
+    assert found["max_rate"] == pytest.approx(3874 + 0.10 / (0.21 / 861))
+    # The steepest line the two intervals allow: from 0.68 up to 0.91 over the same 861/s
+    # (4,211/s, above the estimate less the 1% precision: 4,241/s).
+    assert found["max_rate_low"] == pytest.approx(3874 + 0.09 / (0.23 / 861))

@@ -148,10 +148,16 @@ class CurvePoint:
         """The share held less the lower half of its 95% interval (the estimate without one)."""
         entry = self.point.report.data["tiers"][tier]
         intervals = entry.get("ci95") or {}
+        # The lower half of the interval of the figure that is the share held: the utilization
+        # of a tier whose workers also hold while waiting (0.17 against an occupancy of 0.69)
+        # tells nothing of where the occupancy lies.
+        held = _held(entry)
         below = [
-            _held(entry) - interval[0]
+            held - interval[0]
             for key in ("occupancy", "utilization")
-            if (interval := intervals.get(key)) is not None and interval[0] is not None
+            if (entry.get(key) or 0.0) == held
+            and (interval := intervals.get(key)) is not None
+            and interval[0] is not None
         ]
         return max(self.occupancy(tier, usable) - max(below, default=0.0) * usable, 0.0)
 
