@@ -1188,10 +1188,9 @@ def _overloads_too_slow_to_see(
     busy = [name for name in busy if model.tier(name).index not in changing]
     if not busy:
         return []
-    from capsim.analysis.solve import solve
 
     try:
-        solved = solve(model, capsim_version=capsim_version, mark_overload=True)
+        solved = _solved(model, capsim_version)
     except (CapsimError, ArithmeticError, ValueError):
         return []
     guarded = features.callees_reporting(model, "retries")
@@ -1222,6 +1221,106 @@ def _overloads_too_slow_to_see(
             failure["pool"] = True  # the pool's connections, not the workers, are the limit
         failures.append(failure)
     return failures
+
+
+#: Below this share of its capacity by the formulas, a plain tier's rising backlog is a
+#: wander of a stable queue (the formulas' offered work is exact there); at or above it the run
+#: judges, a margin for what the formulas round.
+_WANDER_RHO = 0.99
+
+
+def _solved(model: Model, capsim_version: str) -> dict[str, Any]:
+    """The formulas' estimates for the model, an overloaded tier marked rather than refused
+    (found once per model: both sides of the stability rule ask)."""
+    from capsim.analysis.solve import solve
+
+    return _per_model(
+        model, "solved", lambda m: solve(m, capsim_version=capsim_version, mark_overload=True)
+    )
+
+
+def _wander_below_capacity(
+    model: Model, tier: Tier, entry: dict[str, Any], runs: list[RunResult], capsim_version: str
+) -> dict[str, Any] | None:
+    """A tier the run's rules found growing whose offered work the formulas know exactly and
+    put clearly below its capacity (docs/results.md, "A wander below capacity"): a queue close
+    to its capacity relaxes more slowly than a short window lasts, so a window can catch it
+    climbing. The formulas' figures `{growth_rate, rho, offered_rate, capacity}` (the run's
+    rise, their offered work over capacity, their offered rate and capacity), or None when the
+    formulas do not know the tier's offered work exactly, or put it at `_WANDER_RHO` or more."""
+    if entry.get("undrained") or entry.get("overflow") or entry.get("rejected"):
+        return None
+    if not _formulas_exact_at(model, tier):
+        return None
+    try:
+        solved = _solved(model, capsim_version)
+    except (CapsimError, ArithmeticError, ValueError):
+        return None
+    figures = solved["tiers"].get(tier.name)
+    if figures is None or not figures.get("stable") or not figures.get("max_rate"):
+        return None
+    expected = float(figures["offered_rate"])
+    rho = max(float(figures["occupancy"]), float(figures["utilization"]))
+    measured = sum(run.duration for run in runs)
+    if rho >= _WANDER_RHO or rho <= 0:
+        return None
+    if abs(expected - float(entry["offered_rate"])) > 4.0 * math.sqrt(expected / measured):
+        return None  # the run was offered another rate than the formulas'
+    return {
+        "growth_rate": float(entry["growth_rate"]),
+        "rho": rho,
+        "offered_rate": expected,
+        "capacity": expected / rho,
+    }
+
+
+def _formulas_exact_at(model: Model, tier: Tier) -> bool:
+    """Whether the formulas know the tier's offered work exactly: open Poisson or evenly spaced
+    classes at constant rates, nothing failing or moving during the run, and a plain tier (its
+    own service time holds its workers: no calls held through, batches, pools, replicas, caps,
+    retries or hedges sent to it, scaling or simulated caches)."""
+    if model.faults or model.traffic_moves:
+        return False
+    if any(
+        c.is_closed
+        or c.profile
+        or c.process is not None
+        or c.arrivals not in ("poisson", "constant")
+        for c in model.classes
+    ):
+        return False
+    if _changes_during_run_at(model, tier):
+        return False
+    plain = (
+        tier.kind in ("service", "load_balancer", "queue")
+        and not (tier.blocking and any(work.calls for work in tier.work))
+        and tier.max_queue is None
+        and tier.timeout is None
+        and tier.rate_limit is None
+        and tier.pool is None
+        and tier.replicas == 0
+        and tier.batch_size == 1
+        and tier.partitions is None
+        and tier.autoscale is None
+        and tier.consumer_scaling is None
+        and tier.max_retries == 0
+        and tier.cold_lru is None
+    )
+    reached = features.callees_reporting(model, "retries") | features.callees_reporting(
+        model, "hedges"
+    )
+    return plain and tier.index not in reached
+
+
+def _wander_sentence(name: str, wander: dict[str, Any]) -> str:
+    return (
+        f"tier '{name}': its backlog rose by about {_format_growth(wander['growth_rate'])} "
+        f"requests/s through the window, but the formulas put it at {wander['rho']:.1%} of its "
+        f"capacity ({wander['offered_rate']:,.4g}/s offered against {wander['capacity']:,.4g}/s; "
+        "utilization law, exact for this tier): a queue this close to its capacity wanders for "
+        "longer than this window, so the rise is not growth and the tier is stable; its waits "
+        "are noisy figures (run longer, or with more replications, to average them)."
+    )
 
 
 def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
@@ -1491,6 +1590,12 @@ def summarise(
         if tier.pricing is not None and tier.pricing.interrupts:
             entry["spot"] = cost.spot_figures(tier, runs)
         tiers[tier.name] = entry
+        if not stability.stable:
+            wander = _wander_below_capacity(model, tier, entry, runs, capsim_version)
+            if wander is not None:
+                stability = Stability(stable=True, growth_rate=0.0)
+                entry["stable"], entry["growth_rate"], entry["wander"] = True, 0.0, wander
+                warnings.append(_wander_sentence(tier.name, wander))
         if not stability.stable:
             capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
             failure = _overload_failure(tier.name, entry, open_offered, capacity)
