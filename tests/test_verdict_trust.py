@@ -19,6 +19,7 @@ from capsim.analysis.stats import slow_growth, trace_rise
 from capsim.analysis.summary import _drain, _undrained_warnings, assess_stability
 from capsim.cli.app import app
 from capsim.engine.result import RunResult, TierRun
+from capsim.outputs.junit import overload_message
 
 runner = CliRunner()
 PLAIN_ENV: dict[str, str | None] = {"GITHUB_ACTIONS": None, "GITHUB_STEP_SUMMARY": None}
@@ -181,6 +182,7 @@ def test_a_pool_that_deadlocks_in_the_last_seconds_is_called_deadlocked_not_over
     assert front["deadlock"]["replications_stalled"] == 1
     assert "tier 'front' is DEADLOCKED, which fails the run" in err
     assert "is OVERLOADED" not in err
+    assert overload_message(front).startswith("tier front DEADLOCKED: not in steady state")
     result = runner.invoke(app, ["run", str(path), "--seed", "1"], env=PLAIN_ENV)
     assert "FAIL: tier DEADLOCKED — front (nested calls back to it hold every worker)" in (
         result.stdout.replace("\n", " ")
