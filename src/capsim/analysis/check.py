@@ -158,10 +158,15 @@ class CheckOutcome:
     def headline(self) -> str:
         """One sentence: the verdict and why."""
         parts = []
-        if self.overloaded:
-            names = ", ".join(str(entry["tier"]) for entry in self.overloaded)
-            word = "tier" if len(self.overloaded) == 1 else "tiers"
-            parts.append(f"{word} {names} OVERLOADED (not in steady state)")
+        deadlocked = [entry for entry in self.overloaded if entry.get("deadlock")]
+        for state, entries in (
+            ("DEADLOCKED", deadlocked),
+            ("OVERLOADED", [entry for entry in self.overloaded if not entry.get("deadlock")]),
+        ):
+            if entries:
+                names = ", ".join(str(entry["tier"]) for entry in entries)
+                word = "tier" if len(entries) == 1 else "tiers"
+                parts.append(f"{word} {names} {state} (not in steady state)")
         if self.slos:
             failed, total = len(self.failed_slos), len(self.slos)
             if self.overloaded and not failed:

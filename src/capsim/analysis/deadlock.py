@@ -241,23 +241,49 @@ def mark_deadlocks(
     return found, notes
 
 
+#: A stall shorter than this many sampling intervals of the queue trace is not told apart
+#: from a busy moment.
+_STALL_INTERVALS = 2
+
+
 def stalled(tier_runs: list[TierRun]) -> int:
-    """How many replications show a pool that stopped: visits waited for a worker throughout
-    the window's last quarter (every sample of the number waiting above 0, and some still at
-    the end) and their number never fell (no worker was freed to take one; a merely busy
-    pool's line goes down now and then, and an idle one's is at 0)."""
-    count = 0
-    for run in tier_runs:
-        trace = np.asarray(run.queue_trace, dtype=np.float64)
-        tail = trace[len(trace) * 3 // 4 :]
-        if (
-            run.backlog_at_end > 0
-            and tail.size >= 2
-            and tail[0] > 0
-            and bool(np.all(np.diff(tail) >= 0))
-        ):
-            count += 1
-    return count
+    """How many replications show a pool that stopped (`stopped`)."""
+    return sum(stopped(run) for run in tier_runs)
+
+
+def stopped(run: TierRun) -> bool:
+    """Whether the pool stopped in the replication: visits waited for a worker from some
+    sample of the window to its end (every sample from there above 0, and some still waiting
+    at the end) and their number never fell (no worker was freed to take one; a merely busy
+    pool's line goes down now and then, and an idle one's is at 0). The stop is seen when the
+    whole last quarter of the window is so, or when it began later (a deadlock in the window's
+    last quarter) and lasted at least `_STALL_INTERVALS` sampling intervals, with the oldest
+    visit still waiting at the end waiting at least as long as the stop (none was taken from
+    the line since it began)."""
+    trace = np.asarray(run.queue_trace, dtype=np.float64)
+    if run.backlog_at_end <= 0 or trace.size < 2:
+        return False
+    tail = trace[trace.size * 3 // 4 :]
+    if tail.size >= 2 and tail[0] > 0 and bool(np.all(np.diff(tail) >= 0)):
+        return True
+    start = _stop_began(trace)
+    intervals = trace.size - 1 - start
+    if intervals < _STALL_INTERVALS:
+        return False
+    times = np.asarray(run.trace_times, dtype=np.float64)
+    if times.size != trace.size:
+        return False
+    span = float(times[-1] - times[start])
+    return run.oldest_waiting >= span
+
+
+def _stop_began(trace: np.ndarray) -> int:
+    """The first sample of the trace's last stretch in which the number waiting is above 0 and
+    never falls (the trace's last index when its last sample alone is so)."""
+    start = trace.size - 1
+    while start > 0 and trace[start - 1] > 0 and trace[start - 1] <= trace[start]:
+        start -= 1
+    return start
 
 
 def deadlocks_in_run(

@@ -268,6 +268,57 @@ def falling_at_end(times: np.ndarray, trace: np.ndarray) -> bool:
     return -trend.growth >= max(MIN_GROWTH, NOISE_FACTOR * trend.noise)
 
 
+#: A slow rise is judged on this many equal batches of a replication's trace.
+SLOW_BATCHES = 6
+#: The pooled rise over the replications must exceed this many of its standard errors.
+SLOW_GROWTH_Z = 6.0
+
+
+@dataclass(frozen=True)
+class Rise:
+    """How much a queue trace's last third stands above its first third, with its noise."""
+
+    rise: float  # mean of the last third - mean of the first third (requests)
+    variance: float  # variance of `rise` for a queue in steady state (batch means)
+    span: float  # seconds between the centres of the two thirds
+
+
+def trace_rise(times: np.ndarray, trace: np.ndarray) -> Rise | None:
+    """The rise of a trace's last third over its first, and the variance a steady queue's rise
+    would have: the trace is cut into SLOW_BATCHES equal batches, and the scatter of the batch
+    means around their own straight line (a growing queue's growth is not noise) is the
+    scatter of a batch mean; a third is SLOW_BATCHES / 3 batches, so the rise's variance is
+    2 x that scatter^2 / (SLOW_BATCHES / 3). None when the trace is too short."""
+    y = np.asarray(trace, dtype=np.float64)
+    x = np.asarray(times, dtype=np.float64)
+    size = y.size // SLOW_BATCHES
+    if size < 2 or x.size != y.size or not np.all(np.isfinite(y)):
+        return None
+    y, x = y[: size * SLOW_BATCHES], x[: size * SLOW_BATCHES]
+    means = y.reshape(SLOW_BATCHES, size).mean(axis=1)
+    centres = x.reshape(SLOW_BATCHES, size).mean(axis=1)
+    slope, intercept = np.polyfit(centres, means, 1)
+    residuals = means - (intercept + slope * centres)
+    scatter = float(np.sum(residuals**2)) / (SLOW_BATCHES - 2)
+    third = SLOW_BATCHES // 3
+    rise = float(means[-third:].mean() - means[:third].mean())
+    span = float(centres[-third:].mean() - centres[:third].mean())
+    return Rise(rise=rise, variance=2.0 * scatter / third, span=span)
+
+
+def slow_growth(rises: Sequence[Rise]) -> float | None:
+    """The growth rate (requests per second) of a queue whose replications rise together
+    beyond their noise: the summed rise is at least MIN_GROWTH requests a replication and
+    SLOW_GROWTH_Z standard errors (the replications' variances summed); None otherwise."""
+    if not rises:
+        return None
+    total = sum(r.rise for r in rises)
+    error = math.sqrt(sum(r.variance for r in rises))
+    if total < MIN_GROWTH * len(rises) or total < SLOW_GROWTH_Z * error:
+        return None
+    return total / sum(r.span for r in rises)
+
+
 def net_growth_is_clear(admitted: int, completed: int) -> bool:
     """Admitted requests outran completed ones by more than counting noise could explain.
 

@@ -34,7 +34,9 @@ from capsim.analysis.stats import (
     rising_at_end,
     sanitise,
     settled_at_end,
+    slow_growth,
     t_interval,
+    trace_rise,
 )
 from capsim.engine import accelerator
 from capsim.engine.histogram import Histogram
@@ -353,7 +355,39 @@ def assess_stability(
             rates.append(net_rate)
     if rates and 2 * len(rates) >= len(runs):
         return Stability(stable=False, growth_rate=max(float(np.median(rates)), 0.0))
+    if not late_onset:
+        slow = _slow_growth(tier_runs, runs, workers)
+        if slow is not None:
+            return Stability(stable=False, growth_rate=slow)
     return Stability(stable=True, growth_rate=0.0)
+
+
+#: A queue rising slowly counts as growing only while its workers are held at least this
+#: share of the window: a growing queue leaves them no idle time.
+SLOW_GROWTH_HELD = 0.95
+
+
+def _slow_growth(tier_runs: list[TierRun], runs: list[RunResult], workers: int) -> float | None:
+    """The pooled rise rule (docs/results.md, "A slow rise"): under constant conditions, the
+    replications' last thirds stand above their first thirds by more than SLOW_GROWTH_Z
+    standard errors together, with the workers held at least SLOW_GROWTH_HELD of the window;
+    the growth rate (requests per second), or None."""
+    pairs = list(zip(tier_runs, runs, strict=True))
+    held = sum(max(t.occupied_time, t.busy_time) for t in tier_runs)
+    capacity = sum(_worker_time(t, r, workers) for t, r in pairs)
+    if capacity <= 0 or held < SLOW_GROWTH_HELD * capacity:
+        return None
+    rises = [trace_rise(_trace_times(t, r), t.queue_trace) for t, r in pairs]
+    if any(rise is None for rise in rises):
+        return None
+    return slow_growth([rise for rise in rises if rise is not None])
+
+
+def _worker_time(tier_run: TierRun, run: RunResult, workers: int) -> float:
+    """Worker-seconds the tier had in the window (its live instances' when instances die)."""
+    if tier_run.live_worker_time is not None:
+        return tier_run.live_worker_time
+    return max(tier_run.workers or workers, 1) * run.duration
 
 
 def connection_time(tier_run: TierRun) -> float:
@@ -791,14 +825,22 @@ def _drain(backlog: np.ndarray, starts: np.ndarray, warmup: float = 0.0) -> dict
     before = backlog[:peak]
     measured = int(np.searchsorted(starts, warmup - 1e-9))  # first bucket after the warm-up
     first = measured if measured < peak else 0
+    known: float | None
     if before.size:
         quiet = first + np.flatnonzero(before[first:] <= before[first:].min() + 1.0)[-1]
         calm = before[first : quiet + 1]
         level = float(np.median(calm))
         spread = float(np.quantile(calm, 0.9)) - level
         disturbed_at = float(starts[quiet + 1])
+        # Rising from the first bucket considered on, with requests already waiting in it: the
+        # disturbance was under way when it began, and the window shows no level before it.
+        rising_from_start = quiet == first and level >= 1.0
+        known = None if rising_from_start else level
+        if rising_from_start:
+            disturbed_at = float(starts[first])
     else:
         level, spread, disturbed_at = 0.0, 0.0, float(starts[0])
+        known = level
     threshold = level + max(1.0, spread)
     after = np.flatnonzero(backlog[peak + 1 :] <= threshold)
     drained = float(starts[peak + 1 + after[0]]) if after.size else None
@@ -809,7 +851,7 @@ def _drain(backlog: np.ndarray, starts: np.ndarray, warmup: float = 0.0) -> dict
         "drained_at": drained,
         "drain_time": drained - float(starts[peak]) if drained is not None else None,
         "disturbed_at": disturbed_at,
-        "level_before": level,
+        "level_before": known,
         "threshold": threshold,
         "end": float(backlog[-1]),
     }
@@ -880,11 +922,20 @@ def _undrained_warnings(timeseries: dict[str, Any], failing: set[str]) -> list[s
             continue
         if name in failing:
             continue
+        if drain["level_before"] is None:
+            before = (
+                f"it was already rising when the window began (t = {drain['disturbed_at']:g}s: "
+                "a disturbance under way from the start, with no level before it to go back to)"
+            )
+        else:
+            before = (
+                f"against {_level(drain['level_before'])} before the disturbance "
+                f"(from t = {drain['disturbed_at']:g}s)"
+            )
         warnings.append(
             f"tier '{name}' had not drained by the end of the run: its backlog peaked at "
             f"{drain['peak']:,.0f} (bucket from t = {drain['peak_at']:g}s) and was still "
-            f"{drain['end']:,.0f} in the last bucket, against {_level(drain['level_before'])} before "
-            f"the disturbance (from t = {drain['disturbed_at']:g}s); run longer to see it drain."
+            f"{drain['end']:,.0f} in the last bucket, {before}; run longer to see it drain."
         )
     return warnings
 
@@ -1107,9 +1158,10 @@ def overload_sentence(failure: dict[str, Any]) -> str:
 #: service time), and one whose blocking workers wait on calls (a holding time the formulas
 #: approximate, so only when the run agrees it is all but full).
 _BUSY_EXACT, _BUSY_APPROXIMATE = 0.85, 0.97
-#: Offered work at its capacity to rounding (a knife-edge the run itself judges, as saturate
-#: does at 97% held): only beyond it do the formulas overrule the run.
-_AT_CAPACITY = 1.0 + 1e-9
+#: Offered work at its capacity to rounding: from there on the formulas overrule the run (a
+#: queue offered exactly its capacity has no steady state either; its backlog wanders without
+#: bound, more slowly than a finite run can show).
+_AT_CAPACITY = 1.0 - 1e-9
 
 
 def _overloads_too_slow_to_see(
@@ -1130,14 +1182,15 @@ def _overloads_too_slow_to_see(
         for name, entry in tiers.items()
         if entry["stable"] and _busy_enough(model, name, entry)
     ]
-    changing = features.tiers_where_conditions_change(model)
+    # A fault in force for the whole run changes nothing over time: the formulas' one load
+    # point is still the run's (the run's own offered rate is checked against it below).
+    changing = _per_model(model, "changing", _tiers_changing_during_run)
     busy = [name for name in busy if model.tier(name).index not in changing]
     if not busy:
         return []
-    from capsim.analysis.solve import solve
 
     try:
-        solved = solve(model, capsim_version=capsim_version, mark_overload=True)
+        solved = _solved(model, capsim_version)
     except (CapsimError, ArithmeticError, ValueError):
         return []
     guarded = features.callees_reporting(model, "retries")
@@ -1147,7 +1200,7 @@ def _overloads_too_slow_to_see(
         capped = tier.timeout is not None or tier.rate_limit is not None or tier.index in guarded
         expected = found["offered_rate"]
         fewer = expected - float(entry.get("offered_rate") or 0.0)
-        if tier.name not in busy or capped or entry.get("rejected") or found["rho"] <= _AT_CAPACITY:
+        if tier.name not in busy or capped or entry.get("rejected") or found["rho"] < _AT_CAPACITY:
             continue
         if fewer > 4.0 * math.sqrt(expected / duration):  # the run was offered less
             continue
@@ -1162,10 +1215,112 @@ def _overloads_too_slow_to_see(
         else:
             failure = overload_entry(tier.name, entry, open_offered)
         failure["rho"] = found["rho"]
+        failure["formula_offered_rate"] = expected
+        failure["formula_capacity"] = found["capacity"]
         if found.get("add") == "pool.size":
             failure["pool"] = True  # the pool's connections, not the workers, are the limit
         failures.append(failure)
     return failures
+
+
+#: Below this share of its capacity by the formulas, a plain tier's rising backlog is a
+#: wander of a stable queue (the formulas' offered work is exact there); at or above it the run
+#: judges, a margin for what the formulas round.
+_WANDER_RHO = 0.99
+
+
+def _solved(model: Model, capsim_version: str) -> dict[str, Any]:
+    """The formulas' estimates for the model, an overloaded tier marked rather than refused
+    (found once per model: both sides of the stability rule ask)."""
+    from capsim.analysis.solve import solve
+
+    return _per_model(
+        model, "solved", lambda m: solve(m, capsim_version=capsim_version, mark_overload=True)
+    )
+
+
+def _wander_below_capacity(
+    model: Model, tier: Tier, entry: dict[str, Any], runs: list[RunResult], capsim_version: str
+) -> dict[str, Any] | None:
+    """A tier the run's rules found growing whose offered work the formulas know exactly and
+    put clearly below its capacity (docs/results.md, "A wander below capacity"): a queue close
+    to its capacity relaxes more slowly than a short window lasts, so a window can catch it
+    climbing. The formulas' figures `{growth_rate, rho, offered_rate, capacity}` (the run's
+    rise, their offered work over capacity, their offered rate and capacity), or None when the
+    formulas do not know the tier's offered work exactly, or put it at `_WANDER_RHO` or more."""
+    if entry.get("undrained") or entry.get("overflow") or entry.get("rejected"):
+        return None
+    if not _formulas_exact_at(model, tier):
+        return None
+    try:
+        solved = _solved(model, capsim_version)
+    except (CapsimError, ArithmeticError, ValueError):
+        return None
+    figures = solved["tiers"].get(tier.name)
+    if figures is None or not figures.get("stable") or not figures.get("max_rate"):
+        return None
+    expected = float(figures["offered_rate"])
+    rho = max(float(figures["occupancy"]), float(figures["utilization"]))
+    measured = sum(run.duration for run in runs)
+    if rho >= _WANDER_RHO or rho <= 0:
+        return None
+    if abs(expected - float(entry["offered_rate"])) > 4.0 * math.sqrt(expected / measured):
+        return None  # the run was offered another rate than the formulas'
+    return {
+        "growth_rate": float(entry["growth_rate"]),
+        "rho": rho,
+        "offered_rate": expected,
+        "capacity": expected / rho,
+    }
+
+
+def _formulas_exact_at(model: Model, tier: Tier) -> bool:
+    """Whether the formulas know the tier's offered work exactly: open Poisson or evenly spaced
+    classes at constant rates, nothing failing or moving during the run, and a plain tier (its
+    own service time holds its workers: no calls held through, batches, pools, replicas, caps,
+    retries or hedges sent to it, scaling or simulated caches)."""
+    if model.faults or model.traffic_moves:
+        return False
+    if any(
+        c.is_closed
+        or c.profile
+        or c.process is not None
+        or c.arrivals not in ("poisson", "constant")
+        for c in model.classes
+    ):
+        return False
+    if _changes_during_run_at(model, tier):
+        return False
+    plain = (
+        tier.kind in ("service", "load_balancer", "queue")
+        and not (tier.blocking and any(work.calls for work in tier.work))
+        and tier.max_queue is None
+        and tier.timeout is None
+        and tier.rate_limit is None
+        and tier.pool is None
+        and tier.replicas == 0
+        and tier.batch_size == 1
+        and tier.partitions is None
+        and tier.autoscale is None
+        and tier.consumer_scaling is None
+        and tier.max_retries == 0
+        and tier.cold_lru is None
+    )
+    reached = features.callees_reporting(model, "retries") | features.callees_reporting(
+        model, "hedges"
+    )
+    return plain and tier.index not in reached
+
+
+def _wander_sentence(name: str, wander: dict[str, Any]) -> str:
+    return (
+        f"tier '{name}': its backlog rose by about {_format_growth(wander['growth_rate'])} "
+        f"requests/s through the window, but the formulas put it at {wander['rho']:.1%} of its "
+        f"capacity ({wander['offered_rate']:,.4g}/s offered against {wander['capacity']:,.4g}/s; "
+        "utilization law, exact for this tier): a queue this close to its capacity wanders for "
+        "longer than this window, so the rise is not growth and the tier is stable; its waits "
+        "are noisy figures (run longer, or with more replications, to average them)."
+    )
 
 
 def _busy_enough(model: Model, name: str, entry: dict[str, Any]) -> bool:
@@ -1203,10 +1358,21 @@ def _too_slow_to_see_sentence(failure: dict[str, Any]) -> str:
     where = f"tier '{failure['tier']}'"
     if failure.get("group"):
         where += f" (its {failure['group']} group)"
+    offered, capacity = failure["formula_offered_rate"], failure["formula_capacity"]
+    law = (
+        f"({offered:,.4g}/s offered against a capacity of {capacity:,.4g}/s; utilization law: "
+        f"offered rate x mean holding time / {per})"
+    )
+    if failure["rho"] < 1.0 + 1e-6:
+        return (
+            f"{where} is OVERLOADED, which fails the run: it is offered the work {what} "
+            f"{law}, with no headroom: a queue at its capacity has no steady state, its "
+            "backlog wanders without bound, more slowly than this run can show; its figures "
+            "are not steady-state figures (give it headroom)."
+        )
     return (
         f"{where} is OVERLOADED, which fails the run: it is offered "
-        f"{failure['rho']:.3g} times the work {what} (utilization law: offered "
-        f"rate x mean holding time / {per}), so its backlog grows by about "
+        f"{failure['rho']:.3g} times the work {what} {law}, so its backlog grows by about "
         f"{_format_growth(failure['growth_rate'])} requests/s, too slowly for this run to show "
         "it; its figures are not steady-state figures (run longer to see the backlog grow)."
     )
@@ -1424,6 +1590,12 @@ def summarise(
         if tier.pricing is not None and tier.pricing.interrupts:
             entry["spot"] = cost.spot_figures(tier, runs)
         tiers[tier.name] = entry
+        if not stability.stable:
+            wander = _wander_below_capacity(model, tier, entry, runs, capsim_version)
+            if wander is not None:
+                stability = Stability(stable=True, growth_rate=0.0)
+                entry["stable"], entry["growth_rate"], entry["wander"] = True, 0.0, wander
+                warnings.append(_wander_sentence(tier.name, wander))
         if not stability.stable:
             capacity = capacity_when_up(tier, [run.tiers[tier.index] for run in runs])
             failure = _overload_failure(tier.name, entry, open_offered, capacity)

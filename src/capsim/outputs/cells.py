@@ -199,7 +199,7 @@ def overload_details(failure: dict[str, Any]) -> str:
     if isinstance(failure.get("undrained"), dict):
         return undrained_text(failure["undrained"])
     if failure.get("deadlock"):
-        return "DEADLOCKED: nested calls back to it hold every worker"
+        return "nested calls back to it hold every worker"
     details = []
     growth = failure.get("growth_rate")
     if isinstance(growth, int | float):
@@ -213,14 +213,26 @@ def overload_details(failure: dict[str, Any]) -> str:
     return ", ".join(details)
 
 
+def _by_state(failures: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The failures as the verdict names them: deadlocked tiers (a stopped pool, not a lack of
+    capacity) apart from overloaded ones, each group in its order; empty groups left out."""
+    deadlocked = [f for f in failures if f.get("deadlock")]
+    overloaded = [f for f in failures if not f.get("deadlock")]
+    groups = [("DEADLOCKED", deadlocked), ("OVERLOADED", overloaded)]
+    return [(state, group) for state, group in groups if group]
+
+
 def verdict_line(data: dict[str, Any]) -> str:
     """The run's verdict in one sentence; an overloaded tier is named first and fails it."""
     slos = data.get("slos", [])
     failed = sum(1 for v in slos if not v["passed"])
     overloaded = overload_failures(data)
     if overloaded:
-        tiers = "; ".join(overload_text(f) for f in overloaded)
-        word = "tier" if len(overloaded) == 1 else "tiers"
+        clauses = []
+        for state, failures in _by_state(overloaded):
+            tiers = "; ".join(overload_text(f) for f in failures)
+            word = "tier" if len(failures) == 1 else "tiers"
+            clauses.append(f"{word} {state} — {tiers}")
         slo_part = (
             "no SLOs defined"
             if not slos
@@ -228,7 +240,7 @@ def verdict_line(data: dict[str, Any]) -> str:
             if failed
             else f"the {len(slos)} SLO figure(s) are within limits but not steady-state figures"
         )
-        return f"FAIL: {word} OVERLOADED — {tiers}; {slo_part}."
+        return f"FAIL: {'; '.join(clauses)}; {slo_part}."
     if not slos:
         return "No SLOs defined."
     if not failed:

@@ -35,7 +35,8 @@ def workflow_annotations(outcome: CheckOutcome, scenario_path: str) -> list[str]
     lines = []
     for entry in outcome.overloaded:
         where = f"file={file}" + (f",line={int(entry['line'])}" if entry.get("line") else "")
-        title = _escape_property(f"tier {entry['tier']} OVERLOADED")
+        state = "DEADLOCKED" if entry.get("deadlock") else "OVERLOADED"
+        title = _escape_property(f"tier {entry['tier']} {state}")
         lines.append(f"::error {where},title={title}::{_escape_data(overload_message(entry))}")
     for verdict in outcome.failed_slos:
         where = f"file={file}"

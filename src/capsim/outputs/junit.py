@@ -41,7 +41,14 @@ def slo_message(verdict: dict[str, Any]) -> str:
 
 
 def overload_message(failure: dict[str, Any]) -> str:
-    """`tier orders OVERLOADED: ...`: the overload failure of a run, with its figures."""
+    """`tier orders OVERLOADED: ...`: the overload failure of a run, with its figures (a
+    stopped pool says DEADLOCKED: no capacity figure would fix it)."""
+    if failure.get("deadlock"):
+        return (
+            f"tier {failure['tier']} DEADLOCKED: not in steady state at the end of the measured "
+            f"window ({cells.overload_details(failure)}); a deadlocked tier fails the run "
+            "whatever the SLOs say"
+        )
     text = (
         f"tier {failure['tier']} OVERLOADED: not in steady state at the end of the measured "
         f"window ({cells.overload_details(failure)})"
