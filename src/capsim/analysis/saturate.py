@@ -407,11 +407,21 @@ class _Searcher:
             > point.model.simulation.duration
         }
         if again:
-            longer_points = self._measure_counted(
-                list(again.values()),
-                [labels[i] for i in again] if labels is not None else None,
-                progress,
-            )
+            try:
+                longer_points = self._measure_counted(
+                    list(again.values()),
+                    [labels[i] for i in again] if labels is not None else None,
+                    progress,
+                )
+            except Interrupted as stop:
+                # Stopped while stretching some points for their samples: every point was
+                # measured in full at its first run length already (and the batch's indices
+                # are not `models`'); the stretched ones that completed replace theirs.
+                stretched = list(again)
+                kept = dict(enumerate(points))
+                kept |= {stretched[j]: point for j, point in stop.completed_models.items()}
+                stop.completed_models = kept
+                raise
             for i, point in zip(again, longer_points, strict=True):
                 points[i] = point
         return points
