@@ -500,9 +500,16 @@ class _Searcher:
         )
         if expected_requests(longer) > 0.5 * self.max_requests:
             return None
-        if self.progress:
-            self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
-        (point,) = self._measure_counted([longer], None, None)
+        label, done, budget = f"{what} at {rate:.4g}/s", self.done, max(self.budget, 1)
+
+        def part(fraction: float, text: str) -> None:
+            # Its replications report as they go: a re-run of a few minutes was silent in a
+            # CI log (100 s and more between two progress lines).
+            if self.progress:
+                self.progress(min((done + fraction) / budget, 0.999), text)
+
+        part(0.0, label)
+        (point,) = self._measure_counted([longer], [label], part)
         self.again.add(round(rate, 9))
         self.done += 1
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)
