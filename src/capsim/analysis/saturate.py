@@ -413,11 +413,21 @@ class _Searcher:
             > point.model.simulation.duration
         }
         if again:
-            longer_points = self._measure_counted(
-                list(again.values()),
-                [labels[i] for i in again] if labels is not None else None,
-                progress,
-            )
+            try:
+                longer_points = self._measure_counted(
+                    list(again.values()),
+                    [labels[i] for i in again] if labels is not None else None,
+                    progress,
+                )
+            except Interrupted as stop:
+                # Stopped while stretching some points for their samples: every point was
+                # measured in full at its first run length already (and the batch's indices
+                # are not `models`'); the stretched ones that completed replace theirs.
+                stretched = list(again)
+                kept = dict(enumerate(points))
+                kept |= {stretched[j]: point for j, point in stop.completed_models.items()}
+                stop.completed_models = kept
+                raise
             for i, point in zip(again, longer_points, strict=True):
                 points[i] = point
         return points
@@ -496,9 +506,16 @@ class _Searcher:
         )
         if expected_requests(longer) > 0.5 * self.max_requests:
             return None
-        if self.progress:
-            self.progress(min(self.done / max(self.budget, 1), 0.999), f"{what} at {rate:.4g}/s")
-        (point,) = self._measure_counted([longer], None, None)
+        label, done, budget = f"{what} at {rate:.4g}/s", self.done, max(self.budget, 1)
+
+        def part(fraction: float, text: str) -> None:
+            # Its replications report as they go: a re-run of a few minutes was silent in a
+            # CI log (100 s and more between two progress lines).
+            if self.progress:
+                self.progress(min((done + fraction) / budget, 0.999), text)
+
+        part(0.0, label)
+        (point,) = self._measure_counted([longer], [label], part)
         self.again.add(round(rate, 9))
         self.done += 1
         self.cache[round(rate, 9)] = CurvePoint(rate, rate / self.base_rate, point)

@@ -1450,6 +1450,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     point = _fixed_point(net)
     closed, total_open = net.closed, net.total_open
     notes = _profile_peak_notes(model)
+    notes.extend(_autoscaled_tier_notes(model))
     notes.extend(_settled_consumer_notes(settled))
     notes.extend(_arrival_process_notes(model, point.stations))
     notes.extend(spot_notes(model))
@@ -1731,6 +1732,18 @@ def _profile_peak_notes(model: Model) -> list[str]:
         "those of a sustained peak"
         for c in model.classes
         if not c.is_closed and c.peak_rate(model.horizon) > c.rate_at(model.horizon)
+    ]
+
+
+def _autoscaled_tier_notes(model: Model) -> list[str]:
+    """A note for each tier an HPA scales: solve answers for the instances it starts with (a
+    failed objective or a bottleneck there may be what the autoscaler is for)."""
+    return [
+        f"tier {t.name} autoscales ({t.autoscale.min}..{t.autoscale.max} instances): solved at "
+        f"the {t.instances} it starts with; capsim run simulates the autoscaler and its lag "
+        "(saturate and size evaluate it at its max)"
+        for t in model.tiers
+        if t.autoscale is not None and t.kind != "queue" and not t.autoscale.scale_to_zero
     ]
 
 

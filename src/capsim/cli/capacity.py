@@ -375,7 +375,24 @@ def sweep(
                 executor=where,
                 load=factor,
             )
+        _say_point_warnings(data)
         _show(data, output_format, output)
+
+
+def _say_point_warnings(data: dict[str, Any]) -> None:
+    """Each distinct warning of the sweep's points on stderr, once, with the points it concerns
+    (a profile cut short by --duration, a verdict from too few samples): `run` says them, and
+    a sweep kept them in its JSON alone."""
+    points = data.get("points", [])
+    concerned: dict[str, list[str]] = {}
+    for point in points:
+        label = ", ".join(f"{path}={value}" for path, value in point["values"].items())
+        for warning in point.get("warnings", []):
+            concerned.setdefault(warning, []).append(label)
+    console = stderr_console()
+    for warning, labels in concerned.items():
+        where = "every point" if len(labels) == len(points) else "; ".join(labels)
+        say(console, f"warning: {warning} ({where})")
 
 
 @commands.command()

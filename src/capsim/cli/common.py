@@ -498,20 +498,23 @@ class Progress:
         )
         sys.stderr.flush()
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
+        """Stop the bar; after progress lines, a closing line: finished, or `stopped` (an
+        interrupt or an error ended the work, which the next lines on stderr say)."""
         if self.bar is not None:
             self.bar.stop()
         if self.lines:
             name = f"capsim {self.command}" if self.command else "capsim"
             elapsed = _clock(time.monotonic() - self.started)
-            sys.stderr.write(f"{name}: finished evaluating after {elapsed}\n")
+            ended = "stopped" if stopped else "finished evaluating"
+            sys.stderr.write(f"{name}: {ended} after {elapsed}\n")
             sys.stderr.flush()
 
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(stopped=kind is not None)
 
 
 class CapacityFormat(str, Enum):

@@ -409,6 +409,7 @@ class DaskExecutor(Executor):
             address = self._cluster.scheduler_address
         else:
             address = scheduler
+            _answers_as_a_scheduler(address, min(self.worker_timeout, 30.0))
         try:
             self._client: Any = distributed.Client(
                 address, timeout=min(self.worker_timeout, 30.0), set_as_default=False
@@ -599,17 +600,78 @@ class DaskExecutor(Executor):
 
 #: A scheduler address Dask can connect to: [tcp|tls|ws|wss|ucx://]HOST[:PORT], IPv6 in brackets.
 _SCHEDULER_ADDRESS = re.compile(
-    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$"
+    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$"
 )
 
 
 def _checked_address(address: str) -> str:
-    if not _SCHEDULER_ADDRESS.match(address.strip()):
+    match = _SCHEDULER_ADDRESS.match(address.strip())
+    if not match:
         raise UsageError(
             f"--scheduler {address!r} is not the address of a Dask scheduler; write "
             "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786 (tls://, ws:// and wss:// work too)"
         )
+    if match.group(1) is not None and not 0 < int(match.group(1)) <= 65535:
+        # Dask would try such a port until its connect timeout and then say it timed out.
+        raise UsageError(
+            f"--scheduler {address!r}: port {int(match.group(1))} is not a TCP port (1 to "
+            "65535); a Dask scheduler listens on 8786 unless told otherwise"
+        )
     return address.strip()
+
+
+def _answers_as_a_scheduler(address: str, seconds: float) -> None:
+    """Raise SimulationError unless the server at a tcp:// `address` completes Dask's handshake
+    within `seconds`.
+
+    Dask's Client bounds only the TCP connect: a server that accepts the connection and never
+    answers (a silent port, an HTTP server such as the scheduler's dashboard) holds it for ever,
+    and another protocol's answer is read as a frame length (a MemoryError of exabytes, then a
+    minute's wait in the half-made client's `__del__`). Other schemes need their security
+    settings and are left to the Client.
+    """
+    if "://" in address and not address.startswith("tcp://"):
+        return
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=seconds)
+        await comm.close()
+
+    failure: list[BaseException] = []
+
+    def attempt() -> None:
+        # A thread of its own: the caller may already run an event loop (a notebook).
+        try:
+            asyncio.run(asyncio.wait_for(handshake(), seconds))
+        except Exception as error:  # whatever fails here, no scheduler answered
+            failure.append(error)
+
+    thread = threading.Thread(target=attempt, name="capsim-dask-probe", daemon=True)
+    thread.start()
+    thread.join(seconds + 5.0)
+    error = failure[0] if failure else (TimeoutError() if thread.is_alive() else None)
+    if error is None:
+        return
+    if isinstance(error, TimeoutError):
+        raise SimulationError(
+            f"the server at {address} accepted the connection but did not answer as a Dask "
+            f"scheduler within {seconds:g} s; is it the scheduler's port (8786 unless told "
+            "otherwise; 8787 is its dashboard)? Check --scheduler and DASK_SCHEDULER_ADDRESS."
+        ) from None
+    if isinstance(error, OSError):
+        raise SimulationError(
+            f"cannot reach the Dask scheduler at {address}: {error}. Start one with "
+            "`dask scheduler` (and workers with `dask worker ADDRESS`), or check --scheduler "
+            "and DASK_SCHEDULER_ADDRESS."
+        ) from None
+    raise SimulationError(
+        f"the server at {address} answered, but not as a Dask scheduler "
+        f"({type(error).__name__}); is it the scheduler's port (8786 unless told otherwise; "
+        "8787 is its dashboard)? Check --scheduler and DASK_SCHEDULER_ADDRESS."
+    ) from None
 
 
 def open_executor(
