@@ -155,6 +155,14 @@ class CheckOutcome:
             check.status == "inconclusive" and self.inconclusive_policy == "fail"
         )
 
+    def look_first(self) -> RegressionCheck | None:
+        """The regressed figure that most likely broke first: a tier's (a class's latency and
+        errors follow from the tiers it visits, so they regress with it), the one that changed
+        most; a class's only when no tier's figure regressed."""
+        regressed = self.regressed
+        tiers = [check for check in regressed if check.section == "tier"]
+        return max(tiers or regressed, key=_size_of_change, default=None)
+
     def headline(self) -> str:
         """One sentence: the verdict and why."""
         parts = []
@@ -186,6 +194,9 @@ class CheckOutcome:
                 f"of {len(self.regressions)} figures against the baseline "
                 f"(tolerance {self.tolerance * 100:g}%)"
             )
+            first = self.look_first()
+            if first is not None:
+                parts.append(f"look first at {first.label} {_signed_change(first)}")
         verdict = "PASS" if self.passed else "FAIL"
         return f"{verdict}: " + "; ".join(parts) + "."
 
@@ -203,6 +214,20 @@ class CheckOutcome:
             "regressions": [check.as_dict() for check in self.regressions],
             "notes": list(self.notes),
         }
+
+
+def _size_of_change(check: RegressionCheck) -> float:
+    """How far a figure moved from its baseline, relative (absolute from a zero baseline)."""
+    change = check.change
+    return abs(change) if change is not None else abs(check.current - check.baseline)
+
+
+def _signed_change(check: RegressionCheck) -> str:
+    """`+50.0%`, or the absolute change of a figure whose baseline was zero (`+0.0031 from 0`)."""
+    change = check.change
+    if change is not None:
+        return f"{change * 100:+.1f}%"
+    return f"{check.current - check.baseline:+.4g} from 0"
 
 
 def _lookup(entry: dict[str, Any], dotted: str) -> Any:
