@@ -154,16 +154,24 @@ def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
 
 
 def _service_mix(
-    rates: np.ndarray, work_means: np.ndarray, work_second: np.ndarray, holding: np.ndarray
+    rates: np.ndarray,
+    work_means: np.ndarray,
+    work_second: np.ndarray,
+    holding: np.ndarray,
+    holding_second: np.ndarray | None = None,
 ) -> tuple[float, float, float, bool]:
     """The station's service as the traffic mixes it: mean work, mean holding time, squared
     coefficient of variation of service, and whether blocking workers hold beyond their work
-    (then the service is the holding time, taken as exponential: scv 1)."""
+    (then the service is the holding time, with the second moment `holding_second` of its
+    parts: `_holding_seconds`; without it, taken as exponential: scv 1)."""
     share = rates / float(rates.sum())
     work = float(share @ work_means)
     hold = float(share @ holding)
     if hold > work * (1 + 1e-12):
-        return work, hold, 1.0, True
+        if holding_second is None:
+            return work, hold, 1.0, True
+        scv = max(float(share @ holding_second) / (hold * hold) - 1.0, 0.0)
+        return work, hold, 1.0 if abs(scv - 1.0) < 1e-9 else scv, True
     second = float(share @ work_second)
     scv = second / (work * work) - 1.0 if work > 0 else 0.0
     if abs(scv - 1.0) < 1e-9:
@@ -273,6 +281,7 @@ def _station(
     holding: np.ndarray,
     instances: int,
     capacity_cap: int | None,
+    holding_second: np.ndarray | None = None,
 ) -> StationResult:
     """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
     total = float(rates.sum())
@@ -285,10 +294,17 @@ def _station(
         return StationResult(
             arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
         )
-    work, hold, scv, blocking_holds = _service_mix(rates, work_means, work_second, holding)
+    work, hold, scv, blocking_holds = _service_mix(
+        rates, work_means, work_second, holding, holding_second
+    )
     notes: list[str] = []
     if blocking_holds:
-        notes.append("blocking workers: service is the holding time (work + calls), as exponential")
+        notes.append(
+            "blocking workers: service is the holding time (work + calls), its variance the sum "
+            "of its parts' (work, waits and calls taken as independent)"
+            if holding_second is not None
+            else "blocking workers: service is the holding time (work + calls), as exponential"
+        )
     if per_message(tier) > 1:
         notes.append(
             f"batch consumers: a message costs 1/{per_message(tier)} of a batch's work and calls "
@@ -713,9 +729,14 @@ def _solve_stations(
 
 
 def _solve_tier(
-    net: _Network, tier: Tier, rates: np.ndarray, holding: np.ndarray
+    net: _Network,
+    tier: Tier,
+    rates: np.ndarray,
+    holding: np.ndarray,
+    holding_second: np.ndarray | None = None,
 ) -> list[tuple[str, StationResult]]:
-    """One tier's station groups, solved at `rates` [class, tier] with `holding` [tier, class]."""
+    """One tier's station groups, solved at `rates` [class, tier] with `holding` [tier, class]
+    (and its second moment `holding_second`, [tier, class], where known)."""
     cap = tier.pool.size if tier.pool is not None else None
     if tier.kind == "database" and tier.replicas > 0:
         n_classes = len(net.model.classes)
@@ -728,7 +749,19 @@ def _solve_tier(
         groups = [("instances", rates[:, tier.index], _partition_fifos(tier) or tier.servers)]
     i = tier.index
     return [
-        (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))
+        (
+            label,
+            _station(
+                tier,
+                r,
+                net.means[i],
+                net.seconds[i],
+                holding[i],
+                count,
+                cap,
+                None if holding_second is None else holding_second[i],
+            ),
+        )
         for label, r, count in groups
     ]
 
@@ -776,17 +809,96 @@ def _sweep_stations(
     model = net.model
     n_classes = len(model.classes)
     answered = _answer_times(model, per_class_response)  # [class, tier] wait + work + calls
+    # [class, tier] its variance; a tier not yet solved this pass (inside a loop of calls) is
+    # taken as exponential until it is
+    spread = answered**2
     holding = np.zeros((len(model.tiers), n_classes))
+    holding_second = np.zeros((len(model.tiers), n_classes))
+    work_var = np.maximum(net.seconds - net.means**2, 0.0)  # [tier, class]
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     for i in order:
         tier = model.tiers[i]
-        calls = np.array(
-            [_calls_time(model, tier.work[k].calls, answered[k]) for k in range(n_classes)]
-        )
-        holding[i] = net.means[i] + (calls / per_message(tier) if tier.blocking else 0.0)
-        stations[i] = _solve_tier(net, tier, rates, holding)
+        moments = [
+            _calls_moments(model, tier.work[k].calls, answered[k], spread[k])
+            for k in range(n_classes)
+        ]
+        calls = np.array([mean for mean, _ in moments])
+        calls_var = np.array([var for _, var in moments])
+        scale = per_message(tier)
+        holding[i] = net.means[i] + (calls / scale if tier.blocking else 0.0)
+        held_var = work_var[i] + (calls_var / scale**2 if tier.blocking else 0.0)
+        holding_second[i] = held_var + holding[i] ** 2
+        stations[i] = _solve_tier(net, tier, rates, holding, holding_second)
         answered[:, i] = _tier_response(net, tier, stations[i]) + calls
+        spread[:, i] = _wait_second(tier, stations[i]) + work_var[i] + calls_var
     return holding, stations
+
+
+def _wait_second(tier: Tier, groups: list[tuple[str, StationResult]]) -> np.ndarray:
+    """[class] the variance of the wait at a tier (a database mixes its groups by read ratio),
+    each group's wait an atom at zero and an exponential tail with its mean and P(wait): exact
+    for M/M/c and E_N/M/1, the approximation the other formulas' percentiles make."""
+    seconds = [_station_wait_second(st) for _, st in groups]
+    means = [st.figures.mean_wait if st.figures is not None else 0.0 for _, st in groups]
+    out = np.zeros(len(tier.work))
+    for k, work in enumerate(tier.work):
+        weights = [1 - work.read_ratio, work.read_ratio] if len(groups) == 2 else [1.0]
+        second = sum(w * m2 for w, m2 in zip(weights, seconds, strict=True))
+        mean = sum(w * m for w, m in zip(weights, means, strict=True))
+        out[k] = max(second - mean * mean, 0.0)
+    return out
+
+
+def _station_wait_second(station: StationResult) -> float:
+    """E[W^2] of a station's wait: 2 mean^2 / P(wait) (an atom and an exponential tail)."""
+    figures = station.figures
+    if figures is None or figures.mean_wait <= 0 or figures.p_wait <= 0:
+        return 0.0
+    return 2.0 * figures.mean_wait**2 / figures.p_wait
+
+
+def _calls_moments(
+    model: Model, calls: tuple[Step, ...], response: np.ndarray, spread: np.ndarray
+) -> tuple[float, float]:
+    """(mean, variance) of the time in `calls` when tier i answers a caller in `response[i]`
+    on average with variance `spread[i]`: the steps one after another, independent; a call
+    made with probability p, r times in a row, has mean p r m and second moment
+    p (r v + r^2 m^2); a choice mixes its options; a parallel group counts its slowest
+    branch's (by the mean, as `_calls_time` does)."""
+
+    def call_moments(tier: int, rtt: float) -> tuple[float, float]:
+        callee = model.tiers[tier]
+        if callee.is_async:
+            publish = callee.publish_time
+            mean = publish.mean if publish is not None else 0.0
+            var = publish.moment(2) - mean * mean if publish is not None else 0.0
+            return mean + rtt, max(var, 0.0)
+        return float(response[tier]) + rtt, float(spread[tier])
+
+    def step_moments(step: Step) -> tuple[float, float]:
+        """(mean, second moment) of one step's time."""
+        if isinstance(step, Call):
+            mean, var = call_moments(step.tier, step.network_delay)
+            p, r = step.probability, step.repeat
+            return p * r * mean, p * (r * var + (r * mean) ** 2)
+        if isinstance(step, OneOf):
+            delays = step.network_delays or (0.0,) * len(step.options)
+            parts = [
+                (p, call_moments(t, rtt)) for (t, p), rtt in zip(step.options, delays, strict=True)
+            ]
+            return (
+                sum(p * m for p, (m, _) in parts),
+                sum(p * (v + m * m) for p, (m, v) in parts),
+            )
+        assert isinstance(step, Parallel)
+        return max((step_moments(b) for b in step.branches), default=(0.0, 0.0))
+
+    total_mean = total_var = 0.0
+    for step in calls:
+        mean, second = step_moments(step)
+        total_mean += mean
+        total_var += max(second - mean * mean, 0.0)
+    return total_mean, total_var
 
 
 def _answer_times(model: Model, per_class_response: np.ndarray) -> np.ndarray:
