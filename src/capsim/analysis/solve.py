@@ -19,6 +19,13 @@ from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
 from capsim.analysis.deadlock import mark_deadlocks
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
+from capsim.analysis.solve_attempts import (
+    CallAttempts,
+    attempt_sites,
+    call_attempts,
+    response_tail,
+    steady_errors,
+)
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults, step_callees
 from capsim.analysis.solve_keda import (
     QueueState,
@@ -85,7 +92,10 @@ class StationResult:
 
 
 def _mean_response(
-    model: Model, k: int, tier_response: np.ndarray
+    model: Model,
+    k: int,
+    tier_response: np.ndarray,
+    attempts: Attempts | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Per tier: (mean response seen by a caller, mean time spent in calls), for class k.
 
@@ -104,16 +114,42 @@ def _mean_response(
     for _ in range(10_000):
         previous = response.copy()
         for tier in order:
-            calls_time[tier.index] = _calls_time(model, tier.work[k].calls, response)
+            calls_time[tier.index] = _calls_time(
+                model, tier.work[k].calls, response, _of_class(attempts, k)
+            )
             response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
         if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
             break
     return response, calls_time, approximate
 
 
-def _calls_time(model: Model, calls: tuple[Step, ...], response: np.ndarray) -> float:
+#: Per (class, call) site, its attempts (`solve_attempts.CallAttempts`).
+Attempts = dict[tuple[int, Call], CallAttempts]
+
+
+def _of_class(attempts: Attempts | None, k: int) -> dict[Call, CallAttempts]:
+    """The call sites of class k among `attempts`, by call."""
+    return {call: found for (c, call), found in (attempts or {}).items() if c == k}
+
+
+def _attempted(found: CallAttempts | None, response: float, rtt: float) -> float:
+    """Mean time of one call to a callee answering in `response`: each attempt waits for the
+    admitted share's response, cut at the timeout (`held`), plus the round trip; the retries'
+    backoff between them (`solve_attempts`)."""
+    if found is None:
+        return response + rtt
+    return found.attempts * (found.admitted * found.held * response + rtt) + found.backoff
+
+
+def _calls_time(
+    model: Model,
+    calls: tuple[Step, ...],
+    response: np.ndarray,
+    attempts: dict[Call, CallAttempts] | None = None,
+) -> float:
     """Mean time in `calls` when tier i answers a caller in `response[i]` (its wait, work and
-    calls); a parallel group counts its slowest branch's mean."""
+    calls), each call site with `attempts` counting them; a parallel group counts its slowest
+    branch's mean."""
 
     def step_time(step: Step) -> float:
         if isinstance(step, Call):
@@ -122,7 +158,12 @@ def _calls_time(model: Model, calls: tuple[Step, ...], response: np.ndarray) -> 
             if callee.is_async:
                 publish = callee.publish_time.mean if callee.publish_time is not None else 0.0
                 return step.probability * step.repeat * (publish + step.network_delay)
-            return step.probability * step.repeat * (response[step.tier] + step.network_delay)
+            found = (attempts or {}).get(step)
+            return (
+                step.probability
+                * step.repeat
+                * _attempted(found, float(response[step.tier]), step.network_delay)
+            )
         if isinstance(step, OneOf):
             delays = step.network_delays or (0.0,) * len(step.options)
             return sum(
@@ -613,6 +654,13 @@ class _Network:
     passing: np.ndarray
     # [class, tier] visits as if no rate limit refused anything: the tiers' bounds (`max_rate`)
     unlimited_visits: np.ndarray
+    # per (class, call) site with a timeout, retries or a callee with steady errors: its
+    # attempts at the last pass's waits (`_with_attempts`)
+    attempts: Attempts = field(default_factory=dict)
+    # [tier] the share of its finished work a fault lasting the whole run answers with an error
+    errors: dict[int, float] = field(default_factory=dict)
+    # [class, tier] the variance of each tier's answer time at the last sweep
+    spread: np.ndarray | None = None
 
     @property
     def closed(self) -> list[TrafficClass]:
@@ -718,6 +766,7 @@ def _network(model: Model) -> _Network:
         own_visits=expected_visits(model, synchronous=True),
         passing=passing,
         unlimited_visits=unlimited if shares else visits,
+        errors=steady_errors(model),
     )
 
 
@@ -808,7 +857,8 @@ def _sweep_stations(
     chain of blocking calls (a chain of 1,000 such tiers: 1,000 passes over 1,000 tiers)."""
     model = net.model
     n_classes = len(model.classes)
-    answered = _answer_times(model, per_class_response)  # [class, tier] wait + work + calls
+    # [class, tier] wait + work + calls
+    answered = _answer_times(model, per_class_response, net.attempts)
     # [class, tier] its variance; a tier not yet solved this pass (inside a loop of calls) is
     # taken as exponential until it is
     spread = answered**2
@@ -819,7 +869,9 @@ def _sweep_stations(
     for i in order:
         tier = model.tiers[i]
         moments = [
-            _calls_moments(model, tier.work[k].calls, answered[k], spread[k])
+            _calls_moments(
+                model, tier.work[k].calls, answered[k], spread[k], _of_class(net.attempts, k)
+            )
             for k in range(n_classes)
         ]
         calls = np.array([mean for mean, _ in moments])
@@ -831,6 +883,7 @@ def _sweep_stations(
         stations[i] = _solve_tier(net, tier, rates, holding, holding_second)
         answered[:, i] = _tier_response(net, tier, stations[i]) + calls
         spread[:, i] = _wait_second(tier, stations[i]) + work_var[i] + calls_var
+    net.spread = spread
     return holding, stations
 
 
@@ -858,33 +911,46 @@ def _station_wait_second(station: StationResult) -> float:
 
 
 def _calls_moments(
-    model: Model, calls: tuple[Step, ...], response: np.ndarray, spread: np.ndarray
+    model: Model,
+    calls: tuple[Step, ...],
+    response: np.ndarray,
+    spread: np.ndarray,
+    attempts: dict[Call, CallAttempts] | None = None,
 ) -> tuple[float, float]:
     """(mean, variance) of the time in `calls` when tier i answers a caller in `response[i]`
     on average with variance `spread[i]`: the steps one after another, independent; a call
     made with probability p, r times in a row, has mean p r m and second moment
     p (r v + r^2 m^2); a choice mixes its options; a parallel group counts its slowest
-    branch's (by the mean, as `_calls_time` does)."""
+    branch's (by the mean, as `_calls_time` does). A call site with `attempts` takes the mean
+    of `_attempted` and the variance of its attempts, each cut at the timeout (`held`)."""
 
-    def call_moments(tier: int, rtt: float) -> tuple[float, float]:
+    def call_moments(tier: int, rtt: float, found: CallAttempts | None) -> tuple[float, float]:
         callee = model.tiers[tier]
         if callee.is_async:
             publish = callee.publish_time
             mean = publish.mean if publish is not None else 0.0
             var = publish.moment(2) - mean * mean if publish is not None else 0.0
             return mean + rtt, max(var, 0.0)
+        if found is not None:
+            cut = found.admitted * found.held
+            return (
+                _attempted(found, float(response[tier]), rtt),
+                found.attempts * cut * cut * float(spread[tier]),
+            )
         return float(response[tier]) + rtt, float(spread[tier])
 
     def step_moments(step: Step) -> tuple[float, float]:
         """(mean, second moment) of one step's time."""
         if isinstance(step, Call):
-            mean, var = call_moments(step.tier, step.network_delay)
+            found = (attempts or {}).get(step)
+            mean, var = call_moments(step.tier, step.network_delay, found)
             p, r = step.probability, step.repeat
             return p * r * mean, p * (r * var + (r * mean) ** 2)
         if isinstance(step, OneOf):
             delays = step.network_delays or (0.0,) * len(step.options)
             parts = [
-                (p, call_moments(t, rtt)) for (t, p), rtt in zip(step.options, delays, strict=True)
+                (p, call_moments(t, rtt, None))
+                for (t, p), rtt in zip(step.options, delays, strict=True)
             ]
             return (
                 sum(p * m for p, (m, _) in parts),
@@ -901,10 +967,15 @@ def _calls_moments(
     return total_mean, total_var
 
 
-def _answer_times(model: Model, per_class_response: np.ndarray) -> np.ndarray:
+def _answer_times(
+    model: Model, per_class_response: np.ndarray, attempts: Attempts | None = None
+) -> np.ndarray:
     """[class, tier]: the time tier i takes to answer a caller (wait, work and calls)."""
     return np.array(
-        [_mean_response(model, k, per_class_response[k])[0] for k in range(len(model.classes))]
+        [
+            _mean_response(model, k, per_class_response[k], attempts)[0]
+            for k in range(len(model.classes))
+        ]
     )
 
 
@@ -1009,7 +1080,7 @@ def _closed_loop(
             answered = new
             if settled:
                 break
-        total, _, _ = _mean_response(net.model, k, answered[k])
+        total, _, _ = _mean_response(net.model, k, answered[k], net.attempts)
         return float(total[traffic.entry]), hold
 
     throughput = _loop_throughput(users, think, lambda x: response(x)[0], _loop_ceiling(net, k))
@@ -1065,6 +1136,7 @@ def _fixed_point(net: _Network) -> _FixedPoint:
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     holding = np.zeros((len(model.tiers), len(model.classes)))
     retried = _retried_callees(model)
+    sites = attempt_sites(model)
     order = _all_callees_first(model)
     for _iteration in range(200):
         if closed and any(t.rate_limit is not None for t in model.tiers):
@@ -1073,7 +1145,9 @@ def _fixed_point(net: _Network) -> _FixedPoint:
         rates = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing[None, :]
         holding, stations, new_response = _settled_sweep(net, rates, per_class_response, order)
         settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
-        if retried and _with_retried_attempts(net, stations, retried):
+        if (retried or sites) and _with_retried_attempts(
+            net, stations, retried, sites, new_response
+        ):
             settled = False
         per_class_response = new_response
         if not closed:
@@ -1133,16 +1207,104 @@ def _attempt_loss(groups: list[tuple[str, StationResult]]) -> float:
 
 
 def _with_retried_attempts(
-    net: _Network, stations: dict[int, list[tuple[str, StationResult]]], retried: set[int]
+    net: _Network,
+    stations: dict[int, list[tuple[str, StationResult]]],
+    retried: set[int],
+    sites: list[tuple[int, Call]],
+    responses: np.ndarray,
 ) -> bool:
     """The visits with every retried call's expected attempts at its callee's loss now (an
-    attempt turned away by a full waiting room is retried, docs/cli.md); True when they moved."""
+    attempt turned away by a full waiting room, answered with an error or timed out is retried,
+    docs/cli.md), and each call site's attempts (`net.attempts`); True when they moved."""
     loss = {i: _attempt_loss(stations[i]) for i in retried}
-    shares = {i: float(share) for i, share in enumerate(net.passing) if share < 1.0}
-    visits = expected_visits(net.model, passing=shares, retry_loss=loss)
-    moved = not np.allclose(visits, net.visits, rtol=1e-10, atol=1e-15)
+    table = _call_sites_attempts(net, stations, responses, sites)
+    # A tier answering with an error makes no calls for that attempt (its work is done first).
+    shares = {
+        i: float(share) * (1.0 - net.errors.get(i, 0.0))
+        for i, share in enumerate(net.passing)
+        if share < 1.0 or net.errors.get(i, 0.0) > 0
+    }
+    visits = expected_visits(
+        net.model,
+        passing=shares,
+        retry_loss=loss,
+        call_failing={site: found.failing for site, found in table.items()},
+    )
+    moved = not np.allclose(visits, net.visits, rtol=1e-10, atol=1e-15) or any(
+        site not in net.attempts
+        or not math.isclose(
+            found.attempts * found.held,
+            net.attempts[site].attempts * net.attempts[site].held,
+            rel_tol=1e-9,
+            abs_tol=1e-15,
+        )
+        for site, found in table.items()
+    )
     net.visits = visits
+    net.attempts = table
     return moved
+
+
+def _call_sites_attempts(
+    net: _Network,
+    stations: dict[int, list[tuple[str, StationResult]]],
+    responses: np.ndarray,
+    sites: list[tuple[int, Call]],
+) -> Attempts:
+    """Each call site's attempts at the callee's refusals, steady errors and response time
+    (its tail on [0, timeout]: `_answer_tail`) now."""
+    model = net.model
+    answered = _answer_times(model, responses, net.attempts)
+    spread = net.spread if net.spread is not None else answered**2
+    table: Attempts = {}
+    for k, call in sites:
+        j = call.tier
+        tail = None
+        if call.timeout is not None:
+            tail = _answer_tail(net, stations[j], k, j, answered, spread, call)
+        table[k, call] = call_attempts(
+            call,
+            _attempt_loss(stations[j]),
+            net.errors.get(j, 0.0),
+            tail,
+            float(answered[k, j]),
+        )
+    return table
+
+
+def _answer_tail(
+    net: _Network,
+    groups: list[tuple[str, StationResult]],
+    k: int,
+    j: int,
+    answered: np.ndarray,
+    spread: np.ndarray,
+    call: Call,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, P(R > t)) of tier j's answer to class k on [0, timeout - round trip]: its wait
+    (groups mixed by read ratio), then its own work's distribution where it makes no calls, else
+    a gamma fit of work + calls."""
+    model = net.model
+    tier = model.tiers[j]
+    work = tier.work[k]
+    weights = [1 - work.read_ratio, work.read_ratio] if len(groups) == 2 else [1.0]
+    p_wait = mean_wait = 0.0
+    for w, (_, st) in zip(weights, groups, strict=True):
+        if st.figures is not None:
+            p_wait += w * st.figures.p_wait
+            mean_wait += w * st.figures.mean_wait
+    after = float(answered[k, j]) - mean_wait
+    after_var = max(float(spread[k, j]) - _wait_second(tier, groups)[k], 0.0)
+    leaf = not work.calls and per_message(tier) == 1
+    assert call.timeout is not None
+    return response_tail(
+        max(call.timeout - call.network_delay, 0.0),
+        p_wait,
+        mean_wait,
+        work.service_time if leaf else None,
+        max(after, 0.0),
+        after_var,
+    )
 
 
 def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
@@ -1160,6 +1322,22 @@ def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
     if not retries or min(retries) == 0:
         return attempt_loss
     return float(attempt_loss ** (1 + min(retries)))
+
+
+def _visit_failure(net: _Network, point: _FixedPoint, k: int, tier: Tier) -> float:
+    """The share of class k's visits to `tier` that fail: where calls to it have timeouts,
+    retries or meet its steady errors, their calls' failure (every attempt failed, weighted by
+    the calls each site makes); else its refusals (`_call_loss`) and its steady errors."""
+    sites = [
+        (call.probability * call.repeat, found)
+        for (c, call), found in net.attempts.items()
+        if c == k and call.tier == tier.index
+    ]
+    weight = sum(w for w, _ in sites)
+    if weight > 0:
+        return sum(w * found.call_failure for w, found in sites) / weight
+    refused = _call_loss(net.model, k, tier.index, _loss(tier, point.stations[tier.index], k))
+    return 1.0 - (1.0 - refused) * (1.0 - net.errors.get(tier.index, 0.0))
 
 
 def _steps(calls: tuple[Step, ...]) -> list[Step]:
@@ -1328,7 +1506,9 @@ def _class_latency(
     only, one station); whether a parallel group made it approximate, whether only the entry
     is visited, and the entry station's figures."""
     model, k = net.model, traffic.index
-    response, _, parallel_approx = _mean_response(model, k, point.per_class_response[k])
+    response, _, parallel_approx = _mean_response(
+        model, k, point.per_class_response[k], net.attempts
+    )
     # Clients served from another region add their round trip to every request.
     latency: dict[str, float | None] = {
         "mean": float(response[traffic.entry]) + traffic.network_delay
@@ -1380,9 +1560,7 @@ def _class_figures(
     # Losses along the path (independent per visit); exact when one tier turns work away.
     own = net.own_visits[k]
     losses = {
-        t.index: 1.0
-        - (1.0 - _call_loss(model, k, t.index, _loss(t, point.stations[t.index], k)))
-        * net.passing[t.index]
+        t.index: 1.0 - (1.0 - _visit_failure(net, point, k, t)) * net.passing[t.index]
         for t in model.tiers
         if own[t.index] > 0
     }
