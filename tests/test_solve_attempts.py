@@ -105,3 +105,18 @@ def test_a_blocking_caller_is_held_through_the_backoff(tmp_path: Path) -> None:
     answer = 0.010 + db["wait"]["mean"]
     held = 0.001 + attempts * answer + 0.05 * (0.2 + 0.04 + 0.008)
     assert data["tiers"]["api"]["occupancy"] == pytest.approx(100 * held / 400, rel=1e-6)
+
+
+def test_a_retry_storm_that_would_sustain_itself_is_named(tmp_path: Path) -> None:
+    # docs/dynamic.md's metastable database: 60/s of 10 ms, a 100 ms timeout, 3 retries. Were
+    # every attempt to time out, 240 attempts/s would need 2.4 databases: a burst tips it into
+    # a storm the simulation never leaves. A 10% budget bounds it at 66/s (66% busy).
+    def notes(retries: str) -> list[str]:
+        call = f"{{tier: db, timeout: 100ms, retries: {retries}}}"
+        scenario = model(tmp_path, call, rate=60, workers=1)
+        return capsim.solve(scenario, capsim_version="t")["notes"]
+
+    storm = [note for note in notes("{max: 3, backoff: none}") if "retry storm" in note]
+    assert len(storm) == 1
+    assert "offer it 240.0/s" in storm[0] and "2.40 times" in storm[0]
+    assert not [note for note in notes("{max: 3, backoff: none, budget: 10%}") if "storm" in note]

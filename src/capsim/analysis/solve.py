@@ -1324,6 +1324,36 @@ def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
     return float(attempt_loss ** (1 + min(retries)))
 
 
+def _retry_storm_notes(net: _Network, point: _FixedPoint) -> list[str]:
+    """A sentence per tier that calls with a timeout and retries could keep overloaded: were
+    every attempt to time out (a burst, a slow spell), each call would make all its attempts;
+    where that is more work than the tier's workers do, the storm sustains itself (metastable,
+    docs/dynamic.md), and solve's figures are the state without it."""
+    model = net.model
+    storm = {
+        site: 1.0
+        for site in net.attempts
+        if site[1].timeout is not None and site[1].retry is not None
+    }
+    if not storm:
+        return []
+    visits = expected_visits(model, call_failing=storm)
+    rates = (net.at_peak + point.closed_rate[:, None]) * visits
+    notes = []
+    for tier in sorted({model.tiers[call.tier] for _, call in storm}, key=lambda t: t.index):
+        work = float(rates[:, tier.index] @ net.means[tier.index])
+        if work >= tier.usable_workers:
+            now = sum(st.arrival_rate for _, st in point.stations[tier.index])
+            notes.append(
+                f"{tier.name}: were its callers' attempts to time out (a burst, a slow spell), "
+                f"their retries would offer it {float(rates[:, tier.index].sum()):,.1f}/s "
+                f"(now {now:,.1f}/s), {work / tier.usable_workers:.2f} times what its workers "
+                "do: a retry storm that sustains itself once started (metastable); these "
+                "figures are the state without it. A retry budget or fewer retries bound it"
+            )
+    return notes
+
+
 def _visit_failure(net: _Network, point: _FixedPoint, k: int, tier: Tier) -> float:
     """The share of class k's visits to `tier` that fail: where calls to it have timeouts,
     retries or meet its steady errors, their calls' failure (every attempt failed, weighted by
@@ -1814,6 +1844,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
     )
     notes.extend(fault_notes(model))
+    notes.extend(_retry_storm_notes(net, point))
     deadlocks, collapse = mark_deadlocks(model, tiers_out)  # blocking tiers calling themselves
     notes.extend([found["sentence"] for found in deadlocks] + collapse)
     deadlocked = any(found["within_run"] for found in deadlocks)
