@@ -17,7 +17,7 @@ import numpy as np
 from capsim.analysis import formulas
 from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
-from capsim.analysis.deadlock import mark_deadlocks
+from capsim.analysis.deadlock import deadlock_risks, mark_deadlocks, run_seconds
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
 from capsim.analysis.solve_attempts import (
     CallAttempts,
@@ -26,6 +26,7 @@ from capsim.analysis.solve_attempts import (
     response_tail,
     steady_errors,
 )
+from capsim.analysis.solve_collapse import PoolChains
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults, step_callees
 from capsim.analysis.solve_keda import (
     QueueState,
@@ -48,6 +49,7 @@ from capsim.model.types import (
     TrafficClass,
 )
 from capsim.model.visits import expected_visits, per_message
+from capsim.units import format_duration
 
 
 class UnstableModelError(CapsimError):
@@ -1847,7 +1849,12 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     notes.extend(_retry_storm_notes(net, point))
     deadlocks, collapse = mark_deadlocks(model, tiers_out)  # blocking tiers calling themselves
     notes.extend([found["sentence"] for found in deadlocks] + collapse)
-    deadlocked = any(found["within_run"] for found in deadlocks)
+    collapsing = _mark_collapses(net, point, tiers_out, notes)
+    deadlocked = any(found["within_run"] for found in deadlocks) or collapsing
+    for name in sorted(tiers_out, key=lambda n: tiers_out[n].get("collapse", {}).get("rate") or 0):
+        rate = tiers_out[name].get("collapse", {}).get("rate")
+        if rate is not None and rate < saturation:
+            bottleneck, saturation, by_rate_limit = name, rate, False
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -1861,6 +1868,71 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "deadlocks": deadlocks,
         "notes": notes,
     }
+
+
+def _mark_collapses(
+    net: _Network, point: _FixedPoint, tiers_out: dict[str, Any], notes: list[str]
+) -> bool:
+    """Each stable blocking tier that calls itself back gets a `collapse` entry: the expected
+    seconds until the parents of concurrent requests hold all its workers (solve_collapse.py)
+    at its offered visits, whether that is within the simulated run, and `rate`, the open rate
+    (mix as written) at which it is: its `max_rate` at most. A collapse within the run makes
+    the tier unstable. True when one does."""
+    model = net.model
+    seconds = run_seconds(model)
+    collapsing = False
+    for risk in deadlock_risks(model):
+        entry = tiers_out.get(risk.tier)
+        index = model.tier_index[risk.tier]
+        groups = [st for _, st in point.stations[index] if st.arrival_rate > 0]
+        visits = sum(st.arrival_rate for st in groups)
+        if entry is None or not entry["stable"] or visits <= 0:
+            continue
+        held = sum(st.arrival_rate * st.holding_time for st in groups) / visits
+        chains = PoolChains(risk.return_probability, held * (1 - risk.return_probability),
+                            risk.workers)  # fmt: skip
+        expected = chains.seconds_to_collapse(visits)
+        at = chains.collapse_rate(visits, seconds)
+        rate = at * net.total_open / visits if at is not None and net.total_open > 0 else None
+        within = expected <= seconds
+        entry["collapse"] = {
+            "expected_seconds": _round(expected),
+            "within_run": within,
+            "rate": _round(rate),
+        }
+        if rate is not None and (entry["max_rate"] is None or rate < entry["max_rate"]):
+            entry["max_rate"] = rate
+        entry["method"]["exact"] = False
+        if within:
+            entry["stable"] = False
+            collapsing = True
+        notes.append(_collapse_sentence(risk.tier, risk.workers, expected, rate, seconds))
+    return collapsing
+
+
+_TEN_YEARS = 10 * 365 * 86400.0
+
+
+def _collapse_sentence(
+    tier: str, workers: int, expected: float, rate: float | None, seconds: float
+) -> str:
+    when = (
+        "less than once in ten years at this load"
+        if expected > _TEN_YEARS
+        else f"once in about {format_duration(expected)} at this load"
+    )
+    text = (
+        f"{tier}: the parents of concurrent requests (visits holding a worker while their call "
+        f"back waits) hold all {workers} workers {when} (an upper bound: solve_collapse)"
+    )
+    if rate is not None:
+        text += (
+            f"; within the {format_duration(seconds)} simulated from about {rate:,.1f} req/s "
+            "(its collapse rate, an upper bound of where the pool deadlocks)"
+        )
+    if expected <= seconds:
+        text += ": expect the run to stall; give the tier more workers or a timeout on the call"
+    return text
 
 
 def _queue_state(model: Model, index: int) -> QueueState:
