@@ -153,11 +153,10 @@ def response_tail(
     step = times[1] - times[0] if len(times) > 1 else 0.0
     decay = math.exp(-rate * step)
     increments = np.diff(cdf, prepend=0.0)
-    convolved = np.empty_like(cdf)
-    running = 0.0
-    for i, mass in enumerate(increments):
-        running = running * decay + mass
-        convolved[i] = running
+    # y_i = decay y_(i-1) + increment_i: a first-order recursive filter, in C
+    from scipy.signal import lfilter
+
+    convolved = np.asarray(lfilter([1.0], [1.0, -decay], increments), dtype=float)
     return times, np.clip(survival + p_wait * convolved, 0.0, 1.0)
 
 
