@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import capsim
+from capsim.analysis.solve import solve_bottleneck
 from capsim.analysis.solve_collapse import _log_parents_pmf
 from capsim.model.types import Model
 
@@ -70,6 +71,8 @@ def test_solve_puts_the_pool_s_collapse_below_its_bound(tmp_path: Path) -> None:
         "saturation_rate": collapse["rate"],
         "offered_rate": 1000.0,
     }
+    # run's footer quotes the same saturation (it promised 3,200/s)
+    assert solve_bottleneck(pool(tmp_path, 1000)) == data["bottleneck"]
 
 
 def test_at_its_collapse_rate_the_pool_stalls_and_well_below_it_runs(tmp_path: Path) -> None:

@@ -1851,10 +1851,14 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     notes.extend([found["sentence"] for found in deadlocks] + collapse)
     collapsing = _mark_collapses(net, point, tiers_out, notes)
     deadlocked = any(found["within_run"] for found in deadlocks) or collapsing
-    for name in sorted(tiers_out, key=lambda n: tiers_out[n].get("collapse", {}).get("rate") or 0):
-        rate = tiers_out[name].get("collapse", {}).get("rate")
-        if rate is not None and rate < saturation:
-            bottleneck, saturation, by_rate_limit = name, rate, False
+    collapses = {
+        name: found
+        for name, found in _collapses(net, point).items()
+        if "collapse" in tiers_out[name]
+    }
+    bottleneck, saturation, by_rate_limit = _lowest_collapse(
+        collapses, (bottleneck, saturation, by_rate_limit)
+    )
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -1870,30 +1874,51 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     }
 
 
-def _mark_collapses(
-    net: _Network, point: _FixedPoint, tiers_out: dict[str, Any], notes: list[str]
-) -> bool:
-    """Each stable blocking tier that calls itself back gets a `collapse` entry: the expected
-    seconds until the parents of concurrent requests hold all its workers (solve_collapse.py)
-    at its offered visits, whether that is within the simulated run, and `rate`, the open rate
-    (mix as written) at which it is: its `max_rate` at most. A collapse within the run makes
-    the tier unstable. True when one does."""
+def _collapses(net: _Network, point: _FixedPoint) -> dict[str, tuple[int, float, float | None]]:
+    """Per stable blocking tier that calls itself back: (its workers, the expected seconds until
+    the parents of concurrent requests hold all of them at its offered visits, and the open
+    rate, mix as written, at which that is within the simulated run; solve_collapse.py)."""
     model = net.model
     seconds = run_seconds(model)
-    collapsing = False
+    found: dict[str, tuple[int, float, float | None]] = {}
     for risk in deadlock_risks(model):
-        entry = tiers_out.get(risk.tier)
         index = model.tier_index[risk.tier]
         groups = [st for _, st in point.stations[index] if st.arrival_rate > 0]
         visits = sum(st.arrival_rate for st in groups)
-        if entry is None or not entry["stable"] or visits <= 0:
+        if visits <= 0 or any(st.unstable_rho is not None for st in groups):
             continue
         held = sum(st.arrival_rate * st.holding_time for st in groups) / visits
-        chains = PoolChains(risk.return_probability, held * (1 - risk.return_probability),
-                            risk.workers)  # fmt: skip
-        expected = chains.seconds_to_collapse(visits)
+        q = risk.return_probability
+        chains = PoolChains(q, held * (1 - q), risk.workers)
         at = chains.collapse_rate(visits, seconds)
         rate = at * net.total_open / visits if at is not None and net.total_open > 0 else None
+        found[risk.tier] = (risk.workers, chains.seconds_to_collapse(visits), rate)
+    return found
+
+
+def _lowest_collapse(
+    collapses: dict[str, tuple[int, float, float | None]],
+    bound: tuple[str | None, float, bool],
+) -> tuple[str | None, float, bool]:
+    """The bottleneck and its saturation rate with the collapse rates counted in."""
+    for name, (_, _, rate) in sorted(collapses.items()):
+        if rate is not None and rate < bound[1]:
+            bound = (name, rate, False)
+    return bound
+
+
+def _mark_collapses(
+    net: _Network, point: _FixedPoint, tiers_out: dict[str, Any], notes: list[str]
+) -> bool:
+    """Each stable blocking tier that calls itself back gets a `collapse` entry (`_collapses`):
+    `expected_seconds`, `within_run` and `rate`, its `max_rate` at most. A collapse within the
+    run makes the tier unstable. True when one does."""
+    seconds = run_seconds(net.model)
+    collapsing = False
+    for name, (workers, expected, rate) in _collapses(net, point).items():
+        entry = tiers_out[name]
+        if not entry["stable"]:  # a lone request's deadlock within the run says it already
+            continue
         within = expected <= seconds
         entry["collapse"] = {
             "expected_seconds": _round(expected),
@@ -1906,7 +1931,7 @@ def _mark_collapses(
         if within:
             entry["stable"] = False
             collapsing = True
-        notes.append(_collapse_sentence(risk.tier, risk.workers, expected, rate, seconds))
+        notes.append(_collapse_sentence(name, workers, expected, rate, seconds))
     return collapsing
 
 
@@ -2029,6 +2054,10 @@ def solve_bottleneck(model: Model) -> dict[str, Any]:
     _, _, (tier, saturation, by_rate_limit) = _bounds(net, point)
     if unstable:
         raise _unstable_error(unstable[0], saturation)
+    # as solve does: a self-calling pool's collapse rate where it is lower
+    tier, saturation, by_rate_limit = _lowest_collapse(
+        _collapses(net, point), (tier, saturation, by_rate_limit)
+    )
     return _bottleneck_entry(net, point, tier, saturation, by_rate_limit)
 
 
