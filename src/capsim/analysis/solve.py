@@ -2169,8 +2169,11 @@ def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dic
     out: dict[str, Any] = {}
     for label, st in groups:
         workers = st.instances * tier.concurrency
-        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do.
+        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do;
+        # a full waiting room (a pool's `max_waiting`) turns its share away (M/M/c/K).
         served = st.arrival_rate / st.unstable_rho if st.unstable_rho else st.arrival_rate
+        if st.figures is not None:
+            served *= 1.0 - st.figures.p_block
         out[_GROUP_NAMES.get(label, label)] = {
             "offered_rate": st.arrival_rate,
             "workers": workers,
