@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import capsim
-from capsim.analysis.sizing import SizingError, size_tiers
+from capsim.analysis.sizing import size_tiers
 from capsim.analysis.sizing_groups import database_groups_to_size
 from capsim.model.types import Model
 
@@ -130,20 +128,27 @@ def test_a_saturated_replica_group_does_not_inflate_its_blocking_callers_start(
     assert answer["search"]["evaluations"] <= 6
 
 
-def test_when_both_groups_bind_size_stops_at_once_and_says_what_to_set(tmp_path: Path) -> None:
+def test_when_both_groups_bind_size_sizes_both_in_one_search(tmp_path: Path) -> None:
     """Half the queries write: at twice the load the one primary and the one replica are each
-    75% held against a 50% objective. One quantity is sized per tier (the primaries, on the
-    tie), and more primaries take no read off the replica, so the search grew them until it
-    stalled; now it stops before simulating anything and says what to --set."""
+    75% held against a 50% objective. One quantity was sized per tier (the primaries, on the
+    tie), and more primaries take no read off the replica: size stopped with exit 1 and said
+    what to --set. Both groups are now sized in the one search: 150 writes/s and 150 reads/s
+    of 10 ms need 2 primaries and 2 replicas of 2 cores (37.5% each)."""
     both_bind = WRITE_HEAVY.replace("read_ratio: 0.2", "read_ratio: 0.5").replace(
         "replicas: 2", "replicas: 1"
     )
-    with pytest.raises(SizingError) as stopped:
-        size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
-    message = str(stopped.value)
-    assert "tier db: both of its groups bind at this load" in message
-    assert "its 1 replica is 75.0% held" in message
-    assert "--set 'tiers.db.replicas=2'" in message
+    answer = size_tiers(model_of(tmp_path, both_bind), capsim_version=capsim.__version__, load=2.0)
+    db = answer["tiers"]["db"]
+    assert answer["verified"]
+    assert db["sized"] == "instances" and db["also_sized"]["sized"] == "replicas"
+    assert (db["instances"], db["replicas"]) == (2, 2)
+    assert (db["was"], db["also_sized"]["was"]) == (1, 1)
+    assert answer["overrides"]["tiers.db.instances"] == 2
+    assert answer["overrides"]["tiers.db.replicas"] == 2
+    # One fewer of either group fails the objective: the answer is minimal in both.
+    assert db["one_fewer"]["meets_slos"] is False
+    assert db["also_sized"]["one_fewer"]["meets_slos"] is False
+    assert any("db: both of its groups bind" in note for note in answer["notes"])
 
 
 def test_once_the_other_group_has_what_it_needs_the_binding_one_is_sized(

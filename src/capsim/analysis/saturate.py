@@ -985,9 +985,7 @@ def _lost_for_good(model: Model) -> dict[str, float]:
     return lost
 
 
-def _leave_out_lost_tiers(
-    tiers: dict[str, dict[str, Any]], model: Model, notes: list[str]
-) -> None:
+def _leave_out_lost_tiers(tiers: dict[str, dict[str, Any]], model: Model, notes: list[str]) -> None:
     """A tier lost to a fault for the rest of the run has no saturation rate: its share held
     comes from the few seconds before the loss (a lost region's API copy once got 609.5/s from
     20 s, against 775/s without the fault), and it serves nothing after. Not judged, with a

@@ -36,7 +36,12 @@ from capsim.analysis.points import (
     with_run_length,
 )
 from capsim.analysis.rate_limit_floor import RefusalFloor, refusal_floor
-from capsim.analysis.sizing_groups import database_groups_to_size, unsized_group_beyond
+from capsim.analysis.sizing_groups import (
+    GROUP_WORDS_OF,
+    both_groups_note,
+    database_groups_to_size,
+    unsized_group_beyond,
+)
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.analysis.solve import served_shares
 from capsim.engine.executors import Executor
@@ -149,7 +154,9 @@ def parse_redundancy(text: str) -> int:
 # ---- capacity on the model -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Dimension:
-    """One sized quantity: tier `tier` (an index), `of` between `low` and `high`."""
+    """One sized quantity: tier `tier` (an index), `of` between `low` and `high`; `name` keys
+    its value: the tier's name, or `<tier>.<group>` for the second group of a database whose
+    two groups both bind (`tier_name` is then the tier's; sizing_groups.py)."""
 
     tier: int
     name: str
@@ -157,6 +164,17 @@ class Dimension:
     low: int
     high: int
     unit_cost: float  # per hour, of one more unit
+    tier_name: str = ""
+
+    @property
+    def on_tier(self) -> str:
+        """The name of the tier this quantity sizes."""
+        return self.tier_name or self.name
+
+    @property
+    def second_group(self) -> bool:
+        """Whether this is a database's second sized group (its tier has another dimension)."""
+        return bool(self.tier_name)
 
     @property
     def loses_instances(self) -> bool:
@@ -511,7 +529,7 @@ class _Search:
         trial with the largest deficit reduction per unit of cost, among the tiers more of which
         can help (every such quantity at once when no single step helps)."""
         unstable = set(point.report.unstable_tiers)
-        overloaded = [d for d in open_dims if d.name in unstable]
+        overloaded = [d for d in open_dims if d.on_tier in unstable]
         if overloaded:
             # An overloaded tier must grow whatever else happens: no comparison needed.
             grown = {**values, **{d.name: _larger(values, d) for d in overloaded}}
@@ -615,7 +633,7 @@ class _Search:
         point = self.cache.get(key) or self._settled([key]).get(key)
         if point is None:
             return False
-        if dim.name in point.report.unstable_tiers:
+        if dim.on_tier in point.report.unstable_tiers:
             return True
         slos = [*point.model.slos, *self.extra]
         return any(
@@ -685,7 +703,7 @@ def _stalled_objectives(
     if len(moves) <= STALL_MOVES:
         return []
     now, then = moves[-1], moves[-1 - STALL_MOVES]
-    growing = {d.name for d in dims if values[d.name] < d.high}
+    growing = {d.on_tier for d in dims if values[d.name] < d.high}
     if any(name in growing for name in now.report.unstable_tiers):
         return []  # an overloaded sized tier still grows; its figures mean little yet
     before = {check.slo: check.observed for check in then.checks if not check.passed}
@@ -770,7 +788,7 @@ def _rate_limit_hint(point: Point) -> str:
 def _unsized_overload_hint(point: Point, dims: list[Dimension]) -> str:
     """The tiers `size` does not size that are overloaded at `point`: no sized capacity
     relieves them (a fixed third-party tier whose backlog fails every call to it)."""
-    sized = {d.name for d in dims}
+    sized = {d.on_tier for d in dims}
     hints = []
     for failure in point.report.data.get("overloaded") or []:
         name = failure.get("tier")
@@ -797,7 +815,7 @@ def _overloaded_at_most_hint(
     unstable = set(point.report.unstable_tiers)
     hints = []
     for dim in dims:
-        if dim.name not in unstable or values[dim.name] < dim.high:
+        if dim.on_tier not in unstable or values[dim.name] < dim.high:
             continue
         tier = model.tiers[dim.tier]
         at_partitions = (
@@ -891,7 +909,10 @@ def size_tiers(
         lambda d: _one_fewer(search, values, d, deciding, redundancy),
     )  # fmt: skip
     overrides = {
-        entry["path"]: entry[entry["sized"]] for entry in tiers_out.values() if entry["sized"]
+        part["path"]: part[part["sized"]]
+        for entry in tiers_out.values()
+        for part in (entry, entry.get("also_sized") or {})
+        if part.get("sized")
     }
     paid, paid_notes = paid_base_entries(model, dims, needed, answer, tiers_out)  # cost.py
     overrides.update(paid)
@@ -954,10 +975,15 @@ def _question(
         *partition_notes(target, dims),
         *(groups[d.name].note for d in dims if d.name in groups),
     ]
+    dims, both = _both_groups_where_they_bind(target, dims, groups, _load_limits(model), headroom)
+    notes = [n for n in notes if not any(n == groups[name].note for name in both)]
+    notes += [both_groups_note(target.tier(name), groups[name]) for name in both]
     limit = _load_limits(model)
     extra: list[Slo] = []
     if headroom:
         for dim in dims:
+            if dim.second_group:
+                continue  # the tier's headroom is judged on its busiest group once
             extra.append(
                 Slo(
                     text=f"{dim.name} occupancy <= {format_ratio(1 - headroom)} "
@@ -968,28 +994,48 @@ def _question(
                 )
             )
             limit[dim.name] = min(limit.get(dim.name, 1.0), 1.0 - headroom)
-    _stop_if_a_group_is_left_beyond(target, dims, groups, limit)
     return _Question(target, dims, extra, limit, autoscaled, notes)
 
 
-def _stop_if_a_group_is_left_beyond(
-    target: Model, dims: list[Dimension], groups: dict[str, Any], limit: dict[str, float]
-) -> None:
-    """SizingError (exit 1), before anything is simulated, when a database's group that is not
-    sized is already beyond its objectives at the sizing load (sizing_groups.py): growing the
-    other group cannot meet them, and a search would grow it until it stalled."""
-    reasons = [
-        reason
-        for dim in dims
-        if dim.name in groups
-        and (
-            reason := unsized_group_beyond(
-                target.tiers[dim.tier], groups[dim.name], limit.get(dim.name, 1.0)
+def _both_groups_where_they_bind(
+    target: Model,
+    dims: list[Dimension],
+    groups: dict[str, Any],
+    limit: dict[str, float],
+    headroom: float | None,
+) -> tuple[list[Dimension], list[str]]:
+    """`dims` with a second dimension for each database whose group not sized is already beyond
+    its objectives and the headroom at the sizing load (sizing_groups.py): more of the sized
+    group takes no work off it, so both groups are sized in the one search (`<tier>.replicas`
+    or `<tier>.primaries` beside the tier's own). A tier with a reserved or spot price still
+    stops at once (SizingError, exit 1): its price counts both groups' units together."""
+    added: list[Dimension] = []
+    both: list[str] = []
+    reasons: list[str] = []
+    for dim in dims:
+        if dim.name not in groups:
+            continue
+        tier = target.tiers[dim.tier]
+        allowed = min(limit.get(dim.name, 1.0), 1.0 - headroom if headroom else 1.0)
+        reason = unsized_group_beyond(tier, groups[dim.name], allowed)
+        if reason is None:
+            continue
+        pricing = tier.pricing
+        if pricing is not None and (pricing.reserved or pricing.spot_discount is not None):
+            reasons.append(reason)
+            continue
+        of = groups[dim.name].other_of
+        low = 0 if of == "replicas" else 1
+        added.append(
+            Dimension(
+                dim.tier, f"{dim.name}.{GROUP_WORDS_OF[of]}", of, low, max(low, dim.high),
+                marginal_price(tier), tier_name=dim.name,
             )
-        )
-    ]
+        )  # fmt: skip
+        both.append(dim.name)
     if reasons:
         raise SizingError("; ".join(reasons) + ".")
+    return [*dims, *added], both
 
 
 def _scalers(model: Model) -> dict[str, Autoscale | ConsumerScaling]:
@@ -1091,7 +1137,11 @@ def _starting_point(
         key = tuple(values[d.name] for d in question.dims)
         if key not in verdicts:
             sized = apply_capacity(question.target, values, question.dims)
-            verdicts[key] = judge(sized, slos, capsim_version)
+            verdict = judge(sized, slos, capsim_version)
+            if verdict is not None and verdict.grow:  # a tier's every sized quantity grows
+                grow = {d.name for d in question.dims if d.on_tier in verdict.grow}
+                verdict = replace(verdict, grow=frozenset(verdict.grow | grow))
+            verdicts[key] = verdict
         return verdicts[key]
 
     quantities = [Quantity(d.name, d.low, d.high, d.unit_cost) for d in question.dims]
@@ -1187,7 +1237,8 @@ def _tiers_output(
 ) -> dict[str, Any]:
     """Per tier of the answer: the sized quantity (value, was, path, evidence of minimality),
     utilization and occupancy at the answer, and its cost per hour."""
-    by_name = {d.name: d for d in question.dims}
+    by_name = {d.name: d for d in question.dims if not d.second_group}
+    second = {d.on_tier: d for d in question.dims if d.second_group}
     tiers_out: dict[str, Any] = {}
     for tier in sized.tiers:
         if tier.synthetic:
@@ -1202,6 +1253,12 @@ def _tiers_output(
         if sized_dim is not None:
             entry.update(_sized_entry(model.tiers[tier.index], tier, sized_dim, question))
             entry["one_fewer"] = one_fewer(sized_dim)
+        other = second.get(tier.name)
+        if other is not None:  # a database whose two groups bind: its second group, sized too
+            entry["also_sized"] = {
+                **_sized_entry(model.tiers[tier.index], tier, other, question),
+                "one_fewer": one_fewer(other),
+            }
         if tier.name in question.autoscaled:
             entry["autoscale"] = "evaluated at autoscale.max"
         measured = intact.report.data["tiers"].get(tier.name, {})

@@ -22,6 +22,8 @@ from capsim.model.types import Model, Tier
 #: The sized quantity that adds servers to each group of a database.
 QUANTITY_OF_GROUP = {"primary": "instances", "replicas": "replicas"}
 GROUP_WORDS = {"primary": "primaries", "replicas": "replicas"}
+#: The group a sized quantity adds servers to, in words (a second dimension's name).
+GROUP_WORDS_OF = {"instances": "primaries", "replicas": "replicas"}
 
 
 @dataclass(frozen=True)
@@ -117,4 +119,17 @@ def unsized_group_beyond(tier: Tier, choice: GroupChoice, limit: float) -> str |
         f"off them. Give the {other_words} what they need and size again: --set "
         f"'tiers.{written}.{choice.other_of}={needed}' (about "
         f"{choice.other_held * choice.other_count / needed:.0%} held by the same estimate)"
+    )
+
+
+def both_groups_note(tier: Tier, choice: GroupChoice) -> str:
+    """The note of a database sized by both its groups in one search."""
+    sized = "replicas" if choice.of == "replicas" else "primaries"
+    other = "replicas" if choice.other_of == "replicas" else "primaries"
+    return (
+        f"tier {tier.name}: both of its groups bind at this load (its {other} "
+        f"{choice.other_held:.1%} held at {choice.other_count} by the analytic estimate, beside "
+        f"its busier {sized}), and more of one takes no work off the other (writes stay on the "
+        f"primaries, reads on the replicas): both are sized in the one search, its "
+        f"{choice.of} and its {choice.other_of} (in the search's progress: {tier.name}.{other})"
     )

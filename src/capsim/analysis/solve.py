@@ -17,8 +17,16 @@ import numpy as np
 from capsim.analysis import formulas
 from capsim.analysis.busiest_group import busiest_group
 from capsim.analysis.cost import spot_notes
-from capsim.analysis.deadlock import mark_deadlocks
+from capsim.analysis.deadlock import deadlock_risks, mark_deadlocks, run_seconds
 from capsim.analysis.load_peaks import open_rates_at_tier_peaks, peak_open_rate
+from capsim.analysis.solve_attempts import (
+    CallAttempts,
+    attempt_sites,
+    call_attempts,
+    response_tail,
+    steady_errors,
+)
+from capsim.analysis.solve_collapse import PoolChains
 from capsim.analysis.solve_faults import fault_notes, judge_after_faults, step_callees
 from capsim.analysis.solve_keda import (
     QueueState,
@@ -41,6 +49,7 @@ from capsim.model.types import (
     TrafficClass,
 )
 from capsim.model.visits import expected_visits, per_message
+from capsim.units import format_duration
 
 
 class UnstableModelError(CapsimError):
@@ -85,7 +94,10 @@ class StationResult:
 
 
 def _mean_response(
-    model: Model, k: int, tier_response: np.ndarray
+    model: Model,
+    k: int,
+    tier_response: np.ndarray,
+    attempts: Attempts | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Per tier: (mean response seen by a caller, mean time spent in calls), for class k.
 
@@ -104,16 +116,42 @@ def _mean_response(
     for _ in range(10_000):
         previous = response.copy()
         for tier in order:
-            calls_time[tier.index] = _calls_time(model, tier.work[k].calls, response)
+            calls_time[tier.index] = _calls_time(
+                model, tier.work[k].calls, response, _of_class(attempts, k)
+            )
             response[tier.index] = tier_response[tier.index] + calls_time[tier.index]
         if np.allclose(response, previous, rtol=1e-12, atol=1e-15):
             break
     return response, calls_time, approximate
 
 
-def _calls_time(model: Model, calls: tuple[Step, ...], response: np.ndarray) -> float:
+#: Per (class, call) site, its attempts (`solve_attempts.CallAttempts`).
+Attempts = dict[tuple[int, Call], CallAttempts]
+
+
+def _of_class(attempts: Attempts | None, k: int) -> dict[Call, CallAttempts]:
+    """The call sites of class k among `attempts`, by call."""
+    return {call: found for (c, call), found in (attempts or {}).items() if c == k}
+
+
+def _attempted(found: CallAttempts | None, response: float, rtt: float) -> float:
+    """Mean time of one call to a callee answering in `response`: each attempt waits for the
+    admitted share's response, cut at the timeout (`held`), plus the round trip; the retries'
+    backoff between them (`solve_attempts`)."""
+    if found is None:
+        return response + rtt
+    return found.attempts * (found.admitted * found.held * response + rtt) + found.backoff
+
+
+def _calls_time(
+    model: Model,
+    calls: tuple[Step, ...],
+    response: np.ndarray,
+    attempts: dict[Call, CallAttempts] | None = None,
+) -> float:
     """Mean time in `calls` when tier i answers a caller in `response[i]` (its wait, work and
-    calls); a parallel group counts its slowest branch's mean."""
+    calls), each call site with `attempts` counting them; a parallel group counts its slowest
+    branch's mean."""
 
     def step_time(step: Step) -> float:
         if isinstance(step, Call):
@@ -122,7 +160,12 @@ def _calls_time(model: Model, calls: tuple[Step, ...], response: np.ndarray) -> 
             if callee.is_async:
                 publish = callee.publish_time.mean if callee.publish_time is not None else 0.0
                 return step.probability * step.repeat * (publish + step.network_delay)
-            return step.probability * step.repeat * (response[step.tier] + step.network_delay)
+            found = (attempts or {}).get(step)
+            return (
+                step.probability
+                * step.repeat
+                * _attempted(found, float(response[step.tier]), step.network_delay)
+            )
         if isinstance(step, OneOf):
             delays = step.network_delays or (0.0,) * len(step.options)
             return sum(
@@ -154,16 +197,24 @@ def _pool_waiting_room(tier: Tier, servers: int, instances: int) -> int | None:
 
 
 def _service_mix(
-    rates: np.ndarray, work_means: np.ndarray, work_second: np.ndarray, holding: np.ndarray
+    rates: np.ndarray,
+    work_means: np.ndarray,
+    work_second: np.ndarray,
+    holding: np.ndarray,
+    holding_second: np.ndarray | None = None,
 ) -> tuple[float, float, float, bool]:
     """The station's service as the traffic mixes it: mean work, mean holding time, squared
     coefficient of variation of service, and whether blocking workers hold beyond their work
-    (then the service is the holding time, taken as exponential: scv 1)."""
+    (then the service is the holding time, with the second moment `holding_second` of its
+    parts: `_holding_seconds`; without it, taken as exponential: scv 1)."""
     share = rates / float(rates.sum())
     work = float(share @ work_means)
     hold = float(share @ holding)
     if hold > work * (1 + 1e-12):
-        return work, hold, 1.0, True
+        if holding_second is None:
+            return work, hold, 1.0, True
+        scv = max(float(share @ holding_second) / (hold * hold) - 1.0, 0.0)
+        return work, hold, 1.0 if abs(scv - 1.0) < 1e-9 else scv, True
     second = float(share @ work_second)
     scv = second / (work * work) - 1.0 if work > 0 else 0.0
     if abs(scv - 1.0) < 1e-9:
@@ -273,6 +324,7 @@ def _station(
     holding: np.ndarray,
     instances: int,
     capacity_cap: int | None,
+    holding_second: np.ndarray | None = None,
 ) -> StationResult:
     """Solve `instances` identical servers of `tier` receiving `rates[k]` per class in total."""
     total = float(rates.sum())
@@ -285,10 +337,17 @@ def _station(
         return StationResult(
             arrival_rate=0.0, instances=instances, figures=None, holding_time=0.0, work_time=0.0
         )
-    work, hold, scv, blocking_holds = _service_mix(rates, work_means, work_second, holding)
+    work, hold, scv, blocking_holds = _service_mix(
+        rates, work_means, work_second, holding, holding_second
+    )
     notes: list[str] = []
     if blocking_holds:
-        notes.append("blocking workers: service is the holding time (work + calls), as exponential")
+        notes.append(
+            "blocking workers: service is the holding time (work + calls), its variance the sum "
+            "of its parts' (work, waits and calls taken as independent)"
+            if holding_second is not None
+            else "blocking workers: service is the holding time (work + calls), as exponential"
+        )
     if per_message(tier) > 1:
         notes.append(
             f"batch consumers: a message costs 1/{per_message(tier)} of a batch's work and calls "
@@ -597,6 +656,13 @@ class _Network:
     passing: np.ndarray
     # [class, tier] visits as if no rate limit refused anything: the tiers' bounds (`max_rate`)
     unlimited_visits: np.ndarray
+    # per (class, call) site with a timeout, retries or a callee with steady errors: its
+    # attempts at the last pass's waits (`_with_attempts`)
+    attempts: Attempts = field(default_factory=dict)
+    # [tier] the share of its finished work a fault lasting the whole run answers with an error
+    errors: dict[int, float] = field(default_factory=dict)
+    # [class, tier] the variance of each tier's answer time at the last sweep
+    spread: np.ndarray | None = None
 
     @property
     def closed(self) -> list[TrafficClass]:
@@ -702,6 +768,7 @@ def _network(model: Model) -> _Network:
         own_visits=expected_visits(model, synchronous=True),
         passing=passing,
         unlimited_visits=unlimited if shares else visits,
+        errors=steady_errors(model),
     )
 
 
@@ -713,9 +780,14 @@ def _solve_stations(
 
 
 def _solve_tier(
-    net: _Network, tier: Tier, rates: np.ndarray, holding: np.ndarray
+    net: _Network,
+    tier: Tier,
+    rates: np.ndarray,
+    holding: np.ndarray,
+    holding_second: np.ndarray | None = None,
 ) -> list[tuple[str, StationResult]]:
-    """One tier's station groups, solved at `rates` [class, tier] with `holding` [tier, class]."""
+    """One tier's station groups, solved at `rates` [class, tier] with `holding` [tier, class]
+    (and its second moment `holding_second`, [tier, class], where known)."""
     cap = tier.pool.size if tier.pool is not None else None
     if tier.kind == "database" and tier.replicas > 0:
         n_classes = len(net.model.classes)
@@ -728,7 +800,19 @@ def _solve_tier(
         groups = [("instances", rates[:, tier.index], _partition_fifos(tier) or tier.servers)]
     i = tier.index
     return [
-        (label, _station(tier, r, net.means[i], net.seconds[i], holding[i], count, cap))
+        (
+            label,
+            _station(
+                tier,
+                r,
+                net.means[i],
+                net.seconds[i],
+                holding[i],
+                count,
+                cap,
+                None if holding_second is None else holding_second[i],
+            ),
+        )
         for label, r, count in groups
     ]
 
@@ -775,24 +859,125 @@ def _sweep_stations(
     chain of blocking calls (a chain of 1,000 such tiers: 1,000 passes over 1,000 tiers)."""
     model = net.model
     n_classes = len(model.classes)
-    answered = _answer_times(model, per_class_response)  # [class, tier] wait + work + calls
+    # [class, tier] wait + work + calls
+    answered = _answer_times(model, per_class_response, net.attempts)
+    # [class, tier] its variance; a tier not yet solved this pass (inside a loop of calls) is
+    # taken as exponential until it is
+    spread = answered**2
     holding = np.zeros((len(model.tiers), n_classes))
+    holding_second = np.zeros((len(model.tiers), n_classes))
+    work_var = np.maximum(net.seconds - net.means**2, 0.0)  # [tier, class]
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     for i in order:
         tier = model.tiers[i]
-        calls = np.array(
-            [_calls_time(model, tier.work[k].calls, answered[k]) for k in range(n_classes)]
-        )
-        holding[i] = net.means[i] + (calls / per_message(tier) if tier.blocking else 0.0)
-        stations[i] = _solve_tier(net, tier, rates, holding)
+        moments = [
+            _calls_moments(
+                model, tier.work[k].calls, answered[k], spread[k], _of_class(net.attempts, k)
+            )
+            for k in range(n_classes)
+        ]
+        calls = np.array([mean for mean, _ in moments])
+        calls_var = np.array([var for _, var in moments])
+        scale = per_message(tier)
+        holding[i] = net.means[i] + (calls / scale if tier.blocking else 0.0)
+        held_var = work_var[i] + (calls_var / scale**2 if tier.blocking else 0.0)
+        holding_second[i] = held_var + holding[i] ** 2
+        stations[i] = _solve_tier(net, tier, rates, holding, holding_second)
         answered[:, i] = _tier_response(net, tier, stations[i]) + calls
+        spread[:, i] = _wait_second(tier, stations[i]) + work_var[i] + calls_var
+    net.spread = spread
     return holding, stations
 
 
-def _answer_times(model: Model, per_class_response: np.ndarray) -> np.ndarray:
+def _wait_second(tier: Tier, groups: list[tuple[str, StationResult]]) -> np.ndarray:
+    """[class] the variance of the wait at a tier (a database mixes its groups by read ratio),
+    each group's wait an atom at zero and an exponential tail with its mean and P(wait): exact
+    for M/M/c and E_N/M/1, the approximation the other formulas' percentiles make."""
+    seconds = [_station_wait_second(st) for _, st in groups]
+    means = [st.figures.mean_wait if st.figures is not None else 0.0 for _, st in groups]
+    out = np.zeros(len(tier.work))
+    for k, work in enumerate(tier.work):
+        weights = [1 - work.read_ratio, work.read_ratio] if len(groups) == 2 else [1.0]
+        second = sum(w * m2 for w, m2 in zip(weights, seconds, strict=True))
+        mean = sum(w * m for w, m in zip(weights, means, strict=True))
+        out[k] = max(second - mean * mean, 0.0)
+    return out
+
+
+def _station_wait_second(station: StationResult) -> float:
+    """E[W^2] of a station's wait: 2 mean^2 / P(wait) (an atom and an exponential tail)."""
+    figures = station.figures
+    if figures is None or figures.mean_wait <= 0 or figures.p_wait <= 0:
+        return 0.0
+    return 2.0 * figures.mean_wait**2 / figures.p_wait
+
+
+def _calls_moments(
+    model: Model,
+    calls: tuple[Step, ...],
+    response: np.ndarray,
+    spread: np.ndarray,
+    attempts: dict[Call, CallAttempts] | None = None,
+) -> tuple[float, float]:
+    """(mean, variance) of the time in `calls` when tier i answers a caller in `response[i]`
+    on average with variance `spread[i]`: the steps one after another, independent; a call
+    made with probability p, r times in a row, has mean p r m and second moment
+    p (r v + r^2 m^2); a choice mixes its options; a parallel group counts its slowest
+    branch's (by the mean, as `_calls_time` does). A call site with `attempts` takes the mean
+    of `_attempted` and the variance of its attempts, each cut at the timeout (`held`)."""
+
+    def call_moments(tier: int, rtt: float, found: CallAttempts | None) -> tuple[float, float]:
+        callee = model.tiers[tier]
+        if callee.is_async:
+            publish = callee.publish_time
+            mean = publish.mean if publish is not None else 0.0
+            var = publish.moment(2) - mean * mean if publish is not None else 0.0
+            return mean + rtt, max(var, 0.0)
+        if found is not None:
+            cut = found.admitted * found.held
+            return (
+                _attempted(found, float(response[tier]), rtt),
+                found.attempts * cut * cut * float(spread[tier]),
+            )
+        return float(response[tier]) + rtt, float(spread[tier])
+
+    def step_moments(step: Step) -> tuple[float, float]:
+        """(mean, second moment) of one step's time."""
+        if isinstance(step, Call):
+            found = (attempts or {}).get(step)
+            mean, var = call_moments(step.tier, step.network_delay, found)
+            p, r = step.probability, step.repeat
+            return p * r * mean, p * (r * var + (r * mean) ** 2)
+        if isinstance(step, OneOf):
+            delays = step.network_delays or (0.0,) * len(step.options)
+            parts = [
+                (p, call_moments(t, rtt, None))
+                for (t, p), rtt in zip(step.options, delays, strict=True)
+            ]
+            return (
+                sum(p * m for p, (m, _) in parts),
+                sum(p * (v + m * m) for p, (m, v) in parts),
+            )
+        assert isinstance(step, Parallel)
+        return max((step_moments(b) for b in step.branches), default=(0.0, 0.0))
+
+    total_mean = total_var = 0.0
+    for step in calls:
+        mean, second = step_moments(step)
+        total_mean += mean
+        total_var += max(second - mean * mean, 0.0)
+    return total_mean, total_var
+
+
+def _answer_times(
+    model: Model, per_class_response: np.ndarray, attempts: Attempts | None = None
+) -> np.ndarray:
     """[class, tier]: the time tier i takes to answer a caller (wait, work and calls)."""
     return np.array(
-        [_mean_response(model, k, per_class_response[k])[0] for k in range(len(model.classes))]
+        [
+            _mean_response(model, k, per_class_response[k], attempts)[0]
+            for k in range(len(model.classes))
+        ]
     )
 
 
@@ -897,7 +1082,7 @@ def _closed_loop(
             answered = new
             if settled:
                 break
-        total, _, _ = _mean_response(net.model, k, answered[k])
+        total, _, _ = _mean_response(net.model, k, answered[k], net.attempts)
         return float(total[traffic.entry]), hold
 
     throughput = _loop_throughput(users, think, lambda x: response(x)[0], _loop_ceiling(net, k))
@@ -953,6 +1138,7 @@ def _fixed_point(net: _Network) -> _FixedPoint:
     stations: dict[int, list[tuple[str, StationResult]]] = {}
     holding = np.zeros((len(model.tiers), len(model.classes)))
     retried = _retried_callees(model)
+    sites = attempt_sites(model)
     order = _all_callees_first(model)
     for _iteration in range(200):
         if closed and any(t.rate_limit is not None for t in model.tiers):
@@ -961,7 +1147,9 @@ def _fixed_point(net: _Network) -> _FixedPoint:
         rates = (net.at_peak + closed_rate[:, None]) * net.visits * net.passing[None, :]
         holding, stations, new_response = _settled_sweep(net, rates, per_class_response, order)
         settled = np.allclose(new_response, per_class_response, rtol=1e-9, atol=1e-15)
-        if retried and _with_retried_attempts(net, stations, retried):
+        if (retried or sites) and _with_retried_attempts(
+            net, stations, retried, sites, new_response
+        ):
             settled = False
         per_class_response = new_response
         if not closed:
@@ -1021,16 +1209,104 @@ def _attempt_loss(groups: list[tuple[str, StationResult]]) -> float:
 
 
 def _with_retried_attempts(
-    net: _Network, stations: dict[int, list[tuple[str, StationResult]]], retried: set[int]
+    net: _Network,
+    stations: dict[int, list[tuple[str, StationResult]]],
+    retried: set[int],
+    sites: list[tuple[int, Call]],
+    responses: np.ndarray,
 ) -> bool:
     """The visits with every retried call's expected attempts at its callee's loss now (an
-    attempt turned away by a full waiting room is retried, docs/cli.md); True when they moved."""
+    attempt turned away by a full waiting room, answered with an error or timed out is retried,
+    docs/cli.md), and each call site's attempts (`net.attempts`); True when they moved."""
     loss = {i: _attempt_loss(stations[i]) for i in retried}
-    shares = {i: float(share) for i, share in enumerate(net.passing) if share < 1.0}
-    visits = expected_visits(net.model, passing=shares, retry_loss=loss)
-    moved = not np.allclose(visits, net.visits, rtol=1e-10, atol=1e-15)
+    table = _call_sites_attempts(net, stations, responses, sites)
+    # A tier answering with an error makes no calls for that attempt (its work is done first).
+    shares = {
+        i: float(share) * (1.0 - net.errors.get(i, 0.0))
+        for i, share in enumerate(net.passing)
+        if share < 1.0 or net.errors.get(i, 0.0) > 0
+    }
+    visits = expected_visits(
+        net.model,
+        passing=shares,
+        retry_loss=loss,
+        call_failing={site: found.failing for site, found in table.items()},
+    )
+    moved = not np.allclose(visits, net.visits, rtol=1e-10, atol=1e-15) or any(
+        site not in net.attempts
+        or not math.isclose(
+            found.attempts * found.held,
+            net.attempts[site].attempts * net.attempts[site].held,
+            rel_tol=1e-9,
+            abs_tol=1e-15,
+        )
+        for site, found in table.items()
+    )
     net.visits = visits
+    net.attempts = table
     return moved
+
+
+def _call_sites_attempts(
+    net: _Network,
+    stations: dict[int, list[tuple[str, StationResult]]],
+    responses: np.ndarray,
+    sites: list[tuple[int, Call]],
+) -> Attempts:
+    """Each call site's attempts at the callee's refusals, steady errors and response time
+    (its tail on [0, timeout]: `_answer_tail`) now."""
+    model = net.model
+    answered = _answer_times(model, responses, net.attempts)
+    spread = net.spread if net.spread is not None else answered**2
+    table: Attempts = {}
+    for k, call in sites:
+        j = call.tier
+        tail = None
+        if call.timeout is not None:
+            tail = _answer_tail(net, stations[j], k, j, answered, spread, call)
+        table[k, call] = call_attempts(
+            call,
+            _attempt_loss(stations[j]),
+            net.errors.get(j, 0.0),
+            tail,
+            float(answered[k, j]),
+        )
+    return table
+
+
+def _answer_tail(
+    net: _Network,
+    groups: list[tuple[str, StationResult]],
+    k: int,
+    j: int,
+    answered: np.ndarray,
+    spread: np.ndarray,
+    call: Call,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(times, P(R > t)) of tier j's answer to class k on [0, timeout - round trip]: its wait
+    (groups mixed by read ratio), then its own work's distribution where it makes no calls, else
+    a gamma fit of work + calls."""
+    model = net.model
+    tier = model.tiers[j]
+    work = tier.work[k]
+    weights = [1 - work.read_ratio, work.read_ratio] if len(groups) == 2 else [1.0]
+    p_wait = mean_wait = 0.0
+    for w, (_, st) in zip(weights, groups, strict=True):
+        if st.figures is not None:
+            p_wait += w * st.figures.p_wait
+            mean_wait += w * st.figures.mean_wait
+    after = float(answered[k, j]) - mean_wait
+    after_var = max(float(spread[k, j]) - _wait_second(tier, groups)[k], 0.0)
+    leaf = not work.calls and per_message(tier) == 1
+    assert call.timeout is not None
+    return response_tail(
+        max(call.timeout - call.network_delay, 0.0),
+        p_wait,
+        mean_wait,
+        work.service_time if leaf else None,
+        max(after, 0.0),
+        after_var,
+    )
 
 
 def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
@@ -1048,6 +1324,52 @@ def _call_loss(model: Model, k: int, callee: int, attempt_loss: float) -> float:
     if not retries or min(retries) == 0:
         return attempt_loss
     return float(attempt_loss ** (1 + min(retries)))
+
+
+def _retry_storm_notes(net: _Network, point: _FixedPoint) -> list[str]:
+    """A sentence per tier that calls with a timeout and retries could keep overloaded: were
+    every attempt to time out (a burst, a slow spell), each call would make all its attempts;
+    where that is more work than the tier's workers do, the storm sustains itself (metastable,
+    docs/dynamic.md), and solve's figures are the state without it."""
+    model = net.model
+    storm = {
+        site: 1.0
+        for site in net.attempts
+        if site[1].timeout is not None and site[1].retry is not None
+    }
+    if not storm:
+        return []
+    visits = expected_visits(model, call_failing=storm)
+    rates = (net.at_peak + point.closed_rate[:, None]) * visits
+    notes = []
+    for tier in sorted({model.tiers[call.tier] for _, call in storm}, key=lambda t: t.index):
+        work = float(rates[:, tier.index] @ net.means[tier.index])
+        if work >= tier.usable_workers:
+            now = sum(st.arrival_rate for _, st in point.stations[tier.index])
+            notes.append(
+                f"{tier.name}: were its callers' attempts to time out (a burst, a slow spell), "
+                f"their retries would offer it {float(rates[:, tier.index].sum()):,.1f}/s "
+                f"(now {now:,.1f}/s), {work / tier.usable_workers:.2f} times what its workers "
+                "do: a retry storm that sustains itself once started (metastable); these "
+                "figures are the state without it. A retry budget or fewer retries bound it"
+            )
+    return notes
+
+
+def _visit_failure(net: _Network, point: _FixedPoint, k: int, tier: Tier) -> float:
+    """The share of class k's visits to `tier` that fail: where calls to it have timeouts,
+    retries or meet its steady errors, their calls' failure (every attempt failed, weighted by
+    the calls each site makes); else its refusals (`_call_loss`) and its steady errors."""
+    sites = [
+        (call.probability * call.repeat, found)
+        for (c, call), found in net.attempts.items()
+        if c == k and call.tier == tier.index
+    ]
+    weight = sum(w for w, _ in sites)
+    if weight > 0:
+        return sum(w * found.call_failure for w, found in sites) / weight
+    refused = _call_loss(net.model, k, tier.index, _loss(tier, point.stations[tier.index], k))
+    return 1.0 - (1.0 - refused) * (1.0 - net.errors.get(tier.index, 0.0))
 
 
 def _steps(calls: tuple[Step, ...]) -> list[Step]:
@@ -1216,7 +1538,9 @@ def _class_latency(
     only, one station); whether a parallel group made it approximate, whether only the entry
     is visited, and the entry station's figures."""
     model, k = net.model, traffic.index
-    response, _, parallel_approx = _mean_response(model, k, point.per_class_response[k])
+    response, _, parallel_approx = _mean_response(
+        model, k, point.per_class_response[k], net.attempts
+    )
     # Clients served from another region add their round trip to every request.
     latency: dict[str, float | None] = {
         "mean": float(response[traffic.entry]) + traffic.network_delay
@@ -1268,9 +1592,7 @@ def _class_figures(
     # Losses along the path (independent per visit); exact when one tier turns work away.
     own = net.own_visits[k]
     losses = {
-        t.index: 1.0
-        - (1.0 - _call_loss(model, k, t.index, _loss(t, point.stations[t.index], k)))
-        * net.passing[t.index]
+        t.index: 1.0 - (1.0 - _visit_failure(net, point, k, t)) * net.passing[t.index]
         for t in model.tiers
         if own[t.index] > 0
     }
@@ -1525,9 +1847,19 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         lambda survivors: solve(survivors, capsim_version=capsim_version, mark_overload=True),
     )
     notes.extend(fault_notes(model))
+    notes.extend(_retry_storm_notes(net, point))
     deadlocks, collapse = mark_deadlocks(model, tiers_out)  # blocking tiers calling themselves
     notes.extend([found["sentence"] for found in deadlocks] + collapse)
-    deadlocked = any(found["within_run"] for found in deadlocks)
+    collapsing = _mark_collapses(net, point, tiers_out, notes)
+    deadlocked = any(found["within_run"] for found in deadlocks) or collapsing
+    collapses = {
+        name: found
+        for name, found in _collapses(net, point).items()
+        if "collapse" in tiers_out[name]
+    }
+    bottleneck, saturation, by_rate_limit = _lowest_collapse(
+        collapses, (bottleneck, saturation, by_rate_limit)
+    )
     return {
         "capsim_version": capsim_version,
         "scenario": model.name,
@@ -1541,6 +1873,92 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         "deadlocks": deadlocks,
         "notes": notes,
     }
+
+
+def _collapses(net: _Network, point: _FixedPoint) -> dict[str, tuple[int, float, float | None]]:
+    """Per stable blocking tier that calls itself back: (its workers, the expected seconds until
+    the parents of concurrent requests hold all of them at its offered visits, and the open
+    rate, mix as written, at which that is within the simulated run; solve_collapse.py)."""
+    model = net.model
+    seconds = run_seconds(model)
+    found: dict[str, tuple[int, float, float | None]] = {}
+    for risk in deadlock_risks(model):
+        index = model.tier_index[risk.tier]
+        groups = [st for _, st in point.stations[index] if st.arrival_rate > 0]
+        visits = sum(st.arrival_rate for st in groups)
+        if visits <= 0 or any(st.unstable_rho is not None for st in groups):
+            continue
+        held = sum(st.arrival_rate * st.holding_time for st in groups) / visits
+        q = risk.return_probability
+        chains = PoolChains(q, held * (1 - q), risk.workers)
+        at = chains.collapse_rate(visits, seconds)
+        rate = at * net.total_open / visits if at is not None and net.total_open > 0 else None
+        found[risk.tier] = (risk.workers, chains.seconds_to_collapse(visits), rate)
+    return found
+
+
+def _lowest_collapse(
+    collapses: dict[str, tuple[int, float, float | None]],
+    bound: tuple[str | None, float, bool],
+) -> tuple[str | None, float, bool]:
+    """The bottleneck and its saturation rate with the collapse rates counted in."""
+    for name, (_, _, rate) in sorted(collapses.items()):
+        if rate is not None and rate < bound[1]:
+            bound = (name, rate, False)
+    return bound
+
+
+def _mark_collapses(
+    net: _Network, point: _FixedPoint, tiers_out: dict[str, Any], notes: list[str]
+) -> bool:
+    """Each stable blocking tier that calls itself back gets a `collapse` entry (`_collapses`):
+    `expected_seconds`, `within_run` and `rate`, its `max_rate` at most. A collapse within the
+    run makes the tier unstable. True when one does."""
+    seconds = run_seconds(net.model)
+    collapsing = False
+    for name, (workers, expected, rate) in _collapses(net, point).items():
+        entry = tiers_out[name]
+        if not entry["stable"]:  # a lone request's deadlock within the run says it already
+            continue
+        within = expected <= seconds
+        entry["collapse"] = {
+            "expected_seconds": _round(expected),
+            "within_run": within,
+            "rate": _round(rate),
+        }
+        if rate is not None and (entry["max_rate"] is None or rate < entry["max_rate"]):
+            entry["max_rate"] = rate
+        entry["method"]["exact"] = False
+        if within:
+            entry["stable"] = False
+            collapsing = True
+        notes.append(_collapse_sentence(name, workers, expected, rate, seconds))
+    return collapsing
+
+
+_TEN_YEARS = 10 * 365 * 86400.0
+
+
+def _collapse_sentence(
+    tier: str, workers: int, expected: float, rate: float | None, seconds: float
+) -> str:
+    when = (
+        "less than once in ten years at this load"
+        if expected > _TEN_YEARS
+        else f"once in about {format_duration(expected)} at this load"
+    )
+    text = (
+        f"{tier}: the parents of concurrent requests (visits holding a worker while their call "
+        f"back waits) hold all {workers} workers {when} (an upper bound: solve_collapse)"
+    )
+    if rate is not None:
+        text += (
+            f"; within the {format_duration(seconds)} simulated from about {rate:,.1f} req/s "
+            "(its collapse rate, an upper bound of where the pool deadlocks)"
+        )
+    if expected <= seconds:
+        text += ": expect the run to stall; give the tier more workers or a timeout on the call"
+    return text
 
 
 def _queue_state(model: Model, index: int) -> QueueState:
@@ -1637,6 +2055,10 @@ def solve_bottleneck(model: Model) -> dict[str, Any]:
     _, _, (tier, saturation, by_rate_limit) = _bounds(net, point)
     if unstable:
         raise _unstable_error(unstable[0], saturation)
+    # as solve does: a self-calling pool's collapse rate where it is lower
+    tier, saturation, by_rate_limit = _lowest_collapse(
+        _collapses(net, point), (tier, saturation, by_rate_limit)
+    )
     return _bottleneck_entry(net, point, tier, saturation, by_rate_limit)
 
 
@@ -1760,8 +2182,11 @@ def _database_groups(tier: Tier, groups: list[tuple[str, StationResult]]) -> dic
     out: dict[str, Any] = {}
     for label, st in groups:
         workers = st.instances * tier.concurrency
-        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do.
+        # An overloaded group serves at its capacity (offered / rho), as the tier's figures do;
+        # a full waiting room (a pool's `max_waiting`) turns its share away (M/M/c/K).
         served = st.arrival_rate / st.unstable_rho if st.unstable_rho else st.arrival_rate
+        if st.figures is not None:
+            served *= 1.0 - st.figures.p_block
         out[_GROUP_NAMES.get(label, label)] = {
             "offered_rate": st.arrival_rate,
             "workers": workers,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from capsim.analysis.solve_attempts import steady_errors
 from capsim.model.types import Call, Fault, Model, OneOf, Parallel, Slo, Step
 
 
@@ -212,10 +213,19 @@ def fault_notes(model: Model) -> list[str]:
     """What solve's figures say about a run with faults."""
     if not model.faults:
         return []
+    errors = steady_errors(model)
+    steady = [
+        f"tier {model.tiers[index].name} answers {share:.3g} of its work with an error for the "
+        "whole run (faults from before the warmup ends to the end): counted in the errors, in "
+        "the retries they bring and in the calls it no longer makes"
+        for index, share in sorted(errors.items())
+    ]
     return [
-        "faults: the figures are the steady state without them; an objective on a tier a fault "
+        *steady,
+        "faults: the figures are the steady state without them (but the error rates of faults "
+        "lasting the whole run); an objective on a tier a fault "
         "hits is judged on the survivors of its worst loss, or not judged (with the reason), "
         "and one that counts the wait for a callee a fault hits is not judged; "
         "class objectives are judged without the faults: run the simulation to judge the run "
-        "phase by phase"
+        "phase by phase",
     ]

@@ -15,19 +15,26 @@ def _calls(
     class_index: int,
     passing: Mapping[int, float],
     retry_loss: Mapping[int, float] | None = None,
+    call_failing: Mapping[tuple[int, Call], float] | None = None,
 ) -> dict[int, dict[int, float]]:
     """calls[i][j]: expected calls from one visit of tier i to tier j, for one class (sparse);
     only the share `passing[i]` of the visits to tier i make its calls (a rate limit). A queue
     whose consumers take batches makes its calls once per batch: 1 / `batch_size` per message
     (full batches: the capacity bound; docs/dynamic.md, batch consumers). A call with a `retry`
     to a tier that fails an attempt with probability `retry_loss[j]` counts its expected
-    attempts (`expected_attempts`)."""
+    attempts (`expected_attempts`); `call_failing[(class_index, call)]`, where given, is that
+    call's own probability that an attempt fails (a timeout's share, errors), in place of it."""
+    failing = {call: p for (k, call), p in (call_failing or {}).items() if k == class_index}
     calls: dict[int, dict[int, float]] = {}
     for tier in model.tiers:
         targets: dict[int, float] = {}
         for step in tier.work[class_index].calls:
             _add_sparse(
-                targets, step, passing.get(tier.index, 1.0) / per_message(tier), retry_loss or {}
+                targets,
+                step,
+                passing.get(tier.index, 1.0) / per_message(tier),
+                retry_loss or {},
+                failing,
             )
         calls[tier.index] = targets
     return calls
@@ -63,13 +70,17 @@ def _add_sparse(
     step: Step,
     weight: float = 1.0,
     retry_loss: Mapping[int, float] | None = None,
+    call_failing: Mapping[Call, float] | None = None,
 ) -> None:
     # A parallel step nests branches; walk them with a stack, not recursion.
     pending: list[tuple[Step, float]] = [(step, weight)]
     while pending:
         current, scale = pending.pop()
         if isinstance(current, Call):
-            attempts = expected_attempts(current.retry, (retry_loss or {}).get(current.tier, 0.0))
+            failing = (call_failing or {}).get(current)
+            if failing is None:
+                failing = (retry_loss or {}).get(current.tier, 0.0)
+            attempts = expected_attempts(current.retry, failing)
             row[current.tier] = (
                 row.get(current.tier, 0.0) + scale * current.probability * current.repeat * attempts
             )
@@ -85,6 +96,7 @@ def expected_visits(
     synchronous: bool = False,
     passing: Mapping[int, float] | None = None,
     retry_loss: Mapping[int, float] | None = None,
+    call_failing: Mapping[tuple[int, Call], float] | None = None,
 ) -> np.ndarray:
     """V[k, i]: expected visits to tier i by one request of class k (asynchronous work included;
     with `synchronous`, only the visits within the request's own response: a queue is visited
@@ -92,14 +104,14 @@ def expected_visits(
     share of the visits to tier i that go on to its calls (what its rate limit lets through);
     the visits to tier i itself are all counted, refused or not. `retry_loss[j]`, when given,
     is the probability that an attempt at tier j fails: a retried call to it counts its
-    expected attempts.
+    expected attempts; `call_failing[(k, call)]`, where given, is one call's own (its timeout).
 
     Solves v = e_entry + v M one loop of tiers at a time, in call order, on the sparse calls
     (`capsim.graphs.expected_visits`); finite because validation refuses loops that are not.
     """
     visits = np.zeros((len(model.classes), len(model.tiers)))
     for traffic in model.classes:
-        calls = _calls(model, traffic.index, passing or {}, retry_loss)
+        calls = _calls(model, traffic.index, passing or {}, retry_loss, call_failing)
         if synchronous:
             calls = {i: ({} if model.tiers[i].is_async else row) for i, row in calls.items()}
         solved = graphs.expected_visits(traffic.entry, calls)

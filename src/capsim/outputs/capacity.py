@@ -226,13 +226,6 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
     rows = []
     for name, t in data["tiers"].items():
         sized = t["sized"]
-        fewer = t.get("one_fewer") or {}
-        if fewer.get("meets_slos") is False:
-            evidence = f"{fewer['value']}: {fewer['reason']}"
-        elif fewer:
-            evidence = f"{fewer['value']}: {fewer.get('reason', '')}"
-        else:
-            evidence = cells.MISSING
         rows.append(
             [
                 name,
@@ -243,9 +236,16 @@ def _size(data: dict[str, Any]) -> tuple[list[str], list[Block]]:
                 cells.percent(t.get("occupancy")),
                 cells.money(t["cost_per_hour"], code),
                 cells.money(t.get("cost_per_month"), code),
-                evidence,
+                _one_fewer_cell(t.get("one_fewer") or {}),
             ]
         )
+        also = t.get("also_sized")
+        if also:  # a database whose two groups bind: its second group's row, priced in the first
+            of = also["sized"]
+            rows.append(
+                [f"{name} ({of})", of, str(also[of]), str(also["was"]), *[cells.MISSING] * 4,
+                 _one_fewer_cell(also.get("one_fewer") or {})]
+            )  # fmt: skip
     blocks: list[Block] = [
         (
             "Tiers",
@@ -494,6 +494,15 @@ def _column(index: int, header: Any) -> Column:
         return header
     prose = header in PROSE_HEADERS
     return Column(header, justify="left" if index == 0 or prose else "right", prose=prose)
+
+
+def _one_fewer_cell(fewer: dict[str, Any]) -> str:
+    """The size table's "one fewer" cell: the value one unit below and what it did."""
+    if fewer.get("meets_slos") is False:
+        return f"{fewer['value']}: {fewer['reason']}"
+    if fewer:
+        return f"{fewer['value']}: {fewer.get('reason', '')}"
+    return cells.MISSING
 
 
 def _sized_label(tier: dict[str, Any]) -> str:
