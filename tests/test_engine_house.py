@@ -5,19 +5,21 @@ call never skips a tier's admission, and each feature reports its own figures on
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import simpy
 
 from capsim.engine.events import run_events
-from capsim.engine.events.clock import after, events_processed, run_until
+from capsim.engine.events.clock import Clock, after, events_processed, run_until
 from capsim.model.types import Call, RateLimit, Retry
 from modelkit import Pool, const, model, open_class, tier
 
 
-def _stepped_order(schedule: object, step: object) -> tuple[list[tuple[float, str]], int, float]:
+def _stepped_order(
+    env: Any, schedule: object, step: object
+) -> tuple[list[tuple[float, str]], int, float]:
     """Timers at equal and distinct times, one landing on the horizon, made by
     `schedule(env, delay)` and run by `step`."""
-    env = simpy.Environment()
     seen: list[tuple[float, str]] = []
     for name, delay in [("b", 2.0), ("a", 1.0), ("c", 2.0), ("on the horizon", 3.0), ("d", 4.0)]:
         timer = schedule(env, delay)  # type: ignore[operator]
@@ -28,8 +30,10 @@ def _stepped_order(schedule: object, step: object) -> tuple[list[tuple[float, st
 
 def test_the_clock_runs_the_schedule_as_simpys_run_does() -> None:
     # The engine's timers (`clock.after`) on its loop against SimPy's timeouts on SimPy's run.
-    ours = _stepped_order(after, lambda env: run_until(env, 3.0))
-    simpys = _stepped_order(simpy.Environment.timeout, lambda env: env.run(until=3.0))
+    ours = _stepped_order(Clock(), after, lambda env: run_until(env, 3.0))
+    simpys = _stepped_order(
+        simpy.Environment(), simpy.Environment.timeout, lambda env: env.run(until=3.0)
+    )
     assert ours == simpys
     # Simultaneous events in the order they were scheduled; the horizon stops before its own
     # ordinary events; the stop event counts as one processed event, as SimPy's does.

@@ -12,11 +12,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from simpy import Environment
-
 from capsim.engine import streams
 from capsim.engine.events.balancing import fixed_instance, least_connections_of
-from capsim.engine.events.clock import _scheduler, _Timer
+from capsim.engine.events.clock import Clock, _scheduler, _Timer
 from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
 from capsim.engine.events.station import Station
@@ -380,7 +378,7 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
 
 
 def _ages_per_bucket(
-    env: Environment, ages: AgeLog, recorder: Recorder
+    env: Clock, ages: AgeLog, recorder: Recorder
 ) -> tuple[Callable[[float], None], Callable[[], Histogram | None]]:
     """(record an age, flush): the whole-run histogram and the per-bucket ones of the series."""
     record = recorder.record

@@ -8,13 +8,18 @@ from collections.abc import Callable
 from heapq import heappush
 from typing import TYPE_CHECKING
 
-import simpy
-
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.events import admission, lanes, network
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
+from capsim.engine.events.clock import (
+    _NORMAL,
+    Clock,
+    _scheduler,
+    _scheduler_at,
+    _Timer,
+    schedule_of,
+)
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
@@ -74,7 +79,7 @@ class _ClassSim:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         traffic: TrafficClass,
         entry: _TierSim,
         window: _Window,
@@ -295,7 +300,7 @@ def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
 class _ClassTracker:
     """Counts one class's arrivals, completions, errors and latencies per time bucket."""
 
-    def __init__(self, env: simpy.Environment, window: _Window, k: int) -> None:
+    def __init__(self, env: Clock, window: _Window, k: int) -> None:
         assert window.series is not None
         self.env = env
         self.series = window.series.classes[k]

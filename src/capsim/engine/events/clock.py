@@ -1,4 +1,9 @@
-"""The clock: the only code that reads SimPy's private schedule (`Environment._queue`, `_eid`).
+"""The clock: the simulated time and the schedule of events, and the only code that reads it.
+
+`Clock` holds what the event path used of SimPy's `Environment` (`_now`, `_queue`, `_eid`,
+under the same names): a class of the event path's own, so that the compiled event path
+(`accelerator`) reads and sets the time as a typed field of a native class instead of an
+attribute looked up in an instance's dict, once or more per event (docs/performance.md).
 
 Every entry of the schedule is a tuple `(when, priority, id, fn, arg)`: at `when`, `run_until`
 sets the clock and calls `fn(arg)`; equal times run by priority, then by id (the order they were
@@ -15,14 +20,31 @@ autoscaler and the run's event count; `cancel` voids an entry in place.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
 from typing import Any
 
-import simpy
-
 _NORMAL = 1  # simpy.events.NORMAL: the priority of an ordinary timeout
 _URGENT = 0  # simpy.events.URGENT: before ordinary events at the same time
+
+
+class Clock:
+    """The simulated time (`_now`, seconds) and the schedule (`_queue`, a heap of `(when,
+    priority, id, fn, arg)`; `_eid` gives the ids): SimPy's `Environment` as the event path
+    uses it, with SimPy's names, and nothing else."""
+
+    __slots__ = ("_eid", "_now", "_queue")
+
+    def __init__(self) -> None:
+        self._now: float = 0.0
+        self._queue: list[Any] = []
+        self._eid: Iterator[int] = itertools.count()
+
+    @property
+    def now(self) -> float:
+        """The simulated time, as SimPy's `Environment.now`."""
+        return self._now
 
 
 class _Timer:
@@ -50,7 +72,7 @@ def _void(arg: Any) -> None:
 
 
 def _scheduler(
-    env: simpy.Environment,
+    env: Clock,
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """later(delay, callbacks, value): run each callback with the timer after `delay`."""
     heap: list[Any] = env._queue
@@ -66,7 +88,7 @@ def _scheduler(
 
 
 def _scheduler_at(
-    env: simpy.Environment,
+    env: Clock,
 ) -> Callable[[float, tuple[Callable[[Any], None]], Any], None]:
     """at(when, callbacks, value): like `_scheduler`'s later, at the absolute time `when`."""
     heap: list[Any] = env._queue
@@ -81,7 +103,7 @@ def _scheduler_at(
     return at
 
 
-def after(env: simpy.Environment, delay: float, value: Any = None) -> _Timer:
+def after(env: Clock, delay: float, value: Any = None) -> _Timer:
     """A timer due after `delay` whose `callbacks` (a list, empty) the caller appends to: what
     `env.timeout(delay, value)` gave, on this schedule."""
     timer = _Timer()
@@ -92,13 +114,13 @@ def after(env: simpy.Environment, delay: float, value: Any = None) -> _Timer:
     return timer
 
 
-def schedule_of(env: simpy.Environment) -> tuple[list[Any], Iterator[int]]:
+def schedule_of(env: Clock) -> tuple[list[Any], Iterator[int]]:
     """(heap, ids): the schedule, for a hot path that pushes `(when, _NORMAL, next(ids), fn,
     arg)` itself rather than call `later`."""
     return env._queue, env._eid
 
 
-def pending_timers(env: simpy.Environment, fn: object) -> Iterator[tuple[int, float, Any]]:
+def pending_timers(env: Clock, fn: object) -> Iterator[tuple[int, float, Any]]:
     """(position, when, arg) of every entry on the schedule that will call `fn`."""
     queue: list[Any] = env._queue
     for position, item in enumerate(queue):
@@ -106,7 +128,7 @@ def pending_timers(env: simpy.Environment, fn: object) -> Iterator[tuple[int, fl
             yield position, item[0], item[4]
 
 
-def cancel(env: simpy.Environment, position: int) -> None:
+def cancel(env: Clock, position: int) -> None:
     """Void the entry at `position` of the schedule (from `pending_timers`): it keeps its time
     and id, so the heap's order holds, and does nothing then."""
     queue: list[Any] = env._queue
@@ -114,13 +136,12 @@ def cancel(env: simpy.Environment, position: int) -> None:
     queue[position] = (when, priority, ident, _void, None)
 
 
-def events_processed(env: simpy.Environment, besides: int = 0) -> int:
+def events_processed(env: Clock, besides: int = 0) -> int:
     """Events SimPy processed so far: scheduled minus still waiting, less `besides` of ours."""
-    scheduled = next(env._eid) if hasattr(env, "_eid") else 0
-    return max(scheduled - len(getattr(env, "_queue", ())) - besides, 0)
+    return max(next(env._eid) - len(env._queue) - besides, 0)
 
 
-def run_until(env: simpy.Environment, horizon: float) -> None:
+def run_until(env: Clock, horizon: float) -> None:
     """Process the schedule's events up to `horizon`, as `env.run(until=horizon)` does.
 
     The same order as SimPy's `run`: an URGENT stop entry at the horizon (ahead of ordinary

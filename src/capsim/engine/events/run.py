@@ -13,7 +13,7 @@ import simpy
 from capsim.engine.events import lanes
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
-from capsim.engine.events.clock import after, events_processed, run_until
+from capsim.engine.events.clock import Clock, after, events_processed, run_until
 from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
@@ -65,7 +65,7 @@ def run_events(
     """One replication of `model` on the discrete-event path."""
     started = time.perf_counter()
     window = _Window(model, replication)
-    env = simpy.Environment()
+    env = Clock()
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
     for t in lanes.sole_entries(model):
         tiers[t].station.sole_entry = True
