@@ -5,12 +5,23 @@ call never skips a tier's admission, and each feature reports its own figures on
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
+import math
+import random
 from typing import Any
 
 import simpy
 
 from capsim.engine.events import run_events
-from capsim.engine.events.clock import Clock, after, events_processed, run_until
+from capsim.engine.events.clock import (
+    Clock,
+    after,
+    events_processed,
+    run_until,
+    typed_pop,
+    typed_push,
+)
 from capsim.model.types import Call, RateLimit, Retry
 from modelkit import Pool, const, model, open_class, tier
 
@@ -94,3 +105,25 @@ def test_call_counters_are_reported_by_the_callee_not_the_caller() -> None:
     assert busy.retries == 9 * 2
     assert busy.rejected == 9 * 3 and r.classes[0].errors == 9
     assert app.retries == 0
+
+
+def test_the_compiled_paths_heap_keeps_the_schedule_exactly_as_heapq_does() -> None:
+    # `clock.typed_push` and `typed_pop` (what the compiled event path pushes and pops with)
+    # against heapq on the same entries: times with many ties (and one NaN-free infinity),
+    # both priorities, pops in between; the heap's layout after every step, and what is popped.
+    rng = random.Random(15)
+    ours: list[Any] = []
+    theirs: list[Any] = []
+    ids = itertools.count()
+    for _ in range(5_000):
+        if ours and rng.random() < 0.45:
+            assert typed_pop(ours) == heapq.heappop(theirs)
+        else:
+            when = rng.choice([0.5, 1.0, 1.0, math.inf]) if rng.random() < 0.3 else rng.random()
+            entry = (when, rng.choice([0, 1, 1, 1]), next(ids), None, None)
+            typed_push(ours, entry)
+            heapq.heappush(theirs, entry)
+        assert ours == theirs
+    while theirs:
+        assert typed_pop(ours) == heapq.heappop(theirs)
+    assert not ours

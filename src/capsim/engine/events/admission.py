@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from capsim.engine import streams
 from capsim.engine.events.balancing import fixed_instance, least_connections_of
 from capsim.engine.events.clock import Clock, _scheduler, _Timer
 from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
-from capsim.engine.events.station import Station
+from capsim.engine.events.station import Arrive, Station
 from capsim.engine.events.windows import _add_zeros
 from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.limits import waiting_limit
@@ -120,7 +119,7 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
     return maybe
 
 
-def inline_target(st: Station, pick: Pick) -> tuple[Any, ...] | None:
+def inline_target(st: Station, pick: Pick) -> tuple[Station, Clock, float, Arrive, int] | None:
     """(station, env, warmup, arrive, instance) for a caller that runs `call_one` of
     `direct_runner` inline: the callee has nothing in front of `arrive` and `pick` always picks
     one instance; None otherwise."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from heapq import heappush
 from typing import TYPE_CHECKING
 
 from capsim.engine import streams
@@ -18,6 +17,7 @@ from capsim.engine.events.clock import (
     _scheduler,
     _scheduler_at,
     _Timer,
+    push_entry,
     schedule_of,
 )
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
@@ -190,6 +190,7 @@ class _ClassSim:
 
         heap, eid = schedule_of(env)
         new_id = eid.__next__
+        push = push_entry  # a local: see `instances`
         absolute = traffic.process is not None  # `gap()` gives the time itself
         # `record_latency`, inlined below: the recorder's buffer, flushed in place at the same
         # count (the same batches, the same sums); one Python call less per request.
@@ -226,7 +227,7 @@ class _ClassSim:
                     break
                 env._now = now = when
             if when < math.inf:  # the next arrival: its function on the schedule, no timer
-                heappush(heap, (when, _NORMAL, ident, arrival, None))
+                push(heap, (when, _NORMAL, ident, arrival, None))
 
         on_lane = None
         if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs

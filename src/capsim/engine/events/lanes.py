@@ -51,13 +51,12 @@ import math
 from bisect import bisect_right, insort
 from collections import Counter
 from collections.abc import Callable
-from heapq import heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from capsim.engine.events import admission, calls
 from capsim.engine.events.balancing import fixed_instance
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, schedule_of
+from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, push_entry, schedule_of
 from capsim.engine.events.instances import held_is_read
 from capsim.engine.events.signatures import Cont, Draw, Pick, Runner
 from capsim.engine.histogram import Recorder
@@ -241,6 +240,7 @@ def entry_arrivals(
     draw_service = st.service[k]
     heap, eid = schedule_of(env)
     new_id = eid.__next__
+    push = push_entry  # a local: see `instances`
     record_latency = latency.record
     # The latencies answered in the loop go straight into the recorder's buffer (flushed in
     # place at the same count as `Recorder.record` flushes it: the same batches, the same sums).
@@ -302,7 +302,7 @@ def entry_arrivals(
                     completed += 1
                 if uniform is not None and uniform() < chance:
                     answer = answer_to(now, ident) if counted else _ignore
-                    heappush(heap, (end, _NORMAL, new_id(), called, answer))  # when it ends
+                    push(heap, (end, _NORMAL, new_id(), called, answer))  # when it ends
                 elif counted and end < horizon:  # answered now
                     answered += 1
                     latencies.append(end - now)  # `record_latency`, inlined
@@ -330,7 +330,7 @@ def entry_arrivals(
         run.completed += answered
         st.busy, st.lane_held = busy, lane_held
         if when < math.inf:
-            heappush(heap, (when, _NORMAL, ident, arrival, None))
+            push(heap, (when, _NORMAL, ident, arrival, None))
 
     on_arrival = (arrival,)
     return on_arrival
