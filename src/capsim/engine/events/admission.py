@@ -86,13 +86,14 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
 
         at = least_connections_of(pick) if INLINE else None
         if at is not None:
+            least = min  # a local: the compiled path looks a builtin up at each use
 
             def call_least(k: int, done: Cont) -> None:
                 # `call` with the least-connections pick inlined (the same instance)
                 now = env._now
                 if now >= warmup:
                     st.arrivals += 1
-                if not arrive(at.index(min(at)), k, now, done):
+                if not arrive(at.index(least(at)), k, now, done):
                     done(False)
 
             return call_least

@@ -100,7 +100,7 @@ class _ClassSim:
         else:
             enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
-        run = self.run
+        counts = self.counts = Counts()
         later = _scheduler(env)
         self.flush_series: Callable[[], None] = lambda: None
         tracker = _ClassTracker(env, window, k) if window.series is not None else None
@@ -115,7 +115,7 @@ class _ClassSim:
                 now = env._now
                 key = ticket()
                 if now >= warmup:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[key] = now
                 if tracker is not None:
                     tracker.arrived(now)
@@ -124,10 +124,10 @@ class _ClassSim:
                     if now >= warmup:
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             record_latency(env._now - now)
                         else:
-                            run.errors += 1
+                            counts.errors += 1
                     if tracker is not None:
                         tracker.finished(now, ok)
                     later(think(), on_thought, None)
@@ -207,21 +207,21 @@ class _ClassSim:
                 if now < warmup:
                     enter(k, _ignore)
                 else:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[ident] = now
 
                     def finish(ok: bool, started: float = now, key: int = ident) -> None:  # bound
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             latencies.append(env._now - started)
                             if len(latencies) >= limit:
                                 flush()
                         else:
-                            run.errors += 1
+                            counts.errors += 1
 
                     if not enter(k, finish):
-                        run.errors += 1
+                        counts.errors += 1
                         pending.pop(ident, None)
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
                     break
@@ -234,7 +234,7 @@ class _ClassSim:
             # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
             steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
             on_lane = lanes.entry_arrivals(
-                entry.station, pick, k, gap, absolute, steady, run, self.latency, pending
+                entry.station, pick, k, gap, absolute, steady, counts, self.latency, pending
             )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
@@ -249,17 +249,17 @@ class _ClassSim:
                 counted = now >= warmup
                 key = ticket()
                 if counted:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[key] = now
 
                 def finish(ok: bool) -> None:
                     if counted:
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             record_latency(env._now - now)
                         else:
-                            run.errors += 1
+                            counts.errors += 1
                     finished(now, ok)
 
                 if not enter(k, finish):
@@ -273,9 +273,14 @@ class _ClassSim:
         if first < math.inf:
             schedule(first, on_arrival, None)
 
-    def record_unfinished(self, end: float) -> None:
-        """Requests of the window still unanswered at its `end`: counted, and their ages then
-        recorded as latencies (lower bounds: `histogram.censored`), after every completion."""
+    def record(self, end: float) -> None:
+        """The class's figures at the window's `end`: its counts, and the requests still
+        unanswered then, counted and their ages recorded as latencies (lower bounds:
+        `histogram.censored`), after every completion."""
+        run, counts = self.run, self.counts
+        run.arrivals += counts.arrivals
+        run.completed += counts.completed
+        run.errors += counts.errors
         ages = [end - arrived for arrived in self.pending.values()]
         latency = self.latency.flush()
         latency.add(censored(ages, latency))
@@ -291,6 +296,17 @@ class _ClassSim:
 # run in the same order; its timer id is taken all the same, before the arrival's own work as
 # when the timer is pushed first, so the ids of later events, and the count of events, are the
 # same too. The schedule is never empty meanwhile (the stop event at the horizon is on it).
+
+
+class Counts:
+    """A class's arrivals, completions and errors in the window, as the hot path counts them:
+    an object of the event path's own, so that the compiled path adds to typed fields (the
+    `ClassRun` they go into at the end, `_ClassSim.record`, is plain data, not compiled)."""
+
+    __slots__ = ("arrivals", "completed", "errors")
+
+    def __init__(self) -> None:
+        self.arrivals = self.completed = self.errors = 0
 
 
 def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:

@@ -60,10 +60,10 @@ from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, push_entr
 from capsim.engine.events.instances import held_is_read
 from capsim.engine.events.signatures import Cont, Draw, Pick, Runner
 from capsim.engine.histogram import Recorder
-from capsim.engine.result import ClassRun
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
 
 if TYPE_CHECKING:
+    from capsim.engine.events.classes import Counts
     from capsim.engine.events.station import Station
 
 #: False: every request takes the event-by-event path (the reference the lane is tested against).
@@ -206,7 +206,7 @@ def entry_arrivals(
     gap: Draw,
     absolute: bool,
     steady: bool,
-    run: ClassRun,
+    counts: Counts,
     latency: Recorder,
     pending: dict[int, float],
 ) -> tuple[Callable[[_Timer], None]] | None:
@@ -258,10 +258,10 @@ def entry_arrivals(
         def finish(ok: bool) -> None:
             pending.pop(ident, None)
             if ok:
-                run.completed += 1
+                counts.completed += 1
                 record_latency(env._now - now)
             else:
-                run.errors += 1
+                counts.errors += 1
 
         return finish
 
@@ -284,7 +284,7 @@ def entry_arrivals(
             if not free[i] and not held.reclaim(i, now):  # no free worker: the ordinary path
                 st.busy, st.lane_held = busy, lane_held
                 if not arrive(i, k, now, answer_to(now, ident) if counted else _ignore) and counted:
-                    run.errors += 1
+                    counts.errors += 1
                     pending.pop(ident, None)
                 busy, lane_held = st.busy, st.lane_held
             else:  # the lane
@@ -323,11 +323,11 @@ def entry_arrivals(
                 now = when  # run ahead of its time: nothing here reads the clock
             else:
                 break
-        run.arrivals += arrived
+        counts.arrivals += arrived
         st.arrivals += arrived
         st.zero_waits += zero_waits
         st.completed += completed
-        run.completed += answered
+        counts.completed += answered
         st.busy, st.lane_held = busy, lane_held
         if when < math.inf:
             push(heap, (when, _NORMAL, ident, arrival, None))

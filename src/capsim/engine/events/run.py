@@ -1,4 +1,4 @@
-"""One replication on the event path: builds the tiers and classes, runs SimPy, gathers results."""
+"""One replication on the event path: builds the tiers and classes, runs the clock, gathers results."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def run_events(
         for group in (run.groups or {}).values():
             group.trace_times = run.trace_times
     for c in classes:
-        c.record_unfinished(horizon)
+        c.record(horizon)
         c.latency.flush()
         c.flush_series()
     if window.series is not None:
