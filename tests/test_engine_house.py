@@ -5,19 +5,32 @@ call never skips a tier's admission, and each feature reports its own figures on
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
+import math
+import random
+from typing import Any
 
 import simpy
 
 from capsim.engine.events import run_events
-from capsim.engine.events.clock import after, events_processed, run_until
+from capsim.engine.events.clock import (
+    Clock,
+    after,
+    events_processed,
+    run_until,
+    typed_pop,
+    typed_push,
+)
 from capsim.model.types import Call, RateLimit, Retry
 from modelkit import Pool, const, model, open_class, tier
 
 
-def _stepped_order(schedule: object, step: object) -> tuple[list[tuple[float, str]], int, float]:
+def _stepped_order(
+    env: Any, schedule: object, step: object
+) -> tuple[list[tuple[float, str]], int, float]:
     """Timers at equal and distinct times, one landing on the horizon, made by
     `schedule(env, delay)` and run by `step`."""
-    env = simpy.Environment()
     seen: list[tuple[float, str]] = []
     for name, delay in [("b", 2.0), ("a", 1.0), ("c", 2.0), ("on the horizon", 3.0), ("d", 4.0)]:
         timer = schedule(env, delay)  # type: ignore[operator]
@@ -28,8 +41,10 @@ def _stepped_order(schedule: object, step: object) -> tuple[list[tuple[float, st
 
 def test_the_clock_runs_the_schedule_as_simpys_run_does() -> None:
     # The engine's timers (`clock.after`) on its loop against SimPy's timeouts on SimPy's run.
-    ours = _stepped_order(after, lambda env: run_until(env, 3.0))
-    simpys = _stepped_order(simpy.Environment.timeout, lambda env: env.run(until=3.0))
+    ours = _stepped_order(Clock(), after, lambda env: run_until(env, 3.0))
+    simpys = _stepped_order(
+        simpy.Environment(), simpy.Environment.timeout, lambda env: env.run(until=3.0)
+    )
     assert ours == simpys
     # Simultaneous events in the order they were scheduled; the horizon stops before its own
     # ordinary events; the stop event counts as one processed event, as SimPy's does.
@@ -90,3 +105,25 @@ def test_call_counters_are_reported_by_the_callee_not_the_caller() -> None:
     assert busy.retries == 9 * 2
     assert busy.rejected == 9 * 3 and r.classes[0].errors == 9
     assert app.retries == 0
+
+
+def test_the_compiled_paths_heap_keeps_the_schedule_exactly_as_heapq_does() -> None:
+    # `clock.typed_push` and `typed_pop` (what the compiled event path pushes and pops with)
+    # against heapq on the same entries: times with many ties (and one NaN-free infinity),
+    # both priorities, pops in between; the heap's layout after every step, and what is popped.
+    rng = random.Random(15)
+    ours: list[Any] = []
+    theirs: list[Any] = []
+    ids = itertools.count()
+    for _ in range(5_000):
+        if ours and rng.random() < 0.45:
+            assert typed_pop(ours) == heapq.heappop(theirs)
+        else:
+            when = rng.choice([0.5, 1.0, 1.0, math.inf]) if rng.random() < 0.3 else rng.random()
+            entry = (when, rng.choice([0, 1, 1, 1]), next(ids), None, None)
+            typed_push(ours, entry)
+            heapq.heappush(theirs, entry)
+        assert ours == theirs
+    while theirs:
+        assert typed_pop(ours) == heapq.heappop(theirs)
+    assert not ours

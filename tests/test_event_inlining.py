@@ -17,9 +17,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import simpy
 
 from capsim.engine.events import admission, run_events
+from capsim.engine.events.clock import Clock
 from capsim.engine.events.lanes import HeldUntil
 from capsim.engine.result import RunResult
 from capsim.model.build import build_model
@@ -118,7 +118,7 @@ def _held(servers: int = 1) -> HeldUntil:
     tier_ = SimpleNamespace(autoscale=None, is_async=False)
     st = SimpleNamespace(
         servers=servers,
-        env=simpy.Environment(),
+        env=Clock(),
         free=[0] * servers,
         tier=tier_,
         blocking=False,

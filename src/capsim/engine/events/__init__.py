@@ -1,9 +1,11 @@
-"""The discrete-event path: runs any Model on SimPy's event loop, with callbacks, not processes.
+"""The discrete-event path: runs any Model on an event loop of SimPy's shape, with callbacks,
+not processes.
 
-A request never becomes a SimPy process. Each tier keeps its own per-instance FIFO (a deque of
-waiting entries and a free-worker count), and the only events are timers on SimPy's schedule,
-stepped by ``clock.run_until`` (SimPy's ``Environment.run``, inline): an arrival, the end of a worker's own work, a publish, a think, a
-queue or pool timeout. A request's path is a chain of continuations ``cont(ok)``; an error is
+A request never becomes a process. Each tier keeps its own per-instance FIFO (a deque of
+waiting entries and a free-worker count), and the only events are timers on the schedule
+(`clock.Clock`: what SimPy's ``Environment`` held, with its names), stepped by
+``clock.run_until`` (SimPy's ``Environment.run``, inline): an arrival, the end of a worker's
+own work, a publish, a think, a queue or pool timeout. A request's path is a chain of continuations ``cont(ok)``; an error is
 simply ``cont(False)`` travelling back up.
 
 Random numbers are drawn in batches of `BATCH` per stream and handed out one at a time by an
@@ -11,7 +13,7 @@ itertools chain, so no request makes a numpy call.
 
 The package, module by module:
 
-- `run`: `run_events`, one replication: builds tiers and classes, runs SimPy, gathers results.
+- `run`: `run_events`, one replication: builds tiers and classes, runs the clock, gathers results.
 - `station`: `Station`, one tier's instances as named state (workers, waiting lines, live
   instances, counters, integrals) and the hooks features wrap; its docstring is the extension
   contract. `Waiting` is a request in a waiting line.
@@ -26,8 +28,9 @@ The package, module by module:
 - `caches`: cold LRU caches simulated key by key.
 - `consumer_scaling`: a queue's consumers scaled on its backlog or lag (KEDA), installed by
   `consumers`.
-- `clock`: the schedule (SimPy's heap, entries `(when, priority, id, fn, arg)`), stepped by
-  `run_until`; `_Timer`s for everything but the hot paths (`_scheduler`, `after`).
+- `clock`: the clock and the schedule (`Clock`; a heap of entries `(when, priority, id, fn,
+  arg)`, pushed and popped by `push_entry`/`pop_entry`), stepped by `run_until`; `_Timer`s for
+  everything but the hot paths (`_scheduler`, `after`).
 - `draws`: buffered random draws and draws that count, slow down or log.
 - `windows`: the measurement window, time buckets, RNG stream addresses.
 - `calls`: compiled call steps, sequences and parallel groups.

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
-from simpy import Environment
 
 from capsim.engine import streams
 from capsim.engine.events.balancing import fixed_instance, least_connections_of
-from capsim.engine.events.clock import _scheduler, _Timer
+from capsim.engine.events.clock import Clock, _scheduler, _Timer
 from capsim.engine.events.draws import _distribution_draw
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick, Runner
-from capsim.engine.events.station import Station
+from capsim.engine.events.station import Arrive, Station
 from capsim.engine.events.windows import _add_zeros
 from capsim.engine.histogram import Histogram, Recorder, censored
 from capsim.engine.limits import waiting_limit
@@ -89,13 +86,14 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
 
         at = least_connections_of(pick) if INLINE else None
         if at is not None:
+            least = min  # a local: the compiled path looks a builtin up at each use
 
             def call_least(k: int, done: Cont) -> None:
                 # `call` with the least-connections pick inlined (the same instance)
                 now = env._now
                 if now >= warmup:
                     st.arrivals += 1
-                if not arrive(at.index(min(at)), k, now, done):
+                if not arrive(at.index(least(at)), k, now, done):
                     done(False)
 
             return call_least
@@ -122,7 +120,7 @@ def direct_runner(st: Station, pick: Pick, probability: float, uniform: Draw) ->
     return maybe
 
 
-def inline_target(st: Station, pick: Pick) -> tuple[Any, ...] | None:
+def inline_target(st: Station, pick: Pick) -> tuple[Station, Clock, float, Arrive, int] | None:
     """(station, env, warmup, arrive, instance) for a caller that runs `call_one` of
     `direct_runner` inline: the callee has nothing in front of `arrive` and `pick` always picks
     one instance; None otherwise."""
@@ -380,7 +378,7 @@ def published(st: Station, arrive: Callable[[int, int, float, Cont], bool]) -> E
 
 
 def _ages_per_bucket(
-    env: Environment, ages: AgeLog, recorder: Recorder
+    env: Clock, ages: AgeLog, recorder: Recorder
 ) -> tuple[Callable[[float], None], Callable[[], Histogram | None]]:
     """(record an age, flush): the whole-run histogram and the per-bucket ones of the series."""
     record = recorder.record

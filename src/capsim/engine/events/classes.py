@@ -5,16 +5,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from heapq import heappush
 from typing import TYPE_CHECKING
-
-import simpy
 
 from capsim.engine import streams
 from capsim.engine.arrivals import ArrivalEpochs
 from capsim.engine.events import admission, lanes, network
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _NORMAL, _scheduler, _scheduler_at, _Timer, schedule_of
+from capsim.engine.events.clock import (
+    _NORMAL,
+    Clock,
+    _scheduler,
+    _scheduler_at,
+    _Timer,
+    push_entry,
+    schedule_of,
+)
 from capsim.engine.events.draws import _buffered, _distribution_draw, _epoch_times
 from capsim.engine.events.signatures import Cont, Draw, Enter, Pick
 from capsim.engine.events.windows import _Window
@@ -74,7 +79,7 @@ class _ClassSim:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         traffic: TrafficClass,
         entry: _TierSim,
         window: _Window,
@@ -95,7 +100,7 @@ class _ClassSim:
         else:
             enter = admission.direct_enter(entry.station, pick) or _bound(entry.enter, pick)
         record_latency = self.latency.record
-        run = self.run
+        counts = self.counts = Counts()
         later = _scheduler(env)
         self.flush_series: Callable[[], None] = lambda: None
         tracker = _ClassTracker(env, window, k) if window.series is not None else None
@@ -110,7 +115,7 @@ class _ClassSim:
                 now = env._now
                 key = ticket()
                 if now >= warmup:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[key] = now
                 if tracker is not None:
                     tracker.arrived(now)
@@ -119,10 +124,10 @@ class _ClassSim:
                     if now >= warmup:
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             record_latency(env._now - now)
                         else:
-                            run.errors += 1
+                            counts.errors += 1
                     if tracker is not None:
                         tracker.finished(now, ok)
                     later(think(), on_thought, None)
@@ -185,6 +190,7 @@ class _ClassSim:
 
         heap, eid = schedule_of(env)
         new_id = eid.__next__
+        push = push_entry  # a local: see `instances`
         absolute = traffic.process is not None  # `gap()` gives the time itself
         # `record_latency`, inlined below: the recorder's buffer, flushed in place at the same
         # count (the same batches, the same sums); one Python call less per request.
@@ -201,34 +207,34 @@ class _ClassSim:
                 if now < warmup:
                     enter(k, _ignore)
                 else:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[ident] = now
 
                     def finish(ok: bool, started: float = now, key: int = ident) -> None:  # bound
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             latencies.append(env._now - started)
                             if len(latencies) >= limit:
                                 flush()
                         else:
-                            run.errors += 1
+                            counts.errors += 1
 
                     if not enter(k, finish):
-                        run.errors += 1
+                        counts.errors += 1
                         pending.pop(ident, None)
                 if when >= heap[0][0]:  # something else is due first (see 'Consecutive arrivals')
                     break
                 env._now = now = when
             if when < math.inf:  # the next arrival: its function on the schedule, no timer
-                heappush(heap, (when, _NORMAL, ident, arrival, None))
+                push(heap, (when, _NORMAL, ident, arrival, None))
 
         on_lane = None
         if tracker is None and traffic.network_delay <= 0:  # the fast lane, where it runs
             # `gap()` of constant arrivals and rate profiles reads the clock: none goes ahead.
             steady = absolute or not (traffic.profile or traffic.arrivals == "constant")
             on_lane = lanes.entry_arrivals(
-                entry.station, pick, k, gap, absolute, steady, run, self.latency, pending
+                entry.station, pick, k, gap, absolute, steady, counts, self.latency, pending
             )
         if tracker is not None:
             # The same arrivals, also counted per time bucket (warm-up included).
@@ -243,17 +249,17 @@ class _ClassSim:
                 counted = now >= warmup
                 key = ticket()
                 if counted:
-                    run.arrivals += 1
+                    counts.arrivals += 1
                     pending[key] = now
 
                 def finish(ok: bool) -> None:
                     if counted:
                         pending.pop(key, None)
                         if ok:
-                            run.completed += 1
+                            counts.completed += 1
                             record_latency(env._now - now)
                         else:
-                            run.errors += 1
+                            counts.errors += 1
                     finished(now, ok)
 
                 if not enter(k, finish):
@@ -267,9 +273,14 @@ class _ClassSim:
         if first < math.inf:
             schedule(first, on_arrival, None)
 
-    def record_unfinished(self, end: float) -> None:
-        """Requests of the window still unanswered at its `end`: counted, and their ages then
-        recorded as latencies (lower bounds: `histogram.censored`), after every completion."""
+    def record(self, end: float) -> None:
+        """The class's figures at the window's `end`: its counts, and the requests still
+        unanswered then, counted and their ages recorded as latencies (lower bounds:
+        `histogram.censored`), after every completion."""
+        run, counts = self.run, self.counts
+        run.arrivals += counts.arrivals
+        run.completed += counts.completed
+        run.errors += counts.errors
         ages = [end - arrived for arrived in self.pending.values()]
         latency = self.latency.flush()
         latency.add(censored(ages, latency))
@@ -287,6 +298,17 @@ class _ClassSim:
 # same too. The schedule is never empty meanwhile (the stop event at the horizon is on it).
 
 
+class Counts:
+    """A class's arrivals, completions and errors in the window, as the hot path counts them:
+    an object of the event path's own, so that the compiled path adds to typed fields (the
+    `ClassRun` they go into at the end, `_ClassSim.record`, is plain data, not compiled)."""
+
+    __slots__ = ("arrivals", "completed", "errors")
+
+    def __init__(self) -> None:
+        self.arrivals = self.completed = self.errors = 0
+
+
 def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
     """`enter` with the class's instance chooser bound (an entry tier with admission)."""
     return lambda k, cont: enter(k, pick, cont)
@@ -295,7 +317,7 @@ def _bound(enter: Enter, pick: Pick) -> Callable[[int, Cont], bool]:
 class _ClassTracker:
     """Counts one class's arrivals, completions, errors and latencies per time bucket."""
 
-    def __init__(self, env: simpy.Environment, window: _Window, k: int) -> None:
+    def __init__(self, env: Clock, window: _Window, k: int) -> None:
         assert window.series is not None
         self.env = env
         self.series = window.series.classes[k]

@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import simpy
 
 from capsim.engine.arrivals import ArrivalEpochs
+from capsim.engine.events.clock import Clock
 from capsim.engine.events.signatures import Draw
 from capsim.engine.timeseries import (
     IntervalLog,
@@ -74,7 +74,7 @@ def _slowed_draw(draw: Draw, factor: list[float]) -> Draw:
     return slowed
 
 
-def _logged_draw(draw: Draw, env: simpy.Environment, log: IntervalLog) -> Draw:
+def _logged_draw(draw: Draw, env: Clock, log: IntervalLog) -> Draw:
     """`draw`, logging each value as busy time starting now."""
     record = log.record
 

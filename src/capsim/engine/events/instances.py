@@ -19,10 +19,9 @@ when nobody waits and `release` is unwrapped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heappush
 from typing import Any
 
-from capsim.engine.events.clock import _NORMAL, _Timer, schedule_of
+from capsim.engine.events.clock import _NORMAL, _Timer, push_entry, schedule_of
 from capsim.engine.events.resilience import _given_up, _HedgeCopy
 from capsim.engine.events.signatures import Cont
 from capsim.engine.events.station import Station, Waiting
@@ -54,6 +53,7 @@ def install(st: Station) -> Callable[[], None]:
     record_wait = st.wait_recorder.record
     heap, eid = schedule_of(env)  # pushed inline below: see the module's note
     new_id = eid.__next__
+    push = push_entry  # a local, not a global: the compiled path looks a global up at each use
     later = st.later
     # The integral of held workers, kept on the hot path only where read (see `held_is_read`).
     track_held = held_is_read(st)
@@ -68,7 +68,7 @@ def install(st: Station) -> Callable[[], None]:
         end = now + service[k]()
         if end > warmup:
             st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-        heappush(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
+        push(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
 
     def arrive(i: int, k: int, now: float, cont: Cont) -> bool:
         if free[i]:
@@ -84,7 +84,7 @@ def install(st: Station) -> Callable[[], None]:
                 st.zero_waits += 1
             if end > warmup:
                 st.busy += (end if end < horizon else horizon) - (now if now > warmup else warmup)
-            heappush(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
+            push(heap, (end, _NORMAL, new_id(), work_done_fn, (i, k, cont)))
             return True
         held_until = st.held_until  # workers held by the fast lane (`lanes`), if any
         if held_until is not None and held_until.reclaim(i, now):

@@ -51,20 +51,19 @@ import math
 from bisect import bisect_right, insort
 from collections import Counter
 from collections.abc import Callable
-from heapq import heappush
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from capsim.engine.events import admission, calls
 from capsim.engine.events.balancing import fixed_instance
 from capsim.engine.events.calls import _ignore
-from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, schedule_of
+from capsim.engine.events.clock import _NORMAL, _scheduler_at, _Timer, push_entry, schedule_of
 from capsim.engine.events.instances import held_is_read
 from capsim.engine.events.signatures import Cont, Draw, Pick, Runner
 from capsim.engine.histogram import Recorder
-from capsim.engine.result import ClassRun
 from capsim.model.types import Call, Model, OneOf, Parallel, Step
 
 if TYPE_CHECKING:
+    from capsim.engine.events.classes import Counts
     from capsim.engine.events.station import Station
 
 #: False: every request takes the event-by-event path (the reference the lane is tested against).
@@ -207,7 +206,7 @@ def entry_arrivals(
     gap: Draw,
     absolute: bool,
     steady: bool,
-    run: ClassRun,
+    counts: Counts,
     latency: Recorder,
     pending: dict[int, float],
 ) -> tuple[Callable[[_Timer], None]] | None:
@@ -241,6 +240,7 @@ def entry_arrivals(
     draw_service = st.service[k]
     heap, eid = schedule_of(env)
     new_id = eid.__next__
+    push = push_entry  # a local: see `instances`
     record_latency = latency.record
     # The latencies answered in the loop go straight into the recorder's buffer (flushed in
     # place at the same count as `Recorder.record` flushes it: the same batches, the same sums).
@@ -258,10 +258,10 @@ def entry_arrivals(
         def finish(ok: bool) -> None:
             pending.pop(ident, None)
             if ok:
-                run.completed += 1
+                counts.completed += 1
                 record_latency(env._now - now)
             else:
-                run.errors += 1
+                counts.errors += 1
 
         return finish
 
@@ -284,7 +284,7 @@ def entry_arrivals(
             if not free[i] and not held.reclaim(i, now):  # no free worker: the ordinary path
                 st.busy, st.lane_held = busy, lane_held
                 if not arrive(i, k, now, answer_to(now, ident) if counted else _ignore) and counted:
-                    run.errors += 1
+                    counts.errors += 1
                     pending.pop(ident, None)
                 busy, lane_held = st.busy, st.lane_held
             else:  # the lane
@@ -302,7 +302,7 @@ def entry_arrivals(
                     completed += 1
                 if uniform is not None and uniform() < chance:
                     answer = answer_to(now, ident) if counted else _ignore
-                    heappush(heap, (end, _NORMAL, new_id(), called, answer))  # when it ends
+                    push(heap, (end, _NORMAL, new_id(), called, answer))  # when it ends
                 elif counted and end < horizon:  # answered now
                     answered += 1
                     latencies.append(end - now)  # `record_latency`, inlined
@@ -323,14 +323,14 @@ def entry_arrivals(
                 now = when  # run ahead of its time: nothing here reads the clock
             else:
                 break
-        run.arrivals += arrived
+        counts.arrivals += arrived
         st.arrivals += arrived
         st.zero_waits += zero_waits
         st.completed += completed
-        run.completed += answered
+        counts.completed += answered
         st.busy, st.lane_held = busy, lane_held
         if when < math.inf:
-            heappush(heap, (when, _NORMAL, ident, arrival, None))
+            push(heap, (when, _NORMAL, ident, arrival, None))
 
     on_arrival = (arrival,)
     return on_arrival

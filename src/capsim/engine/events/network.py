@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import simpy
-
-from capsim.engine.events.clock import _scheduler, _Timer
+from capsim.engine.events.clock import Clock, _scheduler, _Timer
 from capsim.engine.events.signatures import Cont, Enter, Pick
 
 
@@ -24,7 +22,7 @@ def _answered(event: _Timer) -> None:
 _ON_ANSWER = (_answered,)
 
 
-def delayed(env: simpy.Environment, enter: Enter, rtt: float) -> Enter:
+def delayed(env: Clock, enter: Enter, rtt: float) -> Enter:
     """`enter` behind a network with this round-trip time (seconds, > 0)."""
     later = _scheduler(env)
     half = rtt / 2.0

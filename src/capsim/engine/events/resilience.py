@@ -7,9 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import simpy
-
-from capsim.engine.events.clock import _scheduler, _Timer
+from capsim.engine.events.clock import Clock, _scheduler, _Timer
 from capsim.engine.events.signatures import Cont, Pick
 from capsim.engine.histogram import Histogram
 from capsim.engine.result import TierRun
@@ -88,7 +86,7 @@ class _Breaker:
 
     CLOSED, OPEN, HALF_OPEN = range(3)
 
-    def __init__(self, env: simpy.Environment, setting: CircuitBreaker) -> None:
+    def __init__(self, env: Clock, setting: CircuitBreaker) -> None:
         self.env = env
         self.setting = setting
         self.state = self.CLOSED

@@ -1,4 +1,4 @@
-"""One replication on the event path: builds the tiers and classes, runs SimPy, gathers results."""
+"""One replication on the event path: builds the tiers and classes, runs the clock, gathers results."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import simpy
 from capsim.engine.events import lanes
 from capsim.engine.events.calls import CallStep, _compile_step, _runner
 from capsim.engine.events.classes import _ClassSim
-from capsim.engine.events.clock import after, events_processed, run_until
+from capsim.engine.events.clock import Clock, after, events_processed, run_until
 from capsim.engine.events.tier import _TierSim
 from capsim.engine.events.windows import TRACE_POINTS, _Window
 from capsim.engine.result import RunResult
@@ -65,7 +65,7 @@ def run_events(
     """One replication of `model` on the discrete-event path."""
     started = time.perf_counter()
     window = _Window(model, replication)
-    env = simpy.Environment()
+    env = Clock()
     tiers = [_TierSim(env, tier, window, len(model.classes)) for tier in model.tiers]
     for t in lanes.sole_entries(model):
         tiers[t].station.sole_entry = True
@@ -150,7 +150,7 @@ def run_events(
         for group in (run.groups or {}).values():
             group.trace_times = run.trace_times
     for c in classes:
-        c.record_unfinished(horizon)
+        c.record(horizon)
         c.latency.flush()
         c.flush_series()
     if window.series is not None:

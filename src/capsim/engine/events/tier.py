@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import simpy
-
 from capsim.engine import streams
 from capsim.engine.events import (
     admission,
@@ -19,6 +17,7 @@ from capsim.engine.events import (
     serverless,
     spot,
 )
+from capsim.engine.events.clock import Clock
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.resilience import _ResponseTimes
 from capsim.engine.events.signatures import Draw, Enter, Pick, Runner
@@ -32,7 +31,7 @@ class _TierSim:
     """One tier as callers and the run see it: `enter`, `pick`, its Station (`station`), and the
     state it keeps as a caller (response times for hedges, bulkheads, retry jitter)."""
 
-    def __init__(self, env: simpy.Environment, tier: Tier, window: _Window, classes: int) -> None:
+    def __init__(self, env: Clock, tier: Tier, window: _Window, classes: int) -> None:
         self.tier = tier
         self.env = env
         self.runners: list[Runner | None] = [None] * classes
