@@ -530,12 +530,16 @@ CapacityFormatOption = Annotated[
 #: fewer than 2 there is no 95% interval and each objective is judged on noise alone.
 SEARCH_REPLICATIONS = 3
 
+#: The most replications a search point may ask for: far beyond any --max-requests, and a count
+#: that every figure computed from it holds as a float (a 400-digit count overflowed one).
+MAX_SEARCH_REPLICATIONS = 1_000_000_000
 SearchReplications = Annotated[
     int,
     typer.Option(
         "--replications",
         help="Replications per search point (common random numbers across points).",
         min=1,
+        max=MAX_SEARCH_REPLICATIONS,
     ),
 ]
 SearchDuration = Annotated[
