@@ -33,6 +33,7 @@ documents).
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,27 @@ def dressed_pair(seed: int, requests: int = 4000) -> Pair:
     for name in held:
         dressed["tiers"][name].pop("blocking", None)  # the default: blocking
     _dress(rnd, dressed, used)
+    used |= shapes(dressed)
     return Pair(plain, dressed, used, held)
+
+
+#: Shapes of the calls (not settings) that `dressed_pair` and `live_scenario` report in `used`.
+SHAPES = frozenset({"consecutive parallel groups"})
+
+
+def shapes(data: Data) -> set[str]:
+    """The shapes of `data`'s calls worth covering: two parallel groups in a row (each starts
+    when the one before has joined; a past bug of the vectorised path)."""
+    for tier in data["tiers"].values():
+        for steps in scenariogen._call_lists(tier):
+            for first, second in itertools.pairwise(steps):
+                if _is_parallel(first) and _is_parallel(second):
+                    return {"consecutive parallel groups"}
+    return set()
+
+
+def _is_parallel(step: Any) -> bool:
+    return isinstance(step, dict) and "parallel" in step
 
 
 def _dress(rnd: random.Random, data: Data, used: set[str]) -> None:
@@ -249,7 +270,7 @@ def live_scenario(seed: int, requests: int = 3000) -> tuple[Data, set[str]]:
             tier["on_miss"] = _live_call(rnd, tier["on_miss"], tiers, used)
     _live_faults(rnd, data, used)
     _live_classes(rnd, data, used)
-    return data, used
+    return data, used | shapes(data)
 
 
 def _live_tier(rnd: random.Random, tier: Data, classes: list[str], used: set[str]) -> None:

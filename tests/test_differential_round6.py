@@ -28,9 +28,12 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 import scenariogen
 import scenariogen_round6
+from capsim.cli.app import app
 from capsim.engine.events import lanes, run_events
 from capsim.engine.result import RunResult
 from capsim.engine.vectorised import can_vectorise, run_vectorised
@@ -92,6 +95,7 @@ DRESSINGS = {
     "bulkhead",
     "hedge",
     "late fault",
+    "consecutive parallel groups",
 }
 
 
@@ -134,7 +138,7 @@ def changed_by_dressing(seed: int) -> list[str]:
     """What the neutral settings of `seed` change on the event path (empty when nothing)."""
     pair, plain, dressed = _models(seed)
     assert can_vectorise(plain)[0], f"seed {seed}: the plain scenario needs the event path"
-    if pair.used - {"blocking with calls"}:
+    if pair.used - scenariogen_round6.SHAPES:
         assert not can_vectorise(dressed)[0], f"seed {seed}: dressed, still vectorised"
     before = _comparable(plain, event_by_event(plain, 0), pair.held)
     after_run = event_by_event(dressed, 0)
@@ -233,6 +237,7 @@ LIVE_SETTINGS = {
     "fault slowdown",
     "fault error_rate",
     "closed class",
+    "consecutive parallel groups",
 }
 
 
@@ -269,7 +274,7 @@ def live_problems(seed: int) -> list[str]:
     model = scenariogen.load(data)
     problems = []
     vectorisable, reason = can_vectorise(model)
-    if used - {"blocking with calls"} and (vectorisable or not reason):
+    if used - scenariogen_round6.SHAPES and (vectorisable or not reason):
         problems.append(f"the vectorised path does not refuse it with a reason ({reason!r})")
     first, again = run_events(model, 0), run_events(model, 0)
     problems += live_laws(model, first)
@@ -294,6 +299,50 @@ def test_live_event_only_settings_keep_the_laws_and_repeat_exactly(seed: int):
 @pytest.mark.parametrize("seed", LIVE_SLOW_SEEDS)
 def test_live_event_only_settings_keep_the_laws_on_many_more_scenarios(seed: int):
     assert live_problems(seed) == []
+
+
+# ---- through the command line: one answer whatever runs the replications ----------------------
+#: Live seeds run through `capsim run` serially and on a process pool.
+CLI_QUICK_SEEDS = range(2)
+CLI_SLOW_SEEDS = range(6000, 6030)
+
+
+def _cli(path: Path, *options: str) -> tuple[int, bytes, str]:
+    result = CliRunner().invoke(app, ["run", str(path), "--format", "json", *options])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+def executors_disagree(seed: int) -> list[str]:
+    """What differs between a serial run of live scenario `seed` and a run on a process pool
+    (the JSON, byte for byte), and whether `--engine vectorised` refuses it with its reason."""
+    data, used = scenariogen_round6.live_scenario(seed, requests=1500)
+    data["simulation"]["replications"] = 3
+    path = scenariogen.TRACE_FOLDER / f"live-{seed}.yaml"  # beside its trace and sample files
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    problems = []
+    code, serial, stderr = _cli(path)
+    if code not in (0, 1):
+        return [f"seed {seed}: run failed ({code}): {stderr}"]
+    code, pooled, stderr = _cli(path, "--executor", "process", "--workers", "2")
+    if pooled != serial:
+        problems.append(f"seed {seed}: a process pool gave another JSON ({code}, {stderr})")
+    reason = can_vectorise(scenariogen.load(data))[1]
+    code, _, stderr = _cli(path, "--engine", "vectorised")
+    if used - scenariogen_round6.SHAPES and (code != 2 or reason not in " ".join(stderr.split())):
+        problems.append(f"seed {seed}: --engine vectorised: exit {code}, {stderr!r}")
+    return problems
+
+
+@pytest.mark.parametrize("seed", CLI_QUICK_SEEDS)
+def test_a_live_scenario_gives_one_json_serially_and_on_a_process_pool(seed: int):
+    assert executors_disagree(seed) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", CLI_SLOW_SEEDS)
+def test_many_live_scenarios_give_one_json_serially_and_on_a_process_pool(seed: int):
+    assert executors_disagree(seed) == []
 
 
 # ---- the defects round 6 found, one story each -------------------------------------------------
