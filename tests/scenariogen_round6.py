@@ -151,7 +151,7 @@ def _dress_queue(rnd: random.Random, tier: Data, used: set[str]) -> None:
         tier["max_retries"] = 3
         used.add("max_retries")
     workers = tier.get("consumers", 1) * tier.get("concurrency", 1)
-    if rnd.random() < 0.4:
+    if "priorities" not in tier and rnd.random() < 0.4:  # a partition keeps publish order
         # One worker takes the partition whose oldest message is oldest: one FIFO, whatever
         # their number. With more partitions than messages, none holds two: one FIFO again.
         tier["partitions"] = rnd.choice([1, 3, 16]) if workers == 1 else HUGE
@@ -244,7 +244,10 @@ def _late_fault(rnd: random.Random, data: Data, used: set[str]) -> None:
     simulation = data["simulation"]
     end = float(simulation["warmup"].rstrip("s")) + float(simulation["duration"].rstrip("s"))
     name = rnd.choice(list(data["tiers"]))
-    effect = rnd.choice([{"lose": 1}, {"error_rate": "50%"}, {"slowdown": "3x"}])
+    effects: list[Data] = [{"error_rate": "50%"}, {"slowdown": "3x"}]
+    if data["tiers"][name]["type"] != "queue":  # a queue has consumers, no instances to lose
+        effects.append({"lose": 1})
+    effect = rnd.choice(effects)
     data["faults"] = [{"at": f"{end + 10.0:.1f}s", "tier": name, **effect}]
     used.add("late fault")
 

@@ -51,10 +51,10 @@ from test_differential_fuzz import (
 )
 
 #: Seeds of the exact comparison (one replication per path: fast).
-EXACT_QUICK_SEEDS = range(40)
+EXACT_QUICK_SEEDS = range(20)
 EXACT_SLOW_SEEDS = range(6000, 6200)
 #: Seeds of the statistical comparison with the vectorised path.
-AGREE_QUICK_SEEDS = range(8)
+AGREE_QUICK_SEEDS = range(6)
 AGREE_SLOW_SEEDS = range(6000, 6060)
 #: What two sums of the same times added in another order may differ by (relative).
 ROUNDING = 1e-12
@@ -208,7 +208,7 @@ def test_the_dressed_event_path_agrees_with_the_plain_vectorised_path_on_more_se
 
 # ---- live settings: the event path alone, held to the laws that hold whatever they do ---------
 #: Seeds of `scenariogen_round6.live_scenario` (event-only settings that act).
-LIVE_QUICK_SEEDS = range(16)
+LIVE_QUICK_SEEDS = range(12)
 LIVE_SLOW_SEEDS = range(6000, 6300)
 #: Every live setting the generator draws (the coverage test's list).
 LIVE_SETTINGS = {

@@ -140,3 +140,45 @@ def test_the_reference_says_what_the_loader_does_with_numbers():
     ).read_text()
     assert "`1e3` and `1.0e3` are\n  1000, `010` is ten" in reference
     assert "YAML 1.1 reads `1e3` as a *string*" not in reference
+
+
+# ---- an override whose path meets the file's own value ------------------------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "option", "says"),
+    [
+        (
+            "simulation: {duration: 2s, warmup: 0.5s}",
+            "simulation: infx",
+            ["--duration", "1s"],
+            "--duration 1s: simulation is not a mapping, so it has no key 'duration'; the "
+            "scenario writes simulation at FILE:3:13: change it there, or set it whole "
+            "(--set simulation=...)",
+        ),
+        (
+            "simulation: {duration: 2s, warmup: 0.5s}",
+            "simulation: [2s, 0.5s]",
+            ["--set", "simulation.warmup=1s"],
+            "simulation is a list of 2; use an index 0..1 after it, not 'warmup'; the scenario "
+            "writes simulation at FILE:3:13",
+        ),
+        (
+            "app: {service_time: 2ms,",
+            "app: {service_time: 2ms,",
+            ["--set", "tiers.app.service_time.mean=3ms"],
+            "tiers.app.service_time is not a mapping, so it has no key 'mean'; the scenario "
+            "writes tiers.app.service_time at FILE:7:23: change it there, or set it whole "
+            "(--set tiers.app.service_time=...)",
+        ),
+    ],
+)
+def test_an_override_blocked_by_the_files_value_says_where_the_file_writes_it(
+    tmp_path: Path, old: str, new: str, option: list[str], says: str
+):
+    """Found by mutating round 6's scenarios: with `simulation: infx` in the file, `run
+    --duration 1s` said only "--duration 1s: simulation is not a mapping", naming the option
+    the user typed right and not the line of the file that is wrong."""
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.replace(old, new))
+    code, stderr = invoke("run", str(path), *option)
+    assert code == 2
+    assert says.replace("FILE", str(path)) in " ".join(stderr.split())
