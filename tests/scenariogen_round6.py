@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,10 +62,13 @@ class Pair:
     held: list[str] = field(default_factory=list)  # tiers whose workers block in `dressed`
 
 
-def dressed_pair(seed: int, requests: int = 4000) -> Pair:
-    """The round-5 draw of `seed` (its tiers that make calls sometimes given many workers),
-    plain and dressed. The dressing draws from a stream of its own."""
-    plain = scenariogen.random_round5_scenario(seed, requests)
+def dressed_pair(
+    seed: int, requests: int = 4000, draw: Callable[[int, int], Data] | None = None
+) -> Pair:
+    """The round-5 draw of `seed` (or `draw`'s: `scenariogen.random_wide_scenario` adds regions,
+    a cdn with a shield, shards, affinity), its tiers that make calls sometimes given many
+    workers, plain and dressed. The dressing draws from a stream of its own."""
+    plain = (draw or scenariogen.random_round5_scenario)(seed, requests)
     rnd = random.Random(seed * 7727 + 6)
     held = [n for n, t in plain["tiers"].items() if _may_block(t) and rnd.random() < 0.4]
     for name in held:

@@ -25,7 +25,9 @@ its max, a fault after the run ends...). Three stories:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -53,6 +55,9 @@ from test_differential_fuzz import (
 #: Seeds of the exact comparison (one replication per path: fast).
 EXACT_QUICK_SEEDS = range(20)
 EXACT_SLOW_SEEDS = range(6000, 6200)
+#: Seeds of the exact comparison on `scenariogen.random_wide_scenario`'s draws.
+WIDE_EXACT_QUICK_SEEDS = range(8)
+WIDE_EXACT_SLOW_SEEDS = range(7000, 7100)
 #: Seeds of the statistical comparison with the vectorised path.
 AGREE_QUICK_SEEDS = range(6)
 AGREE_SLOW_SEEDS = range(6000, 6060)
@@ -99,8 +104,10 @@ DRESSINGS = {
 }
 
 
-def _models(seed: int) -> tuple[scenariogen_round6.Pair, Model, Model]:
-    pair = scenariogen_round6.dressed_pair(seed)
+def _models(
+    seed: int, draw: Callable[[int, int], dict[str, Any]] | None = None
+) -> tuple[scenariogen_round6.Pair, Model, Model]:
+    pair = scenariogen_round6.dressed_pair(seed, draw=draw)
     return pair, scenariogen.load(pair.plain), scenariogen.load(pair.dressed)
 
 
@@ -111,14 +118,16 @@ def _comparable(model: Model, run: RunResult, held: list[str]) -> dict[str, floa
 
 
 def _held_figure(key: str, held: list[str]) -> bool:
-    for name in held:
-        if key == f"tier {name} occupancy":
-            return True
-        if key.startswith(f"series tier {name} span ") and key.endswith(
-            ("occupied_time", "present_time")
-        ):
-            return True
-    return False
+    """Whether `key` is the occupancy or requests present of a held tier (or of one of its
+    copies in a region, `TIER@REGION`)."""
+    words = key.split(" ")
+    if words[0] == "series":
+        words = words[1:]
+        if not key.endswith(("occupied_time", "present_time")):
+            return False
+    elif not key.endswith(" occupancy"):
+        return False
+    return words[0] == "tier" and words[1].split("@")[0] in held
 
 
 def _same(a: float, b: float | None) -> bool:
@@ -134,9 +143,12 @@ def event_by_event(model: Model, replication: int) -> RunResult:
         lanes.ENABLED = True
 
 
-def changed_by_dressing(seed: int) -> list[str]:
-    """What the neutral settings of `seed` change on the event path (empty when nothing)."""
-    pair, plain, dressed = _models(seed)
+def changed_by_dressing(
+    seed: int, draw: Callable[[int, int], dict[str, Any]] | None = None
+) -> list[str]:
+    """What the neutral settings of `seed` (of `draw`, by default round 5's) change on the
+    event path (empty when nothing)."""
+    pair, plain, dressed = _models(seed, draw)
     assert can_vectorise(plain)[0], f"seed {seed}: the plain scenario needs the event path"
     if pair.used - scenariogen_round6.SHAPES:
         assert not can_vectorise(dressed)[0], f"seed {seed}: dressed, still vectorised"
@@ -193,6 +205,19 @@ def test_settings_that_never_act_change_no_figure_on_the_event_path(seed: int):
 @pytest.mark.parametrize("seed", EXACT_SLOW_SEEDS)
 def test_settings_that_never_act_change_no_figure_on_many_more_scenarios(seed: int):
     assert changed_by_dressing(seed) == []
+
+
+@pytest.mark.parametrize("seed", WIDE_EXACT_QUICK_SEEDS)
+def test_settings_that_never_act_change_no_figure_with_regions_cdns_and_shards(seed: int):
+    """The wide draws (`scenariogen.random_wide_scenario`: regions and their copies of tiers,
+    a cdn with an origin shield, shards, affinity, popularity models) dressed the same way."""
+    assert changed_by_dressing(seed, scenariogen.random_wide_scenario) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", WIDE_EXACT_SLOW_SEEDS)
+def test_settings_that_never_act_change_no_figure_on_many_more_wide_scenarios(seed: int):
+    assert changed_by_dressing(seed, scenariogen.random_wide_scenario) == []
 
 
 @pytest.mark.parametrize("seed", AGREE_QUICK_SEEDS)
