@@ -145,14 +145,13 @@ def _refuse_unknown_name(path: list[str | int], section: Any) -> None:
 def _where_written(error: ValueError, document: Document) -> str:
     """The override's problem; when the file's own value is in its way (`simulation: 5s` where
     `--duration` needs a mapping), also where the file writes that value."""
-    position = document.positions.get(error.path) if isinstance(error, InTheWay) else None
-    if position is None:
+    if not isinstance(error, InTheWay) or error.path not in document.positions:
         return str(error)
-    line, column = position
+    line, column = document.positions[error.path]
+    where = format_path(error.path)
     return (
-        f"{error}; the scenario writes {format_path(error.path)} at "
-        f"{document.file}:{line}:{column}: change it there, or set it whole "
-        f"(--set {format_path(error.path)}=...)"
+        f"{error}; the scenario writes {where} at {document.file}:{line}:{column}: change it "
+        f"there, or set it whole (--set {where}=...)"
     )
 
 
