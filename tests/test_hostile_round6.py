@@ -182,3 +182,43 @@ def test_an_override_blocked_by_the_files_value_says_where_the_file_writes_it(
     code, stderr = invoke("run", str(path), *option)
     assert code == 2
     assert says.replace("FILE", str(path)) in " ".join(stderr.split())
+
+
+# ---- an output that cannot be written is refused before the work ---------------------------------
+WRITERS = {
+    "run": [],
+    "saturate": [],
+    "size": [],
+    "forecast": ["--growth", "10%/month"],
+    "sweep": ["--vary", "tiers.app.instances=1,2"],
+    "report": [],
+}
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_an_output_that_is_a_folder_is_refused_before_anything_is_simulated(
+    base: Path, command: str
+):
+    """Found by giving every command's --output a folder: `saturate`, `forecast` and `report`
+    ran their whole search (13 s of CPU for a small forecast; a report's load curve takes
+    minutes) and only then said "cannot write ...: it is a folder", losing the work."""
+    began = time.process_time()
+    code, stderr = invoke(command, str(base), *WRITERS[command], "--output", str(base.parent))
+    assert code == 2
+    assert f"cannot write {base.parent}: it is a folder; give the path of a file" in stderr
+    assert "simulating" not in stderr
+    assert time.process_time() - began < 2.0
+
+
+@pytest.mark.parametrize("command", ["run", "saturate", "forecast"])
+def test_an_output_in_a_missing_folder_is_refused_before_anything_is_simulated(
+    base: Path, command: str
+):
+    missing = base.parent / "no-such-folder" / "result.json"
+    code, stderr = invoke(command, str(base), *WRITERS[command], "--output", str(missing))
+    assert code == 2
+    assert f"the folder {missing.parent} does not exist; create it or choose another path" in (
+        " ".join(stderr.split())
+    )
+    assert "simulating" not in stderr
+    assert not missing.parent.exists()
