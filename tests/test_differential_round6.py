@@ -119,7 +119,7 @@ def _comparable(model: Model, run: RunResult, held: list[str]) -> dict[str, floa
 
 def _held_figure(key: str, held: list[str]) -> bool:
     """Whether `key` is the occupancy or requests present of a held tier (or of one of its
-    copies in a region, `TIER@REGION`)."""
+    copies in a region, `TIER@REGION`, or of its nodes under affinity, `TIER.node-K`)."""
     words = key.split(" ")
     if words[0] == "series":
         words = words[1:]
@@ -127,7 +127,7 @@ def _held_figure(key: str, held: list[str]) -> bool:
             return False
     elif not key.endswith(" occupancy"):
         return False
-    return words[0] == "tier" and words[1].split("@")[0] in held
+    return words[0] == "tier" and words[1].split("@")[0].split(".")[0] in held
 
 
 def _same(a: float, b: float | None) -> bool:
