@@ -125,7 +125,12 @@ def parse_load(text: str, base_rate: float | None = None) -> float:
             f"--load {text!r} is not a load; write a factor (2x, 1.5, 150%) or a total open "
             "rate (3000/s)"
         ) from None
-    if not math.isfinite(factor) or factor <= 0:
+    if not math.isfinite(factor):
+        raise UsageError(
+            f"--load {text!r} is not a finite load; write a factor (2x, 1.5, 150%) or a total "
+            "open rate (3000/s)"
+        )
+    if factor <= 0:
         raise UsageError(f"--load {text!r} must be greater than 0")
     return factor
 

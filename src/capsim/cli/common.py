@@ -210,9 +210,27 @@ ShareOverOption = Annotated[
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
 ]
+def writable_destination(path: Path | None) -> Path | None:
+    """An --output checked before anything is simulated (a folder, a read-only file or a missing
+    folder would otherwise be found only when the results are written, after the whole run)."""
+    from capsim.errors import UsageError
+    from capsim.outputs.files import check_destination
+
+    try:
+        check_destination(path)
+    except UsageError as error:
+        raise typer.BadParameter(str(error)) from None
+    return path
+
+
 OutputOption = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write results to this file (default: stdout)."),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write results to this file (default: stdout).",
+        callback=writable_destination,
+    ),
 ]
 ExecutorOption = Annotated[
     Executor | None,
@@ -533,12 +551,16 @@ CapacityFormatOption = Annotated[
 #: fewer than 2 there is no 95% interval and each objective is judged on noise alone.
 SEARCH_REPLICATIONS = 3
 
+#: The most replications a search point may ask for: far beyond any --max-requests, and a count
+#: that every figure computed from it holds as a float (a 400-digit count overflowed one).
+MAX_SEARCH_REPLICATIONS = 1_000_000_000
 SearchReplications = Annotated[
     int,
     typer.Option(
         "--replications",
         help="Replications per search point (common random numbers across points).",
         min=1,
+        max=MAX_SEARCH_REPLICATIONS,
     ),
 ]
 SearchDuration = Annotated[

@@ -100,9 +100,11 @@ def parse_tolerance(text: str) -> float:
 
 
 def _check_folder(path: Path | None, option: str) -> None:
-    """Refuse, before simulating, an output file whose folder does not exist."""
+    """Refuse, before simulating, an output file whose folder does not exist, or one no write
+    could succeed at (a folder, a read-only file: `outputs.files.check_destination`)."""
     if path is None:
         return
+    from capsim.outputs.files import check_destination
     from capsim.safeio import os_reason
     from capsim.textsafe import visible
 
@@ -118,6 +120,7 @@ def _check_folder(path: Path | None, option: str) -> None:
             f"cannot write {visible(str(path))} ({option}): the folder {visible(str(folder))} "
             "does not exist; create it or choose another path"
         )
+    check_destination(path)
 
 
 def _load_baseline(path: Path) -> dict[str, Any]:

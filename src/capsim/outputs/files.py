@@ -97,6 +97,25 @@ def _write_stdout(data: bytes) -> None:
         buffer.flush()
 
 
+def check_destination(path: str | Path | None) -> None:
+    """Refuse, before anything is simulated, a destination no write could succeed at: a folder,
+    a read-only file, a file in a folder that does not exist. The write checks again (a full
+    disk, or what changed meanwhile, is found then); standard output and descriptors pass."""
+    if path is None or is_stdout(path) or _DESCRIPTOR.fullmatch(str(path)):
+        return
+    target = _final_target(Path(path))
+    _check_replaceable(target, may_replace_input=True)  # the inputs are not read yet
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        missing = not folder.is_dir()
+    except OSError as error:  # a name too long: is_dir() does not swallow that one
+        raise _cannot(path, os_reason(error)) from None
+    if missing:
+        raise _cannot(
+            path, f"the folder {visible(str(folder))} does not exist; create it or choose another path"
+        )
+
+
 def _check_not_an_input(target: Path) -> None:
     """Refuse to replace a file this command read (its scenario, a baseline, a measurement file,
     a samples file): `run shop.yaml -o shop.yaml` would lose the scenario for its results."""

@@ -73,6 +73,15 @@ def override_value(override: str) -> tuple[str, Any]:
     return ".".join(parts), _parse_value(value_text)
 
 
+class InTheWay(ValueError):
+    """An override's path cannot go on through the scenario's value at `path` (a scalar or a
+    list where it needs a mapping, or a list without that index)."""
+
+    def __init__(self, message: str, path: PathKey) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
     """`data` with one PATH=VALUE override applied; the path it set. Raises ValueError."""
     parts, value_text = _split(override)
@@ -87,16 +96,18 @@ def apply_override(data: Any, override: str) -> tuple[Any, PathKey]:
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ValueError(
+                raise InTheWay(
                     f"{format_path(tuple(path))} is a list of {len(node)}; "
-                    f"use an index 0..{len(node) - 1} after it, not {part!r}"
+                    f"use an index 0..{len(node) - 1} after it, not {part!r}",
+                    tuple(path),
                 )
             key: Any = int(part)
         elif isinstance(node, dict):
             key = part
         else:
-            raise ValueError(
-                f"{format_path(tuple(path))} is not a mapping, so it has no key {part!r}"
+            raise InTheWay(
+                f"{format_path(tuple(path))} is not a mapping, so it has no key {part!r}",
+                tuple(path),
             )
         path.append(key)
         if last:
@@ -128,6 +139,19 @@ def _refuse_unknown_name(path: list[str | int], section: Any) -> None:
     raise ValueError(
         f"unknown {kind} {name!r}{hint} valid paths here are {valid}"
         f" (add a new {kind} whole: {path[0]}.{name}={{...}})"
+    )
+
+
+def _where_written(error: ValueError, document: Document) -> str:
+    """The override's problem; when the file's own value is in its way (`simulation: 5s` where
+    `--duration` needs a mapping), also where the file writes that value."""
+    if not isinstance(error, InTheWay) or error.path not in document.positions:
+        return str(error)
+    line, column = document.positions[error.path]
+    where = format_path(error.path)
+    return (
+        f"{error}; the scenario writes {where} at {document.file}:{line}:{column}: change it "
+        f"there, or set it whole (--set {where}=...)"
     )
 
 
@@ -212,7 +236,7 @@ def apply_overrides(document: Document, overrides: Sequence[str]) -> Applied:
         try:
             document.data, path = apply_override(document.data, override)
         except ValueError as error:
-            applied.problems.append(Problem(str(error), as_typed(override)))
+            applied.problems.append(Problem(_where_written(error, document), as_typed(override)))
             continue
         for table in (document.positions, document.key_positions, applied.origins):
             for stale in [p for p in table if p[: len(path)] == path]:

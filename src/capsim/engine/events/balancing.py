@@ -148,6 +148,8 @@ def _choose_routable(balancer: _Balancer, algorithm: str, low: int, high: int) -
     (all of them, dead ones included, when none is)."""
     routable = balancer.st.sim.routable
     assert routable is not None
+    if high - low == 1:
+        return fixed(low)  # no choice, so no draw: the group's other choosers keep their draws
     at = balancer.st.at
     members = range(low, high)
     turn = itertools.count()

@@ -15,7 +15,6 @@ from typing import Any
 
 from capsim.engine import streams
 from capsim.engine.events import consumer_scaling
-from capsim.engine.events.calls import _ignore
 from capsim.engine.events.clock import _Timer
 from capsim.engine.events.draws import _buffered
 from capsim.engine.events.signatures import Cont
@@ -149,16 +148,27 @@ class _Consumers:
         elif st.blocking:
             run_calls(k, lambda ok: self.finish(p, batch, ok))
         else:
-            self.finish(p, batch, True)  # the consumer's calls go on without it
-            run_calls(k, _ignore)
+            # The consumer goes on without its calls; its messages are done (their age, their
+            # outcome) when the calls answer, as on a queue without partitions or batches.
+            self.free(p)
+            self.dispatch()
+            run_calls(k, lambda ok: self.answer(batch, ok))
 
     def finish(self, p: int, batch: list[Waiting], ok: bool) -> None:
+        self.free(p)
+        self.answer(batch, ok)
+        self.dispatch()
+
+    def free(self, p: int) -> None:
+        """The consumer of partition `p` is free (and the partition with it)."""
         self.st.held_moved(self.st.env._now, -1)
         self.idle += 1
         self.consuming.discard(p)
+
+    @staticmethod
+    def answer(batch: list[Waiting], ok: bool) -> None:
         for entry in batch:
             entry.cont(ok)
-        self.dispatch()
 
     def give_up(self, event: _Timer) -> None:
         entry = event._value
