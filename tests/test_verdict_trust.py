@@ -86,6 +86,27 @@ def test_a_consumer_offered_exactly_its_capacity_fails_the_gate_whatever_the_see
     assert "(400/s offered against a capacity of 391.3/s;" in err
 
 
+def test_without_the_fault_the_consumer_at_the_edge_of_its_capacity_fails(
+    tmp_path: Path,
+) -> None:
+    # Nothing fails: the formulas put the consumer at 99.95% of its capacity (its call's
+    # 300 ms timeout cuts the lognormal tail a little: 400.2/s against 400/s offered). Such a
+    # queue has a steady state of 1,515 messages that no run reaches; its 45 s windows saw
+    # nothing for seed 1 and the gate passed.
+    path = tmp_path / "enrich.yaml"
+    scenario = ENRICH.format(rate=400)
+    fault = "faults:\n  - {at: 0s, tier: enricher, error_rate: 2%}\n"
+    assert fault in scenario
+    path.write_text(scenario.replace(fault, ""))
+    code, verdict, err = check(path, "--seed", "1")
+    assert code == 1, err
+    (enrich,) = verdict["overloaded"]
+    assert enrich["formula_offered_rate"] == pytest.approx(400.0)
+    assert 400.0 < enrich["formula_capacity"] < 400.0 / 0.999
+    assert "(400/s offered against a capacity of 400.2/s;" in err
+    assert "a queue at its capacity has no steady state (within 0.1% of it" in err
+
+
 def test_the_same_consumer_with_headroom_passes(tmp_path: Path) -> None:
     path = tmp_path / "enrich.yaml"
     path.write_text(ENRICH.format(rate=360))  # rho 0.9 by the formulas
