@@ -12,7 +12,6 @@ itself are marked slow.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def test_an_overload_only_at_the_peak_shows_the_peak_beside_the_mean(tmp_path: P
 
 
 def test_the_growth_of_a_late_overload_is_the_climb_at_the_end(tmp_path: Path) -> None:
-    """"Its backlog grew by 27 requests/s at the end of the run" where it climbed 2,784 in the
+    """ "Its backlog grew by 27 requests/s at the end of the run" where it climbed 2,784 in the
     last 50 s: the whole window's trend averaged the calm half with the climb. The end's own
     slope is 460 - 400 = 60/s."""
     path = tmp_path / "late-peak.yaml"
@@ -111,3 +110,51 @@ def test_the_growth_of_a_late_overload_is_the_climb_at_the_end(tmp_path: Path) -
         (failure,) = report["overloaded"]
         assert failure["growth_rate"] == pytest.approx(60.0, rel=0.15)
         assert report["tiers"]["api"]["growth_rate"] == failure["growth_rate"]
+
+
+@pytest.mark.slow
+def test_the_analytic_start_of_size_does_not_search_overloaded_tiers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`capsim size --load 3x` sat for over 20 minutes before its first simulated point: at 3x
+    the bank (fixed, 1,000 workers) is offered 4,500 x 223.7 ms of work, and every
+    configuration the analytic start tried left it overloaded. Each such `solve` searched along
+    the mix for where each overloaded tier turns stable (with the reconciliation batch, a
+    closed loop, solved at every step): 5.6 s of CPU a configuration. The start only asks what
+    is stable and what meets its limits, so it no longer runs those searches."""
+    from capsim.analysis import sizing
+    from capsim.analysis import solve as solve_module
+
+    searches = {"capacity": 0, "bound": 0}
+    real_capacity, real_bound = (
+        solve_module._capacity_when_stable,
+        solve_module._where_the_bound_meets_the_load,
+    )
+
+    def counted_capacity(*args, **kwargs):  # type: ignore[no-untyped-def]
+        searches["capacity"] += 1
+        return real_capacity(*args, **kwargs)
+
+    def counted_bound(*args, **kwargs):  # type: ignore[no-untyped-def]
+        searches["bound"] += 1
+        return real_bound(*args, **kwargs)
+
+    monkeypatch.setattr(solve_module, "_capacity_when_stable", counted_capacity)
+    monkeypatch.setattr(solve_module, "_where_the_bound_meets_the_load", counted_bound)
+    model = capsim.build_model(capsim.load_scenario(PLATFORM))
+    question = sizing._question(model, 3.0, sizing.DEFAULT_HEADROOM, 0, "test")
+    lower = sizing._lower_bounds(question.target, question.dims, question.limit, "test")
+    before = dict(searches)
+    _, kind = sizing._starting_point(question, lower, "test")
+    # No configuration the formulas accept (the bank stays overloaded): the lower bounds,
+    # found without a search per configuration tried.
+    assert kind == "lower bounds"
+    assert searches == before
+    # At 2x the start is the hand sizing: 3,000 x 38 ms held at payments within 80% -> 10
+    # instances of 16; fraud 3,000 x 24.5 ms within 90% -> 6 of 16; outbox 3,000 x 225.7 ms
+    # within 90% -> 24 consumers of 32.
+    question = sizing._question(model, 2.0, sizing.DEFAULT_HEADROOM, 0, "test")
+    lower = sizing._lower_bounds(question.target, question.dims, question.limit, "test")
+    start, kind = sizing._starting_point(question, lower, "test")
+    assert kind == "analytic"
+    assert (start["payments"], start["fraud"], start["outbox"]) == (10, 6, 24)
