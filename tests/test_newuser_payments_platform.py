@@ -158,3 +158,55 @@ def test_the_analytic_start_of_size_does_not_search_overloaded_tiers(
     start, kind = sizing._starting_point(question, lower, "test")
     assert kind == "analytic"
     assert (start["payments"], start["fraud"], start["outbox"]) == (10, 6, 24)
+
+
+@pytest.mark.slow
+def test_check_fails_the_platform_whose_outbox_is_short_at_the_peak() -> None:
+    """Ten outbox consumers (320 workers) carry 320 / 223.5 ms = 1,432 messages/s: enough for
+    the window's mean (1,304/s) but not the 1,500/s peak. Every SLO passes (the age p99 stays
+    under 5 s in a window that ends 65 s into the peak), and check must still fail it, naming
+    the peak beside the mean and the backlog's climb at the end, 1,500 - 1,432 = 68/s."""
+    result = runner.invoke(app, ["check", str(PLATFORM), "--set", "tiers.outbox.consumers=10"])
+    assert result.exit_code == 1, result.output
+    report = capsim.run_file(str(PLATFORM), overrides=["tiers.outbox.consumers=10"]).data
+    (failure,) = report["overloaded"]
+    assert failure["tier"] == "outbox"
+    assert all(slo["passed"] for slo in report["slos"])
+    assert failure["offered_rate"] == pytest.approx(1304.0, rel=0.01)
+    assert failure["capacity"] == pytest.approx(320 / 0.2235, rel=0.02)
+    assert failure["offered_peak"]["value"] == pytest.approx(1500.0, rel=0.01)
+    assert failure["growth_rate"] == pytest.approx(1500 - 320 / 0.2235, rel=0.15)
+    assert "1,501.0/s in its busiest 60s" in result.output
+
+
+@pytest.mark.slow
+def test_the_platform_run_checks_out_by_hand() -> None:
+    """One run of the day: Little's law on the payments threads (held = throughput x time
+    held, per class), the cache's miss traffic to the user DB (10%), the fraud timeout's
+    retries (P(lognormal > 120 ms) = 1.78% of first attempts), the ledger's writes on the
+    primary and reads on the replicas, and the outbox's message age (2 ms + the bank's
+    223.5 ms mean, truncated at its 1 s timeout and retried)."""
+    data = capsim.run_file(str(PLATFORM)).data
+    classes, tiers = data["classes"], data["tiers"]
+    assert data["passed"]
+    held = sum(
+        classes[name]["throughput"] * (classes[name]["latency"]["mean"] - 0.0002)
+        for name in ("pay", "recon")
+    )
+    assert tiers["payments"]["occupancy"] == pytest.approx(held / 96, rel=0.01)
+    assert tiers["user_db"]["throughput"] / tiers["auth_cache"]["throughput"] == pytest.approx(
+        0.10, abs=0.005
+    )
+    sigma = math.log(10) / 2.326348
+    beyond = 0.5 * math.erfc(math.log(0.120 / 0.015) / sigma / math.sqrt(2))
+    fraud = tiers["fraud"]
+    first_attempts = fraud["arrivals"] - fraud["retries"]
+    assert fraud["retries"] / first_attempts == pytest.approx(beyond, rel=0.1)
+    groups = tiers["ledger"]["groups"]
+    assert groups["primary"]["offered_rate"] == pytest.approx(
+        classes["pay"]["offered_rate"], rel=0.01
+    )
+    assert groups["replicas"]["offered_rate"] == pytest.approx(
+        classes["pay"]["offered_rate"] + 5 * classes["recon"]["offered_rate"], rel=0.01
+    )
+    assert tiers["outbox"]["age"]["mean"] == pytest.approx(0.2235, rel=0.03)
