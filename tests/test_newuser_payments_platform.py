@@ -13,6 +13,7 @@ itself are marked slow.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,48 @@ def test_the_platform_run_checks_out_by_hand() -> None:
         classes["pay"]["offered_rate"] + 5 * classes["recon"]["offered_rate"], rel=0.01
     )
     assert tiers["outbox"]["age"]["mean"] == pytest.approx(0.2235, rel=0.03)
+
+
+# An outbox whose consumers call a fixed bank of 20 workers x 80 ms (250/s) offered 300/s:
+# no outbox size can help, since every consumer waits on the bank's backlog.
+FIXED_BANK = """
+name: fixed-bank
+seed: 2
+simulation: {duration: 20s, warmup: 2s}
+traffic:
+  pay: {entry: api, rate: 300/s}
+tiers:
+  api:
+    concurrency: 8
+    service_time: 1ms
+    calls: [outbox]
+  outbox:
+    type: queue
+    consumers: 4
+    concurrency: 8
+    service_time: 1ms
+    calls: [bank]
+  bank:
+    concurrency: 20
+    service_time: {dist: exponential, mean: 80ms}
+    sizing: fixed
+slos:
+  - {class: pay, p99: 100ms}
+  - {tier: outbox, age_p99: 2s}
+"""
+
+
+def test_size_stops_growing_a_queue_held_up_by_an_overloaded_fixed_callee(tmp_path: Path) -> None:
+    """At 3x the platform's fixed bank is overloaded, and size grew the outbox's consumers
+    point after point (36 to 63 in an hour): an overloaded sized tier kept the stall rule from
+    judging, although its consumers only waited on the bank. A sized tier whose calls reach an
+    overloaded unsized tier no longer does: the search stops after its 4 stalled growth moves,
+    with the outbox at 57 consumers (102 before), naming the bank."""
+    path = tmp_path / "fixed-bank.yaml"
+    path.write_text(FIXED_BANK)
+    result = runner.invoke(app, ["size", str(path), "--replications", "1"])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "bank is not sized and is overloaded at that point" in message
+    consumers = int(re.search(r"outbox=(\d+)", message).group(1))  # type: ignore[union-attr]
+    assert consumers < 64

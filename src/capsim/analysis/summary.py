@@ -1086,7 +1086,7 @@ def _behind_another_overload(
         upstream = [
             name
             for name in names
-            if name != tier.name and _calls_reach(model, model.tier(name).index, tier.index)
+            if name != tier.name and calls_reach(model, model.tier(name).index, tier.index)
         ]
         if not upstream or failure.get("saturation_rate") is None:
             continue
@@ -1100,7 +1100,7 @@ def _behind_another_overload(
             failure["held_back_by"] = upstream[0]
 
 
-def _calls_reach(model: Model, start: int, target: int) -> bool:
+def calls_reach(model: Model, start: int, target: int) -> bool:
     """Whether a visit to tier `start` leads, by calls of any class, to tier `target`."""
     from capsim.model.visits import calls_per_visit
 
