@@ -83,6 +83,32 @@ def tier_peak(tier: Tier, runs: Sequence[RunResult], figure: str) -> Peak | None
     )
 
 
+def peak_arrival_rate(tier: Tier, runs: Sequence[RunResult]) -> Peak | None:
+    """The busiest PEAK_SPAN of `tier`'s arrivals, as arrivals per second pooled over `runs`,
+    or None without time series. Under a profile the window's mean `offered_rate` mixes the
+    quiet hours with the peak: an overload that happens only at the peak then reads "offered
+    1,304.0/s, capacity 1,434.1/s", which looks like no overload at all."""
+    series = [run.series for run in runs]
+    if not series or any(s is None for s in series):
+        return None
+    first = series[0]
+    assert first is not None
+    inside = _measured_buckets(first.edges, runs[0].warmup)
+    if inside.size == 0:
+        return None
+    arrivals = np.sum([s.tiers[tier.index].arrivals[inside] for s in series if s is not None], 0)
+    widths = (first.edges[1:] - first.edges[:-1])[inside]
+    width = min(max(1, round(PEAK_SPAN / first.bucket)), inside.size)
+    window = np.ones(width)
+    seconds = np.convolve(widths, window, mode="valid") * len(series)
+    rates = np.convolve(arrivals, window, mode="valid") / seconds
+    start = int(np.argmax(rates))
+    starts = first.edges[:-1][inside]
+    return Peak(
+        value=float(rates[start]), at=float(starts[start]), span=float(seconds[start]) / len(series)
+    )
+
+
 def peak_figures(tier: Tier, runs: Sequence[RunResult]) -> dict[str, dict[str, float]] | None:
     """`tiers.<t>.peak` of a result: {utilization, occupancy} each as {value, at, span}."""
     figures = {}

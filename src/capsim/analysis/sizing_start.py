@@ -69,7 +69,7 @@ def analytic_figure(slo: Slo, model: Model, data: dict[str, Any]) -> float | Non
 def judge(model: Model, slos: Sequence[Slo], capsim_version: str) -> Verdict | None:
     """`solve`'s verdict on `model` against `slos` (None when the analysis cannot solve it)."""
     try:
-        data = solve(model, capsim_version=capsim_version, mark_overload=True)
+        data = solve(model, capsim_version=capsim_version, mark_overload=True, verdict_only=True)
     except (CapsimError, ArithmeticError, ValueError):
         return None
     overloaded = {name for name, tier in data["tiers"].items() if tier.get("stable") is False}

@@ -1758,7 +1758,9 @@ def _slo_verdicts(
     return slos
 
 
-def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> dict[str, Any]:
+def solve(
+    model: Model, *, capsim_version: str, mark_overload: bool = False, verdict_only: bool = False
+) -> dict[str, Any]:
     """Analytic estimates in the shape of `capsim run`'s JSON, with a `method` beside each group.
 
     When an open station without a waiting-room limit is offered at least its capacity, raises
@@ -1766,6 +1768,10 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     with `mark_overload`, returns the full estimates instead, with that tier `stable: false`,
     its figures at saturation, the classes through it without latency, and `overloaded` and
     `passed: false` at the top (docs/how-the-model-works.md, "capsim solve").
+    `verdict_only` (with `mark_overload`): an overloaded tier's `capacity` is offered / rho and
+    the bottleneck's saturation rate the bound at this load, without the searches along the mix
+    that find where they turn stable (seconds each for a closed class beside open traffic: the
+    analytic start of `capsim size`, which asks only what is stable and what meets its limits).
     """
     model, settled = settle_consumers(model, _queue_state)
     net = _network(model)
@@ -1789,7 +1795,11 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
     notes.extend(_rate_limit_notes(model, reaching, refused))
     if unstable and not mark_overload:  # before the capacities below, which it does not need
         raise _unstable_error(unstable[0], saturation)
-    capacities = _overloaded_capacities(net, unstable)
+    capacities = (
+        {(tier.index, label): _station_capacity(tier, st) for tier, label, st in unstable}
+        if verdict_only
+        else _overloaded_capacities(net, unstable)
+    )
     overloaded = [
         {
             "tier": tier.name,
@@ -1801,7 +1811,7 @@ def solve(model: Model, *, capsim_version: str, mark_overload: bool = False) -> 
         for tier, label, st in unstable
     ]
     notes.extend(_unsearched_note(unstable))
-    if unstable:
+    if unstable and not verdict_only:
         bottleneck, saturation, by_rate_limit = _where_the_bound_meets_the_load(
             model, capsim_version, bottleneck, saturation, by_rate_limit
         )

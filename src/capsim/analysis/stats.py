@@ -219,6 +219,12 @@ def _final_trend(times: np.ndarray, trace: np.ndarray) -> tuple[Trend, np.ndarra
     return None if trend is None else (trend, y[:-final])
 
 
+def final_quarter_trend(times: np.ndarray, trace: np.ndarray) -> Trend | None:
+    """The trend of the final quarter of a trace alone (None when the trace is too short)."""
+    found = _final_trend(times, trace)
+    return None if found is None else found[0]
+
+
 def rising_at_end(times: np.ndarray, trace: np.ndarray) -> Trend | None:
     """The backlog clearly rises over the final quarter of the window, beyond what the queue's
     own scatter before it explains (an overload that began late in the window): that final

@@ -23,12 +23,14 @@ import numpy as np
 from capsim.analysis import cost, unfinished
 from capsim.analysis.busiest_group import busiest_group, scaled_to_group
 from capsim.analysis.deadlock import deadlocks_in_run
-from capsim.analysis.peak import peak_figures
+from capsim.analysis.peak import peak_arrival_rate, peak_figures
 from capsim.analysis.phases import broke_sentence, judge_by_phase, whole_window_sentence
 from capsim.analysis.report import Report
 from capsim.analysis.stats import (
+    Trend,
     clamped,
     falling_at_end,
+    final_quarter_trend,
     net_growth_is_clear,
     queue_trend,
     rising_at_end,
@@ -347,7 +349,7 @@ def assess_stability(
             # The backlog hit the engine's bound: count what it would have grown by.
             rates.append((admitted + tier_run.overflow - tier_run.completed) / run.duration)
         elif trend is not None and trend.growing:
-            rates.append(trend.slope)
+            rates.append(_slope_at_end(times, tier_run.queue_trace, trend, late_onset))
         elif late is not None:
             # Overloaded late in the window (a peak at its end): the final quarter's slope.
             rates.append(late.slope)
@@ -388,6 +390,18 @@ def _worker_time(tier_run: TierRun, run: RunResult, workers: int) -> float:
     if tier_run.live_worker_time is not None:
         return tier_run.live_worker_time
     return max(tier_run.workers or workers, 1) * run.duration
+
+
+def _slope_at_end(times: np.ndarray, trace: np.ndarray, trend: Trend, late_onset: bool) -> float:
+    """How fast a growing backlog grows at the end of the window. Under a changing load
+    (`late_onset`) the whole window's trend averages the calm before a step up with the climb
+    after it (a queue flat for 50 s, then climbing 56/s for 50 s, had a window trend of 27/s):
+    when the final quarter climbs faster, its slope is the growth at the end."""
+    if late_onset:
+        late = final_quarter_trend(times, trace)
+        if late is not None and late.slope > trend.slope:
+            return late.slope
+    return trend.slope
 
 
 def connection_time(tier_run: TierRun) -> float:
@@ -1052,6 +1066,32 @@ def _note_autoscaler_lag(tier: Tier, first_run: TierRun, failure: dict[str, Any]
     }
 
 
+#: How far above the window's mean a tier's busiest minute of arrivals must be to be shown
+#: beside it in an overload's sentence (below it the two read alike).
+_PEAK_OFFERED_SHOWN = 1.01
+
+
+def _note_peak_offered(tier: Tier, runs: list[RunResult], failure: dict[str, Any]) -> None:
+    """Under a profile (load changing during the run) the window's mean `offered_rate` may be
+    below the tier's `capacity` although the tier is overloaded at its peak: record the busiest
+    minute's arrivals, `offered_peak` {value, at, span}, for the sentence and the verdict line."""
+    peak = peak_arrival_rate(tier, runs)
+    if peak is not None and peak.value > _PEAK_OFFERED_SHOWN * failure["offered_rate"]:
+        failure["offered_peak"] = {"value": peak.value, "at": peak.at, "span": peak.span}
+
+
+def _offered_text(failure: dict[str, Any]) -> str:
+    """`offered X/s`, and under a profile the busiest minute's arrivals beside the mean."""
+    text = f"offered {failure['offered_rate']:,.1f}/s"
+    peak = failure.get("offered_peak")
+    if peak:
+        text += (
+            f" on average, {peak['value']:,.1f}/s in its busiest {peak['span']:g}s"
+            f" from t = {peak['at']:g}s"
+        )
+    return text
+
+
 def _autoscaler_lag_text(failure: dict[str, Any]) -> str:
     """The clause of `overload_sentence` for an autoscaled tier overloaded below its max."""
     lag = failure.get("autoscale")
@@ -1097,7 +1137,7 @@ def _behind_another_overload(
         upstream = [
             name
             for name in names
-            if name != tier.name and _calls_reach(model, model.tier(name).index, tier.index)
+            if name != tier.name and calls_reach(model, model.tier(name).index, tier.index)
         ]
         if not upstream or failure.get("saturation_rate") is None:
             continue
@@ -1111,7 +1151,7 @@ def _behind_another_overload(
             failure["held_back_by"] = upstream[0]
 
 
-def _calls_reach(model: Model, start: int, target: int) -> bool:
+def calls_reach(model: Model, start: int, target: int) -> bool:
     """Whether a visit to tier `start` leads, by calls of any class, to tier `target`."""
     from capsim.model.visits import calls_per_visit
 
@@ -1136,7 +1176,7 @@ def overload_sentence(failure: dict[str, Any]) -> str:
     text = (
         f"{where} is OVERLOADED, which fails the run: its backlog grew by "
         f"{_format_growth(failure['growth_rate'])} requests/s at the end of the run "
-        f"(offered {failure['offered_rate']:,.1f}/s, capacity {failure['capacity']:,.1f}/s)"
+        f"({_offered_text(failure)}, capacity {failure['capacity']:,.1f}/s)"
     ) + _autoscaler_lag_text(failure)
     if failure.get("saturation_rate") and failure.get("held_back_by"):
         text += (
@@ -1625,6 +1665,8 @@ def summarise(
             if "undrained" in entry:
                 failure["undrained"] = entry["undrained"]
             _note_autoscaler_lag(tier, runs[0].tiers[tier.index], failure)
+            if "peak" in entry and "group" not in failure:
+                _note_peak_offered(tier, runs, failure)
             overloaded.append(failure)
         if entry.get("overflow"):
             warnings.append(_overflow_sentence(tier, entry["overflow"]))
