@@ -25,6 +25,7 @@ from capsim.analysis.points import (
     SAMPLE_MARGIN,
     Point,
     Progress,
+    ReplicationStore,
     SloCheck,
     asked_figures,
     at_max_replicas,
@@ -36,6 +37,7 @@ from capsim.analysis.points import (
     percentile_needs_by_slo,
     sampled_duration,
     scale_open_traffic,
+    simulated_requests,
     with_run_length,
 )
 from capsim.analysis.stats import NOISE_FACTOR, student_t_quantile
@@ -287,6 +289,9 @@ class _Searcher:
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
         self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
         self.again: set[float] = set()  # rates measured again longer (`measured_longer`)
+        # Replications simulated so far, reused by a measurement that asks for them again (a
+        # verification run again with more replications runs only the new ones).
+        self.store = ReplicationStore()
 
     @property
     def needs(self) -> list[tuple[float, int]]:
@@ -433,6 +438,7 @@ class _Searcher:
                 labels=[labels[i] for i in order] if labels is not None else None,
                 max_requests=self.max_requests,
                 executor=self.executor,
+                store=self.store,
             )
         except Interrupted as stop:
             stop.completed_models = {order[i]: p for i, p in stop.completed_models.items()}
@@ -444,9 +450,7 @@ class _Searcher:
             # changes during the run gets more of them for a longer run (with_run_length).
             rerun = point.model is not model
             self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
-            self.requests += expected_requests(model)
-            if rerun:
-                self.requests += expected_requests(point.model)
+            self.requests += simulated_requests(point)  # replications reused not counted
         return points
 
     def _note_deciding(self, points: list[Point]) -> None:

@@ -25,6 +25,7 @@ from capsim.analysis.cost import (
 from capsim.analysis.points import (
     Point,
     Progress,
+    ReplicationStore,
     SloCheck,
     at_max_replicas,
     light_load_solution,
@@ -393,6 +394,7 @@ class _Search:
         #: is clear: docs/capacity.md, "Search"); None where conditions change during the run.
         self.settled_by: Model | None = None
         self.stage = ""  # "at full length" once a failed verification sends the search there
+        self.store = ReplicationStore()  # replications simulated so far, reused when asked again
 
     def key(self, values: dict[str, int]) -> tuple[int, ...]:
         return tuple(values[d.name] for d in self.dims)
@@ -471,13 +473,17 @@ class _Search:
             labels=labels,
             max_requests=self.max_requests,
             executor=self.executor,
+            store=self.store,
         )
         self.evaluations += len(trials)
         phase = what if not self.stage or what.startswith("verifying") else f"{what} {self.stage}"
         for asked, point in zip(models, points, strict=True):
             reruns = int(point.model.simulation != asked.simulation)  # re-run longer for noise
             self.runs[phase] = self.runs.get(phase, 0) + 1 + reruns
-            self.simulated += estimate_requests(asked) + reruns * estimate_requests(point.model)
+            measured_first = point.rerun_of or point  # replications reused are not counted
+            self.simulated += estimate_requests(asked) * measured_first.simulated_share
+            if point.rerun_of is not None:
+                self.simulated += estimate_requests(point.model) * point.simulated_share
         return points
 
     def cost(self, values: dict[str, int]) -> float:
