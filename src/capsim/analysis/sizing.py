@@ -402,13 +402,20 @@ class _Search:
     def measure(self, values: dict[str, int], model: Model, what: str) -> Point:
         return self.measure_all([values], model, what)[0]
 
-    def measure_all(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
+    def measure_all(
+        self, trials: list[dict[str, int]], model: Model, what: str, fewer: bool = False
+    ) -> list[Point]:
         """The points of `trials` (independent configurations), the new ones measured together.
 
         At full length, a trial whose search point failed clearly keeps that verdict unmeasured.
+        With `fewer` (trials that take units away, while shrinking), a trial with no more of
+        any quantity than a configuration that failed clearly at the same run length keeps
+        that verdict unmeasured too (`_dominated`).
         """
         keys = [(model.simulation.duration, self.key(values)) for values in trials]
         settled = self._settled(keys)
+        if fewer:
+            settled.update(self._dominated([key for key in keys if key not in settled]))
         new = {
             key: values
             for key, values in zip(keys, trials, strict=True)
@@ -430,6 +437,31 @@ class _Search:
             point = self.cache.get((short, key[1]))
             if key[0] != short and point is not None and fails_clearly(point):
                 found[key] = point
+        return found
+
+    def _dominated(self, keys: list[tuple[float, tuple[int, ...]]]) -> dict[Any, Point]:
+        """The points of `keys` not measured yet that a measured configuration of the same run
+        length, with at least as much of every quantity, failed clearly (`fails_clearly`): less
+        capacity everywhere does not bring a tier back from overload nor an objective back
+        within its limit from beyond its whole interval (docs/capacity.md, "Search"). Shrinking
+        one unit at a time after a growth step of an eighth (auth 80 -> 90 pods) otherwise
+        measures every other quantity's one-unit-fewer trial again in each round, though it
+        failed clearly in the round before with more of the quantity being shrunk."""
+        failed = [
+            (key, point)
+            for key, point in self.cache.items()
+            if not point.meets and fails_clearly(point)
+        ]
+        found = {}
+        for key in keys:
+            if key in self.cache:
+                continue
+            for (length, counts), point in failed:
+                if length == key[0] and all(
+                    mine <= theirs for mine, theirs in zip(key[1], counts, strict=True)
+                ):
+                    found[key] = point
+                    break
         return found
 
     def _check_budget(self, new: dict[Any, dict[str, int]], model: Model) -> None:
@@ -588,7 +620,8 @@ class _Search:
                 if galloped is not None:
                     return galloped
         trials = [{**values, d.name: values[d.name] - 1} for d in order]
-        for trial, point in zip(trials, self.measure_all(trials, model, "shrinking"), strict=True):
+        measured = self.measure_all(trials, model, "shrinking", fewer=True)
+        for trial, point in zip(trials, measured, strict=True):
             if point.meets:
                 return trial
         return None
@@ -603,7 +636,8 @@ class _Search:
             for cheap in self.dims
             if cheap.unit_cost < dear.unit_cost and values[cheap.name] < cheap.high
         ]
-        for trial, point in zip(trials, self.measure_all(trials, model, "trading"), strict=True):
+        measured = self.measure_all(trials, model, "trading", fewer=True)
+        for trial, point in zip(trials, measured, strict=True):
             if point.meets:
                 return trial
         return None
