@@ -9,6 +9,7 @@ does not bring it back (docs/capacity.md, "Search").
 
 from __future__ import annotations
 
+import modelkit
 from capsim.analysis.points import Point, SloCheck
 from capsim.analysis.report import Report
 from capsim.analysis.sizing import Dimension, _Search
@@ -18,12 +19,10 @@ LENGTH = 5.0
 
 
 def search() -> _Search:
-    model = Model(
-        name="shop",
-        seed=1,
-        simulation=Simulation(duration=LENGTH, warmup=1.0, replications=2),
-        classes=(),
-        tiers=(),
+    model = modelkit.model(
+        [modelkit.tier("search", modelkit.exp(0.015)), modelkit.tier("auth", modelkit.exp(0.08))],
+        [modelkit.open_class("login", 0, 100.0)],
+        duration=LENGTH,
     )
     dims = [
         Dimension(0, "search", "instances", 1, 10, 0.52),
@@ -68,3 +67,12 @@ def test_a_trial_measured_already_keeps_its_own_point() -> None:
     sizing.cache[(LENGTH, (3, 90))] = point(0.97, 0.98)
     sizing.cache[(LENGTH, (3, 89))] = point(0.95, 0.99)
     assert sizing._dominated([(LENGTH, (3, 89))]) == {}
+
+
+def test_a_trade_is_not_offered_from_a_tier_whose_one_fewer_was_answered_so() -> None:
+    # search's one unit fewer (2 nodes) was not measured at auth 89: at auth 90 it left the
+    # search tier overloaded, which no other tier's capacity can bring back.
+    sizing = search()
+    sizing.cache[(LENGTH, (2, 90))] = point(0.5, 0.6, overloaded=True)
+    model = sizing.target
+    assert sizing._short_of_its_own({"search": 3, "auth": 89}, sizing.dims[0], model)

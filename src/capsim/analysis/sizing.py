@@ -652,7 +652,9 @@ class _Search:
         if tier.blocking and any(work.calls for work in tier.work):
             return False  # held through its calls: a callee's capacity shortens the hold
         key = (model.simulation.duration, self.key({**values, dim.name: values[dim.name] - 1}))
-        point = self.cache.get(key) or self._settled([key]).get(key)
+        point = (
+            self.cache.get(key) or self._settled([key]).get(key) or self._dominated([key]).get(key)
+        )
         if point is None:
             return False
         if dim.name in point.report.unstable_tiers:
@@ -924,6 +926,7 @@ def size_tiers(
         [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
         deciding,
         "checking",
+        fewer=True,
     )
     sized = apply_capacity(target, answer, dims)
     tiers_out = _tiers_output(
@@ -1392,7 +1395,9 @@ def _one_fewer(
     shown = values[dim.name] - 1 + (redundancy if dim.loses_instances else 0)
     if values[dim.name] <= dim.low:
         return {"value": shown, "meets_slos": None, "reason": "at sizing.min"}
-    point = search.measure({**values, dim.name: values[dim.name] - 1}, model, "checking")
+    (point,) = search.measure_all(
+        [{**values, dim.name: values[dim.name] - 1}], model, "checking", fewer=True
+    )
     reason = "; ".join(point.failures) if not point.meets else "meets the SLOs"
     # A short point that failed clearly is not run again at full length: its run length shows.
     return {
