@@ -15,6 +15,15 @@
 
     python benchmarks/bench_search.py --rounds 3      # medians of 3 interleaved rounds
 
+3. report (only with `--only report`): `capsim report SCENARIO -o REPORT.md --executor process
+   --workers 2` (its load curve: saturate's search and its verification on the scenario's own
+   timeline), then one `capsim run SCENARIO`, the run the report is of. No target: the figure
+   to watch on realistic scenarios (a daily profile's whole-day verification dominates it).
+
+    python benchmarks/bench_search.py --only report --scenario scenarios/checkout-platform.yaml
+    python benchmarks/bench_search.py --only size --scenario scenarios/mobile-backend.yaml \
+        --size-option=--replications=2
+
 Every command runs as a user would run it (`python -m capsim ...` in its own process, one at a
 time), so start-up and the executor's start are in the figures. Prints wall times, the ratios,
 the search's own count of simulated points (`search.runs`, docs/capacity.md) and the answer.
@@ -55,13 +64,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(src: Path, args: list[str]) -> tuple[float, dict[str, Any]]:
-    """Wall time and JSON output of one capsim command in its own process; its CPU time (with
-    its worker processes') is left in CPU[args[0]]."""
+def timed(src: Path, args: list[str], as_json: bool = True) -> tuple[float, dict[str, Any]]:
+    """Wall time and JSON output (with `as_json`) of one capsim command in its own process; its
+    CPU time (with its worker processes') is left in CPU[args[0]]."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
-        [sys.executable, "-m", "capsim", *args, "--format", "json"],
+        [sys.executable, "-m", "capsim", *args, *(["--format", "json"] if as_json else [])],
         capture_output=True,
         env=env,
         check=False,
@@ -70,16 +79,18 @@ def timed(src: Path, args: list[str]) -> tuple[float, dict[str, Any]]:
     CPU[args[0]] = _children_cpu() - cpu
     if done.returncode not in (0, 1):
         sys.exit(f"capsim {' '.join(args)} failed ({done.returncode}):\n{done.stderr.decode()}")
-    return elapsed, json.loads(done.stdout)
+    return elapsed, json.loads(done.stdout) if as_json else {}
 
 
-def bench_size(src: Path, scenario: Path, load: str, workers: int) -> dict[str, Any]:
+def bench_size(
+    src: Path, scenario: Path, load: str, workers: int, extra: list[str]
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         answer_path = Path(folder) / "answer.yaml"
         size_time, answer = timed(
             src,
             ["size", str(scenario), "--load", load, "--executor", "process",
-             "--workers", str(workers), "--write", str(answer_path)],
+             "--workers", str(workers), "--write", str(answer_path), *extra],
         )  # fmt: skip
         size_cpu = CPU["size"]
         run_time, _ = timed(src, ["run", str(answer_path), "--load", load])
@@ -133,12 +144,44 @@ def bench_saturate(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
     }
 
 
+def bench_report(src: Path, scenario: Path, workers: int) -> dict[str, Any]:
+    """`capsim report SCENARIO` with its load curve (saturate's search and its verification on
+    the scenario's own timeline), against one `capsim run SCENARIO`: the run the report is of."""
+    with tempfile.TemporaryDirectory() as folder:
+        report_time, _ = timed(
+            src,
+            ["report", str(scenario), "-o", str(Path(folder) / "report.md"),
+             "--executor", "process", "--workers", str(workers)],
+            as_json=False,
+        )  # fmt: skip
+    report_cpu = CPU["report"]
+    run_time, _ = timed(src, ["run", str(scenario)])
+    return {
+        "command": "report",
+        "wall": report_time,
+        "run": run_time,
+        "ratio": report_time / run_time,
+        "cpu": report_cpu,
+        "run_cpu": CPU["run"],
+        "cpu_ratio": report_cpu / CPU["run"],
+        "load": os.getloadavg()[0],
+        "target": None,
+        "runs": None,
+        "answer": None,
+    }
+
+
 def report(result: dict[str, Any]) -> None:
-    verdict = "met" if result["ratio"] <= result["target"] else "MISSED"
+    target = result["target"]
+    verdict = (
+        "no target"
+        if target is None
+        else f"target at most {target:g}x, {'met' if result['ratio'] <= target else 'MISSED'}"
+    )
     print(
         f"{result['command']}: {result['wall']:.1f}s wall, one run of its answer "
-        f"{result['run']:.1f}s: {result['ratio']:.2f}x (target at most {result['target']:g}x, "
-        f"{verdict}); {result['runs']} simulated points {result.get('runs_by_phase') or ''}"
+        f"{result['run']:.1f}s: {result['ratio']:.2f}x ({verdict}); {result['runs']} simulated "
+        f"points {result.get('runs_by_phase') or ''}"
     )
     print(
         f"  CPU time (the command and its workers): {result['cpu']:.1f}s against "
@@ -154,7 +197,7 @@ def report(result: dict[str, Any]) -> None:
 
 def medians(results: list[dict[str, Any]]) -> None:
     """Per command: the median ratio over the rounds, and every round's."""
-    for command in ("size", "saturate"):
+    for command in ("size", "saturate", "report"):
         rounds = [r for r in results if r["command"] == command]
         if rounds:
             ratios = sorted(r["ratio"] for r in rounds)
@@ -169,8 +212,14 @@ def medians(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=TICKETING)
-    parser.add_argument("--only", choices=("size", "saturate"))
+    parser.add_argument("--only", choices=("size", "saturate", "report"))
     parser.add_argument("--load", default="3x")
+    parser.add_argument(
+        "--size-option",
+        action="append",
+        default=[],
+        help="one more option for size (repeatable; e.g. --size-option=--replications=2)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--src", type=Path, default=REPO / "src", help="the capsim to measure")
@@ -178,10 +227,15 @@ def main() -> None:
     results = []
     for _ in range(args.rounds):
         if args.only in (None, "size"):
-            results.append(bench_size(args.src, args.scenario, args.load, args.workers))
+            results.append(
+                bench_size(args.src, args.scenario, args.load, args.workers, args.size_option)
+            )
             report(results[-1])
         if args.only in (None, "saturate"):
             results.append(bench_saturate(args.src, args.scenario, args.workers))
+            report(results[-1])
+        if args.only == "report":
+            results.append(bench_report(args.src, args.scenario, args.workers))
             report(results[-1])
     if args.rounds > 1:
         medians(results)

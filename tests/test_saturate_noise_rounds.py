@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from capsim.analysis.points import Point, SloCheck
 from capsim.analysis.report import Report
-from capsim.analysis.saturate import CurvePoint, _settled_by_more_data
+from capsim.analysis.saturate import CurvePoint, _measured_until_decided, _settled_by_more_data
 from capsim.model.types import Model, Simulation
 
 
@@ -43,3 +43,32 @@ def test_a_figure_at_its_limit_within_a_sliver_counts_as_failing_at_once() -> No
     # about 0.47 of its width, so a margin of a third of it is not settled, 0.83 of it is.
     assert not _settled_by_more_data(point_with(0.0590, 0.0620, replications=12), rounds=1)
     assert _settled_by_more_data(point_with(0.0590, 0.0602, replications=12), rounds=1)
+
+
+class Rounds:
+    """A searcher whose every round of `measured_longer` fails only by noise, at a sliver."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.stopped_early: set[float] = set()
+
+    def measured_longer(self, rate: float, what: str) -> CurvePoint:
+        self.rounds += 1
+        # 0.2 ms inside a 60 ms limit, the upper end 4.2 ms above the figure.
+        return point_with(0.0598, 0.0640, replications=3 * 2**self.rounds)
+
+
+def test_rounds_stop_once_those_left_could_not_settle_the_figure_they_measured() -> None:
+    # After the first round (6 replications of twice the run) the two rounds left would narrow
+    # the interval to about a fifth of its width: not to 0.2 ms. The third round alone would
+    # cost 64 times the point.
+    searcher = Rounds()
+    again = _measured_until_decided(searcher, 280.0, "again", settle=True)  # type: ignore[arg-type]
+    assert searcher.rounds == 1 and searcher.stopped_early == {280.0}
+    assert again is not None and not again.point.meets
+
+
+def test_the_lightest_point_keeps_every_round_whatever_the_margin() -> None:
+    searcher = Rounds()
+    _measured_until_decided(searcher, 280.0, "again")  # type: ignore[arg-type]
+    assert searcher.rounds == 3 and not searcher.stopped_early

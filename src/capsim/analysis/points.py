@@ -8,7 +8,9 @@ the differences between two points are differences of the models, not of the noi
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -245,6 +247,16 @@ class Point:
     report: Report
     checks: list[SloCheck]
     replication_estimates: dict[str, list[float]]
+    #: Replications taken from a ReplicationStore rather than simulated for this point.
+    reused: int = 0
+    #: The shorter measurement this one re-ran for noise (measure_all), when it is one.
+    rerun_of: Point | None = None
+
+    @property
+    def simulated_share(self) -> float:
+        """The share of this point's replications simulated for it (the others were reused)."""
+        count = self.model.simulation.replications
+        return (count - self.reused) / count if count else 1.0
 
     @property
     def stable(self) -> bool:
@@ -386,6 +398,7 @@ def measure(
     progress: Progress | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
+    store: ReplicationStore | None = None,
 ) -> Point:
     """Run every replication of `model` and judge the result against its SLOs (and `extra_slos`).
 
@@ -401,6 +414,7 @@ def measure(
         progress=progress,
         max_requests=max_requests,
         executor=executor,
+        store=store,
     )[0]
 
 
@@ -413,15 +427,17 @@ def measure_all(
     labels: Sequence[str] | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     executor: Executor | None = None,
+    store: ReplicationStore | None = None,
 ) -> list[Point]:
     """`measure` of independent models, their replications evaluated together on `executor`;
-    the points failing only by noise are re-run longer together, as `measure` says.
+    the points failing only by noise are re-run longer together, as `measure` says. With
+    `store`, replications it holds are reused and the new ones kept there.
 
     On Ctrl-C, raises Interrupted whose `completed_models` holds the Points measured in full
     (by index), in place of their raw runs.
     """
     points = _measure_batch(
-        models, capsim_version, extra_slos, progress, labels, max_requests, executor
+        models, capsim_version, extra_slos, progress, labels, max_requests, executor, store
     )
     reruns = {
         i: longer
@@ -440,13 +456,24 @@ def measure_all(
             [labels[i] for i in reruns] if labels is not None else None,
             max_requests,
             executor,
+            store,
         )
     except Interrupted as stop:
         stop.completed_models = {i: p for i, p in enumerate(points) if i not in reruns}
         raise
     for i, point in zip(reruns, longer_points, strict=True):
+        point.rerun_of = points[i]
         points[i] = point
     return points
+
+
+def simulated_requests(point: Point) -> float:
+    """Open requests simulated for `point`: its replications not reused, and those of the
+    shorter measurement it re-ran for noise (warm-ups included)."""
+    done = expected_requests(point.model) * point.simulated_share
+    if point.rerun_of is not None:
+        done += simulated_requests(point.rerun_of)
+    return done
 
 
 def _rerun_model(model: Model) -> Model:
@@ -470,21 +497,40 @@ def _measure_batch(
     labels: Sequence[str] | None,
     max_requests: float,
     executor: Executor | None,
+    store: ReplicationStore | None = None,
 ) -> list[Point]:
+    keys = [ReplicationStore.key(model) for model in models] if store is not None else []
+    known = [
+        store.known(key, model.simulation.replications) if store is not None else []
+        for key, model in zip(keys or [b""] * len(models), models, strict=True)
+    ]
     try:
         batches = run_batch(
-            models, executor=executor, progress=progress, labels=labels, max_requests=max_requests
+            models,
+            executor=executor,
+            progress=progress,
+            labels=labels,
+            max_requests=max_requests,
+            first=[len(runs) for runs in known],
         )
     except Interrupted as stop:
         stop.completed_models = {
-            i: _judge(models[i], runs, capsim_version, extra_slos)
+            i: _judge(models[i], [*known[i], *runs], capsim_version, extra_slos)
             for i, runs in stop.completed_models.items()
         }
         raise
-    return [
+    complete = [[*before, *runs] for before, runs in zip(known, batches, strict=True)]
+    if store is not None:
+        store.reused += sum(len(runs) for runs in known)
+        for key, runs in zip(keys, complete, strict=True):
+            store.keep(key, runs)
+    points = [
         _judge(model, runs, capsim_version, extra_slos)
-        for model, runs in zip(models, batches, strict=True)
+        for model, runs in zip(models, complete, strict=True)
     ]
+    for point, before in zip(points, known, strict=True):
+        point.reused = len(before)
+    return points
 
 
 def _judge(
@@ -493,6 +539,54 @@ def _judge(
     report = summarise(model, runs, capsim_version=capsim_version)
     checks, estimates = check_slos(model, runs, report.data, [*model.slos, *extra_slos])
     return Point(model, report, checks, estimates)
+
+
+#: Replications a ReplicationStore keeps (the most recently simulated or reused): enough for a
+#: verification extended from 12 to 24 replications, a few search points' worth besides.
+STORE_REPLICATIONS = 48
+
+
+class ReplicationStore:
+    """Replications already simulated in one command, by model and replication index, so that a
+    later measurement asking for the same ones reuses them instead of simulating them again.
+
+    A replication is a pure function of the model and its index, whatever the model's count of
+    replications (every random stream is keyed by seed, replication, tier or class, role), so a
+    measurement of the same model with more replications (a verification run again with twice
+    the replications) runs only the new ones, from the first index it lacks: its results are
+    the ones a run from 0 gives, byte for byte. Models are told apart by their pickled form
+    (their replication count left out); two models that pickle alike simulate alike. The store
+    keeps at most `capacity` replications, the most recently used.
+    """
+
+    def __init__(self, capacity: int = STORE_REPLICATIONS) -> None:
+        self.capacity = capacity
+        self._runs: dict[tuple[bytes, int], RunResult] = {}
+        self.reused = 0  # replications not simulated again, over the store's life
+
+    @staticmethod
+    def key(model: Model) -> bytes:
+        once = replace(model, simulation=replace(model.simulation, replications=1))
+        return hashlib.sha256(pickle.dumps(once, protocol=pickle.HIGHEST_PROTOCOL)).digest()
+
+    def known(self, key: bytes, count: int) -> list[RunResult]:
+        """The replications 0, 1, ... of the model of `key` kept here, up to the first missing
+        (at most `count`)."""
+        runs = []
+        for replication in range(count):
+            run = self._runs.pop((key, replication), None)
+            if run is None:
+                break
+            self._runs[(key, replication)] = run  # most recently used
+            runs.append(run)
+        return runs
+
+    def keep(self, key: bytes, runs: Sequence[RunResult]) -> None:
+        for replication, run in enumerate(runs):
+            self._runs.pop((key, replication), None)
+            self._runs[(key, replication)] = run
+        while len(self._runs) > self.capacity:
+            del self._runs[next(iter(self._runs))]
 
 
 def asked_figures(entry: dict[str, Any]) -> dict[str, Any]:
@@ -522,6 +616,7 @@ def headline(data: dict[str, Any]) -> dict[str, float | None]:
 __all__ = [
     "Point",
     "Progress",
+    "ReplicationStore",
     "SloCheck",
     "asked_figures",
     "at_max_replicas",
@@ -536,5 +631,6 @@ __all__ = [
     "percentile_needs_by_slo",
     "sampled_duration",
     "scale_open_traffic",
+    "simulated_requests",
     "with_run_length",
 ]

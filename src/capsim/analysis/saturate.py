@@ -25,6 +25,7 @@ from capsim.analysis.points import (
     SAMPLE_MARGIN,
     Point,
     Progress,
+    ReplicationStore,
     SloCheck,
     asked_figures,
     at_max_replicas,
@@ -36,6 +37,7 @@ from capsim.analysis.points import (
     percentile_needs_by_slo,
     sampled_duration,
     scale_open_traffic,
+    simulated_requests,
     with_run_length,
 )
 from capsim.analysis.stats import NOISE_FACTOR, student_t_quantile
@@ -293,6 +295,11 @@ class _Searcher:
         self.runs: dict[str, int] = {}  # simulated points per phase, verifications included
         self.requests = 0.0  # open requests simulated (warm-up and re-runs included)
         self.again: set[float] = set()  # rates measured again longer (`measured_longer`)
+        # Rates whose rounds stopped, not settled, before the last (`_measured_until_decided`).
+        self.stopped_early: set[float] = set()
+        # Replications simulated so far, reused by a measurement that asks for them again (a
+        # verification run again with more replications runs only the new ones).
+        self.store = ReplicationStore()
 
     @property
     def needs(self) -> list[tuple[float, int]]:
@@ -449,6 +456,7 @@ class _Searcher:
                 labels=[labels[i] for i in order] if labels is not None else None,
                 max_requests=self.max_requests,
                 executor=self.executor,
+                store=self.store,
             )
         except Interrupted as stop:
             stop.completed_models = {order[i]: p for i, p in stop.completed_models.items()}
@@ -460,9 +468,7 @@ class _Searcher:
             # changes during the run gets more of them for a longer run (with_run_length).
             rerun = point.model is not model
             self.runs[self.phase] = self.runs.get(self.phase, 0) + 1 + int(rerun)
-            self.requests += expected_requests(model)
-            if rerun:
-                self.requests += expected_requests(point.model)
+            self.requests += simulated_requests(point)  # replications reused not counted
         return points
 
     def _note_deciding(self, points: list[Point]) -> None:
@@ -1444,14 +1450,21 @@ def _measured_again(searcher: _Searcher, point: CurvePoint, notes: list[str]) ->
         )
         return point
     again = _measured_until_decided(
-        searcher, point.rate, "re-measuring a point that failed only by noise"
+        searcher, point.rate, "re-measuring a point that failed only by noise", settle=True
     )
     if again is None:
         return point
+    unsettled = not again.point.meets and bool(_only_by_noise(again))
     notes.append(
         f"the point at {point.rate:.4g}/s failed only by the upper end of its 95% interval; "
         "measured again with more replications and a longer run, it "
         + ("met every SLO" if again.point.meets else "still failed")
+        + (
+            ", its figure so near its limit that the rounds left would not be expected to "
+            "settle it: it counts as failing (the SLO limit is there, within noise)"
+            if unsettled and round(point.rate, 9) in searcher.stopped_early
+            else ""
+        )
     )
     return again
 
@@ -1486,21 +1499,31 @@ def _settled_by_more_data(point: CurvePoint, rounds: int) -> bool:
     return True
 
 
-def _measured_until_decided(searcher: _Searcher, rate: float, what: str) -> CurvePoint | None:
+def _measured_until_decided(
+    searcher: _Searcher, rate: float, what: str, settle: bool = False
+) -> CurvePoint | None:
     """The point at `rate` measured again longer (`measured_longer`) until it meets every SLO
     or fails by more than the upper end of an interval, at most NOISE_RERUN_ROUNDS times; None
-    when the request limit leaves no room for even once. An objective within its limit by a
+    when the request limit leaves no room for even once. With `settle` (a point of the curve
+    or of the bracket's narrowing, not the lightest), it also stops once the rounds left would
+    not be expected to settle it (`_settled_by_more_data`, judged again on each round's
+    figures, which estimate the margin and the interval better than the first point's: the
+    third round alone costs 64 times the point's simulation). An objective within its limit by a
     few percent of it needs more than one such round: a lightest point's p99 of 51 ms against
     55 ms needed one in 5 seeds of 12, and for one of them still failed by noise with 5
     replications of twice its run (no answer); verifications measured again once stepped
     down below that point for 3 (7.5 to 9.0/s)."""
     last: CurvePoint | None = None
-    for _ in range(NOISE_RERUN_ROUNDS):
+    for done in range(1, NOISE_RERUN_ROUNDS + 1):
         again = searcher.measured_longer(rate, what)
         if again is None:
             break
         last = again
         if again.point.meets or not _only_by_noise(again):
+            break
+        left = NOISE_RERUN_ROUNDS - done
+        if settle and left and not _settled_by_more_data(again, left):
+            searcher.stopped_early.add(round(rate, 9))
             break
     return last
 
@@ -1653,7 +1676,11 @@ def _verified_longer(
     would not settle it (an objective that does not grow with the load, such as the share of a
     slow provider's answers, only gets fewer samples there), more data does. The run length
     stays, since a longest wait or a backlog's maximum grows with it. `failed` when that would
-    exceed half the request limit."""
+    exceed half the request limit. Its rounds are kept whatever the margin: a failure here
+    moves the answer down, where an objective that does not grow with the load only gets
+    fewer samples (stepping down put a light point's answer at 7.4/s where 16.3/s holds). Each
+    round reuses the replications of the one before (`ReplicationStore`): 3, 6, 12 and 24
+    replications simulate 24."""
     last, replications = failed, lengthened.simulation.replications
     for _ in range(NOISE_RERUN_ROUNDS):
         replications = max(replications * RERUN_FACTOR, NOISE_RERUN_REPLICATIONS)

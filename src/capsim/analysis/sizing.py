@@ -25,6 +25,7 @@ from capsim.analysis.cost import (
 from capsim.analysis.points import (
     Point,
     Progress,
+    ReplicationStore,
     SloCheck,
     at_max_replicas,
     light_load_solution,
@@ -417,6 +418,7 @@ class _Search:
         #: is clear: docs/capacity.md, "Search"); None where conditions change during the run.
         self.settled_by: Model | None = None
         self.stage = ""  # "at full length" once a failed verification sends the search there
+        self.store = ReplicationStore()  # replications simulated so far, reused when asked again
 
     def key(self, values: dict[str, int]) -> tuple[int, ...]:
         return tuple(values[d.name] for d in self.dims)
@@ -424,13 +426,20 @@ class _Search:
     def measure(self, values: dict[str, int], model: Model, what: str) -> Point:
         return self.measure_all([values], model, what)[0]
 
-    def measure_all(self, trials: list[dict[str, int]], model: Model, what: str) -> list[Point]:
+    def measure_all(
+        self, trials: list[dict[str, int]], model: Model, what: str, fewer: bool = False
+    ) -> list[Point]:
         """The points of `trials` (independent configurations), the new ones measured together.
 
         At full length, a trial whose search point failed clearly keeps that verdict unmeasured.
+        With `fewer` (trials that take units away, while shrinking), a trial with no more of
+        any quantity than a configuration that failed clearly at the same run length keeps
+        that verdict unmeasured too (`_dominated`).
         """
         keys = [(model.simulation.duration, self.key(values)) for values in trials]
         settled = self._settled(keys)
+        if fewer:
+            settled.update(self._dominated([key for key in keys if key not in settled]))
         new = {
             key: values
             for key, values in zip(keys, trials, strict=True)
@@ -452,6 +461,31 @@ class _Search:
             point = self.cache.get((short, key[1]))
             if key[0] != short and point is not None and fails_clearly(point):
                 found[key] = point
+        return found
+
+    def _dominated(self, keys: list[tuple[float, tuple[int, ...]]]) -> dict[Any, Point]:
+        """The points of `keys` not measured yet that a measured configuration of the same run
+        length, with at least as much of every quantity, failed clearly (`fails_clearly`): less
+        capacity everywhere does not bring a tier back from overload nor an objective back
+        within its limit from beyond its whole interval (docs/capacity.md, "Search"). Shrinking
+        one unit at a time after a growth step of an eighth (auth 80 -> 90 pods) otherwise
+        measures every other quantity's one-unit-fewer trial again in each round, though it
+        failed clearly in the round before with more of the quantity being shrunk."""
+        failed = [
+            (key, point)
+            for key, point in self.cache.items()
+            if not point.meets and fails_clearly(point)
+        ]
+        found = {}
+        for key in keys:
+            if key in self.cache:
+                continue
+            for (length, counts), point in failed:
+                if length == key[0] and all(
+                    mine <= theirs for mine, theirs in zip(key[1], counts, strict=True)
+                ):
+                    found[key] = point
+                    break
         return found
 
     def _check_budget(self, new: dict[Any, dict[str, int]], model: Model) -> None:
@@ -495,13 +529,17 @@ class _Search:
             labels=labels,
             max_requests=self.max_requests,
             executor=self.executor,
+            store=self.store,
         )
         self.evaluations += len(trials)
         phase = what if not self.stage or what.startswith("verifying") else f"{what} {self.stage}"
         for asked, point in zip(models, points, strict=True):
             reruns = int(point.model.simulation != asked.simulation)  # re-run longer for noise
             self.runs[phase] = self.runs.get(phase, 0) + 1 + reruns
-            self.simulated += estimate_requests(asked) + reruns * estimate_requests(point.model)
+            measured_first = point.rerun_of or point  # replications reused are not counted
+            self.simulated += estimate_requests(asked) * measured_first.simulated_share
+            if point.rerun_of is not None:
+                self.simulated += estimate_requests(point.model) * point.simulated_share
         return points
 
     def cost(self, values: dict[str, int]) -> float:
@@ -606,7 +644,8 @@ class _Search:
                 if galloped is not None:
                     return galloped
         trials = [{**values, d.name: values[d.name] - 1} for d in order]
-        for trial, point in zip(trials, self.measure_all(trials, model, "shrinking"), strict=True):
+        measured = self.measure_all(trials, model, "shrinking", fewer=True)
+        for trial, point in zip(trials, measured, strict=True):
             if point.meets:
                 return trial
         return None
@@ -621,7 +660,8 @@ class _Search:
             for cheap in self.dims
             if cheap.unit_cost < dear.unit_cost and values[cheap.name] < cheap.high
         ]
-        for trial, point in zip(trials, self.measure_all(trials, model, "trading"), strict=True):
+        measured = self.measure_all(trials, model, "trading", fewer=True)
+        for trial, point in zip(trials, measured, strict=True):
             if point.meets:
                 return trial
         return None
@@ -636,7 +676,9 @@ class _Search:
         if tier.blocking and any(work.calls for work in tier.work):
             return False  # held through its calls: a callee's capacity shortens the hold
         key = (model.simulation.duration, self.key({**values, dim.name: values[dim.name] - 1}))
-        point = self.cache.get(key) or self._settled([key]).get(key)
+        point = (
+            self.cache.get(key) or self._settled([key]).get(key) or self._dominated([key]).get(key)
+        )
         if point is None:
             return False
         if dim.on_tier in point.report.unstable_tiers:
@@ -925,6 +967,7 @@ def size_tiers(
         [{**values, d.name: values[d.name] - 1} for d in dims if values[d.name] > d.low],
         deciding,
         "checking",
+        fewer=True,
     )
     sized = apply_capacity(target, answer, dims)
     tiers_out = _tiers_output(
@@ -1432,7 +1475,9 @@ def _one_fewer(
     shown = values[dim.name] - 1 + (redundancy if dim.loses_instances else 0)
     if values[dim.name] <= dim.low:
         return {"value": shown, "meets_slos": None, "reason": "at sizing.min"}
-    point = search.measure({**values, dim.name: values[dim.name] - 1}, model, "checking")
+    (point,) = search.measure_all(
+        [{**values, dim.name: values[dim.name] - 1}], model, "checking", fewer=True
+    )
     reason = "; ".join(point.failures) if not point.meets else "meets the SLOs"
     # A short point that failed clearly is not run again at full length: its run length shows.
     return {

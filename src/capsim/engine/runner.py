@@ -292,9 +292,12 @@ def run_batch(
     labels: Sequence[str] | None = None,
     max_requests: float = DEFAULT_MAX_REQUESTS,
     max_memory: float = DEFAULT_MAX_MEMORY,
+    first: Sequence[int] | None = None,
 ) -> list[list[RunResult]]:
     """Every replication of every model, evaluated together on `executor` (serial by default);
-    per model, its results in replication order.
+    per model, its results in replication order. With `first`, model m's replications before
+    first[m] are not run (the caller has them: a replication is a pure function of the model
+    and its index, whatever the count) and its results start at replication first[m].
 
     The models are independent (the points of a search or a sweep): their replications are one
     batch, so an executor with several workers runs them at the same time. Each model is checked
@@ -309,23 +312,25 @@ def run_batch(
     for model in models:
         check_run_size(model, None, max_requests, max_memory, running)
         paths.append(choose_path(model, engine))
-    tasks = [
-        Task(model, replication, path)
-        for model, (path, _) in zip(models, paths, strict=True)
-        for replication in range(model.simulation.replications)
+    starts = list(first) if first is not None else [0] * len(models)
+    owners = [
+        (m, r)
+        for m, model in enumerate(models)
+        for r in range(starts[m], model.simulation.replications)
     ]
+    tasks = [Task(models[m], r, paths[m][0]) for m, r in owners]
     if not tasks:
         return [[] for _ in models]
-    owners = [
-        (m, r) for m, model in enumerate(models) for r in range(model.simulation.replications)
+    slots: list[list[RunResult | None]] = [
+        [None] * max(model.simulation.replications - start, 0)
+        for model, start in zip(models, starts, strict=True)
     ]
-    slots: list[list[RunResult | None]] = [[None] * m.simulation.replications for m in models]
     tracker = _BatchProgress(models, owners, progress, labels)
 
     def keep(index: int, result: RunResult) -> None:
         m, replication = owners[index]
         result.engine_path, result.engine_reason = paths[m]
-        slots[m][replication] = result
+        slots[m][replication - starts[m]] = result
         tracker.done(index)
 
     try:
