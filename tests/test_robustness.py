@@ -390,5 +390,10 @@ def test_ctrl_c_while_capsim_is_still_starting_is_a_clean_stop(
         assert "PARTIAL (interrupted)" in stdout and "interrupted after" in stderr, stderr
     elif "interrupted after" in stderr:
         assert "nothing completed to report." in stderr, stderr
+    elif "interrupted." in stderr.splitlines():
+        # On a loaded machine the signal may land after start-up, while the command reads the
+        # scenario and builds its model, before the runner has begun: the command's own
+        # one-line stop (a CI run at load 2 on 2 cores saw it at 0.15 s).
+        assert stderr.splitlines()[-1] == "interrupted.", stderr
     else:
         assert "interrupted while capsim was starting; nothing was run." in stderr, stderr

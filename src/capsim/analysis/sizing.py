@@ -974,12 +974,7 @@ def size_tiers(
         model, sized, question, intact,
         lambda d: _one_fewer(search, values, d, deciding, redundancy),
     )  # fmt: skip
-    overrides = {
-        part["path"]: part[part["sized"]]
-        for entry in tiers_out.values()
-        for part in (entry, entry.get("also_sized") or {})
-        if part.get("sized")
-    }
+    overrides = _overrides_of(tiers_out)
     paid, paid_notes = paid_base_entries(model, dims, needed, answer, tiers_out)  # cost.py
     overrides.update(paid)
     if progress:
@@ -1015,6 +1010,17 @@ def size_tiers(
         "overrides": overrides,
         "notes": [*question.notes, *paid_notes, *base_notes],
         "warnings": _occupancy_warnings(tiers_out, {d.name: d for d in dims}, headroom),
+    }
+
+
+def _overrides_of(tiers_out: dict[str, Any]) -> dict[str, Any]:
+    """`--set` paths and values of the answer: each sized tier's quantity (and a database's
+    second group, `also_sized`, when both were sized)."""
+    return {
+        part["path"]: part[part["sized"]]
+        for entry in tiers_out.values()
+        for part in (entry, entry.get("also_sized") or {})
+        if part.get("sized")
     }
 
 

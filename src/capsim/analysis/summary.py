@@ -1228,7 +1228,12 @@ def _overloads_too_slow_to_see(
     # A fault in force for the whole run changes nothing over time: the formulas' one load
     # point is still the run's (the run's own offered rate is checked against it below).
     changing = _per_model(model, "changing", _tiers_changing_during_run)
-    busy = [name for name in busy if model.tier(name).index not in changing]
+    bounded = _per_model(model, "bounded", _bounded_by_their_users)
+    busy = [
+        name
+        for name in busy
+        if model.tier(name).index not in changing and model.tier(name).index not in bounded
+    ]
     if not busy:
         return []
 
@@ -1264,6 +1269,29 @@ def _overloads_too_slow_to_see(
             failure["pool"] = True  # the pool's connections, not the workers, are the limit
         failures.append(failure)
     return failures
+
+
+def _bounded_by_their_users(model: Model) -> set[int]:
+    """The tiers that only closed classes reach, within their requests' own responses (no queue
+    between): at most one request of each user waits there, so a closed loop at a tier's
+    capacity (4 load-test users with no think time on 2 workers: rho 1 by the formulas) is
+    saturated, never overloaded. A queue, or a tier behind one, is not bounded so: a user's
+    messages pile up beyond its one request."""
+    from capsim.model.visits import expected_visits
+
+    every = expected_visits(model)
+    own = expected_visits(model, synchronous=True)
+    bounded = set()
+    for tier in model.tiers:
+        reaching = [c for c in model.classes if every[c.index, tier.index] > 0]
+        if tier.is_async or not reaching:
+            continue
+        if all(
+            c.is_closed and every[c.index, tier.index] <= own[c.index, tier.index] + 1e-12
+            for c in reaching
+        ):
+            bounded.add(tier.index)
+    return bounded
 
 
 def _at_capacity_edge(solved: dict[str, Any]) -> list[dict[str, Any]]:
