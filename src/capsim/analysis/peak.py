@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capsim.engine.result import RunResult
-from capsim.engine.timeseries import TierSeries
+from capsim.engine.timeseries import Series, TierSeries
 from capsim.model.types import Tier
 
 #: The span a peak figure averages over: a minute, as monitoring shows "peak 1-minute load".
@@ -47,18 +47,25 @@ def _measured_buckets(edges: np.ndarray, warmup: float) -> np.ndarray:
     return np.flatnonzero(starts >= warmup - 1e-9 * max(1.0, warmup))
 
 
+def _pooled_series(runs: Sequence[RunResult]) -> tuple[list[Series], np.ndarray] | None:
+    """Every replication's time series and the indices of the measured buckets, or None when a
+    run has no series or the window no bucket."""
+    series = [run.series for run in runs if run.series is not None]
+    if not series or len(series) < len(runs):
+        return None
+    inside = _measured_buckets(series[0].edges, runs[0].warmup)
+    return (series, inside) if inside.size else None
+
+
 def tier_peak(tier: Tier, runs: Sequence[RunResult], figure: str) -> Peak | None:
     """The busiest PEAK_SPAN of `tier` for `figure` (`utilization` or `occupancy`), pooled over
     `runs` (one run: that replication's own), or None without time series or live workers."""
-    series = [run.series for run in runs]
-    if not series or any(s is None for s in series):
+    pooled = _pooled_series(runs)
+    if pooled is None:
         return None
+    series, inside = pooled
     first = series[0]
-    assert first is not None
-    inside = _measured_buckets(first.edges, runs[0].warmup)
-    if inside.size == 0:
-        return None
-    tier_runs: list[TierSeries] = [s.tiers[tier.index] for s in series if s is not None]
+    tier_runs: list[TierSeries] = [s.tiers[tier.index] for s in series]
     held = np.sum([t.busy_time[inside] for t in tier_runs], axis=0)
     if figure == "occupancy":  # held through calls, and never below the work itself
         held = np.maximum(np.sum([t.occupied_time[inside] for t in tier_runs], axis=0), held)
@@ -88,15 +95,12 @@ def peak_arrival_rate(tier: Tier, runs: Sequence[RunResult]) -> Peak | None:
     or None without time series. Under a profile the window's mean `offered_rate` mixes the
     quiet hours with the peak: an overload that happens only at the peak then reads "offered
     1,304.0/s, capacity 1,434.1/s", which looks like no overload at all."""
-    series = [run.series for run in runs]
-    if not series or any(s is None for s in series):
+    pooled = _pooled_series(runs)
+    if pooled is None:
         return None
+    series, inside = pooled
     first = series[0]
-    assert first is not None
-    inside = _measured_buckets(first.edges, runs[0].warmup)
-    if inside.size == 0:
-        return None
-    arrivals = np.sum([s.tiers[tier.index].arrivals[inside] for s in series if s is not None], 0)
+    arrivals = np.sum([s.tiers[tier.index].arrivals[inside] for s in series], 0)
     widths = (first.edges[1:] - first.edges[:-1])[inside]
     width = min(max(1, round(PEAK_SPAN / first.bucket)), inside.size)
     window = np.ones(width)
