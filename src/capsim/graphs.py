@@ -119,11 +119,11 @@ def expected_visits(
     the visits infinite (spectral radius >= 1). Raises ValueError for a loop of more than
     MAX_LOOP_TIERS nodes."""
     positive = {a: [b for b, n in targets.items() if n > 0] for a, targets in calls.items()}
-    reachable = _reachable(entry, positive)
-    inflow: dict[Node, float] = dict.fromkeys(reachable, 0.0)
+    found = reachable(entry, positive)
+    inflow: dict[Node, float] = dict.fromkeys(found, 0.0)
     inflow[entry] = 1.0
     visits: dict[Node, float] = {}
-    for component in strongly_connected(reachable, positive):
+    for component in strongly_connected(found, positive):
         members = set(component)
         if len(component) == 1 and component[0] not in positive.get(component[0], ()):
             values = [inflow[component[0]]]
@@ -164,7 +164,8 @@ def _solve_loop(
     return solve_dense(transposed, [inflow[node] for node in component])
 
 
-def _reachable(entry: Node, successors: Mapping[Node, Iterable[Node]]) -> list[Node]:
+def reachable(entry: Node, successors: Mapping[Node, Iterable[Node]]) -> list[Node]:
+    """`entry` and every node its successors lead to, in the order first found."""
     seen = {entry}
     order = [entry]
     stack = [entry]

@@ -45,12 +45,12 @@ from capsim.analysis.sizing_groups import (
 )
 from capsim.analysis.sizing_start import Quantity, Verdict, analytic_start, judge
 from capsim.analysis.solve import served_shares
-from capsim.analysis.summary import calls_reach
 from capsim.engine.executors import Executor
 from capsim.engine.runner import DEFAULT_MAX_REQUESTS, estimate_requests
 from capsim.errors import CapsimError, ResourceLimitError, UsageError
 from capsim.model.features import conditions_change
 from capsim.model.types import Autoscale, ConsumerScaling, Model, Pool, Sizing, Slo, Tier
+from capsim.model.visits import calls_reach
 from capsim.units import (
     UnitError,
     format_count,

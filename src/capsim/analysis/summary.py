@@ -1129,7 +1129,7 @@ def _behind_another_overload(
     14,794.9/s". Open classes only, clients that stay where they are."""
     if len(overloaded) < 2 or model.traffic_moves or any(c.is_closed for c in model.classes):
         return
-    from capsim.model.visits import expected_visits
+    from capsim.model.visits import calls_reach, expected_visits
 
     names = {failure["tier"]: failure for failure in overloaded}
     for failure in overloaded:
@@ -1149,23 +1149,6 @@ def _behind_another_overload(
         if expected > failure["offered_rate"]:
             failure["saturation_rate"] = open_offered * failure["capacity"] / expected
             failure["held_back_by"] = upstream[0]
-
-
-def calls_reach(model: Model, start: int, target: int) -> bool:
-    """Whether a visit to tier `start` leads, by calls of any class, to tier `target`."""
-    from capsim.model.visits import calls_per_visit
-
-    for traffic in model.classes:
-        rows = calls_per_visit(model, traffic.index)
-        seen, pending = {start}, [start]
-        while pending:
-            for callee in rows.get(pending.pop(), {}):
-                if callee == target:
-                    return True
-                if callee not in seen:
-                    seen.add(callee)
-                    pending.append(callee)
-    return False
 
 
 def overload_sentence(failure: dict[str, Any]) -> str:

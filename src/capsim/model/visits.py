@@ -59,6 +59,15 @@ def calls_per_visit(model: Model, class_index: int) -> dict[int, dict[int, float
     return _calls(model, class_index, {})
 
 
+def calls_reach(model: Model, start: int, target: int) -> bool:
+    """Whether a visit to tier `start` leads, by calls of any class, to tier `target`."""
+    for traffic in model.classes:
+        rows = calls_per_visit(model, traffic.index)
+        if any(target in rows.get(tier, {}) for tier in graphs.reachable(start, rows)):
+            return True
+    return False
+
+
 def per_message(tier: Tier) -> int:
     """How many messages share one piece of the tier's work and one round of its calls: a batch
     consumer's batch size, 1 elsewhere."""
